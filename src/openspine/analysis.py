@@ -1,0 +1,126 @@
+"""The pure core: Scan → AnalysisResult. File and batch shells call this."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from . import geometry
+from ._logging import get_logger
+from .errors import ModelError
+from .levels import LUMBAR_DISCS, DiscLevel
+from .results import AnalysisResult, Disc, InputInfo, ModelInfo, Vertebra, vec3
+from .scan import Scan
+
+log = get_logger("analysis")
+
+
+def input_info(scan: Scan) -> InputInfo:
+    src = scan.source
+    series = {k: v for k, v in src.to_dict().items() if v is not None and k not in ("path", "format")}
+    return InputInfo(
+        path=src.path,
+        format=src.format,
+        shape=scan.shape,
+        spacing_mm=vec3(scan.spacing),
+        orientation=scan.orientation,
+        affine=tuple(tuple(round(float(x), 6) for x in row) for row in scan.affine),
+        world_convention=geometry.WORLD_CONVENTION,
+        series=series,
+    )
+
+
+def analyze(
+    source: Scan | str | os.PathLike[str],
+    *,
+    series: str | int | None = None,
+    pixel_spacing: tuple[float, float] | float | None = None,
+    detector: str | os.PathLike[str] | None = None,
+    grader: str | os.PathLike[str] | None = None,
+    grade_levels: tuple[DiscLevel, ...] | None = LUMBAR_DISCS,
+) -> AnalysisResult:
+    """Detect, label and grade the spine in one scan.
+
+    Args:
+        source: a :class:`Scan` or anything :func:`openspine.load_scan` reads.
+        series, pixel_spacing: passed to :func:`openspine.load_scan` when ``source`` is a path.
+        detector: a detector model folder (default: the built-in detector).
+        grader: a grader model folder, e.g. one made by ``openspine finetune`` (default: built-in).
+        grade_levels: disc levels to grade (default T12-L1 … L5-S1); ``None`` grades every detected disc.
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if isinstance(source, Scan):
+        scan = source
+    else:
+        from .io import load_scan
+
+        scan = load_scan(Path(source), series=series, pixel_spacing=pixel_spacing)
+    timings["read"] = time.perf_counter() - t0
+    scan.check_analysable()
+    view = scan.to_sagittal()
+
+    vertebrae: tuple[Vertebra, ...] = ()
+    discs: tuple[Disc, ...] = ()
+    models: list[ModelInfo] = []
+    flags: list[str] = []
+    not_run: dict[str, str] = {}
+
+    t = time.perf_counter()
+    detection: Any = None
+    try:
+        from .detection import detect
+    except ImportError:
+        detect = None  # type: ignore[assignment]
+    if detect is None:
+        not_run["detection"] = "this version of openspine has no detector"
+    else:
+        try:
+            detection = detect(view, model=detector)
+        except ModelError as exc:
+            if detector is not None:
+                raise
+            not_run["detection"] = f"no usable built-in detector: {exc}"
+    timings["detection"] = time.perf_counter() - t
+    if detection is not None:
+        vertebrae, discs = detection.vertebrae, detection.discs
+        models.extend(detection.models)
+        flags.extend(detection.flags)
+        t = time.perf_counter()
+        try:
+            from .grading import grade
+        except ImportError:
+            grade = None  # type: ignore[assignment]
+        if grade is None:
+            not_run["grading"] = "this version of openspine has no grader"
+        else:
+            graded = grade(view, detection, levels=grade_levels, grader=grader)
+            discs = graded.discs
+            models.extend(graded.models)
+            flags.extend(graded.flags)
+        timings["grading"] = time.perf_counter() - t
+    else:
+        not_run.setdefault("grading", "grading needs detected discs")
+
+    timings["total"] = time.perf_counter() - t0
+    for step, why in not_run.items():
+        log.warning("%s not run: %s", step, why)
+    return AnalysisResult(
+        input=input_info(scan),
+        vertebrae=vertebrae,
+        discs=discs,
+        models=tuple(models),
+        flags=tuple(flags),
+        steps_not_run=not_run,
+        parameters={
+            "series": series,
+            "detector": str(detector) if detector else "built-in",
+            "grader": str(grader) if grader else "built-in",
+            "grade_levels": [lv.value for lv in grade_levels] if grade_levels else "all",
+        },
+        timings_s=timings,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )

@@ -1,0 +1,153 @@
+"""The ``openspine`` command: a thin layer over the Python API.
+
+``main(argv) -> int`` never lets an :class:`~openspine.errors.OpenSpineError` escape as a traceback: it
+prints one line saying what is wrong and returns a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+from .errors import OpenSpineError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+# `openspine train KIND ...` and `openspine evaluate KIND ...` hand the rest of the command line to the
+# module that owns that kind; each has its own argparse and --help.
+TRAIN_KINDS = {"detector": "openspine.training.detector", "grader": "openspine.training.grader"}
+EVALUATE_KINDS = {"detection": "openspine.evaluation.detection", "grading": "openspine.evaluation.grading"}
+
+_EPILOG_INFO = """examples:
+  openspine info /data/study42/            # a DICOM study folder: lists every series, marks the chosen one
+  openspine info scan.nii.gz
+  openspine info study.zip --json
+"""
+_EPILOG_ANALYZE = """examples:
+  openspine analyze /data/study42/ --out results/study42
+  openspine analyze scan.nii.gz --out out/ --series 7
+  openspine analyze slice.png --pixel-spacing 0.5 0.5 --out out/
+"""
+_EPILOG_DEMO = """examples:
+  openspine demo                 # analyses the embedded example scan, prints where the outputs are
+  openspine demo --out demo-out
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="DICOM folder, DICOM file, zip of DICOM files, NIfTI file, or PNG/JPEG slice")
+    p.add_argument("--series", default=None, help="series to use: SeriesInstanceUID, SeriesNumber or index")
+    p.add_argument(
+        "--pixel-spacing",
+        nargs=2,
+        type=float,
+        metavar=("ROW_MM", "COL_MM"),
+        default=None,
+        help="pixel size in mm, required for PNG/JPEG input",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openspine",
+        description="Detect, label and grade the spine in sagittal MRI. Research software, not a medical device.",
+        formatter_class=_Formatter,
+        epilog="Run 'openspine COMMAND --help' for the options and examples of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"openspine {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="show only errors")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="format of log messages on stderr"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "info", help="describe what was read: series, shape, spacing, orientation",
+        formatter_class=_Formatter, epilog=_EPILOG_INFO,
+    )  # fmt: skip
+    _add_input_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser(
+        "analyze", help="analyse one scan and write result.json and CSV files",
+        formatter_class=_Formatter, epilog=_EPILOG_ANALYZE,
+    )  # fmt: skip
+    _add_input_options(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+
+    p = sub.add_parser(
+        "demo", help="analyse the embedded example scan", formatter_class=_Formatter, epilog=_EPILOG_DEMO
+    )
+    p.add_argument("--out", type=Path, default=Path("openspine-demo"), help="output folder")
+
+    for name, kinds, what in (("train", TRAIN_KINDS, "train a model"), ("evaluate", EVALUATE_KINDS, "evaluate")):
+        p = sub.add_parser(
+            name,
+            help=f"{what} ({', '.join(kinds)}); 'openspine {name} KIND --help' for options",
+            formatter_class=_Formatter,
+            add_help=True,
+        )
+        p.add_argument("kind", choices=sorted(kinds), help="what to " + name)
+        p.add_argument("rest", nargs=argparse.REMAINDER, help="options of that kind")
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("openspine")
+    root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)] + [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {"time": self.formatTime(record), "level": record.levelname.lower(), "logger": record.name,
+             "message": record.getMessage()}  # fmt: skip
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    _configure_logging(args)
+    try:
+        if args.command in ("train", "evaluate"):
+            kinds = TRAIN_KINDS if args.command == "train" else EVALUATE_KINDS
+            module = importlib.import_module(kinds[args.kind])
+            return int(module.cli_main(list(args.rest), quiet=args.quiet))
+        commands = importlib.import_module(".commands", __package__)
+        return int(getattr(commands, f"run_{args.command}")(args))
+    except OpenSpineError as exc:
+        logging.getLogger("openspine").debug("error details", exc_info=True)
+        print(f"openspine: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("openspine: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

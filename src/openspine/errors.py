@@ -1,0 +1,47 @@
+"""The exceptions openspine raises for problems a user can fix.
+
+Every message names the offending value and, where there is one, the fix. The CLI turns any
+:class:`OpenSpineError` into a one-line message and a non-zero exit code instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class OpenSpineError(Exception):
+    """Base class of every error that openspine raises on purpose."""
+
+
+class ScanReadError(OpenSpineError):
+    """A path could not be read as a scan (missing, empty, corrupt, unknown format)."""
+
+
+class GeometryError(ScanReadError):
+    """A scan's geometry is inconsistent (mixed orientations, sizes, irregular slice gaps)."""
+
+
+class UnsupportedScanError(ScanReadError):
+    """A readable scan that openspine cannot analyse (a lone axial slice, 4D data, thick axial stack)."""
+
+
+class ImageContentError(ScanReadError):
+    """The voxel values cannot be analysed (NaN/Inf, constant image)."""
+
+
+class SeriesSelectionError(ScanReadError):
+    """The requested series does not exist, or no series suits the analysis."""
+
+
+class OutputError(OpenSpineError):
+    """Outputs cannot be written where asked (the folder is a file, no permission)."""
+
+
+class ModelError(OpenSpineError):
+    """A model file is missing, corrupt or does not match its model card."""
+
+
+class MissingDependencyError(OpenSpineError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+
+class ConfigError(OpenSpineError, ValueError):
+    """An option or configuration value is not valid."""

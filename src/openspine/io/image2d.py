@@ -1,0 +1,40 @@
+"""2D PNG/JPEG slices: read only when the user gives the pixel spacing (an image file carries none)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, ScanReadError
+from ..scan import Scan, ScanSource
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) -> Scan:
+    """A sagittal slice (head up, anterior left, as displayed) with the given row/column spacing in mm."""
+    if pixel_spacing is None:
+        raise ConfigError(
+            f"'{path.name}' is a 2D picture, which carries no pixel size. Give it with --pixel-spacing ROW COL "
+            "(mm), or pixel_spacing=(row_mm, col_mm) in Python."
+        )
+    sp = (float(pixel_spacing), float(pixel_spacing)) if np.isscalar(pixel_spacing) else tuple(pixel_spacing)  # type: ignore[arg-type]
+    if len(sp) != 2 or not all(np.isfinite(s) and s > 0 for s in sp):
+        raise ConfigError(f"pixel spacing must be two positive numbers in mm, got {pixel_spacing!r}")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("F") if im.mode not in ("L", "I;16", "I") else im)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ScanReadError(f"cannot read '{path}' as an image: {exc}") from exc
+    # rows go head → feet, columns anterior → posterior: the internal sagittal layout, one slice thick
+    affine = np.array(
+        [[0.0, 0.0, 1.0, 0.0], [0.0, -sp[1], 0.0, 0.0], [-sp[0], 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    )
+    return Scan(arr[:, :, None], affine, ScanSource(path=str(path), format="image"))

@@ -1,0 +1,202 @@
+"""Closed vocabularies: vertebral levels, disc levels and grading names.
+
+Enums accept plain strings at the boundary (``Level("L4")``, ``Level.parse("l4")``). Level values follow the
+VerSe label convention (C1 = 1 … L5 = 24, L6 = 25, S1 = 26, T13 = 28), which is also the label value written
+into ``labels.nii.gz``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from .errors import ConfigError
+
+
+def _did_you_mean(value: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(value, choices, n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+class Level(str, Enum):
+    """A vertebra, named by its anatomical level (the sacrum is S1)."""
+
+    C1 = "C1"
+    C2 = "C2"
+    C3 = "C3"
+    C4 = "C4"
+    C5 = "C5"
+    C6 = "C6"
+    C7 = "C7"
+    T1 = "T1"
+    T2 = "T2"
+    T3 = "T3"
+    T4 = "T4"
+    T5 = "T5"
+    T6 = "T6"
+    T7 = "T7"
+    T8 = "T8"
+    T9 = "T9"
+    T10 = "T10"
+    T11 = "T11"
+    T12 = "T12"
+    T13 = "T13"
+    L1 = "L1"
+    L2 = "L2"
+    L3 = "L3"
+    L4 = "L4"
+    L5 = "L5"
+    L6 = "L6"
+    S1 = "S1"
+
+    @classmethod
+    def parse(cls, value: str | Level) -> Level:
+        """Accept a level in any case (``"l4"``); raise a helpful error for anything else."""
+        if isinstance(value, Level):
+            return value
+        key = str(value).strip().upper()
+        try:
+            return cls(key)
+        except ValueError:
+            names = [m.value for m in cls]
+            raise ConfigError(f"unknown vertebral level '{value}'.{_did_you_mean(key, names)}") from None
+
+    @property
+    def label_value(self) -> int:
+        """The VerSe-convention label value (C1 = 1 … L5 = 24, L6 = 25, S1 = 26, T13 = 28)."""
+        return _LABEL_VALUE[self]
+
+    @property
+    def is_transitional(self) -> bool:
+        return self in (Level.T13, Level.L6)
+
+    @property
+    def region(self) -> str:
+        return {"C": "cervical", "T": "thoracic", "L": "lumbar", "S": "sacral"}[self.value[0]]
+
+    @classmethod
+    def from_label_value(cls, value: int) -> Level:
+        for level, v in _LABEL_VALUE.items():
+            if v == value:
+                return level
+        raise ConfigError(f"no vertebral level has label value {value}")
+
+    @classmethod
+    def standard_sequence(cls) -> list[Level]:
+        """C1 … S1 without the transitional T13 and L6, top to bottom."""
+        return [lv for lv in cls if not lv.is_transitional]
+
+    def below(self) -> Level | None:
+        """The next level caudally in the standard sequence (None below S1)."""
+        seq = Level.standard_sequence()
+        if self.is_transitional:
+            return Level.L1 if self is Level.T13 else Level.S1
+        i = seq.index(self)
+        return seq[i + 1] if i + 1 < len(seq) else None
+
+
+_LABEL_VALUE: dict[Level, int] = {lv: i + 1 for i, lv in enumerate(Level.standard_sequence()) if lv != Level.S1}
+_LABEL_VALUE.update({Level.L6: 25, Level.S1: 26, Level.T13: 28})
+
+
+class DiscLevel(str, Enum):
+    """An intervertebral disc, named by the two vertebrae around it (``"L4-L5"``)."""
+
+    C2_C3 = "C2-C3"
+    C3_C4 = "C3-C4"
+    C4_C5 = "C4-C5"
+    C5_C6 = "C5-C6"
+    C6_C7 = "C6-C7"
+    C7_T1 = "C7-T1"
+    T1_T2 = "T1-T2"
+    T2_T3 = "T2-T3"
+    T3_T4 = "T3-T4"
+    T4_T5 = "T4-T5"
+    T5_T6 = "T5-T6"
+    T6_T7 = "T6-T7"
+    T7_T8 = "T7-T8"
+    T8_T9 = "T8-T9"
+    T9_T10 = "T9-T10"
+    T10_T11 = "T10-T11"
+    T11_T12 = "T11-T12"
+    T12_L1 = "T12-L1"
+    T12_T13 = "T12-T13"
+    T13_L1 = "T13-L1"
+    L1_L2 = "L1-L2"
+    L2_L3 = "L2-L3"
+    L3_L4 = "L3-L4"
+    L4_L5 = "L4-L5"
+    L5_S1 = "L5-S1"
+    L5_L6 = "L5-L6"
+    L6_S1 = "L6-S1"
+
+    @classmethod
+    def parse(cls, value: str | DiscLevel) -> DiscLevel:
+        if isinstance(value, DiscLevel):
+            return value
+        key = str(value).strip().upper().replace("/", "-").replace("_", "-")
+        try:
+            return cls(key)
+        except ValueError:
+            names = [m.value for m in cls]
+            raise ConfigError(f"unknown disc level '{value}'.{_did_you_mean(key, names)}") from None
+
+    @classmethod
+    def between(cls, upper: Level, lower: Level) -> DiscLevel:
+        return cls.parse(f"{upper.value}-{lower.value}")
+
+    @property
+    def upper(self) -> Level:
+        return Level(self.value.split("-")[0])
+
+    @property
+    def lower(self) -> Level:
+        return Level(self.value.split("-")[1])
+
+    @property
+    def label_value(self) -> int:
+        """100 + the label value of the vertebra above (the shared data's disc convention)."""
+        return 100 + self.upper.label_value
+
+    @property
+    def is_lumbar(self) -> bool:
+        """T12-L1 … L5-S1 (and transitional lumbar discs): the levels graded by default."""
+        return self.lower.region in ("lumbar", "sacral")
+
+
+LUMBAR_DISCS: tuple[DiscLevel, ...] = (
+    DiscLevel.T12_L1,
+    DiscLevel.L1_L2,
+    DiscLevel.L2_L3,
+    DiscLevel.L3_L4,
+    DiscLevel.L4_L5,
+    DiscLevel.L5_S1,
+)
+
+
+class Grading(str, Enum):
+    """Names of disc gradings as written in result.json."""
+
+    PFIRRMANN = "pfirrmann"
+    NARROWING = "narrowing"
+    SPONDYLOLISTHESIS = "spondylolisthesis"
+    ENDPLATE_DEFECT_UPPER = "endplate_defect_upper"
+    ENDPLATE_DEFECT_LOWER = "endplate_defect_lower"
+    MARROW_CHANGE = "marrow_change"
+    HERNIATION = "herniation"
+    BULGING = "bulging"
+    CENTRAL_CANAL_STENOSIS = "central_canal_stenosis"
+    FORAMINAL_STENOSIS_LEFT = "foraminal_stenosis_left"
+    FORAMINAL_STENOSIS_RIGHT = "foraminal_stenosis_right"
+
+    @classmethod
+    def parse(cls, value: str | Grading) -> Grading:
+        if isinstance(value, Grading):
+            return value
+        key = str(value).strip().lower()
+        try:
+            return cls(key)
+        except ValueError:
+            names = [m.value for m in cls]
+            raise ConfigError(f"unknown grading '{value}'.{_did_you_mean(key, names)}") from None

@@ -1,0 +1,242 @@
+"""Typed, frozen result records and their JSON / CSV / DataFrame forms.
+
+Coordinates are given twice: ``*_voxel`` indexes the input array exactly as the file stores it (for NIfTI:
+nibabel's array order; for DICOM: (row, column, slice) with slices sorted along the slice normal) and
+``*_mm`` is the RAS+ world position in millimetres.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._version import __version__
+from .levels import DiscLevel, Grading, Level
+
+SCHEMA_VERSION = "1.0.0"
+
+Vec3 = tuple[float, float, float]
+
+
+def _vec(v: Iterable[float]) -> Vec3:
+    a, b, c = (round(float(x), 3) for x in v)
+    return (a, b, c)
+
+
+@dataclass(frozen=True)
+class SliceOutline:
+    """A vertebral body (or disc) seen on one sagittal slice: four corners, in the order
+    anterior-superior, posterior-superior, posterior-inferior, anterior-inferior."""
+
+    slice_index: int  # index of the sagittal slice in the internal layout
+    corners_voxel: tuple[Vec3, Vec3, Vec3, Vec3]
+    corners_mm: tuple[Vec3, Vec3, Vec3, Vec3]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slice_index": self.slice_index,
+            "corners_voxel": [list(c) for c in self.corners_voxel],
+            "corners_mm": [list(c) for c in self.corners_mm],
+        }
+
+
+@dataclass(frozen=True)
+class Vertebra:
+    label: Level | None
+    score: float
+    centroid_voxel: Vec3
+    centroid_mm: Vec3
+    outlines: tuple[SliceOutline, ...] = ()
+    mid_slice: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label.value if self.label else None,
+            "score": round(float(self.score), 4),
+            "centroid_voxel": list(self.centroid_voxel),
+            "centroid_mm": list(self.centroid_mm),
+            "mid_slice": self.mid_slice,
+            "outlines": [o.to_dict() for o in self.outlines],
+        }
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One grading of one disc: the chosen grade and the probability of every class."""
+
+    grade: int | None
+    probabilities: Mapping[str, float] | None = None
+    available: bool = True
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "grade": self.grade,
+            "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()}
+            if self.probabilities is not None
+            else None,
+            "available": self.available,
+        }
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+@dataclass(frozen=True)
+class Disc:
+    level: DiscLevel | None
+    centroid_voxel: Vec3
+    centroid_mm: Vec3
+    outlines: tuple[SliceOutline, ...] = ()
+    grades: Mapping[Grading, Grade] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level.value if self.level else None,
+            "centroid_voxel": list(self.centroid_voxel),
+            "centroid_mm": list(self.centroid_mm),
+            "outlines": [o.to_dict() for o in self.outlines],
+            "grades": {g.value: r.to_dict() for g, r in self.grades.items()},
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    path: str | None
+    format: str
+    shape: tuple[int, int, int]
+    spacing_mm: Vec3
+    orientation: tuple[str, str, str]
+    affine: tuple[tuple[float, ...], ...]
+    world_convention: str
+    series: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "shape": list(self.shape),
+            "spacing_mm": list(self.spacing_mm),
+            "orientation": "".join(self.orientation),
+            "affine": [list(r) for r in self.affine],
+            "world_convention": self.world_convention,
+            "series": dict(self.series),
+        }
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything openspine found in one scan."""
+
+    input: InputInfo
+    vertebrae: tuple[Vertebra, ...] = ()
+    discs: tuple[Disc, ...] = ()
+    models: tuple[ModelInfo, ...] = ()
+    flags: tuple[str, ...] = ()
+    steps_not_run: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+    created: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "openspine_version": __version__,
+            "created": self.created,
+            "input": self.input.to_dict(),
+            "models": [m.to_dict() for m in self.models],
+            "vertebrae": [v.to_dict() for v in self.vertebrae],
+            "discs": [d.to_dict() for d in self.discs],
+            "flags": list(self.flags),
+            "steps_not_run": dict(self.steps_not_run),
+            "parameters": dict(self.parameters),
+            "timings_s": {k: round(float(v), 4) for k, v in self.timings_s.items()},
+            "disclaimer": DISCLAIMER,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def vertebra_rows(self) -> list[dict[str, Any]]:
+        """One row per vertebra (the CSV and DataFrame form)."""
+        rows = []
+        for v in self.vertebrae:
+            rows.append(
+                {
+                    "label": v.label.value if v.label else "",
+                    "score": round(float(v.score), 4),
+                    **_xyz("centroid_voxel", v.centroid_voxel),
+                    **_xyz("centroid_mm", v.centroid_mm),
+                    "mid_slice": "" if v.mid_slice is None else v.mid_slice,
+                }
+            )
+        return rows
+
+    def disc_rows(self) -> list[dict[str, Any]]:
+        """One row per disc and grading (a disc without gradings still gets one row)."""
+        rows = []
+        for d in self.discs:
+            base = {
+                "level": d.level.value if d.level else "",
+                **_xyz("centroid_voxel", d.centroid_voxel),
+                **_xyz("centroid_mm", d.centroid_mm),
+            }
+            if not d.grades:
+                rows.append({**base, "grading": "", "grade": "", "probability": "", "probabilities": ""})
+            for g, r in d.grades.items():
+                p = r.probabilities or {}
+                rows.append(
+                    {
+                        **base,
+                        "grading": g.value,
+                        "grade": "" if r.grade is None else r.grade,
+                        "probability": "" if r.grade is None else round(float(p.get(str(r.grade), 0.0)), 4),
+                        "probabilities": json.dumps({k: round(float(x), 4) for k, x in p.items()}) if p else "",
+                    }
+                )
+        return rows
+
+    def to_dataframe(self, kind: str = "discs") -> Any:
+        """A pandas DataFrame of ``"discs"`` (one row per disc × grading) or ``"vertebrae"``."""
+        from ._optional import import_optional
+
+        pd = import_optional("pandas", "to_dataframe()")
+        if kind not in ("discs", "vertebrae"):
+            from .errors import ConfigError
+
+            raise ConfigError(f"kind must be 'discs' or 'vertebrae', got {kind!r}")
+        return pd.DataFrame(self.disc_rows() if kind == "discs" else self.vertebra_rows())
+
+
+VERTEBRA_COLUMNS = [
+    "label", "score", "centroid_voxel_0", "centroid_voxel_1", "centroid_voxel_2",
+    "centroid_mm_x", "centroid_mm_y", "centroid_mm_z", "mid_slice",
+]  # fmt: skip
+DISC_COLUMNS = [
+    "level", "centroid_voxel_0", "centroid_voxel_1", "centroid_voxel_2",
+    "centroid_mm_x", "centroid_mm_y", "centroid_mm_z", "grading", "grade", "probability", "probabilities",
+]  # fmt: skip
+
+DISCLAIMER = "Research software, not a medical device: not for diagnosis or treatment decisions."
+
+
+def _xyz(prefix: str, v: Vec3) -> dict[str, float]:
+    names = ("x", "y", "z") if prefix.endswith("mm") else ("0", "1", "2")
+    return {f"{prefix}_{n}": round(float(c), 3) for n, c in zip(names, v)}
+
+
+def vec3(v: Iterable[float]) -> Vec3:
+    """Round a 3-vector for the records (mm and voxel precision of 0.001)."""
+    return _vec(v)

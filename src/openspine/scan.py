@@ -1,0 +1,167 @@
+"""The one image type of openspine: a voxel array with a 4×4 affine in RAS+ millimetres.
+
+Spacing and orientation are derived from the affine, never stored twice. :meth:`Scan.to_sagittal` gives the
+internal analysis layout (see :mod:`openspine.geometry`) together with the exact map back to the input grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import geometry
+from .errors import ImageContentError, UnsupportedScanError
+
+
+@dataclass(frozen=True)
+class ScanSource:
+    """Where a scan came from and what its header says (no patient identifiers)."""
+
+    path: str | None = None
+    format: str = "array"  # "nifti", "dicom", "image", "array"
+    series_uid: str | None = None
+    series_description: str | None = None
+    series_number: int | None = None
+    modality: str | None = None
+    sequence_hint: str | None = None  # "T1", "T2", "STIR", ... guessed from header text
+    manufacturer: str | None = None
+    study_uid: str | None = None
+    frame_of_reference_uid: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class Scan:
+    """A 3D voxel array (2D images have a third axis of length 1) and its voxel → RAS+ mm affine."""
+
+    array: NDArray[Any]
+    affine: NDArray[np.float64]
+    source: ScanSource = field(default_factory=ScanSource)
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.array)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3:
+            raise UnsupportedScanError(
+                f"a scan must be a 3D volume or a 2D slice, got an array of shape {arr.shape}"
+            )
+        aff = np.asarray(self.affine, dtype=np.float64)
+        if aff.shape != (4, 4) or not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-12:
+            raise UnsupportedScanError(f"the affine must be a finite, invertible 4×4 matrix, got {aff!r}")
+        object.__setattr__(self, "array", arr)
+        object.__setattr__(self, "affine", aff)
+
+    # --- derived geometry -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        s = self.array.shape
+        return int(s[0]), int(s[1]), int(s[2])
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along each array axis."""
+        return geometry.spacing(self.affine)
+
+    @property
+    def orientation(self) -> tuple[str, str, str]:
+        """The world direction each array axis points to, e.g. ``('I', 'P', 'R')``."""
+        return geometry.axcodes(self.affine)
+
+    def voxel_to_world(self, ijk: NDArray[np.floating]) -> NDArray[np.float64]:
+        return geometry.apply_affine(self.affine, ijk)
+
+    def world_to_voxel(self, xyz: NDArray[np.floating]) -> NDArray[np.float64]:
+        return geometry.apply_affine(np.linalg.inv(self.affine), xyz)
+
+    @property
+    def slice_axis(self) -> int | None:
+        """The through-plane axis of the acquisition, or None for a near-isotropic 3D volume."""
+        if 1 in self.shape:
+            return self.shape.index(1)
+        sp = np.asarray(self.spacing)
+        thick = int(np.argmax(sp))
+        others = np.delete(sp, thick)
+        return thick if sp[thick] > 1.5 * float(others.max()) or sp[thick] > 2.0 else None
+
+    # --- analysis layout --------------------------------------------------------------------------
+    def to_sagittal(self) -> SagittalView:
+        """The scan in the internal sagittal layout, or a clear refusal for a non-sagittal stack."""
+        axis = self.slice_axis
+        if axis is not None:
+            normal = geometry.axis_directions(self.affine)[:, axis]
+            if abs(normal[0]) < max(abs(normal[1]), abs(normal[2])):
+                plane = "axial" if abs(normal[2]) >= abs(normal[1]) else "coronal"
+                what = "a single slice" if self.shape[axis] == 1 else f"{self.shape[axis]} slices"
+                raise UnsupportedScanError(
+                    f"this is an {plane} acquisition ({what}, {self.spacing[axis]:.1f} mm apart): a sagittal "
+                    f"view would have {self.spacing[axis]:.1f} mm resolution along the spine. openspine needs a "
+                    "sagittal series or a near-isotropic 3D volume; pick the sagittal series of the study."
+                )
+        arr, aff = geometry.reorient(self.array, self.affine, geometry.INTERNAL_CODES)
+        return SagittalView(Scan(arr, aff, self.source), self)
+
+    def check_analysable(self) -> None:
+        """Refuse voxel values that no model can use: NaN/Inf, or an image without contrast."""
+        arr = self.array
+        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+            raise ImageContentError(f"voxel type {arr.dtype} is not a real number type")
+        if np.issubdtype(arr.dtype, np.floating):
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            if bad:
+                raise ImageContentError(
+                    f"the image has {bad} NaN or infinite voxels ({100 * bad / arr.size:.1f} %); "
+                    "fix or mask them before analysis"
+                )
+        lo, hi = float(np.min(arr)), float(np.max(arr))
+        if hi <= lo:
+            raise ImageContentError(f"the image has no contrast: every voxel equals {lo:g}")
+
+    def __repr__(self) -> str:
+        sp = ", ".join(f"{s:.3g}" for s in self.spacing)
+        return (
+            f"Scan(shape={self.shape}, spacing_mm=({sp}), orientation={''.join(self.orientation)}, "
+            f"dtype={self.array.dtype}, source={self.source.path!r})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SagittalView:
+    """A scan in the internal sagittal layout plus the exact map back to the input voxel grid."""
+
+    scan: Scan
+    input: Scan
+
+    def to_input_voxel(self, ijk: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Internal voxel indices → the input array's voxel indices (as the file stores them)."""
+        m = np.linalg.inv(self.input.affine) @ self.scan.affine
+        return geometry.apply_affine(m, ijk)
+
+    def to_world(self, ijk: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Internal voxel indices → RAS+ mm."""
+        return self.scan.voxel_to_world(ijk)
+
+    def from_input_voxel(self, ijk: NDArray[np.floating]) -> NDArray[np.float64]:
+        m = np.linalg.inv(self.scan.affine) @ self.input.affine
+        return geometry.apply_affine(m, ijk)
+
+    def input_slice_index(self, k: int) -> int:
+        """The index, along the input array's left-right axis, of internal sagittal slice ``k``."""
+        _, sign, offset = _sagittal_input_axis(self)
+        return offset + sign * int(k)
+
+
+def _sagittal_input_axis(view: SagittalView) -> tuple[int, int, int]:
+    """(input axis that the internal slice axis maps to, sign, offset): input index = offset + sign * k."""
+    m = np.linalg.inv(view.input.affine) @ view.scan.affine
+    col = m[:3, 2]
+    ax = int(np.argmax(np.abs(col)))
+    return ax, int(round(col[ax])), int(round(m[ax, 3]))

@@ -38,7 +38,7 @@ def load_scan(
     """
     p = Path(path)
     _check_exists(p)
-    from . import dicom, image2d, nifti
+    from . import image2d, nifti
 
     if p.is_file():
         if nifti.is_nifti(p):
@@ -50,6 +50,8 @@ def load_scan(
 
             with extracted_zip(p) as folder:
                 return _read_dicom(folder, series, display_path=p)
+        from . import dicom
+
         if dicom.is_dicom_file(p):
             return _read_dicom(p, series, display_path=p)
         raise ScanReadError(
@@ -71,7 +73,12 @@ def list_series(path: str | os.PathLike[str]) -> list[dict[str, object]]:
     """Describe the series found at ``path`` (one dict each), marking the one chosen by default."""
     p = Path(path)
     _check_exists(p)
-    from . import dicom, nifti
+    from . import nifti
+
+    if nifti.is_nifti(p):
+        scan = load_scan(p)
+        return [{"index": 0, "chosen": True, "format": scan.source.format, "shape": list(scan.shape)}]
+    from . import dicom
 
     if p.is_file() and p.suffix.lower() == ".zip":
         from .archive import extracted_zip
@@ -80,10 +87,7 @@ def list_series(path: str | os.PathLike[str]) -> list[dict[str, object]]:
             return _describe(dicom.discover_series(folder))
     if p.is_dir() or dicom.is_dicom_file(p):
         return _describe(dicom.discover_series(p))
-    scan = load_scan(p) if nifti.is_nifti(p) else None
-    if scan is None:
-        raise ScanReadError(f"'{p}' holds no series list: it is a single image; use load_scan")
-    return [{"index": 0, "chosen": True, "format": scan.source.format, "shape": scan.shape}]
+    raise ScanReadError(f"'{p}' holds no series list: it is a single image; use load_scan")
 
 
 def _describe(found: list[object]) -> list[dict[str, object]]:

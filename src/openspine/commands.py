@@ -1,0 +1,112 @@
+"""Implementations of the CLI commands; each takes the parsed arguments and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ._logging import get_logger
+
+log = get_logger("cli")
+
+
+def _series_arg(value: str | None) -> str | int | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def _spacing_arg(args: argparse.Namespace) -> tuple[float, float] | None:
+    return tuple(args.pixel_spacing) if args.pixel_spacing else None  # type: ignore[return-value]
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from .io import list_series, load_scan
+
+    path = Path(args.path)
+    series_list: list[dict[str, Any]] = []
+    if path.is_dir() or path.suffix.lower() == ".zip" or _is_dicom(path):
+        series_list = list_series(path)
+    scan = load_scan(path, series=_series_arg(args.series), pixel_spacing=_spacing_arg(args))
+    summary = {
+        "path": str(path),
+        "format": scan.source.format,
+        "series_found": series_list,
+        "chosen_series": scan.source.series_uid,
+        "shape": list(scan.shape),
+        "spacing_mm": [round(s, 4) for s in scan.spacing],
+        "orientation": "".join(scan.orientation),
+        "dtype": str(scan.array.dtype),
+        "sequence_hint": scan.source.sequence_hint,
+    }
+    try:
+        view = scan.to_sagittal()
+        summary["analysis_layout"] = {"shape": list(view.scan.shape), "orientation": "".join(view.scan.orientation)}
+        summary["analysable"] = True
+    except Exception as exc:  # the reason is shown, not raised: info describes, analyze refuses
+        summary["analysable"] = False
+        summary["why_not"] = str(exc)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    lines = [f"{summary['path']}  ({summary['format']})"]
+    for s in series_list:
+        mark = "*" if s.get("chosen") else " "
+        desc = s.get("description") or ""
+        lines.append(
+            f" {mark} [{s['index']}] series {s.get('series_number', '')} {desc!s:30.30}  {s.get('plane', '')}"
+            f"  {s.get('n_slices', '')} slices  {s.get('rows', '')}x{s.get('columns', '')}"
+        )
+    if series_list:
+        lines.append("   (* = chosen; pick another with --series)")
+    lines += [
+        f"shape        {tuple(scan.shape)}",
+        f"spacing (mm) {tuple(round(s, 4) for s in scan.spacing)}",
+        f"orientation  {summary['orientation']} (direction each array axis points to, RAS+ world)",
+        f"data type    {summary['dtype']}",
+    ]
+    if summary["sequence_hint"]:
+        lines.append(f"sequence     {summary['sequence_hint']} (from the header)")
+    lines.append(
+        "analysable   yes, as sagittal " + "x".join(str(n) for n in summary["analysis_layout"]["shape"])
+        if summary["analysable"]
+        else f"analysable   no: {summary['why_not']}"
+    )
+    print("\n".join(lines))
+    return 0
+
+
+def _is_dicom(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    from .io.dicom import is_dicom_file
+
+    return is_dicom_file(path)
+
+
+def _analyze_to(path: Path, out: Path, series: str | int | None, spacing: tuple[float, float] | None) -> int:
+    from .analysis import analyze
+    from .writers import prepare_output_dir, write_result
+
+    prepare_output_dir(out)  # fail before the slow part if the folder is unusable
+    result = analyze(path, series=series, pixel_spacing=spacing)
+    files = write_result(result, out)
+    n_v, n_d = len(result.vertebrae), len(result.discs)
+    print(f"{path}: {n_v} vertebrae, {n_d} discs; outputs in {out.resolve()}")
+    for name in files.values():
+        print(f"  {name}")
+    return 0
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    return _analyze_to(Path(args.path), Path(args.out), _series_arg(args.series), _spacing_arg(args))
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .data import DEMO_ATTRIBUTION, demo_scan_path
+
+    print(f"openspine demo: analysing the embedded example scan {demo_scan_path().name}")
+    print(f"  (real lumbar T2 slice from SPIDER, CC BY 4.0 — see {DEMO_ATTRIBUTION})")
+    return _analyze_to(demo_scan_path(), Path(args.out), None, None)

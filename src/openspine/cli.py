@@ -120,10 +120,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {"time": self.formatTime(record), "level": record.levelname.lower(), "logger": record.name,
-             "message": record.getMessage()}  # fmt: skip
-        )
+        entry = {"time": self.formatTime(record), "level": record.levelname.lower()}
+        entry.update(logger=record.name, message=record.getMessage())
+        return json.dumps(entry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

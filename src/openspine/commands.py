@@ -26,11 +26,11 @@ def run_info(args: argparse.Namespace) -> int:
     from .io import list_series, load_scan
 
     path = Path(args.path)
-    series_list: list[dict[str, Any]] = []
-    if path.is_dir() or path.suffix.lower() == ".zip" or _is_dicom(path):
-        series_list = list_series(path)
+    from .io.image2d import is_image
+
+    series_list: list[dict[str, Any]] = [] if is_image(path) else list_series(path)
     scan = load_scan(path, series=_series_arg(args.series), pixel_spacing=_spacing_arg(args))
-    summary = {
+    summary: dict[str, Any] = {
         "path": str(path),
         "format": scan.source.format,
         "series_found": series_list,
@@ -76,14 +76,6 @@ def run_info(args: argparse.Namespace) -> int:
     )
     print("\n".join(lines))
     return 0
-
-
-def _is_dicom(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    from .io.dicom import is_dicom_file
-
-    return is_dicom_file(path)
 
 
 def _analyze_to(path: Path, out: Path, series: str | int | None, spacing: tuple[float, float] | None) -> int:

@@ -147,22 +147,22 @@ class DiscLevel(str, Enum):
         return cls.parse(f"{upper.value}-{lower.value}")
 
     @property
-    def upper(self) -> Level:
+    def upper_vertebra(self) -> Level:
         return Level(self.value.split("-")[0])
 
     @property
-    def lower(self) -> Level:
+    def lower_vertebra(self) -> Level:
         return Level(self.value.split("-")[1])
 
     @property
     def label_value(self) -> int:
         """100 + the label value of the vertebra above (the shared data's disc convention)."""
-        return 100 + self.upper.label_value
+        return 100 + self.upper_vertebra.label_value
 
     @property
     def is_lumbar(self) -> bool:
         """T12-L1 … L5-S1 (and transitional lumbar discs): the levels graded by default."""
-        return self.lower.region in ("lumbar", "sacral")
+        return self.lower_vertebra.region in ("lumbar", "sacral")
 
 
 LUMBAR_DISCS: tuple[DiscLevel, ...] = (

@@ -51,9 +51,7 @@ class Scan:
         if arr.ndim == 2:
             arr = arr[:, :, None]
         if arr.ndim != 3:
-            raise UnsupportedScanError(
-                f"a scan must be a 3D volume or a 2D slice, got an array of shape {arr.shape}"
-            )
+            raise UnsupportedScanError(f"a scan must be a 3D volume or a 2D slice, got an array of shape {arr.shape}")
         aff = np.asarray(self.affine, dtype=np.float64)
         if aff.shape != (4, 4) or not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-12:
             raise UnsupportedScanError(f"the affine must be a finite, invertible 4×4 matrix, got {aff!r}")
@@ -164,4 +162,4 @@ def _sagittal_input_axis(view: SagittalView) -> tuple[int, int, int]:
     m = np.linalg.inv(view.input.affine) @ view.scan.affine
     col = m[:3, 2]
     ax = int(np.argmax(np.abs(col)))
-    return ax, int(round(col[ax])), int(round(m[ax, 3]))
+    return ax, round(float(col[ax])), round(float(m[ax, 3]))

@@ -91,9 +91,8 @@ def list_series(path: str | os.PathLike[str]) -> list[dict[str, object]]:
 
 
 def _describe(found: list[object]) -> list[dict[str, object]]:
-    from . import dicom
-
     from ..errors import SeriesSelectionError
+    from . import dicom
 
     try:
         chosen = dicom.choose_series(found, None, quiet=True)  # type: ignore[arg-type]

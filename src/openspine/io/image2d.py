@@ -34,7 +34,5 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
     except (UnidentifiedImageError, OSError) as exc:
         raise ScanReadError(f"cannot read '{path}' as an image: {exc}") from exc
     # rows go head → feet, columns anterior → posterior: the internal sagittal layout, one slice thick
-    affine = np.array(
-        [[0.0, 0.0, 1.0, 0.0], [0.0, -sp[1], 0.0, 0.0], [-sp[0], 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-    )
+    affine = np.array([[0.0, 0.0, 1.0, 0.0], [0.0, -sp[1], 0.0, 0.0], [-sp[0], 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
     return Scan(arr[:, :, None], affine, ScanSource(path=str(path), format="image"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ def read_nifti(path: Path) -> Scan:
     import nibabel as nib
 
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))
         arr = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for a damaged file
         raise ScanReadError(f"cannot read '{path}' as NIfTI: {exc}") from exc

@@ -1,0 +1,227 @@
+"""Disc-aligned crops: the view of one intervertebral disc that the grader sees.
+
+A crop is a pure function of a sagittal array in the internal layout (rows superior→inferior, columns
+anterior→posterior, slices left→right), the pixel spacing and the disc's geometry: the two corners of the
+upper body's inferior endplate and of the lower body's superior endplate on the mid-sagittal slice.
+
+* **Rotation**: the crop's horizontal axis follows the mean direction of the two endplates (anterior → posterior),
+  so a tilted disc comes out level, anterior on the left, superior at the top.
+* **Scale**: the crop spans ``width_factor`` × the disc's antero-posterior width across and ``height_factor`` ×
+  that width vertically; the disc width stands for the size of the vertebral bodies, so big and small spines and
+  any pixel spacing give crops of the same anatomy.
+* **Intensity**: values are divided by the median intensity of the two neighbouring vertebral bodies (sampled just
+  above and below the endplates), the only tissue whose T2 signal is comparable across scans and scanners.
+* **Slices**: the mid-sagittal slice and its neighbours (``slice_offsets_mm`` around it, rounded to the nearest
+  slice and clipped to the scan); a single-slice scan gives the mid slice for every offset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from ..errors import ConfigError, GeometryError
+
+Point = tuple[float, float]  # (row, column) in internal voxel units
+
+
+@dataclass(frozen=True)
+class DiscGeometry:
+    """A disc on one sagittal slice, from the endplates of its two neighbouring vertebral bodies.
+
+    Points are (row, column) in internal voxel indices (rows superior→inferior, columns anterior→posterior).
+    """
+
+    upper_anterior: Point  # anterior-inferior corner of the vertebral body above
+    upper_posterior: Point  # posterior-inferior corner of the body above
+    lower_anterior: Point  # anterior-superior corner of the body below
+    lower_posterior: Point  # posterior-superior corner of the body below
+    slice_index: int  # the mid-sagittal slice of the disc (internal slice axis)
+
+    def points(self) -> NDArray[np.float64]:
+        """The four corners as a (4, 2) array: upper anterior, upper posterior, lower anterior, lower posterior."""
+        return np.array([self.upper_anterior, self.upper_posterior, self.lower_anterior, self.lower_posterior], float)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How a disc crop is made; stored in the grader's model card so inference rebuilds the same crop."""
+
+    height: int = 64  # pixels, along the disc's superior→inferior axis
+    width: int = 128  # pixels, along its anterior→posterior axis
+    width_factor: float = 2.0  # crop width / disc antero-posterior width
+    height_factor: float = 1.0  # crop height / disc antero-posterior width
+    posterior_shift: float = 0.1  # crop centre moved posteriorly by this × disc width (canal side matters more)
+    slice_offsets_mm: tuple[float, ...] = (-3.5, 0.0, 3.5)
+    clip: float = 4.0  # normalised intensities are clipped to [0, clip]
+
+    def __post_init__(self) -> None:
+        if self.height < 8 or self.width < 8:
+            raise ConfigError(f"crop size must be at least 8×8 pixels, got {self.height}×{self.width}")
+        if self.width_factor <= 0 or self.height_factor <= 0:
+            raise ConfigError("crop width_factor and height_factor must be positive")
+        if not self.slice_offsets_mm:
+            raise ConfigError("slice_offsets_mm needs at least one offset (0.0 is the mid-sagittal slice)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["slice_offsets_mm"] = list(self.slice_offsets_mm)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CropSpec:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown crop settings {sorted(unknown)}; known: {sorted(known)}")
+        kw = dict(d)
+        if "slice_offsets_mm" in kw:
+            kw["slice_offsets_mm"] = tuple(float(x) for x in kw["slice_offsets_mm"])
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """A small perturbation of the crop frame (training augmentation; identity by default)."""
+
+    angle_deg: float = 0.0
+    scale: float = 1.0
+    shift_u: float = 0.0  # along the disc axis, as a fraction of the disc width
+    shift_v: float = 0.0  # across it
+
+
+@dataclass(frozen=True)
+class DiscFrame:
+    """The disc's own coordinate frame in millimetres of the slice plane (x = column mm, y = row mm)."""
+
+    centre: NDArray[np.float64]  # (x, y) mm
+    u: NDArray[np.float64]  # unit vector anterior → posterior along the endplates
+    v: NDArray[np.float64]  # unit vector superior → inferior, perpendicular to u
+    width_mm: float  # mean antero-posterior length of the two endplates
+    height_mm: float  # mean distance between the endplates
+
+
+def disc_frame(geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> DiscFrame:
+    """The disc's centre, axes and size (mm) from its endplate corners.
+
+    Raises:
+        GeometryError: the corners are degenerate (zero-length endplates) or the endplates point in
+            opposite directions.
+    """
+    sr, sc = float(spacing_rc[0]), float(spacing_rc[1])
+    p = geometry.points()
+    xy = np.stack([p[:, 1] * sc, p[:, 0] * sr], axis=1)  # (x=col mm, y=row mm)
+    up = xy[1] - xy[0]
+    lo = xy[3] - xy[2]
+    nu, nl = float(np.linalg.norm(up)), float(np.linalg.norm(lo))
+    if nu < 1e-6 or nl < 1e-6:
+        raise GeometryError(f"disc endplate corners are degenerate (endplate lengths {nu:.3g} and {nl:.3g} mm)")
+    if float(np.dot(up, lo)) <= 0:
+        raise GeometryError("the upper and lower endplates of a disc point in opposite directions")
+    u = up / nu + lo / nl
+    u /= np.linalg.norm(u)
+    v = np.array([-u[1], u[0]])  # u rotated +90° in image axes (x right, y down): posterior → inferior
+    centre = xy.mean(axis=0)
+    mid_up, mid_lo = (xy[0] + xy[1]) / 2, (xy[2] + xy[3]) / 2
+    height = float(abs(np.dot(mid_lo - mid_up, v)))
+    return DiscFrame(centre=centre, u=u, v=v, width_mm=(nu + nl) / 2, height_mm=height)
+
+
+def _sample(plane: NDArray[Any], rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.float32]:
+    out = ndimage.map_coordinates(plane, [rows.ravel(), cols.ravel()], order=1, mode="constant", cval=0.0)
+    return np.asarray(out, dtype=np.float32).reshape(rows.shape)
+
+
+def body_reference(
+    plane: NDArray[Any], frame: DiscFrame, spacing_rc: tuple[float, float], floor: float = 1e-3
+) -> float:
+    """Median intensity of the two vertebral bodies next to the disc, on one slice.
+
+    Samples a band inside each body from 15 % to 45 % of the disc width beyond the disc's mid-height, over the
+    central 70 % of the endplate, where neither the endplate nor the body's cortex dominates.
+    """
+    sr, sc = spacing_rc
+    a = np.linspace(-0.35, 0.35, 9) * frame.width_mm
+    d = frame.height_mm / 2 + np.linspace(0.10, 0.40, 7) * frame.width_mm
+    aa, dd = np.meshgrid(a, d)
+    vals = []
+    for sign in (-1.0, 1.0):  # above (upper body) and below (lower body)
+        x = frame.centre[0] + aa * frame.u[0] + sign * dd * frame.v[0]
+        y = frame.centre[1] + aa * frame.u[1] + sign * dd * frame.v[1]
+        vals.append(_sample(plane, y / sr, x / sc))
+    ref = float(np.median(np.concatenate([v.ravel() for v in vals])))
+    if ref <= floor:
+        # dark bodies (or the crop falls outside the image): fall back to the slice's bright tissue
+        ref = float(np.percentile(plane, 95)) / 2 or 1.0
+    return ref
+
+
+def slice_indices(n_slices: int, mid: int, slice_spacing_mm: float, offsets_mm: Sequence[float]) -> list[int]:
+    """Slice indices for the requested offsets (mm) around ``mid``, rounded and clipped to the scan."""
+    if not 0 <= mid < n_slices:
+        raise GeometryError(f"mid-sagittal slice {mid} is outside the scan's {n_slices} slices")
+    step = max(float(slice_spacing_mm), 1e-6)
+    return [int(min(max(mid + round(o / step), 0), n_slices - 1)) for o in offsets_mm]
+
+
+def disc_crop(
+    array: NDArray[Any],
+    geometry: DiscGeometry,
+    spacing: tuple[float, float, float],
+    spec: CropSpec | None = None,
+    jitter: Jitter | None = None,
+) -> NDArray[np.float32]:
+    """Cut the disc-aligned, intensity-normalised crop of one disc.
+
+    Args:
+        array: the sagittal array in the internal layout, shape (rows, columns, slices); a 2D array is one slice.
+        geometry: the disc's endplate corners and mid-sagittal slice (internal voxel indices).
+        spacing: voxel size in mm along (rows, columns, slices).
+        spec: crop size and extent (default :class:`CropSpec`).
+        jitter: optional perturbation of the frame (for augmentation).
+
+    Returns:
+        float32 array (len(spec.slice_offsets_mm), spec.height, spec.width): one crop per slice offset, superior at
+        the top and anterior on the left, in units of the neighbouring bodies' median intensity.
+    """
+    spec = spec or CropSpec()
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise GeometryError(f"a disc crop needs a 2D slice or 3D sagittal array, got shape {arr.shape}")
+    sr, sc, ss = (float(s) for s in spacing)
+    frame = disc_frame(geometry, (sr, sc))
+    u, v, centre, w = frame.u, frame.v, frame.centre.copy(), frame.width_mm
+    if jitter is not None:
+        t = math.radians(jitter.angle_deg)
+        rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+        u, v = rot @ u, rot @ v
+        centre = centre + (jitter.shift_u * u + jitter.shift_v * v) * w
+        w = w * jitter.scale
+    centre = centre + spec.posterior_shift * w * u
+    # pixel centres of the output grid, in mm offsets along u and v
+    half_w, half_h = spec.width_factor * w / 2, spec.height_factor * w / 2
+    gu = (np.arange(spec.width) + 0.5) / spec.width * 2 * half_w - half_w
+    gv = (np.arange(spec.height) + 0.5) / spec.height * 2 * half_h - half_h
+    uu, vv = np.meshgrid(gu, gv)  # (H, W)
+    x = centre[0] + uu * u[0] + vv * v[0]
+    y = centre[1] + uu * u[1] + vv * v[1]
+    rows, cols = y / sr, x / sc
+    idx = slice_indices(arr.shape[2], geometry.slice_index, ss, spec.slice_offsets_mm)
+    mid_plane = np.asarray(arr[:, :, geometry.slice_index], dtype=np.float32)
+    ref = body_reference(mid_plane, frame, (sr, sc))
+    planes: dict[int, NDArray[np.float32]] = {}
+    out = np.empty((len(idx), spec.height, spec.width), dtype=np.float32)
+    for i, k in enumerate(idx):
+        if k not in planes:
+            plane = mid_plane if k == geometry.slice_index else np.asarray(arr[:, :, k], dtype=np.float32)
+            planes[k] = np.clip(_sample(plane, rows, cols) / ref, 0.0, spec.clip)
+        out[i] = planes[k]
+    return out

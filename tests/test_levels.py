@@ -1,0 +1,41 @@
+"""Level, disc-level and grading vocabularies."""
+
+from __future__ import annotations
+
+import pytest
+
+from openspine.errors import ConfigError
+from openspine.levels import LUMBAR_DISCS, DiscLevel, Grading, Level
+
+
+def test_levels_accept_strings_in_any_case() -> None:
+    assert Level.parse("l4") is Level.L4
+    assert DiscLevel.parse("l4/l5") is DiscLevel.L4_L5
+    assert Grading.parse("Pfirrmann") is Grading.PFIRRMANN
+
+
+def test_unknown_names_suggest_the_closest() -> None:
+    with pytest.raises(ConfigError, match="Did you mean 'pfirrmann'"):
+        Grading.parse("pfirman")
+    with pytest.raises(ConfigError, match="unknown vertebral level 'X9'"):
+        Level.parse("X9")
+
+
+def test_label_values_follow_verse() -> None:
+    assert Level.C1.label_value == 1
+    assert Level.T12.label_value == 19
+    assert Level.L5.label_value == 24
+    assert (Level.L6.label_value, Level.S1.label_value, Level.T13.label_value) == (25, 26, 28)
+    assert Level.from_label_value(20) is Level.L1
+    assert DiscLevel.L5_S1.label_value == 124
+    assert DiscLevel.T12_L1.label_value == 119
+
+
+def test_sequence_and_neighbours() -> None:
+    seq = Level.standard_sequence()
+    assert seq[0] is Level.C1 and seq[-1] is Level.S1 and len(seq) == 25
+    assert Level.L5.below() is Level.S1
+    assert Level.T12.below() is Level.L1
+    assert DiscLevel.between(Level.L5, Level.S1) is DiscLevel.L5_S1
+    assert [d.is_lumbar for d in LUMBAR_DISCS] == [True] * 6
+    assert not DiscLevel.T11_T12.is_lumbar

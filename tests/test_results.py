@@ -1,0 +1,73 @@
+"""Result records: JSON that follows the schema, CSV rows, DataFrames."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from openspine.analysis import input_info
+from openspine.levels import DiscLevel, Grading, Level
+from openspine.results import AnalysisResult, Disc, Grade, ModelInfo, SliceOutline, Vertebra, vec3
+from openspine.scan import Scan
+from openspine.schema import SchemaError, validate_result
+
+AFFINE = np.array([[0, 0, 4.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
+
+
+def _result() -> AnalysisResult:
+    scan = Scan(np.ones((20, 20, 3)), AFFINE)
+    corners = tuple(vec3(c) for c in ((1, 1, 1), (1, 5, 1), (5, 5, 1), (5, 1, 1)))
+    outline = SliceOutline(1, corners, corners)  # type: ignore[arg-type]
+    vertebra = Vertebra(Level.L4, 0.97, vec3((3, 3, 1)), vec3((4.0, -1.5, -1.5)), (outline,), 1)
+    grades = {
+        Grading.PFIRRMANN: Grade(3, {"1": 0.05, "2": 0.15, "3": 0.6, "4": 0.15, "5": 0.05}),
+        Grading.CENTRAL_CANAL_STENOSIS: Grade(None, None, available=False, note="no built-in model"),
+    }
+    disc = Disc(DiscLevel.L4_L5, vec3((7, 3, 1)), vec3((4.0, -1.5, -3.5)), (), grades)
+    return AnalysisResult(
+        input=input_info(scan),
+        vertebrae=(vertebra,),
+        discs=(disc,),
+        models=(ModelInfo("detector", "1.0.0", "a" * 64),),
+    )
+
+
+def test_result_document_follows_the_schema_and_round_trips_through_json() -> None:
+    doc = json.loads(_result().to_json())
+    validate_result(doc)
+    assert doc["schema_version"] == "1.0.0"
+    assert doc["vertebrae"][0]["label"] == "L4"
+    assert doc["discs"][0]["grades"]["pfirrmann"]["probabilities"]["3"] == pytest.approx(0.6)
+    assert doc["discs"][0]["grades"]["central_canal_stenosis"]["available"] is False
+    assert doc["input"]["orientation"] == "IPR"
+    assert doc["input"]["world_convention"].startswith("RAS+")
+
+
+def test_schema_rejects_a_document_without_required_fields() -> None:
+    doc = _result().to_dict()
+    del doc["vertebrae"]
+    with pytest.raises(SchemaError, match="'vertebrae' is a required property"):
+        validate_result(doc)
+    doc = _result().to_dict()
+    doc["vertebrae"][0]["label"] = "L9"
+    with pytest.raises(SchemaError, match="vertebrae/0/label"):
+        validate_result(doc)
+
+
+def test_csv_rows_one_per_vertebra_and_one_per_disc_and_grading() -> None:
+    result = _result()
+    (vrow,) = result.vertebra_rows()
+    assert vrow["label"] == "L4" and vrow["centroid_mm_x"] == 4.0
+    drows = result.disc_rows()
+    assert [r["grading"] for r in drows] == ["pfirrmann", "central_canal_stenosis"]
+    assert drows[0]["grade"] == 3 and drows[0]["probability"] == pytest.approx(0.6)
+    assert drows[1]["grade"] == ""
+
+
+def test_dataframes() -> None:
+    pytest.importorskip("pandas")
+    df = _result().to_dataframe("discs")
+    assert list(df["level"]) == ["L4-L5", "L4-L5"]
+    assert _result().to_dataframe("vertebrae").shape[0] == 1

@@ -1,0 +1,91 @@
+"""The Scan type: validation, derived geometry, the sagittal analysis layout and its map back to the input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openspine.errors import ImageContentError, UnsupportedScanError
+from openspine.scan import Scan
+
+SAGITTAL_IPR = np.array([[0, 0, 4.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
+
+
+def test_spacing_and_orientation_come_from_the_affine() -> None:
+    scan = Scan(np.zeros((10, 8, 3)), SAGITTAL_IPR)
+    assert scan.spacing == pytest.approx((0.5, 0.5, 4.0))
+    assert scan.orientation == ("I", "P", "R")
+    assert scan.slice_axis == 2
+
+
+def test_2d_array_becomes_one_slice() -> None:
+    assert Scan(np.zeros((4, 5)), SAGITTAL_IPR).shape == (4, 5, 1)
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 2, 2), (5,)])
+def test_refuses_arrays_that_are_not_2d_or_3d(shape: tuple[int, ...]) -> None:
+    with pytest.raises(UnsupportedScanError, match="3D volume or a 2D slice"):
+        Scan(np.zeros(shape), np.eye(4))
+
+
+def test_refuses_a_singular_affine() -> None:
+    with pytest.raises(UnsupportedScanError, match="invertible"):
+        Scan(np.zeros((2, 2, 2)), np.zeros((4, 4)))
+
+
+def test_lone_axial_slice_is_refused_with_the_reason() -> None:
+    axial = np.diag([0.5, 0.5, 5.0, 1.0])  # R, A, S: one slice along S
+    with pytest.raises(UnsupportedScanError, match="axial acquisition \\(a single slice"):
+        Scan(np.ones((64, 64, 1)), axial).to_sagittal()
+
+
+def test_thick_coronal_stack_is_refused() -> None:
+    coronal = np.array([[0.6, 0, 0, 0], [0, 0, 5.0, 0], [0, 0.6, 0, 0], [0, 0, 0, 1]])  # R, S, A(thick)
+    with pytest.raises(UnsupportedScanError, match="coronal acquisition \\(12 slices, 5.0 mm apart"):
+        Scan(np.ones((64, 64, 12)), coronal).to_sagittal()
+
+
+def test_isotropic_axial_volume_is_reformatted_to_sagittal_exactly() -> None:
+    rng = np.random.default_rng(1)
+    arr = rng.random((20, 24, 16))  # R, A, S at 1 mm
+    aff = np.eye(4)
+    aff[:3, 3] = [-10, -12, -8]
+    scan = Scan(arr, aff)
+    view = scan.to_sagittal()
+    assert view.scan.orientation == ("I", "P", "R")
+    assert view.scan.shape == (16, 24, 20)
+    # internal voxel (i, j, k) = (S flipped, A flipped, R) -> input (k, 23 - j, 15 - i)
+    i, j, k = 3, 5, 7
+    np.testing.assert_allclose(view.to_input_voxel(np.array([i, j, k])), [k, 23 - j, 15 - i])
+    assert view.scan.array[i, j, k] == arr[k, 23 - j, 15 - i]
+    np.testing.assert_allclose(view.to_world(np.array([i, j, k])), scan.voxel_to_world(np.array([k, 23 - j, 15 - i])))
+    assert view.input_slice_index(k) == k
+
+
+def test_sagittal_stack_stored_right_to_left_maps_slices_back() -> None:
+    # columns A->P, rows S->I, slices R->L (flipped third axis)
+    aff = np.array([[0, 0, -3.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
+    arr = np.zeros((8, 8, 5))
+    arr[..., 0] = 1  # the rightmost slice
+    view = Scan(arr, aff).to_sagittal()
+    assert view.scan.array[..., 4].max() == 1  # it is the last slice left->right
+    assert view.input_slice_index(4) == 0
+    assert view.input_slice_index(0) == 4
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (np.full((4, 4, 2), np.nan), "NaN or infinite"),
+        (np.array([[[np.inf, 1.0]]]), "NaN or infinite"),
+        (np.zeros((4, 4, 2)), "no contrast: every voxel equals 0"),
+        (np.full((4, 4, 2), 7, dtype=np.int16), "no contrast: every voxel equals 7"),
+    ],
+)
+def test_voxel_values_that_cannot_be_analysed(values: np.ndarray, message: str) -> None:
+    with pytest.raises(ImageContentError, match=message):
+        Scan(values, SAGITTAL_IPR).check_analysable()
+
+
+def test_ordinary_image_is_analysable() -> None:
+    Scan(np.arange(8, dtype=np.uint8).reshape(2, 2, 2), SAGITTAL_IPR).check_analysable()

@@ -10,8 +10,8 @@ from typing import Any
 
 from . import geometry
 from ._logging import get_logger
+from .config import AnalysisConfig
 from .errors import ModelError
-from .levels import LUMBAR_DISCS, DiscLevel
 from .results import AnalysisResult, Disc, InputInfo, ModelInfo, Vertebra, vec3
 from .scan import Scan
 
@@ -35,22 +35,26 @@ def input_info(scan: Scan) -> InputInfo:
 
 def analyze(
     source: Scan | str | os.PathLike[str],
-    *,
-    series: str | int | None = None,
-    pixel_spacing: tuple[float, float] | float | None = None,
-    detector: str | os.PathLike[str] | None = None,
-    grader: str | os.PathLike[str] | None = None,
-    grade_levels: tuple[DiscLevel, ...] | None = LUMBAR_DISCS,
+    config: AnalysisConfig | None = None,
+    **options: Any,
 ) -> AnalysisResult:
     """Detect, label and grade the spine in one scan.
 
     Args:
         source: a :class:`Scan` or anything :func:`openspine.load_scan` reads.
-        series, pixel_spacing: passed to :func:`openspine.load_scan` when ``source`` is a path.
-        detector: a detector model folder (default: the built-in detector).
-        grader: a grader model folder, e.g. one made by ``openspine finetune`` (default: built-in).
-        grade_levels: disc levels to grade (default T12-L1 … L5-S1); ``None`` grades every detected disc.
+        config: options as an :class:`~openspine.config.AnalysisConfig`.
+        **options: the same options as keywords (``series``, ``pixel_spacing``, ``detector``, ``grader``,
+            ``grade_levels``); they override ``config``. Unknown names raise ConfigError.
+
+    Example::
+
+        result = openspine.analyze("study/", grade_levels="all")
+        result.to_dataframe("discs")
     """
+    base = config.to_dict() if config is not None else {}
+    cfg = AnalysisConfig.from_mapping({**base, **options}) if options or config is None else config
+    series, pixel_spacing = cfg.series, cfg.pixel_spacing
+    detector, grader, grade_levels = cfg.detector, cfg.grader, cfg.grade_levels
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if isinstance(source, Scan):
@@ -115,12 +119,7 @@ def analyze(
         models=tuple(models),
         flags=tuple(flags),
         steps_not_run=not_run,
-        parameters={
-            "series": series,
-            "detector": str(detector) if detector else "built-in",
-            "grader": str(grader) if grader else "built-in",
-            "grade_levels": [lv.value for lv in grade_levels] if grade_levels else "all",
-        },
+        parameters=cfg.to_dict(),
         timings_s=timings,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )

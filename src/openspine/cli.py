@@ -35,6 +35,8 @@ _EPILOG_ANALYZE = """examples:
   openspine analyze /data/study42/ --out results/study42
   openspine analyze scan.nii.gz --out out/ --series 7
   openspine analyze slice.png --pixel-spacing 0.5 0.5 --out out/
+  openspine analyze scan.nii.gz --out out/ --levels all --grader my-finetuned-grader/
+  openspine analyze scan.nii.gz --out out/ --config options.json   # {"grade_levels": "lumbar"}
 """
 _EPILOG_DEMO = """examples:
   openspine demo                 # analyses the embedded example scan, prints where the outputs are
@@ -87,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_input_options(p)
     p.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+    p.add_argument("--detector", default=None, help="detector model folder (default: built-in)")
+    p.add_argument("--grader", default=None, help="grader model folder, e.g. from 'openspine finetune'")
+    p.add_argument(
+        "--levels",
+        default=None,
+        help="disc levels to grade: 'lumbar' (T12-L1…L5-S1, the default), 'all', or a list like L4-L5,L5-S1",
+    )
+    p.add_argument("--config", type=Path, default=None, help="JSON file of analysis options (see docs)")
 
     p = sub.add_parser(
         "demo", help="analyse the embedded example scan", formatter_class=_Formatter, epilog=_EPILOG_DEMO

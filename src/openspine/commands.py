@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ._logging import get_logger
+from .config import AnalysisConfig
 
 log = get_logger("cli")
 
@@ -78,12 +79,12 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyze_to(path: Path, out: Path, series: str | int | None, spacing: tuple[float, float] | None) -> int:
+def _analyze_to(path: Path, out: Path, config: AnalysisConfig) -> int:
     from .analysis import analyze
     from .writers import prepare_output_dir, write_result
 
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
-    result = analyze(path, series=series, pixel_spacing=spacing)
+    result = analyze(path, config)
     files = write_result(result, out)
     n_v, n_d = len(result.vertebrae), len(result.discs)
     print(f"{path}: {n_v} vertebrae, {n_d} discs; outputs in {out.resolve()}")
@@ -93,7 +94,16 @@ def _analyze_to(path: Path, out: Path, series: str | int | None, spacing: tuple[
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    return _analyze_to(Path(args.path), Path(args.out), _series_arg(args.series), _spacing_arg(args))
+    options: dict[str, Any] = AnalysisConfig.from_file(args.config).to_dict() if args.config else {}
+    given = {
+        "series": _series_arg(args.series),
+        "pixel_spacing": _spacing_arg(args),
+        "detector": args.detector,
+        "grader": args.grader,
+        "grade_levels": args.levels,
+    }
+    options.update({k: v for k, v in given.items() if v is not None})
+    return _analyze_to(Path(args.path), Path(args.out), AnalysisConfig.from_mapping(options))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -101,4 +111,4 @@ def run_demo(args: argparse.Namespace) -> int:
 
     print(f"openspine demo: analysing the embedded example scan {demo_scan_path().name}")
     print(f"  (real lumbar T2 slice from SPIDER, CC BY 4.0 — see {DEMO_ATTRIBUTION})")
-    return _analyze_to(demo_scan_path(), Path(args.out), None, None)
+    return _analyze_to(demo_scan_path(), Path(args.out), AnalysisConfig())

@@ -1,0 +1,75 @@
+"""Typed analysis options: unknown keys are refused (with a suggestion), and the options used are saved in
+every result (``result.json`` → ``parameters``) so each output says how it was made."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .levels import LUMBAR_DISCS, DiscLevel
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Options of one analysis.
+
+    Attributes:
+        series: DICOM series to use (SeriesInstanceUID, SeriesNumber or index); None = the sagittal one.
+        pixel_spacing: (row, column) mm for PNG/JPEG input.
+        detector: detector model folder; None = the built-in detector.
+        grader: grader model folder (e.g. from ``openspine finetune``); None = the built-in grader.
+        grade_levels: disc levels to grade; None = every detected disc. Default T12-L1 … L5-S1.
+    """
+
+    series: str | int | None = None
+    pixel_spacing: tuple[float, float] | None = None
+    detector: str | None = None
+    grader: str | None = None
+    grade_levels: tuple[DiscLevel, ...] | None = LUMBAR_DISCS
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> AnalysisConfig:
+        """Build from plain values (JSON, CLI), refusing unknown keys and malformed values."""
+        known = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else f" Known options: {', '.join(known)}."
+                raise ConfigError(f"unknown analysis option '{key}'.{hint}")
+        v = dict(values)
+        if v.get("pixel_spacing") is not None:
+            ps = v["pixel_spacing"]
+            ps = (ps, ps) if isinstance(ps, (int, float)) else ps
+            if len(ps) != 2:
+                raise ConfigError(f"pixel_spacing must be [row_mm, col_mm], got {values['pixel_spacing']!r}")
+            v["pixel_spacing"] = (float(ps[0]), float(ps[1]))
+        levels = v.get("grade_levels", LUMBAR_DISCS)
+        if isinstance(levels, str):
+            levels = {"lumbar": LUMBAR_DISCS, "all": None}.get(levels.lower(), levels.split(","))
+        v["grade_levels"] = None if levels is None else tuple(DiscLevel.parse(lv) for lv in levels)
+        for key in ("detector", "grader"):
+            if v.get(key) is not None:
+                v[key] = str(v[key])
+        return cls(**v)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> AnalysisConfig:
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read the options file '{p}': {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"the options file '{p}' must hold a JSON object")
+        return cls.from_mapping(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["grade_levels"] = [lv.value for lv in self.grade_levels] if self.grade_levels is not None else "all"
+        d["pixel_spacing"] = list(self.pixel_spacing) if self.pixel_spacing else None
+        return d

@@ -1,0 +1,123 @@
+"""The gradings a grader model can have ("heads"), their classes, and where SPIDER keeps their labels.
+
+A head is described by its name (a :class:`~openspine.levels.Grading` value), its class names (strings), and
+whether the classes are ordered. The grade reported for a disc is the class itself when every class name is an
+integer (``"1"`` … ``"5"`` for Pfirrmann) and the class index otherwise (declared names such as
+``normal,mild,severe`` become grades 0, 1, 2; the card keeps the names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError, ModelError
+from ..levels import Grading
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One grading output of a grader model."""
+
+    name: str
+    classes: tuple[str, ...]
+    ordinal: bool = False
+    temperature: float = 1.0  # calibration: probabilities = softmax(logits / temperature)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.classes) < 2:
+            raise ConfigError(f"grading '{self.name}' needs at least two classes, got {list(self.classes)}")
+        if len(set(self.classes)) != len(self.classes):
+            raise ConfigError(f"grading '{self.name}' has repeated classes {list(self.classes)}")
+        if not self.temperature > 0:
+            raise ConfigError(f"grading '{self.name}': temperature must be positive, got {self.temperature}")
+
+    @property
+    def grading(self) -> Grading:
+        return Grading.parse(self.name)
+
+    @property
+    def integer_classes(self) -> bool:
+        return all(_is_int(c) for c in self.classes)
+
+    def grade_of(self, index: int) -> int:
+        """The reported grade of class ``index``."""
+        return int(self.classes[index]) if self.integer_classes else int(index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "classes": list(self.classes),
+            "ordinal": self.ordinal,
+            "temperature": round(float(self.temperature), 5),
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HeadSpec:
+        try:
+            return cls(
+                name=str(d["name"]),
+                classes=tuple(str(c) for c in d["classes"]),
+                ordinal=bool(d.get("ordinal", False)),
+                temperature=float(d.get("temperature", 1.0)),
+                description=str(d.get("description", "")),
+            )
+        except KeyError as exc:
+            raise ModelError(f"a grader head description lacks {exc}: {d!r}") from None
+
+
+def _is_int(s: str) -> bool:
+    try:
+        int(s)
+    except ValueError:
+        return False
+    return True
+
+
+# The built-in heads and the SPIDER column each one is learnt from (spider/gradings.csv, spelling as in SPIDER).
+SPIDER_COLUMNS: dict[str, str] = {
+    "pfirrmann": "Pfirrman grade",
+    "narrowing": "Disc narrowing",
+    "spondylolisthesis": "Spondylolisthesis",
+    "endplate_defect_upper": "UP endplate",
+    "endplate_defect_lower": "LOW endplate",
+    "marrow_change": "Modic",
+    "herniation": "Disc herniation",
+    "bulging": "Disc bulging",
+}
+
+BUILTIN_HEADS: tuple[HeadSpec, ...] = (
+    HeadSpec("pfirrmann", ("1", "2", "3", "4", "5"), ordinal=True, description="Pfirrmann grade I–V"),
+    HeadSpec("narrowing", ("0", "1"), ordinal=True, description="disc height loss: absent / present"),
+    HeadSpec("spondylolisthesis", ("0", "1"), ordinal=True, description="vertebral slip: absent / present"),
+    HeadSpec("endplate_defect_upper", ("0", "1"), description="defect of the upper endplate: absent / present"),
+    HeadSpec("endplate_defect_lower", ("0", "1"), description="defect of the lower endplate: absent / present"),
+    HeadSpec("marrow_change", ("0", "1", "2", "3"), description="Modic type 0 (none) / 1 / 2 / 3 (nominal)"),
+    HeadSpec("herniation", ("0", "1"), description="disc herniation: absent / present"),
+    HeadSpec("bulging", ("0", "1"), description="disc bulging: absent / present"),
+)
+
+# Gradings that no built-in head provides, and why (written into the result as unavailable grades).
+UNAVAILABLE_NOTES: dict[str, str] = {
+    "central_canal_stenosis": (
+        "not available from the built-in grader: its training data (SPIDER) has no canal stenosis labels; "
+        "add it with 'openspine finetune' (e.g. from the RSNA 2024 lumbar data: --rsna DIR)"
+    ),
+    "foraminal_stenosis_left": (
+        "not available from the built-in grader: its training data (SPIDER) has no foraminal stenosis labels; "
+        "add it with 'openspine finetune' (e.g. from the RSNA 2024 lumbar data: --rsna DIR)"
+    ),
+    "foraminal_stenosis_right": (
+        "not available from the built-in grader: its training data (SPIDER) has no foraminal stenosis labels; "
+        "add it with 'openspine finetune' (e.g. from the RSNA 2024 lumbar data: --rsna DIR)"
+    ),
+}
+
+
+def unavailable_note(name: str, model_name: str) -> str:
+    """Why a grading is not in a model's outputs."""
+    if model_name == "grader" and name in UNAVAILABLE_NOTES:
+        return UNAVAILABLE_NOTES[name]
+    return f"not available from grader model '{model_name}': it has no '{name}' output; add it with 'openspine finetune'"

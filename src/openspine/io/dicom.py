@@ -1,0 +1,806 @@
+"""DICOM reader: find the series in a folder, pick one, and build a :class:`~openspine.scan.Scan` with exact geometry.
+
+Geometry follows the standard (PS3.3 C.7.6.2.1.1) and highdicom's volume logic:
+
+* the first triplet of ImageOrientationPatient (``X``) is the direction of increasing *column* index ``j``,
+  scaled by ``PixelSpacing[1]`` (column spacing); the second triplet (``Y``) is the direction of increasing *row*
+  index ``i``, scaled by ``PixelSpacing[0]`` (row spacing);
+* slices are sorted by the projection of ImagePositionPatient on the slice normal ``X × Y`` – never by
+  InstanceNumber or file name – and the slice step comes from the positions, never from SliceThickness;
+* every slice must share orientation, size and pixel spacing, positions must be distinct and evenly spaced,
+  otherwise a :class:`~openspine.errors.GeometryError` names the offending values.
+
+The array is laid out ``[row, column, slice]``; the affine maps ``(i, j, k)`` to RAS+ mm (DICOM's LPS patient
+coordinates are converted here, at the file boundary). No patient identifier is read into any output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from .. import geometry
+from .._logging import get_logger
+from ..errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
+from ..scan import Scan, ScanSource
+
+log = get_logger("io.dicom")
+
+__all__ = ["SeriesInfo", "choose_series", "discover_series", "is_dicom_file", "read_series"]
+
+# Two orientations closer than this (per direction-cosine component) are the same orientation.
+ORIENTATION_TOL = 1e-4
+# Pixel spacings closer than this (mm) are the same spacing.
+PIXEL_SPACING_TOL_MM = 1e-4
+# A slice gap is irregular when it differs from the median gap by more than both of these; DS rounding of
+# positions stays far below them while a missing slice (a 100 % jump) is always caught.
+GAP_TOL_MM = 0.01
+GAP_TOL_REL = 0.01
+# A slice normal whose largest component is at least this (within ~37° of a main axis) names a plane;
+# tilted sagittal spine acquisitions (usually < 25°) still count as sagittal.
+PLANE_MIN_COMPONENT = 0.8
+
+_DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+_PIXEL_TAG_BYTES = {
+    b"\xe0\x7f\x10\x00",  # (7FE0,0010) Pixel Data, little endian
+    b"\xe0\x7f\x08\x00",  # (7FE0,0008) Float Pixel Data
+    b"\xe0\x7f\x09\x00",  # (7FE0,0009) Double Float Pixel Data
+    b"\x7f\xe0\x00\x10",  # big endian variants (retired transfer syntax, still found in old archives)
+    b"\x7f\xe0\x00\x08",
+    b"\x7f\xe0\x00\x09",
+}
+# Which pip package decodes which compressed transfer syntax (prefix of the UID → plugin).
+_DECODER_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("1.2.840.10008.1.2.4.5", "pylibjpeg-libjpeg"),  # JPEG baseline / extended
+    ("1.2.840.10008.1.2.4.7", "pylibjpeg-libjpeg"),  # JPEG lossless
+    ("1.2.840.10008.1.2.4.8", "pylibjpeg-libjpeg (or pyjpegls)"),  # JPEG-LS
+    ("1.2.840.10008.1.2.4.9", "pylibjpeg-openjpeg"),  # JPEG 2000
+    ("1.2.840.10008.1.2.4.20", "pylibjpeg-openjpeg"),  # HTJ2K
+    ("1.2.840.10008.1.2.5", "pylibjpeg-rle"),  # RLE lossless
+)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# file detection
+# --------------------------------------------------------------------------------------------------------------
+def _looks_like_raw_dicom(head: bytes) -> bool:
+    """A DICOM stream without the 128-byte preamble starts with a group 0002 or 0008 element."""
+    if len(head) < 8:
+        return False
+    group = int.from_bytes(head[0:2], "little")
+    if group not in (0x0002, 0x0008):
+        return False
+    vr = head[4:6]
+    explicit = vr.isalpha() and vr.isupper()
+    # implicit VR: a 4-byte length follows the tag; a header element is never gigabytes long
+    implicit = int.from_bytes(head[4:8], "little") < 1 << 24
+    return explicit or implicit
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True when ``path`` is a DICOM file: the 'DICM' marker at byte 128, or a parseable preamble-less stream."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+    except OSError:
+        return False
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return True
+    if not _looks_like_raw_dicom(head):
+        return False
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception:  # pydicom raises many exception types on non-DICOM bytes: all mean "not DICOM"
+        return False
+    return any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "Modality"))
+
+
+def _read_header(path: Path) -> tuple[Dataset, bool] | None:
+    """The header of a DICOM file (no pixel data) and whether the file holds pixel data; None if not DICOM.
+
+    Raises ScanReadError for a file that announces itself as DICOM but whose header cannot be parsed.
+    """
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+            if not (len(head) == 132 and head[128:132] == b"DICM") and not _looks_like_raw_dicom(head):
+                return None
+            fp.seek(0)
+            try:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            except Exception as exc:  # corrupt headers raise anything from EOFError to KeyError in pydicom
+                if head[128:132] == b"DICM":
+                    raise ScanReadError(f"'{path}' is a DICOM file with an unreadable header: {exc}") from exc
+                return None
+            # the reader stops right before the pixel data element, so the next 4 bytes are its tag if present
+            has_pixels = fp.read(4) in _PIXEL_TAG_BYTES
+    except OSError as exc:
+        raise ScanReadError(f"cannot read '{path}': {exc}") from exc
+    if not has_pixels and "Rows" in ds and getattr(ds, "file_meta", None) is not None:
+        # a deflated transfer syntax reads through a decompressing buffer, so the file position says nothing
+        ts = ds.file_meta.get("TransferSyntaxUID")
+        has_pixels = ts is not None and "Deflate" in UID(ts).name
+    if len(ds) == 0:
+        return None
+    return ds, has_pixels
+
+
+# --------------------------------------------------------------------------------------------------------------
+# series discovery and choice
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One image series found on disk: header facts only (no pixels, no patient identifiers)."""
+
+    series_uid: str
+    study_uid: str | None
+    series_number: int | None
+    description: str | None
+    modality: str | None
+    n_slices: int  # number of image frames
+    rows: int | None
+    columns: int | None
+    plane: str  # "sagittal" | "axial" | "coronal" | "oblique" | "mixed" | "unknown"
+    files: tuple[Path, ...]
+    multiframe: bool = False
+    pixel_spacing: tuple[float, float] | None = None  # (row spacing, column spacing) mm of the first image
+    manufacturer: str | None = None
+    sequence_hint: str | None = None
+    root: Path | None = None  # the folder or file the series was found under (for messages)
+
+    def describe(self) -> str:
+        """One short human line, e.g. ``#3 'T2 TSE SAG' MR sagittal, 15 slices of 384×384``."""
+        num = f"#{self.series_number}" if self.series_number is not None else "#?"
+        desc = f"'{self.description}'" if self.description else "(no description)"
+        size = f" of {self.rows}×{self.columns}" if self.rows and self.columns else ""
+        unit = "frame" if self.multiframe else "slice"
+        plural = "" if self.n_slices == 1 else "s"
+        return f"{num} {desc} {self.modality or '?'} {self.plane}, {self.n_slices} {unit}{plural}{size}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary: no file list, no paths, no patient names or IDs."""
+        return {
+            "series_uid": self.series_uid,
+            "study_uid": self.study_uid,
+            "series_number": self.series_number,
+            "description": self.description,
+            "modality": self.modality,
+            "plane": self.plane,
+            "n_slices": self.n_slices,
+            "rows": self.rows,
+            "columns": self.columns,
+            "pixel_spacing": list(self.pixel_spacing) if self.pixel_spacing else None,
+            "multiframe": self.multiframe,
+            "n_files": len(self.files),
+            "manufacturer": self.manufacturer,
+            "sequence_hint": self.sequence_hint,
+        }
+
+
+def _walk_files(root: Path) -> list[Path]:
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()  # deterministic order, hence deterministic series indices
+        out.extend(Path(dirpath) / f for f in sorted(filenames))
+    return out
+
+
+def discover_series(root: Path) -> list[SeriesInfo]:
+    """Find the image series under ``root`` (a folder, walked recursively, or one DICOM file).
+
+    Headers only are read. Non-DICOM files and DICOMDIR are skipped; DICOM objects without pixel data
+    (structured reports, presentation states, ...) are not image series and are left out. The list is sorted
+    by SeriesNumber, then description and UID; its index is the one ``openspine info`` shows.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise ScanReadError(f"'{root}' does not exist")
+    if root.is_file():
+        candidates = [root]
+    else:
+        candidates = _walk_files(root)
+        if not candidates:
+            raise ScanReadError(f"'{root}' is an empty folder: no files to read")
+
+    groups: dict[str, list[tuple[Path, Dataset]]] = {}
+    n_dicom = 0
+    no_pixels: Counter[str] = Counter()
+    for path in candidates:
+        if path.name.upper() == "DICOMDIR":
+            log.debug("skipping DICOMDIR %s", path)
+            continue
+        header = _read_header(path)
+        if header is None:
+            log.debug("skipping %s: not a DICOM file", path)
+            continue
+        ds, has_pixels = header
+        n_dicom += 1
+        if str(ds.get("SOPClassUID", "")) == _DICOMDIR_SOP_CLASS:
+            continue
+        if not has_pixels:
+            no_pixels[str(ds.get("Modality", "?"))] += 1
+            log.debug("skipping %s: DICOM without pixel data (modality %s)", path, ds.get("Modality", "?"))
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "")) or "(no SeriesInstanceUID)"
+        groups.setdefault(uid, []).append((path, ds))
+
+    if n_dicom == 0:
+        if root.is_file():
+            raise ScanReadError(f"'{root}' is not a DICOM file")
+        raise ScanReadError(f"no DICOM files found in '{root}' ({len(candidates)} files looked at)")
+    if no_pixels:
+        kinds = ", ".join(f"{n} {m}" for m, n in sorted(no_pixels.items()))
+        log.debug("ignored %d DICOM objects without pixel data (%s)", sum(no_pixels.values()), kinds)
+    if not groups:
+        kinds = ", ".join(f"{n} with modality {m}" for m, n in sorted(no_pixels.items()))
+        raise ScanReadError(
+            f"'{root}' holds {n_dicom} DICOM files but none with image pixel data ({kinds}): these are reports, "
+            "presentation states or similar objects, not images; point openspine at the image series"
+        )
+    found = [_series_info(uid, items, root) for uid, items in groups.items()]
+    found.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.description or "", s.series_uid))
+    return found
+
+
+def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> SeriesInfo:
+    first = items[0][1]
+    n_frames = 0
+    multiframe = False
+    orientations: list[NDArray[np.float64]] = []
+    sizes: Counter[tuple[int, int]] = Counter()
+    for _, ds in items:
+        frames = _n_frames(ds)
+        n_frames += frames
+        enhanced = _is_enhanced(ds)
+        multiframe = multiframe or enhanced or frames > 1
+        if "Rows" in ds and "Columns" in ds:
+            sizes[(int(ds.Rows), int(ds.Columns))] += frames
+        for f in range(frames) if enhanced else [0]:
+            iop = _frame_attr(ds, f, "PlaneOrientationSequence", "ImageOrientationPatient") if enhanced else None
+            iop = iop if iop is not None else ds.get("ImageOrientationPatient")
+            if iop is not None and len(iop) == 6:
+                orientations.append(np.asarray([float(v) for v in iop]))
+    rows, cols = sizes.most_common(1)[0][0] if sizes else (None, None)
+    ps = _frame_attr(first, 0, "PixelMeasuresSequence", "PixelSpacing") if _is_enhanced(first) else None
+    ps = ps if ps is not None else first.get("PixelSpacing")
+    return SeriesInfo(
+        series_uid=uid,
+        study_uid=_str_or_none(first.get("StudyInstanceUID")),
+        series_number=_int_or_none(first.get("SeriesNumber")),
+        description=_str_or_none(first.get("SeriesDescription")),
+        modality=_str_or_none(first.get("Modality")),
+        n_slices=n_frames,
+        rows=rows,
+        columns=cols,
+        plane=_plane_of(orientations),
+        files=tuple(p for p, _ in items),
+        multiframe=multiframe,
+        pixel_spacing=(float(ps[0]), float(ps[1])) if ps is not None and len(ps) == 2 else None,
+        manufacturer=_str_or_none(first.get("Manufacturer")),
+        sequence_hint=_sequence_hint(first),
+        root=root,
+    )
+
+
+def _plane_name(normal: NDArray[np.float64]) -> str:
+    n = np.abs(normal) / max(float(np.linalg.norm(normal)), 1e-12)
+    if float(n.max()) < PLANE_MIN_COMPONENT:
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[int(np.argmax(n))]  # LPS: x = left-right, y = A-P, z = S-I
+
+
+def _plane_of(orientations: list[NDArray[np.float64]]) -> str:
+    if not orientations:
+        return "unknown"
+    clusters = _cluster(orientations, ORIENTATION_TOL)
+    if len(clusters) > 1:
+        return "mixed"
+    iop = orientations[0]
+    return _plane_name(np.cross(iop[:3], iop[3:]))
+
+
+def _cluster(values: Sequence[NDArray[np.float64]], tol: float) -> list[list[int]]:
+    """Group indices of vectors equal within ``tol`` per component (greedy, against each group's first)."""
+    groups: list[list[int]] = []
+    for idx, v in enumerate(values):
+        for g in groups:
+            if np.allclose(values[g[0]], v, rtol=0.0, atol=tol):
+                g.append(idx)
+                break
+        else:
+            groups.append([idx])
+    return groups
+
+
+def choose_series(found: list[SeriesInfo], wanted: str | int | None, quiet: bool = False) -> SeriesInfo:
+    """Pick one series from ``found``.
+
+    ``wanted`` is matched, in this order of precedence, against the SeriesInstanceUID, then the SeriesNumber
+    (an int or a digit string), then the list index that ``openspine info`` shows. With ``wanted=None`` the
+    sagittal series with the most slices is chosen (ties: lowest SeriesNumber); a lone series is chosen
+    whatever its plane. Unless ``quiet``, the choice and its reason are logged at INFO.
+    """
+    if not found:
+        raise SeriesSelectionError("no image series to choose from")
+    if wanted is None:
+        chosen, why = _default_choice(found)
+    else:
+        chosen, why = _match_wanted(found, wanted)
+    if not quiet:
+        log.info("chose DICOM series %s: %s", chosen.describe(), why)
+    return chosen
+
+
+def _listing(found: list[SeriesInfo]) -> str:
+    return "; ".join(f"[{i}] {s.describe()} uid={s.series_uid}" for i, s in enumerate(found))
+
+
+def _default_choice(found: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
+    sagittal = [s for s in found if s.plane == "sagittal"]
+    if sagittal:
+        best = min(
+            sagittal,
+            key=lambda s: (-s.n_slices, s.series_number is None, s.series_number or 0),
+        )
+        others = len(found) - 1
+        why = (
+            f"the sagittal series with the most slices ({len(sagittal)} sagittal of {len(found)} series)"
+            if others
+            else "the only series"
+        )
+        return best, why
+    if len(found) == 1:
+        return found[0], "the only series"
+    raise SeriesSelectionError(
+        f"none of the {len(found)} series is sagittal, and openspine needs a sagittal series: {_listing(found)}. "
+        "Choose one explicitly (series UID, SeriesNumber or index) if it is what you want."
+    )
+
+
+def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInfo, str]:
+    if isinstance(wanted, bool) or not isinstance(wanted, (str, int)):
+        raise SeriesSelectionError(f"series must be a UID, a SeriesNumber or an index, got {wanted!r}")
+    text = str(wanted).strip()
+    by_uid = [s for s in found if s.series_uid == text]
+    if by_uid:
+        return by_uid[0], f"SeriesInstanceUID {text} as asked"
+    if re.fullmatch(r"[+-]?\d+", text):
+        number = int(text)
+        by_number = [s for s in found if s.series_number == number]
+        if len(by_number) == 1:
+            return by_number[0], f"SeriesNumber {number} as asked"
+        if len(by_number) > 1:
+            raise SeriesSelectionError(
+                f"{len(by_number)} series have SeriesNumber {number} (several studies?): "
+                f"{_listing(by_number)}. Choose by SeriesInstanceUID instead."
+            )
+        if 0 <= number < len(found):
+            return found[number], f"index {number} of the series list as asked"
+    raise SeriesSelectionError(
+        f"no series matches {wanted!r} (as SeriesInstanceUID, SeriesNumber or index); found: {_listing(found)}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reading one series
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Frame:
+    """One 2D image of the series: where its pixels come from and where it sits in the patient (LPS)."""
+
+    file: int  # index into the series' datasets
+    frame: int  # frame index inside a multi-frame file (0 for single-frame files)
+    position: NDArray[np.float64]  # ImagePositionPatient, LPS mm
+    orientation: NDArray[np.float64]  # ImageOrientationPatient (6 values)
+    rows: int
+    columns: int
+    pixel_spacing: NDArray[np.float64]  # (row spacing, column spacing) mm
+    slope: float
+    intercept: float
+    thickness: float | None  # SpacingBetweenSlices, else SliceThickness: only used for a single slice
+    frame_of_reference: str | None
+
+
+def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
+    """Read a series into a Scan: array ``[row, column, slice]`` and the affine to RAS+ mm, strictly checked."""
+    names = [_rel_name(p, info.root) for p in info.files]
+    datasets = [_read_full(p, name) for p, name in zip(info.files, names)]
+    frames = [fr for idx, ds in enumerate(datasets) for fr in _frames_of(ds, idx, names[idx])]
+    unit = "frames" if info.multiframe else "files"
+    ordered, affine_lps = _stack_geometry(frames, names, unit)
+
+    pixels: dict[int, NDArray[Any]] = {}
+    for idx in sorted({fr.file for fr in ordered}):
+        pixels[idx] = _decode(datasets[idx], names[idx], info.files[idx])
+        del datasets[idx].PixelData  # free the encoded bytes as soon as they are decoded
+    array = _assemble(ordered, pixels)
+
+    first = datasets[ordered[0].file]
+    ts = first.file_meta.get("TransferSyntaxUID") if getattr(first, "file_meta", None) is not None else None
+    extra: dict[str, Any] = {"transfer_syntax": UID(ts).name if ts else None}
+    thick = first.get("SliceThickness")
+    if thick is None and _is_enhanced(first):
+        thick = _frame_attr(first, ordered[0].frame, "PixelMeasuresSequence", "SliceThickness")
+    if thick is not None:
+        extra["slice_thickness_mm"] = float(thick)
+    root = info.root if info.root is not None else (info.files[0].parent if info.files else None)
+    source = ScanSource(
+        path=str(display_path if display_path is not None else root),
+        format="dicom",
+        series_uid=info.series_uid,
+        series_description=_str_or_none(first.get("SeriesDescription")),
+        series_number=_int_or_none(first.get("SeriesNumber")),
+        modality=_str_or_none(first.get("Modality")),
+        sequence_hint=_sequence_hint(first),
+        manufacturer=_str_or_none(first.get("Manufacturer")),
+        study_uid=_str_or_none(first.get("StudyInstanceUID")),
+        frame_of_reference_uid=ordered[0].frame_of_reference,
+        extra=extra,
+    )
+    return Scan(array, geometry.LPS_TO_RAS @ affine_lps, source)
+
+
+def _rel_name(path: Path, root: Path | None) -> str:
+    if root is not None and root.is_dir():
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            pass
+    return path.name
+
+
+def _read_full(path: Path, name: str) -> Dataset:
+    try:
+        # force: preamble-less files are valid DICOM streams too (discover_series already vetted the header)
+        return pydicom.dcmread(path, force=True)
+    except Exception as exc:  # pydicom raises many types on truncated or corrupt files
+        raise ScanReadError(f"cannot read DICOM file '{name}' (truncated or corrupt?): {exc}") from exc
+
+
+def _is_enhanced(ds: Dataset) -> bool:
+    return "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+
+
+def _n_frames(ds: Dataset) -> int:
+    try:
+        return max(int(ds.get("NumberOfFrames", 1) or 1), 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _frame_attr(ds: Dataset, frame: int, group: str, keyword: str) -> Any:
+    """``keyword`` from functional group ``group`` of ``frame``: per-frame first, then shared; None if absent."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    candidates = []
+    if per_frame is not None and frame < len(per_frame):
+        candidates.append(per_frame[frame])
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        candidates.append(shared[0])
+    for item in candidates:
+        seq = item.get(group)
+        if seq and keyword in seq[0]:
+            return seq[0].get(keyword)
+    return None
+
+
+def _floats(value: Any, n: int, what: str, name: str) -> NDArray[np.float64]:
+    try:
+        out = np.asarray([float(v) for v in value], dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise GeometryError(f"'{name}' has an unreadable {what}: {value!r}") from exc
+    if out.shape != (n,) or not np.all(np.isfinite(out)):
+        raise GeometryError(f"'{name}' has an invalid {what}: {value!r} (expected {n} finite numbers)")
+    return out
+
+
+def _frames_of(ds: Dataset, idx: int, name: str) -> list[_Frame]:
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise UnsupportedScanError(
+            f"'{name}' holds colour images ({ds.get('PhotometricInterpretation', '?')}); openspine reads "
+            "greyscale MRI only"
+        )
+    if "Rows" not in ds or "Columns" not in ds:
+        raise ScanReadError(f"'{name}' has no Rows/Columns: it is not an image")
+    enhanced = _is_enhanced(ds)
+    n = _n_frames(ds)
+    if n > 1 and not enhanced:
+        raise GeometryError(
+            f"'{name}' is a multi-frame object ({n} frames) without per-frame geometry (functional groups); "
+            "openspine cannot place its frames in space"
+        )
+    if enhanced:
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        if per_frame is not None and len(per_frame) != n:
+            raise GeometryError(
+                f"'{name}' declares {n} frames but has {len(per_frame)} per-frame functional group items"
+            )
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    for_uid = _str_or_none(ds.get("FrameOfReferenceUID"))
+    out = []
+    for f in range(n):
+
+        def get(group: str, keyword: str, f: int = f) -> Any:
+            value = _frame_attr(ds, f, group, keyword) if enhanced else None
+            return value if value is not None else ds.get(keyword)
+
+        ipp, iop, ps = (
+            get("PlanePositionSequence", "ImagePositionPatient"),
+            get("PlaneOrientationSequence", "ImageOrientationPatient"),
+            get("PixelMeasuresSequence", "PixelSpacing"),
+        )
+        where = f"'{name}'" + (f" frame {f + 1}" if enhanced else "")
+        for value, keyword in ((ipp, "ImagePositionPatient"), (iop, "ImageOrientationPatient"), (ps, "PixelSpacing")):
+            if value is None:
+                raise GeometryError(
+                    f"{where} has no {keyword}: without patient geometry openspine cannot build the volume "
+                    "(screen captures and secondary captures cannot be analysed; export the original series)"
+                )
+        slope = get("PixelValueTransformationSequence", "RescaleSlope")
+        intercept = get("PixelValueTransformationSequence", "RescaleIntercept")
+        spacing_between = get("PixelMeasuresSequence", "SpacingBetweenSlices")
+        thickness = get("PixelMeasuresSequence", "SliceThickness")
+        thick = next(
+            (abs(float(v)) for v in (spacing_between, thickness) if v not in (None, "") and float(v) != 0.0), None
+        )
+        out.append(
+            _Frame(
+                file=idx,
+                frame=f,
+                position=_floats(ipp, 3, "ImagePositionPatient", name),
+                orientation=_floats(iop, 6, "ImageOrientationPatient", name),
+                rows=rows,
+                columns=cols,
+                pixel_spacing=_floats(ps, 2, "PixelSpacing", name),
+                slope=1.0 if slope in (None, "") else float(slope),
+                intercept=0.0 if intercept in (None, "") else float(intercept),
+                thickness=thick,
+                frame_of_reference=for_uid,
+            )
+        )
+    return out
+
+
+def _fmt(v: NDArray[np.float64]) -> str:
+    return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
+
+
+def _mixed(what: str, groups: list[list[int]], labels: list[str], unit: str) -> GeometryError:
+    parts = [f"{lab} ({len(g)} {unit})" for g, lab in zip(groups, labels)]
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1]
+    return GeometryError(
+        f"the series mixes {len(groups)} {what}: {listed}; it is not one volume (a localiser or several stacks "
+        "saved as one series?). Choose another series or split this one."
+    )
+
+
+def _stack_geometry(frames: list[_Frame], names: list[str], unit: str) -> tuple[list[_Frame], NDArray[np.float64]]:
+    """Check that the frames form one regular stack; return them sorted along the normal and the LPS affine."""
+    if not frames:
+        raise ScanReadError("the series holds no image frames")
+    orients = _cluster([f.orientation for f in frames], ORIENTATION_TOL)
+    if len(orients) > 1:
+        labels = [_fmt(frames[g[0]].orientation) for g in orients]
+        raise _mixed("orientations (ImageOrientationPatient)", orients, labels, unit)
+    sizes = _cluster([np.asarray([f.rows, f.columns], float) for f in frames], 0.5)
+    if len(sizes) > 1:
+        labels = [f"{frames[g[0]].rows}×{frames[g[0]].columns}" for g in sizes]
+        raise _mixed("image sizes (Rows×Columns)", sizes, labels, unit)
+    spacings = _cluster([f.pixel_spacing for f in frames], PIXEL_SPACING_TOL_MM)
+    if len(spacings) > 1:
+        labels = [_fmt(frames[g[0]].pixel_spacing) + " mm" for g in spacings]
+        raise _mixed("pixel spacings (PixelSpacing)", spacings, labels, unit)
+    fors = Counter(f.frame_of_reference for f in frames if f.frame_of_reference)
+    if len(fors) > 1:
+        raise GeometryError(
+            f"the series mixes {len(fors)} frames of reference (FrameOfReferenceUID): its images were not "
+            "acquired in one patient coordinate system and cannot form one volume"
+        )
+
+    iop = frames[0].orientation
+    x_dir, y_dir = iop[:3], iop[3:]  # X: increasing column index j; Y: increasing row index i
+    nx, ny = float(np.linalg.norm(x_dir)), float(np.linalg.norm(y_dir))
+    if abs(nx - 1) > 1e-3 or abs(ny - 1) > 1e-3 or abs(float(np.dot(x_dir, y_dir))) > 1e-3:
+        raise GeometryError(
+            f"ImageOrientationPatient {_fmt(iop)} is not two orthogonal unit vectors; the header is corrupt"
+        )
+    x_dir, y_dir = x_dir / nx, y_dir / ny
+    normal = np.cross(x_dir, y_dir)
+    row_spacing, col_spacing = (float(v) for v in frames[0].pixel_spacing)
+    if row_spacing <= 0 or col_spacing <= 0:
+        raise GeometryError(f"PixelSpacing {_fmt(frames[0].pixel_spacing)} must be positive")
+
+    dist = np.asarray([float(f.position @ normal) for f in frames])
+    order = np.argsort(dist, kind="stable")
+    ordered = [frames[i] for i in order]
+    dist = dist[order]
+
+    def label(fr: _Frame) -> str:
+        return f"'{names[fr.file]}'" + (f" frame {fr.frame + 1}" if unit == "frames" else "")
+
+    if len(ordered) > 1:
+        gaps = np.diff(dist)
+        dup = np.flatnonzero(gaps < GAP_TOL_MM)
+        if dup.size:
+            k = int(dup[0])
+            raise GeometryError(
+                f"{dup.size + 1 if dup.size == 1 else dup.size} slices share a position: {label(ordered[k])} and "
+                f"{label(ordered[k + 1])} both lie at {dist[k]:.3f} mm along the slice normal. The series holds "
+                "several images per position (echoes, time points or a repeated acquisition); choose a series "
+                "with one image per position."
+            )
+        median = float(np.median(gaps))
+        tol = max(GAP_TOL_MM, GAP_TOL_REL * median)
+        bad = np.flatnonzero(np.abs(gaps - median) > tol)
+        if bad.size:
+            k = int(bad[0])
+            raise GeometryError(
+                f"irregular slice spacing: the gap between slices {k} and {k + 1} (at {dist[k]:.3f} and "
+                f"{dist[k + 1]:.3f} mm along the slice normal, {label(ordered[k])} and {label(ordered[k + 1])}) "
+                f"is {gaps[k]:.3f} mm, but the median gap is {median:.3f} mm ({bad.size} irregular gap"
+                f"{'s' if bad.size > 1 else ''}); a slice may be missing or the series holds several stacks"
+            )
+        # positions must lie on one straight line; the step from first to last keeps any (CT-like) shear exact
+        step = (ordered[-1].position - ordered[0].position) / (len(ordered) - 1)
+        expected = ordered[0].position + np.arange(len(ordered))[:, None] * step
+        actual = np.stack([f.position for f in ordered])
+        off = np.linalg.norm(actual - expected, axis=1)
+        if float(off.max()) > tol:
+            k = int(np.argmax(off))
+            raise GeometryError(
+                f"slice positions do not lie on a straight line: {label(ordered[k])} is {off[k]:.3f} mm away from "
+                "the line through the first and last slice; the series is not one regular volume"
+            )
+    else:
+        step = normal * (ordered[0].thickness or 1.0)
+
+    affine = np.eye(4)
+    affine[:3, 0] = y_dir * row_spacing  # row index i moves along Y by PixelSpacing[0]
+    affine[:3, 1] = x_dir * col_spacing  # column index j moves along X by PixelSpacing[1]
+    affine[:3, 2] = step
+    affine[:3, 3] = ordered[0].position
+    return ordered, affine
+
+
+def _plugin_for(ts: UID) -> str:
+    for prefix, plugin in _DECODER_PLUGINS:
+        if str(ts).startswith(prefix):
+            return plugin
+    return "pylibjpeg with its plugins (pylibjpeg-libjpeg, pylibjpeg-openjpeg, pylibjpeg-rle)"
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts:
+        return UID(ts)
+    # a preamble-less file has no file meta: fall back to the encoding pydicom detected while parsing
+    implicit, little = ds.original_encoding
+    if little is False:
+        ts = ExplicitVRBigEndian
+    else:
+        ts = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    if meta is None:
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ts
+    return UID(ts)
+
+
+def _decode(ds: Dataset, name: str, path: Path) -> NDArray[Any]:
+    """The stored pixel values of a file as (frames, rows, columns)."""
+    ts = _transfer_syntax(ds)
+    rows, cols, n = int(ds.Rows), int(ds.Columns), _n_frames(ds)
+    if "PixelData" in ds and not ts.is_compressed:
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        expected = rows * cols * n * bits // 8
+        have = len(ds.PixelData)
+        if bits >= 8 and have < expected:
+            raise ScanReadError(
+                f"DICOM file '{name}' is truncated: its pixel data has {have} bytes, {rows}×{cols}×{n} pixels of "
+                f"{bits} bits need {expected}"
+            )
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # decoders raise many types on corrupt or unsupported data
+        if ts.is_compressed:
+            plugin = _plugin_for(ts)
+            try:
+                from pydicom.pixels import get_decoder
+
+                available = get_decoder(ts).is_available
+            except (NotImplementedError, ValueError):
+                available = False
+            if not available:
+                raise ScanReadError(
+                    f"cannot decode '{name}': no installed decoder handles its transfer syntax {ts.name} ({ts}); "
+                    f"install {plugin} (pip install {plugin.split()[0]})"
+                ) from exc
+            raise ScanReadError(
+                f"cannot decode '{name}' ({ts.name}, {ts}): {exc}. The file may be corrupt; if it is not, "
+                f"install or update the decoder plugin {plugin}"
+            ) from exc
+        raise ScanReadError(f"cannot read the pixel data of DICOM file '{name}' (truncated or corrupt?): {exc}") from exc
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.shape != (n, rows, cols):
+        raise ScanReadError(
+            f"DICOM file '{name}' decodes to pixels of shape {arr.shape}, its header says {n}×{rows}×{cols}"
+        )
+    return arr
+
+
+def _assemble(ordered: list[_Frame], pixels: dict[int, NDArray[Any]]) -> NDArray[Any]:
+    """Stack frames along the third axis; apply rescale slope/intercept (float32 only when it changes values)."""
+    identity = all(f.slope == 1.0 and f.intercept == 0.0 for f in ordered)
+    dtype = np.result_type(*[p.dtype for p in pixels.values()]) if identity else np.dtype(np.float32)
+    rows, cols = ordered[0].rows, ordered[0].columns
+    out = np.empty((rows, cols, len(ordered)), dtype=dtype)
+    for k, fr in enumerate(ordered):
+        plane = pixels[fr.file][fr.frame]
+        if identity:
+            out[:, :, k] = plane
+        else:
+            # float64 arithmetic, then one rounding to float32, so the result does not depend on the stored dtype
+            out[:, :, k] = (plane.astype(np.float64) * fr.slope + fr.intercept).astype(np.float32)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# header text helpers
+# --------------------------------------------------------------------------------------------------------------
+def _str_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_HINTS = (
+    ("STIR", re.compile(r"stir|tirm")),
+    ("T1", re.compile(r"t1(?!\d)")),  # "t1", "t1w", "sag_t1" – not "t12" (a level name)
+    ("T2", re.compile(r"t2(?!\d)")),
+)
+
+
+def _sequence_hint(ds: Dataset) -> str | None:
+    """'STIR', 'T1' or 'T2' from the first header text that names one; None when none does."""
+    for keyword in ("SeriesDescription", "SequenceName", "PulseSequenceName", "ScanningSequence", "ProtocolName"):
+        value = ds.get(keyword)
+        if value is None:
+            continue
+        text = " ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+        if not isinstance(value, str) and hasattr(value, "__iter__") and not isinstance(value, (bytes,)):
+            text = " ".join(str(v) for v in value)
+        text = text.lower()
+        for hint, pattern in _HINTS:
+            if pattern.search(text):
+                return hint
+    return None
+
+
+def series_table(found: list[SeriesInfo]) -> str:
+    """The series list as JSON lines (index + summary), for logs and debugging."""
+    return "\n".join(json.dumps({"index": i, **s.to_dict()}) for i, s in enumerate(found))

@@ -99,3 +99,41 @@ def apply_affine(affine: NDArray[np.floating], points: NDArray[np.floating]) -> 
     pts2 = np.atleast_2d(pts)
     out = pts2 @ np.asarray(affine, dtype=float)[:3, :3].T + np.asarray(affine, dtype=float)[:3, 3]
     return out[0] if single else out
+
+
+def obliquity_degrees(affine: NDArray[np.floating]) -> float:
+    """The largest angle between an array axis and the world axis nearest to it."""
+    dirs = np.abs(axis_directions(affine))
+    return float(np.degrees(np.arccos(np.clip(dirs.max(axis=0).min(), -1.0, 1.0))))
+
+
+def resample_to_internal(
+    array: NDArray[np.generic], affine: NDArray[np.floating], spacing_mm: float
+) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+    """Reslice a volume onto a world-aligned grid in the internal layout (linear interpolation).
+
+    Used only for oblique near-isotropic volumes, where no axis permutation gives sagittal slices.
+    The output grid covers the input's bounding box; voxels outside the input are 0.
+    """
+    from scipy import ndimage
+
+    affine = np.asarray(affine, dtype=float)
+    corners = np.array([[i, j, k] for i in (0, array.shape[0] - 1) for j in (0, array.shape[1] - 1)
+                        for k in (0, array.shape[2] - 1)], dtype=float)  # fmt: skip
+    world = apply_affine(affine, corners)
+    lo, hi = world.min(axis=0), world.max(axis=0)
+    # internal axes point to I, P, R: start at the superior, anterior, left corner of the box
+    out_aff = np.eye(4)
+    out_aff[:3, :3] = np.array([[0, 0, 1], [0, -1, 0], [-1, 0, 0]], dtype=float) * spacing_mm
+    out_aff[:3, 3] = [lo[0], hi[1], hi[2]]
+    extent = hi - lo
+    shape = (
+        int(np.floor(extent[2] / spacing_mm)) + 1,
+        int(np.floor(extent[1] / spacing_mm)) + 1,
+        int(np.floor(extent[0] / spacing_mm)) + 1,
+    )
+    m = np.linalg.inv(affine) @ out_aff
+    out = ndimage.affine_transform(
+        np.asarray(array, dtype=np.float32), m[:3, :3], offset=m[:3, 3], output_shape=shape, order=1, cval=0.0
+    )
+    return out, out_aff

@@ -16,6 +16,10 @@ from . import geometry
 from .errors import ImageContentError, UnsupportedScanError
 
 
+# Thick or thin stacks tilted by more than this are resliced rather than permuted (3D volumes only).
+OBLIQUE_RESLICE_DEGREES = 20.0
+
+
 @dataclass(frozen=True)
 class ScanSource:
     """Where a scan came from and what its header says (no patient identifiers)."""
@@ -104,7 +108,11 @@ class Scan:
                     f"view would have {self.spacing[axis]:.1f} mm resolution along the spine. openspine needs a "
                     "sagittal series or a near-isotropic 3D volume; pick the sagittal series of the study."
                 )
-        arr, aff = geometry.reorient(self.array, self.affine, geometry.INTERNAL_CODES)
+        if axis is None and geometry.obliquity_degrees(self.affine) > OBLIQUE_RESLICE_DEGREES:
+            # an oblique 3D volume: no permutation gives sagittal slices, so reslice (interpolating)
+            arr, aff = geometry.resample_to_internal(self.array, self.affine, min(self.spacing))
+        else:
+            arr, aff = geometry.reorient(self.array, self.affine, geometry.INTERNAL_CODES)
         return SagittalView(Scan(arr, aff, self.source), self)
 
     def check_analysable(self) -> None:
@@ -152,7 +160,8 @@ class SagittalView:
         return geometry.apply_affine(m, ijk)
 
     def input_slice_index(self, k: int) -> int:
-        """The index, along the input array's left-right axis, of internal sagittal slice ``k``."""
+        """The index, along the input array's left-right axis, of internal sagittal slice ``k``
+        (the nearest one where the volume was resliced)."""
         _, sign, offset = _sagittal_input_axis(self)
         return offset + sign * int(k)
 

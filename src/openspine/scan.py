@@ -15,7 +15,6 @@ from numpy.typing import NDArray
 from . import geometry
 from .errors import ImageContentError, UnsupportedScanError
 
-
 # Thick or thin stacks tilted by more than this are resliced rather than permuted (3D volumes only).
 OBLIQUE_RESLICE_DEGREES = 20.0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,14 @@ def input_info(scan: Scan) -> InputInfo:
     )
 
 
+STAGES = ("read", "detect", "grade")
+
+
 def analyze(
     source: Scan | str | os.PathLike[str],
     config: AnalysisConfig | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
     **options: Any,
 ) -> AnalysisResult:
     """Detect, label and grade the spine in one scan.
@@ -45,6 +51,7 @@ def analyze(
         config: options as an :class:`~openspine.config.AnalysisConfig`.
         **options: the same options as keywords (``series``, ``pixel_spacing``, ``detector``, ``grader``,
             ``grade_levels``); they override ``config``. Unknown names raise ConfigError.
+        progress: called with each stage name of :data:`STAGES` as it starts (for progress bars).
 
     Example::
 
@@ -56,7 +63,9 @@ def analyze(
     series, pixel_spacing = cfg.series, cfg.pixel_spacing
     detector, grader, grade_levels = cfg.detector, cfg.grader, cfg.grade_levels
     timings: dict[str, float] = {}
+    step = progress or (lambda stage: None)
     t0 = time.perf_counter()
+    step("read")
     if isinstance(source, Scan):
         scan = source
     else:
@@ -74,6 +83,7 @@ def analyze(
     not_run: dict[str, str] = {}
 
     t = time.perf_counter()
+    step("detect")
     detection: Any = None
     try:
         from .detection import detect
@@ -94,6 +104,7 @@ def analyze(
         models.extend(detection.models)
         flags.extend(detection.flags)
         t = time.perf_counter()
+        step("grade")
         try:
             from .grading import grade
         except ImportError:
@@ -122,4 +133,5 @@ def analyze(
         parameters=cfg.to_dict(),
         timings_s=timings,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        view=view,
     )

@@ -61,6 +61,15 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_formats_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--formats",
+        default="json,csv,png,html",
+        help="outputs to write, comma-separated from json,csv,png,html,nifti,seg,sr, or 'all' "
+        "(seg and sr need DICOM input and openspine[dicom])",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openspine",
@@ -97,11 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="disc levels to grade: 'lumbar' (T12-L1…L5-S1, the default), 'all', or a list like L4-L5,L5-S1",
     )
     p.add_argument("--config", type=Path, default=None, help="JSON file of analysis options (see docs)")
+    _add_formats_option(p)
 
     p = sub.add_parser(
         "demo", help="analyse the embedded example scan", formatter_class=_Formatter, epilog=_EPILOG_DEMO
     )
     p.add_argument("--out", type=Path, default=Path("openspine-demo"), help="output folder")
+    _add_formats_option(p)
 
     for name, kinds, what in (("train", TRAIN_KINDS, "train a model"), ("evaluate", EVALUATE_KINDS, "evaluate")):
         p = sub.add_parser(

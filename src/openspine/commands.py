@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from ._logging import get_logger
 from .config import AnalysisConfig
+from .writers import parse_formats
 
 log = get_logger("cli")
 
@@ -79,13 +81,44 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analyze_to(path: Path, out: Path, config: AnalysisConfig) -> int:
-    from .analysis import analyze
+class StageProgress:
+    """Progress of one analysis, stage by stage: a bar on a terminal, log lines otherwise, silent if quiet."""
+
+    def __init__(self, stages: tuple[str, ...], quiet: bool, log_format: str) -> None:
+        self.bar: Any = None
+        self.quiet = quiet
+        if not quiet and log_format == "text" and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=len(stages), desc="openspine", unit="stage", leave=False)
+
+    def __call__(self, stage: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(stage)
+            self.bar.update(1)
+        elif not self.quiet:
+            log.info("stage: %s", stage)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Namespace) -> int:
+    from .analysis import STAGES, analyze
     from .writers import prepare_output_dir, write_result
 
+    formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
-    result = analyze(path, config)
-    files = write_result(result, out)
+    progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)
+    try:
+        result = analyze(path, config, progress=progress)
+        progress("write")
+        files = write_result(result, out, formats)
+    finally:
+        progress.close()
+    if args.quiet:
+        return 0
     n_v, n_d = len(result.vertebrae), len(result.discs)
     print(f"{path}: {n_v} vertebrae, {n_d} discs; outputs in {out.resolve()}")
     for name in files.values():
@@ -103,12 +136,13 @@ def run_analyze(args: argparse.Namespace) -> int:
         "grade_levels": args.levels,
     }
     options.update({k: v for k, v in given.items() if v is not None})
-    return _analyze_to(Path(args.path), Path(args.out), AnalysisConfig.from_mapping(options))
+    return _analyze_to(Path(args.path), Path(args.out), AnalysisConfig.from_mapping(options), args)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     from .data import DEMO_ATTRIBUTION, demo_scan_path
 
-    print(f"openspine demo: analysing the embedded example scan {demo_scan_path().name}")
-    print(f"  (real lumbar T2 slice from SPIDER, CC BY 4.0 — see {DEMO_ATTRIBUTION})")
-    return _analyze_to(demo_scan_path(), Path(args.out), AnalysisConfig())
+    if not args.quiet:
+        print(f"openspine demo: analysing the embedded example scan {demo_scan_path().name}")
+        print(f"  (real lumbar T2 slice from SPIDER, CC BY 4.0 — see {DEMO_ATTRIBUTION})")
+    return _analyze_to(demo_scan_path(), Path(args.out), AnalysisConfig(), args)

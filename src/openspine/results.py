@@ -149,6 +149,8 @@ class AnalysisResult:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     timings_s: Mapping[str, float] = field(default_factory=dict)
     created: str | None = None
+    # the analysed image in the internal layout, kept for pictures (not serialised)
+    view: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -218,6 +220,29 @@ class AnalysisResult:
 
             raise ConfigError(f"kind must be 'discs' or 'vertebrae', got {kind!r}")
         return pd.DataFrame(self.disc_rows() if kind == "discs" else self.vertebra_rows())
+
+    def overlay(self, width: int = 1000) -> Any:
+        """The overlay picture (a PIL image): mid-sagittal slice, outlines, levels, Pfirrmann grades."""
+        from .errors import OutputError
+        from .render.overlay import render_overlay
+
+        if self.view is None:
+            raise OutputError("this result holds no image (it was read from JSON); run openspine.analyze again")
+        return render_overlay(self.view, self, width=width)
+
+    def plot(self, width: int = 1000) -> Any:
+        """A matplotlib figure of :meth:`overlay`, for notebooks (needs ``openspine[plot]``)."""
+        import numpy as np
+
+        from ._optional import import_optional
+
+        plt = import_optional("matplotlib.pyplot", "plot()")
+        img = self.overlay(width=width)
+        fig, ax = plt.subplots(figsize=(img.width / 100, img.height / 100), dpi=100)
+        ax.imshow(np.asarray(img))
+        ax.set_axis_off()
+        fig.subplots_adjust(0, 0, 1, 1)
+        return fig
 
 
 VERTEBRA_COLUMNS = [

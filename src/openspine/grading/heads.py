@@ -120,4 +120,6 @@ def unavailable_note(name: str, model_name: str) -> str:
     """Why a grading is not in a model's outputs."""
     if model_name == "grader" and name in UNAVAILABLE_NOTES:
         return UNAVAILABLE_NOTES[name]
-    return f"not available from grader model '{model_name}': it has no '{name}' output; add it with 'openspine finetune'"
+    return (
+        f"not available from grader model '{model_name}': it has no '{name}' output; add it with 'openspine finetune'"
+    )

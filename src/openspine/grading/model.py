@@ -120,7 +120,9 @@ def _load_cached(key: str, threads: int | None) -> GraderModel:
         input_name = str(inp.get("name", "crops"))
         heads = tuple(HeadSpec.from_dict(h) for h in data["outputs"]["heads"])
     except (KeyError, TypeError) as exc:
-        raise ModelError(f"model '{loaded.card.name}' ({loaded.card.folder}) is not a grader: its card lacks {exc}") from None
+        raise ModelError(
+            f"model '{loaded.card.name}' ({loaded.card.folder}) is not a grader: its card lacks {exc}"
+        ) from None
     if not heads:
         raise ModelError(f"grader '{loaded.card.name}' declares no heads in its card")
     names = {o.name for o in loaded.session.get_outputs()}

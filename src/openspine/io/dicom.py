@@ -16,11 +16,10 @@ coordinates are converted here, at the file boundary). No patient identifier is 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,33 +107,41 @@ def is_dicom_file(path: Path) -> bool:
     return any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "Modality"))
 
 
+class _UnreadableHeader(Exception):
+    """A file that announces itself as DICOM ('DICM' marker) but whose header cannot be parsed."""
+
+
 def _read_header(path: Path) -> tuple[Dataset, bool] | None:
     """The header of a DICOM file (no pixel data) and whether the file holds pixel data; None if not DICOM.
 
-    Raises ScanReadError for a file that announces itself as DICOM but whose header cannot be parsed.
+    Raises _UnreadableHeader for a file with the DICOM marker whose header cannot be parsed.
     """
     try:
         with open(path, "rb") as fp:
             head = fp.read(132)
-            if not (len(head) == 132 and head[128:132] == b"DICM") and not _looks_like_raw_dicom(head):
+            marked = len(head) == 132 and head[128:132] == b"DICM"
+            if not marked and not _looks_like_raw_dicom(head):
                 return None
             fp.seek(0)
             try:
                 ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
             except Exception as exc:  # corrupt headers raise anything from EOFError to KeyError in pydicom
-                if head[128:132] == b"DICM":
-                    raise ScanReadError(f"'{path}' is a DICOM file with an unreadable header: {exc}") from exc
+                if marked:
+                    raise _UnreadableHeader(str(exc)) from exc
                 return None
             # the reader stops right before the pixel data element, so the next 4 bytes are its tag if present
             has_pixels = fp.read(4) in _PIXEL_TAG_BYTES
     except OSError as exc:
         raise ScanReadError(f"cannot read '{path}': {exc}") from exc
-    if not has_pixels and "Rows" in ds and getattr(ds, "file_meta", None) is not None:
-        # a deflated transfer syntax reads through a decompressing buffer, so the file position says nothing
-        ts = ds.file_meta.get("TransferSyntaxUID")
-        has_pixels = ts is not None and "Deflate" in UID(ts).name
     if len(ds) == 0:
+        if marked:
+            raise _UnreadableHeader("no data elements after the file meta information")
         return None
+    if not has_pixels and "Rows" in ds:
+        # a deflated transfer syntax reads through a decompressing buffer, so the file position says nothing
+        meta = getattr(ds, "file_meta", None)
+        ts = meta.get("TransferSyntaxUID") if meta is not None else None
+        has_pixels = ts is not None and "Deflate" in UID(ts).name
     return ds, has_pixels
 
 
@@ -218,11 +225,18 @@ def discover_series(root: Path) -> list[SeriesInfo]:
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     n_dicom = 0
     no_pixels: Counter[str] = Counter()
+    unreadable: list[Path] = []
     for path in candidates:
         if path.name.upper() == "DICOMDIR":
             log.debug("skipping DICOMDIR %s", path)
             continue
-        header = _read_header(path)
+        try:
+            header = _read_header(path)
+        except _UnreadableHeader as exc:
+            # one damaged file must not hide the other series of a study folder: warn, and say so if nothing is left
+            unreadable.append(path)
+            log.warning("skipping '%s': DICOM file with an unreadable header (%s)", path, exc)
+            continue
         if header is None:
             log.debug("skipping %s: not a DICOM file", path)
             continue
@@ -237,6 +251,11 @@ def discover_series(root: Path) -> list[SeriesInfo]:
         uid = str(ds.get("SeriesInstanceUID", "")) or "(no SeriesInstanceUID)"
         groups.setdefault(uid, []).append((path, ds))
 
+    if n_dicom == 0 and unreadable:
+        raise ScanReadError(
+            f"'{root}' holds {len(unreadable)} DICOM file(s) whose header cannot be read (corrupt or truncated), "
+            f"e.g. '{unreadable[0]}', and no readable DICOM file"
+        )
     if n_dicom == 0:
         if root.is_file():
             raise ScanReadError(f"'{root}' is not a DICOM file")
@@ -424,8 +443,9 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
 
     pixels: dict[int, NDArray[Any]] = {}
     for idx in sorted({fr.file for fr in ordered}):
-        pixels[idx] = _decode(datasets[idx], names[idx], info.files[idx])
-        del datasets[idx].PixelData  # free the encoded bytes as soon as they are decoded
+        pixels[idx] = _decode(datasets[idx], names[idx])
+        if "PixelData" in datasets[idx]:
+            del datasets[idx].PixelData  # free the encoded bytes as soon as they are decoded
     array = _assemble(ordered, pixels)
 
     first = datasets[ordered[0].file]
@@ -637,8 +657,8 @@ def _stack_geometry(frames: list[_Frame], names: list[str], unit: str) -> tuple[
         if dup.size:
             k = int(dup[0])
             raise GeometryError(
-                f"{dup.size + 1 if dup.size == 1 else dup.size} slices share a position: {label(ordered[k])} and "
-                f"{label(ordered[k + 1])} both lie at {dist[k]:.3f} mm along the slice normal. The series holds "
+                f"duplicate slice positions ({dup.size} repeated): {label(ordered[k])} and {label(ordered[k + 1])} "
+                f"both lie at {dist[k]:.3f} mm along the slice normal. The series holds "
                 "several images per position (echoes, time points or a repeated acquisition); choose a series "
                 "with one image per position."
             )
@@ -689,17 +709,14 @@ def _transfer_syntax(ds: Dataset) -> UID:
         return UID(ts)
     # a preamble-less file has no file meta: fall back to the encoding pydicom detected while parsing
     implicit, little = ds.original_encoding
-    if little is False:
-        ts = ExplicitVRBigEndian
-    else:
-        ts = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    ts = ExplicitVRBigEndian if little is False else ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
     if meta is None:
         ds.file_meta = pydicom.dataset.FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ts
     return UID(ts)
 
 
-def _decode(ds: Dataset, name: str, path: Path) -> NDArray[Any]:
+def _decode(ds: Dataset, name: str) -> NDArray[Any]:
     """The stored pixel values of a file as (frames, rows, columns)."""
     ts = _transfer_syntax(ds)
     rows, cols, n = int(ds.Rows), int(ds.Columns), _n_frames(ds)
@@ -732,7 +749,9 @@ def _decode(ds: Dataset, name: str, path: Path) -> NDArray[Any]:
                 f"cannot decode '{name}' ({ts.name}, {ts}): {exc}. The file may be corrupt; if it is not, "
                 f"install or update the decoder plugin {plugin}"
             ) from exc
-        raise ScanReadError(f"cannot read the pixel data of DICOM file '{name}' (truncated or corrupt?): {exc}") from exc
+        raise ScanReadError(
+            f"cannot read the pixel data of DICOM file '{name}' (truncated or corrupt?): {exc}"
+        ) from exc
     arr = np.asarray(arr)
     if arr.ndim == 2:
         arr = arr[None]
@@ -791,9 +810,8 @@ def _sequence_hint(ds: Dataset) -> str | None:
         value = ds.get(keyword)
         if value is None:
             continue
-        text = " ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
-        if not isinstance(value, str) and hasattr(value, "__iter__") and not isinstance(value, (bytes,)):
-            text = " ".join(str(v) for v in value)
+        # multi-valued elements (ScanningSequence "SE\\IR") come as a sequence of strings
+        text = value if isinstance(value, str) else " ".join(str(v) for v in value) if _iterable(value) else str(value)
         text = text.lower()
         for hint, pattern in _HINTS:
             if pattern.search(text):
@@ -801,6 +819,5 @@ def _sequence_hint(ds: Dataset) -> str | None:
     return None
 
 
-def series_table(found: list[SeriesInfo]) -> str:
-    """The series list as JSON lines (index + summary), for logs and debugging."""
-    return "\n".join(json.dumps({"index": i, **s.to_dict()}) for i, s in enumerate(found))
+def _iterable(value: Any) -> bool:
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes))

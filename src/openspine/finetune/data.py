@@ -1,0 +1,204 @@
+"""Training samples for graders: one labelled disc of one scan, located by the detector (no torch here).
+
+A :class:`DiscSample` keeps a reference to its scan's sagittal array (shared by the discs of one scan), the
+pixel spacing, the disc's endplate geometry from the detection, and its labels as class indices per head.
+Detections are cached in a JSON file keyed by the scan path and the detector's checksum, so a second training
+run does not detect again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._logging import get_logger
+from ..errors import GeometryError, ModelError, OpenSpineError
+from ..levels import DiscLevel
+from ..scan import SagittalView
+from ..grading.crop import DiscGeometry
+
+log = get_logger("finetune.data")
+
+
+@dataclass
+class DiscSample:
+    """One labelled disc: where it is and what the reference says."""
+
+    case: str  # scan / patient id: the unit of splitting and of bootstrap resampling
+    level: DiscLevel
+    array: NDArray[Any]  # the scan in the internal sagittal layout (rows, cols, slices), shared per scan
+    spacing: tuple[float, float, float]
+    geometry: DiscGeometry
+    labels: dict[str, int] = field(default_factory=dict)  # head name → class index; absent = not labelled
+
+
+@dataclass
+class DetectionCache:
+    """Disc geometries found by the detector, per scan path, saved as JSON."""
+
+    path: Path | None
+    detector: str
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None, detector: str) -> DetectionCache:
+        cache = cls(Path(path) if path else None, detector)
+        if cache.path is not None and cache.path.is_file():
+            try:
+                data = json.loads(cache.path.read_text())
+            except json.JSONDecodeError:
+                log.warning("ignoring the unreadable detection cache %s", cache.path)
+                return cache
+            if data.get("detector") == detector:
+                cache.entries = data.get("scans", {})
+            else:
+                log.info("detection cache %s was made by another detector; detecting again", cache.path)
+        return cache
+
+    def get(self, key: str) -> dict[str, DiscGeometry] | None:
+        e = self.entries.get(key)
+        if e is None:
+            return None
+        return {lv: _geometry_from_dict(g) for lv, g in e["discs"].items()}
+
+    def put(self, key: str, discs: Mapping[str, DiscGeometry], flags: Iterable[str] = ()) -> None:
+        self.entries[key] = {"discs": {lv: asdict(g) for lv, g in discs.items()}, "flags": list(flags)}
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"detector": self.detector, "scans": self.entries}))
+        tmp.replace(self.path)
+
+
+def _geometry_from_dict(d: Mapping[str, Any]) -> DiscGeometry:
+    def pt(v: Any) -> tuple[float, float]:
+        return float(v[0]), float(v[1])
+
+    return DiscGeometry(
+        upper_anterior=pt(d["upper_anterior"]),
+        upper_posterior=pt(d["upper_posterior"]),
+        lower_anterior=pt(d["lower_anterior"]),
+        lower_posterior=pt(d["lower_posterior"]),
+        slice_index=int(d["slice_index"]),
+    )
+
+
+def detector_id() -> str:
+    """Identity of the built-in detector (name@sha256), or raise ModelError when there is none."""
+    from ..models import builtin_model_dir, read_card
+
+    card = read_card(builtin_model_dir("detector"))
+    return f"{card.name}@{card.sha256}"
+
+
+def detect_discs(view: SagittalView) -> tuple[dict[str, DiscGeometry], list[str]]:
+    """Run the built-in detector on a view and return the geometry of every labelled disc (level name → geometry)."""
+    from ..detection import detect
+    from ..grading.geometry import disc_geometry
+
+    det = detect(view)
+    out: dict[str, DiscGeometry] = {}
+    flags = list(getattr(det, "flags", ()))
+    for i, d in enumerate(det.discs):
+        if d.level is None:
+            continue
+        try:
+            out[d.level.value] = disc_geometry(view, det, i)
+        except GeometryError as exc:
+            flags.append(f"{d.level.value}: {exc}")
+    return out, flags
+
+
+def locate_discs(
+    scans: Iterable[tuple[str, Path]],
+    cache: DetectionCache,
+    loader: Callable[[Path], SagittalView],
+    progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda x: x,
+) -> tuple[dict[str, SagittalView], dict[str, dict[str, DiscGeometry]], dict[str, str]]:
+    """Load each scan and find its discs (from the cache when possible).
+
+    Returns:
+        views by case id, disc geometries by case id and level, and failures by case id (why a scan gave no discs).
+    """
+    views: dict[str, SagittalView] = {}
+    geoms: dict[str, dict[str, DiscGeometry]] = {}
+    failed: dict[str, str] = {}
+    dirty = False
+    for case, path in progress(list(scans)):
+        try:
+            view = loader(path)
+        except OpenSpineError as exc:
+            failed[case] = f"cannot read: {exc}"
+            continue
+        key = str(Path(path).resolve())
+        found = cache.get(key)
+        if found is None:
+            try:
+                found, flags = detect_discs(view)
+            except ModelError:
+                raise
+            except OpenSpineError as exc:
+                failed[case] = f"detection failed: {exc}"
+                continue
+            cache.put(key, found, flags)
+            dirty = True
+        if not found:
+            failed[case] = "the detector found no labelled disc"
+        views[case] = view
+        geoms[case] = found
+    if dirty:
+        cache.save()
+    return views, geoms, failed
+
+
+def load_view(path: Path) -> SagittalView:
+    """Read a scan (any format openspine reads) into the internal sagittal layout."""
+    from ..io import load_scan
+
+    scan = load_scan(path)
+    scan.check_analysable()
+    return scan.to_sagittal()
+
+
+def build_samples(
+    views: Mapping[str, SagittalView],
+    geoms: Mapping[str, Mapping[str, DiscGeometry]],
+    labels: Mapping[str, Mapping[DiscLevel, Mapping[str, str]]],
+    classes: Mapping[str, tuple[str, ...]],
+) -> tuple[list[DiscSample], list[str]]:
+    """Join labels (case → level → head → class string) with detected discs.
+
+    Returns the samples and one message per labelled disc that the detector did not find (those are left out,
+    never placed by hand).
+    """
+    samples: list[DiscSample] = []
+    missing: list[str] = []
+    for case, by_level in labels.items():
+        view = views.get(case)
+        if view is None:
+            continue
+        arr = np.asarray(view.scan.array)
+        spacing = view.scan.spacing
+        found = geoms.get(case, {})
+        for level, grades in by_level.items():
+            g = found.get(level.value)
+            if g is None:
+                missing.append(f"{case} {level.value}")
+                continue
+            idx: dict[str, int] = {}
+            for head, value in grades.items():
+                if head in classes and value != "" and value in classes[head]:
+                    idx[head] = classes[head].index(value)
+            if idx:
+                samples.append(DiscSample(case, level, arr, spacing, g, idx))
+    return samples, missing

@@ -1,0 +1,54 @@
+"""The SPIDER part of the shared development set: which slices, which split, which radiologists' grades.
+
+``spider/gradings.csv`` holds one row per graded disc (SPIDER's own columns plus ``level``); ``index.csv`` gives
+each patient's folder and split. Labels are mapped to the grader's head names (:data:`.heads.SPIDER_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..levels import DiscLevel
+from .heads import SPIDER_COLUMNS
+
+
+@dataclass(frozen=True)
+class SpiderCase:
+    """One SPIDER patient: its slice, split and the grades of each graded disc (head name → class string)."""
+
+    patient: str
+    image: Path
+    split: str
+    labels: dict[DiscLevel, dict[str, str]] = field(default_factory=dict)
+
+
+def read_spider(data_dir: str | Path, splits: tuple[str, ...] = ("train", "val")) -> list[SpiderCase]:
+    """Read the SPIDER cases of the given splits, sorted by patient number.
+
+    Raises:
+        ConfigError: ``data_dir`` is not the shared data folder (no index.csv or spider/gradings.csv).
+    """
+    root = Path(data_dir)
+    index, grades = root / "index.csv", root / "spider" / "gradings.csv"
+    for p in (index, grades):
+        if not p.is_file():
+            raise ConfigError(f"'{root}' is not the shared data folder: '{p}' is missing")
+    cases: dict[str, SpiderCase] = {}
+    with open(index, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["dataset"] != "spider" or row["split"] not in splits:
+                continue
+            pid = row["id"].removeprefix("spider-")
+            image = root / row["path"] / "image.nii.gz"
+            cases[pid] = SpiderCase(patient=pid, image=image, split=row["split"])
+    with open(grades, newline="") as f:
+        for row in csv.DictReader(f):
+            case = cases.get(row["Patient"])
+            if case is None:
+                continue
+            level = DiscLevel.parse(row["level"])
+            case.labels[level] = {head: str(int(float(row[col]))) for head, col in SPIDER_COLUMNS.items()}
+    return sorted(cases.values(), key=lambda c: int(c.patient) if c.patient.isdigit() else c.patient)

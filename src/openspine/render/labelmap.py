@@ -1,0 +1,65 @@
+"""labels.nii.gz: a label map in the input's own voxel grid and affine, each vertebral body filled with its
+level's value and each disc with 100 + the value of the vertebra above (see docs/outputs.md for the mapping
+to VerSe, SPINEPS and TotalSpineSeg values). Bodies of unknown level get 200 + their rank from the top."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw
+
+from .. import geometry
+from ..results import AnalysisResult, SliceOutline
+from ..scan import SagittalView
+
+UNKNOWN_LEVEL_BASE = 200
+
+
+def _fill(target: NDArray[np.uint8], view: SagittalView, outlines: tuple[SliceOutline, ...], value: int) -> None:
+    rows, cols, n = target.shape
+    for o in outlines:
+        pts = np.array([view.from_input_voxel(np.array(c)) for c in o.corners_voxel])
+        k = round(float(np.mean(pts[:, 2])))
+        if not 0 <= k < n:
+            continue
+        mask = Image.new("L", (cols, rows), 0)
+        ImageDraw.Draw(mask).polygon([(float(c), float(r)) for r, c in pts[:, :2]], fill=1, outline=1)
+        m = np.asarray(mask, dtype=bool)
+        target[:, :, k][m & (target[:, :, k] == 0)] = value
+
+
+def label_map_internal(view: SagittalView, result: AnalysisResult) -> NDArray[np.uint8]:
+    """The label map in the internal sagittal layout."""
+    out = np.zeros(view.scan.shape, dtype=np.uint8)
+    for rank, v in enumerate(result.vertebrae, start=1):
+        _fill(out, view, v.outlines, v.label.label_value if v.label else UNKNOWN_LEVEL_BASE + rank)
+    for d in result.discs:
+        if d.level is not None:
+            _fill(out, view, d.outlines, d.level.label_value)
+    return out
+
+
+def label_map(view: SagittalView, result: AnalysisResult) -> NDArray[np.uint8]:
+    """The label map on the input's voxel grid (same shape and affine as the input array)."""
+    internal = label_map_internal(view, result)
+    src = view.input
+    m = np.linalg.inv(view.scan.affine) @ src.affine  # input voxel -> internal voxel
+    if np.allclose(m[:3, :3], np.rint(m[:3, :3]), atol=1e-6):  # permuted/flipped: exact inverse
+        arr, _ = geometry.reorient(internal, view.scan.affine, src.orientation)
+        return np.ascontiguousarray(arr, dtype=np.uint8)
+    from scipy import ndimage  # resliced oblique volume: nearest-neighbour back onto the input grid
+
+    return ndimage.affine_transform(internal, m[:3, :3], offset=m[:3, 3], output_shape=src.shape, order=0)
+
+
+def write_label_map(view: SagittalView, result: AnalysisResult) -> bytes:
+    """labels.nii.gz as bytes (written atomically by the caller)."""
+    import gzip
+
+    import nibabel as nib
+
+    img = nib.Nifti1Image(label_map(view, result), view.input.affine)
+    img.header.set_xyzt_units("mm")
+    img.set_qform(view.input.affine, code=1)
+    img.set_sform(view.input.affine, code=1)
+    return gzip.compress(img.to_bytes(), compresslevel=6)

@@ -1,0 +1,157 @@
+"""overlay.png: the mid-sagittal slice with every vertebral body outlined and named and every disc marked
+with its level and Pfirrmann grade, shown in radiological orientation (anterior left, head up) whatever the
+input orientation, plus a strip of neighbouring slices for multi-slice scans. Drawn with Pillow only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFont
+
+from ..levels import Grading
+from ..results import DISCLAIMER, AnalysisResult, SliceOutline
+from ..scan import SagittalView
+
+# Pfirrmann 1 (healthy) → 5 (collapsed): a colour-blind-safe sequential ramp, light to dark red
+PFIRRMANN_COLOURS = {
+    1: (26, 152, 80),
+    2: (145, 207, 96),
+    3: (254, 224, 139),
+    4: (252, 141, 89),
+    5: (215, 48, 39),
+}
+UNGRADED_COLOUR = (160, 160, 255)
+VERTEBRA_COLOUR = (0, 220, 255)
+TEXT_COLOUR = (255, 255, 255)
+BACKGROUND = (16, 16, 16)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def window(image: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """Grey levels for display: the 1st–99th percentile range stretched to 0–255."""
+    finite = image[np.isfinite(image)]
+    lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    return (np.clip((image - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
+
+
+def mid_slice(view: SagittalView, result: AnalysisResult) -> int:
+    """The internal sagittal slice through the middle of the detected spine (the volume's middle if none)."""
+    ks = [view.from_input_voxel(np.array(v.centroid_voxel))[2] for v in result.vertebrae]
+    if not ks:
+        return view.scan.shape[2] // 2
+    return int(np.clip(round(float(np.median(ks))), 0, view.scan.shape[2] - 1))
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """Maps internal (row, column) voxel coordinates of one slice to pixels of the picture."""
+
+    x0: int
+    y0: int
+    scale_row: float
+    scale_col: float
+
+    def xy(self, row: float, col: float) -> tuple[float, float]:
+        return self.x0 + (col + 0.5) * self.scale_col, self.y0 + (row + 0.5) * self.scale_row
+
+
+def _slice_image(view: SagittalView, k: int, height_px: int) -> tuple[Image.Image, float, float]:
+    arr = np.asarray(view.scan.array[:, :, k], dtype=np.float32)
+    sr, sc, _ = view.scan.spacing
+    scale_row = height_px / arr.shape[0]
+    scale_col = scale_row * sc / sr  # square display pixels in mm
+    width_px = max(1, round(arr.shape[1] * scale_col))
+    img = Image.fromarray(window(arr)).resize((width_px, height_px), Image.Resampling.BILINEAR)
+    return img.convert("RGB"), scale_row, scale_col
+
+
+def _outline_on(outlines: tuple[SliceOutline, ...], view: SagittalView, k: int) -> NDArray[np.float64] | None:
+    """Internal (row, col) corners of the outline nearest to slice k (within 1 slice), or None."""
+    best, best_d = None, 2.0
+    for o in outlines:
+        pts = np.array([view.from_input_voxel(np.array(c)) for c in o.corners_voxel])
+        d = abs(float(np.mean(pts[:, 2])) - k)
+        if d < best_d:
+            best, best_d = pts[:, :2], d
+    return best
+
+
+def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000) -> Image.Image:
+    """Draw the overlay for ``result`` on ``view`` (the scan in the internal layout) at ``width`` pixels."""
+    k = mid_slice(view, result)
+    n_slices = view.scan.shape[2]
+    neighbours = [j for j in (k - 2, k - 1, k + 1, k + 2) if 0 <= j < n_slices] if n_slices > 1 else []
+    title_h, legend_h = 44, 70
+    sr, sc, _ = view.scan.spacing
+    aspect = view.scan.shape[0] * sr / (view.scan.shape[1] * sc)  # height / width in mm
+    main_w = int(width * (0.74 if neighbours else 1.0))
+    main_h = max(200, min(int(main_w * aspect), 1100))
+    canvas = Image.new("RGB", (width, title_h + main_h + legend_h), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    img, s_row, s_col = _slice_image(view, k, main_h)
+    x0 = max(0, (main_w - img.width) // 2)
+    canvas.paste(img, (x0, title_h))
+    panel = _Panel(x0, title_h, s_row, s_col)
+
+    font, small = _font(max(14, width // 55)), _font(max(11, width // 80))
+    name = (result.input.path or "scan").split("/")[-1]
+    draw.text((10, 8), f"{name}  |  sagittal slice {view.input_slice_index(k)}", fill=TEXT_COLOUR, font=font)
+    draw.text((width - 10, 12), "anterior left, head up", fill=(200, 200, 200), font=small, anchor="ra")
+
+    for v in result.vertebrae:
+        corners = _outline_on(v.outlines, view, k)
+        label = v.label.value if v.label else "?"
+        if corners is not None:
+            pts = [panel.xy(r, c) for r, c in corners]
+            draw.line([*pts, pts[0]], fill=VERTEBRA_COLOUR, width=max(2, width // 400))
+            anchor_xy = (min(p[0] for p in pts) - 6, float(np.mean([p[1] for p in pts])))
+        else:
+            c = view.from_input_voxel(np.array(v.centroid_voxel))
+            anchor_xy = panel.xy(c[0], c[1])
+            draw.ellipse(
+                [anchor_xy[0] - 4, anchor_xy[1] - 4, anchor_xy[0] + 4, anchor_xy[1] + 4], outline=VERTEBRA_COLOUR
+            )
+        draw.text(anchor_xy, label, fill=VERTEBRA_COLOUR, font=font, anchor="rm", stroke_width=2, stroke_fill=(0, 0, 0))
+
+    for d in result.discs:
+        c = view.from_input_voxel(np.array(d.centroid_voxel))
+        x, y = panel.xy(c[0], c[1])
+        g = d.grades.get(Grading.PFIRRMANN)
+        grade = g.grade if g is not None and g.available else None
+        colour = PFIRRMANN_COLOURS.get(grade, UNGRADED_COLOUR) if grade else UNGRADED_COLOUR
+        r = max(5, width // 120)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(0, 0, 0))
+        text = (d.level.value if d.level else "disc") + (f"  P{grade}" if grade else "")
+        draw.text((x + 2.2 * r, y), text, fill=colour, font=small, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0))
+
+    if neighbours:  # a strip of neighbouring slices on the right, each labelled with its input slice index
+        strip_x, strip_w = main_w + 8, width - main_w - 16
+        thumb_h = (main_h - 8 * (len(neighbours) - 1)) // len(neighbours)
+        y = title_h
+        for j in neighbours:
+            thumb, _, _ = _slice_image(view, j, thumb_h)
+            thumb.thumbnail((strip_w, thumb_h))
+            canvas.paste(thumb, (strip_x, y))
+            draw.text((strip_x + 4, y + 4), f"slice {view.input_slice_index(j)}", fill=TEXT_COLOUR, font=small)
+            y += thumb_h + 8
+
+    # colour scale of the Pfirrmann grade
+    y = title_h + main_h + 10
+    draw.text((10, y), "Pfirrmann grade:", fill=TEXT_COLOUR, font=small)
+    x = 10 + int(draw.textlength("Pfirrmann grade:", font=small)) + 10
+    for grade_value, colour in PFIRRMANN_COLOURS.items():
+        draw.rectangle([x, y, x + 34, y + 16], fill=colour)
+        draw.text((x + 17, y + 8), str(grade_value), fill=(0, 0, 0), font=small, anchor="mm")
+        x += 38
+    draw.rectangle([x + 6, y, x + 40, y + 16], fill=UNGRADED_COLOUR)
+    draw.text((x + 46, y + 8), "not graded", fill=TEXT_COLOUR, font=small, anchor="lm")
+    draw.text((10, y + 28), "outline: vertebral body (level on the anterior side)   " + DISCLAIMER,
+              fill=(170, 170, 170), font=small)  # fmt: skip
+    return canvas

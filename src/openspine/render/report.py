@@ -1,0 +1,117 @@
+"""report.html: one self-contained file (images embedded, no network access) summarising one analysis."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+from PIL import Image
+
+from ..levels import Grading
+from ..results import DISCLAIMER, AnalysisResult
+
+LOW_CONFIDENCE = 0.6  # a grade whose probability is below this is highlighted for review
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1b1b1b;max-width:1100px}
+h1{font-size:1.5em;margin-bottom:0} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
+.disclaimer{background:#fff4e5;border-left:4px solid #f0a020;padding:8px 12px;margin:12px 0}
+table{border-collapse:collapse;font-size:.92em} td,th{border:1px solid #ccc;padding:4px 8px;text-align:center}
+th{background:#f2f2f2} td.low{background:#ffe0e0;font-weight:600} td.na{color:#999}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px} dt{font-weight:600}
+img{max-width:100%;border:1px solid #ccc} .flags li{color:#a03000} code{font-size:.9em}
+"""
+
+
+def _png_data_uri(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _grading_columns(result: AnalysisResult) -> list[Grading]:
+    present = {g for d in result.discs for g in d.grades}
+    return [g for g in Grading if g in present]
+
+
+def render_report(result: AnalysisResult, overlay: Image.Image | None) -> str:
+    """The HTML text of the report (no patient identifiers: the header fields shown are technical)."""
+    e = html.escape
+    inp = result.input
+    series = inp.series
+    rows = [
+        ("file", inp.path or "(in memory)"),
+        ("format", inp.format),
+        ("series", f"{series.get('series_number', '')} {series.get('series_description', '') or ''}".strip() or "—"),
+        ("sequence (from header)", series.get("sequence_hint") or "unknown"),
+        ("shape", " × ".join(str(n) for n in inp.shape)),
+        ("spacing (mm)", " × ".join(f"{s:g}" for s in inp.spacing_mm)),
+        ("orientation", "".join(inp.orientation)),
+    ]
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>openspine report — {e((inp.path or 'scan').split('/')[-1])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>openspine report</h1><p>{e((inp.path or 'scan').split('/')[-1])}</p>",
+        f"<div class='disclaimer'><strong>{e(DISCLAIMER)}</strong></div>",
+        "<h2>Scan</h2><dl>",
+        *(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in rows),
+        "</dl>",
+    ]
+    if overlay is not None:
+        parts += ["<h2>Overlay</h2>", f"<img alt='overlay of the detected spine' src='{_png_data_uri(overlay)}'>"]
+
+    parts.append(f"<h2>Vertebrae ({len(result.vertebrae)})</h2>")
+    if result.vertebrae:
+        parts.append("<table><tr><th>level</th><th>score</th><th>centroid (mm, RAS+)</th></tr>")
+        for v in result.vertebrae:
+            mm = ", ".join(f"{c:.1f}" for c in v.centroid_mm)
+            parts.append(f"<tr><td>{e(v.label.value if v.label else '?')}</td><td>{v.score:.2f}</td><td>{mm}</td></tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p>No vertebra detected.</p>")
+
+    cols = _grading_columns(result)
+    parts.append(f"<h2>Discs × gradings ({len(result.discs)} discs)</h2>")
+    if result.discs:
+        parts.append(
+            f"<p>Each cell: grade (probability of that grade). Cells below {LOW_CONFIDENCE:.0%} are highlighted; "
+            "'n/a' = not available from the model used.</p>"
+        )
+        head = "".join(f"<th>{e(g.value)}</th>" for g in cols)
+        parts.append(f"<table><tr><th>level</th>{head}</tr>")
+        for d in result.discs:
+            cells = []
+            for g in cols:
+                r = d.grades.get(g)
+                if r is None:
+                    cells.append("<td class='na'>—</td>")
+                elif not r.available or r.grade is None:
+                    cells.append("<td class='na'>n/a</td>")
+                else:
+                    p = float((r.probabilities or {}).get(str(r.grade), 0.0))
+                    cls = " class='low'" if p < LOW_CONFIDENCE else ""
+                    cells.append(f"<td{cls}>{r.grade} ({p:.2f})</td>")
+            parts.append(f"<tr><td>{e(d.level.value if d.level else '?')}</td>{''.join(cells)}</tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p>No disc found.</p>")
+
+    parts.append("<h2>Flags</h2>")
+    notes = list(result.flags) + [f"{k} not run: {v}" for k, v in result.steps_not_run.items()]
+    parts.append(
+        "<ul class='flags'>" + "".join(f"<li>{e(f)}</li>" for f in notes) + "</ul>" if notes else "<p>None.</p>"
+    )
+
+    from .._version import __version__
+
+    parts += ["<h2>Provenance</h2><dl>", f"<dt>openspine</dt><dd>{e(__version__)}</dd>"]
+    for m in result.models:
+        parts.append(f"<dt>model {e(m.name)}</dt><dd>{e(m.version)} <code>sha256 {e(m.sha256)}</code></dd>")
+    parts.append(f"<dt>parameters</dt><dd><code>{e(str(dict(result.parameters)))}</code></dd>")
+    parts.append(f"<dt>created</dt><dd>{e(result.created or '')}</dd>")
+    total = result.timings_s.get("total")
+    if total is not None:
+        parts.append(f"<dt>analysis time</dt><dd>{total:.2f} s</dd>")
+    parts += ["</dl>", f"<p class='disclaimer'>{e(DISCLAIMER)}</p></body></html>"]
+    return "\n".join(parts)

@@ -1,0 +1,434 @@
+"""Training data of the detector: the shared FastCleverSeg volumes, their targets and the augmentation.
+
+Pipeline (numpy / scipy only, so it runs in DataLoader workers and on machines without nibabel once cached):
+
+1. :func:`build_cache` reads the ``train`` split of the shared data set (nibabel) into :class:`TrainVolume`
+   records: every second 1 mm sagittal slice within the labelled range ± 6 mm (the sources were acquired with
+   3–4.4 mm slices, so neighbouring 1 mm slices are interpolations and add nothing), uint8 intensities. The
+   cache can be written as ``.npz`` files (:func:`save_cache`) and read back without nibabel
+   (:func:`load_cache`); training always goes through this one representation.
+2. :func:`prepare_volume` derives what the loss needs from the label map: which pixels of which output channel
+   are *supervised* (structures the annotators did not label – T12 above a VB3 L1, the sacrum below L5 – must not
+   be taught as background), per-slice body and disc centres, and the level (ordinal) of each structure.
+3. :func:`render_sample` draws one augmented training tile: random slab thickness, blur (resolution), rotation,
+   scale, translation, field-of-view crop, SynthSeg-style contrast randomisation (random intensity curves,
+   inversion, gamma, per-structure intensity shifts), bias field, noise; then the targets on the network's output
+   grid (stride 2).
+
+Level ordinal: the VerSe value for C1 … L5 (1 … 24), S1 = 25; a disc is its upper vertebra + 0.5.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from .._logging import get_logger
+from ..detection.outline import quad_corners, spine_directions
+from ..detection.preprocess import normalise
+from ..errors import ConfigError, ScanReadError
+
+log = get_logger("training.data")
+
+SLICE_STRIDE = 2  # keep every second 1 mm slice
+SLICE_MARGIN = 6  # mm of unlabelled slices kept on each side of the labelled range
+IGNORE_MARGIN_MM = 3.0  # the unsupervised half-planes start this far beyond the outermost labelled structure
+MIN_AREA_PX = 20  # a structure smaller than this on a slice (1 mm pixels) is a partial-volume sliver
+
+
+def ordinal_of(value: int) -> float:
+    """Level ordinal of a shared-data label value; NaN for unknown-level bodies (201…) and background."""
+    v = int(value)
+    if 1 <= v <= 24:
+        return float(v)
+    if v == 26:
+        return 25.0
+    if 101 <= v <= 124:
+        return float(v - 100) + 0.5
+    return float("nan")
+
+
+def is_body(value: int) -> bool:
+    return 1 <= int(value) < 100 or int(value) >= 201
+
+
+def is_disc(value: int) -> bool:
+    return 100 <= int(value) < 200
+
+
+@dataclass
+class TrainVolume:
+    """One training volume: stored sagittal slices (rows S→I, cols A→P, slices), 1 mm pixels."""
+
+    id: str
+    subset: str  # VB1 / VB2 / VB3 / IVD
+    levels_known: bool
+    image: NDArray[np.uint8]  # (H, W, S)
+    mask: NDArray[np.uint8]  # (H, W, S)
+    # filled by prepare_volume
+    body_weight: NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0), np.uint8))
+    disc_weight: NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0), np.uint8))
+    slices: list[SliceInfo] = field(default_factory=list)
+    labels: tuple[int, ...] = ()
+
+    @property
+    def has_bodies(self) -> bool:
+        return any(is_body(v) for v in self.labels)
+
+
+@dataclass
+class SliceInfo:
+    """Per stored slice: areas of the structures and (for body-labelled volumes) disc centres from body pairs."""
+
+    areas: dict[int, int]
+    disc_centres: NDArray[np.float64]  # (n, 3): row, col, ordinal (NaN when the level is unknown)
+    disc_ok: bool  # False when a disc between two labelled bodies is cut by the labelled range (unsupervised)
+
+
+# --- cache -------------------------------------------------------------------------------------------------------
+def read_index(data_dir: Path) -> list[dict[str, str]]:
+    path = Path(data_dir) / "index.csv"
+    if not path.is_file():
+        raise ScanReadError(f"'{data_dir}' is not the shared data folder: it has no index.csv")
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _to_uint8(a: NDArray[Any]) -> NDArray[np.uint8]:
+    if a.dtype == np.uint8:
+        return a
+    lo, hi = np.percentile(a, [0.0, 99.9])
+    return np.clip((a.astype(np.float32) - lo) / max(float(hi - lo), 1e-6) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def build_cache(
+    data_dir: str | os.PathLike[str], split: str = "train", ids: Sequence[str] | None = None
+) -> list[TrainVolume]:
+    """Read the FastCleverSeg volumes of one split into :class:`TrainVolume` records (needs nibabel)."""
+    import nibabel as nib
+
+    data_dir = Path(data_dir)
+    rows = [r for r in read_index(data_dir) if r["dataset"] == "fastcleverseg" and r["split"] == split]
+    if ids is not None:
+        rows = [r for r in rows if r["id"] in set(ids)]
+    if not rows:
+        raise ConfigError(f"no FastCleverSeg items with split '{split}' in '{data_dir}'")
+    out = []
+    for r in sorted(rows, key=lambda r: r["id"]):
+        folder = data_dir / r["path"]
+        img = np.asarray(nib.load(str(folder / r["image"])).dataobj)
+        msk = np.asarray(nib.load(str(folder / r["mask"])).dataobj).astype(np.uint8)
+        z = np.nonzero(msk.any(axis=(0, 1)))[0]
+        k0, k1 = max(0, int(z.min()) - SLICE_MARGIN), min(img.shape[2], int(z.max()) + SLICE_MARGIN + 1)
+        out.append(
+            TrainVolume(
+                id=r["id"],
+                subset=r["subset"],
+                levels_known=r["levels_known"].strip().lower() == "true",
+                image=np.ascontiguousarray(_to_uint8(img)[:, :, k0:k1:SLICE_STRIDE]),
+                mask=np.ascontiguousarray(msk[:, :, k0:k1:SLICE_STRIDE]),
+            )
+        )
+    return out
+
+
+def save_cache(volumes: Sequence[TrainVolume], folder: str | os.PathLike[str]) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for v in volumes:
+        meta = json.dumps({"id": v.id, "subset": v.subset, "levels_known": v.levels_known})
+        np.savez_compressed(folder / f"{v.id}.npz", image=v.image, mask=v.mask, meta=np.array(meta))
+
+
+def load_cache(folder: str | os.PathLike[str]) -> list[TrainVolume]:
+    files = sorted(Path(folder).glob("*.npz"))
+    if not files:
+        raise ConfigError(f"'{folder}' holds no cached training volumes (*.npz)")
+    out = []
+    for f in files:
+        with np.load(f) as z:
+            meta = json.loads(str(z["meta"]))
+            out.append(TrainVolume(meta["id"], meta["subset"], bool(meta["levels_known"]), z["image"], z["mask"]))
+    return out
+
+
+# --- targets -----------------------------------------------------------------------------------------------------
+def _half_plane_keep(
+    shape: tuple[int, int], p0: NDArray[np.float64], p1: NDArray[np.float64], inside: NDArray[np.float64], margin: float
+) -> NDArray[np.bool_]:
+    """Pixels on the side of the line p0–p1 where ``inside`` lies, or within ``margin`` px beyond the line."""
+    d = p1 - p0
+    n = np.array([-d[1], d[0]])
+    n /= max(float(np.linalg.norm(n)), 1e-9)
+    if float((inside - p0) @ n) < 0:
+        n = -n
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    dist = (rr - p0[0]) * n[0] + (cc - p0[1]) * n[1]
+    return np.asarray(dist >= -margin)
+
+
+def _supervised_region(
+    mask2d: dict[int, NDArray[np.bool_]], order: list[int], shape: tuple[int, int]
+) -> NDArray[np.uint8]:
+    """1 between the top structure's superior endplate line and the bottom one's inferior line (± margin), else 0."""
+    cents = np.array([np.argwhere(mask2d[v]).mean(axis=0) for v in order])
+    downs = spine_directions(cents)
+    top = quad_corners(np.argwhere(mask2d[order[0]]), downs[0])
+    bot = quad_corners(np.argwhere(mask2d[order[-1]]), downs[-1])
+    keep = _half_plane_keep(shape, top[0], top[1], cents[0], IGNORE_MARGIN_MM)
+    keep &= _half_plane_keep(shape, bot[3], bot[2], cents[-1], IGNORE_MARGIN_MM)
+    return keep.astype(np.uint8)
+
+
+def prepare_volume(vol: TrainVolume) -> TrainVolume:
+    """Fill the supervision maps and per-slice centres of ``vol`` (in place; returns it)."""
+    labels = tuple(int(v) for v in np.unique(vol.mask) if v != 0)
+    vol.labels = labels
+    shape = (vol.mask.shape[0], vol.mask.shape[1])
+    mask2d = {v: (vol.mask == v).any(axis=2) for v in labels}
+    order = sorted(labels, key=lambda v: float(np.argwhere(mask2d[v])[:, 0].mean()))
+    bodies = [v for v in order if is_body(v)]
+    discs = [v for v in order if is_disc(v)]
+    if bodies:
+        region = _supervised_region(mask2d, bodies, shape)
+        vol.body_weight = region
+        vol.disc_weight = region.copy()
+    else:  # disc-only volumes (IVD): bodies are unlabelled, so the body channels learn nothing here
+        vol.body_weight = np.zeros(shape, np.uint8)
+        vol.disc_weight = _supervised_region(mask2d, discs, shape)
+    cents_all = np.array([np.argwhere(mask2d[v]).mean(axis=0) for v in bodies]) if bodies else np.zeros((0, 2))
+    downs = spine_directions(cents_all) if len(bodies) else np.zeros((0, 2))
+    vol.slices = []
+    for s in range(vol.mask.shape[2]):
+        sl = vol.mask[:, :, s]
+        counts = np.bincount(sl.ravel(), minlength=256)
+        areas = {v: int(counts[v]) for v in labels if counts[v] >= MIN_AREA_PX}
+        centres = []
+        ok = True
+        for i in range(len(bodies) - 1):
+            a, b = bodies[i], bodies[i + 1]
+            pa, pb = a in areas, b in areas
+            if pa != pb:
+                ok = False
+            if not (pa and pb):
+                continue
+            ca = quad_corners(np.argwhere(sl == a), downs[i])
+            cb = quad_corners(np.argwhere(sl == b), downs[i + 1])
+            mid = (ca[2] + ca[3] + cb[0] + cb[1]) / 4.0
+            ordv = ordinal_of(a) + 0.5 if vol.levels_known else float("nan")
+            centres.append((mid[0], mid[1], ordv))
+        vol.slices.append(SliceInfo(areas, np.array(centres, dtype=float).reshape(-1, 3), ok))
+    return vol
+
+
+# --- augmentation ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SampleConfig:
+    """Geometry of training tiles and strength of the augmentation."""
+
+    tile: int = 224  # input pixels per side
+    spacing: float = 1.25  # mm per input pixel (the model's spacing)
+    stride: int = 2  # output grid stride
+    body_sigma: float = 1.5  # Gaussian sigma of body-centre heat-maps, output pixels
+    disc_sigma: float = 1.25
+    rotation_deg: float = 25.0
+    scale: tuple[float, float] = (0.85, 1.2)
+    p_fov: float = 0.6
+    p_lut: float = 0.5
+    p_invert: float = 0.2
+    p_region: float = 0.3
+    p_lowres: float = 0.2
+    p_empty_slice: float = 0.1
+
+
+def _pool(a: NDArray[np.floating], s: int) -> NDArray[np.float32]:
+    h, w = a.shape[0] // s, a.shape[1] // s
+    return np.asarray(a[: h * s, : w * s].reshape(h, s, w, s).mean(axis=(1, 3)), dtype=np.float32)
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], n: int, amp: float) -> NDArray[np.float32]:
+    g = rng.normal(0.0, amp, size=(n, n)).astype(np.float32)
+    return ndimage.zoom(g, (shape[0] / n, shape[1] / n), order=3, mode="nearest")[: shape[0], : shape[1]]
+
+
+def _random_lut(rng: np.random.Generator, x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """A random, possibly non-monotone intensity curve: different tissues swap and merge contrasts."""
+    knots = np.linspace(0.0, 1.0, 6)
+    vals = rng.uniform(0.0, 1.0, size=6)
+    mix = rng.uniform(0.3, 1.0)
+    return np.asarray((1 - mix) * x + mix * np.interp(x, knots, vals), dtype=np.float32)
+
+
+def _gaussians(shape: tuple[int, int], pts: list[tuple[float, float]], sigma: float) -> NDArray[np.float32]:
+    """Max of Gaussians at ``pts``; the pixel nearest each point is exactly 1 (the focal loss's positive)."""
+    out = np.zeros(shape, np.float32)
+    if not pts:
+        return out
+    rr, cc = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+    for r, c in pts:
+        g = np.exp(-((rr - r) ** 2 + (cc - c) ** 2) / (2 * sigma**2))
+        np.maximum(out, g, out=out)
+        ir, ic = int(round(r)), int(round(c))
+        if 0 <= ir < shape[0] and 0 <= ic < shape[1]:
+            out[ir, ic] = 1.0
+    return out
+
+
+def _disk(shape: tuple[int, int], r: float, c: float, radius: float) -> NDArray[np.bool_]:
+    rr, cc = np.ogrid[: shape[0], : shape[1]]
+    return np.asarray((rr - r) ** 2 + (cc - c) ** 2 <= radius**2)
+
+
+def render_sample(
+    vol: TrainVolume, rng: np.random.Generator, cfg: SampleConfig = SampleConfig()
+) -> dict[str, NDArray[np.float32]]:
+    """One augmented tile of ``vol`` and its targets.
+
+    Returns float32 arrays: ``image`` (T, T); on the output grid (T/stride)²: ``body`` (soft mask), ``body_w``,
+    ``bheat``, ``bheat_w``, ``dheat``, ``dheat_w``, ``level`` (ordinal), ``level_w``.
+    """
+    T, sp, st = cfg.tile, cfg.spacing, cfg.stride
+    H, W, S = vol.image.shape
+    # --- slice and slab thickness
+    with_structs = [i for i, s in enumerate(vol.slices) if s.areas]
+    if with_structs and rng.random() > cfg.p_empty_slice:
+        s = int(rng.choice(with_structs))
+    else:
+        s = int(rng.integers(S))
+    h = int(rng.choice([0, 0, 1]))
+    img = vol.image[:, :, max(0, s - h) : min(S, s + h + 1)].astype(np.float32).mean(axis=2)
+    lab = vol.mask[:, :, s]
+    info = vol.slices[s]
+    img = normalise(img)
+    # --- per-structure intensity shifts (SynthSeg-style), before blurring so the edges stay natural
+    if info.areas and rng.random() < cfg.p_region:
+        for v in info.areas:
+            m = ndimage.gaussian_filter((lab == v).astype(np.float32), 1.0)
+            img += m * np.float32(rng.normal(0.0, 0.25))
+    # --- resolution: anisotropic blur (in-plane resolution and partial volume)
+    sig = rng.uniform(0.0, 1.6, size=2)
+    if sig.max() > 0.2:
+        img = ndimage.gaussian_filter(img, sigma=tuple(sig))
+    # --- geometry: output (y, x) → source pixel
+    if info.areas:
+        keys = list(info.areas)
+        v = int(rng.choice(keys))
+        centre = np.argwhere(lab == v).mean(axis=0) + rng.normal(0.0, 35.0, size=2)
+    else:
+        centre = np.array([H / 2, W / 2]) + rng.normal(0.0, 40.0, size=2)
+    theta = np.radians(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg))
+    scale = rng.uniform(*cfg.scale) * np.exp(rng.normal(0.0, 0.04, size=2))  # slight anisotropy
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    A = rot @ np.diag(sp / scale)  # output px offset → source px offset (source pixels are 1 mm)
+    yy, xx = np.mgrid[:T, :T].astype(np.float64)
+    off = np.stack([yy.ravel() - (T - 1) / 2, xx.ravel() - (T - 1) / 2])
+    src = (A @ off) + centre[:, None]
+    coords = src.reshape(2, T, T)
+    image = ndimage.map_coordinates(img, coords, order=1, mode="constant", cval=0.0, prefilter=False)
+    inside = (coords[0] >= -0.5) & (coords[0] <= H - 0.5) & (coords[1] >= -0.5) & (coords[1] <= W - 0.5)
+    labw = ndimage.map_coordinates(lab, coords, order=0, mode="constant", cval=0)
+    bw = ndimage.map_coordinates(vol.body_weight, coords, order=0, mode="constant", cval=0).astype(np.float32)
+    dw = ndimage.map_coordinates(vol.disc_weight, coords, order=0, mode="constant", cval=0).astype(np.float32)
+    # --- field of view
+    valid = inside.copy()
+    if rng.random() < cfg.p_fov:
+        fh, fw = rng.uniform(90.0, T * sp) / sp, rng.uniform(100.0, T * sp) / sp
+        r0, c0 = rng.uniform(0, T - fh), rng.uniform(0, T - fw)
+        fov = np.zeros((T, T), bool)
+        fov[int(r0) : int(r0 + fh), int(c0) : int(c0 + fw)] = True
+        valid &= fov
+    # --- intensity
+    x = np.clip(image, 0.0, 1.5)
+    if rng.random() < cfg.p_lut:
+        x = _random_lut(rng, np.clip(x, 0, 1))
+    if rng.random() < cfg.p_invert:
+        x = 1.0 - np.clip(x, 0, 1)
+    x = np.power(np.clip(x, 0, None), np.float32(np.exp(rng.normal(0.0, 0.3))))
+    x = x * np.exp(_smooth_field(rng, (T, T), 4, 0.25))
+    if rng.random() < cfg.p_lowres:
+        f = rng.uniform(1.4, 2.5)
+        small = ndimage.zoom(x, 1.0 / f, order=1)
+        x = ndimage.zoom(small, (T / small.shape[0], T / small.shape[1]), order=1)[:T, :T]
+    x = x + rng.normal(0.0, rng.uniform(0.0, 0.08), size=x.shape).astype(np.float32)
+    image = normalise(x, valid) if valid.any() else np.zeros((T, T), np.float32)
+
+    # --- targets on the output grid (stride st); output pixel (i, j) covers input pixels [st*i, st*i + st)
+    G = T // st
+    validg = _pool(valid.astype(np.float32), st)
+    bodyfull = np.zeros((T, T), np.float32)
+    for v in vol.labels:
+        if is_body(v):
+            bodyfull[(labw == v) & valid] = 1.0
+    body = _pool(bodyfull, st)
+    body_w = _pool(bw, st) * (validg > 0.5)
+    # regions outside the field of view are certain background (the image there is black): supervise them
+    body_w = np.maximum(body_w, (validg < 0.5) * (_pool(bw, st) > 0) * 1.0).astype(np.float32)
+    dheat_w = (_pool(dw, st) > 0.5).astype(np.float32)
+    if not info.disc_ok:
+        dheat_w[:] = 0.0
+    bheat_w = body_w.copy()
+    level = np.zeros((G, G), np.float32)
+    level_w = np.zeros((G, G), np.float32)
+    bpts: list[tuple[float, float]] = []
+    dpts: list[tuple[float, float]] = []
+    px_area = (sp / scale[0]) * (sp / scale[1])  # source px per input px
+    for v, area_src in info.areas.items():
+        vis = (labw == v) & valid
+        n_vis = int(vis.sum())
+        if n_vis == 0:
+            continue
+        expected = area_src / px_area
+        visg = _pool(vis.astype(np.float32), st)
+        c = np.argwhere(vis).mean(axis=0)
+        cg = ((c[0] + 0.5) / st - 0.5, (c[1] + 0.5) / st - 0.5)
+        target_pts = bpts if is_body(v) else dpts
+        weight = bheat_w if is_body(v) else dheat_w
+        if n_vis >= 0.5 * expected:
+            target_pts.append(cg)
+        else:  # mostly cut away by the field of view: neither a centre nor background
+            weight[ndimage.binary_dilation(visg > 0, iterations=3)] = 0.0
+        o = ordinal_of(v) if vol.levels_known else float("nan")
+        if np.isfinite(o):
+            sel = visg >= 0.5
+            level[sel] = o
+            level_w[sel] = 1.0
+    # disc centres derived from body pairs (volumes with body labels)
+    if len(info.disc_centres):
+        inv = np.linalg.inv(A)
+        for r, c, o in info.disc_centres:
+            q = inv @ (np.array([r, c]) - centre) + (T - 1) / 2
+            g = ((q[0] + 0.5) / st - 0.5, (q[1] + 0.5) / st - 0.5)
+            if not (-2 <= g[0] < G + 2 and -2 <= g[1] < G + 2):
+                continue
+            ir, ic = int(np.clip(round(q[0]), 0, T - 1)), int(np.clip(round(q[1]), 0, T - 1))
+            inside_fov = 0 <= q[0] < T and 0 <= q[1] < T and bool(valid[ir, ic])
+            if inside_fov:
+                dpts.append(g)
+                if np.isfinite(o):
+                    d = _disk((G, G), g[0], g[1], 2.0)
+                    level[d] = o
+                    level_w[d] = 1.0
+            else:
+                dheat_w[_disk((G, G), g[0], g[1], 4.0)] = 0.0
+    bheat = _gaussians((G, G), bpts, cfg.body_sigma)
+    dheat = _gaussians((G, G), dpts, cfg.disc_sigma)
+    return {
+        "image": image.astype(np.float32),
+        "body": body,
+        "body_w": body_w.astype(np.float32),
+        "bheat": bheat,
+        "bheat_w": bheat_w.astype(np.float32),
+        "dheat": dheat,
+        "dheat_w": dheat_w.astype(np.float32),
+        "level": level,
+        "level_w": level_w,
+    }

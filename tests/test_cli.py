@@ -62,7 +62,9 @@ def test_golden_demo_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert (out / "vertebrae.csv").read_text().startswith("label,score,")
     assert (out / "discs.csv").read_text().startswith("level,")
     # no stray temporary files from the atomic writes
-    assert sorted(p.name for p in out.iterdir()) == ["discs.csv", "result.json", "vertebrae.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "discs.csv", "overlay.png", "report.html", "result.json", "vertebrae.csv"
+    ]
 
 
 def test_info_on_a_nifti(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,6 +38,14 @@ _EPILOG_ANALYZE = """examples:
   openspine analyze scan.nii.gz --out out/ --levels all --grader my-finetuned-grader/
   openspine analyze scan.nii.gz --out out/ --config options.json   # {"grade_levels": "lumbar"}
 """
+_EPILOG_BATCH = """examples:
+  openspine batch /data/cohort --out results/ --dry-run      # what would be processed, what skipped and why
+  openspine batch /data/cohort --out results/ --workers 2
+  openspine batch /data/cohort --out results/ --part 3/100   # job array task 3 of 100 (e.g. SLURM)
+  openspine batch /data/cohort --out results/ --cluster local:4
+  openspine batch /data/cohort --out results/ --scheduler tcp://10.0.0.5:8786
+Reruns skip finished cases; failures go to results/failures.csv and make the exit code 1.
+"""
 _EPILOG_DEMO = """examples:
   openspine demo                 # analyses the embedded example scan, prints where the outputs are
   openspine demo --out demo-out
@@ -112,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="analyse the embedded example scan", formatter_class=_Formatter, epilog=_EPILOG_DEMO
     )
     p.add_argument("--out", type=Path, default=Path("openspine-demo"), help="output folder")
+    _add_formats_option(p)
+
+    p = sub.add_parser(
+        "batch", help="analyse every scan under a folder: resumable, sharded, failures isolated",
+        formatter_class=_Formatter, epilog=_EPILOG_BATCH,
+    )  # fmt: skip
+    p.add_argument("input_root", type=Path, help="folder of DICOM studies, NIfTI files or a BIDS dataset")
+    p.add_argument("--out", required=True, type=Path, help="output folder: cases/<case>/ plus cohort tables")
+    p.add_argument("--dry-run", action="store_true", help="list the cases found and what is skipped, then stop")
+    p.add_argument("--overwrite", action="store_true", help="redo cases that are already finished")
+    p.add_argument("--part", default=None, metavar="K/N", help="process the K-th of N deterministic shares")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (models loaded once each)")
+    p.add_argument("--scheduler", default=None, help="address of a Dask scheduler, e.g. tcp://HOST:8786")
+    p.add_argument("--cluster", default=None, metavar="local:N", help="start a local Dask cluster of N workers")
+    p.add_argument("--grader", default=None, help="grader model folder, e.g. from 'openspine finetune'")
+    p.add_argument("--levels", default=None, help="disc levels to grade: lumbar (default), all, or a list")
     _add_formats_option(p)
 
     for name, kinds, what in (("train", TRAIN_KINDS, "train a model"), ("evaluate", EVALUATE_KINDS, "evaluate")):

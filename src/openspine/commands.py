@@ -146,3 +146,49 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"openspine demo: analysing the embedded example scan {demo_scan_path().name}")
         print(f"  (real lumbar T2 slice from SPIDER, CC BY 4.0 — see {DEMO_ATTRIBUTION})")
     return _analyze_to(demo_scan_path(), Path(args.out), AnalysisConfig(), args)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    from .batch.discover import discover_cases
+    from .batch.runner import parse_part, run_batch, select_part, tqdm_progress
+    from .errors import ConfigError
+
+    part = parse_part(args.part)
+    formats = parse_formats(args.formats)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if args.scheduler and args.cluster:
+        raise ConfigError("give either --scheduler or --cluster, not both")
+    if args.dry_run:
+        if not Path(args.input_root).is_dir():
+            raise ConfigError(f"batch input '{args.input_root}' is not a folder")
+        cases, skipped = discover_cases(args.input_root)
+        mine = select_part(cases, part)
+        print(f"{len(cases)} case(s) found under {args.input_root}; {len(mine)} in part {part[0]}/{part[1]}:")
+        for c in mine:
+            note = f"  (will fail: {c.problem})" if c.problem else ""
+            series = f" series {c.series}" if c.series else ""
+            print(f"  {c.case_id}  [{c.kind}] {c.path}{series}{note}")
+        print(f"{len(skipped)} file(s) skipped:")
+        for s in skipped:
+            print(f"  {s.path}: {s.reason}")
+        return 0
+    options = {k: v for k, v in {"grader": args.grader, "grade_levels": args.levels}.items() if v is not None}
+    AnalysisConfig.from_mapping(options)  # refuse bad options before any work
+    summary = run_batch(
+        args.input_root,
+        args.out,
+        formats=formats,
+        options=options,
+        overwrite=args.overwrite,
+        part=part,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        cluster=args.cluster,
+        progress=tqdm_progress(args.quiet),
+    )
+    print(f"openspine batch: {summary.line()}")
+    print(f"  cohort tables: {Path(args.out) / 'vertebrae.csv'}, {Path(args.out) / 'discs.csv'}")
+    if summary.failed:
+        print(f"  failures: {Path(args.out) / 'failures.csv'}")
+    return summary.exit_code

@@ -40,7 +40,7 @@ class NetConfig:
     """Shape of the backbone; stored in the model card so the network can be rebuilt from the folder alone."""
 
     widths: tuple[int, ...] = (24, 48, 96, 160)
-    blocks: tuple[int, ...] = (1, 1, 2, 1)
+    blocks: tuple[int, ...] = (1, 1, 1, 1)
     reduce: int = 32
     embedding: int = 128
     dropout: float = 0.3

@@ -108,10 +108,19 @@ class LoadedModel:
         return list(self.session.run(None, inputs))
 
 
+_default_threads: int | None = None
+
+
+def set_default_threads(n: int | None) -> None:
+    """Threads per model session in this process (batch workers use 1 so N workers use N cores)."""
+    global _default_threads
+    _default_threads = n
+
+
 def load_model(name_or_folder: str | os.PathLike[str], threads: int | None = None) -> LoadedModel:
     """Load a built-in model by name, or a model folder by path; sessions are cached per process."""
     p = Path(name_or_folder)
     folder = p if p.is_dir() else builtin_model_dir(str(name_or_folder))
     card = read_card(folder)
-    n = threads if threads is not None else max(1, min(os.cpu_count() or 1, 4))
+    n = threads or _default_threads or max(1, min(os.cpu_count() or 1, 4))
     return LoadedModel(card, _session(str(card.onnx_path.resolve()), n))

@@ -1,0 +1,138 @@
+"""Analyse one case into its own folder, never raising: the result is a status record.
+
+Outputs are written into a temporary sibling folder and renamed into place in one step, so an interrupted
+run never leaves a half-written case folder that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .discover import Case
+
+CASES_DIR = "cases"
+_HOST = socket.gethostname().replace("-", "_").replace("@", "_")
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class CaseStatus:
+    case_id: str
+    status: str  # "done", "skipped" (finished earlier), "failed"
+    stage: str = ""
+    error_type: str = ""
+    message: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def case_dir(out_root: Path, case_id: str) -> Path:
+    return out_root / CASES_DIR / case_id
+
+
+def is_finished(folder: Path) -> bool:
+    """A case is finished when its result.json exists and parses (it is written last, atomically)."""
+    try:
+        doc = json.loads((folder / "result.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and "schema_version" in doc
+
+
+def process_case(
+    case: Case,
+    out_root: str,
+    formats: tuple[str, ...],
+    options: dict[str, Any],
+    overwrite: bool = False,
+) -> CaseStatus:
+    """Analyse ``case`` into ``out_root/cases/<case_id>/``; every error becomes a failed status."""
+    from ..analysis import analyze
+    from ..config import AnalysisConfig
+    from ..writers import write_result
+
+    t0 = time.perf_counter()
+    final = case_dir(Path(out_root), case.case_id)
+    if not overwrite and is_finished(final):
+        return CaseStatus(case.case_id, "skipped")
+    stage = "read"
+
+    def track(name: str) -> None:
+        nonlocal stage
+        stage = name
+
+    tmp = final.parent / f"{TMP_PREFIX}{case.case_id}@{_HOST}-{os.getpid()}"
+    try:
+        if case.problem:
+            from ..errors import ScanReadError
+
+            raise ScanReadError(case.problem)
+        cfg = AnalysisConfig.from_mapping({**options, "series": case.series} if case.series else options)
+        result = analyze(case.path, cfg, progress=track)
+        stage = "write"
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_result(result, tmp, formats)
+        _swap_into_place(tmp, final)
+        return CaseStatus(case.case_id, "done", seconds=round(time.perf_counter() - t0, 3))
+    except Exception as exc:  # isolation: one bad case must never stop the cohort
+        shutil.rmtree(tmp, ignore_errors=True)
+        from ..errors import OpenSpineError
+
+        message = str(exc) if isinstance(exc, OpenSpineError) else f"{exc} | {_last_frame(exc)}"
+        return CaseStatus(
+            case.case_id, "failed", stage, type(exc).__name__, message, round(time.perf_counter() - t0, 3)
+        )
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by ``tmp`` (a finished case folder appears in one rename)."""
+    if final.exists():
+        old = final.parent / f"{TMP_PREFIX}old-{final.name}@{_HOST}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def _last_frame(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    return f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+
+
+def remove_stale_temporaries(out_root: Path) -> int:
+    """Delete temporary case folders left by processes that no longer run (after a kill)."""
+    removed = 0
+    base = out_root / CASES_DIR
+    if not base.is_dir():
+        return 0
+    for p in base.iterdir():
+        if not p.name.startswith(TMP_PREFIX):
+            continue
+        host_pid = p.name.rsplit("@", 1)[-1]
+        host, _, pid_text = host_pid.rpartition("-")
+        if host != _HOST or (pid_text.isdigit() and _pid_alive(int(pid_text))):
+            continue  # another machine's, or a live process's: not ours to remove
+        shutil.rmtree(p, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,70 @@
+"""Send batch cases to a Dask distributed cluster (``openspine[distributed]``).
+
+Workers write each case folder straight into the output folder (which must be on a file system they share
+with the client, as on any cluster); the client gathers the status records and writes the cohort tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .._logging import get_logger
+from .._optional import import_optional
+from ..errors import ConfigError
+from .case import CaseStatus, process_case
+from .discover import Case
+
+log = get_logger("batch")
+
+
+def _client(scheduler: str | None, cluster: str | None) -> tuple[Any, Any]:
+    distributed = import_optional("distributed", "batch --scheduler/--cluster")
+    if scheduler:
+        return distributed.Client(scheduler), None
+    kind, _, n = (cluster or "").partition(":")
+    if kind != "local" or not n.isdigit() or int(n) < 1:
+        raise ConfigError(f"--cluster must look like local:N (N workers on this machine), got '{cluster}'")
+    local = distributed.LocalCluster(
+        n_workers=int(n), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    )
+    return distributed.Client(local), local
+
+
+def dask_statuses(
+    cases: list[Case],
+    out_root: Path,
+    formats: tuple[str, ...],
+    options: dict[str, Any],
+    overwrite: bool,
+    scheduler: str | None,
+    cluster: str | None,
+) -> Iterator[CaseStatus]:
+    distributed = import_optional("distributed", "batch --scheduler/--cluster")
+    client, local = _client(scheduler, cluster)
+    try:
+        log.info("sending %d cases to the Dask scheduler %s", len(cases), client.scheduler.address)
+        client.run(_limit_threads)
+        futures = [
+            client.submit(
+                process_case, c, str(out_root), formats, options, overwrite, key=f"openspine-{c.case_id}", pure=False
+            )
+            for c in cases
+        ]
+        for fut in distributed.as_completed(futures):
+            try:
+                yield fut.result()
+            except Exception as exc:  # a worker died: the case is reported, the run goes on
+                case_id = str(fut.key).removeprefix("openspine-")
+                yield CaseStatus(case_id, "failed", "worker", type(exc).__name__, str(exc))
+    finally:
+        client.close()
+        if local is not None:
+            local.close()
+
+
+def _limit_threads() -> None:
+    from ..models import set_default_threads
+
+    set_default_threads(1)

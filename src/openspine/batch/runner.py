@@ -1,0 +1,182 @@
+"""Run a batch: discover, shard, skip finished cases, process on local workers or a Dask cluster, then
+write the cohort tables, failures.csv and a summary. One run per output folder and shard at a time."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._logging import get_logger
+from ..errors import ConfigError, OutputError
+from .case import CaseStatus, case_dir, is_finished, process_case, remove_stale_temporaries
+from .discover import Case, discover_cases
+from .tables import build_cohort_tables, write_failures
+
+log = get_logger("batch")
+
+
+@dataclass
+class BatchSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[CaseStatus] = field(default_factory=list)
+    tables: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def line(self) -> str:
+        rate = (self.done / self.seconds * 3600) if self.seconds > 0 and self.done else 0.0
+        return (
+            f"{self.done} succeeded, {self.skipped} skipped (finished earlier), {self.failed} failed "
+            f"in {self.seconds:.1f} s ({rate:.0f} scans/hour)"
+        )
+
+
+def parse_part(text: str | None) -> tuple[int, int]:
+    """'K/N' (1 ≤ K ≤ N) → (K, N); None → (1, 1)."""
+    if text is None:
+        return 1, 1
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--part must look like K/N (e.g. 3/10), got '{text}'") from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise ConfigError(f"--part K/N needs 1 ≤ K ≤ N, got '{text}'")
+    return k, n
+
+
+def select_part(cases: list[Case], part: tuple[int, int]) -> list[Case]:
+    """The deterministic K-th of N shares: every N-th case of the sorted list, starting at K."""
+    k, n = part
+    return [c for i, c in enumerate(sorted(cases, key=lambda c: c.case_id)) if i % n == k - 1]
+
+
+class OutputLock:
+    """An exclusive lock on (output folder, shard): a second run on the same shard is refused clearly."""
+
+    def __init__(self, out_root: Path, part: tuple[int, int]) -> None:
+        self.path = out_root / f".openspine-batch-{part[0]}-of-{part[1]}.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 100).decode(errors="replace").strip()
+            os.close(fd)
+            raise OutputError(
+                f"another openspine batch ({holder or 'unknown process'}) is writing this shard of "
+                f"'{self.path.parent}'; wait for it to finish or use another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
+
+
+def _local_statuses(
+    cases: list[Case], out_root: Path, formats: tuple[str, ...], options: dict[str, Any], overwrite: bool, workers: int
+) -> Iterator[CaseStatus]:
+    if workers <= 1:
+        for c in cases:
+            yield process_case(c, str(out_root), formats, options, overwrite)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: a clean interpreter per worker (no inherited onnxruntime threads); each loads models once
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
+        futures = [pool.submit(process_case, c, str(out_root), formats, options, overwrite) for c in cases]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+def _worker_init() -> None:
+    """Keep each worker to one compute thread so N workers use N cores, not N × cores."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ..models import set_default_threads
+
+    set_default_threads(1)
+
+
+def run_batch(
+    input_root: str | os.PathLike[str],
+    out_root: str | os.PathLike[str],
+    *,
+    formats: tuple[str, ...],
+    options: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    part: tuple[int, int] = (1, 1),
+    workers: int = 1,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    progress: Callable[[Iterable[CaseStatus], int], Iterable[CaseStatus]] | None = None,
+) -> BatchSummary:
+    """Process every case under ``input_root`` into ``out_root``; never stops for one bad case."""
+    from ..writers import prepare_output_dir
+
+    t0 = time.perf_counter()
+    root = Path(input_root)
+    if not root.is_dir():
+        raise ConfigError(f"batch input '{root}' is not a folder")
+    out = prepare_output_dir(out_root)
+    if out.resolve().is_relative_to(root.resolve()):
+        raise ConfigError(f"the output folder '{out}' lies inside the input folder '{root}'; choose one outside it")
+    options = dict(options or {})
+    with OutputLock(out, part):
+        (out / "cases").mkdir(exist_ok=True)
+        removed = remove_stale_temporaries(out)
+        if removed:
+            log.info("removed %d unfinished case folder(s) left by an interrupted run", removed)
+        cases = select_part(discover_cases(root)[0], part)
+        todo = [c for c in cases if overwrite or not is_finished(case_dir(out, c.case_id))]
+        summary = BatchSummary(skipped=len(cases) - len(todo))
+        if scheduler or cluster:
+            from .distributed import dask_statuses
+
+            statuses: Iterable[CaseStatus] = dask_statuses(todo, out, formats, options, overwrite, scheduler, cluster)
+        else:
+            statuses = _local_statuses(todo, out, formats, options, overwrite, workers)
+        for status in progress(statuses, len(todo)) if progress else statuses:
+            if status.status == "done":
+                summary.done += 1
+            elif status.status == "skipped":
+                summary.skipped += 1
+            else:
+                summary.failed += 1
+                summary.failures.append(status)
+                log.warning(
+                    "case %s failed at %s: %s: %s", status.case_id, status.stage, status.error_type, status.message
+                )
+        write_failures(out, sorted(summary.failures, key=lambda s: s.case_id))
+        summary.tables = build_cohort_tables(out)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def tqdm_progress(quiet: bool) -> Callable[[Iterable[CaseStatus], int], Iterable[CaseStatus]]:
+    """A progress bar with rate and ETA over the cases (on stderr; off when quiet)."""
+
+    def wrap(statuses: Iterable[CaseStatus], total: int) -> Iterable[CaseStatus]:
+        from tqdm import tqdm
+
+        return tqdm(statuses, total=total, unit="scan", desc="openspine batch", disable=quiet, file=sys.stderr)
+
+    return wrap

@@ -1,0 +1,104 @@
+"""Cohort tables: every finished case's rows in one CSV (and Parquet) per kind, rebuilt from the case
+folders so that reruns, resumes and shards can never duplicate or lose a row."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from .._logging import get_logger
+from ..writers import atomic_write_bytes, atomic_write_text
+from .case import CASES_DIR, TMP_PREFIX, CaseStatus, is_finished
+
+log = get_logger("batch")
+
+FAILURE_COLUMNS = ["case", "stage", "error_type", "message"]
+
+
+def _rows_of(case_folder: Path, name: str) -> list[dict[str, str]]:
+    path = case_folder / name
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{"case": case_folder.name, **row} for row in csv.DictReader(f)]
+
+
+def _write_table(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> bool:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return False
+    table = (
+        pa.table({c: [_typed(r.get(c, "")) for r in rows] for c in columns})
+        if rows
+        else pa.table({c: pa.array([], type=pa.string()) for c in columns})
+    )
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf)
+    atomic_write_bytes(path, buf.getvalue().to_pybytes())
+    return True
+
+
+def _typed(value: str) -> Any:
+    """CSV text → number where it is one, so Parquet columns get numeric types."""
+    if value == "" or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def build_cohort_tables(out_root: Path) -> dict[str, int]:
+    """Write OUT/vertebrae.csv and OUT/discs.csv (+ .parquet with pyarrow) from all finished cases."""
+    base = out_root / CASES_DIR
+    folders = (
+        sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(TMP_PREFIX)) if base.is_dir() else []
+    )
+    finished = [p for p in folders if is_finished(p)]
+    counts: dict[str, int] = {}
+    parquet_ok = True
+    for kind in ("vertebrae", "discs"):
+        rows: list[dict[str, Any]] = []
+        columns: list[str] = ["case"]
+        for folder in finished:
+            case_rows = _rows_of(folder, f"{kind}.csv")
+            if not case_rows:
+                continue
+            for c in case_rows[0]:
+                if c not in columns:
+                    columns.append(c)
+            rows.extend(case_rows)
+        if len(columns) == 1:
+            columns += _default_columns(kind)
+        _write_table(out_root / f"{kind}.csv", rows, columns)
+        parquet_ok = _write_parquet(out_root / f"{kind}.parquet", rows, columns) and parquet_ok
+        counts[kind] = len(rows)
+    if not parquet_ok:
+        log.warning("Parquet tables not written: install pyarrow (pip install 'openspine[batch]')")
+    counts["cases"] = len(finished)
+    return counts
+
+
+def _default_columns(kind: str) -> list[str]:
+    from ..results import DISC_COLUMNS, VERTEBRA_COLUMNS
+
+    return list(VERTEBRA_COLUMNS if kind == "vertebrae" else DISC_COLUMNS)
+
+
+def write_failures(out_root: Path, failures: list[CaseStatus]) -> Path:
+    rows = [{"case": f.case_id, "stage": f.stage, "error_type": f.error_type, "message": f.message} for f in failures]
+    path = out_root / "failures.csv"
+    _write_table(path, rows, FAILURE_COLUMNS)
+    return path

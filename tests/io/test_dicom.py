@@ -1,0 +1,744 @@
+"""DICOM reader: exact affines from the standard's equation and from real volumes, series choice, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from dicom_fixtures import (
+    FAKE_PATIENT_ID,
+    FAKE_PATIENT_NAME,
+    dicom_geometry,
+    flip_k,
+    make_affine,
+    new_ids,
+    real_crop,
+    rotation,
+    save,
+    slice_dataset,
+    world,
+    write_enhanced,
+    write_series,
+    write_text_sr,
+    zip_folder,
+)
+from numpy.testing import assert_allclose
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
+
+from openspine import geometry
+from openspine.errors import GeometryError, ScanReadError, SeriesSelectionError
+from openspine.io import dicom, list_series, load_scan
+from openspine.io.dicom import SeriesInfo, choose_series, discover_series, is_dicom_file, read_series
+from openspine.scan import Scan
+
+ATOL = 1e-4
+SCT_T2 = "sct/sct-testing-t2/image.nii.gz"
+
+
+def read_folder(root: Path, wanted: str | int | None = None) -> Scan:
+    return read_series(choose_series(discover_series(root), wanted, quiet=True))
+
+
+def synthetic_slice(rows: int, cols: int, offset: int) -> np.ndarray:
+    """Pixels whose value encodes (row, column, slice): 100*slice + 10*row + column."""
+    i, j = np.mgrid[0:rows, 0:cols]
+    return (offset * 100 + 10 * i + j).astype(np.uint16)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the affine, proven against the standard's equation (no shared data needed)
+# --------------------------------------------------------------------------------------------------------------
+def _write_hand_series(folder: Path) -> list[float]:
+    """Three sagittal slices of 5 rows × 4 columns, written out of position order; returns their LPS x."""
+    ids = new_ids()
+    iop = [0, 1, 0, 0, 0, -1]  # X: along a row (columns j) to posterior; Y: down a column (rows i) to the feet
+    ps = [0.5, 0.8]  # [row spacing, column spacing]: rows are 0.5 mm apart, columns 0.8 mm
+    xs = [16.0, 10.0, 13.0]
+    for n, x in enumerate(xs):
+        ds = slice_dataset(synthetic_slice(5, 4, n), [x, -20.0, 30.0], iop, ps, ids, instance_number=n + 1)
+        save(ds, folder / f"slice{n}.dcm")
+    return xs
+
+
+def test_affine_matches_hand_computation_from_the_standard(tmp_path: Path) -> None:
+    _write_hand_series(tmp_path)
+    scan = read_folder(tmp_path)
+    # normal = X × Y = (0,1,0) × (0,0,-1) = (-1,0,0) in LPS: ascending projection runs from LPS x = 16 to 10,
+    # i.e. from the patient's left to right. Sorted files: slice0 (x 16), slice2 (x 13), slice1 (x 10).
+    expected = np.array(
+        [
+            [0.0, 0.0, 3.0, -16.0],  # RAS x = -LPS x: k steps LPS 16 → 13, RAS -16 → -13
+            [0.0, -0.8, 0.0, 20.0],  # column index j moves along X = LPS +y (posterior) by 0.8: RAS y -0.8
+            [-0.5, 0.0, 0.0, 30.0],  # row index i moves along Y = LPS -z (feet) by 0.5
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+    assert_allclose(scan.affine, expected, atol=ATOL)
+    assert scan.orientation == ("I", "P", "R")
+    assert scan.spacing == pytest.approx((0.5, 0.8, 3.0))
+    assert scan.shape == (5, 4, 3)
+    # pixel (row i, column j) of the file at sorted position k is array[i, j, k]
+    for k, n in enumerate([0, 2, 1]):
+        np.testing.assert_array_equal(scan.array[:, :, k], synthetic_slice(5, 4, n))
+
+
+def test_every_pixel_sits_where_the_standard_equation_puts_it(tmp_path: Path) -> None:
+    """PS3.3 C.7.6.2.1.1: P = S + X·Δc·c + Y·Δr·r (c: column index, Δc = PixelSpacing[1]; r: row index)."""
+    xs = _write_hand_series(tmp_path)
+    scan = read_folder(tmp_path)
+    x_cos, y_cos = np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, -1.0])
+    d_row, d_col = 0.5, 0.8
+    for k, n in enumerate([0, 2, 1]):
+        s = np.array([xs[n], -20.0, 30.0])
+        for r in range(5):
+            for c in range(4):
+                p_lps = s + x_cos * d_col * c + y_cos * d_row * r
+                p_ras = geometry.LPS_TO_RAS[:3, :3] @ p_lps
+                assert_allclose(scan.voxel_to_world(np.array([r, c, k])), p_ras, atol=ATOL)
+                assert scan.array[r, c, k] == 100 * n + 10 * r + c
+
+
+def test_affine_agrees_with_nibabel_dicom_wrapper(tmp_path: Path) -> None:
+    """An independent implementation (nibabel.nicom) gives the same in-plane axes and origin per slice."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # nibabel calls its DICOM readers experimental
+        from nibabel.nicom import dicomwrappers
+
+    _write_hand_series(tmp_path)
+    scan = read_folder(tmp_path)
+    for k, n in enumerate([0, 2, 1]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # nibabel calls its DICOM readers experimental
+            w = dicomwrappers.wrapper_from_data(pydicom.dcmread(tmp_path / f"slice{n}.dcm"))
+            nib_ras = geometry.LPS_TO_RAS @ w.affine  # nibabel: LPS, first axis = rows, like openspine
+            nib_pixels = w.get_data()
+        assert_allclose(scan.affine[:3, :2], nib_ras[:3, :2], atol=ATOL)
+        assert_allclose(scan.voxel_to_world(np.array([0, 0, k])), nib_ras[:3, 3], atol=ATOL)
+        np.testing.assert_array_equal(scan.array[:, :, k], nib_pixels)
+
+
+def test_pydicom_test_file_single_slice_affine() -> None:
+    """MR_small.dcm: axial, IOP [1,0,0,0,1,0], IPP [-83.9063,-91.2,6.6406], PixelSpacing 0.3125, 0.8 mm thick."""
+    scan = load_scan(get_testdata_file("MR_small.dcm"))
+    expected = np.array(
+        [
+            [0.0, -0.3125, 0.0, 83.9063],
+            [-0.3125, 0.0, 0.0, 91.2],
+            [0.0, 0.0, 0.8, 6.6406],  # single slice: SliceThickness along the normal (LPS +z)
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+    assert_allclose(scan.affine, expected, atol=ATOL)
+    assert scan.shape == (64, 64, 1)
+    np.testing.assert_array_equal(scan.array[:, :, 0], pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# real volumes written as DICOM in many orientations
+# --------------------------------------------------------------------------------------------------------------
+
+
+def axes(i: tuple[int, int, int], j: tuple[int, int, int], k: tuple[int, int, int]) -> np.ndarray:
+    """Direction matrix (columns) from the RAS direction of the i (row), j (column) and k (slice) axes."""
+    return np.column_stack([i, j, k]).astype(float)
+
+
+SAG = axes(i=(0, 0, -1), j=(0, -1, 0), k=(1, 0, 0))  # I, P, R: the internal layout
+SAG_R_TO_L = axes(i=(0, 0, -1), j=(0, -1, 0), k=(-1, 0, 0))  # I, P, L
+AXIAL = axes(i=(0, -1, 0), j=(-1, 0, 0), k=(0, 0, 1))  # P, L, S (radiological axial)
+AXIAL_HEAD_TO_FEET = axes(i=(0, -1, 0), j=(-1, 0, 0), k=(0, 0, -1))  # P, L, I
+CORONAL = axes(i=(0, 0, -1), j=(-1, 0, 0), k=(0, -1, 0))  # I, L, P
+
+# name: (directions, reader reverses k?, plane). The reversal is derived by hand: the reader sorts along
+# normal = X × Y with X = LPS(j direction), Y = LPS(i direction); e.g. sagittal X = (0,1,0), Y = (0,0,-1),
+# normal = (-1,0,0) LPS = +R, so a stack written right → left comes back left → right.
+ORIENTATIONS = {
+    "sagittal": (SAG, False, "sagittal"),
+    "sagittal_right_to_left": (SAG_R_TO_L, True, "sagittal"),
+    "axial": (AXIAL, False, "axial"),  # normal (1,0,0) × (0,1,0) = +z LPS = superior
+    "axial_head_to_feet": (AXIAL_HEAD_TO_FEET, True, "axial"),
+    "coronal": (CORONAL, False, "coronal"),  # normal (1,0,0) × (0,0,-1) = +y LPS = posterior
+    "sagittal_oblique_15_about_x": (rotation("x", 15) @ SAG, False, "sagittal"),
+    "sagittal_double_oblique": (rotation("z", 10) @ rotation("x", 15) @ SAG, False, "sagittal"),
+    "oblique_45_about_z": (rotation("z", 45) @ SAG, False, "oblique"),
+}
+SPACING = (0.7, 0.9, 3.5)  # anisotropic: row spacing ≠ column spacing ≠ slice spacing
+ORIGIN = (12.3, -45.6, 78.9)
+
+
+@pytest.mark.parametrize("name", list(ORIENTATIONS))
+def test_orientations_roundtrip_exactly(tmp_path: Path, name: str) -> None:
+    dirs, reversed_k, plane = ORIENTATIONS[name]
+    arr, _ = real_crop()
+    affine = make_affine(dirs, SPACING, ORIGIN)
+    write_series(tmp_path, arr, affine)
+
+    found = discover_series(tmp_path)
+    assert [s.plane for s in found] == [plane]
+    scan = read_series(found[0])
+    n = arr.shape[2]
+    expected_affine = flip_k(affine, n) if reversed_k else affine
+    expected_array = arr[:, :, ::-1] if reversed_k else arr
+    assert_allclose(scan.affine, expected_affine, atol=ATOL)
+    np.testing.assert_array_equal(scan.array, expected_array)
+    assert scan.array.dtype == arr.dtype
+    assert scan.spacing == pytest.approx(SPACING, abs=ATOL)
+    # the same voxel is at the same world position in the source and in the DICOM-read scan
+    for i, j, k in [(0, 0, 0), (63, 0, 5), (10, 47, 11), (63, 63, 0)]:
+        k_read = n - 1 - k if reversed_k else k
+        assert scan.array[i, j, k_read] == arr[i, j, k]
+        assert_allclose(scan.voxel_to_world(np.array([i, j, k_read])), world(affine, (i, j, k)), atol=ATOL)
+
+
+def test_written_pixel_spacing_is_row_then_column(tmp_path: Path) -> None:
+    arr, _ = real_crop(shape=(64, 48, 4))
+    affine = make_affine(SAG, (0.6, 1.1, 4.0), ORIGIN)
+    _, files = write_series(tmp_path, arr, affine)
+    ds = pydicom.dcmread(files[0])
+    assert [float(v) for v in ds.PixelSpacing] == pytest.approx([0.6, 1.1])
+    assert (ds.Rows, ds.Columns) == (64, 48)
+    scan = read_folder(tmp_path)
+    assert scan.shape == (64, 48, 4)
+    assert scan.spacing == pytest.approx((0.6, 1.1, 4.0), abs=ATOL)  # rows 0.6 apart, columns 1.1 apart
+    assert_allclose(scan.affine, affine, atol=ATOL)
+
+
+def test_real_nifti_affine_reproduced_fastcleverseg(tmp_path: Path) -> None:
+    arr, affine = real_crop()  # fcs-vb2-05 crop, [S→I, A→P, L→R]
+    write_series(tmp_path, arr, affine)
+    scan = read_folder(tmp_path)
+    assert_allclose(scan.affine, affine, atol=ATOL)
+    np.testing.assert_array_equal(scan.array, arr)
+    assert scan.orientation == ("I", "P", "R")
+    view = scan.to_sagittal()  # the internal layout needs no reorientation for this input
+    np.testing.assert_array_equal(view.scan.array, arr)
+
+
+def test_real_scanner_affine_reproduced_sct(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from dicom_fixtures import data_path
+
+    img = nib.load(str(data_path(SCT_T2)))
+    arr = np.asanyarray(img.dataobj)
+    write_series(tmp_path, arr, img.affine)
+    scan = read_folder(tmp_path)
+    assert_allclose(scan.affine, img.affine, atol=ATOL)
+    np.testing.assert_array_equal(scan.array, arr)
+    assert scan.array.dtype == np.int16
+    rng = np.random.default_rng(1)
+    ijk = rng.integers(0, np.array(arr.shape), size=(20, 3))
+    assert_allclose(scan.voxel_to_world(ijk), nib.affines.apply_affine(img.affine, ijk), atol=ATOL)
+
+
+def test_file_order_and_instance_numbers_do_not_matter(tmp_path: Path) -> None:
+    arr, affine = real_crop()
+    _, files = write_series(tmp_path / "shuffled", arr, affine, shuffle_seed=7)
+    write_series(tmp_path / "ordered", arr, affine, shuffle_seed=None)
+    # the shuffled files really are out of order, by name and by InstanceNumber
+    numbers = [int(pydicom.dcmread(f).InstanceNumber) for f in files]
+    assert numbers != sorted(numbers) and numbers != sorted(numbers, reverse=True)
+    assert [f.name for f in files] != sorted(f.name for f in files)
+    a, b = read_folder(tmp_path / "shuffled"), read_folder(tmp_path / "ordered")
+    np.testing.assert_array_equal(a.array, b.array)
+    assert_allclose(a.affine, b.affine, atol=1e-9)
+    np.testing.assert_array_equal(a.array, arr)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# pixel values
+# --------------------------------------------------------------------------------------------------------------
+def test_rescale_slope_intercept_applied(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(32, 32, 4))
+    stored = arr.astype(np.uint16) * 7
+    write_series(tmp_path, stored, affine, slope=0.5, intercept=-100.0)
+    scan = read_folder(tmp_path)
+    assert scan.array.dtype == np.float32
+    np.testing.assert_array_equal(scan.array, (stored.astype(np.float64) * 0.5 - 100.0).astype(np.float32))
+
+
+def test_identity_rescale_keeps_integer_dtype(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(32, 32, 4))
+    write_series(tmp_path, arr.astype(np.uint16), affine, slope=1.0, intercept=0.0)
+    scan = read_folder(tmp_path)
+    assert scan.array.dtype == np.uint16
+    np.testing.assert_array_equal(scan.array, arr)
+
+
+def test_rescale_per_slice(tmp_path: Path) -> None:
+    """Some scanners scale each slice differently: each slice gets its own slope."""
+    ids = new_ids()
+    affine = make_affine(SAG, (1.0, 1.0, 2.0), ORIGIN)
+    for k in range(3):
+        ipp, iop, ps = dicom_geometry(affine, k)
+        pix = synthetic_slice(4, 4, k)
+        save(slice_dataset(pix, ipp, iop, ps, ids, slope=k + 1.0, intercept=5.0), tmp_path / f"{k}.dcm")
+    scan = read_folder(tmp_path)
+    for k in range(3):
+        np.testing.assert_array_equal(scan.array[:, :, k], synthetic_slice(4, 4, k) * (k + 1.0) + 5.0)
+
+
+@pytest.mark.parametrize("transfer_syntax", [RLELossless, JPEG2000Lossless], ids=["rle", "j2k_lossless"])
+@pytest.mark.parametrize("source", ["fcs_uint8", "sct_int16"])
+def test_compressed_series_decode_losslessly(tmp_path: Path, transfer_syntax: str, source: str) -> None:
+    if source == "fcs_uint8":
+        arr, affine = real_crop(shape=(48, 40, 6))
+    else:
+        arr, affine = real_crop(SCT_T2, start=(0, 0, 20), shape=(60, 55, 6))
+    _, files = write_series(tmp_path, arr, affine, transfer_syntax=transfer_syntax)
+    assert pydicom.dcmread(files[0], stop_before_pixels=True).file_meta.TransferSyntaxUID == transfer_syntax
+    scan = read_folder(tmp_path)
+    np.testing.assert_array_equal(scan.array, arr)
+    assert scan.array.dtype == arr.dtype
+    assert_allclose(scan.affine, affine, atol=ATOL)
+    assert scan.source.extra["transfer_syntax"] == pydicom.uid.UID(transfer_syntax).name
+
+
+def test_jpeg_ls_lossless_series(tmp_path: Path) -> None:
+    """No JPEG-LS encoder is installed: build a series from pydicom's JPEG-LS lossless test file."""
+    reference = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array
+    series_uid = generate_uid()
+    for k in [2, 0, 1]:
+        ds = pydicom.dcmread(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))
+        assert ds.file_meta.TransferSyntaxUID == JPEGLSLossless
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.ImagePositionPatient = [-83.9063, -91.2, 6.6406 + 2.5 * k]
+        ds.save_as(tmp_path / f"jls{k}.dcm")
+    scan = read_folder(tmp_path)
+    np.testing.assert_array_equal(scan.array, np.stack([reference] * 3, axis=2))
+    expected = np.array(
+        [[0.0, -0.3125, 0.0, 83.9063], [-0.3125, 0.0, 0.0, 91.2], [0.0, 0.0, 2.5, 6.6406], [0.0, 0.0, 0.0, 1.0]]
+    )
+    assert_allclose(scan.affine, expected, atol=ATOL)
+    assert scan.source.extra["transfer_syntax"] == JPEGLSLossless.name
+
+
+@pytest.mark.parametrize(
+    "name", ["MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm", "MR_small_implicit.dcm"]
+)
+def test_pydicom_compressed_test_files_match_uncompressed(name: str) -> None:
+    ref = load_scan(get_testdata_file("MR_small.dcm"))
+    scan = load_scan(get_testdata_file(name))
+    np.testing.assert_array_equal(scan.array, ref.array)
+    assert_allclose(scan.affine, ref.affine, atol=1e-9)
+
+
+def test_corrupt_compressed_data_names_transfer_syntax_and_plugin(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(32, 32, 3))
+    _, files = write_series(tmp_path, arr, affine, transfer_syntax=JPEG2000Lossless)
+    ds = pydicom.dcmread(files[1])
+    frames = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = pydicom.encaps.encapsulate([b"\x00" * len(frames[0])])
+    ds.save_as(files[1])
+    with pytest.raises(ScanReadError, match="JPEG 2000") as err:
+        read_folder(tmp_path)
+    assert "pylibjpeg-openjpeg" in str(err.value)
+    assert files[1].name in str(err.value)
+
+
+def test_missing_decoder_plugin_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    arr, affine = real_crop(shape=(16, 16, 2))
+    write_series(tmp_path, arr, affine, transfer_syntax=RLELossless)
+
+    class _Unavailable:
+        is_available = False
+
+    def _no_pixels(self: Dataset) -> None:
+        raise RuntimeError("Unable to decompress 'RLE Lossless' pixel data because all plugins are missing")
+
+    monkeypatch.setattr(Dataset, "pixel_array", property(_no_pixels))
+    monkeypatch.setattr(pydicom.pixels, "get_decoder", lambda uid: _Unavailable())
+    with pytest.raises(ScanReadError, match="no installed decoder handles its transfer syntax RLE Lossless") as err:
+        read_folder(tmp_path)
+    assert "pip install pylibjpeg-rle" in str(err.value)
+
+
+def test_enhanced_mr_multiframe(tmp_path: Path) -> None:
+    arr, _ = real_crop()
+    affine = make_affine(rotation("x", 15) @ SAG, SPACING, ORIGIN)
+    write_enhanced(tmp_path / "enhanced.dcm", arr.astype(np.uint16), affine, slope=2.0, intercept=-10.0)
+    found = discover_series(tmp_path)
+    assert len(found) == 1
+    info = found[0]
+    assert (info.multiframe, info.n_slices, info.plane, info.rows, info.columns) == (True, 12, "sagittal", 64, 64)
+    assert info.pixel_spacing == pytest.approx((0.7, 0.9))
+    scan = read_series(info)
+    assert_allclose(scan.affine, affine, atol=ATOL)
+    assert scan.array.dtype == np.float32
+    np.testing.assert_array_equal(scan.array, arr.astype(np.float32) * 2 - 10)
+
+
+def test_enhanced_mr_frames_in_shuffled_order(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(32, 32, 6))
+    write_enhanced(tmp_path / "e.dcm", arr, affine, frame_order=[3, 0, 5, 1, 4, 2])
+    scan = read_folder(tmp_path)
+    assert scan.array.dtype == np.uint8  # no PixelValueTransformation: stored values unchanged
+    np.testing.assert_array_equal(scan.array, arr)
+    assert_allclose(scan.affine, affine, atol=ATOL)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# several series in one folder
+# --------------------------------------------------------------------------------------------------------------
+def _write_study(root: Path) -> dict[str, str]:
+    """Axial localiser (#1, 3 slices), sagittal T1 (#2, 8 slices), sagittal T2 (#3, 12 slices), and an SR."""
+    arr, _ = real_crop()
+    study = generate_uid()
+    uids = {}
+    loc = make_affine(AXIAL, (1.0, 1.0, 10.0), ORIGIN)
+    uids["loc"] = write_series(root / "s1", arr[:, :, :3], loc, ids=new_ids(study), series_number=1,
+                               description="localizer")[0].series_uid  # fmt: skip
+    sag = make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN)
+    uids["t1"] = write_series(root / "s2", arr[:, :, :8], sag, ids=new_ids(study), series_number=2,
+                              description="t1_tse_sag")[0].series_uid  # fmt: skip
+    uids["t2"] = write_series(root / "s3", arr, sag, ids=new_ids(study), series_number=3,
+                              description="t2_tse_sag")[0].series_uid  # fmt: skip
+    write_text_sr(root / "sr" / "report.dcm", new_ids(study))
+    (root / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+    (root / "notes.txt").write_text("not DICOM")
+    return uids
+
+
+def test_study_folder_lists_image_series_only(tmp_path: Path) -> None:
+    uids = _write_study(tmp_path)
+    found = discover_series(tmp_path)
+    assert [s.series_uid for s in found] == [uids["loc"], uids["t1"], uids["t2"]]  # by SeriesNumber
+    assert [s.plane for s in found] == ["axial", "sagittal", "sagittal"]
+    assert [s.n_slices for s in found] == [3, 8, 12]
+    assert [s.sequence_hint for s in found] == [None, "T1", "T2"]
+    assert len({s.study_uid for s in found}) == 1
+
+
+def test_default_choice_is_sagittal_with_most_slices(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    uids = _write_study(tmp_path)
+    found = discover_series(tmp_path)
+    with caplog.at_level(logging.INFO, logger="openspine"):
+        chosen = choose_series(found, None)
+    assert chosen.series_uid == uids["t2"]
+    assert "the sagittal series with the most slices" in caplog.text
+    scan = load_scan(tmp_path)
+    assert scan.source.series_uid == uids["t2"]
+    assert scan.shape == (64, 64, 12)
+
+
+def test_choose_quiet_logs_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _write_study(tmp_path)
+    found = discover_series(tmp_path)
+    with caplog.at_level(logging.DEBUG, logger="openspine"):
+        choose_series(found, None, quiet=True)
+    assert caplog.text == ""
+
+
+def test_choose_by_uid_number_and_index(tmp_path: Path) -> None:
+    uids = _write_study(tmp_path)
+    found = discover_series(tmp_path)
+    assert choose_series(found, uids["t1"], quiet=True).series_uid == uids["t1"]
+    assert choose_series(found, 2, quiet=True).series_uid == uids["t1"]  # SeriesNumber 2
+    assert choose_series(found, " 2 ", quiet=True).series_uid == uids["t1"]
+    # SeriesNumber takes precedence over the index: 1 is the localiser's number (index 1 would be T1) ...
+    assert choose_series(found, 1, quiet=True).series_uid == uids["loc"]
+    # ... and an integer that is no SeriesNumber is an index
+    assert choose_series(found, 0, quiet=True).series_uid == uids["loc"]
+    assert choose_series(found, "0", quiet=True).series_uid == uids["loc"]
+    scan = load_scan(tmp_path, series=uids["t1"])
+    assert scan.shape == (64, 64, 8)
+
+
+@pytest.mark.parametrize("wanted", [7, "7", "1.2.3.4.does.not.exist", -1])
+def test_choose_unknown_series_lists_what_exists(tmp_path: Path, wanted: str | int) -> None:
+    _write_study(tmp_path)
+    found = discover_series(tmp_path)
+    with pytest.raises(SeriesSelectionError, match="no series matches") as err:
+        choose_series(found, wanted, quiet=True)
+    for s in found:
+        assert s.series_uid in str(err.value)
+        assert s.description is not None and s.description in str(err.value)
+
+
+def _info(number: int | None, plane: str, n: int) -> SeriesInfo:
+    return SeriesInfo(
+        series_uid=f"1.2.3.{number}",
+        study_uid="1.2.3",
+        series_number=number,
+        description=f"series {number}",
+        modality="MR",
+        n_slices=n,
+        rows=64,
+        columns=64,
+        plane=plane,
+        files=(),
+    )
+
+
+def test_default_choice_ties_go_to_lowest_series_number() -> None:
+    found = [_info(5, "sagittal", 15), _info(4, "sagittal", 15), _info(6, "sagittal", 12), _info(1, "axial", 30)]
+    assert choose_series(found, None, quiet=True).series_number == 4
+
+
+def test_default_choice_refuses_several_non_sagittal_series() -> None:
+    found = [_info(1, "axial", 20), _info(2, "coronal", 20)]
+    with pytest.raises(SeriesSelectionError, match="none of the 2 series is sagittal") as err:
+        choose_series(found, None, quiet=True)
+    assert "series 1" in str(err.value) and "series 2" in str(err.value)
+
+
+def test_lone_non_sagittal_series_is_chosen() -> None:
+    assert choose_series([_info(1, "axial", 20)], None, quiet=True).series_number == 1
+
+
+def test_series_number_shared_by_two_series_is_ambiguous() -> None:
+    found = [_info(3, "sagittal", 10), SeriesInfo(**{**_info(3, "sagittal", 9).__dict__, "series_uid": "9.9"})]
+    with pytest.raises(SeriesSelectionError, match="2 series have SeriesNumber 3"):
+        choose_series(found, 3, quiet=True)
+
+
+def test_describe_and_to_dict_hold_no_identifiers(tmp_path: Path) -> None:
+    _write_study(tmp_path)
+    found = discover_series(tmp_path)
+    for s in found:
+        d = s.to_dict()
+        text = json.dumps(d) + s.describe()  # JSON-able
+        assert "files" not in d
+        assert FAKE_PATIENT_NAME not in text and FAKE_PATIENT_ID not in text
+        assert str(tmp_path) not in text
+    assert found[2].describe() == "#3 't2_tse_sag' MR sagittal, 12 slices of 64×64"
+    listed = list_series(tmp_path)
+    assert [d["chosen"] for d in listed] == [False, False, True]
+    assert [d["index"] for d in listed] == [0, 1, 2]
+    json.dumps(listed)
+
+
+def test_scan_source_filled_without_identifiers(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(16, 16, 3))
+    ids, _ = write_series(tmp_path, arr, affine, series_number=4, description="T2 STIR sag")
+    scan = load_scan(tmp_path)
+    src = scan.source
+    assert (src.format, src.path, src.series_uid) == ("dicom", str(tmp_path), ids.series_uid)
+    assert (src.series_number, src.series_description, src.modality) == (4, "T2 STIR sag", "MR")
+    assert (src.study_uid, src.frame_of_reference_uid) == (ids.study_uid, ids.frame_of_reference_uid)
+    assert (src.manufacturer, src.sequence_hint) == ("OpenSpineTest", "STIR")
+    text = json.dumps(src.to_dict())
+    assert FAKE_PATIENT_NAME not in text and FAKE_PATIENT_ID not in text
+
+
+@pytest.mark.parametrize(
+    ("fields", "hint"),
+    [
+        ({"SeriesDescription": "t2_tse_sag_384"}, "T2"),
+        ({"SeriesDescription": "SAG T1W"}, "T1"),
+        ({"SeriesDescription": "tirm_sag"}, "STIR"),
+        ({"SeriesDescription": "T2 STIR"}, "STIR"),
+        ({"SeriesDescription": "T12-L1 level", "ProtocolName": "t1 sag"}, "T1"),
+        ({"SeriesDescription": "localizer", "SequenceName": "*tse2d1_15"}, None),
+        ({"ScanningSequence": ["SE", "IR"]}, None),
+        ({}, None),
+    ],
+)
+def test_sequence_hint(fields: dict[str, object], hint: str | None) -> None:
+    ds = Dataset()
+    for k, v in fields.items():
+        setattr(ds, k, v)
+    assert dicom._sequence_hint(ds) == hint
+
+
+# --------------------------------------------------------------------------------------------------------------
+# inputs: single files, zips, preamble-less files
+# --------------------------------------------------------------------------------------------------------------
+def test_load_scan_zip_equals_folder(tmp_path: Path) -> None:
+    arr, affine = real_crop()
+    write_series(tmp_path / "series", arr, affine, transfer_syntax=RLELossless)
+    zip_path = zip_folder(tmp_path / "series", tmp_path / "study.zip")
+    a, b = load_scan(tmp_path / "series"), load_scan(zip_path)
+    np.testing.assert_array_equal(a.array, b.array)
+    assert_allclose(a.affine, b.affine, atol=1e-9)
+    assert b.source.path == str(zip_path)
+    assert a.source.series_uid == b.source.series_uid
+    assert [d["n_slices"] for d in list_series(zip_path)] == [12]
+
+
+def test_single_file_reads_as_one_slice(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(64, 64, 3))
+    _, files = write_series(tmp_path, arr, affine)
+    scan = load_scan(files[1])
+    assert scan.shape == (64, 64, 1)
+    np.testing.assert_array_equal(scan.array[:, :, 0], arr[:, :, 1])
+    expected = affine.copy()
+    expected[:3, 3] = world(affine, (0, 0, 1))
+    assert_allclose(scan.affine, expected, atol=ATOL)  # third axis: SliceThickness (1 mm) along the normal
+    assert scan.source.path == str(files[1])
+
+
+def test_preamble_less_file(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    bare_ds = Dataset()
+    bare_ds.update({k: ds[k] for k in ds.keys()})  # the data set alone: no file meta, no preamble
+    bare = tmp_path / "bare"
+    pydicom.dcmwrite(bare, bare_ds, implicit_vr=True, little_endian=True)
+    assert bare.read_bytes()[128:132] != b"DICM"
+    assert is_dicom_file(bare)
+    assert discover_series(bare)[0].n_slices == 1
+    scan = load_scan(bare)
+    np.testing.assert_array_equal(scan.array[:, :, 0], ds.pixel_array)
+
+
+def test_is_dicom_file_negatives(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "text.dcm").write_text("hello, I am not DICOM " * 20)
+    (tmp_path / "short").write_bytes(b"\x08\x00")
+    (tmp_path / "png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 200)
+    (tmp_path / "dir").mkdir()
+    for name in ("empty", "text.dcm", "short", "png", "dir", "missing"):
+        assert not is_dicom_file(tmp_path / name), name
+    assert is_dicom_file(Path(get_testdata_file("MR_small.dcm")))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bad inputs
+# --------------------------------------------------------------------------------------------------------------
+def test_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ScanReadError, match="empty folder"):
+        discover_series(tmp_path)
+
+
+def test_folder_without_dicom(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("x")
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "deep" / "c.bin").write_bytes(b"\0" * 1000)
+    with pytest.raises(ScanReadError, match=r"no DICOM files found in .* \(3 files looked at\)"):
+        discover_series(tmp_path)
+    with pytest.raises(ScanReadError, match="no DICOM files found"):
+        load_scan(tmp_path)
+
+
+def test_truncated_file_is_named(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(32, 32, 4))
+    _, files = write_series(tmp_path, arr, affine)
+    files[2].write_bytes(files[2].read_bytes()[:-300])
+    with pytest.raises(ScanReadError, match="truncated") as err:
+        read_folder(tmp_path)
+    assert files[2].name in str(err.value)
+
+
+def test_pydicom_truncated_test_file() -> None:
+    with pytest.raises(ScanReadError, match="MR_truncated.dcm"):
+        load_scan(get_testdata_file("MR_truncated.dcm"))
+
+
+def test_unreadable_header_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    arr, affine = real_crop(shape=(16, 16, 3))
+    write_series(tmp_path / "ok", arr, affine)
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff" + b"\x01" * 10)
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        found = discover_series(tmp_path)
+    assert [s.n_slices for s in found] == [3]
+    assert "bad.dcm" in caplog.text
+    with pytest.raises(ScanReadError, match="header cannot be read"):
+        discover_series(bad)
+
+
+def test_only_objects_without_pixel_data(tmp_path: Path) -> None:
+    write_text_sr(tmp_path / "sr1.dcm")
+    write_text_sr(tmp_path / "sr2.dcm")
+    with pytest.raises(ScanReadError, match="none with image pixel data"):
+        discover_series(tmp_path)
+
+
+def test_image_without_pixel_data_is_left_out(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(16, 16, 3))
+    ids, files = write_series(tmp_path, arr, affine)
+    ds = pydicom.dcmread(files[0])
+    del ds.PixelData
+    ds.SOPInstanceUID = generate_uid()
+    ds.ImagePositionPatient = [0, 0, 0]
+    ds.save_as(tmp_path / "no_pixels.dcm")
+    found = discover_series(tmp_path)
+    assert [s.n_slices for s in found] == [3]
+    np.testing.assert_array_equal(read_series(found[0]).array, arr)
+
+
+def test_mixed_orientations_are_named(tmp_path: Path) -> None:
+    arr, _ = real_crop()
+    ids = new_ids()
+    write_series(tmp_path, arr, make_affine(SAG, (1, 1, 3), ORIGIN), ids=ids, prefix="SAG")
+    write_series(tmp_path, arr[:, :, :3], make_affine(AXIAL, (1, 1, 3), ORIGIN), ids=ids, prefix="AX")
+    found = discover_series(tmp_path)
+    assert found[0].plane == "mixed"
+    with pytest.raises(GeometryError, match="mixes 2 orientations") as err:
+        read_series(found[0])
+    msg = str(err.value)
+    assert "(12 files)" in msg and "(3 files)" in msg
+    assert "[0, 1, 0, 0, 0, -1]" in msg  # the sagittal ImageOrientationPatient
+
+
+def test_irregular_gap_is_named(tmp_path: Path) -> None:
+    arr, affine = real_crop()
+    affine = make_affine(SAG, (1, 1, 3), ORIGIN)
+    _, files = write_series(tmp_path, arr, affine)
+    files[5].unlink()  # a missing slice
+    with pytest.raises(GeometryError, match="irregular slice spacing") as err:
+        read_folder(tmp_path)
+    msg = str(err.value)
+    assert "is 6.000 mm" in msg and "median gap is 3.000 mm" in msg
+    assert "between slices 4 and 5" in msg
+
+
+def test_duplicate_positions(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(16, 16, 4))
+    _, files = write_series(tmp_path, arr, affine)
+    ds = pydicom.dcmread(files[1])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(tmp_path / "echo2.dcm")
+    with pytest.raises(GeometryError, match="duplicate slice positions") as err:
+        read_folder(tmp_path)
+    assert "echo2.dcm" in str(err.value) and files[1].name in str(err.value)
+
+
+def test_mixed_image_sizes(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(16, 16, 3))
+    ids, _ = write_series(tmp_path, arr, affine)
+    ipp, iop, ps = dicom_geometry(affine, 3)
+    save(slice_dataset(np.zeros((8, 16), np.uint8), ipp, iop, ps, ids), tmp_path / "small.dcm")
+    with pytest.raises(GeometryError, match=r"mixes 2 image sizes.*16×16 \(3 files\) and 8×16 \(1 files\)"):
+        read_folder(tmp_path)
+
+
+def test_mixed_pixel_spacing(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(16, 16, 3))
+    ids, _ = write_series(tmp_path, arr, affine)
+    ipp, iop, _ = dicom_geometry(affine, 3)
+    save(slice_dataset(arr[:, :, 0], ipp, iop, [1.0, 0.5], ids), tmp_path / "other.dcm")
+    with pytest.raises(GeometryError, match="mixes 2 pixel spacings"):
+        read_folder(tmp_path)
+
+
+def test_missing_geometry(tmp_path: Path) -> None:
+    arr, affine = real_crop(shape=(16, 16, 2))
+    _, files = write_series(tmp_path, arr, affine)
+    ds = pydicom.dcmread(files[0])
+    del ds.ImagePositionPatient
+    ds.save_as(files[0])
+    with pytest.raises(GeometryError, match="has no ImagePositionPatient"):
+        read_folder(tmp_path)
+
+
+def test_positions_off_a_line(tmp_path: Path) -> None:
+    ids = new_ids()
+    affine = make_affine(SAG, (1.0, 1.0, 2.0), ORIGIN)
+    for k in range(4):
+        ipp, iop, ps = dicom_geometry(affine, k)
+        if k == 2:
+            ipp[1] += 5.0  # in-plane jump of one slice
+        save(slice_dataset(synthetic_slice(4, 4, k), ipp, iop, ps, ids), tmp_path / f"{k}.dcm")
+    with pytest.raises(GeometryError, match="do not lie on a straight line"):
+        read_folder(tmp_path)

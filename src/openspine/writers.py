@@ -111,12 +111,12 @@ def write_result(
     needs_image = {"png", "html", "nifti"} & set(chosen)
     if needs_image and result.view is None:
         raise OutputError(f"{', '.join(sorted(needs_image))} output needs the image; this result holds none")
-    overlay = result.overlay() if {"png", "html"} & set(chosen) else None
-    if "png" in chosen and overlay is not None:
-        payloads.append(("overlay.png", _png_bytes(overlay)))
-    if "html" in chosen:
-        from .render.report import render_report
+    from .render.report import png_bytes, render_report
 
+    overlay = png_bytes(result.overlay()) if {"png", "html"} & set(chosen) else None
+    if "png" in chosen and overlay is not None:
+        payloads.append(("overlay.png", overlay))
+    if "html" in chosen:
         payloads.append(("report.html", render_report(result, overlay).encode()))
     if "nifti" in chosen:
         from .render.labelmap import write_label_map
@@ -136,8 +136,3 @@ def write_result(
     log.info("wrote %s", ", ".join(files))
     return files
 
-
-def _png_bytes(image: object) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True)  # type: ignore[attr-defined]
-    return buf.getvalue()

@@ -54,9 +54,8 @@ def test_directory_members_and_inner_dotdot_that_stays_inside(tmp_path: Path) ->
 @pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/evil", "..\\x", "C:/evil", "C:\\evil"])
 def test_zip_slip_refused(tmp_path: Path, name: str) -> None:
     zp = make_zip(tmp_path / "slip.zip", {"fine": b"1", name: b"evil"})
-    with pytest.raises(ScanReadError, match="would be written outside the extraction folder") as err:
-        with extracted_zip(zp):
-            pass
+    with pytest.raises(ScanReadError, match="would be written outside the extraction folder") as err, extracted_zip(zp):
+        pass
     assert f"member '{name}'" in str(err.value)
     assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
 
@@ -83,8 +82,8 @@ def test_member_count_limit(tmp_path: Path) -> None:
         pass
 
 
-def test_written_size_limit_catches_lying_headers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Declared sizes can lie: the bytes actually written are counted too."""
+def test_lying_declared_sizes_are_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A central directory that understates sizes: zipfile's size/CRC check or the written-bytes count stops it."""
     zp = make_zip(tmp_path / "liar.zip", {"a": b"\0" * 50_000})
     real_infolist = zipfile.ZipFile.infolist
 
@@ -95,9 +94,25 @@ def test_written_size_limit_catches_lying_headers(tmp_path: Path, monkeypatch: p
         return infos
 
     monkeypatch.setattr(zipfile.ZipFile, "infolist", lying_infolist)
-    with pytest.raises(ScanReadError, match=r"(expands beyond the limit|is corrupt)"):
-        with extracted_zip(zp, max_total_bytes=20_000):
-            pass
+    limit = 20_000
+    with (
+        pytest.raises(ScanReadError, match=r"(expands beyond the limit|is corrupt)"),
+        extracted_zip(zp, max_total_bytes=limit),
+    ):
+        pass
+
+
+def test_written_size_limit_is_enforced_on_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes actually written are counted, independently of the declared-size check."""
+    from openspine.io import archive
+
+    zp = make_zip(tmp_path / "big.zip", {"a": b"\0" * 30_000, "b": b"\0" * 30_000})
+    monkeypatch.setattr(archive, "_check_declared_size", lambda *args: None)
+    with (
+        pytest.raises(ScanReadError, match="expands beyond the limit of 40000 bytes"),
+        extracted_zip(zp, max_total_bytes=40_000),
+    ):
+        pass
 
 
 @pytest.mark.parametrize("content", [b"this is not a zip at all", b"PK\x03\x04" + b"\0" * 40, b""])

@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from numpy.testing import assert_allclose
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
+
 from dicom_fixtures import (
     FAKE_PATIENT_ID,
     FAKE_PATIENT_NAME,
+    data_path,
     dicom_geometry,
     flip_k,
     make_affine,
@@ -27,11 +33,6 @@ from dicom_fixtures import (
     write_text_sr,
     zip_folder,
 )
-from numpy.testing import assert_allclose
-from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
-
 from openspine import geometry
 from openspine.errors import GeometryError, ScanReadError, SeriesSelectionError
 from openspine.io import dicom, list_series, load_scan
@@ -223,8 +224,6 @@ def test_real_nifti_affine_reproduced_fastcleverseg(tmp_path: Path) -> None:
 
 def test_real_scanner_affine_reproduced_sct(tmp_path: Path) -> None:
     import nibabel as nib
-
-    from dicom_fixtures import data_path
 
     img = nib.load(str(data_path(SCT_T2)))
     arr = np.asanyarray(img.dataobj)
@@ -579,7 +578,8 @@ def test_single_file_reads_as_one_slice(tmp_path: Path) -> None:
 def test_preamble_less_file(tmp_path: Path) -> None:
     ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
     bare_ds = Dataset()
-    bare_ds.update({k: ds[k] for k in ds.keys()})  # the data set alone: no file meta, no preamble
+    for elem in ds:  # the data set alone: no file meta, no preamble
+        bare_ds.add(elem)
     bare = tmp_path / "bare"
     pydicom.dcmwrite(bare, bare_ds, implicit_vr=True, little_endian=True)
     assert bare.read_bytes()[128:132] != b"DICM"
@@ -634,6 +634,7 @@ def test_pydicom_truncated_test_file() -> None:
         load_scan(get_testdata_file("MR_truncated.dcm"))
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # pydicom's own complaint about the garbage
 def test_unreadable_header_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     arr, affine = real_crop(shape=(16, 16, 3))
     write_series(tmp_path / "ok", arr, affine)
@@ -656,7 +657,7 @@ def test_only_objects_without_pixel_data(tmp_path: Path) -> None:
 
 def test_image_without_pixel_data_is_left_out(tmp_path: Path) -> None:
     arr, affine = real_crop(shape=(16, 16, 3))
-    ids, files = write_series(tmp_path, arr, affine)
+    _, files = write_series(tmp_path, arr, affine)
     ds = pydicom.dcmread(files[0])
     del ds.PixelData
     ds.SOPInstanceUID = generate_uid()

@@ -90,11 +90,17 @@ def head_metrics(c: Collected, n_boot: int = 1000, seed: int = 0) -> dict[str, A
         lo, hi = bootstrap_ci(fn, c.patients, n_boot=n_boot, seed=seed)
         out[name] = {"value": _r(fn(all_idx)), "ci95": [_r(lo), _r(hi)]}
     out["kappa"]["weights"] = w
-    out["confusion_matrix"] = {"rows": "reference", "columns": "prediction",
-                               "matrix": confusion_matrix(t, p, k).tolist()}  # fmt: skip
-    out["ece"] = {"calibrated": _r(expected_calibration_error(pr, t)),
-                  "uncalibrated": _r(expected_calibration_error(raw, t)),
-                  "temperature": c.head.temperature, "bins": 10}  # fmt: skip
+    out["confusion_matrix"] = {
+        "rows": "reference",
+        "columns": "prediction",
+        "matrix": confusion_matrix(t, p, k).tolist(),
+    }
+    out["ece"] = {
+        "calibrated": _r(expected_calibration_error(pr, t)),
+        "uncalibrated": _r(expected_calibration_error(raw, t)),
+        "temperature": c.head.temperature,
+        "bins": 10,
+    }
     return out
 
 
@@ -182,12 +188,17 @@ def evaluate(
     }
 
 
+def _levels_text(res: dict[str, Any]) -> str:
+    lv = res["levels"]
+    return lv if isinstance(lv, str) else ", ".join(lv)
+
+
 def format_report(res: dict[str, Any]) -> str:
     """Human-readable summary of :func:`evaluate`'s result."""
     lines = [
         f"grader {res['grader']['name']} {res['grader']['version']} on SPIDER split '{res['split']}': "
         f"{res['patients']} patients, {res['graded_and_matched']}/{res['reference_discs']} reference discs graded "
-        f"(coverage {100 * (res['coverage'] or 0):.1f} %), levels {res['levels'] if isinstance(res['levels'], str) else ', '.join(res['levels'])}",
+        f"(coverage {100 * (res['coverage'] or 0):.1f} %), levels {_levels_text(res)}",
         "",
         f"{'grading':24s} {'n':>4s}  {'balanced acc [95% CI]':>24s}  {'kappa [95% CI]':>26s}  {'ECE cal/raw':>12s}",
     ]
@@ -236,8 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (patients)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--out", type=Path, default=None, help="write the full result as JSON here")
-    p.add_argument("--update-card", action="store_true",
-                   help="write the result into the grader's card.json 'metrics' (for the model you just trained)")  # fmt: skip
+    p.add_argument(
+        "--update-card",
+        action="store_true",
+        help="write the result into the grader's card.json 'metrics' (for the model you just trained)",
+    )
     return p
 
 
@@ -258,7 +272,7 @@ def card_metrics(res: dict[str, Any]) -> dict[str, Any]:
     }
     return {
         "evaluated_on": f"SPIDER split '{res['split']}' ({res['patients']} patients, "
-        f"{res['graded_and_matched']} discs, levels {res['levels'] if isinstance(res['levels'], str) else ', '.join(res['levels'])})",
+        f"{res['graded_and_matched']} discs, levels {_levels_text(res)})",
         "pipeline": "built-in detector + this grader (openspine evaluate grading)",
         "coverage": res["coverage"],
         "gradings": g,

@@ -20,9 +20,9 @@ from numpy.typing import NDArray
 
 from .._logging import get_logger
 from ..errors import GeometryError, ModelError, OpenSpineError
+from ..grading.crop import DiscGeometry
 from ..levels import DiscLevel
 from ..scan import SagittalView
-from ..grading.crop import DiscGeometry
 
 log = get_logger("finetune.data")
 

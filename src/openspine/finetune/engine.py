@@ -46,8 +46,13 @@ class NetConfig:
     dropout: float = 0.3
 
     def to_dict(self) -> dict[str, Any]:
-        return {"widths": list(self.widths), "blocks": list(self.blocks), "reduce": self.reduce,
-                "embedding": self.embedding, "dropout": self.dropout}  # fmt: skip
+        return {
+            "widths": list(self.widths),
+            "blocks": list(self.blocks),
+            "reduce": self.reduce,
+            "embedding": self.embedding,
+            "dropout": self.dropout,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NetConfig:
@@ -95,8 +100,9 @@ class Backbone(nn.Module):
         s = 2 ** len(config.widths)
         if height % s or width % s:
             raise ConfigError(f"crop size {height}×{width} must be divisible by {s} for this network")
-        self.reduce = nn.Sequential(nn.Conv2d(cin, config.reduce, 1, bias=False), nn.BatchNorm2d(config.reduce),
-                                    nn.ReLU(inplace=True))  # fmt: skip
+        self.reduce = nn.Sequential(
+            nn.Conv2d(cin, config.reduce, 1, bias=False), nn.BatchNorm2d(config.reduce), nn.ReLU(inplace=True)
+        )
         flat = config.reduce * (height // s) * (width // s) + cin
         self.fc = nn.Linear(flat, config.embedding)
         self.drop = nn.Dropout(config.dropout)
@@ -143,7 +149,7 @@ def state_arrays(net: nn.Module) -> dict[str, NDArray[Any]]:
 
 
 def save_weights(net: nn.Module, path: Path) -> None:
-    np.savez_compressed(path, **state_arrays(net))
+    np.savez_compressed(path, **state_arrays(net))  # type: ignore[arg-type]
 
 
 def load_weights(net: nn.Module, path: Path, skip_prefixes: Sequence[str] = ()) -> list[str]:
@@ -170,9 +176,15 @@ def export_onnx(net: DiscNet, path: Path) -> None:
     names = ["embedding"] + [f"logits_{h.name}" for h in net.head_specs]
     dyn = {"crops": {0: "n"}, **{n: {0: "n"} for n in names}}
     torch.onnx.export(
-        _Export(net), (x,), str(path), input_names=["crops"], output_names=names, dynamic_axes=dyn,
-        opset_version=17, dynamo=False,
-    )  # fmt: skip
+        _Export(net),
+        (x,),
+        str(path),
+        input_names=["crops"],
+        output_names=names,
+        dynamic_axes=dyn,
+        opset_version=17,
+        dynamo=False,
+    )
 
 
 # --- batches ----------------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def disc_geometry(view: SagittalView, detection: Any, index: int) -> DiscGeometr
         o = _mid_outline(disc.outlines, mid)
         c = _internal(view, o)
         _check(c, "the disc outline")
-        k = int(round(float(np.median(c[:, 2]))))
+        k = round(float(np.median(c[:, 2])))
         # disc outline corners: AS (= upper AI), PS (= upper PI), PI (= lower PS), AI (= lower AS)
         return DiscGeometry(
             upper_anterior=(float(c[0, 0]), float(c[0, 1])),
@@ -87,5 +87,5 @@ def disc_geometry(view: SagittalView, detection: Any, index: int) -> DiscGeometr
         upper_posterior=(float(cu[2, 0]), float(cu[2, 1])),
         lower_anterior=(float(cl[0, 0]), float(cl[0, 1])),
         lower_posterior=(float(cl[1, 0]), float(cl[1, 1])),
-        slice_index=int(round(float(np.median(np.concatenate([cu[:, 2], cl[:, 2]]))))),
+        slice_index=round(float(np.median(np.concatenate([cu[:, 2], cl[:, 2]])))),
     )

@@ -7,6 +7,7 @@ each patient's folder and split. Labels are mapped to the grader's head names (:
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ class SpiderCase:
     labels: dict[DiscLevel, dict[str, str]] = field(default_factory=dict)
 
 
-def read_spider(data_dir: str | Path, splits: tuple[str, ...] = ("train", "val")) -> list[SpiderCase]:
+def read_spider(data_dir: str | os.PathLike[str], splits: tuple[str, ...] = ("train", "val")) -> list[SpiderCase]:
     """Read the SPIDER cases of the given splits, sorted by patient number.
 
     Raises:

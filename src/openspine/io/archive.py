@@ -57,18 +57,7 @@ def _checked_members(
 ) -> list[tuple[zipfile.ZipInfo, Path]]:
     """Validate every member before writing anything; return (member, target path) for the files."""
     infos = zf.infolist()
-    if len(infos) > max_members:
-        raise ScanReadError(
-            f"'{path}' has {len(infos)} members, more than the limit of {max_members}; refusing to extract it "
-            "(a zip bomb?). Unzip it yourself and pass the folder."
-        )
-    declared = sum(i.file_size for i in infos)
-    if declared > max_total_bytes:
-        raise ScanReadError(
-            f"'{path}' would expand to {declared / 1024**3:.1f} GiB, more than the limit of "
-            f"{max_total_bytes / 1024**3:.1f} GiB; refusing to extract it (a zip bomb?). Unzip it yourself and "
-            "pass the folder."
-        )
+    _check_declared_size(infos, path, max_total_bytes, max_members)
     out: list[tuple[zipfile.ZipInfo, Path]] = []
     for info in infos:
         name = info.filename
@@ -99,6 +88,25 @@ def _checked_members(
     return out
 
 
+def _check_declared_size(infos: list[zipfile.ZipInfo], path: Path, max_total_bytes: int, max_members: int) -> None:
+    """Refuse before extracting anything when the central directory announces too many members or bytes."""
+    if len(infos) > max_members:
+        raise ScanReadError(
+            f"'{path}' has {len(infos)} members, more than the limit of {max_members}; refusing to extract it "
+            "(a zip bomb?). Unzip it yourself and pass the folder."
+        )
+    declared = sum(i.file_size for i in infos)
+    if declared > max_total_bytes:
+        raise ScanReadError(
+            f"'{path}' would expand to {_size(declared)}, more than the limit of {_size(max_total_bytes)}; refusing "
+            "to extract it (a zip bomb?). Unzip it yourself and pass the folder."
+        )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.1f} MiB" if n >= 1024**2 else f"{n} bytes"
+
+
 def _extract(zf: zipfile.ZipFile, members: list[tuple[zipfile.ZipInfo, Path]], path: Path, limit: int) -> None:
     written = 0
     for info, target in members:
@@ -109,8 +117,7 @@ def _extract(zf: zipfile.ZipFile, members: list[tuple[zipfile.ZipInfo, Path]], p
                     written += len(chunk)
                     if written > limit:  # declared sizes can lie: count what is really written
                         raise ScanReadError(
-                            f"'{path}' expands beyond the limit of {limit / 1024**3:.1f} GiB; refusing to extract "
-                            "it (a zip bomb?)"
+                            f"'{path}' expands beyond the limit of {_size(limit)}; refusing to extract it (a zip bomb?)"
                         )
                     dst.write(chunk)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:

@@ -104,6 +104,11 @@ def is_dicom_file(path: Path) -> bool:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception:  # pydicom raises many exception types on non-DICOM bytes: all mean "not DICOM"
         return False
+    return _identifies_as_dicom(ds)
+
+
+def _identifies_as_dicom(ds: Dataset) -> bool:
+    # forced parsing accepts almost any bytes; a real data set names its SOP class, instance, series or modality
     return any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "Modality"))
 
 
@@ -133,9 +138,9 @@ def _read_header(path: Path) -> tuple[Dataset, bool] | None:
             has_pixels = fp.read(4) in _PIXEL_TAG_BYTES
     except OSError as exc:
         raise ScanReadError(f"cannot read '{path}': {exc}") from exc
-    if len(ds) == 0:
-        if marked:
-            raise _UnreadableHeader("no data elements after the file meta information")
+    if len(ds) == 0 and marked:
+        raise _UnreadableHeader("no data elements after the file meta information")
+    if not marked and not _identifies_as_dicom(ds):
         return None
     if not has_pixels and "Rows" in ds:
         # a deflated transfer syntax reads through a decompressing buffer, so the file position says nothing
@@ -205,22 +210,24 @@ def _walk_files(root: Path) -> list[Path]:
     return out
 
 
-def discover_series(root: Path) -> list[SeriesInfo]:
+def discover_series(root: Path, *, display_path: Path | None = None) -> list[SeriesInfo]:
     """Find the image series under ``root`` (a folder, walked recursively, or one DICOM file).
 
     Headers only are read. Non-DICOM files and DICOMDIR are skipped; DICOM objects without pixel data
     (structured reports, presentation states, ...) are not image series and are left out. The list is sorted
     by SeriesNumber, then description and UID; its index is the one ``openspine info`` shows.
+    ``display_path`` names the input in messages when ``root`` is a temporary folder (an extracted zip).
     """
     root = Path(root)
+    shown = display_path if display_path is not None else root
     if not root.exists():
-        raise ScanReadError(f"'{root}' does not exist")
+        raise ScanReadError(f"'{shown}' does not exist")
     if root.is_file():
         candidates = [root]
     else:
         candidates = _walk_files(root)
         if not candidates:
-            raise ScanReadError(f"'{root}' is an empty folder: no files to read")
+            raise ScanReadError(f"'{shown}' is an empty folder: no files to read")
 
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     n_dicom = 0
@@ -243,6 +250,7 @@ def discover_series(root: Path) -> list[SeriesInfo]:
         ds, has_pixels = header
         n_dicom += 1
         if str(ds.get("SOPClassUID", "")) == _DICOMDIR_SOP_CLASS:
+            no_pixels["DICOMDIR"] += 1
             continue
         if not has_pixels:
             no_pixels[str(ds.get("Modality", "?"))] += 1
@@ -253,20 +261,20 @@ def discover_series(root: Path) -> list[SeriesInfo]:
 
     if n_dicom == 0 and unreadable:
         raise ScanReadError(
-            f"'{root}' holds {len(unreadable)} DICOM file(s) whose header cannot be read (corrupt or truncated), "
+            f"'{shown}' holds {len(unreadable)} DICOM file(s) whose header cannot be read (corrupt or truncated), "
             f"e.g. '{unreadable[0]}', and no readable DICOM file"
         )
     if n_dicom == 0:
         if root.is_file():
-            raise ScanReadError(f"'{root}' is not a DICOM file")
-        raise ScanReadError(f"no DICOM files found in '{root}' ({len(candidates)} files looked at)")
+            raise ScanReadError(f"'{shown}' is not a DICOM file")
+        raise ScanReadError(f"no DICOM files found in '{shown}' ({len(candidates)} files looked at)")
     if no_pixels:
         kinds = ", ".join(f"{n} {m}" for m, n in sorted(no_pixels.items()))
         log.debug("ignored %d DICOM objects without pixel data (%s)", sum(no_pixels.values()), kinds)
     if not groups:
-        kinds = ", ".join(f"{n} with modality {m}" for m, n in sorted(no_pixels.items()))
+        kinds = ", ".join(f"{n} {m}" for m, n in sorted(no_pixels.items()))
         raise ScanReadError(
-            f"'{root}' holds {n_dicom} DICOM files but none with image pixel data ({kinds}): these are reports, "
+            f"'{shown}' holds {n_dicom} DICOM files but none with image pixel data ({kinds}): these are reports, "
             "presentation states or similar objects, not images; point openspine at the image series"
         )
     found = [_series_info(uid, items, root) for uid, items in groups.items()]
@@ -290,11 +298,12 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         for f in range(frames) if enhanced else [0]:
             iop = _frame_attr(ds, f, "PlaneOrientationSequence", "ImageOrientationPatient") if enhanced else None
             iop = iop if iop is not None else ds.get("ImageOrientationPatient")
-            if iop is not None and len(iop) == 6:
-                orientations.append(np.asarray([float(v) for v in iop]))
+            values = _try_floats(iop, 6)
+            if values is not None:
+                orientations.append(values)
     rows, cols = sizes.most_common(1)[0][0] if sizes else (None, None)
     ps = _frame_attr(first, 0, "PixelMeasuresSequence", "PixelSpacing") if _is_enhanced(first) else None
-    ps = ps if ps is not None else first.get("PixelSpacing")
+    ps = _try_floats(ps if ps is not None else first.get("PixelSpacing"), 2)
     return SeriesInfo(
         series_uid=uid,
         study_uid=_str_or_none(first.get("StudyInstanceUID")),
@@ -307,11 +316,20 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         plane=_plane_of(orientations),
         files=tuple(p for p, _ in items),
         multiframe=multiframe,
-        pixel_spacing=(float(ps[0]), float(ps[1])) if ps is not None and len(ps) == 2 else None,
+        pixel_spacing=(float(ps[0]), float(ps[1])) if ps is not None else None,
         manufacturer=_str_or_none(first.get("Manufacturer")),
         sequence_hint=_sequence_hint(first),
         root=root,
     )
+
+
+def _try_floats(value: Any, n: int) -> NDArray[np.float64] | None:
+    """``n`` finite numbers from a header value, or None: discovery summarises, read_series reports bad values."""
+    try:
+        out = np.asarray([float(v) for v in value], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return out if out.shape == (n,) and bool(np.all(np.isfinite(out))) else None
 
 
 def _plane_name(normal: NDArray[np.float64]) -> str:
@@ -374,10 +392,9 @@ def _default_choice(found: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
             sagittal,
             key=lambda s: (-s.n_slices, s.series_number is None, s.series_number or 0),
         )
-        others = len(found) - 1
         why = (
             f"the sagittal series with the most slices ({len(sagittal)} sagittal of {len(found)} series)"
-            if others
+            if len(found) > 1
             else "the only series"
         )
         return best, why
@@ -449,13 +466,12 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
     array = _assemble(ordered, pixels)
 
     first = datasets[ordered[0].file]
-    ts = first.file_meta.get("TransferSyntaxUID") if getattr(first, "file_meta", None) is not None else None
-    extra: dict[str, Any] = {"transfer_syntax": UID(ts).name if ts else None}
+    extra: dict[str, Any] = {"transfer_syntax": _transfer_syntax(first).name}
     thick = first.get("SliceThickness")
     if thick is None and _is_enhanced(first):
         thick = _frame_attr(first, ordered[0].frame, "PixelMeasuresSequence", "SliceThickness")
     if thick is not None:
-        extra["slice_thickness_mm"] = float(thick)
+        extra["slice_thickness_mm"] = _number(thick, 0.0, "SliceThickness", names[ordered[0].file]) or None
     root = info.root if info.root is not None else (info.files[0].parent if info.files else None)
     source = ScanSource(
         path=str(display_path if display_path is not None else root),
@@ -573,9 +589,8 @@ def _frames_of(ds: Dataset, idx: int, name: str) -> list[_Frame]:
         intercept = get("PixelValueTransformationSequence", "RescaleIntercept")
         spacing_between = get("PixelMeasuresSequence", "SpacingBetweenSlices")
         thickness = get("PixelMeasuresSequence", "SliceThickness")
-        thick = next(
-            (abs(float(v)) for v in (spacing_between, thickness) if v not in (None, "") and float(v) != 0.0), None
-        )
+        between = _number(spacing_between, 0.0, "SpacingBetweenSlices", name)
+        thick = abs(between) or abs(_number(thickness, 0.0, "SliceThickness", name)) or None
         out.append(
             _Frame(
                 file=idx,
@@ -585,12 +600,25 @@ def _frames_of(ds: Dataset, idx: int, name: str) -> list[_Frame]:
                 rows=rows,
                 columns=cols,
                 pixel_spacing=_floats(ps, 2, "PixelSpacing", name),
-                slope=1.0 if slope in (None, "") else float(slope),
-                intercept=0.0 if intercept in (None, "") else float(intercept),
+                slope=_number(slope, 1.0, "RescaleSlope", name),
+                intercept=_number(intercept, 0.0, "RescaleIntercept", name),
                 thickness=thick,
                 frame_of_reference=for_uid,
             )
         )
+    return out
+
+
+def _number(value: Any, default: float, keyword: str, name: str) -> float:
+    """A numeric header value (DS/IS), ``default`` when absent or empty; ScanReadError when unreadable."""
+    if value is None or value == "":
+        return default
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ScanReadError(f"'{name}' has an unreadable {keyword}: {value!r}") from exc
+    if not np.isfinite(out):
+        raise ScanReadError(f"'{name}' has a non-finite {keyword}: {value!r}")
     return out
 
 

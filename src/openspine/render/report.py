@@ -24,10 +24,14 @@ img{max-width:100%;border:1px solid #ccc} .flags li{color:#a03000} code{font-siz
 """
 
 
-def _png_data_uri(image: Image.Image) -> str:
+def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    image.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _grading_columns(result: AnalysisResult) -> list[Grading]:
@@ -35,7 +39,7 @@ def _grading_columns(result: AnalysisResult) -> list[Grading]:
     return [g for g in Grading if g in present]
 
 
-def render_report(result: AnalysisResult, overlay: Image.Image | None) -> str:
+def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
     """The HTML text of the report (no patient identifiers: the header fields shown are technical)."""
     e = html.escape
     inp = result.input
@@ -58,8 +62,8 @@ def render_report(result: AnalysisResult, overlay: Image.Image | None) -> str:
         *(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in rows),
         "</dl>",
     ]
-    if overlay is not None:
-        parts += ["<h2>Overlay</h2>", f"<img alt='overlay of the detected spine' src='{_png_data_uri(overlay)}'>"]
+    if overlay_png is not None:
+        parts += ["<h2>Overlay</h2>", f"<img alt='overlay of the detected spine' src='{_png_data_uri(overlay_png)}'>"]
 
     parts.append(f"<h2>Vertebrae ({len(result.vertebrae)})</h2>")
     if result.vertebrae:

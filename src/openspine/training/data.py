@@ -255,9 +255,12 @@ def _pool(a: NDArray[np.floating], s: int) -> NDArray[np.float32]:
     return np.asarray(a[: h * s, : w * s].reshape(h, s, w, s).mean(axis=(1, 3)), dtype=np.float32)
 
 
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], n: int, amp: float) -> NDArray[np.float32]:
-    g = rng.normal(0.0, amp, size=(n, n)).astype(np.float32)
-    return ndimage.zoom(g, (shape[0] / n, shape[1] / n), order=3, mode="nearest")[: shape[0], : shape[1]]
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], amp: float) -> NDArray[np.float32]:
+    """A smooth random log-bias field: a random quadratic polynomial over the tile."""
+    y = np.linspace(-1.0, 1.0, shape[0], dtype=np.float32)[:, None]
+    x = np.linspace(-1.0, 1.0, shape[1], dtype=np.float32)[None, :]
+    c = rng.normal(0.0, amp, size=5).astype(np.float32)
+    return np.asarray(c[0] * y + c[1] * x + c[2] * y * x + c[3] * (y * y - 0.33) + c[4] * (x * x - 0.33), np.float32)
 
 
 def _random_lut(rng: np.random.Generator, x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -353,7 +356,7 @@ def render_sample(
     if rng.random() < cfg.p_invert:
         x = 1.0 - np.clip(x, 0, 1)
     x = np.power(np.clip(x, 0, None), np.float32(np.exp(rng.normal(0.0, 0.3))))
-    x = x * np.exp(_smooth_field(rng, (T, T), 4, 0.25))
+    x = x * np.exp(_smooth_field(rng, (T, T), 0.2))
     if rng.random() < cfg.p_lowres:
         f = rng.uniform(1.4, 2.5)
         small = ndimage.zoom(x, 1.0 / f, order=1)
@@ -364,43 +367,50 @@ def render_sample(
     # --- targets on the output grid (stride st); output pixel (i, j) covers input pixels [st*i, st*i + st)
     G = T // st
     validg = _pool(valid.astype(np.float32), st)
-    bodyfull = np.zeros((T, T), np.float32)
-    for v in vol.labels:
-        if is_body(v):
-            bodyfull[(labw == v) & valid] = 1.0
-    body = _pool(bodyfull, st)
-    body_w = _pool(bw, st) * (validg > 0.5)
+    labv = np.where(valid, labw, 0)
+    body_lut = np.array([1.0 if (v and is_body(v)) else 0.0 for v in range(256)], np.float32)
+    body = _pool(body_lut[labv], st)
+    bwg = _pool(bw, st)
+    body_w = bwg * (validg > 0.5)
     # regions outside the field of view are certain background (the image there is black): supervise them
-    body_w = np.maximum(body_w, (validg < 0.5) * (_pool(bw, st) > 0) * 1.0).astype(np.float32)
+    body_w = np.maximum(body_w, (validg < 0.5) * (bwg > 0) * 1.0).astype(np.float32)
     dheat_w = (_pool(dw, st) > 0.5).astype(np.float32)
     if not info.disc_ok:
         dheat_w[:] = 0.0
     bheat_w = body_w.copy()
-    level = np.zeros((G, G), np.float32)
-    level_w = np.zeros((G, G), np.float32)
+    # level: mean ordinal of the labelled-level structures covering at least half of an output pixel
+    if vol.levels_known:
+        ord_lut = np.array([ordinal_of(v) if v else np.nan for v in range(256)], np.float32)
+        o = ord_lut[labv]
+        known = np.isfinite(o)
+        cover = _pool(known.astype(np.float32), st)
+        osum = _pool(np.where(known, o, 0.0), st)
+        level_w = (cover >= 0.5).astype(np.float32)
+        level = np.where(level_w > 0, osum / np.maximum(cover, 1e-6), 0.0).astype(np.float32)
+    else:
+        level = np.zeros((G, G), np.float32)
+        level_w = np.zeros((G, G), np.float32)
     bpts: list[tuple[float, float]] = []
     dpts: list[tuple[float, float]] = []
     px_area = (sp / scale[0]) * (sp / scale[1])  # source px per input px
+    flat = labv.ravel()
+    n_vis_all = np.bincount(flat, minlength=256)
+    rr, cc = np.indices((T, T))
+    sum_r = np.bincount(flat, weights=rr.ravel(), minlength=256)
+    sum_c = np.bincount(flat, weights=cc.ravel(), minlength=256)
     for v, area_src in info.areas.items():
-        vis = (labw == v) & valid
-        n_vis = int(vis.sum())
+        n_vis = int(n_vis_all[v])
         if n_vis == 0:
             continue
-        expected = area_src / px_area
-        visg = _pool(vis.astype(np.float32), st)
-        c = np.argwhere(vis).mean(axis=0)
+        c = (sum_r[v] / n_vis, sum_c[v] / n_vis)
         cg = ((c[0] + 0.5) / st - 0.5, (c[1] + 0.5) / st - 0.5)
         target_pts = bpts if is_body(v) else dpts
         weight = bheat_w if is_body(v) else dheat_w
-        if n_vis >= 0.5 * expected:
+        if n_vis >= 0.5 * area_src / px_area:
             target_pts.append(cg)
         else:  # mostly cut away by the field of view: neither a centre nor background
+            visg = _pool((labv == v).astype(np.float32), st)
             weight[ndimage.binary_dilation(visg > 0, iterations=3)] = 0.0
-        o = ordinal_of(v) if vol.levels_known else float("nan")
-        if np.isfinite(o):
-            sel = visg >= 0.5
-            level[sel] = o
-            level_w[sel] = 1.0
     # disc centres derived from body pairs (volumes with body labels)
     if len(info.disc_centres):
         inv = np.linalg.inv(A)

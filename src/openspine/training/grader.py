@@ -60,13 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=40, help="training epochs")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, cosine schedule)")
-    p.add_argument("--class-weight-power", type=float, default=0.5,
-                   help="class weights ∝ frequency^-power (0 plain, 1 fully balanced)")  # fmt: skip
+    p.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=0.5,
+        help="class weights ∝ frequency^-power (0 plain, 1 fully balanced)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
-    p.add_argument("--holdout", type=int, default=0,
-                   help="development: validate on the last N train patients instead of val; the model is not "
-                        "evaluated on val")  # fmt: skip
+    p.add_argument(
+        "--holdout",
+        type=int,
+        default=0,
+        help="development: validate on the last N train patients instead of val; the model is not evaluated on val",
+    )
     p.add_argument("--version", default="1.0.0", help="model version written into the card")
     p.add_argument("--no-evaluate", action="store_true", help="skip the final evaluation on val")
     return p
@@ -100,7 +107,7 @@ def calibrate(
         z = logits[h.name][m]
         if len(y) < 10:
             out_heads.append(h)
-            report[h.name] = {"n": int(len(y)), "note": "too few labels to calibrate; temperature 1"}
+            report[h.name] = {"n": len(y), "note": "too few labels to calibrate; temperature 1"}
             continue
         t = fit_temperature(z, y)
         # 2-fold cross-validated ECE: fit T on one half of the patients, measure on the other
@@ -110,7 +117,7 @@ def calibrate(
             tf = fit_temperature(z[tr], y[tr]) if tr.sum() >= 5 else 1.0
             cv[te] = softmax(z[te], tf)
         report[h.name] = {
-            "n": int(len(y)),
+            "n": len(y),
             "temperature": round(t, 4),
             "ece_before": round(expected_calibration_error(softmax(z), y), 4),
             "ece_after_in_sample": round(expected_calibration_error(softmax(z, t), y), 4),
@@ -209,8 +216,9 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
         def bar(x: Any) -> Any:
             return tqdm(x, desc="detecting discs", unit="scan", disable=quiet, file=sys.stderr)
 
-        views, geoms, failed = locate_discs(((c.patient, c.image) for c in cases if c.patient in split_of),
-                                            cache, load_view, bar)  # fmt: skip
+        views, geoms, failed = locate_discs(
+            ((c.patient, c.image) for c in cases if c.patient in split_of), cache, load_view, bar
+        )
         for case, why in failed.items():
             log.warning("SPIDER %s: %s", case, why)
         classes = {h.name: h.classes for h in BUILTIN_HEADS}
@@ -220,18 +228,32 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
         log.info("%d of %d graded discs found by the detector (%d missed)", len(samples), n_labelled, len(missing))
         train_s = [s for s in samples if split_of[s.case] == "train"]
         val_s = [s for s in samples if split_of[s.case] == "val"]
-        log.info("training discs: %d (%d patients); validation discs: %d (%d patients)", len(train_s),
-                 len({s.case for s in train_s}), len(val_s), len({s.case for s in val_s}))  # fmt: skip
+        log.info(
+            "training discs: %d (%d patients); validation discs: %d (%d patients)",
+            len(train_s),
+            len({s.case for s in train_s}),
+            len(val_s),
+            len({s.case for s in val_s}),
+        )
 
-        cfg = engine.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                 class_weight_power=args.class_weight_power, seed=args.seed)  # fmt: skip
+        cfg = engine.TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            class_weight_power=args.class_weight_power,
+            seed=args.seed,
+        )
         torch.manual_seed(args.seed)
         net = engine.DiscNet(engine.NetConfig(), CropSpec(), BUILTIN_HEADS)
         log.info("network %s: %d parameters", engine.ARCHITECTURE, engine.param_count(net))
         losses = engine.train(
-            net, train_s, BUILTIN_HEADS, cfg, progress=None if quiet else tqdm,
+            net,
+            train_s,
+            BUILTIN_HEADS,
+            cfg,
+            progress=None if quiet else tqdm,
             on_epoch=lambda e, loss: log.info("epoch %d/%d loss %.4f", e + 1, cfg.epochs, loss),
-        )  # fmt: skip
+        )
         val_logits = engine.predict_logits(net, val_s)
         heads, calib = calibrate(BUILTIN_HEADS, val_logits, val_s, args.seed)
         quick = _quick_metrics(heads, val_logits, val_s)
@@ -259,7 +281,7 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
                 "minutes_cpu": round(minutes, 1),
                 "threads": args.threads,
                 "command": "openspine train grader " + " ".join(argv),
-            },  # fmt: skip
+            },
             "calibration": calib,
             "validation_quick": {"note": "crops from cached detections, for training logs only", **quick},
             "intended_use": "research: grading degenerative findings of lumbar discs on sagittal T2 MRI; "

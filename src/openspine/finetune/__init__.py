@@ -1,0 +1,162 @@
+"""Fine-tuning: teach the grader new gradings (or adapt existing ones) from your own labelled scans.
+
+``openspine finetune --scans DIR --labels labels.csv --out MODEL_DIR`` finds the discs of every scan with the
+built-in detector, trains the heads named in ``labels.csv`` on top of the built-in grader's backbone (frozen by
+default), calibrates them on held-out scans and writes a model folder that ``openspine analyze --grader
+MODEL_DIR`` uses. ``--rsna DIR`` reads the RSNA 2024 lumbar challenge data directly.
+
+Needs PyTorch (``pip install 'openspine[train]'``); importing this package does not import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .._optional import import_optional
+from ..errors import ConfigError
+from .labels import LabelTable, parse_classes, read_labels
+from .rsna import prepare_rsna
+
+__all__ = ["LabelTable", "build_parser", "cli_main", "parse_classes", "prepare_rsna", "read_labels"]
+
+_EPILOG = """labels.csv: one row per (scan, disc level), one column per grading, e.g.
+
+  scan,level,central_canal_stenosis,bulging
+  patient01/,L4-L5,1,0
+  patient01/,L5-S1,2,1
+  patient02.nii.gz,L4-L5,0,
+
+  'scan' is relative to --scans (a DICOM series folder, NIfTI file, ...); an empty cell = not graded; an optional
+  'split' column (train/val) fixes the validation scans, otherwise --val-fraction of the scans is held out.
+  Grading names are those of result.json: pfirrmann, narrowing, spondylolisthesis, endplate_defect_upper,
+  endplate_defect_lower, marrow_change, herniation, bulging, central_canal_stenosis, foraminal_stenosis_left,
+  foraminal_stenosis_right.
+
+examples:
+  openspine finetune --scans scans/ --labels labels.csv --out my-grader
+  openspine finetune --scans scans/ --labels labels.csv --out my-grader --classes bulging=0,1 --fresh-heads
+  openspine finetune --scans scans/ --labels labels.csv --out my-grader --no-freeze-backbone --epochs 20
+  openspine finetune --rsna rsna-2024-lumbar/ --out rsna-grader          # RSNA 2024 challenge layout
+  openspine analyze study/ --grader my-grader --out results/             # use the fine-tuned model
+
+With a frozen backbone (the default) the new model keeps every grading of the base model and the run checks that
+all their weights are unchanged; with --no-freeze-backbone only the gradings in labels.csv are kept.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="openspine finetune",
+        description="Fine-tune the disc grader on your own labelled scans and write a new grader model folder.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
+    src = p.add_argument_group("data (either --scans and --labels, or --rsna)")
+    src.add_argument("--scans", type=Path, default=None, help="folder the 'scan' column is relative to")
+    src.add_argument("--labels", type=Path, default=None, help="labels CSV (see below)")
+    src.add_argument(
+        "--rsna",
+        type=Path,
+        default=None,
+        help="an RSNA 2024 lumbar spine challenge folder (train.csv, train_images/, ...)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="model folder to write")
+    p.add_argument("--base", default=None, help="grader to start from (default: the built-in grader)")
+    p.add_argument(
+        "--classes",
+        action="append",
+        default=[],
+        metavar="NAME=A,B,C",
+        help="declare the classes (and their order) of a grading; repeatable",
+    )
+    p.add_argument(
+        "--freeze-backbone",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train only the heads of the gradings in the labels (keeps all other gradings)",
+    )
+    p.add_argument(
+        "--fresh-heads",
+        action="store_true",
+        help="re-initialise heads that the base model already has instead of starting from them",
+    )
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-2 frozen, 1e-3 unfrozen)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="fraction of scans held out for validation when labels.csv has no 'split' column",
+    )
+    p.add_argument("--augment-copies", type=int, default=8, help="frozen backbone: augmented views per disc")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--name", default="grader-finetuned", help="model name written into the card")
+    p.add_argument("--version", default="1.0.0", help="model version written into the card")
+    p.add_argument("--work", type=Path, default=None, help="cache folder (detections; default OUT/work)")
+    return p
+
+
+def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
+    """``openspine finetune``: returns 0 on success."""
+    args = build_parser().parse_args(list(argv))
+    import_optional("torch", "fine-tuning")
+    from tqdm import tqdm
+
+    from .core import FinetuneOptions, finetune
+
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
+    declared = parse_classes(args.classes)
+    with tempfile.TemporaryDirectory(prefix="openspine-rsna-") as tmp:
+        if args.rsna is not None:
+            if args.scans is not None or args.labels is not None:
+                raise ConfigError("give either --rsna or --scans/--labels, not both")
+            summary = prepare_rsna(args.rsna, Path(tmp) / "rsna-labels.csv")
+            if not quiet:
+                print(f"RSNA: {summary.studies} studies, {summary.rows} disc rows ({len(summary.skipped)} left out)")
+            table = read_labels(summary.labels_csv, summary.scans_dir, declared or None)
+        else:
+            if args.scans is None or args.labels is None:
+                raise ConfigError("fine-tuning needs --scans DIR and --labels FILE (or --rsna DIR)")
+            table = read_labels(args.labels, args.scans, declared or None)
+        opts = FinetuneOptions(
+            base=args.base,
+            freeze_backbone=args.freeze_backbone,
+            fresh_heads=args.fresh_heads,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            augment_copies=args.augment_copies,
+            name=args.name,
+            version=args.version,
+            threads=args.threads,
+        )
+
+        def bar(x: object, **kw: object) -> object:
+            return tqdm(x, disable=quiet, file=sys.stderr, **kw)  # type: ignore[call-overload]
+
+        res = finetune(table, args.out, opts, progress=bar, work=args.work)
+    if not quiet:
+        from ..evaluation.grading import _f, _pct
+
+        print(f"fine-tuned on {res.n_train} discs, validated on {res.n_val} discs; frozen check: {res.frozen_check}")
+        for name, m in res.metrics.items():
+            if m.get("n"):
+                ba, ka = m["balanced_accuracy"], m["kappa"]
+                print(
+                    f"  {name:26s} n={m['n']:4d}  balanced accuracy {_pct(ba['value'])} "
+                    f"[{_pct(ba['ci95'][0])}, {_pct(ba['ci95'][1])}]  kappa {_f(ka['value'])} "
+                    f"[{_f(ka['ci95'][0])}, {_f(ka['ci95'][1])}]  ECE {_f(m['ece']['calibrated'])}"
+                )
+        if res.missed:
+            print(f"  {len(res.missed)} labelled discs were not found by the detector and were left out")
+        print(f"model written to {res.folder}; use it with: openspine analyze SCAN --grader {res.folder} --out OUT")
+    return 0

@@ -1,0 +1,321 @@
+"""Fine-tune a grader on a user's labelled discs (PyTorch; imported only by ``openspine finetune``).
+
+1. read the labels (:mod:`.labels`), find each scan's discs with the built-in detector (cached);
+2. rebuild the base grader in PyTorch from its folder (card + ``weights.npz``);
+3. add or re-initialise the heads named in the labels file; with a frozen backbone (default) keep every other
+   head of the base model, with an unfrozen one drop them (the features they read change);
+4. train, checking afterwards – when frozen – that every weight except the trained heads equals the base model's;
+5. calibrate the trained heads on the validation scans (temperature), measure them there, and write a model
+   folder (ONNX + weights + card) that ``openspine analyze --grader DIR`` uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._logging import get_logger
+from ..errors import ConfigError, ModelError
+from ..grading.heads import HeadSpec
+from ..grading.model import load_grader
+from ..models import sha256_of
+from . import engine
+from .data import DetectionCache, DiscSample, build_samples, detector_id, load_view, locate_discs
+from .labels import LabelTable
+
+log = get_logger("finetune")
+
+
+@dataclass
+class FinetuneOptions:
+    """Options of one fine-tuning run (saved in the new model's card)."""
+
+    base: str | None = None  # base grader folder; None = built-in
+    freeze_backbone: bool = True
+    fresh_heads: bool = False  # re-initialise heads that the base model already has
+    epochs: int = 40
+    lr: float | None = None  # default: 1e-2 frozen (heads only), 1e-3 unfrozen
+    batch_size: int = 32
+    val_fraction: float = 0.2
+    seed: int = 0
+    augment_copies: int = 8  # frozen backbone: augmented views per disc whose embeddings train the heads
+    class_weight_power: float = 0.5
+    name: str = "grader-finetuned"
+    version: str = "1.0.0"
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d.pop("extra")
+        return d
+
+
+@dataclass
+class FinetuneResult:
+    folder: Path
+    heads: list[HeadSpec]
+    metrics: dict[str, Any]
+    calibration: dict[str, Any]
+    n_train: int
+    n_val: int
+    missed: list[str]
+    failed: dict[str, str]
+    frozen_check: str
+
+
+def rebuild_base(base: str | os.PathLike[str] | None) -> tuple[engine.DiscNet, Any, Path]:
+    """The base grader as a PyTorch network (weights from its ``weights.npz``, checked against the card)."""
+    model = load_grader(base)
+    card = model.loaded.card.data
+    if card.get("architecture", {}).get("type") != engine.ARCHITECTURE:
+        raise ModelError(
+            f"grader '{model.name}' has architecture {card.get('architecture', {}).get('type')!r}; fine-tuning "
+            f"needs a '{engine.ARCHITECTURE}' model"
+        )
+    w = card.get("weights", {})
+    wpath = model.folder / str(w.get("file", "weights.npz"))
+    if not wpath.is_file():
+        raise ModelError(f"grader '{model.name}' has no training weights ({wpath}); it cannot be fine-tuned")
+    if w.get("sha256") and sha256_of(wpath) != w["sha256"]:
+        raise ModelError(f"'{wpath}' does not match the sha256 in its card; the file is damaged or was replaced")
+    cfg = engine.NetConfig.from_dict(card["architecture"]["config"])
+    net = engine.DiscNet(cfg, model.crop, model.heads)
+    engine.load_weights(net, wpath)
+    return net, model, wpath
+
+
+def split_scans(table: LabelTable, fraction: float, seed: int) -> dict[str, str]:
+    """train/val per scan: the labels file's split column, else a seeded hash choice of ``fraction`` of the scans."""
+    if table.splits:
+        return dict(table.splits)
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--val-fraction must lie between 0 and 1, got {fraction}")
+    scans = sorted(table.labels)
+    order = sorted(scans, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
+    n_val = max(1, round(fraction * len(scans))) if len(scans) > 1 else 0
+    return {s: ("val" if i < n_val else "train") for i, s in enumerate(order)}
+
+
+def _train_heads_on_embeddings(
+    net: engine.DiscNet,
+    samples: Sequence[DiscSample],
+    heads: Sequence[HeadSpec],
+    opts: FinetuneOptions,
+    progress: Callable[..., Any] | None,
+) -> list[float]:
+    """Frozen backbone: embed each disc once clean and ``augment_copies`` times augmented, then fit the heads."""
+    rng = np.random.default_rng(opts.seed)
+    torch.manual_seed(opts.seed)
+    embs = [engine.embed(net, samples)]
+    copies = range(opts.augment_copies)
+    for _ in progress(copies, desc="embedding", unit="pass") if progress else copies:
+        embs.append(engine.embed(net, samples, rng))
+    x = torch.cat(embs)
+    reps = len(embs)
+    targets = {h.name: torch.tensor([s.labels.get(h.name, -1) for s in samples] * reps) for h in heads}
+    params = [p for h in heads for p in net.heads[h.name].parameters()]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    lr = opts.lr if opts.lr is not None else 1e-2
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-3)
+    cfg = engine.TrainConfig(class_weight_power=opts.class_weight_power, label_smoothing=0.05)
+    weights = {h.name: engine.class_weights(samples, h, opts.class_weight_power) for h in heads}
+    n = len(x)
+    losses = []
+    epochs = range(opts.epochs)
+    bar = progress(epochs, desc="training heads", unit="epoch") if progress else epochs
+    drop = nn.Dropout(net.config.dropout)
+    for _ in bar:
+        order = torch.from_numpy(rng.permutation(n))
+        run = 0.0
+        for b in range(0, n, opts.batch_size):
+            idx = order[b : b + opts.batch_size]
+            e = drop(x[idx])
+            logits = {h.name: net.heads[h.name](e) for h in heads}
+            loss = engine._loss(logits, {k: v[idx] for k, v in targets.items()}, heads, weights, cfg)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            run += float(loss) * len(idx)
+        losses.append(run / n)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    for p in net.parameters():
+        p.requires_grad_(True)
+    net.eval()
+    return losses
+
+
+def finetune(
+    table: LabelTable,
+    out: str | os.PathLike[str],
+    opts: FinetuneOptions,
+    progress: Callable[..., Any] | None = None,
+    work: str | os.PathLike[str] | None = None,
+) -> FinetuneResult:
+    """Fine-tune a grader on ``table`` and write the new model folder to ``out``."""
+    from ..evaluation.grading import Collected, head_metrics
+    from ..grading.model import softmax
+    from ..training.grader import calibrate, write_model_folder
+
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    t0 = time.perf_counter()
+    out = Path(out)
+    work_dir = Path(work) if work is not None else out / "work"
+    net, base, base_weights = rebuild_base(opts.base)
+    base_heads = {h.name: h for h in base.heads}
+
+    # heads: one per grading column; start from the base head when it has the same classes
+    trained: list[HeadSpec] = []
+    reinit: list[str] = []
+    for g in table.gradings:
+        cls = table.classes[g]
+        old = base_heads.get(g)
+        ordinal = all(c.lstrip("-").isdigit() for c in cls) and len(cls) > 2
+        if old is not None and old.classes == cls and not opts.fresh_heads:
+            trained.append(replace(old, temperature=1.0))
+        else:
+            trained.append(
+                HeadSpec(
+                    g,
+                    cls,
+                    ordinal=old.ordinal if old and old.classes == cls else ordinal,
+                    description=f"fine-tuned from {table.path.name}",
+                )
+            )
+            reinit.append(g)
+    trained_names = {h.name for h in trained}
+    if opts.freeze_backbone:
+        kept = [h for h in base.heads if h.name not in trained_names]
+    else:
+        kept = []
+        dropped = [h.name for h in base.heads if h.name not in trained_names]
+        if dropped:
+            log.warning("backbone unfrozen: the base heads %s are dropped (their features change)", dropped)
+    all_heads = [*kept, *trained]
+    new_net = engine.DiscNet(net.config, net.spec, all_heads)
+    new_net.backbone.load_state_dict(net.backbone.state_dict())
+    for h in all_heads:
+        if h.name in base_heads and h.name not in reinit:
+            new_net.heads[h.name].load_state_dict(net.heads[h.name].state_dict())
+    if reinit:
+        torch.manual_seed(opts.seed)
+        for name in reinit:
+            layer = new_net.heads[name]
+            assert isinstance(layer, nn.Linear)
+            layer.reset_parameters()
+    net = new_net
+
+    # data
+    split = split_scans(table, opts.val_fraction, opts.seed)
+    cache = DetectionCache.open(work_dir / "detections.json", detector_id())
+    bar = (lambda x: progress(x, desc="detecting discs", unit="scan")) if progress else (lambda x: x)
+    views, geoms, failed = locate_discs(((s, table.scan_paths[s]) for s in table.labels), cache, load_view, bar)
+    samples, missed = build_samples(views, geoms, table.labels, table.classes)
+    train_s = [s for s in samples if split.get(s.case) == "train"]
+    val_s = [s for s in samples if split.get(s.case) == "val"]
+    log.info(
+        "fine-tuning on %d discs (%d scans), validating on %d discs (%d scans); %d labelled discs not "
+        "found by the detector, %d scans failed",
+        len(train_s),
+        len({s.case for s in train_s}),
+        len(val_s),
+        len({s.case for s in val_s}),
+        len(missed),
+        len(failed),
+    )
+    if not train_s:
+        raise ConfigError("no training disc: the detector found none of the labelled discs of the training scans")
+
+    if opts.freeze_backbone:
+        losses = _train_heads_on_embeddings(net, train_s, trained, opts, progress)
+        changed = engine.compare_to_base(net, base_weights, list(trained_names))
+        if changed:
+            raise ModelError(f"frozen backbone changed during fine-tuning: {changed[:5]}")
+        n_checked = len([k for k in net.state_dict() if not any(k.startswith(f"heads.{h}.") for h in trained_names)])
+        frozen_check = f"passed: {n_checked} backbone and kept-head tensors identical to the base model"
+    else:
+        cfg = engine.TrainConfig(
+            epochs=opts.epochs,
+            batch_size=opts.batch_size,
+            lr=opts.lr if opts.lr is not None else 1e-3,
+            class_weight_power=opts.class_weight_power,
+            seed=opts.seed,
+            warmup_epochs=1,
+        )
+        losses = engine.train(net, train_s, trained, cfg, progress=progress)
+        frozen_check = "not applicable: backbone trained"
+    log.info("final training loss %.4f; frozen check: %s", losses[-1] if losses else float("nan"), frozen_check)
+
+    # calibrate and measure on val
+    metrics: dict[str, Any] = {}
+    calib: dict[str, Any] = {}
+    if val_s:
+        logits = engine.predict_logits(net, val_s)
+        cal_heads, calib = calibrate(trained, logits, val_s, opts.seed)
+        by_name = {h.name: h for h in cal_heads}
+        trained = [by_name[h.name] for h in trained]
+        for h in trained:
+            c = Collected(h)
+            for i, s in enumerate(val_s):
+                if h.name in s.labels:
+                    p = softmax(logits[h.name][i][None], h.temperature)[0]
+                    c.y_true.append(s.labels[h.name])
+                    c.y_pred.append(int(np.argmax(p)))
+                    c.probs.append(p.tolist())
+                    c.patients.append(s.case)
+            metrics[h.name] = head_metrics(c, n_boot=500, seed=opts.seed)
+    else:
+        log.warning("no validation disc: the model is written without validation metrics")
+    final_heads = [*kept, *trained]
+    minutes = (time.perf_counter() - t0) / 60
+    extra = {
+        "base_model": base.info.to_dict(),
+        "training_data": {
+            "labels": str(table.path),
+            "gradings": {g: list(table.classes[g]) for g in table.gradings},
+            "scans": {"train": len({s.case for s in train_s}), "val": len({s.case for s in val_s})},
+            "discs": {"train": len(train_s), "val": len(val_s)},
+            "discs_missed_by_detector": len(missed),
+            "scans_failed": failed,
+            "disc_positions": "built-in detector (" + cache.detector + ")",
+        },
+        "finetuning": {
+            "options": opts.to_dict(),
+            "trained_heads": sorted(trained_names),
+            "reinitialised_heads": reinit,
+            "kept_base_heads": [h.name for h in kept],
+            "frozen_backbone_check": frozen_check,
+            "final_loss": round(losses[-1], 4) if losses else None,
+            "minutes_cpu": round(minutes, 2),
+        },
+        "calibration": calib,
+        "metrics": {
+            "evaluated_on": f"fine-tuning validation scans ({len({s.case for s in val_s})} scans, {len(val_s)} discs)",
+            "gradings": {
+                k: {m: v[m] for m in ("n", "accuracy", "balanced_accuracy", "kappa", "ece") if m in v}
+                for k, v in metrics.items()
+            },
+            "base_heads_note": "kept base heads carry the base model's metrics (see the base card)",
+        },
+        "intended_use": "research; not a medical device",
+        **opts.extra,
+    }
+    write_model_folder(out, net, final_heads, extra, opts.name, opts.version)
+    (work_dir / "finetune-metrics.json").parent.mkdir(parents=True, exist_ok=True)
+    (work_dir / "finetune-metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return FinetuneResult(out, trained, metrics, calib, len(train_s), len(val_s), missed, failed, frozen_check)

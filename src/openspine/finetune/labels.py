@@ -1,0 +1,138 @@
+"""The fine-tuning labels file: one row per (scan, disc level), one column per grading.
+
+Columns:
+
+* ``scan`` – the scan, as a path relative to ``--scans`` (a DICOM series folder, NIfTI file, …) or absolute;
+* ``level`` – the disc level (``L4-L5``, ``l4_l5`` and ``L4/L5`` are all accepted);
+* ``split`` – optional: ``train`` or ``val`` (otherwise ``--val-fraction`` of the scans is held out);
+* every other column is a grading, named as in result.json (``central_canal_stenosis``, ``bulging``, …). An empty
+  cell means "not graded". Classes are inferred from the values (integers sorted numerically, other names
+  alphabetically) unless declared with ``--classes name=a,b,c`` (then that order, and other values are refused).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..levels import DiscLevel, Grading
+
+RESERVED = ("scan", "level", "split")
+
+
+@dataclass
+class LabelTable:
+    """The parsed labels: scan → level → grading → class string, plus the classes of each grading."""
+
+    path: Path
+    gradings: tuple[str, ...]
+    classes: dict[str, tuple[str, ...]]
+    labels: dict[str, dict[DiscLevel, dict[str, str]]] = field(default_factory=dict)
+    splits: dict[str, str] = field(default_factory=dict)  # scan → train/val where a split column exists
+    scan_paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(v) for v in self.labels.values())
+
+
+def parse_classes(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """``["name=a,b,c", ...]`` → ``{"name": ("a", "b", "c")}``."""
+    out: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        vals = tuple(v.strip() for v in values.split(",") if v.strip())
+        if not sep or not name.strip() or len(vals) < 2:
+            raise ConfigError(f"--classes expects NAME=CLASS1,CLASS2[,...] with at least two classes, got {item!r}")
+        out[name.strip()] = vals
+    return out
+
+
+def _sort_classes(values: set[str]) -> tuple[str, ...]:
+    try:
+        return tuple(sorted(values, key=lambda v: int(v)))
+    except ValueError:
+        return tuple(sorted(values))
+
+
+def _norm(v: str) -> str:
+    """Cell value → class string (``2.0`` → ``2``)."""
+    s = v.strip()
+    try:
+        f = float(s)
+    except ValueError:
+        return s
+    return str(int(f)) if f.is_integer() else s
+
+
+def read_labels(
+    path: str | os.PathLike[str],
+    scans_dir: str | os.PathLike[str] | None = None,
+    declared: Mapping[str, tuple[str, ...]] | None = None,
+) -> LabelTable:
+    """Read and check a labels file.
+
+    Raises:
+        ConfigError: a missing column, an unknown grading or level, a value outside the declared classes, a grading
+            with fewer than two classes, a duplicated (scan, level) row, or a bad split value.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"labels file '{p}' does not exist")
+    root = Path(scans_dir) if scans_dir is not None else p.parent
+    with open(p, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        rows = [{(k or "").strip(): (v or "") for k, v in r.items()} for r in reader]
+    for c in ("scan", "level"):
+        if c not in cols:
+            raise ConfigError(f"labels file '{p}' needs a '{c}' column; it has {cols}")
+    gradings = tuple(c for c in cols if c not in RESERVED)
+    if not gradings:
+        raise ConfigError(f"labels file '{p}' has no grading column (columns besides {RESERVED})")
+    for g in gradings:
+        Grading.parse(g)  # refuses unknown names with a suggestion
+    declared = dict(declared or {})
+    for name in declared:
+        if name not in gradings:
+            raise ConfigError(f"--classes names '{name}', which is not a column of '{p}' ({', '.join(gradings)})")
+    table = LabelTable(path=p, gradings=gradings, classes={})
+    seen_values: dict[str, set[str]] = {g: set() for g in gradings}
+    for n, r in enumerate(rows, start=2):
+        scan = r["scan"].strip()
+        if not scan:
+            raise ConfigError(f"{p}:{n}: empty 'scan'")
+        level = DiscLevel.parse(r["level"])
+        by_level = table.labels.setdefault(scan, {})
+        if level in by_level:
+            raise ConfigError(f"{p}:{n}: scan '{scan}' level {level.value} appears twice")
+        grades: dict[str, str] = {}
+        for g in gradings:
+            v = _norm(r.get(g, ""))
+            if v == "":
+                continue
+            if g in declared and v not in declared[g]:
+                raise ConfigError(f"{p}:{n}: {g} = {v!r} is not one of the declared classes {list(declared[g])}")
+            grades[g] = v
+            seen_values[g].add(v)
+        by_level[level] = grades
+        split = r.get("split", "").strip().lower()
+        if "split" in cols:
+            if split not in ("train", "val"):
+                raise ConfigError(f"{p}:{n}: split must be 'train' or 'val', got {r.get('split')!r}")
+            if table.splits.setdefault(scan, split) != split:
+                raise ConfigError(f"{p}:{n}: scan '{scan}' is in both splits; a scan belongs to one split")
+        sp = Path(scan)
+        table.scan_paths[scan] = sp if sp.is_absolute() else root / sp
+    for g in gradings:
+        cls = declared.get(g) or _sort_classes(seen_values[g])
+        if len(cls) < 2:
+            raise ConfigError(
+                f"grading '{g}' has only the value(s) {sorted(seen_values[g])} in '{p}': nothing to learn"
+            )
+        table.classes[g] = tuple(cls)
+    return table

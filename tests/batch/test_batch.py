@@ -1,0 +1,175 @@
+"""Batch mode: discovery, failure isolation, resume after a kill, sharding, locking, Dask."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from openspine.batch.discover import discover_cases
+from openspine.batch.runner import OutputLock, parse_part, run_batch, select_part
+from openspine.cli import main
+from openspine.errors import ConfigError
+
+SPIDER_IDS = ("21", "31", "33", "34")  # real lumbar slices (val split)
+
+
+def _cohort(root: Path, shared: Path, n_good: int = 3, broken: bool = True) -> dict[str, str]:
+    """A cohort folder of real scans plus broken ones; returns {case_id: expected 'done'|'failed'}."""
+    from dicom_fixtures import real_crop, write_series
+
+    expected: dict[str, str] = {}
+    for pid in SPIDER_IDS[:n_good]:
+        dst = root / "nifti" / f"patient{pid}.nii.gz"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared / "spider" / pid / "image.nii.gz", dst)
+        expected[f"nifti__patient{pid}"] = "done"
+    # a real volume written as a DICOM study (sagittal)
+    arr, aff = real_crop(shape=(64, 64, 8))
+    write_series(root / "dicom" / "good", arr, aff)
+    expected["dicom_good"] = "done"
+    if broken:
+        # truncated DICOM: one slice of an otherwise good series cut in half
+        _, files = write_series(root / "dicom" / "truncated", arr, aff)
+        data = files[3].read_bytes()
+        files[3].write_bytes(data[: len(data) // 2])
+        expected["dicom_truncated"] = "failed"
+        # an axial-only study: thick axial slices
+        axial = np.diag([0.8, 0.8, 5.0, 1.0])
+        write_series(root / "dicom" / "axial", arr, axial, description="t2_tse_tra")
+        expected["dicom_axial"] = "failed"
+        (root / "empty").mkdir()
+        expected["empty"] = "failed"
+        nan = np.full((32, 32, 3), np.nan, dtype=np.float32)
+        nib.save(nib.Nifti1Image(nan, np.diag([1.0, 1.0, 1.0, 1.0])), str(root / "nifti" / "nan.nii.gz"))
+        expected["nifti__nan"] = "failed"
+    return expected
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_discovery_finds_each_kind_and_says_what_it_skips(tmp_path: Path, shared_data: Path) -> None:
+    root = tmp_path / "in"
+    expected = _cohort(root, shared_data)
+    bids = root / "bids" / "sub-07" / "ses-1" / "anat"
+    bids.mkdir(parents=True)
+    shutil.copy(shared_data / "spider" / "21" / "image.nii.gz", bids / "sub-07_ses-1_T2w.nii.gz")
+    (bids / "sub-07_ses-1_T2w.json").write_text("{}")
+    shutil.copy(shared_data / "fastcleverseg" / "fcs-vb3-08" / "mask.nii.gz", root / "nifti" / "mask.nii.gz")
+    cases, skipped = discover_cases(root)
+    ids = {c.case_id for c in cases}
+    assert ids == set(expected) | {"sub-07_ses-1_T2w"}
+    by_id = {c.case_id: c for c in cases}
+    assert by_id["sub-07_ses-1_T2w"].kind == "bids"
+    assert by_id["dicom_good"].series is not None
+    reasons = {s.path: s.reason for s in skipped}
+    assert reasons["nifti/mask.nii.gz"].startswith("looks like a label map")
+    assert "not an image file" in reasons[str(Path("bids/sub-07/ses-1/anat/sub-07_ses-1_T2w.json"))]
+
+
+def test_bad_cases_are_isolated_and_reported(tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    expected = _cohort(root, shared_data)
+    assert main(["-q", "batch", str(root), "--out", str(out), "--workers", "2"]) == 1
+    summary = capsys.readouterr().out
+    n_good = sum(v == "done" for v in expected.values())
+    n_bad = len(expected) - n_good
+    assert f"{n_good} succeeded, 0 skipped (finished earlier), {n_bad} failed" in summary
+    failures = {r["case"]: r for r in _read_csv(out / "failures.csv")}
+    assert set(failures) == {k for k, v in expected.items() if v == "failed"}
+    assert failures["empty"]["error_type"] == "ScanReadError"
+    assert "NaN" in failures["nifti__nan"]["message"]
+    assert "axial" in failures["dicom_axial"]["message"]
+    assert failures["dicom_truncated"]["stage"] == "read"
+    done = sorted(p.name for p in (out / "cases").iterdir())
+    assert done == sorted(k for k, v in expected.items() if v == "done")  # nothing for the bad ones
+    for case in done:
+        doc = json.loads((out / "cases" / case / "result.json").read_text())
+        assert doc["schema_version"]
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "cases", "failures.csv", "vertebrae.csv", "discs.csv", "vertebrae.parquet", "discs.parquet",
+    }  # fmt: skip
+    # a rerun skips what is finished and retries only the failures
+    assert main(["-q", "batch", str(root), "--out", str(out)]) == 1
+    assert f"0 succeeded, {n_good} skipped (finished earlier), {n_bad} failed" in capsys.readouterr().out
+
+
+def test_killed_run_resumes_with_every_case_exactly_once(tmp_path: Path, shared_data: Path) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    expected = _cohort(root, shared_data, n_good=4, broken=False)
+    cmd = [sys.executable, "-m", "openspine", "-q", "batch", str(root), "--out", str(out)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill as soon as one case is finished, mid-way through the cohort
+        cases = out / "cases"
+        if cases.is_dir() and any((p / "result.json").exists() for p in cases.iterdir()):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = [p.name for p in (out / "cases").iterdir() if (p / "result.json").exists()]
+    assert 1 <= len(finished_before) < len(expected)
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    names = sorted(p.name for p in (out / "cases").iterdir())
+    assert names == sorted(expected)  # no leftover temporary folder, no missing case
+    for kind in ("vertebrae", "discs"):
+        rows = _read_csv(out / f"{kind}.csv")
+        per_case = sum(len(_read_csv(out / "cases" / c / f"{kind}.csv")) for c in names)
+        assert len(rows) == per_case
+        keys = [tuple(r.values()) for r in rows]
+        assert len(keys) == len(set(keys))
+
+
+def test_two_runs_on_one_output_folder_do_not_both_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    out.mkdir()
+    with OutputLock(out, (1, 1)):
+        assert main(["batch", str(root), "--out", str(out)]) == 1
+    assert "another openspine batch" in capsys.readouterr().err
+    with OutputLock(out, (1, 2)):  # other shards of the same folder may run side by side
+        assert main(["-q", "batch", str(root), "--out", str(out), "--part", "2/2"]) == 0
+
+
+def test_parts_are_disjoint_and_cover_every_case(tmp_path: Path, shared_data: Path) -> None:
+    root = tmp_path / "in"
+    _cohort(root, shared_data)
+    cases, _ = discover_cases(root)
+    parts = [select_part(cases, (k, 3)) for k in (1, 2, 3)]
+    ids = [c.case_id for p in parts for c in p]
+    assert sorted(ids) == sorted(c.case_id for c in cases) and len(ids) == len(set(ids))
+    assert parse_part("2/5") == (2, 5)
+    for bad in ("0/3", "4/3", "x"):
+        with pytest.raises(ConfigError):
+            parse_part(bad)
+
+
+def test_output_inside_input_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    with pytest.raises(ConfigError, match="inside the input folder"):
+        run_batch(tmp_path / "in", tmp_path / "in" / "out", formats=("json",))
+
+
+def test_dask_local_cluster_gives_the_same_outputs(tmp_path: Path, shared_data: Path) -> None:
+    pytest.importorskip("distributed")
+    root, out = tmp_path / "in", tmp_path / "out"
+    expected = _cohort(root, shared_data, n_good=2)
+    summary = run_batch(root, out, formats=("json", "csv"), cluster="local:2")
+    assert summary.done == sum(v == "done" for v in expected.values())
+    assert summary.failed == sum(v == "failed" for v in expected.values())
+    assert {r["case"] for r in _read_csv(out / "failures.csv")} == {k for k, v in expected.items() if v == "failed"}
+    again = run_batch(root, out, formats=("json", "csv"), cluster="local:2")
+    assert again.done == 0 and again.skipped == summary.done

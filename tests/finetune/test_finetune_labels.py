@@ -1,0 +1,69 @@
+"""The fine-tuning labels file: inferred and declared classes, splits, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openspine.errors import ConfigError
+from openspine.finetune.labels import parse_classes, read_labels
+from openspine.levels import DiscLevel
+
+
+def _write(p: Path, text: str) -> Path:
+    p.write_text(text)
+    return p
+
+
+def test_classes_are_inferred_and_declared(tmp_path: Path):
+    p = _write(
+        tmp_path / "labels.csv",
+        "scan,level,bulging,central_canal_stenosis\n"
+        "a.nii.gz,L4-L5,1,10\n"
+        "a.nii.gz,l5_s1,0,2\n"
+        "b/,L4/L5,,2.0\n",
+    )
+    t = read_labels(p, tmp_path / "scans")
+    assert t.gradings == ("bulging", "central_canal_stenosis")
+    assert t.classes == {"bulging": ("0", "1"), "central_canal_stenosis": ("2", "10")}  # numeric order
+    assert t.labels["a.nii.gz"][DiscLevel.L5_S1] == {"bulging": "0", "central_canal_stenosis": "2"}
+    assert t.labels["b/"][DiscLevel.L4_L5] == {"central_canal_stenosis": "2"}  # empty cell = not graded
+    assert t.scan_paths["b/"] == tmp_path / "scans" / "b"
+    assert t.n_rows == 3
+    declared = read_labels(p, None, parse_classes(["central_canal_stenosis=10,2,5"]))
+    assert declared.classes["central_canal_stenosis"] == ("10", "2", "5")
+
+
+def test_split_column(tmp_path: Path):
+    p = _write(tmp_path / "l.csv", "scan,level,split,herniation\na,L4-L5,train,0\nb,L4-L5,val,1\nb,L3-L4,val,0\n")
+    assert read_labels(p).splits == {"a": "train", "b": "val"}
+    bad = _write(tmp_path / "m.csv", "scan,level,split,herniation\na,L4-L5,train,0\na,L3-L4,val,1\n")
+    with pytest.raises(ConfigError, match="both splits"):
+        read_labels(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("level,bulging\nL4-L5,1\n", "'scan' column"),
+        ("scan,level\na,L4-L5\n", "no grading column"),
+        ("scan,level,bulgin\na,L4-L5,1\n", "Did you mean 'bulging'"),
+        ("scan,level,bulging\na,L9-L10,1\n", "unknown disc level"),
+        ("scan,level,bulging\na,L4-L5,1\na,L4-L5,0\n", "appears twice"),
+        ("scan,level,bulging\na,L4-L5,1\nb,L4-L5,1\n", "nothing to learn"),
+    ],
+)
+def test_bad_labels_are_refused(tmp_path: Path, text: str, match: str):
+    with pytest.raises(ConfigError, match=match):
+        read_labels(_write(tmp_path / "l.csv", text))
+
+
+def test_declared_classes_are_enforced(tmp_path: Path):
+    p = _write(tmp_path / "l.csv", "scan,level,bulging\na,L4-L5,1\nb,L4-L5,2\n")
+    with pytest.raises(ConfigError, match="declared classes"):
+        read_labels(p, None, {"bulging": ("0", "1")})
+    with pytest.raises(ConfigError, match="not a column"):
+        read_labels(p, None, {"herniation": ("0", "1")})
+    with pytest.raises(ConfigError, match="NAME=CLASS1"):
+        parse_classes(["bulging"])

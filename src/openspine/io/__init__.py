@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._logging import get_logger
 from ..errors import ScanReadError
 from ..scan import Scan
+
+if TYPE_CHECKING:
+    from .dicom import SeriesInfo
 
 log = get_logger("io")
 
@@ -63,9 +67,8 @@ def load_scan(
 def _read_dicom(root: Path, series: str | int | None, display_path: Path) -> Scan:
     from . import dicom
 
-    found = dicom.discover_series(root)
+    found = dicom.discover_series(root, display_path=display_path)
     chosen = dicom.choose_series(found, series)
-    log.info("reading DICOM series %s", chosen.describe())
     return dicom.read_series(chosen, display_path=display_path)
 
 
@@ -84,23 +87,23 @@ def list_series(path: str | os.PathLike[str]) -> list[dict[str, object]]:
         from .archive import extracted_zip
 
         with extracted_zip(p) as folder:
-            return _describe(dicom.discover_series(folder))
+            return _describe(dicom.discover_series(folder, display_path=p))
     if p.is_dir() or dicom.is_dicom_file(p):
         return _describe(dicom.discover_series(p))
     raise ScanReadError(f"'{p}' holds no series list: it is a single image; use load_scan")
 
 
-def _describe(found: list[object]) -> list[dict[str, object]]:
+def _describe(found: list[SeriesInfo]) -> list[dict[str, object]]:
     from ..errors import SeriesSelectionError
     from . import dicom
 
     try:
-        chosen = dicom.choose_series(found, None, quiet=True)  # type: ignore[arg-type]
+        chosen = dicom.choose_series(found, None, quiet=True)
     except SeriesSelectionError:
         chosen = None
     out = []
     for i, s in enumerate(found):
-        d = s.to_dict()  # type: ignore[attr-defined]
+        d = s.to_dict()
         d["index"] = i
         d["chosen"] = s is chosen
         out.append(d)

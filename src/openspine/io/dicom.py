@@ -467,6 +467,9 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
 
     first = datasets[ordered[0].file]
     extra: dict[str, Any] = {"transfer_syntax": _transfer_syntax(first).name}
+    # SOP instance (and frame) of every slice in array order, so exports (DICOM SEG/SR) can reference them
+    extra["slice_sop_instance_uids"] = [str(datasets[fr.file].get("SOPInstanceUID", "")) for fr in ordered]
+    extra["slice_frames"] = [fr.frame for fr in ordered]
     thick = first.get("SliceThickness")
     if thick is None and _is_enhanced(first):
         thick = _frame_attr(first, ordered[0].frame, "PixelMeasuresSequence", "SliceThickness")

@@ -80,7 +80,9 @@ def test_discovery_finds_each_kind_and_says_what_it_skips(tmp_path: Path, shared
     assert "not an image file" in reasons[str(Path("bids/sub-07/ses-1/anat/sub-07_ses-1_T2w.json"))]
 
 
-def test_bad_cases_are_isolated_and_reported(tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_cases_are_isolated_and_reported(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root, out = tmp_path / "in", tmp_path / "out"
     expected = _cohort(root, shared_data)
     assert main(["-q", "batch", str(root), "--out", str(out), "--workers", "2"]) == 1

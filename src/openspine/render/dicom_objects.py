@@ -1,0 +1,242 @@
+"""DICOM exports for DICOM input (``openspine[dicom]``, highdicom): a Segmentation (SEG) of the vertebral
+bodies and discs, and a Comprehensive 3D SR with a TID 1500 measurement report of the levels and gradings.
+Both reference the source series, so PACS and viewers show them with the images they came from."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import import_optional
+from .._version import __version__
+from ..errors import OutputError
+from ..levels import DiscLevel, Level
+from ..results import AnalysisResult
+
+PRIVATE_SCHEME = "99OPENSPINE"  # a private coding scheme ("99" prefix) for gradings without a standard code
+
+
+@contextlib.contextmanager
+def _series_folder(path: Path) -> Iterator[Path]:
+    if path.is_file() and path.suffix.lower() == ".zip":
+        from ..io.archive import extracted_zip
+
+        with extracted_zip(path) as folder:
+            yield folder
+    else:
+        yield path
+
+
+def source_datasets(result: AnalysisResult) -> list[Any]:
+    """The source series' headers, one per slice in the order of the analysed array."""
+    import pydicom
+
+    from ..io.dicom import discover_series
+
+    src = result.view.input.source if result.view is not None else None
+    if src is None or src.format != "dicom" or not src.path:
+        raise OutputError("DICOM SEG/SR outputs need DICOM input; this scan was not read from DICOM")
+    order = list(src.extra.get("slice_sop_instance_uids") or [])
+    if len(set(src.extra.get("slice_frames") or [0])) > 1:
+        raise OutputError("DICOM SEG/SR of a multi-frame (enhanced) source series is not supported yet")
+    with _series_folder(Path(src.path)) as folder:
+        series = [s for s in discover_series(folder) if s.series_uid == src.series_uid]
+        if not series:
+            raise OutputError(f"the source series {src.series_uid} is no longer at '{src.path}'")
+        by_uid = {}
+        for f in series[0].files:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            by_uid[str(ds.SOPInstanceUID)] = ds
+    missing = [u for u in order if u not in by_uid]
+    if missing or not order:
+        raise OutputError(f"{len(missing) or 'all'} source images of the series could not be found again")
+    datasets = [by_uid[u] for u in order]
+    for ds in datasets:  # type-2 attributes some exporters leave out; copied as empty, never invented
+        for keyword in TYPE2_COPIED:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
+    return datasets
+
+
+# Patient and study attributes that DICOM objects must carry (type 2: present, may be empty). SEG and SR copy
+# them from the source images so they file with the right study; missing ones stay empty.
+TYPE2_COPIED = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+    "ReferringPhysicianName", "AccessionNumber", "StudyID",
+)  # fmt: skip
+
+
+def _vertebra_code(level: Level | None) -> Any:
+    from pydicom.sr.codedict import codes
+
+    if level is not None:
+        code = getattr(codes.SCT, f"{level.value}Vertebra", None)
+        if code is not None:
+            return code
+        if level is Level.S1:
+            return codes.SCT.Sacrum
+    return codes.SCT.BoneStructureOfSpine
+
+
+def _disc_code(level: DiscLevel | None) -> Any:
+    from pydicom.sr.codedict import codes
+
+    hd = import_optional("highdicom", "DICOM SEG/SR output")
+    if level is not None:
+        code = getattr(codes.SCT, level.value.replace("-", "") + "Disc", None)
+        if code is not None:
+            return code
+    return hd.sr.CodedConcept("244598000", "SCT", "Intervertebral disc structure")
+
+
+def _segmentation(result: AnalysisResult, sources: list[Any]) -> bytes:
+    hd = import_optional("highdicom", "DICOM SEG output")
+    from pydicom.sr.codedict import codes
+
+    from .labelmap import UNKNOWN_LEVEL_BASE, label_map
+
+    labels = label_map(result.view, result)  # input grid: [row, column, slice]
+    values = [int(v) for v in np.unique(labels) if v != 0]
+    if not values:
+        raise OutputError("nothing was detected, so there is no segmentation to export")
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="openspine", family=codes.cid7162.ArtificialIntelligence, version=__version__
+    )
+    descriptions, planes = [], []
+    for number, value in enumerate(values, start=1):
+        if value >= UNKNOWN_LEVEL_BASE:
+            name, prop = f"vertebral body {value - UNKNOWN_LEVEL_BASE} (level unknown)", _vertebra_code(None)
+        elif value > 100:
+            disc = next(d for d in DiscLevel if d.label_value == value)
+            name, prop = f"{disc.value} disc", _disc_code(disc)
+        else:
+            level = Level.from_label_value(value)
+            name, prop = f"{level.value} vertebral body", _vertebra_code(level)
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=name,
+                segmented_property_category=codes.SCT.AnatomicalStructure,
+                segmented_property_type=prop,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algorithm,
+            )
+        )
+        planes.append(labels == value)
+    pixel_array = np.stack(planes, axis=-1).transpose(2, 0, 1, 3)  # (slice, row, column, segment)
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=pixel_array,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=9001,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="openspine",
+        manufacturer_model_name="openspine",
+        software_versions=__version__,
+        device_serial_number="0",
+        series_description="openspine vertebrae and discs",
+    )
+    return _to_bytes(seg)
+
+
+def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
+    hd = import_optional("highdicom", "DICOM SR output")
+    from pydicom.sr.codedict import codes
+
+    def private(value: str, meaning: str) -> Any:
+        return hd.sr.CodedConcept(value=value, scheme_designator=PRIVATE_SCHEME, meaning=meaning)
+
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="openspine", manufacturer_name="openspine", model_name=__version__
+        ),
+    )
+    groups = []
+    for v in result.vertebrae:
+        label = v.label.value if v.label else "unknown"
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"vertebra {label}"),
+                finding_sites=[hd.sr.FindingSite(anatomic_location=_vertebra_code(v.label))],
+                qualitative_evaluations=[
+                    hd.sr.QualitativeEvaluation(name=private("level", "Vertebral level"), value=private(label, label))
+                ],
+                measurements=[
+                    hd.sr.Measurement(
+                        name=private("score", "Detection confidence"), value=float(v.score), unit=codes.UCUM.NoUnits
+                    )
+                ],
+            )
+        )
+    for d in result.discs:
+        level = d.level.value if d.level else "unknown"
+        evaluations, measurements = [], []
+        for grading, g in d.grades.items():
+            if not g.available or g.grade is None:
+                continue
+            name = private(grading.value, grading.value.replace("_", " "))
+            evaluations.append(
+                hd.sr.QualitativeEvaluation(
+                    name=name, value=private(f"{grading.value}={g.grade}", f"{grading.value} {g.grade}")
+                )
+            )
+            p = float((g.probabilities or {}).get(str(g.grade), 0.0))
+            measurements.append(
+                hd.sr.Measurement(
+                    name=private(f"{grading.value}_p", f"probability of {grading.value} {g.grade}"),
+                    value=p,
+                    unit=codes.UCUM.NoUnits,
+                )
+            )
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"disc {level}"),
+                finding_sites=[hd.sr.FindingSite(anatomic_location=_disc_code(d.level))],
+                qualitative_evaluations=evaluations or None,
+                measurements=measurements or None,
+            )
+        )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.LN.MRISpineReport,
+        imaging_measurements=groups or None,
+        referenced_images=sources,
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=sources,
+        content=report,
+        series_instance_uid=hd.UID(),
+        series_number=9002,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="openspine",
+        series_description="openspine levels and gradings",
+    )
+    return _to_bytes(sr)
+
+
+def _to_bytes(ds: Any) -> bytes:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def dicom_outputs(result: AnalysisResult, seg: bool, sr: bool) -> list[tuple[str, bytes]]:
+    """(file name, bytes) of the requested DICOM objects."""
+    import_optional("highdicom", "DICOM SEG/SR output")
+    sources = source_datasets(result)
+    out = []
+    if seg:
+        out.append(("vertebrae_seg.dcm", _segmentation(result, sources)))
+    if sr:
+        out.append(("measurements_sr.dcm", _structured_report(result, sources)))
+    return out

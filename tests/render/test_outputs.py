@@ -1,0 +1,124 @@
+"""Output files from a scan read from DICOM: label map on the input grid, DICOM SEG and SR that reference
+the source series, the overlay and the HTML report.
+
+The records here are written by the test (a unit test of the exporters, independent of the models); the
+end-to-end tests with real detections are in test_outputs_end_to_end.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from openspine.analysis import analyze
+from openspine.levels import DiscLevel, Grading, Level
+from openspine.results import Disc, Grade, SliceOutline, Vertebra, vec3
+from openspine.writers import write_result
+
+
+def _quad(view, rows: tuple[float, float], cols: tuple[float, float], k: int) -> SliceOutline:  # type: ignore[no-untyped-def]
+    internal = [(rows[0], cols[0], k), (rows[0], cols[1], k), (rows[1], cols[1], k), (rows[1], cols[0], k)]
+    vox = tuple(vec3(view.to_input_voxel(np.array(p, dtype=float))) for p in internal)
+    mm = tuple(vec3(view.to_world(np.array(p, dtype=float))) for p in internal)
+    return SliceOutline(view.input_slice_index(k), vox, mm)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def dicom_result(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from dicom_fixtures import real_crop, write_series
+
+    arr, aff = real_crop(shape=(64, 64, 6))
+    write_series(tmp_path / "series", arr, aff)
+    result = analyze(tmp_path / "series")
+    view = result.view
+    outline = _quad(view, (10, 30), (12, 40), 2)
+    centre = np.array([20.0, 26.0, 2.0])
+    vertebra = Vertebra(
+        Level.L3,
+        0.9,
+        vec3(view.to_input_voxel(centre)),
+        vec3(view.to_world(centre)),
+        (outline, _quad(view, (10, 30), (12, 40), 3)),
+        2,
+    )
+    disc_c = np.array([34.0, 26.0, 2.0])
+    grades = {Grading.PFIRRMANN: Grade(3, {"1": 0.1, "2": 0.2, "3": 0.5, "4": 0.1, "5": 0.1})}
+    disc = Disc(
+        DiscLevel.L3_L4,
+        vec3(view.to_input_voxel(disc_c)),
+        vec3(view.to_world(disc_c)),
+        (_quad(view, (31, 37), (12, 40), 2),),
+        grades,
+    )
+    return dataclasses.replace(result, vertebrae=(vertebra,), discs=(disc,)), tmp_path / "series", arr, aff
+
+
+def test_label_map_is_on_the_input_grid(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result, _, arr, aff = dicom_result
+    files = write_result(result, tmp_path / "out", "nifti")
+    img = nib.load(str(files["labels.nii.gz"]))
+    lab = np.asanyarray(img.dataobj)
+    assert lab.shape == arr.shape
+    np.testing.assert_allclose(img.affine, result.view.input.affine, atol=1e-4)
+    np.testing.assert_allclose(img.affine, aff, atol=1e-3)
+    assert set(np.unique(lab)) == {0, Level.L3.label_value, DiscLevel.L3_L4.label_value}
+    # the filled body contains its centroid's voxel
+    c = np.rint(result.vertebrae[0].centroid_voxel).astype(int)
+    assert lab[tuple(c)] == Level.L3.label_value
+
+
+def test_dicom_seg_and_sr_reference_the_source_series(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hd = pytest.importorskip("highdicom")
+    result, series_dir, _, _ = dicom_result
+    files = write_result(result, tmp_path / "out", "seg,sr")
+    source_uids = {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in series_dir.iterdir()}
+    series_uid = result.view.input.source.series_uid
+
+    seg = hd.seg.segread(files["vertebrae_seg.dcm"])
+    assert seg.Modality == "SEG"
+    assert [d.segment_label for d in seg.SegmentSequence] == ["L3 vertebral body", "L3-L4 disc"]
+    referenced = {
+        i.ReferencedSOPInstanceUID for s in seg.ReferencedSeriesSequence for i in s.ReferencedInstanceSequence
+    }
+    assert referenced <= source_uids and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series_uid
+    assert "PatientName" not in seg or str(seg.PatientName) == str(
+        pydicom.dcmread(next(series_dir.iterdir())).PatientName
+    )
+
+    sr = hd.sr.srread(files["measurements_sr.dcm"])
+    assert sr.Modality == "SR"
+    evidence = {i.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence
+                for r in s.ReferencedSeriesSequence for i in r.ReferencedSOPSequence}  # fmt: skip
+    assert evidence == source_uids
+    groups = sr.content.get_observation_groups() if hasattr(sr.content, "get_observation_groups") else None
+    text = str(sr)
+    assert "disc L3-L4" in text and "pfirrmann=3" in text and "vertebra L3" in text
+    del groups
+
+
+def test_seg_needs_dicom_input(tmp_path: Path) -> None:
+    pytest.importorskip("highdicom")
+    from openspine.data import demo_scan_path
+    from openspine.errors import OutputError
+
+    result = analyze(demo_scan_path())
+    with pytest.raises(OutputError, match="need DICOM input"):
+        write_result(result, tmp_path / "o", "seg")
+
+
+def test_overlay_and_report(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    result, _, _, _ = dicom_result
+    files = write_result(result, tmp_path / "out", "png,html")
+    img = Image.open(files["overlay.png"])
+    assert img.width == 1000 and img.height > 300
+    html = files["report.html"].read_text()
+    assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
+    assert "<td>L3-L4</td>" in html and "3 (0.50)" in html and "class='low'" in html
+    assert "not a medical device" in html

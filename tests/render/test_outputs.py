@@ -122,3 +122,23 @@ def test_overlay_and_report(dicom_result, tmp_path: Path) -> None:  # type: igno
     assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
     assert "<td>L3-L4</td>" in html and "3 (0.50)" in html and "class='low'" in html
     assert "not a medical device" in html
+
+
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium not installed (apt-get install chromium); see scripts/screenshot_report.py")
+    from PIL import Image
+
+    from openspine.data import demo_scan_path
+
+    files = write_result(analyze(demo_scan_path()), tmp_path / "out", "png,html")
+    shot = tmp_path / "shot.png"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_report.py"
+    subprocess.run([sys.executable, str(script), str(files["report.html"]), str(shot)], check=True, timeout=180)
+    img = np.asarray(Image.open(shot).convert("L"))
+    assert img.shape[1] == 1200
+    assert (img < 40).mean() > 0.05  # the embedded (dark) MR overlay is drawn, not a broken-image icon

@@ -743,3 +743,18 @@ def test_positions_off_a_line(tmp_path: Path) -> None:
         save(slice_dataset(synthetic_slice(4, 4, k), ipp, iop, ps, ids), tmp_path / f"{k}.dcm")
     with pytest.raises(GeometryError, match="do not lie on a straight line"):
         read_folder(tmp_path)
+
+
+def test_cli_info_lists_the_series_and_marks_the_chosen_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from openspine.cli import main
+
+    uids = _write_study(tmp_path)
+    assert main(["info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "* [2] series 3 t2_tse_sag" in out and "(* = chosen; pick another with --series)" in out
+    assert "axial" in out and "localizer" in out
+    assert main(["info", str(tmp_path), "--series", "2", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["chosen_series"] == uids["t1"]
+    assert [s["chosen"] for s in info["series_found"]] == [False, False, True]  # the default stays marked
+    assert info["shape"] == [64, 64, 8] and info["analysable"] is True

@@ -112,10 +112,16 @@ def analyze(
         if grade is None:
             not_run["grading"] = "this version of openspine has no grader"
         else:
-            graded = grade(view, detection, levels=grade_levels, grader=grader)
-            discs = graded.discs
-            models.extend(graded.models)
-            flags.extend(graded.flags)
+            try:
+                graded = grade(view, detection, levels=grade_levels, grader=grader)
+            except ModelError as exc:
+                if grader is not None:
+                    raise
+                not_run["grading"] = f"no usable built-in grader: {exc}"
+            else:
+                discs = graded.discs
+                models.extend(graded.models)
+                flags.extend(graded.flags)
         timings["grading"] = time.perf_counter() - t
     else:
         not_run.setdefault("grading", "grading needs detected discs")

@@ -16,14 +16,22 @@ UNKNOWN_LEVEL_BASE = 200
 
 
 def _fill(target: NDArray[np.uint8], view: SagittalView, outlines: tuple[SliceOutline, ...], value: int) -> None:
+    """Fill each outline's quadrilateral on its slice; slices between two outlined ones (the detector looks
+    at a subset of thin slices) take the polygon of the nearest outlined slice."""
     rows, cols, n = target.shape
+    polygons: dict[int, list[tuple[float, float]]] = {}
     for o in outlines:
         pts = np.array([view.from_input_voxel(np.array(c)) for c in o.corners_voxel])
         k = round(float(np.mean(pts[:, 2])))
-        if not 0 <= k < n:
-            continue
+        if 0 <= k < n:
+            polygons[k] = [(float(c), float(r)) for r, c in pts[:, :2]]
+    if not polygons:
+        return
+    ks = np.array(sorted(polygons))
+    for k in range(int(ks[0]), int(ks[-1]) + 1):
+        nearest = int(ks[np.argmin(np.abs(ks - k))])
         mask = Image.new("L", (cols, rows), 0)
-        ImageDraw.Draw(mask).polygon([(float(c), float(r)) for r, c in pts[:, :2]], fill=1, outline=1)
+        ImageDraw.Draw(mask).polygon(polygons[nearest], fill=1, outline=1)
         m = np.asarray(mask, dtype=bool)
         target[:, :, k][m & (target[:, :, k] == 0)] = value
 

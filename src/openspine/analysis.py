@@ -127,8 +127,8 @@ def analyze(
         not_run.setdefault("grading", "grading needs detected discs")
 
     timings["total"] = time.perf_counter() - t0
-    for step, why in not_run.items():
-        log.warning("%s not run: %s", step, why)
+    for stage, why in not_run.items():
+        log.warning("%s not run: %s", stage, why)
     return AnalysisResult(
         input=input_info(scan),
         vertebrae=vertebrae,

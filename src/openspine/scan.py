@@ -107,6 +107,7 @@ class Scan:
                     f"view would have {self.spacing[axis]:.1f} mm resolution along the spine. openspine needs a "
                     "sagittal series or a near-isotropic 3D volume; pick the sagittal series of the study."
                 )
+        arr: NDArray[Any]
         if axis is None and geometry.obliquity_degrees(self.affine) > OBLIQUE_RESLICE_DEGREES:
             # an oblique 3D volume: no permutation gives sagittal slices, so reslice (interpolating)
             arr, aff = geometry.resample_to_internal(self.array, self.affine, min(self.spacing))

@@ -8,15 +8,26 @@ into ``labels.nii.gz``.
 from __future__ import annotations
 
 from enum import Enum
+from typing import TypeVar
 
 from .errors import ConfigError
 
 
-def _did_you_mean(value: str, choices: list[str]) -> str:
-    import difflib
+E = TypeVar("E", bound=Enum)
 
-    close = difflib.get_close_matches(value, choices, n=1)
-    return f" Did you mean '{close[0]}'?" if close else ""
+
+def _parse(cls: type[E], value: object, key: str, what: str) -> E:
+    """``cls(key)``, or a ConfigError naming the bad value and the closest valid one."""
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(key)
+    except ValueError:
+        import difflib
+
+        close = difflib.get_close_matches(key, [str(m.value) for m in cls], n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown {what} '{value}'.{hint}") from None
 
 
 class Level(str, Enum):
@@ -53,14 +64,7 @@ class Level(str, Enum):
     @classmethod
     def parse(cls, value: str | Level) -> Level:
         """Accept a level in any case (``"l4"``); raise a helpful error for anything else."""
-        if isinstance(value, Level):
-            return value
-        key = str(value).strip().upper()
-        try:
-            return cls(key)
-        except ValueError:
-            names = [m.value for m in cls]
-            raise ConfigError(f"unknown vertebral level '{value}'.{_did_you_mean(key, names)}") from None
+        return _parse(cls, value, str(value).strip().upper(), "vertebral level")
 
     @property
     def label_value(self) -> int:
@@ -133,14 +137,8 @@ class DiscLevel(str, Enum):
 
     @classmethod
     def parse(cls, value: str | DiscLevel) -> DiscLevel:
-        if isinstance(value, DiscLevel):
-            return value
-        key = str(value).strip().upper().replace("/", "-").replace("_", "-")
-        try:
-            return cls(key)
-        except ValueError:
-            names = [m.value for m in cls]
-            raise ConfigError(f"unknown disc level '{value}'.{_did_you_mean(key, names)}") from None
+        """Accept ``"L4-L5"``, ``"l4/l5"`` or ``"L4_L5"``."""
+        return _parse(cls, value, str(value).strip().upper().replace("/", "-").replace("_", "-"), "disc level")
 
     @classmethod
     def between(cls, upper: Level, lower: Level) -> DiscLevel:
@@ -192,11 +190,4 @@ class Grading(str, Enum):
 
     @classmethod
     def parse(cls, value: str | Grading) -> Grading:
-        if isinstance(value, Grading):
-            return value
-        key = str(value).strip().lower()
-        try:
-            return cls(key)
-        except ValueError:
-            names = [m.value for m in cls]
-            raise ConfigError(f"unknown grading '{value}'.{_did_you_mean(key, names)}") from None
+        return _parse(cls, value, str(value).strip().lower(), "grading")

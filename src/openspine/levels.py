@@ -12,7 +12,6 @@ from typing import TypeVar
 
 from .errors import ConfigError
 
-
 E = TypeVar("E", bound=Enum)
 
 

@@ -11,6 +11,8 @@ averages the few pixels nearest the extreme so one noisy boundary pixel does not
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -47,7 +49,7 @@ def unit_down(u: NDArray[np.floating] | None) -> NDArray[np.float64]:
 
 
 def quad_corners(
-    points: NDArray[np.floating],
+    points: NDArray[Any],
     down: NDArray[np.floating] | None = None,
     spacing: tuple[float, float] = (1.0, 1.0),
     tol_px: float = 0.75,
@@ -87,7 +89,7 @@ def mask_corners(
     return quad_corners(np.argwhere(mask), down, spacing)
 
 
-def principal_down(points: NDArray[np.floating], spacing: tuple[float, float] = (1.0, 1.0)) -> NDArray[np.float64]:
+def principal_down(points: NDArray[Any], spacing: tuple[float, float] = (1.0, 1.0)) -> NDArray[np.float64]:
     """A best guess of the inferior direction from one region alone, for a body without neighbours.
 
     A lumbar body is wider (antero-posterior) than tall, so the minor principal axis points along the spine; when

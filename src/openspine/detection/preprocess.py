@@ -102,7 +102,7 @@ def choose_slices(n_slices: int, slice_spacing: float, target_mm: float = 3.0, m
     """
     if n_slices <= 0:
         return []
-    width = max(1, int(round(target_mm / max(slice_spacing, 1e-6))))
+    width = max(1, round(float(target_mm / max(slice_spacing, 1e-6))))
     groups = [list(range(s, min(s + width, n_slices))) for s in range(0, n_slices, width)]
     if len(groups) > max_slices:
         pick = np.linspace(0, len(groups) - 1, max_slices).round().astype(int)

@@ -110,12 +110,18 @@ def _to_uint8(a: NDArray[Any]) -> NDArray[np.uint8]:
     return np.clip((a.astype(np.float32) - lo) / max(float(hi - lo), 1e-6) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _nifti_array(path: Path) -> NDArray[Any]:
+    """The voxel array of a NIfTI file, as stored (needs nibabel)."""
+    import nibabel as nib
+
+    img: Any = nib.load(str(path))
+    return np.asarray(img.dataobj)
+
+
 def build_cache(
     data_dir: str | os.PathLike[str], split: str = "train", ids: Sequence[str] | None = None
 ) -> list[TrainVolume]:
     """Read the FastCleverSeg volumes of one split into :class:`TrainVolume` records (needs nibabel)."""
-    import nibabel as nib
-
     data_dir = Path(data_dir)
     rows = [r for r in read_index(data_dir) if r["dataset"] == "fastcleverseg" and r["split"] == split]
     if ids is not None:
@@ -125,8 +131,8 @@ def build_cache(
     out = []
     for r in sorted(rows, key=lambda r: r["id"]):
         folder = data_dir / r["path"]
-        img = np.asarray(nib.load(str(folder / r["image"])).dataobj)
-        msk = np.asarray(nib.load(str(folder / r["mask"])).dataobj).astype(np.uint8)
+        img = _nifti_array(folder / r["image"])
+        msk = _nifti_array(folder / r["mask"]).astype(np.uint8)
         z = np.nonzero(msk.any(axis=(0, 1)))[0]
         k0, k1 = max(0, int(z.min()) - SLICE_MARGIN), min(img.shape[2], int(z.max()) + SLICE_MARGIN + 1)
         out.append(
@@ -242,7 +248,7 @@ class SampleConfig:
     disc_sigma: float = 1.25
     rotation_deg: float = 25.0
     scale: tuple[float, float] = (0.85, 1.2)
-    p_fov: float = 0.6
+    p_fov: float = 0.4
     p_lut: float = 0.5
     p_invert: float = 0.2
     p_region: float = 0.3
@@ -280,7 +286,7 @@ def _gaussians(shape: tuple[int, int], pts: list[tuple[float, float]], sigma: fl
     for r, c in pts:
         g = np.exp(-((rr - r) ** 2 + (cc - c) ** 2) / (2 * sigma**2))
         np.maximum(out, g, out=out)
-        ir, ic = int(round(r)), int(round(c))
+        ir, ic = round(float(r)), round(float(c))
         if 0 <= ir < shape[0] and 0 <= ic < shape[1]:
             out[ir, ic] = 1.0
     return out
@@ -303,12 +309,13 @@ def render_sample(
     H, W, S = vol.image.shape
     # --- slice and slab thickness
     with_structs = [i for i, s in enumerate(vol.slices) if s.areas]
-    if with_structs and rng.random() > cfg.p_empty_slice:
-        s = int(rng.choice(with_structs))
-    else:
-        s = int(rng.integers(S))
+    pick_struct = with_structs and rng.random() > cfg.p_empty_slice
+    s = int(rng.choice(with_structs)) if pick_struct else int(rng.integers(S))
     h = int(rng.choice([0, 0, 1]))
-    img = vol.image[:, :, max(0, s - h) : min(S, s + h + 1)].astype(np.float32).mean(axis=2)
+    if h:
+        img = vol.image[:, :, max(0, s - h) : min(S, s + h + 1)].astype(np.float32).mean(axis=2)
+    else:
+        img = vol.image[:, :, s].astype(np.float32)
     lab = vol.mask[:, :, s]
     info = vol.slices[s]
     img = normalise(img)
@@ -344,8 +351,10 @@ def render_sample(
     # --- field of view
     valid = inside.copy()
     if rng.random() < cfg.p_fov:
-        fh, fw = rng.uniform(90.0, T * sp) / sp, rng.uniform(100.0, T * sp) / sp
-        r0, c0 = rng.uniform(0, T - fh), rng.uniform(0, T - fw)
+        fh, fw = rng.uniform(100.0, T * sp) / sp, rng.uniform(110.0, T * sp) / sp
+        # the rectangle holds the tile centre (near a labelled structure) so partial views still show spine
+        r0 = rng.uniform(max(0.0, T / 2 - fh + 10), min(T - fh, T / 2 - 10) + 1e-3)
+        c0 = rng.uniform(max(0.0, T / 2 - fw + 10), min(T - fw, T / 2 - 10) + 1e-3)
         fov = np.zeros((T, T), bool)
         fov[int(r0) : int(r0 + fh), int(c0) : int(c0 + fw)] = True
         valid &= fov
@@ -442,3 +451,123 @@ def render_sample(
         "level": level,
         "level_w": level_w,
     }
+
+
+# --- pseudo-labels (self-training) ---------------------------------------------------------------------------------
+PSEUDO_BLOCKING_FLAGS = ("labelling_ambiguous", "transitional_vertebra_suspected", "vertebra_not_detected")
+
+
+def _pseudo_ok(det: Any) -> bool:
+    """Use a detection as pseudo-labels only when nothing about it is doubtful."""
+    labels = [v.label.value for v in det.vertebrae if v.label is not None]
+    discs = {d.level.value for d in det.discs if d.level is not None}
+    lumbar = {"L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"}
+    return (
+        len(labels) >= 6
+        and labels[-1] == "S1"
+        and lumbar <= discs
+        and not any(f.startswith(PSEUDO_BLOCKING_FLAGS) for f in det.flags)
+    )
+
+
+def _label_value(level: Any) -> int:
+    return 26 if level.value == "S1" else int(level.label_value)
+
+
+def pseudo_label_spider(
+    data_dir: str | os.PathLike[str], model: str | os.PathLike[str], split: str = "train"
+) -> list[TrainVolume]:
+    """SPIDER slices of ``split`` with body masks predicted by ``model`` (a stage-1 detector), at 1 mm pixels.
+
+    Only confident detections are kept (S1 found, L1-L2 … L5-S1 present, no ambiguity flag). The masks are the
+    network's own body instances, labelled with the fitted levels (S1 = 26), so stage 2 also learns the sacrum,
+    which no annotator labelled.
+    """
+    from ..detection import run_detection
+    from ..io import load_scan
+
+    data_dir = Path(data_dir)
+    rows = [r for r in read_index(data_dir) if r["dataset"] == "spider" and r["split"] == split]
+    out: list[TrainVolume] = []
+    for r in sorted(rows, key=lambda r: r["id"]):
+        scan = load_scan(data_dir / r["path"] / "image.nii.gz")
+        view = scan.to_sagittal()
+        run = run_detection(view, model)
+        if not _pseudo_ok(run.detection):
+            log.info("pseudo-labels: %s left out (%s)", r["id"], "; ".join(run.detection.flags) or "incomplete")
+            continue
+        g = run.grid
+        lab_model = np.zeros(g.shape, np.uint8)
+        for vert, grp in zip(run.detection.vertebrae, run.groups):
+            for m in grp.members:
+                lab_model[m.pixels[:, 0], m.pixels[:, 1]] = _label_value(vert.label)
+        # to 1 mm pixels: image linear (anti-aliased), labels nearest from the model grid
+        sr, sc = view.scan.spacing[0], view.scan.spacing[1]
+        img = view.scan.array[:, :, 0].astype(np.float32)
+        H1, W1 = round(float(img.shape[0] * sr)), round(float(img.shape[1] * sc))
+        rr = (np.arange(H1) + 0.5) / sr - 0.5
+        cc = (np.arange(W1) + 0.5) / sc - 0.5
+        sig = [max(0.0, (1.0 / s - 1.0) / 2.0) for s in (sr, sc)]
+        src = ndimage.gaussian_filter(img, sig) if max(sig) > 0.05 else img
+        grid = np.meshgrid(rr, cc, indexing="ij")
+        img1 = ndimage.map_coordinates(src, grid, order=1, mode="nearest")
+        mr = g.to_model(np.stack([rr, np.zeros_like(rr)], 1))[:, 0]
+        mc = g.to_model(np.stack([np.zeros_like(cc), cc], 1))[:, 1]
+        mg = np.meshgrid(mr, mc, indexing="ij")
+        lab1 = ndimage.map_coordinates(lab_model, mg, order=0, mode="constant", cval=0).astype(np.uint8)
+        out.append(TrainVolume(r["id"], "SPIDER", True, _to_uint8(img1)[:, :, None], lab1[:, :, None]))
+    log.info("pseudo-labels: %d of %d SPIDER %s slices kept", len(out), len(rows), split)
+    return out
+
+
+def add_sacrum_pseudo_labels(
+    volumes: Sequence[TrainVolume], data_dir: str | os.PathLike[str], model: str | os.PathLike[str]
+) -> int:
+    """Paint the S1 body found by ``model`` into the cached masks of known-level volumes whose lowest labelled body
+    is L5 (VB2, VB3); returns how many volumes got one. The S1 instance must lie directly below the labelled L5."""
+    from ..detection import run_detection
+    from ..io import load_scan
+
+    data_dir = Path(data_dir)
+    rows = {r["id"]: r for r in read_index(data_dir)}
+    n = 0
+    for vol in volumes:
+        if not vol.levels_known or 24 not in np.unique(vol.mask) or vol.subset not in ("VB2", "VB3"):
+            continue
+        r = rows[vol.id]
+        folder = data_dir / r["path"]
+        view = load_scan(folder / r["image"]).to_sagittal()
+        run = run_detection(view, model)
+        labels = [v.label.value if v.label else "" for v in run.detection.vertebrae]
+        if "S1" not in labels or "L5" not in labels or labels.index("S1") != labels.index("L5") + 1:
+            log.info("sacrum pseudo-label: none for %s", vol.id)
+            continue
+        # the L5 the model found must be the annotated L5 (its centroid inside the L5 mask)
+        full = _nifti_array(folder / r["mask"])
+        l5 = run.detection.vertebrae[labels.index("L5")]
+        idx = tuple(round(float(x)) for x in l5.centroid_voxel)
+        if full[idx] != 24:
+            log.info("sacrum pseudo-label: %s skipped (the found L5 is not the annotated one)", vol.id)
+            continue
+        z = np.nonzero(full.any(axis=(0, 1)))[0]
+        k0 = max(0, int(z.min()) - SLICE_MARGIN)
+        grp = run.groups[labels.index("S1")]
+        g = run.grid
+        H, W = vol.mask.shape[:2]
+        rr, cc = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+        pts = g.to_model(np.stack([rr.ravel(), cc.ravel()], 1)).round().astype(int)
+        for m in grp.members:
+            pm = np.zeros(g.shape, bool)
+            pm[m.pixels[:, 0], m.pixels[:, 1]] = True
+            inside = (pts[:, 0] >= 0) & (pts[:, 0] < g.shape[0]) & (pts[:, 1] >= 0) & (pts[:, 1] < g.shape[1])
+            sel = np.zeros(H * W, bool)
+            sel[inside] = pm[pts[inside, 0], pts[inside, 1]]
+            sel2 = sel.reshape(H, W)
+            for k in run.slice_groups[m.slice_pos]:
+                j = k - k0
+                if j % SLICE_STRIDE == 0 and 0 <= j // SLICE_STRIDE < vol.mask.shape[2]:
+                    plane = vol.mask[:, :, j // SLICE_STRIDE]
+                    plane[sel2 & (plane == 0)] = 26
+        n += 1
+    log.info("sacrum pseudo-labels added to %d volumes", n)
+    return n

@@ -27,7 +27,17 @@ import numpy as np
 from .._logging import get_logger
 from .._optional import import_optional
 from ..errors import ConfigError
-from .data import SampleConfig, TrainVolume, build_cache, load_cache, prepare_volume, render_sample, save_cache
+from .data import (
+    SampleConfig,
+    TrainVolume,
+    add_sacrum_pseudo_labels,
+    build_cache,
+    load_cache,
+    prepare_volume,
+    pseudo_label_spider,
+    render_sample,
+    save_cache,
+)
 
 log = get_logger("training.detector")
 
@@ -36,7 +46,7 @@ MODEL_VERSION = "1.0.0"
 LEVEL_CENTRE, LEVEL_SCALE = 22.0, 4.0  # raw level output r ↦ ordinal 22 + 4 r (keeps the regression target ~[-1, 1])
 OUTPUT_CHANNELS = ("body_probability", "body_centre_heatmap", "disc_centre_heatmap", "level_ordinal")
 # how often each subset is drawn: the two known-level body sets dominate, the disc-only IVD set teaches L5-S1
-SUBSET_WEIGHTS = {"VB2": 0.32, "VB3": 0.28, "VB1": 0.22, "IVD": 0.18}
+SUBSET_WEIGHTS = {"VB2": 0.32, "VB3": 0.28, "VB1": 0.22, "IVD": 0.18, "SPIDER": 0.3}
 
 _EPILOG = """examples:
   openspine train detector --data ../shared/data --out runs/detector              # the built-in recipe
@@ -53,7 +63,7 @@ Only split == "train" items are read. Outputs: DIR/model.onnx, DIR/card.json (me
 class TrainConfig:
     """Everything that determines the trained weights (saved in the card and the checkpoint)."""
 
-    epochs: int = 40
+    epochs: int = 60
     samples_per_epoch: int = 2048
     batch_size: int = 32
     lr: float = 2e-3
@@ -71,7 +81,9 @@ class TrainConfig:
 
 
 # --- network -----------------------------------------------------------------------------------------------------
-def build_network(widths: tuple[int, ...] = (16, 24, 48, 64, 96, 128), decoder_widths: tuple[int, ...] = (32, 32, 48, 64)) -> Any:
+def build_network(
+    widths: tuple[int, ...] = (16, 24, 48, 64, 96, 128), decoder_widths: tuple[int, ...] = (32, 32, 48, 64)
+) -> Any:
     """The detector CNN: (N, 1, H, W) → raw (N, 4, H/2, W/2); H and W must be multiples of 32.
 
     Encoder: a full-resolution stem, then five stride-2 stages (stride 2 … 32, receptive field > 250 mm so the
@@ -98,9 +110,7 @@ def build_network(widths: tuple[int, ...] = (16, 24, 48, 64, 96, 128), decoder_w
             d = decoder_widths
             n = len(d)
             self.lateral = nn.ModuleList([nn.Conv2d(w[i + 1], d[i], 1) for i in range(n)])
-            self.topdown = nn.ModuleList(
-                [nn.Conv2d(d[i + 1] if i + 1 < n else w[-1], d[i], 1) for i in range(n)]
-            )
+            self.topdown = nn.ModuleList([nn.Conv2d(d[i + 1] if i + 1 < n else w[-1], d[i], 1) for i in range(n)])
             self.smooth = nn.ModuleList([cbr(d[i], d[i]) for i in range(n)])
             self.up = nn.Upsample(scale_factor=2, mode="nearest")
             self.head = nn.Sequential(cbr(d[0], d[0]), nn.Conv2d(d[0], 4, 1))
@@ -232,6 +242,9 @@ def train(
     threads: int = 2,
     progress: bool = True,
     data_source: str = "",
+    checkpoint_every: int = 5,
+    init: Path | None = None,
+    command: str = "",
 ) -> Path:
     """Train on ``volumes`` (train split) and write the model folder ``out``; returns ``out``."""
     torch = import_optional("torch", "training the detector")
@@ -249,7 +262,12 @@ def train(
             prepare_volume(v)
     log.info("prepared %d training volumes in %.1f s", len(volumes), time.perf_counter() - t0)
 
-    net = build_network(cfg.widths, cfg.decoder_widths).to(dev)
+    net = build_network(cfg.widths, cfg.decoder_widths)
+    if init is not None:  # stage 2 starts from the stage-1 weights
+        state = torch.load(init, map_location="cpu", weights_only=True)
+        net.load_state_dict(state.get("state_dict", state))
+        log.info("initialised from %s", init)
+    net = net.to(dev)
     n_params = sum(p.numel() for p in net.parameters())
     log.info("network: %d parameters", n_params)
     total = cfg.epochs * cfg.samples_per_epoch
@@ -272,8 +290,7 @@ def train(
     running: dict[str, float] = {}
     bar = tqdm(total=steps, desc="train detector", unit="batch", disable=not progress, dynamic_ncols=True)
     t_train = time.perf_counter()
-    step = 0
-    for x, y, w in loader:
+    for step, (x, y, w) in enumerate(loader, start=1):
         x, y, w = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), w.to(dev, non_blocking=True)
         raw = net(x)
         loss, parts = detector_loss(raw, y, w, cfg.loss_weights)
@@ -282,10 +299,9 @@ def train(
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
         sched.step()
-        step += 1
         parts["total"] = float(loss.detach())
-        for k, v in parts.items():
-            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        for k, val in parts.items():
+            running[k] = 0.98 * running.get(k, val) + 0.02 * val
         bar.update(1)
         if step % 20 == 0 or step == steps:
             bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()})
@@ -293,6 +309,10 @@ def train(
         if step % spe == 0 or step == steps:
             rec = {"step": step, "epoch": step / spe, "lr": float(sched.get_last_lr()[0]), **running}
             history.append(rec)
+            if checkpoint_every and (step // spe) % checkpoint_every == 0:
+                torch.save(
+                    {"state_dict": net.state_dict(), "config": cfg.to_dict(), "step": step}, out / "checkpoint.pt"
+                )
             log.info("epoch %.0f/%d %s", rec["epoch"], cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in running.items()))
     bar.close()
     train_s = time.perf_counter() - t_train
@@ -306,6 +326,8 @@ def train(
         "parameters": n_params,
         "volumes": [v.id for v in volumes],
         "data_source": data_source,
+        "init": str(init) if init else None,
+        "command": command,
         "final_losses": {k: round(v, 5) for k, v in running.items()},
     }
     export_model(net, out, cfg, meta)
@@ -382,11 +404,11 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
         },
         "decode": {
             "body_threshold": 0.5,
-            "peak_threshold": 0.3,
-            "peak_window_mm": 10.0,
+            "peak_threshold": 0.2,
+            "peak_window_mm": 22.5,
             "min_area_mm2": 60.0,
             "group_distance_mm": 12.0,
-            "min_group_score": 0.5,
+            "min_group_score": 0.2,
         },
         "training_data": {
             "source": "openspine shared development set (FastCleverSeg VB1, VB2, VB3, IVD), split == 'train' only",
@@ -397,8 +419,7 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
             "from the loss",
         },
         "training": {
-            "command": "openspine train detector --data ../shared/data --out DIR "
-            f"--epochs {cfg.epochs} --seed {cfg.seed}",
+            "command": meta.get("command", ""),
             "config": cfg.to_dict(),
             **{k: v for k, v in meta.items() if k not in ("volumes",)},
         },
@@ -413,12 +434,16 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
 
 
 # --- command line ---------------------------------------------------------------------------------------------------
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="openspine train detector",
         description="Train the vertebra detection + labelling network on the train split of the shared data set "
         "and write an openspine model folder (model.onnx + card.json).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
         epilog=_EPILOG,
     )
     src = p.add_mutually_exclusive_group(required=True)
@@ -434,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes (0 = in the main process)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--write-cache", type=Path, default=None, help="also save the training volumes as .npz here")
+    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint.pt (stage 2 fine-tuning)")
+    p.add_argument(
+        "--pseudo-labels",
+        default=None,
+        metavar="MODEL_DIR",
+        help="stage 2 (self-training): add SPIDER train slices and sacrum (S1) masks labelled by this stage-1 "
+        "detector (needs --data)",
+    )
     return p
 
 
@@ -447,17 +480,28 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
     handler = logging.FileHandler(args.out / "train.log", mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("openspine")
+    # the log file gets INFO whatever the console shows: console handlers keep the level the CLI chose
+    prev_level = root.level
+    pinned = [h for h in root.handlers if h.level == logging.NOTSET]
+    for h in pinned:
+        h.setLevel(prev_level or logging.WARNING)
     root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > logging.INFO:
-        root.setLevel(logging.INFO)
+    root.setLevel(logging.INFO if prev_level in (logging.NOTSET,) else min(prev_level, logging.INFO))
     try:
         log.info("openspine train detector %s", " ".join(argv))
         if args.data is not None:
             volumes = build_cache(args.data, split="train")
             source = f"{args.data} (split=train)"
+            if args.pseudo_labels:
+                n_s1 = add_sacrum_pseudo_labels(volumes, args.data, args.pseudo_labels)
+                spider = pseudo_label_spider(args.data, args.pseudo_labels, split="train")
+                volumes = volumes + spider
+                source += f"; pseudo-labels by {args.pseudo_labels}: S1 in {n_s1} volumes, {len(spider)} SPIDER slices"
         else:
             volumes = load_cache(args.cache)
             source = f"cache {args.cache}"
+            if args.pseudo_labels:
+                raise ConfigError("--pseudo-labels needs --data (a cache written with it already holds them)")
         if args.write_cache is not None:
             save_cache(volumes, args.write_cache)
             log.info("wrote %d cached volumes to %s", len(volumes), args.write_cache)
@@ -470,13 +514,27 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
             lr=args.lr,
             seed=args.seed,
         )
-        train(volumes, args.out, cfg, args.device, args.workers, args.threads, progress=not quiet, data_source=source)
+        train(
+            volumes,
+            args.out,
+            cfg,
+            args.device,
+            args.workers,
+            args.threads,
+            progress=not quiet,
+            data_source=source,
+            init=args.init,
+            command="openspine train detector " + " ".join(argv),
+        )
         if not quiet:
             print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log)")
         return 0
     finally:
         root.removeHandler(handler)
         handler.close()
+        root.setLevel(prev_level)
+        for h in pinned:
+            h.setLevel(logging.NOTSET)
 
 
 def main() -> None:  # pragma: no cover - for `python -m openspine.training.detector` on machines without the CLI

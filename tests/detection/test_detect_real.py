@@ -1,0 +1,74 @@
+"""The shipped detector on real val scans of the shared data set, scored against their masks.
+
+Thresholds sit below the figures the model reaches (see the model card) but high enough that a broken
+preprocessing step, a wrong coordinate map or a labelling regression fails them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openspine.detection import detect
+from openspine.errors import ModelError
+from openspine.evaluation.detection import ScanResult, score_volume, spider_sequence_ok
+from openspine.io import load_scan
+from openspine.levels import Level
+
+pytestmark = pytest.mark.slow
+
+
+def _score(shared_data, scan_id: str, levels_known: bool) -> tuple[ScanResult, object]:
+    import nibabel as nib
+
+    folder = shared_data / "fastcleverseg" / scan_id
+    det = detect(load_scan(folder / "image.nii.gz").to_sagittal())
+    m = nib.load(str(folder / "mask.nii.gz"))
+    res = score_volume(
+        det,
+        np.asarray(m.dataobj).astype(np.int32),
+        np.asarray(m.affine, float),
+        levels_known,
+        ScanResult(scan_id, "", levels_known),
+    )
+    return res, det
+
+
+@pytest.mark.parametrize("scan_id", ["fcs-vb2-17", "fcs-vb3-10"])
+def test_val_volume_detected_and_labelled(shared_data, scan_id: str) -> None:
+    res, det = _score(shared_data, scan_id, True)
+    assert res.detected == res.n_gt  # every annotated body
+    assert res.false_positives == 0
+    assert res.level_correct == res.level_checked == res.n_gt
+    assert float(np.median(res.errors_mm)) < 3.0
+    labels = [v.label for v in det.vertebrae]
+    assert labels[-1] is Level.S1 and Level.L5 in labels  # the sacrum closes the sequence
+    seq = Level.standard_sequence()
+    idx = [seq.index(lv) for lv in labels]
+    assert idx == list(range(idx[0], idx[0] + len(idx)))  # consecutive, no repeats or skips
+    assert len(det.discs) == len(det.vertebrae) - 1
+    for v in det.vertebrae:
+        assert len(v.outlines) >= 2
+        for o in v.outlines:
+            assert len(o.corners_voxel) == 4
+
+
+def test_disc_only_val_volume(shared_data) -> None:
+    res, _ = _score(shared_data, "fcs-ivd-46", True)
+    assert res.gt_discs == 5
+    assert res.discs_detected == 5 and res.disc_level_correct == 5
+
+
+def test_spider_val_slices_lumbar_sequence(shared_data) -> None:
+    import csv
+
+    with open(shared_data / "index.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["dataset"] == "spider" and r["split"] == "val"][:10]
+    ok = [spider_sequence_ok(detect(load_scan(shared_data / r["path"] / "image.nii.gz").to_sagittal())) for r in rows]
+    assert sum(ok) >= 9
+
+
+def test_missing_model_folder_is_a_model_error(shared_data, tmp_path) -> None:
+    view = load_scan(shared_data / "spider" / "1" / "image.nii.gz").to_sagittal()
+    with pytest.raises(ModelError):
+        detect(view, model=tmp_path / "nothing-here")

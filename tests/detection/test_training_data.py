@@ -1,0 +1,112 @@
+"""Training targets and augmentation of the detector (numpy only; the torch parts are marked ``train``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openspine.training.data import (
+    SampleConfig,
+    TrainVolume,
+    is_body,
+    is_disc,
+    ordinal_of,
+    prepare_volume,
+    render_sample,
+)
+
+
+def _volume(levels_known: bool = True, values: tuple[int, int, int] = (22, 23, 24)) -> TrainVolume:
+    """Three bodies 30 px tall, 8 px discs between them, on 3 stored slices; a fourth unlabelled body below."""
+    img = np.full((200, 120, 3), 40, np.uint8)
+    msk = np.zeros((200, 120, 3), np.uint8)
+    for i, v in enumerate(values):
+        r0 = 20 + i * 38
+        img[r0 : r0 + 30, 30:80] = 160
+        msk[r0 : r0 + 30, 30:80] = v
+    img[134:164, 30:80] = 160  # the sacrum-like body nobody labelled
+    return prepare_volume(TrainVolume("synthetic", "VB2", levels_known, img, msk))
+
+
+def test_ordinals_and_kinds() -> None:
+    assert ordinal_of(24) == 24 and ordinal_of(26) == 25 and ordinal_of(124) == 24.5
+    assert np.isnan(ordinal_of(201)) and np.isnan(ordinal_of(0))
+    assert is_body(20) and is_body(205) and not is_body(120)
+    assert is_disc(124) and not is_disc(24)
+
+
+def test_prepare_volume_supervises_only_the_labelled_span() -> None:
+    vol = _volume()
+    w = vol.body_weight
+    assert w[35, 55] == 1 and w[125, 55] == 1  # inside the labelled bodies and the disc between
+    assert w[5, 55] == 0  # above the top body's superior endplate (+ 3 mm margin): unlabelled anatomy
+    assert w[150, 55] == 0  # the unlabelled body below the lowest labelled one is not taught as background
+    s = vol.slices[1]
+    assert s.disc_ok and s.areas == {22: 1500, 23: 1500, 24: 1500}
+    # disc centres half-way between the facing endplates, with the level of the upper body + 0.5
+    assert s.disc_centres[:, 2].tolist() == [22.5, 23.5]
+    assert s.disc_centres[0, 0] == pytest.approx(53.5, abs=0.6)
+
+
+def test_unknown_levels_give_nan_disc_levels() -> None:
+    vol = _volume(levels_known=False, values=(201, 202, 203))
+    assert np.isnan(vol.slices[0].disc_centres[:, 2]).all()
+
+
+def test_render_sample_shapes_and_targets() -> None:
+    vol = _volume()
+    cfg = SampleConfig(tile=192, p_fov=0.0, rotation_deg=0.0, scale=(1.0, 1.0))
+    rng = np.random.default_rng(3)
+    s = render_sample(vol, rng, cfg)
+    assert s["image"].shape == (192, 192)
+    for k in ("body", "body_w", "bheat", "bheat_w", "dheat", "dheat_w", "level", "level_w"):
+        assert s[k].shape == (96, 96), k
+        assert np.isfinite(s[k]).all()
+    assert s["image"].min() >= 0.0 and s["image"].max() <= 1.0
+    assert s["body"].max() == pytest.approx(1.0)
+    lv = s["level"][s["level_w"] > 0]
+    assert set(np.unique(np.round(lv * 2) / 2)) <= {22.0, 22.5, 23.0, 23.5, 24.0}
+    assert (s["bheat"] == 1.0).sum() >= 1  # each visible centre has an exact positive pixel
+
+
+def test_render_sample_is_reproducible_from_its_seed() -> None:
+    vol = _volume()
+    a = render_sample(vol, np.random.default_rng([0, 7]))
+    b = render_sample(vol, np.random.default_rng([0, 7]))
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.mark.train
+def test_network_loss_and_onnx_export(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from openspine.training.detector import TrainConfig, _Samples, build_network, detector_loss, export_model
+
+    torch.manual_seed(0)
+    net = build_network((4, 6, 8, 8, 8, 8), (6, 6, 8, 8))
+    x = torch.rand(2, 1, 64, 96)
+    raw = net(x)
+    assert tuple(raw.shape) == (2, 4, 32, 48)
+    vol = _volume()
+    cfg = TrainConfig(widths=(4, 6, 8, 8, 8, 8), decoder_widths=(6, 6, 8, 8), sample=SampleConfig(tile=64))
+    ds = _Samples([vol], cfg, 4)
+    xb, yb, wb = (torch.from_numpy(np.stack([ds[i][j] for i in range(2)])) for j in range(3))
+    loss, parts = detector_loss(net(xb), yb, wb, cfg.loss_weights)
+    assert torch.isfinite(loss) and set(parts) == {"body", "bheat", "dheat", "level"}
+    zero, _ = detector_loss(net(xb), yb, torch.zeros_like(wb), cfg.loss_weights)
+    assert float(zero) == pytest.approx(0.0, abs=1e-6)  # nothing supervised, nothing learned
+    net.eval()
+    path = export_model(net, tmp_path, cfg, {"parameters": 1, "volumes": ["synthetic"]})
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"image": x.numpy()})[0]
+    with torch.no_grad():
+        ref = net(x)
+    assert np.allclose(out[:, :3], torch.sigmoid(ref[:, :3]).numpy(), atol=1e-4)
+    assert np.allclose(out[:, 3], ref[:, 3].numpy() * 4 + 22, atol=1e-3)
+    from openspine.models import read_card
+
+    card = read_card(tmp_path)
+    assert card.data["input"]["spacing_mm"] == 1.25

@@ -100,7 +100,7 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     canvas.paste(img, (x0, title_h))
     panel = _Panel(x0, title_h, s_row, s_col)
 
-    font, small = _font(max(14, width // 55)), _font(max(11, width // 80))
+    font, small = _font(max(14, width // 55)), _font(max(12, width // 66))
     name = (result.input.path or "scan").split("/")[-1]
     draw.text((10, 8), f"{name}  |  sagittal slice {view.input_slice_index(k)}", fill=TEXT_COLOUR, font=font)
     draw.text((width - 10, 12), "anterior left, head up", fill=(200, 200, 200), font=small, anchor="ra")

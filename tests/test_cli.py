@@ -23,15 +23,31 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["info", "analyze", "demo", "train", "evaluate"])
+@pytest.mark.parametrize("command", ["info", "analyze", "demo", "train", "evaluate", "batch"])
 def test_every_command_has_help_with_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "usage: openspine " + command in out
-    if command in ("info", "analyze", "demo"):
+    if command in ("info", "analyze", "demo", "batch"):
         assert "examples:" in out
+
+
+DELEGATED = [
+    ["finetune"], ["train", "detector"], ["train", "grader"], ["evaluate", "detection"], ["evaluate", "grading"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv", [[*a, "--help"] for a in DELEGATED])
+def test_delegated_commands_show_their_own_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "usage:" in out and "example" in out.lower()
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,10 +77,35 @@ def test_golden_demo_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert doc["input"]["orientation"] == "IPR"
     assert (out / "vertebrae.csv").read_text().startswith("label,score,")
     assert (out / "discs.csv").read_text().startswith("level,")
+    # the built-in models on this real lumbar slice (val split: no model was trained on it)
+    labels = [v["label"] for v in doc["vertebrae"]]
+    assert labels[-6:] == ["L1", "L2", "L3", "L4", "L5", "S1"], labels
+    levels = [d["level"] for d in doc["discs"]]
+    assert levels[-5:] == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"], levels
+    for d in doc["discs"]:
+        grade = d["grades"]["pfirrmann"]
+        assert grade["grade"] in (1, 2, 3, 4, 5) and sum(grade["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+        assert d["grades"]["central_canal_stenosis"]["available"] is False
     # no stray temporary files from the atomic writes
     assert sorted(p.name for p in out.iterdir()) == [
-        "discs.csv", "overlay.png", "report.html", "result.json", "vertebrae.csv"
+        "discs.csv",
+        "overlay.png",
+        "report.html",
+        "result.json",
+        "vertebrae.csv",
     ]
+
+
+def test_demo_grades_agree_with_the_radiologists(tmp_path: Path, shared_data: Path) -> None:
+    import csv
+
+    assert main(["-q", "demo", "--out", str(tmp_path / "demo")]) == 0
+    doc = json.loads((tmp_path / "demo" / "result.json").read_text())
+    with open(shared_data / "spider" / "gradings.csv") as f:
+        truth = {r["level"]: int(r["Pfirrman grade"]) for r in csv.DictReader(f) if r["Patient"] == "21"}
+    predicted = {d["level"]: d["grades"]["pfirrmann"]["grade"] for d in doc["discs"] if d["level"] in truth}
+    assert len(predicted) == 6
+    assert all(abs(predicted[k] - truth[k]) <= 1 for k in predicted), (predicted, truth)
 
 
 def test_info_on_a_nifti(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

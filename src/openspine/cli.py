@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", default=None, help="disc levels to grade: lumbar (default), all, or a list")
     _add_formats_option(p)
 
+    p = sub.add_parser(
+        "finetune",
+        help="teach the grader new or existing gradings from your labelled scans; 'openspine finetune --help'",
+        add_help=False,  # --help goes to the fine-tuning command's own parser
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
     for name, kinds, what in (("train", TRAIN_KINDS, "train a model"), ("evaluate", EVALUATE_KINDS, "evaluate")):
         p = sub.add_parser(
             name,
@@ -172,12 +179,19 @@ class _JsonFormatter(logging.Formatter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "finetune":  # everything after the word belongs to the fine-tuning parser (--help too)
+        args.rest = argv[argv.index("finetune") + 1 :]
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     _configure_logging(args)
     try:
+        if args.command == "finetune":
+            return int(importlib.import_module("openspine.finetune").cli_main(list(args.rest), quiet=args.quiet))
         if args.command in ("train", "evaluate"):
             kinds = TRAIN_KINDS if args.command == "train" else EVALUATE_KINDS
             module = importlib.import_module(kinds[args.kind])

@@ -190,3 +190,30 @@ class Grading(str, Enum):
     @classmethod
     def parse(cls, value: str | Grading) -> Grading:
         return _parse(cls, value, str(value).strip().lower(), "grading")
+
+
+GradingName = Grading | str  # a built-in grading, or a user's own (fine-tuned) grading name
+
+
+def grading_key(name: str | Grading) -> GradingName:
+    """The built-in :class:`Grading` for a known name, else the name itself (a user-defined grading).
+
+    User-defined names must be lower-case identifiers (``[a-z][a-z0-9_]*``) so they work as JSON keys,
+    CSV values and DICOM code values alike.
+    """
+    if isinstance(name, Grading):
+        return name
+    key = str(name).strip().lower()
+    try:
+        return Grading(key)
+    except ValueError:
+        import re
+
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+            raise ConfigError(f"grading name '{name}' must be a lower-case identifier like 'modic_type'") from None
+        return key
+
+
+def grading_name(g: GradingName) -> str:
+    """The plain string of a grading key."""
+    return g.value if isinstance(g, Grading) else str(g)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._version import __version__
-from .levels import DiscLevel, Grading, Level
+from .levels import DiscLevel, GradingName, Level, grading_name
 
 SCHEMA_VERSION = "1.0.0"
 
@@ -90,7 +90,7 @@ class Disc:
     centroid_voxel: Vec3
     centroid_mm: Vec3
     outlines: tuple[SliceOutline, ...] = ()
-    grades: Mapping[Grading, Grade] = field(default_factory=dict)
+    grades: Mapping[GradingName, Grade] = field(default_factory=dict)  # built-in Grading or a user's name
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,7 +98,7 @@ class Disc:
             "centroid_voxel": list(self.centroid_voxel),
             "centroid_mm": list(self.centroid_mm),
             "outlines": [o.to_dict() for o in self.outlines],
-            "grades": {g.value: r.to_dict() for g, r in self.grades.items()},
+            "grades": {grading_name(g): r.to_dict() for g, r in self.grades.items()},
         }
 
 
@@ -202,7 +202,7 @@ class AnalysisResult:
                 rows.append(
                     {
                         **base,
-                        "grading": g.value,
+                        "grading": grading_name(g),
                         "grade": "" if r.grade is None else r.grade,
                         "probability": "" if r.grade is None else round(float(p.get(str(r.grade), 0.0)), 4),
                         "probabilities": json.dumps({k: round(float(x), 4) for k, x in p.items()}) if p else "",

@@ -135,4 +135,3 @@ def write_result(
         raise OutputError(f"cannot write results into '{out}': {exc.strerror or exc}") from exc
     log.info("wrote %s", ", ".join(files))
     return files
-

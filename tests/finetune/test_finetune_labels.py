@@ -19,10 +19,7 @@ def _write(p: Path, text: str) -> Path:
 def test_classes_are_inferred_and_declared(tmp_path: Path):
     p = _write(
         tmp_path / "labels.csv",
-        "scan,level,bulging,central_canal_stenosis\n"
-        "a.nii.gz,L4-L5,1,10\n"
-        "a.nii.gz,l5_s1,0,2\n"
-        "b/,L4/L5,,2.0\n",
+        "scan,level,bulging,central_canal_stenosis\na.nii.gz,L4-L5,1,10\na.nii.gz,l5_s1,0,2\nb/,L4/L5,,2.0\n",
     )
     t = read_labels(p, tmp_path / "scans")
     assert t.gradings == ("bulging", "central_canal_stenosis")

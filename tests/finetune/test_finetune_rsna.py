@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dicom_fixtures import make_affine, write_series
 
+from dicom_fixtures import make_affine, write_series
 from openspine.errors import ConfigError
 from openspine.finetune.labels import read_labels
 from openspine.finetune.rsna import RSNA_CONDITIONS, RSNA_LEVELS, prepare_rsna
@@ -26,7 +26,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
 def make_rsna(root: Path, with_missing_grade: bool = True) -> Path:
     """Three studies: 4003 (T2 + T1 + axial), 4010 (two T2 series), 5555 (no T2 series on disk)."""
     root.mkdir(parents=True, exist_ok=True)
-    conds = list(RSNA_CONDITIONS) + ["left_subarticular_stenosis", "right_subarticular_stenosis"]
+    conds = [*list(RSNA_CONDITIONS), "left_subarticular_stenosis", "right_subarticular_stenosis"]
     header = ["study_id"] + [f"{c}_{lv}" for c in conds for lv in RSNA_LEVELS]
     rows = []
     rng = np.random.default_rng(0)
@@ -81,9 +81,9 @@ def test_rsna_layout_becomes_a_labels_file(tmp_path: Path):
         key = {v: k for k, v in RSNA_LEVELS.items()}[r["level"]]
         for cond, grading in RSNA_CONDITIONS.items():
             assert r[grading] == code[src[study][f"{cond}_{key}"]]
-    assert next(r for r in rows if r["scan"].startswith("4003") and r["level"] == "L5-S1")[
-        "central_canal_stenosis"
-    ] == ""
+    assert (
+        next(r for r in rows if r["scan"].startswith("4003") and r["level"] == "L5-S1")["central_canal_stenosis"] == ""
+    )
     # the file reads as fine-tuning labels and every scan path is a DICOM series folder
     table = read_labels(summary.labels_csv, summary.scans_dir, {g: ("0", "1", "2") for g in RSNA_CONDITIONS.values()})
     assert set(table.gradings) == {"central_canal_stenosis", "foraminal_stenosis_left", "foraminal_stenosis_right"}

@@ -67,7 +67,7 @@ def test_frame_of_a_tilted_disc():
 @pytest.mark.parametrize("angle", [-30.0, 0.0, 20.0, 35.0])
 def test_rotated_disc_comes_out_upright(angle: float):
     img, geom = synthetic_disc(angle)
-    spec = CropSpec(slice_offsets_mm=(0.0,), posterior_shift=0.0)
+    spec = CropSpec(height=64, width=128, slice_offsets_mm=(0.0,), posterior_shift=0.0)
     crop = disc_crop(img, geom, SPACING, spec)[0]
     assert crop.shape == (spec.height, spec.width)
     h, w = crop.shape
@@ -95,7 +95,7 @@ def test_crop_does_not_depend_on_tilt():
 
 
 def test_crop_scales_with_the_disc_and_normalises_intensity():
-    spec = CropSpec(slice_offsets_mm=(0.0,), posterior_shift=0.0)
+    spec = CropSpec(height=64, width=128, slice_offsets_mm=(0.0,), posterior_shift=0.0)
     img, geom = synthetic_disc(10.0)
     ref = disc_crop(img, geom, SPACING, spec)[0]
     # scaling every intensity changes nothing: values are relative to the neighbouring bodies
@@ -121,7 +121,7 @@ def test_3d_array_gives_one_crop_per_offset():
     img, geom = synthetic_disc(5.0)
     vol = np.stack([img * 0.5, img, img * 2.0], axis=2)
     geom = DiscGeometry(geom.upper_anterior, geom.upper_posterior, geom.lower_anterior, geom.lower_posterior, 1)
-    crops = disc_crop(vol, geom, SPACING, CropSpec())
+    crops = disc_crop(vol, geom, SPACING, CropSpec(height=64, width=128))
     assert crops.shape == (3, 64, 128)
     # the reference comes from the mid slice, so the neighbours keep their relative brightness
     c = (32, 64)

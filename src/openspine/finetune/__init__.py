@@ -32,9 +32,9 @@ _EPILOG = """labels.csv: one row per (scan, disc level), one column per grading,
 
   'scan' is relative to --scans (a DICOM series folder, NIfTI file, ...); an empty cell = not graded; an optional
   'split' column (train/val) fixes the validation scans, otherwise --val-fraction of the scans is held out.
-  Grading names are those of result.json: pfirrmann, narrowing, spondylolisthesis, endplate_defect_upper,
+  Grading names are those of result.json (pfirrmann, narrowing, spondylolisthesis, endplate_defect_upper,
   endplate_defect_lower, marrow_change, herniation, bulging, central_canal_stenosis, foraminal_stenosis_left,
-  foraminal_stenosis_right.
+  foraminal_stenosis_right) or a new grading of your own, named as a lower-case identifier (e.g. modic_type).
 
 examples:
   openspine finetune --scans scans/ --labels labels.csv --out my-grader

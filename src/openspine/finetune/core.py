@@ -149,7 +149,7 @@ def _train_heads_on_embeddings(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            run += float(loss) * len(idx)
+            run += float(loss.detach()) * len(idx)
         losses.append(run / n)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
@@ -167,12 +167,27 @@ def finetune(
     work: str | os.PathLike[str] | None = None,
 ) -> FinetuneResult:
     """Fine-tune a grader on ``table`` and write the new model folder to ``out``."""
+
+    threads = torch.get_num_threads()
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    try:
+        return _finetune(table, out, opts, progress, work)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _finetune(
+    table: LabelTable,
+    out: str | os.PathLike[str],
+    opts: FinetuneOptions,
+    progress: Callable[..., Any] | None,
+    work: str | os.PathLike[str] | None,
+) -> FinetuneResult:
     from ..evaluation.grading import Collected, head_metrics
     from ..grading.model import softmax
     from ..training.grader import calibrate, write_model_folder
 
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
     t0 = time.perf_counter()
     out = Path(out)
     work_dir = Path(work) if work is not None else out / "work"

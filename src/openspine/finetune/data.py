@@ -146,7 +146,7 @@ def locate_discs(
             try:
                 found, flags = detect_discs(view)
             except ModelError:
-                raise
+                raise  # no usable detector: every scan would fail the same way
             except OpenSpineError as exc:
                 failed[case] = f"detection failed: {exc}"
                 continue

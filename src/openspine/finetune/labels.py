@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..levels import DiscLevel, Grading
+from ..levels import DiscLevel, grading_key
 
 RESERVED = ("scan", "level", "split")
 
@@ -95,7 +95,7 @@ def read_labels(
     if not gradings:
         raise ConfigError(f"labels file '{p}' has no grading column (columns besides {RESERVED})")
     for g in gradings:
-        Grading.parse(g)  # refuses unknown names with a suggestion
+        _check_grading_name(g)
     declared = dict(declared or {})
     for name in declared:
         if name not in gradings:
@@ -136,3 +136,21 @@ def read_labels(
             )
         table.classes[g] = tuple(cls)
     return table
+
+
+def _check_grading_name(name: str) -> None:
+    """A built-in grading, or a new one; a near-miss of a built-in name is taken for a typo and refused."""
+    import difflib
+
+    from ..errors import ConfigError
+    from ..levels import Grading
+
+    key = grading_key(name)
+    if isinstance(key, Grading):
+        return
+    close = difflib.get_close_matches(key, [g.value for g in Grading], n=1, cutoff=0.85)
+    if close:
+        raise ConfigError(
+            f"unknown grading '{name}'. Did you mean '{close[0]}'? (A new grading needs a name that is not a "
+            "near-miss of a built-in one.)"
+        )

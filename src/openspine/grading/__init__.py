@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from .._logging import get_logger
 from ..errors import GeometryError
-from ..levels import LUMBAR_DISCS, DiscLevel, Grading
+from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
 from .crop import CropSpec, DiscGeometry, disc_crop, slice_indices
@@ -150,14 +150,14 @@ def grade(
     return GradingOutput(discs=tuple(discs), models=(model.info,), flags=tuple(flags))
 
 
-def _run(model: GraderModel, view: SagittalView, geoms: Sequence[DiscGeometry]) -> list[dict[Grading, Grade]]:
+def _run(model: GraderModel, view: SagittalView, geoms: Sequence[DiscGeometry]) -> list[dict[GradingName, Grade]]:
     batch, owners = crops_for_discs(view, geoms, model.crop)
     logits = model.logits(batch)
     present = {h.name for h in model.heads}
-    out: list[dict[Grading, Grade]] = []
+    out: list[dict[GradingName, Grade]] = []
     for rows in owners:
         per_disc = {h.name: logits[h.name][rows].mean(axis=0) for h in model.heads}
-        g = {Grading.parse(k): v for k, v in grades_from_logits(model.heads, per_disc).items()}
+        g: dict[GradingName, Grade] = {grading_key(k): v for k, v in grades_from_logits(model.heads, per_disc).items()}
         for grading in Grading:
             if grading.value not in present:
                 g[grading] = Grade(

@@ -53,8 +53,8 @@ class DiscGeometry:
 class CropSpec:
     """How a disc crop is made; stored in the grader's model card so inference rebuilds the same crop."""
 
-    height: int = 64  # pixels, along the disc's superior→inferior axis
-    width: int = 128  # pixels, along its anterior→posterior axis
+    height: int = 48  # pixels, along the disc's superior→inferior axis
+    width: int = 96  # pixels, along its anterior→posterior axis
     width_factor: float = 2.0  # crop width / disc antero-posterior width
     height_factor: float = 1.0  # crop height / disc antero-posterior width
     posterior_shift: float = 0.1  # crop centre moved posteriorly by this × disc width (canal side matters more)

@@ -1,9 +1,9 @@
 """From a detection to the endplate geometry of one disc (:class:`~openspine.grading.crop.DiscGeometry`).
 
 The grader needs, for each disc, the two corners of the upper body's inferior endplate and of the lower body's
-superior endplate on the disc's mid-sagittal slice, in the internal layout. They are taken from the detection's
-result records, which every detector fills:
+superior endplate on the disc's mid-sagittal slice, in the internal layout. In order of preference:
 
+0. the detector's own internal geometry (``detection.disc_geometry``, one record per disc, same order);
 1. the disc's own outline (:class:`~openspine.results.SliceOutline`) on its mid-sagittal slice – a disc outline's
    corners are, in order, the upper body's anterior-inferior and posterior-inferior corners and the lower body's
    posterior-superior and anterior-superior corners;
@@ -50,6 +50,18 @@ def disc_geometry(view: SagittalView, detection: Any, index: int) -> DiscGeometr
         GeometryError: the detection has no outline for this disc nor for both of its neighbouring vertebrae.
     """
     disc = detection.discs[index]
+    geo = getattr(detection, "disc_geometry", ())
+    if len(geo) == len(detection.discs):
+        g = geo[index]
+        pts = np.array([g.upper_anterior, g.upper_posterior, g.lower_anterior, g.lower_posterior], dtype=float)
+        _check(pts, "the detector's disc geometry")
+        return DiscGeometry(
+            upper_anterior=(float(pts[0, 0]), float(pts[0, 1])),
+            upper_posterior=(float(pts[1, 0]), float(pts[1, 1])),
+            lower_anterior=(float(pts[2, 0]), float(pts[2, 1])),
+            lower_posterior=(float(pts[3, 0]), float(pts[3, 1])),
+            slice_index=int(g.slice_index),
+        )
     centroid = view.from_input_voxel(np.asarray(disc.centroid_voxel, dtype=float))
     mid = float(centroid[2]) if np.all(np.isfinite(centroid)) else None
     if disc.outlines:

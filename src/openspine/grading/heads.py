@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, ModelError
-from ..levels import Grading
+from ..levels import GradingName, grading_key
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ class HeadSpec:
             raise ConfigError(f"grading '{self.name}': temperature must be positive, got {self.temperature}")
 
     @property
-    def grading(self) -> Grading:
-        return Grading.parse(self.name)
+    def grading(self) -> GradingName:
+        return grading_key(self.name)
 
     @property
     def integer_classes(self) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 from .._optional import import_optional
 from .._version import __version__
 from ..errors import OutputError
-from ..levels import DiscLevel, Level
+from ..levels import DiscLevel, Level, grading_name
 from ..results import AnalysisResult
 
 PRIVATE_SCHEME = "99OPENSPINE"  # a private coding scheme ("99" prefix) for gradings without a standard code
@@ -180,19 +180,18 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
     for d in result.discs:
         level = d.level.value if d.level else "unknown"
         evaluations, measurements = [], []
-        for grading, g in d.grades.items():
+        for key, g in d.grades.items():
             if not g.available or g.grade is None:
                 continue
-            name = private(grading.value, grading.value.replace("_", " "))
+            grading = grading_name(key)
+            name = private(grading, grading.replace("_", " "))
             evaluations.append(
-                hd.sr.QualitativeEvaluation(
-                    name=name, value=private(f"{grading.value}={g.grade}", f"{grading.value} {g.grade}")
-                )
+                hd.sr.QualitativeEvaluation(name=name, value=private(f"{grading}={g.grade}", f"{grading} {g.grade}"))
             )
             p = float((g.probabilities or {}).get(str(g.grade), 0.0))
             measurements.append(
                 hd.sr.Measurement(
-                    name=private(f"{grading.value}_p", f"probability of {grading.value} {g.grade}"),
+                    name=private(f"{grading}_p", f"probability of {grading} {g.grade}"),
                     value=p,
                     unit=codes.UCUM.NoUnits,
                 )

@@ -8,7 +8,7 @@ import io
 
 from PIL import Image
 
-from ..levels import Grading
+from ..levels import Grading, GradingName, grading_name
 from ..results import DISCLAIMER, AnalysisResult
 
 LOW_CONFIDENCE = 0.6  # a grade whose probability is below this is highlighted for review
@@ -34,9 +34,11 @@ def _png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _grading_columns(result: AnalysisResult) -> list[Grading]:
+def _grading_columns(result: AnalysisResult) -> list[GradingName]:
+    """Built-in gradings in their standard order, then a fine-tuned model's own gradings by name."""
     present = {g for d in result.discs for g in d.grades}
-    return [g for g in Grading if g in present]
+    own = sorted((g for g in present if not isinstance(g, Grading)), key=grading_name)
+    return [g for g in Grading if g in present] + own
 
 
 def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
@@ -82,7 +84,7 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
             f"<p>Each cell: grade (probability of that grade). Cells below {LOW_CONFIDENCE:.0%} are highlighted; "
             "'n/a' = not available from the model used.</p>"
         )
-        head = "".join(f"<th>{e(g.value)}</th>" for g in cols)
+        head = "".join(f"<th>{e(grading_name(g))}</th>" for g in cols)
         parts.append(f"<table><tr><th>level</th>{head}</tr>")
         for d in result.discs:
             cells = []

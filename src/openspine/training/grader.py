@@ -43,7 +43,8 @@ _EPILOG = """examples:
   openspine train grader --data ../shared/data --out /tmp/dev --holdout 24   # develop without touching val
 
 Reproduces the built-in model: same data, seed and options give the same weights on the same machine (CPU, a few
-minutes to an hour on 2 cores depending on --epochs). A log is written to OUT/train.log.
+minutes on 2 idle cores, up to half an hour on a shared machine). The log and the detection cache go to WORK
+(default OUT/work): WORK/train.log, WORK/detections.json, WORK/evaluation-val.json.
 """
 
 
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder (index.csv)")
     p.add_argument("--out", type=Path, required=True, help="model folder to write (model.onnx, weights.npz, card.json)")
     p.add_argument("--work", type=Path, default=None, help="cache folder for detections (default: OUT/work)")
-    p.add_argument("--epochs", type=int, default=40, help="training epochs")
+    p.add_argument("--epochs", type=int, default=60, help="training epochs")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, cosine schedule)")
     p.add_argument(
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="development: validate on the last N train patients instead of val; the model is not evaluated on val",
     )
+    p.add_argument(
+        "--heads",
+        default=None,
+        help="comma-separated subset of the built-in gradings to train (default: all), e.g. to hold one "
+        "out and learn it later by fine-tuning",
+    )
+    p.add_argument("--name", default="grader", help="model name written into the card")
     p.add_argument("--version", default="1.0.0", help="model version written into the card")
     p.add_argument("--no-evaluate", action="store_true", help="skip the final evaluation on val")
     return p
@@ -236,6 +244,13 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
             len({s.case for s in val_s}),
         )
 
+        heads = list(BUILTIN_HEADS)
+        if args.heads:
+            wanted = [h.strip() for h in args.heads.split(",") if h.strip()]
+            unknown = [h for h in wanted if h not in SPIDER_COLUMNS]
+            if unknown:
+                raise ConfigError(f"--heads: unknown gradings {unknown}; built-in ones are {list(SPIDER_COLUMNS)}")
+            heads = [h for h in BUILTIN_HEADS if h.name in wanted]
         cfg = engine.TrainConfig(
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -244,18 +259,18 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
             seed=args.seed,
         )
         torch.manual_seed(args.seed)
-        net = engine.DiscNet(engine.NetConfig(), CropSpec(), BUILTIN_HEADS)
+        net = engine.DiscNet(engine.NetConfig(), CropSpec(), heads)
         log.info("network %s: %d parameters", engine.ARCHITECTURE, engine.param_count(net))
         losses = engine.train(
             net,
             train_s,
-            BUILTIN_HEADS,
+            heads,
             cfg,
             progress=None if quiet else tqdm,
             on_epoch=lambda e, loss: log.info("epoch %d/%d loss %.4f", e + 1, cfg.epochs, loss),
         )
         val_logits = engine.predict_logits(net, val_s)
-        heads, calib = calibrate(BUILTIN_HEADS, val_logits, val_s, args.seed)
+        heads, calib = calibrate(heads, val_logits, val_s, args.seed)
         quick = _quick_metrics(heads, val_logits, val_s)
         for name, r in calib.items():
             log.info("calibration %s: %s", name, r)
@@ -269,9 +284,11 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
                 "patients": len({s.case for s in train_s}),
                 "discs": len(train_s),
                 "levels": "T9-T10 … L5-S1 as graded in SPIDER",
-                "labels": {h: col for h, col in SPIDER_COLUMNS.items()},
+                "labels": {h.name: SPIDER_COLUMNS[h.name] for h in heads},
                 "disc_positions": "built-in detector (" + cache.detector + ")",
-                "discs_missed_by_detector": len(missing),
+                "discs_missed_by_detector": {
+                    sp: sum(1 for m in missing if split_of.get(m.split(" ")[0]) == sp) for sp in ("train", "val")
+                },
                 "calibration": "temperature per head fitted on " + ("val" if not args.holdout else "holdout"),
             },
             "training": {
@@ -287,7 +304,7 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
             "intended_use": "research: grading degenerative findings of lumbar discs on sagittal T2 MRI; "
             "not a medical device",
         }
-        write_model_folder(out, net, heads, extra, "grader", args.version)
+        write_model_folder(out, net, heads, extra, args.name, args.version)
         log.info("model written to %s (%.1f min)", out, minutes)
         if not args.holdout and not args.no_evaluate:
             from ..evaluation.grading import evaluate, format_report, update_card

@@ -1,0 +1,123 @@
+"""Fine-tuning machinery on synthetic scans with a stand-in detector and a tiny base grader (fast, no real data).
+
+The real-data test (built-in detector and grader, SPIDER slices) is test_finetune_spider.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from grading_helpers import AFFINE, LEVELS, fake_detection, synthetic_spine, tiny_grader
+
+from openspine.errors import ConfigError
+
+pytestmark = pytest.mark.train
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
+    return tiny_grader(tmp_path_factory.mktemp("base") / "tiny", pretrain_epochs=8)
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """24 synthetic scans; a disc is 'stenotic' (1) when dark. The detector is replaced by the known geometry."""
+    import openspine.finetune.core as core
+    import openspine.finetune.data as data
+
+    rng = np.random.default_rng(0)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    rows = ["scan,level,central_canal_stenosis,split"]
+    geoms = None
+    for i in range(24):
+        dark = rng.random(5) < 0.5
+        values = [float(rng.uniform(50, 90)) if d else float(rng.uniform(250, 330)) for d in dark]
+        arr, geoms = synthetic_spine(values, seed=i)
+        nib.save(nib.Nifti1Image(arr, AFFINE), str(scans / f"s{i:02d}.nii.gz"))
+        split = "val" if i >= 18 else "train"
+        rows += [f"s{i:02d}.nii.gz,{lv.value},{int(d)},{split}" for lv, d in zip(LEVELS, dark)]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    assert geoms is not None
+    found = {lv.value: g for lv, g in geoms.items()}
+    monkeypatch.setattr(data, "detect_discs", lambda view: (dict(found), []))
+    monkeypatch.setattr(core, "detector_id", lambda: "stand-in-detector")
+    return scans, labels
+
+
+def test_frozen_finetune_adds_a_head_and_keeps_the_rest(base: Path, dataset: tuple[Path, Path], tmp_path: Path):
+    from openspine.finetune import read_labels
+    from openspine.finetune.core import FinetuneOptions, finetune
+    from openspine.grading import grade
+    from openspine.grading.model import load_grader
+    from openspine.io import load_scan
+    from openspine.levels import Grading
+
+    scans, labels = dataset
+    out = tmp_path / "model"
+    res = finetune(
+        read_labels(labels, scans), out, FinetuneOptions(base=str(base), epochs=30, augment_copies=2, threads=1)
+    )
+    assert res.frozen_check.startswith("passed")
+    assert (res.n_train, res.n_val) == (90, 30)
+    m = res.metrics["central_canal_stenosis"]
+    assert m["balanced_accuracy"]["value"] > 0.8  # dark vs bright discs: easy even for random features
+    card = json.loads((out / "card.json").read_text())
+    heads = [h["name"] for h in card["outputs"]["heads"]]
+    assert heads[-1] == "central_canal_stenosis" and "pfirrmann" in heads
+    assert card["finetuning"]["kept_base_heads"][0] == "pfirrmann"
+    assert card["base_model"]["name"] == "tiny-grader"
+    assert card["metrics"]["gradings"]["central_canal_stenosis"]["n"] == 30
+    # every kept weight equals the base's
+    with np.load(base / "weights.npz") as a, np.load(out / "weights.npz") as b:
+        for k in a.files:
+            if not k.startswith("heads.central_canal_stenosis"):
+                np.testing.assert_array_equal(a[k], b[k])
+    # the new folder grades: the new head is available, the base heads give what the base model gives
+    view = load_scan(scans / "s20.nii.gz").to_sagittal()
+    _, geoms = synthetic_spine([300.0] * 5)
+    det = fake_detection(view, geoms)
+    new = grade(view, det, grader=out)
+    old = grade(view, det, grader=base)
+    d_new, d_old = new.discs[0], old.discs[0]
+    assert d_new.grades[Grading.CENTRAL_CANAL_STENOSIS].available
+    assert d_new.grades[Grading.PFIRRMANN].probabilities == pytest.approx(d_old.grades[Grading.PFIRRMANN].probabilities)
+    assert not d_new.grades[Grading.FORAMINAL_STENOSIS_LEFT].available
+    assert load_grader(out).name == "grader-finetuned"
+
+
+def test_unfrozen_finetune_keeps_only_the_labelled_gradings(base: Path, dataset: tuple[Path, Path], tmp_path: Path):
+    from openspine.finetune import read_labels
+    from openspine.finetune.core import FinetuneOptions, finetune
+
+    scans, labels = dataset
+    out = tmp_path / "model"
+    res = finetune(
+        read_labels(labels, scans), out, FinetuneOptions(base=str(base), epochs=2, freeze_backbone=False, threads=1)
+    )
+    assert res.frozen_check.startswith("not applicable")
+    card = json.loads((out / "card.json").read_text())
+    assert [h["name"] for h in card["outputs"]["heads"]] == ["central_canal_stenosis"]
+
+
+def test_cli_runs_and_explains(base: Path, dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture):
+    from openspine.finetune import cli_main
+
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    assert "--freeze-backbone" in capsys.readouterr().out
+    scans, labels = dataset
+    rc = cli_main(
+        ["--scans", str(scans), "--labels", str(labels), "--out", str(tmp_path / "m"), "--base", str(base),
+         "--epochs", "3", "--augment-copies", "1", "--threads", "1", "--classes", "central_canal_stenosis=0,1"],
+        quiet=True,
+    )  # fmt: skip
+    assert rc == 0 and (tmp_path / "m" / "card.json").is_file()
+    with pytest.raises(ConfigError, match="--rsna"):
+        cli_main(["--out", str(tmp_path / "x")])

@@ -1,0 +1,114 @@
+"""grade(): requested levels, unavailable gradings, flags, model cards with any head set (tiny untrained model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from grading_helpers import LEVELS, fake_detection, spine_scan, tiny_grader
+
+from openspine.errors import ModelError
+from openspine.levels import DiscLevel, Grading
+
+pytestmark = pytest.mark.train
+
+
+@pytest.fixture(scope="module")
+def grader_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
+    return tiny_grader(tmp_path_factory.mktemp("grader") / "tiny")
+
+
+def test_grades_every_requested_disc(grader_dir: Path):
+    from openspine.grading import grade
+
+    scan, geoms = spine_scan([300, 250, 200, 120, 60], n_slices=3)
+    view = scan.to_sagittal()
+    det = fake_detection(view, geoms, extra_levels=(DiscLevel.C5_C6, None))
+    out = grade(view, det, grader=grader_dir)
+    assert [m.name for m in out.models] == ["tiny-grader"]
+    graded = [d for d in out.discs if d.grades]
+    assert [d.level for d in graded] == list(LEVELS)
+    for d in graded:
+        pf = d.grades[Grading.PFIRRMANN]
+        assert pf.available and pf.grade in (1, 2, 3, 4, 5)
+        assert set(pf.probabilities) == {"1", "2", "3", "4", "5"}
+        assert sum(pf.probabilities.values()) == pytest.approx(1.0)
+        assert pf.grade == int(max(pf.probabilities, key=pf.probabilities.get))
+        mc = d.grades[Grading.MARROW_CHANGE]
+        assert set(mc.probabilities) == {"0", "1", "2", "3"}
+        for g in (Grading.CENTRAL_CANAL_STENOSIS, Grading.FORAMINAL_STENOSIS_LEFT, Grading.FORAMINAL_STENOSIS_RIGHT):
+            r = d.grades[g]
+            assert (r.grade, r.probabilities, r.available) == (None, None, False)
+            assert "finetune" in (r.note or "")
+        assert json.dumps(d.to_dict())  # serialisable
+    assert "not graded: C5-C6 (not requested)" in out.flags
+    assert "not graded: T12-L1 (not detected)" in out.flags
+    assert any("level unknown" in f for f in out.flags)
+
+
+def test_levels_none_grades_all_and_flags_untrained_levels(grader_dir: Path):
+    from openspine.grading import grade
+
+    scan, geoms = spine_scan([300, 250, 200, 120, 60])
+    view = scan.to_sagittal()
+    geoms = {DiscLevel.C5_C6 if lv is DiscLevel.L1_L2 else lv: g for lv, g in geoms.items()}
+    out = grade(view, fake_detection(view, geoms), levels=None, grader=grader_dir)
+    assert all(d.grades for d in out.discs)
+    assert any("outside the training levels" in f and "C5-C6" in f for f in out.flags)
+    only = grade(view, fake_detection(view, geoms), levels=(DiscLevel.L4_L5,), grader=grader_dir)
+    assert [d.level for d in only.discs if d.grades] == [DiscLevel.L4_L5]
+
+
+def test_single_and_multi_slice_agree_on_identical_slices(grader_dir: Path):
+    from openspine.grading import grade
+
+    one, geoms1 = spine_scan([300, 250, 200, 120, 60], n_slices=1)
+    three, geoms3 = spine_scan([300, 250, 200, 120, 60], n_slices=3)
+    v1, v3 = one.to_sagittal(), three.to_sagittal()
+    a = grade(v1, fake_detection(v1, geoms1), grader=grader_dir).discs
+    b = grade(v3, fake_detection(v3, geoms3), grader=grader_dir).discs
+    for d1, d3 in zip(a, b):
+        p1 = d1.grades[Grading.PFIRRMANN].probabilities
+        p3 = d3.grades[Grading.PFIRRMANN].probabilities
+        assert p1 is not None and p3 is not None
+        np.testing.assert_allclose(list(p1.values()), list(p3.values()), atol=1e-5)
+
+
+def test_card_temperature_is_applied(grader_dir: Path, tmp_path: Path):
+    import shutil
+
+    from openspine.grading import grade
+
+    hot = tmp_path / "hot"
+    shutil.copytree(grader_dir, hot)
+    card = json.loads((hot / "card.json").read_text())
+    for h in card["outputs"]["heads"]:
+        h["temperature"] = 1000.0
+    (hot / "card.json").write_text(json.dumps(card))
+    scan, geoms = spine_scan([300, 250, 200, 120, 60])
+    view = scan.to_sagittal()
+    out = grade(view, fake_detection(view, geoms), grader=hot)
+    p = out.discs[0].grades[Grading.PFIRRMANN].probabilities
+    assert p is not None
+    np.testing.assert_allclose(list(p.values()), 0.2, atol=1e-3)  # a huge temperature flattens everything
+
+
+def test_missing_or_damaged_grader_is_a_model_error(grader_dir: Path, tmp_path: Path):
+    import shutil
+
+    from openspine.grading import grade
+
+    scan, geoms = spine_scan([300, 250, 200, 120, 60])
+    view = scan.to_sagittal()
+    with pytest.raises(ModelError):
+        grade(view, fake_detection(view, geoms), grader=tmp_path / "nothing-here")
+    bad = tmp_path / "bad"
+    shutil.copytree(grader_dir, bad)
+    card = json.loads((bad / "card.json").read_text())
+    del card["outputs"]["heads"]
+    (bad / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="not a grader"):
+        grade(view, fake_detection(view, geoms), grader=bad)

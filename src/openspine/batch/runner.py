@@ -95,17 +95,40 @@ def _local_statuses(
     cases: list[Case], out_root: Path, formats: tuple[str, ...], options: dict[str, Any], overwrite: bool, workers: int
 ) -> Iterator[CaseStatus]:
     if workers <= 1:
-        for c in cases:
-            yield process_case(c, str(out_root), formats, options, overwrite)
-        return
+        return _in_process(cases, out_root, formats, options, overwrite)
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
 
-    # spawn: a clean interpreter per worker (no inherited onnxruntime threads); each loads models once
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
-        futures = [pool.submit(process_case, c, str(out_root), formats, options, overwrite) for c in cases]
+    # fork is fastest (no re-import per worker) and safe while this process runs no other thread, which is why
+    # the pool starts here, before any progress bar; otherwise a clean interpreter per worker (spawn)
+    method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_init)
+    futures = [pool.submit(process_case, c, str(out_root), formats, options, overwrite) for c in cases]
+    return _completed(pool, futures)
+
+
+def _completed(pool: Any, futures: list[Any]) -> Iterator[CaseStatus]:
+    from concurrent.futures import as_completed
+
+    with pool:
         for fut in as_completed(futures):
             yield fut.result()
+
+
+def _in_process(
+    cases: list[Case], out_root: Path, formats: tuple[str, ...], options: dict[str, Any], overwrite: bool
+) -> Iterator[CaseStatus]:
+    from ..models import get_default_threads, set_default_threads
+
+    # one worker = one core, as in the worker processes: use --workers N to use N cores
+    before = get_default_threads()
+    set_default_threads(1)
+    try:
+        for c in cases:
+            yield process_case(c, str(out_root), formats, options, overwrite)
+    finally:
+        set_default_threads(before)
 
 
 def _worker_init() -> None:

@@ -111,8 +111,7 @@ def _load(model: str | os.PathLike[str] | None) -> LoadedModel:
     target = model if model is not None else BUILTIN_MODEL
     if model is not None and not Path(model).is_dir() and os.sep in str(model):
         raise ModelError(f"detector model folder '{model}' does not exist")
-    threads = max(1, min(os.cpu_count() or 1, 4))
-    return load_model(target, threads=threads)
+    return load_model(target)  # threads: the registry's default (one per core; 1 in batch workers)
 
 
 def run_network(loaded: LoadedModel, images: NDArray[np.float32], batch: int = 4) -> NDArray[np.float32]:

@@ -111,6 +111,10 @@ class LoadedModel:
 _default_threads: int | None = None
 
 
+def get_default_threads() -> int | None:
+    return _default_threads
+
+
 def set_default_threads(n: int | None) -> None:
     """Threads per model session in this process (batch workers use 1 so N workers use N cores)."""
     global _default_threads

@@ -181,3 +181,41 @@ def test_console_script_runs(tmp_path: Path) -> None:
         pytest.skip("console script not installed in this environment")
     proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_json_log_format_is_machine_readable(tmp_path: Path) -> None:
+    from openspine.data import demo_scan_path
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "openspine", "--log-format", "json", "analyze", str(demo_scan_path()),
+         "--out", str(tmp_path / "o"), "--formats", "json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert any(r["message"] == "stage: detect" for r in records)
+
+
+def test_quiet_prints_nothing(tmp_path: Path) -> None:
+    from openspine.data import demo_scan_path
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "openspine", "-q", "analyze", str(demo_scan_path()), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert proc.stdout == "" and proc.stderr == ""
+
+
+def test_result_in_python_without_files() -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import openspine
+    from openspine.data import demo_scan_path
+
+    result = openspine.analyze(demo_scan_path())
+    assert json.loads(result.to_json())["vertebrae"]
+    assert set(result.to_dataframe("discs")["grading"]) >= {"pfirrmann", "bulging"}
+    fig = result.plot()
+    assert fig.get_size_inches()[0] == pytest.approx(10.0)

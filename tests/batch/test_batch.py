@@ -175,3 +175,31 @@ def test_dask_local_cluster_gives_the_same_outputs(tmp_path: Path, shared_data: 
     assert {r["case"] for r in _read_csv(out / "failures.csv")} == {k for k, v in expected.items() if v == "failed"}
     again = run_batch(root, out, formats=("json", "csv"), cluster="local:2")
     assert again.done == 0 and again.skipped == summary.done
+
+
+def test_dry_run_lists_cases_and_skips_and_writes_nothing(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    expected = _cohort(root, shared_data, n_good=1)
+    shutil.copy(shared_data / "fastcleverseg" / "fcs-vb3-08" / "mask.nii.gz", root / "nifti" / "mask.nii.gz")
+    assert main(["batch", str(root), "--out", str(out), "--dry-run", "--part", "1/1"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{len(expected)} case(s) found" in printed
+    assert "(will fail: " in printed and "empty folder" in printed
+    assert "nifti/mask.nii.gz: looks like a label map" in printed
+    assert not out.exists()
+
+
+def test_overwrite_redoes_finished_cases(tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    _cohort(root, shared_data, n_good=1, broken=False)
+    assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json,csv"]) == 0
+    capsys.readouterr()
+    first = (out / "cases" / "nifti__patient21" / "result.json").stat().st_mtime_ns
+    assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json,csv", "--overwrite"]) == 0
+    assert "2 succeeded, 0 skipped (finished earlier), 0 failed" in capsys.readouterr().out
+    assert (out / "cases" / "nifti__patient21" / "result.json").stat().st_mtime_ns > first
+    rows = _read_csv(out / "vertebrae.csv")
+    assert len(rows) >= 6  # real detections, each case once
+    assert len(rows) == sum(len(_read_csv(p / "vertebrae.csv")) for p in (out / "cases").iterdir())

@@ -85,19 +85,14 @@ def analyze(
     t = time.perf_counter()
     step("detect")
     detection: Any = None
+    from .detection import detect
+
     try:
-        from .detection import detect
-    except ImportError:
-        detect = None  # type: ignore[assignment]
-    if detect is None:
-        not_run["detection"] = "this version of openspine has no detector"
-    else:
-        try:
-            detection = detect(view, model=detector)
-        except ModelError as exc:
-            if detector is not None:
-                raise
-            not_run["detection"] = f"no usable built-in detector: {exc}"
+        detection = detect(view, model=detector)
+    except ModelError as exc:
+        if detector is not None:
+            raise
+        not_run["detection"] = f"no usable built-in detector: {exc}"
     timings["detection"] = time.perf_counter() - t
     if detection is not None:
         vertebrae, discs = detection.vertebrae, detection.discs
@@ -105,23 +100,18 @@ def analyze(
         flags.extend(detection.flags)
         t = time.perf_counter()
         step("grade")
+        from .grading import grade
+
         try:
-            from .grading import grade
-        except ImportError:
-            grade = None  # type: ignore[assignment]
-        if grade is None:
-            not_run["grading"] = "this version of openspine has no grader"
+            graded = grade(view, detection, levels=grade_levels, grader=grader)
+        except ModelError as exc:
+            if grader is not None:
+                raise
+            not_run["grading"] = f"no usable built-in grader: {exc}"
         else:
-            try:
-                graded = grade(view, detection, levels=grade_levels, grader=grader)
-            except ModelError as exc:
-                if grader is not None:
-                    raise
-                not_run["grading"] = f"no usable built-in grader: {exc}"
-            else:
-                discs = graded.discs
-                models.extend(graded.models)
-                flags.extend(graded.flags)
+            discs = graded.discs
+            models.extend(graded.models)
+            flags.extend(graded.flags)
         timings["grading"] = time.perf_counter() - t
     else:
         not_run.setdefault("grading", "grading needs detected discs")

@@ -110,3 +110,27 @@ def test_network_loss_and_onnx_export(tmp_path) -> None:
 
     card = read_card(tmp_path)
     assert card.data["input"]["spacing_mm"] == 1.25
+
+
+@pytest.mark.train
+@pytest.mark.parametrize("samples", [8, 64])  # 2 steps (constant rate) and 16 steps (one-cycle schedule)
+def test_training_loop_runs_and_exports(tmp_path, samples: int) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from openspine.training.detector import TrainConfig, train
+
+    cfg = TrainConfig(
+        epochs=1,
+        samples_per_epoch=samples,
+        batch_size=4,
+        widths=(4, 6, 8, 8, 8, 8),
+        decoder_widths=(6, 6, 8, 8),
+        sample=SampleConfig(tile=96),  # ≥ 110 mm: the field-of-view crops need it,
+    )
+    out = train([_volume()], tmp_path / "m", cfg, progress=False, checkpoint_every=0)
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    maps = sess.run(None, {"image": np.zeros((1, 1, 96, 96), np.float32)})[0]
+    assert maps.shape == (1, 4, 48, 48) and np.isfinite(maps).all()
+    assert (out / "card.json").is_file() and (out / "checkpoint.pt").is_file()

@@ -15,7 +15,7 @@ from .._logging import get_logger
 from ..errors import ConfigError, OutputError
 from .case import CaseStatus, case_dir, is_finished, process_case, remove_stale_temporaries
 from .discover import Case, discover_cases
-from .tables import build_cohort_tables, write_failures
+from .tables import build_cohort_tables, prefetch_parquet_writer, write_failures
 
 log = get_logger("batch")
 
@@ -177,6 +177,7 @@ def run_batch(
             statuses: Iterable[CaseStatus] = dask_statuses(todo, out, formats, options, overwrite, scheduler, cluster)
         else:
             statuses = _local_statuses(todo, out, formats, options, overwrite, workers)
+        prefetch_parquet_writer()  # after the local workers have forked
         for status in progress(statuses, len(todo)) if progress else statuses:
             if status.status == "done":
                 summary.done += 1

@@ -324,7 +324,7 @@ def _decode_all(
         )
 
     size_flag = implausible_lumbar_size(
-        [v.label for v in vgeo],
+        [v.label for v in vertebrae],
         [
             quad_depth_mm(grid.to_slice(g.mid_member().corners), (view.scan.spacing[0], view.scan.spacing[1]))
             for g in groups

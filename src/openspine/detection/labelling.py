@@ -169,12 +169,12 @@ def label_sequence(
 MIN_LUMBAR_DEPTH_MM = 19.0
 
 
-def implausible_lumbar_size(labels: Sequence[Level], depths_mm: Sequence[float]) -> str | None:
+def implausible_lumbar_size(labels: Sequence[Level | None], depths_mm: Sequence[float]) -> str | None:
     """A flag when the bodies labelled lumbar are too small to be lumbar vertebrae (None when plausible).
 
     ``depths_mm``: each body's antero-posterior depth on its mid-sagittal slice. Needs two lumbar bodies.
     """
-    lumbar = [d for lv, d in zip(labels, depths_mm, strict=True) if lv.region == "lumbar" and np.isfinite(d)]
+    lumbar = [d for lv, d in zip(labels, depths_mm, strict=True) if lv and lv.region == "lumbar" and np.isfinite(d)]
     if len(lumbar) < 2:
         return None
     depth = float(np.median(lumbar))

@@ -135,6 +135,46 @@ def test_killed_run_resumes_with_every_case_exactly_once(tmp_path: Path, shared_
         assert len(keys) == len(set(keys))
 
 
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(x) for x in (task / "children").read_text().split()]
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes through /proc")
+def test_killed_worker_loses_no_case(tmp_path: Path, shared_data: Path) -> None:
+    """SIGKILL one of two worker processes mid-run: the run still finishes every case, exactly once."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    expected = _cohort(root, shared_data, n_good=4, broken=False)
+    for i in range(4):  # more cases, so that the kill lands while some are still queued
+        for pid in SPIDER_IDS:
+            shutil.copy(shared_data / "spider" / pid / "image.nii.gz", root / "nifti" / f"copy{i}_{pid}.nii.gz")
+            expected[f"nifti__copy{i}_{pid}"] = "done"
+    cmd = [sys.executable, "-m", "openspine", "batch", str(root), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    killed = None
+    while time.time() < deadline and proc.poll() is None:
+        cases = out / "cases"
+        workers = _children(proc.pid)
+        if len(workers) >= 2 and cases.is_dir() and any((p / "result.json").exists() for p in cases.iterdir()):
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=300)
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert proc.returncode == 0, err[-2000:]
+    assert "worker process died" in err
+    names = sorted(p.name for p in (out / "cases").iterdir())
+    assert names == sorted(expected)
+    assert all((out / "cases" / n / "result.json").is_file() for n in names)
+    assert _read_csv(out / "failures.csv") == []
+    rows = _read_csv(out / "vertebrae.csv")
+    assert len(rows) == sum(len(_read_csv(out / "cases" / n / "vertebrae.csv")) for n in names)
+
+
 def test_two_runs_on_one_output_folder_do_not_both_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root, out = tmp_path / "in", tmp_path / "out"
     root.mkdir()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,24 +96,102 @@ def _local_statuses(
 ) -> Iterator[CaseStatus]:
     if workers <= 1:
         return _in_process(cases, out_root, formats, options, overwrite)
+    args = (str(out_root), formats, options, overwrite)
+    pool = _new_pool(workers)
+    # submitting forks the workers now, before the caller starts a progress bar (forking beside threads is unsafe)
+    futures = {pool.submit(process_case, c, *args): c for c in cases}
+    return _pool_statuses(pool, futures, args, workers)
+
+
+def _new_pool(workers: int) -> Any:
     import multiprocessing as mp
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork is fastest (no re-import per worker) and safe while this process runs no other thread, which is why
-    # the pool starts here, before any progress bar; otherwise a clean interpreter per worker (spawn)
+    # fork is fastest (no re-import per worker) and safe while this process runs no other thread; otherwise a
+    # clean interpreter per worker (spawn)
     method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_init)
-    futures = [pool.submit(process_case, c, str(out_root), formats, options, overwrite) for c in cases]
-    return _completed(pool, futures)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_init)
 
 
-def _completed(pool: Any, futures: list[Any]) -> Iterator[CaseStatus]:
+WORKER_DIED = "WorkerDied"
+
+
+def _pool_statuses(
+    pool: Any, futures: dict[Any, Case], args: tuple[Any, ...], workers: int
+) -> Generator[CaseStatus, None, None]:
+    """Statuses as cases finish, surviving the death of a worker (killed, out of memory, crashed library).
+
+    A dead worker breaks the whole pool. Finished cases are kept; the cases that may have been running (the
+    first ``workers + 1`` unfinished ones: the pool hands out cases in order and queues one ahead) are retried
+    one at a time in a fresh single-worker pool, so a case that kills its worker again is reported failed
+    without taking others with it; the rest go on in a fresh pool.
+    """
+    queue: list[Case] = []
+    suspects: list[Case] = []
+    alone = False
+    while True:
+        broken, leftovers = yield from _drain(pool, futures)
+        if broken:
+            remove_stale_temporaries(Path(args[0]))  # the half-written folder of the case the worker was on
+        if broken and alone:
+            case = leftovers[0]
+            log.warning("case %s made its worker process die twice; reported as failed", case.case_id)
+            yield CaseStatus(
+                case.case_id,
+                "failed",
+                "worker",
+                WORKER_DIED,
+                "the worker process died while analysing this case alone (killed, or out of memory)",
+            )
+        elif broken:
+            log.warning(
+                "a worker process died (killed, or out of memory); %d case(s) it may have been running are retried "
+                "one at a time, %d more continue in a fresh pool",
+                min(len(leftovers), workers + 1),
+                max(0, len(leftovers) - workers - 1),
+            )
+            suspects += leftovers[: workers + 1]
+            queue = leftovers[workers + 1 :] + queue
+        if suspects:
+            case, alone = suspects.pop(0), True
+            pool = _new_pool(1)
+            futures = {pool.submit(process_case, case, *args): case}
+        elif queue:
+            pool, alone = _new_pool(workers), False
+            futures = {pool.submit(process_case, c, *args): c for c in queue}
+            queue = []
+        else:
+            return
+
+
+def _drain(pool: Any, futures: dict[Any, Case]) -> Generator[CaseStatus, None, tuple[bool, list[Case]]]:
+    """Yield the statuses of ``futures`` as they complete; return (pool broke, unfinished cases in order)."""
     from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
-    with pool:
+    yielded: set[Any] = set()
+    broken = False
+    try:
         for fut in as_completed(futures):
-            yield fut.result()
+            try:
+                status = fut.result()
+            except BrokenProcessPool:
+                broken = True
+                break
+            yielded.add(fut)
+            yield status
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    leftovers: list[Case] = []
+    for fut, case in futures.items():
+        if fut in yielded:
+            continue
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            yield fut.result()  # finished just before the pool broke
+        else:
+            leftovers.append(case)
+    return broken, leftovers
 
 
 def _in_process(

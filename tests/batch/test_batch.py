@@ -175,6 +175,35 @@ def test_killed_worker_loses_no_case(tmp_path: Path, shared_data: Path) -> None:
     assert len(rows) == sum(len(_read_csv(out / "cases" / n / "vertebrae.csv")) for n in names)
 
 
+def _dies_on_poison(case, *args):  # stands in for process_case inside forked workers
+    from openspine.batch.case import CaseStatus
+
+    if "poison" in case.case_id:
+        os._exit(1)  # as a crash in a native library or the out-of-memory killer would end the process
+    time.sleep(0.05)
+    return CaseStatus(case.case_id, "done")
+
+
+def test_case_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import openspine.batch.case as case_module
+    import openspine.batch.runner as runner
+
+    # pickled by reference, so the forked workers look it up where the real one lives
+    _dies_on_poison.__module__, _dies_on_poison.__qualname__ = case_module.__name__, "process_case"
+    monkeypatch.setattr(case_module, "process_case", _dies_on_poison)
+    monkeypatch.setattr(runner, "process_case", _dies_on_poison)
+    monkeypatch.setattr(runner, "prefetch_parquet_writer", lambda: None)  # no thread: workers are forked
+    from openspine.batch.discover import Case
+
+    cases = [Case(f"case{i:02d}", str(tmp_path / f"{i}.nii.gz"), "nifti") for i in range(10)]
+    cases.insert(4, Case("poison", str(tmp_path / "poison.nii.gz"), "nifti"))
+    statuses = list(runner._local_statuses(cases, tmp_path, ("json",), {}, False, workers=2))
+    by_case = {s.case_id: s for s in statuses}
+    assert len(statuses) == len(cases) == len(by_case)  # every case reported exactly once
+    assert by_case["poison"].status == "failed" and by_case["poison"].error_type == runner.WORKER_DIED
+    assert all(s.status == "done" for c, s in by_case.items() if c != "poison")
+
+
 def test_two_runs_on_one_output_folder_do_not_both_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root, out = tmp_path / "in", tmp_path / "out"
     root.mkdir()

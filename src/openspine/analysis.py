@@ -102,20 +102,16 @@ def analyze(
         step("grade")
         from .grading import grade
 
-        if any(f.startswith("labelling_implausible") for f in detection.flags):
-            # grades filed under levels that are not what they say would be worse than none
-            not_run["grading"] = "the detected levels are implausible for this anatomy (see flags)"
+        try:
+            graded = grade(view, detection, levels=grade_levels, grader=grader)
+        except ModelError as exc:
+            if grader is not None:
+                raise
+            not_run["grading"] = f"no usable built-in grader: {exc}"
         else:
-            try:
-                graded = grade(view, detection, levels=grade_levels, grader=grader)
-            except ModelError as exc:
-                if grader is not None:
-                    raise
-                not_run["grading"] = f"no usable built-in grader: {exc}"
-            else:
-                discs = graded.discs
-                models.extend(graded.models)
-                flags.extend(graded.flags)
+            discs = graded.discs
+            models.extend(graded.models)
+            flags.extend(graded.flags)
         timings["grading"] = time.perf_counter() - t
     else:
         not_run.setdefault("grading", "grading needs detected discs")

@@ -7,7 +7,6 @@ import pytest
 
 from openspine.detection.labelling import (
     fit_labels,
-    implausible_lumbar_size,
     label_sequence,
     level_to_ordinal,
     ordinal_to_level,
@@ -78,14 +77,3 @@ def test_step_in_residuals() -> None:
     assert step_in_residuals(np.array([0.0, 0.1, -0.1, 1.0, 0.9, 1.1])) == 3
     assert step_in_residuals(np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])) is None  # a drift, not a step
     assert step_in_residuals(np.array([0.0, 1.0])) is None
-
-
-def test_lumbar_labels_on_small_bodies_are_flagged() -> None:
-    lumbar = [Level.L1, Level.L2, Level.L3, Level.L4]
-    assert implausible_lumbar_size(lumbar, [30.0, 31.0, 33.0, 34.0]) is None
-    flag = implausible_lumbar_size(lumbar, [15.0, 16.0, 14.0, 30.0])  # median 15.5 mm: cervical-sized
-    assert flag is not None and flag.startswith("labelling_implausible") and "16 mm" in flag
-    # cervical labels on small bodies are plausible; one lumbar body alone is not enough to judge
-    assert implausible_lumbar_size([Level.C3, Level.C4, Level.C5], [15.0, 15.0, 15.0]) is None
-    assert implausible_lumbar_size([Level.T12, Level.L1], [20.0, 12.0]) is None
-    assert implausible_lumbar_size([Level.L1, Level.L2, Level.L3, Level.L4], [12.0, float("nan"), 14.0, 30.0])

@@ -35,8 +35,8 @@ from ..models import LoadedModel, load_model
 from ..results import Disc, ModelInfo, SliceOutline, Vertebra, vec3
 from ..scan import SagittalView
 from . import decode as _decode
-from .labelling import implausible_lumbar_size, label_sequence, ordinal_to_level, step_in_residuals
-from .outline import quad_corners, quad_depth_mm, quad_height_mm, spine_directions
+from .labelling import label_sequence, ordinal_to_level, step_in_residuals
+from .outline import quad_corners, quad_height_mm, spine_directions
 from .preprocess import PlaneGrid, choose_slices, normalise, plane_grid, resample_slices
 
 log = get_logger("detection")
@@ -322,16 +322,6 @@ def _decode_all(
                 level_estimate=float(g.level),
             )
         )
-
-    size_flag = implausible_lumbar_size(
-        [v.label for v in vertebrae],
-        [
-            quad_depth_mm(grid.to_slice(g.mid_member().corners), (view.scan.spacing[0], view.scan.spacing[1]))
-            for g in groups
-        ],
-    )
-    if size_flag:
-        flags.append(size_flag)
 
     # --- discs between consecutive bodies
     discs: list[Disc] = []

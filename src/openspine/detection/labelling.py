@@ -9,7 +9,6 @@ drag the others. How much better the best offset is than the runner-up tells whe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,27 +160,3 @@ def label_sequence(
     ords[keep] = fit.ordinals[keep]
     res[keep] = fit.residuals[keep]
     return SequenceLabels(ords, res, index, fit.margin, bool(np.any(fit.ordinals == S1_ORDINAL)))
-
-
-# Adult lumbar bodies are about 25-45 mm deep (front to back); cervical ones about 15-18 mm. On the real lumbar
-# scans of the development set the median depth of the bodies labelled L1-L5 was never below 22 mm; on a
-# cervical scan (skull base to T5) that the detector, trained on lumbar scans only, labelled L1-S1, it was 15 mm.
-MIN_LUMBAR_DEPTH_MM = 19.0
-
-
-def implausible_lumbar_size(labels: Sequence[Level | None], depths_mm: Sequence[float]) -> str | None:
-    """A flag when the bodies labelled lumbar are too small to be lumbar vertebrae (None when plausible).
-
-    ``depths_mm``: each body's antero-posterior depth on its mid-sagittal slice. Needs two lumbar bodies.
-    """
-    lumbar = [d for lv, d in zip(labels, depths_mm, strict=True) if lv and lv.region == "lumbar" and np.isfinite(d)]
-    if len(lumbar) < 2:
-        return None
-    depth = float(np.median(lumbar))
-    if depth >= MIN_LUMBAR_DEPTH_MM:
-        return None
-    return (
-        f"labelling_implausible: the bodies labelled lumbar are {depth:.0f} mm deep (median), smaller than lumbar "
-        "vertebrae (about 25-45 mm); the scan may show the cervical or thoracic spine, which the detector was not "
-        "trained on: do not trust these levels"
-    )

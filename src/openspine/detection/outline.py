@@ -129,12 +129,6 @@ def quad_height_mm(corners: NDArray[np.floating], spacing: tuple[float, float] =
     return float((np.linalg.norm(c[3] - c[0]) + np.linalg.norm(c[2] - c[1])) / 2.0)
 
 
-def quad_depth_mm(corners: NDArray[np.floating], spacing: tuple[float, float] = (1.0, 1.0)) -> float:
-    """Mean of the superior (AS–PS) and inferior (AI–PI) edge lengths of a corner quadrilateral, in mm."""
-    c = np.asarray(corners, dtype=float) * np.asarray(spacing, dtype=float)
-    return float((np.linalg.norm(c[1] - c[0]) + np.linalg.norm(c[2] - c[3])) / 2.0)
-
-
 def quad_area(corners: NDArray[np.floating]) -> float:
     """Area of a quadrilateral (shoelace formula), in squared pixel units."""
     c = np.asarray(corners, dtype=float)

@@ -185,6 +185,9 @@ def _dies_on_poison(case, *args):  # stands in for process_case inside forked wo
 
 
 def test_case_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     import openspine.batch.case as case_module
     import openspine.batch.runner as runner
 
@@ -192,7 +195,9 @@ def test_case_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch: pyt
     _dies_on_poison.__module__, _dies_on_poison.__qualname__ = case_module.__name__, "process_case"
     monkeypatch.setattr(case_module, "process_case", _dies_on_poison)
     monkeypatch.setattr(runner, "process_case", _dies_on_poison)
-    monkeypatch.setattr(runner, "prefetch_parquet_writer", lambda: None)  # no thread: workers are forked
+    # forked workers see the stand-in (a spawned one would import the real function); other tests of the session
+    # may have left threads behind, which would otherwise make the runner choose spawn
+    monkeypatch.setattr(runner, "_new_pool", lambda n: ProcessPoolExecutor(n, mp_context=mp.get_context("fork")))
     from openspine.batch.discover import Case
 
     cases = [Case(f"case{i:02d}", str(tmp_path / f"{i}.nii.gz"), "nifti") for i in range(10)]

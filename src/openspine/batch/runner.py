@@ -122,21 +122,24 @@ def _pool_statuses(
 ) -> Generator[CaseStatus, None, None]:
     """Statuses as cases finish, surviving the death of a worker (killed, out of memory, crashed library).
 
-    A dead worker breaks the whole pool. Finished cases are kept; the cases that may have been running (the
-    first ``workers + 1`` unfinished ones: the pool hands out cases in order and queues one ahead) are retried
-    one at a time in a fresh single-worker pool, so a case that kills its worker again is reported failed
-    without taking others with it; the rest go on in a fresh pool.
+    A dead worker breaks the whole pool; finished cases are kept. The first time, the unfinished cases simply go
+    on in a fresh pool (deaths from outside - the out-of-memory killer, a preempted node - are the common kind).
+    If that pool breaks too, the cases that may have been running (the first ``workers + 1`` unfinished ones: the
+    pool hands out cases in order and queues one ahead) are retried one at a time in a single-worker pool, so a
+    case that kills its worker even alone is reported failed without taking others with it; the rest go on in a
+    fresh pool.
     """
     queue: list[Case] = []
     suspects: list[Case] = []
     alone = False
+    broke_before = False
     while True:
         broken, leftovers = yield from _drain(pool, futures)
         if broken:
             remove_stale_temporaries(Path(args[0]))  # the half-written folder of the case the worker was on
         if broken and alone:
             case = leftovers[0]
-            log.warning("case %s made its worker process die twice; reported as failed", case.case_id)
+            log.warning("case %s made its worker process die when analysed alone; reported as failed", case.case_id)
             yield CaseStatus(
                 case.case_id,
                 "failed",
@@ -144,10 +147,17 @@ def _pool_statuses(
                 WORKER_DIED,
                 "the worker process died while analysing this case alone (killed, or out of memory)",
             )
+        elif broken and not broke_before:
+            log.warning(
+                "a worker process died (killed, or out of memory); the %d unfinished case(s) go on in a fresh pool",
+                len(leftovers),
+            )
+            queue = leftovers + queue
+            broke_before = True
         elif broken:
             log.warning(
-                "a worker process died (killed, or out of memory); %d case(s) it may have been running are retried "
-                "one at a time, %d more continue in a fresh pool",
+                "a worker process died again; %d case(s) it may have been running are retried one at a time, "
+                "%d more continue afterwards",
                 min(len(leftovers), workers + 1),
                 max(0, len(leftovers) - workers - 1),
             )

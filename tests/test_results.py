@@ -71,3 +71,64 @@ def test_dataframes() -> None:
     df = _result().to_dataframe("discs")
     assert list(df["level"]) == ["L4-L5", "L4-L5"]
     assert _result().to_dataframe("vertebrae").shape[0] == 1
+
+
+def _mutations(node, path=()):
+    """(path, replacement) pairs that break or bend a document in every place: drop a key, add an unknown one,
+    change a value's type, empty a list, add an item to it."""
+    if isinstance(node, dict):
+        yield path, {**node, "unexpected_key": 1}
+        for k, v in node.items():
+            yield path, {kk: vv for kk, vv in node.items() if kk != k}
+            yield from _mutations(v, (*path, k))
+    elif isinstance(node, list):
+        yield path, []
+        if node:
+            yield path, [*node, node[0]]
+        for i, v in enumerate(node):
+            yield from _mutations(v, (*path, i))
+    elif isinstance(node, bool) or node is None:
+        yield path, "text"
+    elif isinstance(node, (int, float)):
+        yield path, "text"
+        yield path, -1e9
+    elif isinstance(node, str):
+        yield path, 12345
+        yield path, ""
+
+
+def _replaced(doc, path, value):
+    if not path:
+        return value
+    out = json.loads(json.dumps(doc))
+    target = out
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = value
+    return out
+
+
+def test_fast_validator_agrees_with_the_reference_validator() -> None:
+    """result.json is validated with the compiled schema (fastjsonschema) for speed; on every mutation of a real
+    result document it must accept and reject exactly what the reference JSON Schema validator does."""
+    import fastjsonschema
+    import jsonschema
+
+    from openspine.schema import _fast_validator, result_schema
+
+    reference = jsonschema.Draft202012Validator(result_schema())
+    fast = _fast_validator()
+    doc = json.loads(_result().to_json())
+    checked = rejected = 0
+    for path, value in _mutations(doc):
+        mutated = _replaced(doc, path, value)
+        ref_ok = not any(True for _ in reference.iter_errors(mutated))
+        try:
+            fast(mutated)
+            fast_ok = True
+        except fastjsonschema.JsonSchemaException:
+            fast_ok = False
+        assert fast_ok == ref_ok, (path, value)
+        checked += 1
+        rejected += not ref_ok
+    assert checked > 100 and rejected > 50  # the mutations reach deep and most of them break the document

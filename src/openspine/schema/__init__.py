@@ -50,8 +50,3 @@ def validate_result(document: dict[str, Any]) -> None:
     e = errors[0]
     where = "/".join(str(p) for p in e.path) or "(top level)"
     raise SchemaError(f"result.json is not valid at {where}: {e.message}")
-
-
-def warm_up() -> None:
-    """Compile the validator now (before worker processes fork, so each one does not compile it again)."""
-    _fast_validator()

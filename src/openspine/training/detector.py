@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .._logging import get_logger
+from .._logging import get_logger, log_file
 from .._optional import import_optional
 from ..errors import ConfigError
 from .data import (
@@ -483,17 +483,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         raise ConfigError("--epochs must be ≥ 0, --batch-size and --samples-per-epoch ≥ 1")
     import_optional("torch", "openspine train detector")
     args.out.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(args.out / "train.log", mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("openspine")
-    # the log file gets INFO whatever the console shows: console handlers keep the level the CLI chose
-    prev_level = root.level
-    pinned = [h for h in root.handlers if h.level == logging.NOTSET]
-    for h in pinned:
-        h.setLevel(prev_level or logging.WARNING)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO if prev_level in (logging.NOTSET,) else min(prev_level, logging.INFO))
-    try:
+    with log_file(args.out / "train.log", "%(asctime)s %(levelname)s %(message)s"):
         log.info("openspine train detector %s", " ".join(argv))
         if args.data is not None:
             volumes = build_cache(args.data, split="train")
@@ -535,12 +525,6 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         if not quiet:
             print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log)")
         return 0
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-        root.setLevel(prev_level)
-        for h in pinned:
-            h.setLevel(logging.NOTSET)
 
 
 def main() -> None:  # pragma: no cover - for `python -m openspine.training.detector` on machines without the CLI

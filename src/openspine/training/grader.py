@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .._logging import get_logger
+from .._logging import get_logger, log_file
 from .._optional import import_optional
 from .._version import __version__
 from ..errors import ConfigError
@@ -203,12 +202,7 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
     out: Path = args.out
     work: Path = args.work or out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(work / "train.log", mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("openspine")
-    root.addHandler(handler)
-    root.setLevel(min(root.level or logging.INFO, logging.INFO))
-    try:
+    with log_file(work / "train.log"):
         torch.set_num_threads(args.threads)
         t0 = time.perf_counter()
         log.info("train grader: %s", json.dumps({k: str(v) for k, v in vars(args).items()}))
@@ -318,9 +312,6 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
         if not quiet:
             print(f"model written to {out} (log: {work / 'train.log'})")
         return 0
-    finally:
-        root.removeHandler(handler)
-        handler.close()
 
 
 def _quick_metrics(heads: Sequence[Any], logits: dict[str, np.ndarray], samples: Sequence[Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from grading_helpers import AFFINE, LEVELS, fake_detection, synthetic_spine, tiny_grader
+from grading_helpers import AFFINE, LEVELS, add_random_stacker, fake_detection, synthetic_spine, tiny_grader
 
 from openspine.errors import ConfigError
 
@@ -21,7 +21,8 @@ pytestmark = pytest.mark.train
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
-    return tiny_grader(tmp_path_factory.mktemp("base") / "tiny", pretrain_epochs=8)
+    # with a stacker on its Pfirrmann head, as the built-in grader has
+    return add_random_stacker(tiny_grader(tmp_path_factory.mktemp("base") / "tiny", pretrain_epochs=8))
 
 
 @pytest.fixture
@@ -72,6 +73,9 @@ def test_frozen_finetune_adds_a_head_and_keeps_the_rest(base: Path, dataset: tup
     heads = [h["name"] for h in card["outputs"]["heads"]]
     assert heads[-1] == "central_canal_stenosis" and "pfirrmann" in heads
     assert card["finetuning"]["kept_base_heads"][0] == "pfirrmann"
+    # the kept head's logits are the base model's, so its stacker comes along (the new head has none)
+    assert card["finetuning"]["kept_base_stackers"] == ["pfirrmann"]
+    assert list(card["outputs"]["stacker"]["heads"]) == ["pfirrmann"]
     assert card["base_model"]["name"] == "tiny-grader"
     assert card["metrics"]["gradings"]["central_canal_stenosis"]["n"] == 30
     # every kept weight equals the base's
@@ -104,6 +108,7 @@ def test_unfrozen_finetune_keeps_only_the_labelled_gradings(base: Path, dataset:
     assert res.frozen_check.startswith("not applicable")
     card = json.loads((out / "card.json").read_text())
     assert [h["name"] for h in card["outputs"]["heads"]] == ["central_canal_stenosis"]
+    assert "stacker" not in card["outputs"]  # new features: the base stacker no longer applies
 
 
 def test_cli_runs_and_explains(base: Path, dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture):

@@ -132,3 +132,27 @@ def tiny_grader(folder: Path, heads: Any = None, pretrain_epochs: int = 0) -> Pa
         return write_model_folder(folder, net, heads, extra, "tiny-grader", "0.0.1")
     finally:
         torch.set_num_threads(threads)
+
+
+def add_random_stacker(folder: Path, heads: tuple[str, ...] = ("pfirrmann",), seed: int = 0) -> Path:
+    """Give a grader folder a stacker with random coefficients for ``heads`` (as the built-in grader has one)."""
+    import json
+
+    from openspine.grading.features import FEATURE_NAMES
+    from openspine.grading.stacker import HeadStacker, Stacker
+
+    rng = np.random.default_rng(seed)
+    card = json.loads((folder / "card.json").read_text())
+    n_classes = {h["name"]: len(h["classes"]) for h in card["outputs"]["heads"]}
+    st = {}
+    for name in heads:
+        n_in = n_classes[name] + len(FEATURE_NAMES)
+        st[name] = HeadStacker(
+            mean=rng.normal(size=n_in),
+            scale=rng.uniform(1.0, 5.0, n_in),
+            coef=rng.normal(size=(n_in, n_classes[name])),
+            intercept=rng.normal(size=n_classes[name]),
+        )
+    card["outputs"]["stacker"] = Stacker(heads=st).to_dict()
+    (folder / "card.json").write_text(json.dumps(card, indent=2))
+    return folder

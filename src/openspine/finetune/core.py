@@ -186,6 +186,7 @@ def _finetune(
 ) -> FinetuneResult:
     from ..evaluation.grading import Collected, head_metrics
     from ..grading.model import softmax
+    from ..grading.stacker import Stacker
     from ..training.grader import calibrate, write_model_folder
 
     t0 = time.perf_counter()
@@ -297,6 +298,11 @@ def _finetune(
     else:
         log.warning("no validation disc: the model is written without validation metrics")
     final_heads = [*kept, *trained]
+    # a kept head's logits are the base model's (frozen backbone and head), so its stacker still applies; a
+    # trained head's logits are new, and it has none
+    stacker = None
+    if base.stacker is not None:
+        stacker = Stacker(heads={h.name: base.stacker.heads[h.name] for h in kept if h.name in base.stacker.heads})
     minutes = (time.perf_counter() - t0) / 60
     extra = {
         "base_model": base.info.to_dict(),
@@ -314,6 +320,7 @@ def _finetune(
             "trained_heads": sorted(trained_names),
             "reinitialised_heads": reinit,
             "kept_base_heads": [h.name for h in kept],
+            "kept_base_stackers": sorted(stacker.heads) if stacker is not None else [],
             "frozen_backbone_check": frozen_check,
             "final_loss": round(losses[-1], 4) if losses else None,
             "minutes_cpu": round(minutes, 2),
@@ -330,7 +337,7 @@ def _finetune(
         "intended_use": "research; not a medical device",
         **opts.extra,
     }
-    write_model_folder(out, net, final_heads, extra, opts.name, opts.version)
+    write_model_folder(out, net, final_heads, extra, opts.name, opts.version, stacker)
     (work_dir / "finetune-metrics.json").parent.mkdir(parents=True, exist_ok=True)
     (work_dir / "finetune-metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return FinetuneResult(out, trained, metrics, calib, len(train_s), len(val_s), missed, failed, frozen_check)

@@ -1,8 +1,9 @@
 """Disc grading: Pfirrmann grade and other degenerative findings for each detected disc.
 
 ``grade(view, detection)`` cuts a disc-aligned crop for each requested disc (see :mod:`.crop`), runs the grader
-network (ONNX, CPU) on the mid-sagittal slice and its neighbours, averages their logits, and returns the discs
-with calibrated class probabilities for every head of the model. Gradings that the model does not provide
+network (ONNX, CPU) on the mid-sagittal slice and its neighbours, averages their logits, combines them with
+measured disc features where the model has a stacker (:mod:`.stacker`), and returns the discs with calibrated
+class probabilities for every head of the model. Gradings that the model does not provide
 (canal and foraminal stenosis for the built-in grader) are reported as unavailable, never guessed.
 """
 
@@ -22,6 +23,7 @@ from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
 from .crop import CropSpec, DiscGeometry, disc_crop, slice_indices
+from .features import features_for_discs
 from .geometry import disc_geometry
 from .heads import HeadSpec, unavailable_note
 from .model import GraderModel, load_grader, softmax
@@ -120,6 +122,7 @@ def grade(
     discs: list[Disc] = list(detection.discs)
     flags: list[str] = []
     todo: list[int] = []
+    todo_levels: list[DiscLevel] = []
     geoms: list[DiscGeometry] = []
     wanted = set(levels) if levels is not None else None
     for i, d in enumerate(discs):
@@ -136,6 +139,7 @@ def grade(
             flags.append(f"not graded: {name} ({exc})")
             continue
         todo.append(i)
+        todo_levels.append(d.level)
         if d.level not in TRAINED_LEVELS:
             flags.append(f"graded outside the training levels (T9-T10 … L5-S1): {name}; treat with caution")
     if wanted is not None:
@@ -144,19 +148,25 @@ def grade(
             if lv not in found:
                 flags.append(f"not graded: {lv.value} (not detected)")
     if todo:
-        new = _run(model, view, geoms)
+        new = _run(model, view, geoms, todo_levels)
         for i, g in zip(todo, new):
             discs[i] = replace(discs[i], grades={**discs[i].grades, **g})
     return GradingOutput(discs=tuple(discs), models=(model.info,), flags=tuple(flags))
 
 
-def _run(model: GraderModel, view: SagittalView, geoms: Sequence[DiscGeometry]) -> list[dict[GradingName, Grade]]:
+def _run(
+    model: GraderModel, view: SagittalView, geoms: Sequence[DiscGeometry], levels: Sequence[DiscLevel]
+) -> list[dict[GradingName, Grade]]:
     batch, owners = crops_for_discs(view, geoms, model.crop)
     logits = model.logits(batch)
+    per_disc_logits = {h.name: np.stack([logits[h.name][rows].mean(axis=0) for rows in owners]) for h in model.heads}
+    if model.stacker is not None:
+        feats = features_for_discs(view.scan.array, geoms, view.scan.spacing, levels)
+        per_disc_logits = model.stacker.apply(per_disc_logits, feats)
     present = {h.name for h in model.heads}
     out: list[dict[GradingName, Grade]] = []
-    for rows in owners:
-        per_disc = {h.name: logits[h.name][rows].mean(axis=0) for h in model.heads}
+    for j in range(len(owners)):
+        per_disc = {h.name: per_disc_logits[h.name][j] for h in model.heads}
         g: dict[GradingName, Grade] = {grading_key(k): v for k, v in grades_from_logits(model.heads, per_disc).items()}
         for grading in Grading:
             if grading.value not in present:

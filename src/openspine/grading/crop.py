@@ -133,7 +133,8 @@ def disc_frame(geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> DiscF
     return DiscFrame(centre=centre, u=u, v=v, width_mm=(nu + nl) / 2, height_mm=height)
 
 
-def _sample(plane: NDArray[Any], rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.float32]:
+def sample_plane(plane: NDArray[Any], rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.float32]:
+    """Bilinear samples of a 2D plane at fractional (row, column) positions; 0 outside."""
     out = ndimage.map_coordinates(plane, [rows.ravel(), cols.ravel()], order=1, mode="constant", cval=0.0)
     return np.asarray(out, dtype=np.float32).reshape(rows.shape)
 
@@ -154,7 +155,7 @@ def body_reference(
     for sign in (-1.0, 1.0):  # above (upper body) and below (lower body)
         x = frame.centre[0] + aa * frame.u[0] + sign * dd * frame.v[0]
         y = frame.centre[1] + aa * frame.u[1] + sign * dd * frame.v[1]
-        vals.append(_sample(plane, y / sr, x / sc))
+        vals.append(sample_plane(plane, y / sr, x / sc))
     ref = float(np.median(np.concatenate([v.ravel() for v in vals])))
     if ref <= floor:
         # dark bodies (or the crop falls outside the image): fall back to the slice's bright tissue
@@ -222,6 +223,6 @@ def disc_crop(
     for i, k in enumerate(idx):
         if k not in planes:
             plane = mid_plane if k == geometry.slice_index else np.asarray(arr[:, :, k], dtype=np.float32)
-            planes[k] = np.clip(_sample(plane, rows, cols) / ref, 0.0, spec.clip)
+            planes[k] = np.clip(sample_plane(plane, rows, cols) / ref, 0.0, spec.clip)
         out[i] = planes[k]
     return out

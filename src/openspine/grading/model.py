@@ -6,7 +6,9 @@ The card (``card.json``) of a grader holds, besides the common keys:
 * ``input.name`` – the ONNX input (float32, shape (N, 1, height, width), one crop slice per row);
 * ``outputs.heads`` – one entry per grading (``name``, ``classes``, ``ordinal``, ``temperature``); the ONNX model
   has one output ``logits_<name>`` per head, plus ``embedding`` (the backbone features, used by fine-tuning);
-* ``outputs.slice_aggregation`` – ``mean_logits``: a disc seen on several slices gets the mean of their logits.
+* ``outputs.slice_aggregation`` – ``mean_logits``: a disc seen on several slices gets the mean of their logits;
+* ``outputs.stacker`` (optional) – per head, a logistic regression over those logits and measured disc features
+  (:mod:`openspine.grading.stacker`); its output replaces the head's logits.
 
 So any set of heads works: the grading code reads the head names and classes from the card, never from code.
 """
@@ -27,6 +29,7 @@ from ..models import BUILTIN_DIR, LoadedModel, load_model
 from ..results import ModelInfo
 from .crop import CropSpec
 from .heads import HeadSpec
+from .stacker import Stacker
 
 BUILTIN_NAME = "grader"
 
@@ -39,6 +42,7 @@ class GraderModel:
     crop: CropSpec
     heads: tuple[HeadSpec, ...]
     input_name: str
+    stacker: Stacker | None = None
 
     @property
     def info(self) -> ModelInfo:
@@ -131,7 +135,10 @@ def _load_cached(key: str, threads: int | None) -> GraderModel:
         raise ModelError(
             f"grader '{loaded.card.name}': its ONNX file has no output for heads {missing}; card and weights disagree"
         )
-    return GraderModel(loaded=loaded, crop=crop, heads=heads, input_name=input_name)
+    stacker = Stacker.from_card(
+        data["outputs"].get("stacker"), {h.name: len(h.classes) for h in heads}, loaded.card.name
+    )
+    return GraderModel(loaded=loaded, crop=crop, heads=heads, input_name=input_name, stacker=stacker)
 
 
 def card_summary(model: GraderModel) -> dict[str, Any]:

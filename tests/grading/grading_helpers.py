@@ -152,6 +152,7 @@ def add_random_stacker(folder: Path, heads: tuple[str, ...] = ("pfirrmann",), se
             scale=rng.uniform(1.0, 5.0, n_in),
             coef=rng.normal(size=(n_in, n_classes[name])),
             intercept=rng.normal(size=n_classes[name]),
+            log_prior=np.log(rng.dirichlet(np.ones(n_classes[name]))),
         )
     card["outputs"]["stacker"] = Stacker(heads=st).to_dict()
     (folder / "card.json").write_text(json.dumps(card, indent=2))

@@ -24,6 +24,7 @@ def _head(k: int, rng: np.random.Generator) -> HeadStacker:
         scale=rng.uniform(0.5, 2.0, k + N_F),
         coef=rng.normal(size=(k + N_F, k)),
         intercept=rng.normal(size=k),
+        log_prior=np.log(rng.dirichlet(np.ones(k))),
     )
 
 
@@ -32,11 +33,16 @@ def test_apply_is_a_standardised_linear_map_and_others_pass_through():
     h = _head(5, rng)
     z, f = rng.normal(size=(3, 5)), rng.normal(size=(3, N_F))
     x = np.hstack([z, f])
-    expected = ((x - h.mean) / h.scale) @ h.coef + h.intercept
+    balanced = ((x - h.mean) / h.scale) @ h.coef + h.intercept
+    np.testing.assert_allclose(h.balanced(z, f), balanced, rtol=1e-12)
     st = Stacker(heads={"pfirrmann": h})
     out = st.apply({"pfirrmann": z, "bulging": z[:, :2]}, f)
-    np.testing.assert_allclose(out["pfirrmann"], expected, rtol=1e-12)
+    np.testing.assert_allclose(out["pfirrmann"], balanced + h.log_prior, rtol=1e-12)  # for the probabilities
     np.testing.assert_array_equal(out["bulging"], z[:, :2])
+    # the grade's decision undoes the prior: argmax of the balanced scores
+    off = st.decision_offsets()
+    assert set(off) == {"pfirrmann"}
+    np.testing.assert_array_equal((out["pfirrmann"] + off["pfirrmann"]).argmax(1), balanced.argmax(1))
 
 
 def test_card_round_trip_and_refusals():
@@ -65,12 +71,14 @@ def test_grade_applies_the_cards_stacker(tmp_path: Path):
     view = scan.to_sagittal()
     plain = grade(view, fake_detection(view, geoms), grader=base)
 
-    # a stacker that ignores its inputs and always says Pfirrmann 5 (logits = intercept)
+    # a stacker that ignores its inputs: balanced scores = intercept (grade 5 is the balanced choice), while the
+    # training prior makes grade 3 the most probable class
     stacked = tmp_path / "stacked"
     shutil.copytree(base, stacked)
     card = json.loads((stacked / "card.json").read_text())
     k = 5
     intercept = [0.0, 0.0, 0.0, 1.0, 3.0]
+    log_prior = np.log([0.05, 0.05, 0.85, 0.04, 0.01])
     card["outputs"]["stacker"] = Stacker(
         heads={
             "pfirrmann": HeadStacker(
@@ -78,16 +86,19 @@ def test_grade_applies_the_cards_stacker(tmp_path: Path):
                 scale=np.ones(k + N_F),
                 coef=np.zeros((k + N_F, k)),
                 intercept=np.array(intercept),
+                log_prior=log_prior,
             )
         }
     ).to_dict()
     (stacked / "card.json").write_text(json.dumps(card))
     out = grade(view, fake_detection(view, geoms), grader=stacked)
     t = next(h["temperature"] for h in card["outputs"]["heads"] if h["name"] == "pfirrmann")
-    want = np.exp(np.array(intercept) / t) / np.exp(np.array(intercept) / t).sum()
+    z = (np.array(intercept) + log_prior) / t
+    want = np.exp(z) / np.exp(z).sum()
+    assert int(np.argmax(want)) == 2  # grade 3 is the most probable …
     for disc, before in zip(out.discs, plain.discs):
         g = disc.grades[Grading.PFIRRMANN]
-        assert g.grade == 5
+        assert g.grade == 5  # … but grade 5 is the grade: highest probability relative to its training frequency
         np.testing.assert_allclose(list(g.probabilities.values()), want, atol=1e-9)
         # heads without a stacker are untouched
         assert disc.grades[Grading.BULGING] == before.grades[Grading.BULGING]

@@ -70,8 +70,9 @@ def test_stacker_is_kept_only_where_it_beats_the_network():
     assert report["narrowing"]["cv_with_stacker"]["balanced_accuracy"] > 0.9
     assert report["narrowing"]["cv_network_only"]["balanced_accuracy"] < 0.65
     assert not report["bulging"]["kept"] and "bulging" not in st.heads
-    pred = st.apply({"narrowing": logits["narrowing"]}, feats)["narrowing"].argmax(1)
+    pred = st.heads["narrowing"].balanced(logits["narrowing"], feats).argmax(1)
     assert (pred == y).mean() > 0.9
+    np.testing.assert_allclose(np.exp(st.heads["narrowing"].log_prior).sum(), 1.0)
 
 
 def test_out_of_fold_predictions_never_come_from_a_network_that_saw_the_sample():

@@ -167,7 +167,8 @@ def evaluate(
                 c = collected[h.name]
                 c.y_true.append(h.classes.index(ref))
                 probs = [float(g.probabilities[str(h.grade_of(i))]) for i in range(len(h.classes))]
-                c.y_pred.append(int(np.argmax(probs)))
+                # the reported grade (a stacked head's grade is not always its most probable class)
+                c.y_pred.append([h.grade_of(i) for i in range(len(h.classes))].index(g.grade))
                 c.probs.append(probs)
                 c.patients.append(case.patient)
     seconds = time.perf_counter() - t0

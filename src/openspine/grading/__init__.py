@@ -10,7 +10,7 @@ class probabilities for every head of the model. Gradings that the model does no
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -85,12 +85,19 @@ def crops_for_discs(
     return batch, owners
 
 
-def grades_from_logits(heads: Sequence[HeadSpec], logits: dict[str, NDArray[np.floating]]) -> dict[str, Grade]:
-    """Grades of one disc from its (slice-averaged) logits: argmax class and calibrated probabilities."""
+def grades_from_logits(
+    heads: Sequence[HeadSpec],
+    logits: dict[str, NDArray[np.floating]],
+    decision_offsets: Mapping[str, NDArray[np.floating]] | None = None,
+) -> dict[str, Grade]:
+    """Grades of one disc from its (slice-averaged) logits: calibrated probabilities, and the argmax class – of the
+    logits plus the head's decision offset where it has one (a stacked head: −log prior, see :mod:`.stacker`)."""
     out: dict[str, Grade] = {}
+    offsets = decision_offsets or {}
     for h in heads:
-        p = softmax(np.asarray(logits[h.name], dtype=np.float64)[None], h.temperature)[0]
-        k = int(np.argmax(p))
+        z = np.asarray(logits[h.name], dtype=np.float64)
+        p = softmax(z[None], h.temperature)[0]
+        k = int(np.argmax(z + offsets[h.name])) if h.name in offsets else int(np.argmax(p))
         probs = {str(h.grade_of(i)): float(p[i]) for i in range(len(h.classes))}
         out[h.name] = Grade(grade=h.grade_of(k), probabilities=probs, available=True)
     return out
@@ -160,6 +167,7 @@ def _run(
     batch, owners = crops_for_discs(view, geoms, model.crop)
     logits = model.logits(batch)
     per_disc_logits = {h.name: np.stack([logits[h.name][rows].mean(axis=0) for rows in owners]) for h in model.heads}
+    offsets = model.stacker.decision_offsets() if model.stacker is not None else None
     if model.stacker is not None:
         feats = features_for_discs(view.scan.array, geoms, view.scan.spacing, levels)
         per_disc_logits = model.stacker.apply(per_disc_logits, feats)
@@ -167,7 +175,9 @@ def _run(
     out: list[dict[GradingName, Grade]] = []
     for j in range(len(owners)):
         per_disc = {h.name: per_disc_logits[h.name][j] for h in model.heads}
-        g: dict[GradingName, Grade] = {grading_key(k): v for k, v in grades_from_logits(model.heads, per_disc).items()}
+        g: dict[GradingName, Grade] = {
+            grading_key(k): v for k, v in grades_from_logits(model.heads, per_disc, offsets).items()
+        }
         for grading in Grading:
             if grading.value not in present:
                 g[grading] = Grade(

@@ -308,7 +308,8 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
         if stacker is not None:
             val_logits = stacker.apply(val_logits, stacking.sample_features(val_s))
         heads, calib = calibrate(heads, val_logits, val_s, args.seed)
-        quick = _quick_metrics(heads, val_logits, val_s)
+        offsets = stacker.decision_offsets() if stacker is not None else {}
+        quick = _quick_metrics(heads, val_logits, val_s, offsets)
         for name, r in calib.items():
             log.info("calibration %s: %s", name, r)
         for name, r in quick.items():
@@ -362,7 +363,9 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
         return 0
 
 
-def _quick_metrics(heads: Sequence[Any], logits: dict[str, np.ndarray], samples: Sequence[Any]) -> dict[str, Any]:
+def _quick_metrics(
+    heads: Sequence[Any], logits: dict[str, np.ndarray], samples: Sequence[Any], offsets: dict[str, Any]
+) -> dict[str, Any]:
     from ..evaluation.grading import kappa_weights
     from ..grading.metrics import balanced_accuracy, cohen_kappa
     from ..levels import LUMBAR_DISCS
@@ -374,7 +377,7 @@ def _quick_metrics(heads: Sequence[Any], logits: dict[str, np.ndarray], samples:
         if not m.any():
             continue
         y = np.array([s.labels.get(h.name, -1) for s in samples])[m]
-        p = logits[h.name][m].argmax(axis=1)
+        p = (logits[h.name][m] + offsets.get(h.name, 0.0)).argmax(axis=1)  # the grade's decision rule
         k = len(h.classes)
         out[h.name] = {
             "n": int(m.sum()),

@@ -2,9 +2,10 @@
 
 1. The network is trained K times, each time without one fold of patients, and predicts that fold: every training
    disc gets logits from a network that never saw it (out-of-fold).
-2. Per head, a class-balanced multinomial logistic regression over [out-of-fold logits, disc features] is
-   cross-validated on the same folds against the network alone (balanced accuracy on the lumbar discs, as
-   ``openspine evaluate grading`` measures); the head keeps its stacker only where it wins.
+2. Per head, a class-balanced multinomial logistic regression over [out-of-fold logits, disc features] (plus the
+   log of the training class frequencies, for its probabilities) is cross-validated on the same folds against the
+   network alone (balanced accuracy on the lumbar discs, as ``openspine evaluate grading`` measures); the head
+   keeps its stacker only where it wins.
 3. The kept stackers are refitted on all training discs.
 
 No val disc is used at any step.
@@ -73,7 +74,8 @@ def _fit_head(x: NDArray[np.float64], y: NDArray[np.int64], n_classes: int, c: f
     scale = x.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)
     coef, intercept = fit_logistic((x - mean) / scale, y, n_classes, c)
-    return HeadStacker(mean=mean, scale=scale, coef=coef, intercept=intercept)
+    counts = np.bincount(y, minlength=n_classes) + 0.5  # a class absent from training keeps a small prior
+    return HeadStacker(mean=mean, scale=scale, coef=coef, intercept=intercept, log_prior=np.log(counts / counts.sum()))
 
 
 def _scores(y: NDArray[np.int64], pred: NDArray[np.int64], head: HeadSpec) -> dict[str, float]:

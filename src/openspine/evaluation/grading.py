@@ -162,7 +162,7 @@ def evaluate(
             for h in model.heads:
                 ref = case.labels[lv].get(h.name)
                 g = d.grades.get(h.grading)
-                if ref is None or ref not in h.classes or g is None or g.probabilities is None:
+                if ref is None or ref not in h.classes or g is None or g.probabilities is None or g.grade is None:
                     continue
                 c = collected[h.name]
                 c.y_true.append(h.classes.index(ref))

@@ -34,6 +34,7 @@ def test_val_slices_agree_with_radiologists(shared_data):
     assert len(cases) == 30
     truth, pred, n_ref, n_graded = [], [], 0, 0
     bulge_t, bulge_p = [], []
+    slip_t, slip_p = [], []
     for case in cases:
         result = openspine.analyze(case.image)
         graded = {d.level: d for d in result.discs if d.grades}
@@ -53,13 +54,17 @@ def test_val_slices_agree_with_radiologists(shared_data):
             pred.append(int(g.grade) - 1)  # type: ignore[arg-type]
             bulge_t.append(int(ref["bulging"]))
             bulge_p.append(int(disc.grades[Grading.BULGING].grade))  # type: ignore[arg-type]
+            slip_t.append(int(ref["spondylolisthesis"]))
+            slip_p.append(int(disc.grades[Grading.SPONDYLOLISTHESIS].grade))  # type: ignore[arg-type]
             assert not disc.grades[Grading.CENTRAL_CANAL_STENOSIS].available
     t, p = np.array(truth), np.array(pred)
     assert n_graded / n_ref >= 0.95  # the detector finds nearly every graded lumbar disc
     assert np.mean(np.abs(t - p) <= 1) >= 0.80  # Pfirrmann within one grade
-    assert balanced_accuracy(t, p, 5) >= 0.40  # chance: 0.20
-    assert cohen_kappa(t, p, 5, "linear") >= 0.45
-    assert balanced_accuracy(bulge_t, bulge_p, 2) >= 0.65  # chance: 0.50
+    assert balanced_accuracy(t, p, 5) >= 0.47  # chance: 0.20; measured 0.575
+    assert cohen_kappa(t, p, 5, "linear") >= 0.52  # measured 0.62
+    assert balanced_accuracy(bulge_t, bulge_p, 2) >= 0.70  # chance: 0.50; measured 0.824
+    # listhesis comes from the stacker (the slip measured from the endplate corners): without it, chance
+    assert balanced_accuracy(slip_t, slip_p, 2) >= 0.65  # measured 0.826 (9 positive discs)
 
 
 def test_evaluate_command_reproduces_the_card(shared_data, tmp_path, capsys):

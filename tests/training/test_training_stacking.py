@@ -92,3 +92,21 @@ def test_out_of_fold_predictions_never_come_from_a_network_that_saw_the_sample()
     out = stacking.out_of_fold_logits(samples, folds, train_fold)
     np.testing.assert_array_equal(out["bulging"][:, 0], folds)
     assert sorted(trained_on) == [0, 1, 2, 3, 4]
+
+
+def test_cross_validation_judges_the_grade_not_the_most_probable_class():
+    """Rare positives: the balanced decision finds most of them, the prior-weighted argmax would not."""
+    rng = np.random.default_rng(2)
+    n = 600
+    y = (rng.random(n) < 0.08).astype(int)
+    feats = rng.normal(size=(n, len(FEATURE_NAMES)))
+    feats[:, 0] += 2.5 * y
+    samples = _samples(y, "herniation")
+    folds = stacking.patient_folds([s.case for s in samples], 5, seed=0)
+    heads = [HeadSpec("herniation", ("0", "1"))]
+    st, report = stacking.fit_stacker(heads, {"herniation": rng.normal(size=(n, 2))}, feats, samples, folds)
+    assert report["herniation"]["cv_with_stacker"]["balanced_accuracy"] > 0.78
+    h = st.heads["herniation"]
+    balanced = h.balanced(np.zeros((n, 2)), feats).argmax(1)
+    most_probable = h.apply(np.zeros((n, 2)), feats).argmax(1)
+    assert balanced[y == 1].mean() > 0.6 > most_probable[y == 1].mean()

@@ -110,7 +110,7 @@ def fit_stacker(
             tr, te = lab & (folds != f), folds == f
             stacked[te] = (
                 _fit_head(x[tr], y_all[tr], len(h.classes), c)
-                .apply(x[te, : len(h.classes)], x[te, len(h.classes) :])
+                .balanced(x[te, : len(h.classes)], x[te, len(h.classes) :])
                 .argmax(axis=1)
             )
         m = lab & lumbar

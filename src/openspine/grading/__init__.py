@@ -167,10 +167,11 @@ def _run(
     batch, owners = crops_for_discs(view, geoms, model.crop)
     logits = model.logits(batch)
     per_disc_logits = {h.name: np.stack([logits[h.name][rows].mean(axis=0) for rows in owners]) for h in model.heads}
-    offsets = model.stacker.decision_offsets() if model.stacker is not None else None
+    offsets = None
     if model.stacker is not None:
         feats = features_for_discs(view.scan.array, geoms, view.scan.spacing, levels)
         per_disc_logits = model.stacker.apply(per_disc_logits, feats)
+        offsets = model.stacker.decision_offsets()
     present = {h.name for h in model.heads}
     out: list[dict[GradingName, Grade]] = []
     for j in range(len(owners)):

@@ -82,11 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 net_logits[h.name][test_idx] = lg[h.name]
                 yt = y[h.name][train_idx]
                 ok = yt >= 0
-                mean, scale = features[train_idx][ok].mean(0), features[train_idx][ok].std(0) + 1e-9
-                coef, icpt = stacking.fit_logistic(
-                    (features[train_idx][ok] - mean) / scale, yt[ok], len(h.classes), 0.03
-                )
-                feat_scores[h.name][test_idx] = ((features[test_idx] - mean) / scale) @ coef + icpt
+                feat_fit = stacking.fit_head(features[train_idx][ok], yt[ok], len(h.classes), 0.03)
+                feat_scores[h.name][test_idx] = feat_fit.balanced(np.zeros((len(test_idx), 0)), features[test_idx])
             print(
                 f"fraction {frac}: fold {f + 1}/{args.folds} ({len(keep)} patients) done", file=sys.stderr, flush=True
             )

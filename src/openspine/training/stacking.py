@@ -69,7 +69,8 @@ def fit_logistic(
     return coef.detach().numpy(), bias.detach().numpy()
 
 
-def _fit_head(x: NDArray[np.float64], y: NDArray[np.int64], n_classes: int, c: float) -> HeadStacker:
+def fit_head(x: NDArray[np.float64], y: NDArray[np.int64], n_classes: int, c: float) -> HeadStacker:
+    """Standardise ``x`` (columns: logits then features) and fit :func:`fit_logistic` on it, as one head's stacker."""
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)
@@ -109,7 +110,7 @@ def fit_stacker(
         for f in np.unique(folds):
             tr, te = lab & (folds != f), folds == f
             stacked[te] = (
-                _fit_head(x[tr], y_all[tr], len(h.classes), c)
+                fit_head(x[tr], y_all[tr], len(h.classes), c)
                 .balanced(x[te, : len(h.classes)], x[te, len(h.classes) :])
                 .argmax(axis=1)
             )
@@ -127,7 +128,7 @@ def fit_stacker(
             "stacker %s: network %s, stacked %s -> %s", h.name, net_only, with_stacker, "kept" if keep else "dropped"
         )
         if keep:
-            kept[h.name] = _fit_head(x[lab], y_all[lab], len(h.classes), c)
+            kept[h.name] = fit_head(x[lab], y_all[lab], len(h.classes), c)
     return Stacker(heads=kept), report
 
 

@@ -1,19 +1,43 @@
-"""Lazy imports of optional heavy dependencies, with an error that names the extra to install."""
+"""Lazy imports of optional heavy dependencies, with an error that names the extra to install.
+
+:func:`import_optional` imports one module when it is needed; :func:`require_optional` checks, without importing
+them, that every optional module a command will need is installed, so that a command fails in one line before its
+long work (training, a cohort) instead of at its end (the ONNX export, the first DICOM SEG).
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from collections.abc import Iterable
 from types import ModuleType
 
 from .errors import MissingDependencyError
 
 _EXTRA_OF = {
     "torch": "train",
+    "onnx": "train",
+    "onnxscript": "train",
     "highdicom": "dicom",
     "dask": "distributed",
     "distributed": "distributed",
+    "pyarrow": "batch",
     "matplotlib": "plot",
 }
+
+# what each kind of work needs, beyond the core dependencies
+TRAIN_MODULES = ("torch", "onnx", "onnxscript")  # training, then the ONNX export at its end
+DISTRIBUTED_MODULES = ("distributed",)  # batch --scheduler / --cluster
+DICOM_OUTPUT_MODULES = ("highdicom",)  # --formats seg / sr
+
+
+def _how(tops: Iterable[str]) -> str:
+    extras = sorted({_EXTRA_OF[t] for t in tops if t in _EXTRA_OF})
+    plain = sorted(t for t in tops if t not in _EXTRA_OF)
+    parts = [f"pip install 'openspine[{','.join(extras)}]'"] if extras else []
+    if plain:
+        parts.append(f"pip install {' '.join(plain)}")
+    return " and ".join(parts)
 
 
 def import_optional(module: str, purpose: str) -> ModuleType:
@@ -22,8 +46,35 @@ def import_optional(module: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         top = module.split(".")[0]
-        extra = _EXTRA_OF.get(top)
-        how = f"pip install 'openspine[{extra}]'" if extra else f"pip install {top}"
         raise MissingDependencyError(
-            f"{purpose} needs the optional package '{top}', which is not installed. Install it with: {how}"
+            f"{purpose} needs the optional package '{top}', which is not installed. Install it with: {_how([top])}"
         ) from exc
+
+
+def is_installed(module: str) -> bool:
+    """True when ``module`` can be imported (found on the path and not blocked), without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package, or a module set to None in sys.modules
+        return False
+
+
+def require_optional(modules: Iterable[str], purpose: str) -> None:
+    """Raise :class:`MissingDependencyError` in one line naming every missing module of ``modules`` and the extra
+    that installs them; do nothing when all are installed. Imports nothing (fast: call it before long work)."""
+    missing = [m for m in dict.fromkeys(modules) if not is_installed(m)]
+    if not missing:
+        return
+    names = ", ".join(f"'{m}'" for m in missing)
+    noun = "package" if len(missing) == 1 else "packages"
+    verb = "is" if len(missing) == 1 else "are"
+    raise MissingDependencyError(
+        f"{purpose} needs the optional {noun} {names}, which {verb} not installed. "
+        f"Install with: {_how([m.split('.')[0] for m in missing])}"
+    )
+
+
+def require_for_formats(formats: Iterable[str], purpose: str) -> None:
+    """Check the optional packages that the output ``formats`` need (``seg``/``sr``: highdicom)."""
+    if {"seg", "sr"} & set(formats):
+        require_optional(DICOM_OUTPUT_MODULES, f"{purpose} (DICOM SEG/SR output)")

@@ -241,9 +241,14 @@ def run_batch(
     progress: Callable[[Iterable[CaseStatus], int], Iterable[CaseStatus]] | None = None,
 ) -> BatchSummary:
     """Process every case under ``input_root`` into ``out_root``; never stops for one bad case."""
+    from .._optional import DISTRIBUTED_MODULES, require_for_formats, require_optional
     from ..writers import prepare_output_dir
 
     t0 = time.perf_counter()
+    # before discovery and the first case: the optional packages, the input and the output folder
+    if scheduler or cluster:
+        require_optional(DISTRIBUTED_MODULES, "batch --scheduler/--cluster")
+    require_for_formats(formats, "batch --formats")
     root = Path(input_root)
     if not root.is_dir():
         raise ConfigError(f"batch input '{root}' is not a folder")

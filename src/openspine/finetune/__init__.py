@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._optional import import_optional
+from .._optional import TRAIN_MODULES, require_optional
 from ..errors import ConfigError
 from .labels import LabelTable, parse_classes, read_labels
 from .rsna import prepare_rsna
@@ -105,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
 def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
     """``openspine finetune``: returns 0 on success."""
     args = build_parser().parse_args(list(argv))
-    import_optional("torch", "fine-tuning")
+    # before any detection or training: the packages (the ONNX export at the end needs onnx and onnxscript)
+    # and the output folder
+    require_optional(TRAIN_MODULES, "openspine finetune")
+    from ..writers import prepare_output_dir
+
+    prepare_output_dir(args.out)
     from tqdm import tqdm
 
     from .core import FinetuneOptions, finetune

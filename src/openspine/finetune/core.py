@@ -167,7 +167,9 @@ def finetune(
     work: str | os.PathLike[str] | None = None,
 ) -> FinetuneResult:
     """Fine-tune a grader on ``table`` and write the new model folder to ``out``."""
+    from .._optional import TRAIN_MODULES, require_optional
 
+    require_optional(TRAIN_MODULES, "fine-tuning")  # the ONNX export at the end needs onnx and onnxscript
     threads = torch.get_num_threads()
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -335,6 +337,8 @@ def _finetune(
             "base_heads_note": "kept base heads carry the base model's metrics (see the base card)",
         },
         "intended_use": "research; not a medical device",
+        # the backbone saw the base model's data only: its scope carries over (edit card.json to widen it)
+        **({"scope": base.loaded.card.data["scope"]} if "scope" in base.loaded.card.data else {}),
         **opts.extra,
     }
     write_model_folder(out, net, final_heads, extra, opts.name, opts.version, stacker)

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from .._logging import get_logger, log_file
-from .._optional import import_optional
+from .._optional import TRAIN_MODULES, import_optional, require_optional
 from ..errors import ConfigError
+from ..writers import prepare_output_dir
 from .data import (
     SampleConfig,
     TrainVolume,
@@ -81,6 +82,17 @@ class TrainConfig:
 
 
 # --- network -----------------------------------------------------------------------------------------------------
+# What the trained model may answer (see openspine.scope): the training volumes' sequences and labelled levels.
+DETECTOR_SCOPE = {
+    "sequences": ["T1", "T2", "STIR", "other"],
+    "planes": ["sagittal"],
+    "regions": ["thoracic", "lumbar", "sacral"],
+    "levels": ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"],
+    "basis": "trained on FastCleverSeg lumbar/thoraco-lumbar volumes (T2 TSE/FSE, water-fat GRE, mixed T1/T2/TIRM) "
+    "with bodies labelled T11-L5; S1 found as the body below L5 and validated through the SPIDER L5-S1 discs; "
+    "no cervical or upper-thoracic training data",
+}
+
 def build_network(
     widths: tuple[int, ...] = (16, 24, 48, 64, 96, 128), decoder_widths: tuple[int, ...] = (32, 32, 48, 64)
 ) -> Any:
@@ -430,6 +442,7 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
             **{k: v for k, v in meta.items() if k not in ("volumes",)},
         },
         "metrics": {"note": "not evaluated yet: run 'openspine evaluate detection --model DIR --split val --card'"},
+        "scope": DETECTOR_SCOPE,
         "intended_use": "research; lumbar and lower thoracic sagittal MRI (T1, T2, water/fat); not a medical device",
         "limitations": [
             "no cervical or upper-thoracic training masks: cervical vertebrae are not detected reliably",
@@ -481,8 +494,14 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
     args = build_parser().parse_args(argv)
     if args.epochs < 0 or args.batch_size < 1 or args.samples_per_epoch < 1:
         raise ConfigError("--epochs must be ≥ 0, --batch-size and --samples-per-epoch ≥ 1")
-    import_optional("torch", "openspine train detector")
-    args.out.mkdir(parents=True, exist_ok=True)
+    # before reading data or training: the packages (the ONNX export at the end needs onnx and onnxscript),
+    # the inputs and the output folder
+    require_optional(TRAIN_MODULES if args.epochs > 0 else ("torch",), "openspine train detector")
+    given_paths = (("--data", args.data), ("--cache", args.cache), ("--init", args.init))
+    for name, given in (*given_paths, ("--pseudo-labels", args.pseudo_labels)):
+        if given is not None and not Path(given).exists():
+            raise ConfigError(f"{name} '{given}' does not exist")
+    prepare_output_dir(args.out)
     with log_file(args.out / "train.log", "%(asctime)s %(levelname)s %(message)s"):
         log.info("openspine train detector %s", " ".join(argv))
         if args.data is not None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._logging import get_logger, log_file
-from .._optional import import_optional
+from .._optional import TRAIN_MODULES, import_optional, require_optional
 from .._version import __version__
 from ..errors import ConfigError
 
@@ -50,6 +50,15 @@ idle cores; --stack-folds 0 trains once, without a stacker). The log and the det
 (default OUT/work): WORK/train.log, WORK/detections.json, WORK/evaluation-val.json.
 """
 
+
+# What the trained model may answer (see openspine.scope): the SPIDER training data's sequence and levels.
+GRADER_SCOPE = {
+    "sequences": ["T2"],
+    "planes": ["sagittal"],
+    "regions": ["thoracic", "lumbar"],
+    "levels": ["T9-T10", "T10-T11", "T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"],
+    "basis": "trained and validated on SPIDER mid-sagittal lumbar T2 slices graded T9-T10 ... L5-S1",
+}
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -203,6 +212,14 @@ def write_model_folder(
 def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
     """``openspine train grader``."""
     args = build_parser().parse_args(list(argv))
+    # before any detection or training: the packages (the ONNX export at the end needs onnx and onnxscript),
+    # the data and the output folder
+    require_optional(TRAIN_MODULES, "openspine train grader")
+    if not (Path(args.data) / "index.csv").is_file():
+        raise ConfigError(f"--data '{args.data}' is not the shared data folder (no index.csv in it)")
+    from ..writers import prepare_output_dir
+
+    prepare_output_dir(args.out)
     torch = import_optional("torch", "training the grader")
     from tqdm import tqdm
 
@@ -344,6 +361,7 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
                 else {}
             ),
             "validation_quick": {"note": "crops from cached detections, for training logs only", **quick},
+            "scope": GRADER_SCOPE,
             "intended_use": "research: grading degenerative findings of lumbar discs on sagittal T2 MRI; "
             "not a medical device",
         }

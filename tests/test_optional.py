@@ -1,0 +1,127 @@
+"""Commands check their optional packages, inputs and output folder before any long work, and fail in one line
+that names the extra to install."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from openspine._optional import is_installed, require_for_formats, require_optional
+from openspine.cli import main
+from openspine.errors import MissingDependencyError
+
+
+def _hide(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """Make ``modules`` look uninstalled (an import raises ImportError, find_spec returns None)."""
+    for m in modules:
+        monkeypatch.setitem(sys.modules, m, None)
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("openspine: error: ")
+    return lines[0]
+
+
+def test_require_optional_names_every_missing_module_and_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    _hide(monkeypatch, "onnx", "onnxscript")
+    assert not is_installed("onnx") and is_installed("json")
+    with pytest.raises(MissingDependencyError) as info:
+        require_optional(("json", "onnx", "onnxscript"), "training")
+    message = str(info.value)
+    assert "'onnx', 'onnxscript'" in message and "pip install 'openspine[train]'" in message
+    assert "\n" not in message
+    require_optional(("json",), "nothing")  # all there: no error
+
+
+def test_require_for_formats_checks_highdicom_only_for_seg_and_sr(monkeypatch: pytest.MonkeyPatch) -> None:
+    _hide(monkeypatch, "highdicom")
+    require_for_formats(("json", "csv"), "batch")
+    with pytest.raises(MissingDependencyError, match=r"openspine\[dicom\]"):
+        require_for_formats(("json", "seg"), "batch")
+
+
+def test_unknown_module_gets_a_plain_pip_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    _hide(monkeypatch, "no_such_openspine_module")
+    with pytest.raises(MissingDependencyError, match="pip install no_such_openspine_module"):
+        require_optional(("no_such_openspine_module",), "a test")
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxscript", "torch"])
+def test_finetune_without_an_export_package_fails_before_training(
+    missing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _hide(monkeypatch, missing)
+    monkeypatch.delitem(sys.modules, "openspine.finetune.core", raising=False)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("scan,level,bulging\nscan.nii.gz,L4-L5,1\n")
+    rc = main(["finetune", "--scans", str(tmp_path), "--labels", str(labels), "--out", str(tmp_path / "model")])
+    line = _one_error_line(capsys.readouterr().err)
+    assert rc == 1
+    assert f"'{missing}'" in line and "openspine[train]" in line and "openspine finetune" in line
+    assert "openspine.finetune.core" not in sys.modules  # the training code was never loaded
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("kind", ["detector", "grader"])
+def test_train_without_onnx_fails_before_training(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _hide(monkeypatch, "onnx")
+    import openspine.training.detector as detector
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(detector, "train", no_training)
+    monkeypatch.setattr(detector, "build_cache", no_training)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "index.csv").write_text("")
+    rc = main(["train", kind, "--data", str(data), "--out", str(tmp_path / "model")])
+    line = _one_error_line(capsys.readouterr().err)
+    assert rc == 1
+    assert "'onnx'" in line and "openspine[train]" in line and f"openspine train {kind}" in line
+    assert not (tmp_path / "model").exists()
+
+
+def test_train_refuses_a_missing_input_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not all(is_installed(m) for m in ("torch", "onnx", "onnxscript")):
+        pytest.skip("needs openspine[train] installed (the package check comes first)")
+    rc = main(["train", "detector", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "model")])
+    line = _one_error_line(capsys.readouterr().err)
+    assert rc == 1 and "--data" in line and "does not exist" in line
+    assert not (tmp_path / "model").exists()
+
+
+def test_batch_cluster_without_dask_fails_before_any_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _hide(monkeypatch, "distributed")
+    import openspine.batch.runner as runner
+
+    def no_discovery(*args: object, **kwargs: object) -> None:
+        raise AssertionError("cases were discovered")
+
+    monkeypatch.setattr(runner, "discover_cases", no_discovery)
+    (tmp_path / "in").mkdir()
+    rc = main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--cluster", "local:2"])
+    line = _one_error_line(capsys.readouterr().err)
+    assert rc == 1 and "'distributed'" in line and "openspine[distributed]" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_seg_without_highdicom_fails_before_any_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _hide(monkeypatch, "highdicom")
+    (tmp_path / "in").mkdir()
+    rc = main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--formats", "json,seg"])
+    line = _one_error_line(capsys.readouterr().err)
+    assert rc == 1 and "'highdicom'" in line and "openspine[dicom]" in line
+    assert not (tmp_path / "out").exists()

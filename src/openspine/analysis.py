@@ -6,15 +6,16 @@ import datetime as _dt
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import geometry
+from . import geometry, scope
 from ._logging import get_logger
 from .config import AnalysisConfig
 from .errors import ModelError
 from .results import AnalysisResult, Disc, InputInfo, ModelInfo, Vertebra, vec3
-from .scan import Scan
+from .scan import SagittalView, Scan
 
 log = get_logger("analysis")
 
@@ -50,7 +51,7 @@ def analyze(
         source: a :class:`Scan` or anything :func:`openspine.load_scan` reads.
         config: options as an :class:`~openspine.config.AnalysisConfig`.
         **options: the same options as keywords (``series``, ``pixel_spacing``, ``detector``, ``grader``,
-            ``grade_levels``); they override ``config``. Unknown names raise ConfigError.
+            ``grade_levels``, ``sequence``); they override ``config``. Unknown names raise ConfigError.
         progress: called with each stage name of :data:`STAGES` as it starts (for progress bars).
 
     Example::
@@ -60,8 +61,7 @@ def analyze(
     """
     base = config.to_dict() if config is not None else {}
     cfg = AnalysisConfig.from_mapping({**base, **options}) if options or config is None else config
-    series, pixel_spacing = cfg.series, cfg.pixel_spacing
-    detector, grader, grade_levels = cfg.detector, cfg.grader, cfg.grade_levels
+    detector = cfg.detector
     timings: dict[str, float] = {}
     step = progress or (lambda stage: None)
     t0 = time.perf_counter()
@@ -71,20 +71,97 @@ def analyze(
     else:
         from .io import load_scan
 
-        scan = load_scan(Path(source), series=series, pixel_spacing=pixel_spacing)
+        scan = load_scan(Path(source), series=cfg.series, pixel_spacing=cfg.pixel_spacing)
     timings["read"] = time.perf_counter() - t0
     scan.check_analysable()
     view = scan.to_sagittal()
 
-    vertebrae: tuple[Vertebra, ...] = ()
-    discs: tuple[Disc, ...] = ()
-    models: list[ModelInfo] = []
-    flags: list[str] = []
-    not_run: dict[str, str] = {}
+    state = _State()
+    t = time.perf_counter()
+    recognition = _recognise(view, state)
+    image_seq = recognition.sequence_probabilities if recognition is not None else None
+    sequence = scope.decide_sequence(cfg.sequence, _header_sequence(scan), image_seq)
+    plane, state.out_of_scope, plane_flag = scope.decide_plane(
+        scan.source.format, recognition.plane_probabilities if recognition is not None else None
+    )
+    state.flags.extend([plane_flag] if plane_flag else [])
+    timings["recognition"] = time.perf_counter() - t
 
     t = time.perf_counter()
     step("detect")
-    detection: Any = None
+    detection = None if state.out_of_scope else _detect(view, detector, state)
+    timings["detection"] = time.perf_counter() - t
+    cervical_p = recognition.cervical_probability if recognition is not None else None
+    if detection is not None:
+        detection = _label_scope(detection, detector, cervical_p, state)
+        t = time.perf_counter()
+        step("grade")
+        _grade(view, detection, cfg, sequence, state)
+        timings["grading"] = time.perf_counter() - t
+    elif state.out_of_scope:
+        state.not_run.update(detection=state.out_of_scope, grading=state.out_of_scope)
+    else:
+        state.not_run.setdefault("grading", "grading needs detected discs")
+    low = scope.low_score_flag(state.vertebrae)
+    state.flags.extend([low] if low else [])
+    fov = scope.field_of_view((v.label for v in state.vertebrae), cervical_p)
+
+    timings["total"] = time.perf_counter() - t0
+    for stage, why in state.not_run.items():
+        log.warning("%s not run: %s", stage, why)
+    return AnalysisResult(
+        input=replace(input_info(scan), sequence=sequence, plane=plane, field_of_view=fov),
+        vertebrae=tuple(state.vertebrae),
+        discs=tuple(state.discs),
+        models=tuple(state.models),
+        flags=tuple(dict.fromkeys(state.flags)),
+        steps_not_run=state.not_run,
+        out_of_scope=state.out_of_scope,
+        parameters=cfg.to_dict(),
+        timings_s=timings,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        view=view,
+    )
+
+
+@dataclass
+class _State:
+    """What one analysis has found so far (records, flags, reasons)."""
+
+    vertebrae: list[Vertebra] = field(default_factory=list)
+    discs: list[Disc] = field(default_factory=list)
+    models: list[ModelInfo] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)
+    out_of_scope: str | None = None
+
+
+def _header_sequence(scan: Scan) -> str | None:
+    hint = scan.source.sequence_hint
+    if not hint:
+        return None
+    return hint if hint in ("T1", "T2", "STIR") else "other"
+
+
+def _recognise(view: SagittalView, state: _State) -> Any:
+    """The image recogniser's view of the scan (plane, sequence, cervical), or None when it cannot run."""
+    try:
+        from .recognition import recognise
+    except ImportError as exc:  # a partial install: the analysis goes on with the header alone
+        state.not_run["recognition"] = f"recogniser not installed: {exc}"
+        return None
+    try:
+        rec = recognise(view)
+    except ModelError as exc:
+        state.not_run["recognition"] = f"no usable built-in recogniser: {exc}"
+        return None
+    info = getattr(rec, "model", None)
+    if info is not None:
+        state.models.append(info)
+    return rec
+
+
+def _detect(view: SagittalView, detector: str | None, state: _State) -> Any:
     from .detection import detect
 
     try:
@@ -92,42 +169,53 @@ def analyze(
     except ModelError as exc:
         if detector is not None:
             raise
-        not_run["detection"] = f"no usable built-in detector: {exc}"
-    timings["detection"] = time.perf_counter() - t
-    if detection is not None:
-        vertebrae, discs = detection.vertebrae, detection.discs
-        models.extend(detection.models)
-        flags.extend(detection.flags)
-        t = time.perf_counter()
-        step("grade")
-        from .grading import grade
+        state.not_run["detection"] = f"no usable built-in detector: {exc}"
+        return None
+    state.models.extend(detection.models)
+    state.flags.extend(detection.flags)
+    if not detection.vertebrae:
+        state.out_of_scope = "no vertebral body detected: this does not look like a sagittal spine image"
+        return None
+    return detection
 
-        try:
-            graded = grade(view, detection, levels=grade_levels, grader=grader)
-        except ModelError as exc:
-            if grader is not None:
-                raise
-            not_run["grading"] = f"no usable built-in grader: {exc}"
-        else:
-            discs = graded.discs
-            models.extend(graded.models)
-            flags.extend(graded.flags)
-        timings["grading"] = time.perf_counter() - t
-    else:
-        not_run.setdefault("grading", "grading needs detected discs")
 
-    timings["total"] = time.perf_counter() - t0
-    for stage, why in not_run.items():
-        log.warning("%s not run: %s", stage, why)
-    return AnalysisResult(
-        input=input_info(scan),
-        vertebrae=vertebrae,
-        discs=discs,
-        models=tuple(models),
-        flags=tuple(flags),
-        steps_not_run=not_run,
-        parameters=cfg.to_dict(),
-        timings_s=timings,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        view=view,
-    )
+def _label_scope(detection: Any, detector: str | None, cervical_p: float | None, state: _State) -> Any:
+    """Withhold the labels the detector's card cannot back (cervical field of view, levels outside its scope)."""
+    from .detection import BUILTIN_MODEL
+    from .models import load_model
+
+    card = load_model(detector or BUILTIN_MODEL).card.data
+    det_scope = scope.ModelScope.from_card(card)
+    cervical = cervical_p is not None and cervical_p >= scope.MIN_CERVICAL_PROBABILITY
+    reason_of = scope.detector_label_reason(det_scope, cervical)
+    vertebrae, discs, flags = scope.withhold_labels(detection.vertebrae, detection.discs, reason_of)
+    if cervical:
+        flags.insert(0, f"cervical_field_of_view: the image shows the cervical spine (probability {cervical_p:.2f})")
+    state.flags.extend(flags)
+    state.vertebrae, state.discs = vertebrae, discs
+    return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))
+
+
+def _grade(view: SagittalView, detection: Any, cfg: AnalysisConfig, sequence: dict[str, Any], state: _State) -> None:
+    from .grading import grade, load_grader
+    from .levels import grading_key
+
+    try:
+        model = load_grader(cfg.grader)
+    except ModelError as exc:
+        if cfg.grader is not None:
+            raise
+        state.not_run["grading"] = f"no usable built-in grader: {exc}"
+        return
+    grader_scope = scope.ModelScope.from_card(model.loaded.card.data)
+    why = grader_scope.why_not_sequence(sequence)
+    if why is not None:
+        heads = [grading_key(h.name) for h in model.heads]
+        state.discs = scope.withhold_grades(state.discs, cfg.grade_levels, heads, why)
+        state.models.append(model.info)
+        state.flags.append(f"grades_withheld: {why}")
+        return
+    graded = grade(view, detection, levels=cfg.grade_levels, grader=cfg.grader)
+    state.models.extend(graded.models)
+    state.flags.extend(graded.flags)
+    state.discs = list(graded.discs)

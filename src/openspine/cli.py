@@ -37,6 +37,14 @@ _EPILOG_ANALYZE = """examples:
   openspine analyze slice.png --pixel-spacing 0.5 0.5 --out out/
   openspine analyze scan.nii.gz --out out/ --levels all --grader my-finetuned-grader/
   openspine analyze scan.nii.gz --out out/ --config options.json   # {"grade_levels": "lumbar"}
+  openspine analyze t1_slice.png --pixel-spacing 0.6 0.6 --sequence T1 --out out/
+
+exit status: 0 analysed; 1 error (one line says why); 2 bad command line;
+  3 nothing in scope: no vertebral body found, or the picture is not a sagittal image
+  (result.json is still written, with the reason in "out_of_scope").
+The summary line names every flag. A model answers only inside the scope on its card (sequences, regions,
+levels): outside it a label or grade is withheld, with the reason in result.json, the CSV files, the
+report and the overlay.
 """
 _EPILOG_BATCH = """examples:
   openspine batch /data/cohort --out results/ --dry-run      # what would be processed, what skipped and why
@@ -66,6 +74,16 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
         metavar=("ROW_MM", "COL_MM"),
         default=None,
         help="pixel size in mm, required for PNG/JPEG input",
+    )
+
+
+def _add_sequence_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sequence",
+        default=None,
+        type=str.upper,
+        choices=("T1", "T2", "STIR", "OTHER"),
+        help="the scan's sequence, overriding the header and the image recogniser (grading needs T2)",
     )
 
 
@@ -114,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="disc levels to grade: 'lumbar' (T12-L1…L5-S1, the default), 'all', or a list like L4-L5,L5-S1",
     )
     p.add_argument("--config", type=Path, default=None, help="JSON file of analysis options (see docs)")
+    _add_sequence_option(p)
     _add_formats_option(p)
 
     p = sub.add_parser(

@@ -14,6 +14,8 @@ from .writers import parse_formats
 
 log = get_logger("cli")
 
+EXIT_OUT_OF_SCOPE = 3  # analyze/demo: no spine in scope (no vertebral body, or not a sagittal picture)
+
 
 def _series_arg(value: str | None) -> str | int | None:
     if value is None:
@@ -117,13 +119,38 @@ def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Na
         files = write_result(result, out, formats)
     finally:
         progress.close()
+    if result.out_of_scope:
+        # one line, even when quiet: the exit status alone would not say why
+        print(f"openspine: out of scope: {result.out_of_scope} ({path}); result.json says so", file=sys.stderr)
+        if not args.quiet:
+            for name in files.values():
+                print(f"  {name}")
+        return EXIT_OUT_OF_SCOPE
     if args.quiet:
         return 0
-    n_v, n_d = len(result.vertebrae), len(result.discs)
-    print(f"{path}: {n_v} vertebrae, {n_d} discs; outputs in {out.resolve()}")
+    print(summary_line(path, result) + f"; outputs in {out.resolve()}")
+    for flag in result.flags:
+        print(f"  flag: {flag}")
     for name in files.values():
         print(f"  {name}")
     return 0
+
+
+def summary_line(path: Path, result: Any) -> str:
+    """'scan: 6 vertebrae (1 unlabelled), 5 discs, T2 (header), lumbar; 2 flags'."""
+    n_v, n_d = len(result.vertebrae), len(result.discs)
+    unlabelled = sum(v.label is None for v in result.vertebrae)
+    seq = result.input.sequence or {}
+    fov = result.input.field_of_view or {}
+    parts = [f"{n_v} vertebrae" + (f" ({unlabelled} unlabelled)" if unlabelled else ""), f"{n_d} discs"]
+    if seq.get("value"):
+        parts.append(f"{seq['value']} ({seq.get('source')})")
+    if fov.get("value"):
+        parts.append(f"field of view {fov['value']}")
+    flags = len(result.flags)
+    return f"{path}: {', '.join(parts)}; " + (
+        f"{flags} flag{'s' if flags != 1 else ''} (below)" if flags else "no flags"
+    )
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -134,6 +161,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         "detector": args.detector,
         "grader": args.grader,
         "grade_levels": args.levels,
+        "sequence": args.sequence,
     }
     options.update({k: v for k, v in given.items() if v is not None})
     return _analyze_to(Path(args.path), Path(args.out), AnalysisConfig.from_mapping(options), args)

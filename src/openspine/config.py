@@ -24,6 +24,8 @@ class AnalysisConfig:
         detector: detector model folder; None = the built-in detector.
         grader: grader model folder (e.g. from ``openspine finetune``); None = the built-in grader.
         grade_levels: disc levels to grade; None = every detected disc. Default T12-L1 … L5-S1.
+        sequence: the scan's sequence ("T1", "T2", "STIR" or "other"), overriding what the header or the image
+            says; None = recognised (header first, else the image).
     """
 
     series: str | int | None = None
@@ -31,6 +33,7 @@ class AnalysisConfig:
     detector: str | None = None
     grader: str | None = None
     grade_levels: tuple[DiscLevel, ...] | None = LUMBAR_DISCS
+    sequence: str | None = None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> AnalysisConfig:
@@ -52,6 +55,8 @@ class AnalysisConfig:
         if isinstance(levels, str):
             levels = {"lumbar": LUMBAR_DISCS, "all": None}.get(levels.lower(), levels.split(","))
         v["grade_levels"] = None if levels is None else tuple(DiscLevel.parse(lv) for lv in levels)
+        if v.get("sequence") is not None:
+            v["sequence"] = parse_sequence(v["sequence"])
         for key in ("detector", "grader"):
             if v.get(key) is not None:
                 v[key] = str(v[key])
@@ -73,3 +78,15 @@ class AnalysisConfig:
         d["grade_levels"] = [lv.value for lv in self.grade_levels] if self.grade_levels is not None else "all"
         d["pixel_spacing"] = list(self.pixel_spacing) if self.pixel_spacing else None
         return d
+
+
+SEQUENCES = ("T1", "T2", "STIR", "other")
+
+
+def parse_sequence(value: Any) -> str:
+    """A user's sequence name (any case) → one of :data:`SEQUENCES`."""
+    by_lower = {s.lower(): s for s in SEQUENCES}
+    name = by_lower.get(str(value).strip().lower())
+    if name is None:
+        raise ConfigError(f"sequence must be one of {', '.join(SEQUENCES)}, got {value!r}")
+    return name

@@ -15,7 +15,7 @@ from typing import Any
 from ._version import __version__
 from .levels import DiscLevel, GradingName, Level, grading_name
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 Vec3 = tuple[float, float, float]
 
@@ -50,9 +50,10 @@ class Vertebra:
     centroid_mm: Vec3
     outlines: tuple[SliceOutline, ...] = ()
     mid_slice: int | None = None
+    note: str | None = None  # why the label is withheld, or another caveat on this body
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "label": self.label.value if self.label else None,
             "score": round(float(self.score), 4),
             "centroid_voxel": list(self.centroid_voxel),
@@ -60,20 +61,38 @@ class Vertebra:
             "mid_slice": self.mid_slice,
             "outlines": [o.to_dict() for o in self.outlines],
         }
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 @dataclass(frozen=True)
 class Grade:
-    """One grading of one disc: the chosen grade and the probability of every class."""
+    """One grading of one disc.
+
+    ``grade`` is the most probable class of ``probabilities`` (which carry the training data's class frequencies);
+    ``balanced_grade`` is the class-balanced decision of a head that has one (the class whose probability rose most
+    above its training frequency: it finds rare findings more often, at the cost of more false positives), else
+    ``None``. ``available`` is False when the grading was not made (not in the model, or withheld); ``note`` says why.
+    """
 
     grade: int | None
     probabilities: Mapping[str, float] | None = None
     available: bool = True
     note: str | None = None
+    balanced_grade: int | None = None
+
+    @property
+    def probability(self) -> float | None:
+        """The probability of ``grade`` (None when not graded)."""
+        if self.grade is None or self.probabilities is None:
+            return None
+        return float(self.probabilities.get(str(self.grade), 0.0))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "grade": self.grade,
+            "balanced_grade": self.balanced_grade,
             "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()}
             if self.probabilities is not None
             else None,
@@ -122,9 +141,13 @@ class InputInfo:
     affine: tuple[tuple[float, ...], ...]
     world_convention: str
     series: Mapping[str, Any] = field(default_factory=dict)
+    # what the scan shows, recognised (see openspine.scope): {"value": ..., "source": ...} each
+    sequence: Mapping[str, Any] | None = None
+    plane: Mapping[str, Any] | None = None
+    field_of_view: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "path": self.path,
             "format": self.format,
             "shape": list(self.shape),
@@ -134,6 +157,11 @@ class InputInfo:
             "world_convention": self.world_convention,
             "series": dict(self.series),
         }
+        for key in ("sequence", "plane", "field_of_view"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = dict(value)
+        return out
 
 
 @dataclass(frozen=True)
@@ -149,6 +177,8 @@ class AnalysisResult:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     timings_s: Mapping[str, float] = field(default_factory=dict)
     created: str | None = None
+    # why nothing in scope was found (no spine, not a sagittal plane); None when the scan was in scope
+    out_of_scope: str | None = None
     # the analysed image in the internal layout, kept for pictures (not serialised)
     view: Any = field(default=None, repr=False, compare=False)
 
@@ -161,6 +191,7 @@ class AnalysisResult:
             "models": [m.to_dict() for m in self.models],
             "vertebrae": [v.to_dict() for v in self.vertebrae],
             "discs": [d.to_dict() for d in self.discs],
+            "out_of_scope": self.out_of_scope,
             "flags": list(self.flags),
             "steps_not_run": dict(self.steps_not_run),
             "parameters": dict(self.parameters),
@@ -182,6 +213,7 @@ class AnalysisResult:
                     **_xyz("centroid_voxel", v.centroid_voxel),
                     **_xyz("centroid_mm", v.centroid_mm),
                     "mid_slice": "" if v.mid_slice is None else v.mid_slice,
+                    "note": v.note or "",
                 }
             )
         return rows
@@ -196,16 +228,20 @@ class AnalysisResult:
                 **_xyz("centroid_mm", d.centroid_mm),
             }
             if not d.grades:
-                rows.append({**base, "grading": "", "grade": "", "probability": "", "probabilities": ""})
+                empty = dict.fromkeys(("grading", "grade", "probability", "balanced_grade", "probabilities"), "")
+                rows.append({**base, **empty, "note": ""})
             for g, r in d.grades.items():
                 p = r.probabilities or {}
+                prob = r.probability
                 rows.append(
                     {
                         **base,
                         "grading": grading_name(g),
                         "grade": "" if r.grade is None else r.grade,
-                        "probability": "" if r.grade is None else round(float(p.get(str(r.grade), 0.0)), 4),
+                        "probability": "" if prob is None else round(prob, 4),
+                        "balanced_grade": "" if r.balanced_grade is None else r.balanced_grade,
                         "probabilities": json.dumps({k: round(float(x), 4) for k, x in p.items()}) if p else "",
+                        "note": r.note or "",
                     }
                 )
         return rows
@@ -247,11 +283,12 @@ class AnalysisResult:
 
 VERTEBRA_COLUMNS = [
     "label", "score", "centroid_voxel_0", "centroid_voxel_1", "centroid_voxel_2",
-    "centroid_mm_x", "centroid_mm_y", "centroid_mm_z", "mid_slice",
+    "centroid_mm_x", "centroid_mm_y", "centroid_mm_z", "mid_slice", "note",
 ]  # fmt: skip
 DISC_COLUMNS = [
     "level", "centroid_voxel_0", "centroid_voxel_1", "centroid_voxel_2",
-    "centroid_mm_x", "centroid_mm_y", "centroid_mm_z", "grading", "grade", "probability", "probabilities",
+    "centroid_mm_x", "centroid_mm_y", "centroid_mm_z", "grading", "grade", "probability", "balanced_grade",
+    "probabilities", "note",
 ]  # fmt: skip
 
 DISCLAIMER = "Research software, not a medical device: not for diagnosis or treatment decisions."

@@ -48,7 +48,8 @@ class Collected:
 
     head: HeadSpec
     y_true: list[int] = field(default_factory=list)
-    y_pred: list[int] = field(default_factory=list)
+    y_pred: list[int] = field(default_factory=list)  # the reported grade: the most probable class
+    y_balanced: list[int | None] = field(default_factory=list)  # the class-balanced decision, where the head has one
     probs: list[list[float]] = field(default_factory=list)
     patients: list[str] = field(default_factory=list)
 
@@ -75,6 +76,22 @@ def head_metrics(c: Collected, n_boot: int = 1000, seed: int = 0) -> dict[str, A
         return out
     pr = np.asarray(c.probs, dtype=float)
     raw = _uncalibrated(pr, c.head.temperature)
+    out.update(_decision_metrics(t, p, c, k, w, n_boot, seed))
+    if c.y_balanced and all(b is not None for b in c.y_balanced):
+        out["balanced_grade"] = _decision_metrics(t, np.asarray(c.y_balanced, dtype=int), c, k, w, n_boot, seed)
+    out["ece"] = {
+        "calibrated": _r(expected_calibration_error(pr, t)),
+        "uncalibrated": _r(expected_calibration_error(raw, t)),
+        "temperature": c.head.temperature,
+        "bins": 10,
+    }
+    return out
+
+
+def _decision_metrics(
+    t: np.ndarray, p: np.ndarray, c: Collected, k: int, w: str, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Accuracy, balanced accuracy and κ (patient-bootstrap intervals) and the confusion matrix of one decision."""
 
     def ba(idx: np.ndarray) -> float:
         return balanced_accuracy(t[idx], p[idx], k)
@@ -85,6 +102,7 @@ def head_metrics(c: Collected, n_boot: int = 1000, seed: int = 0) -> dict[str, A
     def acc(idx: np.ndarray) -> float:
         return float(np.mean(t[idx] == p[idx]))
 
+    out: dict[str, Any] = {}
     all_idx = np.arange(len(t))
     for name, fn in (("accuracy", acc), ("balanced_accuracy", ba), ("kappa", kap)):
         lo, hi = bootstrap_ci(fn, c.patients, n_boot=n_boot, seed=seed)
@@ -94,12 +112,6 @@ def head_metrics(c: Collected, n_boot: int = 1000, seed: int = 0) -> dict[str, A
         "rows": "reference",
         "columns": "prediction",
         "matrix": confusion_matrix(t, p, k).tolist(),
-    }
-    out["ece"] = {
-        "calibrated": _r(expected_calibration_error(pr, t)),
-        "uncalibrated": _r(expected_calibration_error(raw, t)),
-        "temperature": c.head.temperature,
-        "bins": 10,
     }
     return out
 
@@ -167,8 +179,9 @@ def evaluate(
                 c = collected[h.name]
                 c.y_true.append(h.classes.index(ref))
                 probs = [float(g.probabilities[str(h.grade_of(i))]) for i in range(len(h.classes))]
-                # the reported grade (a stacked head's grade is not always its most probable class)
-                c.y_pred.append([h.grade_of(i) for i in range(len(h.classes))].index(g.grade))
+                grades = [h.grade_of(i) for i in range(len(h.classes))]
+                c.y_pred.append(grades.index(g.grade))
+                c.y_balanced.append(None if g.balanced_grade is None else grades.index(g.balanced_grade))
                 c.probs.append(probs)
                 c.patients.append(case.patient)
     seconds = time.perf_counter() - t0
@@ -201,7 +214,11 @@ def format_report(res: dict[str, Any]) -> str:
         f"{res['patients']} patients, {res['graded_and_matched']}/{res['reference_discs']} reference discs graded "
         f"(coverage {100 * (res['coverage'] or 0):.1f} %), levels {_levels_text(res)}",
         "",
-        f"{'grading':24s} {'n':>4s}  {'balanced acc [95% CI]':>24s}  {'kappa [95% CI]':>26s}  {'ECE cal/raw':>12s}",
+        "grade = the most probable class; balanced = the class-balanced decision (balanced_grade), where the head "
+        "has one",
+        "",
+        f"{'grading':24s} {'n':>4s}  {'balanced acc [95% CI]':>24s}  {'kappa [95% CI]':>26s}  {'ECE cal/raw':>12s}"
+        f"  {'balanced: BA / kappa':>20s}",
     ]
     for name, m in res["gradings"].items():
         if not m.get("n"):
@@ -212,6 +229,12 @@ def format_report(res: dict[str, Any]) -> str:
             f"{name:24s} {m['n']:>4d}  {_pct(ba['value'])} [{_pct(ba['ci95'][0])}, {_pct(ba['ci95'][1])}]  "
             f"{_f(ka['value'])} [{_f(ka['ci95'][0])}, {_f(ka['ci95'][1])}] {ka['weights'][:3]:>3s}  "
             f"{_f(m['ece']['calibrated'])}/{_f(m['ece']['uncalibrated'])}"
+            + (
+                f"  {_pct(m['balanced_grade']['balanced_accuracy']['value'])} / "
+                f"{_f(m['balanced_grade']['kappa']['value'])}"
+                if "balanced_grade" in m
+                else ""
+            )
         )
     lines.append("")
     for name, m in res["gradings"].items():

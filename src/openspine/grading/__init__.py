@@ -90,16 +90,19 @@ def grades_from_logits(
     logits: dict[str, NDArray[np.floating]],
     decision_offsets: Mapping[str, NDArray[np.floating]] | None = None,
 ) -> dict[str, Grade]:
-    """Grades of one disc from its (slice-averaged) logits: calibrated probabilities, and the argmax class – of the
-    logits plus the head's decision offset where it has one (a stacked head: −log prior, see :mod:`.stacker`)."""
+    """Grades of one disc from its (slice-averaged) logits: calibrated probabilities and their most probable class
+    (``grade``), and where the head has a decision offset (a stacked head: −log prior, see :mod:`.stacker`) the
+    class-balanced decision, the argmax of the logits plus that offset (``balanced_grade``)."""
     out: dict[str, Grade] = {}
     offsets = decision_offsets or {}
     for h in heads:
         z = np.asarray(logits[h.name], dtype=np.float64)
         p = softmax(z[None], h.temperature)[0]
-        k = int(np.argmax(z + offsets[h.name])) if h.name in offsets else int(np.argmax(p))
+        balanced = h.grade_of(int(np.argmax(z + offsets[h.name]))) if h.name in offsets else None
         probs = {str(h.grade_of(i)): float(p[i]) for i in range(len(h.classes))}
-        out[h.name] = Grade(grade=h.grade_of(k), probabilities=probs, available=True)
+        out[h.name] = Grade(
+            grade=h.grade_of(int(np.argmax(p))), probabilities=probs, available=True, balanced_grade=balanced
+        )
     return out
 
 

@@ -5,6 +5,7 @@ input orientation, plus a strip of neighbouring slices for multi-slice scans. Dr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..levels import Grading
 from ..results import DISCLAIMER, AnalysisResult, SliceOutline
 from ..scan import SagittalView
+from ..scope import LOW_SCORE
 
 # Pfirrmann 1 (healthy) → 5 (collapsed): a colour-blind-safe sequential ramp, light to dark red
 PFIRRMANN_COLOURS = {
@@ -26,6 +28,9 @@ UNGRADED_COLOUR = (160, 160, 255)
 VERTEBRA_COLOUR = (0, 220, 255)
 TEXT_COLOUR = (255, 255, 255)
 BACKGROUND = (16, 16, 16)
+BANNER_COLOUR = (120, 60, 0)  # flags: amber banner under the title
+LOW_SCORE_COLOUR = (255, 200, 0)  # a body scored below scope.LOW_SCORE: dashed, with its score
+MAX_BANNER_LINES = 6
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -83,12 +88,45 @@ def _outline_on(outlines: tuple[SliceOutline, ...], view: SagittalView, k: int) 
     return best
 
 
+def banner_lines(result: AnalysisResult, width: int, char_px: float) -> list[str]:
+    """The lines of the flag banner: out-of-scope reason first, then every flag, cut to the picture's width."""
+    items = ([f"OUT OF SCOPE: {result.out_of_scope}"] if result.out_of_scope else []) + list(result.flags)
+    if not items:
+        return []
+    per_line = max(20, int((width - 20) / char_px))
+    lines = [(t if len(t) <= per_line else t[: per_line - 1] + "…") for t in items]
+    if len(lines) > MAX_BANNER_LINES:
+        rest = len(lines) - MAX_BANNER_LINES + 1
+        lines = [*lines[: MAX_BANNER_LINES - 1], f"… and {rest} more flag(s): see result.json or report.html"]
+    return lines
+
+
+def _dashed_polygon(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], colour: Any, width: int) -> None:
+    """A closed polygon drawn as dashes (an uncertain body)."""
+    dash = 3.0 * max(2, width)
+    for a, b in zip(pts, [*pts[1:], pts[0]]):
+        d = float(np.hypot(b[0] - a[0], b[1] - a[1]))
+        n = max(1, int(d // dash))
+        for i in range(0, n, 2):
+            t0, t1 = i / n, min(1.0, (i + 1) / n)
+            p0 = (a[0] + (b[0] - a[0]) * t0, a[1] + (b[1] - a[1]) * t0)
+            p1 = (a[0] + (b[0] - a[0]) * t1, a[1] + (b[1] - a[1]) * t1)
+            draw.line([p0, p1], fill=colour, width=width)
+
+
 def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000) -> Image.Image:
-    """Draw the overlay for ``result`` on ``view`` (the scan in the internal layout) at ``width`` pixels."""
+    """Draw the overlay for ``result`` on ``view`` (the scan in the internal layout) at ``width`` pixels.
+
+    Flags (and an out-of-scope reason) are printed in a banner under the title; a body scored below
+    :data:`openspine.scope.LOW_SCORE` is outlined with dashes and its score; a withheld label is shown as '?'.
+    """
     k = mid_slice(view, result)
     n_slices = view.scan.shape[2]
     neighbours = [j for j in (k - 2, k - 1, k + 1, k + 2) if 0 <= j < n_slices] if n_slices > 1 else []
-    title_h, legend_h = 44, 70
+    small_px = max(12, width // 66)
+    banner = banner_lines(result, width, 0.55 * small_px)
+    banner_h = (len(banner) * (small_px + 4) + 8) if banner else 0
+    title_h, legend_h = 44 + banner_h, 70
     sr, sc, _ = view.scan.spacing
     aspect = view.scan.shape[0] * sr / (view.scan.shape[1] * sc)  # height / width in mm
     main_w = int(width * (0.74 if neighbours else 1.0))
@@ -104,21 +142,29 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     name = (result.input.path or "scan").split("/")[-1]
     draw.text((10, 8), f"{name}  |  sagittal slice {view.input_slice_index(k)}", fill=TEXT_COLOUR, font=font)
     draw.text((width - 10, 12), "anterior left, head up", fill=(200, 200, 200), font=small, anchor="ra")
+    if banner:
+        draw.rectangle([0, 40, width, 40 + banner_h], fill=BANNER_COLOUR)
+        for i, line in enumerate(banner):
+            draw.text((10, 44 + i * (small_px + 4)), line, fill=TEXT_COLOUR, font=small)
 
+    line_w = max(2, width // 400)
     for v in result.vertebrae:
         corners = _outline_on(v.outlines, view, k)
-        label = v.label.value if v.label else "?"
+        low = v.score < LOW_SCORE
+        colour = LOW_SCORE_COLOUR if low else VERTEBRA_COLOUR
+        label = (v.label.value if v.label else "?") + (f" {v.score:.2f}" if low else "")
         if corners is not None:
             pts = [panel.xy(r, c) for r, c in corners]
-            draw.line([*pts, pts[0]], fill=VERTEBRA_COLOUR, width=max(2, width // 400))
+            if low:
+                _dashed_polygon(draw, pts, colour, line_w)
+            else:
+                draw.line([*pts, pts[0]], fill=colour, width=line_w)
             anchor_xy = (min(p[0] for p in pts) - 6, float(np.mean([p[1] for p in pts])))
         else:
             c = view.from_input_voxel(np.array(v.centroid_voxel))
             anchor_xy = panel.xy(c[0], c[1])
-            draw.ellipse(
-                [anchor_xy[0] - 4, anchor_xy[1] - 4, anchor_xy[0] + 4, anchor_xy[1] + 4], outline=VERTEBRA_COLOUR
-            )
-        draw.text(anchor_xy, label, fill=VERTEBRA_COLOUR, font=font, anchor="rm", stroke_width=2, stroke_fill=(0, 0, 0))
+            draw.ellipse([anchor_xy[0] - 4, anchor_xy[1] - 4, anchor_xy[0] + 4, anchor_xy[1] + 4], outline=colour)
+        draw.text(anchor_xy, label, fill=colour, font=font, anchor="rm", stroke_width=2, stroke_fill=(0, 0, 0))
 
     for d in result.discs:
         c = view.from_input_voxel(np.array(d.centroid_voxel))
@@ -128,7 +174,8 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
         colour = PFIRRMANN_COLOURS.get(grade, UNGRADED_COLOUR) if grade else UNGRADED_COLOUR
         r = max(5, width // 120)
         draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(0, 0, 0))
-        text = (d.level.value if d.level else "disc") + (f"  P{grade}" if grade else "")
+        withheld = g is not None and not g.available and (g.note or "").startswith("withheld")
+        text = (d.level.value if d.level else "disc") + (f"  P{grade}" if grade else "  withheld" if withheld else "")
         draw.text((x + 2.2 * r, y), text, fill=colour, font=small, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0))
 
     if neighbours:  # a strip of neighbouring slices on the right, each labelled with its input slice index
@@ -152,6 +199,6 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
         x += 38
     draw.rectangle([x + 6, y, x + 40, y + 16], fill=UNGRADED_COLOUR)
     draw.text((x + 46, y + 8), "not graded", fill=TEXT_COLOUR, font=small, anchor="lm")
-    draw.text((10, y + 28), "outline: vertebral body (level on the anterior side)   " + DISCLAIMER,
-              fill=(170, 170, 170), font=small)  # fmt: skip
+    draw.text((10, y + 28), f"outline: vertebral body (level on the anterior side; dashed: score < {LOW_SCORE}, "
+              "? = label withheld)   " + DISCLAIMER, fill=(170, 170, 170), font=small)  # fmt: skip
     return canvas

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+from typing import Any
 
 from PIL import Image
 
 from ..levels import Grading, GradingName, grading_name
 from ..results import DISCLAIMER, AnalysisResult
+from ..scope import LOW_SCORE, describe_source
 
 LOW_CONFIDENCE = 0.6  # a grade whose probability is below this is highlighted for review
 
@@ -50,7 +52,9 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
         ("file", inp.path or "(in memory)"),
         ("format", inp.format),
         ("series", f"{series.get('series_number', '')} {series.get('series_description', '') or ''}".strip() or "—"),
-        ("sequence (from header)", series.get("sequence_hint") or "unknown"),
+        ("sequence", _recognised(inp.sequence)),
+        ("plane", _recognised(inp.plane)),
+        ("field of view", _recognised(inp.field_of_view)),
         ("shape", " × ".join(str(n) for n in inp.shape)),
         ("spacing (mm)", " × ".join(f"{s:g}" for s in inp.spacing_mm)),
         ("orientation", "".join(inp.orientation)),
@@ -60,6 +64,7 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
         f"<title>openspine report — {e((inp.path or 'scan').split('/')[-1])}</title><style>{_CSS}</style></head><body>",
         f"<h1>openspine report</h1><p>{e((inp.path or 'scan').split('/')[-1])}</p>",
         f"<div class='disclaimer'><strong>{e(DISCLAIMER)}</strong></div>",
+        *_flags_section(result),
         "<h2>Scan</h2><dl>",
         *(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in rows),
         "</dl>",
@@ -69,10 +74,14 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
 
     parts.append(f"<h2>Vertebrae ({len(result.vertebrae)})</h2>")
     if result.vertebrae:
-        parts.append("<table><tr><th>level</th><th>score</th><th>centroid (mm, RAS+)</th></tr>")
+        parts.append("<table><tr><th>level</th><th>score</th><th>centroid (mm, RAS+)</th><th>note</th></tr>")
         for v in result.vertebrae:
             mm = ", ".join(f"{c:.1f}" for c in v.centroid_mm)
-            parts.append(f"<tr><td>{e(v.label.value if v.label else '?')}</td><td>{v.score:.2f}</td><td>{mm}</td></tr>")
+            low = " class='low'" if v.score < LOW_SCORE else ""
+            parts.append(
+                f"<tr><td>{e(v.label.value if v.label else '?')}</td><td{low}>{v.score:.2f}</td><td>{mm}</td>"
+                f"<td>{e(v.note or '')}</td></tr>"
+            )
         parts.append("</table>")
     else:
         parts.append("<p>No vertebra detected.</p>")
@@ -81,8 +90,10 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
     parts.append(f"<h2>Discs × gradings ({len(result.discs)} discs)</h2>")
     if result.discs:
         parts.append(
-            f"<p>Each cell: grade (probability of that grade). Cells below {LOW_CONFIDENCE:.0%} are highlighted; "
-            "'n/a' = not available from the model used.</p>"
+            "<p>Each cell: grade (its probability) = the most probable class. Where a head's class-balanced decision "
+            "differs (it favours rare findings: more found, more false alarms), it follows as 'balanced: k'. "
+            f"Cells below {LOW_CONFIDENCE:.0%} are highlighted; 'n/a' = not available from the model used; "
+            "'withheld' = outside the model's scope (hover for why).</p>"
         )
         head = "".join(f"<th>{e(grading_name(g))}</th>" for g in cols)
         parts.append(f"<table><tr><th>level</th>{head}</tr>")
@@ -93,21 +104,17 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
                 if r is None:
                     cells.append("<td class='na'>—</td>")
                 elif not r.available or r.grade is None:
-                    cells.append("<td class='na'>n/a</td>")
+                    word = "withheld" if (r.note or "").startswith("withheld") else "n/a"
+                    cells.append(f"<td class='na' title='{e(r.note or '')}'>{word}</td>")
                 else:
-                    p = float((r.probabilities or {}).get(str(r.grade), 0.0))
+                    p = r.probability or 0.0
                     cls = " class='low'" if p < LOW_CONFIDENCE else ""
-                    cells.append(f"<td{cls}>{r.grade} ({p:.2f})</td>")
+                    bal = f"; balanced: {r.balanced_grade}" if r.balanced_grade not in (None, r.grade) else ""
+                    cells.append(f"<td{cls}>{r.grade} ({p:.2f}{bal})</td>")
             parts.append(f"<tr><td>{e(d.level.value if d.level else '?')}</td>{''.join(cells)}</tr>")
         parts.append("</table>")
     else:
         parts.append("<p>No disc found.</p>")
-
-    parts.append("<h2>Flags</h2>")
-    notes = list(result.flags) + [f"{k} not run: {v}" for k, v in result.steps_not_run.items()]
-    parts.append(
-        "<ul class='flags'>" + "".join(f"<li>{e(f)}</li>" for f in notes) + "</ul>" if notes else "<p>None.</p>"
-    )
 
     from .._version import __version__
 
@@ -121,3 +128,21 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
         parts.append(f"<dt>analysis time</dt><dd>{total:.2f} s</dd>")
     parts += ["</dl>", f"<p class='disclaimer'>{e(DISCLAIMER)}</p></body></html>"]
     return "\n".join(parts)
+
+
+def _recognised(item: Any) -> str:
+    """'T2 (from the header)', 'lumbar (from the detection)', 'unknown'."""
+    if not item or item.get("value") is None:
+        guess = f"; best guess {item['best_guess']}" if item and item.get("best_guess") else ""
+        return f"unknown{guess}"
+    return f"{item['value']} ({describe_source(item)})"
+
+
+def _flags_section(result: AnalysisResult) -> list[str]:
+    """Flags at the top, where a reader looks first: out of scope, flags, steps not run."""
+    e = html.escape
+    notes = ([f"OUT OF SCOPE: {result.out_of_scope}"] if result.out_of_scope else []) + list(result.flags)
+    notes += [f"{k} not run: {v}" for k, v in result.steps_not_run.items() if v != result.out_of_scope]
+    if not notes:
+        return ["<h2>Flags</h2><p>None.</p>"]
+    return [f"<h2>Flags ({len(notes)})</h2><ul class='flags'>", *(f"<li>{e(f)}</li>" for f in notes), "</ul>"]

@@ -1,0 +1,208 @@
+"""What a model may answer: the scope its card declares, what the scan shows, and what is withheld outside it.
+
+A model card's ``scope`` lists the sequences, planes, regions and levels the model was trained and validated on::
+
+    "scope": {"sequences": ["T2"], "planes": ["sagittal"], "regions": ["thoracic", "lumbar"],
+              "levels": ["T9-T10", …, "L5-S1"], "basis": "what the lists rest on"}
+
+A missing key (or a card without ``scope``, e.g. a user's own model) restricts nothing. Outside the scope the
+analysis withholds the answer and says why: a label becomes ``None`` with a note on the body, a grade becomes
+unavailable with a note, and a flag names what was withheld. These functions are pure (no model, no files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .levels import DiscLevel, Grading, GradingName, Level
+from .results import Disc, Grade, Vertebra
+
+REGION_ORDER = ("cervical", "thoracic", "lumbar", "sacral")
+# below this probability the image's own sequence call is not used (the sequence stays unknown)
+MIN_IMAGE_SEQUENCE_PROBABILITY = 0.8
+# a picture is refused when the image says it is not sagittal with at least this probability
+MIN_NOT_SAGITTAL_PROBABILITY = 0.5
+# at or above this probability the image shows the cervical spine (the detector has never seen one)
+MIN_CERVICAL_PROBABILITY = 0.5
+# a vertebral body whose score is below this is drawn as uncertain and counted in a flag
+LOW_SCORE = 0.25
+
+
+@dataclass(frozen=True)
+class ModelScope:
+    """The sequences, planes, regions and levels one model was trained and validated on (None = not declared)."""
+
+    model: str
+    sequences: frozenset[str] | None = None
+    planes: frozenset[str] | None = None
+    regions: frozenset[str] | None = None
+    levels: tuple[str, ...] | None = None  # level names in anatomical order (vertebrae or discs)
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> ModelScope:
+        s = card.get("scope") or {}
+
+        def names(key: str) -> frozenset[str] | None:
+            return frozenset(str(x) for x in s[key]) if s.get(key) is not None else None
+
+        levels = tuple(str(x) for x in s["levels"]) if s.get("levels") is not None else None
+        return cls(str(card.get("name", "model")), names("sequences"), names("planes"), names("regions"), levels)
+
+    def levels_text(self) -> str:
+        if not self.levels:
+            return "any"
+        return self.levels[0] if len(self.levels) == 1 else f"{self.levels[0]} … {self.levels[-1]}"
+
+    def why_not_sequence(self, sequence: Mapping[str, Any] | None) -> str | None:
+        """Why a scan of this sequence is outside the scope (None: inside, or the sequence is unknown)."""
+        value = (sequence or {}).get("value")
+        if self.sequences is None or value is None or value in self.sequences:
+            return None
+        return (
+            f"the {self.model} was trained on {'/'.join(sorted(self.sequences))} only; "
+            f"this scan is {value} ({describe_source(sequence)})"
+        )
+
+    def why_not_level(self, level: Level | DiscLevel) -> str | None:
+        if self.levels is None or level.value in self.levels:
+            return None
+        return (
+            f"{level.value} is outside the levels the {self.model} was trained and validated on ({self.levels_text()})"
+        )
+
+
+def describe_source(item: Mapping[str, Any] | None) -> str:
+    """'from the header', 'from the image, probability 0.97', 'given by the user'."""
+    if not item:
+        return "unknown"
+    src = item.get("source")
+    if src == "user":
+        return "given by the user"
+    p = item.get("probability")
+    return f"from the {src}" + (f", probability {float(p):.2f}" if p is not None else "")
+
+
+# --- what the scan shows ----------------------------------------------------------------------------------------
+def decide_sequence(user: str | None, header: str | None, image: Mapping[str, float] | None) -> dict[str, Any]:
+    """The scan's sequence: the user's word, else the header's, else the image's when it is clear enough.
+
+    ``image`` holds the recogniser's class probabilities (``{"T1": 0.02, "T2": 0.97, "other": 0.01}``).
+    """
+    if user:
+        return {"value": user, "source": "user"}
+    if header:
+        return {"value": header, "source": "header"}
+    if image:
+        best = max(image, key=lambda k: image[k])
+        p = float(image[best])
+        if p >= MIN_IMAGE_SEQUENCE_PROBABILITY:
+            return {"value": best, "source": "image", "probability": round(p, 4)}
+        return {"value": None, "source": "image", "probability": round(p, 4), "best_guess": best}
+    return {"value": None, "source": None}
+
+
+def decide_plane(fmt: str, image: Mapping[str, float] | None) -> tuple[dict[str, Any], str | None, str | None]:
+    """The plane of the analysed image, and (out-of-scope reason, flag).
+
+    A picture (PNG/JPEG) has no geometry: its plane comes from the image, and a picture that looks axial or coronal
+    is out of scope. Other formats take the plane from their geometry (they were resliced to sagittal); when the
+    image disagrees strongly it is only flagged, since the geometry is the better witness.
+    """
+    best = max(image, key=lambda k: image[k]) if image else None
+    p = float(image[best]) if image and best else 0.0
+    if fmt == "image":
+        plane: dict[str, Any] = {"value": best, "source": "image", "probability": round(p, 4)}
+        if best is not None and best != "sagittal" and p >= MIN_NOT_SAGITTAL_PROBABILITY:
+            why = f"the picture looks {best} (probability {p:.2f}), not sagittal: openspine analyses sagittal images"
+            return plane, why, None
+        return plane, None, None
+    plane = {"value": "sagittal", "source": "geometry"}
+    if best is not None and best != "sagittal" and p >= 0.9:
+        return plane, None, f"plane_suspect: the geometry says sagittal but the image looks {best} (p {p:.2f})"
+    return plane, None, None
+
+
+def field_of_view(labels: Iterable[Level | None], cervical_probability: float | None) -> dict[str, Any]:
+    """The regions in view: cervical from the image (the detector cannot tell), the others from the labels."""
+    regions = {lv.region for lv in labels if lv is not None}
+    source = "detection"
+    if cervical_probability is not None:
+        source = "image+detection"
+        if cervical_probability >= MIN_CERVICAL_PROBABILITY:
+            regions.add("cervical")
+    ordered = [r for r in REGION_ORDER if r in regions]
+    out: dict[str, Any] = {"value": "+".join(ordered) if ordered else "none", "regions": ordered, "source": source}
+    if cervical_probability is not None:
+        out["cervical_probability"] = round(float(cervical_probability), 4)
+    return out
+
+
+# --- withholding ------------------------------------------------------------------------------------------------
+def withhold_labels(
+    vertebrae: Sequence[Vertebra], discs: Sequence[Disc], reason_of: Any
+) -> tuple[list[Vertebra], list[Disc], list[str]]:
+    """Remove the labels that ``reason_of(level) -> str | None`` objects to; a disc loses its level when either
+    neighbour loses its label. Returns the new records and one flag per withheld reason."""
+    new_v: list[Vertebra] = []
+    withheld: dict[str, list[str]] = {}
+    gone: set[str] = set()
+    for v in vertebrae:
+        why = reason_of(v.label) if v.label is not None else None
+        if why is None or v.label is None:
+            new_v.append(v)
+            continue
+        withheld.setdefault(why, []).append(v.label.value)
+        gone.add(v.label.value)
+        new_v.append(replace(v, label=None, note=f"label withheld: {why}"))
+
+    def loses_level(d: Disc) -> bool:
+        return d.level is not None and bool({d.level.upper_vertebra.value, d.level.lower_vertebra.value} & gone)
+
+    new_d = [replace(d, level=None) if loses_level(d) else d for d in discs]
+    flags = [f"labels_withheld: {', '.join(names)} ({why})" for why, names in withheld.items()]
+    return new_v, new_d, flags
+
+
+def detector_label_reason(scope: ModelScope, cervical: bool) -> Any:
+    """``reason_of(level)`` for :func:`withhold_labels`: every label when the image shows the cervical spine (which
+    the detector never saw: its count would be guesswork), else the levels outside the card's scope."""
+
+    def reason_of(level: Level) -> str | None:
+        if cervical and scope.regions is not None and "cervical" not in scope.regions:
+            return (
+                "the image shows the cervical spine; the detector was trained on "
+                f"{'/'.join(r for r in REGION_ORDER if r in scope.regions)} scans only"
+            )
+        return scope.why_not_level(level)
+
+    return reason_of
+
+
+def withheld_grade(reason: str) -> Grade:
+    return Grade(grade=None, probabilities=None, available=False, note=f"withheld: {reason}")
+
+
+def withhold_grades(
+    discs: Sequence[Disc], levels: Sequence[DiscLevel] | None, heads: Iterable[GradingName], reason: str
+) -> list[Disc]:
+    """Every requested disc gets every grading withheld with ``reason`` (nothing is computed)."""
+    names: list[GradingName] = list(heads)
+    names += [g for g in Grading if g not in names]
+    wanted = set(levels) if levels is not None else None
+    out = []
+    for d in discs:
+        if d.level is None or (wanted is not None and d.level not in wanted):
+            out.append(d)
+            continue
+        out.append(replace(d, grades={**d.grades, **{g: withheld_grade(reason) for g in names}}))
+    return out
+
+
+def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
+    low = [v for v in vertebrae if v.score < LOW_SCORE]
+    if not low:
+        return None
+    names = ", ".join(f"{v.label.value if v.label else '?'} ({v.score:.2f})" for v in low)
+    return f"low_confidence: {len(low)} of {len(vertebrae)} bodies scored below {LOW_SCORE}: {names}"

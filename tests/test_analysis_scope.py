@@ -1,0 +1,139 @@
+"""Know what it is looking at, on real scans: sequence and field of view recognised, answers withheld outside a
+model's scope, exit status 3 when nothing is in scope, flags where people look."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+import openspine
+from openspine.cli import main
+from openspine.levels import Grading
+from openspine.render.overlay import BANNER_COLOUR, banner_lines
+from openspine.schema import validate_result
+
+from .conftest import shared_data_or_skip
+
+VAL_T2 = "spider/31/image.nii.gz"  # a val patient with a T1 slice too
+VAL_T1 = "spider/31/t1.nii.gz"
+
+
+def _recogniser_or_skip() -> None:
+    try:
+        from openspine.recognition import recognise  # noqa: F401
+        from openspine.models import builtin_model_dir
+
+        builtin_model_dir("recognizer")
+    except Exception as exc:  # the recogniser ships with the package; this guards a partial checkout only
+        pytest.skip(f"image recogniser not available: {exc}")
+
+
+def test_user_sequence_t1_withholds_every_t2_grade_and_says_why(tmp_path: Path) -> None:
+    data = shared_data_or_skip()
+    code = main(["-q", "analyze", str(data / VAL_T2), "--sequence", "t1", "--out", str(tmp_path)])
+    assert code == 0
+    doc = json.loads((tmp_path / "result.json").read_text())
+    validate_result(doc)
+    assert doc["input"]["sequence"] == {"value": "T1", "source": "user"}
+    lumbar = [d for d in doc["discs"] if d["grades"]]
+    assert lumbar, "the lumbar discs are still listed"
+    for d in lumbar:
+        p = d["grades"]["pfirrmann"]
+        assert p["grade"] is None and p["available"] is False and "T2 only" in p["note"]
+    assert any(f.startswith("grades_withheld:") for f in doc["flags"])
+    rows = list(csv.DictReader((tmp_path / "discs.csv").open()))
+    assert any(r["grading"] == "pfirrmann" and r["note"].startswith("withheld") for r in rows)
+    assert "withheld" in (tmp_path / "report.html").read_text()
+
+
+def test_real_t1_slice_is_recognised_and_not_graded_by_the_t2_head() -> None:
+    data = shared_data_or_skip()
+    _recogniser_or_skip()
+    result = openspine.analyze(data / VAL_T1)
+    assert result.input.sequence is not None
+    assert result.input.sequence["value"] == "T1" and result.input.sequence["source"] == "image"
+    graded = [d for d in result.discs if d.grades]
+    assert graded
+    for d in graded:
+        g = d.grades[Grading.PFIRRMANN]
+        assert g.grade is None and g.note is not None and g.note.startswith("withheld")
+
+
+def test_real_t2_slice_is_graded_and_each_grade_is_its_most_probable_class() -> None:
+    data = shared_data_or_skip()
+    result = openspine.analyze(data / VAL_T2)
+    assert result.out_of_scope is None
+    graded = [g for d in result.discs for g in d.grades.values() if g.available]
+    assert graded
+    for g in graded:
+        probs = g.probabilities or {}
+        assert g.grade is not None and str(g.grade) == max(probs, key=lambda k: probs[k])
+    assert any(g.balanced_grade is not None for g in graded)  # the stacked heads' class-balanced decision
+
+
+def test_cervical_scan_gets_no_lumbar_label() -> None:
+    data = shared_data_or_skip()
+    _recogniser_or_skip()
+    result = openspine.analyze(data / "sct/sct-example-t2/image.nii.gz")
+    labels = [v.label for v in result.vertebrae if v.label is not None]
+    assert not [lv for lv in labels if lv.region in ("lumbar", "sacral")], labels
+    assert result.input.field_of_view is not None and "cervical" in result.input.field_of_view["regions"]
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert any(f.startswith("cervical_field_of_view") for f in result.flags)
+
+
+def test_non_spine_image_exits_3_with_the_reason_in_result_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    from scipy.ndimage import gaussian_filter
+
+    arr = gaussian_filter(rng.normal(size=(256, 256)), 6)[:, :, None].astype(np.float32)
+    path = tmp_path / "texture.nii.gz"
+    sagittal = np.array([[0, 0, 4.0, 0], [0, -0.8, 0, 0], [-0.8, 0, 0, 0], [0, 0, 0, 1]])  # rows S→I, cols A→P
+    nib.save(nib.Nifti1Image(arr, sagittal), path)
+    code = main(["analyze", str(path), "--out", str(tmp_path / "out")])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "out of scope" in err and "no vertebral body" in err
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    validate_result(doc)
+    assert "no vertebral body" in doc["out_of_scope"]
+    assert doc["vertebrae"] == [] and "grading" in doc["steps_not_run"]
+
+
+def test_axial_picture_exits_3(tmp_path: Path) -> None:
+    data = shared_data_or_skip()
+    _recogniser_or_skip()
+    vol = np.asarray(nib.load(data / "fastcleverseg/fcs-vb2-13/image.nii.gz").dataobj, dtype=np.float32)
+    # the volume is [S→I, A→P, L→R]: an axial picture is one row, shown with anterior up and left on the right
+    axial = vol[vol.shape[0] // 2, :, ::-1]
+    png = tmp_path / "axial.png"
+    Image.fromarray(np.clip(axial / max(float(axial.max()), 1.0) * 255, 0, 255).astype(np.uint8)).save(png)
+    code = main(["-q", "analyze", str(png), "--pixel-spacing", "1", "1", "--out", str(tmp_path / "out")])
+    assert code == 3
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert "not sagittal" in doc["out_of_scope"] and doc["input"]["plane"]["value"] == "axial"
+
+
+def test_cli_summary_names_every_flag_and_the_overlay_carries_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = shared_data_or_skip()
+    assert main(["analyze", str(data / VAL_T2), "--sequence", "STIR", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "result.json").read_text())
+    assert doc["flags"]
+    for flag in doc["flags"]:
+        assert f"flag: {flag}" in out
+    result = openspine.analyze(data / VAL_T2, sequence="STIR")
+    lines = banner_lines(result, 1000, 7.0)
+    assert lines and any(line.startswith("grades_withheld") for line in lines)
+    picture = np.asarray(result.overlay(width=1000))
+    assert tuple(picture[46, 5]) == BANNER_COLOUR  # the banner under the title

@@ -1,0 +1,119 @@
+"""Model scope: what a card declares, and what is withheld outside it (pure functions, no model)."""
+
+from __future__ import annotations
+
+import json
+
+from openspine.levels import DiscLevel, Grading, Level
+from openspine.models import BUILTIN_DIR
+from openspine.results import Disc, Grade, Vertebra
+from openspine.scope import (
+    ModelScope,
+    decide_plane,
+    decide_sequence,
+    detector_label_reason,
+    field_of_view,
+    low_score_flag,
+    withhold_grades,
+    withhold_labels,
+)
+
+
+def _v(label: str | None, score: float = 0.9) -> Vertebra:
+    return Vertebra(Level.parse(label) if label else None, score, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+
+
+def _d(level: str) -> Disc:
+    return Disc(DiscLevel.parse(level), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+
+
+def test_builtin_cards_declare_their_scope() -> None:
+    det = ModelScope.from_card(json.loads((BUILTIN_DIR / "detector" / "card.json").read_text()))
+    grader = ModelScope.from_card(json.loads((BUILTIN_DIR / "grader" / "card.json").read_text()))
+    assert det.regions is not None and "cervical" not in det.regions
+    assert det.levels is not None and det.levels[0] == "T11" and det.levels[-1] == "S1"
+    assert grader.sequences == frozenset({"T2"})
+    assert grader.levels is not None and "L5-S1" in grader.levels and "C5-C6" not in grader.levels
+
+
+def test_a_card_without_scope_restricts_nothing() -> None:
+    s = ModelScope.from_card({"name": "mine"})
+    assert s.why_not_sequence({"value": "T1", "source": "header"}) is None
+    assert s.why_not_level(Level.C3) is None
+
+
+def test_sequence_outside_scope_is_named_with_its_source() -> None:
+    s = ModelScope("grader", sequences=frozenset({"T2"}))
+    why = s.why_not_sequence({"value": "T1", "source": "image", "probability": 0.97})
+    assert why is not None and "T2 only" in why and "T1" in why and "image" in why and "0.97" in why
+    assert s.why_not_sequence({"value": "T2", "source": "header"}) is None
+    assert s.why_not_sequence({"value": None, "source": None}) is None  # unknown: not withheld
+
+
+def test_sequence_decision_prefers_user_then_header_then_a_clear_image() -> None:
+    image = {"T1": 0.9, "T2": 0.05, "other": 0.05}
+    assert decide_sequence("STIR", "T2", image) == {"value": "STIR", "source": "user"}
+    assert decide_sequence(None, "T2", image) == {"value": "T2", "source": "header"}
+    assert decide_sequence(None, None, image)["value"] == "T1"
+    unsure = decide_sequence(None, None, {"T1": 0.55, "T2": 0.45, "other": 0.0})
+    assert unsure["value"] is None and unsure["best_guess"] == "T1"
+
+
+def test_a_picture_that_looks_axial_is_out_of_scope_a_volume_only_flagged() -> None:
+    axial = {"sagittal": 0.03, "axial": 0.95, "coronal": 0.02}
+    plane, why, flag = decide_plane("image", axial)
+    assert plane["value"] == "axial" and why is not None and "axial" in why and flag is None
+    plane, why, flag = decide_plane("nifti", axial)
+    assert plane == {"value": "sagittal", "source": "geometry"} and why is None and flag is not None
+    _, why, _ = decide_plane("image", {"sagittal": 0.9, "axial": 0.05, "coronal": 0.05})
+    assert why is None
+
+
+def test_cervical_field_of_view_withholds_every_label_and_the_discs_levels() -> None:
+    det = ModelScope("detector", regions=frozenset({"thoracic", "lumbar", "sacral"}), levels=("T11", "L5", "S1"))
+    verts = [_v("L3"), _v("L4"), _v("L5")]
+    discs = [_d("L3-L4"), _d("L4-L5")]
+    new_v, new_d, flags = withhold_labels(verts, discs, detector_label_reason(det, cervical=True))
+    assert all(v.label is None and v.note and "cervical" in v.note for v in new_v)
+    assert all(d.level is None for d in new_d)
+    assert len(flags) == 1 and flags[0].startswith("labels_withheld: L3, L4, L5")
+
+
+def test_levels_outside_the_card_are_withheld_the_rest_kept() -> None:
+    det = ModelScope("detector", levels=("T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"))
+    verts = [_v("T10"), _v("T11"), _v("T12")]
+    discs = [_d("T10-T11"), _d("T11-T12")]
+    new_v, new_d, flags = withhold_labels(verts, discs, detector_label_reason(det, cervical=False))
+    assert [v.label for v in new_v] == [None, Level.T11, Level.T12]
+    assert new_v[0].note is not None and "T10 is outside" in new_v[0].note
+    assert [d.level for d in new_d] == [None, DiscLevel.parse("T11-T12")]
+    assert flags and "T10" in flags[0]
+
+
+def test_withheld_grades_say_why_and_cover_every_grading() -> None:
+    discs = [_d("L4-L5"), _d("T10-T11")]
+    out = withhold_grades(discs, (DiscLevel.parse("L4-L5"),), [Grading.PFIRRMANN], "trained on T2 only")
+    graded = out[0].grades
+    assert set(graded) == set(Grading)
+    g = graded[Grading.PFIRRMANN]
+    assert g.grade is None and not g.available and g.note == "withheld: trained on T2 only"
+    assert out[1].grades == {}  # not requested: untouched
+
+
+def test_field_of_view_from_labels_and_the_image() -> None:
+    assert field_of_view([Level.L4, Level.S1, None], None)["value"] == "lumbar+sacral"
+    fov = field_of_view([Level.T12, Level.L1], 0.9)
+    assert fov["value"] == "cervical+thoracic+lumbar" and fov["source"] == "image+detection"
+    assert field_of_view([], 0.1)["value"] == "none"
+
+
+def test_grade_probability_is_that_of_the_reported_grade() -> None:
+    g = Grade(grade=3, probabilities={"1": 0.4, "3": 0.6}, balanced_grade=1)
+    assert g.probability == 0.6
+    assert g.to_dict()["balanced_grade"] == 1
+
+
+def test_low_score_flag_names_the_bodies() -> None:
+    assert low_score_flag([_v("L4", 0.9)]) is None
+    flag = low_score_flag([_v("L4", 0.9), _v("L5", 0.1)])
+    assert flag is not None and "L5 (0.10)" in flag and "1 of 2" in flag

@@ -126,7 +126,7 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     small_px = max(12, width // 66)
     banner = banner_lines(result, width, 0.55 * small_px)
     banner_h = (len(banner) * (small_px + 4) + 8) if banner else 0
-    title_h, legend_h = 44 + banner_h, 70
+    title_h, legend_h = 44 + banner_h, 70 + small_px
     sr, sc, _ = view.scan.spacing
     aspect = view.scan.shape[0] * sr / (view.scan.shape[1] * sc)  # height / width in mm
     main_w = int(width * (0.74 if neighbours else 1.0))
@@ -199,6 +199,7 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
         x += 38
     draw.rectangle([x + 6, y, x + 40, y + 16], fill=UNGRADED_COLOUR)
     draw.text((x + 46, y + 8), "not graded", fill=TEXT_COLOUR, font=small, anchor="lm")
-    draw.text((10, y + 28), f"outline: vertebral body (level on the anterior side; dashed: score < {LOW_SCORE}, "
-              "? = label withheld)   " + DISCLAIMER, fill=(170, 170, 170), font=small)  # fmt: skip
+    draw.text((10, y + 26), f"outline: vertebral body, level on the anterior side; dashed: score < {LOW_SCORE}; "
+              "? = label withheld", fill=(170, 170, 170), font=small)  # fmt: skip
+    draw.text((10, y + 26 + small_px + 6), DISCLAIMER, fill=(170, 170, 170), font=small)
     return canvas

@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", default=None, metavar="local:N", help="start a local Dask cluster of N workers")
     p.add_argument("--grader", default=None, help="grader model folder, e.g. from 'openspine finetune'")
     p.add_argument("--levels", default=None, help="disc levels to grade: lumbar (default), all, or a list")
+    _add_sequence_option(p)
     _add_formats_option(p)
 
     p = sub.add_parser(

@@ -201,7 +201,8 @@ def run_batch(args: argparse.Namespace) -> int:
         for s in skipped:
             print(f"  {s.path}: {s.reason}")
         return 0
-    options = {k: v for k, v in {"grader": args.grader, "grade_levels": args.levels}.items() if v is not None}
+    given = {"grader": args.grader, "grade_levels": args.levels, "sequence": args.sequence}
+    options = {k: v for k, v in given.items() if v is not None}
     AnalysisConfig.from_mapping(options)  # refuse bad options before any work
     summary = run_batch(
         args.input_root,

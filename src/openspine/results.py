@@ -203,48 +203,14 @@ class AnalysisResult:
         return json.dumps(self.to_dict(), indent=indent)
 
     def vertebra_rows(self) -> list[dict[str, Any]]:
-        """One row per vertebra (the CSV and DataFrame form)."""
-        rows = []
-        for v in self.vertebrae:
-            rows.append(
-                {
-                    "label": v.label.value if v.label else "",
-                    "score": round(float(v.score), 4),
-                    **_xyz("centroid_voxel", v.centroid_voxel),
-                    **_xyz("centroid_mm", v.centroid_mm),
-                    "mid_slice": "" if v.mid_slice is None else v.mid_slice,
-                    "note": v.note or "",
-                }
-            )
-        return rows
+        """One row per vertebra (the CSV and DataFrame form); built from :meth:`Vertebra.to_dict`, so that the rows
+        of a result.json (:func:`vertebra_rows_from_dict`) are the same."""
+        return [_vertebra_row(v.to_dict()) for v in self.vertebrae]
 
     def disc_rows(self) -> list[dict[str, Any]]:
-        """One row per disc and grading (a disc without gradings still gets one row)."""
-        rows = []
-        for d in self.discs:
-            base = {
-                "level": d.level.value if d.level else "",
-                **_xyz("centroid_voxel", d.centroid_voxel),
-                **_xyz("centroid_mm", d.centroid_mm),
-            }
-            if not d.grades:
-                empty = dict.fromkeys(("grading", "grade", "probability", "balanced_grade", "probabilities"), "")
-                rows.append({**base, **empty, "note": ""})
-            for g, r in d.grades.items():
-                p = r.probabilities or {}
-                prob = r.probability
-                rows.append(
-                    {
-                        **base,
-                        "grading": grading_name(g),
-                        "grade": "" if r.grade is None else r.grade,
-                        "probability": "" if prob is None else round(prob, 4),
-                        "balanced_grade": "" if r.balanced_grade is None else r.balanced_grade,
-                        "probabilities": json.dumps({k: round(float(x), 4) for k, x in p.items()}) if p else "",
-                        "note": r.note or "",
-                    }
-                )
-        return rows
+        """One row per disc and grading (a disc without gradings still gets one row); built from
+        :meth:`Disc.to_dict`, so that the rows of a result.json (:func:`disc_rows_from_dict`) are the same."""
+        return [row for d in self.discs for row in _disc_rows(d.to_dict())]
 
     def to_dataframe(self, kind: str = "discs") -> Any:
         """A pandas DataFrame of ``"discs"`` (one row per disc × grading) or ``"vertebrae"``."""
@@ -294,7 +260,59 @@ DISC_COLUMNS = [
 DISCLAIMER = "Research software, not a medical device: not for diagnosis or treatment decisions."
 
 
-def _xyz(prefix: str, v: Vec3) -> dict[str, float]:
+def vertebra_rows_from_dict(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of :meth:`AnalysisResult.vertebra_rows` from a result.json document (e.g. ``json.load``-ed)."""
+    return [_vertebra_row(v) for v in doc.get("vertebrae") or []]
+
+
+def disc_rows_from_dict(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of :meth:`AnalysisResult.disc_rows` from a result.json document (e.g. ``json.load``-ed)."""
+    return [row for d in doc.get("discs") or [] for row in _disc_rows(d)]
+
+
+# The one row builder for records and result.json documents: it reads the dict forms (``to_dict``), so the CSV
+# files of a case and the cohort tables built from result.json cannot drift apart.
+def _vertebra_row(v: Mapping[str, Any]) -> dict[str, Any]:
+    score = v.get("score")
+    return {
+        "label": v.get("label") or "",
+        "score": "" if score is None else round(float(score), 4),
+        **_xyz("centroid_voxel", v["centroid_voxel"]),
+        **_xyz("centroid_mm", v["centroid_mm"]),
+        "mid_slice": "" if v.get("mid_slice") is None else v["mid_slice"],
+        "note": v.get("note") or "",
+    }
+
+
+def _disc_rows(d: Mapping[str, Any]) -> list[dict[str, Any]]:
+    base = {
+        "level": d.get("level") or "",
+        **_xyz("centroid_voxel", d["centroid_voxel"]),
+        **_xyz("centroid_mm", d["centroid_mm"]),
+    }
+    grades: Mapping[str, Mapping[str, Any]] = d.get("grades") or {}
+    if not grades:
+        empty = dict.fromkeys(("grading", "grade", "probability", "balanced_grade", "probabilities"), "")
+        return [{**base, **empty, "note": ""}]
+    rows = []
+    for name, r in grades.items():
+        grade, balanced, given = r.get("grade"), r.get("balanced_grade"), r.get("probabilities")
+        p: Mapping[str, float] = given or {}
+        rows.append(
+            {
+                **base,
+                "grading": name,
+                "grade": "" if grade is None else grade,
+                "probability": "" if grade is None or given is None else round(float(p.get(str(grade), 0.0)), 4),
+                "balanced_grade": "" if balanced is None else balanced,
+                "probabilities": json.dumps({k: round(float(x), 4) for k, x in p.items()}) if p else "",
+                "note": r.get("note") or "",
+            }
+        )
+    return rows
+
+
+def _xyz(prefix: str, v: Iterable[float]) -> dict[str, float]:
     names = ("x", "y", "z") if prefix.endswith("mm") else ("0", "1", "2")
     return {f"{prefix}_{n}": round(float(c), 3) for n, c in zip(names, v)}
 

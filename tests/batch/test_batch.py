@@ -102,7 +102,7 @@ def test_bad_cases_are_isolated_and_reported(
         doc = json.loads((out / "cases" / case / "result.json").read_text())
         assert doc["schema_version"]
     assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
-        "cases", "failures.csv", "vertebrae.csv", "discs.csv", "vertebrae.parquet", "discs.parquet",
+        "cases", "failures.csv", "skipped.csv", "vertebrae.csv", "discs.csv", "vertebrae.parquet", "discs.parquet",
     }  # fmt: skip
     # a rerun skips what is finished and retries only the failures
     assert main(["-q", "batch", str(root), "--out", str(out)]) == 1

@@ -23,8 +23,15 @@ _HOST = socket.gethostname().replace("-", "_").replace("@", "_")
 TMP_PREFIX = ".tmp-"
 
 
+SCOPE_STAGE = "scope"
+OUT_OF_SCOPE = "OutOfScope"
+
+
 @dataclass(frozen=True)
 class CaseStatus:
+    """What became of one case. A case whose result is out of scope (nothing in scope found: no spine, not a
+    sagittal plane) is "done" or "skipped" with its outputs written, and has stage "scope" and the reason."""
+
     case_id: str
     status: str  # "done", "skipped" (finished earlier), "failed"
     stage: str = ""
@@ -32,8 +39,30 @@ class CaseStatus:
     message: str = ""
     seconds: float = 0.0
 
+    @property
+    def out_of_scope(self) -> bool:
+        return self.status != "failed" and self.stage == SCOPE_STAGE
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def finished_status(case_id: str, folder: Path) -> CaseStatus:
+    """The status of a case finished earlier: "skipped", with the out-of-scope reason its result.json records."""
+    reason = out_of_scope_reason(folder)
+    if reason:
+        return CaseStatus(case_id, "skipped", SCOPE_STAGE, OUT_OF_SCOPE, reason)
+    return CaseStatus(case_id, "skipped")
+
+
+def out_of_scope_reason(folder: Path) -> str | None:
+    """``out_of_scope`` of the case's result.json (None when in scope, or unreadable)."""
+    try:
+        doc = json.loads((folder / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    reason = doc.get("out_of_scope") if isinstance(doc, dict) else None
+    return str(reason) if reason else None
 
 
 def case_dir(out_root: Path, case_id: str) -> Path:
@@ -64,7 +93,7 @@ def process_case(
     t0 = time.perf_counter()
     final = case_dir(Path(out_root), case.case_id)
     if not overwrite and is_finished(final):
-        return CaseStatus(case.case_id, "skipped")
+        return finished_status(case.case_id, final)
     stage = "read"
 
     def track(name: str) -> None:
@@ -83,7 +112,12 @@ def process_case(
         shutil.rmtree(tmp, ignore_errors=True)
         write_result(result, tmp, formats)
         _swap_into_place(tmp, final)
-        return CaseStatus(case.case_id, "done", seconds=round(time.perf_counter() - t0, 3))
+        seconds = round(time.perf_counter() - t0, 3)
+        # the analysis found nothing in scope: outputs are kept, and the run lists the case in failures.csv
+        reason = getattr(result, "out_of_scope", None)
+        if reason:
+            return CaseStatus(case.case_id, "done", SCOPE_STAGE, OUT_OF_SCOPE, str(reason), seconds)
+        return CaseStatus(case.case_id, "done", seconds=seconds)
     except Exception as exc:  # isolation: one bad case must never stop the cohort
         shutil.rmtree(tmp, ignore_errors=True)
         from ..errors import OpenSpineError

@@ -134,6 +134,8 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
         series = []
     studies: dict[str, list[SeriesInfo]] = defaultdict(list)
     for s in series:
+        if all(_hidden(p.relative_to(root)) for p in s.files):
+            continue  # under a hidden folder, listed as skipped ("hidden") already
         studies[s.study_uid or f"folder:{s.files[0].parent}"].append(s)
     out: list[Case] = []
     accounted: set[Path] = set()
@@ -156,6 +158,10 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
         if f not in accounted:
             skipped.append(Skipped(str(f.relative_to(root)), _why_no_series(f)))
     return out
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
 
 
 def _why_not_dicom(path: Path) -> str:

@@ -1,5 +1,5 @@
 """Run a batch: discover, shard, skip finished cases, process on local workers or a Dask cluster, then
-write the cohort tables, failures.csv and a summary. One run per output folder and shard at a time."""
+write the cohort tables, failures.csv, skipped.csv and a summary. One run per output folder and shard at a time."""
 
 from __future__ import annotations
 
@@ -13,32 +13,64 @@ from typing import Any
 
 from .._logging import get_logger
 from ..errors import ConfigError, OutputError
-from .case import CaseStatus, case_dir, is_finished, process_case, remove_stale_temporaries
+from .case import CaseStatus, case_dir, finished_status, is_finished, process_case, remove_stale_temporaries
 from .discover import Case, discover_cases
-from .tables import build_cohort_tables, prefetch_parquet_writer, write_failures
+from .tables import build_cohort_tables, prefetch_parquet_writer, write_failures, write_skipped
 
 log = get_logger("batch")
 
 
+EXIT_OUT_OF_SCOPE = 3  # as `openspine analyze` for an out-of-scope scan
+
+
 @dataclass
 class BatchSummary:
+    """Counts of a run. ``done`` are the in-scope cases analysed now, ``skipped`` those finished earlier;
+    ``out_of_scope`` counts the cases of this run (analysed now or earlier) whose result found nothing in scope:
+    their outputs are written and they are listed in failures.csv with stage "scope". ``files_skipped`` counts
+    the files under the input root that are no case (skipped.csv says why)."""
+
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    out_of_scope: int = 0
+    files_skipped: int = 0
     seconds: float = 0.0
     failures: list[CaseStatus] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """1 when a case failed; else 3 when a case is out of scope (as `openspine analyze`); else 0."""
+        if self.failed:
+            return 1
+        return EXIT_OUT_OF_SCOPE if self.out_of_scope else 0
 
     def line(self) -> str:
-        rate = (self.done / self.seconds * 3600) if self.seconds > 0 and self.done else 0.0
+        analysed = self.done + sum(1 for f in self.failures if f.out_of_scope and f.status == "done")
+        rate = (analysed / self.seconds * 3600) if self.seconds > 0 and analysed else 0.0
+        listed = " (in failures.csv)" if self.out_of_scope else ""
         return (
-            f"{self.done} succeeded, {self.skipped} skipped (finished earlier), {self.failed} failed "
+            f"{self.done} succeeded, {self.skipped} skipped (finished earlier), {self.failed} failed, "
+            f"{self.out_of_scope} out of scope{listed}, {self.files_skipped} file(s) not analysed (skipped.csv) "
             f"in {self.seconds:.1f} s ({rate:.0f} scans/hour)"
         )
+
+    def count(self, status: CaseStatus) -> None:
+        """Add one case's status."""
+        if status.out_of_scope:
+            self.out_of_scope += 1
+            self.failures.append(status)
+            if status.status == "skipped":
+                self.skipped += 1
+        elif status.status == "done":
+            self.done += 1
+        elif status.status == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
+            self.failures.append(status)
+            log.warning("case %s failed at %s: %s: %s", status.case_id, status.stage, status.error_type, status.message)
 
 
 def parse_part(text: str | None) -> tuple[int, int]:
@@ -261,9 +293,15 @@ def run_batch(
         removed = remove_stale_temporaries(out)
         if removed:
             log.info("removed %d unfinished case folder(s) left by an interrupted run", removed)
-        cases = select_part(discover_cases(root)[0], part)
+        found, skipped_files = discover_cases(root)
+        write_skipped(out, skipped_files)
+        cases = select_part(found, part)
         todo = [c for c in cases if overwrite or not is_finished(case_dir(out, c.case_id))]
-        summary = BatchSummary(skipped=len(cases) - len(todo))
+        summary = BatchSummary(files_skipped=len(skipped_files))
+        pending = {c.case_id for c in todo}
+        for c in cases:  # finished earlier: counted, and listed in failures.csv again when out of scope
+            if c.case_id not in pending:
+                summary.count(finished_status(c.case_id, case_dir(out, c.case_id)))
         if scheduler or cluster:
             from .distributed import dask_statuses
 
@@ -272,16 +310,7 @@ def run_batch(
             statuses = _local_statuses(todo, out, formats, options, overwrite, workers)
         prefetch_parquet_writer()  # after the local workers have forked
         for status in progress(statuses, len(todo)) if progress else statuses:
-            if status.status == "done":
-                summary.done += 1
-            elif status.status == "skipped":
-                summary.skipped += 1
-            else:
-                summary.failed += 1
-                summary.failures.append(status)
-                log.warning(
-                    "case %s failed at %s: %s: %s", status.case_id, status.stage, status.error_type, status.message
-                )
+            summary.count(status)
         write_failures(out, sorted(summary.failures, key=lambda s: s.case_id))
         summary.tables = build_cohort_tables(out)
     summary.seconds = time.perf_counter() - t0

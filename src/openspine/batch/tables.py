@@ -1,28 +1,43 @@
 """Cohort tables: every finished case's rows in one CSV (and Parquet) per kind, rebuilt from the case
-folders so that reruns, resumes and shards can never duplicate or lose a row."""
+folders so that reruns, resumes and shards can never duplicate or lose a row.
+
+The rows come from each case's result.json (written whatever ``--formats`` says), through the same row builder
+as the per-case CSV files (:func:`openspine.results.vertebra_rows_from_dict`, ``disc_rows_from_dict``).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
 from .._logging import get_logger
 from ..writers import atomic_write_bytes, atomic_write_text
 from .case import CASES_DIR, TMP_PREFIX, CaseStatus, is_finished
+from .discover import Skipped
 
 log = get_logger("batch")
 
 FAILURE_COLUMNS = ["case", "stage", "error_type", "message"]
+SKIPPED_COLUMNS = ["path", "reason"]
 
 
-def _rows_of(case_folder: Path, name: str) -> list[dict[str, str]]:
-    path = case_folder / name
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return [{"case": case_folder.name, **row} for row in csv.DictReader(f)]
+def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """The vertebra and disc rows of one finished case, from its result.json."""
+    from ..results import disc_rows_from_dict, vertebra_rows_from_dict
+
+    try:
+        doc = json.loads((case_folder / "result.json").read_text())
+    except (OSError, ValueError) as exc:  # is_finished read it a moment ago; a rerun writing it now
+        log.warning("case %s: result.json not readable (%s); its rows are left out", case_folder.name, exc)
+        return {"vertebrae": [], "discs": []}
+    case = {"case": case_folder.name}
+    return {
+        "vertebrae": [{**case, **row} for row in vertebra_rows_from_dict(doc)],
+        "discs": [{**case, **row} for row in disc_rows_from_dict(doc)],
+    }
 
 
 def _write_table(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -71,14 +86,16 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], columns: list[str]) -
     return True
 
 
-def _typed(value: str) -> Any:
-    """CSV text → number where it is one, so Parquet columns get numeric types."""
+def _typed(value: Any) -> Any:
+    """A cell → number where it is one (also a number written as text), so Parquet columns get numeric types."""
     if value == "" or value is None:
         return None
+    if isinstance(value, bool):
+        return str(value)
     try:
         return float(value)
     except (TypeError, ValueError):
-        return value
+        return str(value)
 
 
 def build_cohort_tables(out_root: Path) -> dict[str, int]:
@@ -88,21 +105,14 @@ def build_cohort_tables(out_root: Path) -> dict[str, int]:
         sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(TMP_PREFIX)) if base.is_dir() else []
     )
     finished = [p for p in folders if is_finished(p)]
+    rows_of = [_rows_of(folder) for folder in finished]
     counts: dict[str, int] = {}
     parquet_ok = True
     for kind in ("vertebrae", "discs"):
-        rows: list[dict[str, Any]] = []
-        columns: list[str] = ["case"]
-        for folder in finished:
-            case_rows = _rows_of(folder, f"{kind}.csv")
-            if not case_rows:
-                continue
-            for c in case_rows[0]:
-                if c not in columns:
-                    columns.append(c)
-            rows.extend(case_rows)
-        if len(columns) == 1:
-            columns += _default_columns(kind)
+        rows = [row for case_rows in rows_of for row in case_rows[kind]]
+        columns = ["case", *_default_columns(kind)]
+        for row in rows:  # columns a newer result carries come after the known ones
+            columns.extend(c for c in row if c not in columns)
         _write_table(out_root / f"{kind}.csv", rows, columns)
         parquet_ok = _write_parquet(out_root / f"{kind}.parquet", rows, columns) and parquet_ok
         counts[kind] = len(rows)
@@ -116,6 +126,13 @@ def _default_columns(kind: str) -> list[str]:
     from ..results import DISC_COLUMNS, VERTEBRA_COLUMNS
 
     return list(VERTEBRA_COLUMNS if kind == "vertebrae" else DISC_COLUMNS)
+
+
+def write_skipped(out_root: Path, skipped: list[Skipped]) -> Path:
+    """OUT/skipped.csv: every file under the input root that is no case, with the reason (path relative to it)."""
+    path = out_root / "skipped.csv"
+    _write_table(path, [{"path": s.path, "reason": s.reason} for s in skipped], SKIPPED_COLUMNS)
+    return path
 
 
 def write_failures(out_root: Path, failures: list[CaseStatus]) -> Path:

@@ -1,0 +1,125 @@
+"""Batch mode accounts for everything: files that are no case go to skipped.csv (and the dry-run listing), cases
+whose result is out of scope keep their outputs and are listed in failures.csv with stage "scope", and the cohort
+tables come from result.json whatever --formats says."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from openspine.batch.discover import discover_cases
+from openspine.cli import main
+from openspine.results import disc_rows_from_dict, vertebra_rows_from_dict
+
+SPIDER_IDS = ("21", "31")  # real lumbar slices (val split)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _cohort(root: Path, shared: Path) -> None:
+    """Two real scans, one scan with no spine in it, a truncated DICOM file, a hidden file and a non-image."""
+    from dicom_fixtures import real_crop, write_series
+
+    for pid in SPIDER_IDS:
+        dst = root / "nifti" / f"patient{pid}.nii.gz"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared / "spider" / pid / "image.nii.gz", dst)
+    # noise on a sagittal grid: readable, but no vertebral body in it (out of scope)
+    noise = np.random.default_rng(0).normal(100.0, 20.0, (3, 96, 96)).astype(np.float32)
+    nib.save(nib.Nifti1Image(noise, np.diag([3.0, 0.8, 0.8, 1.0])), str(root / "nifti" / "noise.nii.gz"))
+    # the first 400 bytes of a real DICOM slice (cut inside its header)
+    arr, aff = real_crop(shape=(32, 32, 2))
+    _, files = write_series(root / "tmp-series", arr, aff)
+    (root / "dicom" / "cut").mkdir(parents=True)
+    (root / "dicom" / "cut" / "IM0001.dcm").write_bytes(files[0].read_bytes()[:400])
+    shutil.rmtree(root / "tmp-series")
+    (root / ".DS_Store").write_bytes(b"\0\1\2")
+    (root / "nifti" / "notes.bin").write_bytes(b"not an image " * 20)
+
+
+EXPECTED_SKIPS = {
+    str(Path("dicom/cut/IM0001.dcm")): "truncated",
+    ".DS_Store": "hidden",
+    str(Path("nifti/notes.bin")): "not a DICOM, NIfTI or known file type",
+}
+
+
+def test_nothing_vanishes_and_json_only_gives_the_same_tables(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "in"
+    _cohort(root, shared_data)
+
+    # the dry run lists every file that is no case, with the reason
+    assert main(["-q", "batch", str(root), "--out", str(tmp_path / "dry"), "--dry-run"]) == 0
+    listing = capsys.readouterr().out
+    assert "3 case(s) found" in listing and "3 file(s) skipped" in listing
+    for path, reason in EXPECTED_SKIPS.items():
+        assert any(path in line and reason in line for line in listing.splitlines()), (path, listing)
+
+    # a run with the default formats and one with result.json only; the noise scan is out of scope: exit 3
+    out_all, out_json = tmp_path / "all", tmp_path / "json"
+    assert main(["-q", "batch", str(root), "--out", str(out_all)]) == 3
+    line = capsys.readouterr().out
+    assert "2 succeeded, 0 skipped (finished earlier), 0 failed, 1 out of scope" in line
+    assert "3 file(s) not analysed (skipped.csv)" in line
+    assert main(["-q", "batch", str(root), "--out", str(out_json), "--formats", "json"]) == 3
+    capsys.readouterr()
+
+    for out in (out_all, out_json):
+        skipped = {r["path"]: r["reason"] for r in _read_csv(out / "skipped.csv")}
+        assert set(skipped) == set(EXPECTED_SKIPS)
+        for path, reason in EXPECTED_SKIPS.items():
+            assert reason in skipped[path]
+        failures = _read_csv(out / "failures.csv")
+        assert [(f["case"], f["stage"], f["error_type"]) for f in failures] == [("nifti__noise", "scope", "OutOfScope")]
+        assert "no vertebral body" in failures[0]["message"]
+        doc = json.loads((out / "cases" / "nifti__noise" / "result.json").read_text())
+        assert doc["out_of_scope"]  # the out-of-scope case keeps its outputs
+    assert not (out_json / "cases" / "nifti__patient21" / "discs.csv").exists()
+
+    # the cohort tables do not depend on --formats, and equal the per-case CSV files (one row builder)
+    for kind in ("vertebrae", "discs"):
+        assert (out_json / f"{kind}.csv").read_text() == (out_all / f"{kind}.csv").read_text()
+        assert (out_json / f"{kind}.parquet").read_bytes() == (out_all / f"{kind}.parquet").read_bytes()
+        table = _read_csv(out_all / f"{kind}.csv")
+        assert table and {r["case"] for r in table} >= {f"nifti__patient{pid}" for pid in SPIDER_IDS}
+        for pid in SPIDER_IDS:
+            case = f"nifti__patient{pid}"
+            per_case = _read_csv(out_all / "cases" / case / f"{kind}.csv")
+            assert [{k: v for k, v in r.items() if k != "case"} for r in table if r["case"] == case] == per_case
+    doc = json.loads((out_all / "cases" / "nifti__patient21" / "result.json").read_text())
+    assert disc_rows_from_dict(doc) and vertebra_rows_from_dict(doc)
+
+    # a rerun skips the finished cases and still lists the out-of-scope one
+    assert main(["-q", "batch", str(root), "--out", str(out_json), "--formats", "json"]) == 3
+    assert "0 succeeded, 3 skipped (finished earlier), 0 failed, 1 out of scope" in capsys.readouterr().out
+    assert [f["stage"] for f in _read_csv(out_json / "failures.csv")] == ["scope"]
+
+
+def test_a_study_of_only_a_truncated_dicom_is_no_case(tmp_path: Path) -> None:
+    from dicom_fixtures import real_crop, write_series
+
+    arr, aff = real_crop(shape=(32, 32, 2))
+    _, files = write_series(tmp_path / "series", arr, aff)
+    root = tmp_path / "in"
+    (root / "study").mkdir(parents=True)
+    (root / "study" / "IM1").write_bytes(files[0].read_bytes()[:400])
+    (root / "study" / "IM2").write_bytes(files[1].read_bytes()[:200])  # cut inside the file meta information
+    (root / ".hidden-folder").mkdir()
+    (root / ".hidden-folder" / "x.dcm").write_bytes(files[0].read_bytes())
+    cases, skipped = discover_cases(root)
+    assert cases == []
+    reasons = {s.path: s.reason for s in skipped}
+    assert reasons[str(Path("study/IM1"))].startswith("truncated or incomplete DICOM file")
+    assert reasons[str(Path("study/IM2"))].startswith("DICOM file with an unreadable header")
+    assert reasons[".hidden-folder" + "/"] == "hidden"

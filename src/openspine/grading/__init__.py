@@ -23,7 +23,7 @@ from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
 from .crop import CropSpec, DiscGeometry, disc_crop, slice_indices
-from .features import features_for_discs
+from .features import FEATURE_NAMES, disc_features
 from .geometry import disc_geometry
 from .heads import HeadSpec, unavailable_note
 from .model import GraderModel, load_grader, softmax
@@ -63,26 +63,34 @@ def crops_for_discs(
     """Crops of several discs as one batch (N, 1, H, W), and for each disc the batch rows that belong to it.
 
     Offsets that land on the same slice (a single-slice scan, thick slices) are cut once.
+
+    Raises:
+        GeometryError: a disc's geometry gives no crop (:func:`~openspine.grading.crop.disc_crop`).
     """
-    arr = view.scan.array
-    spacing = view.scan.spacing
     rows: list[NDArray[np.float32]] = []
     owners: list[list[int]] = []
     for g in geometries:
-        stack = disc_crop(arr, g, spacing, spec)
-        idx = slice_indices(arr.shape[2], g.slice_index, spacing[2], spec.slice_offsets_mm)
-        mine: list[int] = []
-        seen: set[int] = set()
-        for k, crop in zip(idx, stack):
-            if k in seen:
-                continue
-            seen.add(k)
-            mine.append(len(rows))
-            rows.append(crop)
-        owners.append(mine)
+        mine = _unique_crops(view, g, spec)
+        owners.append(list(range(len(rows), len(rows) + len(mine))))
+        rows.extend(mine)
     h, w = spec.height, spec.width
     batch = np.stack(rows)[:, None] if rows else np.zeros((0, 1, h, w), np.float32)
     return batch, owners
+
+
+def _unique_crops(view: SagittalView, g: DiscGeometry, spec: CropSpec) -> list[NDArray[np.float32]]:
+    """The disc's crops, one per distinct slice its offsets land on."""
+    arr = view.scan.array
+    spacing = view.scan.spacing
+    stack = disc_crop(arr, g, spacing, spec)
+    idx = slice_indices(arr.shape[2], g.slice_index, spacing[2], spec.slice_offsets_mm)
+    seen: set[int] = set()
+    out: list[NDArray[np.float32]] = []
+    for k, crop in zip(idx, stack):
+        if k not in seen:
+            seen.add(k)
+            out.append(crop)
+    return out
 
 
 def grades_from_logits(
@@ -131,9 +139,7 @@ def grade(
     model = load_grader(grader)
     discs: list[Disc] = list(detection.discs)
     flags: list[str] = []
-    todo: list[int] = []
-    todo_levels: list[DiscLevel] = []
-    geoms: list[DiscGeometry] = []
+    todo: list[_Prepared] = []
     wanted = set(levels) if levels is not None else None
     for i, d in enumerate(discs):
         name = d.level.value if d.level is not None else f"disc #{i + 1} (unlabelled)"
@@ -143,42 +149,107 @@ def grade(
         if wanted is not None and d.level not in wanted:
             flags.append(f"not graded: {name} (not requested)")
             continue
+        # one disc's odd geometry drops that disc, never the scan
         try:
-            geoms.append(disc_geometry(view, detection, i))
+            todo.append(_prepare(model, view, detection, i, d.level))
         except GeometryError as exc:
-            flags.append(f"not graded: {name} ({exc})")
+            reason = str(exc)
+        except Exception as exc:  # the per-disc boundary: an unforeseen failure becomes this disc's reason
+            log.debug("grading %s failed", name, exc_info=True)
+            reason = f"unexpected {type(exc).__name__}: {exc}"
+        else:
+            if d.level not in TRAINED_LEVELS:
+                flags.append(f"graded outside the training levels (T9-T10 … L5-S1): {name}; treat with caution")
             continue
-        todo.append(i)
-        todo_levels.append(d.level)
-        if d.level not in TRAINED_LEVELS:
-            flags.append(f"graded outside the training levels (T9-T10 … L5-S1): {name}; treat with caution")
+        log.info("not graded: %s (%s)", name, reason)
+        flags.append(f"not graded: {name} ({reason})")
+        discs[i] = replace(d, grades={**d.grades, **_not_graded(model, reason)})
     if wanted is not None:
         found = {d.level for d in discs}
         for lv in levels or ():
             if lv not in found:
                 flags.append(f"not graded: {lv.value} (not detected)")
-    if todo:
-        new = _run(model, view, geoms, todo_levels)
-        for i, g in zip(todo, new):
-            discs[i] = replace(discs[i], grades={**discs[i].grades, **g})
+    for p, g in zip(todo, _run(model, todo)):
+        d = discs[p.index]
+        if isinstance(g, str):
+            name = d.level.value if d.level is not None else f"disc #{p.index + 1}"
+            log.info("not graded: %s (%s)", name, g)
+            flags.append(f"not graded: {name} ({g})")
+            g = _not_graded(model, g)
+        discs[p.index] = replace(d, grades={**d.grades, **g})
     return GradingOutput(discs=tuple(discs), models=(model.info,), flags=tuple(flags))
 
 
-def _run(
-    model: GraderModel, view: SagittalView, geoms: Sequence[DiscGeometry], levels: Sequence[DiscLevel]
-) -> list[dict[GradingName, Grade]]:
-    batch, owners = crops_for_discs(view, geoms, model.crop)
-    logits = model.logits(batch)
-    per_disc_logits = {h.name: np.stack([logits[h.name][rows].mean(axis=0) for rows in owners]) for h in model.heads}
+@dataclass(frozen=True)
+class _Prepared:
+    """What the grader needs of one disc: its crops (one per distinct slice) and, for a stacker, its features."""
+
+    index: int  # in the detection's discs
+    level: DiscLevel
+    crops: tuple[NDArray[np.float32], ...]
+    features: NDArray[np.float64] | None
+
+
+def _prepare(model: GraderModel, view: SagittalView, detection: Any, index: int, level: DiscLevel) -> _Prepared:
+    """Geometry, crops and features of one disc.
+
+    Raises:
+        GeometryError: the disc cannot be graded; the message says why (degenerate, crossed or reversed endplates,
+            non-finite corners, a disc outside the image or its slices).
+    """
+    g = disc_geometry(view, detection, index)
+    crops = _unique_crops(view, g, model.crop)
+    if not all(np.all(np.isfinite(c)) for c in crops):
+        raise GeometryError("the disc's crop has non-finite values")
+    feats = None
+    if model.stacker is not None:
+        arr, spacing = view.scan.array, view.scan.spacing
+        feats = disc_features(arr[:, :, g.slice_index], g, (spacing[0], spacing[1]), level)
+        bad = [n for n, x in zip(FEATURE_NAMES, feats) if not np.isfinite(x)]
+        if bad:
+            raise GeometryError(f"measured disc features are not finite: {', '.join(bad)}")
+    return _Prepared(index=index, level=level, crops=tuple(crops), features=feats)
+
+
+def _not_graded(model: GraderModel, reason: str) -> dict[GradingName, Grade]:
+    """The grades of a disc that could not be graded: every head unavailable, with the reason."""
+    present = {h.name for h in model.heads}
+    out: dict[GradingName, Grade] = {
+        grading_key(h.name): Grade(grade=None, probabilities=None, available=False, note=f"not graded: {reason}")
+        for h in model.heads
+    }
+    for grading in Grading:
+        if grading.value not in present:
+            out[grading] = Grade(
+                grade=None, probabilities=None, available=False, note=unavailable_note(grading.value, model.name)
+            )
+    return out
+
+
+def _run(model: GraderModel, prepared: Sequence[_Prepared]) -> list[dict[GradingName, Grade] | str]:
+    """The grades of each prepared disc, or the reason it has none (the grader's output for it is not finite)."""
+    if not prepared:
+        return []
+    owners: list[list[int]] = []
+    rows: list[NDArray[np.float32]] = []
+    for p in prepared:
+        owners.append(list(range(len(rows), len(rows) + len(p.crops))))
+        rows.extend(p.crops)
+    logits = model.logits(np.stack(rows)[:, None])
+    per_disc_logits = {h.name: np.stack([logits[h.name][r].mean(axis=0) for r in owners]) for h in model.heads}
     offsets = None
     if model.stacker is not None:
-        feats = features_for_discs(view.scan.array, geoms, view.scan.spacing, levels)
+        feats = np.stack([p.features for p in prepared if p.features is not None])
         per_disc_logits = model.stacker.apply(per_disc_logits, feats)
         offsets = model.stacker.decision_offsets()
     present = {h.name for h in model.heads}
-    out: list[dict[GradingName, Grade]] = []
-    for j in range(len(owners)):
+    out: list[dict[GradingName, Grade] | str] = []
+    for j in range(len(prepared)):
         per_disc = {h.name: per_disc_logits[h.name][j] for h in model.heads}
+        bad = [name for name, z in per_disc.items() if not np.all(np.isfinite(z))]
+        if bad:
+            out.append(f"the grader's output is not finite for {', '.join(bad)}")
+            continue
         g: dict[GradingName, Grade] = {
             grading_key(k): v for k, v in grades_from_logits(model.heads, per_disc, offsets).items()
         }

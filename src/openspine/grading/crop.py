@@ -111,19 +111,26 @@ def disc_frame(geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> DiscF
     """The disc's centre, axes and size (mm) from its endplate corners.
 
     Raises:
-        GeometryError: the corners are degenerate (zero-length endplates) or the endplates point in
-            opposite directions.
+        GeometryError: the corners are not finite, degenerate (zero-length endplates), or the endplates are
+            perpendicular or point in opposite directions (crossed or reversed corners).
     """
     sr, sc = float(spacing_rc[0]), float(spacing_rc[1])
     p = geometry.points()
+    if not np.all(np.isfinite(p)):
+        raise GeometryError("disc endplate corners have non-finite coordinates")
     xy = np.stack([p[:, 1] * sc, p[:, 0] * sr], axis=1)  # (x=col mm, y=row mm)
     up = xy[1] - xy[0]
     lo = xy[3] - xy[2]
     nu, nl = float(np.linalg.norm(up)), float(np.linalg.norm(lo))
+    if not (math.isfinite(nu) and math.isfinite(nl)):
+        raise GeometryError("disc endplate corners are too far apart to measure")
     if nu < 1e-6 or nl < 1e-6:
         raise GeometryError(f"disc endplate corners are degenerate (endplate lengths {nu:.3g} and {nl:.3g} mm)")
     if float(np.dot(up, lo)) <= 0:
-        raise GeometryError("the upper and lower endplates of a disc point in opposite directions")
+        angle = math.degrees(math.acos(max(-1.0, min(1.0, float(np.dot(up, lo)) / (nu * nl)))))
+        raise GeometryError(
+            f"the upper and lower endplates of a disc point in opposite directions ({angle:.0f}° apart)"
+        )
     u = up / nu + lo / nl
     u /= np.linalg.norm(u)
     v = np.array([-u[1], u[0]])  # u rotated +90° in image axes (x right, y down): posterior → inferior
@@ -131,6 +138,23 @@ def disc_frame(geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> DiscF
     mid_up, mid_lo = (xy[0] + xy[1]) / 2, (xy[2] + xy[3]) / 2
     height = float(abs(np.dot(mid_lo - mid_up, v)))
     return DiscFrame(centre=centre, u=u, v=v, width_mm=(nu + nl) / 2, height_mm=height)
+
+
+def check_in_plane(frame: DiscFrame, plane_shape: tuple[int, ...], spacing_rc: tuple[float, float]) -> None:
+    """Refuse a disc that the image does not show: its centre outside the slice, or endplates longer than the
+    slice is wide or high (a crop of it would be mostly padding, its grade meaningless).
+
+    Raises:
+        GeometryError: naming what is wrong.
+    """
+    sr, sc = float(spacing_rc[0]), float(spacing_rc[1])
+    rows, cols = int(plane_shape[0]), int(plane_shape[1])
+    r, c = float(frame.centre[1]) / sr, float(frame.centre[0]) / sc
+    if not (-0.5 <= r <= rows - 0.5 and -0.5 <= c <= cols - 0.5):
+        raise GeometryError(f"the disc's centre (row {r:.1f}, column {c:.1f}) is outside the {rows}×{cols} image")
+    extent = max(rows * sr, cols * sc)
+    if frame.width_mm > extent:
+        raise GeometryError(f"the disc's endplates ({frame.width_mm:.0f} mm) are longer than the image is wide")
 
 
 def sample_plane(plane: NDArray[Any], rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.float32]:
@@ -190,6 +214,10 @@ def disc_crop(
     Returns:
         float32 array (len(spec.slice_offsets_mm), spec.height, spec.width): one crop per slice offset, superior at
         the top and anterior on the left, in units of the neighbouring bodies' median intensity.
+
+    Raises:
+        GeometryError: the geometry gives no crop: degenerate, crossed or reversed endplates, non-finite corners, a
+            disc outside the image (:func:`check_in_plane`) or a mid-sagittal slice outside the scan.
     """
     spec = spec or CropSpec()
     arr = np.asarray(array)
@@ -199,6 +227,7 @@ def disc_crop(
         raise GeometryError(f"a disc crop needs a 2D slice or 3D sagittal array, got shape {arr.shape}")
     sr, sc, ss = (float(s) for s in spacing)
     frame = disc_frame(geometry, (sr, sc))
+    check_in_plane(frame, arr.shape, (sr, sc))
     u, v, centre, w = frame.u, frame.v, frame.centre.copy(), frame.width_mm
     if jitter is not None:
         t = math.radians(jitter.angle_deg)

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import GeometryError
 from ..levels import DiscLevel
-from .crop import DiscFrame, DiscGeometry, body_reference, disc_frame, sample_plane
+from .crop import DiscFrame, DiscGeometry, body_reference, check_in_plane, disc_frame, sample_plane
 
 FEATURES_VERSION = "disc-features-1"
 _PROFILE_U = 12  # bins of the anterior → posterior profile through the disc's middle
@@ -81,11 +82,13 @@ def disc_features(
     columns anterior→posterior) and row / column spacing in mm.
 
     Raises:
-        GeometryError: degenerate endplate corners (from :func:`disc_frame`).
+        GeometryError: degenerate, crossed or non-finite endplate corners (from :func:`disc_frame`), or a disc the
+            plane does not show (:func:`check_in_plane`).
     """
     pl = np.asarray(plane, dtype=np.float32)
     sr, sc = float(spacing_rc[0]), float(spacing_rc[1])
     fr = disc_frame(geometry, (sr, sc))
+    check_in_plane(fr, pl.shape, (sr, sc))
     ref = body_reference(pl, fr, (sr, sc))
     width, height = fr.width_mm, fr.height_mm
     h = max(height, 1e-3)
@@ -148,10 +151,18 @@ def features_for_discs(
     spacing: tuple[float, float, float],
     levels: Sequence[DiscLevel],
 ) -> NDArray[np.float64]:
-    """(N, len(FEATURE_NAMES)) features of several discs of one scan (internal sagittal layout)."""
+    """(N, len(FEATURE_NAMES)) features of several discs of one scan (internal sagittal layout).
+
+    Raises:
+        GeometryError: a disc's geometry gives no features (see :func:`disc_features`), or its mid-sagittal slice
+            is outside the scan.
+    """
     arr = np.asarray(array)
     if arr.ndim == 2:
         arr = arr[:, :, None]
+    for g in geometries:
+        if not 0 <= g.slice_index < arr.shape[2]:
+            raise GeometryError(f"mid-sagittal slice {g.slice_index} is outside the scan's {arr.shape[2]} slices")
     rows = [
         disc_features(arr[:, :, g.slice_index], g, (spacing[0], spacing[1]), lv) for g, lv in zip(geometries, levels)
     ]

@@ -23,8 +23,16 @@ EXIT_USAGE = 2
 
 # `openspine train KIND ...` and `openspine evaluate KIND ...` hand the rest of the command line to the
 # module that owns that kind; each has its own argparse and --help.
-TRAIN_KINDS = {"detector": "openspine.training.detector", "grader": "openspine.training.grader"}
-EVALUATE_KINDS = {"detection": "openspine.evaluation.detection", "grading": "openspine.evaluation.grading"}
+TRAIN_KINDS = {
+    "detector": "openspine.training.detector",
+    "grader": "openspine.training.grader",
+    "recognizer": "openspine.training.recognizer",
+}
+EVALUATE_KINDS = {
+    "detection": "openspine.evaluation.detection",
+    "grading": "openspine.evaluation.grading",
+    "recognition": "openspine.evaluation.recognition",
+}
 
 _EPILOG_INFO = """examples:
   openspine info /data/study42/            # a DICOM study folder: lists every series, marks the chosen one
@@ -52,7 +60,13 @@ _EPILOG_BATCH = """examples:
   openspine batch /data/cohort --out results/ --part 3/100   # job array task 3 of 100 (e.g. SLURM)
   openspine batch /data/cohort --out results/ --cluster local:4
   openspine batch /data/cohort --out results/ --scheduler tcp://10.0.0.5:8786
-Reruns skip finished cases; failures go to results/failures.csv and make the exit code 1.
+Every file under the input is a case or listed in results/skipped.csv with the reason (hidden, not an image,
+truncated or unreadable DICOM, another series of a study). Reruns skip finished cases. A failed case goes to
+results/failures.csv. A case out of scope (nothing in scope found: no vertebral body, not a sagittal plane) keeps
+its outputs and is listed in failures.csv with stage 'scope'. Cohort tables are built from each case's result.json,
+whatever --formats says. Exit code: 1 if any case failed, else 3 if any case is out of scope (as 'analyze'), else 0.
+Optional packages (openspine[distributed] for --cluster/--scheduler, openspine[dicom] for --formats seg,sr) are
+checked before the first case.
 """
 _EPILOG_DEMO = """examples:
   openspine demo                 # analyses the embedded example scan, prints where the outputs are

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._logging import get_logger
+from ._optional import require_for_formats
 from .config import AnalysisConfig
 from .writers import parse_formats
 
@@ -111,6 +112,7 @@ def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Na
     from .writers import prepare_output_dir, write_result
 
     formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
+    require_for_formats(formats, "--formats seg/sr")  # and a missing extra
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)
     try:

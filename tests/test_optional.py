@@ -125,3 +125,16 @@ def test_batch_seg_without_highdicom_fails_before_any_case(
     line = _one_error_line(capsys.readouterr().err)
     assert rc == 1 and "'highdicom'" in line and "openspine[dicom]" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_analyze_with_seg_output_and_no_highdicom_fails_before_the_analysis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openspine.data import demo_scan_path
+
+    _hide(monkeypatch, "highdicom")
+    code = main(["analyze", str(demo_scan_path()), "--formats", "json,seg", "--out", str(tmp_path / "out")])
+    assert code == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "openspine[dicom]" in line
+    assert not (tmp_path / "out").exists()  # nothing written, no analysis run

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from .. import geometry
 from .._logging import get_logger
 from ..errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
+from ..recognition.header import sequence_from_header
 from ..scan import Scan, ScanSource
 
 log = get_logger("io.dicom")
@@ -828,27 +829,6 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-_HINTS = (
-    ("STIR", re.compile(r"stir|tirm")),
-    ("T1", re.compile(r"t1(?!\d)")),  # "t1", "t1w", "sag_t1" – not "t12" (a level name)
-    ("T2", re.compile(r"t2(?!\d)")),
-)
-
-
 def _sequence_hint(ds: Dataset) -> str | None:
-    """'STIR', 'T1' or 'T2' from the first header text that names one; None when none does."""
-    for keyword in ("SeriesDescription", "SequenceName", "PulseSequenceName", "ScanningSequence", "ProtocolName"):
-        value = ds.get(keyword)
-        if value is None:
-            continue
-        # multi-valued elements (ScanningSequence "SE\\IR") come as a sequence of strings
-        text = value if isinstance(value, str) else " ".join(str(v) for v in value) if _iterable(value) else str(value)
-        text = text.lower()
-        for hint, pattern in _HINTS:
-            if pattern.search(text):
-                return hint
-    return None
-
-
-def _iterable(value: Any) -> bool:
-    return isinstance(value, Iterable) and not isinstance(value, (str, bytes))
+    """'T1', 'T2', 'STIR', 'other' or None: :func:`openspine.recognition.header.sequence_from_header`."""
+    return sequence_from_header(ds)

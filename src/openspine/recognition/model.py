@@ -1,0 +1,131 @@
+"""What a picture shows, from its pixels: imaging plane, sequence (contrast) and whether it is cervical.
+
+:func:`recognise_image` runs the built-in ``recognizer`` model (ONNX, onnxruntime; loaded once per process and
+cached) on one 2D grey image; :func:`recognise` runs it on a scan in the internal sagittal layout, averaging the
+probabilities over a few central slices of a 3D volume. See the model card (``openspine/models/recognizer``) for
+what it was trained on and how well it does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._logging import get_logger
+from ..errors import ImageContentError, ModelError
+from ..models import LoadedModel, load_model
+from ..scan import SagittalView
+from .image import MODEL_SIZE, MODEL_SPACING_MM, PLANES, SEQUENCES, model_input
+
+log = get_logger("recognition")
+
+MODEL_NAME = "recognizer"
+CENTRAL_SLAB_MM = 12.0  # a 3D volume: slices within ± this of the middle slice are averaged
+MAX_SLICES = 5
+
+
+@dataclass(frozen=True)
+class ImageRecognition:
+    """The recogniser's reading of one picture (probabilities sum to 1 per head)."""
+
+    plane: str
+    plane_probabilities: dict[str, float] = field(hash=False)
+    sequence: str
+    sequence_probabilities: dict[str, float] = field(hash=False)
+    cervical_probability: float
+    n_slices: int = 1
+
+    @property
+    def cervical(self) -> bool:
+        return self.cervical_probability >= 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plane": self.plane,
+            "plane_probabilities": dict(self.plane_probabilities),
+            "sequence": self.sequence,
+            "sequence_probabilities": dict(self.sequence_probabilities),
+            "cervical_probability": self.cervical_probability,
+            "n_slices": self.n_slices,
+        }
+
+
+@lru_cache(maxsize=4)
+def _model(name_or_folder: str) -> LoadedModel:
+    model = load_model(name_or_folder, threads=1)
+    inp = model.card.data.get("input", {})
+    if int(inp.get("size", MODEL_SIZE)) != MODEL_SIZE or float(inp.get("spacing_mm", 0)) != MODEL_SPACING_MM:
+        raise ModelError(
+            f"model '{model.card.name}' expects {inp.get('size')} px of {inp.get('spacing_mm')} mm; this openspine "
+            f"prepares {MODEL_SIZE} px of {MODEL_SPACING_MM} mm"
+        )
+    return model
+
+
+def _run(batch: NDArray[np.float32], model: str | os.PathLike[str] | None) -> ImageRecognition:
+    m = _model(str(model) if model is not None else MODEL_NAME)
+    plane_p, seq_p, cerv_p = m.run({"image": batch[:, None].astype(np.float32)})
+    pp = np.asarray(plane_p, dtype=np.float64).mean(axis=0)
+    sp = np.asarray(seq_p, dtype=np.float64).mean(axis=0)
+    cp = float(np.asarray(cerv_p, dtype=np.float64).mean())
+    return ImageRecognition(
+        plane=PLANES[int(np.argmax(pp))],
+        plane_probabilities={k: round(float(v), 4) for k, v in zip(PLANES, pp)},
+        sequence=SEQUENCES[int(np.argmax(sp))],
+        sequence_probabilities={k: round(float(v), 4) for k, v in zip(SEQUENCES, sp)},
+        cervical_probability=round(cp, 4),
+        n_slices=int(batch.shape[0]),
+    )
+
+
+def recognise_images(
+    images: list[NDArray[np.generic]],
+    spacing_mm: tuple[float, float],
+    model: str | os.PathLike[str] | None = None,
+) -> ImageRecognition:
+    """One reading of several 2D slices of the same series (probabilities averaged)."""
+    if not images:
+        raise ImageContentError("no image given to recognise")
+    batch = np.stack([model_input(im, spacing_mm) for im in images]).astype(np.float32)
+    return _run(batch, model)
+
+
+def recognise_image(
+    image2d: NDArray[np.generic],
+    spacing_mm: tuple[float, float],
+    model: str | os.PathLike[str] | None = None,
+) -> ImageRecognition:
+    """Plane, sequence and cervical probability of one 2D grey picture with pixels of ``spacing_mm`` (row, col) mm.
+
+    The picture is used as displayed; a sagittal one is expected with superior at the top (anterior may be on
+    either side). ``model`` is a model folder; default: the built-in recogniser.
+    """
+    return recognise_images([np.asarray(image2d)], spacing_mm, model)
+
+
+def central_slices(n_slices: int, slice_mm: float) -> list[int]:
+    """The slice indices :func:`recognise` reads: the middle one, plus up to ``MAX_SLICES`` within ± 12 mm."""
+    if n_slices <= 0:
+        return []
+    mid = (n_slices - 1) // 2
+    half = int(CENTRAL_SLAB_MM / max(slice_mm, 1e-6))
+    if half == 0 or n_slices == 1:
+        return [mid]
+    lo, hi = max(0, mid - half), min(n_slices - 1, mid + half)
+    picks = np.unique(np.linspace(lo, hi, min(MAX_SLICES, hi - lo + 1)).round().astype(int))
+    return [int(k) for k in picks]
+
+
+def recognise(view: SagittalView, model: str | os.PathLike[str] | None = None) -> ImageRecognition:
+    """Recognise a scan from its central slices in the internal layout (rows S→I, cols A→P)."""
+    arr = view.scan.array
+    sp = view.scan.spacing
+    ks = central_slices(arr.shape[2], sp[2])
+    result = recognise_images([arr[:, :, k] for k in ks], (sp[0], sp[1]), model)
+    log.debug("recognised slices %s: %s", ks, result)
+    return result

@@ -196,11 +196,17 @@ def load_pictures(data: Path, split: str = "train", exclude: tuple[str, ...] = (
 
 # --- one picture → one 2D cut --------------------------------------------------------------------------------------
 def cut(pic: Picture, plane: str, index: int) -> tuple[NDArray[np.uint8], tuple[float, float], str]:
-    """A 2D slice of a volume picture in display layout, its pixel size and the in-plane row axis name.
+    """A 2D slice of a volume picture in display layout (see :func:`cut_array`)."""
+    return cut_array(pic.array, pic.spacing, plane, index)
+
+
+def cut_array(
+    a: NDArray[Any], s: tuple[float, ...], plane: str, index: int
+) -> tuple[NDArray[Any], tuple[float, float], str]:
+    """A 2D slice of a volume [S→I, A→P, L→R] in display layout, its pixel size and the in-plane row axis name.
 
     sagittal: rows S→I, cols A→P; axial: rows A→P, cols L→R; coronal: rows S→I, cols L→R.
     """
-    a, s = pic.array, pic.spacing
     if plane == "sagittal":
         return a[:, :, index], (s[0], s[1]), "SI"
     if plane == "axial":

@@ -21,15 +21,18 @@ Bodies of unknown level (VB1) count for detection, false positives and centroid 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
+from .. import geometry
 from .._logging import get_logger
 from ..errors import ConfigError, ScanReadError
 from ..levels import DiscLevel, Level
@@ -169,6 +172,305 @@ def spider_sequence_ok(detection: Any) -> bool:
     return all(z[i] > z[i + 1] for i in range(len(z) - 1))
 
 
+# --- robustness: cropped and mirrored variants of each item --------------------------------------------------------
+LABELLING_FLAG_PREFIXES = (
+    "labelling_ambiguous",
+    "transitional_vertebra_suspected",
+    "vertebra_not_detected",
+    "no vertebral body detected",
+)
+ROBUSTNESS_TARGETS = {"right_or_flagged": (">=", 0.99), "every_label_right": (">=", 0.95)}
+CROP_KINDS = ("top", "bottom", "both")
+DEFAULT_VARIANTS = 6
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of presenting an item to the detector.
+
+    ``keep`` is the ``[start, stop)`` index range kept along the stored array's superior–inferior axis (``None``: the
+    whole field of view); ``mirrored`` reverses the stored anterior–posterior and left–right axes, with the affine
+    updated so every voxel keeps its world position (the same anatomy, stored the other way round).
+    """
+
+    name: str
+    keep: tuple[int, int] | None = None
+    mirrored: bool = False
+
+
+def si_axis(affine: NDArray[np.floating]) -> tuple[int, bool]:
+    """(the stored axis that runs superior–inferior, whether its index 0 is the superior end)."""
+    codes = geometry.axcodes(affine)
+    ax = next(i for i, c in enumerate(codes) if c in ("S", "I"))
+    return ax, codes[ax] == "I"
+
+
+def crop_axis(
+    array: NDArray[Any], affine: NDArray[np.floating], axis: int, start: int, stop: int
+) -> tuple[NDArray[Any], NDArray[np.float64]]:
+    """``array[start:stop]`` along ``axis`` with the affine moved so every kept voxel keeps its world position."""
+    if not 0 <= start < stop <= array.shape[axis]:
+        raise ValueError(f"crop [{start}, {stop}) outside axis {axis} of length {array.shape[axis]}")
+    sl: list[slice] = [slice(None)] * array.ndim
+    sl[axis] = slice(start, stop)
+    shift = np.eye(4)
+    shift[axis, 3] = start
+    return np.ascontiguousarray(array[tuple(sl)]), np.asarray(affine, float) @ shift
+
+
+def flip_axes(
+    array: NDArray[Any], affine: NDArray[np.floating], axes: Sequence[int]
+) -> tuple[NDArray[Any], NDArray[np.float64]]:
+    """Reverse the storage order along ``axes``; the affine follows, so the world image is unchanged."""
+    t = np.eye(4)
+    for a in axes:
+        t[a, a] = -1.0
+        t[a, 3] = array.shape[a] - 1
+    out = np.flip(array, axis=tuple(axes)) if axes else array
+    return np.ascontiguousarray(out), np.asarray(affine, float) @ t
+
+
+def apply_variant(
+    arrays: Sequence[NDArray[Any]], affine: NDArray[np.floating], variant: Variant
+) -> tuple[list[NDArray[Any]], NDArray[np.float64]]:
+    """The same variant applied to arrays on one grid (image, label map); returns them with their new affine."""
+    out = list(arrays)
+    aff = np.asarray(affine, float)
+    if variant.keep is not None:
+        ax, _ = si_axis(aff)
+        res = [crop_axis(a, aff, ax, *variant.keep) for a in out]
+        out, aff = [r[0] for r in res], res[0][1] if res else aff
+    if variant.mirrored:
+        codes = geometry.axcodes(aff)
+        axes = [i for i, c in enumerate(codes) if c in ("A", "P", "L", "R")]
+        res = [flip_axes(a, aff, axes) for a in out]
+        out, aff = [r[0] for r in res], res[0][1] if res else aff
+    return out, aff
+
+
+def make_variants(
+    extents: Sequence[tuple[int, int]],
+    length: int,
+    superior_at_low: bool,
+    n_crops: int,
+    rng: np.random.Generator,
+    min_units: int = 3,
+) -> list[Variant]:
+    """The as-is and mirrored views and ``n_crops`` crops of an item (kinds cycle top, bottom, both; every second
+    crop mirrored too).
+
+    ``extents`` are the ``(first, last)`` indices of each labelled structure along the superior–inferior axis of
+    length ``length``. A crop keeps at least ``min_units`` of them whole and cuts at a random height between the
+    structures it keeps and the next ones, so the cut can run through a neighbour (left partly in view) or through
+    the disc between them. No crops when fewer than ``min_units`` structures are labelled.
+    """
+    out = [Variant("as-is"), Variant("mirrored", None, True)]
+    ext = sorted((int(a), int(b)) for a, b in extents)
+    n = len(ext)
+    if n < min_units:
+        return out
+    for k in range(n_crops):
+        kind = CROP_KINDS[k % len(CROP_KINDS)]
+        cut_sup = kind in ("top", "both")
+        cut_inf = kind in ("bottom", "both")
+        cut_low, cut_high = (cut_sup, cut_inf) if superior_at_low else (cut_inf, cut_sup)
+        s, e = 0, n - 1
+        if cut_low:
+            s = int(rng.integers(0, n - min_units + 1))
+        if cut_high:
+            e = int(rng.integers(s + min_units - 1, n))
+        if cut_low and cut_high and e - s + 1 < min_units:  # cannot happen; kept as a guard
+            continue
+        start, stop = 0, length
+        if cut_low:
+            lo = ext[s - 1][0] + 1 if s > 0 else 0
+            start = int(rng.integers(lo, ext[s][0] + 1))
+        if cut_high:
+            hi = ext[e + 1][1] if e < n - 1 else length
+            stop = int(rng.integers(ext[e][1] + 1, max(hi, ext[e][1] + 1) + 1))
+        mirrored = k % 2 == 1
+        out.append(Variant(f"crop-{kind}" + ("+mirrored" if mirrored else ""), (start, stop), mirrored))
+    return out
+
+
+def labelling_flagged(flags: Sequence[str]) -> bool:
+    """Whether a detection says its labels may be wrong (or a body is missing)."""
+    return any(f.startswith(LABELLING_FLAG_PREFIXES) for f in flags)
+
+
+def volume_case_right(res: ScanResult) -> bool:
+    """Every detected body (or disc, for disc-labelled scans) that lies in a labelled structure has its level, and
+    at least one does."""
+    checked = res.level_checked + res.discs_detected
+    return checked > 0 and res.level_correct == res.level_checked and res.disc_level_correct == res.discs_detected
+
+
+def spider_case_right(reference: Any, detection: Any, tolerance_mm: float = 12.0) -> tuple[bool, int]:
+    """Disc levels of a variant against the item's own as-is detection (SPIDER has no positions; only an as-is
+    detection with L1-L2 … L5-S1 in order serves as a reference). Every detected disc within ``tolerance_mm`` of a
+    reference disc must carry its level; discs cut out of view are not scored. Returns (right, discs scored)."""
+    ref = [(np.asarray(d.centroid_mm, float), d.level) for d in reference.discs if d.level is not None]
+    scored, ok = 0, True
+    for d in detection.discs:
+        if not ref:
+            break
+        dist = [float(np.linalg.norm(np.asarray(d.centroid_mm, float) - c)) for c, _ in ref]
+        i = int(np.argmin(dist))
+        if dist[i] > tolerance_mm:
+            continue
+        scored += 1
+        ok &= d.level == ref[i][1]
+    return ok and scored > 0, scored
+
+
+def summarise_cases(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Subject-level figures of robustness cases (each with ``right`` and ``flagged``)."""
+    n = len(cases)
+    right = sum(bool(c["right"]) for c in cases)
+    wrong = n - right
+    wrong_flagged = sum(bool(c["flagged"]) and not c["right"] for c in cases)
+    right_flagged = sum(bool(c["flagged"]) and bool(c["right"]) for c in cases)
+
+    def share(a: int, b: int) -> float | None:
+        return round(a / b, 4) if b else None
+
+    return {
+        "cases": n,
+        "every_label_right": share(right, n),
+        "wrong": wrong,
+        "wrong_unflagged": wrong - wrong_flagged,
+        "wrong_unflagged_share": share(wrong - wrong_flagged, n),
+        "flagged_share_of_wrong": share(wrong_flagged, wrong),
+        "right_or_flagged": share(right + wrong_flagged, n),
+        "right_flagged_share": share(right_flagged, right),
+    }
+
+
+def robustness_overall(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Summary over all cases, per source (volumes / SPIDER) and per variant kind, with the targets."""
+    out: dict[str, Any] = {"all": summarise_cases(cases)}
+    for src in ("volume", "spider"):
+        sub = [c for c in cases if c["source"] == src]
+        if sub:
+            out[src] = summarise_cases(sub)
+    kinds = sorted({str(c["variant"]).split("+")[0] for c in cases})
+    out["by_variant"] = {k: summarise_cases([c for c in cases if str(c["variant"]).split("+")[0] == k]) for k in kinds}
+    a = out["all"]
+    out["targets_met"] = {
+        k: (a[k] is not None and (a[k] >= t if op == ">=" else a[k] <= t)) for k, (op, t) in ROBUSTNESS_TARGETS.items()
+    }
+    return out
+
+
+def _rng_for(seed: int, item: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}:{item}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def volume_variant_cases(
+    item: str,
+    image: NDArray[Any],
+    mask: NDArray[np.integer],
+    affine: NDArray[np.floating],
+    n_crops: int,
+    seed: int,
+    detect_fn: Callable[[Any], Any],
+    as_is: Any | None = None,
+) -> list[dict[str, Any]]:
+    """Robustness cases of one volume with known levels (``detect_fn``: Scan → Detection; ``as_is`` reuses an
+    existing detection of the unchanged scan)."""
+    from ..scan import Scan
+
+    values = [int(v) for v in np.unique(mask) if v]
+    units = [v for v in values if _body(v)] or [v for v in values if 100 <= v < 200]
+    ax, sup_low = si_axis(affine)
+    other = tuple(a for a in range(3) if a != ax)
+    ext = []
+    for v in units:
+        idx = np.nonzero((mask == v).any(axis=other))[0]
+        ext.append((int(idx.min()), int(idx.max())))
+    cases = []
+    for var in make_variants(ext, mask.shape[ax], sup_low, n_crops, _rng_for(seed, item)):
+        (img_v, msk_v), aff_v = apply_variant([image, mask], affine, var)
+        t = time.perf_counter()
+        det = as_is if (var.name == "as-is" and as_is is not None) else detect_fn(Scan(img_v, aff_v))
+        res = score_volume(det, msk_v, aff_v, True, ScanResult(item, "", True))
+        cases.append(
+            {
+                "id": item,
+                "source": "volume",
+                "variant": var.name,
+                "keep": list(var.keep) if var.keep else None,
+                "right": volume_case_right(res),
+                "flagged": labelling_flagged(det.flags),
+                "checked": res.level_checked + res.discs_detected,
+                "predicted": res.predicted,
+                "flags": list(det.flags),
+                "seconds": round(time.perf_counter() - t, 3),
+            }
+        )
+    return cases
+
+
+def spider_variant_cases(
+    item: str,
+    image: NDArray[Any],
+    affine: NDArray[np.floating],
+    as_is: Any,
+    n_crops: int,
+    seed: int,
+    detect_fn: Callable[[Any], Any],
+) -> list[dict[str, Any]]:
+    """Robustness cases of one SPIDER slice: the as-is case is right when L1-L2 … L5-S1 are complete and in order;
+    crops and mirrored views are scored against that as-is detection (only when it is complete: otherwise the disc
+    positions are unknown and the item contributes its as-is case alone)."""
+    from ..scan import Scan
+
+    ok = spider_sequence_ok(as_is)
+    cases = [
+        {
+            "id": item,
+            "source": "spider",
+            "variant": "as-is",
+            "keep": None,
+            "right": ok,
+            "flagged": labelling_flagged(as_is.flags),
+            "checked": len(as_is.discs),
+            "predicted": [d.level.value if d.level else "?" for d in as_is.discs],
+            "flags": list(as_is.flags),
+            "seconds": 0.0,
+        }
+    ]
+    if not ok:
+        return cases
+    ax, sup_low = si_axis(affine)
+    ext = []
+    for v in as_is.vertebrae:
+        rows = [c[ax] for o in v.outlines for c in o.corners_voxel]
+        if rows:
+            ext.append((max(0, int(np.floor(min(rows)))), min(image.shape[ax] - 1, int(np.ceil(max(rows))))))
+    for var in make_variants(ext, image.shape[ax], sup_low, n_crops, _rng_for(seed, item))[1:]:
+        (img_v,), aff_v = apply_variant([image], affine, var)
+        t = time.perf_counter()
+        det = detect_fn(Scan(img_v, aff_v))
+        right, scored = spider_case_right(as_is, det)
+        cases.append(
+            {
+                "id": item,
+                "source": "spider",
+                "variant": var.name,
+                "keep": list(var.keep) if var.keep else None,
+                "right": right,
+                "flagged": labelling_flagged(det.flags),
+                "checked": scored,
+                "predicted": [d.level.value if d.level else "?" for d in det.discs],
+                "flags": list(det.flags),
+                "seconds": round(time.perf_counter() - t, 3),
+            }
+        )
+    return cases
+
+
 def evaluate(
     data_dir: Path,
     split: str = "val",
@@ -176,8 +478,15 @@ def evaluate(
     spider: bool = True,
     subsets: Sequence[str] | None = None,
     progress: bool = False,
+    variants: int = 0,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Run the detector on every scored item of ``split`` and return per-scan and overall figures."""
+    """Run the detector on every scored item of ``split`` and return per-scan and overall figures.
+
+    ``variants`` > 0 adds the robustness evaluation: every item with known levels (FastCleverSeg volumes with
+    level-labelled masks, SPIDER slices) is also detected mirrored and with ``variants`` crops of its field of view
+    (seeded by ``seed`` and the item id); see :func:`make_variants` and :func:`robustness_overall`.
+    """
     import nibabel as nib
     from tqdm import tqdm
 
@@ -197,6 +506,12 @@ def evaluate(
     spider_rows = [r for r in rows if r["dataset"] == "spider"] if spider else []
     scans: list[ScanResult] = []
     spider_res: list[dict[str, Any]] = []
+    cases: list[dict[str, Any]] = []
+    t_variants = 0.0
+
+    def detect_fn(s: Any) -> Any:
+        return detect(s.to_sagittal(), model=model)
+
     for r in tqdm(vol_rows, desc="volumes", disable=not progress):
         folder = data_dir / r["path"]
         scan = load_scan(folder / r["image"])
@@ -207,6 +522,12 @@ def evaluate(
         mask = np.asarray(mimg.dataobj).astype(np.int32)
         res = ScanResult(r["id"], r["subset"], r["levels_known"].strip().lower() == "true", seconds=dt)
         scans.append(score_volume(det, mask, np.asarray(mimg.affine, float), res.levels_known, res))
+        if variants > 0 and res.levels_known:
+            t = time.perf_counter()
+            cases += volume_variant_cases(
+                r["id"], np.asarray(scan.array), mask, np.asarray(mimg.affine, float), variants, seed, detect_fn, det
+            )
+            t_variants += time.perf_counter() - t
     for r in tqdm(spider_rows, desc="SPIDER", disable=not progress):
         scan = load_scan(data_dir / r["path"] / "image.nii.gz")
         t = time.perf_counter()
@@ -221,13 +542,24 @@ def evaluate(
                 "seconds": round(time.perf_counter() - t, 3),
             }
         )
-    return {
+        if variants > 0:
+            t = time.perf_counter()
+            cases += spider_variant_cases(r["id"], np.asarray(scan.array), scan.affine, det, variants, seed, detect_fn)
+            t_variants += time.perf_counter() - t
+    report: dict[str, Any] = {
         "split": split,
         "model": model or "built-in",
         "overall": _overall(scans, spider_res),
         "scans": [s.to_dict() for s in scans],
         "spider": spider_res,
     }
+    if variants > 0:
+        rob = robustness_overall(cases)
+        rob["crops_per_item"] = variants
+        rob["seed"] = seed
+        rob["seconds"] = round(t_variants, 1)
+        report["robustness"] = {"overall": rob, "cases": cases}
+    return report
 
 
 def _overall(scans: list[ScanResult], spider_res: list[dict[str, Any]]) -> dict[str, Any]:
@@ -294,7 +626,37 @@ def format_report(report: dict[str, Any]) -> str:
         if tgt is not None:
             mark = f"   target {tgt[0]} {tgt[1]}: {'met' if o['targets_met'][k] else 'NOT met'}"
         lines.append(f"{k:<34}{v!s:>10}{mark}")
+    if "robustness" in report:
+        lines.extend(_format_robustness(report["robustness"]))
     return "\n".join(lines)
+
+
+def _format_robustness(rob: dict[str, Any]) -> list[str]:
+    o = rob["overall"]
+    lines = [
+        "",
+        f"robustness: as-is, mirrored and {o['crops_per_item']} crops per item (seed {o['seed']}, "
+        f"{o['seconds']} s); a case is right when every scored label is right",
+        f"{'':<14}{'cases':>6}{'right':>8}{'wrong':>6}{'unflag':>7}{'flag|wrong':>11}{'right|flag':>11}"
+        f"{'flag|right':>11}",
+    ]
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    rows = [(k, o[k]) for k in ("all", "volume", "spider") if k in o] + list(o["by_variant"].items())
+    for name, f in rows:
+        lines.append(
+            f"{name:<14}{f['cases']:>6}{pct(f['every_label_right']):>8}{f['wrong']:>6}{f['wrong_unflagged']:>7}"
+            f"{pct(f['flagged_share_of_wrong']):>11}{pct(f['right_or_flagged']):>11}{pct(f['right_flagged_share']):>11}"
+        )
+    for k, (op, t) in ROBUSTNESS_TARGETS.items():
+        lines.append(f"{k:<34}{o['all'][k]!s:>10}   target {op} {t}: {'met' if o['targets_met'][k] else 'NOT met'}")
+    for c in rob["cases"]:
+        if not c["right"]:
+            state = "flagged" if c["flagged"] else "UNFLAGGED"
+            lines.append(f"  wrong ({state}) {c['id']} {c['variant']} keep={c['keep']}: {' '.join(c['predicted'])}")
+    return lines
 
 
 def write_card_metrics(model_dir: Path, report: dict[str, Any], command: str) -> None:
@@ -330,6 +692,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subsets", nargs="*", default=None, help="FastCleverSeg subsets to score (default: all)")
     p.add_argument("--no-spider", action="store_true", help="skip the SPIDER disc-sequence check")
     p.add_argument("--card", action="store_true", help="write the overall val figures into the model's card.json")
+    p.add_argument(
+        "--variants",
+        type=int,
+        default=DEFAULT_VARIANTS,
+        help="robustness evaluation: crops of the field of view per item, besides the as-is and mirrored views "
+        "(0 = off)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the robustness crops")
     return p
 
 
@@ -337,7 +707,14 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine evaluate detection ARGS``."""
     args = build_parser().parse_args(argv)
     report = evaluate(
-        args.data, args.split, args.model, spider=not args.no_spider, subsets=args.subsets, progress=not quiet
+        args.data,
+        args.split,
+        args.model,
+        spider=not args.no_spider,
+        subsets=args.subsets,
+        progress=not quiet,
+        variants=max(0, args.variants),
+        seed=args.seed,
     )
     if not quiet:
         print(format_report(report))

@@ -164,7 +164,8 @@ def evaluate(
             failed[case.patient] = str(exc)
             missed += [f"{case.patient} {lv.value}" for lv in wanted]
             continue
-        graded = {d.level: d for d in out.discs if d.level is not None and d.grades}
+        # a disc that could not be graded carries only unavailable grades (with the reason): not matched
+        graded = {d.level: d for d in out.discs if d.level is not None and any(g.available for g in d.grades.values())}
         for lv in wanted:
             d = graded.get(lv)
             if d is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ def _segmentation(result: AnalysisResult, sources: list[Any]) -> bytes:
     labels = label_map(result.view, result)  # input grid: [row, column, slice]
     values = [int(v) for v in np.unique(labels) if v != 0]
     if not values:
-        raise OutputError("nothing was detected, so there is no segmentation to export")
+        raise OutputError("no structure with a usable outline was detected, so there is no segmentation to export")
     algorithm = hd.AlgorithmIdentificationSequence(
         name="openspine", family=codes.cid7162.ArtificialIntelligence, version=__version__
     )
@@ -174,7 +175,9 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
                     hd.sr.Measurement(
                         name=private("score", "Detection confidence"), value=float(v.score), unit=codes.UCUM.NoUnits
                     )
-                ],
+                ]
+                if math.isfinite(float(v.score))
+                else None,
             )
         )
     for d in result.discs:
@@ -189,6 +192,8 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
                 hd.sr.QualitativeEvaluation(name=name, value=private(f"{grading}={g.grade}", f"{grading} {g.grade}"))
             )
             p = float((g.probabilities or {}).get(str(g.grade), 0.0))
+            if not math.isfinite(p):
+                continue
             measurements.append(
                 hd.sr.Measurement(
                     name=private(f"{grading}_p", f"probability of {grading} {g.grade}"),
@@ -204,6 +209,8 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
                 measurements=measurements or None,
             )
         )
+    if not groups:
+        raise OutputError("nothing was detected, so there are no measurements to report")
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.LN.MRISpineReport,

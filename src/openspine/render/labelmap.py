@@ -9,10 +9,20 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from .. import geometry
+from .._logging import get_logger
 from ..results import AnalysisResult, SliceOutline
 from ..scan import SagittalView
 
+log = get_logger("render")
+
 UNKNOWN_LEVEL_BASE = 200
+MAX_COORDINATE = 1e6  # voxels: an outline corner farther out than this is not drawn (a broken outline)
+
+
+def drawable(points: NDArray[np.floating]) -> bool:
+    """Whether outline corners (internal voxel coordinates) can be drawn: finite and not absurdly far out."""
+    p = np.asarray(points, dtype=float)
+    return p.size > 0 and bool(np.all(np.isfinite(p))) and bool(np.all(np.abs(p) < MAX_COORDINATE))
 
 
 def _fill(target: NDArray[np.uint8], view: SagittalView, outlines: tuple[SliceOutline, ...], value: int) -> None:
@@ -21,7 +31,10 @@ def _fill(target: NDArray[np.uint8], view: SagittalView, outlines: tuple[SliceOu
     rows, cols, n = target.shape
     polygons: dict[int, list[tuple[float, float]]] = {}
     for o in outlines:
-        pts = np.array([view.from_input_voxel(np.array(c)) for c in o.corners_voxel])
+        pts = np.array([view.from_input_voxel(np.array(c, dtype=float)) for c in o.corners_voxel], dtype=float)
+        if not drawable(pts):
+            log.debug("label %d: outline on slice %d not drawn (corners not finite or far out)", value, o.slice_index)
+            continue
         k = round(float(np.mean(pts[:, 2])))
         if 0 <= k < n:
             polygons[k] = [(float(c), float(r)) for r, c in pts[:, :2]]

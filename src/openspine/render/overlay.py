@@ -15,6 +15,7 @@ from ..levels import Grading
 from ..results import DISCLAIMER, AnalysisResult, SliceOutline
 from ..scan import SagittalView
 from ..scope import LOW_SCORE
+from .labelmap import drawable
 
 # Pfirrmann 1 (healthy) → 5 (collapsed): a colour-blind-safe sequential ramp, light to dark red
 PFIRRMANN_COLOURS = {
@@ -49,6 +50,7 @@ def window(image: NDArray[np.floating]) -> NDArray[np.uint8]:
 def mid_slice(view: SagittalView, result: AnalysisResult) -> int:
     """The internal sagittal slice through the middle of the detected spine (the volume's middle if none)."""
     ks = [view.from_input_voxel(np.array(v.centroid_voxel))[2] for v in result.vertebrae]
+    ks = [k for k in ks if np.isfinite(k)]
     if not ks:
         return view.scan.shape[2] // 2
     return int(np.clip(round(float(np.median(ks))), 0, view.scan.shape[2] - 1))
@@ -82,6 +84,8 @@ def _outline_on(outlines: tuple[SliceOutline, ...], view: SagittalView, k: int) 
     best, best_d = None, 2.0
     for o in outlines:
         pts = np.array([view.from_input_voxel(np.array(c)) for c in o.corners_voxel])
+        if not drawable(pts):
+            continue
         d = abs(float(np.mean(pts[:, 2])) - k)
         if d < best_d:
             best, best_d = pts[:, :2], d
@@ -162,12 +166,16 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
             anchor_xy = (min(p[0] for p in pts) - 6, float(np.mean([p[1] for p in pts])))
         else:
             c = view.from_input_voxel(np.array(v.centroid_voxel))
+            if not drawable(c):
+                continue
             anchor_xy = panel.xy(c[0], c[1])
             draw.ellipse([anchor_xy[0] - 4, anchor_xy[1] - 4, anchor_xy[0] + 4, anchor_xy[1] + 4], outline=colour)
         draw.text(anchor_xy, label, fill=colour, font=font, anchor="rm", stroke_width=2, stroke_fill=(0, 0, 0))
 
     for d in result.discs:
         c = view.from_input_voxel(np.array(d.centroid_voxel))
+        if not drawable(c):
+            continue
         x, y = panel.xy(c[0], c[1])
         g = d.grades.get(Grading.PFIRRMANN)
         grade = g.grade if g is not None and g.available else None

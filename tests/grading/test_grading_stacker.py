@@ -98,7 +98,9 @@ def test_grade_applies_the_cards_stacker(tmp_path: Path):
     assert int(np.argmax(want)) == 2  # grade 3 is the most probable …
     for disc, before in zip(out.discs, plain.discs):
         g = disc.grades[Grading.PFIRRMANN]
-        assert g.grade == 5  # … but grade 5 is the grade: highest probability relative to its training frequency
+        assert g.grade == 3  # … and so it is the grade, agreeing with its probability;
+        assert g.balanced_grade == 5  # grade 5 is the class-balanced decision: highest relative to its frequency
+        assert disc.grades[Grading.BULGING].balanced_grade is None  # no stacker, no separate decision
         np.testing.assert_allclose(list(g.probabilities.values()), want, atol=1e-9)
         # heads without a stacker are untouched
         assert disc.grades[Grading.BULGING] == before.grades[Grading.BULGING]

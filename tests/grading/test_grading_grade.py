@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -49,15 +50,26 @@ def test_grades_every_requested_disc(grader_dir: Path):
     assert any("level unknown" in f for f in out.flags)
 
 
-def test_levels_none_grades_all_and_flags_untrained_levels(grader_dir: Path):
+def test_levels_none_withholds_levels_outside_the_cards_scope(grader_dir: Path, tmp_path: Path):
     from openspine.grading import grade
 
     scan, geoms = spine_scan([300, 250, 200, 120, 60])
     view = scan.to_sagittal()
     geoms = {DiscLevel.C5_C6 if lv is DiscLevel.L1_L2 else lv: g for lv, g in geoms.items()}
     out = grade(view, fake_detection(view, geoms), levels=None, grader=grader_dir)
-    assert all(d.grades for d in out.discs)
-    assert any("outside the training levels" in f and "C5-C6" in f for f in out.flags)
+    assert all(d.grades for d in out.discs)  # a card without scope restricts nothing
+    assert all(g.available for d in out.discs for g in d.grades.values() if g.note is None)
+    scoped = tmp_path / "scoped"
+    shutil.copytree(grader_dir, scoped)
+    card = json.loads((scoped / "card.json").read_text())
+    card["scope"] = {"sequences": ["T2"], "levels": ["T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]}
+    (scoped / "card.json").write_text(json.dumps(card))
+    out = grade(view, fake_detection(view, geoms), levels=None, grader=scoped)
+    cervical = next(d for d in out.discs if d.level is DiscLevel.C5_C6)
+    p = cervical.grades[Grading.PFIRRMANN]
+    assert not p.available and p.note is not None and p.note.startswith("withheld: C5-C6 is outside")
+    assert any(f.startswith("grades_withheld: C5-C6") for f in out.flags)
+    assert all(d.grades[Grading.PFIRRMANN].available for d in out.discs if d.level is not DiscLevel.C5_C6)
     only = grade(view, fake_detection(view, geoms), levels=(DiscLevel.L4_L5,), grader=grader_dir)
     assert [d.level for d in only.discs if d.grades] == [DiscLevel.L4_L5]
 

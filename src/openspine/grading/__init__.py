@@ -22,6 +22,7 @@ from ..errors import GeometryError
 from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
+from ..scope import ModelScope
 from .crop import CropSpec, DiscGeometry, disc_crop, slice_indices
 from .features import FEATURE_NAMES, disc_features
 from .geometry import disc_geometry
@@ -41,11 +42,6 @@ __all__ = [
     "grades_from_logits",
     "load_grader",
 ]
-
-# The disc levels the built-in grader saw in training (SPIDER grades T9-T10 … L5-S1).
-TRAINED_LEVELS: frozenset[DiscLevel] = frozenset(
-    DiscLevel.parse(s) for s in ("T9-T10", "T10-T11", "T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
-)
 
 
 @dataclass(frozen=True)
@@ -137,6 +133,7 @@ def grade(
         ModelError: there is no grader model, or it is damaged.
     """
     model = load_grader(grader)
+    model_scope = ModelScope.from_card(model.loaded.card.data)
     discs: list[Disc] = list(detection.discs)
     flags: list[str] = []
     todo: list[_Prepared] = []
@@ -149,6 +146,11 @@ def grade(
         if wanted is not None and d.level not in wanted:
             flags.append(f"not graded: {name} (not requested)")
             continue
+        outside = model_scope.why_not_level(d.level)
+        if outside is not None:  # the card's levels: no grade the model cannot back
+            flags.append(f"grades_withheld: {name} ({outside})")
+            discs[i] = replace(d, grades={**d.grades, **_not_graded(model, outside, "withheld")})
+            continue
         # one disc's odd geometry drops that disc, never the scan
         try:
             todo.append(_prepare(model, view, detection, i, d.level))
@@ -158,8 +160,6 @@ def grade(
             log.debug("grading %s failed", name, exc_info=True)
             reason = f"unexpected {type(exc).__name__}: {exc}"
         else:
-            if d.level not in TRAINED_LEVELS:
-                flags.append(f"graded outside the training levels (T9-T10 … L5-S1): {name}; treat with caution")
             continue
         log.info("not graded: %s (%s)", name, reason)
         flags.append(f"not graded: {name} ({reason})")
@@ -211,11 +211,12 @@ def _prepare(model: GraderModel, view: SagittalView, detection: Any, index: int,
     return _Prepared(index=index, level=level, crops=tuple(crops), features=feats)
 
 
-def _not_graded(model: GraderModel, reason: str) -> dict[GradingName, Grade]:
-    """The grades of a disc that could not be graded: every head unavailable, with the reason."""
+def _not_graded(model: GraderModel, reason: str, word: str = "not graded") -> dict[GradingName, Grade]:
+    """The grades of a disc that was not graded (or whose grades were withheld): every head unavailable, with the
+    reason."""
     present = {h.name for h in model.heads}
     out: dict[GradingName, Grade] = {
-        grading_key(h.name): Grade(grade=None, probabilities=None, available=False, note=f"not graded: {reason}")
+        grading_key(h.name): Grade(grade=None, probabilities=None, available=False, note=f"{word}: {reason}")
         for h in model.heads
     }
     for grading in Grading:

@@ -155,9 +155,9 @@ def _recognise(view: SagittalView, state: _State) -> Any:
     except ModelError as exc:
         state.not_run["recognition"] = f"no usable built-in recogniser: {exc}"
         return None
-    info = getattr(rec, "model", None)
-    if info is not None:
-        state.models.append(info)
+    from .models import load_model
+
+    state.models.append(load_model("recognizer").card.info())  # the session is cached: this reads the card
     return rec
 
 

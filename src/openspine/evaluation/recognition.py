@@ -34,6 +34,7 @@ from ..recognition.model import ImageRecognition, recognise_image
 
 log = get_logger("evaluation.recognition")
 
+CERVICAL_ITEMS = ("sct-example-t2", "sct-testing-t2", "sct-testing-t1")  # all in train
 POSITIONS = (0.3, 0.4, 0.5, 0.6, 0.7)  # where volumes are cut, as a fraction of the through-plane axis
 TARGETS = {"spider_sequence_accuracy": (">=", 0.98), "lumbar_called_cervical": ("<=", 0.02)}
 
@@ -303,20 +304,36 @@ def evaluate_recognition(
         + crop.lines(f"{split}, cropped (random 45-90 % of the height)")
         + mirror.lines(f"{split}, mirrored (anterior<->posterior)"),
     }
+
+    def cervical(item_id: str, folder: str | Path | None) -> tuple[Tally, Tally]:
+        pos, neg = Tally(), Tally()
+        for p in cervical_pictures(data, item_id):
+            r = run(p, folder)
+            t = pos if p.cervical else neg
+            t.add(r.cervical == bool(p.cervical), f"{p.id}: p={r.cervical_probability:.2f}")
+        return pos, neg
+
+    fit: dict[str, Any] = {}
+    for item_id in CERVICAL_ITEMS:
+        if (data / "sct" / item_id / "image.nii.gz").is_file():
+            pos, neg = cervical(item_id, model)
+            fit[item_id] = {"cervical_called_cervical": pos.to_dict(), "below_c7_called_not": neg.to_dict()}
+            below = f"; crops below C7 called not cervical {neg.text()}" if neg.total else ""
+            result["lines"].append(
+                f"cervical, training fit (seen in training, not a validation), {item_id}: cervical crops called "
+                f"cervical {pos.text()}{below}"
+            )
+    result["cervical_training_fit"] = fit
     if lopo:
         cerv: dict[str, Any] = {}
         for item_id, folder in lopo.items():
-            cp = cervical_pictures(data, item_id)
-            pos, neg = Tally(), Tally()
-            for p in cp:
-                r = run(p, folder)
-                t = pos if p.cervical else neg
-                t.add(r.cervical == bool(p.cervical), f"{p.id}: p={r.cervical_probability:.2f}")
+            pos, neg = cervical(item_id, folder)
             cerv[item_id] = {"model": folder, "cervical_called_cervical": pos.to_dict(),
-                             "thoracic_called_not_cervical": neg.to_dict()}  # fmt: skip
+                             "below_c7_called_not": neg.to_dict()}  # fmt: skip
+            below = f"; crops below C7 called not cervical {neg.text()}" if neg.total else ""
             result["lines"].append(
-                f"leave-one-patient-out cervical, {item_id} (model {folder}): cervical crops called cervical "
-                f"{pos.text()}; crops below C7 called not cervical {neg.text()}"
+                f"cervical, leave-one-patient-out, {item_id} (model {folder}): cervical crops called cervical "
+                f"{pos.text()}{below}"
             )
         result["cervical_leave_one_patient_out"] = cerv
     ms = np.asarray(times) * 1000.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from openspine.detection.decode import Group, Instance
 from openspine.detection.labelling import (
     fit_labels,
     label_sequence,
@@ -77,3 +78,40 @@ def test_step_in_residuals() -> None:
     assert step_in_residuals(np.array([0.0, 0.1, -0.1, 1.0, 0.9, 1.1])) == 3
     assert step_in_residuals(np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])) is None  # a drift, not a step
     assert step_in_residuals(np.array([0.0, 1.0])) is None
+
+
+def test_two_sacrum_candidates_with_close_costs_are_reported() -> None:
+    # estimates half-way between two labellings: the fifth body as S1 (best) or the sixth (nearly as good)
+    pred = np.array([20.7, 21.7, 22.7, 23.7, 24.0, 23.5])
+    lab = label_sequence(pred, np.ones(6), _column(6))
+    assert lab.sacrum and lab.s1 == 4 and lab.s1_alternative == 5
+    assert lab.ordinals.tolist() == [21, 22, 23, 24, 25, 0]
+    # a clear case: the bodies above the sacrum read L1 … L5; no alternative
+    clear = label_sequence(np.array([20.0, 21.0, 22.0, 23.0, 24.0, 24.1]), np.ones(6), _column(6))
+    assert clear.s1 == 5 and clear.s1_alternative is None
+    assert label_sequence(np.array([19.1, 20.0, 21.1, 21.9]), np.ones(4), _column(4)).s1 is None
+
+
+def _body(top: int, bottom: int) -> Group:
+    px = np.array([[r, 10] for r in range(top, bottom + 1)], dtype=np.int64)
+    inst = Instance(0, px, px.mean(0).astype(float), 400.0, 0.9, 24.0)
+    return Group([inst])
+
+
+def test_sacrum_flags_edge_cut_s1_with_low_reading_bodies_above() -> None:
+    from openspine.detection import _sacrum_flags
+    from openspine.detection.labelling import SequenceLabels
+
+    groups = [_body(0, 20), _body(30, 50), _body(60, 80), _body(90, 99)]  # the last one reaches row 99 of 100
+
+    def labels(res_above: float, alt: int | None = None) -> SequenceLabels:
+        res = np.array([res_above, res_above, res_above, np.nan])
+        return SequenceLabels(np.array([22, 23, 24, 25]), res, np.arange(4), 1.0, True, 3, alt)
+
+    flags = _sacrum_flags(labels(-0.4), groups, 100)
+    assert len(flags) == 1 and flags[0].startswith("labelling_ambiguous: the body taken as S1 is cut")
+    assert _sacrum_flags(labels(-0.1), groups, 100) == []  # estimates agree
+    assert _sacrum_flags(labels(-0.4), groups, 140) == []  # S1 not at the edge
+    below = _sacrum_flags(labels(0.0, alt=4), [*groups, _body(105, 120)], 140)
+    assert below == ["labelling_ambiguous: the body below the one taken as S1 is nearly as likely S1"]
+    assert _sacrum_flags(labels(0.0, alt=2), groups, 140) == []  # above: not flagged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,3 +80,122 @@ def test_cli_help_has_examples(capsys) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
     assert "openspine evaluate detection --data ../shared/data --split val" in capsys.readouterr().out
+
+
+# --- robustness variants ------------------------------------------------------------------------------------------
+def test_crop_and_flip_keep_every_voxel_at_its_world_position() -> None:
+    from openspine.evaluation.detection import crop_axis, flip_axes
+
+    arr = np.arange(120 * 60 * 5).reshape(120, 60, 5)
+    aff = AFF.copy()
+    aff[:3, 3] = (3.0, -7.0, 11.0)
+    c, ca = crop_axis(arr, aff, 0, 30, 90)
+    assert c.shape == (60, 60, 5) and c[0, 4, 2] == arr[30, 4, 2]
+    np.testing.assert_allclose(ca @ [0, 4, 2, 1], aff @ [30, 4, 2, 1])
+    f, fa = flip_axes(arr, aff, [1, 2])
+    assert f[7, 0, 0] == arr[7, 59, 4]
+    np.testing.assert_allclose(fa @ [7, 0, 0, 1], aff @ [7, 59, 4, 1])
+    with pytest.raises(ValueError):
+        crop_axis(arr, aff, 0, 50, 50)
+
+
+def test_apply_variant_crops_superior_inferior_axis_and_mirrors_the_others() -> None:
+    from openspine.evaluation.detection import Variant, apply_variant, si_axis
+
+    assert si_axis(AFF) == (0, True)  # rows run superior → inferior
+    img = np.random.default_rng(0).random((120, 60, 5))
+    mask = _mask()
+    (i2, m2), a2 = apply_variant([img, mask], AFF, Variant("crop-top+mirrored", (25, 100), True))
+    assert i2.shape == m2.shape == (75, 60, 5)
+    # the same world point carries the same image value and label
+    w = AFF @ [55, 12, 1, 1]
+    v2 = np.round(np.linalg.solve(a2, w)[:3]).astype(int)
+    assert i2[tuple(v2)] == img[55, 12, 1] and m2[tuple(v2)] == 24
+    assert a2[:3, 1] @ AFF[:3, 1] < 0 and a2[:3, 2] @ AFF[:3, 2] < 0  # A-P and L-R storage reversed
+
+
+def test_make_variants_keeps_three_whole_units_and_is_seeded() -> None:
+    from openspine.evaluation.detection import make_variants
+
+    ext = [(10 + 40 * i, 40 + 40 * i) for i in range(6)]  # six bodies, 30 rows tall, 10-row discs
+    v = make_variants(ext, 300, True, 6, np.random.default_rng(1))
+    assert [x.name for x in v[:2]] == ["as-is", "mirrored"] and v[1].mirrored and v[0].keep is None
+    crops = v[2:]
+    assert [c.name.split("+")[0] for c in crops] == ["crop-top", "crop-bottom", "crop-both"] * 2
+    assert [c.mirrored for c in crops] == [False, True] * 3
+    for c in crops:
+        assert c.keep is not None
+        start, stop = c.keep
+        assert sum(start <= a and b < stop for a, b in ext) >= 3
+        if c.name.startswith("crop-bottom"):
+            assert start == 0 and stop < 300
+        if c.name.startswith("crop-top"):
+            assert stop == 300
+    again = make_variants(ext, 300, True, 6, np.random.default_rng(1))
+    assert [x.keep for x in again] == [x.keep for x in v]
+    # superior at the high index end: a top crop cuts the high end
+    top = make_variants(ext, 300, False, 1, np.random.default_rng(2))[2]
+    assert top.keep is not None and top.keep[0] == 0 and top.keep[1] <= 300
+    assert len(make_variants(ext[:2], 300, True, 6, np.random.default_rng(0))) == 2  # too few units to crop
+
+
+def test_case_scoring_and_summary() -> None:
+    from openspine.evaluation.detection import (
+        labelling_flagged,
+        robustness_overall,
+        spider_case_right,
+        summarise_cases,
+        volume_case_right,
+    )
+
+    assert labelling_flagged(["labelling_ambiguous: no sacrum visible"])
+    assert labelling_flagged(["vertebra_not_detected: between T12 and L2"])
+    assert not labelling_flagged(["cervical levels are outside the detector's training data"])
+    assert volume_case_right(ScanResult("a", "", True, level_checked=3, level_correct=3))
+    assert not volume_case_right(ScanResult("a", "", True, level_checked=3, level_correct=2))
+    assert not volume_case_right(ScanResult("a", "", True))  # nothing scored is not right
+    assert volume_case_right(ScanResult("a", "", True, discs_detected=2, disc_level_correct=2))
+    ref = SimpleNamespace(discs=[_d("L3-L4", 0), _d("L4-L5", -30), _d("L5-S1", -60)])
+    assert spider_case_right(ref, SimpleNamespace(discs=[_d("L4-L5", -28), _d("L5-S1", -61)])) == (True, 2)
+    assert spider_case_right(ref, SimpleNamespace(discs=[_d("L3-L4", -29), _d("L4-L5", -59)])) == (False, 2)
+    assert spider_case_right(ref, SimpleNamespace(discs=[_d("L1-L2", 90)])) == (False, 0)  # nothing in common
+
+    def case(right: bool, flagged: bool, variant: str = "as-is", source: str = "volume") -> dict[str, object]:
+        return {"right": right, "flagged": flagged, "variant": variant, "source": source}
+
+    cases = [case(True, False)] * 6 + [case(True, True, "crop-top")] * 2 + [case(False, True, "crop-both")]
+    cases += [case(False, False, "crop-top+mirrored", "spider")]
+    s = summarise_cases(cases)
+    assert s["cases"] == 10 and s["every_label_right"] == 0.8 and s["wrong"] == 2 and s["wrong_unflagged"] == 1
+    assert s["flagged_share_of_wrong"] == 0.5 and s["right_or_flagged"] == 0.9 and s["right_flagged_share"] == 0.25
+    o = robustness_overall(cases)
+    assert o["by_variant"]["crop-top"]["cases"] == 3 and o["spider"]["cases"] == 1
+    assert not o["targets_met"]["right_or_flagged"] and not o["targets_met"]["every_label_right"]
+    assert summarise_cases([])["every_label_right"] is None
+
+
+@pytest.mark.slow
+def test_real_val_volume_cropped(shared_data) -> None:
+    import nibabel as nib
+
+    from openspine.detection import detect
+    from openspine.evaluation.detection import volume_variant_cases
+
+    folder = shared_data / "fastcleverseg" / "fcs-vb3-10"
+    img = np.asarray(nib.load(str(folder / "image.nii.gz")).dataobj)  # type: ignore[attr-defined]
+    m: Any = nib.load(str(folder / "mask.nii.gz"))
+    mask = np.asarray(m.dataobj).astype(np.int32)
+    calls: list[tuple[int, ...]] = []
+
+    def detect_fn(scan: Any) -> Any:
+        calls.append(scan.shape)
+        return detect(scan.to_sagittal())
+
+    as_is = SimpleNamespace(vertebrae=[], discs=[], flags=("no vertebral body detected",))  # reused, not re-run
+    cases = volume_variant_cases("fcs-vb3-10", img, mask, np.asarray(m.affine, float), 1, 0, detect_fn, as_is)
+    assert [c["variant"] for c in cases] == ["as-is", "mirrored", "crop-top"]
+    assert len(calls) == 2 and calls[1][0] < img.shape[0]  # the crop is shorter along superior–inferior
+    assert not cases[0]["right"] and cases[0]["flagged"]
+    crop = cases[2]
+    assert crop["checked"] >= 3 and crop["right"], crop
+    assert cases[1]["right"] and cases[1]["predicted"]  # mirrored storage: same anatomy, same labels

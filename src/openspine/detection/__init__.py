@@ -35,7 +35,7 @@ from ..models import LoadedModel, load_model
 from ..results import Disc, ModelInfo, SliceOutline, Vertebra, vec3
 from ..scan import SagittalView
 from . import decode as _decode
-from .labelling import label_sequence, ordinal_to_level, step_in_residuals
+from .labelling import SequenceLabels, label_sequence, ordinal_to_level, step_in_residuals
 from .outline import quad_corners, quad_height_mm, spine_directions
 from .preprocess import PlaneGrid, choose_slices, normalise, plane_grid, resample_slices
 
@@ -236,6 +236,7 @@ def _decode_all(
     preds = np.array([g.level for g in groups])
     weights = np.array([g.score * min(len(g.members), 3) for g in groups])
     lab = label_sequence(preds, weights, cents * spacing_model)
+    groups_all = groups
     keep = lab.ordinals > 0
     if int(np.sum(~keep)):
         log.debug("left out %d bodies outside C2 … S1 (below the sacrum)", int(np.sum(~keep)))
@@ -248,8 +249,11 @@ def _decode_all(
         return Detection((), (), tuple(flags), models, slices_used=tuple(k_centre)), []
     if not lab.sacrum:
         flags.append("labelling_ambiguous: no sacrum visible; levels rest on the bodies' appearance alone")
+    elif lab.s1 is None:  # S1 given by the uniform fit, not by the sacrum anchor's checks
+        flags.append("labelling_ambiguous: the sacrum was not identified; the lowest body is S1 by the level fit alone")
     if lab.margin < 0.25:
         flags.append(f"labelling_ambiguous: the level fit is uncertain (margin {lab.margin:.2f} levels)")
+    flags.extend(_sacrum_flags(lab, groups_all, h0))
     split = step_in_residuals(residuals[np.isfinite(residuals)])
     if split is not None:
         flags.append(
@@ -387,6 +391,37 @@ def _decode_all(
         disc_geometry=tuple(dgeo),
         slices_used=tuple(k_centre),
     ), groups
+
+
+def _touches_lower_edge(group: _decode.Group, rows: int, margin_px: int = 2) -> bool:
+    """Whether a body reaches the lower edge of the image (model-grid rows ``rows``): it is cut, partly in view."""
+    return any(len(m.pixels) and int(m.pixels[:, 0].max()) >= rows - 1 - margin_px for m in group.members)
+
+
+EDGE_S1_RESIDUAL = -0.25  # bodies above an S1 cut by the image edge reading this much below L5/L4: flag
+
+
+def _sacrum_flags(lab: SequenceLabels, groups: list[_decode.Group], rows: int) -> list[str]:
+    """Labelling flags about the sacrum anchor (``groups``: every body, before those below S1 are dropped).
+
+    * S1 cut by the lower edge of the image while the two bodies above it read lower than L5 and L4 (mean residual
+      ≤ ``EDGE_S1_RESIDUAL``): a partly seen L5 at the edge looks like a sacrum, and the estimates lean that way.
+      An edge-cut S1 alone is no reason (many lumbar fields of view end in the sacrum).
+    * the body below the one taken as S1 is nearly as good an S1 (then every label may be one level too high).
+    """
+    out: list[str] = []
+    if lab.s1 is None:
+        return out
+    above = lab.residuals[max(0, lab.s1 - 2) : lab.s1]
+    above = above[np.isfinite(above)]
+    if len(above) and float(np.mean(above)) <= EDGE_S1_RESIDUAL and _touches_lower_edge(groups[lab.s1], rows):
+        out.append(
+            "labelling_ambiguous: the body taken as S1 is cut by the lower edge of the image and the bodies above "
+            f"it read {-float(np.mean(above)):.2f} levels lower than L5/L4"
+        )
+    if lab.s1_alternative is not None and lab.s1_alternative > lab.s1:
+        out.append("labelling_ambiguous: the body below the one taken as S1 is nearly as likely S1")
+    return out
 
 
 def _outline(

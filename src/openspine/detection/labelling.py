@@ -111,6 +111,8 @@ class SequenceLabels:
     index: NDArray[np.int64]  # position along the spine
     margin: float
     sacrum: bool  # True when S1 was identified (the anchor of the labelling)
+    s1: int | None = None  # index of the body labelled S1 by the sacrum anchor (None: no anchor)
+    s1_alternative: int | None = None  # another body that is nearly as good an S1 (cost within ``close_cost``)
 
 
 def label_sequence(
@@ -119,6 +121,7 @@ def label_sequence(
     centres_mm: NDArray[np.floating],
     bottom_decay: float = 0.6,
     max_candidates: int = 4,
+    close_cost: float = 0.1,
 ) -> SequenceLabels:
     """Label a top-to-bottom sequence of bodies consistently, anchored on the sacrum when it is seen.
 
@@ -127,14 +130,16 @@ def label_sequence(
     above it are fitted with weights that decay by ``bottom_decay`` per body upwards, and the candidate is accepted
     when that fit makes the body directly above it L5, its own estimate looks lumbosacral (≥ 22.5) and it is no
     farther below L5 than the usual spacing. Bodies below S1 (sacral segments, coccyx, pelvis) are left out.
-    Without such a candidate one uniform-weight fit labels all bodies (flag: no sacrum).
+    Without such a candidate one uniform-weight fit labels all bodies (flag: no sacrum). When another accepted
+    candidate's cost is within ``close_cost`` levels of the best one, it is reported as ``s1_alternative`` (the S1
+    choice, and with it every label, is then uncertain).
     """
     p = np.asarray(pred, dtype=float)
     w = np.asarray(weight, dtype=float)
     c = np.asarray(centres_mm, dtype=float).reshape(-1, 2)
     n = len(p)
     index = sequence_index(c, p)
-    best: tuple[float, int, LabelFit] | None = None
+    accepted: list[tuple[float, int, LabelFit]] = []
     if n >= 2:
         d = np.linalg.norm(np.diff(c, axis=0), axis=1)
         med = float(np.median(d)) if len(d) else 0.0
@@ -145,16 +150,17 @@ def label_sequence(
             fit = fit_labels(p[:j], w[:j] * decay, index[:j])
             if int(fit.ordinals[-1]) != S1_ORDINAL - 1:
                 continue
-            if best is None or fit.cost < best[0]:
-                best = (fit.cost, j, fit)
+            accepted.append((fit.cost, j, fit))
     ords = np.zeros(n, dtype=np.int64)
     res = np.full(n, np.nan)
-    if best is not None:
-        _, j, fit = best
+    if accepted:
+        accepted.sort(key=lambda a: a[0])  # stable: equal costs keep the lowest body first
+        cost, j, fit = accepted[0]
+        alt = next((a[1] for a in accepted[1:] if a[0] - cost <= close_cost), None)
         ords[:j] = fit.ordinals
         ords[j] = S1_ORDINAL
         res[:j] = fit.residuals
-        return SequenceLabels(ords, res, index, fit.margin, True)
+        return SequenceLabels(ords, res, index, fit.margin, True, j, alt)
     fit = fit_labels(p, w, index)
     keep = (fit.ordinals >= MIN_ORDINAL) & (fit.ordinals <= S1_ORDINAL)
     ords[keep] = fit.ordinals[keep]

@@ -422,8 +422,10 @@ def spider_variant_cases(
     detect_fn: Callable[[Any], Any],
 ) -> list[dict[str, Any]]:
     """Robustness cases of one SPIDER slice: the as-is case is right when L1-L2 … L5-S1 are complete and in order;
-    crops and mirrored views are scored against that as-is detection (only when it is complete: otherwise the disc
-    positions are unknown and the item contributes its as-is case alone)."""
+    crops and mirrored views are scored against that as-is detection, and only when it is complete and carries no
+    labelling flag (otherwise the disc positions are not known well enough and the item contributes its as-is case
+    alone). SPIDER has no disc positions, so this is a consistency check: a crop is right when it labels the discs
+    still in view as the confident whole-slice detection does."""
     from ..scan import Scan
 
     ok = spider_sequence_ok(as_is)
@@ -441,7 +443,7 @@ def spider_variant_cases(
             "seconds": 0.0,
         }
     ]
-    if not ok:
+    if not ok or labelling_flagged(as_is.flags):
         return cases
     ax, sup_low = si_axis(affine)
     ext = []

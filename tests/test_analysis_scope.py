@@ -24,16 +24,6 @@ VAL_T2 = "spider/31/image.nii.gz"  # a val patient with a T1 slice too
 VAL_T1 = "spider/31/t1.nii.gz"
 
 
-def _recogniser_or_skip() -> None:
-    try:
-        from openspine.recognition import recognise  # noqa: F401
-        from openspine.models import builtin_model_dir
-
-        builtin_model_dir("recognizer")
-    except Exception as exc:  # the recogniser ships with the package; this guards a partial checkout only
-        pytest.skip(f"image recogniser not available: {exc}")
-
-
 def test_user_sequence_t1_withholds_every_t2_grade_and_says_why(tmp_path: Path) -> None:
     data = shared_data_or_skip()
     code = main(["-q", "analyze", str(data / VAL_T2), "--sequence", "t1", "--out", str(tmp_path)])
@@ -54,7 +44,6 @@ def test_user_sequence_t1_withholds_every_t2_grade_and_says_why(tmp_path: Path) 
 
 def test_real_t1_slice_is_recognised_and_not_graded_by_the_t2_head() -> None:
     data = shared_data_or_skip()
-    _recogniser_or_skip()
     result = openspine.analyze(data / VAL_T1)
     assert result.input.sequence is not None
     assert result.input.sequence["value"] == "T1" and result.input.sequence["source"] == "image"
@@ -79,7 +68,6 @@ def test_real_t2_slice_is_graded_and_each_grade_is_its_most_probable_class() -> 
 
 def test_cervical_scan_gets_no_lumbar_label() -> None:
     data = shared_data_or_skip()
-    _recogniser_or_skip()
     result = openspine.analyze(data / "sct/sct-example-t2/image.nii.gz")
     labels = [v.label for v in result.vertebrae if v.label is not None]
     assert not [lv for lv in labels if lv.region in ("lumbar", "sacral")], labels
@@ -110,7 +98,6 @@ def test_non_spine_image_exits_3_with_the_reason_in_result_json(
 
 def test_axial_picture_exits_3(tmp_path: Path) -> None:
     data = shared_data_or_skip()
-    _recogniser_or_skip()
     vol = np.asarray(nib.load(data / "fastcleverseg/fcs-vb2-13/image.nii.gz").dataobj, dtype=np.float32)
     # the volume is [S→I, A→P, L→R]: an axial picture is one row, shown with anterior up and left on the right
     axial = vol[vol.shape[0] // 2, :, ::-1]

@@ -47,7 +47,11 @@ def test_sequence_outside_scope_is_named_with_its_source() -> None:
     why = s.why_not_sequence({"value": "T1", "source": "image", "probability": 0.97})
     assert why is not None and "T2 only" in why and "T1" in why and "image" in why and "0.97" in why
     assert s.why_not_sequence({"value": "T2", "source": "header"}) is None
-    assert s.why_not_sequence({"value": None, "source": None}) is None  # unknown: not withheld
+    assert s.why_not_sequence({"value": None, "source": None}) is None  # nothing known: not withheld
+    unsure_t1 = {"value": None, "source": "image", "probability": 0.64, "best_guess": "T1"}
+    why = s.why_not_sequence(unsure_t1)
+    assert why is not None and "uncertain" in why and "T1" in why and "--sequence" in why
+    assert s.why_not_sequence({**unsure_t1, "best_guess": "T2"}) is None
 
 
 def test_sequence_decision_prefers_user_then_header_then_a_clear_image() -> None:

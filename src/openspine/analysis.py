@@ -84,7 +84,7 @@ def analyze(
     plane, state.out_of_scope, plane_flag = scope.decide_plane(
         scan.source.format, recognition.plane_probabilities if recognition is not None else None
     )
-    state.flags.extend([plane_flag] if plane_flag else [])
+    state.flags.extend(f for f in (plane_flag, scope.uncertain_sequence_flag(sequence)) if f)
     timings["recognition"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -56,14 +56,24 @@ class ModelScope:
         return self.levels[0] if len(self.levels) == 1 else f"{self.levels[0]} … {self.levels[-1]}"
 
     def why_not_sequence(self, sequence: Mapping[str, Any] | None) -> str | None:
-        """Why a scan of this sequence is outside the scope (None: inside, or the sequence is unknown)."""
-        value = (sequence or {}).get("value")
-        if self.sequences is None or value is None or value in self.sequences:
+        """Why a scan of this sequence is outside the scope (None: inside, or nothing at all is known).
+
+        An uncertain image call counts against the scope when its best guess lies outside it: the model cannot
+        back an answer on a scan that looks more like another sequence (``--sequence`` settles it).
+        """
+        seq = sequence or {}
+        value, guess = seq.get("value"), seq.get("best_guess")
+        if self.sequences is None:
             return None
-        return (
-            f"the {self.model} was trained on {'/'.join(sorted(self.sequences))} only; "
-            f"this scan is {value} ({describe_source(sequence)})"
-        )
+        trained = "/".join(sorted(self.sequences))
+        if value is not None and value not in self.sequences:
+            return f"the {self.model} was trained on {trained} only; this scan is {value} ({describe_source(seq)})"
+        if value is None and guess is not None and guess not in self.sequences:
+            return (
+                f"the {self.model} was trained on {trained} only; the sequence is uncertain and the image looks more "
+                f"like {guess} ({describe_source(seq)}); give --sequence if you know it"
+            )
+        return None
 
     def why_not_level(self, level: Level | DiscLevel) -> str | None:
         if self.levels is None or level.value in self.levels:
@@ -99,7 +109,7 @@ def decide_sequence(user: str | None, header: str | None, image: Mapping[str, fl
         p = float(image[best])
         if p >= MIN_IMAGE_SEQUENCE_PROBABILITY:
             return {"value": best, "source": "image", "probability": round(p, 4)}
-        return {"value": None, "source": "image", "probability": round(p, 4), "best_guess": best}
+        return {"value": None, "source": "image", "probability": round(p, 4), "best_guess": best}  # not sure
     return {"value": None, "source": None}
 
 
@@ -206,3 +216,13 @@ def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
         return None
     names = ", ".join(f"{v.label.value if v.label else '?'} ({v.score:.2f})" for v in low)
     return f"low_confidence: {len(low)} of {len(vertebrae)} bodies scored below {LOW_SCORE}: {names}"
+
+
+def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
+    """A flag when the sequence rests on an unsure image call."""
+    if sequence.get("value") is None and sequence.get("best_guess"):
+        return (
+            f"sequence_uncertain: the image looks most like {sequence['best_guess']} "
+            f"(probability {float(sequence.get('probability') or 0):.2f}); give --sequence if you know it"
+        )
+    return None

@@ -1,0 +1,96 @@
+"""What the analysis takes every shared real scan to be, and what it withholds or refuses.
+
+Runs ``openspine.analyze`` on every item of ``index.csv`` and every SPIDER T1 slice (``spider/t1.csv``) and counts,
+per data set and split: the recognised sequence against the known one, scans refused as out of scope, cervical
+fields of view, scans with withheld labels or grades. A lumbar T2 scan refused or ungraded here is a false alarm
+of the scope rules; a T1 slice graded here is a miss.
+
+    python scripts/scope_survey.py --data ../shared/data [--split val] [--out survey.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import openspine
+
+
+def items(data: Path, split: str | None) -> list[dict[str, str]]:
+    rows = []
+    with (data / "index.csv").open() as f:
+        for r in csv.DictReader(f):
+            if split and r["split"] != split:
+                continue
+            seq = "T2" if r["dataset"] == "spider" else r.get("sequence", "")
+            rows.append({"id": r["id"], "path": str(data / r["path"] / r["image"].split(";")[0]), "group":
+                         f"{r['dataset']}-{r.get('subset') or ''}".rstrip("-"), "truth": seq, "split": r["split"]})  # fmt: skip
+    with (data / "spider" / "t1.csv").open() as f:
+        for r in csv.DictReader(f):
+            if split and r["split"] != split:
+                continue
+            rows.append({"id": r["id"], "path": str(data / r["path"] / r["image"]), "group": "spider-t1",
+                         "truth": "T1", "split": r["split"]})  # fmt: skip
+    return rows
+
+
+def survey(row: dict[str, str]) -> dict[str, Any]:
+    r = openspine.analyze(row["path"])
+    seq = r.input.sequence or {}
+    fov = r.input.field_of_view or {}
+    graded = [g for d in r.discs for g in d.grades.values() if g.available]
+    withheld_grades = any((g.note or "").startswith("withheld") for d in r.discs for g in d.grades.values())
+    return {
+        **row,
+        "sequence": seq.get("value") or "",
+        "sequence_source": seq.get("source") or "",
+        "field_of_view": fov.get("value", ""),
+        "out_of_scope": r.out_of_scope or "",
+        "vertebrae": len(r.vertebrae),
+        "unlabelled": sum(v.label is None for v in r.vertebrae),
+        "graded_discs": len({id(d) for d in r.discs if any(g.available for g in d.grades.values())}),
+        "grades": len(graded),
+        "grades_withheld": withheld_grades,
+        "flags": " | ".join(r.flags),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--split", default=None, choices=("train", "val"), help="one split (default: both)")
+    ap.add_argument("--out", type=Path, default=None, help="CSV with one row per scan")
+    args = ap.parse_args(argv)
+    logging.getLogger("openspine").setLevel(logging.ERROR)
+    rows, t0 = [], time.perf_counter()
+    for row in items(args.data, args.split):
+        rows.append(survey(row))
+    if args.out:
+        with args.out.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by[r["group"]].append(r)
+    print(f"{len(rows)} scans in {time.perf_counter() - t0:.0f} s")
+    print(f"{'group':22s} {'n':>4s}  {'sequence called':28s} {'out of scope':>12s} {'cervical':>8s} "
+          f"{'unlabelled':>10s} {'grades withheld':>15s}")  # fmt: skip
+    for group, rs in sorted(by.items()):
+        seqs = Counter(r["sequence"] or "unknown" for r in rs)
+        print(
+            f"{group:22s} {len(rs):>4d}  {', '.join(f'{k} {v}' for k, v in seqs.most_common()):28s} "
+            f"{sum(bool(r['out_of_scope']) for r in rs):>12d} {sum('cervical' in r['field_of_view'] for r in rs):>8d} "
+            f"{sum(r['unlabelled'] > 0 for r in rs):>10d} {sum(bool(r['grades_withheld']) for r in rs):>15d}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

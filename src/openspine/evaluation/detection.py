@@ -16,6 +16,10 @@ Per scan and overall, on the chosen split (``val`` for reporting; never the spli
   in that order from top to bottom.
 
 Bodies of unknown level (VB1) count for detection, false positives and centroid error, not for level accuracy.
+
+With ``--variants N`` (on by default) every item with known levels is also run mirrored and with N crops of its field
+of view (top, bottom, both), and each such **case** is scored: every checkable label right? flagged? (see
+:func:`make_variants`, :func:`spider_variant_cases`, :func:`robustness_overall` and docs/detection.md).
 """
 
 from __future__ import annotations
@@ -53,10 +57,12 @@ _EPILOG = """examples:
   openspine evaluate detection --data ../shared/data --split val --out val-detection.json
   openspine evaluate detection --data ../shared/data --split val --model runs/detector --card
   openspine evaluate detection --data ../shared/data --split train --no-spider     # a training-fit check only
+  openspine evaluate detection --data ../shared/data --split val --variants 0     # without the robustness cases
 
 --card writes the overall figures into the model folder's card.json (val split only; the weights' sha256 is
 unchanged). Targets (issue 3): detection ≥ 98 %, level accuracy ≥ 97 %, ≤ 0.1 false positives per scan,
-median centroid error ≤ 3 mm, SPIDER lumbar disc sequence complete in ≥ 95 % of slices.
+median centroid error ≤ 3 mm, SPIDER lumbar disc sequence complete in ≥ 95 % of slices. Robustness (as-is,
+mirrored and --variants crops per item): every label right in ≥ 95 % of cases, right or flagged in ≥ 99 %.
 """
 
 

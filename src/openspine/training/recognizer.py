@@ -589,8 +589,9 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
         "intended_use": "research; lets the analysis refuse or flag pictures it was not built for (non-sagittal, "
         "non-T2 for the grader, cervical); not a medical device",
         "limitations": [
-            "cervical positives come from two patients only (one whole neck, one pair of small crops): the cervical "
-            "head is a coarse screen, not a validated classifier",
+            "cervical positives come from two patients only (one whole neck, one pair of small crops): leave-one-"
+            "patient-out (see metrics) shows the cervical head does not generalise to a new patient; a low "
+            "cervical_probability does not mean the picture is lumbar",
             "T1 training pictures are sagittal lumbar SPIDER slices (plus one small cervical T1 crop): T1 in other "
             "planes or regions is barely represented",
             "no STIR, PD, FLAIR or diffusion pictures: 'other' was learned from water-fat GRE only",

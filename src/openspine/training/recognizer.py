@@ -425,7 +425,6 @@ def train(
     workers: int = 0,
     data_source: str = "",
     command: str = "",
-    progress: bool = False,
 ) -> Path:
     """Train on ``pictures`` (train split) and write the model folder ``out``; returns ``out``."""
     torch = import_optional("torch", "training the recogniser")
@@ -468,8 +467,6 @@ def train(
                 rec["seconds"],
                 " ".join(f"{k}={v:.4f}" for k, v in running.items()),
             )
-            if progress:
-                print(f"epoch {step / spe:.0f}/{cfg.epochs} {rec['seconds']:.0f} s loss {running['total']:.4f}")
     train_s = time.perf_counter() - t0
     net = net.eval().to(memory_format=torch.contiguous_format)
     torch.save({"state_dict": net.state_dict(), "config": cfg.to_dict(), "history": history}, out / "checkpoint.pt")

@@ -555,15 +555,8 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
             "pictures": meta.get("picture_counts", {}),
             "ids": meta.get("pictures", []),
             "excluded": list(cfg.exclude),
-            "citations": [
-                "vandergraaf2024",
-                "ramos2024",
-                "chu2015",
-                "burian2019",
-                "zukic2014",
-                "menezesreis2016",
-                "deleener2017",
-            ],
+            "citations": "cite each source as its index.csv citation_key column says (SPIDER, the FastCleverSeg "
+            "subsets, the Spinal Cord Toolbox data; see the data README)",
             "labels_used": {
                 "plane": "SPIDER slices = sagittal; volumes cut along their three axes (FastCleverSeg in the stored "
                 "[S→I, A→P, L→R] layout, SCT via nibabel.as_closest_canonical)",

@@ -1,0 +1,5 @@
+# %% [markdown]
+# # cohort
+
+# %%
+print(1)

@@ -1,0 +1,5 @@
+# %% [markdown]
+# # field-of-view
+
+# %%
+print(1)

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import geometry
+from .._command_parser import command_parser
 from .._logging import get_logger
 from ..errors import ConfigError, ScanReadError
 from ..levels import DiscLevel, Level
@@ -682,16 +683,11 @@ def write_card_metrics(model_dir: Path, report: dict[str, Any], command: str) ->
     (model_dir / "card.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="openspine evaluate detection",
-        description="Detection and labelling figures of the vertebra detector on the shared data set.",
-        formatter_class=_Formatter,
-        epilog=_EPILOG,
+    p = command_parser(
+        "openspine evaluate detection",
+        "Detection and labelling figures of the vertebra detector on the shared data set.",
+        _EPILOG,
     )
     p.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
     p.add_argument("--split", default="val", help="which split to evaluate (report on val)")

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._command_parser import command_parser
 from .._logging import get_logger
 from ..errors import ConfigError, ScanReadError
 from ..recognition.image import PLANES
@@ -363,16 +364,11 @@ def _write_card(model: Path, result: dict[str, Any]) -> None:
 
 
 # --- command line ----------------------------------------------------------------------------------------------------
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="openspine evaluate recognition",
-        description="Plane, sequence and cervical figures of the picture recogniser on the shared data set.",
-        formatter_class=_Formatter,
-        epilog=_EPILOG,
+    p = command_parser(
+        "openspine evaluate recognition",
+        "Plane, sequence and cervical figures of the picture recogniser on the shared data set.",
+        _EPILOG,
     )
     p.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
     p.add_argument("--split", default="val", choices=("train", "val"))

@@ -12,10 +12,6 @@ and the level (ordinal: C1 = 1 … L5 = 24, S1 = 25; a disc = upper + 0.5). See 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
-import logging
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from .._command_parser import command_parser
 from .._logging import get_logger, log_file
 from .._optional import TRAIN_MODULES, import_optional, require_optional
 from ..errors import ConfigError
 from ..writers import prepare_output_dir
+from . import common
 from .data import (
     SampleConfig,
     TrainVolume,
@@ -93,6 +91,7 @@ DETECTOR_SCOPE = {
     "no cervical or upper-thoracic training data",
 }
 
+
 def build_network(
     widths: tuple[int, ...] = (16, 24, 48, 64, 96, 128), decoder_widths: tuple[int, ...] = (32, 32, 48, 64)
 ) -> Any:
@@ -148,42 +147,27 @@ def export_wrapper(net: Any) -> Any:
     """The network as shipped: sigmoid on the probability / heat-map channels, the level as an ordinal."""
     torch = import_optional("torch", "exporting the detector")
 
-    class Exported(torch.nn.Module):  # type: ignore[name-defined,misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
+    def head(raw: Any) -> Any:
+        probs = torch.sigmoid(raw[:, 0:3])
+        level = raw[:, 3:4] * LEVEL_SCALE + LEVEL_CENTRE
+        return torch.cat([probs, level], dim=1)
 
-        def forward(self, image: Any) -> Any:
-            raw = self.net(image)
-            probs = torch.sigmoid(raw[:, 0:3])
-            level = raw[:, 3:4] * LEVEL_SCALE + LEVEL_CENTRE
-            return torch.cat([probs, level], dim=1)
-
-    return Exported()
+    return common.shipped_wrapper(torch, net, head)
 
 
 # --- data ---------------------------------------------------------------------------------------------------------
-class _Samples:
-    """Map-style dataset: item ``i`` is drawn from its own RNG seeded by (seed, i), so the stream of training tiles
-    is the same whatever the number of workers or the device."""
+class _Samples(common.SeededSamples):
+    """Training tiles: a subset drawn by :data:`SUBSET_WEIGHTS`, then one of its volumes (see
+    :class:`~openspine.training.common.SeededSamples`)."""
 
     def __init__(self, volumes: list[TrainVolume], cfg: TrainConfig, length: int) -> None:
+        super().__init__([v.subset for v in volumes], SUBSET_WEIGHTS, cfg.seed, length)
         self.volumes = volumes
         self.cfg = cfg
-        self.length = length
-        subsets = sorted({v.subset for v in volumes})
-        self.by_subset = {s: [i for i, v in enumerate(volumes) if v.subset == s] for s in subsets}
-        w = np.array([SUBSET_WEIGHTS.get(s, 0.1) for s in subsets], dtype=float)
-        self.subsets, self.p = subsets, w / w.sum()
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, i: int) -> tuple[Any, ...]:
-        rng = np.random.default_rng([self.cfg.seed, int(i)])
-        sub = self.subsets[int(rng.choice(len(self.subsets), p=self.p))]
-        vol = self.volumes[int(rng.choice(self.by_subset[sub]))]
-        s = render_sample(vol, rng, self.cfg.sample)
+        j, rng = self.draw(i)
+        s = render_sample(self.volumes[j], rng, self.cfg.sample)
         return (
             s["image"][None],
             np.stack([s["body"], s["bheat"], s["dheat"], s["level"]]),
@@ -227,18 +211,6 @@ def detector_loss(raw: Any, target: Any, weight: Any, loss_weights: tuple[float,
 
 
 # --- training -----------------------------------------------------------------------------------------------------
-def _seed_all(torch: Any, seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
-
-
 def _worker_init(_: int) -> None:
     import torch
 
@@ -259,12 +231,9 @@ def train(
     command: str = "",
 ) -> Path:
     """Train on ``volumes`` (train split) and write the model folder ``out``; returns ``out``."""
-    torch = import_optional("torch", "training the detector")
+    torch = common.start_run(out, threads, cfg.seed, "training the detector")
     from tqdm import tqdm
 
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(threads)
-    _seed_all(torch, cfg.seed)
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu")
     dev = torch.device(device)
@@ -297,11 +266,7 @@ def train(
         prefetch_factor=4 if workers else None,
     )
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if steps >= 4:  # the warm-up needs at least two steps, else torch divides by zero on a short smoke run
-        warmup = max(0.05, 2.0 / steps)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=warmup)
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    sched = common.lr_schedule(torch, opt, cfg.lr, steps, pct_start=max(0.05, 2.0 / steps))
     net.train()
     history: list[dict[str, float]] = []
     running: dict[str, float] = {}
@@ -356,42 +321,25 @@ def train(
 def export_model(net: Any, out: Path, cfg: TrainConfig, meta: dict[str, Any]) -> Path:
     """Export ``net`` to ``out/model.onnx`` and write ``out/card.json``."""
     torch = import_optional("torch", "exporting the detector")
-    from ..models import sha256_of
-
     wrapper = export_wrapper(net).eval()
     dummy = torch.zeros(2, 1, 128, 96)
-    path = out / "model.onnx"
     kwargs: dict[str, Any] = {
         "input_names": ["image"],
         "output_names": ["maps"],
         "dynamic_axes": {"image": {0: "n", 2: "h", 3: "w"}, "maps": {0: "n", 2: "h2", 3: "w2"}},
         "opset_version": 17,
     }
-    try:
-        torch.onnx.export(wrapper, (dummy,), str(path), dynamo=False, **kwargs)
-    except TypeError:  # older torch without the dynamo switch
-        torch.onnx.export(wrapper, (dummy,), str(path), **kwargs)
-    card = model_card(cfg, meta, sha256_of(path), path.stat().st_size)
-    old = out / "card.json"
-    if old.is_file():  # keep metrics an evaluation already wrote for these exact weights
-        prev = json.loads(old.read_text())
-        if prev.get("sha256") == card["sha256"]:
-            card["metrics"] = prev.get("metrics", card["metrics"])
-    old.write_text(json.dumps(card, indent=2) + "\n")
-    return path
+    return common.export_with_card(
+        wrapper, dummy, out, kwargs, lambda sha256, size: model_card(cfg, meta, sha256, size)
+    )
 
 
 def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -> dict[str, Any]:
     """The card of a detector model folder (see :mod:`openspine.models`)."""
     sc = cfg.sample
+    task = "vertebral body detection and level labelling on sagittal spine MRI"
     return {
-        "name": MODEL_NAME,
-        "version": MODEL_VERSION,
-        "task": "vertebral body detection and level labelling on sagittal spine MRI",
-        "file": "model.onnx",
-        "sha256": sha256,
-        "size_bytes": size,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **common.card_head(MODEL_NAME, MODEL_VERSION, task, sha256, size),
         "architecture": {
             "type": "2D U-Net-like CNN (FPN-style decoder), one sagittal slice in, four maps out at stride 2",
             "encoder_widths": list(cfg.widths),
@@ -436,11 +384,7 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
             "IVD disc masks L1-L2 … L5-S1; unlabelled structures (e.g. the sacrum, T12 above a VB3 L1) are excluded "
             "from the loss",
         },
-        "training": {
-            "command": meta.get("command", ""),
-            "config": cfg.to_dict(),
-            **{k: v for k, v in meta.items() if k not in ("volumes",)},
-        },
+        "training": common.training_record(cfg.to_dict(), meta, leave_out=("volumes",)),
         "metrics": {"note": "not evaluated yet: run 'openspine evaluate detection --model DIR --split val --card'"},
         "scope": DETECTOR_SCOPE,
         "intended_use": "research; lumbar and lower thoracic sagittal MRI (T1, T2, water/fat); not a medical device",
@@ -453,17 +397,12 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
 
 
 # --- command line ---------------------------------------------------------------------------------------------------
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="openspine train detector",
-        description="Train the vertebra detection + labelling network on the train split of the shared data set "
+    p = command_parser(
+        "openspine train detector",
+        "Train the vertebra detection + labelling network on the train split of the shared data set "
         "and write an openspine model folder (model.onnx + card.json).",
-        formatter_class=_Formatter,
-        epilog=_EPILOG,
+        _EPILOG,
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, help="the shared data folder (with index.csv)")
@@ -502,7 +441,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         if given is not None and not Path(given).exists():
             raise ConfigError(f"{name} '{given}' does not exist")
     prepare_output_dir(args.out)
-    with log_file(args.out / "train.log", "%(asctime)s %(levelname)s %(message)s"):
+    with log_file(args.out / "train.log", common.LOG_FORMAT):
         log.info("openspine train detector %s", " ".join(argv))
         if args.data is not None:
             volumes = build_cache(args.data, split="train")
@@ -547,10 +486,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
 
 
 def main() -> None:  # pragma: no cover - for `python -m openspine.training.detector` on machines without the CLI
-    import sys
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    sys.exit(cli_main(sys.argv[1:], quiet=os.environ.get("OPENSPINE_QUIET") == "1"))
+    common.module_main(cli_main)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,10 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as _dt
-import json
-import logging
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,10 +33,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from .._command_parser import command_parser
 from .._logging import get_logger, log_file
 from .._optional import import_optional
 from ..errors import ConfigError, ScanReadError
 from ..recognition.image import MODEL_SIZE, MODEL_SPACING_MM, PLANES, SEQUENCES, model_input
+from . import common
 
 log = get_logger("training.recognizer")
 
@@ -315,26 +313,18 @@ def render(pic: Picture, rng: np.random.Generator, plane_p: tuple[float, float, 
     return Sample(x, PLANES.index(plane), pic.sequence, cerv)
 
 
-class _Samples:
-    """Map-style dataset: item ``i`` comes from its own RNG seeded by (seed, i)."""
+class _Samples(common.SeededSamples):
+    """Training samples: a kind of source drawn by ``cfg.source_weights``, then one of its pictures (see
+    :class:`~openspine.training.common.SeededSamples`)."""
 
     def __init__(self, pictures: list[Picture], cfg: TrainConfig, length: int) -> None:
+        super().__init__([p.kind for p in pictures], cfg.source_weights, cfg.seed, length)
         self.pictures = pictures
         self.cfg = cfg
-        self.length = length
-        kinds = sorted({p.kind for p in pictures})
-        self.by_kind = {k: [i for i, p in enumerate(pictures) if p.kind == k] for k in kinds}
-        w = np.array([cfg.source_weights.get(k, 0.1) for k in kinds], dtype=float)
-        self.kinds, self.p = kinds, w / w.sum()
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, i: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        rng = np.random.default_rng([self.cfg.seed, int(i)])
-        kind = self.kinds[int(rng.choice(len(self.kinds), p=self.p))]
-        pic = self.pictures[int(rng.choice(self.by_kind[kind]))]
-        s = render(pic, rng)
+        j, rng = self.draw(i)
+        s = render(self.pictures[j], rng)
         return s.image[None], np.array([s.plane, s.sequence, s.cervical], dtype=np.int64)
 
 
@@ -377,20 +367,10 @@ def export_wrapper(net: Any) -> Any:
     """The network as shipped: softmax plane and sequence probabilities, sigmoid cervical probability."""
     torch = import_optional("torch", "exporting the recogniser")
 
-    class Exported(torch.nn.Module):  # type: ignore[name-defined,misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
+    def head(raw: Any) -> Any:
+        return torch.softmax(raw[:, 0:3], dim=1), torch.softmax(raw[:, 3:6], dim=1), torch.sigmoid(raw[:, 6])
 
-        def forward(self, image: Any) -> Any:
-            raw = self.net(image)
-            return (
-                torch.softmax(raw[:, 0:3], dim=1),
-                torch.softmax(raw[:, 3:6], dim=1),
-                torch.sigmoid(raw[:, 6]),
-            )
-
-    return Exported()
+    return common.shipped_wrapper(torch, net, head)
 
 
 def recognizer_loss(raw: Any, target: Any) -> tuple[Any, dict[str, float]]:
@@ -409,14 +389,6 @@ def recognizer_loss(raw: Any, target: Any) -> tuple[Any, dict[str, float]]:
 
 
 # --- training --------------------------------------------------------------------------------------------------------
-def _seed_all(torch: Any, seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def train(
     pictures: list[Picture],
     out: Path,
@@ -427,10 +399,7 @@ def train(
     command: str = "",
 ) -> Path:
     """Train on ``pictures`` (train split) and write the model folder ``out``; returns ``out``."""
-    torch = import_optional("torch", "training the recogniser")
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(threads)
-    _seed_all(torch, cfg.seed)
+    torch = common.start_run(out, threads, cfg.seed, "training the recogniser")
     net = build_network(cfg.widths).to(memory_format=torch.channels_last)  # ~10 % faster on CPU
     n_params = sum(p.numel() for p in net.parameters())
     log.info("network: %d parameters; %d training pictures", n_params, len(pictures))
@@ -438,10 +407,7 @@ def train(
     ds = _Samples(pictures, cfg, steps * cfg.batch_size)
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=workers)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if steps >= 4:
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    sched = common.lr_schedule(torch, opt, cfg.lr, steps, pct_start=0.1)
     net.train()
     running: dict[str, float] = {}
     history: list[dict[str, float]] = []
@@ -494,41 +460,24 @@ def train(
 def export_model(net: Any, out: Path, cfg: TrainConfig, meta: dict[str, Any]) -> Path:
     """Export ``net`` to ``out/model.onnx`` and write ``out/card.json`` (keeps metrics of identical weights)."""
     torch = import_optional("torch", "exporting the recogniser")
-    from ..models import sha256_of
-
     wrapper = export_wrapper(net).eval()
     dummy = torch.zeros(2, 1, MODEL_SIZE, MODEL_SIZE)
-    path = out / "model.onnx"
     kwargs: dict[str, Any] = {
         "input_names": ["image"],
         "output_names": ["plane", "sequence", "cervical"],
         "dynamic_axes": {"image": {0: "n"}, "plane": {0: "n"}, "sequence": {0: "n"}, "cervical": {0: "n"}},
         "opset_version": 17,
     }
-    try:
-        torch.onnx.export(wrapper, (dummy,), str(path), dynamo=False, **kwargs)
-    except TypeError:  # older torch without the dynamo switch
-        torch.onnx.export(wrapper, (dummy,), str(path), **kwargs)
-    card = model_card(cfg, meta, sha256_of(path), path.stat().st_size)
-    old = out / "card.json"
-    if old.is_file():
-        prev = json.loads(old.read_text())
-        if prev.get("sha256") == card["sha256"]:
-            card["metrics"] = prev.get("metrics", card["metrics"])
-    old.write_text(json.dumps(card, indent=2) + "\n")
-    return path
+    return common.export_with_card(
+        wrapper, dummy, out, kwargs, lambda sha256, size: model_card(cfg, meta, sha256, size)
+    )
 
 
 def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -> dict[str, Any]:
     """The card of a recogniser model folder (see :mod:`openspine.models`)."""
+    task = "what a 2D spine MRI picture shows: imaging plane, sequence (contrast), cervical field of view"
     return {
-        "name": MODEL_NAME,
-        "version": MODEL_VERSION,
-        "task": "what a 2D spine MRI picture shows: imaging plane, sequence (contrast), cervical field of view",
-        "file": "model.onnx",
-        "sha256": sha256,
-        "size_bytes": size,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **common.card_head(MODEL_NAME, MODEL_VERSION, task, sha256, size),
         "architecture": {
             "type": "tiny 2D CNN: five stride-2 conv stages, global mean + max pooling, one linear layer, three heads",
             "widths": list(cfg.widths),
@@ -570,11 +519,7 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
             "pixel-size jitter ×0.8–1.25, sct-example-t2 A→P pixel size drawn in 0.5–1.0 mm (its stored 1 mm "
             "looks stretched), quantisation to 16–128 grey levels, gamma, blur, Gaussian noise",
         },
-        "training": {
-            "command": meta.get("command", ""),
-            "config": cfg.to_dict(),
-            **{k: v for k, v in meta.items() if k not in ("pictures", "picture_counts")},
-        },
+        "training": common.training_record(cfg.to_dict(), meta, leave_out=("pictures", "picture_counts")),
         "metrics": {"note": "not evaluated yet: run 'openspine evaluate recognition --model DIR --split val --card'"},
         "intended_use": "research; lets the analysis refuse or flag pictures it was not built for (non-sagittal, "
         "non-T2 for the grader, cervical); not a medical device",
@@ -598,7 +543,7 @@ def train_recognizer(data: Path, out: Path, epochs: int = TrainConfig.epochs, se
 
 def _run(data: Path, out: Path, cfg: TrainConfig, threads: int = 2, workers: int = 0, command: str = "") -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    with log_file(out / "train.log", "%(asctime)s %(levelname)s %(message)s"):
+    with log_file(out / "train.log", common.LOG_FORMAT):
         t0 = time.perf_counter()
         pictures = load_pictures(data, "train", cfg.exclude)
         log.info("read %d training pictures in %.1f s", len(pictures), time.perf_counter() - t0)
@@ -614,17 +559,12 @@ def _run(data: Path, out: Path, cfg: TrainConfig, threads: int = 2, workers: int
 
 
 # --- command line ----------------------------------------------------------------------------------------------------
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="openspine train recognizer",
-        description="Train the picture recogniser (plane, sequence, cervical) on the train split of the shared data "
+    p = command_parser(
+        "openspine train recognizer",
+        "Train the picture recogniser (plane, sequence, cervical) on the train split of the shared data "
         "set and write an openspine model folder (model.onnx + card.json).",
-        formatter_class=_Formatter,
-        epilog=_EPILOG,
+        _EPILOG,
     )
     p.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
     p.add_argument("--out", type=Path, required=True, help="output model folder")
@@ -655,10 +595,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
 
 
 def main() -> None:  # pragma: no cover - for `python -m openspine.training.recognizer`
-    import sys
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    sys.exit(cli_main(sys.argv[1:], quiet=os.environ.get("OPENSPINE_QUIET") == "1"))
+    common.module_main(cli_main)
 
 
 if __name__ == "__main__":  # pragma: no cover

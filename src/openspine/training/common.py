@@ -1,0 +1,143 @@
+"""What the detector and recogniser trainers share: seeding, the seeded sample stream, the learning-rate schedule,
+the ONNX export with its card, and the command-line entry point.
+
+torch is passed in or imported inside the functions, so importing this module needs numpy only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import random
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._optional import import_optional
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"  # train.log and `python -m openspine.training.…`
+
+
+def seed_all(torch: Any, seed: int) -> None:
+    """Seed Python, numpy and torch (and CUDA, with deterministic cuDNN; nothing changes for a CPU run)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def start_run(out: Path, threads: int, seed: int, purpose: str) -> Any:
+    """Make the output folder, set torch's CPU threads and seed everything (:func:`seed_all`); returns torch."""
+    torch = import_optional("torch", purpose)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(threads)
+    seed_all(torch, seed)
+    return torch
+
+
+class SeededSamples:
+    """Map-style dataset base: item ``i`` is drawn from its own RNG seeded by (seed, i), so the stream of training
+    samples is the same whatever the number of workers or the device.
+
+    :meth:`draw` picks a group by its weight (``weights``, 0.1 for a group not named), then one of the group's
+    sources uniformly; a subclass renders that source with the same RNG in ``__getitem__``.
+    """
+
+    def __init__(self, groups: Sequence[str], weights: Mapping[str, float], seed: int, length: int) -> None:
+        """``groups``: the group of each source, in source order."""
+        self.seed = seed
+        self.length = length
+        names = sorted(set(groups))
+        self.by_group = {g: [i for i, s in enumerate(groups) if s == g] for g in names}
+        w = np.array([weights.get(g, 0.1) for g in names], dtype=float)
+        self.groups, self.p = names, w / w.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def draw(self, i: int) -> tuple[int, np.random.Generator]:
+        """The index of item ``i``'s source and the RNG to render it with."""
+        rng = np.random.default_rng([self.seed, int(i)])
+        group = self.groups[int(rng.choice(len(self.groups), p=self.p))]
+        return int(rng.choice(self.by_group[group])), rng
+
+
+def lr_schedule(torch: Any, opt: Any, lr: float, steps: int, pct_start: float) -> Any:
+    """One cycle up to ``lr`` over ``steps``; a constant rate under 4 steps (the warm-up needs at least two steps,
+    else torch divides by zero on a short smoke run)."""
+    if steps >= 4:
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=pct_start)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def shipped_wrapper(torch: Any, net: Any, head: Callable[[Any], Any]) -> Any:
+    """``net`` as shipped: a module whose output is ``head`` applied to the network's raw output."""
+
+    class Exported(torch.nn.Module):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, image: Any) -> Any:
+            return head(self.net(image))
+
+    return Exported()
+
+
+def export_with_card(
+    wrapper: Any, dummy: Any, out: Path, onnx_kwargs: dict[str, Any], card: Callable[[str, int], dict[str, Any]]
+) -> Path:
+    """Export ``wrapper`` (traced on ``dummy``) to ``out/model.onnx`` and write ``out/card.json``; ``card`` makes
+    the card from the file's sha256 and size. Metrics an evaluation already wrote for the same weights are kept."""
+    torch = import_optional("torch", "exporting a model")
+    from ..models import sha256_of
+
+    path = out / "model.onnx"
+    try:
+        torch.onnx.export(wrapper, (dummy,), str(path), dynamo=False, **onnx_kwargs)
+    except TypeError:  # older torch without the dynamo switch
+        torch.onnx.export(wrapper, (dummy,), str(path), **onnx_kwargs)
+    new = card(sha256_of(path), path.stat().st_size)
+    old = out / "card.json"
+    if old.is_file():
+        prev = json.loads(old.read_text())
+        if prev.get("sha256") == new["sha256"]:
+            new["metrics"] = prev.get("metrics", new["metrics"])
+    old.write_text(json.dumps(new, indent=2) + "\n")
+    return path
+
+
+def card_head(name: str, version: str, task: str, sha256: str, size: int) -> dict[str, Any]:
+    """The first keys of a model card (see :mod:`openspine.models`), created now."""
+    return {
+        "name": name,
+        "version": version,
+        "task": task,
+        "file": "model.onnx",
+        "sha256": sha256,
+        "size_bytes": size,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def training_record(config: dict[str, Any], meta: dict[str, Any], leave_out: tuple[str, ...]) -> dict[str, Any]:
+    """The card's ``training`` entry: the command, the config and ``meta`` less the keys in ``leave_out``."""
+    return {
+        "command": meta.get("command", ""),
+        "config": config,
+        **{k: v for k, v in meta.items() if k not in leave_out},
+    }
+
+
+def module_main(cli_main: Callable[..., int]) -> None:
+    """``python -m openspine.training.…``: run ``cli_main`` on the command line, logging to stderr."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    sys.exit(cli_main(sys.argv[1:], quiet=os.environ.get("OPENSPINE_QUIET") == "1"))

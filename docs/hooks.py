@@ -30,13 +30,13 @@ HELP_WIDTH = 110
 # Citation keys used in the model cards (as in the shared data's index.csv), with the data set's terms.
 CITATIONS = {
     "vandergraaf2024": (
-        "SPIDER: J. W. van der Graaf et al., \"Lumbar spine segmentation in MR images: a dataset and a public "
-        "benchmark\", *Scientific Data* 11:264 (2024), doi:10.1038/s41597-024-03090-w; data "
+        'SPIDER: J. W. van der Graaf et al., "Lumbar spine segmentation in MR images: a dataset and a public '
+        'benchmark", *Scientific Data* 11:264 (2024), doi:10.1038/s41597-024-03090-w; data '
         "doi:10.5281/zenodo.10159290",
         "CC BY 4.0",
     ),
     "ramos2024": (
-        "FastCleverSeg: J. S. Ramos et al., \"Fast and accurate 3-D spine MRI segmentation using FastCleverSeg\", "
+        'FastCleverSeg: J. S. Ramos et al., "Fast and accurate 3-D spine MRI segmentation using FastCleverSeg", '
         "*Magnetic Resonance Imaging* 109:134–146 (2024), doi:10.1016/j.mri.2024.03.021",
         "GPL-3.0 redistribution; cite the original study of each set",
     ),
@@ -60,8 +60,8 @@ CITATIONS = {
         "research use with citation",
     ),
     "deleener2017": (
-        "Spinal Cord Toolbox data: B. De Leener et al., \"SCT: Spinal Cord Toolbox, an open-source software for "
-        "processing spinal cord MRI data\", *NeuroImage* 145:24–43 (2017), doi:10.1016/j.neuroimage.2016.10.009",
+        'Spinal Cord Toolbox data: B. De Leener et al., "SCT: Spinal Cord Toolbox, an open-source software for '
+        'processing spinal cord MRI data", *NeuroImage* 145:24–43 (2017), doi:10.1016/j.neuroimage.2016.10.009',
         "MIT",
     ),
 }
@@ -289,7 +289,7 @@ def card_markdown(name: str, card: dict[str, Any]) -> str:
             continue
         if key == "metrics" and isinstance(value, dict) and isinstance(value.get("gradings"), dict):
             rest = {k: v for k, v in value.items() if k != "gradings"}
-            out += _bullets(rest) + [""] + _grading_table(value["gradings"]) + [""]
+            out += [*_bullets(rest), "", *_grading_table(value["gradings"]), ""]
             out.append(
                 "For the heads with a stacker these are the figures of `balanced_grade`; "
                 "[Accuracy and speed](../accuracy.md#disc-grading) gives both decisions (`grade` and "
@@ -297,10 +297,10 @@ def card_markdown(name: str, card: dict[str, Any]) -> str:
             )
             continue
         if key == "training_data":
-            out += _bullets({k: v for k, v in value.items() if k != "citations"}, max_depth=2) + [""]
+            out += [*_bullets({k: v for k, v in value.items() if k != "citations"}, max_depth=2), ""]
             keys = _citation_keys(card)
             if keys:
-                out += ["Cite:", ""] + _citation_lines(keys) + [""]
+                out += ["Cite:", "", *_citation_lines(keys), ""]
             continue
         if key == "outputs" and isinstance(value, dict) and isinstance(value.get("heads"), list):
             out += [
@@ -314,7 +314,7 @@ def card_markdown(name: str, card: dict[str, Any]) -> str:
                 )
             out.append("")
             rest = {k: v for k, v in value.items() if k not in ("heads", "stacker")}
-            out += _bullets(rest) + [""]
+            out += [*_bullets(rest), ""]
             if "stacker" in value:
                 stacker = value["stacker"]
                 out.append(
@@ -324,12 +324,12 @@ def card_markdown(name: str, card: dict[str, Any]) -> str:
                     "are in the card file.\n"
                 )
             continue
-        out += _bullets(value, max_depth=2) + [""]
+        out += [*_bullets(value, max_depth=2), ""]
 
     rest = {k: v for k, v in card.items() if k not in shown}
     if rest:
         out.append("## Everything else on the card\n")
-        out += _bullets(rest, max_depth=2) + [""]
+        out += [*_bullets(rest, max_depth=2), ""]
     return "\n".join(out) + "\n"
 
 
@@ -393,7 +393,9 @@ def tutorial_markdown(path: Path) -> str:
                 )
                 header_done = True
         elif cell.cell_type == "code":
-            parts.append(f"```python\n{source}\n```\n")
+            code = "\n".join(line for line in source.splitlines() if not line.startswith("# ruff: noqa")).strip()
+            if code:
+                parts.append(f"```python\n{code}\n```\n")
     return "\n".join(parts)
 
 
@@ -414,7 +416,9 @@ def _md_table(rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
 def _trim_outlines(doc: Any) -> Any:
     if isinstance(doc, dict):
         return {
-            k: (f"[{len(v)} outlines: slice_index, corners_voxel, corners_mm]" if k == "outlines" else _trim_outlines(v))
+            k: (
+                f"[{len(v)} outlines: slice_index, corners_voxel, corners_mm]" if k == "outlines" else _trim_outlines(v)
+            )
             for k, v in doc.items()
         }
     if isinstance(doc, list):
@@ -435,9 +439,7 @@ def gallery_pages() -> dict[str, str | bytes]:
     result.overlay(width=700).convert("RGB").save(buf, format="PNG", optimize=True)
     doc = result.to_dict()
     first_disc = doc["discs"][len(doc["discs"]) // 2] if doc["discs"] else None
-    excerpt = {
-        k: doc[k] for k in ("schema_version", "openspine_version", "input", "models", "flags", "steps_not_run")
-    }
+    excerpt = {k: doc[k] for k in ("schema_version", "openspine_version", "input", "models", "flags", "steps_not_run")}
     excerpt["input"] = {k: v for k, v in excerpt["input"].items() if k != "affine"}
     disc_level = first_disc["level"] if first_disc else None
     disc_rows = [r for r in result.disc_rows() if r.get("level") == disc_level]
@@ -451,7 +453,7 @@ def gallery_pages() -> dict[str, str | bytes]:
         "## `overlay.png`\n",
         "Mid-sagittal slice, anterior left and head up whatever the input orientation, the vertebral bodies "
         "outlined and named, discs marked with level and Pfirrmann grade; flags in a banner at the top.\n",
-        "![overlay.png of the example scan](img/generated/demo-overlay.png){ width=\"560\" }\n",
+        '![overlay.png of the example scan](img/generated/demo-overlay.png){ width="560" }\n',
         "## `report.html`\n",
     ]
     if (Path(__file__).parent / "img" / "report-demo.png").is_file():
@@ -461,7 +463,7 @@ def gallery_pages() -> dict[str, str | bytes]:
             "provenance and the disclaimer. The top of the report of this scan, rendered in headless Chromium "
             "(`python scripts/screenshot_report.py demo-out/report.html report.png`):\n"
         )
-        out.append("![the top of report.html of the example scan](img/report-demo.png){ width=\"700\" }\n")
+        out.append('![the top of report.html of the example scan](img/report-demo.png){ width="700" }\n')
     else:
         out.append("One self-contained HTML file; open `demo-out/report.html` in a browser.\n")
     out += [

@@ -25,6 +25,7 @@
 # Needs `pip install 'openspine[plot]' pandas`.
 
 # %%
+# ruff: noqa: B018, E501 (a notebook: imports where they are used, tables shown by a bare expression)
 import json
 import os
 import shutil

@@ -26,6 +26,7 @@
 # doi:10.1038/s41597-024-03090-w, CC BY 4.0). Needs `pip install 'openspine[plot]' pandas`.
 
 # %%
+# ruff: noqa: E501 (a notebook: imports where they are used, tables shown by a bare expression)
 import os
 from pathlib import Path
 

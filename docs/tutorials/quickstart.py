@@ -23,13 +23,13 @@
 # Needs `pip install 'openspine[plot]' pandas`.
 
 # %%
+# ruff: noqa: E402, B018, E501 (a notebook: imports where they are used, tables shown by a bare expression)
 import os
 import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 

@@ -61,6 +61,17 @@ Only split == "train" items are read. Outputs: DIR/model.onnx, DIR/card.json (me
 """
 
 
+# What the trained model may answer (see openspine.scope); the cervical call's weak basis is stated in the card.
+RECOGNIZER_SCOPE = {
+    "sequences": ["T1", "T2", "other"],
+    "planes": ["sagittal", "axial", "coronal"],
+    "regions": ["cervical", "thoracic", "lumbar", "sacral"],
+    "basis": "trained on the train split: SPIDER T1/T2 mid-sagittal slices, FastCleverSeg volumes cut in three planes "
+    "(T2, water-fat as 'other', mixed), SCT volumes; the cervical call rests on two cervical patients, both in "
+    "training (left out, 3 of 42 of their crops recognised)",
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines the trained weights (saved in the card and the checkpoint)."""
@@ -521,6 +532,7 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
         },
         "training": common.training_record(cfg.to_dict(), meta, leave_out=("pictures", "picture_counts")),
         "metrics": {"note": "not evaluated yet: run 'openspine evaluate recognition --model DIR --split val --card'"},
+        "scope": RECOGNIZER_SCOPE,
         "intended_use": "research; lets the analysis refuse or flag pictures it was not built for (non-sagittal, "
         "non-T2 for the grader, cervical); not a medical device",
         "limitations": [

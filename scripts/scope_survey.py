@@ -29,8 +29,9 @@ def items(data: Path, split: str | None) -> list[dict[str, str]]:
             if split and r["split"] != split:
                 continue
             seq = "T2" if r["dataset"] == "spider" else r.get("sequence", "")
-            rows.append({"id": r["id"], "path": str(data / r["path"] / r["image"].split(";")[0]), "group":
-                         f"{r['dataset']}-{r.get('subset') or ''}".rstrip("-"), "truth": seq, "split": r["split"]})  # fmt: skip
+            path = str(data / r["path"] / r["image"].split(";")[0])
+            group = f"{r['dataset']}-{r.get('subset') or ''}".rstrip("-")
+            rows.append({"id": r["id"], "path": path, "group": group, "truth": seq, "split": r["split"]})
     with (data / "spider" / "t1.csv").open() as f:
         for r in csv.DictReader(f):
             if split and r["split"] != split:

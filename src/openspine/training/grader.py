@@ -60,6 +60,7 @@ GRADER_SCOPE = {
     "basis": "trained and validated on SPIDER mid-sagittal lumbar T2 slices graded T9-T10 ... L5-S1",
 }
 
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="openspine train grader",

@@ -121,3 +121,21 @@ def test_low_score_flag_names_the_bodies() -> None:
     assert low_score_flag([_v("L4", 0.9)]) is None
     flag = low_score_flag([_v("L4", 0.9), _v("L5", 0.1)])
     assert flag is not None and "L5 (0.10)" in flag and "1 of 2" in flag
+
+
+def test_fluid_signal_settles_an_unsure_image_call_and_questions_a_contradicted_one() -> None:
+    from openspine.scope import check_sequence_by_fluid, uncertain_sequence_flag
+
+    unsure = {"value": None, "source": "image", "probability": 0.6, "best_guess": "T1"}
+    settled = check_sequence_by_fluid(unsure, 2.1)  # bright fluid: T2
+    assert settled["value"] == "T2" and settled["settled_by"] == "csf_over_body" and "best_guess" not in settled
+    sure_t2 = {"value": "T2", "source": "image", "probability": 0.9}
+    questioned = check_sequence_by_fluid(sure_t2, 0.5)  # dark fluid contradicts a T2 call
+    assert questioned["value"] is None and questioned["best_guess"] == "T1"
+    flag = uncertain_sequence_flag(questioned)
+    assert flag is not None and "fluid" in flag and "T1" in flag
+    assert check_sequence_by_fluid(sure_t2, 1.2)["value"] == "T2"  # between the thresholds: no say
+    header = {"value": "T2", "source": "header"}
+    assert check_sequence_by_fluid(header, 0.3) == header  # the header is not second-guessed
+    other = {"value": "other", "source": "image", "probability": 0.95}
+    assert check_sequence_by_fluid(other, 0.3)["value"] == "other"

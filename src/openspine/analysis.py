@@ -84,7 +84,7 @@ def analyze(
     plane, state.out_of_scope, plane_flag = scope.decide_plane(
         scan.source.format, recognition.plane_probabilities if recognition is not None else None
     )
-    state.flags.extend(f for f in (plane_flag, scope.uncertain_sequence_flag(sequence)) if f)
+    state.flags.extend([plane_flag] if plane_flag else [])
     timings["recognition"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -94,6 +94,9 @@ def analyze(
     cervical_p = recognition.cervical_probability if recognition is not None else None
     if detection is not None:
         detection = _label_scope(detection, detector, cervical_p, state)
+        from .grading.features import csf_over_body
+
+        sequence = scope.check_sequence_by_fluid(sequence, csf_over_body(view, detection))
         t = time.perf_counter()
         step("grade")
         _grade(view, detection, cfg, sequence, state)
@@ -102,8 +105,7 @@ def analyze(
         state.not_run.update(detection=state.out_of_scope, grading=state.out_of_scope)
     else:
         state.not_run.setdefault("grading", "grading needs detected discs")
-    low = scope.low_score_flag(state.vertebrae)
-    state.flags.extend([low] if low else [])
+    state.flags.extend(f for f in (scope.uncertain_sequence_flag(sequence), scope.low_score_flag(state.vertebrae)) if f)
     fov = scope.field_of_view((v.label for v in state.vertebrae), cervical_p)
 
     timings["total"] = time.perf_counter() - t0

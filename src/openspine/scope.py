@@ -113,6 +113,34 @@ def decide_sequence(user: str | None, header: str | None, image: Mapping[str, fl
     return {"value": None, "source": None}
 
 
+# the measured fluid-over-bone signal (grading.features.csf_over_body) that settles T1 against T2; chosen on the
+# SPIDER train slices (T1 98th percentile 1.23, T2 2nd percentile 1.07) with a margin each side
+CSF_T1_BELOW = 0.85
+CSF_T2_ABOVE = 1.45
+
+
+def check_sequence_by_fluid(sequence: Mapping[str, Any], csf_over_body: float | None) -> dict[str, Any]:
+    """A second witness for an image call: spinal fluid is bright on T2 and dark on T1.
+
+    Only an image call is checked (the header and the user are not second-guessed). A clear measurement settles an
+    unsure call; one that contradicts a sure T1/T2 call makes it unsure, with the measurement as the best guess.
+    """
+    seq = dict(sequence)
+    if seq.get("source") != "image" or csf_over_body is None:
+        return seq
+    seq["csf_over_body"] = round(float(csf_over_body), 3)
+    measured = "T1" if csf_over_body < CSF_T1_BELOW else "T2" if csf_over_body > CSF_T2_ABOVE else None
+    value = seq.get("value")
+    if measured is None or value == "other":
+        return seq
+    if value is None:
+        seq.update(value=measured, settled_by="csf_over_body")
+        seq.pop("best_guess", None)
+    elif value != measured:
+        seq.update(value=None, best_guess=measured, contradicted_by="csf_over_body")
+    return seq
+
+
 def decide_plane(fmt: str, image: Mapping[str, float] | None) -> tuple[dict[str, Any], str | None, str | None]:
     """The plane of the analysed image, and (out-of-scope reason, flag).
 
@@ -221,8 +249,9 @@ def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
 def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
     """A flag when the sequence rests on an unsure image call."""
     if sequence.get("value") is None and sequence.get("best_guess"):
-        return (
-            f"sequence_uncertain: the image looks most like {sequence['best_guess']} "
-            f"(probability {float(sequence.get('probability') or 0):.2f}); give --sequence if you know it"
-        )
+        if sequence.get("contradicted_by"):
+            why = f"the spinal fluid's signal (x{sequence['csf_over_body']} of bone) says {sequence['best_guess']}"
+        else:
+            why = f"the image looks most like {sequence['best_guess']} (probability {sequence.get('probability')})"
+        return f"sequence_uncertain: {why}; give --sequence if you know it"
     return None

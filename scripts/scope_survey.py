@@ -80,15 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by[r["group"]].append(r)
-    print(f"{len(rows)} scans in {time.perf_counter() - t0:.0f} s")
+    print(f"{len(rows)} scans in {time.perf_counter() - t0:.0f} s (columns: scans; 'graded' = with any grade)")
     print(f"{'group':22s} {'n':>4s}  {'sequence called':28s} {'out of scope':>12s} {'cervical':>8s} "
-          f"{'unlabelled':>10s} {'grades withheld':>15s}")  # fmt: skip
+          f"{'unlabelled':>10s} {'grades withheld':>15s} {'graded':>6s}")  # fmt: skip
     for group, rs in sorted(by.items()):
         seqs = Counter(r["sequence"] or "unknown" for r in rs)
         print(
             f"{group:22s} {len(rs):>4d}  {', '.join(f'{k} {v}' for k, v in seqs.most_common()):28s} "
             f"{sum(bool(r['out_of_scope']) for r in rs):>12d} {sum('cervical' in r['field_of_view'] for r in rs):>8d} "
-            f"{sum(r['unlabelled'] > 0 for r in rs):>10d} {sum(bool(r['grades_withheld']) for r in rs):>15d}"
+            f"{sum(r['unlabelled'] > 0 for r in rs):>10d} {sum(bool(r['grades_withheld']) for r in rs):>15d} "
+            f"{sum(r['grades'] > 0 for r in rs):>6d}"
         )
     return 0
 

@@ -66,9 +66,10 @@ summary(tl)
 # %% [markdown]
 # Reading the flags:
 #
-# * the header of a NIfTI file does not say the sequence, so the image recogniser judged it; it was not sure enough
-#   (`value` is null, `best_guess` T2), hence `sequence_uncertain`. A best guess inside the grader's scope is graded,
-#   with the flag; give `sequence="T2"` (`--sequence T2`) when you know it;
+# * the header of a NIfTI file does not say the sequence, so the image recogniser judged it and was not sure
+#   (its `probability` is low); the spinal fluid's signal measured at the detected discs (`csf_over_body`: bright
+#   fluid, as on T2) settled the call as T2 (`settled_by`). Had neither been clear, `value` would be null with a
+#   `best_guess` and a `sequence_uncertain` flag; give `sequence="T2"` (`--sequence T2`) when you know it;
 # * there is no sacrum in view, so the levels rest on the bodies' appearance alone (`labelling_ambiguous`), and the
 #   fit between neighbouring level assignments is close;
 # * the two highest bodies would be T9 and T10, outside the levels the detector was trained and validated on

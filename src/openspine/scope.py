@@ -78,9 +78,7 @@ class ModelScope:
     def why_not_level(self, level: Level | DiscLevel) -> str | None:
         if self.levels is None or level.value in self.levels:
             return None
-        return (
-            f"{level.value} is outside the levels the {self.model} was trained and validated on ({self.levels_text()})"
-        )
+        return f"outside the levels the {self.model} was trained and validated on ({self.levels_text()})"
 
 
 def describe_source(item: Mapping[str, Any] | None) -> str:
@@ -193,7 +191,7 @@ def withhold_labels(
             continue
         withheld.setdefault(why, []).append(v.label.value)
         gone.add(v.label.value)
-        new_v.append(replace(v, label=None, note=f"label withheld: {why}"))
+        new_v.append(replace(v, label=None, note=f"label withheld: {v.label.value} ({why})"))
 
     def loses_level(d: Disc) -> bool:
         return d.level is not None and bool({d.level.upper_vertebra.value, d.level.lower_vertebra.value} & gone)

@@ -12,15 +12,17 @@
 # # A small cohort: batch run, tables, figures
 #
 # `openspine batch` (in Python: `openspine.batch.runner.run_batch`) analyses every scan under a folder and gathers
-# the results into cohort tables. Here: ten validation scans of the shared development data — four 3D lumbar volumes
-# and six mid-sagittal lumbar T2 slices — then pandas and matplotlib for the usual first look at a cohort: the grade
-# distribution per level, which scans carry flags, and a per-level figure. At the end the slices' Pfirrmann grades
-# are set beside the radiologists' for the same patients.
+# the results into cohort tables. Here: every validation scan of the shared development data — the 3D lumbar and
+# thoraco-lumbar volumes and the 30 mid-sagittal lumbar T2 slices — then pandas and matplotlib for the usual first
+# look at a cohort: the grade distribution per level, which scans carry flags, and a per-level figure. At the end
+# the slices' Pfirrmann grades are set beside the radiologists' for the same patients.
 #
-# **Data** (validation split, never trained on): FastCleverSeg VB2 and VB3 volumes (Chu et al., *PLoS ONE*
-# 10(11):e0143327, 2015; Burian et al., *BMC Musculoskeletal Disorders* 20:152, 2019; both as packaged by Ramos
-# et al., *Magnetic Resonance Imaging* 109:134–146, 2024) and SPIDER slices and gradings (van der Graaf et al.,
-# *Scientific Data* 11:264, 2024, doi:10.1038/s41597-024-03090-w, CC BY 4.0).
+# **Data** (validation split, never trained on): FastCleverSeg volumes (Chu et al., *PLoS ONE* 10(11):e0143327,
+# 2015; Burian et al., *BMC Musculoskeletal Disorders* 20:152, 2019; Zukić et al., *Computer Graphics Forum*
+# 33(6):190–204, 2014; Menezes-Reis et al., *Quant Imaging Med Surg* 6(4):402–412, 2016; all as packaged by Ramos
+# et al., *Magnetic Resonance Imaging* 109:134–146, 2024), a Spinal Cord Toolbox volume (De Leener et al.,
+# *NeuroImage* 145:24–43, 2017, MIT) and SPIDER slices and gradings (van der Graaf et al., *Scientific Data*
+# 11:264, 2024, doi:10.1038/s41597-024-03090-w, CC BY 4.0).
 #
 # Needs `pip install 'openspine[plot]' pandas`.
 
@@ -43,16 +45,14 @@ WORK = Path(tempfile.mkdtemp(prefix="openspine-cohort-"))
 # %% [markdown]
 # ## 1. The cohort folder
 #
-# Any folder of DICOM studies, NIfTI files or a BIDS dataset will do. We copy ten NIfTI files into one, named by
-# their id. A text file is added on purpose: nothing under the input vanishes silently, it is listed in
+# Any folder of DICOM studies, NIfTI files or a BIDS dataset will do. We copy the validation NIfTI files into one,
+# named by their id. A text file is added on purpose: nothing under the input vanishes silently, it is listed in
 # `skipped.csv` with the reason.
 
 # %%
 index = pd.read_csv(DATA / "index.csv")
 val = index[index.split == "val"]
-volumes = val[val.subset.isin(["VB2", "VB3"])].id.tolist()  # 4 volumes
-slices = val[val.dataset == "spider"].id.tolist()[:6]  # 6 slices
-chosen = volumes + slices
+chosen = val.id.tolist()  # every validation scan: volumes and SPIDER slices
 cohort = WORK / "cohort"
 cohort.mkdir()
 for item in chosen:
@@ -64,12 +64,12 @@ print(len(chosen), "scans:", chosen)
 # %% [markdown]
 # ## 2. The run
 #
-# One call; the same as `openspine batch cohort/ --out results/ --formats json,csv`. It never stops for one bad
+# One call; the same as `openspine batch cohort/ --out results/ --formats json,csv --workers 2`. It never stops for one bad
 # case; a rerun skips finished cases.
 
 # %%
 results = WORK / "results"
-summary = run_batch(cohort, results, formats=("json", "csv"), workers=1)
+summary = run_batch(cohort, results, formats=("json", "csv"), workers=2)
 print(summary.line())
 print(f"{summary.seconds:.1f} s")
 print(sorted(p.name for p in results.iterdir()))
@@ -161,10 +161,10 @@ fig.tight_layout()
 # %% [markdown]
 # ## 6. Beside the radiologists' grades
 #
-# The six SPIDER slices come with the radiologists' Pfirrmann grades (`spider/gradings.csv`, graded on the whole 3D
-# study, not on the one slice openspine sees). Six patients are far too few to measure anything — the validation
-# figures come from `openspine evaluate grading --data ../shared/data --split val` (30 patients; see *Accuracy and
-# speed*) — but the join is how you would check a cohort of your own.
+# The 30 SPIDER slices come with the radiologists' Pfirrmann grades (`spider/gradings.csv`, graded on the whole 3D
+# study, not on the one slice openspine sees). The validation figures with their intervals come from
+# `openspine evaluate grading --data ../shared/data --split val` (see *Accuracy and speed*); the join below is how
+# you would check a cohort of your own.
 
 # %%
 reference = pd.read_csv(DATA / "spider" / "gradings.csv")

@@ -29,12 +29,12 @@ def _spacing_arg(args: argparse.Namespace) -> tuple[float, float] | None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from .io import list_series, load_scan
+    from .io import load_scan
+    from .io.formats import reader_for
 
     path = Path(args.path)
-    from .io.image2d import is_image
-
-    series_list: list[dict[str, Any]] = [] if is_image(path) else list_series(path)
+    reader = reader_for(path) if path.exists() else None  # load_scan says why a path is missing
+    series_list: list[dict[str, Any]] = reader.list_series(path) if reader and reader.list_series else []
     scan = load_scan(path, series=_series_arg(args.series), pixel_spacing=_spacing_arg(args))
     summary: dict[str, Any] = {
         "path": str(path),

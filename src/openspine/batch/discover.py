@@ -18,18 +18,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._logging import get_logger
+from ..io.formats import Reader, reader_for_name
 
 if TYPE_CHECKING:
     from ..io.dicom import SeriesInfo
 
 log = get_logger("batch")
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 # BIDS anatomical suffixes that can be sagittal spine images
 BIDS_ANAT = re.compile(r"_(T1w|T2w|T2starw|STIR|PDw|FLAIR|UNIT1|acq-[^_]+_T2w)\.nii(\.gz)?$")
 LABEL_NAME = re.compile(r"(^|[_\-.])(mask|masks|label|labels|seg|dseg|points|roi)([_\-.]|$)", re.IGNORECASE)
 BIDS_DATATYPES = ("anat", "dwi", "func", "fmap", "perf", "pet", "micr", "beh", "eeg", "meg", "ieeg")
-NOT_SCANS = {".json", ".tsv", ".csv", ".txt", ".md", ".bval", ".bvec", ".html", ".png", ".jpg", ".pdf"}
+# sidecars and documents beside the scans (the file types the readers know come from openspine.io.formats)
+NOT_SCANS = {".json", ".tsv", ".csv", ".txt", ".md", ".bval", ".bvec", ".html", ".pdf"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Case:
 
     case_id: str
     path: str
-    kind: str  # "dicom", "nifti", "bids", "empty"
+    kind: str  # a reader's name ("dicom", "nifti"), "bids" or "empty"
     series: str | None = None
     problem: str | None = None
 
@@ -51,13 +52,6 @@ class Skipped:
 
 def _safe_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._\-]+", "_", text).strip("._") or "case"
-
-
-def _strip_nifti(name: str) -> str:
-    for suffix in NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def _is_bids(rel: Path) -> bool:
@@ -85,16 +79,9 @@ def discover_cases(root: str | os.PathLike[str]) -> tuple[list[Case], list[Skipp
             if name.startswith("."):
                 skipped.append(Skipped(str(rel), "hidden"))
                 continue
-            if name.lower().endswith(NIFTI_SUFFIXES):
-                if LABEL_NAME.search(_strip_nifti(name)):
-                    skipped.append(Skipped(str(rel), "looks like a label map, not an image"))
-                elif _is_bids(rel):
-                    if rel.parts[-2] != "anat" or not BIDS_ANAT.search(name):
-                        skipped.append(Skipped(str(rel), "BIDS file that is not an anatomical image"))
-                    else:
-                        cases.append(Case(_safe_id(_strip_nifti(name)), str(path), "bids"))
-                else:
-                    cases.append(Case(_safe_id(_strip_nifti(str(rel)).replace(os.sep, "__")), str(path), "nifti"))
+            reader = reader_for_name(name)
+            if reader is not None:
+                cases.extend(_file_case(reader, path, rel, skipped))
             elif path.suffix.lower() in NOT_SCANS or name == "DICOMDIR":
                 skipped.append(Skipped(str(rel), "not an image file"))
             else:
@@ -108,6 +95,23 @@ def discover_cases(root: str | os.PathLike[str]) -> tuple[list[Case], list[Skipp
         n = seen[c.case_id]
         unique.append(c if n == 1 else Case(f"{c.case_id}__{n}", c.path, c.kind, c.series, c.problem))
     return unique, sorted(skipped, key=lambda s: s.path)
+
+
+def _file_case(reader: Reader, path: Path, rel: Path, skipped: list[Skipped]) -> list[Case]:
+    """The case of a file that a reader knows by its suffix, or none (the file then listed in ``skipped``)."""
+    stem = reader.stem(path.name)
+    if reader.batch_skip is not None:
+        skipped.append(Skipped(str(rel), reader.batch_skip))
+    elif LABEL_NAME.search(stem):
+        skipped.append(Skipped(str(rel), "looks like a label map, not an image"))
+    elif _is_bids(rel):
+        if rel.parts[-2] != "anat" or not BIDS_ANAT.search(path.name):
+            skipped.append(Skipped(str(rel), "BIDS file that is not an anatomical image"))
+        else:
+            return [Case(_safe_id(stem), str(path), "bids")]
+    else:
+        return [Case(_safe_id(reader.stem(str(rel)).replace(os.sep, "__")), str(path), reader.name)]
+    return []
 
 
 def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[Case]:

@@ -9,12 +9,6 @@ import numpy as np
 from ..errors import ConfigError, ScanReadError
 from ..scan import Scan, ScanSource
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
 
 def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) -> Scan:
     """A sagittal slice (head up, anterior left, as displayed) with the given row/column spacing in mm."""

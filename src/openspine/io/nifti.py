@@ -11,11 +11,6 @@ from ..errors import ScanReadError, UnsupportedScanError
 from ..scan import Scan, ScanSource
 
 
-def is_nifti(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith(".nii") or name.endswith(".nii.gz")
-
-
 def read_nifti(path: Path) -> Scan:
     import nibabel as nib
 

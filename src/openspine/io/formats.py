@@ -1,0 +1,193 @@
+"""The input formats openspine reads, each declared once: its name, file suffixes, content sniffing, reader and
+series lister. :func:`openspine.io.load_scan`, ``openspine info`` and batch discovery all look formats up here, so
+a new reader is one more :class:`Reader` in :data:`READERS`.
+
+A file is matched by its suffix first (in the order of :data:`READERS`), then by sniffing its content; a folder is
+read by the reader that reads folders (DICOM). The reader modules are imported only when a scan is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ScanReadError, SeriesSelectionError
+
+if TYPE_CHECKING:
+    from ..scan import Scan
+    from .dicom import SeriesInfo
+
+__all__ = ["READERS", "SCAN_FORMATS", "ReadRequest", "Reader", "reader_for", "reader_for_name"]
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """What the caller asks of a reader: a series of a multi-series input, the pixel spacing of a 2D picture."""
+
+    series: str | int | None = None
+    pixel_spacing: tuple[float, float] | float | None = None
+
+
+SeriesList = list[dict[str, object]]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One input format.
+
+    Attributes:
+        name: the reader's name (also the case kind of a batch case read by it).
+        format: what :attr:`openspine.scan.ScanSource.format` says of a scan it reads (``result.json`` →
+            ``input.format``).
+        label: how messages name the format.
+        suffixes: lower-case file name endings it reads ("" none: recognised by content only).
+        load: reads a path into a Scan.
+        sniff: tells from a file's content whether it reads it (for files whose name says nothing).
+        list_series: the series a path holds (``openspine info``); None for a single image.
+        folders: whether it reads a folder.
+        batch_skip: when set, batch discovery does not make a case of such a file but lists it as skipped with
+            this reason (None: a file of this format is a batch case).
+    """
+
+    name: str
+    format: str
+    label: str
+    suffixes: tuple[str, ...]
+    load: Callable[[Path, ReadRequest], Scan]
+    sniff: Callable[[Path], bool] | None = None
+    list_series: Callable[[Path], SeriesList] | None = None
+    folders: bool = False
+    batch_skip: str | None = None
+
+    def matches_name(self, name: str) -> bool:
+        return bool(self.suffixes) and name.lower().endswith(self.suffixes)
+
+    def stem(self, name: str) -> str:
+        """``name`` without this format's suffix."""
+        for suffix in self.suffixes:
+            if name.lower().endswith(suffix):
+                return name[: -len(suffix)]
+        return name
+
+
+# --- NIfTI ------------------------------------------------------------------------------------------------------
+def _load_nifti(path: Path, request: ReadRequest) -> Scan:
+    from .nifti import read_nifti
+
+    return read_nifti(path)
+
+
+def _list_nifti(path: Path) -> SeriesList:
+    scan = _load_nifti(path, ReadRequest())
+    return [{"index": 0, "chosen": True, "format": scan.source.format, "shape": list(scan.shape)}]
+
+
+# --- 2D pictures -------------------------------------------------------------------------------------------------
+def _load_image(path: Path, request: ReadRequest) -> Scan:
+    from .image2d import read_image
+
+    return read_image(path, request.pixel_spacing)
+
+
+# --- DICOM: folders, single files, zips ---------------------------------------------------------------------------
+def _load_dicom(path: Path, request: ReadRequest) -> Scan:
+    return _read_dicom(path, request.series, display_path=path)
+
+
+def _load_dicom_zip(path: Path, request: ReadRequest) -> Scan:
+    from .archive import extracted_zip
+
+    with extracted_zip(path) as folder:
+        return _read_dicom(folder, request.series, display_path=path)
+
+
+def _read_dicom(root: Path, series: str | int | None, display_path: Path) -> Scan:
+    from . import dicom
+
+    found = dicom.discover_series(root, display_path=display_path)
+    chosen = dicom.choose_series(found, series)
+    return dicom.read_series(chosen, display_path=display_path)
+
+
+def _list_dicom(path: Path) -> SeriesList:
+    from .dicom import discover_series
+
+    return _describe(discover_series(path))
+
+
+def _list_dicom_zip(path: Path) -> SeriesList:
+    from .archive import extracted_zip
+    from .dicom import discover_series
+
+    with extracted_zip(path) as folder:
+        return _describe(discover_series(folder, display_path=path))
+
+
+def _describe(found: list[SeriesInfo]) -> SeriesList:
+    """One dict per series, marking the one chosen by default."""
+    from .dicom import choose_series
+
+    try:
+        chosen = choose_series(found, None, quiet=True)
+    except SeriesSelectionError:
+        chosen = None
+    out = []
+    for i, s in enumerate(found):
+        d = s.to_dict()
+        d["index"] = i
+        d["chosen"] = s is chosen
+        out.append(d)
+    return out
+
+
+def _sniff_dicom(path: Path) -> bool:
+    from .dicom import is_dicom_file
+
+    return is_dicom_file(path)
+
+
+NIFTI = Reader("nifti", "nifti", ".nii, .nii.gz", (".nii", ".nii.gz"), _load_nifti, list_series=_list_nifti)
+IMAGE = Reader(
+    "image",
+    "image",
+    ".png, .jpg",
+    (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"),
+    _load_image,
+    batch_skip="2D picture: batch has no pixel spacing for it (analyse it with 'openspine analyze --pixel-spacing')",
+)
+DICOM_ZIP = Reader(
+    "dicom-zip",
+    "dicom",
+    "zip of DICOM",
+    (".zip",),
+    _load_dicom_zip,
+    list_series=_list_dicom_zip,
+    batch_skip="zip archive: batch does not extract archives (unzip it under the input folder)",
+)
+DICOM = Reader("dicom", "dicom", "DICOM", (), _load_dicom, _sniff_dicom, _list_dicom, folders=True)
+
+# in the order a file is matched: by suffix, then by content
+READERS: tuple[Reader, ...] = (DICOM_ZIP, NIFTI, IMAGE, DICOM)
+# every ScanSource.format: those of the readers, and "array" for a Scan built in memory (result.schema.json lists them)
+SCAN_FORMATS: tuple[str, ...] = (*dict.fromkeys(r.format for r in READERS), "array")
+
+
+def reader_for_name(name: str) -> Reader | None:
+    """The reader whose suffix ``name`` ends with, or None (no content sniffing)."""
+    return next((r for r in READERS if r.matches_name(name)), None)
+
+
+def reader_for(path: Path) -> Reader:
+    """The reader of an existing ``path``: a folder's, else by suffix, else by content; ScanReadError if none."""
+    if not path.is_file():
+        return next(r for r in READERS if r.folders)
+    by_name = reader_for_name(path.name)
+    if by_name is not None:
+        return by_name
+    for r in READERS:
+        if r.sniff is not None and r.sniff(path):
+            return r
+    labels = ", ".join(r.label for r in sorted(READERS, key=lambda r: not r.folders))
+    raise ScanReadError(f"'{path}' is not a file type openspine reads ({labels})")

@@ -1,0 +1,34 @@
+"""The registry of input formats: one entry per reader, used by load_scan, batch discovery and the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openspine.errors import ScanReadError
+from openspine.io.formats import READERS, SCAN_FORMATS, reader_for, reader_for_name
+from openspine.schema import result_schema
+
+
+def test_the_schema_lists_every_format_a_reader_writes() -> None:
+    enum = result_schema()["properties"]["input"]["properties"]["format"]["enum"]
+    assert set(enum) == set(SCAN_FORMATS)
+
+
+def test_suffixes_are_declared_once_and_do_not_overlap() -> None:
+    suffixes = [s for r in READERS for s in r.suffixes]
+    assert len(suffixes) == len(set(suffixes))
+    assert reader_for_name("SCAN.NII.GZ") is reader_for_name("a.nii")
+    assert reader_for_name("study.zip") is not None and reader_for_name("notes.txt") is None
+    assert sum(r.folders for r in READERS) == 1
+
+
+def test_a_file_is_matched_by_suffix_then_by_content(tmp_path: Path) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    assert reader_for(folder).folders
+    unknown = tmp_path / "notes.bin"
+    unknown.write_bytes(b"not a scan")
+    with pytest.raises(ScanReadError, match="not a file type openspine reads"):
+        reader_for(unknown)

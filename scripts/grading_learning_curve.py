@@ -22,7 +22,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Literal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,14 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from openspine.finetune import engine
-    from openspine.finetune.data import DetectionCache, build_samples, detector_id, load_view, locate_discs
     from openspine.grading.crop import CropSpec
     from openspine.grading.heads import BUILTIN_HEADS
-    from openspine.grading.metrics import balanced_accuracy, cohen_kappa
-    from openspine.grading.spider import read_spider
     from openspine.levels import LUMBAR_DISCS
+    from openspine.training import grader_network as engine
     from openspine.training import stacking
+    from openspine.training.datasets.discs import DetectionCache, build_samples, detector_id, load_view, locate_discs
+    from openspine.training.datasets.spider import read_spider
+    from openspine.training.metrics import score
 
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -90,14 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         row = {"fraction": frac, "patients_per_fold": n_patients, "minutes": round((time.perf_counter() - t0) / 60, 1)}
         for h in report_heads:
             m = lumbar & (y[h.name] >= 0)
-            k = len(h.classes)
-            weights: Literal["linear", "none"] = "linear" if h.ordinal else "none"
             for name, s in (("network", net_logits[h.name]), ("features", feat_scores[h.name])):
-                pred = s.argmax(1)[m]
-                row[f"{h.name}_{name}"] = {
-                    "balanced_accuracy": round(float(balanced_accuracy(y[h.name][m], pred, k)), 4),
-                    "kappa": round(float(cohen_kappa(y[h.name][m], pred, k, weights)), 4),
-                }
+                row[f"{h.name}_{name}"] = score(y[h.name][m], s.argmax(1)[m], h)
         results.append(row)
         print(json.dumps(row), flush=True)
     if args.json:

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import openspine
-from openspine.grading.spider import read_spider
+from openspine.training.datasets.spider import read_spider
 
 DATA = Path(os.environ.get("OPENSPINE_DATA", "../shared/data")).resolve()
 WORK = Path(tempfile.mkdtemp(prefix="openspine-finetune-"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openspine.training.data import (
+from openspine.training.datasets.volumes import (
     SampleConfig,
     TrainVolume,
     is_body,

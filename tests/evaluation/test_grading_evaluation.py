@@ -8,20 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openspine.evaluation.grading import (
-    Collected,
-    _uncalibrated,
-    build_parser,
-    card_metrics,
-    format_report,
-    head_metrics,
-    kappa_weights,
-    parse_levels,
-    update_card,
-)
+from openspine.evaluation.grading import build_parser, card_metrics, format_report, parse_levels, update_card
 from openspine.grading.heads import BUILTIN_HEADS, HeadSpec
 from openspine.grading.model import softmax
 from openspine.levels import LUMBAR_DISCS, DiscLevel
+from openspine.training.metrics import Collected, head_metrics, kappa_weights
+from openspine.training.metrics import uncalibrated as _uncalibrated
 
 
 def _collected(head: HeadSpec, n_patients: int = 20, seed: int = 0) -> Collected:

@@ -29,7 +29,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """24 synthetic scans; a disc is 'stenotic' (1) when dark. The detector is replaced by the known geometry."""
     import openspine.finetune.core as core
-    import openspine.finetune.data as data
+    import openspine.training.datasets.discs as data
 
     rng = np.random.default_rng(0)
     scans = tmp_path / "scans"

@@ -21,8 +21,8 @@ def test_new_head_learns_and_the_model_runs_in_analyze(shared_data: Path, tmp_pa
     from openspine.errors import ModelError
     from openspine.finetune import read_labels
     from openspine.finetune.core import FinetuneOptions, finetune
-    from openspine.grading.spider import read_spider
     from openspine.levels import LUMBAR_DISCS, Grading
+    from openspine.training.datasets.spider import read_spider
 
     try:
         from openspine.grading.model import load_grader

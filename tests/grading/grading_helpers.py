@@ -103,10 +103,10 @@ def tiny_grader(folder: Path, heads: Any = None, pretrain_epochs: int = 0) -> Pa
     """
     import torch
 
-    from openspine.finetune import engine
-    from openspine.finetune.data import DiscSample
     from openspine.grading.crop import CropSpec
     from openspine.grading.heads import BUILTIN_HEADS
+    from openspine.training import grader_network as engine
+    from openspine.training.datasets.discs import DiscSample
     from openspine.training.grader import write_model_folder
 
     threads = torch.get_num_threads()

@@ -15,23 +15,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._logging import get_logger
 from ..errors import ConfigError, OpenSpineError, OutputError
-from ..grading.heads import HeadSpec
-from ..grading.metrics import (
-    balanced_accuracy,
-    bootstrap_ci,
-    cohen_kappa,
-    confusion_matrix,
-    expected_calibration_error,
-)
 from ..levels import LUMBAR_DISCS, DiscLevel
+from ..training.metrics import Collected, format_float, format_percent, head_metrics, rounded
 
 log = get_logger("evaluation.grading")
 
@@ -40,92 +30,6 @@ _EPILOG = """examples:
   openspine evaluate grading --data ../shared/data --split val --out grading-val.json
   openspine evaluate grading --data ../shared/data --grader my-finetuned-model/ --levels all
 """
-
-
-@dataclass
-class Collected:
-    """Reference and prediction of one head over the matched discs."""
-
-    head: HeadSpec
-    y_true: list[int] = field(default_factory=list)
-    y_pred: list[int] = field(default_factory=list)  # the reported grade: the most probable class
-    y_balanced: list[int | None] = field(default_factory=list)  # the class-balanced decision, where the head has one
-    probs: list[list[float]] = field(default_factory=list)
-    patients: list[str] = field(default_factory=list)
-
-
-def kappa_weights(head: HeadSpec) -> str:
-    """Linear weights for ordered gradings with more than two classes, none otherwise (they are equal for two)."""
-    return "linear" if head.ordinal and len(head.classes) > 2 else "none"
-
-
-def head_metrics(c: Collected, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Metrics of one head with patient-level bootstrap 95 % intervals."""
-    k = len(c.head.classes)
-    t = np.asarray(c.y_true, dtype=int)
-    p = np.asarray(c.y_pred, dtype=int)
-    w = kappa_weights(c.head)
-    out: dict[str, Any] = {
-        "classes": list(c.head.classes),
-        "ordinal": c.head.ordinal,
-        "n": len(t),
-        "patients": len(set(c.patients)),
-        "support": np.bincount(t, minlength=k).tolist() if len(t) else [0] * k,
-    }
-    if not len(t):
-        return out
-    pr = np.asarray(c.probs, dtype=float)
-    raw = _uncalibrated(pr, c.head.temperature)
-    out.update(_decision_metrics(t, p, c, k, w, n_boot, seed))
-    if c.y_balanced and all(b is not None for b in c.y_balanced):
-        out["balanced_grade"] = _decision_metrics(t, np.asarray(c.y_balanced, dtype=int), c, k, w, n_boot, seed)
-    out["ece"] = {
-        "calibrated": _r(expected_calibration_error(pr, t)),
-        "uncalibrated": _r(expected_calibration_error(raw, t)),
-        "temperature": c.head.temperature,
-        "bins": 10,
-    }
-    return out
-
-
-def _decision_metrics(
-    t: np.ndarray, p: np.ndarray, c: Collected, k: int, w: str, n_boot: int, seed: int
-) -> dict[str, Any]:
-    """Accuracy, balanced accuracy and κ (patient-bootstrap intervals) and the confusion matrix of one decision."""
-
-    def ba(idx: np.ndarray) -> float:
-        return balanced_accuracy(t[idx], p[idx], k)
-
-    def kap(idx: np.ndarray) -> float:
-        return cohen_kappa(t[idx], p[idx], k, w)  # type: ignore[arg-type]
-
-    def acc(idx: np.ndarray) -> float:
-        return float(np.mean(t[idx] == p[idx]))
-
-    out: dict[str, Any] = {}
-    all_idx = np.arange(len(t))
-    for name, fn in (("accuracy", acc), ("balanced_accuracy", ba), ("kappa", kap)):
-        lo, hi = bootstrap_ci(fn, c.patients, n_boot=n_boot, seed=seed)
-        out[name] = {"value": _r(fn(all_idx)), "ci95": [_r(lo), _r(hi)]}
-    out["kappa"]["weights"] = w
-    out["confusion_matrix"] = {
-        "rows": "reference",
-        "columns": "prediction",
-        "matrix": confusion_matrix(t, p, k).tolist(),
-    }
-    return out
-
-
-def _uncalibrated(p: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities before temperature scaling: softmax(T · log p) inverts softmax(z / T)."""
-    z = temperature * np.log(np.clip(p, 1e-12, 1.0))
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-
-def _r(x: float) -> float | None:
-    return None if not np.isfinite(x) else round(float(x), 4)
 
 
 def evaluate(
@@ -139,10 +43,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run detection and grading on every SPIDER slice of ``split`` and compare with the reference gradings."""
     from ..detection import detect
-    from ..finetune.data import load_view
     from ..grading import grade
     from ..grading.model import load_grader
-    from ..grading.spider import read_spider
+    from ..training.datasets.discs import load_view
+    from ..training.datasets.spider import read_spider
 
     model = load_grader(grader)
     cases = read_spider(data_dir, (split,))
@@ -194,7 +98,7 @@ def evaluate(
         "patients": len(cases),
         "reference_discs": n_ref,
         "graded_and_matched": n_matched,
-        "coverage": _r(n_matched / n_ref) if n_ref else None,
+        "coverage": rounded(n_matched / n_ref) if n_ref else None,
         "missed": missed,
         "failed_scans": failed,
         "bootstrap": {"resamples": n_boot, "unit": "patient", "seed": seed, "interval": "percentile 95 %"},
@@ -227,12 +131,14 @@ def format_report(res: dict[str, Any]) -> str:
             continue
         ba, ka = m["balanced_accuracy"], m["kappa"]
         lines.append(
-            f"{name:24s} {m['n']:>4d}  {_pct(ba['value'])} [{_pct(ba['ci95'][0])}, {_pct(ba['ci95'][1])}]  "
-            f"{_f(ka['value'])} [{_f(ka['ci95'][0])}, {_f(ka['ci95'][1])}] {ka['weights'][:3]:>3s}  "
-            f"{_f(m['ece']['calibrated'])}/{_f(m['ece']['uncalibrated'])}"
+            f"{name:24s} {m['n']:>4d}  {format_percent(ba['value'])} "
+            f"[{format_percent(ba['ci95'][0])}, {format_percent(ba['ci95'][1])}]  "
+            f"{format_float(ka['value'])} [{format_float(ka['ci95'][0])}, {format_float(ka['ci95'][1])}] "
+            f"{ka['weights'][:3]:>3s}  "
+            f"{format_float(m['ece']['calibrated'])}/{format_float(m['ece']['uncalibrated'])}"
             + (
-                f"  {_pct(m['balanced_grade']['balanced_accuracy']['value'])} / "
-                f"{_f(m['balanced_grade']['kappa']['value'])}"
+                f"  {format_percent(m['balanced_grade']['balanced_accuracy']['value'])} / "
+                f"{format_float(m['balanced_grade']['kappa']['value'])}"
                 if "balanced_grade" in m
                 else ""
             )
@@ -247,14 +153,6 @@ def format_report(res: dict[str, Any]) -> str:
     if res["failed_scans"]:
         lines.append(f"scans that failed: {res['failed_scans']}")
     return "\n".join(lines)
-
-
-def _pct(x: float | None) -> str:
-    return "   n/a" if x is None else f"{100 * x:5.1f}%"
-
-
-def _f(x: float | None) -> str:
-    return "  n/a" if x is None else f"{x:5.2f}"
 
 
 def build_parser() -> argparse.ArgumentParser:

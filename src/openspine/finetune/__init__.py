@@ -150,7 +150,8 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
 
         res = finetune(table, args.out, opts, progress=bar, work=args.work)
     if not quiet:
-        from ..evaluation.grading import _f, _pct
+        from ..training.metrics import format_float as _f
+        from ..training.metrics import format_percent as _pct
 
         print(f"fine-tuned on {res.n_train} discs, validated on {res.n_val} discs; frozen check: {res.frozen_check}")
         for name, m in res.metrics.items():

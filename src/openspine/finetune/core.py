@@ -29,8 +29,10 @@ from ..errors import ConfigError, ModelError
 from ..grading.heads import HeadSpec
 from ..grading.model import load_grader
 from ..models import sha256_of
-from . import engine
-from .data import DetectionCache, DiscSample, build_samples, detector_id, load_view, locate_discs
+from ..training import grader_network as engine
+from ..training.datasets.discs import DetectionCache, DiscSample, build_samples, detector_id, load_view, locate_discs
+from ..training.grader import calibrate, write_model_folder
+from ..training.metrics import Collected, head_metrics
 from .labels import LabelTable
 
 log = get_logger("finetune")
@@ -186,10 +188,8 @@ def _finetune(
     progress: Callable[..., Any] | None,
     work: str | os.PathLike[str] | None,
 ) -> FinetuneResult:
-    from ..evaluation.grading import Collected, head_metrics
     from ..grading.model import softmax
     from ..grading.stacker import Stacker
-    from ..training.grader import calibrate, write_model_folder
 
     t0 = time.perf_counter()
     out = Path(out)

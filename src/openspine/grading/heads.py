@@ -76,18 +76,6 @@ def _is_int(s: str) -> bool:
     return True
 
 
-# The built-in heads and the SPIDER column each one is learnt from (spider/gradings.csv, spelling as in SPIDER).
-SPIDER_COLUMNS: dict[str, str] = {
-    "pfirrmann": "Pfirrman grade",
-    "narrowing": "Disc narrowing",
-    "spondylolisthesis": "Spondylolisthesis",
-    "endplate_defect_upper": "UP endplate",
-    "endplate_defect_lower": "LOW endplate",
-    "marrow_change": "Modic",
-    "herniation": "Disc herniation",
-    "bulging": "Disc bulging",
-}
-
 BUILTIN_HEADS: tuple[HeadSpec, ...] = (
     HeadSpec("pfirrmann", ("1", "2", "3", "4", "5"), ordinal=True, description="Pfirrmann grade I–V"),
     HeadSpec("narrowing", ("0", "1"), ordinal=True, description="disc height loss: absent / present"),

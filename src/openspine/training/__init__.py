@@ -1,7 +1,16 @@
-"""Training of openspine's networks (needs the ``train`` extra: ``pip install 'openspine[train]'``).
+"""The learning side's base layer: data sets, metrics, networks and their training loops.
 
-* :mod:`openspine.training.detector` – the vertebra detection and labelling network (``openspine train detector``).
-* :mod:`openspine.training.data` – the detector's training volumes, targets and augmentation (numpy / scipy).
+Needs the ``train`` extra for the networks (``pip install 'openspine[train]'``); torch is imported only inside the
+functions and modules that need it, never by importing this package.
 
-Nothing here is imported by the inference code; torch is imported only inside the functions that need it.
+* :mod:`openspine.training.datasets` – SPIDER cases, the detection cache and disc samples, the detector's volumes.
+* :mod:`openspine.training.metrics` – agreement and calibration metrics: the one scoring rule.
+* :mod:`openspine.training.grader_network` – the grader network and its training loop (PyTorch).
+* :mod:`openspine.training.stacking` – the grader's stacker over out-of-fold logits and disc features.
+* :mod:`openspine.training.grader` – ``openspine train grader`` (:func:`~openspine.training.grader.train_grader`).
+* :mod:`openspine.training.detector` – ``openspine train detector``.
+* :mod:`openspine.training.recognizer` – ``openspine train recognizer``.
+
+Layers (imports go one way): the inference package ← ``training`` ← ``evaluation`` ← ``finetune``. Nothing here
+imports :mod:`openspine.evaluation` or :mod:`openspine.finetune`, and no inference module imports this package.
 """

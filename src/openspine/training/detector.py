@@ -26,7 +26,7 @@ from .._optional import TRAIN_MODULES, import_optional, require_optional
 from ..errors import ConfigError
 from ..writers import prepare_output_dir
 from . import common
-from .data import (
+from .datasets.volumes import (
     SampleConfig,
     TrainVolume,
     add_sacrum_pseudo_labels,

@@ -8,7 +8,7 @@ Steps (seeded, CPU):
 3. fit the stacker (:mod:`openspine.training.stacking`): train the network once per fold of the train patients
    (``--stack-folds``, default 5), and per head a logistic regression over its out-of-fold logits and measured disc
    features, kept only where it beats the network in that cross-validation;
-   then train the grader network (:mod:`openspine.finetune.engine`) on all of ``train``, with augmentation;
+   then train the grader network (:mod:`openspine.training.grader_network`) on all of ``train``, with augmentation;
 4. fit one temperature per head on ``val`` (calibration) and report the expected calibration error before and
    after, also 2-fold cross-validated across val patients (the in-sample figure flatters);
 5. export ONNX + ``weights.npz`` + ``card.json`` into ``OUT``;
@@ -121,8 +121,8 @@ def calibrate(
     """Fit a temperature per head on these samples; report ECE before / after (in-sample and 2-fold by patient)."""
     from dataclasses import replace
 
-    from ..grading.metrics import expected_calibration_error, fit_temperature, nll
     from ..grading.model import softmax
+    from .metrics import expected_calibration_error, fit_temperature, nll
 
     out_heads = []
     report: dict[str, Any] = {}
@@ -169,8 +169,8 @@ def write_model_folder(
     stacker: Any = None,
 ) -> Path:
     """Export ONNX and weights and write the card; returns the folder."""
-    from ..finetune.engine import ARCHITECTURE, export_onnx, param_count, save_weights
     from ..models import sha256_of
+    from .grader_network import ARCHITECTURE, export_onnx, param_count, save_weights
 
     out.mkdir(parents=True, exist_ok=True)
     net.head_specs = list(heads)
@@ -224,12 +224,12 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
     torch = import_optional("torch", "training the grader")
     from tqdm import tqdm
 
-    from ..finetune import engine
-    from ..finetune.data import DetectionCache, build_samples, detector_id, load_view, locate_discs
     from ..grading.crop import CropSpec
-    from ..grading.heads import BUILTIN_HEADS, SPIDER_COLUMNS
-    from ..grading.spider import read_spider
+    from ..grading.heads import BUILTIN_HEADS
+    from . import grader_network as engine
     from . import stacking
+    from .datasets.discs import DetectionCache, build_samples, detector_id, load_view, locate_discs
+    from .datasets.spider import SPIDER_COLUMNS, read_spider
 
     if args.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
@@ -385,9 +385,8 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
 def _quick_metrics(
     heads: Sequence[Any], logits: dict[str, np.ndarray], samples: Sequence[Any], offsets: dict[str, Any]
 ) -> dict[str, Any]:
-    from ..evaluation.grading import kappa_weights
-    from ..grading.metrics import balanced_accuracy, cohen_kappa
     from ..levels import LUMBAR_DISCS
+    from .metrics import score
 
     out: dict[str, Any] = {}
     for h in heads:
@@ -397,10 +396,5 @@ def _quick_metrics(
             continue
         y = np.array([s.labels.get(h.name, -1) for s in samples])[m]
         p = (logits[h.name][m] + offsets.get(h.name, 0.0)).argmax(axis=1)  # the grade's decision rule
-        k = len(h.classes)
-        out[h.name] = {
-            "n": int(m.sum()),
-            "balanced_accuracy": round(balanced_accuracy(y, p, k), 4),
-            "kappa": round(cohen_kappa(y, p, k, kappa_weights(h)), 4),  # type: ignore[arg-type]
-        }
+        out[h.name] = {"n": int(m.sum()), **score(y, p, h)}
     return out

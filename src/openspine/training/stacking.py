@@ -21,9 +21,9 @@ from numpy.typing import NDArray
 
 from .._logging import get_logger
 from ..grading.heads import HeadSpec
-from ..grading.metrics import balanced_accuracy, cohen_kappa
 from ..grading.stacker import HeadStacker, Stacker
 from ..levels import LUMBAR_DISCS
+from .metrics import score
 
 log = get_logger("training.stacking")
 
@@ -79,14 +79,6 @@ def fit_head(x: NDArray[np.float64], y: NDArray[np.int64], n_classes: int, c: fl
     return HeadStacker(mean=mean, scale=scale, coef=coef, intercept=intercept, log_prior=np.log(counts / counts.sum()))
 
 
-def _scores(y: NDArray[np.int64], pred: NDArray[np.int64], head: HeadSpec) -> dict[str, float]:
-    k = len(head.classes)
-    return {
-        "balanced_accuracy": round(balanced_accuracy(y, pred, k), 4),
-        "kappa": round(cohen_kappa(y, pred, k, "linear" if head.ordinal and k > 2 else "none"), 4),
-    }
-
-
 def fit_stacker(
     heads: Sequence[HeadSpec],
     oof_logits: Mapping[str, NDArray[np.floating]],
@@ -115,8 +107,8 @@ def fit_stacker(
                 .argmax(axis=1)
             )
         m = lab & lumbar
-        net_only = _scores(y_all[m], np.asarray(oof_logits[h.name])[m].argmax(axis=1), h)
-        with_stacker = _scores(y_all[m], stacked[m], h)
+        net_only = score(y_all[m], np.asarray(oof_logits[h.name])[m].argmax(axis=1), h)
+        with_stacker = score(y_all[m], stacked[m], h)
         keep = with_stacker["balanced_accuracy"] >= net_only["balanced_accuracy"] + MIN_GAIN
         report[h.name] = {
             "kept": bool(keep),

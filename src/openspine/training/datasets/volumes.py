@@ -32,12 +32,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from .._logging import get_logger
-from ..detection.outline import quad_corners, spine_directions
-from ..detection.preprocess import normalise
-from ..errors import ConfigError, ScanReadError
+from ..._logging import get_logger
+from ...detection.outline import quad_corners, spine_directions
+from ...detection.preprocess import normalise
+from ...errors import ConfigError, ScanReadError
 
-log = get_logger("training.data")
+log = get_logger("training.datasets.volumes")
 
 SLICE_STRIDE = 2  # keep every second 1 mm slice
 SLICE_MARGIN = 6  # mm of unlabelled slices kept on each side of the labelled range
@@ -483,8 +483,8 @@ def pseudo_label_spider(
     network's own body instances, labelled with the fitted levels (S1 = 26), so stage 2 also learns the sacrum,
     which no annotator labelled.
     """
-    from ..detection import run_detection
-    from ..io import load_scan
+    from ...detection import run_detection
+    from ...io import load_scan
 
     data_dir = Path(data_dir)
     rows = [r for r in read_index(data_dir) if r["dataset"] == "spider" and r["split"] == split]
@@ -525,8 +525,8 @@ def add_sacrum_pseudo_labels(
 ) -> int:
     """Paint the S1 body found by ``model`` into the cached masks of known-level volumes whose lowest labelled body
     is L5 (VB2, VB3); returns how many volumes got one. The S1 instance must lie directly below the labelled L5."""
-    from ..detection import run_detection
-    from ..io import load_scan
+    from ...detection import run_detection
+    from ...io import load_scan
 
     data_dir = Path(data_dir)
     rows = {r["id"]: r for r in read_index(data_dir)}

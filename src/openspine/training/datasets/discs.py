@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._logging import get_logger
-from ..errors import GeometryError, ModelError, OpenSpineError
-from ..grading.crop import DiscGeometry
-from ..levels import DiscLevel
-from ..scan import SagittalView
+from ..._logging import get_logger
+from ...errors import GeometryError, ModelError, OpenSpineError
+from ...grading.crop import DiscGeometry
+from ...levels import DiscLevel
+from ...scan import SagittalView
 
-log = get_logger("finetune.data")
+log = get_logger("training.datasets.discs")
 
 
 @dataclass
@@ -95,7 +95,7 @@ def _geometry_from_dict(d: Mapping[str, Any]) -> DiscGeometry:
 
 def detector_id() -> str:
     """Identity of the built-in detector (name@sha256), or raise ModelError when there is none."""
-    from ..models import builtin_model_dir, read_card
+    from ...models import builtin_model_dir, read_card
 
     card = read_card(builtin_model_dir("detector"))
     return f"{card.name}@{card.sha256}"
@@ -103,8 +103,8 @@ def detector_id() -> str:
 
 def detect_discs(view: SagittalView) -> tuple[dict[str, DiscGeometry], list[str]]:
     """Run the built-in detector on a view and return the geometry of every labelled disc (level name → geometry)."""
-    from ..detection import detect
-    from ..grading.geometry import disc_geometry
+    from ...detection import detect
+    from ...grading.geometry import disc_geometry
 
     det = detect(view)
     out: dict[str, DiscGeometry] = {}
@@ -163,7 +163,7 @@ def locate_discs(
 
 def load_view(path: Path) -> SagittalView:
     """Read a scan (any format openspine reads) into the internal sagittal layout."""
-    from ..io import load_scan
+    from ...io import load_scan
 
     scan = load_scan(path)
     scan.check_analysable()

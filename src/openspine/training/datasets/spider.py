@@ -1,7 +1,7 @@
 """The SPIDER part of the shared development set: which slices, which split, which radiologists' grades.
 
 ``spider/gradings.csv`` holds one row per graded disc (SPIDER's own columns plus ``level``); ``index.csv`` gives
-each patient's folder and split. Labels are mapped to the grader's head names (:data:`.heads.SPIDER_COLUMNS`).
+each patient's folder and split. Labels are mapped to the grader's head names (:data:`SPIDER_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,21 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..levels import DiscLevel
-from .heads import SPIDER_COLUMNS
+from ...errors import ConfigError
+from ...levels import DiscLevel
+
+# The built-in grader's heads (openspine.grading.heads.BUILTIN_HEADS) and the SPIDER column each one is learnt
+# from (spider/gradings.csv, spelling as in SPIDER).
+SPIDER_COLUMNS: dict[str, str] = {
+    "pfirrmann": "Pfirrman grade",
+    "narrowing": "Disc narrowing",
+    "spondylolisthesis": "Spondylolisthesis",
+    "endplate_defect_upper": "UP endplate",
+    "endplate_defect_lower": "LOW endplate",
+    "marrow_change": "Modic",
+    "herniation": "Disc herniation",
+    "bulging": "Disc bulging",
+}
 
 
 @dataclass(frozen=True)

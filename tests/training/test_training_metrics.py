@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from openspine.errors import ConfigError
-from openspine.grading.metrics import (
+from openspine.grading.model import softmax
+from openspine.training.metrics import (
     balanced_accuracy,
     bootstrap_ci,
     cohen_kappa,
@@ -15,7 +16,6 @@ from openspine.grading.metrics import (
     fit_temperature,
     nll,
 )
-from openspine.grading.model import softmax
 
 
 def test_confusion_matrix_rows_are_reference():

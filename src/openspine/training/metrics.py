@@ -1,4 +1,8 @@
-"""Agreement and calibration metrics for gradings (NumPy only).
+"""Agreement and calibration metrics for gradings (NumPy only): the one place the learning side scores a grader.
+
+Training, stacking, fine-tuning, ``openspine evaluate grading`` and the scripts all score through this module:
+one κ weighting rule (:func:`kappa_weights`), one disc-level score (:func:`score`), one per-head report with
+bootstrap intervals (:func:`head_metrics`).
 
 * balanced accuracy – the mean recall over the classes present in the reference labels;
 * Cohen's κ, unweighted or linearly / quadratically weighted (for ordered classes);
@@ -10,13 +14,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
 from ..errors import ConfigError
+from ..grading.heads import HeadSpec
+
+KappaWeights = Literal["none", "linear", "quadratic"]
 
 
 def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> NDArray[np.int64]:
@@ -42,9 +50,7 @@ def balanced_accuracy(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> f
     return float(np.mean(np.diag(m)[present] / support[present]))
 
 
-def cohen_kappa(
-    y_true: ArrayLike, y_pred: ArrayLike, n_classes: int, weights: Literal["none", "linear", "quadratic"] = "none"
-) -> float:
+def cohen_kappa(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int, weights: KappaWeights = "none") -> float:
     """Cohen's κ between reference and prediction; ``linear`` / ``quadratic`` weight disagreements by distance.
 
     Returns NaN when κ is undefined (every label and prediction in one class).
@@ -144,3 +150,109 @@ def fit_temperature(logits: ArrayLike, y_true: ArrayLike, bounds: tuple[float, f
         options={"xatol": 1e-4},
     )
     return float(np.exp(res.x))
+
+
+@dataclass
+class Collected:
+    """Reference and prediction of one head over the matched discs."""
+
+    head: HeadSpec
+    y_true: list[int] = field(default_factory=list)
+    y_pred: list[int] = field(default_factory=list)  # the reported grade: the most probable class
+    y_balanced: list[int | None] = field(default_factory=list)  # the class-balanced decision, where the head has one
+    probs: list[list[float]] = field(default_factory=list)
+    patients: list[str] = field(default_factory=list)
+
+
+def kappa_weights(head: HeadSpec) -> KappaWeights:
+    """Linear weights for ordered gradings with more than two classes, none otherwise (they are equal for two)."""
+    return "linear" if head.ordinal and len(head.classes) > 2 else "none"
+
+
+def score(y_true: ArrayLike, y_pred: ArrayLike, head: HeadSpec) -> dict[str, float]:
+    """Balanced accuracy and κ (weighted by :func:`kappa_weights`) of one head's decisions, rounded to 4 decimals."""
+    k = len(head.classes)
+    return {
+        "balanced_accuracy": round(balanced_accuracy(y_true, y_pred, k), 4),
+        "kappa": round(cohen_kappa(y_true, y_pred, k, kappa_weights(head)), 4),
+    }
+
+
+def head_metrics(c: Collected, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Metrics of one head with patient-level bootstrap 95 % intervals."""
+    k = len(c.head.classes)
+    t = np.asarray(c.y_true, dtype=int)
+    p = np.asarray(c.y_pred, dtype=int)
+    w = kappa_weights(c.head)
+    out: dict[str, Any] = {
+        "classes": list(c.head.classes),
+        "ordinal": c.head.ordinal,
+        "n": len(t),
+        "patients": len(set(c.patients)),
+        "support": np.bincount(t, minlength=k).tolist() if len(t) else [0] * k,
+    }
+    if not len(t):
+        return out
+    pr = np.asarray(c.probs, dtype=float)
+    raw = uncalibrated(pr, c.head.temperature)
+    out.update(_decision_metrics(t, p, c, k, w, n_boot, seed))
+    if c.y_balanced and all(b is not None for b in c.y_balanced):
+        out["balanced_grade"] = _decision_metrics(t, np.asarray(c.y_balanced, dtype=int), c, k, w, n_boot, seed)
+    out["ece"] = {
+        "calibrated": rounded(expected_calibration_error(pr, t)),
+        "uncalibrated": rounded(expected_calibration_error(raw, t)),
+        "temperature": c.head.temperature,
+        "bins": 10,
+    }
+    return out
+
+
+def _decision_metrics(
+    t: np.ndarray, p: np.ndarray, c: Collected, k: int, w: KappaWeights, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Accuracy, balanced accuracy and κ (patient-bootstrap intervals) and the confusion matrix of one decision."""
+
+    def ba(idx: np.ndarray) -> float:
+        return balanced_accuracy(t[idx], p[idx], k)
+
+    def kap(idx: np.ndarray) -> float:
+        return cohen_kappa(t[idx], p[idx], k, w)
+
+    def acc(idx: np.ndarray) -> float:
+        return float(np.mean(t[idx] == p[idx]))
+
+    out: dict[str, Any] = {}
+    all_idx = np.arange(len(t))
+    for name, fn in (("accuracy", acc), ("balanced_accuracy", ba), ("kappa", kap)):
+        lo, hi = bootstrap_ci(fn, c.patients, n_boot=n_boot, seed=seed)
+        out[name] = {"value": rounded(fn(all_idx)), "ci95": [rounded(lo), rounded(hi)]}
+    out["kappa"]["weights"] = w
+    out["confusion_matrix"] = {
+        "rows": "reference",
+        "columns": "prediction",
+        "matrix": confusion_matrix(t, p, k).tolist(),
+    }
+    return out
+
+
+def uncalibrated(p: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities before temperature scaling: softmax(T · log p) inverts softmax(z / T)."""
+    z = temperature * np.log(np.clip(p, 1e-12, 1.0))
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def rounded(x: float) -> float | None:
+    """A metric as stored in reports and cards: 4 decimals, ``None`` when undefined (NaN)."""
+    return None if not np.isfinite(x) else round(float(x), 4)
+
+
+def format_percent(x: float | None) -> str:
+    """A fraction as a percentage, 6 characters wide (``n/a`` for a missing value)."""
+    return "   n/a" if x is None else f"{100 * x:5.1f}%"
+
+
+def format_float(x: float | None) -> str:
+    """A metric with two decimals, 5 characters wide (``n/a`` for a missing value)."""
+    return "  n/a" if x is None else f"{x:5.2f}"

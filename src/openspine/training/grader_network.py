@@ -29,9 +29,9 @@ from .._logging import get_logger
 from ..errors import ConfigError, ModelError
 from ..grading.crop import CropSpec, Jitter, disc_crop, slice_indices
 from ..grading.heads import HeadSpec
-from .data import DiscSample
+from .datasets.discs import DiscSample
 
-log = get_logger("finetune.engine")
+log = get_logger("training.grader_network")
 
 ARCHITECTURE = "openspine.disc_cnn"
 

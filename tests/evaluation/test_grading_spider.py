@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openspine.grading.metrics import balanced_accuracy, cohen_kappa
 from openspine.levels import LUMBAR_DISCS, Grading
+from openspine.training.metrics import balanced_accuracy, cohen_kappa
 
 
 def _models_or_skip() -> None:
@@ -27,7 +27,7 @@ def _models_or_skip() -> None:
 
 def test_val_slices_agree_with_radiologists(shared_data):
     import openspine
-    from openspine.grading.spider import read_spider
+    from openspine.training.datasets.spider import read_spider
 
     _models_or_skip()
     cases = read_spider(shared_data, ("val",))

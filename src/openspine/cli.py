@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 # module that owns that kind; each has its own argparse and --help.
 TRAIN_KINDS = {
     "detector": "openspine.training.detector",
-    "grader": "openspine.training.grader",
+    "grader": "openspine.train_grader_cli",
     "recognizer": "openspine.training.recognizer",
 }
 EVALUATE_KINDS = {

@@ -212,6 +212,18 @@ def update_card(folder: Path, res: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def record_val_evaluation(data_dir: Path, folder: Path, work: Path) -> dict[str, Any]:
+    """Evaluate a freshly trained grader on val, keep the result in ``work/evaluation-val.json`` and its card.
+
+    ``openspine train grader``'s last step; returns :func:`evaluate`'s result.
+    """
+    res = evaluate(data_dir, "val", folder)
+    (work / "evaluation-val.json").write_text(json.dumps(res, indent=2) + "\n")
+    update_card(folder, res)
+    log.info("evaluation on val:\n%s", format_report(res))
+    return res
+
+
 def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
     """``openspine evaluate grading``: returns 0, or 1 when a scan failed."""
     args = build_parser().parse_args(list(argv))

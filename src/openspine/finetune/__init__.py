@@ -11,17 +11,33 @@ Needs PyTorch (``pip install 'openspine[train]'``); importing this package does 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from .._logging import get_logger
 from .._optional import TRAIN_MODULES, require_optional
 from ..errors import ConfigError
 from .labels import LabelTable, parse_classes, read_labels
-from .rsna import prepare_rsna
+from .options import FinetuneOptions, FinetuneResult
+from .rsna import RsnaSummary, prepare_rsna
 
-__all__ = ["LabelTable", "build_parser", "cli_main", "parse_classes", "prepare_rsna", "read_labels"]
+__all__ = [
+    "FinetuneOptions",
+    "FinetuneResult",
+    "LabelTable",
+    "build_parser",
+    "cli_main",
+    "parse_classes",
+    "prepare_rsna",
+    "read_labels",
+    "run_finetune",
+]
+
+log = get_logger("finetune")
 
 _EPILOG = """labels.csv: one row per (scan, disc level), one column per grading, e.g.
 
@@ -102,65 +118,98 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
-    """``openspine finetune``: returns 0 on success."""
-    args = build_parser().parse_args(list(argv))
+def run_finetune(
+    out: str | os.PathLike[str],
+    options: FinetuneOptions | None = None,
+    scans: str | os.PathLike[str] | None = None,
+    labels: str | os.PathLike[str] | None = None,
+    rsna: str | os.PathLike[str] | None = None,
+    classes: Mapping[str, tuple[str, ...]] | None = None,
+    work: str | os.PathLike[str] | None = None,
+    progress: Callable[..., Any] | None = None,
+    on_rsna: Callable[[RsnaSummary], None] | None = None,
+) -> FinetuneResult:
+    """``openspine finetune`` as a function: fine-tune a grader on ``labels`` (or an RSNA folder), write ``out``.
+
+    Give either ``scans`` and ``labels`` or ``rsna``; ``classes`` declares the classes (and their order) of
+    gradings; ``options`` are the training options (default :class:`FinetuneOptions`); ``on_rsna`` receives what
+    was read from an RSNA folder before training starts.
+
+    Raises:
+        ConfigError: the data, the options or the output folder are not usable.
+        MissingDependencyError: the ``train`` extra is not installed.
+    """
     # before any detection or training: the packages (the ONNX export at the end needs onnx and onnxscript)
     # and the output folder
     require_optional(TRAIN_MODULES, "openspine finetune")
     from ..writers import prepare_output_dir
 
-    prepare_output_dir(args.out)
-    from tqdm import tqdm
+    prepare_output_dir(Path(out))
+    from .core import finetune
 
-    from .core import FinetuneOptions, finetune
-
-    if args.epochs < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
-    declared = parse_classes(args.classes)
+    opts = options if options is not None else FinetuneOptions()
+    if opts.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {opts.epochs}")
     with tempfile.TemporaryDirectory(prefix="openspine-rsna-") as tmp:
-        if args.rsna is not None:
-            if args.scans is not None or args.labels is not None:
+        if rsna is not None:
+            if scans is not None or labels is not None:
                 raise ConfigError("give either --rsna or --scans/--labels, not both")
-            summary = prepare_rsna(args.rsna, Path(tmp) / "rsna-labels.csv")
-            if not quiet:
-                print(f"RSNA: {summary.studies} studies, {summary.rows} disc rows ({len(summary.skipped)} left out)")
-            table = read_labels(summary.labels_csv, summary.scans_dir, declared or None)
+            summary = prepare_rsna(rsna, Path(tmp) / "rsna-labels.csv")
+            log.info(
+                "RSNA: %d studies, %d disc rows (%d left out)", summary.studies, summary.rows, len(summary.skipped)
+            )
+            if on_rsna is not None:
+                on_rsna(summary)
+            table = read_labels(summary.labels_csv, summary.scans_dir, classes or None)
         else:
-            if args.scans is None or args.labels is None:
+            if scans is None or labels is None:
                 raise ConfigError("fine-tuning needs --scans DIR and --labels FILE (or --rsna DIR)")
-            table = read_labels(args.labels, args.scans, declared or None)
-        opts = FinetuneOptions(
-            base=args.base,
-            freeze_backbone=args.freeze_backbone,
-            fresh_heads=args.fresh_heads,
-            epochs=args.epochs,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            val_fraction=args.val_fraction,
-            seed=args.seed,
-            augment_copies=args.augment_copies,
-            name=args.name,
-            version=args.version,
-            threads=args.threads,
-        )
+            table = read_labels(labels, scans, classes or None)
+        return finetune(table, out, opts, progress=progress, work=work)
 
-        def bar(x: object, **kw: object) -> object:
-            return tqdm(x, disable=quiet, file=sys.stderr, **kw)  # type: ignore[call-overload]
 
-        res = finetune(table, args.out, opts, progress=bar, work=args.work)
+def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
+    """``openspine finetune``: returns 0 on success."""
+    args = build_parser().parse_args(list(argv))
+    declared = parse_classes(args.classes)
+    opts = FinetuneOptions(
+        base=args.base,
+        freeze_backbone=args.freeze_backbone,
+        fresh_heads=args.fresh_heads,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        augment_copies=args.augment_copies,
+        name=args.name,
+        version=args.version,
+        threads=args.threads,
+    )
+
+    def bar(x: object, **kw: object) -> object:
+        from tqdm import tqdm
+
+        return tqdm(x, disable=quiet, file=sys.stderr, **kw)  # type: ignore[call-overload]
+
+    def said(summary: RsnaSummary) -> None:
+        if not quiet:
+            print(f"RSNA: {summary.studies} studies, {summary.rows} disc rows ({len(summary.skipped)} left out)")
+
+    res = run_finetune(args.out, opts, args.scans, args.labels, args.rsna, declared, args.work, bar, said)
     if not quiet:
-        from ..training.metrics import format_float as _f
-        from ..training.metrics import format_percent as _pct
+        from ..training.metrics import format_float, format_percent
 
         print(f"fine-tuned on {res.n_train} discs, validated on {res.n_val} discs; frozen check: {res.frozen_check}")
         for name, m in res.metrics.items():
             if m.get("n"):
                 ba, ka = m["balanced_accuracy"], m["kappa"]
                 print(
-                    f"  {name:26s} n={m['n']:4d}  balanced accuracy {_pct(ba['value'])} "
-                    f"[{_pct(ba['ci95'][0])}, {_pct(ba['ci95'][1])}]  kappa {_f(ka['value'])} "
-                    f"[{_f(ka['ci95'][0])}, {_f(ka['ci95'][1])}]  ECE {_f(m['ece']['calibrated'])}"
+                    f"  {name:26s} n={m['n']:4d}  balanced accuracy {format_percent(ba['value'])} "
+                    f"[{format_percent(ba['ci95'][0])}, {format_percent(ba['ci95'][1])}]  "
+                    f"kappa {format_float(ka['value'])} "
+                    f"[{format_float(ka['ci95'][0])}, {format_float(ka['ci95'][1])}]  "
+                    f"ECE {format_float(m['ece']['calibrated'])}"
                 )
         if res.missed:
             print(f"  {len(res.missed)} labelled discs were not found by the detector and were left out")

@@ -1,4 +1,5 @@
-"""Train the built-in disc grader on SPIDER: ``openspine train grader``.
+"""Train the built-in disc grader on SPIDER: :func:`train_grader` (``openspine train grader``, whose argparse
+wrapper is :mod:`openspine.train_grader_cli`: it evaluates the model on val afterwards, step 6).
 
 Steps (seeded, CPU):
 
@@ -21,12 +22,12 @@ Steps (seeded, CPU):
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +40,6 @@ from ..errors import ConfigError
 
 log = get_logger("training.grader")
 
-_EPILOG = """examples:
-  openspine train grader --data ../shared/data --out grader-model
-  openspine train grader --data ../shared/data --out grader-model --epochs 40 --seed 1
-  openspine train grader --data ../shared/data --out /tmp/dev --holdout 24   # develop without touching val
-
-Reproduces the built-in model: same data, seed and options give the same weights on the same machine (CPU: the
-network is trained 6 times, 5 for the stacker's cross-validation and once on all of train; 35 minutes on 2
-idle cores; --stack-folds 0 trains once, without a stacker). The log and the detection cache go to WORK
-(default OUT/work): WORK/train.log, WORK/detections.json, WORK/evaluation-val.json.
-"""
-
-
 # What the trained model may answer (see openspine.scope): the SPIDER training data's sequence and levels.
 GRADER_SCOPE = {
     "sequences": ["T2"],
@@ -59,54 +48,6 @@ GRADER_SCOPE = {
     "levels": ["T9-T10", "T10-T11", "T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"],
     "basis": "trained and validated on SPIDER mid-sagittal lumbar T2 slices graded T9-T10 ... L5-S1",
 }
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="openspine train grader",
-        description="Train the disc grader on the SPIDER train split, calibrate on val, export ONNX with a card.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_EPILOG,
-    )
-    p.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder (index.csv)")
-    p.add_argument("--out", type=Path, required=True, help="model folder to write (model.onnx, weights.npz, card.json)")
-    p.add_argument("--work", type=Path, default=None, help="cache folder for detections (default: OUT/work)")
-    p.add_argument("--epochs", type=int, default=60, help="training epochs")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, cosine schedule)")
-    p.add_argument(
-        "--class-weight-power",
-        type=float,
-        default=0.5,
-        help="class weights ∝ frequency^-power (0 plain, 1 fully balanced)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
-    p.add_argument(
-        "--holdout",
-        type=int,
-        default=0,
-        help="development: validate on the last N train patients instead of val; the model is not evaluated on val",
-    )
-    p.add_argument(
-        "--heads",
-        default=None,
-        help="comma-separated subset of the built-in gradings to train (default: all), e.g. to hold one "
-        "out and learn it later by fine-tuning",
-    )
-    p.add_argument(
-        "--stack-folds",
-        type=int,
-        default=5,
-        help="folds of train patients for fitting the stacker over network logits and disc features (0: none)",
-    )
-    p.add_argument(
-        "--stack-c", type=float, default=0.03, help="inverse L2 strength of the stacker's logistic regressions"
-    )
-    p.add_argument("--name", default="grader", help="model name written into the card")
-    p.add_argument("--version", default="1.0.0", help="model version written into the card")
-    p.add_argument("--no-evaluate", action="store_true", help="skip the final evaluation on val")
-    return p
 
 
 def _split_holdout(patients: Sequence[str], n: int) -> set[str]:
@@ -210,154 +151,102 @@ def write_model_folder(
     return out
 
 
-def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
-    """``openspine train grader``."""
-    args = build_parser().parse_args(list(argv))
+@dataclass(frozen=True)
+class GraderTrainingOptions:
+    """Everything ``openspine train grader`` needs (its flags, typed); the defaults reproduce the built-in grader."""
+
+    data: Path
+    out: Path
+    work: Path | None = None  # detection cache and train.log; default OUT/work
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 2e-3
+    class_weight_power: float = 0.5
+    seed: int = 0
+    threads: int = 2
+    holdout: int = 0  # development: validate on the last N train patients instead of val
+    heads: tuple[str, ...] = ()  # a subset of the built-in gradings; empty = all
+    stack_folds: int = 5  # 0: no stacker
+    stack_c: float = 0.03
+    name: str = "grader"
+    version: str = "1.0.0"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.work or self.out / "work"
+
+
+@dataclass
+class GraderTrainingResult:
+    """What :func:`train_grader` wrote: the model folder and its work folder (``train.log``, detections)."""
+
+    folder: Path
+    work: Path
+    minutes: float
+
+
+def train_grader(
+    options: GraderTrainingOptions,
+    quiet: bool = False,
+    command: str = "openspine.training.grader.train_grader",
+    after_export: Callable[[Path], None] | None = None,
+) -> GraderTrainingResult:
+    """Train, calibrate and export a grader on SPIDER (see the module docstring, steps 1-5).
+
+    ``command`` is recorded in the card; ``after_export(folder)`` runs once the folder is written, while the
+    training log is still open (``openspine train grader`` evaluates on val there).
+
+    Raises:
+        ConfigError: the data folder, the options or the output folder are not usable.
+        MissingDependencyError: the ``train`` extra is not installed.
+    """
     # before any detection or training: the packages (the ONNX export at the end needs onnx and onnxscript),
     # the data and the output folder
     require_optional(TRAIN_MODULES, "openspine train grader")
-    if not (Path(args.data) / "index.csv").is_file():
-        raise ConfigError(f"--data '{args.data}' is not the shared data folder (no index.csv in it)")
+    if not (Path(options.data) / "index.csv").is_file():
+        raise ConfigError(f"--data '{options.data}' is not the shared data folder (no index.csv in it)")
     from ..writers import prepare_output_dir
 
-    prepare_output_dir(args.out)
+    prepare_output_dir(options.out)
     torch = import_optional("torch", "training the grader")
-    from tqdm import tqdm
-
-    from ..grading.crop import CropSpec
-    from ..grading.heads import BUILTIN_HEADS
-    from . import grader_network as engine
-    from . import stacking
-    from .datasets.discs import DetectionCache, build_samples, detector_id, load_view, locate_discs
-    from .datasets.spider import SPIDER_COLUMNS, read_spider
-
-    if args.epochs < 1:
-        raise ConfigError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.stack_folds == 1 or args.stack_folds < 0:
-        raise ConfigError(f"--stack-folds must be 0 (no stacker) or at least 2, got {args.stack_folds}")
-    out: Path = args.out
-    work: Path = args.work or out / "work"
+    if options.epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {options.epochs}")
+    if options.stack_folds == 1 or options.stack_folds < 0:
+        raise ConfigError(f"--stack-folds must be 0 (no stacker) or at least 2, got {options.stack_folds}")
+    work = options.work_dir
     work.mkdir(parents=True, exist_ok=True)
     with log_file(work / "train.log"):
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(options.threads)
         t0 = time.perf_counter()
-        log.info("train grader: %s", json.dumps({k: str(v) for k, v in vars(args).items()}))
-        cases = read_spider(args.data, ("train", "val"))
-        train_ids = [c.patient for c in cases if c.split == "train"]
-        if args.holdout:
-            dev = _split_holdout(train_ids, args.holdout)
-            split_of = {c.patient: ("val" if c.patient in dev else "train") for c in cases if c.split == "train"}
-        else:
-            split_of = {c.patient: c.split for c in cases}
-        cache = DetectionCache.open(work / "detections.json", detector_id())
-
-        def bar(x: Any) -> Any:
-            return tqdm(x, desc="detecting discs", unit="scan", disable=quiet, file=sys.stderr)
-
-        views, geoms, failed = locate_discs(
-            ((c.patient, c.image) for c in cases if c.patient in split_of), cache, load_view, bar
-        )
-        for case, why in failed.items():
-            log.warning("SPIDER %s: %s", case, why)
-        classes = {h.name: h.classes for h in BUILTIN_HEADS}
-        labels = {c.patient: c.labels for c in cases if c.patient in split_of}
-        samples, missing = build_samples(views, geoms, labels, classes)
-        n_labelled = sum(len(c.labels) for c in cases if c.patient in split_of)
-        log.info("%d of %d graded discs found by the detector (%d missed)", len(samples), n_labelled, len(missing))
-        train_s = [s for s in samples if split_of[s.case] == "train"]
-        val_s = [s for s in samples if split_of[s.case] == "val"]
-        log.info(
-            "training discs: %d (%d patients); validation discs: %d (%d patients)",
-            len(train_s),
-            len({s.case for s in train_s}),
-            len(val_s),
-            len({s.case for s in val_s}),
-        )
-
-        heads = list(BUILTIN_HEADS)
-        if args.heads:
-            wanted = [h.strip() for h in args.heads.split(",") if h.strip()]
-            unknown = [h for h in wanted if h not in SPIDER_COLUMNS]
-            if unknown:
-                raise ConfigError(f"--heads: unknown gradings {unknown}; built-in ones are {list(SPIDER_COLUMNS)}")
-            heads = [h for h in BUILTIN_HEADS if h.name in wanted]
-        cfg = engine.TrainConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            class_weight_power=args.class_weight_power,
-            seed=args.seed,
-        )
-
-        def train_net(discs: Sequence[Any], what: str) -> Any:
-            torch.manual_seed(args.seed)
-            net = engine.DiscNet(engine.NetConfig(), CropSpec(), heads)
-            log.info(
-                "network %s (%d parameters) on %d discs: %s",
-                engine.ARCHITECTURE,
-                engine.param_count(net),
-                len(discs),
-                what,
-            )
-            losses = engine.train(
-                net,
-                discs,
-                heads,
-                cfg,
-                progress=None if quiet else tqdm,
-                on_epoch=lambda e, loss: log.info("epoch %d/%d loss %.4f", e + 1, cfg.epochs, loss),
-            )
-            return net, losses
-
-        stacker, stack_report = None, None
-        if args.stack_folds:
-            folds = stacking.patient_folds([s.case for s in train_s], args.stack_folds, args.seed)
-
-            def train_fold(discs: Sequence[Any], fold: int) -> Any:
-                net_f, _ = train_net(discs, f"stacker cross-validation, without fold {fold + 1}/{args.stack_folds}")
-                return lambda ss: engine.predict_logits(net_f, ss)
-
-            oof = stacking.out_of_fold_logits(train_s, folds, train_fold)
-            stacker, stack_report = stacking.fit_stacker(
-                heads, oof, stacking.sample_features(train_s), train_s, folds, args.stack_c
-            )
-        net, losses = train_net(train_s, "all training discs")
-        val_logits: dict[str, Any] = dict(engine.predict_logits(net, val_s))
+        log.info("train grader: %s", json.dumps({k: str(v) for k, v in asdict(options).items()}))
+        data = _grader_samples(options, work, quiet)
+        heads, net, losses, stacker, stack_report = _fit_grader(options, data.train, quiet)
+        val_logits: dict[str, Any] = dict(_predict(net, data.val))
         if stacker is not None:
-            val_logits = stacker.apply(val_logits, stacking.sample_features(val_s))
-        heads, calib = calibrate(heads, val_logits, val_s, args.seed)
+            from . import stacking
+
+            val_logits = stacker.apply(val_logits, stacking.sample_features(data.val))
+        heads, calib = calibrate(heads, val_logits, data.val, options.seed)
         offsets = stacker.decision_offsets() if stacker is not None else {}
-        quick = _quick_metrics(heads, val_logits, val_s, offsets)
+        quick = _quick_metrics(heads, val_logits, data.val, offsets)
         for name, r in calib.items():
             log.info("calibration %s: %s", name, r)
         for name, r in quick.items():
             log.info("validation %s: %s", name, r)
         minutes = (time.perf_counter() - t0) / 60
         extra = {
-            "training_data": {
-                "dataset": "SPIDER (van der Graaf et al. 2024, CC BY 4.0), mid-sagittal lumbar T2 slices",
-                "split": "train" if not args.holdout else f"train minus {args.holdout} holdout patients",
-                "patients": len({s.case for s in train_s}),
-                "discs": len(train_s),
-                "levels": "T9-T10 … L5-S1 as graded in SPIDER",
-                "labels": {h.name: SPIDER_COLUMNS[h.name] for h in heads},
-                "disc_positions": "built-in detector (" + cache.detector + ")",
-                "discs_missed_by_detector": {
-                    sp: sum(1 for m in missing if split_of.get(m.split(" ")[0]) == sp) for sp in ("train", "val")
-                },
-                "calibration": "temperature per head fitted on " + ("val" if not args.holdout else "holdout"),
-            },
+            "training_data": _training_data_card(options, data, heads),
             "training": {
-                "config": cfg.to_dict(),
+                "config": _train_config(options).to_dict(),
                 "network": net.config.to_dict(),
                 "final_loss": round(losses[-1], 4),
                 "minutes_cpu": round(minutes, 1),
-                "threads": args.threads,
-                "command": "openspine train grader " + " ".join(argv),
+                "threads": options.threads,
+                "command": command,
             },
             "calibration": calib,
             **(
-                {"stacking": {"folds": args.stack_folds, "c": args.stack_c, "heads": stack_report}}
+                {"stacking": {"folds": options.stack_folds, "c": options.stack_c, "heads": stack_report}}
                 if stack_report is not None
                 else {}
             ),
@@ -366,20 +255,158 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
             "intended_use": "research: grading degenerative findings of lumbar discs on sagittal T2 MRI; "
             "not a medical device",
         }
-        write_model_folder(out, net, heads, extra, args.name, args.version, stacker)
-        log.info("model written to %s (%.1f min)", out, minutes)
-        if not args.holdout and not args.no_evaluate:
-            from ..evaluation.grading import evaluate, format_report, update_card
+        write_model_folder(options.out, net, heads, extra, options.name, options.version, stacker)
+        log.info("model written to %s (%.1f min)", options.out, minutes)
+        if after_export is not None:
+            after_export(options.out)
+    return GraderTrainingResult(folder=options.out, work=work, minutes=minutes)
 
-            res = evaluate(args.data, "val", out)
-            (work / "evaluation-val.json").write_text(json.dumps(res, indent=2) + "\n")
-            update_card(out, res)
-            log.info("evaluation on val:\n%s", format_report(res))
-            if not quiet:
-                print(format_report(res))
-        if not quiet:
-            print(f"model written to {out} (log: {work / 'train.log'})")
-        return 0
+
+@dataclass
+class _GraderData:
+    """The located, labelled discs of one training run, split into train and validation."""
+
+    train: list[Any]
+    val: list[Any]
+    missing: list[str]
+    split_of: dict[str, str]
+    detector: str
+
+
+def _grader_samples(options: GraderTrainingOptions, work: Path, quiet: bool) -> _GraderData:
+    """Steps 1-2: the SPIDER cases, their discs found by the built-in detector (cached), as training samples."""
+    from tqdm import tqdm
+
+    from ..grading.heads import BUILTIN_HEADS
+    from .datasets.discs import DetectionCache, build_samples, detector_id, load_view, locate_discs
+    from .datasets.spider import read_spider
+
+    cases = read_spider(options.data, ("train", "val"))
+    train_ids = [c.patient for c in cases if c.split == "train"]
+    if options.holdout:
+        dev = _split_holdout(train_ids, options.holdout)
+        split_of = {c.patient: ("val" if c.patient in dev else "train") for c in cases if c.split == "train"}
+    else:
+        split_of = {c.patient: c.split for c in cases}
+    cache = DetectionCache.open(work / "detections.json", detector_id())
+
+    def bar(x: Any) -> Any:
+        return tqdm(x, desc="detecting discs", unit="scan", disable=quiet, file=sys.stderr)
+
+    views, geoms, failed = locate_discs(
+        ((c.patient, c.image) for c in cases if c.patient in split_of), cache, load_view, bar
+    )
+    for case, why in failed.items():
+        log.warning("SPIDER %s: %s", case, why)
+    classes = {h.name: h.classes for h in BUILTIN_HEADS}
+    labels = {c.patient: c.labels for c in cases if c.patient in split_of}
+    samples, missing = build_samples(views, geoms, labels, classes)
+    n_labelled = sum(len(c.labels) for c in cases if c.patient in split_of)
+    log.info("%d of %d graded discs found by the detector (%d missed)", len(samples), n_labelled, len(missing))
+    train_s = [s for s in samples if split_of[s.case] == "train"]
+    val_s = [s for s in samples if split_of[s.case] == "val"]
+    log.info(
+        "training discs: %d (%d patients); validation discs: %d (%d patients)",
+        len(train_s),
+        len({s.case for s in train_s}),
+        len(val_s),
+        len({s.case for s in val_s}),
+    )
+    return _GraderData(train_s, val_s, missing, split_of, cache.detector)
+
+
+def _train_config(options: GraderTrainingOptions) -> Any:
+    from .grader_network import TrainConfig
+
+    return TrainConfig(
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        lr=options.lr,
+        class_weight_power=options.class_weight_power,
+        seed=options.seed,
+    )
+
+
+def _predict(net: Any, samples: Sequence[Any]) -> Any:
+    from .grader_network import predict_logits
+
+    return predict_logits(net, samples)
+
+
+def _fit_grader(
+    options: GraderTrainingOptions, train_s: Sequence[Any], quiet: bool
+) -> tuple[list[Any], Any, list[float], Any, dict[str, Any] | None]:
+    """Step 3: the stacker (out-of-fold networks, when ``stack_folds``), then the network on all training discs."""
+    import torch
+    from tqdm import tqdm
+
+    from ..grading.crop import CropSpec
+    from ..grading.heads import BUILTIN_HEADS
+    from . import grader_network as engine
+    from . import stacking
+    from .datasets.spider import SPIDER_COLUMNS
+
+    heads = list(BUILTIN_HEADS)
+    if options.heads:
+        wanted = [h.strip() for h in options.heads if h.strip()]
+        unknown = [h for h in wanted if h not in SPIDER_COLUMNS]
+        if unknown:
+            raise ConfigError(f"--heads: unknown gradings {unknown}; built-in ones are {list(SPIDER_COLUMNS)}")
+        heads = [h for h in BUILTIN_HEADS if h.name in wanted]
+    cfg = _train_config(options)
+
+    def train_net(discs: Sequence[Any], what: str) -> Any:
+        torch.manual_seed(options.seed)
+        net = engine.DiscNet(engine.NetConfig(), CropSpec(), heads)
+        log.info(
+            "network %s (%d parameters) on %d discs: %s",
+            engine.ARCHITECTURE,
+            engine.param_count(net),
+            len(discs),
+            what,
+        )
+        losses = engine.train(
+            net,
+            discs,
+            heads,
+            cfg,
+            progress=None if quiet else tqdm,
+            on_epoch=lambda e, loss: log.info("epoch %d/%d loss %.4f", e + 1, cfg.epochs, loss),
+        )
+        return net, losses
+
+    stacker, stack_report = None, None
+    if options.stack_folds:
+        folds = stacking.patient_folds([s.case for s in train_s], options.stack_folds, options.seed)
+
+        def train_fold(discs: Sequence[Any], fold: int) -> Any:
+            net_f, _ = train_net(discs, f"stacker cross-validation, without fold {fold + 1}/{options.stack_folds}")
+            return lambda ss: engine.predict_logits(net_f, ss)
+
+        oof = stacking.out_of_fold_logits(train_s, folds, train_fold)
+        stacker, stack_report = stacking.fit_stacker(
+            heads, oof, stacking.sample_features(train_s), train_s, folds, options.stack_c
+        )
+    net, losses = train_net(train_s, "all training discs")
+    return heads, net, losses, stacker, stack_report
+
+
+def _training_data_card(options: GraderTrainingOptions, data: _GraderData, heads: Sequence[Any]) -> dict[str, Any]:
+    from .datasets.spider import SPIDER_COLUMNS
+
+    return {
+        "dataset": "SPIDER (van der Graaf et al. 2024, CC BY 4.0), mid-sagittal lumbar T2 slices",
+        "split": "train" if not options.holdout else f"train minus {options.holdout} holdout patients",
+        "patients": len({s.case for s in data.train}),
+        "discs": len(data.train),
+        "levels": "T9-T10 … L5-S1 as graded in SPIDER",
+        "labels": {h.name: SPIDER_COLUMNS[h.name] for h in heads},
+        "disc_positions": "built-in detector (" + data.detector + ")",
+        "discs_missed_by_detector": {
+            sp: sum(1 for m in data.missing if data.split_of.get(m.split(" ")[0]) == sp) for sp in ("train", "val")
+        },
+        "calibration": "temperature per head fitted on " + ("val" if not options.holdout else "holdout"),
+    }
 
 
 def _quick_metrics(

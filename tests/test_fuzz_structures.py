@@ -306,15 +306,19 @@ def test_every_mutation_alone(dicom_view: SagittalView, model: Any) -> None:
         up, lo = bodies[i], bodies[i + 1]
         clean.append(
             DiscGeometry(
-                g.level, N_SLICES // 2, (up[3, 0], up[3, 1]), (up[2, 0], up[2, 1]), (lo[0, 0], lo[0, 1]),
-                (lo[1, 0], lo[1, 1]), g.centre, 14.0, 14.0, 6.0, 6.0,
+                level=g.level, slice_index=N_SLICES // 2, upper_anterior=(up[3, 0], up[3, 1]),
+                upper_posterior=(up[2, 0], up[2, 1]), lower_anterior=(lo[0, 0], lo[0, 1]),
+                lower_posterior=(lo[1, 0], lo[1, 1]), centre=g.centre, upper_height_mm=14.0, lower_height_mm=14.0,
+                height_anterior_mm=6.0, height_posterior_mm=6.0,
             )
         )  # fmt: skip
     for kind, fails in DISC_MUTATIONS.items():
         up, lo, k = _mutate(kind, bodies[2], bodies[3], N_SLICES // 2)
         bad = DiscGeometry(
-            clean[2].level, k, (up[3, 0], up[3, 1]), (up[2, 0], up[2, 1]), (lo[0, 0], lo[0, 1]),
-            (lo[1, 0], lo[1, 1]), clean[2].centre, 14.0, 14.0, 6.0, 6.0,
+            level=clean[2].level, slice_index=k, upper_anterior=(up[3, 0], up[3, 1]),
+            upper_posterior=(up[2, 0], up[2, 1]), lower_anterior=(lo[0, 0], lo[0, 1]),
+            lower_posterior=(lo[1, 0], lo[1, 1]), centre=clean[2].centre, upper_height_mm=14.0, lower_height_mm=14.0,
+            height_anterior_mm=6.0, height_posterior_mm=6.0,
         )  # fmt: skip
         det = Detection(base.vertebrae, base.discs, (), (), base.vertebra_geometry, (*clean[:2], bad, *clean[3:]))
         out = grade(dicom_view, det, levels=None)

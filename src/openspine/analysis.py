@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import geometry, scope
 from ._logging import get_logger
@@ -16,6 +16,10 @@ from .config import AnalysisConfig
 from .errors import ModelError
 from .results import AnalysisResult, Disc, InputInfo, ModelInfo, Vertebra, vec3
 from .scan import SagittalView, Scan
+
+if TYPE_CHECKING:  # imported where used: a partial install may lack the recogniser
+    from .detection import Detection
+    from .recognition import ImageRecognition
 
 log = get_logger("analysis")
 
@@ -66,12 +70,7 @@ def analyze(
     step = progress or (lambda stage: None)
     t0 = time.perf_counter()
     step("read")
-    if isinstance(source, Scan):
-        scan = source
-    else:
-        from .io import load_scan
-
-        scan = load_scan(Path(source), series=cfg.series, pixel_spacing=cfg.pixel_spacing)
+    scan = _read(source, cfg)
     timings["read"] = time.perf_counter() - t0
     scan.check_analysable()
     view = scan.to_sagittal()
@@ -79,12 +78,7 @@ def analyze(
     state = _State()
     t = time.perf_counter()
     recognition = _recognise(view, state)
-    image_seq = recognition.sequence_probabilities if recognition is not None else None
-    sequence = scope.decide_sequence(cfg.sequence, _header_sequence(scan), image_seq)
-    plane, state.out_of_scope, plane_flag = scope.decide_plane(
-        scan.source.format, recognition.plane_probabilities if recognition is not None else None
-    )
-    state.flags.extend([plane_flag] if plane_flag else [])
+    sequence, plane = _sequence_and_plane(scan, recognition, cfg, state)
     timings["recognition"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -126,6 +120,28 @@ def analyze(
     )
 
 
+def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig) -> Scan:
+    if isinstance(source, Scan):
+        return source
+    from .io import load_scan
+
+    return load_scan(Path(source), series=cfg.series, pixel_spacing=cfg.pixel_spacing)
+
+
+def _sequence_and_plane(
+    scan: Scan, recognition: ImageRecognition | None, cfg: AnalysisConfig, state: _State
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sequence (option, header, image) and the plane of the scan; a picture that is not sagittal is out of
+    scope (``state.out_of_scope``)."""
+    image_seq = recognition.sequence_probabilities if recognition is not None else None
+    sequence = scope.decide_sequence(cfg.sequence, _header_sequence(scan), image_seq)
+    plane, state.out_of_scope, plane_flag = scope.decide_plane(
+        scan.source.format, recognition.plane_probabilities if recognition is not None else None
+    )
+    state.flags.extend([plane_flag] if plane_flag else [])
+    return sequence, plane
+
+
 @dataclass
 class _State:
     """What one analysis has found so far (records, flags, reasons)."""
@@ -145,7 +161,7 @@ def _header_sequence(scan: Scan) -> str | None:
     return hint if hint in ("T1", "T2", "STIR") else "other"
 
 
-def _recognise(view: SagittalView, state: _State) -> Any:
+def _recognise(view: SagittalView, state: _State) -> ImageRecognition | None:
     """The image recogniser's view of the scan (plane, sequence, cervical), or None when it cannot run."""
     try:
         from .recognition import recognise
@@ -163,7 +179,7 @@ def _recognise(view: SagittalView, state: _State) -> Any:
     return rec
 
 
-def _detect(view: SagittalView, detector: str | None, state: _State) -> Any:
+def _detect(view: SagittalView, detector: str | None, state: _State) -> Detection | None:
     from .detection import detect
 
     try:
@@ -181,7 +197,7 @@ def _detect(view: SagittalView, detector: str | None, state: _State) -> Any:
     return detection
 
 
-def _label_scope(detection: Any, detector: str | None, cervical_p: float | None, state: _State) -> Any:
+def _label_scope(detection: Detection, detector: str | None, cervical_p: float | None, state: _State) -> Detection:
     """Withhold the labels the detector's card cannot back (cervical field of view, levels outside its scope)."""
     from .detection import BUILTIN_MODEL
     from .models import load_model
@@ -198,7 +214,9 @@ def _label_scope(detection: Any, detector: str | None, cervical_p: float | None,
     return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))
 
 
-def _grade(view: SagittalView, detection: Any, cfg: AnalysisConfig, sequence: dict[str, Any], state: _State) -> None:
+def _grade(
+    view: SagittalView, detection: Detection, cfg: AnalysisConfig, sequence: dict[str, Any], state: _State
+) -> None:
     from .grading import grade, load_grader
     from .levels import grading_key
 

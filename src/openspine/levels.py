@@ -1,8 +1,12 @@
 """Closed vocabularies: vertebral levels, disc levels and grading names.
 
-Enums accept plain strings at the boundary (``Level("L4")``, ``Level.parse("l4")``). Level values follow the
-VerSe label convention (C1 = 1 … L5 = 24, L6 = 25, S1 = 26, T13 = 28), which is also the label value written
-into ``labels.nii.gz``.
+Enums accept plain strings at the boundary (``Level("L4")``, ``Level.parse("l4")``). One numbering of the levels:
+the standard sequence C1 … L5, S1 (:meth:`Level.standard_sequence`). From it derive
+
+* :attr:`Level.ordinal` – the position in that sequence (C1 = 1 … L5 = 24, S1 = 25), what the detector learns and
+  estimates;
+* :attr:`Level.label_value` – the VerSe label convention (the ordinal from C1 to L5; L6 = 25, S1 = 26, T13 = 28),
+  the label value written into ``labels.nii.gz``.
 """
 
 from __future__ import annotations
@@ -69,6 +73,30 @@ class Level(str, Enum):
     def label_value(self) -> int:
         """The VerSe-convention label value (C1 = 1 … L5 = 24, L6 = 25, S1 = 26, T13 = 28)."""
         return _LABEL_VALUE[self]
+
+    @property
+    def ordinal(self) -> int:
+        """The position in the standard sequence, C1 = 1 … L5 = 24, S1 = 25: the detector's level target and
+        estimate. Equal to :attr:`label_value` from C1 to L5; the transitional T13 and L6 have none.
+
+        Raises:
+            ConfigError: for T13 and L6.
+        """
+        if self.is_transitional:
+            raise ConfigError(f"the transitional level {self.value} has no ordinal in the standard sequence")
+        return Level.standard_sequence().index(self) + 1
+
+    @classmethod
+    def from_ordinal(cls, ordinal: int) -> Level:
+        """Inverse of :attr:`ordinal`.
+
+        Raises:
+            ConfigError: no level has this ordinal.
+        """
+        seq = cls.standard_sequence()
+        if not 1 <= int(ordinal) <= len(seq):
+            raise ConfigError(f"no vertebral level has ordinal {ordinal} (C1 = 1 … S1 = {len(seq)})")
+        return seq[int(ordinal) - 1]
 
     @property
     def is_transitional(self) -> bool:

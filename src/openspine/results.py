@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .levels import DiscLevel, GradingName, Level, grading_name
+
+if TYPE_CHECKING:
+    from .scan import SagittalView
 
 SCHEMA_VERSION = "1.1.0"
 
@@ -180,7 +183,7 @@ class AnalysisResult:
     # why nothing in scope was found (no spine, not a sagittal plane); None when the scan was in scope
     out_of_scope: str | None = None
     # the analysed image in the internal layout, kept for pictures (not serialised)
-    view: Any = field(default=None, repr=False, compare=False)
+    view: SagittalView | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -99,7 +99,7 @@ def _body(top: int, bottom: int) -> Group:
 
 
 def test_sacrum_flags_edge_cut_s1_with_low_reading_bodies_above() -> None:
-    from openspine.detection import _sacrum_flags
+    from openspine.detection.flags import _sacrum_flags
     from openspine.detection.labelling import SequenceLabels
 
     groups = [_body(0, 20), _body(30, 50), _body(60, 80), _body(90, 99)]  # the last one reaches row 99 of 100

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from openspine.grading.crop import DiscGeometry
+from openspine.detection import Detection, DiscGeometry
 from openspine.levels import DiscLevel
 from openspine.results import Disc, SliceOutline
 from openspine.scan import Scan
@@ -71,8 +70,9 @@ def spine_scan(disc_values: list[float], **kw: Any) -> tuple[Scan, dict[DiscLeve
     return Scan(arr, AFFINE), geoms
 
 
-def fake_detection(view: Any, geoms: dict[DiscLevel, DiscGeometry], extra_levels: tuple[Any, ...] = ()) -> Any:
-    """A detection-like object whose discs carry outlines (input voxel coordinates) built from ``geoms``."""
+def fake_detection(view: Any, geoms: dict[DiscLevel, DiscGeometry], extra_levels: tuple[Any, ...] = ()) -> Detection:
+    """A detection without internal geometry whose discs carry outlines (input voxel coordinates) built from
+    ``geoms``."""
     discs = []
     for level, g in geoms.items():
         k = g.slice_index
@@ -92,7 +92,7 @@ def fake_detection(view: Any, geoms: dict[DiscLevel, DiscGeometry], extra_levels
         )
     for lv in extra_levels:
         discs.append(Disc(level=lv, centroid_voxel=(0.0, 0.0, 0.0), centroid_mm=(0.0, 0.0, 0.0)))
-    return SimpleNamespace(discs=tuple(discs), vertebrae=(), models=(), flags=())
+    return Detection(vertebrae=(), discs=tuple(discs), flags=(), models=())
 
 
 def tiny_grader(folder: Path, heads: Any = None, pretrain_epochs: int = 0) -> Path:

@@ -1,10 +1,11 @@
 """Consistent level labels for a top-to-bottom sequence of detected vertebral bodies.
 
-The network predicts a level (a real-valued ordinal, C1 = 1 … L5 = 24, S1 = 25) for every body on its own. The
-labels must be consecutive, so one integer offset is fitted for the whole sequence: body ``i`` gets
-``offset + index[i]``, where ``index`` counts positions along the spine (usually 0, 1, 2, …; a gap where a body was
-clearly missed advances it by two). The offset minimises a robust (truncated L1) cost, so one confused body cannot
-drag the others. How much better the best offset is than the runner-up tells whether the labelling is ambiguous.
+The network predicts a level (a real-valued :attr:`~openspine.levels.Level.ordinal`, C1 = 1 … L5 = 24, S1 = 25)
+for every body on its own. The labels must be consecutive, so one integer offset is fitted for the whole sequence:
+body ``i`` gets ``offset + index[i]``, where ``index`` counts positions along the spine (usually 0, 1, 2, …; a gap
+where a body was clearly missed advances it by two). The offset minimises a robust (truncated L1) cost, so one
+confused body cannot drag the others. How much better the best offset is than the runner-up tells whether the
+labelling is ambiguous.
 """
 
 from __future__ import annotations
@@ -16,20 +17,19 @@ from numpy.typing import NDArray
 
 from ..levels import Level
 
-S1_ORDINAL = 25
-MIN_ORDINAL = 2  # C2: C1 has no vertebral body
+S1_ORDINAL = Level.S1.ordinal  # 25
+MIN_ORDINAL = Level.C2.ordinal  # C1 has no vertebral body
 TRUNCATE = 2.0  # residuals beyond this many levels cost the same (an outlier, not evidence)
 
 
 def ordinal_to_level(o: int) -> Level:
-    """Ordinal (C1 = 1 … L5 = 24, S1 = 25) → :class:`Level`."""
-    if o == S1_ORDINAL:
-        return Level.S1
-    return Level.from_label_value(int(o))
+    """Ordinal (C1 = 1 … L5 = 24, S1 = 25; :attr:`Level.ordinal`) → :class:`Level`."""
+    return Level.from_ordinal(int(o))
 
 
 def level_to_ordinal(level: Level) -> int:
-    return S1_ORDINAL if level is Level.S1 else int(level.label_value)
+    """:attr:`Level.ordinal`."""
+    return level.ordinal
 
 
 @dataclass(frozen=True)

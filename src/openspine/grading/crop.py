@@ -2,7 +2,8 @@
 
 A crop is a pure function of a sagittal array in the internal layout (rows superior→inferior, columns
 anterior→posterior, slices left→right), the pixel spacing and the disc's geometry: the two corners of the
-upper body's inferior endplate and of the lower body's superior endplate on the mid-sagittal slice.
+upper body's inferior endplate and of the lower body's superior endplate on the mid-sagittal slice
+(:class:`~openspine.detection.types.DiscGeometry`, the detector's record of the disc).
 
 * **Rotation**: the crop's horizontal axis follows the mean direction of the two endplates (anterior → posterior),
   so a tilted disc comes out level, anterior on the left, superior at the top.
@@ -26,27 +27,22 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from ..detection.types import DiscGeometry, Point
 from ..errors import ConfigError, GeometryError
 
-Point = tuple[float, float]  # (row, column) in internal voxel units
-
-
-@dataclass(frozen=True)
-class DiscGeometry:
-    """A disc on one sagittal slice, from the endplates of its two neighbouring vertebral bodies.
-
-    Points are (row, column) in internal voxel indices (rows superior→inferior, columns anterior→posterior).
-    """
-
-    upper_anterior: Point  # anterior-inferior corner of the vertebral body above
-    upper_posterior: Point  # posterior-inferior corner of the body above
-    lower_anterior: Point  # anterior-superior corner of the body below
-    lower_posterior: Point  # posterior-superior corner of the body below
-    slice_index: int  # the mid-sagittal slice of the disc (internal slice axis)
-
-    def points(self) -> NDArray[np.float64]:
-        """The four corners as a (4, 2) array: upper anterior, upper posterior, lower anterior, lower posterior."""
-        return np.array([self.upper_anterior, self.upper_posterior, self.lower_anterior, self.lower_posterior], float)
+__all__ = [
+    "CropSpec",
+    "DiscFrame",
+    "DiscGeometry",
+    "Jitter",
+    "Point",
+    "body_reference",
+    "check_in_plane",
+    "disc_crop",
+    "disc_frame",
+    "sample_plane",
+    "slice_indices",
+]
 
 
 @dataclass(frozen=True)

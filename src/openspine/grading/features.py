@@ -15,15 +15,15 @@ so any pixel spacing, orientation and scanner gain give the same numbers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..detection.types import Detection, DiscGeometry
 from ..errors import GeometryError
 from ..levels import DiscLevel
 from ..scan import SagittalView
-from .crop import DiscFrame, DiscGeometry, body_reference, check_in_plane, disc_frame, sample_plane
+from .crop import DiscFrame, body_reference, check_in_plane, disc_frame, sample_plane
 from .geometry import disc_geometry
 
 FEATURES_VERSION = "disc-features-1"
@@ -172,7 +172,7 @@ def features_for_discs(
     return np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
 
 
-def csf_over_body(view: SagittalView, detection: Any) -> float | None:
+def csf_over_body(view: SagittalView, detection: Detection) -> float | None:
     """The median over the detected discs of the canal's bright signal (90th percentile behind the disc) over the
     vertebral bodies' median: fluid is bright on T2 (SPIDER train: median 1.81, 2nd percentile 1.07) and dark on T1
     (median 0.61, 98th percentile 1.23). ``None`` when no disc can be measured."""

@@ -1,9 +1,9 @@
-"""From a detection to the endplate geometry of one disc (:class:`~openspine.grading.crop.DiscGeometry`).
+"""From a detection to the endplate geometry of one disc (:class:`~openspine.detection.types.DiscGeometry`).
 
 The grader needs, for each disc, the two corners of the upper body's inferior endplate and of the lower body's
 superior endplate on the disc's mid-sagittal slice, in the internal layout. In order of preference:
 
-0. the detector's own internal geometry (``detection.disc_geometry``, one record per disc, same order);
+0. the detector's own internal geometry (:attr:`Detection.disc_geometry`, one record per disc, same order);
 1. the disc's own outline (:class:`~openspine.results.SliceOutline`) on its mid-sagittal slice – a disc outline's
    corners are, in order, the upper body's anterior-inferior and posterior-inferior corners and the lower body's
    posterior-superior and anterior-superior corners;
@@ -16,14 +16,13 @@ with the view's exact transform.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from ..detection.types import Detection, DiscGeometry
 from ..errors import GeometryError
 from ..results import SliceOutline
 from ..scan import SagittalView
-from .crop import DiscGeometry
 
 
 def _internal(view: SagittalView, outline: SliceOutline) -> np.ndarray:
@@ -43,25 +42,23 @@ def _check(points: np.ndarray, what: str) -> None:
         raise GeometryError(f"{what} has non-finite corner coordinates")
 
 
-def disc_geometry(view: SagittalView, detection: Any, index: int) -> DiscGeometry:
+def disc_geometry(view: SagittalView, detection: Detection, index: int) -> DiscGeometry:
     """The endplate geometry of ``detection.discs[index]`` in the internal layout.
 
     Raises:
-        GeometryError: the detection has no outline for this disc nor for both of its neighbouring vertebrae.
+        GeometryError: the detection has no outline for this disc nor for both of its neighbouring vertebrae, or
+            the geometry it has is not finite.
     """
+    if len(detection.disc_geometry) == len(detection.discs):
+        g = detection.disc_geometry[index]
+        _check(g.points(), "the detector's disc geometry")
+        return g.endplates()
+    return _from_outlines(view, detection, index)
+
+
+def _from_outlines(view: SagittalView, detection: Detection, index: int) -> DiscGeometry:
+    """The disc's geometry from its own outline, else from its two neighbouring vertebrae's outlines."""
     disc = detection.discs[index]
-    geo = getattr(detection, "disc_geometry", ())
-    if len(geo) == len(detection.discs):
-        g = geo[index]
-        pts = np.array([g.upper_anterior, g.upper_posterior, g.lower_anterior, g.lower_posterior], dtype=float)
-        _check(pts, "the detector's disc geometry")
-        return DiscGeometry(
-            upper_anterior=(float(pts[0, 0]), float(pts[0, 1])),
-            upper_posterior=(float(pts[1, 0]), float(pts[1, 1])),
-            lower_anterior=(float(pts[2, 0]), float(pts[2, 1])),
-            lower_posterior=(float(pts[3, 0]), float(pts[3, 1])),
-            slice_index=int(g.slice_index),
-        )
     centroid = view.from_input_voxel(np.asarray(disc.centroid_voxel, dtype=float))
     mid = float(centroid[2]) if np.all(np.isfinite(centroid)) else None
     if disc.outlines:
@@ -80,7 +77,7 @@ def disc_geometry(view: SagittalView, detection: Any, index: int) -> DiscGeometr
     level = disc.level
     if level is None:
         raise GeometryError("the disc has no outline and no level to find its vertebrae by")
-    by_label = {v.label: v for v in getattr(detection, "vertebrae", ()) if v.label is not None and v.outlines}
+    by_label = {v.label: v for v in detection.vertebrae if v.label is not None and v.outlines}
     up, lo = by_label.get(level.upper_vertebra), by_label.get(level.lower_vertebra)
     if up is None or lo is None:
         raise GeometryError("no outline of the disc or of both neighbouring vertebrae")

@@ -8,11 +8,13 @@ integer (``"1"`` … ``"5"`` for Pfirrmann) and the class index otherwise (decla
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, ModelError
 from ..levels import GradingName, grading_key
+from ..models import ModelCard
 
 
 @dataclass(frozen=True)
@@ -87,27 +89,42 @@ BUILTIN_HEADS: tuple[HeadSpec, ...] = (
     HeadSpec("bulging", ("0", "1"), description="disc bulging: absent / present"),
 )
 
-# Gradings that no built-in head provides, and why (written into the result as unavailable grades).
-UNAVAILABLE_NOTES: dict[str, str] = {
-    "central_canal_stenosis": (
-        "not available from the built-in grader: its training data (SPIDER) has no canal stenosis labels; "
-        "add it with 'openspine finetune' (e.g. from the RSNA 2024 lumbar data: --rsna DIR)"
-    ),
-    "foraminal_stenosis_left": (
-        "not available from the built-in grader: its training data (SPIDER) has no foraminal stenosis labels; "
-        "add it with 'openspine finetune' (e.g. from the RSNA 2024 lumbar data: --rsna DIR)"
-    ),
-    "foraminal_stenosis_right": (
-        "not available from the built-in grader: its training data (SPIDER) has no foraminal stenosis labels; "
-        "add it with 'openspine finetune' (e.g. from the RSNA 2024 lumbar data: --rsna DIR)"
-    ),
+# How the labels of a grading are called in a note, and where 'openspine finetune' can learn it from (about
+# gradings, not about any model: which gradings a model lacks, and why, comes from its card).
+LABEL_NAMES: dict[str, str] = {
+    "central_canal_stenosis": "canal stenosis",
+    "foraminal_stenosis_left": "foraminal stenosis",
+    "foraminal_stenosis_right": "foraminal stenosis",
+}
+FINETUNE_SOURCES: dict[str, str] = {
+    "central_canal_stenosis": "the RSNA 2024 lumbar data: --rsna DIR",
+    "foraminal_stenosis_left": "the RSNA 2024 lumbar data: --rsna DIR",
+    "foraminal_stenosis_right": "the RSNA 2024 lumbar data: --rsna DIR",
 }
 
 
-def unavailable_note(name: str, model_name: str) -> str:
-    """Why a grading is not in a model's outputs."""
-    if model_name == "grader" and name in UNAVAILABLE_NOTES:
-        return UNAVAILABLE_NOTES[name]
-    return (
-        f"not available from grader model '{model_name}': it has no '{name}' output; add it with 'openspine finetune'"
-    )
+def training_dataset(card: ModelCard) -> str | None:
+    """The short name of the dataset a model was trained on, when its card declares one and lists the labels
+    learnt from it (``training_data.dataset``, ``training_data.labels``); the name ends before any parenthesis."""
+    data = card.data.get("training_data")
+    if not isinstance(data, Mapping) or not isinstance(data.get("labels"), Mapping) or not data.get("dataset"):
+        return None
+    return str(data["dataset"]).split(" (")[0].strip() or None
+
+
+def unavailable_note(name: str, card: ModelCard) -> str:
+    """Why a grading is not in the outputs of the grader with this card.
+
+    When the card names its training dataset and the labels learnt from it, a known grading absent from them is
+    explained by that dataset; otherwise the note says the model has no such output.
+    """
+    dataset = training_dataset(card)
+    learnt = card.data["training_data"]["labels"] if dataset is not None else {}
+    if dataset is not None and name in LABEL_NAMES and name not in learnt:
+        who = "the built-in grader" if card.builtin else f"grader model '{card.name}'"
+        hint = f" (e.g. from {FINETUNE_SOURCES[name]})" if name in FINETUNE_SOURCES else ""
+        return (
+            f"not available from {who}: its training data ({dataset}) has no {LABEL_NAMES[name]} labels; "
+            f"add it with 'openspine finetune'{hint}"
+        )
+    return f"not available from grader model '{card.name}': it has no '{name}' output; add it with 'openspine finetune'"

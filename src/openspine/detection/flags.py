@@ -1,0 +1,80 @@
+"""Labelling flags: what the level fit of one scan's bodies says about its own reliability.
+
+Ambiguity is flagged, never hidden: no sacrum seen, a small margin between the best and the runner-up fit, an S1
+cut by the image edge, a step in the residuals (a transitional vertebra), a body missed between two labelled ones,
+and cervical labels (outside the detector's training data).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import decode as _decode
+from .labelling import SequenceLabels, ordinal_to_level, step_in_residuals
+
+EDGE_S1_RESIDUAL = -0.25  # bodies above an S1 cut by the image edge reading this much below L5/L4: flag
+MIN_MARGIN = 0.25  # a level fit whose runner-up is closer than this (levels) is ambiguous
+
+
+def labelling_flags(
+    lab: SequenceLabels,
+    groups_all: list[_decode.Group],
+    rows: int,
+    ordinals: NDArray[np.int64],
+    residuals: NDArray[np.float64],
+    index: NDArray[np.int64],
+) -> list[str]:
+    """The flags of one labelled sequence (``groups_all``: every body, before those below S1 are dropped; ``rows``:
+    the model grid's height; ``ordinals``, ``residuals``, ``index``: of the kept bodies)."""
+    flags: list[str] = []
+    if not lab.sacrum:
+        flags.append("labelling_ambiguous: no sacrum visible; levels rest on the bodies' appearance alone")
+    elif lab.s1 is None:  # S1 given by the uniform fit, not by the sacrum anchor's checks
+        flags.append("labelling_ambiguous: the sacrum was not identified; the lowest body is S1 by the level fit alone")
+    if lab.margin < MIN_MARGIN:
+        flags.append(f"labelling_ambiguous: the level fit is uncertain (margin {lab.margin:.2f} levels)")
+    flags.extend(_sacrum_flags(lab, groups_all, rows))
+    split = step_in_residuals(residuals[np.isfinite(residuals)])
+    if split is not None:
+        flags.append(
+            "transitional_vertebra_suspected: the level estimates above and below "
+            f"{ordinal_to_level(int(ordinals[split])).value} disagree by one level"
+        )
+    if np.any(np.diff(index) > 1):
+        for i in np.nonzero(np.diff(index) > 1)[0].tolist():
+            flags.append(
+                f"vertebra_not_detected: between {ordinal_to_level(int(ordinals[i])).value} and "
+                f"{ordinal_to_level(int(ordinals[i + 1])).value}"
+            )
+    if any(ordinal_to_level(int(o)).region == "cervical" for o in ordinals):
+        flags.append("cervical levels are outside the detector's training data; treat cervical labels with caution")
+    return flags
+
+
+def _touches_lower_edge(group: _decode.Group, rows: int, margin_px: int = 2) -> bool:
+    """Whether a body reaches the lower edge of the image (model-grid rows ``rows``): it is cut, partly in view."""
+    return any(len(m.pixels) and int(m.pixels[:, 0].max()) >= rows - 1 - margin_px for m in group.members)
+
+
+def _sacrum_flags(lab: SequenceLabels, groups: list[_decode.Group], rows: int) -> list[str]:
+    """Labelling flags about the sacrum anchor (``groups``: every body, before those below S1 are dropped).
+
+    * S1 cut by the lower edge of the image while the two bodies above it read lower than L5 and L4 (mean residual
+      ≤ ``EDGE_S1_RESIDUAL``): a partly seen L5 at the edge looks like a sacrum, and the estimates lean that way.
+      An edge-cut S1 alone is no reason (many lumbar fields of view end in the sacrum).
+    * the body below the one taken as S1 is nearly as good an S1 (then every label may be one level too high).
+    """
+    out: list[str] = []
+    if lab.s1 is None:
+        return out
+    above = lab.residuals[max(0, lab.s1 - 2) : lab.s1]
+    above = above[np.isfinite(above)]
+    if len(above) and float(np.mean(above)) <= EDGE_S1_RESIDUAL and _touches_lower_edge(groups[lab.s1], rows):
+        out.append(
+            "labelling_ambiguous: the body taken as S1 is cut by the lower edge of the image and the bodies above "
+            f"it read {-float(np.mean(above)):.2f} levels lower than L5/L4"
+        )
+    if lab.s1_alternative is not None and lab.s1_alternative > lab.s1:
+        out.append("labelling_ambiguous: the body below the one taken as S1 is nearly as likely S1")
+    return out

@@ -1,0 +1,137 @@
+"""The model registry: built-in models by name, model folders by path, their cards checked and sessions cached.
+
+A model describes itself: a folder with ``model.onnx`` and ``card.json``.
+
+Built-in models live in this package folder (``openspine/models/<name>/``); a user's fine-tuned model is any
+folder of the same form. Loading checks the ONNX file against the sha256 in its card, so a damaged or
+swapped file is refused before it can produce a wrong answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from ..results import ModelInfo
+
+BUILTIN_DIR = Path(__file__).parent
+REQUIRED_CARD_KEYS = ("name", "version", "sha256", "architecture", "input", "outputs", "training_data", "metrics")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    folder: Path
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.data["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.data["version"])
+
+    @property
+    def sha256(self) -> str:
+        return str(self.data["sha256"])
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.folder / str(self.data.get("file", "model.onnx"))
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this is a model shipped in the package (its folder is a built-in model folder)."""
+        return self.folder.resolve().parent == BUILTIN_DIR.resolve()
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.name, self.version, self.sha256)
+
+
+def read_card(folder: str | os.PathLike[str]) -> ModelCard:
+    """Read and check ``folder/card.json`` (keys present, weights file present and matching its sha256)."""
+    folder = Path(folder)
+    card_path = folder / "card.json"
+    if not card_path.is_file():
+        raise ModelError(f"'{folder}' is not a model folder: it has no card.json")
+    try:
+        data = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"'{card_path}' is not valid JSON: {exc}") from exc
+    missing = [k for k in REQUIRED_CARD_KEYS if k not in data]
+    if missing:
+        raise ModelError(f"model card '{card_path}' lacks {', '.join(missing)}")
+    card = ModelCard(folder, data)
+    if not card.onnx_path.is_file():
+        raise ModelError(f"model '{card.name}': weights file '{card.onnx_path}' is missing")
+    actual = sha256_of(card.onnx_path)
+    if actual != card.sha256:
+        raise ModelError(
+            f"model '{card.name}': '{card.onnx_path.name}' has sha256 {actual[:12]}…, its card says "
+            f"{card.sha256[:12]}…; the file is damaged or was replaced. Reinstall openspine or re-export the model."
+        )
+    return card
+
+
+def builtin_model_dir(name: str) -> Path:
+    folder = BUILTIN_DIR / name
+    if not (folder / "card.json").is_file():
+        available = sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "card.json").is_file())
+        raise ModelError(f"no built-in model named '{name}'; available: {', '.join(available) or 'none'}")
+    return folder
+
+
+@lru_cache(maxsize=8)
+def _session(onnx_path: str, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(onnx_path, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    card: ModelCard
+    session: Any  # onnxruntime.InferenceSession
+
+    def run(self, inputs: dict[str, Any]) -> list[Any]:
+        return list(self.session.run(None, inputs))
+
+
+_default_threads: int | None = None
+
+
+def get_default_threads() -> int | None:
+    return _default_threads
+
+
+def set_default_threads(n: int | None) -> None:
+    """Threads per model session in this process (batch workers use 1 so N workers use N cores)."""
+    global _default_threads
+    _default_threads = n
+
+
+def load_model(name_or_folder: str | os.PathLike[str], threads: int | None = None) -> LoadedModel:
+    """Load a built-in model by name, or a model folder by path; sessions are cached per process."""
+    p = Path(name_or_folder)
+    folder = p if p.is_dir() else builtin_model_dir(str(name_or_folder))
+    card = read_card(folder)
+    n = threads or _default_threads or max(1, min(os.cpu_count() or 1, 4))
+    return LoadedModel(card, _session(str(card.onnx_path.resolve()), n))

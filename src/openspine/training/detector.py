@@ -428,61 +428,103 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def train_detector(
+    out: Path,
+    config: TrainConfig | None = None,
+    data: Path | None = None,
+    cache: Path | None = None,
+    init: Path | None = None,
+    pseudo_labels: str | None = None,
+    write_cache: Path | None = None,
+    device: str = "cpu",
+    workers: int = 0,
+    threads: int = 2,
+    quiet: bool = False,
+    command: str = "openspine.training.detector.train_detector",
+) -> Path | None:
+    """``openspine train detector`` as a function: read the train split of ``data`` (or the volumes cached in
+    ``cache``), train with ``config`` and write the model folder ``out``; returns it (``None`` for 0 epochs, which
+    only writes ``write_cache``).
+
+    Raises:
+        ConfigError: the options, the inputs or the output folder are not usable.
+        MissingDependencyError: the ``train`` extra is not installed.
+    """
+    cfg = config if config is not None else TrainConfig()
+    if cfg.epochs < 0 or cfg.batch_size < 1 or cfg.samples_per_epoch < 1:
+        raise ConfigError("--epochs must be ≥ 0, --batch-size and --samples-per-epoch ≥ 1")
+    if (data is None) == (cache is None):
+        raise ConfigError("give one of --data or --cache")
+    # before reading data or training: the packages (the ONNX export at the end needs onnx and onnxscript),
+    # the inputs and the output folder
+    require_optional(TRAIN_MODULES if cfg.epochs > 0 else ("torch",), "openspine train detector")
+    given_paths = (("--data", data), ("--cache", cache), ("--init", init))
+    for name, given in (*given_paths, ("--pseudo-labels", pseudo_labels)):
+        if given is not None and not Path(given).exists():
+            raise ConfigError(f"{name} '{given}' does not exist")
+    prepare_output_dir(out)
+    with log_file(out / "train.log", common.LOG_FORMAT):
+        log.info("%s", command)
+        if data is not None:
+            volumes = build_cache(data, split="train")
+            source = f"{data} (split=train)"
+            if pseudo_labels:
+                n_s1 = add_sacrum_pseudo_labels(volumes, data, pseudo_labels)
+                spider = pseudo_label_spider(data, pseudo_labels, split="train")
+                volumes = volumes + spider
+                source += f"; pseudo-labels by {pseudo_labels}: S1 in {n_s1} volumes, {len(spider)} SPIDER slices"
+        else:
+            assert cache is not None
+            volumes = load_cache(cache)
+            source = f"cache {cache}"
+            if pseudo_labels:
+                raise ConfigError("--pseudo-labels needs --data (a cache written with it already holds them)")
+        if write_cache is not None:
+            save_cache(volumes, write_cache)
+            log.info("wrote %d cached volumes to %s", len(volumes), write_cache)
+        if cfg.epochs == 0:
+            return None
+        return train(
+            volumes,
+            out,
+            cfg,
+            device,
+            workers,
+            threads,
+            progress=not quiet,
+            data_source=source,
+            init=init,
+            command=command,
+        )
+
+
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine train detector ARGS``."""
     args = build_parser().parse_args(argv)
-    if args.epochs < 0 or args.batch_size < 1 or args.samples_per_epoch < 1:
-        raise ConfigError("--epochs must be ≥ 0, --batch-size and --samples-per-epoch ≥ 1")
-    # before reading data or training: the packages (the ONNX export at the end needs onnx and onnxscript),
-    # the inputs and the output folder
-    require_optional(TRAIN_MODULES if args.epochs > 0 else ("torch",), "openspine train detector")
-    given_paths = (("--data", args.data), ("--cache", args.cache), ("--init", args.init))
-    for name, given in (*given_paths, ("--pseudo-labels", args.pseudo_labels)):
-        if given is not None and not Path(given).exists():
-            raise ConfigError(f"{name} '{given}' does not exist")
-    prepare_output_dir(args.out)
-    with log_file(args.out / "train.log", common.LOG_FORMAT):
-        log.info("openspine train detector %s", " ".join(argv))
-        if args.data is not None:
-            volumes = build_cache(args.data, split="train")
-            source = f"{args.data} (split=train)"
-            if args.pseudo_labels:
-                n_s1 = add_sacrum_pseudo_labels(volumes, args.data, args.pseudo_labels)
-                spider = pseudo_label_spider(args.data, args.pseudo_labels, split="train")
-                volumes = volumes + spider
-                source += f"; pseudo-labels by {args.pseudo_labels}: S1 in {n_s1} volumes, {len(spider)} SPIDER slices"
-        else:
-            volumes = load_cache(args.cache)
-            source = f"cache {args.cache}"
-            if args.pseudo_labels:
-                raise ConfigError("--pseudo-labels needs --data (a cache written with it already holds them)")
-        if args.write_cache is not None:
-            save_cache(volumes, args.write_cache)
-            log.info("wrote %d cached volumes to %s", len(volumes), args.write_cache)
-        if args.epochs == 0:
-            return 0
-        cfg = TrainConfig(
-            epochs=args.epochs,
-            samples_per_epoch=args.samples_per_epoch,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-        )
-        train(
-            volumes,
-            args.out,
-            cfg,
-            args.device,
-            args.workers,
-            args.threads,
-            progress=not quiet,
-            data_source=source,
-            init=args.init,
-            command="openspine train detector " + " ".join(argv),
-        )
-        if not quiet:
-            print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log)")
-        return 0
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        samples_per_epoch=args.samples_per_epoch,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+    )
+    folder = train_detector(
+        args.out,
+        cfg,
+        args.data,
+        args.cache,
+        args.init,
+        args.pseudo_labels,
+        args.write_cache,
+        args.device,
+        args.workers,
+        args.threads,
+        quiet,
+        "openspine train detector " + " ".join(argv),
+    )
+    if folder is not None and not quiet:
+        print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log)")
+    return 0
 
 
 def main() -> None:  # pragma: no cover - for `python -m openspine.training.detector` on machines without the CLI

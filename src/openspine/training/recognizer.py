@@ -548,16 +548,33 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
     }
 
 
-def train_recognizer(data: Path, out: Path, epochs: int = TrainConfig.epochs, seed: int = 0) -> Path:
-    """Train the recogniser on the train split of the shared data folder ``data``; returns the model folder."""
-    return _run(Path(data), Path(out), TrainConfig(epochs=epochs, seed=seed), command="train_recognizer()")
+def train_recognizer(
+    data: Path,
+    out: Path,
+    epochs: int = TrainConfig.epochs,
+    seed: int = 0,
+    samples_per_epoch: int = TrainConfig.samples_per_epoch,
+    exclude: tuple[str, ...] = (),
+    threads: int = 2,
+    workers: int = 0,
+    command: str = "train_recognizer()",
+) -> Path:
+    """Train the recogniser on the train split of the shared data folder ``data`` (leaving out the items
+    ``exclude``); returns the model folder ``out``.
 
-
-def _run(data: Path, out: Path, cfg: TrainConfig, threads: int = 2, workers: int = 0, command: str = "") -> Path:
+    Raises:
+        ConfigError: ``epochs`` or ``samples_per_epoch`` below 1.
+        MissingDependencyError: torch is not installed.
+    """
+    if epochs < 1 or samples_per_epoch < 1:
+        raise ConfigError("--epochs and --samples-per-epoch must be ≥ 1")
+    import_optional("torch", "openspine train recognizer")
+    cfg = TrainConfig(epochs=epochs, samples_per_epoch=samples_per_epoch, seed=seed, exclude=tuple(exclude))
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with log_file(out / "train.log", common.LOG_FORMAT):
         t0 = time.perf_counter()
-        pictures = load_pictures(data, "train", cfg.exclude)
+        pictures = load_pictures(Path(data), "train", cfg.exclude)
         log.info("read %d training pictures in %.1f s", len(pictures), time.perf_counter() - t0)
         return train(
             pictures,
@@ -592,14 +609,18 @@ def build_parser() -> argparse.ArgumentParser:
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine train recognizer ARGS``."""
     args = build_parser().parse_args(argv)
-    if args.epochs < 1 or args.samples_per_epoch < 1:
-        raise ConfigError("--epochs and --samples-per-epoch must be ≥ 1")
-    import_optional("torch", "openspine train recognizer")
-    cfg = TrainConfig(
-        epochs=args.epochs, samples_per_epoch=args.samples_per_epoch, seed=args.seed, exclude=tuple(args.exclude)
-    )
     t0 = time.perf_counter()
-    _run(args.data, args.out, cfg, args.threads, args.workers, command="openspine train recognizer " + " ".join(argv))
+    train_recognizer(
+        args.data,
+        args.out,
+        args.epochs,
+        args.seed,
+        args.samples_per_epoch,
+        tuple(args.exclude),
+        args.threads,
+        args.workers,
+        "openspine train recognizer " + " ".join(argv),
+    )
     if not quiet:
         print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log) "
               f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..._logging import get_logger
+from ...detection.types import DiscGeometry
 from ...errors import GeometryError, ModelError, OpenSpineError
-from ...grading.crop import DiscGeometry
 from ...levels import DiscLevel
 from ...scan import SagittalView
 
@@ -66,10 +66,10 @@ class DetectionCache:
         e = self.entries.get(key)
         if e is None:
             return None
-        return {lv: _geometry_from_dict(g) for lv, g in e["discs"].items()}
+        return {lv: DiscGeometry.from_dict(g) for lv, g in e["discs"].items()}
 
     def put(self, key: str, discs: Mapping[str, DiscGeometry], flags: Iterable[str] = ()) -> None:
-        self.entries[key] = {"discs": {lv: asdict(g) for lv, g in discs.items()}, "flags": list(flags)}
+        self.entries[key] = {"discs": {lv: g.to_dict() for lv, g in discs.items()}, "flags": list(flags)}
 
     def save(self) -> None:
         if self.path is None:
@@ -78,19 +78,6 @@ class DetectionCache:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"detector": self.detector, "scans": self.entries}))
         tmp.replace(self.path)
-
-
-def _geometry_from_dict(d: Mapping[str, Any]) -> DiscGeometry:
-    def pt(v: Any) -> tuple[float, float]:
-        return float(v[0]), float(v[1])
-
-    return DiscGeometry(
-        upper_anterior=pt(d["upper_anterior"]),
-        upper_posterior=pt(d["upper_posterior"]),
-        lower_anterior=pt(d["lower_anterior"]),
-        lower_posterior=pt(d["lower_posterior"]),
-        slice_index=int(d["slice_index"]),
-    )
 
 
 def detector_id() -> str:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from openspine._optional import is_installed, require_for_formats, require_optional
+from openspine._optional import is_installed, require_optional
 from openspine.cli import main
 from openspine.errors import MissingDependencyError
+from openspine.writers import require_for_formats
 
 
 def _hide(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:

@@ -28,7 +28,11 @@ _EXTRA_OF = {
 # what each kind of work needs, beyond the core dependencies
 TRAIN_MODULES = ("torch", "onnx", "onnxscript")  # training, then the ONNX export at its end
 DISTRIBUTED_MODULES = ("distributed",)  # batch --scheduler / --cluster
-DICOM_OUTPUT_MODULES = ("highdicom",)  # --formats seg / sr
+
+
+def extra_of(module: str) -> str | None:
+    """The extra of openspine that installs ``module`` (``highdicom`` → ``dicom``), or None."""
+    return _EXTRA_OF.get(module.split(".")[0])
 
 
 def _how(tops: Iterable[str]) -> str:
@@ -72,9 +76,3 @@ def require_optional(modules: Iterable[str], purpose: str) -> None:
         f"{purpose} needs the optional {noun} {names}, which {verb} not installed. "
         f"Install with: {_how([m.split('.')[0] for m in missing])}"
     )
-
-
-def require_for_formats(formats: Iterable[str], purpose: str) -> None:
-    """Check the optional packages that the output ``formats`` need (``seg``/``sr``: highdicom)."""
-    if {"seg", "sr"} & set(formats):
-        require_optional(DICOM_OUTPUT_MODULES, f"{purpose} (DICOM SEG/SR output)")

@@ -102,11 +102,12 @@ def _add_sequence_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_formats_option(p: argparse.ArgumentParser) -> None:
+    from .writers import DEFAULT_FORMATS, formats_help
+
     p.add_argument(
         "--formats",
-        default="json,csv,png,html",
-        help="outputs to write, comma-separated from json,csv,png,html,nifti,seg,sr, or 'all' "
-        "(seg and sr need DICOM input and openspine[dicom])",
+        default=",".join(DEFAULT_FORMATS),
+        help=formats_help(),
     )
 
 

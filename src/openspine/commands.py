@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ._logging import get_logger
-from ._optional import require_for_formats
 from .config import AnalysisConfig
-from .writers import parse_formats
+from .writers import parse_formats, require_for_formats
 
 log = get_logger("cli")
 
@@ -204,13 +203,12 @@ def run_batch(args: argparse.Namespace) -> int:
             print(f"  {s.path}: {s.reason}")
         return 0
     given = {"grader": args.grader, "grade_levels": args.levels, "sequence": args.sequence}
-    options = {k: v for k, v in given.items() if v is not None}
-    AnalysisConfig.from_mapping(options)  # refuse bad options before any work
+    config = AnalysisConfig.from_mapping({k: v for k, v in given.items() if v is not None})  # bad ones: before work
     summary = run_batch(
         args.input_root,
         args.out,
         formats=formats,
-        options=options,
+        config=config,
         overwrite=args.overwrite,
         part=part,
         workers=args.workers,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .levels import DiscLevel, GradingName, Level, grading_name
+from .vocabulary import DISCLAIMER
 
 if TYPE_CHECKING:
     from .scan import SagittalView
@@ -259,8 +260,6 @@ DISC_COLUMNS = [
     "centroid_mm_x", "centroid_mm_y", "centroid_mm_z", "grading", "grade", "probability", "balanced_grade",
     "probabilities", "note",
 ]  # fmt: skip
-
-DISCLAIMER = "Research software, not a medical device: not for diagnosis or treatment decisions."
 
 
 def vertebra_rows_from_dict(doc: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -34,9 +34,12 @@ class ScanSource:
     study_uid: str | None = None
     frame_of_reference_uid: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # DICOM input: the headers (no pixel data) of the slices in array order, for the exports that reference them
+    # (DICOM SEG/SR); never serialised
+    dicom_headers: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("extra", "dicom_headers")}
         out.update(self.extra)
         return out
 

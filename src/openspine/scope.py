@@ -18,6 +18,7 @@ from typing import Any
 
 from .levels import DiscLevel, Grading, GradingName, Level
 from .results import Disc, Grade, Vertebra
+from .vocabulary import LOW_SCORE, describe_source  # shared with the outputs; scope.LOW_SCORE stays valid
 
 REGION_ORDER = ("cervical", "thoracic", "lumbar", "sacral")
 # below this probability the image's own sequence call is not used (the sequence stays unknown)
@@ -26,8 +27,6 @@ MIN_IMAGE_SEQUENCE_PROBABILITY = 0.8
 MIN_NOT_SAGITTAL_PROBABILITY = 0.5
 # at or above this probability the image shows the cervical spine (the detector has never seen one)
 MIN_CERVICAL_PROBABILITY = 0.5
-# a vertebral body whose score is below this is drawn as uncertain and counted in a flag
-LOW_SCORE = 0.25
 
 
 @dataclass(frozen=True)
@@ -79,17 +78,6 @@ class ModelScope:
         if self.levels is None or level.value in self.levels:
             return None
         return f"outside the levels the {self.model} was trained and validated on ({self.levels_text()})"
-
-
-def describe_source(item: Mapping[str, Any] | None) -> str:
-    """'from the header', 'from the image, probability 0.97', 'given by the user'."""
-    if not item:
-        return "unknown"
-    src = item.get("source")
-    if src == "user":
-        return "given by the user"
-    p = item.get("probability")
-    return f"from the {src}" + (f", probability {float(p):.2f}" if p is not None else "")
 
 
 # --- what the scan shows ----------------------------------------------------------------------------------------

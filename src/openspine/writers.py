@@ -6,11 +6,19 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ._logging import get_logger
-from .errors import OutputError
+from ._optional import extra_of, require_optional
+from .errors import ConfigError, OutputError
 from .results import DISC_COLUMNS, VERTEBRA_COLUMNS, AnalysisResult
+
+if TYPE_CHECKING:
+    from .scan import SagittalView
 
 log = get_logger("writers")
 
@@ -55,17 +63,114 @@ def csv_text(rows: list[dict[str, object]], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-FORMATS = ("json", "csv", "png", "html", "nifti", "seg", "sr")
-DEFAULT_FORMATS = ("json", "csv", "png", "html")
-FILE_NAMES = {
-    "csv": ("vertebrae.csv", "discs.csv"),
-    "png": ("overlay.png",),
-    "html": ("report.html",),
-    "nifti": ("labels.nii.gz",),
-    "seg": ("vertebrae_seg.dcm",),
-    "sr": ("measurements_sr.dcm",),
-    "json": ("result.json",),
-}
+@dataclass(frozen=True)
+class OutputFormat:
+    """One output: what ``--formats`` calls it, the files it writes and what it needs.
+
+    Attributes:
+        name: its name in ``--formats``.
+        files: the files it writes into the output folder.
+        write: the files' bytes, in the order of ``files``.
+        description: what it is, for the help text.
+        default: written when no ``--formats`` is given.
+        needs_image: needs the analysed image (a result read back from JSON holds none).
+        needs_dicom: needs a scan read from DICOM.
+        modules: the optional packages it needs (the extra that installs them is named when one is missing).
+    """
+
+    name: str
+    files: tuple[str, ...]
+    write: Callable[[_Outputs], tuple[bytes, ...]]
+    description: str
+    default: bool = False
+    needs_image: bool = False
+    needs_dicom: bool = False
+    modules: tuple[str, ...] = ()
+
+
+class _Outputs:
+    """The result being written, with what several outputs share computed once (the overlay picture)."""
+
+    def __init__(self, result: AnalysisResult, document: dict[str, Any]) -> None:
+        self.result = result
+        self.document = document
+
+    @property
+    def view(self) -> SagittalView:
+        if self.result.view is None:
+            raise OutputError("this output needs the image; this result holds none")
+        return self.result.view
+
+    @cached_property
+    def overlay_png(self) -> bytes:
+        from .render.report import png_bytes
+
+        return png_bytes(self.result.overlay())
+
+
+def _json(o: _Outputs) -> tuple[bytes, ...]:
+    import json
+
+    return ((json.dumps(o.document, indent=2) + "\n").encode(),)
+
+
+def _csv(o: _Outputs) -> tuple[bytes, ...]:
+    return (
+        csv_text(o.result.vertebra_rows(), VERTEBRA_COLUMNS).encode(),
+        csv_text(o.result.disc_rows(), DISC_COLUMNS).encode(),
+    )
+
+
+def _png(o: _Outputs) -> tuple[bytes, ...]:
+    return (o.overlay_png,)
+
+
+def _html(o: _Outputs) -> tuple[bytes, ...]:
+    from .render.report import render_report
+
+    return (render_report(o.result, o.overlay_png).encode(),)
+
+
+def _nifti(o: _Outputs) -> tuple[bytes, ...]:
+    from .render.labelmap import write_label_map
+
+    return (write_label_map(o.view, o.result),)
+
+
+def _seg(o: _Outputs) -> tuple[bytes, ...]:
+    from .render.dicom_objects import segmentation_bytes
+
+    return (segmentation_bytes(o.result),)
+
+
+def _sr(o: _Outputs) -> tuple[bytes, ...]:
+    from .render.dicom_objects import structured_report_bytes
+
+    return (structured_report_bytes(o.result),)
+
+
+_DICOM_OUTPUT = ("highdicom",)
+# in the order they are listed and written; result.json, whatever its place here, is written last
+OUTPUTS: tuple[OutputFormat, ...] = (
+    OutputFormat("json", ("result.json",), _json, "the result (always written)", default=True),
+    OutputFormat("csv", ("vertebrae.csv", "discs.csv"), _csv, "one row per vertebra / disc grading", default=True),
+    OutputFormat("png", ("overlay.png",), _png, "overlay picture", default=True, needs_image=True),
+    OutputFormat("html", ("report.html",), _html, "self-contained report", default=True, needs_image=True),
+    OutputFormat("nifti", ("labels.nii.gz",), _nifti, "label map on the input grid", needs_image=True),
+    OutputFormat("seg", ("vertebrae_seg.dcm",), _seg, "DICOM SEG", needs_dicom=True, modules=_DICOM_OUTPUT),
+    OutputFormat("sr", ("measurements_sr.dcm",), _sr, "DICOM SR", needs_dicom=True, modules=_DICOM_OUTPUT),
+)
+_BY_NAME = {f.name: f for f in OUTPUTS}
+FORMATS = tuple(_BY_NAME)
+DEFAULT_FORMATS = tuple(f.name for f in OUTPUTS if f.default)
+
+
+def formats_help() -> str:
+    """The help text of ``--formats``, from :data:`OUTPUTS`."""
+    dicom = [f.name for f in OUTPUTS if f.needs_dicom]
+    extras = sorted({f"openspine[{extra_of(m) or m}]" for f in OUTPUTS if f.needs_dicom for m in f.modules})
+    needs = f" ({' and '.join(dicom)} need DICOM input and {' and '.join(extras)})" if dicom else ""
+    return f"outputs to write, comma-separated from {','.join(FORMATS)}, or 'all'{needs}"
 
 
 def parse_formats(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -76,14 +181,21 @@ def parse_formats(value: str | list[str] | tuple[str, ...] | None) -> tuple[str,
     items = [i.strip().lower() for i in items if i.strip()]
     if items == ["all"]:
         return FORMATS
-    from .errors import ConfigError
-
     for i in items:
-        if i not in FORMATS:
+        if i not in _BY_NAME:
             raise ConfigError(f"unknown output format '{i}'; choose from {', '.join(FORMATS)} (or 'all')")
     if "json" not in items:
         items.append("json")  # result.json always: it records provenance and marks a finished case
     return tuple(dict.fromkeys(items))
+
+
+def require_for_formats(formats: Iterable[str], purpose: str) -> None:
+    """Check, without importing them, the optional packages that the output ``formats`` need (``seg``/``sr``:
+    highdicom); raises MissingDependencyError naming the extra to install."""
+    needing = [_BY_NAME[f] for f in formats if f in _BY_NAME and _BY_NAME[f].modules]
+    if needing:
+        what = ", ".join(f.description for f in needing)
+        require_optional([m for f in needing for m in f.modules], f"{purpose} ({what} output)")
 
 
 def write_result(
@@ -95,38 +207,20 @@ def write_result(
 
     ``result.json`` is checked against the schema and written last, so its presence marks a finished case.
     """
-    import json
-
     from .schema import validate_result
 
-    chosen = parse_formats(formats)
+    chosen = [_BY_NAME[name] for name in parse_formats(formats)]
     out = prepare_output_dir(out_dir)
     document = result.to_dict()
     validate_result(document)
-    files: dict[str, Path] = {}
-    payloads: list[tuple[str, bytes]] = []
-    if "csv" in chosen:
-        payloads.append(("vertebrae.csv", csv_text(result.vertebra_rows(), VERTEBRA_COLUMNS).encode()))
-        payloads.append(("discs.csv", csv_text(result.disc_rows(), DISC_COLUMNS).encode()))
-    needs_image = {"png", "html", "nifti"} & set(chosen)
+    needs_image = sorted(f.name for f in chosen if f.needs_image)
     if needs_image and result.view is None:
-        raise OutputError(f"{', '.join(sorted(needs_image))} output needs the image; this result holds none")
-    from .render.report import png_bytes, render_report
-
-    overlay = png_bytes(result.overlay()) if {"png", "html"} & set(chosen) else None
-    if "png" in chosen and overlay is not None:
-        payloads.append(("overlay.png", overlay))
-    if "html" in chosen:
-        payloads.append(("report.html", render_report(result, overlay).encode()))
-    if "nifti" in chosen:
-        from .render.labelmap import write_label_map
-
-        payloads.append(("labels.nii.gz", write_label_map(result.view, result)))
-    if "seg" in chosen or "sr" in chosen:
-        from .render.dicom_objects import dicom_outputs
-
-        payloads.extend(dicom_outputs(result, seg="seg" in chosen, sr="sr" in chosen))
-    payloads.append(("result.json", (json.dumps(document, indent=2) + "\n").encode()))
+        raise OutputError(f"{', '.join(needs_image)} output needs the image; this result holds none")
+    outputs = _Outputs(result, document)
+    payloads: list[tuple[str, bytes]] = []
+    for f in sorted(chosen, key=lambda f: (f.name == "json", OUTPUTS.index(f))):
+        payloads.extend(zip(f.files, f.write(outputs), strict=True))
+    files: dict[str, Path] = {}
     try:
         for name, data in payloads:
             atomic_write_bytes(out / name, data)

@@ -199,10 +199,11 @@ def test_case_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch: pyt
     # may have left threads behind, which would otherwise make the runner choose spawn
     monkeypatch.setattr(runner, "_new_pool", lambda n: ProcessPoolExecutor(n, mp_context=mp.get_context("fork")))
     from openspine.batch.discover import Case
+    from openspine.config import AnalysisConfig
 
     cases = [Case(f"case{i:02d}", str(tmp_path / f"{i}.nii.gz"), "nifti") for i in range(10)]
     cases.insert(4, Case("poison", str(tmp_path / "poison.nii.gz"), "nifti"))
-    statuses = list(runner._local_statuses(cases, tmp_path, ("json",), {}, False, workers=2))
+    statuses = list(runner._local_statuses(cases, tmp_path, ("json",), AnalysisConfig(), False, workers=2))
     by_case = {s.case_id: s for s in statuses}
     assert len(statuses) == len(cases) == len(by_case)  # every case reported exactly once
     assert by_case["poison"].status == "failed" and by_case["poison"].error_type == runner.WORKER_DIED

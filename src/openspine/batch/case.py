@@ -12,11 +12,14 @@ import shutil
 import socket
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .discover import Case
+
+if TYPE_CHECKING:
+    from ..config import AnalysisConfig
 
 CASES_DIR = "cases"
 _HOST = socket.gethostname().replace("-", "_").replace("@", "_")
@@ -82,12 +85,12 @@ def process_case(
     case: Case,
     out_root: str,
     formats: tuple[str, ...],
-    options: dict[str, Any],
+    config: AnalysisConfig,
     overwrite: bool = False,
 ) -> CaseStatus:
-    """Analyse ``case`` into ``out_root/cases/<case_id>/``; every error becomes a failed status."""
+    """Analyse ``case`` into ``out_root/cases/<case_id>/`` with ``config`` (the case's DICOM series chosen by
+    discovery); every error becomes a failed status."""
     from ..analysis import analyze
-    from ..config import AnalysisConfig
     from ..writers import write_result
 
     t0 = time.perf_counter()
@@ -106,8 +109,7 @@ def process_case(
             from ..errors import ScanReadError
 
             raise ScanReadError(case.problem)
-        cfg = AnalysisConfig.from_mapping({**options, "series": case.series} if case.series else options)
-        result = analyze(case.path, cfg, progress=track)
+        result = analyze(case.path, replace(config, series=case.series) if case.series else config, progress=track)
         stage = "write"
         shutil.rmtree(tmp, ignore_errors=True)
         write_result(result, tmp, formats)

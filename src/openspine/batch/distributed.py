@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger
 from .._optional import import_optional
 from ..errors import ConfigError
 from .case import CaseStatus, process_case
 from .discover import Case
+
+if TYPE_CHECKING:
+    from ..config import AnalysisConfig
 
 log = get_logger("batch")
 
@@ -36,7 +39,7 @@ def dask_statuses(
     cases: list[Case],
     out_root: Path,
     formats: tuple[str, ...],
-    options: dict[str, Any],
+    config: AnalysisConfig,
     overwrite: bool,
     scheduler: str | None,
     cluster: str | None,
@@ -48,7 +51,7 @@ def dask_statuses(
         client.run(_limit_threads)
         futures = [
             client.submit(
-                process_case, c, str(out_root), formats, options, overwrite, key=f"openspine-{c.case_id}", pure=False
+                process_case, c, str(out_root), formats, config, overwrite, key=f"openspine-{c.case_id}", pure=False
             )
             for c in cases
         ]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._logging import get_logger
+from ..config import AnalysisConfig
 from ..errors import ConfigError, OutputError
 from .case import CaseStatus, case_dir, finished_status, is_finished, process_case, remove_stale_temporaries
 from .discover import Case, discover_cases
@@ -124,11 +125,11 @@ class OutputLock:
 
 
 def _local_statuses(
-    cases: list[Case], out_root: Path, formats: tuple[str, ...], options: dict[str, Any], overwrite: bool, workers: int
+    cases: list[Case], out_root: Path, formats: tuple[str, ...], config: AnalysisConfig, overwrite: bool, workers: int
 ) -> Iterator[CaseStatus]:
     if workers <= 1:
-        return _in_process(cases, out_root, formats, options, overwrite)
-    args = (str(out_root), formats, options, overwrite)
+        return _in_process(cases, out_root, formats, config, overwrite)
+    args = (str(out_root), formats, config, overwrite)
     pool = _new_pool(workers)
     # submitting forks the workers now, before the caller starts a progress bar (forking beside threads is unsafe)
     futures = {pool.submit(process_case, c, *args): c for c in cases}
@@ -237,7 +238,7 @@ def _drain(pool: Any, futures: dict[Any, Case]) -> Generator[CaseStatus, None, t
 
 
 def _in_process(
-    cases: list[Case], out_root: Path, formats: tuple[str, ...], options: dict[str, Any], overwrite: bool
+    cases: list[Case], out_root: Path, formats: tuple[str, ...], config: AnalysisConfig, overwrite: bool
 ) -> Iterator[CaseStatus]:
     from ..models import get_default_threads, set_default_threads
 
@@ -246,7 +247,7 @@ def _in_process(
     set_default_threads(1)
     try:
         for c in cases:
-            yield process_case(c, str(out_root), formats, options, overwrite)
+            yield process_case(c, str(out_root), formats, config, overwrite)
     finally:
         set_default_threads(before)
 
@@ -264,7 +265,7 @@ def run_batch(
     out_root: str | os.PathLike[str],
     *,
     formats: tuple[str, ...],
-    options: dict[str, Any] | None = None,
+    config: AnalysisConfig | None = None,
     overwrite: bool = False,
     part: tuple[int, int] = (1, 1),
     workers: int = 1,
@@ -272,9 +273,10 @@ def run_batch(
     cluster: str | None = None,
     progress: Callable[[Iterable[CaseStatus], int], Iterable[CaseStatus]] | None = None,
 ) -> BatchSummary:
-    """Process every case under ``input_root`` into ``out_root``; never stops for one bad case."""
-    from .._optional import DISTRIBUTED_MODULES, require_for_formats, require_optional
-    from ..writers import prepare_output_dir
+    """Process every case under ``input_root`` into ``out_root`` with the analysis options ``config`` (default:
+    :class:`~openspine.config.AnalysisConfig`'s defaults); never stops for one bad case."""
+    from .._optional import DISTRIBUTED_MODULES, require_optional
+    from ..writers import prepare_output_dir, require_for_formats
 
     t0 = time.perf_counter()
     # before discovery and the first case: the optional packages, the input and the output folder
@@ -287,7 +289,7 @@ def run_batch(
     out = prepare_output_dir(out_root)
     if out.resolve().is_relative_to(root.resolve()):
         raise ConfigError(f"the output folder '{out}' lies inside the input folder '{root}'; choose one outside it")
-    options = dict(options or {})
+    config = config if config is not None else AnalysisConfig()
     with OutputLock(out, part):
         (out / "cases").mkdir(exist_ok=True)
         removed = remove_stale_temporaries(out)
@@ -305,9 +307,9 @@ def run_batch(
         if scheduler or cluster:
             from .distributed import dask_statuses
 
-            statuses: Iterable[CaseStatus] = dask_statuses(todo, out, formats, options, overwrite, scheduler, cluster)
+            statuses: Iterable[CaseStatus] = dask_statuses(todo, out, formats, config, overwrite, scheduler, cluster)
         else:
-            statuses = _local_statuses(todo, out, formats, options, overwrite, workers)
+            statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
         prefetch_parquet_writer()  # after the local workers have forked
         for status in progress(statuses, len(todo)) if progress else statuses:
             summary.count(status)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -489,6 +489,7 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
         study_uid=_str_or_none(first.get("StudyInstanceUID")),
         frame_of_reference_uid=ordered[0].frame_of_reference,
         extra=extra,
+        dicom_headers=tuple(datasets[fr.file] for fr in ordered),
     )
     return Scan(array, geometry.LPS_TO_RAS @ affine_lps, source)
 
@@ -641,27 +642,7 @@ def _mixed(what: str, groups: list[list[int]], labels: list[str], unit: str) -> 
 
 def _stack_geometry(frames: list[_Frame], names: list[str], unit: str) -> tuple[list[_Frame], NDArray[np.float64]]:
     """Check that the frames form one regular stack; return them sorted along the normal and the LPS affine."""
-    if not frames:
-        raise ScanReadError("the series holds no image frames")
-    orients = _cluster([f.orientation for f in frames], ORIENTATION_TOL)
-    if len(orients) > 1:
-        labels = [_fmt(frames[g[0]].orientation) for g in orients]
-        raise _mixed("orientations (ImageOrientationPatient)", orients, labels, unit)
-    sizes = _cluster([np.asarray([f.rows, f.columns], float) for f in frames], 0.5)
-    if len(sizes) > 1:
-        labels = [f"{frames[g[0]].rows}×{frames[g[0]].columns}" for g in sizes]
-        raise _mixed("image sizes (Rows×Columns)", sizes, labels, unit)
-    spacings = _cluster([f.pixel_spacing for f in frames], PIXEL_SPACING_TOL_MM)
-    if len(spacings) > 1:
-        labels = [_fmt(frames[g[0]].pixel_spacing) + " mm" for g in spacings]
-        raise _mixed("pixel spacings (PixelSpacing)", spacings, labels, unit)
-    fors = Counter(f.frame_of_reference for f in frames if f.frame_of_reference)
-    if len(fors) > 1:
-        raise GeometryError(
-            f"the series mixes {len(fors)} frames of reference (FrameOfReferenceUID): its images were not "
-            "acquired in one patient coordinate system and cannot form one volume"
-        )
-
+    _check_uniform(frames, unit)
     iop = frames[0].orientation
     x_dir, y_dir = iop[:3], iop[3:]  # X: increasing column index j; Y: increasing row index i
     nx, ny = float(np.linalg.norm(x_dir)), float(np.linalg.norm(y_dir))
@@ -683,41 +664,8 @@ def _stack_geometry(frames: list[_Frame], names: list[str], unit: str) -> tuple[
     def label(fr: _Frame) -> str:
         return f"'{names[fr.file]}'" + (f" frame {fr.frame + 1}" if unit == "frames" else "")
 
-    if len(ordered) > 1:
-        gaps = np.diff(dist)
-        dup = np.flatnonzero(gaps < GAP_TOL_MM)
-        if dup.size:
-            k = int(dup[0])
-            raise GeometryError(
-                f"duplicate slice positions ({dup.size} repeated): {label(ordered[k])} and {label(ordered[k + 1])} "
-                f"both lie at {dist[k]:.3f} mm along the slice normal. The series holds "
-                "several images per position (echoes, time points or a repeated acquisition); choose a series "
-                "with one image per position."
-            )
-        median = float(np.median(gaps))
-        tol = max(GAP_TOL_MM, GAP_TOL_REL * median)
-        bad = np.flatnonzero(np.abs(gaps - median) > tol)
-        if bad.size:
-            k = int(bad[0])
-            raise GeometryError(
-                f"irregular slice spacing: the gap between slices {k} and {k + 1} (at {dist[k]:.3f} and "
-                f"{dist[k + 1]:.3f} mm along the slice normal, {label(ordered[k])} and {label(ordered[k + 1])}) "
-                f"is {gaps[k]:.3f} mm, but the median gap is {median:.3f} mm ({bad.size} irregular gap"
-                f"{'s' if bad.size > 1 else ''}); a slice may be missing or the series holds several stacks"
-            )
-        # positions must lie on one straight line; the step from first to last keeps any (CT-like) shear exact
-        step = (ordered[-1].position - ordered[0].position) / (len(ordered) - 1)
-        expected = ordered[0].position + np.arange(len(ordered))[:, None] * step
-        actual = np.stack([f.position for f in ordered])
-        off = np.linalg.norm(actual - expected, axis=1)
-        if float(off.max()) > tol:
-            k = int(np.argmax(off))
-            raise GeometryError(
-                f"slice positions do not lie on a straight line: {label(ordered[k])} is {off[k]:.3f} mm away from "
-                "the line through the first and last slice; the series is not one regular volume"
-            )
-    else:
-        step = normal * (ordered[0].thickness or 1.0)
+    # a single slice: one step of its thickness along the normal
+    step = _regular_step(ordered, dist, label) if len(ordered) > 1 else normal * (ordered[0].thickness or 1.0)
 
     affine = np.eye(4)
     affine[:3, 0] = y_dir * row_spacing  # row index i moves along Y by PixelSpacing[0]
@@ -725,6 +673,70 @@ def _stack_geometry(frames: list[_Frame], names: list[str], unit: str) -> tuple[
     affine[:3, 2] = step
     affine[:3, 3] = ordered[0].position
     return ordered, affine
+
+
+def _check_uniform(frames: list[_Frame], unit: str) -> None:
+    """One orientation, image size, pixel spacing and frame of reference for all frames, or a GeometryError."""
+    if not frames:
+        raise ScanReadError("the series holds no image frames")
+    orients = _cluster([f.orientation for f in frames], ORIENTATION_TOL)
+    if len(orients) > 1:
+        labels = [_fmt(frames[g[0]].orientation) for g in orients]
+        raise _mixed("orientations (ImageOrientationPatient)", orients, labels, unit)
+    sizes = _cluster([np.asarray([f.rows, f.columns], float) for f in frames], 0.5)
+    if len(sizes) > 1:
+        labels = [f"{frames[g[0]].rows}×{frames[g[0]].columns}" for g in sizes]
+        raise _mixed("image sizes (Rows×Columns)", sizes, labels, unit)
+    spacings = _cluster([f.pixel_spacing for f in frames], PIXEL_SPACING_TOL_MM)
+    if len(spacings) > 1:
+        labels = [_fmt(frames[g[0]].pixel_spacing) + " mm" for g in spacings]
+        raise _mixed("pixel spacings (PixelSpacing)", spacings, labels, unit)
+    fors = Counter(f.frame_of_reference for f in frames if f.frame_of_reference)
+    if len(fors) > 1:
+        raise GeometryError(
+            f"the series mixes {len(fors)} frames of reference (FrameOfReferenceUID): its images were not "
+            "acquired in one patient coordinate system and cannot form one volume"
+        )
+
+
+def _regular_step(
+    ordered: list[_Frame], dist: NDArray[np.float64], label: Callable[[_Frame], str]
+) -> NDArray[np.float64]:
+    """The slice step (LPS mm) of frames sorted along the normal at distances ``dist``: distinct, evenly spaced
+    positions on one straight line, or a GeometryError naming the offending frames."""
+    gaps = np.diff(dist)
+    dup = np.flatnonzero(gaps < GAP_TOL_MM)
+    if dup.size:
+        k = int(dup[0])
+        raise GeometryError(
+            f"duplicate slice positions ({dup.size} repeated): {label(ordered[k])} and {label(ordered[k + 1])} "
+            f"both lie at {dist[k]:.3f} mm along the slice normal. The series holds "
+            "several images per position (echoes, time points or a repeated acquisition); choose a series "
+            "with one image per position."
+        )
+    median = float(np.median(gaps))
+    tol = max(GAP_TOL_MM, GAP_TOL_REL * median)
+    bad = np.flatnonzero(np.abs(gaps - median) > tol)
+    if bad.size:
+        k = int(bad[0])
+        raise GeometryError(
+            f"irregular slice spacing: the gap between slices {k} and {k + 1} (at {dist[k]:.3f} and "
+            f"{dist[k + 1]:.3f} mm along the slice normal, {label(ordered[k])} and {label(ordered[k + 1])}) "
+            f"is {gaps[k]:.3f} mm, but the median gap is {median:.3f} mm ({bad.size} irregular gap"
+            f"{'s' if bad.size > 1 else ''}); a slice may be missing or the series holds several stacks"
+        )
+    # positions must lie on one straight line; the step from first to last keeps any (CT-like) shear exact
+    step = (ordered[-1].position - ordered[0].position) / (len(ordered) - 1)
+    expected = ordered[0].position + np.arange(len(ordered))[:, None] * step
+    actual = np.stack([f.position for f in ordered])
+    off = np.linalg.norm(actual - expected, axis=1)
+    if float(off.max()) > tol:
+        k = int(np.argmax(off))
+        raise GeometryError(
+            f"slice positions do not lie on a straight line: {label(ordered[k])} is {off[k]:.3f} mm away from "
+            "the line through the first and last slice; the series is not one regular volume"
+        )
+    return step
 
 
 def _plugin_for(ts: UID) -> str:

@@ -104,11 +104,10 @@ def _load_dicom_zip(path: Path, request: ReadRequest) -> Scan:
 
 
 def _read_dicom(root: Path, series: str | int | None, display_path: Path) -> Scan:
-    from . import dicom
+    from .dicom import choose_series, discover_series, read_series
 
-    found = dicom.discover_series(root, display_path=display_path)
-    chosen = dicom.choose_series(found, series)
-    return dicom.read_series(chosen, display_path=display_path)
+    found = discover_series(root, display_path=display_path)
+    return read_series(choose_series(found, series), display_path=display_path)
 
 
 def _list_dicom(path: Path) -> SeriesList:

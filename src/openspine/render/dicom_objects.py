@@ -4,12 +4,10 @@ Both reference the source series, so PACS and viewers show them with the images 
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import io
 import math
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,46 +15,35 @@ from .._optional import import_optional
 from .._version import __version__
 from ..errors import OutputError
 from ..levels import DiscLevel, Level, grading_name
-from ..results import AnalysisResult
+
+if TYPE_CHECKING:
+    from ..results import AnalysisResult
+    from ..scan import SagittalView
 
 PRIVATE_SCHEME = "99OPENSPINE"  # a private coding scheme ("99" prefix) for gradings without a standard code
 
 
-@contextlib.contextmanager
-def _series_folder(path: Path) -> Iterator[Path]:
-    if path.is_file() and path.suffix.lower() == ".zip":
-        from ..io.archive import extracted_zip
-
-        with extracted_zip(path) as folder:
-            yield folder
-    else:
-        yield path
-
-
-def source_datasets(result: AnalysisResult) -> list[Any]:
-    """The source series' headers, one per slice in the order of the analysed array."""
-    import pydicom
-
-    from ..io.dicom import discover_series
-
-    src = result.view.input.source if result.view is not None else None
-    if src is None or src.format != "dicom" or not src.path:
+def dicom_view(result: AnalysisResult) -> SagittalView:
+    """The analysed view of a scan read from DICOM, or OutputError."""
+    view = result.view
+    if view is None or view.input.source.format != "dicom" or not view.input.source.path:
         raise OutputError("DICOM SEG/SR outputs need DICOM input; this scan was not read from DICOM")
-    order = list(src.extra.get("slice_sop_instance_uids") or [])
+    return view
+
+
+def source_datasets(view: SagittalView) -> list[Any]:
+    """The source series' headers, one per slice in the order of the analysed array (copies: the Type 2 attributes
+    SEG/SR need are added to them), as kept on the scan when it was read."""
+    src = view.input.source
     if len(set(src.extra.get("slice_frames") or [0])) > 1:
         raise OutputError("DICOM SEG/SR of a multi-frame (enhanced) source series is not supported yet")
-    with _series_folder(Path(src.path)) as folder:
-        series = [s for s in discover_series(folder) if s.series_uid == src.series_uid]
-        if not series:
-            raise OutputError(f"the source series {src.series_uid} is no longer at '{src.path}'")
-        by_uid = {}
-        for f in series[0].files:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-            by_uid[str(ds.SOPInstanceUID)] = ds
-    missing = [u for u in order if u not in by_uid]
-    if missing or not order:
-        raise OutputError(f"{len(missing) or 'all'} source images of the series could not be found again")
-    datasets = [by_uid[u] for u in order]
+    n_slices = view.input.shape[2]
+    if len(src.dicom_headers) != n_slices:
+        raise OutputError(
+            f"the scan holds {len(src.dicom_headers)} source DICOM headers for {n_slices} slices; DICOM SEG/SR need "
+            "the scan as openspine.load_scan read it"
+        )
+    datasets = [copy.deepcopy(ds) for ds in src.dicom_headers]
     for ds in datasets:  # type-2 attributes some exporters leave out; copied as empty, never invented
         for keyword in TYPE2_COPIED:
             if keyword not in ds:
@@ -95,13 +82,13 @@ def _disc_code(level: DiscLevel | None) -> Any:
     return hd.sr.CodedConcept("244598000", "SCT", "Intervertebral disc structure")
 
 
-def _segmentation(result: AnalysisResult, sources: list[Any]) -> bytes:
+def _segmentation(result: AnalysisResult, view: SagittalView, sources: list[Any]) -> bytes:
     hd = import_optional("highdicom", "DICOM SEG output")
     from pydicom.sr.codedict import codes
 
     from .labelmap import UNKNOWN_LEVEL_BASE, label_map
 
-    labels = label_map(result.view, result)  # input grid: [row, column, slice]
+    labels = label_map(view, result)  # input grid: [row, column, slice]
     values = [int(v) for v in np.unique(labels) if v != 0]
     if not values:
         raise OutputError("no structure with a usable outline was detected, so there is no segmentation to export")
@@ -236,13 +223,14 @@ def _to_bytes(ds: Any) -> bytes:
     return buf.getvalue()
 
 
-def dicom_outputs(result: AnalysisResult, seg: bool, sr: bool) -> list[tuple[str, bytes]]:
-    """(file name, bytes) of the requested DICOM objects."""
-    import_optional("highdicom", "DICOM SEG/SR output")
-    sources = source_datasets(result)
-    out = []
-    if seg:
-        out.append(("vertebrae_seg.dcm", _segmentation(result, sources)))
-    if sr:
-        out.append(("measurements_sr.dcm", _structured_report(result, sources)))
-    return out
+def segmentation_bytes(result: AnalysisResult) -> bytes:
+    """vertebrae_seg.dcm: a DICOM SEG of the vertebral bodies and discs, referencing the source series."""
+    import_optional("highdicom", "DICOM SEG output")
+    view = dicom_view(result)
+    return _segmentation(result, view, source_datasets(view))
+
+
+def structured_report_bytes(result: AnalysisResult) -> bytes:
+    """measurements_sr.dcm: a Comprehensive 3D SR (TID 1500) of the levels and gradings."""
+    import_optional("highdicom", "DICOM SR output")
+    return _structured_report(result, source_datasets(dicom_view(result)))

@@ -4,14 +4,18 @@ to VerSe, SPINEPS and TotalSpineSeg values). Bodies of unknown level get 200 + t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 from .. import geometry
 from .._logging import get_logger
-from ..results import AnalysisResult, SliceOutline
 from ..scan import SagittalView
+
+if TYPE_CHECKING:
+    from ..results import AnalysisResult, SliceOutline
 
 log = get_logger("render")
 

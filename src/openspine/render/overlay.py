@@ -5,17 +5,19 @@ input orientation, plus a strip of neighbouring slices for multi-slice scans. Dr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
 from ..levels import Grading
-from ..results import DISCLAIMER, AnalysisResult, SliceOutline
 from ..scan import SagittalView
-from ..scope import LOW_SCORE
+from ..vocabulary import DISCLAIMER, LOW_SCORE
 from .labelmap import drawable
+
+if TYPE_CHECKING:  # the records are read, never built here: results imports this module for result.overlay()
+    from ..results import AnalysisResult, SliceOutline
 
 # Pfirrmann 1 (healthy) → 5 (collapsed): a colour-blind-safe sequential ramp, light to dark red
 PFIRRMANN_COLOURS = {
@@ -30,7 +32,7 @@ VERTEBRA_COLOUR = (0, 220, 255)
 TEXT_COLOUR = (255, 255, 255)
 BACKGROUND = (16, 16, 16)
 BANNER_COLOUR = (120, 60, 0)  # flags: amber banner under the title
-LOW_SCORE_COLOUR = (255, 200, 0)  # a body scored below scope.LOW_SCORE: dashed, with its score
+LOW_SCORE_COLOUR = (255, 200, 0)  # a body scored below vocabulary.LOW_SCORE: dashed, with its score
 MAX_BANNER_LINES = 6
 
 
@@ -122,7 +124,7 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     """Draw the overlay for ``result`` on ``view`` (the scan in the internal layout) at ``width`` pixels.
 
     Flags (and an out-of-scope reason) are printed in a banner under the title; a body scored below
-    :data:`openspine.scope.LOW_SCORE` is outlined with dashes and its score; a withheld label is shown as '?'.
+    :data:`openspine.vocabulary.LOW_SCORE` is outlined with dashes and its score; a withheld label is shown as '?'.
     """
     k = mid_slice(view, result)
     n_slices = view.scan.shape[2]
@@ -151,7 +153,36 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
         for i, line in enumerate(banner):
             draw.text((10, 44 + i * (small_px + 4)), line, fill=TEXT_COLOUR, font=small)
 
-    line_w = max(2, width // 400)
+    _draw_vertebrae(draw, view, result, k, panel, font, line_w=max(2, width // 400))
+    _draw_discs(draw, view, result, panel, small, radius=max(5, width // 120))
+    if neighbours:  # a strip of neighbouring slices on the right, each labelled with its input slice index
+        strip_x, strip_w = main_w + 8, width - main_w - 16
+        thumb_h = (main_h - 8 * (len(neighbours) - 1)) // len(neighbours)
+        y = title_h
+        for j in neighbours:
+            thumb, _, _ = _slice_image(view, j, thumb_h)
+            thumb.thumbnail((strip_w, thumb_h))
+            canvas.paste(thumb, (strip_x, y))
+            draw.text((strip_x + 4, y + 4), f"slice {view.input_slice_index(j)}", fill=TEXT_COLOUR, font=small)
+            y += thumb_h + 8
+
+    _draw_legend(draw, title_h + main_h + 10, small, small_px)
+    return canvas
+
+
+_Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+def _draw_vertebrae(
+    draw: ImageDraw.ImageDraw,
+    view: SagittalView,
+    result: AnalysisResult,
+    k: int,
+    panel: _Panel,
+    font: _Font,
+    line_w: int,
+) -> None:
+    """Each body's outline on slice ``k`` (dashed below LOW_SCORE) or its centroid, and its level."""
     for v in result.vertebrae:
         corners = _outline_on(v.outlines, view, k)
         low = v.score < LOW_SCORE
@@ -172,6 +203,12 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
             draw.ellipse([anchor_xy[0] - 4, anchor_xy[1] - 4, anchor_xy[0] + 4, anchor_xy[1] + 4], outline=colour)
         draw.text(anchor_xy, label, fill=colour, font=font, anchor="rm", stroke_width=2, stroke_fill=(0, 0, 0))
 
+
+def _draw_discs(
+    draw: ImageDraw.ImageDraw, view: SagittalView, result: AnalysisResult, panel: _Panel, font: _Font, radius: int
+) -> None:
+    """Each disc as a dot in the colour of its Pfirrmann grade, with its level and grade."""
+    r = radius
     for d in result.discs:
         c = view.from_input_voxel(np.array(d.centroid_voxel))
         if not drawable(c):
@@ -180,25 +217,14 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
         g = d.grades.get(Grading.PFIRRMANN)
         grade = g.grade if g is not None and g.available else None
         colour = PFIRRMANN_COLOURS.get(grade, UNGRADED_COLOUR) if grade else UNGRADED_COLOUR
-        r = max(5, width // 120)
         draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(0, 0, 0))
         withheld = g is not None and not g.available and (g.note or "").startswith("withheld")
         text = (d.level.value if d.level else "disc") + (f"  P{grade}" if grade else "  withheld" if withheld else "")
-        draw.text((x + 2.2 * r, y), text, fill=colour, font=small, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0))
+        draw.text((x + 2.2 * r, y), text, fill=colour, font=font, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0))
 
-    if neighbours:  # a strip of neighbouring slices on the right, each labelled with its input slice index
-        strip_x, strip_w = main_w + 8, width - main_w - 16
-        thumb_h = (main_h - 8 * (len(neighbours) - 1)) // len(neighbours)
-        y = title_h
-        for j in neighbours:
-            thumb, _, _ = _slice_image(view, j, thumb_h)
-            thumb.thumbnail((strip_w, thumb_h))
-            canvas.paste(thumb, (strip_x, y))
-            draw.text((strip_x + 4, y + 4), f"slice {view.input_slice_index(j)}", fill=TEXT_COLOUR, font=small)
-            y += thumb_h + 8
 
-    # colour scale of the Pfirrmann grade
-    y = title_h + main_h + 10
+def _draw_legend(draw: ImageDraw.ImageDraw, y: int, small: _Font, small_px: int) -> None:
+    """The colour scale of the Pfirrmann grade, what the marks mean, and the disclaimer."""
     draw.text((10, y), "Pfirrmann grade:", fill=TEXT_COLOUR, font=small)
     x = 10 + int(draw.textlength("Pfirrmann grade:", font=small)) + 10
     for grade_value, colour in PFIRRMANN_COLOURS.items():
@@ -210,4 +236,3 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     draw.text((10, y + 26), f"outline: vertebral body, level on the anterior side; dashed: score < {LOW_SCORE}; "
               "? = label withheld", fill=(170, 170, 170), font=small)  # fmt: skip
     draw.text((10, y + 26 + small_px + 6), DISCLAIMER, fill=(170, 170, 170), font=small)
-    return canvas

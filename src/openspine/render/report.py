@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from ..levels import Grading, GradingName, grading_name
-from ..results import DISCLAIMER, AnalysisResult
-from ..scope import LOW_SCORE, describe_source
+from ..vocabulary import DISCLAIMER, LOW_SCORE, describe_source
+
+if TYPE_CHECKING:
+    from ..results import AnalysisResult
 
 LOW_CONFIDENCE = 0.6  # a grade whose probability is below this is highlighted for review
 
@@ -72,49 +74,8 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
     if overlay_png is not None:
         parts += ["<h2>Overlay</h2>", f"<img alt='overlay of the detected spine' src='{_png_data_uri(overlay_png)}'>"]
 
-    parts.append(f"<h2>Vertebrae ({len(result.vertebrae)})</h2>")
-    if result.vertebrae:
-        parts.append("<table><tr><th>level</th><th>score</th><th>centroid (mm, RAS+)</th><th>note</th></tr>")
-        for v in result.vertebrae:
-            mm = ", ".join(f"{c:.1f}" for c in v.centroid_mm)
-            low = " class='low'" if v.score < LOW_SCORE else ""
-            parts.append(
-                f"<tr><td>{e(v.label.value if v.label else '?')}</td><td{low}>{v.score:.2f}</td><td>{mm}</td>"
-                f"<td>{e(v.note or '')}</td></tr>"
-            )
-        parts.append("</table>")
-    else:
-        parts.append("<p>No vertebra detected.</p>")
-
-    cols = _grading_columns(result)
-    parts.append(f"<h2>Discs × gradings ({len(result.discs)} discs)</h2>")
-    if result.discs:
-        parts.append(
-            "<p>Each cell: grade (its probability) = the most probable class. Where a head's class-balanced decision "
-            "differs (it favours rare findings: more found, more false alarms), it follows as 'balanced: k'. "
-            f"Cells below {LOW_CONFIDENCE:.0%} are highlighted; 'n/a' = not available from the model used; "
-            "'withheld' = outside the model's scope (hover for why).</p>"
-        )
-        head = "".join(f"<th>{e(grading_name(g))}</th>" for g in cols)
-        parts.append(f"<table><tr><th>level</th>{head}</tr>")
-        for d in result.discs:
-            cells = []
-            for g in cols:
-                r = d.grades.get(g)
-                if r is None:
-                    cells.append("<td class='na'>—</td>")
-                elif not r.available or r.grade is None:
-                    word = "withheld" if (r.note or "").startswith("withheld") else "n/a"
-                    cells.append(f"<td class='na' title='{e(r.note or '')}'>{word}</td>")
-                else:
-                    p = r.probability or 0.0
-                    cls = " class='low'" if p < LOW_CONFIDENCE else ""
-                    bal = f"; balanced: {r.balanced_grade}" if r.balanced_grade not in (None, r.grade) else ""
-                    cells.append(f"<td{cls}>{r.grade} ({p:.2f}{bal})</td>")
-            parts.append(f"<tr><td>{e(d.level.value if d.level else '?')}</td>{''.join(cells)}</tr>")
-        parts.append("</table>")
-    else:
-        parts.append("<p>No disc found.</p>")
+    parts += _vertebrae_section(result)
+    parts += _discs_section(result)
 
     from .._version import __version__
 
@@ -146,3 +107,59 @@ def _flags_section(result: AnalysisResult) -> list[str]:
     if not notes:
         return ["<h2>Flags</h2><p>None.</p>"]
     return [f"<h2>Flags ({len(notes)})</h2><ul class='flags'>", *(f"<li>{e(f)}</li>" for f in notes), "</ul>"]
+
+
+def _vertebrae_section(result: AnalysisResult) -> list[str]:
+    """The table of vertebrae: level, score (low ones highlighted), centroid, note."""
+    e = html.escape
+    parts: list[str] = []
+    parts.append(f"<h2>Vertebrae ({len(result.vertebrae)})</h2>")
+    if result.vertebrae:
+        parts.append("<table><tr><th>level</th><th>score</th><th>centroid (mm, RAS+)</th><th>note</th></tr>")
+        for v in result.vertebrae:
+            mm = ", ".join(f"{c:.1f}" for c in v.centroid_mm)
+            low = " class='low'" if v.score < LOW_SCORE else ""
+            parts.append(
+                f"<tr><td>{e(v.label.value if v.label else '?')}</td><td{low}>{v.score:.2f}</td><td>{mm}</td>"
+                f"<td>{e(v.note or '')}</td></tr>"
+            )
+        parts.append("</table>")
+    else:
+        parts.append("<p>No vertebra detected.</p>")
+    return parts
+
+
+def _discs_section(result: AnalysisResult) -> list[str]:
+    """The table of discs × gradings: grade (probability), balanced grade where it differs, withheld/n/a."""
+    e = html.escape
+    parts: list[str] = []
+    cols = _grading_columns(result)
+    parts.append(f"<h2>Discs × gradings ({len(result.discs)} discs)</h2>")
+    if result.discs:
+        parts.append(
+            "<p>Each cell: grade (its probability) = the most probable class. Where a head's class-balanced decision "
+            "differs (it favours rare findings: more found, more false alarms), it follows as 'balanced: k'. "
+            f"Cells below {LOW_CONFIDENCE:.0%} are highlighted; 'n/a' = not available from the model used; "
+            "'withheld' = outside the model's scope (hover for why).</p>"
+        )
+        head = "".join(f"<th>{e(grading_name(g))}</th>" for g in cols)
+        parts.append(f"<table><tr><th>level</th>{head}</tr>")
+        for d in result.discs:
+            cells = []
+            for g in cols:
+                r = d.grades.get(g)
+                if r is None:
+                    cells.append("<td class='na'>—</td>")
+                elif not r.available or r.grade is None:
+                    word = "withheld" if (r.note or "").startswith("withheld") else "n/a"
+                    cells.append(f"<td class='na' title='{e(r.note or '')}'>{word}</td>")
+                else:
+                    p = r.probability or 0.0
+                    cls = " class='low'" if p < LOW_CONFIDENCE else ""
+                    bal = f"; balanced: {r.balanced_grade}" if r.balanced_grade not in (None, r.grade) else ""
+                    cells.append(f"<td{cls}>{r.grade} ({p:.2f}{bal})</td>")
+            parts.append(f"<tr><td>{e(d.level.value if d.level else '?')}</td>{''.join(cells)}</tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p>No disc found.</p>")
+    return parts

@@ -1,0 +1,27 @@
+"""Words and thresholds that the analysis and every output share, with no dependency on the result records: the
+disclaimer, the score below which a body counts as uncertain, and how the source of a recognised fact is worded.
+
+The records (:mod:`openspine.results`), the scope rules (:mod:`openspine.scope`) and the pictures and report
+(:mod:`openspine.render`) all import them from here, so none of them needs another for these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+DISCLAIMER = "Research software, not a medical device: not for diagnosis or treatment decisions."
+
+# a vertebral body whose score is below this is drawn as uncertain and counted in a flag
+LOW_SCORE = 0.25
+
+
+def describe_source(item: Mapping[str, Any] | None) -> str:
+    """'from the header', 'from the image, probability 0.97', 'given by the user'."""
+    if not item:
+        return "unknown"
+    src = item.get("source")
+    if src == "user":
+        return "given by the user"
+    p = item.get("probability")
+    return f"from the {src}" + (f", probability {float(p):.2f}" if p is not None else "")

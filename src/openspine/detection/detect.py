@@ -24,7 +24,7 @@ from ..results import ModelInfo
 from ..scan import SagittalView
 from . import decode as _decode
 from .preprocess import PlaneGrid, choose_slices, normalise, plane_grid, resample_slices
-from .records import decode_all
+from .records import ProcessedSlices, decode_all
 from .types import Detection
 
 BUILTIN_MODEL = "detector"
@@ -92,7 +92,7 @@ def run_detection(view: SagittalView, model: str | os.PathLike[str] | None = Non
     for i in range(len(images)):
         images[i] = normalise(images[i], valid)
     maps = run_network(loaded, images)
-    det, groups = decode_all(view, maps, grid, groups_k, spacing_model, params, (loaded.card.info(),))
+    det, groups = decode_all(view, maps, ProcessedSlices(grid, groups_k, spacing_model), params, (loaded.card.info(),))
     return DetectionRun(det, tuple(groups), grid, tuple(tuple(g) for g in groups_k), spacing_model)
 
 
@@ -106,4 +106,4 @@ def decode_maps(
     models: tuple[ModelInfo, ...] = (),
 ) -> Detection:
     """Turn the network's maps of the processed slices into a :class:`Detection` (no model needed)."""
-    return decode_all(view, maps, grid, slice_groups, spacing_model, params, models)[0]
+    return decode_all(view, maps, ProcessedSlices(grid, slice_groups, spacing_model), params, models)[0]

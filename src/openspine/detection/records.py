@@ -34,17 +34,26 @@ log = get_logger("detection")
 LABEL_SD = 0.4  # levels: how far the network's estimate may stray from the label before confidence drops
 
 
+@dataclass(frozen=True)
+class ProcessedSlices:
+    """What the network saw: the model grid, the internal slices averaged into each processed slice, and the
+    model's pixel size (mm)."""
+
+    grid: PlaneGrid
+    slice_groups: list[list[int]]
+    spacing_mm: float
+
+
 def decode_all(
     view: SagittalView,
     maps: NDArray[np.float32],
-    grid: PlaneGrid,
-    slice_groups: list[list[int]],
-    spacing_model: float,
+    slices: ProcessedSlices,
     params: _decode.DecodeParams,
     models: tuple[ModelInfo, ...] = (),
 ) -> tuple[Detection, list[_decode.Group]]:
     """The detection, and the body instances behind each of its vertebrae (model grid, same order)."""
-    k_centre = [round(float(float(np.mean(g)))) for g in slice_groups]
+    grid, spacing_model = slices.grid, slices.spacing_mm
+    k_centre = [round(float(float(np.mean(g)))) for g in slices.slice_groups]
     groups = find_bodies(maps, grid, spacing_model, params)
     if not groups:
         return _nothing("no vertebral body detected", models, k_centre), []

@@ -32,3 +32,16 @@ def test_a_file_is_matched_by_suffix_then_by_content(tmp_path: Path) -> None:
     unknown.write_bytes(b"not a scan")
     with pytest.raises(ScanReadError, match="not a file type openspine reads"):
         reader_for(unknown)
+
+
+def test_batch_discovery_takes_its_file_types_from_the_registry(tmp_path: Path) -> None:
+    from openspine.batch.discover import discover_cases
+    from openspine.io.formats import DICOM_ZIP, IMAGE
+
+    for name in ("a.png", "b.TIFF", "c.zip", "d.nii.gz", "d_seg.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    cases, skipped = discover_cases(tmp_path)
+    reasons = {s.path: s.reason for s in skipped}
+    assert [(c.case_id, c.kind) for c in cases] == [("d", "nifti")]
+    assert reasons["a.png"] == reasons["b.TIFF"] == IMAGE.batch_skip and reasons["c.zip"] == DICOM_ZIP.batch_skip
+    assert reasons["d_seg.nii.gz"] == "looks like a label map, not an image"

@@ -8,6 +8,7 @@ end-to-end tests with real detections are in test_outputs_end_to_end.py.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -99,6 +100,16 @@ def test_dicom_seg_and_sr_reference_the_source_series(dicom_result, tmp_path: Pa
     text = str(sr)
     assert "disc L3-L4" in text and "pfirrmann=3" in text and "vertebra L3" in text
     del groups
+
+
+def test_seg_and_sr_do_not_read_the_source_series_again(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("highdicom")
+    result, series_dir, _, _ = dicom_result
+    assert len(result.view.input.source.dicom_headers) == result.view.input.shape[2]
+    shutil.rmtree(series_dir)  # the headers SEG/SR reference were kept on the scan when it was read
+    files = write_result(result, tmp_path / "out", "seg,sr")
+    assert files["vertebrae_seg.dcm"].stat().st_size > 0 and files["measurements_sr.dcm"].stat().st_size > 0
+    assert "dicom_headers" not in result.to_dict()["input"]["series"]
 
 
 def test_seg_needs_dicom_input(tmp_path: Path) -> None:

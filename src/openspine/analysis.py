@@ -174,8 +174,9 @@ def _recognise(view: SagittalView, state: _State) -> ImageRecognition | None:
         state.not_run["recognition"] = f"no usable built-in recogniser: {exc}"
         return None
     from .models import load_model
+    from .recognition.model import MODEL_NAME
 
-    state.models.append(load_model("recognizer").card.info())  # the session is cached: this reads the card
+    state.models.append(load_model(MODEL_NAME).card.info())  # the session is cached: this reads the card
     return rec
 
 

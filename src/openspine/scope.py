@@ -12,7 +12,7 @@ unavailable with a note, and a flag names what was withheld. These functions are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +27,8 @@ MIN_IMAGE_SEQUENCE_PROBABILITY = 0.8
 MIN_NOT_SAGITTAL_PROBABILITY = 0.5
 # at or above this probability the image shows the cervical spine (the detector has never seen one)
 MIN_CERVICAL_PROBABILITY = 0.5
+# why a vertebra's label is withheld (None: it is kept)
+LabelReason = Callable[[Level], str | None]
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def field_of_view(labels: Iterable[Level | None], cervical_probability: float | 
 
 # --- withholding ------------------------------------------------------------------------------------------------
 def withhold_labels(
-    vertebrae: Sequence[Vertebra], discs: Sequence[Disc], reason_of: Any
+    vertebrae: Sequence[Vertebra], discs: Sequence[Disc], reason_of: LabelReason
 ) -> tuple[list[Vertebra], list[Disc], list[str]]:
     """Remove the labels that ``reason_of(level) -> str | None`` objects to; a disc loses its level when either
     neighbour loses its label. Returns the new records and one flag per withheld reason."""
@@ -189,7 +191,7 @@ def withhold_labels(
     return new_v, new_d, flags
 
 
-def detector_label_reason(scope: ModelScope, cervical: bool) -> Any:
+def detector_label_reason(scope: ModelScope, cervical: bool) -> LabelReason:
     """``reason_of(level)`` for :func:`withhold_labels`: every label when the image shows the cervical spine (which
     the detector never saw: its count would be guesswork), else the levels outside the card's scope."""
 

@@ -21,7 +21,9 @@ OBLIQUE_RESLICE_DEGREES = 20.0
 
 @dataclass(frozen=True)
 class ScanSource:
-    """Where a scan came from and what its header says (no patient identifiers)."""
+    """Where a scan came from and what its header says. What it serialises (:meth:`to_dict`, result.json) holds no
+    patient identifier; ``dicom_headers`` (never serialised) keeps the source headers whole, because the DICOM
+    SEG/SR exports must carry the patient and study of the images they reference."""
 
     path: str | None = None
     format: str = "array"  # "nifti", "dicom", "image", "array"

@@ -1,4 +1,8 @@
-"""The file shell: write an AnalysisResult to a folder, atomically (write a temporary file, then rename)."""
+"""The file shell: write an AnalysisResult to a folder, atomically (write a temporary file, then rename).
+
+Every output is declared once in :data:`OUTPUTS` (name, files, what it needs); ``--formats`` help, its validation
+and the check for optional packages come from there, so a new output is one more :class:`OutputFormat`.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The input formats openspine reads, each declared once: its name, file suffixes, content sniffing, reader and
 series lister. :func:`openspine.io.load_scan`, ``openspine info`` and batch discovery all look formats up here, so
-a new reader is one more :class:`Reader` in :data:`READERS`.
+a new reader is one more :class:`Reader` in :data:`READERS` (and, if it writes a new ``ScanSource.format``, that name
+in the schema's ``input.format``: a test checks the two agree).
 
 A file is matched by its suffix first (in the order of :data:`READERS`), then by sniffing its content; a folder is
 read by the reader that reads folders (DICOM). The reader modules are imported only when a scan is read.

@@ -38,22 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from openspine.grading.crop import CropSpec
     from openspine.grading.heads import BUILTIN_HEADS
     from openspine.levels import LUMBAR_DISCS
     from openspine.training import grader_network as engine
     from openspine.training import stacking
-    from openspine.training.datasets.discs import DetectionCache, build_samples, detector_id, load_view, locate_discs
+    from openspine.training.datasets.discs import located_samples
     from openspine.training.datasets.spider import read_spider
     from openspine.training.metrics import score
 
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     cases = read_spider(args.data, ("train",))
-    cache = DetectionCache.open(args.work / "detections.json", detector_id())
-    views, geoms, _ = locate_discs(((c.patient, c.image) for c in cases), cache, load_view)
-    labels = {c.patient: c.labels for c in cases}
-    samples, _ = build_samples(views, geoms, labels, {h.name: h.classes for h in BUILTIN_HEADS})
+    samples = located_samples(
+        ((c.patient, c.image) for c in cases),
+        {c.patient: c.labels for c in cases},
+        {h.name: h.classes for h in BUILTIN_HEADS},
+        args.work / "detections.json",
+    ).samples
     heads = list(BUILTIN_HEADS)
     report_heads = [h for h in heads if h.name in args.heads.split(",")]
     folds = stacking.patient_folds([s.case for s in samples], args.folds, 0)
@@ -73,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             n_patients.append(len(keep))
             train_idx = [i for i, s in enumerate(samples) if folds[i] != f and s.case in keep]
             test_idx = np.nonzero(folds == f)[0]
-            torch.manual_seed(0)
-            net = engine.DiscNet(engine.NetConfig(), CropSpec(), heads)
+            net = engine.fresh_network(heads, 0)
             engine.train(net, [samples[i] for i in train_idx], heads, engine.TrainConfig(seed=0))
             lg = engine.predict_logits(net, [samples[i] for i in test_idx])
             for h in report_heads:

@@ -278,7 +278,7 @@ def _grader_samples(options: GraderTrainingOptions, work: Path, quiet: bool) -> 
     from tqdm import tqdm
 
     from ..grading.heads import BUILTIN_HEADS
-    from .datasets.discs import DetectionCache, build_samples, detector_id, load_view, locate_discs
+    from .datasets.discs import located_samples
     from .datasets.spider import read_spider
 
     cases = read_spider(options.data, ("train", "val"))
@@ -288,20 +288,22 @@ def _grader_samples(options: GraderTrainingOptions, work: Path, quiet: bool) -> 
         split_of = {c.patient: ("val" if c.patient in dev else "train") for c in cases if c.split == "train"}
     else:
         split_of = {c.patient: c.split for c in cases}
-    cache = DetectionCache.open(work / "detections.json", detector_id())
+    used = [c for c in cases if c.patient in split_of]
 
     def bar(x: Any) -> Any:
         return tqdm(x, desc="detecting discs", unit="scan", disable=quiet, file=sys.stderr)
 
-    views, geoms, failed = locate_discs(
-        ((c.patient, c.image) for c in cases if c.patient in split_of), cache, load_view, bar
+    located = located_samples(
+        ((c.patient, c.image) for c in used),
+        {c.patient: c.labels for c in used},
+        {h.name: h.classes for h in BUILTIN_HEADS},
+        work / "detections.json",
+        bar,
     )
-    for case, why in failed.items():
+    for case, why in located.failed.items():
         log.warning("SPIDER %s: %s", case, why)
-    classes = {h.name: h.classes for h in BUILTIN_HEADS}
-    labels = {c.patient: c.labels for c in cases if c.patient in split_of}
-    samples, missing = build_samples(views, geoms, labels, classes)
-    n_labelled = sum(len(c.labels) for c in cases if c.patient in split_of)
+    samples, missing = located.samples, located.missing
+    n_labelled = sum(len(c.labels) for c in used)
     log.info("%d of %d graded discs found by the detector (%d missed)", len(samples), n_labelled, len(missing))
     train_s = [s for s in samples if split_of[s.case] == "train"]
     val_s = [s for s in samples if split_of[s.case] == "val"]
@@ -312,7 +314,7 @@ def _grader_samples(options: GraderTrainingOptions, work: Path, quiet: bool) -> 
         len(val_s),
         len({s.case for s in val_s}),
     )
-    return _GraderData(train_s, val_s, missing, split_of, cache.detector)
+    return _GraderData(train_s, val_s, missing, split_of, located.detector)
 
 
 def _train_config(options: GraderTrainingOptions) -> Any:
@@ -337,10 +339,8 @@ def _fit_grader(
     options: GraderTrainingOptions, train_s: Sequence[Any], quiet: bool
 ) -> tuple[list[Any], Any, list[float], Any, dict[str, Any] | None]:
     """Step 3: the stacker (out-of-fold networks, when ``stack_folds``), then the network on all training discs."""
-    import torch
     from tqdm import tqdm
 
-    from ..grading.crop import CropSpec
     from ..grading.heads import BUILTIN_HEADS
     from . import grader_network as engine
     from . import stacking
@@ -356,8 +356,7 @@ def _fit_grader(
     cfg = _train_config(options)
 
     def train_net(discs: Sequence[Any], what: str) -> Any:
-        torch.manual_seed(options.seed)
-        net = engine.DiscNet(engine.NetConfig(), CropSpec(), heads)
+        net = engine.fresh_network(heads, options.seed)
         log.info(
             "network %s (%d parameters) on %d discs: %s",
             engine.ARCHITECTURE,

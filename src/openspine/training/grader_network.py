@@ -145,6 +145,12 @@ class _Export(nn.Module):
 # --- weights ----------------------------------------------------------------------------------------------------
 
 
+def fresh_network(heads: Sequence[HeadSpec], seed: int) -> DiscNet:
+    """A new grader network (default architecture and crop) whose initial weights are drawn after seeding torch."""
+    torch.manual_seed(seed)
+    return DiscNet(NetConfig(), CropSpec(), heads)
+
+
 def state_arrays(net: nn.Module) -> dict[str, NDArray[Any]]:
     return {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
 

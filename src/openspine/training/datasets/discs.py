@@ -189,3 +189,27 @@ def build_samples(
             if idx:
                 samples.append(DiscSample(case, level, arr, spacing, g, idx))
     return samples, missing
+
+
+@dataclass
+class LocatedSamples:
+    """The labelled discs of a set of scans as training samples, and what could not be used."""
+
+    samples: list[DiscSample]
+    missing: list[str]  # "case level" of each labelled disc the detector did not find
+    failed: dict[str, str]  # why a scan gave no discs, by case
+    detector: str  # the detector's id in the cache (name, version and checksum)
+
+
+def located_samples(
+    scans: Iterable[tuple[str, Path]],
+    labels: Mapping[str, Mapping[DiscLevel, Mapping[str, str]]],
+    classes: Mapping[str, tuple[str, ...]],
+    cache_file: str | os.PathLike[str],
+    progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda x: x,
+) -> LocatedSamples:
+    """:func:`locate_discs` with the built-in detector (cached in ``cache_file``), then :func:`build_samples`."""
+    cache = DetectionCache.open(cache_file, detector_id())
+    views, geoms, failed = locate_discs(scans, cache, load_view, progress)
+    samples, missing = build_samples(views, geoms, labels, classes)
+    return LocatedSamples(samples, missing, failed, cache.detector)

@@ -104,7 +104,7 @@ def volume_cuts(
     vol: NDArray[Any], spacing: tuple[float, float, float], positions: tuple[float, ...] = POSITIONS
 ) -> list[tuple[str, float, NDArray[Any], tuple[float, float]]]:
     """(plane, position, slice, pixel mm) of a volume in the internal layout, cut at ``positions`` of each axis."""
-    from ..training.recognizer import cut_array, slice_axis
+    from ..training.datasets.pictures import cut_array, slice_axis
 
     out = []
     for plane in PLANES:
@@ -118,7 +118,7 @@ def volume_cuts(
 
 def split_pictures(data: Path, split: str) -> list[Picture2D]:
     """The SPIDER slices (T2 and T1) and the volume cuts of ``split``."""
-    from ..training.recognizer import load_internal_volume, load_slice, sequence_label
+    from ..training.datasets.pictures import load_internal_volume, load_slice, sequence_label
 
     data = Path(data)
     pics: list[Picture2D] = []
@@ -151,7 +151,7 @@ def split_pictures(data: Path, split: str) -> list[Picture2D]:
 def cervical_pictures(data: Path, item_id: str) -> list[Picture2D]:
     """Crops of one cervical SCT item with their truth: sagittal slices near the middle, axial cuts; for the whole
     neck (``sct-example-t2``) crops above C7 (cervical) and wholly below it (not cervical)."""
-    from ..training.recognizer import _c7_row, load_internal_volume
+    from ..training.datasets.pictures import c7_row, load_internal_volume
 
     data = Path(data)
     folder = data / "sct" / item_id
@@ -163,7 +163,7 @@ def cervical_pictures(data: Path, item_id: str) -> list[Picture2D]:
     ks = sorted({int(np.clip(mid + d, 0, vol.shape[2] - 1)) for d in (-6, -3, 0, 3, 6)})
     pics: list[Picture2D] = []
     if item_id == "sct-example-t2":
-        c7 = int(_c7_row(folder))
+        c7 = int(c7_row(folder))
         n = vol.shape[0]
         for ap in (0.5, 1.0):  # the stored A→P size (1 mm) looks stretched; ~0.5 mm fits the anatomy
             for k in ks:

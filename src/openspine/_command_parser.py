@@ -9,6 +9,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Keeps the epilog's line breaks (the examples) and shows each option's default."""
 
 
-def command_parser(prog: str, description: str, epilog: str) -> argparse.ArgumentParser:
-    """An empty parser for the sub-command ``prog``, with its description and examples."""
-    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter, epilog=epilog)
+def command_parser(prog: str, description: str, epilog: str, show_defaults: bool = True) -> argparse.ArgumentParser:
+    """An empty parser for the sub-command ``prog``, with its description and examples (and each option's default
+    in ``--help`` unless ``show_defaults`` is false)."""
+    formatter = HelpFormatter if show_defaults else argparse.RawDescriptionHelpFormatter
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=formatter, epilog=epilog)

@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ._command_parser import command_parser
+from .training.common import options_from
 from .training.grader import GraderTrainingOptions, train_grader
 
 _EPILOG = """examples:
@@ -26,11 +28,11 @@ idle cores; --stack-folds 0 trains once, without a stacker). The log and the det
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="openspine train grader",
-        description="Train the disc grader on the SPIDER train split, calibrate on val, export ONNX with a card.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_EPILOG,
+    p = command_parser(
+        "openspine train grader",
+        "Train the disc grader on the SPIDER train split, calibrate on val, export ONNX with a card.",
+        _EPILOG,
+        show_defaults=False,
     )
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder (index.csv)")
     p.add_argument("--out", type=Path, required=True, help="model folder to write (model.onnx, weights.npz, card.json)")
@@ -75,23 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace) -> GraderTrainingOptions:
     """The typed options of a parsed ``openspine train grader`` command line."""
-    return GraderTrainingOptions(
-        data=args.data,
-        out=args.out,
-        work=args.work,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        class_weight_power=args.class_weight_power,
-        seed=args.seed,
-        threads=args.threads,
-        holdout=args.holdout,
-        heads=tuple(args.heads.split(",")) if args.heads else (),
-        stack_folds=args.stack_folds,
-        stack_c=args.stack_c,
-        name=args.name,
-        version=args.version,
-    )
+    heads = tuple(args.heads.split(",")) if args.heads else ()
+    return options_from(GraderTrainingOptions, args, heads=heads)
 
 
 def cli_main(argv: Sequence[str], quiet: bool = False) -> int:

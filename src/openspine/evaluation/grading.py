@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._command_parser import command_parser
 from .._logging import get_logger
 from ..errors import ConfigError, OpenSpineError, OutputError
 from ..levels import LUMBAR_DISCS, DiscLevel
@@ -156,12 +157,12 @@ def format_report(res: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="openspine evaluate grading",
-        description="Grade every SPIDER slice of a split (detector + grader) and compare with the radiologists' "
+    p = command_parser(
+        "openspine evaluate grading",
+        "Grade every SPIDER slice of a split (detector + grader) and compare with the radiologists' "
         "gradings: balanced accuracy, kappa, confusion matrices, bootstrap 95 %% intervals, calibration error.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_EPILOG,
+        _EPILOG,
+        show_defaults=False,
     )
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder (index.csv)")
     p.add_argument("--split", default="val", choices=("train", "val"), help="which split to evaluate")

@@ -18,9 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._command_parser import command_parser
 from .._logging import get_logger
 from .._optional import TRAIN_MODULES, require_optional
 from ..errors import ConfigError
+from ..training.common import options_from
 from .labels import LabelTable, parse_classes, read_labels
 from .options import FinetuneOptions, FinetuneResult
 from .rsna import RsnaSummary, prepare_rsna
@@ -65,11 +67,11 @@ all their weights are unchanged; with --no-freeze-backbone only the gradings in 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="openspine finetune",
-        description="Fine-tune the disc grader on your own labelled scans and write a new grader model folder.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_EPILOG,
+    p = command_parser(
+        "openspine finetune",
+        "Fine-tune the disc grader on your own labelled scans and write a new grader model folder.",
+        _EPILOG,
+        show_defaults=False,
     )
     src = p.add_argument_group("data (either --scans and --labels, or --rsna)")
     src.add_argument("--scans", type=Path, default=None, help="folder the 'scan' column is relative to")
@@ -172,20 +174,7 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
     """``openspine finetune``: returns 0 on success."""
     args = build_parser().parse_args(list(argv))
     declared = parse_classes(args.classes)
-    opts = FinetuneOptions(
-        base=args.base,
-        freeze_backbone=args.freeze_backbone,
-        fresh_heads=args.fresh_heads,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        augment_copies=args.augment_copies,
-        name=args.name,
-        version=args.version,
-        threads=args.threads,
-    )
+    opts = options_from(FinetuneOptions, args)  # every training option of the command line
 
     def bar(x: object, **kw: object) -> object:
         from tqdm import tqdm

@@ -1,5 +1,5 @@
 """What the detector and recogniser trainers share: seeding, the seeded sample stream, the learning-rate schedule,
-the ONNX export with its card, and the command-line entry point.
+the ONNX export with its card, the command-line entry point, and typed options built from a parsed command line.
 
 torch is passed in or imported inside the functions, so importing this module needs numpy only.
 """
@@ -13,12 +13,20 @@ import os
 import random
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from .._optional import import_optional
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    D = TypeVar("D", bound=DataclassInstance)
+else:
+    D = TypeVar("D")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"  # train.log and `python -m openspine.training.…`
 
@@ -141,3 +149,10 @@ def module_main(cli_main: Callable[..., int]) -> None:
     """``python -m openspine.training.…``: run ``cli_main`` on the command line, logging to stderr."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     sys.exit(cli_main(sys.argv[1:], quiet=os.environ.get("OPENSPINE_QUIET") == "1"))
+
+
+def options_from(cls: type[D], source: object, **overrides: Any) -> D:
+    """The dataclass ``cls`` with each field taken from the same-named attribute of ``source`` (a parsed command
+    line, or other options) where it has one, from ``overrides`` where given, else the field's default."""
+    values = {f.name: getattr(source, f.name) for f in fields(cls) if hasattr(source, f.name)}
+    return cls(**(values | overrides))

@@ -501,13 +501,7 @@ def train_detector(
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine train detector ARGS``."""
     args = build_parser().parse_args(argv)
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        samples_per_epoch=args.samples_per_epoch,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-    )
+    cfg = common.options_from(TrainConfig, args)  # epochs, samples per epoch, batch size, learning rate, seed
     folder = train_detector(
         args.out,
         cfg,

@@ -318,15 +318,10 @@ def _grader_samples(options: GraderTrainingOptions, work: Path, quiet: bool) -> 
 
 
 def _train_config(options: GraderTrainingOptions) -> Any:
+    from .common import options_from
     from .grader_network import TrainConfig
 
-    return TrainConfig(
-        epochs=options.epochs,
-        batch_size=options.batch_size,
-        lr=options.lr,
-        class_weight_power=options.class_weight_power,
-        seed=options.seed,
-    )
+    return options_from(TrainConfig, options)  # epochs, batch size, learning rate, class weighting, seed
 
 
 def _predict(net: Any, samples: Sequence[Any]) -> Any:

@@ -221,10 +221,11 @@ def train_grader(
         log.info("train grader: %s", json.dumps({k: str(v) for k, v in asdict(options).items()}))
         data = _grader_samples(options, work, quiet)
         heads, net, losses, stacker, stack_report = _fit_grader(options, data.train, quiet)
-        val_logits: dict[str, Any] = dict(_predict(net, data.val))
-        if stacker is not None:
-            from . import stacking
+        from . import stacking
+        from .grader_network import predict_logits
 
+        val_logits: dict[str, Any] = dict(predict_logits(net, data.val))
+        if stacker is not None:
             val_logits = stacker.apply(val_logits, stacking.sample_features(data.val))
         heads, calib = calibrate(heads, val_logits, data.val, options.seed)
         offsets = stacker.decision_offsets() if stacker is not None else {}
@@ -322,12 +323,6 @@ def _train_config(options: GraderTrainingOptions) -> Any:
     from .grader_network import TrainConfig
 
     return options_from(TrainConfig, options)  # epochs, batch size, learning rate, class weighting, seed
-
-
-def _predict(net: Any, samples: Sequence[Any]) -> Any:
-    from .grader_network import predict_logits
-
-    return predict_logits(net, samples)
 
 
 def _fit_grader(

@@ -11,6 +11,8 @@ functions and modules that need it, never by importing this package.
 * :mod:`openspine.training.detector` – ``openspine train detector``.
 * :mod:`openspine.training.recognizer` – ``openspine train recognizer``.
 
-Layers (imports go one way): the inference package ← ``training`` ← ``evaluation`` ← ``finetune``. Nothing here
-imports :mod:`openspine.evaluation` or :mod:`openspine.finetune`, and no inference module imports this package.
+Layers (imports go one way): the inference package ← ``training`` ← ``evaluation`` and ``finetune`` (which do not
+import each other) ← :mod:`openspine.train_grader_cli` (train, then evaluate). Nothing here imports
+:mod:`openspine.evaluation` or :mod:`openspine.finetune`, and no inference module imports the learning side
+(``tests/training/test_learning_layers.py``).
 """

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 RUNNER = r"""
 import json, resource, sys, time
@@ -86,7 +87,7 @@ def main() -> int:
     ap.add_argument("--copies", type=int, default=1, help="put each of the 20 scans in K times")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the two-process calibration of the machine")
     args = ap.parse_args()
-    results = {}
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         cohort = Path(tmp) / "cohort"
         cohort.mkdir()

@@ -112,7 +112,7 @@ def main() -> int:
                 runs[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
         for mode in modes:
             walls = [x["wall_s"] for x in runs[mode]]
-            r = {
+            r: dict[str, Any] = {
                 "scans": n,
                 "done": runs[mode][0]["done"],
                 "wall_s_runs": [round(w, 2) for w in walls],

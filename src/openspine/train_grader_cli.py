@@ -15,6 +15,7 @@ from ._command_parser import command_parser
 from .training.common import options_from
 from .training.grader import GraderTrainingOptions, train_grader
 
+_DESCRIPTION = "Train the disc grader on the SPIDER train split, calibrate on val, export ONNX with a card."
 _EPILOG = """examples:
   openspine train grader --data ../shared/data --out grader-model
   openspine train grader --data ../shared/data --out grader-model --epochs 40 --seed 1
@@ -28,12 +29,7 @@ idle cores; --stack-folds 0 trains once, without a stacker). The log and the det
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = command_parser(
-        "openspine train grader",
-        "Train the disc grader on the SPIDER train split, calibrate on val, export ONNX with a card.",
-        _EPILOG,
-        show_defaults=False,
-    )
+    p = command_parser("openspine train grader", _DESCRIPTION, _EPILOG, show_defaults=False)
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder (index.csv)")
     p.add_argument("--out", type=Path, required=True, help="model folder to write (model.onnx, weights.npz, card.json)")
     p.add_argument("--work", type=Path, default=None, help="cache folder for detections (default: OUT/work)")

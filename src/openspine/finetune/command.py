@@ -21,6 +21,7 @@ from .rsna import RsnaSummary, prepare_rsna
 
 log = get_logger("finetune")
 
+_DESCRIPTION = "Fine-tune the disc grader on your own labelled scans and write a new grader model folder."
 _EPILOG = """labels.csv: one row per (scan, disc level), one column per grading, e.g.
 
   scan,level,central_canal_stenosis,bulging
@@ -47,12 +48,7 @@ all their weights are unchanged; with --no-freeze-backbone only the gradings in 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = command_parser(
-        "openspine finetune",
-        "Fine-tune the disc grader on your own labelled scans and write a new grader model folder.",
-        _EPILOG,
-        show_defaults=False,
-    )
+    p = command_parser("openspine finetune", _DESCRIPTION, _EPILOG, show_defaults=False)
     src = p.add_argument_group("data (either --scans and --labels, or --rsna)")
     src.add_argument("--scans", type=Path, default=None, help="folder the 'scan' column is relative to")
     src.add_argument("--labels", type=Path, default=None, help="labels CSV (see below)")

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._command_parser import HelpFormatter
 from ._version import __version__
 from .errors import OpenSpineError
 
@@ -74,10 +75,6 @@ _EPILOG_DEMO = """examples:
 """
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
-
-
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="DICOM folder, DICOM file, zip of DICOM files, NIfTI file, or PNG/JPEG slice")
     p.add_argument("--series", default=None, help="series to use: SeriesInstanceUID, SeriesNumber or index")
@@ -115,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openspine",
         description="Detect, label and grade the spine in sagittal MRI. Research software, not a medical device.",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         epilog="Run 'openspine COMMAND --help' for the options and examples of each command.",
     )
     parser.add_argument("--version", action="version", version=f"openspine {__version__}")
@@ -128,14 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "info", help="describe what was read: series, shape, spacing, orientation",
-        formatter_class=_Formatter, epilog=_EPILOG_INFO,
+        formatter_class=HelpFormatter, epilog=_EPILOG_INFO,
     )  # fmt: skip
     _add_input_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser(
         "analyze", help="analyse one scan and write result.json and CSV files",
-        formatter_class=_Formatter, epilog=_EPILOG_ANALYZE,
+        formatter_class=HelpFormatter, epilog=_EPILOG_ANALYZE,
     )  # fmt: skip
     _add_input_options(p)
     p.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
@@ -151,14 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_formats_option(p)
 
     p = sub.add_parser(
-        "demo", help="analyse the embedded example scan", formatter_class=_Formatter, epilog=_EPILOG_DEMO
+        "demo", help="analyse the embedded example scan", formatter_class=HelpFormatter, epilog=_EPILOG_DEMO
     )
     p.add_argument("--out", type=Path, default=Path("openspine-demo"), help="output folder")
     _add_formats_option(p)
 
     p = sub.add_parser(
         "batch", help="analyse every scan under a folder: resumable, sharded, failures isolated",
-        formatter_class=_Formatter, epilog=_EPILOG_BATCH,
+        formatter_class=HelpFormatter, epilog=_EPILOG_BATCH,
     )  # fmt: skip
     p.add_argument("input_root", type=Path, help="folder of DICOM studies, NIfTI files or a BIDS dataset")
     p.add_argument("--out", required=True, type=Path, help="output folder: cases/<case>/ plus cohort tables")
@@ -184,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             help=f"{what} ({', '.join(kinds)}); 'openspine {name} KIND --help' for options",
-            formatter_class=_Formatter,
+            formatter_class=HelpFormatter,
             add_help=True,
         )
         p.add_argument("kind", choices=sorted(kinds), help="what to " + name)

@@ -470,10 +470,6 @@ def _pseudo_ok(det: Any) -> bool:
     )
 
 
-def _label_value(level: Any) -> int:
-    return 26 if level.value == "S1" else int(level.label_value)
-
-
 def pseudo_label_spider(
     data_dir: str | os.PathLike[str], model: str | os.PathLike[str], split: str = "train"
 ) -> list[TrainVolume]:
@@ -499,8 +495,10 @@ def pseudo_label_spider(
         g = run.grid
         lab_model = np.zeros(g.shape, np.uint8)
         for vert, grp in zip(run.detection.vertebrae, run.groups):
+            if vert.label is None:  # every body is labelled when _pseudo_ok passed; this keeps the type checker sure
+                continue
             for m in grp.members:
-                lab_model[m.pixels[:, 0], m.pixels[:, 1]] = _label_value(vert.label)
+                lab_model[m.pixels[:, 0], m.pixels[:, 1]] = vert.label.label_value  # the mask convention (S1 = 26)
         # to 1 mm pixels: image linear (anti-aliased), labels nearest from the model grid
         sr, sc = view.scan.spacing[0], view.scan.spacing[1]
         img = view.scan.array[:, :, 0].astype(np.float32)

@@ -182,26 +182,25 @@ def _is_flat_list(v: Any) -> bool:
     return isinstance(v, list) and all(not isinstance(x, (dict, list)) for x in v)
 
 
-def _pct_ci(metric: Any) -> str:
+def _with_ci(metric: Any, scale: float, fmt: str, unit: str = "") -> str:
+    """'57.5 % [46.9, 68.4]' or '0.62 [0.52, 0.73] (linear)' from an evaluation metric with its 95 % interval."""
     if not isinstance(metric, dict) or "value" not in metric:
         return "—"
-    text = f"{100 * metric['value']:.1f} %"
+    text = f"{scale * metric['value']:{fmt}}{unit}"
     if metric.get("ci95"):
         lo, hi = metric["ci95"]
-        text += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
-    return text
-
-
-def _kappa(metric: Any) -> str:
-    if not isinstance(metric, dict) or "value" not in metric:
-        return "—"
-    text = f"{metric['value']:.2f}"
-    if metric.get("ci95"):
-        lo, hi = metric["ci95"]
-        text += f" [{lo:.2f}, {hi:.2f}]"
+        text += f" [{scale * lo:{fmt}}, {scale * hi:{fmt}}]"
     if metric.get("weights") not in (None, "none"):
         text += f" ({metric['weights']})"
     return text
+
+
+def _pct_ci(metric: Any) -> str:
+    return _with_ci(metric, 100.0, ".1f", " %")
+
+
+def _kappa(metric: Any) -> str:
+    return _with_ci(metric, 1.0, ".2f")
 
 
 def _grading_table(gradings: dict[str, Any]) -> list[str]:

@@ -205,15 +205,17 @@ def _kappa(metric: Any) -> str:
 
 def _grading_table(gradings: dict[str, Any]) -> list[str]:
     lines = [
-        "| grading | discs | balanced accuracy [95 % CI] | κ [95 % CI] | ECE calibrated / uncalibrated |",
-        "|---|---|---|---|---|",
+        "| grading | discs | `grade`: balanced accuracy [95 % CI] | κ [95 % CI] | `balanced_grade`: balanced accuracy "
+        "[95 % CI] | κ [95 % CI] | ECE calibrated / uncalibrated |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, m in gradings.items():
         ece = m.get("ece") or {}
         ece_text = f"{ece.get('calibrated', float('nan')):.2f} / {ece.get('uncalibrated', float('nan')):.2f}"
+        bal = m.get("balanced_grade") or {}
         lines.append(
             f"| {name} | {m.get('n', '')} | {_pct_ci(m.get('balanced_accuracy'))} | {_kappa(m.get('kappa'))} | "
-            f"{ece_text} |"
+            f"{_pct_ci(bal.get('balanced_accuracy'))} | {_kappa(bal.get('kappa'))} | {ece_text} |"
         )
     return lines
 

@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command_parser(
         "openspine evaluate grading",
         "Grade every SPIDER slice of a split (detector + grader) and compare with the radiologists' "
-        "gradings: balanced accuracy, kappa, confusion matrices, bootstrap 95 %% intervals, calibration error.",
+        "gradings: balanced accuracy, kappa, confusion matrices, bootstrap 95 % intervals, calibration error.",
         _EPILOG,
         show_defaults=False,
     )
@@ -190,17 +190,24 @@ def parse_levels(text: str) -> tuple[DiscLevel, ...] | None:
 
 def card_metrics(res: dict[str, Any]) -> dict[str, Any]:
     """The compact form of an evaluation kept in a model card."""
-    g = {
-        name: {k: m[k] for k in ("n", "accuracy", "balanced_accuracy", "kappa", "ece") if k in m}
-        for name, m in res["gradings"].items()
-    }
+    keys = ("n", "accuracy", "balanced_accuracy", "kappa", "ece", "balanced_grade")
+    g = {name: {k: _compact(m[k]) for k in keys if k in m} for name, m in res["gradings"].items()}
     return {
         "evaluated_on": f"SPIDER split '{res['split']}' ({res['patients']} patients, "
         f"{res['graded_and_matched']} discs, levels {_levels_text(res)})",
         "pipeline": "built-in detector + this grader (openspine evaluate grading)",
+        "decisions": "metrics of `grade` (the most probable class); `balanced_grade`: those of the class-balanced "
+        "decision, for heads that have one",
         "coverage": res["coverage"],
         "gradings": g,
     }
+
+
+def _compact(value: Any) -> Any:
+    """A metric as the card keeps it: a decision's confusion matrix is left out."""
+    if isinstance(value, dict) and "confusion_matrix" in value:
+        return {k: v for k, v in value.items() if k != "confusion_matrix"}
+    return value
 
 
 def update_card(folder: Path, res: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import platform
 import random
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -133,6 +134,32 @@ def card_head(name: str, version: str, task: str, sha256: str, size: int) -> dic
         "sha256": sha256,
         "size_bytes": size,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def finish_run(
+    torch: Any,
+    net: Any,
+    out: Path,
+    config: dict[str, Any],
+    history: list[dict[str, Any]],
+    running: Mapping[str, float],
+    run: Mapping[str, Any],
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Save the final checkpoint and return the run's record for the card: ``run`` (train_seconds, device, …), the
+    software versions, the network's size, ``data`` (what it was trained on), the command and the final losses."""
+    torch.save({"state_dict": net.state_dict(), "config": config, "history": history}, out / "checkpoint.pt")
+    n_params = int(sum(p.numel() for p in net.parameters()))
+    command = run.get("command", "")
+    return {
+        **{k: v for k, v in run.items() if k != "command"},
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "parameters": n_params,
+        **data,
+        "command": command,
+        "final_losses": {k: round(v, 5) for k, v in running.items()},
     }
 
 

@@ -12,7 +12,6 @@ and the level (ordinal: C1 = 1 … L5 = 24, S1 = 25; a disc = upper + 0.5). See 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -300,19 +299,12 @@ def train(
     bar.close()
     train_s = time.perf_counter() - t_train
     net = net.eval().cpu().to(memory_format=torch.contiguous_format)
-    torch.save({"state_dict": net.state_dict(), "config": cfg.to_dict(), "history": history}, out / "checkpoint.pt")
-    meta = {
-        "train_seconds": round(train_s, 1),
-        "device": device if device == "cpu" else torch.cuda.get_device_name(0),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "parameters": n_params,
-        "volumes": [v.id for v in volumes],
-        "data_source": data_source,
-        "init": str(init) if init else None,
-        "command": command,
-        "final_losses": {k: round(v, 5) for k, v in running.items()},
-    }
+    meta = common.finish_run(
+        torch, net, out, cfg.to_dict(), history, running,
+        run={"train_seconds": round(train_s, 1), "command": command,
+             "device": device if device == "cpu" else torch.cuda.get_device_name(0)},
+        data={"volumes": [v.id for v in volumes], "data_source": data_source, "init": str(init) if init else None},
+    )  # fmt: skip
     export_model(net, out, cfg, meta)
     log.info("trained in %.0f s; model folder: %s", train_s, out)
     return out

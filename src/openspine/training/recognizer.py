@@ -22,7 +22,6 @@ sample stream is seeded per item, so a run is reproducible.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -308,23 +307,14 @@ def train(
             )
     train_s = time.perf_counter() - t0
     net = net.eval().to(memory_format=torch.contiguous_format)
-    torch.save({"state_dict": net.state_dict(), "config": cfg.to_dict(), "history": history}, out / "checkpoint.pt")
     counts: dict[str, int] = {}
     for p in pictures:
         counts[p.kind] = counts.get(p.kind, 0) + 1
-    meta = {
-        "train_seconds": round(train_s, 1),
-        "device": "cpu",
-        "threads": threads,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "parameters": n_params,
-        "pictures": sorted(p.id for p in pictures),
-        "picture_counts": counts,
-        "data_source": data_source,
-        "command": command,
-        "final_losses": {k: round(v, 5) for k, v in running.items()},
-    }
+    meta = common.finish_run(
+        torch, net, out, cfg.to_dict(), history, running,
+        run={"train_seconds": round(train_s, 1), "device": "cpu", "threads": threads, "command": command},
+        data={"pictures": sorted(p.id for p in pictures), "picture_counts": counts, "data_source": data_source},
+    )  # fmt: skip
     export_model(net, out, cfg, meta)
     log.info("trained in %.0f s; model folder: %s", train_s, out)
     return out

@@ -114,7 +114,7 @@ def test_fast_validator_agrees_with_the_reference_validator() -> None:
     import fastjsonschema
     import jsonschema
 
-    from openspine.schema import _fast_validator, result_schema
+    from openspine.schema.validation import _fast_validator, result_schema
 
     reference = jsonschema.Draft202012Validator(result_schema())
     fast = _fast_validator()

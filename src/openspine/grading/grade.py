@@ -125,20 +125,20 @@ def grade(
     model = load_grader(grader)
     model_scope = ModelScope.from_card(model.loaded.card.data)
     discs: list[Disc] = list(detection.discs)
-    flags: list[str] = []
+    flags = _Flags()
     todo: list[_Prepared] = []
     wanted = set(levels) if levels is not None else None
     for i, d in enumerate(discs):
-        name = d.level.value if d.level is not None else f"disc #{i + 1} (unlabelled)"
+        name = d.level.value if d.level is not None else f"unlabelled disc #{i + 1}"
         if d.level is None:
-            flags.append(f"not graded: {name} (level unknown)")
+            flags.add("not graded", name, "level unknown")
             continue
         if wanted is not None and d.level not in wanted:
-            flags.append(f"not graded: {name} (not requested)")
+            flags.add("not graded", name, "not requested")
             continue
         outside = model_scope.why_not_level(d.level)
         if outside is not None:  # the card's levels: no grade the model cannot back
-            flags.append(f"grades_withheld: {name} ({outside})")
+            flags.add("grades_withheld", name, outside)
             discs[i] = replace(d, grades={**d.grades, **_not_graded(model, outside, "withheld")})
             continue
         # one disc's odd geometry drops that disc, never the scan
@@ -152,22 +152,36 @@ def grade(
         else:
             continue
         log.info("not graded: %s (%s)", name, reason)
-        flags.append(f"not graded: {name} ({reason})")
+        flags.add("not graded", name, reason)
         discs[i] = replace(d, grades={**d.grades, **_not_graded(model, reason)})
     if wanted is not None:
         found = {d.level for d in discs}
         for lv in levels or ():
             if lv not in found:
-                flags.append(f"not graded: {lv.value} (not detected)")
+                flags.add("not graded", lv.value, "not detected")
     for p, g in zip(todo, _run(model, todo)):
         d = discs[p.index]
         if isinstance(g, str):
             name = d.level.value if d.level is not None else f"disc #{p.index + 1}"
             log.info("not graded: %s (%s)", name, g)
-            flags.append(f"not graded: {name} ({g})")
+            flags.add("not graded", name, g)
             g = _not_graded(model, g)
         discs[p.index] = replace(d, grades={**d.grades, **g})
-    return GradingOutput(discs=tuple(discs), models=(model.info,), flags=tuple(flags))
+    return GradingOutput(discs=tuple(discs), models=(model.info,), flags=flags.lines())
+
+
+class _Flags:
+    """Flags of one grading run, one line per kind and reason naming every disc it concerns, in first-seen order:
+    ``not graded: L3-L4, L4-L5 (not detected)``."""
+
+    def __init__(self) -> None:
+        self._names: dict[tuple[str, str], list[str]] = {}
+
+    def add(self, kind: str, name: str, reason: str) -> None:
+        self._names.setdefault((kind, reason), []).append(name)
+
+    def lines(self) -> tuple[str, ...]:
+        return tuple(f"{kind}: {', '.join(names)} ({reason})" for (kind, reason), names in self._names.items())
 
 
 @dataclass(frozen=True)

@@ -199,3 +199,53 @@ def test_real_val_volume_cropped(shared_data) -> None:
     crop = cases[2]
     assert crop["checked"] >= 3 and crop["right"], crop
     assert cases[1]["right"] and cases[1]["predicted"]  # mirrored storage: same anatomy, same labels
+
+
+# --- SPIDER T1 slices beside the T2 ones ----------------------------------------------------------------------------
+def test_spider_t1_rows_of_the_split_and_none_without_the_list(tmp_path) -> None:
+    from openspine.evaluation.detection import spider_t1_rows
+
+    assert spider_t1_rows(tmp_path, "val") == []  # no spider/t1.csv: no T1 slices, no error
+    (tmp_path / "spider").mkdir()
+    (tmp_path / "spider" / "t1.csv").write_text(
+        "id,patient_id,path,image,png,sequence,split,pixel_spacing_mm\n"
+        "spider-1-t1,1,spider/1,t1.nii.gz,t1.png,T1,train,0.625;0.625\n"
+        "spider-9-t1,9,spider/9,t1.nii.gz,t1.png,T1,val,0.8;0.8\n"
+    )
+    assert [r["id"] for r in spider_t1_rows(tmp_path, "val")] == ["spider-9-t1"]
+
+
+def test_spider_t1_figure_beside_the_t2_one() -> None:
+    from openspine.evaluation.detection import spider_entry
+
+    full = SimpleNamespace(
+        discs=[_d("L1-L2", 40), _d("L2-L3", 20), _d("L3-L4", 0), _d("L4-L5", -20), _d("L5-S1", -40)],
+        vertebrae=[],
+        flags=(),
+    )
+    short = SimpleNamespace(discs=full.discs[:3], vertebrae=[], flags=("labelling_ambiguous: x",))
+    t2 = [spider_entry("spider-5", full, 0.1)]
+    t1 = [spider_entry("spider-5-t1", full, 0.1), spider_entry("spider-6-t1", short, 0.1)]
+    assert t1[1]["complete"] is False and t1[1]["discs"] == ["L1-L2", "L2-L3", "L3-L4"]
+    o = _overall([], t2, t1)
+    assert o["spider_lumbar_sequence_complete"] == 1.0
+    assert (o["spider_t1_slices"], o["spider_t1_lumbar_sequence_complete"]) == (2, 0.5)
+    assert _overall([], t2)["spider_t1_lumbar_sequence_complete"] is None  # no T1 slices: no figure
+    text = format_report({"split": "val", "model": "m", "scans": [], "spider": t2, "spider_t1": t1, "overall": o})
+    assert "SPIDER T2: 1/1 slices" in text and "SPIDER T1: 1/2 slices" in text
+    assert "incomplete spider-6-t1: discs L1-L2 L2-L3 L3-L4" in text
+
+
+def test_real_val_t1_slices_have_the_lumbar_sequence(shared_data) -> None:
+    from openspine.detection import detect
+    from openspine.evaluation.detection import spider_entry, spider_t1_rows
+    from openspine.io import load_scan
+
+    rows = spider_t1_rows(shared_data, "val")
+    if not rows:
+        pytest.skip("the shared data has no SPIDER T1 slices (spider/t1.csv)")
+    assert len(rows) == 26
+    for r in rows[:2]:
+        det = detect(load_scan(shared_data / r["path"] / r["image"]).to_sagittal())
+        entry = spider_entry(r["id"], det, 0.0)
+        assert entry["complete"], entry

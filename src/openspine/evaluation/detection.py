@@ -13,7 +13,9 @@ Per scan and overall, on the chosen split (``val`` for reporting; never the spli
 * **discs** (the IVD scans, which label discs only) – ground-truth discs whose mask contains a predicted disc
   centroid, and the share of those with the right level;
 * **SPIDER lumbar disc sequence** – on each mid-sagittal SPIDER slice, whether the discs L1-L2 … L5-S1 are all found,
-  in that order from top to bottom.
+  in that order from top to bottom: on the T2 slices of ``index.csv`` (``spider``) and, beside them, on the same
+  split's T1 slices listed in ``spider/t1.csv`` (``spider_t1``; another series of the same patients, not registered
+  with the T2 slice). The T1 figure has no target of its own yet.
 
 Bodies of unknown level (VB1) count for detection, false positives and centroid error, not for level accuracy.
 
@@ -513,8 +515,10 @@ def evaluate(
         raise ConfigError(f"no items with split '{split}' in {index_path}")
     vol_rows = [r for r in rows if r["dataset"] == "fastcleverseg" and (not subsets or r["subset"] in subsets)]
     spider_rows = [r for r in rows if r["dataset"] == "spider"] if spider else []
+    t1_rows = spider_t1_rows(data_dir, split) if spider else []
     scans: list[ScanResult] = []
     spider_res: list[dict[str, Any]] = []
+    spider_t1_res: list[dict[str, Any]] = []
     cases: list[dict[str, Any]] = []
     t_variants = 0.0
 
@@ -541,26 +545,23 @@ def evaluate(
         scan = load_scan(data_dir / r["path"] / "image.nii.gz")
         t = time.perf_counter()
         det = detect(scan.to_sagittal(), model=model)
-        spider_res.append(
-            {
-                "id": r["id"],
-                "complete": spider_sequence_ok(det),
-                "discs": [d.level.value if d.level else "?" for d in det.discs],
-                "vertebrae": [v.label.value if v.label else "?" for v in det.vertebrae],
-                "flags": list(det.flags),
-                "seconds": round(time.perf_counter() - t, 3),
-            }
-        )
+        spider_res.append(spider_entry(r["id"], det, time.perf_counter() - t))
         if variants > 0:
             t = time.perf_counter()
             cases += spider_variant_cases(r["id"], np.asarray(scan.array), scan.affine, det, variants, seed, detect_fn)
             t_variants += time.perf_counter() - t
+    for r in tqdm(t1_rows, desc="SPIDER T1", disable=not progress):
+        scan = load_scan(data_dir / r["path"] / r["image"])
+        t = time.perf_counter()
+        det = detect(scan.to_sagittal(), model=model)
+        spider_t1_res.append(spider_entry(r["id"], det, time.perf_counter() - t))
     report: dict[str, Any] = {
         "split": split,
         "model": model or "built-in",
-        "overall": _overall(scans, spider_res),
+        "overall": _overall(scans, spider_res, spider_t1_res),
         "scans": [s.to_dict() for s in scans],
         "spider": spider_res,
+        "spider_t1": spider_t1_res,
     }
     if variants > 0:
         rob = robustness_overall(cases)
@@ -571,7 +572,37 @@ def evaluate(
     return report
 
 
-def _overall(scans: list[ScanResult], spider_res: list[dict[str, Any]]) -> dict[str, Any]:
+def spider_t1_rows(data_dir: Path, split: str) -> list[dict[str, str]]:
+    """The SPIDER T1 slices of ``split`` listed in ``spider/t1.csv`` (none, with a log line, where it is absent)."""
+    import csv
+
+    path = data_dir / "spider" / "t1.csv"
+    if not path.is_file():
+        log.info("no SPIDER T1 slices: %s not found", path)
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if r["split"] == split]
+
+
+def spider_entry(item: str, detection: Any, seconds: float) -> dict[str, Any]:
+    """One SPIDER slice's line of the report: the lumbar disc sequence complete? and what was found."""
+    return {
+        "id": item,
+        "complete": spider_sequence_ok(detection),
+        "discs": [d.level.value if d.level else "?" for d in detection.discs],
+        "vertebrae": [v.label.value if v.label else "?" for v in detection.vertebrae],
+        "flags": list(detection.flags),
+        "seconds": round(seconds, 3),
+    }
+
+
+def _share_complete(res: Sequence[dict[str, Any]]) -> float | None:
+    return round(float(np.mean([r["complete"] for r in res])), 4) if res else None
+
+
+def _overall(
+    scans: list[ScanResult], spider_res: list[dict[str, Any]], spider_t1_res: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     body_scans = [s for s in scans if s.n_gt]
     n_gt = sum(s.n_gt for s in body_scans)
     errs = np.array([e for s in scans for e in s.errors_mm])
@@ -595,9 +626,9 @@ def _overall(scans: list[ScanResult], spider_res: list[dict[str, Any]]) -> dict[
         "disc_detection_rate": round(dd / gd, 4) if gd else None,
         "disc_level_accuracy": round(sum(s.disc_level_correct for s in scans) / dd, 4) if dd else None,
         "spider_slices": len(spider_res),
-        "spider_lumbar_sequence_complete": round(float(np.mean([r["complete"] for r in spider_res])), 4)
-        if spider_res
-        else None,
+        "spider_lumbar_sequence_complete": _share_complete(spider_res),
+        "spider_t1_slices": len(spider_t1_res),
+        "spider_t1_lumbar_sequence_complete": _share_complete(spider_t1_res),
         "seconds_per_volume_median": round(float(np.median([s.seconds for s in scans])), 3) if scans else None,
     }
     out["targets_met"] = {
@@ -617,12 +648,13 @@ def format_report(report: dict[str, Any]) -> str:
         pred = " ".join(s["predicted"]) + (f" | discs {s['discs_detected']}/{s['gt_discs']}" if s["gt_discs"] else "")
         counts = f"{s['n_gt']:>4}{s['detected']:>5}{s['false_positives']:>4}{s['unscored']:>5}"
         lines.append(f"{s['id']:<14}{counts}{lvl:>8}{err:>8}  {pred}")
-    if report["spider"]:
-        bad = [r for r in report["spider"] if not r["complete"]]
+    for key, name in (("spider", "SPIDER T2"), ("spider_t1", "SPIDER T1")):
+        res = report.get(key) or []
+        if not res:
+            continue
+        bad = [r for r in res if not r["complete"]]
         lines.append("")
-        lines.append(
-            f"SPIDER: {len(report['spider']) - len(bad)}/{len(report['spider'])} slices with L1-L2 … L5-S1 in order"
-        )
+        lines.append(f"{name}: {len(res) - len(bad)}/{len(res)} slices with L1-L2 … L5-S1 in order")
         for r in bad:
             lines.append(f"  incomplete {r['id']}: discs {' '.join(r['discs']) or '-'}")
     lines.append("")
@@ -694,7 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="detector model folder (default: the built-in detector)")
     p.add_argument("--out", type=Path, default=None, help="write the full report as JSON here")
     p.add_argument("--subsets", nargs="*", default=None, help="FastCleverSeg subsets to score (default: all)")
-    p.add_argument("--no-spider", action="store_true", help="skip the SPIDER disc-sequence check")
+    p.add_argument("--no-spider", action="store_true", help="skip the SPIDER disc-sequence checks (T2 and T1 slices)")
     p.add_argument("--card", action="store_true", help="write the overall val figures into the model's card.json")
     p.add_argument(
         "--variants",

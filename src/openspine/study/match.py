@@ -34,7 +34,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -61,24 +61,21 @@ SPACING_MIN_SHARED = 3
 _L = TypeVar("_L", Level, DiscLevel)
 
 
-@dataclass(frozen=True)
-class MatchedVertebra:
-    """One vertebral body found in both series (``distance_mm``: between the two centroids, shared frame only)."""
-
-    level: Level
-    first: Vertebra
-    second: Vertebra
-    distance_mm: float | None = None
+_R = TypeVar("_R", Vertebra, Disc)
 
 
 @dataclass(frozen=True)
-class MatchedDisc:
-    """One disc found in both series (``distance_mm``: between the two centres, shared frame only)."""
+class Matched(Generic[_L, _R]):
+    """One structure found in both series (``distance_mm``: between the two centroids, shared frame only)."""
 
-    level: DiscLevel
-    first: Disc
-    second: Disc
+    level: _L
+    first: _R
+    second: _R
     distance_mm: float | None = None
+
+
+MatchedVertebra = Matched[Level, Vertebra]  # a vertebral body found in both series
+MatchedDisc = Matched[DiscLevel, Disc]  # a disc found in both series
 
 
 @dataclass(frozen=True)
@@ -253,28 +250,31 @@ def match_series(
             f"spacing as labelled; {why}"
         )
 
-    iva, ivb = dict((lv, i) for i, lv in va), dict((lv, i) for i, lv in vb)
-    ida, idb = dict((lv, i) for i, lv in da), dict((lv, i) for i, lv in db)
-    verts: list[MatchedVertebra] = []
-    discs: list[MatchedDisc] = []
-    for lv in common_v:
-        i, j = iva[lv], ivb[lv]
-        dist = float(np.linalg.norm(wa_v[i] - wb_v[j])) if shared_frame else None
-        if dist is not None and dist > tolerance_mm:
-            flags.append(
-                f"{MISMATCH_FLAG}: vertebra {lv.value} lies {dist:.1f} mm apart in the {names[0]} and {names[1]} "
-                f"series (shared frame, tolerance {tolerance_mm:g} mm)"
-            )
-        verts.append(MatchedVertebra(lv, first.vertebrae[i], second.vertebrae[j], dist))
-    for dl in common_d:
-        i, j = ida[dl], idb[dl]
-        dist = float(np.linalg.norm(wa_d[i] - wb_d[j])) if shared_frame else None
-        if dist is not None and dist > tolerance_mm:
-            flags.append(
-                f"{MISMATCH_FLAG}: disc {dl.value} lies {dist:.1f} mm apart in the {names[0]} and {names[1]} "
-                f"series (shared frame, tolerance {tolerance_mm:g} mm)"
-            )
-        discs.append(MatchedDisc(dl, first.discs[i], second.discs[j], dist))
+    def pair(
+        kind: str,
+        common: list[Any],
+        a: list[tuple[int, Any]],
+        b: list[tuple[int, Any]],
+        wa: Any,
+        wb: Any,
+        records: tuple[tuple[Any, ...], tuple[Any, ...]],
+    ) -> list[Any]:
+        """Pair the structures of ``kind`` found at the same level; in a shared frame, check their distance."""
+        ia, ib = {lv: i for i, lv in a}, {lv: i for i, lv in b}
+        out = []
+        for lv in common:
+            i, j = ia[lv], ib[lv]
+            dist = float(np.linalg.norm(wa[i] - wb[j])) if shared_frame else None
+            if dist is not None and dist > tolerance_mm:
+                flags.append(
+                    f"{MISMATCH_FLAG}: {kind} {lv.value} lies {dist:.1f} mm apart in the {names[0]} and {names[1]} "
+                    f"series (shared frame, tolerance {tolerance_mm:g} mm)"
+                )
+            out.append(Matched(lv, records[0][i], records[1][j], dist))
+        return out
+
+    verts: list[MatchedVertebra] = pair("vertebra", common_v, va, vb, wa_v, wb_v, (first.vertebrae, second.vertebrae))
+    discs: list[MatchedDisc] = pair("disc", common_d, da, db, wa_d, wb_d, (first.discs, second.discs))
 
     mismatch = any(f.startswith(MISMATCH_FLAG) for f in flags)
     if mismatch:

@@ -6,12 +6,14 @@ fields of view, scans with withheld labels or grades. A lumbar T2 scan refused o
 of the scope rules; a T1 slice graded here is a miss.
 
     python scripts/scope_survey.py --data ../shared/data [--split val] [--out survey.csv]
+    python scripts/scope_survey.py --data ../shared/data --pictures     # the SPIDER slices as PNG pictures
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 import sys
 import time
@@ -20,6 +22,31 @@ from pathlib import Path
 from typing import Any
 
 import openspine
+
+
+def _spacing(value: object) -> str:
+    """One pixel size in mm (square pixels) from a meta.json value or a 'row;col' text."""
+    first = value[0] if isinstance(value, list) else str(value).split(";")[0]
+    return str(float(first))
+
+
+def picture_items(data: Path, split: str | None) -> list[dict[str, str]]:
+    """The SPIDER T2 and T1 slices as the 8-bit PNG pictures, with their pixel size (no geometry in the file)."""
+    rows = []
+    with (data / "index.csv").open() as f:
+        for r in csv.DictReader(f):
+            if r["dataset"] != "spider" or (split and r["split"] != split):
+                continue
+            px = _spacing(json.loads((data / r["path"] / "meta.json").read_text())["pixel_spacing_mm"])
+            rows.append({"id": r["id"], "path": str(data / r["path"] / "image.png"), "group": "spider-t2-png",
+                         "truth": "T2", "split": r["split"], "pixel_mm": px})  # fmt: skip
+    with (data / "spider" / "t1.csv").open() as f:
+        for r in csv.DictReader(f):
+            if split and r["split"] != split:
+                continue
+            rows.append({"id": r["id"], "path": str(data / r["path"] / r["png"]), "group": "spider-t1-png",
+                         "truth": "T1", "split": r["split"], "pixel_mm": _spacing(r["pixel_spacing_mm"])})  # fmt: skip
+    return rows
 
 
 def items(data: Path, split: str | None) -> list[dict[str, str]]:
@@ -42,7 +69,9 @@ def items(data: Path, split: str | None) -> list[dict[str, str]]:
 
 
 def survey(row: dict[str, str]) -> dict[str, Any]:
-    r = openspine.analyze(row["path"])
+    px = float(row["pixel_mm"]) if row.get("pixel_mm") else None
+    r = openspine.analyze(row["path"], pixel_spacing=(px, px) if px else None)
+    levels = {d.level.value for d in r.discs if d.level is not None}
     seq = r.input.sequence or {}
     fov = r.input.field_of_view or {}
     graded = [g for d in r.discs for g in d.grades.values() if g.available]
@@ -58,6 +87,7 @@ def survey(row: dict[str, str]) -> dict[str, Any]:
         "graded_discs": len({id(d) for d in r.discs if any(g.available for g in d.grades.values())}),
         "grades": len(graded),
         "grades_withheld": withheld_grades,
+        "lumbar_discs_complete": {"L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"} <= levels,
         "flags": " | ".join(r.flags),
     }
 
@@ -67,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--split", default=None, choices=("train", "val"), help="one split (default: both)")
     ap.add_argument("--out", type=Path, default=None, help="CSV with one row per scan")
+    ap.add_argument("--pictures", action="store_true", help="the SPIDER slices as PNG pictures instead (no geometry)")
     args = ap.parse_args(argv)
     logging.getLogger("openspine").setLevel(logging.ERROR)
     rows, t0 = [], time.perf_counter()
-    for row in items(args.data, args.split):
+    for row in (picture_items if args.pictures else items)(args.data, args.split):
         rows.append(survey(row))
     if args.out:
         with args.out.open("w", newline="") as f:
@@ -82,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         by[r["group"]].append(r)
     print(f"{len(rows)} scans in {time.perf_counter() - t0:.0f} s (columns: scans; 'graded' = with any grade)")
     print(f"{'group':22s} {'n':>4s}  {'sequence called':28s} {'out of scope':>12s} {'cervical':>8s} "
-          f"{'unlabelled':>10s} {'grades withheld':>15s} {'graded':>6s}")  # fmt: skip
+          f"{'unlabelled':>10s} {'grades withheld':>15s} {'graded':>6s} {'L1-L2…L5-S1':>11s}")  # fmt: skip
     for group, rs in sorted(by.items()):
         seqs = Counter(r["sequence"] or "unknown" for r in rs)
         print(
             f"{group:22s} {len(rs):>4d}  {', '.join(f'{k} {v}' for k, v in seqs.most_common()):28s} "
             f"{sum(bool(r['out_of_scope']) for r in rs):>12d} {sum('cervical' in r['field_of_view'] for r in rs):>8d} "
             f"{sum(r['unlabelled'] > 0 for r in rs):>10d} {sum(bool(r['grades_withheld']) for r in rs):>15d} "
-            f"{sum(r['grades'] > 0 for r in rs):>6d}"
+            f"{sum(r['grades'] > 0 for r in rs):>6d} {sum(r['lumbar_discs_complete'] for r in rs):>11d}"
         )
     return 0
 

@@ -101,8 +101,9 @@ def decide_sequence(user: str | None, header: str | None, image: Mapping[str, fl
     return {"value": None, "source": None}
 
 
-# the measured fluid-over-bone signal (grading.features.csf_over_body) that settles T1 against T2; chosen on the
-# SPIDER train slices (T1 98th percentile 1.23, T2 2nd percentile 1.07) with a margin each side
+# the measured fluid-over-bone signal (grading.features.csf_over_body) that settles T1 against T2. On the SPIDER
+# train slices (`python scripts/fluid_signal.py --split train`): T1 2nd-98th percentile 0.43-1.30, T2 1.03-3.85;
+# no train slice lies on the wrong side of either threshold, and the band between them is left to the image call
 CSF_T1_BELOW = 0.85
 CSF_T2_ABOVE = 1.45
 

@@ -174,8 +174,8 @@ def features_for_discs(
 
 def csf_over_body(view: SagittalView, detection: Detection) -> float | None:
     """The median over the detected discs of the canal's bright signal (90th percentile behind the disc) over the
-    vertebral bodies' median: fluid is bright on T2 (SPIDER train: median 1.81, 2nd percentile 1.07) and dark on T1
-    (median 0.61, 98th percentile 1.23). ``None`` when no disc can be measured."""
+    vertebral bodies' median: fluid is bright on T2 (SPIDER train slices: median 1.83, 2nd percentile 1.03) and dark
+    on T1 (median 0.62, 98th percentile 1.30; ``scripts/fluid_signal.py``). ``None`` when no disc can be measured."""
     values = []
     col = FEATURE_NAMES.index("canal_p90")
     arr, spacing = view.scan.array, view.scan.spacing

@@ -62,7 +62,8 @@ def run_info(args: argparse.Namespace) -> int:
         desc = s.get("description") or ""
         lines.append(
             f" {mark} [{s['index']}] series {s.get('series_number', '')} {desc!s:30.30}  {s.get('plane', '')}"
-            f"  {s.get('n_slices', '')} slices  {s.get('rows', '')}x{s.get('columns', '')}"
+            f"  {s.get('sequence_hint') or 'sequence ?'}  {s.get('n_slices', '')} slices"
+            f"  {s.get('rows', '')}x{s.get('columns', '')}"
         )
     if series_list:
         lines.append("   (* = chosen; pick another with --series)")

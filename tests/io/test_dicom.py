@@ -753,6 +753,8 @@ def test_cli_info_lists_the_series_and_marks_the_chosen_one(tmp_path: Path, caps
     out = capsys.readouterr().out
     assert "* [2] series 3 t2_tse_sag" in out and "(* = chosen; pick another with --series)" in out
     assert "axial" in out and "localizer" in out
+    chosen = next(line for line in out.splitlines() if "t2_tse_sag" in line)
+    assert "  T2  " in chosen  # each series' sequence, from its header
     assert main(["info", str(tmp_path), "--series", "2", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["chosen_series"] == uids["t1"]

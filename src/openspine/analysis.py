@@ -99,7 +99,8 @@ def analyze(
         state.not_run.update(detection=state.out_of_scope, grading=state.out_of_scope)
     else:
         state.not_run.setdefault("grading", "grading needs detected discs")
-    state.flags.extend(f for f in (scope.uncertain_sequence_flag(sequence), scope.low_score_flag(state.vertebrae)) if f)
+    unsure = None if state.out_of_scope else scope.uncertain_sequence_flag(sequence)  # nothing was graded anyway
+    state.flags.extend(f for f in (unsure, scope.low_score_flag(state.vertebrae)) if f)
     fov = scope.field_of_view((v.label for v in state.vertebrae), cervical_p)
 
     timings["total"] = time.perf_counter() - t0

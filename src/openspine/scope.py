@@ -241,6 +241,9 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
         if sequence.get("contradicted_by"):
             why = f"the spinal fluid's signal (x{sequence['csf_over_body']} of bone) says {sequence['best_guess']}"
         else:
-            why = f"the image looks most like {sequence['best_guess']} (probability {sequence.get('probability')})"
+            why = (
+                f"the image looks most like {sequence['best_guess']} "
+                f"(probability {float(sequence.get('probability') or 0):.2f})"
+            )
         return f"sequence_uncertain: {why}; give --sequence if you know it"
     return None

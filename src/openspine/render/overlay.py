@@ -146,8 +146,11 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
 
     font, small = _font(max(14, width // 55)), _font(max(12, width // 66))
     name = (result.input.path or "scan").split("/")[-1]
-    draw.text((10, 8), f"{name}  |  sagittal slice {view.input_slice_index(k)}", fill=TEXT_COLOUR, font=font)
-    draw.text((width - 10, 12), "anterior left, head up", fill=(200, 200, 200), font=small, anchor="ra")
+    if result.out_of_scope:  # not analysed: the picture is shown as stored, with no claim about its plane
+        draw.text((10, 8), f"{name}  |  not analysed", fill=TEXT_COLOUR, font=font)
+    else:
+        draw.text((10, 8), f"{name}  |  sagittal slice {view.input_slice_index(k)}", fill=TEXT_COLOUR, font=font)
+        draw.text((width - 10, 12), "anterior left, head up", fill=(200, 200, 200), font=small, anchor="ra")
     if banner:
         draw.rectangle([0, 40, width, 40 + banner_h], fill=BANNER_COLOUR)
         for i, line in enumerate(banner):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from openspine.levels import DiscLevel, Grading, Level
+from openspine.levels import DiscLevel, Level
 from openspine.models import BUILTIN_DIR
 from openspine.results import Disc, Grade, Vertebra
 from openspine.scope import (
@@ -14,7 +14,6 @@ from openspine.scope import (
     detector_label_reason,
     field_of_view,
     low_score_flag,
-    withhold_grades,
     withhold_labels,
 )
 
@@ -92,16 +91,6 @@ def test_levels_outside_the_card_are_withheld_the_rest_kept() -> None:
     assert new_v[0].note is not None and new_v[0].note.startswith("label withheld: T10 (outside the levels")
     assert [d.level for d in new_d] == [None, DiscLevel.parse("T11-T12")]
     assert flags and "T10" in flags[0]
-
-
-def test_withheld_grades_say_why_and_cover_every_grading() -> None:
-    discs = [_d("L4-L5"), _d("T10-T11")]
-    out = withhold_grades(discs, (DiscLevel.parse("L4-L5"),), [Grading.PFIRRMANN], "trained on T2 only")
-    graded = out[0].grades
-    assert set(graded) == set(Grading)
-    g = graded[Grading.PFIRRMANN]
-    assert g.grade is None and not g.available and g.note == "withheld: trained on T2 only"
-    assert out[1].grades == {}  # not requested: untouched
 
 
 def test_field_of_view_from_labels_and_the_image() -> None:

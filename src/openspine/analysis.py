@@ -219,25 +219,15 @@ def _label_scope(detection: Detection, detector: str | None, cervical_p: float |
 def _grade(
     view: SagittalView, detection: Detection, cfg: AnalysisConfig, sequence: dict[str, Any], state: _State
 ) -> None:
-    from .grading import grade, load_grader
-    from .levels import grading_key
+    from .grading import grade
 
     try:
-        model = load_grader(cfg.grader)
+        graded = grade(view, detection, levels=cfg.grade_levels, grader=cfg.grader, sequence=sequence)
     except ModelError as exc:
         if cfg.grader is not None:
             raise
         state.not_run["grading"] = f"no usable built-in grader: {exc}"
         return
-    grader_scope = scope.ModelScope.from_card(model.loaded.card.data)
-    why = grader_scope.why_not_sequence(sequence)
-    if why is not None:
-        heads = [grading_key(h.name) for h in model.heads]
-        state.discs = scope.withhold_grades(state.discs, cfg.grade_levels, heads, why)
-        state.models.append(model.info)
-        state.flags.append(f"grades_withheld: {why}")
-        return
-    graded = grade(view, detection, levels=cfg.grade_levels, grader=cfg.grader)
     state.models.extend(graded.models)
     state.flags.extend(graded.flags)
     state.discs = list(graded.discs)

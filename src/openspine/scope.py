@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .levels import DiscLevel, Grading, GradingName, Level
-from .results import Disc, Grade, Vertebra
+from .levels import DiscLevel, Level
+from .results import Disc, Vertebra
 from .vocabulary import LOW_SCORE, describe_source  # shared with the outputs; scope.LOW_SCORE stays valid
 
 REGION_ORDER = ("cervical", "thoracic", "lumbar", "sacral")
@@ -205,26 +205,6 @@ def detector_label_reason(scope: ModelScope, cervical: bool) -> LabelReason:
         return scope.why_not_level(level)
 
     return reason_of
-
-
-def withheld_grade(reason: str) -> Grade:
-    return Grade(grade=None, probabilities=None, available=False, note=f"withheld: {reason}")
-
-
-def withhold_grades(
-    discs: Sequence[Disc], levels: Sequence[DiscLevel] | None, heads: Iterable[GradingName], reason: str
-) -> list[Disc]:
-    """Every requested disc gets every grading withheld with ``reason`` (nothing is computed)."""
-    names: list[GradingName] = list(heads)
-    names += [g for g in Grading if g not in names]
-    wanted = set(levels) if levels is not None else None
-    out = []
-    for d in discs:
-        if d.level is None or (wanted is not None and d.level not in wanted):
-            out.append(d)
-            continue
-        out.append(replace(d, grades={**d.grades, **{g: withheld_grade(reason) for g in names}}))
-    return out
 
 
 def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:

@@ -124,3 +124,29 @@ def test_missing_or_damaged_grader_is_a_model_error(grader_dir: Path, tmp_path: 
     (bad / "card.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="not a grader"):
         grade(view, fake_detection(view, geoms), grader=bad)
+
+
+def test_a_sequence_outside_the_cards_scope_withholds_every_requested_disc(grader_dir: Path, tmp_path: Path):
+    from openspine.grading import grade
+
+    scan, geoms = spine_scan([300, 250, 200, 120, 60])
+    view = scan.to_sagittal()
+    scoped = tmp_path / "scoped"
+    shutil.copytree(grader_dir, scoped)
+    card = json.loads((scoped / "card.json").read_text())
+    card["scope"] = {"sequences": ["T2"]}
+    (scoped / "card.json").write_text(json.dumps(card))
+    t1 = {"value": "T1", "source": "header"}
+    out = grade(
+        view, fake_detection(view, geoms), levels=(DiscLevel.L4_L5, DiscLevel.L5_S1), grader=scoped, sequence=t1
+    )
+    for d in out.discs:
+        if d.level in (DiscLevel.L4_L5, DiscLevel.L5_S1):
+            heads = [g for g in d.grades.values() if g.note and g.note.startswith("withheld:")]
+            assert heads and all(not g.available and g.grade is None and "T1" in (g.note or "") for g in heads)
+            assert not any(g.available for g in d.grades.values())
+        else:
+            assert not d.grades  # not requested: untouched
+    assert any(f.startswith("grades_withheld: L4-L5, L5-S1 (") and "T2 only" in f for f in out.flags), out.flags
+    t2 = grade(view, fake_detection(view, geoms), grader=scoped, sequence={"value": "T2", "source": "header"})
+    assert any(g.available for d in t2.discs for g in d.grades.values())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,6 +106,7 @@ def grade(
     detection: Detection,
     levels: tuple[DiscLevel, ...] | None = LUMBAR_DISCS,
     grader: str | os.PathLike[str] | None = None,
+    sequence: Mapping[str, Any] | None = None,
 ) -> GradingOutput:
     """Grade the detected discs of one scan.
 
@@ -114,6 +116,8 @@ def grade(
             without it, their outlines or their neighbouring vertebrae's outlines).
         levels: disc levels to grade (default T12-L1 … L5-S1); ``None`` grades every labelled disc.
         grader: a grader model folder (e.g. made by ``openspine finetune``) or built-in name; ``None`` = built-in.
+        sequence: what the scan was taken to be (``input.sequence`` of the result); a sequence outside the card's
+            scope withholds every requested disc's grades, as a level outside it withholds that disc's.
 
     Returns:
         The discs (all of them, in the detection's order) with ``.grades`` filled for the graded ones, the grader's
@@ -124,6 +128,7 @@ def grade(
     """
     model = load_grader(grader)
     model_scope = ModelScope.from_card(model.loaded.card.data)
+    wrong_sequence = model_scope.why_not_sequence(sequence)
     discs: list[Disc] = list(detection.discs)
     flags = _Flags()
     todo: list[_Prepared] = []
@@ -136,8 +141,8 @@ def grade(
         if wanted is not None and d.level not in wanted:
             flags.add("not graded", name, "not requested")
             continue
-        outside = model_scope.why_not_level(d.level)
-        if outside is not None:  # the card's levels: no grade the model cannot back
+        outside = wrong_sequence or model_scope.why_not_level(d.level)
+        if outside is not None:  # the card's sequences and levels: no grade the model cannot back
             flags.add("grades_withheld", name, outside)
             discs[i] = replace(d, grades={**d.grades, **_not_graded(model, outside, "withheld")})
             continue

@@ -16,6 +16,7 @@ from .config import AnalysisConfig
 from .errors import ModelError
 from .results import AnalysisResult, Disc, InputInfo, ModelInfo, Vertebra, vec3
 from .scan import SagittalView, Scan
+from .vocabulary import SEQUENCES
 
 if TYPE_CHECKING:  # imported where used: a partial install may lack the recogniser
     from .detection import Detection
@@ -159,7 +160,7 @@ def _header_sequence(scan: Scan) -> str | None:
     hint = scan.source.sequence_hint
     if not hint:
         return None
-    return hint if hint in ("T1", "T2", "STIR") else "other"
+    return hint if hint in SEQUENCES else "other"  # a hint set by hand outside the vocabulary: not T2, so no grades
 
 
 def _recognise(view: SagittalView, state: _State) -> ImageRecognition | None:

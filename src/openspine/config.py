@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .levels import LUMBAR_DISCS, DiscLevel
+from .vocabulary import SEQUENCES
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,6 @@ class AnalysisConfig:
         d["grade_levels"] = [lv.value for lv in self.grade_levels] if self.grade_levels is not None else "all"
         d["pixel_spacing"] = list(self.pixel_spacing) if self.pixel_spacing else None
         return d
-
-
-SEQUENCES = ("T1", "T2", "STIR", "other")
 
 
 def parse_sequence(value: Any) -> str:

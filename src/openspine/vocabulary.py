@@ -28,3 +28,7 @@ def describe_source(item: Mapping[str, Any] | None) -> str:
     if item.get("settled_by") == "csf_over_body":  # an unsure image call that the fluid's signal decided
         text += f"; settled by the spinal fluid's signal, x{float(item['csf_over_body']):.2f} of bone"
     return text
+
+
+# the sequence names a result uses (input.sequence.value), from the header, the image or the user
+SEQUENCES: tuple[str, ...] = ("T1", "T2", "STIR", "other")

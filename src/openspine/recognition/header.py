@@ -21,7 +21,9 @@ import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-SEQUENCE_VALUES: tuple[str, ...] = ("T1", "T2", "STIR", "other")
+from ..vocabulary import SEQUENCES
+
+SEQUENCE_VALUES = SEQUENCES  # what the header rules can answer (besides None)
 TEXT_KEYWORDS: tuple[str, ...] = (
     "SeriesDescription",
     "SequenceName",

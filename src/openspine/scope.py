@@ -167,20 +167,34 @@ def field_of_view(labels: Iterable[Level | None], cervical_probability: float | 
 
 
 # --- withholding ------------------------------------------------------------------------------------------------
+class GroupedFlags:
+    """Flags that name every structure sharing one kind and reason, in first-seen order:
+    ``not graded: L3-L4, L4-L5 (not detected)``, ``labels_withheld: T9, T10 (outside …)``."""
+
+    def __init__(self) -> None:
+        self._names: dict[tuple[str, str], list[str]] = {}
+
+    def add(self, kind: str, name: str, reason: str) -> None:
+        self._names.setdefault((kind, reason), []).append(name)
+
+    def lines(self) -> tuple[str, ...]:
+        return tuple(f"{kind}: {', '.join(names)} ({reason})" for (kind, reason), names in self._names.items())
+
+
 def withhold_labels(
     vertebrae: Sequence[Vertebra], discs: Sequence[Disc], reason_of: LabelReason
 ) -> tuple[list[Vertebra], list[Disc], list[str]]:
     """Remove the labels that ``reason_of(level) -> str | None`` objects to; a disc loses its level when either
     neighbour loses its label. Returns the new records and one flag per withheld reason."""
     new_v: list[Vertebra] = []
-    withheld: dict[str, list[str]] = {}
+    withheld = GroupedFlags()
     gone: set[str] = set()
     for v in vertebrae:
         why = reason_of(v.label) if v.label is not None else None
         if why is None or v.label is None:
             new_v.append(v)
             continue
-        withheld.setdefault(why, []).append(v.label.value)
+        withheld.add("labels_withheld", v.label.value, why)
         gone.add(v.label.value)
         new_v.append(replace(v, label=None, note=f"label withheld: {v.label.value} ({why})"))
 
@@ -188,8 +202,7 @@ def withhold_labels(
         return d.level is not None and bool({d.level.upper_vertebra.value, d.level.lower_vertebra.value} & gone)
 
     new_d = [replace(d, level=None) if loses_level(d) else d for d in discs]
-    flags = [f"labels_withheld: {', '.join(names)} ({why})" for why, names in withheld.items()]
-    return new_v, new_d, flags
+    return new_v, new_d, list(withheld.lines())
 
 
 def detector_label_reason(scope: ModelScope, cervical: bool) -> LabelReason:

@@ -23,7 +23,7 @@ from ..errors import GeometryError
 from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
-from ..scope import ModelScope
+from ..scope import GroupedFlags, ModelScope
 from .crop import CropSpec, disc_crop, slice_indices
 from .features import FEATURE_NAMES, disc_features
 from .geometry import disc_geometry
@@ -130,7 +130,7 @@ def grade(
     model_scope = ModelScope.from_card(model.loaded.card.data)
     wrong_sequence = model_scope.why_not_sequence(sequence)
     discs: list[Disc] = list(detection.discs)
-    flags = _Flags()
+    flags = GroupedFlags()
     todo: list[_Prepared] = []
     wanted = set(levels) if levels is not None else None
     for i, d in enumerate(discs):
@@ -173,20 +173,6 @@ def grade(
             g = _not_graded(model, g)
         discs[p.index] = replace(d, grades={**d.grades, **g})
     return GradingOutput(discs=tuple(discs), models=(model.info,), flags=flags.lines())
-
-
-class _Flags:
-    """Flags of one grading run, one line per kind and reason naming every disc it concerns, in first-seen order:
-    ``not graded: L3-L4, L4-L5 (not detected)``."""
-
-    def __init__(self) -> None:
-        self._names: dict[tuple[str, str], list[str]] = {}
-
-    def add(self, kind: str, name: str, reason: str) -> None:
-        self._names.setdefault((kind, reason), []).append(name)
-
-    def lines(self) -> tuple[str, ...]:
-        return tuple(f"{kind}: {', '.join(names)} ({reason})" for (kind, reason), names in self._names.items())
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 The card (``card.json``) of a grader holds, besides the common keys:
 
 * ``input.crop`` – the :class:`~openspine.grading.crop.CropSpec` the model was trained with;
-* ``input.name`` – the ONNX input (float32, shape (N, 1, height, width), one crop slice per row);
+* ``input.name`` – the ONNX input (float32, shape (N, C, height, width), one crop slice per row);
+* ``input.channels`` (optional) – the series each of the C input channels shows, e.g. ``["T2", "T1"]`` for a grader
+  that reads the T2 and T1 crops of a disc together (:mod:`openspine.grading.pair`); absent = ``["T2"]``, one channel;
 * ``outputs.heads`` – one entry per grading (``name``, ``classes``, ``ordinal``, ``temperature``); the ONNX model
   has one output ``logits_<name>`` per head, plus ``embedding`` (the backbone features, used by fine-tuning);
 * ``outputs.slice_aggregation`` – ``mean_logits``: a disc seen on several slices gets the mean of their logits;
@@ -43,6 +45,7 @@ class GraderModel:
     heads: tuple[HeadSpec, ...]
     input_name: str
     stacker: Stacker | None = None
+    channels: tuple[str, ...] = ("T2",)  # the series of each input channel, in order
 
     @property
     def info(self) -> ModelInfo:
@@ -63,14 +66,16 @@ class GraderModel:
         raise ModelError(f"grader '{self.name}' has no head '{name}'; it has {[h.name for h in self.heads]}")
 
     def logits(self, crops: NDArray[np.float32], batch: int = 64) -> dict[str, NDArray[np.float32]]:
-        """Raw logits of every head for crops of shape (N, 1, H, W) (or (N, H, W))."""
+        """Raw logits of every head for crops of shape (N, C, H, W), C = ``len(self.channels)`` (or (N, H, W) for a
+        one-channel grader)."""
         x = np.asarray(crops, dtype=np.float32)
-        if x.ndim == 3:
+        c = len(self.channels)
+        if x.ndim == 3 and c == 1:
             x = x[:, None]
-        if x.ndim != 4 or x.shape[1:] != (1, self.crop.height, self.crop.width):
+        if x.ndim != 4 or x.shape[1:] != (c, self.crop.height, self.crop.width):
             raise ModelError(
-                f"grader '{self.name}' takes crops of shape (N, 1, {self.crop.height}, {self.crop.width}), "
-                f"got {x.shape}"
+                f"grader '{self.name}' takes crops of shape (N, {c}, {self.crop.height}, {self.crop.width}) "
+                f"(channels {', '.join(self.channels)}), got {x.shape}"
             )
         names = [f"logits_{h.name}" for h in self.heads]
         parts: dict[str, list[NDArray[np.float32]]] = {n: [] for n in names}
@@ -122,6 +127,7 @@ def _load_cached(key: str, threads: int | None) -> GraderModel:
         inp = data["input"]
         crop = CropSpec.from_dict(dict(inp["crop"]))
         input_name = str(inp.get("name", "crops"))
+        channels = _channels(inp.get("channels", ["T2"]), loaded.card.name)
         heads = tuple(HeadSpec.from_dict(h) for h in data["outputs"]["heads"])
     except (KeyError, TypeError) as exc:
         raise ModelError(
@@ -135,10 +141,30 @@ def _load_cached(key: str, threads: int | None) -> GraderModel:
         raise ModelError(
             f"grader '{loaded.card.name}': its ONNX file has no output for heads {missing}; card and weights disagree"
         )
+    declared = loaded.session.get_inputs()[0].shape
+    if len(declared) == 4 and isinstance(declared[1], int) and declared[1] != len(channels):
+        raise ModelError(
+            f"grader '{loaded.card.name}': its card names {len(channels)} input channels ({', '.join(channels)}), "
+            f"its ONNX file takes {declared[1]}; card and weights disagree"
+        )
     stacker = Stacker.from_card(
         data["outputs"].get("stacker"), {h.name: len(h.classes) for h in heads}, loaded.card.name
     )
-    return GraderModel(loaded=loaded, crop=crop, heads=heads, input_name=input_name, stacker=stacker)
+    return GraderModel(loaded=loaded, crop=crop, heads=heads, input_name=input_name, stacker=stacker, channels=channels)
+
+
+def _channels(value: Any, name: str) -> tuple[str, ...]:
+    """The card's ``input.channels``: a non-empty list of distinct series names.
+
+    Raises:
+        ModelError: anything else.
+    """
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise ModelError(f"grader '{name}': input.channels must be a non-empty list of series names, got {value!r}")
+    out = tuple(str(v) for v in value)
+    if len(set(out)) != len(out):
+        raise ModelError(f"grader '{name}': input.channels names a series twice: {list(out)}")
+    return out
 
 
 def card_summary(model: GraderModel) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def write_model_folder(
         },
         "input": {
             "name": "crops",
-            "shape": [None, 1, net.spec.height, net.spec.width],
+            "shape": [None, net.config.in_channels, net.spec.height, net.spec.width],
             "dtype": "float32",
             "crop": net.spec.to_dict(),
             "normalisation": "divided by the median intensity of the two neighbouring vertebral bodies, clipped",

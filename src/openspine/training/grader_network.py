@@ -45,15 +45,19 @@ class NetConfig:
     reduce: int = 32
     embedding: int = 128
     dropout: float = 0.3
+    in_channels: int = 1  # one crop per series the grader reads (2: T2 and T1, see openspine.grading.pair)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "widths": list(self.widths),
             "blocks": list(self.blocks),
             "reduce": self.reduce,
             "embedding": self.embedding,
             "dropout": self.dropout,
         }
+        if self.in_channels != 1:  # one-channel cards stay as they were
+            d["in_channels"] = self.in_channels
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NetConfig:
@@ -85,12 +89,16 @@ class _Block(nn.Module):
 
 
 class Backbone(nn.Module):
-    """Crop (N, 1, H, W) → embedding (N, E)."""
+    """Crop (N, C, H, W) → embedding (N, E); C = ``config.in_channels``."""
 
     def __init__(self, config: NetConfig, height: int, width: int) -> None:
         super().__init__()
         w0 = config.widths[0]
-        self.stem = nn.Sequential(nn.Conv2d(1, w0, 3, 1, 1, bias=False), nn.BatchNorm2d(w0), nn.ReLU(inplace=True))
+        if config.in_channels < 1:
+            raise ConfigError(f"the network needs at least one input channel, got {config.in_channels}")
+        self.stem = nn.Sequential(
+            nn.Conv2d(config.in_channels, w0, 3, 1, 1, bias=False), nn.BatchNorm2d(w0), nn.ReLU(inplace=True)
+        )
         layers: list[nn.Module] = []
         cin = w0
         for w, n in zip(config.widths, config.blocks):
@@ -177,9 +185,9 @@ def load_weights(net: nn.Module, path: Path, skip_prefixes: Sequence[str] = ()) 
 
 
 def export_onnx(net: DiscNet, path: Path) -> None:
-    """Write the network as ONNX (input ``crops`` float32 (N, 1, H, W); dynamic batch)."""
+    """Write the network as ONNX (input ``crops`` float32 (N, C, H, W); dynamic batch)."""
     net.eval()
-    x = torch.zeros(2, 1, net.spec.height, net.spec.width)
+    x = torch.zeros(2, net.config.in_channels, net.spec.height, net.spec.width)
     names = ["embedding"] + [f"logits_{h.name}" for h in net.head_specs]
     dyn = {"crops": {0: "n"}, **{n: {0: "n"} for n in names}}
     with warnings.catch_warnings():

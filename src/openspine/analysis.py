@@ -13,13 +13,23 @@ from typing import TYPE_CHECKING, Any
 from . import geometry, scope
 from ._logging import get_logger
 from .config import AnalysisConfig
-from .errors import ModelError
-from .results import AnalysisResult, Disc, InputInfo, ModelInfo, Vertebra, vec3
+from .errors import ModelError, OpenSpineError
+from .results import (
+    AnalysisResult,
+    Disc,
+    InputInfo,
+    ModelInfo,
+    OtherSeries,
+    SeriesMatchInfo,
+    Vertebra,
+    vec3,
+)
 from .scan import SagittalView, Scan
 from .vocabulary import SEQUENCES
 
 if TYPE_CHECKING:  # imported where used: a partial install may lack the recogniser
     from .detection import Detection
+    from .grading import SecondSeries
     from .recognition import ImageRecognition
 
 log = get_logger("analysis")
@@ -48,20 +58,26 @@ def analyze(
     config: AnalysisConfig | None = None,
     *,
     progress: Callable[[str], None] | None = None,
+    t1: Scan | str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> AnalysisResult:
-    """Detect, label and grade the spine in one scan.
+    """Detect, label and grade the spine in one scan (with the study's T1 series beside it, when there is one).
 
     Args:
-        source: a :class:`Scan` or anything :func:`openspine.load_scan` reads.
+        source: a :class:`Scan` or anything :func:`openspine.load_scan` reads; a DICOM study with a sagittal T1
+            series beside the main (T2) one reads both (:func:`openspine.io.load_study`).
         config: options as an :class:`~openspine.config.AnalysisConfig`.
+        t1: the sagittal T1 series of the same study, given separately (a :class:`Scan` or a path: NIfTI, DICOM
+            folder or picture with ``t1_pixel_spacing``); it replaces a T1 series found in ``source``.
         **options: the same options as keywords (``series``, ``pixel_spacing``, ``detector``, ``grader``,
-            ``grade_levels``, ``sequence``); they override ``config``. Unknown names raise ConfigError.
+            ``grade_levels``, ``sequence``, ``use_t1``, ``t1_pixel_spacing``); they override ``config``. Unknown
+            names raise ConfigError.
         progress: called with each stage name of :data:`STAGES` as it starts (for progress bars).
 
     Example::
 
         result = openspine.analyze("study/", grade_levels="all")
+        result = openspine.analyze("sub-01_T2w.nii.gz", t1="sub-01_T1w.nii.gz")
         result.to_dataframe("discs")
     """
     base = config.to_dict() if config is not None else {}
@@ -71,30 +87,28 @@ def analyze(
     step = progress or (lambda stage: None)
     t0 = time.perf_counter()
     step("read")
-    scan = _read(source, cfg)
+    scan, t1_scan = _read(source, cfg)
+    if t1 is not None and cfg.use_t1:
+        t1_scan = _read_t1(t1, cfg)
     timings["read"] = time.perf_counter() - t0
     scan.check_analysable()
     view = scan.to_sagittal()
 
     state = _State()
-    t = time.perf_counter()
-    recognition = _recognise(view, state)
-    sequence, plane = _sequence_and_plane(scan, recognition, cfg, state)
-    timings["recognition"] = time.perf_counter() - t
-
-    t = time.perf_counter()
     step("detect")
-    detection = None if state.out_of_scope else _detect(view, detector, state)
-    timings["detection"] = time.perf_counter() - t
-    cervical_p = recognition.cervical_probability if recognition is not None else None
+    seen = _look(scan, view, cfg.sequence, detector, state, timings)
+    detection, sequence = seen.detection, seen.sequence
+    others: tuple[OtherSeries, ...] = ()
+    second = None
+    if detection is not None and t1_scan is not None and cfg.use_t1:
+        t = time.perf_counter()
+        other, second = _read_beside(t1_scan, scan, view, detection, sequence, detector, state)
+        others = (other,)
+        timings["t1"] = time.perf_counter() - t
     if detection is not None:
-        detection = _label_scope(detection, detector, cervical_p, state)
-        from .grading.features import csf_over_body
-
-        sequence = scope.check_sequence_by_fluid(sequence, csf_over_body(view, detection))
         t = time.perf_counter()
         step("grade")
-        _grade(view, detection, cfg, sequence, state)
+        _grade(view, detection, cfg, sequence, state, second)
         timings["grading"] = time.perf_counter() - t
     elif state.out_of_scope:
         state.not_run.update(detection=state.out_of_scope, grading=state.out_of_scope)
@@ -102,16 +116,16 @@ def analyze(
         state.not_run.setdefault("grading", "grading needs detected discs")
     unsure = None if state.out_of_scope else scope.uncertain_sequence_flag(sequence)  # nothing was graded anyway
     state.flags.extend(f for f in (unsure, scope.low_score_flag(state.vertebrae)) if f)
-    fov = scope.field_of_view((v.label for v in state.vertebrae), cervical_p)
+    fov = scope.field_of_view((v.label for v in state.vertebrae), seen.cervical_probability)
 
     timings["total"] = time.perf_counter() - t0
     for stage, why in state.not_run.items():
         log.warning("%s not run: %s", stage, why)
     return AnalysisResult(
-        input=replace(input_info(scan), sequence=sequence, plane=plane, field_of_view=fov),
+        input=replace(input_info(scan), sequence=sequence, plane=seen.plane, field_of_view=fov),
         vertebrae=tuple(state.vertebrae),
         discs=tuple(state.discs),
-        models=tuple(state.models),
+        models=tuple(dict.fromkeys(state.models)),
         flags=tuple(dict.fromkeys(state.flags)),
         steps_not_run=state.not_run,
         out_of_scope=state.out_of_scope,
@@ -119,24 +133,141 @@ def analyze(
         timings_s=timings,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         view=view,
+        other_series=others,
     )
 
 
-def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig) -> Scan:
+@dataclass(frozen=True)
+class _Seen:
+    """What one series shows: its sequence and plane, the detection (labels within the detector's scope)."""
+
+    sequence: dict[str, Any]
+    plane: dict[str, Any]
+    detection: Detection | None
+    cervical_probability: float | None
+
+
+def _look(
+    scan: Scan,
+    view: SagittalView,
+    user_sequence: str | None,
+    detector: str | None,
+    state: _State,
+    timings: dict[str, float],
+) -> _Seen:
+    """Recognise, detect and label one series (the main one, or one read beside it) into ``state``."""
+    t = time.perf_counter()
+    recognition = _recognise(view, state)
+    sequence, plane = _sequence_and_plane(scan, recognition, user_sequence, state)
+    timings["recognition"] = timings.get("recognition", 0.0) + time.perf_counter() - t
+    t = time.perf_counter()
+    detection = None if state.out_of_scope else _detect(view, detector, state)
+    cervical_p = recognition.cervical_probability if recognition is not None else None
+    if detection is not None:
+        detection = _label_scope(detection, detector, cervical_p, state)
+        from .grading.features import csf_over_body
+
+        sequence = scope.check_sequence_by_fluid(sequence, csf_over_body(view, detection))
+    timings["detection"] = timings.get("detection", 0.0) + time.perf_counter() - t
+    return _Seen(sequence, plane, detection, cervical_p)
+
+
+def _read_beside(
+    t1_scan: Scan,
+    scan: Scan,
+    view: SagittalView,
+    detection: Detection,
+    sequence: dict[str, Any],
+    detector: str | None,
+    state: _State,
+) -> tuple[OtherSeries, SecondSeries | None]:
+    """Read the study's T1 series beside the main one: detect on it, match its structures to the main series' by
+    level (:func:`openspine.study.match_series`), and say whether grading may read it. Nothing here fails the
+    analysis: a T1 series that cannot be used is reported with the reason (a flag and ``other_series[].note``)."""
+    from .grading import SecondSeries
+    from .study import match_series
+
+    role = "T1"
+    own = _State()
+    seen: _Seen | None = None
+    try:
+        t1_scan.check_analysable()
+        t1_view = t1_scan.to_sagittal()
+        seen = _look(t1_scan, t1_view, None, detector, own, {})
+    except OpenSpineError as exc:
+        t1_view, why = None, f"the {role} series cannot be analysed: {exc}"
+    info = input_info(t1_scan)
+    if seen is None or seen.detection is None:
+        why = why if seen is None else (own.out_of_scope or "no vertebral body detected on it")
+        state.flags.append(f"{role.lower()}_not_used: {why}")
+        if seen is not None:
+            info = replace(info, sequence=seen.sequence, plane=seen.plane)
+        return OtherSeries(role=role, input=info, note=why, view=t1_view), None
+    info = replace(info, sequence=seen.sequence, plane=seen.plane)
+    state.models.extend(m for m in own.models if m not in state.models)
+    main_name = str(sequence.get("value") or "main")
+    frame = scan.source.frame_of_reference_uid
+    match = match_series(
+        detection, view, seen.detection, t1_view,
+        shared_frame=frame is not None and frame == t1_scan.source.frame_of_reference_uid,
+        names=(main_name, role),
+    )  # fmt: skip
+    state.flags.extend(match.flags)
+    why = scope.why_not_second_series(seen.sequence, role) or (
+        None if match.agree else f"its levels do not agree with the {main_name} series'"
+    )
+    if why is not None and not any(f.startswith(f"{role.lower()}_not_used") for f in state.flags):
+        state.flags.append(f"{role.lower()}_not_used: {why}")
+    index = {id(d): i for i, d in enumerate(seen.detection.discs)}
+    main_index = {id(d): i for i, d in enumerate(detection.discs)}
+    pairs = {main_index[id(m.first)]: index[id(m.second)] for m in match.discs}
+    other = OtherSeries(
+        role=role,
+        input=info,
+        vertebrae=tuple(own.vertebrae),
+        discs=tuple(own.discs),
+        match=SeriesMatchInfo(
+            agree=match.agree,
+            shared_frame=match.shared_frame,
+            vertebrae=tuple(m.level.value for m in match.vertebrae),
+            discs=tuple(m.level.value for m in match.discs),
+            flags=match.flags,
+        ),
+        used_for_grading=why is None,
+        note=why,
+        view=t1_view,
+    )
+    if why is not None:
+        return other, None
+    return other, SecondSeries(name=role, view=t1_view, detection=seen.detection, pairs=pairs)
+
+
+def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig) -> tuple[Scan, Scan | None]:
+    """The main series, and the study's T1 series when the input holds one (a DICOM study)."""
+    if isinstance(source, Scan):
+        return source, None
+    from .io import load_study
+
+    study = load_study(Path(source), series=cfg.series, pixel_spacing=cfg.pixel_spacing)
+    return study.main, study.t1
+
+
+def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig) -> Scan:
+    """A T1 series given on its own (its own pixel size for a picture)."""
     if isinstance(source, Scan):
         return source
     from .io import load_scan
 
-    return load_scan(Path(source), series=cfg.series, pixel_spacing=cfg.pixel_spacing)
+    return load_scan(Path(source), pixel_spacing=cfg.t1_pixel_spacing)
 
 
 def _sequence_and_plane(
-    scan: Scan, recognition: ImageRecognition | None, cfg: AnalysisConfig, state: _State
+    scan: Scan, recognition: ImageRecognition | None, user_sequence: str | None, state: _State
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The sequence (option, header, image) and the plane of the scan; a picture that is not sagittal is out of
     scope (``state.out_of_scope``)."""
     image_seq = recognition.sequence_probabilities if recognition is not None else None
-    sequence = scope.decide_sequence(cfg.sequence, _header_sequence(scan), image_seq)
+    sequence = scope.decide_sequence(user_sequence, _header_sequence(scan), image_seq)
     plane, state.out_of_scope, plane_flag = scope.decide_plane(
         scan.source.format, recognition.plane_probabilities if recognition is not None else None
     )
@@ -218,12 +349,19 @@ def _label_scope(detection: Detection, detector: str | None, cervical_p: float |
 
 
 def _grade(
-    view: SagittalView, detection: Detection, cfg: AnalysisConfig, sequence: dict[str, Any], state: _State
+    view: SagittalView,
+    detection: Detection,
+    cfg: AnalysisConfig,
+    sequence: dict[str, Any],
+    state: _State,
+    second: SecondSeries | None = None,
 ) -> None:
     from .grading import grade
 
     try:
-        graded = grade(view, detection, levels=cfg.grade_levels, grader=cfg.grader, sequence=sequence)
+        graded = grade(
+            view, detection, levels=cfg.grade_levels, grader=cfg.grader, sequence=sequence, second=second
+        )
     except ModelError as exc:
         if cfg.grader is not None:
             raise

@@ -98,6 +98,27 @@ def _add_sequence_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_t1_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--t1",
+        default=None,
+        type=Path,
+        metavar="T1_SCAN",
+        help="the same study's sagittal T1 series (NIfTI, DICOM folder or PNG/JPEG slice), read beside the main "
+        "(T2) one: its discs are matched by level and graded from both series where the T1+T2 grader answers. "
+        "A DICOM study folder holding a T1 series uses it without this option",
+    )
+    p.add_argument(
+        "--t1-pixel-spacing",
+        nargs=2,
+        type=float,
+        metavar=("ROW_MM", "COL_MM"),
+        default=None,
+        help="pixel size in mm of a T1 given as a PNG/JPEG slice (its own: the two series need not match)",
+    )
+    p.add_argument("--no-t1", action="store_true", help="read the main series alone, even where a T1 series exists")
+
+
 def _add_formats_option(p: argparse.ArgumentParser) -> None:
     from .writers import DEFAULT_FORMATS, formats_help
 
@@ -145,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, default=None, help="JSON file of analysis options (see docs)")
     _add_sequence_option(p)
+    _add_t1_options(p)
     _add_formats_option(p)
 
     p = sub.add_parser(

@@ -33,13 +33,16 @@ def run_info(args: argparse.Namespace) -> int:
 
     path = Path(args.path)
     reader = reader_for(path) if path.exists() else None  # load_scan says why a path is missing
-    series_list: list[dict[str, Any]] = reader.list_series(path) if reader and reader.list_series else []
-    scan = load_scan(path, series=_series_arg(args.series), pixel_spacing=_spacing_arg(args))
+    wanted = _series_arg(args.series)
+    # each series' role in the study whose main series is the one read (the rule of load_study)
+    series_list: list[dict[str, Any]] = reader.list_series(path, wanted) if reader and reader.list_series else []
+    scan = load_scan(path, series=wanted, pixel_spacing=_spacing_arg(args))
     summary: dict[str, Any] = {
         "path": str(path),
         "format": scan.source.format,
         "series_found": series_list,
         "chosen_series": scan.source.series_uid,
+        "t1_series": next((s["series_uid"] for s in series_list if s.get("role") == "T1"), None),
         "shape": list(scan.shape),
         "spacing_mm": [round(s, 4) for s in scan.spacing],
         "orientation": "".join(scan.orientation),
@@ -63,7 +66,7 @@ def run_info(args: argparse.Namespace) -> int:
         lines.append(
             f" {mark} [{s['index']}] series {s.get('series_number', '')} {desc!s:30.30}  {s.get('plane', '')}"
             f"  {s.get('sequence_hint') or 'sequence ?'}  {s.get('n_slices', '')} slices"
-            f"  {s.get('rows', '')}x{s.get('columns', '')}"
+            f"  {s.get('rows', '')}x{s.get('columns', '')}" + (f"  — {s['role_text']}" if s.get("role_text") else "")
         )
     if series_list:
         lines.append("   (* = chosen; pick another with --series)")
@@ -107,7 +110,9 @@ class StageProgress:
             self.bar.close()
 
 
-def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Namespace) -> int:
+def _analyze_to(
+    path: Path, out: Path, config: AnalysisConfig, args: argparse.Namespace, t1: Path | None = None
+) -> int:
     from .analysis import STAGES, analyze
     from .writers import prepare_output_dir, write_result
 
@@ -116,7 +121,7 @@ def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Na
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)
     try:
-        result = analyze(path, config, progress=progress)
+        result = analyze(path, config, progress=progress, t1=t1)
         progress("write")
         files = write_result(result, out, formats)
     finally:
@@ -149,6 +154,9 @@ def summary_line(path: Path, result: Any) -> str:
         parts.append(f"{seq['value']} ({seq.get('source')})")
     if fov.get("value"):
         parts.append(f"field of view {fov['value']}")
+    for other in getattr(result, "other_series", ()):
+        used = "graded from both" if other.used_for_grading else "not used for grading"
+        parts.append(f"with {other.role} ({len(other.match.discs)} discs matched, {used})")
     flags = len(result.flags)
     return f"{path}: {', '.join(parts)}; " + (
         f"{flags} flag{'s' if flags != 1 else ''} (below)" if flags else "no flags"
@@ -164,9 +172,15 @@ def run_analyze(args: argparse.Namespace) -> int:
         "grader": args.grader,
         "grade_levels": args.levels,
         "sequence": args.sequence,
+        "t1_pixel_spacing": tuple(args.t1_pixel_spacing) if args.t1_pixel_spacing else None,
+        "use_t1": False if args.no_t1 else None,
     }
     options.update({k: v for k, v in given.items() if v is not None})
-    return _analyze_to(Path(args.path), Path(args.out), AnalysisConfig.from_mapping(options), args)
+    if args.t1 is not None and not args.t1.exists():
+        from .errors import ScanReadError
+
+        raise ScanReadError(f"--t1 '{args.t1}' does not exist")  # before the main series is read
+    return _analyze_to(Path(args.path), Path(args.out), AnalysisConfig.from_mapping(options), args, t1=args.t1)
 
 
 def run_demo(args: argparse.Namespace) -> int:

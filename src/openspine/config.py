@@ -27,6 +27,9 @@ class AnalysisConfig:
         grade_levels: disc levels to grade; None = every detected disc. Default T12-L1 … L5-S1.
         sequence: the scan's sequence ("T1", "T2", "STIR" or "other"), overriding what the header or the image
             says; None = recognised (header first, else the image).
+        use_t1: read the study's sagittal T1 series beside the main one, when the input holds one (a DICOM study)
+            or one is given (``analyze(..., t1=...)``, ``--t1``); False = the main series alone.
+        t1_pixel_spacing: (row, column) mm of a T1 given as a PNG/JPEG picture.
     """
 
     series: str | int | None = None
@@ -35,6 +38,8 @@ class AnalysisConfig:
     grader: str | None = None
     grade_levels: tuple[DiscLevel, ...] | None = LUMBAR_DISCS
     sequence: str | None = None
+    use_t1: bool = True
+    t1_pixel_spacing: tuple[float, float] | None = None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> AnalysisConfig:
@@ -46,12 +51,15 @@ class AnalysisConfig:
                 hint = f" Did you mean '{close[0]}'?" if close else f" Known options: {', '.join(known)}."
                 raise ConfigError(f"unknown analysis option '{key}'.{hint}")
         v = dict(values)
-        if v.get("pixel_spacing") is not None:
-            ps = v["pixel_spacing"]
-            ps = (ps, ps) if isinstance(ps, (int, float)) else ps
-            if len(ps) != 2:
-                raise ConfigError(f"pixel_spacing must be [row_mm, col_mm], got {values['pixel_spacing']!r}")
-            v["pixel_spacing"] = (float(ps[0]), float(ps[1]))
+        for key in ("pixel_spacing", "t1_pixel_spacing"):
+            if v.get(key) is not None:
+                ps = v[key]
+                ps = (ps, ps) if isinstance(ps, (int, float)) else ps
+                if len(ps) != 2:
+                    raise ConfigError(f"{key} must be [row_mm, col_mm], got {values[key]!r}")
+                v[key] = (float(ps[0]), float(ps[1]))
+        if not isinstance(v.get("use_t1", True), bool):
+            raise ConfigError(f"use_t1 must be true or false, got {v['use_t1']!r}")
         levels = v.get("grade_levels", LUMBAR_DISCS)
         if isinstance(levels, str):
             levels = {"lumbar": LUMBAR_DISCS, "all": None}.get(levels.lower(), levels.split(","))
@@ -78,6 +86,7 @@ class AnalysisConfig:
         d = asdict(self)
         d["grade_levels"] = [lv.value for lv in self.grade_levels] if self.grade_levels is not None else "all"
         d["pixel_spacing"] = list(self.pixel_spacing) if self.pixel_spacing else None
+        d["t1_pixel_spacing"] = list(self.t1_pixel_spacing) if self.t1_pixel_spacing else None
         return d
 
 

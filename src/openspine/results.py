@@ -19,7 +19,7 @@ from .vocabulary import DISCLAIMER
 if TYPE_CHECKING:
     from .scan import SagittalView
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 
 Vec3 = tuple[float, float, float]
 
@@ -78,6 +78,8 @@ class Grade:
     ``balanced_grade`` is the class-balanced decision of a head that has one (the class whose probability rose most
     above its training frequency: it finds rare findings more often, at the cost of more false positives), else
     ``None``. ``available`` is False when the grading was not made (not in the model, or withheld); ``note`` says why.
+    ``series`` names the series the grade was read from: the main series' sequence (e.g. ``("T2",)``), and the
+    second series' where the grader read both (``("T2", "T1")``).
     """
 
     grade: int | None
@@ -85,6 +87,7 @@ class Grade:
     available: bool = True
     note: str | None = None
     balanced_grade: int | None = None
+    series: tuple[str, ...] | None = None  # the series it was read from, e.g. ("T2",) or ("T2", "T1")
 
     @property
     def probability(self) -> float | None:
@@ -102,6 +105,8 @@ class Grade:
             else None,
             "available": self.available,
         }
+        if self.series:
+            out["series"] = list(self.series)
         if self.note:
             out["note"] = self.note
         return out
@@ -169,6 +174,55 @@ class InputInfo:
 
 
 @dataclass(frozen=True)
+class SeriesMatchInfo:
+    """How the structures of another series were matched to the main series' (see :mod:`openspine.study`)."""
+
+    agree: bool  # the two level sequences agree and something was paired
+    shared_frame: bool  # positions compared in world mm (one DICOM frame of reference)
+    vertebrae: tuple[str, ...] = ()  # the levels paired
+    discs: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agree": self.agree,
+            "shared_frame": self.shared_frame,
+            "vertebrae": list(self.vertebrae),
+            "discs": list(self.discs),
+            "flags": list(self.flags),
+        }
+
+
+@dataclass(frozen=True)
+class OtherSeries:
+    """A series of the same study read beside the main one (e.g. the sagittal T1 beside the graded T2): what the
+    detector found on it, and how that was matched to the main series. Its discs carry no grades of their own:
+    grades read from both series are on the main series' discs (``Grade.series``)."""
+
+    role: str  # e.g. "T1"
+    input: InputInfo
+    vertebrae: tuple[Vertebra, ...] = ()
+    discs: tuple[Disc, ...] = ()
+    match: SeriesMatchInfo = field(default_factory=lambda: SeriesMatchInfo(agree=False, shared_frame=False))
+    used_for_grading: bool = False
+    note: str | None = None  # why it was not used, when it was not
+    view: SagittalView | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "role": self.role,
+            "input": self.input.to_dict(),
+            "vertebrae": [v.to_dict() for v in self.vertebrae],
+            "discs": [d.to_dict() for d in self.discs],
+            "match": self.match.to_dict(),
+            "used_for_grading": self.used_for_grading,
+        }
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     """Everything openspine found in one scan."""
 
@@ -185,9 +239,10 @@ class AnalysisResult:
     out_of_scope: str | None = None
     # the analysed image in the internal layout, kept for pictures (not serialised)
     view: SagittalView | None = field(default=None, repr=False, compare=False)
+    other_series: tuple[OtherSeries, ...] = ()  # e.g. the study's T1 series, read beside the main one
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "schema_version": SCHEMA_VERSION,
             "openspine_version": __version__,
             "created": self.created,
@@ -202,6 +257,9 @@ class AnalysisResult:
             "timings_s": {k: round(float(v), 4) for k, v in self.timings_s.items()},
             "disclaimer": DISCLAIMER,
         }
+        if self.other_series:
+            out["other_series"] = [o.to_dict() for o in self.other_series]
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -258,7 +316,7 @@ VERTEBRA_COLUMNS = [
 DISC_COLUMNS = [
     "level", "centroid_voxel_0", "centroid_voxel_1", "centroid_voxel_2",
     "centroid_mm_x", "centroid_mm_y", "centroid_mm_z", "grading", "grade", "probability", "balanced_grade",
-    "probabilities", "note",
+    "probabilities", "series", "note",
 ]  # fmt: skip
 
 
@@ -294,7 +352,7 @@ def _disc_rows(d: Mapping[str, Any]) -> list[dict[str, Any]]:
     }
     grades: Mapping[str, Mapping[str, Any]] = d.get("grades") or {}
     if not grades:
-        empty = dict.fromkeys(("grading", "grade", "probability", "balanced_grade", "probabilities"), "")
+        empty = dict.fromkeys(("grading", "grade", "probability", "balanced_grade", "probabilities", "series"), "")
         return [{**base, **empty, "note": ""}]
     rows = []
     for name, r in grades.items():
@@ -308,6 +366,7 @@ def _disc_rows(d: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "probability": "" if grade is None or given is None else round(float(p.get(str(grade), 0.0)), 4),
                 "balanced_grade": "" if balanced is None else balanced,
                 "probabilities": json.dumps({k: round(float(x), 4) for k, x in p.items()}) if p else "",
+                "series": "+".join(r.get("series") or ()),
                 "note": r.get("note") or "",
             }
         )

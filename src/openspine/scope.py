@@ -130,6 +130,18 @@ def check_sequence_by_fluid(sequence: Mapping[str, Any], csf_over_body: float | 
     return seq
 
 
+def why_not_second_series(sequence: Mapping[str, Any], role: str) -> str | None:
+    """Why a series read beside the main one as ``role`` (e.g. "T1") may not be graded from, or None when it may:
+    its recognised sequence must be ``role`` (a grader that reads T1 and T2 together must not get two T2 crops)."""
+    value, source = sequence.get("value"), sequence.get("source")
+    if value == role:
+        return None
+    if value is None:
+        guess = sequence.get("best_guess")
+        return f"its sequence is not clear from the image (best guess {guess or 'none'}), so it is not read as {role}"
+    return f"it reads as {value} ({source}), not {role}"
+
+
 def decide_plane(fmt: str, image: Mapping[str, float] | None) -> tuple[dict[str, Any], str | None, str | None]:
     """The plane of the analysed image, and (out-of-scope reason, flag).
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 from ..detection.types import DiscGeometry
 from .crop import CropSpec, disc_crop
 from .geometry import disc_geometry
-from .grade import GradingOutput, crops_for_discs, grade, grades_from_logits
+from .grade import PAIRED_GRADER, GradingOutput, SecondSeries, crops_for_discs, grade, grades_from_logits
 from .model import load_grader
 
 __all__ = [
+    "PAIRED_GRADER",
     "CropSpec",
     "DiscGeometry",
     "GradingOutput",
+    "SecondSeries",
     "crops_for_discs",
     "disc_crop",
     "disc_geometry",

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from .._logging import get_logger
 from ..detection.types import Detection, DiscGeometry
-from ..errors import GeometryError
+from ..errors import GeometryError, ModelError
 from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
@@ -29,10 +29,25 @@ from .features import FEATURE_NAMES, disc_features
 from .geometry import disc_geometry
 from .heads import HeadSpec, unavailable_note
 from .model import GraderModel, load_grader, softmax
+from .pair import paired_crops
 
 log = get_logger("grading")
 
-__all__ = ["GradingOutput", "crops_for_discs", "grade", "grades_from_logits"]
+__all__ = ["PAIRED_GRADER", "GradingOutput", "SecondSeries", "crops_for_discs", "grade", "grades_from_logits"]
+
+PAIRED_GRADER = "grader-t1t2"  # the built-in grader that reads a disc from its T2 and its T1 crop together
+
+
+@dataclass(frozen=True)
+class SecondSeries:
+    """A second series of the same study (e.g. the sagittal T1 beside the graded T2), its detection, and which of
+    its discs is which disc of the main series (``pairs``: main disc index → this series' disc index, e.g. from
+    :func:`openspine.study.match_series`). Discs without a pair are graded from the main series alone."""
+
+    name: str  # its sequence, e.g. "T1": what each grade read from it records
+    view: SagittalView
+    detection: Detection
+    pairs: Mapping[int, int]
 
 
 @dataclass(frozen=True)
@@ -107,6 +122,8 @@ def grade(
     levels: tuple[DiscLevel, ...] | None = LUMBAR_DISCS,
     grader: str | os.PathLike[str] | None = None,
     sequence: Mapping[str, Any] | None = None,
+    second: SecondSeries | None = None,
+    paired_grader: str | os.PathLike[str] | None = None,
 ) -> GradingOutput:
     """Grade the detected discs of one scan.
 
@@ -118,6 +135,10 @@ def grade(
         grader: a grader model folder (e.g. made by ``openspine finetune``) or built-in name; ``None`` = built-in.
         sequence: what the scan was taken to be (``input.sequence`` of the result); a sequence outside the card's
             scope withholds every requested disc's grades, as a level outside it withholds that disc's.
+        second: a second series of the study (e.g. T1) with its matched discs: the heads of the paired grader
+            (``paired_grader``, default the built-in ``grader-t1t2``) are then read from both series' crops for each
+            paired disc; every grade records the series it was read from (``Grade.series``).
+        paired_grader: a grader model folder or built-in name whose card lists two input channels (main, second).
 
     Returns:
         The discs (all of them, in the detection's order) with ``.grades`` filled for the graded ones, the grader's
@@ -164,7 +185,14 @@ def grade(
         for lv in levels or ():
             if lv not in found:
                 flags.add("not graded", lv.value, "not detected")
-    for p, g in zip(todo, _run(model, todo)):
+    main_name = str((sequence or {}).get("value") or "main")
+    graded = _run(model, [np.stack(p.crops)[:, None] for p in todo], [p.features for p in todo])
+    graded = [g if isinstance(g, str) else _with_series(g, (main_name,)) for g in graded]
+    models = [model.info]
+    if second is not None and todo:
+        graded, paired_info = _read_with_second(view, todo, graded, second, paired_grader, main_name, flags)
+        models.extend([paired_info] if paired_info is not None else [])
+    for p, g in zip(todo, graded):
         d = discs[p.index]
         if isinstance(g, str):
             name = d.level.value if d.level is not None else f"disc #{p.index + 1}"
@@ -172,7 +200,7 @@ def grade(
             flags.add("not graded", name, g)
             g = _not_graded(model, g)
         discs[p.index] = replace(d, grades={**d.grades, **g})
-    return GradingOutput(discs=tuple(discs), models=(model.info,), flags=flags.lines())
+    return GradingOutput(discs=tuple(discs), models=tuple(models), flags=flags.lines())
 
 
 @dataclass(frozen=True)
@@ -181,6 +209,7 @@ class _Prepared:
 
     index: int  # in the detection's discs
     level: DiscLevel
+    geometry: DiscGeometry
     crops: tuple[NDArray[np.float32], ...]
     features: NDArray[np.float64] | None
 
@@ -203,7 +232,7 @@ def _prepare(model: GraderModel, view: SagittalView, detection: Detection, index
         bad = [n for n, x in zip(FEATURE_NAMES, feats) if not np.isfinite(x)]
         if bad:
             raise GeometryError(f"measured disc features are not finite: {', '.join(bad)}")
-    return _Prepared(index=index, level=level, crops=tuple(crops), features=feats)
+    return _Prepared(index=index, level=level, geometry=g, crops=tuple(crops), features=feats)
 
 
 def _not_graded(model: GraderModel, reason: str, word: str = "not graded") -> dict[GradingName, Grade]:
@@ -229,24 +258,30 @@ def _lacking(model: GraderModel) -> dict[GradingName, Grade]:
     }
 
 
-def _run(model: GraderModel, prepared: Sequence[_Prepared]) -> list[dict[GradingName, Grade] | str]:
-    """The grades of each prepared disc, or the reason it has none (the grader's output for it is not finite)."""
-    if not prepared:
+def _run(
+    model: GraderModel,
+    batches: Sequence[NDArray[np.float32]],
+    features: Sequence[NDArray[np.float64] | None],
+) -> list[dict[GradingName, Grade] | str]:
+    """The grades of each disc from its crops (``batches[j]``: (n_j, channels, H, W), one row per slice; their logits
+    are averaged) and its measured features (for a stacker), or the reason it has none (the grader's output for it
+    is not finite)."""
+    if not batches:
         return []
     owners: list[list[int]] = []
-    rows: list[NDArray[np.float32]] = []
-    for p in prepared:
-        owners.append(list(range(len(rows), len(rows) + len(p.crops))))
-        rows.extend(p.crops)
-    logits = model.logits(np.stack(rows)[:, None])
+    start = 0
+    for b in batches:
+        owners.append(list(range(start, start + len(b))))
+        start += len(b)
+    logits = model.logits(np.concatenate(batches))
     per_disc_logits = {h.name: np.stack([logits[h.name][r].mean(axis=0) for r in owners]) for h in model.heads}
     offsets = None
     if model.stacker is not None:
-        feats = np.stack([p.features for p in prepared if p.features is not None])
+        feats = np.stack([f for f in features if f is not None])
         per_disc_logits = model.stacker.apply(per_disc_logits, feats)
         offsets = model.stacker.decision_offsets()
     out: list[dict[GradingName, Grade] | str] = []
-    for j in range(len(prepared)):
+    for j in range(len(batches)):
         per_disc = {h.name: per_disc_logits[h.name][j] for h in model.heads}
         bad = [name for name, z in per_disc.items() if not np.all(np.isfinite(z))]
         if bad:
@@ -258,3 +293,67 @@ def _run(model: GraderModel, prepared: Sequence[_Prepared]) -> list[dict[Grading
         g.update(_lacking(model))
         out.append(g)
     return out
+
+
+def _with_series(grades: Mapping[GradingName, Grade], series: tuple[str, ...]) -> dict[GradingName, Grade]:
+    """The grades with the series they were read from (available grades only)."""
+    return {k: replace(g, series=series) if g.available else g for k, g in grades.items()}
+
+
+def _paired_model(paired_grader: str | os.PathLike[str] | None) -> GraderModel | None:
+    """The grader that reads two series, or None when the installation has none (the built-in one is optional)."""
+    try:
+        model = load_grader(paired_grader if paired_grader is not None else PAIRED_GRADER)
+    except ModelError:
+        if paired_grader is not None:
+            raise
+        return None
+    if len(model.channels) != 2:
+        raise ModelError(
+            f"grader '{model.name}' reads {len(model.channels)} series per crop; a paired grader reads two "
+            "(its card's input.channels, e.g. [\"T2\", \"T1\"])"
+        )
+    return model
+
+
+def _read_with_second(
+    view: SagittalView,
+    todo: Sequence[_Prepared],
+    graded: list[dict[GradingName, Grade] | str],
+    second: SecondSeries,
+    paired_grader: str | os.PathLike[str] | None,
+    main_name: str,
+    flags: GroupedFlags,
+) -> tuple[list[dict[GradingName, Grade] | str], ModelInfo | None]:
+    """Replace, for each disc the second series also shows, the paired grader's heads by its reading of both
+    crops; a disc whose second crop cannot be cut keeps its main-series grades (flagged)."""
+    model = _paired_model(paired_grader)
+    if model is None:
+        flags.add(f"{second.name} series not used for grading", "all discs", f"no grader reads {second.name} here")
+        return graded, None
+    jobs: list[tuple[int, NDArray[np.float32], NDArray[np.float64] | None]] = []
+    for j, p in enumerate(todo):
+        k = second.pairs.get(p.index)
+        if k is None or isinstance(graded[j], str):  # no partner, or not graded at all
+            continue
+        try:
+            g2 = disc_geometry(second.view, second.detection, k)
+            crops = paired_crops(view, p.geometry, second.view, g2, model.crop)
+            feats = p.features
+            if model.stacker is not None and feats is None:
+                arr, spacing = view.scan.array, view.scan.spacing
+                feats = disc_features(arr[:, :, p.geometry.slice_index], p.geometry, (spacing[0], spacing[1]), p.level)
+        except GeometryError as exc:
+            flags.add(f"{second.name} series not used for grading", p.level.value, str(exc))
+            continue
+        jobs.append((j, crops, feats))
+    paired = _run(model, [c for _, c, _ in jobs], [f for _, _, f in jobs])
+    out = list(graded)
+    names = {grading_key(h.name) for h in model.heads}
+    for (j, _, _), g in zip(jobs, paired):
+        if isinstance(g, str):
+            flags.add(f"{second.name} series not used for grading", todo[j].level.value, g)
+            continue
+        both = {k: replace(v, series=(main_name, second.name)) for k, v in g.items() if k in names}
+        out[j] = {**graded[j], **both}  # type: ignore[dict-item]  # jobs hold graded discs only
+    return out, model.info if jobs else None

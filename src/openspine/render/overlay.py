@@ -125,7 +125,45 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
 
     Flags (and an out-of-scope reason) are printed in a banner under the title; a body scored below
     :data:`openspine.vocabulary.LOW_SCORE` is outlined with dashes and its score; a withheld label is shown as '?'.
+    A series read beside the main one (``result.other_series``, e.g. the T1) is drawn to its right, same height,
+    with its own bodies and the main series' grades at the discs matched to it.
     """
+    main = _render_series(view, result, width, _role(result.input.sequence, "main"))
+    others = [o for o in result.other_series if o.view is not None]
+    if not others:
+        return main
+    panels = [main] + [_render_series(o.view, _as_result(result, o), width, o.role) for o in others]
+    out = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) - 1), max(p.height for p in panels)))
+    out.paste(BACKGROUND, (0, 0, out.width, out.height))
+    x = 0
+    for panel in panels:
+        out.paste(panel, (x, 0))
+        x += panel.width + 8
+    return out
+
+
+def _role(sequence: Any, fallback: str) -> str:
+    value = (sequence or {}).get("value")
+    return str(value) if value else fallback
+
+
+def _as_result(result: AnalysisResult, other: Any) -> AnalysisResult:
+    """The other series as a result to draw: its bodies, its discs carrying the grades of the main series' disc
+    matched to them (the same disc), its match flags and why it was not used."""
+    from dataclasses import replace
+
+    matched = set(other.match.discs)
+    grades = {d.level: d.grades for d in result.discs if d.level is not None and d.level.value in matched}
+    discs = tuple(replace(d, grades=grades.get(d.level, {})) for d in other.discs)
+    flags = tuple(other.match.flags) + ((f"not used for grading: {other.note}",) if other.note else ())
+    return replace(
+        result, input=other.input, vertebrae=other.vertebrae, discs=discs, flags=flags, out_of_scope=None,
+        other_series=(),
+    )  # fmt: skip
+
+
+def _render_series(view: SagittalView, result: AnalysisResult, width: int, role: str) -> Image.Image:
+    """One series' overlay (see :func:`render_overlay`); ``role`` names it in the title (e.g. T2, T1)."""
     k = mid_slice(view, result)
     n_slices = view.scan.shape[2]
     neighbours = [j for j in (k - 2, k - 1, k + 1, k + 2) if 0 <= j < n_slices] if n_slices > 1 else []
@@ -149,7 +187,8 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     if result.out_of_scope:  # not analysed: the picture is shown as stored, with no claim about its plane
         draw.text((10, 8), f"{name}  |  not analysed", fill=TEXT_COLOUR, font=font)
     else:
-        draw.text((10, 8), f"{name}  |  sagittal slice {view.input_slice_index(k)}", fill=TEXT_COLOUR, font=font)
+        where = f"{role}, sagittal slice {view.input_slice_index(k)}"
+        draw.text((10, 8), f"{name}  |  {where}", fill=TEXT_COLOUR, font=font)
         draw.text((width - 10, 12), "anterior left, head up", fill=(200, 200, 200), font=small, anchor="ra")
     if banner:
         draw.rectangle([0, 40, width, 40 + banner_h], fill=BANNER_COLOUR)

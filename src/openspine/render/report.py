@@ -76,6 +76,7 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
 
     parts += _vertebrae_section(result)
     parts += _discs_section(result)
+    parts += _other_series_section(result)
 
     from .._version import __version__
 
@@ -140,7 +141,7 @@ def _discs_section(result: AnalysisResult) -> list[str]:
             "<p>Each cell: grade (its probability) = the most probable class. Where a head's class-balanced decision "
             "differs (it favours rare findings: more found, more false alarms), it follows as 'balanced: k'. "
             f"Cells below {LOW_CONFIDENCE:.0%} are highlighted; 'n/a' = not available from the model used; "
-            "'withheld' = outside the model's scope (hover for why).</p>"
+            "'withheld' = outside the model's scope (hover for why); '+T1' = read from the T1 series too.</p>"
         )
         head = "".join(f"<th>{e(grading_name(g))}</th>" for g in cols)
         parts.append(f"<table><tr><th>level</th>{head}</tr>")
@@ -157,9 +158,32 @@ def _discs_section(result: AnalysisResult) -> list[str]:
                     p = r.probability or 0.0
                     cls = " class='low'" if p < LOW_CONFIDENCE else ""
                     bal = f"; balanced: {r.balanced_grade}" if r.balanced_grade not in (None, r.grade) else ""
-                    cells.append(f"<td{cls}>{r.grade} ({p:.2f}{bal})</td>")
+                    both = " <sup>+" + e("+".join(r.series[1:])) + "</sup>" if r.series and len(r.series) > 1 else ""
+                    cells.append(f"<td{cls}>{r.grade} ({p:.2f}{bal}){both}</td>")
             parts.append(f"<tr><td>{e(d.level.value if d.level else '?')}</td>{''.join(cells)}</tr>")
         parts.append("</table>")
     else:
         parts.append("<p>No disc found.</p>")
+    return parts
+
+
+def _other_series_section(result: AnalysisResult) -> list[str]:
+    """Each series read beside the main one: what it is, which levels were matched, whether grading used it."""
+    e = html.escape
+    parts: list[str] = []
+    for o in result.other_series:
+        m = o.match
+        rows = [
+            ("file", o.input.path or "(in memory)"),
+            ("sequence", _recognised(o.input.sequence)),
+            ("shape", " × ".join(str(n) for n in o.input.shape)),
+            ("spacing (mm)", " × ".join(f"{s:g}" for s in o.input.spacing_mm)),
+            ("bodies found", str(len(o.vertebrae))),
+            ("discs matched", ", ".join(m.discs) or "none"),
+            ("positions compared", "yes (one frame of reference)" if m.shared_frame else "no (matched by level)"),
+            ("used for grading", "yes" if o.used_for_grading else f"no: {o.note or 'see flags'}"),
+        ]
+        parts += [f"<h2>{e(o.role)} series</h2><dl>", *(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows), "</dl>"]
+        if m.flags:
+            parts += ["<ul class='flags'>", *(f"<li>{e(f)}</li>" for f in m.flags), "</ul>"]
     return parts

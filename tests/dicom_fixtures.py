@@ -344,3 +344,74 @@ def world(affine: NDArray[np.float64], ijk: Sequence[float]) -> NDArray[np.float
 
 def read_dataset(path: Path) -> FileDataset:
     return pydicom.dcmread(path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# a real study of two series: sagittal T2 and sagittal T1 of one patient
+# --------------------------------------------------------------------------------------------------------------
+T2_VOLUME = "fastcleverseg/fcs-vb1-07/image.nii.gz"
+T1_VOLUME = "fastcleverseg/fcs-vb1-06/image.nii.gz"
+
+
+@dataclass(frozen=True)
+class T1T2Study:
+    """A study written by :func:`write_t1_t2_study`: its folder, the two series' ids and the source arrays."""
+
+    folder: Path
+    t2: SeriesIds
+    t1: SeriesIds
+    t2_array: NDArray[np.generic]
+    t1_array: NDArray[np.generic]
+    affine: NDArray[np.float64]
+
+
+def write_t1_t2_study(
+    folder: Path, *, shuffle_names: bool = False, t2: bool = True, t1: bool = True, stir_crop: bool = False
+) -> T1T2Study:
+    """Write one real patient's sagittal T2 and sagittal T1 volumes as two DICOM series of one study.
+
+    The volumes are FastCleverSeg VB1 ``fcs-vb1-07`` (T2) and ``fcs-vb1-06`` (T1): the same patient (the shared
+    data's README keeps 06/07/08 in one split group) on one grid, 361×361×57 at 1 mm. Which is which was decided by
+    looking, not by a record (the source does not say): on the mid-sagittal slice 07 has bright CSF in the canal and
+    bright disc nuclei over darker vertebral bodies, with the subcutaneous fat still bright (T2, not a fat-suppressed
+    TIRM); 06 has dark CSF and discs and bodies brighter than the discs (T1). ``openspine analyze`` agrees from the
+    image: 07 T2 (CSF over body 2.19), 06 T1 (probability 0.95, CSF over body 0.73). 08 is a second T1 of that
+    patient, a few millimetres off the others, and is not used here. The vertebral-body masks of 06 and 07
+    coincide within one voxel, so the two really share one frame of reference: they are written with one
+    StudyInstanceUID and one FrameOfReferenceUID, SeriesDescriptions that the header rules read as T2 and T1
+    ("T2 TSE SAG", "T1 TSE SAG"), SeriesNumbers 3 (T2) and 2 (T1), and the same (scanner-less) affine.
+
+    Args:
+        shuffle_names: write both series' files into one flat folder under meaningless shuffled names (IMxxxxx),
+            so that only the headers tell the series apart; otherwise one sub-folder per series.
+        t2, t1: which of the two series to write (a T1-only or a T2-only study).
+        stir_crop: also write a small sagittal series described as STIR (a crop of the T2 pixels: a fixture for
+            the STIR role, not a real STIR image).
+    """
+    t2_arr, affine = _load_nifti(T2_VOLUME)
+    t1_arr, t1_affine = _load_nifti(T1_VOLUME)
+    if not np.allclose(affine, t1_affine):
+        raise AssertionError("the T1 and T2 source volumes no longer share a grid")
+    study, frame = generate_uid(), generate_uid()
+    t2_ids, t1_ids = new_ids(study, frame), new_ids(study, frame)
+    flat = shuffle_names
+    if t2:
+        write_series(folder if flat else folder / "series3_t2", np.array(t2_arr), affine, ids=t2_ids,
+                     series_number=3, description="T2 TSE SAG", prefix="IMA" if flat else "IM")  # fmt: skip
+    if t1:
+        write_series(folder if flat else folder / "series2_t1", np.array(t1_arr), affine, ids=t1_ids,
+                     series_number=2, description="T1 TSE SAG", prefix="IMB" if flat else "IM")  # fmt: skip
+    if stir_crop:
+        shift = np.eye(4)
+        shift[:3, 3] = (100, 100, 20)
+        write_series(folder if flat else folder / "series4_stir", np.array(t2_arr[100:164, 100:164, 20:28]),
+                     affine @ shift, ids=new_ids(study, frame), series_number=4, description="STIR SAG",
+                     prefix="IMC" if flat else "IM")  # fmt: skip
+    if flat:
+        # names that say nothing: a random order across both series
+        files = sorted(folder.glob("IM*.dcm"))
+        order = np.random.default_rng(1).permutation(len(files))
+        staged = [f.rename(f.with_name(f"tmp-{k}")) for k, f in enumerate(files)]
+        for k, f in zip(order, staged):
+            f.rename(folder / f"IM{int(k):05d}")
+    return T1T2Study(folder, t2_ids, t1_ids, t2_arr, t1_arr, affine)

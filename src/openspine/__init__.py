@@ -12,15 +12,16 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .analysis import analyze
-    from .io import list_series, load_scan
+    from .io import list_series, load_scan, load_study
     from .results import AnalysisResult
     from .scan import Scan
 
-__all__ = ["AnalysisResult", "Scan", "__version__", "analyze", "list_series", "load_scan"]
+__all__ = ["AnalysisResult", "Scan", "__version__", "analyze", "list_series", "load_scan", "load_study"]
 
 _LAZY = {
     "Scan": ("scan", "Scan"),
     "load_scan": ("io", "load_scan"),
+    "load_study": ("io", "load_study"),
     "list_series": ("io", "list_series"),
     "analyze": ("analysis", "analyze"),
     "AnalysisResult": ("results", "AnalysisResult"),

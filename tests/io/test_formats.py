@@ -12,7 +12,11 @@ from openspine.schema import result_schema
 
 
 def test_the_schema_lists_every_format_a_reader_writes() -> None:
-    enum = result_schema()["properties"]["input"]["properties"]["format"]["enum"]
+    schema = result_schema()
+    node = schema["properties"]["input"]
+    if "$ref" in node:  # the input record may be a shared definition (#/$defs/input)
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    enum = node["properties"]["format"]["enum"]
     assert set(enum) == set(SCAN_FORMATS)
 
 

@@ -35,10 +35,19 @@ from .._logging import get_logger
 from ..errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
 from ..recognition.header import sequence_from_header
 from ..scan import Scan, ScanSource
+from .roles import ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
 
 log = get_logger("io.dicom")
 
-__all__ = ["SeriesInfo", "choose_series", "discover_series", "is_dicom_file", "read_series"]
+__all__ = [
+    "SeriesInfo",
+    "choose_series",
+    "choose_series_why",
+    "discover_series",
+    "is_dicom_file",
+    "read_series",
+    "series_roles",
+]
 
 # Two orientations closer than this (per direction-cosine component) are the same orientation.
 ORIENTATION_TOL = 1e-4
@@ -368,36 +377,52 @@ def choose_series(found: list[SeriesInfo], wanted: str | int | None, quiet: bool
 
     ``wanted`` is matched, in this order of precedence, against the SeriesInstanceUID, then the SeriesNumber
     (an int or a digit string), then the list index that ``openspine info`` shows. With ``wanted=None`` the
-    sagittal series with the most slices is chosen (ties: lowest SeriesNumber); a lone series is chosen
-    whatever its plane. Unless ``quiet``, the choice and its reason are logged at INFO.
+    sagittal series whose header says T2 (:attr:`SeriesInfo.sequence_hint`) with the most slices is chosen, else
+    the sagittal series with the most slices (ties: lowest SeriesNumber); a lone series is chosen whatever its
+    plane. Unless ``quiet``, the choice and its reason are logged at INFO.
     """
-    if not found:
-        raise SeriesSelectionError("no image series to choose from")
-    if wanted is None:
-        chosen, why = _default_choice(found)
-    else:
-        chosen, why = _match_wanted(found, wanted)
+    chosen, why = choose_series_why(found, wanted)
     if not quiet:
         log.info("chose DICOM series %s: %s", chosen.describe(), why)
     return chosen
+
+
+def choose_series_why(found: list[SeriesInfo], wanted: str | int | None) -> tuple[SeriesInfo, str]:
+    """:func:`choose_series` without logging: the series and the reason, in words."""
+    if not found:
+        raise SeriesSelectionError("no image series to choose from")
+    if wanted is None:
+        return _default_choice(found)
+    return _match_wanted(found, wanted)
 
 
 def _listing(found: list[SeriesInfo]) -> str:
     return "; ".join(f"[{i}] {s.describe()} uid={s.series_uid}" for i, s in enumerate(found))
 
 
+def _most_slices(series: list[SeriesInfo]) -> SeriesInfo:
+    """The series with the most slices; ties go to the lowest SeriesNumber."""
+    return min(series, key=lambda s: (-s.n_slices, s.series_number is None, s.series_number or 0))
+
+
 def _default_choice(found: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
     sagittal = [s for s in found if s.plane == "sagittal"]
     if sagittal:
-        best = min(
-            sagittal,
-            key=lambda s: (-s.n_slices, s.series_number is None, s.series_number or 0),
-        )
-        why = (
-            f"the sagittal series with the most slices ({len(sagittal)} sagittal of {len(found)} series)"
-            if len(found) > 1
-            else "the only series"
-        )
+        # T2 is what the grader reads: a sagittal T2 beats a sagittal T1 or STIR with more slices
+        t2 = [s for s in sagittal if s.sequence_hint == "T2"]
+        best = _most_slices(t2 or sagittal)
+        if len(found) == 1:
+            why = "the only series"
+        elif t2:
+            why = (
+                "the sagittal series with the most slices among those whose header says T2 "
+                f"({len(t2)} sagittal T2 of {len(found)} series)"
+            )
+        else:
+            why = (
+                f"the sagittal series with the most slices ({len(sagittal)} sagittal of {len(found)} series, "
+                "none whose header says T2)"
+            )
         return best, why
     if len(found) == 1:
         return found[0], "the only series"
@@ -405,6 +430,65 @@ def _default_choice(found: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         f"none of the {len(found)} series is sagittal, and openspine needs a sagittal series: {_listing(found)}. "
         "Choose one explicitly (series UID, SeriesNumber or index) if it is what you want."
     )
+
+
+def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tuple[SeriesRole, ...]:
+    """The role of every series in ``found`` (in its order), one rule for ``load_study``, ``info`` and batch.
+
+    * main: the series ``wanted`` names, else the default of :func:`choose_series` (sagittal T2 by header, most
+      slices; else the sagittal series with the most slices);
+    * T1: a sagittal series of the main series' study (StudyInstanceUID) whose header says T1, the one with the
+      most slices; never the main series itself, and none when the main series is T1;
+    * STIR: a sagittal STIR series of that study, recorded but not read;
+    * not used: everything else, with the reason.
+
+    Raises SeriesSelectionError when no main series can be chosen (as :func:`choose_series`).
+    """
+    main, why = choose_series_why(found, wanted)
+    candidates = [
+        s
+        for s in found
+        if s is not main
+        and s.study_uid == main.study_uid
+        and s.plane == "sagittal"
+        and s.sequence_hint == "T1"
+        and main.sequence_hint != "T1"
+    ]
+    t1 = _most_slices(candidates) if candidates else None
+    t1_index = next((i for i, s in enumerate(found) if s is t1), None)
+    out = []
+    for i, s in enumerate(found):
+        if s is main:
+            role, reason = ROLE_MAIN, why
+        elif s is t1:
+            role = ROLE_T1
+            reason = "the sagittal series of the main series' study whose header says T1" + (
+                f" with the most slices ({len(candidates)} such series)" if len(candidates) > 1 else ""
+            )
+        else:
+            role, reason = _unused_role(s, main, t1_index)
+        out.append(SeriesRole(i, role, s.sequence_hint, s.description or "", s.series_uid, reason))
+    return tuple(out)
+
+
+def _unused_role(s: SeriesInfo, main: SeriesInfo, t1_index: int | None) -> tuple[str, str]:
+    """The role and reason of a series that is neither the main series nor the T1 series read beside it."""
+    if s.study_uid != main.study_uid:
+        return ROLE_NOT_USED, "another study (its StudyInstanceUID differs from the main series')"
+    if s.plane != "sagittal":
+        return ROLE_NOT_USED, f"not sagittal ({s.plane})"
+    seq = s.sequence_hint
+    if seq == "STIR":
+        return ROLE_STIR, "a sagittal STIR series of the study: recorded, not read"
+    if seq == "T1" and main.sequence_hint == "T1":
+        return ROLE_NOT_USED, "a T1 series, and the main series is T1 already"
+    if seq == "T1":
+        return ROLE_NOT_USED, f"a second sagittal T1 series (the one read is [{t1_index}], with more slices)"
+    if seq == "T2":
+        return ROLE_NOT_USED, "another sagittal T2 series (one series is graded: the main one)"
+    if seq is None:
+        return ROLE_NOT_USED, "its header names no sequence (only a T1 series is read beside the main one)"
+    return ROLE_NOT_USED, f"sequence {seq} by its header (only a T1 series is read beside the main one)"
 
 
 def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInfo, str]:

@@ -46,7 +46,8 @@ class Reader:
         suffixes: lower-case file name endings it reads ("" none: recognised by content only).
         load: reads a path into a Scan.
         sniff: tells from a file's content whether it reads it (for files whose name says nothing).
-        list_series: the series a path holds (``openspine info``); None for a single image.
+        list_series: the series a path holds (``openspine info``), given the main series asked for (None: the
+            default); None for a single image.
         folders: whether it reads a folder.
         batch_skip: when set, batch discovery does not make a case of such a file but lists it as skipped with
             this reason (None: a file of this format is a batch case).
@@ -58,7 +59,7 @@ class Reader:
     suffixes: tuple[str, ...]
     load: Callable[[Path, ReadRequest], Scan]
     sniff: Callable[[Path], bool] | None = None
-    list_series: Callable[[Path], SeriesList] | None = None
+    list_series: Callable[[Path, str | int | None], SeriesList] | None = None
     folders: bool = False
     batch_skip: str | None = None
 
@@ -80,7 +81,7 @@ def _load_nifti(path: Path, request: ReadRequest) -> Scan:
     return read_nifti(path)
 
 
-def _list_nifti(path: Path) -> SeriesList:
+def _list_nifti(path: Path, series: str | int | None = None) -> SeriesList:
     scan = _load_nifti(path, ReadRequest())
     return [{"index": 0, "chosen": True, "format": scan.source.format, "shape": list(scan.shape)}]
 
@@ -111,33 +112,41 @@ def _read_dicom(root: Path, series: str | int | None, display_path: Path) -> Sca
     return read_series(choose_series(found, series), display_path=display_path)
 
 
-def _list_dicom(path: Path) -> SeriesList:
+def _list_dicom(path: Path, series: str | int | None = None) -> SeriesList:
     from .dicom import discover_series
 
-    return _describe(discover_series(path))
+    return _describe(discover_series(path), series)
 
 
-def _list_dicom_zip(path: Path) -> SeriesList:
+def _list_dicom_zip(path: Path, series: str | int | None = None) -> SeriesList:
     from .archive import extracted_zip
     from .dicom import discover_series
 
     with extracted_zip(path) as folder:
-        return _describe(discover_series(folder, display_path=path))
+        return _describe(discover_series(folder, display_path=path), series)
 
 
-def _describe(found: list[SeriesInfo]) -> SeriesList:
-    """One dict per series, marking the one chosen by default."""
-    from .dicom import choose_series
+def _describe(found: list[SeriesInfo], series: str | int | None = None) -> SeriesList:
+    """One dict per series, marking the one chosen by default, with its role in the study whose main series is
+    ``series`` (the roles None when no main series can be chosen: reading the input says why)."""
+    from .dicom import choose_series, series_roles
 
     try:
         chosen = choose_series(found, None, quiet=True)
     except SeriesSelectionError:
         chosen = None
+    try:
+        roles = series_roles(found, series)
+    except SeriesSelectionError:
+        roles = None
     out = []
     for i, s in enumerate(found):
         d = s.to_dict()
         d["index"] = i
         d["chosen"] = s is chosen
+        d["role"] = roles[i].role if roles else None
+        d["role_reason"] = roles[i].reason if roles else None
+        d["role_text"] = roles[i].text() if roles else None
         out.append(d)
     return out
 

@@ -1,0 +1,233 @@
+"""Reading a study, not one series: the main (T2) series and the T1 series beside it, each series' role from its
+header, on a real two-series study (fcs-vb1-07 as T2, fcs-vb1-06 as T1; see dicom_fixtures.write_t1_t2_study)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from pydicom.uid import generate_uid
+
+from dicom_fixtures import (
+    T1T2Study,
+    make_affine,
+    new_ids,
+    real_crop,
+    write_series,
+    write_t1_t2_study,
+    zip_folder,
+)
+from openspine.errors import SeriesSelectionError
+from openspine.io import SeriesRole, Study, list_series, load_scan, load_study
+from openspine.io.dicom import SeriesInfo, choose_series, series_roles
+
+
+def _roles(study: Study) -> dict[str, str]:
+    return {r.description: r.role for r in study.roles}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the real two-series study
+# --------------------------------------------------------------------------------------------------------------
+def test_the_t2_is_main_and_the_t1_is_read_beside_it(t1_t2_study: T1T2Study, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="openspine"):
+        study = load_study(t1_t2_study.folder)
+    assert study.main.source.series_uid == t1_t2_study.t2.series_uid
+    assert study.main.source.sequence_hint == "T2" and study.main.source.series_description == "T2 TSE SAG"
+    assert study.t1 is not None
+    assert study.t1.source.series_uid == t1_t2_study.t1.series_uid
+    assert study.t1.source.sequence_hint == "T1"
+    # one study, one frame of reference: the two series can be compared in world millimetres
+    assert study.main.source.study_uid == study.t1.source.study_uid
+    assert study.main.source.frame_of_reference_uid == study.t1.source.frame_of_reference_uid
+    assert study.main.source.frame_of_reference_uid == t1_t2_study.t2.frame_of_reference_uid
+    np.testing.assert_array_equal(study.main.array, t1_t2_study.t2_array)
+    np.testing.assert_array_equal(study.t1.array, t1_t2_study.t1_array)
+    assert_allclose(study.main.affine, t1_t2_study.affine, atol=1e-6)
+    assert_allclose(study.t1.affine, study.main.affine, atol=1e-6)
+    # listed as info lists them (by SeriesNumber: the T1 is #2, the T2 #3)
+    assert study.roles == (
+        SeriesRole(0, "T1", "T1", "T1 TSE SAG", t1_t2_study.t1.series_uid, study.roles[0].reason),
+        SeriesRole(1, "main", "T2", "T2 TSE SAG", t1_t2_study.t2.series_uid, study.roles[1].reason),
+    )
+    assert "says T2" in study.roles[1].reason and "says T1" in study.roles[0].reason
+    assert "T1 TSE SAG" in caplog.text and "main" in caplog.text
+    # load_scan picks the same main series
+    assert load_scan(t1_t2_study.folder).source.series_uid == t1_t2_study.t2.series_uid
+
+
+def test_shuffled_file_names_in_one_folder_give_the_same_study(tmp_path: Path) -> None:
+    written = write_t1_t2_study(tmp_path, shuffle_names=True)
+    assert all(p.name.startswith("IM") and p.suffix == "" for p in tmp_path.iterdir())  # names say nothing
+    study = load_study(tmp_path)
+    assert study.main.source.series_uid == written.t2.series_uid
+    assert study.t1 is not None and study.t1.source.series_uid == written.t1.series_uid
+    np.testing.assert_array_equal(study.main.array, written.t2_array)
+    np.testing.assert_array_equal(study.t1.array, written.t1_array)
+
+
+def test_a_t1_only_study_has_the_t1_as_main_and_no_t1_beside_it(tmp_path: Path) -> None:
+    written = write_t1_t2_study(tmp_path, t2=False)
+    study = load_study(tmp_path)
+    assert study.main.source.series_uid == written.t1.series_uid and study.main.source.sequence_hint == "T1"
+    assert study.t1 is None
+    assert [r.role for r in study.roles] == ["main"]
+
+
+def test_a_t2_only_study_has_no_t1(tmp_path: Path) -> None:
+    written = write_t1_t2_study(tmp_path, t1=False)
+    study = load_study(tmp_path)
+    assert study.main.source.series_uid == written.t2.series_uid
+    assert study.t1 is None and [r.role for r in study.roles] == ["main"]
+
+
+def test_a_stir_series_is_recorded_not_read(tmp_path: Path) -> None:
+    write_t1_t2_study(tmp_path, stir_crop=True)
+    study = load_study(tmp_path)
+    assert _roles(study) == {"T1 TSE SAG": "T1", "T2 TSE SAG": "main", "STIR SAG": "STIR"}
+    assert study.t1 is not None and study.main.source.sequence_hint == "T2"
+
+
+def test_asking_for_the_t1_makes_it_main_and_reads_no_t1_beside_it(t1_t2_study: T1T2Study) -> None:
+    study = load_study(t1_t2_study.folder, series=2)  # SeriesNumber 2: the T1
+    assert study.main.source.series_uid == t1_t2_study.t1.series_uid
+    assert study.t1 is None
+    t2 = next(r for r in study.roles if r.series_uid == t1_t2_study.t2.series_uid)
+    assert t2.role == "not used" and "T2" in t2.reason
+
+
+def test_a_t1_that_cannot_be_read_leaves_the_main_series(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    arr, aff = real_crop(shape=(48, 48, 6))
+    study_uid, frame = generate_uid(), generate_uid()
+    t2 = write_series(tmp_path / "t2", arr, aff, ids=new_ids(study_uid, frame), series_number=3,
+                      description="T2 TSE SAG")[0]  # fmt: skip
+    _, files = write_series(tmp_path / "t1", arr, aff, ids=new_ids(study_uid, frame), series_number=2,
+                            description="T1 TSE SAG")  # fmt: skip
+    data = files[2].read_bytes()
+    files[2].write_bytes(data[: len(data) - 500])  # its pixel data cut short
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        study = load_study(tmp_path)
+    assert study.main.source.series_uid == t2.series_uid and study.t1 is None
+    t1 = next(r for r in study.roles if r.description == "T1 TSE SAG")
+    assert t1.role == "not used" and "cannot be read" in t1.reason
+    assert "goes on without it" in caplog.text
+
+
+def test_a_zip_of_a_study_reads_both_series(tmp_path: Path) -> None:
+    arr, aff = real_crop(shape=(48, 48, 6))
+    study_uid = generate_uid()
+    folder = tmp_path / "export"
+    t2 = write_series(folder / "a", arr, aff, ids=new_ids(study_uid), series_number=3, description="T2 TSE SAG")[0]
+    t1 = write_series(folder / "b", arr[:, :, :5], aff, ids=new_ids(study_uid), series_number=2,
+                      description="T1 TSE SAG")[0]  # fmt: skip
+    study = load_study(zip_folder(folder, tmp_path / "study.zip"))
+    assert study.main.source.series_uid == t2.series_uid
+    assert study.t1 is not None and study.t1.source.series_uid == t1.series_uid
+    assert study.main.source.path == str(tmp_path / "study.zip")
+    assert [d["role"] for d in list_series(tmp_path / "study.zip")] == ["T1", "main"]
+
+
+def test_a_single_scan_is_a_study_of_one_series(shared_data: Path) -> None:
+    path = shared_data / "spider" / "21" / "image.nii.gz"
+    study = load_study(path)
+    assert study.t1 is None and study.roles == ()
+    assert study.main.shape == load_scan(path).shape
+    picture = load_study(path.with_suffix("").with_suffix(".png"), pixel_spacing=0.5)
+    assert picture.t1 is None and picture.main.shape[:2] == study.main.shape[:2]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the role rule on header facts
+# --------------------------------------------------------------------------------------------------------------
+def _info(
+    number: int, plane: str, n: int, seq: str | None, study: str = "1.2.3", description: str | None = None
+) -> SeriesInfo:
+    return SeriesInfo(
+        series_uid=f"1.2.3.{number}",
+        study_uid=study,
+        series_number=number,
+        description=description or f"series {number}",
+        modality="MR",
+        n_slices=n,
+        rows=64,
+        columns=64,
+        plane=plane,
+        files=(),
+        sequence_hint=seq,
+    )
+
+
+def test_the_default_main_series_is_the_sagittal_t2_even_with_fewer_slices() -> None:
+    found = [_info(1, "sagittal", 19, "T1"), _info(2, "sagittal", 15, "T2"), _info(3, "sagittal", 17, "STIR")]
+    assert choose_series(found, None, quiet=True).series_number == 2
+    # without a T2 header, the rule is the old one: most slices
+    found = [_info(1, "sagittal", 19, "T1"), _info(2, "sagittal", 15, None)]
+    assert choose_series(found, None, quiet=True).series_number == 1
+
+
+def test_every_series_gets_a_role_and_a_reason() -> None:
+    found = [
+        _info(1, "axial", 3, None, description="localizer"),
+        _info(2, "sagittal", 15, "T1"),
+        _info(3, "sagittal", 15, "T2"),
+        _info(4, "sagittal", 15, "STIR"),
+        _info(5, "sagittal", 12, "T1"),
+        _info(6, "axial", 30, "T2"),
+        _info(7, "sagittal", 15, "T2"),
+        _info(8, "sagittal", 18, "T1", study="9.9.9"),
+        _info(9, "sagittal", 15, "other"),
+    ]
+    roles = series_roles(found)
+    assert [r.index for r in roles] == list(range(len(found)))
+    by_number = {found[r.index].series_number: r for r in roles}
+    assert {n: r.role for n, r in by_number.items()} == {
+        1: "not used", 2: "T1", 3: "main", 4: "STIR", 5: "not used", 6: "not used", 7: "not used", 8: "not used",
+        9: "not used",
+    }  # fmt: skip
+    assert "not sagittal (axial)" in by_number[1].reason
+    assert "second sagittal T1" in by_number[5].reason and "[1]" in by_number[5].reason
+    assert "another sagittal T2" in by_number[7].reason  # ties: the lowest SeriesNumber is main
+    assert "another study" in by_number[8].reason  # a T1 of another study is never read beside this one
+    assert "sequence other" in by_number[9].reason
+    assert by_number[1].text().startswith("not used: not sagittal")
+    assert by_number[3].text() == "main (graded)" and by_number[2].text() == "T1 (read beside the main series)"
+
+
+def test_roles_follow_the_series_asked_for() -> None:
+    found = [_info(2, "sagittal", 15, "T1"), _info(3, "sagittal", 15, "T2"), _info(4, "sagittal", 15, "T1")]
+    roles = series_roles(found, 4)
+    assert [r.role for r in roles] == ["not used", "not used", "main"]
+    assert "main series is T1 already" in roles[0].reason
+    with pytest.raises(SeriesSelectionError, match="no series matches"):
+        series_roles(found, "1.2.3.99")
+
+
+def test_info_shows_each_series_role_next_to_its_sequence(
+    t1_t2_study: T1T2Study, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openspine.cli import main
+
+    assert main(["info", str(t1_t2_study.folder)]) == 0
+    out = capsys.readouterr().out
+    t2_line = next(line for line in out.splitlines() if "T2 TSE SAG" in line)
+    t1_line = next(line for line in out.splitlines() if "T1 TSE SAG" in line)
+    assert t2_line.lstrip().startswith("* [1]") and "  T2  " in t2_line and "main (graded)" in t2_line
+    assert "  T1  " in t1_line and "T1 (read beside the main series)" in t1_line
+    assert main(["info", str(t1_t2_study.folder), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["chosen_series"] == t1_t2_study.t2.series_uid and info["t1_series"] == t1_t2_study.t1.series_uid
+    assert [(s["role"], s["sequence_hint"]) for s in info["series_found"]] == [("T1", "T1"), ("main", "T2")]
+    # the same study with the STIR and an axial localiser beside it
+    folder = tmp_path / "study"
+    shutil.copytree(t1_t2_study.folder, folder)
+    loc = make_affine(np.eye(3)[:, [1, 0, 2]], (1.0, 1.0, 10.0), (0.0, 0.0, 0.0))
+    write_series(folder / "loc", t1_t2_study.t2_array[:48, :48, :3].copy(), loc, series_number=1,
+                 description="localizer", ids=new_ids(t1_t2_study.t2.study_uid))  # fmt: skip
+    assert main(["info", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "not used: not sagittal" in next(line for line in out.splitlines() if "localizer" in line)

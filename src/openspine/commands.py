@@ -208,11 +208,16 @@ def run_batch(args: argparse.Namespace) -> int:
             raise ConfigError(f"batch input '{args.input_root}' is not a folder")
         cases, skipped = discover_cases(args.input_root)
         mine = select_part(cases, part)
-        print(f"{len(cases)} case(s) found under {args.input_root}; {len(mine)} in part {part[0]}/{part[1]}:")
+        n_t1 = sum(c.has_t1 for c in cases)
+        print(
+            f"{len(cases)} case(s) found under {args.input_root} ({n_t1} with a T1 series read beside the main one); "
+            f"{len(mine)} in part {part[0]}/{part[1]}:"
+        )
         for c in mine:
             note = f"  (will fail: {c.problem})" if c.problem else ""
             series = f" series {c.series}" if c.series else ""
-            print(f"  {c.case_id}  [{c.kind}] {c.path}{series}{note}")
+            t1 = f" + T1 {c.t1}" if c.t1 else f" + T1 series {c.t1_series}" if c.t1_series else ""
+            print(f"  {c.case_id}  [{c.kind}] {c.path}{series}{t1}{note}")
         print(f"{len(skipped)} file(s) skipped:")
         for s in skipped:
             print(f"  {s.path}: {s.reason}")

@@ -89,7 +89,7 @@ def process_case(
     overwrite: bool = False,
 ) -> CaseStatus:
     """Analyse ``case`` into ``out_root/cases/<case_id>/`` with ``config`` (the case's DICOM series chosen by
-    discovery); every error becomes a failed status."""
+    discovery; a paired T1 file read beside the main scan); every error becomes a failed status."""
     from ..analysis import analyze
     from ..writers import write_result
 
@@ -109,7 +109,12 @@ def process_case(
             from ..errors import ScanReadError
 
             raise ScanReadError(case.problem)
-        result = analyze(case.path, replace(config, series=case.series) if case.series else config, progress=track)
+        case_config = replace(config, series=case.series) if case.series else config
+        if case.t1:
+            # a file pair (BIDS T2w + T1w); a DICOM study's T1 series the analysis finds in the study itself
+            result = analyze(case.path, case_config, progress=track, t1=case.t1)
+        else:
+            result = analyze(case.path, case_config, progress=track)
         stage = "write"
         shutil.rmtree(tmp, ignore_errors=True)
         write_result(result, tmp, formats)

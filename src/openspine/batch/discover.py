@@ -3,8 +3,11 @@
 Every candidate becomes a case, also a broken one (an empty folder, a study without a sagittal series): it
 then fails in the run and is reported in failures.csv, instead of silently vanishing. Every other file under the
 root is listed as skipped with the reason: label maps, sidecars, other BIDS modalities, files that are not
-scans, hidden files and folders, DICOM files that are unreadable or truncated or hold no image, and the other
-series of a DICOM study (one case analyses one series). ``--dry-run`` lists them, a run writes them to
+scans, hidden files and folders, DICOM files that are unreadable or truncated or hold no image, and the series of a
+DICOM study that its case does not read (STIR, a second T1, axial series, ...; the role rule of
+:func:`openspine.io.load_study`). A DICOM study's sagittal T1 series is part of its case, read beside the main
+series; in a BIDS ``anat`` folder a ``_T2w`` and a ``_T1w`` file whose other entities agree are one case (the T2w
+graded, the T1w beside it). ``--dry-run`` lists the cases and the skipped files, a run writes the skipped files to
 skipped.csv: nothing under the root vanishes unaccounted for.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,13 +38,27 @@ NOT_SCANS = {".json", ".tsv", ".csv", ".txt", ".md", ".bval", ".bvec", ".html", 
 
 @dataclass(frozen=True)
 class Case:
-    """One scan to analyse. ``problem`` is set when discovery already knows it cannot be analysed."""
+    """One scan to analyse. ``problem`` is set when discovery already knows it cannot be analysed.
+
+    Attributes:
+        series: the main series of a DICOM study (its SeriesInstanceUID).
+        t1: a T1 file read beside the main scan (a BIDS ``_T1w`` paired with the case's ``_T2w``).
+        t1_series: the SeriesInstanceUID of the study's T1 series that the analysis reads beside the main series
+            (it finds it in the study folder itself: see :func:`openspine.io.load_study`).
+    """
 
     case_id: str
     path: str
     kind: str  # a reader's name ("dicom", "nifti"), "bids" or "empty"
     series: str | None = None
     problem: str | None = None
+    t1: str | None = None
+    t1_series: str | None = None
+
+    @property
+    def has_t1(self) -> bool:
+        """Whether a T1 series or file is read beside the main scan."""
+        return bool(self.t1 or self.t1_series)
 
 
 @dataclass(frozen=True)
@@ -88,13 +105,47 @@ def discover_cases(root: str | os.PathLike[str]) -> tuple[list[Case], list[Skipp
                 other_files.append(path)
     if other_files:
         cases.extend(_dicom_cases(root, other_files, skipped))
+    cases = _pair_bids_t1(cases)
     seen: dict[str, int] = defaultdict(int)
     unique: list[Case] = []
     for c in sorted(cases, key=lambda c: (c.case_id, c.path, c.series or "")):
         seen[c.case_id] += 1
         n = seen[c.case_id]
-        unique.append(c if n == 1 else Case(f"{c.case_id}__{n}", c.path, c.kind, c.series, c.problem))
+        unique.append(c if n == 1 else replace(c, case_id=f"{c.case_id}__{n}"))
+    n_t1 = sum(c.has_t1 for c in unique)
+    log.info(
+        "discovered %d case(s) under %s (%d with a T1 series read beside the main one); %d file(s) skipped",
+        len(unique), root, n_t1, len(skipped),
+    )  # fmt: skip
     return unique, sorted(skipped, key=lambda s: s.path)
+
+
+BIDS_PAIR = re.compile(r"^(?P<entities>.+)_(?P<suffix>T1w|T2w)\.nii(\.gz)?$")
+
+
+def _pair_bids_t1(cases: list[Case]) -> list[Case]:
+    """One case for a BIDS ``_T2w`` file and the ``_T1w`` file beside it whose other entities are equal (same
+    folder, same ``sub-``/``ses-``/``acq-``/... entities): the T2w is graded, the T1w read beside it. A T1w without
+    such a T2w (or with several candidates) stays a case of its own."""
+    groups: dict[tuple[str, str], dict[str, list[Case]]] = defaultdict(lambda: defaultdict(list))
+    for c in cases:
+        m = BIDS_PAIR.match(Path(c.path).name) if c.kind == "bids" else None
+        if m:
+            groups[(str(Path(c.path).parent), m["entities"])][m["suffix"]].append(c)
+    merged: dict[str, Case] = {}  # path of a T1w that joined a T2w's case → that case
+    for by_suffix in groups.values():
+        t2, t1 = by_suffix.get("T2w", []), by_suffix.get("T1w", [])
+        if len(t2) == 1 and len(t1) == 1:
+            merged[t1[0].path] = replace(t2[0], t1=t1[0].path)
+            merged[t2[0].path] = merged[t1[0].path]
+    out: list[Case] = []
+    for c in cases:
+        paired = merged.get(c.path)
+        if paired is None:
+            out.append(c)
+        elif paired.path == c.path:  # the T2w's case, now with its T1w
+            out.append(paired)
+    return out
 
 
 def _file_case(reader: Reader, path: Path, rel: Path, skipped: list[Skipped]) -> list[Case]:
@@ -115,13 +166,16 @@ def _file_case(reader: Reader, path: Path, rel: Path, skipped: list[Skipped]) ->
 
 
 def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[Case]:
-    """One case per DICOM study: its sagittal series, chosen as single-scan mode does.
+    """One case per DICOM study: its main series and the T1 series beside it, by the role rule of
+    :func:`openspine.io.load_study` (the main series as single-scan mode chooses it).
 
-    Every file in ``files`` ends up in a case (a member of the chosen series, or of a study that fails as a
-    whole) or in ``skipped`` with the reason (not DICOM, unreadable, truncated, no image, another series).
+    Every file in ``files`` ends up in a case (a member of the main or T1 series, or of a study that fails as a
+    whole) or in ``skipped`` with the reason (not DICOM, unreadable, truncated, no image, a series the case does
+    not read).
     """
     from ..errors import ScanReadError, SeriesSelectionError
-    from ..io.dicom import choose_series, discover_series, is_dicom_file
+    from ..io.dicom import discover_series, is_dicom_file, series_roles
+    from ..io.roles import ROLE_MAIN, ROLE_T1
 
     dicom_files: list[Path] = []
     for f in files:
@@ -147,17 +201,19 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
         folder = Path(os.path.commonpath([str(p.parent) for s in members for p in s.files]))
         case_id = _safe_id(str(folder.relative_to(root)) if folder != root else members[0].series_uid)
         try:
-            chosen = choose_series(members, None, quiet=True)
+            roles = series_roles(members, None)
         except SeriesSelectionError as exc:
             out.append(Case(case_id, str(folder), "dicom", problem=str(exc)))
             accounted.update(p for s in members for p in s.files)  # all part of the failing case
             continue
-        out.append(Case(case_id, str(folder), "dicom", series=chosen.series_uid))
-        accounted.update(chosen.files)
-        for other in members:
-            if other is not chosen:
-                skipped.extend(_other_series(root, other, case_id, files))
-                accounted.update(other.files)
+        main = next(members[r.index] for r in roles if r.role == ROLE_MAIN)
+        t1 = next((members[r.index] for r in roles if r.role == ROLE_T1), None)
+        out.append(Case(case_id, str(folder), "dicom", series=main.series_uid, t1_series=t1.series_uid if t1 else None))
+        for r in roles:
+            member = members[r.index]
+            if r.role not in (ROLE_MAIN, ROLE_T1):
+                skipped.extend(_other_series(root, member, case_id, files, r.text()))
+            accounted.update(member.files)
     for f in dicom_files:
         if f not in accounted:
             skipped.append(Skipped(str(f.relative_to(root)), _why_no_series(f)))
@@ -180,10 +236,10 @@ def _why_not_dicom(path: Path) -> str:
     return "not a DICOM, NIfTI or known file type"
 
 
-def _other_series(root: Path, series: SeriesInfo, case_id: str, files: list[Path]) -> list[Skipped]:
-    """A study's series that its case does not analyse: one entry for a folder holding only that series, else
-    one per file."""
-    reason = f"another series of case {case_id} ({series.describe()}): not the series analysed"
+def _other_series(root: Path, series: SeriesInfo, case_id: str, files: list[Path], role: str) -> list[Skipped]:
+    """A study's series that its case does not read (``role``: its role in words): one entry for a folder holding
+    only that series, else one per file."""
+    reason = f"another series of case {case_id} ({series.describe()}): {role}"
     members = set(series.files)
     folder = Path(os.path.commonpath([str(p.parent) for p in members]))
     if folder != root and {f for f in files if f.is_relative_to(folder)} <= members:

@@ -1,0 +1,162 @@
+"""Batch reads a study, not one series: a DICOM study's T1 series and a BIDS T1w file beside its T2w join the case
+of the main (T2) series; the series a case does not read stay in skipped.csv with their role; nothing vanishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dicom_fixtures import T1T2Study, make_affine, new_ids, write_series
+from openspine.batch.case import process_case
+from openspine.batch.discover import Case, discover_cases
+from openspine.cli import main
+from openspine.config import AnalysisConfig
+
+SPIDER_ID = "31"  # a SPIDER patient with a T2 and a T1 slice (val split)
+
+
+def _cohort(root: Path, study: T1T2Study, shared: Path) -> None:
+    """The real T2/T1 DICOM study (plus a STIR series and an axial localiser of that study) and a BIDS dataset:
+    sub-01 has a T2w and a T1w of one patient (SPIDER), sub-02 a T1w only; sidecars beside them."""
+    shutil.copytree(study.folder, root / "dicom" / "study1")
+    arr = study.t2_array
+    write_series(root / "dicom" / "study1" / "series4_stir", arr[100:164, 100:164, 20:28].copy(), study.affine,
+                 ids=new_ids(study.t2.study_uid), series_number=4, description="STIR SAG")  # fmt: skip
+    axial = make_affine(np.eye(3)[:, [1, 0, 2]], (1.0, 1.0, 10.0), (0.0, 0.0, 0.0))
+    write_series(root / "dicom" / "study1" / "series1_loc", arr[:48, :48, :3].copy(), axial,
+                 ids=new_ids(study.t2.study_uid), series_number=1, description="localizer")  # fmt: skip
+    anat = root / "bids" / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    shutil.copy(shared / "spider" / SPIDER_ID / "image.nii.gz", anat / "sub-01_T2w.nii.gz")
+    shutil.copy(shared / "spider" / SPIDER_ID / "t1.nii.gz", anat / "sub-01_T1w.nii.gz")
+    (anat / "sub-01_T2w.json").write_text("{}")
+    lone = root / "bids" / "sub-02" / "anat"
+    lone.mkdir(parents=True)
+    shutil.copy(shared / "spider" / SPIDER_ID / "t1.nii.gz", lone / "sub-02_T1w.nii.gz")
+
+
+def _every_file(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def _accounted(root: Path, cases: list[Case], skipped: list[Any]) -> set[str]:
+    """Every file a case reads or skipped.csv lists (a skipped folder stands for the files under it)."""
+    from openspine.io.dicom import discover_series
+
+    out: set[str] = set()
+    for c in cases:
+        if c.kind == "dicom":
+            uids = {c.series, c.t1_series}
+            out |= {str(f.relative_to(root)) for s in discover_series(Path(c.path)) if s.series_uid in uids
+                    for f in s.files}  # fmt: skip
+        else:
+            out |= {str(Path(p).relative_to(root)) for p in (c.path, c.t1) if p}
+    for s in skipped:
+        folder = root / s.path
+        out |= (
+            {str(p.relative_to(root)) for p in folder.rglob("*") if p.is_file()}
+            if s.path.endswith(os.sep)
+            else {s.path}
+        )
+    return out
+
+
+def test_discovery_makes_one_case_per_study_with_its_t1(
+    tmp_path: Path, t1_t2_study: T1T2Study, shared_data: Path
+) -> None:
+    root = tmp_path / "in"
+    _cohort(root, t1_t2_study, shared_data)
+    cases, skipped = discover_cases(root)
+    by_id = {c.case_id: c for c in cases}
+    assert set(by_id) == {"dicom_study1", "sub-01_T2w", "sub-02_T1w"}
+    study = by_id["dicom_study1"]
+    assert study.series == t1_t2_study.t2.series_uid and study.t1_series == t1_t2_study.t1.series_uid
+    assert study.t1 is None  # the analysis finds the study's T1 series itself
+    pair = by_id["sub-01_T2w"]
+    assert pair.path == str(root / "bids" / "sub-01" / "anat" / "sub-01_T2w.nii.gz")
+    assert pair.t1 == str(root / "bids" / "sub-01" / "anat" / "sub-01_T1w.nii.gz") and pair.kind == "bids"
+    assert by_id["sub-02_T1w"].t1 is None and not by_id["sub-02_T1w"].has_t1  # unpaired: its own case
+    assert sum(c.has_t1 for c in cases) == 2
+    reasons = {s.path: s.reason for s in skipped}
+    assert "STIR (recorded, not read)" in reasons[str(Path("dicom/study1/series4_stir")) + os.sep]
+    assert "not used: not sagittal (axial)" in reasons[str(Path("dicom/study1/series1_loc")) + os.sep]
+    assert not any("series2_t1" in p for p in reasons)  # the T1 series is part of the case, not skipped
+    assert reasons[str(Path("bids/sub-01/anat/sub-01_T2w.json"))] == "not an image file"
+    assert _accounted(root, cases, skipped) == _every_file(root)  # nothing vanishes
+
+
+def test_a_t1w_beside_several_t2w_or_with_other_entities_is_not_paired(tmp_path: Path, shared_data: Path) -> None:
+    anat = tmp_path / "sub-03" / "ses-1" / "anat"
+    anat.mkdir(parents=True)
+    src = shared_data / "spider" / SPIDER_ID
+    for name, file in (("sub-03_ses-1_acq-sag_T2w.nii.gz", "image.nii.gz"), ("sub-03_ses-1_acq-sag_T1w.nii.gz",
+                       "t1.nii.gz"), ("sub-03_ses-1_T1w.nii.gz", "t1.nii.gz")):  # fmt: skip
+        shutil.copy(src / file, anat / name)
+    cases, _ = discover_cases(tmp_path)
+    by_id = {c.case_id: c for c in cases}
+    assert set(by_id) == {"sub-03_ses-1_acq-sag_T2w", "sub-03_ses-1_T1w"}
+    assert by_id["sub-03_ses-1_acq-sag_T2w"].t1 == str(anat / "sub-03_ses-1_acq-sag_T1w.nii.gz")
+    assert by_id["sub-03_ses-1_T1w"].t1 is None
+
+
+def test_dry_run_says_which_cases_read_a_t1(
+    tmp_path: Path, t1_t2_study: T1T2Study, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "in"
+    _cohort(root, t1_t2_study, shared_data)
+    assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 case(s) found" in out and "(2 with a T1 series read beside the main one)" in out
+    study = next(line for line in out.splitlines() if line.strip().startswith("dicom_study1"))
+    assert f"series {t1_t2_study.t2.series_uid} + T1 series {t1_t2_study.t1.series_uid}" in study
+    pair = next(line for line in out.splitlines() if line.strip().startswith("sub-01_T2w"))
+    assert "+ T1 " in pair and pair.endswith("sub-01_T1w.nii.gz")
+    assert "3 file(s) skipped" in out  # the STIR and localiser folders and the sidecar
+    assert "STIR (recorded, not read)" in out
+
+
+def test_process_case_passes_a_paired_t1_file_and_the_study_series(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, Any, dict[str, Any]]] = []
+
+    def fake_analyze(path: str, config: AnalysisConfig, **kwargs: Any) -> Any:
+        calls.append((path, config.series, {k: v for k, v in kwargs.items() if k != "progress"}))
+        raise RuntimeError("stop here")  # the call is what this test looks at
+
+    import openspine.analysis
+
+    monkeypatch.setattr(openspine.analysis, "analyze", fake_analyze)
+    config = AnalysisConfig()
+    process_case(Case("pair", "/x/sub-01_T2w.nii.gz", "bids", t1="/x/sub-01_T1w.nii.gz"), str(tmp_path), ("json",),
+                 config)  # fmt: skip
+    process_case(Case("study", "/x/study", "dicom", series="1.2.3", t1_series="1.2.4"), str(tmp_path), ("json",),
+                 config)  # fmt: skip
+    process_case(Case("single", "/x/a.nii.gz", "nifti"), str(tmp_path), ("json",), config)
+    assert calls == [
+        ("/x/sub-01_T2w.nii.gz", None, {"t1": "/x/sub-01_T1w.nii.gz"}),
+        ("/x/study", "1.2.3", {}),  # load_study in the analysis finds the study's T1 series
+        ("/x/a.nii.gz", None, {}),
+    ]
+
+
+def test_a_batch_run_reads_the_t1_beside_the_t2(
+    tmp_path: Path, t1_t2_study: T1T2Study, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    _cohort(root, t1_t2_study, shared_data)
+    code = main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"])
+    line = capsys.readouterr().out
+    assert code in (0, 3), line
+    assert "0 failed" in line and "3 file(s) not analysed (skipped.csv)" in line
+    for case in ("dicom_study1", "sub-01_T2w"):
+        doc = json.loads((out / "cases" / case / "result.json").read_text())
+        assert [o["role"] for o in doc.get("other_series", [])] == ["T1"], (case, doc.get("flags"))
+    doc = json.loads((out / "cases" / "sub-02_T1w" / "result.json").read_text())
+    assert not doc.get("other_series")

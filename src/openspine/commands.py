@@ -78,6 +78,9 @@ def run_info(args: argparse.Namespace) -> int:
     ]
     if summary["sequence_hint"]:
         lines.append(f"sequence     {summary['sequence_hint']} (from the header)")
+    t1 = next((s for s in series_list if s.get("role") == "T1"), None)
+    if t1 is not None:
+        lines.append(f"T1 series    [{t1['index']}] series {t1.get('series_number', '')} read beside the main one")
     lines.append(
         "analysable   yes, as sagittal " + "x".join(str(n) for n in summary["analysis_layout"]["shape"])
         if summary["analysable"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .._logging import get_logger
@@ -86,11 +86,13 @@ def _dicom_study(root: Path, series: str | int | None, display_path: Path) -> St
         try:
             t1 = read_series(found[r.index], display_path=display_path)
         except OpenSpineError as exc:
-            log.warning("the T1 series [%d] %s cannot be read, the study goes on without it: %s",
-                        r.index, found[r.index].describe(), exc)  # fmt: skip
-            roles[k] = SeriesRole(
-                r.index, ROLE_NOT_USED, r.sequence, r.description, r.series_uid, f"T1 series that cannot be read: {exc}"
+            log.warning(
+                "the T1 series [%d] %s cannot be read, the study goes on without it: %s",
+                r.index,
+                found[r.index].describe(),
+                exc,
             )
+            roles[k] = replace(r, role=ROLE_NOT_USED, reason=f"T1 series that cannot be read: {exc}")
     for r in roles:
         log.info("series [%d] %s: %s — %s", r.index, found[r.index].describe(), r.role, r.reason)
     return Study(main=main, t1=t1, roles=tuple(roles))

@@ -359,9 +359,7 @@ def _grade(
     from .grading import grade
 
     try:
-        graded = grade(
-            view, detection, levels=cfg.grade_levels, grader=cfg.grader, sequence=sequence, second=second
-        )
+        graded = grade(view, detection, levels=cfg.grade_levels, grader=cfg.grader, sequence=sequence, second=second)
     except ModelError as exc:
         if cfg.grader is not None:
             raise

@@ -95,6 +95,18 @@ def test_levels_shifted_by_one_show_in_the_disc_spacing_pattern() -> None:
     assert match_series(t2, _view(), _detection(LUMBAR, PATTERN, top=10.0), _view()).agree
 
 
+def test_a_wrong_pixel_size_is_noted_not_taken_for_a_level_mismatch() -> None:
+    t2 = _detection(LUMBAR, PATTERN)
+    t1 = _detection(LUMBAR, [1.25 * s for s in PATTERN], top=10.0)  # every distance 1.25x: one pixel size is off
+    m = match_series(t2, _view(), t1, _view(), names=("T2", "T1"))
+    assert m.agree and not _mismatch(m)
+    (note,) = [f for f in m.flags if f.startswith("series_scale")]
+    assert "1.25×" in note and "pixel sizes may be wrong" in note
+    # a level shift still shows through the scale
+    up = _detection(("T11", "T12", "L1", "L2", "L3", "L4", "L5"), [1.25 * s for s in PATTERN], top=60.0)
+    assert not match_series(t2, _view(), up, _view(), names=("T2", "T1")).agree
+
+
 def test_a_body_missing_from_one_series_breaks_the_run() -> None:
     t2 = _detection(LUMBAR, EVEN)
     no_l3 = ("T12", "L1", "L2", "L4", "L5", "S1")  # L3 not found (or not counted) in the T1 series
@@ -148,8 +160,12 @@ def test_real_spider_t2_t1_pair_matches_by_level(shared_data) -> None:
     assert lumbar <= {p.level for p in m.discs}
     for p in m.discs:  # each pair: the same level, one disc of each series
         assert p.first in d2.discs and p.second in d1.discs and p.first.level == p.second.level == p.level
-    # val patient 181: the T2 render finds 10 discs where the T1 slice (and the SPIDER gradings) have 7 from T11-T12:
-    # the two series disagree and nothing is paired
+    # val patient 181: the T2 render shows T8 … S1, the T1 slice T11 … S1; their pixel sizes disagree (the T1's
+    # distances are 1.6x the T2's) but the pattern of disc spacings agrees: matched, with a scale note
     d2, v2, d1, v1 = _real_pair(shared_data, "181")
     m = match_series(d2, v2, d1, v1, names=("T2", "T1"))
-    assert not m.agree and m.discs == () and any("disc spacings" in f for f in _mismatch(m))
+    assert m.agree and any(f.startswith("series_scale") for f in m.flags)
+    # val patient 162: the T2 detection misses T12 between T11 and L1, the T1 one has it: nothing is paired
+    d2, v2, d1, v1 = _real_pair(shared_data, "162")
+    m = match_series(d2, v2, d1, v1, names=("T2", "T1"))
+    assert not m.agree and m.discs == () and any("found in the T1 series only" in f for f in _mismatch(m))

@@ -311,7 +311,7 @@ def _paired_model(paired_grader: str | os.PathLike[str] | None) -> GraderModel |
     if len(model.channels) != 2:
         raise ModelError(
             f"grader '{model.name}' reads {len(model.channels)} series per crop; a paired grader reads two "
-            "(its card's input.channels, e.g. [\"T2\", \"T1\"])"
+            '(its card\'s input.channels, e.g. ["T2", "T1"])'
         )
     return model
 

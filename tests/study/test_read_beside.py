@@ -1,0 +1,138 @@
+"""A T1 series read beside the main T2 one, on real SPIDER pairs: through the Python API and the CLI, graded from
+both series where the paired grader answers, flagged (and graded from T2 alone) where the two series disagree."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import openspine
+from openspine.cli import main
+from openspine.grading import PAIRED_GRADER
+from openspine.grading.model import load_grader
+from openspine.io import load_scan
+from openspine.schema import validate_result
+
+from ..conftest import shared_data_or_skip
+
+AGREEING = "32"  # a val patient whose T2 and T1 level sequences agree (scripts/match_series_survey.py)
+DISAGREEING = "162"  # the T2 detection misses T12 between T11 and L1, the T1 one has it: flagged
+
+
+def _pair(patient: str) -> tuple[Path, Path]:
+    data = shared_data_or_skip()
+    return data / "spider" / patient / "image.nii.gz", data / "spider" / patient / "t1.nii.gz"
+
+
+def _paired_heads() -> set[str]:
+    return {h.name for h in load_grader(PAIRED_GRADER).heads}
+
+
+def test_a_real_pair_is_matched_and_graded_from_both_series() -> None:
+    t2, t1 = _pair(AGREEING)
+    result = openspine.analyze(t2, t1=t1)
+    doc = result.to_dict()
+    validate_result(doc)
+    (other,) = doc["other_series"]
+    assert other["role"] == "T1" and other["input"]["sequence"]["value"] == "T1"
+    assert other["match"]["agree"] and other["used_for_grading"]
+    assert {"L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"} <= set(other["match"]["discs"])
+    assert other["vertebrae"] and other["discs"], "what the detector found on the T1 series is kept"
+    heads = _paired_heads()
+    assert heads, "the paired grader answers at least one grading"
+    lumbar = [d for d in doc["discs"] if d["level"] in other["match"]["discs"] and d["grades"]]
+    assert len(lumbar) >= 5
+    for d in lumbar:
+        for name, g in d["grades"].items():
+            if not g["available"]:
+                continue
+            want = ["T2", "T1"] if name in heads else ["T2"]
+            assert g["series"] == want, (d["level"], name, g)
+    names = [m["name"] for m in doc["models"]]
+    assert "grader" in names and PAIRED_GRADER in names
+
+
+def test_the_t1_changes_only_the_paired_heads() -> None:
+    t2, t1 = _pair(AGREEING)
+    alone = openspine.analyze(t2).to_dict()
+    both = openspine.analyze(t2, t1=t1).to_dict()
+    heads = _paired_heads()
+    for a, b in zip(alone["discs"], both["discs"]):
+        assert a["level"] == b["level"]
+        for name, ga in a["grades"].items():
+            if name not in heads:
+                gb = dict(b["grades"][name])
+                gb.pop("series", None)
+                ga = dict(ga)
+                ga.pop("series", None)
+                assert ga == gb, (a["level"], name)
+
+
+def test_disagreeing_levels_are_flagged_and_never_merged() -> None:
+    t2, t1 = _pair(DISAGREEING)
+    doc = openspine.analyze(t2, t1=t1).to_dict()
+    (other,) = doc["other_series"]
+    assert not other["match"]["agree"] and not other["used_for_grading"]
+    assert other["match"]["discs"] == [], "nothing is paired when the level sequences disagree"
+    assert any(f.startswith("series_mismatch") for f in doc["flags"])
+    assert any(f.startswith("t1_not_used") for f in doc["flags"])
+    for d in doc["discs"]:
+        for g in d["grades"].values():
+            assert g.get("series") in (None, ["T2"]), "graded from the T2 series alone"
+
+
+def test_a_t2_given_as_t1_is_not_read_as_t1() -> None:
+    t2, _ = _pair(AGREEING)
+    doc = openspine.analyze(t2, t1=t2).to_dict()
+    (other,) = doc["other_series"]
+    assert not other["used_for_grading"] and "reads as T2" in other["note"]
+    assert any(f.startswith("t1_not_used: it reads as T2") for f in doc["flags"])
+
+
+def test_t1_only_and_t2_only() -> None:
+    t2, t1 = _pair(AGREEING)
+    only_t2 = openspine.analyze(t2).to_dict()
+    assert "other_series" not in only_t2
+    assert all(g.get("series") in (None, ["T2"]) for d in only_t2["discs"] for g in d["grades"].values())
+    only_t1 = openspine.analyze(t1).to_dict()
+    assert only_t1["input"]["sequence"]["value"] == "T1"
+    assert "other_series" not in only_t1
+    assert all(not g["available"] for d in only_t1["discs"] for g in d["grades"].values()), "T2 grader withheld"
+
+
+def test_cli_t1_option_with_a_picture_and_its_own_pixel_size(tmp_path: Path) -> None:
+    t2, t1 = _pair(AGREEING)
+    scan = load_scan(t1)
+    png = tmp_path / "t1.png"
+    Image.fromarray(np.asarray(scan.array[:, :, 0], dtype=np.uint8)).save(png)
+    spacing = [str(s) for s in scan.spacing[:2]]
+    out = tmp_path / "out"
+    code = main(["-q", "analyze", str(t2), "--t1", str(png), "--t1-pixel-spacing", *spacing, "--out", str(out)])
+    assert code == 0
+    doc = json.loads((out / "result.json").read_text())
+    validate_result(doc)
+    (other,) = doc["other_series"]
+    assert other["input"]["format"] == "image" and other["used_for_grading"]
+    rows = list(csv.DictReader((out / "discs.csv").open()))
+    assert {r["series"] for r in rows if r["grade"] != ""} >= {"T2", "T2+T1"}
+    html = (out / "report.html").read_text()
+    assert "T1 series" in html and "+T1" in html
+    overlay = Image.open(out / "overlay.png")
+    alone = tmp_path / "alone"
+    assert main(["-q", "analyze", str(t2), "--out", str(alone), "--formats", "png"]) == 0
+    assert overlay.width > Image.open(alone / "overlay.png").width * 1.5, "both series side by side"
+
+
+def test_cli_no_t1_and_a_missing_t1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    t2, t1 = _pair(AGREEING)
+    assert main(["-q", "analyze", str(t2), "--t1", str(t1), "--no-t1", "--out", str(tmp_path / "a")]) == 0
+    assert "other_series" not in json.loads((tmp_path / "a" / "result.json").read_text())
+    code = main(["analyze", str(t2), "--t1", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path / "b")])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and "--t1" in err[-1] and "does not exist" in err[-1]

@@ -27,6 +27,7 @@ EXIT_USAGE = 2
 TRAIN_KINDS = {
     "detector": "openspine.training.detector",
     "grader": "openspine.train_grader_cli",
+    "grader-t1t2": "openspine.training.paired",
     "recognizer": "openspine.training.recognizer",
 }
 EVALUATE_KINDS = {

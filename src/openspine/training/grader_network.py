@@ -209,11 +209,10 @@ def export_onnx(net: DiscNet, path: Path) -> None:
 # --- batches ----------------------------------------------------------------------------------------------------
 
 
-def _augment_geometry(s: DiscSample, rng: np.random.Generator, strength: float) -> tuple[Any, Jitter]:
-    """Corner noise (as a detector would make) and a small frame perturbation."""
+def augment_geometry(g: Any, rng: np.random.Generator, strength: float) -> tuple[Any, Jitter]:
+    """Corner noise of a disc geometry (as a detector would make) and a small frame perturbation."""
     from dataclasses import replace
 
-    g = s.geometry
     p = g.points()
     width_px = float(np.linalg.norm(p[1] - p[0]))
     noise = rng.normal(0.0, 0.015 * strength * width_px, size=p.shape)
@@ -234,7 +233,8 @@ def _augment_geometry(s: DiscSample, rng: np.random.Generator, strength: float) 
     return g2, j
 
 
-def _augment_intensity(x: NDArray[np.float32], rng: np.random.Generator, clip: float) -> NDArray[np.float32]:
+def augment_intensity(x: NDArray[np.float32], rng: np.random.Generator, clip: float) -> NDArray[np.float32]:
+    """Random gamma, gain and noise of a crop, clipped to [0, clip]."""
     gamma = float(np.exp(rng.uniform(-0.25, 0.25)))
     y = clip * (np.clip(x, 0, clip) / clip) ** gamma
     y = y * float(rng.uniform(0.85, 1.15))
@@ -253,10 +253,10 @@ def make_crops(
             spec_i = CropSpec(**{**spec.to_dict(), "slice_offsets_mm": (0.0,)})
             out[i, 0] = disc_crop(s.array, s.geometry, s.spacing, spec_i)[0]
             continue
-        g, j = _augment_geometry(s, rng, strength)
+        g, j = augment_geometry(s.geometry, rng, strength)
         off = float(rng.choice(np.asarray(spec.slice_offsets_mm)))
         spec_i = CropSpec(**{**spec.to_dict(), "slice_offsets_mm": (off,)})
-        out[i, 0] = _augment_intensity(disc_crop(s.array, g, s.spacing, spec_i, j)[0], rng, spec.clip)
+        out[i, 0] = augment_intensity(disc_crop(s.array, g, s.spacing, spec_i, j)[0], rng, spec.clip)
     return out
 
 
@@ -353,8 +353,12 @@ def train(
     cfg: TrainConfig,
     progress: Callable[..., Any] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    batch_crops: Callable[..., NDArray[np.float32]] | None = None,
 ) -> list[float]:
     """Train ``heads_to_train`` (and the backbone when ``cfg.train_backbone``) on ``samples``; returns epoch losses.
+
+    ``batch_crops(samples, spec, rng, strength)`` cuts the augmented input of a batch (default :func:`make_crops`,
+    one channel; a two-series grader passes its own, see :mod:`openspine.training.paired`).
 
     With a frozen backbone its BatchNorm statistics stay frozen too (eval mode), so every backbone weight and
     buffer is left exactly as it was.
@@ -404,7 +408,7 @@ def train(
             batch = [samples[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
             if len(batch) < 2 and cfg.train_backbone:
                 continue  # BatchNorm needs two samples
-            x = torch.from_numpy(make_crops(batch, net.spec, rng, cfg.augment)).to(dev)
+            x = torch.from_numpy((batch_crops or make_crops)(batch, net.spec, rng, cfg.augment)).to(dev)
             _, logits = net(x)
             targets = {k: v.to(dev) for k, v in _targets(batch, heads_to_train).items()}
             loss = _loss(logits, targets, heads_to_train, weights, cfg)

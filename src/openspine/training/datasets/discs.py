@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..._logging import get_logger
-from ...detection.types import DiscGeometry
+from ...detection.types import Detection, DiscGeometry
 from ...errors import GeometryError, ModelError, OpenSpineError
 from ...levels import DiscLevel
 from ...scan import SagittalView
@@ -91,9 +91,15 @@ def detector_id() -> str:
 def detect_discs(view: SagittalView) -> tuple[dict[str, DiscGeometry], list[str]]:
     """Run the built-in detector on a view and return the geometry of every labelled disc (level name → geometry)."""
     from ...detection import detect
+
+    return disc_geometries(view, detect(view))
+
+
+def disc_geometries(view: SagittalView, det: Detection) -> tuple[dict[str, DiscGeometry], list[str]]:
+    """The geometry of every labelled disc of a detection (level name → geometry), and the detection's flags plus
+    one per disc whose geometry is unusable."""
     from ...grading.geometry import disc_geometry
 
-    det = detect(view)
     out: dict[str, DiscGeometry] = {}
     flags = list(getattr(det, "flags", ()))
     for i, d in enumerate(det.discs):

@@ -120,6 +120,23 @@ def _add_t1_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-t1", action="store_true", help="read the main series alone, even where a T1 series exists")
 
 
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=("openspine", "spinenet"),
+        default="openspine",
+        help="whose models: openspine's own (default), or SpineNet's through its installed package and your "
+        "downloaded weights (non-commercial licence, which covers the outputs; docs/spinenet.md)",
+    )
+    p.add_argument(
+        "--spinenet-weights",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of SpineNet's weights (detect-vfr/, appearance/, context/, grading/); default: its package's",
+    )
+
+
 def _add_formats_option(p: argparse.ArgumentParser) -> None:
     from .writers import DEFAULT_FORMATS, formats_help
 
@@ -169,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sequence_option(p)
     _add_t1_options(p)
     _add_formats_option(p)
+    _add_engine_options(p)
 
     p = sub.add_parser(
         "demo", help="analyse the embedded example scan", formatter_class=HelpFormatter, epilog=_EPILOG_DEMO

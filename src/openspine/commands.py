@@ -116,7 +116,7 @@ class StageProgress:
 def _analyze_to(
     path: Path, out: Path, config: AnalysisConfig, args: argparse.Namespace, t1: Path | None = None
 ) -> int:
-    from .analysis import STAGES, analyze
+    from .analysis import STAGES
     from .writers import prepare_output_dir, write_result
 
     formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
@@ -124,7 +124,7 @@ def _analyze_to(
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)
     try:
-        result = analyze(path, config, progress=progress, t1=t1)
+        result = _engine_analyze(path, config, args, progress, t1)
         progress("write")
         files = write_result(result, out, formats)
     finally:
@@ -144,6 +144,24 @@ def _analyze_to(
     for name in files.values():
         print(f"  {name}")
     return 0
+
+
+def _engine_analyze(
+    path: Path, config: AnalysisConfig, args: argparse.Namespace, progress: Any, t1: Path | None
+) -> Any:
+    """openspine's pipeline, or with --engine spinenet SpineNet's models on openspine's reading and outputs."""
+    if getattr(args, "engine", "openspine") != "spinenet":
+        from .analysis import analyze
+
+        return analyze(path, config, progress=progress, t1=t1)
+    from .engines.spinenet import analyze as spinenet_analyze
+
+    ignored = [f"--{o}" for o in ("detector", "grader", "levels", "sequence", "t1") if getattr(args, o, None)]
+    if ignored:
+        log.warning("--engine spinenet runs SpineNet's own models and ignores %s", ", ".join(ignored))
+    return spinenet_analyze(
+        path, args.spinenet_weights, series=config.series, pixel_spacing=config.pixel_spacing, progress=progress
+    )
 
 
 def summary_line(path: Path, result: Any) -> str:

@@ -45,3 +45,7 @@ class MissingDependencyError(OpenSpineError, ImportError):
 
 class ConfigError(OpenSpineError, ValueError):
     """An option or configuration value is not valid."""
+
+
+class EngineError(OpenSpineError):
+    """Another system's models asked for (``--engine spinenet``) cannot run: its package or weights are missing."""

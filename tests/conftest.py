@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from dicom_fixtures import T1T2Study
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -20,3 +25,16 @@ def shared_data_or_skip() -> Path:
 def shared_data() -> Path:
     """The shared real data set (skips the test with a reason where it is absent)."""
     return shared_data_or_skip()
+
+
+@pytest.fixture(scope="session")
+def t1_t2_study(tmp_path_factory: pytest.TempPathFactory) -> T1T2Study:
+    """A real DICOM study of two series, sagittal T2 (#3) and sagittal T1 (#2) of one patient, one folder each
+    (why these volumes and which is which: :func:`dicom_fixtures.write_t1_t2_study`). Skips without the shared
+    data; shared by the session, so read it only (copy it to change it)."""
+    tests = str(Path(__file__).resolve().parent)
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from dicom_fixtures import write_t1_t2_study
+
+    return write_t1_t2_study(tmp_path_factory.mktemp("t1_t2_study"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -136,3 +137,23 @@ def test_cli_no_t1_and_a_missing_t1(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err and "--t1" in err[-1] and "does not exist" in err[-1]
+
+
+def test_a_real_dicom_study_with_t2_and_t1_series_is_graded_from_both(t1_t2_study: Any, tmp_path: Path) -> None:
+    """Two real volumes of one frame of reference, written as a T2 and a T1 DICOM series of one study: the folder
+    alone gives the main series, the T1 beside it, positions compared in world mm, and grades from both."""
+    out = tmp_path / "out"
+    assert main(["-q", "analyze", str(t1_t2_study.folder), "--out", str(out)]) == 0
+    doc = json.loads((out / "result.json").read_text())
+    validate_result(doc)
+    assert doc["input"]["sequence"] == {"value": "T2", "source": "header"}
+    (other,) = doc["other_series"]
+    assert other["input"]["format"] == "dicom" and other["input"]["sequence"]["value"] == "T1"
+    assert other["input"]["series"]["series_number"] == 2
+    assert other["match"]["shared_frame"] and other["match"]["agree"] and other["used_for_grading"]
+    heads = _paired_heads()
+    both = {name for d in doc["discs"] for name, g in d["grades"].items() if g.get("series") == ["T2", "T1"]}
+    assert both == heads
+    alone = tmp_path / "alone"
+    assert main(["-q", "analyze", str(t1_t2_study.folder), "--no-t1", "--out", str(alone)]) == 0
+    assert "other_series" not in json.loads((alone / "result.json").read_text())

@@ -126,3 +126,76 @@ def test_card_channels_that_do_not_fit_are_refused(tmp_path: Path, channels: obj
 
     with pytest.raises(ModelError, match=why):
         load_grader(_grader_copy(tmp_path, channels))
+
+
+def tiny_paired_grader(folder: Path, heads: tuple[str, ...] = ("marrow_change", "endplate_defect_upper")) -> Path:
+    """An untrained two-channel (T2, T1) grader folder with a very small backbone (needs torch)."""
+    import torch
+
+    from openspine.grading.heads import BUILTIN_HEADS
+    from openspine.training import grader_network as engine
+    from openspine.training.grader import write_model_folder
+
+    torch.manual_seed(0)
+    hs = [h for h in BUILTIN_HEADS if h.name in heads]
+    cfg = engine.NetConfig(widths=(8, 8, 16, 16), reduce=4, embedding=16, dropout=0.0, in_channels=2)
+    net = engine.DiscNet(cfg, CropSpec(), hs)
+    net.eval()
+    write_model_folder(
+        folder, net, hs, {"training_data": {"note": "test model"}, "metrics": {}}, "tiny-paired", "0.0.1"
+    )
+    card = json.loads((folder / "card.json").read_text())
+    card["input"]["channels"] = list(PAIRED_CHANNELS)
+    (folder / "card.json").write_text(json.dumps(card))
+    return folder
+
+
+@pytest.mark.train
+def test_a_two_channel_grader_reads_a_real_pair_through_grade(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    import openspine
+    from openspine.detection import detect
+    from openspine.grading import SecondSeries, grade
+    from openspine.grading.model import load_grader
+    from openspine.levels import Grading
+    from openspine.study import match_series
+
+    data = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    folder = data / "spider" / PATIENT
+    if not (folder / "t1.nii.gz").is_file():
+        pytest.skip("the shared data has no SPIDER T1 slices")
+    model = load_grader(tiny_paired_grader(tmp_path / "paired"))
+    assert model.channels == ("T2", "T1")
+    v2 = openspine.load_scan(folder / "image.nii.gz").to_sagittal()
+    v1 = openspine.load_scan(folder / "t1.nii.gz").to_sagittal()
+    d2, d1 = detect(v2), detect(v1)
+    m = match_series(d2, v2, d1, v1, names=PAIRED_CHANNELS)
+    assert m.agree, m.flags
+    i2 = {id(d): i for i, d in enumerate(d2.discs)}
+    i1 = {id(d): i for i, d in enumerate(d1.discs)}
+    pairs = {i2[id(p.first)]: i1[id(p.second)] for p in m.discs}
+    second = SecondSeries(name="T1", view=v1, detection=d1, pairs=pairs)
+    out = grade(v2, d2, sequence={"value": "T2"}, second=second, paired_grader=tmp_path / "paired")
+    read = [d for d in out.discs if d.grades.get(Grading.MARROW_CHANGE) and d.grades[Grading.MARROW_CHANGE].available]
+    assert read
+    for d in read:
+        assert d.grades[Grading.MARROW_CHANGE].series == PAIRED_CHANNELS  # from the two-channel grader
+        assert d.grades[Grading.PFIRRMANN].series == ("T2",)  # a head it lacks: the T2 grader's
+    # the logits of the two-channel network on paired crops are finite and depend on the T1 channel
+    g2, _ = _geoms(v2, d2)
+    g1, _ = _geoms(v1, d1)
+    lv = m.discs[0].level.value
+    x = paired_crops(v2, g2[lv], v1, g1[lv], model.crop)
+    z = model.logits(x)
+    x0 = x.copy()
+    x0[:, 1] = 0.0
+    assert all(np.all(np.isfinite(v)) for v in z.values())
+    assert any(not np.allclose(z[n], v) for n, v in model.logits(x0).items())
+    with pytest.raises(ModelError, match=r"\(N, 2, 48, 96\) \(channels T2, T1\)"):
+        model.logits(x[:, 0])
+
+
+def _geoms(view, det):
+    from openspine.training.datasets.discs import disc_geometries
+
+    return disc_geometries(view, det)

@@ -261,6 +261,7 @@ class PairedTrainingOptions:
     t1_dropout: float = T1_DROPOUT
     min_gain: float = MIN_T1_GAIN
     patients: int = 0  # smoke runs: only the first N train patients with a T1 slice
+    heads: tuple[str, ...] = ()  # the heads the network learns (a subset of the built-in gradings); empty = all
     name: str = NAME
     version: str = "1.0.0"
 
@@ -436,6 +437,11 @@ def _fit(
     from .grader import calibrate, write_model_folder
 
     heads = list(BUILTIN_HEADS)
+    if options.heads:
+        unknown = sorted(set(options.heads) - {h.name for h in heads})
+        if unknown:
+            raise ConfigError(f"--heads: unknown gradings {unknown}; built-in ones are {[h.name for h in heads]}")
+        heads = [h for h in heads if h.name in options.heads]
     cfg = options_from(engine.TrainConfig, options)
     make = batch_crops(options.t1_dropout)
     samples = data.samples
@@ -469,13 +475,17 @@ def _fit(
         heads, samples, folds, oof, features, options.stack_c, options.min_gain
     )
     kept = [h.name for h in heads if report[h.name]["kept"]]
-    any_vs_none = {v: report["marrow_change"][v].get("any_vs_none_balanced_accuracy") for v in ("with_t1", "t1_zeroed")}
+    any_vs_none = {
+        v: report["marrow_change"][v].get("any_vs_none_balanced_accuracy") if "marrow_change" in report else None
+        for v in ("with_t1", "t1_zeroed")
+    }
     cv = {
         "folds": options.folds,
         "unit": "patient",
         "patients": len({s.case for s in samples}),
         "discs": len(samples),
         "scored_on": "lumbar discs T12-L1 ... L5-S1, out-of-fold",
+        "heads_trained": [h.name for h in heads],
         "variants": {
             "with_t1": "the fold's network on the T2 and T1 crops",
             "t1_zeroed": "the same network with the T1 channel zeroed (as trained with T1 dropout)",
@@ -588,6 +598,12 @@ detection cache and the cross-validation table go to WORK (default OUT/work). Va
     p.add_argument("--t1-dropout", type=float, default=d.t1_dropout, help="probability of zeroing the T1 channel")
     p.add_argument("--min-gain", type=float, default=d.min_gain, help="balanced accuracy T1 must add to keep a head")
     p.add_argument("--patients", type=int, default=0, help="smoke runs: only the first N train patients")
+    p.add_argument(
+        "--heads",
+        type=lambda t: tuple(x.strip() for x in t.split(",") if x.strip()),
+        default=(),
+        help="comma-separated built-in gradings the network learns (default: all)",
+    )
     p.add_argument("--name", default=d.name, help="model name written into the card")
     p.add_argument("--version", default=d.version, help="model version written into the card")
     return p

@@ -39,7 +39,7 @@ log = get_logger("engines.spinenet")
 
 RECIPE = (
     "pip install torch==2.14.1 torchvision==0.29.1 && pip install --no-deps spinenet==2.1.4 && "
-    "pip install opencv-python-headless scikit-image shapely pandas matplotlib (docs/spinenet.md#install)"
+    "pip install opencv-python-headless scikit-image shapely pandas matplotlib requests (docs/spinenet.md#install)"
 )
 WEIGHTS_ENV = "OPENSPINE_SPINENET_WEIGHTS"
 LICENCE_NOTICE = (
@@ -213,6 +213,14 @@ class SpineNetEngine:
         log.info("SpineNet %s loaded from %s", version, files["grading"].parent.parent)
         return cls(net, models, version, files, device)
 
+    @classmethod
+    def cached(cls, weights_dir: str | os.PathLike[str] | None = None, device: str = "cpu") -> SpineNetEngine:
+        """Loaded once per process and weights folder (a batch worker analyses many scans)."""
+        key = (str(Path(weights_dir).resolve()) if weights_dir is not None else "", device)
+        if key not in _LOADED:
+            _LOADED[key] = cls.load(weights_dir, device)
+        return _LOADED[key]
+
     def grade(self, ivd_dicts: list[dict[str, Any]]) -> tuple[Any, list[list[NDArray[np.float64]]]]:
         """SpineNet's grade_ivds, with each disc's network outputs kept (for the class probabilities)."""
         logits: list[list[NDArray[np.float64]]] = []
@@ -228,6 +236,9 @@ class SpineNetEngine:
         return table, logits
 
 
+_LOADED: dict[tuple[str, str], SpineNetEngine] = {}
+
+
 def spinenet_volume(view: SagittalView) -> tuple[NDArray[Any], tuple[float, float]]:
     """The volume and (row, column) pixel spacing as SpineNet takes them, from openspine's sagittal layout."""
     arr = np.asarray(view.scan.array)
@@ -235,6 +246,17 @@ def spinenet_volume(view: SagittalView) -> tuple[NDArray[Any], tuple[float, floa
         arr = arr.astype(np.float32)  # SpineNet's resizing (OpenCV) takes no other voxel type
     row, col, _ = view.scan.spacing
     return np.ascontiguousarray(arr), (float(row), float(col))
+
+
+def _detect(engine: SpineNetEngine, volume: NDArray[Any], spacing: tuple[float, float]) -> list[dict[str, Any]]:
+    """SpineNet's detect_vb; a body seen on one slice only is kept where the scan has one slice (SpineNet drops
+    those, which leaves a 2D picture nothing)."""
+    try:
+        return list(engine.net.detect_vb(volume, list(spacing), remove_single_slice_detections=volume.shape[2] > 1))
+    except ValueError as exc:
+        if "non-empty list" in str(exc):  # SpineNet's labelling fails on an empty detection
+            return []
+        raise
 
 
 def analyze_with_spinenet(
@@ -261,7 +283,7 @@ def analyze_with_spinenet(
     volume, spacing = spinenet_volume(view)
     step("detect")
     t = time.perf_counter()
-    vert_dicts = engine.net.detect_vb(volume, list(spacing))
+    vert_dicts = _detect(engine, volume, spacing)
     timings["detection"] = time.perf_counter() - t
     vertebrae = [_vertebra(v, view) for v in sorted(vert_dicts, key=_height)]
     discs: list[Disc] = []
@@ -277,8 +299,9 @@ def analyze_with_spinenet(
         not_run["grading"] = "grading needs two detected vertebrae"
     timings["total"] = time.perf_counter() - t0
     flags = [LICENCE_NOTICE]
-    if not vertebrae:
-        flags.append("SpineNet detected no vertebral body")
+    out_of_scope = None if vertebrae else "SpineNet detected no vertebral body"
+    if out_of_scope:
+        not_run["grading"] = out_of_scope
     fov = scope.field_of_view((v.label for v in vertebrae), None)
     parameters = {
         "engine": "spinenet",
@@ -289,6 +312,7 @@ def analyze_with_spinenet(
             "pixel_spacing": list(spacing),
             "layout": "rows superior→inferior, columns anterior→posterior, slices left→right",
             "vertebra_score": "SpineNet gives no detection score: 1.0 is written",
+            "single_slice_bodies_kept": bool(volume.shape[2] == 1),
         },
     }
     for stage, why in not_run.items():
@@ -300,6 +324,7 @@ def analyze_with_spinenet(
         models=engine.models,
         flags=tuple(flags),
         steps_not_run=not_run,
+        out_of_scope=out_of_scope,
         parameters=parameters,
         timings_s=timings,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -327,7 +352,7 @@ def analyze(
     """
     step = progress or (lambda stage: None)
     if engine is None:  # fail on a missing package or weights before reading
-        engine = SpineNetEngine.load(weights_dir, device)
+        engine = SpineNetEngine.cached(weights_dir, device)
     step("read")
     if isinstance(source, Scan):
         scan = source

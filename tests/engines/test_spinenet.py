@@ -23,7 +23,7 @@ CASE = "fastcleverseg/fcs-vb2-13"  # lumbar T2, 1 mm iso, bodies T11-L5 labelled
 ROWS, COLS, SLICES = slice(20, 300), slice(100, 330), slice(31, 43)  # a crop that keeps the test quick
 # SpineNet's 3D networks take about 4 s a body (labelling) and 8 s a disc (grading) on 2 CPU cores: by default
 # three bodies (L3-L5) are seeded and the grader's trunk is replaced by pooling before its own heads;
-# OPENSPINE_TEST_SPINENET_FULL=1 seeds all seven bodies and runs the whole grader (about 3.5 min)
+# OPENSPINE_TEST_SPINENET_FULL=1 seeds all seven bodies and runs the whole grader (1 to 3.5 min)
 FULL = os.environ.get("OPENSPINE_TEST_SPINENET_FULL") == "1"
 SEEDED_BODIES = None if FULL else (22, 23, 24)  # mask values of L3, L4, L5
 

@@ -52,6 +52,12 @@ def test_discs_are_paired_by_level_from_each_series_own_detection(pairs, monkeyp
     assert [(s.case, s.level) for s in again.samples] == [(s.case, s.level) for s in data.samples]
     entry = next(v for k, v in json.loads(cache.read_text())["scans"].items() if k.endswith("t1.nii.gz"))
     assert "match" in entry and entry["match"]["levels"]
+    # a match made by other matching rules is not trusted: the pair is detected and matched again
+    import openspine.training.paired as paired
+
+    monkeypatch.setattr(paired, "_matcher_id", lambda: "other rules")
+    with pytest.raises(AssertionError, match="detected again"):
+        paired_samples(_data_or_skip(), ("train",), cache, patients=1)
 
 
 def test_batches_have_two_channels_each_from_its_series_and_drop_t1(pairs) -> None:

@@ -180,6 +180,7 @@ def evaluate_t1(
     from ..grading import PAIRED_GRADER, SecondSeries, grade
     from ..grading.model import load_grader
     from ..grading.pair import PAIRED_CHANNELS
+    from ..models import BUILTIN_DIR
     from ..study import match_series
     from ..training.datasets.discs import load_view
     from ..training.datasets.spider import read_spider
@@ -187,6 +188,11 @@ def evaluate_t1(
 
     model = load_grader(grader)
     paired_key = paired_grader if paired_grader is not None else PAIRED_GRADER
+    if paired_grader is None and not (BUILTIN_DIR / PAIRED_GRADER / "card.json").is_file():
+        raise ModelError(
+            f"this installation has no built-in {PAIRED_GRADER} (no head gained from T1 in its cross-validation); "
+            "train one with 'openspine train grader-t1t2' and pass it with --paired-grader"
+        )
     paired = load_grader(paired_key)
     if len(paired.channels) != 2:
         raise ModelError(f"grader '{paired.name}' reads {len(paired.channels)} series; --paired-grader needs two")

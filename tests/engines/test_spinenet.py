@@ -264,3 +264,30 @@ def test_missing_weights_name_the_fix(tmp_path: Path) -> None:
 
     with pytest.raises(EngineError, match="download_weights"):
         find_checkpoints(tmp_path)
+
+
+def test_cli_without_spinenet_names_the_recipe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    from openspine.cli import main
+    from openspine.data import demo_scan_path
+
+    if importlib.util.find_spec("spinenet") is not None:
+        pytest.skip("SpineNet's package is installed here")
+    out = tmp_path / "out"
+    assert main(["analyze", str(demo_scan_path()), "--out", str(out), "--engine", "spinenet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("openspine: error: --engine spinenet needs SpineNet's package") and err.count("\n") == 1
+    assert "pip install --no-deps spinenet==2.1.4" in err and "Traceback" not in err
+    assert not (out / "result.json").exists()
+
+
+def test_cli_missing_weights_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _spinenet_or_skip()
+    from openspine.cli import main
+    from openspine.data import demo_scan_path
+
+    argv = ["analyze", str(demo_scan_path()), "--out", str(tmp_path / "out"), "--engine", "spinenet"]
+    assert main([*argv, "--spinenet-weights", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert "SpineNet's weights are missing" in err and "--spinenet-weights DIR" in err and err.count("\n") == 1

@@ -70,8 +70,8 @@ def analyze(
         t1: the sagittal T1 series of the same study, given separately (a :class:`Scan` or a path: NIfTI, DICOM
             folder or picture with ``t1_pixel_spacing``); it replaces a T1 series found in ``source``.
         **options: the same options as keywords (``series``, ``pixel_spacing``, ``detector``, ``grader``,
-            ``grade_levels``, ``sequence``, ``use_t1``, ``t1_pixel_spacing``); they override ``config``. Unknown
-            names raise ConfigError.
+            ``grade_levels``, ``sequence``, ``use_t1``, ``t1_pixel_spacing``, ``engine``, ``spinenet_weights``);
+            they override ``config``. Unknown names raise ConfigError.
         progress: called with each stage name of :data:`STAGES` as it starts (for progress bars).
 
     Example::
@@ -82,6 +82,8 @@ def analyze(
     """
     base = config.to_dict() if config is not None else {}
     cfg = AnalysisConfig.from_mapping({**base, **options}) if options or config is None else config
+    if cfg.engine == "spinenet":
+        return _with_spinenet(source, cfg, progress, t1)
     detector = cfg.detector
     timings: dict[str, float] = {}
     step = progress or (lambda stage: None)
@@ -240,6 +242,29 @@ def _read_beside(
     if why is not None:
         return other, None
     return other, SecondSeries(name=role, view=t1_view, detection=seen.detection, pairs=pairs)
+
+
+def _with_spinenet(
+    source: Scan | str | os.PathLike[str],
+    cfg: AnalysisConfig,
+    progress: Callable[[str], None] | None,
+    t1: Scan | str | os.PathLike[str] | None,
+) -> AnalysisResult:
+    """SpineNet's models on openspine's reading and records (``engine="spinenet"``); openspine's own model options
+    do not apply to them, and saying so beats silently ignoring them."""
+    from .engines.spinenet import analyze as spinenet_analyze
+
+    default = AnalysisConfig()
+    ignored = [
+        name
+        for name in ("detector", "grader", "grade_levels", "sequence")
+        if getattr(cfg, name) != getattr(default, name)
+    ] + (["t1"] if t1 is not None else [])
+    if ignored:
+        log.warning("the SpineNet engine runs SpineNet's own models and ignores: %s", ", ".join(ignored))
+    return spinenet_analyze(
+        source, cfg.spinenet_weights, series=cfg.series, pixel_spacing=cfg.pixel_spacing, progress=progress
+    )
 
 
 def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig) -> tuple[Scan, Scan | None]:

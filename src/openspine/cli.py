@@ -63,7 +63,7 @@ _EPILOG_BATCH = """examples:
   openspine batch /data/cohort --out results/ --cluster local:4
   openspine batch /data/cohort --out results/ --scheduler tcp://10.0.0.5:8786
 Every file under the input is a case or listed in results/skipped.csv with the reason (hidden, not an image,
-truncated or unreadable DICOM, another series of a study). Reruns skip finished cases. A failed case goes to
+truncated or unreadable DICOM, a series of a study that is not read). Reruns skip finished cases. A failed case goes to
 results/failures.csv. A case out of scope (nothing in scope found: no vertebral body, not a sagittal plane) keeps
 its outputs and is listed in failures.csv with stage 'scope'. Cohort tables are built from each case's result.json,
 whatever --formats says. Exit code: 1 if any case failed, else 3 if any case is out of scope (as 'analyze'), else 0.
@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grader", default=None, help="grader model folder, e.g. from 'openspine finetune'")
     p.add_argument("--levels", default=None, help="disc levels to grade: lumbar (default), all, or a list")
     _add_sequence_option(p)
+    p.add_argument("--no-t1", action="store_true", help="read each case's main series alone, even with a T1 beside it")
+    _add_engine_options(p)
     _add_formats_option(p)
 
     p = sub.add_parser(

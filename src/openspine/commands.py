@@ -113,18 +113,17 @@ class StageProgress:
             self.bar.close()
 
 
-def _analyze_to(
-    path: Path, out: Path, config: AnalysisConfig, args: argparse.Namespace, t1: Path | None = None
-) -> int:
-    from .analysis import STAGES
+def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Namespace, t1: Path | None = None) -> int:
+    from .analysis import STAGES, analyze
     from .writers import prepare_output_dir, write_result
 
     formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
     require_for_formats(formats, "--formats seg/sr")  # and a missing extra
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
+    _check_engine(config)
     progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)
     try:
-        result = _engine_analyze(path, config, args, progress, t1)
+        result = analyze(path, config, progress=progress, t1=t1)
         progress("write")
         files = write_result(result, out, formats)
     finally:
@@ -146,22 +145,18 @@ def _analyze_to(
     return 0
 
 
-def _engine_analyze(
-    path: Path, config: AnalysisConfig, args: argparse.Namespace, progress: Any, t1: Path | None
-) -> Any:
-    """openspine's pipeline, or with --engine spinenet SpineNet's models on openspine's reading and outputs."""
-    if getattr(args, "engine", "openspine") != "spinenet":
-        from .analysis import analyze
+def _check_engine(config: AnalysisConfig) -> None:
+    """SpineNet's package and weights, before the first case (one line naming the recipe when either is missing)."""
+    if config.engine == "spinenet":
+        from .engines.spinenet import find_checkpoints
 
-        return analyze(path, config, progress=progress, t1=t1)
-    from .engines.spinenet import analyze as spinenet_analyze
+        find_checkpoints(config.spinenet_weights)
 
-    ignored = [f"--{o}" for o in ("detector", "grader", "levels", "sequence", "t1") if getattr(args, o, None)]
-    if ignored:
-        log.warning("--engine spinenet runs SpineNet's own models and ignores %s", ", ".join(ignored))
-    return spinenet_analyze(
-        path, args.spinenet_weights, series=config.series, pixel_spacing=config.pixel_spacing, progress=progress
-    )
+
+def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--engine and --spinenet-weights as analysis options (None = not given)."""
+    weights = getattr(args, "spinenet_weights", None)
+    return {"engine": getattr(args, "engine", None), "spinenet_weights": str(weights) if weights else None}
 
 
 def summary_line(path: Path, result: Any) -> str:
@@ -195,6 +190,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         "sequence": args.sequence,
         "t1_pixel_spacing": tuple(args.t1_pixel_spacing) if args.t1_pixel_spacing else None,
         "use_t1": False if args.no_t1 else None,
+        **_engine_options(args),
     }
     options.update({k: v for k, v in given.items() if v is not None})
     if args.t1 is not None and not args.t1.exists():
@@ -243,8 +239,15 @@ def run_batch(args: argparse.Namespace) -> int:
         for s in skipped:
             print(f"  {s.path}: {s.reason}")
         return 0
-    given = {"grader": args.grader, "grade_levels": args.levels, "sequence": args.sequence}
+    given = {
+        "grader": args.grader,
+        "grade_levels": args.levels,
+        "sequence": args.sequence,
+        "use_t1": False if args.no_t1 else None,
+        **_engine_options(args),
+    }
     config = AnalysisConfig.from_mapping({k: v for k, v in given.items() if v is not None})  # bad ones: before work
+    _check_engine(config)
     summary = run_batch(
         args.input_root,
         args.out,

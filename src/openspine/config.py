@@ -14,6 +14,8 @@ from .errors import ConfigError
 from .levels import LUMBAR_DISCS, DiscLevel
 from .vocabulary import SEQUENCES
 
+ENGINES = ("openspine", "spinenet")  # whose models run (see openspine.engines)
+
 
 @dataclass(frozen=True)
 class AnalysisConfig:
@@ -30,6 +32,9 @@ class AnalysisConfig:
         use_t1: read the study's sagittal T1 series beside the main one, when the input holds one (a DICOM study)
             or one is given (``analyze(..., t1=...)``, ``--t1``); False = the main series alone.
         t1_pixel_spacing: (row, column) mm of a T1 given as a PNG/JPEG picture.
+        engine: whose models run: ``"openspine"`` (its own, the default) or ``"spinenet"`` (SpineNet's, through its
+            user-installed package and weights: :mod:`openspine.engines.spinenet`).
+        spinenet_weights: the folder of SpineNet's weights (``engine="spinenet"``); None = its package's own.
     """
 
     series: str | int | None = None
@@ -40,6 +45,8 @@ class AnalysisConfig:
     sequence: str | None = None
     use_t1: bool = True
     t1_pixel_spacing: tuple[float, float] | None = None
+    engine: str = "openspine"
+    spinenet_weights: str | None = None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> AnalysisConfig:
@@ -58,6 +65,10 @@ class AnalysisConfig:
                 if len(ps) != 2:
                     raise ConfigError(f"{key} must be [row_mm, col_mm], got {values[key]!r}")
                 v[key] = (float(ps[0]), float(ps[1]))
+        if v.get("engine", "openspine") not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {v['engine']!r}")
+        if v.get("spinenet_weights") is not None:
+            v["spinenet_weights"] = str(v["spinenet_weights"])
         if not isinstance(v.get("use_t1", True), bool):
             raise ConfigError(f"use_t1 must be true or false, got {v['use_t1']!r}")
         levels = v.get("grade_levels", LUMBAR_DISCS)

@@ -291,3 +291,33 @@ def test_cli_missing_weights_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main([*argv, "--spinenet-weights", str(tmp_path / "none")]) == 1
     err = capsys.readouterr().err
     assert "SpineNet's weights are missing" in err and "--spinenet-weights DIR" in err and err.count("\n") == 1
+
+
+def test_batch_without_spinenet_stops_before_the_first_case(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+    import shutil
+
+    from openspine.cli import main
+    from openspine.data import demo_scan_path
+
+    if importlib.util.find_spec("spinenet") is not None:
+        pytest.skip("SpineNet's package is installed here")
+    root = tmp_path / "cohort"
+    root.mkdir()
+    shutil.copy(demo_scan_path(), root / "a.nii.gz")
+    out = tmp_path / "out"
+    assert main(["batch", str(root), "--out", str(out), "--engine", "spinenet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("openspine: error: --engine spinenet needs SpineNet's package") and err.count("\n") == 1
+    assert not (out / "cases").exists(), "no case was started"
+
+
+def test_the_engine_is_an_analysis_option() -> None:
+    from openspine.config import AnalysisConfig
+    from openspine.errors import ConfigError
+
+    cfg = AnalysisConfig.from_mapping({"engine": "spinenet", "spinenet_weights": Path("/w")})
+    assert cfg.engine == "spinenet" and cfg.spinenet_weights == "/w"
+    assert AnalysisConfig().engine == "openspine"
+    with pytest.raises(ConfigError, match="engine must be one of openspine, spinenet"):
+        AnalysisConfig.from_mapping({"engine": "other"})

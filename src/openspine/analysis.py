@@ -51,6 +51,11 @@ def input_info(scan: Scan) -> InputInfo:
 
 
 STAGES = ("read", "detect", "grade")
+# why a T1 series read beside the main one does not inform the grades where no grader reads both series
+NO_PAIRED_GRADER = (
+    "no grader that reads T1 beside T2 is installed (the one trained on SPIDER showed no gain from T1 in "
+    "cross-validation, see docs/grading.md); its levels were checked against the main series'"
+)
 
 
 def analyze(
@@ -104,7 +109,7 @@ def analyze(
     second = None
     if detection is not None and t1_scan is not None and cfg.use_t1:
         t = time.perf_counter()
-        other, second = _read_beside(t1_scan, scan, view, detection, sequence, detector, state)
+        other, second = _read_beside(t1_scan, scan, view, detection, sequence, detector, state, cfg.paired_grader)
         others = (other,)
         timings["t1"] = time.perf_counter() - t
     if detection is not None:
@@ -182,11 +187,12 @@ def _read_beside(
     sequence: dict[str, Any],
     detector: str | None,
     state: _State,
+    paired_grader: str | None = None,
 ) -> tuple[OtherSeries, SecondSeries | None]:
     """Read the study's T1 series beside the main one: detect on it, match its structures to the main series' by
     level (:func:`openspine.study.match_series`), and say whether grading may read it. Nothing here fails the
     analysis: a T1 series that cannot be used is reported with the reason (a flag and ``other_series[].note``)."""
-    from .grading import SecondSeries
+    from .grading import SecondSeries, paired_grader_available
     from .study import match_series
 
     role = "T1"
@@ -220,6 +226,8 @@ def _read_beside(
     )
     if why is not None and not any(f.startswith(f"{role.lower()}_not_used") for f in state.flags):
         state.flags.append(f"{role.lower()}_not_used: {why}")
+    if why is None and not paired_grader_available(paired_grader):
+        why = NO_PAIRED_GRADER  # a fact of the installation, not of this scan: a note, not a flag
     index = {id(d): i for i, d in enumerate(seen.detection.discs)}
     main_index = {id(d): i for i, d in enumerate(detection.discs)}
     pairs = {main_index[id(m.first)]: index[id(m.second)] for m in match.discs}
@@ -384,7 +392,15 @@ def _grade(
     from .grading import grade
 
     try:
-        graded = grade(view, detection, levels=cfg.grade_levels, grader=cfg.grader, sequence=sequence, second=second)
+        graded = grade(
+            view,
+            detection,
+            levels=cfg.grade_levels,
+            grader=cfg.grader,
+            sequence=sequence,
+            second=second,
+            paired_grader=cfg.paired_grader,
+        )
     except ModelError as exc:
         if cfg.grader is not None:
             raise

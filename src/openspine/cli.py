@@ -118,6 +118,17 @@ def _add_t1_options(p: argparse.ArgumentParser) -> None:
         help="pixel size in mm of a T1 given as a PNG/JPEG slice (its own: the two series need not match)",
     )
     p.add_argument("--no-t1", action="store_true", help="read the main series alone, even where a T1 series exists")
+    _add_paired_grader_option(p)
+
+
+def _add_paired_grader_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--paired-grader",
+        default=None,
+        metavar="DIR",
+        help="a grader model folder that reads each disc's T2 and T1 crops together (made by 'openspine train "
+        "grader-t1t2'); the built-in installation has none (docs/grading.md says why)",
+    )
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -210,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", default=None, help="disc levels to grade: lumbar (default), all, or a list")
     _add_sequence_option(p)
     p.add_argument("--no-t1", action="store_true", help="read each case's main series alone, even with a T1 beside it")
+    _add_paired_grader_option(p)
     _add_engine_options(p)
     _add_formats_option(p)
 

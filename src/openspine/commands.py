@@ -190,6 +190,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         "sequence": args.sequence,
         "t1_pixel_spacing": tuple(args.t1_pixel_spacing) if args.t1_pixel_spacing else None,
         "use_t1": False if args.no_t1 else None,
+        "paired_grader": args.paired_grader,
         **_engine_options(args),
     }
     options.update({k: v for k, v in given.items() if v is not None})
@@ -244,6 +245,7 @@ def run_batch(args: argparse.Namespace) -> int:
         "grade_levels": args.levels,
         "sequence": args.sequence,
         "use_t1": False if args.no_t1 else None,
+        "paired_grader": args.paired_grader,
         **_engine_options(args),
     }
     config = AnalysisConfig.from_mapping({k: v for k, v in given.items() if v is not None})  # bad ones: before work

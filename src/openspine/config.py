@@ -32,6 +32,8 @@ class AnalysisConfig:
         use_t1: read the study's sagittal T1 series beside the main one, when the input holds one (a DICOM study)
             or one is given (``analyze(..., t1=...)``, ``--t1``); False = the main series alone.
         t1_pixel_spacing: (row, column) mm of a T1 given as a PNG/JPEG picture.
+        paired_grader: a grader model folder that reads the T2 and the T1 crop of a disc together (e.g. made by
+            ``openspine train grader-t1t2``); None = the built-in one, where the installation has one.
         engine: whose models run: ``"openspine"`` (its own, the default) or ``"spinenet"`` (SpineNet's, through its
             user-installed package and weights: :mod:`openspine.engines.spinenet`).
         spinenet_weights: the folder of SpineNet's weights (``engine="spinenet"``); None = its package's own.
@@ -45,6 +47,7 @@ class AnalysisConfig:
     sequence: str | None = None
     use_t1: bool = True
     t1_pixel_spacing: tuple[float, float] | None = None
+    paired_grader: str | None = None
     engine: str = "openspine"
     spinenet_weights: str | None = None
 
@@ -77,7 +80,7 @@ class AnalysisConfig:
         v["grade_levels"] = None if levels is None else tuple(DiscLevel.parse(lv) for lv in levels)
         if v.get("sequence") is not None:
             v["sequence"] = parse_sequence(v["sequence"])
-        for key in ("detector", "grader"):
+        for key in ("detector", "grader", "paired_grader"):
             if v.get(key) is not None:
                 v[key] = str(v[key])
         return cls(**v)

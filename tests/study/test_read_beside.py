@@ -1,5 +1,6 @@
-"""A T1 series read beside the main T2 one, on real SPIDER pairs: through the Python API and the CLI, graded from
-both series where the paired grader answers, flagged (and graded from T2 alone) where the two series disagree."""
+"""A T1 series read beside the main T2 one, on real SPIDER pairs and a real two-series DICOM study: through the Python
+API and the CLI; matched by level, flagged (and graded from T2 alone) where the two series disagree; graded from both
+series where a paired grader answers (a tiny test grader: the installation ships none, see docs/grading.md)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from PIL import Image
 
 import openspine
+from openspine.analysis import NO_PAIRED_GRADER
 from openspine.cli import main
-from openspine.grading import PAIRED_GRADER
 from openspine.grading.model import load_grader
 from openspine.io import load_scan
 from openspine.schema import validate_result
@@ -30,13 +31,24 @@ def _pair(patient: str) -> tuple[Path, Path]:
     return data / "spider" / patient / "image.nii.gz", data / "spider" / patient / "t1.nii.gz"
 
 
-def _paired_heads() -> set[str]:
-    return {h.name for h in load_grader(PAIRED_GRADER).heads}
+def _paired_heads(folder: Path) -> set[str]:
+    return {h.name for h in load_grader(folder).heads}
 
 
-def test_a_real_pair_is_matched_and_graded_from_both_series() -> None:
+def test_without_a_paired_grader_the_t1_checks_the_levels_and_grades_stay_t2() -> None:
     t2, t1 = _pair(AGREEING)
-    result = openspine.analyze(t2, t1=t1)
+    doc = openspine.analyze(t2, t1=t1).to_dict()
+    validate_result(doc)
+    (other,) = doc["other_series"]
+    assert other["match"]["agree"] and not other["used_for_grading"] and other["note"] == NO_PAIRED_GRADER
+    assert not any(f.startswith(("t1_not_used", "series_mismatch")) for f in doc["flags"]), "nothing to flag"
+    assert all(g.get("series") in (None, ["T2"]) for d in doc["discs"] for g in d["grades"].values())
+    assert "paired_grader" in doc["parameters"]
+
+
+def test_a_real_pair_is_matched_and_graded_from_both_series(paired_grader: Path) -> None:
+    t2, t1 = _pair(AGREEING)
+    result = openspine.analyze(t2, t1=t1, paired_grader=str(paired_grader))
     doc = result.to_dict()
     validate_result(doc)
     (other,) = doc["other_series"]
@@ -44,7 +56,7 @@ def test_a_real_pair_is_matched_and_graded_from_both_series() -> None:
     assert other["match"]["agree"] and other["used_for_grading"]
     assert {"L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"} <= set(other["match"]["discs"])
     assert other["vertebrae"] and other["discs"], "what the detector found on the T1 series is kept"
-    heads = _paired_heads()
+    heads = _paired_heads(paired_grader)
     assert heads, "the paired grader answers at least one grading"
     lumbar = [d for d in doc["discs"] if d["level"] in other["match"]["discs"] and d["grades"]]
     assert len(lumbar) >= 5
@@ -55,14 +67,14 @@ def test_a_real_pair_is_matched_and_graded_from_both_series() -> None:
             want = ["T2", "T1"] if name in heads else ["T2"]
             assert g["series"] == want, (d["level"], name, g)
     names = [m["name"] for m in doc["models"]]
-    assert "grader" in names and PAIRED_GRADER in names
+    assert "grader" in names and "tiny-paired" in names
 
 
-def test_the_t1_changes_only_the_paired_heads() -> None:
+def test_the_t1_changes_only_the_paired_heads(paired_grader: Path) -> None:
     t2, t1 = _pair(AGREEING)
     alone = openspine.analyze(t2).to_dict()
-    both = openspine.analyze(t2, t1=t1).to_dict()
-    heads = _paired_heads()
+    both = openspine.analyze(t2, t1=t1, paired_grader=str(paired_grader)).to_dict()
+    heads = _paired_heads(paired_grader)
     for a, b in zip(alone["discs"], both["discs"]):
         assert a["level"] == b["level"]
         for name, ga in a["grades"].items():
@@ -74,9 +86,9 @@ def test_the_t1_changes_only_the_paired_heads() -> None:
                 assert ga == gb, (a["level"], name)
 
 
-def test_disagreeing_levels_are_flagged_and_never_merged() -> None:
+def test_disagreeing_levels_are_flagged_and_never_merged(paired_grader: Path) -> None:
     t2, t1 = _pair(DISAGREEING)
-    doc = openspine.analyze(t2, t1=t1).to_dict()
+    doc = openspine.analyze(t2, t1=t1, paired_grader=str(paired_grader)).to_dict()
     (other,) = doc["other_series"]
     assert not other["match"]["agree"] and not other["used_for_grading"]
     assert other["match"]["discs"] == [], "nothing is paired when the level sequences disagree"
@@ -106,14 +118,15 @@ def test_t1_only_and_t2_only() -> None:
     assert all(not g["available"] for d in only_t1["discs"] for g in d["grades"].values()), "T2 grader withheld"
 
 
-def test_cli_t1_option_with_a_picture_and_its_own_pixel_size(tmp_path: Path) -> None:
+def test_cli_t1_option_with_a_picture_and_its_own_pixel_size(tmp_path: Path, paired_grader: Path) -> None:
     t2, t1 = _pair(AGREEING)
     scan = load_scan(t1)
     png = tmp_path / "t1.png"
     Image.fromarray(np.asarray(scan.array[:, :, 0], dtype=np.uint8)).save(png)
     spacing = [str(s) for s in scan.spacing[:2]]
     out = tmp_path / "out"
-    code = main(["-q", "analyze", str(t2), "--t1", str(png), "--t1-pixel-spacing", *spacing, "--out", str(out)])
+    argv = ["-q", "analyze", str(t2), "--t1", str(png), "--t1-pixel-spacing", *spacing, "--out", str(out)]
+    code = main([*argv, "--paired-grader", str(paired_grader)])
     assert code == 0
     doc = json.loads((out / "result.json").read_text())
     validate_result(doc)
@@ -139,11 +152,15 @@ def test_cli_no_t1_and_a_missing_t1(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert err and "--t1" in err[-1] and "does not exist" in err[-1]
 
 
-def test_a_real_dicom_study_with_t2_and_t1_series_is_graded_from_both(t1_t2_study: Any, tmp_path: Path) -> None:
+def test_a_real_dicom_study_with_t2_and_t1_series_is_graded_from_both(
+    t1_t2_study: Any, tmp_path: Path, paired_grader: Path
+) -> None:
     """Two real volumes of one frame of reference, written as a T2 and a T1 DICOM series of one study: the folder
     alone gives the main series, the T1 beside it, positions compared in world mm, and grades from both."""
     out = tmp_path / "out"
-    assert main(["-q", "analyze", str(t1_t2_study.folder), "--out", str(out)]) == 0
+    assert (
+        main(["-q", "analyze", str(t1_t2_study.folder), "--paired-grader", str(paired_grader), "--out", str(out)]) == 0
+    )
     doc = json.loads((out / "result.json").read_text())
     validate_result(doc)
     assert doc["input"]["sequence"] == {"value": "T2", "source": "header"}
@@ -151,7 +168,7 @@ def test_a_real_dicom_study_with_t2_and_t1_series_is_graded_from_both(t1_t2_stud
     assert other["input"]["format"] == "dicom" and other["input"]["sequence"]["value"] == "T1"
     assert other["input"]["series"]["series_number"] == 2
     assert other["match"]["shared_frame"] and other["match"]["agree"] and other["used_for_grading"]
-    heads = _paired_heads()
+    heads = _paired_heads(paired_grader)
     both = {name for d in doc["discs"] for name, g in d["grades"].items() if g.get("series") == ["T2", "T1"]}
     assert both == heads
     alone = tmp_path / "alone"

@@ -11,7 +11,15 @@ from __future__ import annotations
 from ..detection.types import DiscGeometry
 from .crop import CropSpec, disc_crop
 from .geometry import disc_geometry
-from .grade import PAIRED_GRADER, GradingOutput, SecondSeries, crops_for_discs, grade, grades_from_logits
+from .grade import (
+    PAIRED_GRADER,
+    GradingOutput,
+    SecondSeries,
+    crops_for_discs,
+    grade,
+    grades_from_logits,
+    paired_grader_available,
+)
 from .model import load_grader
 
 __all__ = [
@@ -26,4 +34,5 @@ __all__ = [
     "grade",
     "grades_from_logits",
     "load_grader",
+    "paired_grader_available",
 ]

@@ -33,7 +33,15 @@ from .pair import paired_crops
 
 log = get_logger("grading")
 
-__all__ = ["PAIRED_GRADER", "GradingOutput", "SecondSeries", "crops_for_discs", "grade", "grades_from_logits"]
+__all__ = [
+    "PAIRED_GRADER",
+    "GradingOutput",
+    "SecondSeries",
+    "crops_for_discs",
+    "grade",
+    "grades_from_logits",
+    "paired_grader_available",
+]
 
 PAIRED_GRADER = "grader-t1t2"  # the built-in grader that reads a disc from its T2 and its T1 crop together
 
@@ -298,6 +306,15 @@ def _run(
 def _with_series(grades: Mapping[GradingName, Grade], series: tuple[str, ...]) -> dict[GradingName, Grade]:
     """The grades with the series they were read from (available grades only)."""
     return {k: replace(g, series=series) if g.available else g for k, g in grades.items()}
+
+
+def paired_grader_available(paired_grader: str | os.PathLike[str] | None = None) -> bool:
+    """Whether a grader that reads two series is at hand: the one named, else the built-in one (optional).
+
+    Raises:
+        ModelError: the named grader is missing, damaged or does not read two series.
+    """
+    return _paired_model(paired_grader) is not None
 
 
 def _paired_model(paired_grader: str | os.PathLike[str] | None) -> GraderModel | None:

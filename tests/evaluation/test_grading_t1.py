@@ -11,6 +11,8 @@ import pytest
 
 from openspine.training.metrics import Collected
 
+from ..model_fixtures import tiny_paired_grader
+
 
 def test_marrow_change_any_against_none_and_per_type() -> None:
     from openspine.evaluation.grading import _any_marrow, _per_type
@@ -38,29 +40,6 @@ def test_marrow_change_any_against_none_and_per_type() -> None:
     assert per["3"]["recall"] == 1.0
 
 
-def _tiny_paired_grader(folder: Path) -> Path:
-    """An untrained two-channel (T2, T1) grader with a very small backbone, answering two heads."""
-    import torch
-
-    from openspine.grading.crop import CropSpec
-    from openspine.grading.heads import BUILTIN_HEADS
-    from openspine.training import grader_network as engine
-    from openspine.training.grader import write_model_folder
-
-    torch.manual_seed(0)
-    hs = [h for h in BUILTIN_HEADS if h.name in ("marrow_change", "endplate_defect_lower")]
-    cfg = engine.NetConfig(widths=(8, 8, 16, 16), reduce=4, embedding=16, dropout=0.0, in_channels=2)
-    net = engine.DiscNet(cfg, CropSpec(), hs)
-    net.eval()
-    write_model_folder(
-        folder, net, hs, {"training_data": {"note": "test model"}, "metrics": {}}, "tiny-paired", "0.0.1"
-    )
-    card = json.loads((folder / "card.json").read_text())
-    card["input"]["channels"] = ["T2", "T1"]
-    (folder / "card.json").write_text(json.dumps(card))
-    return folder
-
-
 @pytest.mark.train
 def test_t1_evaluation_compares_the_same_discs(shared_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("torch")
@@ -68,7 +47,7 @@ def test_t1_evaluation_compares_the_same_discs(shared_data: Path, tmp_path: Path
 
     if not (shared_data / "spider" / "t1.csv").is_file():
         pytest.skip("the shared data has no SPIDER T1 slices")
-    folder = _tiny_paired_grader(tmp_path / "paired")
+    folder = tiny_paired_grader(tmp_path / "paired", ("marrow_change", "endplate_defect_lower"))
     res = evaluate_t1(shared_data, "train", paired_grader=folder, n_boot=20, patients=3)
     assert res["patients"] == 3 and res["mode"] == "t1"
     assert res["paired_grader"]["heads"] == ["endplate_defect_lower", "marrow_change"]

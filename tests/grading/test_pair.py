@@ -16,6 +16,8 @@ from openspine.grading.crop import CropSpec, disc_crop
 from openspine.grading.pair import PAIRED_CHANNELS, paired_crops
 from openspine.scan import Scan
 
+from ..model_fixtures import tiny_paired_grader
+
 PATIENT = "2"  # a train patient with a T1 slice; its T2 and T1 slices differ in size and pixel spacing
 
 
@@ -128,28 +130,6 @@ def test_card_channels_that_do_not_fit_are_refused(tmp_path: Path, channels: obj
         load_grader(_grader_copy(tmp_path, channels))
 
 
-def tiny_paired_grader(folder: Path, heads: tuple[str, ...] = ("marrow_change", "endplate_defect_upper")) -> Path:
-    """An untrained two-channel (T2, T1) grader folder with a very small backbone (needs torch)."""
-    import torch
-
-    from openspine.grading.heads import BUILTIN_HEADS
-    from openspine.training import grader_network as engine
-    from openspine.training.grader import write_model_folder
-
-    torch.manual_seed(0)
-    hs = [h for h in BUILTIN_HEADS if h.name in heads]
-    cfg = engine.NetConfig(widths=(8, 8, 16, 16), reduce=4, embedding=16, dropout=0.0, in_channels=2)
-    net = engine.DiscNet(cfg, CropSpec(), hs)
-    net.eval()
-    write_model_folder(
-        folder, net, hs, {"training_data": {"note": "test model"}, "metrics": {}}, "tiny-paired", "0.0.1"
-    )
-    card = json.loads((folder / "card.json").read_text())
-    card["input"]["channels"] = list(PAIRED_CHANNELS)
-    (folder / "card.json").write_text(json.dumps(card))
-    return folder
-
-
 @pytest.mark.train
 def test_a_two_channel_grader_reads_a_real_pair_through_grade(tmp_path: Path) -> None:
     pytest.importorskip("torch")
@@ -164,7 +144,7 @@ def test_a_two_channel_grader_reads_a_real_pair_through_grade(tmp_path: Path) ->
     folder = data / "spider" / PATIENT
     if not (folder / "t1.nii.gz").is_file():
         pytest.skip("the shared data has no SPIDER T1 slices")
-    model = load_grader(tiny_paired_grader(tmp_path / "paired"))
+    model = load_grader(tiny_paired_grader(tmp_path / "paired", ("marrow_change", "endplate_defect_upper")))
     assert model.channels == ("T2", "T1")
     v2 = openspine.load_scan(folder / "image.nii.gz").to_sagittal()
     v1 = openspine.load_scan(folder / "t1.nii.gz").to_sagittal()

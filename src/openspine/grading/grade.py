@@ -193,7 +193,9 @@ def grade(
         for lv in levels or ():
             if lv not in found:
                 flags.add("not graded", lv.value, "not detected")
-    main_name = str((sequence or {}).get("value") or "main")
+    declared = sorted(model_scope.sequences or ())
+    # the series' name in each grade: what the scan was taken to be, else the one sequence the grader reads
+    main_name = str((sequence or {}).get("value") or (declared[0] if len(declared) == 1 else "main"))
     graded = _run(model, [np.stack(p.crops)[:, None] for p in todo], [p.features for p in todo])
     graded = [g if isinstance(g, str) else _with_series(g, (main_name,)) for g in graded]
     models = [model.info]
@@ -348,10 +350,15 @@ def _read_with_second(
     if model is None:
         flags.add(f"{second.name} series not used for grading", "all discs", f"no grader reads {second.name} here")
         return graded, None
+    paired_scope = ModelScope.from_card(model.loaded.card.data)
     jobs: list[tuple[int, NDArray[np.float32], NDArray[np.float64] | None]] = []
     for j, p in enumerate(todo):
         k = second.pairs.get(p.index)
         if k is None or isinstance(graded[j], str):  # no partner, or not graded at all
+            continue
+        outside = paired_scope.why_not_level(p.level)
+        if outside is not None:  # the paired grader's own card: no grade it cannot back; the T2 grades stand
+            flags.add(f"{second.name} series not used for grading", p.level.value, outside)
             continue
         try:
             g2 = disc_geometry(second.view, second.detection, k)

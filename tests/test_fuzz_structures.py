@@ -448,10 +448,10 @@ def test_decode_degenerate_bodies(seed: int) -> None:
 # writers
 # ----------------------------------------------------------------------------------------------------------------
 def _result(view: SagittalView, det: Detection, discs: tuple[Disc, ...], flags: tuple[str, ...]) -> AnalysisResult:
-    from openspine.analysis import input_info
+    from openspine.results import InputInfo
 
     scan = view.input
-    return AnalysisResult(input=input_info(scan), vertebrae=det.vertebrae, discs=discs, flags=flags, view=view)
+    return AnalysisResult(input=InputInfo.from_scan(scan), vertebrae=det.vertebrae, discs=discs, flags=flags, view=view)
 
 
 def _formats() -> list[str]:

@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from openspine.analysis import input_info
 from openspine.levels import DiscLevel, Grading, Level
-from openspine.results import AnalysisResult, Disc, Grade, ModelInfo, SliceOutline, Vertebra, vec3
+from openspine.results import AnalysisResult, Disc, Grade, InputInfo, ModelInfo, SliceOutline, Vertebra, vec3
 from openspine.scan import Scan
 from openspine.schema import SchemaError, validate_result
 
@@ -27,7 +26,7 @@ def _result() -> AnalysisResult:
     }
     disc = Disc(DiscLevel.L4_L5, vec3((7, 3, 1)), vec3((4.0, -1.5, -3.5)), (), grades)
     return AnalysisResult(
-        input=input_info(scan),
+        input=InputInfo.from_scan(scan),
         vertebrae=(vertebra,),
         discs=(disc,),
         models=(ModelInfo("detector", "1.0.0", "a" * 64),),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import geometry, scope
+from . import scope
 from ._logging import get_logger
 from .config import AnalysisConfig
 from .errors import ModelError, OpenSpineError
@@ -22,7 +22,6 @@ from .results import (
     OtherSeries,
     SeriesMatchInfo,
     Vertebra,
-    vec3,
 )
 from .scan import SagittalView, Scan
 from .vocabulary import SEQUENCES
@@ -33,21 +32,6 @@ if TYPE_CHECKING:  # imported where used: a partial install may lack the recogni
     from .recognition import ImageRecognition
 
 log = get_logger("analysis")
-
-
-def input_info(scan: Scan) -> InputInfo:
-    src = scan.source
-    series = {k: v for k, v in src.to_dict().items() if v is not None and k not in ("path", "format")}
-    return InputInfo(
-        path=src.path,
-        format=src.format,
-        shape=scan.shape,
-        spacing_mm=vec3(scan.spacing),
-        orientation=scan.orientation,
-        affine=tuple(tuple(round(float(x), 6) for x in row) for row in scan.affine),
-        world_convention=geometry.WORLD_CONVENTION,
-        series=series,
-    )
 
 
 STAGES = ("read", "detect", "grade")
@@ -129,7 +113,7 @@ def analyze(
     for stage, why in state.not_run.items():
         log.warning("%s not run: %s", stage, why)
     return AnalysisResult(
-        input=replace(input_info(scan), sequence=sequence, plane=seen.plane, field_of_view=fov),
+        input=replace(InputInfo.from_scan(scan), sequence=sequence, plane=seen.plane, field_of_view=fov),
         vertebrae=tuple(state.vertebrae),
         discs=tuple(state.discs),
         models=tuple(dict.fromkeys(state.models)),
@@ -204,7 +188,7 @@ def _read_beside(
         seen = _look(t1_scan, t1_view, None, detector, own, {})
     except OpenSpineError as exc:
         t1_view, why = None, f"the {role} series cannot be analysed: {exc}"
-    info = input_info(t1_scan)
+    info = InputInfo.from_scan(t1_scan)
     if seen is None or seen.detection is None:
         why = why if seen is None else (own.out_of_scope or "no vertebral body detected on it")
         state.flags.append(f"{role.lower()}_not_used: {why}")

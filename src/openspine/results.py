@@ -17,7 +17,7 @@ from .levels import DiscLevel, GradingName, Level, grading_name
 from .vocabulary import DISCLAIMER
 
 if TYPE_CHECKING:
-    from .scan import SagittalView
+    from .scan import SagittalView, Scan
 
 SCHEMA_VERSION = "1.2.0"
 
@@ -154,6 +154,24 @@ class InputInfo:
     sequence: Mapping[str, Any] | None = None
     plane: Mapping[str, Any] | None = None
     field_of_view: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_scan(cls, scan: Scan) -> InputInfo:
+        """What was read: path, format, grid and geometry, and the header fields that identify no patient."""
+        from . import geometry
+
+        src = scan.source
+        series = {k: v for k, v in src.to_dict().items() if v is not None and k not in ("path", "format")}
+        return cls(
+            path=src.path,
+            format=src.format,
+            shape=scan.shape,
+            spacing_mm=vec3(scan.spacing),
+            orientation=scan.orientation,
+            affine=tuple(tuple(round(float(x), 6) for x in row) for row in scan.affine),
+            world_convention=geometry.WORLD_CONVENTION,
+            series=series,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

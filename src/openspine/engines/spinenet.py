@@ -14,7 +14,6 @@ Layout handed to SpineNet: ``(rows, columns, slices)`` = superior→inferior, an
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import os
 import pickle
 import time
@@ -28,10 +27,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .. import geometry, scope
+from .. import scope
 from .._logging import get_logger
 from ..errors import EngineError
 from ..levels import DiscLevel, Grading, Level
+from ..models.registry import sha256_of
 from ..results import AnalysisResult, Disc, Grade, InputInfo, ModelInfo, SliceOutline, Vertebra, vec3
 from ..scan import SagittalView, Scan
 
@@ -130,14 +130,6 @@ def find_checkpoints(weights_dir: str | os.PathLike[str] | None = None) -> dict[
             "their folder with --spinenet-weights DIR"
         )
     return found
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _load_checkpoint(path: Path) -> Mapping[str, Any]:
@@ -318,7 +310,7 @@ def analyze_with_spinenet(
     for stage, why in not_run.items():
         log.warning("%s not run: %s", stage, why)
     return AnalysisResult(
-        input=replace(_input_info(scan), field_of_view=fov),
+        input=replace(InputInfo.from_scan(scan), field_of_view=fov),
         vertebrae=tuple(vertebrae),
         discs=tuple(discs),
         models=engine.models,
@@ -479,18 +471,3 @@ def _grade(value: int, logit: NDArray[np.float64], first: int, note: str | None)
     if first + int(np.argmax(p)) != value:
         log.warning("SpineNet's grade %s is not the most probable class of its output", value)
     return Grade(grade=value, probabilities=probabilities, note=note)
-
-
-def _input_info(scan: Scan) -> InputInfo:
-    src = scan.source
-    series = {k: v for k, v in src.to_dict().items() if v is not None and k not in ("path", "format")}
-    return InputInfo(
-        path=src.path,
-        format=src.format,
-        shape=scan.shape,
-        spacing_mm=vec3(scan.spacing),
-        orientation=scan.orientation,
-        affine=tuple(tuple(round(float(x), 6) for x in row) for row in scan.affine),
-        world_convention=geometry.WORLD_CONVENTION,
-        series=series,
-    )

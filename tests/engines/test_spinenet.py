@@ -9,6 +9,7 @@ replaced, in both runs, by maps drawn from the scan's ground-truth body masks: S
 from __future__ import annotations
 
 import copy
+import html
 import os
 import time
 from pathlib import Path
@@ -212,7 +213,7 @@ def _spinenet_alone(weights: Path, case: dict[str, Any]) -> tuple[list[dict[str,
     return vert_dicts, net.grade_ivds(ivd_dicts)
 
 
-def test_same_answer_as_spinenet(weights: Path, case: dict[str, Any], seeded: _SeededDetector) -> None:
+def test_same_answer_as_spinenet(weights: Path, case: dict[str, Any], seeded: _SeededDetector, tmp_path: Path) -> None:
     import openspine
     from openspine.engines import spinenet as engine
     from openspine.schema import validate_result
@@ -255,6 +256,14 @@ def test_same_answer_as_spinenet(weights: Path, case: dict[str, Any], seeded: _S
         "spinenet/grading/ckpt1.pt",
     }
     validate_result(result.to_dict())
+
+    # every output openspine writes for a NIfTI input works on SpineNet's records, the licence where people look
+    from openspine.writers import write_result
+
+    files = write_result(result, tmp_path / "out", ("json", "csv", "png", "html", "nifti"))
+    assert len(files) >= 6 and all(Path(f).stat().st_size > 0 for f in files.values())
+    assert html.escape(engine.LICENCE_NOTICE) in (tmp_path / "out" / "report.html").read_text()
+    assert "spinenet" in (tmp_path / "out" / "discs.csv").read_text()
 
 
 def test_missing_weights_name_the_fix(tmp_path: Path) -> None:

@@ -79,7 +79,9 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     nib.save(ras, path)
     # SpineNet array index (row, col, slice) → voxel of the RAS file
     to_file = np.linalg.inv(ras.affine) @ affine
-    return {"volume": volume, "mask": mask, "spacing": [1.0, 1.0], "path": path, "to_file": to_file}
+    return {
+        "volume": volume, "mask": mask, "spacing": [1.0, 1.0], "path": path, "to_file": to_file, "affine": affine
+    }  # fmt: skip
 
 
 def _truth_maps(mask: np.ndarray) -> np.ndarray:
@@ -264,6 +266,33 @@ def test_same_answer_as_spinenet(weights: Path, case: dict[str, Any], seeded: _S
     assert len(files) >= 6 and all(Path(f).stat().st_size > 0 for f in files.values())
     assert html.escape(engine.LICENCE_NOTICE) in (tmp_path / "out" / "report.html").read_text()
     assert "spinenet" in (tmp_path / "out" / "discs.csv").read_text()
+
+
+def test_a_dicom_series_gives_every_output_seg_and_sr_included(
+    weights: Path, case: dict[str, Any], seeded: _SeededDetector, tmp_path: Path
+) -> None:
+    """The same scan as a DICOM series (files in shuffled order): the same labels as from the NIfTI file, and every
+    output, DICOM SEG and SR (which reference the source images) among them, from SpineNet's records."""
+    pytest.importorskip("highdicom", reason="DICOM SEG/SR need highdicom: pip install 'openspine[dicom]'")
+    import sys
+
+    import openspine
+    from openspine.engines import spinenet as engine
+    from openspine.writers import write_result
+
+    tests = str(Path(__file__).resolve().parents[1])
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from dicom_fixtures import write_series
+
+    write_series(tmp_path / "dicom", np.asarray(case["volume"]), case["affine"])
+    from_dicom = engine.analyze(tmp_path / "dicom", weights_dir=weights)
+    from_nifti = engine.analyze(openspine.load_scan(case["path"]), weights_dir=weights)
+    labels = [v.label for v in from_dicom.vertebrae]
+    assert labels and labels == [v.label for v in from_nifti.vertebrae]
+    assert [d.level for d in from_dicom.discs] == [d.level for d in from_nifti.discs]
+    files = write_result(from_dicom, tmp_path / "out", "all")
+    assert {"vertebrae_seg.dcm", "measurements_sr.dcm", "labels.nii.gz"} <= {Path(f).name for f in files.values()}
 
 
 def test_missing_weights_name_the_fix(tmp_path: Path) -> None:

@@ -293,6 +293,11 @@ def test_a_dicom_series_gives_every_output_seg_and_sr_included(
     assert [d.level for d in from_dicom.discs] == [d.level for d in from_nifti.discs]
     files = write_result(from_dicom, tmp_path / "out", "all")
     assert {"vertebrae_seg.dcm", "measurements_sr.dcm", "labels.nii.gz"} <= {Path(f).name for f in files.values()}
+    import pydicom
+
+    sr = pydicom.dcmread(tmp_path / "out" / "measurements_sr.dcm")
+    described = [item.ContributionDescription for item in sr.ContributingEquipmentSequence]
+    assert len(described) == 4 and all(engine.LICENCE_NOTICE in d and "sha256" in d for d in described)
 
 
 def test_missing_weights_name_the_fix(tmp_path: Path) -> None:

@@ -100,6 +100,10 @@ def test_dicom_seg_and_sr_reference_the_source_series(dicom_result, tmp_path: Pa
     text = str(sr)
     assert "disc L3-L4" in text and "pfirrmann=3" in text and "vertebra L3" in text
     del groups
+    # what made it: one contributing-equipment item per model, with its version and sha256
+    made_by = {item.ManufacturerModelName: item.ContributionDescription for item in sr.ContributingEquipmentSequence}
+    assert set(made_by) == {m.name for m in result.models}
+    assert all(f"sha256 {m.sha256}" in made_by[m.name] for m in result.models)
 
 
 def test_seg_and_sr_do_not_read_the_source_series_again(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -214,7 +214,30 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
         manufacturer="openspine",
         series_description="openspine levels and gradings",
     )
+    sr.ContributingEquipmentSequence = _contributing_models(result)
     return _to_bytes(sr)
+
+
+def _contributing_models(result: AnalysisResult) -> list[Any]:
+    """One ContributingEquipmentSequence item per model that made the result (name, version, sha256), with the
+    result's licence notices (e.g. SpineNet's, whose licence covers its outputs) in each description: the SR then
+    says what made it and under which terms, as result.json and the report do."""
+    from pydicom.dataset import Dataset
+
+    notices = [f for f in result.flags if "licence" in f.lower()]
+    items = []
+    for m in result.models:
+        item = Dataset()
+        item.Manufacturer = "openspine"
+        item.ManufacturerModelName = m.name[:64]
+        item.SoftwareVersions = m.version[:64]
+        item.ContributionDescription = "; ".join([f"model {m.name} {m.version}, sha256 {m.sha256}", *notices])[:1024]
+        purpose = Dataset()
+        purpose.CodeValue, purpose.CodingSchemeDesignator = "109103", "DCM"
+        purpose.CodeMeaning = "Modifying Equipment"
+        item.PurposeOfReferenceCodeSequence = [purpose]
+        items.append(item)
+    return items
 
 
 def _to_bytes(ds: Any) -> bytes:

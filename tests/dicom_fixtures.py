@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
@@ -23,6 +24,9 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from pydicom.valuerep import DSfloat
+
+if TYPE_CHECKING:
+    from openspine.io.dicom import SeriesInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CI clones the repository to another folder with shared/ beside it, so look next to the repository root
@@ -415,3 +419,24 @@ def write_t1_t2_study(
         for k, f in zip(order, staged):
             f.rename(folder / f"IM{int(k):05d}")
     return T1T2Study(folder, t2_ids, t1_ids, t2_arr, t1_arr, affine)
+
+
+def series_info(
+    number: int, plane: str, n: int, seq: str | None, study: str = "1.2.3", description: str | None = None
+) -> SeriesInfo:
+    """Header facts of one series, no files: for the series-choice and role rules."""
+    from openspine.io.dicom import SeriesInfo
+
+    return SeriesInfo(
+        series_uid=f"1.2.3.{number}",
+        study_uid=study,
+        series_number=number,
+        description=description or f"series {number}",
+        modality="MR",
+        n_slices=n,
+        rows=64,
+        columns=64,
+        plane=plane,
+        files=(),
+        sequence_hint=seq,
+    )

@@ -26,6 +26,7 @@ from dicom_fixtures import (
     real_crop,
     rotation,
     save,
+    series_info,
     slice_dataset,
     world,
     write_enhanced,
@@ -462,19 +463,8 @@ def test_choose_unknown_series_lists_what_exists(tmp_path: Path, wanted: str | i
         assert s.description is not None and s.description in str(err.value)
 
 
-def _info(number: int | None, plane: str, n: int) -> SeriesInfo:
-    return SeriesInfo(
-        series_uid=f"1.2.3.{number}",
-        study_uid="1.2.3",
-        series_number=number,
-        description=f"series {number}",
-        modality="MR",
-        n_slices=n,
-        rows=64,
-        columns=64,
-        plane=plane,
-        files=(),
-    )
+def _info(number: int, plane: str, n: int) -> SeriesInfo:
+    return series_info(number, plane, n, None)
 
 
 def test_default_choice_ties_go_to_lowest_series_number() -> None:

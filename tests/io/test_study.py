@@ -18,13 +18,14 @@ from dicom_fixtures import (
     make_affine,
     new_ids,
     real_crop,
+    series_info,
     write_series,
     write_t1_t2_study,
     zip_folder,
 )
 from openspine.errors import SeriesSelectionError
 from openspine.io import SeriesRole, Study, list_series, load_scan, load_study
-from openspine.io.dicom import SeriesInfo, choose_series, series_roles
+from openspine.io.dicom import choose_series, series_roles
 
 
 def _roles(study: Study) -> dict[str, str]:
@@ -144,22 +145,7 @@ def test_a_single_scan_is_a_study_of_one_series(shared_data: Path) -> None:
 # --------------------------------------------------------------------------------------------------------------
 # the role rule on header facts
 # --------------------------------------------------------------------------------------------------------------
-def _info(
-    number: int, plane: str, n: int, seq: str | None, study: str = "1.2.3", description: str | None = None
-) -> SeriesInfo:
-    return SeriesInfo(
-        series_uid=f"1.2.3.{number}",
-        study_uid=study,
-        series_number=number,
-        description=description or f"series {number}",
-        modality="MR",
-        n_slices=n,
-        rows=64,
-        columns=64,
-        plane=plane,
-        files=(),
-        sequence_hint=seq,
-    )
+_info = series_info  # header facts of one series (short name: the rules' tests list many)
 
 
 def test_the_default_main_series_is_the_sagittal_t2_even_with_fewer_slices() -> None:

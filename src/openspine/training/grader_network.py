@@ -437,6 +437,15 @@ def predict_logits(net: DiscNet, samples: Sequence[DiscSample], batch: int = 64)
     if not samples:
         return {h.name: np.zeros((0, len(h.classes)), np.float32) for h in net.head_specs}
     x, owners = all_slice_crops(samples, net.spec)
+    return logits_by_owner(net, x, owners, batch)
+
+
+@torch.no_grad()
+def logits_by_owner(
+    net: DiscNet, x: NDArray[np.float32], owners: Sequence[Sequence[int]], batch: int = 64
+) -> dict[str, NDArray[np.float32]]:
+    """The network's logits for crops ``x`` (N, C, H, W), in batches, averaged over each owner's rows (a disc's
+    slices), as grading averages them."""
     parts: dict[str, list[NDArray[np.float32]]] = {h.name: [] for h in net.head_specs}
     dev = next(net.parameters()).device
     for i in range(0, len(x), batch):
@@ -444,7 +453,7 @@ def predict_logits(net: DiscNet, samples: Sequence[DiscSample], batch: int = 64)
         for k, v in lg.items():
             parts[k].append(v.cpu().numpy())
     full = {k: np.concatenate(v) for k, v in parts.items()}
-    return {k: np.stack([v[rows].mean(axis=0) for rows in owners]).astype(np.float32) for k, v in full.items()}
+    return {k: np.stack([v[list(rows)].mean(axis=0) for rows in owners]).astype(np.float32) for k, v in full.items()}
 
 
 @torch.no_grad()

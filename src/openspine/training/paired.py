@@ -236,7 +236,7 @@ def predict_paired(
 ) -> dict[str, NDArray[np.float32]]:
     """Per-sample logits of every head, from :func:`paired_crops` (as grading cuts them), averaged over the disc's
     slices; ``zero_second`` zeroes the T1 channel (the disc as seen without T1)."""
-    import torch
+    from .grader_network import logits_by_owner
 
     net.eval()
     if not samples:
@@ -251,14 +251,7 @@ def predict_paired(
     xs = np.stack(rows)
     if zero_second:
         xs[:, 1] = 0.0
-    parts: dict[str, list[NDArray[np.float32]]] = {h.name: [] for h in net.head_specs}
-    with torch.no_grad():
-        for i in range(0, len(xs), batch):
-            _, lg = net(torch.from_numpy(xs[i : i + batch]))
-            for k, v in lg.items():
-                parts[k].append(v.numpy())
-    full = {k: np.concatenate(v) for k, v in parts.items()}
-    return {k: np.stack([v[r].mean(axis=0) for r in owners]).astype(np.float32) for k, v in full.items()}
+    return logits_by_owner(net, xs, owners, batch)
 
 
 @dataclass(frozen=True)

@@ -223,8 +223,10 @@ def match_series(
     """Pair the bodies and discs of two series of one study by level, after checking that their levels agree.
 
     Args:
-        first, second: the detections of the two series (e.g. the T2 and the T1 series).
-        first_view, second_view: the views they were detected on (their map to world mm).
+        first: the detection of the first series (e.g. the T2 series).
+        first_view: the view it was detected on (its map to world mm).
+        second: the detection of the second series (e.g. the T1 series).
+        second_view: the view it was detected on.
         shared_frame: both series share a frame of reference (e.g. DICOM series with one FrameOfReferenceUID), so
             their world positions are comparable and paired structures must lie within ``tolerance_mm``.
         tolerance_mm: the largest distance between the two positions of one structure (shared frame only).

@@ -28,6 +28,7 @@ TRAIN_KINDS = {
     "detector": "openspine.training.detector",
     "grader": "openspine.train_grader_cli",
     "grader-t1t2": "openspine.training.paired",
+    "levels": "openspine.training.levels",
     "recognizer": "openspine.training.recognizer",
 }
 EVALUATE_KINDS = {

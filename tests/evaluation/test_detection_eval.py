@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
+from openspine.errors import ConfigError
 from openspine.evaluation.detection import (
     ScanResult,
     _overall,
@@ -172,6 +174,10 @@ def test_case_scoring_and_summary() -> None:
     assert o["by_variant"]["crop-top"]["cases"] == 3 and o["spider"]["cases"] == 1
     assert not o["targets_met"]["right_or_flagged"] and not o["targets_met"]["every_label_right"]
     assert summarise_cases([])["every_label_right"] is None
+    # SPIDER T1 cases are summarised apart: the targets stay on the volumes and the T2 slices
+    with_t1 = robustness_overall([*cases, case(False, False, "crop-top", "spider-t1")])
+    assert with_t1["all"] == o["all"] and with_t1["by_variant"] == o["by_variant"]
+    assert with_t1["spider-t1"]["cases"] == 1 and with_t1["spider-t1"]["wrong_unflagged"] == 1
 
 
 @pytest.mark.slow
@@ -234,6 +240,20 @@ def test_spider_t1_figure_beside_the_t2_one() -> None:
     text = format_report({"split": "val", "model": "m", "scans": [], "spider": t2, "spider_t1": t1, "overall": o})
     assert "SPIDER T2: 1/1 slices" in text and "SPIDER T1: 1/2 slices" in text
     assert "incomplete spider-6-t1: discs L1-L2 L2-L3 L3-L4" in text
+
+
+def test_evaluate_only_the_ids_asked_for(shared_data, tmp_path) -> None:
+    from openspine.evaluation.detection import cli_main
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("spider-100\n")  # a val patient with a T2 and a T1 slice
+    out = tmp_path / "r.json"
+    assert cli_main(["--data", str(shared_data), "--ids", str(ids), "--variants", "0", "--out", str(out)], True) == 0
+    r = json.loads(out.read_text())
+    assert [s["id"] for s in r["spider"]] == ["spider-100"] and r["scans"] == []
+    assert [s["id"] for s in r["spider_t1"]] == ["spider-100-t1"]
+    with pytest.raises(ConfigError, match="does not exist"):
+        cli_main(["--data", str(shared_data), "--ids", str(tmp_path / "none.txt")], True)
 
 
 def test_real_val_t1_slices_have_the_lumbar_sequence(shared_data) -> None:

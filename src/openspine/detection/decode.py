@@ -30,6 +30,9 @@ class DecodeParams:
     min_area_mm2: float = 60.0
     group_distance_mm: float = 12.0
     min_group_score: float = 0.2
+    # levels by which the level-context model (if the card names one) may read the labelled bodies differently
+    # before the labelling is flagged
+    context_disagreement: float = 0.5
 
     @classmethod
     def from_card(cls, d: dict[str, Any] | None) -> DecodeParams:
@@ -50,6 +53,7 @@ class Instance:
     score: float  # peak heat × mean body probability
     level: float  # median predicted ordinal over the instance
     corners: NDArray[np.float64] = field(default_factory=lambda: np.full((4, 2), np.nan))
+    context_level: float = float("nan")  # the level-context model's ordinal at the instance (NaN: no such model)
 
 
 @dataclass
@@ -80,7 +84,14 @@ class Group:
     @property
     def level(self) -> float:
         """Area-weighted median of the members' predicted ordinals."""
-        lv = np.array([m.level for m in self.members])
+        return self._weighted_median(np.array([m.level for m in self.members]))
+
+    @property
+    def context_level(self) -> float:
+        """Area-weighted median of the members' level-context ordinals (NaN without a level-context model)."""
+        return self._weighted_median(np.array([m.context_level for m in self.members]))
+
+    def _weighted_median(self, lv: NDArray[np.float64]) -> float:
         w = self.weights
         o = np.argsort(lv)
         cw = np.cumsum(w[o])
@@ -113,6 +124,7 @@ def slice_instances(
     params: DecodeParams,
     slice_pos: int = 0,
     heat_stride: int = 2,
+    context: NDArray[np.floating] | None = None,
 ) -> list[Instance]:
     """Body instances on one slice.
 
@@ -121,6 +133,7 @@ def slice_instances(
         heat: body-centre heat-map on the output grid (H / heat_stride, W / heat_stride).
         level: predicted ordinal on the model grid (H, W).
         spacing: model-grid pixel size (mm).
+        context: the level-context model's ordinal on the model grid (H, W), if there is one.
     """
     fg = np.asarray(body) > params.body_threshold
     if not fg.any():
@@ -166,7 +179,8 @@ def slice_instances(
                 continue
             prob = float(np.mean(body[pix[:, 0], pix[:, 1]]))
             lv = float(np.median(level[pix[:, 0], pix[:, 1]]))
-            out.append(Instance(slice_pos, pix, pix.mean(axis=0), area, pv * prob, lv))
+            ctx = float(np.median(context[pix[:, 0], pix[:, 1]])) if context is not None else float("nan")
+            out.append(Instance(slice_pos, pix, pix.mean(axis=0), area, pv * prob, lv, context_level=ctx))
     return out
 
 

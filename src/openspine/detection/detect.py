@@ -37,6 +37,24 @@ def _load(model: str | os.PathLike[str] | None) -> LoadedModel:
     return load_model(target)  # threads: the registry's default (one per core; 1 in batch workers)
 
 
+def _level_model(detector: LoadedModel) -> LoadedModel | None:
+    """The level-context model a detector's card names (``level_model``: a built-in name, or a folder relative to
+    the detector's), or ``None``."""
+    name = detector.card.data.get("level_model")
+    if not name:
+        return None
+    local = detector.card.folder / str(name)
+    return load_model(local if local.is_dir() else str(name))
+
+
+def run_level_model(loaded: LoadedModel, images: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The level ordinal of every output row (N, H/2) of (N, H, W) normalised model-grid images."""
+    outs = [
+        loaded.run({"image": np.ascontiguousarray(images[i : i + 1, None], np.float32)})[0] for i in range(len(images))
+    ]
+    return np.concatenate(outs, axis=0) if outs else np.zeros((0, images.shape[1] // 2), np.float32)
+
+
 def run_network(loaded: LoadedModel, images: NDArray[np.float32], batch: int = 4) -> NDArray[np.float32]:
     """Run the detector on (N, H, W) normalised model-grid images; returns (N, 4, H/2, W/2) maps."""
     outs = []
@@ -92,7 +110,13 @@ def run_detection(view: SagittalView, model: str | os.PathLike[str] | None = Non
     for i in range(len(images)):
         images[i] = normalise(images[i], valid)
     maps = run_network(loaded, images)
-    det, groups = decode_all(view, maps, ProcessedSlices(grid, groups_k, spacing_model), params, (loaded.card.info(),))
+    models: tuple[ModelInfo, ...] = (loaded.card.info(),)
+    level_model = _level_model(loaded)
+    if level_model is not None:  # the level read from the whole field of view: a fifth map
+        ctx = run_level_model(level_model, images)[:, : maps.shape[2], None]
+        maps = np.concatenate([maps, np.broadcast_to(ctx, maps[:, 3].shape)[:, None]], axis=1)
+        models += (level_model.card.info(),)
+    det, groups = decode_all(view, maps, ProcessedSlices(grid, groups_k, spacing_model), params, models)
     return DetectionRun(det, tuple(groups), grid, tuple(tuple(g) for g in groups_k), spacing_model)
 
 

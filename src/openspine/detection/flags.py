@@ -24,9 +24,11 @@ def labelling_flags(
     ordinals: NDArray[np.int64],
     residuals: NDArray[np.float64],
     index: NDArray[np.int64],
+    context_limit: float = 0.5,
 ) -> list[str]:
     """The flags of one labelled sequence (``groups_all``: every body, before those below S1 are dropped; ``rows``:
-    the model grid's height; ``ordinals``, ``residuals``, ``index``: of the kept bodies)."""
+    the model grid's height; ``ordinals``, ``residuals``, ``index``: of the kept bodies; ``context_limit``: see
+    :func:`context_flags`)."""
     flags: list[str] = []
     if not lab.sacrum:
         flags.append("labelling_ambiguous: no sacrum visible; levels rest on the bodies' appearance alone")
@@ -35,6 +37,7 @@ def labelling_flags(
     if lab.margin < MIN_MARGIN:
         flags.append(f"labelling_ambiguous: the level fit is uncertain (margin {lab.margin:.2f} levels)")
     flags.extend(_sacrum_flags(lab, groups_all, rows))
+    flags.extend(context_flags(lab, groups_all, context_limit))
     split = step_in_residuals(residuals[np.isfinite(residuals)])
     if split is not None:
         flags.append(
@@ -78,3 +81,20 @@ def _sacrum_flags(lab: SequenceLabels, groups: list[_decode.Group], rows: int) -
     if lab.s1_alternative is not None and lab.s1_alternative > lab.s1:
         out.append("labelling_ambiguous: the body below the one taken as S1 is nearly as likely S1")
     return out
+
+
+def context_flags(lab: SequenceLabels, groups: list[_decode.Group], limit: float) -> list[str]:
+    """A second reading of the levels: where the level-context model (which sees the whole field of view at once)
+    reads the labelled bodies, by their median, ``limit`` levels or more away from their labels. Nothing without
+    that model (NaN estimates)."""
+    kept = lab.ordinals > 0
+    ctx = np.array([g.context_level for g in groups], dtype=float)[kept]
+    if not len(ctx) or not np.isfinite(ctx).all():
+        return []
+    d = float(np.median(ctx - lab.ordinals[kept]))
+    if abs(d) < limit:
+        return []
+    return [
+        f"labelling_ambiguous: read from the whole field of view the bodies sit {abs(d):.2f} levels "
+        f"{'closer to' if d > 0 else 'further from'} the sacrum than labelled"
+    ]

@@ -60,7 +60,10 @@ def decode_all(
     labelled = label_bodies(groups, spacing_model)
     if not labelled.groups:
         return _nothing("no vertebral body detected within C2 … S1", models, k_centre), []
-    flags = labelling_flags(labelled.fit, groups, grid.shape[0], labelled.ordinals, labelled.residuals, labelled.index)
+    flags = labelling_flags(
+        labelled.fit, groups, grid.shape[0], labelled.ordinals, labelled.residuals, labelled.index,
+        context_limit=params.context_disagreement,
+    )  # fmt: skip
     outline_bodies(labelled.groups, spacing_model)
     frame = _Frame.of(view, grid, k_centre)
     vertebrae, vgeo = vertebra_records(frame, labelled)
@@ -108,8 +111,11 @@ def find_bodies(
     for i in range(n):
         body = _upsample2(maps[i, 0])[:h0, :w0]
         level = _upsample2(maps[i, 3])[:h0, :w0]
+        context = _upsample2(maps[i, 4])[:h0, :w0] if maps.shape[1] > 4 else None  # the level-context model's
         heat = maps[i, 1][: (h0 + 1) // 2, : (w0 + 1) // 2]
-        instances.extend(_decode.slice_instances(body, heat, level, spacing_model, params, slice_pos=i))
+        instances.extend(
+            _decode.slice_instances(body, heat, level, spacing_model, params, slice_pos=i, context=context)
+        )
     groups = _decode.keep_groups(_decode.group_instances(instances, spacing_model, params), n, params)
     groups = _decode.drop_overlapping(groups, spacing_model)
     return _decode.drop_crowded(groups, spacing_model)

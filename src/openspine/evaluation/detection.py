@@ -356,12 +356,17 @@ def summarise_cases(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def robustness_overall(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Summary over all cases, per source (volumes / SPIDER) and per variant kind, with the targets."""
+    """Summary over the T2 and volume cases (``all``, with the targets), per source (volumes / SPIDER T2 / SPIDER
+    T1) and per variant kind. The SPIDER T1 cases are summarised on their own: the targets are set on the rest."""
+    t1 = [c for c in cases if c["source"] == "spider-t1"]
+    cases = [c for c in cases if c["source"] != "spider-t1"]
     out: dict[str, Any] = {"all": summarise_cases(cases)}
     for src in ("volume", "spider"):
         sub = [c for c in cases if c["source"] == src]
         if sub:
             out[src] = summarise_cases(sub)
+    if t1:
+        out["spider-t1"] = summarise_cases(t1)
     kinds = sorted({str(c["variant"]).split("+")[0] for c in cases})
     out["by_variant"] = {k: summarise_cases([c for c in cases if str(c["variant"]).split("+")[0] == k]) for k in kinds}
     a = out["all"]
@@ -429,19 +434,22 @@ def spider_variant_cases(
     n_crops: int,
     seed: int,
     detect_fn: Callable[[Any], Any],
+    source: str = "spider",
 ) -> list[dict[str, Any]]:
-    """Robustness cases of one SPIDER slice: the as-is case is right when L1-L2 … L5-S1 are complete and in order;
-    crops and mirrored views are scored against that as-is detection, and only when it is complete and carries no
-    labelling flag (otherwise the disc positions are not known well enough and the item contributes its as-is case
-    alone). SPIDER has no disc positions, so this is a consistency check: a crop is right when it labels the discs
-    still in view as the confident whole-slice detection does."""
+    """Robustness cases of one SPIDER slice (``source``: ``spider`` for the T2 slices, ``spider-t1``).
+
+    The as-is case is right when L1-L2 … L5-S1 are complete and in order; crops and mirrored views are scored
+    against that as-is detection, and only when it is complete and carries no labelling flag (otherwise the disc
+    positions are not known well enough and the item contributes its as-is case alone). SPIDER has no disc
+    positions, so this is a consistency check: a crop is right when it labels the discs still in view as the
+    confident whole-slice detection does."""
     from ..scan import Scan
 
     ok = spider_sequence_ok(as_is)
     cases = [
         {
             "id": item,
-            "source": "spider",
+            "source": source,
             "variant": "as-is",
             "keep": None,
             "right": ok,
@@ -468,7 +476,7 @@ def spider_variant_cases(
         cases.append(
             {
                 "id": item,
-                "source": "spider",
+                "source": source,
                 "variant": var.name,
                 "keep": list(var.keep) if var.keep else None,
                 "right": right,
@@ -491,12 +499,14 @@ def evaluate(
     progress: bool = False,
     variants: int = 0,
     seed: int = 0,
+    ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run the detector on every scored item of ``split`` and return per-scan and overall figures.
 
     ``variants`` > 0 adds the robustness evaluation: every item with known levels (FastCleverSeg volumes with
     level-labelled masks, SPIDER slices) is also detected mirrored and with ``variants`` crops of its field of view
-    (seeded by ``seed`` and the item id); see :func:`make_variants` and :func:`robustness_overall`.
+    (seeded by ``seed`` and the item id); see :func:`make_variants` and :func:`robustness_overall`. ``ids`` limits
+    the evaluation to these items (e.g. a held-out fold of train; SPIDER T1 slices follow their patient's item).
     """
     import nibabel as nib
     from tqdm import tqdm
@@ -510,12 +520,14 @@ def evaluate(
     import csv
 
     with open(index_path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == split]
+        rows = [r for r in csv.DictReader(f) if r["split"] == split and (ids is None or r["id"] in set(ids))]
     if not rows:
         raise ConfigError(f"no items with split '{split}' in {index_path}")
     vol_rows = [r for r in rows if r["dataset"] == "fastcleverseg" and (not subsets or r["subset"] in subsets)]
     spider_rows = [r for r in rows if r["dataset"] == "spider"] if spider else []
     t1_rows = spider_t1_rows(data_dir, split) if spider else []
+    if ids is not None:
+        t1_rows = [r for r in t1_rows if f"spider-{r['patient_id']}" in set(ids)]
     scans: list[ScanResult] = []
     spider_res: list[dict[str, Any]] = []
     spider_t1_res: list[dict[str, Any]] = []
@@ -555,6 +567,12 @@ def evaluate(
         t = time.perf_counter()
         det = detect(scan.to_sagittal(), model=model)
         spider_t1_res.append(spider_entry(r["id"], det, time.perf_counter() - t))
+        if variants > 0:
+            t = time.perf_counter()
+            cases += spider_variant_cases(
+                r["id"], np.asarray(scan.array), scan.affine, det, variants, seed, detect_fn, source="spider-t1"
+            )
+            t_variants += time.perf_counter() - t
     report: dict[str, Any] = {
         "split": split,
         "model": model or "built-in",
@@ -686,6 +704,7 @@ def _format_robustness(rob: dict[str, Any]) -> list[str]:
         return "-" if x is None else f"{100 * x:.1f}%"
 
     rows = [(k, o[k]) for k in ("all", "volume", "spider") if k in o] + list(o["by_variant"].items())
+    rows += [("T1 (apart)", o["spider-t1"])] if "spider-t1" in o else []
     for name, f in rows:
         lines.append(
             f"{name:<14}{f['cases']:>6}{pct(f['every_label_right']):>8}{f['wrong']:>6}{f['wrong_unflagged']:>7}"
@@ -736,7 +755,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(0 = off)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the robustness crops")
+    p.add_argument("--ids", type=Path, default=None, help="a text file of item ids (one per line): evaluate only these")
     return p
+
+
+def _read_ids(path: Path) -> list[str]:
+    if not path.is_file():
+        raise ConfigError(f"--ids '{path}' does not exist")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 def cli_main(argv: list[str], quiet: bool = False) -> int:
@@ -751,6 +777,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         progress=not quiet,
         variants=max(0, args.variants),
         seed=args.seed,
+        ids=_read_ids(args.ids) if args.ids is not None else None,
     )
     if not quiet:
         print(format_report(report))

@@ -87,6 +87,14 @@ def lr_schedule(torch: Any, opt: Any, lr: float, steps: int, pct_start: float) -
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
+def conv_bn_relu(torch: Any, cin: int, cout: int, stride: Any = 1) -> Any:
+    """3×3 convolution (no bias), batch norm, ReLU: the block both convolutional networks are built of."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
 def shipped_wrapper(torch: Any, net: Any, head: Callable[[Any], Any]) -> Any:
     """``net`` as shipped: a module whose output is ``head`` applied to the network's raw output."""
 

@@ -104,9 +104,7 @@ def build_network(
     nn = torch.nn
 
     def cbr(cin: int, cout: int, stride: int = 1) -> Any:
-        return nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-        )
+        return common.conv_bn_relu(torch, cin, cout, stride)
 
     class DetectorNet(nn.Module):  # type: ignore[name-defined,misc]
         def __init__(self) -> None:

@@ -71,7 +71,9 @@ summary(tl)
 #   fluid, as on T2) settled the call as T2 (`settled_by`). Had neither been clear, `value` would be null with a
 #   `best_guess` and a `sequence_uncertain` flag; give `sequence="T2"` (`--sequence T2`) when you know it;
 # * there is no sacrum in view, so the levels rest on the bodies' appearance alone (`labelling_ambiguous`), and the
-#   fit between neighbouring level assignments is close;
+#   fit between neighbouring level assignments is close; `labelling_alternative` names the likelier way the labels
+#   are wrong if they are (here every body one level closer to the sacrum; on cropped train views a wrong labelling
+#   was off that way about 4 times in 5);
 # * the two highest bodies would be T9 and T10, outside the levels the detector was trained and validated on
 #   (T11 … S1), so their labels are withheld — each keeps a `note`:
 

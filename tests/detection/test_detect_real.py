@@ -72,3 +72,23 @@ def test_missing_model_folder_is_a_model_error(shared_data, tmp_path) -> None:
     view = load_scan(shared_data / "spider" / "1" / "image.nii.gz").to_sagittal()
     with pytest.raises(ModelError):
         detect(view, model=tmp_path / "nothing-here")
+
+
+def test_model_images_and_decode_reproduce_detect(shared_data) -> None:
+    """The steps of :func:`detect` called one by one (as scripts/labelling_survey.py does) give its detection."""
+    from openspine.detection import decode
+    from openspine.detection.detect import _load, model_images, run_network
+    from openspine.detection.records import decode_all
+
+    view = load_scan(shared_data / "spider" / "1" / "image.nii.gz").to_sagittal()
+    loaded = _load(None)
+    images, slices = model_images(view, loaded.card.data)
+    assert images.shape[1:] == slices.grid.padded
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    params = decode.DecodeParams.from_card(loaded.card.data.get("decode"))
+    det, groups = decode_all(view, run_network(loaded, images), slices, params)
+    whole = detect(view)
+    assert len(groups) == len(det.vertebrae) >= 5
+    assert [v.label for v in det.vertebrae] == [v.label for v in whole.vertebrae]
+    assert [v.centroid_mm for v in det.vertebrae] == [v.centroid_mm for v in whole.vertebrae]
+    assert det.flags == whole.flags

@@ -115,3 +115,40 @@ def test_sacrum_flags_edge_cut_s1_with_low_reading_bodies_above() -> None:
     below = _sacrum_flags(labels(0.0, alt=4), [*groups, _body(105, 120)], 140)
     assert below == ["labelling_ambiguous: the body below the one taken as S1 is nearly as likely S1"]
     assert _sacrum_flags(labels(0.0, alt=2), groups, 140) == []  # above: not flagged
+
+
+def test_alternative_shift_follows_the_estimates_above_s1() -> None:
+    from openspine.detection.labelling import alternative_shift
+
+    ords = np.array([20, 21, 22, 23, 24, 25, 0])
+    w = np.ones(7)
+    # the bodies read a little caudal of their labels: if wrong, they sit one level closer to the sacrum
+    assert alternative_shift(ords + 0.35, w, ords) == 1
+    assert alternative_shift(ords - 0.35, w, ords) == -1
+    # S1's own estimate (never trained) and left-out bodies do not count
+    pred = np.array([20.3, 21.3, 22.3, 23.3, 24.3, 22.0, 10.0])
+    assert alternative_shift(pred, w, ords) == 1
+    assert alternative_shift(pred, w, np.array([0, 0, 0, 0, 0, 25, 0])) == 0
+
+
+def test_no_sacrum_labelling_names_its_alternative() -> None:
+    from openspine.detection.flags import alternative_flags, labelling_flags
+
+    pred = np.array([19.4, 20.4, 21.3, 22.4])  # T12 … L3, reading caudal; no sacrum in view
+    lab = label_sequence(pred, np.ones(4), _column(4))
+    assert lab.ordinals.tolist() == [19, 20, 21, 22] and lab.alternative == 1
+    groups = [_body(40 * i, 40 * i + 25) for i in range(4)]
+    flags = labelling_flags(lab, groups, 400, lab.ordinals, lab.residuals, lab.index)
+    assert flags[0].startswith("labelling_ambiguous: no sacrum visible")
+    alt = [f for f in flags if f.startswith("labelling_alternative")]
+    assert alt == [
+        "labelling_alternative: if the labels are wrong, most likely every body sits one level closer to the sacrum "
+        "(T12 … L3 would be L1 … L4)"
+    ]
+    # further from the sacrum; S1 is not part of the range; nothing without an ambiguity flag
+    assert "(L4 … L5 would be L3 … L4)" in alternative_flags(-1, np.array([23, 24, 25]))[0]
+    assert alternative_flags(0, np.array([23, 24])) == []
+    confident = label_sequence(np.array([20.0, 21.0, 22.0, 23.0, 24.0, 23.9]), np.ones(6), _column(6))
+    clean = labelling_flags(confident, [_body(40 * i, 40 * i + 25) for i in range(6)], 400, confident.ordinals,
+                            confident.residuals, confident.index)  # fmt: skip
+    assert clean == []

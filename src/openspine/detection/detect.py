@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -89,15 +90,11 @@ class DetectionRun:
     spacing_mm: float
 
 
-def run_detection(view: SagittalView, model: str | os.PathLike[str] | None = None) -> DetectionRun:
-    """:func:`detect`, keeping the intermediate results."""
-    loaded = _load(model)
-    card = loaded.card.data
+def model_images(view: SagittalView, card: dict[str, Any]) -> tuple[NDArray[np.float32], ProcessedSlices]:
+    """The normalised model-grid images (N, H, W) a detector with this card reads, and where they lie."""
     spacing_model = float(card["input"]["spacing_mm"])
     multiple = int(card["input"].get("size_multiple", 32))
     slab_mm = float(card["input"].get("slab_mm", 3.0))
-    params = _decode.DecodeParams.from_card(card.get("decode"))
-
     arr = view.scan.array
     sr, sc, ss = view.scan.spacing
     H, W, S = arr.shape
@@ -109,6 +106,16 @@ def run_detection(view: SagittalView, model: str | os.PathLike[str] | None = Non
     valid[: grid.shape[0], : grid.shape[1]] = True
     for i in range(len(images)):
         images[i] = normalise(images[i], valid)
+    return images, ProcessedSlices(grid, groups_k, spacing_model)
+
+
+def run_detection(view: SagittalView, model: str | os.PathLike[str] | None = None) -> DetectionRun:
+    """:func:`detect`, keeping the intermediate results."""
+    loaded = _load(model)
+    card = loaded.card.data
+    params = _decode.DecodeParams.from_card(card.get("decode"))
+    images, slices = model_images(view, card)
+    grid, groups_k, spacing_model = slices.grid, slices.slice_groups, slices.spacing_mm
     maps = run_network(loaded, images)
     models: tuple[ModelInfo, ...] = (loaded.card.info(),)
     level_model = _level_model(loaded)
@@ -116,7 +123,7 @@ def run_detection(view: SagittalView, model: str | os.PathLike[str] | None = Non
         ctx = run_level_model(level_model, images)[:, : maps.shape[2], None]
         maps = np.concatenate([maps, np.broadcast_to(ctx, maps[:, 3].shape)[:, None]], axis=1)
         models += (level_model.card.info(),)
-    det, groups = decode_all(view, maps, ProcessedSlices(grid, groups_k, spacing_model), params, models)
+    det, groups = decode_all(view, maps, slices, params, models)
     return DetectionRun(det, tuple(groups), grid, tuple(tuple(g) for g in groups_k), spacing_model)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import decode as _decode
-from .labelling import SequenceLabels, ordinal_to_level, step_in_residuals
+from .labelling import MIN_ORDINAL, S1_ORDINAL, SequenceLabels, ordinal_to_level, step_in_residuals
 
 EDGE_S1_RESIDUAL = -0.25  # bodies above an S1 cut by the image edge reading this much below L5/L4: flag
 MIN_MARGIN = 0.25  # a level fit whose runner-up is closer than this (levels) is ambiguous
@@ -50,6 +50,8 @@ def labelling_flags(
                 f"vertebra_not_detected: between {ordinal_to_level(int(ordinals[i])).value} and "
                 f"{ordinal_to_level(int(ordinals[i + 1])).value}"
             )
+    if any(f.startswith("labelling_ambiguous") for f in flags):
+        flags.extend(alternative_flags(lab.alternative, ordinals))
     if any(ordinal_to_level(int(o)).region == "cervical" for o in ordinals):
         flags.append("cervical levels are outside the detector's training data; treat cervical labels with caution")
     return flags
@@ -97,4 +99,21 @@ def context_flags(lab: SequenceLabels, groups: list[_decode.Group], limit: float
     return [
         f"labelling_ambiguous: read from the whole field of view the bodies sit {abs(d):.2f} levels "
         f"{'closer to' if d > 0 else 'further from'} the sacrum than labelled"
+    ]
+
+
+def alternative_flags(shift: int, ordinals: NDArray[np.int64]) -> list[str]:
+    """Beside an ambiguous labelling, the likelier way it is wrong (:func:`~.labelling.alternative_shift`): every
+    body one level closer to (``shift`` +1) or further from (-1) the sacrum, with the labels that would then hold."""
+    above = [int(o) for o in ordinals if 0 < int(o) < S1_ORDINAL]
+    lo, hi = (min(above), max(above)) if above else (0, 0)
+    if shift not in (-1, 1) or not above or lo + shift < MIN_ORDINAL:
+        return []
+    name = ordinal_to_level
+    now = name(lo).value if lo == hi else f"{name(lo).value} … {name(hi).value}"
+    then = name(lo + shift).value if lo == hi else f"{name(lo + shift).value} … {name(hi + shift).value}"
+    where = "closer to" if shift > 0 else "further from"
+    return [
+        f"labelling_alternative: if the labels are wrong, most likely every body sits one level {where} the sacrum "
+        f"({now} would be {then})"
     ]

@@ -92,3 +92,21 @@ def test_model_images_and_decode_reproduce_detect(shared_data) -> None:
     assert [v.label for v in det.vertebrae] == [v.label for v in whole.vertebrae]
     assert [v.centroid_mm for v in det.vertebrae] == [v.centroid_mm for v in whole.vertebrae]
     assert det.flags == whole.flags
+
+
+def test_cut_off_sacrum_names_the_alternative_labelling(shared_data) -> None:
+    from openspine.evaluation.detection import Variant, apply_variant, si_axis
+    from openspine.scan import Scan
+
+    scan = load_scan(shared_data / "spider" / "1" / "image.nii.gz")
+    whole = detect(scan.to_sagittal())
+    assert whole.alternative_shift == 0 and not any(f.startswith("labelling_") for f in whole.flags)
+    ax, sup_low = si_axis(scan.affine)
+    n = scan.array.shape[ax]
+    keep = (0, n // 2) if sup_low else (n - n // 2, n)  # the superior half: no sacrum
+    (img,), aff = apply_variant([np.asarray(scan.array)], scan.affine, Variant("crop-bottom", keep))
+    cut = detect(Scan(img, aff).to_sagittal())
+    assert any(f.startswith("labelling_ambiguous: no sacrum visible") for f in cut.flags)
+    alt = [f for f in cut.flags if f.startswith("labelling_alternative")]
+    assert len(alt) == 1 and cut.alternative_shift in (-1, 1)
+    assert ("closer to" in alt[0]) == (cut.alternative_shift == 1)

@@ -145,6 +145,7 @@ def test_case_scoring_and_summary() -> None:
     from openspine.evaluation.detection import (
         labelling_flagged,
         robustness_overall,
+        spider_case_offset,
         spider_case_right,
         summarise_cases,
         volume_case_right,
@@ -161,6 +162,10 @@ def test_case_scoring_and_summary() -> None:
     assert spider_case_right(ref, SimpleNamespace(discs=[_d("L4-L5", -28), _d("L5-S1", -61)])) == (True, 2)
     assert spider_case_right(ref, SimpleNamespace(discs=[_d("L3-L4", -29), _d("L4-L5", -59)])) == (False, 2)
     assert spider_case_right(ref, SimpleNamespace(discs=[_d("L1-L2", 90)])) == (False, 0)  # nothing in common
+    # the offset of a variant's labels from the reference: + = closer to the sacrum
+    assert spider_case_offset(ref, SimpleNamespace(discs=[_d("L4-L5", -28), _d("L5-S1", -61)])) == 0
+    assert spider_case_offset(ref, SimpleNamespace(discs=[_d("L2-L3", -1), _d("L3-L4", -29)])) == -1
+    assert spider_case_offset(ref, SimpleNamespace(discs=[_d("L1-L2", 90)])) is None
 
     def case(right: bool, flagged: bool, variant: str = "as-is", source: str = "volume") -> dict[str, object]:
         return {"right": right, "flagged": flagged, "variant": variant, "source": source}
@@ -174,6 +179,12 @@ def test_case_scoring_and_summary() -> None:
     assert o["by_variant"]["crop-top"]["cases"] == 3 and o["spider"]["cases"] == 1
     assert not o["targets_met"]["right_or_flagged"] and not o["targets_met"]["every_label_right"]
     assert summarise_cases([])["every_label_right"] is None
+    assert s["alternative_right_share_of_wrong"] == 0.0  # no case names an alternative
+    named = [
+        {**case(False, True), "offset": 1, "alternative": -1},
+        {**case(False, True), "offset": 1, "alternative": 1},
+    ]
+    assert summarise_cases([*named, case(True, False)])["alternative_right_share_of_wrong"] == 0.5
     # SPIDER T1 cases are summarised apart: the targets stay on the volumes and the T2 slices
     with_t1 = robustness_overall([*cases, case(False, False, "crop-top", "spider-t1")])
     assert with_t1["all"] == o["all"] and with_t1["by_variant"] == o["by_variant"]

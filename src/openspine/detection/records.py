@@ -76,6 +76,7 @@ def decode_all(
         vertebra_geometry=tuple(vgeo),
         disc_geometry=tuple(dgeo),
         slices_used=tuple(k_centre),
+        alternative_shift=labelled.fit.alternative if any(f.startswith("labelling_alternative") for f in flags) else 0,
     )
     return detection, labelled.groups
 

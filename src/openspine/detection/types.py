@@ -120,3 +120,5 @@ class Detection:
     vertebra_geometry: tuple[VertebraGeometry, ...] = ()  # one per vertebra, same order (or none)
     disc_geometry: tuple[DiscGeometry, ...] = ()  # one per disc, same order (or none)
     slices_used: tuple[int, ...] = ()  # internal slice indices the network saw (slab centres)
+    # the one-level shift (+1 closer to the sacrum, -1 further) that the labelling_alternative flag names; 0: none
+    alternative_shift: int = 0

@@ -98,6 +98,7 @@ class ScanResult:
     disc_level_correct: int = 0
     predicted: list[str] = field(default_factory=list)
     predicted_discs: list[str] = field(default_factory=list)
+    level_offsets: list[int] = field(default_factory=list)  # predicted − true ordinal of every checked body or disc
     flags: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -153,6 +154,8 @@ def score_volume(
             if levels_known and gl is not None:
                 res.level_checked += 1
                 res.level_correct += int(vert.label == gl)
+                if vert.label is not None:
+                    res.level_offsets.append(vert.label.ordinal - gl.ordinal)
         elif top <= row <= bot:
             res.false_positives += 1
         else:
@@ -168,6 +171,8 @@ def score_volume(
             lower = upper.below() if upper is not None else None
             if upper is not None and lower is not None:
                 res.disc_level_correct += int(d.level == DiscLevel.between(upper, lower))
+                if d.level is not None:
+                    res.level_offsets.append(d.level.upper_vertebra.ordinal - upper.ordinal)
     res.flags = list(detection.flags)
     return res
 
@@ -314,22 +319,36 @@ def volume_case_right(res: ScanResult) -> bool:
     return checked > 0 and res.level_correct == res.level_checked and res.disc_level_correct == res.discs_detected
 
 
+def _matched_discs(reference: Any, detection: Any, tolerance_mm: float) -> list[tuple[Any, Any]]:
+    """(detected level, reference level) of every detected disc within ``tolerance_mm`` of a labelled reference
+    disc (the nearest one)."""
+    ref = [(np.asarray(d.centroid_mm, float), d.level) for d in reference.discs if d.level is not None]
+    pairs = []
+    for d in detection.discs if ref else ():
+        dist = [float(np.linalg.norm(np.asarray(d.centroid_mm, float) - c)) for c, _ in ref]
+        i = int(np.argmin(dist))
+        if dist[i] <= tolerance_mm:
+            pairs.append((d.level, ref[i][1]))
+    return pairs
+
+
 def spider_case_right(reference: Any, detection: Any, tolerance_mm: float = 12.0) -> tuple[bool, int]:
     """Disc levels of a variant against the item's own as-is detection (SPIDER has no positions; only an as-is
     detection with L1-L2 … L5-S1 in order serves as a reference). Every detected disc within ``tolerance_mm`` of a
     reference disc must carry its level; discs cut out of view are not scored. Returns (right, discs scored)."""
-    ref = [(np.asarray(d.centroid_mm, float), d.level) for d in reference.discs if d.level is not None]
-    scored, ok = 0, True
-    for d in detection.discs:
-        if not ref:
-            break
-        dist = [float(np.linalg.norm(np.asarray(d.centroid_mm, float) - c)) for c, _ in ref]
-        i = int(np.argmin(dist))
-        if dist[i] > tolerance_mm:
-            continue
-        scored += 1
-        ok &= d.level == ref[i][1]
-    return ok and scored > 0, scored
+    pairs = _matched_discs(reference, detection, tolerance_mm)
+    return bool(pairs) and all(a == b for a, b in pairs), len(pairs)
+
+
+def spider_case_offset(reference: Any, detection: Any, tolerance_mm: float = 12.0) -> int | None:
+    """How many levels the variant's disc labels sit from the reference's (median; + = closer to the sacrum)."""
+    offs = [a.upper_vertebra.ordinal - b.upper_vertebra.ordinal for a, b in _matched_discs(reference, detection,
+            tolerance_mm) if a is not None]  # fmt: skip
+    return _median_offset(offs)
+
+
+def _median_offset(offsets: Sequence[int]) -> int | None:
+    return round(float(np.median(offsets))) if len(offsets) else None
 
 
 def summarise_cases(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -339,6 +358,10 @@ def summarise_cases(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
     wrong = n - right
     wrong_flagged = sum(bool(c["flagged"]) and not c["right"] for c in cases)
     right_flagged = sum(bool(c["flagged"]) and bool(c["right"]) for c in cases)
+    # a wrong case whose labelling_alternative flag names the shift that corrects it
+    alt_right = sum(
+        not c["right"] and bool(c.get("alternative")) and c.get("offset") == -c["alternative"] for c in cases
+    )
 
     def share(a: int, b: int) -> float | None:
         return round(a / b, 4) if b else None
@@ -352,6 +375,7 @@ def summarise_cases(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "flagged_share_of_wrong": share(wrong_flagged, wrong),
         "right_or_flagged": share(right + wrong_flagged, n),
         "right_flagged_share": share(right_flagged, right),
+        "alternative_right_share_of_wrong": share(alt_right, wrong),
     }
 
 
@@ -417,6 +441,8 @@ def volume_variant_cases(
                 "keep": list(var.keep) if var.keep else None,
                 "right": volume_case_right(res),
                 "flagged": labelling_flagged(det.flags),
+                "offset": _median_offset(res.level_offsets),
+                "alternative": int(getattr(det, "alternative_shift", 0)),
                 "checked": res.level_checked + res.discs_detected,
                 "predicted": res.predicted,
                 "flags": list(det.flags),
@@ -454,6 +480,8 @@ def spider_variant_cases(
             "keep": None,
             "right": ok,
             "flagged": labelling_flagged(as_is.flags),
+            "offset": None,
+            "alternative": int(getattr(as_is, "alternative_shift", 0)),
             "checked": len(as_is.discs),
             "predicted": [d.level.value if d.level else "?" for d in as_is.discs],
             "flags": list(as_is.flags),
@@ -481,6 +509,8 @@ def spider_variant_cases(
                 "keep": list(var.keep) if var.keep else None,
                 "right": right,
                 "flagged": labelling_flagged(det.flags),
+                "offset": spider_case_offset(as_is, det),
+                "alternative": int(getattr(det, "alternative_shift", 0)),
                 "checked": scored,
                 "predicted": [d.level.value if d.level else "?" for d in det.discs],
                 "flags": list(det.flags),
@@ -697,7 +727,7 @@ def _format_robustness(rob: dict[str, Any]) -> list[str]:
         f"robustness: as-is, mirrored and {o['crops_per_item']} crops per item (seed {o['seed']}, "
         f"{o['seconds']} s); a case is right when every scored label is right",
         f"{'':<14}{'cases':>6}{'right':>8}{'wrong':>6}{'unflag':>7}{'flag|wrong':>11}{'right|flag':>11}"
-        f"{'flag|right':>11}",
+        f"{'flag|right':>11}{'alt|wrong':>10}",
     ]
 
     def pct(x: float | None) -> str:
@@ -709,6 +739,7 @@ def _format_robustness(rob: dict[str, Any]) -> list[str]:
         lines.append(
             f"{name:<14}{f['cases']:>6}{pct(f['every_label_right']):>8}{f['wrong']:>6}{f['wrong_unflagged']:>7}"
             f"{pct(f['flagged_share_of_wrong']):>11}{pct(f['right_or_flagged']):>11}{pct(f['right_flagged_share']):>11}"
+            f"{pct(f.get('alternative_right_share_of_wrong')):>10}"
         )
     for k, (op, t) in ROBUSTNESS_TARGETS.items():
         lines.append(f"{k:<34}{o['all'][k]!s:>10}   target {op} {t}: {'met' if o['targets_met'][k] else 'NOT met'}")

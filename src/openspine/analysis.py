@@ -182,6 +182,8 @@ def _read_beside(
     role = "T1"
     own = _State()
     seen: _Seen | None = None
+    t1_view: SagittalView | None = None
+    why: str | None = None
     try:
         t1_scan.check_analysable()
         t1_view = t1_scan.to_sagittal()
@@ -189,7 +191,7 @@ def _read_beside(
     except OpenSpineError as exc:
         t1_view, why = None, f"the {role} series cannot be analysed: {exc}"
     info = InputInfo.from_scan(t1_scan)
-    if seen is None or seen.detection is None:
+    if seen is None or seen.detection is None or t1_view is None:
         why = why if seen is None else (own.out_of_scope or "no vertebral body detected on it")
         state.flags.append(f"{role.lower()}_not_used: {why}")
         if seen is not None:

@@ -132,7 +132,8 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     others = [o for o in result.other_series if o.view is not None]
     if not others:
         return main
-    panels = [main] + [_render_series(o.view, _as_result(result, o), width, o.role) for o in others]
+    panels = [main]
+    panels += [_render_series(o.view, _as_result(result, o), width, o.role) for o in others if o.view is not None]
     out = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) - 1), max(p.height for p in panels)))
     out.paste(BACKGROUND, (0, 0, out.width, out.height))
     x = 0

@@ -25,7 +25,7 @@
 # other position, size and pixel spacing). Needs `pip install 'openspine[plot]' pandas`.
 
 # %%
-# ruff: noqa: E501 (a notebook: imports where they are used, tables shown by a bare expression)
+# ruff: noqa: E703 (a notebook: a trailing semicolon keeps a figure from being printed twice)
 import os
 from pathlib import Path
 

@@ -142,11 +142,10 @@ def test_no_sacrum_labelling_names_its_alternative() -> None:
     assert flags[0].startswith("labelling_ambiguous: no sacrum visible")
     alt = [f for f in flags if f.startswith("labelling_alternative")]
     assert alt == [
-        "labelling_alternative: if the labels are wrong, most likely every body sits one level closer to the sacrum "
-        "(T12 … L3 would be L1 … L4)"
+        "labelling_alternative: if wrong, most likely one level closer to the sacrum: T12 … L3 would be L1 … L4"
     ]
     # further from the sacrum; S1 is not part of the range; nothing without an ambiguity flag
-    assert "(L4 … L5 would be L3 … L4)" in alternative_flags(-1, np.array([23, 24, 25]))[0]
+    assert "L4 … L5 would be L3 … L4" in alternative_flags(-1, np.array([23, 24, 25]))[0]
     assert alternative_flags(0, np.array([23, 24])) == []
     confident = label_sequence(np.array([20.0, 21.0, 22.0, 23.0, 24.0, 23.9]), np.ones(6), _column(6))
     clean = labelling_flags(confident, [_body(40 * i, 40 * i + 25) for i in range(6)], 400, confident.ordinals,

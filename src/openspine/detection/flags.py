@@ -113,7 +113,4 @@ def alternative_flags(shift: int, ordinals: NDArray[np.int64]) -> list[str]:
     now = name(lo).value if lo == hi else f"{name(lo).value} … {name(hi).value}"
     then = name(lo + shift).value if lo == hi else f"{name(lo + shift).value} … {name(hi + shift).value}"
     where = "closer to" if shift > 0 else "further from"
-    return [
-        f"labelling_alternative: if the labels are wrong, most likely every body sits one level {where} the sacrum "
-        f"({now} would be {then})"
-    ]
+    return [f"labelling_alternative: if wrong, most likely one level {where} the sacrum: {now} would be {then}"]

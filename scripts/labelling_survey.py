@@ -1,4 +1,4 @@
-"""Where the level labelling goes wrong in cropped and mirrored views, and three ideas tried against it (train only).
+"""Where the level labelling goes wrong in cropped and mirrored views, and the ideas tried against it (train only).
 
 ``collect`` runs the built-in detector on every item of a split with known levels — SPIDER T2 and T1 slices, and the
 FastCleverSeg volumes with level-labelled masks — as is, mirrored and with ``--crops`` random crops of the field of
@@ -21,9 +21,20 @@ estimate, weight and centre), the flags, and a 96 × 96 patch (1.25 mm pixels) a
 ``sacrum-cv`` (needs torch) trains a small CNN on the patches to tell S1 from the bodies around it, 5-fold by patient,
 and scores its out-of-fold probabilities as the anchor's judge and as a flag.
 
+``collect --tta NAME …`` also runs each view with the network input resampled (``zoom0.85``, ``zoom1.15``: the
+card's pixel size × 0.85 / 1.15) or its intensities raised to a power (``gamma0.7``, ``gamma1.4``); ``tta`` then
+scores labels from the estimates averaged over these inputs and a flag for when one of them labels a body otherwise.
+``reliability`` (needs torch; ``--with-tta`` adds the ``zoom0.85`` disagreement) learns a flag from ten numbers of an
+anchored fit (margin, residuals above S1, S1's estimate and extent, the room below it, …) with a class-balanced
+logistic regression, 5-fold by patient, and prints what it catches for a given share of right views flagged.
+
     python scripts/labelling_survey.py collect --data ../shared/data --crops 10 --seed 1 --out runs/lab.pkl
     python scripts/labelling_survey.py report runs/lab.pkl
     python scripts/labelling_survey.py sacrum-cv runs/lab.pkl --epochs 10
+    python scripts/labelling_survey.py collect --data ../shared/data --crops 10 --seed 1 --out runs/lab-tta.pkl \
+        --tta zoom0.85 zoom1.15 gamma0.7 gamma1.4
+    python scripts/labelling_survey.py tta runs/lab-tta.pkl
+    python scripts/labelling_survey.py reliability runs/lab-tta.pkl --with-tta
 
 Never run it on val to choose anything: it exists to decide on train.
 """
@@ -82,13 +93,21 @@ def _patch(img: np.ndarray, rc: np.ndarray, shape: tuple[int, int]) -> np.ndarra
     return out
 
 
-def _view_record(view: Any, loaded: Any, params: Any, ref: list[tuple[np.ndarray, int]]) -> dict[str, Any] | None:
-    images, slices = model_images(view, loaded.card.data)
+def _view_record(
+    view: Any, loaded: Any, params: Any, ref: list[tuple[np.ndarray, int]], tta: tuple[float, float] | None = None
+) -> dict[str, Any] | None:
+    """What the labelling saw in one view; ``tta`` = (zoom, gamma): the network input resampled to the card's pixel
+    size × zoom and its intensities raised to gamma (then only the bodies, no flags or patches)."""
+    card = loaded.card.data
+    if tta is not None:
+        card = {**card, "input": {**card["input"], "spacing_mm": float(card["input"]["spacing_mm"]) * tta[0]}}
+    images, slices = model_images(view, card)
+    if tta is not None and tta[1] != 1.0:
+        images = np.power(images, tta[1], dtype=np.float32)
     maps = run_network(loaded, images)
     groups = find_bodies(maps, slices.grid, slices.spacing_mm, params)
     if not groups:
         return None
-    det, _ = decode_all(view, maps, slices, params)
     frame = _Frame.of(view, slices.grid, [round(float(np.mean(g))) for g in slices.slice_groups])
     s1_z = next(c for c, o in ref if o == S1_ORDINAL)[2]
     truth = []
@@ -98,11 +117,23 @@ def _view_record(view: Any, loaded: Any, params: Any, ref: list[tuple[np.ndarray
         i = int(np.argmin(d))
         truth.append(ref[i][1] if d[i] <= 15 else BELOW_S1 if w[2] < s1_z - 10 else -1)
     lowest = range(max(0, len(groups) - LOWEST), len(groups))
-    return {
+    bodies = {
         "preds": np.array([g.level for g in groups]),
         "weights": np.array([g.score * min(len(g.members), 3) for g in groups]),
         "cents": np.array([g.centroid for g in groups]) * slices.spacing_mm,
         "truth": np.array(truth),
+        # each body's lowest and highest pixel row, and the picture's height (mm on the model grid)
+        "bottom": np.array([max(int(m.pixels[:, 0].max()) for m in g.members if len(m.pixels)) for g in groups])
+        * slices.spacing_mm,
+        "top": np.array([min(int(m.pixels[:, 0].min()) for m in g.members if len(m.pixels)) for g in groups])
+        * slices.spacing_mm,
+        "height": slices.grid.shape[0] * slices.spacing_mm,
+    }
+    if tta is not None:
+        return bodies
+    det, _ = decode_all(view, maps, slices, params)
+    return {
+        **bodies,
         "flagged": ev.labelling_flagged(det.flags),
         "patches": [
             (j, _patch(images[groups[j].mid_member().slice_pos], groups[j].mid_member().centroid, slices.grid.shape))
@@ -111,7 +142,10 @@ def _view_record(view: Any, loaded: Any, params: Any, ref: list[tuple[np.ndarray
     }
 
 
-def collect(data: Path, split: str, crops: int, seed: int) -> list[dict[str, Any]]:
+TTA = {"zoom0.85": (0.85, 1.0), "zoom1.15": (1.15, 1.0), "gamma0.7": (1.0, 0.7), "gamma1.4": (1.0, 1.4)}
+
+
+def collect(data: Path, split: str, crops: int, seed: int, tta: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     loaded = _load(None)
     params = decode.DecodeParams.from_card(loaded.card.data.get("decode"))
     recs: list[dict[str, Any]] = []
@@ -134,8 +168,11 @@ def collect(data: Path, split: str, crops: int, seed: int) -> list[dict[str, Any
         arr = np.asarray(scan.array)
         for var in ev.make_variants(ext, arr.shape[ax], sup_low, crops, ev._rng_for(seed, item)):
             (img_v,), aff_v = ev.apply_variant([arr], scan.affine, var)
-            rec = _view_record(Scan(img_v, aff_v).to_sagittal(), loaded, params, ref)
+            view = Scan(img_v, aff_v).to_sagittal()
+            rec = _view_record(view, loaded, params, ref)
             if rec is not None:
+                if tta:
+                    rec["tta"] = {k: _view_record(view, loaded, params, ref, TTA[k]) for k in tta}
                 recs.append({"id": item, "group": group, "variant": var.name, **rec})
         print(f"{k + 1}/{len(items)} {item}: {len(recs)} views, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return recs
@@ -270,6 +307,137 @@ def flags(recs: list[dict[str, Any]]) -> None:
             )
 
 
+def _match(c0: np.ndarray, c1: np.ndarray, tol_mm: float = 8.0) -> np.ndarray:
+    """For each body centre in ``c0`` the index of the nearest in ``c1`` within ``tol_mm``, else -1."""
+    if not len(c1):
+        return np.full(len(c0), -1)
+    d = np.linalg.norm(c0[:, None, :] - c1[None, :, :], axis=2)
+    j = d.argmin(axis=1)
+    return np.where(d[np.arange(len(c0)), j] <= tol_mm, j, -1)
+
+
+def tta(recs: list[dict[str, Any]]) -> None:
+    """Test-time augmentation (a ``collect --tta`` collection): labels from the estimates averaged over the zoomed
+    and gamma-corrected inputs, and a flag when one of them labels a body otherwise than the plain input."""
+    tab: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in recs:
+        lab = label_sequence(r["preds"], r["weights"], r["cents"])
+        right, flagged = _right(lab.ordinals, r["truth"]), r["flagged"]
+        whole = "whole" if r["variant"] in ("as-is", "mirrored") else "crop"
+        kind = f"{'anchored' if lab.s1 is not None else 'no anchor'} {whole}"
+        shifts, stack = [], [r["preds"]]
+        for t in (r.get("tta") or {}).values():
+            if t is None:
+                shifts.append(99)
+                continue
+            lt = label_sequence(t["preds"], t["weights"], t["cents"])
+            j = _match(r["cents"], t["cents"])
+            both = (j >= 0) & (lab.ordinals > 0)
+            d = lt.ordinals[j[both]] - lab.ordinals[both] if both.any() else np.array([99])
+            shifts.append(int(np.median(d)) if np.all(d == np.median(d)) else 99)
+            stack.append(np.where(j >= 0, t["preds"][np.maximum(j, 0)], r["preds"]))
+        avg = label_sequence(np.mean(stack, axis=0), r["weights"], r["cents"])
+        ttaflag = any(s != 0 for s in shifts)
+        for k in (kind, "all"):
+            c = tab[k]
+            c["views"] += 1
+            c["right"] += right
+            c["right (TTA mean)"] += _right(avg.ordinals, r["truth"])
+            c["wrong unflagged"] += (not right) and not flagged
+            c["wrong unflagged, TTA flag"] += (not right) and not flagged and ttaflag
+            c["right unflagged"] += right and not flagged
+            c["right unflagged, TTA flag"] += right and not flagged and ttaflag
+            c["wrong unflagged (TTA mean)"] += (not _right(avg.ordinals, r["truth"])) and not flagged
+    for k in sorted(tab):
+        print(k + ": " + ", ".join(f"{n} {v}" for n, v in tab[k].items()))
+
+
+RELIABILITY_FEATURES = (
+    "margin",
+    "residual above S1",
+    "|residual above S1|",
+    "S1 estimate",
+    "room below S1 (body spacings)",
+    "bodies below S1",
+    "S1 at the lower edge",
+    "S1 height / median body height",
+    "bodies above S1",
+    "another S1 candidate",
+)
+
+
+def _reliability_features(r: dict[str, Any], lab: Any) -> list[float]:
+    """What the fit and the bodies' extent say about an anchored labelling (see RELIABILITY_FEATURES)."""
+    j = int(lab.s1)
+    above = lab.residuals[max(0, j - 2) : j]
+    above = above[np.isfinite(above)]
+    res = float(np.mean(above)) if len(above) else 0.0
+    c = r["cents"]
+    spacing = float(np.median(np.linalg.norm(np.diff(c, axis=0), axis=1))) if len(c) > 1 else 30.0
+    heights = r["bottom"] - r["top"]
+    return [
+        lab.margin,
+        res,
+        abs(res),
+        float(r["preds"][j]),
+        (r["height"] - r["bottom"][j]) / max(spacing, 1.0),
+        float(len(c) - 1 - j),
+        float(r["bottom"][j] >= r["height"] - 4.0),
+        float(heights[j] / max(float(np.median(heights)), 1.0)),
+        float(j),
+        float(lab.s1_alternative is not None),
+    ]
+
+
+def reliability(recs: list[dict[str, Any]], extra_tta: bool = False) -> None:
+    """A flag learnt from the anchored views' fit and extent (class-balanced logistic regression, 5-fold by patient):
+    how many unflagged wrong views it catches for a given share of unflagged right views it newly flags."""
+    from openspine.training.stacking import fit_head
+
+    xs, ys, fl, groups, whole = [], [], [], [], []
+    for r in recs:
+        lab = label_sequence(r["preds"], r["weights"], r["cents"])
+        if lab.s1 is None:
+            continue
+        f = _reliability_features(r, lab)
+        if extra_tta:
+            t = r["tta"]["zoom0.85"]
+            shift = 0.0
+            if t is not None:
+                lt = label_sequence(t["preds"], t["weights"], t["cents"])
+                jm = _match(r["cents"], t["cents"])
+                both = (jm >= 0) & (lab.ordinals > 0)
+                shift = float(np.any(lt.ordinals[jm[both]] != lab.ordinals[both])) if both.any() else 1.0
+            f.append(shift)
+        xs.append(f)
+        ys.append(int(not _right(lab.ordinals, r["truth"])))
+        fl.append(bool(r["flagged"]))
+        groups.append(r["group"])
+        whole.append(r["variant"] in ("as-is", "mirrored"))
+    x, y, flagged, whole_a = np.array(xs), np.array(ys), np.array(fl), np.array(whole)
+    folds = np.array([_fold(g) for g in groups])
+    score = np.zeros(len(y))
+    for k in range(5):
+        tr, te = folds != k, folds == k
+        head = fit_head(x[tr], y[tr], 2, 0.03)
+        b = head.balanced(np.zeros((int(te.sum()), 0)), x[te])
+        score[te] = b[:, 1] - b[:, 0]
+    wrong_u, right_u = (y == 1) & ~flagged, (y == 0) & ~flagged
+    print(f"anchored views {len(y)}: wrong {int(y.sum())}, unflagged wrong {int(wrong_u.sum())}, unflagged right "
+          f"{int(right_u.sum())} (whole views {int((right_u & whole_a).sum())})")  # fmt: skip
+    for share in (0.02, 0.04, 0.06, 0.08, 0.10):
+        tau = float(np.quantile(score[right_u], 1 - share))
+        hit = score > tau
+        print(
+            f"  flag the top {100 * share:.0f} % of unflagged right: catches {int((hit & wrong_u).sum())} of "
+            f"{int(wrong_u.sum())} unflagged wrong; whole views flagged {int((hit & right_u & whole_a).sum())}"
+        )
+    head = fit_head(x, y, 2, 0.03)
+    names = list(RELIABILITY_FEATURES) + (["zoom 0.85 disagrees"] if extra_tta else [])
+    coef = head.coef[:, 1] - head.coef[:, 0]
+    print("  coefficients (standardised):", ", ".join(f"{n} {c:+.2f}" for n, c in zip(names, coef)))
+
+
 # --- S1 patch classifier ---------------------------------------------------------------------------------------------
 def sacrum_cv(recs: list[dict[str, Any]], epochs: int, folds: int = 5) -> None:
     import torch
@@ -402,14 +570,20 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--crops", type=int, default=10)
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--tta", nargs="*", default=[], choices=sorted(TTA), help="also run each view zoomed / gamma'd")
     r = sub.add_parser("report")
     r.add_argument("collection", type=Path)
+    t = sub.add_parser("tta")
+    t.add_argument("collection", type=Path)
+    rl = sub.add_parser("reliability")
+    rl.add_argument("collection", type=Path)
+    rl.add_argument("--with-tta", action="store_true", help="add the zoom 0.85 disagreement (needs collect --tta)")
     s = sub.add_parser("sacrum-cv")
     s.add_argument("collection", type=Path)
     s.add_argument("--epochs", type=int, default=10)
     args = ap.parse_args(argv)
     if args.cmd == "collect":
-        recs = collect(args.data, args.split, args.crops, args.seed)
+        recs = collect(args.data, args.split, args.crops, args.seed, tuple(args.tta))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("wb") as f:
             pickle.dump(recs, f)
@@ -421,6 +595,10 @@ def main(argv: list[str] | None = None) -> int:
         for part in (bias, calibration, anchor, alternative, flags):
             part(recs)
             print()
+    elif args.cmd == "tta":
+        tta(recs)
+    elif args.cmd == "reliability":
+        reliability(recs, args.with_tta)
     else:
         sacrum_cv(recs, args.epochs)
     return 0

@@ -136,3 +136,33 @@ def test_an_unsure_call_that_looks_like_t1_withholds_and_sequence_t2_grades() ->
     assert not any(g.available for d in unsure.discs for g in d.grades.values())
     told = openspine.analyze(data / "spider/31/image.nii.gz", sequence="T2")
     assert any(d.grades[Grading.PFIRRMANN].available for d in told.discs if d.grades)
+
+
+def test_upside_down_picture_exits_3_and_trust_orientation_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = shared_data_or_skip()
+    png = tmp_path / "upside-down.png"
+    Image.fromarray(np.asarray(Image.open(data / "spider/32/image.png"))[::-1]).save(png)
+    args = ["analyze", str(png), "--pixel-spacing", "0.625", "0.625"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 3
+    assert "picture looks upside down" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    validate_result(doc)
+    assert "upside down" in doc["out_of_scope"] and "head up" in doc["out_of_scope"]
+    assert doc["vertebrae"] == [] and doc["discs"] == []
+    assert any(f.startswith("orientation_suspect: the image looks upside down (probability") for f in doc["flags"])
+    assert main(["-q", *args, "--trust-orientation", "--out", str(tmp_path / "trusted")]) == 0
+    trusted = json.loads((tmp_path / "trusted" / "result.json").read_text())
+    assert trusted["vertebrae"] and trusted["out_of_scope"] is None
+
+
+def test_volume_reversed_front_to_back_by_its_header_is_refused() -> None:
+    data = shared_data_or_skip()
+    img = nib.load(data / VAL_T2)
+    arr = np.asarray(img.dataobj)[:, ::-1]  # columns back to front, the header left as it was
+    result = openspine.analyze(openspine.Scan(np.ascontiguousarray(arr), img.affine))
+    assert result.out_of_scope is not None and "reversed front to back" in result.out_of_scope
+    assert "orientation header" in result.out_of_scope and not result.vertebrae
+    as_stored = openspine.analyze(data / VAL_T2)
+    assert as_stored.out_of_scope is None and not any(f.startswith("orientation_suspect") for f in as_stored.flags)

@@ -15,6 +15,8 @@ from openspine.scope import (
     field_of_view,
     low_score_flag,
     withhold_labels,
+    wrong_way_round,
+    wrong_way_round_reason,
 )
 
 
@@ -128,3 +130,15 @@ def test_fluid_signal_settles_an_unsure_image_call_and_questions_a_contradicted_
     assert check_sequence_by_fluid(header, 0.3) == header  # the header is not second-guessed
     other = {"value": "other", "source": "image", "probability": 0.95}
     assert check_sequence_by_fluid(other, 0.3)["value"] == "other"
+
+
+def test_a_turn_is_named_only_when_the_recogniser_is_sure_of_it() -> None:
+    probs = {"right way round": 0.02, "upside down": 0.95, "reversed front to back": 0.03}
+    assert wrong_way_round(probs) == "upside down"
+    assert wrong_way_round({**probs, "upside down": 0.85, "right way round": 0.12}) is None  # not sure enough
+    assert wrong_way_round({"right way round": 0.97, "upside down": 0.03}) is None
+    assert wrong_way_round({}) is None
+    picture = wrong_way_round_reason("upside down", 0.95, picture=True)
+    assert "picture looks upside down (probability 0.95)" in picture and "head up" in picture
+    assert "--trust-orientation" in picture
+    assert "orientation header" in wrong_way_round_reason("turned by 180°", 0.99, picture=False)

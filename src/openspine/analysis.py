@@ -87,7 +87,7 @@ def analyze(
 
     state = _State()
     step("detect")
-    seen = _look(scan, view, cfg.sequence, detector, state, timings)
+    seen = _look(scan, view, cfg.sequence, detector, state, timings, cfg.check_orientation)
     detection, sequence = seen.detection, seen.sequence
     others: tuple[OtherSeries, ...] = ()
     second = None
@@ -145,6 +145,7 @@ def _look(
     detector: str | None,
     state: _State,
     timings: dict[str, float],
+    check_orientation: bool,
 ) -> _Seen:
     """Recognise, detect and label one series (the main one, or one read beside it) into ``state``."""
     t = time.perf_counter()
@@ -153,6 +154,8 @@ def _look(
     timings["recognition"] = timings.get("recognition", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     detection = None if state.out_of_scope else _detect(view, detector, state)
+    if detection is not None and check_orientation:
+        detection = _check_orientation(scan, view, detection, state)
     cervical_p = recognition.cervical_probability if recognition is not None else None
     if detection is not None:
         detection = _label_scope(detection, detector, cervical_p, state)
@@ -187,7 +190,7 @@ def _read_beside(
     try:
         t1_scan.check_analysable()
         t1_view = t1_scan.to_sagittal()
-        seen = _look(t1_scan, t1_view, None, detector, own, {})
+        seen = _look(t1_scan, t1_view, None, detector, own, {}, True)
     except OpenSpineError as exc:
         t1_view, why = None, f"the {role} series cannot be analysed: {exc}"
     info = InputInfo.from_scan(t1_scan)
@@ -348,6 +351,33 @@ def _detect(view: SagittalView, detector: str | None, state: _State) -> Detectio
         state.out_of_scope = "no vertebral body detected: this does not look like a sagittal spine image"
         return None
     return detection
+
+
+def _check_orientation(scan: Scan, view: SagittalView, detection: Detection, state: _State) -> Detection | None:
+    """The detection, or None with the scan out of scope when the image is stored the wrong way round: the labelling
+    as stored is unsure and the orientation recogniser reads a turn with at least
+    :data:`~openspine.scope.MIN_TURN_PROBABILITY` (:mod:`openspine.recognition.orientation`)."""
+    from .detection.orientation import sure_labelling
+
+    if sure_labelling(detection):
+        return detection  # the usual case: a sure labelling is the right way round, nothing more to read
+    try:
+        from .recognition.orientation import MODEL_NAME, read_orientation
+
+        reading = read_orientation(view)
+    except (ImportError, ModelError) as exc:
+        state.not_run["orientation"] = f"no usable orientation recogniser: {exc}"
+        return detection
+    from .models import load_model
+
+    state.models.append(load_model(MODEL_NAME).card.info())
+    turn = scope.wrong_way_round(reading.probabilities)
+    if turn is None:
+        return detection
+    state.flags[:] = [f for f in state.flags if f not in detection.flags]  # about bodies no longer reported
+    state.out_of_scope = scope.wrong_way_round_reason(turn, reading.probability, scan.source.format == "image")
+    state.flags.append(f"orientation_suspect: the image looks {turn} (probability {reading.probability:.2f})")
+    return None
 
 
 def _label_scope(detection: Detection, detector: str | None, cervical_p: float | None, state: _State) -> Detection:

@@ -29,6 +29,7 @@ TRAIN_KINDS = {
     "grader": "openspine.train_grader_cli",
     "grader-t1t2": "openspine.training.paired",
     "levels": "openspine.training.levels",
+    "orientation": "openspine.training.orientation",
     "recognizer": "openspine.training.recognizer",
 }
 EVALUATE_KINDS = {
@@ -51,8 +52,8 @@ _EPILOG_ANALYZE = """examples:
   openspine analyze t1_slice.png --pixel-spacing 0.6 0.6 --sequence T1 --out out/
 
 exit status: 0 analysed; 1 error (one line says why); 2 bad command line;
-  3 nothing in scope: no vertebral body found, or the picture is not a sagittal image
-  (result.json is still written, with the reason in "out_of_scope").
+  3 nothing in scope: no vertebral body found, the picture is not a sagittal image, or the image is
+  stored upside down or facing backwards (result.json is still written, with the reason in "out_of_scope").
 The summary line names every flag. A model answers only inside the scope on its card (sequences, regions,
 levels): outside it a label or grade is withheld, with the reason in result.json, the CSV files, the
 report and the overlay.
@@ -119,7 +120,17 @@ def _add_t1_options(p: argparse.ArgumentParser) -> None:
         help="pixel size in mm of a T1 given as a PNG/JPEG slice (its own: the two series need not match)",
     )
     p.add_argument("--no-t1", action="store_true", help="read the main series alone, even where a T1 series exists")
+    _add_orientation_option(p)
     _add_paired_grader_option(p)
+
+
+def _add_orientation_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-orientation",
+        action="store_true",
+        help="skip the check that the image is not stored upside down or facing backwards (made where the "
+        "labelling is unsure; a scan that fails it exits 3)",
+    )
 
 
 def _add_paired_grader_option(p: argparse.ArgumentParser) -> None:
@@ -222,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", default=None, help="disc levels to grade: lumbar (default), all, or a list")
     _add_sequence_option(p)
     p.add_argument("--no-t1", action="store_true", help="read each case's main series alone, even with a T1 beside it")
+    _add_orientation_option(p)
     _add_paired_grader_option(p)
     _add_engine_options(p)
     _add_formats_option(p)

@@ -190,6 +190,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         "sequence": args.sequence,
         "t1_pixel_spacing": tuple(args.t1_pixel_spacing) if args.t1_pixel_spacing else None,
         "use_t1": False if args.no_t1 else None,
+        "check_orientation": False if args.trust_orientation else None,
         "paired_grader": args.paired_grader,
         **_engine_options(args),
     }
@@ -245,6 +246,7 @@ def run_batch(args: argparse.Namespace) -> int:
         "grade_levels": args.levels,
         "sequence": args.sequence,
         "use_t1": False if args.no_t1 else None,
+        "check_orientation": False if args.trust_orientation else None,
         "paired_grader": args.paired_grader,
         **_engine_options(args),
     }

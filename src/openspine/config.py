@@ -37,6 +37,9 @@ class AnalysisConfig:
         engine: whose models run: ``"openspine"`` (its own, the default) or ``"spinenet"`` (SpineNet's, through its
             user-installed package and weights: :mod:`openspine.engines.spinenet`).
         spinenet_weights: the folder of SpineNet's weights (``engine="spinenet"``); None = its package's own.
+        check_orientation: where the labelling is unsure, check that the image is not stored upside down or facing
+            backwards (:mod:`openspine.detection.orientation`); False = trust the header (or, for a picture, that
+            it is head up with the front on the left).
     """
 
     series: str | int | None = None
@@ -50,6 +53,7 @@ class AnalysisConfig:
     paired_grader: str | None = None
     engine: str = "openspine"
     spinenet_weights: str | None = None
+    check_orientation: bool = True
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> AnalysisConfig:
@@ -72,8 +76,9 @@ class AnalysisConfig:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {v['engine']!r}")
         if v.get("spinenet_weights") is not None:
             v["spinenet_weights"] = str(v["spinenet_weights"])
-        if not isinstance(v.get("use_t1", True), bool):
-            raise ConfigError(f"use_t1 must be true or false, got {v['use_t1']!r}")
+        for key in ("use_t1", "check_orientation"):
+            if not isinstance(v.get(key, True), bool):
+                raise ConfigError(f"{key} must be true or false, got {v[key]!r}")
         levels = v.get("grade_levels", LUMBAR_DISCS)
         if isinstance(levels, str):
             levels = {"lumbar": LUMBAR_DISCS, "all": None}.get(levels.lower(), levels.split(","))

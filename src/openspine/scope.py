@@ -27,6 +27,8 @@ MIN_IMAGE_SEQUENCE_PROBABILITY = 0.8
 MIN_NOT_SAGITTAL_PROBABILITY = 0.5
 # at or above this probability the image shows the cervical spine (the detector has never seen one)
 MIN_CERVICAL_PROBABILITY = 0.5
+# a scan whose labelling is unsure is refused when the orientation recogniser reads a turn with this probability
+MIN_TURN_PROBABILITY = 0.9
 # why a vertebra's label is withheld (None: it is kept)
 LabelReason = Callable[[Level], str | None]
 
@@ -252,3 +254,27 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
             )
         return f"sequence_uncertain: {why}; give --sequence if you know it"
     return None
+
+
+def wrong_way_round(probabilities: Mapping[str, float]) -> str | None:
+    """How the orientation recogniser says the image lies (a turn's name), when it is not the right way round with
+    at least :data:`MIN_TURN_PROBABILITY`; None otherwise."""
+    best = max(probabilities, key=lambda k: probabilities[k]) if probabilities else None
+    if best is None or best == "right way round" or probabilities[best] < MIN_TURN_PROBABILITY:
+        return None
+    return best
+
+
+def wrong_way_round_reason(turn: str, probability: float, picture: bool) -> str:
+    """Why a scan stored the wrong way round (``turn``: how it looks, with the recogniser's ``probability``) is not
+    analysed, and what to do about it."""
+    seen = f"looks {turn} (probability {probability:.2f}) and the spine's labelling is unsure as it stands"
+    if picture:
+        return (
+            f"the picture {seen}. A picture is read head up with the front of the body on the left; turn it so, or "
+            "give --trust-orientation (Python: check_orientation=False)"
+        )
+    return (
+        f"the image {seen} relative to its orientation header. Check the file's orientation (NIfTI affine, DICOM "
+        "ImageOrientationPatient), or give --trust-orientation (Python: check_orientation=False)"
+    )

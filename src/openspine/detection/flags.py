@@ -7,14 +7,28 @@ and cervical labels (outside the detector's training data).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import NDArray
 
 from . import decode as _decode
 from .labelling import MIN_ORDINAL, S1_ORDINAL, SequenceLabels, ordinal_to_level, step_in_residuals
 
+# flags that say a detection's labels may be wrong (or a body is missing)
+LABELLING_FLAG_PREFIXES = (
+    "labelling_ambiguous",
+    "transitional_vertebra_suspected",
+    "vertebra_not_detected",
+    "no vertebral body detected",
+)
 EDGE_S1_RESIDUAL = -0.25  # bodies above an S1 cut by the image edge reading this much below L5/L4: flag
 MIN_MARGIN = 0.25  # a level fit whose runner-up is closer than this (levels) is ambiguous
+
+
+def labelling_flagged(flags: Sequence[str]) -> bool:
+    """Whether a detection says its labels may be wrong (or a body is missing)."""
+    return any(f.startswith(LABELLING_FLAG_PREFIXES) for f in flags)
 
 
 def labelling_flags(

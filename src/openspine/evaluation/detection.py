@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 from .. import geometry
 from .._command_parser import command_parser
 from .._logging import get_logger
+from ..detection.flags import labelling_flagged
 from ..errors import ConfigError, ScanReadError
 from ..levels import DiscLevel, Level
 
@@ -187,12 +188,6 @@ def spider_sequence_ok(detection: Any) -> bool:
 
 
 # --- robustness: cropped and mirrored variants of each item --------------------------------------------------------
-LABELLING_FLAG_PREFIXES = (
-    "labelling_ambiguous",
-    "transitional_vertebra_suspected",
-    "vertebra_not_detected",
-    "no vertebral body detected",
-)
 ROBUSTNESS_TARGETS = {"right_or_flagged": (">=", 0.99), "every_label_right": (">=", 0.95)}
 CROP_KINDS = ("top", "bottom", "both")
 DEFAULT_VARIANTS = 6
@@ -305,11 +300,6 @@ def make_variants(
         mirrored = k % 2 == 1
         out.append(Variant(f"crop-{kind}" + ("+mirrored" if mirrored else ""), (start, stop), mirrored))
     return out
-
-
-def labelling_flagged(flags: Sequence[str]) -> bool:
-    """Whether a detection says its labels may be wrong (or a body is missing)."""
-    return any(f.startswith(LABELLING_FLAG_PREFIXES) for f in flags)
 
 
 def volume_case_right(res: ScanResult) -> bool:

@@ -201,8 +201,8 @@ class _Samples(common.SeededSamples):
 
 
 # --- network ---------------------------------------------------------------------------------------------------------
-def build_network(widths: tuple[int, ...] = TrainConfig.widths) -> Any:
-    """(N, 1, 128, 128) → raw logits (N, 7): plane (3), sequence (3), cervical (1).
+def build_network(widths: tuple[int, ...] = TrainConfig.widths, outputs: int = 7) -> Any:
+    """(N, 1, 128, 128) → raw logits (N, ``outputs``): for the recogniser plane (3), sequence (3), cervical (1).
 
     Five stride-2 stages (a strided 3×3 conv, then a 3×3 conv from the third stage on), global average and max
     pooling, one linear layer per head.
@@ -225,7 +225,7 @@ def build_network(widths: tuple[int, ...] = TrainConfig.widths) -> Any:
                 cin = w
             self.features = nn.Sequential(*layers)
             self.drop = nn.Dropout(0.2)
-            self.head = nn.Linear(2 * cin, 7)
+            self.head = nn.Linear(2 * cin, outputs)
 
         def forward(self, x: Any) -> Any:
             h = self.features(x)

@@ -1,0 +1,137 @@
+"""How well the orientation check tells an image stored the wrong way round (``openspine.recognition.orientation``).
+
+``collect`` runs, for every item of a split — SPIDER T2 and T1 slices, FastCleverSeg volumes, SCT volumes —
+
+* the item as stored and in the presentations of ``openspine evaluate detection`` (mirrored storage with the
+  affine updated, and ``--crops`` random crops of the field of view): all the right way round;
+* the item stored turned each way of ``TURNS`` (upside down, reversed front to back, by 180°, by a quarter turn,
+  transposed) with the header left as it was (a wrong header, or a picture shown the other way round);
+
+and keeps whether the detector's labelling as stored is sure and the orientation recogniser's probabilities.
+``report`` scores the check as the analysis makes it (a turn read with at least ``p`` where the labelling is unsure;
+``p`` = 0.9 ships) and the recogniser alone: every call on a view the right way round is a false alarm, a call that
+names the turn on a turned view is a catch, a call naming another turn still refuses a turned view.
+
+    python scripts/orientation_survey.py collect --data ../shared/data --split val --out runs/orientation-val.pkl
+    python scripts/orientation_survey.py report runs/orientation-val.pkl
+
+The recogniser is trained on the train split: score it on val. Items whose source picture is itself stored the wrong
+way round are counted apart (``--misstored``; default spider-57, whose T2 and T1 slices show the sacrum at the top).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import pickle
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openspine.detection import detect
+from openspine.detection.orientation import TURNS, sure_labelling, turn_to_look
+from openspine.evaluation import detection as ev
+from openspine.io import load_scan
+from openspine.recognition.orientation import RIGHT_WAY_ROUND, read_orientation
+from openspine.scan import Scan
+
+MISSTORED = ("spider-57",)
+
+
+def _items(data: Path, split: str) -> list[tuple[str, str, Path]]:
+    """(item, source, image path) of the split."""
+    with (data / "index.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == split]
+    out = [(r["id"], r["dataset"], data / r["path"] / r["image"].split(";")[0]) for r in rows]
+    out += [(r["id"], "spider-t1", data / r["path"] / r["image"]) for r in ev.spider_t1_rows(data, split)]
+    return out
+
+
+def _record(scan: Scan, model: str | None) -> dict[str, Any]:
+    view = scan.to_sagittal()
+    return {"sure": sure_labelling(detect(view)), "reading": read_orientation(view, model).probabilities}
+
+
+def collect(data: Path, split: str, crops: int, seed: int, model: str | None) -> list[dict[str, Any]]:
+    recs: list[dict[str, Any]] = []
+    for k, (item, source, path) in enumerate(_items(data, split)):
+        scan = load_scan(path)
+        arr = np.asarray(scan.array)
+        view = scan.to_sagittal()
+        det = detect(view)
+        ax, sup_low = ev.si_axis(scan.affine)
+        ext = []
+        for v in det.vertebrae:
+            rows = [c[ax] for o in v.outlines for c in o.corners_voxel]
+            if rows:
+                ext.append((max(0, int(np.floor(min(rows)))), min(arr.shape[ax] - 1, int(np.ceil(max(rows))))))
+        variants = ev.make_variants(ext, arr.shape[ax], sup_low, crops, ev._rng_for(seed, item))
+        for var in variants if ext else variants[:2]:
+            (img,), aff = ev.apply_variant([arr], scan.affine, var)
+            rec = _record(Scan(img, aff), model)
+            recs.append({"id": item, "source": source, "variant": var.name, "truth": None, **rec})
+        internal = np.asarray(view.scan.array)
+        for name, undo in TURNS:
+            stored = Scan(np.ascontiguousarray(turn_to_look(undo)(internal)), view.scan.affine, view.scan.source)
+            recs.append({"id": item, "source": source, "variant": "as-is", "truth": name, **_record(stored, model)})
+        print(f"{k + 1} {item}: {len(recs)} views", file=sys.stderr)
+    return recs
+
+
+def report(recs: list[dict[str, Any]], misstored: tuple[str, ...], gated: bool) -> None:
+    """Calls at several probability thresholds (``gated``: only where the labelling as stored is unsure)."""
+    print(f"orientation check{', where the labelling is unsure (as shipped)' if gated else ', recogniser alone'}:")
+    for p in (0.5, 0.8, 0.9, 0.95, 0.99):
+        tab: Counter[str] = Counter()
+        for r in recs:
+            probs = r["reading"]
+            best = max(probs, key=lambda k: probs[k])
+            called = best if best != RIGHT_WAY_ROUND and probs[best] >= p and not (gated and r["sure"]) else None
+            if r["id"].removesuffix("-t1") in misstored:
+                tab["mis-stored views"] += 1
+                tab["mis-stored, refused"] += called is not None
+            elif r["truth"] is None:
+                whole = r["variant"] in ("as-is", "mirrored")
+                tab["right way round"] += 1
+                tab["false alarms"] += called is not None
+                tab["of them whole views"] += called is not None and whole
+            else:
+                tab["turned"] += 1
+                tab["caught"] += called == r["truth"]
+                tab["refused, another turn named"] += called is not None and called != r["truth"]
+        print(f"  p ≥ {p:.2f}: " + ", ".join(f"{k} {v}" for k, v in tab.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect")
+    c.add_argument("--data", type=Path, required=True)
+    c.add_argument("--split", default="val")
+    c.add_argument("--crops", type=int, default=6)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--model", default=None, help="orientation model folder (default: the built-in one)")
+    r = sub.add_parser("report")
+    r.add_argument("collection", type=Path)
+    r.add_argument("--misstored", nargs="*", default=list(MISSTORED))
+    args = ap.parse_args(argv)
+    if args.cmd == "collect":
+        recs = collect(args.data, args.split, args.crops, args.seed, args.model)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("wb") as f:
+            pickle.dump(recs, f)
+        print(f"{len(recs)} views → {args.out}")
+        return 0
+    with args.collection.open("rb") as f:
+        recs = pickle.load(f)
+    for gated in (True, False):
+        report(recs, tuple(args.misstored), gated)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Which way round a sagittal picture is stored, read from the image by the orientation recogniser.
+
+A small network (the recogniser's CNN with one eight-way head, trained by ``openspine train orientation``) reads the
+central slices of the scan in the internal layout (rows head → feet, columns front → back, as the header or the
+display convention places them) and gives the probability of each way the picture may lie: the right way round, or
+as an entry of :data:`openspine.detection.orientation.TURNS` names (upside down, reversed front to back, …).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._logging import get_logger
+from ..detection.orientation import TURNS
+from ..models import LoadedModel, load_model
+from ..scan import SagittalView
+from .image import model_input
+from .model import central_slices
+
+log = get_logger("recognition.orientation")
+
+MODEL_NAME = "orientation"
+RIGHT_WAY_ROUND = "right way round"
+ORIENTATIONS: tuple[str, ...] = (RIGHT_WAY_ROUND, *(name for name, _ in TURNS))
+
+
+@dataclass(frozen=True)
+class OrientationReading:
+    """The probability of each way round (:data:`ORIENTATIONS`) and the likeliest."""
+
+    probabilities: dict[str, float]
+
+    @property
+    def likeliest(self) -> str:
+        return max(self.probabilities, key=lambda k: self.probabilities[k])
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[self.likeliest]
+
+
+def _model(name_or_folder: str | os.PathLike[str] | None) -> LoadedModel:
+    return load_model(name_or_folder if name_or_folder is not None else MODEL_NAME)
+
+
+def read_orientation(view: SagittalView, model: str | os.PathLike[str] | None = None) -> OrientationReading:
+    """The orientation recogniser's reading of a scan's central sagittal slices (probabilities averaged).
+
+    Raises:
+        ModelError: the model is missing or damaged.
+    """
+    arr = view.scan.array
+    sp = view.scan.spacing
+    ks = central_slices(arr.shape[2], sp[2])
+    batch = np.stack([model_input(np.asarray(arr[:, :, k]), (sp[0], sp[1]))[None] for k in ks]).astype(np.float32)
+    probs = np.asarray(_model(model).run({"image": batch})[0], dtype=float).mean(axis=0)
+    reading = OrientationReading({name: round(float(p), 4) for name, p in zip(ORIENTATIONS, probs)})
+    log.debug("orientation of slices %s: %s", ks, reading)
+    return reading

@@ -1,0 +1,48 @@
+"""The orientation recogniser's training samples (numpy) and a smoke run to an exported model (torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openspine.recognition.orientation import ORIENTATIONS
+from openspine.training.datasets.pictures import Picture
+from openspine.training.orientation import MISSTORED, TrainConfig, render
+
+
+def _picture(kind: str = "spider-t2") -> Picture:
+    """A tall picture, bright at the top-left (head, front) corner, 0.5 × 1 mm pixels."""
+    img = np.full((300, 120), 40, np.uint8)
+    img[:60, :30] = 220
+    return Picture(f"{kind}-1", kind, img, (0.5, 1.0), 1, 0)
+
+
+def test_samples_cover_the_eight_ways_round_and_stay_on_the_model_grid() -> None:
+    pic = _picture()
+    seen = set()
+    for i in range(200):
+        x, k = render(pic, np.random.default_rng(i))
+        assert x.shape == (128, 128) and x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0
+        seen.add(k)
+    assert seen == set(range(len(ORIENTATIONS)))
+
+
+def test_the_misstored_patient_is_left_out_by_default() -> None:
+    assert set(MISSTORED) <= set(TrainConfig().exclude)
+
+
+def test_training_exports_a_model_that_reads_eight_probabilities(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from openspine.models import load_model
+    from openspine.training.orientation import train
+
+    cfg = TrainConfig(epochs=1, samples_per_epoch=8, batch_size=4)
+    out = train([_picture(), _picture("volume")], tmp_path / "orientation", cfg)
+    card = json.loads((out / "card.json").read_text())
+    assert card["name"] == "orientation" and card["classes"]["orientation"] == list(ORIENTATIONS)
+    probs = load_model(out).run({"image": np.zeros((2, 1, 128, 128), np.float32)})[0]
+    assert probs.shape == (2, 8) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)

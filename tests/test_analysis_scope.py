@@ -152,9 +152,12 @@ def test_upside_down_picture_exits_3_and_trust_orientation_reads_it(
     assert "upside down" in doc["out_of_scope"] and "head up" in doc["out_of_scope"]
     assert doc["vertebrae"] == [] and doc["discs"] == []
     assert any(f.startswith("orientation_suspect: the image looks upside down (probability") for f in doc["flags"])
+    way = doc["input"]["way_round"]
+    assert way["value"] == "upside down" and way["source"] == "image" and way["probability"] >= 0.9
     assert main(["-q", *args, "--trust-orientation", "--out", str(tmp_path / "trusted")]) == 0
     trusted = json.loads((tmp_path / "trusted" / "result.json").read_text())
     assert trusted["vertebrae"] and trusted["out_of_scope"] is None
+    assert trusted["input"]["way_round"] == {"value": "right way round", "source": "user"}
 
 
 def test_volume_reversed_front_to_back_by_its_header_is_refused() -> None:
@@ -166,3 +169,4 @@ def test_volume_reversed_front_to_back_by_its_header_is_refused() -> None:
     assert "orientation header" in result.out_of_scope and not result.vertebrae
     as_stored = openspine.analyze(data / VAL_T2)
     assert as_stored.out_of_scope is None and not any(f.startswith("orientation_suspect") for f in as_stored.flags)
+    assert as_stored.input.way_round == {"value": "right way round", "source": "labelling"}  # a sure labelling

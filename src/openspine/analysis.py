@@ -24,7 +24,7 @@ from .results import (
     Vertebra,
 )
 from .scan import SagittalView, Scan
-from .vocabulary import SEQUENCES
+from .vocabulary import RIGHT_WAY_ROUND, SEQUENCES
 
 if TYPE_CHECKING:  # imported where used: a partial install may lack the recogniser
     from .detection import Detection
@@ -113,7 +113,9 @@ def analyze(
     for stage, why in state.not_run.items():
         log.warning("%s not run: %s", stage, why)
     return AnalysisResult(
-        input=replace(InputInfo.from_scan(scan), sequence=sequence, plane=seen.plane, field_of_view=fov),
+        input=replace(
+            InputInfo.from_scan(scan), sequence=sequence, plane=seen.plane, field_of_view=fov, way_round=seen.way_round
+        ),
         vertebrae=tuple(state.vertebrae),
         discs=tuple(state.discs),
         models=tuple(dict.fromkeys(state.models)),
@@ -136,6 +138,7 @@ class _Seen:
     plane: dict[str, Any]
     detection: Detection | None
     cervical_probability: float | None
+    way_round: dict[str, Any] | None = None
 
 
 def _look(
@@ -154,8 +157,11 @@ def _look(
     timings["recognition"] = timings.get("recognition", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     detection = None if state.out_of_scope else _detect(view, detector, state)
+    way_round: dict[str, Any] | None = None
     if detection is not None and check_orientation:
-        detection = _check_orientation(scan, view, detection, state)
+        detection, way_round = _check_orientation(scan, view, detection, state)
+    elif detection is not None:
+        way_round = {"value": RIGHT_WAY_ROUND, "source": "user"}
     cervical_p = recognition.cervical_probability if recognition is not None else None
     if detection is not None:
         detection = _label_scope(detection, detector, cervical_p, state)
@@ -163,7 +169,7 @@ def _look(
 
         sequence = scope.check_sequence_by_fluid(sequence, csf_over_body(view, detection))
     timings["detection"] = timings.get("detection", 0.0) + time.perf_counter() - t
-    return _Seen(sequence, plane, detection, cervical_p)
+    return _Seen(sequence, plane, detection, cervical_p, way_round)
 
 
 def _read_beside(
@@ -198,9 +204,9 @@ def _read_beside(
         why = why if seen is None else (own.out_of_scope or "no vertebral body detected on it")
         state.flags.append(f"{role.lower()}_not_used: {why}")
         if seen is not None:
-            info = replace(info, sequence=seen.sequence, plane=seen.plane)
+            info = replace(info, sequence=seen.sequence, plane=seen.plane, way_round=seen.way_round)
         return OtherSeries(role=role, input=info, note=why, view=t1_view), None
-    info = replace(info, sequence=seen.sequence, plane=seen.plane)
+    info = replace(info, sequence=seen.sequence, plane=seen.plane, way_round=seen.way_round)
     state.models.extend(m for m in own.models if m not in state.models)
     main_name = str(sequence.get("value") or "main")
     frame = scan.source.frame_of_reference_uid
@@ -353,31 +359,35 @@ def _detect(view: SagittalView, detector: str | None, state: _State) -> Detectio
     return detection
 
 
-def _check_orientation(scan: Scan, view: SagittalView, detection: Detection, state: _State) -> Detection | None:
-    """The detection, or None with the scan out of scope when the image is stored the wrong way round: the labelling
-    as stored is unsure and the orientation recogniser reads a turn with at least
-    :data:`~openspine.scope.MIN_TURN_PROBABILITY` (:mod:`openspine.recognition.orientation`)."""
+def _check_orientation(
+    scan: Scan, view: SagittalView, detection: Detection, state: _State
+) -> tuple[Detection | None, dict[str, Any]]:
+    """The detection and how the image lies (``input.way_round``); the detection is None, with the scan out of
+    scope, when the image is stored the wrong way round: the labelling as stored is unsure and the orientation
+    recogniser reads a turn with at least :data:`~openspine.scope.MIN_TURN_PROBABILITY`
+    (:mod:`openspine.recognition.orientation`)."""
     from .detection.orientation import sure_labelling
 
-    if sure_labelling(detection):
-        return detection  # the usual case: a sure labelling is the right way round, nothing more to read
+    if sure_labelling(detection):  # the usual case: a sure labelling reads the image the right way round
+        return detection, {"value": RIGHT_WAY_ROUND, "source": "labelling"}
     try:
         from .recognition.orientation import MODEL_NAME, read_orientation
 
         reading = read_orientation(view)
     except (ImportError, ModelError) as exc:
         state.not_run["orientation"] = f"no usable orientation recogniser: {exc}"
-        return detection
+        return detection, {"value": None, "source": None}
     from .models import load_model
 
     state.models.append(load_model(MODEL_NAME).card.info())
+    way_round = {"value": reading.likeliest, "source": "image", "probability": reading.probability}
     turn = scope.wrong_way_round(reading.probabilities)
     if turn is None:
-        return detection
+        return detection, way_round
     state.flags[:] = [f for f in state.flags if f not in detection.flags]  # about bodies no longer reported
     state.out_of_scope = scope.wrong_way_round_reason(turn, reading.probability, scan.source.format == "image")
     state.flags.append(f"orientation_suspect: the image looks {turn} (probability {reading.probability:.2f})")
-    return None
+    return None, way_round
 
 
 def _label_scope(detection: Detection, detector: str | None, cervical_p: float | None, state: _State) -> Detection:

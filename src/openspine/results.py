@@ -154,6 +154,8 @@ class InputInfo:
     sequence: Mapping[str, Any] | None = None
     plane: Mapping[str, Any] | None = None
     field_of_view: Mapping[str, Any] | None = None
+    # whether the image lies the right way round: {"value": ..., "source": "labelling" | "image" | "user", …}
+    way_round: Mapping[str, Any] | None = None
 
     @classmethod
     def from_scan(cls, scan: Scan) -> InputInfo:
@@ -184,7 +186,7 @@ class InputInfo:
             "world_convention": self.world_convention,
             "series": dict(self.series),
         }
-        for key in ("sequence", "plane", "field_of_view"):
+        for key in ("sequence", "plane", "field_of_view", "way_round"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = dict(value)

@@ -18,7 +18,11 @@ from typing import Any
 
 from .levels import DiscLevel, Level
 from .results import Disc, Vertebra
-from .vocabulary import LOW_SCORE, describe_source  # shared with the outputs; scope.LOW_SCORE stays valid
+from .vocabulary import (  # shared with the outputs; scope.LOW_SCORE stays valid
+    LOW_SCORE,
+    RIGHT_WAY_ROUND,
+    describe_source,
+)
 
 REGION_ORDER = ("cervical", "thoracic", "lumbar", "sacral")
 # below this probability the image's own sequence call is not used (the sequence stays unknown)
@@ -260,7 +264,7 @@ def wrong_way_round(probabilities: Mapping[str, float]) -> str | None:
     """How the orientation recogniser says the image lies (a turn's name), when it is not the right way round with
     at least :data:`MIN_TURN_PROBABILITY`; None otherwise."""
     best = max(probabilities, key=lambda k: probabilities[k]) if probabilities else None
-    if best is None or best == "right way round" or probabilities[best] < MIN_TURN_PROBABILITY:
+    if best is None or best == RIGHT_WAY_ROUND or probabilities[best] < MIN_TURN_PROBABILITY:
         return None
     return best
 
@@ -268,13 +272,13 @@ def wrong_way_round(probabilities: Mapping[str, float]) -> str | None:
 def wrong_way_round_reason(turn: str, probability: float, picture: bool) -> str:
     """Why a scan stored the wrong way round (``turn``: how it looks, with the recogniser's ``probability``) is not
     analysed, and what to do about it."""
-    seen = f"looks {turn} (probability {probability:.2f}) and the spine's labelling is unsure as it stands"
+    unsure = f"(probability {probability:.2f}), and the spine's labelling is unsure as it stands"
     if picture:
         return (
-            f"the picture {seen}. A picture is read head up with the front of the body on the left; turn it so, or "
-            "give --trust-orientation (Python: check_orientation=False)"
+            f"the picture looks {turn} {unsure}. A picture is read head up with the front of the body on the left; "
+            "turn it so, or give --trust-orientation (Python: check_orientation=False)"
         )
     return (
-        f"the image {seen} relative to its orientation header. Check the file's orientation (NIfTI affine, DICOM "
-        "ImageOrientationPatient), or give --trust-orientation (Python: check_orientation=False)"
+        f"the image looks {turn} relative to its orientation header {unsure}. Check the file's orientation (NIfTI "
+        "affine, DICOM ImageOrientationPatient), or give --trust-orientation (Python: check_orientation=False)"
     )

@@ -32,3 +32,5 @@ def describe_source(item: Mapping[str, Any] | None) -> str:
 
 # the sequence names a result uses (input.sequence.value), from the header, the image or the user
 SEQUENCES: tuple[str, ...] = ("T1", "T2", "STIR", "other")
+# how an image lies when it is not stored turned (``input.way_round``; the other values name a turn)
+RIGHT_WAY_ROUND = "right way round"

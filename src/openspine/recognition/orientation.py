@@ -17,14 +17,15 @@ from .._logging import get_logger
 from ..detection.orientation import TURNS
 from ..models import LoadedModel, load_model
 from ..scan import SagittalView
+from ..vocabulary import RIGHT_WAY_ROUND
 from .image import model_input
 from .model import central_slices
 
 log = get_logger("recognition.orientation")
 
 MODEL_NAME = "orientation"
-RIGHT_WAY_ROUND = "right way round"
 ORIENTATIONS: tuple[str, ...] = (RIGHT_WAY_ROUND, *(name for name, _ in TURNS))
+__all__ = ["MODEL_NAME", "ORIENTATIONS", "RIGHT_WAY_ROUND", "OrientationReading", "read_orientation"]
 
 
 @dataclass(frozen=True)

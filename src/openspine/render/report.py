@@ -60,6 +60,7 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
         ("shape", " × ".join(str(n) for n in inp.shape)),
         ("spacing (mm)", " × ".join(f"{s:g}" for s in inp.spacing_mm)),
         ("orientation", "".join(inp.orientation)),
+        ("way round", _recognised(inp.way_round)),
     ]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,12 @@ from .._logging import get_logger, log_file
 from .._optional import import_optional
 from ..detection.orientation import TURNS, turn_to_look
 from ..errors import ConfigError
-from ..recognition.image import MODEL_SIZE, MODEL_SPACING_MM, model_input
+from ..recognition.image import MODEL_SIZE, model_input
 from ..recognition.orientation import MODEL_NAME, ORIENTATIONS
 from . import common
 from .datasets.pictures import Picture, cut, load_pictures
-from .recognizer import _window, augment_intensity, build_network
+from .recognizer import TrainConfig as RecognizerTrainConfig
+from .recognizer import _window, augment_intensity, build_network, input_card
 
 log = get_logger("training.orientation")
 
@@ -50,21 +51,12 @@ Only split == "train" items are read. Outputs: DIR/model.onnx, DIR/card.json, DI
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(RecognizerTrainConfig):
+    """The recogniser's training options, with this model's defaults."""
+
     epochs: int = 40
-    samples_per_epoch: int = 2048
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    widths: tuple[int, ...] = (16, 24, 48, 64, 80)
     exclude: tuple[str, ...] = MISSTORED
     source_weights: dict[str, float] = field(default_factory=lambda: dict(SOURCE_WEIGHTS))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["widths"], d["exclude"] = list(self.widths), list(self.exclude)
-        return d
 
 
 def sagittal_picture(pic: Picture, rng: np.random.Generator) -> tuple[NDArray[Any], tuple[float, float]]:
@@ -165,15 +157,10 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
             "parameters": meta.get("parameters"),
             "framework": "PyTorch (training) → ONNX opset 17 (inference with onnxruntime)",
         },
-        "input": {
-            "name": "image",
-            "shape": f"(N, 1, {MODEL_SIZE}, {MODEL_SIZE})",
-            "spacing_mm": MODEL_SPACING_MM,
-            "size": MODEL_SIZE,
-            "layout": "one sagittal picture as stored, resampled to square pixels, centred, cropped / zero-padded "
-            "(as the recogniser's input)",
-            "normalisation": "0.5 / 99.5 percentiles of the pixels the picture covers → 0 / 1, clipped; padding 0",
-        },
+        "input": input_card(
+            "one sagittal picture as stored, resampled to square pixels, centred, cropped / zero-padded (as the "
+            "recogniser's input)"
+        ),
         "outputs": {"orientation": {"shape": f"(N, {len(ORIENTATIONS)})", "activation": "softmax"}},
         "classes": {"orientation": list(ORIENTATIONS)},
         "training_data": {

@@ -336,6 +336,18 @@ def export_model(net: Any, out: Path, cfg: TrainConfig, meta: dict[str, Any]) ->
     )
 
 
+def input_card(layout: str) -> dict[str, Any]:
+    """The card's ``input`` entry of a network that reads :func:`~openspine.recognition.image.model_input`."""
+    return {
+        "name": "image",
+        "shape": f"(N, 1, {MODEL_SIZE}, {MODEL_SIZE})",
+        "spacing_mm": MODEL_SPACING_MM,
+        "size": MODEL_SIZE,
+        "layout": layout,
+        "normalisation": "0.5 / 99.5 percentiles of the pixels the picture covers → 0 / 1, clipped; padding 0",
+    }
+
+
 def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -> dict[str, Any]:
     """The card of a recogniser model folder (see :mod:`openspine.models`)."""
     task = "what a 2D spine MRI picture shows: imaging plane, sequence (contrast), cervical field of view"
@@ -347,15 +359,10 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
             "parameters": meta.get("parameters"),
             "framework": "PyTorch (training) → ONNX opset 17 (inference with onnxruntime)",
         },
-        "input": {
-            "name": "image",
-            "shape": f"(N, 1, {MODEL_SIZE}, {MODEL_SIZE})",
-            "spacing_mm": MODEL_SPACING_MM,
-            "size": MODEL_SIZE,
-            "layout": "one 2D picture as displayed; for a sagittal scan rows superior→inferior, columns "
-            "anterior→posterior. Resampled (linear, anti-aliased) to square pixels, centred, cropped / zero-padded",
-            "normalisation": "0.5 / 99.5 percentiles of the pixels the picture covers → 0 / 1, clipped; padding 0",
-        },
+        "input": input_card(
+            "one 2D picture as displayed; for a sagittal scan rows superior→inferior, columns anterior→posterior. "
+            "Resampled (linear, anti-aliased) to square pixels, centred, cropped / zero-padded"
+        ),
         "outputs": {
             "plane": {"shape": "(N, 3)", "classes": list(PLANES), "activation": "softmax"},
             "sequence": {"shape": "(N, 3)", "classes": list(SEQUENCES), "activation": "softmax"},

@@ -170,3 +170,23 @@ def test_volume_reversed_front_to_back_by_its_header_is_refused() -> None:
     as_stored = openspine.analyze(data / VAL_T2)
     assert as_stored.out_of_scope is None and not any(f.startswith("orientation_suspect") for f in as_stored.flags)
     assert as_stored.input.way_round == {"value": "right way round", "source": "labelling"}  # a sure labelling
+
+
+def test_without_a_usable_orientation_recogniser_the_analysis_goes_on_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from openspine.errors import ModelError
+    from openspine.recognition import orientation
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ModelError("orientation model damaged")
+
+    monkeypatch.setattr(orientation, "read_orientation", broken)
+    data = shared_data_or_skip()
+    img = nib.load(data / VAL_T2)
+    top = np.ascontiguousarray(np.asarray(img.dataobj)[:300])  # cut above the sacrum: an unsure labelling
+    result = openspine.analyze(openspine.Scan(top, img.affine))
+    assert result.out_of_scope is None and result.vertebrae
+    assert "orientation model damaged" in result.steps_not_run["orientation"]
+    assert result.input.way_round is None
+    validate_result(result.to_dict())

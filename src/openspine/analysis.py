@@ -361,10 +361,10 @@ def _detect(view: SagittalView, detector: str | None, state: _State) -> Detectio
 
 def _check_orientation(
     scan: Scan, view: SagittalView, detection: Detection, state: _State
-) -> tuple[Detection | None, dict[str, Any]]:
-    """The detection and how the image lies (``input.way_round``); the detection is None, with the scan out of
-    scope, when the image is stored the wrong way round: the labelling as stored is unsure and the orientation
-    recogniser reads a turn with at least :data:`~openspine.scope.MIN_TURN_PROBABILITY`
+) -> tuple[Detection | None, dict[str, Any] | None]:
+    """The detection and how the image lies (``input.way_round``; None when it could not be read). The detection
+    is None, with the scan out of scope, when the image is stored the wrong way round: the labelling as stored is
+    unsure and the orientation recogniser reads a turn with at least :data:`~openspine.scope.MIN_TURN_PROBABILITY`
     (:mod:`openspine.recognition.orientation`)."""
     from .detection.orientation import sure_labelling
 
@@ -376,7 +376,7 @@ def _check_orientation(
         reading = read_orientation(view)
     except (ImportError, ModelError) as exc:
         state.not_run["orientation"] = f"no usable orientation recogniser: {exc}"
-        return detection, {"value": None, "source": None}
+        return detection, None
     from .models import load_model
 
     state.models.append(load_model(MODEL_NAME).card.info())

@@ -15,11 +15,12 @@
 # T2 slices. Each model card declares that `scope`, and outside it openspine withholds the answer instead of
 # guessing: a body keeps its position and outline but its label is withheld with a `note`, a disc without a level
 # is not graded, a scan whose sequence the grader was not trained on gets no grades, and each of these raises a
-# flag. This tutorial shows, on three real scans, what that looks like today — including where it is weak.
+# flag. This tutorial shows, on real scans, what that looks like today — including where it is weak.
 #
 # * a **thoraco-lumbar** T2 volume, about T9 to L3 (Spinal Cord Toolbox tutorial data, `sct-tutorial-t2-lumbar`);
 # * a **cervical** T2 volume, skull base to about T5 (Spinal Cord Toolbox example data, `sct-example-t2`);
-# * a **lumbar T1** slice (SPIDER patient 31, validation split).
+# * a **lumbar T1** slice (SPIDER patient 31, validation split);
+# * the same patient's T2 slice stored **reversed front to back**.
 #
 # **Data**: Spinal Cord Toolbox data (MIT, © NeuroPoly; De Leener et al., *NeuroImage* 145:24–43, 2017,
 # doi:10.1016/j.neuroimage.2016.10.009); SPIDER (van der Graaf et al., *Scientific Data* 11:264, 2024,
@@ -158,6 +159,26 @@ assert all(not g.available for d in t1.discs for g in d.grades.values()), "a T1 
 fig = t1.plot(width=500)
 
 # %% [markdown]
+# ## 4. A slice stored the wrong way round: refused, with what to turn
+#
+# A wrong orientation header, or a picture shown facing right, puts the spine backwards in front of the models. The
+# same val slice as above, stored reversed front to back with its header left as it was: the labelling is unsure,
+# the orientation recogniser reads the turn, and the scan is refused (`out_of_scope`, exit status 3 on the command
+# line). `input.way_round` records who vouched for the orientation.
+
+# %%
+img = openspine.load_scan(DATA / "spider" / "31" / "image.nii.gz")
+backwards = openspine.Scan(np.ascontiguousarray(np.asarray(img.array)[:, ::-1]), img.affine)
+turned = openspine.analyze(backwards)
+print(turned.out_of_scope)
+print("way round:", turned.input.way_round)
+print("as stored:", openspine.analyze(img).input.way_round)
+
+# %%
+assert turned.out_of_scope is not None and not turned.vertebrae, "a backwards slice was analysed"
+fig = turned.plot(width=500)
+
+# %% [markdown]
 # ## Where this leaves you
 #
 # | scan | labels | grades | what to do |
@@ -165,6 +186,7 @@ fig = t1.plot(width=500)
 # | lumbar / thoraco-lumbar T2 | T11 … S1; higher bodies kept unlabelled | lumbar discs | give `--sequence` when the header does not say it |
 # | cervical | withheld (bodies kept) | none | not covered yet: no cervical training masks |
 # | lumbar T1, STIR, other | T11 … S1 | withheld | a T2 series of the same study |
+# | stored upside down, backwards or turned | none (refused) | none | fix the header, or turn the picture |
 #
 # In a cohort, `flags` and the `note` columns of `vertebrae.csv` and `discs.csv` find these cases (see the cohort
 # tutorial); `openspine batch` counts a scan where nothing is in scope (no vertebral body, not a sagittal image) as

@@ -102,7 +102,8 @@ def analyze(
         _grade(view, detection, cfg, sequence, state, second)
         timings["grading"] = time.perf_counter() - t
     elif state.out_of_scope:
-        state.not_run.update(detection=state.out_of_scope, grading=state.out_of_scope)
+        step_withheld = "labelling" if "labelling" in state.not_run else "detection"  # the detector ran, or not
+        state.not_run.update({step_withheld: state.out_of_scope, "grading": state.out_of_scope})
     else:
         state.not_run.setdefault("grading", "grading needs detected discs")
     unsure = None if state.out_of_scope else scope.uncertain_sequence_flag(sequence)  # nothing was graded anyway
@@ -386,6 +387,7 @@ def _check_orientation(
         return detection, way_round
     state.flags[:] = [f for f in state.flags if f not in detection.flags]  # about bodies no longer reported
     state.out_of_scope = scope.wrong_way_round_reason(turn, reading.probability, scan.source.format == "image")
+    state.not_run["labelling"] = state.out_of_scope  # the detector ran; its labels are not reported
     state.flags.append(f"orientation_suspect: the image looks {turn} (probability {reading.probability:.2f})")
     return None, way_round
 

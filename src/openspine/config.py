@@ -37,9 +37,9 @@ class AnalysisConfig:
         engine: whose models run: ``"openspine"`` (its own, the default) or ``"spinenet"`` (SpineNet's, through its
             user-installed package and weights: :mod:`openspine.engines.spinenet`).
         spinenet_weights: the folder of SpineNet's weights (``engine="spinenet"``); None = its package's own.
-        check_orientation: where the labelling is unsure, check that the image is not stored upside down or facing
-            backwards (:mod:`openspine.detection.orientation`); False = trust the header (or, for a picture, that
-            it is head up with the front on the left).
+        check_orientation: where the labelling is unsure, ask the orientation recogniser whether the image is stored
+            upside down, backwards or turned (:mod:`openspine.recognition.orientation`), and refuse it if so;
+            False = trust the header (or, for a picture, that it is head up with the front on the left).
     """
 
     series: str | int | None = None

@@ -26,17 +26,21 @@ import csv
 import pickle
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from openspine.detection import detect
+from openspine.detection import BUILTIN_MODEL, detect
 from openspine.detection.orientation import TURNS, sure_labelling, turn_to_look
 from openspine.evaluation import detection as ev
 from openspine.io import load_scan
+from openspine.models import load_model
+from openspine.recognition import recognise
 from openspine.recognition.orientation import RIGHT_WAY_ROUND, read_orientation
 from openspine.scan import Scan
+from openspine.scope import labels_in_scope
 
 MISSTORED = ("spider-57",)
 
@@ -51,8 +55,13 @@ def _items(data: Path, split: str) -> list[tuple[str, str, Path]]:
 
 
 def _record(scan: Scan, model: str | None) -> dict[str, Any]:
+    """As the analysis gates it: the labels the detector's scope leaves (none on a cervical image) must be sure."""
     view = scan.to_sagittal()
-    return {"sure": sure_labelling(detect(view)), "reading": read_orientation(view, model).probabilities}
+    detection = detect(view)
+    card = load_model(BUILTIN_MODEL).card.data
+    vertebrae, _, _ = labels_in_scope(detection.vertebrae, detection.discs, card, recognise(view).cervical_probability)
+    sure = sure_labelling(replace(detection, vertebrae=tuple(vertebrae)))
+    return {"sure": sure, "reading": read_orientation(view, model).probabilities}
 
 
 def collect(data: Path, split: str, crops: int, seed: int, model: str | None) -> list[dict[str, Any]]:

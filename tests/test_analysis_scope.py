@@ -74,6 +74,21 @@ def test_cervical_scan_gets_no_lumbar_label() -> None:
     assert result.input.field_of_view is not None and "cervical" in result.input.field_of_view["regions"]
     assert not any(g.available for d in result.discs for g in d.grades.values())
     assert any(f.startswith("cervical_field_of_view") for f in result.flags)
+    # its withheld labels vouch for nothing: the orientation is read from the image
+    assert result.input.way_round is not None and result.input.way_round["source"] == "image"
+    assert result.input.way_round["value"] == "right way round"
+
+
+def test_cervical_volume_stored_upside_down_is_refused_with_nothing_left_over() -> None:
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # stored P, S, R: the second axis runs up
+    arr = np.ascontiguousarray(np.asarray(img.dataobj)[:, ::-1])
+    result = openspine.analyze(openspine.Scan(arr, img.affine))
+    assert result.out_of_scope is not None and "upside down" in result.out_of_scope
+    assert not result.vertebrae and not result.discs
+    assert not [f for f in result.flags if f.startswith(("cervical_field_of_view", "labels_withheld", "not graded"))]
+    assert result.steps_not_run["labelling"] == result.out_of_scope
+    validate_result(result.to_dict())
 
 
 def test_non_spine_image_exits_3_with_the_reason_in_result_json(

@@ -13,6 +13,7 @@ from openspine.scope import (
     decide_sequence,
     detector_label_reason,
     field_of_view,
+    labels_in_scope,
     low_score_flag,
     withhold_labels,
     wrong_way_round,
@@ -93,6 +94,18 @@ def test_levels_outside_the_card_are_withheld_the_rest_kept() -> None:
     assert new_v[0].note is not None and new_v[0].note.startswith("label withheld: T10 (outside the levels")
     assert [d.level for d in new_d] == [None, DiscLevel.parse("T11-T12")]
     assert flags and "T10" in flags[0]
+
+
+def test_labels_in_scope_reads_the_card_and_the_cervical_probability() -> None:
+    card = {"name": "detector", "scope": {"regions": ["thoracic", "lumbar", "sacral"], "levels": ["L4", "L5", "S1"]}}
+    verts, discs = [_v("L4"), _v("L5")], [_d("L4-L5")]
+    kept_v, kept_d, none = labels_in_scope(verts, discs, card, cervical_probability=0.49)
+    assert [v.label for v in kept_v] == [Level.L4, Level.L5] and kept_d[0].level is not None and none == []
+    gone_v, gone_d, flags = labels_in_scope(verts, discs, card, cervical_probability=0.5)
+    assert all(v.label is None for v in gone_v) and gone_d[0].level is None
+    assert flags[0] == "cervical_field_of_view: the image shows the cervical spine (probability 0.50)"
+    assert flags[1].startswith("labels_withheld: L4, L5")
+    assert labels_in_scope(verts, discs, {}, cervical_probability=None)[2] == []  # no scope, nothing read
 
 
 def test_field_of_view_from_labels_and_the_image() -> None:

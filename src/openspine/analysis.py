@@ -157,15 +157,18 @@ def _look(
     sequence, plane = _sequence_and_plane(scan, recognition, user_sequence, state)
     timings["recognition"] = timings.get("recognition", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
+    first_flag = len(state.flags)
     detection = None if state.out_of_scope else _detect(view, detector, state)
-    way_round: dict[str, Any] | None = None
-    if detection is not None and check_orientation:
-        detection, way_round = _check_orientation(scan, view, detection, state)
-    elif detection is not None:
-        way_round = {"value": RIGHT_WAY_ROUND, "source": "user"}
     cervical_p = recognition.cervical_probability if recognition is not None else None
+    way_round: dict[str, Any] | None = None
     if detection is not None:
+        # the scope comes first: labels it withholds (a cervical field of view) cannot vouch for the orientation
         detection = _label_scope(detection, detector, cervical_p, state)
+        if check_orientation:
+            detection, way_round = _check_orientation(scan, view, detection, state, first_flag)
+        else:
+            way_round = {"value": RIGHT_WAY_ROUND, "source": "user"}
+    if detection is not None:
         from .grading.features import csf_over_body
 
         sequence = scope.check_sequence_by_fluid(sequence, csf_over_body(view, detection))
@@ -361,12 +364,13 @@ def _detect(view: SagittalView, detector: str | None, state: _State) -> Detectio
 
 
 def _check_orientation(
-    scan: Scan, view: SagittalView, detection: Detection, state: _State
+    scan: Scan, view: SagittalView, detection: Detection, state: _State, first_flag: int
 ) -> tuple[Detection | None, dict[str, Any] | None]:
     """The detection and how the image lies (``input.way_round``; None when it could not be read). The detection
-    is None, with the scan out of scope, when the image is stored the wrong way round: the labelling as stored is
-    unsure and the orientation recogniser reads a turn with at least :data:`~openspine.scope.MIN_TURN_PROBABILITY`
-    (:mod:`openspine.recognition.orientation`)."""
+    is None, with the scan out of scope, when the image is stored the wrong way round: the labelling as stored (the
+    labels the detector's scope leaves) is unsure and the orientation recogniser reads a turn with at least
+    :data:`~openspine.scope.MIN_TURN_PROBABILITY` (:mod:`openspine.recognition.orientation`). A refusal drops what
+    was found from ``state``: the bodies and every flag raised since ``state.flags[first_flag]``."""
     from .detection.orientation import sure_labelling
 
     if sure_labelling(detection):  # the usual case: a sure labelling reads the image the right way round
@@ -385,7 +389,8 @@ def _check_orientation(
     turn = scope.wrong_way_round(reading.probabilities)
     if turn is None:
         return detection, way_round
-    state.flags[:] = [f for f in state.flags if f not in detection.flags]  # about bodies no longer reported
+    del state.flags[first_flag:]  # about bodies no longer reported
+    state.vertebrae, state.discs = [], []
     state.out_of_scope = scope.wrong_way_round_reason(turn, reading.probability, scan.source.format == "image")
     state.not_run["labelling"] = state.out_of_scope  # the detector ran; its labels are not reported
     state.flags.append(f"orientation_suspect: the image looks {turn} (probability {reading.probability:.2f})")
@@ -398,12 +403,7 @@ def _label_scope(detection: Detection, detector: str | None, cervical_p: float |
     from .models import load_model
 
     card = load_model(detector or BUILTIN_MODEL).card.data
-    det_scope = scope.ModelScope.from_card(card)
-    cervical = cervical_p is not None and cervical_p >= scope.MIN_CERVICAL_PROBABILITY
-    reason_of = scope.detector_label_reason(det_scope, cervical)
-    vertebrae, discs, flags = scope.withhold_labels(detection.vertebrae, detection.discs, reason_of)
-    if cervical:
-        flags.insert(0, f"cervical_field_of_view: the image shows the cervical spine (probability {cervical_p:.2f})")
+    vertebrae, discs, flags = scope.labels_in_scope(detection.vertebrae, detection.discs, card, cervical_p)
     state.flags.extend(flags)
     state.vertebrae, state.discs = vertebrae, discs
     return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))

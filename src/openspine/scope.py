@@ -238,6 +238,21 @@ def detector_label_reason(scope: ModelScope, cervical: bool) -> LabelReason:
     return reason_of
 
 
+def labels_in_scope(
+    vertebrae: Sequence[Vertebra], discs: Sequence[Disc], card: Mapping[str, Any], cervical_probability: float | None
+) -> tuple[list[Vertebra], list[Disc], list[str]]:
+    """The detector's labels that its ``card`` can back, given the recogniser's cervical probability (None: not
+    read): :func:`withhold_labels` with :func:`detector_label_reason`, and a ``cervical_field_of_view`` flag first
+    when the image shows the cervical spine."""
+    cervical = cervical_probability is not None and cervical_probability >= MIN_CERVICAL_PROBABILITY
+    new_v, new_d, flags = withhold_labels(vertebrae, discs, detector_label_reason(ModelScope.from_card(card), cervical))
+    if cervical:
+        flags.insert(
+            0, f"cervical_field_of_view: the image shows the cervical spine (probability {cervical_probability:.2f})"
+        )
+    return new_v, new_d, flags
+
+
 def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
     low = [v for v in vertebrae if v.score < LOW_SCORE]
     if not low:

@@ -17,13 +17,16 @@ def get_logger(name: str) -> logging.Logger:
 
 
 @contextmanager
-def log_file(path: Path, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> Iterator[None]:
-    """Copy the package's log records of INFO and above into ``path`` while the block runs (a training log).
+def log_file(
+    path: Path, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s", append: bool = False
+) -> Iterator[None]:
+    """Copy the package's log records of INFO and above into ``path`` while the block runs (a training log;
+    ``append`` continues it, e.g. for a resumed run).
 
     Console handlers keep the level the CLI chose, so the file gets INFO without the console getting chattier;
     everything is restored afterwards.
     """
-    handler = logging.FileHandler(path, mode="w")
+    handler = logging.FileHandler(path, mode="a" if append else "w")
     handler.setFormatter(logging.Formatter(fmt))
     prev_level = logger.level
     pinned = [h for h in logger.handlers if h.level == logging.NOTSET and not isinstance(h, logging.NullHandler)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,33 @@ def test_training_loop_runs_and_exports(tmp_path, samples: int) -> None:
     maps = sess.run(None, {"image": np.zeros((1, 1, 96, 96), np.float32)})[0]
     assert maps.shape == (1, 4, 48, 48) and np.isfinite(maps).all()
     assert (out / "card.json").is_file() and (out / "checkpoint.pt").is_file()
+
+
+def test_a_stopped_run_resumes_to_the_same_weights(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from openspine.errors import ConfigError
+    from openspine.training.detector import TrainConfig, train
+
+    cfg = TrainConfig(
+        epochs=3,
+        samples_per_epoch=8,
+        batch_size=4,
+        widths=(4, 6, 8, 8, 8, 8),
+        decoder_widths=(6, 6, 8, 8),
+        sample=SampleConfig(tile=96),
+    )
+    straight = train([_volume()], tmp_path / "straight", cfg, progress=False)
+    assert straight is not None
+    stopped = tmp_path / "stopped"
+    assert train([_volume()], stopped, cfg, progress=False, time_limit_s=0.0) is None  # stops after epoch 1
+    saved = torch.load(stopped / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 2 and "optimizer" in saved and not (stopped / "model.onnx").exists()
+    with pytest.raises(ConfigError, match="other options"):
+        train([_volume()], stopped, dataclasses.replace(cfg, lr=1e-3), progress=False, resume=True)
+    assert train([_volume()], stopped, cfg, progress=False, resume=True) == stopped
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)["state_dict"]
+    b = torch.load(stopped / "checkpoint.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the same tiles, in the same order
+    with pytest.raises(ConfigError, match="finished run"):
+        train([_volume()], stopped, cfg, progress=False, resume=True)

@@ -12,6 +12,7 @@ and the level (ordinal: C1 = 1 … L5 = 24, S1 = 25; a disc = upper + 0.5). See 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ MODEL_VERSION = "1.0.0"
 LEVEL_CENTRE, LEVEL_SCALE = 22.0, 4.0  # raw level output r ↦ ordinal 22 + 4 r (keeps the regression target ~[-1, 1])
 OUTPUT_CHANNELS = ("body_probability", "body_centre_heatmap", "disc_centre_heatmap", "level_ordinal")
 # how often each subset is drawn: the two known-level body sets dominate, the disc-only IVD set teaches L5-S1
-SUBSET_WEIGHTS = {"VB2": 0.32, "VB3": 0.28, "VB1": 0.22, "IVD": 0.18, "SPIDER": 0.3}
+SUBSET_WEIGHTS = {"VB2": 0.32, "VB3": 0.28, "VB1": 0.22, "IVD": 0.18, "SPIDER": 0.3, "SPIDER-T1": 0.15}
 
 _EPILOG = """examples:
   openspine train detector --data ../shared/data --out runs/detector              # the built-in recipe
@@ -223,11 +224,20 @@ def train(
     threads: int = 2,
     progress: bool = True,
     data_source: str = "",
-    checkpoint_every: int = 5,
+    checkpoint_every: int = 1,
     init: Path | None = None,
     command: str = "",
-) -> Path:
-    """Train on ``volumes`` (train split) and write the model folder ``out``; returns ``out``."""
+    resume: bool = False,
+    time_limit_s: float | None = None,
+) -> Path | None:
+    """Train on ``volumes`` (train split) and write the model folder ``out``; returns ``out``.
+
+    Every ``checkpoint_every`` epochs ``out/checkpoint.pt`` records the whole state of the run (weights, optimiser,
+    schedule, step). ``resume`` continues from it; since every tile is drawn from its own seeded RNG, a resumed run
+    trains on the same tiles in the same order as one that was never stopped. With ``time_limit_s`` the run stops at
+    the first checkpoint after that many seconds and returns None (nothing exported yet): resume it later, e.g. in
+    the next job of a cluster queue with a wall-time limit.
+    """
     torch = common.start_run(out, threads, cfg.seed, "training the detector")
     from tqdm import tqdm
 
@@ -241,19 +251,24 @@ def train(
     log.info("prepared %d training volumes in %.1f s", len(volumes), time.perf_counter() - t0)
 
     net = build_network(cfg.widths, cfg.decoder_widths)
+    saved = _resumable(torch, out / "checkpoint.pt", cfg, volumes) if resume else None
     if init is not None:  # stage 2 starts from the stage-1 weights
         state = torch.load(init, map_location="cpu", weights_only=True)
         net.load_state_dict(state.get("state_dict", state))
         log.info("initialised from %s", init)
+    if saved is not None:
+        net.load_state_dict(saved["state_dict"])
     # channels-last convolutions ran 1.8x faster on CPU (a 32-tile step, 2 cores, measured); GPU runs are data-bound
     net = net.to(dev, memory_format=torch.channels_last)
     n_params = sum(p.numel() for p in net.parameters())
     log.info("network: %d parameters", n_params)
     total = cfg.epochs * cfg.samples_per_epoch
     steps = max(1, total // cfg.batch_size)
+    start = int(saved["step"]) if saved is not None else 0
     ds = _Samples(volumes, cfg, steps * cfg.batch_size)
+    todo = torch.utils.data.Subset(ds, range(start * cfg.batch_size, steps * cfg.batch_size))  # tiles not yet seen
     loader = torch.utils.data.DataLoader(
-        ds,
+        todo,
         batch_size=cfg.batch_size,
         shuffle=False,
         num_workers=workers,
@@ -264,12 +279,20 @@ def train(
     )
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = common.lr_schedule(torch, opt, cfg.lr, steps, pct_start=max(0.05, 2.0 / steps))
-    net.train()
     history: list[dict[str, float]] = []
     running: dict[str, float] = {}
-    bar = tqdm(total=steps, desc="train detector", unit="batch", disable=not progress, dynamic_ncols=True)
+    seconds_before = 0.0
+    if saved is not None:
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        history, running, seconds_before = list(saved["history"]), dict(saved["running"]), saved["train_seconds"]
+        log.info("resumed at step %d of %d", start, steps)
+    net.train()
+    bar = tqdm(
+        total=steps, initial=start, desc="train detector", unit="batch", disable=not progress, dynamic_ncols=True
+    )
     t_train = time.perf_counter()
-    for step, (x, y, w) in enumerate(loader, start=1):
+    for step, (x, y, w) in enumerate(loader, start=start + 1):
         x = x.to(dev, non_blocking=True, memory_format=torch.channels_last)
         y, w = y.to(dev, non_blocking=True), w.to(dev, non_blocking=True)
         raw = net(x)
@@ -289,13 +312,17 @@ def train(
         if step % spe == 0 or step == steps:
             rec = {"step": step, "epoch": step / spe, "lr": float(sched.get_last_lr()[0]), **running}
             history.append(rec)
-            if checkpoint_every and (step // spe) % checkpoint_every == 0:
-                torch.save(
-                    {"state_dict": net.state_dict(), "config": cfg.to_dict(), "step": step}, out / "checkpoint.pt"
-                )
             log.info("epoch %.0f/%d %s", rec["epoch"], cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in running.items()))
+            if step < steps and checkpoint_every and (step // spe) % checkpoint_every == 0:
+                progress_state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "history": history}
+                elapsed = seconds_before + time.perf_counter() - t_train
+                _save_checkpoint(torch, out, net, cfg, volumes, step, progress_state, running, elapsed)
+                if time_limit_s is not None and time.perf_counter() - t_train >= time_limit_s:
+                    bar.close()
+                    log.info("stopped at step %d of %d (time limit); continue with --resume", step, steps)
+                    return None
     bar.close()
-    train_s = time.perf_counter() - t_train
+    train_s = seconds_before + time.perf_counter() - t_train
     net = net.eval().cpu().to(memory_format=torch.contiguous_format)
     meta = common.finish_run(
         torch, net, out, cfg.to_dict(), history, running,
@@ -306,6 +333,49 @@ def train(
     export_model(net, out, cfg, meta)
     log.info("trained in %.0f s; model folder: %s", train_s, out)
     return out
+
+
+def _save_checkpoint(
+    torch: Any,
+    out: Path,
+    net: Any,
+    cfg: TrainConfig,
+    volumes: list[TrainVolume],
+    step: int,
+    progress_state: dict[str, Any],
+    running: dict[str, float],
+    seconds: float,
+) -> None:
+    """Write the run's whole state to ``out/checkpoint.pt`` (replaced in one step: a run killed while writing
+    keeps the previous checkpoint)."""
+    state = {
+        "state_dict": net.state_dict(),
+        "config": cfg.to_dict(),
+        "step": step,
+        "volumes": [v.id for v in volumes],
+        "running": running,
+        "train_seconds": seconds,
+        **progress_state,
+    }
+    tmp = out / ".checkpoint.pt.part"
+    torch.save(state, tmp)
+    os.replace(tmp, out / "checkpoint.pt")
+
+
+def _resumable(torch: Any, path: Path, cfg: TrainConfig, volumes: list[TrainVolume]) -> dict[str, Any]:
+    """The state saved in ``path`` by an unfinished run with this configuration and these volumes."""
+    if not path.is_file():
+        raise ConfigError(f"nothing to resume: {path} does not exist (start the run without --resume)")
+    saved: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    if "optimizer" not in saved:
+        raise ConfigError(f"nothing to resume: {path} is the checkpoint of a finished run")
+    config = cfg.to_dict()
+    differ = sorted(k for k in config if saved.get("config", {}).get(k) != config[k])
+    if differ:
+        raise ConfigError(f"{path} was written with other options ({', '.join(differ)}): resume with the same ones")
+    if saved.get("volumes") != [v.id for v in volumes]:
+        raise ConfigError(f"{path} was trained on other volumes: resume with the same --data or --cache")
+    return saved
 
 
 def export_model(net: Any, out: Path, cfg: TrainConfig, meta: dict[str, Any]) -> Path:
@@ -415,6 +485,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="stage 2 (self-training): add SPIDER train slices and sacrum (S1) masks labelled by this stage-1 "
         "detector (needs --data)",
     )
+    p.add_argument(
+        "--pseudo-t1",
+        action="store_true",
+        help="with --pseudo-labels: add the SPIDER train patients' T1 slices too (spider/t1.csv)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished run in --out from its last checkpoint (give the same options and data)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="stop at the first epoch end after this many minutes, leaving a checkpoint for --resume",
+    )
     return p
 
 
@@ -431,10 +518,13 @@ def train_detector(
     threads: int = 2,
     quiet: bool = False,
     command: str = "openspine.training.detector.train_detector",
+    resume: bool = False,
+    time_limit_min: float | None = None,
+    pseudo_t1: bool = False,
 ) -> Path | None:
     """``openspine train detector`` as a function: read the train split of ``data`` (or the volumes cached in
     ``cache``), train with ``config`` and write the model folder ``out``; returns it (``None`` for 0 epochs, which
-    only writes ``write_cache``).
+    only writes ``write_cache``, and for a run stopped by ``time_limit_min``, which ``resume`` continues).
 
     Raises:
         ConfigError: the options, the inputs or the output folder are not usable.
@@ -452,15 +542,23 @@ def train_detector(
     for name, given in (*given_paths, ("--pseudo-labels", pseudo_labels)):
         if given is not None and not Path(given).exists():
             raise ConfigError(f"{name} '{given}' does not exist")
+    if pseudo_t1 and not pseudo_labels:
+        raise ConfigError("--pseudo-t1 adds T1 slices to the pseudo-labelled ones: give --pseudo-labels MODEL_DIR too")
+    if resume and init is not None:
+        raise ConfigError("--resume continues a run from its own checkpoint; leave out --init")
+    if resume and not (out / "checkpoint.pt").is_file():
+        raise ConfigError(f"nothing to resume: {out / 'checkpoint.pt'} does not exist (start without --resume)")
+    if time_limit_min is not None and time_limit_min < 0:
+        raise ConfigError("--time-limit must be ≥ 0 minutes")
     prepare_output_dir(out)
-    with log_file(out / "train.log", common.LOG_FORMAT):
+    with log_file(out / "train.log", common.LOG_FORMAT, append=resume):
         log.info("%s", command)
         if data is not None:
             volumes = build_cache(data, split="train")
             source = f"{data} (split=train)"
             if pseudo_labels:
                 n_s1 = add_sacrum_pseudo_labels(volumes, data, pseudo_labels)
-                spider = pseudo_label_spider(data, pseudo_labels, split="train")
+                spider = pseudo_label_spider(data, pseudo_labels, split="train", t1=pseudo_t1)
                 volumes = volumes + spider
                 source += f"; pseudo-labels by {pseudo_labels}: S1 in {n_s1} volumes, {len(spider)} SPIDER slices"
         else:
@@ -485,6 +583,8 @@ def train_detector(
             data_source=source,
             init=init,
             command=command,
+            resume=resume,
+            time_limit_s=None if time_limit_min is None else 60.0 * time_limit_min,
         )
 
 
@@ -505,9 +605,14 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         args.threads,
         quiet,
         "openspine train detector " + " ".join(argv),
+        args.resume,
+        args.time_limit,
+        args.pseudo_t1,
     )
-    if folder is not None and not quiet:
+    if not quiet and folder is not None:
         print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log)")
+    elif not quiet and args.epochs > 0:
+        print(f"stopped at the time limit; continue with the same command and --resume ({args.out}/checkpoint.pt)")
     return 0
 
 

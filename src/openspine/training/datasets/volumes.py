@@ -471,9 +471,10 @@ def _pseudo_ok(det: Any) -> bool:
 
 
 def pseudo_label_spider(
-    data_dir: str | os.PathLike[str], model: str | os.PathLike[str], split: str = "train"
+    data_dir: str | os.PathLike[str], model: str | os.PathLike[str], split: str = "train", t1: bool = False
 ) -> list[TrainVolume]:
-    """SPIDER slices of ``split`` with body masks predicted by ``model`` (a stage-1 detector), at 1 mm pixels.
+    """SPIDER slices of ``split`` with body masks predicted by ``model`` (a stage-1 detector), at 1 mm pixels;
+    with ``t1`` also the same patients' T1 slices (``spider/t1.csv``, subset ``SPIDER-T1``).
 
     Only confident detections are kept (S1 found, L1-L2 … L5-S1 present, no ambiguity flag). The masks are the
     network's own body instances, labelled with the fitted levels (S1 = 26), so stage 2 also learns the sacrum,
@@ -483,10 +484,18 @@ def pseudo_label_spider(
     from ...io import load_scan
 
     data_dir = Path(data_dir)
-    rows = [r for r in read_index(data_dir) if r["dataset"] == "spider" and r["split"] == split]
+    rows = [
+        {**r, "image": "image.nii.gz", "subset": "SPIDER"}
+        for r in read_index(data_dir)
+        if r["dataset"] == "spider" and r["split"] == split
+    ]
+    t1_index = data_dir / "spider" / "t1.csv"
+    if t1 and t1_index.is_file():
+        with open(t1_index, newline="") as f:
+            rows += [{**r, "subset": "SPIDER-T1"} for r in csv.DictReader(f) if r["split"] == split]
     out: list[TrainVolume] = []
     for r in sorted(rows, key=lambda r: r["id"]):
-        scan = load_scan(data_dir / r["path"] / "image.nii.gz")
+        scan = load_scan(data_dir / r["path"] / r["image"])
         view = scan.to_sagittal()
         run = run_detection(view, model)
         if not _pseudo_ok(run.detection):
@@ -513,7 +522,7 @@ def pseudo_label_spider(
         mc = g.to_model(np.stack([np.zeros_like(cc), cc], 1))[:, 1]
         mg = np.meshgrid(mr, mc, indexing="ij")
         lab1 = ndimage.map_coordinates(lab_model, mg, order=0, mode="constant", cval=0).astype(np.uint8)
-        out.append(TrainVolume(r["id"], "SPIDER", True, _to_uint8(img1)[:, :, None], lab1[:, :, None]))
+        out.append(TrainVolume(r["id"], r["subset"], True, _to_uint8(img1)[:, :, None], lab1[:, :, None]))
     log.info("pseudo-labels: %d of %d SPIDER %s slices kept", len(out), len(rows), split)
     return out
 

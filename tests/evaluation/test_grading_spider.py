@@ -73,13 +73,17 @@ def test_evaluate_command_reproduces_the_card(shared_data, tmp_path, capsys):
 
     from openspine.evaluation.grading import cli_main
     from openspine.grading.model import load_grader
+    from openspine.models import BUILTIN_DIR
 
     _models_or_skip()
     out = tmp_path / "grading-val.json"
-    rc = cli_main(["--data", str(shared_data), "--split", "val", "--bootstrap", "50", "--out", str(out)])
+    detector = str(BUILTIN_DIR / "detector")  # named explicitly: the option reaches the detection
+    args = ["--data", str(shared_data), "--split", "val", "--bootstrap", "50", "--detector", detector]
+    rc = cli_main([*args, "--out", str(out)])
     assert rc == 0
     assert "pfirrmann" in capsys.readouterr().out
     res = json.loads(out.read_text())
+    assert res["detector"] == detector
     card = load_grader(None).loaded.card.data["metrics"]["gradings"]
     for name in ("pfirrmann", "bulging", "narrowing"):
         measured = res["gradings"][name]["balanced_accuracy"]["value"]

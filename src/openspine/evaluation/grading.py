@@ -49,8 +49,10 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 0,
     progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda x: x,
+    detector: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Run detection and grading on every SPIDER slice of ``split`` and compare with the reference gradings."""
+    """Run detection (``detector``: a model folder, default the built-in one) and grading on every SPIDER slice
+    of ``split`` and compare with the reference gradings."""
     from ..detection import detect
     from ..grading import grade
     from ..grading.model import load_grader
@@ -71,7 +73,7 @@ def evaluate(
         n_ref += len(wanted)
         try:
             view = load_view(case.image)
-            det = detect(view)
+            det = detect(view, model=detector)
             out = grade(view, det, levels=levels, grader=grader)
         except OpenSpineError as exc:
             failed[case.patient] = str(exc)
@@ -91,6 +93,7 @@ def evaluate(
         "data": str(data_dir),
         "split": split,
         "grader": model.info.to_dict() | {"folder": str(model.folder)},
+        "detector": str(detector) if detector is not None else "built-in",
         "levels": [lv.value for lv in levels] if levels is not None else "all",
         "patients": len(cases),
         "reference_discs": n_ref,
@@ -430,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder (index.csv)")
     p.add_argument("--split", default="val", choices=("train", "val"), help="which split to evaluate")
     p.add_argument("--grader", default=None, help="grader model folder (default: the built-in grader)")
+    p.add_argument("--detector", default=None, help="detector model folder that finds the discs (default: built-in)")
     p.add_argument("--levels", default="lumbar", help="'lumbar' (T12-L1 … L5-S1), 'all', or comma-separated levels")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (patients)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -517,6 +521,8 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
     def bar(x: Iterable[Any]) -> Iterable[Any]:
         return tqdm(x, desc="grading", unit="scan", disable=quiet, file=sys.stderr)
 
+    if args.t1 and args.detector is not None:
+        raise ConfigError("--detector is not used with --t1 yet (its pairs come from the built-in detector)")
     if args.t1:
         res = evaluate_t1(
             args.data,
@@ -531,7 +537,9 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
     else:
         if args.paired_grader is not None:
             raise ConfigError("--paired-grader needs --t1")
-        res = evaluate(args.data, args.split, args.grader, parse_levels(args.levels), args.bootstrap, args.seed, bar)
+        res = evaluate(
+            args.data, args.split, args.grader, parse_levels(args.levels), args.bootstrap, args.seed, bar, args.detector
+        )
     if args.out is not None:
         try:
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,8 @@ _EPILOG = """examples:
   openspine train detector --data ../shared/data --out runs/quick --epochs 2      # a smoke test
   openspine train detector --cache .devicedata/train --out runs/gpu --device cuda --workers 14
   openspine train detector --data ../shared/data --write-cache .devicedata/train --epochs 0 --out runs/none
+  openspine train detector --data ../shared/data --out runs/det --time-limit 170           # stops at an epoch end
+  openspine train detector --data ../shared/data --out runs/det --time-limit 170 --resume  # … and goes on
 
 Only split == "train" items are read. Outputs: DIR/model.onnx, DIR/card.json (metrics are added by
 'openspine evaluate detection --model DIR --split val --card'), DIR/checkpoint.pt, DIR/train.log.

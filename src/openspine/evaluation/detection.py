@@ -780,7 +780,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _read_ids(path: Path) -> list[str]:
+def read_ids(path: Path) -> list[str]:
+    """The item ids of an ``--ids`` file (one per line)."""
     if not path.is_file():
         raise ConfigError(f"--ids '{path}' does not exist")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
@@ -798,7 +799,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         progress=not quiet,
         variants=max(0, args.variants),
         seed=args.seed,
-        ids=_read_ids(args.ids) if args.ids is not None else None,
+        ids=read_ids(args.ids) if args.ids is not None else None,
     )
     if not quiet:
         print(format_report(report))

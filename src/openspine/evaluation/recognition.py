@@ -19,7 +19,7 @@ import argparse
 import csv
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from .._logging import get_logger
 from ..errors import ConfigError, ScanReadError
 from ..recognition.image import PLANES
 from ..recognition.model import ImageRecognition, recognise_image
+from .detection import read_ids
 
 log = get_logger("evaluation.recognition")
 
@@ -257,6 +258,12 @@ class Scores:
         return out
 
 
+def _item_of(picture_id: str) -> str:
+    """The index item of a picture: ``fcs-vb2-01:axial@0.5`` → ``fcs-vb2-01``, ``spider-7-t1`` → ``spider-7``."""
+    item = picture_id.split(":")[0]
+    return item[: -len("-t1")] if item.startswith("spider-") and item.endswith("-t1") else item
+
+
 def _score(pics: list[Picture2D], run: Callable[[Picture2D], ImageRecognition]) -> Scores:
     s = Scores()
     for p in pics:
@@ -270,15 +277,20 @@ def evaluate_recognition(
     model: str | Path | None = None,
     lopo: dict[str, str] | None = None,
     seed: int = 0,
+    ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """All figures of the module doc as a JSON-ready dict (``model``: a model folder; default built-in)."""
+    """All figures of the module doc as a JSON-ready dict (``model``: a model folder; default built-in). ``ids``
+    limits the pictures to these items (e.g. a fold of train left out of training; a SPIDER T1 slice follows its
+    patient's item)."""
     data = Path(data)
     if split not in ("train", "val"):
         raise ConfigError(f"--split must be 'train' or 'val', got '{split}'")
     t0 = time.perf_counter()
     pics = split_pictures(data, split)
+    if ids is not None:
+        pics = [p for p in pics if _item_of(p.id) in set(ids)]
     if not pics:
-        raise ScanReadError(f"no {split} pictures in '{data}'")
+        raise ScanReadError(f"no {split} pictures in '{data}'" + (" among the given ids" if ids is not None else ""))
     times: list[float] = []
 
     def run(p: Picture2D, m: str | Path | None = model) -> ImageRecognition:
@@ -378,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the augmented copies")
     p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     p.add_argument("--card", action="store_true", help="write the figures into the model's card.json (val only)")
+    p.add_argument("--ids", type=Path, default=None, help="a text file of item ids (one per line): evaluate only these")
     return p
 
 
@@ -392,7 +405,10 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         lopo[k] = v
     if args.card and args.split != "val":
         raise ConfigError("--card records val figures only; use --split val")
-    result = evaluate_recognition(args.data, args.split, args.model, lopo, args.seed)
+    if args.card and args.ids is not None:
+        raise ConfigError("--card records the whole val split; leave out --ids")
+    ids = read_ids(args.ids) if args.ids is not None else None
+    result = evaluate_recognition(args.data, args.split, args.model, lopo, args.seed, ids)
     if not quiet:
         print("\n".join(result["lines"]))
     if args.out is not None:

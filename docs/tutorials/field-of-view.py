@@ -67,10 +67,11 @@ summary(tl)
 # %% [markdown]
 # Reading the flags:
 #
-# * the header of a NIfTI file does not say the sequence, so the image recogniser judged it and was not sure
-#   (its `probability` is low); the spinal fluid's signal measured at the detected discs (`csf_over_body`: bright
-#   fluid, as on T2) settled the call as T2 (`settled_by`). Had neither been clear, `value` would be null with a
-#   `best_guess` and a `sequence_uncertain` flag; give `sequence="T2"` (`--sequence T2`) when you know it;
+# * the header of a NIfTI file does not say the sequence, so the image recogniser judged it (`source: image`, with
+#   its `probability`); the spinal fluid's signal measured at the detected discs (`csf_over_body`: bright fluid, as
+#   on T2) is recorded beside it. An unsure image call is settled by that signal (`settled_by`); had neither been
+#   clear, `value` would be null with a `best_guess` and a `sequence_uncertain` flag; give `sequence="T2"`
+#   (`--sequence T2`) when you know it;
 # * there is no sacrum in view, so the levels rest on the bodies' appearance alone (`labelling_ambiguous`), and the
 #   fit between neighbouring level assignments is close; `labelling_alternative` names the likelier way the labels
 #   are wrong if they are (here every body one level closer to the sacrum; on cropped views a wrong labelling was

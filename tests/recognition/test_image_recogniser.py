@@ -13,7 +13,7 @@ from openspine.io import load_scan
 from openspine.recognition import MODEL_SIZE, central_slices, model_input, recognise, recognise_image
 from openspine.training.datasets.pictures import cut_array, load_internal_volume
 
-SPIDER_VAL = "32"  # a val patient with both slices (patient 31's T2, read as T1, is the one val miss)
+SPIDER_VAL = "32"  # a val patient with both slices (patient 20's T2, read as T1, is the one val miss)
 LUMBAR_VAL = "fcs-vb2-13"
 
 

@@ -341,8 +341,12 @@ def evaluate_recognition(
         cerv: dict[str, Any] = {}
         for item_id, folder in lopo.items():
             pos, neg = cervical(item_id, folder)
-            cerv[item_id] = {"model": folder, "cervical_called_cervical": pos.to_dict(),
-                             "below_c7_called_not": neg.to_dict()}  # fmt: skip
+            cerv[item_id] = {
+                "model": folder,
+                "trained_by": _training_command(folder),
+                "cervical_called_cervical": pos.to_dict(),
+                "below_c7_called_not": neg.to_dict(),
+            }
             below = f"; crops below C7 called not cervical {neg.text()}" if neg.total else ""
             result["lines"].append(
                 f"cervical, leave-one-patient-out, {item_id} (model {folder}): cervical crops called cervical "
@@ -362,6 +366,15 @@ def evaluate_recognition(
         "lumbar_called_cervical": {"value": round(fp, 4), "target": "<= 0.02", "met": fp <= 0.02},
     }
     return result
+
+
+def _training_command(folder: str | Path) -> str | None:
+    """The command that trained the model in ``folder``, from its card (None where it does not say)."""
+    card = Path(folder) / "card.json"
+    if not card.is_file():
+        return None
+    command = json.loads(card.read_text()).get("training", {}).get("command")
+    return str(command) if command else None
 
 
 def _write_card(model: Path, result: dict[str, Any]) -> None:

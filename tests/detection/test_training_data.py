@@ -166,3 +166,25 @@ def test_a_stopped_run_resumes_to_the_same_weights(tmp_path) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the same tiles, in the same order
     with pytest.raises(ConfigError, match="finished run"):
         train([_volume()], stopped, cfg, progress=False, resume=True)
+
+
+def test_a_cache_keeps_where_its_volumes_came_from(tmp_path) -> None:
+    from openspine.training.datasets.volumes import cache_source, load_cache, save_cache
+
+    vol = TrainVolume("spider-7-t1", "SPIDER-T1", True, np.zeros((8, 6, 1), np.uint8), np.zeros((8, 6, 1), np.uint8))
+    save_cache([vol], tmp_path / "a", "data (split=train); pseudo-labels by M")
+    save_cache([vol], tmp_path / "b")
+    assert cache_source(tmp_path / "a") == "data (split=train); pseudo-labels by M"
+    assert cache_source(tmp_path / "b") == ""  # an older cache says nothing: no made-up provenance
+    assert [v.id for v in load_cache(tmp_path / "a")] == ["spider-7-t1"]
+
+
+def test_the_card_names_pseudo_labelled_training_slices() -> None:
+    from openspine.training.detector import training_data_record
+
+    plain = training_data_record(["fcs-vb2-01", "fcs-ivd-11"], "data (split=train)")
+    assert "pseudo" not in plain["source"] and "vandergraaf2024" not in plain["citations"]
+    mixed = training_data_record(["fcs-vb2-01", "spider-3", "spider-3-t1", "spider-9"], "cache C (made by X)")
+    assert "3 SPIDER train slices (2 T2, 1 T1) pseudo-labelled" in mixed["source"]
+    assert mixed["source"].endswith("data: cache C (made by X)")
+    assert "vandergraaf2024" in mixed["citations"] and mixed["volumes"][1] == "spider-3"

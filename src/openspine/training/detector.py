@@ -31,6 +31,7 @@ from .datasets.volumes import (
     TrainVolume,
     add_sacrum_pseudo_labels,
     build_cache,
+    cache_source,
     load_cache,
     prepare_volume,
     pseudo_label_spider,
@@ -438,14 +439,7 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
             "group_distance_mm": 12.0,
             "min_group_score": 0.2,
         },
-        "training_data": {
-            "source": "openspine shared development set (FastCleverSeg VB1, VB2, VB3, IVD), split == 'train' only",
-            "volumes": meta.get("volumes", []),
-            "citations": ["ramos2024", "chu2015", "burian2019", "zukic2014", "menezesreis2016"],
-            "labels_used": "VB2/VB3 body masks with levels, VB1 body masks (levels unknown: mask and centres only), "
-            "IVD disc masks L1-L2 … L5-S1; unlabelled structures (e.g. the sacrum, T12 above a VB3 L1) are excluded "
-            "from the loss",
-        },
+        "training_data": training_data_record(meta.get("volumes", []), meta.get("data_source", "")),
         "training": common.training_record(cfg.to_dict(), meta, leave_out=("volumes",)),
         "metrics": {"note": "not evaluated yet: run 'openspine evaluate detection --model DIR --split val --card'"},
         "scope": DETECTOR_SCOPE,
@@ -453,9 +447,41 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
         "limitations": [
             "no cervical or upper-thoracic training masks: cervical vertebrae are not detected reliably",
             "the sacrum (S1) was never labelled: S1 is output only where the network finds a body below L5",
-            "levels were learned from 23 lumbar volumes; transitional anatomy is flagged, not resolved",
+            "levels were learned from 23 lumbar volumes with annotated levels"
+            + (" and SPIDER slices labelled by an earlier detector" if _pseudo_ids(meta.get("volumes", [])) else "")
+            + "; transitional anatomy is flagged, not resolved",
         ],
     }
+
+
+def _pseudo_ids(volume_ids: list[str]) -> list[str]:
+    """The pseudo-labelled SPIDER slices among a run's training volumes (ids ``spider-<patient>[-t1]``)."""
+    return [v for v in volume_ids if v.startswith("spider-")]
+
+
+def training_data_record(volume_ids: list[str], data_source: str) -> dict[str, Any]:
+    """The card's ``training_data``: what the run trained on, pseudo-labelled SPIDER slices named as such."""
+    pseudo = _pseudo_ids(volume_ids)
+    record: dict[str, Any] = {
+        "source": "openspine shared development set (FastCleverSeg VB1, VB2, VB3, IVD), split == 'train' only",
+        "volumes": volume_ids,
+        "citations": ["ramos2024", "chu2015", "burian2019", "zukic2014", "menezesreis2016"],
+        "labels_used": "VB2/VB3 body masks with levels, VB1 body masks (levels unknown: mask and centres only), "
+        "IVD disc masks L1-L2 … L5-S1; unlabelled structures (e.g. the sacrum, T12 above a VB3 L1) are excluded "
+        "from the loss",
+    }
+    if pseudo:
+        n_t1 = sum(v.endswith("-t1") for v in pseudo)
+        record["source"] += (
+            f"; plus {len(pseudo)} SPIDER train slices ({len(pseudo) - n_t1} T2, {n_t1} T1) pseudo-labelled by an "
+            f"earlier detector (only whole, unflagged L1-L2 … L5-S1 labellings kept); data: {data_source}"
+        )
+        record["citations"] = [*record["citations"], "vandergraaf2024"]
+        record["labels_used"] += (
+            "; the pseudo-labelled slices: the earlier detector's bodies (masks, centres, levels T12 … L5) and discs; "
+            "S1 as that detector found it below the annotated L5 painted into VB2/VB3 volumes where found"
+        )
+    return record
 
 
 # --- command line ---------------------------------------------------------------------------------------------------
@@ -566,11 +592,11 @@ def train_detector(
         else:
             assert cache is not None
             volumes = load_cache(cache)
-            source = f"cache {cache}"
+            source = f"cache {cache}" + (f" ({cache_source(cache)})" if cache_source(cache) else "")
             if pseudo_labels:
                 raise ConfigError("--pseudo-labels needs --data (a cache written with it already holds them)")
         if write_cache is not None:
-            save_cache(volumes, write_cache)
+            save_cache(volumes, write_cache, source)
             log.info("wrote %d cached volumes to %s", len(volumes), write_cache)
         if cfg.epochs == 0:
             return None

@@ -147,12 +147,23 @@ def build_cache(
     return out
 
 
-def save_cache(volumes: Sequence[TrainVolume], folder: str | os.PathLike[str]) -> None:
+CACHE_SOURCE = "source.txt"  # where a cache's volumes came from, read back into the card of a model trained on it
+
+
+def save_cache(volumes: Sequence[TrainVolume], folder: str | os.PathLike[str], source: str = "") -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if source:
+        (folder / CACHE_SOURCE).write_text(source + "\n", encoding="utf-8")
     for v in volumes:
         meta = json.dumps({"id": v.id, "subset": v.subset, "levels_known": v.levels_known})
         np.savez_compressed(folder / f"{v.id}.npz", image=v.image, mask=v.mask, meta=np.array(meta))
+
+
+def cache_source(folder: str | os.PathLike[str]) -> str:
+    """What a cache written by :func:`save_cache` says its volumes came from ('' when it does not say)."""
+    f = Path(folder) / CACHE_SOURCE
+    return f.read_text(encoding="utf-8").strip() if f.is_file() else ""
 
 
 def load_cache(folder: str | os.PathLike[str]) -> list[TrainVolume]:

@@ -165,7 +165,8 @@ def test_real_spider_t2_t1_pair_matches_by_level(shared_data) -> None:
     d2, v2, d1, v1 = _real_pair(shared_data, "181")
     m = match_series(d2, v2, d1, v1, names=("T2", "T1"))
     assert m.agree and any(f.startswith("series_scale") for f in m.flags)
-    # val patient 162: the T2 detection misses T12 between T11 and L1, the T1 one has it: nothing is paired
+    # val patient 162: the T2 detection (detector 1.1) misses T11 and T12 between T10 and L1, the T1 one has them:
+    # nothing is paired
     d2, v2, d1, v1 = _real_pair(shared_data, "162")
     m = match_series(d2, v2, d1, v1, names=("T2", "T1"))
     assert not m.agree and m.discs == () and any("found in the T1 series only" in f for f in _mismatch(m))

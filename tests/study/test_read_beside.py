@@ -23,7 +23,7 @@ from openspine.schema import validate_result
 from ..conftest import shared_data_or_skip
 
 AGREEING = "32"  # a val patient whose T2 and T1 level sequences agree (scripts/match_series_survey.py)
-DISAGREEING = "162"  # the T2 detection misses T12 between T11 and L1, the T1 one has it: flagged
+DISAGREEING = "207"  # a train patient: the T1 detection misses L3 between L2 and L4, the T2 one has it: flagged
 
 
 def _pair(patient: str) -> tuple[Path, Path]:

@@ -42,7 +42,7 @@ from .datasets.volumes import (
 log = get_logger("training.detector")
 
 MODEL_NAME = "detector"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 LEVEL_CENTRE, LEVEL_SCALE = 22.0, 4.0  # raw level output r ↦ ordinal 22 + 4 r (keeps the regression target ~[-1, 1])
 OUTPUT_CHANNELS = ("body_probability", "body_centre_heatmap", "disc_centre_heatmap", "level_ordinal")
 # how often each subset is drawn: the two known-level body sets dominate, the disc-only IVD set teaches L5-S1
@@ -90,7 +90,8 @@ DETECTOR_SCOPE = {
     "regions": ["thoracic", "lumbar", "sacral"],
     "levels": ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"],
     "basis": "trained on FastCleverSeg lumbar/thoraco-lumbar volumes (T2 TSE/FSE, water-fat GRE, mixed T1/T2/TIRM) "
-    "with bodies labelled T11-L5; S1 found as the body below L5 and validated through the SPIDER L5-S1 discs; "
+    "with bodies labelled T11-L5, and (version 1.1) on SPIDER train T2 and T1 mid-sagittal slices labelled T12-S1 by "
+    "the earlier detector; S1 found as the body below L5 and validated through the SPIDER L5-S1 discs; "
     "no cervical or upper-thoracic training data",
 }
 
@@ -444,14 +445,25 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
         "metrics": {"note": "not evaluated yet: run 'openspine evaluate detection --model DIR --split val --card'"},
         "scope": DETECTOR_SCOPE,
         "intended_use": "research; lumbar and lower thoracic sagittal MRI (T1, T2, water/fat); not a medical device",
-        "limitations": [
+        "limitations": _limitations(bool(_pseudo_ids(meta.get("volumes", [])))),
+    }
+
+
+def _limitations(pseudo: bool) -> list[str]:
+    """The card's limitations; ``pseudo``: SPIDER slices pseudo-labelled by an earlier detector were trained on."""
+    if not pseudo:
+        return [
             "no cervical or upper-thoracic training masks: cervical vertebrae are not detected reliably",
             "the sacrum (S1) was never labelled: S1 is output only where the network finds a body below L5",
-            "levels were learned from 23 lumbar volumes with annotated levels"
-            + (" and SPIDER slices labelled by an earlier detector" if _pseudo_ids(meta.get("volumes", [])) else "")
-            + "; transitional anatomy is flagged, not resolved",
-        ],
-    }
+            "levels were learned from 23 lumbar volumes; transitional anatomy is flagged, not resolved",
+        ]
+    return [
+        "no cervical or upper-thoracic training masks: cervical vertebrae are not detected reliably",
+        "the sacrum (S1) was never annotated: it was supervised only through S1 bodies an earlier detector found below "
+        "the annotated L5 (20 volumes) and on the pseudo-labelled SPIDER slices",
+        "levels were learned from 23 lumbar volumes with annotated levels and SPIDER slices labelled by an earlier "
+        "detector (whose labelling errors it can inherit); transitional anatomy is flagged, not resolved",
+    ]
 
 
 def _pseudo_ids(volume_ids: list[str]) -> list[str]:

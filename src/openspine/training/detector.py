@@ -452,17 +452,21 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
 def _limitations(pseudo: bool) -> list[str]:
     """The card's limitations; ``pseudo``: SPIDER slices pseudo-labelled by an earlier detector were trained on."""
     if not pseudo:
-        return [
-            "no cervical or upper-thoracic training masks: cervical vertebrae are not detected reliably",
-            "the sacrum (S1) was never labelled: S1 is output only where the network finds a body below L5",
-            "levels were learned from 23 lumbar volumes; transitional anatomy is flagged, not resolved",
-        ]
+        sacrum = "the sacrum (S1) was never labelled: S1 is output only where the network finds a body below L5"
+        levels = "levels were learned from 23 lumbar volumes"
+    else:
+        sacrum = (
+            "the sacrum (S1) was never annotated: it was supervised only through S1 bodies an earlier detector found "
+            "below the annotated L5 and on the pseudo-labelled SPIDER slices"
+        )
+        levels = (
+            "levels were learned from 23 lumbar volumes with annotated levels and SPIDER slices labelled by an earlier "
+            "detector (whose labelling errors it can inherit)"
+        )
     return [
         "no cervical or upper-thoracic training masks: cervical vertebrae are not detected reliably",
-        "the sacrum (S1) was never annotated: it was supervised only through S1 bodies an earlier detector found below "
-        "the annotated L5 (20 volumes) and on the pseudo-labelled SPIDER slices",
-        "levels were learned from 23 lumbar volumes with annotated levels and SPIDER slices labelled by an earlier "
-        "detector (whose labelling errors it can inherit); transitional anatomy is flagged, not resolved",
+        sacrum,
+        levels + "; transitional anatomy is flagged, not resolved",
     ]
 
 
@@ -604,7 +608,8 @@ def train_detector(
         else:
             assert cache is not None
             volumes = load_cache(cache)
-            source = f"cache {cache}" + (f" ({cache_source(cache)})" if cache_source(cache) else "")
+            written_from = cache_source(cache)
+            source = f"cache {cache}" + (f" ({written_from})" if written_from else "")
             if pseudo_labels:
                 raise ConfigError("--pseudo-labels needs --data (a cache written with it already holds them)")
         if write_cache is not None:

@@ -59,7 +59,8 @@ def _record(scan: Scan, model: str | None) -> dict[str, Any]:
     view = scan.to_sagittal()
     detection = detect(view)
     card = load_model(BUILTIN_MODEL).card.data
-    vertebrae, _, _ = labels_in_scope(detection.vertebrae, detection.discs, card, recognise(view).cervical_probability)
+    cervical_p = recognise(view).cervical_probability
+    vertebrae, _, _, _ = labels_in_scope(detection.vertebrae, detection.discs, card, cervical_p)
     sure = sure_labelling(replace(detection, vertebrae=tuple(vertebrae)))
     return {"sure": sure, "reading": read_orientation(view, model).probabilities}
 

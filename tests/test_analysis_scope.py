@@ -74,6 +74,11 @@ def test_cervical_scan_gets_no_lumbar_label() -> None:
     assert result.input.field_of_view is not None and "cervical" in result.input.field_of_view["regions"]
     assert not any(g.available for d in result.discs for g in d.grades.values())
     assert any(f.startswith("cervical_field_of_view") for f in result.flags)
+    # nothing speaks of the lumbar count the detector guessed: no sacrum, no T12 … L5, no grading attempt
+    lumbar_words = ("sacrum", "S1", "L1", "L5", "T12")
+    assert not [f for f in result.flags if any(w in f for w in lumbar_words)], result.flags
+    assert not [v.note for v in result.vertebrae if v.note and any(w in v.note for w in lumbar_words)]
+    assert "cervical" in result.steps_not_run["grading"]
     # its withheld labels vouch for nothing: the orientation is read from the image
     assert result.input.way_round is not None and result.input.way_round["source"] == "image"
     assert result.input.way_round["value"] == "right way round"

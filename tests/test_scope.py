@@ -99,13 +99,21 @@ def test_levels_outside_the_card_are_withheld_the_rest_kept() -> None:
 def test_labels_in_scope_reads_the_card_and_the_cervical_probability() -> None:
     card = {"name": "detector", "scope": {"regions": ["thoracic", "lumbar", "sacral"], "levels": ["L4", "L5", "S1"]}}
     verts, discs = [_v("L4"), _v("L5")], [_d("L4-L5")]
-    kept_v, kept_d, none = labels_in_scope(verts, discs, card, cervical_probability=0.49)
+    kept_v, kept_d, none, nothing = labels_in_scope(verts, discs, card, cervical_probability=0.49)
     assert [v.label for v in kept_v] == [Level.L4, Level.L5] and kept_d[0].level is not None and none == []
-    gone_v, gone_d, flags = labels_in_scope(verts, discs, card, cervical_probability=0.5)
+    assert nothing is None
+    gone_v, gone_d, flags, nothing = labels_in_scope(verts, discs, card, cervical_probability=0.5)
     assert all(v.label is None for v in gone_v) and gone_d[0].level is None
+    assert nothing is not None and "cervical" in nothing
     assert flags[0] == "cervical_field_of_view: the image shows the cervical spine (probability 0.50)"
-    assert flags[1].startswith("labels_withheld: L4, L5")
-    assert labels_in_scope(verts, discs, {}, cervical_probability=None)[2] == []  # no scope, nothing read
+    assert flags[1].startswith("labels_withheld: every body (2) and disc (1) (the image shows the cervical spine")
+    # the detector's guesses are another region's count: neither the flag nor the notes name them
+    assert not any("L4" in f or "L5" in f for f in flags)
+    assert all(v.note is not None and "L4" not in v.note and "L5" not in v.note for v in gone_v)
+    assert labels_in_scope(verts, discs, {}, cervical_probability=None)[2:] == ([], None)  # no scope, nothing read
+    # a card that covers the cervical spine keeps its labels
+    cervical_card = {"name": "detector", "scope": {"regions": ["cervical", "thoracic"]}}
+    assert labels_in_scope(verts, discs, cervical_card, cervical_probability=0.9)[3] is None
 
 
 def test_field_of_view_from_labels_and_the_image() -> None:

@@ -96,7 +96,7 @@ def analyze(
         other, second = _read_beside(t1_scan, scan, view, detection, sequence, detector, state, cfg.paired_grader)
         others = (other,)
         timings["t1"] = time.perf_counter() - t
-    if detection is not None:
+    if detection is not None and "grading" not in state.not_run:
         t = time.perf_counter()
         step("grade")
         _grade(view, detection, cfg, sequence, state, second)
@@ -403,7 +403,11 @@ def _label_scope(detection: Detection, detector: str | None, cervical_p: float |
     from .models import load_model
 
     card = load_model(detector or BUILTIN_MODEL).card.data
-    vertebrae, discs, flags = scope.labels_in_scope(detection.vertebrae, detection.discs, card, cervical_p)
+    vertebrae, discs, flags, nothing = scope.labels_in_scope(detection.vertebrae, detection.discs, card, cervical_p)
+    if nothing is not None:  # the detector's flags speak of labels that are not given (sacrum, T12 … L5)
+        own = set(detection.flags)
+        state.flags[:] = [f for f in state.flags if f not in own]
+        state.not_run["grading"] = f"no disc level is known ({nothing})"
     state.flags.extend(flags)
     state.vertebrae, state.discs = vertebrae, discs
     return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))

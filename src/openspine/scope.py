@@ -228,29 +228,52 @@ def detector_label_reason(scope: ModelScope, cervical: bool) -> LabelReason:
     the detector never saw: its count would be guesswork), else the levels outside the card's scope."""
 
     def reason_of(level: Level) -> str | None:
-        if cervical and scope.regions is not None and "cervical" not in scope.regions:
-            return (
-                "the image shows the cervical spine; the detector was trained on "
-                f"{'/'.join(r for r in REGION_ORDER if r in scope.regions)} scans only"
-            )
-        return scope.why_not_level(level)
+        return (cervical_reason(scope) if cervical else None) or scope.why_not_level(level)
 
     return reason_of
 
 
+def cervical_reason(scope: ModelScope) -> str | None:
+    """Why no label is given on an image of the cervical spine, when the model's card lacks that region (None:
+    the card covers it, or declares no regions)."""
+    if scope.regions is None or "cervical" in scope.regions:
+        return None
+    trained = "/".join(r for r in REGION_ORDER if r in scope.regions)
+    return f"the image shows the cervical spine; the detector was trained on {trained} scans only"
+
+
+def withhold_every_label(
+    vertebrae: Sequence[Vertebra], discs: Sequence[Disc], why: str
+) -> tuple[list[Vertebra], list[Disc], list[str]]:
+    """Every label and disc level removed for one reason (a field of view the detector never saw). Unlike
+    :func:`withhold_labels` the notes and the flag do not name the labels the detector guessed: there they are not
+    a level one might be off by, but the count of another region (a cervical spine read as T12 … S1)."""
+    new_v = [replace(v, label=None, note=f"label withheld ({why})") for v in vertebrae]
+    new_d = [replace(d, level=None) for d in discs]
+    flags = [f"labels_withheld: every body ({len(new_v)}) and disc ({len(new_d)}) ({why})"] if new_v else []
+    return new_v, new_d, flags
+
+
 def labels_in_scope(
     vertebrae: Sequence[Vertebra], discs: Sequence[Disc], card: Mapping[str, Any], cervical_probability: float | None
-) -> tuple[list[Vertebra], list[Disc], list[str]]:
+) -> tuple[list[Vertebra], list[Disc], list[str], str | None]:
     """The detector's labels that its ``card`` can back, given the recogniser's cervical probability (None: not
-    read): :func:`withhold_labels` with :func:`detector_label_reason`, and a ``cervical_field_of_view`` flag first
-    when the image shows the cervical spine."""
+    read), the flags that say what was withheld, and the reason when nothing could be labelled (a cervical field of
+    view the card lacks: then the detector's own labelling flags, which speak of its guessed labels, mean nothing
+    and no disc can be graded). A ``cervical_field_of_view`` flag comes first when the image shows the cervical
+    spine."""
     cervical = cervical_probability is not None and cervical_probability >= MIN_CERVICAL_PROBABILITY
-    new_v, new_d, flags = withhold_labels(vertebrae, discs, detector_label_reason(ModelScope.from_card(card), cervical))
+    model_scope = ModelScope.from_card(card)
+    nothing = cervical_reason(model_scope) if cervical else None
+    if nothing is not None:
+        new_v, new_d, flags = withhold_every_label(vertebrae, discs, nothing)
+    else:
+        new_v, new_d, flags = withhold_labels(vertebrae, discs, detector_label_reason(model_scope, False))
     if cervical:
         flags.insert(
             0, f"cervical_field_of_view: the image shows the cervical spine (probability {cervical_probability:.2f})"
         )
-    return new_v, new_d, flags
+    return new_v, new_d, flags, nothing
 
 
 def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:

@@ -60,6 +60,16 @@ def test_sacrum_anchors_labels_and_bodies_below_are_left_out() -> None:
     assert np.isnan(lab.residuals[8]) and np.isnan(lab.residuals[9])
 
 
+def test_a_sacrum_anchored_run_longer_than_the_spine_leaves_out_what_it_counts_above_c2() -> None:
+    # 26 evenly spaced bodies ending in L5 and a sacrum (false bodies above the spine, as a picture read at far too
+    # small a pixel size gives): the anchored fit would count the top ones as C1 and beyond, which are no body
+    pred = np.concatenate([np.linspace(-1.0, 24.0, 26), [23.9]])
+    lab = label_sequence(pred, np.ones(27), _column(27))
+    assert lab.s1 == 26 and lab.ordinals[-1] == 25 and lab.ordinals[-2] == 24
+    assert lab.ordinals.min() == 0 and lab.ordinals[lab.ordinals > 0].min() == 2  # C2, nothing above
+    assert np.all(np.isnan(lab.residuals[lab.ordinals == 0]))
+
+
 def test_without_sacrum_all_bodies_get_a_uniform_fit() -> None:
     pred = np.array([19.1, 20.0, 21.1, 21.9])
     lab = label_sequence(pred, np.ones(4), _column(4))

@@ -104,7 +104,8 @@ def step_in_residuals(
 
 @dataclass(frozen=True)
 class SequenceLabels:
-    """Labels of a top-to-bottom sequence of bodies: ``ordinals[i]`` is 0 for a body left out (below S1)."""
+    """Labels of a top-to-bottom sequence of bodies: ``ordinals[i]`` is 0 for a body left out (below S1, or counted
+    above C2)."""
 
     ordinals: NDArray[np.int64]
     residuals: NDArray[np.float64]  # network estimate − label (NaN for S1 and left-out bodies)
@@ -174,9 +175,10 @@ def label_sequence(
         accepted.sort(key=lambda a: a[0])  # stable: equal costs keep the lowest body first
         cost, j, fit = accepted[0]
         alt = next((a[1] for a in accepted[1:] if a[0] - cost <= close_cost), None)
-        ords[:j] = fit.ordinals
+        above_c2 = fit.ordinals < MIN_ORDINAL  # a long run of bodies (or false ones) counted past C2: left out
+        ords[:j] = np.where(above_c2, 0, fit.ordinals)
         ords[j] = S1_ORDINAL
-        res[:j] = fit.residuals
+        res[:j] = np.where(above_c2, np.nan, fit.residuals)
         return SequenceLabels(ords, res, index, fit.margin, True, j, alt, alternative_shift(p, w, ords))
     fit = fit_labels(p, w, index)
     keep = (fit.ordinals >= MIN_ORDINAL) & (fit.ordinals <= S1_ORDINAL)

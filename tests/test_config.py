@@ -49,3 +49,29 @@ def test_bad_options_file_is_a_clear_cli_error(tmp_path: Path, capsys: pytest.Ca
     options.write_text(json.dumps({"levels": "all"}))
     assert main(["analyze", str(demo_scan_path()), "--out", str(tmp_path / "o"), "--config", str(options)]) == 1
     assert "unknown analysis option 'levels'" in capsys.readouterr().err
+
+
+def test_pixel_spacing_is_two_numbers_one_for_square_pixels_or_auto() -> None:
+    assert AnalysisConfig.from_mapping({"pixel_spacing": [0.5, 0.6]}).pixel_spacing == (0.5, 0.6)
+    assert AnalysisConfig.from_mapping({"pixel_spacing": 0.5}).pixel_spacing == (0.5, 0.5)
+    assert AnalysisConfig.from_mapping({"t1_pixel_spacing": ["0.7"]}).t1_pixel_spacing == (0.7, 0.7)
+    auto = AnalysisConfig.from_mapping({"pixel_spacing": "Auto"})
+    assert auto.pixel_spacing == "auto" and auto.to_dict()["pixel_spacing"] == "auto"
+    assert AnalysisConfig.from_mapping(auto.to_dict()) == auto
+    for bad in ([0.5, 0.5, 0.5], "automatic", [0.0, 1.0], [float("nan"), 1.0]):
+        with pytest.raises(ConfigError, match="pixel_spacing must be"):
+            AnalysisConfig.from_mapping({"pixel_spacing": bad})
+
+
+def test_cli_reads_pixel_spacing_auto_and_refuses_a_wrong_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openspine.data import demo_scan_path
+
+    # a file with geometry of its own keeps it: "auto" changes nothing there
+    assert main(["-q", "analyze", str(demo_scan_path()), "--pixel-spacing", "auto", "--out", str(tmp_path / "o")]) == 0
+    doc = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert doc["parameters"]["pixel_spacing"] == "auto"
+    assert not [f for f in doc["flags"] if f.startswith("pixel_spacing_estimated")]
+    assert main(["analyze", str(demo_scan_path()), "--pixel-spacing", "1", "2", "3", "--out", str(tmp_path / "x")]) == 1
+    assert '--pixel-spacing must be [row_mm, col_mm] or "auto"' in capsys.readouterr().err

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import scope
 from ._logging import get_logger
-from .config import AnalysisConfig
-from .errors import ModelError, OpenSpineError
+from .config import AUTO, AnalysisConfig, PixelSpacing
+from .errors import ConfigError, ModelError, OpenSpineError
 from .results import (
     AnalysisResult,
     Disc,
@@ -78,14 +78,15 @@ def analyze(
     step = progress or (lambda stage: None)
     t0 = time.perf_counter()
     step("read")
-    scan, t1_scan = _read(source, cfg)
+    read_flags: list[str] = []
+    scan, t1_scan = _read(source, cfg, read_flags)
     if t1 is not None and cfg.use_t1:
-        t1_scan = _read_t1(t1, cfg)
+        t1_scan = _read_t1(t1, cfg, read_flags)
     timings["read"] = time.perf_counter() - t0
     scan.check_analysable()
     view = scan.to_sagittal()
 
-    state = _State()
+    state = _State(flags=read_flags)
     step("detect")
     seen = _look(scan, view, cfg.sequence, detector, state, timings, cfg.check_orientation)
     detection, sequence = seen.detection, seen.sequence
@@ -269,28 +270,68 @@ def _with_spinenet(
     ] + (["t1"] if t1 is not None else [])
     if ignored:
         log.warning("the SpineNet engine runs SpineNet's own models and ignores: %s", ", ".join(ignored))
+    if cfg.pixel_spacing == AUTO:
+        raise ConfigError("the SpineNet engine needs the picture's pixel size: give --pixel-spacing ROW_MM COL_MM")
     return spinenet_analyze(
         source, cfg.spinenet_weights, series=cfg.series, pixel_spacing=cfg.pixel_spacing, progress=progress
     )
 
 
-def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig) -> tuple[Scan, Scan | None]:
-    """The main series, and the study's T1 series when the input holds one (a DICOM study)."""
+def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> tuple[Scan, Scan | None]:
+    """The main series, and the study's T1 series when the input holds one (a DICOM study); a flag in ``flags``
+    when a picture's pixel size was estimated."""
     if isinstance(source, Scan):
         return source, None
     from .io import load_study
 
-    study = load_study(Path(source), series=cfg.series, pixel_spacing=cfg.pixel_spacing)
-    return study.main, study.t1
+    study = load_study(Path(source), series=cfg.series, pixel_spacing=_reading_spacing(cfg.pixel_spacing))
+    return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1
 
 
-def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig) -> Scan:
+def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> Scan:
     """A T1 series given on its own (its own pixel size for a picture)."""
     if isinstance(source, Scan):
         return source
     from .io import load_scan
 
-    return load_scan(Path(source), pixel_spacing=cfg.t1_pixel_spacing)
+    scan = load_scan(Path(source), pixel_spacing=_reading_spacing(cfg.t1_pixel_spacing))
+    return _picture_size(scan, cfg.t1_pixel_spacing, cfg.detector, flags, " (T1)")
+
+
+def _reading_spacing(requested: PixelSpacing | None) -> tuple[float, float] | None:
+    """What the reader is given: a placeholder 1 mm where the pixel size is to be estimated."""
+    return (1.0, 1.0) if requested == AUTO else requested  # type: ignore[return-value]
+
+
+def _picture_size(
+    scan: Scan, requested: PixelSpacing | None, detector: str | None, flags: list[str], which: str
+) -> Scan:
+    """:func:`picture_with_pixel_size` where ``requested`` is ``"auto"``, its flag (``which`` names the series)
+    added to ``flags``; anything else as it is."""
+    if requested != AUTO:
+        return scan
+    scan, flag = picture_with_pixel_size(scan, detector)
+    flags.extend([flag.replace(":", f"{which}:", 1)] if flag else [])
+    return scan
+
+
+def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Scan, str | None]:
+    """A picture (PNG/JPEG, read with any pixel size) rescaled to the pixel size its anatomy suggests
+    (:mod:`openspine.detection.scale`), and a ``pixel_spacing_estimated`` flag saying so; a scan with geometry of
+    its own (DICOM, NIfTI) as it is, without a flag."""
+    if scan.source.format != "image":
+        return scan, None
+    from .detection.scale import estimate_pixel_size, with_pixel_size
+
+    estimate = estimate_pixel_size(scan, detector)
+    if estimate.spacing_mm is None:
+        return scan, "pixel_spacing_estimated: no vertebral body was found at any pixel size tried"
+    flag = (
+        f"pixel_spacing_estimated: {estimate.spacing_mm:.3f} mm per pixel, from the size and spacing of the "
+        "vertebral bodies (no pixel size given); positions and lengths in mm carry its error (often 10 %, "
+        "sometimes 30 % or more: docs/reading-scans.md)"
+    )
+    return with_pixel_size(scan, estimate.spacing_mm), flag
 
 
 def _sequence_and_plane(

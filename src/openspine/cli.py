@@ -47,6 +47,7 @@ _EPILOG_ANALYZE = """examples:
   openspine analyze /data/study42/ --out results/study42
   openspine analyze scan.nii.gz --out out/ --series 7
   openspine analyze slice.png --pixel-spacing 0.5 0.5 --out out/
+  openspine analyze figure.jpg --pixel-spacing auto --out out/   # pixel size unknown: estimated, flagged
   openspine analyze scan.nii.gz --out out/ --levels all --grader my-finetuned-grader/
   openspine analyze scan.nii.gz --out out/ --config options.json   # {"grade_levels": "lumbar"}
   openspine analyze t1_slice.png --pixel-spacing 0.6 0.6 --sequence T1 --out out/
@@ -83,11 +84,11 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--series", default=None, help="series to use: SeriesInstanceUID, SeriesNumber or index")
     p.add_argument(
         "--pixel-spacing",
-        nargs=2,
-        type=float,
-        metavar=("ROW_MM", "COL_MM"),
+        nargs="+",
+        metavar="MM",
         default=None,
-        help="pixel size in mm, required for PNG/JPEG input",
+        help="pixel size of PNG/JPEG input: ROW_MM COL_MM, or 'auto' to estimate it from the vertebral bodies "
+        "(flagged: lengths in mm then carry its error)",
     )
 
 
@@ -113,11 +114,11 @@ def _add_t1_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--t1-pixel-spacing",
-        nargs=2,
-        type=float,
-        metavar=("ROW_MM", "COL_MM"),
+        nargs="+",
+        metavar="MM",
         default=None,
-        help="pixel size in mm of a T1 given as a PNG/JPEG slice (its own: the two series need not match)",
+        help="pixel size of a T1 given as a PNG/JPEG slice: ROW_MM COL_MM or 'auto' (its own: the two series "
+        "need not match)",
     )
     p.add_argument("--no-t1", action="store_true", help="read the main series alone, even where a T1 series exists")
     _add_orientation_option(p)

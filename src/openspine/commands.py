@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._logging import get_logger
-from .config import AnalysisConfig
+from .config import AUTO, AnalysisConfig, PixelSpacing, parse_pixel_spacing
 from .writers import parse_formats, require_for_formats
 
 log = get_logger("cli")
@@ -23,8 +23,11 @@ def _series_arg(value: str | None) -> str | int | None:
     return int(value) if value.isdigit() else value
 
 
-def _spacing_arg(args: argparse.Namespace) -> tuple[float, float] | None:
-    return tuple(args.pixel_spacing) if args.pixel_spacing else None  # type: ignore[return-value]
+def _spacing_arg(values: list[str] | None, what: str = "--pixel-spacing") -> PixelSpacing | None:
+    """``--pixel-spacing`` values: ``auto``, one number (square pixels) or two (row, column mm)."""
+    if not values:
+        return None
+    return parse_pixel_spacing("auto" if values == ["auto"] else values, what)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -36,7 +39,13 @@ def run_info(args: argparse.Namespace) -> int:
     wanted = _series_arg(args.series)
     # each series' role in the study whose main series is the one read (the rule of load_study)
     series_list: list[dict[str, Any]] = reader.list_series(path, wanted) if reader and reader.list_series else []
-    scan = load_scan(path, series=wanted, pixel_spacing=_spacing_arg(args))
+    spacing = _spacing_arg(args.pixel_spacing)
+    scan = load_scan(path, series=wanted, pixel_spacing=(1.0, 1.0) if spacing == AUTO else spacing)
+    if spacing == AUTO:
+        from .analysis import picture_with_pixel_size
+
+        scan, estimated = picture_with_pixel_size(scan)
+        log.info("%s", estimated or "the pixel size comes from the file's own geometry ('auto' not needed)")
     summary: dict[str, Any] = {
         "path": str(path),
         "format": scan.source.format,
@@ -183,12 +192,12 @@ def run_analyze(args: argparse.Namespace) -> int:
     options: dict[str, Any] = AnalysisConfig.from_file(args.config).to_dict() if args.config else {}
     given = {
         "series": _series_arg(args.series),
-        "pixel_spacing": _spacing_arg(args),
+        "pixel_spacing": _spacing_arg(args.pixel_spacing),
         "detector": args.detector,
         "grader": args.grader,
         "grade_levels": args.levels,
         "sequence": args.sequence,
-        "t1_pixel_spacing": tuple(args.t1_pixel_spacing) if args.t1_pixel_spacing else None,
+        "t1_pixel_spacing": _spacing_arg(args.t1_pixel_spacing, "--t1-pixel-spacing"),
         "use_t1": False if args.no_t1 else None,
         "check_orientation": False if args.trust_orientation else None,
         "paired_grader": args.paired_grader,

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
 from .levels import LUMBAR_DISCS, DiscLevel
 from .vocabulary import SEQUENCES
 
 ENGINES = ("openspine", "spinenet")  # whose models run (see openspine.engines)
+AUTO = "auto"  # a picture's pixel size estimated from its anatomy
+PixelSpacing = tuple[float, float] | Literal["auto"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,8 @@ class AnalysisConfig:
 
     Attributes:
         series: DICOM series to use (SeriesInstanceUID, SeriesNumber or index); None = the sagittal one.
-        pixel_spacing: (row, column) mm for PNG/JPEG input.
+        pixel_spacing: (row, column) mm for PNG/JPEG input, or ``"auto"``: estimated from the anatomy
+            (:mod:`openspine.detection.scale`; positions and lengths in mm then carry the estimate's error, flagged).
         detector: detector model folder; None = the built-in detector.
         grader: grader model folder (e.g. from ``openspine finetune``); None = the built-in grader.
         grade_levels: disc levels to grade; None = every detected disc. Default T12-L1 … L5-S1.
@@ -31,7 +35,7 @@ class AnalysisConfig:
             says; None = recognised (header first, else the image).
         use_t1: read the study's sagittal T1 series beside the main one, when the input holds one (a DICOM study)
             or one is given (``analyze(..., t1=...)``, ``--t1``); False = the main series alone.
-        t1_pixel_spacing: (row, column) mm of a T1 given as a PNG/JPEG picture.
+        t1_pixel_spacing: (row, column) mm of a T1 given as a PNG/JPEG picture, or ``"auto"``.
         paired_grader: a grader model folder that reads the T2 and the T1 crop of a disc together (e.g. made by
             ``openspine train grader-t1t2``); None = the built-in one, where the installation has one.
         engine: whose models run: ``"openspine"`` (its own, the default) or ``"spinenet"`` (SpineNet's, through its
@@ -43,13 +47,13 @@ class AnalysisConfig:
     """
 
     series: str | int | None = None
-    pixel_spacing: tuple[float, float] | None = None
+    pixel_spacing: PixelSpacing | None = None
     detector: str | None = None
     grader: str | None = None
     grade_levels: tuple[DiscLevel, ...] | None = LUMBAR_DISCS
     sequence: str | None = None
     use_t1: bool = True
-    t1_pixel_spacing: tuple[float, float] | None = None
+    t1_pixel_spacing: PixelSpacing | None = None
     paired_grader: str | None = None
     engine: str = "openspine"
     spinenet_weights: str | None = None
@@ -67,11 +71,7 @@ class AnalysisConfig:
         v = dict(values)
         for key in ("pixel_spacing", "t1_pixel_spacing"):
             if v.get(key) is not None:
-                ps = v[key]
-                ps = (ps, ps) if isinstance(ps, (int, float)) else ps
-                if len(ps) != 2:
-                    raise ConfigError(f"{key} must be [row_mm, col_mm], got {values[key]!r}")
-                v[key] = (float(ps[0]), float(ps[1]))
+                v[key] = parse_pixel_spacing(v[key], key)
         if v.get("engine", "openspine") not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {v['engine']!r}")
         if v.get("spinenet_weights") is not None:
@@ -104,8 +104,9 @@ class AnalysisConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["grade_levels"] = [lv.value for lv in self.grade_levels] if self.grade_levels is not None else "all"
-        d["pixel_spacing"] = list(self.pixel_spacing) if self.pixel_spacing else None
-        d["t1_pixel_spacing"] = list(self.t1_pixel_spacing) if self.t1_pixel_spacing else None
+        for key in ("pixel_spacing", "t1_pixel_spacing"):
+            ps = getattr(self, key)
+            d[key] = ps if ps is None or ps == AUTO else list(ps)
         return d
 
 
@@ -116,3 +117,18 @@ def parse_sequence(value: Any) -> str:
     if name is None:
         raise ConfigError(f"sequence must be one of {', '.join(SEQUENCES)}, got {value!r}")
     return name
+
+
+def parse_pixel_spacing(value: Any, what: str = "pixel_spacing") -> PixelSpacing:
+    """``"auto"``, one number (square pixels) or two (row, column mm) → ``"auto"`` or ``(row_mm, col_mm)``."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    ps = [value, value] if isinstance(value, (int, float, str)) else list(value)
+    ps = ps * 2 if len(ps) == 1 else ps
+    try:
+        row, col = (float(x) for x in ps)
+    except (TypeError, ValueError):
+        raise ConfigError(f'{what} must be [row_mm, col_mm] or "auto", got {value!r}') from None
+    if not (row > 0 and col > 0 and math.isfinite(row) and math.isfinite(col)):
+        raise ConfigError(f"{what} must be two positive numbers in mm, got {value!r}")
+    return (row, col)

@@ -15,7 +15,8 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
     if pixel_spacing is None:
         raise ConfigError(
             f"'{path.name}' is a 2D picture, which carries no pixel size. Give it with --pixel-spacing ROW COL "
-            "(mm), or pixel_spacing=(row_mm, col_mm) in Python."
+            "(mm), or pixel_spacing=(row_mm, col_mm) in Python; where it is unknown, --pixel-spacing auto "
+            "estimates it from the vertebral bodies."
         )
     sp = (float(pixel_spacing), float(pixel_spacing)) if np.isscalar(pixel_spacing) else tuple(pixel_spacing)  # type: ignore[arg-type]
     if len(sp) != 2 or not all(np.isfinite(s) and s > 0 for s in sp):

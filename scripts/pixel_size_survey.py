@@ -1,0 +1,117 @@
+"""How well ``--pixel-spacing auto`` reads a picture's pixel size from its anatomy (:mod:`openspine.detection.scale`).
+
+Every SPIDER T2 and T1 picture of the split (``spider/<patient>/image.png``, ``t1.png``; the true pixel size is in
+their metadata) is read as if its pixel size were unknown. Per picture it records the estimate against the true
+size, and the analysis (detection, labelling, grading) at the estimate against the analysis at the true size:
+lumbar disc sequence L1-L2 … L5-S1 complete, the same labels, and, on T2, the same Pfirrmann grade per disc. Prints
+one line per sequence and writes every picture's figures to ``--out``.
+
+    python scripts/pixel_size_survey.py --data ../shared/data --split val --out runs/pixel-size-val.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import openspine
+from openspine.analysis import picture_with_pixel_size
+from openspine.evaluation.detection import spider_sequence_ok
+
+
+def _pictures(data: Path, split: str) -> list[tuple[str, Path, float]]:
+    items = []
+    with (data / "index.csv").open(newline="") as f:
+        for r in csv.DictReader(f):
+            if r["dataset"] == "spider" and r["split"] == split:
+                meta = json.loads((data / r["path"] / "meta.json").read_text())
+                items.append((r["id"], data / r["path"] / "image.png", float(meta["pixel_spacing_mm"][0])))
+    with (data / "spider" / "t1.csv").open(newline="") as f:
+        for r in csv.DictReader(f):
+            if r["split"] == split:
+                items.append((r["id"], data / r["path"] / r["png"], float(r["pixel_spacing_mm"].split(";")[0])))
+    return items
+
+
+def _pfirrmann(result: Any) -> dict[str, Any]:
+    return {
+        d.level.value: d.grades["pfirrmann"].grade
+        for d in result.discs
+        if d.level is not None and "pfirrmann" in d.grades and d.grades["pfirrmann"].available
+    }
+
+
+def survey(data: Path, split: str) -> list[dict[str, Any]]:
+    rows = []
+    for item, png, true in _pictures(data, split):
+        t = time.perf_counter()
+        scan, _ = picture_with_pixel_size(openspine.load_scan(png, pixel_spacing=(1.0, 1.0)))
+        seconds = time.perf_counter() - t
+        estimated = scan.spacing[0]
+        at_estimate = openspine.analyze(scan)
+        at_truth = openspine.analyze(png, pixel_spacing=(true, true))
+        labels = [[v.label.value for v in r.vertebrae if v.label] for r in (at_estimate, at_truth)]
+        grades = [_pfirrmann(r) for r in (at_estimate, at_truth)]
+        both = set(grades[0]) & set(grades[1])
+        rows.append(
+            {
+                "id": item,
+                "sequence": "T1" if item.endswith("-t1") else "T2",
+                "true_mm": true,
+                "estimated_mm": round(float(estimated), 4),
+                "seconds": round(seconds, 3),
+                "complete_at_estimate": spider_sequence_ok(at_estimate),
+                "complete_at_truth": spider_sequence_ok(at_truth),
+                "same_labels": labels[0] == labels[1],
+                "pfirrmann_discs_both": len(both),
+                "pfirrmann_same": sum(grades[0][k] == grades[1][k] for k in both),
+            }
+        )
+        print(f"{item}: {true:.3f} mm, estimated {estimated:.3f} mm", file=sys.stderr)
+    return rows
+
+
+def summary(rows: list[dict[str, Any]], sequence: str) -> str:
+    r = [x for x in rows if x["sequence"] == sequence]
+    if not r:
+        return f"{sequence}: no pictures"
+    log_err = np.array([np.log(x["estimated_mm"] / x["true_mm"]) for x in r])
+    err = np.exp(np.abs(log_err)) - 1
+    complete = sum(x["complete_at_estimate"] for x in r), sum(x["complete_at_truth"] for x in r)
+    seconds = float(np.median([x["seconds"] for x in r]))
+    text = (
+        f"{sequence}: {len(r)} pictures; pixel size error median {np.median(err) * 100:.1f} %, 90th percentile "
+        f"{np.percentile(err, 90) * 100:.1f} %, largest {err.max() * 100:.0f} %, "
+        f"mean bias {np.mean(log_err) * 100:+.1f} %, within 20 %: {np.mean(err < 0.2) * 100:.1f} %; "
+        f"L1-L2 … L5-S1 complete at the estimate {complete[0]}/{len(r)} (true size {complete[1]}), "
+        f"same labels {sum(x['same_labels'] for x in r)}/{len(r)}; estimate median {seconds:.2f} s"
+    )
+    n = sum(x["pfirrmann_discs_both"] for x in r)
+    if n:
+        text += f"; same Pfirrmann grade on {sum(x['pfirrmann_same'] for x in r)}/{n} discs graded at both"
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    rows = survey(args.data, args.split)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
+    for seq in ("T2", "T1"):
+        print(f"{args.split} {summary(rows, seq)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

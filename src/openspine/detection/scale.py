@@ -1,0 +1,77 @@
+"""A picture's pixel size read from its anatomy, for pictures nobody gave one (``--pixel-spacing auto``).
+
+A PNG or JPEG carries no geometry. The detector was trained at one pixel size and finds bodies confidently only
+near the right scale, so the picture is tried at a series of pixel sizes (picture heights of
+:data:`HEIGHTS_MM`, a factor :data:`STEP` apart) and the size whose bodies score highest in sum is kept, refined
+between its neighbours. That estimate is averaged (on a log scale) with a second one from the anatomy: the bodies
+found there lie a median :data:`BODY_PITCH_MM` apart, centre to centre (the median of the SPIDER train slices).
+This settles the scale well enough to detect, label and grade (the grader reads each disc in units of its own
+width), but positions and lengths in mm carry the estimate's error: vertebrae differ in size between people
+(``docs/reading-scans.md`` gives the measured error).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..scan import Scan
+from .detect import detect
+
+HEIGHTS_MM = (120.0, 800.0)  # picture heights tried: a tight crop of L1-S1 … a whole spine
+STEP = 1.1
+BODY_PITCH_MM = 34.0  # median centre-to-centre distance of neighbouring bodies (T10 … S1), SPIDER train slices
+SURE_BODY = 0.25  # bodies scored at least this count for the pitch
+
+
+@dataclass(frozen=True)
+class ScaleEstimate:
+    """The estimated pixel size (mm, square pixels; None when no size gave a vertebral body) and the summed body
+    score at each size tried."""
+
+    spacing_mm: float | None
+    tried: tuple[tuple[float, float], ...]  # (pixel size mm, summed body score)
+
+
+def with_pixel_size(scan: Scan, spacing_mm: float) -> Scan:
+    """The same picture with square pixels of ``spacing_mm`` (its first two axes rescaled, the layout kept)."""
+    aff = np.array(scan.affine, dtype=float)
+    for axis in (0, 1):
+        aff[:3, axis] *= spacing_mm / float(np.linalg.norm(aff[:3, axis]))
+    return Scan(scan.array, aff, scan.source)
+
+
+def candidate_sizes(rows: int) -> np.ndarray:
+    """Pixel sizes (mm) that make a picture of ``rows`` rows :data:`HEIGHTS_MM` tall, a factor :data:`STEP` apart."""
+    lo, hi = HEIGHTS_MM
+    n = int(np.floor(np.log(hi / lo) / np.log(STEP))) + 1
+    return lo * STEP ** np.arange(n) / max(rows, 1)
+
+
+def estimate_pixel_size(scan: Scan, model: str | os.PathLike[str] | None = None) -> ScaleEstimate:
+    """Estimate the pixel size of a one-slice picture (as :func:`openspine.load_scan` reads it: rows head to feet)
+    from where the detector (``model``; None = built-in) finds its vertebral bodies most surely, and from how far
+    apart they lie."""
+    sizes = candidate_sizes(int(scan.array.shape[0]))
+    support, pitch_px = [], []
+    for s in sizes:
+        bodies = detect(with_pixel_size(scan, float(s)).to_sagittal(), model=model).vertebrae
+        support.append(sum(v.score for v in bodies))
+        sure = np.array([v.centroid_mm for v in bodies if v.score >= SURE_BODY])
+        gaps = np.linalg.norm(np.diff(sure, axis=0), axis=1) if len(sure) >= 3 else np.zeros(0)
+        pitch_px.append(float(np.median(gaps)) / float(s) if len(gaps) else float("nan"))
+    y = np.array(support)
+    tried = tuple((round(float(s), 4), round(float(v), 3)) for s, v in zip(sizes, y))
+    if not np.any(y > 0):
+        return ScaleEstimate(None, tried)
+    k = int(np.argmax(y))
+    offset = 0.0
+    if 0 < k < len(sizes) - 1:  # the peak of a parabola through the best size and its neighbours (log scale)
+        curvature = y[k - 1] - 2 * y[k] + y[k + 1]
+        offset = float(np.clip(0.5 * (y[k - 1] - y[k + 1]) / curvature, -0.5, 0.5)) if curvature < 0 else 0.0
+    by_score = float(sizes[k] * STEP**offset)
+    if not np.isfinite(pitch_px[k]) or pitch_px[k] <= 0:
+        return ScaleEstimate(by_score, tried)
+    return ScaleEstimate(float(np.sqrt(by_score * BODY_PITCH_MM / pitch_px[k])), tried)

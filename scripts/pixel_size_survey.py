@@ -6,7 +6,11 @@ size, and the analysis (detection, labelling, grading) at the estimate against t
 lumbar disc sequence L1-L2 … L5-S1 complete, the same labels, and, on T2, the same Pfirrmann grade per disc. Prints
 one line per sequence and writes every picture's figures to ``--out``.
 
-    python scripts/pixel_size_survey.py --data ../shared/data --split val --out runs/pixel-size-val.json
+``--planes`` also cuts every volume of the split in the three planes (the pictures of ``openspine evaluate
+recognition``) and analyses each cut at its true pixel size and with the pixel size estimated: how many axial and
+coronal cuts are refused (exit status 3: not sagittal, or no vertebral body), and how many sagittal ones get labels.
+
+    python scripts/pixel_size_survey.py --data ../shared/data --split val --out runs/pixel-size-val.json --planes
 """
 
 from __future__ import annotations
@@ -23,7 +27,12 @@ import numpy as np
 
 import openspine
 from openspine.analysis import picture_with_pixel_size
+from openspine.detection.scale import with_pixel_size
 from openspine.evaluation.detection import spider_sequence_ok
+from openspine.evaluation.recognition import split_pictures
+from openspine.scan import Scan, ScanSource
+
+PICTURE_AFFINE = np.array([[0.0, 0, 1, 0], [0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]])  # as load_scan reads a PNG
 
 
 def _pictures(data: Path, split: str) -> list[tuple[str, Path, float]]:
@@ -99,17 +108,56 @@ def summary(rows: list[dict[str, Any]], sequence: str) -> str:
     return text
 
 
+def plane_survey(data: Path, split: str) -> list[dict[str, Any]]:
+    rows = []
+    for pic in split_pictures(data, split):
+        if pic.source != "volume":
+            continue
+        picture = Scan(pic.image[:, :, None], PICTURE_AFFINE, ScanSource(path=pic.id, format="image"))
+        row: dict[str, Any] = {"id": pic.id, "plane": pic.plane}
+        for how in ("true", "auto"):
+            scan = with_pixel_size(picture, pic.spacing[0])
+            if how == "auto":
+                scan, _ = picture_with_pixel_size(picture)
+            r = openspine.analyze(scan)
+            row[f"refused_{how}"] = r.out_of_scope is not None
+            row[f"labelled_{how}"] = sum(v.label is not None for v in r.vertebrae)
+        rows.append(row)
+        print(f"{pic.id}: {row}", file=sys.stderr)
+    return rows
+
+
+def plane_summary(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for plane in ("axial", "coronal", "sagittal"):
+        r = [x for x in rows if x["plane"] == plane]
+        what = "refused" if plane != "sagittal" else "not refused, with labels"
+        count = {
+            how: sum(
+                x[f"refused_{how}"] if plane != "sagittal" else (not x[f"refused_{how}"] and x[f"labelled_{how}"] > 0)
+                for x in r
+            )
+            for how in ("true", "auto")
+        }
+        out.append(f"{plane} volume cuts: {len(r)}; {what}: true pixel size {count['true']}, estimated {count['auto']}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--split", default="val")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--planes", action="store_true", help="also the volume cuts in three planes")
     args = ap.parse_args(argv)
     rows = survey(args.data, args.split)
+    planes = plane_survey(args.data, args.split) if args.planes else []
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        args.out.write_text(json.dumps({"pictures": rows, "volume_cuts": planes}, indent=1))
     for seq in ("T2", "T1"):
         print(f"{args.split} {summary(rows, seq)}")
+    for line in plane_summary(planes) if planes else []:
+        print(f"{args.split} {line}")
     return 0
 
 

@@ -116,14 +116,15 @@ def test_non_spine_image_exits_3_with_the_reason_in_result_json(
     assert doc["vertebrae"] == [] and "grading" in doc["steps_not_run"]
 
 
-def test_axial_picture_exits_3(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spacing", [["1", "1"], ["auto"]])
+def test_axial_picture_exits_3(tmp_path: Path, spacing: list[str]) -> None:
     data = shared_data_or_skip()
     vol = np.asarray(nib.load(data / "fastcleverseg/fcs-vb2-13/image.nii.gz").dataobj, dtype=np.float32)
     # the volume is [S→I, A→P, L→R]: an axial picture is one row, shown with anterior up and left on the right
     axial = vol[vol.shape[0] // 2, :, ::-1]
     png = tmp_path / "axial.png"
     Image.fromarray(np.clip(axial / max(float(axial.max()), 1.0) * 255, 0, 255).astype(np.uint8)).save(png)
-    code = main(["-q", "analyze", str(png), "--pixel-spacing", "1", "1", "--out", str(tmp_path / "out")])
+    code = main(["-q", "analyze", str(png), "--pixel-spacing", *spacing, "--out", str(tmp_path / "out")])
     assert code == 3
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert "not sagittal" in doc["out_of_scope"] and doc["input"]["plane"]["value"] == "axial"

@@ -321,11 +321,16 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
     its own (DICOM, NIfTI) as it is, without a flag."""
     if scan.source.format != "image":
         return scan, None
-    from .detection.scale import estimate_pixel_size, with_pixel_size
+    from .detection.scale import FALLBACK_HEIGHT_MM, estimate_pixel_size, fallback_size, with_pixel_size
 
     estimate = estimate_pixel_size(scan, detector)
     if estimate.spacing_mm is None:
-        return scan, "pixel_spacing_estimated: no vertebral body was found at any pixel size tried"
+        size = fallback_size(scan.shape[0])
+        flag = (
+            f"pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried; read at {size:.3f} mm "
+            f"per pixel (a {FALLBACK_HEIGHT_MM:.0f} mm tall picture)"
+        )
+        return with_pixel_size(scan, size), flag
     flag = (
         f"pixel_spacing_estimated: {estimate.spacing_mm:.3f} mm per pixel, from the size and spacing of the "
         "vertebral bodies (no pixel size given); positions and lengths in mm carry its error (often 10 %, "

@@ -24,12 +24,14 @@ HEIGHTS_MM = (120.0, 800.0)  # picture heights tried: a tight crop of L1-S1 … 
 STEP = 1.1
 BODY_PITCH_MM = 34.0  # median centre-to-centre distance of neighbouring bodies (T10 … S1), SPIDER train slices
 SURE_BODY = 0.25  # bodies scored at least this count for the pitch
+MIN_SURE_BODIES = 3  # a size is considered only where at least this many sure bodies are found
+FALLBACK_HEIGHT_MM = 300.0  # without an estimate, the picture is read as this tall (a common lumbar field of view)
 
 
 @dataclass(frozen=True)
 class ScaleEstimate:
-    """The estimated pixel size (mm, square pixels; None when no size gave a vertebral body) and the summed body
-    score at each size tried."""
+    """The estimated pixel size (mm, square pixels; None when no size showed a column of
+    :data:`MIN_SURE_BODIES` sure bodies) and the summed body score counted at each size tried."""
 
     spacing_mm: float | None
     tried: tuple[tuple[float, float], ...]  # (pixel size mm, summed body score)
@@ -41,6 +43,11 @@ def with_pixel_size(scan: Scan, spacing_mm: float) -> Scan:
     for axis in (0, 1):
         aff[:3, axis] *= spacing_mm / float(np.linalg.norm(aff[:3, axis]))
     return Scan(scan.array, aff, scan.source)
+
+
+def fallback_size(rows: int) -> float:
+    """The pixel size that makes a picture of ``rows`` rows :data:`FALLBACK_HEIGHT_MM` tall."""
+    return FALLBACK_HEIGHT_MM / max(rows, 1)
 
 
 def candidate_sizes(rows: int) -> np.ndarray:
@@ -58,8 +65,10 @@ def estimate_pixel_size(scan: Scan, model: str | os.PathLike[str] | None = None)
     support, pitch_px = [], []
     for s in sizes:
         bodies = detect(with_pixel_size(scan, float(s)).to_sagittal(), model=model).vertebrae
-        support.append(sum(v.score for v in bodies))
         sure = np.array([v.centroid_mm for v in bodies if v.score >= SURE_BODY])
+        # a size counts only where it shows a column of bodies: one body-like blob (an axial cut through a
+        # vertebra, a coronal kidney) is no spine, and must not set the scale at which the plane is then judged
+        support.append(sum(v.score for v in bodies) if len(sure) >= MIN_SURE_BODIES else 0.0)
         gaps = np.linalg.norm(np.diff(sure, axis=0), axis=1) if len(sure) >= 3 else np.zeros(0)
         pitch_px.append(float(np.median(gaps)) / float(s) if len(gaps) else float("nan"))
     y = np.array(support)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -161,3 +163,29 @@ def test_no_sacrum_labelling_names_its_alternative() -> None:
     clean = labelling_flags(confident, [_body(40 * i, 40 * i + 25) for i in range(6)], 400, confident.ordinals,
                             confident.residuals, confident.index)  # fmt: skip
     assert clean == []
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_any_run_of_estimates_gets_labels_within_c2_to_s1_and_records_that_build(seed: int) -> None:
+    # random runs of bodies (long, short, noisy, jumping, outside any level) as a wrong scale or a non-spine image
+    # gives them: every label is a real vertebra C2 … S1 or left out, and the discs between them can be named
+    from openspine.levels import DiscLevel
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    if seed % 3 == 0:
+        pred = rng.uniform(-10, 35, n)
+    elif seed % 3 == 1:
+        pred = np.sort(rng.normal(24 - n / 2, 3, n)) + rng.normal(0, 1, n)
+    else:  # a run ending in L5 and a sacrum-like body, possibly longer than the spine
+        ramp = np.linspace(25 - n + rng.uniform(-3, 3), 24, n - 1)
+        pred = np.append(ramp + rng.normal(0, 0.3, n - 1), rng.uniform(22.5, 25))
+    steps = rng.uniform(30, 38, n) if seed % 3 == 2 else rng.uniform(5, 60, n)  # regular or irregular spacing
+    cents = np.cumsum(np.stack([steps, rng.normal(0, 3, n)], 1), axis=0)
+    lab = label_sequence(pred, rng.uniform(0.01, 3, n), cents)
+    kept = lab.ordinals[lab.ordinals > 0]
+    assert np.all((lab.ordinals == 0) | ((lab.ordinals >= 2) & (lab.ordinals <= 25)))
+    assert np.all(np.diff(kept) > 0)
+    for upper, lower in pairwise(kept):
+        if lower - upper == 1:
+            DiscLevel.between(ordinal_to_level(int(upper)), ordinal_to_level(int(lower)))

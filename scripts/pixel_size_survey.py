@@ -6,24 +6,32 @@ size, and the analysis (detection, labelling, grading) at the estimate against t
 lumbar disc sequence L1-L2 … L5-S1 complete, the same labels, and, on T2, the same Pfirrmann grade per disc. Prints
 one line per sequence and writes every picture's figures to ``--out``.
 
+``--variants`` also reads every T2 picture degraded four ways with the pixel size estimated: saved as JPEG at quality
+40, shrunk to 300 rows, framed by a 100-pixel black border, and with burned-in text and a white bar: the L1-L2 …
+L5-S1 sequence complete and the pixel size error (of the shrunk picture: against its own, larger, pixel size).
+
 ``--planes`` also cuts every volume of the split in the three planes (the pictures of ``openspine evaluate
 recognition``) and analyses each cut at its true pixel size and with the pixel size estimated: how many axial and
 coronal cuts are refused (exit status 3: not sagittal, or no vertebral body), and how many sagittal ones get labels.
 
-    python scripts/pixel_size_survey.py --data ../shared/data --split val --out runs/pixel-size-val.json --planes
+    python scripts/pixel_size_survey.py --data ../shared/data --split val --out runs/pixel-size-val.json \
+        --variants --planes
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 import openspine
 from openspine.analysis import picture_with_pixel_size
@@ -108,6 +116,54 @@ def summary(rows: list[dict[str, Any]], sequence: str) -> str:
     return text
 
 
+def _degraded(im: Image.Image) -> list[tuple[str, Image.Image, float]]:
+    """(name, picture, its pixel size relative to the original's)."""
+    w, h = im.size
+    buffer = io.BytesIO()
+    im.save(buffer, "JPEG", quality=40)
+    buffer.seek(0)
+    framed = Image.new("L", (w + 200, h + 200))
+    framed.paste(im, (100, 100))
+    text = im.copy()
+    draw = ImageDraw.Draw(text)
+    draw.text((10, 10), "L-SPINE SAG T2 TSE 3mm  W:1200 L:600", fill=255)
+    draw.rectangle((w - 60, h - 200, w - 55, h - 20), fill=255)
+    return [
+        ("jpeg40", Image.open(buffer).convert("L"), 1.0),
+        ("300 rows", im.resize((round(w * 300 / h), 300), Image.Resampling.BILINEAR), h / 300),
+        ("black border", framed, 1.0),
+        ("burned-in text", text, 1.0),
+    ]
+
+
+def variant_survey(data: Path, split: str, work: Path) -> list[dict[str, Any]]:
+    rows = []
+    for item, png, true in _pictures(data, split):
+        if item.endswith("-t1"):
+            continue
+        for name, picture, factor in _degraded(Image.open(png).convert("L")):
+            path = work / "variant.png"
+            picture.save(path)
+            scan, _ = picture_with_pixel_size(openspine.load_scan(path, pixel_spacing=(1.0, 1.0)))
+            result = openspine.analyze(scan)
+            err = float(np.exp(abs(np.log(scan.spacing[0] / (true * factor)))) - 1)
+            rows.append({"id": item, "variant": name, "complete": spider_sequence_ok(result), "error": round(err, 4)})
+        print(f"{item}: variants done", file=sys.stderr)
+    return rows
+
+
+def variant_summary(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        r = [x for x in rows if x["variant"] == name]
+        err = np.array([x["error"] for x in r])
+        out.append(
+            f"T2 pictures, {name}: L1-L2 … L5-S1 complete {sum(x['complete'] for x in r)}/{len(r)}, pixel size error "
+            f"median {np.median(err) * 100:.1f} %, 90th percentile {np.percentile(err, 90) * 100:.1f} %"
+        )
+    return out
+
+
 def plane_survey(data: Path, split: str) -> list[dict[str, Any]]:
     rows = []
     for pic in split_pictures(data, split):
@@ -149,13 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="val")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--planes", action="store_true", help="also the volume cuts in three planes")
+    ap.add_argument("--variants", action="store_true", help="also each T2 picture degraded four ways")
+    ap.add_argument("--no-pictures", action="store_true", help="skip the SPIDER pictures (with --planes)")
     args = ap.parse_args(argv)
-    rows = survey(args.data, args.split)
+    rows = [] if args.no_pictures else survey(args.data, args.split)
+    with tempfile.TemporaryDirectory() as work:
+        variants = variant_survey(args.data, args.split, Path(work)) if args.variants else []
     planes = plane_survey(args.data, args.split) if args.planes else []
     if args.out:
-        args.out.write_text(json.dumps({"pictures": rows, "volume_cuts": planes}, indent=1))
-    for seq in ("T2", "T1"):
+        args.out.write_text(json.dumps({"pictures": rows, "variants": variants, "volume_cuts": planes}, indent=1))
+    for seq in ("T2", "T1") if rows else ():
         print(f"{args.split} {summary(rows, seq)}")
+    for line in variant_summary(variants) if variants else []:
+        print(f"{args.split} {line}")
     for line in plane_summary(planes) if planes else []:
         print(f"{args.split} {line}")
     return 0

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import scope
 from ._logging import get_logger
-from .config import AUTO, AnalysisConfig, PixelSpacing
+from .config import AUTO, AnalysisConfig, PixelSpacing, reading_spacing
 from .errors import ConfigError, ModelError, OpenSpineError
 from .results import (
     AnalysisResult,
@@ -272,9 +272,8 @@ def _with_spinenet(
         log.warning("the SpineNet engine runs SpineNet's own models and ignores: %s", ", ".join(ignored))
     if cfg.pixel_spacing == AUTO:
         raise ConfigError("the SpineNet engine needs the picture's pixel size: give --pixel-spacing ROW_MM COL_MM")
-    return spinenet_analyze(
-        source, cfg.spinenet_weights, series=cfg.series, pixel_spacing=cfg.pixel_spacing, progress=progress
-    )
+    spacing = reading_spacing(cfg.pixel_spacing)
+    return spinenet_analyze(source, cfg.spinenet_weights, series=cfg.series, pixel_spacing=spacing, progress=progress)
 
 
 def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> tuple[Scan, Scan | None]:
@@ -284,7 +283,7 @@ def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: lis
         return source, None
     from .io import load_study
 
-    study = load_study(Path(source), series=cfg.series, pixel_spacing=_reading_spacing(cfg.pixel_spacing))
+    study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1
 
 
@@ -294,13 +293,8 @@ def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: 
         return source
     from .io import load_scan
 
-    scan = load_scan(Path(source), pixel_spacing=_reading_spacing(cfg.t1_pixel_spacing))
+    scan = load_scan(Path(source), pixel_spacing=reading_spacing(cfg.t1_pixel_spacing))
     return _picture_size(scan, cfg.t1_pixel_spacing, cfg.detector, flags, " (T1)")
-
-
-def _reading_spacing(requested: PixelSpacing | None) -> tuple[float, float] | None:
-    """What the reader is given: a placeholder 1 mm where the pixel size is to be estimated."""
-    return (1.0, 1.0) if requested == AUTO else requested  # type: ignore[return-value]
 
 
 def _picture_size(
@@ -323,20 +317,36 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
         return scan, None
     from .detection.scale import FALLBACK_HEIGHT_MM, estimate_pixel_size, fallback_size, with_pixel_size
 
+    size = fallback_size(scan.shape[0])
+    fallback = with_pixel_size(scan, size)
+    read_as = f"read at {size:.3f} mm per pixel (a {FALLBACK_HEIGHT_MM:.0f} mm tall picture)"
+    # the plane is judged first at a common field of view: a rescaling that suits a blob in an axial or coronal
+    # picture must not carry it past the plane check (the analysis then refuses it at this same size)
+    not_sagittal = _looks_not_sagittal(fallback)
+    if not_sagittal is not None:
+        return fallback, f"pixel_spacing_estimated: not estimated, the picture looks {not_sagittal}; {read_as}"
     estimate = estimate_pixel_size(scan, detector)
     if estimate.spacing_mm is None:
-        size = fallback_size(scan.shape[0])
-        flag = (
-            f"pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried; read at {size:.3f} mm "
-            f"per pixel (a {FALLBACK_HEIGHT_MM:.0f} mm tall picture)"
-        )
-        return with_pixel_size(scan, size), flag
+        return fallback, f"pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried; {read_as}"
     flag = (
         f"pixel_spacing_estimated: {estimate.spacing_mm:.3f} mm per pixel, from the size and spacing of the "
         "vertebral bodies (no pixel size given); positions and lengths in mm carry its error (often 10 %, "
         "sometimes 30 % or more: docs/reading-scans.md)"
     )
     return with_pixel_size(scan, estimate.spacing_mm), flag
+
+
+def _looks_not_sagittal(picture: Scan) -> str | None:
+    """The plane the image recogniser sees in a picture when it is not sagittal (as the analysis would refuse it);
+    None when it looks sagittal or the recogniser cannot run."""
+    try:
+        from .recognition import recognise
+
+        probabilities = recognise(picture.to_sagittal()).plane_probabilities
+    except (ImportError, ModelError):
+        return None
+    _, why, _ = scope.decide_plane("image", probabilities)
+    return None if why is None else max(probabilities, key=lambda k: probabilities[k])
 
 
 def _sequence_and_plane(

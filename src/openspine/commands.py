@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._logging import get_logger
-from .config import AUTO, AnalysisConfig, PixelSpacing, parse_pixel_spacing
+from .config import AUTO, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
 from .writers import parse_formats, require_for_formats
 
 log = get_logger("cli")
@@ -40,7 +40,7 @@ def run_info(args: argparse.Namespace) -> int:
     # each series' role in the study whose main series is the one read (the rule of load_study)
     series_list: list[dict[str, Any]] = reader.list_series(path, wanted) if reader and reader.list_series else []
     spacing = _spacing_arg(args.pixel_spacing)
-    scan = load_scan(path, series=wanted, pixel_spacing=(1.0, 1.0) if spacing == AUTO else spacing)
+    scan = load_scan(path, series=wanted, pixel_spacing=reading_spacing(spacing))
     if spacing == AUTO:
         from .analysis import picture_with_pixel_size
 

@@ -16,7 +16,7 @@ from .levels import LUMBAR_DISCS, DiscLevel
 from .vocabulary import SEQUENCES
 
 ENGINES = ("openspine", "spinenet")  # whose models run (see openspine.engines)
-AUTO = "auto"  # a picture's pixel size estimated from its anatomy
+AUTO: Literal["auto"] = "auto"  # a picture's pixel size estimated from its anatomy
 PixelSpacing = tuple[float, float] | Literal["auto"]
 
 
@@ -132,3 +132,8 @@ def parse_pixel_spacing(value: Any, what: str = "pixel_spacing") -> PixelSpacing
     if not (row > 0 and col > 0 and math.isfinite(row) and math.isfinite(col)):
         raise ConfigError(f"{what} must be two positive numbers in mm, got {value!r}")
     return (row, col)
+
+
+def reading_spacing(requested: PixelSpacing | None) -> tuple[float, float] | None:
+    """What a reader is given for ``requested``: a placeholder 1 mm where the pixel size is to be estimated."""
+    return (1.0, 1.0) if isinstance(requested, str) else requested

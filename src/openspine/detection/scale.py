@@ -5,9 +5,8 @@ near the right scale, so the picture is tried at a series of pixel sizes (pictur
 :data:`HEIGHTS_MM`, a factor :data:`STEP` apart) and the size whose bodies score highest in sum is kept, refined
 between its neighbours. That estimate is averaged (on a log scale) with a second one from the anatomy: the bodies
 found there lie a median :data:`BODY_PITCH_MM` apart, centre to centre (the median of the SPIDER train slices).
-This settles the scale well enough to detect, label and grade (the grader reads each disc in units of its own
-width), but positions and lengths in mm carry the estimate's error: vertebrae differ in size between people
-(``docs/reading-scans.md`` gives the measured error).
+This settles the scale well enough to detect and label; positions and lengths in mm carry the estimate's error
+(vertebrae differ in size between people), and some grades move with it (``docs/reading-scans.md`` gives both).
 """
 
 from __future__ import annotations

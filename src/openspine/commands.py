@@ -41,6 +41,7 @@ def run_info(args: argparse.Namespace) -> int:
     series_list: list[dict[str, Any]] = reader.list_series(path, wanted) if reader and reader.list_series else []
     spacing = _spacing_arg(args.pixel_spacing)
     scan = load_scan(path, series=wanted, pixel_spacing=reading_spacing(spacing))
+    estimated: str | None = None
     if spacing == AUTO:
         from .analysis import picture_with_pixel_size
 
@@ -58,6 +59,8 @@ def run_info(args: argparse.Namespace) -> int:
         "dtype": str(scan.array.dtype),
         "sequence_hint": scan.source.sequence_hint,
     }
+    if estimated:
+        summary["pixel_spacing_estimated"] = estimated
     try:
         view = scan.to_sagittal()
         summary["analysis_layout"] = {"shape": list(view.scan.shape), "orientation": "".join(view.scan.orientation)}

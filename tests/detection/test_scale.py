@@ -56,3 +56,15 @@ def test_the_example_slice_as_a_picture_gets_its_pixel_size_back_and_a_full_anal
     assert result.parameters["pixel_spacing"] == "auto"
     assert any(f.startswith("pixel_spacing_estimated: ") for f in result.flags)
     assert any(d.grades and d.grades["pfirrmann"].available for d in result.discs)
+
+
+def test_info_shows_the_estimated_pixel_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from openspine.cli import main
+
+    png, true_mm = _demo_picture(tmp_path)
+    assert main(["-q", "info", str(png), "--pixel-spacing", "auto", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert 1 / 1.5 < summary["spacing_mm"][0] / true_mm < 1.5
+    assert summary["pixel_spacing_estimated"].startswith("pixel_spacing_estimated: ")

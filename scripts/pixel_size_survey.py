@@ -38,9 +38,8 @@ from openspine.analysis import picture_with_pixel_size
 from openspine.detection.scale import with_pixel_size
 from openspine.evaluation.detection import spider_sequence_ok
 from openspine.evaluation.recognition import split_pictures
+from openspine.io.image2d import picture_affine
 from openspine.scan import Scan, ScanSource
-
-PICTURE_AFFINE = np.array([[0.0, 0, 1, 0], [0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]])  # as load_scan reads a PNG
 
 
 def _pictures(data: Path, split: str) -> list[tuple[str, Path, float]]:
@@ -169,7 +168,7 @@ def plane_survey(data: Path, split: str) -> list[dict[str, Any]]:
     for pic in split_pictures(data, split):
         if pic.source != "volume":
             continue
-        picture = Scan(pic.image[:, :, None], PICTURE_AFFINE, ScanSource(path=pic.id, format="image"))
+        picture = Scan(pic.image[:, :, None], picture_affine(1.0, 1.0), ScanSource(path=pic.id, format="image"))
         row: dict[str, Any] = {"id": pic.id, "plane": pic.plane}
         for how in ("true", "auto"):
             scan = with_pixel_size(picture, pic.spacing[0])

@@ -12,6 +12,7 @@ import openspine
 from openspine.data import demo_scan_path
 from openspine.detection.scale import HEIGHTS_MM, candidate_sizes, estimate_pixel_size, with_pixel_size
 from openspine.evaluation.detection import spider_sequence_ok
+from openspine.io.image2d import picture_affine
 
 
 def _demo_picture(tmp_path: Path) -> tuple[Path, float]:
@@ -37,8 +38,7 @@ def test_candidate_sizes_span_the_picture_heights() -> None:
 
 
 def test_a_blank_picture_has_no_estimate() -> None:
-    picture = np.array([[0.0, 0, 1, 0], [0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]])  # as load_scan reads a PNG
-    scan = openspine.Scan(np.zeros((200, 160), np.uint8), picture)
+    scan = openspine.Scan(np.zeros((200, 160), np.uint8), picture_affine(1.0, 1.0))  # as load_scan reads a PNG
     estimate = estimate_pixel_size(scan)
     assert estimate.spacing_mm is None and all(support == 0 for _, support in estimate.tried)
 

@@ -1,4 +1,4 @@
-"""2D PNG/JPEG slices: read only when the user gives the pixel spacing (an image file carries none)."""
+"""2D PNG/JPEG slices: an image file carries no pixel size, so the user gives it (or a placeholder, to estimate it)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
             arr = np.asarray(im.convert("F") if im.mode not in ("L", "I;16", "I") else im)
     except (UnidentifiedImageError, OSError) as exc:
         raise ScanReadError(f"cannot read '{path}' as an image: {exc}") from exc
-    # rows go head → feet, columns anterior → posterior: the internal sagittal layout, one slice thick
-    affine = np.array([[0.0, 0.0, 1.0, 0.0], [0.0, -sp[1], 0.0, 0.0], [-sp[0], 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
-    return Scan(arr[:, :, None], affine, ScanSource(path=str(path), format="image"))
+    return Scan(arr[:, :, None], picture_affine(sp[0], sp[1]), ScanSource(path=str(path), format="image"))
+
+
+def picture_affine(row_mm: float, col_mm: float) -> np.ndarray:
+    """The affine of a picture as displayed: rows go head → feet, columns anterior → posterior (the internal sagittal
+    layout), one slice 1 mm thick."""
+    return np.array([[0.0, 0.0, 1.0, 0.0], [0.0, -col_mm, 0.0, 0.0], [-row_mm, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])

@@ -137,8 +137,15 @@ def test_killed_run_resumes_with_every_case_exactly_once(tmp_path: Path, shared_
 
 def _children(pid: int) -> list[int]:
     kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        kids += [int(x) for x in (task / "children").read_text().split()]
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:  # the run has just ended
+        return kids
+    for task in tasks:
+        try:
+            kids += [int(x) for x in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):  # a thread ended between the listing and the read
+            continue
     return kids
 
 

@@ -6,9 +6,10 @@ size, and the analysis (detection, labelling, grading) at the estimate against t
 lumbar disc sequence L1-L2 … L5-S1 complete, the same labels, and, on T2, the same Pfirrmann grade per disc. Prints
 one line per sequence and writes every picture's figures to ``--out``.
 
-``--variants`` also reads every T2 picture degraded four ways with the pixel size estimated: saved as JPEG at quality
-40, shrunk to 300 rows, framed by a 100-pixel black border, and with burned-in text and a white bar: the L1-L2 …
-L5-S1 sequence complete and the pixel size error (of the shrunk picture: against its own, larger, pixel size).
+``--variants`` also reads every T2 picture changed five ways with the pixel size estimated: saved as JPEG at quality
+40, shrunk to 300 rows, framed by a 100-pixel black border, with burned-in text and a white bar, and mirrored (the
+front of the body on the right): the L1-L2 … L5-S1 sequence complete and the pixel size error (of the shrunk
+picture: against its own, larger, pixel size).
 
 ``--planes`` also cuts every volume of the split in the three planes (the pictures of ``openspine evaluate
 recognition``) and analyses each cut at its true pixel size and with the pixel size estimated: how many axial and
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 import openspine
 from openspine.analysis import picture_with_pixel_size
@@ -132,6 +133,7 @@ def _degraded(im: Image.Image) -> list[tuple[str, Image.Image, float]]:
         ("300 rows", im.resize((round(w * 300 / h), 300), Image.Resampling.BILINEAR), h / 300),
         ("black border", framed, 1.0),
         ("burned-in text", text, 1.0),
+        ("mirrored (front on the right)", ImageOps.mirror(im), 1.0),
     ]
 
 

@@ -181,6 +181,41 @@ def test_upside_down_picture_exits_3_and_trust_orientation_reads_it(
     assert trusted["input"]["way_round"] == {"value": "right way round", "source": "user"}
 
 
+@pytest.mark.parametrize("spacing", [["0.625", "0.625"], ["auto"]])
+def test_picture_with_the_front_on_the_right_is_read_mirrored(tmp_path: Path, spacing: list[str]) -> None:
+    """A picture has no header: the front of the body on the right is a display convention, so the picture is read
+    mirrored (flagged) and labelled and graded as the stored one, with coordinates in its own pixels."""
+    data = shared_data_or_skip()
+    stored = np.asarray(Image.open(data / "spider/32/image.png"))
+    png = tmp_path / "front-right.png"
+    Image.fromarray(np.ascontiguousarray(stored[:, ::-1])).save(png)
+    Image.fromarray(stored).save(tmp_path / "stored.png")
+    docs = {}
+    for name in ("stored", "front-right"):
+        out = tmp_path / f"out-{name}"
+        assert (
+            main(["-q", "analyze", str(tmp_path / f"{name}.png"), "--pixel-spacing", *spacing, "--out", str(out)]) == 0
+        )
+        docs[name] = json.loads((out / "result.json").read_text())
+        validate_result(docs[name])
+    mirrored, plain = docs["front-right"], docs["stored"]
+    assert any(
+        f.startswith("picture_mirrored: the picture shows the front of the body on the right")
+        for f in mirrored["flags"]
+    )
+    assert not any(f.startswith("picture_mirrored") for f in plain["flags"])
+    way = mirrored["input"]["way_round"]
+    assert way["value"] == "reversed front to back" and way["source"] == "image" and way["read_mirrored"] is True
+    levels = [d["level"] for d in plain["discs"]]
+    assert [d["level"] for d in mirrored["discs"]] == levels and {"L1-L2", "L5-S1"} <= set(levels)
+    pfirrmann = [d["grades"]["pfirrmann"]["grade"] for d in plain["discs"] if "pfirrmann" in d["grades"]]
+    assert [d["grades"]["pfirrmann"]["grade"] for d in mirrored["discs"] if "pfirrmann" in d["grades"]] == pfirrmann
+    width = stored.shape[1]
+    for a, b in zip(plain["discs"], mirrored["discs"]):  # the same disc, at the mirrored column of the picture
+        assert abs(a["centroid_voxel"][0] - b["centroid_voxel"][0]) < 3.0
+        assert abs((width - 1 - a["centroid_voxel"][1]) - b["centroid_voxel"][1]) < 3.0
+
+
 def test_volume_reversed_front_to_back_by_its_header_is_refused() -> None:
     data = shared_data_or_skip()
     img = nib.load(data / VAL_T2)

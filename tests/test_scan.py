@@ -111,3 +111,21 @@ def test_oblique_isotropic_volume_is_resliced_to_sagittal() -> None:
     expected = ndimage.map_coordinates(arr, src.reshape(3, 1), order=1)[0]
     assert view.scan.array[tuple(ijk)] == pytest.approx(expected, abs=1e-5)
     np.testing.assert_allclose(view.to_world(ijk), scan.voxel_to_world(src), atol=1e-6)
+
+
+def test_a_picture_read_mirrored_keeps_its_voxels_and_shows_the_front_on_the_other_side() -> None:
+    from openspine.io.image2d import picture_affine
+
+    arr = np.zeros((6, 5, 1), np.float32)
+    arr[2, 0, 0] = 1.0  # a bright pixel in the first column: the front of the picture as displayed
+    scan = Scan(arr, picture_affine(0.5, 0.5))
+    mirrored = scan.mirrored_front_to_back()
+    assert mirrored.array is scan.array and mirrored.spacing == scan.spacing
+    assert scan.to_sagittal().scan.array[2, 0, 0] == 1.0  # front (anterior) on the left of the internal layout
+    view = mirrored.to_sagittal()
+    assert view.scan.array[2, 4, 0] == 1.0  # now at the back
+    np.testing.assert_allclose(view.to_input_voxel(np.array([2.0, 4.0, 0.0])), [2.0, 0.0, 0.0])
+    # the affine alone is reversed: the world point of column j is that of column 4 - j before
+    np.testing.assert_allclose(
+        mirrored.voxel_to_world(np.array([2.0, 1.0, 0.0])), scan.voxel_to_world(np.array([2.0, 3.0, 0.0]))
+    )

@@ -24,7 +24,7 @@ from .results import (
     Vertebra,
 )
 from .scan import SagittalView, Scan
-from .vocabulary import RIGHT_WAY_ROUND, SEQUENCES
+from .vocabulary import FRONT_TO_BACK, RIGHT_WAY_ROUND, SEQUENCES
 
 if TYPE_CHECKING:  # imported where used: a partial install may lack the recogniser
     from .detection import Detection
@@ -89,7 +89,7 @@ def analyze(
     state = _State(flags=read_flags)
     step("detect")
     seen = _look(scan, view, cfg.sequence, detector, state, timings, cfg.check_orientation)
-    detection, sequence = seen.detection, seen.sequence
+    detection, sequence, scan, view = seen.detection, seen.sequence, seen.scan, seen.view
     others: tuple[OtherSeries, ...] = ()
     second = None
     if detection is not None and t1_scan is not None and cfg.use_t1:
@@ -140,7 +140,9 @@ class _Seen:
     plane: dict[str, Any]
     detection: Detection | None
     cervical_probability: float | None
-    way_round: dict[str, Any] | None = None
+    way_round: dict[str, Any] | None
+    scan: Scan  # as read, or a picture read mirrored (:func:`_front_on_the_left`)
+    view: SagittalView
 
 
 def _look(
@@ -156,9 +158,16 @@ def _look(
     t = time.perf_counter()
     recognition = _recognise(view, state)
     sequence, plane = _sequence_and_plane(scan, recognition, user_sequence, state)
+    first_flag = len(state.flags)
+    mirrored: dict[str, Any] | None = None
+    if check_orientation and scan.source.format == "image" and not state.out_of_scope:
+        scan, view, mirrored = _front_on_the_left(scan, view, state)
+        if mirrored is not None and recognition is not None:  # sequence and neck read again, as the picture is analysed
+            recognition = _recognise(view, state)
+            image_seq = recognition.sequence_probabilities if recognition is not None else None
+            sequence = scope.decide_sequence(user_sequence, _header_sequence(scan), image_seq)
     timings["recognition"] = timings.get("recognition", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
-    first_flag = len(state.flags)
     detection = None if state.out_of_scope else _detect(view, detector, state)
     cervical_p = recognition.cervical_probability if recognition is not None else None
     way_round: dict[str, Any] | None = None
@@ -167,6 +176,7 @@ def _look(
         detection = _label_scope(detection, detector, cervical_p, state)
         if check_orientation:
             detection, way_round = _check_orientation(scan, view, detection, state, first_flag)
+            way_round = mirrored if mirrored is not None and detection is not None else way_round
         else:
             way_round = {"value": RIGHT_WAY_ROUND, "source": "user"}
     if detection is not None:
@@ -174,7 +184,36 @@ def _look(
 
         sequence = scope.check_sequence_by_fluid(sequence, csf_over_body(view, detection))
     timings["detection"] = timings.get("detection", 0.0) + time.perf_counter() - t
-    return _Seen(sequence, plane, detection, cervical_p, way_round)
+    return _Seen(sequence, plane, detection, cervical_p, way_round, scan, view)
+
+
+def _front_on_the_left(
+    scan: Scan, view: SagittalView, state: _State
+) -> tuple[Scan, SagittalView, dict[str, Any] | None]:
+    """A picture (no header says where the front is) shown with the front of the body on the right is read
+    mirrored: its affine is reversed along the columns, so the analysis sees the front on the left while every
+    voxel coordinate stays the picture's own pixel. Returns the scan and view to analyse and, when mirrored, its
+    ``input.way_round``. Only this turn is undone: the front on the right is a display convention, whereas a picture
+    upside down or turned is left to :func:`_check_orientation` (refused where the labelling is unsure)."""
+    try:
+        from .recognition.orientation import MODEL_NAME, read_orientation
+
+        reading = read_orientation(view)
+    except (ImportError, ModelError) as exc:
+        state.not_run["orientation"] = f"no usable orientation recogniser: {exc}"
+        return scan, view, None
+    # no probability floor: for a picture the front is on one side or the other, and the right way round was never
+    # read as mirrored on the SPIDER slices (docs/reading-scans.md)
+    if reading.likeliest != FRONT_TO_BACK:
+        return scan, view, None
+    from .models import load_model
+
+    state.models.append(load_model(MODEL_NAME).card.info())
+    state.flags.append(scope.picture_mirrored_flag(reading.probability))
+    mirrored = scan.mirrored_front_to_back()
+    way_round = {"value": FRONT_TO_BACK, "source": "image", "probability": reading.probability,
+                 "read_mirrored": True}  # fmt: skip
+    return mirrored, mirrored.to_sagittal(), way_round
 
 
 def _read_beside(
@@ -202,6 +241,7 @@ def _read_beside(
         t1_scan.check_analysable()
         t1_view = t1_scan.to_sagittal()
         seen = _look(t1_scan, t1_view, None, detector, own, {}, True)
+        t1_scan, t1_view = seen.scan, seen.view
     except OpenSpineError as exc:
         t1_view, why = None, f"the {role} series cannot be analysed: {exc}"
     info = InputInfo.from_scan(t1_scan)
@@ -325,7 +365,8 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
     not_sagittal = _looks_not_sagittal(fallback)
     if not_sagittal is not None:
         return fallback, f"pixel_spacing_estimated: not estimated, the picture looks {not_sagittal}; {read_as}"
-    estimate = estimate_pixel_size(scan, detector)
+    # the detector reads the front of the body on the left: a picture shown the other way is measured mirrored
+    estimate = estimate_pixel_size(scan.mirrored_front_to_back() if _shows_front_right(fallback) else scan, detector)
     if estimate.spacing_mm is None:
         return fallback, f"pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried; {read_as}"
     flag = (
@@ -334,6 +375,17 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
         "sometimes 30 % or more: docs/reading-scans.md)"
     )
     return with_pixel_size(scan, estimate.spacing_mm), flag
+
+
+def _shows_front_right(picture: Scan) -> bool:
+    """Whether the orientation recogniser reads a picture as showing the front of the body on the right (False when
+    it cannot run)."""
+    try:
+        from .recognition.orientation import read_orientation
+
+        return read_orientation(picture.to_sagittal()).likeliest == FRONT_TO_BACK
+    except (ImportError, ModelError):
+        return False
 
 
 def _looks_not_sagittal(picture: Scan) -> str | None:

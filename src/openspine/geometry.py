@@ -101,6 +101,16 @@ def apply_affine(affine: NDArray[np.floating], points: NDArray[np.floating]) -> 
     return out[0] if single else out
 
 
+def reversed_axis(affine: NDArray[np.floating], axis: int, length: int) -> NDArray[np.float64]:
+    """The affine that reads an array's ``axis`` (of ``length`` voxels) the other way: voxel i of the result lies
+    where voxel ``length - 1 - i`` lay. With the array reversed too, the world image is unchanged; with the array
+    kept, the image is mirrored in the world."""
+    t = np.eye(4)
+    t[axis, axis] = -1.0
+    t[axis, 3] = length - 1
+    return np.asarray(affine, dtype=float) @ t
+
+
 def obliquity_degrees(affine: NDArray[np.floating]) -> float:
     """The largest angle between an array axis and the world axis nearest to it."""
     dirs = np.abs(axis_directions(affine))

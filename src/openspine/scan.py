@@ -98,6 +98,13 @@ class Scan:
         others = np.delete(sp, thick)
         return thick if sp[thick] > 1.5 * float(others.max()) or sp[thick] > 2.0 else None
 
+    def mirrored_front_to_back(self) -> Scan:
+        """The same voxels with the anterior–posterior direction of the affine reversed: a picture shown with the
+        front of the body on the right, read as the mirror image the analysis expects. Voxel indices are kept, so
+        every voxel coordinate reported stays the input's own."""
+        ax = next(i for i, c in enumerate(self.orientation) if c in ("A", "P"))
+        return Scan(self.array, geometry.reversed_axis(self.affine, ax, self.shape[ax]), self.source)
+
     # --- analysis layout --------------------------------------------------------------------------
     def to_sagittal(self) -> SagittalView:
         """The scan in the internal sagittal layout, or a clear refusal for a non-sagittal stack."""

@@ -307,6 +307,14 @@ def wrong_way_round(probabilities: Mapping[str, float]) -> str | None:
     return best
 
 
+def picture_mirrored_flag(probability: float) -> str:
+    """The flag of a picture read mirrored because it shows the front of the body on the right."""
+    return (
+        f"picture_mirrored: the picture shows the front of the body on the right (probability {probability:.2f}); "
+        "it was read mirrored, coordinates stay the picture's own pixels (--trust-orientation reads it as shown)"
+    )
+
+
 def wrong_way_round_reason(turn: str, probability: float, picture: bool) -> str:
     """Why a scan stored the wrong way round (``turn``: how it looks, with the recogniser's ``probability``) is not
     analysed, and what to do about it."""

@@ -34,3 +34,5 @@ def describe_source(item: Mapping[str, Any] | None) -> str:
 SEQUENCES: tuple[str, ...] = ("T1", "T2", "STIR", "other")
 # how an image lies when it is not stored turned (``input.way_round``; the other values name a turn)
 RIGHT_WAY_ROUND = "right way round"
+# the one turn a picture may show by display convention (the front of the body on the right): read mirrored
+FRONT_TO_BACK = "reversed front to back"

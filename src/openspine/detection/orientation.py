@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..levels import Level
+from ..vocabulary import FRONT_TO_BACK
 from .flags import labelling_flagged
 from .types import Detection
 
@@ -25,7 +26,7 @@ MIN_LABELLED = 4  # bodies with a level in a sure labelling
 # head → feet, columns: front → back) back
 TURNS: tuple[tuple[str, Callable[[NDArray[Any]], NDArray[Any]]], ...] = (
     ("upside down", lambda a: a[::-1]),
-    ("reversed front to back", lambda a: a[:, ::-1]),
+    (FRONT_TO_BACK, lambda a: a[:, ::-1]),
     ("turned by 180°", lambda a: a[::-1, ::-1]),
     ("turned a quarter turn clockwise", lambda a: np.rot90(a, 1)),
     ("turned a quarter turn anticlockwise", lambda a: np.rot90(a, -1)),

@@ -231,12 +231,11 @@ def flip_axes(
     array: NDArray[Any], affine: NDArray[np.floating], axes: Sequence[int]
 ) -> tuple[NDArray[Any], NDArray[np.float64]]:
     """Reverse the storage order along ``axes``; the affine follows, so the world image is unchanged."""
-    t = np.eye(4)
+    aff = np.asarray(affine, float)
     for a in axes:
-        t[a, a] = -1.0
-        t[a, 3] = array.shape[a] - 1
+        aff = geometry.reversed_axis(aff, a, array.shape[a])
     out = np.flip(array, axis=tuple(axes)) if axes else array
-    return np.ascontiguousarray(out), np.asarray(affine, float) @ t
+    return np.ascontiguousarray(out), aff
 
 
 def apply_variant(

@@ -65,6 +65,7 @@ _EPILOG_BATCH = """examples:
   openspine batch /data/cohort --out results/ --part 3/100   # job array task 3 of 100 (e.g. SLURM)
   openspine batch /data/cohort --out results/ --cluster local:4
   openspine batch /data/cohort --out results/ --scheduler tcp://10.0.0.5:8786
+  openspine batch /data/pictures --out results/ --pixel-spacing auto   # PNG/JPEG slices, pixel size estimated
 Every file under the input is a case or listed in results/skipped.csv with the reason (hidden, not an image,
 truncated or unreadable DICOM, a series of a study that is not read). Reruns skip finished cases. A failed case goes to
 results/failures.csv. A case out of scope (nothing in scope found: no vertebral body, not a sagittal plane) keeps
@@ -82,14 +83,15 @@ _EPILOG_DEMO = """examples:
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="DICOM folder, DICOM file, zip of DICOM files, NIfTI file, or PNG/JPEG slice")
     p.add_argument("--series", default=None, help="series to use: SeriesInstanceUID, SeriesNumber or index")
-    p.add_argument(
-        "--pixel-spacing",
-        nargs="+",
-        metavar="MM",
-        default=None,
-        help="pixel size of PNG/JPEG input: ROW_MM COL_MM, or 'auto' to estimate it from the vertebral bodies "
-        "(flagged: lengths in mm then carry its error)",
+    _add_pixel_spacing_option(
+        p,
+        "PNG/JPEG input: ROW_MM COL_MM, or 'auto' to estimate it from the vertebral bodies (flagged: lengths in mm "
+        "then carry its error)",
     )
+
+
+def _add_pixel_spacing_option(p: argparse.ArgumentParser, of_what: str) -> None:
+    p.add_argument("--pixel-spacing", nargs="+", metavar="MM", default=None, help=f"pixel size of {of_what}")
 
 
 def _add_sequence_option(p: argparse.ArgumentParser) -> None:
@@ -222,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
         "batch", help="analyse every scan under a folder: resumable, sharded, failures isolated",
         formatter_class=HelpFormatter, epilog=_EPILOG_BATCH,
     )  # fmt: skip
-    p.add_argument("input_root", type=Path, help="folder of DICOM studies, NIfTI files or a BIDS dataset")
+    p.add_argument(
+        "input_root", type=Path, help="folder of DICOM studies, NIfTI files, a BIDS dataset or PNG/JPEG pictures"
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder: cases/<case>/ plus cohort tables")
     p.add_argument("--dry-run", action="store_true", help="list the cases found and what is skipped, then stop")
     p.add_argument("--overwrite", action="store_true", help="redo cases that are already finished")
@@ -232,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", default=None, metavar="local:N", help="start a local Dask cluster of N workers")
     p.add_argument("--grader", default=None, help="grader model folder, e.g. from 'openspine finetune'")
     p.add_argument("--levels", default=None, help="disc levels to grade: lumbar (default), all, or a list")
+    _add_pixel_spacing_option(
+        p,
+        "the PNG/JPEG pictures under the root (without it they are skipped): ROW_MM COL_MM for all, or 'auto' to "
+        "estimate each one's from its vertebral bodies (flagged)",
+    )
     _add_sequence_option(p)
     p.add_argument("--no-t1", action="store_true", help="read each case's main series alone, even with a T1 beside it")
     _add_orientation_option(p)

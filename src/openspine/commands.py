@@ -237,7 +237,7 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.dry_run:
         if not Path(args.input_root).is_dir():
             raise ConfigError(f"batch input '{args.input_root}' is not a folder")
-        cases, skipped = discover_cases(args.input_root)
+        cases, skipped = discover_cases(args.input_root, pictures=args.pixel_spacing is not None)
         mine = select_part(cases, part)
         n_t1 = sum(c.has_t1 for c in cases)
         print(
@@ -254,6 +254,7 @@ def run_batch(args: argparse.Namespace) -> int:
             print(f"  {s.path}: {s.reason}")
         return 0
     given = {
+        "pixel_spacing": _spacing_arg(args.pixel_spacing),
         "grader": args.grader,
         "grade_levels": args.levels,
         "sequence": args.sequence,

@@ -123,3 +123,34 @@ def test_a_study_of_only_a_truncated_dicom_is_no_case(tmp_path: Path) -> None:
     assert reasons[str(Path("study/IM1"))].startswith("truncated or incomplete DICOM file")
     assert reasons[str(Path("study/IM2"))].startswith("DICOM file with an unreadable header")
     assert reasons[".hidden-folder" + "/"] == "hidden"
+
+
+def test_pictures_are_skipped_without_a_pixel_spacing_and_analysed_with_one(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    root = tmp_path / "pictures"
+    root.mkdir()
+    shutil.copy(shared_data / "spider" / "21" / "image.png", root / "p21.png")
+    stored = np.asarray(Image.open(shared_data / "spider" / "31" / "image.png"))
+    Image.fromarray(np.ascontiguousarray(stored[:, ::-1])).save(root / "p31-front-right.png")  # as some viewers show it
+    cases, skipped = discover_cases(root)
+    assert cases == [] and all("--pixel-spacing" in s.reason for s in skipped) and len(skipped) == 2
+    assert main(["-q", "batch", str(root), "--out", str(tmp_path / "skip")]) == 0
+    assert len(_read_csv(tmp_path / "skip" / "skipped.csv")) == 2
+    cases, skipped = discover_cases(root, pictures=True)
+    assert sorted(c.case_id for c in cases) == ["p21", "p31-front-right"] and skipped == []
+    out = tmp_path / "out"
+    assert main(["-q", "batch", str(root), "--out", str(out), "--pixel-spacing", "auto"]) == 0
+    assert "2 succeeded" in capsys.readouterr().out
+    for case in ("p21", "p31-front-right"):
+        doc = json.loads((out / "cases" / case / "result.json").read_text())
+        assert doc["parameters"]["pixel_spacing"] == "auto"
+        assert any(f.startswith("pixel_spacing_estimated: ") for f in doc["flags"])
+        assert {"L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"} <= {d["level"] for d in doc["discs"]}
+    assert json.loads((out / "cases" / "p31-front-right" / "result.json").read_text())["input"]["way_round"][
+        "read_mirrored"
+    ]
+    discs = _read_csv(out / "discs.csv")
+    assert {r["case"] for r in discs} == {"p21", "p31-front-right"}

@@ -1,4 +1,5 @@
-"""Find the cases under a cohort folder: DICOM studies, NIfTI files, BIDS datasets.
+"""Find the cases under a cohort folder: DICOM studies, NIfTI files, BIDS datasets, and PNG/JPEG pictures when the
+run is given their pixel spacing.
 
 Every candidate becomes a case, also a broken one (an empty folder, a study without a sagittal series): it
 then fails in the run and is reported in failures.csv, instead of silently vanishing. Every other file under the
@@ -76,8 +77,9 @@ def _is_bids(rel: Path) -> bool:
     return len(parts) >= 3 and any(p.startswith("sub-") for p in parts[:-2]) and parts[-2] in BIDS_DATATYPES
 
 
-def discover_cases(root: str | os.PathLike[str]) -> tuple[list[Case], list[Skipped]]:
-    """All cases under ``root``, sorted by case id, and the files passed over with the reason."""
+def discover_cases(root: str | os.PathLike[str], pictures: bool = False) -> tuple[list[Case], list[Skipped]]:
+    """All cases under ``root``, sorted by case id, and the files passed over with the reason. ``pictures``: each
+    PNG/JPEG picture is a case too (the run has a pixel spacing for them); otherwise pictures are skipped."""
     root = Path(root)
     cases: list[Case] = []
     skipped: list[Skipped] = []
@@ -98,7 +100,7 @@ def discover_cases(root: str | os.PathLike[str]) -> tuple[list[Case], list[Skipp
                 continue
             reader = reader_for_name(name)
             if reader is not None:
-                cases.extend(_file_case(reader, path, rel, skipped))
+                cases.extend(_file_case(reader, path, rel, skipped, pictures))
             elif path.suffix.lower() in NOT_SCANS or name == "DICOMDIR":
                 skipped.append(Skipped(str(rel), "not an image file"))
             else:
@@ -148,10 +150,10 @@ def _pair_bids_t1(cases: list[Case]) -> list[Case]:
     return out
 
 
-def _file_case(reader: Reader, path: Path, rel: Path, skipped: list[Skipped]) -> list[Case]:
+def _file_case(reader: Reader, path: Path, rel: Path, skipped: list[Skipped], pictures: bool) -> list[Case]:
     """The case of a file that a reader knows by its suffix, or none (the file then listed in ``skipped``)."""
     stem = reader.stem(path.name)
-    if reader.batch_skip is not None:
+    if reader.batch_skip is not None and not (pictures and reader.name == "image"):
         skipped.append(Skipped(str(rel), reader.batch_skip))
     elif LABEL_NAME.search(stem):
         skipped.append(Skipped(str(rel), "looks like a label map, not an image"))

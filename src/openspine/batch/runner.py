@@ -295,7 +295,7 @@ def run_batch(
         removed = remove_stale_temporaries(out)
         if removed:
             log.info("removed %d unfinished case folder(s) left by an interrupted run", removed)
-        found, skipped_files = discover_cases(root)
+        found, skipped_files = discover_cases(root, pictures=config.pixel_spacing is not None)
         write_skipped(out, skipped_files)
         cases = select_part(found, part)
         todo = [c for c in cases if overwrite or not is_finished(case_dir(out, c.case_id))]

@@ -164,7 +164,7 @@ IMAGE = Reader(
     ".png, .jpg",
     (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"),
     _load_image,
-    batch_skip="2D picture: batch has no pixel spacing for it (analyse it with 'openspine analyze --pixel-spacing')",
+    batch_skip="2D picture: give batch --pixel-spacing (ROW_MM COL_MM, or auto) to analyse the pictures too",
 )
 DICOM_ZIP = Reader(
     "dicom-zip",

@@ -18,6 +18,26 @@ def test_spacing_and_orientation_come_from_the_affine() -> None:
     assert scan.slice_axis == 2
 
 
+@pytest.mark.parametrize(
+    ("zooms", "axis"),
+    [
+        ((0.6, 0.6, 4.0), 2),
+        ((4.0, 0.7, 0.7), 0),
+        ((1.0, 1.0, 1.0), None),
+        ((2.5, 2.5, 2.5), None),
+        ((2.0, 2.0, 1.0), None),
+    ],
+)
+def test_the_slice_axis_is_the_one_coarsest_axis(zooms: tuple[float, float, float], axis: int | None) -> None:
+    # two equally coarse axes (2 × 2 × 1 mm) leave no single axis to call the slices: a 3D volume, not "axial"
+    assert Scan(np.zeros((8, 8, 8)), np.diag([*zooms, 1.0])).slice_axis == axis
+
+
+def test_a_volume_of_two_coarse_axes_and_a_fine_one_is_read_as_3d() -> None:
+    view = Scan(np.random.default_rng(0).random((30, 20, 40)), np.diag([1.0, 2.0, 2.0, 1.0])).to_sagittal()
+    assert view.scan.spacing == pytest.approx((2.0, 2.0, 1.0))  # rows S→I, columns A→P, slices L→R
+
+
 def test_2d_array_becomes_one_slice() -> None:
     assert Scan(np.zeros((4, 5)), SAGITTAL_IPR).shape == (4, 5, 1)
 

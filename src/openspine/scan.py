@@ -96,6 +96,8 @@ class Scan:
         sp = np.asarray(self.spacing)
         thick = int(np.argmax(sp))
         others = np.delete(sp, thick)
+        if float(others.max()) >= 0.95 * sp[thick]:  # two axes alike and coarsest (2 × 2 × 1 mm): no slice axis
+            return None
         return thick if sp[thick] > 1.5 * float(others.max()) or sp[thick] > 2.0 else None
 
     def mirrored_front_to_back(self) -> Scan:

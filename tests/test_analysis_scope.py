@@ -198,6 +198,7 @@ def test_picture_with_the_front_on_the_right_is_read_mirrored(tmp_path: Path, sp
         )
         docs[name] = json.loads((out / "result.json").read_text())
         validate_result(docs[name])
+        assert ("read mirrored" in (out / "report.html").read_text()) == (name == "front-right")
     mirrored, plain = docs["front-right"], docs["stored"]
     assert any(
         f.startswith("picture_mirrored: the picture shows the front of the body on the right")

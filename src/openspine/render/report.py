@@ -98,7 +98,8 @@ def _recognised(item: Any) -> str:
     if not item or item.get("value") is None:
         guess = f"; best guess {item['best_guess']}" if item and item.get("best_guess") else ""
         return f"unknown{guess}"
-    return f"{item['value']} ({describe_source(item)})"
+    read_as = "; read mirrored" if item.get("read_mirrored") else ""  # a picture shown with the front on the right
+    return f"{item['value']} ({describe_source(item)}{read_as})"
 
 
 def _flags_section(result: AnalysisResult) -> list[str]:

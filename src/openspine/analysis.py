@@ -202,13 +202,13 @@ def _front_on_the_left(
     except (ImportError, ModelError) as exc:
         state.not_run["orientation"] = f"no usable orientation recogniser: {exc}"
         return scan, view, None
+    from .models import load_model
+
+    state.models.append(load_model(MODEL_NAME).card.info())  # it decided, either way
     # no probability floor: for a picture the front is on one side or the other, and the right way round was never
     # read as mirrored on the SPIDER slices (docs/reading-scans.md)
     if reading.likeliest != FRONT_TO_BACK:
         return scan, view, None
-    from .models import load_model
-
-    state.models.append(load_model(MODEL_NAME).card.info())
     state.flags.append(scope.picture_mirrored_flag(reading.probability))
     mirrored = scan.mirrored_front_to_back()
     way_round = {"value": FRONT_TO_BACK, "source": "image", "probability": reading.probability,

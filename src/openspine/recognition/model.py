@@ -9,6 +9,7 @@ what it was trained on and how well it does.
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -121,11 +122,25 @@ def central_slices(n_slices: int, slice_mm: float) -> list[int]:
     return [int(k) for k in picks]
 
 
-def recognise(view: SagittalView, model: str | os.PathLike[str] | None = None) -> ImageRecognition:
-    """Recognise a scan from its central slices in the internal layout (rows S→I, cols A→P)."""
+# the last view read (weakly: a finished analysis frees its scan) and its model input
+_last_input: list[tuple[weakref.ref[SagittalView], NDArray[np.float32]]] = []
+
+
+def view_input(view: SagittalView) -> NDArray[np.float32]:
+    """The (n, 1, size, size) model input of a scan's central slices (:func:`central_slices`), as the image and the
+    orientation recognisers read it. The last view's input is kept: both recognisers read the same view in turn."""
+    if _last_input and _last_input[0][0]() is view:
+        return _last_input[0][1]
     arr = view.scan.array
     sp = view.scan.spacing
     ks = central_slices(arr.shape[2], sp[2])
-    result = recognise_images([arr[:, :, k] for k in ks], (sp[0], sp[1]), model)
-    log.debug("recognised slices %s: %s", ks, result)
+    batch = np.stack([model_input(np.asarray(arr[:, :, k]), (sp[0], sp[1]))[None] for k in ks]).astype(np.float32)
+    _last_input[:] = [(weakref.ref(view), batch)]
+    return batch
+
+
+def recognise(view: SagittalView, model: str | os.PathLike[str] | None = None) -> ImageRecognition:
+    """Recognise a scan from its central slices in the internal layout (rows S→I, cols A→P)."""
+    result = _run(view_input(view)[:, 0], model)
+    log.debug("recognised %s", result)
     return result

@@ -18,8 +18,7 @@ from ..detection.orientation import TURNS
 from ..models import LoadedModel, load_model
 from ..scan import SagittalView
 from ..vocabulary import RIGHT_WAY_ROUND
-from .image import model_input
-from .model import central_slices
+from .model import view_input
 
 log = get_logger("recognition.orientation")
 
@@ -44,7 +43,8 @@ class OrientationReading:
 
 
 def _model(name_or_folder: str | os.PathLike[str] | None) -> LoadedModel:
-    return load_model(name_or_folder if name_or_folder is not None else MODEL_NAME)
+    # one thread, as the image recogniser: a small network, and an idle thread pool would spin beside the detector
+    return load_model(name_or_folder if name_or_folder is not None else MODEL_NAME, threads=1)
 
 
 def read_orientation(view: SagittalView, model: str | os.PathLike[str] | None = None) -> OrientationReading:
@@ -53,11 +53,7 @@ def read_orientation(view: SagittalView, model: str | os.PathLike[str] | None = 
     Raises:
         ModelError: the model is missing or damaged.
     """
-    arr = view.scan.array
-    sp = view.scan.spacing
-    ks = central_slices(arr.shape[2], sp[2])
-    batch = np.stack([model_input(np.asarray(arr[:, :, k]), (sp[0], sp[1]))[None] for k in ks]).astype(np.float32)
-    probs = np.asarray(_model(model).run({"image": batch})[0], dtype=float).mean(axis=0)
+    probs = np.asarray(_model(model).run({"image": view_input(view)})[0], dtype=float).mean(axis=0)
     reading = OrientationReading({name: round(float(p), 4) for name, p in zip(ORIENTATIONS, probs)})
-    log.debug("orientation of slices %s: %s", ks, reading)
+    log.debug("orientation: %s", reading)
     return reading

@@ -3,6 +3,7 @@
     python scripts/benchmark_analyze.py                       # a SPIDER slice, a T2 volume, a water-fat volume
     python scripts/benchmark_analyze.py SCAN [SCAN ...] --repeat 9
     python scripts/benchmark_analyze.py --t1-pairs                # T2 alone against T2 + T1, on SPIDER val pairs
+    python scripts/benchmark_analyze.py ../shared/data/spider/32/image.png --pixel-spacing 0.6 0.6 --repeat 15
 
 Each scan is analysed once to warm up (model loading), then ``--repeat`` times; the median is printed. To compare two
 versions, run the script in a checkout of each, alternating, on the same machine.
@@ -32,18 +33,20 @@ def main(argv: list[str] | None = None) -> int:
         "--t1-pairs", action="store_true", help="time T2 alone and T2 + T1 on the SPIDER val patients' slice pairs"
     )
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--pixel-spacing", nargs=2, type=float, default=None, help="ROW COL mm of PNG/JPEG scans")
     args = ap.parse_args(argv)
     logging.getLogger("openspine").setLevel(logging.ERROR)
     import openspine
 
     if args.t1_pairs:
         return _t1_pairs(args.data, args.repeat)
+    options = {"pixel_spacing": tuple(args.pixel_spacing)} if args.pixel_spacing else {}
     for path in args.scans:
-        openspine.analyze(path)
+        openspine.analyze(path, **options)
         times = []
         for _ in range(args.repeat):
             t = time.perf_counter()
-            openspine.analyze(path)
+            openspine.analyze(path, **options)
             times.append(time.perf_counter() - t)
         print(f"{path}: median {statistics.median(times):.3f} s over {args.repeat} runs (min {min(times):.3f})")
     return 0

@@ -217,6 +217,24 @@ def test_picture_with_the_front_on_the_right_is_read_mirrored(tmp_path: Path, sp
         assert abs((width - 1 - a["centroid_voxel"][1]) - b["centroid_voxel"][1]) < 3.0
 
 
+def test_two_spines_side_by_side_in_one_picture_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A montage (T2 and T1 of one patient side by side) would run one sequence of labels through both spines."""
+    data = shared_data_or_skip()
+    t2, t1 = Image.open(data / "spider/32/image.png"), Image.open(data / "spider/32/t1.png")
+    t1 = t1.resize((round(t1.size[0] * t2.size[1] / t1.size[1]), t2.size[1]))
+    montage = Image.new("L", (t2.size[0] + t1.size[0], t2.size[1]))
+    montage.paste(t2.convert("L"), (0, 0))
+    montage.paste(t1.convert("L"), (t2.size[0], 0))
+    montage.save(tmp_path / "montage.png")
+    args = ["analyze", str(tmp_path / "montage.png"), "--pixel-spacing", "0.6", "0.6", "--out", str(tmp_path / "out")]
+    assert main(args) == 3
+    assert "2 spines side by side" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    validate_result(doc)
+    assert doc["vertebrae"] == [] and doc["discs"] == [] and "crop the picture" in doc["out_of_scope"]
+    assert doc["flags"] == ["spines_side_by_side: 2 columns of vertebral bodies side by side"]
+
+
 def test_volume_reversed_front_to_back_by_its_header_is_refused() -> None:
     data = shared_data_or_skip()
     img = nib.load(data / VAL_T2)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from openspine.levels import DiscLevel, Level
 from openspine.models import BUILTIN_DIR
 from openspine.results import Disc, Grade, Vertebra
@@ -163,3 +165,17 @@ def test_a_turn_is_named_only_when_the_recogniser_is_sure_of_it() -> None:
     assert "picture looks upside down (probability 0.95)" in picture and "head up" in picture
     assert "--trust-orientation" in picture
     assert "orientation header" in wrong_way_round_reason("turned by 180°", 0.99, picture=False)
+
+
+def test_spines_side_by_side_counts_columns_of_bodies_that_overlap_in_height() -> None:
+    from openspine.scope import spines_side_by_side
+
+    lordosis = [(40.0 * i, 15.0 * np.sin(i / 2)) for i in range(7)]  # one spine, curved: one column
+    assert spines_side_by_side(lordosis) == 1
+    beside = [(r, c + 180.0) for r, c in lordosis]  # the same spine again, a panel to the right
+    assert spines_side_by_side(lordosis + beside) == 2
+    below = [(r + 400.0, c + 180.0) for r, c in lordosis]  # another column, but lower down: not side by side
+    assert spines_side_by_side(lordosis + below) == 1
+    stray = [(100.0, 150.0), (140.0, 155.0)]  # two stray detections in front of a spine are no second column
+    assert spines_side_by_side(lordosis + stray) == 1
+    assert spines_side_by_side(lordosis[:2]) == 0 and spines_side_by_side([]) == 0

@@ -174,6 +174,8 @@ def _look(
     if detection is not None:
         # the scope comes first: labels it withholds (a cervical field of view) cannot vouch for the orientation
         detection = _label_scope(detection, detector, cervical_p, state)
+        detection = _one_spine(view, detection, state, first_flag)
+    if detection is not None:
         if check_orientation:
             detection, way_round = _check_orientation(scan, view, detection, state, first_flag)
             way_round = mirrored if mirrored is not None and detection is not None else way_round
@@ -506,6 +508,24 @@ def _check_orientation(
     state.not_run["labelling"] = state.out_of_scope  # the detector ran; its labels are not reported
     state.flags.append(f"orientation_suspect: the image looks {turn} (probability {reading.probability:.2f})")
     return None, way_round
+
+
+def _one_spine(view: SagittalView, detection: Detection, state: _State, first_flag: int) -> Detection | None:
+    """The detection, or None with the scan out of scope when its labelled bodies stand in two or more columns side
+    by side (a montage, a screenshot of several viewports): one sequence of labels cannot run through two spines.
+    A detection without labels (a cervical field of view) is left as it is: nothing is counted through it."""
+    if not any(v.label is not None for v in detection.vertebrae):
+        return detection
+    sp = view.scan.spacing
+    n = scope.spines_side_by_side([(g.centre[0] * sp[0], g.centre[1] * sp[1]) for g in detection.vertebra_geometry])
+    if n < 2:
+        return detection
+    del state.flags[first_flag:]  # about a sequence of labels that ran through both columns
+    state.vertebrae, state.discs = [], []
+    state.out_of_scope = scope.side_by_side_reason(n, view.input.source.format == "image")
+    state.not_run["labelling"] = state.out_of_scope  # the detector ran; its labels are not reported
+    state.flags.append(f"spines_side_by_side: {n} columns of vertebral bodies side by side")
+    return None
 
 
 def _label_scope(detection: Detection, detector: str | None, cervical_p: float | None, state: _State) -> Detection:

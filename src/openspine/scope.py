@@ -307,6 +307,40 @@ def wrong_way_round(probabilities: Mapping[str, float]) -> str | None:
     return best
 
 
+# bodies further apart than this across the spine (mm, antero-posterior) belong to different columns of bodies
+SIDE_BY_SIDE_GAP_MM = 60.0
+MIN_COLUMN_BODIES = 3
+
+
+def spines_side_by_side(centres_mm: Sequence[tuple[float, float]]) -> int:
+    """How many columns of vertebral bodies lie side by side: ``centres_mm`` are the bodies' (along the spine,
+    across it) positions in mm on the sagittal view. Bodies are split into columns where the gap between their
+    across-positions exceeds :data:`SIDE_BY_SIDE_GAP_MM`; a column counts with at least :data:`MIN_COLUMN_BODIES`
+    bodies, and columns count together only where their heights overlap (two images of a spine side by side, as in
+    a montage or a screenshot of two viewports). One spine, however curved, gives 1 (0 with too few bodies)."""
+    ordered = sorted(centres_mm, key=lambda c: c[1])
+    columns: list[list[tuple[float, float]]] = []
+    for c in ordered:
+        if columns and c[1] - columns[-1][-1][1] <= SIDE_BY_SIDE_GAP_MM:
+            columns[-1].append(c)
+        else:
+            columns.append([c])
+    spans = [(min(r for r, _ in col), max(r for r, _ in col)) for col in columns if len(col) >= MIN_COLUMN_BODIES]
+    if len(spans) < 2:
+        return len(spans)
+    overlapping = [a for a in spans if any(b is not a and a[0] < b[1] and b[0] < a[1] for b in spans)]
+    return len(overlapping) if overlapping else 1
+
+
+def side_by_side_reason(n: int, picture: bool) -> str:
+    """Why an image with ``n`` spines side by side is not analysed."""
+    what = "picture" if picture else "image"
+    return (
+        f"the {what} shows {n} spines side by side (a montage or a screenshot of several views?): openspine reads "
+        f"one sagittal image of one spine; crop the {what} to one of them"
+    )
+
+
 def picture_mirrored_flag(probability: float) -> str:
     """The flag of a picture read mirrored because it shows the front of the body on the right."""
     return (

@@ -15,10 +15,8 @@ detection`` scores a volume: every detected body, IVD: disc, inside a labelled s
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+from _survey import survey_parser  # scripts/_survey.py
 from numpy.typing import NDArray
 from scipy import ndimage
 
@@ -148,12 +147,9 @@ def summary(cases: list[dict[str, Any]]) -> list[str]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--split", default="val", choices=("train", "val"))
+    ap = survey_parser(__doc__)
     ap.add_argument("--out", type=Path, default=None, help="every case as JSON")
     args = ap.parse_args()
-    logging.disable(logging.WARNING)
     cases = survey(args.data, args.split)
     if args.out is not None:
         args.out.write_text(json.dumps(cases, indent=1))

@@ -11,14 +11,13 @@ Pfirrmann grades as the stored picture.
 
 from __future__ import annotations
 
-import argparse
 import csv
-import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _survey import survey_parser  # scripts/_survey.py
 
 import openspine
 from openspine.detection.scale import with_pixel_size
@@ -48,11 +47,8 @@ def _read(item: str, image: np.ndarray, spacing: float, trust: bool) -> dict[str
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--split", default="val", choices=("train", "val"))
+    ap = survey_parser(__doc__)
     args = ap.parse_args()
-    logging.disable(logging.WARNING)
     tally: Counter[tuple[str, str]] = Counter()
     slices = _slices(args.data, args.split)
     for item, path in slices:

@@ -12,14 +12,13 @@ gamma 2, mirrored) and on the coronal cuts: what a stricter plane rule (refuse b
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import logging
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from _survey import survey_parser  # scripts/_survey.py
 from PIL import Image, ImageDraw, ImageOps
 
 import openspine
@@ -103,11 +102,8 @@ def sagittal_probabilities(data: Path, split: str) -> dict[str, list[float]]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--split", default="val", choices=("train", "val"))
+    ap = survey_parser(__doc__)
     args = ap.parse_args()
-    logging.disable(logging.WARNING)
     tally = refusals(args.data, args.split)
     print(f"{args.split}: axial and coronal volume cuts as pictures, refused at the true pixel size / estimated")
     for plane in ("axial", "coronal"):

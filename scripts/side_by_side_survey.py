@@ -10,12 +10,11 @@ mirrored and in ``--crops`` crops (the views of ``openspine evaluate detection``
 
 from __future__ import annotations
 
-import argparse
 import csv
-import logging
 from pathlib import Path
 
 import numpy as np
+from _survey import survey_parser  # scripts/_survey.py
 from PIL import Image
 
 import openspine
@@ -74,12 +73,9 @@ def real_scans(data: Path, split: str, crops: int) -> tuple[list[str], int]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--split", default="val", choices=("train", "val"))
+    ap = survey_parser(__doc__)
     ap.add_argument("--crops", type=int, default=6)
     args = ap.parse_args()
-    logging.disable(logging.WARNING)
     r, n = montages(args.data, args.split)
     print(f"{args.split}: montages of two SPIDER slices side by side refused {r}/{n}")
     wrong, views = real_scans(args.data, args.split, args.crops)

@@ -1,0 +1,17 @@
+"""What the survey scripts share: their command line (the shared data folder and the split to survey)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+
+def survey_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser with ``--data`` (the shared data folder) and ``--split``, described by the script's first doc line;
+    the script adds its own options. Warnings of the analyses surveyed are silenced: the survey counts them."""
+    logging.disable(logging.WARNING)
+    ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    ap.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
+    ap.add_argument("--split", default="val", choices=("train", "val"))
+    return ap

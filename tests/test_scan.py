@@ -59,6 +59,15 @@ def test_lone_axial_slice_is_refused_with_the_reason() -> None:
         Scan(np.ones((64, 64, 1)), axial).to_sagittal()
 
 
+def test_a_picture_converted_to_nifti_is_refused_with_a_way_out() -> None:
+    # converters write an unrotated affine, so a sagittal picture's single slice reads as axial
+    with pytest.raises(UnsupportedScanError, match="converting a picture to NIfTI.*--pixel-spacing"):
+        Scan(np.ones((64, 48, 1)), np.eye(4)).to_sagittal()
+    with pytest.raises(UnsupportedScanError) as refused:  # an axial series with a real, turned header: no hint
+        Scan(np.ones((64, 64, 1)), np.diag([-0.5, -0.5, 5.0, 1.0])).to_sagittal()
+    assert "converting a picture" not in str(refused.value)
+
+
 def test_thick_coronal_stack_is_refused() -> None:
     coronal = np.array([[0.6, 0, 0, 0], [0, 0, 5.0, 0], [0, 0.6, 0, 0], [0, 0, 0, 1]])  # R, S, A(thick)
     with pytest.raises(UnsupportedScanError, match="coronal acquisition \\(12 slices, 5.0 mm apart"):

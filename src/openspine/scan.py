@@ -46,6 +46,13 @@ class ScanSource:
         return out
 
 
+_CONVERTED_PICTURE_HINT = (
+    " Its header keeps the default orientation that converting a picture to NIfTI writes: if it is a sagittal "
+    "picture, analyse the PNG/JPEG itself with --pixel-spacing (ROW_MM COL_MM, or auto), or give the file its real "
+    "orientation."
+)
+
+
 @dataclass(frozen=True, eq=False)
 class Scan:
     """A 3D voxel array (2D images have a third axis of length 1) and its voxel → RAS+ mm affine."""
@@ -120,6 +127,7 @@ class Scan:
                     f"this is an {plane} acquisition ({what}, {self.spacing[axis]:.1f} mm apart): a sagittal "
                     f"view would have {self.spacing[axis]:.1f} mm resolution along the spine. openspine needs a "
                     "sagittal series or a near-isotropic 3D volume; pick the sagittal series of the study."
+                    + (_CONVERTED_PICTURE_HINT if self._looks_like_a_converted_picture() else "")
                 )
         arr: NDArray[Any]
         if axis is None and geometry.obliquity_degrees(self.affine) > OBLIQUE_RESLICE_DEGREES:
@@ -128,6 +136,11 @@ class Scan:
         else:
             arr, aff = geometry.reorient(self.array, self.affine, geometry.INTERNAL_CODES)
         return SagittalView(Scan(arr, aff, self.source), self)
+
+    def _looks_like_a_converted_picture(self) -> bool:
+        """One slice with an unrotated affine (array axes along x, y, z): the default orientation that converting
+        a picture to NIfTI writes, which calls any picture axial."""
+        return self.shape[2] == 1 and geometry.axcodes(self.affine) == ("R", "A", "S")
 
     def check_analysable(self) -> None:
         """Refuse voxel values that no model can use: NaN/Inf, or an image without contrast."""

@@ -277,7 +277,16 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     if n_dicom == 0:
         if root.is_file():
             raise ScanReadError(f"'{shown}' is not a DICOM file")
-        raise ScanReadError(f"no DICOM files found in '{shown}' ({len(candidates)} files looked at)")
+        from .formats import IMAGE  # the picture reader's suffixes (imported here: formats imports this module)
+
+        pictures = [c for c in candidates if IMAGE.matches_name(Path(c).name)]
+        hint = (
+            f"; it holds {len(pictures)} PNG/JPEG picture(s): analyse one picture at a time (with --pixel-spacing), "
+            f"or all of them with 'openspine batch {shown} --out DIR --pixel-spacing ROW_MM COL_MM' (or auto)"
+            if pictures
+            else ""
+        )
+        raise ScanReadError(f"no DICOM files found in '{shown}' ({len(candidates)} files looked at){hint}")
     if no_pixels:
         kinds = ", ".join(f"{n} {m}" for m, n in sorted(no_pixels.items()))
         log.debug("ignored %d DICOM objects without pixel data (%s)", sum(no_pixels.values()), kinds)

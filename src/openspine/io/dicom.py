@@ -35,6 +35,7 @@ from .._logging import get_logger
 from ..errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
 from ..recognition.header import sequence_from_header
 from ..scan import Scan, ScanSource
+from .image2d import PICTURE_SUFFIXES
 from .roles import ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
 
 log = get_logger("io.dicom")
@@ -277,9 +278,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     if n_dicom == 0:
         if root.is_file():
             raise ScanReadError(f"'{shown}' is not a DICOM file")
-        from .formats import IMAGE  # the picture reader's suffixes (imported here: formats imports this module)
-
-        pictures = [c for c in candidates if IMAGE.matches_name(Path(c).name)]
+        pictures = [c for c in candidates if Path(c).suffix.lower() in PICTURE_SUFFIXES]
         hint = (
             f"; it holds {len(pictures)} PNG/JPEG picture(s): analyse one picture at a time (with --pixel-spacing), "
             f"or all of them with 'openspine batch {shown} --out DIR --pixel-spacing ROW_MM COL_MM' (or auto)"

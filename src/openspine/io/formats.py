@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ScanReadError, SeriesSelectionError
+from .image2d import PICTURE_SUFFIXES
 
 if TYPE_CHECKING:
     from ..scan import Scan
@@ -162,7 +163,7 @@ IMAGE = Reader(
     "image",
     "image",
     ".png, .jpg",
-    (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"),
+    PICTURE_SUFFIXES,
     _load_image,
     batch_skip="2D picture: give batch --pixel-spacing (ROW_MM COL_MM, or auto) to analyse the pictures too",
 )

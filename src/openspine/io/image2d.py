@@ -31,6 +31,10 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
     return Scan(arr[:, :, None], picture_affine(sp[0], sp[1]), ScanSource(path=str(path), format="image"))
 
 
+# file endings of the pictures openspine reads (PNG, JPEG, TIFF, BMP)
+PICTURE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
 def picture_affine(row_mm: float, col_mm: float) -> np.ndarray:
     """The affine of a picture as displayed: rows go head → feet, columns anterior → posterior (the internal sagittal
     layout), one slice 1 mm thick."""

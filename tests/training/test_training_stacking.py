@@ -110,3 +110,21 @@ def test_cross_validation_judges_the_grade_not_the_most_probable_class():
     balanced = h.balanced(np.zeros((n, 2)), feats).argmax(1)
     most_probable = h.apply(np.zeros((n, 2)), feats).argmax(1)
     assert balanced[y == 1].mean() > 0.6 > most_probable[y == 1].mean()
+
+
+def test_out_of_fold_inputs_are_saved_for_later_study(tmp_path):
+    y = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 0])
+    samples = _samples(y, "narrowing")
+    samples[3].labels = {}  # a disc without this grading keeps -1
+    heads = [HeadSpec("narrowing", ("0", "1"))]
+    logits = {"narrowing": np.arange(20, dtype=np.float32).reshape(10, 2)}
+    feats = np.ones((10, len(FEATURE_NAMES)))
+    folds = stacking.patient_folds([s.case for s in samples], 2, seed=0)
+    stacking.save_out_of_fold(tmp_path / "oof.npz", heads, logits, feats, samples, folds)
+    d = np.load(tmp_path / "oof.npz")
+    np.testing.assert_array_equal(d["logits_narrowing"], logits["narrowing"])
+    assert d["labels_narrowing"].tolist() == [0, 1, 1, -1, 1, 0, 0, 1, 1, 0]
+    assert d["features"].shape == (10, len(FEATURE_NAMES))
+    assert d["folds"].tolist() == folds.tolist()
+    assert d["cases"].tolist() == [s.case for s in samples]
+    assert d["levels"].tolist()[:5] == [lv.value for lv in LUMBAR]

@@ -373,9 +373,9 @@ def _fit_grader(
             return lambda ss: engine.predict_logits(net_f, ss)
 
         oof = stacking.out_of_fold_logits(train_s, folds, train_fold)
-        stacker, stack_report = stacking.fit_stacker(
-            heads, oof, stacking.sample_features(train_s), train_s, folds, options.stack_c
-        )
+        features = stacking.sample_features(train_s)
+        stacking.save_out_of_fold(options.work_dir / "stacking-oof.npz", heads, oof, features, train_s, folds)
+        stacker, stack_report = stacking.fit_stacker(heads, oof, features, train_s, folds, options.stack_c)
     net, losses = train_net(train_s, "all training discs")
     return heads, net, losses, stacker, stack_report
 

@@ -14,6 +14,7 @@ No val disc is used at any step.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,27 @@ def sample_features(samples: Sequence[Any]) -> NDArray[np.float64]:
 
     rows = [features_for_discs(s.array, [s.geometry], s.spacing, [s.level])[0] for s in samples]
     return np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
+
+
+def save_out_of_fold(
+    path: Path,
+    heads: Sequence[HeadSpec],
+    oof_logits: Mapping[str, NDArray[np.floating]],
+    features: NDArray[np.floating],
+    samples: Sequence[Any],
+    folds: NDArray[np.int64],
+) -> None:
+    """Write what the stacker was fitted on (out-of-fold logits, features, labels, folds, cases, levels) as one
+    ``.npz``, so stacker choices can be re-examined without training the networks again."""
+    arrays: dict[str, Any] = {f"logits_{h.name}": np.asarray(oof_logits[h.name]) for h in heads}
+    arrays |= {f"labels_{h.name}": np.array([s.labels.get(h.name, -1) for s in samples]) for h in heads}
+    arrays |= {
+        "features": np.asarray(features),
+        "folds": np.asarray(folds),
+        "cases": np.array([str(s.case) for s in samples]),
+        "levels": np.array([s.level.value for s in samples]),
+    }
+    np.savez_compressed(path, **arrays)
 
 
 def out_of_fold_logits(

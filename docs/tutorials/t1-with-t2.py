@@ -116,8 +116,9 @@ survey[~survey["agree"] | survey["scale note"]]
 # **What the T1 adds to the grades.** A grader that reads each disc's T2 and T1 crops together was built and trained
 # on the SPIDER training patients (`openspine train grader-t1t2`). It keeps a grading only where a 5-fold
 # cross-validation on the training patients shows that the T1 crop adds balanced accuracy over the same network with
-# the T1 channel blanked. On 105 training patients no grading passed (the gains lay within ±1.5 points, changing sign
-# between runs; [Disc grading](../grading.md#t2-and-t1-together-grader-t1t2-tried-not-shipped) has the table), so
-# openspine ships none and grades from T2. A grader trained on your own data can be used with
+# the T1 channel blanked, and ships it only where no grading then falls below the T2 grader on val. On detector
+# 1.0's discs no grading passed; on detector 1.1's three passed on train (by 1.4-2.0 points) but Pfirrmann fell on
+# val ([Disc grading](../grading.md#t2-and-t1-together-grader-t1t2-tried-not-shipped) has the tables), so openspine
+# ships none and grades from T2. A grader trained on your own data can be used with
 # `openspine analyze T2 --t1 T1 --paired-grader DIR` (`paired_grader=` in Python); its grades then carry
 # `series: ["T2", "T1"]`.

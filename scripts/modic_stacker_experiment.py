@@ -44,28 +44,6 @@ def patient_mean_of_others(score: NDArray[np.float64], cases: NDArray[np.str_]) 
     return out
 
 
-def fit_weighted(x: NDArray[np.float64], y: NDArray[np.int64], k: int, weights: NDArray[np.float64], c: float):  # type: ignore[no-untyped-def]
-    """Multinomial logistic regression with per-sample weights (as ``fit_logistic``, weights given)."""
-    import torch
-    import torch.nn.functional as F
-
-    xt, yt, wt = torch.tensor(x), torch.tensor(y), torch.tensor(weights)
-    coef = torch.zeros(x.shape[1], k, dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(k, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS(
-        [coef, bias], lr=1.0, max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe"
-    )
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = (wt * F.cross_entropy(xt @ coef + bias, yt, reduction="none")).sum() + (coef**2).sum() / (2 * c)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return coef.detach().numpy(), bias.detach().numpy()
-
-
 def cross_validate(
     x: NDArray[np.float64],
     y: NDArray[np.int64],
@@ -88,7 +66,7 @@ def cross_validate(
         elif mode == "group":
             target, k = yt, 4
             n0, n1 = (yt == 0).sum(), (yt > 0).sum()
-            coef, bias = fit_weighted(xs_tr, yt, 4, np.where(yt == 0, len(yt) / (2 * n0), len(yt) / (2 * n1)), c)
+            coef, bias = fit_logistic(xs_tr, yt, 4, c, np.where(yt == 0, len(yt) / (2 * n0), len(yt) / (2 * n1)))
             counts = np.array([n0, n1, n1, n1], float)
         else:
             target, k = yt, 4

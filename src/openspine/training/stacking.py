@@ -40,19 +40,24 @@ def patient_folds(cases: Sequence[str], k: int, seed: int) -> NDArray[np.int64]:
 
 
 def fit_logistic(
-    x: NDArray[np.floating], y: NDArray[np.integer], n_classes: int, c: float
+    x: NDArray[np.floating],
+    y: NDArray[np.integer],
+    n_classes: int,
+    c: float,
+    weights: NDArray[np.floating] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Multinomial logistic regression with class-balanced sample weights and an L2 penalty ||W||² / (2c) on the
-    summed loss (deterministic L-BFGS); returns coef (D, K) and intercept (K,)."""
+    """Multinomial logistic regression with an L2 penalty ||W||² / (2c) on the weighted, summed loss (deterministic
+    L-BFGS); returns coef (D, K) and intercept (K,). ``weights`` per sample; default: class-balanced."""
     import torch
     import torch.nn.functional as F
 
-    counts = np.bincount(y, minlength=n_classes).astype(float)
-    present = np.count_nonzero(counts)
-    cw = np.where(counts > 0, len(y) / (present * np.maximum(counts, 1)), 0.0)
+    if weights is None:
+        counts = np.bincount(y, minlength=n_classes).astype(float)
+        present = np.count_nonzero(counts)
+        weights = np.where(counts > 0, len(y) / (present * np.maximum(counts, 1)), 0.0)[y]
     xt = torch.tensor(np.asarray(x, float), dtype=torch.float64)
     yt = torch.tensor(np.asarray(y, np.int64))
-    wt = torch.tensor(cw[y], dtype=torch.float64)
+    wt = torch.tensor(np.asarray(weights, float), dtype=torch.float64)
     coef = torch.zeros(xt.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS(

@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command_parser("openspine train grader", _DESCRIPTION, _EPILOG, show_defaults=False)
     p.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder (index.csv)")
     p.add_argument("--out", type=Path, required=True, help="model folder to write (model.onnx, weights.npz, card.json)")
-    p.add_argument("--work", type=Path, default=None, help="cache folder for detections (default: OUT/work)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="folder for the detection cache, train.log and the stacker's out-of-fold inputs (default: OUT/work)",
+    )
     p.add_argument("--epochs", type=int, default=60, help="training epochs")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW, cosine schedule)")

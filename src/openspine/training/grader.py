@@ -157,7 +157,7 @@ class GraderTrainingOptions:
 
     data: Path
     out: Path
-    work: Path | None = None  # detection cache and train.log; default OUT/work
+    work: Path | None = None  # detection cache, train.log, stacking-oof.npz; default OUT/work
     epochs: int = 60
     batch_size: int = 32
     lr: float = 2e-3

@@ -1,0 +1,124 @@
+"""Do a disc's grades stay the same when the same scan is cropped or stored the other way round?
+
+Every SPIDER T2 slice of the split is analysed as stored (the reference), stored mirrored (anterior–posterior and
+left–right reversed, affine kept true: the same anatomy) and in ``--crops`` crops of its field of view (cut at random
+heights at the top, bottom or both, keeping at least three vertebrae whole; the same crops as ``openspine evaluate
+detection``). A disc of a variant is compared with the reference disc of the same level within 12 mm; a disc whose
+label differs from the reference's there is a labelling difference, counted apart and not compared. Prints, per
+variant kind, the discs compared and the share of them whose ``grade`` is identical, per grading; and the mean
+absolute change of the expected Pfirrmann grade. No label is read: it measures consistency, not accuracy.
+
+    python scripts/grading_stability.py --data ../shared/data --split val
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from _survey import survey_parser
+
+import openspine
+from openspine.evaluation.detection import _rng_for, apply_variant, make_variants, si_axis
+from openspine.results import grading_name
+
+TOLERANCE_MM = 12.0
+
+
+def disc_grades(result: Any) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
+    """(level, centroid mm, {grading: (grade, expected Pfirrmann or None)}) of every graded, labelled disc."""
+    out = []
+    for d in result.discs:
+        if d.level is None or not d.grades:
+            continue
+        grades = {}
+        for key, g in d.grades.items():
+            if not g.available:
+                continue
+            name = grading_name(key)
+            expected = None
+            if name == "pfirrmann" and g.probabilities:
+                expected = sum(int(k) * float(v) for k, v in g.probabilities.items())
+            grades[name] = (g.grade, expected)
+        out.append((d.level.value, np.asarray(d.centroid_mm, float), grades))
+    return out
+
+
+def compare(reference: list, variant: list, tally: dict[str, Any]) -> None:
+    """Add one variant's discs to ``tally`` (see the module docstring)."""
+    for level, centre, grades in variant:
+        dist = [float(np.linalg.norm(centre - c)) for _, c, _ in reference]
+        if not dist or min(dist) > TOLERANCE_MM:
+            continue
+        ref_level, _, ref_grades = reference[int(np.argmin(dist))]
+        if ref_level != level:
+            tally["label_differs"] += 1
+            continue
+        tally["discs"] += 1
+        for name, (grade, expected) in grades.items():
+            if name not in ref_grades:
+                continue
+            tally["same"][name] += int(grade == ref_grades[name][0])
+            tally["n"][name] += 1
+            if expected is not None and ref_grades[name][1] is not None:
+                tally["pfirrmann_shift"].append(abs(expected - ref_grades[name][1]))
+
+
+def main() -> None:
+    ap = survey_parser(__doc__)
+    ap.add_argument("--crops", type=int, default=6, help="crops per slice (default 6, as the detection evaluation)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = ap.parse_args()
+    rows = [
+        r
+        for r in csv.DictReader((args.data / "index.csv").open())
+        if r["dataset"] == "spider" and r["split"] == args.split
+    ]
+    tallies: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"discs": 0, "label_differs": 0, "same": defaultdict(int), "n": defaultdict(int), "pfirrmann_shift": []}
+    )
+    for r in rows:
+        img = nib.load(args.data / r["path"] / r["image"])
+        arr, aff = np.asarray(img.dataobj), img.affine
+        ref_result = openspine.analyze(openspine.Scan(arr, aff))
+        reference = disc_grades(ref_result)
+        if not reference:
+            continue
+        ax, sup_low = si_axis(aff)
+        ext = []
+        for v in ref_result.vertebrae:
+            rows_v = [c[ax] for o in v.outlines for c in o.corners_voxel]
+            if rows_v:
+                ext.append((max(0, int(np.floor(min(rows_v)))), min(arr.shape[ax] - 1, int(np.ceil(max(rows_v))))))
+        for var in make_variants(ext, arr.shape[ax], sup_low, args.crops, _rng_for(args.seed, r["id"]))[1:]:
+            (arr_v,), aff_v = apply_variant([arr], aff, var)
+            kind = var.name.replace("+mirrored", "")
+            compare(reference, disc_grades(openspine.analyze(openspine.Scan(arr_v, aff_v))), tallies[kind])
+    report = {}
+    for kind, t in tallies.items():
+        report[kind] = {
+            "discs_compared": t["discs"],
+            "label_differs": t["label_differs"],
+            "same_grade": {name: round(t["same"][name] / t["n"][name], 4) for name in sorted(t["n"])},
+            "pfirrmann_expected_grade_mean_abs_change": round(float(np.mean(t["pfirrmann_shift"])), 4)
+            if t["pfirrmann_shift"]
+            else None,
+        }
+        same = ", ".join(f"{k} {100 * v:.1f} %" for k, v in report[kind]["same_grade"].items())
+        shift = report[kind]["pfirrmann_expected_grade_mean_abs_change"]
+        print(
+            f"{kind}: {t['discs']} discs compared ({t['label_differs']} with another label, not compared); "
+            f"same grade: {same}; expected Pfirrmann changes by {shift}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,13 @@
-"""Do a disc's grades stay the same when the same scan is cropped or stored the other way round?
+"""Do a disc's grades stay the same when the same scan is cropped, stored the other way round or given as a picture?
 
 Every SPIDER T2 slice of the split is analysed as stored (the reference), stored mirrored (anterior–posterior and
-left–right reversed, affine kept true: the same anatomy) and in ``--crops`` crops of its field of view (cut at random
+left–right reversed, affine kept true: the same anatomy), in ``--crops`` crops of its field of view (cut at random
 heights at the top, bottom or both, keeping at least three vertebrae whole; the same crops as ``openspine evaluate
-detection``). A disc of a variant is compared with the reference disc of the same level within 12 mm; a disc whose
-label differs from the reference's there is a labelling difference, counted apart and not compared. Prints, per
-variant kind, the discs compared and the share of them whose ``grade`` is identical, per grading; and the mean
-absolute change of the expected Pfirrmann grade. No label is read: it measures consistency, not accuracy.
+detection``), and as its PNG picture at its true pixel size and with ``--pixel-spacing auto``. A disc of a variant
+is compared with the reference disc of the same level within 12 mm; a disc whose label differs from the
+reference's there is a labelling difference, counted apart and not compared. Prints, per variant kind, the discs
+compared and the share of them whose ``grade`` is identical, per grading; and the mean absolute change of the
+expected Pfirrmann grade. No label is read: it measures consistency, not accuracy.
 
     python scripts/grading_stability.py --data ../shared/data --split val
 """
@@ -30,8 +31,10 @@ from openspine.results import grading_name
 TOLERANCE_MM = 12.0
 
 
-def disc_grades(result: Any) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
-    """(level, centroid mm, {grading: (grade, expected Pfirrmann or None)}) of every graded, labelled disc."""
+def disc_grades(result: Any, pixel_mm: float | None = None) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
+    """(level, position mm, {grading: (grade, expected Pfirrmann or None)}) of every graded, labelled disc. The
+    position is the centroid in world mm, or with ``pixel_mm`` its (row, column) pixel times that size: a picture of
+    the slice has the same pixels but not the same world frame."""
     out = []
     for d in result.discs:
         if d.level is None or not d.grades:
@@ -45,7 +48,8 @@ def disc_grades(result: Any) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
             if name == "pfirrmann" and g.probabilities:
                 expected = sum(int(k) * float(v) for k, v in g.probabilities.items())
             grades[name] = (g.grade, expected)
-        out.append((d.level.value, np.asarray(d.centroid_mm, float), grades))
+        where = np.asarray(d.centroid_voxel[:2], float) * pixel_mm if pixel_mm else np.asarray(d.centroid_mm, float)
+        out.append((d.level.value, where, grades))
     return out
 
 
@@ -100,6 +104,13 @@ def main() -> None:
             (arr_v,), aff_v = apply_variant([arr], aff, var)
             kind = var.name.replace("+mirrored", "")
             compare(reference, disc_grades(openspine.analyze(openspine.Scan(arr_v, aff_v))), tallies[kind])
+        # the same slice as its 8-bit PNG, at its true pixel size and with the pixel size estimated
+        pixel = float(img.header.get_zooms()[0])
+        in_pixels = disc_grades(ref_result, pixel)
+        png = args.data / r["path"] / "image.png"
+        for kind, spacing in (("picture", (pixel, pixel)), ("picture, pixel size estimated", "auto")):
+            picture = openspine.analyze(png, pixel_spacing=spacing)
+            compare(in_pixels, disc_grades(picture, pixel), tallies[kind])
     report = {}
     for kind, t in tallies.items():
         report[kind] = {

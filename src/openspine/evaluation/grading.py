@@ -89,7 +89,7 @@ def evaluate(
             for h in model.heads:
                 _collect(collected[h.name], h, case.labels[lv].get(h.name), d.grades.get(h.grading), case.patient)
     seconds = time.perf_counter() - t0
-    return {
+    res: dict[str, Any] = {
         "data": str(data_dir),
         "split": split,
         "grader": model.info.to_dict() | {"folder": str(model.folder)},
@@ -105,6 +105,9 @@ def evaluate(
         "seconds": round(seconds, 1),
         "gradings": {name: head_metrics(c, n_boot, seed) for name, c in collected.items()},
     }
+    if "marrow_change" in collected:  # how the Modic targets are stated: any type against none
+        res["marrow_change_any_vs_none"] = head_metrics(_any_marrow(collected["marrow_change"]), n_boot, seed)
+    return res
 
 
 def _graded_by_level(discs: Iterable[Any]) -> dict[DiscLevel, Any]:
@@ -409,6 +412,13 @@ def format_report(res: dict[str, Any]) -> str:
                 if "balanced_grade" in m
                 else ""
             )
+        )
+    any_marrow = res.get("marrow_change_any_vs_none") or {}
+    if any_marrow.get("n"):
+        ba = any_marrow["balanced_accuracy"]
+        lines.append(
+            f"{'marrow_change any/none':24s} {any_marrow['n']:>4d}  {format_percent(ba['value'])} "
+            f"[{format_percent(ba['ci95'][0])}, {format_percent(ba['ci95'][1])}]  (type 1, 2 or 3 against none)"
         )
     lines.append("")
     for name, m in res["gradings"].items():

@@ -25,7 +25,7 @@ import numpy as np
 from _survey import survey_parser
 
 import openspine
-from openspine.evaluation.detection import _rng_for, apply_variant, make_variants, si_axis
+from openspine.evaluation.detection import apply_variant, detected_variants
 from openspine.results import grading_name
 
 TOLERANCE_MM = 12.0
@@ -94,13 +94,7 @@ def main() -> None:
         reference = disc_grades(ref_result)
         if not reference:
             continue
-        ax, sup_low = si_axis(aff)
-        ext = []
-        for v in ref_result.vertebrae:
-            rows_v = [c[ax] for o in v.outlines for c in o.corners_voxel]
-            if rows_v:
-                ext.append((max(0, int(np.floor(min(rows_v)))), min(arr.shape[ax] - 1, int(np.ceil(max(rows_v))))))
-        for var in make_variants(ext, arr.shape[ax], sup_low, args.crops, _rng_for(args.seed, r["id"]))[1:]:
+        for var in detected_variants(ref_result.vertebrae, arr.shape, aff, args.crops, args.seed, r["id"])[1:]:
             (arr_v,), aff_v = apply_variant([arr], aff, var)
             kind = var.name.replace("+mirrored", "")
             compare(reference, disc_grades(openspine.analyze(openspine.Scan(arr_v, aff_v))), tallies[kind])

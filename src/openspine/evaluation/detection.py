@@ -301,6 +301,25 @@ def make_variants(
     return out
 
 
+def detected_variants(
+    vertebrae: Sequence[Any],
+    shape: Sequence[int],
+    affine: NDArray[np.floating],
+    n_crops: int,
+    seed: int,
+    item: str,
+) -> list[Variant]:
+    """:func:`make_variants` of an item whose vertebrae were detected (their outlines give each body's extent along
+    the stored superior–inferior axis), with the item's own seeded crops."""
+    ax, sup_low = si_axis(affine)
+    ext = []
+    for v in vertebrae:
+        rows = [c[ax] for o in v.outlines for c in o.corners_voxel]
+        if rows:
+            ext.append((max(0, int(np.floor(min(rows)))), min(shape[ax] - 1, int(np.ceil(max(rows))))))
+    return make_variants(ext, shape[ax], sup_low, n_crops, _rng_for(seed, item))
+
+
 def volume_case_right(res: ScanResult) -> bool:
     """Every detected body (or disc, for disc-labelled scans) that lies in a labelled structure has its level, and
     at least one does."""
@@ -479,13 +498,7 @@ def spider_variant_cases(
     ]
     if not ok or labelling_flagged(as_is.flags):
         return cases
-    ax, sup_low = si_axis(affine)
-    ext = []
-    for v in as_is.vertebrae:
-        rows = [c[ax] for o in v.outlines for c in o.corners_voxel]
-        if rows:
-            ext.append((max(0, int(np.floor(min(rows)))), min(image.shape[ax] - 1, int(np.ceil(max(rows))))))
-    for var in make_variants(ext, image.shape[ax], sup_low, n_crops, _rng_for(seed, item))[1:]:
+    for var in detected_variants(as_is.vertebrae, image.shape, affine, n_crops, seed, item)[1:]:
         (img_v,), aff_v = apply_variant([image], affine, var)
         t = time.perf_counter()
         det = detect_fn(Scan(img_v, aff_v))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from .datasets.volumes import (
     render_sample,
     save_cache,
 )
+from .onnx_weights import freeze_batch_norm, load_folded_onnx, onnx_path
 
 log = get_logger("training.detector")
 
@@ -75,6 +76,7 @@ class TrainConfig:
     decoder_widths: tuple[int, ...] = (32, 32, 48, 64)
     sample: SampleConfig = field(default_factory=SampleConfig)
     loss_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 4.0)  # body, body heat, disc heat, level
+    frozen_batch_norm: bool = False  # set when starting from a shipped (ONNX) model: see training.onnx_weights
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -233,6 +235,7 @@ def train(
     command: str = "",
     resume: bool = False,
     time_limit_s: float | None = None,
+    version: str = MODEL_VERSION,
 ) -> Path | None:
     """Train on ``volumes`` (train split) and write the model folder ``out``; returns ``out``.
 
@@ -256,10 +259,15 @@ def train(
 
     net = build_network(cfg.widths, cfg.decoder_widths)
     saved = _resumable(torch, out / "checkpoint.pt", cfg, volumes) if resume else None
-    if init is not None:  # stage 2 starts from the stage-1 weights
-        state = torch.load(init, map_location="cpu", weights_only=True)
-        net.load_state_dict(state.get("state_dict", state))
-        log.info("initialised from %s", init)
+    if init is not None:  # a stage-1 checkpoint, or a shipped model folder / ONNX file (fine-tuning)
+        shipped = onnx_path(init)
+        if shipped is not None:
+            n = load_folded_onnx(torch, net, shipped)
+            log.info("initialised from %s (%d convolutions; batch norms frozen)", shipped, n)
+        else:
+            state = torch.load(init, map_location="cpu", weights_only=True)
+            net.load_state_dict(state.get("state_dict", state))
+            log.info("initialised from %s", init)
     if saved is not None:
         net.load_state_dict(saved["state_dict"])
     # channels-last convolutions ran 1.8x faster on CPU (a 32-tile step, 2 cores, measured); GPU runs are data-bound
@@ -292,6 +300,8 @@ def train(
         history, running, seconds_before = list(saved["history"]), dict(saved["running"]), saved["train_seconds"]
         log.info("resumed at step %d of %d", start, steps)
     net.train()
+    if cfg.frozen_batch_norm:
+        freeze_batch_norm(torch, net)
     bar = tqdm(
         total=steps, initial=start, desc="train detector", unit="batch", disable=not progress, dynamic_ncols=True
     )
@@ -334,7 +344,7 @@ def train(
              "device": device if device == "cpu" else torch.cuda.get_device_name(0)},
         data={"volumes": [v.id for v in volumes], "data_source": data_source, "init": str(init) if init else None},
     )  # fmt: skip
-    export_model(net, out, cfg, meta)
+    export_model(net, out, cfg, {**meta, "version": version})
     log.info("trained in %.0f s; model folder: %s", train_s, out)
     return out
 
@@ -403,7 +413,7 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
     sc = cfg.sample
     task = "vertebral body detection and level labelling on sagittal spine MRI"
     return {
-        **common.card_head(MODEL_NAME, MODEL_VERSION, task, sha256, size),
+        **common.card_head(MODEL_NAME, meta.get("version", MODEL_VERSION), task, sha256, size),
         "architecture": {
             "type": "2D U-Net-like CNN (FPN-style decoder), one sagittal slice in, four maps out at stride 2",
             "encoder_widths": list(cfg.widths),
@@ -521,7 +531,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes (0 = in the main process)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--write-cache", type=Path, default=None, help="also save the training volumes as .npz here")
-    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint.pt (stage 2 fine-tuning)")
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from these weights: a checkpoint.pt, or a model folder / model.onnx (e.g. the built-in "
+        "src/openspine/models/detector; its batch norms then stay frozen)",
+    )
+    p.add_argument(
+        "--fov-crop",
+        type=float,
+        default=SampleConfig.p_fov,
+        metavar="P",
+        help="share of training tiles cut to a random smaller field of view (default %(default)s)",
+    )
+    p.add_argument("--version", default=MODEL_VERSION, help="the version written to the card (default %(default)s)")
     p.add_argument(
         "--pseudo-labels",
         default=None,
@@ -565,6 +589,7 @@ def train_detector(
     resume: bool = False,
     time_limit_min: float | None = None,
     pseudo_t1: bool = False,
+    version: str = MODEL_VERSION,
 ) -> Path | None:
     """``openspine train detector`` as a function: read the train split of ``data`` (or the volumes cached in
     ``cache``), train with ``config`` and write the model folder ``out``; returns it (``None`` for 0 epochs, which
@@ -594,6 +619,10 @@ def train_detector(
         raise ConfigError(f"nothing to resume: {out / 'checkpoint.pt'} does not exist (start without --resume)")
     if time_limit_min is not None and time_limit_min < 0:
         raise ConfigError("--time-limit must be ≥ 0 minutes")
+    if init is not None and onnx_path(init) is not None and not cfg.frozen_batch_norm:
+        cfg = replace(cfg, frozen_batch_norm=True)  # the shipped file holds folded batch norms only
+    if not 0.0 <= cfg.sample.p_fov <= 1.0:
+        raise ConfigError("--fov-crop must be a share between 0 and 1")
     prepare_output_dir(out)
     with log_file(out / "train.log", common.LOG_FORMAT, append=resume):
         log.info("%s", command)
@@ -630,13 +659,15 @@ def train_detector(
             command=command,
             resume=resume,
             time_limit_s=None if time_limit_min is None else 60.0 * time_limit_min,
+            version=version,
         )
 
 
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine train detector ARGS``."""
     args = build_parser().parse_args(argv)
-    cfg = common.options_from(TrainConfig, args)  # epochs, samples per epoch, batch size, learning rate, seed
+    sample = SampleConfig(p_fov=args.fov_crop)
+    cfg = common.options_from(TrainConfig, args, sample=sample)  # epochs, samples per epoch, batch size, lr, seed
     folder = train_detector(
         args.out,
         cfg,
@@ -653,6 +684,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         args.resume,
         args.time_limit,
         args.pseudo_t1,
+        args.version,
     )
     if not quiet and folder is not None:
         print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log)")

@@ -38,7 +38,7 @@ from .datasets.volumes import (
     render_sample,
     save_cache,
 )
-from .onnx_weights import freeze_batch_norm, load_folded_onnx, onnx_path
+from .onnx_weights import freeze_batch_norm, load_folded_onnx, model_reference, onnx_path
 
 log = get_logger("training.detector")
 
@@ -342,7 +342,8 @@ def train(
         torch, net, out, cfg.to_dict(), history, running,
         run={"train_seconds": round(train_s, 1), "command": command,
              "device": device if device == "cpu" else torch.cuda.get_device_name(0)},
-        data={"volumes": [v.id for v in volumes], "data_source": data_source, "init": str(init) if init else None},
+        data={"volumes": [v.id for v in volumes], "data_source": data_source,
+              "init": model_reference(init) if init else None},
     )  # fmt: skip
     export_model(net, out, cfg, {**meta, "version": version})
     log.info("trained in %.0f s; model folder: %s", train_s, out)
@@ -633,7 +634,8 @@ def train_detector(
                 n_s1 = add_sacrum_pseudo_labels(volumes, data, pseudo_labels)
                 spider = pseudo_label_spider(data, pseudo_labels, split="train", t1=pseudo_t1)
                 volumes = volumes + spider
-                source += f"; pseudo-labels by {pseudo_labels}: S1 in {n_s1} volumes, {len(spider)} SPIDER slices"
+                labeller = model_reference(Path(pseudo_labels))
+                source += f"; pseudo-labels by {labeller}: S1 in {n_s1} volumes, {len(spider)} SPIDER slices"
         else:
             assert cache is not None
             volumes = load_cache(cache)

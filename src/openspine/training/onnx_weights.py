@@ -13,6 +13,7 @@ torch and onnx are imported inside the functions.
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,16 @@ def onnx_path(init: Path) -> Path | None:
             raise ConfigError(f"--init {init}: a model folder must hold model.onnx")
         return path
     return init if init.suffix == ".onnx" else None
+
+
+def model_reference(path: Path) -> str:
+    """``path`` as a card records where weights or labels came from: a model folder also by its name, version and
+    sha256, since a folder such as the built-in one is replaced by later versions."""
+    card = path / "card.json" if path.is_dir() else path.parent / "card.json"
+    if path.suffix == ".pt" or not card.is_file():
+        return str(path)
+    data = json.loads(card.read_text())
+    return f"{path} ({data.get('name')} {data.get('version')}, sha256 {str(data.get('sha256'))[:12]}…)"
 
 
 def _convolutions_in_order(torch: Any, net: Any, size: tuple[int, int]) -> list[Any]:

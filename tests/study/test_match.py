@@ -180,8 +180,8 @@ def test_real_spider_t2_t1_pair_matches_by_level(shared_data) -> None:
     assert lumbar <= {p.level for p in m.discs}
     for p in m.discs:  # each pair: the same level, one disc of each series
         assert p.first in d2.discs and p.second in d1.discs and p.first.level == p.second.level == p.level
-    # val patient 181: the T2 render shows T8 … S1, the T1 slice T11 … S1; their pixel sizes disagree (the T1's
-    # distances are 1.6x the T2's) but the pattern of disc spacings agrees: matched, with a scale note
+    # val patient 181: the pixel sizes of its T2 and T1 slices disagree (the T1's distances are 1.6x the T2's) but
+    # the pattern of disc spacings agrees: matched, with a scale note
     d2, v2, d1, v1 = _real_pair(shared_data, "181")
     m = match_series(d2, v2, d1, v1, names=("T2", "T1"))
     assert m.agree and any(f.startswith("series_scale") for f in m.flags)

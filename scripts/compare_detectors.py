@@ -12,7 +12,8 @@ passes only when every line of the rule holds (fixed before the first candidate 
 3. grading: the mean balanced accuracy over the grader's heads falls by at most 1 point.
 
 The SPIDER robustness cases are scored against each detector's own confident whole-slice labelling (SPIDER has no
-positions), the volume cases against the masks. Report on val once per candidate; never choose among many on it.
+positions), the volume cases against the masks, so the two case sets differ; the figures on the cases both score are
+printed beside the rule (not part of it). Report on val once per candidate; never choose among many on it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def measure(data: Path, split: str, model: str | None) -> dict[str, Any]:
     return {
         "overall": det["overall"],
         "robustness": det["robustness"]["overall"]["all"],
+        "robustness_cases": det["robustness"]["cases"],
         "grading_balanced_accuracy": heads,
         "grading_coverage": grading["coverage"],
     }
@@ -90,10 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     for head in sorted(base["grading_balanced_accuracy"]):
         b, c = base["grading_balanced_accuracy"][head], cand["grading_balanced_accuracy"].get(head)
         print(f"      grading {head}: {b:.4f} → {c if c is None else round(c, 4)}")
+    # not a rule line (the rule was fixed before the first candidate): the like-for-like view beside it
+    like = ev_detection.shared_cases(base["robustness_cases"], cand["robustness_cases"])
+    for group, f in like.items():
+        print(
+            f"      on the {f['cases']} {group} cases both score: every label right {f['right'][0]} → "
+            f"{f['right'][1]}, right or flagged {f['right_or_flagged'][0]} → {f['right_or_flagged'][1]}"
+        )
     passed = all(held for _, held, _ in lines)
     print(f"candidate {'may replace' if passed else 'does not replace'} the built-in detector")
     if args.out is not None:
-        record = {"built_in": base, "candidate": cand, "rule": [list(x) for x in lines], "passed": passed}
+        record = {"built_in": base, "candidate": cand, "rule": [list(x) for x in lines], "passed": passed,
+                  "shared_cases": like}  # fmt: skip
         args.out.write_text(json.dumps(record, indent=2) + "\n")
     return 0 if passed else 1
 

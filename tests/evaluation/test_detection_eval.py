@@ -280,3 +280,20 @@ def test_real_val_t1_slices_have_the_lumbar_sequence(shared_data) -> None:
         det = detect(load_scan(shared_data / r["path"] / r["image"]).to_sagittal())
         entry = spider_entry(r["id"], det, 0.0)
         assert entry["complete"], entry
+
+
+def test_shared_cases_compare_like_with_like() -> None:
+    from openspine.evaluation.detection import shared_cases
+
+    def case(item: str, variant: str, right: bool, flagged: bool, source: str = "spider") -> dict[str, Any]:
+        return {"id": item, "variant": variant, "keep": [0, 9], "right": right, "flagged": flagged, "source": source}
+
+    old = [case("a", "crop-top", False, True), case("b", "crop-top", True, False), case("c", "as-is", True, False),
+           case("a-t1", "as-is", False, False, "spider-t1")]  # fmt: skip
+    new = [case("a", "crop-top", True, False), case("b", "crop-top", False, False), case("d", "as-is", True, False),
+           case("a-t1", "as-is", True, False, "spider-t1")]  # fmt: skip
+    like = shared_cases(old, new)
+    # only a and b are in both T2 runs: c (old only) and d (new only) are left out
+    assert like["all"] == {"cases": 2, "right": [1, 1], "right_or_flagged": [2, 1]}
+    assert like["spider-t1"] == {"cases": 1, "right": [0, 1], "right_or_flagged": [0, 1]}
+    assert shared_cases(old, []) == {}

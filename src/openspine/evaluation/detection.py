@@ -30,7 +30,7 @@ import argparse
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -385,6 +385,33 @@ def summarise_cases(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "right_flagged_share": share(right_flagged, right),
         "alternative_right_share_of_wrong": share(alt_right, wrong),
     }
+
+
+def case_key(case: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What identifies a robustness case across two runs: the item, the variant and the rows it keeps."""
+    return str(case["id"]), str(case["variant"]), str(case.get("keep"))
+
+
+def shared_cases(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Two detectors' robustness cases compared on the cases both score (like with like): SPIDER cases are scored
+    against each detector's own confident whole-slice labelling, so the two case sets differ and the overall shares
+    mix a change of labels with a change of cases. Per group (``all``: T2 and volumes, ``spider-t1``): the shared
+    cases and, for each run, how many have every label right and how many are right or flagged."""
+    by_key = {case_key(c): c for c in b}
+    out: dict[str, dict[str, Any]] = {}
+    for group, t1 in (("all", False), ("spider-t1", True)):
+        pairs = [(c, by_key[case_key(c)]) for c in a if (c["source"] == "spider-t1") == t1 and case_key(c) in by_key]
+        if not pairs:
+            continue
+        out[group] = {
+            "cases": len(pairs),
+            "right": [sum(bool(x["right"]) for x, _ in pairs), sum(bool(y["right"]) for _, y in pairs)],
+            "right_or_flagged": [
+                sum(bool(x["right"] or x["flagged"]) for x, _ in pairs),
+                sum(bool(y["right"] or y["flagged"]) for _, y in pairs),
+            ],
+        }
+    return out
 
 
 def robustness_overall(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:

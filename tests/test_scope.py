@@ -179,5 +179,5 @@ def test_spines_side_by_side_counts_columns_of_bodies_that_overlap_in_height() -
     stray = [(100.0, 150.0)]  # one stray detection in front of a spine is no second column
     assert spines_side_by_side(lordosis + stray) == 1
     # two bodies of a second spine beside it are: the one label sequence would zigzag between them
-    assert spines_side_by_side(lordosis + [(100.0, 150.0), (140.0, 155.0)]) == 2
+    assert spines_side_by_side([*lordosis, (100.0, 150.0), (140.0, 155.0)]) == 2
     assert spines_side_by_side(lordosis[:1]) == 0 and spines_side_by_side([]) == 0

@@ -92,7 +92,7 @@ DETECTOR_SCOPE = {
     "regions": ["thoracic", "lumbar", "sacral"],
     "levels": ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"],
     "basis": "trained on FastCleverSeg lumbar/thoraco-lumbar volumes (T2 TSE/FSE, water-fat GRE, mixed T1/T2/TIRM) "
-    "with bodies labelled T11-L5, and (version 1.1) on SPIDER train T2 and T1 mid-sagittal slices labelled T12-S1 by "
+    "with bodies labelled T11-L5, and (since version 1.1) on SPIDER train T2 and T1 mid-sagittal slices labelled T12-S1 by "
     "the earlier detector; S1 found as the body below L5 and validated through the SPIDER L5-S1 discs; "
     "no cervical or upper-thoracic training data",
 }

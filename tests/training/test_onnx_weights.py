@@ -99,3 +99,25 @@ def test_a_run_started_from_a_model_folder_keeps_its_batch_norms(tmp_path: Path)
     assert variances and all(torch.allclose(v, torch.full_like(v, 1.0 - 1e-5)) for v in variances)  # not re-estimated
     x = np.zeros((1, 1, 96, 96), np.float32)
     assert np.isfinite(_onnx_maps(out / "model.onnx", x)).all()
+
+
+def test_a_run_started_from_a_model_folder_resumes_with_frozen_batch_norms(tmp_path: Path) -> None:
+    _exported_small_net(tmp_path / "start")
+    img = np.full((200, 120, 3), 40, np.uint8)
+    msk = np.zeros((200, 120, 3), np.uint8)
+    for i, v in enumerate((22, 23, 24)):
+        img[20 + i * 38 : 50 + i * 38, 30:80] = 160
+        msk[20 + i * 38 : 50 + i * 38, 30:80] = v
+    vol = prepare_volume(TrainVolume("synthetic", "VB2", True, img, msk))
+    cfg = TrainConfig(epochs=2, samples_per_epoch=8, batch_size=4, sample=SampleConfig(tile=96), **SMALL)
+    start = tmp_path / "start"
+    frozen = dataclasses.replace(cfg, frozen_batch_norm=True)
+    straight = train([vol], tmp_path / "straight", frozen, progress=False, init=start)
+    stopped = tmp_path / "stopped"
+    assert train([vol], stopped, frozen, progress=False, init=start, time_limit_s=0.0) is None
+    # the resumed command repeats neither --init nor the flag it implied
+    assert train([vol], stopped, cfg, progress=False, resume=True) == stopped
+    assert straight is not None
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)["state_dict"]
+    b = torch.load(stopped / "checkpoint.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

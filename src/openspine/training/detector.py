@@ -92,8 +92,8 @@ DETECTOR_SCOPE = {
     "regions": ["thoracic", "lumbar", "sacral"],
     "levels": ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"],
     "basis": "trained on FastCleverSeg lumbar/thoraco-lumbar volumes (T2 TSE/FSE, water-fat GRE, mixed T1/T2/TIRM) "
-    "with bodies labelled T11-L5, and (since version 1.1) on SPIDER train T2 and T1 mid-sagittal slices labelled T12-S1 by "
-    "the earlier detector; S1 found as the body below L5 and validated through the SPIDER L5-S1 discs; "
+    "with bodies labelled T11-L5, and (since version 1.1) on SPIDER train T2 and T1 mid-sagittal slices labelled "
+    "T12-S1 by the earlier detector; S1 found as the body below L5 and validated through the SPIDER L5-S1 discs; "
     "no cervical or upper-thoracic training data",
 }
 
@@ -259,6 +259,8 @@ def train(
 
     net = build_network(cfg.widths, cfg.decoder_widths)
     saved = _resumable(torch, out / "checkpoint.pt", cfg, volumes) if resume else None
+    if saved is not None:  # a run started from a shipped model resumes with its batch norms still frozen
+        cfg = replace(cfg, frozen_batch_norm=bool(saved["config"].get("frozen_batch_norm", False)))
     if init is not None:  # a stage-1 checkpoint, or a shipped model folder / ONNX file (fine-tuning)
         shipped = onnx_path(init)
         if shipped is not None:
@@ -385,7 +387,8 @@ def _resumable(torch: Any, path: Path, cfg: TrainConfig, volumes: list[TrainVolu
     if "optimizer" not in saved:
         raise ConfigError(f"nothing to resume: {path} is the checkpoint of a finished run")
     config = cfg.to_dict()
-    differ = sorted(k for k in config if saved.get("config", {}).get(k) != config[k])
+    # frozen_batch_norm follows from --init, which a resumed run does not repeat: taken from the checkpoint
+    differ = sorted(k for k in config if k != "frozen_batch_norm" and saved.get("config", {}).get(k) != config[k])
     if differ:
         raise ConfigError(f"{path} was written with other options ({', '.join(differ)}): resume with the same ones")
     if saved.get("volumes") != [v.id for v in volumes]:

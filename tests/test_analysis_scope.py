@@ -84,6 +84,19 @@ def test_cervical_scan_gets_no_lumbar_label() -> None:
     assert result.input.way_round["value"] == "right way round"
 
 
+def test_upper_thoracic_spine_gets_no_lumbar_label() -> None:
+    """The lower half of sct-example-t2 shows the upper thoracic spine, which the detector never saw; it finds two
+    bodies there and reads them as L5 and S1. Two bodies are too few to count levels from: no label, no grade."""
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # stored P, S, R: the second axis runs up
+    arr = np.asarray(img.dataobj)[:, : img.shape[1] // 2]
+    result = openspine.analyze(openspine.Scan(arr, img.affine))
+    assert result.vertebrae and len(result.vertebrae) < 3, [v.label for v in result.vertebrae]
+    assert all(v.label is None for v in result.vertebrae) and all(d.level is None for d in result.discs)
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert any(f.startswith("labels_withheld") and "too little of a spine" in f for f in result.flags)
+
+
 def test_cervical_volume_stored_upside_down_is_refused_with_nothing_left_over() -> None:
     data = shared_data_or_skip()
     img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # stored P, S, R: the second axis runs up

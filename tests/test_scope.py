@@ -100,15 +100,15 @@ def test_levels_outside_the_card_are_withheld_the_rest_kept() -> None:
 
 def test_labels_in_scope_reads_the_card_and_the_cervical_probability() -> None:
     card = {"name": "detector", "scope": {"regions": ["thoracic", "lumbar", "sacral"], "levels": ["L4", "L5", "S1"]}}
-    verts, discs = [_v("L4"), _v("L5")], [_d("L4-L5")]
+    verts, discs = [_v("L4"), _v("L5"), _v("S1")], [_d("L4-L5"), _d("L5-S1")]
     kept_v, kept_d, none, nothing = labels_in_scope(verts, discs, card, cervical_probability=0.49)
-    assert [v.label for v in kept_v] == [Level.L4, Level.L5] and kept_d[0].level is not None and none == []
+    assert [v.label for v in kept_v] == [Level.L4, Level.L5, Level.S1] and kept_d[0].level is not None and none == []
     assert nothing is None
     gone_v, gone_d, flags, nothing = labels_in_scope(verts, discs, card, cervical_probability=0.5)
     assert all(v.label is None for v in gone_v) and gone_d[0].level is None
     assert nothing is not None and "cervical" in nothing
     assert flags[0] == "cervical_field_of_view: the image shows the cervical spine (probability 0.50)"
-    assert flags[1].startswith("labels_withheld: every body (2) and disc (1) (the image shows the cervical spine")
+    assert flags[1].startswith("labels_withheld: every body (3) and disc (2) (the image shows the cervical spine")
     # the detector's guesses are another region's count: neither the flag nor the notes name them
     assert not any("L4" in f or "L5" in f for f in flags)
     assert all(v.note is not None and "L4" not in v.note and "L5" not in v.note for v in gone_v)
@@ -181,3 +181,15 @@ def test_spines_side_by_side_counts_columns_of_bodies_that_overlap_in_height() -
     # two bodies of a second spine beside it are: the one label sequence would zigzag between them
     assert spines_side_by_side([*lordosis, (100.0, 150.0), (140.0, 155.0)]) == 2
     assert spines_side_by_side(lordosis[:1]) == 0 and spines_side_by_side([]) == 0
+
+
+def test_labels_need_three_bodies() -> None:
+    card = {"name": "detector", "scope": {"regions": ["thoracic", "lumbar", "sacral"]}}
+    two_v, one_d = [_v("L5"), _v("S1")], [_d("L5-S1")]
+    gone_v, gone_d, flags, nothing = labels_in_scope(two_v, one_d, card, cervical_probability=0.0)
+    assert all(v.label is None for v in gone_v) and gone_d[0].level is None
+    assert nothing is not None and "only 2 vertebral bodies" in nothing
+    assert flags == [f"labels_withheld: every body (2) and disc (1) ({nothing})"]
+    three_v = [_v("L4"), _v("L5"), _v("S1")]
+    assert labels_in_scope(three_v, [_d("L4-L5"), _d("L5-S1")], card, cervical_probability=0.0)[3] is None
+    assert labels_in_scope([], [], card, cervical_probability=0.0)[3] is None  # no body: refused elsewhere

@@ -50,6 +50,16 @@ def _exported_small_net(folder: Path):
     return net
 
 
+def _three_body_volume() -> TrainVolume:
+    """Three labelled bodies (L3, L4, L5) 30 px tall on 3 stored slices."""
+    img = np.full((200, 120, 3), 40, np.uint8)
+    msk = np.zeros((200, 120, 3), np.uint8)
+    for i, v in enumerate((22, 23, 24)):
+        img[20 + i * 38 : 50 + i * 38, 30:80] = 160
+        msk[20 + i * 38 : 50 + i * 38, 30:80] = v
+    return prepare_volume(TrainVolume("synthetic", "VB2", True, img, msk))
+
+
 def test_the_copied_weights_compute_what_the_onnx_file_computes(tmp_path: Path) -> None:
     _exported_small_net(tmp_path)
     x = np.random.default_rng(0).random((2, 1, 64, 96)).astype(np.float32)
@@ -84,12 +94,7 @@ def test_another_architecture_is_refused(tmp_path: Path) -> None:
 
 def test_a_run_started_from_a_model_folder_keeps_its_batch_norms(tmp_path: Path) -> None:
     _exported_small_net(tmp_path / "start")
-    img = np.full((200, 120, 3), 40, np.uint8)
-    msk = np.zeros((200, 120, 3), np.uint8)
-    for i, v in enumerate((22, 23, 24)):
-        img[20 + i * 38 : 50 + i * 38, 30:80] = 160
-        msk[20 + i * 38 : 50 + i * 38, 30:80] = v
-    vol = prepare_volume(TrainVolume("synthetic", "VB2", True, img, msk))
+    vol = _three_body_volume()
     cfg = TrainConfig(epochs=1, samples_per_epoch=8, batch_size=4, sample=SampleConfig(tile=96), **SMALL)
     cfg = dataclasses.replace(cfg, frozen_batch_norm=True)
     out = train([vol], tmp_path / "tuned", cfg, progress=False, checkpoint_every=0, init=tmp_path / "start")
@@ -103,12 +108,7 @@ def test_a_run_started_from_a_model_folder_keeps_its_batch_norms(tmp_path: Path)
 
 def test_a_run_started_from_a_model_folder_resumes_with_frozen_batch_norms(tmp_path: Path) -> None:
     _exported_small_net(tmp_path / "start")
-    img = np.full((200, 120, 3), 40, np.uint8)
-    msk = np.zeros((200, 120, 3), np.uint8)
-    for i, v in enumerate((22, 23, 24)):
-        img[20 + i * 38 : 50 + i * 38, 30:80] = 160
-        msk[20 + i * 38 : 50 + i * 38, 30:80] = v
-    vol = prepare_volume(TrainVolume("synthetic", "VB2", True, img, msk))
+    vol = _three_body_volume()
     cfg = TrainConfig(epochs=2, samples_per_epoch=8, batch_size=4, sample=SampleConfig(tile=96), **SMALL)
     start = tmp_path / "start"
     frozen = dataclasses.replace(cfg, frozen_batch_norm=True)

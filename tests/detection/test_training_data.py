@@ -10,6 +10,7 @@ import pytest
 from openspine.training.datasets.volumes import (
     SampleConfig,
     TrainVolume,
+    _cut_below_row,
     is_body,
     is_disc,
     ordinal_of,
@@ -77,6 +78,44 @@ def test_render_sample_is_reproducible_from_its_seed() -> None:
     b = render_sample(vol, np.random.default_rng([0, 7]))
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+def test_cut_below_row_keeps_two_bodies_above_and_cuts_through_or_below_a_third() -> None:
+    labels = np.zeros((200, 50), np.int64)
+    spans = [(10, 40), (50, 80), (90, 120), (130, 160)]
+    for v, (top, bottom) in zip((21, 22, 23, 24), spans, strict=True):
+        labels[top : bottom + 1, 10:40] = v
+    cuts = [_cut_below_row(labels, np.random.default_rng(k)) for k in range(200)]
+    assert all(c is not None for c in cuts)
+    # a quarter of the way into the third or fourth body, at the latest a third of its height below it
+    assert min(c for c in cuts if c is not None) >= 90 + 0.25 * 30 - 1
+    assert max(c for c in cuts if c is not None) <= 160 + 0.33 * 30 + 1
+    assert any(c is not None and c < 130 for c in cuts) and any(c is not None and c > 130 for c in cuts)
+    assert _cut_below_row(labels[:85], np.random.default_rng(0)) is None  # two bodies: none to cut with two above
+    disc_only = np.where(labels > 0, labels + 100, 0)
+    assert _cut_below_row(disc_only, np.random.default_rng(0)) is None  # discs are not bodies
+
+
+def test_render_sample_cut_below_blanks_the_rows_under_the_cut() -> None:
+    img = np.full((230, 120, 1), 40, np.uint8)
+    msk = np.zeros((230, 120, 1), np.uint8)
+    for i, v in enumerate(range(20, 25)):  # L1 … L5, 28 px tall, 8 px apart
+        img[10 + 36 * i : 38 + 36 * i, 30:80] = 160
+        msk[10 + 36 * i : 38 + 36 * i, 30:80] = v
+    vol = prepare_volume(TrainVolume("synthetic", "VB2", True, img, msk))
+    cfg = SampleConfig(tile=192, p_fov=0.0, p_cut_below=1.0, rotation_deg=0.0, scale=(1.0, 1.0))
+    plain = dataclasses.replace(cfg, p_cut_below=0.0)
+    for seed in range(5):
+        cut = render_sample(vol, np.random.default_rng(seed), cfg)
+        whole = render_sample(vol, np.random.default_rng(seed), plain)
+        blank = ~cut["image"].any(axis=1)
+        assert blank[-1] and blank.sum() > (~whole["image"].any(axis=1)).sum()  # rows at the bottom are gone
+        below = (len(blank) - np.argmin(blank[::-1])) // 2 + 1  # first output row wholly under the cut
+        for k in ("body", "level_w"):  # nothing is taught there but background, and no body centre lies there
+            assert not cut[k][below:].any(), k
+        assert not (cut["bheat"][below:] == 1).any()
+        assert cut["body_w"][below:].any()  # the blank rows are supervised as background
+        assert 2 <= (cut["bheat"] == 1).sum() <= (whole["bheat"] == 1).sum()  # at least the two bodies above the cut
 
 
 @pytest.mark.train

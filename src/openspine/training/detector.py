@@ -549,6 +549,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="share of training tiles cut to a random smaller field of view (default %(default)s)",
     )
+    p.add_argument(
+        "--cut-below",
+        type=float,
+        default=SampleConfig.p_cut_below,
+        metavar="P",
+        help="share of training tiles whose field of view ends inside or just below a random vertebral body (no "
+        "sacrum in view, the lowest body cut; default %(default)s)",
+    )
     p.add_argument("--version", default=MODEL_VERSION, help="the version written to the card (default %(default)s)")
     p.add_argument(
         "--pseudo-labels",
@@ -627,6 +635,8 @@ def train_detector(
         cfg = replace(cfg, frozen_batch_norm=True)  # the shipped file holds folded batch norms only
     if not 0.0 <= cfg.sample.p_fov <= 1.0:
         raise ConfigError("--fov-crop must be a share between 0 and 1")
+    if not 0.0 <= cfg.sample.p_cut_below <= 1.0:
+        raise ConfigError("--cut-below must be a share between 0 and 1")
     prepare_output_dir(out)
     with log_file(out / "train.log", common.LOG_FORMAT, append=resume):
         log.info("%s", command)
@@ -671,7 +681,7 @@ def train_detector(
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine train detector ARGS``."""
     args = build_parser().parse_args(argv)
-    sample = SampleConfig(p_fov=args.fov_crop)
+    sample = SampleConfig(p_fov=args.fov_crop, p_cut_below=args.cut_below)
     cfg = common.options_from(TrainConfig, args, sample=sample)  # epochs, samples per epoch, batch size, lr, seed
     folder = train_detector(
         args.out,

@@ -260,6 +260,9 @@ class SampleConfig:
     rotation_deg: float = 25.0
     scale: tuple[float, float] = (0.85, 1.2)
     p_fov: float = 0.4
+    # share of tiles whose field of view ends inside or just below a random vertebral body: views without the
+    # sacrum, where the lowest body is cut by the lower edge (the labelling errors of cropped views are there)
+    p_cut_below: float = 0.0
     p_lut: float = 0.5
     p_invert: float = 0.2
     p_region: float = 0.3
@@ -306,6 +309,23 @@ def _gaussians(shape: tuple[int, int], pts: list[tuple[float, float]], sigma: fl
 def _disk(shape: tuple[int, int], r: float, c: float, radius: float) -> NDArray[np.bool_]:
     rr, cc = np.ogrid[: shape[0], : shape[1]]
     return np.asarray((rr - r) ** 2 + (cc - c) ** 2 <= radius**2)
+
+
+def _cut_below_row(labels: NDArray[np.integer], rng: np.random.Generator, above: int = 2) -> int | None:
+    """A tile row through, or just below, one vertebral body drawn at random from those in ``labels`` (a tile's
+    label map) with at least ``above`` bodies above it: between a quarter of the way down the body and a third of
+    its height below it. ``None`` when no body has enough bodies above it."""
+    rows = np.arange(labels.shape[0])
+    spans = []
+    for v in np.unique(labels):
+        if v and is_body(int(v)):
+            r = rows[(labels == v).any(axis=1)]
+            spans.append((int(r.min()), int(r.max())))
+    spans.sort()
+    if len(spans) <= above:
+        return None
+    top, bottom = spans[above + int(rng.integers(len(spans) - above))]
+    return round(top + rng.uniform(0.25, 1.33) * (bottom - top))
 
 
 def render_sample(
@@ -369,6 +389,10 @@ def render_sample(
         fov = np.zeros((T, T), bool)
         fov[int(r0) : int(r0 + fh), int(c0) : int(c0 + fw)] = True
         valid &= fov
+    if cfg.p_cut_below and rng.random() < cfg.p_cut_below:
+        cut = _cut_below_row(np.where(valid, labw, 0), rng)
+        if cut is not None:
+            valid[cut:, :] = False
     # --- intensity
     x = np.clip(image, 0.0, 1.5)
     if rng.random() < cfg.p_lut:

@@ -12,6 +12,7 @@ and the level (ordinal: C1 = 1 … L5 = 24, S1 = 25; a disc = upper + 0.5). See 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -77,6 +78,9 @@ class TrainConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     loss_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 4.0)  # body, body heat, disc heat, level
     frozen_batch_norm: bool = False  # set when starting from a shipped (ONNX) model: see training.onnx_weights
+    # > 0: train the level only; the body and heat-map outputs learn to stay what the --init model gives (the squared
+    # difference of their logits, times this weight), so the geometry a grader was fitted on does not move
+    keep_geometry: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -214,6 +218,20 @@ def detector_loss(raw: Any, target: Any, weight: Any, loss_weights: tuple[float,
     return total, {n: float(x.detach()) for n, x in zip(names, parts)}
 
 
+def geometry_anchor_loss(raw: Any, reference_raw: Any) -> Any:
+    """The mean squared difference between the body-mask and heat-map logits (channels 0-2) of ``raw`` and of a
+    reference network's output on the same tiles: what keeps a level-only fine-tune's geometry where it was."""
+    torch = import_optional("torch", "training the detector")
+    return torch.nn.functional.mse_loss(raw[:, :3], reference_raw[:, :3])
+
+
+def level_only(weight: Any) -> Any:
+    """The loss weights with the body-mask and heat-map channels switched off (the level channel kept)."""
+    w = weight.clone()
+    w[:, :3] = 0.0
+    return w
+
+
 # --- training -----------------------------------------------------------------------------------------------------
 def _worker_init(_: int) -> None:
     import torch
@@ -274,6 +292,11 @@ def train(
         net.load_state_dict(saved["state_dict"])
     # channels-last convolutions ran 1.8x faster on CPU (a 32-tile step, 2 cores, measured); GPU runs are data-bound
     net = net.to(dev, memory_format=torch.channels_last)
+    reference = None
+    if cfg.keep_geometry > 0:  # the starting network, frozen: its geometry outputs are the targets
+        reference = copy.deepcopy(net).eval()
+        for prm in reference.parameters():
+            prm.requires_grad_(False)
     n_params = sum(p.numel() for p in net.parameters())
     log.info("network: %d parameters", n_params)
     total = cfg.epochs * cfg.samples_per_epoch
@@ -312,7 +335,15 @@ def train(
         x = x.to(dev, non_blocking=True, memory_format=torch.channels_last)
         y, w = y.to(dev, non_blocking=True), w.to(dev, non_blocking=True)
         raw = net(x)
-        loss, parts = detector_loss(raw, y, w, cfg.loss_weights)
+        if reference is None:
+            loss, parts = detector_loss(raw, y, w, cfg.loss_weights)
+        else:
+            loss, parts = detector_loss(raw, y, level_only(w), cfg.loss_weights)
+            with torch.no_grad():
+                reference_raw = reference(x)
+            anchor = geometry_anchor_loss(raw, reference_raw)
+            loss = loss + cfg.keep_geometry * anchor
+            parts["anchor"] = float(anchor.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -557,6 +588,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of training tiles whose field of view ends inside or just below a random vertebral body (no "
         "sacrum in view, the lowest body cut; default %(default)s)",
     )
+    p.add_argument(
+        "--keep-geometry",
+        type=float,
+        default=TrainConfig.keep_geometry,
+        metavar="W",
+        help="with --init: train the level only and keep the body and heat-map outputs what the --init model gives "
+        "(weight W of their logits' squared difference; e.g. 1), so the disc geometry a grader was fitted on stays "
+        "(default %(default)s: off)",
+    )
     p.add_argument("--version", default=MODEL_VERSION, help="the version written to the card (default %(default)s)")
     p.add_argument(
         "--pseudo-labels",
@@ -637,6 +677,12 @@ def train_detector(
         raise ConfigError("--fov-crop must be a share between 0 and 1")
     if not 0.0 <= cfg.sample.p_cut_below <= 1.0:
         raise ConfigError("--cut-below must be a share between 0 and 1")
+    if cfg.keep_geometry < 0:
+        raise ConfigError("--keep-geometry must be ≥ 0")
+    if cfg.keep_geometry > 0 and (resume or time_limit_min is not None):
+        raise ConfigError("a --keep-geometry run cannot be stopped and resumed: leave out --time-limit and --resume")
+    if cfg.keep_geometry > 0 and init is None:
+        raise ConfigError("--keep-geometry keeps the geometry of the --init model: give --init too")
     prepare_output_dir(out)
     with log_file(out / "train.log", common.LOG_FORMAT, append=resume):
         log.info("%s", command)

@@ -594,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=TrainConfig.keep_geometry,
         metavar="W",
         help="with --init: train the level only and keep the body and heat-map outputs what the --init model gives "
-        "(weight W of their logits' squared difference; e.g. 1), so the disc geometry a grader was fitted on stays "
+        "(weight W of their logits' squared difference; e.g. 10), so the disc geometry a grader was fitted on stays "
         "(default %(default)s: off)",
     )
     p.add_argument("--version", default=MODEL_VERSION, help="the version written to the card (default %(default)s)")

@@ -1,0 +1,87 @@
+"""Views that show no lumbar spine: each volume cut just above L1 (or above T12), labels and flags.
+
+A thoracic-only field of view (the middle station of a whole-spine study) is outside what the detector was trained
+on: no sacrum anchors the labels, and the level estimates of thoracic bodies are compressed. The volumes of the
+split whose masks label T11, T12 and L1 (FastCleverSeg VB2) are cut along the superior–inferior axis so that only
+what lies above L1 (``above-L1``: T12, T11 and whatever the field of view holds above) or above T12 (``above-T12``)
+stays in view, and each view is analysed as a user's scan would be (labels outside the detector's scope withheld).
+A view is right when every detected body inside a labelled mask carries that mask's level and at least one does,
+withheld when none of them carries a label; printed per view: the labels and whether the labelling is flagged.
+
+    python scripts/thoracic_view_survey.py --data ../shared/data --split train
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from _survey import survey_parser  # scripts/_survey.py
+
+import openspine
+from openspine.evaluation import detection as ev
+from openspine.levels import Level
+from openspine.scan import Scan
+
+CUTS = {"above-L1": Level.L1, "above-T12": Level.T12}  # the view ends just above this body
+
+
+def _volumes(data: Path, split: str) -> list[tuple[str, Path]]:
+    with open(data / "index.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == split and r["levels_known"] == "true"]
+    return [(r["id"], data / r["path"]) for r in rows if r["dataset"] == "fastcleverseg" and r["mask"]]
+
+
+def _keep_above(mask: np.ndarray, affine: np.ndarray, level: Level) -> tuple[int, int] | None:
+    """The index range along the superior–inferior axis that lies above ``level``'s mask (None: no such body)."""
+    ax, superior_first = ev.si_axis(affine)
+    other = tuple(a for a in range(3) if a != ax)
+    rows = np.nonzero((mask == level.label_value).any(axis=other))[0]
+    if rows.size == 0:
+        return None
+    keep = (0, int(rows.min())) if superior_first else (int(rows.max()) + 1, mask.shape[ax])
+    return keep if keep[1] > keep[0] else None
+
+
+def main() -> int:
+    args = survey_parser(__doc__).parse_args()
+    tally: Counter[tuple[str, str]] = Counter()
+    for item, folder in _volumes(args.data, args.split):
+        img = nib.load(folder / "image.nii.gz")
+        mask = np.asarray(nib.load(folder / "mask.nii.gz").dataobj).astype(np.int16)
+        image = np.asarray(img.dataobj)
+        if not {Level.T11.label_value, Level.T12.label_value, Level.L1.label_value} <= set(np.unique(mask).tolist()):
+            continue
+        for name, level in CUTS.items():
+            keep = _keep_above(mask, img.affine, level)
+            if keep is None:
+                continue
+            (img_v, msk_v), aff_v = ev.apply_variant([image, mask], img.affine, ev.Variant(name, keep=keep))
+            result = openspine.analyze(Scan(img_v, aff_v))
+            scored = ev.score_volume(result, msk_v, aff_v, True, ev.ScanResult(item, "", True))
+            right = ev.volume_case_right(scored)
+            flagged = ev.labelling_flagged(result.flags)
+            labelled_in_mask = len(scored.level_offsets)  # bodies inside a labelled mask that carry a label
+            if right:
+                verdict = "right"
+            elif scored.level_checked == 0:
+                verdict = "no body in a mask"
+            elif labelled_in_mask == 0:
+                verdict = "withheld"  # no label given (e.g. fewer than three bodies: too little to count from)
+            else:
+                verdict = "wrong"
+            tally[(name, verdict)] += 1
+            tally[(name, f"{verdict}, flagged")] += flagged
+            labels = " ".join(v.label.value if v.label else "-" for v in result.vertebrae)
+            print(f"{item} {name}: {len(result.vertebrae)} bodies [{labels}] {verdict}{', flagged' if flagged else ''}")
+    for name in CUTS:
+        parts = [f"{k[1]} {v}" for k, v in sorted(tally.items()) if k[0] == name]
+        print(f"{args.split} {name}: " + ", ".join(parts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -73,11 +73,11 @@ summary(tl)
 #   clear, `value` would be null with a `best_guess` and a `sequence_uncertain` flag; give `sequence="T2"`
 #   (`--sequence T2`) when you know it;
 # * there is no sacrum in view, so the levels rest on the bodies' appearance alone (`labelling_ambiguous`), and the
-#   fit between neighbouring level assignments is close; `labelling_alternative` names the likelier way the labels
-#   are wrong if they are (here every body one level closer to the sacrum; on cropped views a wrong labelling was
-#   off that way in 82 % of the train and 72 % of the val cases, see *Detection*);
-# * the two highest bodies would be T9 and T10, outside the levels the detector was trained and validated on
-#   (T11 … S1), so their labels are withheld — each keeps a `note`:
+#   level estimates show a one-level step (`transitional_vertebra_suspected`); `labelling_alternative` names the
+#   likelier way the labels are wrong if they are (here every body one level further from the sacrum; on cropped
+#   views a wrong labelling was off the named way in 82 % of the train and 72 % of the val cases, see *Detection*);
+# * the highest body would be T10, outside the levels the detector was trained and validated on (T11 … S1), so its
+#   label is withheld and it keeps a `note`:
 
 # %%
 vertebra_table(tl)
@@ -103,7 +103,10 @@ assert [d.to_dict()["grades"] for d in tl_t2.discs] == [d.to_dict()["grades"] fo
 # %% [markdown]
 # **A cross-check, not a validation.** The Spinal Cord Toolbox tutorial places the T9-T10 disc at voxel
 # (27, 76, 187) of this file (not verified; its labels sit on the spinal cord, posterior to the disc). openspine's
-# highest disc — the one between the two bodies it would call T9 and T10 — lies close to that height:
+# highest disc — the one between the bodies it calls T10 (withheld) and T11 — lies at that height, so by that
+# reference **every label here is one level toward the sacrum**: the bodies are T9 … L3, not T10 … L4, and the discs
+# graded as T12-L1 … L3-L4 are T11-T12 … L2-L3. This is the error the flags above warn of, and
+# `labelling_alternative` names the right shift. Without a sacrum in view, read the labels as a guess:
 
 # %%
 reference_mm = tl_scan.voxel_to_world(np.array([[27.0, 76.0, 187.0]]))[0]
@@ -112,6 +115,11 @@ for disc in tl.discs[:3]:
     height = disc.centroid_mm[2] - reference_mm[2]
     print(f"{disc.level.value if disc.level else 'unlabelled':>10}: voxel {np.round(disc.centroid_voxel, 1)}, "
           f"{distance:5.1f} mm from the reference, {height:+5.1f} mm above it")  # fmt: skip
+
+# %%
+alternative = next(f for f in tl.flags if f.startswith("labelling_alternative"))
+print(alternative)
+assert "further from the sacrum" in alternative  # what the text above reads from it
 
 # %%
 fig = tl.plot(width=600)
@@ -184,7 +192,7 @@ fig = turned.plot(width=500)
 #
 # | scan | labels | grades | what to do |
 # |---|---|---|---|
-# | lumbar / thoraco-lumbar T2 | T11 … S1; higher bodies kept unlabelled | lumbar discs | give `--sequence` when the header does not say it |
+# | lumbar / thoraco-lumbar T2 | T11 … S1; higher bodies kept unlabelled; without a sacrum in view flagged, and may be one level off | lumbar discs | give `--sequence` when the header does not say it; check flagged labels by counting from the sacrum on another series |
 # | cervical | withheld (bodies kept) | none | not covered yet: no cervical training masks |
 # | lumbar T1, STIR, other | T11 … S1 | withheld | a T2 series of the same study |
 # | stored upside down, backwards or turned | none (refused) | none | fix the header, or turn the picture |

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from openspine.training.datasets.volumes import read_index
+
 
 def survey_parser(doc: str | None) -> argparse.ArgumentParser:
     """A parser with ``--data`` (the shared data folder) and ``--split``, described by the script's first doc line;
@@ -15,3 +17,12 @@ def survey_parser(doc: str | None) -> argparse.ArgumentParser:
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
     ap.add_argument("--split", default="val", choices=("train", "val"))
     return ap
+
+
+def labelled_volumes(data: Path, split: str) -> list[dict[str, str]]:
+    """The ``index.csv`` rows of the split's FastCleverSeg volumes whose masks carry known levels."""
+    return [
+        r
+        for r in read_index(data)
+        if r["split"] == split and r["dataset"] == "fastcleverseg" and r["levels_known"] == "true"
+    ]

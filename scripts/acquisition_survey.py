@@ -15,7 +15,6 @@ detection`` scores a volume: every detected body, IVD: disc, inside a labelled s
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from _survey import survey_parser  # scripts/_survey.py
+from _survey import labelled_volumes, survey_parser  # scripts/_survey.py
 from numpy.typing import NDArray
 from scipy import ndimage
 
@@ -105,10 +104,8 @@ VARIANTS: dict[str, Callable[[NDArray[Any], NDArray[Any], NDArray[np.float64]], 
 
 
 def survey(data: Path, split: str) -> list[dict[str, Any]]:
-    with open(data / "index.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == split and r["dataset"] == "fastcleverseg"]
     cases = []
-    for r in [r for r in rows if r["levels_known"] == "true"]:
+    for r in labelled_volumes(data, split):
         folder = data / r["path"]
         img = np.asarray(load_scan(folder / r["image"]).array)
         mimg: Any = nib.load(str(folder / r["mask"]))

@@ -13,13 +13,11 @@ withheld when none of them carries a label; printed per view: the labels and whe
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from _survey import survey_parser  # scripts/_survey.py
+from _survey import labelled_volumes, survey_parser  # scripts/_survey.py
 
 import openspine
 from openspine.evaluation import detection as ev
@@ -27,12 +25,6 @@ from openspine.levels import Level
 from openspine.scan import Scan
 
 CUTS = {"above-L1": Level.L1, "above-T12": Level.T12}  # the view ends just above this body
-
-
-def _volumes(data: Path, split: str) -> list[tuple[str, Path]]:
-    with open(data / "index.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == split and r["levels_known"] == "true"]
-    return [(r["id"], data / r["path"]) for r in rows if r["dataset"] == "fastcleverseg" and r["mask"]]
 
 
 def _keep_above(mask: np.ndarray, affine: np.ndarray, level: Level) -> tuple[int, int] | None:
@@ -49,7 +41,8 @@ def _keep_above(mask: np.ndarray, affine: np.ndarray, level: Level) -> tuple[int
 def main() -> int:
     args = survey_parser(__doc__).parse_args()
     tally: Counter[tuple[str, str]] = Counter()
-    for item, folder in _volumes(args.data, args.split):
+    for row in labelled_volumes(args.data, args.split):
+        item, folder = row["id"], args.data / row["path"]
         img = nib.load(folder / "image.nii.gz")
         mask = np.asarray(nib.load(folder / "mask.nii.gz").dataobj).astype(np.int16)
         image = np.asarray(img.dataobj)

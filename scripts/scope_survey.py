@@ -7,6 +7,12 @@ of the scope rules; a T1 slice graded here is a miss.
 
     python scripts/scope_survey.py --data ../shared/data [--split val] [--out survey.csv]
     python scripts/scope_survey.py --data ../shared/data --pictures     # the SPIDER slices as PNG pictures
+    python scripts/scope_survey.py --data ../shared/data --header truth     # as if a DICOM header named the sequence
+    python scripts/scope_survey.py --data ../shared/data --header swapped   # … named T1 for T2 and T2 for T1
+
+``--header`` gives every T1 and T2 scan the header word (``ScanSource.sequence_hint``) its DICOM series would carry:
+the right one (a header set aside here is a false alarm of ``scope.check_named_sequence``) or the other one (a T1
+scan graded here is a header error that got through).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +75,17 @@ def items(data: Path, split: str | None) -> list[dict[str, str]]:
     return rows
 
 
-def survey(row: dict[str, str]) -> dict[str, Any]:
+SWAPPED = {"T1": "T2", "T2": "T1"}
+
+
+def survey(row: dict[str, str], header: str | None = None) -> dict[str, Any]:
     px = float(row["pixel_mm"]) if row.get("pixel_mm") else None
-    r = openspine.analyze(row["path"], pixel_spacing=(px, px) if px else None)
+    source: Any = row["path"]
+    if header and row["truth"] in SWAPPED:
+        scan = openspine.load_scan(row["path"], pixel_spacing=(px, px) if px else None)
+        said = row["truth"] if header == "truth" else SWAPPED[row["truth"]]
+        source = replace(scan, source=replace(scan.source, sequence_hint=said))
+    r = openspine.analyze(source, pixel_spacing=(px, px) if px and isinstance(source, str) else None)
     levels = {d.level.value for d in r.discs if d.level is not None}
     seq = r.input.sequence or {}
     fov = r.input.field_of_view or {}
@@ -80,6 +95,7 @@ def survey(row: dict[str, str]) -> dict[str, Any]:
         **row,
         "sequence": seq.get("value") or "",
         "sequence_source": seq.get("source") or "",
+        "header_set_aside": seq.get("contradicted_by") == "image",
         "field_of_view": fov.get("value", ""),
         "out_of_scope": r.out_of_scope or "",
         "vertebrae": len(r.vertebrae),
@@ -98,11 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default=None, choices=("train", "val"), help="one split (default: both)")
     ap.add_argument("--out", type=Path, default=None, help="CSV with one row per scan")
     ap.add_argument("--pictures", action="store_true", help="the SPIDER slices as PNG pictures instead (no geometry)")
+    ap.add_argument(
+        "--header",
+        choices=("truth", "swapped"),
+        default=None,
+        help="give each T1/T2 scan the header word its DICOM series would carry: right, or swapped",
+    )
     args = ap.parse_args(argv)
     logging.getLogger("openspine").setLevel(logging.ERROR)
     rows, t0 = [], time.perf_counter()
     for row in (picture_items if args.pictures else items)(args.data, args.split):
-        rows.append(survey(row))
+        rows.append(survey(row, args.header))
     if args.out:
         with args.out.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -113,14 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         by[r["group"]].append(r)
     print(f"{len(rows)} scans in {time.perf_counter() - t0:.0f} s (columns: scans; 'graded' = with any grade)")
     print(f"{'group':22s} {'n':>4s}  {'sequence called':28s} {'out of scope':>12s} {'cervical':>8s} "
-          f"{'unlabelled':>10s} {'grades withheld':>15s} {'graded':>6s} {'L1-L2…L5-S1':>11s}")  # fmt: skip
+          f"{'unlabelled':>10s} {'grades withheld':>15s} {'graded':>6s} {'L1-L2…L5-S1':>11s} "
+          f"{'header set aside':>16s}")  # fmt: skip
     for group, rs in sorted(by.items()):
         seqs = Counter(r["sequence"] or "unknown" for r in rs)
         print(
             f"{group:22s} {len(rs):>4d}  {', '.join(f'{k} {v}' for k, v in seqs.most_common()):28s} "
             f"{sum(bool(r['out_of_scope']) for r in rs):>12d} {sum('cervical' in r['field_of_view'] for r in rs):>8d} "
             f"{sum(r['unlabelled'] > 0 for r in rs):>10d} {sum(bool(r['grades_withheld']) for r in rs):>15d} "
-            f"{sum(r['grades'] > 0 for r in rs):>6d} {sum(r['lumbar_discs_complete'] for r in rs):>11d}"
+            f"{sum(r['grades'] > 0 for r in rs):>6d} {sum(r['lumbar_discs_complete'] for r in rs):>11d} "
+            f"{sum(r['header_set_aside'] for r in rs):>16d}"
         )
     return 0
 

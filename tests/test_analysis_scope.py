@@ -30,7 +30,11 @@ def test_user_sequence_t1_withholds_every_t2_grade_and_says_why(tmp_path: Path) 
     assert code == 0
     doc = json.loads((tmp_path / "result.json").read_text())
     validate_result(doc)
-    assert doc["input"]["sequence"] == {"value": "T1", "source": "user"}
+    seq = doc["input"]["sequence"]
+    assert (seq["value"], seq["source"]) == ("T1", "user")
+    # the user's word stands; that the image reads otherwise is recorded and said
+    assert seq["image_disagrees"]["value"] == "T2"
+    assert any(f.startswith("sequence_note: read as T1 as asked") for f in doc["flags"])
     lumbar = [d for d in doc["discs"] if d["grades"]]
     assert lumbar, "the lumbar discs are still listed"
     for d in lumbar:
@@ -52,6 +56,27 @@ def test_real_t1_slice_is_recognised_and_not_graded_by_the_t2_head() -> None:
     for d in graded:
         g = d.grades[Grading.PFIRRMANN]
         assert g.grade is None and g.note is not None and g.note.startswith("withheld")
+
+
+def test_real_t1_slice_whose_header_says_t2_is_not_graded_and_the_conflict_is_flagged() -> None:
+    """A header that names the wrong sequence (a description copied from another protocol) must not carry T1 pixels
+    into the T2 heads: the image recogniser and the spinal fluid's signal set it aside."""
+    from dataclasses import replace
+
+    data = shared_data_or_skip()
+    t1 = openspine.load_scan(data / VAL_T1)
+    result = openspine.analyze(replace(t1, source=replace(t1.source, sequence_hint="T2")))
+    seq = result.input.sequence or {}
+    assert seq["value"] is None and seq["header"] == "T2" and seq["best_guess"] == "T1", seq
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert any(f.startswith("sequence_conflict: the header says T2") for f in result.flags), result.flags
+    # the same slice with the header right, and the T2 slice with its header right: no conflict, T2 graded
+    t2 = openspine.load_scan(data / VAL_T2)
+    right = openspine.analyze(replace(t2, source=replace(t2.source, sequence_hint="T2")))
+    assert right.input.sequence == {"value": "T2", "source": "header"}
+    assert any(g.available for d in right.discs for g in d.grades.values())
+    t1_right = openspine.analyze(replace(t1, source=replace(t1.source, sequence_hint="T1")))
+    assert t1_right.input.sequence == {"value": "T1", "source": "header"}
 
 
 def test_real_t2_slice_is_graded_and_each_grade_is_its_most_probable_class() -> None:

@@ -150,9 +150,36 @@ def test_fluid_signal_settles_an_unsure_image_call_and_questions_a_contradicted_
     assert flag is not None and "fluid" in flag and "T1" in flag
     assert check_sequence_by_fluid(sure_t2, 1.2)["value"] == "T2"  # between the thresholds: no say
     header = {"value": "T2", "source": "header"}
-    assert check_sequence_by_fluid(header, 0.3) == header  # the header is not second-guessed
+    assert check_sequence_by_fluid(header, 0.3) == header  # the header is checked by check_named_sequence
     other = {"value": "other", "source": "image", "probability": 0.95}
     assert check_sequence_by_fluid(other, 0.3)["value"] == "other"
+
+
+def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_is_not() -> None:
+    from openspine.scope import check_named_sequence, uncertain_sequence_flag
+
+    header_t2 = {"value": "T2", "source": "header"}
+    looks_t1 = {"T1": 0.99, "T2": 0.01, "other": 0.0}
+    conflict = check_named_sequence(header_t2, looks_t1, 0.6)  # dark fluid too
+    assert conflict["value"] is None and conflict["best_guess"] == "T1" and conflict["header"] == "T2"
+    assert conflict["contradicted_by"] == "image" and conflict["csf_over_body"] == 0.6
+    flag = uncertain_sequence_flag(conflict)
+    assert flag is not None and flag.startswith("sequence_conflict: the header says T2") and "T1" in flag
+    # the fluid siding with the header, an image not sure enough, or no image: the header stands
+    assert check_named_sequence(header_t2, looks_t1, 2.0) == header_t2
+    assert check_named_sequence(header_t2, {"T1": 0.85, "T2": 0.15}, None) == header_t2
+    assert check_named_sequence(header_t2, None, 0.6) == header_t2
+    # fluid between the thresholds (no say) does not save the header from a sure image
+    assert check_named_sequence(header_t2, looks_t1, 1.2)["value"] is None
+    # STIR and "other" are not checked (the image knows T1 and T2 apart, not STIR from T2)
+    stir = {"value": "STIR", "source": "header"}
+    assert check_named_sequence(stir, looks_t1, 0.6) == stir
+    # the user's word stands, with the image's reading beside it and a note
+    user = check_named_sequence({"value": "T2", "source": "user"}, looks_t1, 0.6)
+    assert user["value"] == "T2"
+    assert user["image_disagrees"] == {"value": "T1", "probability": 0.99, "csf_over_body": 0.6}
+    note = uncertain_sequence_flag(user)
+    assert note is not None and note.startswith("sequence_note: read as T2 as asked")
 
 
 def test_a_turn_is_named_only_when_the_recogniser_is_sure_of_it() -> None:

@@ -184,7 +184,10 @@ def _look(
     if detection is not None:
         from .grading.features import csf_over_body
 
-        sequence = scope.check_sequence_by_fluid(sequence, csf_over_body(view, detection))
+        csf = csf_over_body(view, detection)
+        sequence = scope.check_sequence_by_fluid(sequence, csf)
+        image_seq = recognition.sequence_probabilities if recognition is not None else None
+        sequence = scope.check_named_sequence(sequence, image_seq, csf)  # a header or the user against the image
     timings["detection"] = timings.get("detection", 0.0) + time.perf_counter() - t
     return _Seen(sequence, plane, detection, cervical_p, way_round, scan, view)
 

@@ -114,17 +114,25 @@ CSF_T1_BELOW = 0.85
 CSF_T2_ABOVE = 1.45
 
 
+def fluid_says(csf_over_body: float | None) -> str | None:
+    """``"T1"`` or ``"T2"`` where the measured fluid-over-bone signal is clear, else None."""
+    if csf_over_body is None:
+        return None
+    return "T1" if csf_over_body < CSF_T1_BELOW else "T2" if csf_over_body > CSF_T2_ABOVE else None
+
+
 def check_sequence_by_fluid(sequence: Mapping[str, Any], csf_over_body: float | None) -> dict[str, Any]:
     """A second witness for an image call: spinal fluid is bright on T2 and dark on T1.
 
-    Only an image call is checked (the header and the user are not second-guessed). A clear measurement settles an
-    unsure call; one that contradicts a sure T1/T2 call makes it unsure, with the measurement as the best guess.
+    Only an image call is checked here (a header or the user is checked against the image by
+    :func:`check_named_sequence`). A clear measurement settles an unsure call; one that contradicts a sure T1/T2 call
+    makes it unsure, with the measurement as the best guess.
     """
     seq = dict(sequence)
     if seq.get("source") != "image" or csf_over_body is None:
         return seq
     seq["csf_over_body"] = round(float(csf_over_body), 3)
-    measured = "T1" if csf_over_body < CSF_T1_BELOW else "T2" if csf_over_body > CSF_T2_ABOVE else None
+    measured = fluid_says(csf_over_body)
     value = seq.get("value")
     if measured is None or value == "other":
         return seq
@@ -133,6 +141,45 @@ def check_sequence_by_fluid(sequence: Mapping[str, Any], csf_over_body: float | 
         seq.pop("best_guess", None)
     elif value != measured:
         seq.update(value=None, best_guess=measured, contradicted_by="csf_over_body")
+    return seq
+
+
+# a T1 or T2 named by the header is set aside when the image reads as the other one with at least this probability
+# and the spinal fluid's measured signal does not side with the header (a series description copied from another
+# protocol, a header rewritten by hand): then no model of one sequence answers, and the flag says why
+MIN_IMAGE_CONFLICT_PROBABILITY = 0.9
+_T1_T2_OTHER = {"T1": "T2", "T2": "T1"}
+
+
+def check_named_sequence(
+    sequence: Mapping[str, Any], image: Mapping[str, float] | None, csf_over_body: float | None
+) -> dict[str, Any]:
+    """A T1 or T2 named by the header or the user, checked against the image recogniser and the spinal fluid.
+
+    When the image gives the other of the two at least :data:`MIN_IMAGE_CONFLICT_PROBABILITY` and the fluid's
+    signal (:func:`fluid_says`) does not say what the header says, a header's word is set aside: ``value`` becomes
+    None, the image's call is the ``best_guess`` and ``contradicted_by`` is ``"image"`` (the header's word kept as
+    ``header``). The user's word stands (they may know better), with the image's reading recorded beside it
+    (``image_disagrees``).
+    """
+    seq = dict(sequence)
+    named, source = seq.get("value"), seq.get("source")
+    if source not in ("header", "user") or named not in _T1_T2_OTHER or not image:
+        return seq
+    other = _T1_T2_OTHER[named]
+    p = float(image.get(other, 0.0))
+    fluid = fluid_says(csf_over_body)
+    if p < MIN_IMAGE_CONFLICT_PROBABILITY or fluid == named:
+        return seq
+    reading: dict[str, Any] = {"value": other, "probability": round(p, 4)}
+    if csf_over_body is not None:
+        reading["csf_over_body"] = round(float(csf_over_body), 3)
+    if source == "user":
+        seq["image_disagrees"] = reading
+        return seq
+    seq.update(value=None, header=named, best_guess=other, probability=reading["probability"], contradicted_by="image")
+    if "csf_over_body" in reading:
+        seq["csf_over_body"] = reading["csf_over_body"]
     return seq
 
 
@@ -304,6 +351,19 @@ def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
 
 def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
     """A flag when the sequence rests on an unsure image call."""
+    if sequence.get("contradicted_by") == "image":
+        fluid = f"; spinal fluid x{sequence['csf_over_body']} of bone" if sequence.get("csf_over_body") else ""
+        return (
+            f"sequence_conflict: the header says {sequence.get('header')} but the image reads as "
+            f"{sequence.get('best_guess')} (probability {float(sequence.get('probability') or 0):.2f}{fluid}); "
+            "no model of one sequence answers; give --sequence if you know it"
+        )
+    disagrees = sequence.get("image_disagrees")
+    if disagrees:
+        return (
+            f"sequence_note: read as {sequence.get('value')} as asked (--sequence), though the image reads as "
+            f"{disagrees['value']} (probability {float(disagrees['probability']):.2f})"
+        )
     if sequence.get("value") is None and sequence.get("best_guess"):
         if sequence.get("contradicted_by"):
             why = f"the spinal fluid's signal (x{sequence['csf_over_body']} of bone) says {sequence['best_guess']}"

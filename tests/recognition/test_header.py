@@ -45,9 +45,15 @@ def test_sequence_from_header(fields: dict[str, object], expected: str | None) -
     assert dicom._sequence_hint(ds) == expected  # the series hint is the same function
 
 
-def test_text_beats_timing() -> None:
-    # a T2-named series with T1-like timing: the description (what the site called it) wins
-    assert sequence_from_header(_ds(SeriesDescription="t2_tse", RepetitionTime=500, EchoTime=12)) == "T2"
+def test_text_beats_undecided_timing_and_a_self_contradicting_header_says_nothing() -> None:
+    # the description decides where the timing is silent or agrees
+    assert sequence_from_header(_ds(SeriesDescription="t2_tse", RepetitionTime=2000, EchoTime=40)) == "T2"
+    assert sequence_from_header(_ds(SeriesDescription="t2_tse", RepetitionTime=3500, EchoTime=95)) == "T2"
+    assert sequence_from_header(_ds(SeriesDescription="sag tirm", RepetitionTime=3500, EchoTime=95)) == "STIR"
+    # a T2-named series with T1 timing (a description copied from another protocol), or the reverse: the header
+    # contradicts itself, so it says nothing and the image decides
+    assert sequence_from_header(_ds(SeriesDescription="t2_tse", RepetitionTime=500, EchoTime=12)) is None
+    assert sequence_from_header(_ds(SeriesDescription="T1 SAG", RepetitionTime=3500, EchoTime=95)) is None
 
 
 def test_timing_rules_edges() -> None:

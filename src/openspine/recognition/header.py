@@ -5,7 +5,8 @@ Rules, first match wins:
 1. header text (SeriesDescription, SequenceName, PulseSequenceName, ScanningSequence, ProtocolName, in that order;
    the first element that names a contrast decides): ``stir`` / ``tirm`` → STIR; ``t1`` (not ``t12``, a level
    name) → T1; ``t2`` → T2; a named non-T1/T2 contrast (proton density, diffusion, Dixon / water / fat, T2*,
-   FLAIR, MEDIC) → other;
+   FLAIR, MEDIC) → other; but when the text says T1 and the timing (rule 3) says T2, or the other way round, the
+   header contradicts itself and says nothing (``None``: the image decides);
 2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence, or an InversionTime) with a short inversion
    time (≤ 250 ms) → STIR;
 3. TR < 1000 ms and TE < 30 ms → T1; TE > 60 ms and TR > 1500 ms → T2;
@@ -94,15 +95,17 @@ def sequence_from_timing(
 
 def sequence_from_header(ds: _HeaderLike) -> str | None:
     """``"T1"``, ``"T2"``, ``"STIR"``, ``"other"`` or ``None`` from a DICOM header (see the module doc)."""
+    scanning = ds.get("ScanningSequence")
+    ir = scanning is not None and "IR" in _text(scanning).upper().replace("\\", " ").split()
+    timed = sequence_from_timing(
+        _number(ds.get("RepetitionTime")), _number(ds.get("EchoTime")), _number(ds.get("InversionTime")), ir
+    )
     for keyword in TEXT_KEYWORDS:
         value = ds.get(keyword)
         if value is None:
             continue
         found = sequence_from_text(_text(value))
         if found is not None:
-            return found
-    scanning = ds.get("ScanningSequence")
-    ir = scanning is not None and "IR" in _text(scanning).upper().replace("\\", " ").split()
-    return sequence_from_timing(
-        _number(ds.get("RepetitionTime")), _number(ds.get("EchoTime")), _number(ds.get("InversionTime")), ir
-    )
+            # a description copied from another protocol: T1 timing under a "T2" name (or the reverse)
+            return None if {found, timed} == {"T1", "T2"} else found
+    return timed

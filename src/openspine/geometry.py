@@ -19,6 +19,9 @@ WORLD_CONVENTION = "RAS+ mm (x: patient right, y: anterior, z: superior), as NIf
 _POSITIVE = ("R", "A", "S")
 _NEGATIVE = ("L", "P", "I")
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# no spine image is wider or taller than this (a whole-spine sagittal series is about 900 mm tall): a larger extent
+# means a pixel size in the wrong unit (70 for 0.70 mm), which would also make the detector's grid huge
+MAX_EXTENT_MM = 2000.0
 
 
 def spacing(affine: NDArray[np.floating]) -> tuple[float, float, float]:

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import ModelError
+from ..errors import ModelError, UnsupportedScanError
+from ..geometry import MAX_EXTENT_MM
 from ..models import LoadedModel, load_model
 from ..results import ModelInfo
 from ..scan import SagittalView
@@ -98,6 +99,11 @@ def model_images(view: SagittalView, card: dict[str, Any]) -> tuple[NDArray[np.f
     arr = view.scan.array
     sr, sc, ss = view.scan.spacing
     H, W, S = arr.shape
+    if max(H * sr, W * sc) > MAX_EXTENT_MM:  # a voxel size in the wrong unit: the model grid would not fit in memory
+        raise UnsupportedScanError(
+            f"at its voxel size ({sr:g} × {sc:g} mm) this sagittal image is {H * sr:.0f} × {W * sc:.0f} mm, larger "
+            f"than any spine image ({MAX_EXTENT_MM:.0f} mm): check the voxel size in its header"
+        )
     groups_k = choose_slices(S, ss, slab_mm)
     slabs = np.stack([arr[:, :, g].astype(np.float32).mean(axis=2) for g in groups_k])
     grid = plane_grid((H, W), (sr, sc), spacing_model, multiple)

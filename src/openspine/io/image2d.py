@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, ScanReadError
+from ..geometry import MAX_EXTENT_MM
 from ..scan import Scan, ScanSource
 
 
@@ -28,7 +29,19 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
             arr = np.asarray(im.convert("F") if im.mode not in ("L", "I;16", "I") else im)
     except (UnidentifiedImageError, OSError) as exc:
         raise ScanReadError(f"cannot read '{path}' as an image: {exc}") from exc
+    check_picture_extent(arr.shape[:2], (sp[0], sp[1]))
     return Scan(arr[:, :, None], picture_affine(sp[0], sp[1]), ScanSource(path=str(path), format="image"))
+
+
+def check_picture_extent(shape: tuple[int, ...], spacing_mm: tuple[float, float]) -> None:
+    """Raise :class:`ConfigError` when a picture's given pixel size makes it larger than any spine picture."""
+    rows_mm, cols_mm = shape[0] * spacing_mm[0], shape[1] * spacing_mm[1]
+    if max(rows_mm, cols_mm) > MAX_EXTENT_MM:
+        raise ConfigError(
+            f"a pixel size of {spacing_mm[0]:g} × {spacing_mm[1]:g} mm makes this {shape[0]} × {shape[1]} picture "
+            f"{rows_mm:.0f} × {cols_mm:.0f} mm, larger than any spine picture ({MAX_EXTENT_MM:.0f} mm): give the "
+            "pixel size in mm (sagittal spine MRI: typically 0.3–2 mm), or --pixel-spacing auto"
+        )
 
 
 # file endings of the pictures openspine reads (PNG, JPEG, TIFF, BMP)

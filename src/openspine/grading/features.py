@@ -9,7 +9,8 @@ logits; on the SPIDER train split (5-fold cross-validation by patient) that rais
 
 Everything is measured in the disc's own frame (:func:`~openspine.grading.crop.disc_frame`) in fractions of its
 antero-posterior width, and intensities are divided by the neighbouring vertebral bodies' median (as in the crop),
-so any pixel spacing, orientation and scanner gain give the same numbers.
+so any pixel spacing, orientation and scanner gain give the same numbers; an image that cannot be raw MR magnitude
+(z-scored, offset) is measured without its black level, removed once per scan by the caller (:mod:`.intensity`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..levels import DiscLevel
 from ..scan import SagittalView
 from .crop import DiscFrame, body_reference, check_in_plane, disc_frame, sample_plane
 from .geometry import disc_geometry
+from .intensity import without_black_level
 
 FEATURES_VERSION = "disc-features-1"
 _PROFILE_U = 12  # bins of the anterior → posterior profile through the disc's middle
@@ -175,9 +177,11 @@ def features_for_discs(
 def csf_over_body(view: SagittalView, detection: Detection) -> float | None:
     """The median over the detected discs of the canal's bright signal (90th percentile behind the disc) over the
     vertebral bodies' median: fluid is bright on T2 (SPIDER train slices: median 1.83, 2nd percentile 1.03) and dark
-    on T1 (median 0.62, 98th percentile 1.30; ``scripts/fluid_signal.py``). ``None`` when no disc can be measured."""
+    on T1 (median 0.62, 98th percentile 1.30; ``scripts/fluid_signal.py``). ``None`` when no disc can be measured.
+    An image that cannot be raw MR magnitude is measured without its black level (:mod:`.intensity`)."""
     values = []
     col = FEATURE_NAMES.index("canal_p90")
+    view, _ = without_black_level(view)  # the ratio holds under scaling only: an offset is removed first
     arr, spacing = view.scan.array, view.scan.spacing
     for i, d in enumerate(detection.discs):
         try:

@@ -28,6 +28,7 @@ from .crop import CropSpec, disc_crop, slice_indices
 from .features import FEATURE_NAMES, disc_features
 from .geometry import disc_geometry
 from .heads import HeadSpec, unavailable_note
+from .intensity import without_black_level
 from .model import GraderModel, load_grader, softmax
 from .pair import paired_crops
 
@@ -150,7 +151,8 @@ def grade(
 
     Returns:
         The discs (all of them, in the detection's order) with ``.grades`` filled for the graded ones, the grader's
-        model info, and flags for discs not graded and why.
+        model info, and flags for discs not graded and why, and ``intensity_offset_removed`` where a series cannot
+        be raw MR magnitude and was read without its black level (:mod:`.intensity`).
 
     Raises:
         ModelError: there is no grader model, or it is damaged.
@@ -158,6 +160,9 @@ def grade(
     model = load_grader(grader)
     model_scope = ModelScope.from_card(model.loaded.card.data)
     wrong_sequence = model_scope.why_not_sequence(sequence)
+    # crops and features are in units of the bodies' intensity: an offset (z-scored, shifted data) is removed first
+    view, offset_flag = without_black_level(view)
+    offset_flags = [offset_flag] if offset_flag else []  # the second series' too, where it is read
     discs: list[Disc] = list(detection.discs)
     flags = GroupedFlags()
     todo: list[_Prepared] = []
@@ -200,7 +205,9 @@ def grade(
     graded = [g if isinstance(g, str) else _with_series(g, (main_name,)) for g in graded]
     models = [model.info]
     if second is not None and todo:
-        graded, paired_info = _read_with_second(view, todo, graded, second, paired_grader, main_name, flags)
+        graded, paired_info = _read_with_second(
+            view, todo, graded, second, paired_grader, main_name, flags, offset_flags
+        )
         models.extend([paired_info] if paired_info is not None else [])
     for p, g in zip(todo, graded):
         d = discs[p.index]
@@ -210,7 +217,7 @@ def grade(
             flags.add("not graded", name, g)
             g = _not_graded(model, g)
         discs[p.index] = replace(d, grades={**d.grades, **g})
-    return GradingOutput(discs=tuple(discs), models=tuple(models), flags=flags.lines())
+    return GradingOutput(discs=tuple(discs), models=tuple(models), flags=(*offset_flags, *flags.lines()))
 
 
 @dataclass(frozen=True)
@@ -343,13 +350,17 @@ def _read_with_second(
     paired_grader: str | os.PathLike[str] | None,
     main_name: str,
     flags: GroupedFlags,
+    offset_flags: list[str],
 ) -> tuple[list[dict[GradingName, Grade] | str], ModelInfo | None]:
     """Replace, for each disc the second series also shows, the paired grader's heads by its reading of both
-    crops; a disc whose second crop cannot be cut keeps its main-series grades (flagged)."""
+    crops; a disc whose second crop cannot be cut keeps its main-series grades (flagged). The second series is read
+    without its black level where it cannot be raw magnitude (its flag added to ``offset_flags``)."""
     model = _paired_model(paired_grader)
     if model is None:
         flags.add(f"{second.name} series not used for grading", "all discs", f"no grader reads {second.name} here")
         return graded, None
+    second_view, offset_flag = without_black_level(second.view, second.name)
+    offset_flags.extend([offset_flag] if offset_flag else [])
     paired_scope = ModelScope.from_card(model.loaded.card.data)
     jobs: list[tuple[int, NDArray[np.float32], NDArray[np.float64] | None]] = []
     for j, p in enumerate(todo):
@@ -361,8 +372,8 @@ def _read_with_second(
             flags.add(f"{second.name} series not used for grading", p.level.value, outside)
             continue
         try:
-            g2 = disc_geometry(second.view, second.detection, k)
-            crops = paired_crops(view, p.geometry, second.view, g2, model.crop)
+            g2 = disc_geometry(second_view, second.detection, k)
+            crops = paired_crops(view, p.geometry, second_view, g2, model.crop)
             feats = p.features
             if model.stacker is not None and feats is None:
                 arr, spacing = view.scan.array, view.scan.spacing

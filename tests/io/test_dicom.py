@@ -620,6 +620,23 @@ def test_truncated_file_is_named(tmp_path: Path) -> None:
     assert files[2].name in str(err.value)
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # the UID cut in the middle
+def test_a_file_cut_inside_its_header_is_named_where_the_series_misses_its_slice(tmp_path: Path) -> None:
+    """The first 400 bytes of a slice parse as an image object without pixel data: not a report to skip quietly,
+    but a damaged file the read error names (the series misses that slice)."""
+    arr, affine = real_crop(shape=(32, 32, 5))
+    _, files = write_series(tmp_path / "series", arr, affine, shuffle_seed=None)
+    files[2].write_bytes(files[2].read_bytes()[:400])
+    with pytest.raises(GeometryError, match="irregular slice spacing") as err:
+        read_folder(tmp_path / "series")
+    assert f"could not be read, a missing slice may be one of them: {files[2].name}" in str(err.value)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / files[2].name).write_bytes(files[2].read_bytes())
+    with pytest.raises(ScanReadError, match=r"holds 1 DICOM file\(s\) whose header cannot be read"):
+        read_folder(alone)
+
+
 def test_pydicom_truncated_test_file() -> None:
     with pytest.raises(ScanReadError, match="MR_truncated.dcm"):
         load_scan(get_testdata_file("MR_truncated.dcm"))

@@ -20,7 +20,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,16 @@ def _identifies_as_dicom(ds: Dataset) -> bool:
     return any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "Modality"))
 
 
+def _image_storage(ds: Dataset) -> str | None:
+    """The name of the data set's SOP class when it is an image storage class (``MR Image Storage``), else None."""
+    sop = ds.get("SOPClassUID")
+    try:
+        name = UID(str(sop)).name if sop else ""
+    except Exception:  # an unparseable UID names nothing
+        return None
+    return name if name.endswith("Image Storage") else None
+
+
 class _UnreadableHeader(Exception):
     """A file that announces itself as DICOM ('DICM' marker) but whose header cannot be parsed."""
 
@@ -183,6 +193,9 @@ class SeriesInfo:
     manufacturer: str | None = None
     sequence_hint: str | None = None
     root: Path | None = None  # the folder or file the series was found under (for messages)
+    # DICOM files under the same root whose header could not be read ("name (why)"): a slice the series misses may
+    # be one of them, so a read error names them
+    unreadable: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One short human line, e.g. ``#3 'T2 TSE SAG' MR sagittal, 15 slices of 384×384``."""
@@ -243,7 +256,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     n_dicom = 0
     no_pixels: Counter[str] = Counter()
-    unreadable: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []
     for path in candidates:
         if path.name.upper() == "DICOMDIR":
             log.debug("skipping DICOMDIR %s", path)
@@ -252,7 +265,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
             header = _read_header(path)
         except _UnreadableHeader as exc:
             # one damaged file must not hide the other series of a study folder: warn, and say so if nothing is left
-            unreadable.append(path)
+            unreadable.append((path, str(exc)))
             log.warning("skipping '%s': DICOM file with an unreadable header (%s)", path, exc)
             continue
         if header is None:
@@ -262,6 +275,12 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
         n_dicom += 1
         if str(ds.get("SOPClassUID", "")) == _DICOMDIR_SOP_CLASS:
             no_pixels["DICOMDIR"] += 1
+            continue
+        if not has_pixels and _image_storage(ds):
+            # an MR/CT image object without its pixels: a file cut short (a copy or transfer that broke off)
+            unreadable.append((path, f"an image object ({_image_storage(ds)}) without pixel data: cut short?"))
+            log.warning("skipping '%s': DICOM image object without pixel data (truncated?)", path)
+            n_dicom -= 1  # counted with the unreadable files, not the readable ones
             continue
         if not has_pixels:
             no_pixels[str(ds.get("Modality", "?"))] += 1
@@ -273,7 +292,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     if n_dicom == 0 and unreadable:
         raise ScanReadError(
             f"'{shown}' holds {len(unreadable)} DICOM file(s) whose header cannot be read (corrupt or truncated), "
-            f"e.g. '{unreadable[0]}', and no readable DICOM file"
+            f"e.g. '{unreadable[0][0]}', and no readable DICOM file"
         )
     if n_dicom == 0:
         if root.is_file():
@@ -295,7 +314,8 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
             f"'{shown}' holds {n_dicom} DICOM files but none with image pixel data ({kinds}): these are reports, "
             "presentation states or similar objects, not images; point openspine at the image series"
         )
-    found = [_series_info(uid, items, root) for uid, items in groups.items()]
+    damaged = tuple(f"{_rel_name(p, root)} ({why})" for p, why in unreadable)
+    found = [replace(_series_info(uid, items, root), unreadable=damaged) for uid, items in groups.items()]
     found.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.description or "", s.series_uid))
     return found
 
@@ -549,7 +569,16 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
     datasets = [_read_full(p, name) for p, name in zip(info.files, names)]
     frames = [fr for idx, ds in enumerate(datasets) for fr in _frames_of(ds, idx, names[idx])]
     unit = "frames" if info.multiframe else "files"
-    ordered, affine_lps = _stack_geometry(frames, names, unit)
+    try:
+        ordered, affine_lps = _stack_geometry(frames, names, unit)
+    except GeometryError as exc:
+        if not info.unreadable:
+            raise
+        some = ", ".join(info.unreadable[:3]) + (" …" if len(info.unreadable) > 3 else "")
+        raise GeometryError(
+            f"{exc}; {len(info.unreadable)} DICOM file(s) beside it could not be read, a missing slice may be one of "
+            f"them: {some}"
+        ) from exc
 
     pixels: dict[int, NDArray[Any]] = {}
     for idx in sorted({fr.file for fr in ordered}):

@@ -109,6 +109,24 @@ def test_cervical_scan_gets_no_lumbar_label() -> None:
     assert result.input.way_round["value"] == "right way round"
 
 
+def test_cervical_picture_without_a_pixel_size_is_read_as_cervical_not_lumbar(tmp_path: Path) -> None:
+    """The pixel-size estimate takes bodies for lumbar ones: a cervical picture came out twice its size, looked
+    lumbar and got T11 … S1 and Pfirrmann grades. Read at the size cervical bodies give, it is cervical again."""
+    data = shared_data_or_skip()
+    view = openspine.load_scan(data / "sct/sct-example-t2/image.nii.gz").to_sagittal()
+    mid = view.scan.array[:, :, view.scan.shape[2] // 2].astype(np.float64)
+    png = tmp_path / "cervical.png"
+    Image.fromarray(np.uint8(255 * np.clip(mid / np.percentile(mid, 99.5), 0, 1))).save(png)
+    code = main(["-q", "analyze", str(png), "--pixel-spacing", "auto", "--out", str(tmp_path / "o")])
+    assert code == 0
+    doc = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert doc["input"]["field_of_view"]["value"] == "cervical"
+    assert all(v["label"] is None for v in doc["vertebrae"])
+    assert not any(g["available"] for d in doc["discs"] for g in d["grades"].values())
+    assert any(f.startswith("pixel_spacing_estimated:") and "read as a cervical spine" in f for f in doc["flags"])
+    assert 0.8 < doc["input"]["spacing_mm"][0] < 1.25  # the true pixel is 1 mm (lumbar reading: 2.1 mm)
+
+
 def test_upper_thoracic_spine_gets_no_lumbar_label() -> None:
     """The lower half of sct-example-t2 shows the upper thoracic spine, which the detector never saw; it finds two
     bodies there and reads them as L5 and S1. Two bodies are too few to count levels from: no label, no grade."""
@@ -166,6 +184,65 @@ def test_axial_picture_exits_3(tmp_path: Path, spacing: list[str]) -> None:
     assert code == 3
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert "not sagittal" in doc["out_of_scope"] and doc["input"]["plane"]["value"] == "axial"
+
+
+def _without_orientation(path: Path, arr: np.ndarray) -> Path:
+    img = nib.Nifti1Image(arr, np.eye(4))
+    img.set_sform(None, code=0)
+    img.set_qform(None, code=0)
+    nib.save(img, str(path))
+    return path
+
+
+def test_nifti_without_orientation_is_flagged_and_its_plane_judged_from_the_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sform and qform codes 0: no orientation in the header. The volume is read as a picture is (each slice as
+    displayed), flagged, and its plane is the image recogniser's: analysed where it looks sagittal, exit status 3 where
+    it does not (nibabel's made-up affine would have shown the models an axial view and called it sagittal)."""
+    data = shared_data_or_skip()
+    vol = np.asanyarray(nib.load(data / "fastcleverseg/fcs-vb2-13/image.nii.gz").dataobj)  # [S→I, A→P, L→R]
+    sagittal = _without_orientation(tmp_path / "codes0.nii.gz", vol)
+    out = tmp_path / "sagittal"
+    assert main(["analyze", str(sagittal), "--out", str(out), "--formats", "json,nifti"]) == 0
+    printed = capsys.readouterr().out
+    assert "flag: orientation_unknown: the NIfTI's sform and qform codes are 0" in printed
+    doc = json.loads((out / "result.json").read_text())
+    validate_result(doc)
+    assert doc["flags"][0].startswith("orientation_unknown: the NIfTI's sform and qform codes are 0")
+    assert doc["input"]["plane"]["value"] == "sagittal" and doc["input"]["plane"]["source"] == "image"
+    assert [v["label"] for v in doc["vertebrae"] if v["label"]][-3:] == ["L4", "L5", "S1"]
+    labels = nib.load(out / "labels.nii.gz")  # claims no orientation either: a viewer places it as the input
+    assert int(labels.header["sform_code"]) == int(labels.header["qform_code"]) == 0
+    np.testing.assert_allclose(labels.affine, nib.load(sagittal).affine)
+
+    # the same voxels stored so that each slice as displayed is coronal: refused, one line
+    coronal = _without_orientation(tmp_path / "coronal.nii.gz", np.ascontiguousarray(np.transpose(vol, (0, 2, 1))))
+    assert main(["-q", "analyze", str(coronal), "--out", str(tmp_path / "coronal")]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "out of scope: the image looks coronal" in err[0] and "gives no orientation" in err[0]
+    doc = json.loads((tmp_path / "coronal" / "result.json").read_text())
+    assert doc["out_of_scope"].startswith("the image looks coronal") and doc["vertebrae"] == []
+    assert doc["input"]["plane"]["value"] == "coronal" and doc["input"]["plane"]["source"] == "image"
+    assert doc["flags"][0].startswith("orientation_unknown:")
+
+
+def test_a_slice_scaled_by_1e36_is_analysed_quietly_as_the_slice_itself() -> None:
+    import warnings
+    from dataclasses import replace
+
+    data = shared_data_or_skip()
+    scan = openspine.load_scan(data / VAL_T2)
+    huge = replace(scan, array=scan.array.astype(np.float32) * np.float32(1e36))  # near float32's largest
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # float32 overflow in the detector and the disc features
+        result = openspine.analyze(huge)
+    expected = openspine.analyze(scan)
+    assert result.out_of_scope is None and result.flags == expected.flags
+    assert [v.label for v in result.vertebrae] == [v.label for v in expected.vertebrae]
+    assert [{k: g.grade for k, g in d.grades.items()} for d in result.discs] == [
+        {k: g.grade for k, g in d.grades.items()} for d in expected.discs
+    ]
 
 
 def test_cli_summary_names_every_flag_and_the_overlay_carries_them(

@@ -126,6 +126,38 @@ def _nifti(tmp_path: Path, name: str, arr: np.ndarray, affine: np.ndarray | None
 
 AXIAL = np.diag([1, 1, 5.0, 1])
 SAG = np.array([[0, 0, 4.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
+CORONAL = np.array([[0.7, 0, 0, 0], [0, 0, 4.0, 0], [0, 0.7, 0, 0], [0, 0, 0, 1]])  # R, S, A (thick)
+SLICES = np.arange(16 * 16 * 6, dtype=np.float32).reshape(16, 16, 6)
+
+
+def _zero_sform(tmp_path: Path) -> Path:
+    """A NIfTI whose header's sform (code 1) is all zeros: nibabel gives a zero affine."""
+    img = nib.Nifti1Image(np.arange(64, dtype=np.int16).reshape(4, 4, 4), np.eye(4))
+    img.set_qform(None, code=0)
+    img.header["sform_code"] = 1
+    for row in ("srow_x", "srow_y", "srow_z"):
+        img.header[row] = np.zeros(4)
+    path = tmp_path / "affine_zero.nii.gz"
+    nib.save(nib.Nifti1Image(img.dataobj, None, header=img.header), str(path))
+    return path
+
+
+def _picture(tmp_path: Path, name: str, arr: np.ndarray) -> Path:
+    from PIL import Image
+
+    path = tmp_path / name
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def _dicom_axial(tmp_path: Path) -> Path:
+    tests = str(Path(__file__).resolve().parent)
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from dicom_fixtures import write_series
+
+    write_series(tmp_path / "axial", SLICES.astype(np.int16), np.diag([0.7, 0.7, 4.0, 1.0]), description="t2_tse_tra")
+    return tmp_path / "axial"
 
 
 @pytest.mark.parametrize(
@@ -134,10 +166,9 @@ SAG = np.array([[0, 0, 4.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
         (lambda d: d / "missing.nii.gz", "does not exist"),
         (lambda d: _nifti(d, "four_d.nii.gz", np.zeros((4, 4, 4, 2), np.float32)), "4D NIfTI"),
         (lambda d: _nifti(d, "nan.nii.gz", np.full((8, 8, 3), np.nan, np.float32), SAG), "NaN or infinite"),
-        (lambda d: _nifti(d, "zeros.nii.gz", np.zeros((8, 8, 3), np.float32), SAG), "no contrast"),
-        (lambda d: _nifti(d, "axial.nii.gz", np.arange(64, dtype=np.float32).reshape(8, 8, 1), AXIAL), "axial"),
+        (_zero_sform, "has no usable orientation: the sform of its header (code 1) is singular or not finite: [[0, 0"),
     ],
-    ids=["missing", "4d", "nan", "all-zero", "lone-axial-slice"],
+    ids=["missing", "4d", "nan", "zero-affine"],
 )
 def test_bad_input_gives_one_line_and_exit_1(
     tmp_path: Path,
@@ -149,11 +180,76 @@ def test_bad_input_gives_one_line_and_exit_1(
     before = path.read_bytes() if path.exists() else None
     assert main(["analyze", str(path), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "openspine: error:" in err and message in err
+    said = [line for line in err.splitlines() if line.startswith("openspine: error:")]
+    assert len(said) == 1 and message in said[0], err  # the whole message on its one line
     assert "Traceback" not in err
     assert not (tmp_path / "out" / "result.json").exists()
     if before is not None:
         assert path.read_bytes() == before  # inputs are never modified
+
+
+AXIAL_PLANE = {"value": "axial", "source": "geometry"}
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "message", "plane"),
+    [
+        (lambda d: _nifti(d, "thick.nii.gz", SLICES, np.diag([0.7, 0.7, 4.0, 1.0])), [],
+         "this is an axial acquisition (6 slices, 4.0 mm apart)", AXIAL_PLANE),
+        (lambda d: _nifti(d, "coronal.nii.gz", SLICES, CORONAL), [],
+         "this is a coronal acquisition (6 slices, 4.0 mm apart)", {"value": "coronal", "source": "geometry"}),
+        (_dicom_axial, [], "this is an axial acquisition (6 slices, 4.0 mm apart)", AXIAL_PLANE),
+        (lambda d: _nifti(d, "axial.nii.gz", np.arange(64, dtype=np.float32).reshape(8, 8, 1), AXIAL), [],
+         "axial acquisition (a single slice", AXIAL_PLANE),
+        (lambda d: _nifti(d, "zeros.nii.gz", np.zeros((8, 8, 3), np.int16), SAG), [],
+         "the image has no contrast: every voxel equals 0; this is not a spine image", None),
+        (lambda d: _picture(d, "black.png", np.zeros((64, 48), np.uint8)), ["--pixel-spacing", "0.7", "0.7"],
+         "every voxel equals 0; this is not a spine image", None),
+        (lambda d: _picture(d, "white.png", np.full((64, 48), 255, np.uint8)), ["--pixel-spacing", "auto"],
+         "every voxel equals 255; this is not a spine image", None),
+        (lambda d: _picture(d, "one_px.png", np.zeros((1, 1), np.uint8)), ["--pixel-spacing", "0.7", "0.7"],
+         "no contrast", None),
+        (lambda d: _nifti(d, "sub-01_T2w_seg.nii.gz", np.repeat(np.arange(8, dtype=np.uint8), 24).reshape(8, 8, 3),
+                          SAG), [],
+         "'sub-01_T2w_seg.nii.gz' looks like a label map, not an image", None),
+    ],
+    ids=["thick-axial-nifti", "thick-coronal-nifti", "axial-dicom", "lone-axial-slice", "all-zero-nifti",
+         "black-picture", "white-picture-auto", "one-pixel-picture", "label-map"],
+)  # fmt: skip
+def test_nothing_in_scope_gives_one_line_exit_3_and_result_json(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make,  # type: ignore[no-untyped-def]
+    options: list[str],
+    message: str,
+    plane: dict[str, str] | None,
+) -> None:
+    """A scan read but holding nothing to analyse (not sagittal, no contrast, a label map) is out of scope as a picture
+    that looks axial is: one line, exit status 3, result.json (and the other outputs) written with the reason."""
+    path = make(tmp_path)
+    out = tmp_path / "out"
+    assert main(["-q", "analyze", str(path), "--out", str(out), *options]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("openspine: out of scope: ") and message in err[0], err
+    assert err[0].endswith(f" ({path}); result.json says so") and ". (" not in err[0]
+    doc = json.loads((out / "result.json").read_text())
+    validate_result(doc)
+    assert message in doc["out_of_scope"]
+    assert doc["vertebrae"] == doc["discs"] == [] and doc["steps_not_run"]["grading"] == doc["out_of_scope"]
+    assert doc["input"].get("plane") == plane
+    assert {"overlay.png", "report.html", "vertebrae.csv"} <= {p.name for p in out.iterdir()}
+
+
+def test_info_says_when_a_nifti_header_gives_no_orientation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = nib.Nifti1Image(SLICES, np.eye(4))
+    img.set_sform(None, code=0)
+    img.set_qform(None, code=0)
+    nib.save(img, str(tmp_path / "codes0.nii.gz"))
+    assert main(["info", str(tmp_path / "codes0.nii.gz"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["orientation"] == "IPR" and "sform and qform codes are 0" in info["orientation_unknown"]
+    assert main(["info", str(tmp_path / "codes0.nii.gz")]) == 0
+    assert "assumed: the header gives none, sform and qform codes 0" in capsys.readouterr().out
 
 
 def test_png_without_spacing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openspine.errors import ImageContentError, UnsupportedScanError
+from openspine.errors import (
+    ImageContentError,
+    NoContrastError,
+    NotSagittalError,
+    OutOfScopeError,
+    UnsupportedScanError,
+)
 from openspine.scan import Scan
 
 SAGITTAL_IPR = np.array([[0, 0, 4.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
@@ -49,8 +55,11 @@ def test_refuses_arrays_that_are_not_2d_or_3d(shape: tuple[int, ...]) -> None:
 
 
 def test_refuses_a_singular_affine() -> None:
-    with pytest.raises(UnsupportedScanError, match="invertible"):
+    with pytest.raises(UnsupportedScanError, match="invertible") as refused:
         Scan(np.zeros((2, 2, 2)), np.zeros((4, 4)))
+    # one line, the matrix written out (a numpy repr would take four)
+    message = str(refused.value)
+    assert "\n" not in message and "[[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]" in message
 
 
 def test_lone_axial_slice_is_refused_with_the_reason() -> None:
@@ -70,8 +79,28 @@ def test_a_picture_converted_to_nifti_is_refused_with_a_way_out() -> None:
 
 def test_thick_coronal_stack_is_refused() -> None:
     coronal = np.array([[0.6, 0, 0, 0], [0, 0, 5.0, 0], [0, 0.6, 0, 0], [0, 0, 0, 1]])  # R, S, A(thick)
-    with pytest.raises(UnsupportedScanError, match="coronal acquisition \\(12 slices, 5.0 mm apart"):
+    message = "this is a coronal acquisition \\(12 slices, 5.0 mm apart"
+    with pytest.raises(UnsupportedScanError, match=message) as refused:
         Scan(np.ones((64, 64, 12)), coronal).to_sagittal()
+    # out of scope, not an error: the analysis reports it (exit status 3) with the plane the geometry shows
+    assert isinstance(refused.value, NotSagittalError) and isinstance(refused.value, OutOfScopeError)
+    assert refused.value.plane == {"value": "coronal", "source": "geometry"}
+
+
+def test_a_scan_not_analysed_is_shown_as_stored_and_maps_back_exactly() -> None:
+    # an axial stack whose slice axis is the first: the view puts it last, rows and columns as in the file
+    arr = np.random.default_rng(2).random((6, 20, 16))
+    aff = np.array([[0, 0, 0.7, 3], [0, 0.7, 0, 4], [5.0, 0, 0, 5], [0, 0, 0, 1]])
+    scan = Scan(arr, aff)
+    with pytest.raises(NotSagittalError, match="this is an axial acquisition \\(6 slices"):
+        scan.to_sagittal()
+    view = scan.as_stored()
+    assert view.scan.shape == (20, 16, 6) and view.input is scan
+    np.testing.assert_array_equal(view.scan.array[:, :, 2], arr[2])
+    np.testing.assert_allclose(view.to_input_voxel(np.array([7, 9, 2])), [2, 7, 9])
+    np.testing.assert_allclose(view.to_world(np.array([7, 9, 2])), scan.voxel_to_world(np.array([2, 7, 9])))
+    assert view.input_slice_index(4) == 4
+    assert Scan(arr, SAGITTAL_IPR).as_stored().scan.shape == arr.shape  # slices already last: as it is
 
 
 def test_isotropic_axial_volume_is_reformatted_to_sagittal_exactly() -> None:
@@ -112,8 +141,11 @@ def test_sagittal_stack_stored_right_to_left_maps_slices_back() -> None:
     ],
 )
 def test_voxel_values_that_cannot_be_analysed(values: np.ndarray, message: str) -> None:
-    with pytest.raises(ImageContentError, match=message):
+    with pytest.raises(ImageContentError, match=message) as refused:
         Scan(values, SAGITTAL_IPR).check_analysable()
+    # an image of one value is no spine image (out of scope); NaN or infinite voxels are an error to fix
+    assert isinstance(refused.value, NoContrastError) == ("no contrast" in message)
+    assert isinstance(refused.value, OutOfScopeError) == ("no contrast" in message)
 
 
 def test_ordinary_image_is_analysable() -> None:
@@ -158,3 +190,18 @@ def test_a_picture_read_mirrored_keeps_its_voxels_and_shows_the_front_on_the_oth
     np.testing.assert_allclose(
         mirrored.voxel_to_world(np.array([2.0, 1.0, 0.0])), scan.voxel_to_world(np.array([2.0, 3.0, 0.0]))
     )
+
+
+def test_values_too_large_for_float32_arithmetic_are_scaled_by_a_power_of_two() -> None:
+    from openspine.scan import MAX_ANALYSED_MAGNITUDE
+
+    arr = (np.arange(24, dtype=np.float32).reshape(2, 3, 4) - 5) * np.float32(1e36)  # near float32's largest
+    scan = Scan(arr, SAGITTAL_IPR)
+    safe = scan.in_safe_range()
+    assert safe.array.dtype == np.float32 and float(np.abs(safe.array).max()) <= MAX_ANALYSED_MAGNITUDE
+    ratio = arr.astype(np.float64)[arr != 0] / safe.array.astype(np.float64)[arr != 0]
+    assert np.all(ratio == ratio[0]) and np.log2(ratio[0]).is_integer()  # one exact power of two: ratios, signs kept
+    assert np.all(safe.array[arr == 0] == 0) and safe.affine is scan.affine and safe.source is scan.source
+    ordinary = Scan(np.arange(8, dtype=np.float32).reshape(2, 2, 2) * 1e6, SAGITTAL_IPR)
+    assert ordinary.in_safe_range() is ordinary
+    assert Scan(np.arange(8, dtype=np.int16).reshape(2, 2, 2), SAGITTAL_IPR).in_safe_range().array.dtype == np.int16

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import scope
 from ._logging import get_logger
 from .config import AUTO, AnalysisConfig, PixelSpacing, reading_spacing
-from .errors import ConfigError, ModelError, OpenSpineError
+from .errors import ConfigError, ModelError, OpenSpineError, OutOfScopeError
 from .results import (
     AnalysisResult,
     Disc,
@@ -83,8 +83,10 @@ def analyze(
     if t1 is not None and cfg.use_t1:
         t1_scan = _read_t1(t1, cfg, read_flags)
     timings["read"] = time.perf_counter() - t0
-    scan.check_analysable()
-    view = scan.to_sagittal()
+    try:
+        scan, view, image_plane = _analysable(scan, read_flags)
+    except OutOfScopeError as exc:  # nothing to look at: refused as read, the result says why
+        return _not_analysed(scan, exc, cfg, read_flags, timings, t0)
 
     state = _State(flags=read_flags)
     step("detect")
@@ -116,7 +118,11 @@ def analyze(
         log.warning("%s not run: %s", stage, why)
     return AnalysisResult(
         input=replace(
-            InputInfo.from_scan(scan), sequence=sequence, plane=seen.plane, field_of_view=fov, way_round=seen.way_round
+            InputInfo.from_scan(scan),
+            sequence=sequence,
+            plane=image_plane or seen.plane,
+            field_of_view=fov,
+            way_round=seen.way_round,
         ),
         vertebrae=tuple(state.vertebrae),
         discs=tuple(state.discs),
@@ -349,6 +355,10 @@ def _picture_size(
     added to ``flags``; anything else as it is."""
     if requested != AUTO:
         return scan
+    try:
+        _refuse_unseen(scan)
+    except OutOfScopeError:  # refused as read (a label map, no contrast): no pixel size to measure
+        return scan
     scan, flag = picture_with_pixel_size(scan, detector)
     flags.extend([flag.replace(":", f"{which}:", 1)] if flag else [])
     return scan
@@ -360,20 +370,39 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
     its own (DICOM, NIfTI) as it is, without a flag."""
     if scan.source.format != "image":
         return scan, None
-    from .detection.scale import FALLBACK_HEIGHT_MM, estimate_pixel_size, fallback_size, with_pixel_size
+    from .detection.scale import (
+        BODY_PITCH_MM,
+        CERVICAL_BODY_PITCH_MM,
+        FALLBACK_HEIGHT_MM,
+        estimate_pixel_size,
+        fallback_size,
+        with_pixel_size,
+    )
 
     size = fallback_size(scan.shape[0])
     fallback = with_pixel_size(scan, size)
     read_as = f"read at {size:.3f} mm per pixel (a {FALLBACK_HEIGHT_MM:.0f} mm tall picture)"
     # the plane is judged first at a common field of view: a rescaling that suits a blob in an axial or coronal
     # picture must not carry it past the plane check (the analysis then refuses it at this same size)
-    not_sagittal = _looks_not_sagittal(fallback)
+    not_sagittal = _not_sagittal_plane(_recognise_picture(fallback))
     if not_sagittal is not None:
         return fallback, f"pixel_spacing_estimated: not estimated, the picture looks {not_sagittal}; {read_as}"
     # the detector reads the front of the body on the left: a picture shown the other way is measured mirrored
-    estimate = estimate_pixel_size(scan.mirrored_front_to_back() if _shows_front_right(fallback) else scan, detector)
+    measured = scan.mirrored_front_to_back() if _shows_front_right(fallback) else scan
+    estimate = estimate_pixel_size(measured, detector)
     if estimate.spacing_mm is None:
         return fallback, f"pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried; {read_as}"
+    # the estimate takes the bodies for lumbar ones: a cervical spine (bodies half as far apart) comes out twice its
+    # size and then looks lumbar. Read at the size cervical bodies would give, it looks cervical again: then it is
+    # read so, and the analysis withholds its labels. No SPIDER picture (val 56, train 228) looked cervical there.
+    as_cervical = estimate.spacing_mm * CERVICAL_BODY_PITCH_MM / BODY_PITCH_MM
+    seen = _recognise_picture(with_pixel_size(measured, as_cervical))
+    if seen is not None and seen.cervical_probability >= scope.MIN_CERVICAL_PROBABILITY:
+        return with_pixel_size(scan, as_cervical), (
+            f"pixel_spacing_estimated: {as_cervical:.3f} mm per pixel, read as a cervical spine (no pixel size "
+            f"given; at the size cervical bodies give, the image looks cervical with probability "
+            f"{seen.cervical_probability:.2f}); positions and lengths in mm are rough"
+        )
     flag = (
         f"pixel_spacing_estimated: {estimate.spacing_mm:.3f} mm per pixel, from the size and spacing of the "
         "vertebral bodies (no pixel size given); positions and lengths in mm carry its error (often 10 %, "
@@ -396,15 +425,22 @@ def _shows_front_right(picture: Scan) -> bool:
     return reading.likeliest == FRONT_TO_BACK and reading.probability >= scope.MIN_TURN_PROBABILITY
 
 
-def _looks_not_sagittal(picture: Scan) -> str | None:
-    """The plane the image recogniser sees in a picture when it is not sagittal (as the analysis would refuse it);
-    None when it looks sagittal or the recogniser cannot run."""
+def _recognise_picture(picture: Scan) -> ImageRecognition | None:
+    """The image recogniser's reading of a picture at a guessed pixel size; None when it cannot run."""
     try:
         from .recognition import recognise
 
-        probabilities = recognise(picture.to_sagittal()).plane_probabilities
+        return recognise(picture.to_sagittal())
     except (ImportError, ModelError):
         return None
+
+
+def _not_sagittal_plane(seen: ImageRecognition | None) -> str | None:
+    """The plane the image recogniser sees in a picture when it is not sagittal (as the analysis would refuse it);
+    None when it looks sagittal or the recogniser could not run."""
+    if seen is None:
+        return None
+    probabilities = seen.plane_probabilities
     _, why, _ = scope.decide_plane("image", probabilities)
     return None if why is None else max(probabilities, key=lambda k: probabilities[k])
 
@@ -575,3 +611,67 @@ def _grade(
     state.models.extend(graded.models)
     state.flags.extend(graded.flags)
     state.discs = list(graded.discs)
+
+
+def _refuse_unseen(scan: Scan) -> None:
+    """Refuse, before any model looks at it, a scan with nothing to analyse: a label map given as an image (by its
+    name: the rule by which batch skips such a file, :func:`openspine.io.formats.looks_like_label_map`) or an image
+    without contrast (:class:`~openspine.errors.OutOfScopeError`); NaN or infinite voxels stay an error."""
+    from .io.formats import LABEL_MAP, looks_like_label_map
+
+    if scan.source.path and looks_like_label_map(scan.source.path):
+        raise OutOfScopeError(
+            f"'{Path(scan.source.path).name}' {LABEL_MAP}: its name says so (a word such as mask, labels or seg); "
+            "openspine analyses images: rename the file if it is one"
+        )
+    scan.check_analysable()
+
+
+def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[str, Any] | None]:
+    """The scan to analyse (values too large for float32 arithmetic scaled down: :meth:`Scan.in_safe_range`), it in
+    the analysis layout and, for a scan whose header gives no orientation (flagged in ``flags``), its plane as the
+    image recogniser reads it. Raises OutOfScopeError for a scan with nothing to analyse (:func:`_refuse_unseen`), an
+    axial or coronal acquisition, or a scan of unknown orientation whose image does not look sagittal (judged as a
+    picture's)."""
+    _refuse_unseen(scan)
+    scan = scan.in_safe_range()
+    view = scan.to_sagittal()
+    if scan.source.orientation_unknown is None:
+        return scan, view, None
+    flags.append(f"orientation_unknown: {scan.source.orientation_unknown}")
+    try:
+        from .recognition import recognise
+
+        probabilities: dict[str, float] | None = dict(recognise(view).plane_probabilities)
+    except (ImportError, ModelError):
+        probabilities = None
+    plane, why, _ = scope.decide_plane("image", probabilities)
+    if why is not None:
+        raise OutOfScopeError(
+            f"the image looks {plane['value']} (probability {plane['probability']:.2f}), not sagittal, and its header "
+            "gives no orientation: openspine analyses sagittal images; give the file its real orientation",
+            plane=plane,
+        )
+    return scan, view, plane
+
+
+def _not_analysed(
+    scan: Scan, refusal: OutOfScopeError, cfg: AnalysisConfig, flags: list[str], timings: dict[str, float], t0: float
+) -> AnalysisResult:
+    """The result of a scan refused as read (:func:`_analysable`): out of scope with the reason, nothing detected,
+    the scan shown as stored (:meth:`Scan.as_stored`)."""
+    reason = str(refusal)
+    not_run = {"detection": reason, "grading": reason}
+    for stage, why in not_run.items():
+        log.warning("%s not run: %s", stage, why)
+    timings["total"] = time.perf_counter() - t0
+    return AnalysisResult(
+        input=replace(InputInfo.from_scan(scan), plane=refusal.plane),
+        flags=tuple(dict.fromkeys(flags)),
+        steps_not_run=not_run,
+        out_of_scope=reason,
+        parameters=cfg.to_dict(),
+        timings_s=timings,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        view=scan.as_stored(),
+    )

@@ -53,8 +53,10 @@ _EPILOG_ANALYZE = """examples:
   openspine analyze t1_slice.png --pixel-spacing 0.6 0.6 --sequence T1 --out out/
 
 exit status: 0 analysed; 1 error (one line says why); 2 bad command line;
-  3 nothing in scope: no vertebral body found, the picture is not a sagittal image, or the image is
-  stored upside down or facing backwards (result.json is still written, with the reason in "out_of_scope").
+  3 nothing in scope: no vertebral body found; not sagittal (an axial or coronal series, a picture or a NIfTI
+  without orientation that looks axial or coronal); an image without contrast (all one value); a file whose
+  name says label map (mask, labels, seg …); or the image is stored upside down or facing backwards
+  (result.json is still written, with the reason in "out_of_scope"; one line on stderr says it).
 The summary line names every flag. A model answers only inside the scope on its card (sequences, regions,
 levels): outside it a label or grade is withheld, with the reason in result.json, the CSV files, the
 report and the overlay.
@@ -68,9 +70,10 @@ _EPILOG_BATCH = """examples:
   openspine batch /data/pictures --out results/ --pixel-spacing auto   # PNG/JPEG slices, pixel size estimated
 Every file under the input is a case or listed in results/skipped.csv with the reason (hidden, not an image,
 truncated or unreadable DICOM, a series of a study that is not read). Reruns skip finished cases. A failed case goes to
-results/failures.csv. A case out of scope (nothing in scope found: no vertebral body, not a sagittal plane) keeps
-its outputs and is listed in failures.csv with stage 'scope'. Cohort tables are built from each case's result.json,
-whatever --formats says. Exit code: 1 if any case failed, else 3 if any case is out of scope (as 'analyze'), else 0.
+results/failures.csv. A case out of scope (nothing in scope found: no vertebral body, not a sagittal plane, no
+contrast) keeps its outputs and is listed in failures.csv with stage 'scope'. Cohort tables are built from each
+case's result.json, whatever --formats says. Exit code: 1 if any case failed, else 3 if any case is out of scope
+(as 'analyze'), else 0.
 Optional packages (openspine[distributed] for --cluster/--scheduler, openspine[dicom] for --formats seg,sr) are
 checked before the first case.
 """

@@ -14,7 +14,8 @@ from .writers import parse_formats, require_for_formats
 
 log = get_logger("cli")
 
-EXIT_OUT_OF_SCOPE = 3  # analyze/demo: no spine in scope (no vertebral body, or not a sagittal picture)
+# analyze/demo: nothing in scope (no vertebral body, not a sagittal plane, no contrast, a label map); see --help
+EXIT_OUT_OF_SCOPE = 3
 
 
 def _series_arg(value: str | None) -> str | int | None:
@@ -61,6 +62,8 @@ def run_info(args: argparse.Namespace) -> int:
     }
     if estimated:
         summary["pixel_spacing_estimated"] = estimated
+    if scan.source.orientation_unknown:
+        summary["orientation_unknown"] = scan.source.orientation_unknown
     try:
         view = scan.to_sagittal()
         summary["analysis_layout"] = {"shape": list(view.scan.shape), "orientation": "".join(view.scan.orientation)}
@@ -85,7 +88,8 @@ def run_info(args: argparse.Namespace) -> int:
     lines += [
         f"shape        {tuple(scan.shape)}",
         f"spacing (mm) {tuple(round(s, 4) for s in scan.spacing)}",
-        f"orientation  {summary['orientation']} (direction each array axis points to, RAS+ world)",
+        f"orientation  {summary['orientation']} (direction each array axis points to, RAS+ world"
+        + ("; assumed: the header gives none, sform and qform codes 0)" if scan.source.orientation_unknown else ")"),
         f"data type    {summary['dtype']}",
     ]
     if summary["sequence_hint"]:
@@ -142,7 +146,8 @@ def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Na
         progress.close()
     if result.out_of_scope:
         # one line, even when quiet: the exit status alone would not say why
-        print(f"openspine: out of scope: {result.out_of_scope} ({path}); result.json says so", file=sys.stderr)
+        reason = str(result.out_of_scope).rstrip(".")
+        print(f"openspine: out of scope: {reason} ({path}); result.json says so", file=sys.stderr)
         if not args.quiet:
             for name in files.values():
                 print(f"  {name}")

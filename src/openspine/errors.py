@@ -6,6 +6,9 @@ Every message names the offending value and, where there is one, the fix. The CL
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class OpenSpineError(Exception):
     """Base class of every error that openspine raises on purpose."""
@@ -25,6 +28,26 @@ class UnsupportedScanError(ScanReadError):
 
 class ImageContentError(ScanReadError):
     """The voxel values cannot be analysed (NaN/Inf, constant image)."""
+
+
+class OutOfScopeError(ScanReadError):
+    """A scan that was read but holds nothing openspine analyses: a plane that is not sagittal, an image without
+    contrast, a label map given as an image. :func:`openspine.analyze` does not raise it: it returns a result whose
+    ``out_of_scope`` says why (``openspine analyze`` exits with status 3, batch lists the case with stage
+    ``scope``). ``plane``: the plane the refusal rests on, as ``input.plane`` of result.json records it (e.g.
+    ``{"value": "axial", "source": "geometry"}``), or None."""
+
+    def __init__(self, message: str, plane: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.plane = dict(plane) if plane is not None else None
+
+
+class NotSagittalError(OutOfScopeError, UnsupportedScanError):
+    """An axial or coronal acquisition (a lone slice, or a thick-slice stack): no sagittal view of it is usable."""
+
+
+class NoContrastError(OutOfScopeError, ImageContentError):
+    """Every voxel has the same value (an all-black or all-white picture, an all-zero volume): not a spine image."""
 
 
 class SeriesSelectionError(ScanReadError):

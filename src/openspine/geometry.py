@@ -104,6 +104,11 @@ def apply_affine(affine: NDArray[np.floating], points: NDArray[np.floating]) -> 
     return out[0] if single else out
 
 
+def matrix_text(matrix: NDArray[np.floating]) -> str:
+    """A matrix (an affine) as one line of text, for one-line messages: ``[[1, 0, 0, 0], …, [0, 0, 0, 1]]``."""
+    return "[" + ", ".join("[" + ", ".join(f"{float(x):g}" for x in row) + "]" for row in np.atleast_2d(matrix)) + "]"
+
+
 def reversed_axis(affine: NDArray[np.floating], axis: int, length: int) -> NDArray[np.float64]:
     """The affine that reads an array's ``axis`` (of ``length`` voxels) the other way: voxel i of the result lies
     where voxel ``length - 1 - i`` lay. With the array reversed too, the world image is unchanged; with the array

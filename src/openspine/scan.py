@@ -13,10 +13,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import geometry
-from .errors import ImageContentError, UnsupportedScanError
+from .errors import ImageContentError, NoContrastError, NotSagittalError, UnsupportedScanError
 
 # Thick or thin stacks tilted by more than this are resliced rather than permuted (3D volumes only).
 OBLIQUE_RESLICE_DEGREES = 20.0
+# Voxel values larger than this in magnitude are scaled down by a power of two before analysis (Scan.in_safe_range):
+# float32 sums and differences of values near its largest, 3.4e38 (a scan scaled by 1e36), overflow.
+MAX_ANALYSED_MAGNITUDE = 2.0**64
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class ScanSource:
     manufacturer: str | None = None
     study_uid: str | None = None
     frame_of_reference_uid: str | None = None
+    # why the file's header gives no orientation (a NIfTI whose sform and qform codes are 0), read as a picture is;
+    # None when the header gives one
+    orientation_unknown: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # DICOM input: the headers (no pixel data) of the slices in array order, for the exports that reference them
     # (DICOM SEG/SR); never serialised
@@ -69,7 +75,8 @@ class Scan:
             raise UnsupportedScanError(f"a scan must be a 3D volume or a 2D slice, got an array of shape {arr.shape}")
         aff = np.asarray(self.affine, dtype=np.float64)
         if aff.shape != (4, 4) or not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-12:
-            raise UnsupportedScanError(f"the affine must be a finite, invertible 4×4 matrix, got {aff!r}")
+            matrix = geometry.matrix_text(aff)
+            raise UnsupportedScanError(f"the affine must be a finite, invertible 4×4 matrix, got {matrix}")
         object.__setattr__(self, "array", arr)
         object.__setattr__(self, "affine", aff)
 
@@ -123,11 +130,13 @@ class Scan:
             if abs(normal[0]) < max(abs(normal[1]), abs(normal[2])):
                 plane = "axial" if abs(normal[2]) >= abs(normal[1]) else "coronal"
                 what = "a single slice" if self.shape[axis] == 1 else f"{self.shape[axis]} slices"
-                raise UnsupportedScanError(
-                    f"this is an {plane} acquisition ({what}, {self.spacing[axis]:.1f} mm apart): a sagittal "
+                article = "an" if plane == "axial" else "a"
+                raise NotSagittalError(
+                    f"this is {article} {plane} acquisition ({what}, {self.spacing[axis]:.1f} mm apart): a sagittal "
                     f"view would have {self.spacing[axis]:.1f} mm resolution along the spine. openspine needs a "
                     "sagittal series or a near-isotropic 3D volume; pick the sagittal series of the study."
-                    + (_CONVERTED_PICTURE_HINT if self._looks_like_a_converted_picture() else "")
+                    + (_CONVERTED_PICTURE_HINT if self._looks_like_a_converted_picture() else ""),
+                    plane={"value": plane, "source": "geometry"},
                 )
         arr: NDArray[Any]
         if axis is None and geometry.obliquity_degrees(self.affine) > OBLIQUE_RESLICE_DEGREES:
@@ -136,6 +145,17 @@ class Scan:
         else:
             arr, aff = geometry.reorient(self.array, self.affine, geometry.INTERNAL_CODES)
         return SagittalView(Scan(arr, aff, self.source), self)
+
+    def as_stored(self) -> SagittalView:
+        """The scan's own slices as stored, in the place of the analysis layout: its slice axis last (the last axis
+        of a near-isotropic volume), rows and columns as in the file, no reslicing. What a result shows of a scan that
+        was not analysed (not sagittal, no contrast): no claim about its plane, and every voxel maps back exactly."""
+        axis = self.slice_axis
+        axis = 2 if axis is None else axis
+        order = [a for a in range(3) if a != axis] + [axis]
+        affine = self.affine.copy()
+        affine[:, :3] = self.affine[:, order]
+        return SagittalView(Scan(np.transpose(self.array, order), affine, self.source), self)
 
     def _looks_like_a_converted_picture(self) -> bool:
         """One slice with an unrotated affine (array axes along x, y, z): the default orientation that converting
@@ -156,7 +176,21 @@ class Scan:
                 )
         lo, hi = float(np.min(arr)), float(np.max(arr))
         if hi <= lo:
-            raise ImageContentError(f"the image has no contrast: every voxel equals {lo:g}")
+            raise NoContrastError(f"the image has no contrast: every voxel equals {lo:g}; this is not a spine image")
+
+    def in_safe_range(self) -> Scan:
+        """The scan with its voxel values multiplied by a power of two (exactly: every ratio, sign and zero kept) where
+        their magnitude exceeds :data:`MAX_ANALYSED_MAGNITUDE`, so that the largest is about 2**32; the scan itself
+        otherwise. Every model reads an image relative to its own intensities (percentiles, the bodies' median), so
+        the scale changes nothing it sees, whereas float32 arithmetic on values near 3.4e38 overflows."""
+        arr = self.array
+        if arr.size == 0 or not np.issubdtype(arr.dtype, np.floating):
+            return self
+        peak = float(np.max(np.abs(arr)))
+        if not np.isfinite(peak) or peak <= MAX_ANALYSED_MAGNITUDE:
+            return self
+        shift = int(np.ceil(np.log2(peak))) - 32
+        return Scan(np.ldexp(arr, -shift).astype(arr.dtype, copy=False), self.affine, self.source)
 
     def __repr__(self) -> str:
         sp = ", ".join(f"{s:.3g}" for s in self.spacing)

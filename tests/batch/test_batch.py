@@ -25,7 +25,8 @@ SPIDER_IDS = ("21", "31", "33", "34")  # real lumbar slices (val split)
 
 
 def _cohort(root: Path, shared: Path, n_good: int = 3, broken: bool = True) -> dict[str, str]:
-    """A cohort folder of real scans plus broken ones; returns {case_id: expected 'done'|'failed'}."""
+    """A cohort folder of real scans plus broken ones; returns {case_id: expected 'done'|'failed'|'scope'} ('scope':
+    analysed, out of scope, listed in failures.csv with stage 'scope')."""
     from dicom_fixtures import real_crop, write_series
 
     expected: dict[str, str] = {}
@@ -44,10 +45,10 @@ def _cohort(root: Path, shared: Path, n_good: int = 3, broken: bool = True) -> d
         data = files[3].read_bytes()
         files[3].write_bytes(data[: len(data) // 2])
         expected["dicom_truncated"] = "failed"
-        # an axial-only study: thick axial slices
+        # an axial-only study: thick axial slices (read, but no sagittal plane in it: out of scope)
         axial = np.diag([0.8, 0.8, 5.0, 1.0])
         write_series(root / "dicom" / "axial", arr, axial, description="t2_tse_tra")
-        expected["dicom_axial"] = "failed"
+        expected["dicom_axial"] = "scope"
         (root / "empty").mkdir()
         expected["empty"] = "failed"
         nan = np.full((32, 32, 3), np.nan, dtype=np.float32)
@@ -88,25 +89,27 @@ def test_bad_cases_are_isolated_and_reported(
     assert main(["-q", "batch", str(root), "--out", str(out), "--workers", "2"]) == 1
     summary = capsys.readouterr().out
     n_good = sum(v == "done" for v in expected.values())
-    n_bad = len(expected) - n_good
-    assert f"{n_good} succeeded, 0 skipped (finished earlier), {n_bad} failed" in summary
+    n_bad = sum(v == "failed" for v in expected.values())
+    assert f"{n_good} succeeded, 0 skipped (finished earlier), {n_bad} failed, 1 out of scope" in summary
     failures = {r["case"]: r for r in _read_csv(out / "failures.csv")}
-    assert set(failures) == {k for k, v in expected.items() if v == "failed"}
+    assert set(failures) == {k for k, v in expected.items() if v != "done"}
     assert failures["empty"]["error_type"] == "ScanReadError"
     assert "NaN" in failures["nifti__nan"]["message"]
-    assert "axial" in failures["dicom_axial"]["message"]
+    assert failures["dicom_axial"]["stage"] == "scope" and "axial acquisition" in failures["dicom_axial"]["message"]
     assert failures["dicom_truncated"]["stage"] == "read"
     done = sorted(p.name for p in (out / "cases").iterdir())
-    assert done == sorted(k for k, v in expected.items() if v == "done")  # nothing for the bad ones
+    assert done == sorted(k for k, v in expected.items() if v != "failed")  # nothing for the bad ones
     for case in done:
         doc = json.loads((out / "cases" / case / "result.json").read_text())
         assert doc["schema_version"]
     assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
         "cases", "failures.csv", "skipped.csv", "vertebrae.csv", "discs.csv", "vertebrae.parquet", "discs.parquet",
     }  # fmt: skip
-    # a rerun skips what is finished and retries only the failures
+    # a rerun skips what is finished (the out-of-scope case too, listed again) and retries only the failures
     assert main(["-q", "batch", str(root), "--out", str(out)]) == 1
-    assert f"0 succeeded, {n_good} skipped (finished earlier), {n_bad} failed" in capsys.readouterr().out
+    assert f"0 succeeded, {n_good + 1} skipped (finished earlier), {n_bad} failed, 1 out of scope" in (
+        capsys.readouterr().out
+    )
 
 
 def test_killed_run_resumes_with_every_case_exactly_once(tmp_path: Path, shared_data: Path) -> None:
@@ -254,9 +257,10 @@ def test_dask_local_cluster_gives_the_same_outputs(tmp_path: Path, shared_data: 
     summary = run_batch(root, out, formats=("json", "csv"), cluster="local:2")
     assert summary.done == sum(v == "done" for v in expected.values())
     assert summary.failed == sum(v == "failed" for v in expected.values())
-    assert {r["case"] for r in _read_csv(out / "failures.csv")} == {k for k, v in expected.items() if v == "failed"}
+    assert summary.out_of_scope == sum(v == "scope" for v in expected.values())
+    assert {r["case"] for r in _read_csv(out / "failures.csv")} == {k for k, v in expected.items() if v != "done"}
     again = run_batch(root, out, formats=("json", "csv"), cluster="local:2")
-    assert again.done == 0 and again.skipped == summary.done
+    assert again.done == 0 and again.skipped == summary.done + summary.out_of_scope
 
 
 def test_dry_run_lists_cases_and_skips_and_writes_nothing(

@@ -154,3 +154,53 @@ def test_pictures_are_skipped_without_a_pixel_spacing_and_analysed_with_one(
     ]
     discs = _read_csv(out / "discs.csv")
     assert {r["case"] for r in discs} == {"p21", "p31-front-right"}
+
+
+def test_scans_refused_as_read_are_out_of_scope_cases_and_errors_stay_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not sagittal (NIfTI and DICOM), no contrast (volume and picture): stage 'scope' in failures.csv with the
+    analysis' reason, outputs kept, as a picture that looks axial. A label map is skipped by the rule analyze refuses
+    it by; a NIfTI with a zero affine fails at 'read' with its message on one line."""
+    from PIL import Image
+
+    from dicom_fixtures import write_series
+    from openspine.io.formats import LABEL_MAP
+
+    root = tmp_path / "in"
+    root.mkdir()
+    slices = np.arange(16 * 16 * 6, dtype=np.int16).reshape(16, 16, 6)
+    nib.save(nib.Nifti1Image(slices, np.diag([0.7, 0.7, 4.0, 1.0])), str(root / "axial.nii.gz"))
+    write_series(root / "study", slices, np.diag([0.7, 0.7, 4.0, 1.0]), description="t2_tse_tra")
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 3), np.int16), np.diag([3.0, 0.8, 0.8, 1.0])), str(root / "zeros.nii.gz"))
+    Image.fromarray(np.zeros((64, 48), np.uint8)).save(root / "black.png")
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 3), np.uint8), np.eye(4)), str(root / "sub-01_T2w_seg.nii.gz"))
+    img = nib.Nifti1Image(np.arange(64, dtype=np.int16).reshape(4, 4, 4), np.eye(4))
+    img.set_qform(None, code=0)
+    img.header["sform_code"] = 1
+    for row in ("srow_x", "srow_y", "srow_z"):
+        img.header[row] = np.zeros(4)
+    nib.save(nib.Nifti1Image(img.dataobj, None, header=img.header), str(root / "affine_zero.nii.gz"))
+
+    out = tmp_path / "out"
+    assert main(["-q", "batch", str(root), "--out", str(out), "--pixel-spacing", "0.7", "0.7"]) == 1  # the zero affine
+    assert "0 succeeded, 0 skipped (finished earlier), 1 failed, 4 out of scope" in capsys.readouterr().out
+    failures = {f["case"]: f for f in _read_csv(out / "failures.csv")}
+    expected = {
+        "axial": "this is an axial acquisition (6 slices, 4.0 mm apart)",
+        "study": "this is an axial acquisition (6 slices, 4.0 mm apart)",
+        "zeros": "the image has no contrast: every voxel equals 0; this is not a spine image",
+        "black": "the image has no contrast: every voxel equals 0; this is not a spine image",
+    }
+    for case, reason in expected.items():
+        row = failures[case]
+        assert (row["stage"], row["error_type"]) == ("scope", "OutOfScope") and reason in row["message"], row
+        doc = json.loads((out / "cases" / case / "result.json").read_text())
+        assert doc["out_of_scope"] == row["message"]
+        assert (out / "cases" / case / "overlay.png").exists()
+    bad = failures["affine_zero"]
+    assert (bad["stage"], bad["error_type"]) == ("read", "GeometryError")
+    assert "singular or not finite: [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]]" in bad["message"]
+    assert "\n" not in bad["message"] and len((out / "failures.csv").read_text().splitlines()) == 1 + len(failures)
+    skipped = {r["path"]: r["reason"] for r in _read_csv(out / "skipped.csv")}
+    assert skipped["sub-01_T2w_seg.nii.gz"] == LABEL_MAP

@@ -49,3 +49,28 @@ def test_batch_discovery_takes_its_file_types_from_the_registry(tmp_path: Path) 
     assert [(c.case_id, c.kind) for c in cases] == [("d", "nifti")]
     assert reasons["a.png"] == reasons["b.TIFF"] == IMAGE.batch_skip and reasons["c.zip"] == DICOM_ZIP.batch_skip
     assert reasons["d_seg.nii.gz"] == "looks like a label map, not an image"
+
+
+@pytest.mark.parametrize(
+    ("name", "label_map"),
+    [
+        ("sub-01_T2w_seg.nii.gz", True),
+        ("mask_as_image.nii.gz", True),
+        ("Labels.PNG", True),
+        ("case-roi.nii", True),
+        ("sub-01_T2w.nii.gz", False),
+        ("segment7.nii.gz", False),  # a word of the name, not a part of one
+        ("masked_t2.png", False),
+        ("labels.zip", False),  # a zip of DICOM is never judged by its name
+        ("seg", False),  # a DICOM folder neither
+    ],
+)
+def test_one_rule_says_from_a_name_that_a_file_is_a_label_map(name: str, label_map: bool, tmp_path: Path) -> None:
+    from openspine.batch.discover import discover_cases
+    from openspine.io.formats import LABEL_MAP, looks_like_label_map
+
+    assert looks_like_label_map(tmp_path / name) is label_map
+    if name.endswith((".nii.gz", ".nii")):  # batch discovery skips by the same rule
+        (tmp_path / name).write_bytes(b"")
+        _, skipped = discover_cases(tmp_path)
+        assert any(s.reason == LABEL_MAP for s in skipped) is label_map

@@ -99,3 +99,47 @@ def test_png_with_bad_spacing(tmp_path: Path, spacing: tuple[float, float]) -> N
     Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(path)
     with pytest.raises(ConfigError, match="two positive numbers"):
         load_scan(path, pixel_spacing=spacing)
+
+
+def _without_orientation(path: Path, arr: np.ndarray, zooms: tuple[float, float, float]) -> Path:
+    """A NIfTI whose sform and qform codes are both 0 (its header gives no orientation)."""
+    img = nib.Nifti1Image(arr, np.diag([*zooms, 1.0]))
+    img.set_sform(None, code=0)
+    img.set_qform(None, code=0)
+    img.header.set_zooms(zooms)
+    nib.save(img, str(path))
+    return path
+
+
+def test_a_nifti_without_orientation_is_read_as_a_picture_is_and_says_so(tmp_path: Path) -> None:
+    from openspine.io.nifti import ORIENTATION_UNKNOWN
+
+    arr = np.arange(10 * 12 * 3, dtype=np.int16).reshape(10, 12, 3)
+    scan = load_scan(_without_orientation(tmp_path / "slices.nii.gz", arr, (0.5, 0.6, 4.0)))
+    assert scan.source.orientation_unknown == ORIENTATION_UNKNOWN
+    assert "sform and qform codes are 0" in ORIENTATION_UNKNOWN
+    # each slice as displayed (rows head to feet, columns front to back), the slices left to right: no reorientation
+    assert scan.orientation == ("I", "P", "R") and scan.spacing == pytest.approx((0.5, 0.6, 4.0))
+    np.testing.assert_array_equal(scan.to_sagittal().scan.array, arr)
+    # the slice axis is the thick one wherever it is stored; the in-plane axes keep the file's order
+    stacked_first = load_scan(_without_orientation(tmp_path / "first.nii.gz", np.moveaxis(arr, 2, 0), (4.0, 0.5, 0.6)))
+    np.testing.assert_array_equal(stacked_first.to_sagittal().scan.array, arr)
+    # a header with an orientation is not touched
+    nib.save(nib.Nifti1Image(arr, np.diag([0.5, 0.6, 4.0, 1.0])), str(tmp_path / "oriented.nii.gz"))
+    assert load_scan(tmp_path / "oriented.nii.gz").source.orientation_unknown is None
+
+
+@pytest.mark.parametrize("sform", [np.zeros((4, 4)), np.diag([1.0, 1.0, 0.0, 1.0])], ids=["zero", "singular"])
+def test_a_nifti_whose_affine_is_singular_is_refused_in_one_line(tmp_path: Path, sform: np.ndarray) -> None:
+    from openspine.errors import GeometryError
+
+    img = nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4))
+    img.set_qform(None, code=0)
+    img.header["sform_code"] = 1
+    for i, row in enumerate(("srow_x", "srow_y", "srow_z")):
+        img.header[row] = sform[i]
+    path = tmp_path / "bad_affine.nii.gz"
+    nib.save(nib.Nifti1Image(img.dataobj, None, header=img.header), str(path))
+    with pytest.raises(GeometryError, match="no usable orientation: the sform of its header \\(code 1\\)") as refused:
+        load_scan(path)
+    assert "\n" not in str(refused.value) and "fix the header's sform" in str(refused.value)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._logging import get_logger
-from ..io.formats import Reader, reader_for_name
+from ..io.formats import LABEL_MAP, Reader, looks_like_label_map, reader_for_name
 
 if TYPE_CHECKING:
     from ..io.dicom import SeriesInfo
@@ -31,7 +31,6 @@ log = get_logger("batch")
 
 # BIDS anatomical suffixes that can be sagittal spine images
 BIDS_ANAT = re.compile(r"_(T1w|T2w|T2starw|STIR|PDw|FLAIR|UNIT1|acq-[^_]+_T2w)\.nii(\.gz)?$")
-LABEL_NAME = re.compile(r"(^|[_\-.])(mask|masks|label|labels|seg|dseg|points|roi)([_\-.]|$)", re.IGNORECASE)
 BIDS_DATATYPES = ("anat", "dwi", "func", "fmap", "perf", "pet", "micr", "beh", "eeg", "meg", "ieeg")
 # sidecars and documents beside the scans (the file types the readers know come from openspine.io.formats)
 NOT_SCANS = {".json", ".tsv", ".csv", ".txt", ".md", ".bval", ".bvec", ".html", ".pdf"}
@@ -155,8 +154,8 @@ def _file_case(reader: Reader, path: Path, rel: Path, skipped: list[Skipped], pi
     stem = reader.stem(path.name)
     if reader.batch_skip is not None and not (pictures and reader.name == "image"):
         skipped.append(Skipped(str(rel), reader.batch_skip))
-    elif LABEL_NAME.search(stem):
-        skipped.append(Skipped(str(rel), "looks like a label map, not an image"))
+    elif looks_like_label_map(path):
+        skipped.append(Skipped(str(rel), LABEL_MAP))
     elif _is_bids(rel):
         if rel.parts[-2] != "anat" or not BIDS_ANAT.search(path.name):
             skipped.append(Skipped(str(rel), "BIDS file that is not an anatomical image"))

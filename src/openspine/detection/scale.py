@@ -23,6 +23,8 @@ from .detect import detect
 HEIGHTS_MM = (120.0, 800.0)  # picture heights tried: a tight crop of L1-S1 … a whole spine
 STEP = 1.1
 BODY_PITCH_MM = 34.0  # median centre-to-centre distance of neighbouring bodies (T10 … S1), SPIDER train slices
+# the same distance in the cervical spine: 17.5–18 mm per level between the SCT cord points (C3–C5, C3–T4)
+CERVICAL_BODY_PITCH_MM = 17.5
 SURE_BODY = LOW_SCORE  # bodies scored at least this (not drawn as low-confidence) count for the pitch
 MIN_SURE_BODIES = 3  # a size is considered only where at least this many sure bodies are found
 FALLBACK_HEIGHT_MM = 300.0  # without an estimate, the picture is read as this tall (a common lumbar field of view)

@@ -9,6 +9,8 @@ read by the reader that reads folders (DICOM). The reader modules are imported o
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,16 @@ if TYPE_CHECKING:
     from ..scan import Scan
     from .dicom import SeriesInfo
 
-__all__ = ["READERS", "SCAN_FORMATS", "ReadRequest", "Reader", "reader_for", "reader_for_name"]
+__all__ = [
+    "LABEL_MAP",
+    "READERS",
+    "SCAN_FORMATS",
+    "ReadRequest",
+    "Reader",
+    "looks_like_label_map",
+    "reader_for",
+    "reader_for_name",
+]
 
 
 @dataclass(frozen=True)
@@ -201,3 +212,17 @@ def reader_for(path: Path) -> Reader:
             return r
     labels = ", ".join(r.label for r in sorted(READERS, key=lambda r: not r.folders))
     raise ScanReadError(f"'{path}' is not a file type openspine reads ({labels})")
+
+
+# a file name that says label map: a word of it (between _ - . or the ends) is one of these
+LABEL_NAME = re.compile(r"(^|[_\-.])(mask|masks|label|labels|seg|dseg|points|roi)([_\-.]|$)", re.IGNORECASE)
+LABEL_MAP = "looks like a label map, not an image"
+
+
+def looks_like_label_map(path: str | os.PathLike[str]) -> bool:
+    """Whether a NIfTI file's or a picture's name says it is a label map (a word ``mask``, ``labels``, ``seg``,
+    ``dseg``, ``roi`` … in it, e.g. ``sub-01_T2w_seg.nii.gz``) rather than an image. The one rule by which batch
+    discovery skips such a file and ``analyze`` refuses it as out of scope; DICOM inputs are never judged by name."""
+    name = os.path.basename(os.fspath(path).rstrip("/\\"))
+    reader = reader_for_name(name)
+    return reader is not None and reader.format != "dicom" and bool(LABEL_NAME.search(reader.stem(name)))

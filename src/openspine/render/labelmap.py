@@ -85,6 +85,9 @@ def write_label_map(view: SagittalView, result: AnalysisResult) -> bytes:
 
     img = nib.Nifti1Image(label_map(view, result), view.input.affine)
     img.header.set_xyzt_units("mm")
-    img.set_qform(view.input.affine, code=1)
-    img.set_sform(view.input.affine, code=1)
+    # an input whose header gives no orientation (NIfTI sform and qform codes 0) was read in an assumed frame: the
+    # label map claims none either, so a viewer places it exactly as it places the input (voxel sizes kept)
+    code = 0 if view.input.source.orientation_unknown else 1
+    img.set_qform(view.input.affine, code=code)
+    img.set_sform(view.input.affine, code=code)
     return gzip.compress(img.to_bytes(), compresslevel=6)

@@ -125,6 +125,29 @@ def test_a_study_of_only_a_truncated_dicom_is_no_case(tmp_path: Path) -> None:
     assert reasons[".hidden-folder" + "/"] == "hidden"
 
 
+def test_a_study_exported_twice_is_one_case_and_the_copies_are_listed(tmp_path: Path) -> None:
+    """The same images twice under one root (a study exported twice) used to merge into one series with every slice
+    position doubled, and the case failed: now each image is read once and each copy is listed as skipped."""
+    from dicom_fixtures import real_crop, write_series
+    from openspine.io import load_scan
+
+    arr, aff = real_crop(shape=(32, 32, 4))
+    root = tmp_path / "in"
+    _, files = write_series(root / "export1", arr, aff)
+    (root / "export2").mkdir()
+    for f in files:
+        shutil.copy(f, root / "export2" / f.name)
+    cases, skipped = discover_cases(root)
+    assert len(cases) == 1 and cases[0].problem is None
+    copies = {s.path: s.reason for s in skipped if "a copy of" in s.reason}
+    assert len(copies) == len(files), skipped
+    assert all("(the same SOPInstanceUID)" in why for why in copies.values())
+    scan = load_scan(root)  # single-scan mode reads the series once too
+    assert scan.shape[2] == 4 and np.array_equal(
+        np.asarray(scan.array, dtype=float), np.asarray(load_scan(root / "export1").array, dtype=float)
+    )
+
+
 def test_pictures_are_skipped_without_a_pixel_spacing_and_analysed_with_one(
     tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

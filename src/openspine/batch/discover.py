@@ -215,6 +215,11 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
             if r.role not in (ROLE_MAIN, ROLE_T1):
                 skipped.extend(_other_series(root, member, case_id, files, r.text()))
             accounted.update(member.files)
+        for member in members:  # the same image twice under the root: the copy is listed, the case reads one
+            for copy, first in member.copies:
+                why = f"a copy of {first.relative_to(root)} (the same SOPInstanceUID), read once in case {case_id}"
+                skipped.append(Skipped(str(copy.relative_to(root)), why))
+                accounted.add(copy)
     for f in dicom_files:
         if f not in accounted:
             skipped.append(Skipped(str(f.relative_to(root)), _why_no_series(f)))

@@ -196,6 +196,8 @@ class SeriesInfo:
     # DICOM files under the same root whose header could not be read ("name (why)"): a slice the series misses may
     # be one of them, so a read error names them
     unreadable: tuple[str, ...] = ()
+    # files left out as copies of one of ``files`` (the same SOPInstanceUID): (the copy, the file it copies)
+    copies: tuple[tuple[Path, Path], ...] = ()
 
     def describe(self) -> str:
         """One short human line, e.g. ``#3 'T2 TSE SAG' MR sagittal, 15 slices of 384×384``."""
@@ -257,6 +259,8 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     n_dicom = 0
     no_pixels: Counter[str] = Counter()
     unreadable: list[tuple[Path, str]] = []
+    first_copy: dict[tuple[str, str], Path] = {}  # (series, SOP instance) → the first file holding it
+    copies: list[tuple[Path, Path]] = []  # (a later copy, the file it copies)
     for path in candidates:
         if path.name.upper() == "DICOMDIR":
             log.debug("skipping DICOMDIR %s", path)
@@ -287,6 +291,13 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
             log.debug("skipping %s: DICOM without pixel data (modality %s)", path, ds.get("Modality", "?"))
             continue
         uid = str(ds.get("SeriesInstanceUID", "")) or "(no SeriesInstanceUID)"
+        sop = str(ds.get("SOPInstanceUID", "") or "")
+        if sop and (uid, sop) in first_copy:
+            # the same image twice (a study exported twice under one root): one copy is read, the other skipped
+            copies.append((path, first_copy[(uid, sop)]))
+            log.warning("skipping '%s': a copy of '%s' (the same SOPInstanceUID)", path, first_copy[(uid, sop)])
+            continue
+        first_copy[(uid, sop)] = path
         groups.setdefault(uid, []).append((path, ds))
 
     if n_dicom == 0 and unreadable:
@@ -315,7 +326,11 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
             "presentation states or similar objects, not images; point openspine at the image series"
         )
     damaged = tuple(f"{_rel_name(p, root)} ({why})" for p, why in unreadable)
-    found = [replace(_series_info(uid, items, root), unreadable=damaged) for uid, items in groups.items()]
+    found = []
+    for uid, items in groups.items():
+        own = {p for p, _ in items}
+        series_copies = tuple((c, f) for c, f in copies if f in own)
+        found.append(replace(_series_info(uid, items, root), unreadable=damaged, copies=series_copies))
     found.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.description or "", s.series_uid))
     return found
 

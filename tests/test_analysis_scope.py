@@ -127,6 +127,27 @@ def test_cervical_picture_without_a_pixel_size_is_read_as_cervical_not_lumbar(tm
     assert 0.8 < doc["input"]["spacing_mm"][0] < 1.25  # the true pixel is 1 mm (lumbar reading: 2.1 mm)
 
 
+@pytest.mark.parametrize("pattern", ["checkerboard", "ladder"])
+def test_patterns_that_are_no_spine_are_not_graded(tmp_path: Path, pattern: str) -> None:
+    """A checkerboard or a ladder of bright rectangles gave three or four bodies, each scored below 0.25, labelled
+    and graded Pfirrmann 4–5. Where no body is sure, nothing is graded and the flag says why."""
+    if pattern == "checkerboard":
+        img = ((np.indices((512, 512)) // 32).sum(0) % 2 * 255).astype(np.uint8)
+    else:
+        img = np.zeros((512, 512), np.uint8)
+        for k in range(8):
+            img[40 + k * 55 : 80 + k * 55, 180:300] = 200
+    png = tmp_path / f"{pattern}.png"
+    Image.fromarray(img).save(png)
+    result = openspine.analyze(png, pixel_spacing=(0.7, 0.7))
+    assert result.vertebrae and all(v.score < 0.25 for v in result.vertebrae)
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert "too unsure that this is a spine" in result.steps_not_run["grading"]
+    assert any(
+        f.startswith("grades_withheld: every disc (every vertebral body scored below 0.25") for f in result.flags
+    )
+
+
 def test_upper_thoracic_spine_gets_no_lumbar_label() -> None:
     """The lower half of sct-example-t2 shows the upper thoracic spine, which the detector never saw; it finds two
     bodies there and reads them as L5 and S1. Two bodies are too few to count levels from: no label, no grade."""

@@ -349,6 +349,17 @@ def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
     return f"low_confidence: {len(low)} of {len(vertebrae)} bodies scored below {LOW_SCORE}: {names}"
 
 
+def unsure_spine_reason(vertebrae: Sequence[Vertebra]) -> str | None:
+    """Why a detection is too unsure to grade: every body scored below :data:`LOW_SCORE`. Patterns that are no spine
+    (a checkerboard, a page of text, a ladder of rectangles) gave such detections, labelled and graded; of the 604
+    shared real scans with bodies two did, neither of them graded (a T1
+    slice, a cervical crop). None when a body is sure enough, or there is none."""
+    if not vertebrae or any(v.score >= LOW_SCORE for v in vertebrae):
+        return None
+    best = max(v.score for v in vertebrae)
+    return f"every vertebral body scored below {LOW_SCORE} (best {best:.2f}): too unsure that this is a spine to grade"
+
+
 def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
     """A flag when the sequence rests on an unsure image call."""
     if sequence.get("contradicted_by") == "image":

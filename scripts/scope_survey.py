@@ -96,6 +96,7 @@ def survey(row: dict[str, str], header: str | None = None) -> dict[str, Any]:
         "sequence": seq.get("value") or "",
         "sequence_source": seq.get("source") or "",
         "header_set_aside": seq.get("contradicted_by") == "image",
+        "all_bodies_unsure": bool(r.vertebrae) and all(v.score < 0.25 for v in r.vertebrae),
         "field_of_view": fov.get("value", ""),
         "out_of_scope": r.out_of_scope or "",
         "vertebrae": len(r.vertebrae),
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(rows)} scans in {time.perf_counter() - t0:.0f} s (columns: scans; 'graded' = with any grade)")
     print(f"{'group':22s} {'n':>4s}  {'sequence called':28s} {'out of scope':>12s} {'cervical':>8s} "
           f"{'unlabelled':>10s} {'grades withheld':>15s} {'graded':>6s} {'L1-L2…L5-S1':>11s} "
-          f"{'header set aside':>16s}")  # fmt: skip
+          f"{'header set aside':>16s} {'all bodies < 0.25':>17s}")  # fmt: skip
     for group, rs in sorted(by.items()):
         seqs = Counter(r["sequence"] or "unknown" for r in rs)
         print(
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{sum(bool(r['out_of_scope']) for r in rs):>12d} {sum('cervical' in r['field_of_view'] for r in rs):>8d} "
             f"{sum(r['unlabelled'] > 0 for r in rs):>10d} {sum(bool(r['grades_withheld']) for r in rs):>15d} "
             f"{sum(r['grades'] > 0 for r in rs):>6d} {sum(r['lumbar_discs_complete'] for r in rs):>11d} "
-            f"{sum(r['header_set_aside'] for r in rs):>16d}"
+            f"{sum(r['header_set_aside'] for r in rs):>16d} {sum(r['all_bodies_unsure'] for r in rs):>17d}"
         )
     return 0
 

@@ -160,6 +160,23 @@ def _dicom_axial(tmp_path: Path) -> Path:
     return tmp_path / "axial"
 
 
+def _dicom_study_without_sagittal(tmp_path: Path) -> Path:
+    """A study of an axial (6 slices) and a coronal (4 slices) series: no sagittal series to analyse."""
+    _dicom_axial(tmp_path / "study")
+    from dicom_fixtures import new_ids, write_series
+
+    study = str(pydicom_study_uid(tmp_path / "study" / "axial"))
+    coronal = SLICES[:, :, :4].astype(np.int16)
+    write_series(tmp_path / "study" / "coronal", coronal, CORONAL, ids=new_ids(study), series_number=2)
+    return tmp_path / "study"
+
+
+def pydicom_study_uid(folder: Path) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True).StudyInstanceUID)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -199,6 +216,7 @@ AXIAL_PLANE = {"value": "axial", "source": "geometry"}
         (lambda d: _nifti(d, "coronal.nii.gz", SLICES, CORONAL), [],
          "this is a coronal acquisition (6 slices, 4.0 mm apart)", {"value": "coronal", "source": "geometry"}),
         (_dicom_axial, [], "this is an axial acquisition (6 slices, 4.0 mm apart)", AXIAL_PLANE),
+        (_dicom_study_without_sagittal, [], "this is an axial acquisition (6 slices, 4.0 mm apart)", AXIAL_PLANE),
         (lambda d: _nifti(d, "axial.nii.gz", np.arange(64, dtype=np.float32).reshape(8, 8, 1), AXIAL), [],
          "axial acquisition (a single slice", AXIAL_PLANE),
         (lambda d: _nifti(d, "zeros.nii.gz", np.zeros((8, 8, 3), np.int16), SAG), [],
@@ -213,8 +231,8 @@ AXIAL_PLANE = {"value": "axial", "source": "geometry"}
                           SAG), [],
          "'sub-01_T2w_seg.nii.gz' looks like a label map, not an image", None),
     ],
-    ids=["thick-axial-nifti", "thick-coronal-nifti", "axial-dicom", "lone-axial-slice", "all-zero-nifti",
-         "black-picture", "white-picture-auto", "one-pixel-picture", "label-map"],
+    ids=["thick-axial-nifti", "thick-coronal-nifti", "axial-dicom", "axial-and-coronal-study", "lone-axial-slice",
+         "all-zero-nifti", "black-picture", "white-picture-auto", "one-pixel-picture", "label-map"],
 )  # fmt: skip
 def test_nothing_in_scope_gives_one_line_exit_3_and_result_json(
     tmp_path: Path,

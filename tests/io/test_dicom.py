@@ -472,8 +472,12 @@ def test_default_choice_ties_go_to_lowest_series_number() -> None:
     assert choose_series(found, None, quiet=True).series_number == 4
 
 
-def test_default_choice_refuses_several_non_sagittal_series() -> None:
-    found = [_info(1, "axial", 20), _info(2, "coronal", 20)]
+def test_default_choice_without_a_sagittal_series() -> None:
+    # only axial and coronal series: the largest is read, for the analysis to refuse it as not sagittal (exit 3)
+    found = [_info(1, "axial", 20), _info(2, "coronal", 24)]
+    assert choose_series(found, None, quiet=True).series_number == 2
+    # a series whose plane is not known (oblique, mixed): the choice is the user's
+    found = [_info(1, "axial", 20), _info(2, "oblique", 20)]
     with pytest.raises(SeriesSelectionError, match="none of the 2 series is sagittal") as err:
         choose_series(found, None, quiet=True)
     assert "series 1" in str(err.value) and "series 2" in str(err.value)

@@ -469,6 +469,12 @@ def _default_choice(found: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         return best, why
     if len(found) == 1:
         return found[0], "the only series"
+    if all(s.plane in ("axial", "coronal") for s in found):
+        # a study of axial and coronal series only: the analysis reads one to refuse it as out of scope (exit 3,
+        # result.json), as it refuses a single axial series, rather than failing as if the choice were the problem
+        return _most_slices(
+            found
+        ), f"no sagittal series among the {len(found)} (all axial or coronal): {_listing(found)}"
     raise SeriesSelectionError(
         f"none of the {len(found)} series is sagittal, and openspine needs a sagittal series: {_listing(found)}. "
         "Choose one explicitly (series UID, SeriesNumber or index) if it is what you want."

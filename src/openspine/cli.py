@@ -53,9 +53,10 @@ _EPILOG_ANALYZE = """examples:
   openspine analyze t1_slice.png --pixel-spacing 0.6 0.6 --sequence T1 --out out/
 
 exit status: 0 analysed; 1 error (one line says why); 2 bad command line;
-  3 nothing in scope: no vertebral body found (in a picture: fewer than three); not sagittal (an axial or coronal series, a picture or a NIfTI
-  without orientation that looks axial or coronal); an image without contrast (all one value); a file whose
-  name says label map (mask, labels, seg …); or the image is stored upside down or facing backwards
+  3 nothing in scope: no vertebral body found (in a picture: fewer than three); not sagittal (an axial or
+  coronal series, a picture or a NIfTI without orientation that looks axial or coronal); an image without
+  contrast (all one value); a file whose name says label map (mask, labels, seg …); or the image is stored
+  upside down or facing backwards
   (result.json is still written, with the reason in "out_of_scope"; one line on stderr says it).
 The summary line names every flag. A model answers only inside the scope on its card (sequences, regions,
 levels): outside it a label or grade is withheld, with the reason in result.json, the CSV files, the

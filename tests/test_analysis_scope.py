@@ -79,6 +79,18 @@ def test_real_t1_slice_whose_header_says_t2_is_not_graded_and_the_conflict_is_fl
     assert t1_right.input.sequence == {"value": "T1", "source": "header"}
 
 
+def test_an_offset_removed_for_the_fluid_check_alone_is_flagged_too() -> None:
+    """A T1 slice is not graded, but its sequence check reads the fluid without the offset: the flag says so."""
+    from openspine.scan import Scan
+
+    data = shared_data_or_skip()
+    t1 = openspine.load_scan(data / VAL_T1)
+    result = openspine.analyze(Scan(np.asarray(t1.array, dtype=np.float32) + 1000, t1.affine, t1.source))
+    assert (result.input.sequence or {}).get("value") == "T1"
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert [f for f in result.flags if f.startswith("intensity_offset_removed: the image's black level is 1000")]
+
+
 def test_real_t2_slice_is_graded_and_each_grade_is_its_most_probable_class() -> None:
     data = shared_data_or_skip()
     result = openspine.analyze(data / VAL_T2)

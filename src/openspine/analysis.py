@@ -191,7 +191,10 @@ def _look(
             way_round = {"value": RIGHT_WAY_ROUND, "source": "user"}
     if detection is not None:
         from .grading.features import csf_over_body
+        from .grading.intensity import without_black_level
 
+        _, offset = without_black_level(view)  # the fluid check reads without it: said also where nothing is graded
+        state.flags.extend([offset] if offset else [])
         csf = csf_over_body(view, detection)
         sequence = scope.check_sequence_by_fluid(sequence, csf)
         image_seq = recognition.sequence_probabilities if recognition is not None else None

@@ -260,6 +260,18 @@ def test_nifti_without_orientation_is_flagged_and_its_plane_judged_from_the_imag
     assert doc["flags"][0].startswith("orientation_unknown:")
 
 
+def test_nifti_without_orientation_showing_the_front_on_the_right_is_read_mirrored(tmp_path: Path) -> None:
+    """Read as a picture is, a codes-0 volume stored facing right is read mirrored as a picture would be."""
+    data = shared_data_or_skip()
+    vol = np.asanyarray(nib.load(data / "fastcleverseg/fcs-vb2-13/image.nii.gz").dataobj)  # [S→I, A→P, L→R]
+    facing_left = openspine.analyze(_without_orientation(tmp_path / "left.nii.gz", vol))
+    reversed_ap = np.ascontiguousarray(vol[:, ::-1])
+    facing_right = openspine.analyze(_without_orientation(tmp_path / "right.nii.gz", reversed_ap))
+    assert (facing_right.input.way_round or {}).get("read_mirrored") is True
+    assert any(f.startswith("picture_mirrored:") for f in facing_right.flags)
+    assert [v.label for v in facing_right.vertebrae] == [v.label for v in facing_left.vertebrae]
+
+
 def test_a_slice_scaled_by_1e36_is_analysed_quietly_as_the_slice_itself() -> None:
     import warnings
     from dataclasses import replace

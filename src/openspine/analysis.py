@@ -166,7 +166,8 @@ def _look(
     sequence, plane = _sequence_and_plane(scan, recognition, user_sequence, state)
     first_flag = len(state.flags)
     mirrored: dict[str, Any] | None = None
-    if check_orientation and scan.source.format == "image" and not state.out_of_scope:
+    as_displayed = scan.source.format == "image" or scan.source.orientation_unknown is not None  # read as a picture
+    if check_orientation and as_displayed and not state.out_of_scope:
         scan, view, mirrored = _front_on_the_left(scan, view, state)
         if mirrored is not None and recognition is not None:  # sequence and neck read again, as the picture is analysed
             recognition = _recognise(view, state)

@@ -146,7 +146,8 @@ def check_sequence_by_fluid(sequence: Mapping[str, Any], csf_over_body: float | 
 
 # a T1 or T2 named by the header is set aside when the image reads as the other one with at least this probability
 # and the spinal fluid's measured signal does not side with the header (a series description copied from another
-# protocol, a header rewritten by hand): then no model of one sequence answers, and the flag says why
+# protocol, a header rewritten by hand): the sequence is then unknown with the image's call as the best guess (which
+# decides whether a model of one sequence answers), and the flag says why
 MIN_IMAGE_CONFLICT_PROBABILITY = 0.9
 _T1_T2_OTHER = {"T1": "T2", "T2": "T1"}
 
@@ -352,8 +353,8 @@ def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
 def unsure_spine_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     """Why a detection is too unsure to grade: every body scored below :data:`LOW_SCORE`. Patterns that are no spine
     (a checkerboard, a page of text, a ladder of rectangles) gave such detections, labelled and graded; of the 604
-    shared real scans with bodies two did, neither of them graded (a T1
-    slice, a cervical crop). None when a body is sure enough, or there is none."""
+    shared real scans with bodies two did, neither of them graded (a T1 slice, a cervical crop). None when a body is
+    sure enough, or there is none."""
     if not vertebrae or any(v.score >= LOW_SCORE for v in vertebrae):
         return None
     best = max(v.score for v in vertebrae)
@@ -367,7 +368,8 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
         return (
             f"sequence_conflict: the header says {sequence.get('header')} but the image reads as "
             f"{sequence.get('best_guess')} (probability {float(sequence.get('probability') or 0):.2f}{fluid}); "
-            "no model of one sequence answers; give --sequence if you know it"
+            "the sequence is taken as unknown and the image's reading decides which models answer; give --sequence "
+            "if you know it"
         )
     disagrees = sequence.get("image_disagrees")
     if disagrees:

@@ -166,8 +166,7 @@ def _look(
     sequence, plane = _sequence_and_plane(scan, recognition, user_sequence, state)
     first_flag = len(state.flags)
     mirrored: dict[str, Any] | None = None
-    as_displayed = scan.source.format == "image" or scan.source.orientation_unknown is not None  # read as a picture
-    if check_orientation and as_displayed and not state.out_of_scope:
+    if check_orientation and _read_as_picture(scan) and not state.out_of_scope:
         scan, view, mirrored = _front_on_the_left(scan, view, state)
         if mirrored is not None and recognition is not None:  # sequence and neck read again, as the picture is analysed
             recognition = _recognise(view, state)
@@ -578,15 +577,21 @@ def _one_spine(view: SagittalView, detection: Detection, state: _State, first_fl
     return None
 
 
+def _read_as_picture(scan: Scan) -> bool:
+    """Whether nothing but the image says how a scan lies: a picture, or a NIfTI whose header gives no orientation
+    (read as displayed)."""
+    return scan.source.format == "image" or scan.source.orientation_unknown is not None
+
+
 def _few_bodies_in_a_picture(
     view: SagittalView, detection: Detection, state: _State, first_flag: int
 ) -> Detection | None:
-    """A picture in which fewer than three bodies are found is out of scope: without geometry nothing but the image
-    says it is a sagittal spine, and one or two body-like shapes are what axial and coronal pictures and noise give
-    (on the real sagittal views of the shared data, 1 detection in 2 343 had fewer than three bodies). A scan with
-    geometry keeps such bodies, unlabelled (:func:`openspine.scope.too_few_bodies_reason`)."""
+    """A picture (or a scan read as one) in which fewer than three bodies are found is out of scope: without geometry
+    nothing but the image says it is a sagittal spine, and one or two body-like shapes are what axial and coronal
+    pictures and noise give (on the real sagittal views of the shared data, 1 detection in 2 343 had fewer than three
+    bodies). A scan with geometry keeps such bodies, unlabelled (:func:`openspine.scope.too_few_bodies_reason`)."""
     why = scope.too_few_bodies_reason(len(detection.vertebrae))
-    if why is None or view.input.source.format != "image":
+    if why is None or not _read_as_picture(view.input):
         return detection
     del state.flags[first_flag:]  # about labels that are not given
     state.vertebrae, state.discs = [], []

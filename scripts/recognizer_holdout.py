@@ -1,6 +1,7 @@
 """How long to train the image recogniser, decided on train alone: a fold of train left out, several schedules.
 
     python scripts/recognizer_holdout.py --data ../shared/data --epochs 14 40 --work runs/rec-holdout
+    python scripts/recognizer_holdout.py --data ../shared/data --epochs 40 --widen 0 0.5 --work runs/rec-holdout
 
 The fold is every fourth FastCleverSeg train volume and every fourth SPIDER train patient (T2 and T1 slice), in
 sorted order; the Spinal Cord Toolbox items stay in training (three cervical items are too few to hold one out). For
@@ -33,7 +34,7 @@ def fold(data: Path) -> list[str]:
 
 def summary(result: dict[str, Any]) -> dict[str, str]:
     out = {}
-    for view in ("as_stored", "cropped", "mirrored"):
+    for view in ("as_stored", "cropped", "mirrored", "widened"):
         r = result[view]
         planes = ", ".join(f"{k} {v['correct']}/{v['total']}" for k, v in r["plane_by_truth"].items())
         out[view] = (
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--epochs", type=int, nargs="+", default=[14, 40])
+    p.add_argument("--widen", type=float, nargs="+", default=[0.0, 0.5], help="--widen shares to try, each epochs")
     p.add_argument("--work", type=Path, required=True)
     args = p.parse_args(argv)
     ids = fold(args.data)
@@ -55,12 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     (args.work / "fold.txt").write_text("\n".join(ids) + "\n")
     report: dict[str, Any] = {"fold": ids}
     for epochs in args.epochs:
-        folder = args.work / f"e{epochs}"
-        if not (folder / "model.onnx").is_file():
-            train_recognizer(args.data, folder, epochs=epochs, exclude=tuple(ids), command=f"holdout e{epochs}")
-        report[f"e{epochs}"] = summary(evaluate_recognition(args.data, "train", folder, ids=ids))
-        for view, text in report[f"e{epochs}"].items():
-            print(f"{epochs:3d} epochs, {view:9s}: {text}", flush=True)
+        for widen in args.widen:
+            name = f"e{epochs}-w{widen:g}"
+            folder = args.work / name
+            if not (folder / "model.onnx").is_file():
+                train_recognizer(
+                    args.data, folder, epochs=epochs, exclude=tuple(ids), command=f"holdout {name}", widen_p=widen
+                )
+            report[name] = summary(evaluate_recognition(args.data, "train", folder, ids=ids))
+            for view, text in report[name].items():
+                print(f"{name:9s}, {view:9s}: {text}", flush=True)
     (args.work / "holdout.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

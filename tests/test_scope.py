@@ -182,6 +182,15 @@ def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_i
     assert note is not None and note.startswith("sequence_note: read as T2 as asked")
 
 
+def test_no_grading_where_every_body_is_unsure() -> None:
+    from openspine.scope import unsure_spine_reason
+
+    assert unsure_spine_reason([]) is None
+    assert unsure_spine_reason([_v("L4", 0.1), _v("L5", 0.3)]) is None  # one sure body is enough
+    why = unsure_spine_reason([_v("L4", 0.1), _v("L5", 0.2), _v("S1", 0.05)])
+    assert why is not None and "every vertebral body scored below 0.25 (best 0.20)" in why
+
+
 def test_a_turn_is_named_only_when_the_recogniser_is_sure_of_it() -> None:
     probs = {"right way round": 0.02, "upside down": 0.95, "reversed front to back": 0.03}
     assert wrong_way_round(probs) == "upside down"

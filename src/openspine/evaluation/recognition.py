@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from .._command_parser import command_parser
 from .._logging import get_logger
 from ..errors import ConfigError, ScanReadError
-from ..recognition.image import PLANES
+from ..recognition.image import PLANES, widened
 from ..recognition.model import ImageRecognition, recognise_image
 from .detection import read_ids
 
@@ -187,8 +187,15 @@ def cervical_pictures(data: Path, item_id: str) -> list[Picture2D]:
     return pics
 
 
+# Axial and coronal cuts of the shared volumes are narrow strips (their left-right extent is 40-77 mm), while real
+# axial and coronal pictures are about as wide as they are tall: a recogniser can learn the strip, not the anatomy.
+# The widened view reflects a picture's content sideways to this width, so that the width says nothing.
+WIDEN_MM = 260.0
+
+
 def augmented(pic: Picture2D, rng: np.random.Generator, how: str) -> Picture2D:
-    """A cropped (random 45–90 % of the height, 50–100 % of the width) or mirrored copy of ``pic``."""
+    """A cropped (random 45–90 % of the height, 50–100 % of the width), mirrored or widened (:func:`widened`) copy
+    of ``pic``."""
     img = pic.image
     if how == "crop":
         h, w = img.shape
@@ -197,6 +204,8 @@ def augmented(pic: Picture2D, rng: np.random.Generator, how: str) -> Picture2D:
         img = img[r0 : r0 + hh, c0 : c0 + ww]
     elif how == "mirror":
         img = img[:, ::-1] if pic.plane != "axial" else img[::-1, ::-1]
+    elif how == "widen":  # the picture's content reflected sideways until it is WIDEN_MM wide (see WIDEN_MM)
+        img = widened(img, round(WIDEN_MM / pic.spacing[1]))
     else:
         raise ConfigError(f"unknown augmentation '{how}'")
     return Picture2D(f"{pic.id}:{how}", np.ascontiguousarray(img), pic.spacing, pic.plane, pic.sequence,
@@ -303,6 +312,7 @@ def evaluate_recognition(
     rng = np.random.default_rng(seed)
     crop = _score([augmented(p, rng, "crop") for p in pics], run)
     mirror = _score([augmented(p, rng, "mirror") for p in pics], run)
+    widen = _score([augmented(p, rng, "widen") for p in pics], run)
     result: dict[str, Any] = {
         "split": split,
         "model": str(model) if model is not None else "built-in recognizer",
@@ -313,9 +323,11 @@ def evaluate_recognition(
         "as_stored": base.to_dict(),
         "cropped": crop.to_dict(),
         "mirrored": mirror.to_dict(),
+        "widened": widen.to_dict(),
         "lines": base.lines(f"{split}, as stored")
         + crop.lines(f"{split}, cropped (random 45-90 % of the height)")
-        + mirror.lines(f"{split}, mirrored (anterior<->posterior)"),
+        + mirror.lines(f"{split}, mirrored (anterior<->posterior)")
+        + widen.lines(f"{split}, widened to {WIDEN_MM:.0f} mm (content reflected sideways)"),
     }
 
     def cervical(item_id: str, folder: str | Path | None) -> tuple[Tally, Tally]:

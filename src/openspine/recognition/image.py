@@ -10,6 +10,8 @@ normalised by the 0.5 / 99.5 percentiles of the pixels the image covers, exactly
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
@@ -65,3 +67,12 @@ def model_input(
         out[np.ix_(vr, vc)] = vals
     valid = np.outer(vr, vc)
     return normalise(out, valid)
+
+
+def widened(img: NDArray[Any], width: int) -> NDArray[Any]:
+    """``img`` with its columns reflected outwards on both sides to ``width`` columns (as it is where wider): an
+    augmentation and a test view for the recogniser, whose axial and coronal training cuts are narrow strips."""
+    extra = width - img.shape[1]
+    if extra <= 0:
+        return img
+    return np.pad(img, ((0, 0), (extra // 2, extra - extra // 2)), mode="symmetric")

@@ -35,14 +35,14 @@ from .._command_parser import command_parser
 from .._logging import get_logger, log_file
 from .._optional import import_optional
 from ..errors import ConfigError
-from ..recognition.image import MODEL_SIZE, MODEL_SPACING_MM, PLANES, SEQUENCES, model_input
+from ..recognition.image import MODEL_SIZE, MODEL_SPACING_MM, PLANES, SEQUENCES, model_input, widened
 from . import common
 from .datasets.pictures import IGNORE, Picture, cut, load_pictures, slice_axis
 
 log = get_logger("training.recognizer")
 
 MODEL_NAME = "recognizer"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"  # 1.1: --widen 0.5 (1.0 had none)
 # how often each kind of source is drawn
 SOURCE_WEIGHTS = {"spider-t2": 0.15, "spider-t1": 0.2, "volume": 0.4, "sct": 0.25}
 VOLUME_PLANE_P = (0.3, 0.35, 0.35)  # sagittal, axial, coronal when cutting a volume
@@ -81,6 +81,9 @@ class TrainConfig:
     widths: tuple[int, ...] = (16, 24, 48, 64, 80)
     exclude: tuple[str, ...] = ()
     source_weights: dict[str, float] = field(default_factory=lambda: dict(SOURCE_WEIGHTS))
+    # share of samples whose content is reflected sideways to a random width up to WIDEN_MAX_MM: the volumes' axial
+    # and coronal cuts are narrow strips, real ones are not (evaluation.recognition.WIDEN_MM)
+    widen_p: float = 0.5  # 0.5 since version 1.1 (scripts/recognizer_holdout.py --widen 0 0.5); 1.0 had 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -121,8 +124,16 @@ def augment_intensity(rng: np.random.Generator, x: NDArray[np.float32]) -> NDArr
     return x.astype(np.float32)
 
 
-def render(pic: Picture, rng: np.random.Generator, plane_p: tuple[float, float, float] = VOLUME_PLANE_P) -> Sample:
-    """One augmented training sample of ``pic``."""
+WIDEN_MAX_MM = 320.0
+
+
+def render(
+    pic: Picture,
+    rng: np.random.Generator,
+    plane_p: tuple[float, float, float] = VOLUME_PLANE_P,
+    widen_p: float = 0.0,
+) -> Sample:
+    """One augmented training sample of ``pic`` (``widen_p``: see :attr:`TrainConfig.widen_p`)."""
     cerv = pic.cervical
     if pic.array.ndim == 2:
         plane = "sagittal"
@@ -165,6 +176,9 @@ def render(pic: Picture, rng: np.random.Generator, plane_p: tuple[float, float, 
             img = img[:, ::-1]
     if plane == "coronal" and rng.random() < 0.5:
         img = img[:, ::-1]
+    if widen_p > 0 and rng.random() < widen_p:  # drawn only when asked for: the stream of widen_p 0 stays as it was
+        width_mm = float(rng.uniform(img.shape[1] * sp[1], max(img.shape[1] * sp[1], WIDEN_MAX_MM)))
+        img = widened(img, round(width_mm / sp[1]))
     # pixel size: the A→P size of the whole-neck volume is uncertain; every picture gets a jitter
     if pic.ap_spacing_range is not None:
         ap = float(rng.uniform(*pic.ap_spacing_range))
@@ -196,7 +210,7 @@ class _Samples(common.SeededSamples):
 
     def __getitem__(self, i: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         j, rng = self.draw(i)
-        s = render(self.pictures[j], rng)
+        s = render(self.pictures[j], rng, widen_p=self.cfg.widen_p)
         return s.image[None], np.array([s.plane, s.sequence, s.cervical], dtype=np.int64)
 
 
@@ -417,6 +431,7 @@ def train_recognizer(
     threads: int = 2,
     workers: int = 0,
     command: str = "train_recognizer()",
+    widen_p: float = TrainConfig.widen_p,
 ) -> Path:
     """Train the recogniser on the train split of the shared data folder ``data`` (leaving out the items
     ``exclude``); returns the model folder ``out``.
@@ -427,8 +442,12 @@ def train_recognizer(
     """
     if epochs < 1 or samples_per_epoch < 1:
         raise ConfigError("--epochs and --samples-per-epoch must be ≥ 1")
+    if not 0.0 <= widen_p <= 1.0:
+        raise ConfigError(f"--widen must be a share between 0 and 1, got {widen_p}")
     import_optional("torch", "openspine train recognizer")
-    cfg = TrainConfig(epochs=epochs, samples_per_epoch=samples_per_epoch, seed=seed, exclude=tuple(exclude))
+    cfg = TrainConfig(
+        epochs=epochs, samples_per_epoch=samples_per_epoch, seed=seed, exclude=tuple(exclude), widen_p=widen_p
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with log_file(out / "train.log", common.LOG_FORMAT):
@@ -462,6 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=0, help="data-loader worker processes (0 = in the main process)")
     p.add_argument("--exclude", nargs="*", default=[], help="item ids to leave out (leave-one-patient-out runs)")
+    p.add_argument(
+        "--widen",
+        type=float,
+        default=TrainConfig.widen_p,
+        metavar="P",
+        help="share of samples whose content is reflected sideways to a random width (axial and coronal cuts of the "
+        "shared volumes are narrow strips; real ones are not)",
+    )
     return p
 
 
@@ -479,6 +506,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         args.threads,
         args.workers,
         "openspine train recognizer " + " ".join(argv),
+        args.widen,
     )
     if not quiet:
         print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log) "

@@ -410,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
     p.add_argument("--split", default="val", choices=("train", "val"))
     p.add_argument("--model", type=Path, default=None, help="model folder (default: the built-in recognizer)")
-    p.add_argument("--lopo", nargs="*", default=[], metavar="ID=MODEL_DIR",
-                   help="cervical item and the model trained without it")  # fmt: skip
+    p.add_argument("--lopo", nargs="+", action="extend", default=[], metavar="ID=MODEL_DIR",
+                   help="cervical item and the model trained without it (repeatable)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the augmented copies")
     p.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     p.add_argument("--card", action="store_true", help="write the figures into the model's card.json (val only)")

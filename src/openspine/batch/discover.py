@@ -253,13 +253,10 @@ def _other_series(root: Path, series: SeriesInfo, case_id: str, files: list[Path
     return [Skipped(str(p.relative_to(root)), reason) for p in sorted(members)]
 
 
-_IMAGE_MODALITIES = {"MR", "CT", "PT", "NM", "CR", "DX", "MG", "XA", "RF", "US", "OT"}
-
-
 def _why_no_series(path: Path) -> str:
     """Why a file that looked like DICOM is in no image series: unreadable, truncated, or not an image."""
     from ..errors import ScanReadError
-    from ..io.dicom import _DICOMDIR_SOP_CLASS, _read_header, _UnreadableHeader
+    from ..io.dicom import _DICOMDIR_SOP_CLASS, _read_header, _UnreadableHeader, cut_short
 
     if path.name.upper() == "DICOMDIR":
         return "DICOMDIR (an index of the media, not an image)"
@@ -275,7 +272,7 @@ def _why_no_series(path: Path) -> str:
     modality = str(ds.get("Modality", "") or "")
     if str(ds.get("SOPClassUID", "")) == _DICOMDIR_SOP_CLASS:
         return "DICOMDIR (an index of the media, not an image)"
-    if not has_pixels and ("Rows" in ds or modality in _IMAGE_MODALITIES or not modality):
+    if not has_pixels and cut_short(ds):
         return f"truncated or incomplete DICOM file: no image pixel data after its header ({len(ds)} data elements)"
     if not has_pixels:
         return f"DICOM object without image pixel data (modality {modality}): a report or similar, not an image"

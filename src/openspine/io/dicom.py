@@ -123,14 +123,20 @@ def _identifies_as_dicom(ds: Dataset) -> bool:
     return any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "Modality"))
 
 
-def _image_storage(ds: Dataset) -> str | None:
-    """The name of the data set's SOP class when it is an image storage class (``MR Image Storage``), else None."""
+_IMAGE_MODALITIES = frozenset({"MR", "CT", "PT", "NM", "CR", "DX", "MG", "XA", "RF", "US", "OT"})
+
+
+def cut_short(ds: Dataset) -> bool:
+    """Whether a data set read without pixel data is an image whose pixels are missing (a file cut short) rather
+    than an object that has none (a report, a presentation state): an image storage SOP class, image rows, an image
+    modality, or no modality at all (the header itself was cut)."""
     sop = ds.get("SOPClassUID")
     try:
-        name = UID(str(sop)).name if sop else ""
+        image_class = bool(sop) and UID(str(sop)).name.endswith("Image Storage")
     except Exception:  # an unparseable UID names nothing
-        return None
-    return name if name.endswith("Image Storage") else None
+        image_class = False
+    modality = str(ds.get("Modality", "") or "")
+    return image_class or "Rows" in ds or modality in _IMAGE_MODALITIES or not modality
 
 
 class _UnreadableHeader(Exception):
@@ -280,9 +286,9 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
         if str(ds.get("SOPClassUID", "")) == _DICOMDIR_SOP_CLASS:
             no_pixels["DICOMDIR"] += 1
             continue
-        if not has_pixels and _image_storage(ds):
-            # an MR/CT image object without its pixels: a file cut short (a copy or transfer that broke off)
-            unreadable.append((path, f"an image object ({_image_storage(ds)}) without pixel data: cut short?"))
+        if not has_pixels and cut_short(ds):
+            # an image object without its pixels: a file cut short (a copy or transfer that broke off)
+            unreadable.append((path, "an image object without pixel data: cut short?"))
             log.warning("skipping '%s': DICOM image object without pixel data (truncated?)", path)
             n_dicom -= 1  # counted with the unreadable files, not the readable ones
             continue

@@ -149,8 +149,9 @@ def test_patterns_that_are_no_spine_are_not_graded(tmp_path: Path, pattern: str)
         img = np.zeros((512, 512), np.uint8)
         for k in range(8):
             img[40 + k * 55 : 80 + k * 55, 180:300] = 200
+    noise = np.random.default_rng(0).normal(0, 12, img.shape)  # grey levels enough not to be refused as a mask
     png = tmp_path / f"{pattern}.png"
-    Image.fromarray(img).save(png)
+    Image.fromarray(np.clip(img * 0.7 + 30 + noise, 0, 255).astype(np.uint8)).save(png)
     result = openspine.analyze(png, pixel_spacing=(0.7, 0.7))
     assert not any(g.available for d in result.discs for g in d.grades.values())
     if result.out_of_scope is not None:  # recogniser 1.1 calls both patterns coronal: refused before any body
@@ -162,6 +163,32 @@ def test_patterns_that_are_no_spine_are_not_graded(tmp_path: Path, pattern: str)
     assert any(
         f.startswith("grades_withheld: every disc (every vertebral body scored below 0.25") for f in result.flags
     )
+
+
+def test_a_thresholded_real_slice_is_refused_as_a_mask(tmp_path: Path) -> None:
+    data = shared_data_or_skip()
+    img = nib.load(data / VAL_T2)
+    binary = (np.asarray(img.dataobj) > 80).astype(np.uint8)
+    nib.save(nib.Nifti1Image(binary, img.affine), tmp_path / "thresholded.nii.gz")
+    assert main(["-q", "analyze", str(tmp_path / "thresholded.nii.gz"), "--out", str(tmp_path / "out")]) == 3
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert "only 2 distinct intensities" in doc["out_of_scope"] and doc["discs"] == []
+
+
+def test_a_negative_of_a_real_slice_keeps_its_bodies_but_is_not_graded() -> None:
+    """The negative of a T2 slice (a MONOCHROME1 image read without inversion) was read as T2 and graded Pfirrmann 1
+    at every level: its dark, degenerated discs look bright."""
+    data = shared_data_or_skip()
+    img = nib.load(data / VAL_T2)
+    arr = np.asarray(img.dataobj).astype(np.float32)
+    result = openspine.analyze(openspine.Scan(arr.max() + arr.min() - arr, img.affine))
+    assert result.out_of_scope is None and result.vertebrae
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert any(f.startswith("intensity_inverted: the image looks inverted") for f in result.flags)
+    assert "inverted" in result.steps_not_run["grading"]
+    as_stored = openspine.analyze(data / VAL_T2)
+    assert not any(f.startswith("intensity_inverted") for f in as_stored.flags)
+    assert any(g.available for d in as_stored.discs for g in d.grades.values())
 
 
 def test_upper_thoracic_spine_gets_no_lumbar_label() -> None:
@@ -421,6 +448,25 @@ def test_volume_reversed_front_to_back_by_its_header_is_refused() -> None:
     as_stored = openspine.analyze(data / VAL_T2)
     assert as_stored.out_of_scope is None and not any(f.startswith("orientation_suspect") for f in as_stored.flags)
     assert as_stored.input.way_round == {"value": "right way round", "source": "labelling"}  # a sure labelling
+
+
+def test_volume_whose_header_names_the_wrong_axes_is_refused_not_graded(tmp_path: Path) -> None:
+    data = shared_data_or_skip()
+    img = nib.load(data / "fastcleverseg/fcs-vb2-13/image.nii.gz")  # val; stored I, P, R
+    aff = img.affine.copy()
+    aff[:, [1, 2]] = img.affine[:, [2, 1]]  # the header swaps the A-P and L-R axes: "sagittal" cuts are coronal
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), aff), tmp_path / "axes.nii.gz")
+    assert main(["-q", "analyze", str(tmp_path / "axes.nii.gz"), "--out", str(tmp_path / "out")]) == 3
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    validate_result(doc)
+    assert "looks coronal" in doc["out_of_scope"] and "wrong axes" in doc["out_of_scope"]
+    assert doc["vertebrae"] == [] and doc["discs"] == []
+    assert any(
+        f.startswith("plane_suspect: the geometry says sagittal but the image looks coronal") for f in doc["flags"]
+    )
+    # the user who knows better reads it as the header says
+    trusted = openspine.analyze(tmp_path / "axes.nii.gz", check_orientation=False)
+    assert trusted.out_of_scope is None and trusted.vertebrae
 
 
 def test_without_a_usable_orientation_recogniser_the_analysis_goes_on_and_says_so(

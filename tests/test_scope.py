@@ -17,6 +17,8 @@ from openspine.scope import (
     field_of_view,
     labels_in_scope,
     low_score_flag,
+    plane_conflict,
+    plane_conflict_reason,
     withhold_labels,
     wrong_way_round,
     wrong_way_round_reason,
@@ -75,6 +77,20 @@ def test_a_picture_that_looks_axial_is_out_of_scope_a_volume_only_flagged() -> N
     assert plane == {"value": "sagittal", "source": "geometry"} and why is None and flag is not None
     _, why, _ = decide_plane("image", {"sagittal": 0.9, "axial": 0.05, "coronal": 0.05})
     assert why is None
+
+
+def test_a_plane_conflict_is_another_plane_read_with_at_least_the_bar() -> None:
+    assert plane_conflict({"sagittal": 0.1, "axial": 0.1, "coronal": 0.8}) == ("coronal", 0.8)
+    assert plane_conflict({"sagittal": 0.45, "axial": 0.1, "coronal": 0.45}) is None  # sagittal ties first
+    assert plane_conflict({"sagittal": 0.52, "axial": 0.0, "coronal": 0.48}) is None
+    assert plane_conflict({"sagittal": 0.2, "axial": 0.41, "coronal": 0.39}) is None  # below the bar
+    assert plane_conflict(None) is None and plane_conflict({}) is None
+    # a sure labelling needs the image to be clearer
+    assert plane_conflict({"sagittal": 0.1, "axial": 0.1, "coronal": 0.8}, sure_labelling=True) is None
+    assert plane_conflict({"sagittal": 0.02, "axial": 0.03, "coronal": 0.95}, sure_labelling=True) == ("coronal", 0.95)
+    why = plane_conflict_reason("coronal", 0.89)
+    assert "looks coronal (probability 0.89)" in why and "wrong axes" in why and "--trust-orientation" in why
+    assert "unsure" in why and "unsure" not in plane_conflict_reason("coronal", 0.95, sure_labelling=True)
 
 
 def test_cervical_field_of_view_withholds_every_label_and_the_discs_levels() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,7 +185,8 @@ def _look(
             detection = _one_spine(view, detection, state, first_flag)
     if detection is not None:
         if check_orientation:
-            detection, way_round = _check_orientation(scan, view, detection, state, first_flag)
+            planes = recognition.plane_probabilities if recognition is not None else None
+            detection, way_round = _check_orientation(scan, view, detection, state, first_flag, planes)
             way_round = mirrored if mirrored is not None and detection is not None else way_round
         else:
             way_round = {"value": RIGHT_WAY_ROUND, "source": "user"}
@@ -195,12 +196,28 @@ def _look(
 
         _, offset = without_black_level(view)  # the fluid check reads without it: said also where nothing is graded
         state.flags.extend([offset] if offset else [])
+        _withhold_grades_of_a_negative(view, state)
         csf = csf_over_body(view, detection)
         sequence = scope.check_sequence_by_fluid(sequence, csf)
         image_seq = recognition.sequence_probabilities if recognition is not None else None
         sequence = scope.check_named_sequence(sequence, image_seq, csf)  # a header or the user against the image
     timings["detection"] = timings.get("detection", 0.0) + time.perf_counter() - t
     return _Seen(sequence, plane, detection, cervical_p, way_round, scan, view)
+
+
+def _withhold_grades_of_a_negative(view: SagittalView, state: _State) -> None:
+    """No grade from an image that looks inverted (:func:`openspine.grading.intensity.inverted_contrast`): the
+    grader reads disc signal, which a negative turns round. Its bodies and labels stay (the detector was trained
+    with inverted contrast too), flagged."""
+    from .grading.intensity import inverted_contrast
+
+    why = inverted_contrast(view)
+    if why is None:
+        return
+    state.flags.append(f"intensity_inverted: {why}")
+    if "grading" not in state.not_run:
+        state.not_run["grading"] = why
+        state.flags.append(f"grades_withheld: every disc ({why})")
 
 
 def _front_on_the_left(
@@ -526,37 +543,64 @@ def _detect(view: SagittalView, detector: str | None, state: _State) -> Detectio
 
 
 def _check_orientation(
-    scan: Scan, view: SagittalView, detection: Detection, state: _State, first_flag: int
+    scan: Scan,
+    view: SagittalView,
+    detection: Detection,
+    state: _State,
+    first_flag: int,
+    planes: Mapping[str, float] | None = None,
 ) -> tuple[Detection | None, dict[str, Any] | None]:
     """The detection and how the image lies (``input.way_round``; None when it could not be read). The detection
     is None, with the scan out of scope, when the image is stored the wrong way round: the labelling as stored (the
     labels the detector's scope leaves) is unsure and the orientation recogniser reads a turn with at least
-    :data:`~openspine.scope.MIN_TURN_PROBABILITY` (:mod:`openspine.recognition.orientation`). A refusal drops what
-    was found from ``state``: the bodies and every flag raised since ``state.flags[first_flag]``."""
+    :data:`~openspine.scope.MIN_TURN_PROBABILITY` (:mod:`openspine.recognition.orientation`), or, for a scan with
+    geometry, the image recogniser reads another plane than the header's (``planes``; at least
+    :data:`~openspine.scope.MIN_PLANE_CONFLICT_PROBABILITY`; where the labelling is sure, at least
+    :data:`~openspine.scope.MIN_PLANE_CONFLICT_PROBABILITY_SURE`). A refusal drops what was found from ``state``: the
+    bodies and every flag raised since ``state.flags[first_flag]``."""
     from .detection.orientation import sure_labelling
 
-    if sure_labelling(detection):  # the usual case: a sure labelling reads the image the right way round
+    sure = sure_labelling(detection)
+    conflict = None if _read_as_picture(scan) else scope.plane_conflict(planes, sure)
+    if sure and conflict is None:  # the usual case: a sure labelling reads the image the right way round
         return detection, {"value": RIGHT_WAY_ROUND, "source": "labelling"}
-    try:
-        from .recognition.orientation import MODEL_NAME, read_orientation
+    way_round: dict[str, Any] | None = None
+    turn = None
+    if not sure:  # a turn within the plane is named first: it says best what to do
+        try:
+            from .recognition.orientation import MODEL_NAME, read_orientation
 
-        reading = read_orientation(view)
-    except (ImportError, ModelError) as exc:
-        state.not_run["orientation"] = f"no usable orientation recogniser: {exc}"
-        return detection, None
-    from .models import load_model
+            reading = read_orientation(view)
+        except (ImportError, ModelError) as exc:
+            state.not_run["orientation"] = f"no usable orientation recogniser: {exc}"
+            reading = None
+        if reading is not None:
+            from .models import load_model
 
-    state.models.append(load_model(MODEL_NAME).card.info())
-    way_round = {"value": reading.likeliest, "source": "image", "probability": reading.probability}
-    turn = scope.wrong_way_round(reading.probabilities)
-    if turn is None:
+            state.models.append(load_model(MODEL_NAME).card.info())
+            way_round = {"value": reading.likeliest, "source": "image", "probability": reading.probability}
+            turn = scope.wrong_way_round(reading.probabilities)
+        if turn is not None and reading is not None:
+            why = scope.wrong_way_round_reason(turn, reading.probability, scan.source.format == "image")
+            _drop_detection(state, first_flag, why)
+            state.flags.append(f"orientation_suspect: the image looks {turn} (probability {reading.probability:.2f})")
+            return None, way_round
+    if conflict is None:
         return detection, way_round
-    del state.flags[first_flag:]  # about bodies no longer reported
-    state.vertebrae, state.discs = [], []
-    state.out_of_scope = scope.wrong_way_round_reason(turn, reading.probability, scan.source.format == "image")
-    state.not_run["labelling"] = state.out_of_scope  # the detector ran; its labels are not reported
-    state.flags.append(f"orientation_suspect: the image looks {turn} (probability {reading.probability:.2f})")
+    _drop_detection(state, first_flag, scope.plane_conflict_reason(*conflict, sure))
+    if not any(f.startswith("plane_suspect") for f in state.flags):  # a picture's plane was judged before detection
+        state.flags.append(f"plane_suspect: the geometry says sagittal but the image looks {conflict[0]} "
+                           f"(p {conflict[1]:.2f})")  # fmt: skip
     return None, way_round
+
+
+def _drop_detection(state: _State, first_flag: int, why: str) -> None:
+    """Put the scan out of scope for ``why`` after detection: its bodies and every flag raised since
+    ``state.flags[first_flag]`` are about labels no longer reported."""
+    del state.flags[first_flag:]
+    state.vertebrae, state.discs = [], []
+    state.out_of_scope = why
+    state.not_run["labelling"] = why  # the detector ran; its labels are not reported
 
 
 def _one_spine(view: SagittalView, detection: Detection, state: _State, first_flag: int) -> Detection | None:
@@ -569,10 +613,8 @@ def _one_spine(view: SagittalView, detection: Detection, state: _State, first_fl
     n = scope.spines_side_by_side([(g.centre[0] * sp[0], g.centre[1] * sp[1]) for g in detection.vertebra_geometry])
     if n < 2:
         return detection
-    del state.flags[first_flag:]  # about a sequence of labels that ran through both columns
-    state.vertebrae, state.discs = [], []
-    state.out_of_scope = scope.side_by_side_reason(n, view.input.source.format == "image")
-    state.not_run["labelling"] = state.out_of_scope  # the detector ran; its labels are not reported
+    # the flags raised so far are about a sequence of labels that ran through both columns
+    _drop_detection(state, first_flag, scope.side_by_side_reason(n, view.input.source.format == "image"))
     state.flags.append(f"spines_side_by_side: {n} columns of vertebral bodies side by side")
     return None
 
@@ -593,10 +635,7 @@ def _few_bodies_in_a_picture(
     why = scope.too_few_bodies_reason(len(detection.vertebrae))
     if why is None or not _read_as_picture(view.input):
         return detection
-    del state.flags[first_flag:]  # about labels that are not given
-    state.vertebrae, state.discs = [], []
-    state.out_of_scope = f"{why}; a picture needs at least three to be read as a sagittal spine image"
-    state.not_run["labelling"] = state.out_of_scope
+    _drop_detection(state, first_flag, f"{why}; a picture needs at least three to be read as a sagittal spine image")
     return None
 
 
@@ -652,8 +691,10 @@ def _grade(
 
 def _refuse_unseen(scan: Scan) -> None:
     """Refuse, before any model looks at it, a scan with nothing to analyse: a label map given as an image (by its
-    name: the rule by which batch skips such a file, :func:`openspine.io.formats.looks_like_label_map`) or an image
-    without contrast (:class:`~openspine.errors.OutOfScopeError`); NaN or infinite voxels stay an error."""
+    name: the rule by which batch skips such a file, :func:`openspine.io.formats.looks_like_label_map`), an image
+    without contrast, or one of a few intensity values (a mask, a thresholded picture: by its content,
+    :func:`openspine.scope.few_values_reason`) (:class:`~openspine.errors.OutOfScopeError`); NaN or infinite voxels
+    stay an error."""
     from .io.formats import LABEL_MAP, looks_like_label_map
 
     if scan.source.path and looks_like_label_map(scan.source.path):
@@ -662,6 +703,9 @@ def _refuse_unseen(scan: Scan) -> None:
             "openspine analyses images: rename the file if it is one"
         )
     scan.check_analysable()
+    few = scope.few_values_reason(scan.array)
+    if few is not None:
+        raise OutOfScopeError(few)
 
 
 def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[str, Any] | None]:

@@ -33,6 +33,10 @@ MIN_NOT_SAGITTAL_PROBABILITY = 0.5
 MIN_CERVICAL_PROBABILITY = 0.5
 # a scan whose labelling is unsure is refused when the orientation recogniser reads a turn with this probability
 MIN_TURN_PROBABILITY = 0.9
+# a scan with geometry is refused when the image reads as another plane with this probability, where its labelling
+# is unsure, or with the second where it is sure (a header naming the wrong axes: docs/reading-scans.md)
+MIN_PLANE_CONFLICT_PROBABILITY = 0.5
+MIN_PLANE_CONFLICT_PROBABILITY_SURE = 0.9
 # why a vertebra's label is withheld (None: it is kept)
 LabelReason = Callable[[Level], str | None]
 
@@ -215,6 +219,52 @@ def decide_plane(fmt: str, image: Mapping[str, float] | None) -> tuple[dict[str,
     if best is not None and best != "sagittal" and p >= 0.9:
         return plane, None, f"plane_suspect: the geometry says sagittal but the image looks {best} (p {p:.2f})"
     return plane, None, None
+
+
+# an image of fewer distinct intensities is a mask, a label map or a thresholded picture: the shared real scans hold
+# 117 or more in their central slices (8-bit SPIDER slices included), label maps a few dozen at most
+MIN_DISTINCT_VALUES = 64
+_VALUES_SAMPLE = 1 << 18  # voxels counted, evenly spaced through the image: enough to see 64 values, and quick
+
+
+def few_values_reason(array: Any) -> str | None:
+    """Why an image of fewer than :data:`MIN_DISTINCT_VALUES` distinct intensities is not analysed, or None. Counted
+    on an even sample of its voxels (the first few thousand settle almost every real image)."""
+    import numpy as np
+
+    flat = np.asarray(array).reshape(-1)
+    sample = flat[:: max(1, flat.size // _VALUES_SAMPLE)]
+    if np.unique(sample[:4096]).size >= MIN_DISTINCT_VALUES:
+        return None
+    n = np.unique(sample).size
+    if n >= MIN_DISTINCT_VALUES:
+        return None
+    return (
+        f"the image holds only {n} distinct intensities: a mask, a label map or a thresholded picture, not an MR "
+        "image; openspine analyses the image itself"
+    )
+
+
+def plane_conflict(image: Mapping[str, float] | None, sure_labelling: bool = False) -> tuple[str, float] | None:
+    """The plane the image reads as (and its probability) when it is not sagittal with at least
+    :data:`MIN_PLANE_CONFLICT_PROBABILITY` (:data:`MIN_PLANE_CONFLICT_PROBABILITY_SURE` where the detector's
+    labelling is sure); None otherwise. For a scan whose geometry says sagittal."""
+    if not image:
+        return None
+    best = max(image, key=lambda k: image[k])
+    p = float(image[best])
+    bar = MIN_PLANE_CONFLICT_PROBABILITY_SURE if sure_labelling else MIN_PLANE_CONFLICT_PROBABILITY
+    return (best, p) if best != "sagittal" and p >= bar else None
+
+
+def plane_conflict_reason(plane: str, probability: float, sure_labelling: bool = False) -> str:
+    """Why a scan whose header says sagittal but whose image looks ``plane`` is not analysed, and what to do."""
+    labelling = "the spine's labelling is unsure as it stands" if not sure_labelling else "the image is clear about it"
+    return (
+        f"the image looks {plane} (probability {probability:.2f}) although its orientation header makes it sagittal, "
+        f"and {labelling}: the header may name the wrong axes. Check the file's orientation (NIfTI affine, DICOM "
+        "ImageOrientationPatient), or give --trust-orientation (Python: check_orientation=False)"
+    )
 
 
 def field_of_view(labels: Iterable[Level | None], cervical_probability: float | None) -> dict[str, Any]:

@@ -1,0 +1,85 @@
+"""Negatives and masks: the two content rules that keep an image from being graded, on every shared scan.
+
+For each scan of the split (SPIDER T2 and T1 slices, FastCleverSeg and SCT volumes) the skewness of the central
+slab that :func:`openspine.grading.intensity.inverted_contrast` reads, for the image as stored, cropped to its
+central 70 % and 50 % (views with little air around the body), and inverted (max + min - value, a MONOCHROME1
+image read without inversion); and the number of distinct intensities :func:`openspine.scope.few_values_reason`
+counts, for the image and for the FastCleverSeg masks (label maps). Printed: how many real images each rule
+refuses (false alarms) and how many inverted images and masks it catches.
+
+    python scripts/inverted_survey.py --data ../shared/data --split train
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+from _survey import survey_parser  # scripts/_survey.py
+
+import openspine
+from openspine import scope
+from openspine.evaluation.detection import spider_t1_rows
+from openspine.grading.intensity import MAX_SKEWNESS_INVERTED, intensity_skewness
+from openspine.scan import Scan
+
+
+def _items(data: Path, split: str) -> list[tuple[str, Path, Path | None]]:
+    """(id, image, label map or None) of the split."""
+    with (data / "index.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == split]
+    out: list[tuple[str, Path, Path | None]] = []
+    for r in rows:
+        mask = r["mask"].split(";")[0] if r["dataset"] == "fastcleverseg" and r["mask"] else ""
+        out.append((r["id"], data / r["path"] / r["image"].split(";")[0], data / r["path"] / mask if mask else None))
+    out += [(r["id"] + "-t1", data / r["path"] / r["image"], None) for r in spider_t1_rows(data, split)]
+    return out
+
+
+def _crop(view_scan: Scan, share: float) -> Scan:
+    arr = np.asarray(view_scan.array)
+    h, w = arr.shape[:2]
+    dh, dw = int(h * (1 - share) / 2), int(w * (1 - share) / 2)
+    return Scan(np.ascontiguousarray(arr[dh : h - dh, dw : w - dw]), view_scan.affine)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = survey_parser(__doc__).parse_args(argv)
+    skews: dict[str, list[tuple[float, str]]] = {
+        k: [] for k in ("as stored", "central 70 %", "central 50 %", "inverted")
+    }
+    refused_values: list[str] = []
+    masks, masks_refused = 0, 0
+    for item, image, mask in _items(args.data, args.split):
+        scan = openspine.load_scan(image)
+        view = scan.to_sagittal()
+        arr = np.asarray(view.scan.array, dtype=np.float32)
+        skews["as stored"].append((intensity_skewness(view), item))
+        for share in (0.7, 0.5):
+            skews[f"central {round(share * 100)} %"].append(
+                (intensity_skewness(_crop(view.scan, share).to_sagittal()), item)
+            )
+        negative = Scan(arr.max() + arr.min() - arr, view.scan.affine)
+        skews["inverted"].append((intensity_skewness(negative.to_sagittal()), item))
+        if scope.few_values_reason(scan.array) is not None:
+            refused_values.append(item)
+        if mask is not None and mask.is_file():
+            masks += 1
+            masks_refused += scope.few_values_reason(openspine.load_scan(mask).array) is not None
+    n = len(skews["as stored"])
+    print(f"{args.split}: {n} scans; an image is read as a negative at skewness ≤ {MAX_SKEWNESS_INVERTED}")
+    for kind, values in skews.items():
+        v = np.array([s for s, _ in values])
+        flagged = int((v <= MAX_SKEWNESS_INVERTED).sum())
+        lowest = ", ".join(f"{s:.2f} {i}" for s, i in sorted(values)[:3])
+        print(f"  {kind:13s} read as a negative {flagged:4d} of {n}   skewness min {v.min():.2f} max {v.max():.2f}"
+              f"   lowest: {lowest}")  # fmt: skip
+    print(f"  fewer than {scope.MIN_DISTINCT_VALUES} distinct intensities: images {len(refused_values)} of {n} "
+          f"{refused_values or ''}; FastCleverSeg masks {masks_refused} of {masks}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -224,21 +224,20 @@ def decide_plane(fmt: str, image: Mapping[str, float] | None) -> tuple[dict[str,
 # an image of fewer distinct intensities is a mask, a label map or a thresholded picture: the shared real scans hold
 # 117 or more in their central slices (8-bit SPIDER slices included), label maps a few dozen at most
 MIN_DISTINCT_VALUES = 64
-_VALUES_SAMPLE = 1 << 18  # voxels counted, evenly spaced through the image: enough to see 64 values, and quick
+_VALUES_SAMPLE = 1 << 18  # at most this many voxels counted, evenly spaced through the image
 
 
 def few_values_reason(array: Any) -> str | None:
     """Why an image of fewer than :data:`MIN_DISTINCT_VALUES` distinct intensities is not analysed, or None. Counted
-    on an even sample of its voxels (the first few thousand settle almost every real image)."""
+    on an even sample of its voxels."""
     import numpy as np
 
-    flat = np.asarray(array).reshape(-1)
-    sample = flat[:: max(1, flat.size // _VALUES_SAMPLE)]
-    if np.unique(sample[:4096]).size >= MIN_DISTINCT_VALUES:
-        return None
-    n = np.unique(sample).size
-    if n >= MIN_DISTINCT_VALUES:
-        return None
+    arr = np.asarray(array)
+    for size in (4096, _VALUES_SAMPLE):  # a sparse sample through the whole image settles almost every real one
+        step = max(1, int((arr.size / size) ** (1 / max(arr.ndim, 1))))  # along every axis: no copy of the image
+        n = np.unique(arr[(slice(None, None, step),) * arr.ndim]).size
+        if n >= MIN_DISTINCT_VALUES:
+            return None
     return (
         f"the image holds only {n} distinct intensities: a mask, a label map or a thresholded picture, not an MR "
         "image; openspine analyses the image itself"

@@ -32,6 +32,7 @@ RAW_BLACK_FRACTION = 0.25
 # 0.24 or more, and -0.48 at the lowest on crops to its central 70 or 50 % (scripts/inverted_survey.py)
 MAX_SKEWNESS_INVERTED = -0.5
 CENTRAL_SLAB = 5  # slices of the view around its middle that are read
+_SKEWNESS_SAMPLE = 1 << 17  # about this many of their voxels
 
 
 def intensity_skewness(view: SagittalView) -> float:
@@ -40,11 +41,16 @@ def intensity_skewness(view: SagittalView) -> float:
     arr = view.scan.array
     k = arr.shape[2] // 2
     lo = max(0, k - CENTRAL_SLAB // 2)
-    a = np.asarray(arr[:, :, lo : lo + CENTRAL_SLAB], dtype=np.float64).ravel()
+    slab = arr[:, :, lo : lo + CENTRAL_SLAB]
+    step = max(1, int(np.sqrt(slab.size / _SKEWNESS_SAMPLE)))  # every step-th row and column: the same histogram
+    a = np.asarray(slab[::step, ::step], dtype=np.float64).ravel()
     low, high = np.percentile(a, [0.5, 99.5])
     a = np.clip(a, low, high)
     sd = float(a.std())
-    return 0.0 if sd == 0 else float(np.mean(((a - a.mean()) / sd) ** 3))
+    if sd == 0:
+        return 0.0
+    z = (a - a.mean()) / sd
+    return float(np.mean(z * z * z))  # not z ** 3: a float power is several times slower
 
 
 def inverted_contrast(view: SagittalView) -> str | None:

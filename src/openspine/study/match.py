@@ -169,6 +169,20 @@ def _check_overlap(a: Sequence[_L], b: Sequence[_L], names: tuple[str, str], wha
     return common
 
 
+def _apart_flag(apart: Sequence[tuple[str, float]], names: tuple[str, str], tolerance_mm: float) -> str:
+    """One ``series_mismatch`` flag for the structures that lie further apart than the tolerance in a shared frame:
+    the one, or how many, at which distances, from the first to the last."""
+    where = f"in the {names[0]} and {names[1]} series (shared frame, tolerance {tolerance_mm:g} mm)"
+    if len(apart) == 1:
+        ((what, dist),) = apart
+        return f"{MISMATCH_FLAG}: {what} lies {dist:.1f} mm apart {where}"
+    dists = [d for _, d in apart]
+    return (
+        f"{MISMATCH_FLAG}: {len(apart)} structures ({apart[0][0]} … {apart[-1][0]}) lie {min(dists):.1f}–"
+        f"{max(dists):.1f} mm apart {where}: the two series may not show the same anatomy where the header says"
+    )
+
+
 def _spacings(levels: Sequence[DiscLevel], pos: dict[DiscLevel, NDArray[np.float64]]) -> dict[DiscLevel, float]:
     """Distance (mm) from each disc to the next one down, keyed by the upper disc (consecutive found discs only)."""
     out: dict[DiscLevel, float] = {}
@@ -286,15 +300,15 @@ def match_series(
             i, j = ia[lv], ib[lv]
             dist = float(np.linalg.norm(wa[i] - wb[j])) if shared_frame else None
             if dist is not None and dist > tolerance_mm:
-                flags.append(
-                    f"{MISMATCH_FLAG}: {kind} {lv.value} lies {dist:.1f} mm apart in the {names[0]} and {names[1]} "
-                    f"series (shared frame, tolerance {tolerance_mm:g} mm)"
-                )
+                apart.append((f"{kind} {lv.value}", dist))
             out.append(Matched(lv, records[0][i], records[1][j], dist))
         return out
 
+    apart: list[tuple[str, float]] = []  # structures too far apart in a shared frame: one flag names them all
     verts: list[MatchedVertebra] = pair("vertebra", common_v, va, vb, wa_v, wb_v, (first.vertebrae, second.vertebrae))
     discs: list[MatchedDisc] = pair("disc", common_d, da, db, wa_d, wb_d, (first.discs, second.discs))
+    if apart:
+        flags.append(_apart_flag(apart, names, tolerance_mm))
 
     mismatch = any(f.startswith(MISMATCH_FLAG) for f in flags)
     if mismatch:

@@ -150,6 +150,21 @@ def _picture(tmp_path: Path, name: str, arr: np.ndarray) -> Path:
     return path
 
 
+OWN_OUTPUT = "this picture is an openspine output (overlay), not a scan: analyse the scan it was made from"
+
+
+def _own_overlay(tmp_path: Path) -> Path:
+    """A picture carrying the PNG text openspine writes into its overlay.png."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("openspine-output", "overlay")
+    path = tmp_path / "overlay.png"
+    Image.fromarray((np.arange(64 * 48) % 251).astype(np.uint8).reshape(64, 48)).save(path, pnginfo=info)
+    return path
+
+
 def _dicom_axial(tmp_path: Path) -> Path:
     tests = str(Path(__file__).resolve().parent)
     if tests not in sys.path:
@@ -184,8 +199,12 @@ def pydicom_study_uid(folder: Path) -> str:
         (lambda d: _nifti(d, "four_d.nii.gz", np.zeros((4, 4, 4, 2), np.float32)), "4D NIfTI"),
         (lambda d: _nifti(d, "nan.nii.gz", np.full((8, 8, 3), np.nan, np.float32), SAG), "NaN or infinite"),
         (_zero_sform, "has no usable orientation: the sform of its header (code 1) is singular or not finite: [[0, 0"),
+        (
+            lambda d: _nifti(d, "empty.nii.gz", np.zeros((0, 10, 3), np.uint8)),
+            "holds no voxels: its header gives the shape (0, 10, 3)",
+        ),
     ],
-    ids=["missing", "4d", "nan", "zero-affine"],
+    ids=["missing", "4d", "nan", "zero-affine", "no-voxels"],
 )
 def test_bad_input_gives_one_line_and_exit_1(
     tmp_path: Path,
@@ -230,9 +249,12 @@ AXIAL_PLANE = {"value": "axial", "source": "geometry"}
         (lambda d: _nifti(d, "sub-01_T2w_seg.nii.gz", np.repeat(np.arange(8, dtype=np.uint8), 24).reshape(8, 8, 3),
                           SAG), [],
          "'sub-01_T2w_seg.nii.gz' looks like a label map, not an image", None),
+        (_own_overlay, ["--pixel-spacing", "0.7", "0.7"], OWN_OUTPUT, None),
+        (_own_overlay, ["--pixel-spacing", "auto"], OWN_OUTPUT, None),
     ],
     ids=["thick-axial-nifti", "thick-coronal-nifti", "axial-dicom", "axial-and-coronal-study", "lone-axial-slice",
-         "all-zero-nifti", "black-picture", "white-picture-auto", "one-pixel-picture", "label-map"],
+         "all-zero-nifti", "black-picture", "white-picture-auto", "one-pixel-picture", "label-map", "own-overlay",
+         "own-overlay-auto"],
 )  # fmt: skip
 def test_nothing_in_scope_gives_one_line_exit_3_and_result_json(
     tmp_path: Path,
@@ -268,6 +290,37 @@ def test_info_says_when_a_nifti_header_gives_no_orientation(tmp_path: Path, caps
     assert info["orientation"] == "IPR" and "sform and qform codes are 0" in info["orientation_unknown"]
     assert main(["info", str(tmp_path / "codes0.nii.gz")]) == 0
     assert "assumed: the header gives none, sform and qform codes 0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["analyze", "{png}", "--pixel-spacing", "0", "0", "--out", "{out}"],
+        ["analyze", "{png}", "--pixel-spacing", "nan", "nan", "--out", "{out}"],
+        ["analyze", "{png}", "--pixel-spacing", "0.5", "--t1-pixel-spacing", "-1", "--out", "{out}"],
+        ["analyze", "{png}", "--pixel-spacing", "0.5", "--levels", "L9-L10", "--out", "{out}"],
+        ["analyze", "{png}", "--pixel-spacing", "0.5", "--formats", "foo", "--out", "{out}"],
+        ["info", "{png}", "--pixel-spacing", "0", "0"],
+        ["demo", "--formats", "foo", "--out", "{out}"],
+        ["batch", "{root}", "--part", "0/3", "--out", "{out}"],
+        ["batch", "{root}", "--formats", "foo", "--out", "{out}"],
+        ["batch", "{root}", "--workers", "0", "--out", "{out}"],
+        ["batch", "{root}", "--pixel-spacing", "0", "0", "--out", "{out}"],
+    ],
+    ids=["spacing-0", "spacing-nan", "t1-spacing", "levels", "formats", "info-spacing", "demo-formats",
+         "batch-part", "batch-formats", "batch-workers", "batch-spacing"],
+)  # fmt: skip
+def test_a_bad_option_value_exits_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """The documented exit status of a bad command line (2), as argparse gives for an unknown option, with the
+    value's own one-line message; nothing is written."""
+    png = _picture(tmp_path, "slice.png", (np.arange(64 * 48) % 251).astype(np.uint8).reshape(64, 48))
+    names = {"png": png, "out": tmp_path / "out", "root": tmp_path}
+    assert main([a.format(**names) for a in argv]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"openspine {argv[0]}: error: "), err
+    assert not (tmp_path / "out").exists()
 
 
 def test_png_without_spacing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

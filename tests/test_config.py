@@ -73,5 +73,5 @@ def test_cli_reads_pixel_spacing_auto_and_refuses_a_wrong_count(
     doc = json.loads((tmp_path / "o" / "result.json").read_text())
     assert doc["parameters"]["pixel_spacing"] == "auto"
     assert not [f for f in doc["flags"] if f.startswith("pixel_spacing_estimated")]
-    assert main(["analyze", str(demo_scan_path()), "--pixel-spacing", "1", "2", "3", "--out", str(tmp_path / "x")]) == 1
+    assert main(["analyze", str(demo_scan_path()), "--pixel-spacing", "1", "2", "3", "--out", str(tmp_path / "x")]) == 2
     assert '--pixel-spacing must be [row_mm, col_mm] or "auto"' in capsys.readouterr().err

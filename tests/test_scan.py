@@ -148,6 +148,21 @@ def test_voxel_values_that_cannot_be_analysed(values: np.ndarray, message: str) 
     assert isinstance(refused.value, OutOfScopeError) == ("no contrast" in message)
 
 
+@pytest.mark.parametrize("shape", [(0, 10, 1), (4, 0, 2), (0, 0, 0)])
+def test_an_array_without_voxels_is_refused_with_its_shape(shape: tuple[int, int, int]) -> None:
+    with pytest.raises(UnsupportedScanError, match=rf"holds no voxels: its array has shape \({shape[0]}, {shape[1]}"):
+        Scan(np.zeros(shape), SAGITTAL_IPR).check_analysable()
+
+
+def test_a_picture_openspine_wrote_is_out_of_scope() -> None:
+    from openspine.scan import ScanSource
+
+    source = ScanSource(path="overlay.png", format="image", not_a_scan="this picture is an openspine output")
+    with pytest.raises(OutOfScopeError, match="openspine output"):
+        Scan(np.arange(8, dtype=np.uint8).reshape(2, 2, 2), SAGITTAL_IPR, source).check_analysable()
+    assert "not_a_scan" not in source.to_dict()
+
+
 def test_ordinary_image_is_analysable() -> None:
     Scan(np.arange(8, dtype=np.uint8).reshape(2, 2, 2), SAGITTAL_IPR).check_analysable()
 

@@ -69,6 +69,11 @@ def analyze(
         result = openspine.analyze("sub-01_T2w.nii.gz", t1="sub-01_T1w.nii.gz")
         result.to_dataframe("discs")
     """
+    from .io.read import check_input_type
+
+    check_input_type(source, "the scan given to openspine.analyze", scan_allowed=True)  # not an array: say how
+    if t1 is not None:
+        check_input_type(t1, "the t1 given to openspine.analyze", scan_allowed=True)
     base = config.to_dict() if config is not None else {}
     cfg = AnalysisConfig.from_mapping({**base, **options}) if options or config is None else config
     if cfg.engine == "spinenet":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ._command_parser import HelpFormatter
 from ._version import __version__
-from .errors import OpenSpineError
+from .errors import OpenSpineError, UsageError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -52,11 +52,13 @@ _EPILOG_ANALYZE = """examples:
   openspine analyze scan.nii.gz --out out/ --config options.json   # {"grade_levels": "lumbar"}
   openspine analyze t1_slice.png --pixel-spacing 0.6 0.6 --sequence T1 --out out/
 
-exit status: 0 analysed; 1 error (one line says why); 2 bad command line;
+exit status: 0 analysed; 1 error (one line says why); 2 bad command line (an unknown option, or an option
+  value refused, e.g. --pixel-spacing 0 0: one line says why);
   3 nothing in scope: no vertebral body found (in a picture: fewer than three); not sagittal (an axial or
-  coronal series, a picture or a NIfTI without orientation that looks axial or coronal); an image without
-  contrast (all one value); a file whose name says label map (mask, labels, seg …); or the image is stored
-  upside down or facing backwards
+  coronal series, a picture or a NIfTI without orientation that looks axial or coronal, a volume whose header
+  names the wrong axes); an image without contrast (all one value) or of fewer than 64 intensities (a mask);
+  a file whose name says label map (mask, labels, seg …); a picture openspine wrote (its overlay); or the
+  image is stored upside down or facing backwards
   (result.json is still written, with the reason in "out_of_scope"; one line on stderr says it).
 The summary line names every flag. A model answers only inside the scope on its card (sequences, regions,
 levels): outside it a label or grade is withheld, with the reason in result.json, the CSV files, the
@@ -73,8 +75,8 @@ Every file under the input is a case or listed in results/skipped.csv with the r
 truncated or unreadable DICOM, a series of a study that is not read). Reruns skip finished cases. A failed case goes to
 results/failures.csv. A case out of scope (nothing in scope found: no vertebral body, not a sagittal plane, no
 contrast) keeps its outputs and is listed in failures.csv with stage 'scope'. Cohort tables are built from each
-case's result.json, whatever --formats says. Exit code: 1 if any case failed, else 3 if any case is out of scope
-(as 'analyze'), else 0.
+case's result.json, whatever --formats says. Exit code: 2 for a bad command line (e.g. --part 0/3); 1 if any case
+failed or no case at all is found under the input, else 3 if any case is out of scope (as 'analyze'), else 0.
 Optional packages (openspine[distributed] for --cluster/--scheduler, openspine[dicom] for --formats seg,sr) are
 checked before the first case.
 """
@@ -312,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(module.cli_main(list(args.rest), quiet=args.quiet))
         commands = importlib.import_module(".commands", __package__)
         return int(getattr(commands, f"run_{args.command}")(args))
+    except UsageError as exc:  # an option value refused: a bad command line, as argparse's own refusals
+        print(f"openspine {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OpenSpineError as exc:
         logging.getLogger("openspine").debug("error details", exc_info=True)
         print(f"openspine: error: {exc}", file=sys.stderr)

@@ -5,17 +5,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ._logging import get_logger
 from .config import AUTO, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
+from .errors import ConfigError, UsageError
 from .writers import parse_formats, require_for_formats
 
 log = get_logger("cli")
 
 # analyze/demo: nothing in scope (no vertebral body, not a sagittal plane, no contrast, a label map); see --help
 EXIT_OUT_OF_SCOPE = 3
+
+
+@contextmanager
+def _option_values() -> Iterator[None]:
+    """Checks of the command line's option values: a value refused there is a bad command line (UsageError, exit
+    status 2), not a failed analysis."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _series_arg(value: str | None) -> str | int | None:
@@ -36,11 +51,12 @@ def run_info(args: argparse.Namespace) -> int:
     from .io.formats import reader_for
 
     path = Path(args.path)
+    with _option_values():
+        spacing = _spacing_arg(args.pixel_spacing)
     reader = reader_for(path) if path.exists() else None  # load_scan says why a path is missing
     wanted = _series_arg(args.series)
     # each series' role in the study whose main series is the one read (the rule of load_study)
     series_list: list[dict[str, Any]] = reader.list_series(path, wanted) if reader and reader.list_series else []
-    spacing = _spacing_arg(args.pixel_spacing)
     scan = load_scan(path, series=wanted, pixel_spacing=reading_spacing(spacing))
     estimated: str | None = None
     if spacing == AUTO:
@@ -65,6 +81,7 @@ def run_info(args: argparse.Namespace) -> int:
     if scan.source.orientation_unknown:
         summary["orientation_unknown"] = scan.source.orientation_unknown
     try:
+        scan.check_analysable()  # what analyze refuses before any model looks (no contrast, an openspine output)
         view = scan.to_sagittal()
         summary["analysis_layout"] = {"shape": list(view.scan.shape), "orientation": "".join(view.scan.orientation)}
         summary["analysable"] = True
@@ -133,7 +150,8 @@ def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Na
     from .analysis import STAGES, analyze
     from .writers import prepare_output_dir, write_result
 
-    formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
+    with _option_values():
+        formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
     require_for_formats(formats, "--formats seg/sr")  # and a missing extra
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     _check_engine(config)
@@ -197,26 +215,30 @@ def summary_line(path: Path, result: Any) -> str:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    with _option_values():
+        given = {
+            "series": _series_arg(args.series),
+            "pixel_spacing": _spacing_arg(args.pixel_spacing),
+            "detector": args.detector,
+            "grader": args.grader,
+            "grade_levels": args.levels,
+            "sequence": args.sequence,
+            "t1_pixel_spacing": _spacing_arg(args.t1_pixel_spacing, "--t1-pixel-spacing"),
+            "use_t1": False if args.no_t1 else None,
+            "check_orientation": False if args.trust_orientation else None,
+            "paired_grader": args.paired_grader,
+            **_engine_options(args),
+        }
+        given = {k: v for k, v in given.items() if v is not None}
+        AnalysisConfig.from_mapping(given)  # the command line's own values, apart from an options file's (exit 1)
     options: dict[str, Any] = AnalysisConfig.from_file(args.config).to_dict() if args.config else {}
-    given = {
-        "series": _series_arg(args.series),
-        "pixel_spacing": _spacing_arg(args.pixel_spacing),
-        "detector": args.detector,
-        "grader": args.grader,
-        "grade_levels": args.levels,
-        "sequence": args.sequence,
-        "t1_pixel_spacing": _spacing_arg(args.t1_pixel_spacing, "--t1-pixel-spacing"),
-        "use_t1": False if args.no_t1 else None,
-        "check_orientation": False if args.trust_orientation else None,
-        "paired_grader": args.paired_grader,
-        **_engine_options(args),
-    }
-    options.update({k: v for k, v in given.items() if v is not None})
+    options.update(given)
+    config = AnalysisConfig.from_mapping(options)
     if args.t1 is not None and not args.t1.exists():
         from .errors import ScanReadError
 
         raise ScanReadError(f"--t1 '{args.t1}' does not exist")  # before the main series is read
-    return _analyze_to(Path(args.path), Path(args.out), AnalysisConfig.from_mapping(options), args, t1=args.t1)
+    return _analyze_to(Path(args.path), Path(args.out), config, args, t1=args.t1)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -231,14 +253,14 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_batch(args: argparse.Namespace) -> int:
     from .batch.discover import discover_cases
     from .batch.runner import parse_part, run_batch, select_part, tqdm_progress
-    from .errors import ConfigError
 
-    part = parse_part(args.part)
-    formats = parse_formats(args.formats)
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    if args.scheduler and args.cluster:
-        raise ConfigError("give either --scheduler or --cluster, not both")
+    with _option_values():
+        part = parse_part(args.part)
+        formats = parse_formats(args.formats)
+        if args.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+        if args.scheduler and args.cluster:
+            raise ConfigError("give either --scheduler or --cluster, not both")
     if args.dry_run:
         if not Path(args.input_root).is_dir():
             raise ConfigError(f"batch input '{args.input_root}' is not a folder")
@@ -258,17 +280,18 @@ def run_batch(args: argparse.Namespace) -> int:
         for s in skipped:
             print(f"  {s.path}: {s.reason}")
         return 0
-    given = {
-        "pixel_spacing": _spacing_arg(args.pixel_spacing),
-        "grader": args.grader,
-        "grade_levels": args.levels,
-        "sequence": args.sequence,
-        "use_t1": False if args.no_t1 else None,
-        "check_orientation": False if args.trust_orientation else None,
-        "paired_grader": args.paired_grader,
-        **_engine_options(args),
-    }
-    config = AnalysisConfig.from_mapping({k: v for k, v in given.items() if v is not None})  # bad ones: before work
+    with _option_values():
+        given = {
+            "pixel_spacing": _spacing_arg(args.pixel_spacing),
+            "grader": args.grader,
+            "grade_levels": args.levels,
+            "sequence": args.sequence,
+            "use_t1": False if args.no_t1 else None,
+            "check_orientation": False if args.trust_orientation else None,
+            "paired_grader": args.paired_grader,
+            **_engine_options(args),
+        }
+        config = AnalysisConfig.from_mapping({k: v for k, v in given.items() if v is not None})  # before work
     _check_engine(config)
     summary = run_batch(
         args.input_root,

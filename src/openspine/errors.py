@@ -70,5 +70,15 @@ class ConfigError(OpenSpineError, ValueError):
     """An option or configuration value is not valid."""
 
 
+class InputTypeError(ConfigError, TypeError):
+    """An input of a type openspine does not take (a numpy array or a nibabel image where a path or a Scan is
+    expected); the message says how to pass it."""
+
+
+class UsageError(ConfigError):
+    """A command-line option value that is not valid: ``openspine`` exits with status 2, as for any bad command
+    line."""
+
+
 class EngineError(OpenSpineError):
     """Another system's models asked for (``--engine spinenet``) cannot run: its package or weights are missing."""

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import geometry
-from .errors import ImageContentError, NoContrastError, NotSagittalError, UnsupportedScanError
+from .errors import ImageContentError, NoContrastError, NotSagittalError, OutOfScopeError, UnsupportedScanError
 
 # Thick or thin stacks tilted by more than this are resliced rather than permuted (3D volumes only).
 OBLIQUE_RESLICE_DEGREES = 20.0
@@ -42,12 +42,16 @@ class ScanSource:
     # None when the header gives one
     orientation_unknown: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # why the file is no scan to analyse though it reads as one (a picture openspine wrote itself, its overlay), or
+    # None; check_analysable refuses it as out of scope. Never serialised
+    not_a_scan: str | None = field(default=None, compare=False)
     # DICOM input: the headers (no pixel data) of the slices in array order, for the exports that reference them
     # (DICOM SEG/SR); never serialised
     dicom_headers: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("extra", "dicom_headers")}
+        hidden = ("extra", "dicom_headers", "not_a_scan")
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in hidden}
         out.update(self.extra)
         return out
 
@@ -163,8 +167,13 @@ class Scan:
         return self.shape[2] == 1 and geometry.axcodes(self.affine) == ("R", "A", "S")
 
     def check_analysable(self) -> None:
-        """Refuse voxel values that no model can use: NaN/Inf, or an image without contrast."""
+        """Refuse what no model can use: no voxels, NaN/Inf, an image without contrast, or a picture that is an
+        openspine output (:attr:`ScanSource.not_a_scan`, out of scope)."""
+        if self.source.not_a_scan:
+            raise OutOfScopeError(self.source.not_a_scan)
         arr = self.array
+        if arr.size == 0:
+            raise UnsupportedScanError(f"the image holds no voxels: its array has shape {arr.shape}")
         if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
             raise ImageContentError(f"voxel type {arr.dtype} is not a real number type")
         if np.issubdtype(arr.dtype, np.floating):

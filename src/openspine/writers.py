@@ -7,6 +7,8 @@ and the check for optional packages come from there, so a new output is one more
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 import io
 import os
 import tempfile
@@ -41,10 +43,20 @@ def prepare_output_dir(path: str | os.PathLike[str]) -> Path:
     return out
 
 
+@functools.cache
+def _new_file_mode() -> int:
+    """The mode open() gives a new file: 0o666 less the umask (read once; there is no way to read it without
+    setting it)."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` so that ``path`` is either absent/old or complete, never half-written."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _new_file_mode())  # mkstemp's 0600 would hide results from the group on a shared volume
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -107,9 +119,9 @@ class _Outputs:
 
     @cached_property
     def overlay_png(self) -> bytes:
-        from .render.report import png_bytes
+        from .render.overlay import overlay_png_bytes
 
-        return png_bytes(self.result.overlay())
+        return overlay_png_bytes(self.result.overlay())
 
 
 def _json(o: _Outputs) -> tuple[bytes, ...]:
@@ -161,10 +173,16 @@ OUTPUTS: tuple[OutputFormat, ...] = (
     OutputFormat("png", ("overlay.png",), _png, "overlay picture", default=True, needs_image=True),
     OutputFormat("html", ("report.html",), _html, "self-contained report", default=True, needs_image=True),
     OutputFormat("nifti", ("labels.nii.gz",), _nifti, "label map on the input grid", needs_image=True),
-    OutputFormat("seg", ("vertebrae_seg.dcm",), _seg, "DICOM SEG", needs_dicom=True, modules=_DICOM_OUTPUT),
-    OutputFormat("sr", ("measurements_sr.dcm",), _sr, "DICOM SR", needs_dicom=True, modules=_DICOM_OUTPUT),
+    OutputFormat(
+        "seg", ("vertebrae_seg.dcm",), _seg, "DICOM SEG", needs_image=True, needs_dicom=True, modules=_DICOM_OUTPUT
+    ),
+    OutputFormat(
+        "sr", ("measurements_sr.dcm",), _sr, "DICOM SR", needs_image=True, needs_dicom=True, modules=_DICOM_OUTPUT
+    ),
 )
 _BY_NAME = {f.name: f for f in OUTPUTS}
+# every file name an output writes: in a reused folder, the ones a run does not write are an earlier scan's
+OUTPUT_FILES = tuple(name for f in OUTPUTS for name in f.files)
 FORMATS = tuple(_BY_NAME)
 DEFAULT_FORMATS = tuple(f.name for f in OUTPUTS if f.default)
 
@@ -210,22 +228,26 @@ def write_result(
     """Write the chosen outputs (default ``result.json``, CSVs, ``overlay.png``, ``report.html``).
 
     ``result.json`` is checked against the schema and written last, so its presence marks a finished case.
+    DICOM SEG/SR are skipped for a scan not read from DICOM (one warning; ``steps_not_run`` in result.json says
+    so). Output files of an earlier run in the folder that this run does not write are removed.
     """
     from .schema import validate_result
 
     chosen = [_BY_NAME[name] for name in parse_formats(formats)]
     out = prepare_output_dir(out_dir)
-    document = result.to_dict()
-    validate_result(document)
     needs_image = sorted(f.name for f in chosen if f.needs_image)
     if needs_image and result.view is None:
         raise OutputError(f"{', '.join(needs_image)} output needs the image; this result holds none")
+    chosen, result = _without_dicom_outputs(chosen, result)
+    document = result.to_dict()
+    validate_result(document)
     outputs = _Outputs(result, document)
     payloads: list[tuple[str, bytes]] = []
     for f in sorted(chosen, key=lambda f: (f.name == "json", OUTPUTS.index(f))):
         payloads.extend(zip(f.files, f.write(outputs), strict=True))
     files: dict[str, Path] = {}
     try:
+        _remove_stale_outputs(out, {name for name, _ in payloads}, result)
         for name, data in payloads:
             atomic_write_bytes(out / name, data)
             files[name] = out / name
@@ -233,3 +255,36 @@ def write_result(
         raise OutputError(f"cannot write results into '{out}': {exc.strerror or exc}") from exc
     log.info("wrote %s", ", ".join(files))
     return files
+
+
+def _without_dicom_outputs(
+    chosen: list[OutputFormat], result: AnalysisResult
+) -> tuple[list[OutputFormat], AnalysisResult]:
+    """``chosen`` less the DICOM outputs when the scan was not read from DICOM, and the result with a
+    ``steps_not_run`` entry for each one left out (the other outputs are still written)."""
+    dicom = [f for f in chosen if f.needs_dicom]
+    source = result.view.input.source if result.view is not None else None
+    if not dicom or (source is not None and source.format == "dicom" and source.path):
+        return chosen, result
+    kind = source.format if source is not None else "unknown"
+    why = f"made for DICOM input only; this scan was read from {kind}"
+    log.warning("%s not written: %s", " and ".join(f.description for f in dicom), why)
+    not_run = {**result.steps_not_run, **{f"{f.name} output": f"{f.description} is {why}" for f in dicom}}
+    return [f for f in chosen if not f.needs_dicom], dataclasses.replace(result, steps_not_run=not_run)
+
+
+def _remove_stale_outputs(out: Path, writing: set[str], result: AnalysisResult) -> None:
+    """Remove the output files of an earlier run in ``out`` that this run does not write, so that no earlier
+    scan's CSVs or overlay stay beside the new result.json; other files are never touched."""
+    source = result.input.path
+    stale = []
+    for name in OUTPUT_FILES:
+        path = out / name
+        if name in writing or not path.is_file() or path.is_symlink():
+            continue
+        if source and Path(source).exists() and path.samefile(source):
+            continue  # the scan analysed now (a picture named overlay.png): never remove an input
+        path.unlink()
+        stale.append(name)
+    if stale:
+        log.info("removed %s from '%s': an earlier run's output(s) that this run does not write", ", ".join(stale), out)

@@ -160,7 +160,9 @@ def test_pictures_are_skipped_without_a_pixel_spacing_and_analysed_with_one(
     Image.fromarray(np.ascontiguousarray(stored[:, ::-1])).save(root / "p31-front-right.png")  # as some viewers show it
     cases, skipped = discover_cases(root)
     assert cases == [] and all("--pixel-spacing" in s.reason for s in skipped) and len(skipped) == 2
-    assert main(["-q", "batch", str(root), "--out", str(tmp_path / "skip")]) == 0
+    # no case at all: an error, and skipped.csv says why each picture was passed over
+    assert main(["-q", "batch", str(root), "--out", str(tmp_path / "skip")]) == 1
+    assert "no inputs found under" in capsys.readouterr().err
     assert len(_read_csv(tmp_path / "skip" / "skipped.csv")) == 2
     cases, skipped = discover_cases(root, pictures=True)
     assert sorted(c.case_id for c in cases) == ["p21", "p31-front-right"] and skipped == []

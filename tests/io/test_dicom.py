@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -772,3 +773,107 @@ def test_cli_info_lists_the_series_and_marks_the_chosen_one(tmp_path: Path, caps
     assert info["chosen_series"] == uids["t1"]
     assert [s["chosen"] for s in info["series_found"]] == [False, False, True]  # the default stays marked
     assert info["shape"] == [64, 64, 8] and info["analysable"] is True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MONOCHROME1, links and special files, a DICOMDIR given as a file
+# --------------------------------------------------------------------------------------------------------------
+def _gradient_volume() -> np.ndarray:
+    """Pixels with no symmetry between low and high values, so an inverted copy never reads as the original."""
+    i, j, k = np.mgrid[0:24, 0:20, 0:4]
+    return (40 + 30 * k + 7 * i + 3 * j + (i * j) % 11).astype(np.uint16)
+
+
+def _as_monochrome1(folder: Path, stored: np.ndarray, affine: np.ndarray, **options: object) -> None:
+    """The volume written as MONOCHROME1 stores it: ``max + min - value``, shown low-is-white by viewers."""
+    flipped = (int(stored.max()) + int(stored.min()) - stored.astype(np.int64)).astype(stored.dtype)
+    _, files = write_series(folder, flipped, affine, **options)  # type: ignore[arg-type]
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.PhotometricInterpretation = "MONOCHROME1"
+        ds.save_as(f, enforce_file_format=True)
+
+
+@pytest.mark.parametrize("rescale", [{}, {"slope": 0.5, "intercept": -100.0}], ids=["stored", "rescaled"])
+def test_monochrome1_reads_as_its_monochrome2_copy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, rescale: dict[str, float]
+) -> None:
+    stored = _gradient_volume()
+    affine = make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN)
+    write_series(tmp_path / "mono2", stored, affine, **rescale)  # type: ignore[arg-type]
+    _as_monochrome1(tmp_path / "mono1", stored, affine, **rescale)
+    mono2 = read_folder(tmp_path / "mono2")
+    with caplog.at_level(logging.INFO, logger="openspine"):
+        mono1 = read_folder(tmp_path / "mono1")
+    assert mono1.array.dtype == mono2.array.dtype
+    np.testing.assert_array_equal(mono1.array, mono2.array)  # high values bright, as in the MONOCHROME2 copy
+    assert_allclose(mono1.affine, mono2.affine, atol=1e-9)
+    assert any("MONOCHROME1" in r.getMessage() and "inverted" in r.getMessage() for r in caplog.records)
+    assert mono1.source.extra["photometric_interpretation"] == "MONOCHROME1 (read inverted)"
+    assert "photometric_interpretation" not in mono2.source.extra
+
+
+def _series_with_bad_entries(root: Path) -> Path:
+    write_series(root, _gradient_volume(), make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN))
+    os.symlink("/nonexistent/IM9999.dcm", root / "IM9999.dcm")  # dangling
+    os.symlink("self.dcm", root / "self.dcm")  # a loop
+    os.symlink(root / "IM0000.dcm", root / "alias.dcm")  # a link to a readable file: read like the file itself
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(root / "pipe.dcm")  # opening it would block until a writer came
+    return root
+
+
+def test_broken_links_loops_and_fifos_are_skipped_and_the_series_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    root = _series_with_bad_entries(tmp_path / "study")
+    got: dict[str, object] = {}
+
+    def read() -> None:
+        try:
+            got["scan"] = load_scan(root)
+        except Exception as exc:  # reported below, with the test's own assertion
+            got["error"] = exc
+
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        worker = threading.Thread(target=read, daemon=True)  # a FIFO that is opened blocks: never wait on it
+        worker.start()
+        worker.join(timeout=60)
+    assert not worker.is_alive(), "discovery opened a FIFO and hangs"
+    assert "error" not in got, got.get("error")
+    scan = got["scan"]
+    assert isinstance(scan, Scan)
+    np.testing.assert_array_equal(scan.array, _gradient_volume())
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "IM9999.dcm': a broken symbolic link" in said and "self.dcm': a symbolic link in a loop" in said
+    if hasattr(os, "mkfifo"):
+        assert "pipe.dcm': a named pipe (FIFO)" in said
+        assert not is_dicom_file(root / "pipe.dcm")  # sniffing a FIFO does not open it either
+    # the copy behind the link is the same image, left out as such rather than read twice
+    assert [s.n_slices for s in discover_series(root)] == [4]
+
+
+def test_a_folder_holding_only_a_broken_link_says_so(tmp_path: Path) -> None:
+    (tmp_path / "study").mkdir()
+    os.symlink("/nonexistent/IM0001.dcm", tmp_path / "study" / "IM0001.dcm")
+    with pytest.raises(ScanReadError, match="no file that can be read.*a broken symbolic link"):
+        discover_series(tmp_path / "study")
+
+
+def test_a_dicomdir_file_is_read_as_its_folder(tmp_path: Path) -> None:
+    from pydicom.fileset import FileSet
+
+    write_series(tmp_path / "plain", _gradient_volume(), make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN))
+    fs = FileSet()
+    for f in sorted((tmp_path / "plain").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.StudyDate, ds.StudyTime, ds.StudyID = "20240101", "120000", "1"  # a file set's study record needs them
+        fs.add(ds)
+    fs.write(tmp_path / "cd")
+    dicomdir = tmp_path / "cd" / "DICOMDIR"
+    assert dicomdir.is_file()
+    np.testing.assert_array_equal(load_scan(dicomdir).array, load_scan(tmp_path / "cd").array)
+    assert [s["n_slices"] for s in list_series(dicomdir)] == [4]
+    assert [s.n_slices for s in discover_series(dicomdir)] == [4]

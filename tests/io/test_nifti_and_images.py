@@ -143,3 +143,73 @@ def test_a_nifti_whose_affine_is_singular_is_refused_in_one_line(tmp_path: Path,
     with pytest.raises(GeometryError, match="no usable orientation: the sform of its header \\(code 1\\)") as refused:
         load_scan(path)
     assert "\n" not in str(refused.value) and "fix the header's sform" in str(refused.value)
+
+
+def test_a_nifti_without_voxels_names_its_real_shape(tmp_path: Path) -> None:
+    path = tmp_path / "empty.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((0, 10, 3), np.uint8), np.eye(4)), str(path))
+    with pytest.raises(UnsupportedScanError, match=r"holds no voxels: its header gives the shape \(0, 10, 3\)"):
+        load_scan(path)
+
+
+def _upright() -> np.ndarray:
+    """A picture with no symmetry: any turn or mirror of it differs from it."""
+    i, j = np.mgrid[0:40, 0:30]
+    return (3 * i + j + (i * j) % 7).astype(np.uint8)
+
+
+# EXIF orientation → the transpose that makes the stored pixels out of the upright picture (its inverse is what a
+# viewer applies): 6 = stored turned 90° anticlockwise (shown after a clockwise turn), 8 = the other way, 3 = 180°
+@pytest.mark.parametrize(
+    ("orientation", "stored_as"),
+    [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270), (3, Image.Transpose.ROTATE_180)],
+)
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_picture_is_read_as_its_exif_orientation_shows_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, orientation: int, stored_as: Image.Transpose, suffix: str
+) -> None:
+    import logging
+
+    path = tmp_path / f"turned{suffix}"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(_upright()).transpose(stored_as).save(
+        path, exif=exif, **({"quality": 100} if suffix == ".jpg" else {})
+    )
+    with caplog.at_level(logging.INFO, logger="openspine"):
+        scan = load_scan(path, pixel_spacing=0.5)
+    assert scan.shape == (40, 30, 1)
+    tol = 3 if suffix == ".jpg" else 0  # JPEG is lossy even at quality 100
+    np.testing.assert_allclose(scan.array[:, :, 0], _upright(), atol=tol)
+    assert any("EXIF orientation" in r.getMessage() for r in caplog.records)
+
+
+def test_a_picture_without_exif_orientation_is_read_as_stored(tmp_path: Path) -> None:
+    path = tmp_path / "plain.png"
+    Image.fromarray(_upright()).save(path)
+    np.testing.assert_array_equal(load_scan(path, pixel_spacing=0.5).array[:, :, 0], _upright())
+
+
+def test_an_openspine_overlay_is_refused_as_out_of_scope(tmp_path: Path) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    from openspine.errors import OutOfScopeError
+
+    info = PngInfo()
+    info.add_text("Software", "openspine 0.0")
+    info.add_text("openspine-output", "overlay")
+    path = tmp_path / "overlay.png"
+    Image.fromarray(_upright()).save(path, pnginfo=info)
+    scan = load_scan(path, pixel_spacing=0.5)  # read, so that the analysis can say why it stops
+    with pytest.raises(OutOfScopeError, match=r"openspine output \(overlay\), not a scan: analyse the scan it was"):
+        scan.check_analysable()
+    assert "not_a_scan" not in scan.source.to_dict()  # kept out of result.json's input
+    # what openspine's overlay writer makes is refused the same way
+    from openspine.render.overlay import overlay_png_bytes
+
+    (tmp_path / "written.png").write_bytes(overlay_png_bytes(Image.fromarray(_upright()).convert("RGB")))
+    with pytest.raises(OutOfScopeError, match="openspine output"):
+        load_scan(tmp_path / "written.png", pixel_spacing=0.5).check_analysable()
+    # the same picture without openspine's key is a picture like any other
+    Image.fromarray(_upright()).save(tmp_path / "plain.png", pnginfo=PngInfo())
+    load_scan(tmp_path / "plain.png", pixel_spacing=0.5).check_analysable()

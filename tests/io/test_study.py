@@ -217,3 +217,30 @@ def test_info_shows_each_series_role_next_to_its_sequence(
     assert main(["info", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "not used: not sagittal" in next(line for line in out.splitlines() if "localizer" in line)
+
+
+def test_the_main_series_text_says_whether_analyze_grades_it() -> None:
+    """The role text follows the grader's card scope, as analyze does: a STIR or other main series is not graded."""
+    from openspine.io.roles import grading_withheld
+
+    texts = {seq: series_roles([_info(3, "sagittal", 15, seq)])[0].text() for seq in ("T2", "STIR", "other", "T1")}
+    assert texts == {
+        "T2": "main (graded)",
+        "STIR": "main (not graded: STIR)",
+        "other": "main (not graded: other sequence)",
+        "T1": "main (not graded: T1)",
+    }
+    assert series_roles([_info(3, "sagittal", 15, None)])[0].text() == "main (graded if the image reads as T2)"
+    assert grading_withheld("T2") is None and "trained on T2 only" in str(grading_withheld("STIR"))
+
+
+def test_info_says_a_stir_main_series_is_not_graded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from openspine.cli import main
+
+    i, j, k = np.mgrid[0:32, 0:32, 0:4]
+    volume = (50 + 20 * k + 3 * i + j).astype(np.uint16)
+    sag = make_affine(np.array([[0, 0, 1], [0, -1, 0], [-1, 0, 0]], float), (0.7, 0.7, 3.5), (0.0, 0.0, 0.0))
+    write_series(tmp_path / "tirm", volume, sag, description="t2_tirm_sag")
+    assert main(["info", str(tmp_path / "tirm")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "t2_tirm_sag" in x)
+    assert "STIR" in line and line.endswith("— main (not graded: STIR)"), line

@@ -63,3 +63,47 @@ def test_timing_rules_edges() -> None:
     assert sequence_from_timing(1500.0, 61.0) is None
     assert sequence_from_timing(None, 10.0) is None
     assert sequence_from_timing(4000.0, 50.0, ti_ms=160.0, inversion_recovery=True) == "STIR"
+
+
+# gradient-echo T2* (MEDIC, MERGE, multi-echo), steady-state and Dixon series are no T2 spin echo, whatever the name
+NOT_T2 = [
+    {"SeriesDescription": "t2_me2d_sag", "SequenceName": "*me2d1r3", "ScanningSequence": "GR"},
+    {"SeriesDescription": "t2_me2d_sag", "SequenceName": "*me2d1r3"},  # the name alone
+    {"SeriesDescription": "t2_tse_sag", "ScanningSequence": "GR"},  # the scanning sequence alone
+    {"SeriesDescription": "SAG T2*", "ScanningSequence": "GR"},
+    {"SeriesDescription": "sag t2 medic"},
+    {"SeriesDescription": "Sag T2 MERGE", "ScanningSequence": "GR"},
+    {"SeriesDescription": "T2W_FFE", "ScanningSequence": "GR"},
+    {"SeriesDescription": "t2 fiesta sag"},
+    {"SeriesDescription": "t2_trufi_sag"},
+    {"SeriesDescription": "sT2W_bFFE"},
+    {"SeriesDescription": "t2_tse_dixon_sag_W", "ImageType": ["DERIVED", "PRIMARY", "DIXON", "WATER"]},
+    {"SeriesDescription": "t2_tse_dixon_sag_opp"},
+    {"SeriesDescription": "t2_tse_sag_W", "ImageType": ["DERIVED", "PRIMARY", "DIXON", "WATER"]},
+    {"SeriesDescription": "t2_tse_sag_F", "ImageType": ["DERIVED", "PRIMARY", "DIXON", "FAT"]},
+    {"SeriesDescription": "t2_tse_sag_in", "ImageType": ["DERIVED", "PRIMARY", "DIXON", "IN_PHASE"]},
+    {"SeriesDescription": "sag", "ScanningSequence": "GR", "RepetitionTime": 3500, "EchoTime": 95},  # timing alone
+]
+
+
+@pytest.mark.parametrize("fields", NOT_T2)
+def test_gradient_echo_and_dixon_series_are_not_t2(fields: dict[str, object]) -> None:
+    assert sequence_from_header(_ds(**fields)) == "other"
+
+
+# real T2 spin-echo headers keep their call, and a T1 gradient echo stays T1
+STILL = [
+    ({"SeriesDescription": "t2_tse_sag", "SequenceName": "*tse2d1_15", "ScanningSequence": "SE"}, "T2"),
+    ({"SeriesDescription": "T2W_TSE", "ScanningSequence": "SE", "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]}, "T2"),
+    ({"SeriesDescription": "Sag T2 FSE", "ScanningSequence": ["SE"], "RepetitionTime": 3000, "EchoTime": 100}, "T2"),
+    ({"SeriesDescription": "T2 GRASE", "ScanningSequence": ["SE", "GR"]}, "T2"),  # a spin echo train
+    ({"SeriesDescription": "t1_fl2d_sag", "ScanningSequence": "GR"}, "T1"),
+    ({"SeriesDescription": "t1_tse_dixon_sag_W", "ImageType": ["DERIVED", "PRIMARY", "DIXON", "WATER"]}, "T1"),
+    ({"SeriesDescription": "t2_tirm_sag", "SequenceName": "*tir2d1_15"}, "STIR"),
+]
+
+
+@pytest.mark.parametrize(("fields", "expected"), STILL)
+def test_spin_echo_t2_and_other_calls_are_unchanged(fields: dict[str, object], expected: str) -> None:
+    assert sequence_from_header(_ds(**fields)) == expected
+    assert dicom._sequence_hint(_ds(**fields)) == expected

@@ -8,6 +8,7 @@ end-to-end tests with real detections are in test_outputs_end_to_end.py.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -119,11 +120,11 @@ def test_seg_and_sr_do_not_read_the_source_series_again(dicom_result, tmp_path: 
 def test_seg_needs_dicom_input(tmp_path: Path) -> None:
     pytest.importorskip("highdicom")
     from openspine.data import demo_scan_path
-    from openspine.errors import OutputError
 
     result = analyze(demo_scan_path())
-    with pytest.raises(OutputError, match="need DICOM input"):
-        write_result(result, tmp_path / "o", "seg")
+    files = write_result(result, tmp_path / "o", "seg")  # skipped, with the reason in result.json
+    assert list(files) == ["result.json"]
+    assert "DICOM input only" in json.loads(files["result.json"].read_text())["steps_not_run"]["seg output"]
 
 
 def test_overlay_and_report(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,10 +1,11 @@
 """Find the cases under a cohort folder: DICOM studies, NIfTI files, BIDS datasets, and PNG/JPEG pictures when the
 run is given their pixel spacing.
 
-Every candidate becomes a case, also a broken one (an empty folder, a study without a sagittal series): it
-then fails in the run and is reported in failures.csv, instead of silently vanishing. Every other file under the
-root is listed as skipped with the reason: label maps, sidecars, other BIDS modalities, files that are not
-scans, hidden files and folders, DICOM files that are unreadable or truncated or hold no image, and the series of a
+Every candidate becomes a case, also a broken one (a study without a sagittal series): it then fails in the run
+and is reported in failures.csv, instead of silently vanishing. Every other file under the root is listed as
+skipped with the reason: label maps, sidecars, other BIDS modalities, files that are not scans, hidden files and
+folders, empty folders, broken or looping symbolic links and anything that is not a regular file (a named pipe is
+never opened), DICOM files that are unreadable or truncated or hold no image, and the series of a
 DICOM study that its case does not read (STIR, a second T1, axial series, ...; the role rule of
 :func:`openspine.io.load_study`). A DICOM study's sagittal T1 series is part of its case, read beside the main
 series; in a BIDS ``anat`` folder a ``_T2w`` and a ``_T1w`` file whose other entities agree are one case (the T2w
@@ -14,8 +15,10 @@ skipped.csv: nothing under the root vanishes unaccounted for.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,7 +52,7 @@ class Case:
 
     case_id: str
     path: str
-    kind: str  # a reader's name ("dicom", "nifti"), "bids" or "empty"
+    kind: str  # a reader's name ("dicom", "nifti") or "bids"
     series: str | None = None
     problem: str | None = None
     t1: str | None = None
@@ -86,16 +89,24 @@ def discover_cases(root: str | os.PathLike[str], pictures: bool = False) -> tupl
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         rel_dir = here.relative_to(root)
-        skipped.extend(Skipped(str(rel_dir / d) + os.sep, "hidden") for d in dirnames if d.startswith("."))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if not filenames and not dirnames and here != root:
-            cases.append(Case(_safe_id(str(rel_dir)), str(here), "empty", problem=f"'{here}' is an empty folder"))
+            skipped.append(Skipped(str(rel_dir) + os.sep, "empty folder"))  # no case: nothing in it to fail
             continue
+        for d in dirnames:
+            if d.startswith("."):
+                skipped.append(Skipped(str(rel_dir / d) + os.sep, "hidden"))
+            elif (here / d).is_symlink():  # os.walk does not follow it
+                skipped.append(Skipped(str(rel_dir / d) + os.sep, "symbolic link to a folder (not followed)"))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
         for name in sorted(filenames):
             path = here / name
             rel = path.relative_to(root)
             if name.startswith("."):
                 skipped.append(Skipped(str(rel), "hidden"))
+                continue
+            why = _not_a_readable_file(path)
+            if why is not None:
+                skipped.append(Skipped(str(rel), why))
                 continue
             reader = reader_for_name(name)
             if reader is not None:
@@ -166,6 +177,25 @@ def _file_case(reader: Reader, path: Path, rel: Path, skipped: list[Skipped], pi
     return []
 
 
+def _not_a_readable_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file (a broken or looping symbolic link, a named pipe, a socket or device,
+    no read permission), or None. Only stat is used: opening a named pipe would wait forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "cannot be read: a loop of symbolic links"
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return f"cannot be read: broken symbolic link (its target '{os.readlink(path)}' does not exist)"
+        return f"cannot be read: {exc.strerror or exc}"
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        return f"not a regular file ({kind})"
+    if not os.access(path, os.R_OK):
+        return "cannot be read: permission denied"
+    return None
+
+
 def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[Case]:
     """One case per DICOM study: its main series and the T1 series beside it, by the role rule of
     :func:`openspine.io.load_study` (the main series as single-scan mode chooses it).
@@ -187,7 +217,7 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
     if not dicom_files:
         return []
     try:
-        series = discover_series(root)
+        series = discover_series(root)  # it leaves out the entries that are not regular files, as here
     except ScanReadError as exc:  # DICOM files, but none with images: each is listed as skipped below
         log.debug("no DICOM image series under %s: %s", root, exc)
         series = []

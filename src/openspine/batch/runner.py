@@ -13,7 +13,7 @@ from typing import Any
 
 from .._logging import get_logger
 from ..config import AnalysisConfig
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError, OutputError, ScanReadError
 from .case import CaseStatus, case_dir, finished_status, is_finished, process_case, remove_stale_temporaries
 from .discover import Case, discover_cases
 from .tables import build_cohort_tables, prefetch_parquet_writer, write_failures, write_skipped
@@ -274,7 +274,8 @@ def run_batch(
     progress: Callable[[Iterable[CaseStatus], int], Iterable[CaseStatus]] | None = None,
 ) -> BatchSummary:
     """Process every case under ``input_root`` into ``out_root`` with the analysis options ``config`` (default:
-    :class:`~openspine.config.AnalysisConfig`'s defaults); never stops for one bad case."""
+    :class:`~openspine.config.AnalysisConfig`'s defaults); never stops for one bad case. Raises ScanReadError when
+    no case at all is found under ``input_root`` (skipped.csv says why each entry there was passed over)."""
     from .._optional import DISTRIBUTED_MODULES, require_optional
     from ..writers import prepare_output_dir, require_for_formats
 
@@ -286,9 +287,11 @@ def run_batch(
     root = Path(input_root)
     if not root.is_dir():
         raise ConfigError(f"batch input '{root}' is not a folder")
+    if Path(out_root).resolve().is_relative_to(root.resolve()):  # before the folder is made: it would be a case
+        raise ConfigError(
+            f"the output folder '{out_root}' lies inside the input folder '{root}'; choose one outside it"
+        )
     out = prepare_output_dir(out_root)
-    if out.resolve().is_relative_to(root.resolve()):
-        raise ConfigError(f"the output folder '{out}' lies inside the input folder '{root}'; choose one outside it")
     config = config if config is not None else AnalysisConfig()
     with OutputLock(out, part):
         (out / "cases").mkdir(exist_ok=True)
@@ -297,6 +300,10 @@ def run_batch(
             log.info("removed %d unfinished case folder(s) left by an interrupted run", removed)
         found, skipped_files = discover_cases(root, pictures=config.pixel_spacing is not None)
         write_skipped(out, skipped_files)
+        if not found:  # a wrong or empty root must not pass as a successful run
+            n = len(skipped_files)
+            why = f"the {n} entries there are listed in {out / 'skipped.csv'} with the reason" if n else "it is empty"
+            raise ScanReadError(f"no inputs found under '{root}': {why}")
         cases = select_part(found, part)
         todo = [c for c in cases if overwrite or not is_finished(case_dir(out, c.case_id))]
         summary = BatchSummary(files_skipped=len(skipped_files))

@@ -36,6 +36,7 @@ from ..errors import GeometryError, ScanReadError, SeriesSelectionError, Unsuppo
 from ..recognition.header import sequence_from_header
 from ..scan import Scan, ScanSource
 from .image2d import PICTURE_SUFFIXES
+from .paths import dicomdir_folder, not_a_regular_file
 from .roles import ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
 
 log = get_logger("io.dicom")
@@ -102,6 +103,8 @@ def _looks_like_raw_dicom(head: bytes) -> bool:
 def is_dicom_file(path: Path) -> bool:
     """True when ``path`` is a DICOM file: the 'DICM' marker at byte 128, or a parseable preamble-less stream."""
     path = Path(path)
+    if not_a_regular_file(path) is not None:  # never open a FIFO: it blocks until a writer comes
+        return False
     try:
         with open(path, "rb") as fp:
             head = fp.read(132)
@@ -146,8 +149,12 @@ class _UnreadableHeader(Exception):
 def _read_header(path: Path) -> tuple[Dataset, bool] | None:
     """The header of a DICOM file (no pixel data) and whether the file holds pixel data; None if not DICOM.
 
-    Raises _UnreadableHeader for a file with the DICOM marker whose header cannot be parsed.
+    Raises _UnreadableHeader for a file with the DICOM marker whose header cannot be parsed, ScanReadError for a
+    path that cannot be read or is no regular file (a FIFO is never opened: that blocks).
     """
+    special = not_a_regular_file(path)
+    if special is not None:
+        raise ScanReadError(f"cannot read '{path}': {special}")
     try:
         with open(path, "rb") as fp:
             head = fp.read(132)
@@ -234,12 +241,22 @@ class SeriesInfo:
         }
 
 
-def _walk_files(root: Path) -> list[Path]:
+def _walk_files(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The regular files under ``root`` (symbolic links to regular files included) and the entries left out with the
+    reason: broken or looping links, FIFOs, sockets and devices, which are never opened (opening a FIFO blocks)."""
     out: list[Path] = []
+    left_out: list[tuple[Path, str]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()  # deterministic order, hence deterministic series indices
-        out.extend(Path(dirpath) / f for f in sorted(filenames))
-    return out
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            why = not_a_regular_file(path)
+            if why is None:
+                out.append(path)
+            else:
+                left_out.append((path, why))
+                log.warning("skipping '%s': %s", path, why)
+    return out, left_out
 
 
 def discover_series(root: Path, *, display_path: Path | None = None) -> list[SeriesInfo]:
@@ -250,16 +267,25 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     by SeriesNumber, then description and UID; its index is the one ``openspine info`` shows.
     ``display_path`` names the input in messages when ``root`` is a temporary folder (an extracted zip).
     """
-    root = Path(root)
-    shown = display_path if display_path is not None else root
+    root = dicomdir_folder(Path(root))
+    shown = dicomdir_folder(display_path) if display_path is not None else root
     if not root.exists():
         raise ScanReadError(f"'{shown}' does not exist")
-    if root.is_file():
-        candidates = [root]
-    else:
-        candidates = _walk_files(root)
-        if not candidates:
+    left_out: list[tuple[Path, str]] = []
+    if root.is_dir():
+        candidates, left_out = _walk_files(root)
+        if not candidates and not left_out:
             raise ScanReadError(f"'{shown}' is an empty folder: no files to read")
+        if not candidates:
+            raise ScanReadError(
+                f"'{shown}' holds no file that can be read, only {len(left_out)} link(s) or special file(s), e.g. "
+                f"'{left_out[0][0]}': {left_out[0][1]}"
+            )
+    else:
+        why = not_a_regular_file(root)
+        if why is not None:
+            raise ScanReadError(f"'{shown}' is {why}" if why.startswith("a ") else f"'{shown}' {why}")
+        candidates = [root]
 
     groups: dict[str, list[tuple[Path, Dataset]]] = {}
     n_dicom = 0
@@ -331,7 +357,8 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
             f"'{shown}' holds {n_dicom} DICOM files but none with image pixel data ({kinds}): these are reports, "
             "presentation states or similar objects, not images; point openspine at the image series"
         )
-    damaged = tuple(f"{_rel_name(p, root)} ({why})" for p, why in unreadable)
+    # a broken link may be the slice a series misses: a read error names it with the damaged files
+    damaged = tuple(f"{_rel_name(p, root)} ({why})" for p, why in [*unreadable, *left_out])
     found = []
     for uid, items in groups.items():
         own = {p for p, _ in items}
@@ -613,9 +640,20 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
         if "PixelData" in datasets[idx]:
             del datasets[idx].PixelData  # free the encoded bytes as soon as they are decoded
     array = _assemble(ordered, pixels)
+    inverted = _monochrome1_frames(ordered, datasets)
+    if inverted.any():
+        array = _invert(array, inverted)
+        log.info(
+            "series %s is stored MONOCHROME1 (low values bright) in %d of %d slices: read inverted, high values bright",
+            info.describe(),
+            int(inverted.sum()),
+            len(ordered),
+        )
 
     first = datasets[ordered[0].file]
     extra: dict[str, Any] = {"transfer_syntax": _transfer_syntax(first).name}
+    if inverted.any():
+        extra["photometric_interpretation"] = "MONOCHROME1 (read inverted)"
     # SOP instance (and frame) of every slice in array order, so exports (DICOM SEG/SR) can reference them
     extra["slice_sop_instance_uids"] = [str(datasets[fr.file].get("SOPInstanceUID", "")) for fr in ordered]
     extra["slice_frames"] = [fr.frame for fr in ordered]
@@ -967,6 +1005,23 @@ def _assemble(ordered: list[_Frame], pixels: dict[int, NDArray[Any]]) -> NDArray
         else:
             # float64 arithmetic, then one rounding to float32, so the result does not depend on the stored dtype
             out[:, :, k] = (plane.astype(np.float64) * fr.slope + fr.intercept).astype(np.float32)
+    return out
+
+
+def _monochrome1_frames(ordered: list[_Frame], datasets: list[Dataset]) -> NDArray[np.bool_]:
+    """Which slices (in array order) are stored MONOCHROME1: their lowest value is shown white."""
+    kinds = [str(datasets[fr.file].get("PhotometricInterpretation", "")).strip().upper() for fr in ordered]
+    return np.asarray([k == "MONOCHROME1" for k in kinds], dtype=bool)
+
+
+def _invert(array: NDArray[Any], which: NDArray[np.bool_]) -> NDArray[Any]:
+    """The slices ``which`` (the last axis) as displayed: ``max + min - value`` after rescale, max and min over all
+    of those slices, so one tissue keeps one value across the series and the values keep their range and dtype."""
+    part = array[:, :, which]
+    lo, hi = float(np.min(part)), float(np.max(part))
+    out = array.copy()
+    # float64 arithmetic: hi + lo can overflow the stored integer type, the result never leaves [lo, hi]
+    out[:, :, which] = (hi + lo - part.astype(np.float64)).astype(array.dtype)
     return out
 
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .._logging import get_logger
 from ..errors import ConfigError, ScanReadError
 from ..geometry import MAX_EXTENT_MM
 from ..scan import Scan, ScanSource
 
+log = get_logger("io.image2d")
+
 
 def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) -> Scan:
-    """A sagittal slice (head up, anterior left, as displayed) with the given row/column spacing in mm."""
+    """A sagittal slice (head up, anterior left, as displayed: its EXIF orientation applied) with the given row/column
+    spacing in mm. A PNG that openspine wrote (its overlay) is read with ``ScanSource.not_a_scan`` saying so."""
     if pixel_spacing is None:
         raise ConfigError(
             f"'{path.name}' is a 2D picture, which carries no pixel size. Give it with --pixel-spacing ROW COL "
@@ -22,15 +28,43 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
     sp = (float(pixel_spacing), float(pixel_spacing)) if np.isscalar(pixel_spacing) else tuple(pixel_spacing)  # type: ignore[arg-type]
     if len(sp) != 2 or not all(np.isfinite(s) and s > 0 for s in sp):
         raise ConfigError(f"pixel spacing must be two positive numbers in mm, got {pixel_spacing!r}")
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            output = _openspine_output(im)
+            turn = im.getexif().get(_EXIF_ORIENTATION, 1)
+            if turn not in (None, 1):
+                # phones and exporters store the pixels turned and say so in EXIF; viewers show them turned back
+                log.info("'%s' is turned by its EXIF orientation (%s): read as viewers show it", path.name, turn)
+                im = ImageOps.exif_transpose(im)
             arr = np.asarray(im.convert("F") if im.mode not in ("L", "I;16", "I") else im)
     except (UnidentifiedImageError, OSError) as exc:
         raise ScanReadError(f"cannot read '{path}' as an image: {exc}") from exc
     check_picture_extent(arr.shape[:2], (sp[0], sp[1]))
-    return Scan(arr[:, :, None], picture_affine(sp[0], sp[1]), ScanSource(path=str(path), format="image"))
+    not_a_scan = (
+        f"this picture is an openspine output ({output}), not a scan: analyse the scan it was made from"
+        if output
+        else None
+    )
+    source = ScanSource(path=str(path), format="image", not_a_scan=not_a_scan)
+    return Scan(arr[:, :, None], picture_affine(sp[0], sp[1]), source)
+
+
+_EXIF_ORIENTATION = 0x0112
+
+
+def _openspine_output(im: Any) -> str | None:
+    """What openspine output a picture is (``"overlay"``) by the PNG text its writer puts in, or None for any other
+    picture."""
+    from ..render.overlay import OUTPUT_KEY
+
+    try:
+        text = getattr(im, "text", None) or im.info  # a PNG's text chunks, also those after the pixels
+    except (OSError, ValueError, SyntaxError):  # a damaged text chunk: read as a plain picture
+        text = im.info
+    value = text.get(OUTPUT_KEY) if isinstance(text, Mapping) else None
+    return str(value) if value is not None else None
 
 
 def check_picture_extent(shape: tuple[int, ...], spacing_mm: tuple[float, float]) -> None:

@@ -30,7 +30,12 @@ def read_nifti(path: Path) -> Scan:
 
     try:
         img: Any = nib.load(str(path))
+        shape = tuple(int(n) for n in img.shape)
+        if 0 in shape:  # nibabel reads an empty image as shape (0,), which would hide the header's shape
+            raise UnsupportedScanError(f"'{path}' holds no voxels: its header gives the shape {shape}")
         arr = np.asanyarray(img.dataobj)
+    except UnsupportedScanError:
+        raise
     except Exception as exc:  # nibabel raises many types for a damaged file
         raise ScanReadError(f"cannot read '{path}' as NIfTI: {exc}") from exc
     # NIfTI stores extra singleton dimensions for 2D and some 3D exports; drop only trailing ones

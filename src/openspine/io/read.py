@@ -9,19 +9,45 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ScanReadError
+from .._logging import get_logger
+from ..errors import InputTypeError, ScanReadError
 from ..scan import Scan
 from .formats import ReadRequest, reader_for
+from .paths import dicomdir_folder
 
-__all__ = ["list_series", "load_scan"]
+log = get_logger("io.read")
+
+__all__ = ["check_input_type", "list_series", "load_scan"]
 
 
 def existing_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` as a Path, or ScanReadError when nothing is there."""
+    """``path`` as a Path (a DICOMDIR file: its folder), or ScanReadError when nothing is there."""
+    check_input_type(path)
     p = Path(path)
     if not p.exists():
         raise ScanReadError(f"'{p}' does not exist")
-    return p
+    folder = dicomdir_folder(p)
+    if folder != p:
+        log.info("'%s' is a DICOMDIR index: reading the folder it indexes, '%s'", p, folder)
+    return folder
+
+
+def check_input_type(source: object, what: str = "the input", scan_allowed: bool = False) -> None:
+    """Refuse, with the way out, an input that is neither a path nor (where ``scan_allowed``) a Scan: a numpy array,
+    a nibabel image. InputTypeError (a TypeError too) names what was given."""
+    if isinstance(source, (str, os.PathLike)) or (scan_allowed and isinstance(source, Scan)):
+        return
+    kind = f"{type(source).__module__}.{type(source).__qualname__}"
+    takes = "a path (str or os.PathLike) or an openspine.Scan" if scan_allowed else "a path (str or os.PathLike)"
+    nibabel = hasattr(source, "affine") and hasattr(source, "dataobj")
+    as_scan = (
+        "openspine.Scan(np.asanyarray(image.dataobj), image.affine)" if nibabel else "openspine.Scan(array, affine)"
+    )
+    if scan_allowed:
+        how = f"pass its file's path, or wrap it in {as_scan} (affine: voxel → RAS+ mm)"
+    else:  # load_scan reads files: what is already in memory becomes a scan without it
+        how = f"pass its file's path; what is already in memory needs no reading: {as_scan} is a scan"
+    raise InputTypeError(f"{what} must be {takes}, got {kind}: {how}")
 
 
 def load_scan(

@@ -1,5 +1,5 @@
-"""The part each series of a DICOM study plays: the main series (graded), a T1 series read beside it, a STIR
-series recorded but not read, or not used (with the reason).
+"""The part each series of a DICOM study plays: the main series (graded where its sequence is one the grader reads),
+a T1 series read beside it, a STIR series recorded but not read, or not used (with the reason).
 
 The roles themselves are assigned by :func:`openspine.io.dicom.series_roles` from the series' headers; this module
 only holds the record and its wording, so that :func:`openspine.io.load_study`, ``openspine info`` and batch
@@ -8,9 +8,13 @@ discovery describe a study the same way without importing pydicom.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 
-__all__ = ["ROLES", "ROLE_MAIN", "ROLE_NOT_USED", "ROLE_STIR", "ROLE_T1", "SeriesRole"]
+from ..scope import ModelScope
+
+__all__ = ["ROLES", "ROLE_MAIN", "ROLE_NOT_USED", "ROLE_STIR", "ROLE_T1", "SeriesRole", "grading_withheld"]
 
 ROLE_MAIN = "main"
 ROLE_T1 = "T1"
@@ -53,6 +57,44 @@ class SeriesRole:
         return self.role in (ROLE_MAIN, ROLE_T1)
 
     def text(self) -> str:
-        """The role in words, e.g. ``main (graded)`` or ``not used: not sagittal (axial)``."""
+        """The role in words, e.g. ``main (graded)``, ``main (not graded: STIR)`` or ``not used: not sagittal
+        (axial)``. Whether the main series is graded follows the built-in grader's scope, as ``analyze`` does
+        (:func:`grading_withheld`)."""
+        if self.role == ROLE_MAIN:
+            return _main_text(self.sequence)
         words = _ROLE_TEXT.get(self.role, self.role)
         return f"{words}: {self.reason}" if self.role == ROLE_NOT_USED else words
+
+
+def _main_text(sequence: str | None) -> str:
+    scope = _grader_scope()
+    if scope is None or scope.sequences is None:
+        return _ROLE_TEXT[ROLE_MAIN]
+    if sequence is None:  # the image's reading decides, as in analyze
+        return f"main (graded if the image reads as {'/'.join(sorted(scope.sequences))})"
+    if grading_withheld(sequence) is None:
+        return _ROLE_TEXT[ROLE_MAIN]
+    return f"main (not graded: {sequence if sequence != 'other' else 'other sequence'})"
+
+
+def grading_withheld(sequence: str | None) -> str | None:
+    """Why ``analyze`` withholds the grades of a main series whose header says ``sequence`` (the built-in grader's
+    card scope: :meth:`openspine.scope.ModelScope.why_not_sequence`), or None where it grades it or the image will
+    decide (no sequence in the header)."""
+    scope = _grader_scope()
+    if scope is None or sequence is None:
+        return None
+    return scope.why_not_sequence({"value": sequence, "source": "header"})
+
+
+@lru_cache(maxsize=1)
+def _grader_scope() -> ModelScope | None:
+    """The scope on the built-in grader's card (the grader ``analyze`` uses by default); None where none is
+    installed. The card is read as JSON: no model is loaded."""
+    from ..models import BUILTIN_DIR
+
+    try:
+        card = json.loads((BUILTIN_DIR / "grader" / "card.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return ModelScope.from_card(card) if isinstance(card, dict) else None

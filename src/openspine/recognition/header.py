@@ -4,13 +4,18 @@ Rules, first match wins:
 
 1. header text (SeriesDescription, SequenceName, PulseSequenceName, ScanningSequence, ProtocolName, in that order;
    the first element that names a contrast decides): ``stir`` / ``tirm`` → STIR; ``t1`` (not ``t12``, a level
-   name) → T1; ``t2`` → T2; a named non-T1/T2 contrast (proton density, diffusion, Dixon / water / fat, T2*,
-   FLAIR, MEDIC) → other; but when the text says T1 and the timing (rule 3) says T2, or the other way round, the
-   header contradicts itself and says nothing (``None``: the image decides);
+   name) → T1; a T2* gradient echo, steady-state or Dixon name (``t2*``, MEDIC, MERGE, ``me2d``, FIESTA, TrueFISP,
+   bFFE, Dixon …) → other, even beside ``t2`` (``t2_me2d``); ``t2`` → T2; another named non-T1/T2 contrast (proton
+   density, diffusion, FLAIR) → other; but when the text says T1 and the timing (rule 3) says T2, or the other way
+   round, the header contradicts itself and says nothing (``None``: the image decides);
 2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence, or an InversionTime) with a short inversion
    time (≤ 250 ms) → STIR;
 3. TR < 1000 ms and TE < 30 ms → T1; TE > 60 ms and TR > 1500 ms → T2;
 4. otherwise ``None`` (not known).
+
+A T2 from any rule is ``other`` when the header shows a gradient echo (``GR`` without ``SE`` in ScanningSequence, or a
+gradient-echo name such as FFE, GRE, ``fl2d``) or a Dixon image (ImageType DIXON, WATER, FAT, IN_PHASE, OUT_PHASE):
+their contrast is not the T2 spin echo that the grader was trained on.
 
 Works on a :class:`pydicom.dataset.Dataset` or any mapping-like object with ``get(keyword)``; pydicom is not
 imported here.
@@ -34,11 +39,22 @@ TEXT_KEYWORDS: tuple[str, ...] = (
 )
 STIR_MAX_TI_MS = 250.0
 
+# names of T2* gradient-echo (MEDIC, MERGE, Siemens' multi-echo "me2d"), balanced steady-state (FIESTA, TrueFISP, bFFE)
+# and Dixon (water, fat, in/opposed phase) series: contrasts other than T2 spin echo even where the name says "t2"
+_NOT_T2_NAMES = re.compile(
+    r"t2\s*\*|t2star|(?<![a-z])(medic|merge|me[23]d|fiesta|true?fisp|trufi|tfi[23]d|b-?ffe|swi|dixon|ideal)(?![a-z])"
+)
+# gradient-echo names that say nothing of the contrast (a T1 FLASH is still T1), but rule out a T2 spin echo
+_GRADIENT_ECHO_NAMES = re.compile(r"(?<![a-z])(m?ffe|f?gre|spgr|fl[23]d|flash|gradient[\s_-]?echo)(?![a-z])")
+# ImageType values of the images a Dixon acquisition makes
+DIXON_IMAGE_TYPES = frozenset({"DIXON", "WATER", "FAT", "IN_PHASE", "OUT_PHASE", "OPP_PHASE", "OPPOSED_PHASE"})
+
 _TEXT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("STIR", re.compile(r"stir|tirm")),
     ("T1", re.compile(r"t1(?!\d)")),  # "t1", "t1w", "sag_t1" – not "t12" (a level name)
+    ("other", _NOT_T2_NAMES),  # before T2: "t2_me2d_sag" is a T2* gradient echo
     ("T2", re.compile(r"t2(?!\d)(?!\s*\*)(?!star)")),  # "t2", "t2w" – not "t2*" / "t2star" (gradient echo)
-    ("other", re.compile(r"(?<![a-z])(pd|pdw|dwi|adc|dixon|flair|medic|t2\s*\*|t2star|diffusion|proton)(?![a-z])")),
+    ("other", re.compile(r"(?<![a-z])(pd|pdw|dwi|adc|flair|diffusion|proton)(?![a-z])")),
 )
 
 
@@ -93,10 +109,31 @@ def sequence_from_timing(
     return None
 
 
+def _tokens(value: Any) -> list[str]:
+    """The upper-case values of a multi-valued element (``SE\\IR``, ``['DERIVED', 'PRIMARY', 'DIXON']``)."""
+    return _text(value).upper().replace("\\", " ").split() if value is not None else []
+
+
+def not_t2_spin_echo(ds: _HeaderLike) -> bool:
+    """Whether the header shows a gradient echo or a Dixon image, which is no T2 spin echo whatever its name says."""
+    scanning = _tokens(ds.get("ScanningSequence"))
+    if "GR" in scanning and "SE" not in scanning:  # GRASE (SE and GR) is a spin echo train
+        return True
+    if DIXON_IMAGE_TYPES & set(_tokens(ds.get("ImageType"))):
+        return True
+    names = " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None)
+    return bool(_GRADIENT_ECHO_NAMES.search(names.lower()) or _NOT_T2_NAMES.search(names.lower()))
+
+
 def sequence_from_header(ds: _HeaderLike) -> str | None:
     """``"T1"``, ``"T2"``, ``"STIR"``, ``"other"`` or ``None`` from a DICOM header (see the module doc)."""
-    scanning = ds.get("ScanningSequence")
-    ir = scanning is not None and "IR" in _text(scanning).upper().replace("\\", " ").split()
+    found = _sequence_named(ds)
+    return "other" if found == "T2" and not_t2_spin_echo(ds) else found
+
+
+def _sequence_named(ds: _HeaderLike) -> str | None:
+    """Rules 1-4 of the module doc, before a T2 is checked for a gradient echo or a Dixon image."""
+    ir = "IR" in _tokens(ds.get("ScanningSequence"))
     timed = sequence_from_timing(
         _number(ds.get("RepetitionTime")), _number(ds.get("EchoTime")), _number(ds.get("InversionTime")), ir
     )

@@ -4,13 +4,18 @@ input orientation, plus a strip of neighbouring slices for multi-slice scans. Dr
 
 from __future__ import annotations
 
+import functools
+import io
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 
+from .._version import __version__
 from ..levels import Grading
 from ..scan import SagittalView
 from ..vocabulary import DISCLAIMER, LOW_SCORE
@@ -36,8 +41,53 @@ LOW_SCORE_COLOUR = (255, 200, 0)  # a body scored below vocabulary.LOW_SCORE: da
 MAX_BANNER_LINES = 6
 
 
+# PNG text key that marks openspine's own pictures: the picture reader refuses a PNG carrying it
+OUTPUT_KEY = "openspine-output"
+
+
+def overlay_png_bytes(image: Image.Image) -> bytes:
+    """The overlay as PNG bytes, marked as openspine's output (``openspine-output: overlay`` and ``Software``)."""
+    info = PngInfo()
+    info.add_text(OUTPUT_KEY, "overlay")
+    info.add_text("Software", f"openspine {__version__}")
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=6, pnginfo=info)
+    return buf.getvalue()
+
+
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
+
+
+# symbols the built-in font lacks, spelt in ASCII
+_ASCII_SYMBOLS = {"×": "x", "–": "-", "—": "-", "≥": ">=", "≤": "<=", "µ": "u"}
+
+
+@functools.cache
+def _has_glyph(char: str) -> bool:
+    """Whether the built-in font draws ``char`` (a missing one comes out as the 'no glyph' box)."""
+    font = _font(16)
+    try:
+        mask = font.getmask(char)
+        missing = font.getmask("\uffff")  # a noncharacter: never in a font
+    except (UnicodeError, OSError):  # a bitmap font without FreeType: Latin-1 only
+        return False
+    return (mask.size, bytes(mask)) != (missing.size, bytes(missing))
+
+
+def printable(text: str) -> str:
+    """``text`` with the characters the built-in font cannot draw (CJK, Cyrillic, accented letters ...) replaced:
+    by their unaccented letter where there is one, else '?', so that no box is drawn."""
+    out = []
+    for char in text:
+        if char.isascii() or _has_glyph(char):
+            out.append(char)
+        elif char in _ASCII_SYMBOLS:
+            out.append(_ASCII_SYMBOLS[char])
+        else:
+            base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+            out.append(base if base and all(c.isascii() or _has_glyph(c) for c in base) else "?")
+    return "".join(out)
 
 
 def window(image: NDArray[np.floating]) -> NDArray[np.uint8]:
@@ -184,7 +234,7 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
     panel = _Panel(x0, title_h, s_row, s_col)
 
     font, small = _font(max(14, width // 55)), _font(max(12, width // 66))
-    name = (result.input.path or "scan").split("/")[-1]
+    name = printable((result.input.path or "scan").split("/")[-1])
     if result.out_of_scope:  # not analysed: the picture is shown as stored, with no claim about its plane
         draw.text((10, 8), f"{name}  |  not analysed", fill=TEXT_COLOUR, font=font)
     else:
@@ -194,7 +244,7 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
     if banner:
         draw.rectangle([0, 40, width, 40 + banner_h], fill=BANNER_COLOUR)
         for i, line in enumerate(banner):
-            draw.text((10, 44 + i * (small_px + 4)), line, fill=TEXT_COLOUR, font=small)
+            draw.text((10, 44 + i * (small_px + 4)), printable(line), fill=TEXT_COLOUR, font=small)
 
     _draw_vertebrae(draw, view, result, k, panel, font, line_w=max(2, width // 400))
     _draw_discs(draw, view, result, panel, small, radius=max(5, width // 120))

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from typing import TYPE_CHECKING, Any
-
-from PIL import Image
 
 from ..levels import Grading, GradingName, grading_name
 from ..vocabulary import DISCLAIMER, LOW_SCORE, describe_source
@@ -26,12 +23,6 @@ th{background:#f2f2f2} td.low{background:#ffe0e0;font-weight:600} td.na{color:#9
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px} dt{font-weight:600}
 img{max-width:100%;border:1px solid #ccc} .flags li{color:#a03000} code{font-size:.9em}
 """
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
 
 
 def _png_data_uri(png: bytes) -> str:

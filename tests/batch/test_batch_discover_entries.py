@@ -1,0 +1,102 @@
+"""Batch discovery of entries that are no scan: broken and looping symbolic links, named pipes, empty folders, an
+empty root, and an output folder refused for lying inside the input. Small synthetic inputs, no analysis."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from openspine.batch.discover import Case, Skipped, discover_cases
+from openspine.batch.runner import run_batch
+from openspine.cli import main
+from openspine.errors import ConfigError, ScanReadError
+
+SAGITTAL = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # columns: i → inferior, j → A, k → R
+
+
+def _study(folder: Path) -> None:
+    """A small sagittal DICOM series (4 slices of 16 × 16)."""
+    from dicom_fixtures import make_affine, write_series
+
+    arr = np.arange(16 * 16 * 4, dtype=np.uint16).reshape(16, 16, 4)
+    write_series(folder, arr, make_affine(SAGITTAL, (1.0, 1.0, 4.0), (0.0, 0.0, 0.0)))
+
+
+def _reasons(skipped: list[Skipped]) -> dict[str, str]:
+    return {s.path: s.reason for s in skipped}
+
+
+def test_broken_and_looping_links_are_skipped_and_the_study_is_still_found(tmp_path: Path) -> None:
+    _study(tmp_path / "patA")
+    (tmp_path / "old_link.nii.gz").symlink_to("/nonexistent")
+    (tmp_path / "self.dcm").symlink_to("self.dcm")
+    (tmp_path / "patA" / "IM9999.dcm").symlink_to(tmp_path / "gone.dcm")  # inside the study folder too
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "patA", target_is_directory=True)
+    cases, skipped = discover_cases(tmp_path)
+    assert [c.case_id for c in cases] == ["patA"] and cases[0].series and cases[0].path == str(tmp_path / "patA")
+    reasons = _reasons(skipped)
+    assert reasons == {
+        "old_link.nii.gz": "cannot be read: broken symbolic link (its target '/nonexistent' does not exist)",
+        "self.dcm": "cannot be read: a loop of symbolic links",
+        str(Path("patA/IM9999.dcm")): f"cannot be read: broken symbolic link (its target '{tmp_path}/gone.dcm' "
+        "does not exist)",
+        "elsewhere" + os.sep: "symbolic link to a folder (not followed)",
+    }
+
+
+def _discover_or_fail(root: Path, fifo: Path) -> tuple[list[Case], list[Skipped]]:
+    """discover_cases(root) in a thread; fails the test (after unblocking it) if it opens the named pipe."""
+    found: list[tuple[list[Case], list[Skipped]]] = []
+    worker = threading.Thread(target=lambda: found.append(discover_cases(root)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():
+        while worker.is_alive():  # a reader blocked in open(): give it a writer so that it returns
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("batch discovery opened the named pipe and waited on it")
+    return found[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_a_named_pipe_is_skipped_without_being_opened(tmp_path: Path) -> None:
+    _study(tmp_path / "patA")
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)
+    cases, skipped = _discover_or_fail(tmp_path, fifo)
+    assert [c.case_id for c in cases] == ["patA"]
+    assert _reasons(skipped) == {"pipe.dcm": "not a regular file (a named pipe)"}
+
+
+def test_an_empty_folder_is_skipped_not_a_failing_case(tmp_path: Path) -> None:
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.float32), np.eye(4)), str(tmp_path / "scan.nii.gz"))
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    cases, skipped = discover_cases(tmp_path)
+    assert [c.case_id for c in cases] == ["scan"]
+    assert _reasons(skipped) == {str(Path("empty/deeper")) + os.sep: "empty folder"}
+
+
+def test_an_empty_root_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    with pytest.raises(ScanReadError, match="no inputs found under .*: it is empty"):
+        run_batch(root, tmp_path / "out", formats=("json",))
+    (root / "notes.txt").write_text("no scan here")
+    assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out2")]) == 1
+    err = capsys.readouterr().err
+    assert "no inputs found under" in err and "skipped.csv" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_output_folder_inside_the_input_is_refused_before_it_is_made(tmp_path: Path) -> None:
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.float32), np.eye(4)), str(tmp_path / "scan.nii.gz"))
+    with pytest.raises(ConfigError, match="lies inside the input folder"):
+        run_batch(tmp_path, tmp_path / "results", formats=("json",))
+    assert not (tmp_path / "results").exists()

@@ -42,9 +42,9 @@ def test_broken_and_looping_links_are_skipped_and_the_study_is_still_found(tmp_p
     assert [c.case_id for c in cases] == ["patA"] and cases[0].series and cases[0].path == str(tmp_path / "patA")
     reasons = _reasons(skipped)
     assert reasons == {
-        "old_link.nii.gz": "cannot be read: broken symbolic link (its target '/nonexistent' does not exist)",
+        "old_link.nii.gz": "cannot be read: a broken symbolic link (its target '/nonexistent' does not exist)",
         "self.dcm": "cannot be read: a loop of symbolic links",
-        str(Path("patA/IM9999.dcm")): f"cannot be read: broken symbolic link (its target '{tmp_path}/gone.dcm' "
+        str(Path("patA/IM9999.dcm")): f"cannot be read: a broken symbolic link (its target '{tmp_path}/gone.dcm' "
         "does not exist)",
         "elsewhere" + os.sep: "symbolic link to a folder (not followed)",
     }

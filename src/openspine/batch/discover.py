@@ -15,10 +15,8 @@ skipped.csv: nothing under the root vanishes unaccounted for.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from .._logging import get_logger
 from ..io.formats import LABEL_MAP, Reader, looks_like_label_map, reader_for_name
+from ..io.paths import NOT_REGULAR, not_a_regular_file
 
 if TYPE_CHECKING:
     from ..io.dicom import SeriesInfo
@@ -178,22 +177,12 @@ def _file_case(reader: Reader, path: Path, rel: Path, skipped: list[Skipped], pi
 
 
 def _not_a_readable_file(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a file (a broken or looping symbolic link, a named pipe, a socket or device,
-    no read permission), or None. Only stat is used: opening a named pipe would wait forever."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "cannot be read: a loop of symbolic links"
-        if exc.errno == errno.ENOENT and path.is_symlink():
-            return f"cannot be read: broken symbolic link (its target '{os.readlink(path)}' does not exist)"
-        return f"cannot be read: {exc.strerror or exc}"
-    if not stat.S_ISREG(mode):
-        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        return f"not a regular file ({kind})"
-    if not os.access(path, os.R_OK):
-        return "cannot be read: permission denied"
-    return None
+    """Why ``path`` cannot be read as a file (:func:`openspine.io.paths.not_a_regular_file`), as skipped.csv says
+    it, or None."""
+    why = not_a_regular_file(path)
+    if why is None or why.startswith(NOT_REGULAR):
+        return why
+    return f"cannot be read: {why}"
 
 
 def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[Case]:

@@ -284,7 +284,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     else:
         why = not_a_regular_file(root)
         if why is not None:
-            raise ScanReadError(f"'{shown}' is {why}" if why.startswith("a ") else f"'{shown}' {why}")
+            raise ScanReadError(f"'{shown}' cannot be read: {why}")
         candidates = [root]
 
     groups: dict[str, list[tuple[Path, Dataset]]] = {}

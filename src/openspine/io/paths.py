@@ -8,7 +8,9 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["dicomdir_folder", "not_a_regular_file"]
+__all__ = ["NOT_REGULAR", "dicomdir_folder", "not_a_regular_file"]
+
+NOT_REGULAR = "not a regular file"
 
 
 def dicomdir_folder(path: Path) -> Path:
@@ -19,21 +21,22 @@ def dicomdir_folder(path: Path) -> Path:
 
 
 def not_a_regular_file(path: Path) -> str | None:
-    """Why ``path`` is not a regular file that can be read (a broken or looping symbolic link, a FIFO, a socket,
-    a device), or None when it is one; told from its metadata alone, without opening it."""
+    """Why ``path`` is not a regular file that can be read (a broken or looping symbolic link, a named pipe, a
+    socket, a device, a folder, no read permission), or None when it is one; told from its metadata alone, without
+    opening it: opening a named pipe would wait forever. Shared by series discovery and batch discovery."""
     try:
         mode = os.stat(path).st_mode  # follows links: a link to a regular file is one
     except OSError as exc:
-        if os.path.islink(path):
-            loop = exc.errno == errno.ELOOP
-            return "a symbolic link in a loop (it leads back to itself)" if loop else "a broken symbolic link"
-        return f"cannot be read: {exc.strerror or exc}"
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO), not a file"
-    if stat.S_ISSOCK(mode):
-        return "a socket, not a file"
+        if exc.errno == errno.ELOOP:
+            return "a loop of symbolic links"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"a broken symbolic link (its target '{os.readlink(path)}' does not exist)"
+        return str(exc.strerror or exc)
     if stat.S_ISDIR(mode):
         return "a folder"
-    return "a device or other special file, not a regular file"
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        return f"{NOT_REGULAR} ({kind})"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None

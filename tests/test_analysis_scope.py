@@ -10,7 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import openspine
 from openspine.cli import main
@@ -189,6 +189,33 @@ def test_a_negative_of_a_real_slice_keeps_its_bodies_but_is_not_graded() -> None
     as_stored = openspine.analyze(data / VAL_T2)
     assert not any(f.startswith("intensity_inverted") for f in as_stored.flags)
     assert any(g.available for d in as_stored.discs for g in d.grades.values())
+
+
+def _grey_picture(data: Path) -> tuple[Image.Image, tuple[float, float]]:
+    """The val T2 slice as an 8-bit picture, as analysed (head up, front on the left), and its pixel size."""
+    view = openspine.load_scan(data / VAL_T2).to_sagittal()
+    a = np.asarray(view.scan.array)[:, :, 0].astype(np.float32)
+    grey = (255 * (a - a.min()) / np.ptp(a)).astype(np.uint8)
+    return Image.fromarray(grey), (view.scan.spacing[0], view.scan.spacing[1])
+
+
+def test_colour_drawings_over_the_spine_withhold_the_grades_colour_in_a_corner_does_not(tmp_path: Path) -> None:
+    """openspine's overlay saved by hand (no PNG key) was graded from its drawn outlines; a screenshot with coloured
+    text in a corner, or a grey picture saved as RGB JPEG, is graded as the grey picture is."""
+    data = shared_data_or_skip()
+    grey, spacing = _grey_picture(data)
+    openspine.analyze(data / VAL_T2).overlay().save(tmp_path / "screenshot.png")  # no openspine key
+    drawn = openspine.analyze(tmp_path / "screenshot.png", pixel_spacing="auto")
+    assert not any(g.available for d in drawn.discs for g in d.grades.values())
+    assert any(f.startswith("picture_in_colour: ") and "around the spine are in colour" in f for f in drawn.flags)
+    corner = grey.convert("RGB")
+    ImageDraw.Draw(corner).rectangle((0, 0, 60, 25), fill=(255, 255, 0))  # a screenshot's coloured caption
+    corner.save(tmp_path / "corner.png")
+    grey.convert("RGB").save(tmp_path / "grey.jpg", quality=40)
+    for name in ("corner.png", "grey.jpg"):
+        result = openspine.analyze(tmp_path / name, pixel_spacing=spacing)
+        assert not any(f.startswith("picture_in_colour") for f in result.flags), name
+        assert any(g.available for d in result.discs for g in d.grades.values()), name
 
 
 def test_upper_thoracic_spine_gets_no_lumbar_label() -> None:

@@ -79,6 +79,21 @@ def test_a_picture_that_looks_axial_is_out_of_scope_a_volume_only_flagged() -> N
     assert why is None
 
 
+def test_colour_counts_only_around_the_spine() -> None:
+    from openspine.scope import drawn_in_colour_reason
+
+    mask = np.zeros((200, 200), bool)
+    mask[:10, :10] = True  # a coloured caption in the corner
+    centres = [(60.0, 100.0), (100.0, 100.0), (140.0, 100.0)]
+    assert drawn_in_colour_reason(mask, centres, (1.0, 1.0)) is None
+    mask[100, 80:120] = True  # a line drawn across a body
+    why = drawn_in_colour_reason(mask, centres, (1.0, 1.0))
+    assert why is not None and "around the spine are in colour" in why
+    assert (
+        drawn_in_colour_reason(None, centres, (1.0, 1.0)) is None and drawn_in_colour_reason(mask, [], (1, 1)) is None
+    )
+
+
 def test_a_plane_conflict_is_another_plane_read_with_at_least_the_bar() -> None:
     assert plane_conflict({"sagittal": 0.1, "axial": 0.1, "coronal": 0.8}) == ("coronal", 0.8)
     assert plane_conflict({"sagittal": 0.45, "axial": 0.1, "coronal": 0.45}) is None  # sagittal ties first

@@ -201,7 +201,7 @@ def _look(
 
         _, offset = without_black_level(view)  # the fluid check reads without it: said also where nothing is graded
         state.flags.extend([offset] if offset else [])
-        _withhold_grades_of_a_negative(view, state)
+        _withhold_grades_of_an_unfit_image(view, detection, state)
         csf = csf_over_body(view, detection)
         sequence = scope.check_sequence_by_fluid(sequence, csf)
         image_seq = recognition.sequence_probabilities if recognition is not None else None
@@ -210,19 +210,23 @@ def _look(
     return _Seen(sequence, plane, detection, cervical_p, way_round, scan, view)
 
 
-def _withhold_grades_of_a_negative(view: SagittalView, state: _State) -> None:
-    """No grade from an image that looks inverted (:func:`openspine.grading.intensity.inverted_contrast`): the
-    grader reads disc signal, which a negative turns round. Its bodies and labels stay (the detector was trained
-    with inverted contrast too), flagged."""
+def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection, state: _State) -> None:
+    """No grade from an image whose intensities the grader cannot trust: a negative
+    (:func:`openspine.grading.intensity.inverted_contrast`: a negative turns disc signal round) or a picture with
+    drawings in colour over its spine (:func:`openspine.scope.drawn_in_colour_reason`). Its bodies and labels stay,
+    flagged."""
     from .grading.intensity import inverted_contrast
 
-    why = inverted_contrast(view)
-    if why is None:
-        return
-    state.flags.append(f"intensity_inverted: {why}")
-    if "grading" not in state.not_run:
-        state.not_run["grading"] = why
-        state.flags.append(f"grades_withheld: every disc ({why})")
+    picture = view.input
+    centres = [(v.centroid_voxel[0], v.centroid_voxel[1]) for v in detection.vertebrae]  # a picture's own pixels
+    coloured = scope.drawn_in_colour_reason(picture.source.colour_mask, centres, picture.spacing[:2])
+    for flag, why in (("intensity_inverted", inverted_contrast(view)), ("picture_in_colour", coloured)):
+        if why is None:
+            continue
+        state.flags.append(f"{flag}: {why}")
+        if "grading" not in state.not_run:
+            state.not_run["grading"] = why
+            state.flags.append(f"grades_withheld: every disc ({why})")
 
 
 def _front_on_the_left(

@@ -45,12 +45,15 @@ class ScanSource:
     # why the file is no scan to analyse though it reads as one (a picture openspine wrote itself, its overlay), or
     # None; check_analysable refuses it as out of scope. Never serialised
     not_a_scan: str | None = field(default=None, compare=False)
+    # a picture: which of its pixels are in colour (drawings, an overlay; grey MR has none), or None for one stored in
+    # grey. Never serialised
+    colour_mask: Any = field(default=None, repr=False, compare=False)
     # DICOM input: the headers (no pixel data) of the slices in array order, for the exports that reference them
     # (DICOM SEG/SR); never serialised
     dicom_headers: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        hidden = ("extra", "dicom_headers", "not_a_scan")
+        hidden = ("extra", "dicom_headers", "not_a_scan", "colour_mask")
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in hidden}
         out.update(self.extra)
         return out

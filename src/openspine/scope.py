@@ -244,6 +244,36 @@ def few_values_reason(array: Any) -> str | None:
     )
 
 
+# a picture with this share of the pixels around its spine in colour carries drawings there (outlines, an overlay,
+# measurements) that grey conversion turns into intensities the grader would read as anatomy; coloured text in the
+# corners of a screenshot lies outside
+MAX_COLOUR_SHARE = 0.005
+SPINE_MARGIN_MM = 25.0  # around the vertebral bodies' centres: the discs and canal the grader reads
+
+
+def drawn_in_colour_reason(
+    colour_mask: Any, centres: Sequence[tuple[float, float]], spacing_mm: tuple[float, float]
+) -> str | None:
+    """Why a picture's colour keeps it from being graded, or None: at least :data:`MAX_COLOUR_SHARE` of the pixels
+    in the box around the bodies' ``centres`` (row, col pixels; ± :data:`SPINE_MARGIN_MM`) are in colour."""
+    if colour_mask is None or not centres:
+        return None
+    import numpy as np
+
+    rows, cols = np.asarray([c[0] for c in centres]), np.asarray([c[1] for c in centres])
+    dr, dc = SPINE_MARGIN_MM / spacing_mm[0], SPINE_MARGIN_MM / spacing_mm[1]
+    r0, r1 = max(0, int(rows.min() - dr)), int(np.ceil(rows.max() + dr)) + 1
+    c0, c1 = max(0, int(cols.min() - dc)), int(np.ceil(cols.max() + dc)) + 1
+    box = np.asarray(colour_mask)[r0:r1, c0:c1]
+    share = float(box.mean()) if box.size else 0.0
+    if share < MAX_COLOUR_SHARE:
+        return None
+    return (
+        f"{100 * share:.1f} % of the pixels around the spine are in colour (drawings, an overlay, annotations), which "
+        "would be read as anatomy; grey MR has none: give the picture without them"
+    )
+
+
 def plane_conflict(image: Mapping[str, float] | None, sure_labelling: bool = False) -> tuple[str, float] | None:
     """The plane the image reads as (and its probability) when it is not sagittal with at least
     :data:`MIN_PLANE_CONFLICT_PROBABILITY` (:data:`MIN_PLANE_CONFLICT_PROBABILITY_SURE` where the detector's

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._logging import get_logger
 from ..errors import ConfigError, ScanReadError
@@ -39,6 +40,7 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
                 log.info("'%s' is turned by its EXIF orientation (%s): read as viewers show it", path.name, turn)
                 im = ImageOps.exif_transpose(im)
             arr = np.asarray(im.convert("F") if im.mode not in ("L", "I;16", "I") else im)
+            colour = colour_mask(im)
     except (UnidentifiedImageError, OSError) as exc:
         raise ScanReadError(f"cannot read '{path}' as an image: {exc}") from exc
     check_picture_extent(arr.shape[:2], (sp[0], sp[1]))
@@ -47,11 +49,24 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
         if output
         else None
     )
-    source = ScanSource(path=str(path), format="image", not_a_scan=not_a_scan)
+    source = ScanSource(path=str(path), format="image", not_a_scan=not_a_scan, colour_mask=colour)
     return Scan(arr[:, :, None], picture_affine(sp[0], sp[1]), source)
 
 
 _EXIF_ORIENTATION = 0x0112
+# a pixel whose channels differ by more than this (of 255) is in colour: a grey picture saved as JPEG at quality 30
+# has none (chroma noise stays below), openspine's overlays have 1-24 % of their pixels so
+COLOUR_CHROMA = 48
+
+
+def colour_mask(im: Any) -> NDArray[np.bool_] | None:
+    """Which of a picture's pixels are in colour (channels differing by more than :data:`COLOUR_CHROMA`); None for
+    a picture stored in grey."""
+    if im.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return None
+    rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+    mask: NDArray[np.bool_] = rgb.max(axis=2) - rgb.min(axis=2) > COLOUR_CHROMA
+    return mask
 
 
 def _openspine_output(im: Any) -> str | None:

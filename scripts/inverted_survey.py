@@ -2,7 +2,8 @@
 
 For each scan of the split (SPIDER T2 and T1 slices, FastCleverSeg and SCT volumes) the skewness of the central
 slab that :func:`openspine.grading.intensity.inverted_contrast` reads, for the image as stored, cropped to its
-central 70 % and 50 % (views with little air around the body), and inverted (max + min - value, a MONOCHROME1
+central 70 % and 50 % (views with little air around the body), windowed so that its brightest 30 % are white (a
+narrow display window burned into an exported picture), and inverted (max + min - value, a MONOCHROME1
 image read without inversion); and the number of distinct intensities :func:`openspine.scope.few_values_reason`
 counts, for the image and for the FastCleverSeg masks (label maps). Printed: how many real images each rule
 refuses (false alarms) and how many inverted images and masks it catches.
@@ -48,7 +49,7 @@ def _crop(view_scan: Scan, share: float) -> Scan:
 def main(argv: list[str] | None = None) -> int:
     args = survey_parser(__doc__).parse_args(argv)
     skews: dict[str, list[tuple[float, str]]] = {
-        k: [] for k in ("as stored", "central 70 %", "central 50 %", "inverted")
+        k: [] for k in ("as stored", "central 70 %", "central 50 %", "windowed", "inverted")
     }
     refused_values: list[str] = []
     masks, masks_refused = 0, 0
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             skews[f"central {round(share * 100)} %"].append(
                 (intensity_skewness(_crop(view.scan, share).to_sagittal()), item)
             )
+        low, high = np.percentile(arr, [0, 70])
+        windowed = Scan(np.clip((arr - low) / max(high - low, 1e-6), 0, 1) * 255, view.scan.affine)
+        skews["windowed"].append((intensity_skewness(windowed.to_sagittal()), item))
         negative = Scan(arr.max() + arr.min() - arr, view.scan.affine)
         skews["inverted"].append((intensity_skewness(negative.to_sagittal()), item))
         if scope.few_values_reason(scan.array) is not None:

@@ -3,10 +3,11 @@
 For each scan of the split (SPIDER T2 and T1 slices, FastCleverSeg and SCT volumes) the skewness of the central
 slab that :func:`openspine.grading.intensity.inverted_contrast` reads, for the image as stored, cropped to its
 central 70 % and 50 % (views with little air around the body), windowed so that its brightest 30 % are white (a
-narrow display window burned into an exported picture), and inverted (max + min - value, a MONOCHROME1
-image read without inversion); and the number of distinct intensities :func:`openspine.scope.few_values_reason`
-counts, for the image and for the FastCleverSeg masks (label maps). Printed: how many real images each rule
-refuses (false alarms) and how many inverted images and masks it catches.
+narrow display window burned into an exported picture), framed in black and laid on a white page (a border of a
+quarter of its size on each side: a screenshot, a figure cut from a paper), and inverted, bare and framed
+(max + min - value, a MONOCHROME1 image read without inversion); and the number of distinct intensities
+:func:`openspine.scope.few_values_reason` counts, for the image and for the FastCleverSeg masks (label maps).
+Printed: how many real images each rule refuses (false alarms) and how many inverted images and masks it catches.
 
     python scripts/inverted_survey.py --data ../shared/data --split train
 """
@@ -46,10 +47,29 @@ def _crop(view_scan: Scan, share: float) -> Scan:
     return Scan(np.ascontiguousarray(arr[dh : h - dh, dw : w - dw]), view_scan.affine)
 
 
+def _padded(arr: np.ndarray, like: Scan, value: float, share: float = 0.25) -> Scan:
+    """``arr`` (rows, cols, slices) inside a uniform border of ``value``, ``share`` of its size on each side: a black
+    frame (a viewer's screenshot, a slide) or a white page (a figure cut from a paper)."""
+    h, w = arr.shape[:2]
+    out = np.full((h + 2 * int(h * share), w + 2 * int(w * share), arr.shape[2]), value, dtype=np.float32)
+    out[int(h * share) : int(h * share) + h, int(w * share) : int(w * share) + w] = arr
+    return Scan(out, like.affine)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = survey_parser(__doc__).parse_args(argv)
     skews: dict[str, list[tuple[float, str]]] = {
-        k: [] for k in ("as stored", "central 70 %", "central 50 %", "windowed", "inverted")
+        k: []
+        for k in (
+            "as stored",
+            "central 70 %",
+            "central 50 %",
+            "windowed",
+            "framed",
+            "on a page",
+            "inverted",
+            "inverted, framed",
+        )
     }
     refused_values: list[str] = []
     masks, masks_refused = 0, 0
@@ -65,8 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         low, high = np.percentile(arr, [0, 70])
         windowed = Scan(np.clip((arr - low) / max(high - low, 1e-6), 0, 1) * 255, view.scan.affine)
         skews["windowed"].append((intensity_skewness(windowed.to_sagittal()), item))
+        skews["framed"].append((intensity_skewness(_padded(arr, view.scan, arr.min()).to_sagittal()), item))
+        skews["on a page"].append((intensity_skewness(_padded(arr, view.scan, arr.max()).to_sagittal()), item))
         negative = Scan(arr.max() + arr.min() - arr, view.scan.affine)
         skews["inverted"].append((intensity_skewness(negative.to_sagittal()), item))
+        framed_negative = _padded(np.asarray(negative.array), negative, float(np.min(negative.array)))
+        skews["inverted, framed"].append((intensity_skewness(framed_negative.to_sagittal()), item))
         if scope.few_values_reason(scan.array) is not None:
             refused_values.append(item)
         if mask is not None and mask.is_file():

@@ -173,6 +173,11 @@ def test_a_thresholded_real_slice_is_refused_as_a_mask(tmp_path: Path) -> None:
     assert main(["-q", "analyze", str(tmp_path / "thresholded.nii.gz"), "--out", str(tmp_path / "out")]) == 3
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert "only 2 distinct intensities" in doc["out_of_scope"] and doc["discs"] == []
+    # the same slice exported with 5 bits (32 grey levels) is a coarse picture, not a mask: analysed
+    a = np.asarray(img.dataobj).astype(np.float32)
+    coarse = np.round(31 * (a - a.min()) / np.ptp(a)).astype(np.uint8)
+    assert np.unique(coarse).size == 32
+    assert openspine.analyze(openspine.Scan(coarse, img.affine)).out_of_scope is None
 
 
 def test_a_negative_of_a_real_slice_keeps_its_bodies_but_is_not_graded() -> None:

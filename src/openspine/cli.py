@@ -56,7 +56,7 @@ exit status: 0 analysed; 1 error (one line says why); 2 bad command line (an unk
   value refused, e.g. --pixel-spacing 0 0: one line says why);
   3 nothing in scope: no vertebral body found (in a picture: fewer than three); not sagittal (an axial or
   coronal series, a picture or a NIfTI without orientation that looks axial or coronal, a volume whose header
-  names the wrong axes); an image without contrast (all one value) or of fewer than 64 intensities (a mask);
+  names the wrong axes); an image without contrast (all one value) or of fewer than 32 intensities (a mask);
   a file whose name says label map (mask, labels, seg …); a picture openspine wrote (its overlay); or the
   image is stored upside down or facing backwards
   (result.json is still written, with the reason in "out_of_scope"; one line on stderr says it).

@@ -222,8 +222,9 @@ def decide_plane(fmt: str, image: Mapping[str, float] | None) -> tuple[dict[str,
 
 
 # an image of fewer distinct intensities is a mask, a label map or a thresholded picture: the shared real scans hold
-# 117 or more in their central slices (8-bit SPIDER slices included), label maps a few dozen at most
-MIN_DISTINCT_VALUES = 64
+# 117 or more in a sample of their voxels (8-bit SPIDER slices included), their label maps 6-15. A real slice exported
+# with 5 bits (32 grey levels) still passes; fewer levels than that are too coarse to grade discs from anyway
+MIN_DISTINCT_VALUES = 32
 _VALUES_SAMPLE = 1 << 18  # at most this many voxels counted, evenly spaced through the image
 
 
@@ -239,8 +240,8 @@ def few_values_reason(array: Any) -> str | None:
         if n >= MIN_DISTINCT_VALUES:
             return None
     return (
-        f"the image holds only {n} distinct intensities: a mask, a label map or a thresholded picture, not an MR "
-        "image; openspine analyses the image itself"
+        f"the image holds only {n} distinct intensities: a mask, a label map, a thresholded picture or one exported "
+        "with too few grey levels; give the scan itself (an MR image, 8 bits or more)"
     )
 
 

@@ -83,6 +83,13 @@ NOT_T2 = [
     {"SeriesDescription": "t2_tse_sag_F", "ImageType": ["DERIVED", "PRIMARY", "DIXON", "FAT"]},
     {"SeriesDescription": "t2_tse_sag_in", "ImageType": ["DERIVED", "PRIMARY", "DIXON", "IN_PHASE"]},
     {"SeriesDescription": "sag", "ScanningSequence": "GR", "RepetitionTime": 3500, "EchoTime": 95},  # timing alone
+    {"SeriesDescription": "T2W_mDIXON_TSE", "ImageType": ["ORIGINAL", "PRIMARY", "W", "W"]},  # Philips
+    {"SeriesDescription": "sag T2", "ImageType": ["ORIGINAL", "PRIMARY", "W", "W"]},  # Philips' water image alone
+    {"SeriesDescription": "Sag T2 FLAIR"},
+    {"SeriesDescription": "t2_tse_fs_sag", "ScanningSequence": "SE"},  # fat suppressed: not what the grader saw
+    {"SeriesDescription": "T2 SPAIR sag"},
+    {"SeriesDescription": "SAG T2 FAT SAT"},
+    {"SeriesDescription": "Sag T2", "ScanOptions": ["FS", "PFP"], "ScanningSequence": "SE"},
 ]
 
 

@@ -39,15 +39,21 @@ TEXT_KEYWORDS: tuple[str, ...] = (
 )
 STIR_MAX_TI_MS = 250.0
 
-# names of T2* gradient-echo (MEDIC, MERGE, Siemens' multi-echo "me2d"), balanced steady-state (FIESTA, TrueFISP, bFFE)
-# and Dixon (water, fat, in/opposed phase) series: contrasts other than T2 spin echo even where the name says "t2"
+# names of T2* gradient-echo (MEDIC, MERGE, Siemens' multi-echo "me2d"), balanced steady-state (FIESTA, TrueFISP, bFFE),
+# Dixon (water, fat, in/opposed phase; Philips mDIXON), FLAIR and fat-suppressed (SPAIR, SPIR, "fs", fat sat) series:
+# not the T2 spin echo without fat suppression that the grader was trained on, even where the name says "t2"
 _NOT_T2_NAMES = re.compile(
-    r"t2\s*\*|t2star|(?<![a-z])(medic|merge|me[23]d|fiesta|true?fisp|trufi|tfi[23]d|b-?ffe|swi|dixon|ideal)(?![a-z])"
+    r"t2\s*\*|t2star|(?<![a-z])(medic|merge|me[23]d|fiesta|true?fisp|trufi|tfi[23]d|b-?ffe|swi|m?dixon|ideal"
+    r"|flair|spair|spir|fs|fat[\s_-]?sat|fat[\s_-]?sup\w*)(?![a-z])"
 )
 # gradient-echo names that say nothing of the contrast (a T1 FLASH is still T1), but rule out a T2 spin echo
 _GRADIENT_ECHO_NAMES = re.compile(r"(?<![a-z])(m?ffe|f?gre|spgr|fl[23]d|flash|gradient[\s_-]?echo)(?![a-z])")
 # ImageType values of the images a Dixon acquisition makes
-DIXON_IMAGE_TYPES = frozenset({"DIXON", "WATER", "FAT", "IN_PHASE", "OUT_PHASE", "OPP_PHASE", "OPPOSED_PHASE"})
+DIXON_IMAGE_TYPES = frozenset(
+    {"DIXON", "WATER", "FAT", "IN_PHASE", "OUT_PHASE", "OPP_PHASE", "OPPOSED_PHASE", "W", "F", "IP", "OP"}
+)  # the last four: Philips' water, fat, in- and opposed-phase images
+# ScanOptions values of a fat-suppressed acquisition (GE, Siemens)
+FAT_SUPPRESSED_OPTIONS = frozenset({"FS", "SFS", "FAT_SAT", "FATSAT", "SPECIAL_FS"})
 
 _TEXT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("STIR", re.compile(r"stir|tirm")),
@@ -115,11 +121,14 @@ def _tokens(value: Any) -> list[str]:
 
 
 def not_t2_spin_echo(ds: _HeaderLike) -> bool:
-    """Whether the header shows a gradient echo or a Dixon image, which is no T2 spin echo whatever its name says."""
+    """Whether the header shows a gradient echo, a Dixon image or fat suppression: not the T2 spin echo without fat
+    suppression the grader was trained on, whatever its name says."""
     scanning = _tokens(ds.get("ScanningSequence"))
     if "GR" in scanning and "SE" not in scanning:  # GRASE (SE and GR) is a spin echo train
         return True
-    if DIXON_IMAGE_TYPES & set(_tokens(ds.get("ImageType"))):
+    if DIXON_IMAGE_TYPES & set(_tokens(ds.get("ImageType"))[2:]):  # after ORIGINAL/DERIVED and PRIMARY/SECONDARY
+        return True
+    if FAT_SUPPRESSED_OPTIONS & set(_tokens(ds.get("ScanOptions"))):
         return True
     names = " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None)
     return bool(_GRADIENT_ECHO_NAMES.search(names.lower()) or _NOT_T2_NAMES.search(names.lower()))

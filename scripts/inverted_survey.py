@@ -2,8 +2,8 @@
 
 For each scan of the split (SPIDER T2 and T1 slices, FastCleverSeg and SCT volumes) the skewness of the central
 slab that :func:`openspine.grading.intensity.inverted_contrast` reads, for the image as stored, cropped to its
-central 70 % and 50 % (views with little air around the body), windowed so that its brightest 30 % are white (a
-narrow display window burned into an exported picture), framed in black and laid on a white page (a border of a
+central 70 % and 50 % (views with little air around the body), windowed so that its brightest 10 or 30 % are
+white (a narrow display window burned into an exported picture), framed in black and laid on a white page (a border of a
 quarter of its size on each side: a screenshot, a figure cut from a paper), and inverted, bare and framed
 (max + min - value, a MONOCHROME1 image read without inversion); and the number of distinct intensities
 :func:`openspine.scope.few_values_reason` counts, for the image and for the FastCleverSeg masks (label maps).
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             "as stored",
             "central 70 %",
             "central 50 %",
-            "windowed",
+            "10 % white",
+            "30 % white",
             "framed",
             "on a page",
             "inverted",
@@ -82,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             skews[f"central {round(share * 100)} %"].append(
                 (intensity_skewness(_crop(view.scan, share).to_sagittal()), item)
             )
-        low, high = np.percentile(arr, [0, 70])
-        windowed = Scan(np.clip((arr - low) / max(high - low, 1e-6), 0, 1) * 255, view.scan.affine)
-        skews["windowed"].append((intensity_skewness(windowed.to_sagittal()), item))
+        for white in (10, 30):
+            low, high = np.percentile(arr, [0, 100 - white])
+            windowed = Scan(np.clip((arr - low) / max(high - low, 1e-6), 0, 1) * 255, view.scan.affine)
+            skews[f"{white} % white"].append((intensity_skewness(windowed.to_sagittal()), item))
         skews["framed"].append((intensity_skewness(_padded(arr, view.scan, arr.min()).to_sagittal()), item))
         skews["on a page"].append((intensity_skewness(_padded(arr, view.scan, arr.max()).to_sagittal()), item))
         negative = Scan(arr.max() + arr.min() - arr, view.scan.affine)

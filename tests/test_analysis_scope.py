@@ -191,6 +191,13 @@ def test_a_negative_of_a_real_slice_keeps_its_bodies_but_is_not_graded() -> None
     assert not any(g.available for d in result.discs for g in d.grades.values())
     assert any(f.startswith("intensity_inverted: the image looks inverted") for f in result.flags)
     assert "inverted" in result.steps_not_run["grading"]
+    # inside a black frame (a screenshot, a slide) it is still a negative
+    h, w = arr.shape[:2]
+    framed = np.zeros((h + 2 * (h // 5), w + 2 * (w // 5), 1), np.float32)
+    framed[h // 5 : h // 5 + h, w // 5 : w // 5 + w] = arr.max() + arr.min() - arr
+    in_frame = openspine.analyze(openspine.Scan(framed, img.affine))
+    assert not any(g.available for d in in_frame.discs for g in d.grades.values())
+    assert any(f.startswith("intensity_inverted") for f in in_frame.flags)
     as_stored = openspine.analyze(data / VAL_T2)
     assert not any(f.startswith("intensity_inverted") for f in as_stored.flags)
     assert any(g.available for d in as_stored.discs for g in d.grades.values())

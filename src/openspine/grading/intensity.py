@@ -28,8 +28,8 @@ RAW_BLACK_FRACTION = 0.25
 
 
 # an image whose intensities lean this far to the bright end is read as a negative. MR magnitude leans to the dark
-# end (air, bone, ligaments dark; fat and fluid a bright tail): on the 324 shared scans the central slab's skewness is
-# 0.24 or more, and -0.48 at the lowest on crops to its central 70 or 50 % (scripts/inverted_survey.py)
+# end (air, bone, ligaments dark; fat and fluid a bright tail): of the 324 shared scans one (a T1 slice) reads lower,
+# as stored and cropped (scripts/inverted_survey.py, docs/grading.md)
 MAX_SKEWNESS_INVERTED = -0.5
 CENTRAL_SLAB = 5  # slices of the view around its middle that are read
 _SKEWNESS_SAMPLE = 1 << 17  # about this many of their voxels
@@ -37,13 +37,20 @@ _SKEWNESS_SAMPLE = 1 << 17  # about this many of their voxels
 
 def intensity_skewness(view: SagittalView) -> float:
     """The skewness of the view's central slab, clipped to its 0.5-99.5th percentiles (so that a few extreme voxels
-    do not decide); invariant to any positive scaling and offset of the image."""
+    do not decide), or of the slab within a border of its darkest value, whichever leans further to the bright end:
+    a black frame around a negative (a screenshot, a slide) would otherwise pull its histogram back to the dark end.
+    Invariant to any positive scaling and offset of the image."""
     arr = view.scan.array
     k = arr.shape[2] // 2
     lo = max(0, k - CENTRAL_SLAB // 2)
-    slab = arr[:, :, lo : lo + CENTRAL_SLAB]
+    slab = np.asarray(arr[:, :, lo : lo + CENTRAL_SLAB])
     step = max(1, int(np.sqrt(slab.size / _SKEWNESS_SAMPLE)))  # every step-th row and column: the same histogram
-    a = np.asarray(slab[::step, ::step], dtype=np.float64).ravel()
+    slab = slab[::step, ::step]
+    return min(_skewness(slab), _skewness(_within_dark_border(slab)))
+
+
+def _skewness(slab: NDArray[Any]) -> float:
+    a = np.asarray(slab, dtype=np.float64).ravel()
     low, high = np.percentile(a, [0.5, 99.5])
     a = np.clip(a, low, high)
     sd = float(a.std())
@@ -51,6 +58,17 @@ def intensity_skewness(view: SagittalView) -> float:
         return 0.0
     z = (a - a.mean()) / sd
     return float(np.mean(z * z * z))  # not z ** 3: a float power is several times slower
+
+
+def _within_dark_border(slab: NDArray[Any]) -> NDArray[Any]:
+    """The (rows, cols, slices) slab less the rows and columns at its edges that hold nothing but its darkest value."""
+    flat = slab.reshape(slab.shape[0], slab.shape[1], -1)
+    other = flat != flat.min()
+    rows, cols = np.flatnonzero(other.any(axis=(1, 2))), np.flatnonzero(other.any(axis=(0, 2)))
+    if rows.size == 0 or cols.size == 0:
+        return slab
+    inner: NDArray[Any] = slab[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return inner
 
 
 def inverted_contrast(view: SagittalView) -> str | None:

@@ -198,6 +198,12 @@ def test_a_negative_of_a_real_slice_keeps_its_bodies_but_is_not_graded() -> None
     in_frame = openspine.analyze(openspine.Scan(framed, img.affine))
     assert not any(g.available for d in in_frame.discs for g in d.grades.values())
     assert any(f.startswith("intensity_inverted") for f in in_frame.flags)
+    # the slice itself on a white page (a figure cut from a paper) is no negative
+    page = np.full_like(framed, arr.max())
+    page[h // 5 : h // 5 + h, w // 5 : w // 5 + w] = arr
+    on_page = openspine.analyze(openspine.Scan(page, img.affine))
+    assert not any(f.startswith("intensity_inverted") for f in on_page.flags)
+    assert any(g.available for d in on_page.discs for g in d.grades.values())
     as_stored = openspine.analyze(data / VAL_T2)
     assert not any(f.startswith("intensity_inverted") for f in as_stored.flags)
     assert any(g.available for d in as_stored.discs for g in d.grades.values())

@@ -32,6 +32,10 @@ RAW_BLACK_FRACTION = 0.25
 # as stored and cropped (scripts/inverted_survey.py, docs/grading.md)
 MAX_SKEWNESS_INVERTED = -0.5
 CENTRAL_SLAB = 5  # slices of the view around its middle that are read
+# a border of the brightest value this wide on every side (a share of the picture's size) is a page the picture lies
+# on, and only what lies within it is read; the SPIDER slices' own padding is at most 0.076 on its narrowest side,
+# so the inverted padding of a negative slice does not pass for a page
+PAGE_MARGIN = 0.1
 _SKEWNESS_SAMPLE = 1 << 17  # about this many of their voxels
 
 
@@ -39,14 +43,19 @@ def intensity_skewness(view: SagittalView) -> float:
     """The skewness of the view's central slab, clipped to its 0.5-99.5th percentiles (so that a few extreme voxels
     do not decide), or of the slab within a border of its darkest value, whichever leans further to the bright end:
     a black frame around a negative (a screenshot, a slide) would otherwise pull its histogram back to the dark end.
-    Invariant to any positive scaling and offset of the image."""
+    A picture on a white page (a margin of its brightest value of at least :data:`PAGE_MARGIN` on every side) is
+    read within the page. Invariant to any positive scaling and offset of the image."""
     arr = view.scan.array
     k = arr.shape[2] // 2
     lo = max(0, k - CENTRAL_SLAB // 2)
     slab = np.asarray(arr[:, :, lo : lo + CENTRAL_SLAB])
     step = max(1, int(np.sqrt(slab.size / _SKEWNESS_SAMPLE)))  # every step-th row and column: the same histogram
     slab = slab[::step, ::step]
-    return min(_skewness(slab), _skewness(_within_dark_border(slab)))
+    page = _within_border(slab, float(slab.max()))
+    if page is not None and _border_share(slab.shape, page) >= PAGE_MARGIN:  # a picture on a white page
+        slab = page[2]
+    inner = _within_border(slab, float(slab.min()))
+    return min(_skewness(slab), _skewness(inner[2] if inner is not None else slab))
 
 
 def _skewness(slab: NDArray[Any]) -> float:
@@ -60,15 +69,22 @@ def _skewness(slab: NDArray[Any]) -> float:
     return float(np.mean(z * z * z))  # not z ** 3: a float power is several times slower
 
 
-def _within_dark_border(slab: NDArray[Any]) -> NDArray[Any]:
-    """The (rows, cols, slices) slab less the rows and columns at its edges that hold nothing but its darkest value."""
+def _within_border(slab: NDArray[Any], value: float) -> tuple[int, int, NDArray[Any]] | None:
+    """The (rows, cols, slices) slab less the rows and columns at its edges that hold nothing but ``value``, with the
+    first row and column kept; None when nothing else is there."""
     flat = slab.reshape(slab.shape[0], slab.shape[1], -1)
-    other = flat != flat.min()
+    other = flat != value
     rows, cols = np.flatnonzero(other.any(axis=(1, 2))), np.flatnonzero(other.any(axis=(0, 2)))
     if rows.size == 0 or cols.size == 0:
-        return slab
-    inner: NDArray[Any] = slab[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return inner
+        return None
+    return int(rows[0]), int(cols[0]), slab[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _border_share(shape: tuple[int, ...], inner: tuple[int, int, NDArray[Any]]) -> float:
+    """The narrowest of the four margins a border leaves around ``inner``, as a share of the slab's size."""
+    top, left, kept = inner
+    bottom, right = shape[0] - top - kept.shape[0], shape[1] - left - kept.shape[1]
+    return min(top / shape[0], bottom / shape[0], left / shape[1], right / shape[1])
 
 
 def inverted_contrast(view: SagittalView) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ._logging import get_logger
 from .config import AUTO, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, ScanReadError, UsageError
 from .writers import parse_formats, require_for_formats
 
 log = get_logger("cli")
@@ -279,6 +279,8 @@ def run_batch(args: argparse.Namespace) -> int:
         print(f"{len(skipped)} file(s) skipped:")
         for s in skipped:
             print(f"  {s.path}: {s.reason}")
+        if not cases:  # as the run itself would say
+            raise ScanReadError(f"no inputs found under '{args.input_root}'")
         return 0
     with _option_values():
         given = {

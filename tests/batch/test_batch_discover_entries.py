@@ -93,6 +93,10 @@ def test_an_empty_root_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out2")]) == 1
     err = capsys.readouterr().err
     assert "no inputs found under" in err and "skipped.csv" in err and len(err.strip().splitlines()) == 1
+    # a dry run says the same, after listing what it passed over
+    assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out3"), "--dry-run"]) == 1
+    captured = capsys.readouterr()
+    assert "notes.txt" in captured.out and "no inputs found under" in captured.err
 
 
 def test_an_output_folder_inside_the_input_is_refused_before_it_is_made(tmp_path: Path) -> None:

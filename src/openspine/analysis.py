@@ -226,7 +226,7 @@ def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection,
         state.flags.append(f"{flag}: {why}")
         if "grading" not in state.not_run:
             state.not_run["grading"] = why
-            state.flags.append(f"grades_withheld: every disc ({why})")
+            state.flags.append(scope.every_grade_withheld_flag(why))
 
 
 def _front_on_the_left(
@@ -597,9 +597,8 @@ def _check_orientation(
     if conflict is None:
         return detection, way_round
     _drop_detection(state, first_flag, scope.plane_conflict_reason(*conflict, sure))
-    if not any(f.startswith("plane_suspect") for f in state.flags):  # a picture's plane was judged before detection
-        state.flags.append(f"plane_suspect: the geometry says sagittal but the image looks {conflict[0]} "
-                           f"(p {conflict[1]:.2f})")  # fmt: skip
+    if not any(f.startswith("plane_suspect") for f in state.flags):  # decide_plane flags it where p >= 0.9
+        state.flags.append(scope.plane_suspect_flag(*conflict))
     return None, way_round
 
 
@@ -662,7 +661,7 @@ def _label_scope(detection: Detection, detector: str | None, cervical_p: float |
     unsure = None if nothing is not None else scope.unsure_spine_reason(vertebrae)
     if unsure is not None:
         state.not_run["grading"] = unsure
-        flags = [*flags, f"grades_withheld: every disc ({unsure})"]
+        flags = [*flags, scope.every_grade_withheld_flag(unsure)]
     state.flags.extend(flags)
     state.vertebrae, state.discs = vertebrae, discs
     return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))

@@ -207,8 +207,7 @@ def decide_plane(fmt: str, image: Mapping[str, float] | None) -> tuple[dict[str,
     is out of scope. Other formats take the plane from their geometry (they were resliced to sagittal); when the
     image disagrees strongly it is only flagged, since the geometry is the better witness.
     """
-    best = max(image, key=lambda k: image[k]) if image else None
-    p = float(image[best]) if image and best else 0.0
+    best, p = _likeliest(image)
     if fmt == "image":
         plane: dict[str, Any] = {"value": best, "source": "image", "probability": round(p, 4)}
         if best is not None and best != "sagittal" and p >= MIN_NOT_SAGITTAL_PROBABILITY:
@@ -216,9 +215,16 @@ def decide_plane(fmt: str, image: Mapping[str, float] | None) -> tuple[dict[str,
             return plane, why, None
         return plane, None, None
     plane = {"value": "sagittal", "source": "geometry"}
-    if best is not None and best != "sagittal" and p >= 0.9:
-        return plane, None, f"plane_suspect: the geometry says sagittal but the image looks {best} (p {p:.2f})"
-    return plane, None, None
+    conflict = plane_conflict(image, sure_labelling=True)  # as clear as a sure labelling needs: flagged here
+    return plane, None, plane_suspect_flag(*conflict) if conflict is not None else None
+
+
+def _likeliest(probabilities: Mapping[str, float] | None) -> tuple[str | None, float]:
+    """The most probable class of a recogniser's reading and its probability; (None, 0.0) for no reading."""
+    if not probabilities:
+        return None, 0.0
+    best = max(probabilities, key=lambda k: probabilities[k])
+    return best, float(probabilities[best])
 
 
 # an image of fewer distinct intensities is a mask, a label map or a thresholded picture: the shared real scans hold
@@ -279,12 +285,14 @@ def plane_conflict(image: Mapping[str, float] | None, sure_labelling: bool = Fal
     """The plane the image reads as (and its probability) when it is not sagittal with at least
     :data:`MIN_PLANE_CONFLICT_PROBABILITY` (:data:`MIN_PLANE_CONFLICT_PROBABILITY_SURE` where the detector's
     labelling is sure); None otherwise. For a scan whose geometry says sagittal."""
-    if not image:
-        return None
-    best = max(image, key=lambda k: image[k])
-    p = float(image[best])
+    best, p = _likeliest(image)
     bar = MIN_PLANE_CONFLICT_PROBABILITY_SURE if sure_labelling else MIN_PLANE_CONFLICT_PROBABILITY
-    return (best, p) if best != "sagittal" and p >= bar else None
+    return (best, p) if best is not None and best != "sagittal" and p >= bar else None
+
+
+def plane_suspect_flag(plane: str, probability: float) -> str:
+    """The flag of a scan whose geometry says sagittal and whose image looks ``plane``."""
+    return f"plane_suspect: the geometry says sagittal but the image looks {plane} (p {probability:.2f})"
 
 
 def plane_conflict_reason(plane: str, probability: float, sure_labelling: bool = False) -> str:
@@ -430,6 +438,11 @@ def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
     return f"low_confidence: {len(low)} of {len(vertebrae)} bodies scored below {LOW_SCORE}: {names}"
 
 
+def every_grade_withheld_flag(why: str) -> str:
+    """The flag of a scan none of whose discs is graded, for ``why``."""
+    return f"grades_withheld: every disc ({why})"
+
+
 def unsure_spine_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     """Why a detection is too unsure to grade: every body scored below :data:`LOW_SCORE`. Patterns that are no spine
     (a checkerboard, a page of text, a ladder of rectangles) gave such detections, labelled and graded; of the 604
@@ -472,10 +485,8 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
 def wrong_way_round(probabilities: Mapping[str, float]) -> str | None:
     """How the orientation recogniser says the image lies (a turn's name), when it is not the right way round with
     at least :data:`MIN_TURN_PROBABILITY`; None otherwise."""
-    best = max(probabilities, key=lambda k: probabilities[k]) if probabilities else None
-    if best is None or best == RIGHT_WAY_ROUND or probabilities[best] < MIN_TURN_PROBABILITY:
-        return None
-    return best
+    best, p = _likeliest(probabilities)
+    return None if best is None or best == RIGHT_WAY_ROUND or p < MIN_TURN_PROBABILITY else best
 
 
 # bodies further apart than this across the spine (mm, antero-posterior) belong to different columns of bodies

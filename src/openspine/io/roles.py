@@ -8,7 +8,6 @@ discovery describe a study the same way without importing pydicom.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -90,11 +89,11 @@ def grading_withheld(sequence: str | None) -> str | None:
 @lru_cache(maxsize=1)
 def _grader_scope() -> ModelScope | None:
     """The scope on the built-in grader's card (the grader ``analyze`` uses by default); None where none is
-    installed. The card is read as JSON: no model is loaded."""
-    from ..models import BUILTIN_DIR
+    installed. The card is read (and its weights checked), no model is loaded."""
+    from ..errors import ModelError
+    from ..models.registry import builtin_model_dir, read_card
 
     try:
-        card = json.loads((BUILTIN_DIR / "grader" / "card.json").read_text())
-    except (OSError, ValueError):
+        return ModelScope.from_card(read_card(builtin_model_dir("grader")).data)
+    except ModelError:
         return None
-    return ModelScope.from_card(card) if isinstance(card, dict) else None

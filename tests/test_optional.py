@@ -117,24 +117,58 @@ def test_batch_cluster_without_dask_fails_before_any_case(
     assert not (tmp_path / "out").exists()
 
 
+def _tiny_dicom_series(folder: Path) -> None:
+    import numpy as np
+
+    if str(Path(__file__).parent) not in sys.path:
+        sys.path.insert(0, str(Path(__file__).parent))
+    from dicom_fixtures import write_series
+
+    write_series(folder, np.zeros((8, 8, 3), np.uint16), np.diag([1.0, 1.0, 4.0, 1.0]))
+
+
 def test_batch_seg_without_highdicom_fails_before_any_case(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _hide(monkeypatch, "highdicom")
-    (tmp_path / "in").mkdir()
+    _tiny_dicom_series(tmp_path / "in" / "case1")
     rc = main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--formats", "json,seg"])
     line = _one_error_line(capsys.readouterr().err)
     assert rc == 1 and "'highdicom'" in line and "openspine[dicom]" in line
     assert not (tmp_path / "out").exists()
 
 
-def test_analyze_with_seg_output_and_no_highdicom_fails_before_the_analysis(
+def test_formats_all_without_highdicom_needs_it_only_for_dicom_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """SEG/SR are written for DICOM input only, so a NIfTI run with --formats all does not need highdicom: it is
+    analysed and result.json says why SEG/SR were not written. A batch root of NIfTI files passes the check too."""
+    import json
+    import shutil
+
+    from openspine.batch import runner
     from openspine.data import demo_scan_path
 
     _hide(monkeypatch, "highdicom")
-    code = main(["analyze", str(demo_scan_path()), "--formats", "json,seg", "--out", str(tmp_path / "out")])
+    code = main(["--quiet", "analyze", str(demo_scan_path()), "--formats", "all", "--out", str(tmp_path / "out")])
+    assert code == 0
+    not_run = json.loads((tmp_path / "out" / "result.json").read_text())["steps_not_run"]
+    assert any("SEG" in str(v) for v in not_run.values()), not_run
+    (tmp_path / "in").mkdir()
+    shutil.copy(demo_scan_path(), tmp_path / "in" / demo_scan_path().name)
+    runner._require_for_formats(("json", "seg", "sr"), tmp_path / "in", runner.AnalysisConfig())
+    _tiny_dicom_series(tmp_path / "in" / "case2")
+    with pytest.raises(MissingDependencyError, match="openspine\\[dicom\\]"):
+        runner._require_for_formats(("json", "seg", "sr"), tmp_path / "in", runner.AnalysisConfig())
+
+
+def test_analyze_with_seg_output_and_no_highdicom_fails_before_the_analysis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+
+    _hide(monkeypatch, "highdicom")
+    _tiny_dicom_series(tmp_path / "dicom")
+    code = main(["analyze", str(tmp_path / "dicom"), "--formats", "json,seg", "--out", str(tmp_path / "out")])
     assert code == 1
     line = _one_error_line(capsys.readouterr().err)
     assert "openspine[dicom]" in line

@@ -77,8 +77,8 @@ results/failures.csv. A case out of scope (nothing in scope found: no vertebral 
 contrast) keeps its outputs and is listed in failures.csv with stage 'scope'. Cohort tables are built from each
 case's result.json, whatever --formats says. Exit code: 2 for a bad command line (e.g. --part 0/3); 1 if any case
 failed or no case at all is found under the input, else 3 if any case is out of scope (as 'analyze'), else 0.
-Optional packages (openspine[distributed] for --cluster/--scheduler, openspine[dicom] for --formats seg,sr) are
-checked before the first case.
+Optional packages (openspine[distributed] for --cluster/--scheduler, openspine[dicom] for --formats seg,sr when a
+case is DICOM) are checked before the first case.
 """
 _EPILOG_DEMO = """examples:
   openspine demo                 # analyses the embedded example scan, prints where the outputs are

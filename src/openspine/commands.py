@@ -146,13 +146,25 @@ class StageProgress:
             self.bar.close()
 
 
+def _read_from_dicom(path: Path) -> bool:
+    """Whether ``path`` reads as DICOM (a folder, a DICOM file or zip); True when its type cannot be told here (the
+    read itself then says what is wrong)."""
+    from .errors import ScanReadError
+    from .io.formats import reader_for
+
+    try:
+        return reader_for(path).format == "dicom"
+    except (ScanReadError, OSError):
+        return True
+
+
 def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Namespace, t1: Path | None = None) -> int:
     from .analysis import STAGES, analyze
     from .writers import prepare_output_dir, write_result
 
     with _option_values():
         formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
-    require_for_formats(formats, "--formats seg/sr")  # and a missing extra
+    require_for_formats(formats, "--formats seg/sr", _read_from_dicom(path))  # and a missing extra
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     _check_engine(config)
     progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)

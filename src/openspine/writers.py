@@ -211,10 +211,15 @@ def parse_formats(value: str | list[str] | tuple[str, ...] | None) -> tuple[str,
     return tuple(dict.fromkeys(items))
 
 
-def require_for_formats(formats: Iterable[str], purpose: str) -> None:
+def require_for_formats(formats: Iterable[str], purpose: str, dicom_input: bool = True) -> None:
     """Check, without importing them, the optional packages that the output ``formats`` need (``seg``/``sr``:
-    highdicom); raises MissingDependencyError naming the extra to install."""
-    needing = [_BY_NAME[f] for f in formats if f in _BY_NAME and _BY_NAME[f].modules]
+    highdicom); raises MissingDependencyError naming the extra to install. With ``dicom_input`` False (no scan read
+    from DICOM) the DICOM outputs are skipped at writing, so nothing they need is required."""
+    needing = [
+        _BY_NAME[f]
+        for f in formats
+        if f in _BY_NAME and _BY_NAME[f].modules and (dicom_input or not _BY_NAME[f].needs_dicom)
+    ]
     if needing:
         what = ", ".join(f.description for f in needing)
         require_optional([m for f in needing for m in f.modules], f"{purpose} ({what} output)")

@@ -78,9 +78,12 @@ def _is_bids(rel: Path) -> bool:
     return len(parts) >= 3 and any(p.startswith("sub-") for p in parts[:-2]) and parts[-2] in BIDS_DATATYPES
 
 
-def discover_cases(root: str | os.PathLike[str], pictures: bool = False) -> tuple[list[Case], list[Skipped]]:
+def discover_cases(
+    root: str | os.PathLike[str], pictures: bool = False, log_counts: bool = True
+) -> tuple[list[Case], list[Skipped]]:
     """All cases under ``root``, sorted by case id, and the files passed over with the reason. ``pictures``: each
-    PNG/JPEG picture is a case too (the run has a pixel spacing for them); otherwise pictures are skipped."""
+    PNG/JPEG picture is a case too (the run has a pixel spacing for them); otherwise pictures are skipped.
+    ``log_counts``: log how many were found (off for a look before the run)."""
     root = Path(root)
     cases: list[Case] = []
     skipped: list[Skipped] = []
@@ -124,7 +127,7 @@ def discover_cases(root: str | os.PathLike[str], pictures: bool = False) -> tupl
         n = seen[c.case_id]
         unique.append(c if n == 1 else replace(c, case_id=f"{c.case_id}__{n}"))
     n_t1 = sum(c.has_t1 for c in unique)
-    log.info(
+    (log.info if log_counts else log.debug)(
         "discovered %d case(s) under %s (%d with a T1 series read beside the main one); %d file(s) skipped",
         len(unique), root, n_t1, len(skipped),
     )  # fmt: skip

@@ -18,6 +18,8 @@ from .case import CaseStatus, case_dir, finished_status, is_finished, process_ca
 from .discover import Case, discover_cases
 from .tables import build_cohort_tables, prefetch_parquet_writer, write_failures, write_skipped
 
+DICOM_KINDS = ("dicom", "dicom-zip")  # the readers whose cases can have DICOM SEG/SR outputs
+
 log = get_logger("batch")
 
 
@@ -277,22 +279,22 @@ def run_batch(
     :class:`~openspine.config.AnalysisConfig`'s defaults); never stops for one bad case. Raises ScanReadError when
     no case at all is found under ``input_root`` (skipped.csv says why each entry there was passed over)."""
     from .._optional import DISTRIBUTED_MODULES, require_optional
-    from ..writers import prepare_output_dir, require_for_formats
+    from ..writers import prepare_output_dir
 
     t0 = time.perf_counter()
     # before discovery and the first case: the optional packages, the input and the output folder
     if scheduler or cluster:
         require_optional(DISTRIBUTED_MODULES, "batch --scheduler/--cluster")
-    require_for_formats(formats, "batch --formats")
     root = Path(input_root)
     if not root.is_dir():
         raise ConfigError(f"batch input '{root}' is not a folder")
+    config = config if config is not None else AnalysisConfig()
+    _require_for_formats(formats, root, config)
     if Path(out_root).resolve().is_relative_to(root.resolve()):  # before the folder is made: it would be a case
         raise ConfigError(
             f"the output folder '{out_root}' lies inside the input folder '{root}'; choose one outside it"
         )
     out = prepare_output_dir(out_root)
-    config = config if config is not None else AnalysisConfig()
     with OutputLock(out, part):
         (out / "cases").mkdir(exist_ok=True)
         removed = remove_stale_temporaries(out)
@@ -324,6 +326,20 @@ def run_batch(
         summary.tables = build_cohort_tables(out)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _require_for_formats(formats: Iterable[str], root: Path, config: AnalysisConfig) -> None:
+    """The optional packages of the output ``formats``: DICOM SEG/SR are written for DICOM cases only, so a missing
+    highdicom fails the run only when the root holds one (a NIfTI cohort with ``--formats all`` runs)."""
+    from ..errors import MissingDependencyError
+    from ..writers import require_for_formats
+
+    try:
+        require_for_formats(formats, "batch --formats")
+    except MissingDependencyError:
+        found, _ = discover_cases(root, pictures=config.pixel_spacing is not None, log_counts=False)
+        if any(c.kind in DICOM_KINDS for c in found):
+            raise
 
 
 def tqdm_progress(quiet: bool) -> Callable[[Iterable[CaseStatus], int], Iterable[CaseStatus]]:

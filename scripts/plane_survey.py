@@ -1,13 +1,16 @@
 """Pictures in other planes, degraded as exported pictures are: refused, and how sure the plane call is.
 
 The volumes of the split are cut in the axial and coronal planes (the pictures of ``openspine evaluate
-recognition``), rendered as 8-bit pictures and changed three ways: JPEG at quality 40, framed by a 50-pixel black
-border, and with burned-in text. Each is analysed at its true pixel size and with ``--pixel-spacing auto``; printed:
-how many are refused (exit status 3). Then the recogniser's probability of "sagittal" on the SPIDER T2 and T1 slices
-of the split as pictures (as stored, JPEG 30, framed by 100 black pixels, burned-in text, shrunk to 256 rows,
-gamma 2, mirrored) and on the coronal cuts: what a stricter plane rule (refuse below a probability) would cost.
+recognition``), rendered as 8-bit pictures and changed four ways: JPEG at quality 40, framed by a 50-pixel black
+border, with burned-in text, and turned by 90° (an axial strip turned on its side is wide and short). Each is analysed
+at its true pixel size and with ``--pixel-spacing auto``; printed: how many are refused (exit status 3), and how many
+of the rest are graded. ``--changes`` runs only some of them (``--changes turned``: the turned pictures alone). Then
+the recogniser's probability of "sagittal" on the SPIDER T2 and T1 slices of the split as pictures (as stored, JPEG 30,
+framed by 100 black pixels, burned-in text, shrunk to 256 rows, gamma 2, mirrored) and on the coronal cuts: what a
+stricter plane rule (refuse below a probability) would cost.
 
     python scripts/plane_survey.py --data ../shared/data --split val
+    python scripts/plane_survey.py --data ../shared/data --split train --changes turned
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from openspine.recognition import recognise_image
 from openspine.scan import Scan, ScanSource
 
 RULES = (0.5, 0.75, 0.9)  # refuse a picture whose probability of "sagittal" is below this
+CHANGES = ("8-bit", "jpeg40", "border", "text", "turned")
 
 
 def _eight_bit(a: np.ndarray) -> Image.Image:
@@ -58,18 +62,36 @@ def _text(im: Image.Image, words: str) -> Image.Image:
     return out
 
 
-def refusals(data: Path, split: str) -> Counter[tuple[str, str, str, bool]]:
-    tally: Counter[tuple[str, str, str, bool]] = Counter()
+def _changed(im: Image.Image, name: str) -> Image.Image:
+    if name == "jpeg40":
+        return _jpeg(im, 40)
+    if name == "border":
+        return _framed(im, 50)
+    if name == "text":
+        return _text(im, "AX T2 TSE")
+    return im.transpose(Image.Transpose.ROTATE_90) if name == "turned" else im
+
+
+def _graded(result: openspine.AnalysisResult) -> bool:
+    return any(g.available and g.grade is not None for d in result.discs for g in d.grades.values())
+
+
+def refusals(data: Path, split: str, changes: tuple[str, ...] = CHANGES) -> Counter[tuple[str, str, str, str]]:
+    """Per (plane, change, pixel size true/auto, outcome): how many cuts were refused, analysed and graded, or
+    analysed without a grade."""
+    tally: Counter[tuple[str, str, str, str]] = Counter()
     for pic in split_pictures(data, split):
         if pic.source != "volume" or pic.plane == "sagittal":
             continue
         im = _eight_bit(pic.image)
-        changed = {"8-bit": im, "jpeg40": _jpeg(im, 40), "border": _framed(im, 50), "text": _text(im, "AX T2 TSE")}
-        for name, picture in changed.items():
+        for name in changes:
+            picture = _changed(im, name)
             scan = Scan(np.asarray(picture)[:, :, None], picture_affine(1.0, 1.0), ScanSource(pic.id, format="image"))
             for how in ("true", "auto"):
                 read = with_pixel_size(scan, pic.spacing[0]) if how == "true" else picture_with_pixel_size(scan)[0]
-                tally[(pic.plane, name, how, openspine.analyze(read).out_of_scope is not None)] += 1
+                result = openspine.analyze(read)
+                outcome = "refused" if result.out_of_scope is not None else "graded" if _graded(result) else "kept"
+                tally[(pic.plane, name, how, outcome)] += 1
     return tally
 
 
@@ -103,16 +125,20 @@ def sagittal_probabilities(data: Path, split: str) -> dict[str, list[float]]:
 
 def main() -> int:
     ap = survey_parser(__doc__)
+    ap.add_argument("--changes", nargs="+", choices=CHANGES, default=list(CHANGES))
     args = ap.parse_args()
-    tally = refusals(args.data, args.split)
-    print(f"{args.split}: axial and coronal volume cuts as pictures, refused at the true pixel size / estimated")
+    changes = tuple(args.changes)
+    tally = refusals(args.data, args.split, changes)
+    print(f"{args.split}: axial and coronal volume cuts as pictures, refused (graded) at the true / estimated size")
     for plane in ("axial", "coronal"):
-        for name in ("8-bit", "jpeg40", "border", "text"):
-            counts = [
-                (tally[(plane, name, how, True)], tally[(plane, name, how, True)] + tally[(plane, name, how, False)])
-                for how in ("true", "auto")
-            ]
-            print(f"  {plane:8s} {name:7s} " + " / ".join(f"{r}/{n}" for r, n in counts))
+        for name in changes:
+            counts = []
+            for how in ("true", "auto"):
+                n = sum(tally[(plane, name, how, o)] for o in ("refused", "graded", "kept"))
+                counts.append(f"{tally[(plane, name, how, 'refused')]}/{n} ({tally[(plane, name, how, 'graded')]})")
+            print(f"  {plane:8s} {name:7s} " + " / ".join(counts))
+    if changes != CHANGES:
+        return 0
     print(f"{args.split}: probability of 'sagittal'; pictures a rule 'refuse below p' would refuse, for p = {RULES}")
     for name, values in sagittal_probabilities(args.data, args.split).items():
         v = np.asarray(values)

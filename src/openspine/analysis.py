@@ -410,7 +410,7 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
         with_pixel_size,
     )
 
-    size = fallback_size(scan.shape[0])
+    size = fallback_size(*scan.shape[:2])
     fallback = with_pixel_size(scan, size)
     read_as = f"read at {size:.3f} mm per pixel (a {FALLBACK_HEIGHT_MM:.0f} mm tall picture)"
     # the plane is judged first at a common field of view: a rescaling that suits a blob in an axial or coronal

@@ -10,7 +10,13 @@ from PIL import Image
 
 import openspine
 from openspine.data import demo_scan_path
-from openspine.detection.scale import HEIGHTS_MM, candidate_sizes, estimate_pixel_size, with_pixel_size
+from openspine.detection.scale import (
+    HEIGHTS_MM,
+    candidate_sizes,
+    estimate_pixel_size,
+    fallback_size,
+    with_pixel_size,
+)
 from openspine.evaluation.detection import spider_sequence_ok
 from openspine.io.image2d import picture_affine
 
@@ -68,3 +74,24 @@ def test_info_shows_the_estimated_pixel_size(tmp_path: Path, capsys: pytest.Capt
     summary = json.loads(capsys.readouterr().out)
     assert 1 / 1.5 < summary["spacing_mm"][0] / true_mm < 1.5
     assert summary["pixel_spacing_estimated"].startswith("pixel_spacing_estimated: ")
+
+
+def test_sizes_tried_keep_a_wide_short_picture_within_what_the_detector_reads() -> None:
+    """A picture 67 rows tall and 221 wide (an axial cut turned on its side) was tried at sizes chosen for its
+    height alone, up to 12 mm per pixel: 2 650 mm wide, which the detector refuses as a voxel size in the wrong unit."""
+    from openspine.geometry import MAX_EXTENT_MM
+
+    sizes = candidate_sizes(67, 221)
+    assert len(sizes) and sizes.max() * 221 <= MAX_EXTENT_MM
+    assert sizes[0] * 67 == pytest.approx(HEIGHTS_MM[0])
+    assert len(candidate_sizes(67)) > len(sizes)  # without the width the range was longer
+    assert fallback_size(10, 10_000) * 10_000 <= MAX_EXTENT_MM
+
+
+def test_a_wide_short_picture_is_estimated_without_an_error() -> None:
+    """Every size tried is one the detector reads (before, sizes above 9 mm per pixel raised UnsupportedScanError
+    with a message about the header, which a picture does not have)."""
+    rng = np.random.default_rng(0)
+    scan = openspine.Scan(rng.integers(0, 255, (67, 221), dtype=np.uint8), picture_affine(1.0, 1.0))
+    estimate = estimate_pixel_size(scan)
+    assert max(size for size, _ in estimate.tried) * 221 <= 2000.0

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import MAX_EXTENT_MM
 from ..scan import Scan
 from ..vocabulary import LOW_SCORE
 from .detect import detect
@@ -47,23 +48,34 @@ def with_pixel_size(scan: Scan, spacing_mm: float) -> Scan:
     return Scan(scan.array, aff, scan.source)
 
 
-def fallback_size(rows: int) -> float:
-    """The pixel size that makes a picture of ``rows`` rows :data:`FALLBACK_HEIGHT_MM` tall."""
-    return FALLBACK_HEIGHT_MM / max(rows, 1)
+def largest_size(rows: int, cols: int) -> float:
+    """The largest pixel size at which a picture of ``rows`` × ``cols`` pixels stays within what the detector reads
+    (:data:`~openspine.geometry.MAX_EXTENT_MM` on its longer side): a wide, short picture (a turned axial cut, a
+    strip of several slices) must not be blown up past it by a size chosen for its height."""
+    return MAX_EXTENT_MM / max(rows, cols, 1)
 
 
-def candidate_sizes(rows: int) -> np.ndarray:
-    """Pixel sizes (mm) that make a picture of ``rows`` rows :data:`HEIGHTS_MM` tall, a factor :data:`STEP` apart."""
+def fallback_size(rows: int, cols: int = 0) -> float:
+    """The pixel size that makes a picture of ``rows`` rows :data:`FALLBACK_HEIGHT_MM` tall (at most
+    :func:`largest_size`)."""
+    return min(FALLBACK_HEIGHT_MM / max(rows, 1), largest_size(rows, cols))
+
+
+def candidate_sizes(rows: int, cols: int = 0) -> np.ndarray:
+    """Pixel sizes (mm) that make a picture of ``rows`` rows :data:`HEIGHTS_MM` tall, a factor :data:`STEP` apart,
+    up to :func:`largest_size`."""
     lo, hi = HEIGHTS_MM
     n = int(np.floor(np.log(hi / lo) / np.log(STEP))) + 1
-    return lo * STEP ** np.arange(n) / max(rows, 1)
+    sizes = lo * STEP ** np.arange(n) / max(rows, 1)
+    return sizes[sizes <= largest_size(rows, cols)]
 
 
 def estimate_pixel_size(scan: Scan, model: str | os.PathLike[str] | None = None) -> ScaleEstimate:
     """Estimate the pixel size of a one-slice picture (as :func:`openspine.load_scan` reads it: rows head to feet)
     from where the detector (``model``; None = built-in) finds its vertebral bodies most surely, and from how far
     apart they lie."""
-    sizes = candidate_sizes(int(scan.array.shape[0]))
+    rows, cols = (int(n) for n in scan.array.shape[:2])
+    sizes = candidate_sizes(rows, cols)
     support, pitch_px = [], []
     for s in sizes:
         bodies = detect(with_pixel_size(scan, float(s)).to_sagittal(), model=model).vertebrae
@@ -85,4 +97,4 @@ def estimate_pixel_size(scan: Scan, model: str | os.PathLike[str] | None = None)
     by_score = float(sizes[k] * STEP**offset)
     if not np.isfinite(pitch_px[k]) or pitch_px[k] <= 0:
         return ScaleEstimate(by_score, tried)
-    return ScaleEstimate(float(np.sqrt(by_score * BODY_PITCH_MM / pitch_px[k])), tried)
+    return ScaleEstimate(min(float(np.sqrt(by_score * BODY_PITCH_MM / pitch_px[k])), largest_size(rows, cols)), tried)

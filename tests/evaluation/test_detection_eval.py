@@ -189,6 +189,12 @@ def test_case_scoring_and_summary() -> None:
     with_t1 = robustness_overall([*cases, case(False, False, "crop-top", "spider-t1")])
     assert with_t1["all"] == o["all"] and with_t1["by_variant"] == o["by_variant"]
     assert with_t1["spider-t1"]["cases"] == 1 and with_t1["spider-t1"]["wrong_unflagged"] == 1
+    # apart by whether the labelling found a sacrum to count from (an S1 body or the L5-S1 disc)
+    anchored = [{**case(True, False), "predicted": ["L4", "L5", "S1"]}, {**case(False, True), "predicted": ["L5-S1"]}]
+    free = [{**case(False, True), "predicted": ["T11", "T12", "L1"]}, case(True, False)]
+    by_anchor = robustness_overall([*anchored, *free])["by_anchor"]
+    assert by_anchor["S1 labelled"]["cases"] == 2 and by_anchor["S1 labelled"]["every_label_right"] == 0.5
+    assert by_anchor["no S1 labelled"]["cases"] == 2 and by_anchor["no S1 labelled"]["wrong"] == 1
 
 
 @pytest.mark.slow

@@ -414,6 +414,11 @@ def shared_cases(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> di
     return out
 
 
+def sacrum_labelled(case: dict[str, Any]) -> bool:
+    """Whether the case's labelling names S1 (a body) or L5-S1 (a disc): it found a sacrum to count from."""
+    return any(p in ("S1", "L5-S1") for p in case.get("predicted", ()))
+
+
 def robustness_overall(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Summary over the T2 and volume cases (``all``, with the targets), per source (volumes / SPIDER T2 / SPIDER
     T1) and per variant kind. The SPIDER T1 cases are summarised on their own: the targets are set on the rest."""
@@ -428,6 +433,12 @@ def robustness_overall(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["spider-t1"] = summarise_cases(t1)
     kinds = sorted({str(c["variant"]).split("+")[0] for c in cases})
     out["by_variant"] = {k: summarise_cases([c for c in cases if str(c["variant"]).split("+")[0] == k]) for k in kinds}
+    # what a user sees: labels anchored on a sacrum found in the view, or resting on the bodies' appearance alone
+    out["by_anchor"] = {
+        name: summarise_cases(sub)
+        for name, anchored in (("S1 labelled", True), ("no S1 labelled", False))
+        if (sub := [c for c in cases if sacrum_labelled(c) == anchored])
+    }
     a = out["all"]
     out["targets_met"] = {
         k: (a[k] is not None and (a[k] >= t if op == ">=" else a[k] <= t)) for k, (op, t) in ROBUSTNESS_TARGETS.items()
@@ -763,6 +774,7 @@ def _format_robustness(rob: dict[str, Any]) -> list[str]:
         return "-" if x is None else f"{100 * x:.1f}%"
 
     rows = [(k, o[k]) for k in ("all", "volume", "spider") if k in o] + list(o["by_variant"].items())
+    rows += list(o.get("by_anchor", {}).items())
     rows += [("T1 (apart)", o["spider-t1"])] if "spider-t1" in o else []
     for name, f in rows:
         lines.append(

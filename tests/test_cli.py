@@ -350,6 +350,21 @@ def test_console_script_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0 and __version__ in proc.stdout
 
 
+def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
+    from openspine.data import demo_scan_path
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openspine", "info", str(demo_scan_path())],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before anything is written, as with `| true` (or `| head` done reading)
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141  # 128 + SIGPIPE, as a shell tool killed by the signal
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    proc.stderr.close()
+
+
 def test_json_log_format_is_machine_readable(tmp_path: Path) -> None:
     from openspine.data import demo_scan_path
 

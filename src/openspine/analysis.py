@@ -360,12 +360,13 @@ def _with_spinenet(
 
 def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> tuple[Scan, Scan | None]:
     """The main series, and the study's T1 series when the input holds one (a DICOM study); a flag in ``flags``
-    when a picture's pixel size was estimated."""
+    when a picture's pixel size was estimated or the main series was chosen among several studies."""
     if isinstance(source, Scan):
         return source, None
     from .io import load_study
 
     study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
+    flags.extend(study.flags)  # several studies in the folder: the choice is said in the result
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1
 
 

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from .errors import OpenSpineError, UsageError
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# the reader of the output stopped early (`| head`): 128 + SIGPIPE, the status of a shell tool killed by the signal
+EXIT_BROKEN_PIPE = 141
 
 # `openspine train KIND ...` and `openspine evaluate KIND ...` hand the rest of the command line to the
 # module that owns that kind; each has its own argparse and --help.
@@ -72,10 +75,13 @@ _EPILOG_BATCH = """examples:
   openspine batch /data/cohort --out results/ --scheduler tcp://10.0.0.5:8786
   openspine batch /data/pictures --out results/ --pixel-spacing auto   # PNG/JPEG slices, pixel size estimated
 Every file under the input is a case or listed in results/skipped.csv with the reason (hidden, not an image,
-truncated or unreadable DICOM, a series of a study that is not read). Reruns skip finished cases. A failed case goes to
-results/failures.csv. A case out of scope (nothing in scope found: no vertebral body, not a sagittal plane, no
-contrast) keeps its outputs and is listed in failures.csv with stage 'scope'. Cohort tables are built from each
-case's result.json, whatever --formats says. Exit code: 2 for a bad command line (e.g. --part 0/3); 1 if any case
+truncated or unreadable DICOM, a series of a study that is not read). Reruns skip a finished case only when its
+folder holds the same input's result made with the same options and every output asked now; the others are analysed
+again, with a warning (--overwrite redoes every case). A failed case goes to results/failures.csv. A case out of
+scope (nothing in scope found: no vertebral body, not a sagittal plane, no contrast) keeps its outputs and is listed
+in failures.csv with stage 'scope'. Cohort tables and failures.csv are built from each case folder of the cases found
+under the input now (every --part shard's); folders whose input is gone are kept and listed in
+results/stale_cases.csv. Exit code: 2 for a bad command line (e.g. --part 0/3); 1 if any case
 failed or no case at all is found under the input, else 3 if any case is out of scope (as 'analyze'), else 0.
 Optional packages (openspine[distributed] for --cluster/--scheduler, openspine[dicom] for --formats seg,sr when a
 case is DICOM) are checked before the first case.
@@ -306,14 +312,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     _configure_logging(args)
     try:
-        if args.command == "finetune":
-            return int(importlib.import_module("openspine.finetune").cli_main(list(args.rest), quiet=args.quiet))
-        if args.command in ("train", "evaluate"):
-            kinds = TRAIN_KINDS if args.command == "train" else EVALUATE_KINDS
-            module = importlib.import_module(kinds[args.kind])
-            return int(module.cli_main(list(args.rest), quiet=args.quiet))
-        commands = importlib.import_module(".commands", __package__)
-        return int(getattr(commands, f"run_{args.command}")(args))
+        status = _run(args)
+        sys.stdout.flush()  # a reader that stopped early fails this write here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # the reader stopped early (`| head`): no traceback, and nothing more is written to the closed pipe (the
+        # interpreter flushes stdout again at exit); as the Python docs recommend for SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except UsageError as exc:  # an option value refused: a bad command line, as argparse's own refusals
         print(f"openspine {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -324,6 +330,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("openspine: interrupted", file=sys.stderr)
         return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; its exit status."""
+    if args.command == "finetune":
+        return int(importlib.import_module("openspine.finetune").cli_main(list(args.rest), quiet=args.quiet))
+    if args.command in ("train", "evaluate"):
+        kinds = TRAIN_KINDS if args.command == "train" else EVALUATE_KINDS
+        module = importlib.import_module(kinds[args.kind])
+        return int(module.cli_main(list(args.rest), quiet=args.quiet))
+    commands = importlib.import_module(".commands", __package__)
+    return int(getattr(commands, f"run_{args.command}")(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

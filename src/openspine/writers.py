@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._logging import get_logger
 from ._optional import extra_of, require_optional
-from .errors import ConfigError, OutputError
+from .errors import ConfigError, MissingDependencyError, OutputError
 from .results import DISC_COLUMNS, VERTEBRA_COLUMNS, AnalysisResult
 
 if TYPE_CHECKING:
@@ -233,8 +233,10 @@ def write_result(
     """Write the chosen outputs (default ``result.json``, CSVs, ``overlay.png``, ``report.html``).
 
     ``result.json`` is checked against the schema and written last, so its presence marks a finished case.
-    DICOM SEG/SR are skipped for a scan not read from DICOM (one warning; ``steps_not_run`` in result.json says
-    so). Output files of an earlier run in the folder that this run does not write are removed.
+    DICOM SEG/SR are skipped for a scan not read from DICOM, and left out when they cannot be built (an enhanced
+    multi-frame source, nothing detected, a source header highdicom refuses): one warning each, ``steps_not_run``
+    in result.json says why, and every other output is written. Output files of an earlier run in the folder that
+    this run does not write are removed.
     """
     from .schema import validate_result
 
@@ -244,12 +246,17 @@ def write_result(
     if needs_image and result.view is None:
         raise OutputError(f"{', '.join(needs_image)} output needs the image; this result holds none")
     chosen, result = _without_dicom_outputs(chosen, result)
+    # SEG/SR first: one that cannot be built is left out and said in result.json, which is made after them
+    built, result = _dicom_outputs([f for f in chosen if f.needs_dicom], result)
     document = result.to_dict()
     validate_result(document)
     outputs = _Outputs(result, document)
     payloads: list[tuple[str, bytes]] = []
     for f in sorted(chosen, key=lambda f: (f.name == "json", OUTPUTS.index(f))):
-        payloads.extend(zip(f.files, f.write(outputs), strict=True))
+        if f.needs_dicom and f.name not in built:
+            continue
+        data = built[f.name] if f.needs_dicom else f.write(outputs)
+        payloads.extend(zip(f.files, data, strict=True))
     files: dict[str, Path] = {}
     try:
         _remove_stale_outputs(out, {name for name, _ in payloads}, result)
@@ -276,6 +283,36 @@ def _without_dicom_outputs(
     log.warning("%s not written: %s", " and ".join(f.description for f in dicom), why)
     not_run = {**result.steps_not_run, **{f"{f.name} output": f"{f.description} is {why}" for f in dicom}}
     return [f for f in chosen if not f.needs_dicom], dataclasses.replace(result, steps_not_run=not_run)
+
+
+def _dicom_outputs(
+    dicom: list[OutputFormat], result: AnalysisResult
+) -> tuple[dict[str, tuple[bytes, ...]], AnalysisResult]:
+    """The bytes of each DICOM output in ``dicom`` that can be built, and the result with a ``steps_not_run``
+    entry for each one that cannot: SEG and SR are extras, a failure to build one never costs the other outputs."""
+    built: dict[str, tuple[bytes, ...]] = {}
+    failed: dict[str, list[OutputFormat]] = {}  # why → the outputs that failed for it
+    outputs = _Outputs(result, {})  # SEG and SR are made from the result and the image, not from result.json
+    for f in dicom:
+        try:
+            built[f.name] = f.write(outputs)
+        except MissingDependencyError:
+            raise  # highdicom missing: an installation to fix, checked before the analysis started
+        except OutputError as exc:
+            why = str(exc)
+        except Exception as exc:  # highdicom validates the source headers with many exception types
+            log.debug("building the %s failed", f.description, exc_info=True)
+            why = f"highdicom could not build it from the source series' headers ({type(exc).__name__}: {exc})"
+        else:
+            continue
+        failed.setdefault(why, []).append(f)
+    if not failed:
+        return built, result
+    not_run: dict[str, str] = {}
+    for why, formats in failed.items():  # one warning for SEG and SR failing alike (an enhanced source)
+        log.warning("%s not written: %s", " and ".join(f.description for f in formats), why)
+        not_run.update({f"{f.name} output": f"{f.description} not written: {why}" for f in formats})
+    return built, dataclasses.replace(result, steps_not_run={**result.steps_not_run, **not_run})
 
 
 def _remove_stale_outputs(out: Path, writing: set[str], result: AnalysisResult) -> None:

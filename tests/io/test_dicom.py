@@ -877,3 +877,42 @@ def test_a_dicomdir_file_is_read_as_its_folder(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load_scan(dicomdir).array, load_scan(tmp_path / "cd").array)
     assert [s["n_slices"] for s in list_series(dicomdir)] == [4]
     assert [s.n_slices for s in discover_series(dicomdir)] == [4]
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "modality", "why"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.4", "MR", None),  # MR Image Storage
+        ("1.2.840.10008.5.1.4.1.1.4.1", "MR", None),  # Enhanced MR Image Storage
+        ("1.2.840.10008.5.1.4.1.1.7", "OT", None),  # Secondary Capture Image Storage: read, refused for geometry
+        ("1.2.840.10008.5.1.4.1.1.66.4", "SEG", "a DICOM Segmentation, not an image"),
+        ("1.2.840.10008.5.1.4.1.1.481.2", "RTDOSE", "a DICOM RT Dose, not an image"),
+        ("1.2.840.10008.5.1.4.1.1.30", "MR", "a DICOM Parametric Map, not an image"),
+        ("1.2.999.1", "SEG", "a DICOM Segmentation, not an image"),  # a SOP class pydicom does not know yet
+        ("", "MR", None),
+        ("", "", None),
+    ],
+)
+def test_only_image_storage_classes_are_images(sop_class: str, modality: str, why: str | None) -> None:
+    from openspine.io.dicom import not_an_image
+
+    ds = Dataset()
+    if sop_class:
+        ds.SOPClassUID = sop_class
+    if modality:
+        ds.Modality = modality
+    assert not_an_image(ds) == why
+
+
+def test_a_folder_of_segmentations_only_names_what_it_holds(tmp_path: Path) -> None:
+    arr, aff = np.arange(16 * 16 * 3, dtype=np.uint16).reshape(16, 16, 3), np.diag([1.0, 1.0, 3.0, 1.0])
+    _, files = write_series(tmp_path / "seg", arr, aff, series_number=9001)
+    for f in files:  # the same pixels, declared a Segmentation
+        ds = pydicom.dcmread(f)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.66.4"
+        ds.Modality = "SEG"
+        ds.save_as(f)
+    with pytest.raises(
+        ScanReadError, match=r"holds no image series, only #9001 .*: a DICOM Segmentation, not an image"
+    ):
+        load_scan(tmp_path / "seg")

@@ -3,12 +3,14 @@ header, on a real two-series study (fcs-vb1-07 as T2, fcs-vb1-06 as T1; see dico
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from numpy.testing import assert_allclose
 from pydicom.uid import generate_uid
@@ -25,11 +27,18 @@ from dicom_fixtures import (
 )
 from openspine.errors import SeriesSelectionError
 from openspine.io import SeriesRole, Study, list_series, load_scan, load_study
-from openspine.io.dicom import choose_series, series_roles
+from openspine.io.dicom import choose_series, choose_series_why, series_roles
 
 
 def _roles(study: Study) -> dict[str, str]:
     return {r.description: r.role for r in study.roles}
+
+
+def _synthetic(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A small sagittal volume of ``n`` slices with contrast, and its affine (no shared data needed)."""
+    i, j, k = np.mgrid[0:32, 0:32, 0:n]
+    volume = (50 + 20 * k + 3 * i + j).astype(np.uint16)
+    return volume, make_affine(np.array([[0, 0, 1], [0, -1, 0], [-1, 0, 0]], float), (0.8, 0.8, 3.5), (0, 0, 0))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -151,9 +160,27 @@ _info = series_info  # header facts of one series (short name: the rules' tests 
 def test_the_default_main_series_is_the_sagittal_t2_even_with_fewer_slices() -> None:
     found = [_info(1, "sagittal", 19, "T1"), _info(2, "sagittal", 15, "T2"), _info(3, "sagittal", 17, "STIR")]
     assert choose_series(found, None, quiet=True).series_number == 2
-    # without a T2 header, the rule is the old one: most slices
-    found = [_info(1, "sagittal", 19, "T1"), _info(2, "sagittal", 15, None)]
+    # without a T2 header, a series naming no sequence (maybe the T2, its words lost) beats a named T1 or STIR
+    found = [_info(1, "sagittal", 19, "T1"), _info(2, "sagittal", 15, None), _info(3, "sagittal", 21, "STIR")]
+    main, why = choose_series_why(found, None)
+    assert main.series_number == 2 and "names no sequence" in why
+    # without such a series, the most slices
+    found = [_info(1, "sagittal", 19, "T1"), _info(3, "sagittal", 17, "STIR")]
     assert choose_series(found, None, quiet=True).series_number == 1
+
+
+def test_an_unnamed_sagittal_t2_is_main_over_a_t1_with_more_slices(tmp_path: Path) -> None:
+    """An anonymised export: the T2 is 'SAG SPINE' without TR/TE, the T1 'T1 TSE SAG' has more slices. The T1
+    used to be main (not graded); now the T2 is main and the T1 is read beside it."""
+    arr, aff = _synthetic(6)
+    ids = new_ids()
+    t2, _ = write_series(tmp_path / "s", arr, aff, ids=ids, series_number=3, description="SAG SPINE", prefix="A")
+    more = np.concatenate([arr, arr[:, :, :2]], axis=2)
+    t1 = new_ids(study_uid=ids.study_uid, frame_of_reference_uid=ids.frame_of_reference_uid)
+    write_series(tmp_path / "s", more, aff, ids=t1, series_number=4, description="T1 TSE SAG", prefix="B")
+    study = load_study(tmp_path / "s")
+    assert study.main.source.series_uid == t2.series_uid
+    assert study.t1 is not None and study.t1.source.series_uid == t1.series_uid
 
 
 def test_every_series_gets_a_role_and_a_reason() -> None:
@@ -181,7 +208,9 @@ def test_every_series_gets_a_role_and_a_reason() -> None:
     assert "another study" in by_number[8].reason  # a T1 of another study is never read beside this one
     assert "sequence other" in by_number[9].reason
     assert by_number[1].text().startswith("not used: not sagittal")
-    assert by_number[3].text() == "main (graded)" and by_number[2].text() == "T1 (read beside the main series)"
+    # series 8 belongs to another study: the listing of the main series says the folder holds two
+    assert by_number[3].text() == "main (graded); the folder holds 2 studies (StudyInstanceUID): choose with --series"
+    assert by_number[2].text() == "T1 (read beside the main series)"
 
 
 def test_roles_follow_the_series_asked_for() -> None:
@@ -244,3 +273,43 @@ def test_info_says_a_stir_main_series_is_not_graded(tmp_path: Path, capsys: pyte
     assert main(["info", str(tmp_path / "tirm")]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "t2_tirm_sag" in x)
     assert "STIR" in line and line.endswith("— main (not graded: STIR)"), line
+
+
+# --------------------------------------------------------------------------------------------------------------
+# objects that are no image, and folders holding several studies
+# --------------------------------------------------------------------------------------------------------------
+def test_an_object_that_is_no_image_is_never_main() -> None:
+    seg = dataclasses.replace(
+        _info(9001, "sagittal", 155, None), modality="SEG", not_image="a DICOM Segmentation, not an image"
+    )
+    found = [_info(3, "sagittal", 15, None), seg]
+    assert choose_series(found, None, quiet=True).series_number == 3
+    roles = series_roles(found)
+    assert roles[1].role == "not used" and roles[1].text() == "not used: a DICOM Segmentation, not an image"
+    with pytest.raises(SeriesSelectionError, match="is a DICOM Segmentation, not an image; choose an image series"):
+        choose_series(found, 9001)
+    with pytest.raises(SeriesSelectionError, match="no image series"):
+        choose_series([seg], None)
+
+
+def test_a_folder_of_two_patients_is_read_with_a_flag(tmp_path: Path) -> None:
+    """A PACS export mixing two patients' studies: one is analysed, and result.json says the folder holds two (the
+    choice used to be an INFO line only). Asking for a series says nothing: the choice is the user's."""
+    arr, aff = _synthetic(5)
+    first, _ = write_series(tmp_path / "mix", arr, aff, series_number=3, description="T2 TSE SAG", prefix="A")
+    _, other = write_series(tmp_path / "mix", arr, aff, series_number=2, description="t2_tse_sag", prefix="B")
+    for f in other:  # another patient
+        ds = pydicom.dcmread(f)
+        ds.PatientID = "OTHER-99"
+        ds.save_as(f)
+    study = load_study(tmp_path / "mix")
+    assert len(study.flags) == 1 and study.flags[0].startswith(
+        "several_studies: the folder holds 2 studies (StudyInstanceUID) of 2 patients (PatientID); analysed series [0]"
+    )
+    assert "OTHER-99" not in study.flags[0] and "choose another with --series" in study.flags[0]
+    main = next(r for r in study.roles if r.role == "main")
+    assert "2 studies" in main.text() and "2 studies" in main.reason
+    assert load_study(tmp_path / "mix", series=first.series_uid).flags == ()
+    for f in other:  # one study of one patient left: no flag
+        f.unlink()
+    assert load_study(tmp_path / "mix").flags == ()

@@ -16,6 +16,7 @@ coordinates are converted here, at the file boundary). No patient identifier is 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections import Counter
@@ -47,6 +48,7 @@ __all__ = [
     "choose_series_why",
     "discover_series",
     "is_dicom_file",
+    "not_an_image",
     "read_series",
     "series_roles",
 ]
@@ -127,6 +129,37 @@ def _identifies_as_dicom(ds: Dataset) -> bool:
 
 
 _IMAGE_MODALITIES = frozenset({"MR", "CT", "PT", "NM", "CR", "DX", "MG", "XA", "RF", "US", "OT"})
+# modalities of objects that are never images to analyse, for a SOP class pydicom does not know (a newer one)
+_NON_IMAGE_MODALITIES = {
+    "SEG": "a DICOM Segmentation",
+    "SR": "a DICOM Structured Report",
+    "PR": "a DICOM Presentation State",
+    "KO": "a DICOM Key Object Selection",
+    "DOC": "a DICOM encapsulated document",
+    "REG": "a DICOM Registration",
+    "RTSTRUCT": "a DICOM RT Structure Set",
+    "RTDOSE": "a DICOM RT Dose",
+    "RTPLAN": "a DICOM RT Plan",
+    "RTRECORD": "a DICOM RT Treatment Record",
+}
+
+
+def not_an_image(ds: Dataset) -> str | None:
+    """Why a DICOM object is not an image series to analyse (``"a DICOM Segmentation, not an image"``), or None for
+    an image: only image storage SOP classes (MR Image Storage, Enhanced MR Image Storage, ...) are images. A
+    Segmentation (openspine's own SEG written beside the scan), an SR, a presentation state or an RT object may hold
+    pixel data laid out like slices, but reading one as the scan fails or analyses the wrong thing."""
+    sop = str(ds.get("SOPClassUID", "") or "").strip()
+    try:
+        name = UID(sop).name if sop else ""
+    except Exception:  # an unparseable UID names nothing: the modality decides
+        name = ""
+    if name and name != sop:  # a SOP class pydicom knows by name
+        if name.endswith("Image Storage"):
+            return None
+        return f"a DICOM {name.removesuffix(' Storage')}, not an image"
+    kind = _NON_IMAGE_MODALITIES.get(str(ds.get("Modality", "") or "").strip().upper())
+    return f"{kind}, not an image" if kind else None
 
 
 def cut_short(ds: Dataset) -> bool:
@@ -211,6 +244,15 @@ class SeriesInfo:
     unreadable: tuple[str, ...] = ()
     # files left out as copies of one of ``files`` (the same SOPInstanceUID): (the copy, the file it copies)
     copies: tuple[tuple[Path, Path], ...] = ()
+    # why the series is no image to analyse (a Segmentation, an SR, ...: :func:`not_an_image`); None for an image
+    not_image: str | None = None
+    # a digest of the PatientID, never the ID itself: enough to tell that a folder holds several patients
+    patient_key: str | None = None
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the series is an image series, a candidate to analyse."""
+        return self.not_image is None
 
     def describe(self) -> str:
         """One short human line, e.g. ``#3 'T2 TSE SAG' MR sagittal, 15 slices of 384×384``."""
@@ -238,6 +280,7 @@ class SeriesInfo:
             "n_files": len(self.files),
             "manufacturer": self.manufacturer,
             "sequence_hint": self.sequence_hint,
+            "not_an_image": self.not_image,
         }
 
 
@@ -263,8 +306,10 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     """Find the image series under ``root`` (a folder, walked recursively, or one DICOM file).
 
     Headers only are read. Non-DICOM files and DICOMDIR are skipped; DICOM objects without pixel data
-    (structured reports, presentation states, ...) are not image series and are left out. The list is sorted
-    by SeriesNumber, then description and UID; its index is the one ``openspine info`` shows.
+    (structured reports, presentation states, ...) are not image series and are left out. Objects with pixel data
+    that are no images (a Segmentation, such as openspine's own SEG written beside the scan) are listed with
+    :attr:`SeriesInfo.not_image` set, and are never chosen. The list is sorted by SeriesNumber, then description
+    and UID; its index is the one ``openspine info`` shows.
     ``display_path`` names the input in messages when ``root`` is a temporary folder (an extracted zip).
     """
     root = dicomdir_folder(Path(root))
@@ -365,6 +410,9 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
         series_copies = tuple((c, f) for c, f in copies if f in own)
         found.append(replace(_series_info(uid, items, root), unreadable=damaged, copies=series_copies))
     found.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.description or "", s.series_uid))
+    if not any(s.is_image for s in found):
+        kinds = "; ".join(f"{s.describe()}: {s.not_image}" for s in found)
+        raise ScanReadError(f"'{shown}' holds no image series, only {kinds}; point openspine at the image series")
     return found
 
 
@@ -406,7 +454,14 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         manufacturer=_str_or_none(first.get("Manufacturer")),
         sequence_hint=_sequence_hint(first),
         root=root,
+        not_image=not_an_image(first),
+        patient_key=_patient_key(first),
     )
+
+
+def _patient_key(ds: Dataset) -> str | None:
+    pid = _str_or_none(ds.get("PatientID"))
+    return hashlib.sha256(pid.encode()).hexdigest()[:16] if pid else None
 
 
 def _try_floats(value: Any, n: int) -> NDArray[np.float64] | None:
@@ -449,31 +504,63 @@ def _cluster(values: Sequence[NDArray[np.float64]], tol: float) -> list[list[int
 
 
 def choose_series(found: list[SeriesInfo], wanted: str | int | None, quiet: bool = False) -> SeriesInfo:
-    """Pick one series from ``found``.
+    """Pick one image series from ``found`` (a Segmentation, an SR or another object that is no image is never
+    picked: :attr:`SeriesInfo.not_image`).
 
     ``wanted`` is matched, in this order of precedence, against the SeriesInstanceUID, then the SeriesNumber
     (an int or a digit string), then the list index that ``openspine info`` shows. With ``wanted=None`` the
-    sagittal series whose header says T2 (:attr:`SeriesInfo.sequence_hint`) with the most slices is chosen, else
-    the sagittal series with the most slices (ties: lowest SeriesNumber); a lone series is chosen whatever its
-    plane. Unless ``quiet``, the choice and its reason are logged at INFO.
+    sagittal series whose header says T2 (:attr:`SeriesInfo.sequence_hint`) with the most slices is chosen; else
+    the sagittal series whose header names no sequence with the most slices (it may well be the T2: anonymised
+    exports often drop the words), else the sagittal series with the most slices (ties: lowest SeriesNumber); a
+    lone image series is chosen whatever its plane. Unless ``quiet``, the choice and its reason are logged at INFO
+    (at WARNING when the folder holds several studies or patients: :func:`several_studies`).
     """
     chosen, why = choose_series_why(found, wanted)
     if not quiet:
-        log.info("chose DICOM series %s: %s", chosen.describe(), why)
+        note = several_studies(found) if wanted is None else None
+        if note:
+            log.warning("chose DICOM series %s: %s; %s", chosen.describe(), why, note)
+        else:
+            log.info("chose DICOM series %s: %s", chosen.describe(), why)
     return chosen
 
 
 def choose_series_why(found: list[SeriesInfo], wanted: str | int | None) -> tuple[SeriesInfo, str]:
     """:func:`choose_series` without logging: the series and the reason, in words."""
-    if not found:
+    images = [s for s in found if s.is_image]
+    if not images:
         raise SeriesSelectionError("no image series to choose from")
     if wanted is None:
         return _default_choice(found)
-    return _match_wanted(found, wanted)
+    chosen, why = _match_wanted(found, wanted)
+    if not chosen.is_image:
+        raise SeriesSelectionError(
+            f"series {chosen.describe()} is {chosen.not_image}; choose an image series: {_listing(found, images)}"
+        )
+    return chosen, why
 
 
-def _listing(found: list[SeriesInfo]) -> str:
-    return "; ".join(f"[{i}] {s.describe()} uid={s.series_uid}" for i, s in enumerate(found))
+def several_studies(found: list[SeriesInfo]) -> str | None:
+    """``"the folder holds 2 studies of 2 patients …"`` when the image series of ``found`` belong to more than one
+    study (StudyInstanceUID) or patient (PatientID), else None: a default choice then picks one of them, which a
+    PACS export mixing two patients would otherwise hide. Counts only: no identifier is named."""
+    images = [s for s in found if s.is_image]
+    studies = {s.study_uid for s in images}
+    patients = {s.patient_key for s in images if s.patient_key}
+    if len(studies) < 2 and len(patients) < 2:
+        return None
+    what = f"{len(studies)} studies (StudyInstanceUID)" if len(studies) > 1 else "one study"
+    if len(patients) > 1:
+        what += f" of {len(patients)} patients (PatientID)"
+    return f"the folder holds {what}"
+
+
+def _listing(found: list[SeriesInfo], among: list[SeriesInfo] | None = None) -> str:
+    """The series of ``among`` (default: all), each with its index in ``found`` (the one ``info`` shows)."""
+    keep = found if among is None else among
+    return "; ".join(
+        f"[{i}] {s.describe()} uid={s.series_uid}" for i, s in enumerate(found) if any(s is k for k in keep)
+    )
 
 
 def _most_slices(series: list[SeriesInfo]) -> SeriesInfo:
@@ -481,18 +568,29 @@ def _most_slices(series: list[SeriesInfo]) -> SeriesInfo:
     return min(series, key=lambda s: (-s.n_slices, s.series_number is None, s.series_number or 0))
 
 
-def _default_choice(found: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
+def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
+    """The default main series among the image series of ``listed`` (the objects that are no image never count)."""
+    found = [s for s in listed if s.is_image]
     sagittal = [s for s in found if s.plane == "sagittal"]
     if sagittal:
         # T2 is what the grader reads: a sagittal T2 beats a sagittal T1 or STIR with more slices
         t2 = [s for s in sagittal if s.sequence_hint == "T2"]
-        best = _most_slices(t2 or sagittal)
+        # a series whose header names no sequence may be the T2 (anonymised exports drop the words); one named as a
+        # sequence the grader does not read (T1, STIR, other) is sure not to be, so it never wins over it
+        unnamed = [s for s in sagittal if s.sequence_hint is None]
+        best = _most_slices(t2 or unnamed or sagittal)
         if len(found) == 1:
             why = "the only series"
         elif t2:
             why = (
                 "the sagittal series with the most slices among those whose header says T2 "
                 f"({len(t2)} sagittal T2 of {len(found)} series)"
+            )
+        elif unnamed and len(unnamed) < len(sagittal):
+            why = (
+                "the sagittal series with the most slices among those whose header names no sequence "
+                f"({len(unnamed)} of {len(sagittal)} sagittal series; none says T2, the others name a sequence the "
+                "grader does not read)"
             )
         else:
             why = (
@@ -507,9 +605,10 @@ def _default_choice(found: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         # result.json), as it refuses a single axial series, rather than failing as if the choice were the problem
         return _most_slices(
             found
-        ), f"no sagittal series among the {len(found)} (all axial or coronal): {_listing(found)}"
+        ), f"no sagittal series among the {len(found)} (all axial or coronal): {_listing(listed, found)}"
     raise SeriesSelectionError(
-        f"none of the {len(found)} series is sagittal, and openspine needs a sagittal series: {_listing(found)}. "
+        f"none of the {len(found)} series is sagittal, and openspine needs a sagittal series: "
+        f"{_listing(listed, found)}. "
         "Choose one explicitly (series UID, SeriesNumber or index) if it is what you want."
     )
 
@@ -518,19 +617,25 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
     """The role of every series in ``found`` (in its order), one rule for ``load_study``, ``info`` and batch.
 
     * main: the series ``wanted`` names, else the default of :func:`choose_series` (sagittal T2 by header, most
-      slices; else the sagittal series with the most slices);
+      slices; else the sagittal series naming no sequence, most slices; else the sagittal series with the most
+      slices); its reason ends with :func:`several_studies`' note when the default choice picked one of several
+      studies;
     * T1: a sagittal series of the main series' study (StudyInstanceUID) whose header says T1, the one with the
       most slices; never the main series itself, and none when the main series is T1;
     * STIR: a sagittal STIR series of that study, recorded but not read;
-    * not used: everything else, with the reason.
+    * not used: everything else, with the reason (an object that is no image: what it is).
 
     Raises SeriesSelectionError when no main series can be chosen (as :func:`choose_series`).
     """
     main, why = choose_series_why(found, wanted)
+    note = several_studies(found) if wanted is None else None
+    if note:
+        why = f"{why}; {note}: choose with --series"
     candidates = [
         s
         for s in found
         if s is not main
+        and s.is_image
         and s.study_uid == main.study_uid
         and s.plane == "sagittal"
         and s.sequence_hint == "T1"
@@ -549,12 +654,14 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
             )
         else:
             role, reason = _unused_role(s, main, t1_index)
-        out.append(SeriesRole(i, role, s.sequence_hint, s.description or "", s.series_uid, reason))
+        out.append(SeriesRole(i, role, s.sequence_hint, s.description or "", s.series_uid, reason, note or ""))
     return tuple(out)
 
 
 def _unused_role(s: SeriesInfo, main: SeriesInfo, t1_index: int | None) -> tuple[str, str]:
     """The role and reason of a series that is neither the main series nor the T1 series read beside it."""
+    if s.not_image is not None:
+        return ROLE_NOT_USED, s.not_image
     if s.study_uid != main.study_uid:
         return ROLE_NOT_USED, "another study (its StudyInstanceUID differs from the main series')"
     if s.plane != "sagittal":
@@ -583,12 +690,14 @@ def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInf
     if re.fullmatch(r"[+-]?\d+", text):
         number = int(text)
         by_number = [s for s in found if s.series_number == number]
+        # an object that is no image (a SEG) sharing the number of an image series does not make it ambiguous
+        by_number = [s for s in by_number if s.is_image] or by_number
         if len(by_number) == 1:
             return by_number[0], f"SeriesNumber {number} as asked"
         if len(by_number) > 1:
             raise SeriesSelectionError(
                 f"{len(by_number)} series have SeriesNumber {number} (several studies?): "
-                f"{_listing(by_number)}. Choose by SeriesInstanceUID instead."
+                f"{_listing(found, by_number)}. Choose by SeriesInstanceUID instead."
             )
         if 0 <= number < len(found):
             return found[number], f"index {number} of the series list as asked"

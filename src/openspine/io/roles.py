@@ -41,6 +41,8 @@ class SeriesRole:
         description: its SeriesDescription ("" when absent).
         series_uid: its SeriesInstanceUID.
         reason: why it plays this role, in words.
+        note: what the listing of the main series adds: that the folder holds several studies or patients, of
+            which the default choice took this one ("" when it does not).
     """
 
     index: int
@@ -49,6 +51,7 @@ class SeriesRole:
     description: str
     series_uid: str
     reason: str
+    note: str = ""
 
     @property
     def read(self) -> bool:
@@ -58,9 +61,10 @@ class SeriesRole:
     def text(self) -> str:
         """The role in words, e.g. ``main (graded)``, ``main (not graded: STIR)`` or ``not used: not sagittal
         (axial)``. Whether the main series is graded follows the built-in grader's scope, as ``analyze`` does
-        (:func:`grading_withheld`)."""
+        (:func:`grading_withheld`), with the note that the folder holds several studies where it does."""
         if self.role == ROLE_MAIN:
-            return _main_text(self.sequence)
+            main = _main_text(self.sequence)
+            return f"{main}; {self.note}: choose with --series" if self.note else main
         words = _ROLE_TEXT.get(self.role, self.role)
         return f"{words}: {self.reason}" if self.role == ROLE_NOT_USED else words
 

@@ -35,11 +35,14 @@ class Study:
             has none (or the input is a single scan).
         roles: every series of a DICOM input with its role and the reason, in the order ``openspine info`` lists
             them; empty for a single-scan input.
+        flags: what the result should say about the reading: ``several_studies: …`` when the main series was
+            chosen by default among the series of several studies or patients.
     """
 
     main: Scan
     t1: Scan | None = None
     roles: tuple[SeriesRole, ...] = ()
+    flags: tuple[str, ...] = ()
 
 
 def load_study(
@@ -54,7 +57,8 @@ def load_study(
             :func:`openspine.io.load_scan`).
         series: the main series of a DICOM input holding several (SeriesInstanceUID, SeriesNumber or the index
             ``openspine info`` shows); by default the sagittal series whose header says T2 with the most slices,
-            else the sagittal series with the most slices, the same choice as :func:`~openspine.io.load_scan`.
+            else the one naming no sequence, else the sagittal series with the most slices (objects that are no
+            image, such as a SEG, never), the same choice as :func:`~openspine.io.load_scan`.
         pixel_spacing: row and column spacing in mm, required for PNG/JPEG input.
 
     Only the main and the T1 series are read (pixels); the other series' headers only. A T1 series that cannot
@@ -95,4 +99,12 @@ def _dicom_study(root: Path, series: str | int | None, display_path: Path) -> St
             roles[k] = replace(r, role=ROLE_NOT_USED, reason=f"T1 series that cannot be read: {exc}")
     for r in roles:
         log.info("series [%d] %s: %s — %s", r.index, found[r.index].describe(), r.role, r.reason)
-    return Study(main=main, t1=t1, roles=tuple(roles))
+    flags: tuple[str, ...] = ()
+    if main_role.note:
+        # a PACS export mixing two patients: the default choice picks one, which must not go unnoticed
+        flags = (
+            f"several_studies: {main_role.note}; analysed series [{main_role.index}] "
+            f"{found[main_role.index].describe()}; choose another with --series (openspine info lists them)",
+        )
+        log.warning("%s", flags[0])
+    return Study(main=main, t1=t1, roles=tuple(roles), flags=flags)

@@ -36,7 +36,7 @@ def source_datasets(view: SagittalView) -> list[Any]:
     SEG/SR need are added to them), as kept on the scan when it was read."""
     src = view.input.source
     if len(set(src.extra.get("slice_frames") or [0])) > 1:
-        raise OutputError("DICOM SEG/SR of a multi-frame (enhanced) source series is not supported yet")
+        raise OutputError("the source is an enhanced (multi-frame) DICOM series, which SEG/SR do not support yet")
     n_slices = view.input.shape[2]
     if len(src.dicom_headers) != n_slices:
         raise OutputError(
@@ -48,7 +48,16 @@ def source_datasets(view: SagittalView) -> list[Any]:
         for keyword in TYPE2_COPIED:
             if keyword not in ds:
                 setattr(ds, keyword, "")
+        if not ds.get("SliceThickness"):
+            # Type 2, often absent, but the SEG's pixel measures need a value (highdicom reads it): the slice
+            # spacing, from SpacingBetweenSlices or else the positions, is the thickness the segments are drawn at
+            ds.SliceThickness = _format_ds(abs(float(ds.get("SpacingBetweenSlices") or 0)) or view.input.spacing[2])
     return datasets
+
+
+def _format_ds(value: float) -> str:
+    """A decimal string (DS) of at most 16 characters."""
+    return f"{value:.6g}"
 
 
 # Patient and study attributes that DICOM objects must carry (type 2: present, may be empty). SEG and SR copy

@@ -96,13 +96,17 @@ def test_bad_cases_are_isolated_and_reported(
     assert "NaN" in failures["nifti__nan"]["message"]
     assert failures["dicom_axial"]["stage"] == "scope" and "axial acquisition" in failures["dicom_axial"]["message"]
     assert failures["dicom_truncated"]["stage"] == "read"
-    done = sorted(p.name for p in (out / "cases").iterdir())
-    assert done == sorted(k for k, v in expected.items() if v != "failed")  # nothing for the bad ones
-    for case in done:
-        doc = json.loads((out / "cases" / case / "result.json").read_text())
-        assert doc["schema_version"]
+    assert sorted(p.name for p in (out / "cases").iterdir()) == sorted(expected)
+    for case, what in expected.items():
+        folder = out / "cases" / case
+        if what == "failed":  # no outputs: the record of its failure, which failures.csv is built from
+            assert sorted(p.name for p in folder.iterdir()) == ["case.json", "failure.json"]
+            assert json.loads((folder / "failure.json").read_text())["stage"] == failures[case]["stage"]
+        else:
+            assert json.loads((folder / "result.json").read_text())["schema_version"]
     assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
-        "cases", "failures.csv", "skipped.csv", "vertebrae.csv", "discs.csv", "vertebrae.parquet", "discs.parquet",
+        "cases", "failures.csv", "skipped.csv", "stale_cases.csv", "vertebrae.csv", "discs.csv", "vertebrae.parquet",
+        "discs.parquet",
     }  # fmt: skip
     # a rerun skips what is finished (the out-of-scope case too, listed again) and retries only the failures
     assert main(["-q", "batch", str(root), "--out", str(out)]) == 1

@@ -16,12 +16,18 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._logging import get_logger
+from ..writers import atomic_write_text
 from .discover import Case
 
 if TYPE_CHECKING:
     from ..config import AnalysisConfig
 
+log = get_logger("batch")
+
 CASES_DIR = "cases"
+CASE_RECORD = "case.json"  # what the folder holds: the case's input, options and formats
+FAILURE_RECORD = "failure.json"  # in the folder of a case that failed, instead of its outputs
 _HOST = socket.gethostname().replace("-", "_").replace("@", "_")
 TMP_PREFIX = ".tmp-"
 
@@ -72,13 +78,118 @@ def case_dir(out_root: Path, case_id: str) -> Path:
     return out_root / CASES_DIR / case_id
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def is_finished(folder: Path) -> bool:
     """A case is finished when its result.json exists and parses (it is written last, atomically)."""
-    try:
-        doc = json.loads((folder / "result.json").read_text())
-    except (OSError, ValueError):
+    doc = _read_json(folder / "result.json")
+    return doc is not None and "schema_version" in doc
+
+
+def case_source(case: Case) -> dict[str, Any]:
+    """What a case reads, as its folder's case.json records it: resolved paths, so that a case id that moves to
+    another file (files added beside it, renamed) is never taken for the scan its folder holds."""
+    return {
+        "path": str(Path(case.path).resolve()),
+        "kind": case.kind,
+        "series": case.series,
+        "t1": str(Path(case.t1).resolve()) if case.t1 else None,
+        "t1_series": case.t1_series,
+    }
+
+
+def case_parameters(case: Case, config: AnalysisConfig) -> dict[str, Any]:
+    """The analysis options of ``case`` (its DICOM series included), as JSON gives them back."""
+    case_config = replace(config, series=case.series) if case.series else config
+    return dict(json.loads(json.dumps(case_config.to_dict())))
+
+
+def _case_record(case: Case, formats: tuple[str, ...], config: AnalysisConfig) -> dict[str, Any]:
+    return {
+        "case": case.case_id,
+        "source": case_source(case),
+        "formats": sorted(formats),
+        "parameters": case_parameters(case, config),
+    }
+
+
+def recorded_source(folder: Path) -> str | None:
+    """The input path a case folder records (its case.json; result.json's ``input.path`` in a folder written by an
+    openspine without case.json), or None."""
+    record = _read_json(folder / CASE_RECORD)
+    if record is not None and isinstance(record.get("source"), dict):
+        return str(record["source"].get("path"))
+    found = (_read_json(folder / "result.json") or {}).get("input")
+    path = found.get("path") if isinstance(found, dict) else None
+    return str(path) if path else None
+
+
+def holds_case(case: Case, folder: Path) -> bool:
+    """Whether ``folder`` records ``case``'s own input (a result or a failure of another scan does not count)."""
+    record = _read_json(folder / CASE_RECORD)
+    if record is not None:
+        return bool(record.get("source") == case_source(case))
+    path = recorded_source(folder)  # an older folder: result.json's input path, relative to where it ran
+    if path is None:
         return False
-    return isinstance(doc, dict) and "schema_version" in doc
+    mine, theirs = Path(case.path).resolve(), Path(path).resolve()
+    return theirs == mine or (mine.is_dir() and theirs.is_relative_to(mine))
+
+
+# why a case is analysed (again): the kinds of :class:`Rerun`
+NEW, INPUT_CHANGED, OPTIONS_CHANGED, FORMATS_MISSING = "new", "input", "options", "formats"
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """Why a case is analysed in this run: ``kind`` one of new (no finished result), input (its folder holds
+    another scan's result), options (made with other analysis options), formats (outputs asked now are missing);
+    ``detail`` in words."""
+
+    kind: str
+    detail: str = ""
+
+
+def rerun_reason(case: Case, folder: Path, formats: tuple[str, ...], config: AnalysisConfig) -> Rerun | None:
+    """None when ``folder`` holds ``case``'s finished result, made with ``config`` and holding every output of
+    ``formats``; else why the case must be analysed (again)."""
+    doc = _read_json(folder / "result.json")
+    if doc is None or "schema_version" not in doc:
+        return Rerun(NEW)
+    if not holds_case(case, folder):
+        other = recorded_source(folder) or "an unknown input"
+        return Rerun(INPUT_CHANGED, f"its folder holds the result of '{other}', not of '{case.path}'")
+    record = _read_json(folder / CASE_RECORD)
+    wanted = case_parameters(case, config)
+    stored = record.get("parameters") if record is not None else doc.get("parameters")
+    if isinstance(stored, dict):
+        # only the options both name: one added by a newer openspine must not redo a whole finished cohort
+        changed = sorted(k for k in wanted.keys() & stored.keys() if stored[k] != wanted[k])
+        if changed:
+            return Rerun(OPTIONS_CHANGED, ", ".join(changed))
+    written = set(record.get("formats") or ()) if record is not None else _formats_in(folder, doc)
+    missing = sorted(set(formats) - written)
+    if missing:
+        return Rerun(FORMATS_MISSING, ", ".join(missing))
+    return None
+
+
+def _formats_in(folder: Path, doc: dict[str, Any]) -> set[str]:
+    """The formats an older case folder (no case.json) holds: all of a format's files, or a note in
+    ``steps_not_run`` that it was asked for and left out (DICOM SEG/SR of a scan not read from DICOM)."""
+    from ..writers import OUTPUTS
+
+    steps = doc.get("steps_not_run")
+    not_run: dict[str, Any] = steps if isinstance(steps, dict) else {}
+    return {
+        f.name for f in OUTPUTS if all((folder / name).is_file() for name in f.files) or f"{f.name} output" in not_run
+    }
 
 
 def process_case(
@@ -95,7 +206,7 @@ def process_case(
 
     t0 = time.perf_counter()
     final = case_dir(Path(out_root), case.case_id)
-    if not overwrite and is_finished(final):
+    if not overwrite and rerun_reason(case, final, formats, config) is None:
         return finished_status(case.case_id, final)
     stage = "read"
 
@@ -118,6 +229,7 @@ def process_case(
         stage = "write"
         shutil.rmtree(tmp, ignore_errors=True)
         write_result(result, tmp, formats)
+        atomic_write_text(tmp / CASE_RECORD, json.dumps(_case_record(case, formats, config), indent=2) + "\n")
         _swap_into_place(tmp, final)
         seconds = round(time.perf_counter() - t0, 3)
         # the analysis found nothing in scope: outputs are kept, and the run lists the case in failures.csv
@@ -133,6 +245,65 @@ def process_case(
         return CaseStatus(
             case.case_id, "failed", stage, type(exc).__name__, message, round(time.perf_counter() - t0, 3)
         )
+
+
+def record_failure(
+    out_root: Path, case: Case, status: CaseStatus, formats: tuple[str, ...], config: AnalysisConfig
+) -> None:
+    """Replace the case's folder by one that records the failure (case.json, failure.json), so that failures.csv,
+    rebuilt from the case folders, lists it whichever shard ran it; earlier outputs in the folder go (they are
+    another scan's or other options' result, and the case now counts as failed). Never raises: the run goes on."""
+    final = case_dir(out_root, case.case_id)
+    tmp = final.parent / f"{TMP_PREFIX}{case.case_id}@{_HOST}-{os.getpid()}"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        atomic_write_text(tmp / CASE_RECORD, json.dumps(_case_record(case, formats, config), indent=2) + "\n")
+        atomic_write_text(tmp / FAILURE_RECORD, json.dumps(status.to_dict(), indent=2) + "\n")
+        _swap_into_place(tmp, final)
+    except OSError as exc:  # failures.csv still lists it from this run's statuses
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.warning("case %s: cannot record its failure in %s: %s", case.case_id, final, exc.strerror or exc)
+
+
+def recorded_failure(folder: Path) -> CaseStatus | None:
+    """The failure a case folder records (failure.json), or None."""
+    doc = _read_json(folder / FAILURE_RECORD)
+    if doc is None or is_finished(folder):
+        return None
+    fields = ("case_id", "status", "stage", "error_type", "message", "seconds")
+    try:
+        return CaseStatus(**{k: doc[k] for k in fields if k in doc})
+    except TypeError:  # not a record this code wrote
+        return None
+
+
+def adopt_moved_folders(out_root: Path, cases: list[Case], found: list[Case]) -> int:
+    """Give each of ``cases`` without a folder the folder that records its input under another id that no case
+    found now has (its id changed: a file added beside it whose path gives the same id), renamed in one step, so
+    that its result is kept rather than analysed again; return how many moved. ``found``: every case found now."""
+    base = out_root / CASES_DIR
+    if not base.is_dir():
+        return 0
+    ids = {c.case_id for c in found}
+    orphans: dict[str, Path] = {}
+    for folder in base.iterdir():
+        source = None if folder.name in ids or folder.name.startswith(TMP_PREFIX) else recorded_source(folder)
+        if source:
+            orphans[str(Path(source).resolve())] = folder
+    moved = 0
+    for case in cases:
+        old, final = orphans.get(str(Path(case.path).resolve())), case_dir(out_root, case.case_id)
+        if old is None or final.exists() or not holds_case(case, old):
+            continue
+        try:
+            os.rename(old, final)
+        except OSError as exc:  # another run took it first, or the file system refuses: analysed again instead
+            log.debug("case folder %s not renamed to %s: %s", old.name, final.name, exc)
+            continue
+        log.info("case folder %s renamed %s: its input's case id changed", old.name, final.name)
+        moved += 1
+    return moved
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:
@@ -162,18 +333,24 @@ def remove_stale_temporaries(out_root: Path) -> int:
             continue
         host_pid = p.name.rsplit("@", 1)[-1]
         host, _, pid_text = host_pid.rpartition("-")
-        if host != _HOST or (pid_text.isdigit() and _pid_alive(int(pid_text))):
+        if host != _HOST or (pid_text.isdigit() and pid_alive(int(pid_text))):
             continue  # another machine's, or a live process's: not ours to remove
         shutil.rmtree(p, ignore_errors=True)
         removed += 1
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a zombie, ended but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    if not Path("/proc").is_dir():  # not Linux: the signal check is all there is
+        return True
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # reaped just now
+        return False

@@ -15,6 +15,7 @@ skipped.csv: nothing under the root vanishes unaccounted for.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections import defaultdict
@@ -35,6 +36,7 @@ log = get_logger("batch")
 BIDS_ANAT = re.compile(r"_(T1w|T2w|T2starw|STIR|PDw|FLAIR|UNIT1|acq-[^_]+_T2w)\.nii(\.gz)?$")
 BIDS_DATATYPES = ("anat", "dwi", "func", "fmap", "perf", "pet", "micr", "beh", "eeg", "meg", "ieeg")
 # sidecars and documents beside the scans (the file types the readers know come from openspine.io.formats)
+ID_HASH_CHARS = 6  # hex digits of the suffix that tells apart cases whose paths give the same id
 NOT_SCANS = {".json", ".tsv", ".csv", ".txt", ".md", ".bval", ".bvec", ".html", ".pdf"}
 
 
@@ -119,19 +121,37 @@ def discover_cases(
                 other_files.append(path)
     if other_files:
         cases.extend(_dicom_cases(root, other_files, skipped))
-    cases = _pair_bids_t1(cases)
-    seen: dict[str, int] = defaultdict(int)
-    unique: list[Case] = []
-    for c in sorted(cases, key=lambda c: (c.case_id, c.path, c.series or "")):
-        seen[c.case_id] += 1
-        n = seen[c.case_id]
-        unique.append(c if n == 1 else replace(c, case_id=f"{c.case_id}__{n}"))
+    unique = _unique_ids(root, _pair_bids_t1(cases))
     n_t1 = sum(c.has_t1 for c in unique)
     (log.info if log_counts else log.debug)(
         "discovered %d case(s) under %s (%d with a T1 series read beside the main one); %d file(s) skipped",
         len(unique), root, n_t1, len(skipped),
     )  # fmt: skip
     return unique, sorted(skipped, key=lambda s: s.path)
+
+
+def _unique_ids(root: Path, cases: list[Case]) -> list[Case]:
+    """``cases`` sorted by id, where paths that give the same id are told apart by a suffix from a hash of their
+    path under the root (and series): a case keeps its id when files are added or removed beside it (an order
+    number would move, and a resume would then take one scan's finished folder for another's). An id that no
+    other case shares stays as the path gives it."""
+    groups: dict[str, list[Case]] = defaultdict(list)
+    for c in cases:
+        groups[c.case_id].append(c)
+    taken = {case_id for case_id, members in groups.items() if len(members) == 1}
+    unique = [members[0] for members in groups.values() if len(members) == 1]
+    for case_id, members in groups.items():
+        if len(members) == 1:
+            continue
+        for c in sorted(members, key=lambda c: (c.path, c.series or "")):
+            key = f"{Path(os.path.relpath(c.path, root)).as_posix()}\0{c.series or ''}"
+            digest = hashlib.sha1(key.encode("utf-8", "surrogateescape"), usedforsecurity=False).hexdigest()
+            n = ID_HASH_CHARS
+            while f"{case_id}__{digest[:n]}" in taken:  # a file named like another's suffixed id: longer suffix
+                n += 2
+            taken.add(f"{case_id}__{digest[:n]}")
+            unique.append(replace(c, case_id=f"{case_id}__{digest[:n]}"))
+    return sorted(unique, key=lambda c: c.case_id)
 
 
 BIDS_PAIR = re.compile(r"^(?P<entities>.+)_(?P<suffix>T1w|T2w)\.nii(\.gz)?$")

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,33 @@ from typing import Any
 from .._logging import get_logger
 from ..config import AnalysisConfig
 from ..errors import ConfigError, OutputError, ScanReadError
-from .case import CaseStatus, case_dir, finished_status, is_finished, process_case, remove_stale_temporaries
+from .case import (
+    FORMATS_MISSING,
+    INPUT_CHANGED,
+    NEW,
+    OPTIONS_CHANGED,
+    CaseStatus,
+    Rerun,
+    adopt_moved_folders,
+    case_dir,
+    finished_status,
+    pid_alive,
+    process_case,
+    record_failure,
+    remove_stale_temporaries,
+    rerun_reason,
+)
 from .discover import Case, discover_cases
-from .tables import build_cohort_tables, prefetch_parquet_writer, write_failures, write_skipped
+from .tables import (
+    SHOWN,
+    build_cohort_tables,
+    failure_rows,
+    find_stale_cases,
+    prefetch_parquet_writer,
+    write_failures,
+    write_skipped,
+    write_stale,
+)
 
 DICOM_KINDS = ("dicom", "dicom-zip")  # the readers whose cases can have DICOM SEG/SR outputs
 
@@ -38,6 +63,8 @@ class BatchSummary:
     failed: int = 0
     out_of_scope: int = 0
     files_skipped: int = 0
+    redone: int = 0  # finished earlier, analysed again: their input, options or formats differ from now
+    stale: int = 0  # case folders whose input is no longer under the root (stale_cases.csv)
     seconds: float = 0.0
     failures: list[CaseStatus] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)
@@ -53,10 +80,13 @@ class BatchSummary:
         analysed = self.done + sum(1 for f in self.failures if f.out_of_scope and f.status == "done")
         rate = (analysed / self.seconds * 3600) if self.seconds > 0 and analysed else 0.0
         listed = " (in failures.csv)" if self.out_of_scope else ""
+        # said only when it happens: a finished case analysed again, a case folder left without input
+        redone = f" ({self.redone} analysed again: input, options or formats changed)" if self.redone else ""
+        stale = f", {self.stale} case folder(s) without input (stale_cases.csv)" if self.stale else ""
         return (
-            f"{self.done} succeeded, {self.skipped} skipped (finished earlier), {self.failed} failed, "
-            f"{self.out_of_scope} out of scope{listed}, {self.files_skipped} file(s) not analysed (skipped.csv) "
-            f"in {self.seconds:.1f} s ({rate:.0f} scans/hour)"
+            f"{self.done} succeeded{redone}, {self.skipped} skipped (finished earlier), {self.failed} failed, "
+            f"{self.out_of_scope} out of scope{listed}, {self.files_skipped} file(s) not analysed (skipped.csv)"
+            f"{stale} in {self.seconds:.1f} s ({rate:.0f} scans/hour)"
         )
 
     def count(self, status: CaseStatus) -> None:
@@ -95,8 +125,14 @@ def select_part(cases: list[Case], part: tuple[int, int]) -> list[Case]:
     return [c for i, c in enumerate(sorted(cases, key=lambda c: c.case_id)) if i % n == k - 1]
 
 
+# descriptors of the locks this process holds: a forked worker closes its copies, so that a worker left running
+# never holds a run's lock (a flock lasts while any process holds a descriptor of it)
+_HELD_LOCKS: set[int] = set()
+
+
 class OutputLock:
-    """An exclusive lock on (output folder, shard): a second run on the same shard is refused clearly."""
+    """An exclusive lock on (output folder, shard): a second run on the same shard is refused clearly. The lock
+    itself is the truth: a lock file left by a killed run does not block, only a process still holding it."""
 
     def __init__(self, out_root: Path, part: tuple[int, int]) -> None:
         self.path = out_root / f".openspine-batch-{part[0]}-of-{part[1]}.lock"
@@ -111,19 +147,69 @@ class OutputLock:
         except BlockingIOError:
             holder = os.read(fd, 100).decode(errors="replace").strip()
             os.close(fd)
-            raise OutputError(
-                f"another openspine batch ({holder or 'unknown process'}) is writing this shard of "
-                f"'{self.path.parent}'; wait for it to finish or use another --out"
-            ) from None
+            raise OutputError(self._held_by(holder)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
         self.fd = fd
+        _HELD_LOCKS.add(fd)
         return self
+
+    def _held_by(self, holder: str) -> str:
+        """The refusal, in one line: who runs, or which left-over process holds the lock of a run that ended."""
+        words = holder.split()
+        pid = int(words[1]) if len(words) == 4 and words[0] == "pid" and words[1].isdigit() else None
+        here = len(words) == 4 and words[3] == os.uname().nodename
+        if pid is not None and here and not pid_alive(pid):
+            holders = " ".join(map(str, _processes_holding(self.path)))
+            which, end = (
+                (f"process(es) {holders}", f"kill {holders}") if holders else ("a process", "fuser -v names it")
+            )
+            return (
+                f"the lock '{self.path}' is held by {which} left from openspine batch pid {pid}, which no longer "
+                f"runs (killed?); end what holds it ({end}) and rerun"
+            )
+        return (
+            f"another openspine batch ({holder or 'unknown process'}) is writing this shard of "
+            f"'{self.path.parent}'; wait for it to finish or use another --out"
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
+            _HELD_LOCKS.discard(self.fd)
             os.close(self.fd)  # closing releases the flock
             self.fd = None
+
+
+def _processes_holding(path: Path) -> list[int]:
+    """The processes of this user with ``path`` open (Linux /proc; empty elsewhere)."""
+    target = str(path.resolve())
+    pids: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return pids
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == target for fd in (entry / "fd").iterdir()):
+                pids.append(int(entry.name))
+        except OSError:  # another user's process, or one that has just ended
+            continue
+    return sorted(pids)
+
+
+@contextmanager
+def _tables_lock(out_root: Path) -> Iterator[None]:
+    """Shards of one output folder build its tables one at a time: each reads every case folder and writes the
+    tables whole, so the last shard to finish writes them with every shard's cases."""
+    import fcntl
+
+    fd = os.open(out_root / ".openspine-tables.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits: building the tables takes seconds
+        yield
+    finally:
+        os.close(fd)
 
 
 def _local_statuses(
@@ -146,7 +232,9 @@ def _new_pool(workers: int) -> Any:
     # fork is fastest (no re-import per worker) and safe while this process runs no other thread; otherwise a
     # clean interpreter per worker (spawn)
     method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_init)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_init, initargs=(os.getpid(),)
+    )
 
 
 WORKER_DIED = "WorkerDied"
@@ -254,12 +342,53 @@ def _in_process(
         set_default_threads(before)
 
 
-def _worker_init() -> None:
-    """Keep each worker to one compute thread so N workers use N cores, not N × cores."""
+def _worker_init(parent: int) -> None:
+    """Keep each worker to one compute thread so N workers use N cores, not N × cores; let go of the run's
+    locks; and end the worker when the run's process ``parent`` ends (killed: the worker would otherwise live on,
+    idle, for ever)."""
+    for fd in list(_HELD_LOCKS):  # inherited by fork: the run's process alone holds its locks
+        with suppress(OSError):
+            os.close(fd)
+    _HELD_LOCKS.clear()
+    _end_with_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ..models import set_default_threads
 
     set_default_threads(1)
+
+
+PARENT_CHECK_S = 1.0  # how often a worker looks whether the run's process still lives, where Linux cannot say
+
+
+def _end_with_parent(parent: int) -> None:
+    """Linux kills this process when ``parent`` dies (prctl PR_SET_PDEATHSIG); elsewhere a thread looks every
+    second whether the parent changed (the process was re-parented: its parent died) and ends the process."""
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux") and _set_parent_death_signal(signal.SIGKILL):
+        if os.getppid() != parent:  # the parent died before the signal was asked for
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="openspine-parent-watch", daemon=True).start()
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """prctl(PR_SET_PDEATHSIG, sig) through libc; False where it is not available."""
+    import ctypes
+
+    pr_set_pdeathsig = 1  # linux/prctl.h
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(pr_set_pdeathsig, sig, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def run_batch(
@@ -307,11 +436,16 @@ def run_batch(
             why = f"the {n} entries there are listed in {out / 'skipped.csv'} with the reason" if n else "it is empty"
             raise ScanReadError(f"no inputs found under '{root}': {why}")
         cases = select_part(found, part)
-        todo = [c for c in cases if overwrite or not is_finished(case_dir(out, c.case_id))]
+        adopt_moved_folders(out, cases, found)
+        reasons = {
+            c.case_id: Rerun(NEW) if overwrite else rerun_reason(c, case_dir(out, c.case_id), formats, config)
+            for c in cases
+        }
+        todo = [c for c in cases if reasons[c.case_id] is not None]
         summary = BatchSummary(files_skipped=len(skipped_files))
-        pending = {c.case_id for c in todo}
+        summary.redone = _say_why_again(reasons)
         for c in cases:  # finished earlier: counted, and listed in failures.csv again when out of scope
-            if c.case_id not in pending:
+            if reasons[c.case_id] is None:
                 summary.count(finished_status(c.case_id, case_dir(out, c.case_id)))
         if scheduler or cluster:
             from .distributed import dask_statuses
@@ -320,12 +454,41 @@ def run_batch(
         else:
             statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
         prefetch_parquet_writer()  # after the local workers have forked
+        by_id = {c.case_id: c for c in todo}
         for status in progress(statuses, len(todo)) if progress else statuses:
             summary.count(status)
-        write_failures(out, sorted(summary.failures, key=lambda s: s.case_id))
-        summary.tables = build_cohort_tables(out)
+            if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
+                record_failure(out, by_id[status.case_id], status, formats, config)
+        with _tables_lock(out):
+            stale = find_stale_cases(out, found)
+            write_stale(out, stale)
+            summary.stale = len(stale)
+            write_failures(out, failure_rows(out, found, summary.failures))
+            summary.tables = build_cohort_tables(out, found)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _say_why_again(reasons: dict[str, Rerun | None]) -> int:
+    """Log why finished cases are analysed again (one line per case whose folder holds another scan's result, one
+    line for the cases made with other options or without the outputs asked now); return how many."""
+    again = {case_id: r for case_id, r in reasons.items() if r is not None and r.kind != NEW}
+    moved = [(case_id, r) for case_id, r in again.items() if r.kind == INPUT_CHANGED]
+    for case_id, r in moved[:SHOWN]:
+        log.warning("case %s: %s; analysed again, its folder replaced", case_id, r.detail)
+    if len(moved) > SHOWN:
+        log.warning("%d more case folders hold another input's result; analysed again", len(moved) - SHOWN)
+    other = [r for r in again.values() if r.kind != INPUT_CHANGED]
+    if other:
+        why = sorted({_WHY[r.kind] + r.detail for r in other})
+        log.warning(
+            "%d finished case(s) were made with other options or lack an output asked now (%s): analysed again",
+            len(other), "; ".join(why),
+        )  # fmt: skip
+    return len(again)
+
+
+_WHY = {OPTIONS_CHANGED: "other options: ", FORMATS_MISSING: "outputs missing: "}
 
 
 def _require_for_formats(formats: Iterable[str], root: Path, config: AnalysisConfig) -> None:

@@ -15,13 +15,26 @@ from typing import Any
 
 from .._logging import get_logger
 from ..writers import atomic_write_bytes, atomic_write_text
-from .case import CASES_DIR, TMP_PREFIX, CaseStatus, is_finished
-from .discover import Skipped
+from .case import (
+    CASES_DIR,
+    SCOPE_STAGE,
+    TMP_PREFIX,
+    CaseStatus,
+    case_dir,
+    finished_status,
+    holds_case,
+    is_finished,
+    recorded_failure,
+    recorded_source,
+)
+from .discover import Case, Skipped
 
 log = get_logger("batch")
 
 FAILURE_COLUMNS = ["case", "stage", "error_type", "message"]
 SKIPPED_COLUMNS = ["path", "reason"]
+STALE_COLUMNS = ["case", "input", "reason"]
+SHOWN = 5  # case ids named in a log line about many cases
 
 
 def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
@@ -98,13 +111,12 @@ def _typed(value: Any) -> Any:
         return str(value)
 
 
-def build_cohort_tables(out_root: Path) -> dict[str, int]:
-    """Write OUT/vertebrae.csv and OUT/discs.csv (+ .parquet with pyarrow) from all finished cases."""
-    base = out_root / CASES_DIR
-    folders = (
-        sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(TMP_PREFIX)) if base.is_dir() else []
-    )
-    finished = [p for p in folders if is_finished(p)]
+def build_cohort_tables(out_root: Path, cases: list[Case]) -> dict[str, int]:
+    """Write OUT/vertebrae.csv and OUT/discs.csv (+ .parquet with pyarrow) from the finished folders of ``cases``
+    (every case found under the root now, whichever shard ran it) that hold their own input's result: a folder
+    left without input, or holding another scan's result, adds no row."""
+    folders = [(c, case_dir(out_root, c.case_id)) for c in sorted(cases, key=lambda c: c.case_id)]
+    finished = [p for c, p in folders if is_finished(p) and holds_case(c, p)]
     rows_of = [_rows_of(folder) for folder in finished]
     counts: dict[str, int] = {}
     parquet_ok = True
@@ -135,8 +147,66 @@ def write_skipped(out_root: Path, skipped: list[Skipped]) -> Path:
     return path
 
 
+def failure_rows(out_root: Path, cases: list[Case], this_run: list[CaseStatus]) -> list[CaseStatus]:
+    """The failed and out-of-scope cases among ``cases``, sorted by id: what each case folder records (so every
+    shard's cases are listed, whichever shard writes the file), with the statuses of ``this_run`` on top."""
+    rows: dict[str, CaseStatus] = {}
+    for case in cases:
+        folder = case_dir(out_root, case.case_id)
+        if not holds_case(case, folder):  # no record, or another scan's: its shard analyses it again
+            continue
+        status = finished_status(case.case_id, folder) if is_finished(folder) else recorded_failure(folder)
+        if status is not None and (status.status == "failed" or status.stage == SCOPE_STAGE):
+            rows[case.case_id] = status
+    found = {c.case_id for c in cases}
+    rows.update({s.case_id: s for s in this_run if s.case_id in found})
+    return [rows[k] for k in sorted(rows)]
+
+
 def write_failures(out_root: Path, failures: list[CaseStatus]) -> Path:
     rows = [{"case": f.case_id, "stage": f.stage, "error_type": f.error_type, "message": f.message} for f in failures]
     path = out_root / "failures.csv"
     _write_table(path, rows, FAILURE_COLUMNS)
+    return path
+
+
+def find_stale_cases(out_root: Path, cases: list[Case]) -> list[dict[str, str]]:
+    """The case folders of ``out_root`` that no case found under the root now has (its input renamed, moved or
+    deleted; or a case id that changed): rows for stale_cases.csv. They are left in place, never deleted, and
+    add no row to the cohort tables or failures.csv."""
+    base = out_root / CASES_DIR
+    if not base.is_dir():
+        return []
+    ids = {c.case_id for c in cases}
+    by_source = {str(Path(c.path).resolve()): c.case_id for c in cases}
+    rows = []
+    for folder in sorted(base.iterdir()):
+        if folder.name in ids or folder.name.startswith(TMP_PREFIX) or not folder.is_dir():
+            continue
+        source = recorded_source(folder)
+        now = by_source.get(str(Path(source).resolve())) if source else None
+        if source is None:
+            reason = "the folder records no input (no case.json or result.json)"
+        elif now is not None:
+            reason = f"its input is case {now} now (case ids changed); that case is analysed in its own folder"
+        elif not Path(source).exists():
+            reason = "its input is no longer there (renamed, moved or deleted)"
+        else:
+            reason = "its input is no longer found as a case under the root"
+        rows.append({"case": folder.name, "input": source or "", "reason": reason})
+    return rows
+
+
+def write_stale(out_root: Path, rows: list[dict[str, str]]) -> Path:
+    """OUT/stale_cases.csv: the case folders whose input is gone from the root (kept, left out of the tables)."""
+    path = out_root / "stale_cases.csv"
+    _write_table(path, rows, STALE_COLUMNS)
+    if rows:
+        shown = ", ".join(r["case"] for r in rows[:SHOWN])
+        more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
+        log.warning(
+            "%d case folder(s) have no input under the root any more (%s%s): kept, left out of the tables, listed "
+            "in %s",
+            len(rows), shown, more, path,
+        )  # fmt: skip
     return path

@@ -1,0 +1,137 @@
+"""Batch after its process is killed: the worker processes end with it, no left-over process holds the output
+folder's lock, and the resume finishes the cohort."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from openspine.batch import runner
+from openspine.batch.runner import OutputLock
+from openspine.errors import OutputError
+
+LINUX_PROC = Path("/proc/self/task").is_dir()
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return kids
+    for task in tasks:
+        try:
+            kids += [int(x) for x in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return kids
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not LINUX_PROC, reason="finds the worker processes through /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_end_with_a_killed_run_and_the_resume_works(tmp_path: Path, sig: signal.Signals) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    n = 40
+    for i in range(n):  # small volumes (noise: out of scope), enough that the run is busy when killed
+        data = np.random.default_rng(i).random((24, 24, 4)).astype(np.float32)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / f"s{i:02d}.nii.gz"))
+    cmd = [sys.executable, "-m", "openspine", "-q", "batch", str(root), "--out", str(out), "--formats", "json"]
+    proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 60, []
+    while time.time() < deadline and proc.poll() is None:
+        workers = _children(proc.pid)
+        cases = out / "cases"
+        if len(workers) >= 2 and cases.is_dir() and any((p / "result.json").exists() for p in cases.iterdir()):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None and len(workers) >= 2, "the run ended before it could be killed"
+    os.kill(proc.pid, sig)  # the run's process only, as the out-of-memory killer or a user's kill does
+    proc.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.05)
+    assert not any(_running(w) for w in workers), "a worker outlived the killed run"
+    finished = sum((p / "result.json").exists() for p in (out / "cases").iterdir())
+    assert finished < n
+    resume = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert resume.returncode == 3, resume.stderr[-2000:]  # every case out of scope: none failed
+    assert sorted(p.name for p in (out / "cases").iterdir()) == [f"s{i:02d}" for i in range(n)]
+
+
+def test_a_worker_ends_when_its_parent_changes_where_linux_cannot_tell_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The portable fallback: a thread that sees the parent gone (re-parented) ends the worker."""
+    monkeypatch.setattr(runner, "_set_parent_death_signal", lambda sig: False)
+    monkeypatch.setattr(runner, "PARENT_CHECK_S", 0.05)
+    pid = os.fork()
+    if pid == 0:  # the child: its parent "dies" (is another pid than the one it was started by)
+        try:
+            runner._end_with_parent(os.getppid() + 1_000_000)
+            time.sleep(10)
+        finally:
+            os._exit(0)
+    t0 = time.time()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1 and time.time() - t0 < 5
+
+
+def test_a_worker_lets_go_of_the_runs_lock(tmp_path: Path) -> None:
+    with OutputLock(tmp_path, (1, 1)) as lock:
+        fd = lock.fd
+        assert fd in runner._HELD_LOCKS
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                runner._HELD_LOCKS.discard(-1)
+                held = set(runner._HELD_LOCKS)
+                runner._worker_init(os.getppid())
+                try:
+                    os.fstat(fd)
+                except OSError:
+                    code = 0 if held == {fd} else 2  # closed in the worker
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    assert not runner._HELD_LOCKS
+
+
+@pytest.mark.skipif(not LINUX_PROC, reason="names the holders through /proc")
+def test_a_lock_left_held_after_its_run_died_is_explained(tmp_path: Path) -> None:
+    import fcntl
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    path = tmp_path / ".openspine-batch-1-of-1.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a left-over worker of the dead run holds it
+        os.write(fd, f"pid {dead.pid} on {os.uname().nodename}".encode())
+        with (
+            pytest.raises(OutputError, match=rf"pid {dead.pid}, which no longer runs") as info,
+            OutputLock(tmp_path, (1, 1)),
+        ):
+            pass
+        assert str(os.getpid()) in str(info.value) and "\n" not in str(info.value)
+    finally:
+        os.close(fd)
+    with OutputLock(tmp_path, (1, 1)):  # free now: the file left behind does not block
+        pass

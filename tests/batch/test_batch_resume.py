@@ -1,0 +1,199 @@
+"""Batch resume: a finished case is reused only when its folder holds the same input's result, made with the same
+options and outputs; case ids stay put when files are added; folders whose input is gone are listed, not counted."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from openspine.batch.discover import discover_cases
+from openspine.batch.runner import run_batch
+from openspine.cli import main
+from openspine.config import AnalysisConfig
+
+
+def _tiny(path: Path, seed: int) -> Path:
+    """A small NIfTI volume (noise: analysed for real, out of scope in a second) that differs by ``seed``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.random.default_rng(seed).random((16, 16, 3)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
+    return path
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _input_of(folder: Path) -> Path:
+    return Path(json.loads((folder / "result.json").read_text())["input"]["path"]).resolve()
+
+
+def _ids(root: Path) -> dict[str, str]:
+    cases, _ = discover_cases(root)
+    return {c.case_id: str(Path(c.path).relative_to(root)) for c in cases}
+
+
+def test_clashing_ids_get_suffixes_that_do_not_move_when_files_are_added(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    _tiny(root / "site" / "sub_01.nii.gz", 1)
+    _tiny(root / "other.nii.gz", 2)
+    assert _ids(root) == {"site__sub_01": "site/sub_01.nii.gz", "other": "other.nii.gz"}  # no clash: as before
+    _tiny(root / "site" / "sub 01.nii.gz", 3)  # sorts before sub_01 and gives the same id
+    _tiny(root / "site__sub_01.nii", 4)
+    first = _ids(root)
+    assert first["other"] == "other.nii.gz"
+    clashing = {k: v for k, v in first.items() if k != "other"}
+    assert len(clashing) == 3 and all(k.startswith("site__sub_01__") and len(k) == 20 for k in clashing)
+    _tiny(root / "site" / "sub-01.nii.gz", 5)  # one more of the same id: the others keep theirs
+    second = _ids(root)
+    assert {k: v for k, v in second.items() if v in clashing.values()} == clashing
+    (root / "site" / "sub 01.nii.gz").unlink()
+    assert {k: v for k, v in _ids(root).items() if v in clashing.values()} == {
+        k: v for k, v in clashing.items() if v != "site/sub 01.nii.gz"
+    }
+
+
+def test_a_case_whose_folder_holds_another_scans_result_is_analysed_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """D1: a case id that now names another file never reuses the folder of the scan it named before."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    a = _tiny(root / "a.nii.gz", 1)
+    b = _tiny(root / "b.nii.gz", 2)
+    run_batch(root, out, formats=("json",))
+    # the ids now name the other file (as a suffix that moved would): each folder holds the other scan's result
+    (out / "cases" / "a").rename(out / "cases" / "tmp")
+    (out / "cases" / "b").rename(out / "cases" / "a")
+    (out / "cases" / "tmp").rename(out / "cases" / "b")
+    assert _input_of(out / "cases" / "a") == b.resolve()
+    caplog.set_level("WARNING", logger="openspine")
+    summary = run_batch(root, out, formats=("json",))
+    assert summary.skipped == 0 and summary.redone == 2
+    assert "analysed again: input, options or formats changed" in summary.line()
+    assert _input_of(out / "cases" / "a") == a.resolve() and _input_of(out / "cases" / "b") == b.resolve()
+    assert "its folder holds the result of" in caplog.text
+    # and now they are reused
+    again = run_batch(root, out, formats=("json",))
+    assert again.skipped == 2 and again.redone == 0
+
+
+def test_a_result_of_an_older_version_without_case_json_is_checked_by_its_input_path(tmp_path: Path) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    a = _tiny(root / "a.nii.gz", 1)
+    _tiny(root / "b.nii.gz", 2)
+    run_batch(root, out, formats=("json",))
+    for folder in (out / "cases").iterdir():
+        (folder / "case.json").unlink()  # as an openspine before case.json wrote them
+    assert run_batch(root, out, formats=("json",)).skipped == 2  # result.json's input.path matches: reused
+    doc = json.loads((out / "cases" / "b" / "result.json").read_text())
+    doc["input"]["path"] = str(a)  # another scan's result under b's id
+    (out / "cases" / "b" / "result.json").write_text(json.dumps(doc))
+    summary = run_batch(root, out, formats=("json",))
+    assert (summary.skipped, summary.redone) == (1, 1)
+
+
+def test_adding_a_clashing_file_analyses_the_new_scan_and_keeps_the_old_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """D1 as the user met it: the finished case's folder moves to its new id, the new scan is analysed."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    first = _tiny(root / "site" / "sub_01.nii.gz", 1)
+    assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 3  # out of scope: noise
+    made = json.loads((out / "cases" / "site__sub_01" / "result.json").read_text())["created"]
+    capsys.readouterr()
+    second = _tiny(root / "site" / "sub 01.nii.gz", 2)
+    assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 3
+    assert "0 succeeded, 1 skipped (finished earlier), 0 failed, 2 out of scope" in capsys.readouterr().out
+    ids = _ids(root)
+    by_path = {v: k for k, v in ids.items()}
+    old, new = out / "cases" / by_path["site/sub_01.nii.gz"], out / "cases" / by_path["site/sub 01.nii.gz"]
+    assert _input_of(old) == first.resolve() and _input_of(new) == second.resolve()
+    assert json.loads((old / "result.json").read_text())["created"] == made  # kept, not analysed again
+    assert sorted(p.name for p in (out / "cases").iterdir()) == sorted(ids)
+    assert {r["case"] for r in _read_csv(out / "failures.csv")} == set(ids)  # both out of scope, each once
+    assert _read_csv(out / "stale_cases.csv") == []
+
+
+def test_real_scans_keep_their_own_rows_when_a_clashing_file_arrives(tmp_path: Path, shared_data: Path) -> None:
+    """End to end on real scans: after the new file, each case's table rows are its own scan's."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    (root / "site").mkdir(parents=True)
+    shutil.copy(shared_data / "spider" / "21" / "image.nii.gz", root / "site" / "sub_01.nii.gz")
+    run_batch(root, out, formats=("json", "csv"))
+    shutil.copy(shared_data / "spider" / "31" / "image.nii.gz", root / "site" / "sub 01.nii.gz")
+    summary = run_batch(root, out, formats=("json", "csv"))
+    assert (summary.done, summary.skipped, summary.failed) == (1, 1, 0)
+    rows = _read_csv(out / "vertebrae.csv")
+    for case_id, rel in _ids(root).items():
+        folder = out / "cases" / case_id
+        assert _input_of(folder) == (root / rel).resolve()
+        own = [r for r in rows if r["case"] == case_id]
+        assert own and len(own) == len(_read_csv(folder / "vertebrae.csv"))
+        assert [r["centroid_mm_z"] for r in own] == [r["centroid_mm_z"] for r in _read_csv(folder / "vertebrae.csv")]
+    assert {r["case"] for r in rows} == set(_ids(root))
+
+
+def test_a_renamed_or_deleted_input_leaves_its_folder_out_of_the_tables_and_listed(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """D7: the cohort tables hold the cases found now; a folder without input is kept and listed."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    shutil.copy(shared_data / "spider" / "21" / "image.nii.gz", root / "sub-01.nii.gz")
+    shutil.copy(shared_data / "spider" / "31" / "image.nii.gz", root / "sub-02.nii.gz")
+    assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 0
+    (root / "sub-02.nii.gz").rename(root / "sub-03.nii.gz")
+    capsys.readouterr()
+    assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 0
+    line = capsys.readouterr().out
+    assert "1 succeeded, 1 skipped (finished earlier)" in line and "1 case folder(s) without input" in line
+    assert sorted({r["case"] for r in _read_csv(out / "vertebrae.csv")}) == ["sub-01", "sub-03"]
+    assert sorted({r["case"] for r in _read_csv(out / "discs.csv")}) == ["sub-01", "sub-03"]
+    stale = _read_csv(out / "stale_cases.csv")
+    assert [(r["case"], Path(r["input"]).name) for r in stale] == [("sub-02", "sub-02.nii.gz")]
+    assert "no longer there" in stale[0]["reason"]
+    assert (out / "cases" / "sub-02" / "result.json").is_file()  # never deleted
+    (root / "sub-03.nii.gz").unlink()  # deleted to exclude the subject
+    assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 0
+    assert {r["case"] for r in _read_csv(out / "vertebrae.csv")} == {"sub-01"}
+    assert [r["case"] for r in _read_csv(out / "stale_cases.csv")] == ["sub-02", "sub-03"]
+
+
+def test_other_options_or_missing_outputs_are_analysed_again_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """D10: a rerun with other --levels or more --formats does not reuse the old results in silence."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    for i in range(2):
+        _tiny(root / f"s{i}.nii.gz", i)
+    run_batch(root, out, formats=("json",))
+    caplog.set_level("WARNING", logger="openspine")
+    summary = run_batch(root, out, formats=("json",), config=AnalysisConfig.from_mapping({"grade_levels": "all"}))
+    assert (summary.redone, summary.skipped) == (2, 0)
+    doc = json.loads((out / "cases" / "s0" / "result.json").read_text())
+    assert doc["parameters"]["grade_levels"] == "all"
+    warnings = [r.getMessage() for r in caplog.records if "other options" in r.getMessage()]
+    assert len(warnings) == 1 and "2 finished case(s)" in warnings[0] and "grade_levels" in warnings[0]
+    caplog.clear()
+    config = AnalysisConfig.from_mapping({"grade_levels": "all"})
+    summary = run_batch(root, out, formats=("json", "csv"), config=config)  # an output more
+    assert summary.redone == 2 and (out / "cases" / "s1" / "discs.csv").is_file()
+    assert "outputs missing: csv" in caplog.text
+    # fewer outputs than were written: nothing is missing, the results are reused
+    assert run_batch(root, out, formats=("json",), config=config).skipped == 2
+    assert run_batch(root, out, formats=("json",)).redone == 2  # back to the default levels
+
+
+def test_overwrite_still_redoes_everything(tmp_path: Path) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    _tiny(root / "s.nii.gz", 0)
+    run_batch(root, out, formats=("json",))
+    summary = run_batch(root, out, formats=("json",), overwrite=True)
+    assert summary.skipped == 0 and summary.out_of_scope == 1 and summary.redone == 0

@@ -61,8 +61,9 @@ def load_scan(
         path: DICOM folder, DICOM file, zip of DICOM files, NIfTI file, or PNG/JPEG slice.
         series: for DICOM inputs holding several series, the SeriesInstanceUID, SeriesNumber or the index
             shown by ``openspine info``; by default the sagittal series whose header says T2 with the most slices is
-            chosen, else the sagittal series with the most slices (the main series of
-            :func:`~openspine.io.load_study`, which also reads the study's T1 series).
+            chosen, else the sagittal series whose header names no sequence with the most slices, else the
+            sagittal series with the most slices (the main series of :func:`~openspine.io.load_study`, which also
+            reads the study's T1 series); objects that are no image (a DICOM SEG or SR) are never chosen.
         pixel_spacing: row and column spacing in mm, required for PNG/JPEG input.
     """
     p = existing_path(path)

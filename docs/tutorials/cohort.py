@@ -118,6 +118,8 @@ graded.pivot_table(index="level", columns="grading", values="positive", aggfunc=
 # %%
 rows = []
 for case_dir in sorted((results / "cases").iterdir()):
+    if not (case_dir / "result.json").is_file():
+        continue  # a failed case holds its failure record instead (failures.csv lists it)
     doc = json.loads((case_dir / "result.json").read_text())
     rows.append(
         {

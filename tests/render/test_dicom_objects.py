@@ -147,3 +147,22 @@ def test_the_seg_written_beside_the_series_is_not_read_as_a_series(tmp_path: Pat
     assert set(listed) == {"MR", "SEG"}  # the SR holds no pixel data: not listed at all
     assert listed["SEG"]["role_text"] == "not used: a DICOM Segmentation, not an image"
     assert listed["SEG"]["not_an_image"] == "a DICOM Segmentation, not an image" and not listed["SEG"]["chosen"]
+
+
+def test_batch_lists_its_own_seg_as_skipped_and_makes_no_case_of_it(tmp_path: Path) -> None:
+    """Under a batch root, openspine's SEG beside the series is skipped as no image; a SEG alone (copied to another
+    root) is no case at all (before: a case that failed, 'no sagittal image series')."""
+    import shutil
+
+    from openspine.batch.discover import discover_cases
+
+    write_series(tmp_path / "root" / "study", _array(), AFFINE, description="SAG SPINE")
+    write_result(_result(tmp_path / "root" / "study"), tmp_path / "root" / "study" / "openspine", "all")
+    cases, skipped = discover_cases(tmp_path / "root")
+    assert len(cases) == 1 and cases[0].problem is None
+    why = {Path(s.path).name: s.reason for s in skipped}
+    assert "Segmentation, not an image" in why["vertebrae_seg.dcm"]
+    (tmp_path / "alone").mkdir()
+    shutil.copy(tmp_path / "root" / "study" / "openspine" / "vertebrae_seg.dcm", tmp_path / "alone" / "seg.dcm")
+    cases, skipped = discover_cases(tmp_path / "alone")
+    assert cases == [] and [s.reason for s in skipped] == ["a DICOM Segmentation, not an image"]

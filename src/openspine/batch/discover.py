@@ -238,6 +238,8 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
         if all(_hidden(p.relative_to(root)) for p in s.files):
             continue  # under a hidden folder, listed as skipped ("hidden") already
         studies[s.study_uid or f"folder:{s.files[0].parent}"].append(s)
+    for key in [k for k, members in studies.items() if all(s.not_image is not None for s in members)]:
+        del studies[key]  # a SEG or SR on its own (openspine's outputs under the root) is no case: skipped below
     out: list[Case] = []
     accounted: set[Path] = set()
     for members in studies.values():
@@ -298,7 +300,7 @@ def _other_series(root: Path, series: SeriesInfo, case_id: str, files: list[Path
 def _why_no_series(path: Path) -> str:
     """Why a file that looked like DICOM is in no image series: unreadable, truncated, or not an image."""
     from ..errors import ScanReadError
-    from ..io.dicom import _DICOMDIR_SOP_CLASS, _read_header, _UnreadableHeader, cut_short
+    from ..io.dicom import _DICOMDIR_SOP_CLASS, _read_header, _UnreadableHeader, cut_short, not_an_image
 
     if path.name.upper() == "DICOMDIR":
         return "DICOMDIR (an index of the media, not an image)"
@@ -318,4 +320,4 @@ def _why_no_series(path: Path) -> str:
         return f"truncated or incomplete DICOM file: no image pixel data after its header ({len(ds)} data elements)"
     if not has_pixels:
         return f"DICOM object without image pixel data (modality {modality}): a report or similar, not an image"
-    return "DICOM image in no series that discovery found"
+    return not_an_image(ds) or "DICOM image in no series that discovery found"

@@ -8,7 +8,12 @@ detection`` scores a volume: every detected body, IVD: disc, inside a labelled s
 * ``tilt+15`` / ``tilt-15``: the spine tilted by 15° in the sagittal plane (image resampled, affine kept);
 * ``oblique20``: the same voxels with the affine turned 20° about the left-right axis (an oblique prescription);
 * ``coarse2``: 2 mm in-plane pixels (2 × 2 × 1 mm voxels); ``thick4+coarse2``: both;
-* ``scaled``: float intensities × 37.5 + 1200; ``noise``: Rician noise of 6 % of the 99th percentile.
+* ``scaled``: float intensities × 37.5 + 1200; ``noise``: Rician noise of 6 % of the 99th percentile;
+* ``roll+20``: the spine turned 20° in the coronal plane (image resampled in the volume's own 77 mm wide grid, so the
+  upper and lower ends leave it on either side, as a scoliotic spine leaves a slab); ``half``: only the first half of
+  the sagittal slices kept (every body cut through its middle).
+
+Besides the labels: how many cases carry ``vertebra_at_volume_side`` (a body cut by the side of the volume).
 
     python scripts/acquisition_survey.py --data ../shared/data --split val --out runs/acquisition-val.json
 """
@@ -57,6 +62,18 @@ def tilt(img: NDArray[Any], msk: NDArray[Any], aff: NDArray[np.float64], degrees
     return im, ndimage.rotate(msk, degrees, axes=axes, reshape=False, order=0), aff
 
 
+def roll(img: NDArray[Any], msk: NDArray[Any], aff: NDArray[np.float64], degrees: float) -> Arrays:
+    axes = (_axis(aff, "SI"), _axis(aff, "LR"))
+    im = ndimage.rotate(img.astype(np.float32), degrees, axes=axes, reshape=False, order=1)
+    return im, ndimage.rotate(msk, degrees, axes=axes, reshape=False, order=0), aff
+
+
+def half(img: NDArray[Any], msk: NDArray[Any], aff: NDArray[np.float64]) -> Arrays:
+    ax = _axis(aff, "LR")
+    keep = np.arange(img.shape[ax] // 2)
+    return np.take(img, keep, axis=ax), np.take(msk, keep, axis=ax), aff
+
+
 def oblique(img: NDArray[Any], msk: NDArray[Any], aff: NDArray[np.float64], degrees: float) -> Arrays:
     a = np.radians(degrees)
     turn = np.eye(4)
@@ -100,6 +117,8 @@ VARIANTS: dict[str, Callable[[NDArray[Any], NDArray[Any], NDArray[np.float64]], 
     "thick4+coarse2": lambda i, m, a: coarse(*thick(i, m, a, 4, 3), 2),
     "scaled": scaled,
     "noise": noisy,
+    "roll+20": lambda i, m, a: roll(i, m, a, 20),
+    "half": half,
 }
 
 
@@ -117,6 +136,7 @@ def survey(data: Path, split: str) -> list[dict[str, Any]]:
                 im, mk, af = make(img, msk, aff)
                 det = detect(Scan(im, af).to_sagittal())
                 res = score_volume(det, mk, af, True, ScanResult(r["id"], r["subset"], True))
+                case["side_flagged"] = any(f.startswith("vertebra_at_volume_side") for f in det.flags)
                 case.update(
                     right=volume_case_right(res), flagged=labelling_flagged(det.flags), predicted=res.predicted,
                     bodies=[res.detected, res.n_gt], discs=[res.discs_detected, res.gt_discs], flags=list(det.flags),
@@ -136,9 +156,10 @@ def summary(cases: list[dict[str, Any]]) -> list[str]:
         right = sum(c["right"] for c in ok)
         unflagged = sum(not c["right"] and not c["flagged"] for c in ok)
         bodies = [sum(c["bodies"][i] for c in ok) for i in (0, 1)]
+        side = sum(c["side_flagged"] for c in ok)
         out.append(
             f"{name:15s} {len(cs):3d} cases, {len(cs) - len(ok)} failed, every label right {right}, wrong without a "
-            f"flag {unflagged}, bodies found {bodies[0]}/{bodies[1]}"
+            f"flag {unflagged}, bodies found {bodies[0]}/{bodies[1]}, flagged vertebra_at_volume_side {side}"
         )
     return out
 

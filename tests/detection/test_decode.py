@@ -161,3 +161,20 @@ def test_nothing_found() -> None:
     det = _decode(view, np.zeros((3, 4, 64, 48), np.float32))
     assert det.vertebrae == () and det.discs == ()
     assert det.flags == ("no vertebral body detected",)
+
+
+def test_a_body_running_on_past_one_side_of_the_volume() -> None:
+    """Cut near its middle on the last slice (section ≥ 0.8 of its largest) and not reaching the first: at the side.
+    A body wider than the slab (cut on both sides) keeps its centre in view; one slice alone never counts."""
+    from openspine.detection.decode import Group, Instance
+    from openspine.detection.records import at_volume_side
+
+    def body(areas: dict[int, float]) -> Group:
+        px, c = np.zeros((1, 2), np.int64), np.zeros(2)
+        return Group([Instance(k, px, c, a, 0.9, 22.0) for k, a in areas.items()])
+
+    assert at_volume_side(body({3: 400.0, 4: 600.0, 5: 560.0}), 6)
+    assert not at_volume_side(body({3: 400.0, 4: 600.0, 5: 200.0}), 6)  # tapers off within the volume
+    assert not at_volume_side(body({0: 550.0, 1: 600.0, 2: 580.0}), 3)  # runs past both sides
+    assert not at_volume_side(body({1: 400.0, 2: 600.0, 3: 300.0}), 6)  # inside
+    assert not at_volume_side(body({0: 600.0}), 1)

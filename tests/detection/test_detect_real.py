@@ -110,3 +110,18 @@ def test_cut_off_sacrum_names_the_alternative_labelling(shared_data) -> None:
     alt = [f for f in cut.flags if f.startswith("labelling_alternative")]
     assert len(alt) == 1 and cut.alternative_shift in (-1, 1)
     assert ("closer to" in alt[0]) == (cut.alternative_shift == 1)
+
+
+def test_bodies_cut_by_the_side_of_the_volume_are_flagged(shared_data) -> None:
+    """A val volume cut through the middle of its bodies (left half kept): the bodies run on past the side, so their
+    centres are the part in view's and a flag names them; the whole volume has none."""
+    from openspine.scan import Scan
+
+    scan = load_scan(shared_data / "fastcleverseg" / "fcs-vb2-17" / "image.nii.gz")
+    whole = detect(scan.to_sagittal())
+    assert not any(f.startswith("vertebra_at_volume_side") for f in whole.flags)
+    half = Scan(np.ascontiguousarray(scan.array[:, :, : scan.array.shape[2] // 2]), scan.affine, scan.source)
+    det = detect(half.to_sagittal())
+    flag = next(f for f in det.flags if f.startswith("vertebra_at_volume_side"))
+    cut = [v for v in det.vertebrae if v.note and v.note.startswith("cut by the side")]
+    assert len(cut) >= len(det.vertebrae) - 1 and all(v.label and v.label.value in flag for v in cut if v.label)

@@ -21,6 +21,7 @@ LABELLING_FLAG_PREFIXES = (
     "transitional_vertebra_suspected",
     "vertebra_not_detected",
     "no vertebral body detected",
+    "vertebra_at_volume_side",  # the spine leaves the imaged volume: its count may break at the side
 )
 EDGE_S1_RESIDUAL = -0.25  # bodies above an S1 cut by the image edge reading this much below L5/L4: flag
 MIN_MARGIN = 0.25  # a level fit whose runner-up is closer than this (levels) is ambiguous

@@ -12,6 +12,7 @@ Steps, each a function:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,8 @@ def decode_all(
     outline_bodies(labelled.groups, spacing_model)
     frame = _Frame.of(view, grid, k_centre)
     vertebrae, vgeo = vertebra_records(frame, labelled)
+    side = side_flag(vertebrae)
+    flags += [side] if side else []
     discs, dgeo = disc_records(frame, labelled, vertebrae)
     detection = Detection(
         vertebrae=tuple(vertebrae),
@@ -199,6 +202,37 @@ class _Frame:
         )
 
 
+# a body whose section on the first or last slice is at least this share of its largest section, and which does not
+# reach the other side, runs on past that side of the imaged volume: the part in view is cut near its middle, so its
+# centre lies toward that side (a body wider than the slab, cut on both sides, keeps its centre in view)
+SIDE_AREA_SHARE = 0.8
+AT_SIDE_NOTE = "cut by the side of the imaged volume: its centre may lie outside it (its position: the part in view)"
+
+
+def at_volume_side(group: _decode.Group, n_slices: int) -> bool:
+    """Whether the body runs on past the first or the last of ``n_slices`` processed slices, but not both (never for
+    one or two slices: a mid-sagittal slice is expected to cut every body)."""
+    if n_slices < 3 or not group.members:
+        return False
+    largest = max(m.area_mm2 for m in group.members)
+    ends = {m.slice_pos for m in group.members if m.slice_pos in (0, n_slices - 1)}
+    cut = {m.slice_pos for m in group.members if m.slice_pos in ends and m.area_mm2 >= SIDE_AREA_SHARE * largest}
+    return len(ends) == 1 and len(cut) == 1
+
+
+def side_flag(vertebrae: Sequence[Vertebra]) -> str | None:
+    """The scan's flag naming the bodies cut by the side of the volume (None: none is)."""
+    cut = [v for v in vertebrae if v.note == AT_SIDE_NOTE]
+    if not cut:
+        return None
+    names = ", ".join(v.label.value if v.label else "an unlabelled body" for v in cut)
+    return (
+        f"vertebra_at_volume_side: {names} run on past the side of the imaged volume (a spine leaving the slab: "
+        "scoliosis, an oblique or narrow slab); their positions are those of the part in view, and the labels of a "
+        "spine that leaves the volume may be off"
+    )
+
+
 def vertebra_records(frame: _Frame, labelled: Labelled) -> tuple[list[Vertebra], list[VertebraGeometry]]:
     """One :class:`Vertebra` and its internal geometry per kept body."""
     view = frame.view
@@ -224,6 +258,7 @@ def vertebra_records(frame: _Frame, labelled: Labelled) -> tuple[list[Vertebra],
                 centroid_mm=vec3(view.to_world(cen_int)),
                 outlines=tuple(outlines),
                 mid_slice=int(view.input_slice_index(k_mid)),
+                note=AT_SIDE_NOTE if at_volume_side(g, len(frame.k_centre)) else None,
             )
         )
         vgeo.append(

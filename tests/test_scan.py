@@ -62,6 +62,39 @@ def test_refuses_a_singular_affine() -> None:
     assert "\n" not in message and "[[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]" in message
 
 
+def test_refuses_a_sheared_affine_naming_the_angle() -> None:
+    sheared = SAGITTAL_IPR.copy()
+    sheared[:3, 1] += [0, 0, 0.25]  # the column axis tilted towards the row axis: 26.6° off perpendicular
+    with pytest.raises(UnsupportedScanError, match="voxel axes 0 and 1 are 26.6° off perpendicular") as refused:
+        Scan(np.zeros((2, 2, 2)), sheared)
+    assert "\n" not in str(refused.value) and "resample" in str(refused.value)
+
+
+def test_refuses_a_matrix_whose_bottom_row_is_not_0_0_0_1() -> None:
+    projective = SAGITTAL_IPR.copy()
+    projective[3] = [0, 0, 1, 1]
+    with pytest.raises(UnsupportedScanError, match=r"bottom row must be \[0, 0, 0, 1\], got \[0, 0, 1, 1\]"):
+        Scan(np.zeros((2, 2, 2)), projective)
+
+
+def _rotation(axis: int, degrees: float) -> np.ndarray:
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    i, j = [a for a in range(3) if a != axis]
+    r = np.eye(4)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def test_nearly_perpendicular_and_oblique_affines_are_accepted() -> None:
+    # a DICOM orientation rounded to 4 decimals, a slice step off the normal by 0.5°, an oblique 30° volume
+    rounded = _rotation(0, 17.0) @ SAGITTAL_IPR
+    rounded[:3, :3] = np.round(rounded[:3, :3] / [0.5, 0.5, 4.0], 4) * [0.5, 0.5, 4.0]
+    nudged = SAGITTAL_IPR.copy()
+    nudged[:3, 1] += [0, 0, 0.5 * np.tan(np.radians(0.5))]
+    for affine in (rounded, nudged, _rotation(2, 30.0) @ _rotation(0, 12.0) @ SAGITTAL_IPR):
+        assert Scan(np.zeros((2, 2, 2)), affine).shape == (2, 2, 2)
+
+
 def test_lone_axial_slice_is_refused_with_the_reason() -> None:
     axial = np.diag([0.5, 0.5, 5.0, 1.0])  # R, A, S: one slice along S
     with pytest.raises(UnsupportedScanError, match="axial acquisition \\(a single slice"):

@@ -87,6 +87,7 @@ def analyze(
     scan, t1_scan = _read(source, cfg, read_flags)
     if t1 is not None and cfg.use_t1:
         t1_scan = _read_t1(t1, cfg, read_flags)
+    read_flags.extend(_header_flags(scan, t1_scan if cfg.use_t1 else None))
     timings["read"] = time.perf_counter() - t0
     try:
         scan, view, image_plane = _analysable(scan, read_flags)
@@ -378,6 +379,13 @@ def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: 
 
     scan = load_scan(Path(source), pixel_spacing=reading_spacing(cfg.t1_pixel_spacing))
     return _picture_size(scan, cfg.t1_pixel_spacing, cfg.detector, flags, " (T1)")
+
+
+def _header_flags(scan: Scan, t1: Scan | None) -> list[str]:
+    """What the files' headers say that the result must flag (:attr:`ScanSource.header_flags`: a NIfTI whose sform
+    and qform disagree), the T1 series' named so."""
+    t1_flags = [f.replace(":", " (T1):", 1) for f in t1.source.header_flags] if t1 is not None else []
+    return [*scan.source.header_flags, *t1_flags]
 
 
 def _picture_size(

@@ -125,6 +125,17 @@ def obliquity_degrees(affine: NDArray[np.floating]) -> float:
     return float(np.degrees(np.arccos(np.clip(dirs.max(axis=0).min(), -1.0, 1.0))))
 
 
+def shear_degrees(affine: NDArray[np.floating]) -> tuple[float, int, int]:
+    """How far the voxel axes of an affine are from perpendicular: the largest angle, in degrees, by which two
+    axes miss 90°, and the two axes (array axis numbers, 0–2). 0 for any rotation, flip or scaling."""
+    dirs = axis_directions(affine)
+    worst = (0.0, 0, 1)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        angle = float(np.degrees(np.arcsin(min(1.0, abs(float(dirs[:, a] @ dirs[:, b]))))))
+        worst = max(worst, (angle, a, b), key=lambda w: w[0])
+    return worst
+
+
 def resample_to_internal(
     array: NDArray[np.generic], affine: NDArray[np.floating], spacing_mm: float
 ) -> tuple[NDArray[np.float32], NDArray[np.float64]]:

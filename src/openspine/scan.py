@@ -17,9 +17,23 @@ from .errors import ImageContentError, NoContrastError, NotSagittalError, OutOfS
 
 # Thick or thin stacks tilted by more than this are resliced rather than permuted (3D volumes only).
 OBLIQUE_RESLICE_DEGREES = 20.0
+# A hand-built affine whose voxel axes are further than this from perpendicular is refused: the analysis layout is
+# reached by permuting and flipping axes, which cannot undo a shear (DICOM orientations rounded to a few decimals and
+# oblique scans are within a small fraction of a degree)
+MAX_SHEAR_DEGREES = 1.0
 # Voxel values larger than this in magnitude are scaled down by a power of two before analysis (Scan.in_safe_range):
 # float32 sums and differences of values near its largest, 3.4e38 (a scan scaled by 1e36), overflow.
 MAX_ANALYSED_MAGNITUDE = 2.0**64
+
+
+@dataclass(frozen=True)
+class NiftiTransforms:
+    """A NIfTI header's two transforms as stored (the raw header fields of the sform, the qform and their codes),
+    and the affine the scan was read with. The label map copies these fields, so a viewer that places the input by
+    either transform places the label map on it."""
+
+    fields: dict[str, Any]
+    affine: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,11 @@ class ScanSource:
     # why the file's header gives no orientation (a NIfTI whose sform and qform codes are 0), read as a picture is;
     # None when the header gives one
     orientation_unknown: str | None = None
+    # what the header says that the result must flag (a NIfTI whose sform and qform disagree): whole flags, which
+    # the analysis adds to the result's. Never serialised (the flags are)
+    header_flags: tuple[str, ...] = field(default=(), compare=False)
+    # a NIfTI's transforms as stored, for the label map; never serialised
+    nifti_transforms: NiftiTransforms | None = field(default=None, repr=False, compare=False)
     extra: dict[str, Any] = field(default_factory=dict)
     # why the file is no scan to analyse though it reads as one (a picture openspine wrote itself, its overlay), or
     # None; check_analysable refuses it as out of scope. Never serialised
@@ -53,7 +72,7 @@ class ScanSource:
     dicom_headers: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        hidden = ("extra", "dicom_headers", "not_a_scan", "colour_mask")
+        hidden = ("extra", "dicom_headers", "not_a_scan", "colour_mask", "header_flags", "nifti_transforms")
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in hidden}
         out.update(self.extra)
         return out
@@ -68,7 +87,13 @@ _CONVERTED_PICTURE_HINT = (
 
 @dataclass(frozen=True, eq=False)
 class Scan:
-    """A 3D voxel array (2D images have a third axis of length 1) and its voxel → RAS+ mm affine."""
+    """A 3D voxel array (2D images have a third axis of length 1) and its voxel → RAS+ mm affine.
+
+    Raises:
+        UnsupportedScanError: an array that is not 2D or 3D; an affine that is not a finite, invertible 4×4 matrix
+            with bottom row [0, 0, 0, 1]; one whose voxel axes are more than :data:`MAX_SHEAR_DEGREES` off
+            perpendicular (a sheared grid, which no axis permutation brings to the analysis layout).
+    """
 
     array: NDArray[Any]
     affine: NDArray[np.float64]
@@ -84,6 +109,18 @@ class Scan:
         if aff.shape != (4, 4) or not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-12:
             matrix = geometry.matrix_text(aff)
             raise UnsupportedScanError(f"the affine must be a finite, invertible 4×4 matrix, got {matrix}")
+        if not np.allclose(aff[3], (0.0, 0.0, 0.0, 1.0), rtol=0.0, atol=1e-9):  # a projective matrix, no affine
+            raise UnsupportedScanError(
+                f"the affine's bottom row must be [0, 0, 0, 1], got {geometry.matrix_text(aff[3])[1:-1]}: "
+                f"{geometry.matrix_text(aff)} is not an affine"
+            )
+        angle, first, second = geometry.shear_degrees(aff)
+        if angle > MAX_SHEAR_DEGREES:
+            raise UnsupportedScanError(
+                f"the affine's voxel axes {first} and {second} are {angle:.1f}° off perpendicular (a sheared grid, "
+                f"up to {MAX_SHEAR_DEGREES:g}° accepted): openspine reads a grid whose axes are perpendicular; "
+                "resample the image onto one first"
+            )
         object.__setattr__(self, "array", arr)
         object.__setattr__(self, "affine", aff)
 

@@ -129,6 +129,64 @@ def test_a_nifti_without_orientation_is_read_as_a_picture_is_and_says_so(tmp_pat
     assert load_scan(tmp_path / "oriented.nii.gz").source.orientation_unknown is None
 
 
+def _two_transforms(path: Path, sform: np.ndarray, sform_code: int, qform: np.ndarray, qform_code: int) -> Path:
+    """A NIfTI whose header holds the given sform and qform with their codes."""
+    img = nib.Nifti1Image(SLICES, sform)
+    img.set_sform(sform, code=sform_code)
+    img.set_qform(qform, code=qform_code)
+    nib.save(img, str(path))
+    return path
+
+
+SLICES = np.arange(16 * 16 * 6, dtype=np.int16).reshape(16, 16, 6)
+SAG = np.array([[0, 0, 4.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])  # rows I, columns P, slices R
+SAG_SHIFTED = SAG + np.array([[0, 0, 0, 50.0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])  # 50 mm to the right
+
+
+def test_a_nifti_whose_sform_and_qform_disagree_is_read_by_the_sform_and_flagged(tmp_path: Path) -> None:
+    scan = load_scan(_two_transforms(tmp_path / "disagree.nii.gz", SAG, 1, SAG_SHIFTED, 1))
+    np.testing.assert_allclose(scan.affine, SAG)  # nibabel's rule: the scanner sform
+    (flag,) = scan.source.header_flags
+    assert flag.startswith(
+        "nifti_transforms_disagree: the header's sform (code 1, scanner) and qform (code 1, scanner)"
+    )
+    assert "up to 50.0 mm and 0.0° apart; the sform was used (nibabel's rule); check the header" in flag
+    assert "header_flags" not in scan.source.to_dict()  # reported as a flag of the result, not in input
+
+
+@pytest.mark.parametrize("code", [2, 3, 4, 5], ids=["aligned", "talairach", "mni", "template"])
+def test_a_template_sform_beside_a_scanner_qform_is_read_by_the_qform(tmp_path: Path, code: int) -> None:
+    scan = load_scan(_two_transforms(tmp_path / "template.nii.gz", np.eye(4), code, SAG, 1))
+    np.testing.assert_allclose(scan.affine, SAG, atol=1e-6)  # the scanner's transform: the image reads sagittal
+    assert scan.orientation == ("I", "P", "R")
+    (flag,) = scan.source.header_flags
+    assert f"sform (code {code}, " in flag and "qform (code 1, scanner)" in flag
+    assert "the qform was used (the scanner's transform, the sform not being one)" in flag
+
+
+@pytest.mark.parametrize(
+    ("sform_code", "qform", "qform_code", "read"),
+    [(1, SAG, 1, SAG), (2, SAG, 1, SAG), (1, SAG_SHIFTED, 0, SAG), (2, SAG_SHIFTED, 2, SAG)],
+    ids=["same-scanner", "same-aligned", "qform-uncoded", "neither-scanner"],
+)
+def test_transforms_that_agree_or_are_not_both_coded_give_no_flag(
+    tmp_path: Path, sform_code: int, qform: np.ndarray, qform_code: int, read: np.ndarray
+) -> None:
+    scan = load_scan(_two_transforms(tmp_path / "t.nii.gz", SAG, sform_code, qform, qform_code))
+    np.testing.assert_allclose(scan.affine, read, atol=1e-6)
+    # neither a scanner transform (both code 2): nibabel's rule, the sform, and a flag since they disagree
+    assert bool(scan.source.header_flags) == (sform_code == qform_code == 2)
+
+
+def test_the_header_transforms_are_kept_as_stored(tmp_path: Path) -> None:
+    path = _two_transforms(tmp_path / "t.nii.gz", np.eye(4), 4, SAG, 1)
+    stored = load_scan(path).source.nifti_transforms
+    header = nib.load(str(path)).header
+    assert stored is not None and int(stored.fields["sform_code"]) == 4 and int(stored.fields["qform_code"]) == 1
+    for key in ("srow_x", "quatern_b", "qoffset_y", "pixdim"):
+        np.testing.assert_array_equal(stored.fields[key], header[key])
+
+
 @pytest.mark.parametrize("sform", [np.zeros((4, 4)), np.diag([1.0, 1.0, 0.0, 1.0])], ids=["zero", "singular"])
 def test_a_nifti_whose_affine_is_singular_is_refused_in_one_line(tmp_path: Path, sform: np.ndarray) -> None:
     from openspine.errors import GeometryError

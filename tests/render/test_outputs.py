@@ -107,6 +107,18 @@ def test_dicom_seg_and_sr_reference_the_source_series(dicom_result, tmp_path: Pa
     assert all(f"sha256 {m.sha256}" in made_by[m.name] for m in result.models)
 
 
+def test_an_unlabelled_disc_is_in_the_label_map_and_the_seg(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    hd = pytest.importorskip("highdicom")
+    result, _, _, _ = dicom_result
+    unlabelled = dataclasses.replace(result.discs[0], level=None, grades={})
+    result = dataclasses.replace(result, discs=(unlabelled,))
+    files = write_result(result, tmp_path / "out", "nifti,seg")
+    lab = np.asanyarray(nib.load(str(files["labels.nii.gz"])).dataobj)
+    assert set(np.unique(lab)) == {0, Level.L3.label_value, 151}  # 150 + its rank from the top among the discs
+    seg = hd.seg.segread(files["vertebrae_seg.dcm"])
+    assert [d.segment_label for d in seg.SegmentSequence] == ["L3 vertebral body", "disc 1 (level unknown)"]
+
+
 def test_seg_and_sr_do_not_read_the_source_series_again(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("highdicom")
     result, series_dir, _, _ = dicom_result

@@ -4,6 +4,11 @@ A header whose sform and qform codes are both 0 gives no orientation (nibabel th
 sizes). Such a file is read as a picture is: each slice as displayed, its first in-plane axis head to feet and its
 second front to back, the slices left to right (:func:`as_displayed_affine`), and ``ScanSource.orientation_unknown``
 says so; the analysis judges its plane from the image, as a picture's.
+
+Which transform is read where the header holds two (sform and qform codes both above 0): the sform, as nibabel does,
+unless it is a template's or another scan's (code 2–5: aligned, Talairach, MNI 152, template) and the qform is the
+scanner's (code 1): then the qform, the patient's own position. Two transforms that place the image more than
+:data:`DISAGREE_MM` or :data:`DISAGREE_DEGREES` apart give the flag ``nifti_transforms_disagree``, naming the one read.
 """
 
 from __future__ import annotations
@@ -16,13 +21,26 @@ from numpy.typing import NDArray
 
 from .. import geometry
 from ..errors import GeometryError, ScanReadError, UnsupportedScanError
-from ..scan import Scan, ScanSource
+from ..scan import NiftiTransforms, Scan, ScanSource
 
 ORIENTATION_UNKNOWN = (
     "the NIfTI's sform and qform codes are 0, so its header gives no orientation; each slice was read as a picture "
     "is, as displayed (rows head to feet, columns front to back), its plane judged from the image, and positions in "
     "mm are in that assumed frame, not the patient's"
 )
+
+# NIfTI-1 xform codes (nifti1.h; 5 = another template, NIfTI-2 and nibabel)
+XFORM_NAMES = {0: "unknown", 1: "scanner", 2: "aligned", 3: "Talairach", 4: "MNI 152", 5: "template"}
+SCANNER = 1
+# sform and qform further apart than this (at any corner of the grid, or between any axis' directions) are flagged:
+# the qform is stored in float32 and holds no shear, so a few hundredths of a mm between the two is normal
+DISAGREE_MM = 1.0
+DISAGREE_DEGREES = 1.0
+# the header fields that hold the two transforms (pixdim: the qform's voxel sizes and its handedness, qfac)
+TRANSFORM_FIELDS = (
+    "sform_code", "qform_code", "srow_x", "srow_y", "srow_z", "quatern_b", "quatern_c", "quatern_d",
+    "qoffset_x", "qoffset_y", "qoffset_z", "pixdim",
+)  # fmt: skip
 
 
 def read_nifti(path: Path) -> Scan:
@@ -54,17 +72,60 @@ def read_nifti(path: Path) -> Scan:
         zooms = tuple(float(z) for z in header.get_zooms()[:3]) + (1.0,) * (3 - len(header.get_zooms()[:3]))
         source = ScanSource(path=str(path), format="nifti", orientation_unknown=ORIENTATION_UNKNOWN)
         return Scan(arr, as_displayed_affine(arr.shape, zooms, path), source)
-    affine = img.affine
-    if affine is None:
-        raise ScanReadError(f"'{path}' has no usable affine in its header")
-    affine = np.asarray(affine, dtype=float)
+    try:
+        transforms = {"sform": header.get_sform(), "qform": header.get_qform()}
+    except Exception as exc:  # a damaged quaternion
+        raise ScanReadError(f"'{path}' has no usable affine in its header: {exc}") from exc
+    which, flag = choose_transform(codes, transforms, arr.shape)
+    affine = np.asarray(transforms[which], dtype=float)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        which = "sform" if codes["sform"] else "qform"
         raise GeometryError(
             f"'{path}' has no usable orientation: the {which} of its header (code {codes[which]}) is singular or "
             f"not finite: {geometry.matrix_text(affine)}; fix the header's {which}"
         )
-    return Scan(arr, affine, ScanSource(path=str(path), format="nifti"))
+    stored = NiftiTransforms({k: np.array(header[k]) for k in TRANSFORM_FIELDS}, affine)
+    source = ScanSource(path=str(path), format="nifti", header_flags=(flag,) if flag else (), nifti_transforms=stored)
+    return Scan(arr, affine, source)
+
+
+def choose_transform(
+    codes: dict[str, int], transforms: dict[str, NDArray[np.floating]], shape: tuple[int, ...]
+) -> tuple[str, str | None]:
+    """Which of a header's transforms to read (``"sform"`` or ``"qform"``; at least one code is above 0) and the
+    ``nifti_transforms_disagree`` flag where both are coded and place the grid of ``shape`` apart, else None."""
+    if not codes["sform"]:
+        return "qform", None
+    if not codes["qform"]:
+        return "sform", None
+    # a template's or another scan's sform beside the scanner's qform: the qform is where the patient lay
+    which = "qform" if codes["sform"] != SCANNER and codes["qform"] == SCANNER else "sform"
+    mm, degrees = transforms_apart(transforms["sform"], transforms["qform"], shape)
+    if mm <= DISAGREE_MM and degrees <= DISAGREE_DEGREES:
+        return which, None
+    named = {k: f"{k} (code {codes[k]}, {XFORM_NAMES.get(codes[k], 'unknown')})" for k in ("sform", "qform")}
+    why = "the scanner's transform, the sform not being one" if which == "qform" else "nibabel's rule"
+    return which, (
+        f"nifti_transforms_disagree: the header's {named['sform']} and {named['qform']} place the image up to "
+        f"{mm:.1f} mm and {degrees:.1f}° apart; the {which} was used ({why}); check the header"
+    )
+
+
+def transforms_apart(
+    first: NDArray[np.floating], second: NDArray[np.floating], shape: tuple[int, ...]
+) -> tuple[float, float]:
+    """How far apart two affines place a grid of ``shape``: the largest distance in mm between a corner's two
+    positions, and the largest angle in degrees between an axis' two directions (inf where one is not finite or
+    singular)."""
+    a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("inf"), float("inf")
+    corners = np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)])
+    mm = float(np.max(np.linalg.norm(geometry.apply_affine(a, corners) - geometry.apply_affine(b, corners), axis=1)))
+    norms = np.linalg.norm(a[:3, :3], axis=0) * np.linalg.norm(b[:3, :3], axis=0)
+    if np.any(norms == 0):
+        return mm, float("inf")
+    cosines = np.sum(a[:3, :3] * b[:3, :3], axis=0) / norms
+    return mm, float(np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0))).max())
 
 
 def as_displayed_affine(shape: tuple[int, ...], zooms: tuple[float, ...], path: Path) -> NDArray[np.float64]:

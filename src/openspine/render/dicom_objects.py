@@ -95,7 +95,7 @@ def _segmentation(result: AnalysisResult, view: SagittalView, sources: list[Any]
     hd = import_optional("highdicom", "DICOM SEG output")
     from pydicom.sr.codedict import codes
 
-    from .labelmap import UNKNOWN_LEVEL_BASE, label_map
+    from .labelmap import UNKNOWN_DISC_BASE, UNKNOWN_LEVEL_BASE, label_map
 
     labels = label_map(view, result)  # input grid: [row, column, slice]
     values = [int(v) for v in np.unique(labels) if v != 0]
@@ -108,6 +108,8 @@ def _segmentation(result: AnalysisResult, view: SagittalView, sources: list[Any]
     for number, value in enumerate(values, start=1):
         if value >= UNKNOWN_LEVEL_BASE:
             name, prop = f"vertebral body {value - UNKNOWN_LEVEL_BASE} (level unknown)", _vertebra_code(None)
+        elif value > UNKNOWN_DISC_BASE:
+            name, prop = f"disc {value - UNKNOWN_DISC_BASE} (level unknown)", _disc_code(None)
         elif value > 100:
             disc = next(d for d in DiscLevel if d.label_value == value)
             name, prop = f"{disc.value} disc", _disc_code(disc)

@@ -1,6 +1,7 @@
 """labels.nii.gz: a label map in the input's own voxel grid and affine, each vertebral body filled with its
 level's value and each disc with 100 + the value of the vertebra above (see docs/outputs.md for the mapping
-to VerSe, SPINEPS and TotalSpineSeg values). Bodies of unknown level get 200 + their rank from the top."""
+to VerSe, SPINEPS and TotalSpineSeg values). Bodies of unknown level get 200 + their rank from the top among the
+bodies, discs of unknown level 150 + their rank from the top among the discs."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 log = get_logger("render")
 
 UNKNOWN_LEVEL_BASE = 200
+# discs of unknown level: above every disc value (100 + v, v at most 28) and below the bodies' 200, within uint8
+UNKNOWN_DISC_BASE = 150
 MAX_COORDINATE = 1e6  # voxels: an outline corner farther out than this is not drawn (a broken outline)
 
 
@@ -58,9 +61,8 @@ def label_map_internal(view: SagittalView, result: AnalysisResult) -> NDArray[np
     out = np.zeros(view.scan.shape, dtype=np.uint8)
     for rank, v in enumerate(result.vertebrae, start=1):
         _fill(out, view, v.outlines, v.label.label_value if v.label else UNKNOWN_LEVEL_BASE + rank)
-    for d in result.discs:
-        if d.level is not None:
-            _fill(out, view, d.outlines, d.level.label_value)
+    for rank, d in enumerate(result.discs, start=1):
+        _fill(out, view, d.outlines, d.level.label_value if d.level else UNKNOWN_DISC_BASE + rank)
     return out
 
 
@@ -83,11 +85,24 @@ def write_label_map(view: SagittalView, result: AnalysisResult) -> bytes:
 
     import nibabel as nib
 
-    img = nib.Nifti1Image(label_map(view, result), view.input.affine)
+    labels = label_map(view, result)
+    img = nib.Nifti1Image(labels, view.input.affine)
     img.header.set_xyzt_units("mm")
-    # an input whose header gives no orientation (NIfTI sform and qform codes 0) was read in an assumed frame: the
-    # label map claims none either, so a viewer places it exactly as it places the input (voxel sizes kept)
-    code = 0 if view.input.source.orientation_unknown else 1
-    img.set_qform(view.input.affine, code=code)
-    img.set_sform(view.input.affine, code=code)
-    return gzip.compress(img.to_bytes(), compresslevel=6)
+    source = view.input.source
+    stored = source.nifti_transforms
+    if stored is not None and np.allclose(stored.affine, view.input.affine, rtol=0.0, atol=1e-6):
+        # a NIfTI input's sform and qform, codes included, as stored: a viewer that resolves the input by either
+        # transform (they may disagree) places the label map on it
+        header = img.header
+        for key, value in stored.fields.items():
+            header[key] = value
+        # the image's affine is nibabel's choice of the two, or nibabel would write it over the sform when saving
+        img = nib.Nifti1Image(labels, header.get_best_affine(), header=header)
+    else:
+        # an input whose header gives no orientation (NIfTI sform and qform codes 0) was read in an assumed frame:
+        # the label map claims none either, so a viewer places it exactly as it places the input (voxel sizes kept)
+        code = 0 if source.orientation_unknown else 1
+        img.set_qform(view.input.affine, code=code)
+        img.set_sform(view.input.affine, code=code)
+    # no time stamp in the gzip header: identical runs write identical files (checksum-based pipelines)
+    return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)

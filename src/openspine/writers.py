@@ -255,8 +255,8 @@ def write_result(
     for f in sorted(chosen, key=lambda f: (f.name == "json", OUTPUTS.index(f))):
         if f.needs_dicom and f.name not in built:
             continue
-        data = built[f.name] if f.needs_dicom else f.write(outputs)
-        payloads.extend(zip(f.files, data, strict=True))
+        contents = built[f.name] if f.needs_dicom else f.write(outputs)
+        payloads.extend(zip(f.files, contents, strict=True))
     files: dict[str, Path] = {}
     try:
         _remove_stale_outputs(out, {name for name, _ in payloads}, result)

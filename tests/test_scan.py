@@ -77,21 +77,21 @@ def test_refuses_a_matrix_whose_bottom_row_is_not_0_0_0_1() -> None:
         Scan(np.zeros((2, 2, 2)), projective)
 
 
-def _rotation(axis: int, degrees: float) -> np.ndarray:
-    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
-    i, j = [a for a in range(3) if a != axis]
+def _rotation(axis: str, degrees: float) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
     r = np.eye(4)
-    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    r[:3, :3] = Rotation.from_euler(axis, degrees, degrees=True).as_matrix()
     return r
 
 
 def test_nearly_perpendicular_and_oblique_affines_are_accepted() -> None:
     # a DICOM orientation rounded to 4 decimals, a slice step off the normal by 0.5°, an oblique 30° volume
-    rounded = _rotation(0, 17.0) @ SAGITTAL_IPR
+    rounded = _rotation("x", 17.0) @ SAGITTAL_IPR
     rounded[:3, :3] = np.round(rounded[:3, :3] / [0.5, 0.5, 4.0], 4) * [0.5, 0.5, 4.0]
     nudged = SAGITTAL_IPR.copy()
     nudged[:3, 1] += [0, 0, 0.5 * np.tan(np.radians(0.5))]
-    for affine in (rounded, nudged, _rotation(2, 30.0) @ _rotation(0, 12.0) @ SAGITTAL_IPR):
+    for affine in (rounded, nudged, _rotation("z", 30.0) @ _rotation("x", 12.0) @ SAGITTAL_IPR):
         assert Scan(np.zeros((2, 2, 2)), affine).shape == (2, 2, 2)
 
 

@@ -5,6 +5,9 @@ A model card's ``scope`` lists the sequences, planes, regions and levels the mod
     "scope": {"sequences": ["T2"], "planes": ["sagittal"], "regions": ["thoracic", "lumbar"],
               "levels": ["T9-T10", …, "L5-S1"], "basis": "what the lists rest on"}
 
+A grader's card may also give ``scope.heads``: per head (grading) its own ``sequences`` and ``levels`` (a fine-tuned
+head answers only on the sequences and levels it was trained on, while the base model's heads keep theirs); the
+top-level lists are then the union, and a head's grade outside its own scope is withheld.
 A missing key (or a card without ``scope``, e.g. a user's own model) restricts nothing. Outside the scope the
 analysis withholds the answer and says why: a label becomes ``None`` with a note on the body, a grade becomes
 unavailable with a note, and a flag names what was withheld. These functions are pure (no model, no files).
@@ -50,16 +53,29 @@ class ModelScope:
     planes: frozenset[str] | None = None
     regions: frozenset[str] | None = None
     levels: tuple[str, ...] | None = None  # level names in anatomical order (vertebrae or discs)
+    heads: Mapping[str, ModelScope] | None = None  # a grader's per-head scope (``scope.heads``), where its card has one
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any]) -> ModelScope:
         s = card.get("scope") or {}
+        name = str(card.get("name", "model"))
+        heads = {str(h): cls._from_dict(f"{name} ({h} head)", hs) for h, hs in (s.get("heads") or {}).items()} or None
+        return replace(cls._from_dict(name, s), heads=heads)
 
+    @classmethod
+    def _from_dict(cls, model: str, s: Mapping[str, Any]) -> ModelScope:
         def names(key: str) -> frozenset[str] | None:
             return frozenset(str(x) for x in s[key]) if s.get(key) is not None else None
 
         levels = tuple(str(x) for x in s["levels"]) if s.get("levels") is not None else None
-        return cls(str(card.get("name", "model")), names("sequences"), names("planes"), names("regions"), levels)
+        return cls(model, names("sequences"), names("planes"), names("regions"), levels)
+
+    def head_reason(self, head: str, sequence: Mapping[str, Any] | None, level: Level | DiscLevel) -> str | None:
+        """Why one head's grade is withheld at this level on a scan of this sequence (None: it may answer)."""
+        own = (self.heads or {}).get(head)
+        if own is None:
+            return None
+        return own.why_not_sequence(sequence) or own.why_not_level(level)
 
     def levels_text(self) -> str:
         if not self.levels:

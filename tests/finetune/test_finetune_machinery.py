@@ -126,3 +126,42 @@ def test_cli_runs_and_explains(base: Path, dataset: tuple[Path, Path], tmp_path:
     assert rc == 0 and (tmp_path / "m" / "card.json").is_file()
     with pytest.raises(ConfigError, match="--rsna"):
         cli_main(["--out", str(tmp_path / "x")])
+
+
+def test_scope_is_what_the_heads_were_trained_on(
+    base: Path, dataset: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A head trained on T1 scans at L4-L5/L5-S1 answers on T1 at those levels only; the kept base heads keep
+    theirs (the tiny base declares none: unrestricted)."""
+    import openspine.finetune.core as core
+    from openspine.finetune import read_labels
+    from openspine.grading import grade
+    from openspine.io import load_scan
+    from openspine.levels import Grading
+
+    scans, labels = dataset
+    monkeypatch.setattr(core, "scan_sequence", lambda view: "T1")
+    low = tmp_path / "low.csv"
+    lines = labels.read_text().splitlines()
+    low.write_text("\n".join([lines[0]] + [r for r in lines[1:] if ",L4-L5," in r or ",L5-S1," in r]) + "\n")
+    out = tmp_path / "model"
+    core.finetune(read_labels(low, scans), out, core.FinetuneOptions(base=str(base), epochs=2, augment_copies=1))
+    scope = json.loads((out / "card.json").read_text())["scope"]
+    assert scope["heads"]["central_canal_stenosis"]["sequences"] == ["T1"]
+    assert scope["heads"]["central_canal_stenosis"]["levels"] == ["L4-L5", "L5-S1"]
+    assert scope["heads"]["pfirrmann"] == {}  # kept: the base's scope (none declared)
+    assert "sequences" not in scope and "levels" not in scope  # the union: a kept head is unrestricted
+
+    view = load_scan(scans / "s20.nii.gz").to_sagittal()
+    _, geoms = synthetic_spine([300.0] * 5)
+    det = fake_detection(view, geoms)
+    ccs = Grading.CENTRAL_CANAL_STENOSIS
+    on_t1 = grade(view, det, grader=out, levels=None, sequence={"value": "T1", "source": "header"})
+    by_level = {d.level.value: d.grades for d in on_t1.discs}
+    assert by_level["L4-L5"][ccs].available and by_level["L5-S1"][ccs].available
+    assert not by_level["L2-L3"][ccs].available and "outside the levels" in (by_level["L2-L3"][ccs].note or "")
+    assert by_level["L2-L3"][Grading.PFIRRMANN].available
+    on_t2 = grade(view, det, grader=out, levels=None, sequence={"value": "T2", "source": "header"})
+    assert not any(d.grades[ccs].available for d in on_t2.discs)
+    assert any("trained on T1 only" in f for f in on_t2.flags)
+    assert all(d.grades[Grading.PFIRRMANN].available for d in on_t2.discs)

@@ -28,6 +28,7 @@ from .._logging import get_logger
 from ..errors import ConfigError, ModelError
 from ..grading.heads import HeadSpec
 from ..grading.model import load_grader
+from ..levels import DiscLevel
 from ..models import sha256_of
 from ..training import grader_network as engine
 from ..training.datasets.discs import DetectionCache, DiscSample, build_samples, detector_id, load_view, locate_discs
@@ -58,6 +59,95 @@ def rebuild_base(base: str | os.PathLike[str] | None) -> tuple[engine.DiscNet, A
     net = engine.DiscNet(cfg, model.crop, model.heads)
     engine.load_weights(net, wpath)
     return net, model, wpath
+
+
+def scan_sequence(view: Any) -> str | None:
+    """A training scan's sequence as the analysis reads it: the header's word checked against the image recogniser,
+    else the recogniser's sure call (the spinal-fluid check of the analysis needs a detection and is left out)."""
+    from .. import scope
+    from ..vocabulary import SEQUENCES
+
+    hint = view.scan.source.sequence_hint
+    header = (hint if hint in SEQUENCES else "other") if hint else None
+    image = None
+    try:
+        from ..recognition import recognise
+
+        image = recognise(view).sequence_probabilities
+    except (ImportError, ModelError) as exc:
+        log.debug("no image recogniser for the training scans' sequence: %s", exc)
+    seq = scope.check_named_sequence(scope.decide_sequence(None, header, image), image, None)
+    value = seq.get("value")
+    return str(value) if value is not None else None
+
+
+def _ordered_levels(names: set[str]) -> list[str]:
+    return [lv.value for lv in DiscLevel if lv.value in names]
+
+
+def derive_scope(
+    base_card: dict[str, Any],
+    kept: Sequence[HeadSpec],
+    trained: Sequence[HeadSpec],
+    train_s: Sequence[DiscSample],
+    sequences: dict[str, str | None],
+    labels_name: str,
+) -> dict[str, Any]:
+    """The new card's scope: per head (``scope.heads``) the sequences and levels it may answer, the union on top.
+
+    A trained head answers on the sequences of the scans it was trained on and at the levels that carried its
+    labels; a kept base head keeps the base model's scope (its weights are the base's)."""
+    base = base_card.get("scope") or {}
+    base_heads = base.get("heads") or {}
+    per_head: dict[str, dict[str, Any]] = {}
+    for h in kept:
+        own = base_heads.get(h.name, base)
+        per_head[h.name] = {k: own[k] for k in ("sequences", "levels") if own.get(k) is not None}
+    seen = sorted({q for c, q in sequences.items() if q is not None and c in {s.case for s in train_s}})
+    for h in trained:
+        cases = {s.case for s in train_s if h.name in s.labels}
+        levels = _ordered_levels({s.level.value for s in train_s if h.name in s.labels})
+        seqs = sorted({q for c in cases if (q := sequences.get(c)) is not None})
+        entry: dict[str, Any] = {"levels": levels}
+        if seqs:  # no known sequence (no recogniser, unclear scans): the head is not restricted by sequence
+            entry["sequences"] = seqs
+        entry["basis"] = f"fine-tuned on {len(cases)} scans ({'/'.join(seqs) or 'sequence unknown'}) of {labels_name}"
+        per_head[h.name] = entry
+    out: dict[str, Any] = {k: v for k, v in base.items() if k not in ("heads", "sequences", "levels", "basis")}
+    for key in ("sequences", "levels"):
+        if all(key in e for e in per_head.values()):  # one head without the restriction lifts the union's
+            union = {x for e in per_head.values() for x in e[key]}
+            out[key] = sorted(union) if key == "sequences" else _ordered_levels(union)
+    kept_basis = f"kept base heads: {base['basis']}; " if kept and base.get("basis") else ""
+    out["basis"] = (
+        f"{kept_basis}fine-tuned heads: {', '.join(h.name for h in trained)} on {'/'.join(seen) or '?'} scans"
+    )
+    out["heads"] = per_head
+    return out
+
+
+def _say_sequences(sequences: dict[str, str | None], train_s: Sequence[DiscSample], base_card: dict[str, Any]) -> None:
+    """Log the training scans' sequences; warn where they are unknown or not what the base model was trained on."""
+    train_cases = {s.case for s in train_s}
+    counts: dict[str, int] = {}
+    for c in train_cases:
+        q = sequences.get(c) or "unknown"
+        counts[q] = counts.get(q, 0) + 1
+    log.info("training scans by sequence: %s", ", ".join(f"{n} {q}" for q, n in sorted(counts.items())))
+    if counts.get("unknown"):
+        log.warning(
+            "%d training scans have no clear sequence (header or image); the new heads' scope lists only the others",
+            counts["unknown"],
+        )
+    base_seqs = set((base_card.get("scope") or {}).get("sequences") or ())
+    other = sorted(q for q in counts if q != "unknown" and base_seqs and q not in base_seqs)
+    if other:
+        log.warning(
+            "training scans are %s but the base model was trained on %s: the new heads answer only on %s",
+            "/".join(other),
+            "/".join(sorted(base_seqs)),
+            "/".join(sorted(q for q in counts if q != "unknown")),
+        )
 
 
 def split_scans(table: LabelTable, fraction: float, seed: int) -> dict[str, str]:
@@ -207,6 +297,7 @@ def _finetune(
     bar = (lambda x: progress(x, desc="detecting discs", unit="scan")) if progress else (lambda x: x)
     views, geoms, failed = locate_discs(((s, table.scan_paths[s]) for s in table.labels), cache, load_view, bar)
     samples, missed = build_samples(views, geoms, table.labels, table.classes)
+    sequences = {case: scan_sequence(views[case]) for case in sorted({s.case for s in samples})}
     train_s = [s for s in samples if split.get(s.case) == "train"]
     val_s = [s for s in samples if split.get(s.case) == "val"]
     log.info(
@@ -221,6 +312,7 @@ def _finetune(
     )
     if not train_s:
         raise ConfigError("no training disc: the detector found none of the labelled discs of the training scans")
+    _say_sequences(sequences, train_s, base.loaded.card.data)
 
     if opts.freeze_backbone:
         losses = _train_heads_on_embeddings(net, train_s, trained, opts, progress)
@@ -300,8 +392,8 @@ def _finetune(
             "base_heads_note": "kept base heads carry the base model's metrics (see the base card)",
         },
         "intended_use": "research; not a medical device",
-        # the backbone saw the base model's data only: its scope carries over (edit card.json to widen it)
-        **({"scope": base.loaded.card.data["scope"]} if "scope" in base.loaded.card.data else {}),
+        # what each head may answer: the trained heads' sequences and levels are those they were trained on
+        "scope": derive_scope(base.loaded.card.data, kept, trained, train_s, sequences, table.path.name),
         **opts.extra,
     }
     write_model_folder(out, net, final_heads, extra, opts.name, opts.version, stacker)

@@ -211,13 +211,36 @@ def grade(
         models.extend([paired_info] if paired_info is not None else [])
     for p, g in zip(todo, graded):
         d = discs[p.index]
+        name = d.level.value if d.level is not None else f"disc #{p.index + 1}"
         if isinstance(g, str):
-            name = d.level.value if d.level is not None else f"disc #{p.index + 1}"
             log.info("not graded: %s (%s)", name, g)
             flags.add("not graded", name, g)
             g = _not_graded(model, g)
+        else:
+            g = _head_scope(model_scope, sequence, p.level, name, g, flags)
         discs[p.index] = replace(d, grades={**d.grades, **g})
     return GradingOutput(discs=tuple(discs), models=tuple(models), flags=(*offset_flags, *flags.lines()))
+
+
+def _head_scope(
+    model_scope: ModelScope,
+    sequence: Mapping[str, Any] | None,
+    level: DiscLevel,
+    name: str,
+    grades: dict[GradingName, Grade],
+    flags: GroupedFlags,
+) -> dict[GradingName, Grade]:
+    """Withhold each grade whose head's own scope (``scope.heads`` of the card) excludes this sequence or level: a
+    fine-tuned head answers only where it was trained, beside base heads that keep theirs."""
+    if not model_scope.heads:
+        return grades
+    out = dict(grades)
+    for key, gr in grades.items():
+        why = model_scope.head_reason(str(getattr(key, "value", key)), sequence, level) if gr.available else None
+        if why is not None:
+            flags.add("grades_withheld", name, why)  # the reason names the head
+            out[key] = Grade(grade=None, probabilities=None, available=False, note=f"withheld: {why}")
+    return out
 
 
 @dataclass(frozen=True)

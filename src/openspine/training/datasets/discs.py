@@ -2,8 +2,9 @@
 
 A :class:`DiscSample` keeps a reference to its scan's sagittal array (shared by the discs of one scan), the
 pixel spacing, the disc's endplate geometry from the detection, and its labels as class indices per head.
-Detections are cached in a JSON file keyed by the scan path and the detector's checksum, so a second training
-run does not detect again.
+Detections are cached in a JSON file keyed by the scan path and the detector's checksum, each entry with the scan's
+file identity (size and modification time, :func:`file_identity`), so a second training run does not detect again
+and a scan changed at the same path is detected anew.
 """
 
 from __future__ import annotations
@@ -62,14 +63,26 @@ class DetectionCache:
                 log.info("detection cache %s was made by another detector; detecting again", cache.path)
         return cache
 
-    def get(self, key: str) -> dict[str, DiscGeometry] | None:
+    def get(self, key: str, ident: Mapping[str, int] | None = None) -> dict[str, DiscGeometry] | None:
+        """The cached discs of ``key``; None when absent or, given ``ident``, when the file changed since."""
         e = self.entries.get(key)
         if e is None:
             return None
+        if ident is not None and e.get("file") != dict(ident):
+            return None  # re-exported or replaced at the same path: its old positions are of another image
         return {lv: DiscGeometry.from_dict(g) for lv, g in e["discs"].items()}
 
-    def put(self, key: str, discs: Mapping[str, DiscGeometry], flags: Iterable[str] = ()) -> None:
-        self.entries[key] = {"discs": {lv: g.to_dict() for lv, g in discs.items()}, "flags": list(flags)}
+    def put(
+        self,
+        key: str,
+        discs: Mapping[str, DiscGeometry],
+        flags: Iterable[str] = (),
+        ident: Mapping[str, int] | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {"discs": {lv: g.to_dict() for lv, g in discs.items()}, "flags": list(flags)}
+        if ident is not None:
+            entry["file"] = dict(ident)
+        self.entries[key] = entry
 
     def save(self) -> None:
         if self.path is None:
@@ -78,6 +91,21 @@ class DetectionCache:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"detector": self.detector, "scans": self.entries}))
         tmp.replace(self.path)
+
+
+def file_identity(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Size and modification time of a scan file, or of every file of a scan folder (a DICOM series): cheap, and
+    changed by any re-export, copy over or edit of the scan."""
+    p = Path(path)
+    if p.is_dir():
+        files = [f.stat() for f in p.rglob("*") if f.is_file()]
+        return {
+            "files": len(files),
+            "size": sum(st.st_size for st in files),
+            "mtime_ns": max((st.st_mtime_ns for st in files), default=0),
+        }
+    st = p.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def detector_id() -> str:
@@ -127,6 +155,7 @@ def locate_discs(
     geoms: dict[str, dict[str, DiscGeometry]] = {}
     failed: dict[str, str] = {}
     dirty = False
+    changed = reused = 0
     for case, path in progress(list(scans)):
         try:
             view = loader(path)
@@ -134,7 +163,10 @@ def locate_discs(
             failed[case] = f"cannot read: {exc}"
             continue
         key = str(Path(path).resolve())
-        found = cache.get(key)
+        ident = file_identity(path)
+        found = cache.get(key, ident)
+        changed += found is None and key in cache.entries
+        reused += found is not None
         if found is None:
             try:
                 found, flags = detect_discs(view)
@@ -143,12 +175,16 @@ def locate_discs(
             except OpenSpineError as exc:
                 failed[case] = f"detection failed: {exc}"
                 continue
-            cache.put(key, found, flags)
+            cache.put(key, found, flags, ident)
             dirty = True
         if not found:
             failed[case] = "the detector found no labelled disc"
         views[case] = view
         geoms[case] = found
+    if reused or changed:
+        log.info(
+            "detection cache %s: %d scans reused, %d changed since and detected again", cache.path, reused, changed
+        )
     if dirty:
         cache.save()
     return views, geoms, failed

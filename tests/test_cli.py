@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -401,3 +402,100 @@ def test_result_in_python_without_files() -> None:
     assert set(result.to_dataframe("discs")["grading"]) >= {"pfirrmann", "bulging"}
     fig = result.plot()
     assert fig.get_size_inches()[0] == pytest.approx(10.0)
+
+
+GRADER_DIR = Path(__file__).resolve().parents[1] / "src" / "openspine" / "models" / "grader"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["analyze", "SCAN", "--out", "OUT", "--detector", str(GRADER_DIR)], "is a grader model, not a detector"),
+        (["analyze", "SCAN", "--out", "OUT", "--grader", "./my-gradr"], "--grader: no model folder at './my-gradr'"),
+        (["batch", "IN", "--out", "OUT", "--grader", "./my-gradr"], "--grader: no model folder at './my-gradr'"),
+        (["analyze", "SCAN", "--out", "OUT", "--grader", "gradr"], "built-in: detector, grader"),
+        (["evaluate", "detection", "--data", "IN", "--model", str(GRADER_DIR)], "is a grader model, not a detector"),
+        (["evaluate", "recognition", "--data", "IN", "--model", str(GRADER_DIR)], "not a recognizer"),
+    ],
+    ids=["detector-is-grader", "missing-grader", "batch-missing-grader", "unknown-name", "eval-det", "eval-rec"],
+)
+def test_a_wrong_model_option_is_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    from openspine.data import demo_scan_path
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "index.csv").write_text("id,dataset,split\n")
+    shutil.copy(demo_scan_path(), tmp_path / "in" / demo_scan_path().name)
+    subs = {"SCAN": str(demo_scan_path()), "OUT": str(tmp_path / "out"), "IN": str(tmp_path / "in")}
+    assert main([subs.get(a, a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()  # stopped before any case or output
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--batch-size", "0"], "--batch-size must be a whole number of at least 1, got 0"),
+        (["--augment-copies", "-1"], "--augment-copies must be a whole number of at least 0"),
+        (["--threads", "0"], "--threads must be a whole number of at least 1"),
+        (["--base", "./my-base"], "--base: no model folder at './my-base'"),
+    ],
+)
+def test_finetune_refuses_bad_values_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("scan,level,bulging\nmissing.nii.gz,L4-L5,1\n")
+    argv = ["finetune", "--scans", str(tmp_path), "--labels", str(labels), "--out", str(tmp_path / "m"), *option]
+    assert main(argv) in (1, 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "m").exists()
+
+
+def test_json_logs_have_no_progress_bars_and_a_json_error(tmp_path: Path) -> None:
+    from openspine.data import demo_scan_path
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(demo_scan_path(), tmp_path / "in" / demo_scan_path().name)
+    run = [sys.executable, "-m", "openspine", "--log-format", "json"]
+    proc = subprocess.run(
+        [*run, "batch", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--formats", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["message"] for line in lines), proc.stderr  # every line a record
+    proc = subprocess.run([*run, "analyze", str(tmp_path / "nothing.nii.gz"), "--out", str(tmp_path / "x")],
+                          capture_output=True, text=True)  # fmt: skip
+    record = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 1 and record["level"] == "error" and "does not exist" in record["message"]
+
+
+def test_pixel_spacing_of_a_nifti_is_said_unused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from openspine.analysis import _parameters
+    from openspine.config import AnalysisConfig
+    from openspine.io import load_scan
+
+    scan = load_scan(_nifti(tmp_path, "s.nii.gz", np.ones((8, 8, 3), np.float32), SAG))
+    params = _parameters(AnalysisConfig(pixel_spacing=(0.5, 0.5)), scan, None)
+    assert params["not_applied"] == {"pixel_spacing": "applies to pictures only; the NIfTI's own spacing was used"}
+    assert "not_applied" not in _parameters(AnalysisConfig(), scan, None)
+
+
+def test_global_options_also_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(tmp_path / "none.nii.gz"), "--out", str(tmp_path / "o"), "-q"]) == 1
+    assert main(["analyze", str(tmp_path / "none.nii.gz"), "--out", str(tmp_path / "o"), "--log-format", "json"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("openspine: error:") and json.loads(err[-1])["level"] == "error"
+
+
+def test_help_shows_each_default_once(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["evaluate", "detection", "--help"])
+    out = capsys.readouterr().out
+    joined = " ".join(out.split())
+    assert "(default: None)" not in joined and "(default: the built-in detector) (default" not in joined
+    assert "(default: 0)" in out  # a real default is still shown

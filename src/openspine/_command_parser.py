@@ -6,7 +6,14 @@ import argparse
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the epilog's line breaks (the examples) and shows each option's default."""
+    """Keeps the epilog's line breaks (the examples) and shows each option's default: once (not where the help
+    already says its default) and only a real one (not None, nor a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or any(action.default is d for d in (None, False, argparse.SUPPRESS)):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def command_parser(prog: str, description: str, epilog: str, show_defaults: bool = True) -> argparse.ArgumentParser:

@@ -42,3 +42,27 @@ def log_file(
         logger.setLevel(prev_level)
         for h in pinned:
             h.setLevel(logging.NOTSET)
+
+
+@contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """No tqdm progress bar while the block runs, whatever each bar's own ``disable`` says (``--log-format json``:
+    stderr then carries JSON lines only). Every bar of openspine is made by ``from tqdm import tqdm`` at the moment
+    it is needed, so a silent class in its place covers them all; the original is restored afterwards."""
+    try:
+        import tqdm as tqdm_module
+    except ImportError:  # no tqdm, no bars
+        yield
+        return
+    original = tqdm_module.tqdm
+
+    class _Silent(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    tqdm_module.tqdm = _Silent  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        tqdm_module.tqdm = original  # type: ignore[misc]

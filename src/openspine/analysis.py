@@ -136,7 +136,7 @@ def analyze(
         flags=tuple(dict.fromkeys(state.flags)),
         steps_not_run=state.not_run,
         out_of_scope=state.out_of_scope,
-        parameters=cfg.to_dict(),
+        parameters=_parameters(cfg, scan, t1_scan if cfg.use_t1 else None),
         timings_s=timings,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         view=view,
@@ -368,7 +368,27 @@ def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: lis
 
     study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
     flags.extend(study.flags)  # several studies in the folder: the choice is said in the result
+    unused = _spacing_unused(study.main, cfg.pixel_spacing)
+    if unused:
+        log.warning("--pixel-spacing %s", unused)
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1
+
+
+def _spacing_unused(scan: Scan, requested: PixelSpacing | None) -> str | None:
+    """Why a requested pixel size was not used: it applies to pictures only (a NIfTI or DICOM has its own)."""
+    if requested is None or scan.source.format == "image":
+        return None
+    own = {"nifti": "NIfTI", "dicom": "DICOM"}.get(scan.source.format, scan.source.format)
+    return f"applies to pictures only; the {own}'s own spacing was used"
+
+
+def _parameters(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, Any]:
+    """result.json's ``parameters``: the options, and under ``not_applied`` each one given that did not apply."""
+    unused = {"pixel_spacing": _spacing_unused(scan, cfg.pixel_spacing)}
+    if t1 is not None:
+        unused["t1_pixel_spacing"] = _spacing_unused(t1, cfg.t1_pixel_spacing)
+    not_applied = {k: why for k, why in unused.items() if why}
+    return {**cfg.to_dict(), **({"not_applied": not_applied} if not_applied else {})}
 
 
 def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> Scan:
@@ -768,7 +788,7 @@ def _not_analysed(
         flags=tuple(dict.fromkeys(flags)),
         steps_not_run=not_run,
         out_of_scope=reason,
-        parameters=cfg.to_dict(),
+        parameters=_parameters(cfg, scan, None),
         timings_s=timings,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         view=scan.as_stored(),

@@ -7,6 +7,7 @@ prints one line saying what is wrong and returns a non-zero exit code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._command_parser import HelpFormatter
+from ._logging import no_progress_bars
 from ._version import __version__
 from .errors import OpenSpineError, UsageError
 
@@ -185,6 +187,19 @@ def _add_formats_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_global_options(p: argparse.ArgumentParser, defaults: bool) -> None:
+    """-v, -q and --log-format: with their defaults on the main parser, without (SUPPRESS) on a command's."""
+    unset = {} if defaults else {"default": argparse.SUPPRESS}
+    p.add_argument("-v", "--verbose", action="store_true", help="show debug messages", **unset)  # type: ignore[arg-type]
+    p.add_argument("-q", "--quiet", action="store_true", help="show only errors", **unset)  # type: ignore[arg-type]
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text" if defaults else argparse.SUPPRESS,
+        help="format of log messages on stderr",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openspine",
@@ -193,22 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'openspine COMMAND --help' for the options and examples of each command.",
     )
     parser.add_argument("--version", action="version", version=f"openspine {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
-    parser.add_argument("-q", "--quiet", action="store_true", help="show only errors")
-    parser.add_argument(
-        "--log-format", choices=("text", "json"), default="text", help="format of log messages on stderr"
-    )
+    _add_global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # -q/-v/--log-format also after the command's name (before it, they are the main parser's): no default here,
+    # so a command that is not given one keeps the main parser's value
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_options(common, defaults=False)
 
     p = sub.add_parser(
-        "info", help="describe what was read: series, shape, spacing, orientation",
+        "info", parents=[common], help="describe what was read: series, shape, spacing, orientation",
         formatter_class=HelpFormatter, epilog=_EPILOG_INFO,
     )  # fmt: skip
     _add_input_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser(
-        "analyze", help="analyse one scan and write result.json and CSV files",
+        "analyze", parents=[common], help="analyse one scan and write result.json and CSV files",
         formatter_class=HelpFormatter, epilog=_EPILOG_ANALYZE,
     )  # fmt: skip
     _add_input_options(p)
@@ -227,13 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(p)
 
     p = sub.add_parser(
-        "demo", help="analyse the embedded example scan", formatter_class=HelpFormatter, epilog=_EPILOG_DEMO
+        "demo",
+        parents=[common],
+        help="analyse the embedded example scan",
+        formatter_class=HelpFormatter,
+        epilog=_EPILOG_DEMO,
     )
     p.add_argument("--out", type=Path, default=Path("openspine-demo"), help="output folder")
     _add_formats_option(p)
 
     p = sub.add_parser(
-        "batch", help="analyse every scan under a folder: resumable, sharded, failures isolated",
+        "batch", parents=[common], help="analyse every scan under a folder: resumable, sharded, failures isolated",
         formatter_class=HelpFormatter, epilog=_EPILOG_BATCH,
     )  # fmt: skip
     p.add_argument(
@@ -311,8 +330,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     _configure_logging(args)
+    bars = no_progress_bars() if args.log_format == "json" else contextlib.nullcontext()
     try:
-        status = _run(args)
+        with bars:
+            status = _run(args)
         sys.stdout.flush()  # a reader that stopped early fails this write here, not at interpreter exit
         return status
     except BrokenPipeError:
@@ -321,15 +342,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except UsageError as exc:  # an option value refused: a bad command line, as argparse's own refusals
-        print(f"openspine {args.command}: error: {exc}", file=sys.stderr)
+        _say_error(args, f"openspine {args.command}: error: {exc}")
         return EXIT_USAGE
     except OpenSpineError as exc:
         logging.getLogger("openspine").debug("error details", exc_info=True)
-        print(f"openspine: error: {exc}", file=sys.stderr)
+        _say_error(args, f"openspine: error: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("openspine: interrupted", file=sys.stderr)
+        _say_error(args, "openspine: interrupted")
         return 130
+
+
+def _say_error(args: argparse.Namespace, line: str) -> None:
+    """The final error line on stderr: as it is, or with ``--log-format json`` as one more JSON record."""
+    if args.log_format == "json":
+        record = logging.LogRecord("openspine", logging.ERROR, __file__, 0, "%s", (line,), None)
+        line = _JsonFormatter().format(record)
+    print(line, file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -165,6 +165,7 @@ def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Na
     with _option_values():
         formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
     require_for_formats(formats, "--formats seg/sr", _read_from_dicom(path))  # and a missing extra
+    check_models(config)
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     _check_engine(config)
     progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)
@@ -190,6 +191,22 @@ def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Na
     for name in files.values():
         print(f"  {name}")
     return 0
+
+
+def check_models(config: AnalysisConfig) -> None:
+    """The model options (--detector, --grader, --paired-grader) before any scan is read: a path that does not
+    exist, a name that is no built-in model, or a model of the wrong kind is one line here, not a failure after
+    reading and detecting (or one failure per case of a batch)."""
+    from .models import check_kind, model_folder, read_card
+
+    for option, key, kind in (
+        ("--detector", "detector", "detector"),
+        ("--grader", "grader", "grader"),
+        ("--paired-grader", "paired_grader", "grader"),
+    ):
+        value = getattr(config, key)
+        if value is not None:
+            check_kind(read_card(model_folder(value, option)), kind)
 
 
 def _check_engine(config: AnalysisConfig) -> None:
@@ -306,6 +323,7 @@ def run_batch(args: argparse.Namespace) -> int:
             **_engine_options(args),
         }
         config = AnalysisConfig.from_mapping({k: v for k, v in given.items() if v is not None})  # before work
+    check_models(config)  # once, before the first case (not a failure of every case)
     _check_engine(config)
     summary = run_batch(
         args.input_root,

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import ModelError, UnsupportedScanError
+from ..errors import UnsupportedScanError
 from ..geometry import MAX_EXTENT_MM
 from ..models import LoadedModel, load_model
 from ..results import ModelInfo
@@ -33,10 +32,10 @@ BUILTIN_MODEL = "detector"
 
 
 def _load(model: str | os.PathLike[str] | None) -> LoadedModel:
-    target = model if model is not None else BUILTIN_MODEL
-    if model is not None and not Path(model).is_dir() and os.sep in str(model):
-        raise ModelError(f"detector model folder '{model}' does not exist")
-    return load_model(target)  # threads: the registry's default (one per core; 1 in batch workers)
+    from ..models import model_folder
+
+    target = model_folder(model, "detector") if model is not None else BUILTIN_MODEL
+    return load_model(target, kind="detector")  # threads: the registry's default (one per core; 1 in batch workers)
 
 
 def _level_model(detector: LoadedModel) -> LoadedModel | None:

@@ -590,7 +590,13 @@ def evaluate(
     import csv
 
     with open(index_path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == split and (ids is None or r["id"] in set(ids))]
+        all_rows = [r for r in csv.DictReader(f) if r["split"] == split]
+    rows = [r for r in all_rows if ids is None or r["id"] in set(ids)]
+    if ids is not None:
+        unknown = sorted(set(ids) - {r["id"] for r in all_rows})
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            raise ConfigError(f"--ids: {len(unknown)} id(s) not in split '{split}' of {index_path}: {shown}")
     if not rows:
         raise ConfigError(f"no items with split '{split}' in {index_path}")
     vol_rows = [r for r in rows if r["dataset"] == "fastcleverseg" and (not subsets or r["subset"] in subsets)]
@@ -840,7 +846,13 @@ def read_ids(path: Path) -> list[str]:
 
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine evaluate detection ARGS``."""
+    from ..models import resolve_model
+
     args = build_parser().parse_args(argv)
+    if args.variants < 0:
+        build_parser().error(f"--variants must be 0 (off) or more, got {args.variants}")
+    if args.model is not None:
+        resolve_model(args.model, "detector")  # a missing folder or another kind of model: one line, before work
     report = evaluate(
         args.data,
         args.split,
@@ -848,7 +860,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         spider=not args.no_spider,
         subsets=args.subsets,
         progress=not quiet,
-        variants=max(0, args.variants),
+        variants=args.variants,
         seed=args.seed,
         ids=read_ids(args.ids) if args.ids is not None else None,
     )

@@ -433,6 +433,10 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
     if args.card and args.ids is not None:
         raise ConfigError("--card records the whole val split; leave out --ids")
     ids = read_ids(args.ids) if args.ids is not None else None
+    if args.model is not None:
+        from ..models import resolve_model
+
+        resolve_model(args.model, "recognizer")  # a missing folder or another kind of model: one line, before work
     result = evaluate_recognition(args.data, args.split, args.model, lopo, args.seed, ids)
     if not quiet:
         print("\n".join(result["lines"]))

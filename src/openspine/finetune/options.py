@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from ..grading.heads import HeadSpec
 
 
@@ -27,6 +28,23 @@ class FinetuneOptions:
     version: str = "1.0.0"
     threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse numbers outside their range before any work (a bad command line: exit status 2)."""
+        at_least = {"epochs": 1, "batch_size": 1, "augment_copies": 0, "threads": 1}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                option = "--" + name.replace("_", "-")
+                raise UsageError(f"{option} must be a whole number of at least {low}, got {value}")
+        if self.lr is not None and not (0 < self.lr < float("inf")):
+            raise UsageError(f"--lr must be a positive number (e.g. 1e-3), got {self.lr}")
+        if not 0 <= self.val_fraction < 1:
+            raise UsageError(f"--val-fraction must be at least 0 and below 1, got {self.val_fraction}")
+        if self.base is not None:
+            from ..models import model_folder
+
+            model_folder(self.base, "--base")  # a mistyped folder: one line now, not after detecting every scan
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)

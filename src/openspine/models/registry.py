@@ -87,12 +87,82 @@ def read_card(folder: str | os.PathLike[str]) -> ModelCard:
     return card
 
 
+def builtin_names() -> list[str]:
+    """The names of the built-in models (folders of this package with a card)."""
+    return sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "card.json").is_file())
+
+
 def builtin_model_dir(name: str) -> Path:
     folder = BUILTIN_DIR / name
     if not (folder / "card.json").is_file():
-        available = sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "card.json").is_file())
-        raise ModelError(f"no built-in model named '{name}'; available: {', '.join(available) or 'none'}")
+        raise ModelError(f"no built-in model named '{name}'; available: {', '.join(builtin_names()) or 'none'}")
     return folder
+
+
+def looks_like_path(value: str | os.PathLike[str]) -> bool:
+    """Whether a model option's value is meant as a folder (it has a path separator or starts with '.' or '~'),
+    not a built-in model's name."""
+    text = str(value)
+    return any(sep and sep in text for sep in (os.sep, os.altsep, "/")) or text.startswith((".", "~"))
+
+
+def model_folder(value: str | os.PathLike[str], option: str = "model") -> Path:
+    """The folder a model option names: an existing folder, else a built-in model's name.
+
+    Raises:
+        ModelError: a path that does not exist ("no model folder at …"), or a bare name that is no built-in model
+            (the built-in names are listed).
+    """
+    p = Path(value).expanduser()
+    if p.is_dir():
+        return p
+    if looks_like_path(value):
+        what = "a file, not a model folder" if p.exists() else "it does not exist"
+        raise ModelError(f"{option}: no model folder at '{value}' ({what})")
+    if not (BUILTIN_DIR / str(value) / "card.json").is_file():
+        raise ModelError(
+            f"{option}: no model folder '{value}' here and no built-in model of that name; built-in: "
+            f"{', '.join(builtin_names()) or 'none'}"
+        )
+    return BUILTIN_DIR / str(value)
+
+
+def resolve_model(value: str | os.PathLike[str] | None, kind: str, option: str = "--model") -> Path:
+    """The checked folder of a command's model option (``value``; None = the built-in model named ``kind``): it
+    exists (:func:`model_folder`), its card and weights are sound (:func:`read_card`) and it is a ``kind`` model."""
+    folder = model_folder(value, option) if value is not None else builtin_model_dir(kind)
+    check_kind(read_card(folder), kind)
+    return folder
+
+
+def model_kind(data: dict[str, Any]) -> str | None:
+    """What a card describes, from its outputs: 'detector', 'grader', 'levels', 'recognizer', 'orientation'
+    (None: unknown; a card may also say it in 'kind')."""
+    if isinstance(data.get("kind"), str):
+        return str(data["kind"])
+    out = data.get("outputs")
+    if not isinstance(out, dict):
+        return None
+    if "heads" in out:
+        return "grader"
+    if out.get("name") == "maps" or ("channels" in out and "stride" in out):
+        return "detector"
+    if out.get("name") == "levels":
+        return "levels"
+    if "plane" in out and "sequence" in out:
+        return "recognizer"
+    if "orientation" in out:
+        return "orientation"
+    return None
+
+
+def check_kind(card: ModelCard, kind: str) -> ModelCard:
+    """``card`` if it is a ``kind`` model; else one line naming what it is (e.g. "'X' is a grader model, not a
+    detector"). A card whose kind cannot be told passes (its own checks then speak)."""
+    actual = model_kind(card.data)
+    if actual is not None and actual != kind:
+        raise ModelError(f"'{card.folder}' is a {actual} model, not a {kind}")
+    return card
 
 
 @lru_cache(maxsize=8)
@@ -128,10 +198,15 @@ def set_default_threads(n: int | None) -> None:
     _default_threads = n
 
 
-def load_model(name_or_folder: str | os.PathLike[str], threads: int | None = None) -> LoadedModel:
-    """Load a built-in model by name, or a model folder by path; sessions are cached per process."""
+def load_model(
+    name_or_folder: str | os.PathLike[str], threads: int | None = None, kind: str | None = None
+) -> LoadedModel:
+    """Load a built-in model by name, or a model folder by path; sessions are cached per process. With ``kind``
+    the card must describe that kind of model (:func:`check_kind`)."""
     p = Path(name_or_folder)
     folder = p if p.is_dir() else builtin_model_dir(str(name_or_folder))
     card = read_card(folder)
+    if kind is not None:
+        check_kind(card, kind)
     n = threads or _default_threads or max(1, min(os.cpu_count() or 1, 4))
     return LoadedModel(card, _session(str(card.onnx_path.resolve()), n))

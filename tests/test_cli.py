@@ -499,3 +499,17 @@ def test_help_shows_each_default_once(capsys: pytest.CaptureFixture[str]) -> Non
     joined = " ".join(out.split())
     assert "(default: None)" not in joined and "(default: the built-in detector) (default" not in joined
     assert "(default: 0)" in out  # a real default is still shown
+
+
+@pytest.mark.parametrize("kind", ["recognizer", "orientation", "levels", "detector", "grader", "grader-t1t2"])
+def test_a_locally_trained_model_never_claims_the_shipped_version(kind: str) -> None:
+    import importlib
+
+    from openspine.cli import TRAIN_KINDS
+    from openspine.models import BUILTIN_DIR
+
+    version = importlib.import_module(TRAIN_KINDS[kind]).build_parser().get_default("version")
+    assert version.endswith("+local")
+    shipped = BUILTIN_DIR / kind / "card.json"
+    if shipped.is_file():
+        assert version == json.loads(shipped.read_text())["version"] + "+local"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ._command_parser import command_parser
-from .training.common import options_from
+from .training.common import add_version_option, options_from
 from .training.grader import GraderTrainingOptions, train_grader
 
 _DESCRIPTION = "Train the disc grader on the SPIDER train split, calibrate on val, export ONNX with a card."
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--stack-c", type=float, default=0.03, help="inverse L2 strength of the stacker's logistic regressions"
     )
     p.add_argument("--name", default="grader", help="model name written into the card")
-    p.add_argument("--version", default="1.0.0", help="model version written into the card")
+    add_version_option(p, "grader", "1.0.0")
     p.add_argument("--no-evaluate", action="store_true", help="skip the final evaluation on val")
     return p
 

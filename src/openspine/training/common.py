@@ -132,6 +132,35 @@ def export_with_card(
     return path
 
 
+def local_version(name: str, fallback: str) -> str:
+    """The default version of a locally trained model: the shipped model's version (``fallback`` where none is
+    shipped) with the PEP 440 local label ``+local``, so a smoke run never claims to be the shipped model."""
+    from ..models import BUILTIN_DIR
+
+    card = BUILTIN_DIR / name / "card.json"
+    shipped = json.loads(card.read_text()).get("version") if card.is_file() else None
+    return f"{shipped or fallback}+local"
+
+
+def add_version_option(p: Any, name: str, fallback: str) -> None:
+    """``--version`` of a ``train`` command (default :func:`local_version`)."""
+    default = local_version(name, fallback)
+    p.add_argument(
+        "--version",
+        default=default,
+        help=f"model version written into the card (default: {default}, the shipped model's version marked local, "
+        "so a local model is never taken for the shipped one)",
+    )
+
+
+def set_card_version(out: Path, version: str) -> None:
+    """Write ``version`` into ``out/card.json`` (the weights' sha256 is unchanged)."""
+    card = out / "card.json"
+    data = json.loads(card.read_text())
+    data["version"] = version
+    card.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def card_head(name: str, version: str, task: str, sha256: str, size: int) -> dict[str, Any]:
     """The first keys of a model card (see :mod:`openspine.models`), created now."""
     return {

@@ -597,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(weight W of their logits' squared difference; e.g. 10), so the disc geometry a grader was fitted on stays "
         "(default %(default)s: off)",
     )
-    p.add_argument("--version", default=MODEL_VERSION, help="the version written to the card (default %(default)s)")
+    common.add_version_option(p, MODEL_NAME, MODEL_VERSION)
     p.add_argument(
         "--pseudo-labels",
         default=None,

@@ -27,7 +27,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,12 @@ def write_model_folder(
     return out
 
 
+def _local_version() -> str:
+    from .common import local_version
+
+    return local_version("grader", "1.0.0")
+
+
 @dataclass(frozen=True)
 class GraderTrainingOptions:
     """Everything ``openspine train grader`` needs (its flags, typed); the defaults reproduce the built-in grader."""
@@ -169,7 +175,7 @@ class GraderTrainingOptions:
     stack_folds: int = 5  # 0: no stacker
     stack_c: float = 0.03
     name: str = "grader"
-    version: str = "1.0.0"
+    version: str = field(default_factory=lambda: _local_version())  # never the shipped model's version
 
     @property
     def work_dir(self) -> Path:

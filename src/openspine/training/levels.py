@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", type=Path, help="the shared data folder (with index.csv)")
     src.add_argument("--items", type=Path, help="training items saved by --write-items")
     p.add_argument("--out", type=Path, required=True, help="output model folder")
+    common.add_version_option(p, MODEL_NAME, MODEL_VERSION)
     p.add_argument("--steps", type=int, default=LevelTrainConfig.steps)
     p.add_argument("--batch-size", type=int, default=LevelTrainConfig.batch_size)
     p.add_argument("--lr", type=float, default=LevelTrainConfig.lr)
@@ -332,6 +333,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
             (args.out / "holdout.txt").write_text("\n".join(sorted({it.group for it in held})) + "\n")
         data = {"items": len(items), "groups": sorted({it.group for it in items})}
         train(items, args.out, cfg, args.threads, args.workers, not quiet, command, data)
+    common.set_card_version(args.out, args.version)
     if not quiet:
         print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log)")
     return 0

@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
     p.add_argument("--out", type=Path, required=True, help="output model folder")
+    common.add_version_option(p, MODEL_NAME, MODEL_VERSION)
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs of 2048 samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -227,6 +228,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
     t0 = time.perf_counter()
     command = "openspine train orientation " + " ".join(argv)
     train_orientation(args.data, args.out, args.epochs, args.seed, args.threads, command)
+    common.set_card_version(args.out, args.version)
     if not quiet:
         print(f"model written to {args.out} in {time.perf_counter() - t0:.0f} s")
     return 0

@@ -275,7 +275,7 @@ class PairedTrainingOptions:
     patients: int = 0  # smoke runs: only the first N train patients with a T1 slice
     heads: tuple[str, ...] = ()  # the heads the network learns (a subset of the built-in gradings); empty = all
     name: str = NAME
-    version: str = "1.0.0"
+    version: str = "1.0.0+local"  # a locally trained model (none is shipped)
 
     @property
     def work_dir(self) -> Path:
@@ -617,7 +617,9 @@ WORK (default OUT/work). Val is never used; measure with 'openspine evaluate gra
         help="comma-separated built-in gradings the network learns (default: all)",
     )
     p.add_argument("--name", default=d.name, help="model name written into the card")
-    p.add_argument("--version", default=d.version, help="model version written into the card")
+    from .common import add_version_option
+
+    add_version_option(p, "grader-t1t2", "1.0.0")
     return p
 
 

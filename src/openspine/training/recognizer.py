@@ -475,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
     p.add_argument("--out", type=Path, required=True, help="output model folder")
+    common.add_version_option(p, MODEL_NAME, MODEL_VERSION)
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs of --samples-per-epoch samples")
     p.add_argument("--samples-per-epoch", type=int, default=TrainConfig.samples_per_epoch)
     p.add_argument("--seed", type=int, default=0)
@@ -508,6 +509,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         "openspine train recognizer " + " ".join(argv),
         args.widen,
     )
+    common.set_card_version(args.out, args.version)
     if not quiet:
         print(f"model written to {args.out} (model.onnx, card.json, checkpoint.pt, train.log) "
               f"in {time.perf_counter() - t0:.0f} s")  # fmt: skip

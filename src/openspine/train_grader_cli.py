@@ -22,9 +22,9 @@ _EPILOG = """examples:
   openspine train grader --data ../shared/data --out /tmp/dev --holdout 24   # develop without touching val
 
 Reproduces the built-in model: same data, seed and options give the same weights on the same machine (CPU: the
-network is trained 6 times, 5 for the stacker's cross-validation and once on all of train; 35 minutes on 2
-idle cores; --stack-folds 0 trains once, without a stacker). The log and the detection cache go to WORK
-(default OUT/work): WORK/train.log, WORK/detections.json, WORK/evaluation-val.json.
+network is trained 6 times, 5 for the stacker's cross-validation and once on all of train; about 10 minutes
+on 2 idle cores, as measured in the README; --stack-folds 0 trains once, without a stacker). The log and the
+detection cache go to WORK (default OUT/work): WORK/train.log, WORK/detections.json, WORK/evaluation-val.json.
 """
 
 

@@ -52,7 +52,7 @@ SUBSET_WEIGHTS = {"VB2": 0.32, "VB3": 0.28, "VB1": 0.22, "IVD": 0.18, "SPIDER": 
 
 _EPILOG = """examples:
   openspine train detector --data ../shared/data --out runs/detector              # the built-in recipe
-  openspine train detector --data ../shared/data --out runs/quick --epochs 2      # a smoke test
+  openspine train detector --data ../shared/data --out runs/quick --epochs 1 --samples-per-epoch 16  # smoke test
   openspine train detector --cache .devicedata/train --out runs/gpu --device cuda --workers 14
   openspine train detector --data ../shared/data --write-cache .devicedata/train --epochs 0 --out runs/none
   openspine train detector --data ../shared/data --out runs/det --time-limit 170           # stops at an epoch end

@@ -59,7 +59,7 @@ class ModelScope:
     def from_card(cls, card: Mapping[str, Any]) -> ModelScope:
         s = card.get("scope") or {}
         name = str(card.get("name", "model"))
-        heads = {str(h): cls._from_dict(f"{name} ({h} head)", hs) for h, hs in (s.get("heads") or {}).items()} or None
+        heads = {str(h): cls._from_dict(name, hs) for h, hs in (s.get("heads") or {}).items()} or None
         return replace(cls._from_dict(name, s), heads=heads)
 
     @classmethod

@@ -64,3 +64,17 @@ def test_declared_classes_are_enforced(tmp_path: Path):
         read_labels(p, None, {"herniation": ("0", "1")})
     with pytest.raises(ConfigError, match="NAME=CLASS1"):
         parse_classes(["bulging"])
+
+
+def test_excel_bom_is_read(tmp_path: Path):
+    p = tmp_path / "bom.csv"
+    p.write_text("scan,level,bulging\na.nii.gz,L4-L5,1\nb.nii.gz,L4-L5,0\n", encoding="utf-8-sig")  # Excel "CSV UTF-8"
+    assert read_labels(p, tmp_path).gradings == ("bulging",)
+
+
+def test_patient_groups_from_the_column_or_the_first_folder(tmp_path: Path):
+    p = _write(tmp_path / "a.csv", "scan,level,bulging\np1/t2.nii.gz,L4-L5,1\np1/t1.nii.gz,L4-L5,0\nx.nii.gz,L4-L5,1\n")
+    assert read_labels(p, tmp_path).groups() == {"p1/t2.nii.gz": "p1", "p1/t1.nii.gz": "p1", "x.nii.gz": "x.nii.gz"}
+    p = _write(tmp_path / "b.csv", "scan,level,patient,bulging\na.nii.gz,L4-L5,P7,1\nb.nii.gz,L4-L5,P7,0\n")
+    t = read_labels(p, tmp_path)
+    assert t.gradings == ("bulging",) and set(t.groups().values()) == {"P7"}

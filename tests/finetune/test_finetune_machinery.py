@@ -165,3 +165,83 @@ def test_scope_is_what_the_heads_were_trained_on(
     assert not any(d.grades[ccs].available for d in on_t2.discs)
     assert any("trained on T1 only" in f for f in on_t2.flags)
     assert all(d.grades[Grading.PFIRRMANN].available for d in on_t2.discs)
+
+
+def test_split_is_by_patient(tmp_path: Path):
+    pytest.importorskip("torch")
+    from openspine.finetune import read_labels
+    from openspine.finetune.core import split_scans
+
+    rows = ["scan,level,bulging"] + [f"p{i}/{s}.nii.gz,L4-L5,{i % 2}" for i in range(20) for s in ("t1", "t2")]
+    (tmp_path / "l.csv").write_text("\n".join(rows) + "\n")
+    split = split_scans(read_labels(tmp_path / "l.csv", tmp_path), 0.2, 0)
+    for i in range(20):
+        assert split[f"p{i}/t1.nii.gz"] == split[f"p{i}/t2.nii.gz"]  # a patient's T1 and T2 on one side
+    assert sum(v == "val" for v in split.values()) == 8  # 4 of 20 patients
+
+
+def _cli(base: Path, scans: Path, labels: Path, out: Path, *more: str) -> int:
+    from openspine.finetune import cli_main
+
+    args = ["--scans", str(scans), "--labels", str(labels), "--out", str(out), "--base", str(base)]
+    return cli_main([*args, "--epochs", "1", "--augment-copies", "0", "--threads", "1", *more], quiet=True)
+
+
+def test_out_is_never_overwritten_by_surprise(base: Path, dataset: tuple[Path, Path], tmp_path: Path):
+    scans, labels = dataset
+    with pytest.raises(ConfigError, match="base model's folder"):
+        _cli(base, scans, labels, base)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    with pytest.raises(ConfigError, match="not a fine-tuned model"):
+        _cli(base, scans, labels, mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    out = tmp_path / "model"
+    assert _cli(base, scans, labels, out) == 0
+    with pytest.raises(ConfigError, match="--overwrite"):
+        _cli(base, scans, labels, out, "--name", "second")
+    assert _cli(base, scans, labels, out, "--name", "second", "--overwrite") == 0
+    assert json.loads((out / "card.json").read_text())["name"] == "second"
+    # the card says how the ECE was measured, and whether a temperature is applied
+    card = json.loads((out / "card.json").read_text())
+    ece = card["metrics"]["gradings"]["central_canal_stenosis"]["ece"]
+    assert ece["measured"] in ("2-fold cross-fitted by patient", "no temperature applied")
+    assert card["calibration"]["central_canal_stenosis"]["applied"] == (ece["measured"] != "no temperature applied")
+
+
+def test_builtin_grading_with_other_classes_is_refused(base: Path, dataset: tuple[Path, Path], tmp_path: Path):
+    scans, labels = dataset
+    p = tmp_path / "p.csv"
+    p.write_text(labels.read_text().replace("central_canal_stenosis", "pfirrmann"))  # classes 0/1, built-in 1..5
+    with pytest.raises(ConfigError, match=r"built-in pfirrmann grading .*name the column otherwise"):
+        _cli(base, scans, p, tmp_path / "m")
+
+
+def test_missing_scans_and_wrong_scans_folder(
+    base: Path, dataset: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    scans, labels = dataset
+    with pytest.raises(ConfigError, match="does not exist"):
+        _cli(base, tmp_path / "nowhere", labels, tmp_path / "a")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match=r"none of the 24 labelled scans exists .*s00.nii.gz"):
+        _cli(base, empty, labels, tmp_path / "b")
+    typo = tmp_path / "typo.csv"
+    typo.write_text(labels.read_text().replace("s01.nii.gz", "s99.nii.gz"))
+    with caplog.at_level("WARNING"):
+        assert _cli(base, scans, typo, tmp_path / "c") == 0
+    assert any("1 of 24 labelled scans do not exist" in r.getMessage() for r in caplog.records)
+    assert "s99.nii.gz" in json.loads((tmp_path / "c" / "card.json").read_text())["training_data"]["scans_failed"]
+
+
+def test_no_validation_is_refused_unless_asked(base: Path, dataset: tuple[Path, Path], tmp_path: Path):
+    scans, labels = dataset
+    alltrain = tmp_path / "t.csv"
+    alltrain.write_text(labels.read_text().replace(",val", ",train"))
+    with pytest.raises(ConfigError, match="no 'val' row"):
+        _cli(base, scans, alltrain, tmp_path / "a")
+    assert _cli(base, scans, alltrain, tmp_path / "b", "--no-validation") == 0
+    metrics = json.loads((tmp_path / "b" / "card.json").read_text())["metrics"]
+    assert metrics["validated"] is False and metrics["gradings"] is None

@@ -93,7 +93,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="grader-finetuned", help="model name written into the card")
     p.add_argument("--version", default="1.0.0", help="model version written into the card")
     p.add_argument("--work", type=Path, default=None, help="cache folder (detections; default OUT/work)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier 'openspine finetune' model in --out (any other non-empty folder is refused)",
+    )
+    p.add_argument(
+        "--no-validation",
+        action="store_true",
+        help="write the model although no disc is held out for validation (its card then says 'not validated')",
+    )
     return p
+
+
+def _base_folder(base: str | None) -> Path | None:
+    """The folder of the base grader, where it can be told without loading it."""
+    from ..errors import ModelError
+    from ..models import builtin_model_dir
+
+    if base is not None and Path(base).is_dir():
+        return Path(base)
+    try:
+        return builtin_model_dir(base or "grader")
+    except ModelError:
+        return None  # a wrong --base is reported when the grader is loaded
+
+
+def check_out(out: Path, base: str | None, overwrite: bool) -> None:
+    """Refuse an --out that would overwrite the base model, a folder of other files, or (without ``overwrite``) an
+    earlier fine-tuned model."""
+    import json
+
+    base_dir = _base_folder(base)
+    if base_dir is not None and out.resolve() == base_dir.resolve():
+        raise ConfigError(f"--out '{out}' is the base model's folder; write the fine-tuned model to another folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    try:
+        earlier = "finetuning" in json.loads((out / "card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        earlier = False
+    if not earlier:
+        raise ConfigError(
+            f"--out '{out}' is a non-empty folder that is not a fine-tuned model; give an empty or new one"
+        )
+    if not overwrite:
+        raise ConfigError(f"--out '{out}' holds a fine-tuned model already; give --overwrite to replace it")
 
 
 def run_finetune(
@@ -106,12 +151,15 @@ def run_finetune(
     work: str | os.PathLike[str] | None = None,
     progress: Callable[..., Any] | None = None,
     on_rsna: Callable[[RsnaSummary], None] | None = None,
+    overwrite: bool = False,
+    no_validation: bool = False,
 ) -> FinetuneResult:
     """``openspine finetune`` as a function: fine-tune a grader on ``labels`` (or an RSNA folder), write ``out``.
 
     Give either ``scans`` and ``labels`` or ``rsna``; ``classes`` declares the classes (and their order) of
     gradings; ``options`` are the training options (default :class:`FinetuneOptions`); ``on_rsna`` receives what
-    was read from an RSNA folder before training starts.
+    was read from an RSNA folder before training starts. ``out`` must be new, empty, or (with ``overwrite``) an
+    earlier fine-tuned model; ``no_validation`` writes a model although no disc is held out (else refused).
 
     Raises:
         ConfigError: the data, the options or the output folder are not usable.
@@ -122,10 +170,11 @@ def run_finetune(
     require_optional(TRAIN_MODULES, "openspine finetune")
     from ..writers import prepare_output_dir
 
+    opts = options if options is not None else FinetuneOptions()
+    check_out(Path(out), opts.base, overwrite)
     prepare_output_dir(Path(out))
     from .core import finetune
 
-    opts = options if options is not None else FinetuneOptions()
     if opts.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {opts.epochs}")
     with tempfile.TemporaryDirectory(prefix="openspine-rsna-") as tmp:
@@ -142,8 +191,35 @@ def run_finetune(
         else:
             if scans is None or labels is None:
                 raise ConfigError("fine-tuning needs --scans DIR and --labels FILE (or --rsna DIR)")
+            if not Path(scans).is_dir():
+                raise ConfigError(f"--scans folder '{scans}' does not exist")
             table = read_labels(labels, scans, classes or None)
-        return finetune(table, out, opts, progress=progress, work=work)
+        _check_scans_exist(table, scans if rsna is None else None)
+        if table.splits and "val" not in table.splits.values() and not no_validation:
+            raise ConfigError(
+                f"the 'split' column of '{table.path.name}' has no 'val' row: nothing to validate on; "
+                "mark some scans 'val' or give --no-validation"
+            )
+        return finetune(table, out, opts, progress=progress, work=work, validate=not no_validation)
+
+
+def _check_scans_exist(table: Any, scans: str | os.PathLike[str] | None) -> None:
+    """One line when none of the labelled scans exists (a wrong --scans), a warning naming the count when some do
+    not."""
+    missing = [s for s, p in table.scan_paths.items() if not Path(p).exists()]
+    if not missing:
+        return
+    if len(missing) == len(table.scan_paths):
+        where = f"--scans folder '{scans}'" if scans is not None else "the data folder"
+        raise ConfigError(
+            f"none of the {len(missing)} labelled scans exists in the {where} (e.g. '{table.scan_paths[missing[0]]}')"
+        )
+    log.warning(
+        "%d of %d labelled scans do not exist and are left out (e.g. '%s')",
+        len(missing),
+        len(table.scan_paths),
+        table.scan_paths[missing[0]],
+    )
 
 
 def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
@@ -161,11 +237,15 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
         if not quiet:
             print(f"RSNA: {summary.studies} studies, {summary.rows} disc rows ({len(summary.skipped)} left out)")
 
-    res = run_finetune(args.out, opts, args.scans, args.labels, args.rsna, declared, args.work, bar, said)
+    res = run_finetune(
+        args.out, opts, args.scans, args.labels, args.rsna, declared, args.work, bar, said,
+        overwrite=args.overwrite, no_validation=args.no_validation,
+    )  # fmt: skip
     if not quiet:
         from ..training.metrics import format_float, format_percent
 
-        print(f"fine-tuned on {res.n_train} discs, validated on {res.n_val} discs; frozen check: {res.frozen_check}")
+        checked = f"validated on {res.n_val} discs" if res.n_val else "NOT VALIDATED (no held-out disc)"
+        print(f"fine-tuned on {res.n_train} discs, {checked}; frozen check: {res.frozen_check}")
         for name, m in res.metrics.items():
             if m.get("n"):
                 ba, ka = m["balanced_accuracy"], m["kappa"]
@@ -174,9 +254,11 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
                     f"[{format_percent(ba['ci95'][0])}, {format_percent(ba['ci95'][1])}]  "
                     f"kappa {format_float(ka['value'])} "
                     f"[{format_float(ka['ci95'][0])}, {format_float(ka['ci95'][1])}]  "
-                    f"ECE {format_float(m['ece']['calibrated'])}"
+                    f"ECE {format_float(m['ece']['calibrated'])} ({m['ece'].get('measured', '')})"
                 )
         if res.missed:
             print(f"  {len(res.missed)} labelled discs were not found by the detector and were left out")
+        if res.failed:
+            print(f"  {len(res.failed)} labelled scans were missing or unreadable and were left out (card.json)")
         print(f"model written to {res.folder}; use it with: openspine analyze SCAN --grader {res.folder} --out OUT")
     return 0

@@ -28,7 +28,7 @@ from .._logging import get_logger
 from ..errors import ConfigError, ModelError
 from ..grading.heads import HeadSpec
 from ..grading.model import load_grader
-from ..levels import DiscLevel
+from ..levels import DiscLevel, Grading, grading_key
 from ..models import sha256_of
 from ..training import grader_network as engine
 from ..training.datasets.discs import DetectionCache, DiscSample, build_samples, detector_id, load_view, locate_discs
@@ -150,16 +150,72 @@ def _say_sequences(sequences: dict[str, str | None], train_s: Sequence[DiscSampl
         )
 
 
+def _calibration_if_it_helps(head: HeadSpec, report: dict[str, Any]) -> HeadSpec:
+    """Keep a fitted temperature only where it lowers the cross-fitted ECE (the in-sample one always looks better)."""
+    before, after = report.get("ece_before"), report.get("ece_after_2fold_cv")
+    applied = before is not None and after is not None and after < before
+    if report:
+        report["applied"] = applied
+        report["decided_by"] = "2-fold cross-fitted ECE by patient (fit on one half, measured on the other)"
+    if not applied and head.temperature != 1.0:
+        log.info("%s: temperature not applied (cross-fitted ECE %s, uncalibrated %s)", head.name, after, before)
+        return replace(head, temperature=1.0)
+    return head
+
+
+def _cross_fitted_ece(m: dict[str, Any], report: dict[str, Any]) -> None:
+    """The card's ECE of a trained head: the uncalibrated one and, where a temperature is applied, its
+    cross-fitted figure (the in-sample one is measured on the discs the temperature was fitted on)."""
+    if "ece" not in m:
+        return
+    applied = bool(report.get("applied"))
+    m["ece"]["calibrated"] = report.get("ece_after_2fold_cv") if applied else m["ece"]["uncalibrated"]
+    m["ece"]["calibration_applied"] = applied
+    m["ece"]["measured"] = "2-fold cross-fitted by patient" if applied else "no temperature applied"
+
+
+def _say_split_groups(split: dict[str, str], groups: dict[str, str]) -> None:
+    """Warn where one patient has scans on both sides of a fixed split (its val figures are then not held out)."""
+    sides: dict[str, set[str]] = {}
+    for scan, side in split.items():
+        sides.setdefault(groups.get(scan, scan), set()).add(side)
+    both = sorted(g for g, v in sides.items() if len(v) > 1)
+    if both:
+        log.warning(
+            "%d patients have scans in both 'train' and 'val' (e.g. %s): the validation figures are optimistic",
+            len(both),
+            both[0],
+        )
+
+
+def _warn_base_overlap(base_card: dict[str, Any], val_patients: set[str]) -> None:
+    """Warn when the base card lists its training patients and some are validation patients here."""
+    listed = (base_card.get("training_data") or {}).get("patient_ids")
+    if isinstance(listed, list):
+        seen = val_patients & {str(p) for p in listed}
+        if seen:
+            log.warning(
+                "%d validation patients were in the base model's training data (e.g. %s): the validation figures "
+                "are optimistic",
+                len(seen),
+                sorted(seen)[0],
+            )
+
+
 def split_scans(table: LabelTable, fraction: float, seed: int) -> dict[str, str]:
-    """train/val per scan: the labels file's split column, else a seeded hash choice of ``fraction`` of the scans."""
+    """train/val per scan: the labels file's split column, else a seeded hash choice of ``fraction`` of the patients
+    (:meth:`LabelTable.groups`), every scan of a patient on the same side."""
     if table.splits:
         return dict(table.splits)
     if not 0 < fraction < 1:
         raise ConfigError(f"--val-fraction must lie between 0 and 1, got {fraction}")
-    scans = sorted(table.labels)
-    order = sorted(scans, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
-    n_val = max(1, round(fraction * len(scans))) if len(scans) > 1 else 0
-    return {s: ("val" if i < n_val else "train") for i, s in enumerate(order)}
+    groups = table.groups()
+    patients = sorted(set(groups.values()))
+    # by patient: a patient's other scans (T1 beside T2, a second visit) must not sit on the other side
+    order = sorted(patients, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
+    n_val = max(1, round(fraction * len(patients))) if len(patients) > 1 else 0
+    side = {p: ("val" if i < n_val else "train") for i, p in enumerate(order)}
+    return {s: side[groups[s]] for s in table.labels}
 
 
 def _train_heads_on_embeddings(
@@ -220,8 +276,12 @@ def finetune(
     opts: FinetuneOptions,
     progress: Callable[..., Any] | None = None,
     work: str | os.PathLike[str] | None = None,
+    validate: bool = True,
 ) -> FinetuneResult:
-    """Fine-tune a grader on ``table`` and write the new model folder to ``out``."""
+    """Fine-tune a grader on ``table`` and write the new model folder to ``out``.
+
+    ``validate=False`` writes a model although no disc is held out (its card says "not validated"); otherwise a run
+    without a validation disc is refused before training."""
     from .._optional import TRAIN_MODULES, require_optional
 
     require_optional(TRAIN_MODULES, "fine-tuning")  # the ONNX export at the end needs onnx and onnxscript
@@ -229,7 +289,7 @@ def finetune(
     if opts.threads:
         torch.set_num_threads(opts.threads)
     try:
-        return _finetune(table, out, opts, progress, work)
+        return _finetune(table, out, opts, progress, work, validate)
     finally:
         torch.set_num_threads(threads)
 
@@ -240,6 +300,7 @@ def _finetune(
     opts: FinetuneOptions,
     progress: Callable[..., Any] | None,
     work: str | os.PathLike[str] | None,
+    validate: bool = True,
 ) -> FinetuneResult:
     from ..grading.model import softmax
     from ..grading.stacker import Stacker
@@ -256,6 +317,12 @@ def _finetune(
     for g in table.gradings:
         cls = table.classes[g]
         old = base_heads.get(g)
+        if old is not None and old.classes != cls and isinstance(grading_key(g), Grading):
+            # the same name with other classes would change what the grading means in every result.json
+            raise ConfigError(
+                f"'{g}' in '{table.path.name}' has classes {list(cls)}, the built-in {g} grading {list(old.classes)}; "
+                f"recode the values, or name the column otherwise (e.g. {g}_own) for a grading of your own"
+            )
         ordinal = all(c.lstrip("-").isdigit() for c in cls) and len(cls) > 2
         if old is not None and old.classes == cls and not opts.fresh_heads:
             trained.append(replace(old, temperature=1.0))
@@ -292,7 +359,12 @@ def _finetune(
     net = new_net
 
     # data
-    split = split_scans(table, opts.val_fraction, opts.seed)
+    groups = table.groups()
+    if validate or table.splits:
+        split = split_scans(table, opts.val_fraction, opts.seed)
+    else:  # --no-validation without a split column: every scan trains
+        split = dict.fromkeys(table.labels, "train")
+    _say_split_groups(split, groups)
     cache = DetectionCache.open(work_dir / "detections.json", detector_id())
     bar = (lambda x: progress(x, desc="detecting discs", unit="scan")) if progress else (lambda x: x)
     views, geoms, failed = locate_discs(((s, table.scan_paths[s]) for s in table.labels), cache, load_view, bar)
@@ -310,8 +382,21 @@ def _finetune(
         len(missed),
         len(failed),
     )
+    if failed:
+        log.warning(
+            "%d of %d labelled scans gave no disc and are left out (e.g. %s: %s)",
+            len(failed),
+            len(table.labels),
+            *next(iter(failed.items())),
+        )
     if not train_s:
         raise ConfigError("no training disc: the detector found none of the labelled discs of the training scans")
+    if not val_s and validate:
+        raise ConfigError(
+            "no validation disc: no labelled disc of a 'val' scan was found; mark other scans 'val', or give "
+            "--no-validation to write a model that is not validated"
+        )
+    _warn_base_overlap(base.loaded.card.data, {groups[s.case] for s in val_s})
     _say_sequences(sequences, train_s, base.loaded.card.data)
 
     if opts.freeze_backbone:
@@ -339,8 +424,10 @@ def _finetune(
     calib: dict[str, Any] = {}
     if val_s:
         logits = engine.predict_logits(net, val_s)
-        cal_heads, calib = calibrate(trained, logits, val_s, opts.seed)
-        by_name = {h.name: h for h in cal_heads}
+        # folds by patient: a temperature fitted on one of a patient's scans must not be measured on another
+        by_patient = [replace(s, case=groups[s.case]) for s in val_s]
+        cal_heads, calib = calibrate(trained, logits, by_patient, opts.seed)
+        by_name = {h.name: _calibration_if_it_helps(h, calib.get(h.name, {})) for h in cal_heads}
         trained = [by_name[h.name] for h in trained]
         for h in trained:
             c = Collected(h)
@@ -350,10 +437,11 @@ def _finetune(
                     c.y_true.append(s.labels[h.name])
                     c.y_pred.append(int(np.argmax(p)))
                     c.probs.append(p.tolist())
-                    c.patients.append(s.case)
+                    c.patients.append(groups[s.case])
             metrics[h.name] = head_metrics(c, n_boot=500, seed=opts.seed)
+            _cross_fitted_ece(metrics[h.name], calib.get(h.name, {}))
     else:
-        log.warning("no validation disc: the model is written without validation metrics")
+        log.warning("no validation disc (--no-validation): the model is written NOT VALIDATED and not calibrated")
     final_heads = [*kept, *trained]
     # a kept head's logits are the base model's (frozen backbone and head), so its stacker still applies; a
     # trained head's logits are new, and it has none
@@ -367,6 +455,10 @@ def _finetune(
             "labels": str(table.path),
             "gradings": {g: list(table.classes[g]) for g in table.gradings},
             "scans": {"train": len({s.case for s in train_s}), "val": len({s.case for s in val_s})},
+            "patients": {"train": len({groups[s.case] for s in train_s}), "val": len({groups[s.case] for s in val_s})},
+            "patient_of_scan": "the labels' 'patient' column"
+            if table.patients
+            else "the first folder of the scan path (a scan directly under --scans is its own patient)",
             "discs": {"train": len(train_s), "val": len(val_s)},
             "discs_missed_by_detector": len(missed),
             "scans_failed": failed,
@@ -384,12 +476,20 @@ def _finetune(
         },
         "calibration": calib,
         "metrics": {
-            "evaluated_on": f"fine-tuning validation scans ({len({s.case for s in val_s})} scans, {len(val_s)} discs)",
+            "evaluated_on": f"fine-tuning validation scans ({len({s.case for s in val_s})} scans of "
+            f"{len({groups[s.case] for s in val_s})} patients, {len(val_s)} discs)",
             "gradings": {
-                k: {m: v[m] for m in ("n", "accuracy", "balanced_accuracy", "kappa", "ece") if m in v}
+                k: {m: v[m] for m in ("n", "patients", "accuracy", "balanced_accuracy", "kappa", "ece") if m in v}
                 for k, v in metrics.items()
             },
             "base_heads_note": "kept base heads carry the base model's metrics (see the base card)",
+        }
+        if val_s
+        else {
+            "validated": False,
+            "evaluated_on": None,
+            "gradings": None,
+            "note": "not validated: no disc was held out (--no-validation); the trained heads are not calibrated",
         },
         "intended_use": "research; not a medical device",
         # what each head may answer: the trained heads' sequences and levels are those they were trained on

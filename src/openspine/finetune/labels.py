@@ -4,7 +4,10 @@ Columns:
 
 * ``scan`` – the scan, as a path relative to ``--scans`` (a DICOM series folder, NIfTI file, …) or absolute;
 * ``level`` – the disc level (``L4-L5``, ``l4_l5`` and ``L4/L5`` are all accepted);
-* ``split`` – optional: ``train`` or ``val`` (otherwise ``--val-fraction`` of the scans is held out);
+* ``split`` – optional: ``train`` or ``val`` (otherwise ``--val-fraction`` of the patients is held out);
+* ``patient`` – optional: the patient a scan belongs to (all of a patient's scans land on one side of the split);
+  without it, the first folder of the scan path is the patient (``p01/t2.nii.gz`` and ``p01/t1.nii.gz``: ``p01``),
+  and a scan directly under ``--scans`` is a patient of its own;
 * every other column is a grading, named as in result.json (``central_canal_stenosis``, ``bulging``, …). An empty
   cell means "not graded". Classes are inferred from the values (integers sorted numerically, other names
   alphabetically) unless declared with ``--classes name=a,b,c`` (then that order, and other values are refused).
@@ -21,7 +24,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..levels import DiscLevel, grading_key
 
-RESERVED = ("scan", "level", "split")
+RESERVED = ("scan", "level", "split", "patient")
 
 
 @dataclass
@@ -34,6 +37,17 @@ class LabelTable:
     labels: dict[str, dict[DiscLevel, dict[str, str]]] = field(default_factory=dict)
     splits: dict[str, str] = field(default_factory=dict)  # scan → train/val where a split column exists
     scan_paths: dict[str, Path] = field(default_factory=dict)
+    patients: dict[str, str] = field(default_factory=dict)  # scan → patient where a patient column exists
+
+    def groups(self) -> dict[str, str]:
+        """The patient of each scan: the ``patient`` column, else the scan path's first folder, else the scan."""
+        out = {}
+        for scan in self.labels:
+            parts = Path(scan).parts
+            out[scan] = self.patients.get(scan) or (
+                parts[0] if len(parts) > 1 and not Path(scan).is_absolute() else scan
+            )
+        return out
 
     @property
     def n_rows(self) -> int:
@@ -84,7 +98,7 @@ def read_labels(
     if not p.is_file():
         raise ConfigError(f"labels file '{p}' does not exist")
     root = Path(scans_dir) if scans_dir is not None else p.parent
-    with open(p, newline="") as f:
+    with open(p, newline="", encoding="utf-8-sig") as f:  # Excel's "CSV UTF-8" starts with a BOM
         reader = csv.DictReader(f)
         cols = [c.strip() for c in (reader.fieldnames or [])]
         rows = [{(k or "").strip(): (v or "") for k, v in r.items()} for r in reader]
@@ -126,6 +140,12 @@ def read_labels(
                 raise ConfigError(f"{p}:{n}: split must be 'train' or 'val', got {r.get('split')!r}")
             if table.splits.setdefault(scan, split) != split:
                 raise ConfigError(f"{p}:{n}: scan '{scan}' is in both splits; a scan belongs to one split")
+        if "patient" in cols:
+            patient = r.get("patient", "").strip()
+            if not patient:
+                raise ConfigError(f"{p}:{n}: empty 'patient'")
+            if table.patients.setdefault(scan, patient) != patient:
+                raise ConfigError(f"{p}:{n}: scan '{scan}' has two patients ({table.patients[scan]!r}, {patient!r})")
         sp = Path(scan)
         table.scan_paths[scan] = sp if sp.is_absolute() else root / sp
     for g in gradings:

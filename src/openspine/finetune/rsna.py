@@ -57,7 +57,7 @@ class RsnaSummary:
 def _read_csv(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise ConfigError(f"'{path.parent}' is not an RSNA 2024 lumbar folder: '{path.name}' is missing")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a BOM (Excel) is not part of the first name
         return [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in csv.DictReader(f)]
 
 

@@ -235,11 +235,15 @@ def _head_scope(
     if not model_scope.heads:
         return grades
     out = dict(grades)
+    heads_of: dict[str, list[str]] = {}
     for key, gr in grades.items():
-        why = model_scope.head_reason(str(getattr(key, "value", key)), sequence, level) if gr.available else None
+        head = str(getattr(key, "value", key))
+        why = model_scope.head_reason(head, sequence, level) if gr.available else None
         if why is not None:
-            flags.add("grades_withheld", name, why)  # the reason names the head
+            heads_of.setdefault(why, []).append(head)
             out[key] = Grade(grade=None, probabilities=None, available=False, note=f"withheld: {why}")
+    for why, heads in heads_of.items():  # one flag line per reason and set of heads, naming the discs
+        flags.add("grades_withheld", name, f"{', '.join(heads)}: {why}")
     return out
 
 

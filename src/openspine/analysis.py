@@ -464,10 +464,11 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
             f"given; at the size cervical bodies give, the image looks cervical with probability "
             f"{seen.cervical_probability:.2f}); positions and lengths in mm are rough"
         )
+    # the grader's crops and features are cut at this scale too: grades move with the estimate, not only lengths
     flag = (
         f"pixel_spacing_estimated: {estimate.spacing_mm:.3f} mm per pixel, from the size and spacing of the "
-        "vertebral bodies (no pixel size given); positions and lengths in mm carry its error (often 10 %, "
-        "sometimes 30 % or more: docs/reading-scans.md)"
+        "vertebral bodies (no pixel size given); grades may differ from those at the true pixel size, and positions "
+        "and lengths in mm carry its error (often 10 %, sometimes 30 % or more: docs/reading-scans.md)"
     )
     return with_pixel_size(scan, estimate.spacing_mm), flag
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import io
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +17,14 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from .._version import __version__
-from ..levels import Grading
+from ..levels import Grading, GradingName, grading_name
 from ..scan import SagittalView
 from ..vocabulary import DISCLAIMER, LOW_SCORE
 from .labelmap import drawable
+from .report import grading_columns
 
 if TYPE_CHECKING:  # the records are read, never built here: results imports this module for result.overlay()
-    from ..results import AnalysisResult, SliceOutline
+    from ..results import AnalysisResult, Grade, SliceOutline
 
 # Pfirrmann 1 (healthy) → 5 (collapsed): a colour-blind-safe sequential ramp, light to dark red
 PFIRRMANN_COLOURS = {
@@ -33,12 +35,14 @@ PFIRRMANN_COLOURS = {
     5: (215, 48, 39),
 }
 UNGRADED_COLOUR = (160, 160, 255)
+# the classes of a grading other than Pfirrmann (a fine-tuned one): Okabe-Ito, no order implied, none lavender
+CLASS_COLOURS = ((230, 159, 0), (204, 121, 167), (240, 228, 66), (0, 158, 115), (213, 94, 0), (0, 114, 178))
 VERTEBRA_COLOUR = (0, 220, 255)
 TEXT_COLOUR = (255, 255, 255)
 BACKGROUND = (16, 16, 16)
 BANNER_COLOUR = (120, 60, 0)  # flags: amber banner under the title
 LOW_SCORE_COLOUR = (255, 200, 0)  # a body scored below vocabulary.LOW_SCORE: dashed, with its score
-MAX_BANNER_LINES = 6
+MAX_BANNER_LINES = 8  # a flag takes one or two lines
 
 
 # PNG text key that marks openspine's own pictures: the picture reader refuses a PNG carrying it
@@ -144,17 +148,68 @@ def _outline_on(outlines: tuple[SliceOutline, ...], view: SagittalView, k: int) 
     return best
 
 
-def banner_lines(result: AnalysisResult, width: int, char_px: float) -> list[str]:
-    """The lines of the flag banner: out-of-scope reason first, then every flag, cut to the picture's width."""
+def banner_lines(result: AnalysisResult, width: int, char_px: float | Callable[[str], float]) -> list[str]:
+    """The lines of the flag banner: out-of-scope reason first, then every flag of ``result.flags`` (the ones the
+    command line prints; ``steps_not_run`` is not a flag), each wrapped at spaces onto at most two lines and, where
+    longer, shortened at a clause (``; ``, `` (``, ``, ``) so that its key and first clause stay whole: the full
+    text is in result.json and report.html. ``char_px`` is a character's width in pixels, or a function measuring a
+    line's width."""
     items = ([f"OUT OF SCOPE: {result.out_of_scope}"] if result.out_of_scope else []) + list(result.flags)
     if not items:
         return []
-    per_line = max(20, int((width - 20) / char_px))
-    lines = [(t if len(t) <= per_line else t[: per_line - 1] + "…") for t in items]
+    measure = char_px if callable(char_px) else (lambda text, px=float(char_px): len(text) * px)
+    room = max(20 * measure("n"), float(width - 20))
+    lines = [line for t in items for line in _wrap(t, measure, room, 2)]
+    if len(lines) > MAX_BANNER_LINES:  # many flags: one line each, so that every key is seen
+        lines = [line for t in items for line in _wrap(t, measure, room, 1)]
     if len(lines) > MAX_BANNER_LINES:
         rest = len(lines) - MAX_BANNER_LINES + 1
         lines = [*lines[: MAX_BANNER_LINES - 1], f"… and {rest} more flag(s): see result.json or report.html"]
     return lines
+
+
+_INDENT = "    "  # a flag's second line, set in so that each flag's key starts a line
+_CLAUSE_ENDS = ("; ", " (", ", ")
+
+
+def _wrap(text: str, measure: Callable[[str], float], room: float, max_lines: int) -> list[str]:
+    """``text`` on at most ``max_lines`` lines of ``room`` pixels, broken at spaces (a word wider than a line, such
+    as a long path, at a character); what does not fit is left out (see :func:`_shortened`)."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else (_INDENT if lines else "") + word
+        if measure(candidate) <= room:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = (_INDENT if lines else "") + word
+        while measure(line) > room and len(line) > len(_INDENT) + 1:
+            cut = max(len(_INDENT) + 1, *(n for n in range(1, len(line)) if measure(line[:n]) <= room))
+            lines.append(line[:cut])
+            line = _INDENT + line[cut:]
+        if len(lines) >= max_lines:
+            return _shortened(lines[:max_lines], measure, room)
+    lines.append(line)
+    return lines if len(lines) <= max_lines else _shortened(lines[:max_lines], measure, room)
+
+
+def _shortened(lines: list[str], measure: Callable[[str], float], room: float) -> list[str]:
+    """``lines`` (the start of a longer text) with the last one ending in '…' and the brackets left open closed:
+    cut at its last clause boundary (``; ``, `` (``, ``, ``) where that keeps more than a third of it, else at its
+    last space, until it fits ``room``. A reader keeps whole clauses, never half a word."""
+    head, last = lines[:-1], lines[-1]
+    opened_before = sum(line.count("(") - line.count(")") for line in head)
+    while True:
+        clause = max(last.rfind(sep) for sep in _CLAUSE_ENDS)
+        cut = clause if clause > len(last) // 3 else last.rfind(" ")
+        if cut <= len(_INDENT):  # one word left: it stays, cut by characters
+            cut = len(last) - 1
+        last = last[:cut].rstrip(" ;,")
+        ending = " …" + ")" * max(0, opened_before + last.count("(") - last.count(")"))
+        if measure(last + ending) <= room or len(last) <= 1:
+            return [*head, last + ending]
 
 
 def _dashed_polygon(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], colour: Any, width: int) -> None:
@@ -219,7 +274,8 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
     n_slices = view.scan.shape[2]
     neighbours = [j for j in (k - 2, k - 1, k + 1, k + 2) if 0 <= j < n_slices] if n_slices > 1 else []
     small_px = max(12, width // 66)
-    banner = banner_lines(result, width, 0.55 * small_px)
+    font, small = _font(max(14, width // 55)), _font(small_px)
+    banner = banner_lines(result, width, lambda text: small.getlength(printable(text)))
     banner_h = (len(banner) * (small_px + 4) + 8) if banner else 0
     title_h, legend_h = 44 + banner_h, 70 + small_px
     sr, sc, _ = view.scan.spacing
@@ -233,7 +289,6 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
     canvas.paste(img, (x0, title_h))
     panel = _Panel(x0, title_h, s_row, s_col)
 
-    font, small = _font(max(14, width // 55)), _font(max(12, width // 66))
     name = printable((result.input.path or "scan").split("/")[-1])
     if result.out_of_scope:  # not analysed: the picture is shown as stored, with no claim about its plane
         draw.text((10, 8), f"{name}  |  not analysed", fill=TEXT_COLOUR, font=font)
@@ -259,7 +314,7 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
             draw.text((strip_x + 4, y + 4), f"slice {view.input_slice_index(j)}", fill=TEXT_COLOUR, font=small)
             y += thumb_h + 8
 
-    _draw_legend(draw, title_h + main_h + 10, small, small_px)
+    _draw_legend(draw, result, title_h + main_h + 10, small, small_px)
     return canvas
 
 
@@ -297,30 +352,101 @@ def _draw_vertebrae(
         draw.text(anchor_xy, label, fill=colour, font=font, anchor="rm", stroke_width=2, stroke_fill=(0, 0, 0))
 
 
+def shown_gradings(result: AnalysisResult) -> tuple[GradingName | None, list[GradingName]]:
+    """The grading the overlay colours the discs by, and the fine-tuned gradings it names beside it.
+
+    The first is Pfirrmann where the grader has a Pfirrmann head, else the first grading it has (built-in ones in
+    their standard order, then its own by name), None when no disc was graded by anything. The second are the
+    grader's own gradings (those a fine-tuned model adds; not the other built-in ones, which the report lists).
+    A grading the grader has no head for is one whose every disc says 'not available' (a fine-tuned model without
+    the Pfirrmann head still reports pfirrmann, unavailable, at each disc)."""
+    has = [g for g in grading_columns(result) if any(_from_grader(d.grades.get(g)) for d in result.discs)]
+    shown = Grading.PFIRRMANN if Grading.PFIRRMANN in has else (has[0] if has else None)
+    return shown, [g for g in has if not isinstance(g, Grading) and g != shown]
+
+
+def _from_grader(g: Grade | None) -> bool:
+    """Whether a grade came from a head of the grader (graded, withheld or not graded by it), not from its lack."""
+    return g is not None and (g.available or not (g.note or "").startswith("not available"))
+
+
+def _mark(grading: GradingName, g: Grade | None) -> str | None:
+    """How one grade is written at its disc ('P3', 'modic_any 1', 'withheld'), None where there is none."""
+    if g is not None and g.available and g.grade is not None:
+        return f"P{g.grade}" if grading == Grading.PFIRRMANN else f"{grading_name(grading)} {g.grade}"
+    if g is not None and (g.note or "").startswith("withheld"):
+        return "withheld" if grading == Grading.PFIRRMANN else f"{grading_name(grading)} withheld"
+    return None
+
+
+def _classes(result: AnalysisResult, grading: GradingName) -> list[int]:
+    """The classes of a grading as its grades' probabilities name them (Pfirrmann: 1 … 5), in order."""
+    if grading == Grading.PFIRRMANN:
+        return list(PFIRRMANN_COLOURS)
+    names = {k for d in result.discs for g in [d.grades.get(grading)] if g and g.probabilities for k in g.probabilities}
+    return sorted(int(k) for k in names if k.lstrip("-").isdigit())
+
+
+def _class_colours(result: AnalysisResult, grading: GradingName) -> dict[int, tuple[int, int, int]]:
+    """Pfirrmann's green-to-red ramp; another grading's classes in distinct colour-blind-safe colours (Okabe-Ito),
+    none of them implying that a higher class is worse, since a fine-tuned grading's meaning is its own."""
+    if grading == Grading.PFIRRMANN:
+        return dict(PFIRRMANN_COLOURS)
+    return {c: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, c in enumerate(_classes(result, grading))}
+
+
+def disc_labels(result: AnalysisResult) -> list[tuple[str, tuple[int, int, int]]]:
+    """The text and colour of each disc's mark, in ``result.discs`` order: its level, then the grade of the shown
+    grading (:func:`shown_gradings`) and of the grader's own gradings. 'not graded' colour only where no grading
+    of the disc has a grade; a disc graded, but not by the shown grading, is drawn white."""
+    shown, own = shown_gradings(result)
+    colours = _class_colours(result, shown) if shown is not None else {}
+    out = []
+    for d in result.discs:
+        marks = [m for g in ([shown] if shown is not None else []) + own if (m := _mark(g, d.grades.get(g)))]
+        text = "  ".join([d.level.value if d.level else "disc", *marks])
+        g = d.grades.get(shown) if shown is not None else None
+        if g is not None and g.available and g.grade is not None:
+            colour = colours.get(g.grade, TEXT_COLOUR)
+        elif any(x.available and x.grade is not None for x in d.grades.values()):
+            colour = TEXT_COLOUR
+        else:
+            colour = UNGRADED_COLOUR
+        out.append((text, colour))
+    return out
+
+
 def _draw_discs(
     draw: ImageDraw.ImageDraw, view: SagittalView, result: AnalysisResult, panel: _Panel, font: _Font, radius: int
 ) -> None:
-    """Each disc as a dot in the colour of its Pfirrmann grade, with its level and grade."""
+    """Each disc as a dot in the colour of its grade (:func:`disc_labels`), with its level and grades."""
     r = radius
-    for d in result.discs:
+    for d, (text, colour) in zip(result.discs, disc_labels(result)):
         c = view.from_input_voxel(np.array(d.centroid_voxel))
         if not drawable(c):
             continue
         x, y = panel.xy(c[0], c[1])
-        g = d.grades.get(Grading.PFIRRMANN)
-        grade = g.grade if g is not None and g.available else None
-        colour = PFIRRMANN_COLOURS.get(grade, UNGRADED_COLOUR) if grade else UNGRADED_COLOUR
         draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(0, 0, 0))
-        withheld = g is not None and not g.available and (g.note or "").startswith("withheld")
-        text = (d.level.value if d.level else "disc") + (f"  P{grade}" if grade else "  withheld" if withheld else "")
         draw.text((x + 2.2 * r, y), text, fill=colour, font=font, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0))
 
 
-def _draw_legend(draw: ImageDraw.ImageDraw, y: int, small: _Font, small_px: int) -> None:
-    """The colour scale of the Pfirrmann grade, what the marks mean, and the disclaimer."""
-    draw.text((10, y), "Pfirrmann grade:", fill=TEXT_COLOUR, font=small)
-    x = 10 + int(draw.textlength("Pfirrmann grade:", font=small)) + 10
-    for grade_value, colour in PFIRRMANN_COLOURS.items():
+def legend_title(result: AnalysisResult) -> str:
+    """The name of the colour scale: 'Pfirrmann grade:', or the grading shown instead and that the grader has no
+    Pfirrmann grade (a fine-tuned model without that head)."""
+    shown, _ = shown_gradings(result)
+    if shown is None or shown == Grading.PFIRRMANN:
+        return "Pfirrmann grade:"
+    return f"{grading_name(shown)} (this grader has no Pfirrmann grade):"
+
+
+def _draw_legend(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int, small: _Font, small_px: int) -> None:
+    """The colour scale of the grading shown, what the marks mean, and the disclaimer."""
+    shown, _ = shown_gradings(result)
+    title = legend_title(result)
+    draw.text((10, y), title, fill=TEXT_COLOUR, font=small)
+    x = 10 + int(draw.textlength(title, font=small)) + 10
+    colours = _class_colours(result, shown) if shown is not None else dict(PFIRRMANN_COLOURS)
+    for grade_value, colour in colours.items():
         draw.rectangle([x, y, x + 34, y + 16], fill=colour)
         draw.text((x + 17, y + 8), str(grade_value), fill=(0, 0, 0), font=small, anchor="mm")
         x += 38

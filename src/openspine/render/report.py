@@ -29,7 +29,7 @@ def _png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _grading_columns(result: AnalysisResult) -> list[GradingName]:
+def grading_columns(result: AnalysisResult) -> list[GradingName]:
     """Built-in gradings in their standard order, then a fine-tuned model's own gradings by name."""
     present = {g for d in result.discs for g in d.grades}
     own = sorted((g for g in present if not isinstance(g, Grading)), key=grading_name)
@@ -49,7 +49,7 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
         ("plane", _recognised(inp.plane)),
         ("field of view", _recognised(inp.field_of_view)),
         ("shape", " × ".join(str(n) for n in inp.shape)),
-        ("spacing (mm)", " × ".join(f"{s:g}" for s in inp.spacing_mm)),
+        ("spacing (mm)", " × ".join(f"{s:g}" for s in inp.spacing_mm) + _estimated_note(result, "")),
         ("orientation", "".join(inp.orientation)),
         ("way round", _recognised(inp.way_round)),
     ]
@@ -84,6 +84,14 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
     return "\n".join(parts)
 
 
+def _estimated_note(result: AnalysisResult, which: str) -> str:
+    """' (estimated, not from the file: …)' after a pixel size that openspine estimated (``--pixel-spacing auto``)
+    or assumed (no estimate possible)."""
+    if not estimated_spacing(result.flags, which):
+        return ""
+    return f" (estimated, not from the file: see the flag pixel_spacing_estimated{which})"
+
+
 def _recognised(item: Any) -> str:
     """'T2 (from the header)', 'lumbar (from the detection)', 'unknown'."""
     if not item or item.get("value") is None:
@@ -94,13 +102,29 @@ def _recognised(item: Any) -> str:
 
 
 def _flags_section(result: AnalysisResult) -> list[str]:
-    """Flags at the top, where a reader looks first: out of scope, flags, steps not run."""
+    """At the top, where a reader looks first: why the scan is out of scope, the flags (``result.flags``, the same
+    list the command line prints and the overlay's banner shows) and, apart, the steps not run (they are the
+    consequence of a flag or a choice, not flags themselves)."""
     e = html.escape
-    notes = ([f"OUT OF SCOPE: {result.out_of_scope}"] if result.out_of_scope else []) + list(result.flags)
-    notes += [f"{k} not run: {v}" for k, v in result.steps_not_run.items() if v != result.out_of_scope]
-    if not notes:
-        return ["<h2>Flags</h2><p>None.</p>"]
-    return [f"<h2>Flags ({len(notes)})</h2><ul class='flags'>", *(f"<li>{e(f)}</li>" for f in notes), "</ul>"]
+    parts = []
+    if result.out_of_scope:
+        parts.append(f"<p class='flags'><strong>Out of scope:</strong> {e(result.out_of_scope)}</p>")
+    if result.flags:
+        parts += [f"<h2>Flags ({len(result.flags)})</h2><ul class='flags'>"]
+        parts += [f"<li>{e(f)}</li>" for f in result.flags] + ["</ul>"]
+    else:
+        parts += ["<h2>Flags</h2><p>None.</p>"]
+    not_run = {k: v for k, v in result.steps_not_run.items() if v != result.out_of_scope}
+    if not_run:
+        parts += [f"<h2>Steps not run ({len(not_run)})</h2><ul>"]
+        parts += [f"<li>{e(k)}: {e(v)}</li>" for k, v in not_run.items()] + ["</ul>"]
+    return parts
+
+
+def estimated_spacing(flags: tuple[str, ...] | list[str], which: str = "") -> bool:
+    """Whether the pixel size was not read from the file but estimated or assumed (``pixel_spacing_estimated``
+    flag; ``which`` = ' (T1)' for the T1 series)."""
+    return any(f.startswith(f"pixel_spacing_estimated{which}:") for f in flags)
 
 
 def _vertebrae_section(result: AnalysisResult) -> list[str]:
@@ -127,7 +151,7 @@ def _discs_section(result: AnalysisResult) -> list[str]:
     """The table of discs × gradings: grade (probability), balanced grade where it differs, withheld/n/a."""
     e = html.escape
     parts: list[str] = []
-    cols = _grading_columns(result)
+    cols = grading_columns(result)
     parts.append(f"<h2>Discs × gradings ({len(result.discs)} discs)</h2>")
     if result.discs:
         parts.append(
@@ -136,6 +160,11 @@ def _discs_section(result: AnalysisResult) -> list[str]:
             f"Cells below {LOW_CONFIDENCE:.0%} are highlighted; 'n/a' = not available from the model used; "
             "'withheld' = outside the model's scope (hover for why); '+T1' = read from the T1 series too.</p>"
         )
+        if estimated_spacing(result.flags):  # the grader's crops are cut at the estimated scale
+            parts.append(
+                "<p class='flags'>The pixel size is not the file's (none was given; see the flag "
+                "pixel_spacing_estimated): grades may differ from those at the true pixel size.</p>"
+            )
         head = "".join(f"<th>{e(grading_name(g))}</th>" for g in cols)
         parts.append(f"<table><tr><th>level</th>{head}</tr>")
         for d in result.discs:
@@ -170,7 +199,7 @@ def _other_series_section(result: AnalysisResult) -> list[str]:
             ("file", o.input.path or "(in memory)"),
             ("sequence", _recognised(o.input.sequence)),
             ("shape", " × ".join(str(n) for n in o.input.shape)),
-            ("spacing (mm)", " × ".join(f"{s:g}" for s in o.input.spacing_mm)),
+            ("spacing (mm)", " × ".join(f"{s:g}" for s in o.input.spacing_mm) + _estimated_note(result, " (T1)")),
             ("bodies found", str(len(o.vertebrae))),
             ("discs matched", ", ".join(m.discs) or "none"),
             ("positions compared", "yes (one frame of reference)" if m.shared_frame else "no (matched by level)"),

@@ -1,0 +1,203 @@
+"""What the overlay and the report say in words: the flag banner (whole words, each flag's key and first clause
+kept), the same flags in the banner, the report and ``result.flags`` (steps not run apart), the grading a disc is
+marked with when the grader has no Pfirrmann head, and an estimated pixel size named beside the grades."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+from PIL import ImageDraw
+
+from openspine.analysis import analyze
+from openspine.levels import Grading
+from openspine.render import overlay
+from openspine.render.overlay import banner_lines, disc_labels, legend_title, shown_gradings
+from openspine.render.report import render_report
+from openspine.results import AnalysisResult, Grade
+
+CHAR_PX = 6.0  # a character's width for banner_lines: 1000 px hold (1000 - 20) / 6 = 163 characters
+
+GRADES_WITHHELD = (
+    "grades_withheld: T12-L1, L1-L2, L2-L3, L3-L4, L4-L5, L5-S1 (the grader was trained on T2 only; this scan is "
+    "T1 (from the image, probability 1.00))"
+)
+ESTIMATED = (
+    "pixel_spacing_estimated: 0.545 mm per pixel, from the size and spacing of the vertebral bodies (no pixel size "
+    "given); grades may differ from those at the true pixel size, and positions and lengths in mm carry its error "
+    "(often 10 %, sometimes 30 % or more: docs/reading-scans.md)"
+)
+NOT_RUN = "no disc level is known (the image shows the cervical spine; the detector was trained on … only)"
+
+
+@pytest.fixture(scope="module")
+def demo() -> AnalysisResult:
+    """The analysed demo scan (a NIfTI file; six graded discs)."""
+    from openspine.data import demo_scan_path
+
+    return analyze(demo_scan_path())
+
+
+@pytest.fixture
+def drawn() -> Iterator[list[str]]:
+    """Every string the overlay draws, in order (ImageDraw.text is recorded, then drawn as usual)."""
+    texts: list[str] = []
+    real = ImageDraw.ImageDraw.text
+
+    def recording(self, xy, text, *args, **kwargs):  # type: ignore[no-untyped-def]
+        texts.append(str(text))
+        return real(self, xy, text, *args, **kwargs)
+
+    ImageDraw.ImageDraw.text = recording  # type: ignore[method-assign]
+    try:
+        yield texts
+    finally:
+        ImageDraw.ImageDraw.text = real  # type: ignore[method-assign]
+
+
+def _flags(*flags: str, out_of_scope: str | None = None) -> SimpleNamespace:
+    return SimpleNamespace(flags=flags, out_of_scope=out_of_scope)
+
+
+# --- the banner (D20) ---
+
+
+def test_a_flag_that_fits_two_lines_is_wrapped_at_spaces_whole() -> None:
+    lines = banner_lines(_flags(ESTIMATED), 1000, CHAR_PX)  # type: ignore[arg-type]
+    assert len(lines) == 2 and lines[0].startswith("pixel_spacing_estimated: ") and lines[1].startswith("    ")
+    assert " ".join(line.strip() for line in lines) == ESTIMATED  # nothing lost, no word split
+    assert all(len(line) * CHAR_PX <= 1000 - 20 for line in lines)
+
+
+def test_a_long_flag_is_cut_at_a_clause_and_its_brackets_closed() -> None:
+    # a narrow picture: 60 characters a line, two lines for the flag
+    lines = banner_lines(_flags(GRADES_WITHHELD), 380, CHAR_PX)  # type: ignore[arg-type]
+    assert len(lines) == 2 and all(len(line) <= 60 for line in lines)
+    assert lines[0].startswith("grades_withheld: T12-L1, L1-L2")
+    assert lines[1] == "    (the grader was trained on T2 only …)"  # its first clause whole, no half word
+    joined = " ".join(lines)
+    assert joined.count("(") == joined.count(")")
+
+
+def test_the_t1_flag_is_not_cut_at_the_default_width() -> None:
+    # the user test's T1 slice: the banner ended '(this scan is T1 (from …' at 1000 px
+    lines = banner_lines(_flags(GRADES_WITHHELD), 1000, CHAR_PX)  # type: ignore[arg-type]
+    assert " ".join(line.strip() for line in lines) == GRADES_WITHHELD and "…" not in "".join(lines)
+
+
+def test_many_flags_take_one_line_each_and_every_key_is_seen() -> None:
+    flags = [f"flag_{i}: {'reason ' * 30}(why; more)" for i in range(7)]
+    lines = banner_lines(_flags(*flags), 1000, CHAR_PX)  # type: ignore[arg-type]
+    assert len(lines) == 7 and [line.split(":")[0] for line in lines] == [f"flag_{i}" for i in range(7)]
+    assert all(line.endswith("…") for line in lines)
+    lines = banner_lines(_flags(*flags, *flags), 1000, CHAR_PX)  # type: ignore[arg-type]
+    assert len(lines) == overlay.MAX_BANNER_LINES and lines[-1].startswith("… and 7 more flag(s)")
+
+
+def test_banner_report_and_flags_list_the_same_flags_and_steps_not_run_stand_apart(
+    demo: AnalysisResult, drawn: list[str]
+) -> None:
+    # the SCT cervical scan: three flags on the command line and in the banner, a fourth ('grading not run') in
+    # the report's flag list; steps not run are not flags
+    flags = (
+        "cervical_field_of_view: the image shows the cervical spine (probability 0.95)",
+        "labels_withheld: every body (7) and disc (6) (the image shows the cervical spine; …)",
+        "low_confidence: 3 of 7 bodies scored below 0.25: ? (0.00), ? (0.00), ? (0.17)",
+    )
+    result = dataclasses.replace(demo, flags=flags, steps_not_run={"grading": NOT_RUN})
+    result.overlay()
+    banner = [t for t in drawn if t.split(":")[0] in {f.split(":")[0] for f in flags}]
+    assert banner == list(flags)
+    assert not [t for t in drawn if "not run" in t or NOT_RUN in t]
+    html = render_report(result, None)
+    assert "<h2>Flags (3)</h2>" in html
+    listed = html.split("<h2>Flags (3)</h2>")[1].split("</ul>")[0]
+    assert listed.count("<li>") == 3 and "not run" not in listed
+    assert "<h2>Steps not run (1)</h2>" in html and "<li>grading: no disc level is known" in html
+
+
+def test_out_of_scope_is_said_apart_from_the_flags_in_the_report(demo: AnalysisResult) -> None:
+    result = dataclasses.replace(
+        demo, out_of_scope="no vertebral body found", flags=(), steps_not_run={"grading": "no vertebral body found"}
+    )
+    html = render_report(result, None)
+    assert "<strong>Out of scope:</strong> no vertebral body found" in html
+    assert "<h2>Flags</h2><p>None.</p>" in html and "Steps not run" not in html  # the same reason, said once
+
+
+# --- the grading marked at each disc (D16) ---
+
+
+def _finetuned(result: AnalysisResult, with_pfirrmann: bool) -> AnalysisResult:
+    """``result`` as a fine-tuned grader with a 'modic_any' head (and Pfirrmann or not) would give it."""
+    lacking = "not available from grader model 'mine': it has no 'pfirrmann' output; add it with 'openspine finetune'"
+    discs = []
+    for i, d in enumerate(result.discs):
+        if not d.grades:  # not graded at all (no level, not requested): stays so
+            discs.append(d)
+            continue
+        p = d.grades[Grading.PFIRRMANN] if with_pfirrmann else Grade(None, None, available=False, note=lacking)
+        modic = Grade(i % 2, {"0": 0.3, "1": 0.7} if i % 2 else {"0": 0.7, "1": 0.3})
+        discs.append(dataclasses.replace(d, grades={Grading.PFIRRMANN: p, "modic_any": modic}))
+    return dataclasses.replace(result, discs=tuple(discs))
+
+
+def test_without_a_pfirrmann_head_the_discs_show_the_graders_own_grading(
+    demo: AnalysisResult, drawn: list[str]
+) -> None:
+    result = _finetuned(demo, with_pfirrmann=False)
+    assert shown_gradings(result) == ("modic_any", [])
+    labels = disc_labels(result)
+    graded = [(d, lab) for d, lab in zip(result.discs, labels) if d.grades]
+    assert graded and all(f"modic_any {d.grades['modic_any'].grade}" in text for d, (text, _) in graded)
+    assert all(colour != overlay.UNGRADED_COLOUR for _, (_, colour) in graded)  # graded: not 'not graded'
+    assert {colour for _, (_, colour) in graded} == set(overlay.CLASS_COLOURS[:2])  # one colour per class
+    assert legend_title(result) == "modic_any (this grader has no Pfirrmann grade):"
+    result.overlay()
+    assert "modic_any (this grader has no Pfirrmann grade):" in drawn and "Pfirrmann grade:" not in drawn
+    assert [t for t in drawn if "modic_any 1" in t] and not [t for t in drawn if " P" in t and t[-1].isdigit()]
+
+
+def test_with_a_pfirrmann_head_pfirrmann_is_shown_and_the_new_grading_named_beside_it(demo: AnalysisResult) -> None:
+    result = _finetuned(demo, with_pfirrmann=True)
+    assert shown_gradings(result) == (Grading.PFIRRMANN, ["modic_any"])
+    for d, (text, colour) in zip(result.discs, disc_labels(result)):
+        if d.grades:
+            p = d.grades[Grading.PFIRRMANN].grade
+            assert p is not None and f"P{p}" in text and f"modic_any {d.grades['modic_any'].grade}" in text
+            assert colour == overlay.PFIRRMANN_COLOURS[p]
+    assert legend_title(result) == "Pfirrmann grade:"
+
+
+def test_the_built_in_grader_still_marks_pfirrmann_and_not_graded_only_where_nothing_was(
+    demo: AnalysisResult,
+) -> None:
+    assert shown_gradings(demo) == (Grading.PFIRRMANN, [])  # the built-in gradings are the report's to list
+    ungraded = dataclasses.replace(demo.discs[0], grades={})
+    result = dataclasses.replace(demo, discs=(ungraded, *demo.discs[1:]))
+    labels = disc_labels(result)
+    assert labels[0][1] == overlay.UNGRADED_COLOUR and labels[0][0] == (
+        ungraded.level.value if ungraded.level else "disc"
+    )
+    assert all(colour in overlay.PFIRRMANN_COLOURS.values() for _, colour in labels[1:])
+    none = dataclasses.replace(demo, discs=(ungraded,))
+    assert shown_gradings(none) == (None, []) and legend_title(none) == "Pfirrmann grade:"
+
+
+# --- an estimated pixel size (D14) ---
+
+
+def test_the_report_says_an_estimated_pixel_size_is_not_the_files_and_grades_may_differ(demo: AnalysisResult) -> None:
+    html = render_report(dataclasses.replace(demo, flags=(ESTIMATED,)), None)
+    assert "(estimated, not from the file: see the flag pixel_spacing_estimated)</dd>" in html
+    assert "grades may differ from those at the true pixel size" in html.split("Discs × gradings")[1]
+    plain = render_report(demo, None)
+    assert "estimated" not in plain and "grades may differ" not in plain
+
+
+def test_the_banner_keeps_the_estimate_and_its_warning_about_grades(demo: AnalysisResult, drawn: list[str]) -> None:
+    dataclasses.replace(demo, flags=(ESTIMATED,)).overlay()
+    banner = [t for t in drawn if t.startswith(("pixel_spacing_estimated", "    "))]
+    assert " ".join(t.strip() for t in banner) == ESTIMATED

@@ -52,3 +52,17 @@ def paired_grader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from model_fixtures import tiny_paired_grader
 
     return tiny_paired_grader(tmp_path_factory.mktemp("paired_grader") / "model")
+
+
+@pytest.fixture(autouse=True)
+def _restore_openspine_logger():
+    """The command line configures the 'openspine' logger (level, handler, no propagation); give every test the
+    logger as it found it, so that a test's caplog sees the records whatever ran before it."""
+    import logging
+
+    logger = logging.getLogger("openspine")
+    saved = (logger.level, list(logger.handlers), logger.propagate)
+    yield
+    logger.setLevel(saved[0])
+    logger.handlers[:] = saved[1]
+    logger.propagate = saved[2]

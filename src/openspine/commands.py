@@ -197,7 +197,7 @@ def check_models(config: AnalysisConfig) -> None:
     """The model options (--detector, --grader, --paired-grader) before any scan is read: a path that does not
     exist, a name that is no built-in model, or a model of the wrong kind is one line here, not a failure after
     reading and detecting (or one failure per case of a batch)."""
-    from .models import check_kind, model_folder, read_card
+    from .models import resolve_model
 
     for option, key, kind in (
         ("--detector", "detector", "detector"),
@@ -206,7 +206,7 @@ def check_models(config: AnalysisConfig) -> None:
     ):
         value = getattr(config, key)
         if value is not None:
-            check_kind(read_card(model_folder(value, option)), kind)
+            resolve_model(value, kind, option)
 
 
 def _check_engine(config: AnalysisConfig) -> None:

@@ -32,10 +32,8 @@ BUILTIN_MODEL = "detector"
 
 
 def _load(model: str | os.PathLike[str] | None) -> LoadedModel:
-    from ..models import model_folder
-
-    target = model_folder(model, "detector") if model is not None else BUILTIN_MODEL
-    return load_model(target, kind="detector")  # threads: the registry's default (one per core; 1 in batch workers)
+    # threads: the registry's default (one per core; 1 in batch workers)
+    return load_model(model if model is not None else BUILTIN_MODEL, kind="detector")
 
 
 def _level_model(detector: LoadedModel) -> LoadedModel | None:

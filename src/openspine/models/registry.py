@@ -203,9 +203,7 @@ def load_model(
 ) -> LoadedModel:
     """Load a built-in model by name, or a model folder by path; sessions are cached per process. With ``kind``
     the card must describe that kind of model (:func:`check_kind`)."""
-    p = Path(name_or_folder)
-    folder = p if p.is_dir() else builtin_model_dir(str(name_or_folder))
-    card = read_card(folder)
+    card = read_card(model_folder(name_or_folder))
     if kind is not None:
         check_kind(card, kind)
     n = threads or _default_threads or max(1, min(os.cpu_count() or 1, 4))

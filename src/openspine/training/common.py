@@ -135,10 +135,10 @@ def export_with_card(
 def local_version(name: str, fallback: str) -> str:
     """The default version of a locally trained model: the shipped model's version (``fallback`` where none is
     shipped) with the PEP 440 local label ``+local``, so a smoke run never claims to be the shipped model."""
-    from ..models import BUILTIN_DIR
+    from ..models import BUILTIN_DIR, read_card
 
-    card = BUILTIN_DIR / name / "card.json"
-    shipped = json.loads(card.read_text()).get("version") if card.is_file() else None
+    folder = BUILTIN_DIR / name
+    shipped = read_card(folder).data.get("version") if (folder / "card.json").is_file() else None
     return f"{shipped or fallback}+local"
 
 

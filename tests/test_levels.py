@@ -21,6 +21,14 @@ def test_unknown_names_suggest_the_closest() -> None:
         Level.parse("X9")
 
 
+def test_a_level_of_another_region_is_no_typo() -> None:
+    with pytest.raises(ConfigError, match=r"unknown disc level 'L7-L8'. Disc levels run C2-C3 … ") as info:
+        DiscLevel.parse("L7-L8")
+    assert "T7-T8" not in str(info.value)  # the closest string is of another region: no suggestion
+    with pytest.raises(ConfigError, match="Did you mean 'L4-L5'"):
+        DiscLevel.parse("L4L5")
+
+
 def test_label_values_follow_verse() -> None:
     assert Level.C1.label_value == 1
     assert Level.T12.label_value == 19

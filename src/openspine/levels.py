@@ -28,9 +28,21 @@ def _parse(cls: type[E], value: object, key: str, what: str) -> E:
     except ValueError:
         import difflib
 
-        close = difflib.get_close_matches(key, [str(m.value) for m in cls], n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        names = [str(m.value) for m in cls]
+        close = difflib.get_close_matches(key, names, n=1)
+        if close and "level" in what and _letters(close[0]) != _letters(key):
+            close = []  # 'L7-L8' is no typo of 'T7-T8': a level from another region misleads
+        if close:
+            hint = f" Did you mean '{close[0]}'?"
+        elif "level" in what:
+            hint = f" {what.capitalize()}s run {names[0]} … {names[-1]}."
+        else:
+            hint = ""
         raise ConfigError(f"unknown {what} '{value}'.{hint}") from None
+
+
+def _letters(name: str) -> str:
+    return "".join(c for c in name if c.isalpha())
 
 
 class Level(str, Enum):

@@ -46,7 +46,7 @@ def test_split_column(tmp_path: Path):
         ("level,bulging\nL4-L5,1\n", "'scan' column"),
         ("scan,level\na,L4-L5\n", "no grading column"),
         ("scan,level,bulgin\na,L4-L5,1\n", "Did you mean 'bulging'"),
-        ("scan,level,bulging\na,L9-L10,1\n", "unknown disc level"),
+        ("scan,level,bulging\na,L9-L10,1\n", r"l.csv:2: unknown disc level 'L9-L10'. Disc levels run"),
         ("scan,level,bulging\na,L4-L5,1\na,L4-L5,0\n", "appears twice"),
         ("scan,level,bulging\na,L4-L5,1\nb,L4-L5,1\n", "nothing to learn"),
     ],

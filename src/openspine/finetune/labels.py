@@ -120,7 +120,10 @@ def read_labels(
         scan = r["scan"].strip()
         if not scan:
             raise ConfigError(f"{p}:{n}: empty 'scan'")
-        level = DiscLevel.parse(r["level"])
+        try:
+            level = DiscLevel.parse(r["level"])
+        except ConfigError as exc:
+            raise ConfigError(f"{p}:{n}: {exc}") from None
         by_level = table.labels.setdefault(scan, {})
         if level in by_level:
             raise ConfigError(f"{p}:{n}: scan '{scan}' level {level.value} appears twice")

@@ -65,7 +65,7 @@ class GradingOutput:
 
     discs: tuple[Disc, ...]  # the detection's discs with .grades filled for the requested levels
     models: tuple[ModelInfo, ...]
-    flags: tuple[str, ...]  # e.g. "not graded: C5-C6 (not requested)"
+    flags: tuple[str, ...]  # e.g. "not graded: T12-L1 (not detected)"
 
 
 def crops_for_discs(
@@ -172,8 +172,7 @@ def grade(
         if d.level is None:
             flags.add("not graded", name, "level unknown")
             continue
-        if wanted is not None and d.level not in wanted:
-            flags.add("not graded", name, "not requested")
+        if wanted is not None and d.level not in wanted:  # left out as asked: not a warning, so no flag
             continue
         outside = wrong_sequence or model_scope.why_not_level(d.level)
         if outside is not None:  # the card's sequences and levels: no grade the model cannot back

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,17 @@ from ..grading.heads import HeadSpec
 from ..grading.model import load_grader
 from ..levels import DiscLevel, Grading, grading_key
 from ..models import sha256_of
+from ..scan import SagittalView
 from ..training import grader_network as engine
-from ..training.datasets.discs import DetectionCache, DiscSample, build_samples, detector_id, load_view, locate_discs
+from ..training.datasets.discs import (
+    DetectionCache,
+    DiscSample,
+    build_samples,
+    detector_id,
+    load_view,
+    locate_discs,
+    view_fingerprint,
+)
 from ..training.grader import calibrate, write_model_folder
 from ..training.metrics import Collected, head_metrics
 from .labels import LabelTable
@@ -188,18 +197,22 @@ def _say_split_groups(split: dict[str, str], groups: dict[str, str]) -> None:
         )
 
 
-def _warn_base_overlap(base_card: dict[str, Any], val_patients: set[str]) -> None:
-    """Warn when the base card lists its training patients and some are validation patients here."""
-    listed = (base_card.get("training_data") or {}).get("patient_ids")
-    if isinstance(listed, list):
-        seen = val_patients & {str(p) for p in listed}
-        if seen:
-            log.warning(
-                "%d validation patients were in the base model's training data (e.g. %s): the validation figures "
-                "are optimistic",
-                len(seen),
-                sorted(seen)[0],
-            )
+def _warn_base_overlap(base_card: dict[str, Any], val_views: Mapping[str, SagittalView]) -> None:
+    """Warn when validation scans are scans of the base model's training patients (its card lists their content
+    fingerprints): the base model has learnt them, so the validation figures are optimistic."""
+    listed = ((base_card.get("training_data") or {}).get("patient_scans") or {}).get("fingerprints")
+    if not isinstance(listed, list) or not val_views:
+        return
+    known = set(listed)
+    seen = sorted(case for case, view in val_views.items() if view_fingerprint(view) in known)
+    if seen:
+        log.warning(
+            "%d of %d validation scans are scans of the base model's training patients (e.g. %s): the validation "
+            "figures are optimistic; validate on other patients",
+            len(seen),
+            len(val_views),
+            seen[0],
+        )
 
 
 def split_scans(table: LabelTable, fraction: float, seed: int) -> dict[str, str]:
@@ -396,7 +409,7 @@ def _finetune(
             "no validation disc: no labelled disc of a 'val' scan was found; mark other scans 'val', or give "
             "--no-validation to write a model that is not validated"
         )
-    _warn_base_overlap(base.loaded.card.data, {groups[s.case] for s in val_s})
+    _warn_base_overlap(base.loaded.card.data, {s.case: views[s.case] for s in val_s})
     _say_sequences(sequences, train_s, base.loaded.card.data)
 
     if opts.freeze_backbone:

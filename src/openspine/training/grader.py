@@ -386,9 +386,17 @@ def _fit_grader(
     return heads, net, losses, stacker, stack_report
 
 
-def _training_data_card(options: GraderTrainingOptions, data: _GraderData, heads: Sequence[Any]) -> dict[str, Any]:
-    from .datasets.spider import SPIDER_COLUMNS
+# what the card's training_data.patient_scans lists, and what reads it
+PATIENT_SCANS_NOTE = (
+    "content fingerprints (openspine.training.datasets.discs.view_fingerprint) of the training patients' SPIDER "
+    "files (T2 and T1 slices, NIfTI and PNG): openspine finetune warns when validation scans are among them"
+)
 
+
+def _training_data_card(options: GraderTrainingOptions, data: _GraderData, heads: Sequence[Any]) -> dict[str, Any]:
+    from .datasets.spider import SPIDER_COLUMNS, patient_scan_fingerprints, read_spider
+
+    trained_on = [c for c in read_spider(options.data, ("train",)) if data.split_of.get(c.patient) == "train"]
     return {
         "dataset": "SPIDER (van der Graaf et al. 2024, CC BY 4.0), mid-sagittal lumbar T2 slices",
         "split": "train" if not options.holdout else f"train minus {options.holdout} holdout patients",
@@ -401,6 +409,10 @@ def _training_data_card(options: GraderTrainingOptions, data: _GraderData, heads
             sp: sum(1 for m in data.missing if data.split_of.get(m.split(" ")[0]) == sp) for sp in ("train", "val")
         },
         "calibration": "temperature per head fitted on " + ("val" if not options.holdout else "holdout"),
+        "patient_scans": {
+            "what": PATIENT_SCANS_NOTE,
+            "fingerprints": patient_scan_fingerprints(trained_on),
+        },
     }
 
 

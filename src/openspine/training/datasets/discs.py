@@ -9,6 +9,7 @@ and a scan changed at the same path is detected anew.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -106,6 +107,15 @@ def file_identity(path: str | os.PathLike[str]) -> dict[str, int]:
         }
     st = p.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def view_fingerprint(view: SagittalView) -> str:
+    """A short hash of a scan's voxels as read (shape and values): the same image from the same file, a copy or a
+    renamed copy gives the same fingerprint; any other export of it (other format, crop, resampling) does not."""
+    a = np.ascontiguousarray(view.input.array, dtype=np.float32)
+    h = hashlib.sha256(repr(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:16]
 
 
 def detector_id() -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,3 +66,25 @@ def read_spider(data_dir: str | os.PathLike[str], splits: tuple[str, ...] = ("tr
             level = DiscLevel.parse(row["level"])
             case.labels[level] = {head: str(int(float(row[col]))) for head, col in SPIDER_COLUMNS.items()}
     return sorted(cases.values(), key=lambda c: int(c.patient) if c.patient.isdigit() else c.patient)
+
+
+# every file of a SPIDER patient that a user could fine-tune on: the T2 and T1 slices, as NIfTI and as PNG
+PATIENT_FILES = ("image.nii.gz", "image.png", "t1.nii.gz", "t1.png")
+
+
+def patient_scan_fingerprints(cases: Iterable[SpiderCase]) -> list[str]:
+    """The content fingerprints (:func:`.discs.view_fingerprint`) of every file of these patients' folders, sorted:
+    a model card lists them so that a fine-tune can tell when its validation scans are a base model's training
+    patients (their figures would be optimistic)."""
+    from ...io import load_scan
+    from .discs import view_fingerprint
+
+    out: set[str] = set()
+    for case in cases:
+        for name in PATIENT_FILES:
+            path = case.image.parent / name
+            if path.is_file():
+                # a picture's array does not depend on its pixel size: any placeholder reads the same voxels
+                spacing = 1.0 if path.suffix == ".png" else None
+                out.add(view_fingerprint(load_scan(path, pixel_spacing=spacing).to_sagittal()))
+    return sorted(out)

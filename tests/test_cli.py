@@ -293,6 +293,18 @@ def test_info_says_when_a_nifti_header_gives_no_orientation(tmp_path: Path, caps
     assert "assumed: the header gives none, sform and qform codes 0" in capsys.readouterr().out
 
 
+def test_info_shows_the_reading_flags_that_analyze_gives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sag = np.array([[0, 0, 4.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
+    img = nib.Nifti1Image(SLICES, sag)
+    img.set_qform(sag + np.array([[0, 0, 0, 50.0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), code=1)
+    nib.save(img, str(tmp_path / "disagree.nii.gz"))
+    assert main(["info", str(tmp_path / "disagree.nii.gz"), "--json"]) == 0
+    (flag,) = json.loads(capsys.readouterr().out)["header_flags"]
+    assert flag.startswith("nifti_transforms_disagree: ")
+    assert main(["info", str(tmp_path / "disagree.nii.gz")]) == 0
+    assert "flag         nifti_transforms_disagree: the header's sform" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv",
     [

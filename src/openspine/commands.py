@@ -75,6 +75,7 @@ def run_info(args: argparse.Namespace) -> int:
         "orientation": "".join(scan.orientation),
         "dtype": str(scan.array.dtype),
         "sequence_hint": scan.source.sequence_hint,
+        "header_flags": list(scan.source.header_flags),  # what analyze flags about the reading (transforms, studies)
     }
     if estimated:
         summary["pixel_spacing_estimated"] = estimated
@@ -111,6 +112,7 @@ def run_info(args: argparse.Namespace) -> int:
     ]
     if summary["sequence_hint"]:
         lines.append(f"sequence     {summary['sequence_hint']} (from the header)")
+    lines += [f"flag         {f}" for f in summary["header_flags"]]
     t1 = next((s for s in series_list if s.get("role") == "T1"), None)
     if t1 is not None:
         lines.append(f"T1 series    [{t1['index']}] series {t1.get('series_number', '')} read beside the main one")

@@ -36,7 +36,7 @@ from dicom_fixtures import (
     zip_folder,
 )
 from openspine import geometry
-from openspine.errors import GeometryError, ScanReadError, SeriesSelectionError
+from openspine.errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
 from openspine.io import dicom, list_series, load_scan
 from openspine.io.dicom import SeriesInfo, choose_series, discover_series, is_dicom_file, read_series
 from openspine.scan import Scan
@@ -916,3 +916,15 @@ def test_a_folder_of_segmentations_only_names_what_it_holds(tmp_path: Path) -> N
         ScanReadError, match=r"holds no image series, only #9001 .*: a DICOM Segmentation, not an image"
     ):
         load_scan(tmp_path / "seg")
+
+
+def test_a_sheared_series_is_refused_naming_the_series_and_its_files(tmp_path: Path) -> None:
+    # slices stepping 20° off their normal (a gantry-tilted stack): no perpendicular grid holds it
+    affine = make_affine(np.eye(3)[:, [2, 1, 0]], (0.5, 0.5, 4.0), (0, 0, 0))
+    affine[:3, 2] += np.array([0.0, 0.0, 4.0 * np.tan(np.radians(20))])
+    write_series(tmp_path / "tilted", np.ones((16, 16, 5), np.uint16) * 100, affine, description="t2 tilted")
+    with pytest.raises(
+        UnsupportedScanError, match=r"series #1 't2 tilted' .* \(IM\d{4}\.dcm … IM\d{4}\.dcm\): the affine"
+    ) as e:
+        load_scan(tmp_path / "tilted")
+    assert "off perpendicular" in str(e.value)

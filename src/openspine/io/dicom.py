@@ -786,7 +786,11 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
         extra=extra,
         dicom_headers=tuple(datasets[fr.file] for fr in ordered),
     )
-    return Scan(array, geometry.LPS_TO_RAS @ affine_lps, source)
+    try:
+        return Scan(array, geometry.LPS_TO_RAS @ affine_lps, source)
+    except UnsupportedScanError as exc:  # e.g. a gantry-tilted (sheared) stack: say which series and files
+        where = names[ordered[0].file] if len(names) == 1 else f"{names[ordered[0].file]} … {names[ordered[-1].file]}"
+        raise UnsupportedScanError(f"series {info.describe()} ({where}): {exc}") from None
 
 
 def _rel_name(path: Path, root: Path | None) -> str:

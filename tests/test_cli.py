@@ -11,6 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from PIL import Image
 
 from openspine import __version__
 from openspine.cli import main
@@ -484,6 +485,16 @@ def test_json_logs_have_no_progress_bars_and_a_json_error(tmp_path: Path) -> Non
                           capture_output=True, text=True)  # fmt: skip
     record = json.loads(proc.stderr.strip().splitlines()[-1])
     assert proc.returncode == 1 and record["level"] == "error" and "does not exist" in record["message"]
+
+
+def test_json_logs_give_the_out_of_scope_line_as_a_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    picture = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128)).astype(np.uint8)).save(picture)
+    argv = ["-q", "--log-format", "json", "analyze", str(picture), "--pixel-spacing", "0.5", "--out", str(tmp_path)]
+    assert main(argv) == 3
+    (line,) = capsys.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "warning" and record["message"].startswith("openspine: out of scope: ")
 
 
 def test_pixel_spacing_of_a_nifti_is_said_unused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,3 +68,21 @@ def no_progress_bars() -> Iterator[None]:
         yield
     finally:
         tqdm_module.tqdm = original  # type: ignore[misc]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log record (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname.lower()}
+        entry.update(logger=record.name, message=record.getMessage())
+        return json.dumps(entry)
+
+
+def say_last(line: str, log_format: str, level: int) -> None:
+    """A command's closing line on stderr (shown even when quiet): as it is, or with ``--log-format json`` as one
+    more JSON record, so a log reader parses every line."""
+    if log_format == "json":
+        record = logging.LogRecord("openspine", level, __file__, 0, "%s", (line,), None)
+        line = JsonFormatter().format(record)
+    print(line, file=sys.stderr)

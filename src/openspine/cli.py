@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import logging
 import os
 import sys
@@ -17,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._command_parser import HelpFormatter
-from ._logging import no_progress_bars
+from ._logging import JsonFormatter, no_progress_bars, say_last
 from ._version import __version__
 from .errors import OpenSpineError, UsageError
 
@@ -302,20 +301,13 @@ def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     if args.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root = logging.getLogger("openspine")
     root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)] + [handler]
     root.setLevel(level)
     root.propagate = False
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname.lower()}
-        entry.update(logger=record.name, message=record.getMessage())
-        return json.dumps(entry)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -355,10 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _say_error(args: argparse.Namespace, line: str) -> None:
     """The final error line on stderr: as it is, or with ``--log-format json`` as one more JSON record."""
-    if args.log_format == "json":
-        record = logging.LogRecord("openspine", logging.ERROR, __file__, 0, "%s", (line,), None)
-        line = _JsonFormatter().format(record)
-    print(line, file=sys.stderr)
+    say_last(line, args.log_format, logging.ERROR)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ._logging import get_logger
+from ._logging import get_logger, say_last
 from .config import AUTO, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
 from .errors import ConfigError, ScanReadError, UsageError
 from .writers import parse_formats, require_for_formats
@@ -180,7 +181,7 @@ def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Na
     if result.out_of_scope:
         # one line, even when quiet: the exit status alone would not say why
         reason = str(result.out_of_scope).rstrip(".")
-        print(f"openspine: out of scope: {reason} ({path}); result.json says so", file=sys.stderr)
+        say_last(f"openspine: out of scope: {reason} ({path}); result.json says so", args.log_format, logging.WARNING)
         if not args.quiet:
             for name in files.values():
                 print(f"  {name}")

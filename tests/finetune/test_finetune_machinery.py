@@ -6,6 +6,7 @@ The real-data test (built-in detector and grader, SPIDER slices) is test_finetun
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -208,6 +209,20 @@ def test_out_is_never_overwritten_by_surprise(base: Path, dataset: tuple[Path, P
     ece = card["metrics"]["gradings"]["central_canal_stenosis"]["ece"]
     assert ece["measured"] in ("2-fold cross-fitted by patient", "no temperature applied")
     assert card["calibration"]["central_canal_stenosis"]["applied"] == (ece["measured"] != "no temperature applied")
+
+
+def test_a_wrong_base_is_refused_before_any_scan_is_read(dataset: tuple[Path, Path], tmp_path: Path):
+    from openspine.errors import ModelError
+    from openspine.models import builtin_model_dir
+
+    scans, labels = dataset
+    shutil.rmtree(scans)  # nothing to read: the base is checked first
+    scans.mkdir()
+    with pytest.raises(ModelError, match="is a detector model, not a grader"):
+        _cli(builtin_model_dir("detector"), scans, labels, tmp_path / "m")
+    with pytest.raises(ModelError, match="--base: no model folder at"):
+        _cli(tmp_path / "nowhere", scans, labels, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
 
 
 def test_builtin_grading_with_other_classes_is_refused(base: Path, dataset: tuple[Path, Path], tmp_path: Path):

@@ -106,26 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _base_folder(base: str | None) -> Path | None:
-    """The folder of the base grader, where it can be told without loading it."""
-    from ..errors import ModelError
-    from ..models import builtin_model_dir
-
-    if base is not None and Path(base).is_dir():
-        return Path(base)
-    try:
-        return builtin_model_dir(base or "grader")
-    except ModelError:
-        return None  # a wrong --base is reported when the grader is loaded
-
-
-def check_out(out: Path, base: str | None, overwrite: bool) -> None:
-    """Refuse an --out that would overwrite the base model, a folder of other files, or (without ``overwrite``) an
-    earlier fine-tuned model."""
+def check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
+    """Refuse an --out that would overwrite the base model (in ``base_dir``), a folder of other files, or (without
+    ``overwrite``) an earlier fine-tuned model."""
     import json
 
-    base_dir = _base_folder(base)
-    if base_dir is not None and out.resolve() == base_dir.resolve():
+    if out.resolve() == base_dir.resolve():
         raise ConfigError(f"--out '{out}' is the base model's folder; write the fine-tuned model to another folder")
     if not out.is_dir() or not any(out.iterdir()):
         return
@@ -168,10 +154,12 @@ def run_finetune(
     # before any detection or training: the packages (the ONNX export at the end needs onnx and onnxscript)
     # and the output folder
     require_optional(TRAIN_MODULES, "openspine finetune")
+    from ..models import resolve_model
     from ..writers import prepare_output_dir
 
     opts = options if options is not None else FinetuneOptions()
-    check_out(Path(out), opts.base, overwrite)
+    # a missing, damaged or wrong-kind --base is one line here, not after detecting every scan
+    check_out(Path(out), resolve_model(opts.base, "grader", "--base"), overwrite)
     prepare_output_dir(Path(out))
     from .core import finetune
 

@@ -52,6 +52,16 @@ def test_discs_are_paired_by_level_from_each_series_own_detection(pairs, monkeyp
     assert [(s.case, s.level) for s in again.samples] == [(s.case, s.level) for s in data.samples]
     entry = next(v for k, v in json.loads(cache.read_text())["scans"].items() if k.endswith("t1.nii.gz"))
     assert "match" in entry and entry["match"]["levels"]
+    assert entry["file"]["size"] > 0  # each entry records the file it was detected on
+    # a scan changed at the same path (another size or time) is detected again, not read from the cache
+    saved = cache.read_text()
+    doc = json.loads(saved)
+    for v in doc["scans"].values():
+        v["file"] = {"size": 1, "mtime_ns": 0}
+    cache.write_text(json.dumps(doc))
+    with pytest.raises(AssertionError, match="detected again"):
+        paired_samples(_data_or_skip(), ("train",), cache, patients=1)
+    cache.write_text(saved)
     # a match made by other matching rules is not trusted: the pair is detected and matched again
     import openspine.training.paired as paired
 

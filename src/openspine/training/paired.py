@@ -119,7 +119,7 @@ def paired_samples(
     from ..detection import detect
     from ..grading.heads import BUILTIN_HEADS
     from ..study import MISMATCH_FLAG, match_series
-    from .datasets.discs import DetectionCache, detector_id, disc_geometries, load_view
+    from .datasets.discs import DetectionCache, detector_id, disc_geometries, file_identity, load_view
     from .datasets.spider import read_spider
 
     t1 = read_t1_slices(data_dir)
@@ -139,7 +139,8 @@ def paired_samples(
             out.failed[case.patient] = f"cannot read: {exc}"
             continue
         k2, k1 = str(Path(case.image).resolve()), str(Path(t1_path).resolve())
-        g2, g1 = cache.get(k2), cache.get(k1)
+        i2, i1 = file_identity(case.image), file_identity(t1_path)  # a file changed at the same path is detected again
+        g2, g1 = cache.get(k2, i2), cache.get(k1, i1)
         match = cache.entries.get(k1, {}).get("match")
         if g2 is None or g1 is None or not match or match.get("with") != k2 or match.get("matcher") != matcher:
             try:
@@ -152,8 +153,8 @@ def paired_samples(
             g2, f2 = disc_geometries(v2, d2)
             g1, f1 = disc_geometries(v1, d1)
             m = match_series(d2, v2, d1, v1, names=PAIRED_CHANNELS)
-            cache.put(k2, g2, f2)
-            cache.put(k1, g1, f1)
+            cache.put(k2, g2, f2, i2)
+            cache.put(k1, g1, f1, i1)
             # the match is kept with the T1 slice's entry, so a rerun needs neither detection nor match
             match = {
                 "with": k2,

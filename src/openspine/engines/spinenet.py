@@ -290,7 +290,7 @@ def analyze_with_spinenet(
     else:
         not_run["grading"] = "grading needs two detected vertebrae"
     timings["total"] = time.perf_counter() - t0
-    flags = [LICENCE_NOTICE]
+    flags = [LICENCE_NOTICE, *scan.source.header_flags]  # what the file's header says (e.g. its transforms disagree)
     out_of_scope = None if vertebrae else "SpineNet detected no vertebral body"
     if out_of_scope:
         not_run["grading"] = out_of_scope

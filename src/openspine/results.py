@@ -8,12 +8,14 @@ nibabel's array order; for DICOM: (row, column, slice) with slices sorted along 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .levels import DiscLevel, GradingName, Level, grading_name
+from .levels import DiscLevel, GradingName, Level, grading_key, grading_name
 from .vocabulary import DISCLAIMER
 
 if TYPE_CHECKING:
@@ -45,6 +47,10 @@ class SliceOutline:
             "corners_mm": [list(c) for c in self.corners_mm],
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SliceOutline:
+        return cls(int(d["slice_index"]), _corners(d["corners_voxel"]), _corners(d["corners_mm"]))
+
 
 @dataclass(frozen=True)
 class Vertebra:
@@ -68,6 +74,18 @@ class Vertebra:
         if self.note:
             out["note"] = self.note
         return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Vertebra:
+        return cls(
+            label=Level(d["label"]) if d.get("label") else None,
+            score=float(d["score"]),
+            centroid_voxel=_vec(d["centroid_voxel"]),
+            centroid_mm=_vec(d["centroid_mm"]),
+            outlines=tuple(SliceOutline.from_dict(o) for o in d.get("outlines") or ()),
+            mid_slice=d.get("mid_slice"),
+            note=d.get("note"),
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,18 @@ class Grade:
             out["note"] = self.note
         return out
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Grade:
+        given = d.get("probabilities")
+        return cls(
+            grade=d.get("grade"),
+            probabilities=dict(given) if given is not None else None,
+            available=bool(d.get("available", True)),
+            note=d.get("note"),
+            balanced_grade=d.get("balanced_grade"),
+            series=tuple(d["series"]) if d.get("series") else None,
+        )
+
 
 @dataclass(frozen=True)
 class Disc:
@@ -129,6 +159,16 @@ class Disc:
             "grades": {grading_name(g): r.to_dict() for g, r in self.grades.items()},
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Disc:
+        return cls(
+            level=DiscLevel(d["level"]) if d.get("level") else None,
+            centroid_voxel=_vec(d["centroid_voxel"]),
+            centroid_mm=_vec(d["centroid_mm"]),
+            outlines=tuple(SliceOutline.from_dict(o) for o in d.get("outlines") or ()),
+            grades={grading_key(g): Grade.from_dict(r) for g, r in (d.get("grades") or {}).items()},
+        )
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -138,6 +178,10 @@ class ModelInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelInfo:
+        return cls(str(d["name"]), str(d["version"]), str(d["sha256"]))
 
 
 @dataclass(frozen=True)
@@ -192,6 +236,22 @@ class InputInfo:
                 out[key] = dict(value)
         return out
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> InputInfo:
+        a, b, c = (int(n) for n in d["shape"])
+        o1, o2, o3 = str(d["orientation"])
+        return cls(
+            path=d.get("path"),
+            format=str(d["format"]),
+            shape=(a, b, c),
+            spacing_mm=_vec(d["spacing_mm"]),
+            orientation=(o1, o2, o3),
+            affine=tuple(tuple(float(x) for x in row) for row in d["affine"]),
+            world_convention=str(d["world_convention"]),
+            series=dict(d.get("series") or {}),
+            **{k: dict(d[k]) for k in ("sequence", "plane", "field_of_view", "way_round") if d.get(k) is not None},
+        )
+
 
 @dataclass(frozen=True)
 class SeriesMatchInfo:
@@ -211,6 +271,16 @@ class SeriesMatchInfo:
             "discs": list(self.discs),
             "flags": list(self.flags),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SeriesMatchInfo:
+        return cls(
+            agree=bool(d["agree"]),
+            shared_frame=bool(d["shared_frame"]),
+            vertebrae=tuple(d.get("vertebrae") or ()),
+            discs=tuple(d.get("discs") or ()),
+            flags=tuple(d.get("flags") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -241,6 +311,18 @@ class OtherSeries:
             out["note"] = self.note
         return out
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OtherSeries:
+        return cls(
+            role=str(d["role"]),
+            input=InputInfo.from_dict(d["input"]),
+            vertebrae=tuple(Vertebra.from_dict(v) for v in d.get("vertebrae") or ()),
+            discs=tuple(Disc.from_dict(x) for x in d.get("discs") or ()),
+            match=SeriesMatchInfo.from_dict(d["match"]),
+            used_for_grading=bool(d.get("used_for_grading")),
+            note=d.get("note"),
+        )
+
 
 @dataclass(frozen=True)
 class AnalysisResult:
@@ -260,11 +342,12 @@ class AnalysisResult:
     # the analysed image in the internal layout, kept for pictures (not serialised)
     view: SagittalView | None = field(default=None, repr=False, compare=False)
     other_series: tuple[OtherSeries, ...] = ()  # e.g. the study's T1 series, read beside the main one
+    openspine_version: str | None = None  # the version that made it, when read from result.json; None = this one
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             "schema_version": SCHEMA_VERSION,
-            "openspine_version": __version__,
+            "openspine_version": self.openspine_version or __version__,
             "created": self.created,
             "input": self.input.to_dict(),
             "models": [m.to_dict() for m in self.models],
@@ -283,6 +366,75 @@ class AnalysisResult:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> AnalysisResult:
+        """The result a result.json document describes (``json.load``-ed), checked against the schema first: the
+        records, flags and parameters as written; no image (:meth:`overlay` needs a fresh analysis).
+
+        Raises:
+            OutputError: a document of a newer schema than this openspine reads, or not a result at all.
+            SchemaError: a result document that does not follow the schema.
+        """
+        from .errors import OutputError
+        from .schema import validate_result
+
+        if not isinstance(doc, Mapping) or "schema_version" not in doc:
+            raise OutputError("not an openspine result: no schema_version (is it result.json?)")
+        version = str(doc["schema_version"])
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0] or _newer(version, SCHEMA_VERSION):
+            raise OutputError(
+                f"result of schema {version}, written by openspine {doc.get('openspine_version', '?')}; this "
+                f"openspine ({__version__}) reads schema {SCHEMA_VERSION} and older {SCHEMA_VERSION.split('.')[0]}.x"
+            )
+        validate_result(dict(doc))
+        return cls(
+            input=InputInfo.from_dict(doc["input"]),
+            vertebrae=tuple(Vertebra.from_dict(v) for v in doc.get("vertebrae") or ()),
+            discs=tuple(Disc.from_dict(d) for d in doc.get("discs") or ()),
+            models=tuple(ModelInfo.from_dict(m) for m in doc.get("models") or ()),
+            flags=tuple(doc.get("flags") or ()),
+            steps_not_run=dict(doc.get("steps_not_run") or {}),
+            parameters=dict(doc.get("parameters") or {}),
+            timings_s=dict(doc.get("timings_s") or {}),
+            created=doc.get("created"),
+            out_of_scope=doc.get("out_of_scope"),
+            other_series=tuple(OtherSeries.from_dict(o) for o in doc.get("other_series") or ()),
+            openspine_version=doc.get("openspine_version"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> AnalysisResult:
+        """:meth:`from_dict` of a JSON string (e.g. the text of a result.json)."""
+        from .errors import OutputError
+
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OutputError(f"not JSON: {exc}") from None
+        return cls.from_dict(doc)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> AnalysisResult:
+        """The result in a result.json file, or in the result.json of an output folder (``openspine analyze --out``
+        or a batch case folder).
+
+        Example::
+
+            result = openspine.AnalysisResult.read("out/result.json")
+            result.to_dataframe("discs")
+        """
+        from .errors import OutputError
+
+        p = Path(path)
+        if p.is_dir():
+            p = p / "result.json"
+        if not p.is_file():
+            raise OutputError(f"no result.json at '{p}'")
+        try:
+            return cls.from_json(p.read_text(encoding="utf-8"))
+        except OutputError as exc:
+            raise OutputError(f"'{p}': {exc}") from None
 
     def vertebra_rows(self) -> list[dict[str, Any]]:
         """One row per vertebra (the CSV and DataFrame form); built from :meth:`Vertebra.to_dict`, so that the rows
@@ -311,7 +463,7 @@ class AnalysisResult:
         from .render.overlay import render_overlay
 
         if self.view is None:
-            raise OutputError("this result holds no image (it was read from JSON); run openspine.analyze again")
+            raise OutputError("this result holds no image (it was read from result.json); run openspine.analyze again")
         return render_overlay(self.view, self, width=width)
 
     def plot(self, width: int = 1000) -> Any:
@@ -391,6 +543,20 @@ def _disc_rows(d: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _corners(c: Iterable[Iterable[float]]) -> tuple[Vec3, Vec3, Vec3, Vec3]:
+    a, b, c2, d = (_vec(x) for x in c)
+    return (a, b, c2, d)
+
+
+def _newer(version: str, than: str) -> bool:
+    """Whether dotted ``version`` is above ``than`` (non-numeric parts count as 0)."""
+
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(x) if x.isdigit() else 0 for x in v.split("."))
+
+    return parts(version) > parts(than)
 
 
 def _xyz(prefix: str, v: Iterable[float]) -> dict[str, float]:

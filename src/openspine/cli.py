@@ -75,6 +75,7 @@ _EPILOG_BATCH = """examples:
   openspine batch /data/cohort --out results/ --cluster local:4
   openspine batch /data/cohort --out results/ --scheduler tcp://10.0.0.5:8786
   openspine batch /data/pictures --out results/ --pixel-spacing auto   # PNG/JPEG slices, pixel size estimated
+  openspine batch /data/pictures --out results/ --pixel-spacing-table sizes.csv   # each picture's own pixel size
 Every file under the input is a case or listed in results/skipped.csv with the reason (hidden, not an image,
 truncated or unreadable DICOM, a series of a study that is not read). Reruns skip a finished case only when its
 folder holds the same input's result made with the same options and every output asked now; the others are analysed
@@ -269,7 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pixel_spacing_option(
         p,
         "the PNG/JPEG pictures under the root (without it they are skipped): ROW_MM COL_MM for all, or 'auto' to "
-        "estimate each one's from its vertebral bodies (flagged)",
+        "estimate each one's from its vertebral bodies (flagged); with --pixel-spacing-table, the pictures it does "
+        "not list",
+    )
+    p.add_argument(
+        "--pixel-spacing-table",
+        default=None,
+        metavar="CSV",
+        help="each picture's own pixel size: a CSV with the columns path (relative to the input folder, as "
+        "--dry-run lists it), row_mm, col_mm",
     )
     _add_sequence_option(p)
     p.add_argument("--no-t1", action="store_true", help="read each case's main series alone, even with a T1 beside it")

@@ -285,6 +285,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_batch(args: argparse.Namespace) -> int:
     from .batch.discover import discover_cases
     from .batch.runner import parse_part, run_batch, select_part, tqdm_progress
+    from .batch.spacing import read_spacing_table
 
     with _option_values():
         part = parse_part(args.part)
@@ -296,7 +297,9 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.dry_run:
         if not Path(args.input_root).is_dir():
             raise ConfigError(f"batch input '{args.input_root}' is not a folder")
-        cases, skipped = discover_cases(args.input_root, pictures=args.pixel_spacing is not None)
+        table = args.pixel_spacing_table
+        spacings = read_spacing_table(table, args.input_root) if table is not None else None
+        cases, skipped = discover_cases(args.input_root, pictures=args.pixel_spacing is not None, spacings=spacings)
         mine = select_part(cases, part)
         n_t1 = sum(c.has_t1 for c in cases)
         print(
@@ -305,6 +308,7 @@ def run_batch(args: argparse.Namespace) -> int:
         )
         for c in mine:
             note = f"  (will fail: {c.problem})" if c.problem else ""
+            note += f"  (pixel {c.pixel_spacing[0]:g} x {c.pixel_spacing[1]:g} mm)" if c.pixel_spacing else ""
             series = f" series {c.series}" if c.series else ""
             t1 = f" + T1 {c.t1}" if c.t1 else f" + T1 series {c.t1_series}" if c.t1_series else ""
             print(f"  {c.case_id}  [{c.kind}] {c.path}{series}{t1}{note}")
@@ -338,6 +342,7 @@ def run_batch(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         cluster=args.cluster,
+        pixel_spacing_table=args.pixel_spacing_table,
         progress=tqdm_progress(args.quiet),
     )
     print(f"openspine batch: {summary.line()}")

@@ -104,10 +104,18 @@ def case_source(case: Case) -> dict[str, Any]:
     }
 
 
+def case_config(case: Case, config: AnalysisConfig) -> AnalysisConfig:
+    """The run's options with what discovery fixed for ``case``: its DICOM series, a picture's own pixel size."""
+    if case.series:
+        config = replace(config, series=case.series)
+    if case.pixel_spacing is not None:
+        config = replace(config, pixel_spacing=case.pixel_spacing)
+    return config
+
+
 def case_parameters(case: Case, config: AnalysisConfig) -> dict[str, Any]:
-    """The analysis options of ``case`` (its DICOM series included), as JSON gives them back."""
-    case_config = replace(config, series=case.series) if case.series else config
-    return dict(json.loads(json.dumps(case_config.to_dict())))
+    """The analysis options of ``case`` (its DICOM series and pixel size included), as JSON gives them back."""
+    return dict(json.loads(json.dumps(case_config(case, config).to_dict())))
 
 
 def _case_record(case: Case, formats: tuple[str, ...], config: AnalysisConfig) -> dict[str, Any]:
@@ -220,12 +228,12 @@ def process_case(
             from ..errors import ScanReadError
 
             raise ScanReadError(case.problem)
-        case_config = replace(config, series=case.series) if case.series else config
+        options = case_config(case, config)
         if case.t1:
             # a file pair (BIDS T2w + T1w); a DICOM study's T1 series the analysis finds in the study itself
-            result = analyze(case.path, case_config, progress=track, t1=case.t1)
+            result = analyze(case.path, options, progress=track, t1=case.t1)
         else:
-            result = analyze(case.path, case_config, progress=track)
+            result = analyze(case.path, options, progress=track)
         stage = "write"
         shutil.rmtree(tmp, ignore_errors=True)
         write_result(result, tmp, formats)

@@ -29,6 +29,7 @@ from ..io.paths import NOT_REGULAR, not_a_regular_file
 
 if TYPE_CHECKING:
     from ..io.dicom import SeriesInfo
+    from .spacing import PictureSpacings
 
 log = get_logger("batch")
 
@@ -58,6 +59,7 @@ class Case:
     problem: str | None = None
     t1: str | None = None
     t1_series: str | None = None
+    pixel_spacing: tuple[float, float] | None = None  # a picture's own (row, column) mm, from a pixel-size table
 
     @property
     def has_t1(self) -> bool:
@@ -81,10 +83,14 @@ def _is_bids(rel: Path) -> bool:
 
 
 def discover_cases(
-    root: str | os.PathLike[str], pictures: bool = False, log_counts: bool = True
+    root: str | os.PathLike[str],
+    pictures: bool = False,
+    log_counts: bool = True,
+    spacings: PictureSpacings | None = None,
 ) -> tuple[list[Case], list[Skipped]]:
     """All cases under ``root``, sorted by case id, and the files passed over with the reason. ``pictures``: each
-    PNG/JPEG picture is a case too (the run has a pixel spacing for them); otherwise pictures are skipped.
+    PNG/JPEG picture is a case too (the run has a pixel spacing for them); otherwise pictures are skipped, except
+    those that ``spacings`` (a pixel-size table, :func:`.spacing.read_spacing_table`) gives their own size.
     ``log_counts``: log how many were found (off for a look before the run)."""
     root = Path(root)
     cases: list[Case] = []
@@ -114,7 +120,7 @@ def discover_cases(
                 continue
             reader = reader_for_name(name)
             if reader is not None:
-                cases.extend(_file_case(reader, path, rel, skipped, pictures))
+                cases.extend(_file_case(reader, path, rel, skipped, pictures, spacings))
             elif path.suffix.lower() in NOT_SCANS or name == "DICOMDIR":
                 skipped.append(Skipped(str(rel), "not an image file"))
             else:
@@ -182,11 +188,21 @@ def _pair_bids_t1(cases: list[Case]) -> list[Case]:
     return out
 
 
-def _file_case(reader: Reader, path: Path, rel: Path, skipped: list[Skipped], pictures: bool) -> list[Case]:
+def _file_case(
+    reader: Reader, path: Path, rel: Path, skipped: list[Skipped], pictures: bool, spacings: PictureSpacings | None
+) -> list[Case]:
     """The case of a file that a reader knows by its suffix, or none (the file then listed in ``skipped``)."""
     stem = reader.stem(path.name)
+    own = spacings.of(path) if spacings is not None and reader.name == "image" else None
+    if own is not None:
+        return [Case(_safe_id(reader.stem(str(rel)).replace(os.sep, "__")), str(path), reader.name, pixel_spacing=own)]
     if reader.batch_skip is not None and not (pictures and reader.name == "image"):
-        skipped.append(Skipped(str(rel), reader.batch_skip))
+        why = reader.batch_skip
+        if spacings is not None and reader.name == "image":
+            why = (
+                f"2D picture not listed in the pixel-size table {spacings.path.name}, and no --pixel-spacing for others"
+            )
+        skipped.append(Skipped(str(rel), why))
     elif looks_like_label_map(path):
         skipped.append(Skipped(str(rel), LABEL_MAP))
     elif _is_bids(rel):

@@ -32,6 +32,7 @@ from .case import (
     rerun_reason,
 )
 from .discover import Case, discover_cases
+from .spacing import PictureSpacings, read_spacing_table
 from .tables import (
     SHOWN,
     build_cohort_tables,
@@ -403,10 +404,13 @@ def run_batch(
     scheduler: str | None = None,
     cluster: str | None = None,
     progress: Callable[[Iterable[CaseStatus], int], Iterable[CaseStatus]] | None = None,
+    pixel_spacing_table: str | os.PathLike[str] | None = None,
 ) -> BatchSummary:
     """Process every case under ``input_root`` into ``out_root`` with the analysis options ``config`` (default:
     :class:`~openspine.config.AnalysisConfig`'s defaults); never stops for one bad case. Raises ScanReadError when
-    no case at all is found under ``input_root`` (skipped.csv says why each entry there was passed over)."""
+    no case at all is found under ``input_root`` (skipped.csv says why each entry there was passed over).
+    ``pixel_spacing_table``: a CSV giving pictures their own pixel size (:mod:`.spacing`); ``config.pixel_spacing``
+    then applies to the pictures it does not list (without it they are skipped)."""
     from .._optional import DISTRIBUTED_MODULES, require_optional
     from ..writers import prepare_output_dir
 
@@ -418,6 +422,7 @@ def run_batch(
     if not root.is_dir():
         raise ConfigError(f"batch input '{root}' is not a folder")
     config = config if config is not None else AnalysisConfig()
+    spacings = read_spacing_table(pixel_spacing_table, root) if pixel_spacing_table is not None else None
     _require_for_formats(formats, root, config)
     if Path(out_root).resolve().is_relative_to(root.resolve()):  # before the folder is made: it would be a case
         raise ConfigError(
@@ -429,7 +434,9 @@ def run_batch(
         removed = remove_stale_temporaries(out)
         if removed:
             log.info("removed %d unfinished case folder(s) left by an interrupted run", removed)
-        found, skipped_files = discover_cases(root, pictures=config.pixel_spacing is not None)
+        found, skipped_files = discover_cases(root, pictures=config.pixel_spacing is not None, spacings=spacings)
+        if spacings is not None:
+            _say_unlisted(spacings, found)
         write_skipped(out, skipped_files)
         if not found:  # a wrong or empty root must not pass as a successful run
             n = len(skipped_files)
@@ -467,6 +474,16 @@ def run_batch(
             summary.tables = build_cohort_tables(out, found)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _say_unlisted(spacings: PictureSpacings, found: list[Case]) -> None:
+    """Warn about rows of the pixel-size table that name no picture found under the input (typos, moved files)."""
+    unlisted = spacings.unlisted({str(Path(c.path).resolve()) for c in found if c.pixel_spacing is not None})
+    if unlisted:
+        log.warning(
+            "%d of %d rows of the pixel-size table %s name no picture under the input folder (e.g. %s)",
+            len(unlisted), len(spacings.sizes), spacings.path, unlisted[0],
+        )  # fmt: skip
 
 
 def _say_why_again(reasons: dict[str, Rerun | None]) -> int:

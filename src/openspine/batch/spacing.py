@@ -1,0 +1,75 @@
+"""A pixel-size table for a cohort of pictures: each PNG/JPEG's own pixel size (pictures carry none), so that one
+batch run reads pictures exported at different sizes, each at its own.
+
+The table is a CSV with the columns ``path`` (the picture, relative to the batch input folder as ``--dry-run`` lists
+it, or absolute), ``row_mm`` and ``col_mm`` (the pixel's height and width in mm; ``col_mm`` may be left empty for
+square pixels).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from ..config import parse_pixel_spacing
+from ..errors import ConfigError
+
+COLUMNS = ("path", "row_mm", "col_mm")
+
+
+@dataclass(frozen=True)
+class PictureSpacings:
+    """The pixel sizes a table gives, by the resolved path of each picture."""
+
+    path: Path  # the table file
+    sizes: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def of(self, picture: str | os.PathLike[str]) -> tuple[float, float] | None:
+        """The table's pixel size of ``picture``, or None when it is not listed."""
+        return self.sizes.get(str(Path(picture).resolve()))
+
+    def unlisted(self, pictures: set[str]) -> list[str]:
+        """The table's paths that name none of ``pictures`` (resolved paths): a typo, or a picture not under the
+        input folder."""
+        return sorted(p for p in self.sizes if p not in pictures)
+
+
+def read_spacing_table(table: str | os.PathLike[str], root: str | os.PathLike[str]) -> PictureSpacings:
+    """Read a pixel-size table (see the module); relative paths are taken from ``root``, the batch input folder.
+
+    Raises:
+        ConfigError: the file is missing, lacks a column, or a row has an empty path, a size that is not a
+            positive number, or a picture listed twice; the message names the file and line.
+    """
+    p = Path(table)
+    if not p.is_file():
+        raise ConfigError(f"pixel-size table '{p}' does not exist")
+    with open(p, newline="", encoding="utf-8-sig") as f:  # Excel's "CSV UTF-8" starts with a BOM
+        reader = csv.DictReader(f)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in ("path", "row_mm") if c not in columns]
+        if missing:
+            raise ConfigError(
+                f"pixel-size table '{p}' needs the columns {', '.join(COLUMNS)} (col_mm may be empty for square "
+                f"pixels); it has {columns}"
+            )
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+    sizes: dict[str, tuple[float, float]] = {}
+    for n, r in enumerate(rows, start=2):
+        if not r["path"]:
+            raise ConfigError(f"{p}:{n}: empty 'path'")
+        picture = Path(r["path"]).expanduser()
+        key = str((picture if picture.is_absolute() else Path(root) / picture).resolve())
+        if key in sizes:
+            raise ConfigError(f"{p}:{n}: '{r['path']}' is listed twice")
+        if "auto" in (r["row_mm"].lower(), r.get("col_mm", "").lower()):  # estimating belongs to --pixel-spacing
+            raise ConfigError(f"{p}:{n}: give the pixel size in mm; for estimated sizes use --pixel-spacing auto")
+        given = [r["row_mm"], r["col_mm"]] if r.get("col_mm") else [r["row_mm"]]
+        # a list of numbers parses to (row, col): "auto" is a whole string, refused above
+        sizes[key] = cast(
+            "tuple[float, float]", parse_pixel_spacing(given, f"{p}:{n}: the pixel size of '{r['path']}'")
+        )
+    return PictureSpacings(p, sizes)

@@ -284,10 +284,11 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
     main_h = max(200, min(int(main_w * aspect), 1100))
     canvas = Image.new("RGB", (width, title_h + main_h + legend_h), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    img, s_row, s_col = _slice_image(view, k, main_h)
-    x0 = max(0, (main_w - img.width) // 2)
-    canvas.paste(img, (x0, title_h))
-    panel = _Panel(x0, title_h, s_row, s_col)
+    # a short, wide view (a strip a few bodies tall) fits the panel's width, centred in its height
+    img, s_row, s_col = _slice_image(view, k, max(1, min(main_h, int(main_w * aspect))))
+    x0, y0 = max(0, (main_w - img.width) // 2), title_h + (main_h - img.height) // 2
+    canvas.paste(img, (x0, y0))
+    panel = _Panel(x0, y0, s_row, s_col)
 
     name = printable((result.input.path or "scan").split("/")[-1])
     if result.out_of_scope:  # not analysed: the picture is shown as stored, with no claim about its plane

@@ -211,6 +211,18 @@ def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_i
     assert user["image_disagrees"] == {"value": "T1", "probability": 0.99, "csf_over_body": 0.6}
     note = uncertain_sequence_flag(user)
     assert note is not None and note.startswith("sequence_note: read as T2 as asked")
+    # any sequence the user names is checked against a clear image reading that contradicts it: a water-fat GRE
+    # (read 'other') forced to T2, a T2 called other, a T1 called STIR; a STIR image reads T2 or other, no note
+    looks_other, looks_t2 = {"T1": 0.0, "T2": 0.0, "other": 1.0}, {"T1": 0.0, "T2": 0.99, "other": 0.01}
+    gre_as_t2 = check_named_sequence({"value": "T2", "source": "user"}, looks_other, 1.7)  # bright fluid, as on T2
+    assert gre_as_t2["image_disagrees"] == {"value": "other", "probability": 1.0, "csf_over_body": 1.7}
+    assert (
+        check_named_sequence({"value": "other", "source": "user"}, looks_t2, None)["image_disagrees"]["value"] == "T2"
+    )
+    assert check_named_sequence({"value": "STIR", "source": "user"}, looks_t1, None)["image_disagrees"]["value"] == "T1"
+    for image in (looks_t2, looks_other):
+        assert "image_disagrees" not in check_named_sequence({"value": "STIR", "source": "user"}, image, None)
+    assert "image_disagrees" not in check_named_sequence({"value": "T2", "source": "user"}, looks_t2, None)
 
 
 def test_no_grading_where_every_body_is_unsure() -> None:

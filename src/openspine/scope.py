@@ -170,22 +170,28 @@ def check_sequence_by_fluid(sequence: Mapping[str, Any], csf_over_body: float | 
 # decides whether a model of one sequence answers), and the flag says why
 MIN_IMAGE_CONFLICT_PROBABILITY = 0.9
 _T1_T2_OTHER = {"T1": "T2", "T2": "T1"}
+# the recogniser's classes (T1, T2, other) that contradict a sequence the user names: a STIR image reads T2 or
+# other, so only a T1 reading contradicts it
+_CONTRADICTS_USER = {"T1": ("T2", "other"), "T2": ("T1", "other"), "other": ("T1", "T2"), "STIR": ("T1",)}
 
 
 def check_named_sequence(
     sequence: Mapping[str, Any], image: Mapping[str, float] | None, csf_over_body: float | None
 ) -> dict[str, Any]:
-    """A T1 or T2 named by the header or the user, checked against the image recogniser and the spinal fluid.
+    """A T1 or T2 named by the header, or any sequence named by the user, checked against the image recogniser and
+    the spinal fluid.
 
     When the image gives the other of the two at least :data:`MIN_IMAGE_CONFLICT_PROBABILITY` and the fluid's
     signal (:func:`fluid_says`) does not say what the header says, a header's word is set aside: ``value`` becomes
     None, the image's call is the ``best_guess`` and ``contradicted_by`` is ``"image"`` (the header's word kept as
     ``header``). The user's word stands (they may know better), with the image's reading recorded beside it
-    (``image_disagrees``).
+    (``image_disagrees``) where the image reads clearly as a sequence that contradicts it (:func:`_user_against_image`).
     """
     seq = dict(sequence)
     named, source = seq.get("value"), seq.get("source")
-    if source not in ("header", "user") or named not in _T1_T2_OTHER or not image:
+    if source == "user" and named in _CONTRADICTS_USER and image:
+        return _user_against_image(seq, str(named), image, csf_over_body)
+    if source != "header" or named not in _T1_T2_OTHER or not image:
         return seq
     other = _T1_T2_OTHER[named]
     p = float(image.get(other, 0.0))
@@ -195,12 +201,27 @@ def check_named_sequence(
     reading: dict[str, Any] = {"value": other, "probability": round(p, 4)}
     if csf_over_body is not None:
         reading["csf_over_body"] = round(float(csf_over_body), 3)
-    if source == "user":
-        seq["image_disagrees"] = reading
-        return seq
     seq.update(value=None, header=named, best_guess=other, probability=reading["probability"], contradicted_by="image")
     if "csf_over_body" in reading:
         seq["csf_over_body"] = reading["csf_over_body"]
+    return seq
+
+
+def _user_against_image(
+    seq: dict[str, Any], named: str, image: Mapping[str, float], csf_over_body: float | None
+) -> dict[str, Any]:
+    """The user's sequence stands (they may know better); where the image reads clearly as a sequence that
+    contradicts it (a water-fat GRE forced to T2, a T2 forced to T1), that reading is recorded beside it
+    (``image_disagrees``, said by the ``sequence_note`` flag)."""
+    read, p = _likeliest(image)
+    if read not in _CONTRADICTS_USER[named] or p < MIN_IMAGE_CONFLICT_PROBABILITY:
+        return seq
+    if read in _T1_T2_OTHER and fluid_says(csf_over_body) == named:  # the fluid tells T1 from T2, not T2 from other
+        return seq
+    reading: dict[str, Any] = {"value": read, "probability": round(p, 4)}
+    if csf_over_body is not None:
+        reading["csf_over_body"] = round(float(csf_over_body), 3)
+    seq["image_disagrees"] = reading
     return seq
 
 
@@ -434,7 +455,11 @@ def labels_in_scope(
     spine."""
     cervical = cervical_probability is not None and cervical_probability >= MIN_CERVICAL_PROBABILITY
     model_scope = ModelScope.from_card(card)
-    nothing = (cervical_reason(model_scope) if cervical else None) or too_few_bodies_reason(len(vertebrae))
+    nothing = (
+        (cervical_reason(model_scope) if cervical else None)
+        or too_few_bodies_reason(len(vertebrae))
+        or unsure_spine_reason(vertebrae)
+    )
     if nothing is not None:
         new_v, new_d, flags = withhold_every_label(vertebrae, discs, nothing)
     else:
@@ -460,14 +485,18 @@ def every_grade_withheld_flag(why: str) -> str:
 
 
 def unsure_spine_reason(vertebrae: Sequence[Vertebra]) -> str | None:
-    """Why a detection is too unsure to grade: every body scored below :data:`LOW_SCORE`. Patterns that are no spine
-    (a checkerboard, a page of text, a ladder of rectangles) gave such detections, labelled and graded; of the 604
-    shared real scans with bodies two did, neither of them graded (a T1 slice, a cervical crop). None when a body is
-    sure enough, or there is none."""
+    """Why a detection is too unsure to label or grade: every body scored below :data:`LOW_SCORE`. Patterns that are
+    no spine (a checkerboard, a page of text, a ladder of rectangles) gave such detections, labelled and graded, and
+    so did an upper thoracic view (a region the detector never saw: T2–T5 labelled T11 … L2); of the 604 shared real
+    scans with bodies two did, neither of them graded (a T1 slice, a cervical crop). None when a body is sure enough,
+    or there is none."""
     if not vertebrae or any(v.score >= LOW_SCORE for v in vertebrae):
         return None
     best = max(v.score for v in vertebrae)
-    return f"every vertebral body scored below {LOW_SCORE} (best {best:.2f}): too unsure that this is a spine to grade"
+    return (
+        f"every vertebral body scored below {LOW_SCORE} (best {best:.2f}): too unsure that this is a spine the "
+        "detector knows to label or grade"
+    )
 
 
 def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:

@@ -160,9 +160,9 @@ def test_patterns_that_are_no_spine_are_not_graded(tmp_path: Path, pattern: str)
     assert result.vertebrae and all(v.score < 0.25 for v in result.vertebrae)
     assert not any(g.available for d in result.discs for g in d.grades.values())
     assert "too unsure that this is a spine" in result.steps_not_run["grading"]
-    assert any(
-        f.startswith("grades_withheld: every disc (every vertebral body scored below 0.25") for f in result.flags
-    )
+    assert all(v.label is None for v in result.vertebrae) and all(d.level is None for d in result.discs)
+    assert any(f.startswith("labels_withheld: every body (") for f in result.flags)
+    assert any("every vertebral body scored below 0.25" in f for f in result.flags)
 
 
 def test_a_thresholded_real_slice_is_refused_as_a_mask(tmp_path: Path) -> None:
@@ -247,6 +247,20 @@ def test_upper_thoracic_spine_gets_no_lumbar_label() -> None:
     assert all(v.label is None for v in result.vertebrae) and all(d.level is None for d in result.discs)
     assert not any(g.available for d in result.discs for g in d.grades.values())
     assert any(f.startswith("labels_withheld") and "too little of a spine" in f for f in result.flags)
+
+
+def test_upper_thoracic_bodies_all_scored_low_get_no_label() -> None:
+    """The lowest third of sct-example-t2 (about T2-T5) gave four bodies, each scored below 0.25, labelled T11 … L2
+    with its "L1" at the level of T4: bodies the detector is that unsure of get no label."""
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # stored P, S, R: the second axis runs up
+    arr = np.asarray(img.dataobj)[:, : img.shape[1] // 3]
+    result = openspine.analyze(openspine.Scan(arr, img.affine))
+    assert len(result.vertebrae) >= 3 and all(v.score < 0.25 for v in result.vertebrae)
+    assert all(v.label is None for v in result.vertebrae) and all(d.level is None for d in result.discs)
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert any(f.startswith("labels_withheld: every body") and "scored below 0.25" in f for f in result.flags)
+    assert result.input.field_of_view is not None and result.input.field_of_view["value"] == "none"
 
 
 def test_cervical_volume_stored_upside_down_is_refused_with_nothing_left_over() -> None:

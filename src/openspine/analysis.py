@@ -688,10 +688,6 @@ def _label_scope(detection: Detection, detector: str | None, cervical_p: float |
         own = set(detection.flags)
         state.flags[:] = [f for f in state.flags if f not in own]
         state.not_run["grading"] = f"no disc level is known ({nothing})"
-    unsure = None if nothing is not None else scope.unsure_spine_reason(vertebrae)
-    if unsure is not None:
-        state.not_run["grading"] = unsure
-        flags = [*flags, scope.every_grade_withheld_flag(unsure)]
     state.flags.extend(flags)
     state.vertebrae, state.discs = vertebrae, discs
     return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))

@@ -263,6 +263,16 @@ def test_upper_thoracic_bodies_all_scored_low_get_no_label() -> None:
     assert result.input.field_of_view is not None and result.input.field_of_view["value"] == "none"
 
 
+def test_a_cervical_crop_without_bodies_is_refused_as_cervical_not_as_no_spine() -> None:
+    """sct-testing-t1 (a small cervical T1 crop) gives the detector no body: the reason is the cervical view the
+    detector was not trained on, as the recogniser sees it, not 'does not look like a sagittal spine image'."""
+    result = openspine.analyze(shared_data_or_skip() / "sct/sct-testing-t1/image.nii.gz")
+    assert result.out_of_scope is not None and not result.vertebrae
+    assert result.out_of_scope.startswith("no vertebral body detected: the image shows the cervical spine (probability")
+    assert "no vertebral body detected" not in result.flags  # said once, by the reason
+    assert result.input.field_of_view is not None and result.input.field_of_view["value"] == "cervical"
+
+
 def test_cervical_volume_stored_upside_down_is_refused_with_nothing_left_over() -> None:
     data = shared_data_or_skip()
     img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # stored P, S, R: the second axis runs up

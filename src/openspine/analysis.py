@@ -180,8 +180,8 @@ def _look(
             sequence = scope.decide_sequence(user_sequence, _header_sequence(scan), image_seq)
     timings["recognition"] = timings.get("recognition", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
-    detection = None if state.out_of_scope else _detect(view, detector, state)
     cervical_p = recognition.cervical_probability if recognition is not None else None
+    detection = None if state.out_of_scope else _detect(view, detector, state, cervical_p)
     way_round: dict[str, Any] | None = None
     if detection is not None:
         # the scope comes first: labels it withholds (a cervical field of view) cannot vouch for the orientation
@@ -563,8 +563,9 @@ def _recognise(view: SagittalView, state: _State) -> ImageRecognition | None:
     return rec
 
 
-def _detect(view: SagittalView, detector: str | None, state: _State) -> Detection | None:
-    from .detection import detect
+def _detect(view: SagittalView, detector: str | None, state: _State, cervical_p: float | None) -> Detection | None:
+    from .detection import BUILTIN_MODEL, detect
+    from .models import load_model
 
     try:
         detection = detect(view, model=detector)
@@ -574,10 +575,11 @@ def _detect(view: SagittalView, detector: str | None, state: _State) -> Detectio
         state.not_run["detection"] = f"no usable built-in detector: {exc}"
         return None
     state.models.extend(detection.models)
-    state.flags.extend(detection.flags)
-    if not detection.vertebrae:
-        state.out_of_scope = "no vertebral body detected: this does not look like a sagittal spine image"
+    if not detection.vertebrae:  # the reason says it: the detector's own "no vertebral body" flag would repeat it
+        state.flags.extend(f for f in detection.flags if f != scope.NO_BODY)
+        state.out_of_scope = scope.no_body_reason(load_model(detector or BUILTIN_MODEL).card.data, cervical_p)
         return None
+    state.flags.extend(detection.flags)
     return detection
 
 

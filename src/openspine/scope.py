@@ -415,6 +415,21 @@ def cervical_reason(scope: ModelScope) -> str | None:
     return f"the image shows the cervical spine; the detector was trained on {trained} scans only"
 
 
+NO_BODY = "no vertebral body detected"
+
+
+def no_body_reason(card: Mapping[str, Any], cervical_probability: float | None) -> str:
+    """Why a scan in which the detector finds no body is out of scope: the image recogniser's cervical reading, where
+    it sees the cervical spine and the detector's card lacks it (a cervical crop is a spine, just not one the detector
+    knows), else that the image does not look like a sagittal spine."""
+    cervical = cervical_probability is not None and cervical_probability >= MIN_CERVICAL_PROBABILITY
+    why = cervical_reason(ModelScope.from_card(card)) if cervical else None
+    if why is not None:
+        seen = f"the cervical spine (probability {cervical_probability:.2f})"
+        return f"{NO_BODY}: {why.replace('the cervical spine', seen, 1)}"
+    return f"{NO_BODY}: this does not look like a sagittal spine image"
+
+
 def withhold_every_label(
     vertebrae: Sequence[Vertebra], discs: Sequence[Disc], why: str
 ) -> tuple[list[Vertebra], list[Disc], list[str]]:

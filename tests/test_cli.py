@@ -294,6 +294,25 @@ def test_info_says_when_a_nifti_header_gives_no_orientation(tmp_path: Path, caps
     assert "assumed: the header gives none, sform and qform codes 0" in capsys.readouterr().out
 
 
+def test_info_of_a_nifti_lists_no_series_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nib.save(nib.Nifti1Image(SLICES, np.diag([0.5, 0.5, 4.0, 1.0])), str(tmp_path / "one.nii.gz"))
+    assert main(["info", str(tmp_path / "one.nii.gz")]) == 0
+    out = capsys.readouterr().out
+    assert " [0] series" not in out and "--series" not in out  # one volume: no series to list or pick
+
+
+def test_info_json_describes_a_file_it_cannot_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A script screening files with --json gets a document for every file: a 4D NIfTI of two volumes included."""
+    from openspine.data import demo_scan_path
+
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 3, 2), np.float32), np.eye(4)), str(tmp_path / "two.nii.gz"))
+    assert main(["info", str(tmp_path / "two.nii.gz"), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["readable"] is False and doc["analysable"] is False and "4D NIfTI" in doc["why_not"]
+    assert main(["info", str(demo_scan_path()), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["readable"] is True
+
+
 def test_info_shows_the_reading_flags_that_analyze_gives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sag = np.array([[0, 0, 4.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
     img = nib.Nifti1Image(SLICES, sag)

@@ -56,9 +56,18 @@ def run_info(args: argparse.Namespace) -> int:
         spacing = _spacing_arg(args.pixel_spacing)
     reader = reader_for(path) if path.exists() else None  # load_scan says why a path is missing
     wanted = _series_arg(args.series)
-    # each series' role in the study whose main series is the one read (the rule of load_study)
-    series_list: list[dict[str, Any]] = reader.list_series(path, wanted) if reader and reader.list_series else []
-    scan = load_scan(path, series=wanted, pixel_spacing=reading_spacing(spacing))
+    series_list: list[dict[str, Any]] = []
+    try:
+        # each series' role in the study whose main series is the one read (the rule of load_study)
+        series_list = reader.list_series(path, wanted) if reader and reader.list_series else []
+        scan = load_scan(path, series=wanted, pixel_spacing=reading_spacing(spacing))
+    except ScanReadError as exc:
+        if not args.json:
+            raise
+        # a script screening files with --json gets a document for a file it cannot read too (exit status 1)
+        doc = {"path": str(path), "readable": False, "analysable": False, "why_not": str(exc)}
+        print(json.dumps({**doc, "series_found": series_list}, indent=2))
+        return 1
     estimated: str | None = None
     if spacing == AUTO:
         from .analysis import picture_with_pixel_size
@@ -67,6 +76,7 @@ def run_info(args: argparse.Namespace) -> int:
         log.info("%s", estimated or "the pixel size comes from the file's own geometry ('auto' not needed)")
     summary: dict[str, Any] = {
         "path": str(path),
+        "readable": True,
         "format": scan.source.format,
         "series_found": series_list,
         "chosen_series": scan.source.series_uid,
@@ -94,7 +104,8 @@ def run_info(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     lines = [f"{summary['path']}  ({summary['format']})"]
-    for s in series_list:
+    series_rows = [s for s in series_list if "series_uid" in s]  # DICOM series; a NIfTI's one entry names none
+    for s in series_rows:
         mark = "*" if s.get("chosen") else " "
         desc = s.get("description") or ""
         lines.append(
@@ -102,7 +113,7 @@ def run_info(args: argparse.Namespace) -> int:
             f"  {s.get('sequence_hint') or 'sequence ?'}  {s.get('n_slices', '')} slices"
             f"  {s.get('rows', '')}x{s.get('columns', '')}" + (f"  — {s['role_text']}" if s.get("role_text") else "")
         )
-    if series_list:
+    if len(series_rows) > 1:
         lines.append("   (* = chosen; pick another with --series)")
     lines += [
         f"shape        {tuple(scan.shape)}",

@@ -79,7 +79,9 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
     parts.append(f"<dt>created</dt><dd>{e(result.created or '')}</dd>")
     total = result.timings_s.get("total")
     if total is not None:
-        parts.append(f"<dt>analysis time</dt><dd>{total:.2f} s</dd>")
+        parts.append(
+            f"<dt>analysis time</dt><dd>{total:.2f} s (reading to grading; writing the outputs not included)</dd>"
+        )
     parts += ["</dl>", f"<p class='disclaimer'>{e(DISCLAIMER)}</p></body></html>"]
     return "\n".join(parts)
 

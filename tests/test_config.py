@@ -75,3 +75,31 @@ def test_cli_reads_pixel_spacing_auto_and_refuses_a_wrong_count(
     assert not [f for f in doc["flags"] if f.startswith("pixel_spacing_estimated")]
     assert main(["analyze", str(demo_scan_path()), "--pixel-spacing", "1", "2", "3", "--out", str(tmp_path / "x")]) == 2
     assert '--pixel-spacing must be [row_mm, col_mm] or "auto"' in capsys.readouterr().err
+
+
+def test_a_config_made_directly_is_checked_and_normalised_as_from_mapping() -> None:
+    """AnalysisConfig(...) in Python reads values as from_mapping and --config do: 'Auto' was taken as a pixel size
+    of ['A','u','t','o'] (read at 1 mm, no estimate), 't2' withheld every grade, 'all' crashed in analyze."""
+    from openspine.config import AUTO, AnalysisConfig
+    from openspine.levels import DiscLevel
+
+    made = AnalysisConfig(pixel_spacing="Auto", sequence="t2", grade_levels="all", grader=Path("m"))
+    assert (made.pixel_spacing, made.sequence, made.grade_levels, made.grader) == (AUTO, "T2", None, "m")
+    assert AnalysisConfig(pixel_spacing=0.6, grade_levels=["l4/l5"]).pixel_spacing == (0.6, 0.6)
+    assert AnalysisConfig(grade_levels="L4-L5,L5-S1").grade_levels == (DiscLevel.L4_L5, DiscLevel.L5_S1)
+    assert AnalysisConfig(**{"grade_levels": "lumbar"}) == AnalysisConfig()
+    for bad, match in (
+        ({"engine": "foo"}, "engine must be one of"),
+        ({"use_t1": "no"}, "use_t1 must be true or false"),
+        ({"pixel_spacing": 0}, "two positive numbers"),
+        ({"grade_levels": 5}, "grade_levels must be"),
+        ({"sequence": "T3"}, "sequence must be one of"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            AnalysisConfig(**bad)
+
+
+def test_levels_print_as_their_value() -> None:
+    from openspine.levels import DiscLevel, Grading, Level
+
+    assert f"{DiscLevel.L2_L3}" == "L2-L3" and str(Level.S1) == "S1" and f"{Grading.PFIRRMANN:>10}" == " pfirrmann"

@@ -59,7 +59,8 @@ def analyze(
         t1: the sagittal T1 series of the same study, given separately (a :class:`Scan` or a path: NIfTI, DICOM
             folder or picture with ``t1_pixel_spacing``); it replaces a T1 series found in ``source``.
         **options: the same options as keywords (``series``, ``pixel_spacing``, ``detector``, ``grader``,
-            ``grade_levels``, ``sequence``, ``use_t1``, ``t1_pixel_spacing``, ``engine``, ``spinenet_weights``);
+            ``grade_levels``, ``sequence``, ``use_t1``, ``t1_pixel_spacing``, ``paired_grader``, ``engine``,
+            ``spinenet_weights``, ``check_orientation``: every field of :class:`~openspine.config.AnalysisConfig`);
             they override ``config``. Unknown names raise ConfigError.
         progress: called with each stage name of :data:`STAGES` as it starts (for progress bars).
 

@@ -59,6 +59,29 @@ class AnalysisConfig:
     spinenet_weights: str | None = None
     check_orientation: bool = True
 
+    def __post_init__(self) -> None:
+        """Every option checked and brought to its one form, however the config was made (``AnalysisConfig(...)``,
+        :meth:`from_mapping`, ``dataclasses.replace``): ``pixel_spacing="Auto"`` or ``0.6``, ``grade_levels="all"``
+        or ``["L4-L5"]``, ``sequence="t2"`` are read as meant; a value that cannot be is a ConfigError."""
+
+        def put(key: str, value: Any) -> None:
+            object.__setattr__(self, key, value)  # frozen: set once, here
+
+        for key in ("pixel_spacing", "t1_pixel_spacing"):
+            if getattr(self, key) is not None:
+                put(key, parse_pixel_spacing(getattr(self, key), key))
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        for key in ("use_t1", "check_orientation"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        put("grade_levels", parse_grade_levels(self.grade_levels))
+        if self.sequence is not None:
+            put("sequence", parse_sequence(self.sequence))
+        for key in ("detector", "grader", "paired_grader", "spinenet_weights"):
+            if getattr(self, key) is not None:
+                put(key, str(getattr(self, key)))
+
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> AnalysisConfig:
         """Build from plain values (JSON, CLI), refusing unknown keys and malformed values."""
@@ -68,27 +91,7 @@ class AnalysisConfig:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else f" Known options: {', '.join(known)}."
                 raise ConfigError(f"unknown analysis option '{key}'.{hint}")
-        v = dict(values)
-        for key in ("pixel_spacing", "t1_pixel_spacing"):
-            if v.get(key) is not None:
-                v[key] = parse_pixel_spacing(v[key], key)
-        if v.get("engine", "openspine") not in ENGINES:
-            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {v['engine']!r}")
-        if v.get("spinenet_weights") is not None:
-            v["spinenet_weights"] = str(v["spinenet_weights"])
-        for key in ("use_t1", "check_orientation"):
-            if not isinstance(v.get(key, True), bool):
-                raise ConfigError(f"{key} must be true or false, got {v[key]!r}")
-        levels = v.get("grade_levels", LUMBAR_DISCS)
-        if isinstance(levels, str):
-            levels = {"lumbar": LUMBAR_DISCS, "all": None}.get(levels.lower(), levels.split(","))
-        v["grade_levels"] = None if levels is None else tuple(DiscLevel.parse(lv) for lv in levels)
-        if v.get("sequence") is not None:
-            v["sequence"] = parse_sequence(v["sequence"])
-        for key in ("detector", "grader", "paired_grader"):
-            if v.get(key) is not None:
-                v[key] = str(v[key])
-        return cls(**v)
+        return cls(**values)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> AnalysisConfig:
@@ -108,6 +111,21 @@ class AnalysisConfig:
             ps = getattr(self, key)
             d[key] = ps if ps is None or ps == AUTO else list(ps)
         return d
+
+
+def parse_grade_levels(levels: Any) -> tuple[DiscLevel, ...] | None:
+    """``"lumbar"``, ``"all"`` (None: every detected disc), a comma-separated string or a list of disc levels → the
+    levels as :class:`DiscLevel` (None for all)."""
+    if levels is None:
+        return None
+    if isinstance(levels, str):
+        levels = {"lumbar": LUMBAR_DISCS, "all": None}.get(levels.strip().lower(), levels.split(","))
+        if levels is None:
+            return None
+    try:
+        return tuple(DiscLevel.parse(lv) for lv in levels)
+    except TypeError:
+        raise ConfigError(f"grade_levels must be 'lumbar', 'all' or a list of disc levels, got {levels!r}") from None
 
 
 def parse_sequence(value: Any) -> str:

@@ -19,6 +19,17 @@ from .errors import ConfigError
 E = TypeVar("E", bound=Enum)
 
 
+class _NamedByValue(str, Enum):
+    """A vocabulary whose members print as their value: ``f"{disc.level}"`` gives ``L4-L5``, not ``DiscLevel.L4_L5``
+    (as ``enum.StrEnum`` does from Python 3.11)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
 def _parse(cls: type[E], value: object, key: str, what: str) -> E:
     """``cls(key)``, or a ConfigError naming the bad value and the closest valid one."""
     if isinstance(value, cls):
@@ -45,7 +56,7 @@ def _letters(name: str) -> str:
     return "".join(c for c in name if c.isalpha())
 
 
-class Level(str, Enum):
+class Level(_NamedByValue):
     """A vertebra, named by its anatomical level (the sacrum is S1)."""
 
     C1 = "C1"
@@ -143,7 +154,7 @@ _LABEL_VALUE: dict[Level, int] = {lv: i + 1 for i, lv in enumerate(Level.standar
 _LABEL_VALUE.update({Level.L6: 25, Level.S1: 26, Level.T13: 28})
 
 
-class DiscLevel(str, Enum):
+class DiscLevel(_NamedByValue):
     """An intervertebral disc, named by the two vertebrae around it (``"L4-L5"``)."""
 
     C2_C3 = "C2-C3"
@@ -212,7 +223,7 @@ LUMBAR_DISCS: tuple[DiscLevel, ...] = (
 )
 
 
-class Grading(str, Enum):
+class Grading(_NamedByValue):
     """Names of disc gradings as written in result.json."""
 
     PFIRRMANN = "pfirrmann"

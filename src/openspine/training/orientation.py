@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from .._command_parser import command_parser
 from .._logging import get_logger, log_file
-from .._optional import import_optional
+from .._optional import TRAIN_MODULES, require_optional
 from ..detection.orientation import TURNS, turn_to_look
 from ..errors import ConfigError
 from ..recognition.image import MODEL_SIZE, model_input
@@ -192,11 +192,11 @@ def train_orientation(
 
     Raises:
         ConfigError: ``epochs`` below 1.
-        MissingDependencyError: torch is not installed.
+        MissingDependencyError: torch, onnx or onnxscript (openspine[train]) is not installed.
     """
     if epochs < 1:
         raise ConfigError("--epochs must be ≥ 1")
-    import_optional("torch", "openspine train orientation")
+    require_optional(TRAIN_MODULES, "openspine train orientation")  # before training: the ONNX export at its end too
     cfg = TrainConfig(epochs=epochs, seed=seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

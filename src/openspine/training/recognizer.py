@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from .._command_parser import command_parser
 from .._logging import get_logger, log_file
-from .._optional import import_optional
+from .._optional import TRAIN_MODULES, import_optional, require_optional
 from ..errors import ConfigError
 from ..recognition.image import MODEL_SIZE, MODEL_SPACING_MM, PLANES, SEQUENCES, model_input, widened
 from . import common
@@ -438,13 +438,13 @@ def train_recognizer(
 
     Raises:
         ConfigError: ``epochs`` or ``samples_per_epoch`` below 1.
-        MissingDependencyError: torch is not installed.
+        MissingDependencyError: torch, onnx or onnxscript (openspine[train]) is not installed.
     """
     if epochs < 1 or samples_per_epoch < 1:
         raise ConfigError("--epochs and --samples-per-epoch must be ≥ 1")
     if not 0.0 <= widen_p <= 1.0:
         raise ConfigError(f"--widen must be a share between 0 and 1, got {widen_p}")
-    import_optional("torch", "openspine train recognizer")
+    require_optional(TRAIN_MODULES, "openspine train recognizer")  # before training: the ONNX export at its end too
     cfg = TrainConfig(
         epochs=epochs, samples_per_epoch=samples_per_epoch, seed=seed, exclude=tuple(exclude), widen_p=widen_p
     )

@@ -70,6 +70,16 @@ def test_dataframes() -> None:
     df = _result().to_dataframe("discs")
     assert list(df["level"]) == ["L4-L5", "L4-L5"]
     assert _result().to_dataframe("vertebrae").shape[0] == 1
+    # numbers are numbers, a missing one NaN (the stenosis grade is not available): pandas arithmetic works
+    assert df["grade"].dtype == "float64" and df["probability"].dtype == "float64"
+    assert df["grade"].iloc[0] == 3 and df["grade"].isna().iloc[1] and df["grade"].mean() == 3
+    # no disc (out of scope): the same columns, no row
+    from dataclasses import replace
+
+    from openspine.results import DISC_COLUMNS
+
+    empty = replace(_result(), discs=()).to_dataframe("discs")
+    assert list(empty.columns) == DISC_COLUMNS and len(empty) == 0 and empty[empty.grading == "pfirrmann"].empty
 
 
 def _mutations(node, path=()):

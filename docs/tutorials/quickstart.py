@@ -141,8 +141,9 @@ print("timings (s):", {k: round(v, 2) for k, v in result.timings_s.items()})
 # What the flags say: this volume reaches above T11, the highest level the detector was trained and validated on,
 # so the bodies up there keep their position and outline but get no label (`labels_withheld`, and a `note` on each);
 # the discs between them have no level and are not graded; bodies the detector is unsure of are named in
-# `low_confidence`; T11-T12 is detected but not graded because the default grades T12-L1 … L5-S1 (`levels="all"`
-# grades every labelled disc inside the grader's scope).
+# `low_confidence`; T11-T12 is detected but not graded because the default grades T12-L1 … L5-S1
+# (`grade_levels="all"`, or `--levels all` on the command line, grades every labelled disc inside the grader's
+# scope); a disc left out so is no flag.
 #
 # ## 4. Results as tables
 #
@@ -168,7 +169,7 @@ assert np.allclose(scan.voxel_to_world(np.array([v.centroid_voxel]))[0], v.centr
 # `balanced_grade` (the class-balanced decision, for heads that have one), every class probability and a `note`
 # when a grading is withheld or not available (canal and foraminal stenosis: no training labels). A disc between
 # unlabelled bodies, or one outside the levels asked for (default T12-L1 … L5-S1), has one row with an empty
-# `grading`; the CSV writes empty cells, not NaN.
+# `grading`. Numbers are float columns with NaN where a grade is missing (the CSV writes empty cells).
 # Pivot the graded rows for one row per disc:
 
 # %%
@@ -233,16 +234,15 @@ if "labels.nii.gz" in written:
     assert labels.shape == scan.shape and np.allclose(labels.affine, scan.affine, atol=1e-3)
 
 # %% [markdown]
-# `result.json` can be read back without openspine, or into the same tables with
-# `openspine.results.disc_rows_from_dict`:
+# `result.json` can be read back without openspine (it is plain JSON), or as the same result records with
+# `AnalysisResult.read` (the file, or the output folder), which give the same tables:
 
 # %%
 import json
 
-import pandas as pd
-
-from openspine.results import disc_rows_from_dict
+from openspine import AnalysisResult
 
 doc = json.loads((WORK / "out" / "result.json").read_text())
 print(doc["schema_version"], [m["name"] + "@" + m["sha256"][:12] for m in doc["models"]])
-assert pd.DataFrame(disc_rows_from_dict(doc))[["level", "grading", "grade"]].equals(discs[["level", "grading", "grade"]])
+again = AnalysisResult.read(WORK / "out")
+assert again.to_dataframe("discs").equals(discs), "the table read back differs from the one analysed"

@@ -23,6 +23,7 @@ _EXTRA_OF = {
     "distributed": "distributed",
     "pyarrow": "batch",
     "matplotlib": "plot",
+    "pandas": "pandas",
 }
 
 # what each kind of work needs, beyond the core dependencies

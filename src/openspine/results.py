@@ -447,7 +447,9 @@ class AnalysisResult:
         return [row for d in self.discs for row in _disc_rows(d.to_dict())]
 
     def to_dataframe(self, kind: str = "discs") -> Any:
-        """A pandas DataFrame of ``"discs"`` (one row per disc × grading) or ``"vertebrae"``."""
+        """A pandas DataFrame of ``"discs"`` (one row per disc × grading) or ``"vertebrae"``: the CSV's columns
+        (also when there is no row, e.g. out of scope), numbers as float64 with NaN where a grade or score is
+        missing (as ``pandas.read_csv`` of the CSV gives them), so ``df.grade.mean()`` works."""
         from ._optional import import_optional
 
         pd = import_optional("pandas", "to_dataframe()")
@@ -455,7 +457,16 @@ class AnalysisResult:
             from .errors import ConfigError
 
             raise ConfigError(f"kind must be 'discs' or 'vertebrae', got {kind!r}")
-        return pd.DataFrame(self.disc_rows() if kind == "discs" else self.vertebra_rows())
+        rows, columns = (
+            (self.disc_rows(), DISC_COLUMNS) if kind == "discs" else (self.vertebra_rows(), VERTEBRA_COLUMNS)
+        )
+        df = pd.DataFrame(rows, columns=columns)
+        for c in columns:
+            if c in NUMERIC_COLUMNS:  # the rows write a missing number as "" (an empty CSV cell)
+                df[c] = pd.Series(
+                    [float("nan") if v == "" else float(v) for v in df[c]], index=df.index, dtype="float64"
+                )
+        return df
 
     def overlay(self, width: int = 1000) -> Any:
         """The overlay picture (a PIL image): mid-sagittal slice, outlines, levels, Pfirrmann grades."""
@@ -490,6 +501,13 @@ DISC_COLUMNS = [
     "centroid_mm_x", "centroid_mm_y", "centroid_mm_z", "grading", "grade", "probability", "balanced_grade",
     "probabilities", "series", "note",
 ]  # fmt: skip
+
+
+# the columns of the rows that hold numbers (a missing one is written "")
+NUMERIC_COLUMNS = frozenset(
+    [c for c in VERTEBRA_COLUMNS + DISC_COLUMNS if c.startswith("centroid_")]
+    + ["score", "mid_slice", "grade", "probability", "balanced_grade"]
+)
 
 
 def vertebra_rows_from_dict(doc: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -67,6 +67,12 @@ def test_import_has_no_side_effects() -> None:
     assert out.strip() == "[]"
 
 
+def test_dir_lists_the_api_for_tab_completion() -> None:
+    code = "import openspine; print(sorted(n for n in dir(openspine) if not n.startswith('_')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(["AnalysisResult", "Scan", "analyze", "list_series", "load_scan", "load_study"])
+
+
 def test_golden_demo_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0

@@ -28,6 +28,11 @@ _LAZY = {
 }
 
 
+def __dir__() -> list[str]:
+    """The package's names, the lazily imported API included (for tab completion)."""
+    return sorted(n for n in {*globals(), *_LAZY} if n not in ("Any", "TYPE_CHECKING", "annotations"))
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib

@@ -54,6 +54,18 @@ class SliceOutline:
 
 @dataclass(frozen=True)
 class Vertebra:
+    """One vertebral body.
+
+    Attributes:
+        label: its level (``Level.L4``; prints as ``L4``), or None where the label is withheld (``note`` says why).
+        score: the detector's confidence, 0–1; below 0.25 the body is drawn dashed and named in ``low_confidence``.
+        centroid_voxel: its centre as an index of the input array, in the file's own axis order.
+        centroid_mm: its centre in RAS+ world millimetres.
+        outlines: its four corners on each sagittal slice where it was found.
+        mid_slice: the internal sagittal slice its outline is drawn on.
+        note: why the label is withheld, or another caveat on this body (e.g. cut by the side of the volume).
+    """
+
     label: Level | None
     score: float
     centroid_voxel: Vec3
@@ -144,6 +156,17 @@ class Grade:
 
 @dataclass(frozen=True)
 class Disc:
+    """One intervertebral disc.
+
+    Attributes:
+        level: its level (``DiscLevel.L4_L5``; prints as ``L4-L5``), or None between unlabelled bodies.
+        centroid_voxel: its centre as an index of the input array, in the file's own axis order.
+        centroid_mm: its centre in RAS+ world millimetres.
+        outlines: its four corners on each sagittal slice where it was found.
+        grades: each grading (``Grading.PFIRRMANN`` or a fine-tuned grading's name) → :class:`Grade`; empty where
+            the disc was not graded (the result's flags say why).
+    """
+
     level: DiscLevel | None
     centroid_voxel: Vec3
     centroid_mm: Vec3
@@ -172,6 +195,8 @@ class Disc:
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """A model that made the result: its card's name and version, and the sha256 of its weights file."""
+
     name: str
     version: str
     sha256: str
@@ -186,6 +211,23 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class InputInfo:
+    """What was read, and what openspine took it to be.
+
+    Attributes:
+        path: the file or folder read (None for a Scan made in Python).
+        format: ``"dicom"``, ``"nifti"`` or ``"image"`` (PNG/JPEG).
+        shape: the input array's shape as the file stores it (a picture: rows, columns, 1).
+        spacing_mm: the voxel size in mm along those axes.
+        orientation: the direction each array axis points to, RAS+ letters (e.g. ``("I", "P", "R")``).
+        affine: the 4×4 voxel → RAS+ mm matrix.
+        world_convention: the world coordinates' convention (RAS+ mm, as nibabel).
+        series: header fields of the series that identify no patient (description, sequence hint, …).
+        sequence: ``{"value": "T1" | "T2" | "STIR" | "other" | None, "source": "header" | "image" | "user", …}``.
+        plane: ``{"value": "sagittal" | "axial" | "coronal", "source": "geometry" | "image", …}``.
+        field_of_view: ``{"value": "thoracic+lumbar+sacral" | "cervical" | "none" | …, "regions": [...], …}``.
+        way_round: whether the image lies the right way round, and how that was told.
+    """
+
     path: str | None
     format: str
     shape: tuple[int, int, int]
@@ -239,7 +281,8 @@ class InputInfo:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InputInfo:
         a, b, c = (int(n) for n in d["shape"])
-        o1, o2, o3 = str(d["orientation"])
+        letters = str(d["orientation"])  # e.g. "IPR": the schema allows three letters only
+        o1, o2, o3 = letters[0], letters[1], letters[2]
         return cls(
             path=d.get("path"),
             format=str(d["format"]),
@@ -326,7 +369,23 @@ class OtherSeries:
 
 @dataclass(frozen=True)
 class AnalysisResult:
-    """Everything openspine found in one scan."""
+    """Everything openspine found in one scan: what ``result.json`` holds (:meth:`to_dict`, :meth:`read`).
+
+    Attributes:
+        input: what was read and what it was taken to be (:class:`InputInfo`).
+        vertebrae: the vertebral bodies, top to bottom (:class:`Vertebra`).
+        discs: the discs, top to bottom, with their grades (:class:`Disc`).
+        models: the models that made it (name, version, sha256).
+        flags: what a reader must know: withheld labels or grades and why, unsure labelling, reading caveats.
+        steps_not_run: each step not run (``"grading"``, …) and why.
+        parameters: the options of the analysis.
+        timings_s: seconds per stage and ``total``, reading to grading (writing the outputs not included).
+        created: when it was made (ISO 8601, UTC).
+        out_of_scope: why nothing in scope was found (no spine, not sagittal, …), or None; the CLI then exits 3.
+        view: the analysed image in the internal layout, for :meth:`overlay` (not in result.json).
+        other_series: series read beside the main one (e.g. the study's T1), with their own bodies and discs.
+        openspine_version: the version that made it, when read from result.json (None: this one).
+    """
 
     input: InputInfo
     vertebrae: tuple[Vertebra, ...] = ()

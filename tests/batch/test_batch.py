@@ -38,17 +38,17 @@ def _cohort(root: Path, shared: Path, n_good: int = 3, broken: bool = True) -> d
     # a real volume written as a DICOM study (sagittal)
     arr, aff = real_crop(shape=(64, 64, 8))
     write_series(root / "dicom" / "good", arr, aff)
-    expected["dicom_good"] = "done"
+    expected["dicom__good"] = "done"
     if broken:
         # truncated DICOM: one slice of an otherwise good series cut in half
         _, files = write_series(root / "dicom" / "truncated", arr, aff)
         data = files[3].read_bytes()
         files[3].write_bytes(data[: len(data) // 2])
-        expected["dicom_truncated"] = "failed"
+        expected["dicom__truncated"] = "failed"
         # an axial-only study: thick axial slices (read, but no sagittal plane in it: out of scope)
         axial = np.diag([0.8, 0.8, 5.0, 1.0])
         write_series(root / "dicom" / "axial", arr, axial, description="t2_tse_tra")
-        expected["dicom_axial"] = "scope"
+        expected["dicom__axial"] = "scope"
         (root / "empty").mkdir()  # no case: listed in skipped.csv as an empty folder
         nan = np.full((32, 32, 3), np.nan, dtype=np.float32)
         nib.save(nib.Nifti1Image(nan, np.diag([1.0, 1.0, 1.0, 1.0])), str(root / "nifti" / "nan.nii.gz"))
@@ -74,7 +74,7 @@ def test_discovery_finds_each_kind_and_says_what_it_skips(tmp_path: Path, shared
     assert ids == set(expected) | {"sub-07_ses-1_T2w"}
     by_id = {c.case_id: c for c in cases}
     assert by_id["sub-07_ses-1_T2w"].kind == "bids"
-    assert by_id["dicom_good"].series is not None
+    assert by_id["dicom__good"].series is not None
     reasons = {s.path: s.reason for s in skipped}
     assert reasons["nifti/mask.nii.gz"].startswith("looks like a label map")
     assert "not an image file" in reasons[str(Path("bids/sub-07/ses-1/anat/sub-07_ses-1_T2w.json"))]
@@ -94,8 +94,8 @@ def test_bad_cases_are_isolated_and_reported(
     assert set(failures) == {k for k, v in expected.items() if v != "done"}
     assert {"path": "empty" + os.sep, "reason": "empty folder"} in _read_csv(out / "skipped.csv")
     assert "NaN" in failures["nifti__nan"]["message"]
-    assert failures["dicom_axial"]["stage"] == "scope" and "axial acquisition" in failures["dicom_axial"]["message"]
-    assert failures["dicom_truncated"]["stage"] == "read"
+    assert failures["dicom__axial"]["stage"] == "scope" and "axial acquisition" in failures["dicom__axial"]["message"]
+    assert failures["dicom__truncated"]["stage"] == "read"
     assert sorted(p.name for p in (out / "cases").iterdir()) == sorted(expected)
     for case, what in expected.items():
         folder = out / "cases" / case

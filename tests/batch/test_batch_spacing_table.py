@@ -80,9 +80,10 @@ def test_each_picture_is_read_at_its_own_size(shared_data: Path, tmp_path: Path,
         (skipped,) = list(csv.DictReader(f))
     assert skipped["path"] == "p104.png" and "not listed in the pixel-size table sizes.csv" in skipped["reason"]
     # --pixel-spacing then covers the pictures the table does not list; the listed ones are kept as finished
-    summary = run_batch(root, out, formats=("json",), config=AnalysisConfig(pixel_spacing=(0.7, 0.7)),
-                        pixel_spacing_table=table)  # fmt: skip
-    assert (summary.done, summary.skipped) == (1, 2)
+    # (formats default to the command line's: json, csv, png, html; the two finished cases lack png and html)
+    summary = run_batch(root, out, config=AnalysisConfig(pixel_spacing=(0.7, 0.7)), pixel_spacing_table=table)
+    assert (summary.done, summary.skipped, summary.redone) == (3, 0, 2)
+    assert {"overlay.png", "report.html", "discs.csv"} <= {p.name for p in (out / "cases" / "p104").iterdir()}
     doc = json.loads((out / "cases" / "p104" / "result.json").read_text())
     assert doc["input"]["spacing_mm"][:2] == [0.7, 0.7]
 

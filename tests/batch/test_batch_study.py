@@ -74,8 +74,8 @@ def test_discovery_makes_one_case_per_study_with_its_t1(
     _cohort(root, t1_t2_study, shared_data)
     cases, skipped = discover_cases(root)
     by_id = {c.case_id: c for c in cases}
-    assert set(by_id) == {"dicom_study1", "sub-01_T2w", "sub-02_T1w"}
-    study = by_id["dicom_study1"]
+    assert set(by_id) == {"dicom__study1", "sub-01_T2w", "sub-02_T1w"}
+    study = by_id["dicom__study1"]
     assert study.series == t1_t2_study.t2.series_uid and study.t1_series == t1_t2_study.t1.series_uid
     assert study.t1 is None  # the analysis finds the study's T1 series itself
     pair = by_id["sub-01_T2w"]
@@ -113,7 +113,7 @@ def test_dry_run_says_which_cases_read_a_t1(
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "3 case(s) found" in out and "(2 with a T1 series read beside the main one)" in out
-    study = next(line for line in out.splitlines() if line.strip().startswith("dicom_study1"))
+    study = next(line for line in out.splitlines() if line.strip().startswith("dicom__study1"))
     assert f"series {t1_t2_study.t2.series_uid} + T1 series {t1_t2_study.t1.series_uid}" in study
     pair = next(line for line in out.splitlines() if line.strip().startswith("sub-01_T2w"))
     assert "+ T1 " in pair and pair.endswith("sub-01_T1w.nii.gz")
@@ -155,7 +155,7 @@ def test_a_batch_run_reads_the_t1_beside_the_t2(
     line = capsys.readouterr().out
     assert code in (0, 3), line
     assert "0 failed" in line and "3 file(s) not analysed (skipped.csv)" in line
-    for case in ("dicom_study1", "sub-01_T2w"):
+    for case in ("dicom__study1", "sub-01_T2w"):
         doc = json.loads((out / "cases" / case / "result.json").read_text())
         assert [o["role"] for o in doc.get("other_series", [])] == ["T1"], (case, doc.get("flags"))
     doc = json.loads((out / "cases" / "sub-02_T1w" / "result.json").read_text())

@@ -260,7 +260,10 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
     accounted: set[Path] = set()
     for members in studies.values():
         folder = Path(os.path.commonpath([str(p.parent) for s in members for p in s.files]))
-        case_id = _safe_id(str(folder.relative_to(root)) if folder != root else members[0].series_uid)
+        # the folder's path under the root, its folders joined by "__" as a file case's are
+        case_id = _safe_id(
+            str(folder.relative_to(root)).replace(os.sep, "__") if folder != root else members[0].series_uid
+        )
         try:
             roles = series_roles(members, None)
         except SeriesSelectionError as exc:

@@ -396,7 +396,7 @@ def run_batch(
     input_root: str | os.PathLike[str],
     out_root: str | os.PathLike[str],
     *,
-    formats: tuple[str, ...],
+    formats: str | tuple[str, ...] | list[str] | None = None,
     config: AnalysisConfig | None = None,
     overwrite: bool = False,
     part: tuple[int, int] = (1, 1),
@@ -412,9 +412,10 @@ def run_batch(
     ``pixel_spacing_table``: a CSV giving pictures their own pixel size (:mod:`.spacing`); ``config.pixel_spacing``
     then applies to the pictures it does not list (without it they are skipped)."""
     from .._optional import DISTRIBUTED_MODULES, require_optional
-    from ..writers import prepare_output_dir
+    from ..writers import parse_formats, prepare_output_dir
 
     t0 = time.perf_counter()
+    formats = parse_formats(formats)  # None: json, csv, png, html (as the command line)
     # before discovery and the first case: the optional packages, the input and the output folder
     if scheduler or cluster:
         require_optional(DISTRIBUTED_MODULES, "batch --scheduler/--cluster")

@@ -247,6 +247,10 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
         if res.missed:
             print(f"  {len(res.missed)} labelled discs were not found by the detector and were left out")
         if res.failed:
-            print(f"  {len(res.failed)} labelled scans were missing or unreadable and were left out (card.json)")
+            case, why = next(iter(res.failed.items()))
+            print(
+                f"  {len(res.failed)} labelled scans were left out (e.g. {case}: {why}; all in card.json, "
+                "training_data.scans_failed)"
+            )
         print(f"model written to {res.folder}; use it with: openspine analyze SCAN --grader {res.folder} --out OUT")
     return 0

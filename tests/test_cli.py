@@ -317,6 +317,12 @@ def test_info_json_describes_a_file_it_cannot_read(tmp_path: Path, capsys: pytes
     assert doc["readable"] is False and doc["analysable"] is False and "4D NIfTI" in doc["why_not"]
     assert main(["info", str(demo_scan_path()), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["readable"] is True
+    (tmp_path / "notes.txt").write_text("no scan")  # a file type it does not read; a picture without its pixel size
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "p.png")
+    for name, why in (("notes.txt", "not a file type openspine reads"), ("p.png", "carries no pixel size")):
+        assert main(["info", str(tmp_path / name), "--json"]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["readable"] is False and why in doc["why_not"], doc
 
 
 def test_info_shows_the_reading_flags_that_analyze_gives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

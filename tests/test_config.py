@@ -88,12 +88,18 @@ def test_a_config_made_directly_is_checked_and_normalised_as_from_mapping() -> N
     assert AnalysisConfig(pixel_spacing=0.6, grade_levels=["l4/l5"]).pixel_spacing == (0.6, 0.6)
     assert AnalysisConfig(grade_levels="L4-L5,L5-S1").grade_levels == (DiscLevel.L4_L5, DiscLevel.L5_S1)
     assert AnalysisConfig(**{"grade_levels": "lumbar"}) == AnalysisConfig()
+    # numpy scalars, as nibabel and numpy code give them
+    import numpy as np
+
+    assert AnalysisConfig(pixel_spacing=np.float32(0.5)).pixel_spacing == (0.5, 0.5)
+    assert AnalysisConfig(use_t1=np.bool_(False)).use_t1 is False
     for bad, match in (
         ({"engine": "foo"}, "engine must be one of"),
         ({"use_t1": "no"}, "use_t1 must be true or false"),
         ({"pixel_spacing": 0}, "two positive numbers"),
         ({"grade_levels": 5}, "grade_levels must be"),
         ({"sequence": "T3"}, "sequence must be one of"),
+        ({"grade_levels": []}, "grade_levels is empty"),
     ):
         with pytest.raises(ConfigError, match=match):
             AnalysisConfig(**bad)

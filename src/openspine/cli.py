@@ -277,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--pixel-spacing-table",
         default=None,
         metavar="CSV",
-        help="each picture's own pixel size: a CSV with the columns path (relative to the input folder, as "
-        "--dry-run lists it), row_mm, col_mm",
+        help="each picture's own pixel size: a CSV with the columns path (relative to the input folder, e.g. "
+        "site1/p01.png, or absolute), row_mm, col_mm",
     )
     _add_sequence_option(p)
     p.add_argument("--no-t1", action="store_true", help="read each case's main series alone, even with a T1 beside it")

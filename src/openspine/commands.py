@@ -54,15 +54,15 @@ def run_info(args: argparse.Namespace) -> int:
     path = Path(args.path)
     with _option_values():
         spacing = _spacing_arg(args.pixel_spacing)
-    reader = reader_for(path) if path.exists() else None  # load_scan says why a path is missing
     wanted = _series_arg(args.series)
     series_list: list[dict[str, Any]] = []
     try:
+        reader = reader_for(path) if path.exists() else None  # load_scan says why a path is missing
         # each series' role in the study whose main series is the one read (the rule of load_study)
         series_list = reader.list_series(path, wanted) if reader and reader.list_series else []
         scan = load_scan(path, series=wanted, pixel_spacing=reading_spacing(spacing))
-    except ScanReadError as exc:
-        if not args.json:
+    except (ScanReadError, ConfigError) as exc:  # not a file type it reads, a picture without its pixel size, …
+        if not args.json or isinstance(exc, UsageError):
             raise
         # a script screening files with --json gets a document for a file it cannot read too (exit status 1)
         doc = {"path": str(path), "readable": False, "analysable": False, "why_not": str(exc)}

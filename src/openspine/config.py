@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -73,8 +74,11 @@ class AnalysisConfig:
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         for key in ("use_t1", "check_orientation"):
-            if not isinstance(getattr(self, key), bool):
-                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
+            value = getattr(self, key)
+            if getattr(getattr(value, "dtype", None), "kind", None) == "b":  # a numpy bool
+                put(key, bool(value))
+            elif not isinstance(value, bool):
+                raise ConfigError(f"{key} must be true or false, got {value!r}")
         put("grade_levels", parse_grade_levels(self.grade_levels))
         if self.sequence is not None:
             put("sequence", parse_sequence(self.sequence))
@@ -123,9 +127,12 @@ def parse_grade_levels(levels: Any) -> tuple[DiscLevel, ...] | None:
         if levels is None:
             return None
     try:
-        return tuple(DiscLevel.parse(lv) for lv in levels)
+        parsed = tuple(DiscLevel.parse(lv) for lv in levels)
     except TypeError:
         raise ConfigError(f"grade_levels must be 'lumbar', 'all' or a list of disc levels, got {levels!r}") from None
+    if not parsed:  # nothing would be graded, and nothing would say why
+        raise ConfigError("grade_levels is empty: give 'lumbar' (the default), 'all' or at least one disc level")
+    return parsed
 
 
 def parse_sequence(value: Any) -> str:
@@ -141,9 +148,10 @@ def parse_pixel_spacing(value: Any, what: str = "pixel_spacing") -> PixelSpacing
     """``"auto"``, one number (square pixels) or two (row, column mm) → ``"auto"`` or ``(row_mm, col_mm)``."""
     if isinstance(value, str) and value.strip().lower() == AUTO:
         return AUTO
-    ps = [value, value] if isinstance(value, (int, float, str)) else list(value)
-    ps = ps * 2 if len(ps) == 1 else ps
     try:
+        # one number (also a numpy scalar, e.g. nibabel's get_zooms()[0]) is a square pixel
+        ps = [value, value] if isinstance(value, (numbers.Real, str)) else list(value)
+        ps = ps * 2 if len(ps) == 1 else ps
         row, col = (float(x) for x in ps)
     except (TypeError, ValueError):
         raise ConfigError(f'{what} must be [row_mm, col_mm] or "auto", got {value!r}') from None

@@ -164,7 +164,8 @@ class Disc:
         centroid_mm: its centre in RAS+ world millimetres.
         outlines: its four corners on each sagittal slice where it was found.
         grades: each grading (``Grading.PFIRRMANN`` or a fine-tuned grading's name) → :class:`Grade`; empty where
-            the disc was not graded (the result's flags say why).
+            the disc was not graded: outside the levels asked for (``grade_levels``; no flag), or for the reason a
+            flag of the result gives (level unknown, outside the grader's scope, …).
     """
 
     level: DiscLevel | None
@@ -507,8 +508,8 @@ class AnalysisResult:
 
     def to_dataframe(self, kind: str = "discs") -> Any:
         """A pandas DataFrame of ``"discs"`` (one row per disc × grading) or ``"vertebrae"``: the CSV's columns
-        (also when there is no row, e.g. out of scope), numbers as float64 with NaN where a grade or score is
-        missing (as ``pandas.read_csv`` of the CSV gives them), so ``df.grade.mean()`` works."""
+        (also when there is no row, e.g. out of scope), every number column float64 with NaN where a grade or score
+        is missing, so ``df.grade.mean()`` and ``df.probability > 0.9`` work."""
         from ._optional import import_optional
 
         pd = import_optional("pandas", "to_dataframe()")

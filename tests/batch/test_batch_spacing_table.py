@@ -27,11 +27,16 @@ def _table(path: Path, text: str) -> Path:
     ("text", "match"),
     [
         ("file,row_mm\na.png,0.5\n", r"needs the columns path, row_mm, col_mm"),
-        ("path,row_mm,col_mm\na.png,0,0.5\n", r"t.csv:2: the pixel size of 'a.png' must be two positive numbers"),
-        ("path,row_mm,col_mm\na.png,x,0.5\n", r"t.csv:2: the pixel size of 'a.png' must be"),
+        ("path,row_mm,col_mm\na.png,0,0.5\n", r"t.csv:2: the pixel size of 'a.png' must be a positive number of mm"),
+        ("path,row_mm,col_mm\na.png,x,0.5\n", r"t.csv:2: the pixel size of 'a.png' must be .*got 'x', '0.5'$"),
         ("path,row_mm,col_mm\na.png,0.5,0.5\n./a.png,0.6,0.6\n", r"t.csv:3: './a.png' is listed twice"),
         ("path,row_mm,col_mm\n,0.5,0.5\n", r"t.csv:2: empty 'path'"),
-        ("path,row_mm,col_mm\na.png,auto,\n", r"t.csv:2: give the pixel size in mm"),
+        ("path,row_mm,col_mm\na.png,auto,\n", r"got 'auto' \(for estimated sizes use --pixel-spacing auto\)"),
+        ("path,row_mm,col_mm\na.png,0.5,0.5\nb.png,0.5,0.5,extra\n", r"t.csv:3: more cells than the columns"),
+        (
+            "path,row_mm,col_mm\na.png,0.5,0.5\n\n\nb.png,abc,\n",
+            r"t.csv:5: the pixel size of 'b.png'",
+        ),  # the file's line
     ],
 )
 def test_a_bad_table_is_refused_naming_file_and_line(tmp_path: Path, text: str, match: str) -> None:
@@ -86,6 +91,20 @@ def test_each_picture_is_read_at_its_own_size(shared_data: Path, tmp_path: Path,
     assert {"overlay.png", "report.html", "discs.csv"} <= {p.name for p in (out / "cases" / "p104").iterdir()}
     doc = json.loads((out / "cases" / "p104" / "result.json").read_text())
     assert doc["input"]["spacing_mm"][:2] == [0.7, 0.7]
+
+
+def test_a_mask_listed_in_the_table_is_still_skipped(shared_data: Path, tmp_path: Path) -> None:
+    from openspine.batch.discover import discover_cases
+
+    root = tmp_path / "in"
+    _pictures(shared_data, root)
+    shutil.copy(root / "p104.png", root / "p104_mask.png")
+    table = read_spacing_table(
+        _table(tmp_path / "t.csv", "path,row_mm,col_mm\np104.png,0.7,\np104_mask.png,0.7,\n"), root
+    )
+    cases, skipped = discover_cases(root, spacings=table)
+    assert [c.case_id for c in cases] == ["p104"]
+    assert {s.path: s.reason for s in skipped}["p104_mask.png"].startswith("looks like a label map")
 
 
 def test_cli_dry_run_shows_each_size(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

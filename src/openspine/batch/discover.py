@@ -195,6 +195,9 @@ def _file_case(
     stem = reader.stem(path.name)
     own = spacings.of(path) if spacings is not None and reader.name == "image" else None
     if own is not None:
+        if looks_like_label_map(path):  # a mask is no scan, whatever size it is given
+            skipped.append(Skipped(str(rel), LABEL_MAP))
+            return []
         return [Case(_safe_id(reader.stem(str(rel)).replace(os.sep, "__")), str(path), reader.name, pixel_spacing=own)]
     if reader.batch_skip is not None and not (pictures and reader.name == "image"):
         why = reader.batch_skip

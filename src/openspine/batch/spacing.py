@@ -1,20 +1,18 @@
 """A pixel-size table for a cohort of pictures: each PNG/JPEG's own pixel size (pictures carry none), so that one
 batch run reads pictures exported at different sizes, each at its own.
 
-The table is a CSV with the columns ``path`` (the picture, relative to the batch input folder as ``--dry-run`` lists
-it, or absolute), ``row_mm`` and ``col_mm`` (the pixel's height and width in mm; ``col_mm`` may be left empty for
-square pixels).
+The table is a CSV with the columns ``path`` (the picture, relative to the batch input folder, or absolute),
+``row_mm`` and ``col_mm`` (the pixel's height and width in mm; ``col_mm`` may be left empty for square pixels).
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
-from ..config import parse_pixel_spacing
 from ..errors import ConfigError
 
 COLUMNS = ("path", "row_mm", "col_mm")
@@ -41,12 +39,13 @@ def read_spacing_table(table: str | os.PathLike[str], root: str | os.PathLike[st
     """Read a pixel-size table (see the module); relative paths are taken from ``root``, the batch input folder.
 
     Raises:
-        ConfigError: the file is missing, lacks a column, or a row has an empty path, a size that is not a
-            positive number, or a picture listed twice; the message names the file and line.
+        ConfigError: the file is missing, lacks a column, or a row has more cells than columns, an empty path, a size
+            that is not a positive number in mm, or a picture listed twice; the message names the file and line.
     """
     p = Path(table)
     if not p.is_file():
         raise ConfigError(f"pixel-size table '{p}' does not exist")
+    rows: list[tuple[int, dict[str, str]]] = []
     with open(p, newline="", encoding="utf-8-sig") as f:  # Excel's "CSV UTF-8" starts with a BOM
         reader = csv.DictReader(f)
         columns = [c.strip() for c in reader.fieldnames or []]
@@ -56,20 +55,32 @@ def read_spacing_table(table: str | os.PathLike[str], root: str | os.PathLike[st
                 f"pixel-size table '{p}' needs the columns {', '.join(COLUMNS)} (col_mm may be empty for square "
                 f"pixels); it has {columns}"
             )
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
+        for r in reader:
+            where = f"{p}:{reader.line_num}"  # the file's line (blank lines are skipped by the reader)
+            if None in r:  # DictReader files cells beyond the header under None
+                raise ConfigError(f"{where}: more cells than the columns {', '.join(columns)}")
+            rows.append((reader.line_num, {(k or "").strip(): (v or "").strip() for k, v in r.items()}))
     sizes: dict[str, tuple[float, float]] = {}
-    for n, r in enumerate(rows, start=2):
+    for line, r in rows:
+        where = f"{p}:{line}"
         if not r["path"]:
-            raise ConfigError(f"{p}:{n}: empty 'path'")
+            raise ConfigError(f"{where}: empty 'path'")
         picture = Path(r["path"]).expanduser()
         key = str((picture if picture.is_absolute() else Path(root) / picture).resolve())
         if key in sizes:
-            raise ConfigError(f"{p}:{n}: '{r['path']}' is listed twice")
-        if "auto" in (r["row_mm"].lower(), r.get("col_mm", "").lower()):  # estimating belongs to --pixel-spacing
-            raise ConfigError(f"{p}:{n}: give the pixel size in mm; for estimated sizes use --pixel-spacing auto")
-        given = [r["row_mm"], r["col_mm"]] if r.get("col_mm") else [r["row_mm"]]
-        # a list of numbers parses to (row, col): "auto" is a whole string, refused above
-        sizes[key] = cast(
-            "tuple[float, float]", parse_pixel_spacing(given, f"{p}:{n}: the pixel size of '{r['path']}'")
-        )
+            raise ConfigError(f"{where}: '{r['path']}' is listed twice")
+        sizes[key] = _size(r.get("row_mm", ""), r.get("col_mm", ""), f"{where}: the pixel size of '{r['path']}'")
     return PictureSpacings(p, sizes)
+
+
+def _size(row: str, col: str, what: str) -> tuple[float, float]:
+    """(row, col) mm from a table's cells (an empty ``col`` = square pixels)."""
+    try:
+        size = (float(row), float(col or row))
+    except ValueError:
+        size = None
+    if size is None or not all(math.isfinite(x) and x > 0 for x in size):
+        given = f"{row!r}, {col!r}" if col else repr(row)
+        hint = " (for estimated sizes use --pixel-spacing auto)" if "auto" in (row.lower(), col.lower()) else ""
+        raise ConfigError(f"{what} must be a positive number of mm (row_mm, col_mm), got {given}{hint}")
+    return size

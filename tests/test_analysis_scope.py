@@ -191,6 +191,10 @@ def test_a_negative_of_a_real_slice_keeps_its_bodies_but_is_not_graded() -> None
     assert not any(g.available for d in result.discs for g in d.grades.values())
     assert any(f.startswith("intensity_inverted: the image looks inverted") for f in result.flags)
     assert "inverted" in result.steps_not_run["grading"]
+    # each requested disc says why, in result.json, the CSV and the report (not an empty row)
+    lumbar = [d for d in result.discs if d.level is not None and d.level.value != "T11-T12"]
+    notes = [d.grades[Grading.PFIRRMANN].note or "" for d in lumbar]
+    assert lumbar and all(n.startswith("withheld: ") and "the image looks inverted" in n for n in notes), notes
     # inside a black frame (a screenshot, a slide) it is still a negative
     h, w = arr.shape[:2]
     framed = np.zeros((h + 2 * (h // 5), w + 2 * (w // 5), 1), np.float32)

@@ -106,9 +106,10 @@ def analyze(
         other, second = _read_beside(t1_scan, scan, view, detection, sequence, detector, state, cfg.paired_grader)
         others = (other,)
         timings["t1"] = time.perf_counter() - t
-    if detection is not None and "grading" not in state.not_run:
+    if detection is not None and ("grading" not in state.not_run or state.unfit is not None):
         t = time.perf_counter()
         step("grade")
+        # an unfit image (a negative, drawings in colour) is not graded, but each disc's gradings say why
         _grade(view, detection, cfg, sequence, state, second)
         timings["grading"] = time.perf_counter() - t
     elif state.out_of_scope:
@@ -228,7 +229,7 @@ def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection,
         state.flags.append(f"{flag}: {why}")
         if "grading" not in state.not_run:
             state.not_run["grading"] = why
-            state.flags.append(scope.every_grade_withheld_flag(why))
+            state.unfit = why  # each disc's gradings are withheld with it (:func:`_grade`)
 
 
 def _front_on_the_left(
@@ -536,6 +537,7 @@ class _State:
     flags: list[str] = field(default_factory=list)
     not_run: dict[str, str] = field(default_factory=dict)
     out_of_scope: str | None = None
+    unfit: str | None = None  # why the image's intensities cannot be graded (its discs' gradings are withheld)
 
 
 def _header_sequence(scan: Scan) -> str | None:
@@ -715,6 +717,7 @@ def _grade(
             sequence=sequence,
             second=second,
             paired_grader=cfg.paired_grader,
+            withhold=state.unfit,
         )
     except ModelError as exc:
         if cfg.grader is not None:

@@ -133,6 +133,7 @@ def grade(
     sequence: Mapping[str, Any] | None = None,
     second: SecondSeries | None = None,
     paired_grader: str | os.PathLike[str] | None = None,
+    withhold: str | None = None,
 ) -> GradingOutput:
     """Grade the detected discs of one scan.
 
@@ -148,6 +149,9 @@ def grade(
             (``paired_grader``, default the built-in ``grader-t1t2``) are then read from both series' crops for each
             paired disc; every grade records the series it was read from (``Grade.series``).
         paired_grader: a grader model folder or built-in name whose card lists two input channels (main, second).
+        withhold: why no disc of this image may be graded (an image whose intensities the grader cannot trust, e.g.
+            a negative): every requested disc's gradings are then withheld with that note (after the card's
+            sequence reason, where there is one too); nothing is cropped or run.
 
     Returns:
         The discs (all of them, in the detection's order) with ``.grades`` filled for the graded ones, the grader's
@@ -174,7 +178,8 @@ def grade(
             continue
         if wanted is not None and d.level not in wanted:  # left out as asked: not a warning, so no flag
             continue
-        outside = wrong_sequence or model_scope.why_not_level(d.level)
+        # every reason that holds for the whole image (its sequence, its intensities), else the level's
+        outside = "; ".join(r for r in (wrong_sequence, withhold) if r) or model_scope.why_not_level(d.level)
         if outside is not None:  # the card's sequences and levels: no grade the model cannot back
             flags.add("grades_withheld", name, outside)
             discs[i] = replace(d, grades={**d.grades, **_not_graded(model, outside, "withheld")})

@@ -170,3 +170,20 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     img = np.asarray(Image.open(shot).convert("L"))
     assert img.shape[1] == 1200
     assert (img < 40).mean() > 0.05  # the embedded (dark) MR overlay is drawn, not a broken-image icon
+
+
+@pytest.mark.parametrize(("p", "shown", "low"), [(0.5968, "1 (0.60)", False), (0.594, "1 (0.59)", True)])
+def test_a_grade_is_highlighted_as_its_probability_is_shown(p: float, shown: str, low: bool) -> None:
+    """A probability of 0.5968 is shown as 0.60: it is not highlighted as 'below 60 %' (it was)."""
+    import numpy as np
+
+    from openspine.levels import DiscLevel, Grading
+    from openspine.render.report import render_report
+    from openspine.results import AnalysisResult, Disc, Grade, InputInfo, vec3
+    from openspine.scan import Scan
+
+    scan = Scan(np.ones((8, 8, 1)), np.diag([0.5, 0.5, 1.0, 1.0]))
+    grade = Grade(1, {"0": 1 - p, "1": p})
+    disc = Disc(DiscLevel.L4_L5, vec3((1, 1, 0)), vec3((1, 1, 0)), (), {Grading.BULGING: grade})
+    html = render_report(AnalysisResult(input=InputInfo.from_scan(scan), discs=(disc,)), None)
+    assert f"<td class='low'>{shown}" in html if low else f"<td>{shown}" in html

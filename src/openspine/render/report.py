@@ -180,7 +180,7 @@ def _discs_section(result: AnalysisResult) -> list[str]:
                     cells.append(f"<td class='na' title='{e(r.note or '')}'>{word}</td>")
                 else:
                     p = r.probability or 0.0
-                    cls = " class='low'" if p < LOW_CONFIDENCE else ""
+                    cls = " class='low'" if round(p, 2) < LOW_CONFIDENCE else ""  # as shown: 0.5968 reads 0.60
                     bal = f"; balanced: {r.balanced_grade}" if r.balanced_grade not in (None, r.grade) else ""
                     both = " <sup>+" + e("+".join(r.series[1:])) + "</sup>" if r.series and len(r.series) > 1 else ""
                     cells.append(f"<td{cls}>{r.grade} ({p:.2f}{bal}){both}</td>")

@@ -494,11 +494,6 @@ def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
     return f"low_confidence: {len(low)} of {len(vertebrae)} bodies scored below {LOW_SCORE}: {names}"
 
 
-def every_grade_withheld_flag(why: str) -> str:
-    """The flag of a scan none of whose discs is graded, for ``why``."""
-    return f"grades_withheld: every disc ({why})"
-
-
 def unsure_spine_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     """Why a detection is too unsure to label or grade: every body scored below :data:`LOW_SCORE`. Patterns that are
     no spine (a checkerboard, a page of text, a ladder of rectangles) gave such detections, labelled and graded, and

@@ -294,3 +294,22 @@ def test_overwrite_redoes_finished_cases(tmp_path: Path, shared_data: Path, caps
     rows = _read_csv(out / "vertebrae.csv")
     assert len(rows) >= 6  # real detections, each case once
     assert len(rows) == sum(len(_read_csv(p / "vertebrae.csv")) for p in (out / "cases").iterdir())
+
+
+def test_parquet_columns_are_typed_by_column(tmp_path: Path) -> None:
+    """Case ids that look like numbers stay text beside others ('001' beside 'sub-02' had made the Parquet writer
+    fail, and '001' would have become 1.0); integer columns are int64, as the CSV reads back."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from openspine.data import demo_scan_path
+
+    (tmp_path / "in").mkdir()
+    for name in ("001.nii.gz", "sub-02.nii.gz"):
+        shutil.copy(demo_scan_path(), tmp_path / "in" / name)
+    run_batch(tmp_path / "in", tmp_path / "out", formats=("json",))
+    table = pd.read_parquet(tmp_path / "out" / "vertebrae.parquet")
+    assert sorted(set(table["case"])) == ["001", "sub-02"]
+    as_csv = pd.read_csv(tmp_path / "out" / "vertebrae.csv")
+    assert table["mid_slice"].dtype == as_csv["mid_slice"].dtype == "int64"
+    discs = pd.read_parquet(tmp_path / "out" / "discs.parquet")
+    assert discs["probability"].dtype == "float64" and discs["grading"].dtype != "float64"

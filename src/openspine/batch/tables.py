@@ -89,7 +89,7 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], columns: list[str]) -
     except ImportError:
         return False
     table = (
-        pa.table({c: [_typed(r.get(c, "")) for r in rows] for c in columns})
+        pa.table({c: _typed_column([r.get(c, "") for r in rows], c) for c in columns})
         if rows
         else pa.table({c: pa.array([], type=pa.string()) for c in columns})
     )
@@ -99,16 +99,36 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], columns: list[str]) -
     return True
 
 
-def _typed(value: Any) -> Any:
-    """A cell → number where it is one (also a number written as text), so Parquet columns get numeric types."""
-    if value == "" or value is None:
-        return None
+def _typed_column(values: list[Any], name: str) -> list[Any]:
+    """One column's cells for Parquet, typed by column, never cell by cell (a case id '001' stays text beside
+    'sub-02'): the number columns of the rows (:data:`~openspine.results.NUMERIC_COLUMNS`) and any other column all
+    of whose cells are numbers become numbers (integers stay integers: a column of them is int64, as the CSV reads
+    back), the rest text; an empty cell is null."""
+    from ..results import NUMERIC_COLUMNS
+
+    cells = [None if v is None or v == "" else v for v in values]
+    numbers = [None if v is None else _number(v) for v in cells]
+    every_one = all(n is not None for n, v in zip(numbers, cells) if v is not None)
+    if name not in _TEXT_COLUMNS and every_one and (name in NUMERIC_COLUMNS or any(n is not None for n in numbers)):
+        return numbers
+    return [None if v is None else str(v) for v in cells]
+
+
+_TEXT_COLUMNS = frozenset({"case", "label", "level", "grading", "probabilities", "series", "note"})
+
+
+def _number(value: Any) -> int | float | None:
+    """``value`` as an int (an int, or text of one) or a float, or None when it is no number (a bool is none)."""
     if isinstance(value, bool):
-        return str(value)
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
     try:
         return float(value)
     except (TypeError, ValueError):
-        return str(value)
+        return None
 
 
 def build_cohort_tables(out_root: Path, cases: list[Case]) -> dict[str, int]:

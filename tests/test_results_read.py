@@ -43,6 +43,7 @@ def _result() -> AnalysisResult:
         "disc_bulge_own": Grade(1, {"0": 0.3, "1": 0.7}, series=("T2", "T1")),
     }  # fmt: skip
     disc = Disc(DiscLevel.L4_L5, vec3((7, 3, 1)), vec3((4.0, -1.5, -3.5)), (outline,), grades)
+    left_out = Disc(DiscLevel.T11_T12, vec3((2, 3, 1)), vec3((4.0, -1.5, -1.0)), (), {}, note="not graded: outside …")
     info = replace(
         InputInfo.from_scan(scan),
         sequence={"value": "T2", "source": "image", "probability": 0.97},
@@ -59,7 +60,7 @@ def _result() -> AnalysisResult:
     return AnalysisResult(
         input=info,
         vertebrae=(body, unlabelled),
-        discs=(disc,),
+        discs=(left_out, disc),
         models=(ModelInfo("detector", "1.3.0", "a" * 64),),
         flags=("labelling_ambiguous: no sacrum visible",),
         steps_not_run={"grading": "example"},
@@ -76,7 +77,8 @@ def test_every_record_round_trips() -> None:
     assert read.to_dict() == written.to_dict()
     assert read.vertebrae == written.vertebrae and read.discs == written.discs
     assert read.other_series[0].match == written.other_series[0].match
-    grades = read.discs[0].grades
+    assert read.discs[0].note == "not graded: outside …" and read.disc_rows()[0]["note"] == "not graded: outside …"
+    grades = read.discs[1].grades
     assert grades[Grading.PFIRRMANN].probability == pytest.approx(0.6)  # keys are the Grading members again
     assert grades["disc_bulge_own"].series == ("T2", "T1")  # a user's grading keeps its name
     assert read.disc_rows() == written.disc_rows() and read.vertebra_rows() == written.vertebra_rows()
@@ -100,10 +102,12 @@ def test_a_written_analysis_reads_back_from_its_folder(tmp_path: Path) -> None:
 
 def test_what_cannot_be_read_is_said(tmp_path: Path) -> None:
     doc = _result().to_dict()
-    with pytest.raises(OutputError, match="reads schema 1.2.0 and older 1.x"):
+    with pytest.raises(OutputError, match="reads schema 1.3.0 and older 1.x"):
         AnalysisResult.from_dict({**doc, "schema_version": "2.0.0"})
-    with pytest.raises(OutputError, match="schema 1.3.0"):
-        AnalysisResult.from_dict({**doc, "schema_version": "1.3.0"})
+    with pytest.raises(OutputError, match="schema 1.4.0"):
+        AnalysisResult.from_dict({**doc, "schema_version": "1.4.0"})
+    older = AnalysisResult.from_dict({**doc, "schema_version": "1.2.0"})  # an older 1.x reads (fields it lacks: None)
+    assert older.discs == AnalysisResult.from_dict(doc).discs
     with pytest.raises(OutputError, match="not an openspine result"):
         AnalysisResult.from_dict({"vertebrae": []})
     with pytest.raises(SchemaError, match="vertebrae/0/label"):

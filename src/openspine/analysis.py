@@ -124,6 +124,9 @@ def analyze(
     timings["total"] = time.perf_counter() - t0
     for stage, why in state.not_run.items():
         log.warning("%s not run: %s", stage, why)
+    ungraded = state.not_run.get("grading")
+    if ungraded:  # each disc says it too (its CSV row's note), not only the result's steps_not_run
+        state.discs = [d if d.grades or d.note else replace(d, note=f"not graded: {ungraded}") for d in state.discs]
     return AnalysisResult(
         input=replace(
             InputInfo.from_scan(scan),

@@ -21,7 +21,7 @@ from .vocabulary import DISCLAIMER
 if TYPE_CHECKING:
     from .scan import SagittalView, Scan
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"  # 1.3.0: a disc's "note" (why it was not graded)
 
 Vec3 = tuple[float, float, float]
 
@@ -164,8 +164,9 @@ class Disc:
         centroid_mm: its centre in RAS+ world millimetres.
         outlines: its four corners on each sagittal slice where it was found.
         grades: each grading (``Grading.PFIRRMANN`` or a fine-tuned grading's name) → :class:`Grade`; empty where
-            the disc was not graded: outside the levels asked for (``grade_levels``; no flag), or for the reason a
-            flag of the result gives (level unknown, outside the grader's scope, …).
+            the disc was not graded (``note`` says why).
+        note: why a disc without grades was not graded: outside the levels asked for (``grade_levels``), its level
+            unknown (between unlabelled bodies), or grading not run for the whole scan (the reason).
     """
 
     level: DiscLevel | None
@@ -173,15 +174,19 @@ class Disc:
     centroid_mm: Vec3
     outlines: tuple[SliceOutline, ...] = ()
     grades: Mapping[GradingName, Grade] = field(default_factory=dict)  # built-in Grading or a user's name
+    note: str | None = None  # why a disc without grades was not graded
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "level": self.level.value if self.level else None,
             "centroid_voxel": list(self.centroid_voxel),
             "centroid_mm": list(self.centroid_mm),
             "outlines": [o.to_dict() for o in self.outlines],
             "grades": {grading_name(g): r.to_dict() for g, r in self.grades.items()},
         }
+        if self.note:
+            out["note"] = self.note
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Disc:
@@ -191,6 +196,7 @@ class Disc:
             centroid_mm=_vec(d["centroid_mm"]),
             outlines=tuple(SliceOutline.from_dict(o) for o in d.get("outlines") or ()),
             grades={grading_key(g): Grade.from_dict(r) for g, r in (d.get("grades") or {}).items()},
+            note=d.get("note"),
         )
 
 
@@ -603,7 +609,7 @@ def _disc_rows(d: Mapping[str, Any]) -> list[dict[str, Any]]:
     grades: Mapping[str, Mapping[str, Any]] = d.get("grades") or {}
     if not grades:
         empty = dict.fromkeys(("grading", "grade", "probability", "balanced_grade", "probabilities", "series"), "")
-        return [{**base, **empty, "note": ""}]
+        return [{**base, **empty, "note": d.get("note") or ""}]
     rows = []
     for name, r in grades.items():
         grade, balanced, given = r.get("grade"), r.get("balanced_grade"), r.get("probabilities")

@@ -68,6 +68,15 @@ class GradingOutput:
     flags: tuple[str, ...]  # e.g. "not graded: T12-L1 (not detected)"
 
 
+NOT_GRADED_UNLABELLED = "not graded: its level is unknown (a body beside it has no label; the flags say why)"
+
+
+def _levels_text(levels: Sequence[DiscLevel]) -> str:
+    """``T12-L1 … L5-S1`` for a run of levels, else the levels listed."""
+    names = [lv.value for lv in levels]
+    return f"{names[0]} … {names[-1]}" if len(names) > 3 else ", ".join(names)
+
+
 def crops_for_discs(
     view: SagittalView, geometries: Sequence[DiscGeometry], spec: CropSpec
 ) -> tuple[NDArray[np.float32], list[list[int]]]:
@@ -175,8 +184,10 @@ def grade(
         name = d.level.value if d.level is not None else f"unlabelled disc #{i + 1}"
         if d.level is None:
             flags.add("not graded", name, "level unknown")
+            discs[i] = replace(d, note=NOT_GRADED_UNLABELLED)
             continue
-        if wanted is not None and d.level not in wanted:  # left out as asked: not a warning, so no flag
+        if wanted is not None and d.level not in wanted:  # left out as asked: not a warning, so no flag, a note
+            discs[i] = replace(d, note=f"not graded: outside the levels asked for ({_levels_text(levels or ())})")
             continue
         # every reason that holds for the whole image (its sequence, its intensities), else the level's
         outside = "; ".join(r for r in (wrong_sequence, withhold) if r) or model_scope.why_not_level(d.level)

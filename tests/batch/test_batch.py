@@ -313,3 +313,27 @@ def test_parquet_columns_are_typed_by_column(tmp_path: Path) -> None:
     assert table["mid_slice"].dtype == as_csv["mid_slice"].dtype == "int64"
     discs = pd.read_parquet(tmp_path / "out" / "discs.parquet")
     assert discs["probability"].dtype == "float64" and discs["grading"].dtype != "float64"
+
+
+def test_workers_are_not_forked_beside_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After PyTorch has run in the process (a model trained in the same notebook) forked workers hung for ever
+    (a two-channel grader trained, then run_batch(workers=2): tests/grading/test_pair.py before tests/batch): the
+    workers then start from a fresh interpreter."""
+    from openspine.batch.runner import _new_pool
+
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or object())
+    pool = _new_pool(1)
+    try:
+        assert pool._mp_context.get_start_method() == "spawn"
+    finally:
+        pool.shutdown()
+
+
+def test_a_forked_worker_drops_the_parents_model_sessions() -> None:
+    from openspine.models import forget_sessions, load_model
+    from openspine.models.registry import _session
+
+    load_model("detector")
+    assert _session.cache_info().currsize >= 1
+    forget_sessions()  # as a forked worker does first: the parent's sessions' thread pools are not in the child
+    assert _session.cache_info().currsize == 0

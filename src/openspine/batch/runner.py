@@ -231,8 +231,11 @@ def _new_pool(workers: int) -> Any:
     from concurrent.futures import ProcessPoolExecutor
 
     # fork is fastest (no re-import per worker) and safe while this process runs no other thread; otherwise a
-    # clean interpreter per worker (spawn)
-    method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
+    # clean interpreter per worker (spawn). PyTorch counts as another thread: once it has run in this process (a
+    # model trained or fine-tuned in the same notebook) its native threads exist, and forked workers hung for ever
+    # (reproduced: a two-channel grader trained with torch, then run_batch(workers=2) in the same process)
+    forkable = threading.active_count() == 1 and "torch" not in sys.modules
+    method = "fork" if sys.platform == "linux" and forkable else "spawn"
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_init, initargs=(os.getpid(),)
     )
@@ -353,8 +356,11 @@ def _worker_init(parent: int) -> None:
     _HELD_LOCKS.clear()
     _end_with_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from ..models import set_default_threads
+    from ..models import forget_sessions, set_default_threads
 
+    # a forked worker must not run the parent's model sessions: their thread pools' threads are not here, and a
+    # worker forked after an analysis in the same process (a notebook) could wait for them for ever
+    forget_sessions()
     set_default_threads(1)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ModelError
-from ..models import BUILTIN_DIR, LoadedModel, load_model
+from ..models import BUILTIN_DIR, LoadedModel, load_model, session_cache
 from ..results import ModelInfo
 from .crop import CropSpec
 from .heads import HeadSpec
@@ -119,7 +118,7 @@ def load_grader(grader: str | os.PathLike[str] | None = None, threads: int | Non
     return _load_cached(key, threads)
 
 
-@lru_cache(maxsize=4)
+@session_cache(maxsize=4)
 def _load_cached(key: str, threads: int | None) -> GraderModel:
     loaded = load_model(key, threads=threads)
     data = loaded.card.data

@@ -14,6 +14,7 @@ from .registry import (
     builtin_model_dir,
     builtin_names,
     check_kind,
+    forget_sessions,
     get_default_threads,
     load_model,
     looks_like_path,
@@ -21,6 +22,7 @@ from .registry import (
     model_kind,
     read_card,
     resolve_model,
+    session_cache,
     set_default_threads,
     sha256_of,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "builtin_model_dir",
     "builtin_names",
     "check_kind",
+    "forget_sessions",
     "get_default_threads",
     "load_model",
     "looks_like_path",
@@ -40,6 +43,7 @@ __all__ = [
     "model_kind",
     "read_card",
     "resolve_model",
+    "session_cache",
     "set_default_threads",
     "sha256_of",
 ]

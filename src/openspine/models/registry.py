@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ..errors import ModelError
 from ..results import ModelInfo
@@ -165,7 +166,30 @@ def check_kind(card: ModelCard, kind: str) -> ModelCard:
     return card
 
 
-@lru_cache(maxsize=8)
+F = TypeVar("F", bound=Callable[..., Any])
+_SESSION_CACHES: list[Any] = []  # every per-process cache that holds an onnxruntime session
+
+
+def session_cache(maxsize: int) -> Callable[[F], F]:
+    """``functools.lru_cache`` for a function whose results hold onnxruntime sessions, registered so that
+    :func:`forget_sessions` empties it: a process forked from one that ran a session must not reuse it (its thread
+    pool's threads are not in the child, which can then wait for them for ever)."""
+
+    def wrap(fn: F) -> F:
+        cached = lru_cache(maxsize=maxsize)(fn)
+        _SESSION_CACHES.append(cached)
+        return cast(F, cached)
+
+    return wrap
+
+
+def forget_sessions() -> None:
+    """Drop every cached model session of this process (a forked batch worker calls it first)."""
+    for cached in _SESSION_CACHES:
+        cached.cache_clear()
+
+
+@session_cache(maxsize=8)
 def _session(onnx_path: str, threads: int) -> Any:
     import onnxruntime as ort
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import weakref
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ from numpy.typing import NDArray
 
 from .._logging import get_logger
 from ..errors import ImageContentError, ModelError
-from ..models import LoadedModel, load_model
+from ..models import LoadedModel, load_model, session_cache
 from ..scan import SagittalView
 from .image import MODEL_SIZE, MODEL_SPACING_MM, PLANES, SEQUENCES, model_input
 
@@ -56,7 +55,7 @@ class ImageRecognition:
         }
 
 
-@lru_cache(maxsize=4)
+@session_cache(maxsize=4)
 def _model(name_or_folder: str) -> LoadedModel:
     model = load_model(name_or_folder, threads=1)
     inp = model.card.data.get("input", {})

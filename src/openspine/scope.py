@@ -406,13 +406,14 @@ def detector_label_reason(scope: ModelScope, cervical: bool) -> LabelReason:
     return reason_of
 
 
-def cervical_reason(scope: ModelScope) -> str | None:
+def cervical_reason(scope: ModelScope, probability: float | None = None) -> str | None:
     """Why no label is given on an image of the cervical spine, when the model's card lacks that region (None:
-    the card covers it, or declares no regions)."""
+    the card covers it, or declares no regions); ``probability``: the recogniser's, said where given."""
     if scope.regions is None or "cervical" in scope.regions:
         return None
     trained = "/".join(r for r in REGION_ORDER if r in scope.regions)
-    return f"the image shows the cervical spine; the detector was trained on {trained} scans only"
+    seen = "" if probability is None else f" (probability {probability:.2f})"
+    return f"the image shows the cervical spine{seen}; the detector was trained on {trained} scans only"
 
 
 NO_BODY = "no vertebral body detected"
@@ -423,10 +424,9 @@ def no_body_reason(card: Mapping[str, Any], cervical_probability: float | None) 
     it sees the cervical spine and the detector's card lacks it (a cervical crop is a spine, just not one the detector
     knows), else that the image does not look like a sagittal spine."""
     cervical = cervical_probability is not None and cervical_probability >= MIN_CERVICAL_PROBABILITY
-    why = cervical_reason(ModelScope.from_card(card)) if cervical else None
+    why = cervical_reason(ModelScope.from_card(card), cervical_probability) if cervical else None
     if why is not None:
-        seen = f"the cervical spine (probability {cervical_probability:.2f})"
-        return f"{NO_BODY}: {why.replace('the cervical spine', seen, 1)}"
+        return f"{NO_BODY}: {why}"
     return f"{NO_BODY}: this does not look like a sagittal spine image"
 
 

@@ -468,12 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_levels(text: str) -> tuple[DiscLevel, ...] | None:
-    t = text.strip().lower()
-    if t == "lumbar":
-        return LUMBAR_DISCS
-    if t == "all":
-        return None
-    return tuple(DiscLevel.parse(s) for s in text.split(","))
+    """``--levels``: read as the analysis reads ``grade_levels`` (``lumbar``, ``all`` = None, or a list)."""
+    from ..config import parse_grade_levels
+
+    return parse_grade_levels(text)
 
 
 def card_metrics(res: dict[str, Any]) -> dict[str, Any]:

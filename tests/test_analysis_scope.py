@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image, ImageDraw
 
@@ -296,6 +298,7 @@ def test_non_spine_image_exits_3_with_the_reason_in_result_json(
     from scipy.ndimage import gaussian_filter
 
     arr = gaussian_filter(rng.normal(size=(256, 256)), 6)[:, :, None].astype(np.float32)
+    arr -= arr.min()  # a magnitude image (values symmetric about 0 are refused as a phase image before detection)
     path = tmp_path / "texture.nii.gz"
     sagittal = np.array([[0, 0, 4.0, 0], [0, -0.8, 0, 0], [-0.8, 0, 0, 0], [0, 0, 0, 1]])  # rows S→I, cols A→P
     nib.save(nib.Nifti1Image(arr, sagittal), path)
@@ -307,6 +310,61 @@ def test_non_spine_image_exits_3_with_the_reason_in_result_json(
     validate_result(doc)
     assert "no vertebral body" in doc["out_of_scope"]
     assert doc["vertebrae"] == [] and "grading" in doc["steps_not_run"]
+
+
+def test_a_slice_in_hounsfield_units_exits_3_the_same_slice_with_a_small_offset_is_analysed(tmp_path: Path) -> None:
+    """A CT (or an MR phase image) is no MR magnitude image: no model of openspine has seen one. Here the real T2
+    slice is mapped into a CT's range (air -1024) as a NIfTI carries no modality to say so."""
+    data = shared_data_or_skip()
+    img = nib.load(data / VAL_T2)
+    arr = np.asarray(img.dataobj).astype(np.int16)
+    nib.save(nib.Nifti1Image(arr * 4 - 1024, img.affine), tmp_path / "hu.nii.gz")
+    assert main(["-q", "analyze", str(tmp_path / "hu.nii.gz"), "--out", str(tmp_path / "out")]) == 3
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert "looks like a CT in Hounsfield units" in doc["out_of_scope"] and doc["vertebrae"] == []
+    # a few units below zero (a baseline offset) is still a magnitude image
+    shifted = openspine.analyze(openspine.Scan(arr.astype(np.float32) - 5, img.affine))
+    assert shifted.out_of_scope is None and any(g.available for d in shifted.discs for g in d.grades.values())
+
+
+def test_a_series_whose_header_says_ct_exits_3_and_beside_an_mr_series_the_mr_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pydicom.uid import CTImageStorage
+
+    from dicom_fixtures import new_ids, write_series
+
+    data = shared_data_or_skip()
+    img = nib.load(data / "fastcleverseg/fcs-vb2-13/image.nii.gz")
+    arr = np.asarray(img.dataobj)
+    mid = arr.shape[2] // 2
+    aff = img.affine.copy()
+    aff[:3, 3] = img.affine[:3, :3] @ np.array([0, 0, mid - 6]) + img.affine[:3, 3]
+    aff[:3, 2] = img.affine[:3, 2] * 3  # 5 slices 3 mm apart: a quick series
+    mr = np.ascontiguousarray(arr[:, :, mid - 6 : mid + 7 : 3])
+    ids = new_ids()
+    write_series(tmp_path / "ct", mr, aff, ids=ids, series_number=7, description="SAG SPINE", prefix="C")
+    for f in (tmp_path / "ct").iterdir():  # the same pixels labelled as a CT reformat
+        ds = pydicom.dcmread(f)
+        ds.Modality, ds.SOPClassUID = "CT", CTImageStorage
+        ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+        ds.save_as(f)
+    assert main(["-q", "analyze", str(tmp_path / "ct"), "--out", str(tmp_path / "out")]) == 3
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert doc["out_of_scope"].startswith("the series is a CT (DICOM Modality CT), not MR")
+    assert main(["info", str(tmp_path / "ct")]) == 0  # info says so before any analysis
+    assert "main (not analysed: CT, not MR)" in capsys.readouterr().out
+    # the study's MR series beside it (fewer slices) is the one analysed
+    study = tmp_path / "study"
+    shutil.copytree(tmp_path / "ct", study)
+    mr_ids = new_ids(study_uid=ids.study_uid, frame_of_reference_uid=ids.frame_of_reference_uid)
+    write_series(study, mr[:, :, 1:4], aff, ids=mr_ids, series_number=3, prefix="M")
+    result = openspine.analyze(study)
+    assert result.out_of_scope is None and result.input.series.get("modality") == "MR", result.input.series
+    assert len([v for v in result.vertebrae if v.label is not None]) >= 5
 
 
 @pytest.mark.parametrize("spacing", [["1", "1"], ["auto"]])

@@ -10,6 +10,7 @@ from openspine.levels import DiscLevel, Level
 from openspine.models import BUILTIN_DIR
 from openspine.results import Disc, Grade, Vertebra
 from openspine.scope import (
+    MODALITIES_ANALYSED,
     ModelScope,
     decide_plane,
     decide_sequence,
@@ -17,8 +18,10 @@ from openspine.scope import (
     field_of_view,
     labels_in_scope,
     low_score_flag,
+    modality_reason,
     plane_conflict,
     plane_conflict_reason,
+    signed_values_reason,
     withhold_labels,
     wrong_way_round,
     wrong_way_round_reason,
@@ -272,3 +275,37 @@ def test_labels_need_three_bodies() -> None:
     three_v = [_v("L4"), _v("L5"), _v("S1")]
     assert labels_in_scope(three_v, [_d("L4-L5"), _d("L5-S1")], card, cervical_probability=0.0)[3] is None
     assert labels_in_scope([], [], card, cervical_probability=0.0)[3] is None  # no body: refused elsewhere
+
+
+def test_a_header_naming_another_modality_than_mr_is_refused_one_naming_none_is_not() -> None:
+    for undeclared in ("MR", None, "", "OT", " sc "):  # other / secondary capture: a screenshot of an MR image
+        assert modality_reason(undeclared) is None, undeclared
+    ct = modality_reason("CT")
+    assert ct is not None and ct.startswith("the series is a CT (DICOM Modality CT), not MR")
+    assert "a radiograph (DICOM Modality DX)" in (modality_reason("dx") or "")
+    assert "modality XC (DICOM Modality XC)" in (modality_reason("XC") or "")
+
+
+def test_every_builtin_card_is_scoped_to_the_modality_the_analysis_reads() -> None:
+    for name in ("detector", "grader", "recognizer", "orientation"):
+        card = json.loads((BUILTIN_DIR / name / "card.json").read_text())
+        assert tuple(card["scope"]["modalities"]) == MODALITIES_ANALYSED, name
+
+
+def test_hounsfield_units_and_phase_images_are_no_mr_magnitude_image() -> None:
+    rng = np.random.default_rng(0)
+    magnitude = rng.gamma(2.0, 100.0, size=(96, 96, 3))
+    assert signed_values_reason(magnitude) is None
+    # offsets a magnitude image may be stored with: z-scored, mean-centred, a baseline below zero
+    for stored in ((magnitude - magnitude.mean()) / magnitude.std(), magnitude - magnitude.mean(), magnitude - 20):
+        assert signed_values_reason(stored) is None
+    ringing = magnitude.copy()
+    ringing.flat[::100] = -1000  # 1 % at air's value (a few reconstruction artefacts): tolerated
+    assert signed_values_reason(ringing) is None
+    ct = signed_values_reason(np.where(magnitude > 150, magnitude * 3, -1000.0))  # air at -1000, tissue above 0
+    assert ct is not None and ct.startswith("44 % of its voxels are at -900 or lower (air in a CT is -1000): this")
+    padded = np.where(magnitude > 60, magnitude * 3 - 100, -3024.0)  # fat below 0, padding outside the field
+    assert "Hounsfield" in (signed_values_reason(padded) or "")
+    phase = signed_values_reason(rng.uniform(-np.pi, np.pi, size=(96, 96, 3)))  # radians
+    assert phase is not None and phase.startswith("its values are symmetric about 0") and "MR phase image" in phase
+    assert "MR phase image" in (signed_values_reason(rng.uniform(-4096, 4096, size=(96, 96, 3))) or "")  # scaled

@@ -735,7 +735,8 @@ def _grade(
 def _refuse_unseen(scan: Scan) -> None:
     """Refuse, before any model looks at it, a scan with nothing to analyse: a label map given as an image (by its
     name: the rule by which batch skips such a file, :func:`openspine.io.formats.looks_like_label_map`), an image
-    without contrast, or one of a few intensity values (a mask, a thresholded picture: by its content,
+    without contrast, one that is not an MR magnitude image (:func:`openspine.scope.not_mr_magnitude_reason`: a CT,
+    a radiograph, an MR phase image), or one of a few intensity values (a mask, a thresholded picture: by its content,
     :func:`openspine.scope.few_values_reason`) (:class:`~openspine.errors.OutOfScopeError`); NaN or infinite voxels
     stay an error."""
     from .io.formats import LABEL_MAP, looks_like_label_map
@@ -746,9 +747,9 @@ def _refuse_unseen(scan: Scan) -> None:
             "openspine analyses images: rename the file if it is one"
         )
     scan.check_analysable()
-    few = scope.few_values_reason(scan.array)
-    if few is not None:
-        raise OutOfScopeError(few)
+    why = scope.not_mr_magnitude_reason(scan) or scope.few_values_reason(scan.array)
+    if why is not None:
+        raise OutOfScopeError(why)
 
 
 def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[str, Any] | None]:

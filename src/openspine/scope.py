@@ -271,21 +271,100 @@ MIN_DISTINCT_VALUES = 32
 _VALUES_SAMPLE = 1 << 18  # at most this many voxels counted, evenly spaced through the image
 
 
+def _even_sample(array: Any, size: int) -> Any:
+    """About ``size`` voxels evenly spaced along every axis of ``array`` (a view: no copy of the image)."""
+    import numpy as np
+
+    arr = np.asarray(array)
+    step = max(1, int((arr.size / size) ** (1 / max(arr.ndim, 1))))
+    return arr[(slice(None, None, step),) * arr.ndim]
+
+
 def few_values_reason(array: Any) -> str | None:
     """Why an image of fewer than :data:`MIN_DISTINCT_VALUES` distinct intensities is not analysed, or None. Counted
     on an even sample of its voxels."""
     import numpy as np
 
-    arr = np.asarray(array)
     for size in (4096, _VALUES_SAMPLE):  # a sparse sample through the whole image settles almost every real one
-        step = max(1, int((arr.size / size) ** (1 / max(arr.ndim, 1))))  # along every axis: no copy of the image
-        n = np.unique(arr[(slice(None, None, step),) * arr.ndim]).size
+        n = np.unique(_even_sample(array, size)).size
         if n >= MIN_DISTINCT_VALUES:
             return None
     return (
         f"the image holds only {n} distinct intensities: a mask, a label map, a thresholded picture or one exported "
         "with too few grey levels; give the scan itself (an MR image, 8 bits or more)"
     )
+
+
+# every model was trained on MR images (the cards' ``scope.modalities``); a DICOM series of another modality is
+# refused, one that declares none, "OT" (other) or "SC" (secondary capture: a screenshot of an MR image may be one) is
+# left to the image
+MODALITIES_ANALYSED = ("MR",)
+_UNDECLARED_MODALITIES = frozenset({"", "OT", "SC"})
+_MODALITY_NAMES = {
+    "CT": "a CT",
+    "CR": "a radiograph",
+    "DX": "a radiograph",
+    "RG": "a radiograph",
+    "MG": "a mammogram",
+    "RF": "a fluoroscopy image",
+    "XA": "an X-ray angiogram",
+    "US": "an ultrasound image",
+    "PT": "a PET image",
+    "NM": "a nuclear medicine image",
+}
+# a CT in Hounsfield units holds air at -1000 (and padding outside its field of view at -1024 to -3024); no MR
+# magnitude image does, whatever offset it was stored with (a z-scored or mean-centred NIfTI stays well above). An
+# image with at least this share of its voxels at or below AIR_HU is taken for a CT (every one of the 324 shared MR
+# scans has none below 0)
+AIR_HU = -900.0
+MIN_AIR_SHARE = 0.02
+# an MR phase (or real-part) image is symmetric about 0: at least this share of its voxels negative, and its lowest
+# value at least this fraction of its highest in magnitude (a mean-centred magnitude image is lopsided: its dark
+# background lies much closer to 0 than its bright fat and fluid)
+MIN_PHASE_NEGATIVE_SHARE = 0.25
+MIN_PHASE_SYMMETRY = 0.7
+
+
+def modality_reason(modality: str | None) -> str | None:
+    """Why a DICOM series of ``modality`` (its header's Modality) is not analysed, or None (MR, or none declared)."""
+    code = (modality or "").strip().upper()
+    if code in MODALITIES_ANALYSED or code in _UNDECLARED_MODALITIES:
+        return None
+    what = _MODALITY_NAMES.get(code, f"modality {code}")
+    return (
+        f"the series is {what} (DICOM Modality {code}), not MR: openspine's models were trained on MR images only; "
+        "give the study's sagittal MR series"
+    )
+
+
+def signed_values_reason(array: Any) -> str | None:
+    """Why an image whose values are those of a CT in Hounsfield units (:data:`AIR_HU`) or of an MR phase image
+    (:data:`MIN_PHASE_NEGATIVE_SHARE`, :data:`MIN_PHASE_SYMMETRY`) is not analysed: every model was trained on MR
+    magnitude images. None for any other image. Counted on an even sample of its voxels."""
+    import numpy as np
+
+    sample = np.asarray(_even_sample(array, _VALUES_SAMPLE), dtype=np.float64)
+    n = max(sample.size, 1)
+    air = float(np.count_nonzero(sample <= AIR_HU)) / n
+    lo, hi = float(sample.min()), float(sample.max())
+    negative = float(np.count_nonzero(sample < 0)) / n
+    if air >= MIN_AIR_SHARE:
+        seen = f"{100 * air:.0f} % of its voxels are at {AIR_HU:g} or lower (air in a CT is -1000)"
+    elif negative >= MIN_PHASE_NEGATIVE_SHARE and hi > 0 and -lo >= MIN_PHASE_SYMMETRY * hi:
+        seen = f"its values are symmetric about 0 ({lo:g} to {hi:g}, {100 * negative:.0f} % negative)"
+    else:
+        return None
+    return (
+        f"{seen}: this looks like a CT in Hounsfield units or an MR phase image, not the MR magnitude image "
+        "openspine's models were trained on; give the sagittal MR (magnitude) series"
+    )
+
+
+def not_mr_magnitude_reason(scan: Any) -> str | None:
+    """Why ``scan`` (a :class:`~openspine.scan.Scan`) is not the MR magnitude image every model was trained on: its
+    header names another modality (:func:`modality_reason`) or its values are those of a CT or a phase image
+    (:func:`signed_values_reason`); None otherwise."""
+    return modality_reason(scan.source.modality) or signed_values_reason(scan.array)
 
 
 # a picture with this share of the pixels around its spine in colour carries drawings there (outlines, an overlay,

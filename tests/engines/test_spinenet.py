@@ -369,3 +369,21 @@ def test_the_engine_is_an_analysis_option() -> None:
     assert AnalysisConfig().engine == "openspine"
     with pytest.raises(ConfigError, match="engine must be one of openspine, spinenet"):
         AnalysisConfig.from_mapping({"engine": "other"})
+
+
+def test_a_ct_is_out_of_scope_before_spinenet_looks_at_it() -> None:
+    """SpineNet's models, too, were trained on MR images: a scan in Hounsfield units is refused with the reason, and
+    no network runs (the stub engine has none)."""
+    from types import SimpleNamespace
+
+    from openspine import Scan
+    from openspine.engines.spinenet import analyze_with_spinenet
+
+    rng = np.random.default_rng(0)
+    tissue = rng.gamma(2.0, 100.0, size=(96, 80, 3))
+    hounsfield = np.where(tissue > 150, tissue * 3, -1000.0).astype(np.float32)
+    sagittal = np.array([[0, 0, 3.0, 0], [0, -1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1]])  # rows S→I, cols A→P
+    result = analyze_with_spinenet(Scan(hounsfield, sagittal), engine=SimpleNamespace(version="stub", models=()))
+    assert result.out_of_scope is not None and "Hounsfield units" in result.out_of_scope
+    assert result.steps_not_run["detection"] == result.steps_not_run["grading"] == result.out_of_scope
+    assert not result.vertebrae and not result.discs

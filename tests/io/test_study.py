@@ -62,8 +62,8 @@ def test_the_t2_is_main_and_the_t1_is_read_beside_it(t1_t2_study: T1T2Study, cap
     assert_allclose(study.t1.affine, study.main.affine, atol=1e-6)
     # listed as info lists them (by SeriesNumber: the T1 is #2, the T2 #3)
     assert study.roles == (
-        SeriesRole(0, "T1", "T1", "T1 TSE SAG", t1_t2_study.t1.series_uid, study.roles[0].reason),
-        SeriesRole(1, "main", "T2", "T2 TSE SAG", t1_t2_study.t2.series_uid, study.roles[1].reason),
+        SeriesRole(0, "T1", "T1", "T1 TSE SAG", t1_t2_study.t1.series_uid, study.roles[0].reason, modality="MR"),
+        SeriesRole(1, "main", "T2", "T2 TSE SAG", t1_t2_study.t2.series_uid, study.roles[1].reason, modality="MR"),
     )
     assert "says T2" in study.roles[1].reason and "says T1" in study.roles[0].reason
     assert "T1 TSE SAG" in caplog.text and "main" in caplog.text
@@ -167,6 +167,14 @@ def test_the_default_main_series_is_the_sagittal_t2_even_with_fewer_slices() -> 
     # without such a series, the most slices
     found = [_info(1, "sagittal", 19, "T1"), _info(3, "sagittal", 17, "STIR")]
     assert choose_series(found, None, quiet=True).series_number == 1
+
+
+def test_a_sagittal_mr_series_is_main_over_a_ct_reformat_with_more_slices() -> None:
+    ct = dataclasses.replace(_info(4, "sagittal", 200, None), modality="CT")
+    found = [ct, _info(2, "sagittal", 15, None), _info(3, "sagittal", 17, "T1")]
+    assert choose_series(found, None, quiet=True).series_number == 2
+    # a CT alone is still chosen (and the analysis refuses it with the reason), not a failed choice
+    assert choose_series([ct], None, quiet=True).series_number == 4
 
 
 def test_an_unnamed_sagittal_t2_is_main_over_a_t1_with_more_slices(tmp_path: Path) -> None:

@@ -271,15 +271,18 @@ def analyze_with_spinenet(
         engine = SpineNetEngine.load(weights_dir, device)
         timings["model_load"] = time.perf_counter() - t0
     scan.check_analysable()
+    not_mr = scope.not_mr_magnitude_reason(scan)  # SpineNet's models, too, were trained on MR images
     view = scan.to_sagittal()
     volume, spacing = spinenet_volume(view)
-    step("detect")
-    t = time.perf_counter()
-    vert_dicts = _detect(engine, volume, spacing)
-    timings["detection"] = time.perf_counter() - t
+    not_run: dict[str, str] = {"detection": not_mr} if not_mr else {}
+    vert_dicts: list[dict[str, Any]] = []
+    if not not_mr:
+        step("detect")
+        t = time.perf_counter()
+        vert_dicts = _detect(engine, volume, spacing)
+        timings["detection"] = time.perf_counter() - t
     vertebrae = [_vertebra(v, view) for v in sorted(vert_dicts, key=_height)]
     discs: list[Disc] = []
-    not_run: dict[str, str] = {}
     if len(vert_dicts) >= 2:
         step("grade")
         t = time.perf_counter()
@@ -291,7 +294,7 @@ def analyze_with_spinenet(
         not_run["grading"] = "grading needs two detected vertebrae"
     timings["total"] = time.perf_counter() - t0
     flags = [LICENCE_NOTICE, *scan.source.header_flags]  # what the file's header says (e.g. its transforms disagree)
-    out_of_scope = None if vertebrae else "SpineNet detected no vertebral body"
+    out_of_scope = not_mr or (None if vertebrae else "SpineNet detected no vertebral body")
     if out_of_scope:
         not_run["grading"] = out_of_scope
     fov = scope.field_of_view((v.label for v in vertebrae), None)

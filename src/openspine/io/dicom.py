@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from .. import geometry
+from .. import geometry, scope
 from .._logging import get_logger
 from ..errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
 from ..recognition.header import sequence_from_header
@@ -512,8 +512,9 @@ def choose_series(found: list[SeriesInfo], wanted: str | int | None, quiet: bool
     sagittal series whose header says T2 (:attr:`SeriesInfo.sequence_hint`) with the most slices is chosen; else
     the sagittal series whose header names no sequence with the most slices (it may well be the T2: anonymised
     exports often drop the words), else the sagittal series with the most slices (ties: lowest SeriesNumber); a
-    lone image series is chosen whatever its plane. Unless ``quiet``, the choice and its reason are logged at INFO
-    (at WARNING when the folder holds several studies or patients: :func:`several_studies`).
+    lone image series is chosen whatever its plane. A sagittal MR series (or one naming no modality) is chosen before
+    a sagittal series of another modality (a CT reformat), which no model reads. Unless ``quiet``, the choice and its
+    reason are logged at INFO (at WARNING when the folder holds several studies or patients: :func:`several_studies`).
     """
     chosen, why = choose_series_why(found, wanted)
     if not quiet:
@@ -571,7 +572,9 @@ def _most_slices(series: list[SeriesInfo]) -> SeriesInfo:
 def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
     """The default main series among the image series of ``listed`` (the objects that are no image never count)."""
     found = [s for s in listed if s.is_image]
+    # an MR series (or one that names no modality) beats one no model reads: a sagittal CT reformat in the same study
     sagittal = [s for s in found if s.plane == "sagittal"]
+    sagittal = [s for s in sagittal if scope.modality_reason(s.modality) is None] or sagittal
     if sagittal:
         # T2 is what the grader reads: a sagittal T2 beats a sagittal T1 or STIR with more slices
         t2 = [s for s in sagittal if s.sequence_hint == "T2"]
@@ -654,7 +657,9 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
             )
         else:
             role, reason = _unused_role(s, main, t1_index)
-        out.append(SeriesRole(i, role, s.sequence_hint, s.description or "", s.series_uid, reason, note or ""))
+        out.append(
+            SeriesRole(i, role, s.sequence_hint, s.description or "", s.series_uid, reason, note or "", s.modality)
+        )
     return tuple(out)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..scope import ModelScope
+from ..scope import ModelScope, modality_reason
 
 __all__ = ["ROLES", "ROLE_MAIN", "ROLE_NOT_USED", "ROLE_STIR", "ROLE_T1", "SeriesRole", "grading_withheld"]
 
@@ -43,6 +43,8 @@ class SeriesRole:
         reason: why it plays this role, in words.
         note: what the listing of the main series adds: that the folder holds several studies or patients, of
             which the default choice took this one ("" when it does not).
+        modality: its Modality (``"MR"``, ``"CT"`` …) or None; a main series of a modality no model reads is listed
+            as not analysed (:func:`openspine.scope.modality_reason`).
     """
 
     index: int
@@ -52,6 +54,7 @@ class SeriesRole:
     series_uid: str
     reason: str
     note: str = ""
+    modality: str | None = None
 
     @property
     def read(self) -> bool:
@@ -63,10 +66,14 @@ class SeriesRole:
         (axial)``. Whether the main series is graded follows the built-in grader's scope, as ``analyze`` does
         (:func:`grading_withheld`), with the note that the folder holds several studies where it does."""
         if self.role == ROLE_MAIN:
-            main = _main_text(self.sequence)
+            main = _main_text(self.sequence) if modality_reason(self.modality) is None else _not_mr_text(self.modality)
             return f"{main}; {self.note}: choose with --series" if self.note else main
         words = _ROLE_TEXT.get(self.role, self.role)
         return f"{words}: {self.reason}" if self.role == ROLE_NOT_USED else words
+
+
+def _not_mr_text(modality: str | None) -> str:
+    return f"main (not analysed: {(modality or '').strip().upper()}, not MR)"
 
 
 def _main_text(sequence: str | None) -> str:

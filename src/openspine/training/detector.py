@@ -91,6 +91,7 @@ class TrainConfig:
 # --- network -----------------------------------------------------------------------------------------------------
 # What the trained model may answer (see openspine.scope): the training volumes' sequences and labelled levels.
 DETECTOR_SCOPE = {
+    "modalities": ["MR"],
     "sequences": ["T1", "T2", "STIR", "other"],
     "planes": ["sagittal"],
     "regions": ["thoracic", "lumbar", "sacral"],

@@ -42,6 +42,7 @@ log = get_logger("training.grader")
 
 # What the trained model may answer (see openspine.scope): the SPIDER training data's sequence and levels.
 GRADER_SCOPE = {
+    "modalities": ["MR"],
     "sequences": ["T2"],
     "planes": ["sagittal"],
     "regions": ["thoracic", "lumbar"],

@@ -176,7 +176,11 @@ def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -
         },
         "training": common.training_record(cfg.to_dict(), meta, leave_out=("pictures", "picture_counts")),
         "metrics": {"note": "see docs/reading-scans.md: python scripts/orientation_survey.py"},
-        "scope": {"planes": ["sagittal"], "regions": ["cervical", "thoracic", "lumbar", "sacral"]},
+        "scope": {
+            "modalities": ["MR"],
+            "planes": ["sagittal"],
+            "regions": ["cervical", "thoracic", "lumbar", "sacral"],
+        },
         "intended_use": "research; lets the analysis refuse a scan stored the wrong way round; not a medical device",
         "limitations": [
             "trained on lumbar and thoraco-lumbar pictures (SPIDER, FastCleverSeg) and four SCT volumes; whole-spine "

@@ -60,6 +60,7 @@ T1_DROPOUT = 0.3  # probability that a training crop's T1 channel is zeroed: the
 MIN_T1_GAIN = 0.01  # balanced accuracy "with T1" must add over "T1 zeroed" in cross-validation for a head to be kept
 
 SCOPE: dict[str, Any] = {
+    "modalities": ["MR"],
     "sequences": ["T2"],
     "second_series": [SECOND_SERIES],
     "planes": ["sagittal"],

@@ -59,6 +59,7 @@ Only split == "train" items are read. Outputs: DIR/model.onnx, DIR/card.json (me
 
 # What the trained model may answer (see openspine.scope); the cervical call's weak basis is stated in the card.
 RECOGNIZER_SCOPE = {
+    "modalities": ["MR"],
     "sequences": ["T1", "T2", "other"],
     "planes": ["sagittal", "axial", "coronal"],
     "regions": ["cervical", "thoracic", "lumbar", "sacral"],

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from openspine.detection import decode_maps
-from openspine.detection.decode import DecodeParams, Instance, find_peaks, group_instances, keep_groups, slice_instances
+from openspine.detection.decode import (
+    DecodeParams,
+    Group,
+    Instance,
+    drop_off_column,
+    find_peaks,
+    group_instances,
+    keep_groups,
+    slice_instances,
+)
 from openspine.detection.preprocess import plane_grid
 from openspine.levels import DiscLevel, Level
 from openspine.scan import Scan
@@ -178,3 +187,30 @@ def test_a_body_running_on_past_one_side_of_the_volume() -> None:
     assert not at_volume_side(body({0: 550.0, 1: 600.0, 2: 580.0}), 3)  # runs past both sides
     assert not at_volume_side(body({1: 400.0, 2: 600.0, 3: 300.0}), 6)  # inside
     assert not at_volume_side(body({0: 600.0}), 1)
+
+
+def _column(centres_mm: list[tuple[float, float]], spacing: float = 1.25) -> list[Group]:
+    return [Group([_inst(0, r / spacing, c / spacing)]) for r, c in centres_mm]
+
+
+def _centres(groups: list[Group], spacing: float = 1.25) -> list[tuple[int, int]]:
+    return [(round(g.centroid[0] * spacing), round(g.centroid[1] * spacing)) for g in groups]
+
+
+def test_a_body_off_the_column_is_dropped_a_curved_or_slipped_spine_keeps_every_body() -> None:
+    # a lordotic lumbar spine with the sacrum turning back, a slipped L4 (12 mm forward) and S1 behind L5
+    spine = [(0, 60), (32, 55), (64, 52), (96, 52), (128, 40), (160, 60), (190, 80)]
+    assert _centres(drop_off_column(_column(spine), 1.25), 1.25) == spine
+    # a false body in the face (70 mm in front of the column), between two bodies and at the top
+    face = [*spine[:3], (80, -10), *spine[3:]]
+    assert _centres(drop_off_column(_column(face), 1.25), 1.25) == spine
+    top = [(-20, -30), *spine]
+    assert _centres(drop_off_column(_column(top), 1.25), 1.25) == spine
+    # two spines side by side (a montage), their bodies alternating in height: left for the analysis to refuse
+    montage = sorted([(r, 60) for r in range(0, 160, 32)] + [(r + 16, 260) for r in range(0, 160, 32)])
+    assert len(drop_off_column(_column(montage), 1.25)) == len(montage)
+    # a body far above the others (bodies missed between): no column known there to judge it by
+    far = [(-300, 0), *spine]
+    assert _centres(drop_off_column(_column(far), 1.25), 1.25) == far
+    # too few bodies to know the column
+    assert len(drop_off_column(_column(face[:3]), 1.25)) == 3

@@ -108,7 +108,8 @@ def _upsample2(a: NDArray[np.floating]) -> NDArray[np.float32]:
 def find_bodies(
     maps: NDArray[np.float32], grid: PlaneGrid, spacing_model: float, params: _decode.DecodeParams
 ) -> list[_decode.Group]:
-    """Body instances on each processed slice, grouped across slices, overlapping and crowded groups dropped."""
+    """Body instances on each processed slice, grouped across slices, overlapping, crowded and off-column groups
+    dropped."""
     n = len(maps)
     h0, w0 = grid.shape
     instances: list[_decode.Instance] = []
@@ -122,7 +123,7 @@ def find_bodies(
         )
     groups = _decode.keep_groups(_decode.group_instances(instances, spacing_model, params), n, params)
     groups = _decode.drop_overlapping(groups, spacing_model)
-    return _decode.drop_crowded(groups, spacing_model)
+    return _decode.drop_off_column(_decode.drop_crowded(groups, spacing_model), spacing_model)
 
 
 @dataclass(frozen=True)

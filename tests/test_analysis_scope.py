@@ -269,6 +269,29 @@ def test_upper_thoracic_bodies_all_scored_low_get_no_label() -> None:
     assert result.input.field_of_view is not None and result.input.field_of_view["value"] == "none"
 
 
+def test_bodies_far_closer_together_than_lumbar_ones_get_no_label() -> None:
+    """An upper thoracic crop (T1-T5 region of a cervico-thoracic scan) had been labelled L4, L5, S1 and graded."""
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # axis 1 runs to the head; rows 0-120: ~T1-T5
+    crop = np.asarray(img.dataobj)[:, :120, :]
+    result = openspine.analyze(openspine.Scan(crop, img.affine))
+    assert result.vertebrae and all(v.label is None for v in result.vertebrae)
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    withheld = next(f for f in result.flags if f.startswith("labels_withheld: every body"))
+    assert "mm apart (centre to centre), closer together than lumbar or lower thoracic bodies lie" in withheld
+
+
+def test_a_sagittal_volume_saved_with_an_identity_affine_gets_no_label_and_a_flag(tmp_path: Path) -> None:
+    """np.eye(4) names the stored sagittal slices' axes wrongly: the volume is resliced across its true axes."""
+    data = shared_data_or_skip()
+    img = nib.load(data / "fastcleverseg/fcs-vb2-05/image.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), np.eye(4)), tmp_path / "eye.nii.gz")
+    result = openspine.analyze(tmp_path / "eye.nii.gz")
+    assert [f for f in result.flags if f.startswith("nifti_default_affine")]
+    assert all(v.label is None for v in result.vertebrae)
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+
+
 def test_a_cervical_crop_without_bodies_is_refused_as_cervical_not_as_no_spine() -> None:
     """sct-testing-t1 (a small cervical T1 crop) gives the detector no body: the reason is the cervical view the
     detector was not trained on, as the recogniser sees it, not 'does not look like a sagittal spine image'."""

@@ -12,6 +12,7 @@ from openspine.results import Disc, Grade, Vertebra
 from openspine.scope import (
     MODALITIES_ANALYSED,
     ModelScope,
+    body_spacing_reason,
     decide_plane,
     decide_sequence,
     detector_label_reason,
@@ -29,7 +30,10 @@ from openspine.scope import (
 
 
 def _v(label: str | None, score: float = 0.9) -> Vertebra:
-    return Vertebra(Level.parse(label) if label else None, score, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    """A body of ``label`` at its place on a spine whose bodies lie 35 mm apart."""
+    level = Level.parse(label) if label else None
+    z = -35.0 * level.ordinal if level else 0.0
+    return Vertebra(level, score, (0.0, 0.0, 0.0), (0.0, 0.0, z))
 
 
 def _d(level: str) -> Disc:
@@ -309,3 +313,20 @@ def test_hounsfield_units_and_phase_images_are_no_mr_magnitude_image() -> None:
     phase = signed_values_reason(rng.uniform(-np.pi, np.pi, size=(96, 96, 3)))  # radians
     assert phase is not None and phase.startswith("its values are symmetric about 0") and "MR phase image" in phase
     assert "MR phase image" in (signed_values_reason(rng.uniform(-4096, 4096, size=(96, 96, 3))) or "")  # scaled
+
+
+def _at(label: str | None, z: float) -> Vertebra:
+    return Vertebra(Level.parse(label) if label else None, 0.9, (0.0, 0.0, 0.0), (0.0, 0.0, z))
+
+
+def test_bodies_are_labelled_only_at_the_spacing_lumbar_bodies_have() -> None:
+    lumbar = [_at(lab, -35.0 * i) for i, lab in enumerate(["L3", "L4", "L5", "S1"])]
+    assert body_spacing_reason(lumbar) is None
+    close = [_at(lab, -16.0 * i) for i, lab in enumerate(["L4", "L5", "S1"])]
+    why = body_spacing_reason(close)
+    assert why is not None and why.startswith("the vertebral bodies lie 16 mm apart (centre to centre), closer")
+    far = [_at(lab, -90.0 * i) for i, lab in enumerate(["L4", "L5", "S1"])]
+    assert "lie 90 mm apart" in (body_spacing_reason(far) or "") and "too large" in (body_spacing_reason(far) or "")
+    # only consecutive labelled bodies count: a gap where a body was missed is no spacing
+    gap = [_at("L1", 0.0), _at("L2", -35.0), _at("L4", -105.0), _at("L5", -140.0)]
+    assert body_spacing_reason(gap) is None and body_spacing_reason([_at(None, 0.0), _at(None, -16.0)]) is None

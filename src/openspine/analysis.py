@@ -189,11 +189,12 @@ def _look(
     detection = None if state.out_of_scope else _detect(view, detector, state, cervical_p)
     way_round: dict[str, Any] | None = None
     if detection is not None:
-        # the scope comes first: labels it withholds (a cervical field of view) cannot vouch for the orientation
+        # two spines side by side first: the scope's rules read one column of bodies (their spacing, their count)
+        detection = _one_spine(view, detection, state, first_flag)
+    if detection is not None:
+        # the scope comes next: labels it withholds (a cervical field of view) cannot vouch for the orientation
         detection = _label_scope(detection, detector, cervical_p, state)
         detection = _few_bodies_in_a_picture(view, detection, state, first_flag)
-        if detection is not None:
-            detection = _one_spine(view, detection, state, first_flag)
     if detection is not None:
         if check_orientation:
             planes = recognition.plane_probabilities if recognition is not None else None

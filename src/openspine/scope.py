@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 
 from .levels import DiscLevel, Level
@@ -539,6 +540,48 @@ def too_few_bodies_reason(n_bodies: int) -> str | None:
     )
 
 
+# consecutive labelled bodies lie this far apart, centre to centre (median over the scan), on a spine the detector
+# knows: 22.6 to 57.7 mm over the 317 shared scans it labels (train and val, T2 and T1; `python
+# scripts/body_geometry_survey.py --data ../shared/data`). Outside a fifth more than that range either way the bodies
+# are not lumbar or lower thoracic ones at their true size: the cervical or upper thoracic spine (16 to 27 mm), or a
+# voxel or pixel size that is wrong
+MIN_BODY_SPACING_MM = 18.0
+MAX_BODY_SPACING_MM = 75.0
+
+
+def body_spacing_mm(vertebrae: Sequence[Vertebra]) -> float | None:
+    """The median distance (mm) between the centres of consecutive labelled bodies (labels one level apart), or
+    None where no two such bodies are found."""
+    import numpy as np
+
+    gaps = [
+        float(np.linalg.norm(np.subtract(a.centroid_mm, b.centroid_mm)))
+        for a, b in pairwise(vertebrae)
+        if a.label is not None and b.label is not None and b.label.ordinal - a.label.ordinal == 1
+    ]
+    return float(np.median(gaps)) if gaps else None
+
+
+def body_spacing_reason(vertebrae: Sequence[Vertebra]) -> str | None:
+    """Why no label is given to bodies that lie closer together or farther apart than the lumbar and lower thoracic
+    bodies the detector was trained and validated on (:data:`MIN_BODY_SPACING_MM`, :data:`MAX_BODY_SPACING_MM`), or
+    None. An upper thoracic crop had been labelled L4, L5, S1 and graded, its bodies 16 mm apart."""
+    gap = body_spacing_mm(vertebrae)
+    if gap is None or MIN_BODY_SPACING_MM <= gap <= MAX_BODY_SPACING_MM:
+        return None
+    if gap < MIN_BODY_SPACING_MM:
+        what = "closer together than lumbar or lower thoracic bodies lie (the cervical or upper thoracic spine?)"
+        size = "too small"
+    else:
+        what = "farther apart than lumbar or lower thoracic bodies lie"
+        size = "too large"
+    return (
+        f"the vertebral bodies lie {gap:.0f} mm apart (centre to centre), {what}: in the scans the detector was "
+        f"trained and validated on they lie {MIN_BODY_SPACING_MM:.0f}-{MAX_BODY_SPACING_MM:.0f} mm apart, with "
+        f"room to spare; or the voxel or pixel size given is {size}"
+    )
+
+
 def labels_in_scope(
     vertebrae: Sequence[Vertebra], discs: Sequence[Disc], card: Mapping[str, Any], cervical_probability: float | None
 ) -> tuple[list[Vertebra], list[Disc], list[str], str | None]:
@@ -553,6 +596,7 @@ def labels_in_scope(
         (cervical_reason(model_scope) if cervical else None)
         or too_few_bodies_reason(len(vertebrae))
         or unsure_spine_reason(vertebrae)
+        or body_spacing_reason(vertebrae)
     )
     if nothing is not None:
         new_v, new_d, flags = withhold_every_label(vertebrae, discs, nothing)

@@ -885,6 +885,8 @@ def test_a_dicomdir_file_is_read_as_its_folder(tmp_path: Path) -> None:
         ("1.2.840.10008.5.1.4.1.1.4", "MR", None),  # MR Image Storage
         ("1.2.840.10008.5.1.4.1.1.4.1", "MR", None),  # Enhanced MR Image Storage
         ("1.2.840.10008.5.1.4.1.1.7", "OT", None),  # Secondary Capture Image Storage: read, refused for geometry
+        ("1.2.840.10008.5.1.4.1.1.1.1", "DX", None),  # Digital X-Ray Image Storage - For Presentation: read, then
+        # refused by the analysis as no MR (exit 3), not skipped as no image
         ("1.2.840.10008.5.1.4.1.1.66.4", "SEG", "a DICOM Segmentation, not an image"),
         ("1.2.840.10008.5.1.4.1.1.481.2", "RTDOSE", "a DICOM RT Dose, not an image"),
         ("1.2.840.10008.5.1.4.1.1.30", "MR", "a DICOM Parametric Map, not an image"),

@@ -271,3 +271,32 @@ def test_an_openspine_overlay_is_refused_as_out_of_scope(tmp_path: Path) -> None
     # the same picture without openspine's key is a picture like any other
     Image.fromarray(_upright()).save(tmp_path / "plain.png", pnginfo=PngInfo())
     load_scan(tmp_path / "plain.png", pixel_spacing=0.5).check_analysable()
+
+
+def test_a_nifti_without_voxel_sizes_is_refused_or_flagged_not_read_at_1_mm(tmp_path: Path) -> None:
+    """nibabel reads a voxel size of 0 as 1 mm, saying so only in a log line."""
+    from openspine.errors import GeometryError
+
+    arr = np.arange(24 * 20 * 3, dtype=np.int16).reshape(24, 20, 3)
+    bare = nib.Nifti1Image(arr, None)  # sform and qform codes 0: no orientation
+    bare.header["pixdim"][1:4] = 0
+    nib.save(bare, tmp_path / "bare.nii.gz")
+    with pytest.raises(GeometryError, match=r"no usable voxel size \(pixdim \[0.0, 0.0, 0.0\]\)"):
+        load_scan(tmp_path / "bare.nii.gz")
+    coded = nib.Nifti1Image(arr, None)
+    coded.header.set_qform(np.diag([1.0, 1.0, 1.0, 1.0]), code=1)
+    coded.header["pixdim"][1:4] = [0.8, 0, 3.0]
+    nib.save(coded, tmp_path / "coded.nii.gz")
+    flags = load_scan(tmp_path / "coded.nii.gz").source.header_flags
+    assert [f for f in flags if f.startswith("nifti_voxel_size_missing: the header gives no voxel size along array")]
+
+
+def test_an_identity_affine_is_flagged_a_scanners_is_not(tmp_path: Path, shared_data: Path) -> None:
+    arr = np.arange(24 * 20 * 3, dtype=np.int16).reshape(24, 20, 3)
+    nib.save(nib.Nifti1Image(arr, np.eye(4)), tmp_path / "eye.nii.gz")
+    nib.save(nib.Nifti1Image(arr, np.diag([0.8, 0.8, 3.0, 1.0])), tmp_path / "scaled.nii.gz")
+    for name in ("eye", "scaled"):
+        flags = load_scan(tmp_path / f"{name}.nii.gz").source.header_flags
+        assert [f for f in flags if f.startswith("nifti_default_affine: the header's sform only scales")], name
+    real = load_scan(shared_data / "fastcleverseg" / "fcs-vb2-13" / "image.nii.gz")
+    assert not [f for f in real.source.header_flags if f.startswith("nifti_default_affine")]

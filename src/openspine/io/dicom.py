@@ -155,11 +155,17 @@ def not_an_image(ds: Dataset) -> str | None:
     except Exception:  # an unparseable UID names nothing: the modality decides
         name = ""
     if name and name != sop:  # a SOP class pydicom knows by name
-        if name.endswith("Image Storage"):
+        if _is_image_class(name):
             return None
         return f"a DICOM {name.removesuffix(' Storage')}, not an image"
     kind = _NON_IMAGE_MODALITIES.get(str(ds.get("Modality", "") or "").strip().upper())
     return f"{kind}, not an image" if kind else None
+
+
+def _is_image_class(name: str) -> bool:
+    """Whether a SOP class (by its name) stores images: "MR Image Storage", also "Digital X-Ray Image Storage - For
+    Presentation" (read, then refused as no MR by the analysis, rather than skipped as no image)."""
+    return "Image Storage" in name
 
 
 def cut_short(ds: Dataset) -> bool:
@@ -168,7 +174,7 @@ def cut_short(ds: Dataset) -> bool:
     modality, or no modality at all (the header itself was cut)."""
     sop = ds.get("SOPClassUID")
     try:
-        image_class = bool(sop) and UID(str(sop)).name.endswith("Image Storage")
+        image_class = bool(sop) and _is_image_class(UID(str(sop)).name)
     except Exception:  # an unparseable UID names nothing
         image_class = False
     modality = str(ds.get("Modality", "") or "")

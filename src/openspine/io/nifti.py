@@ -68,8 +68,9 @@ def read_nifti(path: Path) -> Scan:
         arr = arr[:, :, None]
     header = img.header
     codes = {"sform": int(header.get("sform_code", 0) or 0), "qform": int(header.get("qform_code", 0) or 0)}
+    stored_zooms = _stored_zooms(path, img)
     if not any(codes.values()):
-        zooms = tuple(float(z) for z in header.get_zooms()[:3]) + (1.0,) * (3 - len(header.get_zooms()[:3]))
+        zooms = stored_zooms + (1.0,) * (3 - len(stored_zooms))
         source = ScanSource(path=str(path), format="nifti", orientation_unknown=ORIENTATION_UNKNOWN)
         return Scan(arr, as_displayed_affine(arr.shape, zooms, path), source)
     try:
@@ -77,6 +78,11 @@ def read_nifti(path: Path) -> Scan:
     except Exception as exc:  # a damaged quaternion
         raise ScanReadError(f"'{path}' has no usable affine in its header: {exc}") from exc
     which, flag = choose_transform(codes, transforms, arr.shape)
+    flags = [
+        flag,
+        _voxel_size_missing_flag(stored_zooms, arr.shape) if which == "qform" else None,
+        default_affine_flag(np.asarray(transforms[which], dtype=float), which),
+    ]
     affine = np.asarray(transforms[which], dtype=float)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise GeometryError(
@@ -84,7 +90,9 @@ def read_nifti(path: Path) -> Scan:
             f"not finite: {geometry.matrix_text(affine)}; fix the header's {which}"
         )
     stored = NiftiTransforms({k: np.array(header[k]) for k in TRANSFORM_FIELDS}, affine)
-    source = ScanSource(path=str(path), format="nifti", header_flags=(flag,) if flag else (), nifti_transforms=stored)
+    source = ScanSource(
+        path=str(path), format="nifti", header_flags=tuple(f for f in flags if f), nifti_transforms=stored
+    )
     return Scan(arr, affine, source)
 
 
@@ -126,6 +134,47 @@ def transforms_apart(
         return mm, float("inf")
     cosines = np.sum(a[:3, :3] * b[:3, :3], axis=0) / norms
     return mm, float(np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0))).max())
+
+
+def default_affine_flag(affine: NDArray[np.float64], which: str) -> str | None:
+    """The flag for a transform that only scales the voxel axes, with its origin at the first voxel: what a program
+    writes when given no orientation (nibabel's ``Nifti1Image(array, np.eye(4))``), never a scanner's placement (its
+    origin lies near the magnet's centre). The axes it names (here: left to right, back to front, feet to head) may
+    not be the patient's; a sagittal array saved this way is read as cut in another plane. None for any other."""
+    m = np.asarray(affine, dtype=float)
+    if np.any(m[:3, 3] != 0) or np.any(m[:3, :3] != np.diag(np.diag(m[:3, :3]))) or np.any(np.diag(m)[:3] <= 0):
+        return None
+    return (
+        f"nifti_default_affine: the header's {which} only scales the voxel axes, with its origin at the first voxel "
+        "(what a program writes when given no orientation, e.g. nibabel's Nifti1Image(array, numpy.eye(4))), not a "
+        "scanner's placement: the axes it names may not be the patient's; check the overlay, or save the file with "
+        "its real affine"
+    )
+
+
+def _stored_zooms(path: Path, img: Any) -> tuple[float, ...]:
+    """The voxel sizes as the file stores them (pixdim): nibabel replaces a size of 0 by 1 mm when it loads a file,
+    saying so only in a log line, which would hide a header without voxel sizes."""
+    from nibabel.openers import ImageOpener
+
+    try:
+        with ImageOpener(str(path)) as f:
+            raw = img.header.__class__.from_fileobj(f, check=False)
+        return tuple(float(z) for z in raw["pixdim"][1 : 1 + min(3, len(img.shape))])
+    except Exception:  # a header nibabel read but cannot read again unchecked: its own sizes
+        return tuple(float(z) for z in img.header.get_zooms()[:3])
+
+
+def _voxel_size_missing_flag(zooms: tuple[float, ...], shape: tuple[int, ...]) -> str | None:
+    """The flag for a qform read with a voxel size of 0 (nibabel's 1 mm in its place), or None."""
+    missing = [i for i, (z, n) in enumerate(zip(zooms, shape)) if n > 1 and not (np.isfinite(z) and z > 0)]
+    if not missing:
+        return None
+    return (
+        f"nifti_voxel_size_missing: the header gives no voxel size along array axis {', '.join(map(str, missing))} "
+        f"(pixdim {[float(z) for z in zooms]}); 1 mm was assumed, so positions and sizes in mm, and the labels, rest "
+        "on that guess"
+    )
 
 
 def as_displayed_affine(shape: tuple[int, ...], zooms: tuple[float, ...], path: Path) -> NDArray[np.float64]:

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def counting(groups: list[decode.Group], spacing: float) -> list[decode.Group]:
         out = keep(groups, spacing)
-        dropped.extend((g.score, [round(float(x) * spacing) for x in g.centroid]) for g in groups if not any(g is o for o in out))
+        gone = [g for g in groups if not any(g is o for o in out)]
+        dropped.extend((round(g.score, 3), [round(float(x) * spacing) for x in g.centroid]) for g in gone)
         return out
 
     records._decode.drop_off_column = counting  # type: ignore[attr-defined]

@@ -156,10 +156,11 @@ def test_patterns_that_are_no_spine_are_not_graded(tmp_path: Path, pattern: str)
     Image.fromarray(np.clip(img * 0.7 + 30 + noise, 0, 255).astype(np.uint8)).save(png)
     result = openspine.analyze(png, pixel_spacing=(0.7, 0.7))
     assert not any(g.available for d in result.discs for g in d.grades.values())
-    if result.out_of_scope is not None:  # recogniser 1.1 calls both patterns coronal: refused before any body
-        assert "not sagittal" in result.out_of_scope
+    assert result.out_of_scope is not None  # nothing in scope: exit status 3
+    if "not sagittal" in result.out_of_scope:  # recogniser 1.1 calls both patterns coronal: refused before any body
         return
-    assert result.vertebrae and all(v.score < 0.25 for v in result.vertebrae)
+    assert result.out_of_scope.startswith("every vertebral body scored below 0.25")
+    assert result.vertebrae and all(v.score < 0.25 for v in result.vertebrae)  # kept, unlabelled, to show what was seen
     assert not any(g.available for d in result.discs for g in d.grades.values())
     assert "too unsure that this is a spine" in result.steps_not_run["grading"]
     assert all(v.label is None for v in result.vertebrae) and all(d.level is None for d in result.discs)
@@ -267,6 +268,9 @@ def test_upper_thoracic_bodies_all_scored_low_get_no_label() -> None:
     assert not any(g.available for d in result.discs for g in d.grades.values())
     assert any(f.startswith("labels_withheld: every body") and "scored below 0.25" in f for f in result.flags)
     assert result.input.field_of_view is not None and result.input.field_of_view["value"] == "none"
+    # nothing is in scope (exit status 3, batch stage 'scope'); the bodies stay, unlabelled, to show what was seen
+    assert (result.out_of_scope or "").startswith("every vertebral body scored below 0.25")
+    assert result.steps_not_run["labelling"] == result.out_of_scope
 
 
 def test_bodies_far_closer_together_than_lumbar_ones_get_no_label() -> None:

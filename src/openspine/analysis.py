@@ -194,6 +194,7 @@ def _look(
     if detection is not None:
         # the scope comes next: labels it withholds (a cervical field of view) cannot vouch for the orientation
         detection = _label_scope(detection, detector, cervical_p, state)
+    if detection is not None:
         detection = _few_bodies_in_a_picture(view, detection, state, first_flag)
     if detection is not None:
         if check_orientation:
@@ -686,12 +687,17 @@ def _few_bodies_in_a_picture(
     return None
 
 
-def _label_scope(detection: Detection, detector: str | None, cervical_p: float | None, state: _State) -> Detection:
-    """Withhold the labels the detector's card cannot back (cervical field of view, levels outside its scope)."""
+def _label_scope(
+    detection: Detection, detector: str | None, cervical_p: float | None, state: _State
+) -> Detection | None:
+    """Withhold the labels the detector's card cannot back (cervical field of view, levels outside its scope); None
+    with the scan out of scope where every body is too unsure to be a spine
+    (:func:`openspine.scope.unsure_spine_reason`)."""
     from .detection import BUILTIN_MODEL
     from .models import load_model
 
     card = load_model(detector or BUILTIN_MODEL).card.data
+    unsure = scope.unsure_spine_reason(detection.vertebrae)
     vertebrae, discs, flags, nothing = scope.labels_in_scope(detection.vertebrae, detection.discs, card, cervical_p)
     if nothing is not None:  # the detector's flags speak of labels that are not given (sacrum, T12 … L5)
         own = set(detection.flags)
@@ -699,6 +705,12 @@ def _label_scope(detection: Detection, detector: str | None, cervical_p: float |
         state.not_run["grading"] = f"no disc level is known ({nothing})"
     state.flags.extend(flags)
     state.vertebrae, state.discs = vertebrae, discs
+    if nothing is not None and nothing == unsure:
+        # too unsure that this is a spine at all (a photo, noise, a region or scale the detector never saw): nothing
+        # is in scope; its bodies stay in the result, unlabelled and drawn dashed, to show what was seen
+        state.out_of_scope = nothing
+        state.not_run["labelling"] = nothing
+        return None
     return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))
 
 

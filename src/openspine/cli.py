@@ -58,13 +58,14 @@ _EPILOG_ANALYZE = """examples:
 
 exit status: 0 analysed; 1 error (one line says why); 2 bad command line (an unknown option, or an option
   value refused, e.g. --pixel-spacing 0 0: one line says why);
-  3 nothing in scope: no vertebral body found (in a picture: fewer than three); not sagittal (an axial or
+  3 nothing in scope: no vertebral body found (in a picture: fewer than three; or every body scored below
+  0.25); no MR magnitude image (a CT or radiograph by its DICOM Modality, Hounsfield units); not sagittal (an axial or
   coronal series, a picture or a NIfTI without orientation that looks axial or coronal, a volume whose header
   names the wrong axes); an image without contrast (all one value) or of fewer than 32 intensities (a mask);
   a file whose name says label map (mask, labels, seg …); a picture openspine wrote (its overlay); or the
   image is stored upside down or facing backwards
   (result.json is still written, with the reason in "out_of_scope"; one line on stderr says it).
-The summary line names every flag. A model answers only inside the scope on its card (sequences, regions,
+The summary line names every flag. A model answers only inside the scope on its card (modality, sequences, regions,
 levels): outside it a label or grade is withheld, with the reason in result.json, the CSV files, the
 report and the overlay.
 """

@@ -249,7 +249,10 @@ def decide_plane(fmt: str, image: Mapping[str, float] | None) -> tuple[dict[str,
     if fmt == "image":
         plane: dict[str, Any] = {"value": best, "source": "image", "probability": round(p, 4)}
         if best is not None and best != "sagittal" and p >= MIN_NOT_SAGITTAL_PROBABILITY:
-            why = f"the picture looks {best} (probability {p:.2f}), not sagittal: openspine analyses sagittal images"
+            why = (
+                f"the picture looks {best} (probability {p:.2f}), not sagittal: openspine analyses sagittal spine "
+                "images (a picture of something else, or one given the wrong pixel size, can read so too)"
+            )
             return plane, why, None
         return plane, None, None
     plane = {"value": "sagittal", "source": "geometry"}
@@ -417,8 +420,9 @@ def plane_conflict_reason(plane: str, probability: float, sure_labelling: bool =
     labelling = "the spine's labelling is unsure as it stands" if not sure_labelling else "the image is clear about it"
     return (
         f"the image looks {plane} (probability {probability:.2f}) although its orientation header makes it sagittal, "
-        f"and {labelling}: the header may name the wrong axes. Check the file's orientation (NIfTI affine, DICOM "
-        "ImageOrientationPatient), or give --trust-orientation (Python: check_orientation=False)"
+        f"and {labelling}: the header may name the wrong axes, or the image shows no spine. Check the file's "
+        "orientation (NIfTI affine, DICOM ImageOrientationPatient), or give --trust-orientation (Python: "
+        "check_orientation=False)"
     )
 
 

@@ -329,6 +329,33 @@ def test_workers_are_not_forked_beside_pytorch(monkeypatch: pytest.MonkeyPatch) 
         pool.shutdown()
 
 
+def test_workers_are_not_forked_after_an_analysis_in_the_same_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """openspine.analyze on one scan, then run_batch(workers=2) in the same notebook: forked workers hung for ever in
+    their first onnxruntime session, although they had dropped the parent's sessions (its runtime's threads are not
+    in the child). The workers then start from a fresh interpreter, and the cohort is analysed."""
+    from openspine.batch.runner import _new_pool
+    from openspine.models import registry
+
+    monkeypatch.setattr(registry, "_sessions_started", False)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr("threading.active_count", lambda: 1)
+    pool = _new_pool(1)
+    try:
+        assert pool._mp_context.get_start_method() == "fork"  # nothing has run here: forking is safe and fast
+    finally:
+        pool.shutdown()
+    import openspine
+    from openspine.data import DEMO_SCAN
+
+    openspine.analyze(DEMO_SCAN)  # the demo scan, in this process
+    assert registry.sessions_started()
+    pool = _new_pool(1)
+    try:
+        assert pool._mp_context.get_start_method() == "spawn"
+    finally:
+        pool.shutdown()
+
+
 def test_a_forked_worker_drops_the_parents_model_sessions() -> None:
     from openspine.models import forget_sessions, load_model
     from openspine.models.registry import _session

@@ -230,11 +230,14 @@ def _new_pool(workers: int) -> Any:
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
+    from ..models.registry import sessions_started
+
     # fork is fastest (no re-import per worker) and safe while this process runs no other thread; otherwise a
-    # clean interpreter per worker (spawn). PyTorch counts as another thread: once it has run in this process (a
-    # model trained or fine-tuned in the same notebook) its native threads exist, and forked workers hung for ever
-    # (reproduced: a two-channel grader trained with torch, then run_batch(workers=2) in the same process)
-    forkable = threading.active_count() == 1 and "torch" not in sys.modules
+    # clean interpreter per worker (spawn). PyTorch and onnxruntime count as other threads: once either has run in
+    # this process (a model trained, fine-tuned or run in the same notebook) their native threads exist, and forked
+    # workers hung for ever (reproduced: a two-channel grader trained with torch, or openspine.analyze on one scan,
+    # then run_batch(workers=2) in the same process)
+    forkable = threading.active_count() == 1 and "torch" not in sys.modules and not sessions_started()
     method = "fork" if sys.platform == "linux" and forkable else "spawn"
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_init, initargs=(os.getpid(),)

@@ -189,9 +189,22 @@ def forget_sessions() -> None:
         cached.cache_clear()
 
 
+_sessions_started = False
+
+
+def sessions_started() -> bool:
+    """Whether this process has started an onnxruntime session: its runtime's thread pool then exists, and a process
+    forked from it hangs in its first session even after :func:`forget_sessions` (reproduced: ``openspine.analyze``
+    then ``run_batch(workers=2)`` in one notebook)."""
+    return _sessions_started
+
+
 @session_cache(maxsize=8)
 def _session(onnx_path: str, threads: int) -> Any:
     import onnxruntime as ort
+
+    global _sessions_started
+    _sessions_started = True
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads

@@ -5,7 +5,12 @@ and prints per scan the median distance between the centres of consecutive label
 ``openspine.scope.body_spacing_reason`` bounds) and the bodies the detection set aside as off the column
 (``openspine.detection.decode.drop_off_column``), then the range of the medians over all scans.
 
+``--rescaled`` instead counts the scans that, with their intensities rescaled to [-1, 1] (as for a network) or
+centred on their mean, read as no MR magnitude image (``openspine.scope.signed_values_reason``: a CT or a phase
+image), without analysing them.
+
     python scripts/body_geometry_survey.py --data ../shared/data
+    python scripts/body_geometry_survey.py --data ../shared/data --rescaled
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 import openspine
 from openspine.detection import decode, records
-from openspine.scope import MAX_BODY_SPACING_MM, MIN_BODY_SPACING_MM, body_spacing_mm
+from openspine.scope import MAX_BODY_SPACING_MM, MIN_BODY_SPACING_MM, body_spacing_mm, signed_values_reason
 
 
 def scans(data: Path) -> list[tuple[str, Path]]:
@@ -32,11 +37,29 @@ def scans(data: Path) -> list[tuple[str, Path]]:
     return items + [(f"spider-{p.parent.name}-t1", p) for p in t1]
 
 
+def rescaled(data: Path) -> int:
+    """How many scans, rescaled to [-1, 1] or centred on their mean, would be refused as a CT or a phase image."""
+    refused: dict[str, list[str]] = {"[-1, 1]": [], "mean-centred": []}
+    items = scans(data)
+    for item, path in items:
+        a = np.asarray(openspine.load_scan(path).array, dtype=np.float64)
+        ways = {"[-1, 1]": 2 * (a - a.min()) / max(float(np.ptp(a)), 1e-12) - 1, "mean-centred": a - a.mean()}
+        for way, stored in ways.items():
+            if signed_values_reason(stored) is not None:
+                refused[way].append(item)
+    for way, names in refused.items():
+        print(f"{way}: {len(names)} of {len(items)} scans read as no MR magnitude image {names[:10]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
+    ap.add_argument("--rescaled", action="store_true", help="count rescaled scans read as no MR magnitude image")
     args = ap.parse_args(argv)
     logging.disable(logging.WARNING)
+    if args.rescaled:
+        return rescaled(args.data)
     dropped: list[Any] = []
     keep = decode.drop_off_column
 

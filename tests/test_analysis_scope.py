@@ -349,9 +349,11 @@ def test_a_slice_in_hounsfield_units_exits_3_the_same_slice_with_a_small_offset_
     assert main(["-q", "analyze", str(tmp_path / "hu.nii.gz"), "--out", str(tmp_path / "out")]) == 3
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert "looks like a CT in Hounsfield units" in doc["out_of_scope"] and doc["vertebrae"] == []
-    # a few units below zero (a baseline offset) is still a magnitude image
-    shifted = openspine.analyze(openspine.Scan(arr.astype(np.float32) - 5, img.affine))
-    assert shifted.out_of_scope is None and any(g.available for d in shifted.discs for g in d.grades.values())
+    # a few units below zero (a baseline offset), or rescaled to [-1, 1] for a network, is still a magnitude image
+    a = arr.astype(np.float32)
+    for stored in (a - 5, 2 * (a - a.min()) / np.ptp(a) - 1):
+        kept = openspine.analyze(openspine.Scan(stored, img.affine))
+        assert kept.out_of_scope is None and any(g.available for d in kept.discs for g in d.grades.values())
 
 
 def test_a_series_whose_header_says_ct_exits_3_and_beside_an_mr_series_the_mr_is_read(

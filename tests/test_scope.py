@@ -301,7 +301,14 @@ def test_hounsfield_units_and_phase_images_are_no_mr_magnitude_image() -> None:
     magnitude = rng.gamma(2.0, 100.0, size=(96, 96, 3))
     assert signed_values_reason(magnitude) is None
     # offsets a magnitude image may be stored with: z-scored, mean-centred, a baseline below zero
-    for stored in ((magnitude - magnitude.mean()) / magnitude.std(), magnitude - magnitude.mean(), magnitude - 20):
+    rescaled = 2 * (magnitude - magnitude.min()) / np.ptp(magnitude) - 1  # to [-1, 1]: its range symmetric about 0
+    stored_ways = (
+        (magnitude - magnitude.mean()) / magnitude.std(),
+        magnitude - magnitude.mean(),
+        magnitude - 20,
+        rescaled,
+    )
+    for stored in stored_ways:
         assert signed_values_reason(stored) is None
     ringing = magnitude.copy()
     ringing.flat[::100] = -1000  # 1 % at air's value (a few reconstruction artefacts): tolerated

@@ -322,11 +322,16 @@ _MODALITY_NAMES = {
 # scans has none below 0)
 AIR_HU = -900.0
 MIN_AIR_SHARE = 0.02
-# an MR phase (or real-part) image is symmetric about 0: at least this share of its voxels negative, and its lowest
-# value at least this fraction of its highest in magnitude (a mean-centred magnitude image is lopsided: its dark
-# background lies much closer to 0 than its bright fat and fluid)
-MIN_PHASE_NEGATIVE_SHARE = 0.25
-MIN_PHASE_SYMMETRY = 0.7
+# an MR phase (or real-part) image is symmetric about 0: at least this share of its voxels on either side of 0, its
+# median near 0 (within this fraction of its largest magnitude), and its lowest value at least this fraction of its
+# highest in magnitude. A magnitude image rescaled to [-1, 1] has its range symmetric, but most of its voxels below 0;
+# a mean-centred or z-scored one is lopsided: its dark background lies closer to 0 than its bright fat and fluid. None
+# of the 324 shared scans, rescaled to [-1, 1] or centred on their mean, reads as either (`python
+# scripts/body_geometry_survey.py --data ../shared/data --rescaled`; a bar of 0.7 for the range took one mean-centred
+# T1 slice for a phase image)
+MIN_PHASE_SIDE_SHARE = 0.4
+MAX_PHASE_MEDIAN = 0.1
+MIN_PHASE_SYMMETRY = 0.9
 
 
 def modality_reason(modality: str | None) -> str | None:
@@ -343,8 +348,8 @@ def modality_reason(modality: str | None) -> str | None:
 
 def signed_values_reason(array: Any) -> str | None:
     """Why an image whose values are those of a CT in Hounsfield units (:data:`AIR_HU`) or of an MR phase image
-    (:data:`MIN_PHASE_NEGATIVE_SHARE`, :data:`MIN_PHASE_SYMMETRY`) is not analysed: every model was trained on MR
-    magnitude images. None for any other image. Counted on an even sample of its voxels."""
+    (:data:`MIN_PHASE_SIDE_SHARE`, :data:`MAX_PHASE_MEDIAN`, :data:`MIN_PHASE_SYMMETRY`) is not analysed: every
+    model was trained on MR magnitude images. None for any other image. Counted on an even sample of its voxels."""
     import numpy as np
 
     sample = np.asarray(_even_sample(array, _VALUES_SAMPLE), dtype=np.float64)
@@ -352,9 +357,12 @@ def signed_values_reason(array: Any) -> str | None:
     air = float(np.count_nonzero(sample <= AIR_HU)) / n
     lo, hi = float(sample.min()), float(sample.max())
     negative = float(np.count_nonzero(sample < 0)) / n
+    positive = float(np.count_nonzero(sample > 0)) / n
+    centred = abs(float(np.median(sample))) <= MAX_PHASE_MEDIAN * max(-lo, hi)
+    sides = min(negative, positive) >= MIN_PHASE_SIDE_SHARE and centred
     if air >= MIN_AIR_SHARE:
         seen = f"{100 * air:.0f} % of its voxels are at {AIR_HU:g} or lower (air in a CT is -1000)"
-    elif negative >= MIN_PHASE_NEGATIVE_SHARE and hi > 0 and -lo >= MIN_PHASE_SYMMETRY * hi:
+    elif sides and hi > 0 and -lo >= MIN_PHASE_SYMMETRY * hi:
         seen = f"its values are symmetric about 0 ({lo:g} to {hi:g}, {100 * negative:.0f} % negative)"
     else:
         return None

@@ -352,10 +352,17 @@ def signed_values_reason(array: Any) -> str | None:
     model was trained on MR magnitude images. None for any other image. Counted on an even sample of its voxels."""
     import numpy as np
 
-    sample = np.asarray(_even_sample(array, _VALUES_SAMPLE), dtype=np.float64)
+    raw = np.asarray(array)
+    if np.issubdtype(raw.dtype, np.unsignedinteger):  # no value below 0: most scans, answered at once
+        return None
+    sample = _even_sample(raw, _VALUES_SAMPLE)
+    lo = float(sample.min())
+    if lo >= 0:
+        return None
+    sample = np.asarray(sample, dtype=np.float64)
     n = max(sample.size, 1)
     air = float(np.count_nonzero(sample <= AIR_HU)) / n
-    lo, hi = float(sample.min()), float(sample.max())
+    hi = float(sample.max())
     negative = float(np.count_nonzero(sample < 0)) / n
     positive = float(np.count_nonzero(sample > 0)) / n
     centred = abs(float(np.median(sample))) <= MAX_PHASE_MEDIAN * max(-lo, hi)

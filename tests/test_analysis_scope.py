@@ -345,13 +345,13 @@ def test_a_slice_in_hounsfield_units_exits_3_the_same_slice_with_a_small_offset_
     data = shared_data_or_skip()
     img = nib.load(data / VAL_T2)
     arr = np.asarray(img.dataobj).astype(np.int16)
-    nib.save(nib.Nifti1Image(arr * 4 - 1024, img.affine), tmp_path / "hu.nii.gz")
+    nib.save(nib.Nifti1Image(arr * 8 - 1024, img.affine), tmp_path / "hu.nii.gz")  # air -1024, brightest +1016
     assert main(["-q", "analyze", str(tmp_path / "hu.nii.gz"), "--out", str(tmp_path / "out")]) == 3
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     assert "looks like a CT in Hounsfield units" in doc["out_of_scope"] and doc["vertebrae"] == []
     # a few units below zero (a baseline offset), or rescaled to [-1, 1] for a network, is still a magnitude image
     a = arr.astype(np.float32)
-    for stored in (a - 5, 2 * (a - a.min()) / np.ptp(a) - 1):
+    for stored in (a - 5, 2 * (a - a.min()) / np.ptp(a) - 1, a - 1000):  # the 8-bit slice offset by -1000: no bone
         kept = openspine.analyze(openspine.Scan(stored, img.affine))
         assert kept.out_of_scope is None and any(g.available for d in kept.discs for g in d.grades.values())
 

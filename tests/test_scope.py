@@ -313,6 +313,7 @@ def test_hounsfield_units_and_phase_images_are_no_mr_magnitude_image() -> None:
     ringing = magnitude.copy()
     ringing.flat[::100] = -1000  # 1 % at air's value (a few reconstruction artefacts): tolerated
     assert signed_values_reason(ringing) is None
+    assert signed_values_reason(np.round(magnitude / 8) - 1000) is None  # an 8-bit MR offset by -1000: no bone
     ct = signed_values_reason(np.where(magnitude > 150, magnitude * 3, -1000.0))  # air at -1000, tissue above 0
     assert ct is not None and ct.startswith("44 % of its voxels are at -900 or lower (air in a CT is -1000): this")
     padded = np.where(magnitude > 60, magnitude * 3 - 100, -3024.0)  # fat below 0, padding outside the field

@@ -322,6 +322,9 @@ _MODALITY_NAMES = {
 # scans has none below 0)
 AIR_HU = -900.0
 MIN_AIR_SHARE = 0.02
+# ... and bone: a CT of the spine holds values above this (cortical bone is several hundred HU and more), whereas an
+# 8-bit MR image stored with an offset of -1000 (its background at -1000 too) stays below -700
+BONE_HU = 200.0
 # an MR phase (or real-part) image is symmetric about 0: at least this share of its voxels on either side of 0, its
 # median near 0 (within this fraction of its largest magnitude), and its lowest value at least this fraction of its
 # highest in magnitude. A magnitude image rescaled to [-1, 1] has its range symmetric, but most of its voxels below 0;
@@ -347,9 +350,10 @@ def modality_reason(modality: str | None) -> str | None:
 
 
 def signed_values_reason(array: Any) -> str | None:
-    """Why an image whose values are those of a CT in Hounsfield units (:data:`AIR_HU`) or of an MR phase image
-    (:data:`MIN_PHASE_SIDE_SHARE`, :data:`MAX_PHASE_MEDIAN`, :data:`MIN_PHASE_SYMMETRY`) is not analysed: every
-    model was trained on MR magnitude images. None for any other image. Counted on an even sample of its voxels."""
+    """Why an image whose values are those of a CT in Hounsfield units (:data:`AIR_HU`, :data:`BONE_HU`) or of an MR
+    phase image (:data:`MIN_PHASE_SIDE_SHARE`, :data:`MAX_PHASE_MEDIAN`, :data:`MIN_PHASE_SYMMETRY`) is not analysed:
+    every model was trained on MR magnitude images. None for any other image. Counted on an even sample of its
+    voxels."""
     import numpy as np
 
     raw = np.asarray(array)
@@ -367,7 +371,7 @@ def signed_values_reason(array: Any) -> str | None:
     positive = float(np.count_nonzero(sample > 0)) / n
     centred = abs(float(np.median(sample))) <= MAX_PHASE_MEDIAN * max(-lo, hi)
     sides = min(negative, positive) >= MIN_PHASE_SIDE_SHARE and centred
-    if air >= MIN_AIR_SHARE:
+    if air >= MIN_AIR_SHARE and hi >= BONE_HU:
         seen = f"{100 * air:.0f} % of its voxels are at {AIR_HU:g} or lower (air in a CT is -1000)"
     elif sides and hi > 0 and -lo >= MIN_PHASE_SYMMETRY * hi:
         seen = f"its values are symmetric about 0 ({lo:g} to {hi:g}, {100 * negative:.0f} % negative)"

@@ -316,10 +316,10 @@ _MODALITY_NAMES = {
     "PT": "a PET image",
     "NM": "a nuclear medicine image",
 }
-# a CT in Hounsfield units holds air at -1000 (and padding outside its field of view at -1024 to -3024); no MR
-# magnitude image does, whatever offset it was stored with (a z-scored or mean-centred NIfTI stays well above). An
-# image with at least this share of its voxels at or below AIR_HU is taken for a CT (every one of the 324 shared MR
-# scans has none below 0)
+# a CT in Hounsfield units holds air at -1000 (and padding outside its field of view at -1024 to -3024); an MR
+# magnitude image does not, unless stored with an offset of about -1000 (a z-scored or mean-centred NIfTI stays well
+# above). An image with at least this share of its voxels at or below AIR_HU is taken for a CT (none of the 324
+# shared MR scans has a value below 0)
 AIR_HU = -900.0
 MIN_AIR_SHARE = 0.02
 # ... and bone: a CT of the spine holds values above this (cortical bone is several hundred HU and more), whereas an
@@ -570,6 +570,7 @@ def too_few_bodies_reason(n_bodies: int) -> str | None:
 # voxel or pixel size that is wrong
 MIN_BODY_SPACING_MM = 18.0
 MAX_BODY_SPACING_MM = 75.0
+BODY_SPACING_SEEN_MM = (22.6, 57.7)
 
 
 def body_spacing_mm(vertebrae: Sequence[Vertebra]) -> float | None:
@@ -600,8 +601,9 @@ def body_spacing_reason(vertebrae: Sequence[Vertebra]) -> str | None:
         size = "too large"
     return (
         f"the vertebral bodies lie {gap:.0f} mm apart (centre to centre), {what}: in the scans the detector was "
-        f"trained and validated on they lie {MIN_BODY_SPACING_MM:.0f}-{MAX_BODY_SPACING_MM:.0f} mm apart, with "
-        f"room to spare; or the voxel or pixel size given is {size}"
+        f"trained and validated on they lie {BODY_SPACING_SEEN_MM[0]:.0f}-{BODY_SPACING_SEEN_MM[1]:.0f} mm apart "
+        f"(labels are given at {MIN_BODY_SPACING_MM:.0f}-{MAX_BODY_SPACING_MM:.0f} mm); or the voxel or pixel size "
+        f"given is {size}"
     )
 
 

@@ -199,8 +199,15 @@ def sessions_started() -> bool:
     return _sessions_started
 
 
+# onnxruntime's own telemetry, on by default, persists a device id under ~/.cache/Microsoft when it is first
+# imported and warns on stderr where home is read-only (seen in batch workers on a cluster account). openspine sends
+# nothing anywhere; a user who wants the telemetry sets ORT_DISABLE_TELEMETRY=0.
+TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
+
+
 @session_cache(maxsize=8)
 def _session(onnx_path: str, threads: int) -> Any:
+    os.environ.setdefault(TELEMETRY_ENV, "1")  # read when onnxruntime is imported, so before the import
     import onnxruntime as ort
 
     global _sessions_started

@@ -9,10 +9,12 @@ of the scope rules; a T1 slice graded here is a miss.
     python scripts/scope_survey.py --data ../shared/data --pictures     # the SPIDER slices as PNG pictures
     python scripts/scope_survey.py --data ../shared/data --header truth     # as if a DICOM header named the sequence
     python scripts/scope_survey.py --data ../shared/data --header swapped   # … named T1 for T2 and T2 for T1
+    python scripts/scope_survey.py --data ../shared/data --header t2        # … named T2 whatever the scan is
 
 ``--header`` gives every T1 and T2 scan the header word (``ScanSource.sequence_hint``) its DICOM series would carry:
 the right one (a header set aside here is a false alarm of ``scope.check_named_sequence``) or the other one (a T1
-scan graded here is a header error that got through).
+scan graded here is a header error that got through). ``--header t2`` describes every scan as T2, the water-fat
+and mixed-sequence volumes too (a series exported as "T2_TSE_SAG" whatever it holds).
 """
 
 from __future__ import annotations
@@ -81,9 +83,9 @@ SWAPPED = {"T1": "T2", "T2": "T1"}
 def survey(row: dict[str, str], header: str | None = None) -> dict[str, Any]:
     px = float(row["pixel_mm"]) if row.get("pixel_mm") else None
     source: Any = row["path"]
-    if header and row["truth"] in SWAPPED:
+    if header == "t2" or (header and row["truth"] in SWAPPED):
         scan = openspine.load_scan(row["path"], pixel_spacing=(px, px) if px else None)
-        said = row["truth"] if header == "truth" else SWAPPED[row["truth"]]
+        said = "T2" if header == "t2" else row["truth"] if header == "truth" else SWAPPED[row["truth"]]
         source = replace(scan, source=replace(scan.source, sequence_hint=said))
     r = openspine.analyze(source, pixel_spacing=(px, px) if px and isinstance(source, str) else None)
     levels = {d.level.value for d in r.discs if d.level is not None}
@@ -117,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pictures", action="store_true", help="the SPIDER slices as PNG pictures instead (no geometry)")
     ap.add_argument(
         "--header",
-        choices=("truth", "swapped"),
+        choices=("truth", "swapped", "t2"),
         default=None,
-        help="give each T1/T2 scan the header word its DICOM series would carry: right, or swapped",
+        help="give each T1/T2 scan the header word its DICOM series would carry: right, or swapped; or every scan T2",
     )
     args = ap.parse_args(argv)
     logging.getLogger("openspine").setLevel(logging.ERROR)

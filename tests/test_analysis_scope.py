@@ -81,6 +81,20 @@ def test_real_t1_slice_whose_header_says_t2_is_not_graded_and_the_conflict_is_fl
     assert t1_right.input.sequence == {"value": "T1", "source": "header"}
 
 
+def test_real_water_fat_volume_whose_header_says_t2_is_not_graded_and_the_conflict_is_flagged() -> None:
+    """A water-fat GRE exported with a T2 series description (the header rules read T2) was graded by every head
+    without a flag, while the same volume as NIfTI read as other and was not: the image sets the header aside."""
+    from dataclasses import replace
+
+    data = shared_data_or_skip()
+    gre = openspine.load_scan(data / "fastcleverseg/fcs-vb3-08/image.nii.gz")  # val, water-fat 3D GRE
+    result = openspine.analyze(replace(gre, source=replace(gre.source, sequence_hint="T2")))
+    seq = result.input.sequence or {}
+    assert seq["value"] is None and seq["header"] == "T2" and seq["best_guess"] == "other", seq
+    assert result.discs and not any(g.available for d in result.discs for g in d.grades.values())
+    assert any(f.startswith("sequence_conflict: the header says T2 but the image reads as other") for f in result.flags)
+
+
 def test_an_offset_removed_for_the_fluid_check_alone_is_flagged_too() -> None:
     """A T1 slice is not graded, but its sequence check reads the fluid without the offset: the flag says so."""
     from openspine.scan import Scan

@@ -209,6 +209,14 @@ def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_i
     assert check_named_sequence(header_t2, None, 0.6) == header_t2
     # fluid between the thresholds (no say) does not save the header from a sure image
     assert check_named_sequence(header_t2, looks_t1, 1.2)["value"] is None
+    # a header's T2 or T1 on an image that reads clearly as neither (a water-fat GRE exported as "T2_TSE_SAG") is
+    # set aside whatever the fluid says: bright fluid does not tell T2 from other
+    gre = {"T1": 0.0, "T2": 0.02, "other": 0.98}
+    for named, fluid in (("T2", 1.7), ("T2", None), ("T1", 0.6)):
+        set_aside = check_named_sequence({"value": named, "source": "header"}, gre, fluid)
+        assert set_aside["value"] is None and set_aside["best_guess"] == "other" and set_aside["header"] == named
+        assert set_aside["probability"] == 0.98
+    assert check_named_sequence(header_t2, {"T1": 0.0, "T2": 0.15, "other": 0.85}, None) == header_t2
     # STIR and "other" are not checked (the image knows T1 and T2 apart, not STIR from T2)
     stir = {"value": "STIR", "source": "header"}
     assert check_named_sequence(stir, looks_t1, 0.6) == stir

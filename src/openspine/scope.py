@@ -167,8 +167,9 @@ def check_sequence_by_fluid(sequence: Mapping[str, Any], csf_over_body: float | 
 
 # a T1 or T2 named by the header is set aside when the image reads as the other one with at least this probability
 # and the spinal fluid's measured signal does not side with the header (a series description copied from another
-# protocol, a header rewritten by hand): the sequence is then unknown with the image's call as the best guess (which
-# decides whether a model of one sequence answers), and the flag says why
+# protocol, a header rewritten by hand), or as neither ("other": a water-fat GRE exported as "T2_TSE_SAG"; the fluid
+# cannot tell T2 from other): the sequence is then unknown with the image's call as the best guess (which decides
+# whether a model of one sequence answers), and the flag says why
 MIN_IMAGE_CONFLICT_PROBABILITY = 0.9
 _T1_T2_OTHER = {"T1": "T2", "T2": "T1"}
 # the recogniser's classes (T1, T2, other) that contradict a sequence the user names: a STIR image reads T2 or
@@ -183,10 +184,11 @@ def check_named_sequence(
     the spinal fluid.
 
     When the image gives the other of the two at least :data:`MIN_IMAGE_CONFLICT_PROBABILITY` and the fluid's
-    signal (:func:`fluid_says`) does not say what the header says, a header's word is set aside: ``value`` becomes
-    None, the image's call is the ``best_guess`` and ``contradicted_by`` is ``"image"`` (the header's word kept as
-    ``header``). The user's word stands (they may know better), with the image's reading recorded beside it
-    (``image_disagrees``) where the image reads clearly as a sequence that contradicts it (:func:`_user_against_image`).
+    signal (:func:`fluid_says`) does not say what the header says, or gives ``other`` at least that probability, a
+    header's word is set aside: ``value`` becomes None, the image's call is the ``best_guess`` and
+    ``contradicted_by`` is ``"image"`` (the header's word kept as ``header``). The user's word stands (they may know
+    better), with the image's reading recorded beside it (``image_disagrees``) where the image reads clearly as a
+    sequence that contradicts it (:func:`_user_against_image`).
     """
     seq = dict(sequence)
     named, source = seq.get("value"), seq.get("source")
@@ -195,9 +197,12 @@ def check_named_sequence(
     if source != "header" or named not in _T1_T2_OTHER or not image:
         return seq
     other = _T1_T2_OTHER[named]
+    if float(image.get("other", 0.0)) >= MIN_IMAGE_CONFLICT_PROBABILITY:
+        other = "other"  # neither T1 nor T2, which the fluid cannot contradict
+    elif fluid_says(csf_over_body) == named:
+        return seq
     p = float(image.get(other, 0.0))
-    fluid = fluid_says(csf_over_body)
-    if p < MIN_IMAGE_CONFLICT_PROBABILITY or fluid == named:
+    if p < MIN_IMAGE_CONFLICT_PROBABILITY:
         return seq
     reading: dict[str, Any] = {"value": other, "probability": round(p, 4)}
     if csf_over_body is not None:

@@ -296,6 +296,32 @@ def test_overwrite_redoes_finished_cases(tmp_path: Path, shared_data: Path, caps
     assert len(rows) == sum(len(_read_csv(p / "vertebrae.csv")) for p in (out / "cases").iterdir())
 
 
+def test_another_scan_saved_under_a_finished_case_s_name_is_analysed_again(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rerun kept the old patient's result (and put it in the cohort tables) when another scan had been saved
+    under the same file name: the case record only named the path. It now keeps the file's size and time."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    scan = root / "pat.nii.gz"
+    shutil.copy(shared_data / "spider" / "21" / "image.nii.gz", scan)
+    args = ["-q", "batch", str(root), "--out", str(out), "--formats", "json,csv"]
+    assert main(args) == 0
+    assert main(args) == 0  # unchanged: finished earlier
+    assert "0 succeeded, 1 skipped (finished earlier)" in capsys.readouterr().out
+    shutil.copy(shared_data / "spider" / "31" / "image.nii.gz", scan)  # another patient, same name
+    assert main(args) == 0
+    assert "1 succeeded (1 analysed again: input, options or formats changed)" in capsys.readouterr().out
+    doc = json.loads((out / "cases" / "pat" / "result.json").read_text())
+    assert doc["input"]["shape"] == list(nib.load(shared_data / "spider" / "31" / "image.nii.gz").shape)
+    # a case folder recorded before file stamps were kept still counts as finished (no cohort redone on upgrade)
+    record = json.loads((out / "cases" / "pat" / "case.json").read_text())
+    del record["source"]["stamps"]
+    (out / "cases" / "pat" / "case.json").write_text(json.dumps(record))
+    assert main(args) == 0
+    assert "0 succeeded, 1 skipped (finished earlier)" in capsys.readouterr().out
+
+
 def test_parquet_columns_are_typed_by_column(tmp_path: Path) -> None:
     """Case ids that look like numbers stay text beside others ('001' beside 'sub-02' had made the Parquet writer
     fail, and '001' would have become 1.0); integer columns are int64, as the CSV reads back."""

@@ -92,16 +92,40 @@ def is_finished(folder: Path) -> bool:
     return doc is not None and "schema_version" in doc
 
 
+def file_stamp(path: str | None) -> dict[str, int] | None:
+    """A file's size and modification time (ns), which change when other content is saved under its name; None for
+    a folder (a DICOM series is told by its SeriesInstanceUID) or a path that cannot be read."""
+    if not path:
+        return None
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return {"bytes": st.st_size, "modified_ns": st.st_mtime_ns} if Path(path).is_file() else None
+
+
 def case_source(case: Case) -> dict[str, Any]:
     """What a case reads, as its folder's case.json records it: resolved paths, so that a case id that moves to
-    another file (files added beside it, renamed) is never taken for the scan its folder holds."""
+    another file (files added beside it, renamed) is never taken for the scan its folder holds, and each file's
+    :func:`file_stamp`, so that another scan saved under the same name is not either."""
     return {
         "path": str(Path(case.path).resolve()),
         "kind": case.kind,
         "series": case.series,
         "t1": str(Path(case.t1).resolve()) if case.t1 else None,
         "t1_series": case.t1_series,
+        "stamps": {"path": file_stamp(case.path), "t1": file_stamp(case.t1)},
     }
+
+
+def _same_source(recorded: Any, now: dict[str, Any]) -> bool:
+    """Whether a recorded :func:`case_source` names the same input as ``now``; a record written before the file
+    stamps were kept is compared on the rest (a finished cohort is not redone for the upgrade)."""
+    if not isinstance(recorded, dict):
+        return False
+    if "stamps" not in recorded:
+        return recorded == {k: v for k, v in now.items() if k != "stamps"}
+    return recorded == now
 
 
 def case_config(case: Case, config: AnalysisConfig) -> AnalysisConfig:
@@ -142,7 +166,7 @@ def holds_case(case: Case, folder: Path) -> bool:
     """Whether ``folder`` records ``case``'s own input (a result or a failure of another scan does not count)."""
     record = _read_json(folder / CASE_RECORD)
     if record is not None:
-        return bool(record.get("source") == case_source(case))
+        return _same_source(record.get("source"), case_source(case))
     path = recorded_source(folder)  # an older folder: result.json's input path, relative to where it ran
     if path is None:
         return False
@@ -172,6 +196,8 @@ def rerun_reason(case: Case, folder: Path, formats: tuple[str, ...], config: Ana
         return Rerun(NEW)
     if not holds_case(case, folder):
         other = recorded_source(folder) or "an unknown input"
+        if other == str(Path(case.path).resolve()):
+            return Rerun(INPUT_CHANGED, f"'{case.path}' changed (size or modification time) since its result was made")
         return Rerun(INPUT_CHANGED, f"its folder holds the result of '{other}', not of '{case.path}'")
     record = _read_json(folder / CASE_RECORD)
     wanted = case_parameters(case, config)

@@ -75,13 +75,13 @@ def test_a_case_whose_folder_holds_another_scans_result_is_analysed_again(
     assert _input_of(out / "cases" / "a") == b.resolve()
     caplog.set_level("WARNING", logger="openspine")
     summary = run_batch(root, out, formats=("json",))
-    assert summary.skipped == 0 and summary.redone == 2
+    assert summary.out_of_scope_earlier == 0 and summary.redone == 2
     assert "analysed again: input, options or formats changed" in summary.line()
     assert _input_of(out / "cases" / "a") == a.resolve() and _input_of(out / "cases" / "b") == b.resolve()
     assert "its folder holds the result of" in caplog.text
     # and now they are reused
     again = run_batch(root, out, formats=("json",))
-    assert again.skipped == 2 and again.redone == 0
+    assert again.out_of_scope_earlier == 2 and again.redone == 0
 
 
 def test_a_result_of_an_older_version_without_case_json_is_checked_by_its_input_path(tmp_path: Path) -> None:
@@ -91,12 +91,13 @@ def test_a_result_of_an_older_version_without_case_json_is_checked_by_its_input_
     run_batch(root, out, formats=("json",))
     for folder in (out / "cases").iterdir():
         (folder / "case.json").unlink()  # as an openspine before case.json wrote them
-    assert run_batch(root, out, formats=("json",)).skipped == 2  # result.json's input.path matches: reused
+    # result.json's input.path matches: reused
+    assert run_batch(root, out, formats=("json",)).out_of_scope_earlier == 2
     doc = json.loads((out / "cases" / "b" / "result.json").read_text())
     doc["input"]["path"] = str(a)  # another scan's result under b's id
     (out / "cases" / "b" / "result.json").write_text(json.dumps(doc))
     summary = run_batch(root, out, formats=("json",))
-    assert (summary.skipped, summary.redone) == (1, 1)
+    assert (summary.out_of_scope_earlier, summary.redone) == (1, 1)
 
 
 def test_adding_a_clashing_file_analyses_the_new_scan_and_keeps_the_old_result(
@@ -110,7 +111,11 @@ def test_adding_a_clashing_file_analyses_the_new_scan_and_keeps_the_old_result(
     capsys.readouterr()
     second = _tiny(root / "site" / "sub 01.nii.gz", 2)
     assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 3
-    assert "0 succeeded, 1 skipped (finished earlier), 0 failed, 2 out of scope" in capsys.readouterr().out
+    line = capsys.readouterr().out
+    assert (
+        "0 succeeded, 0 skipped (finished earlier), 0 failed, 2 out of scope (in failures.csv, 1 finished earlier)"
+        in line
+    )
     ids = _ids(root)
     by_path = {v: k for k, v in ids.items()}
     old, new = out / "cases" / by_path["site/sub_01.nii.gz"], out / "cases" / by_path["site/sub 01.nii.gz"]
@@ -187,7 +192,7 @@ def test_other_options_or_missing_outputs_are_analysed_again_with_one_warning(
     assert summary.redone == 2 and (out / "cases" / "s1" / "discs.csv").is_file()
     assert "outputs missing: csv" in caplog.text
     # fewer outputs than were written: nothing is missing, the results are reused
-    assert run_batch(root, out, formats=("json",), config=config).skipped == 2
+    assert run_batch(root, out, formats=("json",), config=config).out_of_scope_earlier == 2
     assert run_batch(root, out, formats=("json",)).redone == 2  # back to the default levels
 
 

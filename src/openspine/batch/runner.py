@@ -54,15 +54,17 @@ EXIT_OUT_OF_SCOPE = 3  # as `openspine analyze` for an out-of-scope scan
 
 @dataclass
 class BatchSummary:
-    """Counts of a run. ``done`` are the in-scope cases analysed now, ``skipped`` those finished earlier;
-    ``out_of_scope`` counts the cases of this run (analysed now or earlier) whose result found nothing in scope:
-    their outputs are written and they are listed in failures.csv with stage "scope". ``files_skipped`` counts
-    the files under the input root that are no case (skipped.csv says why)."""
+    """Counts of a run, each case in one of them. ``done`` are the in-scope cases analysed now, ``skipped`` the
+    in-scope ones finished earlier; ``out_of_scope`` counts the cases of this run (analysed now or earlier) whose
+    result found nothing in scope: their outputs are written and they are listed in failures.csv with stage "scope";
+    ``out_of_scope_earlier`` says how many of them were finished earlier. ``files_skipped`` counts the files under
+    the input root that are no case (skipped.csv says why)."""
 
     done: int = 0
     skipped: int = 0
     failed: int = 0
     out_of_scope: int = 0
+    out_of_scope_earlier: int = 0
     files_skipped: int = 0
     redone: int = 0  # finished earlier, analysed again: their input, options or formats differ from now
     stale: int = 0  # case folders whose input is no longer under the root (stale_cases.csv)
@@ -80,7 +82,8 @@ class BatchSummary:
     def line(self) -> str:
         analysed = self.done + sum(1 for f in self.failures if f.out_of_scope and f.status == "done")
         rate = (analysed / self.seconds * 3600) if self.seconds > 0 and analysed else 0.0
-        listed = " (in failures.csv)" if self.out_of_scope else ""
+        earlier = f", {self.out_of_scope_earlier} finished earlier" if self.out_of_scope_earlier else ""
+        listed = f" (in failures.csv{earlier})" if self.out_of_scope else ""
         # said only when it happens: a finished case analysed again, a case folder left without input
         redone = f" ({self.redone} analysed again: input, options or formats changed)" if self.redone else ""
         stale = f", {self.stale} case folder(s) without input (stale_cases.csv)" if self.stale else ""
@@ -92,11 +95,10 @@ class BatchSummary:
 
     def count(self, status: CaseStatus) -> None:
         """Add one case's status."""
-        if status.out_of_scope:
+        if status.out_of_scope:  # now or earlier: counted here alone, so the counts add up to the cases
             self.out_of_scope += 1
+            self.out_of_scope_earlier += status.status == "skipped"
             self.failures.append(status)
-            if status.status == "skipped":
-                self.skipped += 1
         elif status.status == "done":
             self.done += 1
         elif status.status == "skipped":

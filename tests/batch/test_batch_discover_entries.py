@@ -84,6 +84,17 @@ def test_an_empty_folder_is_skipped_not_a_failing_case(tmp_path: Path) -> None:
     assert _reasons(skipped) == {str(Path("empty/deeper")) + os.sep: "empty folder"}
 
 
+def test_an_empty_file_with_an_image_name_is_skipped_not_a_failing_case(tmp_path: Path) -> None:
+    """A zero-byte 'zero.nii.gz' (a copy that never finished) became a case that failed at reading; other empty
+    files were already skipped as such."""
+    (tmp_path / "zero.nii.gz").touch()
+    (tmp_path / "zero.png").touch()
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 3), np.uint8), np.eye(4)), str(tmp_path / "scan.nii.gz"))
+    cases, skipped = discover_cases(tmp_path, pictures=True)
+    assert [c.case_id for c in cases] == ["scan"]
+    assert Skipped("zero.nii.gz", "empty file") in skipped and Skipped("zero.png", "empty file") in skipped
+
+
 def test_an_empty_root_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "in"
     root.mkdir()

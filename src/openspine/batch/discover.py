@@ -119,7 +119,9 @@ def discover_cases(
                 skipped.append(Skipped(str(rel), why))
                 continue
             reader = reader_for_name(name)
-            if reader is not None:
+            if reader is not None and _empty(path):  # a copy that never finished: nothing to analyse or fail
+                skipped.append(Skipped(str(rel), "empty file"))
+            elif reader is not None:
                 cases.extend(_file_case(reader, path, rel, skipped, pictures, spacings))
             elif path.suffix.lower() in NOT_SCANS or name == "DICOMDIR":
                 skipped.append(Skipped(str(rel), "not an image file"))
@@ -216,6 +218,13 @@ def _file_case(
     else:
         return [Case(_safe_id(reader.stem(str(rel)).replace(os.sep, "__")), str(path), reader.name)]
     return []
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _not_a_readable_file(path: Path) -> str | None:

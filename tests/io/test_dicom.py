@@ -855,6 +855,23 @@ def test_broken_links_loops_and_fifos_are_skipped_and_the_series_read(
     assert [s.n_slices for s in discover_series(root)] == [4]
 
 
+def test_a_series_exported_twice_is_read_once_with_one_warning_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each copy had its own warning line (77 lines for a 77-slice series exported twice)."""
+    import shutil
+
+    write_series(tmp_path / "study" / "a", _gradient_volume(), make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN))
+    shutil.copytree(tmp_path / "study" / "a", tmp_path / "study" / "b")
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        (series,) = discover_series(tmp_path / "study")
+    assert series.n_slices == 4 and len(series.copies) == 4
+    lines = [r.getMessage() for r in caplog.records if "SOPInstanceUID" in r.getMessage()]
+    assert (
+        len(lines) == 1 and lines[0].startswith("skipping 4 DICOM file(s) that copy another") and "3 more" in lines[0]
+    )
+
+
 def test_a_folder_holding_only_a_broken_link_says_so(tmp_path: Path) -> None:
     (tmp_path / "study").mkdir()
     os.symlink("/nonexistent/IM0001.dcm", tmp_path / "study" / "IM0001.dcm")

@@ -378,11 +378,17 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
         if sop and (uid, sop) in first_copy:
             # the same image twice (a study exported twice under one root): one copy is read, the other skipped
             copies.append((path, first_copy[(uid, sop)]))
-            log.warning("skipping '%s': a copy of '%s' (the same SOPInstanceUID)", path, first_copy[(uid, sop)])
+            log.debug("skipping '%s': a copy of '%s' (the same SOPInstanceUID)", path, first_copy[(uid, sop)])
             continue
         first_copy[(uid, sop)] = path
         groups.setdefault(uid, []).append((path, ds))
 
+    if copies:  # one line: a study exported twice has as many copies as slices
+        more = f" and {len(copies) - 1} more" if len(copies) > 1 else ""
+        log.warning(
+            "skipping %d DICOM file(s) that copy another (the same SOPInstanceUID): '%s' copies '%s'%s",
+            len(copies), copies[0][0], copies[0][1], more,
+        )  # fmt: skip
     if n_dicom == 0 and unreadable:
         raise ScanReadError(
             f"'{shown}' holds {len(unreadable)} DICOM file(s) whose header cannot be read (corrupt or truncated), "

@@ -43,7 +43,7 @@ def test_batch_discovery_takes_its_file_types_from_the_registry(tmp_path: Path) 
     from openspine.io.formats import DICOM_ZIP, IMAGE
 
     for name in ("a.png", "b.TIFF", "c.zip", "d.nii.gz", "d_seg.nii.gz"):
-        (tmp_path / name).write_bytes(b"")
+        (tmp_path / name).write_bytes(b"\0")  # not empty: an empty file is skipped as such whatever its name
     cases, skipped = discover_cases(tmp_path)
     reasons = {s.path: s.reason for s in skipped}
     assert [(c.case_id, c.kind) for c in cases] == [("d", "nifti")]
@@ -71,6 +71,6 @@ def test_one_rule_says_from_a_name_that_a_file_is_a_label_map(name: str, label_m
 
     assert looks_like_label_map(tmp_path / name) is label_map
     if name.endswith((".nii.gz", ".nii")):  # batch discovery skips by the same rule
-        (tmp_path / name).write_bytes(b"")
+        (tmp_path / name).write_bytes(b"\0")
         _, skipped = discover_cases(tmp_path)
         assert any(s.reason == LABEL_MAP for s in skipped) is label_map

@@ -323,6 +323,29 @@ def test_another_scan_saved_under_a_finished_case_s_name_is_analysed_again(
     assert "0 succeeded, 1 skipped (finished earlier)" in capsys.readouterr().out
 
 
+def test_progress_goes_to_log_lines_where_stderr_is_no_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bar redrawn in place ran into the log lines of a cluster job's log file; there, progress lines instead."""
+    from openspine.batch.runner import progress_lines, tqdm_progress
+    from openspine.data import demo_scan_path
+
+    statuses = list(range(20))
+    with pytest.MonkeyPatch.context() as mp:
+        lines: list[str] = []
+        mp.setattr("openspine.batch.runner.log.info", lambda msg, *a: lines.append(msg % a))
+        assert list(progress_lines(statuses, 20)) == statuses  # type: ignore[arg-type]
+    assert len(lines) == 10 and lines[0].startswith("2 of 20 cases done (10 %)") and "left" in lines[0]
+    assert lines[-1].startswith("20 of 20 cases done (100 %)") and "left" not in lines[-1]
+    # the command line: stderr captured (no terminal) carries lines, no bar; quiet, neither
+    (tmp_path / "in").mkdir()
+    shutil.copy(demo_scan_path(), tmp_path / "in" / "a.nii.gz")
+    assert main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--formats", "json"]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 1 cases done (100 %)" in err and "\r" not in err
+    assert list(tqdm_progress(quiet=True)(statuses, 20)) == statuses  # type: ignore[arg-type]
+
+
 def test_parquet_columns_are_typed_by_column(tmp_path: Path) -> None:
     """Case ids that look like numbers stay text beside others ('001' beside 'sub-02' had made the Parquet writer
     fail, and '001' would have become 1.0); integer columns are int64, as the CSV reads back."""

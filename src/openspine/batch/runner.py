@@ -535,11 +535,41 @@ def _require_for_formats(formats: Iterable[str], root: Path, config: AnalysisCon
 
 
 def tqdm_progress(quiet: bool) -> Callable[[Iterable[CaseStatus], int], Iterable[CaseStatus]]:
-    """A progress bar with rate and ETA over the cases (on stderr; off when quiet)."""
+    """A progress bar with rate and ETA over the cases (on stderr; off when quiet). Where stderr is no terminal (a
+    cluster job's log file), whose lines a bar redrawn in place would run into the log lines, progress lines
+    instead (:func:`progress_lines`)."""
 
     def wrap(statuses: Iterable[CaseStatus], total: int) -> Iterable[CaseStatus]:
+        if quiet:
+            return statuses
+        if not sys.stderr.isatty():
+            return progress_lines(statuses, total)
         from tqdm import tqdm
 
-        return tqdm(statuses, total=total, unit="scan", desc="openspine batch", disable=quiet, file=sys.stderr)
+        return tqdm(statuses, total=total, unit="scan", desc="openspine batch", file=sys.stderr)
 
     return wrap
+
+
+PROGRESS_EVERY_S = 60.0  # a progress line at least this often (and at every 10 % of the cases)
+
+
+def progress_lines(
+    statuses: Iterable[CaseStatus], total: int, every_s: float = PROGRESS_EVERY_S
+) -> Iterator[CaseStatus]:
+    """``statuses`` passed on, with a log line of the cases done, the rate and the time left at every 10 % of
+    ``total`` and at least every ``every_s`` seconds."""
+    start = last = time.perf_counter()
+    step = max(1, total // 10)
+    done = 0
+    for status in statuses:
+        yield status
+        done += 1
+        now = time.perf_counter()
+        if done % step and done != total and now - last < every_s:
+            continue
+        last = now
+        rate = done / max(now - start, 1e-9)
+        left = f", about {(total - done) / rate / 60:.0f} min left" if done < total else ""
+        log.info("%d of %d cases done (%.0f %%), %.0f scans/hour%s", done, total,
+                 100 * done / max(total, 1), rate * 3600, left)  # fmt: skip

@@ -5,9 +5,10 @@ left–right reversed, affine kept true: the same anatomy), in ``--crops`` crops
 heights at the top, bottom or both, keeping at least three vertebrae whole; the same crops as ``openspine evaluate
 detection``), and as its PNG picture at its true pixel size and with ``--pixel-spacing auto``. A disc of a variant
 is compared with the reference disc of the same level within 12 mm; a disc whose label differs from the
-reference's there is a labelling difference, counted apart and not compared. Prints, per variant kind, the discs
-compared and the share of them whose ``grade`` is identical, per grading; and the mean absolute change of the
-expected Pfirrmann grade. No label is read: it measures consistency, not accuracy.
+reference's there is a labelling difference, counted apart and not compared; so is a disc whose grades were all
+withheld in the variant (e.g. a view without the sacrum, whose labels may be one level off). Prints, per variant
+kind, the discs compared and the share of them whose ``grade`` is identical, per grading; and the mean absolute
+change of the expected Pfirrmann grade. No label is read: it measures consistency, not accuracy.
 
     python scripts/grading_stability.py --data ../shared/data --split val
 """
@@ -63,6 +64,9 @@ def compare(reference: list, variant: list, tally: dict[str, Any]) -> None:
         if ref_level != level:
             tally["label_differs"] += 1
             continue
+        if not grades and ref_grades:  # withheld in the variant
+            tally["withheld"] += 1
+            continue
         tally["discs"] += 1
         for name, (grade, expected) in grades.items():
             if name not in ref_grades:
@@ -85,7 +89,14 @@ def main() -> None:
         if r["dataset"] == "spider" and r["split"] == args.split
     ]
     tallies: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"discs": 0, "label_differs": 0, "same": defaultdict(int), "n": defaultdict(int), "pfirrmann_shift": []}
+        lambda: {
+            "discs": 0,
+            "label_differs": 0,
+            "withheld": 0,
+            "same": defaultdict(int),
+            "n": defaultdict(int),
+            "pfirrmann_shift": [],
+        }
     )
     for r in rows:
         img = nib.load(args.data / r["path"] / r["image"])
@@ -110,6 +121,7 @@ def main() -> None:
         report[kind] = {
             "discs_compared": t["discs"],
             "label_differs": t["label_differs"],
+            "withheld": t["withheld"],
             "same_grade": {name: round(t["same"][name] / t["n"][name], 4) for name in sorted(t["n"])},
             "pfirrmann_expected_grade_mean_abs_change": round(float(np.mean(t["pfirrmann_shift"])), 4)
             if t["pfirrmann_shift"]
@@ -118,7 +130,8 @@ def main() -> None:
         same = ", ".join(f"{k} {100 * v:.1f} %" for k, v in report[kind]["same_grade"].items())
         shift = report[kind]["pfirrmann_expected_grade_mean_abs_change"]
         print(
-            f"{kind}: {t['discs']} discs compared ({t['label_differs']} with another label, not compared); "
+            f"{kind}: {t['discs']} discs compared ({t['label_differs']} with another label, {t['withheld']} with every "
+            f"grade withheld, not compared); "
             f"same grade: {same}; expected Pfirrmann changes by {shift}"
         )
     if args.json:

@@ -95,6 +95,29 @@ def test_real_water_fat_volume_whose_header_says_t2_is_not_graded_and_the_confli
     assert any(f.startswith("sequence_conflict: the header says T2 but the image reads as other") for f in result.flags)
 
 
+def test_a_real_view_cut_above_the_sacrum_keeps_its_flagged_labels_but_no_grade(tmp_path: Path) -> None:
+    """Without a sacrum in view the labels rest on the bodies' appearance alone (one level off on about a quarter
+    of such val views): grades under them would sit at the wrong level in a cohort table, so none is given, and
+    the whole slice, sacrum in view, is graded as before."""
+    data = shared_data_or_skip()
+    img = nib.load(data / VAL_T2)
+    whole = openspine.analyze(data / VAL_T2)
+    assert sum(d.grades[Grading.PFIRRMANN].available for d in whole.discs if d.grades) >= 5
+    l4 = next(v for v in whole.vertebrae if v.label is not None and v.label.value == "L4")
+    stop = int(l4.centroid_voxel[0]) + 2  # rows run head to feet: the view ends inside L4, far above the sacrum
+    arr = np.asarray(img.dataobj)[:stop]
+    nib.save(nib.Nifti1Image(arr, img.affine), tmp_path / "cut.nii.gz")
+    assert main(["-q", "analyze", str(tmp_path / "cut.nii.gz"), "--out", str(tmp_path / "out")]) == 0
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    validate_result(doc)
+    assert any(v["label"] for v in doc["vertebrae"]), "the labels stay, flagged"
+    assert any(f.startswith("labelling_ambiguous: no sacrum visible") for f in doc["flags"])
+    graded = [d for d in doc["discs"] if d["grades"]]
+    assert graded and not any(g["available"] for d in graded for g in d["grades"].values())
+    assert all("no sacrum in view to count the levels from" in d["grades"]["pfirrmann"]["note"] for d in graded)
+    assert any(f.startswith("grades_withheld:") and "no sacrum in view" in f for f in doc["flags"])
+
+
 def test_an_offset_removed_for_the_fluid_check_alone_is_flagged_too() -> None:
     """A T1 slice is not graded, but its sequence check reads the fluid without the offset: the flag says so."""
     from openspine.scan import Scan

@@ -346,3 +346,12 @@ def test_bodies_are_labelled_only_at_the_spacing_lumbar_bodies_have() -> None:
     # only consecutive labelled bodies count: a gap where a body was missed is no spacing
     gap = [_at("L1", 0.0), _at("L2", -35.0), _at("L4", -105.0), _at("L5", -140.0)]
     assert body_spacing_reason(gap) is None and body_spacing_reason([_at(None, 0.0), _at(None, -16.0)]) is None
+
+
+def test_grades_are_withheld_only_where_no_sacrum_anchors_the_labels() -> None:
+    from openspine.scope import unanchored_levels_reason
+
+    assert unanchored_levels_reason(True) is None
+    assert unanchored_levels_reason(None) is None  # a detection read back from records: not known, not withheld
+    why = unanchored_levels_reason(False)
+    assert why is not None and why.startswith("no sacrum in view to count the levels from")

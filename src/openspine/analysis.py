@@ -733,7 +733,7 @@ def _grade(
             sequence=sequence,
             second=second,
             paired_grader=cfg.paired_grader,
-            withhold=state.unfit,
+            withhold=state.unfit or scope.unanchored_levels_reason(detection.sacrum_seen),
         )
     except ModelError as exc:
         if cfg.grader is not None:

@@ -662,6 +662,18 @@ def unsure_spine_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     )
 
 
+def unanchored_levels_reason(sacrum_seen: bool | None) -> str | None:
+    """Why no disc is graded where no sacrum in view anchors the level labels (``sacrum_seen`` False): the labels then
+    rest on the bodies' appearance alone, and a grade under a level one off is wrong where a cohort table is read by
+    level. The grader's levels were counted from the sacrum. None where the sacrum was seen, or it is not known."""
+    if sacrum_seen is not False:
+        return None
+    return (
+        "no sacrum in view to count the levels from: the labels rest on the bodies' appearance alone and may be one "
+        "level off, so no grade is given under them"
+    )
+
+
 def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
     """A flag when the sequence rests on an unsure image call."""
     if sequence.get("contradicted_by") == "image":

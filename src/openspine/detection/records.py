@@ -80,6 +80,7 @@ def decode_all(
         disc_geometry=tuple(dgeo),
         slices_used=tuple(k_centre),
         alternative_shift=labelled.fit.alternative if any(f.startswith("labelling_alternative") for f in flags) else 0,
+        sacrum_seen=bool(labelled.fit.sacrum),
     )
     return detection, labelled.groups
 

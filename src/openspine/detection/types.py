@@ -122,3 +122,6 @@ class Detection:
     slices_used: tuple[int, ...] = ()  # internal slice indices the network saw (slab centres)
     # the one-level shift (+1 closer to the sacrum, -1 further) that the labelling_alternative flag names; 0: none
     alternative_shift: int = 0
+    # whether the labels count from a sacrum in view (False: from the bodies' appearance alone; None: not known, e.g.
+    # a detection read back from records)
+    sacrum_seen: bool | None = None

@@ -66,6 +66,8 @@ def test_csv_rows_one_per_vertebra_and_one_per_disc_and_grading() -> None:
 
 
 def test_dataframes() -> None:
+    from dataclasses import replace
+
     pytest.importorskip("pandas")
     df = _result().to_dataframe("discs")
     assert list(df["level"]) == ["L4-L5", "L4-L5"]
@@ -73,9 +75,11 @@ def test_dataframes() -> None:
     # numbers are numbers, a missing one NaN (the stenosis grade is not available): pandas arithmetic works
     assert df["grade"].dtype == "float64" and df["probability"].dtype == "float64"
     assert df["grade"].iloc[0] == 3 and df["grade"].isna().iloc[1] and df["grade"].mean() == 3
+    # a missing text is None, as pandas reads the CSV's empty cell (an unlabelled body's label was '')
+    unlabelled = replace(_result(), vertebrae=(replace(_result().vertebrae[0], label=None),))
+    assert unlabelled.to_dataframe("vertebrae")["label"].isna().all()
+    assert df["note"].isna().iloc[0] and df["note"].iloc[1] == "no built-in model"
     # no disc (out of scope): the same columns, no row
-    from dataclasses import replace
-
     from openspine.results import DISC_COLUMNS
 
     empty = replace(_result(), discs=()).to_dataframe("discs")

@@ -515,7 +515,8 @@ class AnalysisResult:
     def to_dataframe(self, kind: str = "discs") -> Any:
         """A pandas DataFrame of ``"discs"`` (one row per disc × grading) or ``"vertebrae"``: the CSV's columns
         (also when there is no row, e.g. out of scope), every number column float64 with NaN where a grade or score
-        is missing, so ``df.grade.mean()`` and ``df.probability > 0.9`` work."""
+        is missing, so ``df.grade.mean()`` and ``df.probability > 0.9`` work, and a missing text (a withheld label,
+        no note) None, as ``pandas.read_csv`` reads the CSV's empty cell, so ``df.label.isna()`` finds it."""
         from ._optional import import_optional
 
         pd = import_optional("pandas", "to_dataframe()")
@@ -532,6 +533,8 @@ class AnalysisResult:
                 df[c] = pd.Series(
                     [float("nan") if v == "" else float(v) for v in df[c]], index=df.index, dtype="float64"
                 )
+            else:
+                df[c] = pd.Series([None if v == "" else v for v in df[c]], index=df.index, dtype="object")
         return df
 
     def overlay(self, width: int = 1000) -> Any:

@@ -49,11 +49,26 @@ def test_split_column(tmp_path: Path):
         ("scan,level,bulging\na,L9-L10,1\n", r"l.csv:2: unknown disc level 'L9-L10'. Disc levels run"),
         ("scan,level,bulging\na,L4-L5,1\na,L4-L5,0\n", "appears twice"),
         ("scan,level,bulging\na,L4-L5,1\nb,L4-L5,1\n", "nothing to learn"),
+        ("", "is empty: it needs a header row"),
+        ("scan;level;bulging\na;L4-L5;1\n", "separated by ';': save it comma-separated"),
+        # one typo in a 0/1 column had made a third class, silently
+        (
+            "scan,level,bulging\na,L4-L5,1\nb,L4-L5,0\nc,L4-L5,maybe\n",
+            r"l.csv:4: bulging = 'maybe' is text in a column",
+        ),
+        # text classes were numbered by name (mild 0, normal 1, severe 2) and reported by number alone
+        ("scan,level,disc_state\na,L4-L5,normal\nb,L4-L5,mild\n", r"--classes disc_state=mild,normal"),
     ],
 )
 def test_bad_labels_are_refused(tmp_path: Path, text: str, match: str):
     with pytest.raises(ConfigError, match=match):
         read_labels(_write(tmp_path / "l.csv", text))
+
+
+def test_declared_text_classes_keep_their_order(tmp_path: Path):
+    p = _write(tmp_path / "l.csv", "scan,level,disc_state\na,L4-L5,normal\nb,L4-L5,mild\nc,L3-L4,severe\n")
+    t = read_labels(p, None, parse_classes(["disc_state=normal,mild,severe"]))
+    assert t.classes["disc_state"] == ("normal", "mild", "severe")
 
 
 def test_declared_classes_are_enforced(tmp_path: Path):

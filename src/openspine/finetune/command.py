@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=A,B,C",
-        help="declare the classes (and their order) of a grading; repeatable",
+        help="declare the classes of a grading in order (reported as grades 0, 1, …); needed for text classes "
+        "(e.g. disc_state=normal,mild,severe); repeatable",
     )
     p.add_argument(
         "--freeze-backbone",

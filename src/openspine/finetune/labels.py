@@ -9,8 +9,11 @@ Columns:
   without it, the first folder of the scan path is the patient (``p01/t2.nii.gz`` and ``p01/t1.nii.gz``: ``p01``),
   and a scan directly under ``--scans`` is a patient of its own;
 * every other column is a grading, named as in result.json (``central_canal_stenosis``, ``bulging``, …). An empty
-  cell means "not graded". Classes are inferred from the values (integers sorted numerically, other names
-  alphabetically) unless declared with ``--classes name=a,b,c`` (then that order, and other values are refused).
+  cell means "not graded". Integer classes are inferred from the values (sorted numerically) unless declared with
+  ``--classes name=a,b,c`` (then that order, and other values are refused). Text classes (``normal``, ``mild``,
+  ``severe``) must be declared: their order, which becomes the reported grades 0, 1, 2, cannot be guessed (sorted
+  by name, ``mild`` would read as 0 and ``normal`` as 1). A column of integers with a text value among them (a typo
+  such as ``maybe`` in a 0/1 column) is refused with the value's line: it would make a class of its own.
 """
 
 from __future__ import annotations
@@ -66,11 +69,34 @@ def parse_classes(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _sort_classes(values: set[str]) -> tuple[str, ...]:
+def _is_int(v: str) -> bool:
     try:
-        return tuple(sorted(values, key=lambda v: int(v)))
+        int(v)
     except ValueError:
-        return tuple(sorted(values))
+        return False
+    return True
+
+
+def _inferred_classes(path: Path, grading: str, first_line: Mapping[str, int]) -> tuple[str, ...]:
+    """The classes of an undeclared grading column: its integer values in numerical order. Text values are refused,
+    with the line of the first one: among integers it is a typo that would become a class of its own; alone, their
+    order (the grades they are reported as) cannot be guessed."""
+    text = sorted((v for v in first_line if not _is_int(v)), key=lambda v: first_line[v])
+    ints = sorted((v for v in first_line if _is_int(v)), key=int)
+    if text and ints:
+        v = text[0]
+        raise ConfigError(
+            f"{path}:{first_line[v]}: {grading} = {v!r} is text in a column of integer classes {ints}: a typo? "
+            f"correct it, or declare every class in order with --classes {grading}=..."
+        )
+    if text:
+        names = sorted(text)
+        raise ConfigError(
+            f"grading '{grading}' has text classes ({', '.join(names)}) in '{path}': their order, which becomes "
+            f"the reported grades 0, 1, 2, …, cannot be guessed; declare it from none to most severe, e.g. "
+            f"--classes {grading}={','.join(names)}"
+        )
+    return tuple(ints)
 
 
 def _norm(v: str) -> str:
@@ -102,9 +128,13 @@ def read_labels(
         reader = csv.DictReader(f)
         cols = [c.strip() for c in (reader.fieldnames or [])]
         rows = [{(k or "").strip(): (v or "") for k, v in r.items()} for r in reader]
+    if not cols:
+        raise ConfigError(f"labels file '{p}' is empty: it needs a header row (scan,level,<grading>,…) and rows")
     for c in ("scan", "level"):
         if c not in cols:
-            raise ConfigError(f"labels file '{p}' needs a '{c}' column; it has {cols}")
+            sep = next((d for d in (";", "\t", "|") if len(cols) == 1 and d in cols[0]), None)
+            hint = f" (its columns are separated by {sep!r}: save it comma-separated)" if sep else ""
+            raise ConfigError(f"labels file '{p}' needs a '{c}' column; it has {cols}{hint}")
     gradings = tuple(c for c in cols if c not in RESERVED)
     if not gradings:
         raise ConfigError(f"labels file '{p}' has no grading column (columns besides {RESERVED})")
@@ -115,7 +145,7 @@ def read_labels(
         if name not in gradings:
             raise ConfigError(f"--classes names '{name}', which is not a column of '{p}' ({', '.join(gradings)})")
     table = LabelTable(path=p, gradings=gradings, classes={})
-    seen_values: dict[str, set[str]] = {g: set() for g in gradings}
+    first_line: dict[str, dict[str, int]] = {g: {} for g in gradings}  # grading → value → line first seen
     for n, r in enumerate(rows, start=2):
         scan = r["scan"].strip()
         if not scan:
@@ -135,7 +165,7 @@ def read_labels(
             if g in declared and v not in declared[g]:
                 raise ConfigError(f"{p}:{n}: {g} = {v!r} is not one of the declared classes {list(declared[g])}")
             grades[g] = v
-            seen_values[g].add(v)
+            first_line[g].setdefault(v, n)
         by_level[level] = grades
         split = r.get("split", "").strip().lower()
         if "split" in cols:
@@ -152,11 +182,9 @@ def read_labels(
         sp = Path(scan)
         table.scan_paths[scan] = sp if sp.is_absolute() else root / sp
     for g in gradings:
-        cls = declared.get(g) or _sort_classes(seen_values[g])
+        cls = declared.get(g) or _inferred_classes(p, g, first_line[g])
         if len(cls) < 2:
-            raise ConfigError(
-                f"grading '{g}' has only the value(s) {sorted(seen_values[g])} in '{p}': nothing to learn"
-            )
+            raise ConfigError(f"grading '{g}' has only the value(s) {sorted(first_line[g])} in '{p}': nothing to learn")
         table.classes[g] = tuple(cls)
     return table
 

@@ -24,7 +24,7 @@
 # *NeuroImage* 145:24–43, 2017, MIT) and SPIDER slices and gradings (van der Graaf et al., *Scientific Data*
 # 11:264, 2024, doi:10.1038/s41597-024-03090-w, CC BY 4.0).
 #
-# Needs `pip install 'openspine[plot]' pandas`.
+# Needs `pip install '.[plot]' pandas`.
 
 # %%
 # ruff: noqa: B018, E501 (a notebook: imports where they are used, tables shown by a bare expression)
@@ -41,6 +41,7 @@ from openspine.batch.runner import run_batch
 
 DATA = Path(os.environ.get("OPENSPINE_DATA", "../shared/data")).resolve()
 WORK = Path(tempfile.mkdtemp(prefix="openspine-cohort-"))
+print("outputs under:", WORK, "(a new temporary folder each run: remove it when done)")
 
 # %% [markdown]
 # ## 1. The cohort folder

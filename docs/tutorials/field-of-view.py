@@ -24,7 +24,7 @@
 #
 # **Data**: Spinal Cord Toolbox data (MIT, © NeuroPoly; De Leener et al., *NeuroImage* 145:24–43, 2017,
 # doi:10.1016/j.neuroimage.2016.10.009); SPIDER (van der Graaf et al., *Scientific Data* 11:264, 2024,
-# doi:10.1038/s41597-024-03090-w, CC BY 4.0). Needs `pip install 'openspine[plot]' pandas`.
+# doi:10.1038/s41597-024-03090-w, CC BY 4.0). Needs `pip install '.[plot]' pandas`.
 
 # %%
 # ruff: noqa: E501 (a notebook: imports where they are used, tables shown by a bare expression)

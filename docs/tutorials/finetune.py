@@ -22,7 +22,7 @@
 #
 # **Data**: SPIDER slices and gradings (van der Graaf et al., *Scientific Data* 11:264, 2024,
 # doi:10.1038/s41597-024-03090-w, CC BY 4.0): 40 `train` patients to train, 10 `val` patients to validate.
-# Needs `pip install 'openspine[train]'` (PyTorch).
+# Needs `pip install '.[train]' torch==2.13.0` in the openspine clone (PyTorch).
 
 # %%
 # ruff: noqa: E402 (a notebook: imports where they are used)
@@ -38,6 +38,7 @@ from openspine.training.datasets.spider import read_spider
 
 DATA = Path(os.environ.get("OPENSPINE_DATA", "../shared/data")).resolve()
 WORK = Path(tempfile.mkdtemp(prefix="openspine-finetune-"))
+print("outputs under:", WORK, "(a new temporary folder each run: remove it when done)")
 
 # %% [markdown]
 # ## 1. The labels file

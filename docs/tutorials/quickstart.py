@@ -20,7 +20,7 @@
 # Resonance Imaging* 109:134–146, 2024, doi:10.1016/j.mri.2024.03.021), from the shared development data
 # (`../shared/data`, or the folder named by `OPENSPINE_DATA`). The models never saw it in training.
 #
-# Needs `pip install 'openspine[plot]' pandas`.
+# Needs `pip install '.[plot]' pandas`.
 
 # %%
 # ruff: noqa: E402, B018, E501 (a notebook: imports where they are used, tables shown by a bare expression)
@@ -37,7 +37,7 @@ import openspine
 
 DATA = Path(os.environ.get("OPENSPINE_DATA", "../shared/data")).resolve()
 WORK = Path(tempfile.mkdtemp(prefix="openspine-quickstart-"))
-print("openspine", openspine.__version__, "| data:", DATA, "| outputs under:", WORK)
+print("openspine", openspine.__version__, "| data:", DATA, "| outputs under:", WORK, "(remove it when done)")
 
 # %% [markdown]
 # ## 1. A DICOM series from a real volume
@@ -198,7 +198,7 @@ fig = result.plot(width=700)
 # ## 6. Every output file
 #
 # `openspine.writers.write_result` writes what `openspine analyze --out` writes. With `formats="all"` and a DICOM
-# input that includes the DICOM Segmentation and Structured Report (these need `pip install 'openspine[dicom]'`;
+# input that includes the DICOM Segmentation and Structured Report (these need `pip install '.[dicom]'`;
 # without it, leave them out: the default is `json,csv,png,html`).
 
 # %%

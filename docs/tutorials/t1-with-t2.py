@@ -22,7 +22,7 @@
 #
 # **Data**: SPIDER (van der Graaf et al., *Scientific Data* 11:264, 2024, doi:10.1038/s41597-024-03090-w,
 # CC BY 4.0): the T2 slice and the T1 slice of each patient come from two separate series (not registered:
-# other position, size and pixel spacing). Needs `pip install 'openspine[plot]' pandas`.
+# other position, size and pixel spacing). Needs `pip install '.[plot]' pandas`.
 
 # %%
 # ruff: noqa: E703 (a notebook: a trailing semicolon keeps a figure from being printed twice)

@@ -518,6 +518,30 @@ def test_json_logs_have_no_progress_bars_and_a_json_error(tmp_path: Path) -> Non
     assert proc.returncode == 1 and record["level"] == "error" and "does not exist" in record["message"]
 
 
+def test_bars_written_to_a_file_are_lines_not_redraws(tmp_path: Path) -> None:
+    """A training run logged to a file wrote 732 redrawn bar fragments into 79 KB: where stderr is no terminal, each
+    bar writes a line at most every 30 s and when it ends, and a new postfix waits for the next line."""
+    code = (
+        "import sys\n"
+        "from openspine.cli import main\n"
+        "def fake(args):\n"
+        "    from tqdm import tqdm\n"
+        "    bar = tqdm(total=500, desc='training', file=sys.stderr)\n"
+        "    for i in range(500):\n"
+        "        bar.update(1); bar.set_postfix(loss=i)\n"
+        "    bar.close()\n"
+        "    return 0\n"
+        "import openspine.cli as cli\n"
+        "cli._run = fake\n"
+        "sys.exit(main(['info', 'x']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("training")]
+    assert 1 <= len(lines) <= 3 and "500/500" in lines[-1], proc.stderr
+
+
 def test_json_logs_give_the_out_of_scope_line_as_a_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     picture = tmp_path / "noise.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128)).astype(np.uint8)).save(picture)

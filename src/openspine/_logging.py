@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger("openspine")
 logger.addHandler(logging.NullHandler())
@@ -64,6 +65,63 @@ def no_progress_bars() -> Iterator[None]:
             super().__init__(*args, **kwargs)
 
     tqdm_module.tqdm = _Silent  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        tqdm_module.tqdm = original  # type: ignore[misc]
+
+
+LINE_BAR_INTERVAL_S = 30.0  # a bar that writes to a file shows its state at most this often, one line each
+
+
+class _Lines:
+    """A stream wrapper for a bar writing to a file: each redraw (``\\r`` + state) becomes one line."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        state = text.replace("\r", "").strip()
+        if state:
+            self.stream.write(state + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@contextmanager
+def line_progress_bars() -> Iterator[None]:
+    """tqdm bars as lines while the block runs, for a stderr that is no terminal (a cluster job's log file): a bar
+    redrawn in place there becomes hundreds of fragments run into the log lines (training wrote 732 into 79 KB). Each
+    bar then writes its state as one line, at most every :data:`LINE_BAR_INTERVAL_S` seconds and when it ends."""
+    try:
+        import tqdm as tqdm_module
+    except ImportError:
+        yield
+        return
+    original = tqdm_module.tqdm
+
+    class _LineBar(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["file"] = _Lines(kwargs.get("file") or sys.stderr)
+            kwargs["mininterval"] = max(float(kwargs.get("mininterval") or 0), LINE_BAR_INTERVAL_S)
+            kwargs["ascii"] = True
+            kwargs.pop("dynamic_ncols", None)
+            kwargs["ncols"] = 100
+            super().__init__(*args, **kwargs)
+
+        # a new postfix or description shows with the next line, not as a line of its own
+        def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
+            super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+        def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+            super().set_postfix_str(s, refresh=False)
+
+        def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+            super().set_description(desc, refresh=False)
+
+    tqdm_module.tqdm = _LineBar  # type: ignore[misc]
     try:
         yield
     finally:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._command_parser import HelpFormatter
-from ._logging import JsonFormatter, no_progress_bars, say_last
+from ._logging import JsonFormatter, line_progress_bars, no_progress_bars, say_last
 from ._version import __version__
 from .errors import OpenSpineError, UsageError
 
@@ -332,7 +332,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     _configure_logging(args)
-    bars = no_progress_bars() if args.log_format == "json" else contextlib.nullcontext()
+    bars = (
+        no_progress_bars()
+        if args.log_format == "json"
+        else contextlib.nullcontext()
+        if sys.stderr.isatty()
+        else line_progress_bars()
+    )
     try:
         with bars:
             status = _run(args)

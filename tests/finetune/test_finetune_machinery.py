@@ -248,6 +248,7 @@ def test_missing_scans_and_wrong_scans_folder(
     with caplog.at_level("WARNING"):
         assert _cli(base, scans, typo, tmp_path / "c") == 0
     assert any("1 of 24 labelled scans do not exist" in r.getMessage() for r in caplog.records)
+    assert not any("gave no disc" in r.getMessage() for r in caplog.records)  # the missing scan is counted once
     assert "s99.nii.gz" in json.loads((tmp_path / "c" / "card.json").read_text())["training_data"]["scans_failed"]
 
 

@@ -395,12 +395,13 @@ def _finetune(
         len(missed),
         len(failed),
     )
-    if failed:
+    unread = {k: why for k, why in failed.items() if Path(table.scan_paths[k]).exists()}  # the missing: said before
+    if unread:
         log.warning(
             "%d of %d labelled scans gave no disc and are left out (e.g. %s: %s)",
-            len(failed),
+            len(unread),
             len(table.labels),
-            *next(iter(failed.items())),
+            *next(iter(unread.items())),
         )
     if not train_s:
         raise ConfigError("no training disc: the detector found none of the labelled discs of the training scans")

@@ -97,6 +97,10 @@ def test_dicom_outputs_from_a_real_series(shared_data: Path, tmp_path: Path) -> 
     assert Image.open(files["overlay.png"]).width == 1000
     html = files["report.html"].read_text()
     assert html.count("<tr>") >= len(result.vertebrae) and "data:image/png;base64," in html
+    # what each grade means, from the grader's card (a reader could not tell that marrow_change 2 is Modic type 2),
+    # and the wide table in a box of its own that scrolls (it ran off the page at 1200 px)
+    assert "<dt>marrow_change</dt><dd>Modic type 0 (none) / 1 / 2 / 3 (nominal)</dd>" in html
+    assert "<th title='Pfirrmann grade I–V'>pfirrmann</th>" in html and "<div class='wide'><table>" in html
 
 
 def test_overlay_is_the_same_whatever_the_stored_orientation(shared_data: Path, tmp_path: Path) -> None:

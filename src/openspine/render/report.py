@@ -22,6 +22,7 @@ table{border-collapse:collapse;font-size:.92em} td,th{border:1px solid #ccc;padd
 th{background:#f2f2f2} td.low{background:#ffe0e0;font-weight:600} td.na{color:#999}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px} dt{font-weight:600}
 img{max-width:100%;border:1px solid #ccc} .flags li{color:#a03000} code{font-size:.9em}
+.wide{overflow-x:auto;max-width:100%}
 """
 
 
@@ -169,8 +170,10 @@ def _discs_section(result: AnalysisResult) -> list[str]:
                 "<p class='flags'>The pixel size is not the file's (none was given; see the flag "
                 "pixel_spacing_estimated): grades may differ from those at the true pixel size.</p>"
             )
-        head = "".join(f"<th>{e(grading_name(g))}</th>" for g in cols)
-        parts.append(f"<table><tr><th>level</th>{head}</tr>")
+        meaning = grading_descriptions(result)
+        head = "".join(f"<th title='{e(meaning.get(grading_name(g), ''))}'>{e(grading_name(g))}</th>" for g in cols)
+        # a wide table scrolls in its own box rather than running off the page
+        parts.append(f"<div class='wide'><table><tr><th>level</th>{head}</tr>")
         for d in result.discs:
             cells = []
             for g in cols:
@@ -187,10 +190,41 @@ def _discs_section(result: AnalysisResult) -> list[str]:
                     both = " <sup>+" + e("+".join(r.series[1:])) + "</sup>" if r.series and len(r.series) > 1 else ""
                     cells.append(f"<td{cls}>{r.grade} ({p:.2f}{bal}){both}</td>")
             parts.append(f"<tr><td>{e(d.level.value if d.level else '?')}</td>{''.join(cells)}</tr>")
-        parts.append("</table>")
+        parts.append("</table></div>")
+        shown = [(grading_name(g), meaning[grading_name(g)]) for g in cols if grading_name(g) in meaning]
+        if shown:  # what a grade means (marrow_change 2 is Modic type 2), as the grader's card says it
+            parts += ["<h3>What the grades mean</h3><dl>", *(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in shown)]
+            parts.append("</dl>")
     else:
         parts.append("<p>No disc found.</p>")
     return parts
+
+
+def grading_descriptions(result: AnalysisResult) -> dict[str, str]:
+    """Each grading's meaning (``"marrow_change": "Modic type 0 (none) / 1 / 2 / 3 (nominal)"``), from the card of
+    the grader that made ``result`` (built-in, or the folder in ``parameters``; a card whose weights' sha256 is not
+    among ``result.models`` is not this result's); empty where no such card can be read."""
+    import json
+    from pathlib import Path
+
+    from ..models.registry import builtin_model_dir, builtin_names
+
+    made_by = {m.sha256 for m in result.models}
+    folders = [builtin_model_dir(m.name) for m in result.models if m.name in builtin_names()]
+    folders += [Path(str(v)) for k in ("grader", "paired_grader") if (v := result.parameters.get(k))]
+    out: dict[str, str] = {}
+    for folder in folders:
+        try:
+            card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(card, dict) or card.get("sha256") not in made_by:
+            continue
+        heads = (card.get("outputs") or {}).get("heads") or []
+        for h in heads:
+            if isinstance(h, dict) and h.get("name") and h.get("description"):
+                out.setdefault(str(h["name"]), str(h["description"]))
+    return out
 
 
 def _other_series_section(result: AnalysisResult) -> list[str]:

@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import functools
 import io
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -144,7 +145,31 @@ def _png(o: _Outputs) -> tuple[bytes, ...]:
 def _html(o: _Outputs) -> tuple[bytes, ...]:
     from .render.report import render_report
 
-    return (render_report(o.result, o.overlay_png).encode(),)
+    return (render_report(o.result, o.overlay_png, grading_descriptions(o.result)).encode(),)
+
+
+def grading_descriptions(result: AnalysisResult) -> dict[str, str]:
+    """Each grading's meaning (``"marrow_change": "Modic type 0 (none) / 1 / 2 / 3 (nominal)"``), from the card of
+    the grader that made ``result`` (built-in, or the folder in ``parameters``; a card whose weights' sha256 is not
+    among ``result.models`` is not this result's); empty where no such card can be read."""
+    from .models.registry import builtin_model_dir, builtin_names
+
+    made_by = {m.sha256 for m in result.models}
+    folders = [builtin_model_dir(m.name) for m in result.models if m.name in builtin_names()]
+    folders += [Path(str(v)) for k in ("grader", "paired_grader") if (v := result.parameters.get(k))]
+    out: dict[str, str] = {}
+    for folder in folders:
+        try:
+            card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(card, dict) or card.get("sha256") not in made_by:
+            continue
+        heads = (card.get("outputs") or {}).get("heads") or []
+        for h in heads:
+            if isinstance(h, dict) and h.get("name") and h.get("description"):
+                out.setdefault(str(h["name"]), str(h["description"]))
+    return out
 
 
 def _nifti(o: _Outputs) -> tuple[bytes, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..levels import Grading, GradingName, grading_name
@@ -37,7 +38,9 @@ def grading_columns(result: AnalysisResult) -> list[GradingName]:
     return [g for g in Grading if g in present] + own
 
 
-def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
+def render_report(
+    result: AnalysisResult, overlay_png: bytes | None, grading_meanings: Mapping[str, str] | None = None
+) -> str:
     """The HTML text of the report (no patient identifiers: the header fields shown are technical)."""
     e = html.escape
     inp = result.input
@@ -68,7 +71,7 @@ def render_report(result: AnalysisResult, overlay_png: bytes | None) -> str:
         parts += ["<h2>Overlay</h2>", f"<img alt='overlay of the detected spine' src='{_png_data_uri(overlay_png)}'>"]
 
     parts += _vertebrae_section(result)
-    parts += _discs_section(result)
+    parts += _discs_section(result, grading_meanings or {})
     parts += _other_series_section(result)
 
     from .._version import __version__
@@ -150,7 +153,7 @@ def _vertebrae_section(result: AnalysisResult) -> list[str]:
     return parts
 
 
-def _discs_section(result: AnalysisResult) -> list[str]:
+def _discs_section(result: AnalysisResult, meaning: Mapping[str, str]) -> list[str]:
     """The table of discs × gradings: grade (probability), balanced grade where it differs, withheld/n/a."""
     e = html.escape
     parts: list[str] = []
@@ -170,7 +173,6 @@ def _discs_section(result: AnalysisResult) -> list[str]:
                 "<p class='flags'>The pixel size is not the file's (none was given; see the flag "
                 "pixel_spacing_estimated): grades may differ from those at the true pixel size.</p>"
             )
-        meaning = grading_descriptions(result)
         head = "".join(f"<th title='{e(meaning.get(grading_name(g), ''))}'>{e(grading_name(g))}</th>" for g in cols)
         # a wide table scrolls in its own box rather than running off the page
         parts.append(f"<div class='wide'><table><tr><th>level</th>{head}</tr>")
@@ -198,33 +200,6 @@ def _discs_section(result: AnalysisResult) -> list[str]:
     else:
         parts.append("<p>No disc found.</p>")
     return parts
-
-
-def grading_descriptions(result: AnalysisResult) -> dict[str, str]:
-    """Each grading's meaning (``"marrow_change": "Modic type 0 (none) / 1 / 2 / 3 (nominal)"``), from the card of
-    the grader that made ``result`` (built-in, or the folder in ``parameters``; a card whose weights' sha256 is not
-    among ``result.models`` is not this result's); empty where no such card can be read."""
-    import json
-    from pathlib import Path
-
-    from ..models.registry import builtin_model_dir, builtin_names
-
-    made_by = {m.sha256 for m in result.models}
-    folders = [builtin_model_dir(m.name) for m in result.models if m.name in builtin_names()]
-    folders += [Path(str(v)) for k in ("grader", "paired_grader") if (v := result.parameters.get(k))]
-    out: dict[str, str] = {}
-    for folder in folders:
-        try:
-            card = json.loads((folder / "card.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(card, dict) or card.get("sha256") not in made_by:
-            continue
-        heads = (card.get("outputs") or {}).get("heads") or []
-        for h in heads:
-            if isinstance(h, dict) and h.get("name") and h.get("description"):
-                out.setdefault(str(h["name"]), str(h["description"]))
-    return out
 
 
 def _other_series_section(result: AnalysisResult) -> list[str]:

@@ -348,10 +348,17 @@ def test_bodies_are_labelled_only_at_the_spacing_lumbar_bodies_have() -> None:
     assert body_spacing_reason(gap) is None and body_spacing_reason([_at(None, 0.0), _at(None, -16.0)]) is None
 
 
-def test_grades_are_withheld_only_where_no_sacrum_anchors_the_labels() -> None:
+def test_grades_are_withheld_only_where_no_sacrum_anchors_the_labels_and_the_view_ends_above_l5() -> None:
+    from openspine.levels import Level
     from openspine.scope import unanchored_levels_reason
 
-    assert unanchored_levels_reason(True) is None
-    assert unanchored_levels_reason(None) is None  # a detection read back from records: not known, not withheld
-    why = unanchored_levels_reason(False)
-    assert why is not None and why.startswith("no sacrum in view to count the levels from")
+    high = [Level.T10, Level.T11, None, Level.L1, Level.L2]
+    to_l5 = [Level.L2, Level.L3, Level.L4, Level.L5]
+    assert unanchored_levels_reason(True, high) is None
+    assert unanchored_levels_reason(None, high) is None  # a detection read back from records: not known
+    # the sacrum just out of view (or only its top in view): labels read near the junction, graded
+    assert unanchored_levels_reason(False, to_l5) is None
+    assert unanchored_levels_reason(False, [None, None]) is None  # nothing labelled: nothing graded anyway
+    why = unanchored_levels_reason(False, high)
+    assert why is not None and why.startswith("no sacrum in view to count the levels from and the view ends above L5")
+    assert "lowest body labelled L2" in why

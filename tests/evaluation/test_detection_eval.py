@@ -195,6 +195,10 @@ def test_case_scoring_and_summary() -> None:
     by_anchor = robustness_overall([*anchored, *free])["by_anchor"]
     assert by_anchor["S1 labelled"]["cases"] == 2 and by_anchor["S1 labelled"]["every_label_right"] == 0.5
     assert by_anchor["no S1 labelled"]["cases"] == 2 and by_anchor["no S1 labelled"]["wrong"] == 1
+    # and without a sacrum, apart by whether the view reaches L5 (graded) or ends above it (not graded)
+    near = {**case(True, False), "predicted": ["L3-L4", "L4-L5"]}
+    split = robustness_overall([*anchored, *free, near])["by_anchor"]
+    assert split["no S1, reaches L5"]["cases"] == 1 and split["no S1, ends above L5"]["cases"] == 2
 
 
 @pytest.mark.slow

@@ -419,6 +419,11 @@ def sacrum_labelled(case: dict[str, Any]) -> bool:
     return any(p in ("S1", "L5-S1") for p in case.get("predicted", ()))
 
 
+def reaches_l5(case: dict[str, Any]) -> bool:
+    """Whether the case's labelling names L5 (a body) or L4-L5 (a disc): its view reaches the lumbosacral junction."""
+    return any(p in ("L5", "L4-L5") for p in case.get("predicted", ()))
+
+
 def robustness_overall(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Summary over the T2 and volume cases (``all``, with the targets), per source (volumes / SPIDER T2 / SPIDER
     T1) and per variant kind. The SPIDER T1 cases are summarised on their own: the targets are set on the rest."""
@@ -434,11 +439,15 @@ def robustness_overall(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
     kinds = sorted({str(c["variant"]).split("+")[0] for c in cases})
     out["by_variant"] = {k: summarise_cases([c for c in cases if str(c["variant"]).split("+")[0] == k]) for k in kinds}
     # what a user sees: labels anchored on a sacrum found in the view, or resting on the bodies' appearance alone
-    out["by_anchor"] = {
-        name: summarise_cases(sub)
-        for name, anchored in (("S1 labelled", True), ("no S1 labelled", False))
-        if (sub := [c for c in cases if sacrum_labelled(c) == anchored])
-    }
+    # and without a sacrum, whether the view reaches L5 (graded) or ends above it (not graded:
+    # openspine.scope.unanchored_levels_reason)
+    groups: tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...] = (
+        ("S1 labelled", sacrum_labelled),
+        ("no S1 labelled", lambda c: not sacrum_labelled(c)),
+        ("no S1, reaches L5", lambda c: not sacrum_labelled(c) and reaches_l5(c)),
+        ("no S1, ends above L5", lambda c: not sacrum_labelled(c) and not reaches_l5(c)),
+    )
+    out["by_anchor"] = {name: summarise_cases(sub) for name, keep in groups if (sub := [c for c in cases if keep(c)])}
     a = out["all"]
     out["targets_met"] = {
         k: (a[k] is not None and (a[k] >= t if op == ">=" else a[k] <= t)) for k, (op, t) in ROBUSTNESS_TARGETS.items()
@@ -772,7 +781,7 @@ def _format_robustness(rob: dict[str, Any]) -> list[str]:
         "",
         f"robustness: as-is, mirrored and {o['crops_per_item']} crops per item (seed {o['seed']}, "
         f"{o['seconds']} s); a case is right when every scored label is right",
-        f"{'':<14}{'cases':>6}{'right':>8}{'wrong':>6}{'unflag':>7}{'flag|wrong':>11}{'right|flag':>11}"
+        f"{'':<21}{'cases':>6}{'right':>8}{'wrong':>6}{'unflag':>7}{'flag|wrong':>11}{'right|flag':>11}"
         f"{'flag|right':>11}{'alt|wrong':>10}",
     ]
 
@@ -784,12 +793,12 @@ def _format_robustness(rob: dict[str, Any]) -> list[str]:
     rows += [("T1 (apart)", o["spider-t1"])] if "spider-t1" in o else []
     for name, f in rows:
         lines.append(
-            f"{name:<14}{f['cases']:>6}{pct(f['every_label_right']):>8}{f['wrong']:>6}{f['wrong_unflagged']:>7}"
+            f"{name:<21}{f['cases']:>6}{pct(f['every_label_right']):>8}{f['wrong']:>6}{f['wrong_unflagged']:>7}"
             f"{pct(f['flagged_share_of_wrong']):>11}{pct(f['right_or_flagged']):>11}{pct(f['right_flagged_share']):>11}"
             f"{pct(f.get('alternative_right_share_of_wrong')):>10}"
         )
     for k, (op, t) in ROBUSTNESS_TARGETS.items():
-        lines.append(f"{k:<34}{o['all'][k]!s:>10}   target {op} {t}: {'met' if o['targets_met'][k] else 'NOT met'}")
+        lines.append(f"{k:<41}{o['all'][k]!s:>10}   target {op} {t}: {'met' if o['targets_met'][k] else 'NOT met'}")
     for c in rob["cases"]:
         if not c["right"]:
             state = "flagged" if c["flagged"] else "UNFLAGGED"

@@ -323,6 +323,22 @@ def test_another_scan_saved_under_a_finished_case_s_name_is_analysed_again(
     assert "0 succeeded, 1 skipped (finished earlier)" in capsys.readouterr().out
 
 
+def test_a_changed_t1_of_a_bids_pair_is_named_when_its_case_is_analysed_again(
+    tmp_path: Path, shared_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    anat = tmp_path / "in" / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    shutil.copy(shared_data / "spider" / "32" / "image.nii.gz", anat / "sub-01_T2w.nii.gz")
+    shutil.copy(shared_data / "spider" / "32" / "t1.nii.gz", anat / "sub-01_T1w.nii.gz")
+    assert run_batch(tmp_path / "in", tmp_path / "out", formats=("json",)).done == 1
+    t1 = anat / "sub-01_T1w.nii.gz"
+    os.utime(t1, ns=(t1.stat().st_atime_ns, t1.stat().st_mtime_ns + 10**9))  # saved again
+    caplog.set_level("WARNING", logger="openspine")
+    again = run_batch(tmp_path / "in", tmp_path / "out", formats=("json",))
+    assert again.done == 1 and again.redone == 1
+    assert "sub-01_T1w.nii.gz' changed" in caplog.text and "T2w.nii.gz' changed" not in caplog.text
+
+
 def test_progress_goes_to_log_lines_where_stderr_is_no_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

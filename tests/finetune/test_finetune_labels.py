@@ -54,15 +54,30 @@ def test_split_column(tmp_path: Path):
         # one typo in a 0/1 column had made a third class, silently
         (
             "scan,level,bulging\na,L4-L5,1\nb,L4-L5,0\nc,L4-L5,maybe\n",
-            r"l.csv:4: bulging = 'maybe' is text in a column",
+            r"l.csv:4: bulging = 'maybe' is not an integer, in a column",
         ),
         # text classes were numbered by name (mild 0, normal 1, severe 2) and reported by number alone
-        ("scan,level,disc_state\na,L4-L5,normal\nb,L4-L5,mild\n", r"--classes disc_state=mild,normal"),
+        (
+            "scan,level,disc_state\na,L4-L5,normal\nb,L4-L5,mild\n",
+            r"text classes \(normal, mild\).*--classes disc_state=A,B",
+        ),
     ],
 )
 def test_bad_labels_are_refused(tmp_path: Path, text: str, match: str):
     with pytest.raises(ConfigError, match=match):
         read_labels(_write(tmp_path / "l.csv", text))
+
+
+def test_missing_value_markers_are_not_graded_unless_declared_as_a_class(tmp_path: Path):
+    """R's write.csv writes NA, pandas and spreadsheets NaN, N/A, null: they had been refused as typos (and before,
+    made classes of their own)."""
+    rows = "".join(f"s{i},L4-L5,{v}\n" for i, v in enumerate(["0", "1", "NA", "n/a", "NaN", "None", "null", ".", "-"]))
+    t = read_labels(_write(tmp_path / "l.csv", "scan,level,bulging\n" + rows))
+    assert t.classes["bulging"] == ("0", "1")
+    assert [t.labels[f"s{i}"][DiscLevel.L4_L5] for i in range(4)] == [{"bulging": "0"}, {"bulging": "1"}, {}, {}]
+    declared = _write(tmp_path / "m.csv", "scan,level,modic\na,L4-L5,none\nb,L4-L5,type1\nc,L4-L5,NA\n")
+    d = read_labels(declared, None, parse_classes(["modic=none,type1,type2"]))
+    assert d.labels["a"][DiscLevel.L4_L5] == {"modic": "none"} and d.labels["c"][DiscLevel.L4_L5] == {}
 
 
 def test_declared_text_classes_keep_their_order(tmp_path: Path):

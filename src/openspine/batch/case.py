@@ -197,7 +197,10 @@ def rerun_reason(case: Case, folder: Path, formats: tuple[str, ...], config: Ana
     if not holds_case(case, folder):
         other = recorded_source(folder) or "an unknown input"
         if other == str(Path(case.path).resolve()):
-            return Rerun(INPUT_CHANGED, f"'{case.path}' changed (size or modification time) since its result was made")
+            recorded = _read_json(folder / CASE_RECORD) or {}
+            stamps = (recorded.get("source") or {}).get("stamps") or {}
+            which = case.t1 if case.t1 and stamps.get("t1") != file_stamp(case.t1) else case.path
+            return Rerun(INPUT_CHANGED, f"'{which}' changed (size or modification time) since its result was made")
         return Rerun(INPUT_CHANGED, f"its folder holds the result of '{other}', not of '{case.path}'")
     record = _read_json(folder / CASE_RECORD)
     wanted = case_parameters(case, config)

@@ -9,7 +9,9 @@ Columns:
   without it, the first folder of the scan path is the patient (``p01/t2.nii.gz`` and ``p01/t1.nii.gz``: ``p01``),
   and a scan directly under ``--scans`` is a patient of its own;
 * every other column is a grading, named as in result.json (``central_canal_stenosis``, ``bulging``, …). An empty
-  cell means "not graded". Integer classes are inferred from the values (sorted numerically) unless declared with
+  cell, or a missing-value marker (``NA``, ``N/A``, ``NaN``, ``None``, ``null``, ``.``, ``-``; unless declared as a
+  class), means "not graded".
+  Integer classes are inferred from the values (sorted numerically) unless declared with
   ``--classes name=a,b,c`` (then that order, and other values are refused). Text classes (``normal``, ``mild``,
   ``severe``) must be declared: their order, which becomes the reported grades 0, 1, 2, cannot be guessed (sorted
   by name, ``mild`` would read as 0 and ``normal`` as 1). A column of integers with a text value among them (a typo
@@ -86,22 +88,28 @@ def _inferred_classes(path: Path, grading: str, first_line: Mapping[str, int]) -
     if text and ints:
         v = text[0]
         raise ConfigError(
-            f"{path}:{first_line[v]}: {grading} = {v!r} is text in a column of integer classes {ints}: a typo? "
-            f"correct it, or declare every class in order with --classes {grading}=..."
+            f"{path}:{first_line[v]}: {grading} = {v!r} is not an integer, in a column of integer classes {ints}: a "
+            f"typo? correct it (leave the cell empty where the disc is not graded), or declare every class in order "
+            f"with --classes {grading}=..."
         )
     if text:
-        names = sorted(text)
         raise ConfigError(
-            f"grading '{grading}' has text classes ({', '.join(names)}) in '{path}': their order, which becomes "
-            f"the reported grades 0, 1, 2, …, cannot be guessed; declare it from none to most severe, e.g. "
-            f"--classes {grading}={','.join(names)}"
+            f"grading '{grading}' has text classes ({', '.join(text)}) in '{path}': their order, which becomes "
+            f"the reported grades 0, 1, 2, …, cannot be guessed; declare it with --classes {grading}=A,B,… listing "
+            "them from none (or the lowest) to the most severe"
         )
     return tuple(ints)
 
 
+# what R (write.csv: NA), pandas and spreadsheets write for a missing value: read as an empty cell, "not graded"
+MISSING_MARKERS = frozenset({"na", "n/a", "nan", "none", "null", ".", "-"})
+
+
 def _norm(v: str) -> str:
-    """Cell value → class string (``2.0`` → ``2``)."""
+    """Cell value → class string (``2.0`` → ``2``; a missing-value marker such as ``NA`` → ``""``)."""
     s = v.strip()
+    if s.lower() in MISSING_MARKERS:
+        return ""
     try:
         f = float(s)
     except ValueError:
@@ -159,7 +167,8 @@ def read_labels(
             raise ConfigError(f"{p}:{n}: scan '{scan}' level {level.value} appears twice")
         grades: dict[str, str] = {}
         for g in gradings:
-            v = _norm(r.get(g, ""))
+            raw = r.get(g, "").strip()
+            v = raw if raw in declared.get(g, ()) else _norm(raw)  # a declared class named "none" stays one
             if v == "":
                 continue
             if g in declared and v not in declared[g]:

@@ -667,8 +667,9 @@ def unanchored_levels_reason(sacrum_seen: bool | None, labels: Iterable[Level | 
     L5 (the lowest of ``labels``): a thoracic or thoraco-lumbar station, a view cut high. Its labels rest on the
     bodies' appearance alone, far from the lumbosacral junction where that reading is surest, and a grade under a
     level one off is a wrong row in a cohort table read by level. A view that reaches L5 (the sacrum just out of
-    view, or only its top in view) is graded: its labels were right in 136 of 140 such cut views. None where the
-    sacrum was seen, it is not known, or the view reaches L5."""
+    view, or only its top in view) is graded, flagged: on the cut val views of ``openspine evaluate detection`` its
+    labels were all right in 17 of 19 cases, against 31 of 43 for views that end above L5. None where the sacrum
+    was seen, it is not known, or the view reaches L5."""
     if sacrum_seen is not False:
         return None
     lowest = max((lv for lv in labels if lv is not None), key=lambda lv: lv.ordinal, default=None)

@@ -165,8 +165,9 @@ def grading_descriptions(result: AnalysisResult) -> dict[str, str]:
             continue
         if not isinstance(card, dict) or card.get("sha256") not in made_by:
             continue
-        heads = (card.get("outputs") or {}).get("heads") or []
-        for h in heads:
+        outputs = card.get("outputs")
+        heads = outputs.get("heads") if isinstance(outputs, dict) else None
+        for h in heads if isinstance(heads, list) else ():
             if isinstance(h, dict) and h.get("name") and h.get("description"):
                 out.setdefault(str(h["name"]), str(h["description"]))
     return out

@@ -152,6 +152,8 @@ def grading_descriptions(result: AnalysisResult) -> dict[str, str]:
     """Each grading's meaning (``"marrow_change": "Modic type 0 (none) / 1 / 2 / 3 (nominal)"``), from the card of
     the grader that made ``result`` (built-in, or the folder in ``parameters``; a card whose weights' sha256 is not
     among ``result.models`` is not this result's); empty where no such card can be read."""
+    from .errors import ModelError
+    from .grading.heads import HeadSpec
     from .models.registry import builtin_model_dir, builtin_names
 
     made_by = {m.sha256 for m in result.models}
@@ -165,11 +167,13 @@ def grading_descriptions(result: AnalysisResult) -> dict[str, str]:
             continue
         if not isinstance(card, dict) or card.get("sha256") not in made_by:
             continue
-        outputs = card.get("outputs")
-        heads = outputs.get("heads") if isinstance(outputs, dict) else None
-        for h in heads if isinstance(heads, list) else ():
-            if isinstance(h, dict) and h.get("name") and h.get("description"):
-                out.setdefault(str(h["name"]), str(h["description"]))
+        try:  # the card's heads, read as the grader reads them
+            heads = [HeadSpec.from_dict(h) for h in card["outputs"]["heads"]]
+        except (KeyError, TypeError, ModelError, ConfigError):
+            continue
+        for h in heads:
+            if h.description:
+                out.setdefault(h.name, h.description)
     return out
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..grading.heads import is_int
 from ..levels import DiscLevel, grading_key
 
 RESERVED = ("scan", "level", "split", "patient")
@@ -71,20 +72,12 @@ def parse_classes(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _is_int(v: str) -> bool:
-    try:
-        int(v)
-    except ValueError:
-        return False
-    return True
-
-
 def _inferred_classes(path: Path, grading: str, first_line: Mapping[str, int]) -> tuple[str, ...]:
     """The classes of an undeclared grading column: its integer values in numerical order. Text values are refused,
     with the line of the first one: among integers it is a typo that would become a class of its own; alone, their
     order (the grades they are reported as) cannot be guessed."""
-    text = sorted((v for v in first_line if not _is_int(v)), key=lambda v: first_line[v])
-    ints = sorted((v for v in first_line if _is_int(v)), key=int)
+    text = sorted((v for v in first_line if not is_int(v)), key=lambda v: first_line[v])
+    ints = sorted((v for v in first_line if is_int(v)), key=int)
     if text and ints:
         v = text[0]
         raise ConfigError(

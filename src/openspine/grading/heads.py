@@ -41,7 +41,7 @@ class HeadSpec:
 
     @property
     def integer_classes(self) -> bool:
-        return all(_is_int(c) for c in self.classes)
+        return all(is_int(c) for c in self.classes)
 
     def grade_of(self, index: int) -> int:
         """The reported grade of class ``index``."""
@@ -70,7 +70,8 @@ class HeadSpec:
             raise ModelError(f"a grader head description lacks {exc}: {d!r}") from None
 
 
-def _is_int(s: str) -> bool:
+def is_int(s: str) -> bool:
+    """Whether a class name is an integer (``"2"``, ``" 2 "``, ``"-1"``)."""
     try:
         int(s)
     except ValueError:

@@ -36,10 +36,14 @@ def extra_of(module: str) -> str | None:
     return _EXTRA_OF.get(module.split(".")[0])
 
 
-def _how(tops: Iterable[str]) -> str:
+def install_hint(tops: Iterable[str]) -> str:
+    """The pip command that installs the top-level modules ``tops`` (their openspine extras, else the modules)."""
     extras = sorted({_EXTRA_OF[t] for t in tops if t in _EXTRA_OF})
     plain = sorted(t for t in tops if t not in _EXTRA_OF)
-    parts = [f"pip install 'openspine[{','.join(extras)}]'"] if extras else []
+    # the package is installed from a clone until it is published: name both forms
+    joined = ",".join(extras)
+    clone = f"(in a clone of openspine: pip install '.[{joined}]')"
+    parts = [f"pip install 'openspine[{joined}]' {clone}"] if extras else []
     if plain:
         parts.append(f"pip install {' '.join(plain)}")
     return " and ".join(parts)
@@ -52,7 +56,8 @@ def import_optional(module: str, purpose: str) -> ModuleType:
     except ImportError as exc:
         top = module.split(".")[0]
         raise MissingDependencyError(
-            f"{purpose} needs the optional package '{top}', which is not installed. Install it with: {_how([top])}"
+            f"{purpose} needs the optional package '{top}', which is not installed. "
+            f"Install it with: {install_hint([top])}"
         ) from exc
 
 
@@ -75,5 +80,5 @@ def require_optional(modules: Iterable[str], purpose: str) -> None:
     verb = "is" if len(missing) == 1 else "are"
     raise MissingDependencyError(
         f"{purpose} needs the optional {noun} {names}, which {verb} not installed. "
-        f"Install with: {_how([m.split('.')[0] for m in missing])}"
+        f"Install with: {install_hint([m.split('.')[0] for m in missing])}"
     )

@@ -403,6 +403,7 @@ def test_workers_are_not_forked_after_an_analysis_in_the_same_process(monkeypatc
     from openspine.models import registry
 
     monkeypatch.setattr(registry, "_sessions_started", False)
+    registry.forget_sessions()  # sessions cached by earlier tests would not be started again by the analysis below
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     monkeypatch.setattr("threading.active_count", lambda: 1)
     pool = _new_pool(1)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._logging import get_logger
+from .._optional import install_hint
 from ..writers import atomic_write_bytes, atomic_write_text
 from .case import (
     CASES_DIR,
@@ -149,7 +150,7 @@ def build_cohort_tables(out_root: Path, cases: list[Case]) -> dict[str, int]:
         parquet_ok = _write_parquet(out_root / f"{kind}.parquet", rows, columns) and parquet_ok
         counts[kind] = len(rows)
     if not parquet_ok:
-        log.warning("Parquet tables not written: install pyarrow (pip install 'openspine[batch]')")
+        log.warning("Parquet tables not written: install pyarrow (%s)", install_hint(["pyarrow"]))
     counts["cases"] = len(finished)
     return counts
 

@@ -684,3 +684,37 @@ def test_without_a_usable_orientation_recogniser_the_analysis_goes_on_and_says_s
     assert "orientation model damaged" in result.steps_not_run["orientation"]
     assert result.input.way_round is None
     validate_result(result.to_dict())
+
+
+def test_a_real_slice_with_pixels_coarser_than_the_grader_s_card_keeps_its_labels_but_no_grade(tmp_path: Path) -> None:
+    """A real T2 slice downsampled to 2 mm pixels (a thumbnail, a low-resolution export): the grader's card answers
+    for pixels up to 1.25 mm (SPIDER's are 0.29-1.0 mm), so every grade is withheld and the reason is given in the
+    CLI line, result.json, the CSV and the report; the bodies are still found and labelled."""
+    data = shared_data_or_skip()
+    scan = openspine.load_scan(data / VAL_T2)
+    a = np.asarray(scan.array, dtype=np.float32)
+    f = float(np.linalg.norm(scan.affine[:3, 0])) / 2.0
+    from scipy import ndimage
+
+    small = ndimage.zoom(ndimage.uniform_filter(a, size=(1 / f, 1 / f, 1)), (f, f, 1), order=1)
+    affine = scan.affine.copy()
+    affine[:3, :2] /= f
+    path = tmp_path / "coarse.nii.gz"
+    nib.save(nib.Nifti1Image(small, affine), path)
+    out = tmp_path / "out"
+    assert main(["-q", "analyze", str(path), "--out", str(out)]) == 0
+    doc = json.loads((out / "result.json").read_text())
+    assert [v["label"] for v in doc["vertebrae"] if v["label"]][-3:] == ["L4", "L5", "S1"]
+    lumbar = [d for d in doc["discs"] if d["grades"]]
+    assert len(lumbar) >= 5
+    for d in lumbar:
+        for g in d["grades"].values():  # the gradings the grader has (others: "not available from ...")
+            assert g["available"] is False
+            assert "coarser than the 1.25 mm" in g["note"] or g["note"].startswith("not available from")
+        assert "coarser than the 1.25 mm" in d["grades"]["pfirrmann"]["note"]
+    assert any(f.startswith("grades_withheld:") and "coarser" in f for f in doc["flags"])
+    rows = list(csv.DictReader((out / "discs.csv").open()))
+    assert rows and all("coarser" in r["note"] for r in rows if r["grading"] == "pfirrmann")
+    assert "coarser than the 1.25 mm" in (out / "report.html").read_text()
+    # at the slice's own pixel size the same discs are graded
+    assert all(d.grades[Grading.PFIRRMANN].available for d in openspine.analyze(scan).discs if d.grades)

@@ -362,3 +362,21 @@ def test_grades_are_withheld_only_where_no_sacrum_anchors_the_labels_and_the_vie
     why = unanchored_levels_reason(False, high)
     assert why is not None and why.startswith("no sacrum in view to count the levels from and the view ends above L5")
     assert "lowest body labelled L2" in why
+
+
+def test_a_card_s_pixel_bound_withholds_coarser_images_only() -> None:
+    bounded = ModelScope.from_card({"name": "grader", "scope": {"max_pixel_spacing_mm": 1.25}})
+    assert bounded.why_not_pixels(1.25) is None and bounded.why_not_pixels(0.3) is None
+    why = bounded.why_not_pixels(2.0)
+    assert why is not None and "2.00 mm" in why and "1.25 mm" in why and "grader" in why
+    assert ModelScope.from_card({"name": "grader", "scope": {}}).why_not_pixels(5.0) is None  # no bound declared
+    assert ModelScope.from_card({"name": "g", "scope": {"max_pixel_spacing_mm": "x"}}).why_not_pixels(5.0) is None
+
+
+def test_a_head_s_own_pixel_bound_withholds_that_head_only() -> None:
+    card = {"name": "grader", "scope": {"heads": {"pfirrmann": {"max_pixel_spacing_mm": 1.25}, "mine": {}}}}
+    s = ModelScope.from_card(card)
+    assert s.why_not_pixels(3.0) is None  # no bound on top: a fine-tuned head may answer there
+    assert "coarser" in (s.head_reason("pfirrmann", None, DiscLevel.L4_L5, 3.0) or "")
+    assert s.head_reason("pfirrmann", None, DiscLevel.L4_L5, 1.0) is None
+    assert s.head_reason("mine", None, DiscLevel.L4_L5, 3.0) is None

@@ -5,6 +5,9 @@ A model card's ``scope`` lists the sequences, planes, regions and levels the mod
     "scope": {"sequences": ["T2"], "planes": ["sagittal"], "regions": ["thoracic", "lumbar"],
               "levels": ["T9-T10", …, "L5-S1"], "basis": "what the lists rest on"}
 
+A card may also bound the pixel size (``scope.max_pixel_spacing_mm``): an image whose in-plane pixels are coarser
+holds less detail than any the model learnt from, and its answers are withheld.
+
 A grader's card may also give ``scope.heads``: per head (grading) its own ``sequences`` and ``levels`` (a fine-tuned
 head answers only on the sequences and levels it was trained on, while the base model's heads keep theirs); the
 top-level lists are then the union, and a head's grade outside its own scope is withheld.
@@ -55,6 +58,7 @@ class ModelScope:
     regions: frozenset[str] | None = None
     levels: tuple[str, ...] | None = None  # level names in anatomical order (vertebrae or discs)
     heads: Mapping[str, ModelScope] | None = None  # a grader's per-head scope (``scope.heads``), where its card has one
+    max_pixel_mm: float | None = None  # the coarsest in-plane pixel spacing it answers for (mm)
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any]) -> ModelScope:
@@ -69,14 +73,20 @@ class ModelScope:
             return frozenset(str(x) for x in s[key]) if s.get(key) is not None else None
 
         levels = tuple(str(x) for x in s["levels"]) if s.get("levels") is not None else None
-        return cls(model, names("sequences"), names("planes"), names("regions"), levels)
+        pixel = s.get("max_pixel_spacing_mm")
+        max_pixel = float(pixel) if isinstance(pixel, (int, float)) and not isinstance(pixel, bool) else None
+        return cls(model, names("sequences"), names("planes"), names("regions"), levels, max_pixel_mm=max_pixel)
 
-    def head_reason(self, head: str, sequence: Mapping[str, Any] | None, level: Level | DiscLevel) -> str | None:
-        """Why one head's grade is withheld at this level on a scan of this sequence (None: it may answer)."""
+    def head_reason(
+        self, head: str, sequence: Mapping[str, Any] | None, level: Level | DiscLevel, pixel_mm: float | None = None
+    ) -> str | None:
+        """Why one head's grade is withheld at this level on a scan of this sequence and in-plane pixel size (None:
+        it may answer)."""
         own = (self.heads or {}).get(head)
         if own is None:
             return None
-        return own.why_not_sequence(sequence) or own.why_not_level(level)
+        coarse = own.why_not_pixels(pixel_mm) if pixel_mm is not None else None
+        return own.why_not_sequence(sequence) or coarse or own.why_not_level(level)
 
     def levels_text(self) -> str:
         if not self.levels:
@@ -102,6 +112,16 @@ class ModelScope:
                 f"like {guess} ({describe_source(seq)}); give --sequence if you know it"
             )
         return None
+
+    def why_not_pixels(self, pixel_mm: float) -> str | None:
+        """Why an image with in-plane pixels of ``pixel_mm`` (the larger of the two) is outside the scope (None:
+        inside, or no bound declared)."""
+        if self.max_pixel_mm is None or pixel_mm <= self.max_pixel_mm:
+            return None
+        return (
+            f"the image's pixels ({pixel_mm:.2f} mm) are coarser than the {self.max_pixel_mm:g} mm the {self.model} "
+            "answers for (its card's scope): the image holds less detail than the scans it learnt from"
+        )
 
     def why_not_level(self, level: Level | DiscLevel) -> str | None:
         if self.levels is None or level.value in self.levels:

@@ -150,6 +150,9 @@ def test_scope_is_what_the_heads_were_trained_on(
     scope = json.loads((out / "card.json").read_text())["scope"]
     assert scope["heads"]["central_canal_stenosis"]["sequences"] == ["T1"]
     assert scope["heads"]["central_canal_stenosis"]["levels"] == ["L4-L5", "L5-S1"]
+    coarsest = max(load_scan(p).spacing[0] for p in scans.glob("*.nii.gz"))  # the synthetic scans' pixels
+    bound = scope["heads"]["central_canal_stenosis"]["max_pixel_spacing_mm"]
+    assert bound == pytest.approx(1.25 * coarsest, abs=1e-3)  # a quarter coarser than its scans, as the base's
     assert scope["heads"]["pfirrmann"] == {}  # kept: the base's scope (none declared)
     assert "sequences" not in scope and "levels" not in scope  # the union: a kept head is unrestricted
 

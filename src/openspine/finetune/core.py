@@ -94,6 +94,10 @@ def _ordered_levels(names: set[str]) -> list[str]:
     return [lv.value for lv in DiscLevel if lv.value in names]
 
 
+_HEAD_SCOPE_KEYS = ("sequences", "levels", "max_pixel_spacing_mm")  # what one head of a grader's card may bound
+PIXEL_MARGIN = 1.25  # a head answers for pixels up to this factor coarser than the coarsest it was trained on
+
+
 def derive_scope(
     base_card: dict[str, Any],
     kept: Sequence[HeadSpec],
@@ -104,25 +108,30 @@ def derive_scope(
 ) -> dict[str, Any]:
     """The new card's scope: per head (``scope.heads``) the sequences and levels it may answer, the union on top.
 
-    A trained head answers on the sequences of the scans it was trained on and at the levels that carried its
-    labels; a kept base head keeps the base model's scope (its weights are the base's)."""
+    A trained head answers on the sequences of the scans it was trained on, at the levels that carried its labels
+    and for in-plane pixels up to ``PIXEL_MARGIN`` times the coarsest of those scans' (the built-in grader's bound,
+    1.25 mm, is SPIDER's coarsest 1.0 mm so widened); a kept base head keeps the base model's scope (its weights are
+    the base's)."""
     base = base_card.get("scope") or {}
     base_heads = base.get("heads") or {}
     per_head: dict[str, dict[str, Any]] = {}
     for h in kept:
         own = base_heads.get(h.name, base)
-        per_head[h.name] = {k: own[k] for k in ("sequences", "levels") if own.get(k) is not None}
+        per_head[h.name] = {k: own[k] for k in _HEAD_SCOPE_KEYS if own.get(k) is not None}
     seen = sorted({q for c, q in sequences.items() if q is not None and c in {s.case for s in train_s}})
     for h in trained:
         cases = {s.case for s in train_s if h.name in s.labels}
         levels = _ordered_levels({s.level.value for s in train_s if h.name in s.labels})
         seqs = sorted({q for c in cases if (q := sequences.get(c)) is not None})
-        entry: dict[str, Any] = {"levels": levels}
+        coarsest = max(float(max(s.spacing[:2])) for s in train_s if h.name in s.labels)
+        # the base grader's rule: up to a quarter coarser than the coarsest training pixel
+        entry: dict[str, Any] = {"levels": levels, "max_pixel_spacing_mm": round(coarsest * PIXEL_MARGIN, 3)}
         if seqs:  # no known sequence (no recogniser, unclear scans): the head is not restricted by sequence
             entry["sequences"] = seqs
         entry["basis"] = f"fine-tuned on {len(cases)} scans ({'/'.join(seqs) or 'sequence unknown'}) of {labels_name}"
         per_head[h.name] = entry
-    out: dict[str, Any] = {k: v for k, v in base.items() if k not in ("heads", "sequences", "levels", "basis")}
+    # the pixel bound is per head (above): the base's bound is not the trained heads'
+    out: dict[str, Any] = {k: v for k, v in base.items() if k not in ("heads", "basis", *_HEAD_SCOPE_KEYS)}
     for key in ("sequences", "levels"):
         if all(key in e for e in per_head.values()):  # one head without the restriction lifts the union's
             union = {x for e in per_head.values() for x in e[key]}

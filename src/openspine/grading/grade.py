@@ -153,7 +153,8 @@ def grade(
         levels: disc levels to grade (default T12-L1 … L5-S1); ``None`` grades every labelled disc.
         grader: a grader model folder (e.g. made by ``openspine finetune``) or built-in name; ``None`` = built-in.
         sequence: what the scan was taken to be (``input.sequence`` of the result); a sequence outside the card's
-            scope withholds every requested disc's grades, as a level outside it withholds that disc's.
+            scope withholds every requested disc's grades, as a level outside it withholds that disc's (and so do
+            pixels coarser than the card's ``max_pixel_spacing_mm``).
         second: a second series of the study (e.g. T1) with its matched discs: the heads of the paired grader
             (``paired_grader``, default the built-in ``grader-t1t2``) are then read from both series' crops for each
             paired disc; every grade records the series it was read from (``Grade.series``).
@@ -173,6 +174,8 @@ def grade(
     model = load_grader(grader)
     model_scope = ModelScope.from_card(model.loaded.card.data)
     wrong_sequence = model_scope.why_not_sequence(sequence)
+    pixel_mm = float(max(view.scan.spacing[:2]))  # in-plane: rows, columns
+    coarse = model_scope.why_not_pixels(pixel_mm)
     # crops and features are in units of the bodies' intensity: an offset (z-scored, shifted data) is removed first
     view, offset_flag = without_black_level(view)
     offset_flags = [offset_flag] if offset_flag else []  # the second series' too, where it is read
@@ -190,7 +193,7 @@ def grade(
             discs[i] = replace(d, note=f"not graded: outside the levels asked for ({_levels_text(levels or ())})")
             continue
         # every reason that holds for the whole image (its sequence, its intensities), else the level's
-        outside = "; ".join(r for r in (wrong_sequence, withhold) if r) or model_scope.why_not_level(d.level)
+        outside = "; ".join(r for r in (wrong_sequence, coarse, withhold) if r) or model_scope.why_not_level(d.level)
         if outside is not None:  # the card's sequences and levels: no grade the model cannot back
             flags.add("grades_withheld", name, outside)
             discs[i] = replace(d, grades={**d.grades, **_not_graded(model, outside, "withheld")})
@@ -232,7 +235,7 @@ def grade(
             flags.add("not graded", name, g)
             g = _not_graded(model, g)
         else:
-            g = _head_scope(model_scope, sequence, p.level, name, g, flags)
+            g = _head_scope(model_scope, sequence, pixel_mm, p.level, name, g, flags)
         discs[p.index] = replace(d, grades={**d.grades, **g})
     return GradingOutput(discs=tuple(discs), models=tuple(models), flags=(*offset_flags, *flags.lines()))
 
@@ -240,20 +243,21 @@ def grade(
 def _head_scope(
     model_scope: ModelScope,
     sequence: Mapping[str, Any] | None,
+    pixel_mm: float,
     level: DiscLevel,
     name: str,
     grades: dict[GradingName, Grade],
     flags: GroupedFlags,
 ) -> dict[GradingName, Grade]:
-    """Withhold each grade whose head's own scope (``scope.heads`` of the card) excludes this sequence or level: a
-    fine-tuned head answers only where it was trained, beside base heads that keep theirs."""
+    """Withhold each grade whose head's own scope (``scope.heads`` of the card) excludes this sequence, pixel size or
+    level: a fine-tuned head answers only where it was trained, beside base heads that keep theirs."""
     if not model_scope.heads:
         return grades
     out = dict(grades)
     heads_of: dict[str, list[str]] = {}
     for key, gr in grades.items():
         head = str(getattr(key, "value", key))
-        why = model_scope.head_reason(head, sequence, level) if gr.available else None
+        why = model_scope.head_reason(head, sequence, level, pixel_mm) if gr.available else None
         if why is not None:
             heads_of.setdefault(why, []).append(head)
             out[key] = Grade(grade=None, probabilities=None, available=False, note=f"withheld: {why}")

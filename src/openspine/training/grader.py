@@ -48,6 +48,9 @@ GRADER_SCOPE = {
     "regions": ["thoracic", "lumbar"],
     "levels": ["T9-T10", "T10-T11", "T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"],
     "basis": "trained and validated on SPIDER mid-sagittal lumbar T2 slices graded T9-T10 ... L5-S1",
+    # SPIDER's pixels are 0.29-1.0 mm (the coarsest, widened by a quarter); train slices downsampled to 1.25 mm lose
+    # 4.0 points of exact Pfirrmann agreement, to 1.5 mm 7.6 (python scripts/grading_pixel_size.py --split train)
+    "max_pixel_spacing_mm": 1.25,
 }
 
 

@@ -2,8 +2,10 @@
 
 Runs ``openspine.analyze`` on every item of ``index.csv`` and every SPIDER T1 slice (``spider/t1.csv``), both splits,
 and prints per scan the median distance between the centres of consecutive labelled bodies (the figure that
-``openspine.scope.body_spacing_reason`` bounds) and the bodies the detection set aside as off the column
-(``openspine.detection.decode.drop_off_column``), then the range of the medians over all scans.
+``openspine.scope.body_spacing_reason`` bounds), the bodies the detection set aside as off the column
+(``openspine.detection.decode.drop_off_column``) and the largest fall of the network's level estimates from one body
+to the next (``openspine.scope.spines_stacked`` refuses a fall of ``STACKED_DROP_LEVELS`` as two spines one above
+the other), then the range of the medians and the largest fall over all scans.
 
 ``--rescaled`` instead counts the scans that, with their intensities rescaled to [-1, 1] (as for a network) or
 centred on their mean, read as no MR magnitude image (``openspine.scope.signed_values_reason``: a CT or a phase
@@ -25,8 +27,15 @@ from typing import Any
 import numpy as np
 
 import openspine
+from openspine import scope
 from openspine.detection import decode, records
-from openspine.scope import MAX_BODY_SPACING_MM, MIN_BODY_SPACING_MM, body_spacing_mm, signed_values_reason
+from openspine.scope import (
+    MAX_BODY_SPACING_MM,
+    MIN_BODY_SPACING_MM,
+    STACKED_DROP_LEVELS,
+    body_spacing_mm,
+    signed_values_reason,
+)
 
 
 def scans(data: Path) -> list[tuple[str, Path]]:
@@ -70,23 +79,38 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     records._decode.drop_off_column = counting  # type: ignore[attr-defined]
+    falls: list[float] = []
+    stacked = scope.spines_stacked
+
+    def falling(estimates: Any) -> int | None:
+        p = np.asarray(estimates, dtype=float)
+        falls.append(float(np.max(p[:-1] - p[1:])) if len(p) > 1 else float("-inf"))
+        return stacked(estimates)
+
+    scope.spines_stacked = falling  # type: ignore[assignment]
+    worst: tuple[float, str] = (float("-inf"), "")
     medians: list[tuple[float, str]] = []
     t0 = time.perf_counter()
     for item, path in scans(args.data):
-        before = len(dropped)
+        before, seen = len(dropped), len(falls)
         result = openspine.analyze(path)
+        fall = max(falls[seen:], default=float("-inf"))
+        worst = max(worst, (fall, item))
         gap = body_spacing_mm(result.vertebrae)
         off = dropped[before:]
         if gap is not None:
             medians.append((gap, item))
         off_text = f"; off the column: {off}" if off else ""
-        print(f"{item}: {'-' if gap is None else f'{gap:.1f}'} mm{off_text}", flush=True)
+        fall_text = f"; largest fall of the level estimates {fall:.2f}" if fall > float("-inf") else ""
+        print(f"{item}: {'-' if gap is None else f'{gap:.1f}'} mm{off_text}{fall_text}", flush=True)
     medians.sort()
     values = np.array([m for m, _ in medians])
     print(
         f"\n{len(medians)} scans with labelled neighbours ({time.perf_counter() - t0:.0f} s): median spacing "
         f"{values.min():.1f} ({medians[0][1]}) to {values.max():.1f} mm ({medians[-1][1]}); bounds used "
-        f"{MIN_BODY_SPACING_MM:g}-{MAX_BODY_SPACING_MM:g} mm; bodies set aside as off the column: {len(dropped)}"
+        f"{MIN_BODY_SPACING_MM:g}-{MAX_BODY_SPACING_MM:g} mm; bodies set aside as off the column: {len(dropped)}; "
+        f"largest fall of the level estimates from one body to the next {worst[0]:.2f} ({worst[1]}; refused as two "
+        f"spines at {STACKED_DROP_LEVELS:g})"
     )
     return 0
 

@@ -1,9 +1,12 @@
-"""Two spines side by side in one picture (a montage, a screenshot of two viewports): refused, and never a real scan.
+"""Two spines side by side or one above the other in one picture (a montage, a screenshot of two viewports): refused,
+and never a real scan.
 
 Montages: for every SPIDER patient of the split, the T2 slice beside its T1 slice (scaled to the same height), and
 each T2 slice beside the next patient's, analysed as pictures (pixel size 0.6 mm, about SPIDER's); counted: refused
-with ``spines_side_by_side``. Real scans: every item of the split (volumes, SPIDER T2 and T1 slices, SCT) as stored,
-mirrored and in ``--crops`` crops (the views of ``openspine evaluate detection``); counted: any of them refused so.
+with ``spines_side_by_side``. The same pairs one above the other (scaled to the same width): refused with
+``spines_stacked``. Real scans: every item of the split (volumes, SPIDER T2 and T1 slices, SCT) as stored,
+mirrored and in ``--crops`` crops (the views of ``openspine evaluate detection``); counted: any of them refused
+either way.
 
     python scripts/side_by_side_survey.py --data ../shared/data --split val
 """
@@ -23,6 +26,7 @@ from openspine.io.image2d import picture_affine
 from openspine.scan import Scan, ScanSource
 
 FLAG = "spines_side_by_side"
+STACKED_FLAG = "spines_stacked"
 
 
 def _side_by_side(left: Image.Image, right: Image.Image) -> np.ndarray:
@@ -33,11 +37,19 @@ def _side_by_side(left: Image.Image, right: Image.Image) -> np.ndarray:
     return np.asarray(out)
 
 
-def _refused(result: openspine.AnalysisResult) -> bool:
-    return any(f.startswith(FLAG) for f in result.flags)
+def _one_above_the_other(upper: Image.Image, lower: Image.Image) -> np.ndarray:
+    lower = lower.resize((upper.size[0], round(lower.size[1] * upper.size[0] / lower.size[0])))
+    out = Image.new("L", (upper.size[0], upper.size[1] + lower.size[1]))
+    out.paste(upper, (0, 0))
+    out.paste(lower, (0, upper.size[1]))
+    return np.asarray(out)
 
 
-def montages(data: Path, split: str) -> tuple[int, int]:
+def _refused(result: openspine.AnalysisResult, flags: tuple[str, ...] = (FLAG,)) -> bool:
+    return any(f.startswith(flags) for f in result.flags)
+
+
+def montages(data: Path, split: str, stacked: bool = False) -> tuple[int, int]:
     t1 = {r["patient_id"]: data / r["path"] / r["png"] for r in spider_t1_rows(data, split)}
     with open(data / "index.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == split and r["dataset"] == "spider"]
@@ -46,9 +58,10 @@ def montages(data: Path, split: str) -> tuple[int, int]:
     pairs += [(t2[i][1], t2[i + 1][1]) for i in range(len(t2) - 1)]
     refused = 0
     for left, right in pairs:
-        image = _side_by_side(Image.open(left).convert("L"), Image.open(right).convert("L"))
+        join = _one_above_the_other if stacked else _side_by_side
+        image = join(Image.open(left).convert("L"), Image.open(right).convert("L"))
         picture = Scan(image[:, :, None], picture_affine(0.6, 0.6), ScanSource(str(left), format="image"))
-        refused += _refused(openspine.analyze(picture))
+        refused += _refused(openspine.analyze(picture), (STACKED_FLAG if stacked else FLAG,))
     return refused, len(pairs)
 
 
@@ -67,7 +80,7 @@ def real_scans(data: Path, split: str, crops: int) -> tuple[list[str], int]:
         for variant in make_variants(units, n, sup_low, crops, _rng_for(0, item)):
             (a,), affine = apply_variant([arr], scan.affine, variant)
             views += 1
-            if _refused(openspine.analyze(Scan(a, affine, scan.source))):
+            if _refused(openspine.analyze(Scan(a, affine, scan.source)), (FLAG, STACKED_FLAG)):
                 refused.append(f"{item}:{variant.name}")
     return refused, views
 
@@ -78,8 +91,10 @@ def main() -> int:
     args = ap.parse_args()
     r, n = montages(args.data, args.split)
     print(f"{args.split}: montages of two SPIDER slices side by side refused {r}/{n}")
+    r, n = montages(args.data, args.split, stacked=True)
+    print(f"{args.split}: montages of two SPIDER slices one above the other refused {r}/{n}")
     wrong, views = real_scans(args.data, args.split, args.crops)
-    print(f"{args.split}: real scans as stored, mirrored and cropped refused as side by side {len(wrong)}/{views}")
+    print(f"{args.split}: real scans as stored, mirrored and cropped refused as two spines {len(wrong)}/{views}")
     for w in wrong:
         print(f"  {w}")
     return 0

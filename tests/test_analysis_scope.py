@@ -635,6 +635,47 @@ def test_two_spines_side_by_side_in_one_picture_exit_3(tmp_path: Path, capsys: p
     assert doc["flags"] == ["spines_side_by_side: 2 columns of vertebral bodies side by side"]
 
 
+def test_two_spines_one_above_the_other_in_one_picture_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two patients' T2 slices stacked vertically: one sequence of labels had run from the lower sacrum up through the
+    upper patient's lumbar spine (its S1 labelled T11) and the lower spine was graded."""
+    data = shared_data_or_skip()
+    upper, lower = Image.open(data / "spider/32/image.png"), Image.open(data / "spider/5/image.png")
+    lower = lower.resize((upper.size[0], round(lower.size[1] * upper.size[0] / lower.size[0])))
+    montage = Image.new("L", (upper.size[0], upper.size[1] + lower.size[1]))
+    montage.paste(upper.convert("L"), (0, 0))
+    montage.paste(lower.convert("L"), (0, upper.size[1]))
+    montage.save(tmp_path / "stacked.png")
+    args = ["analyze", str(tmp_path / "stacked.png"), "--pixel-spacing", "0.6", "0.6", "--out", str(tmp_path / "out")]
+    assert main(args) == 3
+    assert "two spines one above the other" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    validate_result(doc)
+    assert doc["vertebrae"] == [] and doc["discs"] == [] and "crop the picture" in doc["out_of_scope"]
+    assert [f.split(":")[0] for f in doc["flags"]] == ["spines_stacked"]
+    # each half alone is one spine, labelled down to S1
+    halves = [openspine.analyze(data / f"spider/{p}/image.nii.gz") for p in (32, 5)]
+    assert all(h.out_of_scope is None and h.vertebrae[-1].label is not None for h in halves)
+
+
+def test_a_slice_pasted_into_a_corner_of_a_black_canvas_is_read_like_the_slice(tmp_path: Path) -> None:
+    """A screenshot-like picture: the slice in the top-left corner of a canvas three times its size. The
+    recognisers' grid, centred on the picture, saw mostly black and refused it as coronal; it now centres on the
+    content where that fills less than half the picture."""
+    data = shared_data_or_skip()
+    slice_png = Image.open(data / "spider/32/image.png").convert("L")
+    canvas = Image.new("L", (slice_png.size[0] * 3, slice_png.size[1] * 3))
+    canvas.paste(slice_png, (0, 0))
+    canvas.save(tmp_path / "canvas.png")
+    spacing = json.loads((data / "spider/32/meta.json").read_text())["pixel_spacing_mm"][:2]
+    plain = openspine.analyze(data / "spider/32/image.png", pixel_spacing=tuple(spacing))
+    pasted = openspine.analyze(tmp_path / "canvas.png", pixel_spacing=tuple(spacing))
+    assert pasted.out_of_scope is None
+    assert [v.label for v in pasted.vertebrae] == [v.label for v in plain.vertebrae]
+    assert pasted.input.sequence is not None and pasted.input.sequence["value"] == "T2"
+
+
 def test_volume_reversed_front_to_back_by_its_header_is_refused() -> None:
     data = shared_data_or_skip()
     img = nib.load(data / VAL_T2)

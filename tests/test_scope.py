@@ -380,3 +380,17 @@ def test_a_head_s_own_pixel_bound_withholds_that_head_only() -> None:
     assert "coarser" in (s.head_reason("pfirrmann", None, DiscLevel.L4_L5, 3.0) or "")
     assert s.head_reason("pfirrmann", None, DiscLevel.L4_L5, 1.0) is None
     assert s.head_reason("mine", None, DiscLevel.L4_L5, 3.0) is None
+
+
+def test_spines_stacked_finds_where_the_level_count_starts_again() -> None:
+    from openspine.scope import spines_stacked, stacked_reason
+
+    one = [17.8, 18.1, 18.9, 19.8, 20.9, 22.0, 23.2, 24.1, 24.9]
+    assert spines_stacked(one) is None
+    assert spines_stacked([20.0, 20.8, 21.0, 21.0, 20.0, 20.0, 20.7, 21.1]) is None  # real: a fall of 0.97 levels
+    two = [18.1, 19.2, 20.1, 25.1, 18.9, 20.0, 21.0]
+    assert spines_stacked(two) == 4
+    assert spines_stacked([*one, 17.0]) is None  # one stray body below the sacrum is no second spine
+    assert spines_stacked([25.0, *one]) is None
+    why = stacked_reason(25.1, 18.9, picture=True)
+    assert "S1" in why and "T12" in why and "crop the picture" in why

@@ -653,17 +653,26 @@ def _drop_detection(state: _State, first_flag: int, why: str) -> None:
 
 def _one_spine(view: SagittalView, detection: Detection, state: _State, first_flag: int) -> Detection | None:
     """The detection, or None with the scan out of scope when its labelled bodies stand in two or more columns side
-    by side (a montage, a screenshot of several viewports): one sequence of labels cannot run through two spines.
+    by side (a montage, a screenshot of several viewports), or form two spines one above the other (the network's
+    level estimates start again: :func:`openspine.scope.spines_stacked`): one sequence of labels cannot run through
+    two spines.
     A detection without labels (a cervical field of view) is left as it is: nothing is counted through it."""
     if not any(v.label is not None for v in detection.vertebrae):
         return detection
     sp = view.scan.spacing
+    picture = view.input.source.format == "image"
     n = scope.spines_side_by_side([(g.centre[0] * sp[0], g.centre[1] * sp[1]) for g in detection.vertebra_geometry])
-    if n < 2:
+    if n >= 2:
+        # the flags raised so far are about a sequence of labels that ran through both columns
+        _drop_detection(state, first_flag, scope.side_by_side_reason(n, picture))
+        state.flags.append(f"spines_side_by_side: {n} columns of vertebral bodies side by side")
+        return None
+    estimates = [g.level_estimate for g in detection.vertebra_geometry]
+    lower = scope.spines_stacked(estimates)
+    if lower is None:
         return detection
-    # the flags raised so far are about a sequence of labels that ran through both columns
-    _drop_detection(state, first_flag, scope.side_by_side_reason(n, view.input.source.format == "image"))
-    state.flags.append(f"spines_side_by_side: {n} columns of vertebral bodies side by side")
+    _drop_detection(state, first_flag, scope.stacked_reason(estimates[lower - 1], estimates[lower], picture))
+    state.flags.append(f"spines_stacked: the level count starts again below body {lower} of {len(estimates)}")
     return None
 
 

@@ -773,6 +773,40 @@ def side_by_side_reason(n: int, picture: bool) -> str:
     )
 
 
+# the network's level estimates rise down one spine: on every shared real scan (the items of index.csv and the SPIDER
+# T1 slices) they never fell by more than 0.97 levels from one body to the next
+# (python scripts/body_geometry_survey.py --data ../shared/data)
+STACKED_DROP_LEVELS = 3.0
+MIN_STACKED_RUN = 3  # bodies above and below such a fall
+
+
+def spines_stacked(estimates: Sequence[float]) -> int | None:
+    """Where a second spine starts below a first one (two images one above the other, as in a montage): the index of
+    the first body of the lower run, where the level estimates (top to bottom) fall by at least
+    :data:`STACKED_DROP_LEVELS` from one body to the next and each run has at least :data:`MIN_STACKED_RUN` bodies (a
+    false body at either end is no second spine). None for one spine."""
+    p = [float(e) for e in estimates]
+    for i in range(MIN_STACKED_RUN, len(p) - MIN_STACKED_RUN + 1):
+        if p[i - 1] - p[i] >= STACKED_DROP_LEVELS:
+            return i
+    return None
+
+
+def stacked_reason(above: float, below: float, picture: bool) -> str:
+    """Why an image with two spines one above the other is not analysed (``above``, ``below``: the level estimates,
+    as ordinals, of the two bodies where the count starts again)."""
+    what = "picture" if picture else "image"
+
+    def name(o: float) -> str:
+        return Level.from_ordinal(min(max(round(o), 1), Level.S1.ordinal)).value
+
+    return (
+        f"the {what} shows two spines one above the other (a montage or a screenshot of several views?): going down, "
+        f"the bodies' levels start again, from about {name(above)} to about {name(below)}; openspine reads one "
+        f"sagittal image of one spine; crop the {what} to one of them"
+    )
+
+
 def picture_mirrored_flag(probability: float) -> str:
     """The flag of a picture read mirrored because it shows the front of the body on the right."""
     return (

@@ -34,6 +34,18 @@ def test_model_input_grid_is_centred_and_padded() -> None:
     assert x.max() == pytest.approx(1.0) and x.min() == 0.0
 
 
+def test_content_centre_only_for_content_on_an_empty_canvas() -> None:
+    from openspine.recognition.model import content_centre
+
+    rng = np.random.default_rng(0)
+    scan_like = rng.uniform(50, 200, size=(300, 200))
+    assert content_centre(scan_like) is None  # anatomy fills the field of view: the image centre
+    canvas = np.zeros((900, 600))
+    canvas[:300, :200] = scan_like
+    assert content_centre(canvas) == (149.5, 99.5)
+    assert content_centre(np.zeros((10, 10))) is None
+
+
 def test_central_slices() -> None:
     assert central_slices(1, 3.0) == [0]
     assert central_slices(15, 4.0) == [4, 6, 7, 8, 10]

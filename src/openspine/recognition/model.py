@@ -121,6 +121,29 @@ def central_slices(n_slices: int, slice_mm: float) -> list[int]:
     return [int(k) for k in picks]
 
 
+# an image whose content (above a twentieth of its bright level) fills less than this share of its area lies on an
+# empty canvas (a screenshot, a picture pasted into a larger one): the model grid is centred on the content instead
+MIN_CONTENT_SHARE = 0.5
+
+
+def content_centre(image: NDArray[np.generic]) -> tuple[float, float] | None:
+    """The centre (row, col) of the box around an image's content where that box covers less than
+    :data:`MIN_CONTENT_SHARE` of the image (a slice in a corner of a black canvas, which the central model grid would
+    miss), else None (the image centre: a scan whose anatomy fills its field of view)."""
+    a = np.asarray(image, dtype=np.float32)
+    finite = a[np.isfinite(a)]
+    if a.ndim != 2 or not finite.size:
+        return None
+    lo, hi = float(np.percentile(finite, 0.5)), float(np.percentile(finite, 99.5))
+    rows, cols = np.nonzero(np.nan_to_num(a, nan=lo) > lo + (hi - lo) / 20)
+    if not len(rows):
+        return None
+    r0, r1, c0, c1 = int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())
+    if (r1 - r0 + 1) * (c1 - c0 + 1) >= MIN_CONTENT_SHARE * a.size:
+        return None
+    return ((r0 + r1) / 2.0, (c0 + c1) / 2.0)
+
+
 # the last view read (weakly: a finished analysis frees its scan) and its model input
 _last_input: list[tuple[weakref.ref[SagittalView], NDArray[np.float32]]] = []
 
@@ -133,7 +156,9 @@ def view_input(view: SagittalView) -> NDArray[np.float32]:
     arr = view.scan.array
     sp = view.scan.spacing
     ks = central_slices(arr.shape[2], sp[2])
-    batch = np.stack([model_input(np.asarray(arr[:, :, k]), (sp[0], sp[1]))[None] for k in ks]).astype(np.float32)
+    slices = [np.asarray(arr[:, :, k]) for k in ks]
+    batch = np.stack([model_input(im, (sp[0], sp[1]), centre=content_centre(im))[None] for im in slices])
+    batch = batch.astype(np.float32)
     _last_input[:] = [(weakref.ref(view), batch)]
     return batch
 

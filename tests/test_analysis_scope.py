@@ -617,46 +617,44 @@ def test_picture_with_the_front_on_the_right_is_read_mirrored(tmp_path: Path, sp
         assert abs((width - 1 - a["centroid_voxel"][1]) - b["centroid_voxel"][1]) < 3.0
 
 
-def test_two_spines_side_by_side_in_one_picture_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A montage (T2 and T1 of one patient side by side) would run one sequence of labels through both spines."""
-    data = shared_data_or_skip()
-    t2, t1 = Image.open(data / "spider/32/image.png"), Image.open(data / "spider/32/t1.png")
-    t1 = t1.resize((round(t1.size[0] * t2.size[1] / t1.size[1]), t2.size[1]))
-    montage = Image.new("L", (t2.size[0] + t1.size[0], t2.size[1]))
-    montage.paste(t2.convert("L"), (0, 0))
-    montage.paste(t1.convert("L"), (t2.size[0], 0))
-    montage.save(tmp_path / "montage.png")
-    args = ["analyze", str(tmp_path / "montage.png"), "--pixel-spacing", "0.6", "0.6", "--out", str(tmp_path / "out")]
-    assert main(args) == 3
-    assert "2 spines side by side" in capsys.readouterr().err
-    doc = json.loads((tmp_path / "out" / "result.json").read_text())
-    validate_result(doc)
-    assert doc["vertebrae"] == [] and doc["discs"] == [] and "crop the picture" in doc["out_of_scope"]
-    assert doc["flags"] == ["spines_side_by_side: 2 columns of vertebral bodies side by side"]
+def _montage(first: Image.Image, second: Image.Image, stacked: bool) -> Image.Image:
+    """Two pictures side by side (``second`` scaled to the same height) or one above the other (same width)."""
+    if stacked:
+        second = second.resize((first.size[0], round(second.size[1] * first.size[0] / second.size[0])))
+        out, at = Image.new("L", (first.size[0], first.size[1] + second.size[1])), (0, first.size[1])
+    else:
+        second = second.resize((round(second.size[0] * first.size[1] / second.size[1]), first.size[1]))
+        out, at = Image.new("L", (first.size[0] + second.size[0], first.size[1])), (first.size[0], 0)
+    out.paste(first.convert("L"), (0, 0))
+    out.paste(second.convert("L"), at)
+    return out
 
 
-def test_two_spines_one_above_the_other_in_one_picture_exit_3(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("second", "stacked", "says", "flag"),
+    [
+        # a montage of one patient's T2 and T1 would run one sequence of labels through both spines
+        ("spider/32/t1.png", False, "2 spines side by side", "spines_side_by_side"),
+        # two patients' T2 slices stacked: labels had run from the lower sacrum up through the upper patient's lumbar
+        # spine (its S1 labelled T11), and the lower spine was graded
+        ("spider/5/image.png", True, "two spines one above the other", "spines_stacked"),
+    ],
+)
+def test_two_spines_in_one_picture_exit_3(
+    second: str, stacked: bool, says: str, flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Two patients' T2 slices stacked vertically: one sequence of labels had run from the lower sacrum up through the
-    upper patient's lumbar spine (its S1 labelled T11) and the lower spine was graded."""
     data = shared_data_or_skip()
-    upper, lower = Image.open(data / "spider/32/image.png"), Image.open(data / "spider/5/image.png")
-    lower = lower.resize((upper.size[0], round(lower.size[1] * upper.size[0] / lower.size[0])))
-    montage = Image.new("L", (upper.size[0], upper.size[1] + lower.size[1]))
-    montage.paste(upper.convert("L"), (0, 0))
-    montage.paste(lower.convert("L"), (0, upper.size[1]))
-    montage.save(tmp_path / "stacked.png")
-    args = ["analyze", str(tmp_path / "stacked.png"), "--pixel-spacing", "0.6", "0.6", "--out", str(tmp_path / "out")]
+    _montage(Image.open(data / "spider/32/image.png"), Image.open(data / second), stacked).save(tmp_path / "m.png")
+    args = ["analyze", str(tmp_path / "m.png"), "--pixel-spacing", "0.6", "0.6", "--out", str(tmp_path / "out")]
     assert main(args) == 3
-    assert "two spines one above the other" in capsys.readouterr().err
+    assert says in capsys.readouterr().err
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     validate_result(doc)
     assert doc["vertebrae"] == [] and doc["discs"] == [] and "crop the picture" in doc["out_of_scope"]
-    assert [f.split(":")[0] for f in doc["flags"]] == ["spines_stacked"]
-    # each half alone is one spine, labelled down to S1
-    halves = [openspine.analyze(data / f"spider/{p}/image.nii.gz") for p in (32, 5)]
-    assert all(h.out_of_scope is None and h.vertebrae[-1].label is not None for h in halves)
+    assert [f.split(":")[0] for f in doc["flags"]] == [flag]
+    if stacked:  # each half alone is one spine, labelled down to S1
+        halves = [openspine.analyze(data / f"spider/{p}/image.nii.gz") for p in (32, 5)]
+        assert all(h.out_of_scope is None and h.vertebrae[-1].label is not None for h in halves)
 
 
 def test_a_slice_pasted_into_a_corner_of_a_black_canvas_is_read_like_the_slice(tmp_path: Path) -> None:

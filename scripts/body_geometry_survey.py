@@ -82,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     falls: list[float] = []
     stacked = scope.spines_stacked
 
-    def falling(estimates: Any) -> int | None:
+    def falling(estimates: Any, centres_mm: Any) -> int | None:
         p = np.asarray(estimates, dtype=float)
         falls.append(float(np.max(p[:-1] - p[1:])) if len(p) > 1 else float("-inf"))
-        return stacked(estimates)
+        return stacked(estimates, centres_mm)
 
     scope.spines_stacked = falling  # type: ignore[assignment]
     worst: tuple[float, str] = (float("-inf"), "")

@@ -382,15 +382,30 @@ def test_a_head_s_own_pixel_bound_withholds_that_head_only() -> None:
     assert s.head_reason("mine", None, DiscLevel.L4_L5, 3.0) is None
 
 
-def test_spines_stacked_finds_where_the_level_count_starts_again() -> None:
+def test_spines_stacked_finds_where_the_level_count_starts_again_across_a_gap() -> None:
     from openspine.scope import spines_stacked, stacked_reason
 
+    def column(n: int, gap_after: int | None = None) -> list[tuple[float, float]]:
+        """Bodies 35 mm apart down one column; 90 mm (two images meeting) after body ``gap_after``."""
+        rows = [35.0 * i + (55.0 if gap_after is not None and i > gap_after else 0.0) for i in range(n)]
+        return [(r, 0.0) for r in rows]
+
     one = [17.8, 18.1, 18.9, 19.8, 20.9, 22.0, 23.2, 24.1, 24.9]
-    assert spines_stacked(one) is None
-    assert spines_stacked([20.0, 20.8, 21.0, 21.0, 20.0, 20.0, 20.7, 21.1]) is None  # real: a fall of 0.97 levels
+    assert spines_stacked(one, column(9)) is None
+    falls = [20.0, 20.8, 21.0, 21.0, 20.0, 20.0, 20.7, 21.1]  # real: a fall of 0.97 levels
+    assert spines_stacked(falls, column(8)) is None
     two = [18.1, 19.2, 20.1, 25.1, 18.9, 20.0, 21.0]
-    assert spines_stacked(two) == 4
-    assert spines_stacked([*one, 17.0]) is None  # one stray body below the sacrum is no second spine
-    assert spines_stacked([25.0, *one]) is None
+    assert spines_stacked(two, column(7, gap_after=3)) == 4
+    # the same fall between neighbours at the usual spacing: one continuous spine whose upper bodies read wrongly
+    # (a whole-spine view: the detector never saw a cervical spine)
+    assert spines_stacked(two, column(7)) is None
+    assert spines_stacked([*one, 17.0], column(10, gap_after=8)) is None  # one stray body below the sacrum
+    assert spines_stacked([25.0, *one], column(10, gap_after=0)) is None
     why = stacked_reason(25.1, 18.9, picture=True)
     assert "S1" in why and "T12" in why and "crop the picture" in why
+
+
+def test_a_pixel_a_hair_above_the_bound_from_a_tilted_plane_is_inside_it() -> None:
+    bounded = ModelScope.from_card({"name": "grader", "scope": {"max_pixel_spacing_mm": 1.25}})
+    assert bounded.why_not_pixels(1.2500001) is None and bounded.why_not_pixels(1.255) is None
+    assert bounded.why_not_pixels(1.26) is not None

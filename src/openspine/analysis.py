@@ -661,14 +661,15 @@ def _one_spine(view: SagittalView, detection: Detection, state: _State, first_fl
         return detection
     sp = view.scan.spacing
     picture = view.input.source.format == "image"
-    n = scope.spines_side_by_side([(g.centre[0] * sp[0], g.centre[1] * sp[1]) for g in detection.vertebra_geometry])
+    centres = [(g.centre[0] * sp[0], g.centre[1] * sp[1]) for g in detection.vertebra_geometry]
+    n = scope.spines_side_by_side(centres)
     if n >= 2:
         # the flags raised so far are about a sequence of labels that ran through both columns
         _drop_detection(state, first_flag, scope.side_by_side_reason(n, picture))
         state.flags.append(f"spines_side_by_side: {n} columns of vertebral bodies side by side")
         return None
     estimates = [g.level_estimate for g in detection.vertebra_geometry]
-    lower = scope.spines_stacked(estimates)
+    lower = scope.spines_stacked(estimates, centres)
     if lower is None:
         return detection
     _drop_detection(state, first_flag, scope.stacked_reason(estimates[lower - 1], estimates[lower], picture))

@@ -44,6 +44,8 @@ MIN_TURN_PROBABILITY = 0.9
 # is unsure, or with the second where it is sure (a header naming the wrong axes: docs/reading-scans.md)
 MIN_PLANE_CONFLICT_PROBABILITY = 0.5
 MIN_PLANE_CONFLICT_PROBABILITY_SURE = 0.9
+# pixel sizes within this share above a card's bound are inside it (read-back rounding, not coarser pixels)
+PIXEL_TOLERANCE = 0.005
 # why a vertebra's label is withheld (None: it is kept)
 LabelReason = Callable[[Level], str | None]
 
@@ -116,7 +118,8 @@ class ModelScope:
     def why_not_pixels(self, pixel_mm: float) -> str | None:
         """Why an image with in-plane pixels of ``pixel_mm`` (the larger of the two) is outside the scope (None:
         inside, or no bound declared)."""
-        if self.max_pixel_mm is None or pixel_mm <= self.max_pixel_mm:
+        # a tilted plane's pixel size reads back from its affine a hair above the stored value (1.25000001 mm)
+        if self.max_pixel_mm is None or pixel_mm <= self.max_pixel_mm * (1 + PIXEL_TOLERANCE):
             return None
         return (
             f"the image's pixels ({pixel_mm:.2f} mm) are coarser than the {self.max_pixel_mm:g} mm the {self.model} "
@@ -778,16 +781,27 @@ def side_by_side_reason(n: int, picture: bool) -> str:
 # (python scripts/body_geometry_survey.py --data ../shared/data)
 STACKED_DROP_LEVELS = 3.0
 MIN_STACKED_RUN = 3  # bodies above and below such a fall
+# where two pictures meet, the lower sacrum of the upper one and the top margin of the lower one lie between two
+# bodies: a gap of at least this many times the usual spacing. A continuous spine has none there, so a whole-spine
+# view whose cervical bodies read as lumbar (the detector never saw a cervical spine) is not taken for two spines.
+STACKED_GAP_RATIO = 1.5
 
 
-def spines_stacked(estimates: Sequence[float]) -> int | None:
+def spines_stacked(estimates: Sequence[float], centres_mm: Sequence[tuple[float, float]]) -> int | None:
     """Where a second spine starts below a first one (two images one above the other, as in a montage): the index of
     the first body of the lower run, where the level estimates (top to bottom) fall by at least
-    :data:`STACKED_DROP_LEVELS` from one body to the next and each run has at least :data:`MIN_STACKED_RUN` bodies (a
-    false body at either end is no second spine). None for one spine."""
+    :data:`STACKED_DROP_LEVELS` from one body to the next, across a gap of at least :data:`STACKED_GAP_RATIO` times
+    the median distance between the other neighbours (``centres_mm``: the bodies' in-plane positions), and each run
+    has at least :data:`MIN_STACKED_RUN` bodies (a false body at either end is no second spine). None for one
+    spine."""
+    import numpy as np
+
     p = [float(e) for e in estimates]
+    c = np.asarray(centres_mm, dtype=float).reshape(-1, 2)
+    gaps = np.linalg.norm(np.diff(c, axis=0), axis=1)
     for i in range(MIN_STACKED_RUN, len(p) - MIN_STACKED_RUN + 1):
-        if p[i - 1] - p[i] >= STACKED_DROP_LEVELS:
+        usual = float(np.median(np.delete(gaps, i - 1)))
+        if p[i - 1] - p[i] >= STACKED_DROP_LEVELS and gaps[i - 1] >= STACKED_GAP_RATIO * usual:
             return i
     return None
 

@@ -220,6 +220,16 @@ def test_a_thresholded_real_slice_is_refused_as_a_mask(tmp_path: Path) -> None:
     assert openspine.analyze(openspine.Scan(coarse, img.affine)).out_of_scope is None
 
 
+def test_a_t1_slice_also_read_as_a_negative_says_first_that_it_is_no_t2() -> None:
+    """Patient 1's T1 slice leans bright enough to read as a negative: the command line's "grading not run" gave the
+    inversion alone, while every disc's note named the sequence first."""
+    data = shared_data_or_skip()
+    result = openspine.analyze(data / "spider/1/t1.nii.gz")
+    assert any(f.startswith("intensity_inverted") for f in result.flags)
+    why = result.steps_not_run["grading"]
+    assert why.startswith("the grader was trained on T2 only") and "inverted" in why
+
+
 def test_a_negative_of_a_real_slice_keeps_its_bodies_but_is_not_graded() -> None:
     """The negative of a T2 slice (a MONOCHROME1 image read without inversion) was read as T2 and graded Pfirrmann 1
     at every level: its dark, degenerated discs look bright."""

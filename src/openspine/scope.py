@@ -781,7 +781,7 @@ def side_by_side_reason(n: int, picture: bool) -> str:
 # (python scripts/body_geometry_survey.py --data ../shared/data)
 STACKED_DROP_LEVELS = 3.0
 MIN_STACKED_RUN = 3  # bodies above and below such a fall
-# where two pictures meet, the lower sacrum of the upper one and the top margin of the lower one lie between two
+# where two pictures meet, the upper picture's sacrum and the lower picture's top margin lie between two
 # bodies: a gap of at least this many times the usual spacing. A continuous spine has none there, so a whole-spine
 # view whose cervical bodies read as lumbar (the detector never saw a cervical spine) is not taken for two spines.
 STACKED_GAP_RATIO = 1.5

@@ -754,10 +754,8 @@ def _grade(
     state.models.extend(graded.models)
     state.flags.extend(graded.flags)
     state.discs = list(graded.discs)
-    if state.unfit is not None:  # the whole reason, as the discs give it: a scan outside the grader's sequences says so
-        notes = (g.note for d in graded.discs for g in d.grades.values() if g.note and g.note.startswith("withheld: "))
-        first = next(notes, None)
-        state.not_run["grading"] = first.removeprefix("withheld: ") if first else state.not_run["grading"]
+    if state.unfit is not None and graded.withheld:  # the whole reason, as each disc gives it (the sequence first)
+        state.not_run["grading"] = graded.withheld
 
 
 def _refuse_unseen(scan: Scan) -> None:

@@ -66,6 +66,8 @@ class GradingOutput:
     discs: tuple[Disc, ...]  # the detection's discs with .grades filled for the requested levels
     models: tuple[ModelInfo, ...]
     flags: tuple[str, ...]  # e.g. "not graded: T12-L1 (not detected)"
+    # why no disc of the image was graded (its sequence, its pixel size, the caller's ``withhold``), or None
+    withheld: str | None = None
 
 
 NOT_GRADED_UNLABELLED = "not graded: its level is unknown (a body beside it has no label; the flags say why)"
@@ -176,6 +178,7 @@ def grade(
     wrong_sequence = model_scope.why_not_sequence(sequence)
     pixel_mm = float(max(view.scan.spacing[:2]))  # in-plane: rows, columns
     coarse = model_scope.why_not_pixels(pixel_mm)
+    whole_image = "; ".join(r for r in (wrong_sequence, coarse, withhold) if r) or None
     # crops and features are in units of the bodies' intensity: an offset (z-scored, shifted data) is removed first
     view, offset_flag = without_black_level(view)
     offset_flags = [offset_flag] if offset_flag else []  # the second series' too, where it is read
@@ -192,8 +195,8 @@ def grade(
         if wanted is not None and d.level not in wanted:  # left out as asked: not a warning, so no flag, a note
             discs[i] = replace(d, note=f"not graded: outside the levels asked for ({_levels_text(levels or ())})")
             continue
-        # every reason that holds for the whole image (its sequence, its intensities), else the level's
-        outside = "; ".join(r for r in (wrong_sequence, coarse, withhold) if r) or model_scope.why_not_level(d.level)
+        # every reason that holds for the whole image (its sequence, its pixels, its intensities), else the level's
+        outside = whole_image or model_scope.why_not_level(d.level)
         if outside is not None:  # the card's sequences and levels: no grade the model cannot back
             flags.add("grades_withheld", name, outside)
             discs[i] = replace(d, grades={**d.grades, **_not_graded(model, outside, "withheld")})
@@ -237,7 +240,9 @@ def grade(
         else:
             g = _head_scope(model_scope, sequence, pixel_mm, p.level, name, g, flags)
         discs[p.index] = replace(d, grades={**d.grades, **g})
-    return GradingOutput(discs=tuple(discs), models=tuple(models), flags=(*offset_flags, *flags.lines()))
+    return GradingOutput(
+        discs=tuple(discs), models=tuple(models), flags=(*offset_flags, *flags.lines()), withheld=whole_image
+    )
 
 
 def _head_scope(

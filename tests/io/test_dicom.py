@@ -414,7 +414,7 @@ def test_study_folder_lists_image_series_only(tmp_path: Path) -> None:
     assert [s.series_uid for s in found] == [uids["loc"], uids["t1"], uids["t2"]]  # by SeriesNumber
     assert [s.plane for s in found] == ["axial", "sagittal", "sagittal"]
     assert [s.n_slices for s in found] == [3, 8, 12]
-    assert [s.sequence_hint for s in found] == [None, "T1", "T2"]
+    assert [s.sequence_hint for s in found] == ["other", "T1", "T2"]  # the localiser is no T1 or T2
     assert len({s.study_uid for s in found}) == 1
 
 
@@ -531,7 +531,7 @@ def test_scan_source_filled_without_identifiers(tmp_path: Path) -> None:
         ({"SeriesDescription": "tirm_sag"}, "STIR"),
         ({"SeriesDescription": "T2 STIR"}, "STIR"),
         ({"SeriesDescription": "T12-L1 level", "ProtocolName": "t1 sag"}, "T1"),
-        ({"SeriesDescription": "localizer", "SequenceName": "*tse2d1_15"}, None),
+        ({"SeriesDescription": "localizer", "SequenceName": "*tse2d1_15"}, "other"),
         ({"ScanningSequence": ["SE", "IR"]}, None),
         ({}, None),
     ],

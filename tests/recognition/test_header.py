@@ -25,7 +25,13 @@ CASES = [
     ({"ProtocolName": "pd_tse_sag"}, "other"),
     ({"SeriesDescription": "sag DWI b800"}, "other"),
     ({"SeriesDescription": "t2* medic"}, "other"),
-    ({"SeriesDescription": "localizer", "SequenceName": "*tse2d1_15"}, None),
+    # localisers: planning images whose short TR and TE would otherwise read as T1
+    ({"SeriesDescription": "localizer", "SequenceName": "*tse2d1_15"}, "other"),
+    ({"SeriesDescription": "3-Plane Loc", "RepetitionTime": 4.0, "EchoTime": 1.5}, "other"),
+    ({"SeriesDescription": "AAHead_Scout_32ch"}, "other"),
+    ({"SeriesDescription": "Survey", "RepetitionTime": 11, "EchoTime": 4.6}, "other"),
+    ({"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"], "RepetitionTime": 4.0, "EchoTime": 1.5}, "other"),
+    ({"SeriesDescription": "t2_tse_sag_block", "RepetitionTime": 3500, "EchoTime": 95}, "T2"),  # not a "loc"
     # timing when the text says nothing
     ({"SeriesDescription": "sag", "RepetitionTime": 550, "EchoTime": 10}, "T1"),
     ({"SeriesDescription": "sag", "RepetitionTime": 3500, "EchoTime": 95}, "T2"),

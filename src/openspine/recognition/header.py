@@ -2,6 +2,8 @@
 
 Rules, first match wins:
 
+0. a localiser (scout, survey: ImageType LOCALIZER, or a name such as ``localizer``, ``scout``, ``survey``,
+   ``3-plane``, ``tri-pilot``) → other: a fast gradient echo whose short TR and TE would read as T1;
 1. header text (SeriesDescription, SequenceName, PulseSequenceName, ScanningSequence, ProtocolName, in that order;
    the first element that names a contrast decides): ``stir`` / ``tirm`` → STIR; ``t1`` (not ``t12``, a level
    name) → T1; a T2* gradient echo, steady-state or Dixon name (``t2*``, MEDIC, MERGE, ``me2d``, FIESTA, TrueFISP,
@@ -54,6 +56,9 @@ DIXON_IMAGE_TYPES = frozenset(
 )  # the last four: Philips' water, fat, in- and opposed-phase images
 # ScanOptions values of a fat-suppressed acquisition (GE, Siemens)
 FAT_SUPPRESSED_OPTIONS = frozenset({"FS", "SFS", "FAT_SAT", "FATSAT", "SPECIAL_FS"})
+
+# localiser (scout, survey, pilot) series: planning images, whatever their timing says
+_LOCALISER_NAMES = re.compile(r"locali[sz]er|(?<![a-z])(scout|survey|3[\s_-]?pl(ane)?|tri[\s_-]?pilot|loc)(?![a-z])")
 
 _TEXT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("STIR", re.compile(r"stir|tirm")),
@@ -140,8 +145,18 @@ def sequence_from_header(ds: _HeaderLike) -> str | None:
     return "other" if found == "T2" and not_t2_spin_echo(ds) else found
 
 
+def is_localiser(ds: _HeaderLike) -> bool:
+    """Whether the header shows a localiser (scout, survey) series: ImageType LOCALIZER, or a name saying so."""
+    if "LOCALIZER" in _tokens(ds.get("ImageType")):
+        return True
+    names = " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None)
+    return bool(_LOCALISER_NAMES.search(names.lower()))
+
+
 def _sequence_named(ds: _HeaderLike) -> str | None:
-    """Rules 1-4 of the module doc, before a T2 is checked for a gradient echo or a Dixon image."""
+    """Rules 0-4 of the module doc, before a T2 is checked for a gradient echo or a Dixon image."""
+    if is_localiser(ds):
+        return "other"
     ir = "IR" in _tokens(ds.get("ScanningSequence"))
     timed = sequence_from_timing(
         _number(ds.get("RepetitionTime")), _number(ds.get("EchoTime")), _number(ds.get("InversionTime")), ir

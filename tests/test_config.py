@@ -109,3 +109,13 @@ def test_levels_print_as_their_value() -> None:
     from openspine.levels import DiscLevel, Grading, Level
 
     assert f"{DiscLevel.L2_L3}" == "L2-L3" and str(Level.S1) == "S1" and f"{Grading.PFIRRMANN:>10}" == " pfirrmann"
+
+
+def test_a_model_folder_given_relative_is_recorded_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a result read back in another working folder must still find the grader card its report legend comes from
+    (tmp_path / "my-grader").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = AnalysisConfig(grader="my-grader", detector="detector", paired_grader="./gone")
+    assert cfg.grader == str((tmp_path / "my-grader").resolve())
+    assert cfg.detector == "detector"  # a built-in model's name, no folder here: as given
+    assert cfg.paired_grader == "./gone"  # no such folder: as given, for the model check to name

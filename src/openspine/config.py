@@ -84,7 +84,7 @@ class AnalysisConfig:
             put("sequence", parse_sequence(self.sequence))
         for key in ("detector", "grader", "paired_grader", "spinenet_weights"):
             if getattr(self, key) is not None:
-                put(key, str(getattr(self, key)))
+                put(key, _absolute_if_found(str(getattr(self, key))))
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> AnalysisConfig:
@@ -163,3 +163,11 @@ def parse_pixel_spacing(value: Any, what: str = "pixel_spacing") -> PixelSpacing
 def reading_spacing(requested: PixelSpacing | None) -> tuple[float, float] | None:
     """What a reader is given for ``requested``: a placeholder 1 mm where the pixel size is to be estimated."""
     return (1.0, 1.0) if isinstance(requested, str) else requested
+
+
+def _absolute_if_found(value: str) -> str:
+    """A model option as result.json records it: a folder or file that exists, as its absolute path (a result read
+    back in another working folder still finds the grader card its report legend comes from); anything else, such
+    as a built-in model's name, as given."""
+    p = Path(value).expanduser()
+    return str(p.resolve()) if p.exists() else value

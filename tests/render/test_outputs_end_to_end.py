@@ -129,3 +129,33 @@ def test_overlay_is_the_same_whatever_the_stored_orientation(shared_data: Path, 
     # anterior left: the vertebral bodies (the spine's front) lie left of the bright canal, labels further left
     vox = [rb.view.input.world_to_voxel(np.array(v.centroid_mm)) for v in rb.vertebrae]
     np.testing.assert_allclose(vox, [v.centroid_voxel for v in rb.vertebrae], atol=1e-2)
+
+
+def test_report_legend_survives_a_relative_grader_path_read_back_elsewhere(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result made with ``--grader`` given relative to one working folder (a fine-tuned grader: its card has its
+    own name), read back and rendered again from another folder, still says what each grade means: the relative
+    path had no longer led to the card, and the legend was lost."""
+    import shutil
+
+    from openspine.models import BUILTIN_DIR
+    from openspine.render.report import render_report
+    from openspine.results import AnalysisResult
+    from openspine.writers import grading_descriptions
+
+    _needs_detector()
+    if not (BUILTIN_DIR / "grader" / "card.json").is_file():
+        pytest.skip("no built-in grader in this checkout")
+    work = tmp_path / "work"
+    shutil.copytree(BUILTIN_DIR / "grader", work / "my-grader")
+    card_path = work / "my-grader" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["name"] = "my-finetuned-grader"
+    card_path.write_text(json.dumps(card))
+    monkeypatch.chdir(work)
+    write_result(analyze(shared_data / "spider" / "21" / "image.nii.gz", grader="my-grader"), work / "out", "json")
+    monkeypatch.chdir(tmp_path)
+    again = AnalysisResult.read(work / "out" / "result.json")
+    html = render_report(again, None, grading_descriptions(again))
+    assert "<dt>marrow_change</dt><dd>Modic type 0 (none) / 1 / 2 / 3 (nominal)</dd>" in html

@@ -767,3 +767,48 @@ def test_a_real_slice_with_pixels_coarser_than_the_grader_s_card_keeps_its_label
     assert "coarser than the 1.25 mm" in (out / "report.html").read_text()
     # at the slice's own pixel size the same discs are graded
     assert all(d.grades[Grading.PFIRRMANN].available for d in openspine.analyze(scan).discs if d.grades)
+
+
+def _one_slice_of(volume: Path, mm_from_midline: float, out: Path) -> Path:
+    """One sagittal slice of a real volume, ``mm_from_midline`` to one side of its bodies' midline (from its mask),
+    written as a one-slice NIfTI with its own affine."""
+    from openspine.evaluation.detection import crop_axis
+
+    img = nib.load(str(volume / "image.nii.gz"))
+    mask = np.asarray(nib.load(str(volume / "mask.nii.gz")).dataobj)
+    arr, aff = np.asarray(img.dataobj), np.asarray(img.affine, float)
+    ax = int(np.argmax(np.abs(aff[0, :3])))  # the stored axis running left-right
+    mid = float(np.median([np.median(np.nonzero(mask == v)[ax]) for v in np.unique(mask) if v]))
+    k = round(mid + mm_from_midline / float(np.linalg.norm(aff[:3, ax])))
+    one, aff1 = crop_axis(arr, aff, ax, k, k + 1)
+    nib.save(nib.Nifti1Image(one, aff1), out)
+    return out
+
+
+def test_a_single_slice_cut_off_the_midline_keeps_its_labels_but_no_grade(tmp_path: Path) -> None:
+    """A sagittal slice 21 mm to one side of a real val volume's midline cuts the pedicles and foramina; its bodies
+    and discs still look like bodies and discs, and were labelled and graded. Now its grades are withheld, flagged
+    `off_midline` with the reason; the mid-sagittal slice of the same volume is graded, unflagged."""
+    data = shared_data_or_skip()
+    volume = data / "fastcleverseg" / "fcs-vb2-13"  # val, T2
+    off = openspine.analyze(_one_slice_of(volume, 21.0, tmp_path / "off.nii.gz"))
+    assert sum(v.label is not None for v in off.vertebrae) >= 5
+    assert any(f.startswith("off_midline: the slice looks cut 14 mm or more to one side") for f in off.flags)
+    graded = [d for d in off.discs if d.grades]
+    assert graded and not any(g.available for d in graded for g in d.grades.values())
+    assert "midline" in off.steps_not_run["grading"]
+    validate_result(off.to_dict())
+    mid = openspine.analyze(_one_slice_of(volume, 0.0, tmp_path / "mid.nii.gz"))
+    assert not any(f.startswith("off_midline") for f in mid.flags)
+    assert sum(d.grades[Grading.PFIRRMANN].available for d in mid.discs if d.grades) >= 5
+
+
+def test_the_midline_check_reads_single_slices_only(tmp_path: Path) -> None:
+    """A real mid-sagittal SPIDER slice is not flagged; a volume is not read by the midline model at all (the
+    analysis finds its middle slice from the bodies)."""
+    data = shared_data_or_skip()
+    picture = openspine.analyze(data / VAL_T2)
+    assert not any(f.startswith("off_midline") for f in picture.flags)
+    assert "midline" in [m.name for m in picture.models]
+    volume = openspine.analyze(data / "fastcleverseg" / "fcs-vb3-10" / "image.nii.gz")
+    assert "midline" not in [m.name for m in volume.models] and "midline" not in volume.steps_not_run

@@ -219,22 +219,45 @@ def _look(
 
 
 def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection, state: _State) -> None:
-    """No grade from an image whose intensities the grader cannot trust: a negative
-    (:func:`openspine.grading.intensity.inverted_contrast`: a negative turns disc signal round) or a picture with
-    drawings in colour over its spine (:func:`openspine.scope.drawn_in_colour_reason`). Its bodies and labels stay,
-    flagged."""
+    """No grade from an image the grader cannot trust: a negative
+    (:func:`openspine.grading.intensity.inverted_contrast`: a negative turns disc signal round), a picture with
+    drawings in colour over its spine (:func:`openspine.scope.drawn_in_colour_reason`) or a single slice cut off the
+    midline (:func:`openspine.scope.off_midline_reason`). Its bodies and labels stay, flagged."""
     from .grading.intensity import inverted_contrast
 
     picture = view.input
     centres = [(v.centroid_voxel[0], v.centroid_voxel[1]) for v in detection.vertebrae]  # a picture's own pixels
     coloured = scope.drawn_in_colour_reason(picture.source.colour_mask, centres, picture.spacing[:2])
-    for flag, why in (("intensity_inverted", inverted_contrast(view)), ("picture_in_colour", coloured)):
+    off_midline = scope.off_midline_reason(_off_midline_probability(view, state))
+    for flag, why in (
+        ("intensity_inverted", inverted_contrast(view)),
+        ("picture_in_colour", coloured),
+        ("off_midline", off_midline),
+    ):
         if why is None:
             continue
         state.flags.append(f"{flag}: {why}")
         if "grading" not in state.not_run:
             state.not_run["grading"] = why
             state.unfit = why  # each disc's gradings are withheld with it (:func:`_grade`)
+
+
+def _off_midline_probability(view: SagittalView, state: _State) -> float | None:
+    """The midline recogniser's probability that a single sagittal slice lies off the middle of the spine; None for a
+    volume (its middle slice is found from the bodies) or where the model cannot run (said in ``steps_not_run``)."""
+    if view.scan.array.shape[2] != 1:
+        return None
+    try:
+        from .recognition.midline import MODEL_NAME, off_midline_probability
+
+        p = off_midline_probability(view)
+    except (ImportError, ModelError) as exc:
+        state.not_run["midline"] = f"no usable midline recogniser: {exc}"
+        return None
+    from .models import load_model
+
+    state.models.append(load_model(MODEL_NAME).card.info())
+    return p
 
 
 def _front_on_the_left(

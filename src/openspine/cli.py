@@ -33,6 +33,7 @@ TRAIN_KINDS = {
     "grader": "openspine.train_grader_cli",
     "grader-t1t2": "openspine.training.paired",
     "levels": "openspine.training.levels",
+    "midline": "openspine.training.midline",
     "orientation": "openspine.training.orientation",
     "recognizer": "openspine.training.recognizer",
 }

@@ -448,6 +448,29 @@ def drawn_in_colour_reason(
     )
 
 
+# the midline recogniser (openspine.recognition.midline) was trained on slices this far or farther to one side of the
+# midline as off it, and on slices this near or nearer as at it
+OFF_MIDLINE_MM = 14.0
+AT_MIDLINE_MM = 5.0
+# a single sagittal slice that it reads as off the midline this likely or more is not graded (``python
+# scripts/midline_survey.py --data ../shared/data --split val``: docs/grading.md, Limits)
+OFF_MIDLINE_PROBABILITY = 0.5
+
+
+def off_midline_reason(probability: float | None) -> str | None:
+    """Why a single sagittal slice is not graded: the midline recogniser (:mod:`openspine.recognition.midline`) reads
+    it as cut off the middle of the spine with at least :data:`OFF_MIDLINE_PROBABILITY`; None otherwise (or not
+    read). Such a slice cuts the pedicles, facet joints and foramina, and the discs' sides: the grader was trained on
+    the middle of the discs and the spinal canal."""
+    if probability is None or probability < OFF_MIDLINE_PROBABILITY:
+        return None
+    return (
+        f"the slice looks cut {OFF_MIDLINE_MM:g} mm or more to one side of the midline (probability "
+        f"{probability:.2f}), through the pedicles and foramina rather than the middle of the discs and the spinal "
+        "canal, where the grader was trained: give the mid-sagittal slice"
+    )
+
+
 def plane_conflict(image: Mapping[str, float] | None, sure_labelling: bool = False) -> tuple[str, float] | None:
     """The plane the image reads as (and its probability) when it is not sagittal with at least
     :data:`MIN_PLANE_CONFLICT_PROBABILITY` (:data:`MIN_PLANE_CONFLICT_PROBABILITY_SURE` where the detector's

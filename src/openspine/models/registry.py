@@ -138,7 +138,7 @@ def resolve_model(value: str | os.PathLike[str] | None, kind: str, option: str =
 
 def model_kind(data: dict[str, Any]) -> str | None:
     """What a card describes, from its outputs: 'detector', 'grader', 'levels', 'recognizer', 'orientation'
-    (None: unknown; a card may also say it in 'kind')."""
+    (None: unknown; a card may also say it in 'kind', as 'midline' does)."""
     if isinstance(data.get("kind"), str):
         return str(data["kind"])
     out = data.get("outputs")

@@ -1,0 +1,312 @@
+"""Train the midline recogniser: whether a sagittal slice runs through the middle of the spine or off to one side.
+
+The grader was trained on mid-sagittal slices, where the discs are cut through their middle and the spinal canal is
+in view. A slice 15–25 mm to one side cuts the pedicles, the facet joints and the foramina instead, and the bodies
+and discs there still look like bodies and discs: they get labels and, without this check, grades.
+
+Each sample is a sagittal picture of the train split:
+
+* a FastCleverSeg volume cut at a random distance ``d`` from its midline, which is the median left–right position
+  of its labelled vertebral bodies (the masks): off the midline (1) when ``|d|`` ≥ :data:`OFF_MM`, at the midline
+  (0) when ``|d|`` ≤ :data:`AT_MM`, never in between; sometimes averaged over a few neighbouring slices (a thicker
+  slice);
+* a SPIDER mid-sagittal slice (T2 or T1): at the midline (0).
+
+Every sample gets a random field-of-view crop, front/back mirroring, pixel-size jitter, coarser grey levels and the
+recogniser's gamma, blur and noise, and is resampled exactly as the recogniser's input
+(:func:`openspine.recognition.image.model_input`). The network is the recogniser's small CNN with one output.
+
+``openspine train midline --data ../shared/data --out DIR`` reads the train split only; measure a model with
+``python scripts/midline_survey.py --data ../shared/data --split val --model DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._command_parser import command_parser
+from .._logging import get_logger, log_file
+from .._optional import TRAIN_MODULES, require_optional
+from ..errors import ConfigError, ScanReadError
+from ..recognition.image import MODEL_SIZE, model_input
+from ..recognition.midline import AT_MM, MODEL_NAME, OFF_MM
+from . import common
+from .datasets.pictures import Picture, load_internal_volume, load_pictures
+from .recognizer import TrainConfig as RecognizerTrainConfig
+from .recognizer import _window, augment_intensity, build_network, input_card
+
+log = get_logger("training.midline")
+
+MODEL_VERSION = "1.0.0"
+SOURCE_WEIGHTS = {"spider-t2": 0.15, "spider-t1": 0.15, "volume": 0.7}
+MAX_OFFSET_MM = 32.0  # volumes are cut up to this far from their midline
+P_THICK = 0.3  # share of volume samples averaged over 3 or 5 neighbouring slices
+
+_EPILOG = """examples:
+  openspine train midline --data ../shared/data --out runs/midline
+  python scripts/midline_survey.py --data ../shared/data --split val --model runs/midline
+
+Only split == "train" items are read. Outputs: DIR/model.onnx, DIR/card.json, DIR/checkpoint.pt, DIR/train.log.
+"""
+
+
+@dataclass(frozen=True)
+class TrainConfig(RecognizerTrainConfig):
+    """The recogniser's training options, with this model's defaults."""
+
+    epochs: int = 20
+    batch_size: int = 48
+    source_weights: dict[str, float] = field(default_factory=lambda: dict(SOURCE_WEIGHTS))
+
+
+def body_midline(mask: NDArray[np.integer]) -> float:
+    """The left–right index (last axis of the internal layout [S→I, A→P, L→R]) of a volume's midline: the median of
+    the centres of its labelled structures.
+
+    Raises:
+        ScanReadError: the mask labels nothing.
+    """
+    centres = [float(np.median(np.nonzero(mask == v)[2])) for v in np.unique(mask) if v]
+    if not centres:
+        raise ScanReadError("the mask labels nothing: no midline to cut from")
+    return float(np.median(centres))
+
+
+def volume_midlines(data: Path, split: str = "train") -> dict[str, float]:
+    """The midline index of every FastCleverSeg volume of ``split`` (from its mask)."""
+    with open(Path(data) / "index.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == split and r["dataset"] == "fastcleverseg"]
+    out = {}
+    for r in rows:
+        mask, _ = load_internal_volume(Path(data) / r["path"] / r["mask"])
+        out[r["id"]] = body_midline(mask)
+    return out
+
+
+def training_pictures(data: Path, split: str = "train") -> tuple[list[Picture], dict[str, float]]:
+    """The pictures this model learns from: SPIDER slices, and the volumes whose midline the masks give."""
+    midlines = volume_midlines(data, split)
+    pictures = [p for p in load_pictures(Path(data), split) if p.array.ndim == 2 or p.id in midlines]
+    return [p for p in pictures if p.kind in SOURCE_WEIGHTS], midlines
+
+
+def sagittal_sample(
+    pic: Picture, midline: float | None, rng: np.random.Generator
+) -> tuple[NDArray[Any], tuple[float, float], int]:
+    """A sagittal picture of ``pic`` (rows head → feet, columns front → back), its pixel size and its class (1: off
+    the midline)."""
+    if pic.array.ndim == 2 or midline is None:
+        return pic.array, (float(pic.spacing[0]), float(pic.spacing[1])), 0
+    n, lr_mm = pic.array.shape[2], float(pic.spacing[2])
+    while True:
+        d = float(rng.uniform(-MAX_OFFSET_MM, MAX_OFFSET_MM))
+        k = round(midline + d / lr_mm)
+        if (abs(d) <= AT_MM or abs(d) >= OFF_MM) and 0 <= k < n:
+            break
+    if rng.random() < P_THICK:
+        half = int(rng.integers(1, 3))
+        img = pic.array[:, :, max(0, k - half) : k + half + 1].mean(axis=2)
+    else:
+        img = pic.array[:, :, k]
+    return img, (float(pic.spacing[0]), float(pic.spacing[1])), int(abs(d) >= OFF_MM)
+
+
+def render(pic: Picture, midline: float | None, rng: np.random.Generator) -> tuple[NDArray[np.float32], int]:
+    """One augmented sample of ``pic`` and its class."""
+    img, sp, label = sagittal_sample(pic, midline, rng)
+    r0, r1 = _window(rng, img.shape[0], sp[0])
+    c0, c1 = _window(rng, img.shape[1], sp[1], min_mm=40.0)
+    img = img[r0:r1, c0:c1]
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    jit = float(np.exp(rng.uniform(-0.22, 0.22)))
+    sp = (sp[0] * jit, sp[1] * jit)
+    src = np.ascontiguousarray(img).astype(np.float32)
+    if rng.random() < 0.5:  # a picture stored with fewer grey levels
+        levels = float(rng.choice([16.0, 32.0, 64.0, 128.0]))
+        src = (np.round(src / 255.0 * levels) / levels).astype(np.float32)
+    return augment_intensity(rng, model_input(src, sp)), label
+
+
+class _Samples(common.SeededSamples):
+    def __init__(self, pictures: list[Picture], midlines: dict[str, float], cfg: TrainConfig, length: int) -> None:
+        super().__init__([p.kind for p in pictures], cfg.source_weights, cfg.seed, length)
+        self.pictures = pictures
+        self.midlines = midlines
+
+    def __getitem__(self, i: int) -> tuple[NDArray[np.float32], np.float32]:
+        j, rng = self.draw(i)
+        pic = self.pictures[j]
+        x, label = render(pic, self.midlines.get(pic.id), rng)
+        return x[None], np.float32(label)
+
+
+def train(
+    pictures: list[Picture],
+    midlines: dict[str, float],
+    out: Path,
+    cfg: TrainConfig,
+    threads: int = 2,
+    command: str = "",
+) -> Path:
+    """Train on ``pictures`` (train split) and write the model folder ``out``; returns ``out``."""
+    torch = common.start_run(out, threads, cfg.seed, "training the midline recogniser")
+    net = build_network(cfg.widths, outputs=1)
+    steps = max(1, cfg.epochs * cfg.samples_per_epoch // cfg.batch_size)
+    samples = _Samples(pictures, midlines, cfg, steps * cfg.batch_size)
+    loader = torch.utils.data.DataLoader(samples, batch_size=cfg.batch_size)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = common.lr_schedule(torch, opt, cfg.lr, steps, pct_start=0.1)
+    net.train()
+    running: dict[str, float] = {}
+    history: list[dict[str, float]] = []
+    spe = max(1, cfg.samples_per_epoch // cfg.batch_size)
+    t0 = time.perf_counter()
+    for step, (x, y) in enumerate(loader, start=1):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x)[:, 0], y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        value = float(loss.detach())
+        running["midline"] = 0.95 * running.get("midline", value) + 0.05 * value
+        if step % spe == 0 or step == steps:
+            rec = {"epoch": round(step / spe, 2), "seconds": round(time.perf_counter() - t0, 1), **running}
+            history.append(rec)
+            log.info("epoch %.0f/%d (%.0f s) loss %.4f", step / spe, cfg.epochs, rec["seconds"], running["midline"])
+    train_s = time.perf_counter() - t0
+    net = net.eval()
+    counts: dict[str, int] = {}
+    for p in pictures:
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+    meta = common.finish_run(
+        torch, net, out, cfg.to_dict(), history, running,
+        run={"train_seconds": round(train_s, 1), "device": "cpu", "threads": threads, "command": command},
+        data={"pictures": sorted(p.id for p in pictures), "picture_counts": counts},
+    )  # fmt: skip
+    wrapper = common.shipped_wrapper(torch, net, lambda raw: torch.sigmoid(raw[:, 0])).eval()
+    kwargs = {
+        "input_names": ["image"],
+        "output_names": ["off_midline"],
+        "dynamic_axes": {"image": {0: "n"}, "off_midline": {0: "n"}},
+        "opset_version": 17,
+    }
+    dummy = torch.zeros(2, 1, MODEL_SIZE, MODEL_SIZE)
+    common.export_with_card(wrapper, dummy, out, kwargs, lambda sha, size: model_card(cfg, meta, sha, size))
+    log.info("trained in %.0f s; model folder: %s", train_s, out)
+    return out
+
+
+def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -> dict[str, Any]:
+    """The card of a midline model folder (see :mod:`openspine.models`)."""
+    task = "whether a sagittal spine MRI slice runs through the middle of the spine or off to one side"
+    return {
+        **common.card_head(MODEL_NAME, MODEL_VERSION, task, sha256, size),
+        "kind": "midline",
+        "architecture": {
+            "type": "the recogniser's tiny 2D CNN (five stride-2 conv stages, global mean + max pooling) with one "
+            "output",
+            "widths": list(cfg.widths),
+            "parameters": meta.get("parameters"),
+            "framework": "PyTorch (training) → ONNX opset 17 (inference with onnxruntime)",
+        },
+        "input": input_card(
+            "one sagittal picture as stored, resampled to square pixels, centred, cropped / "
+            "zero-padded (as the recogniser's input)"
+        ),
+        "outputs": {
+            "off_midline": {
+                "shape": "(N,)",
+                "activation": "sigmoid",
+                "meaning": f"probability that the slice lies {OFF_MM:g} mm or more to one side of the midline",
+            }
+        },
+        "classes": {"off_midline": ["no", "yes"]},
+        "training_data": {
+            "source": "openspine shared development set, split == 'train' only",
+            "pictures": meta.get("picture_counts", {}),
+            "ids": meta.get("pictures", []),
+            "citations": "cite each source as its index.csv citation_key column says (see the data README)",
+            "labels_used": f"FastCleverSeg volumes cut at a known distance from the midline of their body masks "
+            f"(off: ≥ {OFF_MM:g} mm, at: ≤ {AT_MM:g} mm, nothing in between); SPIDER mid-sagittal T2 and T1 slices "
+            "as at the midline",
+            "augmentation": "field-of-view crops, front/back mirroring, thicker slices (3 or 5 averaged), pixel-size "
+            "jitter ×0.80–1.25, coarser grey levels, the recogniser's gamma, blur and noise",
+        },
+        "training": common.training_record(cfg.to_dict(), meta, leave_out=("pictures", "picture_counts")),
+        "metrics": {"note": "see docs/grading.md: python scripts/midline_survey.py --data ../shared/data --split val"},
+        "scope": {"modalities": ["MR"], "planes": ["sagittal"], "regions": ["thoracic", "lumbar", "sacral"]},
+        "intended_use": "research; lets the analysis withhold grades from a single slice cut off the midline; not a "
+        "medical device",
+        "limitations": [
+            "trained on lumbar and thoraco-lumbar pictures only (T2, T1 and mixed sequences); cervical slices were "
+            "never seen",
+            f"slices {AT_MM:g}–{OFF_MM:g} mm from the midline were not trained on: the answer there moves from one "
+            "to the other",
+        ],
+    }
+
+
+def train_midline(
+    data: Path, out: Path, epochs: int = TrainConfig.epochs, seed: int = 0, threads: int = 2, command: str = ""
+) -> Path:
+    """Train the midline recogniser on the train split of the shared data folder ``data``; returns ``out``.
+
+    Raises:
+        ConfigError: ``epochs`` below 1.
+        MissingDependencyError: torch, onnx or onnxscript (openspine[train]) is not installed.
+    """
+    if epochs < 1:
+        raise ConfigError("--epochs must be ≥ 1")
+    require_optional(TRAIN_MODULES, "openspine train midline")  # before training: the ONNX export at its end too
+    cfg = TrainConfig(epochs=epochs, seed=seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with log_file(out / "train.log", common.LOG_FORMAT):
+        pictures, midlines = training_pictures(Path(data), "train")
+        log.info("%d training pictures (%d volumes with a midline)", len(pictures), len(midlines))
+        return train(pictures, midlines, out, cfg, threads, command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = command_parser(
+        "openspine train midline",
+        "Train the midline recogniser (whether a sagittal slice runs through the middle of the spine) on the train "
+        "split of the shared data set and write an openspine model folder (model.onnx + card.json).",
+        _EPILOG,
+    )
+    p.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
+    p.add_argument("--out", type=Path, required=True, help="output model folder")
+    common.add_version_option(p, MODEL_NAME, MODEL_VERSION)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs of 2048 samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    return p
+
+
+def cli_main(argv: list[str], quiet: bool = False) -> int:
+    """``openspine train midline ARGS``."""
+    args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
+    command = "openspine train midline " + " ".join(argv)
+    train_midline(args.data, args.out, args.epochs, args.seed, args.threads, command)
+    common.set_card_version(args.out, args.version)
+    if not quiet:
+        print(f"model written to {args.out} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def main() -> None:  # pragma: no cover - for `python -m openspine.training.midline`
+    common.module_main(cli_main)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -155,6 +155,7 @@ def report(recs: list[dict[str, Any]], misstored: tuple[str, ...], gated: bool) 
     print(f"orientation check{', where the labelling is unsure (as shipped)' if gated else ', recogniser alone'}:")
     for p in (0.5, 0.8, 0.9, 0.95, 0.99):
         tab: Counter[str] = Counter()
+        by_source: Counter[tuple[str, bool]] = Counter()  # turned views of each source, and caught ones
         for r in recs:
             if r["truth"] == "axes":
                 continue
@@ -173,7 +174,12 @@ def report(recs: list[dict[str, Any]], misstored: tuple[str, ...], gated: bool) 
                 tab["turned"] += 1
                 tab["caught"] += called == r["truth"]
                 tab["refused, another turn named"] += called is not None and called != r["truth"]
+                by_source[(r["source"], False)] += 1
+                by_source[(r["source"], True)] += called == r["truth"]
         print(f"  p ≥ {p:.2f}: " + ", ".join(f"{k} {v}" for k, v in tab.items()))
+        sources = sorted({src for src, _ in by_source})
+        print("    turned views caught, by source: " + ", ".join(
+            f"{src} {by_source[(src, True)]}/{by_source[(src, False)]}" for src in sources))  # fmt: skip
 
 
 def report_planes(recs: list[dict[str, Any]], misstored: tuple[str, ...]) -> None:

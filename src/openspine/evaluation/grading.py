@@ -37,7 +37,8 @@ _EPILOG = """examples:
   openspine evaluate grading --data ../shared/data --split val
   openspine evaluate grading --data ../shared/data --split val --out grading-val.json
   openspine evaluate grading --data ../shared/data --grader my-finetuned-model/ --levels all
-  openspine evaluate grading --data ../shared/data --split val --t1 --out grading-val-t1.json
+  openspine train grader-t1t2 --data ../shared/data --out t1t2-model     # none ships: train one first
+  openspine evaluate grading --data ../shared/data --split val --t1 --paired-grader t1t2-model --out grading-val-t1.json
 """
 
 
@@ -455,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--paired-grader",
         default=None,
-        help="with --t1: the grader that reads T2 and T1 together (default: the built-in grader-t1t2)",
+        help="with --t1: the grader that reads T2 and T1 together, e.g. from 'openspine train grader-t1t2' (default: "
+        "the built-in grader-t1t2, where an installation has one; openspine ships none)",
     )
     p.add_argument("--out", type=Path, default=None, help="write the full result as JSON here")
     p.add_argument(
@@ -482,6 +484,7 @@ def card_metrics(res: dict[str, Any]) -> dict[str, Any]:
         "evaluated_on": f"SPIDER split '{res['split']}' ({res['patients']} patients, "
         f"{res['graded_and_matched']} discs, levels {_levels_text(res)})",
         "pipeline": "built-in detector + this grader (openspine evaluate grading)",
+        **({"command": res["command"]} if "command" in res else {}),
         "decisions": "metrics of `grade` (the most probable class); `balanced_grade`: those of the class-balanced "
         "decision, for heads that have one",
         "coverage": res["coverage"],
@@ -556,6 +559,8 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
             raise OutputError(f"cannot write '{args.out}': {exc}") from exc
     if args.update_card:
         from ..grading.model import load_grader
+
+        res["command"] = "openspine evaluate grading " + " ".join(argv)  # the card says how to measure it again
 
         if args.t1:
             update_card(Path(res["paired_grader"]["folder"]), res, card_metrics_t1)

@@ -552,7 +552,7 @@ def test_json_logs_give_the_out_of_scope_line_as_a_record(tmp_path: Path, capsys
     assert record["level"] == "warning" and record["message"].startswith("openspine: out of scope: ")
 
 
-def test_pixel_spacing_of_a_nifti_is_said_unused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pixel_spacing_of_a_nifti_is_said_unused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from openspine.analysis import _parameters
     from openspine.config import AnalysisConfig
     from openspine.io import load_scan
@@ -561,6 +561,12 @@ def test_pixel_spacing_of_a_nifti_is_said_unused(tmp_path: Path, capsys: pytest.
     params = _parameters(AnalysisConfig(pixel_spacing=(0.5, 0.5)), scan, None)
     assert params["not_applied"] == {"pixel_spacing": "applies to pictures only; the NIfTI's own spacing was used"}
     assert "not_applied" not in _parameters(AnalysisConfig(), scan, None)
+    # --series on a NIfTI had been ignored without a word
+    params = _parameters(AnalysisConfig(series=7), scan, None)
+    assert params["not_applied"] == {
+        "series": "picks a series of a DICOM folder; a NIfTI file holds one image, which was read"
+    }
+    assert "option series not applied" in caplog.text
 
 
 def test_global_options_also_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

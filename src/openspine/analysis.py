@@ -412,12 +412,23 @@ def _spacing_unused(scan: Scan, requested: PixelSpacing | None) -> str | None:
     return f"applies to pictures only; the {own}'s own spacing was used"
 
 
+def _series_unused(scan: Scan, requested: int | str | None) -> str | None:
+    """Why a requested series was not used: it picks one series of a DICOM folder (a NIfTI or picture is one)."""
+    if requested is None or scan.source.format == "dicom":
+        return None
+    own = {"nifti": "a NIfTI file", "image": "a picture"}.get(scan.source.format, "this input")
+    return f"picks a series of a DICOM folder; {own} holds one image, which was read"
+
+
 def _parameters(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, Any]:
-    """result.json's ``parameters``: the options, and under ``not_applied`` each one given that did not apply."""
-    unused = {"pixel_spacing": _spacing_unused(scan, cfg.pixel_spacing)}
+    """result.json's ``parameters``: the options, and under ``not_applied`` each one given that did not apply (each
+    also said in a warning: an option silently ignored reads as one that worked)."""
+    unused = {"pixel_spacing": _spacing_unused(scan, cfg.pixel_spacing), "series": _series_unused(scan, cfg.series)}
     if t1 is not None:
         unused["t1_pixel_spacing"] = _spacing_unused(t1, cfg.t1_pixel_spacing)
     not_applied = {k: why for k, why in unused.items() if why}
+    for key, why in not_applied.items():
+        log.warning("option %s not applied: it %s", key.replace("_", "-"), why)
     return {**cfg.to_dict(), **({"not_applied": not_applied} if not_applied else {})}
 
 

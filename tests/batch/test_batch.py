@@ -431,3 +431,19 @@ def test_a_forked_worker_drops_the_parents_model_sessions() -> None:
     assert _session.cache_info().currsize >= 1
     forget_sessions()  # as a forked worker does first: the parent's sessions' thread pools are not in the child
     assert _session.cache_info().currsize == 0
+
+
+def test_a_scheduler_address_with_no_scheduler_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`batch --scheduler ADDRESS` with nothing listening there had ended in Dask's 63-line traceback."""
+    pytest.importorskip("distributed")
+    import socket
+
+    from openspine.batch import distributed as dist
+    from openspine.errors import ConfigError
+
+    with socket.socket() as s:  # a free port: nothing listens on it once the socket is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(dist, "CONNECT_TIMEOUT_S", 2.0)
+    with pytest.raises(ConfigError, match=f"no Dask scheduler answered at 'tcp://127.0.0.1:{port}' within 2 s"):
+        dist._client(f"tcp://127.0.0.1:{port}", None)

@@ -20,12 +20,19 @@ if TYPE_CHECKING:
     from ..config import AnalysisConfig
 
 log = get_logger("batch")
+CONNECT_TIMEOUT_S = 30.0  # how long a --scheduler address is tried before the run stops
 
 
 def _client(scheduler: str | None, cluster: str | None) -> tuple[Any, Any]:
     distributed = import_optional("distributed", "batch --scheduler/--cluster")
     if scheduler:
-        return distributed.Client(scheduler), None
+        try:
+            return distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
+        except (OSError, TimeoutError) as exc:  # no scheduler there: one line, not Dask's traceback
+            raise ConfigError(
+                f"--scheduler: no Dask scheduler answered at '{scheduler}' within {CONNECT_TIMEOUT_S:g} s ({exc}); "
+                "start one (`dask scheduler`, or your cluster's) and give its address, or use --cluster local:N"
+            ) from exc
     kind, _, n = (cluster or "").partition(":")
     if kind != "local" or not n.isdigit() or int(n) < 1:
         raise ConfigError(f"--cluster must look like local:N (N workers on this machine), got '{cluster}'")

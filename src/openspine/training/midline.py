@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._command_parser import command_parser
 from .._logging import get_logger, log_file
-from .._optional import TRAIN_MODULES, require_optional
-from ..errors import ConfigError, ScanReadError
-from ..recognition.image import MODEL_SIZE, model_input
+from ..errors import ScanReadError
+from ..recognition.image import model_input
 from ..recognition.midline import AT_MM, MODEL_NAME, OFF_MM
-from . import common
+from . import common, one_head
 from .datasets.pictures import Picture, load_internal_volume, load_pictures
 from .recognizer import TrainConfig as RecognizerTrainConfig
 from .recognizer import _window, augment_intensity, build_network, input_card
@@ -162,47 +159,14 @@ def train(
     net = build_network(cfg.widths, outputs=1)
     steps = max(1, cfg.epochs * cfg.samples_per_epoch // cfg.batch_size)
     samples = _Samples(pictures, midlines, cfg, steps * cfg.batch_size)
-    loader = torch.utils.data.DataLoader(samples, batch_size=cfg.batch_size)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = common.lr_schedule(torch, opt, cfg.lr, steps, pct_start=0.1)
-    net.train()
-    running: dict[str, float] = {}
-    history: list[dict[str, float]] = []
-    spe = max(1, cfg.samples_per_epoch // cfg.batch_size)
-    t0 = time.perf_counter()
-    for step, (x, y) in enumerate(loader, start=1):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x)[:, 0], y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        value = float(loss.detach())
-        running["midline"] = 0.95 * running.get("midline", value) + 0.05 * value
-        if step % spe == 0 or step == steps:
-            rec = {"epoch": round(step / spe, 2), "seconds": round(time.perf_counter() - t0, 1), **running}
-            history.append(rec)
-            log.info("epoch %.0f/%d (%.0f s) loss %.4f", step / spe, cfg.epochs, rec["seconds"], running["midline"])
-    train_s = time.perf_counter() - t0
-    net = net.eval()
-    counts: dict[str, int] = {}
-    for p in pictures:
-        counts[p.kind] = counts.get(p.kind, 0) + 1
-    meta = common.finish_run(
-        torch, net, out, cfg.to_dict(), history, running,
-        run={"train_seconds": round(train_s, 1), "device": "cpu", "threads": threads, "command": command},
-        data={"pictures": sorted(p.id for p in pictures), "picture_counts": counts},
-    )  # fmt: skip
-    wrapper = common.shipped_wrapper(torch, net, lambda raw: torch.sigmoid(raw[:, 0])).eval()
-    kwargs = {
-        "input_names": ["image"],
-        "output_names": ["off_midline"],
-        "dynamic_axes": {"image": {0: "n"}, "off_midline": {0: "n"}},
-        "opset_version": 17,
-    }
-    dummy = torch.zeros(2, 1, MODEL_SIZE, MODEL_SIZE)
-    common.export_with_card(wrapper, dummy, out, kwargs, lambda sha, size: model_card(cfg, meta, sha, size))
-    log.info("trained in %.0f s; model folder: %s", train_s, out)
-    return out
+
+    def loss(raw: Any, y: Any) -> Any:
+        return torch.nn.functional.binary_cross_entropy_with_logits(raw[:, 0], y)
+
+    fitted = one_head.fit(torch, net, samples, cfg, loss, "midline")
+    run = {"threads": threads, "command": command}
+    head = ("off_midline", lambda raw: torch.sigmoid(raw[:, 0]))
+    return one_head.export(torch, net, out, cfg, pictures, fitted, run, head, model_card)
 
 
 def model_card(cfg: TrainConfig, meta: dict[str, Any], sha256: str, size: int) -> dict[str, Any]:
@@ -264,12 +228,8 @@ def train_midline(
         ConfigError: ``epochs`` below 1.
         MissingDependencyError: torch, onnx or onnxscript (openspine[train]) is not installed.
     """
-    if epochs < 1:
-        raise ConfigError("--epochs must be ≥ 1")
-    require_optional(TRAIN_MODULES, "openspine train midline")  # before training: the ONNX export at its end too
+    out = one_head.prepare("midline", epochs, out)
     cfg = TrainConfig(epochs=epochs, seed=seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     with log_file(out / "train.log", common.LOG_FORMAT):
         pictures, midlines = training_pictures(Path(data), "train")
         log.info("%d training pictures (%d volumes with a midline)", len(pictures), len(midlines))
@@ -277,31 +237,20 @@ def train_midline(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = command_parser(
-        "openspine train midline",
+    return one_head.build_parser(
+        "midline",
         "Train the midline recogniser (whether a sagittal slice runs through the middle of the spine) on the train "
         "split of the shared data set and write an openspine model folder (model.onnx + card.json).",
         _EPILOG,
+        MODEL_NAME,
+        MODEL_VERSION,
+        TrainConfig.epochs,
     )
-    p.add_argument("--data", type=Path, required=True, help="the shared data folder (with index.csv)")
-    p.add_argument("--out", type=Path, required=True, help="output model folder")
-    common.add_version_option(p, MODEL_NAME, MODEL_VERSION)
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs of 2048 samples")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    return p
 
 
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine train midline ARGS``."""
-    args = build_parser().parse_args(argv)
-    t0 = time.perf_counter()
-    command = "openspine train midline " + " ".join(argv)
-    train_midline(args.data, args.out, args.epochs, args.seed, args.threads, command)
-    common.set_card_version(args.out, args.version)
-    if not quiet:
-        print(f"model written to {args.out} in {time.perf_counter() - t0:.0f} s")
-    return 0
+    return one_head.cli_main("midline", build_parser(), train_midline, argv, quiet)
 
 
 def main() -> None:  # pragma: no cover - for `python -m openspine.training.midline`

@@ -5,8 +5,8 @@ For every FastCleverSeg volume of the split, one-slice scans are cut every ``--s
 left–right position of its labelled bodies, from the mask) out to ±30 mm: at the midline (≤ 5 mm), in between, and
 off it (≥ 14 mm; 18–24 mm is where the pedicles and foramina are cut). Every SPIDER mid-sagittal slice of the split
 (T2 and T1) is read as stored and in presentations a picture may come in: mirrored front to back, cropped, 8-bit,
-gamma 0.6 / 1.6, on a black canvas twice its size. Each call at or above ``p`` is off the midline; on a SPIDER slice
-it is a false alarm (its grades would be withheld).
+gamma 0.6 / 1.6, on a black canvas twice its size, and as a screenshot (in a corner of a black canvas, with text).
+Each call at or above ``p`` is off the midline; on a SPIDER slice it is a false alarm (its grades would be withheld).
 
     python scripts/midline_survey.py --data ../shared/data --split val
     python scripts/midline_survey.py --data ../shared/data --split val --model runs/midline --step 1
@@ -80,7 +80,7 @@ def presentations(arr: Any) -> dict[str, Any]:
     h, w = a.shape
     canvas = np.zeros((2 * h, 2 * w), np.float32)
     canvas[h // 2 : h // 2 + h, w // 2 : w // 2 + w] = u
-    return {
+    return {"screenshot": screenshot(u)} | {
         "as stored": a,
         "mirrored": a[:, ::-1],
         "cropped": a[h // 6 : h - h // 6, w // 8 : w - w // 8],
@@ -89,6 +89,18 @@ def presentations(arr: Any) -> dict[str, Any]:
         "gamma 1.6": u**1.6,
         "canvas": canvas,
     }
+
+
+def screenshot(u: Any) -> Any:
+    """A slice (values 0-1) in the lower right of a black canvas 1.6 × 1.3 its size, with a viewer's white text in the
+    upper left corner."""
+    from PIL import Image, ImageDraw
+
+    h, w = u.shape
+    canvas = Image.new("L", (int(w * 1.6), int(h * 1.3)), 0)
+    canvas.paste(Image.fromarray(np.round(u * 255).astype(np.uint8)), (canvas.width - w, canvas.height - h))
+    ImageDraw.Draw(canvas).text((5, 5), "Se: 4  Im: 8/15\nSAG T2\nW 1200 L 600", fill=255)
+    return np.asarray(canvas, dtype=np.float32) / 255.0
 
 
 def slice_probabilities(path: Path, model: str | None) -> dict[str, float]:

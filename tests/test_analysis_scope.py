@@ -769,18 +769,18 @@ def test_a_real_slice_with_pixels_coarser_than_the_grader_s_card_keeps_its_label
     assert all(d.grades[Grading.PFIRRMANN].available for d in openspine.analyze(scan).discs if d.grades)
 
 
-def _one_slice_of(volume: Path, mm_from_midline: float, out: Path) -> Path:
-    """One sagittal slice of a real volume, ``mm_from_midline`` to one side of its bodies' midline (from its mask),
-    written as a one-slice NIfTI with its own affine."""
+def _one_slice_of(volume: Path, mm_from_midline: float, out: Path, n: int = 1, mask: str = "mask.nii.gz") -> Path:
+    """``n`` sagittal slices of a real volume, the first ``mm_from_midline`` to one side of its bodies' midline (from
+    its mask), written as a NIfTI with its own affine."""
     from openspine.evaluation.detection import crop_axis
 
     img = nib.load(str(volume / "image.nii.gz"))
-    mask = np.asarray(nib.load(str(volume / "mask.nii.gz")).dataobj)
+    labels = np.asarray(nib.load(str(volume / mask)).dataobj)
     arr, aff = np.asarray(img.dataobj), np.asarray(img.affine, float)
     ax = int(np.argmax(np.abs(aff[0, :3])))  # the stored axis running left-right
-    mid = float(np.median([np.median(np.nonzero(mask == v)[ax]) for v in np.unique(mask) if v]))
+    mid = float(np.median([np.median(np.nonzero(labels == v)[ax]) for v in np.unique(labels) if v]))
     k = round(mid + mm_from_midline / float(np.linalg.norm(aff[:3, ax])))
-    one, aff1 = crop_axis(arr, aff, ax, k, k + 1)
+    one, aff1 = crop_axis(arr, aff, ax, k, k + n)
     nib.save(nib.Nifti1Image(one, aff1), out)
     return out
 
@@ -801,6 +801,10 @@ def test_a_single_slice_cut_off_the_midline_keeps_its_labels_but_no_grade(tmp_pa
     mid = openspine.analyze(_one_slice_of(volume, 0.0, tmp_path / "mid.nii.gz"))
     assert not any(f.startswith("off_midline") for f in mid.flags)
     assert sum(d.grades[Grading.PFIRRMANN].available for d in mid.discs if d.grades) >= 5
+    # a slab of three slices wholly off the midline had been graded: a slab this thin is checked too
+    slab = openspine.analyze(_one_slice_of(volume, 20.0, tmp_path / "slab.nii.gz", n=3))
+    assert any(f.startswith("off_midline") for f in slab.flags)
+    assert not any(g.available for d in slab.discs for g in d.grades.values())
 
 
 def test_the_midline_check_reads_single_slices_only(tmp_path: Path) -> None:
@@ -812,3 +816,8 @@ def test_the_midline_check_reads_single_slices_only(tmp_path: Path) -> None:
     assert "midline" in [m.name for m in picture.models]
     volume = openspine.analyze(data / "fastcleverseg" / "fcs-vb3-10" / "image.nii.gz")
     assert "midline" not in [m.name for m in volume.models] and "midline" not in volume.steps_not_run
+    # a cervical slice has no disc to grade, and the model never saw one: no midline flag (one had been given)
+    neck = openspine.analyze(
+        _one_slice_of(data / "sct" / "sct-testing-t2", 0.0, tmp_path / "neck.nii.gz", mask="cord_mask.nii.gz")
+    )
+    assert not any(f.startswith("off_midline") for f in neck.flags)

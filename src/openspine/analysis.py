@@ -228,7 +228,7 @@ def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection,
     picture = view.input
     centres = [(v.centroid_voxel[0], v.centroid_voxel[1]) for v in detection.vertebrae]  # a picture's own pixels
     coloured = scope.drawn_in_colour_reason(picture.source.colour_mask, centres, picture.spacing[:2])
-    off_midline = scope.off_midline_reason(_off_midline_probability(view, state))
+    off_midline = scope.off_midline_reason(_off_midline_probability(view, detection, state))
     for flag, why in (
         ("intensity_inverted", inverted_contrast(view)),
         ("picture_in_colour", coloured),
@@ -242,10 +242,15 @@ def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection,
             state.unfit = why  # each disc's gradings are withheld with it (:func:`_grade`)
 
 
-def _off_midline_probability(view: SagittalView, state: _State) -> float | None:
-    """The midline recogniser's probability that a single sagittal slice lies off the middle of the spine; None for a
-    volume (its middle slice is found from the bodies) or where the model cannot run (said in ``steps_not_run``)."""
-    if view.scan.array.shape[2] != 1:
+def _off_midline_probability(view: SagittalView, detection: Detection, state: _State) -> float | None:
+    """The midline recogniser's probability that a single sagittal slice, or a slab thinner than
+    :data:`openspine.scope.THIN_SLAB_MM`, lies off the middle of the spine. None for a wider volume (its middle slice
+    is found from the bodies), where no disc has a level to grade (a cervical view: the model never saw one, and
+    there is no grade to withhold) or where the model cannot run (said in ``steps_not_run``)."""
+    n = view.scan.array.shape[2]
+    if n > 1 and n * view.scan.spacing[2] >= scope.THIN_SLAB_MM:
+        return None
+    if not any(d.level is not None for d in detection.discs):
         return None
     try:
         from .recognition.midline import MODEL_NAME, off_midline_probability
@@ -398,9 +403,8 @@ def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: lis
 
     study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
     flags.extend(study.flags)  # several studies in the folder: the choice is said in the result
-    unused = _spacing_unused(study.main, cfg.pixel_spacing)
-    if unused:
-        log.warning("--pixel-spacing %s", unused)
+    for option, why in _not_applied(cfg, study.main, None).items():  # said now, and kept in result.json
+        log.warning("--%s %s", option.replace("_", "-"), why)
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1
 
 
@@ -420,15 +424,19 @@ def _series_unused(scan: Scan, requested: int | str | None) -> str | None:
     return f"picks a series of a DICOM folder; {own} holds one image, which was read"
 
 
-def _parameters(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, Any]:
-    """result.json's ``parameters``: the options, and under ``not_applied`` each one given that did not apply (each
-    also said in a warning: an option silently ignored reads as one that worked)."""
+def _not_applied(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, str]:
+    """Each option given that did not apply to ``scan`` (and the T1 series read beside it), and why: an option
+    ignored without a word reads as one that worked (``--series`` on a NIfTI had been)."""
     unused = {"pixel_spacing": _spacing_unused(scan, cfg.pixel_spacing), "series": _series_unused(scan, cfg.series)}
     if t1 is not None:
         unused["t1_pixel_spacing"] = _spacing_unused(t1, cfg.t1_pixel_spacing)
-    not_applied = {k: why for k, why in unused.items() if why}
-    for key, why in not_applied.items():
-        log.warning("option %s not applied: it %s", key.replace("_", "-"), why)
+    return {k: why for k, why in unused.items() if why}
+
+
+def _parameters(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, Any]:
+    """result.json's ``parameters``: the options, and under ``not_applied`` each one given that did not apply (said in
+    a warning when the scan is read)."""
+    not_applied = _not_applied(cfg, scan, t1)
     return {**cfg.to_dict(), **({"not_applied": not_applied} if not_applied else {})}
 
 

@@ -455,13 +455,16 @@ AT_MIDLINE_MM = 5.0
 # a single sagittal slice that it reads as off the midline this likely or more is not graded (``python
 # scripts/midline_survey.py --data ../shared/data --split val``: docs/grading.md, Limits)
 OFF_MIDLINE_PROBABILITY = 0.5
+# ... nor a slab of slices spanning less than this from left to right: too thin to be sure it holds the midline (a
+# slab of three slices 18 mm to one side had been graded); a wider volume's middle slice is found from its bodies
+THIN_SLAB_MM = 20.0
 
 
 def off_midline_reason(probability: float | None) -> str | None:
-    """Why a single sagittal slice is not graded: the midline recogniser (:mod:`openspine.recognition.midline`) reads
-    it as cut off the middle of the spine with at least :data:`OFF_MIDLINE_PROBABILITY`; None otherwise (or not
-    read). Such a slice cuts the pedicles, facet joints and foramina, and the discs' sides: the grader was trained on
-    the middle of the discs and the spinal canal."""
+    """Why a single sagittal slice (or a thin slab, :data:`THIN_SLAB_MM`) is not graded: the midline recogniser
+    (:mod:`openspine.recognition.midline`) reads it as cut off the middle of the spine with at least
+    :data:`OFF_MIDLINE_PROBABILITY`; None otherwise (or not read). Such a slice cuts the pedicles, facet joints and
+    foramina, and the discs' sides: the grader was trained on the middle of the discs and the spinal canal."""
     if probability is None or probability < OFF_MIDLINE_PROBABILITY:
         return None
     return (

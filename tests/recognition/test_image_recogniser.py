@@ -44,6 +44,10 @@ def test_content_centre_only_for_content_on_an_empty_canvas() -> None:
     canvas[:300, :200] = scan_like
     assert content_centre(canvas) == (149.5, 99.5)
     assert content_centre(np.zeros((10, 10))) is None
+    # a viewer's text in the far corner of the canvas is no part of the picture (it had stretched the box over the
+    # whole canvas, and the picture was read off-centre)
+    canvas[880:890, 500:590] = 255 * (rng.random((10, 90)) > 0.5)
+    assert content_centre(canvas) == (149.5, 99.5)
 
 
 def test_central_slices() -> None:

@@ -566,7 +566,15 @@ def test_pixel_spacing_of_a_nifti_is_said_unused(tmp_path: Path, caplog: pytest.
     assert params["not_applied"] == {
         "series": "picks a series of a DICOM folder; a NIfTI file holds one image, which was read"
     }
-    assert "option series not applied" in caplog.text
+    # ... and said once when the scan is read
+    from openspine.analysis import _read
+
+    _read(tmp_path / "s.nii.gz", AnalysisConfig(series=7, pixel_spacing=(0.5, 0.5)), [])
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "--pixel-spacing applies to pictures only; the NIfTI's own spacing was used",
+        "--series picks a series of a DICOM folder; a NIfTI file holds one image, which was read",
+    ]
 
 
 def test_global_options_also_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

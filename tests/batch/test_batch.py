@@ -447,3 +447,19 @@ def test_a_scheduler_address_with_no_scheduler_fails_in_one_line(monkeypatch: py
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT_S", 2.0)
     with pytest.raises(ConfigError, match=f"no Dask scheduler answered at 'tcp://127.0.0.1:{port}' within 2 s"):
         dist._client(f"tcp://127.0.0.1:{port}", None)
+
+
+def test_a_malformed_or_empty_scheduler_address_fails_in_one_line(tmp_path: Path) -> None:
+    """The dashboard's http:// address or a port that is no number had ended in a traceback; an empty one (an unset
+    variable in a job script) had run the cohort here instead."""
+    pytest.importorskip("distributed")
+    from openspine.batch import distributed as dist
+    from openspine.batch.runner import run_batch
+    from openspine.errors import ConfigError
+
+    for address in ("http://127.0.0.1:8787", "tcp://127.0.0.1:notaport"):
+        with pytest.raises(ConfigError, match="is no Dask scheduler address"):
+            dist._client(address, None)
+    (tmp_path / "in").mkdir()
+    with pytest.raises(ConfigError, match="--scheduler is empty"):
+        run_batch(tmp_path / "in", tmp_path / "out", scheduler="")

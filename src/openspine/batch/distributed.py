@@ -27,7 +27,14 @@ def _client(scheduler: str | None, cluster: str | None) -> tuple[Any, Any]:
     distributed = import_optional("distributed", "batch --scheduler/--cluster")
     if scheduler:
         try:
-            return distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
+            address = distributed.comm.resolve_address(scheduler)  # a malformed one is refused before connecting
+        except ValueError as exc:
+            raise ConfigError(
+                f"--scheduler: '{scheduler}' is no Dask scheduler address ({exc}); give tcp://HOST:PORT (the "
+                "scheduler's port, 8786 by default, not its dashboard's)"
+            ) from exc
+        try:
+            return distributed.Client(address, timeout=CONNECT_TIMEOUT_S), None
         except (OSError, TimeoutError) as exc:  # no scheduler there: one line, not Dask's traceback
             raise ConfigError(
                 f"--scheduler: no Dask scheduler answered at '{scheduler}' within {CONNECT_TIMEOUT_S:g} s ({exc}); "

@@ -428,6 +428,8 @@ def run_batch(
     t0 = time.perf_counter()
     formats = parse_formats(formats)  # None: json, csv, png, html (as the command line)
     # before discovery and the first case: the optional packages, the input and the output folder
+    if scheduler is not None and not scheduler.strip():  # an unset variable in a job script: not "run here"
+        raise ConfigError("--scheduler is empty: give the Dask scheduler's address (tcp://HOST:8786)")
     if scheduler or cluster:
         require_optional(DISTRIBUTED_MODULES, "batch --scheduler/--cluster")
     root = Path(input_root)

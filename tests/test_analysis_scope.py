@@ -797,9 +797,16 @@ def test_a_single_slice_cut_off_the_midline_keeps_its_labels_but_no_grade(tmp_pa
     graded = [d for d in off.discs if d.grades]
     assert graded and not any(g.available for d in graded for g in d.grades.values())
     assert "midline" in off.steps_not_run["grading"]
+    assert off.input.midline is not None and off.input.midline["off_midline_probability"] >= 0.5
+    from openspine.render.report import render_report
+
+    assert "<dt>off the midline</dt><dd>probability " in render_report(off, None)
     validate_result(off.to_dict())
     mid = openspine.analyze(_one_slice_of(volume, 0.0, tmp_path / "mid.nii.gz"))
     assert not any(f.startswith("off_midline") for f in mid.flags)
+    # the reading is kept below the bar too (a near miss can be looked for), and read back
+    assert mid.input.midline is not None and mid.input.midline["off_midline_probability"] < 0.5
+    assert openspine.AnalysisResult.from_dict(mid.to_dict()).input.midline == mid.input.midline
     assert sum(d.grades[Grading.PFIRRMANN].available for d in mid.discs if d.grades) >= 5
     # a slab of three slices wholly off the midline had been graded: a slab this thin is checked too
     slab = openspine.analyze(_one_slice_of(volume, 20.0, tmp_path / "slab.nii.gz", n=3))
@@ -816,6 +823,7 @@ def test_the_midline_check_reads_single_slices_only(tmp_path: Path) -> None:
     assert "midline" in [m.name for m in picture.models]
     volume = openspine.analyze(data / "fastcleverseg" / "fcs-vb3-10" / "image.nii.gz")
     assert "midline" not in [m.name for m in volume.models] and "midline" not in volume.steps_not_run
+    assert volume.input.midline is None and "midline" not in volume.to_dict()["input"]
     # a cervical slice has no disc to grade, and the model never saw one: no midline flag (one had been given)
     neck = openspine.analyze(
         _one_slice_of(data / "sct" / "sct-testing-t2", 0.0, tmp_path / "neck.nii.gz", mask="cord_mask.nii.gz")

@@ -102,10 +102,10 @@ def test_a_written_analysis_reads_back_from_its_folder(tmp_path: Path) -> None:
 
 def test_what_cannot_be_read_is_said(tmp_path: Path) -> None:
     doc = _result().to_dict()
-    with pytest.raises(OutputError, match="reads schema 1.3.0 and older 1.x"):
+    with pytest.raises(OutputError, match="reads schema 1.4.0 and older 1.x"):
         AnalysisResult.from_dict({**doc, "schema_version": "2.0.0"})
-    with pytest.raises(OutputError, match="schema 1.4.0"):
-        AnalysisResult.from_dict({**doc, "schema_version": "1.4.0"})
+    with pytest.raises(OutputError, match="schema 1.5.0"):
+        AnalysisResult.from_dict({**doc, "schema_version": "1.5.0"})
     older = AnalysisResult.from_dict({**doc, "schema_version": "1.2.0"})  # an older 1.x reads (fields it lacks: None)
     assert older.discs == AnalysisResult.from_dict(doc).discs
     with pytest.raises(OutputError, match="not an openspine result"):

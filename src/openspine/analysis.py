@@ -134,6 +134,7 @@ def analyze(
             plane=image_plane or seen.plane,
             field_of_view=fov,
             way_round=seen.way_round,
+            midline=state.midline,
         ),
         vertebrae=tuple(state.vertebrae),
         discs=tuple(state.discs),
@@ -228,7 +229,10 @@ def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection,
     picture = view.input
     centres = [(v.centroid_voxel[0], v.centroid_voxel[1]) for v in detection.vertebrae]  # a picture's own pixels
     coloured = scope.drawn_in_colour_reason(picture.source.colour_mask, centres, picture.spacing[:2])
-    off_midline = scope.off_midline_reason(_off_midline_probability(view, detection, state))
+    p_off = _off_midline_probability(view, detection, state)
+    if p_off is not None:  # near misses too, so that they can be looked for
+        state.midline = {"off_midline_probability": p_off, "source": "image", "bar": scope.OFF_MIDLINE_PROBABILITY}
+    off_midline = scope.off_midline_reason(p_off)
     for flag, why in (
         ("intensity_inverted", inverted_contrast(view)),
         ("picture_in_colour", coloured),
@@ -585,6 +589,7 @@ class _State:
     not_run: dict[str, str] = field(default_factory=dict)
     out_of_scope: str | None = None
     unfit: str | None = None  # why the image's intensities cannot be graded (its discs' gradings are withheld)
+    midline: dict[str, Any] | None = None  # the midline recogniser's reading of a single slice (input.midline)
 
 
 def _header_sequence(scan: Scan) -> str | None:

@@ -21,7 +21,7 @@ from .vocabulary import DISCLAIMER
 if TYPE_CHECKING:
     from .scan import SagittalView, Scan
 
-SCHEMA_VERSION = "1.3.0"  # 1.3.0: a disc's "note" (why it was not graded)
+SCHEMA_VERSION = "1.4.0"  # 1.4.0: input.midline; 1.3.0: a disc's "note" (why it was not graded)
 
 Vec3 = tuple[float, float, float]
 
@@ -233,6 +233,9 @@ class InputInfo:
         plane: ``{"value": "sagittal" | "axial" | "coronal", "source": "geometry" | "image", …}``.
         field_of_view: ``{"value": "thoracic+lumbar+sacral" | "cervical" | "none" | …, "regions": [...], …}``.
         way_round: whether the image lies the right way round, and how that was told.
+        midline: a single slice's (or a thin slab's) probability of lying off the middle of the spine, read by the
+            midline recogniser: ``{"off_midline_probability": p, "source": "image", "bar": 0.5}`` (grades withheld at
+            the bar or above); None where it was not read (a volume, nothing to grade).
     """
 
     path: str | None
@@ -249,6 +252,7 @@ class InputInfo:
     field_of_view: Mapping[str, Any] | None = None
     # whether the image lies the right way round: {"value": ..., "source": "labelling" | "image" | "user", …}
     way_round: Mapping[str, Any] | None = None
+    midline: Mapping[str, Any] | None = None
 
     @classmethod
     def from_scan(cls, scan: Scan) -> InputInfo:
@@ -279,7 +283,7 @@ class InputInfo:
             "world_convention": self.world_convention,
             "series": dict(self.series),
         }
-        for key in ("sequence", "plane", "field_of_view", "way_round"):
+        for key in _READINGS:
             value = getattr(self, key)
             if value is not None:
                 out[key] = dict(value)
@@ -299,8 +303,11 @@ class InputInfo:
             affine=tuple(tuple(float(x) for x in row) for row in d["affine"]),
             world_convention=str(d["world_convention"]),
             series=dict(d.get("series") or {}),
-            **{k: dict(d[k]) for k in ("sequence", "plane", "field_of_view", "way_round") if d.get(k) is not None},
+            **{k: dict(d[k]) for k in _READINGS if d.get(k) is not None},
         )
+
+
+_READINGS = ("sequence", "plane", "field_of_view", "way_round", "midline")  # InputInfo's readings of the image
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,9 @@ def render_report(
         ("orientation", "".join(inp.orientation)),
         ("way round", _recognised(inp.way_round)),
     ]
+    if inp.midline:  # a single slice: how surely it runs through the middle of the spine
+        p_off = float(inp.midline["off_midline_probability"])
+        rows.append(("off the midline", f"probability {p_off:.2f} (grades withheld at {inp.midline.get('bar', 0.5)})"))
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>openspine report — {e((inp.path or 'scan').split('/')[-1])}</title><style>{_CSS}</style></head><body>",

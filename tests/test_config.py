@@ -111,6 +111,18 @@ def test_levels_print_as_their_value() -> None:
     assert f"{DiscLevel.L2_L3}" == "L2-L3" and str(Level.S1) == "S1" and f"{Grading.PFIRRMANN:>10}" == " pfirrmann"
 
 
+def test_a_model_folder_in_an_options_file_is_found_beside_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "study" / "my-grader").mkdir(parents=True)
+    options = tmp_path / "study" / "options.json"
+    options.write_text(json.dumps({"grader": "my-grader", "detector": "detector"}))
+    monkeypatch.chdir(tmp_path)  # elsewhere: the folder is still the one beside the file
+    cfg = AnalysisConfig.from_file(options)
+    assert cfg.grader == str((tmp_path / "study" / "my-grader").resolve())
+    assert cfg.detector == "detector"  # a built-in model's name stays a name
+
+
 def test_a_model_folder_given_relative_is_recorded_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a result read back in another working folder must still find the grader card its report legend comes from
     (tmp_path / "my-grader").mkdir()

@@ -237,7 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="disc levels to grade: 'lumbar' (T12-L1…L5-S1, the default), 'all', or a list like L4-L5,L5-S1",
     )
-    p.add_argument("--config", type=Path, default=None, help="JSON file of analysis options (see docs)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="JSON file of analysis options (see docs); a relative model folder in it is looked for beside the file "
+        "first",
+    )
     _add_sequence_option(p)
     _add_t1_options(p)
     _add_formats_option(p)

@@ -106,6 +106,10 @@ class AnalysisConfig:
             raise ConfigError(f"cannot read the options file '{p}': {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"the options file '{p}' must hold a JSON object")
+        for key in ("detector", "grader", "paired_grader", "spinenet_weights"):  # beside the file, as written in it
+            value = data.get(key)
+            if isinstance(value, str) and not Path(value).expanduser().is_absolute() and (p.parent / value).exists():
+                data[key] = str(p.parent / value)
         return cls.from_mapping(data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -134,7 +134,8 @@ def content_centre(image: NDArray[np.generic]) -> tuple[float, float] | None:
     :data:`MIN_CONTENT_SHARE` of the image (a slice in a corner of a black canvas, which the central model grid would
     miss), else None (the image centre: a scan whose anatomy fills its field of view). Small separate pieces of
     content (:data:`MIN_PART_SHARE`: the text of a screenshot) are left out of the box: a line of text in the
-    canvas' corner had stretched the box over the whole canvas. Read on a subsample of about 128 × 128."""
+    canvas' corner had stretched the box over the whole canvas. The pieces are found on a subsample of about
+    128 × 128, the box at full resolution."""
     from scipy import ndimage
 
     a = np.asarray(image, dtype=np.float32)

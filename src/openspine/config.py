@@ -17,6 +17,7 @@ from .levels import LUMBAR_DISCS, DiscLevel
 from .vocabulary import SEQUENCES
 
 ENGINES = ("openspine", "spinenet")  # whose models run (see openspine.engines)
+MODEL_OPTIONS = ("detector", "grader", "paired_grader", "spinenet_weights")  # options naming a model folder or file
 AUTO: Literal["auto"] = "auto"  # a picture's pixel size estimated from its anatomy
 PixelSpacing = tuple[float, float] | Literal["auto"]
 
@@ -82,7 +83,7 @@ class AnalysisConfig:
         put("grade_levels", parse_grade_levels(self.grade_levels))
         if self.sequence is not None:
             put("sequence", parse_sequence(self.sequence))
-        for key in ("detector", "grader", "paired_grader", "spinenet_weights"):
+        for key in MODEL_OPTIONS:
             if getattr(self, key) is not None:
                 put(key, _absolute_if_found(str(getattr(self, key))))
 
@@ -106,7 +107,7 @@ class AnalysisConfig:
             raise ConfigError(f"cannot read the options file '{p}': {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"the options file '{p}' must hold a JSON object")
-        for key in ("detector", "grader", "paired_grader", "spinenet_weights"):  # beside the file, as written in it
+        for key in MODEL_OPTIONS:  # beside the file, as written in it
             value = data.get(key)
             if isinstance(value, str) and not Path(value).expanduser().is_absolute() and (p.parent / value).exists():
                 data[key] = str(p.parent / value)

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from .._logging import get_logger
-from ..models import LoadedModel, load_model
 from ..scan import SagittalView
 from ..scope import AT_MIDLINE_MM, OFF_MIDLINE_MM
-from .model import view_input
+from .model import read_central_slices
 
 log = get_logger("recognition.midline")
 
@@ -27,17 +24,12 @@ AT_MM = AT_MIDLINE_MM  # ... and as at the midline up to this far
 __all__ = ["AT_MM", "MODEL_NAME", "OFF_MM", "off_midline_probability"]
 
 
-def _model(name_or_folder: str | os.PathLike[str] | None) -> LoadedModel:
-    # one thread, as the image recogniser: a small network, and an idle thread pool would spin beside the detector
-    return load_model(name_or_folder if name_or_folder is not None else MODEL_NAME, threads=1)
-
-
 def off_midline_probability(view: SagittalView, model: str | os.PathLike[str] | None = None) -> float:
     """The probability that a scan's central sagittal slices lie off the midline (averaged over them).
 
     Raises:
         ModelError: the model is missing or damaged.
     """
-    p = float(np.asarray(_model(model).run({"image": view_input(view)})[0], dtype=float).mean())
+    p = float(read_central_slices(view, MODEL_NAME, model).mean())
     log.debug("off the midline: probability %.3f", p)
     return round(p, 4)

@@ -185,6 +185,21 @@ def view_input(view: SagittalView) -> NDArray[np.float32]:
     return batch
 
 
+def read_central_slices(
+    view: SagittalView, default: str, model: str | os.PathLike[str] | None = None
+) -> NDArray[np.float64]:
+    """A one-output recogniser's reading (orientation, midline: the model folder ``model``, default the built-in
+    ``default``) of a scan's central slices as :func:`view_input` gives them: its first output, one row per slice.
+    Loaded with one thread, as the image recogniser: a small network, and an idle thread pool would spin beside
+    the detector.
+
+    Raises:
+        ModelError: the model is missing or damaged.
+    """
+    loaded = load_model(model if model is not None else default, threads=1)
+    return np.asarray(loaded.run({"image": view_input(view)})[0], dtype=np.float64)
+
+
 def recognise(view: SagittalView, model: str | os.PathLike[str] | None = None) -> ImageRecognition:
     """Recognise a scan from its central slices in the internal layout (rows S→I, cols A→P)."""
     result = _run(view_input(view)[:, 0], model)

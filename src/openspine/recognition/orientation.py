@@ -11,14 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 from .._logging import get_logger
 from ..detection.orientation import TURNS
-from ..models import LoadedModel, load_model
 from ..scan import SagittalView
 from ..vocabulary import RIGHT_WAY_ROUND
-from .model import view_input
+from .model import read_central_slices
 
 log = get_logger("recognition.orientation")
 
@@ -42,18 +39,13 @@ class OrientationReading:
         return self.probabilities[self.likeliest]
 
 
-def _model(name_or_folder: str | os.PathLike[str] | None) -> LoadedModel:
-    # one thread, as the image recogniser: a small network, and an idle thread pool would spin beside the detector
-    return load_model(name_or_folder if name_or_folder is not None else MODEL_NAME, threads=1)
-
-
 def read_orientation(view: SagittalView, model: str | os.PathLike[str] | None = None) -> OrientationReading:
     """The orientation recogniser's reading of a scan's central sagittal slices (probabilities averaged).
 
     Raises:
         ModelError: the model is missing or damaged.
     """
-    probs = np.asarray(_model(model).run({"image": view_input(view)})[0], dtype=float).mean(axis=0)
+    probs = read_central_slices(view, MODEL_NAME, model).mean(axis=0)
     reading = OrientationReading({name: round(float(p), 4) for name, p in zip(ORIENTATIONS, probs)})
     log.debug("orientation: %s", reading)
     return reading

@@ -577,6 +577,29 @@ def test_pixel_spacing_of_a_nifti_is_said_unused(tmp_path: Path, caplog: pytest.
     ]
 
 
+def test_t1_pixel_spacing_without_a_t1_is_said_unused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from openspine.analysis import _parameters
+    from openspine.config import AnalysisConfig
+    from openspine.io import load_scan
+
+    scan = load_scan(_nifti(tmp_path, "s.nii.gz", np.ones((8, 8, 3), np.float32), SAG))
+    params = _parameters(AnalysisConfig(t1_pixel_spacing=(0.5, 0.5)), scan, None)
+    assert params["not_applied"] == {
+        "t1_pixel_spacing": "applies to a T1 picture given with --t1; no T1 series was read"
+    }
+    params = _parameters(AnalysisConfig(t1_pixel_spacing=(0.5, 0.5), use_t1=False), scan, None)
+    assert params["not_applied"]["t1_pixel_spacing"].endswith("(--no-t1)")
+    params = _parameters(AnalysisConfig(t1_pixel_spacing=(0.5, 0.5)), scan, scan)  # a NIfTI T1 has its own
+    assert params["not_applied"] == {"t1_pixel_spacing": "applies to pictures only; the NIfTI's own spacing was used"}
+    # said once by the analysis, not only kept in result.json (it had been ignored without a word)
+    out = tmp_path / "out"
+    main(["analyze", str(tmp_path / "s.nii.gz"), "--t1-pixel-spacing", "0.5", "0.5", "--out", str(out)])
+    said = [line for line in capsys.readouterr().err.splitlines() if "--t1-pixel-spacing" in line]
+    assert said == ["WARNING: --t1-pixel-spacing applies to a T1 picture given with --t1; no T1 series was read"]
+    written = json.loads((out / "result.json").read_text())["parameters"]["not_applied"]
+    assert written == {"t1_pixel_spacing": "applies to a T1 picture given with --t1; no T1 series was read"}
+
+
 def test_global_options_also_after_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(tmp_path / "none.nii.gz"), "--out", str(tmp_path / "o"), "-q"]) == 1
     assert main(["analyze", str(tmp_path / "none.nii.gz"), "--out", str(tmp_path / "o"), "--log-format", "json"]) == 1

@@ -51,6 +51,22 @@ def test_bad_options_file_is_a_clear_cli_error(tmp_path: Path, capsys: pytest.Ca
     assert "unknown analysis option 'levels'" in capsys.readouterr().err
 
 
+def test_a_missing_model_in_the_options_file_is_named_as_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openspine.data import demo_scan_path
+
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({"grader": "no-such-folder/grader"}))
+    argv = ["analyze", str(demo_scan_path()), "--out", str(tmp_path / "o"), "--config", str(options)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    # it had named '--grader', an option nobody gave
+    assert f"'grader' in the options file {options}: no model folder at" in err and "--grader" not in err
+    assert main([*argv, "--grader", str(tmp_path / "given")]) == 1  # given on the command line, it wins
+    assert "--grader: no model folder at" in capsys.readouterr().err
+
+
 def test_pixel_spacing_is_two_numbers_one_for_square_pixels_or_auto() -> None:
     assert AnalysisConfig.from_mapping({"pixel_spacing": [0.5, 0.6]}).pixel_spacing == (0.5, 0.6)
     assert AnalysisConfig.from_mapping({"pixel_spacing": 0.5}).pixel_spacing == (0.5, 0.5)

@@ -88,12 +88,14 @@ def analyze(
     scan, t1_scan = _read(source, cfg, read_flags)
     if t1 is not None and cfg.use_t1:
         t1_scan = _read_t1(t1, cfg, read_flags)
+    for option, why in _t1_not_applied(cfg, t1_scan if cfg.use_t1 else None).items():  # said once the T1 is known
+        log.warning("--%s %s", option.replace("_", "-"), why)
     read_flags.extend(_header_flags(scan, t1_scan if cfg.use_t1 else None))
     timings["read"] = time.perf_counter() - t0
     try:
         scan, view, image_plane = _analysable(scan, read_flags)
     except OutOfScopeError as exc:  # nothing to look at: refused as read, the result says why
-        return _not_analysed(scan, exc, cfg, read_flags, timings, t0)
+        return _not_analysed(scan, t1_scan if cfg.use_t1 else None, exc, cfg, read_flags, timings, t0)
 
     state = _State(flags=read_flags)
     step("detect")
@@ -407,7 +409,7 @@ def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: lis
 
     study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
     flags.extend(study.flags)  # several studies in the folder: the choice is said in the result
-    for option, why in _not_applied(cfg, study.main, None).items():  # said now, and kept in result.json
+    for option, why in _main_not_applied(cfg, study.main).items():  # said now, and kept in result.json
         log.warning("--%s %s", option.replace("_", "-"), why)
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1
 
@@ -428,13 +430,29 @@ def _series_unused(scan: Scan, requested: int | str | None) -> str | None:
     return f"picks a series of a DICOM folder; {own} holds one image, which was read"
 
 
-def _not_applied(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, str]:
-    """Each option given that did not apply to ``scan`` (and the T1 series read beside it), and why: an option
-    ignored without a word reads as one that worked (``--series`` on a NIfTI had been)."""
+def _main_not_applied(cfg: AnalysisConfig, scan: Scan) -> dict[str, str]:
+    """Each option for the main series given that did not apply to ``scan``, and why: an option ignored without a
+    word reads as one that worked (``--series`` on a NIfTI had been)."""
     unused = {"pixel_spacing": _spacing_unused(scan, cfg.pixel_spacing), "series": _series_unused(scan, cfg.series)}
-    if t1 is not None:
-        unused["t1_pixel_spacing"] = _spacing_unused(t1, cfg.t1_pixel_spacing)
     return {k: why for k, why in unused.items() if why}
+
+
+def _t1_not_applied(cfg: AnalysisConfig, t1: Scan | None) -> dict[str, str]:
+    """``--t1-pixel-spacing`` where it did not apply: to a T1 that is no picture, or with no T1 read at all."""
+    if cfg.t1_pixel_spacing is None:
+        return {}
+    if t1 is None:
+        why = "applies to a T1 picture given with --t1; no T1 series was read" + (
+            " (--no-t1)" if not cfg.use_t1 else ""
+        )
+        return {"t1_pixel_spacing": why}
+    why_t1 = _spacing_unused(t1, cfg.t1_pixel_spacing)
+    return {"t1_pixel_spacing": why_t1} if why_t1 else {}
+
+
+def _not_applied(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, str]:
+    """Each option given that did not apply to ``scan`` and the T1 series read beside it (``None``: none), and why."""
+    return {**_main_not_applied(cfg, scan), **_t1_not_applied(cfg, t1)}
 
 
 def _parameters(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, Any]:
@@ -854,7 +872,13 @@ def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[
 
 
 def _not_analysed(
-    scan: Scan, refusal: OutOfScopeError, cfg: AnalysisConfig, flags: list[str], timings: dict[str, float], t0: float
+    scan: Scan,
+    t1: Scan | None,
+    refusal: OutOfScopeError,
+    cfg: AnalysisConfig,
+    flags: list[str],
+    timings: dict[str, float],
+    t0: float,
 ) -> AnalysisResult:
     """The result of a scan refused as read (:func:`_analysable`): out of scope with the reason, nothing detected,
     the scan shown as stored (:meth:`Scan.as_stored`)."""
@@ -868,7 +892,7 @@ def _not_analysed(
         flags=tuple(dict.fromkeys(flags)),
         steps_not_run=not_run,
         out_of_scope=reason,
-        parameters=_parameters(cfg, scan, None),
+        parameters=_parameters(cfg, scan, t1),
         timings_s=timings,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         view=scan.as_stored(),

@@ -6,13 +6,13 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ._logging import get_logger, say_last
-from .config import AUTO, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
+from .config import AUTO, MODEL_OPTIONS, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
 from .errors import ConfigError, ScanReadError, UsageError
 from .writers import parse_formats, require_for_formats
 
@@ -172,14 +172,21 @@ def _read_from_dicom(path: Path) -> bool:
         return True
 
 
-def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Namespace, t1: Path | None = None) -> int:
+def _analyze_to(
+    path: Path,
+    out: Path,
+    config: AnalysisConfig,
+    args: argparse.Namespace,
+    t1: Path | None = None,
+    named: Mapping[str, str] | None = None,
+) -> int:
     from .analysis import STAGES, analyze
     from .writers import prepare_output_dir, write_result
 
     with _option_values():
         formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
     require_for_formats(formats, "--formats seg/sr", _read_from_dicom(path))  # and a missing extra
-    check_models(config)
+    check_models(config, named)
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     _check_engine(config)
     progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)
@@ -207,10 +214,11 @@ def _analyze_to(path: Path, out: Path, config: AnalysisConfig, args: argparse.Na
     return 0
 
 
-def check_models(config: AnalysisConfig) -> None:
+def check_models(config: AnalysisConfig, named: Mapping[str, str] | None = None) -> None:
     """The model options (--detector, --grader, --paired-grader) before any scan is read: a path that does not
     exist, a name that is no built-in model, or a model of the wrong kind is one line here, not a failure after
-    reading and detecting (or one failure per case of a batch)."""
+    reading and detecting (or one failure per case of a batch). ``named``: how to name an option that came from
+    elsewhere than the command line (an options file's key)."""
     from .models import resolve_model
 
     for option, key, kind in (
@@ -220,7 +228,7 @@ def check_models(config: AnalysisConfig) -> None:
     ):
         value = getattr(config, key)
         if value is not None:
-            resolve_model(value, kind, option)
+            resolve_model(value, kind, (named or {}).get(key, option))
 
 
 def _check_engine(config: AnalysisConfig) -> None:
@@ -275,13 +283,15 @@ def run_analyze(args: argparse.Namespace) -> int:
         given = {k: v for k, v in given.items() if v is not None}
         AnalysisConfig.from_mapping(given)  # the command line's own values, apart from an options file's (exit 1)
     options: dict[str, Any] = AnalysisConfig.from_file(args.config).to_dict() if args.config else {}
+    # a model the options file names is named so in an error, not as the command-line option nobody gave
+    named = {k: f"'{k}' in the options file {args.config}" for k in MODEL_OPTIONS if options.get(k) and k not in given}
     options.update(given)
     config = AnalysisConfig.from_mapping(options)
     if args.t1 is not None and not args.t1.exists():
         from .errors import ScanReadError
 
         raise ScanReadError(f"--t1 '{args.t1}' does not exist")  # before the main series is read
-    return _analyze_to(Path(args.path), Path(args.out), config, args, t1=args.t1)
+    return _analyze_to(Path(args.path), Path(args.out), config, args, t1=args.t1, named=named)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -443,6 +443,33 @@ def test_a_series_whose_header_says_ct_exits_3_and_beside_an_mr_series_the_mr_is
     assert len([v for v in result.vertebrae if v.label is not None]) >= 5
 
 
+def test_a_12_bit_mr_series_stored_with_an_offset_of_minus_1000_is_analysed_where_its_header_says_mr(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from dicom_fixtures import write_series
+
+    data = shared_data_or_skip()
+    img = nib.load(data / "fastcleverseg/fcs-vb2-13/image.nii.gz")
+    arr = np.asarray(img.dataobj).astype(np.int32)
+    mid = arr.shape[2] // 2
+    aff = img.affine.copy()
+    aff[:3, 3] = img.affine[:3, :3] @ np.array([0, 0, mid - 3]) + img.affine[:3, 3]
+    aff[:3, 2] = img.affine[:3, 2] * 3
+    # 12 bits, the background at 0, stored with RescaleIntercept -1000: air-like -1000 and values far above 200
+    twelve_bit = (np.clip(arr[:, :, mid - 3 : mid + 4 : 3] - 36, 0, None) * 16).astype(np.uint16)
+    write_series(tmp_path / "mr", np.ascontiguousarray(twelve_bit), aff, intercept=-1000.0)
+    result = openspine.analyze(tmp_path / "mr")
+    assert result.out_of_scope is None and len([v for v in result.vertebrae if v.label is not None]) >= 5
+    # the same values in a NIfTI, which names no modality, read as a CT's: refused (as documented)
+    nifti = tmp_path / "offset.nii.gz"
+    nib.save(nib.Nifti1Image(twelve_bit.astype(np.float32) - 1000, aff), str(nifti))
+    refused = openspine.analyze(nifti)
+    assert refused.out_of_scope is not None and "Hounsfield" in refused.out_of_scope
+
+
 @pytest.mark.parametrize("spacing", [["1", "1"], ["auto"]])
 def test_axial_picture_exits_3(tmp_path: Path, spacing: list[str]) -> None:
     data = shared_data_or_skip()

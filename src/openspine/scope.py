@@ -377,11 +377,13 @@ def modality_reason(modality: str | None) -> str | None:
     )
 
 
-def signed_values_reason(array: Any) -> str | None:
+def signed_values_reason(array: Any, declared_mr: bool = False) -> str | None:
     """Why an image whose values are those of a CT in Hounsfield units (:data:`AIR_HU`, :data:`BONE_HU`) or of an MR
     phase image (:data:`MIN_PHASE_SIDE_SHARE`, :data:`MAX_PHASE_MEDIAN`, :data:`MIN_PHASE_SYMMETRY`) is not analysed:
     every model was trained on MR magnitude images. None for any other image. Counted on an even sample of its
-    voxels."""
+    voxels. ``declared_mr``: the header says MR (a DICOM series' Modality), so values like a CT's are an MR stored
+    with an offset (a 12-bit image less 1000 holds its background at -1000 and its fat far above 200), which the
+    models read as any magnitude image (they scale by percentiles); a phase image is MR too and is still refused."""
     import numpy as np
 
     raw = np.asarray(array)
@@ -399,7 +401,7 @@ def signed_values_reason(array: Any) -> str | None:
     positive = float(np.count_nonzero(sample > 0)) / n
     centred = abs(float(np.median(sample))) <= MAX_PHASE_MEDIAN * max(-lo, hi)
     sides = min(negative, positive) >= MIN_PHASE_SIDE_SHARE and centred
-    if air >= MIN_AIR_SHARE and hi >= BONE_HU:
+    if air >= MIN_AIR_SHARE and hi >= BONE_HU and not declared_mr:
         seen = f"{100 * air:.0f} % of its voxels are at {AIR_HU:g} or lower (air in a CT is -1000)"
     elif sides and hi > 0 and -lo >= MIN_PHASE_SYMMETRY * hi:
         seen = f"its values are symmetric about 0 ({lo:g} to {hi:g}, {100 * negative:.0f} % negative)"
@@ -415,7 +417,8 @@ def not_mr_magnitude_reason(scan: Any) -> str | None:
     """Why ``scan`` (a :class:`~openspine.scan.Scan`) is not the MR magnitude image every model was trained on: its
     header names another modality (:func:`modality_reason`) or its values are those of a CT or a phase image
     (:func:`signed_values_reason`); None otherwise."""
-    return modality_reason(scan.source.modality) or signed_values_reason(scan.array)
+    declared_mr = (scan.source.modality or "").strip().upper() in MODALITIES_ANALYSED
+    return modality_reason(scan.source.modality) or signed_values_reason(scan.array, declared_mr)
 
 
 # a picture with this share of the pixels around its spine in colour carries drawings there (outlines, an overlay,

@@ -19,3 +19,18 @@ def test_a_model_session_writes_nothing_to_home_and_warns_nothing(tmp_path: Path
     assert run.stdout.strip() == "loaded"
     assert list(home.rglob("*")) == []
     assert "telemetry" not in run.stderr
+
+
+def test_every_shipped_model_names_a_release_version_and_its_weights_hash() -> None:
+    import hashlib
+    import json
+
+    from openspine.models import BUILTIN_DIR
+
+    folders = sorted(p for p in BUILTIN_DIR.iterdir() if (p / "card.json").is_file())
+    assert {p.name for p in folders} >= {"detector", "grader", "recognizer", "orientation", "midline"}
+    for folder in folders:
+        card = json.loads((folder / "card.json").read_text())
+        # '+local' marks a model trained here and not shipped; the shipped midline model had carried it
+        assert "+local" not in card["version"], folder.name
+        assert hashlib.sha256((folder / card["file"]).read_bytes()).hexdigest() == card["sha256"], folder.name

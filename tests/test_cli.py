@@ -616,7 +616,9 @@ def test_help_shows_each_default_once(capsys: pytest.CaptureFixture[str]) -> Non
     assert "(default: 0)" in out  # a real default is still shown
 
 
-@pytest.mark.parametrize("kind", ["recognizer", "orientation", "midline", "levels", "detector", "grader", "grader-t1t2"])
+@pytest.mark.parametrize(
+    "kind", ["recognizer", "orientation", "midline", "levels", "detector", "grader", "grader-t1t2"]
+)
 def test_a_locally_trained_model_never_claims_the_shipped_version(kind: str) -> None:
     import importlib
 

@@ -38,7 +38,14 @@ from dicom_fixtures import (
 from openspine import geometry
 from openspine.errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
 from openspine.io import dicom, list_series, load_scan
-from openspine.io.dicom import SeriesInfo, choose_series, discover_series, is_dicom_file, read_series
+from openspine.io.dicom import (
+    SeriesInfo,
+    choose_series,
+    choose_series_why,
+    discover_series,
+    is_dicom_file,
+    read_series,
+)
 from openspine.scan import Scan
 
 ATOL = 1e-4
@@ -477,7 +484,11 @@ def test_default_choice_without_a_sagittal_series() -> None:
     # only axial and coronal series: the largest is read, for the analysis to refuse it as not sagittal (exit 3)
     found = [_info(1, "axial", 20), _info(2, "coronal", 24)]
     assert choose_series(found, None, quiet=True).series_number == 2
-    # a series whose plane is not known (oblique, mixed): the choice is the user's
+    # ... also beside a localiser of several planes, as nearly every study holds (it had failed as a read error)
+    found = [_info(1, "mixed", 3), _info(4, "axial", 60)]
+    chosen, why = choose_series_why(found, None)
+    assert chosen.series_number == 4 and "1 axial or coronal, and 1 of several planes (a localiser)" in why
+    # a series whose plane is not known (oblique) beside them: the choice is the user's
     found = [_info(1, "axial", 20), _info(2, "oblique", 20)]
     with pytest.raises(SeriesSelectionError, match="none of the 2 series is sagittal") as err:
         choose_series(found, None, quiet=True)
@@ -771,8 +782,42 @@ def test_cli_info_lists_the_series_and_marks_the_chosen_one(tmp_path: Path, caps
     assert main(["info", str(tmp_path), "--series", "2", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["chosen_series"] == uids["t1"]
-    assert [s["chosen"] for s in info["series_found"]] == [False, False, True]  # the default stays marked
+    # the series read is marked (it had stayed on the default, while 'main' moved: user test), the default apart
+    assert [s["chosen"] for s in info["series_found"]] == [False, True, False]
+    assert [s["default"] for s in info["series_found"]] == [False, False, True]
+    assert [s["role"] for s in info["series_found"]][1] == "main"
+    # '--series 2' is SeriesNumber 2, not the listing's [2]: the listing marks it, and a warning says so
+    assert main(["info", str(tmp_path), "--series", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "* [1] series 2" in captured.out
+    assert "not the series listed at that index: [2] #3 't2_tse_sag'" in captured.err
     assert info["shape"] == [64, 64, 8] and info["analysable"] is True
+
+
+def test_an_axial_study_with_a_three_plane_localiser_is_out_of_scope_not_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openspine.cli import main
+
+    arr, _ = real_crop()
+    study = generate_uid()
+    loc_ids = new_ids(study)
+    for k, plane in enumerate((AXIAL, SAG, CORONAL)):  # one localiser series, one slice in each plane
+        ipp, iop, ps = dicom_geometry(make_affine(plane, (1.0, 1.0, 5.0), ORIGIN), 0)
+        ds = slice_dataset(arr[:, :, k].copy(), ipp, iop, ps, loc_ids, instance_number=k + 1, description="localizer")
+        save(ds, tmp_path / "loc" / f"{k}.dcm")
+    write_series(tmp_path / "ax", arr, make_affine(AXIAL, (0.7, 0.7, 4.0), ORIGIN), ids=new_ids(study),
+                 series_number=4, description="t2_tse_tra")  # fmt: skip
+    # it had exited 1 with no result.json ("none of the 2 series is sagittal"); batch stage read, not scope
+    assert main(["-q", "analyze", str(tmp_path), "--out", str(tmp_path / "out")]) == 3
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert "axial" in doc["out_of_scope"] and doc["input"]["series"]["series_description"] == "t2_tse_tra"
+    assert main(["info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if "t2_tse_tra" in row)
+    # it had read 'main (graded)' above 'analysable no'
+    assert line.startswith(" * [") and "main (not analysable: axial, not sagittal)" in line
+    assert "not used: not sagittal (mixed)" in out and "analysable   no:" in out
 
 
 # --------------------------------------------------------------------------------------------------------------

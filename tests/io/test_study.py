@@ -62,8 +62,26 @@ def test_the_t2_is_main_and_the_t1_is_read_beside_it(t1_t2_study: T1T2Study, cap
     assert_allclose(study.t1.affine, study.main.affine, atol=1e-6)
     # listed as info lists them (by SeriesNumber: the T1 is #2, the T2 #3)
     assert study.roles == (
-        SeriesRole(0, "T1", "T1", "T1 TSE SAG", t1_t2_study.t1.series_uid, study.roles[0].reason, modality="MR"),
-        SeriesRole(1, "main", "T2", "T2 TSE SAG", t1_t2_study.t2.series_uid, study.roles[1].reason, modality="MR"),
+        SeriesRole(
+            0,
+            "T1",
+            "T1",
+            "T1 TSE SAG",
+            t1_t2_study.t1.series_uid,
+            study.roles[0].reason,
+            modality="MR",
+            plane="sagittal",
+        ),
+        SeriesRole(
+            1,
+            "main",
+            "T2",
+            "T2 TSE SAG",
+            t1_t2_study.t2.series_uid,
+            study.roles[1].reason,
+            modality="MR",
+            plane="sagittal",
+        ),
     )
     assert "says T2" in study.roles[1].reason and "says T1" in study.roles[0].reason
     assert "T1 TSE SAG" in caplog.text and "main" in caplog.text

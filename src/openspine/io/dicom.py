@@ -515,6 +515,10 @@ def _cluster(values: Sequence[NDArray[np.float64]], tol: float) -> list[list[int
     return groups
 
 
+# said where --series N names SeriesNumber N while the listing's index N is another series
+INDEX_CLASH = "not the series listed at that index"
+
+
 def choose_series(found: list[SeriesInfo], wanted: str | int | None, quiet: bool = False) -> SeriesInfo:
     """Pick one image series from ``found`` (a Segmentation, an SR or another object that is no image is never
     picked: :attr:`SeriesInfo.not_image`).
@@ -533,6 +537,8 @@ def choose_series(found: list[SeriesInfo], wanted: str | int | None, quiet: bool
         note = several_studies(found) if wanted is None else None
         if note:
             log.warning("chose DICOM series %s: %s; %s", chosen.describe(), why, note)
+        elif INDEX_CLASH in why:  # --series 2 meant as the listing's [2] would silently read another series
+            log.warning("chose DICOM series %s: %s", chosen.describe(), why)
         else:
             log.info("chose DICOM series %s: %s", chosen.describe(), why)
     return chosen
@@ -615,12 +621,17 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         return best, why
     if len(found) == 1:
         return found[0], "the only series"
-    if all(s.plane in ("axial", "coronal") for s in found):
-        # a study of axial and coronal series only: the analysis reads one to refuse it as out of scope (exit 3,
-        # result.json), as it refuses a single axial series, rather than failing as if the choice were the problem
-        return _most_slices(
-            found
-        ), f"no sagittal series among the {len(found)} (all axial or coronal): {_listing(listed, found)}"
+    planar = [s for s in found if s.plane in ("axial", "coronal")]
+    if planar and all(s.plane in ("axial", "coronal", "mixed") for s in found):
+        # a study of axial and coronal series only (beside a localiser of several planes, as nearly every study
+        # holds): the analysis reads one to refuse it as out of scope (exit 3, result.json), as it refuses a single
+        # axial series, rather than failing as if the choice were the problem
+        localisers = len(found) - len(planar)
+        besides = f", and {localisers} of several planes (a localiser)" if localisers else ""
+        return _most_slices(planar), (
+            f"no sagittal series among the {len(found)} ({len(planar)} axial or coronal{besides}): "
+            f"{_listing(listed, found)}"
+        )
     raise SeriesSelectionError(
         f"none of the {len(found)} series is sagittal, and openspine needs a sagittal series: "
         f"{_listing(listed, found)}. "
@@ -655,6 +666,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
         and s.plane == "sagittal"
         and s.sequence_hint == "T1"
         and main.sequence_hint != "T1"
+        and main.plane == "sagittal"  # a main series that is not sagittal is refused: nothing is read beside it
     ]
     t1 = _most_slices(candidates) if candidates else None
     t1_index = next((i for i, s in enumerate(found) if s is t1), None)
@@ -670,7 +682,9 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
         else:
             role, reason = _unused_role(s, main, t1_index)
         out.append(
-            SeriesRole(i, role, s.sequence_hint, s.description or "", s.series_uid, reason, note or "", s.modality)
+            SeriesRole(
+                i, role, s.sequence_hint, s.description or "", s.series_uid, reason, note or "", s.modality, s.plane
+            )
         )
     return tuple(out)
 
@@ -683,6 +697,8 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1_index: int | None) -> tuple
         return ROLE_NOT_USED, "another study (its StudyInstanceUID differs from the main series')"
     if s.plane != "sagittal":
         return ROLE_NOT_USED, f"not sagittal ({s.plane})"
+    if main.plane != "sagittal":
+        return ROLE_NOT_USED, f"the main series is {main.plane}, not sagittal, so nothing is read beside it"
     seq = s.sequence_hint
     if seq == "STIR":
         return ROLE_STIR, "a sagittal STIR series of the study: recorded, not read"
@@ -710,7 +726,10 @@ def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInf
         # an object that is no image (a SEG) sharing the number of an image series does not make it ambiguous
         by_number = [s for s in by_number if s.is_image] or by_number
         if len(by_number) == 1:
-            return by_number[0], f"SeriesNumber {number} as asked"
+            clash = 0 <= number < len(found) and found[number] is not by_number[0]
+            other = f"[{number}] {found[number].describe()}" if clash else ""
+            also = f" ({INDEX_CLASH}: {other}; give its SeriesInstanceUID)" if clash else ""
+            return by_number[0], f"SeriesNumber {number} as asked{also}"
         if len(by_number) > 1:
             raise SeriesSelectionError(
                 f"{len(by_number)} series have SeriesNumber {number} (several studies?): "

@@ -139,14 +139,15 @@ def _list_dicom_zip(path: Path, series: str | int | None = None) -> SeriesList:
 
 
 def _describe(found: list[SeriesInfo], series: str | int | None = None) -> SeriesList:
-    """One dict per series, marking the one chosen by default, with its role in the study whose main series is
-    ``series`` (the roles None when no main series can be chosen: reading the input says why)."""
+    """One dict per series, marking the one chosen (``series``, else the default), with its role in the study whose
+    main series it is (the roles None when no main series can be chosen: reading the input says why)."""
     from .dicom import choose_series, series_roles
 
     try:
-        chosen = choose_series(found, None, quiet=True)
+        chosen = choose_series(found, series, quiet=True)
+        default = choose_series(found, None, quiet=True) if series is not None else chosen
     except SeriesSelectionError:
-        chosen = None
+        chosen = default = None
     try:
         roles = series_roles(found, series)
     except SeriesSelectionError:
@@ -155,7 +156,8 @@ def _describe(found: list[SeriesInfo], series: str | int | None = None) -> Serie
     for i, s in enumerate(found):
         d = s.to_dict()
         d["index"] = i
-        d["chosen"] = s is chosen
+        d["chosen"] = s is chosen  # the series read: --series's, else the default
+        d["default"] = s is default  # the one read without --series
         d["role"] = roles[i].role if roles else None
         d["role_reason"] = roles[i].reason if roles else None
         d["role_text"] = roles[i].text() if roles else None

@@ -45,6 +45,8 @@ class SeriesRole:
             which the default choice took this one ("" when it does not).
         modality: its Modality (``"MR"``, ``"CT"`` …) or None; a main series of a modality no model reads is listed
             as not analysed (:func:`openspine.scope.modality_reason`).
+        plane: its plane by the header's geometry (``"sagittal"``, ``"axial"`` …) or None; a main series that is not
+            sagittal is listed as not analysed (``analyze`` refuses it, exit status 3).
     """
 
     index: int
@@ -55,6 +57,7 @@ class SeriesRole:
     reason: str
     note: str = ""
     modality: str | None = None
+    plane: str | None = None
 
     @property
     def read(self) -> bool:
@@ -66,7 +69,12 @@ class SeriesRole:
         (axial)``. Whether the main series is graded follows the built-in grader's scope, as ``analyze`` does
         (:func:`grading_withheld`), with the note that the folder holds several studies where it does."""
         if self.role == ROLE_MAIN:
-            main = _main_text(self.sequence) if modality_reason(self.modality) is None else _not_mr_text(self.modality)
+            if modality_reason(self.modality) is not None:
+                main = _not_mr_text(self.modality)
+            elif self.plane not in (None, "sagittal"):
+                main = f"main (not analysable: {self.plane}, not sagittal)"
+            else:
+                main = _main_text(self.sequence)
             return f"{main}; {self.note}: choose with --series" if self.note else main
         words = _ROLE_TEXT.get(self.role, self.role)
         return f"{words}: {self.reason}" if self.role == ROLE_NOT_USED else words

@@ -143,11 +143,14 @@ def _describe(found: list[SeriesInfo], series: str | int | None = None) -> Serie
     main series it is (the roles None when no main series can be chosen: reading the input says why)."""
     from .dicom import choose_series, series_roles
 
-    try:
-        chosen = choose_series(found, series, quiet=True)
-        default = choose_series(found, None, quiet=True) if series is not None else chosen
-    except SeriesSelectionError:
-        chosen = default = None
+    def pick(wanted: str | int | None) -> SeriesInfo | None:
+        try:
+            return choose_series(found, wanted, quiet=True)
+        except SeriesSelectionError:
+            return None
+
+    chosen = pick(series)
+    default = pick(None) if series is not None else chosen
     try:
         roles = series_roles(found, series)
     except SeriesSelectionError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
@@ -134,7 +135,44 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": self.formatTime(record), "level": record.levelname.lower()}
         entry.update(logger=record.name, message=record.getMessage())
+        case = getattr(record, "case", None)
+        if case is not None:
+            entry["case"] = case
         return json.dumps(entry)
+
+
+# the batch case whose analysis is running in this thread (None: none): its records name it
+_CASE: contextvars.ContextVar[str | None] = contextvars.ContextVar("openspine_case", default=None)
+_factory_installed = False
+
+
+def _naming_the_case(base: Any) -> Any:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        case = _CASE.get()
+        if case is not None and (record.name == "openspine" or record.name.startswith("openspine.")):
+            record.msg, record.args = f"case {case}: {record.getMessage()}", ()
+            record.case = case
+        return record
+
+    return factory
+
+
+@contextmanager
+def naming_case(case_id: str) -> Iterator[None]:
+    """Every package log record made in this thread while the block runs starts ``case <id>: `` (and carries
+    ``case`` in ``--log-format json``): a batch's per-case warnings ("grading not run: …") are otherwise anonymous
+    once several workers write to one log. The record factory is wrapped once per process, on first use; outside
+    such a block it changes nothing."""
+    global _factory_installed
+    if not _factory_installed:
+        logging.setLogRecordFactory(_naming_the_case(logging.getLogRecordFactory()))
+        _factory_installed = True
+    token = _CASE.set(case_id)
+    try:
+        yield
+    finally:
+        _CASE.reset(token)
 
 
 def say_last(line: str, log_format: str, level: int) -> None:

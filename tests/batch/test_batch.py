@@ -312,7 +312,7 @@ def test_another_scan_saved_under_a_finished_case_s_name_is_analysed_again(
     assert "0 succeeded, 1 skipped (finished earlier)" in capsys.readouterr().out
     shutil.copy(shared_data / "spider" / "31" / "image.nii.gz", scan)  # another patient, same name
     assert main(args) == 0
-    assert "1 succeeded (1 analysed again: input, options or formats changed)" in capsys.readouterr().out
+    assert "1 finished earlier, analysed again (input, options or formats changed)" in capsys.readouterr().out
     doc = json.loads((out / "cases" / "pat" / "result.json").read_text())
     assert doc["input"]["shape"] == list(nib.load(shared_data / "spider" / "31" / "image.nii.gz").shape)
     # a case folder recorded before file stamps were kept still counts as finished (no cohort redone on upgrade)

@@ -76,7 +76,7 @@ def test_a_case_whose_folder_holds_another_scans_result_is_analysed_again(
     caplog.set_level("WARNING", logger="openspine")
     summary = run_batch(root, out, formats=("json",))
     assert summary.out_of_scope_earlier == 0 and summary.redone == 2
-    assert "analysed again: input, options or formats changed" in summary.line()
+    assert "finished earlier, analysed again (input, options or formats changed)" in summary.line()
     assert _input_of(out / "cases" / "a") == a.resolve() and _input_of(out / "cases" / "b") == b.resolve()
     assert "its folder holds the result of" in caplog.text
     # and now they are reused
@@ -158,7 +158,7 @@ def test_a_renamed_or_deleted_input_leaves_its_folder_out_of_the_tables_and_list
     capsys.readouterr()
     assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 0
     line = capsys.readouterr().out
-    assert "1 succeeded, 1 skipped (finished earlier)" in line and "1 case folder(s) without input" in line
+    assert "1 succeeded, 1 skipped (finished earlier)" in line and "1 case folder(s) without a case in this run" in line
     assert sorted({r["case"] for r in _read_csv(out / "vertebrae.csv")}) == ["sub-01", "sub-03"]
     assert sorted({r["case"] for r in _read_csv(out / "discs.csv")}) == ["sub-01", "sub-03"]
     stale = _read_csv(out / "stale_cases.csv")
@@ -202,3 +202,45 @@ def test_overwrite_still_redoes_everything(tmp_path: Path) -> None:
     run_batch(root, out, formats=("json",))
     summary = run_batch(root, out, formats=("json",), overwrite=True)
     assert summary.skipped == 0 and summary.out_of_scope == 1 and summary.redone == 0
+
+
+def test_pixel_spacing_lets_pictures_in_without_redoing_the_other_cases(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from PIL import Image
+
+    root, out = tmp_path / "in", tmp_path / "out"
+    _tiny(root / "a.nii.gz", 1)
+    picture = root / "p.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64)).astype(np.uint8)).save(picture)
+    run_batch(root, out, formats=("json",))
+    caplog.set_level("WARNING", logger="openspine")
+    with_pictures = run_batch(root, out, formats=("json",), config=AnalysisConfig(pixel_spacing=(0.5, 0.5)))
+    # the NIfTI case had been redone each time --pixel-spacing came or went, with a warning that it does not apply
+    assert with_pictures.redone == 0 and with_pictures.skipped + with_pictures.out_of_scope_earlier == 1
+    assert "applies to pictures only" not in caplog.text
+    params = json.loads((out / "cases" / "a" / "result.json").read_text())["parameters"]
+    assert params["pixel_spacing"] is None and "not_applied" not in params
+    assert json.loads((out / "cases" / "p" / "result.json").read_text())["parameters"]["pixel_spacing"] == [0.5, 0.5]
+    without = run_batch(root, out, formats=("json",))
+    assert without.redone == 0
+    # the picture is still there, skipped in this run: said so, not 'no longer there'
+    (stale,) = _read_csv(out / "stale_cases.csv")
+    assert stale["case"] == "p" and stale["reason"].startswith("its input is skipped in this run (skipped.csv): 2D")
+
+
+def test_a_cases_warnings_name_the_case(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from openspine._logging import JsonFormatter
+
+    _tiny(tmp_path / "in" / "noise.nii.gz", 1)  # out of scope: its analysis warns why detection did not run
+    caplog.set_level("WARNING", logger="openspine")
+    run_batch(tmp_path / "in", tmp_path / "out", formats=("json",))
+    said = [r for r in caplog.records if "not run" in r.getMessage()]
+    # they had not named it: with several workers on one log they could not be told apart
+    assert said and all(r.getMessage().startswith("case noise: ") for r in said)
+    assert json.loads(JsonFormatter().format(said[0]))["case"] == "noise"
+    caplog.clear()
+    logging.getLogger("openspine.analysis").warning("after the batch")
+    assert caplog.records[-1].getMessage() == "after the batch"

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._logging import get_logger
+from .._logging import get_logger, naming_case
 from ..writers import atomic_write_text
 from .discover import Case
 
@@ -129,12 +129,29 @@ def _same_source(recorded: Any, now: dict[str, Any]) -> bool:
 
 
 def case_config(case: Case, config: AnalysisConfig) -> AnalysisConfig:
-    """The run's options with what discovery fixed for ``case``: its DICOM series, a picture's own pixel size."""
+    """The run's options with what discovery fixed for ``case``: its DICOM series, a picture's own pixel size; a
+    scan that is no picture keeps its own voxel size, so batch's --pixel-spacing (which lets pictures in) is not
+    passed to it (it had been, with a warning per case)."""
     if case.series:
         config = replace(config, series=case.series)
     if case.pixel_spacing is not None:
         config = replace(config, pixel_spacing=case.pixel_spacing)
+    elif not _is_picture(case):
+        config = replace(config, pixel_spacing=None)
     return config
+
+
+def _is_picture(case: Case) -> bool:
+    from ..io.formats import IMAGE
+
+    return case.kind == IMAGE.name
+
+
+def _options_not_applying(case: Case) -> set[str]:
+    """Options that cannot change ``case``'s result, so a difference in them does not redo it: the pixel size of a
+    scan that is no picture (adding or dropping batch's --pixel-spacing to let pictures in redid every DICOM and
+    NIfTI case; user test)."""
+    return set() if _is_picture(case) else {"pixel_spacing"}
 
 
 def case_parameters(case: Case, config: AnalysisConfig) -> dict[str, Any]:
@@ -207,7 +224,8 @@ def rerun_reason(case: Case, folder: Path, formats: tuple[str, ...], config: Ana
     stored = record.get("parameters") if record is not None else doc.get("parameters")
     if isinstance(stored, dict):
         # only the options both name: one added by a newer openspine must not redo a whole finished cohort
-        changed = sorted(k for k in wanted.keys() & stored.keys() if stored[k] != wanted[k])
+        same_keys = (wanted.keys() & stored.keys()) - _options_not_applying(case)
+        changed = sorted(k for k in same_keys if stored[k] != wanted[k])
         if changed:
             return Rerun(OPTIONS_CHANGED, ", ".join(changed))
     written = set(record.get("formats") or ()) if record is not None else _formats_in(folder, doc)
@@ -258,11 +276,12 @@ def process_case(
 
             raise ScanReadError(case.problem)
         options = case_config(case, config)
-        if case.t1:
-            # a file pair (BIDS T2w + T1w); a DICOM study's T1 series the analysis finds in the study itself
-            result = analyze(case.path, options, progress=track, t1=case.t1)
-        else:
-            result = analyze(case.path, options, progress=track)
+        with naming_case(case.case_id):  # its warnings name it in a log that several workers share
+            if case.t1:
+                # a file pair (BIDS T2w + T1w); a DICOM study's T1 series the analysis finds in the study itself
+                result = analyze(case.path, options, progress=track, t1=case.t1)
+            else:
+                result = analyze(case.path, options, progress=track)
         stage = "write"
         shutil.rmtree(tmp, ignore_errors=True)
         write_result(result, tmp, formats)

@@ -85,12 +85,13 @@ class BatchSummary:
         earlier = f", {self.out_of_scope_earlier} finished earlier" if self.out_of_scope_earlier else ""
         listed = f" (in failures.csv{earlier})" if self.out_of_scope else ""
         # said only when it happens: a finished case analysed again, a case folder left without input
-        redone = f" ({self.redone} analysed again: input, options or formats changed)" if self.redone else ""
-        stale = f", {self.stale} case folder(s) without input (stale_cases.csv)" if self.stale else ""
+        # (apart from the counts: a case analysed again may have succeeded, failed or be out of scope)
+        redone = f"; {self.redone} finished earlier, analysed again (input, options or formats changed)"
+        stale = f", {self.stale} case folder(s) without a case in this run (stale_cases.csv)" if self.stale else ""
         return (
-            f"{self.done} succeeded{redone}, {self.skipped} skipped (finished earlier), {self.failed} failed, "
+            f"{self.done} succeeded, {self.skipped} skipped (finished earlier), {self.failed} failed, "
             f"{self.out_of_scope} out of scope{listed}, {self.files_skipped} file(s) not analysed (skipped.csv)"
-            f"{stale} in {self.seconds:.1f} s ({rate:.0f} scans/hour)"
+            f"{stale} in {self.seconds:.1f} s ({rate:.0f} scans/hour)" + (redone if self.redone else "")
         )
 
     def count(self, status: CaseStatus) -> None:
@@ -481,7 +482,7 @@ def run_batch(
             if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
                 record_failure(out, by_id[status.case_id], status, formats, config)
         with _tables_lock(out):
-            stale = find_stale_cases(out, found)
+            stale = find_stale_cases(out, found, skipped_files, root)
             write_stale(out, stale)
             summary.stale = len(stale)
             write_failures(out, failure_rows(out, found, summary.failures))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,15 +192,19 @@ def write_failures(out_root: Path, failures: list[CaseStatus]) -> Path:
     return path
 
 
-def find_stale_cases(out_root: Path, cases: list[Case]) -> list[dict[str, str]]:
+def find_stale_cases(
+    out_root: Path, cases: list[Case], skipped: Sequence[Skipped] = (), input_root: Path | None = None
+) -> list[dict[str, str]]:
     """The case folders of ``out_root`` that no case found under the root now has (its input renamed, moved or
-    deleted; or a case id that changed): rows for stale_cases.csv. They are left in place, never deleted, and
-    add no row to the cohort tables or failures.csv."""
+    deleted, or skipped in this run, e.g. a picture without --pixel-spacing; or a case id that changed): rows for
+    stale_cases.csv. They are left in place, never deleted, and add no row to the cohort tables or failures.csv.
+    ``skipped``: the files discovery passed over, their paths relative to ``input_root``."""
     base = out_root / CASES_DIR
     if not base.is_dir():
         return []
     ids = {c.case_id for c in cases}
     by_source = {str(Path(c.path).resolve()): c.case_id for c in cases}
+    skipped_why = {str((input_root or Path()).joinpath(s.path).resolve()): s.reason for s in skipped}
     rows = []
     for folder in sorted(base.iterdir()):
         if folder.name in ids or folder.name.startswith(TMP_PREFIX) or not folder.is_dir():
@@ -212,6 +217,8 @@ def find_stale_cases(out_root: Path, cases: list[Case]) -> list[dict[str, str]]:
             reason = f"its input is case {now} now (case ids changed); that case is analysed in its own folder"
         elif not Path(source).exists():
             reason = "its input is no longer there (renamed, moved or deleted)"
+        elif str(Path(source).resolve()) in skipped_why:
+            reason = f"its input is skipped in this run (skipped.csv): {skipped_why[str(Path(source).resolve())]}"
         else:
             reason = "its input is no longer found as a case under the root"
         rows.append({"case": folder.name, "input": source or "", "reason": reason})
@@ -226,8 +233,8 @@ def write_stale(out_root: Path, rows: list[dict[str, str]]) -> Path:
         shown = ", ".join(r["case"] for r in rows[:SHOWN])
         more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
         log.warning(
-            "%d case folder(s) have no input under the root any more (%s%s): kept, left out of the tables, listed "
-            "in %s",
+            "%d case folder(s) have no case under the root in this run (%s%s): kept, left out of the tables, "
+            "listed with the reason in %s",
             len(rows), shown, more, path,
         )  # fmt: skip
     return path

@@ -21,6 +21,23 @@ def get_logger(name: str) -> logging.Logger:
 
 
 @contextmanager
+def held_back(name: str) -> Iterator[None]:
+    """Drop what the package logger ``openspine.<name>`` says while the block runs: a step that the caller repeats
+    right after says it again (``openspine info`` lists a DICOM folder's series, then reads the chosen one, and each
+    reading had warned about the same skipped files)."""
+    target = get_logger(name)
+
+    def drop(record: logging.LogRecord) -> bool:
+        return False
+
+    target.addFilter(drop)
+    try:
+        yield
+    finally:
+        target.removeFilter(drop)
+
+
+@contextmanager
 def log_file(
     path: Path, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s", append: bool = False
 ) -> Iterator[None]:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ._logging import get_logger, say_last
+from ._logging import get_logger, held_back, say_last
 from .config import AUTO, MODEL_OPTIONS, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
 from .errors import ConfigError, ScanReadError, UsageError
 from .writers import parse_formats, require_for_formats
@@ -59,7 +59,8 @@ def run_info(args: argparse.Namespace) -> int:
     try:
         reader = reader_for(path) if path.exists() else None  # load_scan says why a path is missing
         # each series' role in the study whose main series is the one read (the rule of load_study)
-        series_list = reader.list_series(path, wanted) if reader and reader.list_series else []
+        with held_back("io.dicom"):  # reading the chosen series below says the same once
+            series_list = reader.list_series(path, wanted) if reader and reader.list_series else []
         scan = load_scan(path, series=wanted, pixel_spacing=reading_spacing(spacing))
     except (ScanReadError, ConfigError) as exc:  # not a file type it reads, a picture without its pixel size, …
         if not args.json or isinstance(exc, UsageError):

@@ -901,7 +901,7 @@ def test_broken_links_loops_and_fifos_are_skipped_and_the_series_read(
 
 
 def test_a_series_exported_twice_is_read_once_with_one_warning_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each copy had its own warning line (77 lines for a 77-slice series exported twice)."""
     import shutil
@@ -915,6 +915,11 @@ def test_a_series_exported_twice_is_read_once_with_one_warning_line(
     assert (
         len(lines) == 1 and lines[0].startswith("skipping 4 DICOM file(s) that copy another") and "3 more" in lines[0]
     )
+    # openspine info lists the series, then reads the chosen one: the warning once, not once for each (user test)
+    from openspine.cli import main
+
+    assert main(["info", str(tmp_path / "study")]) == 0
+    assert capsys.readouterr().err.count("copy another") == 1
 
 
 def test_a_folder_holding_only_a_broken_link_says_so(tmp_path: Path) -> None:

@@ -25,3 +25,24 @@ def test_a_short_wide_view_fits_its_panel_beside_the_neighbouring_slices() -> No
     bright = np.argwhere(panel.min(axis=2) > 220)
     assert len(bright) > 100, "the back edge of the slice is not in its panel"
     assert bright[:, 1].max() < main_w
+
+
+def test_a_scan_refused_with_nothing_drawn_gets_no_grade_legend() -> None:
+    from dataclasses import replace
+
+    from openspine.render.overlay import PFIRRMANN_COLOURS, UNGRADED_COLOUR
+    from openspine.results import Vertebra
+
+    arr = np.full((200, 200, 1), 100.0, np.float32)
+    scan = Scan(arr, AFFINE)
+    refused = AnalysisResult(input=InputInfo.from_scan(scan), out_of_scope="this does not look like a sagittal spine")
+
+    def colours(result: AnalysisResult) -> set[tuple[int, ...]]:
+        picture = np.asarray(render_overlay(scan.to_sagittal(), result, 800))
+        return {tuple(int(v) for v in px) for px in picture.reshape(-1, 3)}
+
+    legend = {*PFIRRMANN_COLOURS.values(), UNGRADED_COLOUR}
+    # the grade colours had been drawn under a picture of nothing analysed (user test)
+    assert not legend & colours(refused)
+    body = Vertebra(None, 0.9, (100.0, 100.0, 0.0), (0.0, 0.0, 0.0))
+    assert legend <= colours(replace(refused, vertebrae=(body,)))  # bodies drawn: the legend says what marks mean

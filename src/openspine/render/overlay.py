@@ -441,7 +441,11 @@ def legend_title(result: AnalysisResult) -> str:
 
 
 def _draw_legend(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int, small: _Font, small_px: int) -> None:
-    """The colour scale of the grading shown, what the marks mean, and the disclaimer."""
+    """The colour scale of the grading shown, what the marks mean, and the disclaimer (the disclaimer alone where
+    nothing is drawn: a scan refused with no body found)."""
+    if not result.vertebrae and not result.discs:
+        draw.text((10, y), DISCLAIMER, fill=(170, 170, 170), font=small)
+        return
     shown, _ = shown_gradings(result)
     title = legend_title(result)
     draw.text((10, y), title, fill=TEXT_COLOUR, font=small)

@@ -38,7 +38,7 @@ STAGES = ("read", "detect", "grade")
 # why a T1 series read beside the main one does not inform the grades where no grader reads both series
 NO_PAIRED_GRADER = (
     "no grader that reads T1 beside T2 is installed (those trained on SPIDER showed no gain from T1 that held "
-    "from cross-validation to val, see docs/grading.md); its levels were checked against the main series'"
+    "from cross-validation to val, see docs/grading.md); its levels were checked against those of the main series"
 )
 
 

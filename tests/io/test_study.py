@@ -61,27 +61,11 @@ def test_the_t2_is_main_and_the_t1_is_read_beside_it(t1_t2_study: T1T2Study, cap
     assert_allclose(study.main.affine, t1_t2_study.affine, atol=1e-6)
     assert_allclose(study.t1.affine, study.main.affine, atol=1e-6)
     # listed as info lists them (by SeriesNumber: the T1 is #2, the T2 #3)
-    assert study.roles == (
-        SeriesRole(
-            0,
-            "T1",
-            "T1",
-            "T1 TSE SAG",
-            t1_t2_study.t1.series_uid,
-            study.roles[0].reason,
-            modality="MR",
-            plane="sagittal",
-        ),
-        SeriesRole(
-            1,
-            "main",
-            "T2",
-            "T2 TSE SAG",
-            t1_t2_study.t2.series_uid,
-            study.roles[1].reason,
-            modality="MR",
-            plane="sagittal",
-        ),
+    series = {"T1": (t1_t2_study.t1, "T1 TSE SAG"), "main": (t1_t2_study.t2, "T2 TSE SAG")}
+    assert study.roles == tuple(
+        SeriesRole(i, role, seq, desc, ids.series_uid, study.roles[i].reason, modality="MR", plane="sagittal")
+        for i, (role, seq) in enumerate((("T1", "T1"), ("main", "T2")))
+        for ids, desc in [series[role]]
     )
     assert "says T2" in study.roles[1].reason and "says T1" in study.roles[0].reason
     assert "T1 TSE SAG" in caplog.text and "main" in caplog.text

@@ -9,11 +9,18 @@ A view is right when every detected body inside a labelled mask carries that mas
 withheld when none of them carries a label; printed per view: the labels and whether the labelling is flagged.
 
     python scripts/thoracic_view_survey.py --data ../shared/data --split train
+
+``--upper-windows`` instead slides windows 60 to 170 mm tall, 10 mm apart, down ``sct-example-t2`` (skull base to
+about T5: no lumbar vertebra in it), as stored and mirrored, and counts the windows whose bodies get a lumbar or
+sacral label (each such label is wrong), flagged or not, and graded or not:
+
+    python scripts/thoracic_view_survey.py --data ../shared/data --upper-windows
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -38,8 +45,48 @@ def _keep_above(mask: np.ndarray, affine: np.ndarray, level: Level) -> tuple[int
     return keep if keep[1] > keep[0] else None
 
 
+UPPER_SPINE = "sct/sct-example-t2/image.nii.gz"  # skull base to about T5
+WINDOWS_MM = (60, 80, 110, 140, 170)
+
+
+def upper_windows(data: Path) -> int:
+    """Windows of a cervical and upper thoracic volume: how many get lumbar or sacral labels, flagged, graded."""
+    img = nib.load(data / UPPER_SPINE)
+    image = np.asarray(img.dataobj)
+    ax, _ = ev.si_axis(img.affine)
+    step = float(np.linalg.norm(img.affine[:3, ax]))
+    n = image.shape[ax]
+    tally: Counter[str] = Counter()
+    for height in WINDOWS_MM:
+        rows = max(1, round(height / step))
+        for start in range(0, max(1, n - rows + 1), max(1, round(10 / step))):
+            for mirrored in (False, True):
+                variant = ev.Variant(f"{height} mm from {start}", keep=(start, min(n, start + rows)), mirrored=mirrored)
+                (img_v,), aff_v = ev.apply_variant([image], img.affine, variant)
+                result = openspine.analyze(Scan(img_v, aff_v))
+                labels = [v.label.value for v in result.vertebrae if v.label is not None]
+                lumbar = any(label.startswith(("L", "S")) for label in labels)
+                graded = any(g.available for d in result.discs for g in d.grades.values())
+                flagged = ev.labelling_flagged(result.flags)
+                tally["windows"] += 1
+                tally["lumbar or sacral labels"] += lumbar
+                tally["... flagged"] += lumbar and flagged
+                tally["... not flagged"] += lumbar and not flagged
+                tally["... graded"] += lumbar and graded
+                tally["refused (out of scope)"] += result.out_of_scope is not None
+                if lumbar:
+                    print(f"{variant.name}{' mirrored' if mirrored else ''}: [{' '.join(labels)}]"
+                          f"{', flagged' if flagged else ''}{', graded' if graded else ''}")  # fmt: skip
+    print(", ".join(f"{k} {v}" for k, v in tally.items()))
+    return 0
+
+
 def main() -> int:
-    args = survey_parser(__doc__).parse_args()
+    ap = survey_parser(__doc__)
+    ap.add_argument("--upper-windows", action="store_true", help="windows of a cervical/upper thoracic volume")
+    args = ap.parse_args()
+    if args.upper_windows:
+        return upper_windows(args.data)
     tally: Counter[tuple[str, str]] = Counter()
     for row in labelled_volumes(args.data, args.split):
         item, folder = row["id"], args.data / row["path"]

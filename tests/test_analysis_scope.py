@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 import openspine
 from openspine.cli import main
+from openspine.evaluation.detection import Variant, apply_variant
 from openspine.levels import Grading
 from openspine.render.overlay import BANNER_COLOUR, banner_lines
 from openspine.schema import validate_result
@@ -330,6 +331,21 @@ def test_bodies_far_closer_together_than_lumbar_ones_get_no_label() -> None:
     assert not any(g.available for d in result.discs for g in d.grades.values())
     withheld = next(f for f in result.flags if f.startswith("labels_withheld: every body"))
     assert "mm apart (centre to centre), closer together than lumbar or lower thoracic bodies lie" in withheld
+
+
+@pytest.mark.parametrize("rows", [(0, 110), (30, 110), (20, 130)])
+def test_upper_thoracic_windows_read_as_lumbar_get_no_label_for_their_small_bodies(rows: tuple[int, int]) -> None:
+    """Windows of the lower cervical and upper thoracic spine of sct-example-t2 (a region the detector never saw)
+    had been labelled L2 … S1, with an S1 taken for the sacrum, and graded without any labelling flag; their bodies,
+    read as lumbar, are 9-13 mm deep where lumbar ones are 16 mm and more."""
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # axis 1 runs to the head
+    (window,), affine = apply_variant([np.asarray(img.dataobj)], img.affine, Variant("window", keep=rows))
+    result = openspine.analyze(openspine.Scan(window, affine))
+    assert result.vertebrae and all(v.label is None for v in result.vertebrae)
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    withheld = next(f for f in result.flags if f.startswith("labels_withheld: every body"))
+    assert "mm deep (front to back), smaller than lumbar bodies are" in withheld
 
 
 def test_a_sagittal_volume_saved_with_an_identity_affine_gets_no_label_and_a_flag(tmp_path: Path) -> None:

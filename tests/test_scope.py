@@ -12,6 +12,7 @@ from openspine.results import Disc, Grade, Vertebra
 from openspine.scope import (
     MODALITIES_ANALYSED,
     ModelScope,
+    body_depth_reason,
     body_spacing_reason,
     decide_plane,
     decide_sequence,
@@ -346,6 +347,34 @@ def test_bodies_are_labelled_only_at_the_spacing_lumbar_bodies_have() -> None:
     # only consecutive labelled bodies count: a gap where a body was missed is no spacing
     gap = [_at("L1", 0.0), _at("L2", -35.0), _at("L4", -105.0), _at("L5", -140.0)]
     assert body_spacing_reason(gap) is None and body_spacing_reason([_at(None, 0.0), _at(None, -16.0)]) is None
+
+
+def _sized(label: str | None, depth_mm: float, z: float) -> Vertebra:
+    """A body whose mid-slice outline is ``depth_mm`` deep front to back and 25 mm tall."""
+    from openspine.results import SliceOutline
+
+    corners = ((0.0, 0.0, z), (0.0, -depth_mm, z), (0.0, -depth_mm, z - 25.0), (0.0, 0.0, z - 25.0))
+    outline = SliceOutline(3, ((0.0, 0.0, 0.0),) * 4, corners)  # type: ignore[arg-type]
+    level = Level.parse(label) if label else None
+    return Vertebra(level, 0.9, (0.0, 0.0, 0.0), (0.0, -depth_mm / 2, z - 12.5), (outline,), mid_slice=3)
+
+
+def test_bodies_labelled_lumbar_must_be_as_deep_as_lumbar_bodies_are() -> None:
+    labels = ["L3", "L4", "L5", "S1"]
+    lumbar = [_sized(lab, 30.0, -35.0 * i) for i, lab in enumerate(labels)]
+    assert body_depth_reason(lumbar) is None
+    # upper thoracic bodies (the detector never saw them) read as L2 ... S1: 9-16 mm deep on a real scan's windows
+    small = [_sized(lab, 11.0, -20.0 * i) for i, lab in enumerate(labels)]
+    why = body_depth_reason(small)
+    assert why is not None and why.startswith("the bodies labelled lumbar are 11 mm deep (front to back), smaller")
+    assert "or the voxel or pixel size given is too small" in why
+    # only bodies labelled lumbar count (small thoracic ones above them, the sacrum below, do not)
+    mixed = [_sized("T10", 9.0, 0.0), _sized("T11", 9.0, -25.0), *lumbar]
+    assert body_depth_reason(mixed) is None and body_depth_reason([_v("L4"), _v("L5")]) is None  # no outline
+    # the analysis gives such bodies no label at all, as it does bodies too close together
+    card = {"scope": {"levels": ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"]}}
+    new_v, _, flags, nothing = labels_in_scope(small, [_d("L3-L4"), _d("L4-L5")], card, cervical_probability=0.0)
+    assert nothing == why and all(v.label is None for v in new_v) and flags[0].startswith("labels_withheld: every body")
 
 
 def test_grades_are_withheld_only_where_no_sacrum_anchors_the_labels_and_the_view_ends_above_l5() -> None:

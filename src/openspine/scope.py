@@ -664,6 +664,46 @@ def body_spacing_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     )
 
 
+# the bodies labelled lumbar are this deep front to back (median of their outlines' upper and lower edges on their
+# mid slice) on a spine the detector knows: 15.7 mm and more over the 317 shared scans it labels (train and val, T2
+# and T1; `python scripts/body_geometry_survey.py --data ../shared/data`), about 30 mm typically. A fifth below the
+# smallest, they are no lumbar bodies at their true size: windows of the upper thoracic and lower cervical spine
+# read as L2 ... S1 (9-16 mm; `python scripts/thoracic_view_survey.py --data ../shared/data --upper-windows`), or a
+# voxel or pixel size that is too small
+MIN_LUMBAR_BODY_DEPTH_MM = 13.0
+LUMBAR_BODY_DEPTH_SEEN_MM = 15.7
+
+
+def lumbar_body_depth_mm(vertebrae: Sequence[Vertebra]) -> float | None:
+    """The median front-to-back depth (mm) of the bodies labelled L1 … L5: the mean length of the upper and lower
+    edges of each one's outline on its mid slice (or its first outline). None where no such body has an outline."""
+    import numpy as np
+
+    depths = []
+    for v in vertebrae:
+        if v.label is None or v.label.region != "lumbar" or not v.outlines:
+            continue
+        outline = next((o for o in v.outlines if o.slice_index == v.mid_slice), v.outlines[0])
+        c = np.asarray(outline.corners_mm, dtype=float)  # anterior/posterior-superior, posterior/anterior-inferior
+        depths.append(0.5 * float(np.linalg.norm(c[1] - c[0]) + np.linalg.norm(c[2] - c[3])))
+    return float(np.median(depths)) if depths else None
+
+
+def body_depth_reason(vertebrae: Sequence[Vertebra]) -> str | None:
+    """Why no label is given to bodies labelled lumbar that are too small to be lumbar ones
+    (:data:`MIN_LUMBAR_BODY_DEPTH_MM`), or None: windows of the upper thoracic spine, which the detector never saw,
+    had been labelled L2 … S1 and graded, some without any flag."""
+    depth = lumbar_body_depth_mm(vertebrae)
+    if depth is None or depth >= MIN_LUMBAR_BODY_DEPTH_MM:
+        return None
+    return (
+        f"the bodies labelled lumbar are {depth:.0f} mm deep (front to back), smaller than lumbar bodies are (the "
+        f"scans the detector was trained and validated on: {LUMBAR_BODY_DEPTH_SEEN_MM:g} mm and more; labels are "
+        f"given from {MIN_LUMBAR_BODY_DEPTH_MM:g} mm): the upper thoracic or cervical spine?, or the voxel or pixel "
+        "size given is too small"
+    )
+
+
 def labels_in_scope(
     vertebrae: Sequence[Vertebra], discs: Sequence[Disc], card: Mapping[str, Any], cervical_probability: float | None
 ) -> tuple[list[Vertebra], list[Disc], list[str], str | None]:
@@ -679,6 +719,7 @@ def labels_in_scope(
         or too_few_bodies_reason(len(vertebrae))
         or unsure_spine_reason(vertebrae)
         or body_spacing_reason(vertebrae)
+        or body_depth_reason(vertebrae)
     )
     if nothing is not None:
         new_v, new_d, flags = withhold_every_label(vertebrae, discs, nothing)

@@ -2,7 +2,8 @@
 
 Runs ``openspine.analyze`` on every item of ``index.csv`` and every SPIDER T1 slice (``spider/t1.csv``), both splits,
 and prints per scan the median distance between the centres of consecutive labelled bodies (the figure that
-``openspine.scope.body_spacing_reason`` bounds), the bodies the detection set aside as off the column
+``openspine.scope.body_spacing_reason`` bounds), the median depth of the bodies labelled lumbar (the figure that
+``openspine.scope.body_depth_reason`` bounds), the bodies the detection set aside as off the column
 (``openspine.detection.decode.drop_off_column``) and the largest fall of the network's level estimates from one body
 to the next (``openspine.scope.spines_stacked`` refuses a fall of ``STACKED_DROP_LEVELS`` as two spines one above
 the other), then the range of the medians and the largest fall over all scans.
@@ -32,8 +33,10 @@ from openspine.detection import decode, records
 from openspine.scope import (
     MAX_BODY_SPACING_MM,
     MIN_BODY_SPACING_MM,
+    MIN_LUMBAR_BODY_DEPTH_MM,
     STACKED_DROP_LEVELS,
     body_spacing_mm,
+    lumbar_body_depth_mm,
     signed_values_reason,
 )
 
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     scope.spines_stacked = falling  # type: ignore[assignment]
     worst: tuple[float, str] = (float("-inf"), "")
     medians: list[tuple[float, str]] = []
+    depths: list[tuple[float, str]] = []
     t0 = time.perf_counter()
     for item, path in scans(args.data):
         before, seen = len(dropped), len(falls)
@@ -97,12 +101,16 @@ def main(argv: list[str] | None = None) -> int:
         fall = max(falls[seen:], default=float("-inf"))
         worst = max(worst, (fall, item))
         gap = body_spacing_mm(result.vertebrae)
+        depth = lumbar_body_depth_mm(result.vertebrae)
         off = dropped[before:]
         if gap is not None:
             medians.append((gap, item))
+        if depth is not None:
+            depths.append((depth, item))
         off_text = f"; off the column: {off}" if off else ""
         fall_text = f"; largest fall of the level estimates {fall:.2f}" if fall > float("-inf") else ""
-        print(f"{item}: {'-' if gap is None else f'{gap:.1f}'} mm{off_text}{fall_text}", flush=True)
+        depth_text = f"; lumbar bodies {depth:.1f} mm deep" if depth is not None else ""
+        print(f"{item}: {'-' if gap is None else f'{gap:.1f}'} mm{depth_text}{off_text}{fall_text}", flush=True)
     medians.sort()
     values = np.array([m for m, _ in medians])
     print(
@@ -112,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         f"largest fall of the level estimates from one body to the next {worst[0]:.2f} ({worst[1]}; refused as two "
         f"spines at {STACKED_DROP_LEVELS:g})"
     )
+    if depths:
+        depths.sort()
+        print(
+            f"{len(depths)} scans with bodies labelled lumbar: their median depth {depths[0][0]:.1f} ({depths[0][1]}) "
+            f"to {depths[-1][0]:.1f} mm ({depths[-1][1]}); labels withheld below {MIN_LUMBAR_BODY_DEPTH_MM:g} mm"
+        )
     return 0
 
 

@@ -264,3 +264,28 @@ def test_no_validation_is_refused_unless_asked(base: Path, dataset: tuple[Path, 
     assert _cli(base, scans, alltrain, tmp_path / "b", "--no-validation") == 0
     metrics = json.loads((tmp_path / "b" / "card.json").read_text())["metrics"]
     assert metrics["validated"] is False and metrics["gradings"] is None
+
+
+def test_a_chained_finetune_knows_every_earlier_training_scan_and_its_card_keeps_the_warning(
+    base: Path, dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from openspine.finetune import read_labels
+    from openspine.finetune.core import FinetuneOptions, finetune
+
+    scans, labels = dataset
+    quick = {"epochs": 2, "augment_copies": 1, "threads": 1}
+    first = tmp_path / "first"
+    finetune(read_labels(labels, scans), first, FinetuneOptions(base=str(base), **quick))  # type: ignore[arg-type]
+    card = json.loads((first / "card.json").read_text())
+    # the 18 training scans are listed (a fine-tuned card had listed none, so a fine-tune from it could not warn)
+    assert len(card["training_data"]["patient_scans"]["fingerprints"]) == 18
+    assert card["metrics"]["caveats"] == []
+    # the sides swapped: the earlier training scans now validate a fine-tune of the fine-tuned model
+    swapped = tmp_path / "swapped.csv"
+    swapped.write_text(labels.read_text().replace(",train", ",x").replace(",val", ",train").replace(",x", ",val"))
+    second = tmp_path / "second"
+    finetune(read_labels(swapped, scans), second, FinetuneOptions(base=str(first), **quick))  # type: ignore[arg-type]
+    caveats = json.loads((second / "card.json").read_text())["metrics"]["caveats"]
+    # said on the console and kept in the card, which travels with the model and its optimistic figures
+    assert len(caveats) == 1
+    assert caveats[0].startswith("18 of 18 validation scans are scans of the base model's training patients")

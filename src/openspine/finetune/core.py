@@ -192,36 +192,44 @@ def _cross_fitted_ece(m: dict[str, Any], report: dict[str, Any]) -> None:
     m["ece"]["measured"] = "2-fold cross-fitted by patient" if applied else "no temperature applied"
 
 
-def _say_split_groups(split: dict[str, str], groups: dict[str, str]) -> None:
-    """Warn where one patient has scans on both sides of a fixed split (its val figures are then not held out)."""
+def _say_split_groups(split: dict[str, str], groups: dict[str, str]) -> str | None:
+    """Warn where one patient has scans on both sides of a fixed split (its val figures are then not held out);
+    returns the warning (None: no such patient), which the card keeps among its metrics' caveats."""
     sides: dict[str, set[str]] = {}
     for scan, side in split.items():
         sides.setdefault(groups.get(scan, scan), set()).add(side)
     both = sorted(g for g, v in sides.items() if len(v) > 1)
-    if both:
-        log.warning(
-            "%d patients have scans in both 'train' and 'val' (e.g. %s): the validation figures are optimistic",
-            len(both),
-            both[0],
-        )
+    if not both:
+        return None
+    said = f"{len(both)} patients have scans in both 'train' and 'val' (e.g. {both[0]}): the validation figures are "
+    log.warning("%s", said + "optimistic")
+    return said + "optimistic"
 
 
-def _warn_base_overlap(base_card: dict[str, Any], val_views: Mapping[str, SagittalView]) -> None:
-    """Warn when validation scans are scans of the base model's training patients (its card lists their content
-    fingerprints): the base model has learnt them, so the validation figures are optimistic."""
+def _base_fingerprints(base_card: Mapping[str, Any]) -> list[str] | None:
+    """The content fingerprints of the base model's training scans its card lists (None: it lists none)."""
     listed = ((base_card.get("training_data") or {}).get("patient_scans") or {}).get("fingerprints")
-    if not isinstance(listed, list) or not val_views:
-        return
+    return [str(f) for f in listed] if isinstance(listed, list) else None
+
+
+def _warn_base_overlap(base_card: dict[str, Any], val_views: Mapping[str, SagittalView]) -> str | None:
+    """Warn when validation scans are scans of the base model's training patients (its card lists their content
+    fingerprints): the base model has learnt them, so the validation figures are optimistic. Returns the warning
+    (None: no overlap, or nothing to compare with), which the card keeps among its metrics' caveats: it had been
+    said on the console only, while the card travelled with figures far above those on unseen patients."""
+    listed = _base_fingerprints(base_card)
+    if listed is None or not val_views:
+        return None
     known = set(listed)
     seen = sorted(case for case, view in val_views.items() if view_fingerprint(view) in known)
-    if seen:
-        log.warning(
-            "%d of %d validation scans are scans of the base model's training patients (e.g. %s): the validation "
-            "figures are optimistic; validate on other patients",
-            len(seen),
-            len(val_views),
-            seen[0],
-        )
+    if not seen:
+        return None
+    said = (
+        f"{len(seen)} of {len(val_views)} validation scans are scans of the base model's training patients (e.g. "
+        f"{seen[0]}): the validation figures are optimistic; validate on other patients"
+    )
+    log.warning("%s", said)
+    return said
 
 
 def split_scans(table: LabelTable, fraction: float, seed: int) -> dict[str, str]:
@@ -386,7 +394,7 @@ def _finetune(
         split = split_scans(table, opts.val_fraction, opts.seed)
     else:  # --no-validation without a split column: every scan trains
         split = dict.fromkeys(table.labels, "train")
-    _say_split_groups(split, groups)
+    caveats = [c for c in (_say_split_groups(split, groups),) if c]
     cache = DetectionCache.open(work_dir / "detections.json", detector_id())
     bar = (lambda x: progress(x, desc="detecting discs", unit="scan")) if progress else (lambda x: x)
     views, geoms, failed = locate_discs(((s, table.scan_paths[s]) for s in table.labels), cache, load_view, bar)
@@ -419,7 +427,8 @@ def _finetune(
             "no validation disc: no labelled disc of a 'val' scan was found; mark other scans 'val', or give "
             "--no-validation to write a model that is not validated"
         )
-    _warn_base_overlap(base.loaded.card.data, {s.case: views[s.case] for s in val_s})
+    overlap = _warn_base_overlap(base.loaded.card.data, {s.case: views[s.case] for s in val_s})
+    caveats += [overlap] if overlap else []
     _say_sequences(sequences, train_s, base.loaded.card.data)
 
     if opts.freeze_backbone:
@@ -486,6 +495,16 @@ def _finetune(
             "discs_missed_by_detector": len(missed),
             "scans_failed": failed,
             "disc_positions": "built-in detector (" + cache.detector + ")",
+            # the base model's training scans and these: a model fine-tuned from this one warns on them too
+            "patient_scans": {
+                "what": "content fingerprints (openspine.training.datasets.discs.view_fingerprint) of the base "
+                "model's training scans and of this fine-tuning's: openspine finetune warns when validation scans "
+                "are among them",
+                "fingerprints": sorted(
+                    set(_base_fingerprints(base.loaded.card.data) or ())
+                    | {view_fingerprint(views[c]) for c in {s.case for s in train_s}}
+                ),
+            },
         },
         "finetuning": {
             "options": opts.to_dict(),
@@ -506,6 +525,8 @@ def _finetune(
                 for k, v in metrics.items()
             },
             "base_heads_note": "kept base heads carry the base model's metrics (see the base card)",
+            # why the figures may be optimistic, as the run warned (the card travels without the console)
+            "caveats": caveats,
         }
         if val_s
         else {

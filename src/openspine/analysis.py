@@ -387,9 +387,11 @@ def _with_spinenet(
     from .engines.spinenet import analyze as spinenet_analyze
 
     default = AnalysisConfig()
+    # every option of openspine's own analysis, given otherwise than its default (paired_grader, use_t1 and
+    # check_orientation had been dropped without a word)
     ignored = [
         name
-        for name in ("detector", "grader", "grade_levels", "sequence")
+        for name in ("detector", "grader", "paired_grader", "grade_levels", "sequence", "use_t1", "check_orientation")
         if getattr(cfg, name) != getattr(default, name)
     ] + (["t1"] if t1 is not None else [])
     if ignored:
@@ -397,7 +399,11 @@ def _with_spinenet(
     if cfg.pixel_spacing == AUTO:
         raise ConfigError("the SpineNet engine needs the picture's pixel size: give --pixel-spacing ROW_MM COL_MM")
     spacing = reading_spacing(cfg.pixel_spacing)
-    return spinenet_analyze(source, cfg.spinenet_weights, series=cfg.series, pixel_spacing=spacing, progress=progress)
+    result = spinenet_analyze(source, cfg.spinenet_weights, series=cfg.series, pixel_spacing=spacing, progress=progress)
+    if not ignored:
+        return result
+    why = "openspine's own analysis option: the SpineNet engine runs SpineNet's models"
+    return replace(result, parameters={**result.parameters, "not_applied": dict.fromkeys(ignored, why)})
 
 
 def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> tuple[Scan, Scan | None]:

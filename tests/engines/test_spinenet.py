@@ -387,3 +387,28 @@ def test_a_ct_is_out_of_scope_before_spinenet_looks_at_it() -> None:
     assert result.out_of_scope is not None and "Hounsfield units" in result.out_of_scope
     assert result.steps_not_run["detection"] == result.steps_not_run["grading"] == result.out_of_scope
     assert not result.vertebrae and not result.discs
+
+
+def test_options_of_openspines_own_analysis_are_said_ignored_and_recorded(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--paired-grader, --no-t1 and --trust-orientation had been dropped without a word by the SpineNet engine."""
+    import openspine.engines.spinenet as engine
+    from openspine.analysis import analyze
+    from openspine.config import AnalysisConfig
+    from openspine.data import demo_scan_path
+    from openspine.io import load_scan
+    from openspine.results import AnalysisResult, InputInfo
+
+    def stand_in(source: Any, weights: Any, **kwargs: Any) -> AnalysisResult:  # SpineNet need not be installed
+        scan = load_scan(source)
+        return AnalysisResult(input=InputInfo.from_scan(scan), parameters={"engine": "spinenet"})
+
+    monkeypatch.setattr(engine, "analyze", stand_in)
+    cfg = AnalysisConfig(engine="spinenet", paired_grader="some/grader", use_t1=False, check_orientation=False)
+    with caplog.at_level("WARNING", logger="openspine"):
+        result = analyze(demo_scan_path(), cfg)
+    assert "ignores: paired_grader, use_t1, check_orientation" in caplog.text
+    assert set(result.parameters["not_applied"]) == {"paired_grader", "use_t1", "check_orientation"}
+    assert result.parameters["engine"] == "spinenet"
+    assert "not_applied" not in analyze(demo_scan_path(), AnalysisConfig(engine="spinenet")).parameters

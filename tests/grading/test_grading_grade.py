@@ -109,6 +109,25 @@ def test_card_temperature_is_applied(grader_dir: Path, tmp_path: Path):
     np.testing.assert_allclose(list(p.values()), 0.2, atol=1e-3)  # a huge temperature flattens everything
 
 
+def test_grades_of_a_grader_written_without_validation_are_flagged(grader_dir: Path, tmp_path: Path):
+    from openspine.grading import grade
+
+    scan, geoms = spine_scan([300, 250, 200, 120, 60])
+    view = scan.to_sagittal()
+    assert not any(
+        f.startswith("grader_not_validated") for f in grade(view, fake_detection(view, geoms), grader=grader_dir).flags
+    )
+    unchecked = tmp_path / "unchecked"
+    shutil.copytree(grader_dir, unchecked)
+    card = json.loads((unchecked / "card.json").read_text())
+    card["metrics"] = {"validated": False, "evaluated_on": None, "gradings": None}  # as --no-validation writes it
+    (unchecked / "card.json").write_text(json.dumps(card))
+    out = grade(view, fake_detection(view, geoms), grader=unchecked)
+    # its grades had been given without a word
+    (flag,) = [f for f in out.flags if f.startswith("grader_not_validated")]
+    assert "'tiny-grader' was written without validation" in flag and "no measured accuracy" in flag
+
+
 def test_missing_or_damaged_grader_is_a_model_error(grader_dir: Path, tmp_path: Path):
     import shutil
 

@@ -240,8 +240,26 @@ def grade(
         else:
             g = _head_scope(model_scope, sequence, pixel_mm, p.level, name, g, flags)
         discs[p.index] = replace(d, grades={**d.grades, **g})
+    unvalidated = not_validated_flag(model.loaded.card.data, discs)
     return GradingOutput(
-        discs=tuple(discs), models=tuple(models), flags=(*offset_flags, *flags.lines()), withheld=whole_image
+        discs=tuple(discs),
+        models=tuple(models),
+        flags=(*offset_flags, *flags.lines(), *([unvalidated] if unvalidated else [])),
+        withheld=whole_image,
+    )
+
+
+def not_validated_flag(card: Mapping[str, Any], discs: Sequence[Disc]) -> str | None:
+    """The flag for grades given by a model its card says was never validated (a fine-tune written with
+    ``--no-validation``: no accuracy measured, no calibration); None where it was, or where it gave no grade. Such
+    grades had been given without a word."""
+    if (card.get("metrics") or {}).get("validated", True) is not False:
+        return None
+    if not any(g.available for d in discs for g in d.grades.values()):
+        return None
+    return (
+        f"grader_not_validated: the grader '{card.get('name', '?')}' was written without validation (openspine "
+        "finetune --no-validation): its grades have no measured accuracy and its probabilities are not calibrated"
     )
 
 

@@ -14,6 +14,14 @@ def test_levels_accept_strings_in_any_case() -> None:
     assert Grading.parse("Pfirrmann") is Grading.PFIRRMANN
 
 
+def test_disc_levels_in_the_clinical_shorthand() -> None:
+    # 'L4-5' had been refused without a suggestion (a labels file written as reports write it)
+    assert DiscLevel.parse("L4-5") is DiscLevel.L4_L5 and DiscLevel.parse("t11-12") is DiscLevel.T11_T12
+    assert DiscLevel.parse("C5/6") is DiscLevel.C5_C6
+    with pytest.raises(ConfigError, match="unknown disc level 'L5-1'"):  # the shorthand stays in one region
+        DiscLevel.parse("L5-1")
+
+
 def test_unknown_names_suggest_the_closest() -> None:
     with pytest.raises(ConfigError, match="Did you mean 'pfirrmann'"):
         Grading.parse("pfirman")

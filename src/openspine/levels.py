@@ -11,6 +11,7 @@ the standard sequence C1 … L5, S1 (:meth:`Level.standard_sequence`). From it d
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import TypeVar
 
@@ -50,6 +51,9 @@ def _parse(cls: type[E], value: object, key: str, what: str) -> E:
         else:
             hint = ""
         raise ConfigError(f"unknown {what} '{value}'.{hint}") from None
+
+
+_SHORTHAND = re.compile(r"([CTLS])(\d+)-(\d+)")  # 'L4-5': the lower vertebra named by its number alone
 
 
 def _letters(name: str) -> str:
@@ -187,8 +191,13 @@ class DiscLevel(_NamedByValue):
 
     @classmethod
     def parse(cls, value: str | DiscLevel) -> DiscLevel:
-        """Accept ``"L4-L5"``, ``"l4/l5"`` or ``"L4_L5"``."""
-        return _parse(cls, value, str(value).strip().upper().replace("/", "-").replace("_", "-"), "disc level")
+        """Accept ``"L4-L5"``, ``"l4/l5"``, ``"L4_L5"`` or the clinical shorthand ``"L4-5"`` (the lower vertebra in
+        the upper one's region: ``"T12-1"`` is no T12-L1)."""
+        key = str(value).strip().upper().replace("/", "-").replace("_", "-")
+        short = _SHORTHAND.fullmatch(key)
+        if short:
+            key = f"{short[1]}{short[2]}-{short[1]}{short[3]}"
+        return _parse(cls, value, key, "disc level")
 
     @classmethod
     def between(cls, upper: Level, lower: Level) -> DiscLevel:

@@ -182,6 +182,9 @@ def test_split_is_by_patient(tmp_path: Path):
     for i in range(20):
         assert split[f"p{i}/t1.nii.gz"] == split[f"p{i}/t2.nii.gz"]  # a patient's T1 and T2 on one side
     assert sum(v == "val" for v in split.values()) == 8  # 4 of 20 patients
+    # a fraction of 0 holds out nobody: the message names the ways out (it had contradicted the option's own check)
+    with pytest.raises(ConfigError, match=r"--val-fraction 0 holds out no patient: .* or --no-validation"):
+        split_scans(read_labels(tmp_path / "l.csv", tmp_path), 0.0, 0)
 
 
 def _cli(base: Path, scans: Path, labels: Path, out: Path, *more: str) -> int:
@@ -232,8 +235,13 @@ def test_builtin_grading_with_other_classes_is_refused(base: Path, dataset: tupl
     scans, labels = dataset
     p = tmp_path / "p.csv"
     p.write_text(labels.read_text().replace("central_canal_stenosis", "pfirrmann"))  # classes 0/1, built-in 1..5
-    with pytest.raises(ConfigError, match=r"built-in pfirrmann grading .*name the column otherwise"):
+    with pytest.raises(ConfigError, match=r"built-in pfirrmann grading .*recode the values, or name the column"):
         _cli(base, scans, p, tmp_path / "m")
+    # values that are built-in classes, only not all of them: declaring them is the fix, not recoding
+    m = tmp_path / "m.csv"
+    m.write_text(labels.read_text().replace("central_canal_stenosis", "marrow_change"))  # 0/1 of the built-in 0..3
+    with pytest.raises(ConfigError, match=r"declare all of them: --classes marrow_change=0,1,2,3, or name the"):
+        _cli(base, scans, m, tmp_path / "m")
 
 
 def test_missing_scans_and_wrong_scans_folder(

@@ -237,8 +237,11 @@ def split_scans(table: LabelTable, fraction: float, seed: int) -> dict[str, str]
     (:meth:`LabelTable.groups`), every scan of a patient on the same side."""
     if table.splits:
         return dict(table.splits)
-    if not 0 < fraction < 1:
-        raise ConfigError(f"--val-fraction must lie between 0 and 1, got {fraction}")
+    if not 0 < fraction < 1:  # 0 (allowed by the options, for --no-validation) holds out no patient
+        raise ConfigError(
+            f"--val-fraction {fraction:g} holds out no patient: give a fraction above 0 and below 1 (e.g. 0.2), a "
+            "split column in the labels, or --no-validation to write a model that is not validated"
+        )
     groups = table.groups()
     patients = sorted(set(groups.values()))
     # by patient: a patient's other scans (T1 beside T2, a second visit) must not sit on the other side
@@ -349,9 +352,11 @@ def _finetune(
         old = base_heads.get(g)
         if old is not None and old.classes != cls and isinstance(grading_key(g), Grading):
             # the same name with other classes would change what the grading means in every result.json
+            subset = set(cls) <= set(old.classes)  # values that are built-in classes, not all of them used
+            fix = f"declare all of them: --classes {g}={','.join(old.classes)}" if subset else "recode the values"
             raise ConfigError(
                 f"'{g}' in '{table.path.name}' has classes {list(cls)}, the built-in {g} grading {list(old.classes)}; "
-                f"recode the values, or name the column otherwise (e.g. {g}_own) for a grading of your own"
+                f"{fix}, or name the column otherwise (e.g. {g}_own) for a grading of your own"
             )
         ordinal = all(c.lstrip("-").isdigit() for c in cls) and len(cls) > 2
         if old is not None and old.classes == cls and not opts.fresh_heads:

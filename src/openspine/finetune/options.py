@@ -40,7 +40,9 @@ class FinetuneOptions:
         if self.lr is not None and not (0 < self.lr < float("inf")):
             raise UsageError(f"--lr must be a positive number (e.g. 1e-3), got {self.lr}")
         if not 0 <= self.val_fraction < 1:
-            raise UsageError(f"--val-fraction must be at least 0 and below 1, got {self.val_fraction}")
+            raise UsageError(
+                f"--val-fraction must be at least 0 and below 1 (0 only with --no-validation), got {self.val_fraction}"
+            )
         if self.base is not None:
             from ..models import model_folder
 

@@ -297,3 +297,12 @@ def test_a_chained_finetune_knows_every_earlier_training_scan_and_its_card_keeps
     # said on the console and kept in the card, which travels with the model and its optimistic figures
     assert len(caveats) == 1
     assert caveats[0].startswith("18 of 18 validation scans are scans of the base model's training patients")
+
+
+def test_a_new_grading_of_text_classes_says_what_each_grade_number_means() -> None:
+    from openspine.finetune.core import _new_grading_description
+
+    # the report shows such grades by number; the names had reached no output
+    text = _new_grading_description("mine.csv", ("none", "moderate", "severe"))
+    assert text == "fine-tuned from mine.csv; grades 0 = none, 1 = moderate, 2 = severe"
+    assert _new_grading_description("mine.csv", ("0", "1")) == "fine-tuned from mine.csv"

@@ -26,7 +26,7 @@ from torch import nn
 
 from .._logging import get_logger
 from ..errors import ConfigError, ModelError
-from ..grading.heads import HeadSpec
+from ..grading.heads import HeadSpec, is_int
 from ..grading.model import load_grader
 from ..levels import DiscLevel, Grading, grading_key
 from ..models import sha256_of
@@ -232,6 +232,15 @@ def _warn_base_overlap(base_card: dict[str, Any], val_views: Mapping[str, Sagitt
     return said
 
 
+def _new_grading_description(labels_file: str, classes: Sequence[str]) -> str:
+    """What a new head's grades mean, as the report's legend shows it: text classes are reported by their number
+    (0, 1, …), so the names go here (they had reached no output; the card's classes alone kept them)."""
+    text = f"fine-tuned from {labels_file}"
+    if all(is_int(c) for c in classes):
+        return text
+    return text + "; grades " + ", ".join(f"{i} = {name}" for i, name in enumerate(classes))
+
+
 def split_scans(table: LabelTable, fraction: float, seed: int) -> dict[str, str]:
     """train/val per scan: the labels file's split column, else a seeded hash choice of ``fraction`` of the patients
     (:meth:`LabelTable.groups`), every scan of a patient on the same side."""
@@ -367,7 +376,7 @@ def _finetune(
                     g,
                     cls,
                     ordinal=old.ordinal if old and old.classes == cls else ordinal,
-                    description=f"fine-tuned from {table.path.name}",
+                    description=_new_grading_description(table.path.name, cls),
                 )
             )
             reinit.append(g)

@@ -306,3 +306,21 @@ def test_a_new_grading_of_text_classes_says_what_each_grade_number_means() -> No
     text = _new_grading_description("mine.csv", ("none", "moderate", "severe"))
     assert text == "fine-tuned from mine.csv; grades 0 = none, 1 = moderate, 2 = severe"
     assert _new_grading_description("mine.csv", ("0", "1")) == "fine-tuned from mine.csv"
+
+
+def test_a_new_heads_figures_count_only_discs_it_answers_on() -> None:
+    from types import SimpleNamespace
+
+    from openspine.finetune.core import _answers_on
+    from openspine.levels import DiscLevel
+
+    def disc(case: str, level: DiscLevel, labelled: bool = True) -> SimpleNamespace:
+        return SimpleNamespace(case=case, level=level, labels={"mine": 1} if labelled else {})
+
+    train = [disc("a-t2", DiscLevel.L4_L5), disc("b-t2", DiscLevel.L5_S1), disc("c-t1", DiscLevel.L3_L4, False)]
+    sequences = {"a-t2": "T2", "b-t2": "T2", "c-t1": "T1", "v-t2": "T2", "v-t1": "T1", "v-x": None}
+    answers = _answers_on("mine", train, sequences)  # type: ignore[arg-type]
+    # T1 validation discs had been counted in the figures of a head the analysis withholds on T1
+    assert answers(disc("v-t2", DiscLevel.L4_L5)) and not answers(disc("v-t1", DiscLevel.L4_L5))
+    assert not answers(disc("v-t2", DiscLevel.L2_L3))  # a level that carried none of its labels
+    assert answers(disc("v-x", DiscLevel.L5_S1))  # no known sequence: the image decides in the analysis

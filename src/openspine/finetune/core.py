@@ -128,7 +128,10 @@ def derive_scope(
         entry: dict[str, Any] = {"levels": levels, "max_pixel_spacing_mm": round(coarsest * PIXEL_MARGIN, 3)}
         if seqs:  # no known sequence (no recogniser, unclear scans): the head is not restricted by sequence
             entry["sequences"] = seqs
-        entry["basis"] = f"fine-tuned on {len(cases)} scans ({'/'.join(seqs) or 'sequence unknown'}) of {labels_name}"
+        by_seq = [f"{sum(sequences.get(c) == q for c in cases)} {q}" for q in seqs]
+        unknown = sum(sequences.get(c) is None for c in cases)
+        counts = ", ".join(by_seq + ([f"{unknown} sequence unknown"] if unknown else []))
+        entry["basis"] = f"fine-tuned on {len(cases)} scans ({counts}) of {labels_name}"
         per_head[h.name] = entry
     # the pixel bound is per head (above): the base's bound is not the trained heads'
     out: dict[str, Any] = {k: v for k, v in base.items() if k not in ("heads", "basis", *_HEAD_SCOPE_KEYS)}
@@ -230,6 +233,23 @@ def _warn_base_overlap(base_card: dict[str, Any], val_views: Mapping[str, Sagitt
     )
     log.warning("%s", said)
     return said
+
+
+def _answers_on(
+    head: str, train_s: Sequence[DiscSample], sequences: Mapping[str, str | None]
+) -> Callable[[DiscSample], bool]:
+    """Whether a trained head answers on a validation disc, by the scope :func:`derive_scope` gives it: a scan of a
+    sequence it was trained on (any, where none of its training scans had a known one) at a level that carried its
+    labels. Validation discs outside it (T1 slices for a head trained on T2) had been counted in its figures."""
+    mine = [s for s in train_s if head in s.labels]
+    seqs = {q for c in {s.case for s in mine} if (q := sequences.get(c)) is not None}
+    levels = {s.level for s in mine}
+
+    def answers(s: DiscSample) -> bool:
+        q = sequences.get(s.case)
+        return s.level in levels and (not seqs or q is None or q in seqs)
+
+    return answers
 
 
 def _new_grading_description(labels_file: str, classes: Sequence[str]) -> str:
@@ -477,8 +497,13 @@ def _finetune(
         trained = [by_name[h.name] for h in trained]
         for h in trained:
             c = Collected(h)
+            answers = _answers_on(h.name, train_s, sequences)
+            outside = 0
             for i, s in enumerate(val_s):
                 if h.name in s.labels:
+                    if not answers(s):  # the analysis withholds this head's grade there: no figure either
+                        outside += 1
+                        continue
                     p = softmax(logits[h.name][i][None], h.temperature)[0]
                     c.y_true.append(s.labels[h.name])
                     c.y_pred.append(int(np.argmax(p)))
@@ -486,6 +511,8 @@ def _finetune(
                     c.patients.append(groups[s.case])
             metrics[h.name] = head_metrics(c, n_boot=500, seed=opts.seed)
             _cross_fitted_ece(metrics[h.name], calib.get(h.name, {}))
+            if outside:
+                metrics[h.name]["left_out_outside_scope"] = outside
     else:
         log.warning("no validation disc (--no-validation): the model is written NOT VALIDATED and not calibrated")
     final_heads = [*kept, *trained]

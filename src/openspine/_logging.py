@@ -168,7 +168,10 @@ def _naming_the_case(base: Any) -> Any:
         record = base(*args, **kwargs)
         case = _CASE.get()
         if case is not None and (record.name == "openspine" or record.name.startswith("openspine.")):
-            record.msg, record.args = f"case {case}: {record.getMessage()}", ()
+            try:
+                record.msg, record.args = f"case {case}: {record.getMessage()}", ()
+            except Exception:  # a message whose arguments do not fit: logging itself reports it, as without a case
+                return record
             record.case = case
         return record
 

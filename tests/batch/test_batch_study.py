@@ -105,6 +105,30 @@ def test_a_t1w_beside_several_t2w_or_with_other_entities_is_not_paired(tmp_path:
     assert by_id["sub-03_ses-1_T1w"].t1 is None
 
 
+def test_a_bids_datasets_derivatives_and_sourcedata_are_no_cases(tmp_path: Path, shared_data: Path) -> None:
+    """Their images (a copy of a raw scan, a processed one) had become cases beside the raw scans: a subject counted
+    three times in the cohort tables, and the raw scan's case id suffixed to tell the copies apart (user test)."""
+    root = tmp_path / "ds"
+    src = shared_data / "spider" / SPIDER_ID / "image.nii.gz"
+    (root / "sub-01" / "anat").mkdir(parents=True)
+    shutil.copy(src, root / "sub-01" / "anat" / "sub-01_T2w.nii.gz")
+    for folder in ("derivatives/preproc/sub-01/anat", "sourcedata/sub-01/anat", "code"):
+        (root / folder).mkdir(parents=True)
+        shutil.copy(src, root / folder / "sub-01_T2w.nii.gz")
+    (root / "derivatives" / "preproc" / "dataset_description.json").write_text("{}")
+    without_description, _ = discover_cases(root)
+    assert len(without_description) == 4  # no dataset_description.json: no BIDS dataset, every folder walked
+    (root / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
+    cases, skipped = discover_cases(root)
+    assert [c.case_id for c in cases] == ["sub-01_T2w"]
+    reasons = {s.path: s.reason for s in skipped}
+    assert reasons["derivatives" + os.sep].startswith("BIDS derivatives (processed data, not raw scans)")
+    assert reasons["sourcedata" + os.sep].startswith("BIDS sourcedata") and "code" + os.sep in reasons
+    assert _accounted(root, cases, skipped) == _every_file(root)  # nothing vanishes
+    # a derivative dataset given as the input root is analysed
+    assert [c.case_id for c in discover_cases(root / "derivatives" / "preproc")[0]] == ["sub-01_T2w"]
+
+
 def test_dry_run_says_which_cases_read_a_t1(
     tmp_path: Path, t1_t2_study: T1T2Study, shared_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

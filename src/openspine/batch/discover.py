@@ -82,6 +82,25 @@ def _is_bids(rel: Path) -> bool:
     return len(parts) >= 3 and any(p.startswith("sub-") for p in parts[:-2]) and parts[-2] in BIDS_DATATYPES
 
 
+# the folders of a BIDS dataset that hold no raw data (BIDS specification, "Common principles"): processed outputs,
+# data before conversion, code. Walked into, their images became cases beside the raw scans they copy (a subject
+# counted three times in the cohort tables, and the raw scan's case id suffixed to tell the copies apart; user test)
+BIDS_NOT_RAW = {
+    "derivatives": "BIDS derivatives (processed data, not raw scans): give the derivative dataset as the input root "
+    "to analyse it",
+    "sourcedata": "BIDS sourcedata (the data before conversion, not the dataset's raw scans)",
+    "code": "BIDS code folder",
+}
+
+
+def _bids_not_raw(folder: Path, subfolders: list[str]) -> dict[str, str]:
+    """The subfolders of a BIDS dataset's root (one holding ``dataset_description.json``) that hold no raw scans,
+    with the reason; none elsewhere (a folder named derivatives outside a BIDS dataset is walked as any other)."""
+    if not (folder / "dataset_description.json").is_file():
+        return {}
+    return {d: why for d, why in BIDS_NOT_RAW.items() if d in subfolders}
+
+
 def discover_cases(
     root: str | os.PathLike[str],
     pictures: bool = False,
@@ -102,12 +121,17 @@ def discover_cases(
         if not filenames and not dirnames and here != root:
             skipped.append(Skipped(str(rel_dir) + os.sep, "empty folder"))  # no case: nothing in it to fail
             continue
+        not_raw = _bids_not_raw(here, dirnames)
         for d in dirnames:
             if d.startswith("."):
                 skipped.append(Skipped(str(rel_dir / d) + os.sep, "hidden"))
             elif (here / d).is_symlink():  # os.walk does not follow it
                 skipped.append(Skipped(str(rel_dir / d) + os.sep, "symbolic link to a folder (not followed)"))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
+            elif d in not_raw:
+                skipped.append(Skipped(str(rel_dir / d) + os.sep, not_raw[d]))
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink() and d not in not_raw
+        )
         for name in sorted(filenames):
             path = here / name
             rel = path.relative_to(root)

@@ -48,7 +48,9 @@ def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
     except (OSError, ValueError) as exc:  # is_finished read it a moment ago; a rerun writing it now
         log.warning("case %s: result.json not readable (%s); its rows are left out", case_folder.name, exc)
         return {"vertebrae": [], "discs": []}
-    case = {"case": case_folder.name}
+    # the input beside the case id: a BIDS file's id is its name alone, and its subject and session are in its path
+    source = doc.get("input") if isinstance(doc.get("input"), dict) else {}
+    case = {"case": case_folder.name, "input": source.get("path")}
     return {
         "vertebrae": [{**case, **row} for row in vertebra_rows_from_dict(doc)],
         "discs": [{**case, **row} for row in disc_rows_from_dict(doc)],
@@ -144,7 +146,7 @@ def build_cohort_tables(out_root: Path, cases: list[Case]) -> dict[str, int]:
     parquet_ok = True
     for kind in ("vertebrae", "discs"):
         rows = [row for case_rows in rows_of for row in case_rows[kind]]
-        columns = ["case", *_default_columns(kind)]
+        columns = ["case", "input", *_default_columns(kind)]
         for row in rows:  # columns a newer result carries come after the known ones
             columns.extend(c for c in row if c not in columns)
         _write_table(out_root / f"{kind}.csv", rows, columns)

@@ -184,3 +184,11 @@ def test_a_batch_run_reads_the_t1_beside_the_t2(
         assert [o["role"] for o in doc.get("other_series", [])] == ["T1"], (case, doc.get("flags"))
     doc = json.loads((out / "cases" / "sub-02_T1w" / "result.json").read_text())
     assert not doc.get("other_series")
+    # the cohort tables can be joined on BIDS subjects (a BIDS file's case id is its name alone)
+    import pandas as pd
+
+    pytest.importorskip("pyarrow")
+    for table in (pd.read_csv(out / "discs.csv", dtype=str), pd.read_parquet(out / "discs.parquet")):
+        by_case = table.groupby("case")[["subject", "input"]].first()
+        assert by_case.loc["sub-01_T2w", "subject"] == "01" and pd.isna(by_case.loc["dicom__study1", "subject"])
+        assert by_case.loc["dicom__study1", "input"].endswith("study1")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,21 @@ STALE_COLUMNS = ["case", "input", "reason"]
 SHOWN = 5  # case ids named in a log line about many cases
 
 
+BIDS_ENTITIES = ("subject", "session")
+_BIDS_ENTITY = {
+    "subject": re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)"),
+    "session": re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)"),
+}
+
+
+def bids_entities(path: str | None) -> dict[str, str]:
+    """The BIDS subject and session a file's name gives (``sub-01_ses-2_T2w.nii.gz``: subject 01, session 2), for
+    the cohort tables to be joined on; none for a name without them."""
+    name = Path(path).name if path else ""
+    found = {key: m[1] for key, rx in _BIDS_ENTITY.items() if (m := rx.search(name))}
+    return found if "subject" in found else {}
+
+
 def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
     """The vertebra and disc rows of one finished case, from its result.json."""
     from ..results import disc_rows_from_dict, vertebra_rows_from_dict
@@ -50,7 +66,7 @@ def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
         return {"vertebrae": [], "discs": []}
     # the input beside the case id: a BIDS file's id is its name alone, and its subject and session are in its path
     source = doc.get("input") if isinstance(doc.get("input"), dict) else {}
-    case = {"case": case_folder.name, "input": source.get("path")}
+    case = {"case": case_folder.name, "input": source.get("path"), **bids_entities(source.get("path"))}
     return {
         "vertebrae": [{**case, **row} for row in vertebra_rows_from_dict(doc)],
         "discs": [{**case, **row} for row in disc_rows_from_dict(doc)],
@@ -118,7 +134,9 @@ def _typed_column(values: list[Any], name: str) -> list[Any]:
     return [None if v is None else str(v) for v in cells]
 
 
-_TEXT_COLUMNS = frozenset({"case", "label", "level", "grading", "probabilities", "series", "note"})
+_TEXT_COLUMNS = frozenset(
+    {"case", "input", "subject", "session", "label", "level", "grading", "probabilities", "series", "note"}
+)  # a subject 01 stays 01
 
 
 def _number(value: Any) -> int | float | None:
@@ -146,7 +164,8 @@ def build_cohort_tables(out_root: Path, cases: list[Case]) -> dict[str, int]:
     parquet_ok = True
     for kind in ("vertebrae", "discs"):
         rows = [row for case_rows in rows_of for row in case_rows[kind]]
-        columns = ["case", "input", *_default_columns(kind)]
+        bids = [e for e in BIDS_ENTITIES if any(e in row for row in rows)]  # only where a case is a BIDS file
+        columns = ["case", "input", *bids, *_default_columns(kind)]
         for row in rows:  # columns a newer result carries come after the known ones
             columns.extend(c for c in row if c not in columns)
         _write_table(out_root / f"{kind}.csv", rows, columns)

@@ -93,6 +93,21 @@ BIDS_NOT_RAW = {
 }
 
 
+BIDS_ENTITIES = ("subject", "session")
+_BIDS_ENTITY = {
+    "subject": re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)"),
+    "session": re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)"),
+}
+
+
+def bids_entities(path: str | None) -> dict[str, str]:
+    """The BIDS subject and session a file's name gives (``sub-01_ses-2_T2w.nii.gz``: subject 01, session 2), for
+    the cohort tables to be joined on; none for a name without them."""
+    name = Path(path).name if path else ""
+    found = {key: m[1] for key, rx in _BIDS_ENTITY.items() if (m := rx.search(name))}
+    return found if "subject" in found else {}
+
+
 def _bids_not_raw(folder: Path, subfolders: list[str]) -> dict[str, str]:
     """The subfolders of a BIDS dataset's root (one holding ``dataset_description.json``) that hold no raw scans,
     with the reason; none elsewhere (a folder named derivatives outside a BIDS dataset is walked as any other)."""

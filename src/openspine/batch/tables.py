@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from .case import (
     recorded_failure,
     recorded_source,
 )
-from .discover import Case, Skipped
+from .discover import BIDS_ENTITIES, Case, Skipped, bids_entities
 
 log = get_logger("batch")
 
@@ -38,21 +37,6 @@ FAILURE_COLUMNS = ["case", "stage", "error_type", "message"]
 SKIPPED_COLUMNS = ["path", "reason"]
 STALE_COLUMNS = ["case", "input", "reason"]
 SHOWN = 5  # case ids named in a log line about many cases
-
-
-BIDS_ENTITIES = ("subject", "session")
-_BIDS_ENTITY = {
-    "subject": re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)"),
-    "session": re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)"),
-}
-
-
-def bids_entities(path: str | None) -> dict[str, str]:
-    """The BIDS subject and session a file's name gives (``sub-01_ses-2_T2w.nii.gz``: subject 01, session 2), for
-    the cohort tables to be joined on; none for a name without them."""
-    name = Path(path).name if path else ""
-    found = {key: m[1] for key, rx in _BIDS_ENTITY.items() if (m := rx.search(name))}
-    return found if "subject" in found else {}
 
 
 def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
@@ -238,8 +222,8 @@ def find_stale_cases(
             reason = f"its input is case {now} now (case ids changed); that case is analysed in its own folder"
         elif not Path(source).exists():
             reason = "its input is no longer there (renamed, moved or deleted)"
-        elif str(Path(source).resolve()) in skipped_why:
-            reason = f"its input is skipped in this run (skipped.csv): {skipped_why[str(Path(source).resolve())]}"
+        elif (skip := skipped_why.get(str(Path(source).resolve()))) is not None:  # a picture without --pixel-spacing
+            reason = f"its input is skipped in this run (skipped.csv): {skip}"
         else:
             reason = "its input is no longer found as a case under the root"
         rows.append({"case": folder.name, "input": source or "", "reason": reason})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -246,7 +245,7 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
                     f"[{format_float(ka['ci95'][0])}, {format_float(ka['ci95'][1])}]  "
                     f"ECE {format_float(m['ece']['calibrated'])} ({m['ece'].get('measured', '')})"
                 )
-        for caveat in _card_caveats(res.folder):  # kept in card.json beside the figures they qualify
+        for caveat in res.caveats:  # kept in card.json beside the figures they qualify
             print(f"  caveat: {caveat}")
         if res.missed:
             print(f"  {len(res.missed)} labelled discs were not found by the detector and were left out")
@@ -258,10 +257,3 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
             )
         print(f"model written to {res.folder}; use it with: openspine analyze SCAN --grader {res.folder} --out OUT")
     return 0
-
-
-def _card_caveats(folder: Path) -> list[str]:
-    """Why the fine-tuned model's validation figures may be optimistic, as its card records it."""
-    card = json.loads((Path(folder) / "card.json").read_text())
-    caveats = (card.get("metrics") or {}).get("caveats") or []
-    return [str(c) for c in caveats]

@@ -65,3 +65,4 @@ class FinetuneResult:
     missed: list[str]
     failed: dict[str, str]
     frozen_check: str
+    caveats: tuple[str, ...] = ()  # why the validation figures may be optimistic (also in the card)

@@ -443,9 +443,14 @@ def legend_title(result: AnalysisResult) -> str:
 def _draw_legend(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int, small: _Font, small_px: int) -> None:
     """The colour scale of the grading shown, what the marks mean, and the disclaimer (the disclaimer alone where
     nothing is drawn: a scan refused with no body found)."""
-    if not result.vertebrae and not result.discs:
-        draw.text((10, y), DISCLAIMER, fill=(170, 170, 170), font=small)
-        return
+    if result.vertebrae or result.discs:
+        _draw_grade_scale(draw, result, y, small)
+        y += 26 + small_px + 6
+    draw.text((10, y), DISCLAIMER, fill=(170, 170, 170), font=small)
+
+
+def _draw_grade_scale(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int, small: _Font) -> None:
+    """The colour scale of the grading shown and, under it, what the marks mean."""
     shown, _ = shown_gradings(result)
     title = legend_title(result)
     draw.text((10, y), title, fill=TEXT_COLOUR, font=small)
@@ -459,4 +464,3 @@ def _draw_legend(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int, smal
     draw.text((x + 46, y + 8), "not graded", fill=TEXT_COLOUR, font=small, anchor="lm")
     draw.text((10, y + 26), f"outline: vertebral body, level on the anterior side; dashed: score < {LOW_SCORE}; "
               "? = label withheld", fill=(170, 170, 170), font=small)  # fmt: skip
-    draw.text((10, y + 26 + small_px + 6), DISCLAIMER, fill=(170, 170, 170), font=small)

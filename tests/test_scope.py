@@ -366,8 +366,11 @@ def test_bodies_labelled_lumbar_must_be_as_deep_as_lumbar_bodies_are() -> None:
     # upper thoracic bodies (the detector never saw them) read as L2 ... S1: 9-16 mm deep on a real scan's windows
     small = [_sized(lab, 11.0, -20.0 * i) for i, lab in enumerate(labels)]
     why = body_depth_reason(small)
-    assert why is not None and why.startswith("the bodies labelled lumbar are 11 mm deep (front to back), smaller")
+    assert why is not None and why.startswith("the bodies labelled lumbar are 11.0 mm deep (front to back), smaller")
     assert "or the voxel or pixel size given is too small" in why
+    # said to a tenth of a mm, so a body just under the bound never reads as deep as the bound
+    edge = body_depth_reason([_sized(lab, 12.96, -35.0 * i) for i, lab in enumerate(labels)])
+    assert edge is not None and "are 13.0 mm deep" not in edge and "labels are given from 13 mm" in edge
     # only bodies labelled lumbar count (small thoracic ones above them, the sacrum below, do not)
     mixed = [_sized("T10", 9.0, 0.0), _sized("T11", 9.0, -25.0), *lumbar]
     assert body_depth_reason(mixed) is None and body_depth_reason([_v("L4"), _v("L5")]) is None  # no outline

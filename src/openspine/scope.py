@@ -18,6 +18,7 @@ unavailable with a note, and a flag names what was withheld. These functions are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
@@ -696,8 +697,9 @@ def body_depth_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     depth = lumbar_body_depth_mm(vertebrae)
     if depth is None or depth >= MIN_LUMBAR_BODY_DEPTH_MM:
         return None
+    shown = math.floor(depth * 10.0) / 10.0  # rounded down: 12.96 mm must not read as the 13 mm bound
     return (
-        f"the bodies labelled lumbar are {depth:.0f} mm deep (front to back), smaller than lumbar bodies are (the "
+        f"the bodies labelled lumbar are {shown:.1f} mm deep (front to back), smaller than lumbar bodies are (the "
         f"scans the detector was trained and validated on: {LUMBAR_BODY_DEPTH_SEEN_MM:g} mm and more; labels are "
         f"given from {MIN_LUMBAR_BODY_DEPTH_MM:g} mm): the upper thoracic or cervical spine?, or the voxel or pixel "
         "size given is too small"

@@ -323,3 +323,89 @@ def test_a_folder_of_two_patients_is_read_with_a_flag(tmp_path: Path) -> None:
     for f in other:  # one study of one patient left: no flag
         f.unlink()
     assert load_study(tmp_path / "mix").flags == ()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# whole-spine studies: one sagittal series per station (cervical, thoracic, lumbar) in one frame of reference
+# --------------------------------------------------------------------------------------------------------------
+def _station(number: int, n: int, seq: str | None, centre_mm: float, frame: str = "9.8.7") -> object:
+    """A 380 mm tall sagittal series centred ``centre_mm`` above the frame's origin (LPS z)."""
+    height = (centre_mm - 190.0, centre_mm + 190.0)
+    return dataclasses.replace(_info(number, "sagittal", n, seq), height_mm=height, frame_of_reference_uid=frame)
+
+
+def test_a_whole_spine_study_analyses_its_lowest_station() -> None:
+    """The cervical station is usually the first series, with as many slices as the others: the most-slices rule
+    had chosen it, and the analysis then withheld every label as cervical while the lumbar station lay unread."""
+    found = [_station(2, 15, "T2", 300.0), _station(3, 15, "T2", 0.0), _station(4, 15, "T2", -300.0)]
+    main, why = choose_series_why(found, None)
+    assert main.series_number == 4
+    assert why.startswith("the lowest of 3 stations (series of one frame of reference imaging different heights")
+    assert why.endswith("read the lumbar spine) among those whose header says T2 (3 sagittal T2 of 3 series)")
+    assert "the models read the lumbar spine" in why
+    # the T1 read beside it is the lumbar one; the cervical T1 and the other T2 stations say why they are not read
+    found += [_station(5, 15, "T1", 300.0), _station(6, 13, "T1", -310.0)]
+    roles = {found[r.index].series_number: r for r in series_roles(found)}
+    assert {n: r.role for n, r in roles.items()} == {2: "not used", 3: "not used", 4: "main", 5: "not used", 6: "T1"}
+    assert roles[2].reason == (
+        "another station: it images a higher part of the spine than the main series (one station is read)"
+    )
+    assert "another station" in roles[5].reason
+    assert roles[6].reason.endswith("imaging the main series' part of the spine")
+    # only a cervical T1 beside a lumbar T2: nothing is read beside it
+    roles_t1 = series_roles([*found[:3], found[3]])
+    assert [r.role for r in roles_t1] == ["not used", "not used", "main", "not used"]
+
+
+def test_series_of_one_part_of_the_spine_keep_the_most_slices_rule() -> None:
+    # two lumbar T2 series a little apart: one station, the one with the most slices is main, as before
+    found = [_station(2, 17, "T2", 40.0), _station(3, 15, "T2", -20.0)]
+    assert choose_series(found, None, quiet=True).series_number == 2
+    # heights of different frames of reference cannot be compared
+    found = [_station(2, 17, "T2", 300.0), _station(3, 15, "T2", -300.0, frame="1.1.1")]
+    assert choose_series(found, None, quiet=True).series_number == 2
+    # a lower series with under half the slices is no station (a few extra slices, not a lumbar series)
+    found = [_station(2, 17, "T2", 300.0), _station(3, 7, "T2", -300.0)]
+    assert choose_series(found, None, quiet=True).series_number == 2
+    # headers without geometry: the rule cannot tell, and the most slices win
+    found = [_info(2, "sagittal", 17, "T2"), _info(3, "sagittal", 15, "T2")]
+    assert choose_series(found, None, quiet=True).series_number == 2
+    # a series asked for is read whatever its station, and the T1 beside it is of its part of the spine
+    found = [_station(2, 15, "T2", 300.0), _station(4, 15, "T2", -300.0), _station(5, 15, "T1", 300.0)]
+    assert [r.role for r in series_roles(found, 2)] == ["main", "not used", "T1"]
+
+
+def test_a_real_whole_spine_study_grades_its_lumbar_station(shared_data: Path, tmp_path: Path) -> None:
+    """A cervico-thoracic T2 (sct-example-t2, 52 slices) written as the upper station above a lumbar T2
+    (fcs-vb2-13, its middle 40 slices), overlapping by 40 mm in one frame of reference, as a whole-spine study is
+    exported: the lumbar station is analysed and graded; the cervical one is listed as another station."""
+    import openspine
+    from dicom_fixtures import SeriesIds, _load_nifti
+
+    def height(arr: np.ndarray, aff: np.ndarray) -> tuple[float, float]:
+        ends = [(0, n - 1) for n in arr.shape[:2]]
+        corners = np.array([[i, j, 0.0, 1.0] for i in ends[0] for j in ends[1]])
+        z = (aff @ corners.T)[2]
+        return float(z.min()), float(z.max())
+
+    lumbar, lumbar_aff = _load_nifti("fastcleverseg/fcs-vb2-13/image.nii.gz")
+    lumbar, shift = np.array(lumbar[:, :, 18:58]), np.eye(4)
+    shift[2, 3] = 18
+    lumbar_aff = lumbar_aff @ shift
+    neck, neck_aff = _load_nifti("sct/sct-example-t2/image.nii.gz")
+    neck_aff = neck_aff.copy()
+    neck_aff[2, 3] += height(lumbar, lumbar_aff)[1] - 40.0 - height(neck, neck_aff)[0]
+    ids = new_ids()
+    upper = SeriesIds(generate_uid(), ids.study_uid, ids.frame_of_reference_uid)
+    folder = tmp_path / "study"
+    write_series(folder, np.array(neck), neck_aff, ids=upper, series_number=1, description="T2_TSE_SAG_1")
+    write_series(folder, lumbar, lumbar_aff, ids=ids, series_number=2, description="T2_TSE_SAG_2", prefix="L")
+    study = load_study(tmp_path / "study")
+    assert study.main.source.series_uid == ids.series_uid
+    assert [r.role for r in study.roles] == ["not used", "main"]
+    assert study.roles[0].reason.startswith("another station: it images a higher part of the spine")
+    result = openspine.analyze(tmp_path / "study")
+    labels = [v.label.value for v in result.vertebrae if v.label is not None]
+    assert {"L1", "L2", "L3", "L4", "L5"} <= set(labels)
+    graded = [d for d in result.discs if d.grades]
+    assert len(graded) >= 5

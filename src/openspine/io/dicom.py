@@ -254,6 +254,10 @@ class SeriesInfo:
     not_image: str | None = None
     # a digest of the PatientID, never the ID itself: enough to tell that a folder holds several patients
     patient_key: str | None = None
+    # (lowest, highest) patient height the images reach (LPS z, mm: larger is nearer the head), None where headers
+    # lack the geometry; with the frame of reference it tells the stations of a whole-spine study apart
+    height_mm: tuple[float, float] | None = None
+    frame_of_reference_uid: str | None = None
 
     @property
     def is_image(self) -> bool:
@@ -287,6 +291,7 @@ class SeriesInfo:
             "manufacturer": self.manufacturer,
             "sequence_hint": self.sequence_hint,
             "not_an_image": self.not_image,
+            "height_mm": [round(v, 1) for v in self.height_mm] if self.height_mm else None,
         }
 
 
@@ -434,10 +439,12 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
     multiframe = False
     orientations: list[NDArray[np.float64]] = []
     sizes: Counter[tuple[int, int]] = Counter()
+    heights: list[float] = []
     for _, ds in items:
         frames = _n_frames(ds)
         n_frames += frames
         enhanced = _is_enhanced(ds)
+        heights.extend(_frame_heights(ds, enhanced, frames))
         multiframe = multiframe or enhanced or frames > 1
         if "Rows" in ds and "Columns" in ds:
             sizes[(int(ds.Rows), int(ds.Columns))] += frames
@@ -468,7 +475,34 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         root=root,
         not_image=not_an_image(first),
         patient_key=_patient_key(first),
+        height_mm=(min(heights), max(heights)) if heights else None,
+        frame_of_reference_uid=_str_or_none(first.get("FrameOfReferenceUID")),
     )
+
+
+def _frame_heights(ds: Dataset, enhanced: bool, frames: int) -> list[float]:
+    """The patient heights (LPS z, mm) of the corners of the first and last frame of ``ds``; none where the
+    geometry is missing or unreadable (discovery summarises, :func:`read_series` reports bad values)."""
+    if "Rows" not in ds or "Columns" not in ds:
+        return []
+    out: list[float] = []
+    for f in sorted({0, frames - 1}) if enhanced else [0]:
+        ipp = _try_floats(_frame_or_top(ds, enhanced, f, "PlanePositionSequence", "ImagePositionPatient"), 3)
+        iop = _try_floats(_frame_or_top(ds, enhanced, f, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+        ps = _try_floats(_frame_or_top(ds, enhanced, f, "PixelMeasuresSequence", "PixelSpacing"), 2)
+        if ipp is None or iop is None or ps is None:
+            continue
+        # IOP: the direction along a row (columns grow), then down a column (rows grow); PixelSpacing: rows, columns
+        across = (int(ds.Columns) - 1) * float(ps[1]) * iop[2]
+        down = (int(ds.Rows) - 1) * float(ps[0]) * iop[5]
+        out.extend(float(ipp[2]) + a + d for a in (0.0, across) for d in (0.0, down))
+    return out
+
+
+def _frame_or_top(ds: Dataset, enhanced: bool, frame: int, group: str, keyword: str) -> Any:
+    """``keyword`` of ``frame``: from its functional group in an enhanced object, else from the top level."""
+    value = _frame_attr(ds, frame, group, keyword) if enhanced else None
+    return value if value is not None else ds.get(keyword)
 
 
 def _patient_key(ds: Dataset) -> str | None:
@@ -587,6 +621,43 @@ def _most_slices(series: list[SeriesInfo]) -> SeriesInfo:
     return min(series, key=lambda s: (-s.n_slices, s.series_number is None, s.series_number or 0))
 
 
+# stations of a whole-spine study: sagittal series of one frame of reference whose centres lie more than this share
+# of the taller one's height apart image different parts of the spine (re-acquisitions of one region overlap)
+STATION_APART = 1.0 / 3.0
+STATION_MIN_SLICES = 0.5  # a series with fewer slices than this share of the chosen one's counts as no station
+
+
+def _centre_mm(s: SeriesInfo) -> float:
+    return 0.5 * (s.height_mm[0] + s.height_mm[1]) if s.height_mm else 0.0
+
+
+def other_station(a: SeriesInfo, b: SeriesInfo) -> bool:
+    """Whether ``a`` and ``b`` image different parts of the spine (stations of a whole-spine study): one frame of
+    reference, centres more than :data:`STATION_APART` of the taller one's height apart. False when the headers
+    cannot tell (no geometry, other or no frames of reference)."""
+    if a.height_mm is None or b.height_mm is None or a.frame_of_reference_uid is None:
+        return False
+    if a.frame_of_reference_uid != b.frame_of_reference_uid:
+        return False
+    tallest = max(a.height_mm[1] - a.height_mm[0], b.height_mm[1] - b.height_mm[0])
+    return abs(_centre_mm(a) - _centre_mm(b)) > STATION_APART * tallest
+
+
+def _lowest_station(pool: list[SeriesInfo], best: SeriesInfo) -> tuple[SeriesInfo, int]:
+    """Where the series of ``pool`` are stations of a whole-spine study (:func:`other_station`), the one with the
+    most slices of the lowest station, and the number of stations; else ``best`` and 1. The models read the lumbar
+    spine, so the cervical station (often the first series, with as many slices) must not be the one analysed."""
+    peers = [s for s in pool if s.n_slices >= STATION_MIN_SLICES * best.n_slices and s.height_mm is not None]
+    if best not in peers or not any(other_station(s, best) for s in peers):
+        return best, 1
+    lowest = min(peers, key=_centre_mm)
+    stations: list[SeriesInfo] = []
+    for s in sorted(peers, key=_centre_mm):
+        if not any(not other_station(s, t) for t in stations):
+            stations.append(s)
+    return _most_slices([s for s in peers if not other_station(s, lowest)]), len(stations)
+
+
 def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
     """The default main series among the image series of ``listed`` (the objects that are no image never count)."""
     found = [s for s in listed if s.is_image]
@@ -599,25 +670,26 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         # a series whose header names no sequence may be the T2 (anonymised exports drop the words); one named as a
         # sequence the grader does not read (T1, STIR, other) is sure not to be, so it never wins over it
         unnamed = [s for s in sagittal if s.sequence_hint is None]
-        best = _most_slices(t2 or unnamed or sagittal)
+        pool = t2 or unnamed or sagittal
+        best, stations = _lowest_station(pool, _most_slices(pool))
+        # which series the choice was among, and how it was made within them
+        rule = (
+            f"the lowest of {stations} stations (series of one frame of reference imaging different heights of the "
+            "spine, as in a whole-spine study; the models read the lumbar spine)"
+            if stations > 1
+            else "the sagittal series with the most slices"
+        )
         if len(found) == 1:
             why = "the only series"
         elif t2:
-            why = (
-                "the sagittal series with the most slices among those whose header says T2 "
-                f"({len(t2)} sagittal T2 of {len(found)} series)"
-            )
+            why = f"{rule} among those whose header says T2 ({len(t2)} sagittal T2 of {len(found)} series)"
         elif unnamed and len(unnamed) < len(sagittal):
             why = (
-                "the sagittal series with the most slices among those whose header names no sequence "
-                f"({len(unnamed)} of {len(sagittal)} sagittal series; none says T2, the others name a sequence the "
-                "grader does not read)"
+                f"{rule} among those whose header names no sequence ({len(unnamed)} of {len(sagittal)} sagittal "
+                "series; none says T2, the others name a sequence the grader does not read)"
             )
         else:
-            why = (
-                f"the sagittal series with the most slices ({len(sagittal)} sagittal of {len(found)} series, "
-                "none whose header says T2)"
-            )
+            why = f"{rule} ({len(sagittal)} sagittal of {len(found)} series, none whose header says T2)"
         return best, why
     if len(found) == 1:
         return found[0], "the only series"
@@ -668,7 +740,9 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
         and main.sequence_hint != "T1"
         and main.plane == "sagittal"  # a main series that is not sagittal is refused: nothing is read beside it
     ]
-    t1 = _most_slices(candidates) if candidates else None
+    # a T1 of another station (the cervical T1 of a whole-spine study) shows other vertebrae than the main series
+    same_part = [s for s in candidates if not other_station(s, main)]
+    t1 = _most_slices(same_part) if same_part else None
     t1_index = next((i for i, s in enumerate(found) if s is t1), None)
     out = []
     for i, s in enumerate(found):
@@ -677,8 +751,10 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
         elif s is t1:
             role = ROLE_T1
             reason = "the sagittal series of the main series' study whose header says T1" + (
-                f" with the most slices ({len(candidates)} such series)" if len(candidates) > 1 else ""
+                f" with the most slices ({len(same_part)} such series)" if len(same_part) > 1 else ""
             )
+            if len(same_part) < len(candidates):
+                reason += " imaging the main series' part of the spine"
         else:
             role, reason = _unused_role(s, main, t1_index)
         out.append(
@@ -700,6 +776,11 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1_index: int | None) -> tuple
     if main.plane != "sagittal":
         return ROLE_NOT_USED, f"the main series is {main.plane}, not sagittal, so nothing is read beside it"
     seq = s.sequence_hint
+    if other_station(s, main):
+        where = "higher" if _centre_mm(s) > _centre_mm(main) else "lower"
+        return ROLE_NOT_USED, (
+            f"another station: it images a {where} part of the spine than the main series (one station is read)"
+        )
     if seq == "STIR":
         return ROLE_STIR, "a sagittal STIR series of the study: recorded, not read"
     if seq == "T1" and main.sequence_hint == "T1":
@@ -910,8 +991,7 @@ def _frames_of(ds: Dataset, idx: int, name: str) -> list[_Frame]:
     for f in range(n):
 
         def get(group: str, keyword: str, f: int = f) -> Any:
-            value = _frame_attr(ds, f, group, keyword) if enhanced else None
-            return value if value is not None else ds.get(keyword)
+            return _frame_or_top(ds, enhanced, f, group, keyword)
 
         ipp, iop, ps = (
             get("PlanePositionSequence", "ImagePositionPatient"),

@@ -70,7 +70,15 @@ def test_import_has_no_side_effects() -> None:
 def test_dir_lists_the_api_for_tab_completion() -> None:
     code = "import openspine; print(sorted(n for n in dir(openspine) if not n.startswith('_')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == str(["AnalysisResult", "Scan", "analyze", "list_series", "load_scan", "load_study"])
+    names = ["AnalysisConfig", "AnalysisResult", "Scan", "analyze", "list_series", "load_scan", "load_study"]
+    assert out.strip() == str(names)
+
+
+def test_the_analysis_options_are_importable_from_the_package() -> None:
+    import openspine
+    from openspine.config import AnalysisConfig
+
+    assert openspine.AnalysisConfig is AnalysisConfig
 
 
 def test_golden_demo_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

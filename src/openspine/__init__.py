@@ -12,11 +12,12 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .analysis import analyze
+    from .config import AnalysisConfig
     from .io import list_series, load_scan, load_study
     from .results import AnalysisResult
     from .scan import Scan
 
-__all__ = ["AnalysisResult", "Scan", "__version__", "analyze", "list_series", "load_scan", "load_study"]
+__all__ = ["AnalysisConfig", "AnalysisResult", "Scan", "__version__", "analyze", "list_series", "load_scan", "load_study"]
 
 _LAZY = {
     "Scan": ("scan", "Scan"),
@@ -24,6 +25,7 @@ _LAZY = {
     "load_study": ("io", "load_study"),
     "list_series": ("io", "list_series"),
     "analyze": ("analysis", "analyze"),
+    "AnalysisConfig": ("config", "AnalysisConfig"),
     "AnalysisResult": ("results", "AnalysisResult"),
 }
 

@@ -17,7 +17,16 @@ if TYPE_CHECKING:
     from .results import AnalysisResult
     from .scan import Scan
 
-__all__ = ["AnalysisConfig", "AnalysisResult", "Scan", "__version__", "analyze", "list_series", "load_scan", "load_study"]
+__all__ = [
+    "AnalysisConfig",
+    "AnalysisResult",
+    "Scan",
+    "__version__",
+    "analyze",
+    "list_series",
+    "load_scan",
+    "load_study",
+]
 
 _LAZY = {
     "Scan": ("scan", "Scan"),

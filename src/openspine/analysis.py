@@ -85,7 +85,8 @@ def analyze(
     t0 = time.perf_counter()
     step("read")
     read_flags: list[str] = []
-    scan, t1_scan = _read(source, cfg, read_flags)
+    unread: list[str] = []  # the study's sagittal series not read
+    scan, t1_scan = _read(source, cfg, read_flags, unread)
     if t1 is not None and cfg.use_t1:
         t1_scan = _read_t1(t1, cfg, read_flags)
     for option, why in _t1_not_applied(cfg, t1_scan if cfg.use_t1 else None).items():  # said once the T1 is known
@@ -122,6 +123,8 @@ def analyze(
     unsure = None if state.out_of_scope else scope.uncertain_sequence_flag(sequence)  # nothing was graded anyway
     state.flags.extend(f for f in (unsure, scope.low_score_flag(state.vertebrae)) if f)
     fov = scope.field_of_view((v.label for v in state.vertebrae), seen.cervical_probability)
+    if unread and not {"lumbar", "sacral"} & set(fov["regions"]):
+        state.flags.append(_other_series_flag(unread, fov["value"]))
 
     timings["total"] = time.perf_counter() - t0
     for stage, why in state.not_run.items():
@@ -406,18 +409,37 @@ def _with_spinenet(
     return replace(result, parameters={**result.parameters, "not_applied": dict.fromkeys(ignored, why)})
 
 
-def _read(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> tuple[Scan, Scan | None]:
+def _read(
+    source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str], unread: list[str]
+) -> tuple[Scan, Scan | None]:
     """The main series, and the study's T1 series when the input holds one (a DICOM study); a flag in ``flags``
-    when a picture's pixel size was estimated or the main series was chosen among several studies."""
+    when a picture's pixel size was estimated or the main series was chosen among several studies; in ``unread``
+    the study's other sagittal series that are not read (``description (--series N)``)."""
     if isinstance(source, Scan):
         return source, None
     from .io import load_study
+    from .io.roles import OTHER_STUDY, ROLE_NOT_USED, ROLE_STIR
 
     study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
     flags.extend(study.flags)  # several studies in the folder: the choice is said in the result
+    unread.extend(
+        f"{r.description or 'series'} (--series {r.pick})"
+        for r in study.roles
+        if r.role in (ROLE_NOT_USED, ROLE_STIR) and r.plane == "sagittal" and not r.reason.startswith(OTHER_STUDY)
+    )
     for option, why in _main_not_applied(cfg, study.main).items():  # said now, and kept in result.json
         log.warning("--%s %s", option.replace("_", "-"), why)
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1
+
+
+def _other_series_flag(unread: list[str], field_of_view: str) -> str:
+    """Said where the series analysed shows no lumbar spine while the study holds other sagittal series: one of them
+    may (the other station of a whole-spine study whose heights the headers cannot compare, a second T2)."""
+    return (
+        f"other_series_unread: the series analysed shows no lumbar vertebra (field of view: {field_of_view}); the "
+        f"study's other sagittal series, not analysed: {', '.join(unread)}; one may show the lumbar spine (openspine "
+        "info lists them)"
+    )
 
 
 def _spacing_unused(scan: Scan, requested: PixelSpacing | None) -> str | None:

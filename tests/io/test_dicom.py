@@ -37,7 +37,7 @@ from dicom_fixtures import (
 )
 from openspine import geometry
 from openspine.errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
-from openspine.io import dicom, list_series, load_scan
+from openspine.io import dicom, list_series, load_scan, load_study
 from openspine.io.dicom import (
     SeriesInfo,
     choose_series,
@@ -769,7 +769,9 @@ def test_positions_off_a_line(tmp_path: Path) -> None:
         read_folder(tmp_path)
 
 
-def test_cli_info_lists_the_series_and_marks_the_chosen_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_info_lists_the_series_and_marks_the_chosen_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     from openspine.cli import main
 
     uids = _write_study(tmp_path)
@@ -792,6 +794,16 @@ def test_cli_info_lists_the_series_and_marks_the_chosen_one(tmp_path: Path, caps
     assert "* [1] series 2" in captured.out
     assert "not the series listed at that index: [2] #3 't2_tse_sag'" in captured.err
     assert info["shape"] == [64, 64, 8] and info["analysable"] is True
+    # analyze says it as a warning too, which -q still shows (it was an INFO line there: user test)
+    logger = logging.getLogger("openspine")
+    logger.addHandler(caplog.handler)  # the CLI run above may have stopped the package's logger propagating
+    try:
+        load_study(tmp_path, series="2")
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert any(
+        r.levelno == logging.WARNING and "not the series listed at that index" in r.message for r in caplog.records
+    )
 
 
 def test_an_axial_study_with_a_three_plane_localiser_is_out_of_scope_not_an_error(

@@ -16,6 +16,7 @@ from numpy.testing import assert_allclose
 from pydicom.uid import generate_uid
 
 from dicom_fixtures import (
+    SeriesIds,
     T1T2Study,
     make_affine,
     new_ids,
@@ -63,7 +64,7 @@ def test_the_t2_is_main_and_the_t1_is_read_beside_it(t1_t2_study: T1T2Study, cap
     # listed as info lists them (by SeriesNumber: the T1 is #2, the T2 #3)
     series = {"T1": (t1_t2_study.t1, "T1 TSE SAG"), "main": (t1_t2_study.t2, "T2 TSE SAG")}
     assert study.roles == tuple(
-        SeriesRole(i, role, seq, desc, ids.series_uid, study.roles[i].reason, modality="MR", plane="sagittal")
+        SeriesRole(i, role, seq, desc, ids.series_uid, study.roles[i].reason, "", "MR", "sagittal", str(i + 2))
         for i, (role, seq) in enumerate((("T1", "T1"), ("main", "T2")))
         for ids, desc in [series[role]]
     )
@@ -364,23 +365,30 @@ def test_series_of_one_part_of_the_spine_keep_the_most_slices_rule() -> None:
     # heights of different frames of reference cannot be compared
     found = [_station(2, 17, "T2", 300.0), _station(3, 15, "T2", -300.0, frame="1.1.1")]
     assert choose_series(found, None, quiet=True).series_number == 2
-    # a lower series with under half the slices is no station (a few extra slices, not a lumbar series)
-    found = [_station(2, 17, "T2", 300.0), _station(3, 7, "T2", -300.0)]
+    # a lower series of fewer than 5 slices is no station (a scout)
+    found = [_station(2, 17, "T2", 300.0), _station(3, 4, "T2", -300.0)]
     assert choose_series(found, None, quiet=True).series_number == 2
+    # slice counts are not compared: a lumbar station of 19 thick slices beside a cervical one of 52 thin ones
+    found = [_station(1, 52, "T2", 300.0), _station(2, 38, "T2", 0.0), _station(3, 19, "T2", -300.0)]
+    main, why = choose_series_why(found, None)
+    assert main.series_number == 3 and why.startswith("the lowest of 3 stations")
     # headers without geometry: the rule cannot tell, and the most slices win
     found = [_info(2, "sagittal", 17, "T2"), _info(3, "sagittal", 15, "T2")]
     assert choose_series(found, None, quiet=True).series_number == 2
     # a series asked for is read whatever its station, and the T1 beside it is of its part of the spine
     found = [_station(2, 15, "T2", 300.0), _station(4, 15, "T2", -300.0), _station(5, 15, "T1", 300.0)]
     assert [r.role for r in series_roles(found, 2)] == ["main", "not used", "T1"]
+    # what --series takes to read each series: its number, or its UID where two series share the number
+    twins = [_info(3, "sagittal", 15, "T2"), dataclasses.replace(_info(4, "sagittal", 12, "T2"), series_number=3)]
+    assert [r.pick for r in series_roles(twins)] == ["1.2.3.3", "1.2.3.4"]
+    assert [r.pick for r in series_roles(found)] == ["2", "4", "5"]
 
 
-def test_a_real_whole_spine_study_grades_its_lumbar_station(shared_data: Path, tmp_path: Path) -> None:
+def _whole_spine_study(folder: Path, one_frame: bool = True) -> SeriesIds:
     """A cervico-thoracic T2 (sct-example-t2, 52 slices) written as the upper station above a lumbar T2
-    (fcs-vb2-13, its middle 40 slices), overlapping by 40 mm in one frame of reference, as a whole-spine study is
-    exported: the lumbar station is analysed and graded; the cervical one is listed as another station."""
-    import openspine
-    from dicom_fixtures import SeriesIds, _load_nifti
+    (fcs-vb2-13, its middle 40 slices), overlapping by 40 mm, as a whole-spine study is exported: in one frame of
+    reference, or (``one_frame`` False) each station in its own. Returns the lumbar station's ids."""
+    from dicom_fixtures import _load_nifti
 
     def height(arr: np.ndarray, aff: np.ndarray) -> tuple[float, float]:
         ends = [(0, n - 1) for n in arr.shape[:2]]
@@ -396,10 +404,17 @@ def test_a_real_whole_spine_study_grades_its_lumbar_station(shared_data: Path, t
     neck_aff = neck_aff.copy()
     neck_aff[2, 3] += height(lumbar, lumbar_aff)[1] - 40.0 - height(neck, neck_aff)[0]
     ids = new_ids()
-    upper = SeriesIds(generate_uid(), ids.study_uid, ids.frame_of_reference_uid)
-    folder = tmp_path / "study"
+    upper = SeriesIds(generate_uid(), ids.study_uid, ids.frame_of_reference_uid if one_frame else generate_uid())
     write_series(folder, np.array(neck), neck_aff, ids=upper, series_number=1, description="T2_TSE_SAG_1")
     write_series(folder, lumbar, lumbar_aff, ids=ids, series_number=2, description="T2_TSE_SAG_2", prefix="L")
+    return ids
+
+
+def test_a_real_whole_spine_study_grades_its_lumbar_station(shared_data: Path, tmp_path: Path) -> None:
+    """The lumbar station is analysed and graded; the cervical one is listed as another station."""
+    import openspine
+
+    ids = _whole_spine_study(tmp_path / "study")
     study = load_study(tmp_path / "study")
     assert study.main.source.series_uid == ids.series_uid
     assert [r.role for r in study.roles] == ["not used", "main"]
@@ -409,3 +424,24 @@ def test_a_real_whole_spine_study_grades_its_lumbar_station(shared_data: Path, t
     assert {"L1", "L2", "L3", "L4", "L5"} <= set(labels)
     graded = [d for d in result.discs if d.grades]
     assert len(graded) >= 5
+    assert not any(f.startswith("other_series_unread") for f in result.flags)
+
+
+def test_stations_whose_heights_cannot_be_compared_say_the_lumbar_one_may_be_unread(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """Each station in its own frame of reference: the heights cannot be compared, so the series with the most
+    slices (the cervical one) is read as before, and the result says that another sagittal series was left."""
+    import openspine
+
+    _whole_spine_study(tmp_path / "study", one_frame=False)
+    result = openspine.analyze(tmp_path / "study")
+    assert not any(v.label is not None and v.label.region == "lumbar" for v in result.vertebrae)
+    flag = next(f for f in result.flags if f.startswith("other_series_unread"))
+    assert flag == (
+        "other_series_unread: the series analysed shows no lumbar vertebra (field of view: cervical); the study's "
+        "other sagittal series, not analysed: T2_TSE_SAG_2 (--series 2); one may show the lumbar spine (openspine "
+        "info lists them)"
+    )
+    # asked for as the flag says, the lumbar station is graded
+    assert [d for d in openspine.analyze(tmp_path / "study", series="2").discs if d.grades]

@@ -38,7 +38,7 @@ from ..recognition.header import sequence_from_header
 from ..scan import Scan, ScanSource
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
-from .roles import ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
+from .roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
 
 log = get_logger("io.dicom")
 
@@ -624,7 +624,9 @@ def _most_slices(series: list[SeriesInfo]) -> SeriesInfo:
 # stations of a whole-spine study: sagittal series of one frame of reference whose centres lie more than this share
 # of the taller one's height apart image different parts of the spine (re-acquisitions of one region overlap)
 STATION_APART = 1.0 / 3.0
-STATION_MIN_SLICES = 0.5  # a series with fewer slices than this share of the chosen one's counts as no station
+# a series of fewer slices is no station (a scout): slice counts are not compared, since a lumbar station of 4 mm
+# slices has fewer than a cervical one of 1 mm
+STATION_MIN_SLICES = 5
 
 
 def _centre_mm(s: SeriesInfo) -> float:
@@ -647,7 +649,13 @@ def _lowest_station(pool: list[SeriesInfo], best: SeriesInfo) -> tuple[SeriesInf
     """Where the series of ``pool`` are stations of a whole-spine study (:func:`other_station`), the one with the
     most slices of the lowest station, and the number of stations; else ``best`` and 1. The models read the lumbar
     spine, so the cervical station (often the first series, with as many slices) must not be the one analysed."""
-    peers = [s for s in pool if s.n_slices >= STATION_MIN_SLICES * best.n_slices and s.height_mm is not None]
+    peers = [
+        s
+        for s in pool
+        if s.n_slices >= STATION_MIN_SLICES
+        and s.height_mm is not None
+        and s.frame_of_reference_uid == best.frame_of_reference_uid  # heights compare within one frame only
+    ]
     if best not in peers or not any(other_station(s, best) for s in peers):
         return best, 1
     lowest = min(peers, key=_centre_mm)
@@ -757,9 +765,20 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
                 reason += " imaging the main series' part of the spine"
         else:
             role, reason = _unused_role(s, main, t1_index)
+        numbered = sum(t.series_number == s.series_number for t in found) == 1 and s.series_number is not None
+        pick = str(s.series_number) if numbered else s.series_uid
         out.append(
             SeriesRole(
-                i, role, s.sequence_hint, s.description or "", s.series_uid, reason, note or "", s.modality, s.plane
+                i,
+                role,
+                s.sequence_hint,
+                s.description or "",
+                s.series_uid,
+                reason,
+                note or "",
+                s.modality,
+                s.plane,
+                pick,
             )
         )
     return tuple(out)
@@ -770,7 +789,7 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1_index: int | None) -> tuple
     if s.not_image is not None:
         return ROLE_NOT_USED, s.not_image
     if s.study_uid != main.study_uid:
-        return ROLE_NOT_USED, "another study (its StudyInstanceUID differs from the main series')"
+        return ROLE_NOT_USED, f"{OTHER_STUDY} (its StudyInstanceUID differs from the main series')"
     if s.plane != "sagittal":
         return ROLE_NOT_USED, f"not sagittal ({s.plane})"
     if main.plane != "sagittal":

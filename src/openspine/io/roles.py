@@ -19,6 +19,7 @@ ROLE_MAIN = "main"
 ROLE_T1 = "T1"
 ROLE_STIR = "STIR"
 ROLE_NOT_USED = "not used"
+OTHER_STUDY = "another study"  # how the reason of a series of another study than the main series' begins
 ROLES: tuple[str, ...] = (ROLE_MAIN, ROLE_T1, ROLE_STIR, ROLE_NOT_USED)
 
 # how a listing names each role (the reason follows for a series that is not used)
@@ -47,6 +48,8 @@ class SeriesRole:
             as not analysed (:func:`openspine.scope.modality_reason`).
         plane: its plane by the header's geometry (``"sagittal"``, ``"axial"`` …) or None; a main series that is not
             sagittal is listed as not analysed (``analyze`` refuses it, exit status 3).
+        pick: what ``--series`` takes to read this series: its SeriesNumber where no other series has that number,
+            else its SeriesInstanceUID.
     """
 
     index: int
@@ -58,6 +61,7 @@ class SeriesRole:
     note: str = ""
     modality: str | None = None
     plane: str | None = None
+    pick: str = ""
 
     @property
     def read(self) -> bool:

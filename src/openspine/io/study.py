@@ -8,6 +8,7 @@ study's main series, without a T1.
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -77,7 +78,7 @@ def load_study(
 
 
 def _dicom_study(root: Path, series: str | int | None, display_path: Path) -> Study:
-    from .dicom import discover_series, read_series, series_roles
+    from .dicom import INDEX_CLASH, discover_series, read_series, series_roles
 
     found = discover_series(root, display_path=display_path)
     roles = list(series_roles(found, series))
@@ -98,7 +99,9 @@ def _dicom_study(root: Path, series: str | int | None, display_path: Path) -> St
             )
             roles[k] = replace(r, role=ROLE_NOT_USED, reason=f"T1 series that cannot be read: {exc}")
     for r in roles:
-        log.info("series [%d] %s: %s — %s", r.index, found[r.index].describe(), r.role, r.reason)
+        # --series 2 meant as the listing's [2] reads another series: said where -q still shows it
+        level = logging.WARNING if r.role == ROLE_MAIN and INDEX_CLASH in r.reason else logging.INFO
+        log.log(level, "series [%d] %s: %s — %s", r.index, found[r.index].describe(), r.role, r.reason)
     flags: tuple[str, ...] = ()
     if main_role.note:
         # a PACS export mixing two patients: the default choice picks one, which must not go unnoticed

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported where used: a partial install may lack the recogni
     from .grading import SecondSeries
     from .recognition import ImageRecognition
 
+SERIES_CHOICE = "chosen_because"  # the key of input.series that says why a study's series was the one read
 log = get_logger("analysis")
 
 
@@ -418,10 +419,13 @@ def _read(
     if isinstance(source, Scan):
         return source, None
     from .io import load_study
-    from .io.roles import OTHER_STUDY, ROLE_NOT_USED, ROLE_STIR
+    from .io.roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR
 
     study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
     flags.extend(study.flags)  # several studies in the folder: the choice is said in the result
+    main_role = next((r for r in study.roles if r.role == ROLE_MAIN), None)
+    if main_role is not None:  # result.json says why this series of the study was read (input.series)
+        study = replace(study, main=with_series_choice(study.main, main_role.reason))
     unread.extend(
         f"{r.description or 'series'} (--series {r.pick})"
         for r in study.roles
@@ -430,6 +434,11 @@ def _read(
     for option, why in _main_not_applied(cfg, study.main).items():  # said now, and kept in result.json
         log.warning("--%s %s", option.replace("_", "-"), why)
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1
+
+
+def with_series_choice(scan: Scan, reason: str) -> Scan:
+    """``scan`` whose source records why it was the series read of its study (``input.series.chosen_because``)."""
+    return replace(scan, source=replace(scan.source, extra={**scan.source.extra, SERIES_CHOICE: reason}))
 
 
 def _other_series_flag(unread: list[str], field_of_view: str) -> str:

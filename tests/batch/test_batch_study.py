@@ -184,6 +184,11 @@ def test_a_batch_run_reads_the_t1_beside_the_t2(
         assert [o["role"] for o in doc.get("other_series", [])] == ["T1"], (case, doc.get("flags"))
     doc = json.loads((out / "cases" / "sub-02_T1w" / "result.json").read_text())
     assert not doc.get("other_series")
+    # why the study's series was read: discovery's reason, not "as asked" (the case passes the series by its UID)
+    doc = json.loads((out / "cases" / "dicom__study1" / "result.json").read_text())
+    why = doc["input"]["series"]["chosen_because"]
+    assert why.startswith("the sagittal series with the most slices among those whose header says T2"), why
+    assert why.endswith("(chosen by batch discovery)")
     # the cohort tables can be joined on BIDS subjects (a BIDS file's case id is its name alone)
     import pandas as pd
 

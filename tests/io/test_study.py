@@ -420,6 +420,7 @@ def test_a_real_whole_spine_study_grades_its_lumbar_station(shared_data: Path, t
     assert [r.role for r in study.roles] == ["not used", "main"]
     assert study.roles[0].reason.startswith("another station: it images a higher part of the spine")
     result = openspine.analyze(tmp_path / "study")
+    assert result.input.series["chosen_because"].startswith("the lowest of 2 stations")  # kept in result.json
     labels = [v.label.value for v in result.vertebrae if v.label is not None]
     assert {"L1", "L2", "L3", "L4", "L5"} <= set(labels)
     graded = [d for d in result.discs if d.grades]

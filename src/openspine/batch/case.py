@@ -22,6 +22,7 @@ from .discover import Case
 
 if TYPE_CHECKING:
     from ..config import AnalysisConfig
+    from ..results import AnalysisResult
 
 log = get_logger("batch")
 
@@ -139,6 +140,14 @@ def case_config(case: Case, config: AnalysisConfig) -> AnalysisConfig:
     elif not _is_picture(case):
         config = replace(config, pixel_spacing=None)
     return config
+
+
+def _with_discovery_choice(result: AnalysisResult, reason: str) -> AnalysisResult:
+    """``result`` whose ``input.series.chosen_because`` gives discovery's reason for the case's series."""
+    from ..analysis import SERIES_CHOICE
+
+    series = {**result.input.series, SERIES_CHOICE: f"{reason} (chosen by batch discovery)"}
+    return replace(result, input=replace(result.input, series=series))
 
 
 def _is_picture(case: Case) -> bool:
@@ -282,6 +291,8 @@ def process_case(
                 result = analyze(case.path, options, progress=track, t1=case.t1)
             else:
                 result = analyze(case.path, options, progress=track)
+        if case.series_reason:  # discovery chose the series, not the user: its reason, not "as asked"
+            result = _with_discovery_choice(result, case.series_reason)
         stage = "write"
         shutil.rmtree(tmp, ignore_errors=True)
         write_result(result, tmp, formats)

@@ -50,6 +50,8 @@ class Case:
         t1: a T1 file read beside the main scan (a BIDS ``_T1w`` paired with the case's ``_T2w``).
         t1_series: the SeriesInstanceUID of the study's T1 series that the analysis reads beside the main series
             (it finds it in the study folder itself: see :func:`openspine.io.load_study`).
+        series_reason: why discovery chose the main series (the role rule's words), which result.json keeps in
+            ``input.series.chosen_because`` (the analysis, given the series by its UID, would say "as asked").
     """
 
     case_id: str
@@ -60,6 +62,7 @@ class Case:
     t1: str | None = None
     t1_series: str | None = None
     pixel_spacing: tuple[float, float] | None = None  # a picture's own (row, column) mm, from a pixel-size table
+    series_reason: str | None = None
 
     @property
     def has_t1(self) -> bool:
@@ -321,9 +324,15 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
             out.append(Case(case_id, str(folder), "dicom", problem=str(exc)))
             accounted.update(p for s in members for p in s.files)  # all part of the failing case
             continue
-        main = next(members[r.index] for r in roles if r.role == ROLE_MAIN)
+        main_role = next(r for r in roles if r.role == ROLE_MAIN)
+        main = members[main_role.index]
         t1 = next((members[r.index] for r in roles if r.role == ROLE_T1), None)
-        out.append(Case(case_id, str(folder), "dicom", series=main.series_uid, t1_series=t1.series_uid if t1 else None))
+        t1_uid = t1.series_uid if t1 else None
+        out.append(
+            Case(
+                case_id, str(folder), "dicom", series=main.series_uid, t1_series=t1_uid, series_reason=main_role.reason
+            )
+        )
         for r in roles:
             member = members[r.index]
             if r.role not in (ROLE_MAIN, ROLE_T1):

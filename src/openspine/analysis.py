@@ -411,7 +411,7 @@ def _with_spinenet(
 
 
 def _read(
-    source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str], unread: list[str]
+    source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str], unread: list[str] | None = None
 ) -> tuple[Scan, Scan | None]:
     """The main series, and the study's T1 series when the input holds one (a DICOM study); a flag in ``flags``
     when a picture's pixel size was estimated or the main series was chosen among several studies; in ``unread``
@@ -426,7 +426,7 @@ def _read(
     main_role = next((r for r in study.roles if r.role == ROLE_MAIN), None)
     if main_role is not None:  # result.json says why this series of the study was read (input.series)
         study = replace(study, main=with_series_choice(study.main, main_role.reason))
-    unread.extend(
+    (unread if unread is not None else []).extend(
         f"{r.description or 'series'} (--series {r.pick})"
         for r in study.roles
         if r.role in (ROLE_NOT_USED, ROLE_STIR) and r.plane == "sagittal" and not r.reason.startswith(OTHER_STUDY)

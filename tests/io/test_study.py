@@ -378,6 +378,12 @@ def test_series_of_one_part_of_the_spine_keep_the_most_slices_rule() -> None:
     # a series asked for is read whatever its station, and the T1 beside it is of its part of the spine
     found = [_station(2, 15, "T2", 300.0), _station(4, 15, "T2", -300.0), _station(5, 15, "T1", 300.0)]
     assert [r.role for r in series_roles(found, 2)] == ["main", "not used", "T1"]
+    # a dedicated sacrum series lies lower than the lumbar one, but is no lumbar station ("lumbosacral" is)
+    lumbar = dataclasses.replace(_station(2, 15, "T2", 0.0), description="T2 SAG LUMBOSACRAL")
+    sacrum = dataclasses.replace(_station(3, 15, "T2", -260.0), description="t2_tse_sag_sacrum")
+    assert choose_series([lumbar, sacrum], None, quiet=True).series_number == 2
+    neck = dataclasses.replace(_station(1, 15, "T2", 360.0), description="T2 SAG C-SPINE")
+    assert choose_series([neck, lumbar], None, quiet=True).series_number == 2
     # what --series takes to read each series: its number, or its UID where two series share the number
     twins = [_info(3, "sagittal", 15, "T2"), dataclasses.replace(_info(4, "sagittal", 12, "T2"), series_number=3)]
     assert [r.pick for r in series_roles(twins)] == ["1.2.3.3", "1.2.3.4"]

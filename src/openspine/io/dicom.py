@@ -629,6 +629,17 @@ STATION_APART = 1.0 / 3.0
 STATION_MIN_SLICES = 5
 
 
+# a series named for the sacrum, coccyx or pelvis images below the lumbar spine: never the station chosen as lowest
+# ("lumbosacral" names a lumbar station, so the words must stand alone)
+_BELOW_LUMBAR_NAMES = re.compile(
+    r"(?<![a-z])(sacrum|sacral|coccyx|coccygeal|pelvis|pelvic|hips?|si[\s_-]?joints?|sij)(?![a-z])"
+)
+
+
+def _named_below_lumbar(s: SeriesInfo) -> bool:
+    return bool(s.description and _BELOW_LUMBAR_NAMES.search(s.description.lower()))
+
+
 def _centre_mm(s: SeriesInfo) -> float:
     return 0.5 * (s.height_mm[0] + s.height_mm[1]) if s.height_mm else 0.0
 
@@ -655,6 +666,7 @@ def _lowest_station(pool: list[SeriesInfo], best: SeriesInfo) -> tuple[SeriesInf
         if s.n_slices >= STATION_MIN_SLICES
         and s.height_mm is not None
         and s.frame_of_reference_uid == best.frame_of_reference_uid  # heights compare within one frame only
+        and not _named_below_lumbar(s)  # a dedicated sacrum series beside a lumbar one is lower, and no lumbar station
     ]
     if best not in peers or not any(other_station(s, best) for s in peers):
         return best, 1

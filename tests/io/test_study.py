@@ -384,6 +384,15 @@ def test_series_of_one_part_of_the_spine_keep_the_most_slices_rule() -> None:
     assert choose_series([lumbar, sacrum], None, quiet=True).series_number == 2
     neck = dataclasses.replace(_station(1, 15, "T2", 360.0), description="T2 SAG C-SPINE")
     assert choose_series([neck, lumbar], None, quiet=True).series_number == 2
+    # the T1 read beside the T2 is one before contrast agent, whatever the slice counts
+    post = dataclasses.replace(_info(4, "sagittal", 19, "T1", description="T1 SAG FS +C"), after_contrast=True)
+    found = [_info(2, "sagittal", 15, "T2"), post, _info(5, "sagittal", 15, "T1", description="T1 SAG")]
+    roles = series_roles(found)
+    assert [r.role for r in roles] == ["main", "not used", "T1"]
+    assert roles[2].reason.endswith(", before contrast agent by its header")
+    assert roles[1].reason == "a T1 after contrast agent by its header (the one read is [2], before it)"
+    roles = series_roles(found[:2])  # no T1 without: the one after contrast is read, and said so
+    assert roles[1].role == "T1" and roles[1].reason.endswith("(the study has no T1 without)")
     # what --series takes to read each series: its number, or its UID where two series share the number
     twins = [_info(3, "sagittal", 15, "T2"), dataclasses.replace(_info(4, "sagittal", 12, "T2"), series_number=3)]
     assert [r.pick for r in series_roles(twins)] == ["1.2.3.3", "1.2.3.4"]

@@ -120,3 +120,14 @@ STILL = [
 def test_spin_echo_t2_and_other_calls_are_unchanged(fields: dict[str, object], expected: str) -> None:
     assert sequence_from_header(_ds(**fields)) == expected
     assert dicom._sequence_hint(_ds(**fields)) == expected
+
+
+def test_images_after_a_contrast_agent_are_told_by_the_header() -> None:
+    from openspine.recognition.header import after_contrast
+
+    for name in ("T1 SAG FS +C", "Sag T1 POST GAD", "t1_tse_sag_KM", "SAG T1 C+", "T1 post contrast", "T1 Gd"):
+        assert after_contrast(_ds(SeriesDescription=name)), name
+    assert after_contrast(_ds(SeriesDescription="T1 SAG", ContrastBolusAgent="Gadovist"))
+    for name in ("T1 SAG", "T1 SAG POST OP", "t1_tse_sag posterior", "T2 SAG", "sag_t1_fs"):
+        assert not after_contrast(_ds(SeriesDescription=name)), name
+    assert not after_contrast(_ds(SeriesDescription="T1 SAG", ContrastBolusAgent=""))

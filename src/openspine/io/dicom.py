@@ -34,7 +34,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from .. import geometry, scope
 from .._logging import get_logger
 from ..errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
-from ..recognition.header import sequence_from_header
+from ..recognition.header import after_contrast, sequence_from_header
 from ..scan import Scan, ScanSource
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
@@ -258,6 +258,7 @@ class SeriesInfo:
     # lack the geometry; with the frame of reference it tells the stations of a whole-spine study apart
     height_mm: tuple[float, float] | None = None
     frame_of_reference_uid: str | None = None
+    after_contrast: bool = False  # its header shows a contrast agent (:func:`~openspine.recognition.after_contrast`)
 
     @property
     def is_image(self) -> bool:
@@ -472,6 +473,7 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         pixel_spacing=(float(ps[0]), float(ps[1])) if ps is not None else None,
         manufacturer=_str_or_none(first.get("Manufacturer")),
         sequence_hint=_sequence_hint(first),
+        after_contrast=after_contrast(first),
         root=root,
         not_image=not_an_image(first),
         patient_key=_patient_key(first),
@@ -762,7 +764,9 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
     ]
     # a T1 of another station (the cervical T1 of a whole-spine study) shows other vertebrae than the main series
     same_part = [s for s in candidates if not other_station(s, main)]
-    t1 = _most_slices(same_part) if same_part else None
+    # a T1 before contrast agent is the one the T1 models read (gadolinium brightens marrow and endplates)
+    plain = [s for s in same_part if not s.after_contrast]
+    t1 = _most_slices(plain or same_part) if same_part else None
     t1_index = next((i for i, s in enumerate(found) if s is t1), None)
     out = []
     for i, s in enumerate(found):
@@ -775,8 +779,12 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
             )
             if len(same_part) < len(candidates):
                 reason += " imaging the main series' part of the spine"
+            if plain and len(plain) < len(same_part):
+                reason += ", before contrast agent by its header"
+            elif not plain:
+                reason += "; its header shows a contrast agent (the study has no T1 without)"
         else:
-            role, reason = _unused_role(s, main, t1_index)
+            role, reason = _unused_role(s, main, t1, t1_index)
         numbered = sum(t.series_number == s.series_number for t in found) == 1 and s.series_number is not None
         pick = str(s.series_number) if numbered else s.series_uid
         out.append(
@@ -796,7 +804,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
     return tuple(out)
 
 
-def _unused_role(s: SeriesInfo, main: SeriesInfo, t1_index: int | None) -> tuple[str, str]:
+def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_index: int | None) -> tuple[str, str]:
     """The role and reason of a series that is neither the main series nor the T1 series read beside it."""
     if s.not_image is not None:
         return ROLE_NOT_USED, s.not_image
@@ -816,6 +824,8 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1_index: int | None) -> tuple
         return ROLE_STIR, "a sagittal STIR series of the study: recorded, not read"
     if seq == "T1" and main.sequence_hint == "T1":
         return ROLE_NOT_USED, "a T1 series, and the main series is T1 already"
+    if seq == "T1" and s.after_contrast and t1 is not None and not t1.after_contrast:
+        return ROLE_NOT_USED, f"a T1 after contrast agent by its header (the one read is [{t1_index}], before it)"
     if seq == "T1":
         return ROLE_NOT_USED, f"a second sagittal T1 series (the one read is [{t1_index}], with more slices)"
     if seq == "T2":

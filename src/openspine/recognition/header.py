@@ -57,6 +57,12 @@ DIXON_IMAGE_TYPES = frozenset(
 # ScanOptions values of a fat-suppressed acquisition (GE, Siemens)
 FAT_SUPPRESSED_OPTIONS = frozenset({"FS", "SFS", "FAT_SAT", "FATSAT", "SPECIAL_FS"})
 
+# names of images taken after a contrast agent (gadolinium): "+C", "C+", "post", "GAD", "Gd", "contrast", "KM"; not
+# "post op" (after an operation, no contrast) nor "posterior"
+_CONTRAST_NAMES = re.compile(
+    r"(?<![a-z])(post(?![\s_-]*op)|gad\w*|gd|contrast|km)(?![a-z])|\+\s*c(?![a-z])|(?<![a-z])c\s*\+"
+)
+
 # localiser (scout, survey, pilot) series: planning images, whatever their timing says
 _LOCALISER_NAMES = re.compile(r"locali[sz]er|(?<![a-z])(scout|survey|3[\s_-]?pl(ane)?|tri[\s_-]?pilot|loc)(?![a-z])")
 
@@ -143,6 +149,16 @@ def sequence_from_header(ds: _HeaderLike) -> str | None:
     """``"T1"``, ``"T2"``, ``"STIR"``, ``"other"`` or ``None`` from a DICOM header (see the module doc)."""
     found = _sequence_named(ds)
     return "other" if found == "T2" and not_t2_spin_echo(ds) else found
+
+
+def after_contrast(ds: _HeaderLike) -> bool:
+    """Whether the header shows an image taken after a contrast agent: ContrastBolusAgent filled in, or a name such
+    as ``T1 SAG FS +C`` or ``Sag T1 POST GAD``. Gadolinium brightens marrow and endplates on T1, which is what the T1
+    beside a T2 is read for."""
+    if _text(ds.get("ContrastBolusAgent") or "").strip():
+        return True
+    names = " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None)
+    return bool(_CONTRAST_NAMES.search(names.lower()))
 
 
 def is_localiser(ds: _HeaderLike) -> bool:

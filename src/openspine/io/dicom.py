@@ -39,6 +39,7 @@ from ..scan import Scan, ScanSource
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
 from .roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
+from .stations import centre_mm, lowest_station, other_station
 
 log = get_logger("io.dicom")
 
@@ -623,63 +624,6 @@ def _most_slices(series: list[SeriesInfo]) -> SeriesInfo:
     return min(series, key=lambda s: (-s.n_slices, s.series_number is None, s.series_number or 0))
 
 
-# stations of a whole-spine study: sagittal series of one frame of reference whose centres lie more than this share
-# of the taller one's height apart image different parts of the spine (re-acquisitions of one region overlap)
-STATION_APART = 1.0 / 3.0
-# a series of fewer slices is no station (a scout): slice counts are not compared, since a lumbar station of 4 mm
-# slices has fewer than a cervical one of 1 mm
-STATION_MIN_SLICES = 5
-
-
-# a series named for the sacrum, coccyx or pelvis images below the lumbar spine: never the station chosen as lowest
-# ("lumbosacral" names a lumbar station, so the words must stand alone)
-_BELOW_LUMBAR_NAMES = re.compile(
-    r"(?<![a-z])(sacrum|sacral|coccyx|coccygeal|pelvis|pelvic|hips?|si[\s_-]?joints?|sij)(?![a-z])"
-)
-
-
-def _named_below_lumbar(s: SeriesInfo) -> bool:
-    return bool(s.description and _BELOW_LUMBAR_NAMES.search(s.description.lower()))
-
-
-def _centre_mm(s: SeriesInfo) -> float:
-    return 0.5 * (s.height_mm[0] + s.height_mm[1]) if s.height_mm else 0.0
-
-
-def other_station(a: SeriesInfo, b: SeriesInfo) -> bool:
-    """Whether ``a`` and ``b`` image different parts of the spine (stations of a whole-spine study): one frame of
-    reference, centres more than :data:`STATION_APART` of the taller one's height apart. False when the headers
-    cannot tell (no geometry, other or no frames of reference)."""
-    if a.height_mm is None or b.height_mm is None or a.frame_of_reference_uid is None:
-        return False
-    if a.frame_of_reference_uid != b.frame_of_reference_uid:
-        return False
-    tallest = max(a.height_mm[1] - a.height_mm[0], b.height_mm[1] - b.height_mm[0])
-    return abs(_centre_mm(a) - _centre_mm(b)) > STATION_APART * tallest
-
-
-def _lowest_station(pool: list[SeriesInfo], best: SeriesInfo) -> tuple[SeriesInfo, int]:
-    """Where the series of ``pool`` are stations of a whole-spine study (:func:`other_station`), the one with the
-    most slices of the lowest station, and the number of stations; else ``best`` and 1. The models read the lumbar
-    spine, so the cervical station (often the first series, with as many slices) must not be the one analysed."""
-    peers = [
-        s
-        for s in pool
-        if s.n_slices >= STATION_MIN_SLICES
-        and s.height_mm is not None
-        and s.frame_of_reference_uid == best.frame_of_reference_uid  # heights compare within one frame only
-        and not _named_below_lumbar(s)  # a dedicated sacrum series beside a lumbar one is lower, and no lumbar station
-    ]
-    if best not in peers or not any(other_station(s, best) for s in peers):
-        return best, 1
-    lowest = min(peers, key=_centre_mm)
-    stations: list[SeriesInfo] = []
-    for s in sorted(peers, key=_centre_mm):
-        if not any(not other_station(s, t) for t in stations):
-            stations.append(s)
-    return _most_slices([s for s in peers if not other_station(s, lowest)]), len(stations)
-
-
 def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
     """The default main series among the image series of ``listed`` (the objects that are no image never count)."""
     found = [s for s in listed if s.is_image]
@@ -693,7 +637,7 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         # sequence the grader does not read (T1, STIR, other) is sure not to be, so it never wins over it
         unnamed = [s for s in sagittal if s.sequence_hint is None]
         pool = t2 or unnamed or sagittal
-        best, stations = _lowest_station(pool, _most_slices(pool))
+        best, stations = lowest_station(pool, _most_slices(pool), _most_slices)
         # which series the choice was among, and how it was made within them
         rule = (
             f"the lowest of {stations} stations (series of one frame of reference imaging different heights of the "
@@ -816,7 +760,7 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
         return ROLE_NOT_USED, f"the main series is {main.plane}, not sagittal, so nothing is read beside it"
     seq = s.sequence_hint
     if other_station(s, main):
-        where = "higher" if _centre_mm(s) > _centre_mm(main) else "lower"
+        where = "higher" if centre_mm(s) > centre_mm(main) else "lower"
         return ROLE_NOT_USED, (
             f"another station: it images a {where} part of the spine than the main series (one station is read)"
         )

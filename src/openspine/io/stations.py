@@ -1,0 +1,74 @@
+"""Stations of a whole-spine study: sagittal series of one frame of reference that image different heights of the
+spine (cervical, thoracic, lumbar), told apart from the headers alone (:attr:`SeriesInfo.height_mm`). The models read
+the lumbar spine, so the default choice of a study's main series takes the lowest station, and the T1 read beside it
+must be of the same one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .dicom import SeriesInfo
+
+__all__ = ["STATION_APART", "STATION_MIN_SLICES", "centre_mm", "lowest_station", "other_station"]
+
+# stations of a whole-spine study: sagittal series of one frame of reference whose centres lie more than this share
+# of the taller one's height apart image different parts of the spine (re-acquisitions of one region overlap)
+STATION_APART = 1.0 / 3.0
+# a series of fewer slices is no station (a scout): slice counts are not compared, since a lumbar station of 4 mm
+# slices has fewer than a cervical one of 1 mm
+STATION_MIN_SLICES = 5
+
+
+# a series named for the sacrum, coccyx or pelvis images below the lumbar spine: never the station chosen as lowest
+# ("lumbosacral" names a lumbar station, so the words must stand alone)
+_BELOW_LUMBAR_NAMES = re.compile(
+    r"(?<![a-z])(sacrum|sacral|coccyx|coccygeal|pelvis|pelvic|hips?|si[\s_-]?joints?|sij)(?![a-z])"
+)
+
+
+def _named_below_lumbar(s: SeriesInfo) -> bool:
+    return bool(s.description and _BELOW_LUMBAR_NAMES.search(s.description.lower()))
+
+
+def centre_mm(s: SeriesInfo) -> float:
+    return 0.5 * (s.height_mm[0] + s.height_mm[1]) if s.height_mm else 0.0
+
+
+def other_station(a: SeriesInfo, b: SeriesInfo) -> bool:
+    """Whether ``a`` and ``b`` image different parts of the spine (stations of a whole-spine study): one frame of
+    reference, centres more than :data:`STATION_APART` of the taller one's height apart. False when the headers
+    cannot tell (no geometry, other or no frames of reference)."""
+    if a.height_mm is None or b.height_mm is None or a.frame_of_reference_uid is None:
+        return False
+    if a.frame_of_reference_uid != b.frame_of_reference_uid:
+        return False
+    tallest = max(a.height_mm[1] - a.height_mm[0], b.height_mm[1] - b.height_mm[0])
+    return abs(centre_mm(a) - centre_mm(b)) > STATION_APART * tallest
+
+
+def lowest_station(
+    pool: list[SeriesInfo], best: SeriesInfo, most_slices: Callable[[list[SeriesInfo]], SeriesInfo]
+) -> tuple[SeriesInfo, int]:
+    """Where the series of ``pool`` are stations of a whole-spine study (:func:`other_station`), the one of the
+    lowest station that ``most_slices`` picks, and the number of stations; else ``best`` and 1. The models read the
+    lumbar spine, so the cervical station (often the first series, with as many slices) must not be the one read."""
+    peers = [
+        s
+        for s in pool
+        if s.n_slices >= STATION_MIN_SLICES
+        and s.height_mm is not None
+        and s.frame_of_reference_uid == best.frame_of_reference_uid  # heights compare within one frame only
+        and not _named_below_lumbar(s)  # a dedicated sacrum series beside a lumbar one is lower, and no lumbar station
+    ]
+    if best not in peers or not any(other_station(s, best) for s in peers):
+        return best, 1
+    lowest = min(peers, key=centre_mm)
+    stations: list[SeriesInfo] = []
+    for s in sorted(peers, key=centre_mm):
+        if not any(not other_station(s, t) for t in stations):
+            stations.append(s)
+    return most_slices([s for s in peers if not other_station(s, lowest)]), len(stations)

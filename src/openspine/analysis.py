@@ -124,8 +124,8 @@ def analyze(
     unsure = None if state.out_of_scope else scope.uncertain_sequence_flag(sequence)  # nothing was graded anyway
     state.flags.extend(f for f in (unsure, scope.low_score_flag(state.vertebrae)) if f)
     fov = scope.field_of_view((v.label for v in state.vertebrae), seen.cervical_probability)
-    if unread and not {"lumbar", "sacral"} & set(fov["regions"]):
-        state.flags.append(_other_series_flag(unread, fov["value"]))
+    if unread and "sacral" not in fov["regions"]:  # no lumbar spine seen down to the sacrum: another may show it
+        state.flags.append(_other_series_flag(unread, fov))
 
     timings["total"] = time.perf_counter() - t0
     for stage, why in state.not_run.items():
@@ -419,7 +419,7 @@ def _read(
     if isinstance(source, Scan):
         return source, None
     from .io import load_study
-    from .io.roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR
+    from .io.roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED
 
     study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
     flags.extend(study.flags)  # several studies in the folder: the choice is said in the result
@@ -429,7 +429,10 @@ def _read(
     (unread if unread is not None else []).extend(
         f"{r.description or 'series'} (--series {r.pick})"
         for r in study.roles
-        if r.role in (ROLE_NOT_USED, ROLE_STIR) and r.plane == "sagittal" and not r.reason.startswith(OTHER_STUDY)
+        if r.role == ROLE_NOT_USED
+        and r.plane == "sagittal"
+        and r.sequence in ("T2", None)  # one the grader may read
+        and not r.reason.startswith(OTHER_STUDY)
     )
     for option, why in _main_not_applied(cfg, study.main).items():  # said now, and kept in result.json
         log.warning("--%s %s", option.replace("_", "-"), why)
@@ -441,11 +444,13 @@ def with_series_choice(scan: Scan, reason: str) -> Scan:
     return replace(scan, source=replace(scan.source, extra={**scan.source.extra, SERIES_CHOICE: reason}))
 
 
-def _other_series_flag(unread: list[str], field_of_view: str) -> str:
-    """Said where the series analysed shows no lumbar spine while the study holds other sagittal series: one of them
-    may (the other station of a whole-spine study whose heights the headers cannot compare, a second T2)."""
+def _other_series_flag(unread: list[str], field_of_view: Mapping[str, Any]) -> str:
+    """Said where the series analysed shows no lumbar spine down to the sacrum while the study holds other sagittal
+    T2 series (or series naming no sequence): one of them may (the other station of a whole-spine study whose heights
+    the headers cannot compare, a second T2)."""
+    seen = "no sacrum" if "lumbar" in field_of_view["regions"] else "no lumbar vertebra"
     return (
-        f"other_series_unread: the series analysed shows no lumbar vertebra (field of view: {field_of_view}); the "
+        f"other_series_unread: the series analysed shows {seen} (field of view: {field_of_view['value']}); the "
         f"study's other sagittal series, not analysed: {', '.join(unread)}; one may show the lumbar spine (openspine "
         "info lists them)"
     )

@@ -475,9 +475,12 @@ def _info(number: int, plane: str, n: int) -> SeriesInfo:
     return series_info(number, plane, n, None)
 
 
-def test_default_choice_ties_go_to_lowest_series_number() -> None:
+def test_default_choice_ties_go_to_the_later_series() -> None:
+    """A series is repeated when the first was degraded (motion): of two alike, the repeat is read."""
     found = [_info(5, "sagittal", 15), _info(4, "sagittal", 15), _info(6, "sagittal", 12), _info(1, "axial", 30)]
-    assert choose_series(found, None, quiet=True).series_number == 4
+    chosen, why = choose_series_why(found, None)
+    assert chosen.series_number == 5 and why.endswith("as many slices as #4: the later series is read (a series is "
+                                                      "repeated when the first was degraded)")  # fmt: skip
 
 
 def test_default_choice_without_a_sagittal_series() -> None:

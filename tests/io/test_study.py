@@ -210,17 +210,21 @@ def test_every_series_gets_a_role_and_a_reason() -> None:
     assert [r.index for r in roles] == list(range(len(found)))
     by_number = {found[r.index].series_number: r for r in roles}
     assert {n: r.role for n, r in by_number.items()} == {
-        1: "not used", 2: "T1", 3: "main", 4: "STIR", 5: "not used", 6: "not used", 7: "not used", 8: "not used",
+        1: "not used", 2: "T1", 3: "not used", 4: "STIR", 5: "not used", 6: "not used", 7: "main", 8: "not used",
         9: "not used",
     }  # fmt: skip
     assert "not sagittal (axial)" in by_number[1].reason
     assert "second sagittal T1" in by_number[5].reason and "[1]" in by_number[5].reason
-    assert "another sagittal T2" in by_number[7].reason  # ties: the lowest SeriesNumber is main
+    # ties go to the later series (a repeat is taken when the first was degraded), and the reason says so
+    assert "another sagittal T2" in by_number[3].reason
+    assert "; as many slices as #3: the later series is read (a series is repeated when the first was degraded)" in (
+        by_number[7].reason
+    )
     assert "another study" in by_number[8].reason  # a T1 of another study is never read beside this one
     assert "sequence other" in by_number[9].reason
     assert by_number[1].text().startswith("not used: not sagittal")
     # series 8 belongs to another study: the listing of the main series says the folder holds two
-    assert by_number[3].text() == "main (graded); the folder holds 2 studies (StudyInstanceUID): choose with --series"
+    assert by_number[7].text() == "main (graded); the folder holds 2 studies (StudyInstanceUID): choose with --series"
     assert by_number[2].text() == "T1 (read beside the main series)"
 
 
@@ -315,7 +319,7 @@ def test_a_folder_of_two_patients_is_read_with_a_flag(tmp_path: Path) -> None:
         ds.save_as(f)
     study = load_study(tmp_path / "mix")
     assert len(study.flags) == 1 and study.flags[0].startswith(
-        "several_studies: the folder holds 2 studies (StudyInstanceUID) of 2 patients (PatientID); analysed series [0]"
+        "several_studies: the folder holds 2 studies (StudyInstanceUID) of 2 patients (PatientID); analysed series [1]"
     )
     assert "OTHER-99" not in study.flags[0] and "choose another with --series" in study.flags[0]
     main = next(r for r in study.roles if r.role == "main")
@@ -384,6 +388,17 @@ def test_series_of_one_part_of_the_spine_keep_the_most_slices_rule() -> None:
     assert choose_series([lumbar, sacrum], None, quiet=True).series_number == 2
     neck = dataclasses.replace(_station(1, 15, "T2", 360.0), description="T2 SAG C-SPINE")
     assert choose_series([neck, lumbar], None, quiet=True).series_number == 2
+    for name in ("T2 SAG SACROCOCCYGEAL", "SACROILIAC", "KREUZBEIN", "T2_TSE_SAG_SAC", "S-SPINE/COCCYX"):
+        below = dataclasses.replace(sacrum, description=name)
+        assert choose_series([lumbar, below], None, quiet=True).series_number == 2, name
+    # a lumbar station whose name mentions the sacrum too is a lumbar station (the neck had been read: user test)
+    both = dataclasses.replace(lumbar, description="T2 SAG LUMBAR + SACRUM")
+    assert choose_series([neck, both], None, quiet=True).series_number == 2
+    # an acquired series beats a derived one (an MPR of a 3D sequence) with more slices
+    mpr = dataclasses.replace(_info(9, "sagittal", 113, "T2", description="T2 SPACE SAG MPR"), derived=True)
+    chosen, why = choose_series_why([_info(3, "sagittal", 57, "T2"), mpr], None)
+    assert chosen.series_number == 3 and "derived series (ImageType DERIVED" in why
+    assert choose_series([mpr], None, quiet=True).series_number == 9  # alone, it is read
     # the T1 read beside the T2 is one before contrast agent, whatever the slice counts
     post = dataclasses.replace(_info(4, "sagittal", 19, "T1", description="T1 SAG FS +C"), after_contrast=True)
     found = [_info(2, "sagittal", 15, "T2"), post, _info(5, "sagittal", 15, "T1", description="T1 SAG")]
@@ -461,3 +476,17 @@ def test_stations_whose_heights_cannot_be_compared_say_the_lumbar_one_may_be_unr
     )
     # asked for as the flag says, the lumbar station is graded
     assert [d for d in openspine.analyze(tmp_path / "study", series="2").discs if d.grades]
+
+
+def test_the_flag_names_what_the_series_read_lacks() -> None:
+    """A thoraco-lumbar series read beside a lumbar one it cannot be compared with (user test: no grade and no word of
+    the other series): the flag fires wherever the sacrum is not seen, and says what is missing."""
+    from openspine.analysis import _other_series_flag
+
+    upper = {"value": "thoracic+lumbar", "regions": ["thoracic", "lumbar"]}
+    assert _other_series_flag(["T2 SAG LUMBAR (--series 5)"], upper).startswith(
+        "other_series_unread: the series analysed shows no sacrum (field of view: thoracic+lumbar); the study's other "
+        "sagittal series, not analysed: T2 SAG LUMBAR (--series 5)"
+    )
+    neck = {"value": "cervical", "regions": ["cervical"]}
+    assert "shows no lumbar vertebra (field of view: cervical)" in _other_series_flag(["x (--series 2)"], neck)

@@ -34,7 +34,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from .. import geometry, scope
 from .._logging import get_logger
 from ..errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
-from ..recognition.header import after_contrast, sequence_from_header
+from ..recognition.header import after_contrast, header_tokens, sequence_from_header
 from ..scan import Scan, ScanSource
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
@@ -260,6 +260,7 @@ class SeriesInfo:
     height_mm: tuple[float, float] | None = None
     frame_of_reference_uid: str | None = None
     after_contrast: bool = False  # its header shows a contrast agent (:func:`~openspine.recognition.after_contrast`)
+    derived: bool = False  # ImageType DERIVED: a reformat or a composed image, not an acquired series
 
     @property
     def is_image(self) -> bool:
@@ -475,6 +476,7 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         manufacturer=_str_or_none(first.get("Manufacturer")),
         sequence_hint=_sequence_hint(first),
         after_contrast=after_contrast(first),
+        derived=header_tokens(first.get("ImageType"))[:1] == ["DERIVED"],
         root=root,
         not_image=not_an_image(first),
         patient_key=_patient_key(first),
@@ -620,8 +622,18 @@ def _listing(found: list[SeriesInfo], among: list[SeriesInfo] | None = None) -> 
 
 
 def _most_slices(series: list[SeriesInfo]) -> SeriesInfo:
-    """The series with the most slices; ties go to the lowest SeriesNumber."""
-    return min(series, key=lambda s: (-s.n_slices, s.series_number is None, s.series_number or 0))
+    """The series with the most slices; ties go to the later series (the highest SeriesNumber): a series is repeated
+    when the first was degraded (motion), so of two alike the repeat is the one to read."""
+    return min(series, key=lambda s: (-s.n_slices, s.series_number is None, -(s.series_number or 0)))
+
+
+def _tie_note(chosen: SeriesInfo, among: list[SeriesInfo]) -> str:
+    """Said where ``chosen`` won on its SeriesNumber alone: another of ``among`` has as many slices."""
+    tied = [s for s in among if s is not chosen and s.n_slices == chosen.n_slices]
+    if not tied:
+        return ""
+    numbers = ", ".join(f"#{s.series_number}" if s.series_number is not None else "#?" for s in tied)
+    return f"; as many slices as {numbers}: the later series is read (a series is repeated when the first was degraded)"
 
 
 def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
@@ -637,6 +649,10 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         # sequence the grader does not read (T1, STIR, other) is sure not to be, so it never wins over it
         unnamed = [s for s in sagittal if s.sequence_hint is None]
         pool = t2 or unnamed or sagittal
+        # an acquired series beats a derived one (an MPR of a 3D sequence, a composed whole spine): the grader was
+        # trained on acquired 2D slices
+        acquired = [s for s in pool if not s.derived]
+        pool = acquired or pool
         best, stations = lowest_station(pool, _most_slices(pool), _most_slices)
         # which series the choice was among, and how it was made within them
         rule = (
@@ -656,7 +672,9 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
             )
         else:
             why = f"{rule} ({len(sagittal)} sagittal of {len(found)} series, none whose header says T2)"
-        return best, why
+        if len(acquired) < len([s for s in t2 or unnamed or sagittal]) and acquired:
+            why += "; derived series (ImageType DERIVED: reformats, composed images) only where none is acquired"
+        return best, why + _tie_note(best, [s for s in pool if not other_station(s, best)])
     if len(found) == 1:
         return found[0], "the only series"
     planar = [s for s in found if s.plane in ("axial", "coronal")]
@@ -711,6 +729,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
     # a T1 before contrast agent is the one the T1 models read (gadolinium brightens marrow and endplates)
     plain = [s for s in same_part if not s.after_contrast]
     t1 = _most_slices(plain or same_part) if same_part else None
+    t1_tie = _tie_note(t1, plain or same_part) if t1 is not None else ""
     t1_index = next((i for i, s in enumerate(found) if s is t1), None)
     out = []
     for i, s in enumerate(found):
@@ -727,6 +746,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
                 reason += ", before contrast agent by its header"
             elif not plain:
                 reason += "; its header shows a contrast agent (the study has no T1 without)"
+            reason += t1_tie
         else:
             role, reason = _unused_role(s, main, t1, t1_index)
         numbered = sum(t.series_number == s.series_number for t in found) == 1 and s.series_number is not None
@@ -771,7 +791,8 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
     if seq == "T1" and s.after_contrast and t1 is not None and not t1.after_contrast:
         return ROLE_NOT_USED, f"a T1 after contrast agent by its header (the one read is [{t1_index}], before it)"
     if seq == "T1":
-        return ROLE_NOT_USED, f"a second sagittal T1 series (the one read is [{t1_index}], with more slices)"
+        why = "as many slices, a later series" if t1 is not None and t1.n_slices == s.n_slices else "with more slices"
+        return ROLE_NOT_USED, f"a second sagittal T1 series (the one read is [{t1_index}], {why})"
     if seq == "T2":
         return ROLE_NOT_USED, "another sagittal T2 series (one series is graded: the main one)"
     if seq is None:

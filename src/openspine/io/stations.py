@@ -23,15 +23,18 @@ STATION_APART = 1.0 / 3.0
 STATION_MIN_SLICES = 5
 
 
-# a series named for the sacrum, coccyx or pelvis images below the lumbar spine: never the station chosen as lowest
-# ("lumbosacral" names a lumbar station, so the words must stand alone)
+# a series named for the sacrum, coccyx, pelvis or SI joints images below the lumbar spine: never the station chosen
+# as lowest, unless its name also says lumbar ("T2 SAG LUMBAR + SACRUM"); the words must stand alone, so that
+# "lumbosacral" does not count ("sac…" covers sacral, sacro-iliac, sacrococcygeal and a "_SAC" suffix)
 _BELOW_LUMBAR_NAMES = re.compile(
-    r"(?<![a-z])(sacrum|sacral|coccyx|coccygeal|pelvis|pelvic|hips?|si[\s_-]?joints?|sij)(?![a-z])"
+    r"(?<![a-z])(sac\w*|coccy\w*|pelvi\w*|hips?|si[\s_-]?joints?|sij|isg|kreuzbein|stei(ss|ß)bein|becken)(?![a-z])"
 )
+_LUMBAR_NAMES = re.compile(r"(?<![a-z])(lumb\w*|l[\s_-]?spine|lws|ls[\s_-]?spine)(?![a-z])")
 
 
 def _named_below_lumbar(s: SeriesInfo) -> bool:
-    return bool(s.description and _BELOW_LUMBAR_NAMES.search(s.description.lower()))
+    text = (s.description or "").lower()
+    return bool(_BELOW_LUMBAR_NAMES.search(text)) and not _LUMBAR_NAMES.search(text)
 
 
 def centre_mm(s: SeriesInfo) -> float:
@@ -56,15 +59,16 @@ def lowest_station(
     """Where the series of ``pool`` are stations of a whole-spine study (:func:`other_station`), the one of the
     lowest station that ``most_slices`` picks, and the number of stations; else ``best`` and 1. The models read the
     lumbar spine, so the cervical station (often the first series, with as many slices) must not be the one read."""
-    peers = [
+    comparable = [
         s
         for s in pool
         if s.n_slices >= STATION_MIN_SLICES
         and s.height_mm is not None
         and s.frame_of_reference_uid == best.frame_of_reference_uid  # heights compare within one frame only
-        and not _named_below_lumbar(s)  # a dedicated sacrum series beside a lumbar one is lower, and no lumbar station
     ]
-    if best not in peers or not any(other_station(s, best) for s in peers):
+    # a dedicated sacrum series beside a lumbar one is lower, and no lumbar station
+    peers = [s for s in comparable if not _named_below_lumbar(s)]
+    if best not in comparable or not peers or not any(other_station(s, best) for s in comparable):
         return best, 1
     lowest = min(peers, key=centre_mm)
     stations: list[SeriesInfo] = []

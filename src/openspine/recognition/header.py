@@ -126,7 +126,7 @@ def sequence_from_timing(
     return None
 
 
-def _tokens(value: Any) -> list[str]:
+def header_tokens(value: Any) -> list[str]:
     """The upper-case values of a multi-valued element (``SE\\IR``, ``['DERIVED', 'PRIMARY', 'DIXON']``)."""
     return _text(value).upper().replace("\\", " ").split() if value is not None else []
 
@@ -134,12 +134,12 @@ def _tokens(value: Any) -> list[str]:
 def not_t2_spin_echo(ds: _HeaderLike) -> bool:
     """Whether the header shows a gradient echo, a Dixon image or fat suppression: not the T2 spin echo without fat
     suppression the grader was trained on, whatever its name says."""
-    scanning = _tokens(ds.get("ScanningSequence"))
+    scanning = header_tokens(ds.get("ScanningSequence"))
     if "GR" in scanning and "SE" not in scanning:  # GRASE (SE and GR) is a spin echo train
         return True
-    if DIXON_IMAGE_TYPES & set(_tokens(ds.get("ImageType"))[2:]):  # after ORIGINAL/DERIVED and PRIMARY/SECONDARY
+    if DIXON_IMAGE_TYPES & set(header_tokens(ds.get("ImageType"))[2:]):  # after ORIGINAL/DERIVED and PRIMARY/SECONDARY
         return True
-    if FAT_SUPPRESSED_OPTIONS & set(_tokens(ds.get("ScanOptions"))):
+    if FAT_SUPPRESSED_OPTIONS & set(header_tokens(ds.get("ScanOptions"))):
         return True
     names = " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None)
     return bool(_GRADIENT_ECHO_NAMES.search(names.lower()) or _NOT_T2_NAMES.search(names.lower()))
@@ -163,7 +163,7 @@ def after_contrast(ds: _HeaderLike) -> bool:
 
 def is_localiser(ds: _HeaderLike) -> bool:
     """Whether the header shows a localiser (scout, survey) series: ImageType LOCALIZER, or a name saying so."""
-    if "LOCALIZER" in _tokens(ds.get("ImageType")):
+    if "LOCALIZER" in header_tokens(ds.get("ImageType")):
         return True
     names = " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None)
     return bool(_LOCALISER_NAMES.search(names.lower()))
@@ -173,7 +173,7 @@ def _sequence_named(ds: _HeaderLike) -> str | None:
     """Rules 0-4 of the module doc, before a T2 is checked for a gradient echo or a Dixon image."""
     if is_localiser(ds):
         return "other"
-    ir = "IR" in _tokens(ds.get("ScanningSequence"))
+    ir = "IR" in header_tokens(ds.get("ScanningSequence"))
     timed = sequence_from_timing(
         _number(ds.get("RepetitionTime")), _number(ds.get("EchoTime")), _number(ds.get("InversionTime")), ir
     )

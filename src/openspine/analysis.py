@@ -426,14 +426,15 @@ def _read(
     main_role = next((r for r in study.roles if r.role == ROLE_MAIN), None)
     if main_role is not None:  # result.json says why this series of the study was read (input.series)
         study = replace(study, main=with_series_choice(study.main, main_role.reason))
-    (unread if unread is not None else []).extend(
-        f"{r.description or 'series'} (--series {r.pick})"
-        for r in study.roles
-        if r.role == ROLE_NOT_USED
-        and r.plane == "sagittal"
-        and r.sequence in ("T2", None)  # one the grader may read
-        and not r.reason.startswith(OTHER_STUDY)
-    )
+    if unread is not None:
+        unread.extend(
+            f"{r.description or 'series'} (--series {r.pick})"
+            for r in study.roles
+            if r.role == ROLE_NOT_USED
+            and r.plane == "sagittal"
+            and r.sequence in ("T2", None)  # one the grader may read
+            and not r.reason.startswith(OTHER_STUDY)
+        )
     for option, why in _main_not_applied(cfg, study.main).items():  # said now, and kept in result.json
         log.warning("--%s %s", option.replace("_", "-"), why)
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1

@@ -131,6 +131,11 @@ def header_tokens(value: Any) -> list[str]:
     return _text(value).upper().replace("\\", " ").split() if value is not None else []
 
 
+def _names(ds: _HeaderLike) -> str:
+    """The header's names of the series (description, sequence and protocol names), lower case, in one string."""
+    return " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None).lower()
+
+
 def not_t2_spin_echo(ds: _HeaderLike) -> bool:
     """Whether the header shows a gradient echo, a Dixon image or fat suppression: not the T2 spin echo without fat
     suppression the grader was trained on, whatever its name says."""
@@ -141,8 +146,8 @@ def not_t2_spin_echo(ds: _HeaderLike) -> bool:
         return True
     if FAT_SUPPRESSED_OPTIONS & set(header_tokens(ds.get("ScanOptions"))):
         return True
-    names = " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None)
-    return bool(_GRADIENT_ECHO_NAMES.search(names.lower()) or _NOT_T2_NAMES.search(names.lower()))
+    names = _names(ds)
+    return bool(_GRADIENT_ECHO_NAMES.search(names) or _NOT_T2_NAMES.search(names))
 
 
 def sequence_from_header(ds: _HeaderLike) -> str | None:
@@ -157,16 +162,14 @@ def after_contrast(ds: _HeaderLike) -> bool:
     beside a T2 is read for."""
     if _text(ds.get("ContrastBolusAgent") or "").strip():
         return True
-    names = " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None)
-    return bool(_CONTRAST_NAMES.search(names.lower()))
+    return bool(_CONTRAST_NAMES.search(_names(ds)))
 
 
 def is_localiser(ds: _HeaderLike) -> bool:
     """Whether the header shows a localiser (scout, survey) series: ImageType LOCALIZER, or a name saying so."""
     if "LOCALIZER" in header_tokens(ds.get("ImageType")):
         return True
-    names = " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None)
-    return bool(_LOCALISER_NAMES.search(names.lower()))
+    return bool(_LOCALISER_NAMES.search(_names(ds)))
 
 
 def _sequence_named(ds: _HeaderLike) -> str | None:

@@ -398,6 +398,12 @@ def test_series_of_one_part_of_the_spine_keep_the_most_slices_rule() -> None:
     mpr = dataclasses.replace(_info(9, "sagittal", 113, "T2", description="T2 SPACE SAG MPR"), derived=True)
     chosen, why = choose_series_why([_info(3, "sagittal", 57, "T2"), mpr], None)
     assert chosen.series_number == 3 and "derived series (ImageType DERIVED" in why
+    assert series_roles([_info(3, "sagittal", 57, "T2"), mpr])[1].reason.startswith("a derived sagittal T2 series")
+    # a sacrum series with more slices, in its own frame of reference (no station rule), is still left aside
+    own = dataclasses.replace(sacrum, n_slices=60, frame_of_reference_uid="5.5.5")
+    chosen, why = choose_series_why([lumbar, own], None)
+    assert chosen.series_number == 2 and why.endswith("; 1 named for the sacrum, coccyx or pelvis left aside")
+    assert series_roles([lumbar, own])[1].reason.startswith("its name says sacrum, coccyx or pelvis")
     assert choose_series([mpr], None, quiet=True).series_number == 9  # alone, it is read
     # the T1 read beside the T2 is one before contrast agent, whatever the slice counts
     post = dataclasses.replace(_info(4, "sagittal", 19, "T1", description="T1 SAG FS +C"), after_contrast=True)
@@ -406,8 +412,11 @@ def test_series_of_one_part_of_the_spine_keep_the_most_slices_rule() -> None:
     assert [r.role for r in roles] == ["main", "not used", "T1"]
     assert roles[2].reason.endswith(", before contrast agent by its header")
     assert roles[1].reason == "a T1 after contrast agent by its header (the one read is [2], before it)"
+    assert roles[2].text() == "T1 (read beside the main series); before contrast agent by its header"  # info says so
     roles = series_roles(found[:2])  # no T1 without: the one after contrast is read, and said so
     assert roles[1].role == "T1" and roles[1].reason.endswith("(the study has no T1 without)")
+    assert roles[1].text().endswith("; its header shows a contrast agent (the study has no T1 without)")
+    assert series_roles(found[::2])[1].text() == "T1 (read beside the main series)"  # one T1: nothing to add
     # what --series takes to read each series: its number, or its UID where two series share the number
     twins = [_info(3, "sagittal", 15, "T2"), dataclasses.replace(_info(4, "sagittal", 12, "T2"), series_number=3)]
     assert [r.pick for r in series_roles(twins)] == ["1.2.3.3", "1.2.3.4"]

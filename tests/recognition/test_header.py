@@ -131,3 +131,9 @@ def test_images_after_a_contrast_agent_are_told_by_the_header() -> None:
     for name in ("T1 SAG", "T1 SAG POST OP", "t1_tse_sag posterior", "T2 SAG", "sag_t1_fs"):
         assert not after_contrast(_ds(SeriesDescription=name)), name
     assert not after_contrast(_ds(SeriesDescription="T1 SAG", ContrastBolusAgent=""))
+    # one word after; names saying before win, also over an agent copied into every series of the study (user test)
+    for name in ("T1 SAG POSTCONTRAST", "SAG T1 POSTGAD"):
+        assert after_contrast(_ds(SeriesDescription=name)), name
+    before = ("SAG T1 PRE GAD", "T1 SAG PRE CONTRAST", "T1 SAG NON-CONTRAST", "T1 SAG W/O CONTRAST", "T1 SAG ohne KM")
+    for name in (*before, "t1_tse_sag_precontrast", "T1 SAG nativ"):
+        assert not after_contrast(_ds(SeriesDescription=name, ContrastBolusAgent="Gadovist")), name

@@ -39,7 +39,7 @@ from ..scan import Scan, ScanSource
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
 from .roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
-from .stations import centre_mm, lowest_station, other_station
+from .stations import centre_mm, lowest_station, named_below_lumbar, other_station
 
 log = get_logger("io.dicom")
 
@@ -566,10 +566,13 @@ def choose_series(found: list[SeriesInfo], wanted: str | int | None, quiet: bool
     (an int or a digit string), then the list index that ``openspine info`` shows. With ``wanted=None`` the
     sagittal series whose header says T2 (:attr:`SeriesInfo.sequence_hint`) with the most slices is chosen; else
     the sagittal series whose header names no sequence with the most slices (it may well be the T2: anonymised
-    exports often drop the words), else the sagittal series with the most slices (ties: lowest SeriesNumber); a
-    lone image series is chosen whatever its plane. A sagittal MR series (or one naming no modality) is chosen before
-    a sagittal series of another modality (a CT reformat), which no model reads. Unless ``quiet``, the choice and its
-    reason are logged at INFO (at WARNING when the folder holds several studies or patients: :func:`several_studies`).
+    exports often drop the words), else the sagittal series with the most slices; a lone image series is chosen
+    whatever its plane. Within that choice an acquired series beats a derived one (ImageType DERIVED), a series
+    named for the sacrum, coccyx or pelvis is left aside, the lowest of several stations of a whole-spine study is
+    taken (:mod:`openspine.io.stations`), and ties on slices go to the later series (the higher SeriesNumber: a
+    repeat). A sagittal MR series (or one naming no modality) is chosen before a sagittal series of another modality
+    (a CT reformat), which no model reads. Unless ``quiet``, the choice and its reason are logged at INFO (at WARNING
+    when the folder holds several studies or patients: :func:`several_studies`).
     """
     chosen, why = choose_series_why(found, wanted)
     if not quiet:
@@ -653,6 +656,10 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         # trained on acquired 2D slices
         acquired = [s for s in pool if not s.derived]
         pool = acquired or pool
+        # a series named for the sacrum or pelvis shows no lumbar spine to grade, in any frame of reference
+        lumbar_named = [s for s in pool if not named_below_lumbar(s)]
+        below = len(pool) - len(lumbar_named)
+        pool = lumbar_named or pool
         best, stations = lowest_station(pool, _most_slices(pool), _most_slices)
         # which series the choice was among, and how it was made within them
         rule = (
@@ -672,8 +679,10 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
             )
         else:
             why = f"{rule} ({len(sagittal)} sagittal of {len(found)} series, none whose header says T2)"
-        if len(acquired) < len([s for s in t2 or unnamed or sagittal]) and acquired:
+        if len(acquired) < len(t2 or unnamed or sagittal) and acquired:
             why += "; derived series (ImageType DERIVED: reformats, composed images) only where none is acquired"
+        if below and lumbar_named:
+            why += f"; {below} named for the sacrum, coccyx or pelvis left aside"
         return best, why + _tie_note(best, [s for s in pool if not other_station(s, best)])
     if len(found) == 1:
         return found[0], "the only series"
@@ -731,6 +740,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
     t1 = _most_slices(plain or same_part) if same_part else None
     t1_tie = _tie_note(t1, plain or same_part) if t1 is not None else ""
     t1_index = next((i for i, s in enumerate(found) if s is t1), None)
+    t1_note = ""  # what the listing adds to the T1's role: whether it was taken before or after contrast agent
     out = []
     for i, s in enumerate(found):
         if s is main:
@@ -743,9 +753,11 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
             if len(same_part) < len(candidates):
                 reason += " imaging the main series' part of the spine"
             if plain and len(plain) < len(same_part):
-                reason += ", before contrast agent by its header"
+                t1_note = "before contrast agent by its header"
+                reason += f", {t1_note}"
             elif not plain:
-                reason += "; its header shows a contrast agent (the study has no T1 without)"
+                t1_note = "its header shows a contrast agent (the study has no T1 without)"
+                reason += f"; {t1_note}"
             reason += t1_tie
         else:
             role, reason = _unused_role(s, main, t1, t1_index)
@@ -759,7 +771,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
                 s.description or "",
                 s.series_uid,
                 reason,
-                note or "",
+                t1_note if s is t1 else note or "",
                 s.modality,
                 s.plane,
                 pick,
@@ -793,6 +805,10 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
     if seq == "T1":
         why = "as many slices, a later series" if t1 is not None and t1.n_slices == s.n_slices else "with more slices"
         return ROLE_NOT_USED, f"a second sagittal T1 series (the one read is [{t1_index}], {why})"
+    if seq == "T2" and named_below_lumbar(s) and not named_below_lumbar(main):
+        return ROLE_NOT_USED, "its name says sacrum, coccyx or pelvis: not the lumbar spine the models read"
+    if seq == "T2" and s.derived and not main.derived:
+        return ROLE_NOT_USED, "a derived sagittal T2 series (ImageType DERIVED: a reformat); the acquired one is read"
     if seq == "T2":
         return ROLE_NOT_USED, "another sagittal T2 series (one series is graded: the main one)"
     if seq is None:

@@ -43,7 +43,8 @@ class SeriesRole:
         series_uid: its SeriesInstanceUID.
         reason: why it plays this role, in words.
         note: what the listing of the main series adds: that the folder holds several studies or patients, of
-            which the default choice took this one ("" when it does not).
+            which the default choice took this one; of the T1 series, whether it was taken before or after contrast
+            agent where the study holds both kinds ("" when there is nothing to add).
         modality: its Modality (``"MR"``, ``"CT"`` …) or None; a main series of a modality no model reads is listed
             as not analysed (:func:`openspine.scope.modality_reason`).
         plane: its plane by the header's geometry (``"sagittal"``, ``"axial"`` …) or None; a main series that is not
@@ -81,6 +82,8 @@ class SeriesRole:
                 main = _main_text(self.sequence)
             return f"{main}; {self.note}: choose with --series" if self.note else main
         words = _ROLE_TEXT.get(self.role, self.role)
+        if self.role == ROLE_T1 and self.note:  # taken before or after contrast agent
+            return f"{words}; {self.note}"
         return f"{words}: {self.reason}" if self.role == ROLE_NOT_USED else words
 
 

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .dicom import SeriesInfo
 
-__all__ = ["STATION_APART", "STATION_MIN_SLICES", "centre_mm", "lowest_station", "other_station"]
+__all__ = [
+    "STATION_APART",
+    "STATION_MIN_SLICES",
+    "centre_mm",
+    "lowest_station",
+    "named_below_lumbar",
+    "other_station",
+]
 
 # stations of a whole-spine study: sagittal series of one frame of reference whose centres lie more than this share
 # of the taller one's height apart image different parts of the spine (re-acquisitions of one region overlap)
@@ -32,7 +39,8 @@ _BELOW_LUMBAR_NAMES = re.compile(
 _LUMBAR_NAMES = re.compile(r"(?<![a-z])(lumb\w*|l[\s_-]?spine|lws|ls[\s_-]?spine)(?![a-z])")
 
 
-def _named_below_lumbar(s: SeriesInfo) -> bool:
+def named_below_lumbar(s: SeriesInfo) -> bool:
+    """Whether the series' name says it images the sacrum, coccyx, pelvis or SI joints, and not the lumbar spine."""
     text = (s.description or "").lower()
     return bool(_BELOW_LUMBAR_NAMES.search(text)) and not _LUMBAR_NAMES.search(text)
 
@@ -67,7 +75,7 @@ def lowest_station(
         and s.frame_of_reference_uid == best.frame_of_reference_uid  # heights compare within one frame only
     ]
     # a dedicated sacrum series beside a lumbar one is lower, and no lumbar station
-    peers = [s for s in comparable if not _named_below_lumbar(s)]
+    peers = [s for s in comparable if not named_below_lumbar(s)]
     if best not in comparable or not peers or not any(other_station(s, best) for s in comparable):
         return best, 1
     lowest = min(peers, key=centre_mm)

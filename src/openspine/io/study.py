@@ -59,7 +59,10 @@ def load_study(
         series: the main series of a DICOM input holding several (SeriesInstanceUID, SeriesNumber or the index
             ``openspine info`` shows); by default the sagittal series whose header says T2 with the most slices,
             else the one naming no sequence, else the sagittal series with the most slices (objects that are no
-            image, such as a SEG, never), the same choice as :func:`~openspine.io.load_scan`.
+            image, such as a SEG, never; acquired before derived; not one named for the sacrum; the lowest station
+            of a whole-spine study; of two alike, the later), the same choice as :func:`~openspine.io.load_scan`
+            (:func:`openspine.io.dicom.choose_series`). The T1 read beside it is of its station and taken before
+            contrast agent where the study holds one.
         pixel_spacing: row and column spacing in mm, required for PNG/JPEG input.
 
     Only the main and the T1 series are read (pixels); the other series' headers only. A T1 series that cannot

@@ -57,10 +57,16 @@ DIXON_IMAGE_TYPES = frozenset(
 # ScanOptions values of a fat-suppressed acquisition (GE, Siemens)
 FAT_SUPPRESSED_OPTIONS = frozenset({"FS", "SFS", "FAT_SAT", "FATSAT", "SPECIAL_FS"})
 
-# names of images taken after a contrast agent (gadolinium): "+C", "C+", "post", "GAD", "Gd", "contrast", "KM"; not
-# "post op" (after an operation, no contrast) nor "posterior"
+# names of images taken after a contrast agent (gadolinium): "+C", "C+", "post", "postcontrast", "GAD", "Gd",
+# "contrast", "KM"; not "post op" (after an operation, no contrast) nor "posterior"
 _CONTRAST_NAMES = re.compile(
-    r"(?<![a-z])(post(?![\s_-]*op)|gad\w*|gd|contrast|km)(?![a-z])|\+\s*c(?![a-z])|(?<![a-z])c\s*\+"
+    r"(?<![a-z])(post(?![\s_-]*op)|post[\s_-]*(contrast|gad\w*|gd|km)|gad\w*|gd|contrast|km)(?![a-z])"
+    r"|\+\s*c(?![a-z])|(?<![a-z])c\s*\+"
+)
+# names of images taken before one, which a contrast study holds too: "PRE GAD", "precontrast", "NON-CONTRAST",
+# "W/O CONTRAST", "without contrast", German "ohne KM", "nativ"
+_BEFORE_CONTRAST_NAMES = re.compile(
+    r"(?<![a-z])((pre|non|w/?o|without|ohne)[\s_-]*(contrast|gad\w*|gd|km|c(?![a-z]))|nativ\w*)(?![a-z])"
 )
 
 # localiser (scout, survey, pilot) series: planning images, whatever their timing says
@@ -157,12 +163,14 @@ def sequence_from_header(ds: _HeaderLike) -> str | None:
 
 
 def after_contrast(ds: _HeaderLike) -> bool:
-    """Whether the header shows an image taken after a contrast agent: ContrastBolusAgent filled in, or a name such
-    as ``T1 SAG FS +C`` or ``Sag T1 POST GAD``. Gadolinium brightens marrow and endplates on T1, which is what the T1
-    beside a T2 is read for."""
-    if _text(ds.get("ContrastBolusAgent") or "").strip():
-        return True
-    return bool(_CONTRAST_NAMES.search(_names(ds)))
+    """Whether the header shows an image taken after a contrast agent: a name such as ``T1 SAG FS +C``, ``Sag T1 POST
+    GAD`` or ``POSTCONTRAST``, or ContrastBolusAgent filled in; a name saying before (``PRE GAD``, ``NON-CONTRAST``,
+    ``W/O CONTRAST``, ``ohne KM``) wins over the agent, which some scanners copy into every series of a contrast study.
+    Gadolinium brightens marrow and endplates on T1, which is what the T1 beside a T2 is read for."""
+    names = _names(ds)
+    if _BEFORE_CONTRAST_NAMES.search(names):
+        return False
+    return bool(_CONTRAST_NAMES.search(names)) or bool(_text(ds.get("ContrastBolusAgent") or "").strip())
 
 
 def is_localiser(ds: _HeaderLike) -> bool:

@@ -105,9 +105,21 @@ def test_bad_cases_are_isolated_and_reported(
         else:
             assert json.loads((folder / "result.json").read_text())["schema_version"]
     assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
-        "cases", "failures.csv", "skipped.csv", "stale_cases.csv", "vertebrae.csv", "discs.csv", "vertebrae.parquet",
-        "discs.parquet",
+        "cases", "failures.csv", "skipped.csv", "stale_cases.csv", "cases.csv", "vertebrae.csv", "discs.csv",
+        "cases.parquet", "vertebrae.parquet", "discs.parquet",
     }  # fmt: skip
+    # one row per case with a result: what it was taken to be, its counts and flags, whether it was out of scope
+    rows = {r["case"]: r for r in _read_csv(out / "cases.csv")}
+    assert set(rows) == {k for k, v in expected.items() if v != "failed"}
+    assert "axial" in rows["dicom__axial"]["out_of_scope"] and rows["dicom__axial"]["labelled"] == "0"
+    assert rows["dicom__good"]["format"] == "dicom" and rows["dicom__good"]["chosen_because"].startswith("the only")
+    case = f"nifti__patient{SPIDER_IDS[0]}"
+    good = rows[case]
+    assert good["format"] == "nifti" and good["chosen_because"] == "" and int(good["labelled"]) >= 3
+    assert good["out_of_scope"] == "" and good["labelling_flagged"] in ("True", "False")
+    doc = json.loads((out / "cases" / case / "result.json").read_text())
+    assert good["flags"] == " | ".join(doc["flags"])
+    assert int(good["graded"]) == sum(1 for d in doc["discs"] if d["grades"]) > 0
     # a rerun skips what is finished (the out-of-scope case too, listed again) and retries only the failures
     assert main(["-q", "batch", str(root), "--out", str(out)]) == 1
     # each case counted once: the out-of-scope case finished earlier is counted as out of scope, not also skipped

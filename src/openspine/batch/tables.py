@@ -33,6 +33,25 @@ from .discover import BIDS_ENTITIES, Case, Skipped, bids_entities
 
 log = get_logger("batch")
 
+# cases.csv: one row per finished case, what its result.json says of the scan as a whole, so a cohort is screened
+# (which cases carry a labelling flag, which were out of scope, which series a DICOM study was read from) without
+# opening every folder
+CASE_COLUMNS = [
+    "format",
+    "series_description",
+    "chosen_because",
+    "sequence",
+    "sequence_source",
+    "field_of_view",
+    "vertebrae",
+    "labelled",
+    "discs",
+    "graded",
+    "labelling_flagged",
+    "out_of_scope",
+    "flags",
+]
+FLAG_SEPARATOR = " | "
 FAILURE_COLUMNS = ["case", "stage", "error_type", "message"]
 SKIPPED_COLUMNS = ["path", "reason"]
 STALE_COLUMNS = ["case", "input", "reason"]
@@ -47,13 +66,43 @@ def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
         doc = json.loads((case_folder / "result.json").read_text())
     except (OSError, ValueError) as exc:  # is_finished read it a moment ago; a rerun writing it now
         log.warning("case %s: result.json not readable (%s); its rows are left out", case_folder.name, exc)
-        return {"vertebrae": [], "discs": []}
+        return {"cases": [], "vertebrae": [], "discs": []}
     # the input beside the case id: a BIDS file's id is its name alone, and its subject and session are in its path
     source = doc.get("input") if isinstance(doc.get("input"), dict) else {}
     case = {"case": case_folder.name, "input": source.get("path"), **bids_entities(source.get("path"))}
     return {
+        "cases": [{**case, **_case_row(doc, source)}],
         "vertebrae": [{**case, **row} for row in vertebra_rows_from_dict(doc)],
         "discs": [{**case, **row} for row in disc_rows_from_dict(doc)],
+    }
+
+
+def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """The row of cases.csv of one result.json (:data:`CASE_COLUMNS`)."""
+    from ..detection.flags import labelling_flagged
+
+    def reading(key: str) -> dict[str, Any]:
+        value = source.get(key)
+        return value if isinstance(value, dict) else {}
+
+    series = reading("series")
+    flags = [str(f) for f in doc.get("flags") or []]
+    vertebrae = [v for v in doc.get("vertebrae") or [] if isinstance(v, dict)]
+    discs = [d for d in doc.get("discs") or [] if isinstance(d, dict)]
+    return {
+        "format": source.get("format"),
+        "series_description": series.get("series_description"),
+        "chosen_because": series.get("chosen_because"),
+        "sequence": reading("sequence").get("value"),
+        "sequence_source": reading("sequence").get("source"),
+        "field_of_view": reading("field_of_view").get("value"),
+        "vertebrae": len(vertebrae),
+        "labelled": sum(1 for v in vertebrae if v.get("label")),
+        "discs": len(discs),
+        "graded": sum(1 for d in discs if d.get("grades")),
+        "labelling_flagged": labelling_flagged(flags),
+        "out_of_scope": doc.get("out_of_scope") or "",
+        "flags": FLAG_SEPARATOR.join(flags),
     }
 
 
@@ -138,15 +187,15 @@ def _number(value: Any) -> int | float | None:
 
 
 def build_cohort_tables(out_root: Path, cases: list[Case]) -> dict[str, int]:
-    """Write OUT/vertebrae.csv and OUT/discs.csv (+ .parquet with pyarrow) from the finished folders of ``cases``
-    (every case found under the root now, whichever shard ran it) that hold their own input's result: a folder
-    left without input, or holding another scan's result, adds no row."""
+    """Write OUT/cases.csv, OUT/vertebrae.csv and OUT/discs.csv (+ .parquet with pyarrow) from the finished folders
+    of ``cases`` (every case found under the root now, whichever shard ran it) that hold their own input's result: a
+    folder left without input, or holding another scan's result, adds no row."""
     folders = [(c, case_dir(out_root, c.case_id)) for c in sorted(cases, key=lambda c: c.case_id)]
     finished = [p for c, p in folders if is_finished(p) and holds_case(c, p)]
     rows_of = [_rows_of(folder) for folder in finished]
     counts: dict[str, int] = {}
     parquet_ok = True
-    for kind in ("vertebrae", "discs"):
+    for kind in ("cases", "vertebrae", "discs"):
         rows = [row for case_rows in rows_of for row in case_rows[kind]]
         bids = [e for e in BIDS_ENTITIES if any(e in row for row in rows)]  # only where a case is a BIDS file
         columns = ["case", "input", *bids, *_default_columns(kind)]
@@ -164,7 +213,7 @@ def build_cohort_tables(out_root: Path, cases: list[Case]) -> dict[str, int]:
 def _default_columns(kind: str) -> list[str]:
     from ..results import DISC_COLUMNS, VERTEBRA_COLUMNS
 
-    return list(VERTEBRA_COLUMNS if kind == "vertebrae" else DISC_COLUMNS)
+    return list({"cases": CASE_COLUMNS, "vertebrae": VERTEBRA_COLUMNS}.get(kind, DISC_COLUMNS))
 
 
 def write_skipped(out_root: Path, skipped: list[Skipped]) -> Path:

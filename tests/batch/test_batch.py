@@ -119,7 +119,10 @@ def test_bad_cases_are_isolated_and_reported(
     assert good["out_of_scope"] == "" and good["labelling_flagged"] in ("True", "False")
     doc = json.loads((out / "cases" / case / "result.json").read_text())
     assert good["flags"] == " | ".join(doc["flags"])
-    assert int(good["graded"]) == sum(1 for d in doc["discs"] if d["grades"]) > 0
+    available = [
+        d for d in doc["discs"] if any(g["available"] and g["grade"] is not None for g in d["grades"].values())
+    ]
+    assert int(good["graded"]) == len(available) > 0
     # a rerun skips what is finished (the out-of-scope case too, listed again) and retries only the failures
     assert main(["-q", "batch", str(root), "--out", str(out)]) == 1
     # each case counted once: the out-of-scope case finished earlier is counted as out of scope, not also skipped
@@ -475,3 +478,14 @@ def test_a_malformed_or_empty_scheduler_address_fails_in_one_line(tmp_path: Path
     (tmp_path / "in").mkdir()
     with pytest.raises(ConfigError, match="--scheduler is empty"):
         run_batch(tmp_path / "in", tmp_path / "out", scheduler="")
+
+
+def test_a_case_row_counts_only_discs_with_a_grade() -> None:
+    """A T1 scan's discs carry their gradings withheld (available false): they are not graded in cases.csv."""
+    from openspine.batch.tables import _case_row
+
+    withheld = {"pfirrmann": {"grade": None, "available": False, "note": "withheld: the grader was trained on T2 only"}}
+    graded = {"pfirrmann": {"grade": 3, "available": True}}
+    doc = {"discs": [{"grades": withheld}, {"grades": graded}, {"grades": {}}], "flags": ["a", "b"], "vertebrae": []}
+    row = _case_row(doc, {"format": "nifti"})
+    assert (row["discs"], row["graded"], row["flags"], row["labelling_flagged"]) == (3, 1, "a | b", False)

@@ -77,6 +77,14 @@ def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def _graded(disc: dict[str, Any]) -> bool:
+    """Whether a disc of result.json got a grade: a withheld grading is there too, with ``available`` false."""
+    grades = disc.get("grades")
+    if not isinstance(grades, dict):
+        return False
+    return any(isinstance(g, dict) and g.get("available", True) and g.get("grade") is not None for g in grades.values())
+
+
 def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     """The row of cases.csv of one result.json (:data:`CASE_COLUMNS`)."""
     from ..detection.flags import labelling_flagged
@@ -99,7 +107,7 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
         "vertebrae": len(vertebrae),
         "labelled": sum(1 for v in vertebrae if v.get("label")),
         "discs": len(discs),
-        "graded": sum(1 for d in discs if d.get("grades")),
+        "graded": sum(1 for d in discs if _graded(d)),
         "labelling_flagged": labelling_flagged(flags),
         "out_of_scope": doc.get("out_of_scope") or "",
         "flags": FLAG_SEPARATOR.join(flags),

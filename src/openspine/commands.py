@@ -368,7 +368,8 @@ def run_batch(args: argparse.Namespace) -> int:
         progress=tqdm_progress(args.quiet),
     )
     print(f"openspine batch: {summary.line()}")
-    print(f"  cohort tables: {Path(args.out) / 'vertebrae.csv'}, {Path(args.out) / 'discs.csv'}")
+    tables = ", ".join(str(Path(args.out) / f"{kind}.csv") for kind in ("cases", "vertebrae", "discs"))
+    print(f"  cohort tables: {tables}")
     if summary.failed:
         print(f"  failures: {Path(args.out) / 'failures.csv'}")
     return summary.exit_code

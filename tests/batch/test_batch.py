@@ -118,7 +118,13 @@ def test_bad_cases_are_isolated_and_reported(
     assert good["format"] == "nifti" and good["chosen_because"] == "" and int(good["labelled"]) >= 3
     assert good["out_of_scope"] == "" and good["labelling_flagged"] in ("True", "False")
     doc = json.loads((out / "cases" / case / "result.json").read_text())
-    assert good["flags"] == " | ".join(doc["flags"])
+    assert good["all_flags"] == " | ".join(doc["flags"])
+    import pandas as pd  # the docs' screening query, on both tables (Parquet had kept the booleans as text)
+
+    pytest.importorskip("pyarrow")
+    for table in (pd.read_csv(out / "cases.csv"), pd.read_parquet(out / "cases.parquet")):
+        assert table["labelling_flagged"].dtype == bool
+        assert "dicom__axial" in set(table.query("labelling_flagged or out_of_scope.notna()")["case"])
     available = [
         d for d in doc["discs"] if any(g["available"] and g["grade"] is not None for g in d["grades"].values())
     ]
@@ -488,4 +494,4 @@ def test_a_case_row_counts_only_discs_with_a_grade() -> None:
     graded = {"pfirrmann": {"grade": 3, "available": True}}
     doc = {"discs": [{"grades": withheld}, {"grades": graded}, {"grades": {}}], "flags": ["a", "b"], "vertebrae": []}
     row = _case_row(doc, {"format": "nifti"})
-    assert (row["discs"], row["graded"], row["flags"], row["labelling_flagged"]) == (3, 1, "a | b", False)
+    assert (row["discs"], row["graded"], row["all_flags"], row["labelling_flagged"]) == (3, 1, "a | b", False)

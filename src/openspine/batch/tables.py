@@ -49,7 +49,7 @@ CASE_COLUMNS = [
     "graded",
     "labelling_flagged",
     "out_of_scope",
-    "flags",
+    "all_flags",
 ]
 FLAG_SEPARATOR = " | "
 FAILURE_COLUMNS = ["case", "stage", "error_type", "message"]
@@ -110,7 +110,7 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
         "graded": sum(1 for d in discs if _graded(d)),
         "labelling_flagged": labelling_flagged(flags),
         "out_of_scope": doc.get("out_of_scope") or "",
-        "flags": FLAG_SEPARATOR.join(flags),
+        "all_flags": FLAG_SEPARATOR.join(flags),  # not "flags": a DataFrame's .flags is pandas' own
     }
 
 
@@ -168,6 +168,8 @@ def _typed_column(values: list[Any], name: str) -> list[Any]:
     from ..results import NUMERIC_COLUMNS
 
     cells = [None if v is None or v == "" else v for v in values]
+    if cells and all(isinstance(v, bool) for v in cells if v is not None) and any(v is not None for v in cells):
+        return cells  # a boolean column stays boolean (labelling_flagged), as the CSV reads back
     numbers = [None if v is None else _number(v) for v in cells]
     every_one = all(n is not None for n, v in zip(numbers, cells) if v is not None)
     if name not in _TEXT_COLUMNS and every_one and (name in NUMERIC_COLUMNS or any(n is not None for n in numbers)):
@@ -177,7 +179,9 @@ def _typed_column(values: list[Any], name: str) -> list[Any]:
 
 _TEXT_COLUMNS = frozenset(
     {"case", "input", "subject", "session", "label", "level", "grading", "probabilities", "series", "note"}
-)  # a subject 01 stays 01
+    | {"format", "series_description", "chosen_because", "sequence", "sequence_source", "field_of_view"}
+    | {"out_of_scope", "all_flags"}
+)  # a subject 01 stays 01; a column of cases.csv empty in one cohort is still text
 
 
 def _number(value: Any) -> int | float | None:

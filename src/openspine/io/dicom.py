@@ -651,11 +651,11 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         # a series whose header names no sequence may be the T2 (anonymised exports drop the words); one named as a
         # sequence the grader does not read (T1, STIR, other) is sure not to be, so it never wins over it
         unnamed = [s for s in sagittal if s.sequence_hint is None]
-        pool = t2 or unnamed or sagittal
+        tier = t2 or unnamed or sagittal
         # an acquired series beats a derived one (an MPR of a 3D sequence, a composed whole spine): the grader was
         # trained on acquired 2D slices
-        acquired = [s for s in pool if not s.derived]
-        pool = acquired or pool
+        acquired = [s for s in tier if not s.derived]
+        pool = acquired or tier
         # a series named for the sacrum or pelvis shows no lumbar spine to grade, in any frame of reference
         lumbar_named = [s for s in pool if not named_below_lumbar(s)]
         below = len(pool) - len(lumbar_named)
@@ -679,7 +679,7 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
             )
         else:
             why = f"{rule} ({len(sagittal)} sagittal of {len(found)} series, none whose header says T2)"
-        if len(acquired) < len(t2 or unnamed or sagittal) and acquired:
+        if acquired and len(acquired) < len(tier):
             why += "; derived series (ImageType DERIVED: reformats, composed images) only where none is acquired"
         if below and lumbar_named:
             why += f"; {below} named for the sacrum, coccyx or pelvis left aside"

@@ -67,20 +67,17 @@ def lowest_station(
     """Where the series of ``pool`` are stations of a whole-spine study (:func:`other_station`), the one of the
     lowest station that ``most_slices`` picks, and the number of stations; else ``best`` and 1. The models read the
     lumbar spine, so the cervical station (often the first series, with as many slices) must not be the one read."""
-    comparable = [
+    peers = [
         s
         for s in pool
         if s.n_slices >= STATION_MIN_SLICES
         and s.height_mm is not None
         and s.frame_of_reference_uid == best.frame_of_reference_uid  # heights compare within one frame only
     ]
-    # a dedicated sacrum series beside a lumbar one is lower, and no lumbar station
-    peers = [s for s in comparable if not named_below_lumbar(s)]
-    if best not in comparable or not peers or not any(other_station(s, best) for s in comparable):
+    if best not in peers or not any(other_station(s, best) for s in peers):
         return best, 1
-    lowest = min(peers, key=centre_mm)
-    stations: list[SeriesInfo] = []
+    stations: list[SeriesInfo] = []  # one series of each station, lowest first
     for s in sorted(peers, key=centre_mm):
-        if not any(not other_station(s, t) for t in stations):
+        if all(other_station(s, t) for t in stations):
             stations.append(s)
-    return most_slices([s for s in peers if not other_station(s, lowest)]), len(stations)
+    return most_slices([s for s in peers if not other_station(s, stations[0])]), len(stations)

@@ -31,6 +31,7 @@ from .heads import HeadSpec, unavailable_note
 from .intensity import without_black_level
 from .model import GraderModel, load_grader, softmax
 from .pair import paired_crops
+from .void import signal_void
 
 log = get_logger("grading")
 
@@ -204,6 +205,11 @@ def grade(
         # one disc's odd geometry drops that disc, never the scan
         try:
             todo.append(_prepare(model, view, detection, i, d.level))
+        except _Withheld as exc:  # an image the grader was never trained on at this disc (a signal void)
+            log.info("withheld: %s (%s)", name, exc)
+            flags.add("grades_withheld", name, str(exc))
+            discs[i] = replace(d, grades={**d.grades, **_not_graded(model, str(exc), "withheld")})
+            continue
         except GeometryError as exc:
             reason = str(exc)
         except Exception as exc:  # the per-disc boundary: an unforeseen failure becomes this disc's reason
@@ -300,14 +306,22 @@ class _Prepared:
     features: NDArray[np.float64] | None
 
 
+class _Withheld(Exception):
+    """A disc the grader must not answer for (its reason is the message); the scan goes on."""
+
+
 def _prepare(model: GraderModel, view: SagittalView, detection: Detection, index: int, level: DiscLevel) -> _Prepared:
     """Geometry, crops and features of one disc.
 
     Raises:
+        _Withheld: the disc or a body beside it is a signal void (:mod:`.void`).
         GeometryError: the disc cannot be graded; the message says why (degenerate, crossed or reversed endplates,
             non-finite corners, a disc outside the image or its slices).
     """
     g = disc_geometry(view, detection, index)
+    void = signal_void(view.scan.array[:, :, g.slice_index], g, view.scan.spacing[:2])
+    if void is not None:
+        raise _Withheld(void)
     crops = _unique_crops(view, g, model.crop)
     if not all(np.all(np.isfinite(c)) for c in crops):
         raise GeometryError("the disc's crop has non-finite values")

@@ -19,7 +19,14 @@ from numpy.typing import NDArray
 
 from ..scan import SagittalView, Scan
 
-__all__ = ["MAX_SKEWNESS_INVERTED", "RAW_BLACK_FRACTION", "black_level", "inverted_contrast", "without_black_level"]
+__all__ = [
+    "MAX_SKEWNESS_INVERTED",
+    "RAW_BLACK_FRACTION",
+    "black_level",
+    "inverted_contrast",
+    "within_border",
+    "without_black_level",
+]
 
 # the darkest voxel above this fraction of the 99.5th percentile: not raw magnitude. The darkest voxel, not a low
 # percentile: the FastCleverSeg VB2 volumes (raw, 1.5 T TSE) lie on a pedestal (0.5th percentile 15-25 % of the
@@ -51,10 +58,10 @@ def intensity_skewness(view: SagittalView) -> float:
     slab = np.asarray(arr[:, :, lo : lo + CENTRAL_SLAB])
     step = max(1, int(np.sqrt(slab.size / _SKEWNESS_SAMPLE)))  # every step-th row and column: the same histogram
     slab = slab[::step, ::step]
-    page = _within_border(slab, float(slab.max()))
+    page = within_border(slab, float(slab.max()))
     if page is not None and _border_share(slab.shape, page) >= PAGE_MARGIN:  # a picture on a white page
         slab = page[2]
-    inner = _within_border(slab, float(slab.min()))
+    inner = within_border(slab, float(slab.min()))
     return min(_skewness(slab), _skewness(inner[2] if inner is not None else slab))
 
 
@@ -69,7 +76,7 @@ def _skewness(slab: NDArray[Any]) -> float:
     return float(np.mean(z * z * z))  # not z ** 3: a float power is several times slower
 
 
-def _within_border(slab: NDArray[Any], value: float) -> tuple[int, int, NDArray[Any]] | None:
+def within_border(slab: NDArray[Any], value: float) -> tuple[int, int, NDArray[Any]] | None:
     """The (rows, cols, slices) slab less the rows and columns at its edges that hold nothing but ``value``, with the
     first row and column kept; None when nothing else is there."""
     flat = slab.reshape(slab.shape[0], slab.shape[1], -1)

@@ -1,0 +1,133 @@
+"""Signal voids (:mod:`openspine.grading.void`): how dark real discs get, and whether a drawn void is caught.
+
+    python scripts/void_survey.py --data ../shared/data --split train
+    python scripts/void_survey.py --data ../shared/data --split val --draw 10 14 --draw 6 9
+
+Without ``--draw``: over every disc the detector finds in the split's shared scans (SPIDER T2 and T1 slices,
+FastCleverSeg volumes), the largest and 99th-percentile share of samples at the noise floor in the disc and in the
+bodies above and below it, and how many discs the grading leaves ungraded as a void (none should be: these are
+native discs). With ``--draw A B`` (half-axes in mm, superior-inferior and anterior-posterior; repeatable): into each
+SPIDER T2 slice of the split an elliptic void (noise at 1 % of the bright level, a bright rim, as a titanium cage
+leaves on a T2 image) is drawn over each lumbar disc in turn, L1-L2 … L5-S1, and the slice analysed: how often that
+disc is withheld, how often another disc is, and how often the disc is no longer found. The voids are synthetic:
+the figures show what the rule does with such a hole, not how real implants look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from openspine import analyze, load_scan
+from openspine.detection import detect
+from openspine.errors import OpenSpineError
+from openspine.grading.geometry import disc_geometry
+from openspine.grading.intensity import without_black_level
+from openspine.grading.void import VOID_SHARE, void_shares
+from openspine.scan import Scan
+
+LUMBAR = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+
+
+def draw_void(
+    arr: NDArray[np.floating],
+    centre_rc: tuple[float, float],
+    spacing_rc: tuple[float, float],
+    half_axes_mm: tuple[float, float],
+    seed: int = 0,
+) -> NDArray[np.float32]:
+    """A copy of the (rows, cols, slices) array with an elliptic void centred on ``centre_rc`` in every slice:
+    noise at 1 % of the bright level inside, a rim up to 1.3 × the bright level around it (signal piled up at the
+    edge of a metal artefact)."""
+    out = np.array(arr, dtype=np.float32)
+    ii, jj = np.meshgrid(np.arange(out.shape[0]), np.arange(out.shape[1]), indexing="ij")
+    r = np.hypot(
+        (ii - centre_rc[0]) * spacing_rc[0] / half_axes_mm[0], (jj - centre_rc[1]) * spacing_rc[1] / half_axes_mm[1]
+    )
+    bright = float(np.percentile(out[out > 0], 99))
+    noise = np.abs(np.random.default_rng(seed).normal(0, 0.01 * bright, out.shape[:2]))
+    rim = (r >= 1) & (r < 1.25)
+    for k in range(out.shape[2]):
+        sl = out[:, :, k]
+        sl[rim] = np.maximum(sl[rim], 1.3 * bright * (1.25 - r[rim]) / 0.25)
+        sl[r < 1] = noise[r < 1]
+    return out
+
+
+def scans(data: Path, split: str, t2_only: bool = False) -> list[tuple[str, Path]]:
+    with open(data / "index.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == split and r["dataset"] in ("spider", "fastcleverseg")]
+    out = [(("spider-t2" if r["dataset"] == "spider" else "volume"), data / r["path"] / r["image"]) for r in rows]
+    if t2_only:
+        return [s for s in out if s[0] == "spider-t2"]
+    with open(data / "spider" / "t1.csv", newline="") as f:
+        out += [("spider-t1", data / r["path"] / r["image"]) for r in csv.DictReader(f) if r["split"] == split]
+    return out
+
+
+def native(data: Path, split: str) -> None:
+    shares: dict[str, list[dict[str, float]]] = {}
+    for source, path in scans(data, split):
+        view = load_scan(path).to_sagittal()
+        det = detect(view)
+        view, _ = without_black_level(view)
+        arr, sp = view.scan.array, view.scan.spacing
+        for i in range(len(det.discs)):
+            try:
+                g = disc_geometry(view, det, i)
+                shares.setdefault(source, []).append(void_shares(arr[:, :, g.slice_index], g, (sp[0], sp[1])))
+            except OpenSpineError:  # a disc without usable corners is not graded anyway
+                continue
+    print(f"split {split}: share of samples at the noise floor (void from {VOID_SHARE:.0%})")
+    for source, rows in sorted(shares.items()):
+        parts = []
+        for region in ("disc", "body above", "body below"):
+            x = np.array([r[region] for r in rows])
+            parts.append(f"{region} max {x.max():.2f} p99 {np.percentile(x, 99):.2f}")
+        voids = sum(max(r.values()) >= VOID_SHARE for r in rows)
+        print(f"{source:10s} {len(rows):5d} discs: " + "; ".join(parts) + f"; void {voids}")
+
+
+def drawn(data: Path, split: str, half_axes_mm: tuple[float, float]) -> None:
+    caught = other = lost = tried = 0
+    for _, path in scans(data, split, t2_only=True):
+        scan = load_scan(path)
+        found = {d.level.value: d for d in detect(scan.to_sagittal()).discs if d.level is not None}
+        for level in LUMBAR:
+            if level not in found:
+                continue
+            tried += 1
+            c = found[level].centroid_voxel
+            arr = draw_void(np.asarray(scan.array), (c[0], c[1]), scan.spacing[:2], half_axes_mm)
+            result = analyze(Scan(arr, scan.affine))
+            grades = {d.level.value: d.grades for d in result.discs if d.level is not None}
+            note = next((g.note or "" for g in grades.get(level, {}).values()), "")
+            lost += level not in grades
+            caught += "signal void" in note
+            other += any(
+                "signal void" in (g.note or "") for lv, gs in grades.items() if lv != level for g in gs.values()
+            )
+    print(
+        f"void {half_axes_mm[0]:g} x {half_axes_mm[1]:g} mm drawn on {tried} lumbar discs of the {split} SPIDER T2 "
+        f"slices: withheld as a void {caught}, the disc no longer found {lost}, another disc withheld {other}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--draw", nargs=2, type=float, action="append", metavar=("SI_MM", "AP_MM"))
+    args = ap.parse_args()
+    if not args.draw:
+        native(args.data, args.split)
+    for axes in args.draw or ():
+        drawn(args.data, args.split, (axes[0], axes[1]))
+
+
+if __name__ == "__main__":
+    main()

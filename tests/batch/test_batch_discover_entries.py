@@ -50,6 +50,18 @@ def test_broken_and_looping_links_are_skipped_and_the_study_is_still_found(tmp_p
     }
 
 
+def test_a_run_over_a_loop_of_links_finishes_with_its_tables(tmp_path: Path) -> None:
+    # the run had analysed every case and then died resolving the loop when listing stale case folders
+    root, out = tmp_path / "in", tmp_path / "out"
+    _study(root / "patA")
+    (root / "loopA").symlink_to("loopB")
+    (root / "loopB").symlink_to("loopA")
+    summary = run_batch(root, out)
+    assert (out / "skipped.csv").read_text().count("a loop of symbolic links") == 2
+    assert (out / "cases.csv").is_file() and (out / "stale_cases.csv").is_file()
+    assert summary is not None
+
+
 def _discover_or_fail(root: Path, fifo: Path) -> tuple[list[Case], list[Skipped]]:
     """discover_cases(root) in a thread; fails the test (after unblocking it) if it opens the named pipe."""
     found: list[tuple[list[Case], list[Skipped]]] = []
@@ -115,3 +127,12 @@ def test_an_output_folder_inside_the_input_is_refused_before_it_is_made(tmp_path
     with pytest.raises(ConfigError, match="lies inside the input folder"):
         run_batch(tmp_path, tmp_path / "results", formats=("json",))
     assert not (tmp_path / "results").exists()
+
+
+def test_a_link_to_a_file_of_another_case_is_not_a_second_case(tmp_path: Path) -> None:
+    img = nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4))
+    nib.save(img, tmp_path / "scan.nii.gz")
+    (tmp_path / "a_copy.nii.gz").symlink_to(tmp_path / "scan.nii.gz")  # sorts first: the file is kept anyway
+    cases, skipped = discover_cases(tmp_path)
+    assert [Path(c.path).name for c in cases] == ["scan.nii.gz"]
+    assert _reasons(skipped) == {"a_copy.nii.gz": "the same file as 'scan.nii.gz' (a link)"}

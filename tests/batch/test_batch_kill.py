@@ -135,3 +135,29 @@ def test_a_lock_left_held_after_its_run_died_is_explained(tmp_path: Path) -> Non
         os.close(fd)
     with OutputLock(tmp_path, (1, 1)):  # free now: the file left behind does not block
         pass
+
+
+def test_an_output_folder_the_lock_cannot_be_made_in_is_one_error(tmp_path: Path) -> None:
+    deep = tmp_path.joinpath(*["d" * 200] * 25)  # longer than a path may be
+    with pytest.raises(OutputError, match="cannot write into the output folder"):
+        OutputLock(deep, (1, 1)).__enter__()
+
+
+def test_the_temporary_folder_of_a_case_with_the_longest_name_fits_a_file_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openspine.batch.case import MAX_NAME_BYTES, TMP_PREFIX, remove_stale_temporaries, temporary_name
+
+    assert temporary_name("spider_1") == f"{TMP_PREFIX}spider_1@{temporary_name('x').rsplit('@', 1)[1]}"
+    for case_id in ("b" * 248, "é" * 124, "b" * 248 + "x"):
+        name = temporary_name(case_id)
+        assert len(name.encode()) <= MAX_NAME_BYTES and name.startswith(TMP_PREFIX)
+    assert temporary_name("b" * 248) != temporary_name("b" * 247 + "c")  # the digest tells long ids apart
+    # one that its process left (it no longer runs) is still found and removed
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    monkeypatch.setattr(os, "getpid", lambda: ended.pid)
+    left = tmp_path / "cases" / temporary_name("b" * 248)
+    monkeypatch.undo()
+    left.mkdir(parents=True)
+    assert remove_stale_temporaries(tmp_path) == 1 and not left.exists()

@@ -6,6 +6,7 @@ run never leaves a half-written case folder that looks finished.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger, naming_case
+from ..io.paths import resolved
 from ..writers import atomic_write_text
 from .discover import Case
 
@@ -68,7 +70,7 @@ def finished_status(case_id: str, folder: Path) -> CaseStatus:
 def out_of_scope_reason(folder: Path) -> str | None:
     """``out_of_scope`` of the case's result.json (None when in scope, or unreadable)."""
     try:
-        doc = json.loads((folder / "result.json").read_text())
+        doc = json.loads((folder / "result.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     reason = doc.get("out_of_scope") if isinstance(doc, dict) else None
@@ -81,7 +83,7 @@ def case_dir(out_root: Path, case_id: str) -> Path:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
@@ -110,10 +112,10 @@ def case_source(case: Case) -> dict[str, Any]:
     another file (files added beside it, renamed) is never taken for the scan its folder holds, and each file's
     :func:`file_stamp`, so that another scan saved under the same name is not either."""
     return {
-        "path": str(Path(case.path).resolve()),
+        "path": str(resolved(case.path)),
         "kind": case.kind,
         "series": case.series,
-        "t1": str(Path(case.t1).resolve()) if case.t1 else None,
+        "t1": str(resolved(case.t1)) if case.t1 else None,
         "t1_series": case.t1_series,
         "stamps": {"path": file_stamp(case.path), "t1": file_stamp(case.t1)},
     }
@@ -196,7 +198,7 @@ def holds_case(case: Case, folder: Path) -> bool:
     path = recorded_source(folder)  # an older folder: result.json's input path, relative to where it ran
     if path is None:
         return False
-    mine, theirs = Path(case.path).resolve(), Path(path).resolve()
+    mine, theirs = resolved(case.path), resolved(path)
     return theirs == mine or (mine.is_dir() and theirs.is_relative_to(mine))
 
 
@@ -222,7 +224,7 @@ def rerun_reason(case: Case, folder: Path, formats: tuple[str, ...], config: Ana
         return Rerun(NEW)
     if not holds_case(case, folder):
         other = recorded_source(folder) or "an unknown input"
-        if other == str(Path(case.path).resolve()):
+        if other == str(resolved(case.path)):
             recorded = _read_json(folder / CASE_RECORD) or {}
             stamps = (recorded.get("source") or {}).get("stamps") or {}
             which = case.t1 if case.t1 and stamps.get("t1") != file_stamp(case.t1) else case.path
@@ -278,7 +280,7 @@ def process_case(
         nonlocal stage
         stage = name
 
-    tmp = final.parent / f"{TMP_PREFIX}{case.case_id}@{_HOST}-{os.getpid()}"
+    tmp = final.parent / temporary_name(case.case_id)
     try:
         if case.problem:
             from ..errors import ScanReadError
@@ -321,7 +323,7 @@ def record_failure(
     rebuilt from the case folders, lists it whichever shard ran it; earlier outputs in the folder go (they are
     another scan's or other options' result, and the case now counts as failed). Never raises: the run goes on."""
     final = case_dir(out_root, case.case_id)
-    tmp = final.parent / f"{TMP_PREFIX}{case.case_id}@{_HOST}-{os.getpid()}"
+    tmp = final.parent / temporary_name(case.case_id)
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -357,10 +359,10 @@ def adopt_moved_folders(out_root: Path, cases: list[Case], found: list[Case]) ->
     for folder in base.iterdir():
         source = None if folder.name in ids or folder.name.startswith(TMP_PREFIX) else recorded_source(folder)
         if source:
-            orphans[str(Path(source).resolve())] = folder
+            orphans[str(resolved(source))] = folder
     moved = 0
     for case in cases:
-        old, final = orphans.get(str(Path(case.path).resolve())), case_dir(out_root, case.case_id)
+        old, final = orphans.get(str(resolved(case.path))), case_dir(out_root, case.case_id)
         if old is None or final.exists() or not holds_case(case, old):
             continue
         try:
@@ -376,7 +378,7 @@ def adopt_moved_folders(out_root: Path, cases: list[Case], found: list[Case]) ->
 def _swap_into_place(tmp: Path, final: Path) -> None:
     """Replace ``final`` by ``tmp`` (a finished case folder appears in one rename)."""
     if final.exists():
-        old = final.parent / f"{TMP_PREFIX}old-{final.name}@{_HOST}-{os.getpid()}"
+        old = final.parent / temporary_name(f"old-{final.name}")
         os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
@@ -387,6 +389,24 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
 def _last_frame(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     return f"{Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+
+
+# the longest file name most file systems take (bytes): a case id may use it all, its temporary folder may not
+MAX_NAME_BYTES = 255
+
+
+def temporary_name(name: str) -> str:
+    """The name of this process's temporary folder for ``name`` (a case id): ``.tmp-<name>@<host>-<pid>``, the
+    name shortened with a digest of it where the whole would pass :data:`MAX_NAME_BYTES` (a case from a file whose
+    name is already 255 bytes long could otherwise never be written)."""
+    tail = f"@{_HOST}-{os.getpid()}"
+    whole = f"{TMP_PREFIX}{name}{tail}"
+    if len(whole.encode()) <= MAX_NAME_BYTES:
+        return whole
+    digest = "~" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    room = MAX_NAME_BYTES - len(f"{TMP_PREFIX}{digest}{tail}".encode())
+    kept = name.encode()[: max(room, 0)].decode(errors="ignore")
+    return f"{TMP_PREFIX}{kept}{digest}{tail}"
 
 
 def remove_stale_temporaries(out_root: Path) -> int:
@@ -418,6 +438,6 @@ def pid_alive(pid: int) -> bool:
     if not Path("/proc").is_dir():  # not Linux: the signal check is all there is
         return True
     try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
     except OSError:  # reaped just now
         return False

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from .._logging import get_logger
 from ..io.formats import LABEL_MAP, Reader, looks_like_label_map, reader_for_name
-from ..io.paths import NOT_REGULAR, not_a_regular_file
+from ..io.paths import NOT_REGULAR, not_a_regular_file, resolved
 
 if TYPE_CHECKING:
     from ..io.dicom import SeriesInfo
@@ -119,6 +119,27 @@ def _bids_not_raw(folder: Path, subfolders: list[str]) -> dict[str, str]:
     return {d: why for d, why in BIDS_NOT_RAW.items() if d in subfolders}
 
 
+def _without_linked_copies(root: Path, cases: list[Case], skipped: list[Skipped]) -> list[Case]:
+    """``cases`` less the file cases that are a symbolic link to a file another case reads (each listed in
+    ``skipped``): one scan, one case, so that no scan's rows enter the cohort tables twice. The file itself is kept
+    over a link to it; between links, the first."""
+    by_target: dict[Path, list[Case]] = defaultdict(list)
+    for c in cases:
+        if c.kind != "dicom" and Path(c.path).is_file():
+            by_target[resolved(c.path)].append(c)
+    dropped: set[int] = set()
+    for same in by_target.values():
+        if len(same) < 2:
+            continue
+        kept = next((c for c in same if not Path(c.path).is_symlink()), same[0])
+        for c in same:
+            if c is not kept:
+                dropped.add(id(c))
+                where = Path(kept.path).relative_to(root)
+                skipped.append(Skipped(str(Path(c.path).relative_to(root)), f"the same file as '{where}' (a link)"))
+    return [c for c in cases if id(c) not in dropped]
+
+
 def discover_cases(
     root: str | os.PathLike[str],
     pictures: bool = False,
@@ -171,6 +192,7 @@ def discover_cases(
                 other_files.append(path)
     if other_files:
         cases.extend(_dicom_cases(root, other_files, skipped))
+    cases = _without_linked_copies(root, cases, skipped)
     unique = _unique_ids(root, _pair_bids_t1(cases))
     n_t1 = sum(c.has_t1 for c in unique)
     (log.info if log_counts else log.debug)(

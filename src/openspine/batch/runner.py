@@ -15,6 +15,7 @@ from typing import Any
 from .._logging import get_logger
 from ..config import AnalysisConfig
 from ..errors import ConfigError, OutputError, ScanReadError
+from ..io.paths import resolved
 from .case import (
     FORMATS_MISSING,
     INPUT_CHANGED,
@@ -145,7 +146,12 @@ class OutputLock:
     def __enter__(self) -> OutputLock:
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a path too long, a folder that cannot be written: one line, not a traceback
+            raise OutputError(
+                f"cannot write into the output folder '{self.path.parent}': {exc.strerror or exc}"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -186,7 +192,7 @@ class OutputLock:
 
 def _processes_holding(path: Path) -> list[int]:
     """The processes of this user with ``path`` open (Linux /proc; empty elsewhere)."""
-    target = str(path.resolve())
+    target = str(resolved(path))
     pids: list[int] = []
     proc = Path("/proc")
     if not proc.is_dir():
@@ -433,13 +439,17 @@ def run_batch(
         raise ConfigError("--scheduler is empty: give the Dask scheduler's address (tcp://HOST:8786)")
     if scheduler or cluster:
         require_optional(DISTRIBUTED_MODULES, "batch --scheduler/--cluster")
+    if not str(os.fspath(input_root)).strip():  # Path("") is the working folder
+        raise ConfigError("the batch input is an empty path: give the folder that holds the scans")
     root = Path(input_root)
+    if not root.exists():
+        raise ConfigError(f"batch input '{root}' does not exist")
     if not root.is_dir():
         raise ConfigError(f"batch input '{root}' is not a folder")
     config = config if config is not None else AnalysisConfig()
     spacings = read_spacing_table(pixel_spacing_table, root) if pixel_spacing_table is not None else None
     _require_for_formats(formats, root, config)
-    if Path(out_root).resolve().is_relative_to(root.resolve()):  # before the folder is made: it would be a case
+    if resolved(out_root).is_relative_to(resolved(root)):  # before the folder is made: it would be a case
         raise ConfigError(
             f"the output folder '{out_root}' lies inside the input folder '{root}'; choose one outside it"
         )
@@ -493,7 +503,7 @@ def run_batch(
 
 def _say_unlisted(spacings: PictureSpacings, found: list[Case]) -> None:
     """Warn about rows of the pixel-size table that name no picture found under the input (typos, moved files)."""
-    unlisted = spacings.unlisted({str(Path(c.path).resolve()) for c in found if c.pixel_spacing is not None})
+    unlisted = spacings.unlisted({str(resolved(c.path)) for c in found if c.pixel_spacing is not None})
     if unlisted:
         log.warning(
             "%d of %d rows of the pixel-size table %s name no picture under the input folder (e.g. %s)",

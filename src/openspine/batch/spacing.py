@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..io.paths import resolved
 
 COLUMNS = ("path", "row_mm", "col_mm")
 
@@ -27,7 +28,7 @@ class PictureSpacings:
 
     def of(self, picture: str | os.PathLike[str]) -> tuple[float, float] | None:
         """The table's pixel size of ``picture``, or None when it is not listed."""
-        return self.sizes.get(str(Path(picture).resolve()))
+        return self.sizes.get(str(resolved(picture)))
 
     def unlisted(self, pictures: set[str]) -> list[str]:
         """The table's paths that name none of ``pictures`` (resolved paths): a typo, or a picture not under the
@@ -66,7 +67,7 @@ def read_spacing_table(table: str | os.PathLike[str], root: str | os.PathLike[st
         if not r["path"]:
             raise ConfigError(f"{where}: empty 'path'")
         picture = Path(r["path"]).expanduser()
-        key = str((picture if picture.is_absolute() else Path(root) / picture).resolve())
+        key = str(resolved(picture if picture.is_absolute() else Path(root) / picture))
         if key in sizes:
             raise ConfigError(f"{where}: '{r['path']}' is listed twice")
         sizes[key] = _size(r.get("row_mm", ""), r.get("col_mm", ""), f"{where}: the pixel size of '{r['path']}'")

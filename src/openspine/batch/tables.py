@@ -16,6 +16,7 @@ from typing import Any
 
 from .._logging import get_logger
 from .._optional import install_hint
+from ..io.paths import resolved
 from ..writers import atomic_write_bytes, atomic_write_text
 from .case import (
     CASES_DIR,
@@ -63,7 +64,7 @@ def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
     from ..results import disc_rows_from_dict, vertebra_rows_from_dict
 
     try:
-        doc = json.loads((case_folder / "result.json").read_text())
+        doc = json.loads((case_folder / "result.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # is_finished read it a moment ago; a rerun writing it now
         log.warning("case %s: result.json not readable (%s); its rows are left out", case_folder.name, exc)
         return {"cases": [], "vertebrae": [], "discs": []}
@@ -269,21 +270,21 @@ def find_stale_cases(
     if not base.is_dir():
         return []
     ids = {c.case_id for c in cases}
-    by_source = {str(Path(c.path).resolve()): c.case_id for c in cases}
-    skipped_why = {str((input_root or Path()).joinpath(s.path).resolve()): s.reason for s in skipped}
+    by_source = {str(resolved(c.path)): c.case_id for c in cases}
+    skipped_why = {str(resolved((input_root or Path()).joinpath(s.path))): s.reason for s in skipped}
     rows = []
     for folder in sorted(base.iterdir()):
         if folder.name in ids or folder.name.startswith(TMP_PREFIX) or not folder.is_dir():
             continue
         source = recorded_source(folder)
-        now = by_source.get(str(Path(source).resolve())) if source else None
+        now = by_source.get(str(resolved(source))) if source else None
         if source is None:
             reason = "the folder records no input (no case.json or result.json)"
         elif now is not None:
             reason = f"its input is case {now} now (case ids changed); that case is analysed in its own folder"
         elif not Path(source).exists():
             reason = "its input is no longer there (renamed, moved or deleted)"
-        elif (skip := skipped_why.get(str(Path(source).resolve()))) is not None:  # a picture without --pixel-spacing
+        elif (skip := skipped_why.get(str(resolved(source)))) is not None:  # a picture without --pixel-spacing
             reason = f"its input is skipped in this run (skipped.csv): {skip}"
         else:
             reason = "its input is no longer found as a case under the root"

@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["NOT_REGULAR", "dicomdir_folder", "not_a_regular_file"]
+__all__ = ["NOT_REGULAR", "dicomdir_folder", "not_a_regular_file", "resolved"]
 
 NOT_REGULAR = "not a regular file"
 
@@ -40,3 +40,12 @@ def not_a_regular_file(path: Path) -> str | None:
     if not os.access(path, os.R_OK):
         return "permission denied"
     return None
+
+
+def resolved(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute with its symbolic links followed, as ``Path.resolve`` does, but never raising: a loop of
+    links (which ``resolve`` refuses with RuntimeError) or an unreadable link keeps its absolute path unresolved."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))

@@ -253,3 +253,19 @@ def test_values_too_large_for_float32_arithmetic_are_scaled_by_a_power_of_two() 
     ordinary = Scan(np.arange(8, dtype=np.float32).reshape(2, 2, 2) * 1e6, SAGITTAL_IPR)
     assert ordinary.in_safe_range() is ordinary
     assert Scan(np.arange(8, dtype=np.int16).reshape(2, 2, 2), SAGITTAL_IPR).in_safe_range().array.dtype == np.int16
+
+
+@pytest.mark.parametrize(
+    ("offset", "dtype"), [(2**31, np.uint32), (2**32 - 256, np.int64), (-(2**40), np.int64), (2**64 - 256, np.uint64)]
+)
+def test_integers_stored_with_a_large_offset_keep_every_grey_level(offset: int, dtype: type) -> None:
+    # read as float32 such an image had kept a few grey levels of its 256, and the detector lost bodies
+    grey = np.arange(256, dtype=np.int64).reshape(4, 8, 8)
+    arr = np.array([int(v) + offset for v in grey.ravel()], dtype=object).astype(dtype).reshape(grey.shape)
+    scan = Scan(arr, SAGITTAL_IPR)
+    scan.check_analysable()  # compared in its own type: not "no contrast"
+    safe = scan.in_safe_range()
+    assert np.array_equal(safe.array.astype(np.float32), grey.astype(np.float32))
+    assert safe.affine is scan.affine and safe.source is scan.source
+    small = Scan(grey.astype(np.int32) + 1000, SAGITTAL_IPR)
+    assert small.in_safe_range() is small  # within float32's exact integers: as it is

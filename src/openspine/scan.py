@@ -24,6 +24,8 @@ MAX_SHEAR_DEGREES = 1.0
 # Voxel values larger than this in magnitude are scaled down by a power of two before analysis (Scan.in_safe_range):
 # float32 sums and differences of values near its largest, 3.4e38 (a scan scaled by 1e36), overflow.
 MAX_ANALYSED_MAGNITUDE = 2.0**64
+# float32 holds every integer up to this magnitude exactly: integer voxels beyond it are shifted (Scan.in_safe_range)
+FLOAT32_EXACT_INTEGERS = 2**24
 
 
 @dataclass(frozen=True)
@@ -223,9 +225,11 @@ class Scan:
                     f"the image has {bad} NaN or infinite voxels ({100 * bad / arr.size:.1f} %); "
                     "fix or mask them before analysis"
                 )
-        lo, hi = float(np.min(arr)), float(np.max(arr))
+        lo, hi = np.min(arr), np.max(arr)  # compared in the array's own type: a float of a large int rounds
         if hi <= lo:
-            raise NoContrastError(f"the image has no contrast: every voxel equals {lo:g}; this is not a spine image")
+            raise NoContrastError(
+                f"the image has no contrast: every voxel equals {float(lo):g}; this is not a spine image"
+            )
 
     def in_safe_range(self) -> Scan:
         """The scan with its voxel values multiplied by a power of two (exactly: every ratio, sign and zero kept) where
@@ -233,6 +237,8 @@ class Scan:
         otherwise. Every model reads an image relative to its own intensities (percentiles, the bodies' median), so
         the scale changes nothing it sees, whereas float32 arithmetic on values near 3.4e38 overflows."""
         arr = self.array
+        if arr.size > 0 and np.issubdtype(arr.dtype, np.integer):
+            return self._integers_in_float32_range()
         if arr.size == 0 or not np.issubdtype(arr.dtype, np.floating):
             return self
         peak = float(np.max(np.abs(arr)))
@@ -240,6 +246,19 @@ class Scan:
             return self
         shift = int(np.ceil(np.log2(peak))) - 32
         return Scan(np.ldexp(arr, -shift).astype(arr.dtype, copy=False), self.affine, self.source)
+
+    def _integers_in_float32_range(self) -> Scan:
+        """Integer voxels beyond float32's exact integers (2**24: a uint32 or int64 image stored with a large
+        offset) moved down by their minimum, exactly in integer arithmetic: read as float32 (the models' input) the
+        offset had left only a few grey levels, and bodies were lost. Every model reads intensities relative to the
+        image's own (percentiles, the bodies' median), so the shift changes nothing else."""
+        arr = self.array
+        lo, hi = int(np.min(arr)), int(np.max(arr))
+        if lo == 0 or max(abs(lo), abs(hi)) <= FLOAT32_EXACT_INTEGERS or hi - lo > np.iinfo(np.int64).max:
+            return self
+        shifted = arr - np.uint64(lo) if arr.dtype == np.uint64 else arr.astype(np.int64) - np.int64(lo)
+        narrow = np.uint32 if hi - lo <= np.iinfo(np.uint32).max else np.int64
+        return Scan(shifted.astype(narrow, copy=False), self.affine, self.source)
 
     def __repr__(self) -> str:
         sp = ", ".join(f"{s:.3g}" for s in self.spacing)

@@ -290,6 +290,11 @@ def write_result(
     files: dict[str, Path] = {}
     try:
         _remove_stale_outputs(out, {name for name, _ in payloads}, result)
+        # an earlier run's result.json goes first: a run stopped halfway (full disk, Ctrl-C) must not leave it
+        # marking the folder finished beside this run's CSVs
+        marker = out / "result.json"
+        if any(name == marker.name for name, _ in payloads) and marker.is_file() and not marker.is_symlink():
+            marker.unlink()
         for name, data in payloads:
             atomic_write_bytes(out / name, data)
             files[name] = out / name

@@ -81,6 +81,25 @@ def test_a_reused_folder_keeps_no_output_of_an_earlier_run(
     )
 
 
+def test_a_rerun_stopped_halfway_leaves_no_earlier_result_json(
+    nifti_result: AnalysisResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the folder would look finished (result.json is the marker) while holding two scans' files
+    out = tmp_path / "out"
+    write_result(nifti_result, out)
+    real = writers.atomic_write_bytes
+
+    def disk_full_at_the_overlay(path: Path, data: bytes) -> None:
+        if path.name == "overlay.png":
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(writers, "atomic_write_bytes", disk_full_at_the_overlay)
+    with pytest.raises(writers.OutputError, match="No space left"):
+        write_result(nifti_result, out)
+    assert not (out / "result.json").exists()
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_written_files_get_the_mode_the_umask_gives(tmp_path: Path, umask: int) -> None:
     before = os.umask(umask)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,20 @@ def test_the_analysis_options_are_importable_from_the_package() -> None:
     from openspine.config import AnalysisConfig
 
     assert openspine.AnalysisConfig is AnalysisConfig
+
+
+def test_demo_runs_in_a_locale_that_is_not_utf8(tmp_path: Path) -> None:
+    # model cards were read, and a dash printed, in the locale's encoding: a traceback under LC_ALL=C
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONIOENCODING="ascii")
+    run = subprocess.run(
+        [sys.executable, "-m", "openspine", "demo", "--out", str(tmp_path / "demo")],
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr.decode("ascii", "replace")
+    assert b"Traceback" not in run.stderr and (tmp_path / "demo" / "result.json").is_file()
 
 
 def test_golden_demo_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -638,3 +653,24 @@ def test_a_locally_trained_model_never_claims_the_shipped_version(kind: str) -> 
     shipped = BUILTIN_DIR / kind / "card.json"
     if shipped.is_file():
         assert version == json.loads(shipped.read_text())["version"] + "+local"
+
+
+def test_sigterm_ends_analyze_through_its_clean_up(tmp_path: Path) -> None:
+    # a zip's extracted images were left in the temporary folder when analyze was killed while reading it
+    script = f"""
+import os, signal, sys, tempfile
+from openspine import cli, commands
+
+def reading_a_zip(args):
+    with tempfile.TemporaryDirectory(dir={str(tmp_path)!r}) as tmp:
+        open(os.path.join(tmp, "IM0001.dcm"), "wb").close()
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pause()
+    return 0
+
+commands.run_analyze = reading_a_zip
+sys.exit(cli.main(["analyze", "scan.zip", "--out", {str(tmp_path / "out")!r}]))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 128 + 15, run.stderr
+    assert "Traceback" not in run.stderr and list(tmp_path.iterdir()) == []

@@ -45,7 +45,7 @@ NO_PAIRED_GRADER = (
 
 def analyze(
     source: Scan | str | os.PathLike[str],
-    config: AnalysisConfig | None = None,
+    config: AnalysisConfig | Mapping[str, Any] | None = None,
     *,
     progress: Callable[[str], None] | None = None,
     t1: Scan | str | os.PathLike[str] | None = None,
@@ -56,7 +56,7 @@ def analyze(
     Args:
         source: a :class:`Scan` or anything :func:`openspine.load_scan` reads; a DICOM study with a sagittal T1
             series beside the main (T2) one reads both (:func:`openspine.io.load_study`).
-        config: options as an :class:`~openspine.config.AnalysisConfig`.
+        config: options as an :class:`~openspine.config.AnalysisConfig`, or a dict of its fields.
         t1: the sagittal T1 series of the same study, given separately (a :class:`Scan` or a path: NIfTI, DICOM
             folder or picture with ``t1_pixel_spacing``); it replaces a T1 series found in ``source``.
         **options: the same options as keywords (``series``, ``pixel_spacing``, ``detector``, ``grader``,
@@ -76,6 +76,14 @@ def analyze(
     check_input_type(source, "the scan given to openspine.analyze", scan_allowed=True)  # not an array: say how
     if t1 is not None:
         check_input_type(t1, "the t1 given to openspine.analyze", scan_allowed=True)
+    if isinstance(config, Mapping):  # {"grade_levels": "all"}: the same options as a dict
+        options = {**config, **options}
+        config = None
+    elif config is not None and not isinstance(config, AnalysisConfig):
+        raise ConfigError(
+            f"config must be an openspine.AnalysisConfig or a dict of its options, got {type(config).__name__}; "
+            "or give the options as keywords: openspine.analyze(path, grade_levels='all')"
+        )
     base = config.to_dict() if config is not None else {}
     cfg = AnalysisConfig.from_mapping({**base, **options}) if options or config is None else config
     if cfg.engine == "spinenet":

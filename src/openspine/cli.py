@@ -11,8 +11,10 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ._command_parser import HelpFormatter
@@ -202,6 +204,13 @@ def _add_global_options(p: argparse.ArgumentParser, defaults: bool) -> None:
     )
 
 
+def _nonempty_path(text: str) -> Path:
+    """A path argument; an empty one ("$UNSET_VARIABLE") is refused rather than read as the working folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: give the folder that holds the scans")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openspine",
@@ -264,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter, epilog=_EPILOG_BATCH,
     )  # fmt: skip
     p.add_argument(
-        "input_root", type=Path, help="folder of DICOM studies, NIfTI files, a BIDS dataset or PNG/JPEG pictures"
+        "input_root",
+        type=_nonempty_path,
+        help="folder of DICOM studies, NIfTI files, a BIDS dataset or PNG/JPEG pictures",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder: cases/<case>/ plus cohort tables")
     p.add_argument("--dry-run", action="store_true", help="list the cases found and what is skipped, then stop")
@@ -327,7 +338,18 @@ def _configure_logging(args: argparse.Namespace) -> None:
     root.propagate = False
 
 
+def _printable_streams() -> None:
+    """Let stdout and stderr print any text: in a locale whose encoding is not UTF-8 (``LC_ALL=C`` with
+    ``PYTHONUTF8=0``, a legacy code page) a dash or a non-ASCII file name had ended the command with a traceback;
+    such characters are now written as ``?``."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and str(getattr(stream, "encoding", "utf-8")).lower().replace("-", "") != "utf8":
+            reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _printable_streams()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, unknown = parser.parse_known_args(argv)
@@ -347,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else line_progress_bars()
     )
     try:
-        with bars:
+        with bars, _cleaning_up_on_sigterm(args.command):
             status = _run(args)
         sys.stdout.flush()  # a reader that stopped early fails this write here, not at interpreter exit
         return status
@@ -366,6 +388,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say_error(args, "openspine: interrupted")
         return 130
+
+
+@contextlib.contextmanager
+def _cleaning_up_on_sigterm(command: str) -> Iterator[None]:
+    """Let SIGTERM (``kill``, a job scheduler's time limit) end a command as Ctrl-C does, through its clean-up: a
+    zip's extracted images in the temporary folder had been left behind. Batch keeps its own handling (its workers
+    and resumable cases), and a command run outside the main thread (from Python) cannot set a handler."""
+    if command == "batch" or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _say_error(args: argparse.Namespace, line: str) -> None:

@@ -292,6 +292,9 @@ def run_analyze(args: argparse.Namespace) -> int:
         from .errors import ScanReadError
 
         raise ScanReadError(f"--t1 '{args.t1}' does not exist")  # before the main series is read
+    from .io.read import check_input_type
+
+    check_input_type(args.path, "the input")  # "" would read the working folder, as Path("") is "."
     return _analyze_to(Path(args.path), Path(args.out), config, args, t1=args.t1, named=named)
 
 

@@ -102,7 +102,7 @@ class AnalysisConfig:
     def from_file(cls, path: str | os.PathLike[str]) -> AnalysisConfig:
         p = Path(path)
         try:
-            data = json.loads(p.read_text())
+            data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read the options file '{p}': {exc}") from exc
         if not isinstance(data, dict):

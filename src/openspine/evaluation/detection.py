@@ -598,7 +598,7 @@ def evaluate(
         raise ScanReadError(f"'{data_dir}' is not the shared data folder: it has no index.csv")
     import csv
 
-    with open(index_path, newline="") as f:
+    with open(index_path, newline="", encoding="utf-8") as f:
         all_rows = [r for r in csv.DictReader(f) if r["split"] == split]
     rows = [r for r in all_rows if ids is None or r["id"] in set(ids)]
     if ids is not None:
@@ -683,7 +683,7 @@ def spider_t1_rows(data_dir: Path, split: str) -> list[dict[str, str]]:
     if not path.is_file():
         log.info("no SPIDER T1 slices: %s not found", path)
         return []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return [r for r in csv.DictReader(f) if r["split"] == split]
 
 
@@ -818,7 +818,7 @@ def write_card_metrics(model_dir: Path, report: dict[str, Any], command: str) ->
         "date": time.strftime("%Y-%m-%d"),
         **{k: v for k, v in report["overall"].items()},
     }
-    (model_dir / "card.json").write_text(json.dumps(data, indent=2) + "\n")
+    (model_dir / "card.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -850,7 +850,7 @@ def read_ids(path: Path) -> list[str]:
     """The item ids of an ``--ids`` file (one per line)."""
     if not path.is_file():
         raise ConfigError(f"--ids '{path}' does not exist")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def cli_main(argv: list[str], quiet: bool = False) -> int:
@@ -877,7 +877,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         print(format_report(report))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.card:
         if args.split != "val":
             raise ConfigError("--card stores validation figures: use it with --split val")

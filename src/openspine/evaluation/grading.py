@@ -505,10 +505,10 @@ def update_card(
     """Store evaluation metrics (``compact(res)``, default :func:`card_metrics`) in a grader's card (the ONNX file
     and its checksum are unchanged)."""
     path = folder / "card.json"
-    card = json.loads(path.read_text())
+    card = json.loads(path.read_text(encoding="utf-8"))
     card["metrics"] = (compact or card_metrics)(res)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     tmp.replace(path)
 
 
@@ -518,7 +518,7 @@ def record_val_evaluation(data_dir: Path, folder: Path, work: Path) -> dict[str,
     ``openspine train grader``'s last step; returns :func:`evaluate`'s result.
     """
     res = evaluate(data_dir, "val", folder)
-    (work / "evaluation-val.json").write_text(json.dumps(res, indent=2) + "\n")
+    (work / "evaluation-val.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     update_card(folder, res)
     log.info("evaluation on val:\n%s", format_report(res))
     return res
@@ -554,7 +554,7 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
     if args.out is not None:
         try:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(res, indent=2) + "\n")
+            args.out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise OutputError(f"cannot write '{args.out}': {exc}") from exc
     if args.update_card:

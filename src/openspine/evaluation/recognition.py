@@ -97,7 +97,7 @@ class Tally:
 def _rows(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise ScanReadError(f"'{path.parent}' is not the shared data folder: it has no {path.name}")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -385,7 +385,7 @@ def _training_command(folder: str | Path) -> str | None:
     card = Path(folder) / "card.json"
     if not card.is_file():
         return None
-    command = json.loads(card.read_text()).get("training", {}).get("command")
+    command = json.loads(card.read_text(encoding="utf-8")).get("training", {}).get("command")
     return str(command) if command else None
 
 
@@ -393,11 +393,11 @@ def _write_card(model: Path, result: dict[str, Any]) -> None:
     card_path = model / "card.json"
     if not card_path.is_file():
         raise ConfigError(f"--card needs a model folder with card.json; '{model}' has none")
-    card = json.loads(card_path.read_text())
+    card = json.loads(card_path.read_text(encoding="utf-8"))
     metrics = {k: v for k, v in result.items() if k != "lines"}
     metrics["summary"] = result["lines"]
     card["metrics"] = metrics
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
 
 # --- command line ----------------------------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         print("\n".join(result["lines"]))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({k: v for k, v in result.items()}, indent=2) + "\n")
+        args.out.write_text(json.dumps({k: v for k, v in result.items()}, indent=2) + "\n", encoding="utf-8")
     if args.card:
         from ..models import builtin_model_dir
 

@@ -583,7 +583,7 @@ def _finetune(
     }
     write_model_folder(out, net, final_heads, extra, opts.name, opts.version, stacker)
     (work_dir / "finetune-metrics.json").parent.mkdir(parents=True, exist_ok=True)
-    (work_dir / "finetune-metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (work_dir / "finetune-metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return FinetuneResult(
         out, trained, metrics, calib, len(train_s), len(val_s), missed, failed, frozen_check, tuple(caveats)
     )

@@ -113,7 +113,7 @@ def prepare_rsna(root: str | os.PathLike[str], out_csv: str | os.PathLike[str]) 
                 out_rows.append(row)
     out = Path(out_csv)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
+    with open(out, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=["scan", "level", *GRADINGS])
         w.writeheader()
         w.writerows(out_rows)

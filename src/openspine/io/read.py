@@ -13,7 +13,7 @@ from .._logging import get_logger
 from ..errors import InputTypeError, ScanReadError
 from ..scan import Scan
 from .formats import ReadRequest, reader_for
-from .paths import dicomdir_folder
+from .paths import dicomdir_folder, not_a_regular_file
 
 log = get_logger("io.read")
 
@@ -25,7 +25,10 @@ def existing_path(path: str | os.PathLike[str]) -> Path:
     check_input_type(path)
     p = Path(path)
     if not p.exists():
-        raise ScanReadError(f"'{p}' does not exist")
+        if p.is_symlink():
+            raise ScanReadError(f"'{p}' is a symbolic link to nothing: {not_a_regular_file(p)}")
+        hint = " ('~' is expanded by a shell, not in Python: os.path.expanduser)" if str(path).startswith("~") else ""
+        raise ScanReadError(f"'{p}' does not exist{hint}")
     folder = dicomdir_folder(p)
     if folder != p:
         log.info("'%s' is a DICOMDIR index: reading the folder it indexes, '%s'", p, folder)
@@ -35,6 +38,9 @@ def existing_path(path: str | os.PathLike[str]) -> Path:
 def check_input_type(source: object, what: str = "the input", scan_allowed: bool = False) -> None:
     """Refuse, with the way out, an input that is neither a path nor (where ``scan_allowed``) a Scan: a numpy array,
     a nibabel image. InputTypeError (a TypeError too) names what was given."""
+    if isinstance(source, (str, os.PathLike)) and not str(os.fspath(source)).strip():
+        # Path("") is the working folder: it would have been searched, recursively, for a scan
+        raise ScanReadError(f"{what} is an empty path: give a DICOM folder or file, a NIfTI file or a picture")
     if isinstance(source, (str, os.PathLike)) or (scan_allowed and isinstance(source, Scan)):
         return
     kind = f"{type(source).__module__}.{type(source).__qualname__}"

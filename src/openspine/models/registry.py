@@ -70,7 +70,7 @@ def read_card(folder: str | os.PathLike[str]) -> ModelCard:
     if not card_path.is_file():
         raise ModelError(f"'{folder}' is not a model folder: it has no card.json")
     try:
-        data = json.loads(card_path.read_text())
+        data = json.loads(card_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ModelError(f"'{card_path}' is not valid JSON: {exc}") from exc
     missing = [k for k in REQUIRED_CARD_KEYS if k not in data]

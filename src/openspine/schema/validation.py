@@ -20,7 +20,7 @@ class SchemaError(OpenSpineError):
 
 @lru_cache(maxsize=1)
 def result_schema() -> dict[str, Any]:
-    return dict(json.loads(SCHEMA_PATH.read_text()))
+    return dict(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
 @lru_cache(maxsize=1)

@@ -125,10 +125,10 @@ def export_with_card(
     new = card(sha256_of(path), path.stat().st_size)
     old = out / "card.json"
     if old.is_file():
-        prev = json.loads(old.read_text())
+        prev = json.loads(old.read_text(encoding="utf-8"))
         if prev.get("sha256") == new["sha256"]:
             new["metrics"] = prev.get("metrics", new["metrics"])
-    old.write_text(json.dumps(new, indent=2) + "\n")
+    old.write_text(json.dumps(new, indent=2) + "\n", encoding="utf-8")
     return path
 
 
@@ -156,9 +156,9 @@ def add_version_option(p: Any, name: str, fallback: str) -> None:
 def set_card_version(out: Path, version: str) -> None:
     """Write ``version`` into ``out/card.json`` (the weights' sha256 is unchanged)."""
     card = out / "card.json"
-    data = json.loads(card.read_text())
+    data = json.loads(card.read_text(encoding="utf-8"))
     data["version"] = version
-    card.write_text(json.dumps(data, indent=2) + "\n")
+    card.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def card_head(name: str, version: str, task: str, sha256: str, size: int) -> dict[str, Any]:

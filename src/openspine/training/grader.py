@@ -151,7 +151,7 @@ def write_model_folder(
         **card_extra,
     }
     card.setdefault("metrics", {})
-    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return out
 
 

@@ -330,7 +330,7 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         held: list[LevelItem] = []
         if args.holdout is not None:
             items, held = split_folds(items, args.folds, args.holdout)
-            (args.out / "holdout.txt").write_text("\n".join(sorted({it.group for it in held})) + "\n")
+            (args.out / "holdout.txt").write_text("\n".join(sorted({it.group for it in held})) + "\n", encoding="utf-8")
         data = {"items": len(items), "groups": sorted({it.group for it in items})}
         train(items, args.out, cfg, args.threads, args.workers, not quiet, command, data)
     common.set_card_version(args.out, args.version)

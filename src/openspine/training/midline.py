@@ -79,7 +79,7 @@ def body_midline(mask: NDArray[np.integer]) -> float:
 
 def volume_midlines(data: Path, split: str = "train") -> dict[str, float]:
     """The midline index of every FastCleverSeg volume of ``split`` (from its mask)."""
-    with open(Path(data) / "index.csv", newline="") as f:
+    with open(Path(data) / "index.csv", newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == split and r["dataset"] == "fastcleverseg"]
     out = {}
     for r in rows:

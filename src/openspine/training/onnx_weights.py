@@ -37,7 +37,7 @@ def model_reference(path: Path) -> str:
     card = path / "card.json" if path.is_dir() else path.parent / "card.json"
     if path.suffix == ".pt" or not card.is_file():
         return str(path)
-    data = json.loads(card.read_text())
+    data = json.loads(card.read_text(encoding="utf-8"))
     return f"{path} ({data.get('name')} {data.get('version')}, sha256 {str(data.get('sha256'))[:12]}…)"
 
 

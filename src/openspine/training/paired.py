@@ -102,7 +102,7 @@ def read_t1_slices(data_dir: str | os.PathLike[str]) -> dict[str, tuple[Path, st
     table = root / "spider" / "t1.csv"
     if not table.is_file():
         raise ConfigError(f"'{root}' has no SPIDER T1 slices: '{table}' is missing")
-    with open(table, newline="") as f:
+    with open(table, newline="", encoding="utf-8") as f:
         return {r["patient_id"]: (root / r["path"] / r["image"], r["split"]) for r in csv.DictReader(f)}
 
 
@@ -511,7 +511,7 @@ def _fit(
         "heads": report,
         "kept": kept,
     }
-    (work / "cross-validation.json").write_text(json.dumps(cv, indent=2) + "\n")
+    (work / "cross-validation.json").write_text(json.dumps(cv, indent=2) + "\n", encoding="utf-8")
     log.info("heads kept (T1 helps in cross-validation): %s", kept or "none")
     if not kept:
         minutes = (time.perf_counter() - t0) / 60
@@ -551,13 +551,13 @@ def _fit(
     }
     write_model_folder(options.out, net, kept_heads, extra, options.name, options.version, stacker)
     card_path = options.out / "card.json"
-    card = json.loads(card_path.read_text())
+    card = json.loads(card_path.read_text(encoding="utf-8"))
     card["input"]["channels"] = list(PAIRED_CHANNELS)
     card["input"]["description"] = (
         "channel 0: the T2 crop of the disc, channel 1: the T1 crop of the same disc (paired by level), each cut "
         "from its own series (openspine.grading.pair.paired_crops)"
     )
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     log.info("model written to %s (%.1f min)", options.out, minutes)
     return PairedTrainingResult(options.out, work, minutes, kept, cv)
 

@@ -54,7 +54,7 @@ class DetectionCache:
         cache = cls(Path(path) if path else None, detector)
         if cache.path is not None and cache.path.is_file():
             try:
-                data = json.loads(cache.path.read_text())
+                data = json.loads(cache.path.read_text(encoding="utf-8"))
             except json.JSONDecodeError:
                 log.warning("ignoring the unreadable detection cache %s", cache.path)
                 return cache
@@ -90,7 +90,7 @@ class DetectionCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"detector": self.detector, "scans": self.entries}))
+        tmp.write_text(json.dumps({"detector": self.detector, "scans": self.entries}), encoding="utf-8")
         tmp.replace(self.path)
 
 

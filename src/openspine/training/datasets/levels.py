@@ -72,7 +72,7 @@ def spider_items(
     ]
     t1_csv = data_dir / "spider" / "t1.csv"
     if t1 and t1_csv.is_file():
-        with open(t1_csv, newline="") as f:
+        with open(t1_csv, newline="", encoding="utf-8") as f:
             jobs += [
                 (r["id"], f"spider-{r['patient_id']}", "spider-t1", data_dir / r["path"] / r["image"])
                 for r in csv.DictReader(f)

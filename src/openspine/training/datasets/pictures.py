@@ -47,7 +47,7 @@ def _to_uint8(a: NDArray[Any]) -> NDArray[np.uint8]:
 def _read_csv(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise ScanReadError(f"'{path.parent}' is not the shared data folder: it has no {path.name}")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 

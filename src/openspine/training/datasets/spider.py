@@ -51,14 +51,14 @@ def read_spider(data_dir: str | os.PathLike[str], splits: tuple[str, ...] = ("tr
         if not p.is_file():
             raise ConfigError(f"'{root}' is not the shared data folder: '{p}' is missing")
     cases: dict[str, SpiderCase] = {}
-    with open(index, newline="") as f:
+    with open(index, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             if row["dataset"] != "spider" or row["split"] not in splits:
                 continue
             pid = row["id"].removeprefix("spider-")
             image = root / row["path"] / "image.nii.gz"
             cases[pid] = SpiderCase(patient=pid, image=image, split=row["split"])
-    with open(grades, newline="") as f:
+    with open(grades, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             case = cases.get(row["Patient"])
             if case is None:

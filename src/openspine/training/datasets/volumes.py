@@ -99,7 +99,7 @@ def read_index(data_dir: Path) -> list[dict[str, str]]:
     path = Path(data_dir) / "index.csv"
     if not path.is_file():
         raise ScanReadError(f"'{data_dir}' is not the shared data folder: it has no index.csv")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -526,7 +526,7 @@ def pseudo_label_spider(
     ]
     t1_index = data_dir / "spider" / "t1.csv"
     if t1 and t1_index.is_file():
-        with open(t1_index, newline="") as f:
+        with open(t1_index, newline="", encoding="utf-8") as f:
             rows += [{**r, "subset": "SPIDER-T1"} for r in csv.DictReader(f) if r["split"] == split]
     out: list[TrainVolume] = []
     for r in sorted(rows, key=lambda r: r["id"]):

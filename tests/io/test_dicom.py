@@ -628,6 +628,9 @@ def test_folder_without_dicom(tmp_path: Path) -> None:
     with pytest.raises(ScanReadError, match="no DICOM files found") as refused:
         load_scan(tmp_path)
     assert "1 PNG/JPEG picture(s)" in str(refused.value) and "openspine batch" in str(refused.value)  # a way out
+    (tmp_path / "deep" / "scan.nii.gz").write_bytes(b"\0" * 10)  # a NIfTI beside them: pointed at
+    with pytest.raises(ScanReadError, match=r"it holds 1 NIfTI file\(s\), e.g. '.*scan.nii.gz': analyse the file"):
+        load_scan(tmp_path)
 
 
 def test_truncated_file_is_named(tmp_path: Path) -> None:

@@ -406,9 +406,14 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
         if root.is_file():
             raise ScanReadError(f"'{shown}' is not a DICOM file")
         pictures = [c for c in candidates if Path(c).suffix.lower() in PICTURE_SUFFIXES]
+        niftis = [c for c in candidates if str(c).lower().endswith((".nii", ".nii.gz"))]
         hint = (
-            f"; it holds {len(pictures)} PNG/JPEG picture(s): analyse one picture at a time (with --pixel-spacing), "
-            f"or all of them with 'openspine batch {shown} --out DIR --pixel-spacing ROW_MM COL_MM' (or auto)"
+            f"; it holds {len(niftis)} NIfTI file(s), e.g. '{niftis[0]}': analyse the file itself, or all of them "
+            f"with 'openspine batch {shown} --out DIR'"
+            if niftis
+            else f"; it holds {len(pictures)} PNG/JPEG picture(s): analyse one picture at a time (with "
+            f"--pixel-spacing), or all of them with 'openspine batch {shown} --out DIR --pixel-spacing ROW_MM COL_MM' "
+            "(or auto)"
             if pictures
             else ""
         )

@@ -5,7 +5,8 @@ For every FastCleverSeg volume of the split, one-slice scans are cut every ``--s
 left–right position of its labelled bodies, from the mask) out to ±30 mm: at the midline (≤ 5 mm), in between, and
 off it (≥ 14 mm; 18–24 mm is where the pedicles and foramina are cut). Every SPIDER mid-sagittal slice of the split
 (T2 and T1) is read as stored and in presentations a picture may come in: mirrored front to back, cropped, 8-bit,
-gamma 0.6 / 1.6, on a black canvas twice its size, and as a screenshot (in a corner of a black canvas, with text).
+gamma 0.6 / 1.6, on a black canvas twice its size, as a screenshot (in a corner of a black canvas, with text), and
+under a surface coil's shading (front to back, head to feet: :func:`shadings`).
 Each call at or above ``p`` is off the midline; on a SPIDER slice it is a false alarm (its grades would be withheld).
 
     python scripts/midline_survey.py --data ../shared/data --split val
@@ -114,7 +115,21 @@ def slice_probabilities(path: Path, model: str | None) -> dict[str, float]:
         stored = np.expand_dims(np.ascontiguousarray(img), ax)
         aff = np.asarray(scan.affine, float)
         out[name] = off_midline_probability(Scan(stored, aff).to_sagittal(), model)
+    view = scan.to_sagittal().scan  # rows head → feet, columns front → back: where a coil's shading falls
+    for name, gain in shadings(view.array.shape[:2]).items():
+        shaded = np.asarray(view.array, np.float32) * gain[:, :, None]
+        out[name] = off_midline_probability(Scan(shaded, view.affine).to_sagittal(), model)
     return out
+
+
+def shadings(shape: tuple[int, ...]) -> dict[str, Any]:
+    """Gains of a surface coil's shading over a (rows head → feet, columns front → back) slice: a spine array's
+    fall-off from 1 at the back to 0.25 at the front (exponential), and coil elements over the upper spine only, 1
+    at the top to 0.3 at the bottom (linear)."""
+    h, w = shape
+    front_back = np.broadcast_to((0.25 ** (1 - np.arange(w) / max(w - 1, 1)))[None, :], (h, w))
+    head_feet = np.broadcast_to((1 - 0.7 * np.arange(h) / max(h - 1, 1))[:, None], (h, w))
+    return {"shaded A-P": front_back.astype(np.float32), "shaded S-I": head_feet.astype(np.float32)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import pytest
 from openspine.errors import ScanReadError
 from openspine.recognition.midline import AT_MM, OFF_MM
 from openspine.training.datasets.pictures import Picture
-from openspine.training.midline import TrainConfig, body_midline, render, sagittal_sample
+from openspine.training.midline import SHADING_MIN_GAIN, TrainConfig, body_midline, render, sagittal_sample, shaded
 
 
 def _volume() -> Picture:
@@ -48,6 +48,19 @@ def test_a_slice_picture_is_at_the_midline_and_samples_stay_on_the_model_grid() 
     for i in range(20):
         x, label = render(pic, None, np.random.default_rng(i))
         assert label == 0 and x.shape == (128, 128) and x.dtype == np.float32 and 0 <= x.min() <= x.max() <= 1
+
+
+def test_a_coils_shading_falls_smoothly_across_the_picture_and_is_drawn_only_when_asked() -> None:
+    flat = np.full((60, 40), 100.0, np.float32)
+    for seed in range(20):
+        out = shaded(flat, np.random.default_rng(seed))
+        assert out.shape == flat.shape and out.dtype == np.float32
+        assert float(out.max()) <= 110.0 + 1e-3 and float(out.min()) >= 100.0 * SHADING_MIN_GAIN * 0.9 - 1e-3
+    pic = _volume()
+    x0, _ = render(pic, 40.0, np.random.default_rng(5))
+    x1, _ = render(pic, 40.0, np.random.default_rng(5), shading_p=0.0)
+    assert np.array_equal(x0, x1)  # the built-in recipe's samples are unchanged
+    assert TrainConfig().shading_p == 0.0
 
 
 def test_training_exports_a_model_that_reads_one_probability(tmp_path: Path) -> None:

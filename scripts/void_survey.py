@@ -4,13 +4,14 @@
     python scripts/void_survey.py --data ../shared/data --split val --draw 10 14 --draw 6 9
 
 Without ``--draw``: over every disc the detector finds in the split's shared scans (SPIDER T2 and T1 slices,
-FastCleverSeg volumes), the largest and 99th-percentile share of samples at the noise floor in the disc and in the
-bodies above and below it, and how many discs the grading leaves ungraded as a void (none should be: these are
-native discs). With ``--draw A B`` (half-axes in mm, superior-inferior and anterior-posterior; repeatable): into each
-SPIDER T2 slice of the split an elliptic void (noise at 1 % of the bright level, a bright rim, as a titanium cage
-leaves on a T2 image) is drawn over each lumbar disc in turn, L1-L2 … L5-S1, and the slice analysed: how often that
-disc is withheld, how often another disc is, and how often the disc is no longer found. The voids are synthetic:
-the figures show what the rule does with such a hole, not how real implants look.
+FastCleverSeg volumes; the SPIDER T2 slices also under a surface coil's strong shading), the largest and
+99th-percentile share of void samples in the disc and in the bodies above and below it, and how many discs the
+grading leaves ungraded as a void (none should be: these are native discs). With ``--draw A B`` (half-axes in mm,
+superior-inferior and anterior-posterior; repeatable): into each SPIDER T2 slice of the split an elliptic void
+(noise at 1 % of the bright level, a bright rim, as a titanium cage leaves on a T2 image) is drawn over each lumbar
+disc in turn, L1-L2 … L5-S1, and the slice analysed: how often that disc is withheld, how often another disc is,
+and how often the disc is no longer found. The voids are synthetic: the figures show what the rule does with such
+a hole, not how real implants look.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from openspine.detection import detect
 from openspine.errors import OpenSpineError
 from openspine.grading.geometry import disc_geometry
 from openspine.grading.intensity import without_black_level
-from openspine.grading.void import VOID_SHARE, void_shares
+from openspine.grading.void import VOID_LEVEL, VOID_SHARE, void_shares
 from openspine.scan import Scan
 
 LUMBAR = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
@@ -69,27 +70,48 @@ def scans(data: Path, split: str, t2_only: bool = False) -> list[tuple[str, Path
     return out
 
 
+def shaded(view: Scan) -> dict[str, Scan]:
+    """The view (rows head → feet, columns front → back) under a surface coil's strong shading: a spine array's
+    fall-off from 1 at the back to 0.08 at the front, and coil elements over the upper spine only, 1 at the top to
+    0.1 at the bottom."""
+    arr = np.asarray(view.array, np.float32)
+    h, w = arr.shape[:2]
+    front_back = (0.08 ** (1 - np.arange(w) / max(w - 1, 1)))[None, :, None]
+    head_feet = (1 - 0.9 * np.arange(h) / max(h - 1, 1))[:, None, None]
+    return {
+        "shaded A-P": Scan((arr * front_back).astype(np.float32), view.affine),
+        "shaded S-I": Scan((arr * head_feet).astype(np.float32), view.affine),
+    }
+
+
 def native(data: Path, split: str) -> None:
     shares: dict[str, list[dict[str, float]]] = {}
     for source, path in scans(data, split):
         view = load_scan(path).to_sagittal()
         det = detect(view)
-        view, _ = without_black_level(view)
-        arr, sp = view.scan.array, view.scan.spacing
-        for i in range(len(det.discs)):
-            try:
-                g = disc_geometry(view, det, i)
-                shares.setdefault(source, []).append(void_shares(arr[:, :, g.slice_index], g, (sp[0], sp[1])))
-            except OpenSpineError:  # a disc without usable corners is not graded anyway
-                continue
-    print(f"split {split}: share of samples at the noise floor (void from {VOID_SHARE:.0%})")
+        views = {source: view.scan} | (
+            {f"{source} {k}": v for k, v in shaded(view.scan).items()} if source == "spider-t2" else {}
+        )
+        for name, scan in views.items():
+            seen, _ = without_black_level(scan.to_sagittal())
+            arr, sp = seen.scan.array, seen.scan.spacing
+            for i in range(len(det.discs)):
+                try:
+                    g = disc_geometry(seen, det, i)
+                    shares.setdefault(name, []).append(void_shares(arr[:, :, g.slice_index], g, (sp[0], sp[1])))
+                except OpenSpineError:  # a disc without usable corners is not graded anyway
+                    continue
+    print(
+        f"split {split}: share of void samples, below {VOID_LEVEL:.0%} of the tissue around the disc "
+        f"(a void from {VOID_SHARE:.0%})"
+    )
     for source, rows in sorted(shares.items()):
         parts = []
         for region in ("disc", "body above", "body below"):
             x = np.array([r[region] for r in rows])
             parts.append(f"{region} max {x.max():.2f} p99 {np.percentile(x, 99):.2f}")
         voids = sum(max(r.values()) >= VOID_SHARE for r in rows)
-        print(f"{source:10s} {len(rows):5d} discs: " + "; ".join(parts) + f"; void {voids}")
+        print(f"{source:21s} {len(rows):5d} discs: " + "; ".join(parts) + f"; void {voids}")
 
 
 def drawn(data: Path, split: str, half_axes_mm: tuple[float, float]) -> None:

@@ -5,8 +5,9 @@ under them reads at the noise floor, and the grader, trained on native discs onl
 disc (a void drawn into a real slice's L4-L5 disc was graded Pfirrmann 4 with an endplate defect, without a word).
 Native discs never get there: on the 1 759 discs of the shared train scans (SPIDER T2 and T1 slices, the
 FastCleverSeg volumes; ``python scripts/void_survey.py``) at most 34 % of a disc's samples and 14 % of a
-neighbouring body's lie below :data:`VOID_LEVEL`, the darkest of them included, and under a coil's strong shading too. A disc whose samples,
-or a neighbouring body's, lie there for :data:`VOID_SHARE` or more is therefore not graded, and says why.
+neighbouring body's lie below :data:`VOID_LEVEL`, the darkest of them included, and under a coil's strong shading
+too. A disc whose samples, or a neighbouring body's, lie there for :data:`VOID_SHARE` or more is therefore not
+graded, and says why.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
     python scripts/void_survey.py --data ../shared/data --split val --draw 10 14 --draw 6 9
 
 Without ``--draw``: over every disc the detector finds in the split's shared scans (SPIDER T2 and T1 slices,
-FastCleverSeg volumes; the SPIDER T2 slices also under a surface coil's strong shading), the largest and
+FastCleverSeg volumes; the SPIDER T2 slices also shaded, windowed and squared: :func:`presentations`), the largest and
 99th-percentile share of void samples in the disc and in the bodies above and below it, and how many discs the
 grading leaves ungraded as a void (none should be: these are native discs). With ``--draw A B`` (half-axes in mm,
 superior-inferior and anterior-posterior; repeatable): into each SPIDER T2 slice of the split an elliptic void
@@ -28,7 +28,7 @@ from openspine.detection import detect
 from openspine.errors import OpenSpineError
 from openspine.grading.geometry import disc_geometry
 from openspine.grading.intensity import without_black_level
-from openspine.grading.void import VOID_LEVEL, VOID_SHARE, void_shares
+from openspine.grading.void import CLIPPED, MAX_CLIPPED, VOID_LEVEL, VOID_SHARE, void_shares
 from openspine.scan import Scan
 
 LUMBAR = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
@@ -70,18 +70,20 @@ def scans(data: Path, split: str, t2_only: bool = False) -> list[tuple[str, Path
     return out
 
 
-def shaded(view: Scan) -> dict[str, Scan]:
-    """The view (rows head → feet, columns front → back) under a surface coil's strong shading: a spine array's
-    fall-off from 1 at the back to 0.08 at the front, and coil elements over the upper spine only, 1 at the top to
-    0.1 at the bottom."""
+def presentations(view: Scan) -> dict[str, Scan]:
+    """The view (rows head → feet, columns front → back) as it may also come: under a surface coil's strong shading
+    (a spine array's fall-off from 1 at the back to 0.08 at the front; coil elements over the upper spine only, 1 at
+    the top to 0.1 at the bottom), exported through a display window that blacks out its darkest 30 % (8-bit), and
+    with its intensities squared (gamma 2, 8-bit)."""
     arr = np.asarray(view.array, np.float32)
     h, w = arr.shape[:2]
     front_back = (0.08 ** (1 - np.arange(w) / max(w - 1, 1)))[None, :, None]
     head_feet = (1 - 0.9 * np.arange(h) / max(h - 1, 1))[:, None, None]
-    return {
-        "shaded A-P": Scan((arr * front_back).astype(np.float32), view.affine),
-        "shaded S-I": Scan((arr * head_feet).astype(np.float32), view.affine),
-    }
+    low, high = float(np.percentile(arr, 30)), float(arr.max())
+    windowed = np.round(np.clip((arr - low) / max(high - low, 1e-6), 0, 1) * 255)
+    squared = np.round((arr / max(high, 1e-6)) ** 2 * 255)
+    out = {"shaded A-P": arr * front_back, "shaded S-I": arr * head_feet, "windowed": windowed, "gamma 2": squared}
+    return {name: Scan(a.astype(np.float32), view.affine) for name, a in out.items()}
 
 
 def native(data: Path, split: str) -> None:
@@ -90,7 +92,7 @@ def native(data: Path, split: str) -> None:
         view = load_scan(path).to_sagittal()
         det = detect(view)
         views = {source: view.scan} | (
-            {f"{source} {k}": v for k, v in shaded(view.scan).items()} if source == "spider-t2" else {}
+            {f"{source} {k}": v for k, v in presentations(view.scan).items()} if source == "spider-t2" else {}
         )
         for name, scan in views.items():
             seen, _ = without_black_level(scan.to_sagittal())
@@ -103,15 +105,17 @@ def native(data: Path, split: str) -> None:
                     continue
     print(
         f"split {split}: share of void samples, below {VOID_LEVEL:.0%} of the tissue around the disc "
-        f"(a void from {VOID_SHARE:.0%})"
+        f"(a void from {VOID_SHARE:.0%}, judged where less than {MAX_CLIPPED:.0%} of the tissue beside it is clipped)"
     )
     for source, rows in sorted(shares.items()):
         parts = []
-        for region in ("disc", "body above", "body below"):
+        for region in ("disc", "body above", "body below", CLIPPED):
             x = np.array([r[region] for r in rows])
             parts.append(f"{region} max {x.max():.2f} p99 {np.percentile(x, 99):.2f}")
-        voids = sum(max(r.values()) >= VOID_SHARE for r in rows)
-        print(f"{source:21s} {len(rows):5d} discs: " + "; ".join(parts) + f"; void {voids}")
+        regions = [max(v for k, v in r.items() if k != CLIPPED) for r in rows]
+        voids = sum(m >= VOID_SHARE for m in regions)
+        judged = sum(m >= VOID_SHARE and r[CLIPPED] < MAX_CLIPPED for m, r in zip(regions, rows))
+        print(f"{source:21s} {len(rows):5d} discs: " + "; ".join(parts) + f"; void {voids}, withheld {judged}")
 
 
 def drawn(data: Path, split: str, half_axes_mm: tuple[float, float]) -> None:

@@ -674,3 +674,22 @@ sys.exit(cli.main(["analyze", "scan.zip", "--out", {str(tmp_path / "out")!r}]))
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert run.returncode == 128 + 15, run.stderr
     assert "Traceback" not in run.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_a_non_ascii_file_name_is_analysed_in_a_locale_that_is_not_utf8(tmp_path: Path) -> None:
+    # its name, decoded to surrogates under LC_ALL=C, had failed the write of report.html and the cohort's Parquet
+    from openspine.data import demo_scan_path
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(demo_scan_path(), tmp_path / "in" / "Müller.nii.gz")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONIOENCODING="ascii")
+    for command in (["analyze", str(tmp_path / "in" / "Müller.nii.gz")], ["batch", str(tmp_path / "in")]):
+        run = subprocess.run(
+            [sys.executable, "-m", "openspine", *command, "--out", str(tmp_path / command[0]), "-q"],
+            capture_output=True,
+            env=env,
+        )
+        assert run.returncode == 0, run.stderr.decode("ascii", "replace")
+    assert "Müller.nii.gz" in (tmp_path / "analyze" / "report.html").read_text(encoding="utf-8")
+    assert "Müller.nii.gz" in (tmp_path / "batch" / "cases.csv").read_text(encoding="utf-8")

@@ -136,3 +136,17 @@ def test_a_link_to_a_file_of_another_case_is_not_a_second_case(tmp_path: Path) -
     cases, skipped = discover_cases(tmp_path)
     assert [Path(c.path).name for c in cases] == ["scan.nii.gz"]
     assert _reasons(skipped) == {"a_copy.nii.gz": "the same file as 'scan.nii.gz' (a link)"}
+
+
+def test_t1_files_sharing_their_content_stay_paired_with_their_own_t2(tmp_path: Path) -> None:
+    # git-annex (DataLad) links files of equal content to one object: the T1s must not be taken as one case's copy
+    for sub, value in (("01", 1.0), ("02", 2.0)):
+        anat = tmp_path / f"sub-{sub}" / "anat"
+        anat.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(np.full((8, 8, 4), value, np.float32), np.eye(4)), anat / f"sub-{sub}_T2w.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.float32), np.eye(4)), tmp_path / "t1-object.nii.gz")
+    for sub in ("01", "02"):
+        (tmp_path / f"sub-{sub}" / "anat" / f"sub-{sub}_T1w.nii.gz").symlink_to(tmp_path / "t1-object.nii.gz")
+    cases, _ = discover_cases(tmp_path)
+    with_t1 = {Path(c.path).name: Path(c.t1).name for c in cases if c.t1}
+    assert with_t1 == {"sub-01_T2w.nii.gz": "sub-01_T1w.nii.gz", "sub-02_T2w.nii.gz": "sub-02_T1w.nii.gz"}

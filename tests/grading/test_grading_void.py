@@ -83,6 +83,32 @@ def test_grade_withholds_the_void_disc_only():
     assert any(f.startswith("grades_withheld: L4-L5 (a signal void") for f in out.flags)
 
 
+def test_a_window_that_clipped_the_tissue_beside_the_disc_is_not_judged():
+    # an exported picture whose window blacks out the darkest tissue leaves dark discs as dark as a void
+    from openspine.grading.void import CLIPPED, MAX_CLIPPED, signal_void, void_shares
+
+    arr, geoms = synthetic_spine([60, 60, 60, 0.5, 60])
+    plane, g = arr[:, :, 0].copy(), geoms[DiscLevel.L4_L5]
+    assert signal_void(plane, g, SPACING[:2]) is not None
+    plane[plane < 20] = float(plane.min())  # the background beside the spine clipped to the floor
+    assert void_shares(plane, g, SPACING[:2])[CLIPPED] >= MAX_CLIPPED
+    assert signal_void(plane, g, SPACING[:2]) is None
+
+
+def test_a_picture_is_not_judged_for_voids():
+    # a picture's window and gamma are unknown: its dark discs are graded as before
+    from dataclasses import replace
+
+    from openspine.grading import grade
+
+    scan, geoms = spine_scan([60, 60, 60, 0.5, 60], n_slices=3)
+    picture = replace(scan, source=replace(scan.source, format="image"))
+    view = picture.to_sagittal()
+    out = grade(view, fake_detection(view, geoms))
+    assert {d.level: d.grades[Grading.PFIRRMANN].available for d in out.discs}[DiscLevel.L4_L5]
+    assert not any("signal void" in f for f in out.flags)
+
+
 def _void_at(image: Path, level: str, out: Path) -> Path:
     """A copy of a real slice with an elliptic signal void over the disc ``level`` that the built-in detector finds,
     drawn as ``scripts/void_survey.py`` draws it (what a titanium cage leaves on a T2 image)."""

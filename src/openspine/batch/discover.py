@@ -192,8 +192,8 @@ def discover_cases(
                 other_files.append(path)
     if other_files:
         cases.extend(_dicom_cases(root, other_files, skipped))
-    cases = _without_linked_copies(root, cases, skipped)
-    unique = _unique_ids(root, _pair_bids_t1(cases))
+    # after pairing: a T1 read beside its T2 is no case of its own, whatever file it shares its content with
+    unique = _unique_ids(root, _without_linked_copies(root, _pair_bids_t1(cases), skipped))
     n_t1 = sum(c.has_t1 for c in unique)
     (log.info if log_counts else log.debug)(
         "discovered %d case(s) under %s (%d with a T1 series read beside the main one); %d file(s) skipped",

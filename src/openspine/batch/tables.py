@@ -175,7 +175,13 @@ def _typed_column(values: list[Any], name: str) -> list[Any]:
     every_one = all(n is not None for n, v in zip(numbers, cells) if v is not None)
     if name not in _TEXT_COLUMNS and every_one and (name in NUMERIC_COLUMNS or any(n is not None for n in numbers)):
         return numbers
-    return [None if v is None else str(v) for v in cells]
+    return [None if v is None else _valid_text(str(v)) for v in cells]
+
+
+def _valid_text(text: str) -> str:
+    """``text`` that Parquet can store: a file name the locale could not decode (``LC_ALL=C``: its bytes kept as
+    surrogates) is decoded again as UTF-8."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 _TEXT_COLUMNS = frozenset(

@@ -319,7 +319,12 @@ def _prepare(model: GraderModel, view: SagittalView, detection: Detection, index
             non-finite corners, a disc outside the image or its slices).
     """
     g = disc_geometry(view, detection, index)
-    void = signal_void(view.scan.array[:, :, g.slice_index], g, view.scan.spacing[:2])
+    # a picture's window and gamma can leave a dark disc as dark as air: only intensities as acquired are judged
+    void = (
+        None
+        if view.scan.source.format == "image"
+        else signal_void(view.scan.array[:, :, g.slice_index], g, view.scan.spacing[:2])
+    )
     if void is not None:
         raise _Withheld(void)
     crops = _unique_crops(view, g, model.crop)

@@ -7,7 +7,9 @@ Native discs never get there: on the 1 759 discs of the shared train scans (SPID
 FastCleverSeg volumes; ``python scripts/void_survey.py``) at most 34 % of a disc's samples and 14 % of a
 neighbouring body's lie below :data:`VOID_LEVEL`, the darkest of them included, and under a coil's strong shading
 too. A disc whose samples, or a neighbouring body's, lie there for :data:`VOID_SHARE` or more is therefore not
-graded, and says why.
+graded, and says why. Only intensities as acquired are judged: not a picture (PNG, JPEG), whose display window and
+gamma can leave a dark disc as dark as air, nor a scan whose window clipped the tissue around the disc
+(:data:`MAX_CLIPPED`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..detection.types import DiscGeometry
 from .crop import DiscFrame, disc_frame, sample_plane
 from .intensity import within_border
 
-__all__ = ["VOID_LEVEL", "VOID_SHARE", "signal_void", "void_shares"]
+__all__ = ["CLIPPED", "MAX_CLIPPED", "VOID_LEVEL", "VOID_SHARE", "signal_void", "void_shares"]
 
 # a sample darker than this fraction of the tissue around the disc (the 75th percentile of a box two disc widths
 # wide and the disc's height plus two widths high) is void: local, so that a coil's smooth shading, which leaves the
@@ -30,6 +32,10 @@ VOID_LEVEL = 0.03
 # the share of a region's samples that makes it a void (native train discs reach 0.34, their bodies 0.14, shaded or
 # not: scripts/void_survey.py)
 VOID_SHARE = 0.5
+# a void is judged only where less than this share of the tissue in front of and behind the disc lies at the image's
+# floor: a display window that blacks out the darkest tissue makes dark discs read as air (scripts/void_survey.py)
+MAX_CLIPPED = 0.05
+CLIPPED = "clipped"  # void_shares' key for that share
 # the regions measured, as (across the disc, fractions of its width; along it, from the disc's mid-height): the
 # disc itself (its middle 80 % of height) and the bands of the bodies above and below that the crop's intensity
 # reference is read from (crop.body_reference)
@@ -50,8 +56,9 @@ def _grid_points(
 
 def void_shares(plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> dict[str, float]:
     """The share of void samples (below :data:`VOID_LEVEL` of the tissue around the disc) in the disc and in the
-    bands of the vertebral bodies above and below it, on the disc's mid-sagittal ``plane`` (internal layout).
-    Samples falling outside the image or on a padding border are left out.
+    bands of the vertebral bodies above and below it, on the disc's mid-sagittal ``plane`` (internal layout), and
+    under :data:`CLIPPED` the share of the tissue around it at the image's floor. Samples falling outside the image
+    or on a padding border are left out.
 
     Raises:
         GeometryError: the disc's corners give no frame (:func:`~openspine.grading.crop.disc_frame`).
@@ -72,6 +79,7 @@ def void_shares(plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[f
 
     around = samples((-1.0, 1.0), (-h - w, h + w), 25)
     tissue = float(np.percentile(around, 75)) if around.size else 0.0
+    floor = float(pl.min()) if pl.size else 0.0
     regions = {
         "disc": (-0.8 * h, 0.8 * h),
         "body above": (-h - 0.4 * w, -h - 0.1 * w),
@@ -81,6 +89,11 @@ def void_shares(plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[f
     for name, along in regions.items():
         values = samples(_ACROSS, along, 13)
         out[name] = float(np.mean(values < VOID_LEVEL * tissue)) if values.size and tissue > 0 else 0.0
+    # the share of the tissue in front of and behind the disc and bodies at the image's very floor: a display window
+    # that blacks out the darkest tissue (an exported picture) leaves dark discs there as a void leaves metal, and
+    # clips some of that tissue too; the void itself (a cage, cement) lies within the disc and bodies' width
+    beside = np.concatenate([samples(side, (-h - w, h + w), 13) for side in ((-1.0, -0.5), (0.5, 1.0))])
+    out[CLIPPED] = float(np.mean(beside <= floor)) if beside.size else 0.0
     return out
 
 
@@ -88,8 +101,9 @@ def signal_void(plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[f
     """Why the disc must not be graded because it, or a vertebral body beside it, is a signal void (metal, bone
     cement), else ``None`` (see the module's text)."""
     shares = void_shares(plane, geometry, spacing_rc)
+    clipped = shares.pop(CLIPPED)
     void = [name for name, share in shares.items() if share >= VOID_SHARE]
-    if not void:
+    if not void or clipped >= MAX_CLIPPED:  # a clipped window: a void cannot be told from a dark disc
         return None
     where = " and the ".join(void)
     share = max(shares[n] for n in void)

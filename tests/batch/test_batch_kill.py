@@ -16,7 +16,7 @@ import pytest
 
 from openspine.batch import runner
 from openspine.batch.runner import OutputLock
-from openspine.errors import OutputError
+from openspine.errors import ConfigError, OutputError
 
 LINUX_PROC = Path("/proc/self/task").is_dir()
 
@@ -161,3 +161,11 @@ def test_the_temporary_folder_of_a_case_with_the_longest_name_fits_a_file_name(
     monkeypatch.undo()
     left.mkdir(parents=True)
     assert remove_stale_temporaries(tmp_path) == 1 and not left.exists()
+
+
+def test_run_batch_in_a_workers_import_of_its_script_says_what_to_do(tmp_path: Path) -> None:
+    # a script without the main guard: each worker started fresh re-ran it, and good cases failed as "out of memory"
+    script = compile("from openspine.batch.runner import run_batch\nrun_batch(ROOT, OUT)\n", "script.py", "exec")
+    with pytest.raises(ConfigError, match=r'put the call under `if __name__ == "__main__":`'):
+        exec(script, {"__name__": "__mp_main__", "ROOT": str(tmp_path), "OUT": str(tmp_path / "out")})
+    assert "run_batch outside" in runner.DEATH_CAUSES

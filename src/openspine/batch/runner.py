@@ -253,7 +253,24 @@ def _new_pool(workers: int) -> Any:
     )
 
 
+def _in_a_workers_import_of_the_script() -> bool:
+    """Whether this call runs in the top level of a script that a worker process started fresh is importing (as
+    ``__mp_main__``): the script calls run_batch outside ``if __name__ == "__main__":``."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
 WORKER_DIED = "WorkerDied"
+# why a worker may die, as the messages say it: a worker process started fresh (spawn) imports the calling script,
+# and a script that calls run_batch outside `if __name__ == "__main__":` runs it again there
+DEATH_CAUSES = (
+    "killed, or out of memory; from a Python script, also a call to run_batch outside "
+    '`if __name__ == "__main__":`, which each worker process re-runs'
+)
 
 
 def _pool_statuses(
@@ -284,11 +301,12 @@ def _pool_statuses(
                 "failed",
                 "worker",
                 WORKER_DIED,
-                "the worker process died while analysing this case alone (killed, or out of memory)",
+                f"the worker process died while analysing this case alone ({DEATH_CAUSES})",
             )
         elif broken and not broke_before:
             log.warning(
-                "a worker process died (killed, or out of memory); the %d unfinished case(s) go on in a fresh pool",
+                "a worker process died (%s); the %d unfinished case(s) go on in a fresh pool",
+                DEATH_CAUSES,
                 len(leftovers),
             )
             queue = leftovers + queue
@@ -432,6 +450,11 @@ def run_batch(
     from .._optional import DISTRIBUTED_MODULES, require_optional
     from ..writers import parse_formats, prepare_output_dir
 
+    if _in_a_workers_import_of_the_script():
+        raise ConfigError(
+            "run_batch was called again by a worker process importing the script that calls it: put the call under "
+            '`if __name__ == "__main__":` (each worker process started fresh re-runs the script\'s top level)'
+        )
     t0 = time.perf_counter()
     formats = parse_formats(formats)  # None: json, csv, png, html (as the command line)
     # before discovery and the first case: the optional packages, the input and the output folder

@@ -693,3 +693,19 @@ def test_a_non_ascii_file_name_is_analysed_in_a_locale_that_is_not_utf8(tmp_path
         assert run.returncode == 0, run.stderr.decode("ascii", "replace")
     assert "Müller.nii.gz" in (tmp_path / "analyze" / "report.html").read_text(encoding="utf-8")
     assert "Müller.nii.gz" in (tmp_path / "batch" / "cases.csv").read_text(encoding="utf-8")
+
+
+def test_an_interrupted_batch_says_a_rerun_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openspine import commands
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "run_batch", interrupted)
+    assert main(["batch", str(tmp_path), "--out", str(tmp_path / "out")]) == 130
+    assert (
+        "interrupted; the cases finished are kept, and the same command goes on with the rest"
+        in capsys.readouterr().err
+    )

@@ -386,7 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say_error(args, f"openspine: error: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        _say_error(args, "openspine: interrupted")
+        # a batch keeps every case finished before the interruption, and the same command goes on with the rest
+        resumes = (
+            "; the cases finished are kept, and the same command goes on with the rest"
+            if args.command == "batch"
+            else ""
+        )
+        _say_error(args, f"openspine: interrupted{resumes}")
         return 130
 
 

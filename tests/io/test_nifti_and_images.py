@@ -203,6 +203,18 @@ def test_a_nifti_whose_affine_is_singular_is_refused_in_one_line(tmp_path: Path,
     assert "\n" not in str(refused.value) and "fix the header's sform" in str(refused.value)
 
 
+def test_a_nifti_header_with_a_negative_size_is_called_damaged(tmp_path: Path) -> None:
+    import struct
+
+    path = tmp_path / "neg.nii"
+    nib.save(nib.Nifti1Image(np.zeros((16, 16, 4), np.uint8), np.eye(4)), str(path))
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<8h", raw, 40, 3, -5, 16, 4, 1, 1, 1, 1)  # dim[1] = -5 ("negative count" from numpy before)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ScanReadError, match=r"has a damaged header: it gives the shape \(-5, 16, 4\), with a negative"):
+        load_scan(path)
+
+
 def test_a_nifti_without_voxels_names_its_real_shape(tmp_path: Path) -> None:
     path = tmp_path / "empty.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((0, 10, 3), np.uint8), np.eye(4)), str(path))

@@ -49,10 +49,12 @@ def read_nifti(path: Path) -> Scan:
     try:
         img: Any = nib.load(str(path))
         shape = tuple(int(n) for n in img.shape)
+        if any(n < 0 for n in shape):  # a damaged header: numpy's own message ("negative count") says nothing
+            raise ScanReadError(f"'{path}' has a damaged header: it gives the shape {shape}, with a negative size")
         if 0 in shape:  # nibabel reads an empty image as shape (0,), which would hide the header's shape
             raise UnsupportedScanError(f"'{path}' holds no voxels: its header gives the shape {shape}")
         arr = np.asanyarray(img.dataobj)
-    except UnsupportedScanError:
+    except (UnsupportedScanError, ScanReadError):
         raise
     except Exception as exc:  # nibabel raises many types for a damaged file
         raise ScanReadError(f"cannot read '{path}' as NIfTI: {exc}") from exc

@@ -31,7 +31,7 @@ from .heads import HeadSpec, unavailable_note
 from .intensity import without_black_level
 from .model import GraderModel, load_grader, softmax
 from .pair import paired_crops
-from .void import signal_void
+from .void import VoidCheck
 
 log = get_logger("grading")
 
@@ -187,6 +187,8 @@ def grade(
     flags = GroupedFlags()
     todo: list[_Prepared] = []
     wanted = set(levels) if levels is not None else None
+    # a picture's window and gamma can leave a dark disc as dark as air: only intensities as acquired are judged
+    voids = VoidCheck(view.scan.array, view.scan.spacing[:2]) if view.scan.source.format != "image" else None
     for i, d in enumerate(discs):
         name = d.level.value if d.level is not None else f"unlabelled disc #{i + 1}"
         if d.level is None:
@@ -204,7 +206,7 @@ def grade(
             continue
         # one disc's odd geometry drops that disc, never the scan
         try:
-            todo.append(_prepare(model, view, detection, i, d.level))
+            todo.append(_prepare(model, view, detection, i, d.level, voids))
         except _Withheld as exc:  # an image the grader was never trained on at this disc (a signal void)
             log.info("withheld: %s (%s)", name, exc)
             flags.add("grades_withheld", name, str(exc))
@@ -310,7 +312,14 @@ class _Withheld(Exception):
     """A disc the grader must not answer for (its reason is the message); the scan goes on."""
 
 
-def _prepare(model: GraderModel, view: SagittalView, detection: Detection, index: int, level: DiscLevel) -> _Prepared:
+def _prepare(
+    model: GraderModel,
+    view: SagittalView,
+    detection: Detection,
+    index: int,
+    level: DiscLevel,
+    voids: VoidCheck | None = None,
+) -> _Prepared:
     """Geometry, crops and features of one disc.
 
     Raises:
@@ -319,12 +328,7 @@ def _prepare(model: GraderModel, view: SagittalView, detection: Detection, index
             non-finite corners, a disc outside the image or its slices).
     """
     g = disc_geometry(view, detection, index)
-    # a picture's window and gamma can leave a dark disc as dark as air: only intensities as acquired are judged
-    void = (
-        None
-        if view.scan.source.format == "image"
-        else signal_void(view.scan.array[:, :, g.slice_index], g, view.scan.spacing[:2])
-    )
+    void = voids.why(g) if voids is not None else None
     if void is not None:
         raise _Withheld(void)
     crops = _unique_crops(view, g, model.crop)

@@ -14,6 +14,7 @@ gamma can leave a dark disc as dark as air, nor a scan whose window clipped the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..detection.types import DiscGeometry
 from .crop import DiscFrame, disc_frame, sample_plane
 from .intensity import within_border
 
-__all__ = ["CLIPPED", "MAX_CLIPPED", "VOID_LEVEL", "VOID_SHARE", "signal_void", "void_shares"]
+__all__ = ["CLIPPED", "MAX_CLIPPED", "VOID_LEVEL", "VOID_SHARE", "VoidCheck", "signal_void", "void_shares"]
 
 # a sample darker than this fraction of the tissue around the disc (the 75th percentile of a box two disc widths
 # wide and the disc's height plus two widths high) is void: local, so that a coil's smooth shading, which leaves the
@@ -54,53 +55,79 @@ def _grid_points(
     return y / spacing_rc[0], x / spacing_rc[1]
 
 
-def void_shares(plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> dict[str, float]:
+@dataclass(frozen=True)
+class _Plane:
+    """One slice as the void check reads it: float32, its floor, and its box within any padding border (the rows
+    and columns at its edges holding nothing but the darkest value: a SPIDER slice's top rows above a cut body are
+    black padding, not a void)."""
+
+    pixels: NDArray[np.float32]
+    floor: float
+    top: int
+    left: int
+    bottom: int  # last row and column inside the box
+    right: int
+
+    @classmethod
+    def of(cls, plane: NDArray[Any]) -> _Plane:
+        pl = np.asarray(plane, dtype=np.float32)
+        floor = float(pl.min()) if pl.size else 0.0
+        inner = within_border(pl, floor) if pl.size else None
+        top, left, kept = inner if inner is not None else (0, 0, pl[:0, :0])
+        return cls(pl, floor, top, left, top + kept.shape[0] - 1, left + kept.shape[1] - 1)
+
+
+def void_shares(
+    plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float], _read: _Plane | None = None
+) -> dict[str, float]:
     """The share of void samples (below :data:`VOID_LEVEL` of the tissue around the disc) in the disc and in the
     bands of the vertebral bodies above and below it, on the disc's mid-sagittal ``plane`` (internal layout), and
     under :data:`CLIPPED` the share of the tissue around it at the image's floor. Samples falling outside the image
-    or on a padding border are left out.
+    or on a padding border are left out (whole pixels inside: a sample interpolated with the zeros beyond the edge
+    would read dark).
 
     Raises:
         GeometryError: the disc's corners give no frame (:func:`~openspine.grading.crop.disc_frame`).
     """
-    pl = np.asarray(plane, dtype=np.float32)
+    pl = _read if _read is not None else _Plane.of(plane)
     fr = disc_frame(geometry, spacing_rc)
     h, w = fr.height_mm / 2, fr.width_mm
-    # samples count inside the image only, and not on a padding border (the rows and columns at its edges holding
-    # nothing but the darkest value: a SPIDER slice's top rows above a cut body are black padding, not a void); whole
-    # pixels inside, as a sample interpolated with the zeros beyond the edge would read dark
-    inner = within_border(pl, float(pl.min())) if pl.size else None
-    top, left, kept = inner if inner is not None else (0, 0, pl[:0, :0])
-
-    def samples(across: tuple[float, float], along: tuple[float, float], n: int) -> NDArray[np.float32]:
-        rows, cols = _grid_points(fr, spacing_rc, across, along, n)
-        within = (rows >= top) & (rows <= top + kept.shape[0] - 1) & (cols >= left) & (cols <= left + kept.shape[1] - 1)
-        return sample_plane(pl, rows[within], cols[within]) if within.any() else np.zeros(0, np.float32)
-
-    around = samples((-1.0, 1.0), (-h - w, h + w), 25)
-    tissue = float(np.percentile(around, 75)) if around.size else 0.0
-    floor = float(pl.min()) if pl.size else 0.0
-    regions = {
-        "disc": (-0.8 * h, 0.8 * h),
-        "body above": (-h - 0.4 * w, -h - 0.1 * w),
-        "body below": (h + 0.1 * w, h + 0.4 * w),
+    grids = {
+        "around": ((-1.0, 1.0), (-h - w, h + w), 25),
+        "disc": (_ACROSS, (-0.8 * h, 0.8 * h), 13),
+        "body above": (_ACROSS, (-h - 0.4 * w, -h - 0.1 * w), 13),
+        "body below": (_ACROSS, (h + 0.1 * w, h + 0.4 * w), 13),
+        # in front of and behind the disc and bodies: a void (a cage, cement) lies within their width
+        "in front": ((-1.0, -0.5), (-h - w, h + w), 13),
+        "behind": ((0.5, 1.0), (-h - w, h + w), 13),
     }
+    points = {name: _grid_points(fr, spacing_rc, *grid) for name, grid in grids.items()}
+    rows = np.concatenate([r.ravel() for r, _ in points.values()])
+    cols = np.concatenate([c.ravel() for _, c in points.values()])
+    inside = (rows >= pl.top) & (rows <= pl.bottom) & (cols >= pl.left) & (cols <= pl.right)
+    values = np.full(rows.shape, np.nan, np.float32)
+    if inside.any():  # one interpolation for every grid
+        values[inside] = sample_plane(pl.pixels, rows[inside], cols[inside])
+    split = np.cumsum([r.size for r, _ in points.values()])[:-1]
+    read = {name: v[~np.isnan(v)] for name, v in zip(points, np.split(values, split))}
+    tissue = float(np.percentile(read["around"], 75)) if read["around"].size else 0.0
     out = {}
-    for name, along in regions.items():
-        values = samples(_ACROSS, along, 13)
-        out[name] = float(np.mean(values < VOID_LEVEL * tissue)) if values.size and tissue > 0 else 0.0
-    # the share of the tissue in front of and behind the disc and bodies at the image's very floor: a display window
-    # that blacks out the darkest tissue (an exported picture) leaves dark discs there as a void leaves metal, and
-    # clips some of that tissue too; the void itself (a cage, cement) lies within the disc and bodies' width
-    beside = np.concatenate([samples(side, (-h - w, h + w), 13) for side in ((-1.0, -0.5), (0.5, 1.0))])
-    out[CLIPPED] = float(np.mean(beside <= floor)) if beside.size else 0.0
+    for name in ("disc", "body above", "body below"):
+        v = read[name]
+        out[name] = float(np.mean(v < VOID_LEVEL * tissue)) if v.size and tissue > 0 else 0.0
+    # a display window that blacks out the darkest tissue (an exported picture) leaves dark discs as dark as a void
+    # leaves metal, and clips some of the tissue beside them too
+    beside = np.concatenate([read["in front"], read["behind"]])
+    out[CLIPPED] = float(np.mean(beside <= pl.floor)) if beside.size else 0.0
     return out
 
 
-def signal_void(plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> str | None:
+def signal_void(
+    plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float], _read: _Plane | None = None
+) -> str | None:
     """Why the disc must not be graded because it, or a vertebral body beside it, is a signal void (metal, bone
     cement), else ``None`` (see the module's text)."""
-    shares = void_shares(plane, geometry, spacing_rc)
+    shares = void_shares(plane, geometry, spacing_rc, _read)
     clipped = shares.pop(CLIPPED)
     void = [name for name, share in shares.items() if share >= VOID_SHARE]
     if not void or clipped >= MAX_CLIPPED:  # a clipped window: a void cannot be told from a dark disc
@@ -111,3 +138,20 @@ def signal_void(plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[f
         f"a signal void fills the {where}, {share:.0%} of it as dark as air, as metal or bone cement leave it; "
         "the grader was trained on native discs only"
     )
+
+
+class VoidCheck:
+    """:func:`signal_void` for the discs of one view, each slice prepared once (its float copy, floor and box)."""
+
+    def __init__(self, array: NDArray[Any], spacing_rc: tuple[float, float]) -> None:
+        self._array = array
+        self._spacing = spacing_rc
+        self._planes: dict[int, _Plane] = {}
+
+    def why(self, geometry: DiscGeometry) -> str | None:
+        """Why the disc must not be graded (:func:`signal_void`), else ``None``."""
+        k = geometry.slice_index
+        if k not in self._planes:
+            self._planes[k] = _Plane.of(self._array[:, :, k])
+        plane = self._planes[k]
+        return signal_void(plane.pixels, geometry, self._spacing, plane)

@@ -68,14 +68,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _utf8(text: str) -> bytes:
+def utf8_bytes(text: str) -> bytes:
     """``text`` as UTF-8; a file name that the locale could not decode (``LC_ALL=C``: its bytes kept as surrogates)
     is written back as its own bytes, where strict encoding had failed the write."""
     return text.encode("utf-8", errors="surrogateescape")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, _utf8(text))
+    atomic_write_bytes(path, utf8_bytes(text))
 
 
 def csv_text(rows: list[dict[str, object]], columns: list[str]) -> str:
@@ -134,13 +134,13 @@ class _Outputs:
 def _json(o: _Outputs) -> tuple[bytes, ...]:
     import json
 
-    return (_utf8(json.dumps(o.document, indent=2) + "\n"),)
+    return (utf8_bytes(json.dumps(o.document, indent=2) + "\n"),)
 
 
 def _csv(o: _Outputs) -> tuple[bytes, ...]:
     return (
-        _utf8(csv_text(o.result.vertebra_rows(), VERTEBRA_COLUMNS)),
-        _utf8(csv_text(o.result.disc_rows(), DISC_COLUMNS)),
+        utf8_bytes(csv_text(o.result.vertebra_rows(), VERTEBRA_COLUMNS)),
+        utf8_bytes(csv_text(o.result.disc_rows(), DISC_COLUMNS)),
     )
 
 
@@ -151,7 +151,7 @@ def _png(o: _Outputs) -> tuple[bytes, ...]:
 def _html(o: _Outputs) -> tuple[bytes, ...]:
     from .render.report import render_report
 
-    return (_utf8(render_report(o.result, o.overlay_png, grading_descriptions(o.result))),)
+    return (utf8_bytes(render_report(o.result, o.overlay_png, grading_descriptions(o.result))),)
 
 
 def grading_descriptions(result: AnalysisResult) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 from .._logging import get_logger
 from .._optional import install_hint
 from ..io.paths import resolved
-from ..writers import atomic_write_bytes, atomic_write_text
+from ..writers import atomic_write_bytes, atomic_write_text, utf8_bytes
 from .case import (
     CASES_DIR,
     SCOPE_STAGE,
@@ -181,7 +181,7 @@ def _typed_column(values: list[Any], name: str) -> list[Any]:
 def _valid_text(text: str) -> str:
     """``text`` that Parquet can store: a file name the locale could not decode (``LC_ALL=C``: its bytes kept as
     surrogates) is decoded again as UTF-8."""
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+    return utf8_bytes(text).decode("utf-8", errors="replace")
 
 
 _TEXT_COLUMNS = frozenset(

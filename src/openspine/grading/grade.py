@@ -200,24 +200,23 @@ def grade(
             continue
         # every reason that holds for the whole image (its sequence, its pixels, its intensities), else the level's
         outside = whole_image or model_scope.why_not_level(d.level)
-        if outside is not None:  # the card's sequences and levels: no grade the model cannot back
+        reason = ""
+        if outside is None:  # the card's sequences and levels: no grade the model cannot back
+            # one disc's odd geometry drops that disc, never the scan
+            try:
+                todo.append(_prepare(model, view, detection, i, d.level, voids))
+                continue
+            except _Withheld as exc:  # an image the grader was never trained on at this disc (a signal void)
+                log.info("withheld: %s (%s)", name, exc)
+                outside = str(exc)
+            except GeometryError as exc:
+                reason = str(exc)
+            except Exception as exc:  # the per-disc boundary: an unforeseen failure becomes this disc's reason
+                log.debug("grading %s failed", name, exc_info=True)
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+        if outside is not None:
             flags.add("grades_withheld", name, outside)
             discs[i] = replace(d, grades={**d.grades, **_not_graded(model, outside, "withheld")})
-            continue
-        # one disc's odd geometry drops that disc, never the scan
-        try:
-            todo.append(_prepare(model, view, detection, i, d.level, voids))
-        except _Withheld as exc:  # an image the grader was never trained on at this disc (a signal void)
-            log.info("withheld: %s (%s)", name, exc)
-            flags.add("grades_withheld", name, str(exc))
-            discs[i] = replace(d, grades={**d.grades, **_not_graded(model, str(exc), "withheld")})
-            continue
-        except GeometryError as exc:
-            reason = str(exc)
-        except Exception as exc:  # the per-disc boundary: an unforeseen failure becomes this disc's reason
-            log.debug("grading %s failed", name, exc_info=True)
-            reason = f"unexpected {type(exc).__name__}: {exc}"
-        else:
             continue
         log.info("not graded: %s (%s)", name, reason)
         flags.add("not graded", name, reason)

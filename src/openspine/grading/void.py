@@ -77,9 +77,7 @@ class _Plane:
         return cls(pl, floor, top, left, top + kept.shape[0] - 1, left + kept.shape[1] - 1)
 
 
-def void_shares(
-    plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float], _read: _Plane | None = None
-) -> dict[str, float]:
+def void_shares(plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> dict[str, float]:
     """The share of void samples (below :data:`VOID_LEVEL` of the tissue around the disc) in the disc and in the
     bands of the vertebral bodies above and below it, on the disc's mid-sagittal ``plane`` (internal layout), and
     under :data:`CLIPPED` the share of the tissue around it at the image's floor. Samples falling outside the image
@@ -89,7 +87,11 @@ def void_shares(
     Raises:
         GeometryError: the disc's corners give no frame (:func:`~openspine.grading.crop.disc_frame`).
     """
-    pl = _read if _read is not None else _Plane.of(plane)
+    return _shares(_Plane.of(plane), geometry, spacing_rc)
+
+
+def _shares(pl: _Plane, geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> dict[str, float]:
+    """:func:`void_shares` on a slice read once (:class:`_Plane`)."""
     fr = disc_frame(geometry, spacing_rc)
     h, w = fr.height_mm / 2, fr.width_mm
     grids = {
@@ -122,12 +124,14 @@ def void_shares(
     return out
 
 
-def signal_void(
-    plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float], _read: _Plane | None = None
-) -> str | None:
+def signal_void(plane: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float]) -> str | None:
     """Why the disc must not be graded because it, or a vertebral body beside it, is a signal void (metal, bone
     cement), else ``None`` (see the module's text)."""
-    shares = void_shares(plane, geometry, spacing_rc, _read)
+    return _why(void_shares(plane, geometry, spacing_rc))
+
+
+def _why(shares: dict[str, float]) -> str | None:
+    """:func:`signal_void`'s answer from the disc's :func:`void_shares`."""
     clipped = shares.pop(CLIPPED)
     void = [name for name, share in shares.items() if share >= VOID_SHARE]
     if not void or clipped >= MAX_CLIPPED:  # a clipped window: a void cannot be told from a dark disc
@@ -153,5 +157,4 @@ class VoidCheck:
         k = geometry.slice_index
         if k not in self._planes:
             self._planes[k] = _Plane.of(self._array[:, :, k])
-        plane = self._planes[k]
-        return signal_void(plane.pixels, geometry, self._spacing, plane)
+        return _why(_shares(self._planes[k], geometry, self._spacing))

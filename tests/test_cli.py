@@ -16,6 +16,7 @@ from PIL import Image
 
 from openspine import __version__
 from openspine.cli import main
+from openspine.errors import BatchInterrupted
 from openspine.schema import validate_result
 
 
@@ -701,11 +702,11 @@ def test_an_interrupted_batch_says_a_rerun_goes_on(
     from openspine import commands
 
     def interrupted(args: object) -> int:
-        raise KeyboardInterrupt
+        raise BatchInterrupted(finished=3, to_analyse=40, earlier=12)
 
     monkeypatch.setattr(commands, "run_batch", interrupted)
     assert main(["batch", str(tmp_path), "--out", str(tmp_path / "out")]) == 130
     assert (
-        "interrupted; the cases finished are kept, and the same command goes on with the rest"
-        in capsys.readouterr().err
+        "openspine: interrupted: 3 of the 40 cases to analyse were finished, 12 more earlier; the cases finished"
+        " are kept, and the same command goes on with the rest" in capsys.readouterr().err
     )

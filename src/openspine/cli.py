@@ -20,7 +20,7 @@ from pathlib import Path
 from ._command_parser import HelpFormatter
 from ._logging import JsonFormatter, line_progress_bars, no_progress_bars, say_last
 from ._version import __version__
-from .errors import OpenSpineError, UsageError
+from .errors import BatchInterrupted, OpenSpineError, UsageError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -368,8 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sys.stderr.isatty()
         else line_progress_bars()
     )
+    terminated: list[int] = []  # the signal that ended the command, when SIGTERM did
     try:
-        with bars, _cleaning_up_on_sigterm(args.command):
+        with bars, _cleaning_up_on_sigterm(args.command, terminated):
             status = _run(args)
         sys.stdout.flush()  # a reader that stopped early fails this write here, not at interpreter exit
         return status
@@ -385,28 +386,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("openspine").debug("error details", exc_info=True)
         _say_error(args, f"openspine: error: {exc}")
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # a batch keeps every case finished before the interruption, and the same command goes on with the rest
+        how_far = f": {exc.progress()}" if isinstance(exc, BatchInterrupted) else ""
         resumes = (
-            "; the cases finished are kept, and the same command goes on with the rest"
+            f"{how_far}; the cases finished are kept, and the same command goes on with the rest"
             if args.command == "batch"
             else ""
         )
-        _say_error(args, f"openspine: interrupted{resumes}")
-        return 130
+        by = " by SIGTERM" if terminated else ""
+        _say_error(args, f"openspine: interrupted{by}{resumes}")
+        return 128 + terminated[0] if terminated else 130
 
 
 @contextlib.contextmanager
-def _cleaning_up_on_sigterm(command: str) -> Iterator[None]:
+def _cleaning_up_on_sigterm(command: str, terminated: list[int]) -> Iterator[None]:
     """Let SIGTERM (``kill``, a job scheduler's time limit) end a command as Ctrl-C does, through its clean-up: a
-    zip's extracted images in the temporary folder had been left behind. Batch keeps its own handling (its workers
-    and resumable cases), and a command run outside the main thread (from Python) cannot set a handler."""
-    if command == "batch" or threading.current_thread() is not threading.main_thread():
+    zip's extracted images in the temporary folder had been left behind, and a batch ended without a word. A batch
+    stops as on Ctrl-C (its workers finish the cases they hold, and it says how far it got); the signal's number is
+    put in ``terminated`` for the exit status. A command run outside the main thread (from Python) cannot set a
+    handler."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
 
     def stop(signum: int, frame: object) -> None:
+        terminated.append(signum)
+        if command == "batch":
+            raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)

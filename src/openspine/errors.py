@@ -82,3 +82,19 @@ class UsageError(ConfigError):
 
 class EngineError(OpenSpineError):
     """Another system's models asked for (``--engine spinenet``) cannot run: its package or weights are missing."""
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """A batch run stopped by Ctrl-C or SIGTERM (a job's time limit) before its last case. Still a
+    KeyboardInterrupt, so code that catches that goes on as before; it says how far the run got: ``finished`` of
+    the ``to_analyse`` cases this run took on are done, ``earlier`` cases had been finished by earlier runs. The
+    cases finished are kept, and the same run started again goes on with the rest."""
+
+    def __init__(self, finished: int, to_analyse: int, earlier: int) -> None:
+        self.finished, self.to_analyse, self.earlier = finished, to_analyse, earlier
+        super().__init__(self.progress())
+
+    def progress(self) -> str:
+        """How far the run got, in words: '3 of the 40 cases to analyse were finished, 12 more earlier'."""
+        earlier = f", {self.earlier} more earlier" if self.earlier else ""
+        return f"{self.finished} of the {self.to_analyse} cases to analyse were finished{earlier}"

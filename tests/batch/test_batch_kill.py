@@ -54,7 +54,9 @@ def test_workers_end_with_a_killed_run_and_the_resume_works(tmp_path: Path, sig:
         data = np.random.default_rng(i).random((24, 24, 4)).astype(np.float32)
         nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / f"s{i:02d}.nii.gz"))
     cmd = [sys.executable, "-m", "openspine", "-q", "batch", str(root), "--out", str(out), "--formats", "json"]
-    proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=err)
     deadline, workers = time.time() + 60, []
     while time.time() < deadline and proc.poll() is None:
         workers = _children(proc.pid)
@@ -71,6 +73,11 @@ def test_workers_end_with_a_killed_run_and_the_resume_works(tmp_path: Path, sig:
     assert not any(_running(w) for w in workers), "a worker outlived the killed run"
     finished = sum((p / "result.json").exists() for p in (out / "cases").iterdir())
     assert finished < n
+    if sig == signal.SIGTERM:  # a job's time limit: the run says how far it got, and that a rerun goes on
+        assert proc.returncode == 128 + signal.SIGTERM
+        said = log.read_text()
+        assert f"interrupted by SIGTERM: {finished} of the {n} cases to analyse were finished;" in said, said
+        assert "the same command goes on with the rest" in said and "Traceback" not in said
     resume = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert resume.returncode == 3, resume.stderr[-2000:]  # every case out of scope: none failed
     assert sorted(p.name for p in (out / "cases").iterdir()) == [f"s{i:02d}" for i in range(n)]

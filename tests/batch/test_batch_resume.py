@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from openspine.batch.discover import discover_cases
-from openspine.batch.runner import run_batch
+from openspine.batch.runner import CaseStatus, run_batch
 from openspine.cli import main
 from openspine.config import AnalysisConfig
 
@@ -244,3 +245,32 @@ def test_a_cases_warnings_name_the_case(tmp_path: Path, caplog: pytest.LogCaptur
     caplog.clear()
     logging.getLogger("openspine.analysis").warning("after the batch")
     assert caplog.records[-1].getMessage() == "after the batch"
+
+
+def _stopping_after(n: int) -> Callable[..., Iterator[CaseStatus]]:
+    def progress(statuses: Iterable[CaseStatus], total: int) -> Iterator[CaseStatus]:  # Ctrl-C before the next
+        for k, status in enumerate(statuses, 1):
+            yield status
+            if k == n:
+                raise KeyboardInterrupt
+
+    return progress
+
+
+def test_an_interrupted_run_says_how_far_it_got_and_the_rerun_does_the_rest(tmp_path: Path) -> None:
+    from openspine.errors import BatchInterrupted
+
+    root, out = tmp_path / "in", tmp_path / "out"
+    for i in range(5):
+        _tiny(root / f"s{i}.nii.gz", i)
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(root, out, formats="json", progress=_stopping_after(2))
+    assert isinstance(info.value, KeyboardInterrupt)  # code that catches Ctrl-C goes on as before
+    assert str(info.value) == "2 of the 5 cases to analyse were finished"
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(root, out, formats="json", progress=_stopping_after(1))
+    assert (info.value.finished, info.value.to_analyse, info.value.earlier) == (1, 3, 2)
+    assert str(info.value) == "1 of the 3 cases to analyse were finished, 2 more earlier"
+    again = run_batch(root, out, formats="json")  # the same run again: the last two cases
+    assert (again.out_of_scope, again.out_of_scope_earlier) == (5, 3)
+    assert sorted(p.name for p in (out / "cases").iterdir()) == [f"s{i}" for i in range(5)]

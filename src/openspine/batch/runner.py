@@ -14,7 +14,7 @@ from typing import Any
 
 from .._logging import get_logger
 from ..config import AnalysisConfig
-from ..errors import ConfigError, OutputError, ScanReadError
+from ..errors import BatchInterrupted, ConfigError, OutputError, ScanReadError
 from ..io.paths import resolved
 from .case import (
     FORMATS_MISSING,
@@ -361,6 +361,10 @@ def _drain(pool: Any, futures: dict[Any, Case]) -> Generator[CaseStatus, None, t
     return broken, leftovers
 
 
+def _has_result(out: Path, case: Case) -> bool:
+    return (case_dir(out, case.case_id) / "result.json").is_file()
+
+
 def _in_process(
     cases: list[Case], out_root: Path, formats: tuple[str, ...], config: AnalysisConfig, overwrite: bool
 ) -> Iterator[CaseStatus]:
@@ -510,10 +514,21 @@ def run_batch(
             statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
         prefetch_parquet_writer()  # after the local workers have forked
         by_id = {c.case_id: c for c in todo}
-        for status in progress(statuses, len(todo)) if progress else statuses:
-            summary.count(status)
-            if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
-                record_failure(out, by_id[status.case_id], status, formats, config)
+        had_result = {c.case_id for c in todo if _has_result(out, c)}  # cases analysed again
+        seen: set[str] = set()
+        try:
+            for status in progress(statuses, len(todo)) if progress else statuses:
+                summary.count(status)
+                seen.add(status.case_id)
+                if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
+                    record_failure(out, by_id[status.case_id], status, formats, config)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM from the command line: say how far the run got
+            close = getattr(statuses, "close", None)
+            if close is not None:  # a pool's generator shuts its workers down now (they finish the cases they hold)
+                close()
+            # with the cases that workers finished after the last status was taken
+            seen |= {c.case_id for c in todo if c.case_id not in had_result and _has_result(out, c)}
+            raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo)) from exc
         with _tables_lock(out):
             stale = find_stale_cases(out, found, skipped_files, root)
             write_stale(out, stale)

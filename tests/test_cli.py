@@ -128,6 +128,15 @@ def test_golden_demo_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     ]
 
 
+def test_out_has_the_short_form_o() -> None:
+    # `-o DIR`, as most command-line tools write it, was refused as "the following arguments are required: --out"
+    from openspine.cli import build_parser
+
+    parser = build_parser()
+    for command in (["analyze", "scan.nii.gz"], ["batch", "in"], ["demo"]):
+        assert parser.parse_args([*command, "-o", "res"]).out == Path("res")
+
+
 def test_demo_grades_agree_with_the_radiologists(tmp_path: Path, shared_data: Path) -> None:
     import csv
 

@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter, epilog=_EPILOG_ANALYZE,
     )  # fmt: skip
     _add_input_options(p)
-    p.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output folder (created if needed)")
     p.add_argument("--detector", default=None, help="detector model folder (default: built-in)")
     p.add_argument("--grader", default=None, help="grader model folder, e.g. from 'openspine finetune'")
     p.add_argument(
@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         epilog=_EPILOG_DEMO,
     )
-    p.add_argument("--out", type=Path, default=Path("openspine-demo"), help="output folder")
+    p.add_argument("-o", "--out", type=Path, default=Path("openspine-demo"), help="output folder")
     _add_formats_option(p)
 
     p = sub.add_parser(
@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_nonempty_path,
         help="folder of DICOM studies, NIfTI files, a BIDS dataset or PNG/JPEG pictures",
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder: cases/<case>/ plus cohort tables")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output folder: cases/<case>/ plus cohort tables")
     p.add_argument("--dry-run", action="store_true", help="list the cases found and what is skipped, then stop")
     p.add_argument("--overwrite", action="store_true", help="redo cases that are already finished")
     p.add_argument("--part", default=None, metavar="K/N", help="process the K-th of N deterministic shares")

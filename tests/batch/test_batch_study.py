@@ -197,3 +197,25 @@ def test_a_batch_run_reads_the_t1_beside_the_t2(
         by_case = table.groupby("case")[["subject", "input"]].first()
         assert by_case.loc["sub-01_T2w", "subject"] == "01" and pd.isna(by_case.loc["dicom__study1", "subject"])
         assert by_case.loc["dicom__study1", "input"].endswith("study1")
+
+
+def test_the_log_gives_discoverys_reason_for_a_studys_series_not_as_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the case passes its series to the analysis by UID: every DICOM case's log line had said "… as asked"
+    import logging
+
+    import numpy as np
+
+    from dicom_fixtures import make_affine, write_series
+    from openspine.batch.runner import run_batch
+
+    volume = np.random.default_rng(0).integers(0, 1000, (32, 32, 5)).astype(np.int16)
+    sagittal = make_affine([[0, 0, 1], [0, -1, 0], [-1, 0, 0]], (1.0, 1.0, 3.5), (0, 0, 0))
+    write_series(tmp_path / "in" / "study" / "t2", volume, sagittal)
+    with caplog.at_level(logging.INFO, logger="openspine"):
+        run_batch(tmp_path / "in", tmp_path / "out", formats="json")
+    said = [r.getMessage() for r in caplog.records if "series [0]" in r.getMessage()]
+    assert said and all("(chosen by batch discovery)" in m and "as asked" not in m for m in said), said
+    doc = json.loads((tmp_path / "out" / "cases" / "study__t2" / "result.json").read_text())
+    assert doc["input"]["series"]["chosen_because"].endswith("(chosen by batch discovery)")

@@ -24,7 +24,6 @@ from .discover import Case
 
 if TYPE_CHECKING:
     from ..config import AnalysisConfig
-    from ..results import AnalysisResult
 
 log = get_logger("batch")
 
@@ -136,20 +135,16 @@ def case_config(case: Case, config: AnalysisConfig) -> AnalysisConfig:
     scan that is no picture keeps its own voxel size, so batch's --pixel-spacing (which lets pictures in) is not
     passed to it (it had been, with a warning per case)."""
     if case.series:
-        config = replace(config, series=case.series)
+        from ..io.dicom import ChosenSeries
+
+        # discovery chose the series, not the user: the read gives its reason, not "as asked"
+        reason = f"{case.series_reason} (chosen by batch discovery)" if case.series_reason else None
+        config = replace(config, series=ChosenSeries(case.series, reason) if reason else case.series)
     if case.pixel_spacing is not None:
         config = replace(config, pixel_spacing=case.pixel_spacing)
     elif not _is_picture(case):
         config = replace(config, pixel_spacing=None)
     return config
-
-
-def _with_discovery_choice(result: AnalysisResult, reason: str) -> AnalysisResult:
-    """``result`` whose ``input.series.chosen_because`` gives discovery's reason for the case's series."""
-    from ..analysis import SERIES_CHOICE
-
-    series = {**result.input.series, SERIES_CHOICE: f"{reason} (chosen by batch discovery)"}
-    return replace(result, input=replace(result.input, series=series))
 
 
 def _is_picture(case: Case) -> bool:
@@ -293,8 +288,6 @@ def process_case(
                 result = analyze(case.path, options, progress=track, t1=case.t1)
             else:
                 result = analyze(case.path, options, progress=track)
-        if case.series_reason:  # discovery chose the series, not the user: its reason, not "as asked"
-            result = _with_discovery_choice(result, case.series_reason)
         stage = "write"
         shutil.rmtree(tmp, ignore_errors=True)
         write_result(result, tmp, formats)

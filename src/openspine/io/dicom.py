@@ -44,6 +44,7 @@ from .stations import centre_mm, lowest_station, named_below_lumbar, other_stati
 log = get_logger("io.dicom")
 
 __all__ = [
+    "ChosenSeries",
     "SeriesInfo",
     "choose_series",
     "choose_series_why",
@@ -821,13 +822,28 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
     return ROLE_NOT_USED, f"sequence {seq} by its header (only a T1 series is read beside the main one)"
 
 
+class ChosenSeries(str):
+    """A SeriesInstanceUID that a rule chose, not the user (batch discovery): the series is read by its UID, and the
+    read gives the rule's ``reason`` for it (in the log and ``input.series.chosen_because``), not "as asked"."""
+
+    reason: str
+
+    def __new__(cls, uid: str, reason: str) -> ChosenSeries:
+        chosen = super().__new__(cls, uid)
+        chosen.reason = reason
+        return chosen
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # pickled to batch's worker processes
+        return str(self), self.reason
+
+
 def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInfo, str]:
     if isinstance(wanted, bool) or not isinstance(wanted, (str, int)):
         raise SeriesSelectionError(f"series must be a UID, a SeriesNumber or an index, got {wanted!r}")
     text = str(wanted).strip()
     by_uid = [s for s in found if s.series_uid == text]
     if by_uid:
-        return by_uid[0], f"SeriesInstanceUID {text} as asked"
+        return by_uid[0], wanted.reason if isinstance(wanted, ChosenSeries) else f"SeriesInstanceUID {text} as asked"
     if re.fullmatch(r"[+-]?\d+", text):
         number = int(text)
         by_number = [s for s in found if s.series_number == number]

@@ -348,6 +348,20 @@ def test_upper_thoracic_windows_read_as_lumbar_get_no_label_for_their_small_bodi
     assert "mm deep (front to back), smaller than lumbar bodies are" in withheld
 
 
+@pytest.mark.parametrize("rows", [55, 70])
+def test_an_upper_thoracic_view_reaching_l5_only_through_doubtful_bodies_is_not_graded(rows: int) -> None:
+    """The lowest 55 or 70 rows of sct-example-t2 (down to about T5; a user test) had been labelled L3 … L5 or
+    L2 … L5, without a sacrum, and graded: the view reached L5 only through bodies scored 0.00."""
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # axis 1 runs to the head
+    result = openspine.analyze(openspine.Scan(np.asarray(img.dataobj)[:, :rows, :], img.affine))
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert [v.label.value for v in result.vertebrae if v.label][-1] == "L5"  # labels kept, flagged
+    assert any(f.startswith("labelling_ambiguous: no sacrum visible") for f in result.flags)
+    withheld = next(f for f in result.flags if f.startswith("grades_withheld: "))
+    assert "the view ends above L5 (lowest body labelled" in withheld and "scored under 0.25" in withheld
+
+
 def test_a_sagittal_volume_saved_with_an_identity_affine_gets_no_label_and_a_flag(tmp_path: Path) -> None:
     """np.eye(4) names the stored sagittal slices' axes wrongly: the volume is resliced across its true axes."""
     data = shared_data_or_skip()

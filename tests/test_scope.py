@@ -381,19 +381,32 @@ def test_bodies_labelled_lumbar_must_be_as_deep_as_lumbar_bodies_are() -> None:
 
 
 def test_grades_are_withheld_only_where_no_sacrum_anchors_the_labels_and_the_view_ends_above_l5() -> None:
-    from openspine.levels import Level
     from openspine.scope import unanchored_levels_reason
 
-    high = [Level.T10, Level.T11, None, Level.L1, Level.L2]
-    to_l5 = [Level.L2, Level.L3, Level.L4, Level.L5]
+    high = [_v("T10"), _v("T11"), _v(None), _v("L1"), _v("L2")]
+    to_l5 = [_v("L2"), _v("L3"), _v("L4"), _v("L5")]
     assert unanchored_levels_reason(True, high) is None
     assert unanchored_levels_reason(None, high) is None  # a detection read back from records: not known
     # the sacrum just out of view (or only its top in view): labels read near the junction, graded
     assert unanchored_levels_reason(False, to_l5) is None
-    assert unanchored_levels_reason(False, [None, None]) is None  # nothing labelled: nothing graded anyway
+    assert unanchored_levels_reason(False, [_v(None), _v(None)]) is None  # nothing labelled: nothing graded anyway
     why = unanchored_levels_reason(False, high)
     assert why is not None and why.startswith("no sacrum in view to count the levels from and the view ends above L5")
-    assert "lowest body labelled L2" in why
+    assert "lowest body labelled L2)" in why
+
+
+def test_a_view_reaches_l5_only_through_a_body_the_detector_is_sure_of() -> None:
+    # crops of an upper thoracic view (user test): labelled L2 … L5, their L4 and L5 scored 0.00, and graded
+    from openspine.scope import lowest_sure_level, unanchored_levels_reason
+
+    doubtful_end = [_v("L2", 0.33), _v("L3", 0.39), _v("L4", 0.0), _v("L5", 0.0)]
+    assert lowest_sure_level(doubtful_end) == Level.L3
+    why = unanchored_levels_reason(False, doubtful_end)
+    assert why is not None and "(lowest body labelled L3; L4 (0.00), L5 (0.00) below it scored under 0.25)" in why
+    assert unanchored_levels_reason(True, doubtful_end) is None  # a sacrum found anchors the labels
+    assert unanchored_levels_reason(False, [_v("L3"), _v("L4"), _v("L5", 0.25)]) is None  # sure enough
+    unsure = [_v("L4", 0.1), _v("L5", 0.1)]  # sure of none: the lowest labelled body (all withheld elsewhere)
+    assert lowest_sure_level(unsure) == Level.L5 and unanchored_levels_reason(False, unsure) is None
 
 
 def test_a_card_s_pixel_bound_withholds_coarser_images_only() -> None:

@@ -859,8 +859,7 @@ def _grade(
             sequence=sequence,
             second=second,
             paired_grader=cfg.paired_grader,
-            withhold=state.unfit
-            or scope.unanchored_levels_reason(detection.sacrum_seen, (v.label for v in detection.vertebrae)),
+            withhold=state.unfit or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae),
         )
     except ModelError as exc:
         if cfg.grader is not None:

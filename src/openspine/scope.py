@@ -757,23 +757,39 @@ def unsure_spine_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     )
 
 
-def unanchored_levels_reason(sacrum_seen: bool | None, labels: Iterable[Level | None]) -> str | None:
+def lowest_sure_level(vertebrae: Iterable[Vertebra]) -> Level | None:
+    """The level of the lowest labelled body the detector is sure of (score ≥ :data:`LOW_SCORE`); where it is sure of
+    none, of the lowest labelled body. None where no body is labelled."""
+    labelled = [v for v in vertebrae if v.label is not None]
+    sure = [v for v in labelled if v.score >= LOW_SCORE] or labelled
+    return max((v.label for v in sure if v.label is not None), key=lambda lv: lv.ordinal, default=None)
+
+
+def unanchored_levels_reason(sacrum_seen: bool | None, vertebrae: Sequence[Vertebra]) -> str | None:
     """Why no disc is graded where no sacrum anchors the level labels (``sacrum_seen`` False) and the view ends above
-    L5 (the lowest of ``labels``): a thoracic or thoraco-lumbar station, a view cut high. Its labels rest on the
-    bodies' appearance alone, far from the lumbosacral junction where that reading is surest, and a grade under a
-    level one off is a wrong row in a cohort table read by level. A view that reaches L5 (the sacrum just out of
-    view, or only its top in view) is graded, flagged: on the cut val views of ``openspine evaluate detection`` its
-    labels were all right in 17 of 19 cases, against 31 of 43 for views that end above L5. None where the sacrum
-    was seen, it is not known, or the view reaches L5."""
+    L5: a thoracic or thoraco-lumbar station, a view cut high. Its labels rest on the bodies' appearance alone, far
+    from the lumbosacral junction where that reading is surest, and a grade under a level one off is a wrong row in a
+    cohort table read by level. A view that reaches L5 (the sacrum just out of view, or only its top in view) is
+    graded, flagged: on the cut val views of ``openspine evaluate detection`` its labels were all right in 14 of 16
+    cases, against 34 of 46 for views that end above L5. The view reaches L5 only through a body the detector is sure
+    of (:func:`lowest_sure_level`): crops of an upper thoracic view had been labelled L2 … L5 and graded, their L4 and
+    L5 scored 0.00. None where the sacrum was seen, it is not known, or the view reaches L5."""
     if sacrum_seen is not False:
         return None
-    lowest = max((lv for lv in labels if lv is not None), key=lambda lv: lv.ordinal, default=None)
+    lowest = lowest_sure_level(vertebrae)
     if lowest is None or lowest.ordinal >= Level.L5.ordinal:
         return None
+    doubted = [v for v in vertebrae if v.label is not None and v.label.ordinal > lowest.ordinal]
+    below = (
+        f"; {', '.join(f'{v.label.value} ({v.score:.2f})' for v in doubted if v.label)} below it scored under "
+        f"{LOW_SCORE}"
+        if doubted
+        else ""
+    )
     return (
         f"no sacrum in view to count the levels from and the view ends above L5 (lowest body labelled "
-        f"{lowest.value}): the labels rest on the bodies' appearance alone and may be one level off, so no grade is "
-        "given under them"
+        f"{lowest.value}{below}): the labels rest on the bodies' appearance alone and may be one level off, so no "
+        "grade is given under them"
     )
 
 

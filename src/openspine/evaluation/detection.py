@@ -420,8 +420,19 @@ def sacrum_labelled(case: dict[str, Any]) -> bool:
 
 
 def reaches_l5(case: dict[str, Any]) -> bool:
-    """Whether the case's labelling names L5 (a body) or L4-L5 (a disc): its view reaches the lumbosacral junction."""
+    """Whether the case's view reaches the lumbosacral junction: the lowest body the detector is sure of is labelled
+    L5 or lower (``lowest_sure``, as :func:`openspine.scope.unanchored_levels_reason` judges it); in a report written
+    before that field, whether its labelling names L5 (a body) or L4-L5 (a disc)."""
+    if "lowest_sure" in case:
+        return case["lowest_sure"] is not None and Level(case["lowest_sure"]).ordinal >= Level.L5.ordinal
     return any(p in ("L5", "L4-L5") for p in case.get("predicted", ()))
+
+
+def _lowest_sure(detection: Any) -> str | None:
+    from ..scope import lowest_sure_level
+
+    level = lowest_sure_level(detection.vertebrae)
+    return None if level is None else level.value
 
 
 def robustness_overall(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -500,6 +511,7 @@ def volume_variant_cases(
                 "alternative": int(getattr(det, "alternative_shift", 0)),
                 "checked": res.level_checked + res.discs_detected,
                 "predicted": res.predicted,
+                "lowest_sure": _lowest_sure(det),
                 "flags": list(det.flags),
                 "seconds": round(time.perf_counter() - t, 3),
             }
@@ -539,6 +551,7 @@ def spider_variant_cases(
             "alternative": int(getattr(as_is, "alternative_shift", 0)),
             "checked": len(as_is.discs),
             "predicted": [d.level.value if d.level else "?" for d in as_is.discs],
+            "lowest_sure": _lowest_sure(as_is),
             "flags": list(as_is.flags),
             "seconds": 0.0,
         }
@@ -562,6 +575,7 @@ def spider_variant_cases(
                 "alternative": int(getattr(det, "alternative_shift", 0)),
                 "checked": scored,
                 "predicted": [d.level.value if d.level else "?" for d in det.discs],
+                "lowest_sure": _lowest_sure(det),
                 "flags": list(det.flags),
                 "seconds": round(time.perf_counter() - t, 3),
             }

@@ -36,6 +36,11 @@ def test_a_file_is_matched_by_suffix_then_by_content(tmp_path: Path) -> None:
     unknown.write_bytes(b"not a scan")
     with pytest.raises(ScanReadError, match="not a file type openspine reads"):
         reader_for(unknown)
+    # what 3D Slicer, ITK-SNAP or FreeSurfer save: the message says how to give the scan as NIfTI
+    for name, tool in (("scan.nrrd", "3D Slicer"), ("scan.mha", "SimpleITK"), ("brain.mgz", "mri_convert")):
+        (tmp_path / name).write_bytes(b"not a scan")
+        with pytest.raises(ScanReadError, match=f"save it as NIfTI .*{tool}"):
+            reader_for(tmp_path / name)
 
 
 def test_batch_discovery_takes_its_file_types_from_the_registry(tmp_path: Path) -> None:

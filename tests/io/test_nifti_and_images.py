@@ -301,6 +301,12 @@ def test_a_nifti_without_voxel_sizes_is_refused_or_flagged_not_read_at_1_mm(tmp_
     nib.save(coded, tmp_path / "coded.nii.gz")
     flags = load_scan(tmp_path / "coded.nii.gz").source.header_flags
     assert [f for f in flags if f.startswith("nifti_voxel_size_missing: the header gives no voxel size along array")]
+    # a negative size is a size (nibabel's qform takes its absolute value): no flag saying 1 mm was assumed
+    coded.header["pixdim"][1:4] = [-0.8, -0.8, -3.0]
+    nib.save(coded, tmp_path / "negative.nii.gz")
+    scan = load_scan(tmp_path / "negative.nii.gz")
+    assert not [f for f in scan.source.header_flags if f.startswith("nifti_voxel_size_missing")]
+    assert np.allclose(scan.spacing, (0.8, 0.8, 3.0))
 
 
 def test_an_identity_affine_is_flagged_a_scanners_is_not(tmp_path: Path, shared_data: Path) -> None:

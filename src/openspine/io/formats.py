@@ -216,7 +216,18 @@ def reader_for(path: Path) -> Reader:
         if r.sniff is not None and r.sniff(path):
             return r
     labels = ", ".join(r.label for r in sorted(READERS, key=lambda r: not r.folders))
-    raise ScanReadError(f"'{path}' is not a file type openspine reads ({labels})")
+    hint = next((h for ends, h in CONVERT_HINTS if path.name.lower().endswith(ends)), "")
+    raise ScanReadError(f"'{path}' is not a file type openspine reads ({labels}){hint}")
+
+
+# formats that 3D Slicer, ITK-SNAP, FreeSurfer and older tools save: how to give openspine the scan instead
+_TO_NIFTI = "save it as NIfTI (.nii.gz)"
+CONVERT_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
+    ((".nrrd", ".nhdr"), f"; {_TO_NIFTI}: in 3D Slicer choose .nii.gz when saving, or convert with SimpleITK"),
+    ((".mha", ".mhd"), f"; {_TO_NIFTI}: convert with SimpleITK (sitk.WriteImage(sitk.ReadImage(f), 'scan.nii.gz'))"),
+    ((".mgz", ".mgh"), f"; {_TO_NIFTI}: mri_convert, or nibabel (nib.save(nib.load(f), 'scan.nii.gz'))"),
+    ((".hdr", ".img"), f"; {_TO_NIFTI}: nibabel reads the Analyze/NIfTI pair (nib.save(nib.load(f), 'scan.nii.gz'))"),
+)
 
 
 # a file name that says label map: a word of it (between _ - . or the ends) is one of these

@@ -169,8 +169,9 @@ def _stored_zooms(path: Path, img: Any) -> tuple[float, ...]:
 
 
 def _voxel_size_missing_flag(zooms: tuple[float, ...], shape: tuple[int, ...]) -> str | None:
-    """The flag for a qform read with a voxel size of 0 (nibabel's 1 mm in its place), or None."""
-    missing = [i for i, (z, n) in enumerate(zip(zooms, shape)) if n > 1 and not (np.isfinite(z) and z > 0)]
+    """The flag for a qform read with a voxel size of 0 (nibabel's 1 mm in its place), or None. A negative size is
+    a size: nibabel's qform takes its absolute value."""
+    missing = [i for i, (z, n) in enumerate(zip(zooms, shape)) if n > 1 and not (np.isfinite(z) and z != 0)]
     if not missing:
         return None
     return (

@@ -62,6 +62,9 @@ class ScanSource:
     header_flags: tuple[str, ...] = field(default=(), compare=False)
     # a NIfTI's transforms as stored, for the label map; never serialised
     nifti_transforms: NiftiTransforms | None = field(default=None, repr=False, compare=False)
+    # a file stored with other than three axes (a 2D NIfTI, a 4D one with a last axis of 1): its shape, so that the
+    # label map is written in it; never serialised
+    stored_shape: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
     extra: dict[str, Any] = field(default_factory=dict)
     # why the file is no scan to analyse though it reads as one (a picture openspine wrote itself, its overlay), or
     # None; check_analysable refuses it as out of scope. Never serialised
@@ -74,7 +77,9 @@ class ScanSource:
     dicom_headers: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        hidden = ("extra", "dicom_headers", "not_a_scan", "colour_mask", "header_flags", "nifti_transforms")
+        hidden = (
+            "extra", "dicom_headers", "not_a_scan", "colour_mask", "header_flags", "nifti_transforms", "stored_shape",
+        )  # fmt: skip
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in hidden}
         out.update(self.extra)
         return out

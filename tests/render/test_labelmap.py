@@ -117,3 +117,40 @@ def test_identical_runs_write_identical_bytes(disagreeing: tuple[Path, AnalysisR
     a = write_result(result, tmp_path / "a", "nifti")["labels.nii.gz"].read_bytes()
     b = write_result(result, tmp_path / "b", "nifti")["labels.nii.gz"].read_bytes()
     assert a == b == first and gzip.decompress(a)
+
+
+@pytest.mark.parametrize(("unit", "per_mm"), [("meter", 0.001), ("micron", 1000.0)])
+def test_a_nifti_in_metres_or_microns_is_read_in_mm_and_its_label_map_keeps_its_unit(
+    tmp_path: Path, demo_affine: np.ndarray, unit: str, per_mm: float
+) -> None:
+    # the header's unit had been ignored: a file in metres read as 0.001 mm voxels, exit 3 'no vertebral body'
+    from openspine.data import demo_scan_path
+
+    scaled = demo_affine.copy()
+    scaled[:3, :] *= per_mm
+    img = nib.Nifti1Image(np.asanyarray(nib.load(str(demo_scan_path())).dataobj), scaled)
+    img.header.set_xyzt_units(unit)
+    nib.save(img, str(tmp_path / "in.nii.gz"))
+    result = analyze(tmp_path / "in.nii.gz")
+    np.testing.assert_allclose(result.view.input.affine, demo_affine, atol=1e-4)
+    assert [v.label.value for v in result.vertebrae if v.label][-3:] == ["L4", "L5", "S1"]
+    assert any(f.startswith("nifti_units: the header gives its lengths in ") for f in result.flags)
+    written = nib.load(str(write_result(result, tmp_path / "out", "nifti")["labels.nii.gz"]))
+    _assert_same_transforms(tmp_path / "out" / "labels.nii.gz", tmp_path / "in.nii.gz")
+    assert written.header.get_xyzt_units()[0] == unit  # placed as the input is, by a viewer that reads the unit
+
+
+@pytest.mark.parametrize("shape", ["2d", "4d"])
+def test_the_label_map_of_a_2d_or_4d_file_has_the_files_shape(
+    tmp_path: Path, demo_affine: np.ndarray, shape: str
+) -> None:
+    # it came back 3D: label * image then broadcast silently, (381, 381, 1) against (381, 381)
+    from openspine.data import demo_scan_path
+
+    arr = np.asanyarray(nib.load(str(demo_scan_path())).dataobj)
+    stored = np.squeeze(arr) if shape == "2d" else arr[..., None]
+    nib.save(nib.Nifti1Image(stored, demo_affine), str(tmp_path / "in.nii.gz"))
+    result = analyze(tmp_path / "in.nii.gz")
+    labels = np.asanyarray(nib.load(str(write_result(result, tmp_path / "out", "nifti")["labels.nii.gz"])).dataobj)
+    assert labels.shape == stored.shape
+    np.testing.assert_array_equal(labels.reshape(-1), label_map(result.view, result).reshape(-1))

@@ -39,8 +39,8 @@ DISAGREE_DEGREES = 1.0
 # the header fields that hold the two transforms (pixdim: the qform's voxel sizes and its handedness, qfac)
 TRANSFORM_FIELDS = (
     "sform_code", "qform_code", "srow_x", "srow_y", "srow_z", "quatern_b", "quatern_c", "quatern_d",
-    "qoffset_x", "qoffset_y", "qoffset_z", "pixdim",
-)  # fmt: skip
+    "qoffset_x", "qoffset_y", "qoffset_z", "pixdim", "xyzt_units",
+)  # fmt: skip  # the units too: a file in metres gets a label map in metres
 
 
 def read_nifti(path: Path) -> Scan:
@@ -68,12 +68,20 @@ def read_nifti(path: Path) -> Scan:
         )
     if arr.ndim == 2:
         arr = arr[:, :, None]
+    stored_shape = shape if shape != arr.shape else None  # the label map is written back in it
     header = img.header
     codes = {"sform": int(header.get("sform_code", 0) or 0), "qform": int(header.get("qform_code", 0) or 0)}
-    stored_zooms = _stored_zooms(path, img)
+    to_mm, units_flag = _to_millimetres(header, path)
+    stored_zooms = tuple(z * to_mm for z in _stored_zooms(path, img))
     if not any(codes.values()):
         zooms = stored_zooms + (1.0,) * (3 - len(stored_zooms))
-        source = ScanSource(path=str(path), format="nifti", orientation_unknown=ORIENTATION_UNKNOWN)
+        source = ScanSource(
+            path=str(path),
+            format="nifti",
+            orientation_unknown=ORIENTATION_UNKNOWN,
+            header_flags=(units_flag,) if units_flag else (),
+            stored_shape=stored_shape,
+        )
         return Scan(arr, as_displayed_affine(arr.shape, zooms, path), source)
     try:
         transforms = {"sform": header.get_sform(), "qform": header.get_qform()}
@@ -84,8 +92,10 @@ def read_nifti(path: Path) -> Scan:
         flag,
         _voxel_size_missing_flag(stored_zooms, arr.shape) if which == "qform" else None,
         default_affine_flag(np.asarray(transforms[which], dtype=float), which),
+        units_flag,
     ]
     affine = np.asarray(transforms[which], dtype=float)
+    affine[:3, :] *= to_mm  # the header's unit → mm (its stored transforms, copied to the label map, keep theirs)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise GeometryError(
             f"'{path}' has no usable orientation: the {which} of its header (code {codes[which]}) is singular or "
@@ -93,9 +103,32 @@ def read_nifti(path: Path) -> Scan:
         )
     stored = NiftiTransforms({k: np.array(header[k]) for k in TRANSFORM_FIELDS}, affine)
     source = ScanSource(
-        path=str(path), format="nifti", header_flags=tuple(f for f in flags if f), nifti_transforms=stored
+        path=str(path),
+        format="nifti",
+        header_flags=tuple(f for f in flags if f),
+        nifti_transforms=stored,
+        stored_shape=stored_shape,
     )
     return Scan(arr, affine, source)
+
+
+# NIfTI's spatial units (xyzt_units) other than mm, as nibabel names them, and their size in mm; "unknown" (0), by
+# far the most common, is read as mm, as the NIfTI standard's tools do
+_UNITS_IN_MM = {"meter": 1000.0, "micron": 0.001}
+
+
+def _to_millimetres(header: Any, path: Path) -> tuple[float, str | None]:
+    """The factor that turns the header's lengths into mm, and the flag that says so (None for mm or unknown): a
+    file in metres had been read as 0.001 mm voxels, one in microns as 1000 mm voxels."""
+    try:
+        unit = str(header.get_xyzt_units()[0])
+    except Exception:  # an unreadable units field: no unit named, as most files
+        return 1.0, None
+    factor = _UNITS_IN_MM.get(unit)
+    if factor is None:
+        return 1.0, None
+    word = {"meter": "metres", "micron": "micrometres"}[unit]
+    return factor, f"nifti_units: the header gives its lengths in {word}; they were converted to mm"
 
 
 def choose_transform(

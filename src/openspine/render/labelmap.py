@@ -86,9 +86,12 @@ def write_label_map(view: SagittalView, result: AnalysisResult) -> bytes:
     import nibabel as nib
 
     labels = label_map(view, result)
+    source = view.input.source
+    if source.stored_shape is not None and int(np.prod(source.stored_shape)) == labels.size:
+        # a 2D file, or a 4D one with a last axis of 1: the label map in its shape, so that arrays of the two match
+        labels = labels.reshape(source.stored_shape)
     img = nib.Nifti1Image(labels, view.input.affine)
     img.header.set_xyzt_units("mm")
-    source = view.input.source
     stored = source.nifti_transforms
     if stored is not None and np.allclose(stored.affine, view.input.affine, rtol=0.0, atol=1e-6):
         # a NIfTI input's sform and qform, codes included, as stored: a viewer that resolves the input by either

@@ -81,6 +81,7 @@ def test_a_picture_that_looks_axial_is_out_of_scope_a_volume_only_flagged() -> N
     axial = {"sagittal": 0.03, "axial": 0.95, "coronal": 0.02}
     plane, why, flag = decide_plane("image", axial)
     assert plane["value"] == "axial" and why is not None and "axial" in why and flag is None
+    assert "a sagittal picture turned a quarter turn: give it head up" in why  # what such a refusal often means
     plane, why, flag = decide_plane("nifti", axial)
     assert plane == {"value": "sagittal", "source": "geometry"} and why is None and flag is not None
     _, why, _ = decide_plane("image", {"sagittal": 0.9, "axial": 0.05, "coronal": 0.05})
@@ -407,6 +408,19 @@ def test_a_view_reaches_l5_only_through_a_body_the_detector_is_sure_of() -> None
     assert unanchored_levels_reason(False, [_v("L3"), _v("L4"), _v("L5", 0.25)]) is None  # sure enough
     unsure = [_v("L4", 0.1), _v("L5", 0.1)]  # sure of none: the lowest labelled body (all withheld elsewhere)
     assert lowest_sure_level(unsure) == Level.L5 and unanchored_levels_reason(False, unsure) is None
+
+
+def test_a_sacrum_anchors_the_labels_only_where_the_detector_is_sure_of_it() -> None:
+    # a window of an upper thoracic view: S1 (0.00) by the level fit alone, L4 and L5 doubtful too, and graded
+    from openspine.scope import unanchored_levels_reason
+
+    doubtful_s1 = [_v("L3", 0.41), _v("L4", 0.01), _v("L5", 0.03), _v("S1", 0.0)]
+    why = unanchored_levels_reason(True, doubtful_s1)
+    assert why is not None and why.startswith("the body labelled S1 scored under 0.25: no sacrum to count the levels")
+    assert "(lowest body labelled L3; L4 (0.01), L5 (0.03), S1 (0.00) below it scored under 0.25)" in why
+    assert unanchored_levels_reason(True, [_v("L3"), _v("L4"), _v("L5"), _v("S1", 0.4)]) is None
+    assert unanchored_levels_reason(True, [_v("L4"), _v("L5", 0.3), _v("S1", 0.1)]) is None  # reaches L5 surely
+    assert unanchored_levels_reason(True, [_v("T12"), _v("L1"), _v("L2")]) is None  # no S1 labelled: as found
 
 
 def test_a_card_s_pixel_bound_withholds_coarser_images_only() -> None:

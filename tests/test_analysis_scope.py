@@ -362,6 +362,20 @@ def test_an_upper_thoracic_view_reaching_l5_only_through_doubtful_bodies_is_not_
     assert "the view ends above L5 (lowest body labelled" in withheld and "scored under 0.25" in withheld
 
 
+def test_an_upper_thoracic_window_whose_s1_the_detector_doubts_is_not_graded() -> None:
+    """A 60 mm window of sct-example-t2 (rows 10 on) had its S1 (0.00) placed by the level fit alone, its L4 and L5
+    scored 0.01 and 0.03, and was graded as lumbar."""
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # axis 1 runs to the head
+    rows = round(60 / float(np.linalg.norm(img.affine[:3, 1])))
+    (window,), affine = apply_variant([np.asarray(img.dataobj)], img.affine, Variant("window", keep=(10, 10 + rows)))
+    result = openspine.analyze(openspine.Scan(window, affine))
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert [v.label.value for v in result.vertebrae if v.label][-1] == "S1"  # labels kept, flagged
+    withheld = next(f for f in result.flags if f.startswith("grades_withheld: "))
+    assert "the body labelled S1 scored under 0.25: no sacrum to count the levels from" in withheld
+
+
 def test_a_sagittal_volume_saved_with_an_identity_affine_gets_no_label_and_a_flag(tmp_path: Path) -> None:
     """np.eye(4) names the stored sagittal slices' axes wrongly: the volume is resliced across its true axes."""
     data = shared_data_or_skip()

@@ -309,14 +309,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_batch(args: argparse.Namespace) -> int:
     from .batch.discover import discover_cases
-    from .batch.runner import parse_part, run_batch, select_part, tqdm_progress
+    from .batch.runner import checked_workers, parse_part, run_batch, select_part, tqdm_progress
     from .batch.spacing import read_spacing_table
 
     with _option_values():
         part = parse_part(args.part)
         formats = parse_formats(args.formats)
-        if args.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+        checked_workers(args.workers)
         if args.scheduler and args.cluster:
             raise ConfigError("give either --scheduler or --cluster, not both")
     if args.dry_run:

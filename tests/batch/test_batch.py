@@ -271,6 +271,18 @@ def test_parts_are_disjoint_and_cover_every_case(tmp_path: Path, shared_data: Pa
             parse_part(bad)
 
 
+def test_run_batch_refuses_a_part_or_worker_count_the_command_line_refuses(tmp_path: Path) -> None:
+    # from Python, part=(0, 3) had analysed no case and reported success, part=(1, 0) a ZeroDivisionError
+    (tmp_path / "in").mkdir()
+    for part in ((0, 3), (4, 3), (-1, 2), (1, 0), (1,), "1/2", (1.0, 2)):
+        with pytest.raises(ConfigError, match="part"):
+            run_batch(tmp_path / "in", tmp_path / "out", part=part)  # type: ignore[arg-type]
+    for workers in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="--workers must be at least 1"):
+            run_batch(tmp_path / "in", tmp_path / "out", workers=workers)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
 def test_output_inside_input_is_refused(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     with pytest.raises(ConfigError, match="inside the input folder"):

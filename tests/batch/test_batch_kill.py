@@ -44,6 +44,41 @@ def _running(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+def _killed_while_busy(cmd: list[str], out: Path, sig: signal.Signals, log: Path) -> subprocess.Popen[bytes]:
+    """Run ``cmd`` with 2 workers, send ``sig`` to its process once a case is written, and check that no worker
+    outlives it."""
+    started = time.time()
+    with log.open("wb") as err:
+        proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=err)
+    deadline, workers = time.time() + 60, []
+    while time.time() < deadline and proc.poll() is None:
+        workers = _children(proc.pid)
+        written = [p / "result.json" for p in (out / "cases").iterdir()] if (out / "cases").is_dir() else []
+        if len(workers) >= 2 and any(r.exists() and r.stat().st_mtime >= started for r in written):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None and len(workers) >= 2, "the run ended before it could be killed"
+    os.kill(proc.pid, sig)  # the run's process only, as the out-of-memory killer or a job's time limit does
+    proc.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.05)
+    assert not any(_running(w) for w in workers), "a worker outlived the killed run"
+    return proc
+
+
+def _stamps(out: Path) -> dict[str, int]:
+    return {p.name: (p / "result.json").stat().st_mtime_ns for p in (out / "cases").iterdir()}
+
+
+def _said_how_far(proc: subprocess.Popen[bytes], log: Path, finished: int, n: int) -> None:
+    """A job's time limit: the run says how far it got, and that a rerun goes on."""
+    assert proc.returncode == 128 + signal.SIGTERM
+    said = log.read_text()
+    assert f"interrupted by SIGTERM: {finished} of the {n} cases to analyse were finished;" in said, said
+    assert "the same command goes on with the rest" in said and "Traceback" not in said
+
+
 @pytest.mark.skipif(not LINUX_PROC, reason="finds the worker processes through /proc")
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_workers_end_with_a_killed_run_and_the_resume_works(tmp_path: Path, sig: signal.Signals) -> None:
@@ -55,32 +90,19 @@ def test_workers_end_with_a_killed_run_and_the_resume_works(tmp_path: Path, sig:
         nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / f"s{i:02d}.nii.gz"))
     cmd = [sys.executable, "-m", "openspine", "-q", "batch", str(root), "--out", str(out), "--formats", "json"]
     log = tmp_path / "stderr.txt"
-    with log.open("wb") as err:
-        proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=err)
-    deadline, workers = time.time() + 60, []
-    while time.time() < deadline and proc.poll() is None:
-        workers = _children(proc.pid)
-        cases = out / "cases"
-        if len(workers) >= 2 and cases.is_dir() and any((p / "result.json").exists() for p in cases.iterdir()):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None and len(workers) >= 2, "the run ended before it could be killed"
-    os.kill(proc.pid, sig)  # the run's process only, as the out-of-memory killer or a user's kill does
-    proc.wait()
-    deadline = time.time() + 5
-    while time.time() < deadline and any(_running(w) for w in workers):
-        time.sleep(0.05)
-    assert not any(_running(w) for w in workers), "a worker outlived the killed run"
+    proc = _killed_while_busy(cmd, out, sig, log)
     finished = sum((p / "result.json").exists() for p in (out / "cases").iterdir())
     assert finished < n
-    if sig == signal.SIGTERM:  # a job's time limit: the run says how far it got, and that a rerun goes on
-        assert proc.returncode == 128 + signal.SIGTERM
-        said = log.read_text()
-        assert f"interrupted by SIGTERM: {finished} of the {n} cases to analyse were finished;" in said, said
-        assert "the same command goes on with the rest" in said and "Traceback" not in said
+    if sig == signal.SIGTERM:
+        _said_how_far(proc, log, finished, n)
     resume = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert resume.returncode == 3, resume.stderr[-2000:]  # every case out of scope: none failed
     assert sorted(p.name for p in (out / "cases").iterdir()) == [f"s{i:02d}" for i in range(n)]
+    if sig == signal.SIGTERM:  # redoing every case: the results rewritten are counted, not those already there
+        before = _stamps(out)
+        proc = _killed_while_busy([*cmd, "--overwrite"], out, sig, log)
+        after = _stamps(out)
+        _said_how_far(proc, log, sum(after[k] != before[k] for k in before), n)
 
 
 def test_a_worker_ends_when_its_parent_changes_where_linux_cannot_tell_it(monkeypatch: pytest.MonkeyPatch) -> None:

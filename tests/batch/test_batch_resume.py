@@ -236,12 +236,19 @@ def test_a_cases_warnings_name_the_case(tmp_path: Path, caplog: pytest.LogCaptur
     from openspine._logging import JsonFormatter
 
     _tiny(tmp_path / "in" / "noise.nii.gz", 1)  # out of scope: its analysis warns why detection did not run
-    caplog.set_level("WARNING", logger="openspine")
+    (tmp_path / "in" / "broken.nii.gz").write_text("not a scan")  # fails at reading
+    caplog.set_level("INFO", logger="openspine")
     run_batch(tmp_path / "in", tmp_path / "out", formats=("json",))
     said = [r for r in caplog.records if "not run" in r.getMessage()]
     # they had not named it: with several workers on one log they could not be told apart
     assert said and all(r.getMessage().startswith("case noise: ") for r in said)
     assert json.loads(JsonFormatter().format(said[0]))["case"] == "noise"
+    # nor had the writing of its outputs, nor the line of a case that failed (its id in the words only)
+    wrote = [r for r in caplog.records if r.getMessage().startswith("case noise: wrote ")]
+    failed = [r for r in caplog.records if "failed at read" in r.getMessage()]
+    assert wrote and json.loads(JsonFormatter().format(wrote[0]))["case"] == "noise"
+    assert failed and failed[0].getMessage().startswith("case broken: failed at read: ")
+    assert json.loads(JsonFormatter().format(failed[0]))["case"] == "broken"
     caplog.clear()
     logging.getLogger("openspine.analysis").warning("after the batch")
     assert caplog.records[-1].getMessage() == "after the batch"

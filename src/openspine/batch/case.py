@@ -275,38 +275,39 @@ def process_case(
         nonlocal stage
         stage = name
 
-    tmp = final.parent / temporary_name(case.case_id)
-    try:
-        if case.problem:
-            from ..errors import ScanReadError
+    # every log line of the case, its reading, analysis and writing, names it in a log that several workers share
+    with naming_case(case.case_id):
+        tmp = final.parent / temporary_name(case.case_id)
+        try:
+            if case.problem:
+                from ..errors import ScanReadError
 
-            raise ScanReadError(case.problem)
-        options = case_config(case, config)
-        with naming_case(case.case_id):  # its warnings name it in a log that several workers share
+                raise ScanReadError(case.problem)
+            options = case_config(case, config)
             if case.t1:
                 # a file pair (BIDS T2w + T1w); a DICOM study's T1 series the analysis finds in the study itself
                 result = analyze(case.path, options, progress=track, t1=case.t1)
             else:
                 result = analyze(case.path, options, progress=track)
-        stage = "write"
-        shutil.rmtree(tmp, ignore_errors=True)
-        write_result(result, tmp, formats)
-        atomic_write_text(tmp / CASE_RECORD, json.dumps(_case_record(case, formats, config), indent=2) + "\n")
-        _swap_into_place(tmp, final)
-        seconds = round(time.perf_counter() - t0, 3)
-        # the analysis found nothing in scope: outputs are kept, and the run lists the case in failures.csv
-        reason = getattr(result, "out_of_scope", None)
-        if reason:
-            return CaseStatus(case.case_id, "done", SCOPE_STAGE, OUT_OF_SCOPE, str(reason), seconds)
-        return CaseStatus(case.case_id, "done", seconds=seconds)
-    except Exception as exc:  # isolation: one bad case must never stop the cohort
-        shutil.rmtree(tmp, ignore_errors=True)
-        from ..errors import OpenSpineError
+            stage = "write"
+            shutil.rmtree(tmp, ignore_errors=True)
+            write_result(result, tmp, formats)
+            atomic_write_text(tmp / CASE_RECORD, json.dumps(_case_record(case, formats, config), indent=2) + "\n")
+            _swap_into_place(tmp, final)
+            seconds = round(time.perf_counter() - t0, 3)
+            # the analysis found nothing in scope: outputs are kept, and the run lists the case in failures.csv
+            reason = getattr(result, "out_of_scope", None)
+            if reason:
+                return CaseStatus(case.case_id, "done", SCOPE_STAGE, OUT_OF_SCOPE, str(reason), seconds)
+            return CaseStatus(case.case_id, "done", seconds=seconds)
+        except Exception as exc:  # isolation: one bad case must never stop the cohort
+            shutil.rmtree(tmp, ignore_errors=True)
+            from ..errors import OpenSpineError
 
-        message = str(exc) if isinstance(exc, OpenSpineError) else f"{exc} | {_last_frame(exc)}"
-        return CaseStatus(
-            case.case_id, "failed", stage, type(exc).__name__, message, round(time.perf_counter() - t0, 3)
-        )
+            message = str(exc) if isinstance(exc, OpenSpineError) else f"{exc} | {_last_frame(exc)}"
+            return CaseStatus(
+                case.case_id, "failed", stage, type(exc).__name__, message, round(time.perf_counter() - t0, 3)
+            )
 
 
 def record_failure(

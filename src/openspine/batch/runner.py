@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._logging import get_logger
+from .._logging import get_logger, naming_case
 from ..config import AnalysisConfig
 from ..errors import BatchInterrupted, ConfigError, OutputError, ScanReadError
 from ..io.paths import resolved
@@ -108,7 +108,8 @@ class BatchSummary:
         else:
             self.failed += 1
             self.failures.append(status)
-            log.warning("case %s failed at %s: %s: %s", status.case_id, status.stage, status.error_type, status.message)
+            with naming_case(status.case_id):  # "case <id>: failed at …", and "case" in a JSON record
+                log.warning("failed at %s: %s: %s", status.stage, status.error_type, status.message)
 
 
 def parse_part(text: str | None) -> tuple[int, int]:
@@ -119,9 +120,27 @@ def parse_part(text: str | None) -> tuple[int, int]:
         k, n = (int(x) for x in text.split("/"))
     except ValueError:
         raise ConfigError(f"--part must look like K/N (e.g. 3/10), got '{text}'") from None
-    if not (n >= 1 and 1 <= k <= n):
-        raise ConfigError(f"--part K/N needs 1 ≤ K ≤ N, got '{text}'")
+    return checked_part((k, n))
+
+
+def checked_part(part: Any) -> tuple[int, int]:
+    """``part`` as (K, N) with 1 ≤ K ≤ N, else ConfigError: from Python, part=(0, 3) had analysed no case and
+    reported success, part=(1, 0) had ended in a ZeroDivisionError."""
+    try:
+        k, n = part
+        ok = all(isinstance(x, int) and not isinstance(x, bool) for x in (k, n)) and 1 <= k <= n
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"part (--part K/N) needs whole numbers with 1 ≤ K ≤ N, got {part!r}")
     return k, n
+
+
+def checked_workers(workers: Any) -> int:
+    """``workers`` as a whole number of at least 1, else ConfigError (from Python, 0 and -1 had been taken)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers!r}")
+    return workers
 
 
 def select_part(cases: list[Case], part: tuple[int, int]) -> list[Case]:
@@ -361,8 +380,14 @@ def _drain(pool: Any, futures: dict[Any, Case]) -> Generator[CaseStatus, None, t
     return broken, leftovers
 
 
-def _has_result(out: Path, case: Case) -> bool:
-    return (case_dir(out, case.case_id) / "result.json").is_file()
+def _result_stamp(out: Path, case: Case) -> tuple[int, int] | None:
+    """The case's result.json as (inode, modification time in ns), None where there is none: a result written since
+    the stamp was taken has another (written elsewhere and renamed into place)."""
+    try:
+        st = (case_dir(out, case.case_id) / "result.json").stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def _in_process(
@@ -460,6 +485,7 @@ def run_batch(
             '`if __name__ == "__main__":` (each worker process started fresh re-runs the script\'s top level)'
         )
     t0 = time.perf_counter()
+    part, workers = checked_part(part), checked_workers(workers)
     formats = parse_formats(formats)  # None: json, csv, png, html (as the command line)
     # before discovery and the first case: the optional packages, the input and the output folder
     if scheduler is not None and not scheduler.strip():  # an unset variable in a job script: not "run here"
@@ -514,7 +540,7 @@ def run_batch(
             statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
         prefetch_parquet_writer()  # after the local workers have forked
         by_id = {c.case_id: c for c in todo}
-        had_result = {c.case_id for c in todo if _has_result(out, c)}  # cases analysed again
+        before = {c.case_id: _result_stamp(out, c) for c in todo}  # to tell the results this run writes
         seen: set[str] = set()
         try:
             for status in progress(statuses, len(todo)) if progress else statuses:
@@ -527,7 +553,7 @@ def run_batch(
             if close is not None:  # a pool's generator shuts its workers down now (they finish the cases they hold)
                 close()
             # with the cases that workers finished after the last status was taken
-            seen |= {c.case_id for c in todo if c.case_id not in had_result and _has_result(out, c)}
+            seen |= {c.case_id for c in todo if _result_stamp(out, c) not in (None, before[c.case_id])}
             raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo)) from exc
         with _tables_lock(out):
             stale = find_stale_cases(out, found, skipped_files, root)

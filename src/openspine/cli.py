@@ -67,7 +67,9 @@ exit status: 0 analysed; 1 error (one line says why); 2 bad command line (an unk
   names the wrong axes); an image without contrast (all one value) or of fewer than 32 intensities (a mask);
   a file whose name says label map (mask, labels, seg …); a picture openspine wrote (its overlay); or the
   image is stored upside down or facing backwards
-  (result.json is still written, with the reason in "out_of_scope"; one line on stderr says it).
+  (result.json is still written, with the reason in "out_of_scope"; one line on stderr says it);
+  130 interrupted (Ctrl-C), 143 stopped by SIGTERM; 141 the reader of the output stopped early (| head: the outputs
+  are written, the status says nothing more of the scan).
 The summary line names every flag. A model answers only inside the scope on its card (modality, sequences, regions,
 levels): outside it a label or grade is withheld, with the reason in result.json, the CSV files, the
 report and the overlay.

@@ -318,6 +318,9 @@ def test_nothing_in_scope_gives_one_line_exit_3_and_result_json(
     assert message in doc["out_of_scope"]
     assert doc["vertebrae"] == doc["discs"] == [] and doc["steps_not_run"]["grading"] == doc["out_of_scope"]
     assert doc["input"].get("plane") == plane
+    assert main(["analyze", str(path), "--out", str(out), *options]) == 3  # not quiet: its flags on stdout too
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in printed if line.startswith("  flag: ")] == [f"  flag: {f}" for f in doc["flags"]]
     assert {"overlay.png", "report.html", "vertebrae.csv"} <= {p.name for p in out.iterdir()}
 
 

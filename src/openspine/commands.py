@@ -201,7 +201,9 @@ def _analyze_to(
         # one line, even when quiet: the exit status alone would not say why
         reason = str(result.out_of_scope).rstrip(".")
         say_last(f"openspine: out of scope: {reason} ({path}); result.json says so", args.log_format, logging.WARNING)
-        if not args.quiet:
+        if not args.quiet:  # the flags, as for an analysed scan (the scope check's own flag among them)
+            for flag in result.flags:
+                print(f"  flag: {flag}")
             for name in files.values():
                 print(f"  {name}")
         return EXIT_OUT_OF_SCOPE
@@ -372,6 +374,6 @@ def run_batch(args: argparse.Namespace) -> int:
     print(f"openspine batch: {summary.line()}")
     tables = ", ".join(str(Path(args.out) / f"{kind}.csv") for kind in ("cases", "vertebrae", "discs"))
     print(f"  cohort tables: {tables}")
-    if summary.failed:
+    if summary.failed or summary.out_of_scope:  # both are listed there (stage 'scope' for the latter)
         print(f"  failures: {Path(args.out) / 'failures.csv'}")
     return summary.exit_code

@@ -281,3 +281,12 @@ def test_an_interrupted_run_says_how_far_it_got_and_the_rerun_does_the_rest(tmp_
     again = run_batch(root, out, formats="json")  # the same run again: the last two cases
     assert (again.out_of_scope, again.out_of_scope_earlier) == (5, 3)
     assert sorted(p.name for p in (out / "cases").iterdir()) == [f"s{i}" for i in range(5)]
+
+
+def test_the_summary_points_at_failures_csv_where_it_lists_cases_out_of_scope(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it was named only when a case had failed, though failures.csv lists the cases out of scope too
+    _tiny(tmp_path / "in" / "noise.nii.gz", 1)
+    assert main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--formats", "json"]) == 3
+    assert f"  failures: {tmp_path / 'out' / 'failures.csv'}" in capsys.readouterr().out.splitlines()

@@ -722,3 +722,24 @@ def test_an_interrupted_batch_says_a_rerun_goes_on(
         "openspine: interrupted: 3 of the 40 cases to analyse were finished, 12 more earlier; the cases finished"
         " are kept, and the same command goes on with the rest" in capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--log-format", "json", "analyze", "x.nii.gz", "--out", "o", "--bogus"],
+        ["analyze", "x.nii.gz", "--log-format=json"],
+        ["--log-format", "json", "frobnicate"],
+    ],
+    ids=["unknown-option", "missing-out", "unknown-command"],
+)
+def test_a_refused_command_line_is_one_json_record_under_log_format_json(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse's usage and error lines had come out as plain text, the only lines of such a log not in JSON
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "error" and "error: " in record["message"]

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import io
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 from ._command_parser import HelpFormatter
@@ -354,11 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _printable_streams()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args, unknown = parser.parse_known_args(argv)
-    if args.command == "finetune":  # everything after the word belongs to the fine-tuning parser (--help too)
-        args.rest = argv[argv.index("finetune") + 1 :]
-    elif unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    with _usage_errors_as_json(argv):
+        args, unknown = parser.parse_known_args(argv)
+        if args.command == "finetune":  # everything after the word belongs to the fine-tuning parser (--help too)
+            args.rest = argv[argv.index("finetune") + 1 :]
+        elif unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -399,6 +402,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         by = " by SIGTERM" if terminated else ""
         _say_error(args, f"openspine: interrupted{by}{resumes}")
         return 128 + terminated[0] if terminated else 130
+
+
+@contextlib.contextmanager
+def _usage_errors_as_json(argv: Sequence[str]) -> Iterator[None]:
+    """With ``--log-format json``, argparse's refusal of the command line (an unknown option, a missing one) as one
+    JSON record on stderr, as every other line then is; its usage lines are left out (``--help`` shows them)."""
+    if not any(a == "--log-format=json" or (a == "--log-format" and b == "json") for a, b in pairwise([*argv, ""])):
+        yield
+        return
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    except SystemExit as exc:
+        said = captured.getvalue().strip().splitlines()
+        if exc.code == EXIT_USAGE and said:
+            say_last(said[-1], "json", logging.ERROR)
+        else:
+            sys.stderr.write(captured.getvalue())
+        raise
+    sys.stderr.write(captured.getvalue())
 
 
 @contextlib.contextmanager

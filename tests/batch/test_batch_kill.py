@@ -105,6 +105,49 @@ def test_workers_end_with_a_killed_run_and_the_resume_works(tmp_path: Path, sig:
         _said_how_far(proc, log, sum(after[k] != before[k] for k in before), n)
 
 
+@pytest.mark.skipif(not LINUX_PROC, reason="finds the worker processes through /proc")
+def test_a_second_sigterm_ends_an_interrupted_run_at_once(tmp_path: Path) -> None:
+    # the second signal, while the first one's shutdown waited for the workers, had left the run hung for good
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    for i in range(40):
+        data = np.random.default_rng(i).random((24, 24, 4)).astype(np.float32)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / f"s{i:02d}.nii.gz"))
+    cmd = [sys.executable, "-m", "openspine", "-q", "batch", str(root), "--out", str(out), "--formats", "json"]
+    proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 60, []
+    while time.time() < deadline and proc.poll() is None:
+        workers = _children(proc.pid)
+        if len(workers) >= 2 and list(out.glob("cases/*/result.json")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    os.kill(proc.pid, signal.SIGTERM)
+    time.sleep(0.05)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=30) in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.05)
+    assert not any(_running(w) for w in workers), "a worker outlived the stopped run"
+
+
+def test_an_interruption_before_the_first_status_shuts_the_workers_down(tmp_path: Path) -> None:
+    # a signal between submitting the cases and taking the first status had left every case to run on
+    from openspine.config import AnalysisConfig
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(6):
+        nib.save(nib.Nifti1Image(np.zeros((8, 8, 2), np.float32), np.eye(4)), str(root / f"s{i}.nii.gz"))
+    cases, _ = runner.discover_cases(root)
+    statuses = runner._local_statuses(cases, tmp_path / "out", ("json",), AnalysisConfig(), False, 2)
+    statuses.close()  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError):  # the pool is shut down: it takes no more work
+        statuses.pool.submit(print)  # type: ignore[attr-defined]
+
+
 def test_a_worker_ends_when_its_parent_changes_where_linux_cannot_tell_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """The portable fallback: a thread that sees the parent gone (re-parented) ends the worker."""
     monkeypatch.setattr(runner, "_set_parent_death_signal", lambda sig: False)

@@ -4,7 +4,9 @@ write the cohort tables, failures.csv, skipped.csv and a summary. One run per ou
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -243,19 +245,53 @@ def _tables_lock(out_root: Path) -> Iterator[None]:
 
 def _local_statuses(
     cases: list[Case], out_root: Path, formats: tuple[str, ...], config: AnalysisConfig, overwrite: bool, workers: int
-) -> Iterator[CaseStatus]:
+) -> Iterable[CaseStatus]:
     if workers <= 1:
         return _in_process(cases, out_root, formats, config, overwrite)
     args = (str(out_root), formats, config, overwrite)
     pool = _new_pool(workers)
     # submitting forks the workers now, before the caller starts a progress bar (forking beside threads is unsafe)
     futures = {pool.submit(process_case, c, *args): c for c in cases}
-    return _pool_statuses(pool, futures, args, workers)
+    return _PoolStatuses(_pool_statuses(pool, futures, args, workers), pool)
+
+
+class _PoolStatuses:
+    """A pool's statuses whose :meth:`close` also shuts the pool down when they were never asked for: an
+    interruption between submitting the cases and taking the first status had left every case to run on (the
+    generator's own clean-up runs only once it has started)."""
+
+    def __init__(self, statuses: Generator[CaseStatus, None, None], pool: Any) -> None:
+        self.statuses, self.pool = statuses, pool
+
+    def __iter__(self) -> Iterator[CaseStatus]:
+        return self.statuses
+
+    def close(self) -> None:
+        self.statuses.close()
+        with _a_second_signal_ends_at_once():
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _a_second_signal_ends_at_once() -> Iterator[None]:
+    """While an interrupted run waits for its workers, a second Ctrl-C or SIGTERM ends the process at once (its
+    workers end with it, and the next run removes what they left): a second signal had left the run hung for good,
+    its workers alive and its lock held. Handlers can be set in the main thread only; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _new_pool(workers: int) -> Any:
     import multiprocessing as mp
-    import threading
     from concurrent.futures import ProcessPoolExecutor
 
     from ..models.registry import sessions_started
@@ -368,7 +404,8 @@ def _drain(pool: Any, futures: dict[Any, Case]) -> Generator[CaseStatus, None, t
             yielded.add(fut)
             yield status
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        with _a_second_signal_ends_at_once():  # this waits for the cases handed out (after Ctrl-C too)
+            pool.shutdown(wait=True, cancel_futures=True)
     leftovers: list[Case] = []
     for fut, case in futures.items():
         if fut in yielded:
@@ -429,9 +466,6 @@ PARENT_CHECK_S = 1.0  # how often a worker looks whether the run's process still
 def _end_with_parent(parent: int) -> None:
     """Linux kills this process when ``parent`` dies (prctl PR_SET_PDEATHSIG); elsewhere a thread looks every
     second whether the parent changed (the process was re-parented: its parent died) and ends the process."""
-    import signal
-    import threading
-
     if sys.platform.startswith("linux") and _set_parent_death_signal(signal.SIGKILL):
         if os.getppid() != parent:  # the parent died before the signal was asked for
             os._exit(1)
@@ -532,35 +566,36 @@ def run_batch(
         for c in cases:  # finished earlier: counted, and listed in failures.csv again when out of scope
             if reasons[c.case_id] is None:
                 summary.count(finished_status(c.case_id, case_dir(out, c.case_id)))
-        if scheduler or cluster:
-            from .distributed import dask_statuses
-
-            statuses: Iterable[CaseStatus] = dask_statuses(todo, out, formats, config, overwrite, scheduler, cluster)
-        else:
-            statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
-        prefetch_parquet_writer()  # after the local workers have forked
         by_id = {c.case_id: c for c in todo}
         before = {c.case_id: _result_stamp(out, c) for c in todo}  # to tell the results this run writes
         seen: set[str] = set()
+        statuses: Iterable[CaseStatus] | None = None
         try:
+            if scheduler or cluster:
+                from .distributed import dask_statuses
+
+                statuses = dask_statuses(todo, out, formats, config, overwrite, scheduler, cluster)
+            else:
+                statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
+            prefetch_parquet_writer()  # after the local workers have forked
             for status in progress(statuses, len(todo)) if progress else statuses:
                 summary.count(status)
                 seen.add(status.case_id)
                 if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
                     record_failure(out, by_id[status.case_id], status, formats, config)
+            with _tables_lock(out):
+                stale = find_stale_cases(out, found, skipped_files, root)
+                write_stale(out, stale)
+                summary.stale = len(stale)
+                write_failures(out, failure_rows(out, found, summary.failures))
+                summary.tables = build_cohort_tables(out, found)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM from the command line: say how far the run got
             close = getattr(statuses, "close", None)
-            if close is not None:  # a pool's generator shuts its workers down now (they finish the cases they hold)
+            if close is not None:  # the workers are shut down now (they finish the cases handed to them)
                 close()
             # with the cases that workers finished after the last status was taken
             seen |= {c.case_id for c in todo if _result_stamp(out, c) not in (None, before[c.case_id])}
             raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo)) from exc
-        with _tables_lock(out):
-            stale = find_stale_cases(out, found, skipped_files, root)
-            write_stale(out, stale)
-            summary.stale = len(stale)
-            write_failures(out, failure_rows(out, found, summary.failures))
-            summary.tables = build_cohort_tables(out, found)
     summary.seconds = time.perf_counter() - t0
     return summary
 

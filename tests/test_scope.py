@@ -403,7 +403,10 @@ def test_a_view_reaches_l5_only_through_a_body_the_detector_is_sure_of() -> None
     doubtful_end = [_v("L2", 0.33), _v("L3", 0.39), _v("L4", 0.0), _v("L5", 0.0)]
     assert lowest_sure_level(doubtful_end) == Level.L3
     why = unanchored_levels_reason(False, doubtful_end)
-    assert why is not None and "(lowest body labelled L3; L4 (0.00), L5 (0.00) below it scored under 0.25)" in why
+    assert why is not None and "the view does not surely reach L5 (the lowest body scored 0.25 or more is " in why
+    assert "labelled L3; L4 (0.00), L5 (0.00) below it scored less)" in why
+    rounded = unanchored_levels_reason(False, [_v("L2"), _v("L3"), _v("L4", 0.249)]) or ""
+    assert "L4 (0.24) below it" in rounded  # rounded down: 0.249 does not read as the 0.25 it falls short of
     assert unanchored_levels_reason(True, doubtful_end) is None  # a sacrum found anchors the labels
     assert unanchored_levels_reason(False, [_v("L3"), _v("L4"), _v("L5", 0.25)]) is None  # sure enough
     unsure = [_v("L4", 0.1), _v("L5", 0.1)]  # sure of none: the lowest labelled body (all withheld elsewhere)
@@ -417,7 +420,7 @@ def test_a_sacrum_anchors_the_labels_only_where_the_detector_is_sure_of_it() -> 
     doubtful_s1 = [_v("L3", 0.41), _v("L4", 0.01), _v("L5", 0.03), _v("S1", 0.0)]
     why = unanchored_levels_reason(True, doubtful_s1)
     assert why is not None and why.startswith("the body labelled S1 scored under 0.25: no sacrum to count the levels")
-    assert "(lowest body labelled L3; L4 (0.01), L5 (0.03), S1 (0.00) below it scored under 0.25)" in why
+    assert "(the lowest body scored 0.25 or more is labelled L3; L4 (0.01), L5 (0.03), S1 (0.00) below it" in why
     assert unanchored_levels_reason(True, [_v("L3"), _v("L4"), _v("L5"), _v("S1", 0.4)]) is None
     assert unanchored_levels_reason(True, [_v("L4"), _v("L5", 0.3), _v("S1", 0.1)]) is None  # reaches L5 surely
     assert unanchored_levels_reason(True, [_v("T12"), _v("L1"), _v("L2")]) is None  # no S1 labelled: as found

@@ -788,20 +788,22 @@ def unanchored_levels_reason(sacrum_seen: bool | None, vertebrae: Sequence[Verte
     if lowest is None or lowest.ordinal >= Level.L5.ordinal:
         return None
     doubted = [v for v in vertebrae if v.label is not None and v.label.ordinal > lowest.ordinal]
-    below = (
-        f"; {', '.join(f'{v.label.value} ({v.score:.2f})' for v in doubted if v.label)} below it scored under "
-        f"{LOW_SCORE}"
+    # scores rounded down: 0.249 must not read as the 0.25 it falls short of
+    scores = ", ".join(f"{v.label.value} ({math.floor(v.score * 100) / 100:.2f})" for v in doubted if v.label)
+    where = (
+        f"the lowest body scored {LOW_SCORE} or more is labelled {lowest.value}; {scores} below it scored less"
         if doubted
-        else ""
+        else f"lowest body labelled {lowest.value}"
     )
     no_sacrum = (
         "no sacrum in view to count the levels from"
         if not sacrum_seen
         else f"the body labelled S1 scored under {LOW_SCORE}: no sacrum to count the levels from"
     )
+    ends = "does not surely reach L5" if doubted else "ends above L5"
     return (
-        f"{no_sacrum} and the view ends above L5 (lowest body labelled {lowest.value}{below}): the labels rest on "
-        "the bodies' appearance alone and may be one level off, so no grade is given under them"
+        f"{no_sacrum} and the view {ends} ({where}): the labels rest on the bodies' appearance alone and may be one "
+        "level off, so no grade is given under them"
     )
 
 

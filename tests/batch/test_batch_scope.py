@@ -44,12 +44,14 @@ def _cohort(root: Path, shared: Path) -> None:
     shutil.rmtree(root / "tmp-series")
     (root / ".DS_Store").write_bytes(b"\0\1\2")
     (root / "nifti" / "notes.bin").write_bytes(b"not an image " * 20)
+    (root / "nifti" / "scan.nrrd").write_bytes(b"NRRD0004\n")  # 3D Slicer's format: skipped with how to convert
 
 
 EXPECTED_SKIPS = {
     str(Path("dicom/cut/IM0001.dcm")): "truncated",
     ".DS_Store": "hidden",
     str(Path("nifti/notes.bin")): "not a DICOM, NIfTI or known file type",
+    str(Path("nifti/scan.nrrd")): "not a DICOM, NIfTI or known file type; save it as NIfTI (.nii.gz): in 3D Slicer",
 }
 
 
@@ -62,7 +64,7 @@ def test_nothing_vanishes_and_json_only_gives_the_same_tables(
     # the dry run lists every file that is no case, with the reason
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "dry"), "--dry-run"]) == 0
     listing = capsys.readouterr().out
-    assert "3 case(s) found" in listing and "3 file(s) skipped" in listing
+    assert "3 case(s) found" in listing and "4 file(s) skipped" in listing
     for path, reason in EXPECTED_SKIPS.items():
         assert any(path in line and reason in line for line in listing.splitlines()), (path, listing)
 
@@ -71,7 +73,7 @@ def test_nothing_vanishes_and_json_only_gives_the_same_tables(
     assert main(["-q", "batch", str(root), "--out", str(out_all)]) == 3
     line = capsys.readouterr().out
     assert "2 succeeded, 0 skipped (finished earlier), 0 failed, 1 out of scope" in line
-    assert "3 file(s) not analysed (skipped.csv)" in line
+    assert "4 file(s) not analysed (skipped.csv)" in line
     assert main(["-q", "batch", str(root), "--out", str(out_json), "--formats", "json"]) == 3
     capsys.readouterr()
 

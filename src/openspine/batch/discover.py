@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._logging import get_logger
-from ..io.formats import LABEL_MAP, Reader, looks_like_label_map, reader_for_name
+from ..io.formats import LABEL_MAP, Reader, convert_hint, looks_like_label_map, reader_for_name
 from ..io.paths import NOT_REGULAR, not_a_regular_file, resolved
 
 if TYPE_CHECKING:
@@ -384,7 +384,7 @@ def _why_not_dicom(path: Path) -> str:
         return f"cannot be read: {exc.strerror or exc}"
     if size == 0:
         return "empty file"
-    return "not a DICOM, NIfTI or known file type"
+    return f"not a DICOM, NIfTI or known file type{convert_hint(path)}"
 
 
 def _other_series(root: Path, series: SeriesInfo, case_id: str, files: list[Path], role: str) -> list[Skipped]:

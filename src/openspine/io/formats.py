@@ -29,6 +29,7 @@ __all__ = [
     "SCAN_FORMATS",
     "ReadRequest",
     "Reader",
+    "convert_hint",
     "looks_like_label_map",
     "reader_for",
     "reader_for_name",
@@ -216,8 +217,12 @@ def reader_for(path: Path) -> Reader:
         if r.sniff is not None and r.sniff(path):
             return r
     labels = ", ".join(r.label for r in sorted(READERS, key=lambda r: not r.folders))
-    hint = next((h for ends, h in CONVERT_HINTS if path.name.lower().endswith(ends)), "")
-    raise ScanReadError(f"'{path}' is not a file type openspine reads ({labels}){hint}")
+    raise ScanReadError(f"'{path}' is not a file type openspine reads ({labels}){convert_hint(path)}")
+
+
+def convert_hint(path: Path) -> str:
+    """'; save it as NIfTI …' for a file that 3D Slicer, ITK-SNAP, FreeSurfer or older tools save, else ''."""
+    return next((h for ends, h in CONVERT_HINTS if path.name.lower().endswith(ends)), "")
 
 
 # formats that 3D Slicer, ITK-SNAP, FreeSurfer and older tools save: how to give openspine the scan instead

@@ -36,11 +36,12 @@ SCANNER = 1
 # the qform is stored in float32 and holds no shear, so a few hundredths of a mm between the two is normal
 DISAGREE_MM = 1.0
 DISAGREE_DEGREES = 1.0
-# the header fields that hold the two transforms (pixdim: the qform's voxel sizes and its handedness, qfac)
+# the header fields that hold the two transforms (pixdim: the qform's voxel sizes and its handedness, qfac), and
+# their unit (a file in metres gets a label map in metres)
 TRANSFORM_FIELDS = (
     "sform_code", "qform_code", "srow_x", "srow_y", "srow_z", "quatern_b", "quatern_c", "quatern_d",
     "qoffset_x", "qoffset_y", "qoffset_z", "pixdim", "xyzt_units",
-)  # fmt: skip  # the units too: a file in metres gets a label map in metres
+)  # fmt: skip
 
 
 def read_nifti(path: Path) -> Scan:
@@ -71,7 +72,7 @@ def read_nifti(path: Path) -> Scan:
     stored_shape = shape if shape != arr.shape else None  # the label map is written back in it
     header = img.header
     codes = {"sform": int(header.get("sform_code", 0) or 0), "qform": int(header.get("qform_code", 0) or 0)}
-    to_mm, units_flag = _to_millimetres(header, path)
+    to_mm, units_flag = _to_millimetres(header)
     stored_zooms = tuple(z * to_mm for z in _stored_zooms(path, img))
     if not any(codes.values()):
         zooms = stored_zooms + (1.0,) * (3 - len(stored_zooms))
@@ -117,7 +118,7 @@ def read_nifti(path: Path) -> Scan:
 _UNITS_IN_MM = {"meter": 1000.0, "micron": 0.001}
 
 
-def _to_millimetres(header: Any, path: Path) -> tuple[float, str | None]:
+def _to_millimetres(header: Any) -> tuple[float, str | None]:
     """The factor that turns the header's lengths into mm, and the flag that says so (None for mm or unknown): a
     file in metres had been read as 0.001 mm voxels, one in microns as 1000 mm voxels."""
     try:

@@ -272,6 +272,22 @@ def _grey_picture(data: Path) -> tuple[Image.Image, tuple[float, float]]:
     return Image.fromarray(grey), (view.scan.spacing[0], view.scan.spacing[1])
 
 
+def test_a_false_colour_picture_gets_no_sequence_from_its_image(tmp_path: Path) -> None:
+    """A jet rendering of a T2 slice (user test) was recorded as T1 from the image, its grades withheld as 'this scan
+    is T1': its grey levels are no MR contrast, so the image names no sequence (its guess kept as best_guess)."""
+    from matplotlib import colormaps
+
+    data = shared_data_or_skip()
+    grey, spacing = _grey_picture(data)
+    jet = (255 * colormaps["jet"](np.asarray(grey) / 255.0)[..., :3]).astype(np.uint8)
+    Image.fromarray(jet).save(tmp_path / "jet.png")
+    result = openspine.analyze(tmp_path / "jet.png", pixel_spacing=spacing)
+    assert any(f.startswith("picture_in_colour: ") for f in result.flags)
+    sequence = result.input.sequence
+    assert sequence["value"] is None and sequence["source"] == "image" and sequence["best_guess"]
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+
+
 def test_colour_drawings_over_the_spine_withhold_the_grades_colour_in_a_corner_does_not(tmp_path: Path) -> None:
     """openspine's overlay saved by hand (no PNG key) was graded from its drawn outlines; a screenshot with coloured
     text in a corner, or a grey picture saved as RGB JPEG, is graded as the grey picture is."""

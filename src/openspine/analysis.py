@@ -229,8 +229,21 @@ def _look(
         sequence = scope.check_sequence_by_fluid(sequence, csf)
         image_seq = recognition.sequence_probabilities if recognition is not None else None
         sequence = scope.check_named_sequence(sequence, image_seq, csf)  # a header or the user against the image
+        sequence = _not_read_from_colours(sequence, state)
     timings["detection"] = timings.get("detection", 0.0) + time.perf_counter() - t
     return _Seen(sequence, plane, detection, cervical_p, way_round, scan, view)
+
+
+def _not_read_from_colours(sequence: dict[str, Any], state: _State) -> dict[str, Any]:
+    """No sequence from the image of a picture in colour around its spine: its grey levels are no MR contrast (a
+    false-colour rendering of a T2 slice had read as T1, and its grades were withheld as 'this scan is T1'); the
+    image's guess stays as ``best_guess``. A sequence given by the user or a header is kept."""
+    if sequence.get("source") != "image" or sequence.get("value") is None:
+        return sequence
+    if not any(f.startswith("picture_in_colour: ") for f in state.flags):
+        return sequence
+    kept = {k: v for k, v in sequence.items() if k not in ("value", "settled_by")}
+    return {**kept, "value": None, "best_guess": sequence["value"]}
 
 
 def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection, state: _State) -> None:

@@ -165,9 +165,15 @@ def parse_pixel_spacing(value: Any, what: str = "pixel_spacing") -> PixelSpacing
     return (row, col)
 
 
+# what a picture whose pixel size is to be estimated is read with: every step rescales it first, and it is small
+# enough that no picture reads as larger than any spine picture (1 mm had refused an 8000-pixel picture given auto)
+ESTIMATE_PLACEHOLDER_MM = 0.01
+
+
 def reading_spacing(requested: PixelSpacing | None) -> tuple[float, float] | None:
-    """What a reader is given for ``requested``: a placeholder 1 mm where the pixel size is to be estimated."""
-    return (1.0, 1.0) if isinstance(requested, str) else requested
+    """What a reader is given for ``requested``: a placeholder (:data:`ESTIMATE_PLACEHOLDER_MM`) where the pixel
+    size is to be estimated."""
+    return (ESTIMATE_PLACEHOLDER_MM, ESTIMATE_PLACEHOLDER_MM) if isinstance(requested, str) else requested
 
 
 def _absolute_if_found(value: str) -> str:

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from openspine.cli import main
+from openspine.config import AUTO, reading_spacing
 from openspine.errors import ConfigError
 from openspine.geometry import MAX_EXTENT_MM
 from openspine.io import load_scan
@@ -34,3 +35,12 @@ def test_cli_says_it_in_one_line_and_exits_1(tmp_path: Path, capsys: pytest.Capt
     assert code == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "give the pixel size in mm" in err[0]
+
+
+def test_a_large_picture_whose_size_is_to_be_estimated_is_read(tmp_path: Path) -> None:
+    # at the placeholder 1 mm an 8000-pixel picture (a screenshot at full resolution) had been refused as
+    # 8000 mm although --pixel-spacing auto was given: the estimate rescales it before any use
+    path = _picture(tmp_path, (2500, 120))
+    assert load_scan(path, pixel_spacing=reading_spacing(AUTO)).shape[:2] == (2500, 120)
+    with pytest.raises(ConfigError, match="larger than any spine picture"):
+        load_scan(path, pixel_spacing=(1.0, 1.0))

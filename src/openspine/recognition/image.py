@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
-from ..detection.preprocess import normalise
+from ..detection.preprocess import normalise, sample_grid
 from ..errors import ImageContentError
 
 MODEL_SPACING_MM = 2.0
@@ -51,10 +50,6 @@ def model_input(
     h, w = a.shape
     cr, cc = ((h - 1) / 2.0, (w - 1) / 2.0) if centre is None else (float(centre[0]), float(centre[1]))
     fr, fc = out_spacing_mm / sr, out_spacing_mm / sc  # source pixels per model pixel
-    if blur:
-        sigma = (max(0.0, (fr - 1.0) / 2.0), max(0.0, (fc - 1.0) / 2.0))
-        if max(sigma) > 0.05:
-            a = ndimage.gaussian_filter(a, sigma=sigma, mode="nearest")
     offs = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
     rows = cr + offs * fr
     cols = cc + offs * fc
@@ -62,9 +57,7 @@ def model_input(
     vc = (cols >= -0.5) & (cols <= w - 0.5)
     out = np.zeros((size, size), dtype=np.float32)
     if vr.any() and vc.any():
-        rr, cc_ = np.meshgrid(rows[vr], cols[vc], indexing="ij")
-        vals = ndimage.map_coordinates(a, np.stack([rr, cc_]), order=1, mode="nearest", prefilter=False)
-        out[np.ix_(vr, vc)] = vals
+        out[np.ix_(vr, vc)] = sample_grid(a, rows[vr], cols[vc], (fr, fc) if blur else (1.0, 1.0))
     valid = np.outer(vr, vc)
     return normalise(out, valid)
 

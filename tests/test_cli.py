@@ -446,6 +446,21 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
     proc.stderr.close()
 
 
+def test_a_reader_that_stops_early_leaves_the_demo_outputs_written(tmp_path: Path) -> None:
+    # the demo printed two lines before its analysis: `openspine demo | true` ended with no output at all
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openspine", "demo", "--out", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in err
+    assert "analysing the embedded example scan" in err
+    assert (tmp_path / "demo" / "result.json").is_file()
+    proc.stderr.close()
+
+
 def test_json_log_format_is_machine_readable(tmp_path: Path) -> None:
     from openspine.data import demo_scan_path
 

@@ -180,7 +180,9 @@ def _analyze_to(
     args: argparse.Namespace,
     t1: Path | None = None,
     named: Mapping[str, str] | None = None,
+    intro: str | None = None,
 ) -> int:
+    """Analyse ``path`` into ``out``; ``intro`` is logged once the options and the output folder are checked."""
     from .analysis import STAGES, analyze
     from .writers import prepare_output_dir, write_result
 
@@ -190,6 +192,8 @@ def _analyze_to(
     check_models(config, named)
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     _check_engine(config)
+    if intro:  # on stderr: a reader that stops early (`| head`) must not end the run before its outputs are written
+        log.info("%s", intro)
     progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)
     try:
         result = analyze(path, config, progress=progress, t1=t1)
@@ -303,10 +307,11 @@ def run_analyze(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from .data import DEMO_ATTRIBUTION, demo_scan_path
 
-    if not args.quiet:
-        print(f"openspine demo: analysing the embedded example scan {demo_scan_path().name}")
-        print(f"  (real lumbar T2 slice from SPIDER, CC BY 4.0 — see {DEMO_ATTRIBUTION})")
-    return _analyze_to(demo_scan_path(), Path(args.out), AnalysisConfig(), args)
+    intro = (
+        f"analysing the embedded example scan {demo_scan_path().name} (a real lumbar T2 slice from SPIDER, "
+        f"CC BY 4.0: see {DEMO_ATTRIBUTION})"
+    )
+    return _analyze_to(demo_scan_path(), Path(args.out), AnalysisConfig(), args, intro=intro)
 
 
 def run_batch(args: argparse.Namespace) -> int:

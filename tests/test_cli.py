@@ -159,6 +159,22 @@ def test_info_on_a_nifti(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert info["analysable"] is True
 
 
+def test_info_calls_unanalysable_what_analyze_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A script screening files with info --json is told what analyze refuses before any model looks: a label map
+    had read as analysable (analyze exits 3 on it), and so had a mask of a few values."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 1000, (40, 40, 5)).astype(np.int16)
+    for name, arr, why in (
+        ("mask.nii.gz", image, "looks like a label map"),
+        ("scan.nii.gz", (image > 500).astype(np.uint8) * 3, "distinct intensities"),
+    ):
+        assert main(["info", str(_nifti(tmp_path, name, arr, SAG)), "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["analysable"] is False and why in doc["why_not"], doc
+        assert main(["-q", "analyze", str(tmp_path / name), "--out", str(tmp_path / name.split(".")[0])]) == 3
+        capsys.readouterr()
+
+
 def _nifti(tmp_path: Path, name: str, arr: np.ndarray, affine: np.ndarray | None = None) -> Path:
     path = tmp_path / name
     nib.save(nib.Nifti1Image(arr, np.eye(4) if affine is None else affine), str(path))

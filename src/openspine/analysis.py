@@ -551,7 +551,7 @@ def _picture_size(
     if requested != AUTO:
         return scan
     try:
-        _refuse_unseen(scan)
+        refuse_unseen(scan)
     except OutOfScopeError:  # refused as read (a label map, no contrast): no pixel size to measure
         return scan
     scan, flag = picture_with_pixel_size(scan, detector)
@@ -886,7 +886,7 @@ def _grade(
         state.not_run["grading"] = graded.withheld
 
 
-def _refuse_unseen(scan: Scan) -> None:
+def refuse_unseen(scan: Scan) -> None:
     """Refuse, before any model looks at it, a scan with nothing to analyse: a label map given as an image (by its
     name: the rule by which batch skips such a file, :func:`openspine.io.formats.looks_like_label_map`), an image
     without contrast, one that is not an MR magnitude image (:func:`openspine.scope.not_mr_magnitude_reason`: a CT,
@@ -909,10 +909,10 @@ def _refuse_unseen(scan: Scan) -> None:
 def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[str, Any] | None]:
     """The scan to analyse (values too large for float32 arithmetic scaled down: :meth:`Scan.in_safe_range`), it in
     the analysis layout and, for a scan whose header gives no orientation (flagged in ``flags``), its plane as the
-    image recogniser reads it. Raises OutOfScopeError for a scan with nothing to analyse (:func:`_refuse_unseen`), an
+    image recogniser reads it. Raises OutOfScopeError for a scan with nothing to analyse (:func:`refuse_unseen`), an
     axial or coronal acquisition, or a scan of unknown orientation whose image does not look sagittal (judged as a
     picture's)."""
-    _refuse_unseen(scan)
+    refuse_unseen(scan)
     scan = scan.in_safe_range()
     view = scan.to_sagittal()
     if scan.source.orientation_unknown is None:

@@ -93,8 +93,12 @@ def run_info(args: argparse.Namespace) -> int:
         summary["pixel_spacing_estimated"] = estimated
     if scan.source.orientation_unknown:
         summary["orientation_unknown"] = scan.source.orientation_unknown
+    from .analysis import refuse_unseen
+
     try:
-        scan.check_analysable()  # what analyze refuses before any model looks (no contrast, an openspine output)
+        # what analyze refuses before any model looks: a label map (it had read as analysable), no contrast, an
+        # openspine output, no MR magnitude image
+        refuse_unseen(scan)
         view = scan.to_sagittal()
         summary["analysis_layout"] = {"shape": list(view.scan.shape), "orientation": "".join(view.scan.orientation)}
         summary["analysable"] = True

@@ -83,11 +83,17 @@ summary(tl)
 vertebra_table(tl)
 
 # %% [markdown]
-# The discs between those bodies have no level and are not graded; the lumbar discs in view are graded (default
-# T12-L1 … L5-S1). `L3-L4` and below are outside the field of view and are listed as not detected.
+# The disc next to the unlabelled body has no level and is not graded. The lumbar discs in view keep their levels
+# but are not graded either: with no sacrum in view, and no body the detector is sure of (scored 0.25 or more)
+# reaching L5, nothing anchors the count of levels, so grades could land on the wrong disc (`grades_withheld`, with
+# the reason in each disc's `note`). `L4-L5` and `L5-S1` are outside the field of view and are listed as not
+# detected.
 
 # %%
 discs = tl.to_dataframe("discs")
+assert not any(g.available for d in tl.discs for g in d.grades.values())  # what the text above says
+assert any(f.startswith("grades_withheld: T12-L1") and "no sacrum in view" in f for f in tl.flags)
+assert any(f.startswith("not graded: L4-L5, L5-S1 (not detected)") for f in tl.flags)
 discs[discs.grading.isin(["", "pfirrmann"])][["level", "grading", "grade", "probability", "note"]]
 
 # %% [markdown]
@@ -105,7 +111,7 @@ assert [d.to_dict()["grades"] for d in tl_t2.discs] == [d.to_dict()["grades"] fo
 # (27, 76, 187) of this file (not verified; its labels sit on the spinal cord, posterior to the disc). openspine's
 # highest disc — the one between the bodies it calls T10 (withheld) and T11 — lies at that height, so by that
 # reference **every label here is one level toward the sacrum**: the bodies are T9 … L3, not T10 … L4, and the discs
-# graded as T12-L1 … L3-L4 are T11-T12 … L2-L3. This is the error the flags above warn of, and
+# labelled T12-L1 … L3-L4 are T11-T12 … L2-L3. This is the error the flags above warn of, and
 # `labelling_alternative` names the right shift. Without a sacrum in view, read the labels as a guess:
 
 # %%
@@ -192,7 +198,7 @@ fig = turned.plot(width=500)
 #
 # | scan | labels | grades | what to do |
 # |---|---|---|---|
-# | lumbar / thoraco-lumbar T2 | T11 … S1; higher bodies kept unlabelled; without a sacrum in view flagged, and may be one level off | lumbar discs | give `--sequence` when the header does not say it; check flagged labels by counting from the sacrum on another series |
+# | lumbar / thoraco-lumbar T2 | T11 … S1; higher bodies kept unlabelled; without a sacrum in view flagged, and may be one level off | lumbar discs, where a sacrum (or a sure body at L5) anchors the levels; none otherwise | give `--sequence` when the header does not say it; check flagged labels by counting from the sacrum on another series |
 # | cervical | withheld (bodies kept) | none | not covered yet: no cervical training masks |
 # | lumbar T1, STIR, other | T11 … S1 | withheld | a T2 series of the same study |
 # | stored upside down, backwards or turned | none (refused) | none | fix the header, or turn the picture |

@@ -774,3 +774,28 @@ def test_a_refused_command_line_is_one_json_record_under_log_format_json(
     (line,) = capsys.readouterr().err.splitlines()
     record = json.loads(line)
     assert record["level"] == "error" and "error: " in record["message"]
+
+
+@pytest.mark.parametrize(
+    ("sequence", "says"),
+    [
+        ({"value": "T2", "source": "header"}, "T2 (header)"),
+        (
+            {"value": None, "source": "image", "probability": 0.57, "best_guess": "T2"},
+            "sequence unsure (image, T2 likeliest)",
+        ),
+        ({"value": None, "source": None}, "sequence unsure (not read)"),
+    ],
+)
+def test_the_summary_line_names_the_sequence_also_when_unsure(sequence: dict, says: str) -> None:
+    # an unsure reading (value null) had left the sequence out of the line, as if none had been read
+    from types import SimpleNamespace
+
+    from openspine.commands import summary_line
+
+    result = SimpleNamespace(
+        vertebrae=[], discs=[], flags=["sequence_uncertain: …"],
+        input=SimpleNamespace(sequence=sequence, field_of_view={"value": "lumbar"}),
+    )  # fmt: skip
+    line = summary_line(Path("scan.png"), result)
+    assert f"0 discs, {says}, field of view lumbar; 1 flag (below)" in line, line

@@ -799,3 +799,21 @@ def test_the_summary_line_names_the_sequence_also_when_unsure(sequence: dict, sa
     )  # fmt: skip
     line = summary_line(Path("scan.png"), result)
     assert f"0 discs, {says}, field of view lumbar; 1 flag (below)" in line, line
+
+
+@pytest.mark.parametrize("command", [["evaluate", "grading"], ["train", "detector"], ["finetune"]])
+def test_quiet_after_a_command_that_hands_on_its_options_is_taken(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # `openspine evaluate grading --data d -q` had been refused by the kind's own parser ("unrecognized arguments")
+    import importlib
+
+    from openspine import cli
+
+    module = "openspine.finetune" if command == ["finetune"] else (
+        cli.EVALUATE_KINDS if command[0] == "evaluate" else cli.TRAIN_KINDS
+    )[command[-1]]  # fmt: skip
+    seen: list[tuple[list[str], bool]] = []
+    monkeypatch.setattr(importlib.import_module(module), "cli_main", lambda rest, quiet: seen.append((rest, quiet)) or 0)
+    assert main([*command, "--data", "d", "-q", "--", "-v"]) == 0
+    assert seen == [(["--data", "d", "--", "-v"], True)]  # after "--" an option is the kind's own

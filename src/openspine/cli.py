@@ -352,6 +352,17 @@ def _printable_streams() -> None:
             reconfigure(errors="replace")
 
 
+def _global_options_from_rest(args: argparse.Namespace) -> None:
+    """Take -q and -v given after the command (``openspine evaluate grading … -q``), as every other command takes
+    them: the options handed on to the kind's own parser had been refused there."""
+    rest = list(args.rest)
+    end = rest.index("--") if "--" in rest else len(rest)
+    for names, attr in ((("-q", "--quiet"), "quiet"), (("-v", "--verbose"), "verbose")):
+        if any(a in names for a in rest[:end]):
+            setattr(args, attr, True)
+    args.rest = [a for i, a in enumerate(rest) if i >= end or a not in ("-q", "--quiet", "-v", "--verbose")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _printable_streams()
     parser = build_parser()
@@ -362,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.rest = argv[argv.index("finetune") + 1 :]
         elif unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        if args.command in ("train", "evaluate", "finetune"):
+            _global_options_from_rest(args)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -323,7 +323,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_batch(args: argparse.Namespace) -> int:
     from .batch.discover import discover_cases
-    from .batch.runner import checked_workers, parse_part, run_batch, select_part, tqdm_progress
+    from .batch.runner import checked_workers, parse_part, run_batch, say_unlisted, select_part, tqdm_progress
     from .batch.spacing import read_spacing_table
 
     with _option_values():
@@ -338,6 +338,8 @@ def run_batch(args: argparse.Namespace) -> int:
         table = args.pixel_spacing_table
         spacings = read_spacing_table(table, args.input_root) if table is not None else None
         cases, skipped = discover_cases(args.input_root, pictures=args.pixel_spacing is not None, spacings=spacings)
+        if spacings is not None:  # as the run itself warns
+            say_unlisted(spacings, cases)
         mine = select_part(cases, part)
         n_t1 = sum(c.has_t1 for c in cases)
         print(
@@ -350,7 +352,7 @@ def run_batch(args: argparse.Namespace) -> int:
             series = f" series {c.series}" if c.series else ""
             t1 = f" + T1 {c.t1}" if c.t1 else f" + T1 series {c.t1_series}" if c.t1_series else ""
             print(f"  {c.case_id}  [{c.kind}] {c.path}{series}{t1}{note}")
-        print(f"{len(skipped)} file(s) skipped:")
+        print(f"{len(skipped)} file(s) skipped" + (":" if skipped else ""))
         for s in skipped:
             print(f"  {s.path}: {s.reason}")
         if not cases:  # as the run itself would say

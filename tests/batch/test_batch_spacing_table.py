@@ -116,3 +116,20 @@ def test_cli_dry_run_shows_each_size(shared_data: Path, tmp_path: Path, capsys: 
     out = capsys.readouterr().out
     assert "a__p1  [image]" in out and "(pixel 0.625 x 0.625 mm)" in out
     assert "1 case(s) found" in out and "p104.png: 2D picture not listed in the pixel-size table" in out
+
+
+def test_a_dry_run_warns_of_table_rows_naming_no_picture_as_the_run_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "in"
+    root.mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / "p1.png")
+    table = _table(tmp_path / "sizes.csv", "path,row_mm,col_mm\np1.png,0.7,0.7\ngone.png,1,1\n")
+    argv = ["batch", str(root), "--pixel-spacing-table", str(table), "--dry-run", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "1 of 2 rows of the pixel-size table " in err and "gone.png)" in err
+    assert "1 case(s) found" in out and out.rstrip().endswith("0 file(s) skipped")  # no colon before nothing

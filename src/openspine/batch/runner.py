@@ -548,7 +548,7 @@ def run_batch(
             log.info("removed %d unfinished case folder(s) left by an interrupted run", removed)
         found, skipped_files = discover_cases(root, pictures=config.pixel_spacing is not None, spacings=spacings)
         if spacings is not None:
-            _say_unlisted(spacings, found)
+            say_unlisted(spacings, found)
         write_skipped(out, skipped_files)
         if not found:  # a wrong or empty root must not pass as a successful run
             n = len(skipped_files)
@@ -600,7 +600,7 @@ def run_batch(
     return summary
 
 
-def _say_unlisted(spacings: PictureSpacings, found: list[Case]) -> None:
+def say_unlisted(spacings: PictureSpacings, found: list[Case]) -> None:
     """Warn about rows of the pixel-size table that name no picture found under the input (typos, moved files)."""
     unlisted = spacings.unlisted({str(resolved(c.path)) for c in found if c.pixel_spacing is not None})
     if unlisted:

@@ -814,6 +814,7 @@ def test_quiet_after_a_command_that_hands_on_its_options_is_taken(
         cli.EVALUATE_KINDS if command[0] == "evaluate" else cli.TRAIN_KINDS
     )[command[-1]]  # fmt: skip
     seen: list[tuple[list[str], bool]] = []
-    monkeypatch.setattr(importlib.import_module(module), "cli_main", lambda rest, quiet: seen.append((rest, quiet)) or 0)
+    record = lambda rest, quiet: seen.append((rest, quiet)) or 0  # noqa: E731
+    monkeypatch.setattr(importlib.import_module(module), "cli_main", record)
     assert main([*command, "--data", "d", "-q", "--", "-v"]) == 0
     assert seen == [(["--data", "d", "--", "-v"], True)]  # after "--" an option is the kind's own

@@ -65,7 +65,10 @@ def test_sequence_outside_scope_is_named_with_its_source() -> None:
     unsure_t1 = {"value": None, "source": "image", "probability": 0.64, "best_guess": "T1"}
     why = s.why_not_sequence(unsure_t1)
     assert why is not None and "uncertain" in why and "T1" in why and "--sequence" in why
-    assert s.why_not_sequence({**unsure_t1, "best_guess": "T2"}) is None
+    # an unsure call leaning to the model's own sequence is no better: a T1 picture leaning T2 at 0.5-0.8 (a gamma,
+    # an arrow drawn on it) had been graded
+    why = s.why_not_sequence({**unsure_t1, "best_guess": "T2"})
+    assert why is not None and "uncertain" in why and "looks more like T2" in why and "--sequence" in why
 
 
 def test_sequence_decision_prefers_user_then_header_then_a_clear_image() -> None:
@@ -193,6 +196,18 @@ def test_fluid_signal_settles_an_unsure_image_call_and_questions_a_contradicted_
     assert check_sequence_by_fluid(header, 0.3) == header  # the header is checked by check_named_sequence
     other = {"value": "other", "source": "image", "probability": 0.95}
     assert check_sequence_by_fluid(other, 0.3)["value"] == "other"
+
+
+def test_fluid_signal_settles_only_a_call_unsure_between_t1_and_t2() -> None:
+    # bright fluid is no T2 where the image may be neither (a water-fat GRE tilted 30 degrees read "T2 0.57" with
+    # "other" next had been settled as T2 and graded)
+    from openspine.scope import check_sequence_by_fluid
+
+    unsure = {"value": None, "source": "image", "probability": 0.57, "best_guess": "T2"}
+    kept = check_sequence_by_fluid(unsure, 2.1, {"T1": 0.03, "T2": 0.57, "other": 0.40})
+    assert kept["value"] is None and kept["best_guess"] == "T2" and "settled_by" not in kept
+    settled = check_sequence_by_fluid(unsure, 2.1, {"T1": 0.40, "T2": 0.57, "other": 0.03})
+    assert settled["value"] == "T2" and settled["settled_by"] == "csf_over_body"
 
 
 def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_is_not() -> None:

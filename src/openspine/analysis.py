@@ -226,8 +226,8 @@ def _look(
         state.flags.extend([offset] if offset else [])
         _withhold_grades_of_an_unfit_image(view, detection, state)
         csf = csf_over_body(view, detection)
-        sequence = scope.check_sequence_by_fluid(sequence, csf)
         image_seq = recognition.sequence_probabilities if recognition is not None else None
+        sequence = scope.check_sequence_by_fluid(sequence, csf, image_seq)
         sequence = scope.check_named_sequence(sequence, image_seq, csf)  # a header or the user against the image
         sequence = _not_read_from_colours(sequence, state)
     timings["detection"] = timings.get("detection", 0.0) + time.perf_counter() - t

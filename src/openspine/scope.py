@@ -109,7 +109,9 @@ class ModelScope:
         trained = "/".join(sorted(self.sequences))
         if value is not None and value not in self.sequences:
             return f"the {self.model} was trained on {trained} only; this scan is {value} ({describe_source(seq)})"
-        if value is None and guess is not None and guess not in self.sequences:
+        if value is None and guess is not None:
+            # an unsure call is no sequence the model was trained on, whichever it leans to: a T1 picture whose call
+            # leant T2 at 0.5-0.8 after a gamma or an arrow drawn on it had been graded
             return (
                 f"the {self.model} was trained on {trained} only; the sequence is uncertain and the image looks more "
                 f"like {guess} ({describe_source(seq)}); give --sequence if you know it"
@@ -166,12 +168,16 @@ def fluid_says(csf_over_body: float | None) -> str | None:
     return "T1" if csf_over_body < CSF_T1_BELOW else "T2" if csf_over_body > CSF_T2_ABOVE else None
 
 
-def check_sequence_by_fluid(sequence: Mapping[str, Any], csf_over_body: float | None) -> dict[str, Any]:
+def check_sequence_by_fluid(
+    sequence: Mapping[str, Any], csf_over_body: float | None, image: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """A second witness for an image call: spinal fluid is bright on T2 and dark on T1.
 
     Only an image call is checked here (a header or the user is checked against the image by
-    :func:`check_named_sequence`). A clear measurement settles an unsure call; one that contradicts a sure T1/T2 call
-    makes it unsure, with the measurement as the best guess.
+    :func:`check_named_sequence`). A clear measurement settles a call unsure between T1 and T2 (``image``, the
+    recogniser's probabilities, gives ``other`` the least: fluid is bright on a water-fat GRE or a STIR too, so it
+    cannot tell T2 from those; a tilted water-fat volume read "T2 0.57" had been settled as T2 and graded); one
+    that contradicts a sure T1/T2 call makes it unsure, with the measurement as the best guess.
     """
     seq = dict(sequence)
     if seq.get("source") != "image" or csf_over_body is None:
@@ -182,6 +188,8 @@ def check_sequence_by_fluid(sequence: Mapping[str, Any], csf_over_body: float | 
     if measured is None or value == "other":
         return seq
     if value is None:
+        if image and float(image.get("other", 0.0)) >= min(float(image.get("T1", 0.0)), float(image.get("T2", 0.0))):
+            return seq  # unsure whether it is T1, T2 or neither: the fluid cannot settle that
         seq.update(value=measured, settled_by="csf_over_body")
         seq.pop("best_guess", None)
     elif value != measured:

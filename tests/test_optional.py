@@ -35,6 +35,8 @@ def test_require_optional_names_every_missing_module_and_the_extra(monkeypatch: 
     message = str(info.value)
     assert "'onnx', 'onnxscript'" in message and "pip install 'openspine[train]'" in message
     assert "\n" not in message
+    # and how to get the CPU-only PyTorch: pip's default Linux wheel is the CUDA build, several GB
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in message
     require_optional(("json",), "nothing")  # all there: no error
 
 

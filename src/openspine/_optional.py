@@ -46,7 +46,13 @@ def install_hint(tops: Iterable[str]) -> str:
     parts = [f"pip install 'openspine[{joined}]' {clone}"] if extras else []
     if plain:
         parts.append(f"pip install {' '.join(plain)}")
-    return " and ".join(parts)
+    hint = " and ".join(parts)
+    if "train" in extras:  # pip's default PyTorch wheel on Linux is the CUDA build, several GB
+        hint += (
+            "; for a CPU-only PyTorch install it first from its CPU index: pip install torch==2.13.0 --index-url "
+            "https://download.pytorch.org/whl/cpu (the version the tests run on; docs/getting-started.md)"
+        )
+    return hint
 
 
 def import_optional(module: str, purpose: str) -> ModuleType:

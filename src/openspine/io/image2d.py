@@ -103,6 +103,8 @@ def without_light_canvas(arr: NDArray[Any]) -> tuple[NDArray[Any], tuple[str, ..
     if np.mean(on_value) < MIN_CANVAS_EDGE_SHARE:
         return arr, ()
     value = float(np.median(edge[on_value]))  # the canvas' own value, not its bin's
+    if value <= lo + tol:
+        return arr, ()  # a black frame: an MR image's own background (the usual case, decided without labelling)
     near = np.abs(f - value) <= tol
     parts, _ = ndimage.label(near)
     border = np.unique(np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]]))

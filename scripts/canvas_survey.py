@@ -1,18 +1,19 @@
 """SPIDER slices pasted on a light canvas, framed, shown in a viewer's screenshot or saved as negatives: how they read.
 
 Each SPIDER T2 and T1 slice of the split (PNG, at its own pixel size) is altered as exported pictures are and
-analysed as a picture: pasted off-centre on a white and on a grey canvas twice its size, framed by a 20-pixel white
-border, shown in a screenshot of a viewer (a grey background, a light toolbar with text, a side panel of text lines
-or of blank grey boxes) and saved as its negative. Counted per alteration and sequence: pictures refused (exit status
-3), with the full L1-L2 … L5-S1 disc sequence, graded, and flagged `picture_canvas` (a light canvas read as black),
-`intensity_inverted` (read as a negative) or `picture_mirrored`. A light canvas should read as the slice on black;
-a negative should stay flagged and ungraded.
+analysed as a picture: pasted off-centre on a white (also saved as JPEG) and on a grey canvas twice its size,
+framed by a 20-pixel white border, shown in a screenshot of a viewer (a grey background, a light toolbar with text,
+a side panel of text lines or of blank grey boxes) and saved as its negative. Counted per alteration and sequence:
+pictures refused (exit status 3), with the full L1-L2 … L5-S1 disc sequence, graded, and flagged `picture_canvas`
+(a light canvas read as black), `intensity_inverted` (read as a negative) or `picture_mirrored`. A light canvas
+should read as the slice on black; a negative should stay flagged and ungraded.
 
     python scripts/canvas_survey.py --data ../shared/data --split val
 """
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from collections import Counter
@@ -35,6 +36,13 @@ def _pasted(im: Image.Image, value: int) -> Image.Image:
     page = Image.new("L", (2 * w, 2 * h), value)
     page.paste(im, (int(0.8 * w), int(0.15 * h)))  # off-centre: near the top and right edges
     return page
+
+
+def _jpeg(im: Image.Image, quality: int) -> Image.Image:
+    """The picture as a JPEG of that quality decodes (its artefacts kept)."""
+    buffer = io.BytesIO()
+    im.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("L")
 
 
 def _bordered(im: Image.Image) -> Image.Image:
@@ -62,6 +70,7 @@ def _screenshot(im: Image.Image, panel: str) -> Image.Image:
 
 ALTERATIONS = {
     "white canvas": lambda im: _pasted(im, 255),
+    "white canvas, JPEG 75": lambda im: _jpeg(_pasted(im, 255), 75),
     "grey canvas": lambda im: _pasted(im, 128),
     "white border": _bordered,
     "screenshot, text panel": lambda im: _screenshot(im, "text"),

@@ -785,6 +785,10 @@ def test_a_refused_command_line_is_one_json_record_under_log_format_json(
             "sequence unsure (image, T2 likeliest)",
         ),
         ({"value": None, "source": None}, "sequence unsure (not read)"),
+        (
+            {"value": None, "source": "header", "header": "T2", "best_guess": "T1", "contradicted_by": "image"},
+            "sequence unsure (the header says T2, the image reads T1)",
+        ),
     ],
 )
 def test_the_summary_line_names_the_sequence_also_when_unsure(sequence: dict, says: str) -> None:
@@ -818,3 +822,4 @@ def test_quiet_after_a_command_that_hands_on_its_options_is_taken(
     monkeypatch.setattr(importlib.import_module(module), "cli_main", record)
     assert main([*command, "--data", "d", "-q", "--", "-v"]) == 0
     assert seen == [(["--data", "d", "--", "-v"], True)]  # after "--" an option is the kind's own
+    assert main([*command, "-qv", "--data", "d"]) == 0 and seen[-1] == (["--data", "d"], True)  # combined too

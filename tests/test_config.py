@@ -147,3 +147,24 @@ def test_a_model_folder_given_relative_is_recorded_absolute(tmp_path: Path, monk
     assert cfg.grader == str((tmp_path / "my-grader").resolve())
     assert cfg.detector == "detector"  # a built-in model's name, no folder here: as given
     assert cfg.paired_grader == "./gone"  # no such folder: as given, for the model check to name
+
+
+def test_the_engine_in_the_options_file_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # --engine's command-line default had overridden the file's engine: openspine's models ran without a word
+    from openspine import commands
+    from openspine.data import demo_scan_path
+    from openspine.errors import ConfigError
+
+    seen: list[str] = []
+
+    def stop(config: AnalysisConfig) -> None:
+        seen.append(config.engine)
+        raise ConfigError("stopped here")
+
+    monkeypatch.setattr(commands, "_check_engine", stop)
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({"engine": "spinenet"}))
+    argv = ["analyze", str(demo_scan_path()), "--out", str(tmp_path / "o"), "--config", str(options)]
+    assert main(argv) == 1 and seen == ["spinenet"]
+    assert main([*argv, "--engine", "openspine"]) == 1 and seen[-1] == "openspine"  # the command line wins
+    assert main(argv[:4]) == 1 and seen[-1] == "openspine"  # neither: openspine's own

@@ -172,7 +172,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
         choices=("openspine", "spinenet"),
-        default="openspine",
+        default=None,  # not given: an options file's engine, else openspine's own
         help="whose models: openspine's own (default), or SpineNet's through its installed package and your "
         "downloaded weights (non-commercial licence, which covers the outputs; docs/spinenet.md)",
     )
@@ -357,10 +357,15 @@ def _global_options_from_rest(args: argparse.Namespace) -> None:
     them: the options handed on to the kind's own parser had been refused there."""
     rest = list(args.rest)
     end = rest.index("--") if "--" in rest else len(rest)
-    for names, attr in ((("-q", "--quiet"), "quiet"), (("-v", "--verbose"), "verbose")):
-        if any(a in names for a in rest[:end]):
+
+    def global_flags(a: str) -> str:  # "-qv" → "qv"; "" for any other argument
+        long = {"--quiet": "q", "--verbose": "v"}
+        return long.get(a, a[1:] if len(a) > 1 and a[0] == "-" and set(a[1:]) <= {"q", "v"} else "")
+
+    for letter, attr in (("q", "quiet"), ("v", "verbose")):
+        if any(letter in global_flags(a) for a in rest[:end]):
             setattr(args, attr, True)
-    args.rest = [a for i, a in enumerate(rest) if i >= end or a not in ("-q", "--quiet", "-v", "--verbose")]
+    args.rest = [a for i, a in enumerate(rest) if i >= end or not global_flags(a)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -109,12 +109,18 @@ class ModelScope:
         trained = "/".join(sorted(self.sequences))
         if value is not None and value not in self.sequences:
             return f"the {self.model} was trained on {trained} only; this scan is {value} ({describe_source(seq)})"
+        if value is None and guess is not None and guess not in self.sequences:
+            return (
+                f"the {self.model} was trained on {trained} only; the sequence is uncertain and the image looks more "
+                f"like {guess} ({describe_source(seq)}); give --sequence if you know it"
+            )
         if value is None and guess is not None:
             # an unsure call is no sequence the model was trained on, whichever it leans to: a T1 picture whose call
             # leant T2 at 0.5-0.8 after a gamma or an arrow drawn on it had been graded
             return (
-                f"the {self.model} was trained on {trained} only; the sequence is uncertain and the image looks more "
-                f"like {guess} ({describe_source(seq)}); give --sequence if you know it"
+                f"the sequence is uncertain: the image looks more like {guess} but not surely "
+                f"({describe_source(seq)}), and the {self.model} answers only on {trained}; give --sequence if you "
+                "know it"
             )
         return None
 

@@ -31,11 +31,12 @@ def test_a_light_canvas_around_a_picture_is_set_to_its_darkest_value() -> None:
     for value in (255, 128):
         canvas = np.full((260, 200), value, np.uint8)
         canvas[10:130, 100:190] = image  # off-centre, near two edges
-        out, flags = without_light_canvas(canvas)
+        out, flags, where = without_light_canvas(canvas)
         assert out[0, 0] == image.min() and out[200, 50] == image.min()
         assert np.array_equal(out[10:130, 100:190], image)  # the picture itself is kept as it is
         said = f"picture_canvas: a uniform canvas or frame of grey value {value}"
         assert len(flags) == 1 and flags[0].startswith(said)
+        assert where is not None and where[0, 0] and not where[50, 150]
 
 
 def test_no_canvas_where_the_background_is_dark_or_a_negative_s_own() -> None:
@@ -49,7 +50,7 @@ def test_no_canvas_where_the_background_is_dark_or_a_negative_s_own() -> None:
     yy, xx = np.mgrid[0:200, 0:160]
     body = (xx - 40) ** 2 / 60.0**2 + (yy - 100) ** 2 / 120.0**2 < 1  # runs off the left, top and bottom edges
     negative = np.where(body, rng.integers(90, 250, body.shape), 255).astype(np.uint8)
-    out, flags = without_light_canvas(negative)
+    out, flags, _ = without_light_canvas(negative)
     assert flags == () and np.array_equal(out, negative)
 
 
@@ -58,18 +59,28 @@ def _spacing(folder: Path) -> tuple[float, float]:
     return float(row), float(col)
 
 
-@pytest.mark.parametrize("value", [255, 128])
-def test_a_real_slice_on_a_light_canvas_reads_as_the_slice(tmp_path: Path, value: int) -> None:
+@pytest.mark.parametrize(
+    ("colour", "name"),
+    [
+        (255, "page.png"),
+        (128, "page.png"),
+        (255, "page.jpg"),  # JPEG's ringing past the slice's edge had hidden the rectangle it frames
+        ((200, 220, 255), "page.png"),  # a pale blue page had read as colour drawings around the spine
+    ],
+)
+def test_a_real_slice_on_a_light_canvas_reads_as_the_slice(tmp_path: Path, colour: object, name: str) -> None:
     folder = shared_data_or_skip() / VAL_T2
-    image = np.asarray(Image.open(folder / "image.png").convert("L"))
-    h, w = image.shape
-    page = np.full((2 * h, 2 * w), value, np.uint8)
-    page[h // 8 : h // 8 + h, w - w // 8 : 2 * w - w // 8] = image
-    Image.fromarray(page).save(tmp_path / "page.png")
+    slice_ = Image.open(folder / "image.png").convert("L")
+    w, h = slice_.size
+    mode = "RGB" if isinstance(colour, tuple) else "L"
+    page = Image.new(mode, (2 * w, 2 * h), colour)  # type: ignore[arg-type]
+    page.paste(slice_.convert(mode), (w - w // 8, h // 8))
+    page.save(tmp_path / name, **({"quality": 50} if name.endswith(".jpg") else {}))
     alone = openspine.analyze(folder / "image.png", pixel_spacing=_spacing(folder))
-    pasted = openspine.analyze(tmp_path / "page.png", pixel_spacing=_spacing(folder))
+    pasted = openspine.analyze(tmp_path / name, pixel_spacing=_spacing(folder))
     assert any(f.startswith("picture_canvas") for f in pasted.flags)
-    assert not any(f.startswith(("intensity_inverted", "picture_mirrored")) for f in pasted.flags), pasted.flags
+    unwanted = ("intensity_inverted", "picture_mirrored", "picture_in_colour")
+    assert not any(f.startswith(unwanted) for f in pasted.flags), pasted.flags
     assert [v.label for v in pasted.vertebrae] == [v.label for v in alone.vertebrae]
     assert any(g.available for d in pasted.discs for g in d.grades.values())
 

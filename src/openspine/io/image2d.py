@@ -44,7 +44,9 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
     except (UnidentifiedImageError, OSError) as exc:
         raise ScanReadError(f"cannot read '{path}' as an image: {exc}") from exc
     check_picture_extent(arr.shape[:2], (sp[0], sp[1]))
-    arr, canvas = without_light_canvas(arr)
+    arr, canvas, where = without_light_canvas(arr)
+    if where is not None and colour is not None:  # a pale-coloured canvas is no colour drawing over the spine
+        colour = colour & ~where
     not_a_scan = (
         f"this picture is an openspine output ({output}), not a scan: analyse the scan it was made from"
         if output
@@ -57,6 +59,7 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
 # the image a canvas frames is a rectangle: each side of the largest piece of content is at least this share content
 # (a negative's light background, which follows the body's outline, meets the side its background lies on at a point)
 MIN_FRAMED_SIDE = 0.9
+FRAME_INSET_PX = 8  # a JPEG block
 
 
 def _framed_rectangle(content: NDArray[np.bool_]) -> bool:
@@ -71,7 +74,10 @@ def _framed_rectangle(content: NDArray[np.bool_]) -> bool:
     piece = parts == int(np.argmax(sizes)) + 1
     rows, cols = np.nonzero(piece)
     box = piece[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    return bool(min(box[0].mean(), box[-1].mean(), box[:, 0].mean(), box[:, -1].mean()) >= MIN_FRAMED_SIDE)
+    # the sides are read a little inside the box: JPEG's ringing sticks out a few pixels past a pasted image's edge
+    k = min(FRAME_INSET_PX, max(box.shape) // 10)
+    inner = box[k : box.shape[0] - k, k : box.shape[1] - k] if min(box.shape) > 2 * k + 2 else box
+    return bool(min(inner[0].mean(), inner[-1].mean(), inner[:, 0].mean(), inner[:, -1].mean()) >= MIN_FRAMED_SIDE)
 
 
 # a canvas is the value most of a picture's outermost pixels share (within this share of the picture's range: JPEG
@@ -83,47 +89,57 @@ MIN_CANVAS_EDGE_SHARE = 0.5
 CANVAS_ABOVE_PERCENTILE = 5.0
 
 
-def without_light_canvas(arr: NDArray[Any]) -> tuple[NDArray[Any], tuple[str, ...]]:
-    """The picture with a light uniform canvas around it set to its darkest content value, and the flag that says
-    so (none where the picture has no such canvas: an MR image's background is dark already)."""
+def without_light_canvas(arr: NDArray[Any]) -> tuple[NDArray[Any], tuple[str, ...], NDArray[np.bool_] | None]:
+    """The picture with a light uniform canvas around it set to its darkest content value, the flag that says so,
+    and where the canvas is (no flag and None where the picture has no such canvas: an MR image's background is
+    dark already)."""
+    found = light_canvas(arr)
+    if found is None:
+        return arr, (), None
+    canvas, value = found
+    out = np.asarray(arr).copy()
+    out[canvas] = out[~canvas].min()
+    share = 100.0 * float(canvas.mean())
+    flag = (
+        f"picture_canvas: a uniform canvas or frame of grey value {value:.0f} around the image ({share:.0f} % of "
+        f"the picture) was read as black, the background of an MR image"
+    )
+    return out, (flag,), canvas
+
+
+def light_canvas(arr: NDArray[Any]) -> tuple[NDArray[np.bool_], float] | None:
+    """Where a light uniform canvas lies around the picture, and its grey value; None where there is none."""
     from scipy import ndimage
 
     a = np.asarray(arr)
     if a.ndim != 2 or min(a.shape) < 8:
-        return arr, ()
+        return None
     f = a.astype(np.float32, copy=False)
     lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
-        return arr, ()
+        return None
     tol = CANVAS_TOLERANCE * (hi - lo)
     edge = np.concatenate([f[0], f[-1], f[1:-1, 0], f[1:-1, -1]])
     values, counts = np.unique(np.round(edge / max(tol, 1e-12)), return_counts=True)
     value = float(values[np.argmax(counts)]) * max(tol, 1e-12)
     on_value = np.abs(edge - value) <= tol
     if np.mean(on_value) < MIN_CANVAS_EDGE_SHARE:
-        return arr, ()
+        return None
     value = float(np.median(edge[on_value]))  # the canvas' own value, not its bin's
     if value <= lo + tol:
-        return arr, ()  # a black frame: an MR image's own background (the usual case, decided without labelling)
+        return None  # a black frame: an MR image's own background (the usual case, decided without labelling)
     near = np.abs(f - value) <= tol
     parts, _ = ndimage.label(near)
     border = np.unique(np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]]))
     canvas = np.isin(parts, border[border > 0])
     content = f[~canvas]
     if content.size == 0 or value <= float(np.percentile(content, CANVAS_ABOVE_PERCENTILE)):
-        return arr, ()  # no canvas, or one as dark as the image's own background
+        return None  # no canvas, or one as dark as the image's own background
     if not _framed_rectangle(~canvas):
         # the light background of a negative follows the body's outline: no canvas (nor where light anatomy at the
         # image's edge joins the canvas and breaks the rectangle: then read as before, a light frame)
-        return arr, ()
-    out = a.copy()
-    darkest = content.min()
-    out[canvas] = darkest
-    share = 100.0 * float(canvas.mean())
-    return out, (
-        f"picture_canvas: a uniform canvas or frame of grey value {value:.0f} around the image ({share:.0f} % of "
-        f"the picture) was read as black, the background of an MR image",
-    )
+        return None
+    return canvas, value
 
 
 _EXIF_ORIENTATION = 0x0112

@@ -81,9 +81,10 @@ def _framed_rectangle(content: NDArray[np.bool_]) -> bool:
 
 
 # a canvas is the value most of a picture's outermost pixels share (within this share of the picture's range: JPEG
-# blurs it a little), and every pixel of about that value joined to the edge; it is set to black where it is lighter
-# than the darkest content, as an MR image's own background is. A slice pasted on a white or grey canvas, or framed
-# by a white border, had read as a negative (intensity_inverted, grades withheld), mirrored, or as an axial image
+# blurs it a little), and every pixel of about that value joined to the edge; where it is lighter than the darkest
+# 5 % of what it frames, and frames a rectangle, it is set to the darkest content value, as an MR image's own
+# background is. A slice pasted on a white or grey canvas, or framed by a white border, had read as a negative
+# (intensity_inverted, grades withheld), mirrored, or as an axial image
 CANVAS_TOLERANCE = 0.02
 MIN_CANVAS_EDGE_SHARE = 0.5
 CANVAS_ABOVE_PERCENTILE = 5.0

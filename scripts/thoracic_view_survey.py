@@ -10,9 +10,9 @@ withheld when none of them carries a label; printed per view: the labels and whe
 
     python scripts/thoracic_view_survey.py --data ../shared/data --split train
 
-``--upper-windows`` instead slides windows 60 to 170 mm tall, 10 mm apart, down ``sct-example-t2`` (skull base to
-about T5: no lumbar vertebra in it), as stored and mirrored, and counts the windows whose bodies get a lumbar or
-sacral label (each such label is wrong), flagged or not, and graded or not:
+``--upper-windows`` instead slides windows 60 to 170 mm tall, 10 mm apart (``--step-mm``), down ``sct-example-t2``
+(skull base to about T5: no lumbar vertebra in it), as stored and mirrored, and counts the windows whose bodies get a
+lumbar or sacral label (each such label is wrong), flagged or not, and graded or not:
 
     python scripts/thoracic_view_survey.py --data ../shared/data --upper-windows
 """
@@ -49,7 +49,7 @@ UPPER_SPINE = "sct/sct-example-t2/image.nii.gz"  # skull base to about T5
 WINDOWS_MM = (60, 80, 110, 140, 170)
 
 
-def upper_windows(data: Path) -> int:
+def upper_windows(data: Path, step_mm: float = 10.0) -> int:
     """Windows of a cervical and upper thoracic volume: how many get lumbar or sacral labels, flagged, graded."""
     img = nib.load(data / UPPER_SPINE)
     image = np.asarray(img.dataobj)
@@ -59,7 +59,7 @@ def upper_windows(data: Path) -> int:
     tally: Counter[str] = Counter()
     for height in WINDOWS_MM:
         rows = max(1, round(height / step))
-        for start in range(0, max(1, n - rows + 1), max(1, round(10 / step))):
+        for start in range(0, max(1, n - rows + 1), max(1, round(step_mm / step))):
             for mirrored in (False, True):
                 variant = ev.Variant(f"{height} mm from {start}", keep=(start, min(n, start + rows)), mirrored=mirrored)
                 (img_v,), aff_v = ev.apply_variant([image], img.affine, variant)
@@ -84,9 +84,10 @@ def upper_windows(data: Path) -> int:
 def main() -> int:
     ap = survey_parser(__doc__)
     ap.add_argument("--upper-windows", action="store_true", help="windows of a cervical/upper thoracic volume")
+    ap.add_argument("--step-mm", type=float, default=10.0, help="how far apart the upper windows start (mm)")
     args = ap.parse_args()
     if args.upper_windows:
-        return upper_windows(args.data)
+        return upper_windows(args.data, args.step_mm)
     tally: Counter[tuple[str, str]] = Counter()
     for row in labelled_volumes(args.data, args.split):
         item, folder = row["id"], args.data / row["path"]

@@ -46,3 +46,33 @@ def test_training_exports_a_model_that_reads_eight_probabilities(tmp_path: Path)
     assert card["name"] == "orientation" and card["classes"]["orientation"] == list(ORIENTATIONS)
     probs = load_model(out).run({"image": np.zeros((2, 1, 128, 128), np.float32)})[0]
     assert probs.shape == (2, 8) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_samples_can_be_tilted_within_the_plane() -> None:
+    # a spine tilted 30 degrees had been read as upside down; the option lets a model be trained on tilted samples
+    pic = _picture()
+    for i in range(20):
+        x, k = render(pic, np.random.default_rng(i), max_tilt_deg=35.0)
+        assert x.shape == (128, 128) and x.dtype == np.float32 and 0 <= k < len(ORIENTATIONS)
+    plain, _ = render(pic, np.random.default_rng(3))
+    tilted, _ = render(pic, np.random.default_rng(3), max_tilt_deg=35.0)
+    assert not np.array_equal(plain, tilted)
+
+
+def test_the_tilt_option_reaches_the_training(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from openspine.errors import ConfigError
+    from openspine.training import orientation
+
+    seen: list[float] = []
+
+    def fake_train(data: Path, out: Path, *args: object, max_tilt_deg: float = 0.0) -> Path:
+        seen.append(max_tilt_deg)
+        out.mkdir(parents=True)
+        (out / "card.json").write_text(json.dumps({"name": "orientation", "version": "0"}))
+        return out
+
+    monkeypatch.setattr(orientation, "train_orientation", fake_train)
+    argv = ["--data", str(tmp_path), "--out", str(tmp_path / "m"), "--max-tilt-deg", "35"]
+    assert orientation.cli_main(argv, quiet=True) == 0 and seen == [35.0]
+    with pytest.raises(ConfigError, match="between 0 and 90"):
+        orientation.cli_main([*argv[:4], "--max-tilt-deg", "120"], quiet=True)

@@ -292,12 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine train midline ARGS``."""
-    shading = build_parser().parse_args(argv).shading
-
-    def train_fn(data: Path, out: Path, epochs: int, seed: int, threads: int, command: str) -> Path:
-        return train_midline(data, out, epochs, seed, threads, command, shading_p=shading)
-
-    return one_head.cli_main("midline", build_parser(), train_fn, argv, quiet)
+    return one_head.cli_main(
+        "midline", build_parser(), train_midline, argv, quiet, lambda args: {"shading_p": args.shading}
+    )
 
 
 def main() -> None:  # pragma: no cover - for `python -m openspine.training.midline`

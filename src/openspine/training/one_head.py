@@ -120,14 +120,18 @@ def build_parser(
 def cli_main(
     kind: str,
     parser: argparse.ArgumentParser,
-    train_fn: Callable[[Path, Path, int, int, int, str], Path],
+    train_fn: Callable[..., Path],
     argv: list[str],
     quiet: bool,
+    options: Callable[[argparse.Namespace], dict[str, Any]] | None = None,
 ) -> int:
-    """``openspine train KIND ARGS`` for ``train_fn(data, out, epochs, seed, threads, command)``."""
+    """``openspine train KIND ARGS`` for ``train_fn(data, out, epochs, seed, threads, command, **options(args))``:
+    ``options`` turns the kind's own command-line options into keyword arguments of ``train_fn``."""
     args = parser.parse_args(argv)
+    extra = options(args) if options is not None else {}
     t0 = time.perf_counter()
-    train_fn(args.data, args.out, args.epochs, args.seed, args.threads, f"openspine train {kind} " + " ".join(argv))
+    command = f"openspine train {kind} " + " ".join(argv)
+    train_fn(args.data, args.out, args.epochs, args.seed, args.threads, command, **extra)
     common.set_card_version(args.out, args.version)
     if not quiet:
         print(f"model written to {args.out} in {time.perf_counter() - t0:.0f} s")

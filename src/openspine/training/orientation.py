@@ -15,7 +15,6 @@ Items whose picture is itself stored the wrong way round are left out (:data:`MI
 from __future__ import annotations
 
 import argparse
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,12 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine train orientation ARGS``."""
-    parser = build_parser()
-    tilt = float(parser.parse_known_args(argv)[0].max_tilt_deg)
+    return one_head.cli_main("orientation", build_parser(), train_orientation, argv, quiet, _tilt_option)
+
+
+def _tilt_option(args: argparse.Namespace) -> dict[str, Any]:
+    tilt = float(args.max_tilt_deg)
     if not 0.0 <= tilt <= 90.0:
         raise ConfigError(f"--max-tilt-deg must be between 0 and 90 degrees, got {tilt:g}")
-    train_fn = functools.partial(train_orientation, max_tilt_deg=tilt)
-    return one_head.cli_main("orientation", parser, train_fn, argv, quiet)
+    return {"max_tilt_deg": tilt}
 
 
 def main() -> None:  # pragma: no cover - for `python -m openspine.training.orientation`

@@ -70,6 +70,11 @@ def test_sequence_outside_scope_is_named_with_its_source() -> None:
     why = s.why_not_sequence({**unsure_t1, "best_guess": "T2"})
     assert why is not None and why.startswith("the sequence is uncertain: the image looks more like T2 but not surely")
     assert "answers only on T2" in why and "--sequence" in why
+    # a header set aside by a sure image is no "unsure" image: the message names both words
+    conflict = {"value": None, "source": "header", "header": "T1", "best_guess": "T2", "probability": 1.0}
+    why = s.why_not_sequence({**conflict, "contradicted_by": "image"})
+    assert why is not None and why.startswith("the header says T1 but the image reads as T2")
+    assert "not surely" not in why
 
 
 def test_sequence_decision_prefers_user_then_header_then_a_clear_image() -> None:
@@ -222,9 +227,20 @@ def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_i
     flag = uncertain_sequence_flag(conflict)
     assert flag is not None and flag.startswith("sequence_conflict: the header says T2") and "T1" in flag
     # the fluid siding with the header, an image not sure enough, or no image: the header stands
-    assert check_named_sequence(header_t2, looks_t1, 2.0) == header_t2
-    assert check_named_sequence(header_t2, {"T1": 0.85, "T2": 0.15}, None) == header_t2
+    kept = check_named_sequence(header_t2, looks_t1, 2.0)
+    assert kept["value"] == "T2" and kept["source"] == "header"
+    # the image's reading and the fluid are kept beside the header's word, for audit
+    assert kept["image_reading"] == {"value": "T1", "probability": 0.99} and kept["csf_over_body"] == 2.0
+    assert check_named_sequence(header_t2, {"T1": 0.85, "T2": 0.15}, None)["value"] == "T2"
     assert check_named_sequence(header_t2, None, 0.6) == header_t2
+    # two witnesses below the bar: the image leans T1 and the fluid is dark (a T1 slice under a T2 series' header,
+    # read T1 at 0.89, had been graded); either alone leaves the header's word
+    leans_t1 = {"T1": 0.89, "T2": 0.10, "other": 0.01}
+    both = check_named_sequence(header_t2, leans_t1, 0.52)
+    assert both["value"] is None and both["best_guess"] == "T1" and both["contradicted_by"] == "image"
+    assert check_named_sequence(header_t2, leans_t1, 1.2)["value"] == "T2"  # the fluid says nothing
+    assert check_named_sequence(header_t2, {"T1": 0.45, "T2": 0.55}, 0.52)["value"] == "T2"  # the image leans T2
+    assert check_named_sequence({"value": "T1", "source": "header"}, {"T1": 0.3, "T2": 0.7}, 2.0)["value"] is None
     # fluid between the thresholds (no say) does not save the header from a sure image
     assert check_named_sequence(header_t2, looks_t1, 1.2)["value"] is None
     # a header's T2 or T1 on an image that reads clearly as neither (a water-fat GRE exported as "T2_TSE_SAG") is
@@ -234,10 +250,10 @@ def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_i
         set_aside = check_named_sequence({"value": named, "source": "header"}, gre, fluid)
         assert set_aside["value"] is None and set_aside["best_guess"] == "other" and set_aside["header"] == named
         assert set_aside["probability"] == 0.98
-    assert check_named_sequence(header_t2, {"T1": 0.0, "T2": 0.15, "other": 0.85}, None) == header_t2
+    assert check_named_sequence(header_t2, {"T1": 0.0, "T2": 0.15, "other": 0.85}, None)["value"] == "T2"
     # STIR and "other" are not checked (the image knows T1 and T2 apart, not STIR from T2)
     stir = {"value": "STIR", "source": "header"}
-    assert check_named_sequence(stir, looks_t1, 0.6) == stir
+    assert check_named_sequence(stir, looks_t1, 0.6)["value"] == "STIR"
     # the user's word stands, with the image's reading beside it and a note
     user = check_named_sequence({"value": "T2", "source": "user"}, looks_t1, 0.6)
     assert user["value"] == "T2"

@@ -114,6 +114,11 @@ class ModelScope:
                 f"the {self.model} was trained on {trained} only; the sequence is uncertain and the image looks more "
                 f"like {guess} ({describe_source(seq)}); give --sequence if you know it"
             )
+        if value is None and guess is not None and seq.get("contradicted_by") == "image":
+            return (
+                f"the header says {seq.get('header')} but the image reads as {guess} ({describe_source(seq)}), and "
+                f"the {self.model} answers only on a sequence both agree is {trained}; give --sequence if you know it"
+            )
         if value is None and guess is not None:
             # an unsure call is no sequence the model was trained on, whichever it leans to: a T1 picture whose call
             # leant T2 at 0.5-0.8 after a gamma or an arrow drawn on it had been graded
@@ -222,16 +227,22 @@ def check_named_sequence(
     the spinal fluid.
 
     When the image gives the other of the two at least :data:`MIN_IMAGE_CONFLICT_PROBABILITY` and the fluid's
-    signal (:func:`fluid_says`) does not say what the header says, or gives ``other`` at least that probability, a
-    header's word is set aside: ``value`` becomes None, the image's call is the ``best_guess`` and
-    ``contradicted_by`` is ``"image"`` (the header's word kept as ``header``). The user's word stands (they may know
-    better), with the image's reading recorded beside it (``image_disagrees``) where the image reads clearly as a
-    sequence that contradicts it (:func:`_user_against_image`).
+    signal (:func:`fluid_says`) does not say what the header says, or leans to the other (its likeliest class) and
+    the fluid says the other, or gives ``other`` at least that probability, a header's word is set aside: ``value``
+    becomes None, the image's call is the ``best_guess`` and ``contradicted_by`` is ``"image"`` (the header's word
+    kept as ``header``); where it stands, the image's reading is kept as ``image_reading``. The user's word stands
+    (they may know better), with the image's reading recorded beside it (``image_disagrees``) where the image reads
+    clearly as a sequence that contradicts it (:func:`_user_against_image`).
     """
     seq = dict(sequence)
     named, source = seq.get("value"), seq.get("source")
     if source == "user" and named in _CONTRADICTS_USER and image:
         return _user_against_image(seq, str(named), image, csf_over_body)
+    if source == "header" and image:  # kept for audit, whichever way the check goes
+        best, p_best = _likeliest(image)
+        seq["image_reading"] = {"value": best, "probability": round(p_best, 4)}
+        if csf_over_body is not None:
+            seq["csf_over_body"] = round(float(csf_over_body), 3)
     if source != "header" or named not in _T1_T2_OTHER or not image:
         return seq
     other = _T1_T2_OTHER[named]
@@ -240,7 +251,10 @@ def check_named_sequence(
     elif fluid_says(csf_over_body) == named:
         return seq
     p = float(image.get(other, 0.0))
-    if p < MIN_IMAGE_CONFLICT_PROBABILITY:
+    # two witnesses of the image against the header: the recogniser leans to the other one, and the fluid's signal
+    # says it (a T1 slice under a T2 series' header, read T1 at 0.89 with dark fluid, had been graded)
+    both = other != "other" and _likeliest(image)[0] == other and fluid_says(csf_over_body) == other
+    if p < MIN_IMAGE_CONFLICT_PROBABILITY and not both:
         return seq
     reading: dict[str, Any] = {"value": other, "probability": round(p, 4)}
     if csf_over_body is not None:

@@ -224,7 +224,9 @@ def test_every_series_gets_a_role_and_a_reason() -> None:
     assert "sequence other" in by_number[9].reason
     assert by_number[1].text().startswith("not used: not sagittal")
     # series 8 belongs to another study: the listing of the main series says the folder holds two
-    assert by_number[7].text() == "main (graded); the folder holds 2 studies (StudyInstanceUID): choose with --series"
+    assert by_number[7].text() == (
+        "main (graded if the image agrees); the folder holds 2 studies (StudyInstanceUID): choose with --series"
+    )
     assert by_number[2].text() == "T1 (read beside the main series)"
 
 
@@ -246,7 +248,8 @@ def test_info_shows_each_series_role_next_to_its_sequence(
     out = capsys.readouterr().out
     t2_line = next(line for line in out.splitlines() if "T2 TSE SAG" in line)
     t1_line = next(line for line in out.splitlines() if "T1 TSE SAG" in line)
-    assert t2_line.lstrip().startswith("* [1]") and "  T2  " in t2_line and "main (graded)" in t2_line
+    assert t2_line.lstrip().startswith("* [1]") and "  T2  " in t2_line
+    assert "main (graded if the image agrees)" in t2_line
     assert "  T1  " in t1_line and "T1 (read beside the main series)" in t1_line
     assert main(["info", str(t1_t2_study.folder), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -269,7 +272,7 @@ def test_the_main_series_text_says_whether_analyze_grades_it() -> None:
 
     texts = {seq: series_roles([_info(3, "sagittal", 15, seq)])[0].text() for seq in ("T2", "STIR", "other", "T1")}
     assert texts == {
-        "T2": "main (graded)",
+        "T2": "main (graded if the image agrees)",
         "STIR": "main (not graded: STIR)",
         "other": "main (not graded: other sequence)",
         "T1": "main (not graded: T1)",

@@ -29,6 +29,15 @@ CASES = [
     ({"SeriesDescription": "localizer", "SequenceName": "*tse2d1_15"}, "other"),
     ({"SeriesDescription": "3-Plane Loc", "RepetitionTime": 4.0, "EchoTime": 1.5}, "other"),
     ({"SeriesDescription": "AAHead_Scout_32ch"}, "other"),
+    ({"SeriesDescription": "AAHScout", "RepetitionTime": 8.6, "EchoTime": 4.0}, "other"),  # Siemens auto-align
+    # a range of vertebrae names no contrast: "T1" in "C2-T1" or "T1-T12" is a level
+    ({"SeriesDescription": "T2 SAG C2-T1"}, "T2"),
+    ({"SeriesDescription": "T2 sag BWS T1-T12"}, "T2"),
+    ({"SeriesDescription": "T1-weighted sag"}, "T1"),
+    # a short-TI inversion recovery under a "T2" name is a STIR (fat nulled), whatever the name
+    ({"SeriesDescription": "T2W_TSE SAG", "ScanningSequence": ["SE", "IR"], "InversionTime": 160}, "STIR"),
+    ({"SeriesDescription": "Sag T2", "ScanningSequence": ["SE", "IR"], "InversionTime": 150}, "STIR"),
+    ({"SeriesDescription": "t1 sag", "ScanningSequence": ["SE", "IR"], "InversionTime": 150}, None),
     ({"SeriesDescription": "Survey", "RepetitionTime": 11, "EchoTime": 4.6}, "other"),
     ({"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"], "RepetitionTime": 4.0, "EchoTime": 1.5}, "other"),
     ({"SeriesDescription": "t2_tse_sag_block", "RepetitionTime": 3500, "EchoTime": 95}, "T2"),  # not a "loc"
@@ -96,6 +105,13 @@ NOT_T2 = [
     {"SeriesDescription": "T2 SPAIR sag"},
     {"SeriesDescription": "SAG T2 FAT SAT"},
     {"SeriesDescription": "Sag T2", "ScanOptions": ["FS", "PFP"], "ScanningSequence": "SE"},
+    # fat suppression and Dixon as other vendors and languages name them
+    {"SeriesDescription": "Sag T2 TSE fettgesättigt"},
+    {"SeriesDescription": "SAG T2 FSAT"},
+    {"SeriesDescription": "T2W_TSE_CHESS SAG"},
+    {"SeriesDescription": "T2W_TSE ProSet SAG"},
+    {"SeriesDescription": "Sag T2 FSE FLEX WATER"},
+    {"SeriesDescription": "T2 SAG WFS Water"},
 ]
 
 
@@ -113,6 +129,10 @@ STILL = [
     ({"SeriesDescription": "t1_fl2d_sag", "ScanningSequence": "GR"}, "T1"),
     ({"SeriesDescription": "t1_tse_dixon_sag_W", "ImageType": ["DERIVED", "PRIMARY", "DIXON", "WATER"]}, "T1"),
     ({"SeriesDescription": "t2_tirm_sag", "SequenceName": "*tir2d1_15"}, "STIR"),
+    # each name read on its own: "Sag T2" before Siemens' sequence name "*tse2d1_17" is no "t2 *" (a T2*)
+    ({"SeriesDescription": "Sag T2", "SequenceName": "*tse2d1_17"}, "T2"),
+    ({"SeriesDescription": "LWS sag T2", "SequenceName": "*tse2d1_17", "ScanningSequence": "SE"}, "T2"),
+    ({"SeriesDescription": "Sag T2 flexion"}, "T2"),  # not GE's FLEX (Dixon)
 ]
 
 

@@ -165,7 +165,7 @@ def test_a_real_dicom_study_with_t2_and_t1_series_is_graded_from_both(
     )
     doc = json.loads((out / "result.json").read_text())
     validate_result(doc)
-    assert doc["input"]["sequence"] == {"value": "T2", "source": "header"}
+    assert (doc["input"]["sequence"]["value"], doc["input"]["sequence"]["source"]) == ("T2", "header")
     (other,) = doc["other_series"]
     assert other["input"]["format"] == "dicom" and other["input"]["sequence"]["value"] == "T1"
     assert other["input"]["series"]["series_number"] == 2

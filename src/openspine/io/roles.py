@@ -97,8 +97,8 @@ def _main_text(sequence: str | None) -> str:
         return _ROLE_TEXT[ROLE_MAIN]
     if sequence is None:  # the image's reading decides, as in analyze
         return f"main (graded if the image reads as {'/'.join(sorted(scope.sequences))})"
-    if grading_withheld(sequence) is None:
-        return _ROLE_TEXT[ROLE_MAIN]
+    if grading_withheld(sequence) is None:  # analyze checks a header's word against the image (a T1 named "T2")
+        return "main (graded if the image agrees)"
     return f"main (not graded: {sequence if sequence != 'other' else 'other sequence'})"
 
 

@@ -8,8 +8,10 @@ Rules, first match wins:
    the first element that names a contrast decides): ``stir`` / ``tirm`` → STIR; ``t1`` (not ``t12``, a level
    name) → T1; a T2* gradient echo, steady-state or Dixon name (``t2*``, MEDIC, MERGE, ``me2d``, FIESTA, TrueFISP,
    bFFE, Dixon …) → other, even beside ``t2`` (``t2_me2d``); ``t2`` → T2; another named non-T1/T2 contrast (proton
-   density, diffusion, FLAIR) → other; but when the text says T1 and the timing (rule 3) says T2, or the other way
-   round, the header contradicts itself and says nothing (``None``: the image decides);
+   density, diffusion, FLAIR) → other; but when the text says T1 and the timing (rules 2, 3) says T2 or STIR, or
+   the text says T2 and the timing T1, the header contradicts itself and says nothing (``None``: the image decides);
+   text saying T2 under STIR timing (an inversion recovery with a short inversion time) → STIR, whatever the name;
+   a range of vertebrae in a name (``C2-T1``, ``T1-T12``) names no contrast;
 2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence, or an InversionTime) with a short inversion
    time (≤ 250 ms) → STIR;
 3. TR < 1000 ms and TE < 30 ms → T1; TE > 60 ms and TR > 1500 ms → T2;
@@ -42,11 +44,12 @@ TEXT_KEYWORDS: tuple[str, ...] = (
 STIR_MAX_TI_MS = 250.0
 
 # names of T2* gradient-echo (MEDIC, MERGE, Siemens' multi-echo "me2d"), balanced steady-state (FIESTA, TrueFISP, bFFE),
-# Dixon (water, fat, in/opposed phase; Philips mDIXON), FLAIR and fat-suppressed (SPAIR, SPIR, "fs", fat sat) series:
+# Dixon (water, fat, in/opposed phase; Philips mDIXON; GE FLEX; Canon WFS), FLAIR and fat-suppressed (SPAIR, SPIR,
+# "fs", "fsat", fat sat, German "fettgesättigt", Philips ProSet, Siemens CHESS) series:
 # not the T2 spin echo without fat suppression that the grader was trained on, even where the name says "t2"
 _NOT_T2_NAMES = re.compile(
     r"t2\s*\*|t2star|(?<![a-z])(medic|merge|me[23]d|fiesta|true?fisp|trufi|tfi[23]d|b-?ffe|swi|m?dixon|ideal"
-    r"|flair|spair|spir|fs|fat[\s_-]?sat|fat[\s_-]?sup\w*)(?![a-z])"
+    r"|flair|spair|spir|fs|fsat|fat[\s_-]?sat|fat[\s_-]?sup\w*|fettges\w*|chess|proset|flex|wfs)(?![a-z])"
 )
 # gradient-echo names that say nothing of the contrast (a T1 FLASH is still T1), but rule out a T2 spin echo
 _GRADIENT_ECHO_NAMES = re.compile(r"(?<![a-z])(m?ffe|f?gre|spgr|fl[23]d|flash|gradient[\s_-]?echo)(?![a-z])")
@@ -70,7 +73,11 @@ _BEFORE_CONTRAST_NAMES = re.compile(
 )
 
 # localiser (scout, survey, pilot) series: planning images, whatever their timing says
-_LOCALISER_NAMES = re.compile(r"locali[sz]er|(?<![a-z])(scout|survey|3[\s_-]?pl(ane)?|tri[\s_-]?pilot|loc)(?![a-z])")
+# ("scout" anywhere: Siemens names its auto-align localisers "AAHScout", "AAHead_Scout")
+_LOCALISER_NAMES = re.compile(r"locali[sz]er|scout|(?<![a-z])(survey|3[\s_-]?pl(ane)?|tri[\s_-]?pilot|loc)(?![a-z])")
+# a range of vertebrae named in a description ("T2 SAG C2-T1", "sag BWS T1-T12"): no contrast, taken out before the
+# text rules read it
+_LEVEL_RANGE = re.compile(r"(?<![a-z0-9])[ctls]\d{1,2}\s*[-–/]\s*[ctls]\d{1,2}(?!\d)")
 
 _TEXT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("STIR", re.compile(r"stir|tirm")),
@@ -110,7 +117,7 @@ def _number(value: Any) -> float | None:
 
 def sequence_from_text(text: str) -> str | None:
     """The contrast one piece of header text names, or None."""
-    low = text.lower()
+    low = _LEVEL_RANGE.sub(" ", text.lower())
     for name, pattern in _TEXT_RULES:
         if pattern.search(low):
             return name
@@ -137,9 +144,15 @@ def header_tokens(value: Any) -> list[str]:
     return _text(value).upper().replace("\\", " ").split() if value is not None else []
 
 
-def _names(ds: _HeaderLike) -> str:
-    """The header's names of the series (description, sequence and protocol names), lower case, in one string."""
-    return " ".join(_text(v) for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None).lower()
+def _names(ds: _HeaderLike) -> list[str]:
+    """The header's names of the series (description, sequence and protocol names), lower case, one per element."""
+    return [_text(v).lower() for k in TEXT_KEYWORDS if k != "ScanningSequence" and (v := ds.get(k)) is not None]
+
+
+def _named(pattern: re.Pattern[str], ds: _HeaderLike) -> bool:
+    """Whether one of the header's names matches ``pattern``: each read on its own, since joined ones can match across
+    their seam (a description ending "Sag T2" before Siemens' sequence name "*tse2d1_17" read as "t2 *", a T2*)."""
+    return any(pattern.search(name) for name in _names(ds))
 
 
 def not_t2_spin_echo(ds: _HeaderLike) -> bool:
@@ -152,8 +165,7 @@ def not_t2_spin_echo(ds: _HeaderLike) -> bool:
         return True
     if FAT_SUPPRESSED_OPTIONS & set(header_tokens(ds.get("ScanOptions"))):
         return True
-    names = _names(ds)
-    return bool(_GRADIENT_ECHO_NAMES.search(names) or _NOT_T2_NAMES.search(names))
+    return _named(_GRADIENT_ECHO_NAMES, ds) or _named(_NOT_T2_NAMES, ds)
 
 
 def sequence_from_header(ds: _HeaderLike) -> str | None:
@@ -167,17 +179,16 @@ def after_contrast(ds: _HeaderLike) -> bool:
     GAD`` or ``POSTCONTRAST``, or ContrastBolusAgent filled in; a name saying before (``PRE GAD``, ``NON-CONTRAST``,
     ``W/O CONTRAST``, ``ohne KM``) wins over the agent, which some scanners copy into every series of a contrast study.
     Gadolinium brightens marrow and endplates on T1, which is what the T1 beside a T2 is read for."""
-    names = _names(ds)
-    if _BEFORE_CONTRAST_NAMES.search(names):
+    if _named(_BEFORE_CONTRAST_NAMES, ds):
         return False
-    return bool(_CONTRAST_NAMES.search(names)) or bool(_text(ds.get("ContrastBolusAgent") or "").strip())
+    return _named(_CONTRAST_NAMES, ds) or bool(_text(ds.get("ContrastBolusAgent") or "").strip())
 
 
 def is_localiser(ds: _HeaderLike) -> bool:
     """Whether the header shows a localiser (scout, survey) series: ImageType LOCALIZER, or a name saying so."""
     if "LOCALIZER" in header_tokens(ds.get("ImageType")):
         return True
-    return bool(_LOCALISER_NAMES.search(_names(ds)))
+    return _named(_LOCALISER_NAMES, ds)
 
 
 def _sequence_named(ds: _HeaderLike) -> str | None:
@@ -194,6 +205,8 @@ def _sequence_named(ds: _HeaderLike) -> str | None:
             continue
         found = sequence_from_text(_text(value))
         if found is not None:
+            if found == "T2" and timed == "STIR":  # a short-TI inversion recovery named "Sag T2": fat is nulled
+                return "STIR"
             # a description copied from another protocol: T1 timing under a "T2" name (or the reverse)
-            return None if {found, timed} == {"T1", "T2"} else found
+            return None if {found, timed} in ({"T1", "T2"}, {"T1", "STIR"}) else found
     return timed

@@ -163,6 +163,19 @@ def test_cervical_scan_gets_no_lumbar_label() -> None:
     assert result.input.way_round["value"] == "right way round"
 
 
+def test_a_cervical_volume_with_thick_slices_is_no_montage() -> None:
+    # every third slice (3 mm apart): two detections in the pharynx, scored 0.00, had stood as a second column of
+    # bodies beside the spine, and the volume was refused as "2 spines side by side (a montage …)"
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # (P, S, R)
+    affine = img.affine.copy()
+    affine[:3, 2] *= 3
+    result = openspine.analyze(openspine.Scan(np.asarray(img.dataobj)[:, :, ::3], affine))
+    assert result.out_of_scope is None and not any(f.startswith("spines_side_by_side") for f in result.flags)
+    assert any(f.startswith("cervical_field_of_view") for f in result.flags)
+    assert not [v.label for v in result.vertebrae if v.label is not None]
+
+
 def test_cervical_picture_without_a_pixel_size_is_read_as_cervical_not_lumbar(tmp_path: Path) -> None:
     """The pixel-size estimate takes bodies for lumbar ones: a cervical picture came out twice its size, looked
     lumbar and got T11 … S1 and Pfirrmann grades. Read at the size cervical bodies give, it is cervical again."""

@@ -503,3 +503,10 @@ def test_a_pixel_a_hair_above_the_bound_from_a_tilted_plane_is_inside_it() -> No
     bounded = ModelScope.from_card({"name": "grader", "scope": {"max_pixel_spacing_mm": 1.25}})
     assert bounded.why_not_pixels(1.2500001) is None and bounded.why_not_pixels(1.255) is None
     assert bounded.why_not_pixels(1.26) is not None
+
+
+def test_scores_are_written_rounded_down_where_they_fall_below_a_bar() -> None:
+    from openspine.vocabulary import LOW_SCORE, score_text
+
+    assert score_text(0.249) == "0.24" and score_text(LOW_SCORE) == "0.25" and score_text(0.999) == "0.99"
+    assert score_text(0.0) == "0.00"

@@ -791,7 +791,13 @@ def _one_spine(view: SagittalView, detection: Detection, state: _State, first_fl
     sp = view.scan.spacing
     picture = view.input.source.format == "image"
     centres = [(g.centre[0] * sp[0], g.centre[1] * sp[1]) for g in detection.vertebra_geometry]
-    n = scope.spines_side_by_side(centres)
+    columns = centres
+    if view.scan.array.shape[2] > 1:
+        # a volume is no montage: a body the detector all but rules out makes no column there (two such in the
+        # pharynx beside a cervical spine read with 3 mm slices had refused it as a montage); in a montage the
+        # bodies of the second spine often score that low
+        columns = [c for c, v in zip(centres, detection.vertebrae) if v.score >= scope.MIN_COLUMN_BODY_SCORE]
+    n = scope.spines_side_by_side(columns)
     if n >= 2:
         # the flags raised so far are about a sequence of labels that ran through both columns
         _drop_detection(state, first_flag, scope.side_by_side_reason(n, picture))

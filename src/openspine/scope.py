@@ -30,6 +30,7 @@ from .vocabulary import (  # shared with the outputs; scope.LOW_SCORE stays vali
     LOW_SCORE,
     RIGHT_WAY_ROUND,
     describe_source,
+    score_text,
 )
 
 REGION_ORDER = ("cervical", "thoracic", "lumbar", "sacral")
@@ -767,7 +768,7 @@ def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
     low = [v for v in vertebrae if v.score < LOW_SCORE]
     if not low:
         return None
-    names = ", ".join(f"{v.label.value if v.label else '?'} ({v.score:.2f})" for v in low)
+    names = ", ".join(f"{v.label.value if v.label else '?'} ({score_text(v.score)})" for v in low)
     return f"low_confidence: {len(low)} of {len(vertebrae)} bodies scored below {LOW_SCORE}: {names}"
 
 
@@ -781,7 +782,7 @@ def unsure_spine_reason(vertebrae: Sequence[Vertebra]) -> str | None:
         return None
     best = max(v.score for v in vertebrae)
     return (
-        f"every vertebral body scored below {LOW_SCORE} (best {best:.2f}): too unsure that this is a spine the "
+        f"every vertebral body scored below {LOW_SCORE} (best {score_text(best)}): too unsure that this is a spine the "
         "detector knows to label or grade"
     )
 
@@ -816,8 +817,7 @@ def unanchored_levels_reason(sacrum_seen: bool | None, vertebrae: Sequence[Verte
     if lowest is None or lowest.ordinal >= Level.L5.ordinal:
         return None
     doubted = [v for v in vertebrae if v.label is not None and v.label.ordinal > lowest.ordinal]
-    # scores rounded down: 0.249 must not read as the 0.25 it falls short of
-    scores = ", ".join(f"{v.label.value} ({math.floor(v.score * 100) / 100:.2f})" for v in doubted if v.label)
+    scores = ", ".join(f"{v.label.value} ({score_text(v.score)})" for v in doubted if v.label)
     where = (
         f"the lowest body scored {LOW_SCORE} or more is labelled {lowest.value}; {scores} below it scored less"
         if doubted
@@ -875,6 +875,9 @@ SIDE_BY_SIDE_GAP_MM = 60.0
 # two bodies make a column: in a montage the detector may find only two of one spine, and the one label sequence
 # then zigzags between the spines; on 2 592 real train and val views no such pair stood beside a spine
 MIN_COLUMN_BODIES = 2
+# in a volume, bodies scored below this count in no column: the detector all but rules them out (detections in the
+# pharynx beside a cervical spine scored 0.00)
+MIN_COLUMN_BODY_SCORE = 0.05
 
 
 def spines_side_by_side(centres_mm: Sequence[tuple[float, float]]) -> int:

@@ -7,6 +7,7 @@ The records (:mod:`openspine.results`), the scope rules (:mod:`openspine.scope`)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,12 @@ DISCLAIMER = "Research software, not a medical device: not for diagnosis or trea
 
 # a vertebral body whose score is below this is drawn as uncertain and counted in a flag
 LOW_SCORE = 0.25
+
+
+def score_text(score: float) -> str:
+    """A detection score in two decimals, rounded down: a body scored 0.249 must not read as the 0.25 it falls short
+    of where it is drawn or listed as below that bar."""
+    return f"{math.floor(score * 100) / 100:.2f}"
 
 
 def describe_source(item: Mapping[str, Any] | None) -> str:

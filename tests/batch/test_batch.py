@@ -507,3 +507,27 @@ def test_a_case_row_counts_only_discs_with_a_grade() -> None:
     doc = {"discs": [{"grades": withheld}, {"grades": graded}, {"grades": {}}], "flags": ["a", "b"], "vertebrae": []}
     row = _case_row(doc, {"format": "nifti"})
     assert (row["discs"], row["graded"], row["all_flags"], row["labelling_flagged"]) == (3, 1, "a | b", False)
+
+
+def test_a_full_output_disk_stops_the_run_in_one_line_and_keeps_what_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a full disk had failed every remaining case one by one (287 lines) and then crashed writing failures.csv
+    import openspine.writers as writers
+    from openspine.errors import OutputError
+
+    root, out = tmp_path / "in", tmp_path / "out"
+    for i in range(4):
+        (root / f"s{i}").mkdir(parents=True)
+        nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.float32), np.eye(4)), str(root / f"s{i}" / "scan.nii.gz"))
+    writes: list[str] = []
+
+    def write_result(result: object, folder: Path, formats: object) -> None:
+        writes.append(str(folder))
+        raise OutputError(f"cannot write results into '{folder}': {os.strerror(28)}")
+
+    monkeypatch.setattr(writers, "write_result", write_result)  # imported by the case when it runs
+    assert main(["-q", "batch", str(root), "--out", str(out), "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "the output disk is full: case s0__scan could not be written" in err and "Traceback" not in err
+    assert len(writes) == 1  # the run stopped at the first case that found the disk full

@@ -150,3 +150,36 @@ def test_t1_files_sharing_their_content_stay_paired_with_their_own_t2(tmp_path: 
     cases, _ = discover_cases(tmp_path)
     with_t1 = {Path(c.path).name: Path(c.t1).name for c in cases if c.t1}
     assert with_t1 == {"sub-01_T2w.nii.gz": "sub-01_T1w.nii.gz", "sub-02_T2w.nii.gz": "sub-02_T1w.nii.gz"}
+
+
+def _scan(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.float32), np.eye(4)), str(path))
+
+
+def test_folders_that_cannot_be_listed_or_entered_are_skipped_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as root every permission passes, so the system's refusals are played here: a folder that cannot be listed
+    # (chmod 000) had vanished from the run, and one that can be listed but not entered (chmod 444) crashed it
+    for name in ("good", "locked", "noexec"):
+        _scan(tmp_path / name / "scan.nii.gz")
+    real_scandir, real_stat = os.scandir, os.stat
+
+    def scandir(path: object = ".") -> object:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    def stat(path: object, *args: object, **kwargs: object) -> object:
+        if str(path).endswith(os.path.join("noexec", ".")):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "stat", stat)
+    cases, skipped = discover_cases(tmp_path)
+    assert [c.case_id for c in cases] == ["good__scan"]
+    reasons = {s.path: s.reason for s in skipped}
+    assert reasons["locked" + os.sep] == "folder cannot be read (Permission denied)"
+    assert reasons["noexec" + os.sep] == "folder cannot be entered (Permission denied)"

@@ -154,11 +154,21 @@ def discover_cases(
     cases: list[Case] = []
     skipped: list[Skipped] = []
     other_files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unlistable(err: OSError) -> None:  # os.walk passes over a folder it cannot list without a word
+        where = Path(err.filename).relative_to(root) if err.filename else Path(".")
+        skipped.append(Skipped(str(where) + os.sep, f"folder cannot be read ({err.strerror or err})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
         here = Path(dirpath)
         rel_dir = here.relative_to(root)
         if not filenames and not dirnames and here != root:
             skipped.append(Skipped(str(rel_dir) + os.sep, "empty folder"))  # no case: nothing in it to fail
+            continue
+        why_not = _not_enterable(dirpath)
+        if why_not is not None:  # listed but not entered (no search permission): nothing in it can be read
+            skipped.append(Skipped(str(rel_dir) + os.sep, why_not))
+            dirnames[:] = []
             continue
         not_raw = _bids_not_raw(here, dirnames)
         for d in dirnames:
@@ -200,6 +210,16 @@ def discover_cases(
         len(unique), root, n_t1, len(skipped),
     )  # fmt: skip
     return unique, sorted(skipped, key=lambda s: s.path)
+
+
+def _not_enterable(folder: str) -> str | None:
+    """Why the files of a folder that could be listed cannot be opened (a folder without search permission), or
+    None. Its entries' names are known, but every look at them fails."""
+    try:
+        os.stat(os.path.join(folder, "."))  # resolving a name inside needs the folder's search permission
+    except OSError as exc:
+        return f"folder cannot be entered ({exc.strerror or exc})"
+    return None
 
 
 def _unique_ids(root: Path, cases: list[Case]) -> list[Case]:

@@ -3,6 +3,7 @@ write the cohort tables, failures.csv, skipped.csv and a summary. One run per ou
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -145,6 +146,24 @@ def checked_workers(workers: Any) -> int:
     return workers
 
 
+# how a case that failed to write for want of space says so (OutputError carries the system's words)
+_NO_SPACE = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+
+
+def disk_full(status: CaseStatus) -> bool:
+    """Whether a case failed to write its outputs because the output disk (or the user's quota) is full."""
+    return status.status == "failed" and status.stage == "write" and any(w in status.message for w in _NO_SPACE)
+
+
+def disk_full_message(out: Path, status: CaseStatus, done: int) -> str:
+    """The one line that ends a run on a full disk."""
+    return (
+        f"the output disk is full: case {status.case_id} could not be written into '{out}' ({status.message}); the "
+        f"run stopped there, the {done} case(s) finished in this run are kept: make room (or choose another --out) "
+        "and run the same command again to go on"
+    )
+
+
 def select_part(cases: list[Case], part: tuple[int, int]) -> list[Case]:
     """The deterministic K-th of N shares: every N-th case of the sorted list, starting at K."""
     k, n = part
@@ -179,8 +198,14 @@ class OutputLock:
             holder = os.read(fd, 100).decode(errors="replace").strip()
             os.close(fd)
             raise OutputError(self._held_by(holder)) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+        except OSError as exc:  # a full disk: one line, not a traceback
+            os.close(fd)
+            raise OutputError(
+                f"cannot write into the output folder '{self.path.parent}': {exc.strerror or exc}"
+            ) from exc
         self.fd = fd
         _HELD_LOCKS.add(fd)
         return self
@@ -579,16 +604,27 @@ def run_batch(
                 statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
             prefetch_parquet_writer()  # after the local workers have forked
             for status in progress(statuses, len(todo)) if progress else statuses:
+                if disk_full(status):  # every case after it would fail the same way: stop, keep what is done
+                    close = getattr(statuses, "close", None)
+                    if close is not None:
+                        close()
+                    raise OutputError(disk_full_message(out, status, summary.done))
                 summary.count(status)
                 seen.add(status.case_id)
                 if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
                     record_failure(out, by_id[status.case_id], status, formats, config)
-            with _tables_lock(out):
-                stale = find_stale_cases(out, found, skipped_files, root)
-                write_stale(out, stale)
-                summary.stale = len(stale)
-                write_failures(out, failure_rows(out, found, summary.failures))
-                summary.tables = build_cohort_tables(out, found)
+            try:
+                with _tables_lock(out):
+                    stale = find_stale_cases(out, found, skipped_files, root)
+                    write_stale(out, stale)
+                    summary.stale = len(stale)
+                    write_failures(out, failure_rows(out, found, summary.failures))
+                    summary.tables = build_cohort_tables(out, found)
+            except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line, the cases are kept
+                raise OutputError(
+                    f"cannot write the cohort tables into '{out}': {exc.strerror or exc}; the finished cases are "
+                    "kept: make room (or fix the folder) and run the same command again to build them"
+                ) from exc
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM from the command line: say how far the run got
             close = getattr(statuses, "close", None)
             if close is not None:  # the workers are shut down now (they finish the cases handed to them)

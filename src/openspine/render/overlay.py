@@ -19,7 +19,7 @@ from PIL.PngImagePlugin import PngInfo
 from .._version import __version__
 from ..levels import Grading, GradingName, grading_name
 from ..scan import SagittalView
-from ..vocabulary import DISCLAIMER, LOW_SCORE
+from ..vocabulary import DISCLAIMER, LOW_SCORE, score_text
 from .labelmap import drawable
 from .report import grading_columns
 
@@ -336,7 +336,7 @@ def _draw_vertebrae(
         corners = _outline_on(v.outlines, view, k)
         low = v.score < LOW_SCORE
         colour = LOW_SCORE_COLOUR if low else VERTEBRA_COLOUR
-        label = (v.label.value if v.label else "?") + (f" {v.score:.2f}" if low else "")
+        label = (v.label.value if v.label else "?") + (f" {score_text(v.score)}" if low else "")
         if corners is not None:
             pts = [panel.xy(r, c) for r, c in corners]
             if low:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..levels import Grading, GradingName, grading_name
-from ..vocabulary import DISCLAIMER, LOW_SCORE, describe_source
+from ..vocabulary import DISCLAIMER, LOW_SCORE, describe_source, score_text
 
 if TYPE_CHECKING:
     from ..results import AnalysisResult
@@ -147,7 +147,7 @@ def _vertebrae_section(result: AnalysisResult) -> list[str]:
             mm = ", ".join(f"{c:.1f}" for c in v.centroid_mm)
             low = " class='low'" if v.score < LOW_SCORE else ""
             parts.append(
-                f"<tr><td>{e(v.label.value if v.label else '?')}</td><td{low}>{v.score:.2f}</td><td>{mm}</td>"
+                f"<tr><td>{e(v.label.value if v.label else '?')}</td><td{low}>{score_text(v.score)}</td><td>{mm}</td>"
                 f"<td>{e(v.note or '')}</td></tr>"
             )
         parts.append("</table>")

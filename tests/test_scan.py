@@ -220,6 +220,17 @@ def test_oblique_isotropic_volume_is_resliced_to_sagittal() -> None:
     expected = ndimage.map_coordinates(arr, src.reshape(3, 1), order=1)[0]
     assert view.scan.array[tuple(ijk)] == pytest.approx(expected, abs=1e-5)
     np.testing.assert_allclose(view.to_world(ijk), scan.voxel_to_world(src), atol=1e-6)
+    # its internal slices cross the input's: a slice index given back (mid_slice, outlines, the overlay's title) is
+    # the input voxel's nearest to a point of the slice, within the input (offset + sign * k had given -76 … 137)
+    plain = Scan(np.zeros((4, 5, 6), np.float32), SAGITTAL_IPR).to_sagittal()  # permuted: the plain index
+    assert view.resliced and not plain.resliced and plain.input_slice_index(3) == 3
+    ax = int(np.argmax(np.abs(np.linalg.inv(aff[:3, :3])[:, 0])))  # the input axis closest to left-right
+    for k in (0, view.scan.shape[2] // 2, view.scan.shape[2] - 1):
+        index = view.input_slice_index(k)
+        assert 0 <= index < arr.shape[ax]
+        middle = ((view.scan.shape[0] - 1) / 2, (view.scan.shape[1] - 1) / 2)
+        expected_index = view.to_input_voxel(np.array([[*middle, k]]))[0, ax]
+        assert index == min(max(round(float(expected_index)), 0), arr.shape[ax] - 1)
 
 
 def test_a_picture_read_mirrored_keeps_its_voxels_and_shows_the_front_on_the_other_side() -> None:

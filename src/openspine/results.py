@@ -36,7 +36,7 @@ class SliceOutline:
     """A vertebral body (or disc) seen on one sagittal slice: four corners, in the order
     anterior-superior, posterior-superior, posterior-inferior, anterior-inferior."""
 
-    slice_index: int  # index of the sagittal slice in the internal layout
+    slice_index: int  # the slice along the input array's axis closest to left-right (see Vertebra.mid_slice)
     corners_voxel: tuple[Vec3, Vec3, Vec3, Vec3]
     corners_mm: tuple[Vec3, Vec3, Vec3, Vec3]
 
@@ -62,7 +62,8 @@ class Vertebra:
         centroid_voxel: its centre as an index of the input array, in the file's own axis order.
         centroid_mm: its centre in RAS+ world millimetres.
         outlines: its four corners on each sagittal slice where it was found.
-        mid_slice: the internal sagittal slice its outline is drawn on.
+        mid_slice: the slice its outline is drawn on, as an index along the input array's axis closest to
+            left-right (for a resliced oblique volume, of the input voxel nearest the body's centre).
         note: why the label is withheld, or another caveat on this body (e.g. cut by the side of the volume).
     """
 

@@ -293,11 +293,24 @@ class SagittalView:
         m = np.linalg.inv(self.scan.affine) @ self.input.affine
         return geometry.apply_affine(m, ijk)
 
-    def input_slice_index(self, k: int) -> int:
-        """The index, along the input array's left-right axis, of internal sagittal slice ``k``
-        (the nearest one where the volume was resliced)."""
-        _, sign, offset = _sagittal_input_axis(self)
-        return offset + sign * int(k)
+    @property
+    def resliced(self) -> bool:
+        """Whether the internal slices were interpolated from an oblique volume (not the input's own, reordered)."""
+        m = np.linalg.inv(self.input.affine) @ self.scan.affine
+        return not np.allclose(m[:3, :3], np.round(m[:3, :3]), atol=1e-6)
+
+    def input_slice_index(self, k: int, at: tuple[float, float] | None = None) -> int:
+        """The index, along the input array's left-right axis, of internal sagittal slice ``k``. Where an oblique
+        volume was resliced for the analysis, its internal slices cross the input's: then the index of the input
+        voxel nearest to the point ``at`` (internal row, column; default the middle of the slice) on slice ``k``,
+        within the input's slices (reslicing had given indices below 0 and past the last slice)."""
+        ax, sign, offset = _sagittal_input_axis(self)
+        if not self.resliced:  # the input's own slices, reordered
+            return offset + sign * int(k)
+        m = np.linalg.inv(self.input.affine) @ self.scan.affine
+        r, c = at if at is not None else ((self.scan.shape[0] - 1) / 2, (self.scan.shape[1] - 1) / 2)
+        index = round(float(geometry.apply_affine(m, np.array([[r, c, float(k)]]))[0, ax]))
+        return int(min(max(index, 0), self.input.shape[ax] - 1))
 
 
 def _sagittal_input_axis(view: SagittalView) -> tuple[int, int, int]:

@@ -168,13 +168,11 @@ class _Frame:
     grid: PlaneGrid
     k_centre: list[int]  # internal slice index of each processed slice
     to_input: NDArray[np.float64]  # internal → input voxel
-    slice_in: dict[int, int]  # internal slice → input slice, for the processed slices
 
     @classmethod
     def of(cls, view: SagittalView, grid: PlaneGrid, k_centre: list[int]) -> _Frame:
         to_input = np.linalg.inv(view.input.affine) @ view.scan.affine
-        slice_in = {k: int(view.input_slice_index(k)) for k in set(k_centre)}
-        return cls(view, grid, k_centre, to_input, slice_in)
+        return cls(view, grid, k_centre, to_input)
 
     @property
     def spacing_rc(self) -> tuple[float, float]:
@@ -197,8 +195,9 @@ class _Frame:
         vox = apply_affine(self.to_input, c)
         mm = apply_affine(self.view.scan.affine, c)
         k = round(float(np.median(c[:, 2])))
+        at = (float(np.mean(c[:, 0])), float(np.mean(c[:, 1])))  # the outline's centre, for a resliced volume
         return SliceOutline(
-            slice_index=self.slice_in[k] if k in self.slice_in else int(self.view.input_slice_index(k)),
+            slice_index=int(self.view.input_slice_index(k, at)),
             corners_voxel=tuple(vec3(v) for v in vox),  # type: ignore[arg-type]
             corners_mm=tuple(vec3(v) for v in mm),  # type: ignore[arg-type]
         )
@@ -259,7 +258,7 @@ def vertebra_records(frame: _Frame, labelled: Labelled) -> tuple[list[Vertebra],
                 centroid_voxel=vec3(view.to_input_voxel(cen_int)),
                 centroid_mm=vec3(view.to_world(cen_int)),
                 outlines=tuple(outlines),
-                mid_slice=int(view.input_slice_index(k_mid)),
+                mid_slice=int(view.input_slice_index(k_mid, (float(cen_int[0]), float(cen_int[1])))),
                 note=AT_SIDE_NOTE if at_volume_side(g, len(frame.k_centre)) else None,
             )
         )

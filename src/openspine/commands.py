@@ -325,7 +325,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_batch(args: argparse.Namespace) -> int:
     from .batch.discover import discover_cases
-    from .batch.runner import checked_workers, parse_part, run_batch, say_unlisted, select_part, tqdm_progress
+    from .batch.distributed import checked_cluster
+    from .batch.runner import (
+        checked_workers,
+        parse_part,
+        refuse_output_inside,
+        run_batch,
+        say_unlisted,
+        select_part,
+        tqdm_progress,
+    )
     from .batch.spacing import read_spacing_table
 
     with _option_values():
@@ -334,9 +343,14 @@ def run_batch(args: argparse.Namespace) -> int:
         checked_workers(args.workers)
         if args.scheduler and args.cluster:
             raise ConfigError("give either --scheduler or --cluster, not both")
+        if args.cluster is not None:
+            checked_cluster(args.cluster)
+        if (args.scheduler or args.cluster) and args.workers != 1:  # which would run the cases was not said
+            raise ConfigError("--workers sets local worker processes; with --scheduler or --cluster Dask's do the work")
     if args.dry_run:
         if not Path(args.input_root).is_dir():
             raise ConfigError(f"batch input '{args.input_root}' is not a folder")
+        refuse_output_inside(Path(args.input_root), Path(args.out))  # as the run itself would
         table = args.pixel_spacing_table
         spacings = read_spacing_table(table, args.input_root) if table is not None else None
         cases, skipped = discover_cases(args.input_root, pictures=args.pixel_spacing is not None, spacings=spacings)

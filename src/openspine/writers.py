@@ -237,6 +237,8 @@ def parse_formats(value: str | list[str] | tuple[str, ...] | None) -> tuple[str,
         return DEFAULT_FORMATS
     items = value.split(",") if isinstance(value, str) else list(value)
     items = [i.strip().lower() for i in items if i.strip()]
+    if not items:  # "--formats ''" (a shell variable left empty?) had written result.json alone, without a word
+        raise ConfigError(f"no output format given; choose from {', '.join(FORMATS)} (or 'all'), comma-separated")
     if items == ["all"]:
         return FORMATS
     for i in items:

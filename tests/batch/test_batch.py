@@ -531,3 +531,45 @@ def test_a_full_output_disk_stops_the_run_in_one_line_and_keeps_what_is_done(
     err = capsys.readouterr().err
     assert "the output disk is full: case s0__scan could not be written" in err and "Traceback" not in err
     assert len(writes) == 1  # the run stopped at the first case that found the disk full
+
+
+def test_runs_of_two_splits_into_parts_do_not_share_an_output_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a whole run (1/1) beside part 1/2 on one folder had analysed the cases of part 1/2 twice, side by side
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    out.mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.float32), np.eye(4)), str(root / "scan.nii.gz"))
+    with OutputLock(out, (1, 2)):
+        assert main(["-q", "batch", str(root), "--out", str(out)]) == 1
+        assert "another openspine batch runs part 1/2 of this output folder" in capsys.readouterr().err
+        assert main(["-q", "batch", str(root), "--out", str(out), "--part", "2/2"]) == 0  # the same split: fine
+    # once it is done the whole run goes ahead (exit 3: the blank scan is out of scope)
+    assert main(["-q", "batch", str(root), "--out", str(out)]) == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--formats", ""], "no output format given"),
+        (["--cluster", "local:0"], "--cluster must look like local:N"),
+        (["--cluster", "local:2", "--workers", "2"], "--workers sets local worker processes"),
+    ],
+)
+def test_batch_options_that_make_no_sense_are_refused_as_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], words: str
+) -> None:
+    root = tmp_path / "in"
+    root.mkdir()
+    assert main(["batch", str(root), "--out", str(tmp_path / "out"), *options]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_a_dry_run_refuses_an_output_folder_inside_the_input_as_the_run_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.float32), np.eye(4)), str(tmp_path / "scan.nii.gz"))
+    for dry in (["--dry-run"], []):
+        assert main(["batch", str(tmp_path), "--out", str(tmp_path / "out"), *dry]) == 1
+        assert "lies inside the input folder" in capsys.readouterr().err

@@ -23,6 +23,14 @@ log = get_logger("batch")
 CONNECT_TIMEOUT_S = 30.0  # how long a --scheduler address is tried before the run stops
 
 
+def checked_cluster(cluster: str) -> int:
+    """The number of workers of a ``--cluster local:N`` value; ConfigError for any other value."""
+    kind, _, n = cluster.partition(":")
+    if kind != "local" or not n.isdigit() or int(n) < 1:
+        raise ConfigError(f"--cluster must look like local:N (N workers on this machine), got '{cluster}'")
+    return int(n)
+
+
 def _client(scheduler: str | None, cluster: str | None) -> tuple[Any, Any]:
     distributed = import_optional("distributed", "batch --scheduler/--cluster")
     if scheduler:
@@ -40,11 +48,12 @@ def _client(scheduler: str | None, cluster: str | None) -> tuple[Any, Any]:
                 f"--scheduler: no Dask scheduler answered at '{scheduler}' within {CONNECT_TIMEOUT_S:g} s ({exc}); "
                 "start one (`dask scheduler`, or your cluster's) and give its address, or use --cluster local:N"
             ) from exc
-    kind, _, n = (cluster or "").partition(":")
-    if kind != "local" or not n.isdigit() or int(n) < 1:
-        raise ConfigError(f"--cluster must look like local:N (N workers on this machine), got '{cluster}'")
     local = distributed.LocalCluster(
-        n_workers=int(n), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=checked_cluster(cluster or ""),
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
     )
     return distributed.Client(local), local
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import sys
 import threading
@@ -95,7 +96,8 @@ class BatchSummary:
         return (
             f"{self.done} succeeded, {self.skipped} skipped (finished earlier), {self.failed} failed, "
             f"{self.out_of_scope} out of scope{listed}, {self.files_skipped} file(s) not analysed (skipped.csv)"
-            f"{stale} in {self.seconds:.1f} s ({rate:.0f} scans/hour)" + (redone if self.redone else "")
+            f"{stale} in {self.seconds:.1f} s ({f'{rate:.0f} scans/hour' if analysed else 'none analysed now'})"
+            + (redone if self.redone else "")
         )
 
     def count(self, status: CaseStatus) -> None:
@@ -175,12 +177,16 @@ def select_part(cases: list[Case], part: tuple[int, int]) -> list[Case]:
 _HELD_LOCKS: set[int] = set()
 
 
+_LOCK_NAME = re.compile(r"\.openspine-batch-(\d+)-of-(\d+)\.lock")  # the lock file of part P of M
+
+
 class OutputLock:
     """An exclusive lock on (output folder, shard): a second run on the same shard is refused clearly. The lock
     itself is the truth: a lock file left by a killed run does not block, only a process still holding it."""
 
     def __init__(self, out_root: Path, part: tuple[int, int]) -> None:
         self.path = out_root / f".openspine-batch-{part[0]}-of-{part[1]}.lock"
+        self.part = part
         self.fd: int | None = None
 
     def __enter__(self) -> OutputLock:
@@ -198,6 +204,14 @@ class OutputLock:
             holder = os.read(fd, 100).decode(errors="replace").strip()
             os.close(fd)
             raise OutputError(self._held_by(holder)) from None
+        other = self._other_split_running()
+        if other is not None:
+            os.close(fd)
+            raise OutputError(
+                f"another openspine batch runs part {other} of this output folder '{self.path.parent}', a split "
+                f"into other parts than {self.part[0]}/{self.part[1]}: their cases overlap; wait for it to finish, "
+                "or run every part of one split"
+            )
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
@@ -209,6 +223,27 @@ class OutputLock:
         self.fd = fd
         _HELD_LOCKS.add(fd)
         return self
+
+    def _other_split_running(self) -> str | None:
+        """The part (``P/M``) of a run of another split into parts that holds this folder now, or None: parts 1/2
+        and 1/1 (or 2/3) on one folder would analyse some cases twice, side by side."""
+        import fcntl
+
+        for path in sorted(self.path.parent.glob(".openspine-batch-*-of-*.lock")):
+            named = _LOCK_NAME.fullmatch(path.name)
+            if named is None or int(named[2]) == self.part[1]:
+                continue
+            try:
+                probe = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return f"{named[1]}/{named[2]}"
+            finally:
+                os.close(probe)  # a shared lock taken here goes with it
+        return None
 
     def _held_by(self, holder: str) -> str:
         """The refusal, in one line: who runs, or which left-over process holds the lock of a run that ended."""
@@ -561,10 +596,7 @@ def run_batch(
     config = config if config is not None else AnalysisConfig()
     spacings = read_spacing_table(pixel_spacing_table, root) if pixel_spacing_table is not None else None
     _require_for_formats(formats, root, config)
-    if resolved(out_root).is_relative_to(resolved(root)):  # before the folder is made: it would be a case
-        raise ConfigError(
-            f"the output folder '{out_root}' lies inside the input folder '{root}'; choose one outside it"
-        )
+    refuse_output_inside(root, out_root)  # before the folder is made: it would be a case
     out = prepare_output_dir(out_root)
     with OutputLock(out, part):
         (out / "cases").mkdir(exist_ok=True)
@@ -634,6 +666,14 @@ def run_batch(
             raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo)) from exc
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def refuse_output_inside(root: str | os.PathLike[str], out_root: str | os.PathLike[str]) -> None:
+    """ConfigError where the output folder lies inside the input folder (its outputs would be read as cases)."""
+    if resolved(out_root).is_relative_to(resolved(root)):
+        raise ConfigError(
+            f"the output folder '{out_root}' lies inside the input folder '{root}'; choose one outside it"
+        )
 
 
 def say_unlisted(spacings: PictureSpacings, found: list[Case]) -> None:

@@ -198,7 +198,7 @@ def test_killed_worker_loses_no_case(tmp_path: Path, shared_data: Path) -> None:
             os.kill(killed, signal.SIGKILL)
             break
         time.sleep(0.02)
-    _, err = proc.communicate(timeout=300)
+    summary, err = proc.communicate(timeout=300)
     assert killed is not None, "the run ended before a worker could be killed"
     assert proc.returncode == 0, err[-2000:]
     assert "worker process died" in err
@@ -208,6 +208,9 @@ def test_killed_worker_loses_no_case(tmp_path: Path, shared_data: Path) -> None:
     assert _read_csv(out / "failures.csv") == []
     rows = _read_csv(out / "vertebrae.csv")
     assert len(rows) == sum(len(_read_csv(out / "cases" / n / "vertebrae.csv")) for n in names)
+    # a fresh output folder: every case was analysed by this run, none "finished earlier" (a case handed out again
+    # after the death, found finished by a worker of this run, had been counted so)
+    assert f"{len(expected)} succeeded, 0 skipped (finished earlier)" in summary
 
 
 def _dies_on_poison(case, *args):  # stands in for process_case inside forked workers

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -641,6 +641,10 @@ def run_batch(
                     if close is not None:
                         close()
                     raise OutputError(disk_full_message(out, status, summary.done))
+                if status.status == "skipped" and status.case_id in by_id:
+                    # a case to analyse now, found finished when it was handed out again after a worker died: a
+                    # worker of this run finished it (a fresh run had said "5 skipped (finished earlier)")
+                    status = replace(status, status="done")
                 summary.count(status)
                 seen.add(status.case_id)
                 if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders

@@ -202,3 +202,22 @@ def say_last(line: str, log_format: str, level: int) -> None:
         record = logging.LogRecord("openspine", level, __file__, 0, "%s", (line,), None)
         line = JsonFormatter().format(record)
     print(line, file=sys.stderr)
+
+
+def log_to_stderr(level: int, json_lines: bool) -> None:
+    """The package's log lines at ``level`` on stderr, one per line (JSON records with ``json_lines``): the command
+    line's setting, and that of a Dask worker, which would otherwise drop the per-case lines of a run."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("openspine")
+    root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)] + [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def console_setting() -> tuple[int, bool]:
+    """The level of the package's logger and whether its stderr lines are JSON records (for :func:`log_to_stderr`
+    in another process)."""
+    root = logging.getLogger("openspine")
+    json_lines = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+    return root.level or logging.WARNING, json_lines

@@ -20,7 +20,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from ._command_parser import HelpFormatter
-from ._logging import JsonFormatter, line_progress_bars, no_progress_bars, say_last
+from ._logging import line_progress_bars, log_to_stderr, no_progress_bars, say_last
 from ._version import __version__
 from .errors import BatchInterrupted, OpenSpineError, UsageError
 
@@ -331,15 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    if args.log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root = logging.getLogger("openspine")
-    root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)] + [handler]
-    root.setLevel(level)
-    root.propagate = False
+    log_to_stderr(level, args.log_format == "json")
 
 
 def _printable_streams() -> None:

@@ -305,6 +305,28 @@ def test_dask_local_cluster_gives_the_same_outputs(tmp_path: Path, shared_data: 
     assert again.done == 0 and again.skipped == summary.done and again.out_of_scope == summary.out_of_scope
 
 
+def test_dask_workers_write_the_per_case_log_lines_as_local_workers_do(tmp_path: Path, shared_data: Path) -> None:
+    # the Dask workers' log lines had been lost: only the run's own "failed at" lines reached stderr
+    pytest.importorskip("distributed")
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(shared_data / "spider" / SPIDER_IDS[0] / "image.nii.gz", root / "one.nii.gz")
+    cmd = [
+        sys.executable,
+        "-m",
+        "openspine",
+        "batch",
+        str(root),
+        "--out",
+        str(tmp_path / "out"),
+        "--cluster",
+        "local:1",
+    ]
+    done = subprocess.run([*cmd, "--formats", "json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "INFO: case one: wrote result.json" in done.stderr
+
+
 def test_dry_run_lists_cases_and_skips_and_writes_nothing(
     tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

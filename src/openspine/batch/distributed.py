@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._logging import get_logger
+from .._logging import console_setting, get_logger, log_to_stderr
 from .._optional import import_optional
 from ..errors import ConfigError
 from .case import CaseStatus, process_case
@@ -72,6 +72,7 @@ def dask_statuses(
     try:
         log.info("sending %d cases to the Dask scheduler %s", len(cases), client.scheduler.address)
         client.run(_limit_threads)
+        client.run(log_to_stderr, *console_setting())  # the per-case lines, as local workers write them
         futures = [
             client.submit(
                 process_case, c, str(out_root), formats, config, overwrite, key=f"openspine-{c.case_id}", pure=False

@@ -205,7 +205,7 @@ def _look(
     way_round: dict[str, Any] | None = None
     if detection is not None:
         # two spines side by side first: the scope's rules read one column of bodies (their spacing, their count)
-        detection = _one_spine(view, detection, state, first_flag)
+        detection = _one_spine(view, detection, state, first_flag, cervical_p)
     if detection is not None:
         # the scope comes next: labels it withholds (a cervical field of view) cannot vouch for the orientation
         detection = _label_scope(detection, detector, cervical_p, state)
@@ -780,24 +780,24 @@ def _drop_detection(state: _State, first_flag: int, why: str) -> None:
     state.not_run["labelling"] = why  # the detector ran; its labels are not reported
 
 
-def _one_spine(view: SagittalView, detection: Detection, state: _State, first_flag: int) -> Detection | None:
+def _one_spine(
+    view: SagittalView, detection: Detection, state: _State, first_flag: int, cervical_p: float | None
+) -> Detection | None:
     """The detection, or None with the scan out of scope when its labelled bodies stand in two or more columns side
     by side (a montage, a screenshot of several viewports), or form two spines one above the other (the network's
     level estimates start again: :func:`openspine.scope.spines_stacked`): one sequence of labels cannot run through
     two spines.
-    A detection without labels (a cervical field of view) is left as it is: nothing is counted through it."""
+    A detection without labels, or of a cervical field of view (whose labels the scope withholds next), is left as
+    it is: nothing is counted through it (detections in the pharynx beside a cervical spine read with 3 mm slices
+    had stood as a second column, and the volume was refused as a montage)."""
     if not any(v.label is not None for v in detection.vertebrae):
+        return detection
+    if cervical_p is not None and cervical_p >= scope.MIN_CERVICAL_PROBABILITY:
         return detection
     sp = view.scan.spacing
     picture = view.input.source.format == "image"
     centres = [(g.centre[0] * sp[0], g.centre[1] * sp[1]) for g in detection.vertebra_geometry]
-    columns = centres
-    if view.scan.array.shape[2] > 1:
-        # a volume is no montage: a body the detector all but rules out makes no column there (two such in the
-        # pharynx beside a cervical spine read with 3 mm slices had refused it as a montage); in a montage the
-        # bodies of the second spine often score that low
-        columns = [c for c, v in zip(centres, detection.vertebrae) if v.score >= scope.MIN_COLUMN_BODY_SCORE]
-    n = scope.spines_side_by_side(columns)
+    n = scope.spines_side_by_side(centres)
     if n >= 2:
         # the flags raised so far are about a sequence of labels that ran through both columns
         _drop_detection(state, first_flag, scope.side_by_side_reason(n, picture))

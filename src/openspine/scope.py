@@ -875,9 +875,6 @@ SIDE_BY_SIDE_GAP_MM = 60.0
 # two bodies make a column: in a montage the detector may find only two of one spine, and the one label sequence
 # then zigzags between the spines; on 2 592 real train and val views no such pair stood beside a spine
 MIN_COLUMN_BODIES = 2
-# in a volume, bodies scored below this count in no column: the detector all but rules them out (detections in the
-# pharynx beside a cervical spine scored 0.00)
-MIN_COLUMN_BODY_SCORE = 0.05
 
 
 def spines_side_by_side(centres_mm: Sequence[tuple[float, float]]) -> int:

@@ -183,3 +183,18 @@ def test_folders_that_cannot_be_listed_or_entered_are_skipped_with_the_reason(
     reasons = {s.path: s.reason for s in skipped}
     assert reasons["locked" + os.sep] == "folder cannot be read (Permission denied)"
     assert reasons["noexec" + os.sep] == "folder cannot be entered (Permission denied)"
+
+
+def test_an_input_root_that_cannot_be_read_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # it had read "no inputs found … listed in skipped.csv", whose one row was "./, folder cannot be read"
+    _scan(tmp_path / "root" / "scan.nii.gz")
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if str(path).endswith("root"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(ConfigError, match=r"batch input '.*root': folder cannot be read \(Permission denied\)"):
+        discover_cases(tmp_path / "root")

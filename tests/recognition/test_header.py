@@ -133,6 +133,8 @@ STILL = [
     ({"SeriesDescription": "Sag T2", "SequenceName": "*tse2d1_17"}, "T2"),
     ({"SeriesDescription": "LWS sag T2", "SequenceName": "*tse2d1_17", "ScanningSequence": "SE"}, "T2"),
     ({"SeriesDescription": "Sag T2 flexion"}, "T2"),  # not GE's FLEX (Dixon)
+    ({"SeriesDescription": "SAG T2 FLEX"}, "T2"),  # a flexion study's series, not a FLEX water or fat image
+    ({"SeriesDescription": "T2 TSE SAG", "InversionTime": 100}, "T2"),  # an inversion time alone: no IR pulse named
 ]
 
 

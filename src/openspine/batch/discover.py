@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._logging import get_logger
+from ..errors import ConfigError
 from ..io.formats import LABEL_MAP, Reader, convert_hint, looks_like_label_map, reader_for_name
 from ..io.paths import NOT_REGULAR, not_a_regular_file, resolved
 
@@ -151,6 +152,14 @@ def discover_cases(
     those that ``spacings`` (a pixel-size table, :func:`.spacing.read_spacing_table`) gives their own size.
     ``log_counts``: log how many were found (off for a look before the run)."""
     root = Path(root)
+    why_not = _not_enterable(str(root))
+    try:
+        with os.scandir(root):
+            pass
+    except OSError as exc:
+        why_not = why_not or f"folder cannot be read ({exc.strerror or exc})"
+    if why_not is not None:  # the root itself: no case at all, said as such, not as an empty cohort
+        raise ConfigError(f"batch input '{root}': {why_not}")
     cases: list[Case] = []
     skipped: list[Skipped] = []
     other_files: list[Path] = []

@@ -208,8 +208,9 @@ class OutputLock:
         if other is not None:
             os.close(fd)
             raise OutputError(
-                f"another openspine batch runs part {other} of this output folder '{self.path.parent}', a split "
-                f"into other parts than {self.part[0]}/{self.part[1]}: their cases overlap; wait for it to finish, "
+                f"another openspine batch runs (or starts) part {other} of this output folder "
+                f"'{self.path.parent}', a split into other parts than {self.part[0]}/{self.part[1]}: their cases "
+                "overlap; wait for it to finish, "
                 "or run every part of one split"
             )
         try:

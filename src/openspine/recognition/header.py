@@ -10,7 +10,7 @@ Rules, first match wins:
    bFFE, Dixon …) → other, even beside ``t2`` (``t2_me2d``); ``t2`` → T2; another named non-T1/T2 contrast (proton
    density, diffusion, FLAIR) → other; but when the text says T1 and the timing (rules 2, 3) says T2 or STIR, or
    the text says T2 and the timing T1, the header contradicts itself and says nothing (``None``: the image decides);
-   text saying T2 under STIR timing (an inversion recovery with a short inversion time) → STIR, whatever the name;
+   text saying T2 under STIR timing (IR in ScanningSequence with a short inversion time) → STIR, whatever the name;
    a range of vertebrae in a name (``C2-T1``, ``T1-T12``) names no contrast;
 2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence, or an InversionTime) with a short inversion
    time (≤ 250 ms) → STIR;
@@ -44,12 +44,13 @@ TEXT_KEYWORDS: tuple[str, ...] = (
 STIR_MAX_TI_MS = 250.0
 
 # names of T2* gradient-echo (MEDIC, MERGE, Siemens' multi-echo "me2d"), balanced steady-state (FIESTA, TrueFISP, bFFE),
-# Dixon (water, fat, in/opposed phase; Philips mDIXON; GE FLEX; Canon WFS), FLAIR and fat-suppressed (SPAIR, SPIR,
+# Dixon (water, fat, in/opposed phase; Philips mDIXON; GE FLEX water/fat/in/out, not a flexion study's "flex";
+# Canon WFS), FLAIR and fat-suppressed (SPAIR, SPIR,
 # "fs", "fsat", fat sat, German "fettgesättigt", Philips ProSet, Siemens CHESS) series:
 # not the T2 spin echo without fat suppression that the grader was trained on, even where the name says "t2"
 _NOT_T2_NAMES = re.compile(
     r"t2\s*\*|t2star|(?<![a-z])(medic|merge|me[23]d|fiesta|true?fisp|trufi|tfi[23]d|b-?ffe|swi|m?dixon|ideal"
-    r"|flair|spair|spir|fs|fsat|fat[\s_-]?sat|fat[\s_-]?sup\w*|fettges\w*|chess|proset|flex|wfs)(?![a-z])"
+    r"|flair|spair|spir|fs|fsat|fat[\s_-]?sat|fat[\s_-]?sup\w*|fettges\w*|chess|proset|wfs|flex[\s_-]*(water|wat|fat|in|out|ip|op|w|f))(?![a-z])"
 )
 # gradient-echo names that say nothing of the contrast (a T1 FLASH is still T1), but rule out a T2 spin echo
 _GRADIENT_ECHO_NAMES = re.compile(r"(?<![a-z])(m?ffe|f?gre|spgr|fl[23]d|flash|gradient[\s_-]?echo)(?![a-z])")
@@ -77,7 +78,7 @@ _BEFORE_CONTRAST_NAMES = re.compile(
 _LOCALISER_NAMES = re.compile(r"locali[sz]er|scout|(?<![a-z])(survey|3[\s_-]?pl(ane)?|tri[\s_-]?pilot|loc)(?![a-z])")
 # a range of vertebrae named in a description ("T2 SAG C2-T1", "sag BWS T1-T12"): no contrast, taken out before the
 # text rules read it
-_LEVEL_RANGE = re.compile(r"(?<![a-z0-9])[ctls]\d{1,2}\s*[-–/]\s*[ctls]\d{1,2}(?!\d)")
+_LEVEL_RANGE = re.compile(r"(?<![a-z0-9])[ctls]\d{1,2}\s*[-–]\s*[ctls]\d{1,2}(?!\d)")
 
 _TEXT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("STIR", re.compile(r"stir|tirm")),
@@ -205,7 +206,7 @@ def _sequence_named(ds: _HeaderLike) -> str | None:
             continue
         found = sequence_from_text(_text(value))
         if found is not None:
-            if found == "T2" and timed == "STIR":  # a short-TI inversion recovery named "Sag T2": fat is nulled
+            if found == "T2" and timed == "STIR" and ir:  # a short-TI inversion recovery named "Sag T2": no fat
                 return "STIR"
             # a description copied from another protocol: T1 timing under a "T2" name (or the reverse)
             return None if {found, timed} in ({"T1", "T2"}, {"T1", "STIR"}) else found

@@ -290,3 +290,11 @@ def test_the_summary_points_at_failures_csv_where_it_lists_cases_out_of_scope(
     _tiny(tmp_path / "in" / "noise.nii.gz", 1)
     assert main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--formats", "json"]) == 3
     assert f"  failures: {tmp_path / 'out' / 'failures.csv'}" in capsys.readouterr().out.splitlines()
+
+
+def test_the_summary_rate_says_when_nothing_was_left_to_analyse() -> None:
+    from openspine.batch.runner import BatchSummary
+
+    assert "(nothing left to analyse)" in BatchSummary(skipped=3, seconds=0.4).line()  # a rerun: all finished
+    assert "(0 scans/hour)" in BatchSummary(failed=2, seconds=1.0).line()  # tried, every case failed
+    assert "(7200 scans/hour)" in BatchSummary(done=2, seconds=1.0).line()

@@ -823,3 +823,33 @@ def test_quiet_after_a_command_that_hands_on_its_options_is_taken(
     assert main([*command, "--data", "d", "-q", "--", "-v"]) == 0
     assert seen == [(["--data", "d", "--", "-v"], True)]  # after "--" an option is the kind's own
     assert main([*command, "-qv", "--data", "d"]) == 0 and seen[-1] == (["--data", "d"], True)  # combined too
+
+
+def test_log_lines_clear_the_progress_bar_line_on_a_terminal_only() -> None:
+    # on a terminal the workers' lines had run on after the bar ("…1.22scan/s]INFO: case …")
+    import io
+    import logging
+
+    from openspine._logging import JsonFormatter, log_lines_over_the_bar, log_to_stderr
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    root = logging.getLogger("openspine")
+    saved = (list(root.handlers), root.level, root.propagate)
+    try:
+        for stream, json_lines, cleared in (
+            (Terminal(), False, True),
+            (io.StringIO(), False, False),
+            (Terminal(), True, False),
+        ):
+            log_to_stderr(logging.INFO, json_lines)
+            handler = root.handlers[-1]
+            handler.setStream(stream)  # type: ignore[attr-defined]
+            log_lines_over_the_bar()
+            logging.getLogger("openspine.test").info("case x: wrote result.json")
+            assert stream.getvalue().startswith("\r\x1b[KINFO: case x") is cleared, stream.getvalue()
+            assert isinstance(handler.formatter, JsonFormatter) is json_lines
+    finally:
+        root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]

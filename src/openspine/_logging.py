@@ -221,3 +221,14 @@ def console_setting() -> tuple[int, bool]:
     root = logging.getLogger("openspine")
     json_lines = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
     return root.level or logging.WARNING, json_lines
+
+
+def log_lines_over_the_bar() -> None:
+    """Start each of the package's plain log lines on a terminal by clearing the line: a progress bar redrawn in place
+    leaves the cursor at its end, and the workers' lines had run on after it (``…1.22scan/s]INFO: case …``). The bar
+    draws itself again below. Workers started afterwards inherit the setting."""
+    for handler in logging.getLogger("openspine").handlers:
+        stream = getattr(handler, "stream", None)
+        plain = not isinstance(handler.formatter, JsonFormatter)  # a JSON record stays one clean line
+        if isinstance(handler, logging.StreamHandler) and stream is not None and stream.isatty() and plain:
+            handler.setFormatter(logging.Formatter("\r\x1b[K%(levelname)s: %(message)s"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._logging import get_logger, naming_case
+from .._logging import get_logger, log_lines_over_the_bar, naming_case
 from ..config import AnalysisConfig
 from ..errors import BatchInterrupted, ConfigError, OutputError, ScanReadError
 from ..io.paths import resolved
@@ -732,6 +732,8 @@ def tqdm_progress(quiet: bool) -> Callable[[Iterable[CaseStatus], int], Iterable
     """A progress bar with rate and ETA over the cases (on stderr; off when quiet). Where stderr is no terminal (a
     cluster job's log file), whose lines a bar redrawn in place would run into the log lines, progress lines
     instead (:func:`progress_lines`)."""
+    if not quiet and sys.stderr.isatty():
+        log_lines_over_the_bar()  # now: the workers are forked before the bar starts, and keep what they inherit
 
     def wrap(statuses: Iterable[CaseStatus], total: int) -> Iterable[CaseStatus]:
         if quiet:

@@ -117,8 +117,9 @@ class ModelScope:
             )
         if value is None and guess is not None and seq.get("contradicted_by") == "image":
             return (
-                f"the header says {seq.get('header')} but the image reads as {guess} ({describe_source(seq)}), and "
-                f"the {self.model} answers only on a sequence both agree is {trained}; give --sequence if you know it"
+                f"the header says {seq.get('header')} but the image reads as {guess} (probability "
+                f"{float(seq.get('probability') or 0):.2f}), and the {self.model} answers only on a sequence both "
+                f"agree is {trained}; give --sequence if you know it"
             )
         if value is None and guess is not None:
             # an unsure call is no sequence the model was trained on, whichever it leans to: a T1 picture whose call

@@ -201,3 +201,13 @@ def test_the_banner_keeps_the_estimate_and_its_warning_about_grades(demo: Analys
     dataclasses.replace(demo, flags=(ESTIMATED,)).overlay()
     banner = [t for t in drawn if t.startswith(("pixel_spacing_estimated", "    "))]
     assert " ".join(t.strip() for t in banner) == ESTIMATED
+
+
+def test_the_title_names_an_unsure_sequence_rather_than_a_bare_main() -> None:
+    # a T2 image under a T1 header, or an unsure image call, had been titled "main", as if nothing were amiss
+    assert overlay._role({"value": "T2", "source": "header"}, "main") == "T2"
+    unsure = {"value": None, "source": "image", "best_guess": "T1", "probability": 0.6}
+    assert overlay._role(unsure, "main") == "sequence unsure (T1 likeliest)"
+    conflict = {"value": None, "source": "header", "header": "T1", "best_guess": "T2", "contradicted_by": "image"}
+    assert overlay._role(conflict, "main") == "sequence unsure (header T1, image T2)"
+    assert overlay._role({"value": None, "source": None}, "main") == "main"

@@ -249,8 +249,16 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
 
 
 def _role(sequence: Any, fallback: str) -> str:
-    value = (sequence or {}).get("value")
-    return str(value) if value else fallback
+    """How the title names the series: its sequence, or that the sequence is unsure (with the likeliest one) where
+    it is not known, rather than a bare "main" that reads as nothing amiss."""
+    seq = sequence or {}
+    if seq.get("value"):
+        return str(seq["value"])
+    if seq.get("header") and seq.get("best_guess"):  # a header's word set aside
+        return f"sequence unsure (header {seq['header']}, image {seq['best_guess']})"
+    if seq.get("best_guess"):
+        return f"sequence unsure ({seq['best_guess']} likeliest)"
+    return fallback
 
 
 def _as_result(result: AnalysisResult, other: Any) -> AnalysisResult:

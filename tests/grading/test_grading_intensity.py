@@ -146,3 +146,34 @@ def test_real_slice_analysis_flags_the_shift(spider_slice):
     assert shifted.input.sequence.get("csf_over_body") == plain.input.sequence.get("csf_over_body")
     assert _grades(shifted.discs).keys() == _grades(plain.discs).keys()
     assert {k: v[:2] for k, v in _grades(shifted.discs).items()} == {k: v[:2] for k, v in _grades(plain.discs).items()}
+
+
+def test_a_padding_voxel_and_a_tiny_scale_leave_the_grades_as_they_are(spider_slice):
+    # one voxel of -32768 (DICOM pixel padding) had been taken for the black level: every intensity shifted by
+    # +32768, 13-25 of 48 grades of a slice changed; a slice scaled by 1e-6 had 14 of 48 changed by the measures'
+    # fixed floors
+    from openspine.grading import grade
+    from openspine.grading.intensity import padding_fill
+
+    scan, view, detection = spider_slice
+    want = _grades(grade(view, detection).discs)
+    padded = np.asarray(scan.array).astype(np.int16)
+    padded[0, 0, 0] = -32768
+    tiny = np.asarray(scan.array, np.float64) * 1e-6
+    for name, arr, flagged in (("padding", padded, True), ("x1e-6", tiny, False)):
+        out = grade(Scan(arr, scan.affine, scan.source).to_sagittal(), detection)
+        got = _grades(out.discs)
+        assert {k: v[:2] for k, v in got.items()} == {k: v[:2] for k, v in want.items()}, name
+        for key, (_, _, probs) in want.items():
+            for cls, p in probs.items():
+                assert got[key][2][cls] == pytest.approx(p, abs=1e-3), (name, key, cls)
+        said = [f for f in out.flags if f.startswith(FLAG)]
+        assert bool(said) is flagged, (name, said)
+    assert padding_fill(padded) == (-32768.0, float(np.asarray(scan.array).min()), 1)
+    said = [
+        f for f in grade(Scan(padded, scan.affine, scan.source).to_sagittal(), detection).flags if f.startswith(FLAG)
+    ]
+    assert said[0].startswith(FLAG + "1 voxel(s) of the image hold -32768, far below its darkest other value")
+    # a z-scored image's darkest values lie close together: no fill
+    a = np.asarray(scan.array, np.float32)
+    assert padding_fill((a - a.mean()) / a.std()) is None

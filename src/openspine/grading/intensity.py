@@ -24,6 +24,7 @@ __all__ = [
     "RAW_BLACK_FRACTION",
     "black_level",
     "inverted_contrast",
+    "padding_fill",
     "within_border",
     "without_black_level",
 ]
@@ -32,6 +33,12 @@ __all__ = [
 # percentile: the FastCleverSeg VB2 volumes (raw, 1.5 T TSE) lie on a pedestal (0.5th percentile 15-25 % of the
 # 99.5th) with a few voxels of 0 at one edge, and without that edge their darkest voxel reaches 16 %
 RAW_BLACK_FRACTION = 0.25
+# a negative value this many times the range of the image's other voxels below their darkest is a padding fill
+PADDING_GAP = 2.0
+# an image whose brightest voxel (above its black level) is below this is brought to a scanner's range before its
+# discs are measured: the measures divide by the bodies' intensity, but their small fixed floors (1e-3) had changed
+# 14 of 48 grades of a slice scaled by 1e-6
+TINY_BRIGHTEST = 0.01
 
 
 # an image whose intensities lean this far to the bright end is read as a negative. MR magnitude leans to the dark
@@ -107,14 +114,37 @@ def inverted_contrast(view: SagittalView) -> str | None:
     )
 
 
+def padding_fill(array: NDArray[Any]) -> tuple[float, float, int] | None:
+    """A negative fill value far below the image's own darkest voxel (DICOM pixel padding, the fill outside a
+    reconstruction's field of view, -32768 in an int16 image): ``(fill, darkest other value, voxel count)``, or
+    None. Far below: by more than :data:`PADDING_GAP` times the range of the other voxels. One such voxel had been
+    taken for the image's black level, every intensity shifted by +32768, and 13-25 of 48 grades of a slice changed.
+    A z-scored image's darkest values lie close together: no fill."""
+    arr = np.asarray(array)
+    low = float(np.min(arr))
+    if low >= 0:
+        return None
+    rest = arr[arr > low]
+    if rest.size == 0:
+        return None
+    low2, high = float(rest.min()), float(rest.max())
+    if low2 - low <= PADDING_GAP * max(high - low2, 1e-12):
+        return None
+    return low, low2, int(arr.size - rest.size)
+
+
 def black_level(array: NDArray[Any]) -> tuple[float, str | None]:
     """The intensity to subtract from an image before its discs are measured, and why.
 
     The darkest voxel when the image cannot be raw MR magnitude: it holds negative values, or its darkest voxel is
     above :data:`RAW_BLACK_FRACTION` of its 99.5th percentile. ``(0.0, None)`` otherwise (the image is read as it
-    is). ``array`` holds finite values (:meth:`~openspine.scan.Scan.check_analysable`).
+    is). A padding fill (:func:`padding_fill`) is no voxel of the image here. ``array`` holds finite values
+    (:meth:`~openspine.scan.Scan.check_analysable`).
     """
     arr = np.asarray(array)
+    fill = padding_fill(arr)
+    if fill is not None:
+        arr = arr[arr > fill[0]]
     low = float(np.min(arr))
     if low < 0:
         return low, "it holds negative values, which MR magnitude never does"
@@ -137,17 +167,36 @@ def without_black_level(view: SagittalView, series: str | None = None) -> tuple[
     ``series`` names the series in the flag (e.g. "T1" for one read beside the main series). Only the intensities
     the discs are measured on change: the geometry (affine, the map to the input grid) is the view's own.
     """
+    fill = padding_fill(view.input.array)
     level, why = black_level(view.input.array)
-    if why is None:
-        return view, None
     arr = np.asarray(view.scan.array)
-    shifted = np.subtract(arr, level, dtype=np.result_type(arr.dtype, np.float32))
-    moved = SagittalView(Scan(shifted, view.scan.affine, view.scan.source), view.input)
+    high = float(np.max(arr)) - level
+    tiny = 0 < high < TINY_BRIGHTEST  # float intensities far below any scanner's: the measures' floors would show
+    if why is None and fill is None and not tiny:
+        return view, None
+    out = np.asarray(arr, dtype=np.result_type(arr.dtype, np.float32))
+    if fill is not None:  # read as the darkest value of the image itself
+        out = np.maximum(out, fill[1])
+    if why is not None:
+        out = out - level
+    if tiny:  # a scale factor changes no measure but their floors: brought to a scanner's range
+        out = out * (1000.0 / high)
+    moved = SagittalView(Scan(out, view.scan.affine, view.scan.source), view.input)
     which = f"the {series} series'" if series else "the image's"
-    flag = (
-        f"intensity_offset_removed: {which} black level is {_number(level)} ({why}); intensities were shifted by "
-        f"{_number(-level, sign=True)} before the discs were measured (grading, spinal-fluid check)"
-    )
+    said = []
+    if fill is not None:
+        of = f"the {series} series" if series else "the image"
+        said.append(
+            f"{fill[2]} voxel(s) of {of} hold {_number(fill[0])}, far below its darkest other value "
+            f"{_number(fill[1])} (pixel padding, or the fill outside the field of view): read as {_number(fill[1])}"
+        )
+    if why is not None:
+        said.append(
+            f"{which} black level is {_number(level)} ({why}); intensities were shifted by {_number(-level, sign=True)}"
+        )
+    if not said:
+        return moved, None
+    flag = f"intensity_offset_removed: {'; '.join(said)} before the discs were measured (grading, spinal-fluid check)"
     return moved, flag
 
 

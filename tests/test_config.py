@@ -74,7 +74,7 @@ def test_pixel_spacing_is_two_numbers_one_for_square_pixels_or_auto() -> None:
     auto = AnalysisConfig.from_mapping({"pixel_spacing": "Auto"})
     assert auto.pixel_spacing == "auto" and auto.to_dict()["pixel_spacing"] == "auto"
     assert AnalysisConfig.from_mapping(auto.to_dict()) == auto
-    for bad in ([0.5, 0.5, 0.5], "automatic", [0.0, 1.0], [float("nan"), 1.0]):
+    for bad in ([0.5, 0.5, 0.5], "automatic", [0.0, 1.0], [float("nan"), 1.0], True, [True, 0.5]):  # True: not 1 mm
         with pytest.raises(ConfigError, match="pixel_spacing must be"):
             AnalysisConfig.from_mapping({"pixel_spacing": bad})
 

@@ -153,6 +153,9 @@ def parse_pixel_spacing(value: Any, what: str = "pixel_spacing") -> PixelSpacing
     """``"auto"``, one number (square pixels) or two (row, column mm) → ``"auto"`` or ``(row_mm, col_mm)``."""
     if isinstance(value, str) and value.strip().lower() == AUTO:
         return AUTO
+    if isinstance(value, bool) or (isinstance(value, (list, tuple)) and any(isinstance(x, bool) for x in value)):
+        # True is a number to Python (1 mm), never a pixel size
+        raise ConfigError(f'{what} must be [row_mm, col_mm] or "auto", got {value!r}')
     try:
         # one number (also a numpy scalar, e.g. nibabel's get_zooms()[0]) is a square pixel
         ps = [value, value] if isinstance(value, (numbers.Real, str)) else list(value)

@@ -280,3 +280,12 @@ def test_integers_stored_with_a_large_offset_keep_every_grey_level(offset: int, 
     assert safe.affine is scan.affine and safe.source is scan.source
     small = Scan(grey.astype(np.int32) + 1000, SAGITTAL_IPR)
     assert small.in_safe_range() is small  # within float32's exact integers: as it is
+
+
+@pytest.mark.parametrize("dtype", ["timedelta64[s]", "datetime64[s]", "complex64", "bool", "object"])
+def test_voxels_that_are_no_real_numbers_are_refused_in_one_line(dtype: str) -> None:
+    from openspine.errors import OpenSpineError
+
+    arr = np.ones((4, 4, 2)).astype(dtype)
+    with pytest.raises(OpenSpineError, match="is not a real number type"):
+        Scan(arr, SAGITTAL_IPR).check_analysable()

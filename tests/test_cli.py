@@ -639,8 +639,14 @@ def test_pixel_spacing_of_a_nifti_is_said_unused(tmp_path: Path, caplog: pytest.
     _read(tmp_path / "s.nii.gz", AnalysisConfig(series=7, pixel_spacing=(0.5, 0.5)), [])
     said = [r.getMessage() for r in caplog.records]
     assert said == [
-        "--pixel-spacing applies to pictures only; the NIfTI's own spacing was used",
-        "--series picks a series of a DICOM folder; a NIfTI file holds one image, which was read",
+        "pixel_spacing (--pixel-spacing) applies to pictures only; the NIfTI's own spacing was used",
+        "series (--series) picks a series of a DICOM folder; a NIfTI file holds one image, which was read",
+    ]
+    # a Scan made in Python is said so too (it had been ignored without a word)
+    caplog.clear()
+    _read(load_scan(tmp_path / "s.nii.gz"), AnalysisConfig(pixel_spacing=(0.5, 0.5)), [])
+    assert [r.getMessage() for r in caplog.records] == [
+        "pixel_spacing (--pixel-spacing) applies to pictures only; the NIfTI's own spacing was used"
     ]
 
 
@@ -662,7 +668,9 @@ def test_t1_pixel_spacing_without_a_t1_is_said_unused(tmp_path: Path, capsys: py
     out = tmp_path / "out"
     main(["analyze", str(tmp_path / "s.nii.gz"), "--t1-pixel-spacing", "0.5", "0.5", "--out", str(out)])
     said = [line for line in capsys.readouterr().err.splitlines() if "--t1-pixel-spacing" in line]
-    assert said == ["WARNING: --t1-pixel-spacing applies to a T1 picture given with --t1; no T1 series was read"]
+    assert said == [
+        "WARNING: t1_pixel_spacing (--t1-pixel-spacing) applies to a T1 picture given with --t1; no T1 series was read"
+    ]
     written = json.loads((out / "result.json").read_text())["parameters"]["not_applied"]
     assert written == {"t1_pixel_spacing": "applies to a T1 picture given with --t1; no T1 series was read"}
 

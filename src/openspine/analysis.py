@@ -98,8 +98,7 @@ def analyze(
     scan, t1_scan = _read(source, cfg, read_flags, unread)
     if t1 is not None and cfg.use_t1:
         t1_scan = _read_t1(t1, cfg, read_flags)
-    for option, why in _t1_not_applied(cfg, t1_scan if cfg.use_t1 else None).items():  # said once the T1 is known
-        log.warning("--%s %s", option.replace("_", "-"), why)
+    _say_not_applied(_t1_not_applied(cfg, t1_scan if cfg.use_t1 else None))  # said once the T1 is known
     read_flags.extend(_header_flags(scan, t1_scan if cfg.use_t1 else None))
     timings["read"] = time.perf_counter() - t0
     try:
@@ -438,6 +437,7 @@ def _read(
     when a picture's pixel size was estimated or the main series was chosen among several studies; in ``unread``
     the study's other sagittal series that are not read (``description (--series N)``)."""
     if isinstance(source, Scan):
+        _say_not_applied(_main_not_applied(cfg, source))  # kept in result.json too (parameters.not_applied)
         return source, None
     from .io import load_study
     from .io.roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED
@@ -456,9 +456,14 @@ def _read(
             and r.sequence in ("T2", None)  # one the grader may read
             and not r.reason.startswith(OTHER_STUDY)
         )
-    for option, why in _main_not_applied(cfg, study.main).items():  # said now, and kept in result.json
-        log.warning("--%s %s", option.replace("_", "-"), why)
+    _say_not_applied(_main_not_applied(cfg, study.main))  # said now, and kept in result.json
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1
+
+
+def _say_not_applied(not_applied: dict[str, str]) -> None:
+    """A warning for each option given that did not apply, named as the Python keyword and the command-line option."""
+    for option, why in not_applied.items():
+        log.warning("%s (--%s) %s", option, option.replace("_", "-"), why)
 
 
 def with_series_choice(scan: Scan, reason: str) -> Scan:

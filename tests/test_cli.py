@@ -838,7 +838,7 @@ def test_log_lines_clear_the_progress_bar_line_on_a_terminal_only() -> None:
     import io
     import logging
 
-    from openspine._logging import JsonFormatter, log_lines_over_the_bar, log_to_stderr
+    from openspine._logging import JsonFormatter, console_setting, log_lines_over_the_bar, log_to_stderr
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -859,5 +859,7 @@ def test_log_lines_clear_the_progress_bar_line_on_a_terminal_only() -> None:
             logging.getLogger("openspine.test").info("case x: wrote result.json")
             assert stream.getvalue().startswith("\r\x1b[KINFO: case x") is cleared, stream.getvalue()
             assert isinstance(handler.formatter, JsonFormatter) is json_lines
+            # what a Dask worker is given: the same lines, clearing the line where the command's do
+            assert console_setting() == (logging.INFO, json_lines, cleared)
     finally:
         root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]

@@ -204,23 +204,33 @@ def say_last(line: str, log_format: str, level: int) -> None:
     print(line, file=sys.stderr)
 
 
-def log_to_stderr(level: int, json_lines: bool) -> None:
-    """The package's log lines at ``level`` on stderr, one per line (JSON records with ``json_lines``): the command
-    line's setting, and that of a Dask worker, which would otherwise drop the per-case lines of a run."""
+class _ClearingLineFormatter(logging.Formatter):
+    """Plain lines that clear the terminal's line first (where a progress bar is drawn)."""
+
+    def __init__(self) -> None:
+        super().__init__("\r\x1b[K%(levelname)s: %(message)s")
+
+
+def log_to_stderr(level: int, json_lines: bool, clear_line: bool = False) -> None:
+    """The package's log lines at ``level`` on stderr, one per line (JSON records with ``json_lines``; plain lines that
+    clear the terminal's line first with ``clear_line``): the command line's setting, and that of a Dask worker,
+    which would otherwise drop the per-case lines of a run."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(levelname)s: %(message)s"))
+    plain = _ClearingLineFormatter() if clear_line else logging.Formatter("%(levelname)s: %(message)s")
+    handler.setFormatter(JsonFormatter() if json_lines else plain)
     root = logging.getLogger("openspine")
     root.handlers = [h for h in root.handlers if isinstance(h, logging.NullHandler)] + [handler]
     root.setLevel(level)
     root.propagate = False
 
 
-def console_setting() -> tuple[int, bool]:
-    """The level of the package's logger and whether its stderr lines are JSON records (for :func:`log_to_stderr`
-    in another process)."""
+def console_setting() -> tuple[int, bool, bool]:
+    """The level of the package's logger, whether its stderr lines are JSON records and whether they clear the
+    terminal's line first (for :func:`log_to_stderr` in another process: a Dask worker)."""
     root = logging.getLogger("openspine")
     json_lines = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
-    return root.level or logging.WARNING, json_lines
+    clear_line = any(isinstance(h.formatter, _ClearingLineFormatter) for h in root.handlers)
+    return root.level or logging.WARNING, json_lines, clear_line
 
 
 def log_lines_over_the_bar() -> None:
@@ -231,4 +241,4 @@ def log_lines_over_the_bar() -> None:
         stream = getattr(handler, "stream", None)
         plain = not isinstance(handler.formatter, JsonFormatter)  # a JSON record stays one clean line
         if isinstance(handler, logging.StreamHandler) and stream is not None and stream.isatty() and plain:
-            handler.setFormatter(logging.Formatter("\r\x1b[K%(levelname)s: %(message)s"))
+            handler.setFormatter(_ClearingLineFormatter())

@@ -296,5 +296,5 @@ def test_the_summary_rate_says_when_nothing_was_left_to_analyse() -> None:
     from openspine.batch.runner import BatchSummary
 
     assert "(nothing left to analyse)" in BatchSummary(skipped=3, seconds=0.4).line()  # a rerun: all finished
-    assert "(0 scans/hour)" in BatchSummary(failed=2, seconds=1.0).line()  # tried, every case failed
+    assert "(none analysed)" in BatchSummary(failed=2, seconds=1.0).line()  # tried, every case failed
     assert "(7200 scans/hour)" in BatchSummary(done=2, seconds=1.0).line()

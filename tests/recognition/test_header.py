@@ -33,6 +33,7 @@ CASES = [
     # a range of vertebrae names no contrast: "T1" in "C2-T1" or "T1-T12" is a level
     ({"SeriesDescription": "T2 SAG C2-T1"}, "T2"),
     ({"SeriesDescription": "T2 sag BWS T1-T12"}, "T2"),
+    ({"SeriesDescription": "T2 SAG C7/T1"}, "T2"),
     ({"SeriesDescription": "T1-weighted sag"}, "T1"),
     # a short-TI inversion recovery under a "T2" name is a STIR (fat nulled), whatever the name
     ({"SeriesDescription": "T2W_TSE SAG", "ScanningSequence": ["SE", "IR"], "InversionTime": 160}, "STIR"),

@@ -87,7 +87,8 @@ class BatchSummary:
     def line(self) -> str:
         analysed = self.done + sum(1 for f in self.failures if f.out_of_scope and f.status == "done")
         rate = (analysed / self.seconds * 3600) if self.seconds > 0 and analysed else 0.0
-        tried = analysed + self.failed  # this run's own cases (a rerun with every case finished tries none)
+        # this run's own cases: none tried (a rerun with every case finished), or tried and every one failed
+        pace = f"{rate:.0f} scans/hour" if analysed else "none analysed" if self.failed else "nothing left to analyse"
         earlier = f", {self.out_of_scope_earlier} finished earlier" if self.out_of_scope_earlier else ""
         listed = f" (in failures.csv{earlier})" if self.out_of_scope else ""
         # said only when it happens: a finished case analysed again, a case folder left without input
@@ -97,8 +98,7 @@ class BatchSummary:
         return (
             f"{self.done} succeeded, {self.skipped} skipped (finished earlier), {self.failed} failed, "
             f"{self.out_of_scope} out of scope{listed}, {self.files_skipped} file(s) not analysed (skipped.csv)"
-            f"{stale} in {self.seconds:.1f} s ({f'{rate:.0f} scans/hour' if tried else 'nothing left to analyse'})"
-            + (redone if self.redone else "")
+            f"{stale} in {self.seconds:.1f} s ({pace})" + (redone if self.redone else "")
         )
 
     def count(self, status: CaseStatus) -> None:

@@ -76,9 +76,9 @@ _BEFORE_CONTRAST_NAMES = re.compile(
 # localiser (scout, survey, pilot) series: planning images, whatever their timing says
 # ("scout" anywhere: Siemens names its auto-align localisers "AAHScout", "AAHead_Scout")
 _LOCALISER_NAMES = re.compile(r"locali[sz]er|scout|(?<![a-z])(survey|3[\s_-]?pl(ane)?|tri[\s_-]?pilot|loc)(?![a-z])")
-# a range of vertebrae named in a description ("T2 SAG C2-T1", "sag BWS T1-T12"): no contrast, taken out before the
-# text rules read it
-_LEVEL_RANGE = re.compile(r"(?<![a-z0-9])[ctls]\d{1,2}\s*[-–]\s*[ctls]\d{1,2}(?!\d)")
+# a range of vertebrae named in a description ("T2 SAG C2-T1", "T2 SAG C7/T1", "sag BWS T1-T12"): no contrast, taken
+# out before the text rules read it ("T2/T1" goes too: a name for both contrasts says none)
+_LEVEL_RANGE = re.compile(r"(?<![a-z0-9])[ctls]\d{1,2}\s*[-–/]\s*[ctls]\d{1,2}(?!\d)")
 
 _TEXT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("STIR", re.compile(r"stir|tirm")),

@@ -1015,3 +1015,70 @@ def test_a_sheared_series_is_refused_naming_the_series_and_its_files(tmp_path: P
     ) as e:
         load_scan(tmp_path / "tilted")
     assert "off perpendicular" in str(e.value)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# PixelPaddingValue: pixels outside the image
+# --------------------------------------------------------------------------------------------------------------
+def _with_padding(files: list[Path], value: int, limit: int | None = None) -> None:
+    for f in files:
+        ds = pydicom.dcmread(f)
+        vr = "SS" if int(ds.PixelRepresentation) == 1 else "US"  # 'US or SS' is written as the pixels are stored
+        ds.add_new(0x00280120, vr, value)  # PixelPaddingValue
+        if limit is not None:
+            ds.add_new(0x00280121, vr, limit)  # PixelPaddingRangeLimit
+        ds.save_as(f, enforce_file_format=True)
+
+
+def test_padding_pixels_read_as_the_darkest_image_value(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    image = _gradient_volume().astype(np.int16)
+    padded = image.copy()
+    padded[:5, :7, :] = -32768  # a reformat's corner: no image there
+    padded[-2:, :, 1] = -32760  # inside the declared range
+    _, files = write_series(tmp_path / "pad", padded, make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN))
+    _with_padding(files, -32768, -32700)
+    with caplog.at_level(logging.INFO, logger="openspine"):
+        scan = read_folder(tmp_path / "pad")
+    outside = padded < -32000
+    np.testing.assert_array_equal(scan.array[~outside], image[~outside])  # the image itself untouched
+    assert (scan.array[outside] == image[~outside].min()).all()
+    assert scan.source.extra["pixel_padding"] == {"files": 4, "pixels": int(outside.sum())}
+    assert any("PixelPaddingValue" in r.getMessage() for r in caplog.records)
+    # without the header's word the same stored values are image values
+    write_series(tmp_path / "plain", padded, make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN))
+    assert read_folder(tmp_path / "plain").array.min() == -32768
+
+
+def test_padding_of_a_monochrome1_series_reads_dark(tmp_path: Path) -> None:
+    stored = _gradient_volume()
+    affine = make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN)
+    _as_monochrome1(tmp_path / "mono1", stored, affine)
+    files = sorted((tmp_path / "mono1").glob("*.dcm"))
+    for f in files:  # the corner set to a padding value above every stored one: white if read as image
+        ds = pydicom.dcmread(f)
+        arr = ds.pixel_array.copy()
+        arr[:4, :4] = 4000
+        ds.PixelData = arr.tobytes()
+        ds.add_new(0x00280120, "US", 4000)  # PixelPaddingValue
+        ds.save_as(f, enforce_file_format=True)
+    scan = read_folder(tmp_path / "mono1")
+    rest = scan.array[4:, :, :].astype(np.int64)
+    assert (scan.array[:4, :4, :] == scan.array.min()).all()  # displayed black: the darkest value after inversion
+    assert len(np.unique(rest - stored[4:, :, :])) == 1  # the image itself high-is-bright, as stored before
+
+
+def test_a_padded_real_scan_is_analysed_as_the_unpadded_one(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from openspine import analyze
+
+    img = nib.load(str(data_path("fastcleverseg/fcs-vb2-13/image.nii.gz")))
+    arr = np.asarray(img.dataobj).astype(np.int16)
+    padded = arr.copy()
+    padded[:, :12, :] = -32768  # a block of padding in front of the body, as a rotated reformat leaves
+    write_series(tmp_path / "plain", arr, img.affine)
+    _, files = write_series(tmp_path / "pad", padded, img.affine)
+    _with_padding(files, -32768)
+    plain, pad = analyze(tmp_path / "plain"), analyze(tmp_path / "pad")
+    assert [v.label for v in plain.vertebrae] == [v.label for v in pad.vertebrae]
+    assert len(pad.vertebrae) >= 6

@@ -908,6 +908,7 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
         pixels[idx] = _decode(datasets[idx], names[idx])
         if "PixelData" in datasets[idx]:
             del datasets[idx].PixelData  # free the encoded bytes as soon as they are decoded
+    padded = _mask_padding(pixels, datasets, names)
     array = _assemble(ordered, pixels)
     inverted = _monochrome1_frames(ordered, datasets)
     if inverted.any():
@@ -923,6 +924,8 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
     extra: dict[str, Any] = {"transfer_syntax": _transfer_syntax(first).name}
     if inverted.any():
         extra["photometric_interpretation"] = "MONOCHROME1 (read inverted)"
+    if padded:
+        extra["pixel_padding"] = padded
     # SOP instance (and frame) of every slice in array order, so exports (DICOM SEG/SR) can reference them
     extra["slice_sop_instance_uids"] = [str(datasets[fr.file].get("SOPInstanceUID", "")) for fr in ordered]
     extra["slice_frames"] = [fr.frame for fr in ordered]
@@ -1262,6 +1265,64 @@ def _decode(ds: Dataset, name: str) -> NDArray[Any]:
             f"DICOM file '{name}' decodes to pixels of shape {arr.shape}, its header says {n}×{rows}×{cols}"
         )
     return arr
+
+
+def _padding_range(ds: Dataset) -> tuple[int, int] | None:
+    """Stored values the header marks as padding (no image there): PixelPaddingValue up to PixelPaddingRangeLimit."""
+    value = ds.get("PixelPaddingValue")
+    if value is None:
+        return None
+    limit = ds.get("PixelPaddingRangeLimit", value)
+    try:
+        ends = [int(v) if not isinstance(v, bytes) else _padding_from_bytes(v, ds) for v in (value, limit)]
+    except (TypeError, ValueError):
+        return None  # an unreadable padding value marks nothing
+    return min(ends), max(ends)
+
+
+def _padding_from_bytes(raw: bytes, ds: Dataset) -> int:
+    # 'US or SS' is left as bytes where the reader could not resolve it; PixelRepresentation says which
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    if len(raw) != 2:
+        raise ValueError("padding value of unexpected length")
+    return int.from_bytes(raw, "little", signed=signed)
+
+
+def _mask_padding(pixels: dict[int, NDArray[Any]], datasets: list[Dataset], names: list[str]) -> dict[str, Any]:
+    """Set the pixels a header marks as padding (PixelPaddingValue) to the series' darkest image value.
+
+    Padding is outside the image (a reformat's or a rotated slab's corners) and often an extreme value (-32768,
+    65535): read as tissue it would set the intensity range and hide the spine. Done on stored values, before the
+    rescale, as the standard defines it; a MONOCHROME1 file's darkest value is its highest stored one."""
+    masks = {}
+    for idx, arr in pixels.items():
+        span = _padding_range(datasets[idx])
+        if span is not None:
+            mask = (arr >= span[0]) & (arr <= span[1])
+            if mask.any():
+                masks[idx] = mask
+    if not masks:
+        return {}
+    inverted = {
+        idx: str(datasets[idx].get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" for idx in pixels
+    }
+    for want_inverted in (False, True):
+        group = [idx for idx in pixels if inverted[idx] == want_inverted]
+        kept = [pixels[idx][~masks[idx]] if idx in masks else pixels[idx].ravel() for idx in group]
+        ends = [int(k.max()) if want_inverted else int(k.min()) for k in kept if k.size]
+        fill = (max(ends) if want_inverted else min(ends)) if ends else 0  # a series all padding: nothing to match
+        for idx in group:
+            if idx in masks:
+                pixels[idx] = np.where(masks[idx], np.asarray(fill).astype(pixels[idx].dtype), pixels[idx])
+    count = int(sum(int(m.sum()) for m in masks.values()))
+    first = min(masks)
+    log.info(
+        "%d pixels of %d file(s) are marked as padding (PixelPaddingValue, e.g. %s): read as the darkest image value",
+        count,
+        len(masks),
+        names[first],
+    )
+    return {"files": len(masks), "pixels": count}
 
 
 def _assemble(ordered: list[_Frame], pixels: dict[int, NDArray[Any]]) -> NDArray[Any]:

@@ -19,7 +19,7 @@ import pytest
 
 from openspine.analysis import analyze
 from openspine.levels import DiscLevel, Grading, Level
-from openspine.results import Disc, Grade, SliceOutline, Vertebra, vec3
+from openspine.results import AnalysisResult, Disc, Grade, SliceOutline, Vertebra, vec3
 from openspine.writers import write_result
 
 
@@ -187,3 +187,63 @@ def test_a_grade_is_highlighted_as_its_probability_is_shown(p: float, shown: str
     disc = Disc(DiscLevel.L4_L5, vec3((1, 1, 0)), vec3((1, 1, 0)), (), {Grading.BULGING: grade})
     html = render_report(AnalysisResult(input=InputInfo.from_scan(scan), discs=(disc,)), None)
     assert f"<td class='low'>{shown}" in html if low else f"<td>{shown}" in html
+
+
+def _one_disc_result(p: float, **input_changes: object) -> AnalysisResult:
+    """A one-slice result with one L1 body and one T12-L1 disc graded Pfirrmann 3 at probability ``p``."""
+    from openspine.results import InputInfo
+    from openspine.scan import Scan
+
+    scan = Scan(np.ones((8, 8, 1)), np.diag([0.5, 0.5, 1.0, 1.0]))
+    grade = Grade(3, {"1": 0.0, "2": 0.02, "3": p, "4": 0.98 - p, "5": 0.0})
+    disc = Disc(DiscLevel.T12_L1, vec3((1, 1, 0)), vec3((1, 1, 0)), (), {Grading.PFIRRMANN: grade})
+    body = Vertebra(Level.L1, 0.9, vec3((2, 2, 0)), vec3((1, 1, 0)))
+    info = dataclasses.replace(InputInfo.from_scan(scan), **input_changes)  # type: ignore[arg-type]
+    return AnalysisResult(input=info, vertebrae=(body,), discs=(disc,))
+
+
+@pytest.mark.parametrize(("p", "mark"), [(0.49, "T12-L1  P3 (0.49)"), (0.5968, "T12-L1  P3"), (0.9, "T12-L1  P3")])
+def test_the_overlay_gives_an_unsure_grade_its_probability(p: float, mark: str) -> None:
+    """A near tie (P3 at 0.49 beside P4 at 0.46, the user test's SPIDER slice) was drawn as a firm P3; it carries
+    its probability now, below the bar the report highlights (0.6, as the report rounds)."""
+    from openspine.render.overlay import PFIRRMANN_COLOURS, disc_labels
+
+    assert disc_labels(_one_disc_result(p)) == [(mark, PFIRRMANN_COLOURS[3])]
+
+
+def test_disc_text_is_legible_on_a_dark_image_and_the_dot_keeps_the_scale_colour() -> None:
+    from openspine.render.overlay import PFIRRMANN_COLOURS, legible
+
+    def lum(c: tuple[int, int, int]) -> float:
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    dark_green = PFIRRMANN_COLOURS[1]  # Pfirrmann 1: the dimmest text in the user test's healthy volumes
+    assert lum(dark_green) < 150 <= lum(legible(dark_green))
+    g = legible(dark_green)
+    assert g[1] > g[0] and g[1] > g[2]  # still green
+    assert all(legible(c) == c for c in (PFIRRMANN_COLOURS[3], (255, 255, 255)))  # light colours unchanged
+
+
+def test_the_report_names_a_pictures_frame_and_reads_no_orientation_of_a_refused_axial_picture() -> None:
+    from openspine.render.report import render_report
+
+    header = "centroid (mm from the picture's top-left corner, axes RAS+)"
+    assert header in render_report(_one_disc_result(0.9, format="image"), None)
+    assert "centroid (mm, RAS+)" in render_report(_one_disc_result(0.9, format="nifti"), None)
+    refused = dataclasses.replace(
+        _one_disc_result(0.9, plane={"value": "axial", "source": "image"}), out_of_scope="the image looks axial"
+    )
+    html = render_report(refused, None)
+    assert "not read (the image looks axial, not sagittal)" in html and "<dd>IPR</dd>" not in html
+
+
+def test_an_empty_disc_table_says_why_no_disc_was_graded() -> None:
+    from openspine.render.report import render_report
+    from openspine.results import InputInfo
+    from openspine.scan import Scan
+
+    scan = Scan(np.ones((8, 8, 1)), np.diag([0.5, 0.5, 1.0, 1.0]))
+    disc = Disc(None, vec3((1, 1, 0)), vec3((1, 1, 0)), (), {})
+    why = "no disc level is known (the image shows the cervical spine)"
+    result = AnalysisResult(input=InputInfo.from_scan(scan), discs=(disc,), steps_not_run={"grading": why})
+    assert f"No disc was graded: {why}" in render_report(result, None)

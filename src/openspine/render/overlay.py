@@ -21,7 +21,7 @@ from ..levels import Grading, GradingName, grading_name
 from ..scan import SagittalView
 from ..vocabulary import DISCLAIMER, LOW_SCORE, score_text
 from .labelmap import drawable
-from .report import grading_columns
+from .report import LOW_CONFIDENCE, grading_columns
 
 if TYPE_CHECKING:  # the records are read, never built here: results imports this module for result.overlay()
     from ..results import AnalysisResult, Grade, SliceOutline
@@ -42,7 +42,7 @@ TEXT_COLOUR = (255, 255, 255)
 BACKGROUND = (16, 16, 16)
 BANNER_COLOUR = (120, 60, 0)  # flags: amber banner under the title
 LOW_SCORE_COLOUR = (255, 200, 0)  # a body scored below vocabulary.LOW_SCORE: dashed, with its score
-MAX_BANNER_LINES = 8  # a flag takes one or two lines
+MAX_BANNER_LINES = 8  # up to this, a flag takes one or two lines; beyond it one line each
 
 
 # PNG text key that marks openspine's own pictures: the picture reader refuses a PNG carrying it
@@ -150,7 +150,8 @@ def _outline_on(outlines: tuple[SliceOutline, ...], view: SagittalView, k: int) 
 
 def banner_lines(result: AnalysisResult, width: int, char_px: float | Callable[[str], float]) -> list[str]:
     """The lines of the flag banner: out-of-scope reason first, then every flag of ``result.flags`` (the ones the
-    command line prints; ``steps_not_run`` is not a flag), each wrapped at spaces onto at most two lines and, where
+    command line prints; ``steps_not_run`` is not a flag), each wrapped at spaces onto at most two lines (one line
+    where that would take more than :data:`MAX_BANNER_LINES`: the banner grows, no flag is dropped) and, where
     longer, shortened at a clause (``; ``, `` (``, ``, ``) so that its key and first clause stay whole: the full
     text is in result.json and report.html. ``char_px`` is a character's width in pixels, or a function measuring a
     line's width."""
@@ -160,11 +161,8 @@ def banner_lines(result: AnalysisResult, width: int, char_px: float | Callable[[
     measure = char_px if callable(char_px) else (lambda text, px=float(char_px): len(text) * px)
     room = max(20 * measure("n"), float(width - 20))
     lines = [line for t in items for line in _wrap(t, measure, room, 2)]
-    if len(lines) > MAX_BANNER_LINES:  # many flags: one line each, so that every key is seen
+    if len(lines) > MAX_BANNER_LINES:  # many flags: one line each, however many, so that no flag is left out
         lines = [line for t in items for line in _wrap(t, measure, room, 1)]
-    if len(lines) > MAX_BANNER_LINES:
-        rest = len(lines) - MAX_BANNER_LINES + 1
-        lines = [*lines[: MAX_BANNER_LINES - 1], f"… and {rest} more flag(s): see result.json or report.html"]
     return lines
 
 
@@ -356,8 +354,9 @@ def _draw_vertebrae(
             c = view.from_input_voxel(np.array(v.centroid_voxel))
             if not drawable(c):
                 continue
-            anchor_xy = panel.xy(c[0], c[1])
-            draw.ellipse([anchor_xy[0] - 4, anchor_xy[1] - 4, anchor_xy[0] + 4, anchor_xy[1] + 4], outline=colour)
+            x, y = panel.xy(c[0], c[1])
+            draw.ellipse([x - 4, y - 4, x + 4, y + 4], outline=colour)
+            anchor_xy = (x - 8, y)  # beside the marker, as beside an outline: the text never hides it
         draw.text(anchor_xy, label, fill=colour, font=font, anchor="rm", stroke_width=2, stroke_fill=(0, 0, 0))
 
 
@@ -382,7 +381,10 @@ def _from_grader(g: Grade | None) -> bool:
 def _mark(grading: GradingName, g: Grade | None) -> str | None:
     """How one grade is written at its disc ('P3', 'modic_any 1', 'withheld'), None where there is none."""
     if g is not None and g.available and g.grade is not None:
-        return f"P{g.grade}" if grading == Grading.PFIRRMANN else f"{grading_name(grading)} {g.grade}"
+        text = f"P{g.grade}" if grading == Grading.PFIRRMANN else f"{grading_name(grading)} {g.grade}"
+        p = g.probability
+        # an unsure grade (the report highlights it) carries its probability, so it does not read as a firm one
+        return f"{text} ({p:.2f})" if p is not None and round(p, 2) < LOW_CONFIDENCE else text
     if g is not None and (g.note or "").startswith("withheld"):
         return "withheld" if grading == Grading.PFIRRMANN else f"{grading_name(grading)} withheld"
     return None
@@ -436,7 +438,20 @@ def _draw_discs(
             continue
         x, y = panel.xy(c[0], c[1])
         draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(0, 0, 0))
-        draw.text((x + 2.2 * r, y), text, fill=colour, font=font, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0))
+        draw.text(
+            (x + 2.2 * r, y), text, fill=legible(colour), font=font, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0)
+        )
+
+
+def legible(colour: tuple[int, int, int], least: float = 150.0) -> tuple[int, int, int]:
+    """``colour`` mixed with white until its luminance is at least ``least`` (of 255): text in a dark colour (the
+    dark green of Pfirrmann 1) is hard to read over a dark image; the dot beside it keeps the scale's colour."""
+    lum = 0.2126 * colour[0] + 0.7152 * colour[1] + 0.0722 * colour[2]
+    if lum >= least:
+        return colour
+    t = (least - lum) / (255.0 - lum)
+    r, g, b = (round(c + (255 - c) * t) for c in colour)
+    return r, g, b
 
 
 def legend_title(result: AnalysisResult) -> str:
@@ -471,4 +486,5 @@ def _draw_grade_scale(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int,
     draw.rectangle([x + 6, y, x + 40, y + 16], fill=UNGRADED_COLOUR)
     draw.text((x + 46, y + 8), "not graded", fill=TEXT_COLOUR, font=small, anchor="lm")
     draw.text((10, y + 26), f"outline: vertebral body, level on the anterior side; dashed: score < {LOW_SCORE}; "
-              "? = label withheld", fill=(170, 170, 170), font=small)  # fmt: skip
+              f"? = label withheld; (0.49) after a grade: its probability, shown where below {LOW_CONFIDENCE}",
+              fill=(170, 170, 170), font=small)  # fmt: skip

@@ -54,7 +54,7 @@ def render_report(
         ("field of view", _recognised(inp.field_of_view)),
         ("shape", " × ".join(str(n) for n in inp.shape)),
         ("spacing (mm)", " × ".join(f"{s:g}" for s in inp.spacing_mm) + _estimated_note(result, "")),
-        ("orientation", "".join(inp.orientation)),
+        ("orientation", _orientation(result)),
         ("way round", _recognised(inp.way_round)),
     ]
     if inp.midline:  # a single slice: how surely it runs through the middle of the spine
@@ -91,6 +91,15 @@ def render_report(
         )
     parts += ["</dl>", f"<p class='disclaimer'>{e(DISCLAIMER)}</p></body></html>"]
     return "\n".join(parts)
+
+
+def _orientation(result: AnalysisResult) -> str:
+    """Where the axes point ('IPR'), read as a sagittal scan's; a picture or scan refused as another plane says so
+    rather than claim a sagittal reading of its axes."""
+    plane = (result.input.plane or {}).get("value")
+    if result.out_of_scope and plane not in (None, "sagittal"):
+        return f"not read (the image looks {plane}, not sagittal)"
+    return "".join(result.input.orientation)
 
 
 def _estimated_note(result: AnalysisResult, which: str) -> str:
@@ -142,7 +151,8 @@ def _vertebrae_section(result: AnalysisResult) -> list[str]:
     parts: list[str] = []
     parts.append(f"<h2>Vertebrae ({len(result.vertebrae)})</h2>")
     if result.vertebrae:
-        parts.append("<table><tr><th>level</th><th>score</th><th>centroid (mm, RAS+)</th><th>note</th></tr>")
+        frame = "mm from the picture's top-left corner, axes RAS+" if result.input.format == "image" else "mm, RAS+"
+        parts.append(f"<table><tr><th>level</th><th>score</th><th>centroid ({frame})</th><th>note</th></tr>")
         for v in result.vertebrae:
             mm = ", ".join(f"{c:.1f}" for c in v.centroid_mm)
             low = " class='low'" if v.score < LOW_SCORE else ""
@@ -176,6 +186,9 @@ def _discs_section(result: AnalysisResult, meaning: Mapping[str, str]) -> list[s
                 "<p class='flags'>The pixel size is not the file's (none was given; see the flag "
                 "pixel_spacing_estimated): grades may differ from those at the true pixel size.</p>"
             )
+        if not cols:  # no grading ran at all: say why here, where the empty table is
+            why = result.steps_not_run.get("grading") or result.out_of_scope or "see the flags above"
+            parts.append(f"<p class='flags'>No disc was graded: {e(why)}</p>")
         head = "".join(f"<th title='{e(meaning.get(grading_name(g), ''))}'>{e(grading_name(g))}</th>" for g in cols)
         # a wide table scrolls in its own box rather than running off the page
         parts.append(f"<div class='wide'><table><tr><th>level</th>{head}</tr>")

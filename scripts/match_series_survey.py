@@ -5,7 +5,10 @@ For every patient of the split with a T1 slice (``spider/t1.csv``), detects on t
 reference: the slices come from separate, unregistered series) and counts the pairs that agree and those flagged
 ``series_mismatch``, with each flag.
 
-    python scripts/match_series_survey.py --data ../shared/data [--split val] [--out match.json]
+    python scripts/match_series_survey.py --data ../shared/data [--split val] [--out match.json] [--other-patients]
+
+``--other-patients`` pairs each T2 slice with another patient's T1 slice instead: how many such pairs the level
+match lets through (why a T1 given separately is also checked by what its file names: ``openspine.study.identity``).
 """
 
 from __future__ import annotations
@@ -23,20 +26,22 @@ from openspine.io import load_scan
 from openspine.study import match_series
 
 
-def survey(data: Path, split: str) -> list[dict[str, Any]]:
+def survey(data: Path, split: str, other_patients: bool = False) -> list[dict[str, Any]]:
     out = []
     with (data / "spider" / "t1.csv").open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == split]
-    for r in rows:
+    for i, r in enumerate(rows):
         folder = data / r["path"]
+        # --other-patients: each T2 beside the next patient's T1 (the last beside the first's)
+        t1_row = rows[(i + 1) % len(rows)] if other_patients else r
         t = time.perf_counter()
         v2 = load_scan(folder / "image.nii.gz").to_sagittal()
-        v1 = load_scan(folder / r["image"]).to_sagittal()
+        v1 = load_scan(data / t1_row["path"] / t1_row["image"]).to_sagittal()
         d2, d1 = detect(v2), detect(v1)
         m = match_series(d2, v2, d1, v1, names=("T2", "T1"))
         out.append(
             {
-                "patient": r["patient_id"],
+                "patient": r["patient_id"] if not other_patients else f"{r['patient_id']}+{t1_row['patient_id']}",
                 "agree": m.agree,
                 "vertebrae": [p.level.value for p in m.vertebrae],
                 "discs": [p.level.value for p in m.discs],
@@ -54,8 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", default="val")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument(
+        "--other-patients",
+        action="store_true",
+        help="pair each T2 slice with the next patient's T1: how often a wrong patient's T1 still matches",
+    )
     args = p.parse_args(argv)
-    res = survey(args.data, args.split)
+    res = survey(args.data, args.split, args.other_patients)
     agree = [r for r in res if r["agree"]]
     for r in res:
         state = "agree " if r["agree"] else "FLAGGED"

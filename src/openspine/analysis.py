@@ -24,12 +24,13 @@ from .results import (
     Vertebra,
 )
 from .scan import SagittalView, Scan
-from .vocabulary import FRONT_TO_BACK, RIGHT_WAY_ROUND, SEQUENCES
+from .vocabulary import FRONT_TO_BACK, RIGHT_WAY_ROUND, SEQUENCES, T1_NOT_USED
 
 if TYPE_CHECKING:  # imported where used: a partial install may lack the recogniser
     from .detection import Detection
     from .grading import SecondSeries
     from .recognition import ImageRecognition
+    from .study import SeriesMatch
 
 SERIES_CHOICE = "chosen_because"  # the key of input.series that says why a study's series was the one read
 log = get_logger("analysis")
@@ -39,7 +40,7 @@ STAGES = ("read", "detect", "grade")
 # why a T1 series read beside the main one does not inform the grades where no grader reads both series
 NO_PAIRED_GRADER = (
     "no grader that reads T1 beside T2 is installed (those trained on SPIDER showed no gain from T1 that held "
-    "from cross-validation to val, see docs/grading.md); its levels were checked against those of the main series"
+    "from cross-validation to val, see docs/grading.md); its discs were paired with the main series' by level"
 )
 
 
@@ -97,6 +98,12 @@ def analyze(
     unread: list[str] = []  # the study's sagittal series not read
     scan, t1_scan = _read(source, cfg, read_flags, unread)
     if t1 is not None and cfg.use_t1:
+        if t1_scan is not None:  # the user's choice, but the study's own T1 must not vanish without a word
+            log.warning(
+                "the T1 given (t1 / --t1) is read instead of the study's own T1 series %s",
+                _series_name(t1_scan) or "(unnamed)",
+            )
+        read_flags[:] = [f for f in read_flags if not f.startswith(T1_NOT_USED)]  # the study's T1 is not wanted
         t1_scan = _read_t1(t1, cfg, read_flags)
     _say_not_applied(_t1_not_applied(cfg, t1_scan if cfg.use_t1 else None))  # said once the T1 is known
     read_flags.extend(_header_flags(scan, t1_scan if cfg.use_t1 else None))
@@ -339,6 +346,7 @@ def _read_beside(
     analysis: a T1 series that cannot be used is reported with the reason (a flag and ``other_series[].note``)."""
     from .grading import SecondSeries, paired_grader_available
     from .study import match_series
+    from .study.identity import ties, why_other_subject
 
     role = "T1"
     own = _State()
@@ -355,13 +363,20 @@ def _read_beside(
     info = InputInfo.from_scan(t1_scan)
     if seen is None or seen.detection is None or t1_view is None:
         why = why if seen is None else (own.out_of_scope or "no vertebral body detected on it")
-        state.flags.append(f"{role.lower()}_not_used: {why}")
+        state.flags.append(f"{T1_NOT_USED}: {why}")
         if seen is not None:
             info = replace(info, sequence=seen.sequence, plane=seen.plane, way_round=seen.way_round)
         return OtherSeries(role=role, input=info, note=why, view=t1_view), None
     info = replace(info, sequence=seen.sequence, plane=seen.plane, way_round=seen.way_round)
     state.models.extend(m for m in own.models if m not in state.models)
     main_name = str(sequence.get("value") or "main")
+    tied_by = ties(scan.source, t1_scan.source)
+    foreign = why_other_subject(scan.source, t1_scan.source)
+    if foreign is not None:  # never paired: two lumbar spines' levels match whoever's they are
+        why = f"it is of {foreign}"
+        state.flags.append(f"{T1_NOT_USED}: {why}")
+        empty = SeriesMatchInfo(agree=False, shared_frame=False, same_patient_by=tied_by)
+        return OtherSeries(role, info, tuple(own.vertebrae), tuple(own.discs), empty, note=why, view=t1_view), None
     frame = scan.source.frame_of_reference_uid
     match = match_series(
         detection, view, seen.detection, t1_view,
@@ -369,11 +384,9 @@ def _read_beside(
         names=(main_name, role),
     )  # fmt: skip
     state.flags.extend(match.flags)
-    why = scope.why_not_second_series(seen.sequence, role) or (
-        None if match.agree else f"its levels do not agree with the {main_name} series'"
-    )
-    if why is not None and not any(f.startswith(f"{role.lower()}_not_used") for f in state.flags):
-        state.flags.append(f"{role.lower()}_not_used: {why}")
+    why = scope.why_not_second_series(seen.sequence, role) or (None if match.agree else _mismatch_reason(match))
+    if why is not None and not any(f.startswith(T1_NOT_USED) for f in state.flags):
+        state.flags.append(f"{T1_NOT_USED}: {why}")
     if why is None and not paired_grader_available(paired_grader):
         why = NO_PAIRED_GRADER  # a fact of the installation, not of this scan: a note, not a flag
     index = {id(d): i for i, d in enumerate(seen.detection.discs)}
@@ -390,6 +403,7 @@ def _read_beside(
             vertebrae=tuple(m.level.value for m in match.vertebrae),
             discs=tuple(m.level.value for m in match.discs),
             flags=match.flags,
+            same_patient_by=tied_by,
         ),
         used_for_grading=why is None,
         note=why,
@@ -398,6 +412,17 @@ def _read_beside(
     if why is not None:
         return other, None
     return other, SecondSeries(name=role, view=t1_view, detection=seen.detection, pairs=pairs)
+
+
+def _mismatch_reason(match: SeriesMatch) -> str:
+    """Why two series whose match failed are not read together, as the match's first ``series_mismatch`` flag says
+    (levels, spacings or, in one frame of reference, positions), or that nothing was paired."""
+    from .study import MISMATCH_FLAG
+
+    first = next((f for f in match.flags if f.startswith(MISMATCH_FLAG)), None)
+    if first is None:
+        return f"no structure could be paired with the {match.names[0]} series'"
+    return f"it does not match the {match.names[0]} series: {first.split(': ', 1)[1]}"
 
 
 def _with_spinenet(
@@ -443,7 +468,9 @@ def _read(
     from .io.roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED
 
     study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
-    flags.extend(study.flags)  # several studies in the folder: the choice is said in the result
+    # several studies in the folder: the choice is said in the result; so is a T1 that cannot be read, unless none
+    # was wanted (--no-t1)
+    flags.extend(f for f in study.flags if cfg.use_t1 or not f.startswith(T1_NOT_USED))
     main_role = next((r for r in study.roles if r.role == ROLE_MAIN), None)
     if main_role is not None:  # result.json says why this series of the study was read (input.series)
         study = replace(study, main=with_series_choice(study.main, main_role.reason))
@@ -532,13 +559,36 @@ def _parameters(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, A
 
 
 def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> Scan:
-    """A T1 series given on its own (its own pixel size for a picture)."""
+    """A T1 series given on its own (its own pixel size for a picture). A DICOM folder holding several series gives
+    its T1 series (the one a study's reading would put beside its main series), not its main (T2) one."""
     if isinstance(source, Scan):
         return source
-    from .io import load_scan
+    from .io import load_study
+    from .io.formats import reader_for
+    from .io.read import existing_path
 
-    scan = load_scan(Path(source), pixel_spacing=reading_spacing(cfg.t1_pixel_spacing))
+    path = existing_path(Path(source))
+    if cfg.t1_pixel_spacing is None and reader_for(path).format == "image":
+        raise ConfigError(
+            f"the T1 '{path.name}' is a 2D picture, which carries no pixel size. Give it with --t1-pixel-spacing "
+            "ROW COL (mm), or t1_pixel_spacing=(row_mm, col_mm) in Python (the main series' --pixel-spacing is "
+            "its own); where it is unknown, --t1-pixel-spacing auto estimates it from the vertebral bodies."
+        )
+    study = load_study(path, pixel_spacing=reading_spacing(cfg.t1_pixel_spacing))
+    scan = study.main
+    if study.t1 is not None:
+        log.info("the T1 given holds several series: its T1 series %s is read", _series_name(study.t1) or "")
+        scan = study.t1
     return _picture_size(scan, cfg.t1_pixel_spacing, cfg.detector, flags, " (T1)")
+
+
+def _series_name(scan: Scan) -> str:
+    """'#4 T1 TSE SAG' for a DICOM series (number and description), else the file's name."""
+    src = scan.source
+    if src.series_number is not None or src.series_description:
+        return " ".join(x for x in (f"#{src.series_number}" if src.series_number is not None else "",
+                                    src.series_description or "") if x)  # fmt: skip
+    return Path(src.path).name if src.path else ""
 
 
 def _header_flags(scan: Scan, t1: Scan | None) -> list[str]:

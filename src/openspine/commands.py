@@ -14,6 +14,7 @@ from typing import Any
 from ._logging import get_logger, held_back, say_last
 from .config import AUTO, MODEL_OPTIONS, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
 from .errors import ConfigError, ScanReadError, UsageError
+from .vocabulary import T1_NOT_USED
 from .writers import parse_formats, require_for_formats
 
 log = get_logger("cli")
@@ -273,8 +274,12 @@ def summary_line(path: Path, result: Any) -> str:
     if fov.get("value"):
         parts.append(f"field of view {fov['value']}")
     for other in getattr(result, "other_series", ()):
-        used = "graded from both" if other.used_for_grading else "not used for grading"
-        parts.append(f"with {other.role} ({len(other.match.discs)} discs matched, {used})")
+        if other.used_for_grading:
+            parts.append(f"with {other.role} ({len(other.match.discs)} discs matched, graded from both)")
+        elif not any(f.startswith(T1_NOT_USED) for f in result.flags):  # matched, but no grader reads it
+            parts.append(f"with {other.role} ({len(other.match.discs)} discs matched, not used for grading)")
+        else:  # set aside: its flag says why
+            parts.append(f"{other.role} series set aside (flag {T1_NOT_USED})")
     flags = len(result.flags)
     return f"{path}: {', '.join(parts)}; " + (
         f"{flags} flag{'s' if flags != 1 else ''} (below)" if flags else "no flags"
@@ -282,6 +287,8 @@ def summary_line(path: Path, result: Any) -> str:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
+    if args.t1 is not None and args.no_t1:  # which one was meant cannot be guessed (it had dropped the T1 unsaid)
+        raise UsageError("--t1 and --no-t1 contradict each other: give one of them")
     with _option_values():
         given = {
             "series": _series_arg(args.series),

@@ -320,15 +320,21 @@ class SeriesMatchInfo:
     vertebrae: tuple[str, ...] = ()  # the levels paired
     discs: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    # what in the files says the two series are of one patient and study (openspine.study.identity.ties); None in
+    # results written before it was recorded
+    same_patient_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "agree": self.agree,
             "shared_frame": self.shared_frame,
             "vertebrae": list(self.vertebrae),
             "discs": list(self.discs),
             "flags": list(self.flags),
         }
+        if self.same_patient_by is not None:
+            out["same_patient_by"] = self.same_patient_by
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SeriesMatchInfo:
@@ -338,6 +344,7 @@ class SeriesMatchInfo:
             vertebrae=tuple(d.get("vertebrae") or ()),
             discs=tuple(d.get("discs") or ()),
             flags=tuple(d.get("flags") or ()),
+            same_patient_by=d.get("same_patient_by"),
         )
 
 

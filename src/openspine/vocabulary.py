@@ -45,3 +45,7 @@ SEQUENCES: tuple[str, ...] = ("T1", "T2", "STIR", "other")
 RIGHT_WAY_ROUND = "right way round"
 # the one turn a picture may show by display convention (the front of the body on the right): read mirrored
 FRONT_TO_BACK = "reversed front to back"
+
+# the flag of a T1 series the analysis went without (cannot be read, another patient's, not T1, not matching), with
+# the reason
+T1_NOT_USED = "t1_not_used"

@@ -146,8 +146,9 @@ def test_cli_t1_option_with_a_picture_and_its_own_pixel_size(tmp_path: Path, pai
 
 def test_cli_no_t1_and_a_missing_t1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     t2, t1 = _pair(AGREEING)
-    assert main(["-q", "analyze", str(t2), "--t1", str(t1), "--no-t1", "--out", str(tmp_path / "a")]) == 0
-    assert "other_series" not in json.loads((tmp_path / "a" / "result.json").read_text())
+    # both at once: which was meant cannot be guessed (the T1 had been dropped without a word; user test)
+    assert main(["-q", "analyze", str(t2), "--t1", str(t1), "--no-t1", "--out", str(tmp_path / "a")]) == 2
+    assert "--t1 and --no-t1 contradict" in capsys.readouterr().err and not (tmp_path / "a").exists()
     code = main(["analyze", str(t2), "--t1", str(tmp_path / "nope.nii.gz"), "--out", str(tmp_path / "b")])
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -17,6 +17,7 @@ from typing import Any
 from .._logging import get_logger
 from .._optional import install_hint
 from ..io.paths import resolved
+from ..vocabulary import T1_NOT_USED
 from ..writers import atomic_write_bytes, atomic_write_text, utf8_bytes
 from .case import (
     CASES_DIR,
@@ -49,6 +50,10 @@ CASE_COLUMNS = [
     "discs",
     "graded",
     "labelling_flagged",
+    "t1",
+    "t1_discs_matched",
+    "t1_used_for_grading",
+    "t1_not_used",
     "out_of_scope",
     "all_flags",
 ]
@@ -110,8 +115,35 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
         "discs": len(discs),
         "graded": sum(1 for d in discs if _graded(d)),
         "labelling_flagged": labelling_flagged(flags),
+        **_t1_columns(doc, flags),
         "out_of_scope": doc.get("out_of_scope") or "",
         "all_flags": FLAG_SEPARATOR.join(flags),  # not "flags": a DataFrame's .flags is pandas' own
+    }
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` where result.json holds an object there, else an empty one (a hand-edited or older file)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _t1_columns(doc: dict[str, Any], flags: list[str]) -> dict[str, Any]:
+    """Which T1 series was read beside the main one (series number and description, else its file), how many discs
+    were matched, whether grading read it, and why it was not used (the ``t1_not_used`` flag's reason, which also
+    says when a study's T1 could not be read at all); empty where no T1 was read or wanted."""
+    from ..render.report import series_text
+
+    other = next((o for o in doc.get("other_series") or [] if isinstance(o, dict) and o.get("role") == "T1"), None)
+    why = next((f.split(": ", 1)[-1] for f in flags if f.startswith(f"{T1_NOT_USED}:")), "")
+    if other is None:
+        return {"t1": "", "t1_discs_matched": "", "t1_used_for_grading": "", "t1_not_used": why}
+    source = _mapping(other.get("input"))
+    name = series_text(_mapping(source.get("series"))) or Path(str(source.get("path") or "")).name
+    match = _mapping(other.get("match"))
+    return {
+        "t1": name,
+        "t1_discs_matched": len(match.get("discs") or []),
+        "t1_used_for_grading": bool(other.get("used_for_grading")),
+        "t1_not_used": why,
     }
 
 
@@ -187,7 +219,7 @@ def _valid_text(text: str) -> str:
 _TEXT_COLUMNS = frozenset(
     {"case", "input", "subject", "session", "label", "level", "grading", "probabilities", "series", "note"}
     | {"format", "series_description", "chosen_because", "sequence", "sequence_source", "field_of_view"}
-    | {"out_of_scope", "all_flags"}
+    | {"t1", "t1_not_used", "out_of_scope", "all_flags"}
 )  # a subject 01 stays 01; a column of cases.csv empty in one cohort is still text
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from .._logging import get_logger
 from ..errors import OpenSpineError
 from ..scan import Scan
+from ..vocabulary import T1_NOT_USED
 from .formats import DICOM_ZIP, ReadRequest, reader_for
 from .read import existing_path
 from .roles import ROLE_MAIN, ROLE_NOT_USED, ROLE_T1, SeriesRole
@@ -37,7 +38,8 @@ class Study:
         roles: every series of a DICOM input with its role and the reason, in the order ``openspine info`` lists
             them; empty for a single-scan input.
         flags: what the result should say about the reading: ``several_studies: …`` when the main series was
-            chosen by default among the series of several studies or patients.
+            chosen by default among the series of several studies or patients; ``t1_not_used: …`` when the study's
+            T1 series cannot be read.
     """
 
     main: Scan
@@ -88,6 +90,7 @@ def _dicom_study(root: Path, series: str | int | None, display_path: Path) -> St
     main_role = next(r for r in roles if r.role == ROLE_MAIN)
     main = read_series(found[main_role.index], display_path=display_path)
     t1: Scan | None = None
+    flags: list[str] = []
     for k, r in enumerate(roles):
         if r.role != ROLE_T1:
             continue
@@ -101,16 +104,20 @@ def _dicom_study(root: Path, series: str | int | None, display_path: Path) -> St
                 exc,
             )
             roles[k] = replace(r, role=ROLE_NOT_USED, reason=f"T1 series that cannot be read: {exc}")
+            # said in the result too: a T1 the study holds and the analysis went without must not pass unnoticed
+            flags.append(
+                f"{T1_NOT_USED}: the study's T1 series [{r.index}] {found[r.index].describe()} cannot be read: {exc}"
+            )
     for r in roles:
         # --series 2 meant as the listing's [2] reads another series: said where -q still shows it
         level = logging.WARNING if r.role == ROLE_MAIN and INDEX_CLASH in r.reason else logging.INFO
         log.log(level, "series [%d] %s: %s — %s", r.index, found[r.index].describe(), r.role, r.reason)
-    flags: tuple[str, ...] = ()
     if main_role.note:
         # a PACS export mixing two patients: the default choice picks one, which must not go unnoticed
-        flags = (
+        flags.insert(
+            0,
             f"several_studies: {main_role.note}; analysed series [{main_role.index}] "
             f"{found[main_role.index].describe()}; choose another with --series (openspine info lists them)",
         )
         log.warning("%s", flags[0])
-    return Study(main=main, t1=t1, roles=tuple(roles), flags=flags)
+    return Study(main=main, t1=t1, roles=tuple(roles), flags=tuple(flags))

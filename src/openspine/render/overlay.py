@@ -21,7 +21,7 @@ from ..levels import Grading, GradingName, grading_name
 from ..scan import SagittalView
 from ..vocabulary import DISCLAIMER, LOW_SCORE, score_text
 from .labelmap import drawable
-from .report import LOW_CONFIDENCE, grading_columns
+from .report import LOW_CONFIDENCE, grading_columns, series_text
 
 if TYPE_CHECKING:  # the records are read, never built here: results imports this module for result.overlay()
     from ..results import AnalysisResult, Grade, SliceOutline
@@ -296,7 +296,8 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
     canvas.paste(img, (x0, y0))
     panel = _Panel(x0, y0, s_row, s_col)
 
-    name = printable((result.input.path or "scan").split("/")[-1])
+    series = series_text(result.input.series)  # which series of a study: '#4 T1 TSE SAG'
+    name = printable((result.input.path or "scan").split("/")[-1] + (f" {series}" if series else ""))
     if result.out_of_scope:  # not analysed: the picture is shown as stored, with no claim about its plane
         draw.text((10, 8), f"{name}  |  not analysed", fill=TEXT_COLOUR, font=font)
     else:

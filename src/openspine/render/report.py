@@ -48,7 +48,7 @@ def render_report(
     rows = [
         ("file", inp.path or "(in memory)"),
         ("format", inp.format),
-        ("series", f"{series.get('series_number', '')} {series.get('series_description', '') or ''}".strip() or "—"),
+        ("series", _series_text(series)),
         ("sequence", _recognised(inp.sequence)),
         ("plane", _recognised(inp.plane)),
         ("field of view", _recognised(inp.field_of_view)),
@@ -91,6 +91,16 @@ def render_report(
         )
     parts += ["</dl>", f"<p class='disclaimer'>{e(DISCLAIMER)}</p></body></html>"]
     return "\n".join(parts)
+
+
+def series_text(series: Mapping[str, Any]) -> str:
+    """'#4 T1 TSE SAG': a DICOM series' number and description, '' where the file names neither."""
+    number, description = series.get("series_number"), series.get("series_description") or ""
+    return " ".join(x for x in (f"#{number}" if number is not None else "", description) if x)
+
+
+def _series_text(series: Mapping[str, Any]) -> str:
+    return series_text(series) or "—"
 
 
 def _orientation(result: AnalysisResult) -> str:
@@ -224,8 +234,11 @@ def _other_series_section(result: AnalysisResult) -> list[str]:
     parts: list[str] = []
     for o in result.other_series:
         m = o.match
+        series = o.input.series
         rows = [
             ("file", o.input.path or "(in memory)"),
+            ("series", _series_text(series)),
+            ("same patient and study", m.same_patient_by or "not recorded"),
             ("sequence", _recognised(o.input.sequence)),
             ("shape", " × ".join(str(n) for n in o.input.shape)),
             ("spacing (mm)", " × ".join(f"{s:g}" for s in o.input.spacing_mm) + _estimated_note(result, " (T1)")),

@@ -68,7 +68,13 @@ class ModelScope:
     def from_card(cls, card: Mapping[str, Any]) -> ModelScope:
         s = card.get("scope") or {}
         name = str(card.get("name", "model"))
-        heads = {str(h): cls._from_dict(name, hs) for h, hs in (s.get("heads") or {}).items()} or None
+        # a fine-tuned model's kept heads are its base model's: a reason names that model, not the fine-tuned one
+        kept = set((card.get("finetuning") or {}).get("kept_base_heads") or ())
+        base = (card.get("base_model") or {}).get("name")
+        base_name = f"base model {base}" if base else "base model"
+        heads = {
+            str(h): cls._from_dict(base_name if h in kept else name, hs) for h, hs in (s.get("heads") or {}).items()
+        } or None
         return replace(cls._from_dict(name, s), heads=heads)
 
     @classmethod

@@ -68,6 +68,19 @@ def test_bad_labels_are_refused(tmp_path: Path, text: str, match: str):
         read_labels(_write(tmp_path / "l.csv", text))
 
 
+def test_an_empty_grading_column_is_left_out_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """A column kept for later had stopped the whole run ('only the value(s) [] … nothing to learn')."""
+    import logging
+
+    text = "scan,level,bulging,stenosis_own\na,L4-L5,1,\nb,L4-L5,0,\n"
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        table = read_labels(_write(tmp_path / "l.csv", text))
+    assert table.gradings == ("bulging",) and set(table.classes) == {"bulging"}
+    assert any("stenosis_own" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigError, match="every grading column .* is empty"):
+        read_labels(_write(tmp_path / "m.csv", "scan,level,bulging\na,L4-L5,\n"))
+
+
 def test_missing_value_markers_are_not_graded_unless_declared_as_a_class(tmp_path: Path):
     """R's write.csv writes NA, pandas and spreadsheets NaN, N/A, null: they had been refused as typos (and before,
     made classes of their own)."""

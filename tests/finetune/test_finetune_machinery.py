@@ -171,6 +171,40 @@ def test_scope_is_what_the_heads_were_trained_on(
     assert all(d.grades[Grading.PFIRRMANN].available for d in on_t2.discs)
 
 
+def test_a_head_answers_only_where_it_was_also_validated(
+    base: Path, dataset: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Trained on T2 scans and one T1 scan, validated on T2 alone and only at L4-L5/L5-S1: it had answered on T1
+    and at every level with no figure behind either (user test of fine-tuning)."""
+    import openspine.finetune.core as core
+    from openspine.finetune import read_labels
+    from openspine.grading import grade
+    from openspine.io import load_scan
+    from openspine.levels import Grading
+
+    scans, labels = dataset
+    one_t1 = load_scan(scans / "s00.nii.gz").to_sagittal().scan.array.tobytes()
+    monkeypatch.setattr(core, "scan_sequence", lambda view: "T1" if view.scan.array.tobytes() == one_t1 else "T2")
+    rows = labels.read_text().splitlines()
+    kept = [r for r in rows[1:] if r.endswith(",train") or ",L4-L5," in r or ",L5-S1," in r]
+    table = tmp_path / "val-low.csv"
+    table.write_text("\n".join([rows[0], *kept]) + "\n")
+    out = tmp_path / "model"
+    core.finetune(read_labels(table, scans), out, core.FinetuneOptions(base=str(base), epochs=2, augment_copies=1))
+    head = json.loads((out / "card.json").read_text())["scope"]["heads"]["central_canal_stenosis"]
+    assert head["sequences"] == ["T2"] and head["levels"] == ["L4-L5", "L5-S1"]
+    assert set(head["not_validated"]) == {"T1", "L1-L2", "L2-L3", "L3-L4"}
+
+    view = load_scan(scans / "s20.nii.gz").to_sagittal()
+    _, geoms = synthetic_spine([300.0] * 5)
+    det = fake_detection(view, geoms)
+    ccs = Grading.CENTRAL_CANAL_STENOSIS
+    by_level = {d.level.value: d.grades[ccs] for d in grade(view, det, grader=out, levels=None).discs}
+    assert by_level["L5-S1"].available and not by_level["L2-L3"].available
+    on_t1 = grade(view, det, grader=out, levels=None, sequence={"value": "T1", "source": "header"})
+    assert not any(d.grades[ccs].available for d in on_t1.discs)
+
+
 def test_split_is_by_patient(tmp_path: Path):
     pytest.importorskip("torch")
     from openspine.finetune import read_labels
@@ -205,6 +239,8 @@ def test_out_is_never_overwritten_by_surprise(base: Path, dataset: tuple[Path, P
         _cli(base, scans, labels, mine)
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
     out = tmp_path / "model"
+    (out / "work").mkdir(parents=True)  # an interrupted run leaves its cache alone: the rerun takes the folder
+    (out / "work" / "detections.json").write_text("{}")
     assert _cli(base, scans, labels, out) == 0
     with pytest.raises(ConfigError, match="--overwrite"):
         _cli(base, scans, labels, out, "--name", "second")

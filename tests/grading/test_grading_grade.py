@@ -125,7 +125,17 @@ def test_grades_of_a_grader_written_without_validation_are_flagged(grader_dir: P
     out = grade(view, fake_detection(view, geoms), grader=unchecked)
     # its grades had been given without a word
     (flag,) = [f for f in out.flags if f.startswith("grader_not_validated")]
-    assert "'tiny-grader' was written without validation" in flag and "no measured accuracy" in flag
+    assert "of the grader 'tiny-grader' were trained without validation" in flag and "no measured accuracy" in flag
+    # a fine-tune: only the heads it trained are unmeasured, its kept base heads keep their figures (the flag had
+    # named every head of the model; user test of fine-tuning)
+    heads = [h["name"] for h in card["outputs"]["heads"]]
+    card["finetuning"] = {"trained_heads": heads[:1], "kept_base_heads": heads[1:]}
+    tuned = tmp_path / "tuned"
+    shutil.copytree(unchecked, tuned)
+    (tuned / "card.json").write_text(json.dumps(card))
+    (flag,) = [f for f in grade(view, fake_detection(view, geoms), grader=tuned).flags if "not_validated" in f]
+    assert flag.startswith(f"grader_not_validated: {heads[0]} of the grader") and heads[1] not in flag.split(":")[1]
+    assert "its other heads are its base model's" in flag
 
 
 def test_missing_or_damaged_grader_is_a_model_error(grader_dir: Path, tmp_path: Path):

@@ -116,6 +116,11 @@ def check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
         raise ConfigError(f"--out '{out}' is the base model's folder; write the fine-tuned model to another folder")
     if not out.is_dir() or not any(out.iterdir()):
         return
+    if {p.name for p in out.iterdir()} == {"work"}:  # an interrupted run's own cache: the rerun resumes from it
+        log.info(
+            "--out '%s' holds the work folder of an earlier, unfinished run: its cached disc positions are used", out
+        )
+        return
     try:
         earlier = "finetuning" in json.loads((out / "card.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -105,13 +105,18 @@ def derive_scope(
     train_s: Sequence[DiscSample],
     sequences: dict[str, str | None],
     labels_name: str,
+    validated: Mapping[str, tuple[set[str], set[str]]] | None = None,
 ) -> dict[str, Any]:
     """The new card's scope: per head (``scope.heads``) the sequences and levels it may answer, the union on top.
 
     A trained head answers on the sequences of the scans it was trained on, at the levels that carried its labels
     and for in-plane pixels up to ``PIXEL_MARGIN`` times the coarsest of those scans' (the built-in grader's bound,
     1.25 mm, is SPIDER's coarsest 1.0 mm so widened); a kept base head keeps the base model's scope (its weights are
-    the base's)."""
+    the base's). Where the model was validated (``validated``: per trained head, the sequences and levels of the
+    validation discs in its figures), a head answers only where it was also measured: trained on one T1 scan beside
+    T2 ones but validated on T2 alone, it does not answer on T1, and a sequence or level left out is named in its
+    scope's ``not_validated``. Without validation (``None``: --no-validation) the training scope stands, and the
+    analysis flags every grade of such a head ``grader_not_validated``."""
     base = base_card.get("scope") or {}
     base_heads = base.get("heads") or {}
     per_head: dict[str, dict[str, Any]] = {}
@@ -125,9 +130,26 @@ def derive_scope(
         seqs = sorted({q for c in cases if (q := sequences.get(c)) is not None})
         coarsest = max(float(max(s.spacing[:2])) for s in train_s if h.name in s.labels)
         # the base grader's rule: up to a quarter coarser than the coarsest training pixel
+        dropped: list[str] = []
+        if validated is not None:
+            val_seqs, val_levels = validated.get(h.name, (set(), set()))
+            if val_seqs:  # validation scans of unknown sequence only: the training sequences stand
+                dropped += [q for q in seqs if q not in val_seqs]
+                seqs = [q for q in seqs if q in val_seqs]
+            dropped += [lv for lv in levels if lv not in val_levels]
+            levels = [lv for lv in levels if lv in val_levels]
+            if dropped:
+                log.warning(
+                    "%s: trained on, but not validated on, %s: it does not answer there (label validation discs "
+                    "there to measure it)",
+                    h.name,
+                    ", ".join(dropped),
+                )
         entry: dict[str, Any] = {"levels": levels, "max_pixel_spacing_mm": round(coarsest * PIXEL_MARGIN, 3)}
         if seqs:  # no known sequence (no recogniser, unclear scans): the head is not restricted by sequence
             entry["sequences"] = seqs
+        if dropped:
+            entry["not_validated"] = dropped
         by_seq = [f"{sum(sequences.get(c) == q for c in cases)} {q}" for q in seqs]
         unknown = sum(sequences.get(c) is None for c in cases)
         counts = ", ".join(by_seq + ([f"{unknown} sequence unknown"] if unknown else []))
@@ -164,10 +186,13 @@ def _say_sequences(sequences: dict[str, str | None], train_s: Sequence[DiscSampl
     other = sorted(q for q in counts if q != "unknown" and base_seqs and q not in base_seqs)
     if other:
         log.warning(
-            "training scans are %s but the base model was trained on %s: the new heads answer only on %s",
+            "%s of the %d training scans are %s, which the base model was not trained on (%s): the new heads answer "
+            "on the sequences they were trained and validated on, the kept base heads on %s only",
+            " and ".join(str(counts[q]) for q in other),
+            len(train_cases),
             "/".join(other),
             "/".join(sorted(base_seqs)),
-            "/".join(sorted(q for q in counts if q != "unknown")),
+            "/".join(sorted(base_seqs)),
         )
 
 
@@ -428,12 +453,14 @@ def _finetune(
         split = split_scans(table, opts.val_fraction, opts.seed)
     else:  # --no-validation without a split column: every scan trains
         split = dict.fromkeys(table.labels, "train")
-    caveats = [c for c in (_say_split_groups(split, groups),) if c]
     cache = DetectionCache.open(work_dir / "detections.json", detector_id())
     bar = (lambda x: progress(x, desc="detecting discs", unit="scan")) if progress else (lambda x: x)
     views, geoms, failed = locate_discs(((s, table.scan_paths[s]) for s in table.labels), cache, load_view, bar)
     samples, missed = build_samples(views, geoms, table.labels, table.classes)
     sequences = {case: scan_sequence(views[case]) for case in sorted({s.case for s in samples})}
+    # on the scans that are used: a missing scan's patient on the other side had been reported as a leak
+    used = {s.case for s in samples}
+    caveats = [c for c in (_say_split_groups({k: v for k, v in split.items() if k in used}, groups),) if c]
     train_s = [s for s in samples if split.get(s.case) == "train"]
     val_s = [s for s in samples if split.get(s.case) == "val"]
     log.info(
@@ -488,6 +515,7 @@ def _finetune(
     # calibrate and measure on val
     metrics: dict[str, Any] = {}
     calib: dict[str, Any] = {}
+    validated: dict[str, tuple[set[str], set[str]]] = {}  # per trained head: the sequences and levels measured
     if val_s:
         logits = engine.predict_logits(net, val_s)
         # folds by patient: a temperature fitted on one of a patient's scans must not be measured on another
@@ -505,6 +533,10 @@ def _finetune(
                         outside += 1
                         continue
                     p = softmax(logits[h.name][i][None], h.temperature)[0]
+                    seqs, levels = validated.setdefault(h.name, (set(), set()))
+                    if (q := sequences.get(s.case)) is not None:
+                        seqs.add(q)
+                    levels.add(s.level.value)
                     c.y_true.append(s.labels[h.name])
                     c.y_pred.append(int(np.argmax(p)))
                     c.probs.append(p.tolist())
@@ -513,6 +545,12 @@ def _finetune(
             _cross_fitted_ece(metrics[h.name], calib.get(h.name, {}))
             if outside:
                 metrics[h.name]["left_out_outside_scope"] = outside
+                log.warning(
+                    "%s: %d validation disc(s) outside what the head was trained on (sequence or level) are not "
+                    "in its figures: the analysis withholds its grade there too",
+                    h.name,
+                    outside,
+                )
     else:
         log.warning("no validation disc (--no-validation): the model is written NOT VALIDATED and not calibrated")
     final_heads = [*kept, *trained]
@@ -578,7 +616,9 @@ def _finetune(
         },
         "intended_use": "research; not a medical device",
         # what each head may answer: the trained heads' sequences and levels are those they were trained on
-        "scope": derive_scope(base.loaded.card.data, kept, trained, train_s, sequences, table.path.name),
+        "scope": derive_scope(
+            base.loaded.card.data, kept, trained, train_s, sequences, table.path.name, validated if val_s else None
+        ),
         **opts.extra,
     }
     write_model_folder(out, net, final_heads, extra, opts.name, opts.version, stacker)

@@ -26,9 +26,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._logging import get_logger
 from ..errors import ConfigError
 from ..grading.heads import is_int
 from ..levels import DiscLevel, grading_key
+
+log = get_logger("finetune.labels")
 
 RESERVED = ("scan", "level", "split", "patient")
 
@@ -183,6 +186,13 @@ def read_labels(
                 raise ConfigError(f"{p}:{n}: scan '{scan}' has two patients ({table.patients[scan]!r}, {patient!r})")
         sp = Path(scan)
         table.scan_paths[scan] = sp if sp.is_absolute() else root / sp
+    empty = [g for g in gradings if not first_line[g]]
+    if empty and len(empty) == len(gradings):
+        raise ConfigError(f"every grading column of '{p}' is empty ({', '.join(empty)}): nothing to learn")
+    if empty:  # a column kept for later (nothing graded yet) need not stop the others
+        log.warning("grading column(s) %s of '%s' hold no grade: left out", ", ".join(empty), p)
+        gradings = tuple(g for g in gradings if g not in empty)
+        table.gradings = gradings
     for g in gradings:
         cls = declared.get(g) or _inferred_classes(p, g, first_line[g])
         if len(cls) < 2:

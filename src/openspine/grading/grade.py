@@ -262,11 +262,22 @@ def not_validated_flag(card: Mapping[str, Any], discs: Sequence[Disc]) -> str | 
     grades had been given without a word."""
     if (card.get("metrics") or {}).get("validated", True) is not False:
         return None
-    if not any(g.available for d in discs for g in d.grades.values()):
+    trained = (card.get("finetuning") or {}).get("trained_heads")
+    # the heads trained without validation; a kept base head keeps its base model's measured figures
+    unmeasured = {str(h) for h in trained} if trained else None
+
+    def head(key: Any) -> str:
+        return str(getattr(key, "value", key))
+
+    given = sorted({head(k) for d in discs for k, g in d.grades.items() if g.available})
+    named = [h for h in given if unmeasured is None or h in unmeasured]
+    if not named:
         return None
+    kept = " (its other heads are its base model's, with their measured figures)" if unmeasured is not None else ""
     return (
-        f"grader_not_validated: the grader '{card.get('name', '?')}' was written without validation (openspine "
-        "finetune --no-validation): its grades have no measured accuracy and its probabilities are not calibrated"
+        f"grader_not_validated: {', '.join(named)} of the grader '{card.get('name', '?')}' were trained without "
+        "validation (openspine finetune --no-validation): their grades have no measured accuracy and their "
+        f"probabilities are not calibrated{kept}"
     )
 
 

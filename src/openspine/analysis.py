@@ -575,6 +575,7 @@ def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: 
             "its own); where it is unknown, --t1-pixel-spacing auto estimates it from the vertebral bodies."
         )
     study = load_study(path, pixel_spacing=reading_spacing(cfg.t1_pixel_spacing))
+    flags.extend(f for f in study.flags if f.startswith(T1_NOT_USED))  # its T1 series cannot be read: said so
     scan = study.main
     if study.t1 is not None:
         log.info("the T1 given holds several series: its T1 series %s is read", _series_name(study.t1) or "")

@@ -77,7 +77,9 @@ def test_discovery_finds_each_kind_and_says_what_it_skips(tmp_path: Path, shared
     assert by_id["dicom__good"].series is not None
     reasons = {s.path: s.reason for s in skipped}
     assert reasons["nifti/mask.nii.gz"].startswith("looks like a label map")
-    assert "not an image file" in reasons[str(Path("bids/sub-07/ses-1/anat/sub-07_ses-1_T2w.json"))]
+    assert reasons[str(Path("bids/sub-07/ses-1/anat/sub-07_ses-1_T2w.json"))] == (
+        "the sidecar of sub-07_ses-1_T2w.nii.gz, read with it"
+    )
 
 
 def test_bad_cases_are_isolated_and_reported(

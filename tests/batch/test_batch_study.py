@@ -87,7 +87,7 @@ def test_discovery_makes_one_case_per_study_with_its_t1(
     assert "STIR (recorded, not read)" in reasons[str(Path("dicom/study1/series4_stir")) + os.sep]
     assert "not used: not sagittal (axial)" in reasons[str(Path("dicom/study1/series1_loc")) + os.sep]
     assert not any("series2_t1" in p for p in reasons)  # the T1 series is part of the case, not skipped
-    assert reasons[str(Path("bids/sub-01/anat/sub-01_T2w.json"))] == "not an image file"
+    assert reasons[str(Path("bids/sub-01/anat/sub-01_T2w.json"))] == "the sidecar of sub-01_T2w.nii.gz, read with it"
     assert _accounted(root, cases, skipped) == _every_file(root)  # nothing vanishes
 
 

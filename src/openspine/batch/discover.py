@@ -77,6 +77,17 @@ class Skipped:
     reason: str
 
 
+def _not_an_image_reason(path: Path) -> str:
+    """Why a document beside the scans is no case: a NIfTI file's JSON sidecar is read with its image (its header
+    names the sequence), any other is not an image file."""
+    if path.suffix.lower() == ".json":
+        for suffix in (".nii.gz", ".nii"):
+            image = path.with_name(path.name[: -len(".json")] + suffix)
+            if image.is_file():
+                return f"the sidecar of {image.name}, read with it"
+    return "not an image file"
+
+
 def _safe_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._\-]+", "_", text).strip("._") or "case"
 
@@ -206,7 +217,7 @@ def discover_cases(
             elif reader is not None:
                 cases.extend(_file_case(reader, path, rel, skipped, pictures, spacings))
             elif path.suffix.lower() in NOT_SCANS or name == "DICOMDIR":
-                skipped.append(Skipped(str(rel), "not an image file"))
+                skipped.append(Skipped(str(rel), _not_an_image_reason(path)))
             else:
                 other_files.append(path)
     if other_files:

@@ -83,7 +83,7 @@ def read_nifti(path: Path) -> Scan:
             header_flags=(units_flag,) if units_flag else (),
             stored_shape=stored_shape,
         )
-        return Scan(arr, as_displayed_affine(arr.shape, zooms, path), source)
+        return Scan(arr, as_displayed_affine(arr.shape, zooms, path), _with_sidecar(source, path))
     try:
         transforms = {"sform": header.get_sform(), "qform": header.get_qform()}
     except Exception as exc:  # a damaged quaternion
@@ -110,7 +110,37 @@ def read_nifti(path: Path) -> Scan:
         nifti_transforms=stored,
         stored_shape=stored_shape,
     )
-    return Scan(arr, affine, source)
+    return Scan(arr, affine, _with_sidecar(source, path))
+
+
+def _with_sidecar(source: ScanSource, path: Path) -> ScanSource:
+    """``source`` with what the JSON sidecar beside the file says (:mod:`.sidecar`): the sequence by the DICOM header
+    rules, the series' description, number, modality, manufacturer and study; unchanged without a sidecar."""
+    from dataclasses import replace
+
+    from ..recognition.header import sequence_from_header
+    from .sidecar import read_sidecar
+
+    read = read_sidecar(path)
+    if read is None:
+        return source
+    header, where = read
+
+    def text(key: str) -> str | None:
+        value = header.get(key)
+        return str(value).strip() or None if value is not None else None
+
+    number = header.get("SeriesNumber")
+    return replace(
+        source,
+        sequence_hint=sequence_from_header(header),
+        series_description=text("SeriesDescription"),
+        series_number=int(number) if isinstance(number, int) and not isinstance(number, bool) else None,
+        modality=text("Modality"),
+        manufacturer=text("Manufacturer"),
+        study_uid=text("StudyInstanceUID"),
+        extra={**source.extra, "sidecar": where.name},
+    )
 
 
 # NIfTI's spatial units (xyzt_units) other than mm, as nibabel names them, and their size in mm; "unknown" (0), by

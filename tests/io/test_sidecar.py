@@ -1,0 +1,95 @@
+"""The JSON sidecar beside a NIfTI file (dcm2niix, BIDS): read as the DICOM header it came from, so that the header
+rules name the sequence of a NIfTI scan too (a STIR, a fat-suppressed T2, a T1 named T2), on a real SPIDER slice."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+import openspine
+from openspine.batch.discover import discover_cases
+from openspine.io.sidecar import SidecarHeader, sidecar_path
+
+from ..conftest import shared_data_or_skip
+
+PLAIN_T2 = {"SeriesDescription": "T2_TSE_SAG", "ScanningSequence": "SE", "SequenceVariant": "SK_SP_OSP",
+            "EchoTime": 0.1, "RepetitionTime": 3.5, "Modality": "MR", "SeriesNumber": 4}  # fmt: skip
+
+
+def test_bids_units_and_separators_become_dicom_s() -> None:
+    h = SidecarHeader({"EchoTime": 0.102, "RepetitionTime": 3.8, "InversionTime": 0.16, "ScanningSequence": "SE_IR",
+                       "ScanOptions": "FS_PFP", "ImageType": ["ORIGINAL", "PRIMARY", "M"]})  # fmt: skip
+    assert h.get("EchoTime") == pytest.approx(102.0) and h.get("RepetitionTime") == pytest.approx(3800.0)
+    assert h.get("InversionTime") == pytest.approx(160.0)
+    assert h.get("ScanningSequence") == "SE_IR\\SE\\IR" and "FS" in h.get("ScanOptions").split("\\")
+    assert SidecarHeader({"RepetitionTime": 3500}).get("RepetitionTime") == 3500  # already in ms: kept
+    assert h.get("missing") is None
+
+
+def _with_sidecar(tmp_path: Path, name: str, entries: object, source: str = "image.nii.gz") -> Path:
+    data = shared_data_or_skip()
+    image = tmp_path / f"{name}.nii.gz"
+    shutil.copy(data / "spider" / "32" / source, image)
+    (tmp_path / f"{name}.json").write_text(entries if isinstance(entries, str) else json.dumps(entries))
+    assert sidecar_path(image) == tmp_path / f"{name}.json"
+    return image
+
+
+def _graded(result: openspine.AnalysisResult) -> int:
+    return sum(g.available for d in result.discs for g in d.grades.values())
+
+
+@pytest.mark.parametrize(
+    ("entries", "sequence", "graded"),
+    [
+        (PLAIN_T2, "T2", True),
+        # a STIR named T2 (a short-TI inversion recovery): the image alone reads it as T2
+        (
+            {
+                "SeriesDescription": "T2_SAG",
+                "ScanningSequence": "SE_IR",
+                "InversionTime": 0.16,
+                "EchoTime": 0.07,
+                "RepetitionTime": 4.0,
+            },
+            "STIR",
+            False,
+        ),
+        ({**PLAIN_T2, "ScanOptions": "FS_PFP"}, "other", False),  # fat-suppressed: not what the grader saw
+    ],
+    ids=["t2", "stir-named-t2", "fat-suppressed"],
+)
+def test_a_sidecar_names_the_sequence_of_a_nifti_scan(
+    tmp_path: Path, entries: dict[str, object], sequence: str, graded: bool
+) -> None:
+    result = openspine.analyze(_with_sidecar(tmp_path, "scan", entries))
+    seq = result.input.sequence
+    assert (seq["value"], seq["source"]) == (sequence, "header")
+    assert (_graded(result) > 0) == graded
+    assert result.input.series["sidecar"] == "scan.json"
+    assert result.input.series["series_description"] == entries["SeriesDescription"]
+
+
+def test_a_t1_whose_sidecar_says_t2_is_set_aside_by_the_image(tmp_path: Path) -> None:
+    result = openspine.analyze(_with_sidecar(tmp_path, "t1", PLAIN_T2, source="t1.nii.gz"))
+    assert result.input.sequence["contradicted_by"] == "image" and _graded(result) == 0
+
+
+def test_a_ct_sidecar_is_refused_and_an_unreadable_one_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    refused = openspine.analyze(_with_sidecar(tmp_path, "ct", {"Modality": "CT"}))
+    assert refused.out_of_scope is not None and "CT" in refused.out_of_scope
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        scan = openspine.load_scan(_with_sidecar(tmp_path, "bad", "{not json"))
+    assert scan.source.sequence_hint is None and "sidecar" not in scan.source.extra
+    assert any("bad.json' cannot be read" in r.getMessage() for r in caplog.records)
+
+
+def test_batch_lists_a_sidecar_as_read_with_its_image(tmp_path: Path) -> None:
+    _with_sidecar(tmp_path, "scan", PLAIN_T2)
+    cases, skipped = discover_cases(tmp_path)
+    assert len(cases) == 1
+    assert [(s.path, s.reason) for s in skipped] == [("scan.json", "the sidecar of scan.nii.gz, read with it")]

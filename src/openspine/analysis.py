@@ -467,10 +467,10 @@ def _read(
     from .io import load_study
     from .io.roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED
 
-    study = load_study(Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing))
-    # several studies in the folder: the choice is said in the result; so is a T1 that cannot be read, unless none
-    # was wanted (--no-t1)
-    flags.extend(f for f in study.flags if cfg.use_t1 or not f.startswith(T1_NOT_USED))
+    study = load_study(
+        Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing), read_t1=cfg.use_t1
+    )
+    flags.extend(study.flags)  # several studies in the folder: the choice is said; so is a T1 that cannot be read
     main_role = next((r for r in study.roles if r.role == ROLE_MAIN), None)
     if main_role is not None:  # result.json says why this series of the study was read (input.series)
         study = replace(study, main=with_series_choice(study.main, main_role.reason))
@@ -558,9 +558,10 @@ def _parameters(cfg: AnalysisConfig, scan: Scan, t1: Scan | None) -> dict[str, A
     return {**cfg.to_dict(), **({"not_applied": not_applied} if not_applied else {})}
 
 
-def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> Scan:
+def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str]) -> Scan | None:
     """A T1 series given on its own (its own pixel size for a picture). A DICOM folder holding several series gives
-    its T1 series (the one a study's reading would put beside its main series), not its main (T2) one."""
+    its T1 series (the one a study's reading would put beside its main series), not its main (T2) one; None (and a
+    ``t1_not_used`` flag) where that T1 series cannot be read."""
     if isinstance(source, Scan):
         return source
     from .io import load_study
@@ -575,7 +576,10 @@ def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: 
             "its own); where it is unknown, --t1-pixel-spacing auto estimates it from the vertebral bodies."
         )
     study = load_study(path, pixel_spacing=reading_spacing(cfg.t1_pixel_spacing))
-    flags.extend(f for f in study.flags if f.startswith(T1_NOT_USED))  # its T1 series cannot be read: said so
+    unreadable = [f for f in study.flags if f.startswith(T1_NOT_USED)]
+    if unreadable:  # its T1 series cannot be read: said so, and its other (T2) series does not stand in for it
+        flags.extend(unreadable)
+        return None
     scan = study.main
     if study.t1 is not None:
         log.info("the T1 given holds several series: its T1 series %s is read", _series_name(study.t1) or "")

@@ -99,8 +99,10 @@ class ModelScope:
         return own.why_not_sequence(sequence) or coarse or own.why_not_level(level)
 
     def levels_text(self) -> str:
-        if not self.levels:
+        if self.levels is None:
             return "any"
+        if not self.levels:  # a fine-tuned head validated nowhere it was trained
+            return "none"
         return self.levels[0] if len(self.levels) == 1 else f"{self.levels[0]} … {self.levels[-1]}"
 
     def why_not_sequence(self, sequence: Mapping[str, Any] | None) -> str | None:

@@ -205,6 +205,31 @@ def test_a_head_answers_only_where_it_was_also_validated(
     assert not any(d.grades[ccs].available for d in on_t1.discs)
 
 
+def test_scope_without_a_validation_disc_or_sequence_says_so() -> None:
+    """A head with no validation disc where it was trained answers nowhere, and says 'none' (it had said 'any');
+    validated on scans of unknown sequence only, its training sequences stand and the card says they were not
+    checked (regression sweep)."""
+    pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from openspine.finetune.core import derive_scope
+    from openspine.levels import DiscLevel
+    from openspine.scope import ModelScope
+
+    head = SimpleNamespace(name="mine")
+    train = [SimpleNamespace(case=c, level=lv, labels={"mine": "1"}, spacing=(0.5, 0.5, 4.0))
+             for c in ("a", "b") for lv in (DiscLevel.L4_L5, DiscLevel.L5_S1)]  # fmt: skip
+    seqs: dict[str, str | None] = {"a": "T1", "b": "T2", "v": None}
+    nowhere = derive_scope({}, [], [head], train, seqs, "l.csv", {})  # type: ignore[arg-type]
+    assert nowhere["heads"]["mine"]["levels"] == []
+    card = {"name": "m", "scope": nowhere}
+    reason = ModelScope.from_card(card).head_reason("mine", None, DiscLevel.L4_L5)
+    assert reason is not None and reason.endswith("(none)")
+    unknown = derive_scope({}, [], [head], train, seqs, "l.csv", {"mine": (set(), {"L4-L5", "L5-S1"})})  # type: ignore[arg-type]
+    entry = unknown["heads"]["mine"]
+    assert entry["sequences"] == ["T1", "T2"] and entry["validation_sequence_unknown"] is True
+
+
 def test_split_is_by_patient(tmp_path: Path):
     pytest.importorskip("torch")
     from openspine.finetune import read_labels
@@ -241,6 +266,7 @@ def test_out_is_never_overwritten_by_surprise(base: Path, dataset: tuple[Path, P
     out = tmp_path / "model"
     (out / "work").mkdir(parents=True)  # an interrupted run leaves its cache alone: the rerun takes the folder
     (out / "work" / "detections.json").write_text("{}")
+    (out / ".DS_Store").write_text("")  # a file manager's, beside it
     assert _cli(base, scans, labels, out) == 0
     with pytest.raises(ConfigError, match="--overwrite"):
         _cli(base, scans, labels, out, "--name", "second")

@@ -1082,3 +1082,35 @@ def test_a_padded_real_scan_is_analysed_as_the_unpadded_one(tmp_path: Path) -> N
     plain, pad = analyze(tmp_path / "plain"), analyze(tmp_path / "pad")
     assert [v.label for v in plain.vertebrae] == [v.label for v in pad.vertebrae]
     assert len(pad.vertebrae) >= 6
+
+
+def test_padding_written_as_unsigned_on_signed_pixels_is_read_by_its_bits(tmp_path: Path) -> None:
+    """(0028,0120) written as US 32768 on signed pixels: the same bits as -32768 (regression sweep)."""
+    image = _gradient_volume().astype(np.int16)
+    padded = image.copy()
+    padded[:5, :7, :] = -32768
+    _, files = write_series(tmp_path, padded, make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN))
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.add_new(0x00280120, "US", 32768)
+        ds.save_as(f, enforce_file_format=True)
+    scan = read_folder(tmp_path)
+    outside = np.zeros(image.shape, bool)
+    outside[:5, :7, :] = True
+    assert (scan.array[outside] == image[~outside].min()).all()
+    assert scan.source.extra["pixel_padding"]["pixels"] == 5 * 7 * 4
+
+
+def test_a_padding_value_among_the_image_s_own_values_is_not_applied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PixelPaddingValue at the image's median had blanked 13 555 tissue pixels and changed a grade (regression
+    sweep): a scanner's padding lies outside the image's values."""
+    image = _gradient_volume()
+    _, files = write_series(tmp_path, image, make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN))
+    _with_padding(files, int(np.median(image)))
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        scan = read_folder(tmp_path)
+    np.testing.assert_array_equal(scan.array, image)
+    assert scan.source.extra["pixel_padding"]["not_applied"].startswith("PixelPaddingValue")
+    assert any("lies among the image's own values" in r.getMessage() for r in caplog.records)

@@ -247,3 +247,14 @@ def test_an_empty_disc_table_says_why_no_disc_was_graded() -> None:
     why = "no disc level is known (the image shows the cervical spine)"
     result = AnalysisResult(input=InputInfo.from_scan(scan), discs=(disc,), steps_not_run={"grading": why})
     assert f"No disc was graded: {why}" in render_report(result, None)
+
+
+def test_an_empty_disc_table_under_levels_that_name_no_disc_found_says_so() -> None:
+    from openspine.render.report import render_report
+    from openspine.results import InputInfo
+    from openspine.scan import Scan
+
+    scan = Scan(np.ones((8, 8, 1)), np.diag([0.5, 0.5, 1.0, 1.0]))
+    disc = Disc(DiscLevel.L4_L5, vec3((1, 1, 0)), vec3((1, 1, 0)), (), {})
+    result = AnalysisResult(input=InputInfo.from_scan(scan), discs=(disc,), parameters={"grade_levels": ["T1-T2"]})
+    assert "No disc was graded: no disc found is among the levels asked for (T1-T2)" in render_report(result, None)

@@ -214,3 +214,24 @@ def test_the_title_names_an_unsure_sequence_rather_than_a_bare_main() -> None:
     conflict = {"value": None, "source": "header", "header": "T1", "best_guess": "T2", "contradicted_by": "image"}
     assert overlay._role(conflict, "main") == "sequence unsure (header T1, image T2)"
     assert overlay._role({"value": None, "source": None}, "main") == "main"
+
+
+def test_a_narrow_overlay_wraps_its_legend_and_disclaimer_rather_than_cut_them(demo: AnalysisResult) -> None:
+    """At 700 px the legend's last clause ran off the right edge (regression sweep)."""
+    from openspine.render.overlay import MARKS, disclaimer_lines, marks_lines
+    from openspine.vocabulary import DISCLAIMER
+
+    def measure(text: str) -> float:
+        return 7.0 * len(text)
+
+    for width in (400, 700, 1000, 2000):
+        marks, disclaimer = marks_lines(width, measure), disclaimer_lines(width, measure)
+
+        def words(lines: list[str] | tuple[str, ...]) -> list[str]:
+            return " ".join(lines).replace(";", "").split()
+
+        assert words(marks) == words(MARKS) and words(disclaimer) == words([DISCLAIMER])  # nothing lost or cut
+        assert all(measure(line) <= width - 20 for line in marks + disclaimer)
+    assert len(marks_lines(400, measure)) > 1 and len(marks_lines(2000, measure)) == 1
+    narrow, wide = demo.overlay(width=500), demo.overlay(width=1000)
+    assert narrow.width == 500 and wide.width == 1000

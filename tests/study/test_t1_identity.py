@@ -60,6 +60,7 @@ def test_a_t1_of_another_patient_or_study_is_never_paired(
     (other,) = doc["other_series"]
     assert not other["used_for_grading"] and other["match"]["discs"] == [] and not other["match"]["agree"]
     assert other["note"].startswith(said)
+    assert other["match"]["same_patient_by"].startswith(f"not the same: {said.removeprefix('it is of ')}")
     assert any(f.startswith(f"t1_not_used: {said}") for f in doc["flags"])
     assert "SOMEONE-ELSE" not in json.dumps(doc), "the identifier itself is not written"
 
@@ -92,6 +93,20 @@ def test_bids_subjects_that_differ_are_not_paired_and_files_that_name_none_are_s
     assert other["match"]["same_patient_by"].startswith("nothing in the files")
 
 
+def test_a_bids_subject_in_the_folders_counts_however_the_path_is_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given as 'T1w.nii.gz' from inside sub-02/anat/, another subject's T1 had been paired (regression sweep)."""
+    data = shared_data_or_skip()
+    for sub, name, src in (("01", "T2w.nii.gz", "spider/32/image.nii.gz"), ("02", "T1w.nii.gz", "spider/38/t1.nii.gz")):
+        (tmp_path / f"sub-{sub}" / "anat").mkdir(parents=True)
+        shutil.copy(data / src, tmp_path / f"sub-{sub}" / "anat" / name)
+    monkeypatch.chdir(tmp_path / "sub-02" / "anat")
+    doc = openspine.analyze(Path("../../sub-01/anat/T2w.nii.gz"), t1=Path("T1w.nii.gz")).to_dict()
+    (other,) = doc["other_series"]
+    assert other["note"] == "it is of another patient (BIDS subject sub-02, the main series' is sub-01)"
+
+
 def test_identity_rules_on_sources() -> None:
     from openspine.scan import ScanSource
 
@@ -117,7 +132,9 @@ def test_a_folder_given_as_the_t1_gives_its_t1_series_and_replacing_a_study_s_t1
     assert any("instead of the study's own T1 series #2 T1 TSE SAG" in r.getMessage() for r in caplog.records)
 
 
-def test_a_study_t1_that_cannot_be_read_is_flagged(t1_t2_study: Any, tmp_path: Path) -> None:
+def test_a_study_t1_that_cannot_be_read_is_flagged(
+    t1_t2_study: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A T1 series missing a slice had vanished from every output but one log line."""
     study = tmp_path / "study"
     shutil.copytree(t1_t2_study.folder, study)
@@ -127,7 +144,14 @@ def test_a_study_t1_that_cannot_be_read_is_flagged(t1_t2_study: Any, tmp_path: P
     assert "other_series" not in doc
     flag = next(f for f in doc["flags"] if f.startswith("t1_not_used"))
     assert "T1 series [" in flag and "cannot be read" in flag
-    assert not any(f.startswith("t1_not_used") for f in openspine.analyze(study, use_t1=False).flags)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        alone = openspine.analyze(study, use_t1=False)  # --no-t1: not read, so neither flagged nor warned about
+    assert not any(f.startswith("t1_not_used") for f in alone.flags)
+    assert not any("cannot be read" in r.getMessage() for r in caplog.records)
+    # the same folder given as --t1: its T2 series does not stand in for the T1 it cannot read (regression sweep)
+    doc = openspine.analyze(t1_t2_study.folder / "series3_t2", t1=study).to_dict()
+    assert "other_series" not in doc and any("cannot be read" in f for f in doc["flags"] if f.startswith("t1_not"))
 
 
 def test_a_t1_picture_without_its_pixel_size_names_the_t1_option(tmp_path: Path) -> None:

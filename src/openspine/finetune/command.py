@@ -116,7 +116,8 @@ def check_out(out: Path, base_dir: Path, overwrite: bool) -> None:
         raise ConfigError(f"--out '{out}' is the base model's folder; write the fine-tuned model to another folder")
     if not out.is_dir() or not any(out.iterdir()):
         return
-    if {p.name for p in out.iterdir()} == {"work"}:  # an interrupted run's own cache: the rerun resumes from it
+    # an interrupted run's own cache (a file manager's hidden files beside it): the rerun resumes from it
+    if {p.name for p in out.iterdir() if not p.name.startswith(".")} == {"work"}:
         log.info(
             "--out '%s' holds the work folder of an earlier, unfinished run: its cached disc positions are used", out
         )
@@ -241,14 +242,21 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
         checked = f"validated on {res.n_val} discs" if res.n_val else "NOT VALIDATED (no held-out disc)"
         print(f"fine-tuned on {res.n_train} discs, {checked}; frozen check: {res.frozen_check}")
         for name, m in res.metrics.items():
-            if m.get("n"):
+            left_out = (
+                f" ({m['left_out_outside_scope']} outside its scope left out)"
+                if m.get("left_out_outside_scope")
+                else ""
+            )
+            if not m.get("n"):  # none of the validation discs could measure it: said, not passed over
+                print(f"  {name:26s} n=   0  no validation disc where it was trained{left_out}: it answers nowhere")
+            else:
                 ba, ka = m["balanced_accuracy"], m["kappa"]
                 print(
                     f"  {name:26s} n={m['n']:4d}  balanced accuracy {format_percent(ba['value'])} "
                     f"[{format_percent(ba['ci95'][0])}, {format_percent(ba['ci95'][1])}]  "
                     f"kappa {format_float(ka['value'])} "
                     f"[{format_float(ka['ci95'][0])}, {format_float(ka['ci95'][1])}]  "
-                    f"ECE {format_float(m['ece']['calibrated'])} ({m['ece'].get('measured', '')})"
+                    f"ECE {format_float(m['ece']['calibrated'])} ({m['ece'].get('measured', '')}){left_out}"
                 )
         for caveat in res.caveats:  # kept in card.json beside the figures they qualify
             print(f"  caveat: {caveat}")

@@ -131,14 +131,29 @@ def derive_scope(
         coarsest = max(float(max(s.spacing[:2])) for s in train_s if h.name in s.labels)
         # the base grader's rule: up to a quarter coarser than the coarsest training pixel
         dropped: list[str] = []
+        unknown_validation = False
         if validated is not None:
             val_seqs, val_levels = validated.get(h.name, (set(), set()))
-            if val_seqs:  # validation scans of unknown sequence only: the training sequences stand
+            if val_seqs:
                 dropped += [q for q in seqs if q not in val_seqs]
                 seqs = [q for q in seqs if q in val_seqs]
+            elif val_levels and seqs:  # validated on scans of unknown sequence only: the training sequences stand
+                unknown_validation = True
+                log.warning(
+                    "%s: its validation scans have no clear sequence, so validation did not check the sequences it "
+                    "answers on (%s)",
+                    h.name,
+                    "/".join(seqs),
+                )
             dropped += [lv for lv in levels if lv not in val_levels]
             levels = [lv for lv in levels if lv in val_levels]
-            if dropped:
+            if not levels:
+                log.warning(
+                    "%s: no validation disc lies where it was trained (sequence and level): it answers nowhere; "
+                    "label validation discs at its levels",
+                    h.name,
+                )
+            elif dropped:
                 log.warning(
                     "%s: trained on, but not validated on, %s: it does not answer there (label validation discs "
                     "there to measure it)",
@@ -150,6 +165,8 @@ def derive_scope(
             entry["sequences"] = seqs
         if dropped:
             entry["not_validated"] = dropped
+        if unknown_validation:
+            entry["validation_sequence_unknown"] = True
         by_seq = [f"{sum(sequences.get(c) == q for c in cases)} {q}" for q in seqs]
         unknown = sum(sequences.get(c) is None for c in cases)
         counts = ", ".join(by_seq + ([f"{unknown} sequence unknown"] if unknown else []))

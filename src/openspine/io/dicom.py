@@ -1268,24 +1268,36 @@ def _decode(ds: Dataset, name: str) -> NDArray[Any]:
 
 
 def _padding_range(ds: Dataset) -> tuple[int, int] | None:
-    """Stored values the header marks as padding (no image there): PixelPaddingValue up to PixelPaddingRangeLimit."""
+    """Stored values the header marks as padding (no image there): PixelPaddingValue up to PixelPaddingRangeLimit,
+    read by their bit pattern as the pixels are stored (a value written as US 32768 on signed pixels is -32768)."""
     value = ds.get("PixelPaddingValue")
     if value is None:
         return None
     limit = ds.get("PixelPaddingRangeLimit", value)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    bits = int(ds.get("BitsAllocated", 16) or 16)
     try:
-        ends = [int(v) if not isinstance(v, bytes) else _padding_from_bytes(v, ds) for v in (value, limit)]
+        ends = [_as_stored(int(v) if not isinstance(v, bytes) else _from_bytes(v, signed), signed, bits)
+                for v in (value, limit)]  # fmt: skip
     except (TypeError, ValueError):
         return None  # an unreadable padding value marks nothing
     return min(ends), max(ends)
 
 
-def _padding_from_bytes(raw: bytes, ds: Dataset) -> int:
+def _from_bytes(raw: bytes, signed: bool) -> int:
     # 'US or SS' is left as bytes where the reader could not resolve it; PixelRepresentation says which
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
     if len(raw) != 2:
         raise ValueError("padding value of unexpected length")
     return int.from_bytes(raw, "little", signed=signed)
+
+
+def _as_stored(value: int, signed: bool, bits: int) -> int:
+    """``value`` as the pixels' own type reads its bits (an encoder may write the other of US/SS)."""
+    if signed and value >= 2 ** (bits - 1):
+        return value - 2**bits
+    if not signed and value < 0:
+        return value + 2**bits
+    return value
 
 
 def _mask_padding(pixels: dict[int, NDArray[Any]], datasets: list[Dataset], names: list[str]) -> dict[str, Any]:
@@ -1293,16 +1305,35 @@ def _mask_padding(pixels: dict[int, NDArray[Any]], datasets: list[Dataset], name
 
     Padding is outside the image (a reformat's or a rotated slab's corners) and often an extreme value (-32768,
     65535): read as tissue it would set the intensity range and hide the spine. Done on stored values, before the
-    rescale, as the standard defines it; a MONOCHROME1 file's darkest value is its highest stored one."""
+    rescale, as the standard defines it; a MONOCHROME1 file's darkest value is its highest stored one. A padding
+    value that lies among the image's own values (pixels below and above it) is no padding a scanner writes, and
+    masking it would blank tissue: it is not applied, with a warning."""
     masks = {}
+    spans = {}
     for idx, arr in pixels.items():
         span = _padding_range(datasets[idx])
         if span is not None:
             mask = (arr >= span[0]) & (arr <= span[1])
             if mask.any():
-                masks[idx] = mask
+                masks[idx], spans[idx] = mask, span
     if not masks:
         return {}
+    kept_all = [pixels[idx][~masks[idx]] if idx in masks else pixels[idx].ravel() for idx in pixels]
+    kept_all = [k for k in kept_all if k.size]
+    if kept_all:
+        lo, hi = min(int(k.min()) for k in kept_all), max(int(k.max()) for k in kept_all)
+        inside = sorted({span for span in spans.values() if lo < span[0] and span[1] < hi})
+        if inside:
+            value = inside[0][0] if inside[0][0] == inside[0][1] else f"{inside[0][0]}–{inside[0][1]}"
+            log.warning(
+                "the header's PixelPaddingValue (%s, e.g. %s) lies among the image's own values (%d … %d): not "
+                "applied, the pixels are read as image",
+                value,
+                names[min(masks)],
+                lo,
+                hi,
+            )
+            return {"not_applied": f"PixelPaddingValue {value} lies among the image's own values ({lo} … {hi})"}
     inverted = {
         idx: str(datasets[idx].get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" for idx in pixels
     }

@@ -52,6 +52,7 @@ def load_study(
     path: str | os.PathLike[str],
     series: str | int | None = None,
     pixel_spacing: tuple[float, float] | float | None = None,
+    read_t1: bool = True,
 ) -> Study:
     """Read the study at ``path``: its main series, and the T1 series beside it where a DICOM study has one.
 
@@ -66,6 +67,8 @@ def load_study(
             (:func:`openspine.io.dicom.choose_series`). The T1 read beside it is of its station and taken before
             contrast agent where the study holds one.
         pixel_spacing: row and column spacing in mm, required for PNG/JPEG input.
+        read_t1: read the T1 series' pixels (False: its role is listed, its pixels are not read, as ``--no-t1``
+            wants).
 
     Only the main and the T1 series are read (pixels); the other series' headers only. A T1 series that cannot
     be read is logged as a warning and left out (``t1`` None, its role "not used" with the reason): it is an
@@ -79,10 +82,10 @@ def load_study(
 
     opened: AbstractContextManager[Path] = extracted_zip(p) if reader is DICOM_ZIP else nullcontext(p)
     with opened as root:
-        return _dicom_study(root, series, display_path=p)
+        return _dicom_study(root, series, display_path=p, read_t1=read_t1)
 
 
-def _dicom_study(root: Path, series: str | int | None, display_path: Path) -> Study:
+def _dicom_study(root: Path, series: str | int | None, display_path: Path, read_t1: bool = True) -> Study:
     from .dicom import INDEX_CLASH, discover_series, read_series, series_roles
 
     found = discover_series(root, display_path=display_path)
@@ -92,7 +95,7 @@ def _dicom_study(root: Path, series: str | int | None, display_path: Path) -> St
     t1: Scan | None = None
     flags: list[str] = []
     for k, r in enumerate(roles):
-        if r.role != ROLE_T1:
+        if r.role != ROLE_T1 or not read_t1:
             continue
         try:
             t1 = read_series(found[r.index], display_path=display_path)

@@ -283,7 +283,10 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
     font, small = _font(max(14, width // 55)), _font(small_px)
     banner = banner_lines(result, width, lambda text: small.getlength(printable(text)))
     banner_h = (len(banner) * (small_px + 4) + 8) if banner else 0
-    title_h, legend_h = 44 + banner_h, 70 + small_px
+    marks = marks_lines(width, lambda text: small.getlength(printable(text)))
+    disclaimer = disclaimer_lines(width, lambda text: small.getlength(printable(text)))
+    title_h = 44 + banner_h
+    legend_h = 70 + small_px + (len(marks) + len(disclaimer) - 2) * (small_px + 4)
     sr, sc, _ = view.scan.spacing
     aspect = view.scan.shape[0] * sr / (view.scan.shape[1] * sc)  # height / width in mm
     main_w = int(width * (0.74 if neighbours else 1.0))
@@ -322,7 +325,7 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
             draw.text((strip_x + 4, y + 4), f"slice {view.input_slice_index(j)}", fill=TEXT_COLOUR, font=small)
             y += thumb_h + 8
 
-    _draw_legend(draw, result, title_h + main_h + 10, small, small_px)
+    _draw_legend(draw, result, title_h + main_h + 10, small, small_px, marks, disclaimer)
     return canvas
 
 
@@ -464,17 +467,61 @@ def legend_title(result: AnalysisResult) -> str:
     return f"{grading_name(shown)} (this grader has no Pfirrmann grade):"
 
 
-def _draw_legend(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int, small: _Font, small_px: int) -> None:
+MARKS = (
+    "outline: vertebral body, level on the anterior side",
+    f"dashed: score < {LOW_SCORE}",
+    "? = label withheld",
+    f"(0.49) after a grade: its probability, shown where below {LOW_CONFIDENCE}",
+)
+
+
+def marks_lines(width: int, measure: Callable[[str], float]) -> list[str]:
+    """What the marks mean (:data:`MARKS`), joined by '; ' on as few lines as fit ``width`` pixels: a narrow overlay
+    wraps the legend rather than cut it at its right edge."""
+    return _joined(MARKS, "; ", width, measure)
+
+
+def disclaimer_lines(width: int, measure: Callable[[str], float]) -> list[str]:
+    """The disclaimer on one line, or broken after its colon where the overlay is too narrow for it."""
+    head, tail = DISCLAIMER.split(": ", 1)
+    return _joined((f"{head}:", tail), " ", width, measure)
+
+
+def _joined(parts: tuple[str, ...], sep: str, width: int, measure: Callable[[str], float]) -> list[str]:
+    """``parts`` joined by ``sep`` on lines of ``width`` pixels less the margins; a part wider than a line is
+    broken at spaces (:func:`_wrap`)."""
+    room = float(width - 20)
+    lines: list[str] = []
+    for part in parts:
+        if lines and measure(f"{lines[-1]}{sep}{part}") <= room:
+            lines[-1] = f"{lines[-1]}{sep}{part}"
+        else:
+            lines.extend(_wrap(part, measure, room, 4) if measure(part) > room else [part])
+    return lines
+
+
+def _draw_legend(
+    draw: ImageDraw.ImageDraw,
+    result: AnalysisResult,
+    y: int,
+    small: _Font,
+    small_px: int,
+    marks: list[str],
+    disclaimer: list[str],
+) -> None:
     """The colour scale of the grading shown, what the marks mean, and the disclaimer (the disclaimer alone where
     nothing is drawn: a scan refused with no body found)."""
     if result.vertebrae or result.discs:
         _draw_grade_scale(draw, result, y, small)
-        y += 26 + small_px + 6
-    draw.text((10, y), DISCLAIMER, fill=(170, 170, 170), font=small)
+        for i, line in enumerate(marks):
+            draw.text((10, y + 26 + i * (small_px + 4)), line, fill=(170, 170, 170), font=small)
+        y += 26 + len(marks) * (small_px + 4) + 2
+    for i, line in enumerate(disclaimer):
+        draw.text((10, y + i * (small_px + 4)), line, fill=(170, 170, 170), font=small)
 
 
 def _draw_grade_scale(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int, small: _Font) -> None:
-    """The colour scale of the grading shown and, under it, what the marks mean."""
+    """The colour scale of the grading shown."""
     shown, _ = shown_gradings(result)
     title = legend_title(result)
     draw.text((10, y), title, fill=TEXT_COLOUR, font=small)
@@ -486,6 +533,3 @@ def _draw_grade_scale(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int,
         x += 38
     draw.rectangle([x + 6, y, x + 40, y + 16], fill=UNGRADED_COLOUR)
     draw.text((x + 46, y + 8), "not graded", fill=TEXT_COLOUR, font=small, anchor="lm")
-    draw.text((10, y + 26), f"outline: vertebral body, level on the anterior side; dashed: score < {LOW_SCORE}; "
-              f"? = label withheld; (0.49) after a grade: its probability, shown where below {LOW_CONFIDENCE}",
-              fill=(170, 170, 170), font=small)  # fmt: skip

@@ -93,6 +93,15 @@ def render_report(
     return "\n".join(parts)
 
 
+def _positions_text(match: Any) -> str:
+    """Whether the T1's structures were compared with the main series' in world mm, by level only, or not at all."""
+    if match.shared_frame:
+        return "yes (one frame of reference)"
+    if not match.agree and not match.discs and not match.flags:  # set aside before any matching
+        return "no (not matched)"
+    return "no (matched by level)"
+
+
 def series_text(series: Mapping[str, Any]) -> str:
     """'#4 T1 TSE SAG': a DICOM series' number and description, '' where the file names neither."""
     number, description = series.get("series_number"), series.get("series_description") or ""
@@ -197,7 +206,15 @@ def _discs_section(result: AnalysisResult, meaning: Mapping[str, str]) -> list[s
                 "pixel_spacing_estimated): grades may differ from those at the true pixel size.</p>"
             )
         if not cols:  # no grading ran at all: say why here, where the empty table is
-            why = result.steps_not_run.get("grading") or result.out_of_scope or "see the flags above"
+            asked = result.parameters.get("grade_levels")
+            found = {d.level.value for d in result.discs if d.level is not None}
+            # --levels naming none of the discs found (T1-T2 on a lumbar scan)
+            outside = (
+                f"no disc found is among the levels asked for ({', '.join(asked)})"
+                if isinstance(asked, list) and found and not found & set(asked)
+                else None
+            )
+            why = result.steps_not_run.get("grading") or result.out_of_scope or outside or "see the flags above"
             parts.append(f"<p class='flags'>No disc was graded: {e(why)}</p>")
         head = "".join(f"<th title='{e(meaning.get(grading_name(g), ''))}'>{e(grading_name(g))}</th>" for g in cols)
         # a wide table scrolls in its own box rather than running off the page
@@ -244,7 +261,7 @@ def _other_series_section(result: AnalysisResult) -> list[str]:
             ("spacing (mm)", " × ".join(f"{s:g}" for s in o.input.spacing_mm) + _estimated_note(result, " (T1)")),
             ("bodies found", str(len(o.vertebrae))),
             ("discs matched", ", ".join(m.discs) or "none"),
-            ("positions compared", "yes (one frame of reference)" if m.shared_frame else "no (matched by level)"),
+            ("positions compared", _positions_text(m)),
             ("used for grading", "yes" if o.used_for_grading else f"no: {o.note or 'see flags'}"),
         ]
         parts += [f"<h2>{e(o.role)} series</h2><dl>", *(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows), "</dl>"]

@@ -10,6 +10,7 @@ none of them, nothing ties the two series together beyond the user's word, and t
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import PurePath
 
@@ -35,7 +36,8 @@ def _bids_entity(source: ScanSource, entity: str) -> str | None:
     """The BIDS entity (``sub``, ``ses``) the file's name (or, failing that, its folders) gives, or None."""
     if not source.path:
         return None
-    parts = PurePath(source.path).parts
+    # the absolute path: a file given as 'T1w.nii.gz' from inside sub-02/anat/ is sub-02's as much as by its full path
+    parts = PurePath(os.path.abspath(source.path)).parts
     for part in reversed(parts):  # the file name first: sub-01_ses-2_T1w.nii.gz, then sub-01/ses-2/anat/
         found = _BIDS[entity].search(part)
         if found:
@@ -66,7 +68,11 @@ def why_other_subject(main: ScanSource, other: ScanSource) -> str | None:
 
 def ties(main: ScanSource, other: ScanSource) -> str:
     """What in the files says the two series are of one patient and study, in words (for the report and
-    result.json): the DICOM study, the BIDS subject, or nothing (the user's word alone)."""
+    result.json): that they name different ones (:func:`why_other_subject`), the DICOM study, the BIDS subject, or
+    nothing (the user's word alone)."""
+    foreign = why_other_subject(main, other)
+    if foreign is not None:
+        return f"not the same: {foreign}"
     if main.study_uid and main.study_uid == other.study_uid:
         return "one DICOM study (StudyInstanceUID)"
     sub = _bids_entity(main, "sub")

@@ -370,6 +370,8 @@ def _read_beside(
     info = replace(info, sequence=seen.sequence, plane=seen.plane, way_round=seen.way_round)
     state.models.extend(m for m in own.models if m not in state.models)
     main_name = str(sequence.get("value") or "main")
+    if main_name == role:  # a main series that reads T1 too: 'the T1 series … the T1 series' says nothing
+        main_name = f"main ({role})"
     tied_by = ties(scan.source, t1_scan.source)
     foreign = why_other_subject(scan.source, t1_scan.source)
     if foreign is not None:  # never paired: two lumbar spines' levels match whoever's they are

@@ -90,6 +90,11 @@ def run_info(args: argparse.Namespace) -> int:
         "sequence_hint": scan.source.sequence_hint,
         "header_flags": list(scan.source.header_flags),  # what analyze flags about the reading (transforms, studies)
     }
+    if scan.source.format == "nifti":  # what the files beside it say (its JSON sidecar, its BIDS name)
+        extra = scan.source.extra
+        said = {"sidecar": extra.get("sidecar"), "sequence_named_by": extra.get("sequence_named_by"),
+                "series_description": scan.source.series_description, "modality": scan.source.modality}  # fmt: skip
+        summary.update({k: v for k, v in said.items() if v})
     if estimated:
         summary["pixel_spacing_estimated"] = estimated
     if scan.source.orientation_unknown:
@@ -128,8 +133,13 @@ def run_info(args: argparse.Namespace) -> int:
         + ("; assumed: the header gives none, sform and qform codes 0)" if scan.source.orientation_unknown else ")"),
         f"data type    {summary['dtype']}",
     ]
+    if summary.get("sidecar"):
+        desc = f": {summary['series_description']}" if summary.get("series_description") else ""
+        lines.append(f"sidecar      {summary['sidecar']}{desc}")
     if summary["sequence_hint"]:
-        lines.append(f"sequence     {summary['sequence_hint']} (from the header)")
+        # analyze checks a header's word against the image (a T1 under a T2 header is set aside)
+        by = summary.get("sequence_named_by") or "header"
+        lines.append(f"sequence     {summary['sequence_hint']} (from the {by}; analyze checks it against the image)")
     lines += [f"flag         {f}" for f in summary["header_flags"]]
     t1 = next((s for s in series_list if s.get("role") == "T1"), None)
     if t1 is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -93,3 +94,61 @@ def test_batch_lists_a_sidecar_as_read_with_its_image(tmp_path: Path) -> None:
     cases, skipped = discover_cases(tmp_path)
     assert len(cases) == 1
     assert [(s.path, s.reason) for s in skipped] == [("scan.json", "the sidecar of scan.nii.gz, read with it")]
+
+
+def test_times_are_read_in_the_unit_the_whole_sidecar_uses() -> None:
+    """A PD sidecar in ms (TE 12) had read as TE 12 s, a T2; times as text, lists or 0 had read as ms (user test)."""
+    ms = SidecarHeader({"EchoTime": 12, "RepetitionTime": 2500})
+    assert (ms.get("EchoTime"), ms.get("RepetitionTime")) == (12.0, 2500.0)
+    seconds = SidecarHeader({"EchoTime": "0.095", "RepetitionTime": [3.5], "InversionTime": 0.15})
+    assert seconds.get("EchoTime") == pytest.approx(95.0) and seconds.get("RepetitionTime") == pytest.approx(3500.0)
+    assert seconds.get("InversionTime") == pytest.approx(150.0)
+    assert SidecarHeader({"EchoTime": 0, "RepetitionTime": "n/a"}).get("EchoTime") is None
+    assert SidecarHeader({"EchoTime": 11}).get("EchoTime") == 11.0  # no TR: a TE of 11 is in ms
+    odd = SidecarHeader({"Modality": ["MR"], "SeriesDescription": {"a": 1}, "ImageType": "DERIVED_PRIMARY_DIXON_W"})
+    assert odd.get("Modality") == "MR" and odd.get("SeriesDescription") is None
+    assert "DIXON" in odd.get("ImageType").split("\\")
+
+
+@pytest.mark.parametrize(
+    ("name", "sequence"),
+    [("sub-30_STIR", "STIR"), ("sub-30_acq-stir_T2w", "STIR"), ("sub-30_acq-fs_T2w", "other"),
+     ("sub-30_FLAIR", "other"), ("sub-30_PDw", "other"), ("sub-30_T2starw", "other"), ("sub-30_T1w", "T1"),
+     ("sub-30_T2w", None), ("sub-30_acq-sag_T2w", None), ("image", None), ("t1", None)],
+)  # fmt: skip
+def test_a_bids_name_says_its_contrast(name: str, sequence: str | None) -> None:
+    from openspine.io.sidecar import bids_name_sequence
+
+    assert bids_name_sequence(Path(f"/d/{name}.nii.gz")) == sequence
+
+
+def test_a_bids_stir_without_a_sidecar_and_one_named_t2_by_its_sidecar_are_not_graded(tmp_path: Path) -> None:
+    """The user test's BIDS _STIR, _FLAIR, _PDw, acq-stir_T2w files had been graded as T2 from the image."""
+    data = shared_data_or_skip()
+    stir = tmp_path / "sub-30_STIR.nii.gz"
+    shutil.copy(data / "spider" / "32" / "image.nii.gz", stir)
+    result = openspine.analyze(stir)
+    assert result.input.sequence["value"] == "STIR" and _graded(result) == 0
+    assert result.input.series["sequence_named_by"] == "BIDS file name"
+    named = _with_sidecar(tmp_path, "sub-30_acq-stir_T2w", PLAIN_T2)  # the sidecar says T2, the name STIR
+    assert openspine.analyze(named).input.sequence["value"] == "STIR"
+
+
+def test_sidecars_a_bids_file_inherits_are_read(tmp_path: Path) -> None:
+    """A fat-suppression written once at the dataset's root applies to every T2w below it (BIDS inheritance); the
+    file's own sidecar wins where both say."""
+    data = shared_data_or_skip()
+    (tmp_path / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.8.0"}')
+    (tmp_path / "T2w.json").write_text(json.dumps({**PLAIN_T2, "ScanOptions": "FS"}))
+    anat = tmp_path / "sub-05" / "anat"
+    anat.mkdir(parents=True)
+    image = anat / "sub-05_T2w.nii.gz"
+    shutil.copy(data / "spider" / "32" / "image.nii.gz", image)
+    scan = openspine.load_scan(image)
+    assert scan.source.sequence_hint == "other" and scan.source.extra["sidecar"] == os.path.join("..", "..", "T2w.json")
+    (anat / "sub-05_T2w.json").write_text(json.dumps({"ScanOptions": "NONE"}))  # its own: no fat suppression
+    assert openspine.load_scan(image).source.sequence_hint == "T2"
+    cases, skipped = discover_cases(tmp_path)
+    assert [c.path for c in cases] == [str(image)]
+    reasons = dict((s.path, s.reason) for s in skipped)
+    assert reasons["T2w.json"] == "a BIDS sidecar that the images below it inherit, read with them"

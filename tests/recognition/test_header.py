@@ -46,7 +46,11 @@ CASES = [
     ({"SeriesDescription": "sag", "RepetitionTime": 550, "EchoTime": 10}, "T1"),
     ({"SeriesDescription": "sag", "RepetitionTime": 3500, "EchoTime": 95}, "T2"),
     ({"ScanningSequence": ["SE", "IR"], "InversionTime": 150, "RepetitionTime": 4000, "EchoTime": 60}, "STIR"),
-    ({"ScanningSequence": ["SE", "IR"], "InversionTime": 2500, "RepetitionTime": 9000, "EchoTime": 120}, "T2"),
+    # a long-TI inversion recovery is a FLAIR (fluid nulled): no plain T2 (it had read as T2 and been graded)
+    ({"ScanningSequence": ["SE", "IR"], "InversionTime": 2500, "RepetitionTime": 9000, "EchoTime": 120}, "other"),
+    # an inversion recovery whose TI the header omits, named T2 (a STIR or a FLAIR): no plain T2 either
+    ({"SeriesDescription": "Sag T2 IR", "ScanningSequence": "IR", "RepetitionTime": 3500, "EchoTime": 95}, "other"),
+    ({"ScanningSequence": "IR", "RepetitionTime": 3500, "EchoTime": 95}, "other"),
     ({"ScanningSequence": ["SE", "IR"]}, None),
     ({"RepetitionTime": 2000, "EchoTime": 40}, None),  # intermediate: not decided
     ({"RepetitionTime": 800, "EchoTime": 40}, None),

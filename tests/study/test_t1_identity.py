@@ -196,3 +196,17 @@ def test_a_t1_that_lies_elsewhere_in_one_frame_is_set_aside_for_where_it_lies(t1
     (other,) = doc["other_series"]
     assert other["note"].startswith("it does not match the T2 series: ") and "mm apart" in other["note"]
     assert "levels do not agree" not in json.dumps(doc)
+
+
+def test_why_a_t1_is_not_read_names_a_header_and_image_that_disagree() -> None:
+    """A T1 image under a T2 sidecar was set aside as 'not clear from the image (best guess T1)', though the image read
+    T1 at 0.998 (user test of BIDS data)."""
+    from openspine.scope import why_not_second_series
+
+    conflict = {"value": None, "source": "header", "header": "T2", "best_guess": "T1", "probability": 0.998,
+                "contradicted_by": "image"}  # fmt: skip
+    assert why_not_second_series(conflict, "T1") == (
+        "its header says T2 but the image reads as T1 (probability 1.00), so it is not read as T1"
+    )
+    assert why_not_second_series({"value": None, "best_guess": "T2"}, "T1").startswith("its sequence is not clear")
+    assert why_not_second_series({"value": "T1", "source": "image"}, "T1") is None

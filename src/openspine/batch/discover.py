@@ -27,6 +27,7 @@ from .._logging import get_logger
 from ..errors import ConfigError
 from ..io.formats import LABEL_MAP, Reader, convert_hint, looks_like_label_map, reader_for_name
 from ..io.paths import NOT_REGULAR, not_a_regular_file, resolved
+from ..io.sidecar import inherited_sidecar
 
 if TYPE_CHECKING:
     from ..io.dicom import SeriesInfo
@@ -78,13 +79,15 @@ class Skipped:
 
 
 def _not_an_image_reason(path: Path) -> str:
-    """Why a document beside the scans is no case: a NIfTI file's JSON sidecar is read with its image (its header
-    names the sequence), any other is not an image file."""
+    """Why a document beside the scans is no case: a NIfTI file's JSON sidecar, or one a BIDS dataset's images below
+    it inherit, is read with those images (its header names the sequence); any other is not an image file."""
     if path.suffix.lower() == ".json":
         for suffix in (".nii.gz", ".nii"):
             image = path.with_name(path.name[: -len(".json")] + suffix)
             if image.is_file():
                 return f"the sidecar of {image.name}, read with it"
+        if inherited_sidecar(path):
+            return "a BIDS sidecar that the images below it inherit, read with them"
     return "not an image file"
 
 

@@ -137,7 +137,9 @@ def _t1_columns(doc: dict[str, Any], flags: list[str]) -> dict[str, Any]:
     if other is None:
         return {"t1": "", "t1_discs_matched": "", "t1_used_for_grading": "", "t1_not_used": why}
     source = _mapping(other.get("input"))
-    name = series_text(_mapping(source.get("series"))) or Path(str(source.get("path") or "")).name
+    series, file = series_text(_mapping(source.get("series"))), Path(str(source.get("path") or "")).name
+    # a file's name too (sidecars' descriptions repeat across a dataset); a DICOM series' path is its study's folder
+    name = f"{file} ({series})" if series and file and source.get("format") != "dicom" else series or file
     match = _mapping(other.get("match"))
     return {
         "t1": name,

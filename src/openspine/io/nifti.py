@@ -13,6 +13,7 @@ scanner's (code 1): then the qform, the patient's own position. Two transforms t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -114,32 +115,44 @@ def read_nifti(path: Path) -> Scan:
 
 
 def _with_sidecar(source: ScanSource, path: Path) -> ScanSource:
-    """``source`` with what the JSON sidecar beside the file says (:mod:`.sidecar`): the sequence by the DICOM header
-    rules, the series' description, number, modality, manufacturer and study; unchanged without a sidecar."""
+    """``source`` with what the files beside it say (:mod:`.sidecar`): the sequence by the DICOM header rules on its
+    JSON sidecar(s), or by its BIDS name where that names another contrast than the T2 a sidecar may say; the
+    series' description, number, modality, manufacturer and study; unchanged where nothing is said."""
     from dataclasses import replace
 
     from ..recognition.header import sequence_from_header
-    from .sidecar import read_sidecar
+    from .sidecar import bids_name_sequence, read_sidecar
 
+    named = bids_name_sequence(path)
     read = read_sidecar(path)
     if read is None:
-        return source
+        if named is None:
+            return source
+        return replace(source, sequence_hint=named, extra={**source.extra, "sequence_named_by": "BIDS file name"})
     header, where = read
 
     def text(key: str) -> str | None:
         value = header.get(key)
         return str(value).strip() or None if value is not None else None
 
-    number = header.get("SeriesNumber")
+    hint = sequence_from_header(header)
+    # a file named for another contrast (acq-stir_T2w, _STIR) is not graded as the T2 its sidecar may name
+    by = "BIDS file name" if named is not None and named != hint and hint in (None, "T2") else "sidecar"
+    number = text("SeriesNumber")
     return replace(
         source,
-        sequence_hint=sequence_from_header(header),
+        sequence_hint=named if by == "BIDS file name" else hint,
         series_description=text("SeriesDescription"),
-        series_number=int(number) if isinstance(number, int) and not isinstance(number, bool) else None,
+        series_number=int(number) if number is not None and number.isdigit() else None,
         modality=text("Modality"),
         manufacturer=text("Manufacturer"),
         study_uid=text("StudyInstanceUID"),
-        extra={**source.extra, "sidecar": where.name},
+        extra={
+            **source.extra,
+            # the sidecar(s) read: the file's own by name, inherited ones by their path from the file's folder
+            "sidecar": ", ".join(os.path.relpath(w, path.parent) for w in where),
+            **({"sequence_named_by": by} if (hint if by == "sidecar" else named) is not None else {}),
+        },
     )
 
 

@@ -1,19 +1,27 @@
-"""The JSON sidecar beside a NIfTI file: what the DICOM header said, kept by the converter.
+"""What the files beside a NIfTI file say of its acquisition: its JSON sidecar, and its BIDS name.
 
-dcm2niix writes one by default (``scan.nii.gz`` beside ``scan.json``), and BIDS datasets keep it: the series
+dcm2niix writes a sidecar by default (``scan.json`` beside ``scan.nii.gz``), and BIDS datasets keep them: the series
 description, the scanning sequence and its options, the timing. Read as a header, it lets the same rules as for DICOM
 (:mod:`openspine.recognition.header`) name the sequence of a NIfTI file: a STIR (an inversion recovery with a short
 inversion time), a fat-suppressed T2 (``ScanOptions`` FS) or a T1 that the image alone may take for a plain T2.
 
-Two differences from DICOM are undone here: BIDS gives times in seconds (DICOM in ms), and dcm2niix joins the values
-of a multi-valued element with ``_`` (``GR_IR``, DICOM ``GR\\IR``). Only the sidecar of the same name beside the file
-is read (not BIDS' inherited sidecars higher up the tree). One that cannot be read is said and left out: the image
-is read without it.
+What differs from DICOM is undone here. BIDS gives times in seconds (DICOM in ms); a sidecar written in ms by another
+tool is told by its TR (above 30, ms: no TR is 30 s) or, without one, by its TE (1 or more: ms). dcm2niix joins the
+values of a multi-valued element with ``_`` (``GR_IR``, DICOM ``GR\\IR``). Numbers written as text or as one-item
+lists are read as numbers, times of 0 as absent; a text field given as a list is joined.
+
+In a BIDS dataset (a folder above holding ``dataset_description.json``) the sidecars a file inherits are read too,
+from the dataset's root down to the file's own (``T2w.json`` at the root, ``sub-01/sub-01_T2w.json``, each applying
+to the files whose name carries its entities and suffix), the nearer overriding the farther, as the BIDS inheritance
+principle says. And a BIDS name says the contrast itself (:func:`bids_name_sequence`: ``_STIR``, ``_FLAIR``,
+``_PDw``, ``_T2starw``, ``_T1w``, an ``acq-`` label such as ``acq-stir`` or ``acq-fs``). A sidecar that cannot be read
+is said and left out: the image is read without it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,28 +30,106 @@ from .._logging import get_logger
 
 log = get_logger("io.sidecar")
 
-__all__ = ["SidecarHeader", "read_sidecar", "sidecar_path"]
+__all__ = ["SidecarHeader", "bids_name_sequence", "inherited_sidecar", "read_sidecar", "sidecar_path", "sidecar_paths"]
 
 _TIMES = ("EchoTime", "RepetitionTime", "InversionTime")
-_MULTI_VALUED = ("ScanningSequence", "SequenceVariant", "ScanOptions")
-# a time above this is taken as already in ms (a sidecar not written to BIDS' seconds): no spine sequence has a TR of
-# 30 s, nor a TE or TI of 30 ms written in seconds
-_SECONDS_BELOW = 30.0
+_MULTI_VALUED = ("ScanningSequence", "SequenceVariant", "ScanOptions", "ImageType")
+_TEXT = ("SeriesDescription", "ProtocolName", "SequenceName", "PulseSequenceName", "Modality", "Manufacturer")
+# a TR above this is in ms (no spine sequence has a TR of 30 s); without a TR, a TE of 1 or more is (no TE is 1 s)
+_TR_SECONDS_BELOW = 30.0
+_TE_SECONDS_BELOW = 1.0
+_DATASET = "dataset_description.json"
+_MAX_DEPTH = 6  # folders looked up for a BIDS dataset's root
+
+_NII = re.compile(r"\.nii(\.gz)?$", re.IGNORECASE)
+_ENTITY = re.compile(r"^([a-zA-Z]+)-([a-zA-Z0-9]+)$")
+# BIDS suffixes that name a contrast, and what the header rules call it (T2w names nothing: the image decides)
+_SUFFIX_SEQUENCE = {"T1w": "T1", "STIR": "STIR", "FLAIR": "other", "PDw": "other", "T2starw": "other",
+                    "PDT2": "other", "UNIT1": "other", "inplaneT1": "T1", "inplaneT2": None, "T2w": None}  # fmt: skip
 
 
 def sidecar_path(path: Path) -> Path | None:
     """``scan.json`` beside ``scan.nii.gz`` / ``scan.nii``, where it exists."""
-    name = path.name
-    stem = name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else name.rsplit(".", 1)[0]
-    candidate = path.with_name(stem + ".json")
+    candidate = path.with_name(_NII.sub("", path.name) + ".json")
     return candidate if candidate.is_file() else None
+
+
+def _bids_parts(name: str) -> tuple[dict[str, str], str] | None:
+    """A BIDS file name's entities and suffix (``sub-01_acq-fs_T2w.nii.gz``: ({sub: 01, acq: fs}, T2w)), or None."""
+    stem = _NII.sub("", name)
+    stem = stem[: -len(".json")] if stem.endswith(".json") else stem
+    parts = stem.split("_")
+    entities = {}
+    for part in parts[:-1]:
+        m = _ENTITY.match(part)
+        if m is None:
+            return None
+        entities[m[1]] = m[2]
+    return entities, parts[-1]
+
+
+def bids_name_sequence(path: Path) -> str | None:
+    """The contrast a BIDS file name says: its suffix (``_STIR`` STIR, ``_FLAIR``/``_PDw``/``_T2starw`` other, ``_T1w``
+    T1), else an ``acq-`` label read by the header's text rules (``acq-stir`` STIR, ``acq-fs`` or ``acq-dixon``
+    other, ``acq-t1`` T1); None where it says none (``_T2w`` alone: the image decides, as for any NIfTI)."""
+    from ..recognition.header import sequence_from_text
+
+    parts = _bids_parts(path.name)
+    if parts is None:
+        return None
+    entities, suffix = parts
+    named = _SUFFIX_SEQUENCE.get(suffix)
+    if named is not None:
+        return named
+    acq = entities.get("acq")
+    found = sequence_from_text(acq) if acq else None
+    return found if found != "T2" else None  # acq-t2 says no more than _T2w
+
+
+def sidecar_paths(path: Path) -> list[Path]:
+    """The sidecars that apply to ``path``, farthest first: in a BIDS dataset the inherited ones from its root down
+    (those whose entities are all in the file's name, with its suffix), then its own; elsewhere its own alone."""
+    own = sidecar_path(path)
+    parts = _bids_parts(path.name)
+    root = _dataset_root(path) if parts is not None else None
+    if root is None or parts is None:
+        return [own] if own is not None else []
+    entities, suffix = parts
+    found: list[Path] = []
+    folders = [path.parent, *path.parent.parents]
+    chain = folders[: folders.index(root) + 1][::-1]  # the root first, the file's own folder last
+    for folder in chain:
+        for candidate in sorted(folder.glob(f"*{suffix}.json")):
+            theirs = _bids_parts(candidate.name)
+            if theirs is None or theirs[1] != suffix or candidate == own:
+                continue
+            if all(entities.get(k) == v for k, v in theirs[0].items()):
+                found.append(candidate)
+    return [*found, *([own] if own is not None else [])]
+
+
+def inherited_sidecar(path: Path) -> bool:
+    """Whether the JSON file ``path`` is a sidecar of a BIDS dataset that images below it inherit (a name of entities
+    and a suffix, such as ``T2w.json`` at the root or ``sub-01_T2w.json`` above ``sub-01/anat/``)."""
+    parts = _bids_parts(path.name)
+    return parts is not None and parts[1] in _SUFFIX_SEQUENCE and _dataset_root(path) is not None
+
+
+def _dataset_root(path: Path) -> Path | None:
+    for folder in [path.parent, *path.parent.parents][:_MAX_DEPTH]:
+        if (folder / _DATASET).is_file():
+            return folder
+    return None
 
 
 class SidecarHeader(Mapping[str, Any]):
     """A sidecar's entries with DICOM's units and value separators, read like a DICOM header (``get(keyword)``)."""
 
     def __init__(self, entries: Mapping[str, Any]) -> None:
-        self._entries = {str(k): _as_dicom(str(k), v) for k, v in entries.items()}
+        times = {k: t for k in _TIMES if (t := _positive_number(entries.get(k))) is not None}
+        scale = 1000.0 if _in_seconds(times) else 1.0
+        self._entries = {str(k): _as_dicom(str(k), v) for k, v in entries.items() if str(k) not in _TIMES}
+        self._entries.update({k: t * scale for k, t in times.items()})
 
     def __getitem__(self, key: str) -> Any:
         return self._entries[key]
@@ -58,27 +144,55 @@ class SidecarHeader(Mapping[str, Any]):
         return self._entries.get(key, default)
 
 
+def _positive_number(value: Any) -> float | None:
+    """A time as a number: ``0.095``, ``"0.095"`` or ``[0.095]``; None for 0, text or anything else."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 and number == number else None
+
+
+def _in_seconds(times: Mapping[str, float]) -> bool:
+    """Whether a sidecar gives its times in seconds (BIDS) rather than ms, judged on all of them together."""
+    tr, te = times.get("RepetitionTime"), times.get("EchoTime")
+    if tr is not None:
+        return tr < _TR_SECONDS_BELOW
+    if te is not None:
+        return te < _TE_SECONDS_BELOW
+    ti = times.get("InversionTime")
+    return ti is not None and ti < 5.0  # no TI is 5 s
+
+
 def _as_dicom(key: str, value: Any) -> Any:
-    if key in _TIMES and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) * 1000.0 if 0 < value < _SECONDS_BELOW else float(value)
     if key in _MULTI_VALUED and isinstance(value, str):
         parts = value.replace("\\", "_").split("_")
         return "\\".join(dict.fromkeys([value, *parts]))  # "GR_IR" keeps its whole value beside GR and IR
+    if key in _TEXT and isinstance(value, list):
+        return " ".join(str(v) for v in value if isinstance(v, (str, int, float)))  # ["MR"] is MR
+    if key in _TEXT and not isinstance(value, (str, int, float)):
+        return None  # an object or null where text belongs says nothing
     return value
 
 
-def read_sidecar(path: Path) -> tuple[SidecarHeader, Path] | None:
-    """The sidecar of the NIfTI file ``path`` as a header, and its path; None where there is none or it cannot be
-    read (a warning says why)."""
-    found = sidecar_path(path)
-    if found is None:
-        return None
-    try:
-        entries = json.loads(found.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as exc:
-        log.warning("the sidecar '%s' cannot be read and is left out (%s)", found.name, exc)
-        return None
-    if not isinstance(entries, dict):
-        log.warning("the sidecar '%s' holds no JSON object and is left out", found.name)
-        return None
-    return SidecarHeader(entries), found
+def read_sidecar(path: Path) -> tuple[SidecarHeader, list[Path]] | None:
+    """The sidecars of the NIfTI file ``path`` (:func:`sidecar_paths`), merged into one header, nearer entries over
+    farther, and their paths; None where there is none or none can be read (a warning says why)."""
+    merged: dict[str, Any] = {}
+    read: list[Path] = []
+    for found in sidecar_paths(path):
+        try:
+            entries = json.loads(found.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError) as exc:
+            log.warning("the sidecar '%s' cannot be read and is left out (%s)", found.name, exc)
+            continue
+        if not isinstance(entries, dict):
+            log.warning("the sidecar '%s' holds no JSON object and is left out", found.name)
+            continue
+        merged.update(entries)
+        read.append(found)
+    return (SidecarHeader(merged), read) if read else None

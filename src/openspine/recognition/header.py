@@ -18,8 +18,9 @@ Rules, first match wins:
 4. otherwise ``None`` (not known).
 
 A T2 from any rule is ``other`` when the header shows a gradient echo (``GR`` without ``SE`` in ScanningSequence, or a
-gradient-echo name such as FFE, GRE, ``fl2d``) or a Dixon image (ImageType DIXON, WATER, FAT, IN_PHASE, OUT_PHASE):
-their contrast is not the T2 spin echo that the grader was trained on.
+gradient-echo name such as FFE, GRE, ``fl2d``), an inversion recovery whose short TI rule 2 could not see (``IR`` in
+ScanningSequence without an InversionTime: a STIR or a FLAIR) or a Dixon image (ImageType DIXON, WATER, FAT,
+IN_PHASE, OUT_PHASE): their contrast is not the T2 spin echo that the grader was trained on.
 
 Works on a :class:`pydicom.dataset.Dataset` or any mapping-like object with ``get(keyword)``; pydicom is not
 imported here.
@@ -161,6 +162,8 @@ def not_t2_spin_echo(ds: _HeaderLike) -> bool:
     suppression the grader was trained on, whatever its name says."""
     scanning = header_tokens(ds.get("ScanningSequence"))
     if "GR" in scanning and "SE" not in scanning:  # GRASE (SE and GR) is a spin echo train
+        return True
+    if "IR" in scanning:  # an inversion recovery (a STIR or FLAIR whose TI the header omits) is no plain T2
         return True
     if DIXON_IMAGE_TYPES & set(header_tokens(ds.get("ImageType"))[2:]):  # after ORIGINAL/DERIVED and PRIMARY/SECONDARY
         return True

@@ -219,3 +219,23 @@ def test_the_log_gives_discoverys_reason_for_a_studys_series_not_as_asked(
     assert said and all("(chosen by batch discovery)" in m and "as asked" not in m for m in said), said
     doc = json.loads((tmp_path / "out" / "cases" / "study__t2" / "result.json").read_text())
     assert doc["input"]["series"]["chosen_because"].endswith("(chosen by batch discovery)")
+
+
+def test_bids_runs_share_the_session_s_t1w_and_a_name_of_the_suffix_alone_is_a_case(tmp_path: Path) -> None:
+    """Two T2w runs and one T1w were three cases, the T1w read beside neither; 'T2w.nii.gz' inside sub-19/anat/ was
+    skipped as 'not an anatomical image' (user test of BIDS data)."""
+    from openspine.batch.discover import discover_cases
+
+    anat = tmp_path / "sub-02" / "ses-01" / "anat"
+    anat.mkdir(parents=True)
+    for name in ("sub-02_ses-01_run-1_T2w", "sub-02_ses-01_run-2_T2w", "sub-02_ses-01_T1w"):
+        (anat / f"{name}.nii.gz").write_bytes(b"x")  # discovery reads names (an empty file is skipped)
+    plain = tmp_path / "sub-19" / "anat"
+    plain.mkdir(parents=True)
+    (plain / "T2w.nii.gz").write_bytes(b"x")
+    cases, skipped = discover_cases(tmp_path)
+    runs = {Path(c.path).name: Path(c.t1).name if c.t1 else None for c in cases if "sub-02" in c.path}
+    assert runs == {"sub-02_ses-01_run-1_T2w.nii.gz": "sub-02_ses-01_T1w.nii.gz",
+                    "sub-02_ses-01_run-2_T2w.nii.gz": "sub-02_ses-01_T1w.nii.gz"}  # fmt: skip
+    assert any(c.path == str(plain / "T2w.nii.gz") for c in cases)
+    assert not any("T2w.nii.gz" in s.path and "anatomical" in s.reason for s in skipped)

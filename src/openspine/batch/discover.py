@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 log = get_logger("batch")
 
 # BIDS anatomical suffixes that can be sagittal spine images
-BIDS_ANAT = re.compile(r"_(T1w|T2w|T2starw|STIR|PDw|FLAIR|UNIT1|acq-[^_]+_T2w)\.nii(\.gz)?$")
+# an anatomical BIDS file (a name of the suffix alone, "T2w.nii.gz" inside sub-01/anat/, too)
+BIDS_ANAT = re.compile(r"(?:^|_)(T1w|T2w|T2starw|STIR|PDw|FLAIR|UNIT1|acq-[^_]+_T2w)\.nii(\.gz)?$")
 BIDS_DATATYPES = ("anat", "dwi", "func", "fmap", "perf", "pet", "micr", "beh", "eeg", "meg", "ieeg")
 # sidecars and documents beside the scans (the file types the readers know come from openspine.io.formats)
 ID_HASH_CHARS = 6  # hex digits of the suffix that tells apart cases whose paths give the same id
@@ -270,31 +271,38 @@ def _unique_ids(root: Path, cases: list[Case]) -> list[Case]:
 
 
 BIDS_PAIR = re.compile(r"^(?P<entities>.+)_(?P<suffix>T1w|T2w)\.nii(\.gz)?$")
+# entities that tell apart acquisitions of one session, not patients or sessions: a T2w run-2 is read beside the
+# session's one T1w as run-1 is
+_LOOSE_ENTITIES = ("run", "acq", "rec")
 
 
 def _pair_bids_t1(cases: list[Case]) -> list[Case]:
-    """One case for a BIDS ``_T2w`` file and the ``_T1w`` file beside it whose other entities are equal (same
-    folder, same ``sub-``/``ses-``/``acq-``/... entities): the T2w is graded, the T1w read beside it. A T1w without
-    such a T2w (or with several candidates) stays a case of its own."""
-    groups: dict[tuple[str, str], dict[str, list[Case]]] = defaultdict(lambda: defaultdict(list))
+    """One case for a BIDS ``_T2w`` file and the ``_T1w`` file beside it: the T2w is graded, the T1w read beside it.
+    The T1w whose other entities are all equal (same folder, same ``sub-``/``ses-``/``acq-``/... entities) is taken
+    where there is one; else the one T1w of the folder whose entities differ only in ``run-``, ``acq-`` or ``rec-``
+    (two T2w runs and one T1w: both runs read it). A T1w read beside a T2w is no case of its own; one that is not
+    (none, or several candidates) stays a case of its own."""
+    parsed = []
     for c in cases:
         m = BIDS_PAIR.match(Path(c.path).name) if c.kind == "bids" else None
         if m:
-            groups[(str(Path(c.path).parent), m["entities"])][m["suffix"]].append(c)
-    merged: dict[str, Case] = {}  # path of a T1w that joined a T2w's case → that case
-    for by_suffix in groups.values():
-        t2, t1 = by_suffix.get("T2w", []), by_suffix.get("T1w", [])
-        if len(t2) == 1 and len(t1) == 1:
-            merged[t1[0].path] = replace(t2[0], t1=t1[0].path)
-            merged[t2[0].path] = merged[t1[0].path]
-    out: list[Case] = []
-    for c in cases:
-        paired = merged.get(c.path)
-        if paired is None:
-            out.append(c)
-        elif paired.path == c.path:  # the T2w's case, now with its T1w
-            out.append(paired)
-    return out
+            entities = dict(part.split("-", 1) for part in m["entities"].split("_") if "-" in part)
+            parsed.append((c, str(Path(c.path).parent), entities, m["suffix"]))
+    t1s = [p for p in parsed if p[3] == "T1w"]
+
+    def loose(entities: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in entities.items() if k not in _LOOSE_ENTITIES}
+
+    beside: dict[str, str] = {}  # T2w path → the T1w path read beside it
+    for c, folder, entities, suffix in parsed:
+        if suffix != "T2w":
+            continue
+        exact = [t for t in t1s if t[1] == folder and t[2] == entities]
+        near = exact or [t for t in t1s if t[1] == folder and loose(t[2]) == loose(entities)]
+        if len(near) == 1:
+            beside[c.path] = near[0][0].path
+    used = set(beside.values())
+    return [replace(c, t1=beside[c.path]) if c.path in beside else c for c in cases if c.path not in used]
 
 
 def _file_case(

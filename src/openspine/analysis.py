@@ -203,7 +203,7 @@ def _look(
         if mirrored is not None and recognition is not None:  # sequence and neck read again, as the picture is analysed
             recognition = _recognise(view, state)
             image_seq = recognition.sequence_probabilities if recognition is not None else None
-            sequence = scope.decide_sequence(user_sequence, _header_sequence(scan), image_seq)
+            sequence = _decide_sequence(user_sequence, scan, image_seq)
     timings["recognition"] = timings.get("recognition", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     cervical_p = recognition.cervical_probability if recognition is not None else None
@@ -714,7 +714,7 @@ def _sequence_and_plane(
     """The sequence (option, header, image) and the plane of the scan; a picture that is not sagittal is out of
     scope (``state.out_of_scope``)."""
     image_seq = recognition.sequence_probabilities if recognition is not None else None
-    sequence = scope.decide_sequence(user_sequence, _header_sequence(scan), image_seq)
+    sequence = _decide_sequence(user_sequence, scan, image_seq)
     plane, state.out_of_scope, plane_flag = scope.decide_plane(
         scan.source.format, recognition.plane_probabilities if recognition is not None else None
     )
@@ -734,6 +734,16 @@ class _State:
     out_of_scope: str | None = None
     unfit: str | None = None  # why the image's intensities cannot be graded (its discs' gradings are withheld)
     midline: dict[str, Any] | None = None  # the midline recogniser's reading of a single slice (input.midline)
+
+
+def _decide_sequence(user: str | None, scan: Scan, image: Mapping[str, float] | None) -> dict[str, Any]:
+    """:func:`openspine.scope.decide_sequence` on the scan's header hint, saying (``header_is``) where that hint is a
+    BIDS file name's rather than a header's or sidecar's, so that no message calls a file name a header."""
+    sequence = scope.decide_sequence(user, _header_sequence(scan), image)
+    named_by = scan.source.extra.get("sequence_named_by")
+    if sequence.get("source") == "header" and named_by == "BIDS file name":
+        sequence["header_is"] = named_by
+    return sequence
 
 
 def _header_sequence(scan: Scan) -> str | None:

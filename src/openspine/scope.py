@@ -302,8 +302,8 @@ def why_not_second_series(sequence: Mapping[str, Any], role: str) -> str | None:
     if value is None and sequence.get("contradicted_by") == "image":  # the header and the image disagree
         p = float(sequence.get("probability") or 0)
         return (
-            f"its header says {sequence.get('header')} but the image reads as {sequence.get('best_guess')} "
-            f"(probability {p:.2f}), so it is not read as {role}"
+            f"its {sequence.get('header_is') or 'header'} says {sequence.get('header')} but the image reads as "
+            f"{sequence.get('best_guess')} (probability {p:.2f}), so it is not read as {role}"
         )
     if value is None:
         guess = sequence.get("best_guess")

@@ -31,9 +31,14 @@ def describe_source(item: Mapping[str, Any] | None) -> str:
     if src == "user":
         return "given by the user"
     p = item.get("probability")
+    said_by = item.get("header_is") or "header"  # a BIDS file name's word is no header's
     if item.get("contradicted_by") == "image":  # a header's word set aside (scope.check_named_sequence)
-        return f"the header says {item.get('header')}, the image reads otherwise with probability {float(p or 0):.2f}"
-    text = f"from the {src}" + (f", probability {float(p):.2f}" if p is not None else "")
+        return (
+            f"the {said_by} says {item.get('header')}, the image reads otherwise with probability {float(p or 0):.2f}"
+        )
+    text = f"from the {said_by if src == 'header' else src}" + (
+        f", probability {float(p):.2f}" if p is not None else ""
+    )
     if item.get("settled_by") == "csf_over_body":  # an unsure image call that the fluid's signal decided
         text += f"; settled by the spinal fluid's signal, x{float(item['csf_over_body']):.2f} of bone"
     return text

@@ -239,3 +239,22 @@ def test_bids_runs_share_the_session_s_t1w_and_a_name_of_the_suffix_alone_is_a_c
                     "sub-02_ses-01_run-2_T2w.nii.gz": "sub-02_ses-01_T1w.nii.gz"}  # fmt: skip
     assert any(c.path == str(plain / "T2w.nii.gz") for c in cases)
     assert not any("T2w.nii.gz" in s.path and "anatomical" in s.reason for s in skipped)
+
+
+def test_names_that_are_no_entities_are_not_paired_across_patients_and_suffix_only_names_pair(tmp_path: Path) -> None:
+    """'alice_T2w' beside 'bob_T1w' had been paired (their non-entity parts dropped); 'T2w.nii.gz' beside
+    'T1w.nii.gz' in sub-19/ses-2/anat/ were two cases with no subject (regression sweep)."""
+    from openspine.batch.discover import bids_entities, discover_cases
+
+    mixed = tmp_path / "sub-02" / "anat"
+    plain = tmp_path / "sub-19" / "ses-2" / "anat"
+    for folder, names in ((mixed, ("alice_T2w", "bob_T1w")), (plain, ("T2w", "T1w"))):
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / f"{name}.nii.gz").write_bytes(b"x")
+    cases, _ = discover_cases(tmp_path)
+    by_name = {Path(c.path).name: c for c in cases if "sub-02" in c.path}
+    assert set(by_name) == {"alice_T2w.nii.gz", "bob_T1w.nii.gz"} and by_name["alice_T2w.nii.gz"].t1 is None
+    (pair,) = [c for c in cases if "sub-19" in c.path]
+    assert Path(pair.path).name == "T2w.nii.gz" and pair.t1 == str(plain / "T1w.nii.gz")
+    assert "sub-19" in pair.case_id and bids_entities(pair.path) == {"subject": "19", "session": "2"}

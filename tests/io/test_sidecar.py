@@ -105,6 +105,9 @@ def test_times_are_read_in_the_unit_the_whole_sidecar_uses() -> None:
     assert seconds.get("InversionTime") == pytest.approx(150.0)
     assert SidecarHeader({"EchoTime": 0, "RepetitionTime": "n/a"}).get("EchoTime") is None
     assert SidecarHeader({"EchoTime": 11}).get("EchoTime") == 11.0  # no TR: a TE of 11 is in ms
+    gre = SidecarHeader({"RepetitionTime": 6, "EchoTime": 3})  # a GRE in ms: its TE could be no seconds
+    assert (gre.get("RepetitionTime"), gre.get("EchoTime")) == (6.0, 3.0)
+    assert SidecarHeader({"RepetitionTime": "inf", "EchoTime": 1e308}).get("EchoTime") is None
     odd = SidecarHeader({"Modality": ["MR"], "SeriesDescription": {"a": 1}, "ImageType": "DERIVED_PRIMARY_DIXON_W"})
     assert odd.get("Modality") == "MR" and odd.get("SeriesDescription") is None
     assert "DIXON" in odd.get("ImageType").split("\\")
@@ -116,21 +119,35 @@ def test_times_are_read_in_the_unit_the_whole_sidecar_uses() -> None:
      ("sub-30_FLAIR", "other"), ("sub-30_PDw", "other"), ("sub-30_T2starw", "other"), ("sub-30_T1w", "T1"),
      ("sub-30_T2w", None), ("sub-30_acq-sag_T2w", None), ("image", None), ("t1", None)],
 )  # fmt: skip
-def test_a_bids_name_says_its_contrast(name: str, sequence: str | None) -> None:
+def test_a_bids_name_says_its_contrast(tmp_path: Path, name: str, sequence: str | None) -> None:
     from openspine.io.sidecar import bids_name_sequence
 
-    assert bids_name_sequence(Path(f"/d/{name}.nii.gz")) == sequence
+    anat = _dataset(tmp_path) / "sub-30" / "anat"
+    anat.mkdir(parents=True)
+    assert bids_name_sequence(anat / f"{name}.nii.gz") == sequence
+    # outside a BIDS dataset's layout a name that looks BIDS says nothing (a plain folder; a description file above
+    # a folder that is no sub-*; a level range in acq-)
+    assert bids_name_sequence(tmp_path / f"{name}.nii.gz") is None
+    assert bids_name_sequence(tmp_path / "p1" / f"{name}.nii.gz") is None
+    assert bids_name_sequence(anat / "sub-30_acq-C2T1_T2w.nii.gz") is None
+
+
+def _dataset(root: Path) -> Path:
+    (root / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.8.0"}')
+    return root
 
 
 def test_a_bids_stir_without_a_sidecar_and_one_named_t2_by_its_sidecar_are_not_graded(tmp_path: Path) -> None:
     """The user test's BIDS _STIR, _FLAIR, _PDw, acq-stir_T2w files had been graded as T2 from the image."""
     data = shared_data_or_skip()
-    stir = tmp_path / "sub-30_STIR.nii.gz"
+    anat = _dataset(tmp_path) / "sub-30" / "anat"
+    anat.mkdir(parents=True)
+    stir = anat / "sub-30_STIR.nii.gz"
     shutil.copy(data / "spider" / "32" / "image.nii.gz", stir)
     result = openspine.analyze(stir)
     assert result.input.sequence["value"] == "STIR" and _graded(result) == 0
     assert result.input.series["sequence_named_by"] == "BIDS file name"
-    named = _with_sidecar(tmp_path, "sub-30_acq-stir_T2w", PLAIN_T2)  # the sidecar says T2, the name STIR
+    named = _with_sidecar(anat, "sub-30_acq-stir_T2w", PLAIN_T2)  # the sidecar says T2, the name STIR
     assert openspine.analyze(named).input.sequence["value"] == "STIR"
 
 
@@ -138,7 +155,7 @@ def test_sidecars_a_bids_file_inherits_are_read(tmp_path: Path) -> None:
     """A fat-suppression written once at the dataset's root applies to every T2w below it (BIDS inheritance); the
     file's own sidecar wins where both say."""
     data = shared_data_or_skip()
-    (tmp_path / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.8.0"}')
+    _dataset(tmp_path)
     (tmp_path / "T2w.json").write_text(json.dumps({**PLAIN_T2, "ScanOptions": "FS"}))
     anat = tmp_path / "sub-05" / "anat"
     anat.mkdir(parents=True)
@@ -152,3 +169,18 @@ def test_sidecars_a_bids_file_inherits_are_read(tmp_path: Path) -> None:
     assert [c.path for c in cases] == [str(image)]
     reasons = dict((s.path, s.reason) for s in skipped)
     assert reasons["T2w.json"] == "a BIDS sidecar that the images below it inherit, read with them"
+    # a description file above a folder that is no subject's makes no dataset: its root sidecar is not inherited
+    plain = tmp_path / "p1"
+    plain.mkdir()
+    shutil.copy(image, plain / "T2w.nii.gz")
+    assert "sidecar" not in openspine.load_scan(plain / "T2w.nii.gz").source.extra
+
+
+def test_a_sidecar_s_odd_series_number_or_deep_nesting_is_no_crash(tmp_path: Path) -> None:
+    """A SeriesNumber of '²' or 5000 digits, and arrays nested 200 000 deep, had ended the read in a traceback."""
+    image = _with_sidecar(tmp_path, "odd", {"SeriesNumber": "²", "SeriesDescription": "T2_TSE_SAG"})
+    assert openspine.load_scan(image).source.series_number is None
+    image = _with_sidecar(tmp_path, "long", {"SeriesNumber": "9" * 5000})
+    assert openspine.load_scan(image).source.series_number is None
+    deep = _with_sidecar(tmp_path, "deep", '{"a":' + "[" * 200_000 + "]" * 200_000 + "}")
+    assert "sidecar" not in openspine.load_scan(deep).source.extra

@@ -21,6 +21,9 @@ CASES = [
     ({"SeriesDescription": "SAG T1W"}, "T1"),
     ({"SeriesDescription": "tirm_sag"}, "STIR"),
     ({"SeriesDescription": "T2 STIR"}, "STIR"),
+    # Siemens' FLAIR is a TIRM "dark-fluid": no STIR (a T1 one is T1, a T2 one other)
+    ({"SeriesDescription": "t1_tirm_sag_dark-fluid"}, "T1"),
+    ({"SeriesDescription": "t2_tirm_tra_dark-fluid"}, "other"),
     ({"SeriesDescription": "T12-L1 level", "ProtocolName": "t1 sag"}, "T1"),
     ({"ProtocolName": "pd_tse_sag"}, "other"),
     ({"SeriesDescription": "sag DWI b800"}, "other"),

@@ -120,10 +120,16 @@ _BIDS_ENTITY = {
 
 
 def bids_entities(path: str | None) -> dict[str, str]:
-    """The BIDS subject and session a file's name gives (``sub-01_ses-2_T2w.nii.gz``: subject 01, session 2), for
-    the cohort tables to be joined on; none for a name without them."""
-    name = Path(path).name if path else ""
+    """The BIDS subject and session a file's name gives (``sub-01_ses-2_T2w.nii.gz``: subject 01, session 2), or
+    where its name gives none its folders (``sub-01/ses-2/anat/T2w.nii.gz``), for the cohort tables to be joined
+    on; none for a path without them."""
+    if not path:
+        return {}
+    name = Path(path).name
     found = {key: m[1] for key, rx in _BIDS_ENTITY.items() if (m := rx.search(name))}
+    if "subject" not in found:  # the folders, nearest first: sub-01/ses-2/anat/
+        folders = Path(path).parts[-4:-1][::-1]
+        found = {key: m[1] for key, rx in _BIDS_ENTITY.items() for f in folders if (m := rx.fullmatch(f))}
     return found if "subject" in found else {}
 
 
@@ -270,7 +276,7 @@ def _unique_ids(root: Path, cases: list[Case]) -> list[Case]:
     return sorted(unique, key=lambda c: c.case_id)
 
 
-BIDS_PAIR = re.compile(r"^(?P<entities>.+)_(?P<suffix>T1w|T2w)\.nii(\.gz)?$")
+BIDS_PAIR = re.compile(r"^(?:(?P<entities>.+)_)?(?P<suffix>T1w|T2w)\.nii(\.gz)?$")
 # entities that tell apart acquisitions of one session, not patients or sessions: a T2w run-2 is read beside the
 # session's one T1w as run-1 is
 _LOOSE_ENTITIES = ("run", "acq", "rec")
@@ -286,7 +292,10 @@ def _pair_bids_t1(cases: list[Case]) -> list[Case]:
     for c in cases:
         m = BIDS_PAIR.match(Path(c.path).name) if c.kind == "bids" else None
         if m:
-            entities = dict(part.split("-", 1) for part in m["entities"].split("_") if "-" in part)
+            parts = m["entities"].split("_") if m["entities"] else []
+            entities = dict(part.split("-", 1) for part in parts if "-" in part)
+            # name parts that are no entity ("alice_T2w", "bob_T1w") must match as they are: not two patients' pair
+            entities[""] = "_".join(part for part in parts if "-" not in part)
             parsed.append((c, str(Path(c.path).parent), entities, m["suffix"]))
     t1s = [p for p in parsed if p[3] == "T1w"]
 
@@ -328,6 +337,8 @@ def _file_case(
     elif _is_bids(rel):
         if rel.parts[-2] != "anat" or not BIDS_ANAT.search(path.name):
             skipped.append(Skipped(str(rel), "BIDS file that is not an anatomical image"))
+        elif "sub-" not in path.name:  # a name of the suffix alone: its folders tell it from the others
+            return [Case(_safe_id(reader.stem(str(rel)).replace(os.sep, "__")), str(path), "bids")]
         else:
             return [Case(_safe_id(stem), str(path), "bids")]
     else:

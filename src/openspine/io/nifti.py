@@ -143,7 +143,7 @@ def _with_sidecar(source: ScanSource, path: Path) -> ScanSource:
         source,
         sequence_hint=named if by == "BIDS file name" else hint,
         series_description=text("SeriesDescription"),
-        series_number=int(number) if number is not None and number.isdigit() else None,
+        series_number=_series_number(number),
         modality=text("Modality"),
         manufacturer=text("Manufacturer"),
         study_uid=text("StudyInstanceUID"),
@@ -279,3 +279,10 @@ def as_displayed_affine(shape: tuple[int, ...], zooms: tuple[float, ...], path: 
     affine[1, second] = -sizes[second]  # front to back: along the columns
     affine[0, axis] = sizes[axis]  # the slices left to right
     return affine
+
+
+def _series_number(text: str | None) -> int | None:
+    """A sidecar's SeriesNumber as a number, None where it is none (text, "²", thousands of digits)."""
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 9:
+        return None
+    return int(text)

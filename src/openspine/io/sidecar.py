@@ -38,10 +38,13 @@ _TEXT = ("SeriesDescription", "ProtocolName", "SequenceName", "PulseSequenceName
 # a TR above this is in ms (no spine sequence has a TR of 30 s); without a TR, a TE of 1 or more is (no TE is 1 s)
 _TR_SECONDS_BELOW = 30.0
 _TE_SECONDS_BELOW = 1.0
+_LONGEST_TIME = 100_000.0  # ms: no MR time is longer (a larger value is no time)
 _DATASET = "dataset_description.json"
 _MAX_DEPTH = 6  # folders looked up for a BIDS dataset's root
 
 _NII = re.compile(r"\.nii(\.gz)?$", re.IGNORECASE)
+_ACQ_STIR = re.compile(r"stir|tirm")
+_ACQ_OTHER = re.compile(r"fs$|^fs|fatsat|fatsup|spair|spir|dixon|water|flair|t2star|me2d|gre|ffe")
 _ENTITY = re.compile(r"^([a-zA-Z]+)-([a-zA-Z0-9]+)$")
 # BIDS suffixes that name a contrast, and what the header rules call it (T2w names nothing: the image decides)
 _SUFFIX_SEQUENCE = {"T1w": "T1", "STIR": "STIR", "FLAIR": "other", "PDw": "other", "T2starw": "other",
@@ -72,18 +75,16 @@ def bids_name_sequence(path: Path) -> str | None:
     """The contrast a BIDS file name says: its suffix (``_STIR`` STIR, ``_FLAIR``/``_PDw``/``_T2starw`` other, ``_T1w``
     T1), else an ``acq-`` label read by the header's text rules (``acq-stir`` STIR, ``acq-fs`` or ``acq-dixon``
     other, ``acq-t1`` T1); None where it says none (``_T2w`` alone: the image decides, as for any NIfTI)."""
-    from ..recognition.header import sequence_from_text
-
     parts = _bids_parts(path.name)
-    if parts is None:
+    if parts is None or _bids_root(path, parts[0]) is None:  # a name that only looks like BIDS says nothing
         return None
     entities, suffix = parts
     named = _SUFFIX_SEQUENCE.get(suffix)
     if named is not None:
         return named
-    acq = entities.get("acq")
-    found = sequence_from_text(acq) if acq else None
-    return found if found != "T2" else None  # acq-t2 says no more than _T2w
+    acq = (entities.get("acq") or "").lower()
+    # an acq- label is free text (acq-C2T1 names levels): only the names of contrasts that are no plain T2 count
+    return "STIR" if _ACQ_STIR.search(acq) else "other" if _ACQ_OTHER.search(acq) else None
 
 
 def sidecar_paths(path: Path) -> list[Path]:
@@ -91,7 +92,7 @@ def sidecar_paths(path: Path) -> list[Path]:
     (those whose entities are all in the file's name, with its suffix), then its own; elsewhere its own alone."""
     own = sidecar_path(path)
     parts = _bids_parts(path.name)
-    root = _dataset_root(path) if parts is not None else None
+    root = _bids_root(path, parts[0]) if parts is not None else None
     if root is None or parts is None:
         return [own] if own is not None else []
     entities, suffix = parts
@@ -112,14 +113,35 @@ def inherited_sidecar(path: Path) -> bool:
     """Whether the JSON file ``path`` is a sidecar of a BIDS dataset that images below it inherit (a name of entities
     and a suffix, such as ``T2w.json`` at the root or ``sub-01_T2w.json`` above ``sub-01/anat/``)."""
     parts = _bids_parts(path.name)
-    return parts is not None and parts[1] in _SUFFIX_SEQUENCE and _dataset_root(path) is not None
+    if parts is None or parts[1] not in _SUFFIX_SEQUENCE:
+        return False
+    folders = [path.parent, *path.parent.parents][:_MAX_DEPTH]
+    return any((f / _DATASET).is_file() and (f == path.parent or _bids_layout(path.relative_to(f))) for f in folders)
 
 
-def _dataset_root(path: Path) -> Path | None:
+def _bids_root(path: Path, entities: Mapping[str, str]) -> Path | None:
+    """The root of the BIDS dataset ``path`` lies in, where it lies as BIDS lays files out (``sub-<label>/
+    [ses-<label>/]<datatype>/`` below a folder holding ``dataset_description.json``, its name's ``sub-`` and ``ses-``
+    those of its folders); None elsewhere (a stray description file makes no dataset of a plain folder)."""
     for folder in [path.parent, *path.parent.parents][:_MAX_DEPTH]:
         if (folder / _DATASET).is_file():
+            rel = path.relative_to(folder).parts[:-1]
+            if not _bids_layout(path.relative_to(folder)):
+                return None
+            if entities.get("sub") not in (None, rel[0][4:]) or (
+                len(rel) == 3 and entities.get("ses") not in (None, rel[1][4:])
+            ):
+                return None
             return folder
     return None
+
+
+def _bids_layout(rel: Path) -> bool:
+    """Whether a path below a dataset's root runs ``sub-<label>/[ses-<label>/]<datatype>/<file>``."""
+    folders = rel.parts[:-1]
+    if len(folders) not in (2, 3) or not folders[0].startswith("sub-"):
+        return False
+    return len(folders) == 2 or folders[1].startswith("ses-")
 
 
 class SidecarHeader(Mapping[str, Any]):
@@ -152,20 +174,22 @@ def _positive_number(value: Any) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return number if number > 0 and number == number else None
+    return number if 0 < number < _LONGEST_TIME else None  # NaN, inf and a TR of a day say nothing
 
 
 def _in_seconds(times: Mapping[str, float]) -> bool:
     """Whether a sidecar gives its times in seconds (BIDS) rather than ms, judged on all of them together."""
-    tr, te = times.get("RepetitionTime"), times.get("EchoTime")
-    if tr is not None:
-        return tr < _TR_SECONDS_BELOW
-    if te is not None:
-        return te < _TE_SECONDS_BELOW
-    ti = times.get("InversionTime")
-    return ti is not None and ti < 5.0  # no TI is 5 s
+    tr, te, ti = times.get("RepetitionTime"), times.get("EchoTime"), times.get("InversionTime")
+    if not times:
+        return False
+    # each time that is there must fit seconds: a TE of 3 is ms whatever the TR (a GRE's TR of 6 ms reads as 6 s)
+    return (
+        (te is None or te < _TE_SECONDS_BELOW)
+        and (tr is None or tr < _TR_SECONDS_BELOW)
+        and (ti is None or ti < 5.0)  # no TI is 5 s
+    )
 
 
 def _as_dicom(key: str, value: Any) -> Any:
@@ -187,11 +211,11 @@ def read_sidecar(path: Path) -> tuple[SidecarHeader, list[Path]] | None:
     for found in sidecar_paths(path):
         try:
             entries = json.loads(found.read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError) as exc:
-            log.warning("the sidecar '%s' cannot be read and is left out (%s)", found.name, exc)
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: arrays nested past Python's stack
+            log.warning("the sidecar '%s' cannot be read and is left out (%s)", found, str(exc)[:200])
             continue
         if not isinstance(entries, dict):
-            log.warning("the sidecar '%s' holds no JSON object and is left out", found.name)
+            log.warning("the sidecar '%s' holds no JSON object and is left out", found)
             continue
         merged.update(entries)
         read.append(found)

@@ -81,6 +81,7 @@ _LOCALISER_NAMES = re.compile(r"locali[sz]er|scout|(?<![a-z])(survey|3[\s_-]?pl(
 # out before the text rules read it ("T2/T1" goes too: a name for both contrasts says none)
 _LEVEL_RANGE = re.compile(r"(?<![a-z0-9])[ctls]\d{1,2}\s*[-–/]\s*[ctls]\d{1,2}(?!\d)")
 
+_DARK_FLUID = re.compile(r"dark[\s_-]?fluid")
 _TEXT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("STIR", re.compile(r"stir|tirm")),
     ("T1", re.compile(r"t1(?!\d)")),  # "t1", "t1w", "sag_t1" – not "t12" (a level name)
@@ -120,6 +121,8 @@ def _number(value: Any) -> float | None:
 def sequence_from_text(text: str) -> str | None:
     """The contrast one piece of header text names, or None."""
     low = _LEVEL_RANGE.sub(" ", text.lower())
+    if _DARK_FLUID.search(low):  # Siemens' FLAIR ("t1_tirm_dark-fluid"): an inversion recovery, but no STIR
+        return "T1" if _TEXT_RULES[1][1].search(low) else "other"
     for name, pattern in _TEXT_RULES:
         if pattern.search(low):
             return name

@@ -277,7 +277,10 @@ def summary_line(path: Path, result: Any) -> str:
     if seq.get("value"):
         parts.append(f"{seq['value']} ({seq.get('source')})")
     elif seq.get("contradicted_by") == "image":  # the header's word set aside: the header itself was sure
-        parts.append(f"sequence unsure (the header says {seq.get('header')}, the image reads {seq.get('best_guess')})")
+        said_by = seq.get("header_is") or "header"
+        parts.append(
+            f"sequence unsure (the {said_by} says {seq.get('header')}, the image reads {seq.get('best_guess')})"
+        )
     elif seq:  # the line names the sequence always: an unsure reading says so (its flag follows)
         guess = f", {seq['best_guess']} likeliest" if seq.get("best_guess") else ""
         parts.append(f"sequence unsure ({seq.get('source') or 'not read'}{guess})")

@@ -125,7 +125,8 @@ class ModelScope:
             )
         if value is None and guess is not None and seq.get("contradicted_by") == "image":
             return (
-                f"the header says {seq.get('header')} but the image reads as {guess} (probability "
+                f"the {seq.get('header_is') or 'header'} says {seq.get('header')} but the image reads as {guess} "
+                "(probability "
                 f"{float(seq.get('probability') or 0):.2f}), and the {self.model} answers only on a sequence both "
                 f"agree is {trained}; give --sequence if you know it"
             )
@@ -855,7 +856,8 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
     if sequence.get("contradicted_by") == "image":
         fluid = f"; spinal fluid x{sequence['csf_over_body']} of bone" if sequence.get("csf_over_body") else ""
         return (
-            f"sequence_conflict: the header says {sequence.get('header')} but the image reads as "
+            f"sequence_conflict: the {sequence.get('header_is') or 'header'} says {sequence.get('header')} but the "
+            "image reads as "
             f"{sequence.get('best_guess')} (probability {float(sequence.get('probability') or 0):.2f}{fluid}); "
             "the sequence is taken as unknown and the image's reading decides which models answer; give --sequence "
             "if you know it"

@@ -184,3 +184,16 @@ def test_a_sidecar_s_odd_series_number_or_deep_nesting_is_no_crash(tmp_path: Pat
     assert openspine.load_scan(image).source.series_number is None
     deep = _with_sidecar(tmp_path, "deep", '{"a":' + "[" * 200_000 + "]" * 200_000 + "}")
     assert "sidecar" not in openspine.load_scan(deep).source.extra
+
+
+def test_a_contrast_from_a_file_name_is_said_to_be_the_file_name_s(tmp_path: Path) -> None:
+    """A T2 image named _T1w: the grades were withheld 'this scan is T1 (from the header)' with no header there."""
+    data = shared_data_or_skip()
+    anat = _dataset(tmp_path) / "sub-03" / "anat"
+    anat.mkdir(parents=True)
+    image = anat / "sub-03_T1w.nii.gz"
+    shutil.copy(data / "spider" / "32" / "image.nii.gz", image)
+    result = openspine.analyze(image)
+    assert result.input.sequence["header_is"] == "BIDS file name"
+    said = " ".join(result.flags)
+    assert "BIDS file name" in said and "from the header" not in said and "the header says" not in said

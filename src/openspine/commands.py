@@ -275,7 +275,7 @@ def summary_line(path: Path, result: Any) -> str:
     fov = result.input.field_of_view or {}
     parts = [f"{n_v} vertebrae" + (f" ({unlabelled} unlabelled)" if unlabelled else ""), f"{n_d} discs"]
     if seq.get("value"):
-        parts.append(f"{seq['value']} ({seq.get('source')})")
+        parts.append(f"{seq['value']} ({seq.get('header_is') or seq.get('source')})")  # 'BIDS file name', not header
     elif seq.get("contradicted_by") == "image":  # the header's word set aside: the header itself was sure
         said_by = seq.get("header_is") or "header"
         parts.append(

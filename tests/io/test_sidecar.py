@@ -137,13 +137,19 @@ def _dataset(root: Path) -> Path:
     return root
 
 
+def _in_dataset(root: Path, subject: str, name: str) -> Path:
+    """SPIDER patient 32's T2 slice as ``sub-<subject>/anat/<name>`` of a BIDS dataset at ``root``."""
+    data = shared_data_or_skip()
+    anat = _dataset(root) / f"sub-{subject}" / "anat"
+    anat.mkdir(parents=True)
+    shutil.copy(data / "spider" / "32" / "image.nii.gz", anat / name)
+    return anat / name
+
+
 def test_a_bids_stir_without_a_sidecar_and_one_named_t2_by_its_sidecar_are_not_graded(tmp_path: Path) -> None:
     """The user test's BIDS _STIR, _FLAIR, _PDw, acq-stir_T2w files had been graded as T2 from the image."""
-    data = shared_data_or_skip()
-    anat = _dataset(tmp_path) / "sub-30" / "anat"
-    anat.mkdir(parents=True)
-    stir = anat / "sub-30_STIR.nii.gz"
-    shutil.copy(data / "spider" / "32" / "image.nii.gz", stir)
+    stir = _in_dataset(tmp_path, "30", "sub-30_STIR.nii.gz")
+    anat = stir.parent
     result = openspine.analyze(stir)
     assert result.input.sequence["value"] == "STIR" and _graded(result) == 0
     assert result.input.series["sequence_named_by"] == "BIDS file name"
@@ -188,12 +194,7 @@ def test_a_sidecar_s_odd_series_number_or_deep_nesting_is_no_crash(tmp_path: Pat
 
 def test_a_contrast_from_a_file_name_is_said_to_be_the_file_name_s(tmp_path: Path) -> None:
     """A T2 image named _T1w: the grades were withheld 'this scan is T1 (from the header)' with no header there."""
-    data = shared_data_or_skip()
-    anat = _dataset(tmp_path) / "sub-03" / "anat"
-    anat.mkdir(parents=True)
-    image = anat / "sub-03_T1w.nii.gz"
-    shutil.copy(data / "spider" / "32" / "image.nii.gz", image)
-    result = openspine.analyze(image)
+    result = openspine.analyze(_in_dataset(tmp_path, "03", "sub-03_T1w.nii.gz"))
     assert result.input.sequence["header_is"] == "BIDS file name"
     said = " ".join(result.flags)
     assert "BIDS file name" in said and "from the header" not in said and "the header says" not in said

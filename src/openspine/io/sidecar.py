@@ -6,16 +6,17 @@ description, the scanning sequence and its options, the timing. Read as a header
 inversion time), a fat-suppressed T2 (``ScanOptions`` FS) or a T1 that the image alone may take for a plain T2.
 
 What differs from DICOM is undone here. BIDS gives times in seconds (DICOM in ms); a sidecar written in ms by another
-tool is told by its TR (above 30, ms: no TR is 30 s) or, without one, by its TE (1 or more: ms). dcm2niix joins the
-values of a multi-valued element with ``_`` (``GR_IR``, DICOM ``GR\\IR``). Numbers written as text or as one-item
-lists are read as numbers, times of 0 as absent; a text field given as a list is joined.
+tool is told by any of its times that could not be seconds (a TE of 1 or more, a TR above 30, a TI of 5 or more).
+dcm2niix joins the values of a multi-valued element with ``_`` (``GR_IR``, DICOM ``GR\\IR``). Numbers written as
+text or as one-item lists are read as numbers, times of 0, infinite or absurdly long as absent; a text field given as
+a list is joined.
 
-In a BIDS dataset (a folder above holding ``dataset_description.json``) the sidecars a file inherits are read too,
-from the dataset's root down to the file's own (``T2w.json`` at the root, ``sub-01/sub-01_T2w.json``, each applying
-to the files whose name carries its entities and suffix), the nearer overriding the farther, as the BIDS inheritance
-principle says. And a BIDS name says the contrast itself (:func:`bids_name_sequence`: ``_STIR``, ``_FLAIR``,
-``_PDw``, ``_T2starw``, ``_T1w``, an ``acq-`` label such as ``acq-stir`` or ``acq-fs``). A sidecar that cannot be read
-is said and left out: the image is read without it.
+For a file laid out as BIDS (``sub-<label>/[ses-<label>/]<datatype>/`` below a folder holding
+``dataset_description.json``) the sidecars it inherits are read too, from the dataset's root down to the file's own
+(``T2w.json`` at the root, ``sub-01/sub-01_T2w.json``, each applying to the files whose name carries its entities and
+suffix), the nearer overriding the farther, as the BIDS inheritance principle says; and its name says the contrast
+itself (:func:`bids_name_sequence`: ``_STIR``, ``_FLAIR``, ``_PDw``, ``_T2starw``, ``_T1w``, an ``acq-`` label such as
+``acq-stir`` or ``acq-fs``). A sidecar that cannot be read is said and left out: the image is read without it.
 """
 
 from __future__ import annotations

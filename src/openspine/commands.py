@@ -293,6 +293,8 @@ def summary_line(path: Path, result: Any) -> str:
             parts.append(f"with {other.role} ({len(other.match.discs)} discs matched, not used for grading)")
         else:  # set aside: its flag says why
             parts.append(f"{other.role} series set aside (flag {T1_NOT_USED})")
+    if not getattr(result, "other_series", ()) and any(f.startswith(T1_NOT_USED) for f in result.flags):
+        parts.append(f"T1 series set aside (flag {T1_NOT_USED})")  # a study's T1 that could not even be read
     flags = len(result.flags)
     return f"{path}: {', '.join(parts)}; " + (
         f"{flags} flag{'s' if flags != 1 else ''} (below)" if flags else "no flags"

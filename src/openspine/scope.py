@@ -63,6 +63,8 @@ class ModelScope:
     levels: tuple[str, ...] | None = None  # level names in anatomical order (vertebrae or discs)
     heads: Mapping[str, ModelScope] | None = None  # a grader's per-head scope (``scope.heads``), where its card has one
     max_pixel_mm: float | None = None  # the coarsest in-plane pixel spacing it answers for (mm)
+    # how a reason names the scope: a fine-tuned head's is what it was trained and validated on
+    learnt: str = "trained on"
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any]) -> ModelScope:
@@ -72,8 +74,14 @@ class ModelScope:
         kept = set((card.get("finetuning") or {}).get("kept_base_heads") or ())
         base = (card.get("base_model") or {}).get("name")
         base_name = f"base model {base}" if base else "base model"
+        trained = set((card.get("finetuning") or {}).get("trained_heads") or ())
+        validated = (card.get("metrics") or {}).get("validated", True) is not False
         heads = {
-            str(h): cls._from_dict(base_name if h in kept else name, hs) for h, hs in (s.get("heads") or {}).items()
+            str(h): replace(
+                cls._from_dict(base_name if h in kept else name, hs),
+                learnt="trained and validated on" if h in trained and validated else "trained on",
+            )
+            for h, hs in (s.get("heads") or {}).items()
         } or None
         return replace(cls._from_dict(name, s), heads=heads)
 
@@ -117,11 +125,11 @@ class ModelScope:
             return None
         trained = "/".join(sorted(self.sequences))
         if value is not None and value not in self.sequences:
-            return f"the {self.model} was trained on {trained} only; this scan is {value} ({describe_source(seq)})"
+            return f"the {self.model} was {self.learnt} {trained} only; this scan is {value} ({describe_source(seq)})"
         if value is None and guess is not None and guess not in self.sequences:
             return (
-                f"the {self.model} was trained on {trained} only; the sequence is uncertain and the image looks more "
-                f"like {guess} ({describe_source(seq)}); give --sequence if you know it"
+                f"the {self.model} was {self.learnt} {trained} only; the sequence is uncertain and the image looks "
+                f"more like {guess} ({describe_source(seq)}); give --sequence if you know it"
             )
         if value is None and guess is not None and seq.get("contradicted_by") == "image":
             return (

@@ -167,7 +167,7 @@ def test_scope_is_what_the_heads_were_trained_on(
     assert by_level["L2-L3"][Grading.PFIRRMANN].available
     on_t2 = grade(view, det, grader=out, levels=None, sequence={"value": "T2", "source": "header"})
     assert not any(d.grades[ccs].available for d in on_t2.discs)
-    assert any("trained on T1 only" in f for f in on_t2.flags)
+    assert any("trained and validated on T1 only" in f for f in on_t2.flags)  # its own scope: fine-tuned and measured
     assert all(d.grades[Grading.PFIRRMANN].available for d in on_t2.discs)
 
 

@@ -175,6 +175,9 @@ def test_sidecars_a_bids_file_inherits_are_read(tmp_path: Path) -> None:
     assert [c.path for c in cases] == [str(image)]
     reasons = dict((s.path, s.reason) for s in skipped)
     assert reasons["T2w.json"] == "a BIDS sidecar that the images below it inherit, read with them"
+    (tmp_path / "sub-05" / "sub-05_T2w.json").write_text("{}")  # a subject's, inherited as the root's is
+    reasons = dict((s.path, s.reason) for s in discover_cases(tmp_path)[1])
+    assert reasons[os.path.join("sub-05", "sub-05_T2w.json")].startswith("a BIDS sidecar that the images below")
     # a description file above a folder that is no subject's makes no dataset: its root sidecar is not inherited
     plain = tmp_path / "p1"
     plain.mkdir()

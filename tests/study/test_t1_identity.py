@@ -142,6 +142,9 @@ def test_a_study_t1_that_cannot_be_read_is_flagged(
     files[len(files) // 2].unlink()  # a gap in the middle: irregular slice spacing
     doc = openspine.analyze(study).to_dict()
     assert "other_series" not in doc
+    from openspine.commands import summary_line
+
+    assert "T1 series set aside (flag t1_not_used)" in summary_line(study, openspine.analyze(study))
     flag = next(f for f in doc["flags"] if f.startswith("t1_not_used"))
     assert "T1 series [" in flag and "cannot be read" in flag
     caplog.clear()

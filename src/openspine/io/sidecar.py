@@ -117,7 +117,18 @@ def inherited_sidecar(path: Path) -> bool:
     if parts is None or parts[1] not in _SUFFIX_SEQUENCE:
         return False
     folders = [path.parent, *path.parent.parents][:_MAX_DEPTH]
-    return any((f / _DATASET).is_file() and (f == path.parent or _bids_layout(path.relative_to(f))) for f in folders)
+    return any((f / _DATASET).is_file() and _inheritable_place(path.relative_to(f)) for f in folders)
+
+
+def _inheritable_place(rel: Path) -> bool:
+    """Whether a sidecar at ``rel`` below a dataset's root sits where BIDS lets files below inherit it: the root,
+    ``sub-<label>/``, ``sub-<label>/ses-<label>/`` or a datatype folder under them."""
+    folders = rel.parts[:-1]
+    if not folders:
+        return True
+    if not folders[0].startswith("sub-") or len(folders) > 3:
+        return False
+    return len(folders) < 3 or folders[1].startswith("ses-")
 
 
 def _bids_root(path: Path, entities: Mapping[str, str]) -> Path | None:

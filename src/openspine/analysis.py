@@ -738,10 +738,10 @@ class _State:
 
 def _decide_sequence(user: str | None, scan: Scan, image: Mapping[str, float] | None) -> dict[str, Any]:
     """:func:`openspine.scope.decide_sequence` on the scan's header hint, saying (``header_is``) where that hint is a
-    BIDS file name's rather than a header's or sidecar's, so that no message calls a file name a header."""
+    NIfTI file's JSON sidecar's or BIDS name's rather than a DICOM header's, so that messages name what said it."""
     sequence = scope.decide_sequence(user, _header_sequence(scan), image)
     named_by = scan.source.extra.get("sequence_named_by")
-    if sequence.get("source") == "header" and named_by == "BIDS file name":
+    if sequence.get("source") == "header" and named_by in ("BIDS file name", "sidecar"):  # a NIfTI's: say which
         sequence["header_is"] = named_by
     return sequence
 

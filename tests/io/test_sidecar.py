@@ -152,7 +152,7 @@ def test_a_bids_stir_without_a_sidecar_and_one_named_t2_by_its_sidecar_are_not_g
     anat = stir.parent
     result = openspine.analyze(stir)
     assert result.input.sequence["value"] == "STIR" and _graded(result) == 0
-    assert result.input.series["sequence_named_by"] == "BIDS file name"
+    assert result.input.series["sequence_named_by"] == "BIDS file name (_STIR)"
     named = _with_sidecar(anat, "sub-30_acq-stir_T2w", PLAIN_T2)  # the sidecar says T2, the name STIR
     assert openspine.analyze(named).input.sequence["value"] == "STIR"
 
@@ -198,6 +198,6 @@ def test_a_sidecar_s_odd_series_number_or_deep_nesting_is_no_crash(tmp_path: Pat
 def test_a_contrast_from_a_file_name_is_said_to_be_the_file_name_s(tmp_path: Path) -> None:
     """A T2 image named _T1w: the grades were withheld 'this scan is T1 (from the header)' with no header there."""
     result = openspine.analyze(_in_dataset(tmp_path, "03", "sub-03_T1w.nii.gz"))
-    assert result.input.sequence["header_is"] == "BIDS file name"
+    assert result.input.sequence["header_is"] == "BIDS file name (_T1w)"
     said = " ".join(result.flags)
     assert "BIDS file name" in said and "from the header" not in said and "the header says" not in said

@@ -88,15 +88,16 @@ def test_the_t1_flag_is_not_cut_at_the_default_width() -> None:
 
 
 def test_many_flags_take_one_line_each_and_every_key_is_seen() -> None:
+    # up to twice the usual lines, each flag keeps two (at 500 px one line each had cut off every reason)
     flags = [f"flag_{i}: {'reason ' * 30}(why; more)" for i in range(7)]
     lines = banner_lines(_flags(*flags), 1000, CHAR_PX)  # type: ignore[arg-type]
-    assert len(lines) == 7 and [line.split(":")[0] for line in lines] == [f"flag_{i}" for i in range(7)]
-    assert all(line.endswith("…") for line in lines)
-    # more flags than the banner's usual lines: the banner grows, none is dropped (the user test's thoraco-lumbar
-    # scan had 9 flags and the banner showed 7, the last two, low_confidence among them, only as '2 more')
+    assert len(lines) == 14 and [line.split(":")[0] for line in lines[::2]] == [f"flag_{i}" for i in range(7)]
+    # more flags than that: one line each, the banner grows, none is dropped (the user test's thoraco-lumbar scan
+    # had 9 flags and the banner showed 7, the last two, low_confidence among them, only as '2 more')
     many = [f"flag_{i}: {'reason ' * 30}(why; more)" for i in range(14)]
     lines = banner_lines(_flags(*many), 1000, CHAR_PX)  # type: ignore[arg-type]
     assert [line.split(":")[0] for line in lines] == [f"flag_{i}" for i in range(14)]
+    assert all(line.endswith("…") for line in lines)
 
 
 def test_banner_report_and_flags_list_the_same_flags_and_steps_not_run_stand_apart(
@@ -235,3 +236,24 @@ def test_a_narrow_overlay_wraps_its_legend_and_disclaimer_rather_than_cut_them(d
     assert len(marks_lines(400, measure)) > 1 and len(marks_lines(2000, measure)) == 1
     narrow, wide = demo.overlay(width=500), demo.overlay(width=1000)
     assert narrow.width == 500 and wide.width == 1000
+
+
+def test_a_long_series_name_is_shortened_before_the_orientation_note_and_the_legend_keeps_a_margin(
+    demo: AnalysisResult,
+) -> None:
+    """A 105-character series description ran over 'anterior left, head up' and off the panel; at 1600 px the
+    disclaimer's last line touched the bottom edge (second user test of pictures)."""
+    import numpy as np
+
+    from openspine.render.overlay import BACKGROUND, _shortened_name
+
+    def measure(text: str) -> float:
+        return 10.0 * len(text)
+
+    long = "study #3 " + "Wirbelsaule T2 TSE sagittal " * 4
+    title = _shortened_name(long, "  |  T2, sagittal slice 29", measure, 400)
+    assert measure(title) <= 400 and title.endswith("…  |  T2, sagittal slice 29") and title.startswith("study #3")
+    assert _shortened_name("scan", "  |  T2", measure, 400) == "scan  |  T2"
+    for width in (500, 1000, 1600):
+        bottom = np.asarray(demo.overlay(width=width))[-4:]
+        assert (bottom == np.asarray(BACKGROUND)).all(), width  # nothing drawn in the last rows

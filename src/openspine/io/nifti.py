@@ -121,14 +121,16 @@ def _with_sidecar(source: ScanSource, path: Path) -> ScanSource:
     from dataclasses import replace
 
     from ..recognition.header import sequence_from_header
-    from .sidecar import bids_name_sequence, read_sidecar
+    from .sidecar import bids_name_reading, read_sidecar
 
-    named = bids_name_sequence(path)
+    reading = bids_name_reading(path)
+    named, by_name = reading if reading is not None else (None, "")
+    by_name = f"BIDS file name ({by_name})"  # which part of the name said it: acq-fs, _STIR
     read = read_sidecar(path)
     if read is None:
         if named is None:
             return source
-        return replace(source, sequence_hint=named, extra={**source.extra, "sequence_named_by": "BIDS file name"})
+        return replace(source, sequence_hint=named, extra={**source.extra, "sequence_named_by": by_name})
     header, where = read
 
     def text(key: str) -> str | None:
@@ -137,11 +139,11 @@ def _with_sidecar(source: ScanSource, path: Path) -> ScanSource:
 
     hint = sequence_from_header(header)
     # a file named for another contrast (acq-stir_T2w, _STIR) is not graded as the T2 its sidecar may name
-    by = "BIDS file name" if named is not None and named != hint and hint in (None, "T2") else "sidecar"
+    by = by_name if named is not None and named != hint and hint in (None, "T2") else "sidecar"
     number = text("SeriesNumber")
     return replace(
         source,
-        sequence_hint=named if by == "BIDS file name" else hint,
+        sequence_hint=hint if by == "sidecar" else named,
         series_description=text("SeriesDescription"),
         series_number=_series_number(number),
         modality=text("Modality"),

@@ -31,7 +31,15 @@ from .._logging import get_logger
 
 log = get_logger("io.sidecar")
 
-__all__ = ["SidecarHeader", "bids_name_sequence", "inherited_sidecar", "read_sidecar", "sidecar_path", "sidecar_paths"]
+__all__ = [
+    "SidecarHeader",
+    "bids_name_reading",
+    "bids_name_sequence",
+    "inherited_sidecar",
+    "read_sidecar",
+    "sidecar_path",
+    "sidecar_paths",
+]
 
 _TIMES = ("EchoTime", "RepetitionTime", "InversionTime")
 _MULTI_VALUED = ("ScanningSequence", "SequenceVariant", "ScanOptions", "ImageType")
@@ -70,6 +78,16 @@ def _bids_parts(name: str) -> tuple[dict[str, str], str] | None:
             return None
         entities[m[1]] = m[2]
     return entities, parts[-1]
+
+
+def bids_name_reading(path: Path) -> tuple[str, str] | None:
+    """The contrast a BIDS file name says (:func:`bids_name_sequence`) and the part of the name that says it
+    (``_STIR``, ``acq-fs``), or None."""
+    found, parts = bids_name_sequence(path), _bids_parts(path.name)
+    if found is None or parts is None:
+        return None
+    entities, suffix = parts
+    return found, f"_{suffix}" if _SUFFIX_SEQUENCE.get(suffix) is not None else f"acq-{entities.get('acq')}"
 
 
 def bids_name_sequence(path: Path) -> str | None:

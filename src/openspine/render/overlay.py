@@ -42,7 +42,7 @@ TEXT_COLOUR = (255, 255, 255)
 BACKGROUND = (16, 16, 16)
 BANNER_COLOUR = (120, 60, 0)  # flags: amber banner under the title
 LOW_SCORE_COLOUR = (255, 200, 0)  # a body scored below vocabulary.LOW_SCORE: dashed, with its score
-MAX_BANNER_LINES = 8  # up to this, a flag takes one or two lines; beyond it one line each
+MAX_BANNER_LINES = 8  # up to twice this, a flag takes one or two lines; beyond it one line each
 
 
 # PNG text key that marks openspine's own pictures: the picture reader refuses a PNG carrying it
@@ -151,7 +151,7 @@ def _outline_on(outlines: tuple[SliceOutline, ...], view: SagittalView, k: int) 
 def banner_lines(result: AnalysisResult, width: int, char_px: float | Callable[[str], float]) -> list[str]:
     """The lines of the flag banner: out-of-scope reason first, then every flag of ``result.flags`` (the ones the
     command line prints; ``steps_not_run`` is not a flag), each wrapped at spaces onto at most two lines (one line
-    where that would take more than :data:`MAX_BANNER_LINES`: the banner grows, no flag is dropped) and, where
+    where that would take more than twice :data:`MAX_BANNER_LINES`: the banner grows, no flag is dropped) and, where
     longer, shortened at a clause (``; ``, `` (``, ``, ``) so that its key and first clause stay whole: the full
     text is in result.json and report.html. ``char_px`` is a character's width in pixels, or a function measuring a
     line's width."""
@@ -161,7 +161,7 @@ def banner_lines(result: AnalysisResult, width: int, char_px: float | Callable[[
     measure = char_px if callable(char_px) else (lambda text, px=float(char_px): len(text) * px)
     room = max(20 * measure("n"), float(width - 20))
     lines = [line for t in items for line in _wrap(t, measure, room, 2)]
-    if len(lines) > MAX_BANNER_LINES:  # many flags: one line each, however many, so that no flag is left out
+    if len(lines) > 2 * MAX_BANNER_LINES:  # very many flags: one line each, however many, so that none is left out
         lines = [line for t in items for line in _wrap(t, measure, room, 1)]
     return lines
 
@@ -210,6 +210,21 @@ def _shortened(lines: list[str], measure: Callable[[str], float], room: float) -
             return [*head, last + ending]
 
 
+def _shortened_name(name: str, rest: str, measure: Callable[[str], float], room: float) -> str:
+    """``name + rest`` where it fits ``room`` pixels, else the name cut short with '…' (a long series description
+    had run over the orientation note and off the panel)."""
+    if measure(name + rest) <= room:
+        return name + rest
+    while len(name) > 1 and measure(f"{name}…{rest}") > room:
+        name = name[:-1]
+    return f"{name.rstrip()}…{rest}"
+
+
+def _scale_height(small_px: int) -> int:
+    """The colour scale's swatches: as tall as the legend's text, at least 16 px."""
+    return max(16, small_px + 4)
+
+
 def _dashed_polygon(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], colour: Any, width: int) -> None:
     """A closed polygon drawn as dashes (an uncertain body)."""
     dash = 3.0 * max(2, width)
@@ -226,7 +241,8 @@ def _dashed_polygon(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], c
 def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000) -> Image.Image:
     """Draw the overlay for ``result`` on ``view`` (the scan in the internal layout) at ``width`` pixels.
 
-    Flags (and an out-of-scope reason) are printed in a banner under the title; a body scored below
+    ``width`` is each panel's: with a T1 series beside the main one the picture is two panels wide. Flags (and an
+    out-of-scope reason) are printed in a banner under the title; a body scored below
     :data:`openspine.vocabulary.LOW_SCORE` is outlined with dashes and its score; a withheld label is shown as '?'.
     A series read beside the main one (``result.other_series``, e.g. the T1) is drawn to its right, same height,
     with its own bodies and the main series' grades at the discs matched to it.
@@ -253,7 +269,7 @@ def _role(sequence: Any, fallback: str) -> str:
     if seq.get("value"):
         return str(seq["value"])
     if seq.get("header") and seq.get("best_guess"):  # a header's word set aside
-        return f"sequence unsure (header {seq['header']}, image {seq['best_guess']})"
+        return f"sequence unsure ({seq.get('header_is') or 'header'} {seq['header']}, image {seq['best_guess']})"
     if seq.get("best_guess"):
         return f"sequence unsure ({seq['best_guess']} likeliest)"
     return fallback
@@ -286,7 +302,8 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
     marks = marks_lines(width, lambda text: small.getlength(printable(text)))
     disclaimer = disclaimer_lines(width, lambda text: small.getlength(printable(text)))
     title_h = 44 + banner_h
-    legend_h = 70 + small_px + (len(marks) + len(disclaimer) - 2) * (small_px + 4)
+    # the colour scale's row, then the marks and the disclaimer, and a margin below: all grow with the font
+    legend_h = 20 + _scale_height(small_px) + (len(marks) + len(disclaimer)) * (small_px + 4) + 2 + small_px
     sr, sc, _ = view.scan.spacing
     aspect = view.scan.shape[0] * sr / (view.scan.shape[1] * sc)  # height / width in mm
     main_w = int(width * (0.74 if neighbours else 1.0))
@@ -301,12 +318,15 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
 
     series = series_text(result.input.series)  # which series of a study: '#4 T1 TSE SAG'
     name = printable((result.input.path or "scan").split("/")[-1] + (f" {series}" if series else ""))
+    orientation = "anterior left, head up"
     if result.out_of_scope:  # not analysed: the picture is shown as stored, with no claim about its plane
-        draw.text((10, 8), f"{name}  |  not analysed", fill=TEXT_COLOUR, font=font)
+        where, room = "not analysed", width - 20
     else:
         where = f"{role}, sagittal slice {view.input_slice_index(k)}"
-        draw.text((10, 8), f"{name}  |  {where}", fill=TEXT_COLOUR, font=font)
-        draw.text((width - 10, 12), "anterior left, head up", fill=(200, 200, 200), font=small, anchor="ra")
+        room = width - 30 - int(small.getlength(orientation))
+        draw.text((width - 10, 12), orientation, fill=(200, 200, 200), font=small, anchor="ra")
+    title = _shortened_name(name, f"  |  {where}", lambda text: font.getlength(text), room)
+    draw.text((10, 8), title, fill=TEXT_COLOUR, font=font)
     if banner:
         draw.rectangle([0, 40, width, 40 + banner_h], fill=BANNER_COLOUR)
         for i, line in enumerate(banner):
@@ -442,9 +462,10 @@ def _draw_discs(
             continue
         x, y = panel.xy(c[0], c[1])
         draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(0, 0, 0))
-        draw.text(
-            (x + 2.2 * r, y), text, fill=legible(colour), font=font, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0)
-        )
+        # right of the dot, or left of it where the text would run off the picture (a narrow one): grades stay whole
+        right = x + 2.2 * r + draw.textlength(text, font=font) <= draw.im.size[0] - 4
+        xy, anchor = ((x + 2.2 * r, y), "lm") if right else ((x - 2.2 * r, y), "rm")
+        draw.text(xy, text, fill=legible(colour), font=font, anchor=anchor, stroke_width=2, stroke_fill=(0, 0, 0))
 
 
 def legible(colour: tuple[int, int, int], least: float = 150.0) -> tuple[int, int, int]:
@@ -512,24 +533,26 @@ def _draw_legend(
     """The colour scale of the grading shown, what the marks mean, and the disclaimer (the disclaimer alone where
     nothing is drawn: a scan refused with no body found)."""
     if result.vertebrae or result.discs:
-        _draw_grade_scale(draw, result, y, small)
+        _draw_grade_scale(draw, result, y, small, _scale_height(small_px))
+        y += _scale_height(small_px) + 10
         for i, line in enumerate(marks):
-            draw.text((10, y + 26 + i * (small_px + 4)), line, fill=(170, 170, 170), font=small)
-        y += 26 + len(marks) * (small_px + 4) + 2
+            draw.text((10, y + i * (small_px + 4)), line, fill=(170, 170, 170), font=small)
+        y += len(marks) * (small_px + 4) + 2
     for i, line in enumerate(disclaimer):
         draw.text((10, y + i * (small_px + 4)), line, fill=(170, 170, 170), font=small)
 
 
-def _draw_grade_scale(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int, small: _Font) -> None:
-    """The colour scale of the grading shown."""
+def _draw_grade_scale(draw: ImageDraw.ImageDraw, result: AnalysisResult, y: int, small: _Font, h: int) -> None:
+    """The colour scale of the grading shown, its swatches ``h`` pixels tall (and wide enough for their digits)."""
     shown, _ = shown_gradings(result)
     title = legend_title(result)
-    draw.text((10, y), title, fill=TEXT_COLOUR, font=small)
+    draw.text((10, y + h // 2), title, fill=TEXT_COLOUR, font=small, anchor="lm")
     x = 10 + int(draw.textlength(title, font=small)) + 10
+    w = max(34, 2 * h)
     colours = _class_colours(result, shown) if shown is not None else dict(PFIRRMANN_COLOURS)
     for grade_value, colour in colours.items():
-        draw.rectangle([x, y, x + 34, y + 16], fill=colour)
-        draw.text((x + 17, y + 8), str(grade_value), fill=(0, 0, 0), font=small, anchor="mm")
-        x += 38
-    draw.rectangle([x + 6, y, x + 40, y + 16], fill=UNGRADED_COLOUR)
-    draw.text((x + 46, y + 8), "not graded", fill=TEXT_COLOUR, font=small, anchor="lm")
+        draw.rectangle([x, y, x + w, y + h], fill=colour)
+        draw.text((x + w // 2, y + h // 2), str(grade_value), fill=(0, 0, 0), font=small, anchor="mm")
+        x += w + 4
+    draw.rectangle([x + 6, y, x + 6 + w, y + h], fill=UNGRADED_COLOUR)
+    draw.text((x + 12 + w, y + h // 2), "not graded", fill=TEXT_COLOUR, font=small, anchor="lm")

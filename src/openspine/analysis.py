@@ -591,11 +591,11 @@ def _read_t1(source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: 
 
 def _series_name(scan: Scan) -> str:
     """'#4 T1 TSE SAG' for a DICOM series (number and description), else the file's name."""
+    from .render.report import series_text
+
     src = scan.source
-    if src.series_number is not None or src.series_description:
-        return " ".join(x for x in (f"#{src.series_number}" if src.series_number is not None else "",
-                                    src.series_description or "") if x)  # fmt: skip
-    return Path(src.path).name if src.path else ""
+    named = series_text({"series_number": src.series_number, "series_description": src.series_description})
+    return named or (Path(src.path).name if src.path else "")
 
 
 def _header_flags(scan: Scan, t1: Scan | None) -> list[str]:

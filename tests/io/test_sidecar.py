@@ -201,3 +201,13 @@ def test_a_contrast_from_a_file_name_is_said_to_be_the_file_name_s(tmp_path: Pat
     assert result.input.sequence["header_is"] == "BIDS file name (_T1w)"
     said = " ".join(result.flags)
     assert "BIDS file name" in said and "from the header" not in said and "the header says" not in said
+
+
+def test_info_reads_a_nifti_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`openspine info` had read the voxels twice (listing, then loading), and said a bad sidecar's warning twice."""
+    from openspine.cli import main
+
+    image = _with_sidecar(tmp_path, "bad", "{not json")
+    assert main(["info", str(image)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("cannot be read") == 1 and "shape        (549, 448, 1)" in captured.out

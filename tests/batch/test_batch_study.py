@@ -244,7 +244,8 @@ def test_bids_runs_share_the_session_s_t1w_and_a_name_of_the_suffix_alone_is_a_c
 def test_names_that_are_no_entities_are_not_paired_across_patients_and_suffix_only_names_pair(tmp_path: Path) -> None:
     """'alice_T2w' beside 'bob_T1w' had been paired (their non-entity parts dropped); 'T2w.nii.gz' beside
     'T1w.nii.gz' in sub-19/ses-2/anat/ were two cases with no subject (regression sweep)."""
-    from openspine.batch.discover import bids_entities, discover_cases
+    from openspine.batch.discover import discover_cases
+    from openspine.io.sidecar import bids_entities
 
     mixed = tmp_path / "sub-02" / "anat"
     plain = tmp_path / "sub-19" / "ses-2" / "anat"

@@ -112,27 +112,6 @@ BIDS_NOT_RAW = {
 }
 
 
-BIDS_ENTITIES = ("subject", "session")
-_BIDS_ENTITY = {
-    "subject": re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)"),
-    "session": re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)"),
-}
-
-
-def bids_entities(path: str | None) -> dict[str, str]:
-    """The BIDS subject and session a file's name gives (``sub-01_ses-2_T2w.nii.gz``: subject 01, session 2), or
-    where its name gives none its folders (``sub-01/ses-2/anat/T2w.nii.gz``), for the cohort tables to be joined
-    on; none for a path without them."""
-    if not path:
-        return {}
-    name = Path(path).name
-    found = {key: m[1] for key, rx in _BIDS_ENTITY.items() if (m := rx.search(name))}
-    if "subject" not in found:  # the folders, nearest first: sub-01/ses-2/anat/
-        folders = Path(path).parts[-4:-1][::-1]
-        found = {key: m[1] for key, rx in _BIDS_ENTITY.items() for f in folders if (m := rx.fullmatch(f))}
-    return found if "subject" in found else {}
-
-
 def _bids_not_raw(folder: Path, subfolders: list[str]) -> dict[str, str]:
     """The subfolders of a BIDS dataset's root (one holding ``dataset_description.json``) that hold no raw scans,
     with the reason; none elsewhere (a folder named derivatives outside a BIDS dataset is walked as any other)."""

@@ -17,6 +17,7 @@ from typing import Any
 from .._logging import get_logger
 from .._optional import install_hint
 from ..io.paths import resolved
+from ..io.sidecar import BIDS_ENTITIES, bids_entities
 from ..vocabulary import T1_NOT_USED
 from ..writers import atomic_write_bytes, atomic_write_text, utf8_bytes
 from .case import (
@@ -31,7 +32,7 @@ from .case import (
     recorded_failure,
     recorded_source,
 )
-from .discover import BIDS_ENTITIES, Case, Skipped, bids_entities
+from .discover import Case, Skipped
 
 log = get_logger("batch")
 

@@ -32,7 +32,9 @@ from .._logging import get_logger
 log = get_logger("io.sidecar")
 
 __all__ = [
+    "BIDS_ENTITIES",
     "SidecarHeader",
+    "bids_entities",
     "bids_name_reading",
     "bids_name_sequence",
     "inherited_sidecar",
@@ -58,6 +60,28 @@ _ENTITY = re.compile(r"^([a-zA-Z]+)-([a-zA-Z0-9]+)$")
 # BIDS suffixes that name a contrast, and what the header rules call it (T2w names nothing: the image decides)
 _SUFFIX_SEQUENCE = {"T1w": "T1", "STIR": "STIR", "FLAIR": "other", "PDw": "other", "T2starw": "other",
                     "PDT2": "other", "UNIT1": "other", "inplaneT1": "T1", "inplaneT2": None, "T2w": None}  # fmt: skip
+
+
+BIDS_ENTITIES = ("subject", "session")
+_BIDS_ENTITY = {
+    "subject": re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)"),
+    "session": re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)"),
+}
+
+
+def bids_entities(path: str | None) -> dict[str, str]:
+    """The BIDS subject and session a file's name gives (``sub-01_ses-2_T2w.nii.gz``: subject 01, session 2), or
+    where its name gives none its folders (``sub-01/ses-2/anat/T2w.nii.gz``); none for a path without them. The
+    cohort tables are joined on them, and a T1 of another subject is told by them
+    (:mod:`openspine.study.identity`)."""
+    if not path:
+        return {}
+    name = Path(path).name
+    found = {key: m[1] for key, rx in _BIDS_ENTITY.items() if (m := rx.search(name))}
+    if "subject" not in found:  # the folders, nearest first: sub-01/ses-2/anat/
+        folders = Path(path).parts[-4:-1][::-1]
+        found = {key: m[1] for key, rx in _BIDS_ENTITY.items() for f in folders if (m := rx.fullmatch(f))}
+    return found if "subject" in found else {}
 
 
 def sidecar_path(path: Path) -> Path | None:

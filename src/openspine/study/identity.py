@@ -11,17 +11,14 @@ none of them, nothing ties the two series together beyond the user's word, and t
 from __future__ import annotations
 
 import os
-import re
-from pathlib import PurePath
 
 from ..io.roles import OTHER_STUDY
+from ..io.sidecar import bids_entities
 from ..scan import ScanSource
 
 __all__ = ["OTHER_PATIENT", "why_other_subject"]
 
 OTHER_PATIENT = "another patient"  # how the reason for a series of another patient begins
-
-_BIDS = {"sub": re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)"), "ses": re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)")}
 
 
 def _dicom_tag(source: ScanSource, keyword: str) -> str | None:
@@ -33,16 +30,11 @@ def _dicom_tag(source: ScanSource, keyword: str) -> str | None:
 
 
 def _bids_entity(source: ScanSource, entity: str) -> str | None:
-    """The BIDS entity (``sub``, ``ses``) the file's name (or, failing that, its folders) gives, or None."""
+    """The BIDS ``subject`` or ``session`` the file's name (or, failing that, its folders) gives, or None."""
     if not source.path:
         return None
     # the absolute path: a file given as 'T1w.nii.gz' from inside sub-02/anat/ is sub-02's as much as by its full path
-    parts = PurePath(os.path.abspath(source.path)).parts
-    for part in reversed(parts):  # the file name first: sub-01_ses-2_T1w.nii.gz, then sub-01/ses-2/anat/
-        found = _BIDS[entity].search(part)
-        if found:
-            return found.group(1)
-    return None
+    return bids_entities(os.path.abspath(source.path)).get(entity)
 
 
 def why_other_subject(main: ScanSource, other: ScanSource) -> str | None:
@@ -57,10 +49,10 @@ def why_other_subject(main: ScanSource, other: ScanSource) -> str | None:
         return f"{OTHER_PATIENT} (its PatientID differs from the main series')"
     if main.study_uid and other.study_uid and main.study_uid != other.study_uid:
         return f"{OTHER_STUDY} (its StudyInstanceUID differs from the main series')"
-    sub_a, sub_b = _bids_entity(main, "sub"), _bids_entity(other, "sub")
+    sub_a, sub_b = _bids_entity(main, "subject"), _bids_entity(other, "subject")
     if sub_a and sub_b and sub_a != sub_b:
         return f"{OTHER_PATIENT} (BIDS subject sub-{sub_b}, the main series' is sub-{sub_a})"
-    ses_a, ses_b = _bids_entity(main, "ses"), _bids_entity(other, "ses")
+    ses_a, ses_b = _bids_entity(main, "session"), _bids_entity(other, "session")
     if sub_a == sub_b and ses_a and ses_b and ses_a != ses_b:
         return f"{OTHER_STUDY} (BIDS session ses-{ses_b}, the main series' is ses-{ses_a})"
     return None
@@ -75,7 +67,7 @@ def ties(main: ScanSource, other: ScanSource) -> str:
         return f"not the same: {foreign}"
     if main.study_uid and main.study_uid == other.study_uid:
         return "one DICOM study (StudyInstanceUID)"
-    sub = _bids_entity(main, "sub")
-    if sub and sub == _bids_entity(other, "sub"):
+    sub = _bids_entity(main, "subject")
+    if sub and sub == _bids_entity(other, "subject"):
         return f"one BIDS subject (sub-{sub})"
     return "nothing in the files (given as the same patient's: not checked)"

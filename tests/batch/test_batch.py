@@ -121,12 +121,18 @@ def test_bad_cases_are_isolated_and_reported(
     assert good["out_of_scope"] == "" and good["labelling_flagged"] in ("True", "False")
     doc = json.loads((out / "cases" / case / "result.json").read_text())
     assert good["all_flags"] == " | ".join(doc["flags"])
+    # each input relative to the root, however the root was typed: the tables of several runs join on it
+    assert all(
+        not Path(r["input"]).is_absolute() and (root / r["input"]).is_file()
+        for r in rows.values()
+        if r["format"] != "dicom"
+    )
     import pandas as pd  # the docs' screening query, on both tables (Parquet had kept the booleans as text)
 
     pytest.importorskip("pyarrow")
     for table in (pd.read_csv(out / "cases.csv"), pd.read_parquet(out / "cases.parquet")):
         assert table["labelling_flagged"].dtype == bool
-        assert "dicom__axial" in set(table.query("labelling_flagged or out_of_scope.notna()")["case"])
+        assert "dicom__axial" in set(table.query("labelling_flagged or out_of_scope.notna() or withheld.notna()")["case"])
     available = [
         d for d in doc["discs"] if any(g["available"] and g["grade"] is not None for g in d["grades"].values())
     ]
@@ -534,6 +540,30 @@ def test_a_case_row_counts_only_discs_with_a_grade() -> None:
     doc = {"discs": [{"grades": withheld}, {"grades": graded}, {"grades": {}}], "flags": ["a", "b"], "vertebrae": []}
     row = _case_row(doc, {"format": "nifti"})
     assert (row["discs"], row["graded"], row["all_flags"], row["labelling_flagged"]) == (3, 1, "a | b", False)
+    assert row["withheld"] == ""
+
+
+def test_a_case_row_names_what_was_withheld() -> None:
+    """A cervical scan in scope with every label withheld answers nothing: its row says so, for screening."""
+    from openspine.batch.tables import _case_row
+
+    labels = "labels_withheld: every body (6) and disc (5) (the image shows the cervical spine; …)"
+    grades = "grades_withheld: L4-L5 (the grader was trained on T2 only; this scan is T1)"
+    doc = {"flags": ["cervical_field_of_view: …", labels, "low_confidence: …", grades], "vertebrae": [], "discs": []}
+    assert _case_row(doc, {"format": "nifti"})["withheld"] == f"{labels} | {grades}"
+
+
+def test_a_case_input_is_named_relative_to_the_root_or_absolute_outside_it(tmp_path: Path) -> None:
+    from openspine.batch.tables import input_text
+
+    root = tmp_path / "cohort"
+    (root / "site1").mkdir(parents=True)
+    (root / "site1" / "a.nii.gz").write_bytes(b"")
+    assert input_text(root / "site1" / "a.nii.gz", root) == "site1/a.nii.gz"
+    assert input_text(str(root / "site1" / ".." / "site1" / "a.nii.gz"), root / ".") == "site1/a.nii.gz"
+    outside = tmp_path / "t1.nii.gz"
+    assert input_text(outside, root) == str(outside.resolve())
+    assert input_text(outside, None) == str(outside.resolve())
 
 
 def test_a_full_output_disk_stops_the_run_in_one_line_and_keeps_what_is_done(

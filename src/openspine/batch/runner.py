@@ -657,7 +657,7 @@ def run_batch(
                     write_stale(out, stale)
                     summary.stale = len(stale)
                     write_failures(out, failure_rows(out, found, summary.failures))
-                    summary.tables = build_cohort_tables(out, found)
+                    summary.tables = build_cohort_tables(out, found, root)
             except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line, the cases are kept
                 raise OutputError(
                     f"cannot write the cohort tables into '{out}': {exc.strerror or exc}; the finished cases are "

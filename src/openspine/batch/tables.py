@@ -56,8 +56,12 @@ CASE_COLUMNS = [
     "t1_used_for_grading",
     "t1_not_used",
     "out_of_scope",
+    "withheld",
     "all_flags",
 ]
+# the flags that say labels or grades were withheld (outside a model's scope): a case in scope that answers nothing
+# (a cervical scan: no label, no grade) must still stand out when a cohort is screened
+WITHHELD_FLAGS = ("labels_withheld:", "grades_withheld:")
 FLAG_SEPARATOR = " | "
 FAILURE_COLUMNS = ["case", "stage", "error_type", "message"]
 SKIPPED_COLUMNS = ["path", "reason"]
@@ -65,8 +69,22 @@ STALE_COLUMNS = ["case", "input", "reason"]
 SHOWN = 5  # case ids named in a log line about many cases
 
 
-def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
-    """The vertebra and disc rows of one finished case, from its result.json."""
+def input_text(path: str | Path, input_root: Path | None) -> str:
+    """A case's input as the tables name it: relative to the input root (``site1/sub-01_T2w.nii.gz``) where it lies
+    under it, else absolute. One spelling whatever the run's working folder and however the root was typed, so the
+    tables of several runs (resumes, shards) join on it."""
+    full = resolved(path)
+    if input_root is not None:
+        try:
+            return full.relative_to(resolved(input_root)).as_posix()
+        except ValueError:  # outside the root (a T1 given by an absolute path)
+            pass
+    return str(full)
+
+
+def _rows_of(case_folder: Path, input_path: str) -> dict[str, list[dict[str, Any]]]:
+    """The vertebra and disc rows of one finished case, from its result.json (``input_path``: the tables' name of
+    its input, :func:`input_text`)."""
     from ..results import disc_rows_from_dict, vertebra_rows_from_dict
 
     try:
@@ -76,7 +94,7 @@ def _rows_of(case_folder: Path) -> dict[str, list[dict[str, Any]]]:
         return {"cases": [], "vertebrae": [], "discs": []}
     # the input beside the case id: a BIDS file's id is its name alone, and its subject and session are in its path
     source = doc.get("input") if isinstance(doc.get("input"), dict) else {}
-    case = {"case": case_folder.name, "input": source.get("path"), **bids_entities(source.get("path"))}
+    case = {"case": case_folder.name, "input": input_path, **bids_entities(source.get("path"))}
     return {
         "cases": [{**case, **_case_row(doc, source)}],
         "vertebrae": [{**case, **row} for row in vertebra_rows_from_dict(doc)],
@@ -118,6 +136,7 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
         "labelling_flagged": labelling_flagged(flags),
         **_t1_columns(doc, flags),
         "out_of_scope": doc.get("out_of_scope") or "",
+        "withheld": FLAG_SEPARATOR.join(f for f in flags if f.startswith(WITHHELD_FLAGS)),
         "all_flags": FLAG_SEPARATOR.join(flags),  # not "flags": a DataFrame's .flags is pandas' own
     }
 
@@ -222,7 +241,7 @@ def _valid_text(text: str) -> str:
 _TEXT_COLUMNS = frozenset(
     {"case", "input", "subject", "session", "label", "level", "grading", "probabilities", "series", "note"}
     | {"format", "series_description", "chosen_because", "sequence", "sequence_source", "field_of_view"}
-    | {"t1", "t1_not_used", "out_of_scope", "all_flags"}
+    | {"t1", "t1_not_used", "out_of_scope", "withheld", "all_flags"}
 )  # a subject 01 stays 01; a column of cases.csv empty in one cohort is still text
 
 
@@ -240,13 +259,14 @@ def _number(value: Any) -> int | float | None:
         return None
 
 
-def build_cohort_tables(out_root: Path, cases: list[Case]) -> dict[str, int]:
+def build_cohort_tables(out_root: Path, cases: list[Case], input_root: Path | None = None) -> dict[str, int]:
     """Write OUT/cases.csv, OUT/vertebrae.csv and OUT/discs.csv (+ .parquet with pyarrow) from the finished folders
     of ``cases`` (every case found under the root now, whichever shard ran it) that hold their own input's result: a
-    folder left without input, or holding another scan's result, adds no row."""
+    folder left without input, or holding another scan's result, adds no row. ``input_root``: the folder the cases
+    were found under, which their ``input`` is relative to (:func:`input_text`)."""
     folders = [(c, case_dir(out_root, c.case_id)) for c in sorted(cases, key=lambda c: c.case_id)]
-    finished = [p for c, p in folders if is_finished(p) and holds_case(c, p)]
-    rows_of = [_rows_of(folder) for folder in finished]
+    finished = [(c, p) for c, p in folders if is_finished(p) and holds_case(c, p)]
+    rows_of = [_rows_of(folder, input_text(c.path, input_root)) for c, folder in finished]
     counts: dict[str, int] = {}
     parquet_ok = True
     for kind in ("cases", "vertebrae", "discs"):
@@ -329,7 +349,7 @@ def find_stale_cases(
             reason = f"its input is skipped in this run (skipped.csv): {skip}"
         else:
             reason = "its input is no longer found as a case under the root"
-        rows.append({"case": folder.name, "input": source or "", "reason": reason})
+        rows.append({"case": folder.name, "input": input_text(source, input_root) if source else "", "reason": reason})
     return rows
 
 

@@ -393,6 +393,79 @@ def test_enhanced_mr_frames_in_shuffled_order(tmp_path: Path) -> None:
     assert_allclose(scan.affine, affine, atol=ATOL)
 
 
+def test_an_enhanced_mr_inversion_recovery_is_read_from_its_functional_groups(tmp_path: Path) -> None:
+    """An Enhanced MR STIR whose description names nothing keeps its inversion in the functional groups: it must not
+    pass for the T2 its image looks like."""
+    from pydicom.sequence import Sequence as DicomSequence
+
+    arr, affine = real_crop(shape=(32, 32, 6))
+    write_enhanced(tmp_path / "e.dcm", arr, affine, description="SAG")
+    ds = pydicom.dcmread(tmp_path / "e.dcm")
+    assert dicom._sequence_hint(ds) is None  # nothing named, nothing timed
+    modifier, echo, timing = Dataset(), Dataset(), Dataset()
+    modifier.InversionRecovery, modifier.InversionTimes = "YES", [150.0]
+    echo.EffectiveEchoTime = 60.0
+    timing.RepetitionTime = 4000.0
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    shared.MRModifierSequence = DicomSequence([modifier])
+    shared.MREchoSequence = DicomSequence([echo])
+    shared.MRTimingAndRelatedParametersSequence = DicomSequence([timing])
+    ds.EchoPulseSequence = "SPIN"
+    assert dicom._sequence_hint(ds) == "STIR"
+    del modifier.InversionTimes  # an inversion recovery of unknown TI: no T2 either
+    assert dicom._sequence_hint(ds) == "other"
+    modifier.InversionRecovery = "NO"
+    echo.EffectiveEchoTime = 100.0
+    assert dicom._sequence_hint(ds) == "T2"
+    ds.SpectrallySelectedSuppression = "FAT"  # a fat-suppressed T2
+    assert dicom._sequence_hint(ds) == "other"
+
+
+def _write_two_acquisitions_under_one_uid(folder: Path, second: dict[str, object]) -> None:
+    """A T2 (6 slices) and a second acquisition (``second``'s header fields, 6 slices 1 mm beside) written under
+    one SeriesInstanceUID, their slices interleaved."""
+    arr, affine = real_crop(shape=(32, 32, 12))
+    ids = new_ids()
+    _, files = write_series(folder, arr, affine, ids=ids, description="t2_tse_sag", shuffle_seed=None)
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        ds.EchoTime, ds.RepetitionTime = 100.0, 4000.0
+        for k, v in second.items() if i % 2 else ():
+            setattr(ds, k, v)
+        ds.save_as(f)
+
+
+@pytest.mark.parametrize(
+    ("second", "said"),
+    [
+        ({"SeriesDescription": "t2_tirm_sag", "ScanningSequence": ["SE", "IR"], "InversionTime": 150}, "t2_tirm_sag"),
+        ({"ImageType": ["DERIVED", "PRIMARY", "WATER"]}, "WATER"),
+        ({"EchoTime": 12.0}, "echo times"),
+    ],
+)
+def test_a_series_of_two_acquisitions_under_one_uid_is_not_read_as_one(
+    tmp_path: Path, second: dict[str, object], said: str
+) -> None:
+    """A T2 and a STIR (or a Dixon series' water images, a dual-echo series) under one SeriesInstanceUID: read as one
+    volume it interleaves two contrasts, and whether it passed for T2 depended on which image came first."""
+    _write_two_acquisitions_under_one_uid(tmp_path / "mixed", second)
+    with pytest.raises(ScanReadError, match="not read; export each acquisition as its own series") as err:
+        load_scan(tmp_path / "mixed")  # alone in its folder: said why
+    assert said in str(err.value)
+    arr, affine = real_crop(shape=(32, 32, 4))  # beside a plain T2 series with fewer slices: that one is read
+    ids, _ = write_series(tmp_path / "plain", arr, affine, series_number=5)
+    mixed = next(s for s in discover_series(tmp_path) if s.n_slices == 12)
+    assert not mixed.is_image and "under one SeriesInstanceUID" in (mixed.not_image or "")
+    assert load_scan(tmp_path).source.series_uid == ids.series_uid
+
+
+def test_one_acquisition_whose_tr_varies_is_read(tmp_path: Path) -> None:
+    """TR varies from image to image under respiratory triggering: still one acquisition."""
+    _write_two_acquisitions_under_one_uid(tmp_path, {"RepetitionTime": 3300.0})
+    (info,) = discover_series(tmp_path)
+    assert info.is_image and load_scan(tmp_path).shape[2] == 12
+
+
 # --------------------------------------------------------------------------------------------------------------
 # several series in one folder
 # --------------------------------------------------------------------------------------------------------------
@@ -546,7 +619,12 @@ def test_scan_source_filled_without_identifiers(tmp_path: Path) -> None:
         ({"SeriesDescription": "T2 STIR"}, "STIR"),
         ({"SeriesDescription": "T12-L1 level", "ProtocolName": "t1 sag"}, "T1"),
         ({"SeriesDescription": "localizer", "SequenceName": "*tse2d1_15"}, "other"),
-        ({"ScanningSequence": ["SE", "IR"]}, None),
+        # an inversion recovery nothing places is no T2 (a STIR reads as one): not graded
+        ({"ScanningSequence": ["SE", "IR"]}, "other"),
+        ({"SequenceName": "*tir2d1_13", "SeriesDescription": "SAG"}, "other"),
+        ({"SequenceName": "*tir2d1_13", "InversionTime": 150}, "STIR"),
+        ({"ScanningSequence": ["SE", "IR"], "SeriesDescription": "T1 FLAIR SAG"}, "T1"),
+        ({"SequenceName": "*tse2d1_17", "ScanningSequence": "SE"}, None),
         ({}, None),
     ],
 )
@@ -1000,7 +1078,7 @@ def test_a_folder_of_segmentations_only_names_what_it_holds(tmp_path: Path) -> N
         ds.Modality = "SEG"
         ds.save_as(f)
     with pytest.raises(
-        ScanReadError, match=r"holds no image series, only #9001 .*: a DICOM Segmentation, not an image"
+        ScanReadError, match=r"holds no image series to read, only #9001 .*: a DICOM Segmentation, not an image"
     ):
         load_scan(tmp_path / "seg")
 

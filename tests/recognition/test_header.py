@@ -54,7 +54,7 @@ CASES = [
     # an inversion recovery whose TI the header omits, named T2 (a STIR or a FLAIR): no plain T2 either
     ({"SeriesDescription": "Sag T2 IR", "ScanningSequence": "IR", "RepetitionTime": 3500, "EchoTime": 95}, "other"),
     ({"ScanningSequence": "IR", "RepetitionTime": 3500, "EchoTime": 95}, "other"),
-    ({"ScanningSequence": ["SE", "IR"]}, None),
+    ({"ScanningSequence": ["SE", "IR"]}, "other"),  # an inversion recovery nothing places: a STIR reads as T2
     ({"RepetitionTime": 2000, "EchoTime": 40}, None),  # intermediate: not decided
     ({"RepetitionTime": 800, "EchoTime": 40}, None),
     ({}, None),

@@ -17,6 +17,7 @@ coordinates are converted here, at the file boundary). No patient identifier is 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections import Counter
@@ -34,7 +35,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from .. import geometry, scope
 from .._logging import get_logger
 from ..errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
-from ..recognition.header import after_contrast, header_tokens, sequence_from_header
+from ..recognition.header import DIXON_IMAGE_TYPES, after_contrast, header_tokens, sequence_from_header
 from ..scan import Scan, ScanSource
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
@@ -252,7 +253,8 @@ class SeriesInfo:
     unreadable: tuple[str, ...] = ()
     # files left out as copies of one of ``files`` (the same SOPInstanceUID): (the copy, the file it copies)
     copies: tuple[tuple[Path, Path], ...] = ()
-    # why the series is no image to analyse (a Segmentation, an SR, ...: :func:`not_an_image`); None for an image
+    # why the series is no image to analyse (a Segmentation, an SR, ...: :func:`not_an_image`; images of several
+    # acquisitions under one UID: :func:`mixed_acquisitions`); None for an image series
     not_image: str | None = None
     # a digest of the PatientID, never the ID itself: enough to tell that a folder holds several patients
     patient_key: str | None = None
@@ -438,8 +440,76 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     found.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.description or "", s.series_uid))
     if not any(s.is_image for s in found):
         kinds = "; ".join(f"{s.describe()}: {s.not_image}" for s in found)
-        raise ScanReadError(f"'{shown}' holds no image series, only {kinds}; point openspine at the image series")
+        raise ScanReadError(
+            f"'{shown}' holds no image series to read, only {kinds}; point openspine at an image series"
+        )
     return found
+
+
+# echo times of one acquisition's images; a pair further apart (PD and T2 echoes of one dual-echo series) are two
+MIXED_TE_RATIO = 1.2
+
+
+def _acquisition_of(ds: Dataset) -> tuple[Any, ...]:
+    """What tells one acquisition's images from another's that a converter or PACS stored under the same
+    SeriesInstanceUID: the sequence the header names, its description, sequence type and name, inversion time and
+    Dixon image type (not TR: it varies from image to image under respiratory triggering)."""
+    head = _EnhancedHeader(ds) if _is_enhanced(ds) else ds
+    ti = _number_or_none(head.get("InversionTime"))
+    dixon = sorted(DIXON_IMAGE_TYPES & set(header_tokens(ds.get("ImageType"))[2:]))
+    return (
+        _sequence_hint(ds),
+        _str_or_none(ds.get("SeriesDescription")),
+        tuple(sorted(header_tokens(head.get("ScanningSequence")))),
+        _str_or_none(ds.get("SequenceName")),
+        None if ti is None else round(ti / 10) * 10,
+        tuple(dixon),
+    )
+
+
+def mixed_acquisitions(items: list[tuple[Path, Dataset]]) -> str | None:
+    """Why the images of one series are not one acquisition (e.g. a T2 and a STIR exported under one
+    SeriesInstanceUID, a Dixon series' water and fat images, a dual-echo PD/T2 series), or None. Read as one volume,
+    such a series interleaves two contrasts, and whether it passed for T2 depended on which image came first."""
+    kinds: dict[tuple[Any, ...], int] = {}
+    for _, ds in items:
+        key = _acquisition_of(ds)
+        kinds[key] = kinds.get(key, 0) + 1
+    echoes = [te for _, ds in items if (te := _number_or_none(_echo_time(ds))) is not None and te > 0]
+    apart_echoes = bool(echoes) and max(echoes) > MIXED_TE_RATIO * min(echoes)
+    if len(kinds) < 2 and not apart_echoes:
+        return None
+    if len(kinds) >= 2:
+        parts = []
+        for (seq, desc, scanning, name, ti, dixon), n in sorted(kinds.items(), key=lambda kv: -kv[1]):
+            words = [f"'{desc}'" if desc else "(no description)", f"{n} image{'s' if n != 1 else ''}"]
+            words += [f"sequence {seq}"] if seq else []
+            words += ["\\".join(scanning)] if scanning else []
+            words += [name] if name else []
+            words += [f"TI {ti:g} ms"] if ti is not None else []
+            words += ["/".join(dixon)] if dixon else []
+            parts.append(" ".join(words))
+        what = f"of {len(kinds)} acquisitions ({'; '.join(parts)})"
+    else:
+        what = f"of echo times {min(echoes):g} to {max(echoes):g} ms (several echoes)"
+    return (
+        f"a series whose images are {what} under one SeriesInstanceUID: read as one volume it would interleave "
+        "their contrasts, so it is not read; export each acquisition as its own series (e.g. split with dcm2niix)"
+    )
+
+
+def _echo_time(ds: Dataset) -> Any:
+    return (_EnhancedHeader(ds) if _is_enhanced(ds) else ds).get("EchoTime")
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, (list, tuple)) or (hasattr(value, "__len__") and not isinstance(value, (str, bytes))):
+        value = next(iter(value), None)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> SeriesInfo:
@@ -484,7 +554,7 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         after_contrast=after_contrast(first),
         derived=header_tokens(first.get("ImageType"))[:1] == ["DERIVED"],
         root=root,
-        not_image=not_an_image(first),
+        not_image=not_an_image(first) or mixed_acquisitions(items),
         patient_key=_patient_key(first),
         height_mm=(min(heights), max(heights)) if heights else None,
         frame_of_reference_uid=_str_or_none(first.get("FrameOfReferenceUID")),
@@ -1409,5 +1479,42 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _sequence_hint(ds: Dataset) -> str | None:
-    """'T1', 'T2', 'STIR', 'other' or None: :func:`openspine.recognition.header.sequence_from_header`."""
-    return sequence_from_header(ds)
+    """'T1', 'T2', 'STIR', 'other' or None: :func:`openspine.recognition.header.sequence_from_header` (an Enhanced MR
+    object read through :class:`_EnhancedHeader`)."""
+    return sequence_from_header(_EnhancedHeader(ds) if _is_enhanced(ds) else ds)
+
+
+# where an Enhanced MR object keeps what a classic header has at its top level: (functional group, keyword)
+_IN_GROUPS = {
+    "RepetitionTime": ("MRTimingAndRelatedParametersSequence", "RepetitionTime"),
+    "EchoTime": ("MREchoSequence", "EffectiveEchoTime"),
+    "InversionTime": ("MRModifierSequence", "InversionTimes"),
+}
+_ECHO_TYPES = {"SPIN": ("SE",), "GRADIENT": ("GR",), "BOTH": ("SE", "GR")}  # EchoPulseSequence → ScanningSequence
+
+
+class _EnhancedHeader:
+    """An Enhanced MR object's header as the header rules read a classic one: its timing and inversion are in the
+    functional groups of its first frame (``RepetitionTime``, ``EffectiveEchoTime``, ``InversionRecovery`` and
+    ``InversionTimes``), and its echo type and fat suppression in ``EchoPulseSequence`` and
+    ``SpectrallySelectedSuppression`` (an Enhanced STIR named "SAG" had been read as the T2 its image looks like)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self._ds = ds
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._ds.get(key)
+        if value is not None and value != "":
+            return value
+        if key in _IN_GROUPS:
+            found = _frame_attr(self._ds, 0, *_IN_GROUPS[key])
+            return default if found is None else found
+        if key == "ScanningSequence":
+            tokens = list(_ECHO_TYPES.get(str(self._ds.get("EchoPulseSequence") or "").upper(), ()))
+            inversion = _frame_attr(self._ds, 0, "MRModifierSequence", "InversionRecovery")
+            tokens += ["IR"] if str(inversion or "").upper() == "YES" else []
+            return "\\".join(tokens) if tokens else default
+        if key == "ScanOptions":
+            suppressed = str(self._ds.get("SpectrallySelectedSuppression") or "").upper()
+            return "FS" if suppressed.startswith("FAT") else default
+        return default

@@ -15,12 +15,16 @@ Rules, first match wins:
 2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence, or an InversionTime) with a short inversion
    time (≤ 250 ms) → STIR;
 3. TR < 1000 ms and TE < 30 ms → T1; TE > 60 ms and TR > 1500 ms → T2;
-4. otherwise ``None`` (not known).
+4. an inversion recovery (``IR`` in ScanningSequence, a Siemens sequence name ``*tir…``) that neither names nor
+   timing place → other: a STIR, a FLAIR or a T1 inversion recovery, which the header cannot tell apart and the image
+   cannot either (a STIR reads as T2);
+5. otherwise ``None`` (not known).
 
 A T2 from any rule is ``other`` when the header shows a gradient echo (``GR`` without ``SE`` in ScanningSequence, or a
 gradient-echo name such as FFE, GRE, ``fl2d``), an inversion recovery whose short TI rule 2 could not see (``IR`` in
-ScanningSequence without an InversionTime: a STIR or a FLAIR) or a Dixon image (ImageType DIXON, WATER, FAT,
-IN_PHASE, OUT_PHASE): their contrast is not the T2 spin echo that the grader was trained on.
+ScanningSequence or a ``*tir…`` sequence name without an InversionTime: a STIR or a FLAIR) or a Dixon image
+(ImageType DIXON, WATER, FAT, IN_PHASE, OUT_PHASE): their contrast is not the T2 spin echo that the grader was
+trained on.
 
 Works on a :class:`pydicom.dataset.Dataset` or any mapping-like object with ``get(keyword)``; pydicom is not
 imported here.
@@ -160,13 +164,27 @@ def _named(pattern: re.Pattern[str], ds: _HeaderLike) -> bool:
     return any(pattern.search(name) for name in _names(ds))
 
 
+# Siemens' (turbo) inversion recovery sequence names ("*tir2d1_13", "tir_sag"): the TIRM (STIR) and dark-fluid
+# sequences, whichever ScanningSequence an anonymiser or converter left
+_INVERSION_SEQUENCE_NAMES = re.compile(r"^\*?tir(?![a-z])")
+
+
+def inversion_recovery(ds: _HeaderLike) -> bool:
+    """Whether the header shows an inversion recovery: ``IR`` in ScanningSequence or a Siemens ``*tir…`` sequence
+    name."""
+    if "IR" in header_tokens(ds.get("ScanningSequence")):
+        return True
+    name = ds.get("SequenceName")
+    return name is not None and bool(_INVERSION_SEQUENCE_NAMES.search(_text(name).strip().lower()))
+
+
 def not_t2_spin_echo(ds: _HeaderLike) -> bool:
     """Whether the header shows a gradient echo, a Dixon image or fat suppression: not the T2 spin echo without fat
     suppression the grader was trained on, whatever its name says."""
     scanning = header_tokens(ds.get("ScanningSequence"))
     if "GR" in scanning and "SE" not in scanning:  # GRASE (SE and GR) is a spin echo train
         return True
-    if "IR" in scanning:  # an inversion recovery (a STIR or FLAIR whose TI the header omits) is no plain T2
+    if inversion_recovery(ds):  # an inversion recovery (a STIR or FLAIR whose TI the header omits) is no plain T2
         return True
     if DIXON_IMAGE_TYPES & set(header_tokens(ds.get("ImageType"))[2:]):  # after ORIGINAL/DERIVED and PRIMARY/SECONDARY
         return True
@@ -202,7 +220,7 @@ def _sequence_named(ds: _HeaderLike) -> str | None:
     """Rules 0-4 of the module doc, before a T2 is checked for a gradient echo or a Dixon image."""
     if is_localiser(ds):
         return "other"
-    ir = "IR" in header_tokens(ds.get("ScanningSequence"))
+    ir = inversion_recovery(ds)
     timed = sequence_from_timing(
         _number(ds.get("RepetitionTime")), _number(ds.get("EchoTime")), _number(ds.get("InversionTime")), ir
     )
@@ -216,4 +234,5 @@ def _sequence_named(ds: _HeaderLike) -> str | None:
                 return "STIR"
             # a description copied from another protocol: T1 timing under a "T2" name (or the reverse)
             return None if {found, timed} in ({"T1", "T2"}, {"T1", "STIR"}) else found
-    return timed
+    # an inversion recovery nothing places: the image would take a STIR for the T2 it looks like (rule 4)
+    return "other" if timed is None and ir else timed

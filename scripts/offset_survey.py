@@ -2,7 +2,7 @@
 
 The grader reads crops and disc features in units of the vertebral bodies' median intensity: unchanged by any scaling
 of the image, but not by an offset (``openspine.grading.intensity`` removes one only where the image cannot be raw
-magnitude: negative values, or a darkest voxel above 25 % of the bright level). This adds ``f`` times each SPIDER
+magnitude: negative values, or a darkest voxel above 2 % of the bright level). This adds ``f`` times each SPIDER
 slice's 99.5th percentile to every voxel and counts, per offset, the Pfirrmann grades equal to those of the slice as
 stored, and those equal to the radiologists' grade (``spider/gradings.csv``).
 

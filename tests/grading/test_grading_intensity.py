@@ -30,10 +30,18 @@ def test_raw_magnitude_is_read_as_it_is():
     spider_like = np.zeros((64, 64), np.uint8)
     spider_like[10:50, 10:50] = 255
     assert black_level(spider_like) == (0.0, None)
-    # a pedestal under the tissue below the threshold (FastCleverSeg VB2 without its zero edge: up to 16 %)
-    pedestal = np.clip(_raw(), 0.15 * 300, None)
-    assert pedestal.min() < RAW_BLACK_FRACTION * np.percentile(pedestal, 99.5)
-    assert black_level(pedestal) == (0.0, None)
+    # a floor below the threshold (1 % of the bright level: the shared data's darkest voxels reach 0.3 %)
+    floor = np.clip(_raw(), 0.01 * 300, None)
+    assert floor.min() < RAW_BLACK_FRACTION * np.percentile(floor, 99.5)
+    assert black_level(floor) == (0.0, None)
+
+
+def test_a_pedestal_under_the_whole_image_is_removed():
+    """A grey background (a display window's level, a pedestal: 5 % and 16 % of the bright level, FastCleverSeg VB2
+    without its zero edge) had moved up to a third of the Pfirrmann grades, 5 to 3, with no flag."""
+    for share in (0.05, 0.16):
+        level, why = black_level(_raw() + share * 300)
+        assert level == pytest.approx(share * 300) and why is not None and "darkest voxel" in why
 
 
 def test_shifted_data_is_shifted_back():

@@ -97,4 +97,5 @@ class BatchInterrupted(KeyboardInterrupt):
     def progress(self) -> str:
         """How far the run got, in words: '3 of the 40 cases to analyse were finished, 12 more earlier'."""
         earlier = f", {self.earlier} more earlier" if self.earlier else ""
-        return f"{self.finished} of the {self.to_analyse} cases to analyse were finished{earlier}"
+        were = "was" if self.finished == 1 else "were"
+        return f"{self.finished} of the {self.to_analyse} cases to analyse {were} finished{earlier}"

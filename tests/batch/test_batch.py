@@ -19,6 +19,7 @@ import pytest
 from openspine.batch.discover import discover_cases
 from openspine.batch.runner import OutputLock, parse_part, run_batch, select_part
 from openspine.cli import main
+from openspine.config import AnalysisConfig
 from openspine.errors import ConfigError
 
 SPIDER_IDS = ("21", "31", "33", "34")  # real lumbar slices (val split)
@@ -286,13 +287,24 @@ def test_parts_are_disjoint_and_cover_every_case(tmp_path: Path, shared_data: Pa
 def test_run_batch_refuses_a_part_or_worker_count_the_command_line_refuses(tmp_path: Path) -> None:
     # from Python, part=(0, 3) had analysed no case and reported success, part=(1, 0) a ZeroDivisionError
     (tmp_path / "in").mkdir()
-    for part in ((0, 3), (4, 3), (-1, 2), (1, 0), (1,), "1/2", (1.0, 2)):
+    for part in ((0, 3), (4, 3), (-1, 2), (1, 0), (1,), "0/2", "1/2/3", (1.0, 2)):
         with pytest.raises(ConfigError, match="part"):
             run_batch(tmp_path / "in", tmp_path / "out", part=part)  # type: ignore[arg-type]
     for workers in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="--workers must be at least 1"):
             run_batch(tmp_path / "in", tmp_path / "out", workers=workers)  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()  # refused before any work
+    with pytest.raises(ConfigError, match="config must be an openspine.AnalysisConfig or a dict"):
+        run_batch(tmp_path / "in", tmp_path / "out", config=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown analysis option 'grade_level'"):
+        run_batch(tmp_path / "in", tmp_path / "out", config={"grade_level": "all"})
+
+
+def test_run_batch_reads_a_part_as_the_command_line_writes_it_and_options_as_a_dict() -> None:
+    from openspine.batch.runner import _checked_config, checked_part
+
+    assert checked_part("2/5") == checked_part((2, 5)) == (2, 5)
+    assert _checked_config({"grade_levels": "all"}) == AnalysisConfig(grade_levels="all")
 
 
 def test_output_inside_input_is_refused(tmp_path: Path) -> None:

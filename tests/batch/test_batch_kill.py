@@ -75,8 +75,50 @@ def _said_how_far(proc: subprocess.Popen[bytes], log: Path, finished: int, n: in
     """A job's time limit: the run says how far it got, and that a rerun goes on."""
     assert proc.returncode == 128 + signal.SIGTERM
     said = log.read_text()
-    assert f"interrupted by SIGTERM: {finished} of the {n} cases to analyse were finished;" in said, said
+    were = "was" if finished == 1 else "were"
+    assert f"interrupted by SIGTERM: {finished} of the {n} cases to analyse {were} finished;" in said, said
     assert "the same command goes on with the rest" in said and "Traceback" not in said
+
+
+_PYTHON_JOB = """
+import sys
+from openspine.batch.runner import run_batch
+from openspine.errors import BatchInterrupted
+
+if __name__ == "__main__":
+    try:
+        run_batch(sys.argv[1], sys.argv[2], formats="json")
+    except BatchInterrupted as exc:
+        print("stopped:", exc.finished, exc.to_analyse, exc.progress())
+        sys.exit(5)
+"""
+
+
+def test_sigterm_stops_a_run_batch_from_python_with_how_far_it_got(tmp_path: Path) -> None:
+    """A job that calls run_batch and reaches its time limit: SIGTERM had ended the process at once (status 143),
+    BatchInterrupted never raised."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    n = 40
+    for i in range(n):
+        data = np.random.default_rng(i).random((24, 24, 4)).astype(np.float32)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / f"s{i:02d}.nii.gz"))
+    script = tmp_path / "job.py"
+    script.write_text(_PYTHON_JOB)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(root), str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "cases").is_dir() and any((p / "result.json").exists() for p in (out / "cases").iterdir()):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    os.kill(proc.pid, signal.SIGTERM)
+    said = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 5 and said.startswith("stopped: "), said
+    finished = int(said.split()[1])
+    assert 1 <= finished < n and f"of the {n} cases to analyse" in said
 
 
 @pytest.mark.skipif(not LINUX_PROC, reason="finds the worker processes through /proc")

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -129,16 +129,33 @@ def parse_part(text: str | None) -> tuple[int, int]:
     return checked_part((k, n))
 
 
+def _checked_config(config: Any) -> AnalysisConfig:
+    """``config`` as an :class:`AnalysisConfig`: None gives the defaults, a dict of its fields is read as
+    :func:`openspine.analyze` reads one (it had failed with an AttributeError); anything else is a ConfigError."""
+    if config is None:
+        return AnalysisConfig()
+    if isinstance(config, Mapping):
+        return AnalysisConfig.from_mapping(dict(config))
+    if not isinstance(config, AnalysisConfig):
+        raise ConfigError(
+            f"config must be an openspine.AnalysisConfig or a dict of its options, got {type(config).__name__}"
+        )
+    return config
+
+
 def checked_part(part: Any) -> tuple[int, int]:
     """``part`` as (K, N) with 1 ≤ K ≤ N, else ConfigError: from Python, part=(0, 3) had analysed no case and
-    reported success, part=(1, 0) had ended in a ZeroDivisionError."""
+    reported success, part=(1, 0) had ended in a ZeroDivisionError. ``"K/N"`` as the command line writes it is read
+    too."""
+    if isinstance(part, str) and re.fullmatch(r"\s*\d+\s*/\s*\d+\s*", part):
+        part = tuple(int(x) for x in part.split("/"))
     try:
         k, n = part
         ok = all(isinstance(x, int) and not isinstance(x, bool) for x in (k, n)) and 1 <= k <= n
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ConfigError(f"part (--part K/N) needs whole numbers with 1 ≤ K ≤ N, got {part!r}")
+        raise ConfigError(f"part needs whole numbers with 1 ≤ K ≤ N, as (K, N) or 'K/N', got {part!r}")
     return k, n
 
 
@@ -332,6 +349,25 @@ class _PoolStatuses:
         self.statuses.close()
         with _a_second_signal_ends_at_once():
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _sigterm_stops_the_run() -> Iterator[None]:
+    """From Python, SIGTERM (a job's time limit) stops a run as Ctrl-C does, with :class:`BatchInterrupted` saying
+    how far it got: it had ended the process at once, without a word. Only where SIGTERM has its default action and
+    this is the main thread (the command line sets its own handler; a program's own handler is left alone)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextmanager
@@ -558,17 +594,18 @@ def run_batch(
     out_root: str | os.PathLike[str],
     *,
     formats: str | tuple[str, ...] | list[str] | None = None,
-    config: AnalysisConfig | None = None,
+    config: AnalysisConfig | Mapping[str, Any] | None = None,
     overwrite: bool = False,
-    part: tuple[int, int] = (1, 1),
+    part: tuple[int, int] | str = (1, 1),
     workers: int = 1,
     scheduler: str | None = None,
     cluster: str | None = None,
     progress: Callable[[Iterable[CaseStatus], int], Iterable[CaseStatus]] | None = None,
     pixel_spacing_table: str | os.PathLike[str] | None = None,
 ) -> BatchSummary:
-    """Process every case under ``input_root`` into ``out_root`` with the analysis options ``config`` (default:
-    :class:`~openspine.config.AnalysisConfig`'s defaults); never stops for one bad case. Raises ScanReadError when
+    """Process every case under ``input_root`` into ``out_root`` with the analysis options ``config`` (an
+    :class:`~openspine.config.AnalysisConfig` or a dict of its fields; default: its defaults); never stops for one bad
+    case. ``part``: ``(K, N)`` or ``"K/N"``, the K-th of N disjoint shares of the cases. Raises ScanReadError when
     no case at all is found under ``input_root`` (skipped.csv says why each entry there was passed over).
     ``pixel_spacing_table``: a CSV giving pictures their own pixel size (:mod:`.spacing`); ``config.pixel_spacing``
     then applies to the pictures it does not list (without it they are skipped)."""
@@ -595,12 +632,12 @@ def run_batch(
         raise ConfigError(f"batch input '{root}' does not exist")
     if not root.is_dir():
         raise ConfigError(f"batch input '{root}' is not a folder")
-    config = config if config is not None else AnalysisConfig()
+    config = _checked_config(config)
     spacings = read_spacing_table(pixel_spacing_table, root) if pixel_spacing_table is not None else None
     _require_for_formats(formats, root, config)
     refuse_output_inside(root, out_root)  # before the folder is made: it would be a case
     out = prepare_output_dir(out_root)
-    with OutputLock(out, part):
+    with OutputLock(out, part), _sigterm_stops_the_run():
         (out / "cases").mkdir(exist_ok=True)
         removed = remove_stale_temporaries(out)
         if removed:

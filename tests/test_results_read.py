@@ -116,6 +116,13 @@ def test_what_cannot_be_read_is_said(tmp_path: Path) -> None:
         AnalysisResult.from_dict(bad)
     with pytest.raises(OutputError, match="no result.json at"):
         AnalysisResult.read(tmp_path)
+    batch_out, failed = tmp_path / "batch", tmp_path / "batch" / "cases" / "bad"
+    failed.mkdir(parents=True)
+    (failed / "failure.json").write_text("{}")
+    with pytest.raises(OutputError, match=r"batch output folder; each case's result is in cases/<case>/result.json"):
+        AnalysisResult.read(batch_out)
+    with pytest.raises(OutputError, match="the case failed; its failure.json says why"):
+        AnalysisResult.read(failed)
     (tmp_path / "result.json").write_text("{not json")
     with pytest.raises(OutputError, match=r"result.json': not JSON"):
         AnalysisResult.read(tmp_path)

@@ -70,6 +70,12 @@ def test_refuses_a_sheared_affine_naming_the_angle() -> None:
     assert "\n" not in str(refused.value) and "resample" in str(refused.value)
 
 
+def test_refuses_an_affine_that_is_no_matrix_of_numbers() -> None:
+    for bad in ("abc", [[1, 2], [3]]):
+        with pytest.raises(UnsupportedScanError, match="the affine must be a finite, invertible 4×4 matrix"):
+            Scan(np.zeros((2, 2, 2)), bad)  # type: ignore[arg-type]
+
+
 def test_refuses_a_matrix_whose_bottom_row_is_not_0_0_0_1() -> None:
     projective = SAGITTAL_IPR.copy()
     projective[3] = [0, 0, 1, 1]

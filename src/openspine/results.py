@@ -511,7 +511,7 @@ class AnalysisResult:
         if p.is_dir():
             p = p / "result.json"
         if not p.is_file():
-            raise OutputError(f"no result.json at '{p}'")
+            raise OutputError(f"no result.json at '{p}'{_where_results_are(p.parent)}")
         try:
             return cls.from_json(p.read_text(encoding="utf-8"))
         except OutputError as exc:
@@ -669,3 +669,13 @@ def _xyz(prefix: str, v: Iterable[float]) -> dict[str, float]:
 def vec3(v: Iterable[float]) -> Vec3:
     """Round a 3-vector for the records (mm and voxel precision of 0.001)."""
     return _vec(v)
+
+
+def _where_results_are(folder: Path) -> str:
+    """What a folder without result.json holds instead, for the error: a batch output folder's cases, or a failed
+    case's record."""
+    if (folder / "failure.json").is_file():
+        return ": the case failed; its failure.json says why (failures.csv of the batch lists it)"
+    if (folder / "cases").is_dir():
+        return ": this is a batch output folder; each case's result is in cases/<case>/result.json"
+    return ""

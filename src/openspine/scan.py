@@ -112,7 +112,12 @@ class Scan:
             arr = arr[:, :, None]
         if arr.ndim != 3:
             raise UnsupportedScanError(f"a scan must be a 3D volume or a 2D slice, got an array of shape {arr.shape}")
-        aff = np.asarray(self.affine, dtype=np.float64)
+        try:
+            aff = np.asarray(self.affine, dtype=np.float64)
+        except (TypeError, ValueError) as exc:  # a string, a ragged list: said as any other bad affine
+            raise UnsupportedScanError(
+                f"the affine must be a finite, invertible 4×4 matrix of numbers, got {self.affine!r:.80}"
+            ) from exc
         if aff.shape != (4, 4) or not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-12:
             matrix = geometry.matrix_text(aff)
             raise UnsupportedScanError(f"the affine must be a finite, invertible 4×4 matrix, got {matrix}")

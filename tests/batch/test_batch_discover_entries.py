@@ -32,6 +32,13 @@ def _reasons(skipped: list[Skipped]) -> dict[str, str]:
     return {s.path: s.reason for s in skipped}
 
 
+def test_a_study_whose_files_lie_in_the_root_takes_the_root_s_name(tmp_path: Path) -> None:
+    """Not its SeriesInstanceUID, which had named the case folder and the tables' rows."""
+    _study(tmp_path / "patB")
+    (cases,) = discover_cases(tmp_path / "patB")[0]
+    assert cases.case_id == "patB"
+
+
 def test_broken_and_looping_links_are_skipped_and_the_study_is_still_found(tmp_path: Path) -> None:
     _study(tmp_path / "patA")
     (tmp_path / "old_link.nii.gz").symlink_to("/nonexistent")

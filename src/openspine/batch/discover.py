@@ -377,9 +377,11 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
     accounted: set[Path] = set()
     for members in studies.values():
         folder = Path(os.path.commonpath([str(p.parent) for s in members for p in s.files]))
-        # the folder's path under the root, its folders joined by "__" as a file case's are
+        # the folder's path under the root, its folders joined by "__" as a file case's are; a study whose files
+        # lie in the root itself takes the root's name (a DICOM UID had named it), several such studies a suffix
+        # each (:func:`_unique_ids`)
         case_id = _safe_id(
-            str(folder.relative_to(root)).replace(os.sep, "__") if folder != root else members[0].series_uid
+            str(folder.relative_to(root)).replace(os.sep, "__") if folder != root else (root.resolve().name or "study")
         )
         try:
             roles = series_roles(members, None)

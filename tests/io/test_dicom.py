@@ -421,6 +421,27 @@ def test_an_enhanced_mr_inversion_recovery_is_read_from_its_functional_groups(tm
     assert dicom._sequence_hint(ds) == "other"
 
 
+def test_positions_and_orientations_written_with_few_decimals_are_one_regular_series(tmp_path: Path) -> None:
+    """3.33 mm slices whose positions are written to 0.1 mm (gaps of 3.3 and 3.4 mm) and direction cosines that
+    differ by 1e-4 from image to image had been refused as irregular or as mixing orientations."""
+    arr, _ = real_crop(shape=(32, 32, 9))
+    affine = make_affine(SAG, (0.8, 0.8, 3.33), ORIGIN)
+    _, files = write_series(tmp_path, arr, affine, shuffle_seed=None)
+    rng = np.random.default_rng(0)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.ImagePositionPatient = [f"{float(v):.1f}" for v in ds.ImagePositionPatient]
+        iop = np.asarray([float(v) for v in ds.ImageOrientationPatient]) + rng.uniform(-1e-4, 1e-4, 6)
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in iop]
+        ds.save_as(f)
+    scan = load_scan(tmp_path)
+    assert scan.shape == (32, 32, 9) and scan.spacing[2] == pytest.approx(3.33, abs=0.02)
+    _, files = write_series(tmp_path / "missing", arr, affine, shuffle_seed=None)
+    files[4].unlink()  # a missing slice is still caught
+    with pytest.raises(GeometryError, match="irregular slice spacing"):
+        load_scan(tmp_path / "missing")
+
+
 def _write_two_acquisitions_under_one_uid(folder: Path, second: dict[str, object]) -> None:
     """A T2 (6 slices) and a second acquisition (``second``'s header fields, 6 slices 1 mm beside) written under
     one SeriesInstanceUID, their slices interleaved."""

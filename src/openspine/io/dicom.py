@@ -56,13 +56,15 @@ __all__ = [
     "series_roles",
 ]
 
-# Two orientations closer than this (per direction-cosine component) are the same orientation.
-ORIENTATION_TOL = 1e-4
+# Two orientations closer than this (per direction-cosine component, about 0.06°) are the same orientation: direction
+# cosines written with 4 decimals, or recomputed by a converter, differ by 1e-4 from image to image
+ORIENTATION_TOL = 1e-3
 # Pixel spacings closer than this (mm) are the same spacing.
 PIXEL_SPACING_TOL_MM = 1e-4
-# A slice gap is irregular when it differs from the median gap by more than both of these; DS rounding of
-# positions stays far below them while a missing slice (a 100 % jump) is always caught.
-GAP_TOL_MM = 0.01
+# A slice gap is irregular when it differs from the median gap by more than both of these: positions written to
+# 0.1 mm (3.33 mm slices stored as 3.3 and 3.4 mm gaps) stay below them, while a missing slice (a 100 % jump) is
+# always caught.
+GAP_TOL_MM = 0.11
 GAP_TOL_REL = 0.01
 # A slice normal whose largest component is at least this (within ~37° of a main axis) names a plane;
 # tilted sagittal spine acquisitions (usually < 25°) still count as sagittal.

@@ -519,6 +519,34 @@ def test_study_folder_lists_image_series_only(tmp_path: Path) -> None:
     assert len({s.study_uid for s in found}) == 1
 
 
+def test_a_series_with_a_missing_slice_gives_way_to_one_that_can_be_read(tmp_path: Path) -> None:
+    """A repeated T2 missing a slice (the bigger one) had failed the study although an intact T2 was beside it; a
+    bigger T1 missing a slice had left the study without a T1 although another T1 was there."""
+    from openspine.io.dicom import series_roles
+
+    arr, _ = real_crop()
+    study = generate_uid()
+    sag = make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN)
+    t2 = write_series(tmp_path / "t2", arr[:, :, :6], sag, ids=new_ids(study), series_number=3)[0].series_uid
+    files = write_series(tmp_path / "t2b", arr, sag, ids=new_ids(study), series_number=7)[1]
+    files[5].unlink()
+    t1 = write_series(tmp_path / "t1", arr[:, :, :6], sag, ids=new_ids(study), series_number=2,
+                      description="t1_tse_sag")[0].series_uid  # fmt: skip
+    files = write_series(tmp_path / "t1b", arr, sag, ids=new_ids(study), series_number=6, description="t1_tse_sag")[1]
+    files[5].unlink()
+    study_read = load_study(tmp_path)
+    assert study_read.main.source.series_uid == t2 and study_read.t1 is not None
+    assert study_read.t1.source.series_uid == t1
+    found = discover_series(tmp_path)
+    roles = {found[r.index].series_number: r for r in series_roles(found)}
+    assert "1 sagittal series whose images do not form one volume left aside (#7" in roles[3].reason
+    for broken in (6, 7):
+        assert roles[broken].role == "not used"
+        assert roles[broken].reason.startswith("its images do not form one volume: irregular slice spacing")
+    with pytest.raises(GeometryError, match="irregular slice spacing"):  # asked for, it fails as before
+        load_scan(tmp_path, series=7)
+
+
 def test_default_choice_is_sagittal_with_most_slices(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     uids = _write_study(tmp_path)
     found = discover_series(tmp_path)

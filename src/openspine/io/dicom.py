@@ -265,6 +265,9 @@ class SeriesInfo:
     height_mm: tuple[float, float] | None = None
     frame_of_reference_uid: str | None = None
     after_contrast: bool = False  # its header shows a contrast agent (:func:`~openspine.recognition.after_contrast`)
+    # why its images, by their headers, do not form one regular volume (a missing slice, mixed orientations): the
+    # reading would fail, so a default choice takes another series where there is one; None where they do
+    problem: str | None = None
     derived: bool = False  # ImageType DERIVED: a reformat or a composed image, not an acquired series
 
     @property
@@ -514,6 +517,18 @@ def _number_or_none(value: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _stack_problem(items: list[tuple[Path, Dataset]], root: Path, multiframe: bool) -> str | None:
+    """Why the images of a series, by their headers alone, do not form one regular volume (the checks of
+    :func:`read_series`), or None: known before any pixel is read, so that a default choice passes over it."""
+    names = [_rel_name(p, root) for p, _ in items]
+    try:
+        frames = [fr for idx, (_, ds) in enumerate(items) for fr in _frames_of(ds, idx, names[idx])]
+        _stack_geometry(frames, names, "frames" if multiframe else "files")
+    except (GeometryError, ScanReadError, UnsupportedScanError) as exc:
+        return str(exc)
+    return None
+
+
 def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> SeriesInfo:
     first = items[0][1]
     n_frames = 0
@@ -556,7 +571,8 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         after_contrast=after_contrast(first),
         derived=header_tokens(first.get("ImageType"))[:1] == ["DERIVED"],
         root=root,
-        not_image=not_an_image(first) or mixed_acquisitions(items),
+        not_image=(not_image := not_an_image(first) or mixed_acquisitions(items)),
+        problem=None if not_image else _stack_problem(items, root, multiframe),
         patient_key=_patient_key(first),
         height_mm=(min(heights), max(heights)) if heights else None,
         frame_of_reference_uid=_str_or_none(first.get("FrameOfReferenceUID")),
@@ -723,6 +739,9 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
     # an MR series (or one that names no modality) beats one no model reads: a sagittal CT reformat in the same study
     sagittal = [s for s in found if s.plane == "sagittal"]
     sagittal = [s for s in sagittal if scope.modality_reason(s.modality) is None] or sagittal
+    # a series whose images do not form one volume (a slice missing) would fail: another is read where there is one
+    broken = [s for s in sagittal if s.problem is not None]
+    sagittal = [s for s in sagittal if s.problem is None] or sagittal
     if sagittal:
         # T2 is what the grader reads: a sagittal T2 beats a sagittal T1 or STIR with more slices
         t2 = [s for s in sagittal if s.sequence_hint == "T2"]
@@ -761,6 +780,12 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
             why += "; derived series (ImageType DERIVED: reformats, composed images) only where none is acquired"
         if below and lumbar_named:
             why += f"; {below} named for the sacrum, coccyx or pelvis left aside"
+        broken = [s for s in broken if s.sequence_hint == best.sequence_hint]  # those it would have competed with
+        if broken and best.problem is None:
+            why += (
+                f"; {len(broken)} sagittal series whose images do not form one volume left aside "
+                f"({', '.join(s.describe() for s in broken[:2])}{' …' if len(broken) > 2 else ''})"
+            )
         return best, why + _tie_note(best, [s for s in pool if not other_station(s, best)])
     if len(found) == 1:
         return found[0], "the only series"
@@ -811,6 +836,8 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
         and main.sequence_hint != "T1"
         and main.plane == "sagittal"  # a main series that is not sagittal is refused: nothing is read beside it
     ]
+    # a T1 whose images do not form one volume would fail to be read: another is read beside the main series
+    candidates = [s for s in candidates if s.problem is None] or candidates
     # a T1 of another station (the cervical T1 of a whole-spine study) shows other vertebrae than the main series
     same_part = [s for s in candidates if not other_station(s, main)]
     # a T1 before contrast agent is the one the T1 models read (gadolinium brightens marrow and endplates)
@@ -868,6 +895,8 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
         return ROLE_NOT_USED, f"not sagittal ({s.plane})"
     if main.plane != "sagittal":
         return ROLE_NOT_USED, f"the main series is {main.plane}, not sagittal, so nothing is read beside it"
+    if s.problem is not None:
+        return ROLE_NOT_USED, f"its images do not form one volume: {s.problem}"
     seq = s.sequence_hint
     if other_station(s, main):
         where = "higher" if centre_mm(s) > centre_mm(main) else "lower"

@@ -539,6 +539,8 @@ def test_a_malformed_or_empty_scheduler_address_fails_in_one_line(tmp_path: Path
     for address in ("http://127.0.0.1:8787", "tcp://127.0.0.1:notaport"):
         with pytest.raises(ConfigError, match="is no Dask scheduler address"):
             dist._client(address, None)
+    with pytest.raises(ConfigError, match="the host of 'tcp://no-such-host.invalid:8786' cannot be found"):
+        dist._client("tcp://no-such-host.invalid:8786", None)  # the docs' placeholder host had ended in a traceback
     (tmp_path / "in").mkdir()
     with pytest.raises(ConfigError, match="--scheduler is empty"):
         run_batch(tmp_path / "in", tmp_path / "out", scheduler="")

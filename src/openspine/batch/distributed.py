@@ -41,6 +41,11 @@ def _client(scheduler: str | None, cluster: str | None) -> tuple[Any, Any]:
                 f"--scheduler: '{scheduler}' is no Dask scheduler address ({exc}); give tcp://HOST:PORT (the "
                 "scheduler's port, 8786 by default, not its dashboard's)"
             ) from exc
+        except OSError as exc:  # a host name that does not resolve (socket.gaierror): one line, not a traceback
+            raise ConfigError(
+                f"--scheduler: the host of '{scheduler}' cannot be found ({exc}); give the address the scheduler "
+                "printed when it started (tcp://HOST:PORT)"
+            ) from exc
         try:
             return distributed.Client(address, timeout=CONNECT_TIMEOUT_S), None
         except (OSError, TimeoutError) as exc:  # no scheduler there: one line, not Dask's traceback

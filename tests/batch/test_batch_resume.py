@@ -277,7 +277,7 @@ def test_an_interrupted_run_says_how_far_it_got_and_the_rerun_does_the_rest(tmp_
     with pytest.raises(BatchInterrupted) as info:
         run_batch(root, out, formats="json", progress=_stopping_after(1))
     assert (info.value.finished, info.value.to_analyse, info.value.earlier) == (1, 3, 2)
-    assert str(info.value) == "1 of the 3 cases to analyse were finished, 2 more earlier"
+    assert str(info.value) == "1 of the 3 cases to analyse was finished, 2 more earlier"
     again = run_batch(root, out, formats="json")  # the same run again: the last two cases
     assert (again.out_of_scope, again.out_of_scope_earlier) == (5, 3)
     assert sorted(p.name for p in (out / "cases").iterdir()) == [f"s{i}" for i in range(5)]

@@ -931,3 +931,24 @@ def test_the_midline_check_reads_single_slices_only(tmp_path: Path) -> None:
         _one_slice_of(data / "sct" / "sct-testing-t2", 0.0, tmp_path / "neck.nii.gz", mask="cord_mask.nii.gz")
     )
     assert not any(f.startswith("off_midline") for f in neck.flags)
+
+
+def test_discs_cut_by_the_front_edge_of_a_cropped_field_of_view_are_not_graded() -> None:
+    """A val FastCleverSeg volume cropped through the front of its bodies had been graded, four discs moving by two or
+    three Pfirrmann grades; such a disc is now left ungraded with the reason, the others still graded."""
+    data = shared_data_or_skip()
+    img = nib.load(data / "fastcleverseg" / "fcs-ivd-46" / "image.nii.gz")
+    arr = np.asarray(img.dataobj, dtype=np.float32)
+    axes = nib.aff2axcodes(img.affine)
+    ap = next(i for i, c in enumerate(axes) if c in "AP")
+    keep = [slice(None)] * 3
+    cut = int(0.3 * arr.shape[ap])  # the front 30 % of the field of view
+    keep[ap] = slice(cut, None) if axes[ap] == "P" else slice(None, arr.shape[ap] - cut)
+    affine = img.affine.copy()
+    if axes[ap] == "P":
+        affine[:3, 3] += affine[:3, ap] * cut
+    result = openspine.analyze(openspine.Scan(arr[tuple(keep)], affine))
+    cut_flags = [f for f in result.flags if "reaches the front edge of the image" in f]
+    assert cut_flags and cut_flags[0].startswith("not graded: ")
+    graded = [d for d in result.discs if any(g.available and g.grade is not None for g in d.grades.values())]
+    assert graded and len(graded) < len(result.discs)

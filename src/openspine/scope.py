@@ -926,8 +926,9 @@ def side_by_side_reason(n: int, picture: bool) -> str:
     """Why an image with ``n`` spines side by side is not analysed."""
     what = "picture" if picture else "image"
     return (
-        f"the {what} shows {n} spines side by side (a montage or a screenshot of several views?): openspine reads "
-        f"one sagittal image of one spine; crop the {what} to one of them"
+        f"the {what} shows {n} spines side by side (a montage or a screenshot of several views, or a motion "
+        f"artefact's ghost of the spine?): openspine reads one sagittal image of one spine; crop the {what} to one "
+        "of them"
     )
 
 

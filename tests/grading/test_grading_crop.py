@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from openspine.errors import ConfigError, GeometryError
-from openspine.grading.crop import CropSpec, DiscGeometry, body_reference, disc_crop, disc_frame, slice_indices
+from openspine.grading.crop import (
+    CropSpec,
+    DiscGeometry,
+    body_reference,
+    check_corners_in_view,
+    disc_crop,
+    disc_frame,
+    slice_indices,
+)
 
 SPACING = (0.8, 0.6, 4.0)  # anisotropic pixels on purpose: all geometry must be done in mm
 
@@ -146,3 +154,16 @@ def test_crop_spec_round_trip_and_validation():
         CropSpec.from_dict({"hieght": 3})
     with pytest.raises(ConfigError):
         CropSpec(height=4)
+
+
+@pytest.mark.parametrize(("cut", "edge"), [("front", "front"), ("back", "back"), ("top", "top"), ("bottom", "bottom")])
+def test_a_disc_cut_by_the_edge_of_the_image_is_not_graded(cut: str, edge: str):
+    """A field of view cut through the front of the bodies had been graded, most discs moving by two grades."""
+    img, geom = synthetic_disc(0)
+    p = geom.points()
+    rows = {"top": slice(int(p[:, 0].min()), None), "bottom": slice(None, int(p[:, 0].max()) + 1)}.get(cut, slice(None))
+    cols = {"front": slice(int(p[:, 1].min()), None), "back": slice(None, int(p[:, 1].max()) + 1)}.get(cut, slice(None))
+    moved = DiscGeometry(*[(float(r) - (rows.start or 0), float(c) - (cols.start or 0)) for r, c in p], slice_index=0)
+    with pytest.raises(GeometryError, match=f"reaches the {edge} edge of the image"):
+        check_corners_in_view(moved, img[rows, cols].shape)
+    check_corners_in_view(geom, img.shape)  # the whole disc in view

@@ -37,6 +37,7 @@ __all__ = [
     "Jitter",
     "Point",
     "body_reference",
+    "check_corners_in_view",
     "check_in_plane",
     "disc_crop",
     "disc_frame",
@@ -151,6 +152,35 @@ def check_in_plane(frame: DiscFrame, plane_shape: tuple[int, ...], spacing_rc: t
     extent = max(rows * sr, cols * sc)
     if frame.width_mm > extent:
         raise GeometryError(f"the disc's endplates ({frame.width_mm:.0f} mm) are longer than the image is wide")
+
+
+# a disc endplate corner closer than this (pixels) to the image's edge: the disc is cut by the edge of the field of
+# view, part of it (and of the canal or the front of the bodies the grader reads beside it) out of view
+EDGE_MARGIN_PX = 1.0
+
+
+def check_corners_in_view(geometry: DiscGeometry, plane_shape: tuple[int, ...]) -> None:
+    """Refuse to grade a disc whose endplate corners reach the edge of the image (internal layout: rows
+    superior→inferior, columns anterior→posterior): a field of view cut through the bodies in front (a crop, a small
+    field of view) had been graded, four of five discs moving by two or three Pfirrmann grades. Checked where a disc
+    is graded, not where training cuts crops (the shipped models were trained with such discs among the others).
+
+    Raises:
+        GeometryError: naming the edge.
+    """
+    rows, cols = int(plane_shape[0]), int(plane_shape[1])
+    p = geometry.points()
+    edges = (
+        ("front", p[:, 1] < EDGE_MARGIN_PX),
+        ("back", p[:, 1] > cols - 1 - EDGE_MARGIN_PX),
+        ("top", p[:, 0] < EDGE_MARGIN_PX),
+        ("bottom", p[:, 0] > rows - 1 - EDGE_MARGIN_PX),
+    )
+    for name, hit in edges:
+        if np.any(hit):
+            raise GeometryError(
+                f"the disc reaches the {name} edge of the image: part of it is out of the field of view"
+            )
 
 
 def sample_plane(plane: NDArray[Any], rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.float32]:

@@ -111,8 +111,8 @@ def inverted_contrast(view: SagittalView) -> str | None:
     if skew > MAX_SKEWNESS_INVERTED:
         return None
     return (
-        f"the image looks inverted, a negative: its intensities lean to the bright end (skewness {skew:.2f}), where "
-        "MR images lean to the dark end"
+        f"the image looks inverted, a negative, or brightened by a display gamma or a narrow window: its intensities "
+        f"lean to the bright end (skewness {skew:.2f}), where MR images lean to the dark end"
     )
 
 

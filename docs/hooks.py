@@ -388,9 +388,12 @@ def tutorial_markdown(path: Path) -> str:
                 parts.append(
                     f'!!! info "Run it yourself"\n'
                     f"    This page is the notebook `docs/tutorials/{path.name}` (jupytext percent format); the test "
-                    "suite executes it on the shared data (`tests/docs/test_docs.py`). Open it as a notebook with "
-                    f"`jupytext --to ipynb docs/tutorials/{path.name}`, or run it as a script from the repository "
-                    "root.\n"
+                    "suite executes it on the shared data (`tests/docs/test_docs.py`). Run it as a script from the "
+                    f"repository root (`python docs/tutorials/{path.name}`), where its default data folder "
+                    "`../shared/data` is found; or open it as a notebook with "
+                    f"`jupytext --to ipynb docs/tutorials/{path.name}`, after setting `OPENSPINE_DATA` to the data "
+                    "folder's absolute path (a notebook runs in `docs/tutorials/`, where the relative default "
+                    "misses it).\n"
                 )
                 header_done = True
         elif cell.cell_type == "code":

@@ -24,7 +24,7 @@
 # *NeuroImage* 145:24–43, 2017, MIT) and SPIDER slices and gradings (van der Graaf et al., *Scientific Data*
 # 11:264, 2024, doi:10.1038/s41597-024-03090-w, CC BY 4.0).
 #
-# Needs `pip install '.[plot]' pandas`.
+# Needs `pip install '.[plot,pandas]'`.
 
 # %%
 # ruff: noqa: B018, E501 (a notebook: imports where they are used, tables shown by a bare expression)
@@ -97,7 +97,9 @@ discs.head()
 LUMBAR = ["T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
 pf = discs[(discs.grading == "pfirrmann") & (discs.grade != "")].copy()
 pf["grade"] = pf.grade.astype(int)
-table = pd.crosstab(pd.Categorical(pf.level, LUMBAR, ordered=True), pf.grade).rename_axis(index="level", columns="Pfirrmann")
+table = pd.crosstab(pd.Categorical(pf.level, LUMBAR, ordered=True), pf.grade).rename_axis(
+    index="level", columns="Pfirrmann"
+)
 table
 
 # %% [markdown]
@@ -146,7 +148,9 @@ cases.explode("flag_kinds").groupby("flag_kinds").case.count().sort_values(ascen
 # has a probability below 0.6 (the report highlights those cells):
 
 # %%
-pf.assign(unsure=pf.probability.astype(float) < 0.6).groupby("level", observed=True).unsure.mean().reindex(LUMBAR).round(2)
+pf.assign(unsure=pf.probability.astype(float) < 0.6).groupby("level", observed=True).unsure.mean().reindex(
+    LUMBAR
+).round(2)
 
 # %% [markdown]
 # ## 5. A per-level figure

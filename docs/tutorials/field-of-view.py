@@ -24,7 +24,7 @@
 #
 # **Data**: Spinal Cord Toolbox data (MIT, © NeuroPoly; De Leener et al., *NeuroImage* 145:24–43, 2017,
 # doi:10.1016/j.neuroimage.2016.10.009); SPIDER (van der Graaf et al., *Scientific Data* 11:264, 2024,
-# doi:10.1038/s41597-024-03090-w, CC BY 4.0). Needs `pip install '.[plot]' pandas`.
+# doi:10.1038/s41597-024-03090-w, CC BY 4.0). Needs `pip install '.[plot,pandas]'`.
 
 # %%
 # ruff: noqa: E501 (a notebook: imports where they are used, tables shown by a bare expression)
@@ -74,8 +74,13 @@ summary(tl)
 #   (`--sequence T2`) when you know it;
 # * there is no sacrum in view, so the levels rest on the bodies' appearance alone (`labelling_ambiguous`), and the
 #   level estimates show a one-level step (`transitional_vertebra_suspected`); `labelling_alternative` names the
-#   likelier way the labels are wrong if they are (here every body one level further from the sacrum; on cropped
-#   views a wrong labelling was off the named way in 82 % of the train and 72 % of the val cases, see *Detection*);
+#   likelier way the labels are wrong if they are (here every body one level further from the sacrum; on the val
+#   split's cropped and mirrored views it names the correcting shift for 13 of the 17 wrong cases,
+#   `openspine evaluate detection --data ../shared/data --split val`, see [Accuracy and speed](../accuracy.md));
+# * L1 … L4 run on past a side of the imaged volume (`vertebra_at_volume_side`: a body whose section on the first or
+#   last slice is at least 0.8 of its largest and that does not reach the other side, as where the spine leaves a
+#   narrow, oblique or off-centre slab): their positions are those of the part in view, and a spine that leaves the
+#   volume can lose a body at its ends, so this counts as a labelling flag too ([Detection](../detection.md#other-acquisitions-thick-slices-tilt-oblique-prescription-coarse-pixels));
 # * the highest body would be T10, outside the levels the detector was trained and validated on (T11 … S1), so its
 #   label is withheld and it keeps a `note`:
 

@@ -22,7 +22,7 @@
 #
 # **Data**: SPIDER slices and gradings (van der Graaf et al., *Scientific Data* 11:264, 2024,
 # doi:10.1038/s41597-024-03090-w, CC BY 4.0): 40 `train` patients to train, 10 `val` patients to validate.
-# Needs `pip install '.[train]' torch==2.13.0` in the openspine clone (PyTorch).
+# Needs `pip install '.[train,pandas]' torch==2.13.0` in the openspine clone (PyTorch; pandas for the last table).
 
 # %%
 # ruff: noqa: E402 (a notebook: imports where they are used)
@@ -61,10 +61,14 @@ print(labels.read_text().splitlines()[:4], "…", sum(1 for _ in labels.open()) 
 # %% [markdown]
 # ## 2. Fine-tune
 #
-# The same as `openspine finetune --scans ../shared/data/spider --labels bulging-labels.csv --out bulging-grader
-# --fresh-heads --epochs 20 --augment-copies 2`. The detector finds the discs (labelled discs it does not find are
-# counted and left out), the frozen backbone turns each disc crop into an embedding, a new head is trained and
-# calibrated on the validation discs, and the run checks that every other weight is unchanged.
+# `cli_main` takes the command line's arguments: this call is `openspine finetune --scans ../shared/data/spider
+# --labels bulging-labels.csv --out bulging-grader --fresh-heads --epochs 20 --augment-copies 2 --seed 0 --threads 2
+# --name grader-bulging-tutorial` (with this run's folders as the paths). The detector finds the discs (labelled
+# discs it does not find are counted and left out), the frozen backbone turns each disc crop into an embedding, a new
+# head is trained on the training discs, and the run checks that every other weight is unchanged. A temperature is
+# then fitted on the validation discs, but kept only where it lowers the expected calibration error (ECE) measured
+# 2-fold cross-fitted by patient; otherwise the head keeps temperature 1 and the run says `(no temperature
+# applied)`, as here.
 
 # %%
 from openspine.finetune import cli_main
@@ -82,8 +86,9 @@ print(sorted(p.name for p in out.iterdir()))
 # %% [markdown]
 # ## 3. The new model's card
 #
-# The card records the new head, its classes and temperature, the validation figures (10 patients here: wide
-# intervals), the base model's identity and the data used.
+# The card records the new head with its classes and temperature (1 where none was kept; `calibration` gives the
+# fitted temperature, the ECE before it and after it, cross-fitted, and whether it was `applied`), the validation
+# figures (10 patients here: wide intervals), the base model's identity and the data used.
 
 # %%
 card = json.loads((out / "card.json").read_text())

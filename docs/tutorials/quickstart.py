@@ -20,7 +20,7 @@
 # Resonance Imaging* 109:134–146, 2024, doi:10.1016/j.mri.2024.03.021), from the shared development data
 # (`../shared/data`, or the folder named by `OPENSPINE_DATA`). The models never saw it in training.
 #
-# Needs `pip install '.[plot]' pandas`.
+# Needs `pip install '.[plot,pandas]'`.
 
 # %%
 # ruff: noqa: E402, B018, E501 (a notebook: imports where they are used, tables shown by a bare expression)

@@ -22,10 +22,9 @@
 #
 # **Data**: SPIDER (van der Graaf et al., *Scientific Data* 11:264, 2024, doi:10.1038/s41597-024-03090-w,
 # CC BY 4.0): the T2 slice and the T1 slice of each patient come from two separate series (not registered:
-# other position, size and pixel spacing). Needs `pip install '.[plot]' pandas`.
+# other position, size and pixel spacing). Needs `pip install '.[plot,pandas]'`.
 
 # %%
-# ruff: noqa: E703 (a notebook: a trailing semicolon keeps a figure from being printed twice)
 import os
 from pathlib import Path
 
@@ -64,10 +63,11 @@ graded.pivot(index="level", columns="grading", values="series")
 
 # %% [markdown]
 # The overlay shows both series side by side: the T1 panel carries the bodies found on the T1 slice and, at each
-# matched disc, the same disc's grades.
+# matched disc, the same disc's grades. `width` is each panel's width in pixels, so this picture is two panels
+# (2 × 900 + 8 pixels) wide.
 
 # %%
-result.plot(width=900);
+fig = result.plot(width=900)
 
 # %% [markdown]
 # ## 2. When the two series disagree

@@ -553,7 +553,11 @@ class AnalysisResult:
         return df
 
     def overlay(self, width: int = 1000) -> Any:
-        """The overlay picture (a PIL image): mid-sagittal slice, outlines, levels, Pfirrmann grades."""
+        """The overlay picture (a PIL image): mid-sagittal slice, outlines, levels, Pfirrmann grades.
+
+        ``width`` is each panel's width in pixels: with a T1 series read beside the main one (``other_series``) the
+        picture holds one panel per series side by side, 8 pixels apart (two series: ``2 * width + 8`` pixels wide).
+        """
         from .errors import OutputError
         from .render.overlay import render_overlay
 
@@ -562,7 +566,11 @@ class AnalysisResult:
         return render_overlay(self.view, self, width=width)
 
     def plot(self, width: int = 1000) -> Any:
-        """A matplotlib figure of :meth:`overlay`, for notebooks (needs ``openspine[plot]``)."""
+        """A matplotlib figure of :meth:`overlay`, for notebooks (needs ``openspine[plot]``).
+
+        ``width`` is each panel's width in pixels, as in :meth:`overlay`: the figure is the picture's size at 100 dpi,
+        so a result with a T1 series read beside the T2 gives a figure about twice as wide.
+        """
         import numpy as np
 
         from ._optional import import_optional

@@ -30,6 +30,7 @@ from .geometry import disc_geometry
 from .heads import HeadSpec, unavailable_note
 from .intensity import without_black_level
 from .model import GraderModel, load_grader, softmax
+from .noise import noise_flag
 from .pair import paired_crops
 from .void import VoidCheck
 
@@ -248,10 +249,11 @@ def grade(
             g = _head_scope(model_scope, sequence, pixel_mm, p.level, name, g, flags)
         discs[p.index] = replace(d, grades={**d.grades, **g})
     unvalidated = not_validated_flag(model.loaded.card.data, discs)
+    noisy = noise_flag(view) if todo else None  # said where grades are given: they move with the noise
     return GradingOutput(
         discs=tuple(discs),
         models=tuple(models),
-        flags=(*offset_flags, *flags.lines(), *([unvalidated] if unvalidated else [])),
+        flags=(*offset_flags, *([noisy] if noisy else []), *flags.lines(), *([unvalidated] if unvalidated else [])),
         withheld=whole_image,
     )
 

@@ -952,3 +952,14 @@ def test_discs_cut_by_the_front_edge_of_a_cropped_field_of_view_are_not_graded()
     assert cut_flags and cut_flags[0].startswith("not graded: ")
     graded = [d for d in result.discs if any(g.available and g.grade is not None for g in d.grades.values())]
     assert graded and len(graded) < len(result.discs)
+
+
+def test_a_scan_built_with_an_identity_affine_is_flagged() -> None:
+    """As a NIfTI file saved with numpy.eye(4) is (nifti_default_affine); through the Python API nothing had said so."""
+    rng = np.random.default_rng(0)
+    arr = rng.random((64, 64, 3)).astype(np.float32)
+    flagged = openspine.analyze(openspine.Scan(arr, np.eye(4)))
+    assert any(f.startswith("default_affine: the scan's affine only scales the voxel axes") for f in flagged.flags)
+    placed = np.diag([1.0, 1.0, 1.0, 1.0])
+    placed[:3, 3] = (-30.0, -30.0, -2.0)
+    assert not any(f.startswith("default_affine") for f in openspine.analyze(openspine.Scan(arr, placed)).flags)

@@ -602,7 +602,22 @@ def _header_flags(scan: Scan, t1: Scan | None) -> list[str]:
     """What the files' headers say that the result must flag (:attr:`ScanSource.header_flags`: a NIfTI whose sform
     and qform disagree), the T1 series' named so."""
     t1_flags = [f.replace(":", " (T1):", 1) for f in t1.source.header_flags] if t1 is not None else []
-    return [*scan.source.header_flags, *t1_flags]
+    return [*scan.source.header_flags, *_array_affine_flags(scan), *t1_flags]
+
+
+def _array_affine_flags(scan: Scan) -> list[str]:
+    """A Scan built in Python whose affine only scales its axes (``Scan(array, numpy.eye(4))``) is flagged as a
+    NIfTI file saved so is (``nifti_default_affine``): its axes may not be the patient's, and nothing had said so."""
+    from .io.nifti import is_default_affine
+
+    if scan.source.format != "array" or not is_default_affine(scan.affine):
+        return []
+    return [
+        "default_affine: the scan's affine only scales the voxel axes, with its origin at the first voxel (as "
+        "numpy.eye(4) does), not a scanner's placement: the axes it names (the array's first axis left to right, its "
+        "second back to front, its third feet to head) may not be the patient's; check the overlay, or give the "
+        "scan its real affine"
+    ]
 
 
 def _picture_size(

@@ -460,7 +460,7 @@ def _write_two_acquisitions_under_one_uid(folder: Path, second: dict[str, object
     ("second", "said"),
     [
         ({"SeriesDescription": "t2_tirm_sag", "ScanningSequence": ["SE", "IR"], "InversionTime": 150}, "t2_tirm_sag"),
-        ({"ImageType": ["DERIVED", "PRIMARY", "WATER"]}, "WATER"),
+        ({"ImageType": ["DERIVED", "PRIMARY", "WATER"]}, "sequence T2 / other"),
         ({"EchoTime": 12.0}, "echo times"),
     ],
 )
@@ -476,8 +476,40 @@ def test_a_series_of_two_acquisitions_under_one_uid_is_not_read_as_one(
     arr, affine = real_crop(shape=(32, 32, 4))  # beside a plain T2 series with fewer slices: that one is read
     ids, _ = write_series(tmp_path / "plain", arr, affine, series_number=5)
     mixed = next(s for s in discover_series(tmp_path) if s.n_slices == 12)
-    assert not mixed.is_image and "under one SeriesInstanceUID" in (mixed.not_image or "")
+    assert "under one SeriesInstanceUID" in (mixed.problem or "")
     assert load_scan(tmp_path).source.series_uid == ids.series_uid
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        {"InversionTime": 0},  # 0 on some images, absent on the others: no inversion on any
+        {"SequenceName": ""},  # a converter's blank or missing element says nothing
+        {"SeriesDescription": None},
+        {"ScanningSequence": ["SE", "IR"], "InversionTime": 145.4, "SeriesDescription": "stir"},
+    ],
+)
+def test_gaps_and_rounding_in_one_acquisition_s_headers_are_no_second_acquisition(
+    tmp_path: Path, second: dict[str, object]
+) -> None:
+    """A regression sweep's series, each one acquisition, that a first version of the rule had refused."""
+    if "InversionTime" in second and second["InversionTime"] == 145.4:  # TI jitter of 0.8 ms on a STIR
+        _write_two_acquisitions_under_one_uid(tmp_path, {**second})
+        for i, f in enumerate(sorted(tmp_path.iterdir())):
+            ds = pydicom.dcmread(f)
+            ds.ScanningSequence, ds.SeriesDescription, ds.InversionTime = ["SE", "IR"], "stir", 144.6 + 0.8 * (i % 2)
+            ds.save_as(f)
+    elif second.get("SeriesDescription", "") is None:
+        _write_two_acquisitions_under_one_uid(tmp_path, {})
+        for f in sorted(tmp_path.iterdir())[::4]:
+            ds = pydicom.dcmread(f)
+            del ds.SeriesDescription
+            ds.save_as(f)
+    else:
+        _write_two_acquisitions_under_one_uid(tmp_path, second)
+    (info,) = discover_series(tmp_path)
+    assert info.problem is None, info.problem
+    assert load_scan(tmp_path).shape[2] == 12
 
 
 def test_one_acquisition_whose_tr_varies_is_read(tmp_path: Path) -> None:
@@ -539,7 +571,7 @@ def test_a_series_with_a_missing_slice_gives_way_to_one_that_can_be_read(tmp_pat
     assert study_read.t1.source.series_uid == t1
     found = discover_series(tmp_path)
     roles = {found[r.index].series_number: r for r in series_roles(found)}
-    assert "1 sagittal series whose images do not form one volume left aside (#7" in roles[3].reason
+    assert "1 sagittal series whose images cannot be read as one volume left aside (#7" in roles[3].reason
     for broken in (6, 7):
         assert roles[broken].role == "not used"
         assert roles[broken].reason.startswith("its images do not form one volume: irregular slice spacing")

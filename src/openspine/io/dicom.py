@@ -265,8 +265,9 @@ class SeriesInfo:
     height_mm: tuple[float, float] | None = None
     frame_of_reference_uid: str | None = None
     after_contrast: bool = False  # its header shows a contrast agent (:func:`~openspine.recognition.after_contrast`)
-    # why its images, by their headers, do not form one regular volume (a missing slice, mixed orientations): the
-    # reading would fail, so a default choice takes another series where there is one; None where they do
+    # why its images, by their headers, do not form one regular volume (a missing slice, mixed orientations), or
+    # (starting with MIXED_ACQUISITIONS) are of several acquisitions: the reading fails, so a default choice takes
+    # another series where there is one; None where they form one
     problem: str | None = None
     derived: bool = False  # ImageType DERIVED: a reformat or a composed image, not an acquired series
 
@@ -453,58 +454,58 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
 
 # echo times of one acquisition's images; a pair further apart (PD and T2 echoes of one dual-echo series) are two
 MIXED_TE_RATIO = 1.2
+# inversion times further apart than this (ms, or this share of the larger) are two acquisitions; a TI of 0 is none
+MIXED_TI_MS = 20.0
+MIXED_TI_SHARE = 0.1
+MIXED_ACQUISITIONS = "a series whose images are of"
 
 
-def _acquisition_of(ds: Dataset) -> tuple[Any, ...]:
+def _acquisition_facts(ds: Dataset) -> dict[str, Any]:
     """What tells one acquisition's images from another's that a converter or PACS stored under the same
-    SeriesInstanceUID: the sequence the header names, its description, sequence type and name, inversion time and
-    Dixon image type (not TR: it varies from image to image under respiratory triggering)."""
+    SeriesInstanceUID: the sequence the header names, its description, sequence type and name, Dixon image type (each
+    None where the image does not say), inversion and echo time. Not TR: it varies from image to image under
+    respiratory triggering."""
     head = _EnhancedHeader(ds) if _is_enhanced(ds) else ds
     ti = _number_or_none(head.get("InversionTime"))
-    dixon = sorted(DIXON_IMAGE_TYPES & set(header_tokens(ds.get("ImageType"))[2:]))
-    return (
-        _sequence_hint(ds),
-        _str_or_none(ds.get("SeriesDescription")),
-        tuple(sorted(header_tokens(head.get("ScanningSequence")))),
-        _str_or_none(ds.get("SequenceName")),
-        None if ti is None else round(ti / 10) * 10,
-        tuple(dixon),
-    )
+    image_type = header_tokens(ds.get("ImageType"))
+    # an ImageType without a Dixon value says "no Dixon image" (a missing ImageType says nothing)
+    dixon = "/".join(sorted(DIXON_IMAGE_TYPES & set(image_type[2:]))) or ("none" if image_type else "")
+    scanning = "\\".join(sorted(header_tokens(head.get("ScanningSequence"))))
+    return {
+        "sequence": _sequence_hint(ds),
+        "description": _str_or_none(ds.get("SeriesDescription")),
+        "scanning sequence": scanning or None,
+        "sequence name": _str_or_none(ds.get("SequenceName")),
+        "Dixon image type": dixon or None,
+        "TI": ti if ti is not None and ti > 0 else None,  # 0: no inversion, as a missing TI
+        "TE": _number_or_none(head.get("EchoTime")),
+    }
 
 
 def mixed_acquisitions(items: list[tuple[Path, Dataset]]) -> str | None:
     """Why the images of one series are not one acquisition (e.g. a T2 and a STIR exported under one
     SeriesInstanceUID, a Dixon series' water and fat images, a dual-echo PD/T2 series), or None. Read as one volume,
-    such a series interleaves two contrasts, and whether it passed for T2 depended on which image came first."""
-    kinds: dict[tuple[Any, ...], int] = {}
-    for _, ds in items:
-        key = _acquisition_of(ds)
-        kinds[key] = kinds.get(key, 0) + 1
-    echoes = [te for _, ds in items if (te := _number_or_none(_echo_time(ds))) is not None and te > 0]
-    apart_echoes = bool(echoes) and max(echoes) > MIXED_TE_RATIO * min(echoes)
-    if len(kinds) < 2 and not apart_echoes:
+    such a series interleaves two contrasts, and whether it passed for T2 depended on which image came first. Only
+    values images state are compared: an element some images leave out or blank (a converter's gaps) says nothing."""
+    facts = [_acquisition_facts(ds) for _, ds in items]
+    differ = []
+    for key in ("sequence", "description", "scanning sequence", "sequence name", "Dixon image type"):
+        values = sorted({str(f[key]) for f in facts if f[key]})
+        if len(values) > 1:
+            differ.append(f"{key} {' / '.join(f'{v!s}' for v in values[:3])}{' …' if len(values) > 3 else ''}")
+    times = [f["TI"] for f in facts if f["TI"] is not None]
+    if times and max(times) - min(times) > max(MIXED_TI_MS, MIXED_TI_SHARE * max(times)):
+        differ.append(f"inversion times {min(times):g} to {max(times):g} ms")
+    echoes = [f["TE"] for f in facts if f["TE"] is not None and f["TE"] > 0]
+    if echoes and max(echoes) > MIXED_TE_RATIO * min(echoes):
+        differ.append(f"echo times {min(echoes):g} to {max(echoes):g} ms")
+    if not differ:
         return None
-    if len(kinds) >= 2:
-        parts = []
-        for (seq, desc, scanning, name, ti, dixon), n in sorted(kinds.items(), key=lambda kv: -kv[1]):
-            words = [f"'{desc}'" if desc else "(no description)", f"{n} image{'s' if n != 1 else ''}"]
-            words += [f"sequence {seq}"] if seq else []
-            words += ["\\".join(scanning)] if scanning else []
-            words += [name] if name else []
-            words += [f"TI {ti:g} ms"] if ti is not None else []
-            words += ["/".join(dixon)] if dixon else []
-            parts.append(" ".join(words))
-        what = f"of {len(kinds)} acquisitions ({'; '.join(parts)})"
-    else:
-        what = f"of echo times {min(echoes):g} to {max(echoes):g} ms (several echoes)"
     return (
-        f"a series whose images are {what} under one SeriesInstanceUID: read as one volume it would interleave "
-        "their contrasts, so it is not read; export each acquisition as its own series (e.g. split with dcm2niix)"
+        f"{MIXED_ACQUISITIONS} several acquisitions under one SeriesInstanceUID ({'; '.join(differ)}): read as one "
+        "volume it would interleave their contrasts, so it is not read; export each acquisition as its own series "
+        "(e.g. split with dcm2niix)"
     )
-
-
-def _echo_time(ds: Dataset) -> Any:
-    return (_EnhancedHeader(ds) if _is_enhanced(ds) else ds).get("EchoTime")
 
 
 def _number_or_none(value: Any) -> float | None:
@@ -571,8 +572,8 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         after_contrast=after_contrast(first),
         derived=header_tokens(first.get("ImageType"))[:1] == ["DERIVED"],
         root=root,
-        not_image=(not_image := not_an_image(first) or mixed_acquisitions(items)),
-        problem=None if not_image else _stack_problem(items, root, multiframe),
+        not_image=(not_image := not_an_image(first)),
+        problem=None if not_image else mixed_acquisitions(items) or _stack_problem(items, root, multiframe),
         patient_key=_patient_key(first),
         height_mm=(min(heights), max(heights)) if heights else None,
         frame_of_reference_uid=_str_or_none(first.get("FrameOfReferenceUID")),
@@ -783,7 +784,7 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         broken = [s for s in broken if s.sequence_hint == best.sequence_hint]  # those it would have competed with
         if broken and best.problem is None:
             why += (
-                f"; {len(broken)} sagittal series whose images do not form one volume left aside "
+                f"; {len(broken)} sagittal series whose images cannot be read as one volume left aside "
                 f"({', '.join(s.describe() for s in broken[:2])}{' …' if len(broken) > 2 else ''})"
             )
         return best, why + _tie_note(best, [s for s in pool if not other_station(s, best)])
@@ -896,7 +897,9 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
     if main.plane != "sagittal":
         return ROLE_NOT_USED, f"the main series is {main.plane}, not sagittal, so nothing is read beside it"
     if s.problem is not None:
-        return ROLE_NOT_USED, f"its images do not form one volume: {s.problem}"
+        return ROLE_NOT_USED, s.problem if s.problem.startswith(MIXED_ACQUISITIONS) else (
+            f"its images do not form one volume: {s.problem}"
+        )
     seq = s.sequence_hint
     if other_station(s, main):
         where = "higher" if centre_mm(s) > centre_mm(main) else "lower"
@@ -989,6 +992,8 @@ class _Frame:
 
 def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
     """Read a series into a Scan: array ``[row, column, slice]`` and the affine to RAS+ mm, strictly checked."""
+    if info.problem is not None and info.problem.startswith(MIXED_ACQUISITIONS):  # the geometry may well be regular
+        raise ScanReadError(f"series {info.describe()} is {info.problem}")
     names = [_rel_name(p, info.root) for p in info.files]
     datasets = [_read_full(p, name) for p, name in zip(info.files, names)]
     frames = [fr for idx, ds in enumerate(datasets) for fr in _frames_of(ds, idx, names[idx])]

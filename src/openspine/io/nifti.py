@@ -217,14 +217,21 @@ def transforms_apart(
     return mm, float(np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0))).max())
 
 
+def is_default_affine(affine: NDArray[np.float64]) -> bool:
+    """Whether ``affine`` only scales the voxel axes (positive sizes), with its origin at the first voxel."""
+    m = np.asarray(affine, dtype=float)
+    return not (
+        np.any(m[:3, 3] != 0) or np.any(m[:3, :3] != np.diag(np.diag(m[:3, :3]))) or np.any(np.diag(m)[:3] <= 0)
+    )
+
+
 def default_affine_flag(affine: NDArray[np.float64], which: str) -> str | None:
     """The flag for a transform that only scales the voxel axes, with its origin at the first voxel: what a program
     writes when given no orientation (nibabel's ``Nifti1Image(array, np.eye(4))``), never a scanner's placement (its
     origin lies near the magnet's centre). The axes it names (the array's first axis left to right, its second back
     to front, its third feet to head) may not be the patient's: a sagittal array stored as displayed and saved this
     way is read as cut across its true axes. None for any other transform."""
-    m = np.asarray(affine, dtype=float)
-    if np.any(m[:3, 3] != 0) or np.any(m[:3, :3] != np.diag(np.diag(m[:3, :3]))) or np.any(np.diag(m)[:3] <= 0):
+    if not is_default_affine(affine):
         return None
     return (
         f"nifti_default_affine: the header's {which} only scales the voxel axes, with its origin at the first voxel "

@@ -377,6 +377,21 @@ def test_info_json_describes_a_file_it_cannot_read(tmp_path: Path, capsys: pytes
         assert doc["readable"] is False and why in doc["why_not"], doc
 
 
+def test_info_lists_a_study_s_series_before_the_error_of_the_one_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Text-mode info had printed only the error, not the series to choose from with --series."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dicom_fixtures import real_crop, write_series
+
+    arr, affine = real_crop(shape=(32, 32, 8))
+    files = write_series(tmp_path, arr, affine, series_number=7)[1]
+    files[3].unlink()  # a slice missing: the series cannot be read
+    assert main(["info", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "[0] series 7 t2_tse_sag" in captured.out and "irregular slice spacing" in captured.err
+
+
 def test_info_shows_the_reading_flags_that_analyze_gives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sag = np.array([[0, 0, 4.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
     img = nib.Nifti1Image(SLICES, sag)

@@ -48,6 +48,24 @@ def _spacing_arg(values: list[str] | None, what: str = "--pixel-spacing") -> Pix
     return parse_pixel_spacing("auto" if values == ["auto"] else values, what)
 
 
+def _series_lines(series_list: list[dict[str, Any]]) -> list[str]:
+    """``openspine info``'s lines of a study's DICOM series: index, number, description, plane, sequence, size and
+    role (a NIfTI's one entry names no series: no line)."""
+    rows = [s for s in series_list if "series_uid" in s]
+    lines = []
+    for s in rows:
+        mark = "*" if s.get("chosen") else " "
+        desc = s.get("description") or ""
+        lines.append(
+            f" {mark} [{s['index']}] series {s.get('series_number', '')} {desc!s:30.30}  {s.get('plane', '')}"
+            f"  {s.get('sequence_hint') or 'sequence ?'}  {s.get('n_slices', '')} slices"
+            f"  {s.get('rows', '')}x{s.get('columns', '')}" + (f"  — {s['role_text']}" if s.get("role_text") else "")
+        )
+    if len(rows) > 1:
+        lines.append("   (* = chosen; pick another with --series)")
+    return lines
+
+
 def run_info(args: argparse.Namespace) -> int:
     from .io import load_scan
     from .io.formats import reader_for
@@ -64,6 +82,10 @@ def run_info(args: argparse.Namespace) -> int:
             series_list = reader.list_series(path, wanted) if reader and reader.list_series else []
         scan = load_scan(path, series=wanted, pixel_spacing=reading_spacing(spacing))
     except (ScanReadError, ConfigError) as exc:  # not a file type it reads, a picture without its pixel size, …
+        if not args.json and series_list and not isinstance(exc, UsageError):
+            # the study's series are known: listed with their roles before the error, so that the user sees which
+            # one failed and what else there is to choose with --series
+            print("\n".join([f"{path}  (dicom)", *_series_lines(series_list)]))
         if not args.json or isinstance(exc, UsageError):
             raise
         # a script screening files with --json gets a document for a file it cannot read too (exit status 1)
@@ -114,18 +136,7 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    lines = [f"{summary['path']}  ({summary['format']})"]
-    series_rows = [s for s in series_list if "series_uid" in s]  # DICOM series; a NIfTI's one entry names none
-    for s in series_rows:
-        mark = "*" if s.get("chosen") else " "
-        desc = s.get("description") or ""
-        lines.append(
-            f" {mark} [{s['index']}] series {s.get('series_number', '')} {desc!s:30.30}  {s.get('plane', '')}"
-            f"  {s.get('sequence_hint') or 'sequence ?'}  {s.get('n_slices', '')} slices"
-            f"  {s.get('rows', '')}x{s.get('columns', '')}" + (f"  — {s['role_text']}" if s.get("role_text") else "")
-        )
-    if len(series_rows) > 1:
-        lines.append("   (* = chosen; pick another with --series)")
+    lines = [f"{summary['path']}  ({summary['format']})", *_series_lines(series_list)]
     lines += [
         f"shape        {tuple(scan.shape)}",
         f"spacing (mm) {tuple(round(s, 4) for s in scan.spacing)}",

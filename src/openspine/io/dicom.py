@@ -40,7 +40,7 @@ from ..scan import Scan, ScanSource
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
 from .roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
-from .stations import centre_mm, lowest_station, named_below_lumbar, other_station
+from .stations import STATION_MIN_SLICES, centre_mm, lowest_station, named_below_lumbar, other_station
 
 log = get_logger("io.dicom")
 
@@ -901,7 +901,8 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
             f"its images do not form one volume: {s.problem}"
         )
     seq = s.sequence_hint
-    if other_station(s, main):
+    # a station is a series of several slices (the rule lowest_station chose by): a single slice is no station
+    if other_station(s, main) and min(s.n_slices, main.n_slices) >= STATION_MIN_SLICES:
         where = "higher" if centre_mm(s) > centre_mm(main) else "lower"
         return ROLE_NOT_USED, (
             f"another station: it images a {where} part of the spine than the main series (one station is read)"

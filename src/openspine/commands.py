@@ -82,10 +82,11 @@ def run_info(args: argparse.Namespace) -> int:
             series_list = reader.list_series(path, wanted) if reader and reader.list_series else []
         scan = load_scan(path, series=wanted, pixel_spacing=reading_spacing(spacing))
     except (ScanReadError, ConfigError) as exc:  # not a file type it reads, a picture without its pixel size, …
-        if not args.json and series_list and not isinstance(exc, UsageError):
+        listed = _series_lines(series_list)  # a DICOM study's series (a NIfTI's one entry gives no line)
+        if not args.json and listed and not isinstance(exc, UsageError):
             # the study's series are known: listed with their roles before the error, so that the user sees which
             # one failed and what else there is to choose with --series
-            print("\n".join([f"{path}  (dicom)", *_series_lines(series_list)]))
+            print("\n".join([f"{path}  (dicom)", *listed]))
         if not args.json or isinstance(exc, UsageError):
             raise
         # a script screening files with --json gets a document for a file it cannot read too (exit status 1)

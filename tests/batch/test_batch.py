@@ -577,8 +577,14 @@ def test_a_case_input_is_named_relative_to_the_root_or_absolute_outside_it(tmp_p
     assert input_text(root / "site1" / "a.nii.gz", root) == "site1/a.nii.gz"
     assert input_text(str(root / "site1" / ".." / "site1" / "a.nii.gz"), root / ".") == "site1/a.nii.gz"
     outside = tmp_path / "t1.nii.gz"
-    assert input_text(outside, root) == str(outside.resolve())
-    assert input_text(outside, None) == str(outside.resolve())
+    assert input_text(outside, root) == str(outside.absolute())
+    assert input_text(outside, None) == str(outside.absolute())
+    assert input_text(root, root) == str(root.absolute())  # a study in the root itself: not "."
+    store = tmp_path / "annex" / "SHA256E-s12--beef.nii.gz"  # a DataLad dataset's file: a link into its store
+    store.parent.mkdir()
+    store.write_bytes(b"")
+    (root / "site1" / "b.nii.gz").symlink_to(store)
+    assert input_text(root / "site1" / "b.nii.gz", root) == "site1/b.nii.gz"
 
 
 def test_a_full_output_disk_stops_the_run_in_one_line_and_keeps_what_is_done(

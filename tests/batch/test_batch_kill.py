@@ -283,3 +283,15 @@ def test_run_batch_in_a_workers_import_of_its_script_says_what_to_do(tmp_path: P
     with pytest.raises(ConfigError, match=r'put the call under `if __name__ == "__main__":`'):
         exec(script, {"__name__": "__mp_main__", "ROOT": str(tmp_path), "OUT": str(tmp_path / "out")})
     assert "run_batch outside" in runner.DEATH_CAUSES
+
+
+def test_run_batch_leaves_sigterm_as_it_found_it(tmp_path: Path) -> None:
+    from openspine.batch.runner import run_batch
+
+    root = tmp_path / "in"
+    root.mkdir()
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((24, 24, 4)).astype(np.float32), np.eye(4)),
+             str(root / "s.nii.gz"))  # fmt: skip
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    run_batch(root, tmp_path / "out", formats="json")
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

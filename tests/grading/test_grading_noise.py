@@ -39,3 +39,15 @@ def test_a_real_slice_is_flagged_noisy_only_with_heavy_noise_added() -> None:
     said = [f for f in noisy.flags if f.startswith("image_noisy")]
     assert said and "far above the scans the grader was trained on" in said[0]
     assert any(g.available for d in noisy.discs for g in d.grades.values())  # a flag, the grades kept
+
+
+def test_no_noise_flag_where_nothing_is_graded() -> None:
+    """The flag is about grades: a T1 slice (no grade) carries none however noisy."""
+    import nibabel as nib
+
+    data = shared_data_or_skip()
+    img = nib.load(data / "spider" / "100" / "t1.nii.gz")
+    arr = np.asarray(img.dataobj, dtype=np.float64)
+    result = openspine.analyze(openspine.Scan(_rician(arr[:, :, 0], 0.15)[:, :, None], img.affine), sequence="T1")
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert not any(f.startswith("image_noisy") for f in result.flags)

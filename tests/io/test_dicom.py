@@ -450,7 +450,7 @@ def _write_two_acquisitions_under_one_uid(folder: Path, second: dict[str, object
     _, files = write_series(folder, arr, affine, ids=ids, description="t2_tse_sag", shuffle_seed=None)
     for i, f in enumerate(files):
         ds = pydicom.dcmread(f)
-        ds.EchoTime, ds.RepetitionTime = 100.0, 4000.0
+        ds.EchoTime, ds.RepetitionTime, ds.ImageType = 100.0, 4000.0, ["ORIGINAL", "PRIMARY", "M", "ND"]
         for k, v in second.items() if i % 2 else ():
             setattr(ds, k, v)
         ds.save_as(f)
@@ -460,7 +460,7 @@ def _write_two_acquisitions_under_one_uid(folder: Path, second: dict[str, object
     ("second", "said"),
     [
         ({"SeriesDescription": "t2_tirm_sag", "ScanningSequence": ["SE", "IR"], "InversionTime": 150}, "t2_tirm_sag"),
-        ({"ImageType": ["DERIVED", "PRIMARY", "WATER"]}, "sequence T2 / other"),
+        ({"ImageType": ["DERIVED", "PRIMARY", "WATER"]}, "Dixon image type WATER / none"),
         ({"EchoTime": 12.0}, "echo times"),
     ],
 )
@@ -486,6 +486,9 @@ def test_a_series_of_two_acquisitions_under_one_uid_is_not_read_as_one(
         {"InversionTime": 0},  # 0 on some images, absent on the others: no inversion on any
         {"SequenceName": ""},  # a converter's blank or missing element says nothing
         {"SeriesDescription": None},
+        {"SeriesDescription": "T2_TSE_SAG"},  # the same words in other case
+        {"SequenceName": "*tse2d1rs15"},  # a variant of the same sequence's name
+        {"SequenceName": "*tir2d1_13"},  # named on half the images only: the sequence the header rules derive differs
         {"ScanningSequence": ["SE", "IR"], "InversionTime": 145.4, "SeriesDescription": "stir"},
     ],
 )
@@ -577,6 +580,35 @@ def test_a_series_with_a_missing_slice_gives_way_to_one_that_can_be_read(tmp_pat
         assert roles[broken].reason.startswith("its images do not form one volume: irregular slice spacing")
     with pytest.raises(GeometryError, match="irregular slice spacing"):  # asked for, it fails as before
         load_scan(tmp_path, series=7)
+
+
+def test_a_broken_t2_is_not_replaced_by_a_t1_of_the_study(tmp_path: Path) -> None:
+    """Passing over a T2 missing a slice for the T1 beside it would pass for the study's reading while giving no
+    grade: the study fails with the T2's reason, as before."""
+    arr, _ = real_crop()
+    study = generate_uid()
+    sag = make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN)
+    files = write_series(tmp_path / "t2", arr, sag, ids=new_ids(study), series_number=3)[1]
+    files[5].unlink()
+    write_series(tmp_path / "t1", arr[:, :, :6], sag, ids=new_ids(study), series_number=2, description="t1_tse_sag")
+    with pytest.raises(GeometryError, match="irregular slice spacing"):
+        load_study(tmp_path)
+
+
+def test_a_one_slice_series_is_no_station(tmp_path: Path) -> None:
+    """A single slice far below a many-slice series of the same frame of reference is no station of a whole-spine
+    study: its role must not say so beside a main series chosen for its slices."""
+    from openspine.io.dicom import series_roles
+
+    arr, _ = real_crop()
+    study, frame = generate_uid(), generate_uid()
+    high = make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN + np.array([0.0, 0.0, 400.0]))
+    low = make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN)
+    write_series(tmp_path / "hi", arr, high, ids=new_ids(study, frame), series_number=8)
+    write_series(tmp_path / "lo", arr[:, :, :1], low, ids=new_ids(study, frame), series_number=3)
+    found = discover_series(tmp_path)
+    roles = {found[r.index].series_number: r for r in series_roles(found)}
+    assert roles[8].role == "main" and "another station" not in roles[3].reason
 
 
 def test_default_choice_is_sagittal_with_most_slices(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

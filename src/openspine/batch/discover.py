@@ -380,9 +380,8 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
         # the folder's path under the root, its folders joined by "__" as a file case's are; a study whose files
         # lie in the root itself takes the root's name (a DICOM UID had named it), several such studies a suffix
         # each (:func:`_unique_ids`)
-        case_id = _safe_id(
-            str(folder.relative_to(root)).replace(os.sep, "__") if folder != root else (root.resolve().name or "study")
-        )
+        typed_name = Path(os.path.abspath(root)).name or "study"  # the name as typed: a linked root's, not its target's
+        case_id = _safe_id(str(folder.relative_to(root)).replace(os.sep, "__") if folder != root else typed_name)
         try:
             roles = series_roles(members, None)
         except SeriesSelectionError as exc:

@@ -147,8 +147,8 @@ def checked_part(part: Any) -> tuple[int, int]:
     """``part`` as (K, N) with 1 ≤ K ≤ N, else ConfigError: from Python, part=(0, 3) had analysed no case and
     reported success, part=(1, 0) had ended in a ZeroDivisionError. ``"K/N"`` as the command line writes it is read
     too."""
-    if isinstance(part, str) and re.fullmatch(r"\s*\d+\s*/\s*\d+\s*", part):
-        part = tuple(int(x) for x in part.split("/"))
+    if isinstance(part, str):
+        return parse_part(part)
     try:
         k, n = part
         ok = all(isinstance(x, int) and not isinstance(x, bool) for x in (k, n)) and 1 <= k <= n
@@ -353,9 +353,10 @@ class _PoolStatuses:
 
 @contextmanager
 def _sigterm_stops_the_run() -> Iterator[None]:
-    """From Python, SIGTERM (a job's time limit) stops a run as Ctrl-C does, with :class:`BatchInterrupted` saying
-    how far it got: it had ended the process at once, without a word. Only where SIGTERM has its default action and
-    this is the main thread (the command line sets its own handler; a program's own handler is left alone)."""
+    """From Python, SIGTERM (a job's time limit) stops a run's cases as Ctrl-C does, with :class:`BatchInterrupted`
+    saying how far it got: it had ended the process at once, without a word. Only while the cases are analysed (before,
+    nothing is done to say), where SIGTERM has its default action and this is the main thread (the command line sets
+    its own handler; a program's own handler is left alone); the default action is back afterwards."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
         yield
         return
@@ -637,7 +638,7 @@ def run_batch(
     _require_for_formats(formats, root, config)
     refuse_output_inside(root, out_root)  # before the folder is made: it would be a case
     out = prepare_output_dir(out_root)
-    with OutputLock(out, part), _sigterm_stops_the_run():
+    with OutputLock(out, part):
         (out / "cases").mkdir(exist_ok=True)
         removed = remove_stale_temporaries(out)
         if removed:
@@ -666,47 +667,48 @@ def run_batch(
         before = {c.case_id: _result_stamp(out, c) for c in todo}  # to tell the results this run writes
         seen: set[str] = set()
         statuses: Iterable[CaseStatus] | None = None
-        try:
-            if scheduler or cluster:
-                from .distributed import dask_statuses
-
-                statuses = dask_statuses(todo, out, formats, config, overwrite, scheduler, cluster)
-            else:
-                statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
-            prefetch_parquet_writer()  # after the local workers have forked
-            for status in progress(statuses, len(todo)) if progress else statuses:
-                if disk_full(status):  # every case after it would fail the same way: stop, keep what is done
-                    close = getattr(statuses, "close", None)
-                    if close is not None:
-                        close()
-                    raise OutputError(disk_full_message(out, status, summary.done))
-                if status.status == "skipped" and status.case_id in by_id:
-                    # a case to analyse now, found finished when it was handed out again after a worker died: a
-                    # worker of this run finished it (a fresh run had said "5 skipped (finished earlier)")
-                    status = replace(status, status="done")
-                summary.count(status)
-                seen.add(status.case_id)
-                if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
-                    record_failure(out, by_id[status.case_id], status, formats, config)
+        with _sigterm_stops_the_run():  # from here on, SIGTERM ends in BatchInterrupted (below)
             try:
-                with _tables_lock(out):
-                    stale = find_stale_cases(out, found, skipped_files, root)
-                    write_stale(out, stale)
-                    summary.stale = len(stale)
-                    write_failures(out, failure_rows(out, found, summary.failures))
-                    summary.tables = build_cohort_tables(out, found, root)
-            except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line, the cases are kept
-                raise OutputError(
-                    f"cannot write the cohort tables into '{out}': {exc.strerror or exc}; the finished cases are "
-                    "kept: make room (or fix the folder) and run the same command again to build them"
-                ) from exc
-        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM from the command line: say how far the run got
-            close = getattr(statuses, "close", None)
-            if close is not None:  # the workers are shut down now (they finish the cases handed to them)
-                close()
-            # with the cases that workers finished after the last status was taken
-            seen |= {c.case_id for c in todo if _result_stamp(out, c) not in (None, before[c.case_id])}
-            raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo)) from exc
+                if scheduler or cluster:
+                    from .distributed import dask_statuses
+
+                    statuses = dask_statuses(todo, out, formats, config, overwrite, scheduler, cluster)
+                else:
+                    statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
+                prefetch_parquet_writer()  # after the local workers have forked
+                for status in progress(statuses, len(todo)) if progress else statuses:
+                    if disk_full(status):  # every case after it would fail the same way: stop, keep what is done
+                        close = getattr(statuses, "close", None)
+                        if close is not None:
+                            close()
+                        raise OutputError(disk_full_message(out, status, summary.done))
+                    if status.status == "skipped" and status.case_id in by_id:
+                        # a case to analyse now, found finished when it was handed out again after a worker died: a
+                        # worker of this run finished it (a fresh run had said "5 skipped (finished earlier)")
+                        status = replace(status, status="done")
+                    summary.count(status)
+                    seen.add(status.case_id)
+                    if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
+                        record_failure(out, by_id[status.case_id], status, formats, config)
+                try:
+                    with _tables_lock(out):
+                        stale = find_stale_cases(out, found, skipped_files, root)
+                        write_stale(out, stale)
+                        summary.stale = len(stale)
+                        write_failures(out, failure_rows(out, found, summary.failures))
+                        summary.tables = build_cohort_tables(out, found, root)
+                except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line, the cases are kept
+                    raise OutputError(
+                        f"cannot write the cohort tables into '{out}': {exc.strerror or exc}; the finished cases are "
+                        "kept: make room (or fix the folder) and run the same command again to build them"
+                    ) from exc
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM from the command line: say how far the run got
+                close = getattr(statuses, "close", None)
+                if close is not None:  # the workers are shut down now (they finish the cases handed to them)
+                    close()
+                # with the cases that workers finished after the last status was taken
+                seen |= {c.case_id for c in todo if _result_stamp(out, c) not in (None, before[c.case_id])}
+                raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo)) from exc
     summary.seconds = time.perf_counter() - t0
     return summary
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,18 @@ SHOWN = 5  # case ids named in a log line about many cases
 
 def input_text(path: str | Path, input_root: Path | None) -> str:
     """A case's input as the tables name it: relative to the input root (``site1/sub-01_T2w.nii.gz``) where it lies
-    under it, else absolute. One spelling whatever the run's working folder and however the root was typed, so the
-    tables of several runs (resumes, shards) join on it."""
-    full = resolved(path)
+    under it, else (and for the root itself) absolute. One spelling whatever the run's working folder and however the
+    root was typed, so the tables of several runs (resumes, shards) join on it."""
+    # absolute, links not followed: a DataLad/git-annex dataset's files are links into .git/annex, and a file is
+    # named by where it lies under the root, not by where its link points
+    full = Path(os.path.abspath(path))
     if input_root is not None:
         try:
-            return full.relative_to(resolved(input_root)).as_posix()
+            below = full.relative_to(os.path.abspath(input_root))
         except ValueError:  # outside the root (a T1 given by an absolute path)
-            pass
+            below = None
+        if below is not None and below.parts:  # the root itself (a DICOM study in it) is named in full
+            return below.as_posix()
     return str(full)
 
 

@@ -31,8 +31,9 @@ __all__ = [
 
 # the darkest voxel above this fraction of the 99.5th percentile: not raw magnitude (in the 324 shared scans it is at
 # most 0.3 %). A pedestal under the whole image (a display window's grey background, a converter's offset) had moved
-# grades from 2 % on (`scripts/offset_survey.py`: 166 of 173 val grades unchanged at 2 %, 110 at 20 %); 2 % removes
-# it from there. The darkest voxel, not a low percentile: the FastCleverSeg VB2 volumes lie on a pedestal (0.5th
+# grades from 2 % on (`scripts/offset_survey.py`: 166 of 173 val grades unchanged at 2 %, 110 at 20 %); an offset
+# above about 2 % of the bright level (its darkest voxel then above 2 % of the 99.5th percentile) is removed. The
+# darkest voxel, not a low percentile: the FastCleverSeg VB2 volumes lie on a pedestal (0.5th
 # percentile 15-25 % of the 99.5th) with a few voxels of 0 at one edge, which keep them as they are
 RAW_BLACK_FRACTION = 0.02
 # a negative value this many times the range of the image's other voxels below their darkest is a padding fill

@@ -17,7 +17,6 @@ coordinates are converted here, at the file boundary). No patient identifier is 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 from collections import Counter
@@ -35,7 +34,15 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from .. import geometry, scope
 from .._logging import get_logger
 from ..errors import GeometryError, ScanReadError, SeriesSelectionError, UnsupportedScanError
-from ..recognition.header import DIXON_IMAGE_TYPES, after_contrast, header_tokens, sequence_from_header
+from ..recognition.header import (
+    DIXON_IMAGE_TYPES,
+    after_contrast,
+    header_tokens,
+    inversion_recovery,
+    number_or_none,
+    sequence_from_header,
+    sequence_from_text,
+)
 from ..scan import Scan, ScanSource
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
@@ -61,11 +68,13 @@ __all__ = [
 ORIENTATION_TOL = 1e-3
 # Pixel spacings closer than this (mm) are the same spacing.
 PIXEL_SPACING_TOL_MM = 1e-4
-# A slice gap is irregular when it differs from the median gap by more than both of these: positions written to
-# 0.1 mm (3.33 mm slices stored as 3.3 and 3.4 mm gaps) stay below them, while a missing slice (a 100 % jump) is
-# always caught.
-GAP_TOL_MM = 0.11
+# A slice gap is irregular when it differs from the median gap by more than both the relative bar and the absolute
+# one: GAP_TOL_MM, plus what positions written to POSITION_ROUNDING_MM (0.1 mm: 3.33 mm slices stored as 3.3 and
+# 3.4 mm gaps) can move a gap along the slice normal (more for an oblique stack: each coordinate rounds on its own).
+# A missing slice (a 100 % jump) is always caught.
+GAP_TOL_MM = 0.01
 GAP_TOL_REL = 0.01
+POSITION_ROUNDING_MM = 0.1
 # A slice normal whose largest component is at least this (within ~37° of a main axis) names a plane;
 # tilted sagittal spine acquisitions (usually < 25°) still count as sagittal.
 PLANE_MIN_COMPONENT = 0.8
@@ -462,23 +471,27 @@ MIXED_ACQUISITIONS = "a series whose images are of"
 
 def _acquisition_facts(ds: Dataset) -> dict[str, Any]:
     """What tells one acquisition's images from another's that a converter or PACS stored under the same
-    SeriesInstanceUID: the sequence the header names, its description, sequence type and name, Dixon image type (each
-    None where the image does not say), inversion and echo time. Not TR: it varies from image to image under
-    respiratory triggering."""
+    SeriesInstanceUID, each None where the image does not say: its description (case and spacing aside), sequence
+    type, the contrast its sequence name names and whether it names an inversion recovery (not the name itself: a
+    variant suffix is no other contrast), Dixon image type, inversion and echo time. Not the sequence the header rules
+    derive from them all, which a field left out on some images changes, nor TR, which varies from image to image
+    under respiratory triggering."""
     head = _EnhancedHeader(ds) if _is_enhanced(ds) else ds
-    ti = _number_or_none(head.get("InversionTime"))
+    ti = number_or_none(head.get("InversionTime"))
     image_type = header_tokens(ds.get("ImageType"))
     # an ImageType without a Dixon value says "no Dixon image" (a missing ImageType says nothing)
     dixon = "/".join(sorted(DIXON_IMAGE_TYPES & set(image_type[2:]))) or ("none" if image_type else "")
     scanning = "\\".join(sorted(header_tokens(head.get("ScanningSequence"))))
+    description = " ".join(str(ds.get("SeriesDescription") or "").lower().split())
+    name = str(ds.get("SequenceName") or "").strip()
+    named = f"{sequence_from_text(name) or 'no contrast'}{', inversion recovery' if inversion_recovery(ds) else ''}"
     return {
-        "sequence": _sequence_hint(ds),
-        "description": _str_or_none(ds.get("SeriesDescription")),
+        "description": description or None,
         "scanning sequence": scanning or None,
-        "sequence name": _str_or_none(ds.get("SequenceName")),
+        "sequence name": named if name else None,
         "Dixon image type": dixon or None,
         "TI": ti if ti is not None and ti > 0 else None,  # 0: no inversion, as a missing TI
-        "TE": _number_or_none(head.get("EchoTime")),
+        "TE": number_or_none(head.get("EchoTime")),
     }
 
 
@@ -489,7 +502,7 @@ def mixed_acquisitions(items: list[tuple[Path, Dataset]]) -> str | None:
     values images state are compared: an element some images leave out or blank (a converter's gaps) says nothing."""
     facts = [_acquisition_facts(ds) for _, ds in items]
     differ = []
-    for key in ("sequence", "description", "scanning sequence", "sequence name", "Dixon image type"):
+    for key in ("description", "scanning sequence", "sequence name", "Dixon image type"):
         values = sorted({str(f[key]) for f in facts if f[key]})
         if len(values) > 1:
             differ.append(f"{key} {' / '.join(f'{v!s}' for v in values[:3])}{' …' if len(values) > 3 else ''}")
@@ -508,16 +521,6 @@ def mixed_acquisitions(items: list[tuple[Path, Dataset]]) -> str | None:
     )
 
 
-def _number_or_none(value: Any) -> float | None:
-    if isinstance(value, (list, tuple)) or (hasattr(value, "__len__") and not isinstance(value, (str, bytes))):
-        value = next(iter(value), None)
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _stack_problem(items: list[tuple[Path, Dataset]], root: Path, multiframe: bool) -> str | None:
     """Why the images of a series, by their headers alone, do not form one regular volume (the checks of
     :func:`read_series`), or None: known before any pixel is read, so that a default choice passes over it."""
@@ -527,6 +530,8 @@ def _stack_problem(items: list[tuple[Path, Dataset]], root: Path, multiframe: bo
         _stack_geometry(frames, names, "frames" if multiframe else "files")
     except (GeometryError, ScanReadError, UnsupportedScanError) as exc:
         return str(exc)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a malformed header: its read says more
+        return f"its headers cannot be read as one volume ({type(exc).__name__}: {exc})"
     return None
 
 
@@ -740,9 +745,6 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
     # an MR series (or one that names no modality) beats one no model reads: a sagittal CT reformat in the same study
     sagittal = [s for s in found if s.plane == "sagittal"]
     sagittal = [s for s in sagittal if scope.modality_reason(s.modality) is None] or sagittal
-    # a series whose images do not form one volume (a slice missing) would fail: another is read where there is one
-    broken = [s for s in sagittal if s.problem is not None]
-    sagittal = [s for s in sagittal if s.problem is None] or sagittal
     if sagittal:
         # T2 is what the grader reads: a sagittal T2 beats a sagittal T1 or STIR with more slices
         t2 = [s for s in sagittal if s.sequence_hint == "T2"]
@@ -750,6 +752,11 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         # sequence the grader does not read (T1, STIR, other) is sure not to be, so it never wins over it
         unnamed = [s for s in sagittal if s.sequence_hint is None]
         tier = t2 or unnamed or sagittal
+        # a series whose images cannot be read as one volume (a slice missing) would fail: another of its tier (a T2
+        # beside the T2) is read where there is one; never one of a lower tier (a T1 for a broken T2), which would
+        # pass for the study's reading while giving no grade
+        broken = [s for s in tier if s.problem is not None]
+        tier = [s for s in tier if s.problem is None] or tier
         # an acquired series beats a derived one (an MPR of a 3D sequence, a composed whole spine): the grader was
         # trained on acquired 2D slices
         acquired = [s for s in tier if not s.derived]
@@ -781,7 +788,6 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
             why += "; derived series (ImageType DERIVED: reformats, composed images) only where none is acquired"
         if below and lumbar_named:
             why += f"; {below} named for the sacrum, coccyx or pelvis left aside"
-        broken = [s for s in broken if s.sequence_hint == best.sequence_hint]  # those it would have competed with
         if broken and best.problem is None:
             why += (
                 f"; {len(broken)} sagittal series whose images cannot be read as one volume left aside "
@@ -1233,7 +1239,7 @@ def _stack_geometry(frames: list[_Frame], names: list[str], unit: str) -> tuple[
         return f"'{names[fr.file]}'" + (f" frame {fr.frame + 1}" if unit == "frames" else "")
 
     # a single slice: one step of its thickness along the normal
-    step = _regular_step(ordered, dist, label) if len(ordered) > 1 else normal * (ordered[0].thickness or 1.0)
+    step = _regular_step(ordered, dist, label, normal) if len(ordered) > 1 else normal * (ordered[0].thickness or 1.0)
 
     affine = np.eye(4)
     affine[:3, 0] = y_dir * row_spacing  # row index i moves along Y by PixelSpacing[0]
@@ -1268,12 +1274,15 @@ def _check_uniform(frames: list[_Frame], unit: str) -> None:
 
 
 def _regular_step(
-    ordered: list[_Frame], dist: NDArray[np.float64], label: Callable[[_Frame], str]
+    ordered: list[_Frame], dist: NDArray[np.float64], label: Callable[[_Frame], str], normal: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """The slice step (LPS mm) of frames sorted along the normal at distances ``dist``: distinct, evenly spaced
     positions on one straight line, or a GeometryError naming the offending frames."""
     gaps = np.diff(dist)
-    dup = np.flatnonzero(gaps < GAP_TOL_MM)
+    # two positions each rounded per coordinate: their distance along the normal moves by up to the rounding times
+    # the normal's L1 norm (1 for a stack along an axis, up to √3 for an oblique one)
+    rounding = POSITION_ROUNDING_MM * float(np.abs(normal).sum())
+    dup = np.flatnonzero(gaps < GAP_TOL_MM + rounding)
     if dup.size:
         k = int(dup[0])
         raise GeometryError(
@@ -1283,7 +1292,7 @@ def _regular_step(
             "with one image per position."
         )
     median = float(np.median(gaps))
-    tol = max(GAP_TOL_MM, GAP_TOL_REL * median)
+    tol = max(GAP_TOL_MM + rounding, GAP_TOL_REL * median)
     bad = np.flatnonzero(np.abs(gaps - median) > tol)
     if bad.size:
         k = int(bad[0])
@@ -1298,7 +1307,9 @@ def _regular_step(
     expected = ordered[0].position + np.arange(len(ordered))[:, None] * step
     actual = np.stack([f.position for f in ordered])
     off = np.linalg.norm(actual - expected, axis=1)
-    if float(off.max()) > tol:
+    # a rounded position lies up to half the rounding per coordinate off its true place, and so do the two ends that
+    # place the line: up to the rounding times √3 in all
+    if float(off.max()) > max(tol, GAP_TOL_MM + POSITION_ROUNDING_MM * np.sqrt(3.0)):
         k = int(np.argmax(off))
         raise GeometryError(
             f"slice positions do not lie on a straight line: {label(ordered[k])} is {off[k]:.3f} mm away from "

@@ -15,9 +15,9 @@ Rules, first match wins:
 2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence, or an InversionTime) with a short inversion
    time (≤ 250 ms) → STIR;
 3. TR < 1000 ms and TE < 30 ms → T1; TE > 60 ms and TR > 1500 ms → T2;
-4. an inversion recovery (``IR`` in ScanningSequence, a Siemens sequence name ``*tir…``) that neither names nor
-   timing place → other: a STIR, a FLAIR or a T1 inversion recovery, which the header cannot tell apart and the image
-   cannot either (a STIR reads as T2);
+4. an inversion recovery (``IR`` in ScanningSequence, a Siemens sequence name ``*tir…``, ``*spcir…``) that neither
+   names nor timing place → other: a STIR, a FLAIR or a T1 inversion recovery, which the header cannot tell apart
+   and the image cannot either (a STIR reads as T2);
 5. otherwise ``None`` (not known).
 
 A T2 from any rule is ``other`` when the header shows a gradient echo (``GR`` without ``SE`` in ScanningSequence, or a
@@ -107,7 +107,8 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _number(value: Any) -> float | None:
+def number_or_none(value: Any) -> float | None:
+    """A header value as a float (the first of a multi-valued one), or None where it is empty or no number."""
     if value is None or value == "":
         return None
     if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
@@ -164,9 +165,9 @@ def _named(pattern: re.Pattern[str], ds: _HeaderLike) -> bool:
     return any(pattern.search(name) for name in _names(ds))
 
 
-# Siemens' (turbo) inversion recovery sequence names ("*tir2d1_13", "tir_sag"): the TIRM (STIR) and dark-fluid
-# sequences, whichever ScanningSequence an anonymiser or converter left
-_INVERSION_SEQUENCE_NAMES = re.compile(r"^\*?tir(?![a-z])")
+# Siemens' inversion recovery sequence names ("*tir2d1_13", "tir_sag"; SPACE's "*spcir_280ns"): the TIRM (STIR) and
+# dark-fluid sequences, whichever ScanningSequence an anonymiser or converter left
+_INVERSION_SEQUENCE_NAMES = re.compile(r"^\*?(tir|spcir)(?![a-z])")
 
 
 def inversion_recovery(ds: _HeaderLike) -> bool:
@@ -221,9 +222,8 @@ def _sequence_named(ds: _HeaderLike) -> str | None:
     if is_localiser(ds):
         return "other"
     ir = inversion_recovery(ds)
-    timed = sequence_from_timing(
-        _number(ds.get("RepetitionTime")), _number(ds.get("EchoTime")), _number(ds.get("InversionTime")), ir
-    )
+    tr, te, ti = (number_or_none(ds.get(k)) for k in ("RepetitionTime", "EchoTime", "InversionTime"))
+    timed = sequence_from_timing(tr, te, ti, ir)
     for keyword in TEXT_KEYWORDS:
         value = ds.get(keyword)
         if value is None:

@@ -421,11 +421,15 @@ def test_an_enhanced_mr_inversion_recovery_is_read_from_its_functional_groups(tm
     assert dicom._sequence_hint(ds) == "other"
 
 
-def test_positions_and_orientations_written_with_few_decimals_are_one_regular_series(tmp_path: Path) -> None:
-    """3.33 mm slices whose positions are written to 0.1 mm (gaps of 3.3 and 3.4 mm) and direction cosines that
-    differ by 1e-4 from image to image had been refused as irregular or as mixing orientations."""
+@pytest.mark.parametrize("tilt", [0.0, 19.0])
+def test_positions_and_orientations_written_with_few_decimals_are_one_regular_series(
+    tmp_path: Path, tilt: float
+) -> None:
+    """3.33 mm slices whose positions are written to 0.1 mm (gaps of 3.3 and 3.4 mm; more spread on an oblique
+    stack, each coordinate rounded on its own) and direction cosines that differ by 1e-4 from image to image had
+    been refused as irregular or as mixing orientations."""
     arr, _ = real_crop(shape=(32, 32, 9))
-    affine = make_affine(SAG, (0.8, 0.8, 3.33), ORIGIN)
+    affine = make_affine(rotation("x", tilt) @ rotation("z", tilt / 3) @ SAG, (0.8, 0.8, 3.33), (29.71, 39.24, -41.46))
     _, files = write_series(tmp_path, arr, affine, shuffle_seed=None)
     rng = np.random.default_rng(0)
     for f in files:

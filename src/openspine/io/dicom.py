@@ -264,8 +264,8 @@ class SeriesInfo:
     unreadable: tuple[str, ...] = ()
     # files left out as copies of one of ``files`` (the same SOPInstanceUID): (the copy, the file it copies)
     copies: tuple[tuple[Path, Path], ...] = ()
-    # why the series is no image to analyse (a Segmentation, an SR, ...: :func:`not_an_image`; images of several
-    # acquisitions under one UID: :func:`mixed_acquisitions`); None for an image series
+    # why the series is no image to analyse (a Segmentation, an SR, ...: :func:`not_an_image`); None for an image
+    # series
     not_image: str | None = None
     # a digest of the PatientID, never the ID itself: enough to tell that a folder holds several patients
     patient_key: str | None = None

@@ -257,7 +257,7 @@ def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection,
     (:func:`openspine.grading.intensity.inverted_contrast`: a negative turns disc signal round), a picture with
     drawings in colour over its spine (:func:`openspine.scope.drawn_in_colour_reason`) or a single slice cut off the
     midline (:func:`openspine.scope.off_midline_reason`). Its bodies and labels stay, flagged."""
-    from .grading.intensity import inverted_contrast
+    from .grading.intensity import clipped_white_reason, inverted_contrast
 
     picture = view.input
     centres = [(v.centroid_voxel[0], v.centroid_voxel[1]) for v in detection.vertebrae]  # a picture's own pixels
@@ -268,6 +268,7 @@ def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection,
     off_midline = scope.off_midline_reason(p_off)
     for flag, why in (
         ("intensity_inverted", inverted_contrast(view)),
+        ("intensity_clipped", clipped_white_reason(view)),
         ("picture_in_colour", coloured),
         ("off_midline", off_midline),
     ):

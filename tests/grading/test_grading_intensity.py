@@ -185,3 +185,30 @@ def test_a_padding_voxel_and_a_tiny_scale_leave_the_grades_as_they_are(spider_sl
     # a z-scored image's darkest values lie close together: no fill
     a = np.asarray(scan.array, np.float32)
     assert padding_fill((a - a.mean()) / a.std()) is None
+
+
+def test_a_picture_whose_window_clipped_the_bright_tissue_is_not_graded():
+    """Windowed at its 70th percentile, a real slice has half its middle at white: its discs read alike, and the
+    grades had moved by two in a user test; as stored (the SPIDER slices are 8-bit, windowed once) it is graded."""
+    import nibabel as nib
+
+    import openspine
+
+    from ..conftest import shared_data_or_skip
+
+    data = shared_data_or_skip()
+    img = nib.load(data / "spider" / "100" / "image.nii.gz")
+    arr = np.asarray(img.dataobj, dtype=np.float32)
+    stored = openspine.analyze(openspine.Scan(arr, img.affine))
+    assert not any(f.startswith("intensity_clipped") for f in stored.flags)
+    windowed = np.clip(arr / np.percentile(arr, 70) * 255, 0, 255).round()
+    result = openspine.analyze(openspine.Scan(windowed, img.affine))
+    said = [f for f in result.flags if f.startswith("intensity_clipped: ")]
+    assert said and "a display window clipped the bright tissue" in said[0]
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert result.vertebrae  # bodies and labels stay
+    framed = np.full((arr.shape[0] + 400, arr.shape[1] + 400, 1), 255.0, np.float32)  # a picture in a white frame
+    framed[200:-200, 200:-200] = arr
+    from openspine.grading.intensity import clipped_white
+
+    assert clipped_white(openspine.Scan(framed, img.affine).to_sagittal()) < 0.25

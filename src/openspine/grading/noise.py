@@ -32,7 +32,6 @@ __all__ = ["NOISY_ABOVE", "noise_flag", "noise_ratio"]
 NOISY_ABOVE = 0.2
 _FOREGROUND = 0.1  # a pixel above this fraction of the slice's 99.5th percentile is tissue
 _FLATTEST = 30.0  # the percentile of the gradient below which a tissue pixel counts as flat
-_LAPLACE_DIFFERENCE = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
 _MIN_PIXELS = 200  # fewer flat tissue pixels than this: no measure
 _CENTRAL = 0.6  # the share of each side of the slice that is read, about its centre
 

@@ -26,3 +26,14 @@ def labelled_volumes(data: Path, split: str) -> list[dict[str, str]]:
         for r in read_index(data)
         if r["split"] == split and r["dataset"] == "fastcleverseg" and r["levels_known"] == "true"
     ]
+
+
+def split_scans(data: Path, split: str) -> list[tuple[str, Path]]:
+    """Every scan of the split as (data set, image path): the ``index.csv`` items (``spider``, ``fastcleverseg``,
+    ``sct``) and the SPIDER T1 slices of ``spider/t1.csv`` (``spider-t1``)."""
+    import csv
+
+    scans = [(r["dataset"], data / r["path"] / r["image"]) for r in read_index(data) if r["split"] == split]
+    with (data / "spider" / "t1.csv").open() as f:
+        scans += [("spider-t1", data / r["path"] / r["image"]) for r in csv.DictReader(f) if r["split"] == split]
+    return scans

@@ -11,13 +11,10 @@ of the flag ``intensity_clipped``.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import logging
 import sys
-from pathlib import Path
 
 import numpy as np
+from _survey import split_scans, survey_parser  # scripts/_survey.py
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,19 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     from openspine.io import load_scan
     from openspine.scan import Scan
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--split", default="train", choices=("train", "val"))
-    args = ap.parse_args(argv)
-    logging.getLogger("openspine").setLevel(logging.ERROR)
-    with (args.data / "index.csv").open() as f:
-        items = [
-            (r["dataset"], args.data / r["path"] / r["image"]) for r in csv.DictReader(f) if r["split"] == args.split
-        ]
-    with (args.data / "spider" / "t1.csv").open() as f:
-        items += [
-            ("spider-t1", args.data / r["path"] / r["image"]) for r in csv.DictReader(f) if r["split"] == args.split
-        ]
+    args = survey_parser(__doc__).parse_args(argv)
+    items = split_scans(args.data, args.split)
     windows = (90.0, 80.0, 70.0)
     table: dict[str, list[list[float]]] = {}
     for name, path in items:

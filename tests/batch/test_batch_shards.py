@@ -41,7 +41,7 @@ def test_each_shard_writes_every_shards_failures(tmp_path: Path) -> None:
     seen: dict[str, str] = {}
     for k in (1, 2, 3):
         summary = run_batch(root, out, formats=("json",), part=(k, 3))
-        seen.update({s.case_id: s.stage for s in summary.failures})
+        seen.update({s.case: s.stage for s in summary.failures})
         rows = _read_csv(out / "failures.csv")
         assert {r["case"]: r["stage"] for r in rows} == seen  # the earlier shards' rows are still there
     assert seen == expected

@@ -51,6 +51,11 @@ class CaseStatus:
     seconds: float = 0.0
 
     @property
+    def case(self) -> str:
+        """The case id as the tables name it (column ``case`` of failures.csv and cases.csv)."""
+        return self.case_id
+
+    @property
     def out_of_scope(self) -> bool:
         return self.status != "failed" and self.stage == SCOPE_STAGE
 

@@ -319,7 +319,7 @@ def failure_rows(out_root: Path, cases: list[Case], this_run: list[CaseStatus]) 
 
 
 def write_failures(out_root: Path, failures: list[CaseStatus]) -> Path:
-    rows = [{"case": f.case_id, "stage": f.stage, "error_type": f.error_type, "message": f.message} for f in failures]
+    rows = [{"case": f.case, "stage": f.stage, "error_type": f.error_type, "message": f.message} for f in failures]
     path = out_root / "failures.csv"
     _write_table(path, rows, FAILURE_COLUMNS)
     return path

@@ -933,12 +933,12 @@ def test_the_midline_check_reads_single_slices_only(tmp_path: Path) -> None:
     assert not any(f.startswith("off_midline") for f in neck.flags)
 
 
-def test_discs_cut_by_the_front_edge_of_a_cropped_field_of_view_are_not_graded() -> None:
-    """A val FastCleverSeg volume cropped through the front of its bodies had been graded, four discs moving by two or
-    three Pfirrmann grades; such a disc is now left ungraded with the reason, the others still graded."""
-    data = shared_data_or_skip()
+def _cut_at_front(data: Path, pad: int = 0) -> openspine.Scan:
+    """The val volume fcs-ivd-46 with the front 30 % of its field of view cut off (through the front of the bodies),
+    and ``pad`` voxels of zero put in its place (a picture pasted on a black canvas, a resliced volume's blank)."""
     img = nib.load(data / "fastcleverseg" / "fcs-ivd-46" / "image.nii.gz")
     arr = np.asarray(img.dataobj, dtype=np.float32)
+    arr = arr - arr.min()  # zero is the blank
     axes = nib.aff2axcodes(img.affine)
     ap = next(i for i, c in enumerate(axes) if c in "AP")
     keep = [slice(None)] * 3
@@ -946,9 +946,23 @@ def test_discs_cut_by_the_front_edge_of_a_cropped_field_of_view_are_not_graded()
     keep[ap] = slice(cut, None) if axes[ap] == "P" else slice(None, arr.shape[ap] - cut)
     affine = img.affine.copy()
     if axes[ap] == "P":
-        affine[:3, 3] += affine[:3, ap] * cut
-    result = openspine.analyze(openspine.Scan(arr[tuple(keep)], affine))
-    cut_flags = [f for f in result.flags if "reaches the front edge of the image" in f]
+        affine[:3, 3] += affine[:3, ap] * (cut - pad)
+    widths = [(0, 0)] * 3
+    widths[ap] = (pad, 0) if axes[ap] == "P" else (0, pad)
+    return openspine.Scan(np.pad(arr[tuple(keep)], widths), affine)
+
+
+@pytest.mark.parametrize(
+    ("pad", "reason"),
+    [(0, "reaches the front edge of the image"), (40, "flat black area reaching the image's edge")],
+)
+def test_discs_cut_by_the_front_edge_of_a_cropped_field_of_view_are_not_graded(pad: int, reason: str) -> None:
+    """A val FastCleverSeg volume cropped through the front of its bodies had been graded, four discs moving by two or
+    three Pfirrmann grades; such a disc is now left ungraded with the reason, the others still graded. The same crop
+    on a blank canvas (the edge of the field of view inside the image) is caught by the blank, not the edge."""
+    data = shared_data_or_skip()
+    result = openspine.analyze(_cut_at_front(data, pad))
+    cut_flags = [f for f in result.flags if reason in f]
     assert cut_flags and cut_flags[0].startswith("not graded: ")
     graded = [d for d in result.discs if any(g.available and g.grade is not None for g in d.grades.values())]
     assert graded and len(graded) < len(result.discs)

@@ -13,6 +13,7 @@ from openspine.grading.crop import (
     DiscGeometry,
     body_reference,
     check_corners_in_view,
+    check_corners_on_image,
     disc_crop,
     disc_frame,
     slice_indices,
@@ -167,3 +168,21 @@ def test_a_disc_cut_by_the_edge_of_the_image_is_not_graded(cut: str, edge: str):
     with pytest.raises(GeometryError, match=f"reaches the {edge} edge of the image"):
         check_corners_in_view(moved, img[rows, cols].shape)
     check_corners_in_view(geom, img.shape)  # the whole disc in view
+
+
+@pytest.mark.parametrize("angle", [0.0, 20.0])
+def test_a_disc_in_the_blank_fill_of_a_resliced_image_is_not_graded(angle: float):
+    """A resliced oblique volume (or a picture pasted on a canvas) is blank where it has no data: a disc whose front
+    lies there is cut by the field of view although its corners are far from the image's edge."""
+    img, geom = synthetic_disc(angle)
+    img = img + np.random.default_rng(0).normal(0.0, 2.0, img.shape) + 10.0  # tissue is never one flat value
+    check_corners_on_image(geom, img, SPACING[:2])
+    front = int(geom.points()[:, 1].min()) + 3
+    resliced = img.copy()
+    resliced[:, :front] = 0.0  # the wedge a reslice leaves, reaching in from the left edge past the front corners
+    check_corners_in_view(geom, resliced.shape)  # the image's edge is far away …
+    with pytest.raises(GeometryError, match="flat black area reaching the image's edge"):
+        check_corners_on_image(geom, resliced, SPACING[:2])  # … but the front of the disc is not in the image
+    dark = img.copy()  # a display window that cuts dark tissue to black: a thin strand from a corner to the edge
+    dark[int(geom.points()[:, 0].mean()) - 2 :, front - 5 : front] = 0.0  # 3 mm wide
+    check_corners_on_image(geom, dark, SPACING[:2])

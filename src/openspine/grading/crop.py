@@ -38,6 +38,7 @@ __all__ = [
     "Point",
     "body_reference",
     "check_corners_in_view",
+    "check_corners_on_image",
     "check_in_plane",
     "disc_crop",
     "disc_frame",
@@ -181,6 +182,55 @@ def check_corners_in_view(geometry: DiscGeometry, plane_shape: tuple[int, ...]) 
             raise GeometryError(
                 f"the disc reaches the {name} edge of the image: part of it is out of the field of view"
             )
+
+
+# the thinnest blank fill counted (mm): a reslice's wedge or a canvas is wide, while tissue that a display window
+# cuts to black (cortex, ligaments, a flow void) reaches a disc's corners only in thin strands
+FILL_MIN_WIDTH_MM = 4.0
+
+
+def blank_fill(plane: NDArray[Any], spacing_rc: tuple[float, float]) -> NDArray[np.bool_]:
+    """The pixels of a 2D plane that hold no image: its lowest value, in a region at least
+    :data:`FILL_MIN_WIDTH_MM` wide throughout that reaches the image's edge that wide (the wedges a resliced oblique
+    volume leaves, the canvas a picture was pasted on; not dark tissue joined to the edge by narrow strands)."""
+    values = np.asarray(plane)
+    radius = [max(1, round(FILL_MIN_WIDTH_MM / 2 / float(s))) for s in spacing_rc]
+    r, c = np.ogrid[-radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1]
+    disk = (r / radius[0]) ** 2 + (c / radius[1]) ** 2 <= 1.0
+    # a frame beyond the edge, wide enough to survive the opening, stands for the outside the fill must reach
+    pad = [(2 * radius[0] + 1,) * 2, (2 * radius[1] + 1,) * 2]
+    flat = np.pad(values == values.min(), pad, constant_values=True)
+    opened = ndimage.binary_opening(flat, structure=disk, border_value=1)
+    labels, _ = ndimage.label(opened)
+    inside = labels[pad[0][0] : -pad[0][1], pad[1][0] : -pad[1][1]]
+    return np.asarray(inside == labels[0, 0]) & (labels[0, 0] > 0)
+
+
+def check_corners_on_image(geometry: DiscGeometry, plane: NDArray[Any], spacing_rc: tuple[float, float]) -> None:
+    """Refuse to grade a disc whose endplate corners lie in the plane's blank fill (:func:`blank_fill`): the edge of
+    the field of view runs through it inside the image (a resliced volume, a padded picture), which
+    :func:`check_corners_in_view` cannot see.
+
+    Raises:
+        GeometryError: saying so.
+    """
+    values = np.asarray(plane)
+    rows, cols = values.shape[:2]
+    p = geometry.points()
+    r0 = np.clip(np.floor(p[:, 0] - EDGE_MARGIN_PX), 0, rows - 1).astype(int)
+    r1 = np.clip(np.ceil(p[:, 0] + EDGE_MARGIN_PX), 0, rows - 1).astype(int)
+    c0 = np.clip(np.floor(p[:, 1] - EDGE_MARGIN_PX), 0, cols - 1).astype(int)
+    c1 = np.clip(np.ceil(p[:, 1] + EDGE_MARGIN_PX), 0, cols - 1).astype(int)
+    lowest = values.min()
+    near = [(slice(a, b + 1), slice(c, d + 1)) for a, b, c, d in zip(r0, r1, c0, c1)]
+    if not any(np.any(values[w] == lowest) for w in near):  # the usual case: no fill value near any corner
+        return
+    fill = blank_fill(values, spacing_rc)
+    if any(np.any(fill[w]) for w in near):
+        raise GeometryError(
+            "a corner of the disc lies in a flat black area reaching the image's edge: no image there (a resliced or "
+            "padded image's blank, or tissue a display window cut to black), part of the disc may be out of view"
+        )
 
 
 def sample_plane(plane: NDArray[Any], rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.float32]:

@@ -24,7 +24,7 @@ from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
 from ..scope import GroupedFlags, ModelScope
-from .crop import CropSpec, check_corners_in_view, disc_crop, slice_indices
+from .crop import CropSpec, check_corners_in_view, check_corners_on_image, disc_crop, slice_indices
 from .features import FEATURE_NAMES, disc_features
 from .geometry import disc_geometry
 from .heads import HeadSpec, unavailable_note
@@ -344,6 +344,7 @@ def _prepare(
     if void is not None:
         raise _Withheld(void)
     check_corners_in_view(g, view.scan.array.shape)
+    check_corners_on_image(g, view.scan.array[:, :, g.slice_index], view.scan.spacing[:2])
     crops = _unique_crops(view, g, model.crop)
     if not all(np.all(np.isfinite(c)) for c in crops):
         raise GeometryError("the disc's crop has non-finite values")
@@ -479,6 +480,7 @@ def _read_with_second(
         try:
             g2 = disc_geometry(second_view, second.detection, k)
             check_corners_in_view(g2, second_view.scan.array.shape)
+            check_corners_on_image(g2, second_view.scan.array[:, :, g2.slice_index], second_view.scan.spacing[:2])
             crops = paired_crops(view, p.geometry, second_view, g2, model.crop)
             feats = p.features
             if model.stacker is not None and feats is None:

@@ -13,6 +13,7 @@ from openspine.detection.decode import (
     DecodeParams,
     Group,
     Instance,
+    drop_crowded,
     drop_off_column,
     find_peaks,
     group_instances,
@@ -214,3 +215,34 @@ def test_a_body_off_the_column_is_dropped_a_curved_or_slipped_spine_keeps_every_
     assert _centres(drop_off_column(_column(far), 1.25), 1.25) == far
     # too few bodies to know the column
     assert len(drop_off_column(_column(face[:3]), 1.25)) == 3
+
+
+def _bodies(centres_mm: list[tuple[float, float, float, float]], spacing: float = 1.25) -> list[Group]:
+    """Groups at (row mm, col mm) with a score and an area (mm²)."""
+    return [
+        Group([Instance(0, np.array([[int(r / spacing), int(c / spacing)]]), np.array([r, c]) / spacing, a, s, 22.0)])
+        for r, c, s, a in centres_mm
+    ]
+
+
+def test_a_body_split_front_from_back_is_one_body() -> None:
+    """A mark drawn into a body (an asterisk, a level's name) split it into two detections side by side, 29 mm apart
+    but at one height; counted as two levels, they moved every label above them by one."""
+    spine = [(0, 60, 0.8, 900), (35, 58, 0.8, 900), (70, 55, 0.8, 900), (105, 55, 0.8, 900), (140, 60, 0.8, 900)]
+    assert _centres(drop_crowded(_bodies(spine), 1.25)) == [(r, c) for r, c, _, _ in spine]
+    split = [*spine[:2], (71, 40, 0.6, 500), (70, 69, 0.1, 300), *spine[3:]]
+    assert _centres(drop_crowded(_bodies(split), 1.25)) == [(0, 60), (35, 58), (71, 40), (105, 55), (140, 60)]
+    # a body of another column at the same height (a montage, a ghost) lies farther off than a spacing: kept
+    beside = [*spine, (70, 160, 0.9, 900)]
+    assert len(drop_crowded(_bodies(beside), 1.25)) == len(beside)
+
+
+def test_fragments_do_not_set_the_spacing_they_are_judged_by() -> None:
+    """Two slivers of bodies on a tilted train volume split two intervals, pulled the median spacing from 35 to about
+    25 mm and stayed (16 mm from a neighbour), shifting the labels above them; the spacing is the whole bodies'."""
+    whole = [(float(r), 60.0, 0.85, 10000.0) for r in range(0, 246, 35)]
+    slivers = [*whole[:2], (51.0, 62.0, 0.35, 400.0), *whole[2:4], (121.0, 61.0, 0.25, 400.0), *whole[4:]]
+    assert _centres(drop_crowded(_bodies(slivers), 1.25)) == [(round(r), 60) for r, _, _, _ in whole]
+    # a body cut by the image's edge (small, but a whole spacing from its neighbour) stays
+    cut = [(-28.0, 60.0, 0.5, 1500.0), *whole]
+    assert len(drop_crowded(_bodies(cut), 1.25)) == len(cut)

@@ -109,8 +109,8 @@ def _upsample2(a: NDArray[np.floating]) -> NDArray[np.float32]:
 def find_bodies(
     maps: NDArray[np.float32], grid: PlaneGrid, spacing_model: float, params: _decode.DecodeParams
 ) -> list[_decode.Group]:
-    """Body instances on each processed slice, grouped across slices, overlapping, crowded and off-column groups
-    dropped."""
+    """Body instances on each processed slice, grouped across slices, overlapping, off-column and crowded groups
+    dropped (off-column first: a false body beside the column must not count as half of a body there)."""
     n = len(maps)
     h0, w0 = grid.shape
     instances: list[_decode.Instance] = []
@@ -124,7 +124,7 @@ def find_bodies(
         )
     groups = _decode.keep_groups(_decode.group_instances(instances, spacing_model, params), n, params)
     groups = _decode.drop_overlapping(groups, spacing_model)
-    return _decode.drop_off_column(_decode.drop_crowded(groups, spacing_model), spacing_model)
+    return _decode.drop_crowded(_decode.drop_off_column(groups, spacing_model), spacing_model)
 
 
 @dataclass(frozen=True)

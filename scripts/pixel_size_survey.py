@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 import openspine
-from openspine.analysis import picture_with_pixel_size
+from openspine.analysis import UNSCALED, picture_with_pixel_size
 from openspine.detection.scale import with_pixel_size
 from openspine.evaluation.detection import spider_sequence_ok
 from openspine.evaluation.recognition import split_pictures
@@ -69,7 +69,7 @@ def survey(data: Path, split: str) -> list[dict[str, Any]]:
     rows = []
     for item, png, true in _pictures(data, split):
         t = time.perf_counter()
-        scan, _ = picture_with_pixel_size(openspine.load_scan(png, pixel_spacing=(1.0, 1.0)))
+        scan, flag = picture_with_pixel_size(openspine.load_scan(png, pixel_spacing=(1.0, 1.0)))
         seconds = time.perf_counter() - t
         estimated = scan.spacing[0]
         at_estimate = openspine.analyze(scan)
@@ -84,6 +84,7 @@ def survey(data: Path, split: str) -> list[dict[str, Any]]:
                 "true_mm": true,
                 "estimated_mm": round(float(estimated), 4),
                 "seconds": round(seconds, 3),
+                "no_column": bool(flag and flag.startswith(UNSCALED)),
                 "complete_at_estimate": spider_sequence_ok(at_estimate),
                 "complete_at_truth": spider_sequence_ok(at_truth),
                 "same_labels": labels[0] == labels[1],
@@ -110,6 +111,9 @@ def summary(rows: list[dict[str, Any]], sequence: str) -> str:
         f"L1-L2 … L5-S1 complete at the estimate {complete[0]}/{len(r)} (true size {complete[1]}), "
         f"same labels {sum(x['same_labels'] for x in r)}/{len(r)}; estimate median {seconds:.2f} s"
     )
+    unscaled = [x["id"] for x in r if x.get("no_column")]
+    named = f" ({', '.join(unscaled)})" if unscaled else ""
+    text += f"; no column of sure bodies at any size (refused): {len(unscaled)}{named}"
     n = sum(x["pfirrmann_discs_both"] for x in r)
     if n:
         text += f"; same Pfirrmann grade on {sum(x['pfirrmann_same'] for x in r)}/{n} discs graded at both"

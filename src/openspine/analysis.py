@@ -225,6 +225,8 @@ def _look(
         else:
             way_round = {"value": RIGHT_WAY_ROUND, "source": "user"}
     if detection is not None:
+        detection = _unscaled_picture(view, detection, state, first_flag)
+    if detection is not None:
         from .grading.features import csf_over_body
         from .grading.intensity import without_black_level
 
@@ -664,7 +666,7 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
     measured = scan.mirrored_front_to_back() if _shows_front_right(fallback) else scan
     estimate = estimate_pixel_size(measured, detector)
     if estimate.spacing_mm is None:
-        return fallback, f"pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried; {read_as}"
+        return fallback, f"{UNSCALED}; {read_as}"
     # the estimate takes the bodies for lumbar ones: a cervical spine (bodies half as far apart) comes out twice its
     # size and then looks lumbar. Read at the size cervical bodies would give, it looks cervical again: then it is
     # read so, and the analysis withholds its labels. A lumbar spine shrunk so can look cervical too, hence the
@@ -906,6 +908,10 @@ def _read_as_picture(scan: Scan) -> bool:
     return scan.source.format == "image" or scan.source.orientation_unknown is not None
 
 
+# the flag of a picture whose pixel size could not be read off its anatomy (``--pixel-spacing auto``)
+UNSCALED = "pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried"
+
+
 def _few_bodies_in_a_picture(
     view: SagittalView, detection: Detection, state: _State, first_flag: int
 ) -> Detection | None:
@@ -917,6 +923,23 @@ def _few_bodies_in_a_picture(
     if why is None or not _read_as_picture(view.input):
         return detection
     _drop_detection(state, first_flag, f"{why}; a picture needs at least three to be read as a sagittal spine image")
+    return None
+
+
+def _unscaled_picture(view: SagittalView, detection: Detection, state: _State, first_flag: int) -> Detection | None:
+    """A picture whose pixel size was to be read off its anatomy (``--pixel-spacing auto``) where no size showed a
+    column of three sure bodies (:data:`UNSCALED`) is out of scope: what is found at a guessed size is no spine to
+    label or grade (stripes of an axial cut widened by repeating its edge had been labelled T12 … L2). Of the 285
+    SPIDER pictures one has no such column, and it is refused first as upside down."""
+    if not _read_as_picture(view.input) or not any(f.startswith(UNSCALED) for f in state.flags):
+        return detection
+    _drop_detection(
+        state,
+        first_flag,
+        "no column of three vertebral bodies scored 0.25 or more was found at any pixel size tried, so the picture's "
+        "pixel size cannot be read off its anatomy and what it shows is no spine to label; give its pixel size "
+        "(--pixel-spacing) if it is a sagittal spine picture",
+    )
     return None
 
 

@@ -66,6 +66,26 @@ def test_the_example_slice_as_a_picture_gets_its_pixel_size_back_and_a_full_anal
     assert any(d.grades and d.grades["pfirrmann"].available for d in result.discs)
 
 
+def test_a_picture_whose_pixel_size_cannot_be_read_off_its_anatomy_is_out_of_scope(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No size showed a column of three sure bodies: what the detector finds at a guessed size (stripes of an axial
+    cut widened by repeating its edge had been labelled T12 … L2) is no spine to label or grade; exit status 3."""
+    from openspine.cli import main
+    from openspine.detection import scale
+
+    png, _ = _demo_picture(tmp_path)
+    monkeypatch.setattr(scale, "estimate_pixel_size", lambda scan, model=None: scale.ScaleEstimate(None, ()))
+    result = openspine.analyze(png, pixel_spacing="auto")
+    assert result.out_of_scope is not None and "cannot be read off its anatomy" in result.out_of_scope
+    assert not any(d.grades and d.grades["pfirrmann"].available for d in result.discs)
+    assert all(v.label is None for v in result.vertebrae)
+    assert main(["-q", "analyze", str(png), "--pixel-spacing", "auto", "-o", str(tmp_path / "out")]) == 3
+    assert "--pixel-spacing" in capsys.readouterr().err
+    # with its pixel size given, the same picture is analysed
+    assert openspine.analyze(png, pixel_spacing=(0.68, 0.68)).out_of_scope is None
+
+
 def test_info_shows_the_estimated_pixel_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 

@@ -402,9 +402,11 @@ def test_an_upper_thoracic_window_whose_s1_the_detector_doubts_is_not_graded() -
     (window,), affine = apply_variant([np.asarray(img.dataobj)], img.affine, Variant("window", keep=(10, 10 + rows)))
     result = openspine.analyze(openspine.Scan(window, affine))
     assert not any(g.available for d in result.discs for g in d.grades.values())
-    assert [v.label.value for v in result.vertebrae if v.label][-1] == "S1"  # labels kept, flagged
+    assert [v.label for v in result.vertebrae if v.label]  # labels kept, flagged
+    assert any(f.startswith("labelling_ambiguous: ") for f in result.flags)
+    # (a sliver beside its second body, 14 mm off, is now dropped as crowded: the S1 guess went with it)
     withheld = next(f for f in result.flags if f.startswith("grades_withheld: "))
-    assert "the body labelled S1 scored under 0.25: no sacrum to count the levels from" in withheld
+    assert "no sacrum" in withheld
 
 
 def test_a_sagittal_volume_saved_with_an_identity_affine_gets_no_label_and_a_flag(tmp_path: Path) -> None:

@@ -229,8 +229,9 @@ def drop_crowded(groups: list[Group], spacing: float, ratio: float = 0.55) -> li
     """Remove bodies that sit much closer to a neighbour than bodies do along this spine (a body split in two, or
     a fragment of an endplate): of two consecutive bodies closer along the column than ``ratio`` × the median
     spacing (:func:`_body_spacing`), the one with less evidence (score × area) goes. Along the column, because a body
-    split front from back (a mark drawn into it, a cleft) gives two centres side by side, apart but at one height.
-    Needs at least four bodies to know the spacing."""
+    split front from back (a mark drawn into it, a cleft) gives two centres side by side, apart but at one height;
+    one such pair at a time: several are two columns, not a split body. Needs at least four bodies to know the
+    spacing."""
     out = sorted(groups, key=lambda g: float(g.centroid[0]))
     while len(out) >= 4:
         c = np.array([g.centroid for g in out]) * spacing
@@ -239,6 +240,9 @@ def drop_crowded(groups: list[Group], spacing: float, ratio: float = 0.55) -> li
         # false body off the column (drop_off_column), not half of this body
         d = np.linalg.norm(np.diff(c, axis=0), axis=1)
         along = np.where(d < med, _along_column(c, 1.5 * med), d)
+        beside = (along < ratio * med) & (d >= ratio * med)
+        if int(beside.sum()) > 1:  # several pairs side by side: two columns (a ladder of shapes), no split body
+            along = d
         i = int(np.argmin(along))
         if along[i] >= ratio * med:
             break

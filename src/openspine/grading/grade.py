@@ -24,6 +24,7 @@ from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
 from ..scope import GroupedFlags, ModelScope
+from .colour import ColourCheck
 from .crop import CropSpec, check_corners_in_view, check_corners_on_image, disc_crop, slice_indices
 from .features import FEATURE_NAMES, disc_features
 from .geometry import disc_geometry
@@ -190,6 +191,7 @@ def grade(
     wanted = set(levels) if levels is not None else None
     # a picture's window and gamma can leave a dark disc as dark as air: only intensities as acquired are judged
     voids = VoidCheck(view.scan.array, view.scan.spacing[:2]) if view.scan.source.format != "image" else None
+    colours = ColourCheck.of(view, model.crop) if view.scan.source.format == "image" else None  # drawn over a disc
     for i, d in enumerate(discs):
         name = d.level.value if d.level is not None else f"unlabelled disc #{i + 1}"
         if d.level is None:
@@ -205,7 +207,7 @@ def grade(
         if outside is None:  # the card's sequences and levels: no grade the model cannot back
             # one disc's odd geometry drops that disc, never the scan
             try:
-                todo.append(_prepare(model, view, detection, i, d.level, voids))
+                todo.append(_prepare(model, view, detection, i, d.level, voids, colours))
                 continue
             except _Withheld as exc:  # an image the grader was never trained on at this disc (a signal void)
                 log.info("withheld: %s (%s)", name, exc)
@@ -331,16 +333,19 @@ def _prepare(
     index: int,
     level: DiscLevel,
     voids: VoidCheck | None = None,
+    colours: ColourCheck | None = None,
 ) -> _Prepared:
     """Geometry, crops and features of one disc.
 
     Raises:
-        _Withheld: the disc or a body beside it is a signal void (:mod:`.void`).
+        _Withheld: the disc or a body beside it is a signal void (:mod:`.void`), or colour is drawn over it
+            (:mod:`.colour`).
         GeometryError: the disc cannot be graded; the message says why (degenerate, crossed or reversed endplates,
             non-finite corners, a disc outside the image or its slices).
     """
     g = disc_geometry(view, detection, index)
     void = voids.why(g) if voids is not None else None
+    void = void or (colours.why(g) if colours is not None else None)
     if void is not None:
         raise _Withheld(void)
     check_corners_in_view(g, view.scan.array.shape)

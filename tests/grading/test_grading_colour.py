@@ -1,0 +1,60 @@
+"""Colour drawn over one disc of a picture withholds that disc's grades, and only that disc's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+import openspine
+from openspine.data import demo_scan_path
+from openspine.detection.types import DiscGeometry
+from openspine.grading.colour import MIN_COLOUR_MM2, colour_in_crop
+from openspine.grading.crop import CropSpec
+
+# a level disc 40 px (20 mm) wide at rows 100-110, columns 80-120 (0.5 mm pixels)
+DISC = DiscGeometry((100.0, 80.0), (100.0, 120.0), (110.0, 80.0), (110.0, 120.0), slice_index=0)
+SPACING = (0.5, 0.5)
+
+
+def test_colour_is_counted_inside_the_region_the_grader_reads() -> None:
+    mask = np.zeros((300, 300), bool)
+    assert colour_in_crop(mask, DISC, SPACING, CropSpec()) == 0.0
+    mask[103:107, 66:76] = True  # an arrow's tip in front of the disc: inside the crop (two disc widths wide)
+    assert colour_in_crop(mask, DISC, SPACING, CropSpec()) == 40 * 0.25
+    far = np.zeros((300, 300), bool)
+    far[250:260, 250:290] = True  # a label in a corner
+    assert colour_in_crop(far, DISC, SPACING, CropSpec()) == 0.0
+
+
+def test_a_red_arrow_at_one_disc_withholds_that_disc_only(tmp_path: Path) -> None:
+    """A red arrow pointing at a SPIDER val slice's L4-L5 (0.3 % of the region around the spine in colour, under the
+    whole picture's bar) had moved its Pfirrmann grade from 4 to 3 without a word."""
+    scan = openspine.load_scan(demo_scan_path())
+    grey = np.asarray(scan.array[:, :, 0], dtype=np.uint8)  # rows head to feet, columns front to back
+    spacing = (float(scan.spacing[0]), float(scan.spacing[1]))
+    png = tmp_path / "demo.png"
+    Image.fromarray(grey).convert("RGB").save(png)
+    clean = openspine.analyze(png, pixel_spacing=spacing)
+    target = next(d for d in clean.discs if d.level is not None and d.level.value == "L4-L5")
+    row, col = float(target.centroid_voxel[0]), float(target.centroid_voxel[1])
+    corners = np.asarray(target.outlines[0].corners_voxel, dtype=float)[:, :2]
+    tip = col - float(np.linalg.norm(corners[1] - corners[0])) / 2 - 3
+    im = Image.fromarray(grey).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    draw.line([(tip - 40, row), (tip, row)], fill=(255, 0, 0), width=4)
+    draw.polygon([(tip, row), (tip - 14, row - 7), (tip - 14, row + 7)], fill=(255, 0, 0))
+    im.save(tmp_path / "arrow.png")
+    drawn = openspine.analyze(tmp_path / "arrow.png", pixel_spacing=spacing)
+    assert not any(f.startswith("picture_in_colour") for f in drawn.flags)  # under the whole picture's bar
+    for before, after in zip(clean.discs, drawn.discs):
+        if before.level is None or not before.grades:
+            continue
+        g = after.grades["pfirrmann"]
+        if before.level.value == "L4-L5":
+            assert not g.available and g.note is not None and "colour drawn over the disc" in g.note
+            assert float(g.note.split("(")[1].split(" mm²")[0]) >= MIN_COLOUR_MM2
+        else:
+            assert g.available and g.grade == before.grades["pfirrmann"].grade
+    assert any("colour drawn over the disc" in f for f in drawn.flags)

@@ -94,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             if found is None:
                 continue
             (row, col), width = found
+            modes = (("true size", (mm, mm)), ("auto", "auto"))
+            base = {mode: _pfirrmann(openspine.analyze(clean_png, pixel_spacing=sp)) for mode, sp in modes}
             for what in DRAWINGS:
                 png = Path(tmp) / "drawn.png"
                 _draw(im, what, row, col, width).save(png)
-                for mode, spacing in (("true size", (mm, mm)), ("auto", "auto")):
-                    base = _pfirrmann(openspine.analyze(clean_png, pixel_spacing=spacing))
+                for mode, spacing in modes:
                     grades = _pfirrmann(openspine.analyze(png, pixel_spacing=spacing))
                     row_counts = counts.setdefault((what, mode), [0, 0, 0, 0, 0])
                     row_counts[0] += 1
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                     row_counts[3] += sum(
                         1 for k, v in grades.items() if k != "L4-L5" and isinstance(v, str) and COLOUR_NOTE in v
                     )
-                    row_counts[4] += isinstance(target, int) and target != base.get("L4-L5")
+                    row_counts[4] += isinstance(target, int) and target != base[mode].get("L4-L5")
     print(f"split {args.split}: SPIDER T2 pictures with a drawing at L4-L5")
     print("drawing        pixel size  pictures  graded  L4-L5 withheld (colour)  other discs withheld  L4-L5 changed")
     for (what, mode), (n, graded, held, others, changed) in counts.items():

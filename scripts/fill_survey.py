@@ -1,12 +1,12 @@
-"""Discs whose corners lie in an image's blank fill: as stored, and resliced (turned in the sagittal plane).
+"""Discs whose corners lie in an image's blank fill: as stored, resliced, and cut to black by a display window.
 
 For every scan of a split (the items of index.csv and the SPIDER T1 slices), analyses the scan as stored and turned
 by ±``--angle`` degrees in its sagittal plane on the same grid (linear interpolation, zero fill: what reslicing an
 oblique acquisition leaves in the corners), and counts per data set the discs graded and the discs not graded
-because a corner lies in the blank fill (:func:`openspine.grading.crop.check_corners_on_image`); also with every
-value below the 30th and 60th percentile raised to it (a window that clips the dark tissue to its lowest value:
-where the rule could fire falsely). Prints one line per data set and variant; names the scans as stored or cut dark
-where a disc was not graded for it (expected: none).
+because a corner lies in the blank fill (:func:`openspine.grading.crop.check_corners_on_image`). Also with every
+value below the 30th and 60th percentile raised to it, and with the tissue below its 20th or 35th percentile set to
+black: windows that cut dark tissue to the lowest value, where the rule could fire falsely. Prints one line per data
+set and variant, and names the scans where a disc was not graded for it in a variant other than the reslice.
 
     python scripts/fill_survey.py --data ../shared/data --split val
 """
@@ -43,6 +43,18 @@ def _dark_clipped(scan, percentile: float):  # type: ignore[no-untyped-def]
     return Scan(np.maximum(arr, np.float32(np.percentile(arr, percentile))), scan.affine)
 
 
+def _tissue_cut(scan, percentile: float):  # type: ignore[no-untyped-def]
+    """The scan with everything below its tissue's ``percentile`` (of the values above 8 % of its 99th percentile) set
+    to zero: a window that cuts the dark tissue in front of the spine to black while the rest keeps its values."""
+    from openspine.scan import Scan
+
+    arr = np.asarray(scan.array, dtype=np.float32)
+    arr = arr - float(arr.min())
+    tissue = arr[arr > 0.08 * float(np.percentile(arr, 99))]
+    cut = float(np.percentile(tissue, percentile)) if tissue.size else 0.0
+    return Scan(np.where(arr < cut, np.float32(0.0), arr), scan.affine)
+
+
 def _count(result) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """(discs graded, discs not graded because a corner lies in the blank fill)."""
     graded = filled = 0
@@ -70,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = {"as stored": scan}
         variants.update({f"turned {a:+.0f}°": _turned(scan, a) for a in (args.angle, -args.angle)})
         variants.update({f"dark cut p{p:.0f}": _dark_clipped(scan, p) for p in (30.0, 60.0)})
+        variants.update({f"tissue cut p{p:.0f}": _tissue_cut(scan, p) for p in (20.0, 35.0)})
         for variant, s in variants.items():
             try:
                 result = openspine.analyze(s, t1=None)
@@ -78,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             graded, filled = _count(result)
             row = table.setdefault((name, variant), [0, 0, 0])
             row[0], row[1], row[2] = row[0] + 1, row[1] + graded, row[2] + filled
-            if filled and not variant.startswith("turned"):
+            if filled and not variant.startswith("turned"):  # every variant but the reslice
                 named.append(str(path))
     print(f"split {args.split}: discs graded / not graded for a corner in the blank fill")
     for (name, variant), (n, graded, filled) in sorted(table.items()):

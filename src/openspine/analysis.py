@@ -357,6 +357,8 @@ def _read_beside(
     t1_view: SagittalView | None = None
     why: str | None = None
     try:
+        if any(f.startswith(UNSCALED.replace(":", f" ({role}):", 1)) for f in state.flags):  # as a main picture's
+            raise OutOfScopeError(f"its pixel size could not be read off its anatomy ({UNSCALED_WHY})")
         t1_scan.check_analysable()
         t1_view = t1_scan.to_sagittal()
         seen = _look(t1_scan, t1_view, None, detector, own, {}, True)
@@ -910,6 +912,7 @@ def _read_as_picture(scan: Scan) -> bool:
 
 # the flag of a picture whose pixel size could not be read off its anatomy (``--pixel-spacing auto``)
 UNSCALED = "pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried"
+UNSCALED_WHY = "no column of three vertebral bodies scored 0.25 or more was found at any pixel size tried"
 
 
 def _few_bodies_in_a_picture(
@@ -930,15 +933,15 @@ def _unscaled_picture(view: SagittalView, detection: Detection, state: _State, f
     """A picture whose pixel size was to be read off its anatomy (``--pixel-spacing auto``) where no size showed a
     column of three sure bodies (:data:`UNSCALED`) is out of scope: what is found at a guessed size is no spine to
     label or grade (stripes of an axial cut widened by repeating its edge had been labelled T12 … L2). Of the 285
-    SPIDER pictures one has no such column, and it is refused first as upside down."""
+    SPIDER pictures one has no such column, and it is refused first as upside down. A T1 picture beside the main
+    series is set aside so (:func:`_read_beside`)."""
     if not _read_as_picture(view.input) or not any(f.startswith(UNSCALED) for f in state.flags):
         return detection
     _drop_detection(
         state,
         first_flag,
-        "no column of three vertebral bodies scored 0.25 or more was found at any pixel size tried, so the picture's "
-        "pixel size cannot be read off its anatomy and what it shows is no spine to label; give its pixel size "
-        "(--pixel-spacing) if it is a sagittal spine picture",
+        f"{UNSCALED_WHY}, so the picture's pixel size cannot be read off its anatomy and what it shows is no spine to "
+        "label; give its pixel size (--pixel-spacing) if it is a sagittal spine picture",
     )
     return None
 

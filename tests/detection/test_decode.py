@@ -235,6 +235,11 @@ def test_a_body_split_front_from_back_is_one_body() -> None:
     # a body of another column at the same height (a montage, a ghost) lies farther off than a spacing: kept
     beside = [*spine, (70, 160, 0.9, 900)]
     assert len(drop_crowded(_bodies(beside), 1.25)) == len(beside)
+    # every shape split in two (a ladder of rectangles twice a body's depth): two columns, none merged
+    ladder = sorted(
+        [(r, 40.0, 0.5, 900.0) for r in range(0, 200, 38)] + [(r, 69.0, 0.4, 900.0) for r in range(0, 200, 38)]
+    )
+    assert len(drop_crowded(_bodies(ladder), 1.25)) == len(ladder)
 
 
 def test_fragments_do_not_set_the_spacing_they_are_judged_by() -> None:

@@ -84,6 +84,11 @@ def test_a_picture_whose_pixel_size_cannot_be_read_off_its_anatomy_is_out_of_sco
     assert "--pixel-spacing" in capsys.readouterr().err
     # with its pixel size given, the same picture is analysed
     assert openspine.analyze(png, pixel_spacing=(0.68, 0.68)).out_of_scope is None
+    # a T1 picture beside it whose pixel size cannot be read is set aside, not read at a guessed size
+    paired = openspine.analyze(png, pixel_spacing=(0.68, 0.68), t1=png, t1_pixel_spacing="auto")
+    assert paired.out_of_scope is None
+    (aside,) = [f for f in paired.flags if f.startswith("t1_not_used: ")]
+    assert "pixel size could not be read off its anatomy" in aside
 
 
 def test_info_shows_the_estimated_pixel_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

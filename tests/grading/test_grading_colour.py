@@ -28,6 +28,31 @@ def test_colour_is_counted_inside_the_region_the_grader_reads() -> None:
     assert colour_in_crop(far, DISC, SPACING, CropSpec()) == 0.0
 
 
+def test_the_region_turns_with_a_tilted_disc_on_rectangular_pixels() -> None:
+    """The grader's crop follows the disc's tilt and is measured in mm: so is the region colour is counted in."""
+    spacing = (0.8, 0.4)  # rows, columns (mm)
+    t = np.radians(30)
+    u = np.array([np.cos(t), np.sin(t)])  # along the endplates, (x = column mm, y = row mm)
+    v = np.array([-u[1], u[0]])
+    centre = np.array([60.0, 60.0])  # mm
+
+    def px(xy):  # (x, y) mm -> (row, col) pixels
+        return (xy[1] / spacing[0], xy[0] / spacing[1])
+
+    ends = [centre + s * 10 * u + h * 2 * v for h in (-1, 1) for s in (-1, 1)]
+    disc = DiscGeometry(px(ends[0]), px(ends[1]), px(ends[2]), px(ends[3]), slice_index=0)
+    mask = np.zeros((150, 300), bool)
+    for along, inside in ((-17.0, True), (0.0, True), (30.0, False)):  # the crop spans ±20 mm along u from its centre
+        mask[:] = False
+        r, c = (round(x) for x in px(centre + (along + 2.0) * u))  # the crop's centre is 2 mm behind the disc's
+        mask[r, c] = True
+        assert (colour_in_crop(mask, disc, spacing, CropSpec()) > 0) is inside, along
+    mask[:] = False
+    r, c = (round(x) for x in px(centre + 2.0 * u + 15 * v))  # 15 mm below: outside (the crop is 20 mm high)
+    mask[r, c] = True
+    assert colour_in_crop(mask, disc, spacing, CropSpec()) == 0.0
+
+
 def test_a_red_arrow_at_one_disc_withholds_that_disc_only(tmp_path: Path) -> None:
     """A red arrow pointing at a SPIDER val slice's L4-L5 (0.3 % of the region around the spine in colour, under the
     whole picture's bar) had moved its Pfirrmann grade from 4 to 3 without a word."""

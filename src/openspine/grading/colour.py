@@ -15,11 +15,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._logging import get_logger
 from ..detection.types import DiscGeometry
 from ..scan import SagittalView, Scan
 from .crop import CropSpec, disc_frame
 
 __all__ = ["MIN_COLOUR_MM2", "ColourCheck", "colour_in_crop"]
+
+log = get_logger("grading.colour")
 
 # colour in a disc's crop region that withholds its grades: a few pixels of an arrow's tip, and above the stray
 # coloured pixels a JPEG leaves along a drawing's edge
@@ -58,9 +61,16 @@ class ColourCheck:
 
     @classmethod
     def of(cls, view: SagittalView, spec: CropSpec) -> ColourCheck | None:
-        """The check for a picture with a colour mask whose shape is the picture's, else None."""
+        """The check for a picture with colour in it, else None."""
         mask = view.input.source.colour_mask
-        if mask is None or np.asarray(mask).size != view.input.array.size:
+        if mask is None or not np.any(mask):
+            return None
+        if np.asarray(mask).size != view.input.array.size:  # a picture's mask is made from its own pixels
+            log.warning(
+                "the picture's colour mask %s does not match its pixels %s: not checked per disc",
+                np.shape(mask),
+                view.input.array.shape,
+            )
             return None
         return cls(view, spec)
 

@@ -19,8 +19,9 @@ upper body's inferior endplate and of the lower body's superior endplate on the 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from ..detection.types import DiscGeometry, Point
 from ..errors import ConfigError, GeometryError
 
 __all__ = [
+    "BlankCheck",
     "CropSpec",
     "DiscFrame",
     "DiscGeometry",
@@ -44,6 +46,7 @@ __all__ = [
     "disc_frame",
     "sample_plane",
     "slice_indices",
+    "straight_edge",
 ]
 
 
@@ -187,36 +190,51 @@ def check_corners_in_view(geometry: DiscGeometry, plane_shape: tuple[int, ...]) 
 # the thinnest blank fill counted (mm): a reslice's wedge or a canvas is wide, while tissue that a display window
 # cuts to black (cortex, ligaments, a flow void) reaches a disc's corners only in thin strands
 FILL_MIN_WIDTH_MM = 4.0
+# the fill is judged on blocks of about this size (mm): a 4 mm criterion needs no finer pixels, and a 2 000-pixel
+# screenshot's opening at its own pixels had taken seconds per disc
+FILL_GRID_MM = 0.5
 
 
 def blank_fill(plane: NDArray[Any], spacing_rc: tuple[float, float]) -> NDArray[np.bool_]:
     """The pixels of a 2D plane that hold no image: its lowest value, in a region at least
-    :data:`FILL_MIN_WIDTH_MM` wide throughout that reaches the image's edge that wide (the wedges a resliced oblique
-    volume leaves, the canvas a picture was pasted on; not dark tissue joined to the edge by narrow strands)."""
-    values = np.asarray(plane)
-    radius = [max(1, round(FILL_MIN_WIDTH_MM / 2 / float(s))) for s in spacing_rc]
+    :data:`FILL_MIN_WIDTH_MM` wide throughout that reaches the image's edge (the wedges a resliced oblique volume
+    leaves, the canvas a picture was pasted on; not dark tissue joined to the edge by narrow strands, nor a thin
+    black border)."""
+    flat = np.asarray(plane) == np.asarray(plane).min()
+    rows, cols = flat.shape
+    f = [max(1, int(FILL_GRID_MM // float(s))) for s in spacing_rc]
+    blocks = np.ones((-(-rows // f[0]) * f[0], -(-cols // f[1]) * f[1]), bool)
+    blocks[:rows, :cols] = flat
+    coarse = blocks.reshape(blocks.shape[0] // f[0], f[0], blocks.shape[1] // f[1], f[1]).all(axis=(1, 3))
+    radius = [max(1, round(FILL_MIN_WIDTH_MM / 2 / (float(s) * k))) for s, k in zip(spacing_rc, f)]
     r, c = np.ogrid[-radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1]
     disk = (r / radius[0]) ** 2 + (c / radius[1]) ** 2 <= 1.0
-    # a frame beyond the edge, wide enough to survive the opening, stands for the outside the fill must reach
-    pad = [(2 * radius[0] + 1,) * 2, (2 * radius[1] + 1,) * 2]
-    flat = np.pad(values == values.min(), pad, constant_values=True)
-    opened = ndimage.binary_opening(flat, structure=disk, border_value=1)
+    opened = ndimage.binary_opening(coarse, structure=disk)  # the disk must fit inside the image
     labels, _ = ndimage.label(opened)
-    inside = labels[pad[0][0] : -pad[0][1], pad[1][0] : -pad[1][1]]
-    return np.asarray(inside == labels[0, 0]) & (labels[0, 0] > 0)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    fill = np.isin(labels, edge[edge > 0])
+    return np.asarray(np.repeat(np.repeat(fill, f[0], axis=0), f[1], axis=1)[:rows, :cols] & flat)
 
 
-def check_corners_on_image(geometry: DiscGeometry, plane: NDArray[Any], spacing_rc: tuple[float, float]) -> None:
-    """Refuse to grade a disc whose endplate corners lie in the plane's blank fill (:func:`blank_fill`): the edge of
-    the field of view runs through it inside the image (a resliced volume, a padded picture), which
-    :func:`check_corners_in_view` cannot see.
+def check_corners_on_image(
+    geometry: DiscGeometry,
+    plane: NDArray[Any],
+    spacing_rc: tuple[float, float],
+    fill_of: Callable[[], NDArray[np.bool_]] | None = None,
+) -> None:
+    """Refuse to grade a disc whose endplate corners lie in a 2D plane's blank fill (:func:`blank_fill`, or
+    ``fill_of()`` where the caller keeps it): the edge of the field of view runs through it inside the image (a
+    resliced volume, a padded picture), which :func:`check_corners_in_view` cannot see. Corners that are not finite
+    are left to the checks that refuse them.
 
     Raises:
         GeometryError: saying so.
     """
     values = np.asarray(plane)
-    rows, cols = values.shape[:2]
+    rows, cols = values.shape
     p = geometry.points()
+    if not np.all(np.isfinite(p)):
+        return
     r0 = np.clip(np.floor(p[:, 0] - EDGE_MARGIN_PX), 0, rows - 1).astype(int)
     r1 = np.clip(np.ceil(p[:, 0] + EDGE_MARGIN_PX), 0, rows - 1).astype(int)
     c0 = np.clip(np.floor(p[:, 1] - EDGE_MARGIN_PX), 0, cols - 1).astype(int)
@@ -225,12 +243,62 @@ def check_corners_on_image(geometry: DiscGeometry, plane: NDArray[Any], spacing_
     near = [(slice(a, b + 1), slice(c, d + 1)) for a, b, c, d in zip(r0, r1, c0, c1)]
     if not any(np.any(values[w] == lowest) for w in near):  # the usual case: no fill value near any corner
         return
-    fill = blank_fill(values, spacing_rc)
-    if any(np.any(fill[w]) for w in near):
+    fill = fill_of() if fill_of is not None else blank_fill(values, spacing_rc)
+    if any(np.any(fill[w]) and straight_edge(fill, (float(r), float(c)), spacing_rc) for w, (r, c) in zip(near, p)):
         raise GeometryError(
             "a corner of the disc lies in a flat black area reaching the image's edge: no image there (a resliced or "
             "padded image's blank, or tissue a display window cut to black), part of the disc may be out of view"
         )
+
+
+# the blank's edge near a disc corner, judged within this distance (mm), must run straight to within this spread
+# (mm, the rms distance of its pixels from their line): a canvas's, a crop's and a reslice's edges do (a user test:
+# 0.00-0.27 mm), tissue a display window cut to black follows the anatomy (1.0 mm or more, median 3.6 mm)
+EDGE_NEAR_MM = 10.0
+MAX_EDGE_SPREAD_MM = 0.5
+
+
+def straight_edge(fill: NDArray[np.bool_], corner_rc: tuple[float, float], spacing_rc: tuple[float, float]) -> bool:
+    """Whether the edge of ``fill`` (the image's own border left out) within :data:`EDGE_NEAR_MM` of a corner (row,
+    column pixels) runs straight (:data:`MAX_EDGE_SPREAD_MM`)."""
+    sr, sc = float(spacing_rc[0]), float(spacing_rc[1])
+    r, c = corner_rc
+    r0, r1 = max(0, int(r - EDGE_NEAR_MM / sr)), min(fill.shape[0], int(r + EDGE_NEAR_MM / sr) + 2)
+    c0, c1 = max(0, int(c - EDGE_NEAR_MM / sc)), min(fill.shape[1], int(c + EDGE_NEAR_MM / sc) + 2)
+    near = fill[r0:r1, c0:c1]
+    edge = near & ~ndimage.binary_erosion(near, border_value=1)  # the window's and the image's border are no edge
+    rows, cols = np.nonzero(edge)
+    if rows.size < 5:
+        return False
+    xy = np.stack([cols * sc, rows * sr], axis=1)
+    spread = float(np.sqrt(max(np.linalg.eigvalsh(np.cov(xy, rowvar=False))[0], 0.0)))
+    return spread <= MAX_EDGE_SPREAD_MM
+
+
+class BlankCheck:
+    """:func:`check_corners_on_image` for the discs of one view, on every slice a disc's crop reads (a volume
+    resliced with a tilt across its slices has its blank move from slice to slice), each slice's fill computed
+    once."""
+
+    def __init__(self, array: NDArray[Any], spacing: tuple[float, float, float], spec: CropSpec) -> None:
+        self._array = np.asarray(array) if np.asarray(array).ndim == 3 else np.asarray(array)[:, :, None]
+        self._spacing = spacing
+        self._spec = spec
+        self._fills: dict[int, NDArray[np.bool_]] = {}
+
+    def _fill(self, k: int) -> NDArray[np.bool_]:
+        if k not in self._fills:
+            self._fills[k] = blank_fill(self._array[:, :, k], (self._spacing[0], self._spacing[1]))
+        return self._fills[k]
+
+    def check(self, geometry: DiscGeometry) -> None:
+        """Raises GeometryError where a corner of the disc lies in the blank fill of a slice its crop reads."""
+        n = self._array.shape[2]
+        if not 0 <= int(geometry.slice_index) < n:
+            return  # a disc outside the slices: refused where its crop is cut
+        spacing_rc = (self._spacing[0], self._spacing[1])
+        for k in sorted(set(slice_indices(n, geometry.slice_index, self._spacing[2], self._spec.slice_offsets_mm))):
+            check_corners_on_image(geometry, self._array[:, :, k], spacing_rc, partial(self._fill, k))
 
 
 def sample_plane(plane: NDArray[Any], rows: NDArray[np.float64], cols: NDArray[np.float64]) -> NDArray[np.float32]:

@@ -25,7 +25,7 @@ from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
 from ..scope import GroupedFlags, ModelScope
 from .colour import ColourCheck
-from .crop import CropSpec, check_corners_in_view, check_corners_on_image, disc_crop, slice_indices
+from .crop import BlankCheck, CropSpec, check_corners_in_view, disc_crop, slice_indices
 from .features import FEATURE_NAMES, disc_features
 from .geometry import disc_geometry
 from .heads import HeadSpec, unavailable_note
@@ -192,6 +192,7 @@ def grade(
     # a picture's window and gamma can leave a dark disc as dark as air: only intensities as acquired are judged
     voids = VoidCheck(view.scan.array, view.scan.spacing[:2]) if view.scan.source.format != "image" else None
     colours = ColourCheck.of(view, model.crop) if view.scan.source.format == "image" else None  # drawn over a disc
+    blanks = BlankCheck(view.scan.array, view.scan.spacing, model.crop)
     for i, d in enumerate(discs):
         name = d.level.value if d.level is not None else f"unlabelled disc #{i + 1}"
         if d.level is None:
@@ -207,7 +208,7 @@ def grade(
         if outside is None:  # the card's sequences and levels: no grade the model cannot back
             # one disc's odd geometry drops that disc, never the scan
             try:
-                todo.append(_prepare(model, view, detection, i, d.level, voids, colours))
+                todo.append(_prepare(model, view, detection, i, d.level, voids, colours, blanks))
                 continue
             except _Withheld as exc:  # an image the grader was never trained on at this disc (a signal void)
                 log.info("withheld: %s (%s)", name, exc)
@@ -334,6 +335,7 @@ def _prepare(
     level: DiscLevel,
     voids: VoidCheck | None = None,
     colours: ColourCheck | None = None,
+    blanks: BlankCheck | None = None,
 ) -> _Prepared:
     """Geometry, crops and features of one disc.
 
@@ -345,11 +347,11 @@ def _prepare(
     """
     g = disc_geometry(view, detection, index)
     void = voids.why(g) if voids is not None else None
-    void = void or (colours.why(g) if colours is not None else None)
-    if void is not None:
-        raise _Withheld(void)
+    drawn = colours.why(g) if colours is not None and void is None else None
+    if void is not None or drawn is not None:
+        raise _Withheld(void or drawn or "")
     check_corners_in_view(g, view.scan.array.shape)
-    check_corners_on_image(g, view.scan.array[:, :, g.slice_index], view.scan.spacing[:2])
+    (blanks or BlankCheck(view.scan.array, view.scan.spacing, model.crop)).check(g)
     crops = _unique_crops(view, g, model.crop)
     if not all(np.all(np.isfinite(c)) for c in crops):
         raise GeometryError("the disc's crop has non-finite values")
@@ -473,6 +475,8 @@ def _read_with_second(
     second_view, offset_flag = without_black_level(second.view, second.name)
     offset_flags.extend([offset_flag] if offset_flag else [])
     paired_scope = ModelScope.from_card(model.loaded.card.data)
+    blanks = BlankCheck(second_view.scan.array, second_view.scan.spacing, model.crop)
+    colours = ColourCheck.of(second_view, model.crop) if second_view.scan.source.format == "image" else None
     jobs: list[tuple[int, NDArray[np.float32], NDArray[np.float64] | None]] = []
     for j, p in enumerate(todo):
         k = second.pairs.get(p.index)
@@ -485,7 +489,10 @@ def _read_with_second(
         try:
             g2 = disc_geometry(second_view, second.detection, k)
             check_corners_in_view(g2, second_view.scan.array.shape)
-            check_corners_on_image(g2, second_view.scan.array[:, :, g2.slice_index], second_view.scan.spacing[:2])
+            blanks.check(g2)
+            drawn = colours.why(g2) if colours is not None else None
+            if drawn is not None:
+                raise GeometryError(drawn)
             crops = paired_crops(view, p.geometry, second_view, g2, model.crop)
             feats = p.features
             if model.stacker is not None and feats is None:

@@ -305,18 +305,20 @@ def _across(c: NDArray[np.float64], i: int, a: int, b: int) -> float:
     return float(np.hypot(p[0], p[1])) if n == 0 else abs(float(d[0] * p[1] - d[1] * p[0])) / n
 
 
-def off_column_ratio(c: NDArray[np.float64]) -> NDArray[np.float64]:
+def off_column_ratio(c: NDArray[np.float64], areas: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """How far each of the top-to-bottom centres ``c`` (mm) lies from the column its neighbours form, as a share of
     what is allowed at its place (> 1: off the column). A body is judged only where the column there is known: its
     two neighbours no farther apart than about two bodies' spacing (:data:`OFF_COLUMN_MAX_GAP` × the median
-    distance between consecutive centres, twice), and an end body no farther along the column from its neighbour
-    than one spacing; a line extended across a gap says little of where the column runs. 0 where not judged, and
-    for fewer than four centres."""
+    distance between consecutive centres, twice; between the whole bodies' centres where their ``areas`` are given,
+    :func:`_body_spacing`), and an end body no farther along the column from its neighbour than one spacing; a line
+    extended across a gap says little of where the column runs. 0 where not judged, and for fewer than four
+    centres."""
     n = len(c)
     out = np.zeros(n)
     if n < 4:
         return out
-    step = OFF_COLUMN_MAX_GAP * float(np.median(np.hypot(*np.diff(c, axis=0).T)))
+    spacing = _body_spacing(c, areas) if areas is not None else float(np.median(np.hypot(*np.diff(c, axis=0).T)))
+    step = OFF_COLUMN_MAX_GAP * spacing
     for i in range(1, n - 1):
         if np.hypot(*(c[i + 1] - c[i - 1])) <= 2 * step:
             out[i] = _across(c, i, i - 1, i + 1) / OFF_COLUMN_MM
@@ -336,11 +338,12 @@ def drop_off_column(groups: list[Group], spacing: float) -> list[Group]:
     out = sorted(groups, key=lambda g: float(g.centroid[0]))
     while len(out) >= 4:
         c = np.array([g.centroid for g in out]) * spacing
-        off = off_column_ratio(c)
+        areas = np.array([g.weights.sum() for g in out])  # the whole bodies set the spacing, as for crowding
+        off = off_column_ratio(c, areas)
         i = int(np.argmax(off))
         if off[i] <= 1.0:
             break
-        rest = off_column_ratio(np.delete(c, i, axis=0))
+        rest = off_column_ratio(np.delete(c, i, axis=0), np.delete(areas, i))
         if np.any(rest[max(0, i - 2) : i + 2] > 1.0):
             break
         out.pop(i)

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"split {args.split}: discs graded / not graded for a corner in the blank fill")
     for (name, variant), (n, graded, filled) in sorted(table.items()):
         print(f"{name:14s} {variant:12s} {n:4d} scans  {graded:5d} graded  {filled:4d} in the fill")
-    print("as stored or dark cut, a disc in the fill:", ", ".join(named) if named else "none")
+    print("as stored, dark cut or tissue cut, a disc in the fill:", ", ".join(named) if named else "none")
     return 0
 
 

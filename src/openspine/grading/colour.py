@@ -35,10 +35,17 @@ def colour_in_crop(
     """The area (mm²) of ``mask`` (a 2D slice in the internal layout, True where the picture is in colour) inside the
     rectangle the disc's grader crop covers (:func:`openspine.grading.crop.disc_crop`: its frame, width and height
     factors and posterior shift)."""
-    sr, sc = float(spacing_rc[0]), float(spacing_rc[1])
     rows, cols = np.nonzero(np.asarray(mask))
+    return _area_in_crop(rows, cols, geometry, spacing_rc, spec)
+
+
+def _area_in_crop(
+    rows: NDArray[Any], cols: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float], spec: CropSpec
+) -> float:
+    """:func:`colour_in_crop` of the pixels at ``rows``, ``cols``."""
     if rows.size == 0:
         return 0.0
+    sr, sc = float(spacing_rc[0]), float(spacing_rc[1])
     frame = disc_frame(geometry, (sr, sc))
     centre = frame.centre + spec.posterior_shift * frame.width_mm * frame.u
     xy = np.stack([cols * sc, rows * sr], axis=1) - centre  # (x = column mm, y = row mm)
@@ -58,6 +65,7 @@ class ColourCheck:
         mask = np.asarray(picture.source.colour_mask).reshape(picture.array.shape).astype(np.uint8)
         # the picture's own pixels → the internal layout (a picture read mirrored is turned with its mask)
         self._mask = np.asarray(Scan(mask, picture.affine).to_sagittal().scan.array) > 0
+        self._pixels: dict[int, tuple[NDArray[Any], NDArray[Any]]] = {}  # each slice's colour pixels, found once
 
     @classmethod
     def of(cls, view: SagittalView, spec: CropSpec) -> ColourCheck | None:
@@ -77,7 +85,10 @@ class ColourCheck:
     def why(self, geometry: DiscGeometry) -> str | None:
         """Why the disc must not be graded (colour over it), else ``None``."""
         k = min(max(int(geometry.slice_index), 0), self._mask.shape[2] - 1)
-        area = colour_in_crop(self._mask[:, :, k], geometry, self._spacing, self._spec)
+        if k not in self._pixels:
+            rows, cols = np.nonzero(self._mask[:, :, k])
+            self._pixels[k] = (rows, cols)
+        area = _area_in_crop(*self._pixels[k], geometry, self._spacing, self._spec)
         if area < MIN_COLOUR_MM2:
             return None
         return (

@@ -357,7 +357,7 @@ def _read_beside(
     t1_view: SagittalView | None = None
     why: str | None = None
     try:
-        if any(f.startswith(UNSCALED.replace(":", f" ({role}):", 1)) for f in state.flags):  # as a main picture's
+        if any(f.startswith(_of_series(UNSCALED, f" ({role})")) for f in state.flags):  # as a main picture's
             raise OutOfScopeError(f"its pixel size could not be read off its anatomy ({UNSCALED_WHY})")
         t1_scan.check_analysable()
         t1_view = t1_scan.to_sagittal()
@@ -637,8 +637,13 @@ def _picture_size(
     except OutOfScopeError:  # refused as read (a label map, no contrast): no pixel size to measure
         return scan
     scan, flag = picture_with_pixel_size(scan, detector)
-    flags.extend([flag.replace(":", f"{which}:", 1)] if flag else [])
+    flags.extend([_of_series(flag, which)] if flag else [])
     return scan
+
+
+def _of_series(flag: str, which: str) -> str:
+    """A flag said of one series: ``which`` (e.g. " (T1)") after its name, "" for the main series."""
+    return flag.replace(":", f"{which}:", 1)
 
 
 def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Scan, str | None]:

@@ -189,10 +189,7 @@ def grade(
     flags = GroupedFlags()
     todo: list[_Prepared] = []
     wanted = set(levels) if levels is not None else None
-    # a picture's window and gamma can leave a dark disc as dark as air: only intensities as acquired are judged
-    voids = VoidCheck(view.scan.array, view.scan.spacing[:2]) if view.scan.source.format != "image" else None
-    colours = ColourCheck.of(view, model.crop) if view.scan.source.format == "image" else None  # drawn over a disc
-    blanks = BlankCheck(view.scan.array, view.scan.spacing, model.crop)
+    checks = _DiscChecks.of(view, model.crop)
     for i, d in enumerate(discs):
         name = d.level.value if d.level is not None else f"unlabelled disc #{i + 1}"
         if d.level is None:
@@ -208,7 +205,7 @@ def grade(
         if outside is None:  # the card's sequences and levels: no grade the model cannot back
             # one disc's odd geometry drops that disc, never the scan
             try:
-                todo.append(_prepare(model, view, detection, i, d.level, voids, colours, blanks))
+                todo.append(_prepare(model, view, detection, i, d.level, checks))
                 continue
             except _Withheld as exc:  # an image the grader was never trained on at this disc (a signal void)
                 log.info("withheld: %s (%s)", name, exc)
@@ -323,6 +320,32 @@ class _Prepared:
     features: NDArray[np.float64] | None
 
 
+@dataclass(frozen=True)
+class _DiscChecks:
+    """What is checked at each disc of one view before it is graded, each check prepared once for the view: a signal
+    void (:mod:`.void`; intensities as acquired only: a picture's window and gamma can leave a dark disc as dark as
+    air), colour drawn over it (:mod:`.colour`; pictures only) and the blank a field of view leaves
+    (:class:`~.crop.BlankCheck`)."""
+
+    voids: VoidCheck | None
+    colours: ColourCheck | None
+    blanks: BlankCheck
+
+    @classmethod
+    def of(cls, view: SagittalView, spec: CropSpec) -> _DiscChecks:
+        picture = view.scan.source.format == "image"
+        return cls(
+            voids=None if picture else VoidCheck(view.scan.array, view.scan.spacing[:2]),
+            colours=ColourCheck.of(view, spec) if picture else None,
+            blanks=BlankCheck(view.scan.array, view.scan.spacing, spec),
+        )
+
+    def withheld(self, geometry: DiscGeometry) -> str | None:
+        """Why the disc's grades are withheld (a signal void, colour over it), else None."""
+        void = self.voids.why(geometry) if self.voids is not None else None
+        return void or (self.colours.why(geometry) if self.colours is not None else None)
+
+
 class _Withheld(Exception):
     """A disc the grader must not answer for (its reason is the message); the scan goes on."""
 
@@ -333,9 +356,7 @@ def _prepare(
     detection: Detection,
     index: int,
     level: DiscLevel,
-    voids: VoidCheck | None = None,
-    colours: ColourCheck | None = None,
-    blanks: BlankCheck | None = None,
+    checks: _DiscChecks,
 ) -> _Prepared:
     """Geometry, crops and features of one disc.
 
@@ -346,12 +367,11 @@ def _prepare(
             non-finite corners, a disc outside the image or its slices).
     """
     g = disc_geometry(view, detection, index)
-    void = voids.why(g) if voids is not None else None
-    drawn = colours.why(g) if colours is not None and void is None else None
-    if void is not None or drawn is not None:
-        raise _Withheld(void or drawn or "")
+    unfit = checks.withheld(g)
+    if unfit is not None:
+        raise _Withheld(unfit)
     check_corners_in_view(g, view.scan.array.shape)
-    (blanks or BlankCheck(view.scan.array, view.scan.spacing, model.crop)).check(g)
+    checks.blanks.check(g)
     crops = _unique_crops(view, g, model.crop)
     if not all(np.all(np.isfinite(c)) for c in crops):
         raise GeometryError("the disc's crop has non-finite values")
@@ -475,8 +495,7 @@ def _read_with_second(
     second_view, offset_flag = without_black_level(second.view, second.name)
     offset_flags.extend([offset_flag] if offset_flag else [])
     paired_scope = ModelScope.from_card(model.loaded.card.data)
-    blanks = BlankCheck(second_view.scan.array, second_view.scan.spacing, model.crop)
-    colours = ColourCheck.of(second_view, model.crop) if second_view.scan.source.format == "image" else None
+    checks = _DiscChecks.of(second_view, model.crop)
     jobs: list[tuple[int, NDArray[np.float32], NDArray[np.float64] | None]] = []
     for j, p in enumerate(todo):
         k = second.pairs.get(p.index)
@@ -489,8 +508,8 @@ def _read_with_second(
         try:
             g2 = disc_geometry(second_view, second.detection, k)
             check_corners_in_view(g2, second_view.scan.array.shape)
-            blanks.check(g2)
-            drawn = colours.why(g2) if colours is not None else None
+            checks.blanks.check(g2)
+            drawn = checks.colours.why(g2) if checks.colours is not None else None
             if drawn is not None:
                 raise GeometryError(drawn)
             crops = paired_crops(view, p.geometry, second_view, g2, model.crop)

@@ -293,5 +293,23 @@ def test_voxels_that_are_no_real_numbers_are_refused_in_one_line(dtype: str) -> 
     from openspine.errors import OpenSpineError
 
     arr = np.ones((4, 4, 2)).astype(dtype)
-    with pytest.raises(OpenSpineError, match="is not a real number type"):
+    with pytest.raises(OpenSpineError, match="not grey intensities: openspine reads one real number per voxel"):
         Scan(arr, SAGITTAL_IPR).check_analysable()
+
+
+def test_colour_voxels_are_called_colour() -> None:
+    """An RGB NIfTI's voxels are records of three bytes; the message said 'voxel type [('R', 'u1'), …]'."""
+    from openspine.errors import ImageContentError
+
+    rgb = np.zeros((4, 4, 2), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    with pytest.raises(ImageContentError, match=r"^the image holds colour \(RGB\) voxels, not grey intensities"):
+        Scan(rgb, SAGITTAL_IPR).check_analysable()
+
+
+@pytest.mark.parametrize("shape", [(1, 448, 1), (448, 1, 1), (1, 1, 30)])
+def test_a_line_of_pixels_is_out_of_scope_and_called_a_line(shape: tuple[int, int, int]) -> None:
+    """A one-row picture was refused as 'an axial acquisition (a single slice, 0.6 mm apart)'."""
+    from openspine.errors import OutOfScopeError
+
+    with pytest.raises(OutOfScopeError, match="the image is a line of pixels"):
+        Scan(np.ones(shape, dtype=np.float32), SAGITTAL_IPR).to_sagittal()

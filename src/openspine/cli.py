@@ -103,7 +103,10 @@ _EPILOG_DEMO = """examples:
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="DICOM folder, DICOM file, zip of DICOM files, NIfTI file, or PNG/JPEG slice")
+    p.add_argument(
+        "path",
+        help="DICOM folder, DICOM file, zip of DICOM files, NIfTI file, or picture of one slice (PNG, JPEG, TIFF, BMP)",
+    )
     p.add_argument("--series", default=None, help="series to use: SeriesInstanceUID, SeriesNumber or index")
     _add_pixel_spacing_option(
         p,

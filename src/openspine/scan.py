@@ -7,6 +7,7 @@ internal analysis layout (see :mod:`openspine.geometry`) together with the exact
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -180,6 +181,11 @@ class Scan:
     # --- analysis layout --------------------------------------------------------------------------
     def to_sagittal(self) -> SagittalView:
         """The scan in the internal sagittal layout, or a clear refusal for a non-sagittal stack."""
+        if sum(n == 1 for n in self.shape) >= 2:  # a line of pixels: no plane, nothing to call axial or sagittal
+            raise OutOfScopeError(
+                f"the image is a line of pixels ({' × '.join(str(n) for n in self.shape)}): a spine needs a plane of "
+                "at least a few centimetres each way"
+            )
         axis = self.slice_axis
         if axis is not None:
             normal = geometry.axis_directions(self.affine)[:, axis]
@@ -227,7 +233,12 @@ class Scan:
         if arr.size == 0:
             raise UnsupportedScanError(f"the image holds no voxels: its array has shape {arr.shape}")
         if arr.dtype.kind not in "iuf":  # timedelta64 passes as a number to numpy, and had failed deep inside
-            raise ImageContentError(f"voxel type {arr.dtype} is not a real number type")
+            what = "colour (RGB) voxels" if arr.dtype.names else f"voxels of type {arr.dtype}"
+            name = f"'{Path(self.source.path).name}'" if self.source.path else "the image"
+            raise ImageContentError(
+                f"{name} holds {what}, not grey intensities: openspine reads one real number per voxel; convert the "
+                "image to one grey channel (e.g. its magnitude or luminance) first"
+            )
         if np.issubdtype(arr.dtype, np.floating):
             bad = int(np.count_nonzero(~np.isfinite(arr)))
             if bad:

@@ -75,6 +75,25 @@ def test_missing_path_and_unknown_file_type(tmp_path: Path) -> None:
         load_scan(other)
 
 
+def test_a_multi_page_tiff_is_refused_not_read_by_its_first_page(tmp_path: Path) -> None:
+    pages = [Image.fromarray(np.full((40, 30), v, dtype=np.uint8)) for v in (10, 120, 240)]
+    path = tmp_path / "stack.tif"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    with pytest.raises(UnsupportedScanError, match="'stack.tif' holds 3 pictures"):
+        load_scan(path, pixel_spacing=(0.5, 0.5))
+    pages[0].save(tmp_path / "one.tif")
+    assert load_scan(tmp_path / "one.tif", pixel_spacing=(0.5, 0.5)).shape == (40, 30, 1)
+
+
+def test_an_rgb_nifti_is_refused_by_name(tmp_path: Path) -> None:
+    from openspine.errors import ImageContentError
+
+    rgb = np.zeros((20, 16, 1), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    nib.save(nib.Nifti1Image(rgb, np.eye(4)), tmp_path / "colour.nii.gz")
+    with pytest.raises(ImageContentError, match="'colour.nii.gz' holds colour \\(RGB\\) voxels"):
+        load_scan(tmp_path / "colour.nii.gz").check_analysable()
+
+
 def test_png_needs_pixel_spacing(tmp_path: Path) -> None:
     path = tmp_path / "slice.png"
     Image.fromarray(np.arange(200, dtype=np.uint8).reshape(10, 20)).save(path)

@@ -107,6 +107,30 @@ def test_dicom_seg_and_sr_reference_the_source_series(dicom_result, tmp_path: Pa
     assert all(f"sha256 {m.sha256}" in made_by[m.name] for m in result.models)
 
 
+def test_the_seg_holds_the_label_map_voxel_for_voxel(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Each segment's frames are its structure in labels.nii.gz on the source slice they reference (the SEG is
+    written label-map style: one volume of boolean planes per segment took gigabytes on a 400-slice series)."""
+    hd = pytest.importorskip("highdicom")
+    result, series_dir, _, _ = dicom_result
+    files = write_result(result, tmp_path / "out", "nifti,seg")
+    lab = np.asanyarray(nib.load(str(files["labels.nii.gz"])).dataobj)  # the input grid: [row, column, slice]
+    seg = hd.seg.segread(files["vertebrae_seg.dcm"])
+    value_of = {1: Level.L3.label_value, 2: DiscLevel.L3_L4.label_value}  # segment number → label value
+    assert [d.segment_label for d in seg.SegmentSequence] == ["L3 vertebral body", "L3-L4 disc"]
+    by_position = sorted(
+        (pydicom.dcmread(f, stop_before_pixels=True) for f in series_dir.iterdir()),
+        key=lambda ds: float(np.dot(np.cross(*np.reshape(ds.ImageOrientationPatient, (2, 3))), ds.ImagePositionPatient)),
+    )
+    uids = [str(ds.SOPInstanceUID) for ds in by_position]
+    frames = seg.get_pixels_by_source_instance(uids, combine_segments=True, skip_overlap_checks=True)
+    for k, plane in enumerate(frames):
+        expected = np.zeros(plane.shape, dtype=np.uint8)
+        for number, value in value_of.items():
+            expected[plane == number] = value
+        np.testing.assert_array_equal(expected, lab[:, :, k])
+    assert any(np.any(p) for p in frames)
+
+
 def test_an_unlabelled_disc_is_in_the_label_map_and_the_seg(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     hd = pytest.importorskip("highdicom")
     result, _, _, _ = dicom_result

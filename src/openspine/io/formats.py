@@ -189,7 +189,7 @@ NIFTI = Reader("nifti", "nifti", ".nii, .nii.gz", (".nii", ".nii.gz"), _load_nif
 IMAGE = Reader(
     "image",
     "image",
-    ".png, .jpg",
+    ".png, .jpg, .tif, .bmp",
     PICTURE_SUFFIXES,
     _load_image,
     batch_skip="2D picture: give batch --pixel-spacing (ROW_MM COL_MM, or auto) to analyse the pictures too",

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._logging import get_logger
-from ..errors import ConfigError, ScanReadError
+from ..errors import ConfigError, ScanReadError, UnsupportedScanError
 from ..geometry import MAX_EXTENT_MM
 from ..scan import Scan, ScanSource
 
@@ -34,6 +34,12 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
     try:
         with Image.open(path) as im:
             output = _openspine_output(im)
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if frames > 1:  # a multi-page TIFF: which page is the slice to analyse is not the reader's guess
+                raise UnsupportedScanError(
+                    f"'{path.name}' holds {frames} pictures (pages); openspine reads one slice per picture: save the "
+                    "slice to analyse as its own picture, or give the series as DICOM or NIfTI"
+                )
             turn = im.getexif().get(_EXIF_ORIENTATION, 1)
             if turn not in (None, 1):
                 # phones and exporters store the pixels turned and say so in EXIF; viewers show them turned back

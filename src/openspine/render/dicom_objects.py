@@ -104,7 +104,8 @@ def _segmentation(result: AnalysisResult, view: SagittalView, sources: list[Any]
     algorithm = hd.AlgorithmIdentificationSequence(
         name="openspine", family=codes.cid7162.ArtificialIntelligence, version=__version__
     )
-    descriptions, planes = [], []
+    descriptions = []
+    numbers = np.zeros(max(values) + 1, dtype=np.uint16)  # label value → segment number
     for number, value in enumerate(values, start=1):
         if value >= UNKNOWN_LEVEL_BASE:
             name, prop = f"vertebral body {value - UNKNOWN_LEVEL_BASE} (level unknown)", _vertebra_code(None)
@@ -126,8 +127,10 @@ def _segmentation(result: AnalysisResult, view: SagittalView, sources: list[Any]
                 algorithm_identification=algorithm,
             )
         )
-        planes.append(labels == value)
-    pixel_array = np.stack(planes, axis=-1).transpose(2, 0, 1, 3)  # (slice, row, column, segment)
+        numbers[value] = number
+    # label-map style (one plane of segment numbers per slice): a stack of one boolean volume per segment took
+    # gigabytes on a 400-slice series
+    pixel_array = np.ascontiguousarray(numbers[labels].transpose(2, 0, 1))  # (slice, row, column)
     seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=pixel_array,

@@ -6,6 +6,7 @@ and the check for optional packages come from there, so a new output is one more
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -13,11 +14,11 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ._logging import get_logger
 from ._optional import extra_of, require_optional
@@ -53,19 +54,27 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` is either absent/old or complete, never half-written."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through, so that ``path`` is either absent/old or complete, never
+    half-written: it replaces ``path`` when the block ends without an exception."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _new_file_mode())  # mkstemp's 0600 would hide results from the group on a shared volume
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` is either absent/old or complete, never half-written."""
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def utf8_bytes(text: str) -> bytes:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from openspine.batch.runner import run_batch
 
@@ -71,3 +72,43 @@ def test_shards_run_at_the_same_time_lose_no_failure(tmp_path: Path) -> None:
         assert p.returncode in (1, 3), err.decode()[-2000:]
     assert {r["case"]: r["stage"] for r in _read_csv(out / "failures.csv")} == expected
     assert sorted(p.name for p in (out / "cases").iterdir()) == sorted(expected)
+
+
+def test_a_part_whose_cases_another_part_built_into_the_tables_does_not_build_them_again(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Parts of one run finishing together used to rebuild the whole tables one after another (ten parts of a
+    3 000-case cohort: 13 s each, in a queue). A part whose cases were final before another part started building
+    leaves the tables as that part built them; one whose cases came later builds them."""
+    from openspine.batch import runner
+
+    root, out = tmp_path / "in", tmp_path / "out"
+    _cohort(root)
+    first = run_batch(root, out, formats=("json",), part=(1, 2))
+    assert 0 < first.tables["cases"] == len(_read_csv(out / "cases.csv")) < 6  # this part's finished cases
+    ticket = runner._tables_ticket
+
+    def another_part_builds_after_this_one_finished(out_root: Path) -> int:  # type: ignore[no-untyped-def]
+        mine = ticket(out_root)
+        runner._tables_built(out_root, mine, cohort_seen[-1], {"cases": 6, "vertebrae": 0, "discs": 0})
+        return mine
+
+    cohort_seen: list[str] = []
+    key = runner._cohort_key
+    monkeypatch.setattr(runner, "_cohort_key", lambda r, f: cohort_seen.append(key(r, f)) or cohort_seen[-1])
+    monkeypatch.setattr(runner, "_tables_ticket", another_part_builds_after_this_one_finished)
+    monkeypatch.setattr(runner, "build_cohort_tables", lambda *a, **k: pytest.fail("built again"))
+    second = run_batch(root, out, formats=("json",), part=(2, 2))
+    assert second.tables == {"cases": 6, "vertebrae": 0, "discs": 0}
+    monkeypatch.undo()  # this part's cases came after the last build
+    third = run_batch(root, out, formats=("json",), part=(2, 2), overwrite=True)
+    assert third.tables["cases"] == 6 and len(_read_csv(out / "cases.csv")) == 6
+
+
+def test_a_failure_message_is_one_line(tmp_path: Path) -> None:
+    """nibabel's message on a truncated file spans two lines; failures.csv and the log had them split."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    _cohort(root)
+    run_batch(root, out, formats=("json",))
+    rows = {r["case"]: r["message"] for r in _read_csv(out / "failures.csv")}
+    assert rows["corrupt_a"] and all("\n" not in m for m in rows.values())

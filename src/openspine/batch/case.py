@@ -310,6 +310,7 @@ def process_case(
             from ..errors import OpenSpineError
 
             message = str(exc) if isinstance(exc, OpenSpineError) else f"{exc} | {_last_frame(exc)}"
+            message = " ".join(message.split())  # one line: a library's message may span several
             return CaseStatus(
                 case.case_id, "failed", stage, type(exc).__name__, message, round(time.perf_counter() - t0, 3)
             )

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
-from collections.abc import Sequence
+import pickle
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ from .._optional import install_hint
 from ..io.paths import resolved
 from ..io.sidecar import BIDS_ENTITIES, bids_entities
 from ..vocabulary import T1_NOT_USED
-from ..writers import atomic_write_bytes, atomic_write_text, utf8_bytes
+from ..writers import atomic_file, atomic_write_text, utf8_bytes
 from .case import (
     CASES_DIR,
     SCOPE_STAGE,
@@ -203,21 +207,42 @@ def prefetch_parquet_writer() -> None:
     threading.Thread(target=load, name="openspine-import-pyarrow", daemon=True).start()
 
 
-def _write_parquet(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> bool:
+def _write_parquet(path: Path, spool: _Spool, columns: list[str], batch: int = 10000) -> bool:
+    """The spooled rows as Parquet, ``batch`` rows at a time, each column of one type throughout
+    (:class:`_ColumnStats`); False without pyarrow."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         return False
-    table = (
-        pa.table({c: _typed_column([r.get(c, "") for r in rows], c) for c in columns})
-        if rows
-        else pa.table({c: pa.array([], type=pa.string()) for c in columns})
-    )
-    buf = pa.BufferOutputStream()
-    pq.write_table(table, buf)
-    atomic_write_bytes(path, buf.getvalue().to_pybytes())
+    if not spool.count:
+        table = pa.table({c: pa.array([], type=pa.string()) for c in columns})
+        with atomic_file(path) as f:
+            pq.write_table(table, f)
+        return True
+    empty = _ColumnStats()
+    schema = pa.schema([(c, spool.stats.get(c, empty).arrow_type(c)) for c in columns])
+    with atomic_file(path) as f, pq.ParquetWriter(f, schema) as writer:
+        rows = spool.rows()
+        while chunk := list(itertools.islice(rows, batch)):
+            arrays = [
+                pa.array(_typed_cells([r.get(c, "") for r in chunk], field.type), type=field.type)
+                for c, field in zip(columns, schema)
+            ]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
     return True
+
+
+def _typed_cells(values: list[Any], arrow_type: Any) -> list[Any]:
+    """One column's cells as the column's type takes them (:func:`_typed_column`): an empty cell is null."""
+    import pyarrow as pa
+
+    cells = [None if v is None or v == "" else v for v in values]
+    if arrow_type == pa.bool_() or arrow_type == pa.null():
+        return cells
+    if arrow_type in (pa.int64(), pa.float64()):
+        return [v if type(v) in (int, float) else None if v is None else _number(v) for v in cells]
+    return [None if v is None else _valid_text(str(v)) for v in cells]
 
 
 def _typed_column(values: list[Any], name: str) -> list[Any]:
@@ -268,25 +293,114 @@ def build_cohort_tables(out_root: Path, cases: list[Case], input_root: Path | No
     """Write OUT/cases.csv, OUT/vertebrae.csv and OUT/discs.csv (+ .parquet with pyarrow) from the finished folders
     of ``cases`` (every case found under the root now, whichever shard ran it) that hold their own input's result: a
     folder left without input, or holding another scan's result, adds no row. ``input_root``: the folder the cases
-    were found under, which their ``input`` is relative to (:func:`input_text`)."""
+    were found under, which their ``input`` is relative to (:func:`input_text`).
+
+    The rows are spooled to temporary files case by case and written from there, so memory does not grow with the
+    cohort (holding every row had taken 120 kB per case: gigabytes at tens of thousands of cases)."""
+    t0 = time.perf_counter()
     folders = [(c, case_dir(out_root, c.case_id)) for c in sorted(cases, key=lambda c: c.case_id)]
     finished = [(c, p) for c, p in folders if is_finished(p) and holds_case(c, p)]
-    rows_of = [_rows_of(folder, input_text(c.path, input_root)) for c, folder in finished]
-    counts: dict[str, int] = {}
-    parquet_ok = True
-    for kind in ("cases", "vertebrae", "discs"):
-        rows = [row for case_rows in rows_of for row in case_rows[kind]]
-        bids = [e for e in BIDS_ENTITIES if any(e in row for row in rows)]  # only where a case is a BIDS file
-        columns = ["case", "input", *bids, *_default_columns(kind)]
-        for row in rows:  # columns a newer result carries come after the known ones
-            columns.extend(c for c in row if c not in columns)
-        _write_table(out_root / f"{kind}.csv", rows, columns)
-        parquet_ok = _write_parquet(out_root / f"{kind}.parquet", rows, columns) and parquet_ok
-        counts[kind] = len(rows)
+    log.info("building the cohort tables from %d finished case(s)", len(finished))
+    spools = {kind: _Spool(out_root) for kind in TABLE_KINDS}
+    try:
+        for i, (c, folder) in enumerate(finished, start=1):
+            if i % PROGRESS_EVERY == 0:
+                log.info("cohort tables: %d of %d cases read", i, len(finished))
+            for kind, rows in _rows_of(folder, input_text(c.path, input_root)).items():
+                for row in rows:
+                    spools[kind].add(row)
+        counts: dict[str, int] = {}
+        parquet_ok = True
+        for kind, spool in spools.items():
+            bids = [e for e in BIDS_ENTITIES if e in spool.stats]  # only where a case is a BIDS file
+            columns = ["case", "input", *bids, *_default_columns(kind)]
+            columns.extend(c for c in spool.stats if c not in columns)  # a newer result's columns come after
+            with atomic_file(out_root / f"{kind}.csv") as f:
+                text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
+                writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(spool.rows())
+                text.flush()
+                text.detach()
+            parquet_ok = _write_parquet(out_root / f"{kind}.parquet", spool, columns) and parquet_ok
+            counts[kind] = spool.count
+    finally:
+        for spool in spools.values():
+            spool.close()
     if not parquet_ok:
         log.warning("Parquet tables not written: install pyarrow (%s)", install_hint(["pyarrow"]))
     counts["cases"] = len(finished)
+    log.info("cohort tables built in %.1f s", time.perf_counter() - t0)
     return counts
+
+
+TABLE_KINDS = ("cases", "vertebrae", "discs")
+PROGRESS_EVERY = 5000  # cases read between two log lines while the tables are built (about 20 s)
+
+
+class _ColumnStats:
+    """What one column's cells are, learnt cell by cell, to type it as :func:`_typed_column` would with all its
+    cells at hand."""
+
+    def __init__(self) -> None:
+        self.filled = 0  # cells neither empty nor None
+        self.all_bool = True
+        self.all_number = True
+        self.any_float = False
+
+    def see(self, value: Any) -> None:
+        if value is None or value == "":
+            return
+        self.filled += 1
+        if not (self.all_bool or self.all_number):  # text whatever comes next
+            return
+        if type(value) is bool:  # no number
+            self.all_number = False
+            return
+        self.all_bool = False
+        if type(value) is int:
+            return
+        number = value if type(value) is float else _number(value)
+        self.all_number = self.all_number and number is not None
+        self.any_float = self.any_float or isinstance(number, float)
+
+    def arrow_type(self, name: str) -> Any:
+        import pyarrow as pa
+
+        from ..results import NUMERIC_COLUMNS
+
+        if not self.filled:
+            return pa.null()
+        if self.all_bool:
+            return pa.bool_()
+        if name not in _TEXT_COLUMNS and self.all_number and (name in NUMERIC_COLUMNS or self.filled):
+            return pa.float64() if self.any_float else pa.int64()
+        return pa.string()
+
+
+class _Spool:
+    """The rows of one table, kept in a temporary file (pickled one after another: they are only read back here)
+    while their columns and the types of their cells are learnt."""
+
+    def __init__(self, folder: Path) -> None:
+        # closed by close(), whatever ends the build
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".openspine-rows-")  # noqa: SIM115
+        self.stats: dict[str, _ColumnStats] = {}  # in the order the columns were first seen
+        self.count = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        pickle.dump(row, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        for name, value in row.items():
+            self.stats.setdefault(name, _ColumnStats()).see(value)
+        self.count += 1
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        self._file.seek(0)
+        for _ in range(self.count):
+            yield pickle.load(self._file)  # written by add() above, in this process
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _default_columns(kind: str) -> list[str]:

@@ -1,0 +1,48 @@
+"""The cohort tables are written from spooled rows: each Parquet column gets the type it had when every row was held
+in memory (:func:`openspine.batch.tables._typed_column`), whatever order its cells come in."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from openspine.batch.tables import _ColumnStats, _Spool, _typed_cells, _typed_column
+
+pa = pytest.importorskip("pyarrow")
+
+COLUMNS = {
+    "grade": [1, 2, None, "", 3],
+    "probability": [0.5, 1, "", 0.25],
+    "labelling_flagged": [True, False, None, ""],
+    "subject": ["01", "02", ""],  # a text column stays text: 01 stays 01
+    "level": ["L4-L5", "", None],
+    "mixed": [True, 1, "x"],
+    "number_text": ["12", "-3", ""],
+    "empty": ["", None, ""],
+    "note": ["", "withheld: …", "3"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(COLUMNS))
+def test_a_column_is_typed_as_when_all_its_cells_were_at_hand(name: str) -> None:
+    for cells in itertools.permutations(COLUMNS[name]):
+        expected = pa.array(_typed_column(list(cells), name))
+        stats = _ColumnStats()
+        for v in cells:
+            stats.see(v)
+        kind = stats.arrow_type(name)
+        assert kind == expected.type, (name, cells)
+        assert pa.array(_typed_cells(list(cells), kind), type=kind).equals(expected)
+
+
+def test_the_spool_gives_back_its_rows_in_order(tmp_path: Path) -> None:
+    spool = _Spool(tmp_path)
+    rows = [{"case": f"c{i}", "grade": i, "name": "sub-\udcff"} for i in range(5)]  # an undecodable file name too
+    for row in rows:
+        spool.add(row)
+    assert list(spool.rows()) == rows and list(spool.rows()) == rows and spool.count == 5
+    assert list(spool.stats) == ["case", "grade", "name"]
+    spool.close()
+    assert list(tmp_path.iterdir()) == []  # nothing left in the output folder

@@ -117,10 +117,13 @@ def test_the_seg_holds_the_label_map_voxel_for_voxel(dicom_result, tmp_path: Pat
     seg = hd.seg.segread(files["vertebrae_seg.dcm"])
     value_of = {1: Level.L3.label_value, 2: DiscLevel.L3_L4.label_value}  # segment number → label value
     assert [d.segment_label for d in seg.SegmentSequence] == ["L3 vertebral body", "L3-L4 disc"]
-    by_position = sorted(
-        (pydicom.dcmread(f, stop_before_pixels=True) for f in series_dir.iterdir()),
-        key=lambda ds: float(np.dot(np.cross(*np.reshape(ds.ImageOrientationPatient, (2, 3))), ds.ImagePositionPatient)),
-    )
+
+    def along_normal(ds: pydicom.Dataset) -> float:
+        row, col = np.reshape(np.asarray(ds.ImageOrientationPatient, dtype=float), (2, 3))
+        return float(np.dot(np.cross(row, col), np.asarray(ds.ImagePositionPatient, dtype=float)))
+
+    headers = (pydicom.dcmread(f, stop_before_pixels=True) for f in series_dir.iterdir())
+    by_position = sorted(headers, key=along_normal)
     uids = [str(ds.SOPInstanceUID) for ds in by_position]
     frames = seg.get_pixels_by_source_instance(uids, combine_segments=True, skip_overlap_checks=True)
     for k, plane in enumerate(frames):

@@ -43,16 +43,27 @@ def _area_in_crop(
     rows: NDArray[Any], cols: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float], spec: CropSpec
 ) -> float:
     """:func:`colour_in_crop` of the pixels at ``rows``, ``cols``."""
-    if rows.size == 0:
+    if np.asarray(rows).size == 0:
         return 0.0
+    inside = in_crop(rows, cols, geometry, spacing_rc, spec)[2]
+    return float(inside.sum()) * float(spacing_rc[0]) * float(spacing_rc[1])
+
+
+def in_crop(
+    rows: NDArray[Any], cols: NDArray[Any], geometry: DiscGeometry, spacing_rc: tuple[float, float], spec: CropSpec
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Where pixels at ``rows``, ``cols`` lie in a disc's frame: their mm along its axis anterior → posterior and
+    superior → inferior from its crop's centre, and whether they are inside the rectangle its grader crop covers
+    (:func:`openspine.grading.crop.disc_crop`: its frame, width and height factors and posterior shift)."""
     sr, sc = float(spacing_rc[0]), float(spacing_rc[1])
     frame = disc_frame(geometry, (sr, sc))
     centre = frame.centre + spec.posterior_shift * frame.width_mm * frame.u
-    xy = np.stack([cols * sc, rows * sr], axis=1) - centre  # (x = column mm, y = row mm)
-    inside = (np.abs(xy @ frame.u) <= spec.width_factor * frame.width_mm / 2) & (
-        np.abs(xy @ frame.v) <= spec.height_factor * frame.width_mm / 2
+    xy = np.stack([np.asarray(cols) * sc, np.asarray(rows) * sr], axis=1) - centre  # (x = column mm, y = row mm)
+    a, b = xy @ frame.u, xy @ frame.v
+    inside = (np.abs(a) <= spec.width_factor * frame.width_mm / 2) & (
+        np.abs(b) <= spec.height_factor * frame.width_mm / 2
     )
-    return float(inside.sum()) * sr * sc
+    return a, b, inside
 
 
 class ColourCheck:

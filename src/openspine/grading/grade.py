@@ -33,6 +33,7 @@ from .intensity import without_black_level
 from .model import GraderModel, load_grader, softmax
 from .noise import noise_flag
 from .pair import paired_crops
+from .strokes import StrokeCheck
 from .void import VoidCheck
 
 log = get_logger("grading")
@@ -324,11 +325,12 @@ class _Prepared:
 class _DiscChecks:
     """What is checked at each disc of one view before it is graded, each check prepared once for the view: a signal
     void (:mod:`.void`; intensities as acquired only: a picture's window and gamma can leave a dark disc as dark as
-    air), colour drawn over it (:mod:`.colour`; pictures only) and the blank a field of view leaves
-    (:class:`~.crop.BlankCheck`)."""
+    air), colour or white strokes drawn over it (:mod:`.colour`, :mod:`.strokes`; pictures only) and the blank a
+    field of view leaves (:class:`~.crop.BlankCheck`)."""
 
     voids: VoidCheck | None
     colours: ColourCheck | None
+    strokes: StrokeCheck | None
     blanks: BlankCheck
 
     @classmethod
@@ -337,13 +339,22 @@ class _DiscChecks:
         return cls(
             voids=None if picture else VoidCheck(view.scan.array, view.scan.spacing[:2]),
             colours=ColourCheck.of(view, spec) if picture else None,
+            strokes=StrokeCheck(view, spec) if picture else None,
             blanks=BlankCheck(view.scan.array, view.scan.spacing, spec),
         )
 
+    def drawn(self, geometry: DiscGeometry) -> str | None:
+        """Why the disc's crop would show a drawing (colour or white strokes over it), else None."""
+        for check in (self.colours, self.strokes):
+            why = check.why(geometry) if check is not None else None
+            if why is not None:
+                return why
+        return None
+
     def withheld(self, geometry: DiscGeometry) -> str | None:
-        """Why the disc's grades are withheld (a signal void, colour over it), else None."""
+        """Why the disc's grades are withheld (a signal void, a drawing over it), else None."""
         void = self.voids.why(geometry) if self.voids is not None else None
-        return void or (self.colours.why(geometry) if self.colours is not None else None)
+        return void or self.drawn(geometry)
 
 
 class _Withheld(Exception):
@@ -509,7 +520,7 @@ def _read_with_second(
             g2 = disc_geometry(second_view, second.detection, k)
             check_corners_in_view(g2, second_view.scan.array.shape)
             checks.blanks.check(g2)
-            drawn = checks.colours.why(g2) if checks.colours is not None else None
+            drawn = checks.drawn(g2)
             if drawn is not None:
                 raise GeometryError(drawn)
             crops = paired_crops(view, p.geometry, second_view, g2, model.crop)

@@ -157,3 +157,20 @@ def add_random_stacker(folder: Path, heads: tuple[str, ...] = ("pfirrmann",), se
     card["outputs"]["stacker"] = Stacker(heads=st).to_dict()
     (folder / "card.json").write_text(json.dumps(card, indent=2))
     return folder
+
+
+def only_disc_withheld(clean: Any, drawn: Any, level: str, note: str) -> Any:
+    """Assert that of the graded discs of ``clean`` only ``level`` lost its Pfirrmann grade in ``drawn`` (a note
+    holding ``note``) and the others kept theirs; returns that withheld grade."""
+    withheld = None
+    for before, after in zip(clean.discs, drawn.discs):
+        if before.level is None or not before.grades:
+            continue
+        g = after.grades["pfirrmann"]
+        if before.level.value == level:
+            assert not g.available and g.note is not None and note in g.note
+            withheld = g
+        else:
+            assert g.available and g.grade == before.grades["pfirrmann"].grade
+    assert withheld is not None, f"{level} was not graded in the clean picture"
+    return withheld

@@ -4,7 +4,8 @@ For every SPIDER T2 slice of a split, renders the slice as an 8-bit grey picture
 finds its L4-L5 disc (the analysis of the clean picture at its true pixel size), and draws on a copy, as figures in
 papers, teaching files and PACS screenshots do: a white measuring line across the disc from front to back with end
 ticks, a white line across its height, a white ellipse around it, a white arrow pointing at it from the front, the
-white text "L4-L5" over it, and the measuring line in black. Each picture is analysed at its true pixel size; per
+white text "L4-L5" over it, and the measuring line in black, in grey (200 of 255), dashed (6 pixels drawn, 6 left out)
+and saved as JPEG at quality 75. Each picture is analysed at its true pixel size; per
 drawing it prints how many pictures were graded, how many have their L4-L5 grades withheld for a drawing over it
 (:mod:`openspine.grading.strokes`, :mod:`openspine.grading.colour`), how many other discs were withheld so, and how
 many L4-L5 Pfirrmann grades (and grades of any head) were given but differ from the clean picture's. The clean
@@ -27,7 +28,10 @@ from _survey import split_scans, survey_parser  # scripts/_survey.py
 from PIL import Image, ImageDraw, ImageFont
 
 NOTE = "drawn over the disc"
-DRAWINGS = ("white line", "white height", "white ellipse", "white arrow", "white text", "black line")
+DRAWINGS = (
+    "white line", "white height", "white ellipse", "white arrow", "white text", "black line",
+    "grey line", "dashed line", "white line, JPEG 75",
+)  # fmt: skip
 WINDOWS = (98.0, 95.0, 90.0)  # percentiles turned white in the false-alarm copies
 
 
@@ -49,7 +53,7 @@ def _draw(im: Image.Image, what: str, corners: np.ndarray) -> Image.Image:
     posterior-superior, posterior-inferior, anterior-inferior) are given."""
     out = im.copy()
     d = ImageDraw.Draw(out)
-    fill = 0 if what.startswith("black") else 255
+    fill = 0 if what.startswith("black") else 200 if what.startswith("grey") else 255
     xy = corners[:, ::-1]  # (x = col, y = row)
     front, back = (xy[0] + xy[3]) / 2, (xy[1] + xy[2]) / 2
     top, bottom = (xy[0] + xy[1]) / 2, (xy[2] + xy[3]) / 2
@@ -57,7 +61,10 @@ def _draw(im: Image.Image, what: str, corners: np.ndarray) -> Image.Image:
     width = float(np.linalg.norm(back - front))
     along = (back - front) / max(width, 1e-6)
     across = np.array([-along[1], along[0]])
-    if what.endswith("line"):
+    if what.startswith("dashed"):  # 6 pixels drawn, 6 left out
+        for start in np.arange(0.0, width, 12.0):
+            d.line([tuple(front + start * along), tuple(front + min(start + 6, width) * along)], fill=fill, width=2)
+    elif "line" in what:
         d.line([tuple(front), tuple(back)], fill=fill, width=2)
         for end in (front, back):  # the calliper's ticks
             d.line([tuple(end - 4 * across), tuple(end + 4 * across)], fill=fill, width=2)
@@ -129,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
             if corners is None or not isinstance(base.get("L4-L5", {}).get("pfirrmann"), int):
                 continue
             for what in DRAWINGS:
-                _draw(im, what, corners).save(png)
-                grades = _grades(openspine.analyze(png, pixel_spacing=(mm, mm)))
+                drawn = Path(tmp) / ("drawn.jpg" if "JPEG" in what else "drawn.png")
+                _draw(im, what, corners).save(drawn, quality=75)
+                grades = _grades(openspine.analyze(drawn, pixel_spacing=(mm, mm)))
                 c = counts.setdefault(what, [0, 0, 0, 0, 0, 0])
                 target = grades.get("L4-L5", {})
                 c[0] += 1
@@ -141,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                 c[4] += isinstance(pf, int) and pf != base["L4-L5"]["pfirrmann"]
                 c[5] += any(isinstance(v, int) and v != base["L4-L5"].get(k) for k, v in target.items())
     print(f"split {args.split}: SPIDER T2 pictures with a grey drawing at L4-L5 (true pixel size)")
-    print("drawing         pictures  graded  L4-L5 withheld  other discs withheld  Pfirrmann changed  any changed")
+    print("drawing              pictures  graded  L4-L5 withheld  other discs withheld  Pfirrmann changed  any changed")
     for what, (n, graded, held, others, pf, anyc) in counts.items():
-        print(f"{what:15s} {n:8d} {graded:7d} {held:15d} {others:21d} {pf:18d} {anyc:12d}")
+        print(f"{what:20s} {n:8d} {graded:7d} {held:15d} {others:21d} {pf:18d} {anyc:12d}")
     print("false alarms: discs withheld for a drawing on pictures without one")
     print("picture              pictures  discs  withheld")
     for what, (n, discs, held) in alarms.items():

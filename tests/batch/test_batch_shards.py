@@ -90,7 +90,7 @@ def test_a_part_whose_cases_another_part_built_into_the_tables_does_not_build_th
 
     def another_part_builds_after_this_one_finished(out_root: Path) -> int:  # type: ignore[no-untyped-def]
         mine = ticket(out_root)
-        runner._tables_built(out_root, mine, cohort_seen[-1], {"cases": 6, "vertebrae": 0, "discs": 0})
+        runner._tables_built(out_root, mine, cohort_seen[-1], {"cases": 6, "vertebrae": 0, "discs": 0}, 0)
         return mine
 
     cohort_seen: list[str] = []
@@ -105,6 +105,17 @@ def test_a_part_whose_cases_another_part_built_into_the_tables_does_not_build_th
     assert third.tables["cases"] == 6 and len(_read_csv(out / "cases.csv")) == 6
 
 
+@pytest.mark.parametrize("state", ['{"finished": "x", "built": null}', '{"built": "9", "counts": 3}', "[1]", "{"])
+def test_a_tables_state_file_holding_something_else_is_taken_as_empty(tmp_path: Path, state: str) -> None:
+    root, out = tmp_path / "in", tmp_path / "out"
+    _cohort(root)
+    out.mkdir()
+    (out / ".openspine-tables.json").write_text(state)
+    summary = run_batch(root, out, formats=("json",))
+    assert summary.tables["cases"] == 6 == len(_read_csv(out / "cases.csv"))
+    assert json.loads((out / ".openspine-tables.json").read_text())["built"] == 1
+
+
 def test_a_failure_message_is_one_line(tmp_path: Path) -> None:
     """nibabel's message on a truncated file spans two lines; failures.csv and the log had them split."""
     root, out = tmp_path / "in", tmp_path / "out"
@@ -112,3 +123,6 @@ def test_a_failure_message_is_one_line(tmp_path: Path) -> None:
     run_batch(root, out, formats=("json",))
     rows = {r["case"]: r["message"] for r in _read_csv(out / "failures.csv")}
     assert rows["corrupt_a"] and all("\n" not in m for m in rows.values())
+    from openspine.batch.case import one_line
+
+    assert one_line("cannot read '/a  b/x.nii'\n - damaged?\r\n") == "cannot read '/a  b/x.nii' - damaged?"

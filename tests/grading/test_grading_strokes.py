@@ -53,6 +53,17 @@ def test_white_areas_specks_and_grey_pictures_are_no_strokes() -> None:
     assert strokes(np.full((50, 50), 7.0), SPACING) == []  # no contrast
 
 
+def test_two_lines_into_one_small_white_box_bring_its_pixels_once() -> None:
+    """A calliper with a label box in its middle: both halves are strokes of one white area, counted once."""
+    im = Image.fromarray(_texture())
+    d = ImageDraw.Draw(im)
+    d.line([(30, 100), (170, 100)], fill=255, width=2)
+    d.rectangle([(95, 96), (105, 104)], fill=255)
+    found = strokes(np.asarray(im), SPACING)
+    pixels = [(int(r), int(c)) for s in found for r, c in zip(s.rows, s.cols)]
+    assert len(found) >= 1 and len(pixels) == len(set(pixels))
+
+
 def test_a_line_over_white_tissue_is_no_stroke() -> None:
     """Beside a stroke the picture must be darker: a line drawn inside a white area leaves none to see."""
     grey = _draw(_texture(), "block")

@@ -83,6 +83,11 @@ def test_a_multi_page_tiff_is_refused_not_read_by_its_first_page(tmp_path: Path)
         load_scan(path, pixel_spacing=(0.5, 0.5))
     pages[0].save(tmp_path / "one.tif")
     assert load_scan(tmp_path / "one.tif", pixel_spacing=(0.5, 0.5)).shape == (40, 30, 1)
+    # a camera's JPEG with an embedded second image (MPO) is one picture: its first frame
+    pages[0].save(tmp_path / "photo.jpg", format="MPO", save_all=True, append_images=pages[1:2])
+    with Image.open(tmp_path / "photo.jpg") as im:
+        assert im.n_frames == 2
+    assert load_scan(tmp_path / "photo.jpg", pixel_spacing=(0.5, 0.5)).shape == (40, 30, 1)
 
 
 def test_an_rgb_nifti_is_refused_by_name(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -310,10 +311,16 @@ def process_case(
             from ..errors import OpenSpineError
 
             message = str(exc) if isinstance(exc, OpenSpineError) else f"{exc} | {_last_frame(exc)}"
-            message = " ".join(message.split())  # one line: a library's message may span several
+            message = one_line(message)
             return CaseStatus(
                 case.case_id, "failed", stage, type(exc).__name__, message, round(time.perf_counter() - t0, 3)
             )
+
+
+def one_line(message: str) -> str:
+    """A failure's message on one line (a library's may span several: nibabel's on a truncated file), its spaces
+    otherwise kept (a path in it stays as it is)."""
+    return re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", message).strip()
 
 
 def record_failure(

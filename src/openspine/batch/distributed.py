@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .._logging import console_setting, get_logger, log_to_stderr
 from .._optional import import_optional
 from ..errors import ConfigError
-from .case import CaseStatus, process_case
+from .case import CaseStatus, one_line, process_case
 from .discover import Case
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def dask_statuses(
                 yield fut.result()
             except Exception as exc:  # a worker died: the case is reported, the run goes on
                 case_id = str(fut.key).removeprefix("openspine-")
-                yield CaseStatus(case_id, "failed", "worker", type(exc).__name__, str(exc))
+                yield CaseStatus(case_id, "failed", "worker", type(exc).__name__, one_line(str(exc)))
     finally:
         client.close()
         if local is not None:

@@ -354,10 +354,16 @@ def _state_lock(out_root: Path) -> Iterator[dict[str, Any]]:
         os.close(fd)
 
 
+def _state_count(state: dict[str, Any], key: str) -> int:
+    """A count of the tables' state; 0 where the file holds none (or something else: a hand edit)."""
+    value = state.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _tables_ticket(out_root: Path) -> int:
     """Count this run among those that finished their cases; its number."""
     with _state_lock(out_root) as state:
-        state["finished"] = int(state.get("finished", 0)) + 1
+        state["finished"] = _state_count(state, "finished") + 1
         return int(state["finished"])
 
 
@@ -366,12 +372,12 @@ def _tables_state(out_root: Path) -> dict[str, Any]:
         return dict(state)
 
 
-def _tables_built(out_root: Path, finished: int, cohort: str, counts: dict[str, int]) -> None:
+def _tables_built(out_root: Path, finished: int, cohort: str, counts: dict[str, int], stale: int) -> None:
     """The tables now hold the cases of every run counted up to ``finished`` (read before they were built), of the
-    cohort ``cohort`` (:func:`_cohort_key`)."""
+    cohort ``cohort`` (:func:`_cohort_key`); ``stale``: the case folders listed in stale_cases.csv."""
     with _state_lock(out_root) as state:
-        if finished >= int(state.get("built", 0)):
-            state.update(built=finished, cohort=cohort, counts=counts)
+        if finished >= _state_count(state, "built"):
+            state.update(built=finished, cohort=cohort, counts=counts, stale=stale)
 
 
 def _cohort_key(root: Path, found: list[Case]) -> str:
@@ -756,16 +762,18 @@ def run_batch(
                     with _tables_lock(out):
                         state = _tables_state(out)
                         # another part of the same cohort built them after this part's cases were final
-                        if state.get("built", 0) >= ticket and state.get("cohort") == cohort:
+                        if _state_count(state, "built") >= ticket and state.get("cohort") == cohort:
                             log.info("the cohort tables already hold this part's cases (another part built them since)")
-                            summary.tables = dict(state.get("counts") or {})
+                            counts = state.get("counts")
+                            summary.tables = dict(counts) if isinstance(counts, dict) else {}
+                            summary.stale = _state_count(state, "stale")
                         else:
                             stale = find_stale_cases(out, found, skipped_files, root)
                             write_stale(out, stale)
                             summary.stale = len(stale)
                             write_failures(out, failure_rows(out, found, summary.failures))
                             summary.tables = build_cohort_tables(out, found, root)
-                            _tables_built(out, int(state.get("finished", 0)), cohort, summary.tables)
+                            _tables_built(out, _state_count(state, "finished"), cohort, summary.tables, len(stale))
                 except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line, the cases are kept
                     raise OutputError(
                         f"cannot write the cohort tables into '{out}': {exc.strerror or exc}; the finished cases are "

@@ -281,7 +281,7 @@ def _number(value: Any) -> int | float | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal():  # not isdigit: "²" is a digit, no int
         return int(value)
     try:
         return float(value)
@@ -301,8 +301,10 @@ def build_cohort_tables(out_root: Path, cases: list[Case], input_root: Path | No
     folders = [(c, case_dir(out_root, c.case_id)) for c in sorted(cases, key=lambda c: c.case_id)]
     finished = [(c, p) for c, p in folders if is_finished(p) and holds_case(c, p)]
     log.info("building the cohort tables from %d finished case(s)", len(finished))
-    spools = {kind: _Spool(out_root) for kind in TABLE_KINDS}
+    spools: dict[str, _Spool] = {}
     try:
+        for kind in TABLE_KINDS:
+            spools[kind] = _Spool(out_root)
         for i, (c, folder) in enumerate(finished, start=1):
             if i % PROGRESS_EVERY == 0:
                 log.info("cohort tables: %d of %d cases read", i, len(finished))

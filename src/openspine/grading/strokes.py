@@ -88,6 +88,7 @@ def strokes(plane: NDArray[Any], spacing_rc: tuple[float, float]) -> list[Stroke
         return []
     pixels = ndimage.value_indices(labels, ignore_value=0)
     regions: NDArray[Any] | None = None
+    taken: set[int] = set()  # white areas already given whole to a stroke
     out: list[Stroke] = []
     for i in candidates:
         rows, cols = pixels[i]
@@ -104,7 +105,10 @@ def strokes(plane: NDArray[Any], spacing_rc: tuple[float, float]) -> list[Stroke
             regions, _ = ndimage.label(bright, structure=np.ones((3, 3), dtype=bool))
             region_sizes, region_boxes = np.bincount(regions.ravel()), ndimage.find_objects(regions)
         region = int(regions[rows[0], cols[0]])
+        if region in taken:  # another piece of the same drawing brought these pixels already
+            continue
         if region_sizes[region] <= MAX_HEAD * rows.size:  # with its arrowhead (a white area of its own size)
+            taken.add(region)
             box = region_boxes[region - 1]
             rows, cols = np.nonzero(regions[box] == region)
             rows, cols = rows + box[0].start, cols + box[1].start

@@ -35,7 +35,9 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
         with Image.open(path) as im:
             output = _openspine_output(im)
             frames = int(getattr(im, "n_frames", 1) or 1)
-            if frames > 1:  # a multi-page TIFF: which page is the slice to analyse is not the reader's guess
+            # a multi-page TIFF: which page is the slice to analyse is not the reader's guess (a JPEG's second frame
+            # is an embedded preview or depth map of the same picture, MPO: its first is the picture)
+            if frames > 1 and im.format == "TIFF":
                 raise UnsupportedScanError(
                     f"'{path.name}' holds {frames} pictures (pages); openspine reads one slice per picture: save the "
                     "slice to analyse as its own picture, or give the series as DICOM or NIfTI"

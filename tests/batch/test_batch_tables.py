@@ -1,14 +1,16 @@
 """The cohort tables are written from spooled rows: each Parquet column gets the type it had when every row was held
-in memory (:func:`openspine.batch.tables._typed_column`), whatever order its cells come in."""
+in memory (:func:`_typed_as_before`, the rule the tables were written by then), whatever order its cells come in."""
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from openspine.batch.tables import _ColumnStats, _Spool, _typed_cells, _typed_column
+from openspine.batch.tables import _TEXT_COLUMNS, _ColumnStats, _number, _Spool, _typed_cells, _valid_text
+from openspine.results import NUMERIC_COLUMNS
 
 pa = pytest.importorskip("pyarrow")
 
@@ -27,6 +29,18 @@ COLUMNS = {
 }
 
 
+def _typed_as_before(values: list[Any], name: str) -> list[Any]:
+    """A column's cells as the tables typed them with every row in memory (before the rows were spooled)."""
+    cells = [None if v is None or v == "" else v for v in values]
+    if cells and all(isinstance(v, bool) for v in cells if v is not None) and any(v is not None for v in cells):
+        return cells
+    numbers = [None if v is None else _number(v) for v in cells]
+    every_one = all(n is not None for n, v in zip(numbers, cells) if v is not None)
+    if name not in _TEXT_COLUMNS and every_one and (name in NUMERIC_COLUMNS or any(n is not None for n in numbers)):
+        return numbers
+    return [None if v is None else _valid_text(str(v)) for v in cells]
+
+
 def _same(value: object) -> object:
     """A cell as compared: NaN equal to NaN."""
     return "nan" if isinstance(value, float) and value != value else value
@@ -35,7 +49,7 @@ def _same(value: object) -> object:
 @pytest.mark.parametrize("name", sorted(COLUMNS))
 def test_a_column_is_typed_as_when_all_its_cells_were_at_hand(name: str) -> None:
     for cells in itertools.permutations(COLUMNS[name]):
-        expected = pa.array(_typed_column(list(cells), name))
+        expected = pa.array(_typed_as_before(list(cells), name))
         stats = _ColumnStats()
         for v in cells:
             stats.see(v)

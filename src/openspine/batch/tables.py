@@ -234,7 +234,7 @@ def _write_parquet(path: Path, spool: _Spool, columns: list[str], batch: int = 1
 
 
 def _typed_cells(values: list[Any], arrow_type: Any) -> list[Any]:
-    """One column's cells as the column's type takes them (:func:`_typed_column`): an empty cell is null."""
+    """One column's cells as the column's type (:class:`_ColumnStats`) takes them: an empty cell is null."""
     import pyarrow as pa
 
     cells = [None if v is None or v == "" else v for v in values]
@@ -242,23 +242,6 @@ def _typed_cells(values: list[Any], arrow_type: Any) -> list[Any]:
         return cells
     if arrow_type in (pa.int64(), pa.float64()):
         return [v if type(v) in (int, float) else None if v is None else _number(v) for v in cells]
-    return [None if v is None else _valid_text(str(v)) for v in cells]
-
-
-def _typed_column(values: list[Any], name: str) -> list[Any]:
-    """One column's cells for Parquet, typed by column, never cell by cell (a case id '001' stays text beside
-    'sub-02'): the number columns of the rows (:data:`~openspine.results.NUMERIC_COLUMNS`) and any other column all
-    of whose cells are numbers become numbers (integers stay integers: a column of them is int64, as the CSV reads
-    back), the rest text; an empty cell is null."""
-    from ..results import NUMERIC_COLUMNS
-
-    cells = [None if v is None or v == "" else v for v in values]
-    if cells and all(isinstance(v, bool) for v in cells if v is not None) and any(v is not None for v in cells):
-        return cells  # a boolean column stays boolean (labelling_flagged), as the CSV reads back
-    numbers = [None if v is None else _number(v) for v in cells]
-    every_one = all(n is not None for n, v in zip(numbers, cells) if v is not None)
-    if name not in _TEXT_COLUMNS and every_one and (name in NUMERIC_COLUMNS or any(n is not None for n in numbers)):
-        return numbers
     return [None if v is None else _valid_text(str(v)) for v in cells]
 
 
@@ -341,8 +324,11 @@ PROGRESS_EVERY = 5000  # cases read between two log lines while the tables are b
 
 
 class _ColumnStats:
-    """What one column's cells are, learnt cell by cell, to type it as :func:`_typed_column` would with all its
-    cells at hand."""
+    """What one column's cells are, learnt cell by cell, to type the column for Parquet as a whole, never cell by cell
+    (a case id '001' stays text beside 'sub-02'): all booleans stay boolean (labelling_flagged, as the CSV reads
+    back); a column all of whose cells are numbers becomes numbers (integers stay integers: int64, as the CSV reads
+    back), unless it is one of the text columns (a subject 01 stays 01); the rest is text; a column of empty cells
+    only is null."""
 
     def __init__(self) -> None:
         self.filled = 0  # cells neither empty nor None
@@ -369,13 +355,11 @@ class _ColumnStats:
     def arrow_type(self, name: str) -> Any:
         import pyarrow as pa
 
-        from ..results import NUMERIC_COLUMNS
-
         if not self.filled:
             return pa.null()
         if self.all_bool:
             return pa.bool_()
-        if name not in _TEXT_COLUMNS and self.all_number and (name in NUMERIC_COLUMNS or self.filled):
+        if name not in _TEXT_COLUMNS and self.all_number:
             return pa.float64() if self.any_float else pa.int64()
         return pa.string()
 

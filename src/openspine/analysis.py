@@ -606,7 +606,9 @@ def _series_name(scan: Scan) -> str:
 def _header_flags(scan: Scan, t1: Scan | None) -> list[str]:
     """What the files' headers say that the result must flag (:attr:`ScanSource.header_flags`: a NIfTI whose sform
     and qform disagree), the T1 series' named so."""
-    t1_flags = [f.replace(":", " (T1):", 1) for f in t1.source.header_flags] if t1 is not None else []
+    # damage both series share (unreadable files in one study folder) is said once
+    own = scan.source.header_flags
+    t1_flags = [f.replace(":", " (T1):", 1) for f in t1.source.header_flags if f not in own] if t1 is not None else []
     return [*scan.source.header_flags, *_array_affine_flags(scan), *t1_flags]
 
 

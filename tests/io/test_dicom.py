@@ -599,6 +599,48 @@ def test_a_broken_t2_is_not_replaced_by_a_t1_of_the_study(tmp_path: Path) -> Non
         load_study(tmp_path)
 
 
+def test_a_key_image_does_not_stand_in_for_a_broken_series(tmp_path: Path) -> None:
+    """A one-slice series saved under the T2's name (a key image) beside a T2 missing a slice had been read as the
+    study's T2 with no flag (user test): the study fails with the T2's reason. The same for a T1: the broken T1 keeps
+    its role, cannot be read, and the study goes on without a T1, saying so."""
+    from openspine.io.dicom import series_roles
+
+    arr, _ = real_crop()
+    study = generate_uid()
+    sag = make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN)
+    files = write_series(tmp_path / "t2", arr, sag, ids=new_ids(study), series_number=3)[1]
+    files[5].unlink()
+    write_series(tmp_path / "key", arr[:, :, 5:6], sag, ids=new_ids(study), series_number=1003)
+    with pytest.raises(GeometryError, match="irregular slice spacing"):
+        load_study(tmp_path)
+    # a repeat with half the slices or more still stands in for it
+    write_series(tmp_path / "t2r", arr[:, :, :6], sag, ids=new_ids(study), series_number=4)
+    assert load_study(tmp_path).main.shape[2] == 6
+
+    t1_study = tmp_path / "with_t1"
+    write_series(t1_study / "t2", arr, sag, ids=new_ids(study), series_number=3)
+    files = write_series(t1_study / "t1", arr, sag, ids=new_ids(study), series_number=2, description="t1_tse_sag")[1]
+    files[5].unlink()
+    write_series(t1_study / "k", arr[:, :, 5:6], sag, ids=new_ids(study), series_number=1002, description="t1_tse_sag")
+    found = discover_series(t1_study)
+    roles = {found[r.index].series_number: r.role for r in series_roles(found)}
+    assert roles[2] == "T1" and roles[1002] == "not used"
+    read = load_study(t1_study)
+    assert read.t1 is None and any(f.startswith("t1_not_used") for f in read.flags)
+
+
+def test_files_left_out_unread_are_flagged_in_the_series_read(tmp_path: Path) -> None:
+    """A damaged file at the edge of a series leaves a regular volume behind: the scan had been read one slice short
+    with only a warning on stderr (user test); its header flags now name the file for result.json."""
+    arr, affine = real_crop(shape=(16, 16, 3))
+    write_series(tmp_path / "ok", arr, affine)
+    (tmp_path / "IM0000").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff" + b"\x01" * 10)
+    scan = read_series(discover_series(tmp_path)[0])
+    (flag,) = scan.source.header_flags
+    assert flag.startswith("dicom_files_unreadable: 1 file(s)") and "IM0000" in flag
+    assert read_series(discover_series(tmp_path / "ok")[0]).source.header_flags == ()
+
+
 def test_a_one_slice_series_is_no_station(tmp_path: Path) -> None:
     """A single slice far below a many-slice series of the same frame of reference is no station of a whole-spine
     study: its role must not say so beside a main series chosen for its slices."""

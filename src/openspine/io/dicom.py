@@ -739,6 +739,18 @@ def _tie_note(chosen: SeriesInfo, among: list[SeriesInfo]) -> str:
     return f"; as many slices as {numbers}: the later series is read (a series is repeated when the first was degraded)"
 
 
+def _readable_stand_ins(series: list[SeriesInfo]) -> list[SeriesInfo]:
+    """The series of ``series`` that form one volume, where they can stand in for those that do not (a slice
+    missing): a repeat can, a series of a few slices (a key image saved under the series' name) cannot, as it would
+    be read as if it were the study's series. Where none can, all of ``series``: the broken one is then read and
+    fails, saying why. (A series of several acquisitions counts the slices of all: it sets no size.)"""
+    most = max(
+        (s.n_slices for s in series if s.problem is not None and not s.problem.startswith(MIXED_ACQUISITIONS)),
+        default=0,
+    )
+    return [s for s in series if s.problem is None and 2 * s.n_slices >= most] or series
+
+
 def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
     """The default main series among the image series of ``listed`` (the objects that are no image never count)."""
     found = [s for s in listed if s.is_image]
@@ -756,7 +768,7 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         # beside the T2) is read where there is one; never one of a lower tier (a T1 for a broken T2), which would
         # pass for the study's reading while giving no grade
         broken = [s for s in tier if s.problem is not None]
-        tier = [s for s in tier if s.problem is None] or tier
+        tier = _readable_stand_ins(tier)
         # an acquired series beats a derived one (an MPR of a 3D sequence, a composed whole spine): the grader was
         # trained on acquired 2D slices
         acquired = [s for s in tier if not s.derived]
@@ -844,7 +856,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
         and main.plane == "sagittal"  # a main series that is not sagittal is refused: nothing is read beside it
     ]
     # a T1 whose images do not form one volume would fail to be read: another is read beside the main series
-    candidates = [s for s in candidates if s.problem is None] or candidates
+    candidates = _readable_stand_ins(candidates)
     # a T1 of another station (the cervical T1 of a whole-spine study) shows other vertebrae than the main series
     same_part = [s for s in candidates if not other_station(s, main)]
     # a T1 before contrast agent is the one the T1 models read (gadolinium brightens marrow and endplates)
@@ -1061,12 +1073,23 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
         frame_of_reference_uid=ordered[0].frame_of_reference,
         extra=extra,
         dicom_headers=tuple(datasets[fr.file] for fr in ordered),
+        header_flags=(_unreadable_flag(info.unreadable),) if info.unreadable else (),
     )
     try:
         return Scan(array, geometry.LPS_TO_RAS @ affine_lps, source)
     except UnsupportedScanError as exc:  # e.g. a gantry-tilted (sheared) stack: say which series and files
         where = names[ordered[0].file] if len(names) == 1 else f"{names[ordered[0].file]} … {names[ordered[-1].file]}"
         raise UnsupportedScanError(f"series {info.describe()} ({where}): {exc}") from None
+
+
+def _unreadable_flag(damaged: tuple[str, ...]) -> str:
+    """The flag of files beside a series that were left out unread: one of them may have been the series' first or
+    last slice, whose loss leaves a regular volume behind (a missing middle slice fails the reading instead)."""
+    some = ", ".join(damaged[:3]) + (" …" if len(damaged) > 3 else "")
+    return (
+        f"dicom_files_unreadable: {len(damaged)} file(s) under the input could not be read and were left out: "
+        f"{some}; if one was an edge slice of the series read, the volume lacks it"
+    )
 
 
 def _rel_name(path: Path, root: Path | None) -> str:
@@ -1162,7 +1185,9 @@ def _frames_of(ds: Dataset, idx: int, name: str) -> list[_Frame]:
             if value is None:
                 raise GeometryError(
                     f"{where} has no {keyword}: without patient geometry openspine cannot build the volume "
-                    "(screen captures and secondary captures cannot be analysed; export the original series)"
+                    "(screen captures and secondary captures cannot be analysed as DICOM: export the original series, "
+                    "or save one slice as a PNG and give its pixel size with --pixel-spacing, which applies to "
+                    "pictures only)"
                 )
         slope = get("PixelValueTransformationSequence", "RescaleSlope")
         intercept = get("PixelValueTransformationSequence", "RescaleIntercept")

@@ -62,8 +62,9 @@ class Vertebra:
         centroid_voxel: its centre as an index of the input array, in the file's own axis order.
         centroid_mm: its centre in RAS+ world millimetres.
         outlines: its four corners on each sagittal slice where it was found.
-        mid_slice: the slice its outline is drawn on, as an index along the input array's axis closest to
-            left-right (for a resliced oblique volume, of the input voxel nearest the body's centre).
+        mid_slice: the slice of its largest cross-section, as an index along the input array's axis closest to
+            left-right (for a resliced oblique volume, of the input voxel nearest the body's centre); the overlay
+            draws every body on one slice, the scan's, which may differ.
         note: why the label is withheld, or another caveat on this body (e.g. cut by the side of the volume).
     """
 

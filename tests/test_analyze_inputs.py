@@ -81,3 +81,26 @@ def test_config_as_a_dict_is_taken_and_anything_else_refused() -> None:
         ConfigError, match="config must be an openspine.AnalysisConfig or a dict of its options, got str"
     ):
         openspine.analyze(demo_scan_path(), "lumbar")  # type: ignore[arg-type]
+
+
+def test_nan_outside_a_resampled_field_of_view_is_read_as_blank_and_flagged(tmp_path: Path) -> None:
+    """A NIfTI resampled by SPM, ANTs or FSL carries NaN where it lies outside the field of view it came from: the
+    scan had failed as a whole (user test); its NaN are read as blank, flagged, and the spine it shows is analysed as
+    it is without them. A volume of NaN alone is still refused."""
+    from .conftest import shared_data_or_skip
+
+    data = shared_data_or_skip()
+    img = nib.load(data / "spider/32/image.nii.gz")
+    arr = np.asarray(img.dataobj).astype(np.float32)
+    arr[:, -40:] = np.nan  # a band at the back of the picture, behind the spine
+    arr[:6, :6] = np.inf
+    nib.save(nib.Nifti1Image(arr, img.affine), tmp_path / "resampled.nii.gz")
+    plain = openspine.analyze(data / "spider/32/image.nii.gz")
+    result = openspine.analyze(tmp_path / "resampled.nii.gz")
+    (flag,) = [f for f in result.flags if f.startswith("non_finite_voxels:")]
+    assert f"{int(np.count_nonzero(~np.isfinite(arr)))} NaN or infinite voxels" in flag
+    assert [v.label for v in result.vertebrae] == [v.label for v in plain.vertebrae]
+    assert sum(bool(d.grades) for d in result.discs) == sum(bool(d.grades) for d in plain.discs) >= 5
+    nib.save(nib.Nifti1Image(np.full((8, 8, 2), np.nan, np.float32), img.affine), tmp_path / "nan.nii.gz")
+    with pytest.raises(OpenSpineError, match="NaN or infinite"):
+        openspine.analyze(tmp_path / "nan.nii.gz")

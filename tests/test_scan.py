@@ -187,6 +187,17 @@ def test_voxel_values_that_cannot_be_analysed(values: np.ndarray, message: str) 
     assert isinstance(refused.value, OutOfScopeError) == ("no contrast" in message)
 
 
+def test_non_finite_voxels_are_read_as_the_lowest_finite_value_with_a_flag() -> None:
+    arr = np.array([[[np.nan, 3.0], [np.inf, -2.0]], [[5.0, -np.inf], [1.0, 0.5]]], dtype=np.float32)
+    filled, flag = Scan(arr, SAGITTAL_IPR).with_finite_voxels()
+    assert filled.array.dtype == np.float32 and np.isfinite(filled.array).all()
+    assert filled.array[0, 0, 0] == filled.array[0, 1, 0] == filled.array[1, 0, 1] == -2.0
+    assert flag is not None and flag.startswith("non_finite_voxels: 3 NaN or infinite voxels (37.5 %")
+    for clean in (np.ones((2, 2, 1), np.float32), np.ones((2, 2, 1), np.int16), np.full((2, 2, 1), np.nan)):
+        scan = Scan(clean, SAGITTAL_IPR)
+        assert scan.with_finite_voxels() == (scan, None)  # nothing to fill, or nothing to fill it with
+
+
 @pytest.mark.parametrize("shape", [(0, 10, 1), (4, 0, 2), (0, 0, 0)])
 def test_an_array_without_voxels_is_refused_with_its_shape(shape: tuple[int, int, int]) -> None:
     with pytest.raises(UnsupportedScanError, match=rf"holds no voxels: its array has shape \({shape[0]}, {shape[1]}"):

@@ -359,6 +359,8 @@ def _read_beside(
     try:
         if any(f.startswith(_of_series(UNSCALED, f" ({role})")) for f in state.flags):  # as a main picture's
             raise OutOfScopeError(f"its pixel size could not be read off its anatomy ({UNSCALED_WHY})")
+        t1_scan, non_finite = t1_scan.with_finite_voxels()
+        state.flags.extend([_of_series(non_finite, f" ({role})")] if non_finite else [])
         t1_scan.check_analysable()
         t1_view = t1_scan.to_sagittal()
         seen = _look(t1_scan, t1_view, None, detector, own, {}, True)
@@ -1039,6 +1041,8 @@ def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[
     image recogniser reads it. Raises OutOfScopeError for a scan with nothing to analyse (:func:`refuse_unseen`), an
     axial or coronal acquisition, or a scan of unknown orientation whose image does not look sagittal (judged as a
     picture's)."""
+    scan, non_finite = scan.with_finite_voxels()
+    flags.extend([non_finite] if non_finite else [])
     refuse_unseen(scan)
     scan = scan.in_safe_range()
     view = scan.to_sagittal()

@@ -252,6 +252,26 @@ class Scan:
                 f"the image has no contrast: every voxel equals {float(lo):g}; this is not a spine image"
             )
 
+    def with_finite_voxels(self) -> tuple[Scan, str | None]:
+        """The scan with its NaN and infinite voxels read as its lowest finite value, and the flag that says so (None
+        where there are none). A volume resampled by SPM, ANTs or FSL carries NaN outside the field of view it was
+        resampled from; read as blank, what it shows is analysed (it had failed the whole scan), and the blank-area
+        checks keep a disc it cuts ungraded. A scan with no finite voxel at all is left as it is:
+        :meth:`check_analysable` refuses it."""
+        arr = self.array
+        if arr.size == 0 or not np.issubdtype(arr.dtype, np.floating):
+            return self, None
+        bad = ~np.isfinite(arr)
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad == 0 or n_bad == arr.size:
+            return self, None
+        filled = np.where(bad, np.min(arr[~bad]), arr).astype(arr.dtype, copy=False)
+        flag = (
+            f"non_finite_voxels: {n_bad} NaN or infinite voxels ({100 * n_bad / arr.size:.1f} % of the image) read as "
+            "its lowest value (the blank outside a resampled field of view?); a disc in such a blank is not graded"
+        )
+        return Scan(filled, self.affine, self.source), flag
+
     def in_safe_range(self) -> Scan:
         """The scan with its voxel values multiplied by a power of two (exactly: every ratio, sign and zero kept) where
         their magnitude exceeds :data:`MAX_ANALYSED_MAGNITUDE`, so that the largest is about 2**32; the scan itself

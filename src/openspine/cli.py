@@ -23,6 +23,7 @@ from ._command_parser import HelpFormatter
 from ._logging import line_progress_bars, log_to_stderr, no_progress_bars, say_last
 from ._version import __version__
 from .errors import BatchInterrupted, OpenSpineError, UsageError
+from .vocabulary import SEQUENCES
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -123,10 +124,21 @@ def _add_sequence_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sequence",
         default=None,
-        type=str.upper,
-        choices=("T1", "T2", "STIR", "OTHER"),
+        type=_sequence_word,
+        choices=SEQUENCES,
         help="the scan's sequence, overriding the header and the image recogniser (grading needs T2)",
     )
+
+
+def _sequence_word(text: str) -> str:
+    """A sequence name in any case as result.json spells it (T1, T2, STIR, other); anything else as given, for
+    argparse to refuse with the choices."""
+    from .config import parse_sequence
+
+    try:
+        return parse_sequence(text)
+    except OpenSpineError:
+        return text
 
 
 def _add_t1_options(p: argparse.ArgumentParser) -> None:

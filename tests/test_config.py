@@ -168,3 +168,15 @@ def test_the_engine_in_the_options_file_is_used(tmp_path: Path, monkeypatch: pyt
     assert main(argv) == 1 and seen == ["spinenet"]
     assert main([*argv, "--engine", "openspine"]) == 1 and seen[-1] == "openspine"  # the command line wins
     assert main(argv[:4]) == 1 and seen[-1] == "openspine"  # neither: openspine's own
+
+
+def test_spinenet_weights_without_spinenet_s_engine_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """They had been ignored without a word (user test): the run read openspine's own models."""
+    from openspine.cli import main
+    from openspine.data import demo_scan_path
+
+    with pytest.raises(ConfigError, match="is for SpineNet's engine: give engine 'spinenet'"):
+        AnalysisConfig(spinenet_weights="/w")
+    argv = ["analyze", str(demo_scan_path()), "--out", str(tmp_path / "o"), "--spinenet-weights", str(tmp_path)]
+    assert main(argv) == 2  # a bad command line, said before any work
+    assert "--engine spinenet" in capsys.readouterr().err and not (tmp_path / "o").exists()

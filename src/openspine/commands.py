@@ -364,13 +364,13 @@ def run_batch(args: argparse.Namespace) -> int:
     from .batch.runner import (
         checked_workers,
         parse_part,
-        refuse_output_inside,
         run_batch,
         say_unlisted,
         select_part,
         tqdm_progress,
     )
     from .batch.spacing import read_spacing_table
+    from .writers import refuse_output_inside
 
     with _option_values():
         part = parse_part(args.part)

@@ -45,6 +45,30 @@ def prepare_output_dir(path: str | os.PathLike[str]) -> Path:
     return out
 
 
+def refuse_output_inside(
+    root: str | os.PathLike[str], out_root: str | os.PathLike[str], what: str = "the input folder"
+) -> None:
+    """ConfigError where the output folder lies inside ``root`` (a batch's input, whose outputs would be read as
+    cases; a training's data set, which a model written into it would mix with)."""
+    from .io.paths import resolved
+
+    if resolved(out_root).is_relative_to(resolved(root)):
+        raise ConfigError(f"the output folder '{out_root}' lies inside {what} '{root}'; choose one outside it")
+
+
+def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """``path`` as a Path, after saying in one line why a file cannot be written there: a folder in its place, or a
+    file where one of its folders should be. Checked before the work whose result it receives (it had failed with
+    a traceback after the work)."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{option} '{p}' is a folder: give a file name, e.g. '{p / 'report.json'}'")
+    blocking = next((a for a in p.parents if a.exists()), None)  # the nearest that exists must be a folder
+    if blocking is not None and not blocking.is_dir():
+        raise OutputError(f"{option} '{p}' cannot be written: '{blocking}' is a file, not a folder")
+    return p
+
+
 @functools.cache
 def _new_file_mode() -> int:
     """The mode open() gives a new file: 0o666 less the umask (read once; there is no way to read it without

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -307,3 +308,37 @@ def test_shared_cases_compare_like_with_like() -> None:
     assert like["all"] == {"cases": 2, "right": [1, 1], "right_or_flagged": [2, 1]}
     assert like["spider-t1"] == {"cases": 1, "right": [0, 1], "right_or_flagged": [0, 1]}
     assert shared_cases(old, []) == {}
+
+
+def test_the_report_path_the_card_and_the_subsets_are_checked_before_the_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An --out that is a folder had failed with a traceback after the whole evaluation, --card on train after it,
+    and unknown --subsets had scored nothing with exit status 0 (user test)."""
+    from openspine.cli import main
+    from openspine.evaluation import detection, grading, recognition
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated before the options were checked")
+
+    monkeypatch.setattr(detection, "evaluate", no_work)
+    monkeypatch.setattr(recognition, "evaluate_recognition", no_work)
+    monkeypatch.setattr(grading, "evaluate", no_work)
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    for argv, said in (
+        (["detection", "--split", "val", "--out", str(tmp_path)], "is a folder: give a file name"),
+        (["detection", "--split", "train", "--card"], "--card stores validation figures"),
+        (["detection", "--out", str(tmp_path / "afile" / "r.json")], "is a file, not a folder"),
+        (["recognition", "--out", str(tmp_path)], "is a folder: give a file name"),
+        (["grading", "--out", str(tmp_path)], "is a folder: give a file name"),
+        (["grading", "--bootstrap", "-1"], "--bootstrap must be 0"),
+    ):
+        assert main(["-q", "evaluate", *argv, "--data", str(tmp_path)]) == 1, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], (argv, err)
+    monkeypatch.undo()
+    (tmp_path / "index.csv").write_text(
+        "id,dataset,subset,path,image,split\nfcs-vb2-01,fastcleverseg,VB2,x,image.nii.gz,val\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="--subsets: vb2 not in split 'val'; its subsets: VB2"):
+        detection.evaluate(tmp_path, "val", subsets=["vb2"], spider=False, progress=False)

@@ -67,12 +67,14 @@ def test_the_tilt_option_reaches_the_training(monkeypatch: pytest.MonkeyPatch, t
 
     def fake_train(data: Path, out: Path, *args: object, max_tilt_deg: float = 0.0) -> Path:
         seen.append(max_tilt_deg)
-        out.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)  # made by the command's check of its paths
         (out / "card.json").write_text(json.dumps({"name": "orientation", "version": "0"}))
         return out
 
     monkeypatch.setattr(orientation, "train_orientation", fake_train)
-    argv = ["--data", str(tmp_path), "--out", str(tmp_path / "m"), "--max-tilt-deg", "35"]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "index.csv").write_text("id,split\n")  # the shared data folder's mark
+    argv = ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "m"), "--max-tilt-deg", "35"]
     assert orientation.cli_main(argv, quiet=True) == 0 and seen == [35.0]
     with pytest.raises(ConfigError, match="between 0 and 90"):
         orientation.cli_main([*argv[:4], "--max-tilt-deg", "120"], quiet=True)

@@ -22,7 +22,7 @@ from .._logging import get_logger, log_lines_over_the_bar, naming_case
 from ..config import AnalysisConfig
 from ..errors import BatchInterrupted, ConfigError, OutputError, ScanReadError
 from ..io.paths import resolved
-from ..writers import atomic_write_text, utf8_bytes
+from ..writers import atomic_write_text, refuse_output_inside, utf8_bytes
 from .case import (
     FORMATS_MISSING,
     INPUT_CHANGED,
@@ -788,14 +788,6 @@ def run_batch(
                 raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo)) from exc
     summary.seconds = time.perf_counter() - t0
     return summary
-
-
-def refuse_output_inside(root: str | os.PathLike[str], out_root: str | os.PathLike[str]) -> None:
-    """ConfigError where the output folder lies inside the input folder (its outputs would be read as cases)."""
-    if resolved(out_root).is_relative_to(resolved(root)):
-        raise ConfigError(
-            f"the output folder '{out_root}' lies inside the input folder '{root}'; choose one outside it"
-        )
 
 
 def say_unlisted(spacings: PictureSpacings, found: list[Case]) -> None:

@@ -622,6 +622,12 @@ def evaluate(
             raise ConfigError(f"--ids: {len(unknown)} id(s) not in split '{split}' of {index_path}: {shown}")
     if not rows:
         raise ConfigError(f"no items with split '{split}' in {index_path}")
+    known = sorted({r["subset"] for r in all_rows if r["dataset"] == "fastcleverseg"})
+    unknown_subsets = sorted(set(subsets or ()) - set(known))
+    if unknown_subsets:  # scoring nothing had passed as an evaluation
+        raise ConfigError(
+            f"--subsets: {', '.join(unknown_subsets)} not in split '{split}'; its subsets: {', '.join(known)}"
+        )
     vol_rows = [r for r in rows if r["dataset"] == "fastcleverseg" and (not subsets or r["subset"] in subsets)]
     spider_rows = [r for r in rows if r["dataset"] == "spider"] if spider else []
     t1_rows = spider_t1_rows(data_dir, split) if spider else []
@@ -870,10 +876,15 @@ def read_ids(path: Path) -> list[str]:
 def cli_main(argv: list[str], quiet: bool = False) -> int:
     """``openspine evaluate detection ARGS``."""
     from ..models import resolve_model
+    from ..writers import check_output_file
 
     args = build_parser().parse_args(argv)
     if args.variants < 0:
         build_parser().error(f"--variants must be 0 (off) or more, got {args.variants}")
+    if args.card and args.split != "val":  # before the work, not after it
+        raise ConfigError("--card stores validation figures: use it with --split val")
+    if args.out is not None:
+        check_output_file(args.out)
     if args.model is not None:
         resolve_model(args.model, "detector")  # a missing folder or another kind of model: one line, before work
     report = evaluate(
@@ -893,8 +904,6 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.card:
-        if args.split != "val":
-            raise ConfigError("--card stores validation figures: use it with --split val")
         from ..detection import BUILTIN_MODEL
         from ..models import builtin_model_dir
 

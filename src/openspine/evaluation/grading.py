@@ -534,6 +534,12 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
 
     if args.t1 and args.detector is not None:
         raise ConfigError("--detector is not used with --t1 yet (its pairs come from the built-in detector)")
+    if args.bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be 0 (no intervals) or more, got {args.bootstrap}")
+    if args.out is not None:
+        from ..writers import check_output_file
+
+        check_output_file(args.out)
     if args.t1:
         res = evaluate_t1(
             args.data,

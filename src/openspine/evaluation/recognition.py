@@ -433,6 +433,10 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
     if args.card and args.ids is not None:
         raise ConfigError("--card records the whole val split; leave out --ids")
     ids = read_ids(args.ids) if args.ids is not None else None
+    if args.out is not None:
+        from ..writers import check_output_file
+
+        check_output_file(args.out)
     if args.model is not None:
         from ..models import resolve_model
 

@@ -25,7 +25,6 @@ from .._command_parser import command_parser
 from .._logging import get_logger, log_file
 from .._optional import TRAIN_MODULES, import_optional, require_optional
 from ..errors import ConfigError
-from ..writers import prepare_output_dir
 from . import common
 from .datasets.volumes import (
     SampleConfig,
@@ -655,6 +654,8 @@ def train_detector(
     cfg = config if config is not None else TrainConfig()
     if cfg.epochs < 0 or cfg.batch_size < 1 or cfg.samples_per_epoch < 1:
         raise ConfigError("--epochs must be ≥ 0, --batch-size and --samples-per-epoch ≥ 1")
+    if cfg.epochs == 0 and write_cache is None:  # it had ended with exit status 0 and nothing written
+        raise ConfigError("--epochs 0 trains nothing: it only writes a cache, so give --write-cache DIR with it")
     if (data is None) == (cache is None):
         raise ConfigError("give one of --data or --cache")
     # before reading data or training: the packages (the ONNX export at the end needs onnx and onnxscript),
@@ -684,7 +685,7 @@ def train_detector(
         raise ConfigError("a --keep-geometry run cannot be stopped and resumed: leave out --time-limit and --resume")
     if cfg.keep_geometry > 0 and init is None:
         raise ConfigError("--keep-geometry keeps the geometry of the --init model: give --init too")
-    prepare_output_dir(out)
+    common.check_run_paths(data, out)
     with log_file(out / "train.log", common.LOG_FORMAT, append=resume):
         log.info("%s", command)
         if data is not None:

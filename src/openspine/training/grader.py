@@ -37,6 +37,7 @@ from .._logging import get_logger, log_file
 from .._optional import TRAIN_MODULES, import_optional, require_optional
 from .._version import __version__
 from ..errors import ConfigError
+from . import common
 
 log = get_logger("training.grader")
 
@@ -213,16 +214,15 @@ def train_grader(
     # before any detection or training: the packages (the ONNX export at the end needs onnx and onnxscript),
     # the data and the output folder
     require_optional(TRAIN_MODULES, "openspine train grader")
-    if not (Path(options.data) / "index.csv").is_file():
-        raise ConfigError(f"--data '{options.data}' is not the shared data folder (no index.csv in it)")
-    from ..writers import prepare_output_dir
-
-    prepare_output_dir(options.out)
+    common.check_run_paths(options.data, options.out)
     torch = import_optional("torch", "training the grader")
     if options.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {options.epochs}")
     if options.stack_folds == 1 or options.stack_folds < 0:
         raise ConfigError(f"--stack-folds must be 0 (no stacker) or at least 2, got {options.stack_folds}")
+    if options.holdout < 0:
+        raise ConfigError(f"--holdout must be 0 (validate on val) or more patients, got {options.holdout}")
+    chosen_heads(options.heads)  # a misspelt head is said now, not after every scan's discs are found
     work = options.work_dir
     work.mkdir(parents=True, exist_ok=True)
     with log_file(work / "train.log"):
@@ -284,6 +284,21 @@ class _GraderData:
     detector: str
 
 
+def chosen_heads(names: Sequence[str]) -> list[Any]:
+    """The built-in heads ``--heads`` names (all where it names none); ConfigError for a name that is none (the
+    grader and the T1+T2 grader check it before any work)."""
+    from ..grading.heads import BUILTIN_HEADS
+    from .datasets.spider import SPIDER_COLUMNS
+
+    if not names:
+        return list(BUILTIN_HEADS)
+    wanted = [h.strip() for h in names if h.strip()]
+    unknown = [h for h in wanted if h not in SPIDER_COLUMNS]
+    if unknown:
+        raise ConfigError(f"--heads: unknown gradings {unknown}; built-in ones are {list(SPIDER_COLUMNS)}")
+    return [h for h in BUILTIN_HEADS if h.name in wanted]
+
+
 def _grader_samples(options: GraderTrainingOptions, work: Path, quiet: bool) -> _GraderData:
     """Steps 1-2: the SPIDER cases, their discs found by the built-in detector (cached), as training samples."""
     from tqdm import tqdm
@@ -294,6 +309,10 @@ def _grader_samples(options: GraderTrainingOptions, work: Path, quiet: bool) -> 
 
     cases = read_spider(options.data, ("train", "val"))
     train_ids = [c.patient for c in cases if c.split == "train"]
+    if options.holdout >= len(train_ids):  # before the discs are found (it had failed with a traceback after)
+        raise ConfigError(
+            f"--holdout {options.holdout} leaves no training patient: the train split has {len(train_ids)}"
+        )
     if options.holdout:
         dev = _split_holdout(train_ids, options.holdout)
         split_of = {c.patient: ("val" if c.patient in dev else "train") for c in cases if c.split == "train"}
@@ -341,18 +360,10 @@ def _fit_grader(
     """Step 3: the stacker (out-of-fold networks, when ``stack_folds``), then the network on all training discs."""
     from tqdm import tqdm
 
-    from ..grading.heads import BUILTIN_HEADS
     from . import grader_network as engine
     from . import stacking
-    from .datasets.spider import SPIDER_COLUMNS
 
-    heads = list(BUILTIN_HEADS)
-    if options.heads:
-        wanted = [h.strip() for h in options.heads if h.strip()]
-        unknown = [h for h in wanted if h not in SPIDER_COLUMNS]
-        if unknown:
-            raise ConfigError(f"--heads: unknown gradings {unknown}; built-in ones are {list(SPIDER_COLUMNS)}")
-        heads = [h for h in BUILTIN_HEADS if h.name in wanted]
+    heads = chosen_heads(options.heads)
     cfg = _train_config(options)
 
     def train_net(discs: Sequence[Any], what: str) -> Any:

@@ -28,7 +28,6 @@ from .._logging import get_logger, log_file
 from .._optional import TRAIN_MODULES, import_optional, require_optional
 from ..detection.preprocess import normalise
 from ..errors import ConfigError
-from ..writers import prepare_output_dir
 from . import common
 from .datasets.levels import LevelItem, load_items, save_items, spider_items, volume_items
 
@@ -313,11 +312,9 @@ def cli_main(argv: list[str], quiet: bool = False) -> int:
     args = build_parser().parse_args(argv)
     cfg = common.options_from(LevelTrainConfig, args)
     require_optional(TRAIN_MODULES, "openspine train levels")
-    if args.data is not None and not (args.data / "index.csv").is_file():
-        raise ConfigError(f"--data '{args.data}' is not the shared data folder: it has no index.csv")
     if args.items is not None and not args.items.is_file():
         raise ConfigError(f"--items '{args.items}' does not exist")
-    prepare_output_dir(args.out)
+    common.check_run_paths(args.data, args.out)
     command = "openspine train levels " + " ".join(argv)
     with log_file(args.out / "train.log", common.LOG_FORMAT):
         log.info("%s", command)

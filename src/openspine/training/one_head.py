@@ -129,6 +129,7 @@ def cli_main(
     ``options`` turns the kind's own command-line options into keyword arguments of ``train_fn``."""
     args = parser.parse_args(argv)
     extra = options(args) if options is not None else {}
+    common.check_run_paths(args.data, args.out)  # before the pictures are read (a traceback had said it)
     t0 = time.perf_counter()
     command = f"openspine train {kind} " + " ".join(argv)
     train_fn(args.data, args.out, args.epochs, args.seed, args.threads, command, **extra)

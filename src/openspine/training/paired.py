@@ -50,6 +50,7 @@ from ..grading.pair import PAIRED_CHANNELS, paired_crops
 from ..grading.stacker import Stacker
 from ..levels import LUMBAR_DISCS
 from ..scan import SagittalView
+from . import common
 from .datasets.discs import DiscSample
 
 log = get_logger("training.paired")
@@ -390,17 +391,16 @@ def train_paired(
         MissingDependencyError: the ``train`` extra is not installed.
     """
     require_optional(TRAIN_MODULES, "openspine train grader-t1t2")
-    if not (Path(options.data) / "index.csv").is_file():
-        raise ConfigError(f"--data '{options.data}' is not the shared data folder (no index.csv in it)")
     if options.epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {options.epochs}")
     if options.folds < 2:
         raise ConfigError(f"--folds must be at least 2 (the heads are chosen by cross-validation), got {options.folds}")
     if not 0.0 <= options.t1_dropout < 1.0:
         raise ConfigError(f"--t1-dropout must be in [0, 1), got {options.t1_dropout}")
-    from ..writers import prepare_output_dir
+    from .grader import chosen_heads
 
-    prepare_output_dir(options.out)
+    chosen_heads(options.heads)  # a misspelt head is said now, not after every pair's discs are found
+    common.check_run_paths(options.data, options.out)
     torch = import_optional("torch", "training the grader")
     work = options.work_dir
     work.mkdir(parents=True, exist_ok=True)
@@ -444,18 +444,12 @@ def _fit(
 ) -> PairedTrainingResult:
     from tqdm import tqdm
 
-    from ..grading.heads import BUILTIN_HEADS
     from . import grader_network as engine
     from . import stacking
     from .common import options_from
-    from .grader import calibrate, write_model_folder
+    from .grader import calibrate, chosen_heads, write_model_folder
 
-    heads = list(BUILTIN_HEADS)
-    if options.heads:
-        unknown = sorted(set(options.heads) - {h.name for h in heads})
-        if unknown:
-            raise ConfigError(f"--heads: unknown gradings {unknown}; built-in ones are {[h.name for h in heads]}")
-        heads = [h for h in heads if h.name in options.heads]
+    heads = chosen_heads(options.heads)
     cfg = options_from(engine.TrainConfig, options)
     make = batch_crops(options.t1_dropout)
     samples = data.samples

@@ -449,8 +449,7 @@ def train_recognizer(
     cfg = TrainConfig(
         epochs=epochs, samples_per_epoch=samples_per_epoch, seed=seed, exclude=tuple(exclude), widen_p=widen_p
     )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.check_run_paths(data, out)
     with log_file(out / "train.log", common.LOG_FORMAT):
         t0 = time.perf_counter()
         pictures = load_pictures(Path(data), "train", cfg.exclude)

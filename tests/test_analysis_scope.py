@@ -364,6 +364,23 @@ def test_bodies_far_closer_together_than_lumbar_ones_get_no_label() -> None:
     assert "mm apart (centre to centre), closer together than lumbar or lower thoracic bodies lie" in withheld
 
 
+def test_bodies_closer_together_than_on_any_shared_scan_are_flagged_and_not_graded() -> None:
+    """A SPIDER val picture given a pixel size 10 % too small had every label one level off (its L5 taken as S1),
+    graded, with no flag (user test): its bodies lie closer together than on any shared scan. At its true pixel size
+    it is labelled and graded as before."""
+    data = shared_data_or_skip()
+    png = data / "spider/212/image.png"
+    true = float(json.loads((data / "spider/212/meta.json").read_text())["pixel_spacing_mm"][0])
+    right = openspine.analyze(png, pixel_spacing=(true, true))
+    assert not any(f.startswith("labelling_ambiguous") for f in right.flags)
+    assert any(g.available for d in right.discs for g in d.grades.values())
+    small = openspine.analyze(png, pixel_spacing=(0.9 * true, 0.9 * true))
+    (flag,) = [f for f in small.flags if f.startswith("labelling_ambiguous: the vertebral bodies lie")]
+    assert "closer together than on any scan the detector was trained and validated on (22.6-57.7 mm)" in flag
+    assert small.vertebrae and not any(g.available for d in small.discs for g in d.grades.values())
+    assert any(f.startswith("grades_withheld:") and "a wrong scale" in f for f in small.flags)
+
+
 @pytest.mark.parametrize("rows", [(0, 110), (30, 110), (20, 130)])
 def test_upper_thoracic_windows_read_as_lumbar_get_no_label_for_their_small_bodies(rows: tuple[int, int]) -> None:
     """Windows of the lower cervical and upper thoracic spine of sct-example-t2 (a region the detector never saw)

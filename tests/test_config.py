@@ -170,13 +170,16 @@ def test_the_engine_in_the_options_file_is_used(tmp_path: Path, monkeypatch: pyt
     assert main(argv[:4]) == 1 and seen[-1] == "openspine"  # neither: openspine's own
 
 
-def test_spinenet_weights_without_spinenet_s_engine_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    """They had been ignored without a word (user test): the run read openspine's own models."""
-    from openspine.cli import main
+def test_spinenet_weights_without_spinenet_s_engine_are_said_not_to_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """They had been ignored without a word (user test): the run reads openspine's own models, and says so on stderr
+    and in result.json, as for other options that do not apply; an options file's weights under --engine openspine
+    are the same case."""
     from openspine.data import demo_scan_path
 
-    with pytest.raises(ConfigError, match="is for SpineNet's engine: give engine 'spinenet'"):
-        AnalysisConfig(spinenet_weights="/w")
     argv = ["analyze", str(demo_scan_path()), "--out", str(tmp_path / "o"), "--spinenet-weights", str(tmp_path)]
-    assert main(argv) == 2  # a bad command line, said before any work
-    assert "--engine spinenet" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    assert main(argv) == 0
+    assert "spinenet_weights (--spinenet-weights) applies to engine 'spinenet' only" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert "spinenet_weights" in doc["parameters"]["not_applied"]

@@ -24,7 +24,7 @@ from .results import (
     Vertebra,
 )
 from .scan import SagittalView, Scan
-from .vocabulary import FRONT_TO_BACK, RIGHT_WAY_ROUND, SEQUENCES, T1_NOT_USED
+from .vocabulary import DICOM_FILES_UNREADABLE, FRONT_TO_BACK, RIGHT_WAY_ROUND, SEQUENCES, T1_NOT_USED
 
 if TYPE_CHECKING:  # imported where used: a partial install may lack the recogniser
     from .detection import Detection
@@ -107,6 +107,8 @@ def analyze(
         t1_scan = _read_t1(t1, cfg, read_flags)
     _say_not_applied(_t1_not_applied(cfg, t1_scan if cfg.use_t1 else None))  # said once the T1 is known
     read_flags.extend(_header_flags(scan, t1_scan if cfg.use_t1 else None))
+    scan, non_finite = scan.with_finite_voxels()  # before any use, a refusal's picture too
+    read_flags.extend([non_finite] if non_finite else [])
     timings["read"] = time.perf_counter() - t0
     try:
         scan, view, image_plane = _analysable(scan, read_flags)
@@ -538,7 +540,14 @@ def _series_unused(scan: Scan, requested: int | str | None) -> str | None:
 def _main_not_applied(cfg: AnalysisConfig, scan: Scan) -> dict[str, str]:
     """Each option for the main series given that did not apply to ``scan``, and why: an option ignored without a
     word reads as one that worked (``--series`` on a NIfTI had been)."""
-    unused = {"pixel_spacing": _spacing_unused(scan, cfg.pixel_spacing), "series": _series_unused(scan, cfg.series)}
+    unused = {
+        "pixel_spacing": _spacing_unused(scan, cfg.pixel_spacing),
+        "series": _series_unused(scan, cfg.series),
+        # SpineNet's weights beside openspine's own engine: it had been ignored without a word
+        "spinenet_weights": "applies to engine 'spinenet' only; openspine's own models were used"
+        if cfg.spinenet_weights is not None and cfg.engine != "spinenet"
+        else None,
+    }
     return {k: why for k, why in unused.items() if why}
 
 
@@ -608,9 +617,9 @@ def _series_name(scan: Scan) -> str:
 def _header_flags(scan: Scan, t1: Scan | None) -> list[str]:
     """What the files' headers say that the result must flag (:attr:`ScanSource.header_flags`: a NIfTI whose sform
     and qform disagree), the T1 series' named so."""
-    # damage both series share (unreadable files in one study folder) is said once
-    own = scan.source.header_flags
-    t1_flags = [f.replace(":", " (T1):", 1) for f in t1.source.header_flags if f not in own] if t1 is not None else []
+    # unreadable files of one study folder, which both series' reading met, are said once
+    shared = {f for f in scan.source.header_flags if f.startswith(DICOM_FILES_UNREADABLE)}
+    t1_flags = [f.replace(":", " (T1):", 1) for f in t1.source.header_flags if f not in shared] if t1 else []
     return [*scan.source.header_flags, *_array_affine_flags(scan), *t1_flags]
 
 
@@ -982,6 +991,14 @@ def _label_scope(
     return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))
 
 
+def _unseen_spacing_withheld(detection: Detection) -> str | None:
+    """Why no grade is given where the bodies' spacing lies outside what the detector was trained on
+    (:func:`openspine.scope.unseen_spacing_reason`): a grade under a level one off is a wrong row in a cohort
+    table, and the grader's crops are cut at the scale the pixel size gives."""
+    why = scope.unseen_spacing_reason(detection.vertebrae)
+    return f"{why}, and the grader's crops cut at a wrong scale; so no grade is given" if why else None
+
+
 def _grade(
     view: SagittalView,
     detection: Detection,
@@ -1001,7 +1018,9 @@ def _grade(
             sequence=sequence,
             second=second,
             paired_grader=cfg.paired_grader,
-            withhold=state.unfit or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae),
+            withhold=state.unfit
+            or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae)
+            or _unseen_spacing_withheld(detection),
         )
     except ModelError as exc:
         if cfg.grader is not None:
@@ -1041,8 +1060,6 @@ def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[
     image recogniser reads it. Raises OutOfScopeError for a scan with nothing to analyse (:func:`refuse_unseen`), an
     axial or coronal acquisition, or a scan of unknown orientation whose image does not look sagittal (judged as a
     picture's)."""
-    scan, non_finite = scan.with_finite_voxels()
-    flags.extend([non_finite] if non_finite else [])
     refuse_unseen(scan)
     scan = scan.in_safe_range()
     view = scan.to_sagittal()

@@ -127,7 +127,8 @@ def run_info(args: argparse.Namespace) -> int:
     try:
         # what analyze refuses before any model looks: a label map (it had read as analysable), no contrast, an
         # openspine output, no MR magnitude image
-        scan = scan.with_finite_voxels()[0]  # as analyze reads NaN outside a resampled field of view: blank
+        scan, non_finite = scan.with_finite_voxels()  # as analyze reads NaN outside a resampled field of view
+        summary["header_flags"] += [non_finite] if non_finite else []
         refuse_unseen(scan)
         view = scan.to_sagittal()
         summary["analysis_layout"] = {"shape": list(view.scan.shape), "orientation": "".join(view.scan.orientation)}

@@ -74,11 +74,6 @@ class AnalysisConfig:
                 put(key, parse_pixel_spacing(getattr(self, key), key))
         if self.engine not in ENGINES:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        if self.spinenet_weights is not None and self.engine != "spinenet":  # it had been ignored without a word
-            raise ConfigError(
-                "spinenet_weights (--spinenet-weights) is for SpineNet's engine: give engine 'spinenet' "
-                "(--engine spinenet) too, or leave it out"
-            )
         for key in ("use_t1", "check_orientation"):
             value = getattr(self, key)
             if getattr(getattr(value, "dtype", None), "kind", None) == "b":  # a numpy bool

@@ -265,7 +265,8 @@ class Scan:
         n_bad = int(np.count_nonzero(bad))
         if n_bad == 0 or n_bad == arr.size:
             return self, None
-        filled = np.where(bad, np.min(arr[~bad]), arr).astype(arr.dtype, copy=False)
+        filled = arr.copy()  # never the caller's array; and no copy of the finite voxels to find their least
+        np.copyto(filled, np.min(arr, where=~bad, initial=np.inf), where=bad)
         flag = (
             f"non_finite_voxels: {n_bad} NaN or infinite voxels ({100 * n_bad / arr.size:.1f} % of the image) read as "
             "its lowest value (the blank outside a resampled field of view?); a disc in such a blank is not graded"

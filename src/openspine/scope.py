@@ -719,6 +719,33 @@ def body_spacing_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     )
 
 
+# the seen range is widened by this share before a spacing counts as unseen: its ends are single scans, measured to
+# the rounding of the figures above
+UNSEEN_SPACING_MARGIN = 0.02
+
+
+def unseen_spacing_reason(vertebrae: Sequence[Vertebra]) -> str | None:
+    """Why labels are flagged, and no grade given under them, where the bodies lie closer together or farther apart
+    than on any shared scan the detector was trained and validated on (:data:`BODY_SPACING_SEEN_MM`), though not so
+    far outside that no label is given (:func:`body_spacing_reason`); None inside that range. The network reads the
+    level from the anatomy at the scale it was trained on: given a pixel size 10-40 % too small, SPIDER val slices
+    and val volumes had been labelled one level off from top to bottom, with no flag (user test, 14 of 55 views at
+    a pixel size 0.6 times the true one), and the grader's crops are cut at the wrong scale too."""
+    gap = body_spacing_mm(vertebrae)
+    lo, hi = BODY_SPACING_SEEN_MM
+    if gap is None or lo * (1 - UNSEEN_SPACING_MARGIN) <= gap <= hi * (1 + UNSEEN_SPACING_MARGIN):
+        return None
+    below = gap < lo
+    shown = (math.floor if below else math.ceil)(gap * 10.0) / 10.0  # never rounded into the range
+    how, size, whose = ("closer together", "too small", "a child's") if below else ("farther apart", "too large", "")
+    return (
+        f"the vertebral bodies lie {shown:.1f} mm apart (centre to centre), {how} than on any scan the detector was "
+        f"trained and validated on ({lo:g}-{hi:g} mm): the voxel or pixel size given may be {size}"
+        + (f" (or the spine {whose})" if whose else "")
+        + ", so the labels may be a level off"
+    )
+
+
 # the bodies labelled lumbar are this deep front to back (median of their outlines' upper and lower edges on their
 # mid slice) on a spine the detector knows: 15.7 mm and more over the 317 shared scans it labels (train and val, T2
 # and T1; `python scripts/body_geometry_survey.py --data ../shared/data`), about 30 mm typically. A fifth below the
@@ -781,6 +808,8 @@ def labels_in_scope(
         new_v, new_d, flags = withhold_every_label(vertebrae, discs, nothing)
     else:
         new_v, new_d, flags = withhold_labels(vertebrae, discs, detector_label_reason(model_scope, False))
+        unseen = unseen_spacing_reason(new_v)  # the labels given, as the seen range was measured
+        flags += [f"labelling_ambiguous: {unseen}"] if unseen else []
     if cervical:
         flags.insert(
             0, f"cervical_field_of_view: the image shows the cervical spine (probability {cervical_probability:.2f})"

@@ -54,3 +54,7 @@ FRONT_TO_BACK = "reversed front to back"
 # the flag of a T1 series the analysis went without (cannot be read, another patient's, not T1, not matching), with
 # the reason
 T1_NOT_USED = "t1_not_used"
+
+# the flag of DICOM files under the input left out unread that may have been the series' own (one flag for the
+# study: the main series and the T1 read beside it met the same files)
+DICOM_FILES_UNREADABLE = "dicom_files_unreadable"

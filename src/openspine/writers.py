@@ -31,11 +31,17 @@ if TYPE_CHECKING:
 log = get_logger("writers")
 
 
-def prepare_output_dir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` (and parents) as a folder, or say clearly why it cannot be one."""
+def check_output_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, after saying why it cannot be an output folder where a file is in its place."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise OutputError(f"the output folder '{out}' is an existing file; choose another --out")
+    return out
+
+
+def prepare_output_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (and parents) as a folder, or say clearly why it cannot be one."""
+    out = check_output_dir(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -340,5 +340,5 @@ def test_the_report_path_the_card_and_the_subsets_are_checked_before_the_evaluat
     (tmp_path / "index.csv").write_text(
         "id,dataset,subset,path,image,split\nfcs-vb2-01,fastcleverseg,VB2,x,image.nii.gz,val\n", encoding="utf-8"
     )
-    with pytest.raises(ConfigError, match="--subsets: vb2 not in split 'val'; its subsets: VB2"):
-        detection.evaluate(tmp_path, "val", subsets=["vb2"], spider=False, progress=False)
+    with pytest.raises(ConfigError, match="--subsets: VB9 not in split 'val'; its subsets: VB2"):
+        detection.evaluate(tmp_path, "val", subsets=["vb2", "VB9"], spider=False, progress=False)

@@ -617,6 +617,21 @@ def test_a_key_image_does_not_stand_in_for_a_broken_series(tmp_path: Path) -> No
     write_series(tmp_path / "t2r", arr[:, :, :6], sag, ids=new_ids(study), series_number=4)
     assert load_study(tmp_path).main.shape[2] == 6
 
+    # a 2D T2 of several slices stands in for a 3D T2 of many more that misses one (the review's case)
+    big = tmp_path / "big"
+    arr3d = np.concatenate([arr, arr, arr], axis=2)  # 36 slices
+    files = write_series(big / "space", arr3d, sag, ids=new_ids(study), series_number=5)[1]
+    files[18].unlink()
+    write_series(big / "tse", arr[:, :, :6], sag, ids=new_ids(study), series_number=3)
+    assert load_study(big).main.shape[2] == 6
+
+    # beside a T2 of two acquisitions under one UID (not read), a key image is no T2 either
+    mixed = tmp_path / "mixed"
+    _write_two_acquisitions_under_one_uid(mixed / "t2", {"EchoTime": 200.0})
+    write_series(mixed / "key", arr[:, :, 5:6], sag, ids=new_ids(), series_number=1003, description="t2_tse_sag")
+    with pytest.raises(ScanReadError, match="several acquisitions"):
+        load_study(mixed)
+
     t1_study = tmp_path / "with_t1"
     write_series(t1_study / "t2", arr, sag, ids=new_ids(study), series_number=3)
     files = write_series(t1_study / "t1", arr, sag, ids=new_ids(study), series_number=2, description="t1_tse_sag")[1]
@@ -639,6 +654,35 @@ def test_files_left_out_unread_are_flagged_in_the_series_read(tmp_path: Path) ->
     (flag,) = scan.source.header_flags
     assert flag.startswith("dicom_files_unreadable: 1 file(s)") and "IM0000" in flag
     assert read_series(discover_series(tmp_path / "ok")[0]).source.header_flags == ()
+    # not flagged: a broken link, a vendor's non-image object without pixels (a Siemens PhoenixZIPReport, Modality
+    # MR), an image of another series cut short (its header names its series)
+    (tmp_path / "IM0000").unlink()
+    (tmp_path / "notes.txt").symlink_to(tmp_path / "nowhere")
+    report = pydicom.dcmread(next((tmp_path / "ok").iterdir()))
+    del report.PixelData, report.Rows
+    report.SOPClassUID, report.SOPInstanceUID = "1.3.12.2.1107.5.9.1", generate_uid()
+    report.save_as(tmp_path / "phoenix.dcm")
+    other, other_files = write_series(tmp_path / "other", arr, affine, series_number=7)
+    cut = pydicom.dcmread(other_files[0])
+    del cut.PixelData
+    cut.SOPInstanceUID = generate_uid()
+    cut.save_as(tmp_path / "other" / "cut.dcm")
+    found = discover_series(tmp_path)
+    ok = next(s for s in found if s.series_uid != other.series_uid)
+    assert read_series(ok).source.header_flags == ()
+    (flag,) = read_series(next(s for s in found if s.series_uid == other.series_uid)).source.header_flags
+    assert "cut.dcm" in flag and "phoenix" not in flag and "notes" not in flag
+
+
+def test_a_t1_keeps_its_own_header_flags_only_the_study_s_unreadable_files_are_said_once() -> None:
+    from openspine.analysis import _header_flags
+    from openspine.scan import Scan, ScanSource
+
+    def scan(*flags: str) -> Scan:
+        return Scan(np.zeros((4, 4, 2)), np.eye(4), ScanSource(path="x", format="nifti", header_flags=flags))
+
+    units, damage = "nifti_units: the header gives its lengths in metres", "dicom_files_unreadable: 1 file(s) …"
+    assert _header_flags(scan(units, damage), scan(units, damage)) == [units, damage, units.replace(":", " (T1):", 1)]
 
 
 def test_a_one_slice_series_is_no_station(tmp_path: Path) -> None:

@@ -71,3 +71,23 @@ def test_grader_heads_and_holdout_are_checked_before_the_discs_are_found(
         grader.train_grader(grader.GraderTrainingOptions(data=data, out=tmp_path / "m", heads=("bogus",)))
     with pytest.raises(ConfigError, match="--holdout must be 0"):
         grader.train_grader(grader.GraderTrainingOptions(data=data, out=tmp_path / "m", holdout=-1))
+    with pytest.raises(ConfigError, match="--heads names no grading"):
+        grader.train_grader(grader.GraderTrainingOptions(data=data, out=tmp_path / "m", heads=(" ",)))
+
+
+def test_a_holdout_of_every_train_patient_is_refused_before_the_discs_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It had failed with a KeyError in the stacker, after every scan's discs were found (user test)."""
+    from openspine.training import grader
+
+    from ..conftest import shared_data_or_skip
+
+    data = shared_data_or_skip()
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the discs were looked for before the holdout was checked")
+
+    monkeypatch.setattr("openspine.training.datasets.discs.located_samples", no_work)
+    with pytest.raises(ConfigError, match="--holdout 100000 leaves no training patient: the train split has 120"):
+        grader.train_grader(grader.GraderTrainingOptions(data=data, out=tmp_path / "m", holdout=100000))

@@ -66,7 +66,7 @@ def decode_all(
         context_limit=params.context_disagreement,
     )  # fmt: skip
     outline_bodies(labelled.groups, spacing_model)
-    frame = _Frame.of(view, grid, k_centre)
+    frame = _Frame.of(view, grid, k_centre, [(min(g), max(g)) for g in slices.slice_groups])
     vertebrae, vgeo = vertebra_records(frame, labelled)
     side = side_flag(vertebrae)
     flags += [side] if side else []
@@ -168,11 +168,12 @@ class _Frame:
     grid: PlaneGrid
     k_centre: list[int]  # internal slice index of each processed slice
     to_input: NDArray[np.float64]  # internal → input voxel
+    k_range: list[tuple[int, int]]  # the first and last internal slice averaged into each processed slice
 
     @classmethod
-    def of(cls, view: SagittalView, grid: PlaneGrid, k_centre: list[int]) -> _Frame:
+    def of(cls, view: SagittalView, grid: PlaneGrid, k_centre: list[int], k_range: list[tuple[int, int]]) -> _Frame:
         to_input = np.linalg.inv(view.input.affine) @ view.scan.affine
-        return cls(view, grid, k_centre, to_input)
+        return cls(view, grid, k_centre, to_input, k_range)
 
     @property
     def spacing_rc(self) -> tuple[float, float]:
@@ -347,9 +348,14 @@ def _disc_geometry(
     cu_s = frame.grid.to_slice(upper.corners)
     cl_s = frame.grid.to_slice(lower.corners)
     spv = np.asarray(sp_in)
+    # the slice the grader reads: of the slab that shows the disc best, the one nearest the disc's centre from left to
+    # right (over every slab it is seen on). A slab's own middle slice had made the grades depend on where the slabs
+    # of a thin-slice volume begin: one slice more on one side (or the volume mirrored) had moved the slice graded by
+    # one and changed 12–17 % of the val volumes' Pfirrmann grades (scripts/grading_stability.py --volumes)
+    first, last = frame.k_range[pos]
     return DiscGeometry(
         level=level,
-        slice_index=frame.slice_of(pos),
+        slice_index=int(np.clip(round(float(centre[2])), first, last)),
         upper_anterior=(float(cu_s[3, 0]), float(cu_s[3, 1])),
         upper_posterior=(float(cu_s[2, 0]), float(cu_s[2, 1])),
         lower_anterior=(float(cl_s[0, 0]), float(cl_s[0, 1])),

@@ -270,6 +270,7 @@ def analyze_with_spinenet(
     if engine is None:
         engine = SpineNetEngine.load(weights_dir, device)
         timings["model_load"] = time.perf_counter() - t0
+    scan, non_finite = scan.with_finite_voxels()  # as openspine's own engine reads them: blank, flagged
     scan.check_analysable()
     not_mr = scope.not_mr_magnitude_reason(scan)  # SpineNet's models, too, were trained on MR images
     view = scan.to_sagittal()
@@ -293,7 +294,8 @@ def analyze_with_spinenet(
     else:
         not_run["grading"] = "grading needs two detected vertebrae"
     timings["total"] = time.perf_counter() - t0
-    flags = [LICENCE_NOTICE, *scan.source.header_flags]  # what the file's header says (e.g. its transforms disagree)
+    # what the file's header says (e.g. its transforms disagree), and NaN read as blank
+    flags = [LICENCE_NOTICE, *scan.source.header_flags, *([non_finite] if non_finite else [])]
     out_of_scope = not_mr or (None if vertebrae else "SpineNet detected no vertebral body")
     if out_of_scope:
         not_run["grading"] = out_of_scope

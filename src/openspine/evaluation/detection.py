@@ -623,11 +623,13 @@ def evaluate(
     if not rows:
         raise ConfigError(f"no items with split '{split}' in {index_path}")
     known = sorted({r["subset"] for r in all_rows if r["dataset"] == "fastcleverseg"})
-    unknown_subsets = sorted(set(subsets or ()) - set(known))
+    by_lower = {k.lower(): k for k in known}  # vb2 is VB2, as --sequence t2 is T2
+    unknown_subsets = sorted(s for s in subsets or () if s.lower() not in by_lower)
     if unknown_subsets:  # scoring nothing had passed as an evaluation
         raise ConfigError(
             f"--subsets: {', '.join(unknown_subsets)} not in split '{split}'; its subsets: {', '.join(known)}"
         )
+    subsets = [by_lower[s.lower()] for s in subsets] if subsets else subsets
     vol_rows = [r for r in rows if r["dataset"] == "fastcleverseg" and (not subsets or r["subset"] in subsets)]
     spider_rows = [r for r in rows if r["dataset"] == "spider"] if spider else []
     t1_rows = spider_t1_rows(data_dir, split) if spider else []

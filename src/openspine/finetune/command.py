@@ -162,15 +162,13 @@ def run_finetune(
     # and the output folder
     require_optional(TRAIN_MODULES, "openspine finetune")
     from ..models import resolve_model
-    from ..writers import prepare_output_dir, refuse_output_inside
+    from ..writers import prepare_output_dir
 
     opts = options if options is not None else FinetuneOptions()
     # a missing, damaged or wrong-kind --base is one line here, not after detecting every scan
     check_out(Path(out), resolve_model(opts.base, "grader", "--base"), overwrite)
     if work is not None and Path(work).exists() and not Path(work).is_dir():
         raise ConfigError(f"--work '{work}' is an existing file; give a folder (new or an earlier run's)")
-    if scans is not None and Path(scans).is_dir():
-        refuse_output_inside(scans, out, "the scans folder")  # a model written among the scans mixes with them
     prepare_output_dir(Path(out))
     from .core import finetune
 

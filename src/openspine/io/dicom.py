@@ -44,6 +44,7 @@ from ..recognition.header import (
     sequence_from_text,
 )
 from ..scan import Scan, ScanSource
+from ..vocabulary import DICOM_FILES_UNREADABLE
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
 from .roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
@@ -192,6 +193,8 @@ def cut_short(ds: Dataset) -> bool:
     except Exception:  # an unparseable UID names nothing
         image_class = False
     modality = str(ds.get("Modality", "") or "")
+    if sop and not image_class:  # a class that is no image (a vendor's private report, Modality MR): none is cut
+        return "Rows" in ds
     return image_class or "Rows" in ds or modality in _IMAGE_MODALITIES or not modality
 
 
@@ -262,6 +265,9 @@ class SeriesInfo:
     # DICOM files under the same root whose header could not be read ("name (why)"): a slice the series misses may
     # be one of them, so a read error names them
     unreadable: tuple[str, ...] = ()
+    # of those, the DICOM files that may have been this series' images (their series cannot be told, or is this one):
+    # the result flags them (links, FIFOs and other series' damaged files are not)
+    damaged_own: tuple[str, ...] = ()
     # files left out as copies of one of ``files`` (the same SOPInstanceUID): (the copy, the file it copies)
     copies: tuple[tuple[Path, Path], ...] = ()
     # why the series is no image to analyse (a Segmentation, an SR, ...: :func:`not_an_image`); None for an image
@@ -368,6 +374,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     n_dicom = 0
     no_pixels: Counter[str] = Counter()
     unreadable: list[tuple[Path, str]] = []
+    damaged_in: dict[Path, str] = {}  # a damaged file whose header names its series → that series' UID
     first_copy: dict[tuple[str, str], Path] = {}  # (series, SOP instance) → the first file holding it
     copies: list[tuple[Path, Path]] = []  # (a later copy, the file it copies)
     for path in candidates:
@@ -392,6 +399,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
         if not has_pixels and cut_short(ds):
             # an image object without its pixels: a file cut short (a copy or transfer that broke off)
             unreadable.append((path, "an image object without pixel data: cut short?"))
+            damaged_in[path] = str(ds.get("SeriesInstanceUID", "") or "")
             log.warning("skipping '%s': DICOM image object without pixel data (truncated?)", path)
             n_dicom -= 1  # counted with the unreadable files, not the readable ones
             continue
@@ -451,7 +459,11 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     for uid, items in groups.items():
         own = {p for p, _ in items}
         series_copies = tuple((c, f) for c, f in copies if f in own)
-        found.append(replace(_series_info(uid, items, root), unreadable=damaged, copies=series_copies))
+        own_damage = tuple(
+            f"{_rel_name(p, root)} ({why})" for p, why in unreadable if damaged_in.get(p, uid) in (uid, "")
+        )
+        info = _series_info(uid, items, root)
+        found.append(replace(info, unreadable=damaged, damaged_own=own_damage, copies=series_copies))
     found.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.description or "", s.series_uid))
     if not any(s.is_image for s in found):
         kinds = "; ".join(f"{s.describe()}: {s.not_image}" for s in found)
@@ -739,16 +751,22 @@ def _tie_note(chosen: SeriesInfo, among: list[SeriesInfo]) -> str:
     return f"; as many slices as {numbers}: the later series is read (a series is repeated when the first was degraded)"
 
 
+# a series of this many slices or fewer may be key images (saved under the series' name), never a stand-in for it
+KEY_IMAGE_SLICES = 4
+
+
 def _readable_stand_ins(series: list[SeriesInfo]) -> list[SeriesInfo]:
     """The series of ``series`` that form one volume, where they can stand in for those that do not (a slice
     missing): a repeat can, a series of a few slices (a key image saved under the series' name) cannot, as it would
-    be read as if it were the study's series. Where none can, all of ``series``: the broken one is then read and
-    fails, saying why. (A series of several acquisitions counts the slices of all: it sets no size.)"""
+    be read as if it were the study's series: a stand-in holds half the broken one's slices, or more than
+    :data:`KEY_IMAGE_SLICES`. Where none can, all of ``series``: the broken one is then read and fails, saying why."""
+    # a series of several acquisitions counts the images of all: about half are one acquisition's
     most = max(
-        (s.n_slices for s in series if s.problem is not None and not s.problem.startswith(MIXED_ACQUISITIONS)),
+        (s.n_slices // 2 if s.problem.startswith(MIXED_ACQUISITIONS) else s.n_slices for s in series if s.problem),
         default=0,
     )
-    return [s for s in series if s.problem is None and 2 * s.n_slices >= most] or series
+    need = min(KEY_IMAGE_SLICES + 1, (most + 1) // 2)  # a 2D T2 of 12 slices stands in for a 3D one of 40
+    return [s for s in series if s.problem is None and s.n_slices >= need] or series
 
 
 def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
@@ -1073,7 +1091,7 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
         frame_of_reference_uid=ordered[0].frame_of_reference,
         extra=extra,
         dicom_headers=tuple(datasets[fr.file] for fr in ordered),
-        header_flags=(_unreadable_flag(info.unreadable),) if info.unreadable else (),
+        header_flags=(_unreadable_flag(info.damaged_own),) if info.damaged_own else (),
     )
     try:
         return Scan(array, geometry.LPS_TO_RAS @ affine_lps, source)
@@ -1083,11 +1101,12 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
 
 
 def _unreadable_flag(damaged: tuple[str, ...]) -> str:
-    """The flag of files beside a series that were left out unread: one of them may have been the series' first or
-    last slice, whose loss leaves a regular volume behind (a missing middle slice fails the reading instead)."""
+    """The flag of DICOM files under the input that were left out unread and may have been the series' (their header
+    cannot say, or names this series): one may have been its first or last slice, whose loss leaves a regular volume
+    behind (a missing middle slice fails the reading instead)."""
     some = ", ".join(damaged[:3]) + (" …" if len(damaged) > 3 else "")
     return (
-        f"dicom_files_unreadable: {len(damaged)} file(s) under the input could not be read and were left out: "
+        f"{DICOM_FILES_UNREADABLE}: {len(damaged)} file(s) under the input could not be read and were left out: "
         f"{some}; if one was an edge slice of the series read, the volume lacks it"
     )
 

@@ -43,23 +43,24 @@ def seed_all(torch: Any, seed: int) -> None:
     torch.backends.cudnn.deterministic = True
 
 
-def check_run_paths(data: str | os.PathLike[str] | None, out: str | os.PathLike[str]) -> Path:
+def check_run_paths(data: str | os.PathLike[str] | None, out: str | os.PathLike[str], create: bool = True) -> Path:
     """Before a training run's work, one rule for every kind: ``data`` (where given) is the shared data folder (it
     has index.csv), and ``out`` can be the run's output folder: not a file, not inside the data set (a model written
-    there would mix with the data). Creates ``out`` and returns it.
+    there would mix with the data). Creates ``out`` (unless ``create`` is false: a run whose own options are
+    checked later makes it then) and returns it.
 
     Raises:
         ConfigError: ``data`` is not the shared data folder, or ``out`` lies inside it.
         OutputError: ``out`` cannot be made a folder.
     """
     from ..errors import ConfigError
-    from ..writers import prepare_output_dir, refuse_output_inside
+    from ..writers import check_output_dir, prepare_output_dir, refuse_output_inside
 
     if data is not None:
         if not (Path(data) / "index.csv").is_file():
             raise ConfigError(f"--data '{data}' is not the shared data folder: it has no index.csv")
         refuse_output_inside(data, out, "the data folder")
-    return prepare_output_dir(out)
+    return prepare_output_dir(out) if create else check_output_dir(out)
 
 
 def start_run(out: Path, threads: int, seed: int, purpose: str) -> Any:

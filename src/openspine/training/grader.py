@@ -293,6 +293,8 @@ def chosen_heads(names: Sequence[str]) -> list[Any]:
     if not names:
         return list(BUILTIN_HEADS)
     wanted = [h.strip() for h in names if h.strip()]
+    if not wanted:
+        raise ConfigError("--heads names no grading; leave it out to train every built-in one")
     unknown = [h for h in wanted if h not in SPIDER_COLUMNS]
     if unknown:
         raise ConfigError(f"--heads: unknown gradings {unknown}; built-in ones are {list(SPIDER_COLUMNS)}")

@@ -129,7 +129,8 @@ def cli_main(
     ``options`` turns the kind's own command-line options into keyword arguments of ``train_fn``."""
     args = parser.parse_args(argv)
     extra = options(args) if options is not None else {}
-    common.check_run_paths(args.data, args.out)  # before the pictures are read (a traceback had said it)
+    # before the pictures are read (a traceback had said it); the folder is made once the run's options pass
+    common.check_run_paths(args.data, args.out, create=False)
     t0 = time.perf_counter()
     command = f"openspine train {kind} " + " ".join(argv)
     train_fn(args.data, args.out, args.epochs, args.seed, args.threads, command, **extra)

@@ -183,6 +183,7 @@ def report(tallies: dict[str, dict[str, Any]], json_path: Path | None) -> None:
             "label_differs": t["label_differs"],
             "withheld": t["withheld"],
             "same_grade": {name: round(t["same"][name] / t["n"][name], 4) for name in sorted(t["n"])},
+            "graded_in_both": dict(sorted(t["n"].items())),
             "pfirrmann_expected_grade_mean_abs_change": round(float(np.mean(t["pfirrmann_shift"])), 4)
             if t["pfirrmann_shift"]
             else None,
@@ -191,7 +192,7 @@ def report(tallies: dict[str, dict[str, Any]], json_path: Path | None) -> None:
         shift = figures[kind]["pfirrmann_expected_grade_mean_abs_change"]
         print(
             f"{kind}: {t['discs']} discs compared ({t['label_differs']} with another label, {t['withheld']} with every "
-            f"grade withheld, not compared); "
+            f"grade withheld, not compared; {t['n'].get('pfirrmann', 0)} Pfirrmann-graded in both); "
             f"same grade: {same}; expected Pfirrmann changes by {shift}"
         )
     if json_path:

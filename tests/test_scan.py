@@ -109,8 +109,11 @@ def test_lone_axial_slice_is_refused_with_the_reason() -> None:
 
 def test_a_picture_converted_to_nifti_is_refused_with_a_way_out() -> None:
     # converters write an unrotated affine, so a sagittal picture's single slice reads as axial
+    from openspine.scan import ScanSource
+
+    nifti = ScanSource(path="picture.nii.gz", format="nifti")
     with pytest.raises(UnsupportedScanError, match="converting a picture to NIfTI.*--pixel-spacing"):
-        Scan(np.ones((64, 48, 1)), np.eye(4)).to_sagittal()
+        Scan(np.ones((64, 48, 1)), np.eye(4), nifti).to_sagittal()
     with pytest.raises(UnsupportedScanError) as refused:  # an axial series with a real, turned header: no hint
         Scan(np.ones((64, 64, 1)), np.diag([-0.5, -0.5, 5.0, 1.0])).to_sagittal()
     assert "converting a picture" not in str(refused.value)
@@ -324,3 +327,19 @@ def test_a_line_of_pixels_is_out_of_scope_and_called_a_line(shape: tuple[int, in
 
     with pytest.raises(OutOfScopeError, match="the image is a line of pixels"):
         Scan(np.ones(shape, dtype=np.float32), SAGITTAL_IPR).to_sagittal()
+
+
+def test_a_scan_built_in_python_with_an_unrotated_affine_is_told_what_to_give_not_a_header_and_a_cli_option() -> None:
+    """A notebook user's Scan(slice, numpy.eye(4)) had been told about its file's header and --pixel-spacing (user
+    test); a file converted from a picture still is."""
+    from openspine.scan import ScanSource
+
+    for source, said, not_said in (
+        (ScanSource(), "give the Scan the affine of its voxels in mm", "--pixel-spacing"),
+        (ScanSource(path="x.nii.gz", format="nifti"), "--pixel-spacing", "give the Scan the affine"),
+    ):
+        with pytest.raises(NotSagittalError) as refused:
+            Scan(np.zeros((40, 30, 1)), np.eye(4), source).to_sagittal()
+        assert said in str(refused.value) and not_said not in str(refused.value)
+    with pytest.raises(UnsupportedScanError, match="4×4 matrix of numbers, got None"):
+        Scan(np.zeros((4, 4, 2)), None)  # type: ignore[arg-type]

@@ -91,6 +91,12 @@ _CONVERTED_PICTURE_HINT = (
     "picture, analyse the PNG/JPEG itself with --pixel-spacing (ROW_MM COL_MM, or auto), or give the file its real "
     "orientation."
 )
+# the same for a Scan built in Python, which has no header and no command line (a notebook user had been told both)
+_ARRAY_HINT = (
+    " Its affine is unrotated (array axes along x, y, z: e.g. numpy.eye(4)): if the array is a sagittal slice, give "
+    "the Scan the affine of its voxels in mm (nibabel's img.affine), or analyse the picture's file with "
+    "pixel_spacing=(ROW_MM, COL_MM) or 'auto'."
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +119,8 @@ class Scan:
             arr = arr[:, :, None]
         if arr.ndim != 3:
             raise UnsupportedScanError(f"a scan must be a 3D volume or a 2D slice, got an array of shape {arr.shape}")
+        if self.affine is None:  # as numpy reads it, NaN: the message had shown [[nan]]
+            raise UnsupportedScanError("the affine must be a finite, invertible 4×4 matrix of numbers, got None")
         try:
             aff = np.asarray(self.affine, dtype=np.float64)
         except (TypeError, ValueError) as exc:  # a string, a ragged list: said as any other bad affine
@@ -197,7 +205,7 @@ class Scan:
                     f"this is {article} {plane} acquisition ({what}, {self.spacing[axis]:.1f} mm apart): a sagittal "
                     f"view would have {self.spacing[axis]:.1f} mm resolution along the spine. openspine needs a "
                     "sagittal series or a near-isotropic 3D volume; pick the sagittal series of the study."
-                    + (_CONVERTED_PICTURE_HINT if self._looks_like_a_converted_picture() else ""),
+                    + (self._converted_picture_hint() if self._looks_like_a_converted_picture() else ""),
                     plane={"value": plane, "source": "geometry"},
                 )
         arr: NDArray[Any]
@@ -218,6 +226,9 @@ class Scan:
         affine = self.affine.copy()
         affine[:, :3] = self.affine[:, order]
         return SagittalView(Scan(np.transpose(self.array, order), affine, self.source), self)
+
+    def _converted_picture_hint(self) -> str:
+        return _ARRAY_HINT if self.source.format == "array" else _CONVERTED_PICTURE_HINT
 
     def _looks_like_a_converted_picture(self) -> bool:
         """One slice with an unrotated affine (array axes along x, y, z): the default orientation that converting

@@ -84,6 +84,12 @@ def test_dataframes() -> None:
 
     empty = replace(_result(), discs=()).to_dataframe("discs")
     assert list(empty.columns) == DISC_COLUMNS and len(empty) == 0 and empty[empty.grading == "pfirrmann"].empty
+    # a case column, first, where the frames of several scans are concatenated (a notebook had no way to tell them
+    # apart); the same columns otherwise
+    named = _result().to_dataframe("discs", case="sub-01")
+    assert list(named.columns) == ["case", *DISC_COLUMNS] and list(named["case"]) == ["sub-01", "sub-01"]
+    assert named.drop(columns="case").equals(df)
+    assert list(replace(_result(), discs=()).to_dataframe("discs", case="x").columns) == ["case", *DISC_COLUMNS]
 
 
 def _mutations(node, path=()):

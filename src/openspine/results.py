@@ -528,11 +528,17 @@ class AnalysisResult:
         :meth:`Disc.to_dict`, so that the rows of a result.json (:func:`disc_rows_from_dict`) are the same."""
         return [row for d in self.discs for row in _disc_rows(d.to_dict())]
 
-    def to_dataframe(self, kind: str = "discs") -> Any:
+    def to_dataframe(self, kind: str = "discs", case: str | None = None) -> Any:
         """A pandas DataFrame of ``"discs"`` (one row per disc × grading) or ``"vertebrae"``: the CSV's columns
         (also when there is no row, e.g. out of scope), every number column float64 with NaN where a grade or score
         is missing, so ``df.grade.mean()`` and ``df.probability > 0.9`` work, and a missing text (a withheld label,
-        no note) None, as ``pandas.read_csv`` reads the CSV's empty cell, so ``df.label.isna()`` finds it."""
+        no note) None, as ``pandas.read_csv`` reads the CSV's empty cell, so ``df.label.isna()`` finds it.
+
+        ``case`` names the scan in a first column ``case`` (as the cohort tables of ``openspine batch`` have), so
+        that the frames of several results can be concatenated into one table::
+
+            pd.concat([r.to_dataframe("discs", case=name) for name, r in results.items()], ignore_index=True)
+        """
         from ._optional import import_optional
 
         pd = import_optional("pandas", "to_dataframe()")
@@ -551,6 +557,8 @@ class AnalysisResult:
                 )
             else:
                 df[c] = pd.Series([None if v == "" else v for v in df[c]], index=df.index, dtype="object")
+        if case is not None:
+            df.insert(0, "case", pd.Series([str(case)] * len(df), index=df.index, dtype="object"))
         return df
 
     def overlay(self, width: int = 1000) -> Any:

@@ -188,8 +188,10 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes through /proc")
-def test_killed_worker_loses_no_case(tmp_path: Path, shared_data: Path) -> None:
-    """SIGKILL one of two worker processes mid-run: the run still finishes every case, exactly once."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_worker_loses_no_case(tmp_path: Path, shared_data: Path, sig: signal.Signals) -> None:
+    """Kill one of two worker processes mid-run: the run still finishes every case, exactly once. SIGTERM too: a
+    worker had caught it as the command line's Ctrl-C, and the whole run stopped, exit 130."""
     root, out = tmp_path / "in", tmp_path / "out"
     expected = _cohort(root, shared_data, n_good=4, broken=False)
     for i in range(4):  # more cases, so that the kill lands while some are still queued
@@ -205,7 +207,7 @@ def test_killed_worker_loses_no_case(tmp_path: Path, shared_data: Path) -> None:
         workers = _children(proc.pid)
         if len(workers) >= 2 and cases.is_dir() and any((p / "result.json").exists() for p in cases.iterdir()):
             killed = workers[0]
-            os.kill(killed, signal.SIGKILL)
+            os.kill(killed, sig)
             break
         time.sleep(0.02)
     summary, err = proc.communicate(timeout=300)

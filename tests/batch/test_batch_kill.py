@@ -234,6 +234,22 @@ def test_a_worker_lets_go_of_the_runs_lock(tmp_path: Path) -> None:
     assert not runner._HELD_LOCKS
 
 
+def test_a_worker_ends_on_sigterm_whatever_handler_it_inherited() -> None:
+    # the command line turns SIGTERM into KeyboardInterrupt; a forked worker inheriting that caught the pool's own
+    # terminate() as a case's error and lived on, and the run hung for good
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            runner._worker_init(os.getppid())
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+
+
 @pytest.mark.skipif(not LINUX_PROC, reason="names the holders through /proc")
 def test_a_lock_left_held_after_its_run_died_is_explained(tmp_path: Path) -> None:
     import fcntl

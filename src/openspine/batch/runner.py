@@ -613,6 +613,11 @@ def _worker_init(parent: int) -> None:
         with suppress(OSError):
             os.close(fd)
     _HELD_LOCKS.clear()
+    # a forked worker inherits the command line's SIGTERM handler, which turns the signal into KeyboardInterrupt; the
+    # pool's own terminate() of a broken pool's workers was then caught as the case's error and the worker lived on,
+    # waiting for work behind a queue lock the dead worker held, and the run hung for good (seen on a slow machine);
+    # one worker stopped by SIGTERM also stopped the whole run as Ctrl-C would
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _end_with_parent(parent)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ..models import forget_sessions, set_default_threads

@@ -260,6 +260,43 @@ def test_case_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch: pyt
     assert all(s.status == "done" for c, s in by_case.items() if c != "poison")
 
 
+def _stubborn_once(case, *args):  # stands in for process_case: ignores SIGTERM the first time, as a library may
+    from openspine.batch.case import CaseStatus
+
+    marker = Path(case.path).with_suffix(".seen")
+    if case.case_id == "stubborn" and not marker.exists():
+        marker.touch()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(600)
+    if case.case_id == "poison":
+        time.sleep(0.5)  # once the stubborn case is running
+        os._exit(1)
+    return CaseStatus(case.case_id, "done")
+
+
+def test_a_worker_that_outlives_sigterm_does_not_hang_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the pool only sends SIGTERM to a broken pool's other workers and then waits for them: one that ignored it had
+    # hung the run for good
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import openspine.batch.case as case_module
+    import openspine.batch.runner as runner
+    from openspine.batch.discover import Case
+    from openspine.config import AnalysisConfig
+
+    _stubborn_once.__module__, _stubborn_once.__qualname__ = case_module.__name__, "process_case"
+    monkeypatch.setattr(case_module, "process_case", _stubborn_once)
+    monkeypatch.setattr(runner, "process_case", _stubborn_once)
+    monkeypatch.setattr(runner, "_new_pool", lambda n: ProcessPoolExecutor(n, mp_context=mp.get_context("fork")))
+    cases = [Case(name, str(tmp_path / f"{name}.nii.gz"), "nifti") for name in ("stubborn", "poison", "other")]
+    t0 = time.time()
+    statuses = list(runner._local_statuses(cases, tmp_path, ("json",), AnalysisConfig(), False, workers=2))
+    assert time.time() - t0 < 60
+    by_case = {s.case_id: s.status for s in statuses}
+    assert by_case == {"stubborn": "done", "poison": "failed", "other": "done"}
+
+
 def test_two_runs_on_one_output_folder_do_not_both_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root, out = tmp_path / "in", tmp_path / "out"
     root.mkdir()

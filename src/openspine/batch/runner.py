@@ -567,6 +567,8 @@ def _drain(pool: Any, futures: dict[Any, Case]) -> Generator[CaseStatus, None, t
             yielded.add(fut)
             yield status
     finally:
+        if broken:
+            _kill_workers(pool)
         with _a_second_signal_ends_at_once():  # this waits for the cases handed out (after Ctrl-C too)
             pool.shutdown(wait=True, cancel_futures=True)
     leftovers: list[Case] = []
@@ -578,6 +580,15 @@ def _drain(pool: Any, futures: dict[Any, Case]) -> Generator[CaseStatus, None, t
         else:
             leftovers.append(case)
     return broken, leftovers
+
+
+def _kill_workers(pool: Any) -> None:
+    """SIGKILL a broken pool's remaining workers: the pool only sends them SIGTERM and then waits for them, and a
+    worker that outlives it (a library's own handler, a lock a dead worker held) would hang the run for good. Their
+    cases are handed out again."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with suppress(OSError, ValueError):  # ended already, or closed
+            process.kill()
 
 
 def _result_stamp(out: Path, case: Case) -> tuple[int, int] | None:

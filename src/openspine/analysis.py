@@ -476,7 +476,7 @@ def _read(
         _say_not_applied(_main_not_applied(cfg, source))  # kept in result.json too (parameters.not_applied)
         return source, None
     from .io import load_study
-    from .io.roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED
+    from .io.roles import HIGHER_STATION, LOWER_STATION, OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED
 
     study = load_study(
         Path(source), series=cfg.series, pixel_spacing=reading_spacing(cfg.pixel_spacing), read_t1=cfg.use_t1
@@ -486,13 +486,16 @@ def _read(
     if main_role is not None:  # result.json says why this series of the study was read (input.series)
         study = replace(study, main=with_series_choice(study.main, main_role.reason))
     if unread is not None:
+        # the study's other sagittal series that may show the lumbar spine the main one misses: one the grader may
+        # read, or a lower station of any sequence (a whole-spine study's lumbar T1 station below a cervical T2 one:
+        # its bodies can be labelled); not another study's, nor a station above the main one
         unread.extend(
-            f"{r.description or 'series'} (--series {r.pick})"
+            f"{r.description or 'series'} ({'' if r.sequence in ('T2', None) else f'{r.sequence}, '}--series {r.pick})"
             for r in study.roles
             if r.role == ROLE_NOT_USED
             and r.plane == "sagittal"
-            and r.sequence in ("T2", None)  # one the grader may read
-            and not r.reason.startswith(OTHER_STUDY)
+            and (r.sequence in ("T2", None) or r.reason.startswith(LOWER_STATION))
+            and not r.reason.startswith((OTHER_STUDY, HIGHER_STATION))
         )
     _say_not_applied(_main_not_applied(cfg, study.main))  # said now, and kept in result.json
     return _picture_size(study.main, cfg.pixel_spacing, cfg.detector, flags, ""), study.t1

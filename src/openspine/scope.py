@@ -742,7 +742,7 @@ def unseen_spacing_reason(vertebrae: Sequence[Vertebra]) -> str | None:
         f"the vertebral bodies lie {shown:.1f} mm apart (centre to centre), {how} than on any scan the detector was "
         f"trained and validated on ({lo:g}-{hi:g} mm): the voxel or pixel size given may be {size}"
         + (f" (or the spine {whose})" if whose else "")
-        + ", so the labels may be a level off"
+        + ", so the labels may be wrong (a level off or more)"
     )
 
 

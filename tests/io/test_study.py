@@ -426,7 +426,9 @@ def test_series_of_one_part_of_the_spine_keep_the_most_slices_rule() -> None:
     assert [r.pick for r in series_roles(found)] == ["2", "4", "5"]
 
 
-def _whole_spine_study(folder: Path, one_frame: bool = True) -> SeriesIds:
+def _whole_spine_study(
+    folder: Path, one_frame: bool = True, lumbar: str = "T2_TSE_SAG_2", lumbar_rows: slice = slice(None)
+) -> SeriesIds:
     """A cervico-thoracic T2 (sct-example-t2, 52 slices) written as the upper station above a lumbar T2
     (fcs-vb2-13, its middle 40 slices), overlapping by 40 mm, as a whole-spine study is exported: in one frame of
     reference, or (``one_frame`` False) each station in its own. Returns the lumbar station's ids."""
@@ -438,9 +440,10 @@ def _whole_spine_study(folder: Path, one_frame: bool = True) -> SeriesIds:
         z = (aff @ corners.T)[2]
         return float(z.min()), float(z.max())
 
+    description = lumbar
     lumbar, lumbar_aff = _load_nifti("fastcleverseg/fcs-vb2-13/image.nii.gz")
-    lumbar, shift = np.array(lumbar[:, :, 18:58]), np.eye(4)
-    shift[2, 3] = 18
+    lumbar, shift = np.array(lumbar[lumbar_rows, :, 18:58]), np.eye(4)
+    shift[0, 3], shift[2, 3] = lumbar_rows.start or 0, 18
     lumbar_aff = lumbar_aff @ shift
     neck, neck_aff = _load_nifti("sct/sct-example-t2/image.nii.gz")
     neck_aff = neck_aff.copy()
@@ -448,7 +451,7 @@ def _whole_spine_study(folder: Path, one_frame: bool = True) -> SeriesIds:
     ids = new_ids()
     upper = SeriesIds(generate_uid(), ids.study_uid, ids.frame_of_reference_uid if one_frame else generate_uid())
     write_series(folder, np.array(neck), neck_aff, ids=upper, series_number=1, description="T2_TSE_SAG_1")
-    write_series(folder, lumbar, lumbar_aff, ids=ids, series_number=2, description="T2_TSE_SAG_2", prefix="L")
+    write_series(folder, lumbar, lumbar_aff, ids=ids, series_number=2, description=description, prefix="L")
     return ids
 
 
@@ -489,6 +492,31 @@ def test_stations_whose_heights_cannot_be_compared_say_the_lumbar_one_may_be_unr
     # asked for as the flag says, the lumbar station is graded
     lumbar = openspine.analyze(tmp_path / "study", series="2")
     assert [d for d in lumbar.discs if any(g.available and g.grade is not None for g in d.grades.values())]
+
+
+def test_a_lower_t1_station_is_named_where_the_t2_read_shows_no_lumbar_spine(shared_data: Path, tmp_path: Path) -> None:
+    """A cervical T2 station above a lumbar T1 station (user test: the T2 was read, every label withheld, and the
+    only series showing the lumbar spine was named nowhere but in a log line)."""
+    import openspine
+
+    _whole_spine_study(tmp_path / "study", lumbar="T1_TSE_SAG")
+    study = load_study(tmp_path / "study")
+    assert study.roles[1].sequence == "T1" and study.roles[1].reason.startswith("another station: it images a lower")
+    result = openspine.analyze(tmp_path / "study")
+    flag = next(f for f in result.flags if f.startswith("other_series_unread"))
+    assert "not analysed: T1_TSE_SAG (T1, --series 2); one may show the lumbar spine" in flag
+
+
+def test_a_higher_station_is_not_offered_for_the_lumbar_spine(shared_data: Path, tmp_path: Path) -> None:
+    """The lowest station read shows no sacrum: the station above it cannot show the lumbar spine below (user test:
+    the flag offered it)."""
+    import openspine
+
+    _whole_spine_study(tmp_path / "study", lumbar_rows=slice(0, 230))  # the lower station's top: no sacrum
+    result = openspine.analyze(tmp_path / "study")
+    assert result.input.series["chosen_because"].startswith("the lowest of 2 stations")
+    assert "sacral" not in result.input.field_of_view["regions"]
+    assert not any(f.startswith("other_series_unread") for f in result.flags)
 
 
 def test_the_flag_names_what_the_series_read_lacks() -> None:

@@ -47,7 +47,7 @@ from ..scan import Scan, ScanSource
 from ..vocabulary import DICOM_FILES_UNREADABLE
 from .image2d import PICTURE_SUFFIXES
 from .paths import dicomdir_folder, not_a_regular_file
-from .roles import OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
+from .roles import HIGHER_STATION, LOWER_STATION, OTHER_STUDY, ROLE_MAIN, ROLE_NOT_USED, ROLE_STIR, ROLE_T1, SeriesRole
 from .stations import STATION_MIN_SLICES, centre_mm, lowest_station, named_below_lumbar, other_station
 
 log = get_logger("io.dicom")
@@ -939,10 +939,8 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
     seq = s.sequence_hint
     # a station is a series of several slices (the rule lowest_station chose by): a single slice is no station
     if other_station(s, main) and min(s.n_slices, main.n_slices) >= STATION_MIN_SLICES:
-        where = "higher" if centre_mm(s) > centre_mm(main) else "lower"
-        return ROLE_NOT_USED, (
-            f"another station: it images a {where} part of the spine than the main series (one station is read)"
-        )
+        where = HIGHER_STATION if centre_mm(s) > centre_mm(main) else LOWER_STATION
+        return ROLE_NOT_USED, f"{where} of the spine than the main series (one station is read)"
     if seq == "STIR":
         return ROLE_STIR, "a sagittal STIR series of the study: recorded, not read"
     if seq == "T1" and main.sequence_hint == "T1":

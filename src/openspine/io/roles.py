@@ -20,6 +20,9 @@ ROLE_T1 = "T1"
 ROLE_STIR = "STIR"
 ROLE_NOT_USED = "not used"
 OTHER_STUDY = "another study"  # how the reason of a series of another study than the main series' begins
+# how the reason of another station of a whole-spine study begins, by where it lies against the main series
+HIGHER_STATION = "another station: it images a higher part"
+LOWER_STATION = "another station: it images a lower part"
 ROLES: tuple[str, ...] = (ROLE_MAIN, ROLE_T1, ROLE_STIR, ROLE_NOT_USED)
 
 # how a listing names each role (the reason follows for a series that is not used)

@@ -91,14 +91,14 @@ vertebra_table(tl)
 # The disc next to the unlabelled body has no level and is not graded. The lumbar discs in view keep their levels
 # but are not graded either: with no sacrum in view, and no body the detector is sure of (scored 0.25 or more)
 # reaching L5, nothing anchors the count of levels, so grades could land on the wrong disc (`grades_withheld`, with
-# the reason in each disc's `note`). `L4-L5` and `L5-S1` are outside the field of view and are listed as not
-# detected.
+# the reason in each disc's `note`). `L4-L5` and `L5-S1` lie below the lowest vertebra found, outside the field of
+# view, and are listed as not graded for that reason.
 
 # %%
 discs = tl.to_dataframe("discs")
 assert not any(g.available for d in tl.discs for g in d.grades.values())  # what the text above says
 assert any(f.startswith("grades_withheld: T12-L1") and "no sacrum in view" in f for f in tl.flags)
-assert any(f.startswith("not graded: L4-L5, L5-S1 (not detected)") for f in tl.flags)
+assert any(f.startswith("not graded: L4-L5, L5-S1 (below the lowest vertebra found") for f in tl.flags)
 discs[discs.grading.isin(["", "pfirrmann"])][["level", "grading", "grade", "probability", "note"]]
 
 # %% [markdown]

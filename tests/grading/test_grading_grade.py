@@ -51,6 +51,25 @@ def test_grades_every_requested_disc(grader_dir: Path):
     assert any("level unknown" in f for f in out.flags)
 
 
+def test_a_level_beyond_the_vertebrae_found_is_said_out_of_view(grader_dir: Path):
+    # the lower station of a whole-spine study misses T12-L1 and L1-L2: they were called "not detected" (user test)
+    from dataclasses import replace
+
+    from openspine.grading import grade
+    from openspine.levels import Level
+    from openspine.results import Vertebra
+
+    scan, geoms = spine_scan([300, 250, 200, 120, 60])
+    view = scan.to_sagittal()
+    missing = (DiscLevel.T12_L1, DiscLevel.L1_L2, DiscLevel.L3_L4, DiscLevel.L5_S1)
+    kept = {lv: g for lv, g in geoms.items() if lv not in missing}
+    bodies = tuple(Vertebra(lv, 0.9, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)) for lv in (Level.L2, Level.L3, Level.L4))
+    out = grade(view, replace(fake_detection(view, kept), vertebrae=bodies), grader=grader_dir)
+    assert "not graded: T12-L1, L1-L2 (above the highest vertebra found, L2: out of view?)" in out.flags
+    assert "not graded: L5-S1 (below the lowest vertebra found, L4: out of view?)" in out.flags
+    assert "not graded: L3-L4 (not detected)" in out.flags  # between vertebrae found: missed in view
+
+
 def test_levels_none_withholds_levels_outside_the_cards_scope(grader_dir: Path, tmp_path: Path):
     from openspine.grading import grade
 

@@ -77,6 +77,21 @@ class GradingOutput:
 NOT_GRADED_UNLABELLED = "not graded: its level is unknown (a body beside it has no label; the flags say why)"
 
 
+def _missing_reason(level: DiscLevel, detection: Detection) -> str:
+    """Why a disc level asked for has no disc: beyond the labelled vertebrae (another station of a whole-spine study
+    or a narrow field of view shows it; user test: called "not detected", as if the detector had missed it in view),
+    else not detected."""
+    labelled = [v.label for v in detection.vertebrae if v.label is not None and not v.label.is_transitional]
+    if not labelled:
+        return "not detected"
+    top, bottom = min(labelled, key=lambda lv: lv.ordinal), max(labelled, key=lambda lv: lv.ordinal)
+    if level.lower_vertebra.ordinal <= top.ordinal:
+        return f"above the highest vertebra found, {top.value}: out of view?"
+    if level.upper_vertebra.ordinal >= bottom.ordinal:
+        return f"below the lowest vertebra found, {bottom.value}: out of view?"
+    return "not detected"
+
+
 def _levels_text(levels: Sequence[DiscLevel]) -> str:
     """``T12-L1 … L5-S1`` for a run of levels, else the levels listed."""
     names = [lv.value for lv in levels]
@@ -227,7 +242,7 @@ def grade(
         found = {d.level for d in discs}
         for lv in levels or ():
             if lv not in found:
-                flags.add("not graded", lv.value, "not detected")
+                flags.add("not graded", lv.value, _missing_reason(lv, detection))
     declared = sorted(model_scope.sequences or ())
     # the series' name in each grade: what the scan was taken to be, else the one sequence the grader reads
     main_name = str((sequence or {}).get("value") or (declared[0] if len(declared) == 1 else "main"))

@@ -51,3 +51,18 @@ def test_no_noise_flag_where_nothing_is_graded() -> None:
     result = openspine.analyze(openspine.Scan(_rician(arr[:, :, 0], 0.15)[:, :, None], img.affine), sequence="T1")
     assert not any(g.available for d in result.discs for g in d.grades.values())
     assert not any(f.startswith("image_noisy") for f in result.flags)
+
+
+def test_a_lone_hot_voxel_does_not_make_a_slice_noisy() -> None:
+    # one voxel at 1e6 (a spike, a conversion error) had put image_noisy on 5 of 22 real scans (user test)
+    import nibabel as nib
+
+    data = shared_data_or_skip()
+    for pid in ("162", "100", "31"):
+        plane = np.asarray(nib.load(data / "spider" / pid / "image.nii.gz").dataobj, dtype=np.float64)[:, :, 0]
+        clean = noise_ratio(plane)
+        assert clean is not None
+        for r, c in ((plane.shape[0] // 2, plane.shape[1] // 2), (plane.shape[0] // 3, plane.shape[1] // 2 + 7)):
+            hot = plane.copy()
+            hot[r, c] = 1e6
+            assert noise_ratio(hot) == pytest.approx(clean, rel=0.05)

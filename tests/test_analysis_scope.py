@@ -690,6 +690,24 @@ def test_an_unsure_call_that_looks_like_t1_withholds_and_sequence_t2_grades(monk
     assert any(d.grades[Grading.PFIRRMANN].available for d in told.discs if d.grades)
 
 
+def test_an_upside_down_volume_without_sacrum_read_below_the_refusal_is_flagged_and_not_graded() -> None:
+    # the thoraco-lumbar SCT volume stored upside down, header kept: the recogniser reads upside down at 0.62, below
+    # the refusal, and it had been labelled upside down with no word (user test)
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-tutorial-t2-lumbar/image.nii.gz")  # (R, A, S)
+    arr = np.asarray(img.dataobj)
+    as_stored = openspine.analyze(openspine.Scan(arr, img.affine))
+    assert not any(f.startswith("orientation_suspect") for f in as_stored.flags)
+    turned = openspine.analyze(openspine.Scan(arr[:, :, ::-1], img.affine))
+    assert turned.out_of_scope is None and any(v.label is not None for v in turned.vertebrae)  # kept, flagged
+    flag = next(f for f in turned.flags if f.startswith("orientation_suspect"))
+    assert flag.startswith("orientation_suspect: the image may be upside down (probability")
+    assert turned.input.way_round is not None and turned.input.way_round["value"] == "upside down"
+    assert not any(g.available for d in turned.discs for g in d.grades.values())
+    notes = [d.grades[Grading.PFIRRMANN].note or "" for d in turned.discs if d.grades]
+    assert notes and all(n.startswith("withheld: the image may be upside down") for n in notes)
+
+
 def test_upside_down_picture_exits_3_and_trust_orientation_reads_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

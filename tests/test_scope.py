@@ -10,6 +10,7 @@ from openspine.levels import DiscLevel, Level
 from openspine.models import BUILTIN_DIR
 from openspine.results import Disc, Grade, Vertebra
 from openspine.scope import (
+    MIN_TURN_DOUBT_PROBABILITY,
     MODALITIES_ANALYSED,
     ModelScope,
     body_depth_reason,
@@ -20,6 +21,7 @@ from openspine.scope import (
     field_of_view,
     labels_in_scope,
     low_score_flag,
+    maybe_wrong_way_round_flag,
     modality_reason,
     plane_conflict,
     plane_conflict_reason,
@@ -289,6 +291,15 @@ def test_a_turn_is_named_only_when_the_recogniser_is_sure_of_it() -> None:
     assert wrong_way_round({**probs, "upside down": 0.85, "right way round": 0.12}) is None  # not sure enough
     assert wrong_way_round({"right way round": 0.97, "upside down": 0.03}) is None
     assert wrong_way_round({}) is None
+    # the likeliest reading, below the refusal: flagged where the labelling is unsure (the caller's rule)
+    assert wrong_way_round({**probs, "upside down": 0.6, "right way round": 0.3}, MIN_TURN_DOUBT_PROBABILITY) == (
+        "upside down"
+    )
+    assert wrong_way_round({"right way round": 0.45, "upside down": 0.4}, MIN_TURN_DOUBT_PROBABILITY) is None
+    flag = maybe_wrong_way_round_flag("upside down", 0.62, picture=False)
+    assert flag.startswith("orientation_suspect: the image may be upside down (probability 0.62)")
+    assert "no disc is graded" in flag and "--trust-orientation" in flag
+    assert "turn it head up" in maybe_wrong_way_round_flag("turned by 180°", 0.7, picture=True)
     picture = wrong_way_round_reason("upside down", 0.95, picture=True)
     assert "picture looks upside down (probability 0.95)" in picture and "head up" in picture
     assert "--trust-orientation" in picture

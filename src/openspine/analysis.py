@@ -774,6 +774,7 @@ class _State:
     not_run: dict[str, str] = field(default_factory=dict)
     out_of_scope: str | None = None
     unfit: str | None = None  # why the image's intensities cannot be graded (its discs' gradings are withheld)
+    labels_doubt: str | None = None  # why the labels may run the wrong way (the image may be turned): no grade
     midline: dict[str, Any] | None = None  # the midline recogniser's reading of a single slice (input.midline)
 
 
@@ -848,7 +849,9 @@ def _check_orientation(
     geometry, the image recogniser reads another plane than the header's (``planes``; at least
     :data:`~openspine.scope.MIN_PLANE_CONFLICT_PROBABILITY`; where the labelling is sure, at least
     :data:`~openspine.scope.MIN_PLANE_CONFLICT_PROBABILITY_SURE`). A refusal drops what was found from ``state``: the
-    bodies and every flag raised since ``state.flags[first_flag]``."""
+    bodies and every flag raised since ``state.flags[first_flag]``. Where the labelling is unsure and a turn is the
+    likeliest reading below the refusal (at least :data:`~openspine.scope.MIN_TURN_DOUBT_PROBABILITY`), the labels
+    are kept with an ``orientation_suspect`` flag and no disc is graded (``state.labels_doubt``)."""
     from .detection.orientation import sure_labelling
 
     sure = sure_labelling(detection)
@@ -876,6 +879,12 @@ def _check_orientation(
             _drop_detection(state, first_flag, why)
             state.flags.append(f"orientation_suspect: the image looks {turn} (probability {reading.probability:.2f})")
             return None, way_round
+        lean = scope.MIN_TURN_DOUBT_PROBABILITY
+        doubt = None if reading is None else scope.wrong_way_round(reading.probabilities, lean)
+        if doubt is not None and reading is not None:  # a turn the likeliest, below the refusal: flagged, not graded
+            flag = scope.maybe_wrong_way_round_flag(doubt, reading.probability, scan.source.format == "image")
+            state.flags.append(flag)
+            state.labels_doubt = flag.split(": ", 1)[1]
     if conflict is None:
         return detection, way_round
     _drop_detection(state, first_flag, scope.plane_conflict_reason(*conflict, sure))
@@ -1022,6 +1031,7 @@ def _grade(
             second=second,
             paired_grader=cfg.paired_grader,
             withhold=state.unfit
+            or state.labels_doubt
             or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae)
             or _unseen_spacing_withheld(detection),
         )

@@ -42,6 +42,12 @@ MIN_NOT_SAGITTAL_PROBABILITY = 0.5
 MIN_CERVICAL_PROBABILITY = 0.5
 # a scan whose labelling is unsure is refused when the orientation recogniser reads a turn with this probability
 MIN_TURN_PROBABILITY = 0.9
+# below it, a turn that is still the likeliest reading flags the labels (and withholds grades) where the labelling is
+# unsure: an upside-down thoraco-lumbar volume read 0.57-0.68 and was labelled upside down with no word (user test).
+# `python scripts/orientation_survey.py report runs/orientation-val.pkl`, val, where the labelling is unsure: turned
+# views caught 437 of 441 at 0.5 (415 at 0.9; SCT volumes 7 of 7, 0 at 0.9); 3 of 187 views the right way round
+# flagged, all crops of SPIDER slices
+MIN_TURN_DOUBT_PROBABILITY = 0.5
 # a scan with geometry is refused when the image reads as another plane with this probability, where its labelling
 # is unsure, or with the second where it is sure (a header naming the wrong axes: docs/reading-scans.md)
 MIN_PLANE_CONFLICT_PROBABILITY = 0.5
@@ -917,11 +923,27 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
     return None
 
 
-def wrong_way_round(probabilities: Mapping[str, float]) -> str | None:
+def wrong_way_round(probabilities: Mapping[str, float], at_least: float = MIN_TURN_PROBABILITY) -> str | None:
     """How the orientation recogniser says the image lies (a turn's name), when it is not the right way round with
-    at least :data:`MIN_TURN_PROBABILITY`; None otherwise."""
+    at least ``at_least`` (:data:`MIN_TURN_PROBABILITY`: refused; :data:`MIN_TURN_DOUBT_PROBABILITY`: flagged); None
+    otherwise."""
     best, p = _likeliest(probabilities)
-    return None if best is None or best == RIGHT_WAY_ROUND or p < MIN_TURN_PROBABILITY else best
+    return None if best is None or best == RIGHT_WAY_ROUND or p < at_least else best
+
+
+def maybe_wrong_way_round_flag(turn: str, probability: float, picture: bool) -> str:
+    """The flag of a scan whose labelling is unsure and that may lie ``turn`` (the likeliest reading, below
+    :data:`MIN_TURN_PROBABILITY`): its labels may run the wrong way, so no disc is graded under them."""
+    what, fix = (
+        ("picture", "turn it head up, front of the body on the left")
+        if picture
+        else ("image", "check the file's orientation (NIfTI affine, DICOM ImageOrientationPatient)")
+    )
+    return (
+        f"orientation_suspect: the {what} may be {turn} (probability {probability:.2f}) and the spine's labelling is "
+        f"unsure as it stands, so the labels may be wrong and no disc is graded; {fix}, or give --trust-orientation "
+        "if it is right"
+    )
 
 
 # bodies further apart than this across the spine (mm, antero-posterior) belong to different columns of bodies

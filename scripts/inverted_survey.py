@@ -1,13 +1,15 @@
 """Negatives and masks: the two content rules that keep an image from being graded, on every shared scan.
 
-For each scan of the split (SPIDER T2 and T1 slices, FastCleverSeg and SCT volumes) the skewness of the central
-slab that :func:`openspine.grading.intensity.inverted_contrast` reads, for the image as stored, cropped to its
-central 70 % and 50 % (views with little air around the body), windowed so that its brightest 10 or 30 % are
-white (a narrow display window burned into an exported picture), framed in black and laid on a white page (a border of a
-quarter of its size on each side: a screenshot, a figure cut from a paper), and inverted, bare and framed
-(max + min - value, a MONOCHROME1 image read without inversion); and the number of distinct intensities
-:func:`openspine.scope.few_values_reason` counts, for the image and for the FastCleverSeg masks (label maps).
-Printed: how many real images each rule refuses (false alarms) and how many inverted images and masks it catches.
+For each scan of the split (SPIDER T2 and T1 slices, FastCleverSeg and SCT volumes), whether
+:func:`openspine.grading.intensity.inverted_contrast` reads it as a negative (its central slab's skewness at most
+``MAX_SKEWNESS_INVERTED``, or, up to ``MAX_SKEWNESS_BRIGHT_BORDER``, edges bright where MR shows dark air), with the
+skewness, for the image as stored, cropped to its central 70 % and 50 % (views with little air around the body),
+windowed so that its brightest 10 or 30 % are white (a narrow display window burned into an exported picture),
+framed in black and laid on a white page (a border of a quarter of its size on each side: a screenshot, a figure cut
+from a paper), and inverted (max + min - value, a MONOCHROME1 image read without inversion): bare, framed and
+cropped to its central 70 % and 50 %; and the number of distinct intensities :func:`openspine.scope.few_values_reason`
+counts, for the image and for the FastCleverSeg masks (label maps). Printed: how many real images each rule refuses
+(false alarms) and how many inverted images and masks it catches.
 
     python scripts/inverted_survey.py --data ../shared/data --split train
 """
@@ -24,7 +26,7 @@ from _survey import survey_parser  # scripts/_survey.py
 import openspine
 from openspine import scope
 from openspine.evaluation.detection import spider_t1_rows
-from openspine.grading.intensity import MAX_SKEWNESS_INVERTED, intensity_skewness
+from openspine.grading.intensity import MAX_SKEWNESS_INVERTED, intensity_skewness, inverted_contrast
 from openspine.scan import Scan
 
 
@@ -58,54 +60,49 @@ def _padded(arr: np.ndarray, like: Scan, value: float, share: float = 0.25) -> S
 
 def main(argv: list[str] | None = None) -> int:
     args = survey_parser(__doc__).parse_args(argv)
-    skews: dict[str, list[tuple[float, str]]] = {
-        k: []
-        for k in (
-            "as stored",
-            "central 70 %",
-            "central 50 %",
-            "10 % white",
-            "30 % white",
-            "framed",
-            "on a page",
-            "inverted",
-            "inverted, framed",
-        )
-    }
+    reads: dict[str, list[tuple[float, bool, str]]] = {}  # kind: (skewness, read as a negative, item)
+
+    def read(kind: str, scan: Scan, item: str) -> None:
+        view = scan.to_sagittal()
+        reads.setdefault(kind, []).append((intensity_skewness(view), inverted_contrast(view) is not None, item))
+
     refused_values: list[str] = []
     masks, masks_refused = 0, 0
     for item, image, mask in _items(args.data, args.split):
         scan = openspine.load_scan(image)
         view = scan.to_sagittal()
         arr = np.asarray(view.scan.array, dtype=np.float32)
-        skews["as stored"].append((intensity_skewness(view), item))
+        read("as stored", view.scan, item)
         for share in (0.7, 0.5):
-            skews[f"central {round(share * 100)} %"].append(
-                (intensity_skewness(_crop(view.scan, share).to_sagittal()), item)
-            )
+            read(f"central {round(share * 100)} %", _crop(view.scan, share), item)
         for white in (10, 30):
             low, high = np.percentile(arr, [0, 100 - white])
-            windowed = Scan(np.clip((arr - low) / max(high - low, 1e-6), 0, 1) * 255, view.scan.affine)
-            skews[f"{white} % white"].append((intensity_skewness(windowed.to_sagittal()), item))
-        skews["framed"].append((intensity_skewness(_padded(arr, view.scan, arr.min()).to_sagittal()), item))
-        skews["on a page"].append((intensity_skewness(_padded(arr, view.scan, arr.max()).to_sagittal()), item))
+            read(
+                f"{white} % white",
+                Scan(np.clip((arr - low) / max(high - low, 1e-6), 0, 1) * 255, view.scan.affine),
+                item,
+            )
+        read("framed", _padded(arr, view.scan, arr.min()), item)
+        read("on a page", _padded(arr, view.scan, arr.max()), item)
         negative = Scan(arr.max() + arr.min() - arr, view.scan.affine)
-        skews["inverted"].append((intensity_skewness(negative.to_sagittal()), item))
-        framed_negative = _padded(np.asarray(negative.array), negative, float(np.min(negative.array)))
-        skews["inverted, framed"].append((intensity_skewness(framed_negative.to_sagittal()), item))
+        read("inverted", negative, item)
+        read("inverted, framed", _padded(np.asarray(negative.array), negative, float(np.min(negative.array))), item)
+        for share in (0.7, 0.5):
+            read(f"inverted, central {round(share * 100)} %", _crop(negative, share), item)
         if scope.few_values_reason(scan.array) is not None:
             refused_values.append(item)
         if mask is not None and mask.is_file():
             masks += 1
             masks_refused += scope.few_values_reason(openspine.load_scan(mask).array) is not None
-    n = len(skews["as stored"])
-    print(f"{args.split}: {n} scans; an image is read as a negative at skewness ≤ {MAX_SKEWNESS_INVERTED}")
-    for kind, values in skews.items():
-        v = np.array([s for s, _ in values])
-        flagged = int((v <= MAX_SKEWNESS_INVERTED).sum())
-        lowest = ", ".join(f"{s:.2f} {i}" for s, i in sorted(values)[:3])
-        print(f"  {kind:13s} read as a negative {flagged:4d} of {n}   skewness min {v.min():.2f} max {v.max():.2f}"
-              f"   lowest: {lowest}")  # fmt: skip
+    n = len(reads["as stored"])
+    print(f"{args.split}: {n} scans; read as a negative at skewness ≤ {MAX_SKEWNESS_INVERTED}, or bright edges")
+    for kind, values in reads.items():
+        v = np.array([s for s, _, _ in values])
+        flagged = sum(f for _, f, _ in values)
+        by_skew = int((v <= MAX_SKEWNESS_INVERTED).sum())
+        lowest = ", ".join(f"{s:.2f} {i}" for s, _, i in sorted(values)[:3])
+        print(f"  {kind:22s} read as a negative {flagged:4d} of {n} ({by_skew} by skewness)   skewness min "
+              f"{v.min():.2f} max {v.max():.2f}   lowest: {lowest}")  # fmt: skip
     print(f"  fewer than {scope.MIN_DISTINCT_VALUES} distinct intensities: images {len(refused_values)} of {n} "
           f"{refused_values or ''}; FastCleverSeg masks {masks_refused} of {masks}")  # fmt: skip
     return 0

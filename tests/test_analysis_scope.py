@@ -279,6 +279,28 @@ def test_a_negative_of_a_real_slice_keeps_its_bodies_but_is_not_graded() -> None
     assert any(g.available for d in as_stored.discs for g in d.grades.values())
 
 
+def test_a_negative_with_a_near_symmetric_histogram_is_told_by_its_bright_edges() -> None:
+    """The negative of spider-63's T2 slice leans to the bright end too little for the skewness rule (-0.15 as stored,
+    0.15 inverted) and was graded Pfirrmann 1 at every level (user test): its edges, where MR shows dark air, are
+    bright. The slice itself, and its central half (bright tissue at every edge), are no negatives."""
+    from openspine.grading.intensity import MAX_SKEWNESS_INVERTED, bright_border, intensity_skewness, inverted_contrast
+
+    data = shared_data_or_skip()
+    img = nib.load(data / "spider/63/image.nii.gz")
+    arr = np.asarray(img.dataobj).astype(np.float32)
+    negative = openspine.Scan(arr.max() + arr.min() - arr, img.affine).to_sagittal()
+    assert intensity_skewness(negative) > MAX_SKEWNESS_INVERTED  # not caught by the skewness
+    why = inverted_contrast(negative)
+    assert why is not None and "of its edges are among its brightest values" in why
+    assert bright_border(negative)[0] >= 0.5
+    h, w = arr.shape[:2]
+    for view in (openspine.Scan(arr, img.affine), openspine.Scan(arr[h // 4 : -h // 4, w // 4 : -w // 4], img.affine)):
+        assert inverted_contrast(view.to_sagittal()) is None
+    result = openspine.analyze(openspine.Scan(arr.max() + arr.min() - arr, img.affine))
+    assert any(f.startswith("intensity_inverted") for f in result.flags)
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+
+
 def _grey_picture(data: Path) -> tuple[Image.Image, tuple[float, float]]:
     """The val T2 slice as an 8-bit picture, as analysed (head up, front on the left), and its pixel size."""
     view = openspine.load_scan(data / VAL_T2).to_sagittal()

@@ -307,6 +307,44 @@ def test_run_batch_in_a_workers_import_of_its_script_says_what_to_do(tmp_path: P
     assert "run_batch outside" in runner.DEATH_CAUSES
 
 
+_SCRIPT = """
+import sys, threading, time
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # a thread: the workers are started fresh
+from openspine.batch.runner import run_batch
+from openspine.errors import ConfigError
+def run():
+    try:
+        run_batch(sys.argv[1], sys.argv[2], workers=2)
+    except ConfigError as exc:
+        print("REFUSED", exc)
+        return
+    print("RAN")
+"""
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_an_unguarded_script_whose_workers_start_fresh_is_refused_before_any_case(
+    tmp_path: Path, guarded: bool
+) -> None:
+    # each fresh worker re-ran the script and died, and every case was retried alone: 21 of 30 in 200 s (user test)
+    root = tmp_path / "in"
+    root.mkdir()
+    for i in range(2):
+        nib.save(nib.Nifti1Image(np.random.default_rng(i).random((24, 24, 4)).astype(np.float32), np.eye(4)),
+                 str(root / f"s{i}.nii.gz"))  # fmt: skip
+    script = tmp_path / "script.py"
+    script.write_text(_SCRIPT + ('if __name__ == "__main__":\n    run()\n' if guarded else "run()\n"))
+    done = subprocess.run(
+        [sys.executable, str(script), str(root), str(tmp_path / "out")], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    if guarded:
+        assert done.stdout.strip().endswith("RAN") and "worker process died" not in done.stderr
+    else:
+        assert done.stdout.startswith("REFUSED") and 'if __name__ == "__main__":' in done.stdout
+        assert not (tmp_path / "out" / "cases").is_dir() or not any((tmp_path / "out" / "cases").iterdir())
+
+
 def test_run_batch_leaves_sigterm_as_it_found_it(tmp_path: Path) -> None:
     from openspine.batch.runner import run_batch
 

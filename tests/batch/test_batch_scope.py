@@ -155,6 +155,25 @@ def test_a_study_exported_twice_is_one_case_and_the_copies_are_listed(tmp_path: 
     )
 
 
+def test_of_two_copies_of_an_image_the_one_cut_short_is_left_out(tmp_path: Path) -> None:
+    """A copy cut short in its pixels, first by path, had been read and the intact one listed as its copy: the whole
+    study failed as truncated (user test). The longer file is read, wherever it lies."""
+    from dicom_fixtures import real_crop, write_series
+    from openspine.io import load_scan
+
+    arr, aff = real_crop(shape=(32, 32, 4))
+    root = tmp_path / "in"
+    _, files = write_series(root / "study", arr, aff)
+    (root / "a-cut").mkdir()
+    (root / "a-cut" / "cut.dcm").write_bytes(files[1].read_bytes()[:-300])  # before study/ by path
+    cases, skipped = discover_cases(root)
+    assert len(cases) == 1 and cases[0].problem is None
+    copies = {s.path: s.reason for s in skipped if "a copy of" in s.reason}
+    assert list(copies) == [str(Path("a-cut/cut.dcm"))], skipped
+    scan = load_scan(root)
+    assert np.array_equal(np.asarray(scan.array), np.asarray(load_scan(root / "study").array))
+
+
 def test_pictures_are_skipped_without_a_pixel_spacing_and_analysed_with_one(
     tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -410,9 +410,18 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
         uid = str(ds.get("SeriesInstanceUID", "")) or "(no SeriesInstanceUID)"
         sop = str(ds.get("SOPInstanceUID", "") or "")
         if sop and (uid, sop) in first_copy:
-            # the same image twice (a study exported twice under one root): one copy is read, the other skipped
-            copies.append((path, first_copy[(uid, sop)]))
-            log.debug("skipping '%s': a copy of '%s' (the same SOPInstanceUID)", path, first_copy[(uid, sop)])
+            # the same image twice (a study exported twice under one root): one copy is read, the other skipped.
+            # The longer file is kept: a copy cut short in its pixels has a whole header, and had been read before
+            # the intact one (first by path), failing the whole study (user test)
+            kept = first_copy[(uid, sop)]
+            if _file_size(path) > _file_size(kept):
+                members = groups[uid]
+                members[next(i for i, (p, _) in enumerate(members) if p == kept)] = (path, ds)
+                copies = [(c, path if f == kept else f) for c, f in copies]
+                path, kept = kept, path
+                first_copy[(uid, sop)] = kept
+            copies.append((path, kept))
+            log.debug("skipping '%s': a copy of '%s' (the same SOPInstanceUID)", path, kept)
             continue
         first_copy[(uid, sop)] = path
         groups.setdefault(uid, []).append((path, ds))
@@ -753,6 +762,13 @@ def _tie_note(chosen: SeriesInfo, among: list[SeriesInfo]) -> str:
 
 # a series of this many slices or fewer may be key images (saved under the series' name), never a stand-in for it
 KEY_IMAGE_SLICES = 4
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def _readable_stand_ins(series: list[SeriesInfo]) -> list[SeriesInfo]:

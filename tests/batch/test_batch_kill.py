@@ -3,6 +3,7 @@ folder's lock, and the resume finishes the cohort."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -179,6 +180,42 @@ def test_a_second_sigterm_ends_an_interrupted_run_at_once(tmp_path: Path) -> Non
     while time.time() < deadline and any(_running(w) for w in workers):
         time.sleep(0.05)
     assert not any(_running(w) for w in workers), "a worker outlived the stopped run"
+
+
+@pytest.mark.skipif(not LINUX_PROC, reason="finds the worker processes through /proc")
+def test_an_interrupted_run_waiting_on_a_stuck_worker_says_so(tmp_path: Path) -> None:
+    # a stopped (stuck) worker: the first SIGTERM had left the run waiting with no word (user test)
+    root, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "err.txt"
+    root.mkdir()
+    for i in range(40):
+        data = np.random.default_rng(i).random((24, 24, 4)).astype(np.float32)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / f"s{i:02d}.nii.gz"))
+    cmd = [sys.executable, "-m", "openspine", "batch", str(root), "--out", str(out), "--formats", "json"]
+    with log.open("wb") as err:
+        proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=err)
+    deadline, workers = time.time() + 60, []
+    while time.time() < deadline and proc.poll() is None:
+        workers = _children(proc.pid)
+        if len(workers) >= 2 and list(out.glob("cases/*/result.json")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    try:
+        os.kill(workers[0], signal.SIGSTOP)
+        os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.time() + 20
+        while time.time() < deadline and "stopping: waiting for the" not in log.read_text():
+            time.sleep(0.05)
+        assert "interrupt again to end at once" in log.read_text()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    finally:
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_an_interruption_before_the_first_status_shuts_the_workers_down(tmp_path: Path) -> None:

@@ -632,6 +632,12 @@ def _drain(pool: Any, futures: dict[Any, Case]) -> Generator[CaseStatus, None, t
     finally:
         if broken:
             _kill_workers(pool)
+        running = 0 if broken else sum(f.running() for f in futures)
+        if running:  # stopped early (Ctrl-C, SIGTERM): a stuck case had kept the run waiting without a word
+            log.warning(
+                "stopping: waiting for the %d case(s) handed to the workers to finish; interrupt again to end at once",
+                running,
+            )
         with _a_second_signal_ends_at_once():  # this waits for the cases handed out (after Ctrl-C too)
             pool.shutdown(wait=True, cancel_futures=True)
     leftovers: list[Case] = []

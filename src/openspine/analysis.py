@@ -383,8 +383,10 @@ def _read_beside(
         main_name = f"main ({role})"
     tied_by = ties(scan.source, t1_scan.source)
     foreign = why_other_subject(scan.source, t1_scan.source)
-    if foreign is not None:  # never paired: two lumbar spines' levels match whoever's they are
-        why = f"it is of {foreign}"
+    # never paired: another subject's (two lumbar spines' levels match whoever's they are), or no T1 by its image
+    # (a T2 filed as the T1 had been matched with the T2 itself, "7 discs matched", and drawn as the T1; user test)
+    why = f"it is of {foreign}" if foreign is not None else scope.why_not_second_series(seen.sequence, role)
+    if why is not None:
         state.flags.append(f"{T1_NOT_USED}: {why}")
         empty = SeriesMatchInfo(agree=False, shared_frame=False, same_patient_by=tied_by)
         return OtherSeries(role, info, tuple(own.vertebrae), tuple(own.discs), empty, note=why, view=t1_view), None
@@ -395,7 +397,7 @@ def _read_beside(
         names=(main_name, role),
     )  # fmt: skip
     state.flags.extend(match.flags)
-    why = scope.why_not_second_series(seen.sequence, role) or (None if match.agree else _mismatch_reason(match))
+    why = None if match.agree else _mismatch_reason(match)
     if why is not None and not any(f.startswith(T1_NOT_USED) for f in state.flags):
         state.flags.append(f"{T1_NOT_USED}: {why}")
     if why is None and not paired_grader_available(paired_grader):

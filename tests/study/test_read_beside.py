@@ -107,6 +107,9 @@ def test_a_t2_given_as_t1_is_not_read_as_t1() -> None:
     (other,) = doc["other_series"]
     assert not other["used_for_grading"] and "reads as T2" in other["note"]
     assert any(f.startswith("t1_not_used: it reads as T2") for f in doc["flags"])
+    # not matched with the main series (an image with itself: "7 discs matched" checked nothing; user test)
+    assert other["match"]["agree"] is False and other["match"]["discs"] == [] and other["match"]["vertebrae"] == []
+    assert not any(f.startswith("series_") for f in doc["flags"])
 
 
 def test_t1_only_and_t2_only() -> None:

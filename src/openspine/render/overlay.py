@@ -252,7 +252,12 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     if not others:
         return main
     panels = [main]
-    panels += [_render_series(o.view, _as_result(result, o), width, o.role) for o in others if o.view is not None]
+    # titled by what it reads as: a "T1" whose image reads as T2 had been titled T1 (user test)
+    panels += [
+        _render_series(o.view, _as_result(result, o), width, _role(o.input.sequence, o.role))
+        for o in others
+        if o.view is not None
+    ]
     out = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) - 1), max(p.height for p in panels)))
     out.paste(BACKGROUND, (0, 0, out.width, out.height))
     x = 0

@@ -902,8 +902,8 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
             f"sequence_conflict: the {sequence.get('header_is') or 'header'} says {sequence.get('header')} but the "
             "image reads as "
             f"{sequence.get('best_guess')} (probability {float(sequence.get('probability') or 0):.2f}{fluid}); "
-            "the sequence is taken as unknown and the image's reading decides which models answer; give --sequence "
-            "if you know it"
+            "the sequence is taken as unknown, so no model that reads one sequence only answers (no grade from the "
+            "T2 grader); give --sequence if you know it"
         )
     disagrees = sequence.get("image_disagrees")
     if disagrees:

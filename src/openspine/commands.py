@@ -346,6 +346,16 @@ def run_analyze(args: argparse.Namespace) -> int:
     from .io.read import check_input_type
 
     check_input_type(args.path, "the input")  # "" would read the working folder, as Path("") is "."
+    if args.t1 is None and not args.no_t1:  # batch pairs a BIDS T2w with its T1w; analyze reads what it is given
+        from .batch.discover import bids_t1_beside
+
+        beside = bids_t1_beside(Path(args.path))
+        if beside is not None:
+            log.info(
+                "the T1 file beside it, %s, is not read: give --t1 %s to read it (batch pairs them)",
+                beside.name,
+                beside,
+            )
     return _analyze_to(Path(args.path), Path(args.out), config, args, t1=args.t1, named=named)
 
 

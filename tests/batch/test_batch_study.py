@@ -259,3 +259,17 @@ def test_names_that_are_no_entities_are_not_paired_across_patients_and_suffix_on
     (pair,) = [c for c in cases if "sub-19" in c.path]
     assert Path(pair.path).name == "T2w.nii.gz" and pair.t1 == str(plain / "T1w.nii.gz")
     assert "sub-19" in pair.case_id and bids_entities(pair.path) == {"subject": "19", "session": "2"}
+
+
+def test_analyze_names_the_t1w_that_batch_would_read_beside_a_t2w(tmp_path: Path) -> None:
+    # analyze read the T2w alone without a word of the session's T1w beside it (user test of BIDS data)
+    from openspine.batch.discover import bids_t1_beside
+
+    anat = tmp_path / "sub-02" / "ses-01" / "anat"
+    anat.mkdir(parents=True)
+    for name in ("sub-02_ses-01_run-1_T2w", "sub-02_ses-01_T1w", "sub-03_ses-01_T1w", "alice_T2w", "bob_T1w"):
+        (anat / f"{name}.nii.gz").write_bytes(b"x")
+    assert bids_t1_beside(anat / "sub-02_ses-01_run-1_T2w.nii.gz") == anat / "sub-02_ses-01_T1w.nii.gz"
+    assert bids_t1_beside(anat / "sub-02_ses-01_T1w.nii.gz") is None  # a T1w itself
+    assert bids_t1_beside(anat / "alice_T2w.nii.gz") is None  # another name: not paired
+    assert bids_t1_beside(tmp_path / "missing" / "sub-02_T2w.nii.gz") is None

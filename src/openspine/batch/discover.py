@@ -293,6 +293,25 @@ def _pair_bids_t1(cases: list[Case]) -> list[Case]:
     return [replace(c, t1=beside[c.path]) if c.path in beside else c for c in cases if c.path not in used]
 
 
+def bids_t1_beside(path: Path) -> Path | None:
+    """The BIDS ``_T1w`` file that batch would read beside the ``_T2w`` file ``path`` (:func:`_pair_bids_t1`), or
+    None."""
+
+    def suffix(name: str) -> str | None:
+        m = BIDS_PAIR.match(name)
+        return m["suffix"] if m else None
+
+    if suffix(path.name) != "T2w":
+        return None
+    try:
+        t1s = sorted(p for p in path.parent.iterdir() if suffix(p.name) == "T1w")
+    except OSError:
+        return None
+    cases = [Case(str(i), str(p), "bids") for i, p in enumerate([path, *t1s])]
+    paired = next((c for c in _pair_bids_t1(cases) if c.path == str(path)), None)
+    return Path(paired.t1) if paired is not None and paired.t1 else None
+
+
 def _file_case(
     reader: Reader, path: Path, rel: Path, skipped: list[Skipped], pictures: bool, spacings: PictureSpacings | None
 ) -> list[Case]:

@@ -197,8 +197,8 @@ def _discs_section(result: AnalysisResult, meaning: Mapping[str, str]) -> list[s
             "differs (it favours rare findings: more found, more false alarms), it follows as 'balanced: k'. "
             f"Cells below {LOW_CONFIDENCE:.0%} are highlighted; 'n/a' = not available from the model used; "
             "'withheld' = outside the model's scope (hover for why); '+T1' = read from the T1 series too. Discs "
-            "outside the levels asked for (default T12-L1 … L5-S1; --levels all grades every labelled one) are not "
-            "graded ('—').</p>"
+            "outside the levels asked for (default T12-L1 … L5-S1; --levels all grades every labelled one), and "
+            "discs whose level is unknown ('?'), are not graded ('—').</p>"
         )
         if estimated_spacing(result.flags):  # the grader's crops are cut at the estimated scale
             parts.append(

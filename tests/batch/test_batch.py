@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -234,7 +235,8 @@ def _dies_on_poison(case, *args):  # stands in for process_case inside forked wo
     return CaseStatus(case.case_id, "done")
 
 
-def test_case_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _forked_stand_in(monkeypatch: pytest.MonkeyPatch, stand_in: Any) -> Any:
+    """Make ``stand_in`` the process_case that forked workers run; returns the runner module."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -242,18 +244,28 @@ def test_case_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch: pyt
     import openspine.batch.runner as runner
 
     # pickled by reference, so the forked workers look it up where the real one lives
-    _dies_on_poison.__module__, _dies_on_poison.__qualname__ = case_module.__name__, "process_case"
-    monkeypatch.setattr(case_module, "process_case", _dies_on_poison)
-    monkeypatch.setattr(runner, "process_case", _dies_on_poison)
+    stand_in.__module__, stand_in.__qualname__ = case_module.__name__, "process_case"
+    monkeypatch.setattr(case_module, "process_case", stand_in)
+    monkeypatch.setattr(runner, "process_case", stand_in)
     # forked workers see the stand-in (a spawned one would import the real function); other tests of the session
     # may have left threads behind, which would otherwise make the runner choose spawn
     monkeypatch.setattr(runner, "_new_pool", lambda n: ProcessPoolExecutor(n, mp_context=mp.get_context("fork")))
-    from openspine.batch.discover import Case
+    return runner
+
+
+def _statuses(runner: Any, cases: list[Any], out: Path) -> list[Any]:
     from openspine.config import AnalysisConfig
 
+    return list(runner._local_statuses(cases, out, ("json",), AnalysisConfig(), False, workers=2))
+
+
+def test_case_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openspine.batch.discover import Case
+
+    runner = _forked_stand_in(monkeypatch, _dies_on_poison)
     cases = [Case(f"case{i:02d}", str(tmp_path / f"{i}.nii.gz"), "nifti") for i in range(10)]
     cases.insert(4, Case("poison", str(tmp_path / "poison.nii.gz"), "nifti"))
-    statuses = list(runner._local_statuses(cases, tmp_path, ("json",), AnalysisConfig(), False, workers=2))
+    statuses = _statuses(runner, cases, tmp_path)
     by_case = {s.case_id: s for s in statuses}
     assert len(statuses) == len(cases) == len(by_case)  # every case reported exactly once
     assert by_case["poison"].status == "failed" and by_case["poison"].error_type == runner.WORKER_DIED
@@ -277,21 +289,12 @@ def _stubborn_once(case, *args):  # stands in for process_case: ignores SIGTERM 
 def test_a_worker_that_outlives_sigterm_does_not_hang_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the pool only sends SIGTERM to a broken pool's other workers and then waits for them: one that ignored it had
     # hung the run for good
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    import openspine.batch.case as case_module
-    import openspine.batch.runner as runner
     from openspine.batch.discover import Case
-    from openspine.config import AnalysisConfig
 
-    _stubborn_once.__module__, _stubborn_once.__qualname__ = case_module.__name__, "process_case"
-    monkeypatch.setattr(case_module, "process_case", _stubborn_once)
-    monkeypatch.setattr(runner, "process_case", _stubborn_once)
-    monkeypatch.setattr(runner, "_new_pool", lambda n: ProcessPoolExecutor(n, mp_context=mp.get_context("fork")))
+    runner = _forked_stand_in(monkeypatch, _stubborn_once)
     cases = [Case(name, str(tmp_path / f"{name}.nii.gz"), "nifti") for name in ("stubborn", "poison", "other")]
     t0 = time.time()
-    statuses = list(runner._local_statuses(cases, tmp_path, ("json",), AnalysisConfig(), False, workers=2))
+    statuses = _statuses(runner, cases, tmp_path)
     assert time.time() - t0 < 60
     by_case = {s.case_id: s.status for s in statuses}
     assert by_case == {"stubborn": "done", "poison": "failed", "other": "done"}

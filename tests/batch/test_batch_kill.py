@@ -154,16 +154,18 @@ def test_workers_end_with_a_killed_run_and_the_resume_works(tmp_path: Path, sig:
         _said_how_far(proc, log, sum(after[k] != before[k] for k in before), n)
 
 
-@pytest.mark.skipif(not LINUX_PROC, reason="finds the worker processes through /proc")
-def test_a_second_sigterm_ends_an_interrupted_run_at_once(tmp_path: Path) -> None:
-    # the second signal, while the first one's shutdown waited for the workers, had left the run hung for good
+def _busy_run(tmp_path: Path, log: Path | None) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """A batch run of 40 small cases with 2 workers (stderr into ``log``, or dropped with -q), once both workers run
+    and a case is written: the process and its workers."""
     root, out = tmp_path / "in", tmp_path / "out"
     root.mkdir()
     for i in range(40):
         data = np.random.default_rng(i).random((24, 24, 4)).astype(np.float32)
         nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / f"s{i:02d}.nii.gz"))
-    cmd = [sys.executable, "-m", "openspine", "-q", "batch", str(root), "--out", str(out), "--formats", "json"]
-    proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    quiet = ["-q"] if log is None else []
+    cmd = [sys.executable, "-m", "openspine", *quiet, "batch", str(root), "--out", str(out), "--formats", "json"]
+    with open(log or os.devnull, "wb") as err:
+        proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=err)
     deadline, workers = time.time() + 60, []
     while time.time() < deadline and proc.poll() is None:
         workers = _children(proc.pid)
@@ -171,6 +173,13 @@ def test_a_second_sigterm_ends_an_interrupted_run_at_once(tmp_path: Path) -> Non
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be stopped"
+    return proc, workers
+
+
+@pytest.mark.skipif(not LINUX_PROC, reason="finds the worker processes through /proc")
+def test_a_second_sigterm_ends_an_interrupted_run_at_once(tmp_path: Path) -> None:
+    # the second signal, while the first one's shutdown waited for the workers, had left the run hung for good
+    proc, workers = _busy_run(tmp_path, None)
     os.kill(proc.pid, signal.SIGTERM)
     time.sleep(0.05)
     if proc.poll() is None:
@@ -185,21 +194,8 @@ def test_a_second_sigterm_ends_an_interrupted_run_at_once(tmp_path: Path) -> Non
 @pytest.mark.skipif(not LINUX_PROC, reason="finds the worker processes through /proc")
 def test_an_interrupted_run_waiting_on_a_stuck_worker_says_so(tmp_path: Path) -> None:
     # a stopped (stuck) worker: the first SIGTERM had left the run waiting with no word (user test)
-    root, out, log = tmp_path / "in", tmp_path / "out", tmp_path / "err.txt"
-    root.mkdir()
-    for i in range(40):
-        data = np.random.default_rng(i).random((24, 24, 4)).astype(np.float32)
-        nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / f"s{i:02d}.nii.gz"))
-    cmd = [sys.executable, "-m", "openspine", "batch", str(root), "--out", str(out), "--formats", "json"]
-    with log.open("wb") as err:
-        proc = subprocess.Popen([*cmd, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=err)
-    deadline, workers = time.time() + 60, []
-    while time.time() < deadline and proc.poll() is None:
-        workers = _children(proc.pid)
-        if len(workers) >= 2 and list(out.glob("cases/*/result.json")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be stopped"
+    log = tmp_path / "err.txt"
+    proc, workers = _busy_run(tmp_path, log)
     try:
         os.kill(workers[0], signal.SIGSTOP)
         os.kill(proc.pid, signal.SIGTERM)

@@ -177,7 +177,8 @@ def clipped_white_reason(view: SagittalView) -> str | None:
 
 def inverted_contrast(view: SagittalView) -> str | None:
     """Why the image looks like a negative (its intensities lean to the bright end, skewness at most
-    :data:`MAX_SKEWNESS_INVERTED`), or None. Grades read from a negative are wrong: degenerated, dark discs read as
+    :data:`MAX_SKEWNESS_INVERTED`; or, up to :data:`MAX_SKEWNESS_BRIGHT_BORDER`, its edges are bright where MR shows
+    dark air: :func:`bright_border`), or None. Grades read from a negative are wrong: degenerated, dark discs read as
     bright, healthy ones (a MONOCHROME1 image read without inversion, a picture saved inverted)."""
     skew = intensity_skewness(view)
     if skew <= MAX_SKEWNESS_INVERTED:

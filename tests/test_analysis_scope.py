@@ -299,6 +299,11 @@ def test_a_negative_with_a_near_symmetric_histogram_is_told_by_its_bright_edges(
     result = openspine.analyze(openspine.Scan(arr.max() + arr.min() - arr, img.affine))
     assert any(f.startswith("intensity_inverted") for f in result.flags)
     assert not any(g.available for d in result.discs for g in d.grades.values())
+    # no sequence read from a negative's grey levels (inverted T1 slices had been recorded as T2; user test)
+    assert result.input.sequence is not None and result.input.sequence["value"] is None
+    assert result.input.sequence["not_read_from"] == "a negative"
+    said = next(f for f in result.flags if f.startswith("sequence_uncertain"))
+    assert "not read from the image, a negative" in said
 
 
 def _grey_picture(data: Path) -> tuple[Image.Image, tuple[float, float]]:
@@ -322,6 +327,7 @@ def test_a_false_colour_picture_gets_no_sequence_from_its_image(tmp_path: Path) 
     assert any(f.startswith("picture_in_colour: ") for f in result.flags)
     sequence = result.input.sequence
     assert sequence["value"] is None and sequence["source"] == "image" and sequence["best_guess"]
+    assert sequence["not_read_from"] == "a picture in colour"
     assert not any(g.available for d in result.discs for g in d.grades.values())
 
 

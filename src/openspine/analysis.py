@@ -239,21 +239,27 @@ def _look(
         image_seq = recognition.sequence_probabilities if recognition is not None else None
         sequence = scope.check_sequence_by_fluid(sequence, csf, image_seq)
         sequence = scope.check_named_sequence(sequence, image_seq, csf)  # a header or the user against the image
-        sequence = _not_read_from_colours(sequence, state)
+        sequence = _not_read_from_the_image(sequence, state)
     timings["detection"] = timings.get("detection", 0.0) + time.perf_counter() - t
     return _Seen(sequence, plane, detection, cervical_p, way_round, scan, view)
 
 
-def _not_read_from_colours(sequence: dict[str, Any], state: _State) -> dict[str, Any]:
-    """No sequence from the image of a picture in colour around its spine: its grey levels are no MR contrast (a
-    false-colour rendering of a T2 slice had read as T1, and its grades were withheld as 'this scan is T1'); the
-    image's guess stays as ``best_guess``. A sequence given by the user or a header is kept."""
+# flags of an image whose grey levels are no MR contrast the sequence could be read from, and what that image is
+_NO_MR_CONTRAST = {"picture_in_colour: ": "a picture in colour", "intensity_inverted: ": "a negative"}
+
+
+def _not_read_from_the_image(sequence: dict[str, Any], state: _State) -> dict[str, Any]:
+    """No sequence from an image whose grey levels are no MR contrast: a picture in colour around its spine (a
+    false-colour rendering of a T2 slice had read as T1, and its grades were withheld as 'this scan is T1') or a
+    negative (9 of 10 inverted T1 slices had been recorded as T2 in input.sequence; user test). The image's guess
+    stays as ``best_guess``. A sequence given by the user or a header is kept."""
     if sequence.get("source") != "image" or sequence.get("value") is None:
         return sequence
-    if not any(f.startswith("picture_in_colour: ") for f in state.flags):
+    what = next((w for flag, w in _NO_MR_CONTRAST.items() if any(f.startswith(flag) for f in state.flags)), None)
+    if what is None:
         return sequence
     kept = {k: v for k, v in sequence.items() if k not in ("value", "settled_by")}
-    return {**kept, "value": None, "best_guess": sequence["value"]}
+    return {**kept, "value": None, "best_guess": sequence["value"], "not_read_from": what}
 
 
 def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection, state: _State) -> None:

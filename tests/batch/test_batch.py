@@ -100,6 +100,9 @@ def test_bad_cases_are_isolated_and_reported(
     assert "NaN" in failures["nifti__nan"]["message"]
     assert failures["dicom__axial"]["stage"] == "scope" and "axial acquisition" in failures["dicom__axial"]["message"]
     assert failures["dicom__truncated"]["stage"] == "read"
+    # each row names its input as cases.csv does (a failed case had no row to join it to its file; user test)
+    assert failures["nifti__nan"]["input"] == str(Path("nifti") / "nan.nii.gz")
+    assert failures["dicom__truncated"]["input"] == str(Path("dicom") / "truncated")
     assert sorted(p.name for p in (out / "cases").iterdir()) == sorted(expected)
     for case, what in expected.items():
         folder = out / "cases" / case

@@ -856,7 +856,7 @@ def run_batch(
                             stale = find_stale_cases(out, found, skipped_files, root)
                             write_stale(out, stale)
                             summary.stale = len(stale)
-                            write_failures(out, failure_rows(out, found, summary.failures))
+                            write_failures(out, failure_rows(out, found, summary.failures), found, root)
                             summary.tables = build_cohort_tables(out, found, root)
                             _tables_built(out, _state_count(state, "finished"), cohort, summary.tables, len(stale))
                 except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line, the cases are kept

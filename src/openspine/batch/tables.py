@@ -68,7 +68,7 @@ CASE_COLUMNS = [
 # (a cervical scan: no label, no grade) must still stand out when a cohort is screened
 WITHHELD_FLAGS = ("labels_withheld:", "grades_withheld:")
 FLAG_SEPARATOR = " | "
-FAILURE_COLUMNS = ["case", "stage", "error_type", "message"]
+FAILURE_COLUMNS = ["case", "input", "stage", "error_type", "message"]
 SKIPPED_COLUMNS = ["path", "reason"]
 STALE_COLUMNS = ["case", "input", "reason"]
 SHOWN = 5  # case ids named in a log line about many cases
@@ -418,8 +418,17 @@ def failure_rows(out_root: Path, cases: list[Case], this_run: list[CaseStatus]) 
     return [rows[k] for k in sorted(rows)]
 
 
-def write_failures(out_root: Path, failures: list[CaseStatus]) -> Path:
-    rows = [{"case": f.case, "stage": f.stage, "error_type": f.error_type, "message": f.message} for f in failures]
+def write_failures(
+    out_root: Path, failures: list[CaseStatus], cases: Sequence[Case] = (), input_root: Path | None = None
+) -> Path:
+    """failures.csv: each failed or out-of-scope case with its input (as cases.csv gives it: a failed case had no
+    row to join it to its file; user test), stage, error type and message."""
+    inputs = {c.case_id: input_text(c.path, input_root) for c in cases}
+    rows = [
+        {"case": f.case, "input": inputs.get(f.case, ""), "stage": f.stage, "error_type": f.error_type,
+         "message": f.message}
+        for f in failures
+    ]  # fmt: skip
     path = out_root / "failures.csv"
     _write_table(path, rows, FAILURE_COLUMNS)
     return path

@@ -6,10 +6,11 @@ For each scan of the split (SPIDER T2 and T1 slices, FastCleverSeg and SCT volum
 skewness, for the image as stored, cropped to its central 70 % and 50 % (views with little air around the body),
 windowed so that its brightest 10 or 30 % are white (a narrow display window burned into an exported picture),
 framed in black and laid on a white page (a border of a quarter of its size on each side: a screenshot, a figure cut
-from a paper), and inverted (max + min - value, a MONOCHROME1 image read without inversion): bare, framed and
-cropped to its central 70 % and 50 %; and the number of distinct intensities :func:`openspine.scope.few_values_reason`
-counts, for the image and for the FastCleverSeg masks (label maps). Printed: how many real images each rule refuses
-(false alarms) and how many inverted images and masks it catches.
+from a paper) or in a thin white margin (3 and 6 % of its size on each side: a figure cut close), and inverted (max +
+min - value, a MONOCHROME1 image read without inversion): bare, framed, cropped to its central 70 % and 50 %, and in
+a white margin of 3 %; and the number of distinct intensities :func:`openspine.scope.few_values_reason` counts, for
+the image and for the FastCleverSeg masks (label maps). Printed: how many real images each rule refuses (false
+alarms) and how many inverted images and masks it catches.
 
     python scripts/inverted_survey.py --data ../shared/data --split train
 """
@@ -84,11 +85,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         read("framed", _padded(arr, view.scan, arr.min()), item)
         read("on a page", _padded(arr, view.scan, arr.max()), item)
+        for share in (0.03, 0.06):  # a picture cut close from a page: a thin white margin
+            read(f"white margin {round(share * 100)} %", _padded(arr, view.scan, arr.max(), share), item)
         negative = Scan(arr.max() + arr.min() - arr, view.scan.affine)
         read("inverted", negative, item)
         read("inverted, framed", _padded(np.asarray(negative.array), negative, float(np.min(negative.array))), item)
         for share in (0.7, 0.5):
             read(f"inverted, central {round(share * 100)} %", _crop(negative, share), item)
+        read(
+            "inverted, white margin 3 %",
+            _padded(np.asarray(negative.array), negative, float(np.max(negative.array)), 0.03),
+            item,
+        )
         if scope.few_values_reason(scan.array) is not None:
             refused_values.append(item)
         if mask is not None and mask.is_file():

@@ -412,6 +412,9 @@ class _PoolStatuses:
     def close(self) -> None:
         self.statuses.close()
         with _a_second_signal_ends_at_once():
+            pending = list((getattr(self.pool, "_pending_work_items", None) or {}).values())  # before any status
+            if any(getattr(w, "future", None) is not None and w.future.running() for w in pending):
+                _say_stopping()
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -435,6 +438,13 @@ def _sigterm_stops_the_run() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _say_stopping() -> None:
+    """Said where a stopped run waits for the cases its workers hold: a stuck case had kept it waiting without a word
+    (user test). A second signal ends it at once only where the handlers are set (the main thread)."""
+    again = "; interrupt again to end at once" if threading.current_thread() is threading.main_thread() else ""
+    log.warning("stopping: waiting for the workers to finish the cases they hold%s", again)
+
+
 @contextmanager
 def _a_second_signal_ends_at_once() -> Iterator[None]:
     """While an interrupted run waits for its workers, a second Ctrl-C or SIGTERM ends the process at once (its
@@ -453,10 +463,8 @@ def _a_second_signal_ends_at_once() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _new_pool(workers: int) -> Any:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
+def _start_method() -> str:
+    """How worker processes start now: "fork" or "spawn"."""
     from ..models.registry import sessions_started
 
     # fork is fastest (no re-import per worker) and safe while this process runs no other thread; otherwise a
@@ -465,11 +473,19 @@ def _new_pool(workers: int) -> Any:
     # workers hung for ever (reproduced: a two-channel grader trained with torch, or openspine.analyze on one scan,
     # then run_batch(workers=2) in the same process)
     forkable = threading.active_count() == 1 and "torch" not in sys.modules and not sessions_started()
-    method = "fork" if sys.platform == "linux" and forkable else "spawn"
-    if method == "spawn" and _called_from_a_scripts_top_level():
-        # each worker would re-run the script, die at the check in run_batch, and every case would be retried alone
-        # in a fresh interpreter, about 9 s each, all to fail (user test: 21 of 30 cases in 200 s, 33 tracebacks)
-        raise ConfigError(UNGUARDED_SCRIPT)
+    return "fork" if sys.platform == "linux" and forkable else "spawn"
+
+
+def _new_pool(workers: int) -> Any:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = _start_method()
+    if method == "spawn" and sys.platform == "linux" and _called_from_a_scripts_top_level():
+        # a pool that replaces a broken one, in a script whose run_batch call is unguarded (run_batch refuses that
+        # where its first pool would start fresh): fresh workers would re-run the script and die, so they fork as
+        # the first pool's did, though a thread (the progress bar's monitor) now runs beside
+        method = "fork"
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_init, initargs=(os.getpid(),)
     )
@@ -477,7 +493,7 @@ def _new_pool(workers: int) -> Any:
 
 UNGUARDED_SCRIPT = (
     "run_batch with several workers is called in the top level of a script that each worker process, started fresh, "
-    'would re-run: put the call under `if __name__ == "__main__":`'
+    'would re-run: put the call under `if __name__ == "__main__":` (or give workers=1)'
 )
 
 
@@ -512,26 +528,18 @@ def _under_a_main_guard(path: str | None, line: int | None) -> bool:
         return True
     if line is None:
         return True
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_main_test(node.test):
-            end = node.end_lineno or node.lineno
-            if node.lineno <= line <= end and not any(
-                o.lineno <= line <= (o.end_lineno or o.lineno) for o in node.orelse
-            ):
-                return True
-    return False
+    return any(
+        isinstance(node, ast.If) and _is_main_test(node.test) and node.lineno <= line <= (node.end_lineno or line)
+        for node in ast.walk(tree)
+    )
 
 
 def _is_main_test(test: object) -> bool:
-    """``__name__ == "__main__"`` (either way round)."""
+    """A test that reads ``__name__`` (``__name__ == "__main__"``, ``… and not X``, ``!=`` with an ``else``): either
+    branch counts as guarded, so that no guarded script is refused for the form of its guard."""
     import ast
 
-    if not isinstance(test, ast.Compare) or len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
-        return False
-    sides = [test.left, test.comparators[0]]
-    names = [x.id for x in sides if isinstance(x, ast.Name)]
-    texts = [x.value for x in sides if isinstance(x, ast.Constant)]
-    return names == ["__name__"] and texts == ["__main__"]
+    return isinstance(test, ast.AST) and any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(test))
 
 
 def _in_a_workers_import_of_the_script() -> bool:
@@ -632,13 +640,9 @@ def _drain(pool: Any, futures: dict[Any, Case]) -> Generator[CaseStatus, None, t
     finally:
         if broken:
             _kill_workers(pool)
-        running = 0 if broken else sum(f.running() for f in futures)
-        if running:  # stopped early (Ctrl-C, SIGTERM): a stuck case had kept the run waiting without a word
-            log.warning(
-                "stopping: waiting for the %d case(s) handed to the workers to finish; interrupt again to end at once",
-                running,
-            )
         with _a_second_signal_ends_at_once():  # this waits for the cases handed out (after Ctrl-C too)
+            if not broken and any(f.running() for f in futures):  # stopped early (Ctrl-C, SIGTERM)
+                _say_stopping()
             pool.shutdown(wait=True, cancel_futures=True)
     leftovers: list[Case] = []
     for fut, case in futures.items():
@@ -769,6 +773,11 @@ def run_batch(
         )
     t0 = time.perf_counter()
     part, workers = checked_part(part), checked_workers(workers)
+    local = scheduler is None and cluster is None
+    if local and workers > 1 and _start_method() == "spawn" and _called_from_a_scripts_top_level():
+        # each fresh worker would re-run the script and die, and every case be retried alone, about 9 s each, all to
+        # fail (user test: 21 of 30 cases in 200 s, 33 tracebacks): refused before the output folder is made
+        raise ConfigError(UNGUARDED_SCRIPT)
     formats = parse_formats(formats)  # None: json, csv, png, html (as the command line)
     # before discovery and the first case: the optional packages, the input and the output folder
     if scheduler is not None and not scheduler.strip():  # an unset variable in a job script: not "run here"

@@ -389,9 +389,16 @@ def _read_beside(
         main_name = f"main ({role})"
     tied_by = ties(scan.source, t1_scan.source)
     foreign = why_other_subject(scan.source, t1_scan.source)
-    # never paired: another subject's (two lumbar spines' levels match whoever's they are), or no T1 by its image
-    # (a T2 filed as the T1 had been matched with the T2 itself, "7 discs matched", and drawn as the T1; user test)
-    why = f"it is of {foreign}" if foreign is not None else scope.why_not_second_series(seen.sequence, role)
+    # never paired: another subject's (two lumbar spines' levels match whoever's they are), or one whose image reads
+    # as the main series' sequence (a T2 filed as the T1 had been matched with the T2 itself, "7 discs matched", and
+    # drawn as the T1; user test). One whose sequence is merely unclear is still matched, as a check of the levels
+    why = f"it is of {foreign}" if foreign is not None else None
+    if (
+        why is None
+        and _reads_as(seen.sequence) not in (None, role)
+        and _reads_as(seen.sequence) == sequence.get("value")
+    ):
+        why = scope.why_not_second_series(seen.sequence, role)
     if why is not None:
         state.flags.append(f"{T1_NOT_USED}: {why}")
         empty = SeriesMatchInfo(agree=False, shared_frame=False, same_patient_by=tied_by)
@@ -403,7 +410,7 @@ def _read_beside(
         names=(main_name, role),
     )  # fmt: skip
     state.flags.extend(match.flags)
-    why = None if match.agree else _mismatch_reason(match)
+    why = scope.why_not_second_series(seen.sequence, role) or (None if match.agree else _mismatch_reason(match))
     if why is not None and not any(f.startswith(T1_NOT_USED) for f in state.flags):
         state.flags.append(f"{T1_NOT_USED}: {why}")
     if why is None and not paired_grader_available(paired_grader):
@@ -431,6 +438,14 @@ def _read_beside(
     if why is not None:
         return other, None
     return other, SecondSeries(name=role, view=t1_view, detection=seen.detection, pairs=pairs)
+
+
+def _reads_as(sequence: Mapping[str, Any]) -> str | None:
+    """The sequence an image positively reads as: its value, or the image's call where it overruled a header."""
+    value = sequence.get("value")
+    if value is None and sequence.get("contradicted_by") == "image":
+        value = sequence.get("best_guess")
+    return str(value) if value is not None else None
 
 
 def _mismatch_reason(match: SeriesMatch) -> str:

@@ -346,7 +346,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     from .io.read import check_input_type
 
     check_input_type(args.path, "the input")  # "" would read the working folder, as Path("") is "."
-    if args.t1 is None and not args.no_t1:  # batch pairs a BIDS T2w with its T1w; analyze reads what it is given
+    if args.t1 is None and config.use_t1:  # batch pairs a BIDS T2w with its T1w; analyze reads what it is given
+        import shlex
+
         from .batch.discover import bids_t1_beside
 
         beside = bids_t1_beside(Path(args.path))
@@ -354,7 +356,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             log.info(
                 "the T1 file beside it, %s, is not read: give --t1 %s to read it (batch pairs them)",
                 beside.name,
-                beside,
+                shlex.quote(str(beside)),
             )
     return _analyze_to(Path(args.path), Path(args.out), config, args, t1=args.t1, named=named)
 

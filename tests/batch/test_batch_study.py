@@ -273,3 +273,8 @@ def test_analyze_names_the_t1w_that_batch_would_read_beside_a_t2w(tmp_path: Path
     assert bids_t1_beside(anat / "sub-02_ses-01_T1w.nii.gz") is None  # a T1w itself
     assert bids_t1_beside(anat / "alice_T2w.nii.gz") is None  # another name: not paired
     assert bids_t1_beside(tmp_path / "missing" / "sub-02_T2w.nii.gz") is None
+    flat = tmp_path / "flat"  # no BIDS anat folder: batch pairs nothing there, so nothing is said
+    flat.mkdir()
+    for name in ("sub-02_T2w", "sub-02_T1w"):
+        (flat / f"{name}.nii.gz").write_bytes(b"x")
+    assert bids_t1_beside(flat / "sub-02_T2w.nii.gz") is None

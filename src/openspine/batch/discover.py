@@ -295,13 +295,13 @@ def _pair_bids_t1(cases: list[Case]) -> list[Case]:
 
 def bids_t1_beside(path: Path) -> Path | None:
     """The BIDS ``_T1w`` file that batch would read beside the ``_T2w`` file ``path`` (:func:`_pair_bids_t1`), or
-    None."""
+    None; only in a BIDS ``anat`` folder (``sub-XX/[ses-YY/]anat/``), where batch pairs them."""
 
     def suffix(name: str) -> str | None:
         m = BIDS_PAIR.match(name)
         return m["suffix"] if m else None
 
-    if suffix(path.name) != "T2w":
+    if suffix(path.name) != "T2w" or path.parent.name != "anat" or not _is_bids(Path(*path.absolute().parts[-4:])):
         return None
     try:
         t1s = sorted(p for p in path.parent.iterdir() if suffix(p.name) == "T1w")

@@ -278,13 +278,15 @@ def test_case_that_kills_its_worker_fails_alone(tmp_path: Path, monkeypatch: pyt
 def _stubborn_once(case, *args):  # stands in for process_case: ignores SIGTERM the first time, as a library may
     from openspine.batch.case import CaseStatus
 
-    marker = Path(case.path).with_suffix(".seen")
+    marker = Path(case.path).with_name("stubborn.seen")
     if case.case_id == "stubborn" and not marker.exists():
-        marker.touch()
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        time.sleep(600)
+        marker.touch()  # after the signal is ignored
+        time.sleep(60)
     if case.case_id == "poison":
-        time.sleep(0.5)  # once the stubborn case is running
+        deadline = time.time() + 30
+        while not marker.exists() and time.time() < deadline:  # once the stubborn case ignores SIGTERM
+            time.sleep(0.01)
         os._exit(1)
     return CaseStatus(case.case_id, "done")
 

@@ -272,6 +272,7 @@ def test_a_worker_ends_on_sigterm_whatever_handler_it_inherited() -> None:
     # terminate() as a case's error and lived on, and the run hung for good
     pid = os.fork()
     if pid == 0:
+        signal.alarm(30)  # a child that blocks must not hang the test session
         try:
             signal.signal(signal.SIGTERM, lambda signum, frame: None)
             runner._worker_init(os.getppid())

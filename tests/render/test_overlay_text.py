@@ -5,6 +5,7 @@ marked with when the grader has no Pfirrmann head, and an estimated pixel size n
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -215,6 +216,11 @@ def test_the_title_names_an_unsure_sequence_rather_than_a_bare_main() -> None:
     conflict = {"value": None, "source": "header", "header": "T1", "best_guess": "T2", "contradicted_by": "image"}
     assert overlay._role(conflict, "main") == "sequence unsure (header T1, image T2)"
     assert overlay._role({"value": None, "source": None}, "main") == "main"
+    # a series offered as T1 is titled by what it reads as too, and as what it was offered (user test, code review)
+    offered = types.SimpleNamespace(role="T1", input=types.SimpleNamespace(sequence={"value": "T2", "source": "image"}))
+    assert overlay._other_role(offered) == "offered as T1, T2"
+    offered.input.sequence = {"value": "T1", "source": "header"}
+    assert overlay._other_role(offered) == "T1"
 
 
 def test_a_narrow_overlay_wraps_its_legend_and_disclaimer_rather_than_cut_them(demo: AnalysisResult) -> None:

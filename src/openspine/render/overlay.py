@@ -252,11 +252,8 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     if not others:
         return main
     panels = [main]
-    # titled by what it reads as: a "T1" whose image reads as T2 had been titled T1 (user test)
     panels += [
-        _render_series(o.view, _as_result(result, o), width, _role(o.input.sequence, o.role))
-        for o in others
-        if o.view is not None
+        _render_series(o.view, _as_result(result, o), width, _other_role(o)) for o in others if o.view is not None
     ]
     out = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) - 1), max(p.height for p in panels)))
     out.paste(BACKGROUND, (0, 0, out.width, out.height))
@@ -278,6 +275,14 @@ def _role(sequence: Any, fallback: str) -> str:
     if seq.get("best_guess"):
         return f"sequence unsure ({seq['best_guess']} likeliest)"
     return fallback
+
+
+def _other_role(other: Any) -> str:
+    """How the title names a series read beside the main one: its role where it reads so, else as what it was
+    offered and what it reads as (a "T1" whose image reads as T2 had been titled T1, then T2 as the main panel;
+    user test, code review)."""
+    reads = _role(other.input.sequence, other.role)
+    return reads if reads == other.role else f"offered as {other.role}, {reads}"
 
 
 def _as_result(result: AnalysisResult, other: Any) -> AnalysisResult:

@@ -554,12 +554,9 @@ def _in_a_workers_import_of_the_script() -> bool:
 
 
 WORKER_DIED = "WorkerDied"
-# why a worker may die, as the messages say it: a worker process started fresh (spawn) imports the calling script,
-# and a script that calls run_batch outside `if __name__ == "__main__":` runs it again there
-DEATH_CAUSES = (
-    "killed, or out of memory; from a Python script, also a call to run_batch outside "
-    '`if __name__ == "__main__":`, which each worker process re-runs'
-)
+# why a worker may die, as the messages say it. A script whose unguarded run_batch call fresh workers would re-run is
+# refused before any case (UNGUARDED_SCRIPT), so the command line's message no longer names that cause (user test)
+DEATH_CAUSES = "killed, or out of memory, or a crash in a native library"
 
 
 def _pool_statuses(

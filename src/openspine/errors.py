@@ -18,6 +18,10 @@ class ScanReadError(OpenSpineError):
     """A path could not be read as a scan (missing, empty, corrupt, unknown format)."""
 
 
+class ScanNotFoundError(ScanReadError, FileNotFoundError):
+    """Nothing is at the path given (also a FileNotFoundError, as Python code that opens files expects)."""
+
+
 class GeometryError(ScanReadError):
     """A scan's geometry is inconsistent (mixed orientations, sizes, irregular slice gaps)."""
 

@@ -69,6 +69,8 @@ def test_corrupt_nifti_gives_a_read_error(tmp_path: Path) -> None:
 def test_missing_path_and_unknown_file_type(tmp_path: Path) -> None:
     with pytest.raises(ScanReadError, match="does not exist"):
         load_scan(tmp_path / "nope.nii.gz")
+    with pytest.raises(FileNotFoundError):  # as Python code that opens files expects (a notebook user test)
+        load_scan(tmp_path / "nope.nii.gz")
     other = tmp_path / "notes.txt"
     other.write_text("hello")
     with pytest.raises(ScanReadError, match="not a file type openspine reads"):

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from .._logging import get_logger
-from ..errors import InputTypeError, ScanReadError
+from ..errors import InputTypeError, ScanNotFoundError, ScanReadError
 from ..scan import Scan
 from .formats import ReadRequest, reader_for
 from .paths import dicomdir_folder, not_a_regular_file
@@ -28,7 +28,7 @@ def existing_path(path: str | os.PathLike[str]) -> Path:
         if p.is_symlink():
             raise ScanReadError(f"'{p}' is a symbolic link to nothing: {not_a_regular_file(p)}")
         hint = " ('~' is expanded by a shell, not in Python: os.path.expanduser)" if str(path).startswith("~") else ""
-        raise ScanReadError(f"'{p}' does not exist{hint}")
+        raise ScanNotFoundError(f"'{p}' does not exist{hint}")
     folder = dicomdir_folder(p)
     if folder != p:
         log.info("'%s' is a DICOMDIR index: reading the folder it indexes, '%s'", p, folder)

@@ -44,6 +44,16 @@ def test_result_document_follows_the_schema_and_round_trips_through_json() -> No
     assert doc["input"]["world_convention"].startswith("RAS+")
 
 
+def test_a_bare_result_prints_one_line_of_what_was_found() -> None:
+    # a notebook showed a bare result as a 23 000-character repr (user test)
+    from dataclasses import replace
+
+    result = _result()
+    assert repr(result) == ("AnalysisResult(input=None, vertebrae=1 (1 labelled), discs=1 (1 graded), flags=0)")
+    refused = replace(result, out_of_scope="no spine", flags=("a: b",))
+    assert repr(refused).endswith("flags=1, out_of_scope='no spine')")
+
+
 def test_schema_rejects_a_document_without_required_fields() -> None:
     doc = _result().to_dict()
     del doc["vertebrae"]

@@ -449,6 +449,17 @@ class AnalysisResult:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    def __repr__(self) -> str:
+        """One line of what was found, as a notebook shows a bare result (the field-by-field repr ran to 23 000
+        characters; a notebook user test): the records are its attributes, and :meth:`to_dataframe` tabulates them."""
+        labelled = sum(v.label is not None for v in self.vertebrae)
+        graded = sum(any(g.available for g in d.grades.values()) for d in self.discs)
+        scope = f", out_of_scope={self.out_of_scope!r}" if self.out_of_scope else ""
+        return (
+            f"AnalysisResult(input={self.input.path!r}, vertebrae={len(self.vertebrae)} ({labelled} labelled), "
+            f"discs={len(self.discs)} ({graded} graded), flags={len(self.flags)}{scope})"
+        )
+
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> AnalysisResult:
         """The result a result.json document describes (``json.load``-ed), checked against the schema first: the

@@ -245,13 +245,18 @@ def _look(
 
 
 # flags of an image whose grey levels are no MR contrast the sequence could be read from, and what that image is
-_NO_MR_CONTRAST = {"picture_in_colour: ": "a picture in colour", "intensity_inverted: ": "a negative"}
+_NO_MR_CONTRAST = {
+    "picture_in_colour: ": "a picture in colour",
+    "intensity_inverted: ": "a negative or a display gamma",  # the skewness rule cannot tell the two apart
+}
 
 
 def _not_read_from_the_image(sequence: dict[str, Any], state: _State) -> dict[str, Any]:
     """No sequence from an image whose grey levels are no MR contrast: a picture in colour around its spine (a
-    false-colour rendering of a T2 slice had read as T1, and its grades were withheld as 'this scan is T1') or a
-    negative (9 of 10 inverted T1 slices had been recorded as T2 in input.sequence; user test). The image's guess
+    false-colour rendering of a T2 slice had read as T1, and its grades were withheld as 'this scan is T1') or an
+    image that looks a negative or brightened by a display gamma (9 of 10 inverted T1 slices had been recorded as T2
+    in input.sequence; user test; a gamma-brightened image's call, often right, is dropped too: no grade is given
+    either way). The image's guess
     stays as ``best_guess``. A sequence given by the user or a header is kept."""
     if sequence.get("source") != "image" or sequence.get("value") is None:
         return sequence

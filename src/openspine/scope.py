@@ -914,8 +914,8 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
     if sequence.get("value") is None and sequence.get("best_guess"):
         if sequence.get("not_read_from"):  # a negative, a picture in colour: its grey levels are no MR contrast
             why = (
-                f"not read from the image, {sequence['not_read_from']} whose grey levels are no MR contrast (as it "
-                f"stands it looks most like {sequence['best_guess']})"
+                f"not read from the image, whose grey levels are no MR contrast ({sequence['not_read_from']}; as "
+                f"it stands it looks most like {sequence['best_guess']})"
             )
         elif sequence.get("contradicted_by"):
             why = f"the spinal fluid's signal (x{sequence['csf_over_body']} of bone) says {sequence['best_guess']}"

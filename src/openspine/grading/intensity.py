@@ -102,7 +102,10 @@ def bright_border(view: SagittalView) -> tuple[float, float]:
     """The shares of the central slab's outer ring (:data:`_RING` of its smaller side wide, within any frame of its
     darkest value or white page) in the top and in the bottom tenth of its 0.5-99.5th percentile range. An MR image
     shows air at its edges, dark; a negative shows it bright."""
-    _, slab = _central_slab(view)
+    return _bright_border_of(_central_slab(view)[1])
+
+
+def _bright_border_of(slab: NDArray[Any]) -> tuple[float, float]:
     margin = within_border(slab, float(slab.max()))
     if margin is not None and _border_share(slab.shape, margin) >= MIN_EDGE_MARGIN:
         # a margin of the brightest value on every side is a page or frame, not air: a picture cut close from a page
@@ -187,13 +190,14 @@ def inverted_contrast(view: SagittalView) -> str | None:
     :data:`MAX_SKEWNESS_INVERTED`; or, up to :data:`MAX_SKEWNESS_BRIGHT_BORDER`, its edges are bright where MR shows
     dark air: :func:`bright_border`), or None. Grades read from a negative are wrong: degenerated, dark discs read as
     bright, healthy ones (a MONOCHROME1 image read without inversion, a picture saved inverted)."""
-    skew = intensity_skewness(view)
+    slab, inner = _central_slab(view)  # read once for both rules
+    skew = min(_skewness(slab), _skewness(inner))  # as intensity_skewness
     if skew <= MAX_SKEWNESS_INVERTED:
         return (
             f"the image looks inverted, a negative, or brightened by a display gamma or a narrow window: its "
             f"intensities lean to the bright end (skewness {skew:.2f}), where MR images lean to the dark end"
         )
-    bright, dark = bright_border(view) if skew <= MAX_SKEWNESS_BRIGHT_BORDER else (0.0, 1.0)
+    bright, dark = _bright_border_of(inner) if skew <= MAX_SKEWNESS_BRIGHT_BORDER else (0.0, 1.0)
     if bright < MIN_BRIGHT_BORDER or dark > MAX_DARK_BORDER:
         return None
     return (

@@ -177,6 +177,8 @@ def decide_sequence(user: str | None, header: str | None, image: Mapping[str, fl
 
     ``image`` holds the recogniser's class probabilities (``{"T1": 0.02, "T2": 0.97, "other": 0.01}``).
     """
+    if user and header and header != user:  # kept, and said (a sidecar's T1 overridden had gone unsaid; user test)
+        return {"value": user, "source": "user", "header_disagrees": header}
     if user:
         return {"value": user, "source": "user"}
     if header:
@@ -905,12 +907,12 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
             "the sequence is taken as unknown, so no model that reads one sequence only answers (no grade from the "
             "T2 grader); give --sequence if you know it"
         )
-    disagrees = sequence.get("image_disagrees")
-    if disagrees:
-        return (
-            f"sequence_note: read as {sequence.get('value')} as asked (--sequence), though the image reads as "
-            f"{disagrees['value']} (probability {float(disagrees['probability']):.2f})"
-        )
+    disagrees, header = sequence.get("image_disagrees"), sequence.get("header_disagrees")
+    if disagrees or header:
+        said = [f"the {sequence.get('header_is') or 'header'} says {header}"] if header else []
+        if disagrees:
+            said.append(f"the image reads as {disagrees['value']} (probability {float(disagrees['probability']):.2f})")
+        return f"sequence_note: read as {sequence.get('value')} as asked (--sequence), though {' and '.join(said)}"
     if sequence.get("value") is None and sequence.get("best_guess"):
         if sequence.get("not_read_from"):  # a negative, a picture in colour: its grey levels are no MR contrast
             why = (

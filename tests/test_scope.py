@@ -81,7 +81,11 @@ def test_sequence_outside_scope_is_named_with_its_source() -> None:
 
 def test_sequence_decision_prefers_user_then_header_then_a_clear_image() -> None:
     image = {"T1": 0.9, "T2": 0.05, "other": 0.05}
-    assert decide_sequence("STIR", "T2", image) == {"value": "STIR", "source": "user", "header_disagrees": "T2"}
+    assert decide_sequence("STIR", "T2", image) == {
+        "value": "STIR",
+        "source": "user",
+        "header_disagrees": {"value": "T2"},
+    }
     assert decide_sequence(None, "T2", image) == {"value": "T2", "source": "header"}
     assert decide_sequence(None, None, image)["value"] == "T1"
     unsure = decide_sequence(None, None, {"T1": 0.55, "T2": 0.45, "other": 0.0})
@@ -276,8 +280,8 @@ def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_i
     assert "image_disagrees" not in check_named_sequence({"value": "T2", "source": "user"}, looks_t2, None)
     # a header the user's word overrules is said too (a sidecar's T1 overridden by --sequence T2 went unsaid)
     overruled = decide_sequence("T2", "T1", looks_t2)
-    assert overruled == {"value": "T2", "source": "user", "header_disagrees": "T1"}
-    note = uncertain_sequence_flag({**overruled, "header_is": "sidecar"})
+    assert overruled == {"value": "T2", "source": "user", "header_disagrees": {"value": "T1"}}
+    note = uncertain_sequence_flag({**overruled, "header_disagrees": {"value": "T1", "named_by": "sidecar"}})
     assert note == "sequence_note: read as T2 as asked (--sequence), though the sidecar says T1"
     both = uncertain_sequence_flag({**overruled, "image_disagrees": {"value": "T1", "probability": 0.99}})
     assert both is not None and both.endswith("though the header says T1 and the image reads as T1 (probability 0.99)")

@@ -811,8 +811,10 @@ def _decide_sequence(user: str | None, scan: Scan, image: Mapping[str, float] | 
     NIfTI file's JSON sidecar's or BIDS name's rather than a DICOM header's, so that messages name what said it."""
     sequence = scope.decide_sequence(user, _header_sequence(scan), image)
     named_by = scan.source.extra.get("sequence_named_by")
-    if named_by and (sequence.get("source") == "header" or sequence.get("header_disagrees")):
-        sequence["header_is"] = named_by  # a NIfTI's sidecar or BIDS name: say which
+    if named_by and sequence.get("source") == "header":  # a NIfTI's sidecar or BIDS name: say which
+        sequence["header_is"] = named_by
+    if named_by and sequence.get("header_disagrees"):  # the header a --sequence overrules
+        sequence["header_disagrees"]["named_by"] = named_by
     return sequence
 
 

@@ -178,7 +178,7 @@ def decide_sequence(user: str | None, header: str | None, image: Mapping[str, fl
     ``image`` holds the recogniser's class probabilities (``{"T1": 0.02, "T2": 0.97, "other": 0.01}``).
     """
     if user and header and header != user:  # kept, and said (a sidecar's T1 overridden had gone unsaid; user test)
-        return {"value": user, "source": "user", "header_disagrees": header}
+        return {"value": user, "source": "user", "header_disagrees": {"value": header}}
     if user:
         return {"value": user, "source": "user"}
     if header:
@@ -909,7 +909,7 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
         )
     disagrees, header = sequence.get("image_disagrees"), sequence.get("header_disagrees")
     if disagrees or header:
-        said = [f"the {sequence.get('header_is') or 'header'} says {header}"] if header else []
+        said = [f"the {header.get('named_by') or 'header'} says {header['value']}"] if header else []
         if disagrees:
             said.append(f"the image reads as {disagrees['value']} (probability {float(disagrees['probability']):.2f})")
         return f"sequence_note: read as {sequence.get('value')} as asked (--sequence), though {' and '.join(said)}"

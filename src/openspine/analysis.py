@@ -244,11 +244,9 @@ def _look(
     return _Seen(sequence, plane, detection, cervical_p, way_round, scan, view)
 
 
-# flags of an image whose grey levels are no MR contrast the sequence could be read from, and what that image is
-_NO_MR_CONTRAST = {
-    "picture_in_colour: ": "a picture in colour",
-    "intensity_inverted: ": "a negative or a display gamma",  # the skewness rule cannot tell the two apart
-}
+# flags of an image whose grey levels are no MR contrast the sequence could be read from, and what that image is:
+# the skewness rule cannot tell a negative from a display gamma (its reason names both), the edge rule can
+_NO_MR_CONTRAST = {"picture_in_colour: ": "a picture in colour", "intensity_inverted: ": "a negative"}
 
 
 def _not_read_from_the_image(sequence: dict[str, Any], state: _State) -> dict[str, Any]:
@@ -260,9 +258,10 @@ def _not_read_from_the_image(sequence: dict[str, Any], state: _State) -> dict[st
     stays as ``best_guess``. A sequence given by the user or a header is kept."""
     if sequence.get("source") != "image" or sequence.get("value") is None:
         return sequence
-    what = next((w for flag, w in _NO_MR_CONTRAST.items() if any(f.startswith(flag) for f in state.flags)), None)
-    if what is None:
+    said = next(((f, w) for flag, w in _NO_MR_CONTRAST.items() for f in state.flags if f.startswith(flag)), None)
+    if said is None:
         return sequence
+    what = f"{said[1]} or a display gamma" if "display gamma" in said[0] else said[1]
     kept = {k: v for k, v in sequence.items() if k not in ("value", "settled_by")}
     return {**kept, "value": None, "best_guess": sequence["value"], "not_read_from": what}
 
@@ -401,7 +400,7 @@ def _read_beside(
     if (
         why is None
         and _reads_as(seen.sequence) not in (None, role)
-        and _reads_as(seen.sequence) == sequence.get("value")
+        and _reads_as(seen.sequence) == _reads_as(sequence)  # the main's own reading, its header set aside too
     ):
         why = scope.why_not_second_series(seen.sequence, role)
     if why is not None:

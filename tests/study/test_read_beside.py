@@ -112,6 +112,16 @@ def test_a_t2_given_as_t1_is_not_read_as_t1() -> None:
     assert not any(f.startswith("series_") for f in doc["flags"])
 
 
+def test_a_t1_is_set_aside_unmatched_only_where_its_image_reads_as_the_main_series_sequence() -> None:
+    # a T2 filed as the T1 was matched with the T2 itself; one whose sequence is merely unclear is still a check
+    from openspine.analysis import _reads_as
+
+    assert _reads_as({"value": "T2", "source": "image"}) == "T2"
+    contradicted = {"value": None, "source": "header", "header": "T1", "best_guess": "T2", "contradicted_by": "image"}
+    assert _reads_as(contradicted) == "T2"  # the image overruled the header: it reads as T2
+    assert _reads_as({"value": None, "source": "image", "best_guess": "T2", "probability": 0.6}) is None  # unsure
+
+
 def test_t1_only_and_t2_only() -> None:
     t2, t1 = _pair(AGREEING)
     only_t2 = openspine.analyze(t2).to_dict()

@@ -19,7 +19,14 @@ class ScanReadError(OpenSpineError):
 
 
 class ScanNotFoundError(ScanReadError, FileNotFoundError):
-    """Nothing is at the path given (also a FileNotFoundError, as Python code that opens files expects)."""
+    """Nothing is at the path given (also a FileNotFoundError, as Python code that opens files expects, with
+    ``errno`` ENOENT; its message is openspine's)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        import errno
+
+        self.errno = errno.ENOENT
 
 
 class GeometryError(ScanReadError):

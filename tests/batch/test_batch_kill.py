@@ -361,7 +361,9 @@ GUARDS = {
     "plain": 'if __name__ == "__main__":\n    run()\n',
     "and": 'if __name__ == "__main__" and not sys.argv[0].endswith(".txt"):\n    run()\n',  # guarded all the same
     "else": 'if __name__ != "__main__":\n    pass\nelse:\n    run()\n',
+    "no guard": "if True:\n    run()\n",  # an if that does not read __name__ guards nothing
 }
+REFUSED = ("none", "no guard")
 
 
 @pytest.mark.parametrize("guard", list(GUARDS))
@@ -378,11 +380,44 @@ def test_an_unguarded_script_whose_workers_start_fresh_is_refused_before_any_cas
         [sys.executable, str(script), str(root), str(tmp_path / "out")], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    if guard != "none":
+    if guard not in REFUSED:
         assert done.stdout.strip().endswith("RAN") and "worker process died" not in done.stderr
     else:
         assert done.stdout.startswith("REFUSED") and 'if __name__ == "__main__":' in done.stdout
         assert not (tmp_path / "out").exists()  # refused before the output folder is made
+
+
+def test_a_local_cluster_is_refused_and_a_replacement_pool_forks_for_an_unguarded_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dask's local workers start fresh too; a pool replacing a broken one would spawn once a thread runs (code review)
+    from openspine.batch.runner import run_batch
+
+    (tmp_path / "in").mkdir()
+    monkeypatch.setattr(runner, "_called_from_a_scripts_top_level", lambda: True)
+    with pytest.raises(ConfigError, match="without a local cluster"):
+        run_batch(tmp_path / "in", tmp_path / "out", cluster="local:2")
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(runner, "_start_method", lambda: "spawn")
+    pool = runner._new_pool(1)
+    try:
+        assert pool._mp_context.get_start_method() == ("fork" if sys.platform == "linux" else "spawn")
+    finally:
+        pool.shutdown()
+
+
+def test_which_branch_of_an_if_on_name_a_workers_import_takes() -> None:
+    # a worker imports the script as __mp_main__: the else of `if __name__ == "__main__":` is its branch (code review)
+    import ast
+
+    def taken(source: str) -> bool | None:
+        return runner._test_in_a_worker(ast.parse(source, mode="eval").body)
+
+    assert taken('__name__ == "__main__"') is False and taken('"__main__" == __name__') is False
+    assert taken('__name__ != "__main__"') is True and taken('not __name__ == "__main__"') is True
+    assert taken('__name__ == "__main__" and flag') is False and taken('__name__ != "__main__" or flag') is True
+    assert taken('__name__ == "__main__" or flag') is None and taken("__name__.startswith('__')") is None
+    assert taken("flag") is None
 
 
 def test_run_batch_leaves_sigterm_as_it_found_it(tmp_path: Path) -> None:

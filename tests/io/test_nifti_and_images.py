@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import nibabel as nib
@@ -69,8 +70,12 @@ def test_corrupt_nifti_gives_a_read_error(tmp_path: Path) -> None:
 def test_missing_path_and_unknown_file_type(tmp_path: Path) -> None:
     with pytest.raises(ScanReadError, match="does not exist"):
         load_scan(tmp_path / "nope.nii.gz")
-    with pytest.raises(FileNotFoundError):  # as Python code that opens files expects (a notebook user test)
+    with pytest.raises(FileNotFoundError) as info:  # as Python code that opens files expects (a notebook user test)
         load_scan(tmp_path / "nope.nii.gz")
+    assert info.value.errno == errno.ENOENT and str(info.value).endswith("does not exist")
+    (tmp_path / "dangling.nii.gz").symlink_to(tmp_path / "gone.nii.gz")
+    with pytest.raises(FileNotFoundError, match="symbolic link to nothing"):
+        load_scan(tmp_path / "dangling.nii.gz")
     other = tmp_path / "notes.txt"
     other.write_text("hello")
     with pytest.raises(ScanReadError, match="not a file type openspine reads"):

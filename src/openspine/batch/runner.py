@@ -492,8 +492,8 @@ def _new_pool(workers: int) -> Any:
 
 
 UNGUARDED_SCRIPT = (
-    "run_batch with several workers is called in the top level of a script that each worker process, started fresh, "
-    'would re-run: put the call under `if __name__ == "__main__":` (or give workers=1)'
+    "run_batch with worker processes is called in the top level of a script that each of them, started fresh, "
+    'would re-run: put the call under `if __name__ == "__main__":` (or give workers=1, without a local cluster)'
 )
 
 
@@ -518,8 +518,9 @@ def _called_from_a_scripts_top_level() -> bool:
 
 
 def _under_a_main_guard(path: str | None, line: int | None) -> bool:
-    """Whether ``line`` of the script ``path`` lies in an ``if __name__ == "__main__":`` block (True where the
-    script cannot be read or parsed: nothing is refused on a guess)."""
+    """Whether ``line`` of the script ``path`` lies where a worker importing the script (as ``__mp_main__``) does not
+    run it: in the branch of an ``if`` on ``__name__`` that ``__mp_main__`` does not take (True where the script
+    cannot be read or parsed, or a test cannot be told: nothing is refused on a guess)."""
     import ast
 
     try:
@@ -528,18 +529,46 @@ def _under_a_main_guard(path: str | None, line: int | None) -> bool:
         return True
     if line is None:
         return True
-    return any(
-        isinstance(node, ast.If) and _is_main_test(node.test) and node.lineno <= line <= (node.end_lineno or line)
-        for node in ast.walk(tree)
-    )
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.If) or not node.lineno <= line <= (node.end_lineno or line):
+            continue
+        taken = _test_in_a_worker(node.test)
+        if taken is None and _reads_name(node.test):
+            return True  # a test on __name__ that cannot be told: guarded, on no guess
+        in_else = any(o.lineno <= line <= (o.end_lineno or o.lineno) for o in node.orelse)
+        if taken is not None and taken == in_else:  # the branch a worker does not take
+            return True
+    return False
 
 
-def _is_main_test(test: object) -> bool:
-    """A test that reads ``__name__`` (``__name__ == "__main__"``, ``… and not X``, ``!=`` with an ``else``): either
-    branch counts as guarded, so that no guarded script is refused for the form of its guard."""
+def _reads_name(test: object) -> bool:
     import ast
 
     return isinstance(test, ast.AST) and any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(test))
+
+
+def _test_in_a_worker(test: object) -> bool | None:
+    """The value of an ``if`` test in a worker's import of the script (``__name__`` is ``"__mp_main__"``): for
+    comparisons of ``__name__`` with a string, ``not``, ``and``, ``or`` (``if __name__ == "__main__":``,
+    ``if __name__ != "__main__": … else: …``, ``if __name__ == "__main__" and …``); None where it cannot be told."""
+    import ast
+
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _test_in_a_worker(test.operand)
+        return None if inner is None else not inner
+    if isinstance(test, ast.BoolOp):
+        values = [_test_in_a_worker(v) for v in test.values]
+        if isinstance(test.op, ast.And):
+            return False if False in values else (None if None in values else True)
+        return True if True in values else (None if None in values else False)
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq)):
+        sides = [test.left, test.comparators[0]]
+        if any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides):
+            text = next((x.value for x in sides if isinstance(x, ast.Constant) and isinstance(x.value, str)), None)
+            if text is None:
+                return None
+            return (text == "__mp_main__") == isinstance(test.ops[0], ast.Eq)
+    return None
 
 
 def _in_a_workers_import_of_the_script() -> bool:
@@ -771,7 +800,9 @@ def run_batch(
     t0 = time.perf_counter()
     part, workers = checked_part(part), checked_workers(workers)
     local = scheduler is None and cluster is None
-    if local and workers > 1 and _start_method() == "spawn" and _called_from_a_scripts_top_level():
+    # a local Dask cluster starts its workers fresh too (a remote scheduler's workers import no script of ours)
+    fresh = (local and workers > 1 and _start_method() == "spawn") or str(cluster or "").startswith("local")
+    if fresh and _called_from_a_scripts_top_level():
         # each fresh worker would re-run the script and die, and every case be retried alone, about 9 s each, all to
         # fail (user test: 21 of 30 cases in 200 s, 33 tracebacks): refused before the output folder is made
         raise ConfigError(UNGUARDED_SCRIPT)

@@ -26,7 +26,7 @@ def existing_path(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not p.exists():
         if p.is_symlink():
-            raise ScanReadError(f"'{p}' is a symbolic link to nothing: {not_a_regular_file(p)}")
+            raise ScanNotFoundError(f"'{p}' is a symbolic link to nothing: {not_a_regular_file(p)}")
         hint = " ('~' is expanded by a shell, not in Python: os.path.expanduser)" if str(path).startswith("~") else ""
         raise ScanNotFoundError(f"'{p}' does not exist{hint}")
     folder = dicomdir_folder(p)

@@ -24,7 +24,7 @@ from .results import (
     Vertebra,
 )
 from .scan import SagittalView, Scan
-from .vocabulary import DICOM_FILES_UNREADABLE, FRONT_TO_BACK, RIGHT_WAY_ROUND, SEQUENCES, T1_NOT_USED
+from .vocabulary import DICOM_FILES_UNREADABLE, EDGE_NEGATIVE, FRONT_TO_BACK, RIGHT_WAY_ROUND, SEQUENCES, T1_NOT_USED
 
 if TYPE_CHECKING:  # imported where used: a partial install may lack the recogniser
     from .detection import Detection
@@ -244,24 +244,22 @@ def _look(
     return _Seen(sequence, plane, detection, cervical_p, way_round, scan, view)
 
 
-# flags of an image whose grey levels are no MR contrast the sequence could be read from, and what that image is:
-# the skewness rule cannot tell a negative from a display gamma (its reason names both), the edge rule can
-_NO_MR_CONTRAST = {"picture_in_colour: ": "a picture in colour", "intensity_inverted: ": "a negative"}
+# flags of an image whose grey levels are no MR contrast the sequence could be read from, and what that image is.
+# Only the edge rule's negatives: the skewness rule also reads display gammas, narrow windows and a real T1 slice,
+# whose calls are mostly right (and patient 1's T1 slice had been recorded T1)
+_NO_MR_CONTRAST = {"picture_in_colour: ": "a picture in colour", f"intensity_inverted: {EDGE_NEGATIVE}": "a negative"}
 
 
 def _not_read_from_the_image(sequence: dict[str, Any], state: _State) -> dict[str, Any]:
     """No sequence from an image whose grey levels are no MR contrast: a picture in colour around its spine (a
-    false-colour rendering of a T2 slice had read as T1, and its grades were withheld as 'this scan is T1') or an
-    image that looks a negative or brightened by a display gamma (9 of 10 inverted T1 slices had been recorded as T2
-    in input.sequence; user test; a gamma-brightened image's call, often right, is dropped too: no grade is given
-    either way). The image's guess
-    stays as ``best_guess``. A sequence given by the user or a header is kept."""
+    false-colour rendering of a T2 slice had read as T1, and its grades were withheld as 'this scan is T1') or a
+    negative told by its bright edges (inverted T1 slices had been recorded as T2 in input.sequence; user test). The
+    image's guess stays as ``best_guess``. A sequence given by the user or a header is kept."""
     if sequence.get("source") != "image" or sequence.get("value") is None:
         return sequence
-    said = next(((f, w) for flag, w in _NO_MR_CONTRAST.items() for f in state.flags if f.startswith(flag)), None)
-    if said is None:
+    what = next((w for flag, w in _NO_MR_CONTRAST.items() if any(f.startswith(flag) for f in state.flags)), None)
+    if what is None:
         return sequence
-    what = f"{said[1]} or a display gamma" if "display gamma" in said[0] else said[1]
     kept = {k: v for k, v in sequence.items() if k not in ("value", "settled_by")}
     return {**kept, "value": None, "best_guess": sequence["value"], "not_read_from": what}
 

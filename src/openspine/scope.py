@@ -132,6 +132,11 @@ class ModelScope:
         trained = "/".join(sorted(self.sequences))
         if value is not None and value not in self.sequences:
             return f"the {self.model} was {self.learnt} {trained} only; this scan is {value} ({describe_source(seq)})"
+        if value is None and seq.get("not_read_from"):  # its grey levels are no MR contrast: no guess is quoted
+            return (
+                f"no sequence is read from the image ({seq['not_read_from']}), and the {self.model} answers only on "
+                f"{trained}"
+            )
         if value is None and guess is not None and guess not in self.sequences:
             return (
                 f"the {self.model} was {self.learnt} {trained} only; the sequence is uncertain and the image looks "

@@ -58,3 +58,7 @@ T1_NOT_USED = "t1_not_used"
 # the flag of DICOM files under the input left out unread that may have been the series' own (one flag for the
 # study: the main series and the T1 read beside it met the same files)
 DICOM_FILES_UNREADABLE = "dicom_files_unreadable"
+
+# how the reason of an image read as a negative by its bright edges begins (grading.intensity.inverted_contrast): such
+# an image names no sequence from its grey levels (the analysis)
+EDGE_NEGATIVE = "the image looks inverted, a negative: "

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..scan import SagittalView, Scan
+from ..vocabulary import EDGE_NEGATIVE
 
 __all__ = [
     "MAX_AT_WHITE",
@@ -201,7 +202,7 @@ def inverted_contrast(view: SagittalView) -> str | None:
     if bright < MIN_BRIGHT_BORDER or dark > MAX_DARK_BORDER:
         return None
     return (
-        f"the image looks inverted, a negative: {100 * bright:.0f} % of its edges are among its brightest values and "
+        f"{EDGE_NEGATIVE}{100 * bright:.0f} % of its edges are among its brightest values and "
         f"{100 * dark:.0f} % among its darkest, where an MR image shows air at its edges, dark"
     )
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from .._logging import get_logger, log_lines_over_the_bar, naming_case
@@ -509,12 +510,18 @@ def _called_from_a_scripts_top_level() -> bool:
         rerun = getattr(main, "__file__", None) is not None
     if not rerun or main is None:
         return False
-    frame = sys._getframe(1)
+    frame = _module_frame(lambda globals_: globals_ is vars(main))
+    return frame is not None and not _under_a_main_guard(getattr(main, "__file__", None), frame.f_lineno)
+
+
+def _module_frame(which: Callable[[dict[str, Any]], bool]) -> FrameType | None:
+    """The innermost frame of this call's stack that runs a module's top level whose globals ``which`` accepts."""
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
-        if frame.f_code.co_name == "<module>" and frame.f_globals is vars(main):
-            return not _under_a_main_guard(getattr(main, "__file__", None), frame.f_lineno)
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
+        if frame.f_code.co_name == "<module>" and which(frame.f_globals):
+            return frame
+        frame = frame.f_back
+    return None
 
 
 def _under_a_main_guard(path: str | None, line: int | None) -> bool:
@@ -574,12 +581,7 @@ def _test_in_a_worker(test: object) -> bool | None:
 def _in_a_workers_import_of_the_script() -> bool:
     """Whether this call runs in the top level of a script that a worker process started fresh is importing (as
     ``__mp_main__``): the script calls run_batch outside ``if __name__ == "__main__":``."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
+    return _module_frame(lambda globals_: globals_.get("__name__") == "__mp_main__") is not None
 
 
 WORKER_DIED = "WorkerDied"

@@ -95,7 +95,11 @@ def intensity_skewness(view: SagittalView) -> float:
     a black frame around a negative (a screenshot, a slide) would otherwise pull its histogram back to the dark end.
     A picture on a white page (a margin of its brightest value of at least :data:`PAGE_MARGIN` on every side) is
     read within the page. Invariant to any positive scaling and offset of the image."""
-    slab, inner = _central_slab(view)
+    return _lower_skewness(*_central_slab(view))
+
+
+def _lower_skewness(slab: NDArray[Any], inner: NDArray[Any]) -> float:
+    """The skewness of the slab or of the slab within its dark border, whichever leans further to the bright end."""
     return min(_skewness(slab), _skewness(inner))
 
 
@@ -192,7 +196,7 @@ def inverted_contrast(view: SagittalView) -> str | None:
     dark air: :func:`bright_border`), or None. Grades read from a negative are wrong: degenerated, dark discs read as
     bright, healthy ones (a MONOCHROME1 image read without inversion, a picture saved inverted)."""
     slab, inner = _central_slab(view)  # read once for both rules
-    skew = min(_skewness(slab), _skewness(inner))  # as intensity_skewness
+    skew = _lower_skewness(slab, inner)  # as intensity_skewness
     if skew <= MAX_SKEWNESS_INVERTED:
         return (
             f"the image looks inverted, a negative, or brightened by a display gamma or a narrow window: its "

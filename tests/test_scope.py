@@ -311,6 +311,10 @@ def test_a_turn_is_named_only_when_the_recogniser_is_sure_of_it() -> None:
     flag = maybe_wrong_way_round_flag("upside down", 0.62, picture=False)
     assert flag.startswith("orientation_suspect: the image may be upside down (probability 0.62)")
     assert "no disc is graded" in flag and "--trust-orientation" in flag
+    assert "the labels may be wrong" in flag
+    # reversed front to back, the labels still run head to feet: the doubt is which side is the front
+    mirrored = maybe_wrong_way_round_flag("reversed front to back", 0.7, picture=False)
+    assert "front and back may be swapped" in mirrored and "labels may be wrong" not in mirrored
     assert "turn it head up" in maybe_wrong_way_round_flag("turned by 180°", 0.7, picture=True)
     picture = wrong_way_round_reason("upside down", 0.95, picture=True)
     assert "picture looks upside down (probability 0.95)" in picture and "head up" in picture

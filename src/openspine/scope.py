@@ -27,6 +27,7 @@ from typing import Any
 from .levels import DiscLevel, Level
 from .results import Disc, Vertebra
 from .vocabulary import (  # shared with the outputs; scope.LOW_SCORE stays valid
+    FRONT_TO_BACK,
     LOW_SCORE,
     RIGHT_WAY_ROUND,
     describe_source,
@@ -951,10 +952,11 @@ def maybe_wrong_way_round_flag(turn: str, probability: float, picture: bool) -> 
         if picture
         else ("image", "check the file's orientation (NIfTI affine, DICOM ImageOrientationPatient)")
     )
+    # reversed front to back, the labels still run head to feet: what is in doubt is which side is the front
+    risk = "front and back may be swapped" if turn == FRONT_TO_BACK else "the labels may be wrong"
     return (
         f"orientation_suspect: the {what} may be {turn} (probability {probability:.2f}) and the spine's labelling is "
-        f"unsure as it stands, so the labels may be wrong and no disc is graded; {fix}, or give --trust-orientation "
-        "if it is right"
+        f"unsure as it stands, so {risk} and no disc is graded; {fix}, or give --trust-orientation if it is right"
     )
 
 

@@ -101,12 +101,14 @@ class BatchInterrupted(KeyboardInterrupt):
     the ``to_analyse`` cases this run took on are done, ``earlier`` cases had been finished by earlier runs. The
     cases finished are kept, and the same run started again goes on with the rest."""
 
-    def __init__(self, finished: int, to_analyse: int, earlier: int) -> None:
+    def __init__(self, finished: int, to_analyse: int, earlier: int, tables_unbuilt: bool = False) -> None:
         self.finished, self.to_analyse, self.earlier = finished, to_analyse, earlier
+        self.tables_unbuilt = tables_unbuilt  # stopped while the cohort tables were being built
         super().__init__(self.progress())
 
     def progress(self) -> str:
         """How far the run got, in words: '3 of the 40 cases to analyse were finished, 12 more earlier'."""
         earlier = f", {self.earlier} more earlier" if self.earlier else ""
         were = "was" if self.finished == 1 else "were"
-        return f"{self.finished} of the {self.to_analyse} cases to analyse {were} finished{earlier}"
+        tables = "; the cohort tables were not rebuilt" if self.tables_unbuilt else ""
+        return f"{self.finished} of the {self.to_analyse} cases to analyse {were} finished{earlier}{tables}"

@@ -283,6 +283,30 @@ def test_an_interrupted_run_says_how_far_it_got_and_the_rerun_does_the_rest(tmp_
     assert sorted(p.name for p in (out / "cases").iterdir()) == [f"s{i}" for i in range(5)]
 
 
+def test_a_run_interrupted_while_it_builds_the_tables_says_they_were_not_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openspine.batch import runner
+    from openspine.errors import BatchInterrupted
+
+    root, out = tmp_path / "in", tmp_path / "out"
+    for i in range(2):
+        _tiny(root / f"s{i}.nii.gz", i)
+
+    def interrupted(*args: object) -> dict[str, int]:  # Ctrl-C (or SIGTERM) while the tables are written
+        raise KeyboardInterrupt
+
+    build = runner.build_cohort_tables
+    monkeypatch.setattr(runner, "build_cohort_tables", interrupted)
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(root, out, formats="json")
+    assert str(info.value) == "2 of the 2 cases to analyse were finished; the cohort tables were not rebuilt"
+    assert not (out / "cases.csv").exists()
+    monkeypatch.setattr(runner, "build_cohort_tables", build)
+    again = run_batch(root, out, formats="json")  # the same command again builds them from the finished cases
+    assert again.out_of_scope_earlier == 2 and (out / "cases.csv").exists()  # noise: out of scope
+
+
 def test_the_summary_points_at_failures_csv_where_it_lists_cases_out_of_scope(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -857,6 +857,7 @@ def run_batch(
         before = {c.case_id: _result_stamp(out, c) for c in todo}  # to tell the results this run writes
         seen: set[str] = set()
         statuses: Iterable[CaseStatus] | None = None
+        building_tables = False  # an interruption from here on leaves the earlier cohort tables (or none)
         with _sigterm_stops_the_run():  # from here on, SIGTERM ends in BatchInterrupted (below)
             try:
                 if scheduler or cluster:
@@ -880,6 +881,7 @@ def run_batch(
                     seen.add(status.case_id)
                     if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
                         record_failure(out, by_id[status.case_id], status, formats, config)
+                building_tables = True
                 try:
                     cohort = _cohort_key(root, found)
                     ticket = _tables_ticket(out)  # every case of this run is in its final folder now
@@ -909,7 +911,7 @@ def run_batch(
                     close()
                 # with the cases that workers finished after the last status was taken
                 seen |= {c.case_id for c in todo if _result_stamp(out, c) not in (None, before[c.case_id])}
-                raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo)) from exc
+                raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo), building_tables) from exc
     summary.seconds = time.perf_counter() - t0
     return summary
 

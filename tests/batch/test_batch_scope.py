@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -130,6 +131,22 @@ def test_a_study_of_only_a_truncated_dicom_is_no_case(tmp_path: Path) -> None:
     assert reasons[str(Path("study/IM1"))].startswith("truncated or incomplete DICOM file")
     assert reasons[str(Path("study/IM2"))].startswith("DICOM file with an unreadable header")
     assert reasons[".hidden-folder" + "/"] == "hidden"
+
+
+def test_discovery_leaves_the_warning_of_a_damaged_file_to_the_case_that_reads_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # each had been said twice in a batch: once by discovery, once by the case reading its folder
+    from dicom_fixtures import real_crop, write_series
+
+    arr, aff = real_crop(shape=(32, 32, 4))
+    root = tmp_path / "in"
+    _, files = write_series(root / "study", arr, aff)
+    (root / "study" / "cut.dcm").write_bytes(files[0].read_bytes()[:400])
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        cases, skipped = discover_cases(root)
+    assert len(cases) == 1 and [s.path for s in skipped] == [str(Path("study/cut.dcm"))]
+    assert not [r for r in caplog.records if "cut.dcm" in r.getMessage()]
 
 
 def test_a_study_exported_twice_is_one_case_and_the_copies_are_listed(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._logging import get_logger
+from .._logging import get_logger, held_back
 from ..errors import ConfigError
 from ..io.formats import LABEL_MAP, Reader, convert_hint, looks_like_label_map, reader_for_name
 from ..io.paths import NOT_REGULAR, not_a_regular_file, resolved
@@ -381,7 +381,10 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
     if not dicom_files:
         return []
     try:
-        series = discover_series(root)  # it leaves out the entries that are not regular files, as here
+        # its warnings about single files are not said here: the case that reads the file says them again (each
+        # had been said twice), and a file in no case is listed in skipped.csv
+        with held_back("io.dicom"):
+            series = discover_series(root)  # it leaves out the entries that are not regular files, as here
     except ScanReadError as exc:  # DICOM files, but none with images: each is listed as skipped below
         log.debug("no DICOM image series under %s: %s", root, exc)
         series = []

@@ -126,6 +126,8 @@ def test_bad_cases_are_isolated_and_reported(
     assert good["out_of_scope"] == "" and good["labelling_flagged"] in ("True", "False")
     doc = json.loads((out / "cases" / case / "result.json").read_text())
     assert good["all_flags"] == " | ".join(doc["flags"])
+    detector = next(m for m in doc["models"] if m["name"] == "detector")  # which weights made the case
+    assert f"detector {detector['version']} ({detector['sha256'][:12]})" in good["models"].split("; ")
     # each input relative to the root, however the root was typed: the tables of several runs join on it
     assert all(
         not Path(r["input"]).is_absolute() and (root / r["input"]).is_file()
@@ -438,7 +440,8 @@ def test_another_scan_saved_under_a_finished_case_s_name_is_analysed_again(
     assert "0 succeeded, 1 skipped (finished earlier)" in capsys.readouterr().out
     shutil.copy(shared_data / "spider" / "31" / "image.nii.gz", scan)  # another patient, same name
     assert main(args) == 0
-    assert "1 finished earlier, analysed again (input, options or formats changed)" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "1 finished earlier, analysed again (input, options, model weights or formats changed)" in said
     doc = json.loads((out / "cases" / "pat" / "result.json").read_text())
     assert doc["input"]["shape"] == list(nib.load(shared_data / "spider" / "31" / "image.nii.gz").shape)
     # a case folder recorded before file stamps were kept still counts as finished (no cohort redone on upgrade)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -77,7 +78,7 @@ def test_a_case_whose_folder_holds_another_scans_result_is_analysed_again(
     caplog.set_level("WARNING", logger="openspine")
     summary = run_batch(root, out, formats=("json",))
     assert summary.out_of_scope_earlier == 0 and summary.redone == 2
-    assert "finished earlier, analysed again (input, options or formats changed)" in summary.line()
+    assert "finished earlier, analysed again (input, options, model weights or formats changed)" in summary.line()
     assert _input_of(out / "cases" / "a") == a.resolve() and _input_of(out / "cases" / "b") == b.resolve()
     assert "its folder holds the result of" in caplog.text
     # and now they are reused
@@ -281,6 +282,35 @@ def test_an_interrupted_run_says_how_far_it_got_and_the_rerun_does_the_rest(tmp_
     again = run_batch(root, out, formats="json")  # the same run again: the last two cases
     assert (again.out_of_scope, again.out_of_scope_earlier) == (5, 3)
     assert sorted(p.name for p in (out / "cases").iterdir()) == [f"s{i}" for i in range(5)]
+
+
+def test_a_case_made_with_other_weights_in_the_same_model_folder_is_analysed_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a grader fine-tuned again into the same folder had left every finished case graded by the old one
+    onnx = pytest.importorskip("onnx")
+    from openspine.models.registry import BUILTIN_DIR, sha256_of
+
+    detector = tmp_path / "detector"
+    shutil.copytree(BUILTIN_DIR / "detector", detector)
+    root, out = tmp_path / "in", tmp_path / "out"
+    _tiny(root / "s0.nii.gz", 0)
+    config = AnalysisConfig(detector=str(detector))
+    run_batch(root, out, formats="json", config=config)
+    assert run_batch(root, out, formats="json", config=config).out_of_scope_earlier == 1  # unchanged: not redone
+    model = onnx.load(str(detector / "model.onnx"))  # the same folder, other weights
+    model.doc_string = "trained again"
+    onnx.save(model, str(detector / "model.onnx"))
+    card = json.loads((detector / "card.json").read_text())
+    card["sha256"] = sha256_of(detector / "model.onnx")
+    (detector / "card.json").write_text(json.dumps(card))
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        again = run_batch(root, out, formats="json", config=config)
+    assert (again.out_of_scope, again.out_of_scope_earlier) == (1, 0)
+    assert "1 finished case(s) were made with other options or model weights" in caplog.text
+    assert "other weights: detector" in caplog.text
+    recorded = json.loads((out / "cases" / "s0" / "case.json").read_text())["models"]
+    assert recorded["detector"] == card["sha256"] and set(recorded) >= {"grader", "recognizer", "orientation"}
 
 
 def test_a_run_interrupted_while_it_builds_the_tables_says_they_were_not_rebuilt(

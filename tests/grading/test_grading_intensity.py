@@ -34,6 +34,12 @@ def test_raw_magnitude_is_read_as_it_is():
     floor = np.clip(_raw(), 0.01 * 300, None)
     assert floor.min() < RAW_BLACK_FRACTION * np.percentile(floor, 99.5)
     assert black_level(floor) == (0.0, None)
+    # int16 stored with scl_slope 0.1 and scl_inter 50: its black 0 reads back as -7e-07 in float32 (user test)
+    scaled = _raw().astype(np.float32)
+    scaled[0, 0, 0] = np.float32(-500) * np.float32(0.1) + np.float32(50.0) - np.float32(7.451e-07)
+    assert black_level(scaled) == (0.0, None)
+    scaled[0, 0, 0] = -0.5  # a real negative value still is one
+    assert black_level(scaled)[1] is not None
 
 
 def test_a_pedestal_under_the_whole_image_is_removed():

@@ -6,6 +6,7 @@ run never leaves a half-written case folder that looks finished.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -177,7 +178,53 @@ def _case_record(case: Case, formats: tuple[str, ...], config: AnalysisConfig) -
         "source": case_source(case),
         "formats": sorted(formats),
         "parameters": case_parameters(case, config),
+        "models": model_stamps(config),
     }
+
+
+# model roles that an option may fill with a folder of its own; the other built-in models always run as shipped
+_MODEL_ROLES = ("detector", "grader", "paired_grader")
+
+
+def model_stamps(config: AnalysisConfig) -> dict[str, str]:
+    """The weights each model of ``config`` runs with, as its card declares them (sha256): the built-in models and
+    the folders of the model options; for SpineNet's weights file, its size and modification time. A case made with
+    other weights is analysed again: a grader fine-tuned again into the same folder had left every finished case
+    graded by the old one (user test). Cards are read, not their weights hashed (the analysis checks those)."""
+    from ..errors import OpenSpineError
+    from ..models.registry import BUILTIN_DIR, builtin_names, model_folder
+
+    folders = {name: BUILTIN_DIR / name for name in builtin_names()}
+    for role in _MODEL_ROLES:
+        value = getattr(config, role)
+        if value is not None:
+            try:
+                folders[role] = model_folder(value, role)
+            except OpenSpineError:  # the analysis says what is wrong with it
+                folders.pop(role, None)
+    out = {role: sha for role, folder in sorted(folders.items()) if (sha := _declared_sha256(folder / "card.json"))}
+    weights = file_stamp(config.spinenet_weights)
+    if weights is not None:
+        out["spinenet_weights"] = f"{weights['bytes']}:{weights['modified_ns']}"
+    return out
+
+
+def _declared_sha256(card: Path) -> str | None:
+    """The sha256 a model card declares (None: no readable card), read once per version of the file."""
+    try:
+        st = card.stat()
+    except OSError:
+        return None
+    return _card_sha256(str(card), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _card_sha256(card: str, size: int, modified_ns: int) -> str | None:
+    try:
+        sha = json.loads(Path(card).read_text(encoding="utf-8")).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(sha) if sha else None
 
 
 def recorded_source(folder: Path) -> str | None:
@@ -204,14 +251,14 @@ def holds_case(case: Case, folder: Path) -> bool:
 
 
 # why a case is analysed (again): the kinds of :class:`Rerun`
-NEW, INPUT_CHANGED, OPTIONS_CHANGED, FORMATS_MISSING = "new", "input", "options", "formats"
+NEW, INPUT_CHANGED, OPTIONS_CHANGED, FORMATS_MISSING, MODELS_CHANGED = "new", "input", "options", "formats", "models"
 
 
 @dataclass(frozen=True)
 class Rerun:
     """Why a case is analysed in this run: ``kind`` one of new (no finished result), input (its folder holds
-    another scan's result), options (made with other analysis options), formats (outputs asked now are missing);
-    ``detail`` in words."""
+    another scan's result), options (made with other analysis options), formats (outputs asked now are missing),
+    models (made with other weights of a model: :func:`model_stamps`); ``detail`` in words."""
 
     kind: str
     detail: str = ""
@@ -240,6 +287,12 @@ def rerun_reason(case: Case, folder: Path, formats: tuple[str, ...], config: Ana
         changed = sorted(k for k in same_keys if stored[k] != wanted[k])
         if changed:
             return Rerun(OPTIONS_CHANGED, ", ".join(changed))
+    made_with = record.get("models") if record is not None else None
+    if isinstance(made_with, dict):  # a folder from an openspine that kept no stamps is not redone for it
+        now = model_stamps(config)
+        changed = sorted(k for k in now.keys() & made_with.keys() if now[k] != made_with[k])
+        if changed:
+            return Rerun(MODELS_CHANGED, ", ".join(changed))
     written = set(record.get("formats") or ()) if record is not None else _formats_in(folder, doc)
     missing = sorted(set(formats) - written)
     if missing:

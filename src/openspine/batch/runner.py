@@ -27,6 +27,7 @@ from ..writers import atomic_write_text, refuse_output_inside, utf8_bytes
 from .case import (
     FORMATS_MISSING,
     INPUT_CHANGED,
+    MODELS_CHANGED,
     NEW,
     OPTIONS_CHANGED,
     CaseStatus,
@@ -97,7 +98,7 @@ class BatchSummary:
         listed = f" (in failures.csv{earlier})" if self.out_of_scope else ""
         # said only when it happens: a finished case analysed again, a case folder left without input
         # (apart from the counts: a case analysed again may have succeeded, failed or be out of scope)
-        redone = f"; {self.redone} finished earlier, analysed again (input, options or formats changed)"
+        redone = f"; {self.redone} finished earlier, analysed again (input, options, model weights or formats changed)"
         stale = f", {self.stale} case folder(s) without a case in this run (stale_cases.csv)" if self.stale else ""
         return (
             f"{self.done} succeeded, {self.skipped} skipped (finished earlier), {self.failed} failed, "
@@ -939,13 +940,14 @@ def _say_why_again(reasons: dict[str, Rerun | None]) -> int:
     if other:
         why = sorted({_WHY[r.kind] + r.detail for r in other})
         log.warning(
-            "%d finished case(s) were made with other options or lack an output asked now (%s): analysed again",
+            "%d finished case(s) were made with other options or model weights, or lack an output asked now (%s): "
+            "analysed again",
             len(other), "; ".join(why),
         )  # fmt: skip
     return len(again)
 
 
-_WHY = {OPTIONS_CHANGED: "other options: ", FORMATS_MISSING: "outputs missing: "}
+_WHY = {OPTIONS_CHANGED: "other options: ", FORMATS_MISSING: "outputs missing: ", MODELS_CHANGED: "other weights: "}
 
 
 def _require_for_formats(formats: Iterable[str], root: Path, config: AnalysisConfig) -> None:

@@ -63,6 +63,7 @@ CASE_COLUMNS = [
     "out_of_scope",
     "withheld",
     "all_flags",
+    "models",
 ]
 # the flags that say labels or grades were withheld (outside a model's scope): a case in scope that answers nothing
 # (a cervical scan: no label, no grade) must still stand out when a cohort is screened
@@ -147,7 +148,19 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
         "out_of_scope": doc.get("out_of_scope") or "",
         "withheld": FLAG_SEPARATOR.join(f for f in flags if f.startswith(WITHHELD_FLAGS)),
         "all_flags": FLAG_SEPARATOR.join(flags),  # not "flags": a DataFrame's .flags is pandas' own
+        "models": _models_text(doc.get("models")),
     }
+
+
+def _models_text(models: Any) -> str:
+    """The models a case ran, ``name version (sha256's first 12)`` joined by ``; ``: cases of a cohort analysed with
+    other weights (an upgrade, a grader fine-tuned again) tell themselves apart."""
+    if not isinstance(models, list):
+        return ""
+    said = [
+        f"{m.get('name')} {m.get('version')} ({str(m.get('sha256') or '')[:12]})" for m in models if isinstance(m, dict)
+    ]
+    return "; ".join(said)
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -254,7 +267,7 @@ def _valid_text(text: str) -> str:
 _TEXT_COLUMNS = frozenset(
     {"case", "input", "subject", "session", "label", "level", "grading", "probabilities", "series", "note"}
     | {"format", "series_description", "chosen_because", "sequence", "sequence_source", "field_of_view"}
-    | {"t1", "t1_not_used", "out_of_scope", "withheld", "all_flags"}
+    | {"t1", "t1_not_used", "out_of_scope", "withheld", "all_flags", "models"}
 )  # a subject 01 stays 01; a column of cases.csv empty in one cohort is still text
 
 

@@ -230,6 +230,9 @@ def padding_fill(array: NDArray[Any]) -> tuple[float, float, int] | None:
     return low, low2, int(arr.size - rest.size)
 
 
+ROUNDING_SHARE = 1e-5  # negative values this close to 0 (a share of the brightest value) are float rounding
+
+
 def black_level(array: NDArray[Any]) -> tuple[float, str | None]:
     """The intensity to subtract from an image before its discs are measured, and why.
 
@@ -243,7 +246,9 @@ def black_level(array: NDArray[Any]) -> tuple[float, str | None]:
     if fill is not None:
         arr = arr[arr > fill[0]]
     low = float(np.min(arr))
-    if low < 0:
+    # a rounding error is no offset: int16 stored with scl_slope 0.1 and scl_inter 50 reads its black 0 back as
+    # -7e-07 in float32, and had been flagged (user test)
+    if low < 0 and -low > ROUNDING_SHARE * max(float(np.max(arr)), 1.0):
         return low, "it holds negative values, which MR magnitude never does"
     # "above the fraction of the 99.5th percentile" is "fewer than 0.5 % of voxels above low / fraction": one
     # comparison, where a percentile of a large volume would partition it (the percentile only for the message)

@@ -98,6 +98,17 @@ def test_a_scan_not_read_from_nifti_gets_the_affine_it_was_read_with(
     np.testing.assert_allclose(qform, demo_affine, atol=1e-4)
 
 
+def test_a_pictures_label_map_says_its_frame_is_aligned_anatomy_not_the_scanners(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    # its frame is head up, front left, from the picture's top-left corner: code 1 had claimed scanner coordinates
+    result = analyze(shared_data / "spider" / "20" / "image.png", pixel_spacing=(0.6, 0.6))
+    labels = nib.load(str(write_result(result, tmp_path, "nifti")["labels.nii.gz"]))
+    sform, sform_code, qform, qform_code = _transforms(labels)
+    assert (sform_code, qform_code) == (2, 2)
+    np.testing.assert_allclose(sform, result.view.input.affine, atol=1e-4)
+
+
 def test_an_unlabelled_disc_gets_150_plus_its_rank(disagreeing: tuple[Path, AnalysisResult]) -> None:
     _, result = disagreeing
     assert result.discs[0].level is not None and len(result.discs) > 2

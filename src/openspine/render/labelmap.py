@@ -23,6 +23,7 @@ log = get_logger("render")
 UNKNOWN_LEVEL_BASE = 200
 # discs of unknown level: above every disc value (100 + v, v at most 28) and below the bodies' 200, within uint8
 UNKNOWN_DISC_BASE = 150
+SCANNER_ANATOMY, ALIGNED_ANATOMY = 1, 2  # NIfTI xform codes
 MAX_COORDINATE = 1e6  # voxels: an outline corner farther out than this is not drawn (a broken outline)
 
 
@@ -103,8 +104,10 @@ def write_label_map(view: SagittalView, result: AnalysisResult) -> bytes:
         img = nib.Nifti1Image(labels, header.get_best_affine(), header=header)
     else:
         # an input whose header gives no orientation (NIfTI sform and qform codes 0) was read in an assumed frame:
-        # the label map claims none either, so a viewer places it exactly as it places the input (voxel sizes kept)
-        code = 0 if source.orientation_unknown else 1
+        # the label map claims none either, so a viewer places it exactly as it places the input (voxel sizes kept).
+        # A picture's frame is anatomical (head up, front left) but starts at its top-left corner, no scanner's:
+        # code 2, aligned anatomy, not 1, scanner anatomy (user test)
+        code = 0 if source.orientation_unknown else ALIGNED_ANATOMY if source.format == "image" else SCANNER_ANATOMY
         img.set_qform(view.input.affine, code=code)
         img.set_sform(view.input.affine, code=code)
     # no time stamp in the gzip header: identical runs write identical files (checksum-based pipelines)

@@ -484,6 +484,28 @@ def test_a_series_of_two_acquisitions_under_one_uid_is_not_read_as_one(
     assert load_scan(tmp_path).source.series_uid == ids.series_uid
 
 
+def test_localizer_images_filed_under_a_series_uid_are_a_series_of_their_own(tmp_path: Path) -> None:
+    """Three scout planes stored under the sagittal series' SeriesInstanceUID had failed the whole study as "several
+    acquisitions", named after the scouts."""
+    arr, affine = real_crop(shape=(32, 32, 8))
+    ids, _ = write_series(tmp_path / "t2", arr, affine, series_number=3)
+    scouts = write_series(tmp_path / "loc", arr[:, :, 3:6], affine, ids=ids, series_number=1, description="loc")[1]
+    for i, f in enumerate(scouts):
+        ds = pydicom.dcmread(f)
+        ds.ImageType, ds.EchoTime = ["ORIGINAL", "PRIMARY", "LOCALIZER"], 3.0
+        if i:  # two of them in other planes
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0] if i == 1 else [1, 0, 0, 0, 0, -1]
+        ds.save_as(f)
+    found = discover_series(tmp_path)
+    assert sorted(s.n_slices for s in found) == [3, 8]
+    t2 = next(s for s in found if s.n_slices == 8)
+    assert t2.series_uid == ids.series_uid and t2.problem is None and t2.description == "t2_tse_sag"
+    read = load_scan(tmp_path)
+    assert read.shape[2] == 8 and read.source.series_uid == ids.series_uid
+    only_scouts = tmp_path / "loc"  # a series of localizers alone stays one series
+    assert [s.n_slices for s in discover_series(only_scouts)] == [3]
+
+
 @pytest.mark.parametrize(
     "second",
     [

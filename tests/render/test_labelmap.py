@@ -107,6 +107,7 @@ def test_a_pictures_label_map_says_its_frame_is_aligned_anatomy_not_the_scanners
     sform, sform_code, qform, qform_code = _transforms(labels)
     assert (sform_code, qform_code) == (2, 2)
     np.testing.assert_allclose(sform, result.view.input.affine, atol=1e-4)
+    np.testing.assert_allclose(qform, result.view.input.affine, atol=1e-4)
 
 
 def test_an_unlabelled_disc_gets_150_plus_its_rank(disagreeing: tuple[Path, AnalysisResult]) -> None:

@@ -465,7 +465,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     # a broken link may be the slice a series misses: a read error names it with the damaged files
     damaged = tuple(f"{_rel_name(p, root)} ({why})" for p, why in [*unreadable, *left_out])
     found = []
-    for uid, items in groups.items():
+    for uid, items in _localizers_apart(groups).items():
         own = {p for p, _ in items}
         series_copies = tuple((c, f) for c, f in copies if f in own)
         own_damage = tuple(
@@ -480,6 +480,27 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
             f"'{shown}' holds no image series to read, only {kinds}; point openspine at an image series"
         )
     return found
+
+
+LOCALIZER_APART = " (its localizer images)"  # the key of a series' localizer images, set apart from its own
+
+
+def _localizers_apart(groups: dict[str, list[tuple[Path, Dataset]]]) -> dict[str, list[tuple[Path, Dataset]]]:
+    """Localizer images (ImageType LOCALIZER) filed under an image series' SeriesInstanceUID as a series of their
+    own, under the UID with :data:`LOCALIZER_APART` appended: read as one with the series, three scout planes had
+    failed a whole study as "several acquisitions", named after the scouts (user test). A series of localizers
+    alone stays as it is."""
+    out: dict[str, list[tuple[Path, Dataset]]] = {}
+    for uid, items in groups.items():
+        scouts = [(p, ds) for p, ds in items if "LOCALIZER" in header_tokens(ds.get("ImageType"))]
+        if not scouts or len(scouts) == len(items):
+            out[uid] = items
+            continue
+        apart = {p for p, _ in scouts}
+        out[uid] = [(p, ds) for p, ds in items if p not in apart]
+        out[uid + LOCALIZER_APART] = scouts
+        log.info("%d localizer image(s) filed under series %s are read as a series of their own", len(scouts), uid)
+    return out
 
 
 # echo times of one acquisition's images; a pair further apart (PD and T2 echoes of one dual-echo series) are two

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -395,3 +396,138 @@ def test_a_new_heads_figures_count_only_discs_it_answers_on() -> None:
     assert answers(disc("v-t2", DiscLevel.L4_L5)) and not answers(disc("v-t1", DiscLevel.L4_L5))
     assert not answers(disc("v-t2", DiscLevel.L2_L3))  # a level that carried none of its labels
     assert answers(disc("v-x", DiscLevel.L5_S1))  # no known sequence: the image decides in the analysis
+
+
+# --- what a fine-tune's validation can vouch for (user test of fine-tuning) ----------------------------------
+def _flags(model: Path, scans: Path) -> list[str]:
+    from openspine.grading import grade
+    from openspine.io import load_scan
+
+    view = load_scan(scans / "s20.nii.gz").to_sagittal()
+    _, geoms = synthetic_spine([300.0] * 5)
+    return [f for f in grade(view, fake_detection(view, geoms), grader=model).flags if "not_validated" in f]
+
+
+def _finetune(base: Path, labels: Path, scans: Path, out: Path) -> object:
+    from openspine.finetune import read_labels
+    from openspine.finetune.core import FinetuneOptions, finetune
+
+    return finetune(read_labels(labels, scans), out, FinetuneOptions(base=str(base), epochs=1, augment_copies=0))
+
+
+def test_one_class_validation_has_no_kappa_and_is_flagged(base: Path, dataset: tuple[Path, Path], tmp_path: Path):
+    scans, labels = dataset
+    rows = labels.read_text().splitlines()
+    one = tmp_path / "one.csv"
+    one.write_text("\n".join([rows[0]] + [r.replace(",1,val", ",0,val") for r in rows[1:]]) + "\n")
+    res = _finetune(base, one, scans, tmp_path / "m")
+    m = json.loads((tmp_path / "m" / "card.json").read_text())["metrics"]
+    ccs = m["gradings"]["central_canal_stenosis"]
+    # it had read kappa 0.00 [0.00, 0.00] with no caveat
+    assert ccs["kappa"]["value"] is None and ccs["kappa"]["ci95"] == [None, None]
+    assert ccs["support"] == [30, 0]
+    assert any("hold class 0 only" in c and "kappa is undefined" in c for c in m["caveats"])
+    assert m["caveats"] == list(res.caveats)  # type: ignore[attr-defined]
+    (flag,) = _flags(tmp_path / "m", scans)
+    assert "central_canal_stenosis of the grader 'grader-finetuned' was validated on discs of one class only" in flag
+    assert "pfirrmann" not in flag  # a kept head of a measured base (the tiny base's card names no evaluation)
+
+
+def test_validation_on_one_patient_is_a_caveat_and_a_flag(base: Path, dataset: tuple[Path, Path], tmp_path: Path):
+    scans, labels = dataset
+    rows = labels.read_text().splitlines()
+    thin = tmp_path / "thin.csv"
+    thin.write_text("\n".join([rows[0]] + [r for r in rows[1:] if r.endswith("train") or r.startswith("s18")]) + "\n")
+    _finetune(base, thin, scans, tmp_path / "m")
+    m = json.loads((tmp_path / "m" / "card.json").read_text())["metrics"]
+    assert any("validated on only 5 discs of 1 patients" in c and "fewer than 5 patients" in c for c in m["caveats"])
+    (flag,) = _flags(tmp_path / "m", scans)
+    assert "validated on only 5 discs of 1 patients" in flag
+
+
+def test_a_class_with_no_training_row_is_refused(tmp_path: Path):
+    pytest.importorskip("torch")
+    from openspine.finetune import read_labels
+    from openspine.finetune.core import refuse_untrained_classes, split_scans
+
+    rows = ["scan,level,split,modic_any"] + [f"s{i},L4-L5,train,{i % 2}" for i in range(6)]
+    for stray in ("2", "-1"):  # a single stray value in a val row had made a third, never-trained, ordinal class
+        p = tmp_path / "l.csv"
+        p.write_text("\n".join([*rows, "v1,L4-L5,val,0", f"v2,L4-L5,val,{stray}"]) + "\n")
+        table = read_labels(p)
+        with pytest.raises(ConfigError, match=rf"l.csv:9: modic_any = '{stray}' is in no training row.*=0,1"):
+            refuse_untrained_classes(table, split_scans(table, 0.2, 0))
+    with pytest.raises(ConfigError, match="declared classes"):  # declared: refused when read, as before
+        read_labels(p, None, {"modic_any": ("0", "1")})
+    declared = read_labels(p, None, {"modic_any": ("-1", "0", "1", "2")})
+    refuse_untrained_classes(declared, split_scans(declared, 0.2, 0))  # a declared class may lack examples
+
+
+def test_a_temperature_on_its_search_bound_is_not_applied() -> None:
+    pytest.importorskip("torch")
+    from openspine.finetune.core import _calibration_if_it_helps, _cross_fitted_ece
+    from openspine.grading.heads import HeadSpec
+
+    head = HeadSpec("modic_any", ("0", "1"), temperature=19.99922)
+    report = {"temperature": 19.99922, "ece_before": 0.3, "ece_after_2fold_cv": 0.09}
+    assert _calibration_if_it_helps(head, report).temperature == 1.0
+    assert report["applied"] is False and "search bound" in report["not_applied_because"]
+    m = {"ece": {"uncalibrated": 0.3, "calibrated": 0.3}}
+    _cross_fitted_ece(m, report)
+    assert m["ece"]["calibration_applied"] is False and "did not settle" in m["ece"]["not_applied_because"]
+    settled = {"temperature": 1.7, "ece_before": 0.3, "ece_after_2fold_cv": 0.09}
+    assert _calibration_if_it_helps(HeadSpec("x", ("0", "1"), temperature=1.7), settled).temperature == 1.7
+
+
+def test_the_basis_counts_every_training_scan_and_says_where_it_was_not_validated() -> None:
+    pytest.importorskip("torch")
+    from openspine.finetune.core import derive_scope
+    from openspine.levels import DiscLevel
+
+    head = SimpleNamespace(name="mine")
+    train = [SimpleNamespace(case=c, level=DiscLevel.L4_L5, labels={"mine": "1"}, spacing=(0.5, 0.5, 4.0))
+             for c in ("a", "b", "c", "d")]  # fmt: skip
+    seqs: dict[str, str | None] = {"a": "T2", "b": "T1", "c": "T1", "d": None}
+    scope = derive_scope({}, [], [head], train, seqs, "l.csv", {"mine": ({"T2"}, {"L4-L5"})})  # type: ignore[arg-type]
+    # the T1 scans had been left out of the count (39 T2 + 39 T1 + 2 read "80 scans (39 T2, 2 sequence unknown)")
+    assert scope["heads"]["mine"]["basis"] == (
+        "fine-tuned on 4 scans (2 T1, 1 T2, 1 sequence unknown) of l.csv; not validated on T1, where it does not answer"
+    )
+    unvalidated = derive_scope({}, [], [head], train, seqs, "l.csv", None)  # type: ignore[arg-type]
+    assert unvalidated["heads"]["mine"]["basis"].endswith("; not validated (--no-validation)")
+
+
+def test_an_unevaluated_base_is_flagged_and_its_kept_heads_in_a_fine_tune(tmp_path: Path) -> None:
+    from openspine.grading.grade import unvalidated_heads
+
+    # a card of `openspine train grader --no-evaluate` written before cards said so: empty metrics
+    old = {"name": "g", "metrics": {}, "training": {"command": "openspine train grader --data d --no-evaluate"}}
+    every, _ = unvalidated_heads(old)
+    assert every is not None and "never evaluated" in every
+    assert unvalidated_heads({"name": "tiny", "metrics": {}}) == (None, {})  # nothing says it was not evaluated
+    # a fine-tune of it carries the verdict for its kept heads; its own head was measured on enough discs
+    tuned = {
+        "name": "ft",
+        "finetuning": {"trained_heads": ["mine"], "kept_base_heads": ["pfirrmann"]},
+        "metrics": {
+            "gradings": {"mine": {"n": 40, "patients": 8, "support": [20, 20]}},
+            "kept_heads_not_validated": {"pfirrmann": every},
+        },
+    }
+    assert unvalidated_heads(tuned) == (None, {"pfirrmann": f"{every} (in its base model)"})
+    older = {"name": "ft", "metrics": {"gradings": {"mine": {"n": 3}}}}  # no patients, no support: not judged
+    assert unvalidated_heads(older) == (None, {})
+
+
+def test_a_missed_level_outside_the_detectors_is_said_so() -> None:
+    pytest.importorskip("torch")
+    from openspine.errors import ModelError
+    from openspine.finetune.core import _missed_outside_detector
+
+    try:
+        outside, levels = _missed_outside_detector(["a C4-C5", "b T3-T4", "c L4-L5"])
+    except ModelError:
+        pytest.skip("no built-in detector")
+    if levels is None:
+        pytest.skip("no built-in detector card")
+    assert outside == 2 and levels.endswith("S1")

@@ -262,8 +262,14 @@ def cli_main(argv: Sequence[str], quiet: bool = False) -> int:
                 )
         for caveat in res.caveats:  # kept in card.json beside the figures they qualify
             print(f"  caveat: {caveat}")
-        if res.missed:
-            print(f"  {len(res.missed)} labelled discs were not found by the detector and were left out")
+        if res.missed_outside:
+            print(
+                f"  {res.missed_outside} labelled discs lie at levels outside those the detector labels "
+                f"({res.detector_levels}) and were left out"
+            )
+        if len(res.missed) > res.missed_outside:
+            found_not = len(res.missed) - res.missed_outside
+            print(f"  {found_not} labelled discs were not found by the detector and were left out")
         if res.failed:
             case, why = next(iter(res.failed.items()))
             print(

@@ -26,6 +26,7 @@ from torch import nn
 
 from .._logging import get_logger
 from ..errors import ConfigError, ModelError
+from ..grading.grade import MIN_VALIDATION_DISCS, MIN_VALIDATION_PATIENTS, thin_validation, unvalidated_heads
 from ..grading.heads import HeadSpec, is_int
 from ..grading.model import load_grader
 from ..levels import DiscLevel, Grading, grading_key
@@ -130,6 +131,7 @@ def derive_scope(
         seqs = sorted({q for c in cases if (q := sequences.get(c)) is not None})
         coarsest = max(float(max(s.spacing[:2])) for s in train_s if h.name in s.labels)
         # the base grader's rule: up to a quarter coarser than the coarsest training pixel
+        trained_seqs = seqs  # the basis counts every training scan, validated sequence or not
         dropped: list[str] = []
         unknown_validation = False
         if validated is not None:
@@ -167,10 +169,16 @@ def derive_scope(
             entry["not_validated"] = dropped
         if unknown_validation:
             entry["validation_sequence_unknown"] = True
-        by_seq = [f"{sum(sequences.get(c) == q for c in cases)} {q}" for q in seqs]
+        by_seq = [f"{sum(sequences.get(c) == q for c in cases)} {q}" for q in trained_seqs]
         unknown = sum(sequences.get(c) is None for c in cases)
         counts = ", ".join(by_seq + ([f"{unknown} sequence unknown"] if unknown else []))
-        entry["basis"] = f"fine-tuned on {len(cases)} scans ({counts}) of {labels_name}"
+        entry["basis"] = f"fine-tuned on {len(cases)} scans ({counts}) of {labels_name}" + (
+            "; not validated (--no-validation)"
+            if validated is None
+            else f"; not validated on {', '.join(dropped)}, where it does not answer"
+            if dropped
+            else ""
+        )
         per_head[h.name] = entry
     # the pixel bound is per head (above): the base's bound is not the trained heads'
     out: dict[str, Any] = {k: v for k, v in base.items() if k not in ("heads", "basis", *_HEAD_SCOPE_KEYS)}
@@ -178,12 +186,31 @@ def derive_scope(
         if all(key in e for e in per_head.values()):  # one head without the restriction lifts the union's
             union = {x for e in per_head.values() for x in e[key]}
             out[key] = sorted(union) if key == "sequences" else _ordered_levels(union)
-    kept_basis = f"kept base heads: {base['basis']}; " if kept and base.get("basis") else ""
+    kept_basis = _kept_basis(base_card, kept)
     out["basis"] = (
         f"{kept_basis}fine-tuned heads: {', '.join(h.name for h in trained)} on {'/'.join(seen) or '?'} scans"
     )
     out["heads"] = per_head
     return out
+
+
+def _kept_basis(base_card: Mapping[str, Any], kept: Sequence[HeadSpec]) -> str:
+    """The kept heads' part of the new card's basis: the base model's, and where its card does not vouch for their
+    validation, why (an old card's basis said "trained and validated" though its metrics were empty)."""
+    basis = (base_card.get("scope") or {}).get("basis")
+    if not kept or not basis:
+        return ""
+    why = _kept_not_validated(base_card, kept)
+    if not why:
+        return f"kept base heads: {basis}; "
+    return f"kept base heads: {basis} (but {'; '.join(f'{h} was {w}' for h, w in why.items())} in the base model); "
+
+
+def _kept_not_validated(base_card: Mapping[str, Any], kept: Sequence[HeadSpec]) -> dict[str, str]:
+    """The kept base heads whose validation the base model's card does not vouch for, and why: the analysis reads
+    the fine-tuned card alone, so it carries the verdict."""
+    every, per_head = unvalidated_heads(base_card)
+    return {h.name: why for h in kept if (why := per_head.get(h.name, every)) is not None}
 
 
 def _say_sequences(sequences: dict[str, str | None], train_s: Sequence[DiscSample], base_card: dict[str, Any]) -> None:
@@ -213,15 +240,36 @@ def _say_sequences(sequences: dict[str, str | None], train_s: Sequence[DiscSampl
         )
 
 
+# fit_temperature's default search bounds: a temperature that ends on one did not settle (discs of one class
+# drive it to the top one: every probability flattened); within this factor of a bound counts as on it
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+AT_BOUND = 1.01
+
+
+def _temperature_at_bound(t: float) -> bool:
+    low, high = TEMPERATURE_BOUNDS
+    return t <= low * AT_BOUND or t >= high / AT_BOUND
+
+
 def _calibration_if_it_helps(head: HeadSpec, report: dict[str, Any]) -> HeadSpec:
-    """Keep a fitted temperature only where it lowers the cross-fitted ECE (the in-sample one always looks better)."""
+    """Keep a fitted temperature only where it lowers the cross-fitted ECE (the in-sample one always looks better)
+    and did not end on its search bound (a fit that did not settle, e.g. on validation discs of one class)."""
     before, after = report.get("ece_before"), report.get("ece_after_2fold_cv")
     applied = before is not None and after is not None and after < before
+    fitted = report.get("temperature")
+    if applied and isinstance(fitted, (int, float)) and _temperature_at_bound(float(fitted)):
+        applied = False
+        report["not_applied_because"] = (
+            f"the fitted temperature {fitted:g} lies on its search bound {TEMPERATURE_BOUNDS}: the fit did not "
+            "settle (validation discs of one class drive it there)"
+        )
+        log.info("%s: temperature not applied: %s", head.name, report["not_applied_because"])
     if report:
         report["applied"] = applied
         report["decided_by"] = "2-fold cross-fitted ECE by patient (fit on one half, measured on the other)"
     if not applied and head.temperature != 1.0:
-        log.info("%s: temperature not applied (cross-fitted ECE %s, uncalibrated %s)", head.name, after, before)
+        if "not_applied_because" not in report:
+            log.info("%s: temperature not applied (cross-fitted ECE %s, uncalibrated %s)", head.name, after, before)
         return replace(head, temperature=1.0)
     return head
 
@@ -235,6 +283,8 @@ def _cross_fitted_ece(m: dict[str, Any], report: dict[str, Any]) -> None:
     m["ece"]["calibrated"] = report.get("ece_after_2fold_cv") if applied else m["ece"]["uncalibrated"]
     m["ece"]["calibration_applied"] = applied
     m["ece"]["measured"] = "2-fold cross-fitted by patient" if applied else "no temperature applied"
+    if report.get("not_applied_because"):
+        m["ece"]["not_applied_because"] = report["not_applied_because"]
 
 
 def _say_split_groups(split: dict[str, str], groups: dict[str, str]) -> str | None:
@@ -275,6 +325,76 @@ def _warn_base_overlap(base_card: dict[str, Any], val_views: Mapping[str, Sagitt
     )
     log.warning("%s", said)
     return said
+
+
+def refuse_untrained_classes(table: LabelTable, split: Mapping[str, str]) -> None:
+    """Refuse an inferred class that no training row holds: a stray value (a single 2 or -1 among 0/1 in a
+    validation row) had become a class the head never learnt, and made a 0/1 head a three-class ordinal one.
+    Declared classes (--classes) may lack examples: the user listed them."""
+    for g in table.gradings:
+        if g in table.declared:
+            continue
+        trained = {
+            grades[g]
+            for scan, by in table.labels.items()
+            if split.get(scan) == "train"
+            for grades in by.values()
+            if g in grades
+        }
+        for c in table.classes[g]:
+            if c in trained:
+                continue
+            line = min(n for (scan, lv), n in table.lines.items() if table.labels[scan][lv].get(g) == c)
+            others = ",".join(x for x in table.classes[g] if x in trained)
+            raise ConfigError(
+                f"{table.path}:{line}: {g} = {c!r} is in no training row, so no head could learn it: correct it if "
+                f"it is a typo, or declare the classes with --classes {g}={others} (then other values are refused)"
+            )
+
+
+def _one_class_caveat(name: str, m: dict[str, Any]) -> str | None:
+    """Where a head's validation discs hold one class only: its balanced accuracy is that class's recall and kappa
+    is undefined, so kappa is reported as None (it had read 0.00 [0.00, 0.00]). Returns the caveat (None: more
+    classes)."""
+    present = [c for c, k in zip(m.get("classes") or (), m.get("support") or ()) if k]
+    if len(present) != 1:
+        return None
+    for block in (m, m.get("balanced_grade") or {}):
+        if "kappa" in block:
+            block["kappa"] = {**block["kappa"], "value": None, "ci95": [None, None], "undefined": "one class"}
+    said = (
+        f"{name}: its validation discs hold class {present[0]} only: its balanced accuracy is that class's recall "
+        "and kappa is undefined; label validation discs of every class"
+    )
+    log.warning("%s", said)
+    return said
+
+
+def _thin_caveat(name: str, m: Mapping[str, Any]) -> str | None:
+    """Where a head was measured on fewer than MIN_VALIDATION_PATIENTS patients or MIN_VALIDATION_DISCS discs: its
+    figures and their patient-bootstrap intervals say little (one patient's interval is a single point)."""
+    why = thin_validation(m.get("n"), m.get("patients"), None) if m.get("n") else None
+    if why is None:
+        return None
+    said = (
+        f"{name}: {why} (fewer than {MIN_VALIDATION_PATIENTS} patients or {MIN_VALIDATION_DISCS} discs): its "
+        "figures say little, and the analysis flags its grades grader_not_validated"
+    )
+    log.warning("%s", said)
+    return said
+
+
+def _missed_outside_detector(missed: Sequence[str]) -> tuple[int, str | None]:
+    """How many of the labelled discs the detector did not find lie at a level it never labels (C4-C5 on a lumbar
+    scan had read as "not found by the detector"), and the levels it labels ("T11 … S1"; None: not known)."""
+    from ..models import builtin_model_dir, read_card
+
+    try:
+        labelled = [str(v) for v in (read_card(builtin_model_dir("detector")).data.get("scope") or {})["levels"]]
+    except (ModelError, KeyError, TypeError):
+        return 0, None
+    outside = sum(any(v not in labelled for v in m.rsplit(" ", 1)[-1].split("-")) for m in missed)
+    return outside, f"{labelled[0]} … {labelled[-1]}"
 
 
 def _answers_on(
@@ -470,6 +590,7 @@ def _finetune(
         split = split_scans(table, opts.val_fraction, opts.seed)
     else:  # --no-validation without a split column: every scan trains
         split = dict.fromkeys(table.labels, "train")
+    refuse_untrained_classes(table, split)
     cache = DetectionCache.open(work_dir / "detections.json", detector_id())
     bar = (lambda x: progress(x, desc="detecting discs", unit="scan")) if progress else (lambda x: x)
     views, geoms, failed = locate_discs(((s, table.scan_paths[s]) for s in table.labels), cache, load_view, bar)
@@ -480,14 +601,17 @@ def _finetune(
     caveats = [c for c in (_say_split_groups({k: v for k, v in split.items() if k in used}, groups),) if c]
     train_s = [s for s in samples if split.get(s.case) == "train"]
     val_s = [s for s in samples if split.get(s.case) == "val"]
+    outside, detector_levels = _missed_outside_detector(missed)
     log.info(
         "fine-tuning on %d discs (%d scans), validating on %d discs (%d scans); %d labelled discs not "
-        "found by the detector, %d scans failed",
+        "found by the detector (%d at levels outside those it labels, %s), %d scans failed",
         len(train_s),
         len({s.case for s in train_s}),
         len(val_s),
         len({s.case for s in val_s}),
         len(missed),
+        outside,
+        detector_levels or "unknown",
         len(failed),
     )
     unread = {k: why for k, why in failed.items() if Path(table.scan_paths[k]).exists()}  # the missing: said before
@@ -560,6 +684,8 @@ def _finetune(
                     c.patients.append(groups[s.case])
             metrics[h.name] = head_metrics(c, n_boot=500, seed=opts.seed)
             _cross_fitted_ece(metrics[h.name], calib.get(h.name, {}))
+            said = (_one_class_caveat(h.name, metrics[h.name]), _thin_caveat(h.name, metrics[h.name]))
+            caveats += [c for c in said if c]
             if outside:
                 metrics[h.name]["left_out_outside_scope"] = outside
                 log.warning(
@@ -617,10 +743,16 @@ def _finetune(
             "evaluated_on": f"fine-tuning validation scans ({len({s.case for s in val_s})} scans of "
             f"{len({groups[s.case] for s in val_s})} patients, {len(val_s)} discs)",
             "gradings": {
-                k: {m: v[m] for m in ("n", "patients", "accuracy", "balanced_accuracy", "kappa", "ece") if m in v}
+                # support: the analysis tells a one-class validation by it (grading.grade.unvalidated_heads)
+                k: {
+                    m: v[m]
+                    for m in ("n", "patients", "support", "accuracy", "balanced_accuracy", "kappa", "ece")
+                    if m in v
+                }
                 for k, v in metrics.items()
             },
             "base_heads_note": "kept base heads carry the base model's metrics (see the base card)",
+            "kept_heads_not_validated": _kept_not_validated(base.loaded.card.data, kept),
             # why the figures may be optimistic, as the run warned (the card travels without the console)
             "caveats": caveats,
         }
@@ -630,6 +762,7 @@ def _finetune(
             "evaluated_on": None,
             "gradings": None,
             "note": "not validated: no disc was held out (--no-validation); the trained heads are not calibrated",
+            "kept_heads_not_validated": _kept_not_validated(base.loaded.card.data, kept),
         },
         "intended_use": "research; not a medical device",
         # what each head may answer: the trained heads' sequences and levels are those they were trained on
@@ -642,5 +775,6 @@ def _finetune(
     (work_dir / "finetune-metrics.json").parent.mkdir(parents=True, exist_ok=True)
     (work_dir / "finetune-metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return FinetuneResult(
-        out, trained, metrics, calib, len(train_s), len(val_s), missed, failed, frozen_check, tuple(caveats)
-    )
+        out, trained, metrics, calib, len(train_s), len(val_s), missed, failed, frozen_check, tuple(caveats),
+        missed_outside=outside, detector_levels=detector_levels,
+    )  # fmt: skip

@@ -47,6 +47,8 @@ class LabelTable:
     splits: dict[str, str] = field(default_factory=dict)  # scan → train/val where a split column exists
     scan_paths: dict[str, Path] = field(default_factory=dict)
     patients: dict[str, str] = field(default_factory=dict)  # scan → patient where a patient column exists
+    lines: dict[tuple[str, DiscLevel], int] = field(default_factory=dict)  # (scan, level) → its line in the file
+    declared: frozenset[str] = frozenset()  # the gradings whose classes --classes declared (not inferred)
 
     def groups(self) -> dict[str, str]:
         """The patient of each scan: the ``patient`` column, else the scan path's first folder, else the scan."""
@@ -172,6 +174,7 @@ def read_labels(
             grades[g] = v
             first_line[g].setdefault(v, n)
         by_level[level] = grades
+        table.lines[(scan, level)] = n
         split = r.get("split", "").strip().lower()
         if "split" in cols:
             if split not in ("train", "val"):
@@ -198,6 +201,7 @@ def read_labels(
         if len(cls) < 2:
             raise ConfigError(f"grading '{g}' has only the value(s) {sorted(first_line[g])} in '{p}': nothing to learn")
         table.classes[g] = tuple(cls)
+    table.declared = frozenset(declared)
     return table
 
 

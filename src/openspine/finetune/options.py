@@ -65,4 +65,6 @@ class FinetuneResult:
     missed: list[str]
     failed: dict[str, str]
     frozen_check: str
-    caveats: tuple[str, ...] = ()  # why the validation figures may be optimistic (also in the card)
+    caveats: tuple[str, ...] = ()  # why the validation figures may be optimistic or say little (also in the card)
+    missed_outside: int = 0  # of ``missed``: at a level the detector never labels (C4-C5 on a lumbar scan)
+    detector_levels: str | None = None  # the levels the detector labels ("T11 … S1"; None: not known)

@@ -274,28 +274,76 @@ def grade(
     )
 
 
-def not_validated_flag(card: Mapping[str, Any], discs: Sequence[Disc]) -> str | None:
-    """The flag for grades given by a model its card says was never validated (a fine-tune written with
-    ``--no-validation``: no accuracy measured, no calibration); None where it was, or where it gave no grade. Such
-    grades had been given without a word."""
-    if (card.get("metrics") or {}).get("validated", True) is not False:
-        return None
+# A head measured on fewer patients or discs than these has figures that say little (a patient-bootstrap interval
+# from one patient is a single point): its grades are flagged like those of an unvalidated head.
+MIN_VALIDATION_PATIENTS = 5
+MIN_VALIDATION_DISCS = 15
+NO_VALIDATION = "trained without validation (openspine finetune --no-validation)"
+NOT_EVALUATED = "trained but never evaluated (--no-evaluate or --holdout; openspine evaluate grading --update-card)"
+
+
+def thin_validation(n: Any, patients: Any, support: Any) -> str | None:
+    """Why one head's validation figures say little, as words that follow "the head was" (None: they do not, or
+    the card does not record enough to tell): discs of one class only (its balanced accuracy is that class's recall
+    and kappa is undefined), or fewer than ``MIN_VALIDATION_PATIENTS`` patients or ``MIN_VALIDATION_DISCS`` discs."""
+    if isinstance(support, list) and sum(1 for x in support if x) == 1:
+        return "validated on discs of one class only"
+    if not (isinstance(n, int) and isinstance(patients, int)):
+        return None  # an older card without the counts: nothing to judge by
+    if patients < MIN_VALIDATION_PATIENTS or n < MIN_VALIDATION_DISCS:
+        return f"validated on only {n} discs of {patients} patients"
+    return None
+
+
+def unvalidated_heads(card: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
+    """What a grader's card says of its validation: why no head is vouched for (None: that is not so) and why single
+    heads are not. Read from what cards record, older ones included: ``metrics.validated`` false (a fine-tune written
+    with ``--no-validation``; a trained grader before its evaluation, with ``metrics.reason``), empty metrics beside a
+    training command that skipped the evaluation, each head's ``n``, ``patients`` and ``support`` in
+    ``metrics.gradings``, and a fine-tune's ``metrics.kept_heads_not_validated`` (its base model's verdicts)."""
+    metrics = card.get("metrics") or {}
+    command = str((card.get("training") or {}).get("command", ""))
     trained = (card.get("finetuning") or {}).get("trained_heads")
-    # the heads trained without validation; a kept base head keeps its base model's measured figures
-    unmeasured = {str(h) for h in trained} if trained else None
+    every: str | None = None
+    per_head: dict[str, str] = {}
+    if metrics.get("validated") is False:
+        if trained:  # a fine-tune: its kept base heads keep the base model's figures
+            per_head.update(dict.fromkeys((str(h) for h in trained), NO_VALIDATION))
+        else:
+            every = str(metrics.get("reason") or NO_VALIDATION)
+    elif not metrics and ("--no-evaluate" in command or "--holdout" in command):
+        every = NOT_EVALUATED
+    for head, m in (metrics.get("gradings") or {}).items():
+        why = thin_validation(m.get("n"), m.get("patients"), m.get("support")) if isinstance(m, dict) else None
+        if why is not None:
+            per_head[str(head)] = why
+    kept = metrics.get("kept_heads_not_validated")
+    if isinstance(kept, dict):
+        per_head.update({str(h): f"{why} (in its base model)" for h, why in kept.items()})
+    return every, per_head
 
-    def head(key: Any) -> str:
-        return str(getattr(key, "value", key))
 
-    given = sorted({head(k) for d in discs for k, g in d.grades.items() if g.available})
-    named = [h for h in given if unmeasured is None or h in unmeasured]
-    if not named:
+def not_validated_flag(card: Mapping[str, Any], discs: Sequence[Disc]) -> str | None:
+    """The flag for grades given by heads whose validation the card does not vouch for (:func:`unvalidated_heads`:
+    never validated, or on too few patients or discs, or on discs of one class); None where every head that gave a
+    grade was validated, or none gave one. Such grades had been given without a word."""
+    every, per_head = unvalidated_heads(card)
+    given = sorted({str(getattr(k, "value", k)) for d in discs for k, g in d.grades.items() if g.available})
+    by_reason: dict[str, list[str]] = {}
+    for h in given:
+        why = per_head.get(h, every)
+        if why is not None:
+            by_reason.setdefault(why, []).append(h)
+    if not by_reason:
         return None
-    kept = " (its other heads are its base model's, with their measured figures)" if unmeasured is not None else ""
+    said = [f"{', '.join(heads)}{' of the grader ' + repr(card.get('name', '?')) if i == 0 else ''} "
+            f"{'were' if len(heads) > 1 else 'was'} {why}"
+            for i, (why, heads) in enumerate(by_reason.items())]  # fmt: skip
+    named = sum(len(h) for h in by_reason.values())
+    kept = " (its other heads are its base model's, with their measured figures)" if named < len(given) else ""
     return (
-        f"grader_not_validated: {', '.join(named)} of the grader '{card.get('name', '?')}' were trained without "
-        "validation (openspine finetune --no-validation): their grades have no measured accuracy and their "
-        f"probabilities are not calibrated{kept}"
+        f"grader_not_validated: {'; '.join(said)}: their grades have no measured accuracy, or one that "
+        f"says little, and their probabilities may not be calibrated{kept}"
     )
 
 

@@ -537,3 +537,22 @@ def test_scores_are_written_rounded_down_where_they_fall_below_a_bar() -> None:
 
     assert score_text(0.249) == "0.24" and score_text(LOW_SCORE) == "0.25" and score_text(0.999) == "0.99"
     assert score_text(0.0) == "0.00"
+
+
+def test_a_head_trained_where_it_was_not_validated_says_so_and_claims_no_validation_it_lacks() -> None:
+    from openspine.levels import DiscLevel
+    from openspine.scope import ModelScope
+
+    heads = {"mine": {"sequences": ["T2"], "levels": ["L4-L5", "L5-S1"], "not_validated": ["T1", "L3-L4"]}}
+    card = {"name": "ft", "scope": {"heads": heads}, "finetuning": {"trained_heads": ["mine"]}}
+    scope = ModelScope.from_card(card)
+    on_t1 = scope.head_reason("mine", {"value": "T1", "source": "header"}, DiscLevel.L4_L5)
+    assert on_t1 is not None and on_t1.startswith("the ft was trained on T1 scans too but validated on T2 only")
+    at_l3 = scope.head_reason("mine", {"value": "T2", "source": "header"}, DiscLevel.L3_L4)
+    assert at_l3 == "L3-L4: the ft was trained there but not validated (validated at L4-L5 … L5-S1 only)"
+    at_l1 = scope.head_reason("mine", {"value": "T2", "source": "header"}, DiscLevel.L1_L2)
+    assert at_l1 == "outside the levels the ft was trained and validated on (L4-L5 … L5-S1)"
+    # a model fine-tuned without validation (--no-validation) claims none (it had said "trained and validated on")
+    unvalidated = ModelScope.from_card({**card, "metrics": {"validated": False}})
+    said = unvalidated.head_reason("mine", {"value": "T2", "source": "header"}, DiscLevel.L1_L2)
+    assert said == "outside the levels the ft was trained on (L4-L5 … L5-S1)"

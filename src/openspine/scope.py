@@ -72,6 +72,9 @@ class ModelScope:
     max_pixel_mm: float | None = None  # the coarsest in-plane pixel spacing it answers for (mm)
     # how a reason names the scope: a fine-tuned head's is what it was trained and validated on
     learnt: str = "trained on"
+    # sequences and levels a fine-tuned head was trained on but not validated on, where it does not answer either
+    not_validated: frozenset[str] = frozenset()
+    vouched: bool = True  # its card vouches for a validation (not --no-validation, nor a base never evaluated)
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any]) -> ModelScope:
@@ -82,15 +85,18 @@ class ModelScope:
         base = (card.get("base_model") or {}).get("name")
         base_name = f"base model {base}" if base else "base model"
         trained = set((card.get("finetuning") or {}).get("trained_heads") or ())
-        validated = (card.get("metrics") or {}).get("validated", True) is not False
+        metrics = card.get("metrics") or {}
+        validated = metrics.get("validated", True) is not False
+        unvouched_kept = set(metrics.get("kept_heads_not_validated") or ())
         heads = {
             str(h): replace(
                 cls._from_dict(base_name if h in kept else name, hs),
                 learnt="trained and validated on" if h in trained and validated else "trained on",
+                vouched=h not in unvouched_kept if h in kept else validated,
             )
             for h, hs in (s.get("heads") or {}).items()
         } or None
-        return replace(cls._from_dict(name, s), heads=heads)
+        return replace(cls._from_dict(name, s), heads=heads, vouched=validated)
 
     @classmethod
     def _from_dict(cls, model: str, s: Mapping[str, Any]) -> ModelScope:
@@ -100,7 +106,11 @@ class ModelScope:
         levels = tuple(str(x) for x in s["levels"]) if s.get("levels") is not None else None
         pixel = s.get("max_pixel_spacing_mm")
         max_pixel = float(pixel) if isinstance(pixel, (int, float)) and not isinstance(pixel, bool) else None
-        return cls(model, names("sequences"), names("planes"), names("regions"), levels, max_pixel_mm=max_pixel)
+        unchecked = names("not_validated") or frozenset()
+        return cls(
+            model, names("sequences"), names("planes"), names("regions"), levels, max_pixel_mm=max_pixel,
+            not_validated=unchecked,
+        )  # fmt: skip
 
     def head_reason(
         self, head: str, sequence: Mapping[str, Any] | None, level: Level | DiscLevel, pixel_mm: float | None = None
@@ -131,6 +141,11 @@ class ModelScope:
         if self.sequences is None:
             return None
         trained = "/".join(sorted(self.sequences))
+        if value is not None and value not in self.sequences and value in self.not_validated:
+            return (
+                f"the {self.model} was trained on {value} scans too but validated on {trained} only; this scan is "
+                f"{value} ({describe_source(seq)})"
+            )
         if value is not None and value not in self.sequences:
             return f"the {self.model} was {self.learnt} {trained} only; this scan is {value} ({describe_source(seq)})"
         if value is None and seq.get("not_read_from"):  # its grey levels are no MR contrast: no guess is quoted
@@ -174,7 +189,11 @@ class ModelScope:
     def why_not_level(self, level: Level | DiscLevel) -> str | None:
         if self.levels is None or level.value in self.levels:
             return None
-        return f"outside the levels the {self.model} was trained and validated on ({self.levels_text()})"
+        if level.value in self.not_validated:
+            where = f"validated at {self.levels_text()} only" if self.levels else "validated at no level"
+            return f"{level.value}: the {self.model} was trained there but not validated ({where})"
+        learnt = "trained and validated on" if self.vouched else "trained on"
+        return f"outside the levels the {self.model} was {learnt} ({self.levels_text()})"
 
 
 # --- what the scan shows ----------------------------------------------------------------------------------------

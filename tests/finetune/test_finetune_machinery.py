@@ -225,7 +225,7 @@ def test_scope_without_a_validation_disc_or_sequence_says_so() -> None:
     assert nowhere["heads"]["mine"]["levels"] == []
     card = {"name": "m", "scope": nowhere}
     reason = ModelScope.from_card(card).head_reason("mine", None, DiscLevel.L4_L5)
-    assert reason is not None and reason.endswith("(none)")
+    assert reason is not None and reason.endswith("trained there but not validated (validated at no level)")
     unknown = derive_scope({}, [], [head], train, seqs, "l.csv", {"mine": (set(), {"L4-L5", "L5-S1"})})  # type: ignore[arg-type]
     entry = unknown["heads"]["mine"]
     assert entry["sequences"] == ["T1", "T2"] and entry["validation_sequence_unknown"] is True

@@ -123,6 +123,10 @@ def test_an_empty_root_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out2")]) == 1
     err = capsys.readouterr().err
     assert "no inputs found under" in err and "skipped.csv" in err and len(err.strip().splitlines()) == 1
+    # pointed at the output folder of an earlier run, it says that the tables there are not this run's
+    (tmp_path / "out2" / "cases.csv").write_text("case\n")
+    assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out2")]) == 1
+    assert "; the cohort tables there are an earlier run's" in capsys.readouterr().err
     # a dry run says the same, after listing what it passed over
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out3"), "--dry-run"]) == 1
     captured = capsys.readouterr()

@@ -556,3 +556,13 @@ def test_a_head_trained_where_it_was_not_validated_says_so_and_claims_no_validat
     unvalidated = ModelScope.from_card({**card, "metrics": {"validated": False}})
     said = unvalidated.head_reason("mine", {"value": "T2", "source": "header"}, DiscLevel.L1_L2)
     assert said == "outside the levels the ft was trained on (L4-L5 … L5-S1)"
+
+
+def test_an_older_card_never_evaluated_claims_no_validation_in_its_reasons() -> None:
+    from openspine.levels import DiscLevel
+    from openspine.scope import ModelScope, never_evaluated
+
+    card = {"name": "g", "scope": {"levels": ["L4-L5"]}, "metrics": {}, "training": {"command": "x --no-evaluate"}}
+    assert never_evaluated(card) and not never_evaluated({**card, "metrics": {"validated": True}})
+    said = ModelScope.from_card(card).why_not_level(DiscLevel.L1_L2)
+    assert said == "outside the levels the g was trained on (L4-L5)"

@@ -59,6 +59,13 @@ PIXEL_TOLERANCE = 0.005
 LabelReason = Callable[[Level], str | None]
 
 
+def never_evaluated(card: Mapping[str, Any]) -> bool:
+    """Whether a card records no evaluation because its training skipped it (empty metrics beside a training command
+    with ``--no-evaluate`` or ``--holdout``: cards written before ``metrics.validated`` was kept)."""
+    command = str((card.get("training") or {}).get("command", ""))
+    return not card.get("metrics") and ("--no-evaluate" in command or "--holdout" in command)
+
+
 @dataclass(frozen=True)
 class ModelScope:
     """The sequences, planes, regions and levels one model was trained and validated on (None = not declared)."""
@@ -86,7 +93,7 @@ class ModelScope:
         base_name = f"base model {base}" if base else "base model"
         trained = set((card.get("finetuning") or {}).get("trained_heads") or ())
         metrics = card.get("metrics") or {}
-        validated = metrics.get("validated", True) is not False
+        validated = metrics.get("validated", True) is not False and not never_evaluated(card)
         unvouched_kept = set(metrics.get("kept_heads_not_validated") or ())
         heads = {
             str(h): replace(

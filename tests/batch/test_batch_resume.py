@@ -313,6 +313,18 @@ def test_a_case_made_with_other_weights_in_the_same_model_folder_is_analysed_aga
     assert recorded["detector"] == card["sha256"] and set(recorded) >= {"grader", "recognizer", "orientation"}
 
 
+def test_spinenets_weights_folder_is_stamped_by_its_checkpoints(tmp_path: Path) -> None:
+    from openspine.batch.case import model_stamps
+
+    weights = tmp_path / "weights" / "detect-vfr"
+    weights.mkdir(parents=True)
+    (weights / "a.pt").write_bytes(b"1")
+    first = model_stamps(AnalysisConfig(spinenet_weights=str(tmp_path / "weights")))["spinenet_weights"]
+    (weights / "a.pt").write_bytes(b"22")  # other weights in the same folder: another stamp
+    assert model_stamps(AnalysisConfig(spinenet_weights=str(tmp_path / "weights")))["spinenet_weights"] != first
+    assert "spinenet_weights" not in model_stamps(AnalysisConfig(spinenet_weights=str(tmp_path / "none")))
+
+
 def test_a_run_interrupted_while_it_builds_the_tables_says_they_were_not_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -440,9 +440,9 @@ def test_validation_on_one_patient_is_a_caveat_and_a_flag(base: Path, dataset: t
     thin.write_text("\n".join([rows[0]] + [r for r in rows[1:] if r.endswith("train") or r.startswith("s18")]) + "\n")
     _finetune(base, thin, scans, tmp_path / "m")
     m = json.loads((tmp_path / "m" / "card.json").read_text())["metrics"]
-    assert any("validated on only 5 discs of 1 patients" in c and "fewer than 5 patients" in c for c in m["caveats"])
+    assert any("validated on only 5 discs of 1 patient" in c and "fewer than 5 patients" in c for c in m["caveats"])
     (flag,) = _flags(tmp_path / "m", scans)
-    assert "validated on only 5 discs of 1 patients" in flag
+    assert "validated on only 5 discs of 1 patient" in flag
 
 
 def test_a_class_with_no_training_row_is_refused(tmp_path: Path):
@@ -455,8 +455,13 @@ def test_a_class_with_no_training_row_is_refused(tmp_path: Path):
         p = tmp_path / "l.csv"
         p.write_text("\n".join([*rows, "v1,L4-L5,val,0", f"v2,L4-L5,val,{stray}"]) + "\n")
         table = read_labels(p)
-        with pytest.raises(ConfigError, match=rf"l.csv:9: modic_any = '{stray}' is in no training row.*=0,1"):
-            refuse_untrained_classes(table, split_scans(table, 0.2, 0))
+        split = split_scans(table, 0.2, 0)
+        every = ",".join(table.classes["modic_any"])  # the suggestion then reads the file (it had named 0,1 only)
+        assert stray in every.split(",")
+        with pytest.raises(ConfigError, match=rf"l.csv:9: modic_any = '{stray}' is in no training row.*={every} "):
+            refuse_untrained_classes(table, split)
+        # a head that starts from the base model's knows its classes: a built-in grading's class in val rows only
+        refuse_untrained_classes(table, split, {"modic_any": tuple(table.classes["modic_any"])})
     with pytest.raises(ConfigError, match="declared classes"):  # declared: refused when read, as before
         read_labels(p, None, {"modic_any": ("0", "1")})
     declared = read_labels(p, None, {"modic_any": ("-1", "0", "1", "2")})

@@ -155,6 +155,16 @@ def test_grades_of_a_grader_written_without_validation_are_flagged(grader_dir: P
     (flag,) = [f for f in grade(view, fake_detection(view, geoms), grader=tuned).flags if "not_validated" in f]
     assert flag.startswith(f"grader_not_validated: {heads[0]} of the grader") and heads[1] not in flag.split(":")[1]
     assert "its other heads are its base model's" in flag
+    # a model of its own with one head measured on too little: the others are its own, measured (no base model's)
+    thin = {heads[0]: {"n": 4, "patients": 1, "support": [2, 2]}}
+    thin.update({h: {"n": 60, "patients": 12, "support": [30, 30]} for h in heads[1:]})
+    own = {k: v for k, v in card.items() if k != "finetuning"} | {"metrics": {"gradings": thin}}
+    measured = tmp_path / "measured"
+    shutil.copytree(unchecked, measured)
+    (measured / "card.json").write_text(json.dumps(own))
+    (flag,) = [f for f in grade(view, fake_detection(view, geoms), grader=measured).flags if "not_validated" in f]
+    assert f"{heads[0]} of the grader 'tiny-grader' was validated on only 4 discs of 1 patient:" in flag
+    assert "its grades have no measured accuracy" in flag and "base model" not in flag
 
 
 def test_missing_or_damaged_grader_is_a_model_error(grader_dir: Path, tmp_path: Path):

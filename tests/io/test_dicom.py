@@ -489,7 +489,7 @@ def test_localizer_images_filed_under_a_series_uid_are_a_series_of_their_own(tmp
     acquisitions", named after the scouts."""
     arr, affine = real_crop(shape=(32, 32, 8))
     ids, _ = write_series(tmp_path / "t2", arr, affine, series_number=3)
-    scouts = write_series(tmp_path / "loc", arr[:, :, 3:6], affine, ids=ids, series_number=1, description="loc")[1]
+    scouts = write_series(tmp_path / "loc", arr[:, :, 3:6], affine, ids=ids, series_number=3, description="loc")[1]
     for i, f in enumerate(scouts):
         ds = pydicom.dcmread(f)
         ds.ImageType, ds.EchoTime = ["ORIGINAL", "PRIMARY", "LOCALIZER"], 3.0
@@ -502,6 +502,12 @@ def test_localizer_images_filed_under_a_series_uid_are_a_series_of_their_own(tmp
     assert t2.series_uid == ids.series_uid and t2.problem is None and t2.description == "t2_tse_sag"
     read = load_scan(tmp_path)
     assert read.shape[2] == 8 and read.source.series_uid == ids.series_uid
+    # the scouts share the series' number: asked for by that number, the series itself is read (not "2 series")
+    assert load_scan(tmp_path, series=3).shape[2] == 8
+    from openspine.io.dicom import series_roles
+
+    picks = {found[r.index].n_slices: r.pick for r in series_roles(found)}
+    assert picks[8] == "3" and picks[3] != "3"
     only_scouts = tmp_path / "loc"  # a series of localizers alone stays one series
     assert [s.n_slices for s in discover_series(only_scouts)] == [3]
 

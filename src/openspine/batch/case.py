@@ -188,7 +188,7 @@ _MODEL_ROLES = ("detector", "grader", "paired_grader")
 
 def model_stamps(config: AnalysisConfig) -> dict[str, str]:
     """The weights each model of ``config`` runs with, as its card declares them (sha256): the built-in models and
-    the folders of the model options; for SpineNet's weights file, its size and modification time. A case made with
+    the folders of the model options; for SpineNet's weights folder, its checkpoints' sizes and times. A case made with
     other weights is analysed again: a grader fine-tuned again into the same folder had left every finished case
     graded by the old one (user test). Cards are read, not their weights hashed (the analysis checks those)."""
     from ..errors import OpenSpineError
@@ -203,10 +203,21 @@ def model_stamps(config: AnalysisConfig) -> dict[str, str]:
             except OpenSpineError:  # the analysis says what is wrong with it
                 folders.pop(role, None)
     out = {role: sha for role, folder in sorted(folders.items()) if (sha := _declared_sha256(folder / "card.json"))}
-    weights = file_stamp(config.spinenet_weights)
-    if weights is not None:
-        out["spinenet_weights"] = f"{weights['bytes']}:{weights['modified_ns']}"
+    if config.spinenet_weights:
+        weights = _checkpoints_stamp(Path(config.spinenet_weights))
+        out.update({"spinenet_weights": weights} if weights else {})
     return out
+
+
+def _checkpoints_stamp(folder: Path) -> str | None:
+    """The size and modification time of every checkpoint (``*.pt``) under SpineNet's weights folder, as one short
+    digest (None: none there); its files are too large to hash for every case."""
+    try:
+        stats = [(p, p.stat()) for p in folder.rglob("*.pt")]
+        found = sorted((str(p.relative_to(folder)), st.st_size, st.st_mtime_ns) for p, st in stats)
+    except OSError:
+        return None
+    return hashlib.sha256(repr(found).encode()).hexdigest()[:16] if found else None
 
 
 def _declared_sha256(card: Path) -> str | None:

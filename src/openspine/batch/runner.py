@@ -903,6 +903,7 @@ def run_batch(
                             write_failures(out, failure_rows(out, found, summary.failures), found, root)
                             summary.tables = build_cohort_tables(out, found, root)
                             _tables_built(out, _state_count(state, "finished"), cohort, summary.tables, len(stale))
+                    building_tables = False  # built: an interruption from here on leaves them whole
                 except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line, the cases are kept
                     raise OutputError(
                         f"cannot write the cohort tables into '{out}': {exc.strerror or exc}; the finished cases are "

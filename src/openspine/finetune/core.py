@@ -43,7 +43,7 @@ from ..training.datasets.discs import (
     view_fingerprint,
 )
 from ..training.grader import calibrate, write_model_folder
-from ..training.metrics import Collected, head_metrics
+from ..training.metrics import TEMPERATURE_BOUNDS, Collected, head_metrics
 from .labels import LabelTable
 from .options import FinetuneOptions, FinetuneResult
 
@@ -240,9 +240,8 @@ def _say_sequences(sequences: dict[str, str | None], train_s: Sequence[DiscSampl
         )
 
 
-# fit_temperature's default search bounds: a temperature that ends on one did not settle (discs of one class
-# drive it to the top one: every probability flattened); within this factor of a bound counts as on it
-TEMPERATURE_BOUNDS = (0.05, 20.0)
+# a temperature that ends on a bound of fit_temperature's search (TEMPERATURE_BOUNDS) did not settle (discs of one
+# class drive it to the top one: every probability flattened); within this factor of a bound counts as on it
 AT_BOUND = 1.01
 
 
@@ -327,10 +326,14 @@ def _warn_base_overlap(base_card: dict[str, Any], val_views: Mapping[str, Sagitt
     return said
 
 
-def refuse_untrained_classes(table: LabelTable, split: Mapping[str, str]) -> None:
+def refuse_untrained_classes(
+    table: LabelTable, split: Mapping[str, str], known: Mapping[str, Sequence[str]] | None = None
+) -> None:
     """Refuse an inferred class that no training row holds: a stray value (a single 2 or -1 among 0/1 in a
     validation row) had become a class the head never learnt, and made a 0/1 head a three-class ordinal one.
-    Declared classes (--classes) may lack examples: the user listed them."""
+    Declared classes (--classes) may lack examples: the user listed them; so may the classes ``known`` to a head
+    that starts from the base model's (a built-in grading's Pfirrmann 5, seen in validation rows only)."""
+    known = known or {}
     for g in table.gradings:
         if g in table.declared:
             continue
@@ -342,13 +345,14 @@ def refuse_untrained_classes(table: LabelTable, split: Mapping[str, str]) -> Non
             if g in grades
         }
         for c in table.classes[g]:
-            if c in trained:
+            if c in trained or c in known.get(g, ()):
                 continue
             line = min(n for (scan, lv), n in table.lines.items() if table.labels[scan][lv].get(g) == c)
-            others = ",".join(x for x in table.classes[g] if x in trained)
+            every = ",".join(table.classes[g])
             raise ConfigError(
                 f"{table.path}:{line}: {g} = {c!r} is in no training row, so no head could learn it: correct it if "
-                f"it is a typo, or declare the classes with --classes {g}={others} (then other values are refused)"
+                f"it is a typo, or, if it is a class, declare the classes with --classes {g}={every} (a head may "
+                "then lack examples of one)"
             )
 
 
@@ -590,7 +594,8 @@ def _finetune(
         split = split_scans(table, opts.val_fraction, opts.seed)
     else:  # --no-validation without a split column: every scan trains
         split = dict.fromkeys(table.labels, "train")
-    refuse_untrained_classes(table, split)
+    starting = {h.name: h.classes for h in trained if h.name not in reinit}  # heads that start from the base's
+    refuse_untrained_classes(table, split, starting)
     cache = DetectionCache.open(work_dir / "detections.json", detector_id())
     bar = (lambda x: progress(x, desc="detecting discs", unit="scan")) if progress else (lambda x: x)
     views, geoms, failed = locate_discs(((s, table.scan_paths[s]) for s in table.labels), cache, load_view, bar)

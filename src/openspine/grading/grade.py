@@ -23,7 +23,7 @@ from ..errors import GeometryError, ModelError
 from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import Disc, Grade, ModelInfo
 from ..scan import SagittalView
-from ..scope import GroupedFlags, ModelScope
+from ..scope import GroupedFlags, ModelScope, never_evaluated
 from .colour import ColourCheck
 from .crop import BlankCheck, CropSpec, check_corners_in_view, disc_crop, slice_indices
 from .features import FEATURE_NAMES, disc_features
@@ -291,7 +291,7 @@ def thin_validation(n: Any, patients: Any, support: Any) -> str | None:
     if not (isinstance(n, int) and isinstance(patients, int)):
         return None  # an older card without the counts: nothing to judge by
     if patients < MIN_VALIDATION_PATIENTS or n < MIN_VALIDATION_DISCS:
-        return f"validated on only {n} discs of {patients} patients"
+        return f"validated on only {n} disc{'s' if n != 1 else ''} of {patients} patient{'s' if patients != 1 else ''}"
     return None
 
 
@@ -302,7 +302,6 @@ def unvalidated_heads(card: Mapping[str, Any]) -> tuple[str | None, dict[str, st
     training command that skipped the evaluation, each head's ``n``, ``patients`` and ``support`` in
     ``metrics.gradings``, and a fine-tune's ``metrics.kept_heads_not_validated`` (its base model's verdicts)."""
     metrics = card.get("metrics") or {}
-    command = str((card.get("training") or {}).get("command", ""))
     trained = (card.get("finetuning") or {}).get("trained_heads")
     every: str | None = None
     per_head: dict[str, str] = {}
@@ -311,7 +310,7 @@ def unvalidated_heads(card: Mapping[str, Any]) -> tuple[str | None, dict[str, st
             per_head.update(dict.fromkeys((str(h) for h in trained), NO_VALIDATION))
         else:
             every = str(metrics.get("reason") or NO_VALIDATION)
-    elif not metrics and ("--no-evaluate" in command or "--holdout" in command):
+    elif never_evaluated(card):
         every = NOT_EVALUATED
     for head, m in (metrics.get("gradings") or {}).items():
         why = thin_validation(m.get("n"), m.get("patients"), m.get("support")) if isinstance(m, dict) else None
@@ -339,11 +338,19 @@ def not_validated_flag(card: Mapping[str, Any], discs: Sequence[Disc]) -> str | 
     said = [f"{', '.join(heads)}{' of the grader ' + repr(card.get('name', '?')) if i == 0 else ''} "
             f"{'were' if len(heads) > 1 else 'was'} {why}"
             for i, (why, heads) in enumerate(by_reason.items())]  # fmt: skip
-    named = sum(len(h) for h in by_reason.values())
-    kept = " (its other heads are its base model's, with their measured figures)" if named < len(given) else ""
+    named = {h for heads in by_reason.values() for h in heads}
+    base_heads = set((card.get("finetuning") or {}).get("kept_base_heads") or ())
+    others = [h for h in given if h not in named]
+    # said only where the heads not named are a fine-tune's kept base heads (not its own, nor any model's)
+    kept = (
+        " (its other heads are its base model's, with their measured figures)"
+        if others and set(others) <= base_heads
+        else ""
+    )
+    their = "their grades have" if len(named) > 1 else "its grades have"
     return (
-        f"grader_not_validated: {'; '.join(said)}: their grades have no measured accuracy, or one that "
-        f"says little, and their probabilities may not be calibrated{kept}"
+        f"grader_not_validated: {'; '.join(said)}: {their} no measured accuracy, or one that says little, and "
+        f"{'their' if len(named) > 1 else 'its'} probabilities may not be calibrated{kept}"
     )
 
 

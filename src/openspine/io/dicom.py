@@ -940,7 +940,10 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
             reason += t1_tie
         else:
             role, reason = _unused_role(s, main, t1, t1_index)
-        numbered = sum(t.series_number == s.series_number for t in found) == 1 and s.series_number is not None
+        # the series' own localizer images set apart share its number and are picked by UID, the series by number
+        sharing = [t for t in found if t.series_number == s.series_number]
+        own = [t for t in sharing if not t.series_uid.endswith(LOCALIZER_APART)]
+        numbered = s.series_number is not None and (len(sharing) == 1 or (len(own) == 1 and own[0] is s))
         pick = str(s.series_number) if numbered else s.series_uid
         out.append(
             SeriesRole(
@@ -1023,8 +1026,10 @@ def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInf
     if re.fullmatch(r"[+-]?\d+", text):
         number = int(text)
         by_number = [s for s in found if s.series_number == number]
-        # an object that is no image (a SEG) sharing the number of an image series does not make it ambiguous
+        # an object that is no image (a SEG) sharing the number of an image series does not make it ambiguous, nor
+        # the series' own localizer images set apart (:func:`_localizers_apart`)
         by_number = [s for s in by_number if s.is_image] or by_number
+        by_number = [s for s in by_number if not s.series_uid.endswith(LOCALIZER_APART)] or by_number
         if len(by_number) == 1:
             clash = 0 <= number < len(found) and found[number] is not by_number[0]
             other = f"[{number}] {found[number].describe()}" if clash else ""

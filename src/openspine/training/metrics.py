@@ -137,7 +137,10 @@ def nll(logits: ArrayLike, y_true: ArrayLike, temperature: float = 1.0) -> float
     return float(-log_softmax(z)[np.arange(len(t)), t].mean())
 
 
-def fit_temperature(logits: ArrayLike, y_true: ArrayLike, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+TEMPERATURE_BOUNDS = (0.05, 20.0)  # the search range of a fitted temperature
+
+
+def fit_temperature(logits: ArrayLike, y_true: ArrayLike, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> float:
     """The temperature T > 0 that minimises the NLL of softmax(logits / T) (Guo et al. 2017)."""
     z = np.asarray(logits, dtype=float)
     t = np.asarray(y_true, dtype=int)

@@ -100,6 +100,28 @@ def test_a_written_analysis_reads_back_from_its_folder(tmp_path: Path) -> None:
         read.overlay()
 
 
+def test_a_write_stopped_by_a_full_disk_leaves_no_half_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the CSVs had stayed without their result.json
+    import errno
+
+    import openspine
+    from openspine import writers
+    from openspine.data import demo_scan_path
+
+    result = openspine.analyze(demo_scan_path())
+    write = writers.atomic_write_bytes
+
+    def full(path: Path, data: bytes) -> None:
+        if path.name == "result.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(path, data)
+
+    monkeypatch.setattr(writers, "atomic_write_bytes", full)
+    with pytest.raises(OutputError, match="No space left on device; the 2 file.s. it had written were removed"):
+        writers.write_result(result, tmp_path / "out", ("json", "csv"))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_what_cannot_be_read_is_said(tmp_path: Path) -> None:
     doc = _result().to_dict()
     with pytest.raises(OutputError, match="reads schema 1.4.0 and older 1.x"):

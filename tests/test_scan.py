@@ -343,3 +343,10 @@ def test_a_scan_built_in_python_with_an_unrotated_affine_is_told_what_to_give_no
         assert said in str(refused.value) and not_said not in str(refused.value)
     with pytest.raises(UnsupportedScanError, match="4×4 matrix of numbers, got None"):
         Scan(np.zeros((4, 4, 2)), None)  # type: ignore[arg-type]
+
+
+def test_a_voxel_size_below_any_mr_images_is_refused_in_one_line() -> None:
+    # 1e-6 mm (a header in other units) had asked the detector's grid for 364 GiB and ended in a MemoryError
+    tiny = Scan(np.random.default_rng(0).random((32, 32, 3)).astype(np.float32), np.diag([1e-6, 1e-6, 3.0, 1.0]))
+    with pytest.raises(UnsupportedScanError, match=r"voxel size 1e-06 × 1e-06 × 3 mm is below any MR image's"):
+        tiny.check_analysable()

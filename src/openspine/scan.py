@@ -16,6 +16,8 @@ from numpy.typing import NDArray
 from . import geometry
 from .errors import ImageContentError, NoContrastError, NotSagittalError, OutOfScopeError, UnsupportedScanError
 
+# no MR image has voxels smaller than this (mm): a smaller size is a header in another unit, or broken
+MIN_VOXEL_MM = 0.001
 # Thick or thin stacks tilted by more than this are resliced rather than permuted (3D volumes only).
 OBLIQUE_RESLICE_DEGREES = 20.0
 # A hand-built affine whose voxel axes are further than this from perpendicular is refused: the analysis layout is
@@ -257,6 +259,12 @@ class Scan:
                     f"the image has {bad} NaN or infinite voxels ({100 * bad / arr.size:.1f} %); "
                     "fix or mask them before analysis"
                 )
+        smallest = min(self.spacing)
+        if not smallest >= MIN_VOXEL_MM:  # the detector's grid at its pixel size had asked for 364 GiB (user test)
+            raise UnsupportedScanError(
+                f"the voxel size {' × '.join(f'{v:g}' for v in self.spacing)} mm is below any MR image's "
+                f"({MIN_VOXEL_MM:g} mm): check the voxel size in its header (a pixel size in metres read as mm?)"
+            )
         lo, hi = np.min(arr), np.max(arr)  # compared in the array's own type: a float of a large int rounds
         if hi <= lo:
             raise NoContrastError(

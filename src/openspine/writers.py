@@ -346,9 +346,21 @@ def write_result(
             atomic_write_bytes(out / name, data)
             files[name] = out / name
     except OSError as exc:
-        raise OutputError(f"cannot write results into '{out}': {exc.strerror or exc}") from exc
+        # the files this run had written go too: CSVs without their result.json (a full disk) are half a result
+        removed = [p for p in files.values() if _removed(p)]
+        said = f"; the {len(removed)} file(s) it had written were removed" if removed else ""
+        raise OutputError(f"cannot write results into '{out}': {exc.strerror or exc}{said}") from exc
     log.info("wrote %s", ", ".join(files))
     return files
+
+
+def _removed(path: Path) -> bool:
+    """Remove a file this run wrote; whether it is gone (a folder made read-only keeps it)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        return False
+    return True
 
 
 def _without_dicom_outputs(

@@ -106,6 +106,15 @@ def test_an_rgb_nifti_is_refused_by_name(tmp_path: Path) -> None:
         load_scan(tmp_path / "colour.nii.gz").check_analysable()
 
 
+def test_a_picture_past_pillows_pixel_limit_is_a_read_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 20000 × 20000 picture had ended in Pillow's DecompressionBombError and a traceback
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10 000 pixels: past twice the limit, as 400 M are
+    with pytest.raises(ScanReadError, match="exceeds limit.*no spine picture needs that many pixels"):
+        load_scan(path, pixel_spacing=(0.6, 0.6))
+
+
 def test_png_needs_pixel_spacing(tmp_path: Path) -> None:
     path = tmp_path / "slice.png"
     Image.fromarray(np.arange(200, dtype=np.uint8).reshape(10, 20)).save(path)

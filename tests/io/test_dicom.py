@@ -1041,7 +1041,14 @@ def test_duplicate_positions(tmp_path: Path) -> None:
     ds.save_as(tmp_path / "echo2.dcm")
     with pytest.raises(GeometryError, match="duplicate slice positions") as err:
         read_folder(tmp_path)
-    assert "echo2.dcm" in str(err.value) and files[1].name in str(err.value)
+    assert "echo2.dcm" in str(err.value) and files[1].name in str(err.value) and "both lie at" in str(err.value)
+    # slices 0.1 mm apart: too close to tell apart, and not said to lie at one position (they had been)
+    close = tmp_path / "close"
+    step = affine.copy()
+    step[:3, 2] = step[:3, 2] / np.linalg.norm(step[:3, 2]) * 0.1
+    write_series(close, arr, step)
+    with pytest.raises(GeometryError, match=r"lie 0\.100 mm apart along the slice normal, too close to tell"):
+        read_folder(close)
 
 
 def test_mixed_image_sizes(tmp_path: Path) -> None:

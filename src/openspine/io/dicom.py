@@ -1369,11 +1369,16 @@ def _regular_step(
     dup = np.flatnonzero(gaps < GAP_TOL_MM + rounding)
     if dup.size:
         k = int(dup[0])
+        where = (
+            f"both lie at {dist[k]:.3f} mm along the slice normal"
+            if gaps[k] < GAP_TOL_MM
+            else f"lie {gaps[k]:.3f} mm apart along the slice normal, too close to tell from one position (headers "
+            f"round positions to {POSITION_ROUNDING_MM:g} mm)"
+        )  # slices 0.1 mm apart had been said to lie at one position (user test)
         raise GeometryError(
             f"duplicate slice positions ({dup.size} repeated): {label(ordered[k])} and {label(ordered[k + 1])} "
-            f"both lie at {dist[k]:.3f} mm along the slice normal. The series holds "
-            "several images per position (echoes, time points or a repeated acquisition); choose a series "
-            "with one image per position."
+            f"{where}. The series holds several images per position (echoes, time points or a repeated "
+            "acquisition); choose a series with one image per position."
         )
     median = float(np.median(gaps))
     tol = max(GAP_TOL_MM + rounding, GAP_TOL_REL * median)

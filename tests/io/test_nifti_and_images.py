@@ -46,6 +46,19 @@ def test_real_single_slice_nifti(shared_data: Path) -> None:
     assert scan.to_sagittal().scan.shape == (503, 384, 1)
 
 
+def test_a_float64_nifti_is_read_in_single_precision(tmp_path: Path) -> None:
+    # every later copy of the volume is half the size (a 2.5 GB float64 volume had peaked at 10 GB)
+    data = np.random.default_rng(0).random((8, 9, 3)) * 1000
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "f64.nii.gz"))
+    scan = load_scan(tmp_path / "f64.nii.gz")
+    assert scan.array.dtype == np.float32
+    np.testing.assert_allclose(scan.array, data, rtol=1e-6)
+    huge = data.copy()
+    huge[0, 0, 0] = 1e300  # beyond float32: kept, for the range checks to scale
+    nib.save(nib.Nifti1Image(huge, np.eye(4)), str(tmp_path / "huge.nii.gz"))
+    assert load_scan(tmp_path / "huge.nii.gz").array.dtype == np.float64
+
+
 def test_4d_nifti_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "fmri.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4, 3), dtype=np.float32), np.eye(4)), str(path))

@@ -28,6 +28,14 @@ def _tiny(path: Path, seed: int) -> Path:
     return path
 
 
+def _tiny_cohort(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """An input folder of ``n`` tiny volumes (s0, s1, …) and the output folder beside it."""
+    root = tmp_path / "in"
+    for i in range(n):
+        _tiny(root / f"s{i}.nii.gz", i)
+    return root, tmp_path / "out"
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -177,9 +185,7 @@ def test_other_options_or_missing_outputs_are_analysed_again_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """D10: a rerun with other --levels or more --formats does not reuse the old results in silence."""
-    root, out = tmp_path / "in", tmp_path / "out"
-    for i in range(2):
-        _tiny(root / f"s{i}.nii.gz", i)
+    root, out = _tiny_cohort(tmp_path, 2)
     run_batch(root, out, formats=("json",))
     caplog.set_level("WARNING", logger="openspine")
     summary = run_batch(root, out, formats=("json",), config=AnalysisConfig.from_mapping({"grade_levels": "all"}))
@@ -268,9 +274,7 @@ def _stopping_after(n: int) -> Callable[..., Iterator[CaseStatus]]:
 def test_an_interrupted_run_says_how_far_it_got_and_the_rerun_does_the_rest(tmp_path: Path) -> None:
     from openspine.errors import BatchInterrupted
 
-    root, out = tmp_path / "in", tmp_path / "out"
-    for i in range(5):
-        _tiny(root / f"s{i}.nii.gz", i)
+    root, out = _tiny_cohort(tmp_path, 5)
     with pytest.raises(BatchInterrupted) as info:
         run_batch(root, out, formats="json", progress=_stopping_after(2))
     assert isinstance(info.value, KeyboardInterrupt)  # code that catches Ctrl-C goes on as before
@@ -331,9 +335,7 @@ def test_a_run_interrupted_while_it_builds_the_tables_says_they_were_not_rebuilt
     from openspine.batch import runner
     from openspine.errors import BatchInterrupted
 
-    root, out = tmp_path / "in", tmp_path / "out"
-    for i in range(2):
-        _tiny(root / f"s{i}.nii.gz", i)
+    root, out = _tiny_cohort(tmp_path, 2)
 
     def interrupted(*args: object) -> dict[str, int]:  # Ctrl-C (or SIGTERM) while the tables are written
         raise KeyboardInterrupt

@@ -110,5 +110,5 @@ class BatchInterrupted(KeyboardInterrupt):
         """How far the run got, in words: '3 of the 40 cases to analyse were finished, 12 more earlier'."""
         earlier = f", {self.earlier} more earlier" if self.earlier else ""
         were = "was" if self.finished == 1 else "were"
-        tables = "; the cohort tables were not rebuilt" if self.tables_unbuilt else ""
+        tables = "; the cohort tables may be a mix of this run's and earlier ones" if self.tables_unbuilt else ""
         return f"{self.finished} of the {self.to_analyse} cases to analyse {were} finished{earlier}{tables}"

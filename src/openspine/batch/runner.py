@@ -48,6 +48,7 @@ from .tables import (
     build_cohort_tables,
     failure_rows,
     find_stale_cases,
+    parquet_writer_loaded,
     prefetch_parquet_writer,
     write_failures,
     write_skipped,
@@ -861,6 +862,7 @@ def run_batch(
         seen: set[str] = set()
         statuses: Iterable[CaseStatus] | None = None
         building_tables = False  # an interruption from here on leaves the earlier cohort tables (or none)
+        prefetch = None
         with _sigterm_stops_the_run():  # from here on, SIGTERM ends in BatchInterrupted (below)
             try:
                 if scheduler or cluster:
@@ -869,7 +871,7 @@ def run_batch(
                     statuses = dask_statuses(todo, out, formats, config, overwrite, scheduler, cluster)
                 else:
                     statuses = _local_statuses(todo, out, formats, config, overwrite, workers)
-                prefetch_parquet_writer()  # after the local workers have forked
+                prefetch = prefetch_parquet_writer()  # after the local workers have forked
                 for status in progress(statuses, len(todo)) if progress else statuses:
                     if disk_full(status):  # every case after it would fail the same way: stop, keep what is done
                         close = getattr(statuses, "close", None)
@@ -884,6 +886,7 @@ def run_batch(
                     seen.add(status.case_id)
                     if status.status == "failed" and status.case_id in by_id:  # failures.csv is built from the folders
                         record_failure(out, by_id[status.case_id], status, formats, config)
+                parquet_writer_loaded(prefetch)  # before any table is written (an interruption here rebuilds none)
                 building_tables = True
                 try:
                     cohort = _cohort_key(root, found)

@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -199,14 +200,14 @@ def _write_table(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> 
     atomic_write_text(path, buf.getvalue())
 
 
-def prefetch_parquet_writer() -> None:
-    """Load pyarrow in a background thread while cases are being processed.
+def prefetch_parquet_writer() -> threading.Thread:
+    """Load pyarrow in a background thread while cases are being processed; returns the thread, which
+    :func:`parquet_writer_loaded` waits for before the tables are written.
 
     Loading it takes 0.5-0.9 s on a 2-core machine (its first conversion of Python values also imports pandas
     when installed), which otherwise adds to the end of every batch run. Start this only after the worker
     processes have been forked (forking while a thread runs is unsafe).
     """
-    import threading
 
     def load() -> None:
         try:
@@ -217,7 +218,17 @@ def prefetch_parquet_writer() -> None:
         except ImportError:  # reported when the tables are written
             pass
 
-    threading.Thread(target=load, name="openspine-import-pyarrow", daemon=True).start()
+    thread = threading.Thread(target=load, name="openspine-import-pyarrow", daemon=True)
+    thread.start()
+    return thread
+
+
+def parquet_writer_loaded(thread: threading.Thread | None) -> None:
+    """Wait for :func:`prefetch_parquet_writer`'s thread before the tables are written. The main thread must not
+    import pyarrow while that thread does: a Ctrl-C that fell while it waited for the import's module lock had left
+    the run hanging for good (user test, 2 of 45 interruptions). Waiting here is interruptible and holds no lock."""
+    if thread is not None:
+        thread.join()
 
 
 def _write_parquet(path: Path, spool: _Spool, columns: list[str], batch: int = 10000) -> bool:

@@ -548,6 +548,10 @@ def test_a_head_trained_where_it_was_not_validated_says_so_and_claims_no_validat
     scope = ModelScope.from_card(card)
     on_t1 = scope.head_reason("mine", {"value": "T1", "source": "header"}, DiscLevel.L4_L5)
     assert on_t1 is not None and on_t1.startswith("the ft was trained on T1 scans too but validated on T2 only")
+    # the model-wide reason, checked first, says the same (it had said "trained and validated on T2 only")
+    card_wide = {**card, "scope": {"sequences": ["T2"], "heads": heads}}
+    wide = ModelScope.from_card(card_wide).why_not_sequence({"value": "T1", "source": "header"})
+    assert wide is not None and wide.startswith("the ft was trained on T1 scans too but validated on T2 only")
     at_l3 = scope.head_reason("mine", {"value": "T2", "source": "header"}, DiscLevel.L3_L4)
     assert at_l3 == "L3-L4: the ft was trained there but not validated (validated at L4-L5 … L5-S1 only)"
     at_l1 = scope.head_reason("mine", {"value": "T2", "source": "header"}, DiscLevel.L1_L2)

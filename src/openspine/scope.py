@@ -103,7 +103,11 @@ class ModelScope:
             )
             for h, hs in (s.get("heads") or {}).items()
         } or None
-        return replace(cls._from_dict(name, s), heads=heads, vouched=validated)
+        top = cls._from_dict(name, s)
+        # what some head was trained on but not validated on: the model-wide reason says so too (it had said
+        # "trained on T2 only" of a head trained on T1 and T2, validated on T2)
+        unchecked = top.not_validated.union(*(h.not_validated for h in (heads or {}).values()))
+        return replace(top, heads=heads, vouched=validated, not_validated=unchecked)
 
     @classmethod
     def _from_dict(cls, model: str, s: Mapping[str, Any]) -> ModelScope:

@@ -462,6 +462,12 @@ def test_a_class_with_no_training_row_is_refused(tmp_path: Path):
             refuse_untrained_classes(table, split)
         # a head that starts from the base model's knows its classes: a built-in grading's class in val rows only
         refuse_untrained_classes(table, split, {"modic_any": tuple(table.classes["modic_any"])})
+    # a single training row of a class is what a typo looks like too (it had passed without a word)
+    one = tmp_path / "one.csv"
+    one.write_text("\n".join([*rows[:-1], "s5,L4-L5,train,2", "v1,L4-L5,val,0"]) + "\n")
+    single = read_labels(one)
+    with pytest.raises(ConfigError, match=r"one.csv:7: modic_any = '2' is in only 1 training row.*=0,1,2 "):
+        refuse_untrained_classes(single, split_scans(single, 0.2, 0))
     with pytest.raises(ConfigError, match="declared classes"):  # declared: refused when read, as before
         read_labels(p, None, {"modic_any": ("0", "1")})
     declared = read_labels(p, None, {"modic_any": ("-1", "0", "1", "2")})

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -326,33 +327,40 @@ def _warn_base_overlap(base_card: dict[str, Any], val_views: Mapping[str, Sagitt
     return said
 
 
+# a class inferred from the labels needs this many training rows: one alone is what a typo looks like (a single 2
+# among 0/1 in a training row had made a three-class ordinal head; user test)
+MIN_CLASS_EXAMPLES = 2
+
+
 def refuse_untrained_classes(
     table: LabelTable, split: Mapping[str, str], known: Mapping[str, Sequence[str]] | None = None
 ) -> None:
-    """Refuse an inferred class that no training row holds: a stray value (a single 2 or -1 among 0/1 in a
-    validation row) had become a class the head never learnt, and made a 0/1 head a three-class ordinal one.
+    """Refuse an inferred class that fewer than :data:`MIN_CLASS_EXAMPLES` training rows hold: a stray value (a
+    single 2 or -1 among 0/1, in a validation or a training row) had become a class the head could not learn, and
+    made a 0/1 head a three-class ordinal one.
     Declared classes (--classes) may lack examples: the user listed them; so may the classes ``known`` to a head
     that starts from the base model's (a built-in grading's Pfirrmann 5, seen in validation rows only)."""
     known = known or {}
     for g in table.gradings:
         if g in table.declared:
             continue
-        trained = {
+        trained = Counter(
             grades[g]
             for scan, by in table.labels.items()
             if split.get(scan) == "train"
             for grades in by.values()
             if g in grades
-        }
+        )
         for c in table.classes[g]:
-            if c in trained or c in known.get(g, ()):
+            if trained[c] >= MIN_CLASS_EXAMPLES or c in known.get(g, ()):
                 continue
             line = min(n for (scan, lv), n in table.lines.items() if table.labels[scan][lv].get(g) == c)
+            where = "in no training row" if not trained[c] else f"in only {trained[c]} training row"
             every = ",".join(table.classes[g])
             raise ConfigError(
-                f"{table.path}:{line}: {g} = {c!r} is in no training row, so no head could learn it: correct it if "
-                f"it is a typo, or, if it is a class, declare the classes with --classes {g}={every} (a head may "
-                "then lack examples of one)"
+                f"{table.path}:{line}: {g} = {c!r} is {where}, so no head could learn it (a typo?): correct it, or, "
+                f"if it is a class, declare the classes with --classes {g}={every} (a head may then lack examples "
+                "of one)"
             )
 
 

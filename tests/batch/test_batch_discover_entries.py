@@ -126,7 +126,7 @@ def test_an_empty_root_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture
     # pointed at the output folder of an earlier run, it says that the tables there are not this run's
     (tmp_path / "out2" / "cases.csv").write_text("case\n")
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out2")]) == 1
-    assert "; the cohort tables there are an earlier run's" in capsys.readouterr().err
+    assert f"; the cohort tables in '{tmp_path / 'out2'}' are an earlier run's" in capsys.readouterr().err
     # a dry run says the same, after listing what it passed over
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out3"), "--dry-run"]) == 1
     captured = capsys.readouterr()

@@ -1047,7 +1047,7 @@ def test_duplicate_positions(tmp_path: Path) -> None:
     step = affine.copy()
     step[:3, 2] = step[:3, 2] / np.linalg.norm(step[:3, 2]) * 0.1
     write_series(close, arr, step)
-    with pytest.raises(GeometryError, match=r"lie 0\.100 mm apart along the slice normal, too close to tell"):
+    with pytest.raises(GeometryError, match=r"slices too close together \(3 of 3 steps.*lie 0\.100 mm apart along"):
         read_folder(close)
 
 

@@ -34,3 +34,19 @@ def test_every_shipped_model_names_a_release_version_and_its_weights_hash() -> N
         # '+local' marks a model trained here and not shipped; the shipped midline model had carried it
         assert "+local" not in card["version"], folder.name
         assert hashlib.sha256((folder / card["file"]).read_bytes()).hexdigest() == card["sha256"], folder.name
+
+
+def test_weights_that_do_not_match_their_card_say_what_to_do(tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    from openspine.errors import ModelError
+    from openspine.models.registry import BUILTIN_DIR, read_card
+
+    mine = tmp_path / "my-grader"
+    shutil.copytree(BUILTIN_DIR / "orientation", mine)
+    (mine / "model.onnx").write_bytes((mine / "model.onnx").read_bytes() + b"\0")
+    # a user's own folder: "reinstall openspine" had been the advice
+    with pytest.raises(ModelError, match="replaced: copy the whole model folder"):
+        read_card(mine)

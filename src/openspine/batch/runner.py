@@ -842,7 +842,7 @@ def run_batch(
             n = len(skipped_files)
             why = f"the {n} entries there are listed in {out / 'skipped.csv'} with the reason" if n else "it is empty"
             # a wrong root given with an earlier run's output folder: its tables are that run's, not this one's
-            earlier = "; the cohort tables there are an earlier run's" if (out / "cases.csv").exists() else ""
+            earlier = f"; the cohort tables in '{out}' are an earlier run's" if (out / "cases.csv").exists() else ""
             raise ScanReadError(f"no inputs found under '{root}': {why}{earlier}")
         cases = select_part(found, part)
         adopt_moved_folders(out, cases, found)

@@ -1369,15 +1369,17 @@ def _regular_step(
     dup = np.flatnonzero(gaps < GAP_TOL_MM + rounding)
     if dup.size:
         k = int(dup[0])
-        where = (
-            f"both lie at {dist[k]:.3f} mm along the slice normal"
-            if gaps[k] < GAP_TOL_MM
-            else f"lie {gaps[k]:.3f} mm apart along the slice normal, too close to tell from one position (headers "
-            f"round positions to {POSITION_ROUNDING_MM:g} mm)"
-        )  # slices 0.1 mm apart had been said to lie at one position (user test)
+        pair = f"{label(ordered[k])} and {label(ordered[k + 1])}"
+        if gaps[k] >= GAP_TOL_MM:  # slices 0.1 mm apart had been said to lie at one position (user test)
+            raise GeometryError(
+                f"slices too close together ({dup.size} of {len(gaps)} steps under "
+                f"{GAP_TOL_MM + rounding:.2f} mm): {pair} lie {gaps[k]:.3f} mm apart along the slice normal, closer "
+                f"than openspine tells positions apart (it reads them to {POSITION_ROUNDING_MM:g} mm); no MR series "
+                "is sliced so finely: check the positions (ImagePositionPatient) in the headers"
+            )
         raise GeometryError(
-            f"duplicate slice positions ({dup.size} repeated): {label(ordered[k])} and {label(ordered[k + 1])} "
-            f"{where}. The series holds several images per position (echoes, time points or a repeated "
+            f"duplicate slice positions ({dup.size} repeated): {pair} both lie at {dist[k]:.3f} mm along the slice "
+            "normal. The series holds several images per position (echoes, time points or a repeated "
             "acquisition); choose a series with one image per position."
         )
     median = float(np.median(gaps))

@@ -81,9 +81,14 @@ def read_card(folder: str | os.PathLike[str]) -> ModelCard:
         raise ModelError(f"model '{card.name}': weights file '{card.onnx_path}' is missing")
     actual = sha256_of(card.onnx_path)
     if actual != card.sha256:
+        fix = (
+            "reinstall openspine"
+            if card.builtin
+            else "copy the whole model folder (weights and card together), or train or export the model again"
+        )
         raise ModelError(
             f"model '{card.name}': '{card.onnx_path.name}' has sha256 {actual[:12]}…, its card says "
-            f"{card.sha256[:12]}…; the file is damaged or was replaced. Reinstall openspine or re-export the model."
+            f"{card.sha256[:12]}…; the file is damaged or was replaced: {fix}"
         )
     return card
 

@@ -161,3 +161,9 @@ def test_fast_validator_agrees_with_the_reference_validator() -> None:
         checked += 1
         rejected += not ref_ok
     assert checked > 100 and rejected > 50  # the mutations reach deep and most of them break the document
+
+
+def test_a_tiny_voxel_size_is_recorded_not_rounded_to_zero() -> None:
+    # three decimals had written 0.0 for a 0.0001 mm voxel, and the result of a refused file failed the schema
+    info = InputInfo.from_scan(Scan(np.zeros((4, 4, 2), np.float32), np.diag([1e-4, 2e-4, 3.0, 1.0])))
+    assert info.spacing_mm == (0.0001, 0.0002, 3.0)

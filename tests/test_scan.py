@@ -350,3 +350,6 @@ def test_a_voxel_size_below_any_mr_images_is_refused_in_one_line() -> None:
     tiny = Scan(np.random.default_rng(0).random((32, 32, 3)).astype(np.float32), np.diag([1e-6, 1e-6, 3.0, 1.0]))
     with pytest.raises(UnsupportedScanError, match=r"voxel size 1e-06 × 1e-06 × 3 mm is below any MR image's"):
         tiny.check_analysable()
+    # a single slice's thickness is never used: a tiny one is no reason to refuse the slice
+    slice_ = Scan(np.random.default_rng(0).random((32, 32, 1)).astype(np.float32), np.diag([0.5, 0.5, 5e-4, 1.0]))
+    slice_.check_analysable()

@@ -26,6 +26,12 @@ SCHEMA_VERSION = "1.4.0"  # 1.4.0: input.midline; 1.3.0: a disc's "note" (why it
 Vec3 = tuple[float, float, float]
 
 
+def _spacing(v: Iterable[float]) -> Vec3:
+    """Voxel sizes to 0.001 mm, as :func:`vec3`, except those that would round to 0 (six significant digits)."""
+    a, b, c = (round(float(x), 3) if abs(float(x)) >= 0.0005 else float(f"{float(x):.6g}") for x in v)
+    return (a, b, c)
+
+
 def _vec(v: Iterable[float]) -> Vec3:
     a, b, c = (round(float(x), 3) for x in v)
     return (a, b, c)
@@ -267,7 +273,9 @@ class InputInfo:
             path=src.path,
             format=src.format,
             shape=scan.shape,
-            spacing_mm=vec3(scan.spacing),
+            # a voxel below 0.0005 mm keeps its significant digits: three decimals had written 0, and the result that
+            # says why such a file was refused failed the schema
+            spacing_mm=_spacing(scan.spacing),
             orientation=scan.orientation,
             affine=tuple(tuple(round(float(x), 6) for x in row) for row in scan.affine),
             world_convention=geometry.WORLD_CONVENTION,
@@ -300,7 +308,7 @@ class InputInfo:
             path=d.get("path"),
             format=str(d["format"]),
             shape=(a, b, c),
-            spacing_mm=_vec(d["spacing_mm"]),
+            spacing_mm=_spacing(d["spacing_mm"]),
             orientation=(o1, o2, o3),
             affine=tuple(tuple(float(x) for x in row) for row in d["affine"]),
             world_convention=str(d["world_convention"]),

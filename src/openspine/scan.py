@@ -259,8 +259,9 @@ class Scan:
                     f"the image has {bad} NaN or infinite voxels ({100 * bad / arr.size:.1f} %); "
                     "fix or mask them before analysis"
                 )
-        smallest = min(self.spacing)
-        if not smallest >= MIN_VOXEL_MM:  # the detector's grid at its pixel size had asked for 364 GiB (user test)
+        # along the axes that hold more than one voxel: a single slice's thickness is never used
+        used = [v for v, n in zip(self.spacing, arr.shape, strict=True) if n > 1] or list(self.spacing)
+        if not min(used) >= MIN_VOXEL_MM:  # the detector's grid at its pixel size had asked for 364 GiB (user test)
             raise UnsupportedScanError(
                 f"the voxel size {' × '.join(f'{v:g}' for v in self.spacing)} mm is below any MR image's "
                 f"({MIN_VOXEL_MM:g} mm): check the voxel size in its header (a pixel size in metres read as mm?)"

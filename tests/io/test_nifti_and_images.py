@@ -371,3 +371,14 @@ def test_an_identity_affine_is_flagged_a_scanners_is_not(tmp_path: Path, shared_
         assert [f for f in flags if f.startswith("nifti_default_affine: the header's sform only scales")], name
     real = load_scan(shared_data / "fastcleverseg" / "fcs-vb2-13" / "image.nii.gz")
     assert not [f for f in real.source.header_flags if f.startswith("nifti_default_affine")]
+
+
+def test_a_big_endian_float64_nifti_is_read_in_single_precision_too(tmp_path: Path) -> None:
+    data = np.random.default_rng(1).random((6, 5, 2)) * 100
+    header = nib.Nifti1Header(endianness=">")
+    header.set_data_dtype(">f8")
+    nib.save(nib.Nifti1Image(data.astype(">f8"), np.eye(4), header), str(tmp_path / "be.nii"))
+    assert np.asanyarray(nib.load(str(tmp_path / "be.nii")).dataobj).dtype == np.dtype(">f8")
+    scan = load_scan(tmp_path / "be.nii")
+    assert scan.array.dtype == np.float32
+    np.testing.assert_allclose(scan.array, data, rtol=1e-6)

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..training.common import options_from
 from .labels import parse_classes, read_labels
 from .options import FinetuneOptions, FinetuneResult
+from .rsna import CLASSES as RSNA_CLASSES
 from .rsna import RsnaSummary, prepare_rsna
 
 log = get_logger("finetune")
@@ -184,7 +185,8 @@ def run_finetune(
             )
             if on_rsna is not None:
                 on_rsna(summary)
-            table = read_labels(summary.labels_csv, summary.scans_dir, classes or None)
+            # the reader writes fixed grades: declared, so a subset that lacks one keeps the class (0, 1, 2)
+            table = read_labels(summary.labels_csv, summary.scans_dir, {**RSNA_CLASSES, **(classes or {})})
         else:
             if scans is None or labels is None:
                 raise ConfigError("fine-tuning needs --scans DIR and --labels FILE (or --rsna DIR)")

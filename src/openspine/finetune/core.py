@@ -327,20 +327,21 @@ def _warn_base_overlap(base_card: dict[str, Any], val_views: Mapping[str, Sagitt
     return said
 
 
-# a class inferred from the labels needs this many training rows: one alone is what a typo looks like (a single 2
-# among 0/1 in a training row had made a three-class ordinal head; user test)
+# a class inferred from the labels with fewer training rows than this is said out loud: one alone is what a typo
+# looks like (a single 2 among 0/1 had made a three-class ordinal head without a word; user test), but real gradings
+# have such classes too (SPIDER's Modic 1 and 3: one patient and two), so it is a warning and a caveat, not a refusal
 MIN_CLASS_EXAMPLES = 2
 
 
-def refuse_untrained_classes(
+def rare_class_caveats(
     table: LabelTable, split: Mapping[str, str], known: Mapping[str, Sequence[str]] | None = None
-) -> None:
-    """Refuse an inferred class that fewer than :data:`MIN_CLASS_EXAMPLES` training rows hold: a stray value (a
-    single 2 or -1 among 0/1, in a validation or a training row) had become a class the head could not learn, and
-    made a 0/1 head a three-class ordinal one.
-    Declared classes (--classes) may lack examples: the user listed them; so may the classes ``known`` to a head
-    that starts from the base model's (a built-in grading's Pfirrmann 5, seen in validation rows only)."""
+) -> list[str]:
+    """Warn of each inferred class that fewer than :data:`MIN_CLASS_EXAMPLES` training rows hold, naming the file,
+    line and value and how to declare the classes, and return the warnings (kept among the card's caveats). Declared
+    classes (--classes) are the user's own list; the classes ``known`` to a head that starts from the base model's
+    (a built-in grading's Pfirrmann 5, seen in validation rows only) are learnt already."""
     known = known or {}
+    said: list[str] = []
     for g in table.gradings:
         if g in table.declared:
             continue
@@ -357,11 +358,12 @@ def refuse_untrained_classes(
             line = min(n for (scan, lv), n in table.lines.items() if table.labels[scan][lv].get(g) == c)
             where = "in no training row" if not trained[c] else f"in only {trained[c]} training row"
             every = ",".join(table.classes[g])
-            raise ConfigError(
-                f"{table.path}:{line}: {g} = {c!r} is {where}, so no head could learn it (a typo?): correct it, or, "
-                f"if it is a class, declare the classes with --classes {g}={every} (a head may then lack examples "
-                "of one)"
+            said.append(
+                f"{table.path.name}:{line}: {g} = {c!r} is {where}, so the head can hardly learn it: if it is a typo, "
+                f"correct it; declare the classes (--classes {g}={every}) to have other values refused as they are read"
             )
+            log.warning("%s", said[-1])
+    return said
 
 
 def _one_class_caveat(name: str, m: dict[str, Any]) -> str | None:
@@ -603,7 +605,7 @@ def _finetune(
     else:  # --no-validation without a split column: every scan trains
         split = dict.fromkeys(table.labels, "train")
     starting = {h.name: h.classes for h in trained if h.name not in reinit}  # heads that start from the base's
-    refuse_untrained_classes(table, split, starting)
+    rare = rare_class_caveats(table, split, starting)
     cache = DetectionCache.open(work_dir / "detections.json", detector_id())
     bar = (lambda x: progress(x, desc="detecting discs", unit="scan")) if progress else (lambda x: x)
     views, geoms, failed = locate_discs(((s, table.scan_paths[s]) for s in table.labels), cache, load_view, bar)
@@ -611,7 +613,7 @@ def _finetune(
     sequences = {case: scan_sequence(views[case]) for case in sorted({s.case for s in samples})}
     # on the scans that are used: a missing scan's patient on the other side had been reported as a leak
     used = {s.case for s in samples}
-    caveats = [c for c in (_say_split_groups({k: v for k, v in split.items() if k in used}, groups),) if c]
+    caveats = [c for c in (_say_split_groups({k: v for k, v in split.items() if k in used}, groups),) if c] + rare
     train_s = [s for s in samples if split.get(s.case) == "train"]
     val_s = [s for s in samples if split.get(s.case) == "val"]
     outside, detector_levels = _missed_outside_detector(missed)

@@ -53,7 +53,8 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
         raise ScanReadError(f"cannot read '{path}' as an image: {exc}") from exc
     except Image.DecompressionBombError as exc:  # Pillow's guard against a picture that would fill the memory
         raise ScanReadError(
-            f"cannot read '{path}': {exc} (Pillow's guard); no spine picture needs that many pixels: scale it down"
+            f"cannot read '{path}': {str(exc).rstrip('.')} (Pillow's guard); no spine picture needs that many "
+            "pixels: scale it down"
         ) from exc
     check_picture_extent(arr.shape[:2], (sp[0], sp[1]))
     arr, canvas, where = without_light_canvas(arr)

@@ -51,7 +51,7 @@ TRANSFORM_FIELDS = (
 def _single_precision(arr: NDArray[Any]) -> NDArray[Any]:
     """A float64 image as float32, where its values fit: MR intensities need no more precision, and every later copy
     of the volume is half the size (a 2.5 GB float64 volume had peaked at 10 GB; user test)."""
-    if arr.dtype != np.float64:
+    if arr.dtype.kind != "f" or arr.dtype.itemsize != 8:  # big-endian float64 (>f8) too
         return arr
     finite = np.isfinite(arr)  # a mask an eighth of the volume's size, not a copy of it
     top = float(np.finfo(np.float32).max)

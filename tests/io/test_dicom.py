@@ -951,6 +951,18 @@ def test_truncated_file_is_named(tmp_path: Path) -> None:
     assert files[2].name in str(err.value)
 
 
+def test_pixel_data_longer_than_rows_and_columns_need_is_refused(tmp_path: Path) -> None:
+    # Columns cut by 4 with the pixels unchanged had been read as a scrambled image without a word (user test)
+    arr, affine = real_crop(shape=(32, 32, 4))
+    _, files = write_series(tmp_path, arr, affine)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.Columns = 28
+        ds.save_as(f)
+    with pytest.raises(ScanReadError, match=r"more than its 32×28×1 pixels of .* need: its Rows and Columns do not"):
+        read_folder(tmp_path)
+
+
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # the UID cut in the middle
 def test_a_file_cut_inside_its_header_is_named_where_the_series_misses_its_slice(tmp_path: Path) -> None:
     """The first 400 bytes of a slice parse as an image object without pixel data: not a report to skip quietly,

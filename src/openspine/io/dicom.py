@@ -1443,6 +1443,13 @@ def _decode(ds: Dataset, name: str) -> NDArray[Any]:
                 f"DICOM file '{name}' is truncated: its pixel data has {have} bytes, {rows}×{cols}×{n} pixels of "
                 f"{bits} bits need {expected}"
             )
+        if bits >= 8 and have - expected >= max(2, cols * bits // 8):  # a row or more to spare, not an even pad
+            # Columns cut by 100 had been read as a scrambled image without a word (user test)
+            raise ScanReadError(
+                f"DICOM file '{name}' has {have} bytes of pixel data, {have - expected} more than its {rows}×{cols}×"
+                f"{n} pixels of {bits} bits need: its Rows and Columns do not match its pixels, which read so would "
+                "be scrambled"
+            )
     try:
         arr = ds.pixel_array
     except Exception as exc:  # decoders raise many types on corrupt or unsupported data

@@ -485,6 +485,12 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
 LOCALIZER_APART = " (its localizer images)"  # the key of a series' localizer images, set apart from its own
 
 
+def _localizers_of_a_series(s: SeriesInfo) -> bool:
+    """Whether ``s`` holds the localizer images set apart from a series (:func:`_localizers_apart`): they share its
+    SeriesNumber, which names the series itself."""
+    return s.series_uid.endswith(LOCALIZER_APART)
+
+
 def _localizers_apart(groups: dict[str, list[tuple[Path, Dataset]]]) -> dict[str, list[tuple[Path, Dataset]]]:
     """Localizer images (ImageType LOCALIZER) filed under an image series' SeriesInstanceUID as a series of their
     own, under the UID with :data:`LOCALIZER_APART` appended: read as one with the series, three scout planes had
@@ -942,7 +948,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
             role, reason = _unused_role(s, main, t1, t1_index)
         # the series' own localizer images set apart share its number and are picked by UID, the series by number
         sharing = [t for t in found if t.series_number == s.series_number]
-        own = [t for t in sharing if not t.series_uid.endswith(LOCALIZER_APART)]
+        own = [t for t in sharing if not _localizers_of_a_series(t)]
         numbered = s.series_number is not None and (len(sharing) == 1 or (len(own) == 1 and own[0] is s))
         pick = str(s.series_number) if numbered else s.series_uid
         out.append(
@@ -1029,7 +1035,7 @@ def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInf
         # an object that is no image (a SEG) sharing the number of an image series does not make it ambiguous, nor
         # the series' own localizer images set apart (:func:`_localizers_apart`)
         by_number = [s for s in by_number if s.is_image] or by_number
-        by_number = [s for s in by_number if not s.series_uid.endswith(LOCALIZER_APART)] or by_number
+        by_number = [s for s in by_number if not _localizers_of_a_series(s)] or by_number
         if len(by_number) == 1:
             clash = 0 <= number < len(found) and found[number] is not by_number[0]
             other = f"[{number}] {found[number].describe()}" if clash else ""

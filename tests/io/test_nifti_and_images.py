@@ -382,3 +382,33 @@ def test_a_big_endian_float64_nifti_is_read_in_single_precision_too(tmp_path: Pa
     scan = load_scan(tmp_path / "be.nii")
     assert scan.array.dtype == np.float32
     np.testing.assert_allclose(scan.array, data, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBA"])
+def test_a_pictures_transparent_pixels_are_read_as_black_not_as_the_colour_under_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    import logging
+
+    grey = _upright()
+    alpha = np.zeros_like(grey)
+    alpha[5:35, 5:25] = 255  # the slice; around it transparent pixels whose stored colour is white
+    shown = np.where(alpha > 0, grey, 255).astype(np.uint8)
+    if mode == "LA":
+        picture = Image.fromarray(np.stack([shown, alpha], axis=-1), mode="LA")
+    else:
+        picture = Image.fromarray(np.stack([shown, shown, shown, alpha], axis=-1), mode="RGBA")
+    path = tmp_path / f"transparent-{mode}.png"
+    picture.save(path)
+    with caplog.at_level(logging.INFO, logger="openspine"):
+        arr = load_scan(path, pixel_spacing=0.5).array[:, :, 0]
+    np.testing.assert_allclose(arr[alpha > 0], grey[alpha > 0], atol=1)
+    assert np.all(arr[alpha == 0] == 0)
+    assert any("transparent pixels" in r.getMessage() for r in caplog.records)
+
+
+def test_an_opaque_alpha_channel_changes_nothing(tmp_path: Path) -> None:
+    grey = _upright()
+    path = tmp_path / "opaque.png"
+    Image.fromarray(np.stack([grey, np.full_like(grey, 255)], axis=-1), mode="LA").save(path)
+    np.testing.assert_array_equal(load_scan(path, pixel_spacing=0.5).array[:, :, 0], grey)

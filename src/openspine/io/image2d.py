@@ -47,6 +47,7 @@ def read_image(path: Path, pixel_spacing: tuple[float, float] | float | None) ->
                 # phones and exporters store the pixels turned and say so in EXIF; viewers show them turned back
                 log.info("'%s' is turned by its EXIF orientation (%s): read as viewers show it", path.name, turn)
                 im = ImageOps.exif_transpose(im)
+            im = _over_black(im, path.name)
             arr = np.asarray(im.convert("F") if im.mode not in ("L", "I;16", "I") else im)
             colour = colour_mask(im)
     except (UnidentifiedImageError, OSError) as exc:
@@ -154,6 +155,24 @@ def light_canvas(arr: NDArray[Any]) -> tuple[NDArray[np.bool_], float] | None:
         # image's edge joins the canvas and breaks the rectangle: then read as before, a light frame)
         return None
     return canvas, value
+
+
+def _over_black(im: Any, name: str) -> Any:
+    """A picture with transparency laid over black, the background of an MR image, as its grey values; unchanged
+    without transparency. Converting drops the alpha channel and keeps the colour stored under transparent pixels
+    (often white, or anything an editor left there), which had read as bright tissue around the spine."""
+    from PIL import Image
+
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode not in ("LA", "La", "RGBA", "RGBa", "PA"):
+        return im
+    rgba = im.convert("RGBA")
+    if rgba.getextrema()[3][0] == 255:
+        return im.convert("RGB" if im.mode.startswith("RGB") else "L")  # an opaque alpha channel: nothing to lay
+    log.info("'%s' has transparent pixels: laid over black, the background of an MR image", name)
+    laid = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return laid.convert("RGB" if im.mode.startswith(("RGB", "P")) else "L")
 
 
 _EXIF_ORIENTATION = 0x0112

@@ -159,6 +159,18 @@ def test_info_on_a_nifti(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert info["analysable"] is True
 
 
+def test_info_says_what_a_float64_nifti_stores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import nibabel as nib
+
+    path = tmp_path / "f64.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((8, 9, 3)) * 1000, np.eye(4)), str(path))
+    assert main(["info", str(path)]) == 0
+    assert "data type    float32 (stored as float64, read in single precision)" in capsys.readouterr().out
+    assert main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["dtype"], info["stored_dtype"]) == ("float32", "float64")
+
+
 def test_info_calls_unanalysable_what_analyze_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A script screening files with info --json is told what analyze refuses before any model looks: a label map
     had read as analysable (analyze exits 3 on it), and so had a mask of a few values."""

@@ -110,6 +110,7 @@ def run_info(args: argparse.Namespace) -> int:
         "spacing_mm": [round(s, 4) for s in scan.spacing],
         "orientation": "".join(scan.orientation),
         "dtype": str(scan.array.dtype),
+        **({"stored_dtype": scan.source.extra["stored_dtype"]} if "stored_dtype" in scan.source.extra else {}),
         "sequence_hint": scan.source.sequence_hint,
         "header_flags": list(scan.source.header_flags),  # what analyze flags about the reading (transforms, studies)
     }
@@ -145,7 +146,8 @@ def run_info(args: argparse.Namespace) -> int:
         f"spacing (mm) {tuple(round(s, 4) for s in scan.spacing)}",
         f"orientation  {summary['orientation']} (direction each array axis points to, RAS+ world"
         + ("; assumed: the header gives none, sform and qform codes 0)" if scan.source.orientation_unknown else ")"),
-        f"data type    {summary['dtype']}",
+        f"data type    {summary['dtype']}"
+        + (f" (stored as {summary['stored_dtype']}, read in single precision)" if summary.get("stored_dtype") else ""),
     ]
     if summary.get("sidecar"):
         desc = f": {summary['series_description']}" if summary.get("series_description") else ""

@@ -52,6 +52,7 @@ def test_a_float64_nifti_is_read_in_single_precision(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "f64.nii.gz"))
     scan = load_scan(tmp_path / "f64.nii.gz")
     assert scan.array.dtype == np.float32
+    assert scan.source.to_dict()["stored_dtype"] == "float64"  # said in result.json's input and by info
     np.testing.assert_allclose(scan.array, data, rtol=1e-6)
     huge = data.copy()
     huge[0, 0, 0] = 1e300  # beyond float32: kept, for the range checks to scale
@@ -381,6 +382,7 @@ def test_a_big_endian_float64_nifti_is_read_in_single_precision_too(tmp_path: Pa
     assert np.asanyarray(nib.load(str(tmp_path / "be.nii")).dataobj).dtype == np.dtype(">f8")
     scan = load_scan(tmp_path / "be.nii")
     assert scan.array.dtype == np.float32
+    assert scan.source.to_dict()["stored_dtype"] == "float64"  # said in result.json's input and by info
     np.testing.assert_allclose(scan.array, data, rtol=1e-6)
 
 

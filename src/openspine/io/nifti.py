@@ -86,7 +86,9 @@ def read_nifti(path: Path) -> Scan:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     single = _single_precision(arr)
-    if single is not arr:
+    # what the file stores, where it is not what is read (info shows both)
+    stored = {"stored_dtype": arr.dtype.name} if single is not arr else {}
+    if stored:
         log.info("'%s' holds float64 voxels: read as float32 (precision enough for MR, half the memory)", path.name)
     arr = single
     stored_shape = shape if shape != arr.shape else None  # the label map is written back in it
@@ -102,6 +104,7 @@ def read_nifti(path: Path) -> Scan:
             orientation_unknown=ORIENTATION_UNKNOWN,
             header_flags=(units_flag,) if units_flag else (),
             stored_shape=stored_shape,
+            extra=stored,
         )
         return Scan(arr, as_displayed_affine(arr.shape, zooms, path), _with_sidecar(source, path))
     try:
@@ -122,13 +125,14 @@ def read_nifti(path: Path) -> Scan:
             f"'{path}' has no usable orientation: the {which} of its header (code {codes[which]}) is singular or "
             f"not finite: {geometry.matrix_text(affine)}; fix the header's {which}"
         )
-    stored = NiftiTransforms({k: np.array(header[k]) for k in TRANSFORM_FIELDS}, affine)
+    transforms_kept = NiftiTransforms({k: np.array(header[k]) for k in TRANSFORM_FIELDS}, affine)
     source = ScanSource(
         path=str(path),
         format="nifti",
         header_flags=tuple(f for f in flags if f),
-        nifti_transforms=stored,
+        nifti_transforms=transforms_kept,
         stored_shape=stored_shape,
+        extra=stored,
     )
     return Scan(arr, affine, _with_sidecar(source, path))
 

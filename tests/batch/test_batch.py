@@ -139,6 +139,9 @@ def test_bad_cases_are_isolated_and_reported(
     pytest.importorskip("pyarrow")
     for table in (pd.read_csv(out / "cases.csv"), pd.read_parquet(out / "cases.parquet")):
         assert table["labelling_flagged"].dtype == bool
+        # no T1 in this cohort: a yes/no and a count without gaps (a boolean column with nulls read as objects)
+        assert table["t1_used_for_grading"].dtype == bool and table["t1_discs_matched"].dtype == "int64"
+        assert table.query("t1_used_for_grading").empty
         screened = table.query("labelling_flagged or out_of_scope.notna() or withheld.notna()")
         assert "dicom__axial" in set(screened["case"])
     available = [

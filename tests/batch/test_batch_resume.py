@@ -181,6 +181,19 @@ def test_a_renamed_or_deleted_input_leaves_its_folder_out_of_the_tables_and_list
     assert [r["case"] for r in _read_csv(out / "stale_cases.csv")] == ["sub-02", "sub-03"]
 
 
+def test_a_removed_link_is_named_as_it_lay_under_the_root_not_by_where_it_pointed(tmp_path: Path) -> None:
+    root, out = _tiny_cohort(tmp_path, 1)
+    target = _tiny(tmp_path / "archive" / "scan-123.nii.gz", 7)
+    (root / "linked").mkdir()
+    (root / "linked" / "sub-09.nii.gz").symlink_to(target)
+    run_batch(root, out, formats=("json",))
+    (root / "linked" / "sub-09.nii.gz").unlink()  # the subject excluded by removing its link
+    run_batch(root, out, formats=("json",))
+    stale = _read_csv(out / "stale_cases.csv")
+    assert [(r["case"], r["input"]) for r in stale] == [("linked__sub-09", "linked/sub-09.nii.gz")]
+    assert "no longer there" in stale[0]["reason"]
+
+
 def test_other_options_or_missing_outputs_are_analysed_again_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

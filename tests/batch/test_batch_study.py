@@ -237,6 +237,13 @@ def test_bids_runs_share_the_session_s_t1w_and_a_name_of_the_suffix_alone_is_a_c
     runs = {Path(c.path).name: Path(c.t1).name if c.t1 else None for c in cases if "sub-02" in c.path}
     assert runs == {"sub-02_ses-01_run-1_T2w.nii.gz": "sub-02_ses-01_T1w.nii.gz",
                     "sub-02_ses-01_run-2_T2w.nii.gz": "sub-02_ses-01_T1w.nii.gz"}  # fmt: skip
+    # the cohort tables tell the two runs apart by their own column, not only by case id or file (user test)
+    from openspine.io.sidecar import bids_entities
+
+    assert bids_entities(str(anat / "sub-02_ses-01_acq-sag_run-2_T2w.nii.gz")) == {
+        "subject": "02", "session": "01", "acquisition": "sag", "run": "2"
+    }  # fmt: skip
+    assert bids_entities(str(plain / "T2w.nii.gz")) == {"subject": "19"}  # folders name no run
     assert any(c.path == str(plain / "T2w.nii.gz") for c in cases)
     assert not any("T2w.nii.gz" in s.path and "anatomical" in s.reason for s in skipped)
 

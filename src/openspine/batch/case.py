@@ -176,6 +176,9 @@ def _case_record(case: Case, formats: tuple[str, ...], config: AnalysisConfig) -
     return {
         "case": case.case_id,
         "source": case_source(case),
+        # the input as it lies under the root, links not followed (``source`` resolves them to compare inputs): the
+        # name stale_cases.csv gives once the file is gone (it had named where a removed link pointed; user test)
+        "named": os.path.abspath(case.path),
         "formats": sorted(formats),
         "parameters": case_parameters(case, config),
         "models": model_stamps(config),
@@ -242,6 +245,8 @@ def recorded_source(folder: Path) -> str | None:
     """The input path a case folder records (its case.json; result.json's ``input.path`` in a folder written by an
     openspine without case.json), or None."""
     record = _read_json(folder / CASE_RECORD)
+    if record is not None and isinstance(record.get("named"), str):
+        return record["named"]
     if record is not None and isinstance(record.get("source"), dict):
         return str(record["source"].get("path"))
     found = (_read_json(folder / "result.json") or {}).get("input")

@@ -172,13 +172,15 @@ def _mapping(value: Any) -> dict[str, Any]:
 def _t1_columns(doc: dict[str, Any], flags: list[str]) -> dict[str, Any]:
     """Which T1 series was read beside the main one (series number and description, else its file), how many discs
     were matched, whether grading read it, and why it was not used (the ``t1_not_used`` flag's reason, which also
-    says when a study's T1 could not be read at all); empty where no T1 was read or wanted."""
+    says when a study's T1 could not be read at all); where no T1 was read, ``t1`` is empty, no disc is matched and
+    grading read none (a count and a yes/no without gaps: a Parquet column of booleans with nulls had read in pandas as
+    objects, which ``query("t1_used_for_grading")`` refuses; user test)."""
     from ..render.report import series_text
 
     other = next((o for o in doc.get("other_series") or [] if isinstance(o, dict) and o.get("role") == "T1"), None)
     why = next((f.split(": ", 1)[-1] for f in flags if f.startswith(f"{T1_NOT_USED}:")), "")
     if other is None:
-        return {"t1": "", "t1_discs_matched": "", "t1_used_for_grading": "", "t1_not_used": why}
+        return {"t1": "", "t1_discs_matched": 0, "t1_used_for_grading": False, "t1_not_used": why}
     source = _mapping(other.get("input"))
     series, file = series_text(_mapping(source.get("series"))), Path(str(source.get("path") or "")).name
     # a file's name too (sidecars' descriptions repeat across a dataset); a DICOM series' path is its study's folder
@@ -276,7 +278,7 @@ def _valid_text(text: str) -> str:
 
 
 _TEXT_COLUMNS = frozenset(
-    {"case", "input", "subject", "session", "label", "level", "grading", "probabilities", "series", "note"}
+    {"case", "input", "subject", "session", "acquisition", "run", "label", "level", "grading", "probabilities", "series", "note"}
     | {"format", "series_description", "chosen_because", "sequence", "sequence_source", "field_of_view"}
     | {"t1", "t1_not_used", "out_of_scope", "withheld", "all_flags", "models"}
 )  # a subject 01 stays 01; a column of cases.csv empty in one cohort is still text

@@ -62,25 +62,30 @@ _SUFFIX_SEQUENCE = {"T1w": "T1", "STIR": "STIR", "FLAIR": "other", "PDw": "other
                     "PDT2": "other", "UNIT1": "other", "inplaneT1": "T1", "inplaneT2": None, "T2w": None}  # fmt: skip
 
 
-BIDS_ENTITIES = ("subject", "session")
+BIDS_ENTITIES = ("subject", "session", "acquisition", "run")
 _BIDS_ENTITY = {
     "subject": re.compile(r"(?:^|_)sub-([A-Za-z0-9]+)"),
     "session": re.compile(r"(?:^|_)ses-([A-Za-z0-9]+)"),
+    # two scans of one session (sub-01_run-1_T2w, sub-01_run-2_T2w) are two cases the tables tell apart by these;
+    # a BIDS folder names only the subject and session
+    "acquisition": re.compile(r"(?:^|_)acq-([A-Za-z0-9]+)"),
+    "run": re.compile(r"(?:^|_)run-([A-Za-z0-9]+)"),
 }
+_FOLDER_ENTITIES = ("subject", "session")
 
 
 def bids_entities(path: str | None) -> dict[str, str]:
-    """The BIDS subject and session a file's name gives (``sub-01_ses-2_T2w.nii.gz``: subject 01, session 2), or
-    where its name gives none its folders (``sub-01/ses-2/anat/T2w.nii.gz``); none for a path without them. The
-    cohort tables are joined on them, and a T1 of another subject is told by them
-    (:mod:`openspine.study.identity`)."""
+    """The BIDS subject and session a file's name gives (``sub-01_ses-2_T2w.nii.gz``: subject 01, session 2), with its
+    acquisition and run where it names them, or where its name gives no subject its folders
+    (``sub-01/ses-2/anat/T2w.nii.gz``); none for a path without them. The cohort tables are joined on them, and a T1
+    of another subject is told by them (:mod:`openspine.study.identity`)."""
     if not path:
         return {}
     name = Path(path).name
     found = {key: m[1] for key, rx in _BIDS_ENTITY.items() if (m := rx.search(name))}
     if "subject" not in found:  # the folders, nearest first: sub-01/ses-2/anat/
         folders = Path(path).parts[-4:-1][::-1]
-        found = {key: m[1] for key, rx in _BIDS_ENTITY.items() for f in folders if (m := rx.fullmatch(f))}
+        found = {key: m[1] for key in _FOLDER_ENTITIES for f in folders if (m := _BIDS_ENTITY[key].fullmatch(f))}
     return found if "subject" in found else {}
 
 

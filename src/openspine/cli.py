@@ -22,12 +22,14 @@ from pathlib import Path
 from ._command_parser import HelpFormatter
 from ._logging import line_progress_bars, log_to_stderr, no_progress_bars, say_last
 from ._version import __version__
-from .errors import BatchInterrupted, OpenSpineError, UsageError
+from .errors import BatchInterrupted, OpenSpineError, OutputInUseError, UsageError
 from .vocabulary import SEQUENCES
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# another batch run holds the output folder: EX_TEMPFAIL of sysexits.h, "try again later" (not a failed case)
+EXIT_IN_USE = 75
 # the reader of the output stopped early (`| head`): 128 + SIGPIPE, the status of a shell tool killed by the signal
 EXIT_BROKEN_PIPE = 141
 
@@ -92,8 +94,9 @@ again, with a warning (--overwrite redoes every case). A failed case goes to res
 scope (nothing in scope found: no vertebral body, not a sagittal plane, no contrast) keeps its outputs and is listed
 in failures.csv with stage 'scope'. Cohort tables and failures.csv are built from each case folder of the cases found
 under the input now (every --part shard's); folders whose input is gone are kept and listed in
-results/stale_cases.csv. Exit code: 2 for a bad command line (e.g. --part 0/3); 1 if any case
-failed or no case at all is found under the input, else 3 if any case is out of scope (as 'analyze'), else 0.
+results/stale_cases.csv. Exit code: 2 for a bad command line (e.g. --part 0/3); 75 when another run holds the
+output folder (try again once it ends); 1 if any case failed or no case at all is found under the input, else 3 if
+any case is out of scope (as 'analyze'), else 0.
 Optional packages (openspine[distributed] for --cluster/--scheduler, openspine[dicom] for --formats seg,sr when a
 case is DICOM) are checked before the first case.
 """
@@ -415,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OpenSpineError as exc:
         logging.getLogger("openspine").debug("error details", exc_info=True)
         _say_error(args, f"openspine: error: {exc}")
-        return EXIT_ERROR
+        return EXIT_IN_USE if isinstance(exc, OutputInUseError) else EXIT_ERROR
     except KeyboardInterrupt as exc:
         # a batch keeps every case finished before the interruption, and the same command goes on with the rest
         how_far = f": {exc.progress()}" if isinstance(exc, BatchInterrupted) else ""

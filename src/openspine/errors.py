@@ -69,6 +69,12 @@ class OutputError(OpenSpineError):
     """Outputs cannot be written where asked (the folder is a file, no permission)."""
 
 
+class OutputInUseError(OutputError):
+    """Another openspine batch run holds the output folder (the same part, or an overlapping split): nothing is
+    wrong with the cases, and the same command succeeds once that run ends. ``openspine batch`` exits with status 75
+    (EX_TEMPFAIL of sysexits.h: try again later), so that a job script tells it from a failed case (1)."""
+
+
 class ModelError(OpenSpineError):
     """A model file is missing, corrupt or does not match its model card."""
 

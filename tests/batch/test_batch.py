@@ -317,7 +317,8 @@ def test_two_runs_on_one_output_folder_do_not_both_write(tmp_path: Path, capsys:
     # one case: shard 1/2 holds it, shard 2/2 nothing to analyse
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.float32), np.eye(4)), str(root / "scan.nii.gz"))
     with OutputLock(out, (1, 1)):
-        assert main(["batch", str(root), "--out", str(out)]) == 1
+        # 75, "try again later" (sysexits.h): a job script tells it from a failed case (1)
+        assert main(["batch", str(root), "--out", str(out)]) == 75
     assert "another openspine batch" in capsys.readouterr().err
     with OutputLock(out, (1, 2)):  # other shards of the same folder may run side by side
         assert main(["-q", "batch", str(root), "--out", str(out), "--part", "2/2"]) == 0
@@ -673,7 +674,7 @@ def test_runs_of_two_splits_into_parts_do_not_share_an_output_folder(
     out.mkdir()
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 2), np.float32), np.eye(4)), str(root / "scan.nii.gz"))
     with OutputLock(out, (1, 2)):
-        assert main(["-q", "batch", str(root), "--out", str(out)]) == 1
+        assert main(["-q", "batch", str(root), "--out", str(out)]) == 75
         assert "another openspine batch runs (or starts) part 1/2 of this output folder" in capsys.readouterr().err
         assert main(["-q", "batch", str(root), "--out", str(out), "--part", "2/2"]) == 0  # the same split: fine
     # once it is done the whole run goes ahead (exit 3: the blank scan is out of scope)

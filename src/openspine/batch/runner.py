@@ -21,7 +21,7 @@ from typing import Any
 
 from .._logging import get_logger, log_lines_over_the_bar, naming_case
 from ..config import AnalysisConfig
-from ..errors import BatchInterrupted, ConfigError, OutputError, ScanReadError
+from ..errors import BatchInterrupted, ConfigError, OutputError, OutputInUseError, ScanReadError
 from ..io.paths import resolved
 from ..writers import atomic_write_text, refuse_output_inside, utf8_bytes
 from .case import (
@@ -227,11 +227,11 @@ class OutputLock:
         except BlockingIOError:
             holder = os.read(fd, 100).decode(errors="replace").strip()
             os.close(fd)
-            raise OutputError(self._held_by(holder)) from None
+            raise OutputInUseError(self._held_by(holder)) from None
         other = self._other_split_running()
         if other is not None:
             os.close(fd)
-            raise OutputError(
+            raise OutputInUseError(
                 f"another openspine batch runs (or starts) part {other} of this output folder "
                 f"'{self.path.parent}', a split into other parts than {self.part[0]}/{self.part[1]}: their cases "
                 "overlap; wait for it to finish, "

@@ -486,6 +486,16 @@ def test_progress_goes_to_log_lines_where_stderr_is_no_terminal(
         assert list(progress_lines(statuses, 20)) == statuses  # type: ignore[arg-type]
     assert len(lines) == 10 and lines[0].startswith("2 of 20 cases done (10 %)") and "left" in lines[0]
     assert lines[-1].startswith("20 of 20 cases done (100 %)") and "left" not in lines[-1]
+    assert lines[0].endswith(" s left")  # a quick run: seconds, not "about 0 min"
+    from openspine.batch.runner import _duration
+
+    assert [_duration(s) for s in (0.2, 42, 95, 3599, 3600 * 5 + 60 * 7)] == [
+        "1 s",
+        "42 s",
+        "2 min",
+        "1 h 00 min",
+        "5 h 07 min",
+    ]
     # the command line: stderr captured (no terminal) carries lines, no bar; quiet, neither
     (tmp_path / "in").mkdir()
     shutil.copy(demo_scan_path(), tmp_path / "in" / "a.nii.gz")

@@ -992,6 +992,15 @@ def tqdm_progress(quiet: bool) -> Callable[[Iterable[CaseStatus], int], Iterable
 PROGRESS_EVERY_S = 60.0  # a progress line at least this often (and at every 10 % of the cases)
 
 
+def _duration(seconds: float) -> str:
+    """A time left as people say it: seconds under a minute (a short run had said "about 0 min"), else minutes,
+    else hours and minutes."""
+    if seconds < 59.5:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def progress_lines(
     statuses: Iterable[CaseStatus], total: int, every_s: float = PROGRESS_EVERY_S
 ) -> Iterator[CaseStatus]:
@@ -1008,6 +1017,6 @@ def progress_lines(
             continue
         last = now
         rate = done / max(now - start, 1e-9)
-        left = f", about {(total - done) / rate / 60:.0f} min left" if done < total else ""
+        left = f", about {_duration((total - done) / rate)} left" if done < total else ""
         log.info("%d of %d cases done (%.0f %%), %.0f scans/hour%s", done, total,
                  100 * done / max(total, 1), rate * 3600, left)  # fmt: skip

@@ -108,7 +108,10 @@ def _view_record(
     groups = find_bodies(maps, slices.grid, slices.spacing_mm, params)
     if not groups:
         return None
-    frame = _Frame.of(view, slices.grid, [round(float(np.mean(g))) for g in slices.slice_groups])
+    groups_k = slices.slice_groups
+    frame = _Frame.of(
+        view, slices.grid, [round(float(np.mean(g))) for g in groups_k], [(min(g), max(g)) for g in groups_k]
+    )
     s1_z = next(c for c, o in ref if o == S1_ORDINAL)[2]
     truth = []
     for g in groups:

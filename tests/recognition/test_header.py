@@ -41,6 +41,11 @@ CASES = [
     # a short-TI inversion recovery under a "T2" name is a STIR (fat nulled), whatever the name
     ({"SeriesDescription": "T2W_TSE SAG", "ScanningSequence": ["SE", "IR"], "InversionTime": 160}, "STIR"),
     ({"SeriesDescription": "Sag T2", "ScanningSequence": ["SE", "IR"], "InversionTime": 150}, "STIR"),
+    # GE names its inversion recovery in ScanOptions
+    (
+        {"SeriesDescription": "SAG T2", "ScanningSequence": "SE", "ScanOptions": ["IR_GEMS"], "InversionTime": 150},
+        "STIR",
+    ),
     ({"SeriesDescription": "t1 sag", "ScanningSequence": ["SE", "IR"], "InversionTime": 150}, None),
     ({"SeriesDescription": "Survey", "RepetitionTime": 11, "EchoTime": 4.6}, "other"),
     ({"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"], "RepetitionTime": 4.0, "EchoTime": 1.5}, "other"),
@@ -120,6 +125,21 @@ NOT_T2 = [
     {"SeriesDescription": "T2W_TSE ProSet SAG"},
     {"SeriesDescription": "Sag T2 FSE FLEX WATER"},
     {"SeriesDescription": "T2 SAG WFS Water"},
+    # vendor headers a user test wrote: an inversion named by its time alone (a STIR whose ScanningSequence says SE,
+    # or a spectral fat suppression), a gradient echo named T2 under T1 timing, water excitation, Dixon's "OUT PHASE"
+    {"SeriesDescription": "T2 TSE SAG", "InversionTime": 100},
+    {
+        "SeriesDescription": "Sag T2",
+        "ScanningSequence": "SE",
+        "InversionTime": 160,
+        "RepetitionTime": 4000,
+        "EchoTime": 60,
+    },
+    {"SeriesDescription": "Sag T2", "ScanningSequence": "GR", "RepetitionTime": 600, "EchoTime": 15},
+    {"SeriesDescription": "t2_tse_sag", "ScanOptions": ["WE"], "ScanningSequence": "SE"},
+    {"SeriesDescription": "Sag T2", "ImageType": ["DERIVED", "PRIMARY", "OUT PHASE"]},
+    {"SeriesDescription": "sPDW_TSE", "RepetitionTime": 2800, "EchoTime": 30},  # Philips' proton density
+    {"SeriesDescription": "sPDW_TSE", "RepetitionTime": 3000, "EchoTime": 90},
 ]
 
 
@@ -142,7 +162,9 @@ STILL = [
     ({"SeriesDescription": "LWS sag T2", "SequenceName": "*tse2d1_17", "ScanningSequence": "SE"}, "T2"),
     ({"SeriesDescription": "Sag T2 flexion"}, "T2"),  # not GE's FLEX (Dixon)
     ({"SeriesDescription": "SAG T2 FLEX"}, "T2"),  # a flexion study's series, not a FLEX water or fat image
-    ({"SeriesDescription": "T2 TSE SAG", "InversionTime": 100}, "T2"),  # an inversion time alone: no IR pulse named
+    ({"SeriesDescription": "sT2W_TSE", "ScanningSequence": "SE", "InversionTime": 0}, "T2"),  # GE's 0: no inversion
+    ({"SeriesDescription": "Sag T2", "ScanOptions": ["SAT_GEMS", "FAST_GEMS"]}, "T2"),  # a saturation band, no fat sat
+    ({"SeriesDescription": "Sag T2", "ScanningSequence": "SE IR", "InversionTime": 150}, "STIR"),  # space-separated
 ]
 
 

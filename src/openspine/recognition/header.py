@@ -22,9 +22,11 @@ Rules, first match wins:
 
 A T2 from any rule is ``other`` when the header shows a gradient echo (``GR`` without ``SE`` in ScanningSequence, or a
 gradient-echo name such as FFE, GRE, ``fl2d``), an inversion recovery whose short TI rule 2 could not see (``IR`` in
-ScanningSequence or a ``*tir…`` sequence name without an InversionTime: a STIR or a FLAIR) or a Dixon image
-(ImageType DIXON, WATER, FAT, IN_PHASE, OUT_PHASE): their contrast is not the T2 spin echo that the grader was
-trained on.
+ScanningSequence or GE's ``IR_GEMS`` in ScanOptions, or a ``*tir…`` sequence name without an InversionTime: a STIR
+or a FLAIR), an inversion time above 0 with no inversion recovery named (a STIR or a spectral fat suppression), fat
+suppression or water excitation in ScanOptions, or a Dixon image (ImageType DIXON, WATER, FAT, IN_PHASE, OUT_PHASE,
+also written with a space): their contrast is not the T2 spin echo that the grader was trained on. So is a header
+whose T2 name its timing contradicts (rule 1 says nothing) when it shows one of these.
 
 Works on a :class:`pydicom.dataset.Dataset` or any mapping-like object with ``get(keyword)``; pydicom is not
 imported here.
@@ -64,7 +66,9 @@ DIXON_IMAGE_TYPES = frozenset(
     {"DIXON", "WATER", "FAT", "IN_PHASE", "OUT_PHASE", "OPP_PHASE", "OPPOSED_PHASE", "W", "F", "IP", "OP"}
 )  # the last four: Philips' water, fat, in- and opposed-phase images
 # ScanOptions values of a fat-suppressed acquisition (GE, Siemens)
-FAT_SUPPRESSED_OPTIONS = frozenset({"FS", "SFS", "FAT_SAT", "FATSAT", "SPECIAL_FS"})
+FAT_SUPPRESSED_OPTIONS = frozenset({"FS", "SFS", "FAT_SAT", "FATSAT", "SPECIAL_FS", "WE"})  # WE: water excitation
+# ScanOptions values of an inversion recovery (GE writes IR_GEMS there, whatever its ScanningSequence says)
+INVERSION_OPTIONS = frozenset({"IR", "IR_GEMS"})
 
 # names of images taken after a contrast agent (gadolinium): "+C", "C+", "post", "postcontrast", "GAD", "Gd",
 # "contrast", "KM"; not "post op" (after an operation, no contrast) nor "posterior"
@@ -91,7 +95,8 @@ _TEXT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("T1", re.compile(r"t1(?!\d)")),  # "t1", "t1w", "sag_t1" – not "t12" (a level name)
     ("other", _NOT_T2_NAMES),  # before T2: "t2_me2d_sag" is a T2* gradient echo
     ("T2", re.compile(r"t2(?!\d)(?!\s*\*)(?!star)")),  # "t2", "t2w" – not "t2*" / "t2star" (gradient echo)
-    ("other", re.compile(r"(?<![a-z])(pd|pdw|dwi|adc|flair|diffusion|proton)(?![a-z])")),
+    # "sPDW_TSE": Philips puts the plane's letter before the contrast ("sT2W_TSE" reads T2 above)
+    ("other", re.compile(r"(?<![a-z])([stc]?pdw?|dwi|adc|flair|diffusion|proton)(?![a-z])")),
 )
 
 
@@ -150,8 +155,22 @@ def sequence_from_timing(
 
 
 def header_tokens(value: Any) -> list[str]:
-    """The upper-case values of a multi-valued element (``SE\\IR``, ``['DERIVED', 'PRIMARY', 'DIXON']``)."""
-    return _text(value).upper().replace("\\", " ").split() if value is not None else []
+    """The upper-case values of a multi-valued element (``SE\\IR``, ``['DERIVED', 'PRIMARY', 'DIXON']``). A value
+    with a space in it gives itself with underscores and then its words (``OUT PHASE``: ``OUT_PHASE``, ``OUT``,
+    ``PHASE``): Dixon's ``OUT PHASE`` had not been read as such, and ``SE IR`` still names IR."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)):
+        values = _text(value).split("\\")
+    elif isinstance(value, Iterable):
+        values = [_text(v) for v in value]
+    else:
+        values = [_text(value)]
+    out: list[str] = []
+    for v in values:
+        words = v.upper().split()
+        out += ["_".join(words), *words] if len(words) > 1 else words
+    return out
 
 
 def _names(ds: _HeaderLike) -> list[str]:
@@ -173,7 +192,9 @@ _INVERSION_SEQUENCE_NAMES = re.compile(r"^\*?(tir|spcir)(?![a-z])")
 def inversion_recovery(ds: _HeaderLike) -> bool:
     """Whether the header shows an inversion recovery: ``IR`` in ScanningSequence or a Siemens ``*tir…`` sequence
     name."""
-    if "IR" in header_tokens(ds.get("ScanningSequence")):
+    if "IR" in header_tokens(ds.get("ScanningSequence")) or INVERSION_OPTIONS & set(
+        header_tokens(ds.get("ScanOptions"))
+    ):
         return True
     name = ds.get("SequenceName")
     return name is not None and bool(_INVERSION_SEQUENCE_NAMES.search(_text(name).strip().lower()))
@@ -187,6 +208,10 @@ def not_t2_spin_echo(ds: _HeaderLike) -> bool:
         return True
     if inversion_recovery(ds):  # an inversion recovery (a STIR or FLAIR whose TI the header omits) is no plain T2
         return True
+    if (number_or_none(ds.get("InversionTime")) or 0.0) > 0:
+        # an inversion pulse named by its time alone: a STIR whose ScanningSequence says SE only, or a spectral fat
+        # suppression (SPAIR, SPIR); a plain T2 spin echo has none (a STIR named "Sag T2" had been graded; user test)
+        return True
     if DIXON_IMAGE_TYPES & set(header_tokens(ds.get("ImageType"))[2:]):  # after ORIGINAL/DERIVED and PRIMARY/SECONDARY
         return True
     if FAT_SUPPRESSED_OPTIONS & set(header_tokens(ds.get("ScanOptions"))):
@@ -197,7 +222,17 @@ def not_t2_spin_echo(ds: _HeaderLike) -> bool:
 def sequence_from_header(ds: _HeaderLike) -> str | None:
     """``"T1"``, ``"T2"``, ``"STIR"``, ``"other"`` or ``None`` from a DICOM header (see the module doc)."""
     found = _sequence_named(ds)
+    if found is None and _named_t2(ds) and not_t2_spin_echo(ds):
+        # a "T2" name under other timing (the header contradicts itself) on a gradient echo, inversion or fat
+        # suppression: whatever it is, it is no T2 spin echo, which the image would have found (a gradient echo named
+        # "Sag T2" had been graded; user test)
+        return "other"
     return "other" if found == "T2" and not_t2_spin_echo(ds) else found
+
+
+def _named_t2(ds: _HeaderLike) -> bool:
+    """Whether one of the header's names says T2."""
+    return any(sequence_from_text(name) == "T2" for name in _names(ds))
 
 
 def after_contrast(ds: _HeaderLike) -> bool:

@@ -301,6 +301,10 @@ def test_a_lock_left_held_after_its_run_died_is_explained(tmp_path: Path) -> Non
         ):
             pass
         assert str(os.getpid()) in str(info.value) and "\n" not in str(info.value)
+        # it lasts until ended, so no "try again later" (exit 75): a job script retrying on 75 would loop
+        from openspine.errors import OutputInUseError
+
+        assert not isinstance(info.value, OutputInUseError)
     finally:
         os.close(fd)
     with OutputLock(tmp_path, (1, 1)):  # free now: the file left behind does not block

@@ -194,6 +194,20 @@ def test_a_removed_link_is_named_as_it_lay_under_the_root_not_by_where_it_pointe
     assert "no longer there" in stale[0]["reason"]
 
 
+def test_a_renamed_link_keeps_its_finished_folder(tmp_path: Path) -> None:
+    # a DataLad `git mv`: the link gets another name, its target stays; the finished result moves with it
+    root, out = _tiny_cohort(tmp_path, 1)
+    target = _tiny(tmp_path / "archive" / "scan-123.nii.gz", 7)
+    (root / "sub-01.nii.gz").symlink_to(target)
+    run_batch(root, out, formats=("json",))
+    made = (out / "cases" / "sub-01" / "result.json").stat().st_mtime_ns
+    (root / "sub-01.nii.gz").rename(root / "sub-001.nii.gz")
+    run_batch(root, out, formats=("json",))
+    assert not (out / "cases" / "sub-01").exists()
+    assert (out / "cases" / "sub-001" / "result.json").stat().st_mtime_ns == made  # moved, not analysed again
+    assert _read_csv(out / "stale_cases.csv") == []
+
+
 def test_other_options_or_missing_outputs_are_analysed_again_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -52,7 +52,9 @@ def test_a_float64_nifti_is_read_in_single_precision(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "f64.nii.gz"))
     scan = load_scan(tmp_path / "f64.nii.gz")
     assert scan.array.dtype == np.float32
-    assert scan.source.to_dict()["stored_dtype"] == "float64"  # said in result.json's input and by info
+    from openspine.results import InputInfo
+
+    assert InputInfo.from_scan(scan).to_dict()["series"]["stored_dtype"] == "float64"  # result.json, info too
     np.testing.assert_allclose(scan.array, data, rtol=1e-6)
     huge = data.copy()
     huge[0, 0, 0] = 1e300  # beyond float32: kept, for the range checks to scale
@@ -409,8 +411,19 @@ def test_a_pictures_transparent_pixels_are_read_as_black_not_as_the_colour_under
     assert any("transparent pixels" in r.getMessage() for r in caplog.records)
 
 
-def test_an_opaque_alpha_channel_changes_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("alpha", [255, 0])
+def test_an_opaque_or_an_empty_alpha_channel_changes_nothing(tmp_path: Path, alpha: int) -> None:
+    # all 0: an exporter's empty channel, not a cut-out (it would have read as an all-black picture)
     grey = _upright()
     path = tmp_path / "opaque.png"
-    Image.fromarray(np.stack([grey, np.full_like(grey, 255)], axis=-1), mode="LA").save(path)
+    Image.fromarray(np.stack([grey, np.full_like(grey, alpha)], axis=-1), mode="LA").save(path)
     np.testing.assert_array_equal(load_scan(path, pixel_spacing=0.5).array[:, :, 0], grey)
+
+
+def test_a_grey_pictures_transparent_colour_key_is_read_as_black(tmp_path: Path) -> None:
+    grey = _upright().copy()
+    grey[:, :4] = 255  # a white margin made transparent by a colour key (PNG tRNS), as a cut-out figure is saved
+    path = tmp_path / "keyed.png"
+    Image.fromarray(grey, mode="L").save(path, transparency=255)
+    arr = load_scan(path, pixel_spacing=0.5).array[:, :, 0]
+    assert np.all(arr[:, :4] == 0) and np.array_equal(arr[:, 4:], grey[:, 4:])

@@ -163,6 +163,8 @@ STILL = [
     ({"SeriesDescription": "Sag T2 flexion"}, "T2"),  # not GE's FLEX (Dixon)
     ({"SeriesDescription": "SAG T2 FLEX"}, "T2"),  # a flexion study's series, not a FLEX water or fat image
     ({"SeriesDescription": "sT2W_TSE", "ScanningSequence": "SE", "InversionTime": 0}, "T2"),  # GE's 0: no inversion
+    ({"SeriesDescription": "t2_tse_sag", "ScanningSequence": "SE", "InversionTime": 0.5}, "T2"),  # a rounding of 0
+    ({"SeriesDescription": "t2_tse_sag", "InversionTime": [1.797e308]}, "T2"),  # a placeholder, no time
     ({"SeriesDescription": "Sag T2", "ScanOptions": ["SAT_GEMS", "FAST_GEMS"]}, "T2"),  # a saturation band, no fat sat
     ({"SeriesDescription": "Sag T2", "ScanningSequence": "SE IR", "InversionTime": 150}, "STIR"),  # space-separated
 ]

@@ -245,13 +245,21 @@ def recorded_source(folder: Path) -> str | None:
     """The input path a case folder records (its case.json; result.json's ``input.path`` in a folder written by an
     openspine without case.json), or None."""
     record = _read_json(folder / CASE_RECORD)
-    if record is not None and isinstance(record.get("named"), str):
-        return record["named"]
     if record is not None and isinstance(record.get("source"), dict):
         return str(record["source"].get("path"))
     found = (_read_json(folder / "result.json") or {}).get("input")
     path = found.get("path") if isinstance(found, dict) else None
     return str(path) if path else None
+
+
+def recorded_name(folder: Path) -> str | None:
+    """The input as it lay under the root when the folder was made, links not followed (case.json's ``named``), else
+    :func:`recorded_source`: what stale_cases.csv names once the input is gone (a removed link had been named by
+    where it pointed; user test). Inputs are matched by :func:`recorded_source`, which follows links."""
+    record = _read_json(folder / CASE_RECORD)
+    if record is not None and isinstance(record.get("named"), str):
+        return str(record["named"])
+    return recorded_source(folder)
 
 
 def holds_case(case: Case, folder: Path) -> bool:

@@ -227,7 +227,9 @@ class OutputLock:
         except BlockingIOError:
             holder = os.read(fd, 100).decode(errors="replace").strip()
             os.close(fd)
-            raise OutputInUseError(self._held_by(holder)) from None
+            why, lasts = self._held_by(holder)
+            # a live run ends by itself (75: try again later); a process left from a dead one does not (1)
+            raise (OutputError(why) if lasts else OutputInUseError(why)) from None
         other = self._other_split_running()
         if other is not None:
             os.close(fd)
@@ -270,8 +272,9 @@ class OutputLock:
                 os.close(probe)  # a shared lock taken here goes with it
         return None
 
-    def _held_by(self, holder: str) -> str:
-        """The refusal, in one line: who runs, or which left-over process holds the lock of a run that ended."""
+    def _held_by(self, holder: str) -> tuple[str, bool]:
+        """The refusal, in one line: who runs, or which left-over process holds the lock of a run that ended; and
+        whether it is the latter (it holds the lock until it is ended)."""
         words = holder.split()
         pid = int(words[1]) if len(words) == 4 and words[0] == "pid" and words[1].isdigit() else None
         here = len(words) == 4 and words[3] == os.uname().nodename
@@ -283,11 +286,11 @@ class OutputLock:
             return (
                 f"the lock '{self.path}' is held by {which} left from openspine batch pid {pid}, which no longer "
                 f"runs (killed?); end what holds it ({end}) and rerun"
-            )
+            ), True
         return (
             f"another openspine batch ({holder or 'unknown process'}) is writing this shard of "
             f"'{self.path.parent}'; wait for it to finish or use another --out"
-        )
+        ), False
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:

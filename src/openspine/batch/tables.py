@@ -36,6 +36,7 @@ from .case import (
     holds_case,
     is_finished,
     recorded_failure,
+    recorded_name,
     recorded_source,
 )
 from .discover import Case, Skipped
@@ -478,19 +479,19 @@ def find_stale_cases(
     for folder in sorted(base.iterdir()):
         if folder.name in ids or folder.name.startswith(TMP_PREFIX) or not folder.is_dir():
             continue
-        source = recorded_source(folder)
+        source, named = recorded_source(folder), recorded_name(folder)
         now = by_source.get(str(resolved(source))) if source else None
-        if source is None:
+        if source is None or named is None:
             reason = "the folder records no input (no case.json or result.json)"
         elif now is not None:
             reason = f"its input is case {now} now (case ids changed); that case is analysed in its own folder"
-        elif not Path(source).exists():
+        elif not Path(named).exists() or not Path(source).exists():  # a removed link, or the file it pointed to
             reason = "its input is no longer there (renamed, moved or deleted)"
         elif (skip := skipped_why.get(str(resolved(source)))) is not None:  # a picture without --pixel-spacing
             reason = f"its input is skipped in this run (skipped.csv): {skip}"
         else:
             reason = "its input is no longer found as a case under the root"
-        rows.append({"case": folder.name, "input": input_text(source, input_root) if source else "", "reason": reason})
+        rows.append({"case": folder.name, "input": input_text(named, input_root) if named else "", "reason": reason})
     return rows
 
 

@@ -163,13 +163,17 @@ def _over_black(im: Any, name: str) -> Any:
     (often white, or anything an editor left there), which had read as bright tissue around the spine."""
     from PIL import Image
 
-    if im.mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
+    if "transparency" in im.info and im.mode in ("P", "L", "RGB"):  # a colour key (tRNS): one value is transparent
+        im = im.convert("LA" if im.mode == "L" else "RGBA")
     if im.mode not in ("LA", "La", "RGBA", "RGBa", "PA"):
         return im
     rgba = im.convert("RGBA")
-    if rgba.getextrema()[3][0] == 255:
-        return im.convert("RGB" if im.mode.startswith("RGB") else "L")  # an opaque alpha channel: nothing to lay
+    low, high = rgba.getextrema()[3]
+    if low == 255 or high == 0:
+        # opaque: nothing to lay; transparent everywhere: an alpha channel left empty by an exporter, not a cut-out
+        if high == 0:
+            log.info("'%s' is transparent everywhere: its alpha channel is ignored", name)
+        return im.convert("RGB" if im.mode.startswith(("RGB", "P")) else "L")
     log.info("'%s' has transparent pixels: laid over black, the background of an MR image", name)
     laid = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
     return laid.convert("RGB" if im.mode.startswith(("RGB", "P")) else "L")

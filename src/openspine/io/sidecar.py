@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._logging import get_logger
+from ..recognition.header import LONGEST_TIME_MS
 
 log = get_logger("io.sidecar")
 
@@ -49,7 +50,7 @@ _TEXT = ("SeriesDescription", "ProtocolName", "SequenceName", "PulseSequenceName
 # a TR above this is in ms (no spine sequence has a TR of 30 s); without a TR, a TE of 1 or more is (no TE is 1 s)
 _TR_SECONDS_BELOW = 30.0
 _TE_SECONDS_BELOW = 1.0
-_LONGEST_TIME = 100_000.0  # ms: no MR time is longer (a larger value is no time)
+_LONGEST_TIME = LONGEST_TIME_MS  # ms: no MR time is longer (a larger value is no time)
 _DATASET = "dataset_description.json"
 _MAX_DEPTH = 6  # folders looked up for a BIDS dataset's root
 

@@ -12,21 +12,21 @@ Rules, first match wins:
    the text says T2 and the timing T1, the header contradicts itself and says nothing (``None``: the image decides);
    text saying T2 under STIR timing (IR in ScanningSequence with a short inversion time) → STIR, whatever the name;
    a range of vertebrae in a name (``C2-T1``, ``T1-T12``) names no contrast;
-2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence, or an InversionTime) with a short inversion
-   time (≤ 250 ms) → STIR;
+2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence or ``IR_GEMS`` in ScanOptions, or an
+   InversionTime) with a short inversion time (≤ 250 ms) → STIR;
 3. TR < 1000 ms and TE < 30 ms → T1; TE > 60 ms and TR > 1500 ms → T2;
-4. an inversion recovery (``IR`` in ScanningSequence, a Siemens sequence name ``*tir…``, ``*spcir…``) that neither
-   names nor timing place → other: a STIR, a FLAIR or a T1 inversion recovery, which the header cannot tell apart
-   and the image cannot either (a STIR reads as T2);
+4. an inversion recovery (``IR`` in ScanningSequence or ScanOptions, a Siemens sequence name ``*tir…``, ``*spcir…``)
+   that neither names nor timing place → other: a STIR, a FLAIR or a T1 inversion recovery, which the header cannot
+   tell apart and the image cannot either (a STIR reads as T2);
 5. otherwise ``None`` (not known).
 
-A T2 from any rule is ``other`` when the header shows a gradient echo (``GR`` without ``SE`` in ScanningSequence, or a
-gradient-echo name such as FFE, GRE, ``fl2d``), an inversion recovery whose short TI rule 2 could not see (``IR`` in
-ScanningSequence or GE's ``IR_GEMS`` in ScanOptions, or a ``*tir…`` sequence name without an InversionTime: a STIR
-or a FLAIR), an inversion time above 0 with no inversion recovery named (a STIR or a spectral fat suppression), fat
-suppression or water excitation in ScanOptions, or a Dixon image (ImageType DIXON, WATER, FAT, IN_PHASE, OUT_PHASE,
-also written with a space): their contrast is not the T2 spin echo that the grader was trained on. So is a header
-whose T2 name its timing contradicts (rule 1 says nothing) when it shows one of these.
+A T2 from any rule is ``other`` when the header shows a gradient echo (``GR`` without ``SE`` in ScanningSequence, or
+a gradient-echo name such as FFE, GRE, ``fl2d``), an inversion recovery whose short TI rule 2 could not see (``IR``
+in ScanningSequence or GE's ``IR_GEMS`` in ScanOptions, or a ``*tir…`` sequence name without an InversionTime: a STIR
+or a FLAIR), an inversion time (20 ms or more) with no inversion recovery named (a STIR or a spectral fat
+suppression), fat suppression or water excitation in ScanOptions, or a Dixon image (ImageType DIXON, WATER, FAT,
+IN_PHASE, OUT_PHASE, also written with a space): their contrast is not the T2 spin echo that the grader was trained
+on. So is a header whose T2 name its timing contradicts (rule 1 says nothing) when it shows one of these.
 
 Works on a :class:`pydicom.dataset.Dataset` or any mapping-like object with ``get(keyword)``; pydicom is not
 imported here.
@@ -49,6 +49,9 @@ TEXT_KEYWORDS: tuple[str, ...] = (
     "ProtocolName",
 )
 STIR_MAX_TI_MS = 250.0
+LONGEST_TIME_MS = 100_000.0  # no MR time is longer: a larger value is a placeholder (Philips writes 1.797e308)
+# an inversion time below this is no inversion pulse's (a rounding of 0; fat nulling needs some 80 ms or more)
+SHORTEST_INVERSION_MS = 20.0
 
 # names of T2* gradient-echo (MEDIC, MERGE, Siemens' multi-echo "me2d"), balanced steady-state (FIESTA, TrueFISP, bFFE),
 # Dixon (water, fat, in/opposed phase; Philips mDIXON; GE FLEX water/fat/in/out, not a flexion study's "flex";
@@ -190,8 +193,8 @@ _INVERSION_SEQUENCE_NAMES = re.compile(r"^\*?(tir|spcir)(?![a-z])")
 
 
 def inversion_recovery(ds: _HeaderLike) -> bool:
-    """Whether the header shows an inversion recovery: ``IR`` in ScanningSequence or a Siemens ``*tir…`` sequence
-    name."""
+    """Whether the header shows an inversion recovery: ``IR`` in ScanningSequence, GE's ``IR_GEMS`` in ScanOptions or
+    a Siemens ``*tir…`` sequence name."""
     if "IR" in header_tokens(ds.get("ScanningSequence")) or INVERSION_OPTIONS & set(
         header_tokens(ds.get("ScanOptions"))
     ):
@@ -208,7 +211,7 @@ def not_t2_spin_echo(ds: _HeaderLike) -> bool:
         return True
     if inversion_recovery(ds):  # an inversion recovery (a STIR or FLAIR whose TI the header omits) is no plain T2
         return True
-    if (number_or_none(ds.get("InversionTime")) or 0.0) > 0:
+    if SHORTEST_INVERSION_MS <= (number_or_none(ds.get("InversionTime")) or 0.0) < LONGEST_TIME_MS:
         # an inversion pulse named by its time alone: a STIR whose ScanningSequence says SE only, or a spectral fat
         # suppression (SPAIR, SPIR); a plain T2 spin echo has none (a STIR named "Sag T2" had been graded; user test)
         return True

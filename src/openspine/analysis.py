@@ -810,6 +810,9 @@ def _decide_sequence(user: str | None, scan: Scan, image: Mapping[str, float] | 
     named_by = scan.source.extra.get("sequence_named_by")
     if named_by and sequence.get("source") == "header":  # a NIfTI's sidecar or BIDS name: say which
         sequence["header_is"] = named_by
+    why = scan.source.extra.get("sequence_why")
+    if why and sequence.get("source") == "header" and sequence.get("value") == "other":  # a T2 name set aside: why
+        sequence["why"] = why
     if named_by and sequence.get("header_disagrees"):  # the header a --sequence overrules
         sequence["header_disagrees"]["named_by"] = named_by
     return sequence

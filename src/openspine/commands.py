@@ -110,7 +110,7 @@ def run_info(args: argparse.Namespace) -> int:
         "spacing_mm": [round(s, 4) for s in scan.spacing],
         "orientation": "".join(scan.orientation),
         "dtype": str(scan.array.dtype),
-        **({"stored_dtype": scan.source.extra["stored_dtype"]} if "stored_dtype" in scan.source.extra else {}),
+        **{k: scan.source.extra[k] for k in ("stored_dtype", "sequence_why") if k in scan.source.extra},
         "sequence_hint": scan.source.sequence_hint,
         "header_flags": list(scan.source.header_flags),  # what analyze flags about the reading (transforms, studies)
     }
@@ -155,7 +155,9 @@ def run_info(args: argparse.Namespace) -> int:
     if summary["sequence_hint"]:
         # analyze checks a header's word against the image (a T1 under a T2 header is set aside)
         by = summary.get("sequence_named_by") or "header"
-        lines.append(f"sequence     {summary['sequence_hint']} (from the {by}; analyze checks it against the image)")
+        why = f": {summary['sequence_why']}" if summary.get("sequence_why") else ""
+        checks = "analyze checks it against the image"
+        lines.append(f"sequence     {summary['sequence_hint']} (from the {by}{why}; {checks})")
     lines += [f"flag         {f}" for f in summary["header_flags"]]
     t1 = next((s for s in series_list if s.get("role") == "T1"), None)
     if t1 is not None:

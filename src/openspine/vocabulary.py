@@ -41,6 +41,8 @@ def describe_source(item: Mapping[str, Any] | None) -> str:
     )
     if item.get("settled_by") == "csf_over_body":  # an unsure image call that the fluid's signal decided
         text += f"; settled by the spinal fluid's signal, x{float(item['csf_over_body']):.2f} of bone"
+    if item.get("why"):  # a header named T2 read as another sequence: what in it says so
+        text += f": {item['why']}"
     return text
 
 

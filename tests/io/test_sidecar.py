@@ -211,3 +211,20 @@ def test_info_reads_a_nifti_once(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["info", str(image)]) == 0
     captured = capsys.readouterr()
     assert captured.err.count("cannot be read") == 1 and "shape        (549, 448, 1)" in captured.out
+
+
+def test_a_t2_name_set_aside_by_its_header_says_why_where_people_look(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A STIR named 'Sag T2' with an inversion time and SE only lost its grades with no word of why (user test)."""
+    from openspine.cli import main
+
+    image = _with_sidecar(tmp_path, "stir", {**PLAIN_T2, "SeriesDescription": "Sag T2", "InversionTime": 0.16})
+    result = openspine.analyze(image)
+    why = "named T2, but an inversion time of 160 ms (a STIR or a spectral fat suppression)"
+    assert result.input.sequence["value"] == "other" and result.input.sequence["why"] == why
+    assert _graded(result) == 0 and any(why in f for f in result.flags if f.startswith("grades_withheld"))
+    assert main(["info", str(image)]) == 0
+    assert f"sequence     other (from the sidecar: {why};" in capsys.readouterr().out
+    plain = openspine.analyze(_with_sidecar(tmp_path, "plain", PLAIN_T2))  # a plain T2 says no such thing
+    assert "why" not in plain.input.sequence and _graded(plain) > 0

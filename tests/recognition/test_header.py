@@ -191,3 +191,19 @@ def test_images_after_a_contrast_agent_are_told_by_the_header() -> None:
     before = ("SAG T1 PRE GAD", "T1 SAG PRE CONTRAST", "T1 SAG NON-CONTRAST", "T1 SAG W/O CONTRAST", "T1 SAG ohne KM")
     for name in (*before, "t1_tse_sag_precontrast", "T1 SAG nativ"):
         assert not after_contrast(_ds(SeriesDescription=name, ContrastBolusAgent="Gadovist")), name
+
+
+def test_a_t2_name_set_aside_says_what_in_the_header_did_it() -> None:
+    from openspine.recognition.header import demoted_t2_reason
+
+    said = {
+        "a gradient echo (ScanningSequence GR)": _ds(SeriesDescription="Sag T2", ScanningSequence="GR",
+                                                     RepetitionTime=600, EchoTime=15),
+        "fat suppression (ScanOptions WE)": _ds(SeriesDescription="t2_tse_sag", ScanOptions=["WE"]),
+        "a Dixon image (ImageType OUT_PHASE)": _ds(SeriesDescription="Sag T2",
+                                                   ImageType=["DERIVED", "PRIMARY", "OUT PHASE"]),
+    }  # fmt: skip
+    for why, ds in said.items():
+        assert demoted_t2_reason(ds) == f"named T2, but {why}"
+    assert demoted_t2_reason(_ds(SeriesDescription="t2_tse_sag", ScanningSequence="SE")) is None  # a plain T2
+    assert demoted_t2_reason(_ds(SeriesDescription="t1_tse_sag", ScanOptions=["FS"])) is None  # no T2 name

@@ -37,6 +37,7 @@ from ..errors import GeometryError, ScanReadError, SeriesSelectionError, Unsuppo
 from ..recognition.header import (
     DIXON_IMAGE_TYPES,
     after_contrast,
+    demoted_t2_reason,
     header_tokens,
     inversion_recovery,
     number_or_none,
@@ -1123,6 +1124,9 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
         thick = _frame_attr(first, ordered[0].frame, "PixelMeasuresSequence", "SliceThickness")
     if thick is not None:
         extra["slice_thickness_mm"] = _number(thick, 0.0, "SliceThickness", names[ordered[0].file]) or None
+    demoted = demoted_t2_reason(_EnhancedHeader(first) if _is_enhanced(first) else first)
+    if demoted:  # why a series named T2 is no T2 to grade: said with the withheld grades
+        extra["sequence_why"] = demoted
     root = info.root if info.root is not None else (info.files[0].parent if info.files else None)
     source = ScanSource(
         path=str(display_path if display_path is not None else root),

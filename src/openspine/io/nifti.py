@@ -143,7 +143,7 @@ def _with_sidecar(source: ScanSource, path: Path) -> ScanSource:
     series' description, number, modality, manufacturer and study; unchanged where nothing is said."""
     from dataclasses import replace
 
-    from ..recognition.header import sequence_from_header
+    from ..recognition.header import demoted_t2_reason, sequence_from_header
     from .sidecar import bids_name_reading, read_sidecar
 
     reading = bids_name_reading(path)
@@ -177,6 +177,7 @@ def _with_sidecar(source: ScanSource, path: Path) -> ScanSource:
             # the sidecar(s) read: the file's own by name, inherited ones by their path from the file's folder
             "sidecar": ", ".join(os.path.relpath(w, path.parent) for w in where),
             **({"sequence_named_by": by} if (hint if by == "sidecar" else named) is not None else {}),
+            **({"sequence_why": why} if by == "sidecar" and (why := demoted_t2_reason(header)) else {}),
         },
     )
 

@@ -206,20 +206,42 @@ def inversion_recovery(ds: _HeaderLike) -> bool:
 def not_t2_spin_echo(ds: _HeaderLike) -> bool:
     """Whether the header shows a gradient echo, a Dixon image or fat suppression: not the T2 spin echo without fat
     suppression the grader was trained on, whatever its name says."""
+    return not_t2_reason(ds) is not None
+
+
+def not_t2_reason(ds: _HeaderLike) -> str | None:
+    """What in the header shows it is no T2 spin echo without fat suppression (:func:`not_t2_spin_echo`), in words;
+    None where nothing does."""
     scanning = header_tokens(ds.get("ScanningSequence"))
     if "GR" in scanning and "SE" not in scanning:  # GRASE (SE and GR) is a spin echo train
-        return True
+        return "a gradient echo (ScanningSequence GR)"
     if inversion_recovery(ds):  # an inversion recovery (a STIR or FLAIR whose TI the header omits) is no plain T2
-        return True
-    if SHORTEST_INVERSION_MS <= (number_or_none(ds.get("InversionTime")) or 0.0) < LONGEST_TIME_MS:
+        return "an inversion recovery (a STIR or a FLAIR)"
+    ti = number_or_none(ds.get("InversionTime")) or 0.0
+    if SHORTEST_INVERSION_MS <= ti < LONGEST_TIME_MS:
         # an inversion pulse named by its time alone: a STIR whose ScanningSequence says SE only, or a spectral fat
         # suppression (SPAIR, SPIR); a plain T2 spin echo has none (a STIR named "Sag T2" had been graded; user test)
-        return True
-    if DIXON_IMAGE_TYPES & set(header_tokens(ds.get("ImageType"))[2:]):  # after ORIGINAL/DERIVED and PRIMARY/SECONDARY
-        return True
-    if FAT_SUPPRESSED_OPTIONS & set(header_tokens(ds.get("ScanOptions"))):
-        return True
-    return _named(_GRADIENT_ECHO_NAMES, ds) or _named(_NOT_T2_NAMES, ds)
+        return f"an inversion time of {ti:g} ms (a STIR or a spectral fat suppression)"
+    dixon = DIXON_IMAGE_TYPES & set(header_tokens(ds.get("ImageType"))[2:])  # after ORIGINAL/DERIVED and PRIMARY/…
+    if dixon:
+        return f"a Dixon image (ImageType {', '.join(sorted(dixon))})"
+    fat = FAT_SUPPRESSED_OPTIONS & set(header_tokens(ds.get("ScanOptions")))
+    if fat:
+        return f"fat suppression (ScanOptions {', '.join(sorted(fat))})"
+    if _named(_GRADIENT_ECHO_NAMES, ds):
+        return "a gradient echo (its name)"
+    if _named(_NOT_T2_NAMES, ds):
+        return "a T2* gradient echo, steady-state, Dixon, FLAIR or fat-suppressed sequence (its name)"
+    return None
+
+
+def demoted_t2_reason(ds: _HeaderLike) -> str | None:
+    """Why a header whose name says T2 is read as ``other`` (for the sequence's record and the withheld grades: a
+    cohort that loses its grades to a header's detail sees which); None for any other header."""
+    if sequence_from_header(ds) != "other" or not _named_t2(ds):
+        return None
+    why = not_t2_reason(ds)
+    return f"named T2, but {why}" if why else None
 
 
 def sequence_from_header(ds: _HeaderLike) -> str | None:

@@ -111,3 +111,28 @@ def test_fast_once_loaded(shared_data: Path) -> None:
         recognise_image(img, sp)
         times.append(time.perf_counter() - t)
     assert float(np.median(times)) < 0.25  # ~10 ms on an idle core; generous for a loaded machine
+
+
+def test_each_thread_keeps_its_own_last_model_input() -> None:
+    """Analyses in threads side by side (ONNX releases the GIL) shared one cached input: a thread could read the
+    recogniser input of another thread's scan between its check and its read."""
+    import threading
+
+    from openspine.recognition.model import view_input
+    from openspine.scan import Scan
+
+    rng = np.random.default_rng(0)
+    sagittal = np.array([[0, 0, 4.0, 0], [0, -0.8, 0, 0], [-0.8, 0, 0, 0], [0, 0, 0, 1]])  # rows S→I, columns A→P
+    views = [Scan(rng.random((64, 48, 1)).astype(np.float32), sagittal).to_sagittal() for _ in "ab"]
+    mine = view_input(views[0])
+    seen: list[object] = []
+
+    def other() -> None:
+        seen.append(view_input(views[1]))
+        seen.append(view_input(views[1]))  # its own cached input, the same object
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join()
+    assert seen[0] is seen[1] and seen[0] is not mine
+    assert view_input(views[0]) is mine  # this thread's input was not replaced by the other's

@@ -9,6 +9,7 @@ what it was trained on and how well it does.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,22 +167,24 @@ def content_centre(image: NDArray[np.generic]) -> tuple[float, float] | None:
     return ((r0 + r1) / 2.0, (c0 + c1) / 2.0)
 
 
-# the last view read (weakly: a finished analysis frees its scan) and its model input
-_last_input: list[tuple[weakref.ref[SagittalView], NDArray[np.float32]]] = []
+# the last view read (weakly: a finished analysis frees its scan) and its model input, one per thread: analyses run in
+# threads side by side (ONNX releases the GIL) must never read each other's input
+_last_input = threading.local()
 
 
 def view_input(view: SagittalView) -> NDArray[np.float32]:
     """The (n, 1, size, size) model input of a scan's central slices (:func:`central_slices`), as the image and the
     orientation recognisers read it. The last view's input is kept: both recognisers read the same view in turn."""
-    if _last_input and _last_input[0][0]() is view:
-        return _last_input[0][1]
+    last: tuple[weakref.ref[SagittalView], NDArray[np.float32]] | None = getattr(_last_input, "entry", None)
+    if last is not None and last[0]() is view:
+        return last[1]
     arr = view.scan.array
     sp = view.scan.spacing
     ks = central_slices(arr.shape[2], sp[2])
     slices = [np.asarray(arr[:, :, k]) for k in ks]
     batch = np.stack([model_input(im, (sp[0], sp[1]), centre=content_centre(im))[None] for im in slices])
     batch = batch.astype(np.float32)
-    _last_input[:] = [(weakref.ref(view), batch)]
+    _last_input.entry = (weakref.ref(view), batch)
     return batch
 
 

@@ -167,7 +167,7 @@ def analyze(
         parameters=_parameters(cfg, scan, t1_scan if cfg.use_t1 else None),
         timings_s=timings,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        view=view,
+        view=view.without_input_voxels(),  # the input's geometry, not a second copy of its voxels
         other_series=others,
     )
 
@@ -383,7 +383,8 @@ def _read_beside(
         state.flags.append(f"{T1_NOT_USED}: {why}")
         if seen is not None:
             info = replace(info, sequence=seen.sequence, plane=seen.plane, way_round=seen.way_round)
-        return OtherSeries(role=role, input=info, note=why, view=t1_view), None
+        kept = t1_view.without_input_voxels() if t1_view is not None else None
+        return OtherSeries(role=role, input=info, note=why, view=kept), None
     info = replace(info, sequence=seen.sequence, plane=seen.plane, way_round=seen.way_round)
     state.models.extend(m for m in own.models if m not in state.models)
     main_name = str(sequence.get("value") or "main")
@@ -404,7 +405,8 @@ def _read_beside(
     if why is not None:
         state.flags.append(f"{T1_NOT_USED}: {why}")
         empty = SeriesMatchInfo(agree=False, shared_frame=False, same_patient_by=tied_by)
-        return OtherSeries(role, info, tuple(own.vertebrae), tuple(own.discs), empty, note=why, view=t1_view), None
+        kept = t1_view.without_input_voxels()
+        return OtherSeries(role, info, tuple(own.vertebrae), tuple(own.discs), empty, note=why, view=kept), None
     frame = scan.source.frame_of_reference_uid
     match = match_series(
         detection, view, seen.detection, t1_view,
@@ -435,7 +437,7 @@ def _read_beside(
         ),
         used_for_grading=why is None,
         note=why,
-        view=t1_view,
+        view=t1_view.without_input_voxels(),
     )
     if why is not None:
         return other, None

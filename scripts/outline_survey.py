@@ -58,7 +58,7 @@ def _distances(res: AnalysisResult, mask: np.ndarray, spacing: tuple[float, ...]
             continue
         for o in v.outlines:
             centre, _, axis, other = _plane(o, spacing)
-            section = np.take(body, int(round(o.corners_voxel[0][axis])), axis=axis)
+            section = np.take(body, round(o.corners_voxel[0][axis]), axis=axis)
             if not section.any():
                 out.append(float("nan"))
                 continue

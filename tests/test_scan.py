@@ -377,3 +377,17 @@ def test_a_result_keeps_one_copy_of_the_image(shared_data: Path) -> None:
     result = openspine.analyze(shared_data / "fastcleverseg" / "fcs-vb2-13" / "image.nii.gz")
     assert result.view is not None and result.view.input.array.strides == (0, 0, 0)
     assert result.view.scan.array.size == result.view.input.array.size  # the overlay's image, kept once
+
+
+def test_a_kept_views_input_pickles_as_its_geometry_and_a_scan_as_its_voxels() -> None:
+    import pickle
+
+    affine = np.array([[0, 0, 1.0, 0], [0, -0.7, 0, 0], [-0.7, 0, 0, 0], [0, 0, 0, 1]])
+    scan = Scan(np.random.default_rng(1).random((40, 30, 20)).astype(np.float32), affine)
+    kept = scan.to_sagittal().without_input_voxels()
+    back = pickle.loads(pickle.dumps(kept))
+    assert len(pickle.dumps(kept.input)) < 2000  # not 40 × 30 × 20 float32 voxels
+    assert back.input.shape == scan.shape and back.input.array.dtype == np.float32
+    np.testing.assert_array_equal(back.input.affine, scan.affine)
+    np.testing.assert_array_equal(back.scan.array, kept.scan.array)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(scan)).array, scan.array)  # a scan keeps its voxels

@@ -101,6 +101,14 @@ _ARRAY_HINT = (
 )
 
 
+@dataclass(frozen=True)
+class _Repeated:
+    """A pickled array of one value repeated over a shape (:meth:`Scan.__getstate__`)."""
+
+    value: NDArray[Any]
+    shape: tuple[int, ...]
+
+
 @dataclass(frozen=True, eq=False)
 class Scan:
     """A 3D voxel array (2D images have a third axis of length 1) and its voxel → RAS+ mm affine.
@@ -146,6 +154,21 @@ class Scan:
             )
         object.__setattr__(self, "array", arr)
         object.__setattr__(self, "affine", aff)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # an array of one repeated value (a kept result's input: SagittalView.without_input_voxels) pickles as its
+        # value, shape and type, not as every voxel (it had made a pickled volume result twice its size)
+        state = dict(self.__dict__)
+        arr = state["array"]
+        if arr.size and not any(arr.strides):
+            state["array"] = _Repeated(arr.reshape(-1)[:1].copy(), arr.shape)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        arr = state["array"]
+        if isinstance(arr, _Repeated):
+            state = {**state, "array": np.broadcast_to(arr.value.reshape(()), arr.shape)}
+        self.__dict__.update(state)
 
     # --- derived geometry -------------------------------------------------------------------------
     @property

@@ -1,4 +1,4 @@
-"""How much memory each analysis result kept in a list costs (RSS growth per result, Linux /proc).
+"""How much memory each analysis result kept in a list costs (RSS growth per result, Linux /proc), and its pickle.
 
 python scripts/kept_result_memory.py ../shared/data/fastcleverseg/fcs-vb2-13/image.nii.gz --keep 10
 """
@@ -6,6 +6,7 @@ python scripts/kept_result_memory.py ../shared/data/fastcleverseg/fcs-vb2-13/ima
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     before = _rss_mb()
     kept += [openspine.analyze(args.scan) for _ in range(args.keep)]
     print(f"{(_rss_mb() - before) / args.keep:.1f} MB per kept result ({args.keep} kept; {args.scan.name})")
+    print(f"pickled: {len(pickle.dumps(kept[0])) / 1e6:.1f} MB")
     return 0
 
 

@@ -368,6 +368,8 @@ def test_a_view_kept_without_its_input_voxels_keeps_the_input_geometry_and_no_co
     assert kept.input.shape == scan.shape and kept.input.array.dtype == scan.array.dtype
     np.testing.assert_array_equal(kept.input.affine, scan.affine)
     assert kept.input.array.strides == (0, 0, 0)  # no memory of its own
+    # what reads the stored voxels reads the analysed ones there, not the placeholder's zeros
+    assert view.has_input_voxels and not kept.has_input_voxels and kept.stored_voxels is view.scan.array
     np.testing.assert_allclose(kept.to_input_voxel(np.array([1.0, 2.0, 3.0])), view.to_input_voxel([1.0, 2.0, 3.0]))
 
 

@@ -370,6 +370,17 @@ class SagittalView:
         placeholder = np.broadcast_to(np.zeros((), dtype=self.input.array.dtype), self.input.array.shape)
         return SagittalView(self.scan, replace(self.input, array=placeholder))
 
+    @property
+    def has_input_voxels(self) -> bool:
+        """Whether the input keeps its voxels (False for a result's view: :meth:`without_input_voxels`)."""
+        return not (self.input.array.size and not any(self.input.array.strides))
+
+    @property
+    def stored_voxels(self) -> NDArray[Any]:
+        """The input's voxels as stored, or where a result's view keeps none (:meth:`without_input_voxels`) the
+        analysed ones (the same values, reordered; interpolated for a resliced oblique volume)."""
+        return self.input.array if self.has_input_voxels else self.scan.array
+
     def to_input_voxel(self, ijk: NDArray[np.floating]) -> NDArray[np.float64]:
         """Internal voxel indices → the input array's voxel indices (as the file stores them)."""
         m = np.linalg.inv(self.input.affine) @ self.scan.affine

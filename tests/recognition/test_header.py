@@ -207,3 +207,15 @@ def test_a_t2_name_set_aside_says_what_in_the_header_did_it() -> None:
         assert demoted_t2_reason(ds) == f"named T2, but {why}"
     assert demoted_t2_reason(_ds(SeriesDescription="t2_tse_sag", ScanningSequence="SE")) is None  # a plain T2
     assert demoted_t2_reason(_ds(SeriesDescription="t1_tse_sag", ScanOptions=["FS"])) is None  # no T2 name
+
+
+def test_a_reason_is_given_only_where_a_t2_name_was_set_aside() -> None:
+    """A PD, a DWI or a localiser that a protocol name calls T2 is 'other' for its own reason, not the one a T2 gets."""
+    from openspine.recognition.header import demoted_t2_reason
+
+    assert demoted_t2_reason(_ds(SeriesDescription="Sag PD", ProtocolName="t2_tse_sag", ScanOptions=["FS"])) is None
+    assert demoted_t2_reason(_ds(SeriesDescription="DWI", ProtocolName="t2_sag", ScanningSequence=["SE", "IR"])) is None
+    assert demoted_t2_reason(_ds(SeriesDescription="Sag T2 localizer", ScanningSequence="GR")) is None
+    assert demoted_t2_reason(_ds(SeriesDescription="T2 FLAIR sag")) is None  # named other: no T2 to set aside
+    named = demoted_t2_reason(_ds(SeriesDescription="t2_sag", SequenceName="*fl2d1"))
+    assert named == "named T2, but a gradient echo (its name says 'fl2d')"

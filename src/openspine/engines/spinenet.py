@@ -325,7 +325,7 @@ def analyze_with_spinenet(
         parameters=parameters,
         timings_s=timings,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        view=view,
+        view=view.without_input_voxels(),  # the input's geometry, not a second copy of its voxels
     )
 
 

@@ -269,8 +269,8 @@ def without_black_level(view: SagittalView, series: str | None = None) -> tuple[
     ``series`` names the series in the flag (e.g. "T1" for one read beside the main series). Only the intensities
     the discs are measured on change: the geometry (affine, the map to the input grid) is the view's own.
     """
-    fill = padding_fill(view.input.array)
-    level, why = black_level(view.input.array)
+    fill = padding_fill(view.stored_voxels)
+    level, why = black_level(view.stored_voxels)
     arr = np.asarray(view.scan.array)
     high = float(np.max(arr)) - level
     tiny = 0 < high < TINY_BRIGHTEST  # float intensities far below any scanner's: the measures' floors would show

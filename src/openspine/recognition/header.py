@@ -228,17 +228,21 @@ def not_t2_reason(ds: _HeaderLike) -> str | None:
     fat = FAT_SUPPRESSED_OPTIONS & set(header_tokens(ds.get("ScanOptions")))
     if fat:
         return f"fat suppression (ScanOptions {', '.join(sorted(fat))})"
-    if _named(_GRADIENT_ECHO_NAMES, ds):
-        return "a gradient echo (its name)"
-    if _named(_NOT_T2_NAMES, ds):
-        return "a T2* gradient echo, steady-state, Dixon, FLAIR or fat-suppressed sequence (its name)"
+    named = "a T2* gradient echo, steady-state, Dixon, FLAIR or fat-suppressed sequence"
+    for pattern, what in ((_GRADIENT_ECHO_NAMES, "a gradient echo"), (_NOT_T2_NAMES, named)):
+        word = next((m.group(0) for name in _names(ds) if (m := pattern.search(name))), None)
+        if word is not None:
+            return f"{what} (its name says '{word}')"
     return None
 
 
 def demoted_t2_reason(ds: _HeaderLike) -> str | None:
     """Why a header whose name says T2 is read as ``other`` (for the sequence's record and the withheld grades: a
     cohort that loses its grades to a header's detail sees which); None for any other header."""
-    if sequence_from_header(ds) != "other" or not _named_t2(ds):
+    found = _sequence_named(ds)
+    # only where the demotion of a T2 decided it (sequence_from_header): not a PD, a localiser or a DWI that a
+    # protocol name calls T2
+    if not (found == "T2" or (found is None and _named_t2(ds))) or sequence_from_header(ds) != "other":
         return None
     why = not_t2_reason(ds)
     return f"named T2, but {why}" if why else None

@@ -112,6 +112,8 @@ def file_identity(path: str | os.PathLike[str]) -> dict[str, int]:
 def view_fingerprint(view: SagittalView) -> str:
     """A short hash of a scan's voxels as read (shape and values): the same image from the same file, a copy or a
     renamed copy gives the same fingerprint; any other export of it (other format, crop, resampling) does not."""
+    if not view.has_input_voxels:  # a result's view keeps none: every such view would hash alike
+        raise ValueError("a view kept by an analysis result holds no input voxels to fingerprint; load the scan")
     a = np.ascontiguousarray(view.input.array, dtype=np.float32)
     h = hashlib.sha256(repr(a.shape).encode())
     h.update(a.tobytes())

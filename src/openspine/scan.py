@@ -101,6 +101,11 @@ _ARRAY_HINT = (
 )
 
 
+def _one_value_repeated(arr: NDArray[Any]) -> bool:
+    """Whether ``arr`` is one value broadcast over its shape (every stride 0): no voxels of its own."""
+    return bool(arr.size) and not any(arr.strides)
+
+
 @dataclass(frozen=True)
 class _Repeated:
     """A pickled array of one value repeated over a shape (:meth:`Scan.__getstate__`)."""
@@ -160,7 +165,7 @@ class Scan:
         # value, shape and type, not as every voxel (it had made a pickled volume result twice its size)
         state = dict(self.__dict__)
         arr = state["array"]
-        if arr.size and not any(arr.strides):
+        if _one_value_repeated(arr):
             state["array"] = _Repeated(arr.reshape(-1)[:1].copy(), arr.shape)
         return state
 
@@ -373,7 +378,7 @@ class SagittalView:
     @property
     def has_input_voxels(self) -> bool:
         """Whether the input keeps its voxels (False for a result's view: :meth:`without_input_voxels`)."""
-        return not (self.input.array.size and not any(self.input.array.strides))
+        return not _one_value_repeated(self.input.array)
 
     @property
     def stored_voxels(self) -> NDArray[Any]:

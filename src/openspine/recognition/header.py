@@ -239,29 +239,23 @@ def not_t2_reason(ds: _HeaderLike) -> str | None:
 def demoted_t2_reason(ds: _HeaderLike) -> str | None:
     """Why a header whose name says T2 is read as ``other`` (for the sequence's record and the withheld grades: a
     cohort that loses its grades to a header's detail sees which); None for any other header."""
-    found = _sequence_named(ds)
-    # only where the demotion of a T2 decided it (sequence_from_header): not a PD, a localiser or a DWI that a
-    # protocol name calls T2
-    if not (found == "T2" or (found is None and _named_t2(ds))) or sequence_from_header(ds) != "other":
-        return None
-    why = not_t2_reason(ds)
+    # only where the demotion of a T2 decided it: not a PD, a localiser or a DWI that a protocol name calls T2
+    why = not_t2_reason(ds) if _t2_to_check(ds, _sequence_named(ds)) else None
     return f"named T2, but {why}" if why else None
 
 
 def sequence_from_header(ds: _HeaderLike) -> str | None:
     """``"T1"``, ``"T2"``, ``"STIR"``, ``"other"`` or ``None`` from a DICOM header (see the module doc)."""
     found = _sequence_named(ds)
-    if found is None and _named_t2(ds) and not_t2_spin_echo(ds):
-        # a "T2" name under other timing (the header contradicts itself) on a gradient echo, inversion or fat
-        # suppression: whatever it is, it is no T2 spin echo, which the image would have found (a gradient echo named
-        # "Sag T2" had been graded; user test)
-        return "other"
-    return "other" if found == "T2" and not_t2_spin_echo(ds) else found
+    return "other" if _t2_to_check(ds, found) and not_t2_spin_echo(ds) else found
 
 
-def _named_t2(ds: _HeaderLike) -> bool:
-    """Whether one of the header's names says T2."""
-    return any(sequence_from_text(name) == "T2" for name in _names(ds))
+def _t2_to_check(ds: _HeaderLike, found: str | None) -> bool:
+    """Whether a header's answer ``found`` (rules 0-4) is a T2 that must be a plain T2 spin echo to stand: a T2, or a
+    "T2" name under other timing (the header contradicts itself), which on a gradient echo, inversion or fat
+    suppression is no T2 spin echo either, whatever the image finds (a gradient echo named "Sag T2" had been graded;
+    user test)."""
+    return found == "T2" or (found is None and any(sequence_from_text(name) == "T2" for name in _names(ds)))
 
 
 def after_contrast(ds: _HeaderLike) -> bool:

@@ -491,6 +491,12 @@ def test_a_temperature_on_its_search_bound_is_not_applied() -> None:
     assert m["ece"]["calibration_applied"] is False and "did not settle" in m["ece"]["not_applied_because"]
     settled = {"temperature": 1.7, "ece_before": 0.3, "ece_after_2fold_cv": 0.09}
     assert _calibration_if_it_helps(HeadSpec("x", ("0", "1"), temperature=1.7), settled).temperature == 1.7
+    # validation discs of one class: a temperature that settled inside its bounds is still no calibration (user
+    # test: 11.57 applied)
+    one = {"temperature": 11.57, "ece_before": 0.3, "ece_after_2fold_cv": 0.05}
+    unsettled = HeadSpec("x", ("0", "1"), temperature=11.57)
+    assert _calibration_if_it_helps(unsettled, one, one_class=True).temperature == 1.0
+    assert one["applied"] is False and "one class" in one["not_applied_because"]
 
 
 def test_the_basis_counts_every_training_scan_and_says_where_it_was_not_validated() -> None:
@@ -509,6 +515,26 @@ def test_the_basis_counts_every_training_scan_and_says_where_it_was_not_validate
     )
     unvalidated = derive_scope({}, [], [head], train, seqs, "l.csv", None)  # type: ignore[arg-type]
     assert unvalidated["heads"]["mine"]["basis"].endswith("; not validated (--no-validation)")
+
+
+def test_a_heads_pixel_bound_comes_from_the_scans_of_the_sequences_it_answers_on() -> None:
+    """Coarser T1 slices beside T2 ones, validated on T2 alone: the head answers on T2 only, and its pixel bound is
+    the T2 scans' (user test: 1.328 mm from the T1 slices, where the T2-only model had 1.172 mm)."""
+    pytest.importorskip("torch")
+    from openspine.finetune.core import PIXEL_MARGIN, derive_scope
+    from openspine.levels import DiscLevel
+
+    head = SimpleNamespace(name="mine")
+    train = [SimpleNamespace(case=c, level=DiscLevel.L4_L5, labels={"mine": "1"}, spacing=(sp, sp, 4.0))
+             for c, sp in (("a", 0.5), ("b", 0.9), ("c", 1.0))]  # fmt: skip
+    seqs: dict[str, str | None] = {"a": "T2", "b": "T1", "c": None}
+    scope = derive_scope({}, [], [head], train, seqs, "l.csv", {"mine": ({"T2"}, {"L4-L5"})})  # type: ignore[arg-type]
+    assert scope["heads"]["mine"]["sequences"] == ["T2"]
+    assert scope["heads"]["mine"]["max_pixel_spacing_mm"] == round(0.5 * PIXEL_MARGIN, 3)
+    both = derive_scope({}, [], [head], train, seqs, "l.csv", {"mine": ({"T1", "T2"}, {"L4-L5"})})  # type: ignore[arg-type]
+    assert both["heads"]["mine"]["max_pixel_spacing_mm"] == round(0.9 * PIXEL_MARGIN, 3)
+    unknown = derive_scope({}, [], [head], train, {"a": None, "b": None, "c": None}, "l.csv", None)  # type: ignore[arg-type]
+    assert unknown["heads"]["mine"]["max_pixel_spacing_mm"] == round(1.0 * PIXEL_MARGIN, 3)  # no sequence: every scan
 
 
 def test_an_unevaluated_base_is_flagged_and_its_kept_heads_in_a_fine_tune(tmp_path: Path) -> None:

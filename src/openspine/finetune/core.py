@@ -130,8 +130,6 @@ def derive_scope(
         cases = {s.case for s in train_s if h.name in s.labels}
         levels = _ordered_levels({s.level.value for s in train_s if h.name in s.labels})
         seqs = sorted({q for c in cases if (q := sequences.get(c)) is not None})
-        coarsest = max(float(max(s.spacing[:2])) for s in train_s if h.name in s.labels)
-        # the base grader's rule: up to a quarter coarser than the coarsest training pixel
         trained_seqs = seqs  # the basis counts every training scan, validated sequence or not
         dropped: list[str] = []
         unknown_validation = False
@@ -163,6 +161,10 @@ def derive_scope(
                     h.name,
                     ", ".join(dropped),
                 )
+        # the base grader's rule: up to a quarter coarser than the coarsest training pixel, of the scans of the
+        # sequences it answers on (coarser T1 slices beside T2 ones had widened a T2-only head's bound; user test)
+        answered = [s for s in train_s if h.name in s.labels and (not seqs or sequences.get(s.case) in seqs)]
+        coarsest = max(float(max(s.spacing[:2])) for s in answered or [s for s in train_s if h.name in s.labels])
         entry: dict[str, Any] = {"levels": levels, "max_pixel_spacing_mm": round(coarsest * PIXEL_MARGIN, 3)}
         if seqs:  # no known sequence (no recogniser, unclear scans): the head is not restricted by sequence
             entry["sequences"] = seqs
@@ -251,13 +253,20 @@ def _temperature_at_bound(t: float) -> bool:
     return t <= low * AT_BOUND or t >= high / AT_BOUND
 
 
-def _calibration_if_it_helps(head: HeadSpec, report: dict[str, Any]) -> HeadSpec:
-    """Keep a fitted temperature only where it lowers the cross-fitted ECE (the in-sample one always looks better)
-    and did not end on its search bound (a fit that did not settle, e.g. on validation discs of one class)."""
+def _calibration_if_it_helps(head: HeadSpec, report: dict[str, Any], one_class: bool = False) -> HeadSpec:
+    """Keep a fitted temperature only where it lowers the cross-fitted ECE (the in-sample one always looks better),
+    did not end on its search bound (a fit that did not settle) and was fitted on validation discs of more than one
+    class (``one_class``: on one, any temperature that makes that class surer looks better; user test: 11.6 applied)."""
     before, after = report.get("ece_before"), report.get("ece_after_2fold_cv")
     applied = before is not None and after is not None and after < before
     fitted = report.get("temperature")
-    if applied and isinstance(fitted, (int, float)) and _temperature_at_bound(float(fitted)):
+    if applied and one_class:
+        applied = False
+        report["not_applied_because"] = (
+            "its validation discs hold one class only: a temperature fitted there is no calibration"
+        )
+        log.info("%s: temperature not applied: %s", head.name, report["not_applied_because"])
+    elif applied and isinstance(fitted, (int, float)) and _temperature_at_bound(float(fitted)):
         applied = False
         report["not_applied_because"] = (
             f"the fitted temperature {fitted:g} lies on its search bound {TEMPERATURE_BOUNDS}: the fit did not "
@@ -677,7 +686,8 @@ def _finetune(
         # folds by patient: a temperature fitted on one of a patient's scans must not be measured on another
         by_patient = [replace(s, case=groups[s.case]) for s in val_s]
         cal_heads, calib = calibrate(trained, logits, by_patient, opts.seed)
-        by_name = {h.name: _calibration_if_it_helps(h, calib.get(h.name, {})) for h in cal_heads}
+        one_class = {h.name: len({s.labels[h.name] for s in val_s if h.name in s.labels}) < 2 for h in cal_heads}
+        by_name = {h.name: _calibration_if_it_helps(h, calib.get(h.name, {}), one_class[h.name]) for h in cal_heads}
         trained = [by_name[h.name] for h in trained]
         for h in trained:
             c = Collected(h)

@@ -36,7 +36,7 @@ def _result() -> AnalysisResult:
 def test_result_document_follows_the_schema_and_round_trips_through_json() -> None:
     doc = json.loads(_result().to_json())
     validate_result(doc)
-    assert doc["schema_version"] == "1.4.0"
+    assert doc["schema_version"] == "1.5.0"
     assert doc["vertebrae"][0]["label"] == "L4"
     assert doc["discs"][0]["grades"]["pfirrmann"]["probabilities"]["3"] == pytest.approx(0.6)
     assert doc["discs"][0]["grades"]["central_canal_stenosis"]["available"] is False

@@ -124,10 +124,10 @@ def test_a_write_stopped_by_a_full_disk_leaves_no_half_result(tmp_path: Path, mo
 
 def test_what_cannot_be_read_is_said(tmp_path: Path) -> None:
     doc = _result().to_dict()
-    with pytest.raises(OutputError, match="reads schema 1.4.0 and older 1.x"):
+    with pytest.raises(OutputError, match="reads schema 1.5.0 and older 1.x"):
         AnalysisResult.from_dict({**doc, "schema_version": "2.0.0"})
-    with pytest.raises(OutputError, match="schema 1.5.0"):
-        AnalysisResult.from_dict({**doc, "schema_version": "1.5.0"})
+    with pytest.raises(OutputError, match="schema 1.6.0"):
+        AnalysisResult.from_dict({**doc, "schema_version": "1.6.0"})
     older = AnalysisResult.from_dict({**doc, "schema_version": "1.2.0"})  # an older 1.x reads (fields it lacks: None)
     assert older.discs == AnalysisResult.from_dict(doc).discs
     with pytest.raises(OutputError, match="not an openspine result"):

@@ -21,7 +21,8 @@ from .vocabulary import DISCLAIMER
 if TYPE_CHECKING:
     from .scan import SagittalView, Scan
 
-SCHEMA_VERSION = "1.4.0"  # 1.4.0: input.midline; 1.3.0: a disc's "note" (why it was not graded)
+# 1.5.0: models[].card_sha256; 1.4.0: input.midline; 1.3.0: a disc's "note" (why it was not graded)
+SCHEMA_VERSION = "1.5.0"
 
 Vec3 = tuple[float, float, float]
 
@@ -210,18 +211,22 @@ class Disc:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A model that made the result: its card's name and version, and the sha256 of its weights file."""
+    """A model that made the result: its card's name and version, the sha256 of its weights file and of its card
+    (``card_sha256``: a card edited by hand, its calibration or scope, changes results under the same weights)."""
 
     name: str
     version: str
     sha256: str
+    card_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+        out = {"name": self.name, "version": self.version, "sha256": self.sha256}
+        return out | ({"card_sha256": self.card_sha256} if self.card_sha256 else {})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelInfo:
-        return cls(str(d["name"]), str(d["version"]), str(d["sha256"]))
+        card = d.get("card_sha256")
+        return cls(str(d["name"]), str(d["version"]), str(d["sha256"]), str(card) if card else None)
 
 
 @dataclass(frozen=True)

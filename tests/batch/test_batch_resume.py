@@ -339,9 +339,17 @@ def test_a_case_made_with_other_weights_in_the_same_model_folder_is_analysed_aga
         again = run_batch(root, out, formats="json", config=config)
     assert (again.out_of_scope, again.out_of_scope_earlier) == (1, 0)
     assert "1 finished case(s) were made with other options or model weights" in caplog.text
-    assert "other weights: detector" in caplog.text
+    assert "other model weights or cards: detector" in caplog.text
     recorded = json.loads((out / "cases" / "s0" / "case.json").read_text())["models"]
     assert recorded["detector"] == card["sha256"] and set(recorded) >= {"grader", "recognizer", "orientation"}
+    # the card alone edited (its scope, a head's temperature): the same weights, other results (user test)
+    card["scope"] = {**card.get("scope", {}), "basis": "edited by hand"}
+    (detector / "card.json").write_text(json.dumps(card))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="openspine"):
+        run_batch(root, out, formats="json", config=config)
+    assert "other model weights or cards: detector_card" in caplog.text
+    assert run_batch(root, out, formats="json", config=config).out_of_scope_earlier == 1  # unchanged: not redone
 
 
 def test_spinenets_weights_folder_is_stamped_by_its_checkpoints(tmp_path: Path) -> None:

@@ -50,3 +50,18 @@ def test_weights_that_do_not_match_their_card_say_what_to_do(tmp_path: Path) -> 
     # a user's own folder: "reinstall openspine" had been the advice
     with pytest.raises(ModelError, match="replaced: copy the whole model folder"):
         read_card(mine)
+
+
+def test_a_model_is_recorded_with_the_hash_of_its_card_as_read() -> None:
+    # a card edited by hand (a head's temperature, its scope) changes results under the same weights (user test)
+    import hashlib
+
+    from openspine.models import BUILTIN_DIR
+    from openspine.models.registry import read_card
+    from openspine.results import ModelInfo
+
+    info = read_card(BUILTIN_DIR / "grader").info()
+    assert info.card_sha256 == hashlib.sha256((BUILTIN_DIR / "grader" / "card.json").read_bytes()).hexdigest()
+    assert ModelInfo.from_dict(info.to_dict()) == info and info.to_dict()["card_sha256"] == info.card_sha256
+    older = {"name": "g", "version": "1", "sha256": "0" * 64}  # a result.json of schema 1.4 and older
+    assert ModelInfo.from_dict(older).card_sha256 is None and "card_sha256" not in ModelInfo.from_dict(older).to_dict()

@@ -206,6 +206,12 @@ def model_stamps(config: AnalysisConfig) -> dict[str, str]:
             except OpenSpineError:  # the analysis says what is wrong with it
                 folders.pop(role, None)
     out = {role: sha for role, folder in sorted(folders.items()) if (sha := _declared_sha256(folder / "card.json"))}
+    # a user's own model folder: its card too, whose calibration and scope change results under the same weights
+    # (user test: a card's temperature edited by hand, the batch kept every old grade); a built-in card changes only
+    # with openspine itself, and its figures' wording must not redo a cohort
+    for role in _MODEL_ROLES:
+        if role in out and (card := _file_sha256(folders[role] / "card.json")):
+            out[f"{role}_card"] = card
     if config.spinenet_weights:
         weights = _checkpoints_stamp(Path(config.spinenet_weights))
         out.update({"spinenet_weights": weights} if weights else {})
@@ -230,6 +236,23 @@ def _declared_sha256(card: Path) -> str | None:
     except OSError:
         return None
     return _card_sha256(str(card), st.st_size, st.st_mtime_ns)
+
+
+def _file_sha256(path: Path) -> str | None:
+    """The sha256 of a small file's bytes (None: unreadable), computed once per version of the file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _bytes_sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _bytes_sha256(path: str, size: int, modified_ns: int) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -282,7 +305,7 @@ NEW, INPUT_CHANGED, OPTIONS_CHANGED, FORMATS_MISSING, MODELS_CHANGED = "new", "i
 class Rerun:
     """Why a case is analysed in this run: ``kind`` one of new (no finished result), input (its folder holds
     another scan's result), options (made with other analysis options), formats (outputs asked now are missing),
-    models (made with other weights of a model: :func:`model_stamps`); ``detail`` in words."""
+    models (made with other weights or another card of a model: :func:`model_stamps`); ``detail`` in words."""
 
     kind: str
     detail: str = ""

@@ -956,7 +956,11 @@ def _say_why_again(reasons: dict[str, Rerun | None]) -> int:
     return len(again)
 
 
-_WHY = {OPTIONS_CHANGED: "other options: ", FORMATS_MISSING: "outputs missing: ", MODELS_CHANGED: "other weights: "}
+_WHY = {
+    OPTIONS_CHANGED: "other options: ",
+    FORMATS_MISSING: "outputs missing: ",
+    MODELS_CHANGED: "other model weights or cards: ",
+}
 
 
 def _require_for_formats(formats: Iterable[str], root: Path, config: AnalysisConfig) -> None:

@@ -37,6 +37,7 @@ def sha256_of(path: Path) -> str:
 class ModelCard:
     folder: Path
     data: dict[str, Any]
+    card_sha256: str | None = None  # of card.json as read: its calibration and scope change results too
 
     @property
     def name(self) -> str:
@@ -60,7 +61,7 @@ class ModelCard:
         return self.folder.resolve().parent == BUILTIN_DIR.resolve()
 
     def info(self) -> ModelInfo:
-        return ModelInfo(self.name, self.version, self.sha256)
+        return ModelInfo(self.name, self.version, self.sha256, self.card_sha256)
 
 
 def read_card(folder: str | os.PathLike[str]) -> ModelCard:
@@ -69,14 +70,15 @@ def read_card(folder: str | os.PathLike[str]) -> ModelCard:
     card_path = folder / "card.json"
     if not card_path.is_file():
         raise ModelError(f"'{folder}' is not a model folder: it has no card.json")
+    raw = card_path.read_bytes()
     try:
-        data = json.loads(card_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"'{card_path}' is not valid JSON: {exc}") from exc
     missing = [k for k in REQUIRED_CARD_KEYS if k not in data]
     if missing:
         raise ModelError(f"model card '{card_path}' lacks {', '.join(missing)}")
-    card = ModelCard(folder, data)
+    card = ModelCard(folder, data, hashlib.sha256(raw).hexdigest())
     if not card.onnx_path.is_file():
         raise ModelError(f"model '{card.name}': weights file '{card.onnx_path}' is missing")
     actual = sha256_of(card.onnx_path)

@@ -802,7 +802,11 @@ def test_picture_with_the_front_on_the_right_is_read_mirrored(tmp_path: Path, sp
 
 
 def _montage(first: Image.Image, second: Image.Image, stacked: bool) -> Image.Image:
-    """Two pictures side by side (``second`` scaled to the same height) or one above the other (same width)."""
+    """Two pictures side by side (``second`` scaled to the same height; each cropped to its content first: no band
+    of black between them, which a figure's panels are refused by before detection) or one above the other (same
+    width)."""
+    if not stacked:
+        first, second = (im.crop(im.convert("L").getbbox()) for im in (first, second))
     if stacked:
         second = second.resize((first.size[0], round(second.size[1] * first.size[0] / second.size[0])))
         out, at = Image.new("L", (first.size[0], first.size[1] + second.size[1])), (0, first.size[1])
@@ -839,6 +843,40 @@ def test_two_spines_in_one_picture_exit_3(
     if stacked:  # each half alone is one spine, labelled down to S1
         halves = [openspine.analyze(data / f"spider/{p}/image.nii.gz") for p in (32, 5)]
         assert all(h.out_of_scope is None and h.vertebrae[-1].label is not None for h in halves)
+
+
+@pytest.mark.parametrize("spacing", [["0.6", "0.6"], ["auto"]])
+def test_a_figure_of_panels_side_by_side_is_refused_as_such(
+    spacing: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A T1 | T2 figure with a band of one colour between its panels. With the pixel size estimated it had been
+    refused as showing no vertebral body (the estimate measured from one panel's bodies to the other's; user test)."""
+    data = shared_data_or_skip()
+    t1, t2 = (np.asarray(Image.open(data / f"spider/100/{n}.png").convert("L")) for n in ("t1", "image"))
+    rows = max(t1.shape[0], t2.shape[0])
+    panels = [np.pad(a, ((0, rows - a.shape[0]), (0, 0)), constant_values=255) for a in (t1, t2)]
+    figure = np.hstack([panels[0], np.full((rows, 8), 255, np.uint8), panels[1]])
+    Image.fromarray(figure).save(tmp_path / "figure.png")
+    args = ["analyze", str(tmp_path / "figure.png"), "--pixel-spacing", *spacing, "--out", str(tmp_path / "out")]
+    assert main(args) == 3
+    assert "2 panels side by side" in capsys.readouterr().err
+    doc = json.loads((tmp_path / "out" / "result.json").read_text())
+    validate_result(doc)
+    assert doc["vertebrae"] == [] and "crop the picture to one panel" in doc["out_of_scope"]
+    assert doc["flags"] == ["picture_panels: 2 panels side by side"]
+
+
+def test_no_real_slice_of_the_shared_data_reads_as_panels() -> None:
+    """The band a figure's panels stand apart by is of one exact value from top to bottom; an MR image's air is not
+    (SPIDER's pictures are clipped to black around the body, and their mirrored copies)."""
+    from openspine.scope import picture_panels
+
+    data = shared_data_or_skip()
+    pictures = sorted(data.glob("spider/*/image.png")) + sorted(data.glob("spider/*/t1.png"))
+    assert len(pictures) >= 200
+    for path in pictures:
+        image = np.asarray(Image.open(path).convert("L"))
+        assert picture_panels(image) == 1 and picture_panels(image[:, ::-1]) == 1, path
 
 
 def test_a_slice_pasted_into_a_corner_of_a_black_canvas_is_read_like_the_slice(tmp_path: Path) -> None:

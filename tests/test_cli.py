@@ -890,3 +890,15 @@ def test_log_lines_clear_the_progress_bar_line_on_a_terminal_only() -> None:
             assert console_setting() == (logging.INFO, json_lines, cleared)
     finally:
         root.handlers[:], root.level, root.propagate = saved[0], saved[1], saved[2]
+
+
+def test_the_summary_line_counts_one_body_and_one_disc_in_the_singular() -> None:
+    from types import SimpleNamespace
+
+    from openspine.commands import summary_line
+
+    result = SimpleNamespace(
+        vertebrae=[SimpleNamespace(label=None)], discs=[object()], flags=[],
+        input=SimpleNamespace(sequence={}, field_of_view={}),
+    )  # fmt: skip
+    assert summary_line(Path("scan.png"), result) == "scan.png: 1 vertebra (1 unlabelled), 1 disc; no flags"

@@ -537,6 +537,9 @@ def test_scores_are_written_rounded_down_where_they_fall_below_a_bar() -> None:
 
     assert score_text(0.249) == "0.24" and score_text(LOW_SCORE) == "0.25" and score_text(0.999) == "0.99"
     assert score_text(0.0) == "0.00"
+    # elsewhere rounded as the CSV's four decimals are, so the two read alike (user test: 0.4887 shown as 0.48)
+    assert score_text(0.4887) == "0.49" and score_text(0.0495) == "0.05" and score_text(0.046) == "0.05"
+    assert score_text(1.0) == "1.00" and score_text(0.2449) == "0.24"
 
 
 def test_a_head_trained_where_it_was_not_validated_says_so_and_claims_no_validation_it_lacks() -> None:
@@ -570,3 +573,23 @@ def test_an_older_card_never_evaluated_claims_no_validation_in_its_reasons() -> 
     assert never_evaluated(card) and not never_evaluated({**card, "metrics": {"validated": True}})
     said = ModelScope.from_card(card).why_not_level(DiscLevel.L1_L2)
     assert said == "outside the levels the g was trained on (L4-L5)"
+
+
+def test_panels_stand_apart_by_a_band_of_one_value_from_top_to_bottom() -> None:
+    from openspine.scope import picture_panels
+
+    rng = np.random.default_rng(0)
+    scan = rng.integers(1, 255, (200, 120)).astype(np.uint8)
+    assert picture_panels(scan) == 1
+    for gap, value in ((2, 0), (8, 255), (30, 0)):
+        figure = np.hstack([scan, np.full((200, gap), value, np.uint8), scan])
+        assert picture_panels(figure) == 2, (gap, value)
+        assert picture_panels(np.hstack([figure, np.full((200, gap), value, np.uint8), scan])) == 3
+    assert picture_panels(np.hstack([scan, np.zeros((200, 1), np.uint8), scan])) == 1  # one column: no band
+    noisy = np.hstack([scan, rng.integers(0, 3, (200, 8)).astype(np.uint8), scan])  # air: noise, not one value
+    assert picture_panels(noisy) == 1
+    side_bar = np.hstack([scan, np.zeros((200, 8), np.uint8), scan[:, :20]])  # a narrow strip is no panel
+    assert picture_panels(side_bar) == 1
+    text = np.zeros((200, 100), np.uint8)
+    text[10:20, 10:40] = 255  # a side bar of a few words: wide enough, but hardly any of it differs from the band
+    assert picture_panels(np.hstack([scan, np.zeros((200, 8), np.uint8), text])) == 1

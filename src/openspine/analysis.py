@@ -387,6 +387,8 @@ def _read_beside(
         return OtherSeries(role=role, input=info, note=why, view=kept), None
     info = replace(info, sequence=seen.sequence, plane=seen.plane, way_round=seen.way_round)
     state.models.extend(m for m in own.models if m not in state.models)
+    # what the overlay's T1 panel draws dashed or as "?" is said where people read, as for the main series
+    state.flags.extend(_of_series(f, f" ({role})") for f in _said_of_beside(own))
     main_name = str(sequence.get("value") or "main")
     if main_name == role:  # a main series that reads T1 too: 'the T1 series … the T1 series' says nothing
         main_name = f"main ({role})"
@@ -442,6 +444,13 @@ def _read_beside(
     if why is not None:
         return other, None
     return other, SecondSeries(name=role, view=t1_view, detection=seen.detection, pairs=pairs)
+
+
+def _said_of_beside(own: _State) -> list[str]:
+    """The flags of a series read beside the main one that a reader must see: bodies scored low and labels withheld
+    (the rest, of a labelling the match checks against the main series', stays with it)."""
+    low = scope.low_score_flag(own.vertebrae)
+    return [f for f in own.flags if f.startswith("labels_withheld:")] + ([low] if low else [])
 
 
 def _reads_as(sequence: Mapping[str, Any]) -> str | None:
@@ -1083,8 +1092,9 @@ def refuse_unseen(scan: Scan) -> None:
     """Refuse, before any model looks at it, a scan with nothing to analyse: a label map given as an image (by its
     name: the rule by which batch skips such a file, :func:`openspine.io.formats.looks_like_label_map`), an image
     without contrast, one that is not an MR magnitude image (:func:`openspine.scope.not_mr_magnitude_reason`: a CT,
-    a radiograph, an MR phase image), or one of a few intensity values (a mask, a thresholded picture: by its content,
-    :func:`openspine.scope.few_values_reason`) (:class:`~openspine.errors.OutOfScopeError`); NaN or infinite voxels
+    a radiograph, an MR phase image), one of a few intensity values (a mask, a thresholded picture: by its content,
+    :func:`openspine.scope.few_values_reason`) or one image of several panels side by side (a figure:
+    :func:`openspine.scope.picture_panels`) (:class:`~openspine.errors.OutOfScopeError`); NaN or infinite voxels
     stay an error."""
     from .io.formats import LABEL_MAP, looks_like_label_map
 
@@ -1097,6 +1107,13 @@ def refuse_unseen(scan: Scan) -> None:
     why = scope.not_mr_magnitude_reason(scan) or scope.few_values_reason(scan.array)
     if why is not None:
         raise OutOfScopeError(why)
+    if 1 in scan.shape:  # one image: a figure of several panels?
+        image = scan.to_sagittal().scan.array
+        panels = scope.picture_panels(image[:, :, 0]) if image.shape[2] == 1 else 1
+        if panels > 1:
+            raise OutOfScopeError(
+                scope.panels_reason(panels), flag=f"{scope.PANELS_FLAG}: {panels} panels side by side"
+            )
 
 
 def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[str, Any] | None]:
@@ -1145,7 +1162,7 @@ def _not_analysed(
     timings["total"] = time.perf_counter() - t0
     return AnalysisResult(
         input=replace(InputInfo.from_scan(scan), plane=refusal.plane),
-        flags=tuple(dict.fromkeys(flags)),
+        flags=tuple(dict.fromkeys([*flags, *([refusal.flag] if refusal.flag else [])])),
         steps_not_run=not_run,
         out_of_scope=reason,
         parameters=_parameters(cfg, scan, t1),

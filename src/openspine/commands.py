@@ -285,13 +285,18 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"engine": getattr(args, "engine", None), "spinenet_weights": str(weights) if weights else None}
 
 
+def _discs(n: int) -> str:
+    return f"{n} disc{'' if n == 1 else 's'}"
+
+
 def summary_line(path: Path, result: Any) -> str:
     """'scan: 6 vertebrae (1 unlabelled), 5 discs, T2 (header), lumbar; 2 flags'."""
     n_v, n_d = len(result.vertebrae), len(result.discs)
     unlabelled = sum(v.label is None for v in result.vertebrae)
     seq = result.input.sequence or {}
     fov = result.input.field_of_view or {}
-    parts = [f"{n_v} vertebrae" + (f" ({unlabelled} unlabelled)" if unlabelled else ""), f"{n_d} discs"]
+    bodies = f"{n_v} vertebra{'' if n_v == 1 else 'e'}"
+    parts = [bodies + (f" ({unlabelled} unlabelled)" if unlabelled else ""), _discs(n_d)]
     if seq.get("value"):
         parts.append(f"{seq['value']} ({seq.get('header_is') or seq.get('source')})")  # 'BIDS file name', not header
     elif seq.get("contradicted_by") == "image":  # the header's word set aside: the header itself was sure
@@ -306,9 +311,9 @@ def summary_line(path: Path, result: Any) -> str:
         parts.append(f"field of view {fov['value']}")
     for other in getattr(result, "other_series", ()):
         if other.used_for_grading:
-            parts.append(f"with {other.role} ({len(other.match.discs)} discs matched, graded from both)")
+            parts.append(f"with {other.role} ({_discs(len(other.match.discs))} matched, graded from both)")
         elif not any(f.startswith(T1_NOT_USED) for f in result.flags):  # matched, but no grader reads it
-            parts.append(f"with {other.role} ({len(other.match.discs)} discs matched, not used for grading)")
+            parts.append(f"with {other.role} ({_discs(len(other.match.discs))} matched, not used for grading)")
         else:  # set aside: its flag says why
             parts.append(f"{other.role} series set aside (flag {T1_NOT_USED})")
     if not getattr(result, "other_series", ()) and any(f.startswith(T1_NOT_USED) for f in result.flags):

@@ -18,9 +18,13 @@ LOW_SCORE = 0.25
 
 
 def score_text(score: float) -> str:
-    """A detection score in two decimals, rounded down: a body scored 0.249 must not read as the 0.25 it falls short
-    of where it is drawn or listed as below that bar."""
-    return f"{math.floor(score * 100) / 100:.2f}"
+    """A detection score in two decimals, rounded as the CSV's four are (0.4887 reads 0.49), but down where rounding
+    would carry it onto a bar it falls short of: a body scored 0.249 must not read as the 0.25 it is drawn or listed
+    as below, nor 0.999 as a certain 1.00."""
+    nearest = round(score, 2)
+    if score < LOW_SCORE <= nearest or score < 1.0 <= nearest:
+        return f"{math.floor(score * 100) / 100:.2f}"
+    return f"{nearest:.2f}"
 
 
 def describe_source(item: Mapping[str, Any] | None) -> str:

@@ -65,8 +65,8 @@ def test_a_level_beyond_the_vertebrae_found_is_said_out_of_view(grader_dir: Path
     kept = {lv: g for lv, g in geoms.items() if lv not in missing}
     bodies = tuple(Vertebra(lv, 0.9, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)) for lv in (Level.L2, Level.L3, Level.L4))
     out = grade(view, replace(fake_detection(view, kept), vertebrae=bodies), grader=grader_dir)
-    assert "not graded: T12-L1, L1-L2 (above the highest vertebra found, L2: out of view?)" in out.flags
-    assert "not graded: L5-S1 (below the lowest vertebra found, L4: out of view?)" in out.flags
+    assert "not graded: T12-L1, L1-L2 (above the highest vertebra found, L2: out of view or not detected)" in out.flags
+    assert "not graded: L5-S1 (below the lowest vertebra found, L4: out of view or not detected)" in out.flags
     assert "not graded: L3-L4 (not detected)" in out.flags  # between vertebrae found: missed in view
 
 

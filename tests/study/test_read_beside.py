@@ -190,3 +190,16 @@ def test_a_real_dicom_study_with_t2_and_t1_series_is_graded_from_both(
     alone = tmp_path / "alone"
     assert main(["-q", "analyze", str(t1_t2_study.folder), "--no-t1", "--out", str(alone)]) == 0
     assert "other_series" not in json.loads((alone / "result.json").read_text())
+
+
+def test_the_t1_series_low_scored_bodies_and_withheld_labels_are_flagged_as_its_own() -> None:
+    """The overlay's T1 panel drew bodies dashed with scores of 0.00 and a '?' that no flag named (user test)."""
+    t2, t1 = _pair("100")
+    result = openspine.analyze(t2, t1=t1)
+    (other,) = result.other_series
+    low = [v for v in other.vertebrae if v.score < 0.25]
+    assert low, "the T1 of patient 100 has bodies scored low"
+    flag = next(f for f in result.flags if f.startswith("low_confidence (T1): "))
+    assert flag.startswith(f"low_confidence (T1): {len(low)} of {len(other.vertebrae)} bodies")
+    if any(v.label is None for v in other.vertebrae):
+        assert any(f.startswith("labels_withheld (T1): ") for f in result.flags)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..geometry import MAX_EXTENT_MM
 from ..scan import Scan
+from ..scope import body_columns
 from ..vocabulary import LOW_SCORE
 from .detect import detect
 
@@ -70,6 +71,15 @@ def candidate_sizes(rows: int, cols: int = 0) -> np.ndarray:
     return sizes[sizes <= largest_size(rows, cols)]
 
 
+def _pitches(centres_mm: list[tuple[float, float]]) -> np.ndarray:
+    """The distances (mm) between neighbouring bodies of each column: two panels of a spine side by side (a T1 | T2
+    figure) must not be measured across, from one panel's body to the other's (the estimate then fell to a size at
+    which no body is found, and the picture was refused as showing none, not as two spines side by side)."""
+    columns = [np.asarray(col) for col in body_columns(centres_mm) if len(col) > 1]
+    gaps = [np.linalg.norm(np.diff(col, axis=0), axis=1) for col in columns]
+    return np.concatenate(gaps) if gaps else np.zeros(0)
+
+
 def estimate_pixel_size(scan: Scan, model: str | os.PathLike[str] | None = None) -> ScaleEstimate:
     """Estimate the pixel size of a one-slice picture (as :func:`openspine.load_scan` reads it: rows head to feet)
     from where the detector (``model``; None = built-in) finds its vertebral bodies most surely, and from how far
@@ -78,12 +88,17 @@ def estimate_pixel_size(scan: Scan, model: str | os.PathLike[str] | None = None)
     sizes = candidate_sizes(rows, cols)
     support, pitch_px = [], []
     for s in sizes:
-        bodies = detect(with_pixel_size(scan, float(s)).to_sagittal(), model=model).vertebrae
-        sure = np.array([v.centroid_mm for v in bodies if v.score >= SURE_BODY])
+        detection = detect(with_pixel_size(scan, float(s)).to_sagittal(), model=model)
+        bodies = detection.vertebrae
+        sure = [
+            (g.centre[0] * float(s), g.centre[1] * float(s))
+            for v, g in zip(bodies, detection.vertebra_geometry)
+            if v.score >= SURE_BODY
+        ]
         # a size counts only where it shows a column of bodies: one body-like blob (an axial cut through a
         # vertebra, a coronal kidney) is no spine, and must not set the scale at which the plane is then judged
         support.append(sum(v.score for v in bodies) if len(sure) >= MIN_SURE_BODIES else 0.0)
-        gaps = np.linalg.norm(np.diff(sure, axis=0), axis=1) if len(sure) >= 3 else np.zeros(0)
+        gaps = _pitches(sure) if len(sure) >= 3 else np.zeros(0)
         pitch_px.append(float(np.median(gaps)) / float(s) if len(gaps) else float("nan"))
     y = np.array(support)
     tried = tuple((round(float(s), 4), round(float(v), 3)) for s, v in zip(sizes, y))

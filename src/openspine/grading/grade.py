@@ -86,9 +86,9 @@ def _missing_reason(level: DiscLevel, detection: Detection) -> str:
         return "not detected"
     top, bottom = min(labelled, key=lambda lv: lv.ordinal), max(labelled, key=lambda lv: lv.ordinal)
     if level.lower_vertebra.ordinal <= top.ordinal:
-        return f"above the highest vertebra found, {top.value}: out of view?"
+        return f"above the highest vertebra found, {top.value}: out of view or not detected"
     if level.upper_vertebra.ordinal >= bottom.ordinal:
-        return f"below the lowest vertebra found, {bottom.value}: out of view?"
+        return f"below the lowest vertebra found, {bottom.value}: out of view or not detected"
     return "not detected"
 
 

@@ -19,7 +19,7 @@ from PIL.PngImagePlugin import PngInfo
 from .._version import __version__
 from ..levels import Grading, GradingName, grading_name
 from ..scan import SagittalView
-from ..vocabulary import DISCLAIMER, LOW_SCORE, score_text
+from ..vocabulary import DISCLAIMER, LOW_SCORE, T1_NOT_USED, score_text
 from .labelmap import drawable
 from .report import LOW_CONFIDENCE, grading_columns, series_text
 
@@ -41,6 +41,7 @@ VERTEBRA_COLOUR = (0, 220, 255)
 TEXT_COLOUR = (255, 255, 255)
 BACKGROUND = (16, 16, 16)
 BANNER_COLOUR = (120, 60, 0)  # flags: amber banner under the title
+NOTE_COLOUR = (60, 60, 60)  # a panel's notes where it has no flag (a series read beside the main one): grey
 LOW_SCORE_COLOUR = (255, 200, 0)  # a body scored below vocabulary.LOW_SCORE: dashed, with its score
 MAX_BANNER_LINES = 8  # up to twice this, a flag takes one or two lines; beyond it one line each
 
@@ -252,9 +253,13 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     if not others:
         return main
     panels = [main]
-    panels += [
-        _render_series(o.view, _as_result(result, o), width, _other_role(o)) for o in others if o.view is not None
-    ]
+    for o in others:
+        beside = _as_result(result, o)
+        warns = any(f.startswith(T1_NOT_USED) for f in result.flags) or bool(o.match.flags)
+        if o.view is not None:
+            panels.append(
+                _render_series(o.view, beside, width, _other_role(o), BANNER_COLOUR if warns else NOTE_COLOUR)
+            )
     out = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) - 1), max(p.height for p in panels)))
     out.paste(BACKGROUND, (0, 0, out.width, out.height))
     x = 0
@@ -293,15 +298,27 @@ def _as_result(result: AnalysisResult, other: Any) -> AnalysisResult:
     matched = set(other.match.discs)
     grades = {d.level: d.grades for d in result.discs if d.level is not None and d.level.value in matched}
     discs = tuple(replace(d, grades=grades.get(d.level, {})) for d in other.discs)
-    flags = tuple(other.match.flags) + ((f"not used for grading: {other.note}",) if other.note else ())
+    shown = any(g.grade is not None for d in discs for g in d.grades.values())
+    main = _role(result.input.sequence, "main")
+    # the grades at its discs are the main series' (user test: they read as grades read from the T1)
+    whose = (f"grades drawn are the {main} series' at the discs matched to it",) if shown else ()
+    flags = tuple(other.match.flags) + ((f"not used for grading: {other.note}",) if other.note else ()) + whose
     return replace(
         result, input=other.input, vertebrae=other.vertebrae, discs=discs, flags=flags, out_of_scope=None,
         other_series=(),
     )  # fmt: skip
 
 
-def _render_series(view: SagittalView, result: AnalysisResult, width: int, role: str) -> Image.Image:
-    """One series' overlay (see :func:`render_overlay`); ``role`` names it in the title (e.g. T2, T1)."""
+def _render_series(
+    view: SagittalView,
+    result: AnalysisResult,
+    width: int,
+    role: str,
+    banner_colour: tuple[int, int, int] = BANNER_COLOUR,
+) -> Image.Image:
+    """One series' overlay (see :func:`render_overlay`); ``role`` names it in the title (e.g. T2, T1);
+    ``banner_colour`` is grey for a banner of notes only (a series read beside the main one, with no flag of its
+    own)."""
     k = mid_slice(view, result)
     n_slices = view.scan.shape[2]
     neighbours = [j for j in (k - 2, k - 1, k + 1, k + 2) if 0 <= j < n_slices] if n_slices > 1 else []
@@ -338,7 +355,7 @@ def _render_series(view: SagittalView, result: AnalysisResult, width: int, role:
     title = _shortened_name(name, f"  |  {where}", lambda text: font.getlength(text), room)
     draw.text((10, 8), title, fill=TEXT_COLOUR, font=font)
     if banner:
-        draw.rectangle([0, 40, width, 40 + banner_h], fill=BANNER_COLOUR)
+        draw.rectangle([0, 40, width, 40 + banner_h], fill=banner_colour)
         for i, line in enumerate(banner):
             draw.text((10, 44 + i * (small_px + 4)), printable(line), fill=TEXT_COLOUR, font=small)
 
@@ -447,9 +464,10 @@ def disc_labels(result: AnalysisResult) -> list[tuple[str, tuple[int, int, int]]
     shown, own = shown_gradings(result)
     colours = _class_colours(result, shown) if shown is not None else {}
     out = []
-    for d in result.discs:
+    for i, d in enumerate(result.discs):
         marks = [m for g in ([shown] if shown is not None else []) + own if (m := _mark(g, d.grades.get(g)))]
-        text = "  ".join([d.level.value if d.level else "disc", *marks])
+        # an unlabelled disc is numbered as the flags name it ("not graded: unlabelled disc #2")
+        text = "  ".join([d.level.value if d.level else f"disc #{i + 1}", *marks])
         g = d.grades.get(shown) if shown is not None else None
         if g is not None and g.available and g.grade is not None:
             colour = colours.get(g.grade, TEXT_COLOUR)

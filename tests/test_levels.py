@@ -35,6 +35,9 @@ def test_a_level_of_another_region_is_no_typo() -> None:
     assert "T7-T8" not in str(info.value)  # the closest string is of another region: no suggestion
     with pytest.raises(ConfigError, match="Did you mean 'L4-L5'"):
         DiscLevel.parse("L4L5")
+    # as near one level as the next: both are named (naming one had misled; user test)
+    with pytest.raises(ConfigError, match="Did you mean 'L4-L5' or 'L5-L6'"):
+        DiscLevel.parse("L4-L6")
 
 
 def test_label_values_follow_verse() -> None:

@@ -41,11 +41,14 @@ def _parse(cls: type[E], value: object, key: str, what: str) -> E:
         import difflib
 
         names = [str(m.value) for m in cls]
-        close = difflib.get_close_matches(key, names, n=1)
+        close = difflib.get_close_matches(key, names, n=3)
         if close and "level" in what and _letters(close[0]) != _letters(key):
             close = []  # 'L7-L8' is no typo of 'T7-T8': a level from another region misleads
+        # every match as close as the closest: 'L4-L6' is as near 'L4-L5' as 'L5-L6' (naming one misled; user test)
+        best = max((difflib.SequenceMatcher(None, key, c).ratio() for c in close), default=0.0)
+        close = sorted((c for c in close if difflib.SequenceMatcher(None, key, c).ratio() == best), key=names.index)
         if close:
-            hint = f" Did you mean '{close[0]}'?"
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?"
         elif "level" in what:
             hint = f" {what.capitalize()}s run {names[0]} … {names[-1]}."
         else:

@@ -581,11 +581,11 @@ def test_panels_stand_apart_by_a_band_of_one_value_from_top_to_bottom() -> None:
     rng = np.random.default_rng(0)
     scan = rng.integers(1, 255, (200, 120)).astype(np.uint8)
     assert picture_panels(scan) == 1
-    for gap, value in ((2, 0), (8, 255), (30, 0)):
+    for gap, value in ((4, 0), (8, 255), (30, 0)):
         figure = np.hstack([scan, np.full((200, gap), value, np.uint8), scan])
         assert picture_panels(figure) == 2, (gap, value)
         assert picture_panels(np.hstack([figure, np.full((200, gap), value, np.uint8), scan])) == 3
-    assert picture_panels(np.hstack([scan, np.zeros((200, 1), np.uint8), scan])) == 1  # one column: no band
+    assert picture_panels(np.hstack([scan, np.zeros((200, 3), np.uint8), scan])) == 1  # a line's width: no band
     noisy = np.hstack([scan, rng.integers(0, 3, (200, 8)).astype(np.uint8), scan])  # air: noise, not one value
     assert picture_panels(noisy) == 1
     side_bar = np.hstack([scan, np.zeros((200, 8), np.uint8), scan[:, :20]])  # a narrow strip is no panel
@@ -593,3 +593,23 @@ def test_panels_stand_apart_by_a_band_of_one_value_from_top_to_bottom() -> None:
     text = np.zeros((200, 100), np.uint8)
     text[10:20, 10:40] = 255  # a side bar of a few words: wide enough, but hardly any of it differs from the band
     assert picture_panels(np.hstack([scan, np.zeros((200, 8), np.uint8), text])) == 1
+
+
+def test_a_line_of_one_value_drawn_over_a_real_slice_parts_nothing() -> None:
+    """A cross-reference line or a ruler drawn top to bottom over a slice (2–3 pixels of one value; code review): the
+    anatomy goes on across it, so the slice is no figure of two panels."""
+    from PIL import Image
+
+    from openspine.scope import picture_panels
+
+    from .conftest import shared_data_or_skip
+
+    image = np.asarray(Image.open(shared_data_or_skip() / "spider/32/image.png").convert("L")).copy()
+    for at in (0.4, 0.5, 0.6):
+        c = int(at * image.shape[1])
+        lined, thin = image.copy(), image.copy()
+        lined[:, c : c + 3] = 255
+        thin[:, c] = 255
+        assert picture_panels(lined) == 1, at
+        doubled = np.repeat(np.repeat(thin, 2, axis=0), 2, axis=1)  # a screenshot at twice the resolution
+        assert picture_panels(doubled) == 1, at

@@ -371,7 +371,7 @@ def _read_beside(
             raise OutOfScopeError(f"its pixel size could not be read off its anatomy ({UNSCALED_WHY})")
         t1_scan, non_finite = t1_scan.with_finite_voxels()
         state.flags.extend([_of_series(non_finite, f" ({role})")] if non_finite else [])
-        t1_scan.check_analysable()
+        refuse_unseen(t1_scan)  # what the main series is refused as (a label map, a figure of panels) sets it aside
         t1_view = t1_scan.to_sagittal()
         seen = _look(t1_scan, t1_view, None, detector, own, {}, True)
         t1_scan, t1_view = seen.scan, seen.view

@@ -433,7 +433,9 @@ def few_values_reason(array: Any) -> str | None:
 # a viewer's side bar does not make a panel)
 MIN_PANEL_WIDTH_SHARE = 0.2
 MIN_PANEL_CONTENT_SHARE = 0.2
-MIN_PANEL_GAP_PX = 2  # narrower: one uniform column, which a picture clipped to black can hold
+# narrower: a line of one value drawn over a slice top to bottom (a cross-reference line, a ruler: 1-3 pixels, 2 for a
+# 1-pixel line in a screenshot at twice the resolution), across which the anatomy goes on (code review)
+MIN_PANEL_GAP_PX = 4
 PANELS_FLAG = "picture_panels"
 
 
@@ -451,12 +453,12 @@ def picture_panels(image: Any) -> int:
     content = np.flatnonzero(~uniform)
     if content.size == 0:
         return 1
-    parts = np.split(content, np.flatnonzero(np.diff(content) > MIN_PANEL_GAP_PX) + 1)
-    if len(parts) < 2:
+    pieces = np.split(content, np.flatnonzero(np.diff(content) > MIN_PANEL_GAP_PX) + 1)
+    if len(pieces) < 2:
         return 1
     panels = 0
-    for part in parts:
-        lo, hi = int(part[0]), int(part[-1]) + 1
+    for piece in pieces:
+        lo, hi = int(piece[0]), int(piece[-1]) + 1
         bands = [c for c in (lo - 1, hi) if 0 <= c < a.shape[1] and uniform[c]]
         if hi - lo < MIN_PANEL_WIDTH_SHARE * a.shape[1] or not bands:
             continue

@@ -127,7 +127,8 @@ def test_bad_cases_are_isolated_and_reported(
     doc = json.loads((out / "cases" / case / "result.json").read_text())
     assert good["all_flags"] == " | ".join(doc["flags"])
     detector = next(m for m in doc["models"] if m["name"] == "detector")  # which weights made the case
-    assert f"detector {detector['version']} ({detector['sha256'][:12]})" in good["models"].split("; ")
+    said = f"detector {detector['version']} ({detector['sha256'][:12]}, card {detector['card_sha256'][:12]})"
+    assert said in good["models"].split("; ")
     # each input relative to the root, however the root was typed: the tables of several runs join on it
     assert all(
         not Path(r["input"]).is_absolute() and (root / r["input"]).is_file()

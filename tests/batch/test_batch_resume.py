@@ -342,6 +342,8 @@ def test_a_case_made_with_other_weights_in_the_same_model_folder_is_analysed_aga
     assert "other model weights or cards: detector" in caplog.text
     recorded = json.loads((out / "cases" / "s0" / "case.json").read_text())["models"]
     assert recorded["detector"] == card["sha256"] and set(recorded) >= {"grader", "recognizer", "orientation"}
+    # a built-in card is stamped by its weights alone: a reworded card in an upgrade must not redo a cohort
+    assert "detector_card" in recorded and "grader_card" not in recorded
     # the card alone edited (its scope, a head's temperature): the same weights, other results (user test)
     card["scope"] = {**card.get("scope", {}), "basis": "edited by hand"}
     (detector / "card.json").write_text(json.dumps(card))

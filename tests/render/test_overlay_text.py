@@ -184,7 +184,7 @@ def test_the_built_in_grader_still_marks_pfirrmann_and_not_graded_only_where_not
     result = dataclasses.replace(demo, discs=(ungraded, *demo.discs[1:]))
     labels = disc_labels(result)
     assert labels[0][1] == overlay.UNGRADED_COLOUR and labels[0][0] == (
-        ungraded.level.value if ungraded.level else "disc #1"
+        ungraded.level.value if ungraded.level else "disc"
     )
     assert all(colour in overlay.PFIRRMANN_COLOURS.values() for _, colour in labels[1:])
     none = dataclasses.replace(demo, discs=(ungraded,))
@@ -193,8 +193,11 @@ def test_the_built_in_grader_still_marks_pfirrmann_and_not_graded_only_where_not
 
 def test_an_unlabelled_disc_is_numbered_on_the_overlay_as_its_flag_names_it(demo: AnalysisResult) -> None:
     unlabelled = dataclasses.replace(demo.discs[1], level=None, grades={})
-    result = dataclasses.replace(demo, discs=(demo.discs[0], unlabelled, *demo.discs[2:]))
-    assert disc_labels(result)[1][0] == "disc #2"  # the flags say "not graded: unlabelled disc #2"
+    flagged = ("not graded: unlabelled disc #2 (level unknown)",)
+    result = dataclasses.replace(demo, discs=(demo.discs[0], unlabelled, *demo.discs[2:]), flags=flagged)
+    assert disc_labels(result)[1][0] == "disc #2"
+    # no flag names it (a series read beside the main one): no number that would point at the main series' disc
+    assert disc_labels(dataclasses.replace(result, flags=()))[1][0] == "disc"
 
 
 # --- an estimated pixel size (D14) ---

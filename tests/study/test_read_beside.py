@@ -203,3 +203,16 @@ def test_the_t1_series_low_scored_bodies_and_withheld_labels_are_flagged_as_its_
     assert flag.startswith(f"low_confidence (T1): {len(low)} of {len(other.vertebrae)} bodies")
     if any(v.label is None for v in other.vertebrae):
         assert any(f.startswith("labels_withheld (T1): ") for f in result.flags)
+
+
+def test_a_figure_of_panels_given_as_the_t1_is_set_aside_as_such(tmp_path: Path) -> None:
+    """A T1 | T2 figure given as the T1 with its pixel size estimated was set aside as 'looks axial' (code review)."""
+    data = shared_data_or_skip()
+    t1, t2 = (np.asarray(Image.open(data / f"spider/100/{n}.png").convert("L")) for n in ("t1", "image"))
+    rows = max(t1.shape[0], t2.shape[0])
+    left, right = (np.pad(a, ((0, rows - a.shape[0]), (0, 0)), constant_values=255) for a in (t1, t2))
+    Image.fromarray(np.hstack([left, np.full((rows, 8), 255, np.uint8), right])).save(tmp_path / "figure.png")
+    main_t2, _ = _pair("100")
+    result = openspine.analyze(main_t2, t1=tmp_path / "figure.png", t1_pixel_spacing="auto")
+    (flag,) = [f for f in result.flags if f.startswith("t1_not_used")]
+    assert "2 panels side by side" in flag and result.discs, flag

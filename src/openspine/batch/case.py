@@ -210,7 +210,7 @@ def model_stamps(config: AnalysisConfig) -> dict[str, str]:
     # (user test: a card's temperature edited by hand, the batch kept every old grade); a built-in card changes only
     # with openspine itself, and its figures' wording must not redo a cohort
     for role in _MODEL_ROLES:
-        if role in out and (card := _file_sha256(folders[role] / "card.json")):
+        if getattr(config, role) is not None and role in out and (card := _file_sha256(folders[role] / "card.json")):
             out[f"{role}_card"] = card
     if config.spinenet_weights:
         weights = _checkpoints_stamp(Path(config.spinenet_weights))

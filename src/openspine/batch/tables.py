@@ -155,13 +155,16 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
 
 
 def _models_text(models: Any) -> str:
-    """The models a case ran, ``name version (sha256's first 12)`` joined by ``; ``: cases of a cohort analysed with
-    other weights (an upgrade, a grader fine-tuned again) tell themselves apart."""
+    """The models a case ran, ``name version (sha256's first 12[, card its card's first 12])`` joined by ``; ``:
+    cases of a cohort analysed with other weights or another card (an upgrade, a grader fine-tuned again, a card
+    edited by hand) tell themselves apart."""
     if not isinstance(models, list):
         return ""
-    said = [
-        f"{m.get('name')} {m.get('version')} ({str(m.get('sha256') or '')[:12]})" for m in models if isinstance(m, dict)
-    ]
+    said = []
+    for m in models:
+        if isinstance(m, dict):
+            card = f", card {str(m['card_sha256'])[:12]}" if m.get("card_sha256") else ""
+            said.append(f"{m.get('name')} {m.get('version')} ({str(m.get('sha256') or '')[:12]}{card})")
     return "; ".join(said)
 
 

@@ -255,7 +255,9 @@ def render_overlay(view: SagittalView, result: AnalysisResult, width: int = 1000
     panels = [main]
     for o in others:
         beside = _as_result(result, o)
-        warns = any(f.startswith(T1_NOT_USED) for f in result.flags) or bool(o.match.flags)
+        warns = (
+            any(f.startswith(T1_NOT_USED) for f in result.flags) or bool(o.match.flags) or bool(_own_flags(result, o))
+        )
         if o.view is not None:
             panels.append(
                 _render_series(o.view, beside, width, _other_role(o), BANNER_COLOUR if warns else NOTE_COLOUR)
@@ -302,11 +304,18 @@ def _as_result(result: AnalysisResult, other: Any) -> AnalysisResult:
     main = _role(result.input.sequence, "main")
     # the grades at its discs are the main series' (user test: they read as grades read from the T1)
     whose = (f"grades drawn are the {main} series' at the discs matched to it",) if shown else ()
-    flags = tuple(other.match.flags) + ((f"not used for grading: {other.note}",) if other.note else ()) + whose
+    notes = ((f"not used for grading: {other.note}",) if other.note else ()) + whose
+    flags = _own_flags(result, other) + tuple(other.match.flags) + notes
     return replace(
         result, input=other.input, vertebrae=other.vertebrae, discs=discs, flags=flags, out_of_scope=None,
         other_series=(),
     )  # fmt: skip
+
+
+def _own_flags(result: AnalysisResult, other: Any) -> tuple[str, ...]:
+    """The flags said of a series read beside the main one (``low_confidence (T1): …``): its panel draws what they
+    name (the dashed bodies, the '?'), so its banner carries them too."""
+    return tuple(f for f in result.flags if f.split(":", 1)[0].endswith(f" ({other.role})"))
 
 
 def _render_series(
@@ -464,10 +473,13 @@ def disc_labels(result: AnalysisResult) -> list[tuple[str, tuple[int, int, int]]
     shown, own = shown_gradings(result)
     colours = _class_colours(result, shown) if shown is not None else {}
     out = []
+    numbered = any("unlabelled disc #" in f for f in result.flags)
     for i, d in enumerate(result.discs):
         marks = [m for g in ([shown] if shown is not None else []) + own if (m := _mark(g, d.grades.get(g)))]
-        # an unlabelled disc is numbered as the flags name it ("not graded: unlabelled disc #2")
-        text = "  ".join([d.level.value if d.level else f"disc #{i + 1}", *marks])
+        # an unlabelled disc is numbered as the flags name it ("not graded: unlabelled disc #2"), where they do (the
+        # discs of a series read beside the main one are named by no flag: a number would point at the main's)
+        name = f"disc #{i + 1}" if numbered else "disc"
+        text = "  ".join([d.level.value if d.level else name, *marks])
         g = d.grades.get(shown) if shown is not None else None
         if g is not None and g.available and g.grade is not None:
             colour = colours.get(g.grade, TEXT_COLOUR)

@@ -81,7 +81,8 @@ def render_report(
 
     parts += ["<h2>Provenance</h2><dl>", f"<dt>openspine</dt><dd>{e(__version__)}</dd>"]
     for m in result.models:
-        parts.append(f"<dt>model {e(m.name)}</dt><dd>{e(m.version)} <code>sha256 {e(m.sha256)}</code></dd>")
+        card = f" <code>card sha256 {e(m.card_sha256)}</code>" if m.card_sha256 else ""
+        parts.append(f"<dt>model {e(m.name)}</dt><dd>{e(m.version)} <code>sha256 {e(m.sha256)}</code>{card}</dd>")
     parts.append(f"<dt>parameters</dt><dd><code>{e(str(dict(result.parameters)))}</code></dd>")
     parts.append(f"<dt>created</dt><dd>{e(result.created or '')}</dd>")
     total = result.timings_s.get("total")

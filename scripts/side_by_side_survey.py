@@ -3,9 +3,9 @@ and never a real scan.
 
 Montages: for every SPIDER patient of the split, the T2 slice beside its T1 slice (scaled to the same height), and
 each T2 slice beside the next patient's, analysed as pictures (pixel size 0.6 mm, about SPIDER's); counted: refused
-with ``picture_panels`` (a band of one value between the two pictures, before detection) or
-``spines_side_by_side`` (two columns of bodies, after it); ``--abut`` crops each picture to its content first, so
-that no band is left and the columns of bodies alone decide. The same pairs one above the other (scaled to the same
+with ``spines_side_by_side`` (two columns of bodies) or ``picture_panels`` (a band of one value between the two
+pictures, which names the refusal of a picture that is refused or left unlabelled anyway); ``--abut`` crops each
+picture to its content first, so that no band is left. The same pairs one above the other (scaled to the same
 width): refused with ``spines_stacked``. Real scans: every item of the split (volumes, SPIDER T2 and T1 slices, SCT)
 as stored, mirrored and in ``--crops`` crops (the views of ``openspine evaluate detection``); counted: any of them
 refused any of these ways.
@@ -67,7 +67,8 @@ def montages(data: Path, split: str, stacked: bool = False, abut: bool = False) 
     t2 = [(r["id"].split("-")[-1], data / r["path"] / "image.png") for r in rows]
     pairs = [(a, t1[pid]) for pid, a in t2 if pid in t1 and t1[pid].is_file()]
     pairs += [(t2[i][1], t2[i + 1][1]) for i in range(len(t2) - 1)]
-    refused = {flag: 0 for flag in ((STACKED_FLAG,) if stacked else (PANELS_FLAG, FLAG))}
+    flags = (STACKED_FLAG,) if stacked else (PANELS_FLAG, FLAG)
+    refused = {flag: 0 for flag in (*flags, "any")}
     for left, right in pairs:
         join = _one_above_the_other if stacked else _side_by_side
         pictures = [Image.open(p).convert("L") for p in (left, right)]
@@ -76,8 +77,9 @@ def montages(data: Path, split: str, stacked: bool = False, abut: bool = False) 
         image = join(*pictures)
         picture = Scan(image[:, :, None], picture_affine(0.6, 0.6), ScanSource(str(left), format="image"))
         result = openspine.analyze(picture)
-        for flag in refused:
+        for flag in flags:
             refused[flag] += _refused(result, (flag,))
+        refused["any"] += _refused(result, flags)
     return refused, len(pairs)
 
 
@@ -152,8 +154,8 @@ def main() -> int:
         banded, n = slices_with_a_band(args.data, args.split)
         print(f"{args.split}: real sagittal slices (and their mirror images) with a band {len(banded)}/{n}")
     r, n = montages(args.data, args.split, abut=args.abut)
-    ways = f"{r[PANELS_FLAG]} as panels, {r[FLAG]} as two columns of bodies"
-    print(f"{args.split}: montages of two SPIDER slices side by side refused {sum(r.values())}/{n} ({ways})")
+    ways = f"{r[FLAG]} found two columns of bodies, {r[PANELS_FLAG]} said as panels"
+    print(f"{args.split}: montages of two SPIDER slices side by side refused {r['any']}/{n} ({ways})")
     r, n = montages(args.data, args.split, stacked=True, abut=args.abut)
     print(f"{args.split}: montages of two SPIDER slices one above the other refused {r[STACKED_FLAG]}/{n}")
     wrong, views = real_scans(args.data, args.split, args.crops)

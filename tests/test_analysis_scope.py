@@ -849,8 +849,9 @@ def test_two_spines_in_one_picture_exit_3(
 def test_a_figure_of_panels_side_by_side_is_refused_as_such(
     spacing: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A T1 | T2 figure with a band of one colour between its panels. With the pixel size estimated it had been
-    refused as showing no vertebral body (the estimate measured from one panel's bodies to the other's; user test)."""
+    """A T1 | T2 figure with a band of one colour between its panels is refused as such. With the pixel size estimated
+    it had been refused as showing no vertebral body (the estimate measured from one panel's bodies to the other's;
+    user test)."""
     data = shared_data_or_skip()
     t1, t2 = (np.asarray(Image.open(data / f"spider/100/{n}.png").convert("L")) for n in ("t1", "image"))
     rows = max(t1.shape[0], t2.shape[0])
@@ -863,7 +864,21 @@ def test_a_figure_of_panels_side_by_side_is_refused_as_such(
     doc = json.loads((tmp_path / "out" / "result.json").read_text())
     validate_result(doc)
     assert doc["vertebrae"] == [] and "crop the picture to one panel" in doc["out_of_scope"]
-    assert doc["flags"] == ["picture_panels: 2 panels side by side"]
+    assert "picture_panels: 2 panels side by side" in doc["flags"]
+
+
+def test_a_slice_with_a_stripe_of_one_value_is_analysed_not_taken_for_panels(tmp_path: Path) -> None:
+    """A dead column 6 pixels wide across a real slice reads as a band, but the band rule only says why a picture
+    is refused: the slice is labelled as without the stripe (user test: it had been refused as 2 panels)."""
+    data = shared_data_or_skip()
+    image = np.asarray(Image.open(data / "spider/34/image.png").convert("L")).copy()
+    spacing = tuple(json.loads((data / "spider/34/meta.json").read_text())["pixel_spacing_mm"][:2])
+    plain = openspine.analyze(data / "spider/34/image.png", pixel_spacing=spacing)
+    image[:, image.shape[1] // 2 : image.shape[1] // 2 + 6] = 0
+    Image.fromarray(image).save(tmp_path / "striped.png")
+    striped = openspine.analyze(tmp_path / "striped.png", pixel_spacing=spacing)
+    assert striped.out_of_scope is None and not any(f.startswith("picture_panels") for f in striped.flags)
+    assert [v.label for v in striped.vertebrae] == [v.label for v in plain.vertebrae]
 
 
 def test_no_real_slice_of_the_shared_data_reads_as_panels() -> None:

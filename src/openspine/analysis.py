@@ -119,6 +119,7 @@ def analyze(
     step("detect")
     seen = _look(scan, view, cfg.sequence, detector, state, timings, cfg.check_orientation)
     detection, sequence, scan, view = seen.detection, seen.sequence, seen.scan, seen.view
+    detection = _said_as_panels(view, state, detection)
     others: tuple[OtherSeries, ...] = ()
     second = None
     if detection is not None and t1_scan is not None and cfg.use_t1:
@@ -371,10 +372,11 @@ def _read_beside(
             raise OutOfScopeError(f"its pixel size could not be read off its anatomy ({UNSCALED_WHY})")
         t1_scan, non_finite = t1_scan.with_finite_voxels()
         state.flags.extend([_of_series(non_finite, f" ({role})")] if non_finite else [])
-        refuse_unseen(t1_scan)  # what the main series is refused as (a label map, a figure of panels) sets it aside
+        refuse_unseen(t1_scan)  # what the main series is refused as read (a label map, no contrast) sets it aside
         t1_view = t1_scan.to_sagittal()
         seen = _look(t1_scan, t1_view, None, detector, own, {}, True)
         t1_scan, t1_view = seen.scan, seen.view
+        seen = replace(seen, detection=_said_as_panels(t1_view, own, seen.detection))
     except OpenSpineError as exc:
         t1_view, why = None, f"the {role} series cannot be analysed: {exc}"
     info = InputInfo.from_scan(t1_scan)
@@ -1092,9 +1094,8 @@ def refuse_unseen(scan: Scan) -> None:
     """Refuse, before any model looks at it, a scan with nothing to analyse: a label map given as an image (by its
     name: the rule by which batch skips such a file, :func:`openspine.io.formats.looks_like_label_map`), an image
     without contrast, one that is not an MR magnitude image (:func:`openspine.scope.not_mr_magnitude_reason`: a CT,
-    a radiograph, an MR phase image), one of a few intensity values (a mask, a thresholded picture: by its content,
-    :func:`openspine.scope.few_values_reason`) or one image of several panels side by side (a figure:
-    :func:`openspine.scope.picture_panels`) (:class:`~openspine.errors.OutOfScopeError`); NaN or infinite voxels
+    a radiograph, an MR phase image), or one of a few intensity values (a mask, a thresholded picture: by its content,
+    :func:`openspine.scope.few_values_reason`) (:class:`~openspine.errors.OutOfScopeError`); NaN or infinite voxels
     stay an error."""
     from .io.formats import LABEL_MAP, looks_like_label_map
 
@@ -1107,13 +1108,28 @@ def refuse_unseen(scan: Scan) -> None:
     why = scope.not_mr_magnitude_reason(scan) or scope.few_values_reason(scan.array)
     if why is not None:
         raise OutOfScopeError(why)
-    if 1 in scan.shape:  # one image: a figure of several panels?
-        image = scan.to_sagittal().scan.array
-        panels = scope.picture_panels(image[:, :, 0]) if image.shape[2] == 1 else 1
-        if panels > 1:
-            raise OutOfScopeError(
-                scope.panels_reason(panels), flag=f"{scope.PANELS_FLAG}: {panels} panels side by side"
-            )
+
+
+def _said_as_panels(view: SagittalView, state: _State, detection: Detection | None) -> Detection | None:
+    """A one-image scan refused for any reason (no body found, two columns of bodies, its plane), or one whose bodies
+    are all left unlabelled, that is a figure of panels side by side (:func:`openspine.scope.picture_panels`) is
+    refused as such: with the pixel size estimated such a figure had been refused as showing no vertebral body, or
+    analysed with three bodies across both panels and every label withheld (user test). The band rule alone refuses
+    nothing an analysis labels: a stripe of one value across a slice (a dead column, a line drawn over it) reads as a
+    band too (user test). Returns the detection, or None where the scan is refused."""
+    unlabelled = detection is not None and not any(v.label is not None for v in state.vertebrae)
+    if view.scan.shape[2] != 1 or not (state.out_of_scope or unlabelled):
+        return detection
+    panels = scope.picture_panels(view.scan.array[:, :, 0])
+    if panels < 2:
+        return detection
+    reason = scope.panels_reason(panels)
+    state.flags.append(f"{scope.PANELS_FLAG}: {panels} panels side by side")
+    if detection is not None:  # the detector ran; what it found is not reported
+        state.vertebrae, state.discs = [], []
+        state.not_run["labelling"] = reason
+    state.out_of_scope = reason
+    return None
 
 
 def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[str, Any] | None]:
@@ -1162,7 +1178,7 @@ def _not_analysed(
     timings["total"] = time.perf_counter() - t0
     return AnalysisResult(
         input=replace(InputInfo.from_scan(scan), plane=refusal.plane),
-        flags=tuple(dict.fromkeys([*flags, *([refusal.flag] if refusal.flag else [])])),
+        flags=tuple(dict.fromkeys(flags)),
         steps_not_run=not_run,
         out_of_scope=reason,
         parameters=_parameters(cfg, scan, t1),

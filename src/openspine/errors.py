@@ -46,13 +46,11 @@ class OutOfScopeError(ScanReadError):
     contrast, a label map given as an image. :func:`openspine.analyze` does not raise it: it returns a result whose
     ``out_of_scope`` says why (``openspine analyze`` exits with status 3, batch lists the case with stage
     ``scope``). ``plane``: the plane the refusal rests on, as ``input.plane`` of result.json records it (e.g.
-    ``{"value": "axial", "source": "geometry"}``), or None; ``flag``: a flag the result carries for it (a cohort
-    filters on flags), or None."""
+    ``{"value": "axial", "source": "geometry"}``), or None."""
 
-    def __init__(self, message: str, plane: Mapping[str, Any] | None = None, flag: str | None = None) -> None:
+    def __init__(self, message: str, plane: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.plane = dict(plane) if plane is not None else None
-        self.flag = flag
 
 
 class NotSagittalError(OutOfScopeError, UnsupportedScanError):

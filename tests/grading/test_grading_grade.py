@@ -49,6 +49,10 @@ def test_grades_every_requested_disc(grader_dir: Path):
     assert not next(d for d in out.discs if d.level is DiscLevel.C5_C6).grades
     assert "not graded: T12-L1 (not detected)" in out.flags
     assert any("level unknown" in f for f in out.flags)
+    # the unlabelled disc's note names it as the flags do (discs.csv had no way to tell which one it was)
+    i = next(i for i, d in enumerate(out.discs) if d.level is None)
+    assert f"unlabelled disc #{i + 1}" in next(f for f in out.flags if "level unknown" in f)
+    assert (out.discs[i].note or "").startswith(f"not graded: unlabelled disc #{i + 1}, its level is unknown")
 
 
 def test_a_level_beyond_the_vertebrae_found_is_said_out_of_view(grader_dir: Path):

@@ -74,7 +74,9 @@ class GradingOutput:
     withheld: str | None = None
 
 
-NOT_GRADED_UNLABELLED = "not graded: its level is unknown (a body beside it has no label; the flags say why)"
+def not_graded_unlabelled(name: str) -> str:
+    """An unlabelled disc's note, naming it as the flags and the overlay do (``unlabelled disc #2``)."""
+    return f"not graded: {name}, its level is unknown (a body beside it has no label; the flags say why)"
 
 
 def _missing_reason(level: DiscLevel, detection: Detection) -> str:
@@ -210,7 +212,7 @@ def grade(
         name = d.level.value if d.level is not None else f"unlabelled disc #{i + 1}"
         if d.level is None:
             flags.add("not graded", name, "level unknown")
-            discs[i] = replace(d, note=NOT_GRADED_UNLABELLED)
+            discs[i] = replace(d, note=not_graded_unlabelled(name))
             continue
         if wanted is not None and d.level not in wanted:  # left out as asked: not a warning, so no flag, a note
             discs[i] = replace(d, note=f"not graded: outside the levels asked for ({_levels_text(levels or ())})")

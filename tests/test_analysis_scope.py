@@ -879,6 +879,18 @@ def test_a_slice_with_a_stripe_of_one_value_is_analysed_not_taken_for_panels(tmp
     striped = openspine.analyze(tmp_path / "striped.png", pixel_spacing=spacing)
     assert striped.out_of_scope is None and not any(f.startswith("picture_panels") for f in striped.flags)
     assert [v.label for v in striped.vertebrae] == [v.label for v in plain.vertebrae]
+    # refused for another reason, or every label withheld for one, it keeps that reason (code review: an upside-down
+    # slice and a cervical slice with a stripe had been refused as two panels)
+    Image.fromarray(image[::-1]).save(tmp_path / "upside-down.png")
+    turned = openspine.analyze(tmp_path / "upside-down.png", pixel_spacing=spacing)
+    assert turned.out_of_scope is not None and "upside down" in turned.out_of_scope
+    neck = nib.as_closest_canonical(nib.load(data / "sct/sct-example-t2/image.nii.gz"))
+    mid = np.rot90(np.asarray(neck.dataobj, dtype=np.float32)[neck.shape[0] // 2])
+    mid = (255 * np.clip(mid / np.percentile(mid, 99.5), 0, 1)).astype(np.uint8)
+    mid[:, mid.shape[1] // 2 : mid.shape[1] // 2 + 6] = 0
+    Image.fromarray(mid).save(tmp_path / "neck.png")
+    cervical = openspine.analyze(tmp_path / "neck.png", pixel_spacing=(1.0, 1.0))
+    assert cervical.out_of_scope is None and cervical.vertebrae and all(v.label is None for v in cervical.vertebrae)
 
 
 def test_no_real_slice_of_the_shared_data_reads_as_panels() -> None:

@@ -902,3 +902,28 @@ def test_the_summary_line_counts_one_body_and_one_disc_in_the_singular() -> None
         input=SimpleNamespace(sequence={}, field_of_view={}),
     )  # fmt: skip
     assert summary_line(Path("scan.png"), result) == "scan.png: 1 vertebra (1 unlabelled), 1 disc; no flags"
+
+
+def test_a_failed_run_leaves_no_earlier_run_s_result_in_its_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A script that checks for result.json after a run on a damaged file had found the earlier scan's (user test)."""
+    out = tmp_path / "out"
+    assert main(["demo", "--out", str(out), "-q"]) == 0
+    (out / "notes.txt").write_text("mine")
+    damaged = tmp_path / "damaged.nii.gz"
+    damaged.write_bytes(os.urandom(1000))
+    assert main(["analyze", str(damaged), "--out", str(out)]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # the earlier outputs went, nothing else
+    fresh = tmp_path / "fresh"
+    assert main(["analyze", str(damaged), "--out", str(fresh)]) == 1
+    assert not fresh.exists()  # a folder this run made, left empty: gone too
+
+
+def test_an_output_folder_name_too_long_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "lo").mkdir()
+    out = tmp_path / "lo" / ("y" * 300)
+    assert main(["demo", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be used" in err and "Traceback" not in err

@@ -119,7 +119,6 @@ def analyze(
     step("detect")
     seen = _look(scan, view, cfg.sequence, detector, state, timings, cfg.check_orientation)
     detection, sequence, scan, view = seen.detection, seen.sequence, seen.scan, seen.view
-    detection = _said_as_panels(view, state, detection)
     others: tuple[OtherSeries, ...] = ()
     second = None
     if detection is not None and t1_scan is not None and cfg.use_t1:
@@ -241,6 +240,7 @@ def _look(
         sequence = scope.check_sequence_by_fluid(sequence, csf, image_seq)
         sequence = scope.check_named_sequence(sequence, image_seq, csf)  # a header or the user against the image
         sequence = _not_read_from_the_image(sequence, state)
+    detection = _said_as_panels(view, state, detection, first_flag)
     timings["detection"] = timings.get("detection", 0.0) + time.perf_counter() - t
     return _Seen(sequence, plane, detection, cervical_p, way_round, scan, view)
 
@@ -376,7 +376,6 @@ def _read_beside(
         t1_view = t1_scan.to_sagittal()
         seen = _look(t1_scan, t1_view, None, detector, own, {}, True)
         t1_scan, t1_view = seen.scan, seen.view
-        seen = replace(seen, detection=_said_as_panels(t1_view, own, seen.detection))
     except OpenSpineError as exc:
         t1_view, why = None, f"the {role} series cannot be analysed: {exc}"
     info = InputInfo.from_scan(t1_scan)
@@ -725,6 +724,12 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
         return fallback, f"pixel_spacing_estimated: not estimated, the picture looks {not_sagittal}; {read_as}"
     # the detector reads the front of the body on the left: a picture shown the other way is measured mirrored
     measured = scan.mirrored_front_to_back() if _shows_front_right(fallback) else scan
+    panels = scope.panel_ranges(measured.array[:, :, 0])
+    if panels:  # a figure of panels: measured on its widest, whose spine alone sets the scale (then refused as such)
+        import numpy as np
+
+        lo, hi = max(panels, key=lambda r: r[1] - r[0])
+        measured = Scan(np.ascontiguousarray(measured.array[:, lo:hi]), measured.affine, measured.source)
     estimate = estimate_pixel_size(measured, detector)
     if estimate.spacing_mm is None:
         return fallback, f"{UNSCALED}; {read_as}"
@@ -814,6 +819,8 @@ class _State:
     unfit: str | None = None  # why the image's intensities cannot be graded (its discs' gradings are withheld)
     labels_doubt: str | None = None  # why the labels may run the wrong way (the image may be turned): no grade
     midline: dict[str, Any] | None = None  # the midline recogniser's reading of a single slice (input.midline)
+    bodies_seen: list[tuple[float, float]] = field(default_factory=list)  # (row, col) of every body the detector found
+    refused_for_bodies: bool = False  # out of scope for what the bodies show (none, two columns, too few, unsure)
 
 
 def _decide_sequence(user: str | None, scan: Scan, image: Mapping[str, float] | None) -> dict[str, Any]:
@@ -869,9 +876,11 @@ def _detect(view: SagittalView, detector: str | None, state: _State, cervical_p:
         state.not_run["detection"] = f"no usable built-in detector: {exc}"
         return None
     state.models.extend(detection.models)
+    state.bodies_seen = [(g.centre[0], g.centre[1]) for g in detection.vertebra_geometry]
     if not detection.vertebrae:  # the reason says it: the detector's own "no vertebral body" flag would repeat it
         state.flags.extend(f for f in detection.flags if f != scope.NO_BODY)
         state.out_of_scope = scope.no_body_reason(load_model(detector or BUILTIN_MODEL).card.data, cervical_p)
+        state.refused_for_bodies = True
         return None
     state.flags.extend(detection.flags)
     return detection
@@ -966,6 +975,7 @@ def _one_spine(
     if n >= 2:
         # the flags raised so far are about a sequence of labels that ran through both columns
         _drop_detection(state, first_flag, scope.side_by_side_reason(n, picture))
+        state.refused_for_bodies = True
         state.flags.append(f"spines_side_by_side: {n} columns of vertebral bodies side by side")
         return None
     estimates = [g.level_estimate for g in detection.vertebra_geometry]
@@ -973,6 +983,7 @@ def _one_spine(
     if lower is None:
         return detection
     _drop_detection(state, first_flag, scope.stacked_reason(estimates[lower - 1], estimates[lower], picture))
+    state.refused_for_bodies = True
     state.flags.append(f"spines_stacked: the level count starts again below body {lower} of {len(estimates)}")
     return None
 
@@ -999,6 +1010,7 @@ def _few_bodies_in_a_picture(
     if why is None or not _read_as_picture(view.input):
         return detection
     _drop_detection(state, first_flag, f"{why}; a picture needs at least three to be read as a sagittal spine image")
+    state.refused_for_bodies = True
     return None
 
 
@@ -1042,6 +1054,7 @@ def _label_scope(
         # is in scope; its bodies stay in the result, unlabelled and drawn dashed, to show what was seen
         state.out_of_scope = nothing
         state.not_run["labelling"] = nothing
+        state.refused_for_bodies = True
         return None
     return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))
 
@@ -1110,25 +1123,35 @@ def refuse_unseen(scan: Scan) -> None:
         raise OutOfScopeError(why)
 
 
-def _said_as_panels(view: SagittalView, state: _State, detection: Detection | None) -> Detection | None:
-    """A one-image scan refused for any reason (no body found, two columns of bodies, its plane), or one whose bodies
-    are all left unlabelled, that is a figure of panels side by side (:func:`openspine.scope.picture_panels`) is
-    refused as such: with the pixel size estimated such a figure had been refused as showing no vertebral body, or
-    analysed with three bodies across both panels and every label withheld (user test). The band rule alone refuses
-    nothing an analysis labels: a stripe of one value across a slice (a dead column, a line drawn over it) reads as a
-    band too (user test). Returns the detection, or None where the scan is refused."""
+def _said_as_panels(
+    view: SagittalView, state: _State, detection: Detection | None, first_flag: int
+) -> Detection | None:
+    """A one-image scan that is a figure of panels side by side (:func:`openspine.scope.panel_ranges`) is refused as
+    such where what its bodies show explains no other way: refused for its bodies (none found, two columns, too few,
+    too unsure) with none found or bodies in two panels, or every body left unlabelled with bodies in two panels at
+    about one height (:func:`openspine.scope.bodies_in_panels_side_by_side`). With the pixel size estimated such a
+    figure had been refused as showing no vertebral body, or analysed with three bodies across both panels and every
+    label withheld (user test). The band rule alone refuses nothing, nor renames another refusal: a stripe of one value
+    across a slice (a dead column, a line drawn over it) reads as a band too (user test, code review). Returns the
+    detection, or None where the scan is refused."""
+    if view.scan.shape[2] != 1 or not (state.out_of_scope or detection is not None):
+        return detection
     unlabelled = detection is not None and not any(v.label is not None for v in state.vertebrae)
-    if view.scan.shape[2] != 1 or not (state.out_of_scope or unlabelled):
+    if not (state.refused_for_bodies or unlabelled):
         return detection
-    panels = scope.picture_panels(view.scan.array[:, :, 0])
-    if panels < 2:
+    ranges = scope.panel_ranges(view.scan.array[:, :, 0])
+    if len(ranges) < 2:
         return detection
-    reason = scope.panels_reason(panels)
-    state.flags.append(f"{scope.PANELS_FLAG}: {panels} panels side by side")
-    if detection is not None:  # the detector ran; what it found is not reported
-        state.vertebrae, state.discs = [], []
-        state.not_run["labelling"] = reason
+    if state.out_of_scope:
+        if state.bodies_seen and len({scope.panel_of(c, ranges) for _, c in state.bodies_seen} - {None}) < 2:
+            return detection  # the bodies stand in one panel: the refusal is theirs
+    elif not scope.bodies_in_panels_side_by_side(state.bodies_seen, ranges, view.scan.spacing[0]):
+        return detection
+    reason = scope.panels_reason(len(ranges))
+    if detection is not None:  # the detector's bodies and what was said of them are not reported
+        _drop_detection(state, first_flag, reason)
     state.out_of_scope = reason
+    state.flags.append(f"{scope.PANELS_FLAG}: {len(ranges)} panels side by side")
     return None
 
 

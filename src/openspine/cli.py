@@ -57,7 +57,7 @@ _EPILOG_INFO = """examples:
 """
 _EPILOG_ANALYZE = """examples:
   openspine analyze /data/study42/ --out results/study42
-  openspine analyze scan.nii.gz --out out/ --series 7
+  openspine analyze /data/study42/ --out out/ --series 7        # a DICOM folder: series number 7
   openspine analyze slice.png --pixel-spacing 0.5 0.5 --out out/
   openspine analyze figure.jpg --pixel-spacing auto --out out/   # pixel size unknown: estimated, flagged
   openspine analyze scan.nii.gz --out out/ --levels all --grader my-finetuned-grader/

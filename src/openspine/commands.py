@@ -13,7 +13,7 @@ from typing import Any
 
 from ._logging import get_logger, held_back, say_last
 from .config import AUTO, MODEL_OPTIONS, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
-from .errors import ConfigError, ScanReadError, UsageError
+from .errors import ConfigError, OpenSpineError, ScanReadError, UsageError
 from .vocabulary import T1_NOT_USED
 from .writers import parse_formats, require_for_formats
 
@@ -217,12 +217,13 @@ def _analyze_to(
 ) -> int:
     """Analyse ``path`` into ``out``; ``intro`` is logged once the options and the output folder are checked."""
     from .analysis import STAGES, analyze
-    from .writers import prepare_output_dir, write_result
+    from .writers import check_output_dir, prepare_output_dir, write_result
 
     with _option_values():
         formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
     require_for_formats(formats, "--formats seg/sr", _read_from_dicom(path))  # and a missing extra
     check_models(config, named)
+    made = not check_output_dir(out).exists()
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     _check_engine(config)
     if intro:  # on stderr: a reader that stops early (`| head`) must not end the run before its outputs are written
@@ -232,6 +233,9 @@ def _analyze_to(
         result = analyze(path, config, progress=progress, t1=t1)
         progress("write")
         files = write_result(result, out, formats)
+    except OpenSpineError:
+        _clear_after_failure(out, path, made)
+        raise
     finally:
         progress.close()
     if result.out_of_scope:
@@ -252,6 +256,22 @@ def _analyze_to(
     for name in files.values():
         print(f"  {name}")
     return 0
+
+
+def _clear_after_failure(out: Path, path: Path, made: bool) -> None:
+    """After a run that failed: no earlier run's result.json may stay in ``out`` to mark it finished for this scan
+    (user test: a script found the earlier scan's result after a run on a damaged file), nor its CSVs, overlay or
+    report beside it; a folder this run made and left empty goes too."""
+    from .writers import remove_outputs
+
+    try:
+        removed = remove_outputs(out, path)
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+    except OSError:  # the failure itself may be the folder's (full, read-only): it is said already
+        return
+    if removed:
+        log.warning("removed %s from '%s': an earlier run's outputs, not this scan's", ", ".join(removed), out)
 
 
 def check_models(config: AnalysisConfig, named: Mapping[str, str] | None = None) -> None:

@@ -439,32 +439,58 @@ MIN_PANEL_GAP_PX = 4
 PANELS_FLAG = "picture_panels"
 
 
-def picture_panels(image: Any) -> int:
-    """How many panels lie side by side in one 2D image (rows along the spine): parts set apart by bands of
-    :data:`MIN_PANEL_GAP_PX` or more columns that hold one exact value from top to bottom (a figure of several
-    views), each :data:`MIN_PANEL_WIDTH_SHARE` of the width or wider and :data:`MIN_PANEL_CONTENT_SHARE` of it
-    differing from the band; 1 for an ordinary image. A JPEG's ringing can blur a narrow band: then 1 as well."""
+def panel_ranges(image: Any) -> list[tuple[int, int]]:
+    """The column ranges ``[start, stop)`` of the panels that lie side by side in one 2D image (rows along the
+    spine): parts set apart by bands of :data:`MIN_PANEL_GAP_PX` or more columns that hold one exact value from top to
+    bottom (a figure of several views), each :data:`MIN_PANEL_WIDTH_SHARE` of the width or wider and
+    :data:`MIN_PANEL_CONTENT_SHARE` of it differing from the band; [] for an ordinary image (or one panel). A JPEG's
+    ringing can blur a narrow band: then [] as well."""
     import numpy as np
 
     a = np.asarray(image)
     if a.ndim != 2 or a.shape[1] < 2 * MIN_PANEL_GAP_PX + 2:
-        return 1
+        return []
     uniform = a.min(axis=0) == a.max(axis=0)
     content = np.flatnonzero(~uniform)
     if content.size == 0:
-        return 1
+        return []
     pieces = np.split(content, np.flatnonzero(np.diff(content) > MIN_PANEL_GAP_PX) + 1)
     if len(pieces) < 2:
-        return 1
-    panels = 0
+        return []
+    panels = []
     for piece in pieces:
         lo, hi = int(piece[0]), int(piece[-1]) + 1
         bands = [c for c in (lo - 1, hi) if 0 <= c < a.shape[1] and uniform[c]]
         if hi - lo < MIN_PANEL_WIDTH_SHARE * a.shape[1] or not bands:
             continue
-        band_value = a[0, bands[0]]
-        panels += bool(np.mean(a[:, lo:hi] != band_value) >= MIN_PANEL_CONTENT_SHARE)
-    return panels if panels >= 2 else 1
+        if np.mean(a[:, lo:hi] != a[0, bands[0]]) >= MIN_PANEL_CONTENT_SHARE:
+            panels.append((lo, hi))
+    return panels if len(panels) >= 2 else []
+
+
+def picture_panels(image: Any) -> int:
+    """How many panels lie side by side in one 2D image (:func:`panel_ranges`); 1 for an ordinary image."""
+    return len(panel_ranges(image)) or 1
+
+
+def panel_of(col: float, ranges: Sequence[tuple[int, int]]) -> int | None:
+    """The index of the panel of ``ranges`` that column ``col`` lies in, or None (in a band)."""
+    return next((i for i, (lo, hi) in enumerate(ranges) if lo - 0.5 <= col < hi - 0.5), None)
+
+
+# two bodies in two panels at about one height are one spine's twins (a figure of one patient's series, or one slice
+# twice): a spine that a stripe of one value crosses has its neighbours on either side a whole level apart, at least
+# 17.5 mm (the cervical pitch; lumbar bodies lie 23-58 mm apart)
+SAME_HEIGHT_MM = 12.0
+
+
+def bodies_in_panels_side_by_side(
+    centres: Sequence[tuple[float, float]], ranges: Sequence[tuple[int, int]], row_mm: float
+) -> bool:
+    """Whether two of the bodies (``centres``: (row, col) in pixels of ``row_mm`` mm along the spine) lie in two
+    panels of ``ranges`` at about one height (:data:`SAME_HEIGHT_MM`): a spine in each panel side by side."""
+    placed = [(row * row_mm, panel) for row, col in centres if (panel := panel_of(col, ranges)) is not None]
+    return any(p != q and abs(a - b) < SAME_HEIGHT_MM for i, (a, p) in enumerate(placed) for b, q in placed[i + 1 :])
 
 
 def panels_reason(n: int) -> str:

@@ -34,7 +34,11 @@ log = get_logger("writers")
 def check_output_dir(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path, after saying why it cannot be an output folder where a file is in its place."""
     out = Path(path)
-    if out.exists() and not out.is_dir():
+    try:
+        is_file = out.exists() and not out.is_dir()
+    except OSError as exc:  # a name longer than the file system allows (it had ended in a traceback; user test)
+        raise OutputError(f"the output folder '{out}' cannot be used: {exc.strerror or exc}") from exc
+    if is_file:
         raise OutputError(f"the output folder '{out}' is an existing file; choose another --out")
     return out
 
@@ -412,15 +416,23 @@ def _dicom_outputs(
 def _remove_stale_outputs(out: Path, writing: set[str], result: AnalysisResult) -> None:
     """Remove the output files of an earlier run in ``out`` that this run does not write, so that no earlier
     scan's CSVs or overlay stay beside the new result.json; other files are never touched."""
-    source = result.input.path
-    stale = []
-    for name in OUTPUT_FILES:
-        path = out / name
-        if name in writing or not path.is_file() or path.is_symlink():
-            continue
-        if source and Path(source).exists() and path.samefile(source):
-            continue  # the scan analysed now (a picture named overlay.png): never remove an input
-        path.unlink()
-        stale.append(name)
+    stale = remove_outputs(out, result.input.path, keep=writing)
     if stale:
         log.info("removed %s from '%s': an earlier run's output(s) that this run does not write", ", ".join(stale), out)
+
+
+def remove_outputs(
+    out: str | os.PathLike[str], source: str | os.PathLike[str] | None, keep: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
+    """Remove openspine's output files (:data:`OUTPUT_FILES`, but those in ``keep``) from ``out``; other files, links
+    and the scan ``source`` itself (a picture named overlay.png) are never touched. Returns the names removed."""
+    removed = []
+    for name in OUTPUT_FILES:
+        path = Path(out) / name
+        if name in keep or not path.is_file() or path.is_symlink():
+            continue
+        if source and Path(source).exists() and path.samefile(source):
+            continue  # the scan analysed now: never remove an input
+        path.unlink()
+        removed.append(name)
+    return removed

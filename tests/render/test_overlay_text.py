@@ -272,3 +272,33 @@ def test_a_long_series_name_is_shortened_before_the_orientation_note_and_the_leg
     for width in (500, 1000, 1600):
         bottom = np.asarray(demo.overlay(width=width))[-4:]
         assert (bottom == np.asarray(BACKGROUND)).all(), width  # nothing drawn in the last rows
+
+
+def test_labels_are_moved_off_each_other_and_into_the_image_area() -> None:
+    """A body's label and its neighbouring disc's had run over each other, a top body's under the banner (user
+    test): each is moved up or down by the least that clears those drawn before it, inside the image area."""
+    from PIL import Image, ImageDraw
+
+    from openspine.render.overlay import _font, _Label, _place_labels
+
+    canvas = Image.new("RGB", (300, 300))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(14)
+    drawn: list[tuple[float, float, float, float]] = []
+    real_text = draw.text
+
+    def record(xy, text, **kw):  # type: ignore[no-untyped-def]
+        drawn.append(draw.textbbox(xy, text, font=kw["font"], anchor=kw["anchor"], stroke_width=2))
+        real_text(xy, text, **kw)
+
+    draw.text = record  # type: ignore[method-assign]
+    labels = [
+        _Label((150, 150), "S1", "rm", (255, 255, 255), font),
+        _Label((140, 150), "L5-S1  P5", "lm", (255, 255, 255), font),  # over the S1 label
+        _Label((150, 52), "T11 0.24", "rm", (255, 255, 255), font),  # under a banner that ends at 50
+    ]
+    _place_labels(draw, labels, top=50, bottom=290)
+    s1, disc, top = drawn
+    assert s1[1] == pytest.approx(drawn[0][1])  # the first stays
+    assert disc[3] <= s1[1] or disc[1] >= s1[3], "the disc's label clears the body's"
+    assert top[1] >= 50

@@ -368,8 +368,9 @@ def _render_series(
         for i, line in enumerate(banner):
             draw.text((10, 44 + i * (small_px + 4)), printable(line), fill=TEXT_COLOUR, font=small)
 
-    _draw_vertebrae(draw, view, result, k, panel, font, line_w=max(2, width // 400))
-    _draw_discs(draw, view, result, panel, small, radius=max(5, width // 120))
+    labels = _draw_vertebrae(draw, view, result, k, panel, font, line_w=max(2, width // 400))
+    labels += _draw_discs(draw, view, result, panel, small, radius=max(5, width // 120))
+    _place_labels(draw, labels, top=title_h, bottom=title_h + main_h)
     if neighbours:  # a strip of neighbouring slices on the right, each labelled with its input slice index
         strip_x, strip_w = main_w + 8, width - main_w - 16
         thumb_h = (main_h - 8 * (len(neighbours) - 1)) // len(neighbours)
@@ -388,6 +389,41 @@ def _render_series(
 _Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
+@dataclass(frozen=True)
+class _Label:
+    """A text to draw at ``xy`` (PIL ``anchor``: 'rm' ends it there, 'lm' starts it there)."""
+
+    xy: tuple[float, float]
+    text: str
+    anchor: str
+    colour: tuple[int, int, int]
+    font: _Font
+
+
+def _place_labels(draw: ImageDraw.ImageDraw, labels: list[_Label], top: float, bottom: float) -> None:
+    """Draw ``labels`` in turn, each moved up or down by the least (in steps of a fifth of its height, at most twice
+    its height) that keeps it clear of those drawn before it and between ``top`` and ``bottom`` (the image area):
+    a body's label and its neighbouring disc's had run over each other, and a top body's under the banner (user
+    test). Where no such place is near, it stays where it was asked for."""
+    placed: list[tuple[float, float, float, float]] = []
+    for label in labels:
+        box = draw.textbbox(label.xy, label.text, font=label.font, anchor=label.anchor, stroke_width=2)
+        height = box[3] - box[1]
+        steps = [0.0] + [sign * height * i / 5 for i in range(1, 11) for sign in (1, -1)]
+        free = (
+            dy
+            for dy in steps
+            if top <= box[1] + dy
+            and box[3] + dy <= bottom
+            and not any(box[0] < b[2] and b[0] < box[2] and box[1] + dy < b[3] and b[1] < box[3] + dy for b in placed)
+        )
+        dy = next(free, 0.0)
+        xy = (label.xy[0], label.xy[1] + dy)
+        draw.text(xy, label.text, fill=label.colour, font=label.font, anchor=label.anchor, stroke_width=2,
+                  stroke_fill=(0, 0, 0))  # fmt: skip
+        placed.append((box[0], box[1] + dy, box[2], box[3] + dy))
+
+
 def _draw_vertebrae(
     draw: ImageDraw.ImageDraw,
     view: SagittalView,
@@ -396,8 +432,9 @@ def _draw_vertebrae(
     panel: _Panel,
     font: _Font,
     line_w: int,
-) -> None:
-    """Each body's outline on slice ``k`` (dashed below LOW_SCORE) or its centroid, and its level."""
+) -> list[_Label]:
+    """Each body's outline on slice ``k`` (dashed below LOW_SCORE) or its centroid; its level as a label to place."""
+    labels = []
     for v in result.vertebrae:
         corners = _outline_on(v.outlines, view, k)
         low = v.score < LOW_SCORE
@@ -417,7 +454,8 @@ def _draw_vertebrae(
             x, y = panel.xy(c[0], c[1])
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], outline=colour)
             anchor_xy = (x - 8, y)  # beside the marker, as beside an outline: the text never hides it
-        draw.text(anchor_xy, label, fill=colour, font=font, anchor="rm", stroke_width=2, stroke_fill=(0, 0, 0))
+        labels.append(_Label(anchor_xy, label, "rm", colour, font))
+    return labels
 
 
 def shown_gradings(result: AnalysisResult) -> tuple[GradingName | None, list[GradingName]]:
@@ -493,9 +531,10 @@ def disc_labels(result: AnalysisResult) -> list[tuple[str, tuple[int, int, int]]
 
 def _draw_discs(
     draw: ImageDraw.ImageDraw, view: SagittalView, result: AnalysisResult, panel: _Panel, font: _Font, radius: int
-) -> None:
-    """Each disc as a dot in the colour of its grade (:func:`disc_labels`), with its level and grades."""
+) -> list[_Label]:
+    """Each disc as a dot in the colour of its grade (:func:`disc_labels`); its level and grades as a label."""
     r = radius
+    labels = []
     for d, (text, colour) in zip(result.discs, disc_labels(result)):
         c = view.from_input_voxel(np.array(d.centroid_voxel))
         if not drawable(c):
@@ -505,7 +544,8 @@ def _draw_discs(
         # right of the dot, or left of it where the text would run off the picture (a narrow one): grades stay whole
         right = x + 2.2 * r + draw.textlength(text, font=font) <= draw.im.size[0] - 4
         xy, anchor = ((x + 2.2 * r, y), "lm") if right else ((x - 2.2 * r, y), "rm")
-        draw.text(xy, text, fill=legible(colour), font=font, anchor=anchor, stroke_width=2, stroke_fill=(0, 0, 0))
+        labels.append(_Label(xy, text, anchor, legible(colour), font))
+    return labels
 
 
 def legible(colour: tuple[int, int, int], least: float = 150.0) -> tuple[int, int, int]:

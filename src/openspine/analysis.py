@@ -144,8 +144,7 @@ def analyze(
         state.flags.append(_other_series_flag(unread, fov))
 
     timings["total"] = time.perf_counter() - t0
-    for stage, why in state.not_run.items():
-        log.warning("%s not run: %s", stage, why)
+    _say_not_run(state.not_run)
     ungraded = state.not_run.get("grading")
     if ungraded:  # each disc says it too (its CSV row's note), not only the result's steps_not_run
         state.discs = [d if d.grades or d.note else replace(d, note=f"not graded: {ungraded}") for d in state.discs]
@@ -1183,6 +1182,16 @@ def _analysable(scan: Scan, flags: list[str]) -> tuple[Scan, SagittalView, dict[
     return scan, view, plane
 
 
+def _say_not_run(not_run: Mapping[str, str]) -> None:
+    """One warning per reason, naming every step it stopped ('detection and grading not run: …'): a refusal had said
+    its reason twice before the command's own line said it a third time (user test)."""
+    by_reason: dict[str, list[str]] = {}
+    for stage, why in not_run.items():
+        by_reason.setdefault(why, []).append(stage)
+    for why, stages in by_reason.items():
+        log.warning("%s not run: %s", " and ".join(stages), why)
+
+
 def _not_analysed(
     scan: Scan,
     t1: Scan | None,
@@ -1196,8 +1205,7 @@ def _not_analysed(
     the scan shown as stored (:meth:`Scan.as_stored`)."""
     reason = str(refusal)
     not_run = {"detection": reason, "grading": reason}
-    for stage, why in not_run.items():
-        log.warning("%s not run: %s", stage, why)
+    _say_not_run(not_run)
     timings["total"] = time.perf_counter() - t0
     return AnalysisResult(
         input=replace(InputInfo.from_scan(scan), plane=refusal.plane),

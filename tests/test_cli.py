@@ -917,8 +917,8 @@ def test_a_failed_run_leaves_no_earlier_run_s_result_in_its_folder(
     assert "cannot read" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # the earlier outputs went, nothing else
     fresh = tmp_path / "fresh"
-    assert main(["analyze", str(damaged), "--out", str(fresh)]) == 1
-    assert not fresh.exists()  # a folder this run made, left empty: gone too
+    assert main(["analyze", str(damaged), "--out", str(fresh / "deeper")]) == 1
+    assert not fresh.exists()  # the folders this run made, left empty: gone too (the outer one had stayed)
 
 
 def test_an_output_folder_name_too_long_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -223,7 +223,7 @@ def _analyze_to(
         formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
     require_for_formats(formats, "--formats seg/sr", _read_from_dicom(path))  # and a missing extra
     check_models(config, named)
-    made = not check_output_dir(out).exists()
+    made = _first_missing(check_output_dir(out))
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
     _check_engine(config)
     if intro:  # on stderr: a reader that stops early (`| head`) must not end the run before its outputs are written
@@ -258,16 +258,31 @@ def _analyze_to(
     return 0
 
 
-def _clear_after_failure(out: Path, path: Path, made: bool) -> None:
+def _first_missing(out: Path) -> Path | None:
+    """The outermost folder of ``out`` (``out`` itself or a parent) that does not exist yet, or None."""
+    missing = None
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _clear_after_failure(out: Path, path: Path, made: Path | None) -> None:
     """After a run that failed: no earlier run's result.json may stay in ``out`` to mark it finished for this scan
     (user test: a script found the earlier scan's result after a run on a damaged file), nor its CSVs, overlay or
-    report beside it; a folder this run made and left empty goes too."""
+    report beside it; the folders this run made (``made`` and those inside it down to ``out``), left empty, go too."""
     from .writers import remove_outputs
 
     try:
         removed = remove_outputs(out, path)
-        if made and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
+        if made is not None:
+            for folder in (out, *out.parents):
+                if not folder.is_dir() or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+                if folder == made:
+                    break
     except OSError:  # the failure itself may be the folder's (full, read-only): it is said already
         return
     if removed:

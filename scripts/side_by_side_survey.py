@@ -83,13 +83,17 @@ def montages(data: Path, split: str, stacked: bool = False, abut: bool = False) 
     return refused, len(pairs)
 
 
-def real_scans(data: Path, split: str, crops: int) -> tuple[list[str], int]:
+def split_scans(data: Path, split: str) -> list[tuple[str, Path]]:
+    """Every scan of the split: each item of index.csv (its first image) and each SPIDER T1 slice."""
     with open(data / "index.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == split]
     items = [(r["id"], data / r["path"] / r["image"].split(";")[0]) for r in rows]
-    items += [(r["id"], data / r["path"] / r["image"]) for r in spider_t1_rows(data, split)]
+    return items + [(r["id"], data / r["path"] / r["image"]) for r in spider_t1_rows(data, split)]
+
+
+def real_scans(data: Path, split: str, crops: int) -> tuple[list[str], int]:
     refused, views = [], 0
-    for item, path in items:
+    for item, path in split_scans(data, split):
         scan = openspine.load_scan(path)
         arr = np.asarray(scan.array)
         ax, sup_low = si_axis(scan.affine)
@@ -126,12 +130,8 @@ def figures(data: Path, split: str) -> dict[tuple[str, int, int], tuple[int, int
 
 def slices_with_a_band(data: Path, split: str) -> tuple[list[str], int]:
     """Every sagittal slice of every scan of the split (as the analysis reads it) that the band rule splits."""
-    with open(data / "index.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == split]
-    paths = [(r["id"], data / r["path"] / r["image"].split(";")[0]) for r in rows]
-    paths += [(r["id"], data / r["path"] / r["image"]) for r in spider_t1_rows(data, split)]
     found, n = [], 0
-    for item, path in paths:
+    for item, path in split_scans(data, split):
         view = openspine.load_scan(path).to_sagittal().scan.array
         for k in range(view.shape[2]):
             n += 1

@@ -15,6 +15,7 @@ import shutil
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -231,20 +232,21 @@ def _checkpoints_stamp(folder: Path) -> str | None:
 
 def _declared_sha256(card: Path) -> str | None:
     """The sha256 a model card declares (None: no readable card), read once per version of the file."""
-    try:
-        st = card.stat()
-    except OSError:
-        return None
-    return _card_sha256(str(card), st.st_size, st.st_mtime_ns)
+    return _once_per_version(card, _card_sha256)
 
 
 def _file_sha256(path: Path) -> str | None:
     """The sha256 of a small file's bytes (None: unreadable), computed once per version of the file."""
+    return _once_per_version(path, _bytes_sha256)
+
+
+def _once_per_version(path: Path, read: Callable[[str, int, int], str | None]) -> str | None:
+    """``read(path, size, modification time)``, a cached reading of one version of a file; None where it is gone."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return _bytes_sha256(str(path), st.st_size, st.st_mtime_ns)
+    return read(str(path), st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=64)

@@ -919,6 +919,24 @@ def test_a_failed_run_leaves_no_earlier_run_s_result_in_its_folder(
     fresh = tmp_path / "fresh"
     assert main(["analyze", str(damaged), "--out", str(fresh / "deeper")]) == 1
     assert not fresh.exists()  # the folders this run made, left empty: gone too (the outer one had stayed)
+    # files of the user's own under output names, with no openspine result among them, are never touched (review)
+    own = tmp_path / "own"
+    own.mkdir()
+    for name in ("report.html", "result.json", "discs.csv"):
+        (own / name).write_text("mine")
+    assert main(["analyze", str(damaged), "--out", str(own)]) == 1
+    assert sorted(p.read_text() for p in own.iterdir()) == ["mine"] * 3
+
+
+def test_a_failed_re_run_of_the_same_scan_keeps_its_earlier_result(tmp_path: Path) -> None:
+    """A good result of this same scan is no other scan's: a failed re-run (a damaged --t1) must not cost it."""
+    from openspine.commands import _clear_after_failure
+
+    out = tmp_path / "out"
+    assert main(["demo", "--out", str(out), "-q"]) == 0
+    scan = Path(json.loads((out / "result.json").read_text())["input"]["path"])
+    _clear_after_failure(out, scan, None)
+    assert (out / "result.json").is_file() and (out / "overlay.png").is_file()
 
 
 def test_an_output_folder_name_too_long_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

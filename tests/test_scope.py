@@ -613,3 +613,26 @@ def test_a_line_of_one_value_drawn_over_a_real_slice_parts_nothing() -> None:
         assert picture_panels(lined) == 1, at
         doubled = np.repeat(np.repeat(thin, 2, axis=0), 2, axis=1)  # a screenshot at twice the resolution
         assert picture_panels(doubled) == 1, at
+
+
+def test_panel_ranges_and_bodies_standing_in_two_panels_at_one_height() -> None:
+    from openspine.scope import bodies_in_panels_side_by_side, panel_of, panel_ranges
+
+    rng = np.random.default_rng(1)
+    scan = rng.integers(1, 255, (200, 100)).astype(np.uint8)
+    ranges = panel_ranges(np.hstack([scan, np.zeros((200, 10), np.uint8), scan]))
+    assert ranges == [(0, 100), (110, 210)] and panel_ranges(scan) == []
+    assert panel_of(50, ranges) == 0 and panel_of(105, ranges) is None and panel_of(150, ranges) == 1
+    # one spine's twin in each panel, at one height (rows in pixels of 0.5 mm)
+    assert bodies_in_panels_side_by_side([(40, 50), (42, 160)], ranges, 0.5)
+    # a spine that a stripe crosses: its neighbours either side a level apart (20 mm)
+    assert not bodies_in_panels_side_by_side([(40, 90), (80, 120)], ranges, 0.5)
+
+
+def test_a_refusal_s_reason_is_logged_once_for_every_step_it_stopped(caplog) -> None:  # type: ignore[no-untyped-def]
+    from openspine.analysis import _say_not_run
+
+    with caplog.at_level("WARNING", logger="openspine"):
+        _say_not_run({"labelling": "why", "grading": "why", "orientation": "other"})
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["labelling and grading not run: why", "orientation not run: other"]

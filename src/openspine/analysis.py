@@ -724,7 +724,8 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
     # the detector reads the front of the body on the left: a picture shown the other way is measured mirrored
     measured = scan.mirrored_front_to_back() if _shows_front_right(fallback) else scan
     panels = scope.panel_ranges(measured.array[:, :, 0])
-    if panels:  # a figure of panels: measured on its widest, whose spine alone sets the scale (then refused as such)
+    if panels:  # a figure of panels: measured on its widest, whose spine alone sets the scale (refused as panels
+        # where its bodies then stand in two of them)
         import numpy as np
 
         lo, hi = max(panels, key=lambda r: r[1] - r[0])

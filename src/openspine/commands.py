@@ -223,9 +223,9 @@ def _analyze_to(
         formats = parse_formats(getattr(args, "formats", None))  # refuse a bad --formats before any work
     require_for_formats(formats, "--formats seg/sr", _read_from_dicom(path))  # and a missing extra
     check_models(config, named)
+    _check_engine(config)
     made = _first_missing(check_output_dir(out))
     prepare_output_dir(out)  # fail before the slow part if the folder is unusable
-    _check_engine(config)
     if intro:  # on stderr: a reader that stops early (`| head`) must not end the run before its outputs are written
         log.info("%s", intro)
     progress = StageProgress((*STAGES, "write"), args.quiet, args.log_format)
@@ -269,13 +269,24 @@ def _first_missing(out: Path) -> Path | None:
 
 
 def _clear_after_failure(out: Path, path: Path, made: Path | None) -> None:
-    """After a run that failed: no earlier run's result.json may stay in ``out`` to mark it finished for this scan
-    (user test: a script found the earlier scan's result after a run on a damaged file), nor its CSVs, overlay or
-    report beside it; the folders this run made (``made`` and those inside it down to ``out``), left empty, go too."""
+    """After a run that failed: an earlier openspine result of another scan in ``out`` must not stay to mark the
+    folder finished for this one (user test: a script found the earlier scan's result.json after a run on a damaged
+    file): its outputs go (:func:`openspine.writers.remove_outputs`). A result.json that is no openspine result, or
+    one of this same scan, is left with everything beside it (a failed re-run must not cost a good result; review).
+    The folders this run made (``made`` and those inside it down to ``out``), left empty, go too."""
+    from .io.paths import resolved
     from .writers import remove_outputs
 
     try:
-        removed = remove_outputs(out, path)
+        earlier = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        earlier = None
+    said = earlier.get("input") if isinstance(earlier, dict) and "openspine_version" in earlier else None
+    source = said.get("path") if isinstance(said, dict) else None
+    removed: list[str] = []
+    try:
+        if source is not None and resolved(source) != resolved(path):
+            removed = remove_outputs(out, path)
         if made is not None:
             for folder in (out, *out.parents):
                 if not folder.is_dir() or any(folder.iterdir()):
@@ -286,7 +297,7 @@ def _clear_after_failure(out: Path, path: Path, made: Path | None) -> None:
     except OSError:  # the failure itself may be the folder's (full, read-only): it is said already
         return
     if removed:
-        log.warning("removed %s from '%s': an earlier run's outputs, not this scan's", ", ".join(removed), out)
+        log.warning("removed %s from '%s': the outputs of an earlier run on '%s'", ", ".join(removed), out, source)
 
 
 def check_models(config: AnalysisConfig, named: Mapping[str, str] | None = None) -> None:

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 import openspine
 from openspine.cli import main
 from openspine.evaluation.detection import Variant, apply_variant
-from openspine.levels import Grading
+from openspine.levels import Grading, Level
 from openspine.render.overlay import BANNER_COLOUR, banner_lines
 from openspine.schema import validate_result
 
@@ -879,6 +879,10 @@ def test_a_slice_with_a_stripe_of_one_value_is_analysed_not_taken_for_panels(tmp
     striped = openspine.analyze(tmp_path / "striped.png", pixel_spacing=spacing)
     assert striped.out_of_scope is None and not any(f.startswith("picture_panels") for f in striped.flags)
     assert [v.label for v in striped.vertebrae] == [v.label for v in plain.vertebrae]
+    # its pixel size estimated: not from the wider half alone, at which it had been refused (re-check)
+    estimated = openspine.analyze(tmp_path / "striped.png", pixel_spacing="auto")
+    assert estimated.out_of_scope is None
+    assert [v.label for v in estimated.vertebrae][-3:] == [Level.L4, Level.L5, Level.S1]
     # refused for another reason, or every label withheld for one, it keeps that reason (code review: an upside-down
     # slice and a cervical slice with a stripe had been refused as two panels)
     Image.fromarray(image[::-1]).save(tmp_path / "upside-down.png")

@@ -28,6 +28,7 @@ from .vocabulary import DICOM_FILES_UNREADABLE, EDGE_NEGATIVE, FRONT_TO_BACK, RI
 
 if TYPE_CHECKING:  # imported where used: a partial install may lack the recogniser
     from .detection import Detection
+    from .detection.scale import ScaleEstimate
     from .grading import SecondSeries
     from .recognition import ImageRecognition
     from .study import SeriesMatch
@@ -708,7 +709,6 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
         BODY_PITCH_MM,
         CERVICAL_BODY_PITCH_MM,
         FALLBACK_HEIGHT_MM,
-        estimate_pixel_size,
         fallback_size,
         with_pixel_size,
     )
@@ -723,14 +723,7 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
         return fallback, f"pixel_spacing_estimated: not estimated, the picture looks {not_sagittal}; {read_as}"
     # the detector reads the front of the body on the left: a picture shown the other way is measured mirrored
     measured = scan.mirrored_front_to_back() if _shows_front_right(fallback) else scan
-    panels = scope.panel_ranges(measured.array[:, :, 0])
-    if panels:  # a figure of panels: measured on its widest, whose spine alone sets the scale (refused as panels
-        # where its bodies then stand in two of them)
-        import numpy as np
-
-        lo, hi = max(panels, key=lambda r: r[1] - r[0])
-        measured = Scan(np.ascontiguousarray(measured.array[:, lo:hi]), measured.affine, measured.source)
-    estimate = estimate_pixel_size(measured, detector)
+    estimate = _estimate_with_panels(measured, detector)
     if estimate.spacing_mm is None:
         return fallback, f"{UNSCALED}; {read_as}"
     # the estimate takes the bodies for lumbar ones: a cervical spine (bodies half as far apart) comes out twice its
@@ -752,6 +745,33 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
         "and lengths in mm carry its error (often 10 %, sometimes 30 % or more: docs/reading-scans.md)"
     )
     return with_pixel_size(scan, estimate.spacing_mm), flag
+
+
+def _estimate_with_panels(picture: Scan, detector: str | None) -> ScaleEstimate:
+    """:func:`~openspine.detection.scale.estimate_pixel_size` of a picture; where bands of one value part it into
+    panels (:func:`openspine.scope.panel_ranges`), also of its widest panel alone, and of the two sizes the one at
+    which the whole picture shows more body evidence (summed scores). A figure's estimate measured across its
+    panels ended where no body was found (it is then refused as panels at its widest panel's size); a slice that a
+    stripe of one value parts keeps its own estimate (its widest part alone had been read 10-20 % off)."""
+    from .detection import detect
+    from .detection.scale import estimate_pixel_size, with_pixel_size
+
+    whole = estimate_pixel_size(picture, detector)
+    panels = scope.panel_ranges(picture.array[:, :, 0])
+    if not panels:
+        return whole
+    import numpy as np
+
+    lo, hi = max(panels, key=lambda r: r[1] - r[0])
+    part = Scan(np.ascontiguousarray(picture.array[:, lo:hi]), picture.affine, picture.source)
+    widest = estimate_pixel_size(part, detector)
+    if whole.spacing_mm is None or widest.spacing_mm is None:
+        return whole if widest.spacing_mm is None else widest
+
+    def evidence(size: float) -> float:
+        return sum(v.score for v in detect(with_pixel_size(picture, size).to_sagittal(), model=detector).vertebrae)
+
+    return widest if evidence(widest.spacing_mm) > evidence(whole.spacing_mm) else whole
 
 
 def _shows_front_right(picture: Scan) -> bool:

@@ -114,7 +114,8 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--series", default=None, help="series to use: SeriesInstanceUID, SeriesNumber or index")
     _add_pixel_spacing_option(
         p,
-        "PNG/JPEG input: ROW_MM COL_MM, or 'auto' to estimate it from the vertebral bodies (flagged: lengths in mm "
+        "PNG/JPEG input: ROW_MM COL_MM (one value: square pixels), or 'auto' to estimate it from the vertebral bodies "
+        "(flagged: lengths in mm "
         "then carry its error)",
     )
 
@@ -310,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--levels", default=None, help="disc levels to grade: lumbar (default), all, or a list")
     _add_pixel_spacing_option(
         p,
-        "the PNG/JPEG pictures under the root (without it they are skipped): ROW_MM COL_MM for all, or 'auto' to "
+        "the PNG/JPEG pictures under the root (without it they are skipped): ROW_MM COL_MM for all (one value: square "
+        "pixels), or 'auto' to "
         "estimate each one's from its vertebral bodies (flagged); with --pixel-spacing-table, the pictures it does "
         "not list",
     )

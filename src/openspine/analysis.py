@@ -965,12 +965,14 @@ def _check_orientation(
     return None, way_round
 
 
-def _drop_detection(state: _State, first_flag: int, why: str) -> None:
+def _drop_detection(state: _State, first_flag: int, why: str, for_bodies: bool = False) -> None:
     """Put the scan out of scope for ``why`` after detection: its bodies and every flag raised since
-    ``state.flags[first_flag]`` are about labels no longer reported."""
+    ``state.flags[first_flag]`` are about labels no longer reported. ``for_bodies``: for what the bodies show (two
+    columns, too few), not for how the image lies (:attr:`_State.refused_for_bodies`)."""
     del state.flags[first_flag:]
     state.vertebrae, state.discs = [], []
     state.out_of_scope = why
+    state.refused_for_bodies = for_bodies
     state.not_run["labelling"] = why  # the detector ran; its labels are not reported
 
 
@@ -994,16 +996,15 @@ def _one_spine(
     n = scope.spines_side_by_side(centres)
     if n >= 2:
         # the flags raised so far are about a sequence of labels that ran through both columns
-        _drop_detection(state, first_flag, scope.side_by_side_reason(n, picture))
-        state.refused_for_bodies = True
+        _drop_detection(state, first_flag, scope.side_by_side_reason(n, picture), for_bodies=True)
         state.flags.append(f"spines_side_by_side: {n} columns of vertebral bodies side by side")
         return None
     estimates = [g.level_estimate for g in detection.vertebra_geometry]
     lower = scope.spines_stacked(estimates, centres)
     if lower is None:
         return detection
-    _drop_detection(state, first_flag, scope.stacked_reason(estimates[lower - 1], estimates[lower], picture))
-    state.refused_for_bodies = True
+    why = scope.stacked_reason(estimates[lower - 1], estimates[lower], picture)
+    _drop_detection(state, first_flag, why, for_bodies=True)
     state.flags.append(f"spines_stacked: the level count starts again below body {lower} of {len(estimates)}")
     return None
 
@@ -1029,8 +1030,8 @@ def _few_bodies_in_a_picture(
     why = scope.too_few_bodies_reason(len(detection.vertebrae))
     if why is None or not _read_as_picture(view.input):
         return detection
-    _drop_detection(state, first_flag, f"{why}; a picture needs at least three to be read as a sagittal spine image")
-    state.refused_for_bodies = True
+    why = f"{why}; a picture needs at least three to be read as a sagittal spine image"
+    _drop_detection(state, first_flag, why, for_bodies=True)
     return None
 
 

@@ -271,18 +271,15 @@ def _first_missing(out: Path) -> Path | None:
 def _clear_after_failure(out: Path, path: Path, made: Path | None) -> None:
     """After a run that failed: an earlier openspine result of another scan in ``out`` must not stay to mark the
     folder finished for this one (user test: a script found the earlier scan's result.json after a run on a damaged
-    file): its outputs go (:func:`openspine.writers.remove_outputs`). A result.json that is no openspine result, or
-    one of this same scan, is left with everything beside it (a failed re-run must not cost a good result; review).
-    The folders this run made (``made`` and those inside it down to ``out``), left empty, go too."""
+    file): its outputs go (:func:`openspine.writers.remove_outputs`). A folder whose result names no input (files of
+    the user's own under output names), or this same scan, is left with everything in it (a failed re-run must not
+    cost a good result; review). The folders this run made (``made`` and those inside it down to ``out``), left
+    empty, go too."""
+    from .batch.case import recorded_source
     from .io.paths import resolved
     from .writers import remove_outputs
 
-    try:
-        earlier = json.loads((out / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        earlier = None
-    said = earlier.get("input") if isinstance(earlier, dict) and "openspine_version" in earlier else None
-    source = said.get("path") if isinstance(said, dict) else None
+    source = recorded_source(out)  # the input the folder's result names, as batch reads a case folder
     removed: list[str] = []
     try:
         if source is not None and resolved(source) != resolved(path):

@@ -50,6 +50,53 @@ def test_content_centre_only_for_content_on_an_empty_canvas() -> None:
     assert content_centre(canvas) == (149.5, 99.5)
 
 
+def test_drawn_bands_are_filled_from_their_sides() -> None:
+    from openspine.recognition.image import without_drawn_bands
+
+    rng = np.random.default_rng(1)
+    scan_like = rng.uniform(50, 200, size=(120, 100)).astype(np.float32)
+    assert without_drawn_bands(scan_like) is scan_like  # nothing drawn: the image itself, not a copy
+    striped = scan_like.copy()
+    striped[:, 40:48] = 255  # a white stripe from top to bottom
+    striped[70:73, :] = 255  # and one across
+    filled = without_drawn_bands(striped)
+    assert filled.shape == striped.shape and striped[0, 40] == 255  # the caller's image is left as it is
+    assert np.array_equal(filled[:70, :40], scan_like[:70, :40]) and np.array_equal(
+        filled[73:, 48:], scan_like[73:, 48:]
+    )
+    w = (44 - 39) / 9  # column 44 lies 5/9 of the way from column 39 to column 48
+    expected = scan_like[:70, 39] * (1 - w) + scan_like[:70, 48] * w
+    assert np.allclose(filled[:70, 44], expected)
+    assert filled[71, 10] == pytest.approx((scan_like[69, 10] + scan_like[73, 10]) / 2, rel=0.01)
+    assert filled.max() < 255
+    black = scan_like.copy()
+    black[:, 60:64] = 0  # a black line across the anatomy is filled too
+    assert without_drawn_bands(black)[:, 60:64].min() > 40
+
+
+def test_bands_of_air_at_the_edge_or_wide_are_kept() -> None:
+    from openspine.recognition.image import without_drawn_bands
+
+    rng = np.random.default_rng(2)
+    img = rng.uniform(50, 200, size=(100, 160)).astype(np.float32)
+    img[:, 50:70] = rng.uniform(0, 3, size=(100, 20))  # air in front of the body (noise) ...
+    img[:, 58:62] = 0  # ... with a band of one value in it, as real volumes store air
+    img[:, :10] = 255  # a bright band at the edge: nothing on its far side to fill from
+    img[:, 100:130] = 255  # wider than an eighth of the picture: a figure's background between panels
+    assert without_drawn_bands(img) is img
+
+
+def test_a_white_stripe_does_not_hide_the_cervical_spine(shared_data: Path) -> None:
+    # a training item (see test_whole_neck_is_cervical): an 8-pixel white stripe across its face had read cervical
+    # 0.01, and the slice was labelled L2 … S1 and graded
+    view = load_scan(shared_data / "sct" / "sct-example-t2" / "image.nii.gz").to_sagittal()
+    arr = np.asarray(view.scan.array, dtype=np.float32)
+    mid = arr[:, :, arr.shape[2] // 2].copy()
+    mid[:, int(0.3 * mid.shape[1]) :][:, :8] = mid.max()
+    r = recognise_image(mid, (1.0, 1.0))
+    assert r.cervical and r.plane == "sagittal"
+
+
 def test_central_slices() -> None:
     assert central_slices(1, 3.0) == [0]
     assert central_slices(15, 4.0) == [4, 6, 7, 8, 10]

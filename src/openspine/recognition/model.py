@@ -21,7 +21,7 @@ from .._logging import get_logger
 from ..errors import ImageContentError, ModelError
 from ..models import LoadedModel, load_model, session_cache
 from ..scan import SagittalView
-from .image import MODEL_SIZE, MODEL_SPACING_MM, PLANES, SEQUENCES, model_input
+from .image import MODEL_SIZE, MODEL_SPACING_MM, PLANES, SEQUENCES, model_input, without_drawn_bands
 
 log = get_logger("recognition")
 
@@ -92,7 +92,7 @@ def recognise_images(
     """One reading of several 2D slices of the same series (probabilities averaged)."""
     if not images:
         raise ImageContentError("no image given to recognise")
-    batch = np.stack([model_input(im, spacing_mm) for im in images]).astype(np.float32)
+    batch = np.stack([model_input(without_drawn_bands(im), spacing_mm) for im in images]).astype(np.float32)
     return _run(batch, model)
 
 
@@ -181,7 +181,7 @@ def view_input(view: SagittalView) -> NDArray[np.float32]:
     arr = view.scan.array
     sp = view.scan.spacing
     ks = central_slices(arr.shape[2], sp[2])
-    slices = [np.asarray(arr[:, :, k]) for k in ks]
+    slices = [without_drawn_bands(np.asarray(arr[:, :, k])) for k in ks]
     batch = np.stack([model_input(im, (sp[0], sp[1]), centre=content_centre(im))[None] for im in slices])
     batch = batch.astype(np.float32)
     _last_input.entry = (weakref.ref(view), batch)

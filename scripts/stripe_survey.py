@@ -10,13 +10,18 @@ slice of each SCT cervical volume is read the same way (its voxel size given): a
 no lumbar label and no grade. (Before ``openspine.recognition.image.without_drawn_bands``, an 8-pixel white stripe
 turned one of them lumbar: L2 … S1, graded.)
 
+``--real`` instead counts, over every sagittal slice of every shared scan (both splits, the SPIDER T1 slices too),
+the runs of one value that span a slice with image on both sides, and the slices the filling changes (none may).
+
     python scripts/stripe_survey.py --data ../shared/data --split val
+    python scripts/stripe_survey.py --data ../shared/data --real
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +30,7 @@ from _survey import survey_parser  # scripts/_survey.py
 import openspine
 from openspine.detection.scale import with_pixel_size
 from openspine.io.image2d import picture_affine
+from openspine.recognition.image import MAX_FILLED_BAND_SHARE, _inner_runs, without_drawn_bands
 from openspine.scan import Scan, ScanSource
 from openspine.training.datasets.volumes import read_index
 
@@ -56,9 +62,29 @@ def _read(item: str, image: np.ndarray, spacing: float) -> dict[str, Any]:
     }
 
 
+def real_slices(data: Path) -> int:
+    """Bands of one value in the shared scans' sagittal slices, and the slices :func:`without_drawn_bands` changes."""
+    paths = [data / r["path"] / r["image"] for r in read_index(data)]
+    paths += sorted((data / "spider").glob("*/t1.nii.gz"))
+    slices = runs = changed = 0
+    for path in paths:
+        arr = np.asarray(openspine.load_scan(path).to_sagittal().scan.array)
+        for k in range(arr.shape[2]):
+            image = arr[:, :, k]
+            slices += 1
+            for b in (image, image.T):
+                runs += len(_inner_runs(b.min(axis=0) == b.max(axis=0), int(MAX_FILLED_BAND_SHARE * b.shape[1])))
+            changed += without_drawn_bands(image) is not image
+    print(f"{slices} sagittal slices of {len(paths)} scans: {runs} runs of one value across a slice, {changed} filled")
+    return 0
+
+
 def main() -> int:
     ap = survey_parser(__doc__)
+    ap.add_argument("--real", action="store_true", help="count bands in every shared scan instead")
     args = ap.parse_args()
+    if args.real:
+        return real_slices(args.data)
     rows = [r for r in read_index(args.data) if r["split"] == args.split and r["dataset"] == "spider"]
     tally: Counter[tuple[str, str]] = Counter()
     passed: list[str] = []

@@ -72,6 +72,10 @@ def test_drawn_bands_are_filled_from_their_sides() -> None:
     black = scan_like.copy()
     black[:, 60:64] = 0  # a black line across the anatomy is filled too
     assert without_drawn_bands(black)[:, 60:64].min() > 40
+    crossed = scan_like.copy()
+    crossed[:, 40:48] = 255
+    crossed[70:73, :] = 0  # a black row drawn over a white column (code review: the column had stayed)
+    assert without_drawn_bands(crossed).max() < 255 and without_drawn_bands(crossed).min() > 0
 
 
 def test_bands_of_air_at_the_edge_or_wide_are_kept() -> None:
@@ -84,6 +88,9 @@ def test_bands_of_air_at_the_edge_or_wide_are_kept() -> None:
     img[:, :10] = 255  # a bright band at the edge: nothing on its far side to fill from
     img[:, 100:130] = 255  # wider than an eighth of the picture: a figure's background between panels
     assert without_drawn_bands(img) is img
+    img64 = img.astype(np.float64) + 1e-9  # values float32 cannot hold: still the image itself
+    img64[50, 80] = np.nan
+    assert without_drawn_bands(img64) is img64
 
 
 def test_a_white_stripe_does_not_hide_the_cervical_spine(shared_data: Path) -> None:

@@ -83,7 +83,9 @@ def without_drawn_bands(image: NDArray[Any]) -> NDArray[Any]:
         return a
     out: NDArray[Any] | None = None
     bright: float | None = None
-    for axis in (1, 0):  # columns (a band from top to bottom), then rows
+    # columns (a band from top to bottom), rows, then columns again: a row drawn over a column band breaks its one
+    # value, which the row's filling restores
+    for axis in (1, 0, 1):
         b = a if out is None else out
         b = b if axis == 1 else b.T
         runs = _inner_runs(b.min(axis=0) == b.max(axis=0), int(MAX_FILLED_BAND_SHARE * b.shape[1]))
@@ -93,6 +95,7 @@ def without_drawn_bands(image: NDArray[Any]) -> NDArray[Any]:
             finite = a[np.isfinite(a)]
             bright = float(np.percentile(finite, 99.5)) if finite.size else 0.0
         filled = np.array(b, dtype=np.float32)
+        changed = False
         for lo, hi in runs:
             left, right, value = filled[:, lo - 1], filled[:, hi], filled[0, lo]
             sides = np.maximum(np.abs(left - value), np.abs(right - value))
@@ -100,7 +103,8 @@ def without_drawn_bands(image: NDArray[Any]) -> NDArray[Any]:
                 continue  # air beside air
             w = (np.arange(lo, hi, dtype=np.float32) - (lo - 1)) / np.float32(hi - lo + 1)
             filled[:, lo:hi] = left[:, None] + (right - left)[:, None] * w  # exact where both sides agree
-        if not np.array_equal(filled, b):
+            changed = True
+        if changed:
             out = filled if axis == 1 else filled.T
     return a if out is None else out
 

@@ -30,7 +30,7 @@ from _survey import survey_parser  # scripts/_survey.py
 import openspine
 from openspine.detection.scale import with_pixel_size
 from openspine.io.image2d import picture_affine
-from openspine.recognition.image import MAX_FILLED_BAND_SHARE, _inner_runs, without_drawn_bands
+from openspine.recognition.image import MAX_FILLED_BAND_SHARE, crossed_share, inner_runs, without_drawn_bands
 from openspine.scan import Scan, ScanSource
 from openspine.training.datasets.volumes import read_index
 
@@ -67,15 +67,23 @@ def real_slices(data: Path) -> int:
     paths = [data / r["path"] / r["image"] for r in read_index(data)]
     paths += sorted((data / "spider").glob("*/t1.nii.gz"))
     slices = runs = changed = 0
+    most = 0.0  # the largest share of a run's length along which its sides differ from it (filled from 1/3)
     for path in paths:
-        arr = np.asarray(openspine.load_scan(path).to_sagittal().scan.array)
+        arr = np.asarray(openspine.load_scan(path).to_sagittal().scan.array, dtype=np.float32)
         for k in range(arr.shape[2]):
             image = arr[:, :, k]
             slices += 1
+            bright = float(np.percentile(image, 99.5))
             for b in (image, image.T):
-                runs += len(_inner_runs(b.min(axis=0) == b.max(axis=0), int(MAX_FILLED_BAND_SHARE * b.shape[1])))
+                found = inner_runs(b.min(axis=0) == b.max(axis=0), int(MAX_FILLED_BAND_SHARE * b.shape[1]))
+                runs += len(found)
+                for lo, hi in found:
+                    most = max(most, crossed_share(b[:, lo - 1], b[:, hi], float(b[0, lo]), bright))
             changed += without_drawn_bands(image) is not image
-    print(f"{slices} sagittal slices of {len(paths)} scans: {runs} runs of one value across a slice, {changed} filled")
+    print(
+        f"{slices} sagittal slices of {len(paths)} scans: {runs} runs of one value across a slice, {changed} filled; "
+        f"the largest share of a run's length whose sides differ from it: {most:.3f}"
+    )
     return 0
 
 

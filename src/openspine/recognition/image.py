@@ -88,7 +88,7 @@ def without_drawn_bands(image: NDArray[Any]) -> NDArray[Any]:
     for axis in (1, 0, 1):
         b = a if out is None else out
         b = b if axis == 1 else b.T
-        runs = _inner_runs(b.min(axis=0) == b.max(axis=0), int(MAX_FILLED_BAND_SHARE * b.shape[1]))
+        runs = inner_runs(b.min(axis=0) == b.max(axis=0), int(MAX_FILLED_BAND_SHARE * b.shape[1]))
         if not runs:
             continue
         if bright is None:
@@ -97,9 +97,8 @@ def without_drawn_bands(image: NDArray[Any]) -> NDArray[Any]:
         filled = np.array(b, dtype=np.float32)
         changed = False
         for lo, hi in runs:
-            left, right, value = filled[:, lo - 1], filled[:, hi], filled[0, lo]
-            sides = np.maximum(np.abs(left - value), np.abs(right - value))
-            if not np.mean(sides > MIN_SIDE_DIFFERENCE * abs(bright)) >= MIN_CROSSED_SHARE:
+            left, right = filled[:, lo - 1], filled[:, hi]
+            if not crossed_share(left, right, filled[0, lo], bright) >= MIN_CROSSED_SHARE:
                 continue  # air beside air
             w = (np.arange(lo, hi, dtype=np.float32) - (lo - 1)) / np.float32(hi - lo + 1)
             filled[:, lo:hi] = left[:, None] + (right - left)[:, None] * w  # exact where both sides agree
@@ -109,7 +108,14 @@ def without_drawn_bands(image: NDArray[Any]) -> NDArray[Any]:
     return a if out is None else out
 
 
-def _inner_runs(uniform: NDArray[np.bool_], max_len: int) -> list[tuple[int, int]]:
+def crossed_share(left: NDArray[Any], right: NDArray[Any], value: float, bright: float) -> float:
+    """The share of a band's length (of one ``value``, between the pixels ``left`` and ``right`` of it) along which a
+    side differs from it by :data:`MIN_SIDE_DIFFERENCE` of the picture's ``bright`` level: the anatomy it crosses."""
+    sides = np.maximum(np.abs(left - value), np.abs(right - value))
+    return float(np.mean(sides > MIN_SIDE_DIFFERENCE * abs(bright)))
+
+
+def inner_runs(uniform: NDArray[np.bool_], max_len: int) -> list[tuple[int, int]]:
     """The ``[start, stop)`` runs of True in ``uniform`` with a False on both sides, at most ``max_len`` long."""
     flags = np.concatenate([[0], uniform.astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(flags))

@@ -3,7 +3,9 @@
 Every SPIDER T2 and T1 picture of the split (``spider/<patient>/image.png``, ``t1.png``; the true pixel size is in
 their metadata) is read as if its pixel size were unknown. Per picture it records the estimate against the true
 size, and the analysis (detection, labelling, grading) at the estimate against the analysis at the true size:
-lumbar disc sequence L1-L2 … L5-S1 complete, the same labels, and, on T2, the same Pfirrmann grade per disc. Prints
+lumbar disc sequence L1-L2 … L5-S1 complete, the same labels (as lists, and body by body: a spine labelled a level off
+from top to bottom has the same list), whether the analysis' size check flags the labels (``labelling_ambiguous: the
+labels depend on the estimated pixel size``), and, on T2, the same Pfirrmann grade per disc. Prints
 one line per sequence and writes every picture's figures to ``--out``.
 
 ``--variants`` also reads every T2 picture changed five ways with the pixel size estimated: saved as JPEG at quality
@@ -35,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 import openspine
-from openspine.analysis import UNSCALED, picture_with_pixel_size
+from openspine.analysis import LABELS_DEPEND_ON_SIZE, SAME_BODY_MM, UNSCALED, picture_with_pixel_size
 from openspine.detection.scale import with_pixel_size
 from openspine.evaluation.detection import spider_sequence_ok
 from openspine.evaluation.recognition import split_pictures
@@ -65,6 +67,19 @@ def _pfirrmann(result: Any) -> dict[str, Any]:
     }
 
 
+def _labelled_otherwise(a: Any, b: Any, mm_per_pixel: float) -> bool:
+    """Whether a body labelled in result ``a`` is labelled otherwise in ``b`` (the same body: centres within
+    ``SAME_BODY_MM`` in the picture's pixels of ``mm_per_pixel``). Lists of labels cannot tell a spine labelled a
+    level off from top to bottom, whose names are the same."""
+    there = [(v.label, np.asarray(v.centroid_voxel[:2], dtype=float)) for v in b.vertebrae if v.label]
+    return any(
+        label != v.label and np.linalg.norm(np.asarray(v.centroid_voxel[:2]) - centre) * mm_per_pixel < SAME_BODY_MM
+        for v in a.vertebrae
+        if v.label
+        for label, centre in there
+    )
+
+
 def survey(data: Path, split: str) -> list[dict[str, Any]]:
     rows = []
     for item, png, true in _pictures(data, split):
@@ -72,7 +87,7 @@ def survey(data: Path, split: str) -> list[dict[str, Any]]:
         scan, flag = picture_with_pixel_size(openspine.load_scan(png, pixel_spacing=(1.0, 1.0)))
         seconds = time.perf_counter() - t
         estimated = scan.spacing[0]
-        at_estimate = openspine.analyze(scan)
+        at_estimate = openspine.analyze(png, pixel_spacing="auto")  # as the analysis reads it, with its checks
         at_truth = openspine.analyze(png, pixel_spacing=(true, true))
         labels = [[v.label.value for v in r.vertebrae if v.label] for r in (at_estimate, at_truth)]
         grades = [_pfirrmann(r) for r in (at_estimate, at_truth)]
@@ -88,6 +103,8 @@ def survey(data: Path, split: str) -> list[dict[str, Any]]:
                 "complete_at_estimate": spider_sequence_ok(at_estimate),
                 "complete_at_truth": spider_sequence_ok(at_truth),
                 "same_labels": labels[0] == labels[1],
+                "same_body_labels": not _labelled_otherwise(at_estimate, at_truth, true),
+                "size_check_flag": any(f.startswith(LABELS_DEPEND_ON_SIZE) for f in at_estimate.flags),
                 "pfirrmann_discs_both": len(both),
                 "pfirrmann_same": sum(grades[0][k] == grades[1][k] for k in both),
             }
@@ -110,6 +127,14 @@ def summary(rows: list[dict[str, Any]], sequence: str) -> str:
         f"mean bias {np.mean(log_err) * 100:+.1f} %, within 20 %: {np.mean(err < 0.2) * 100:.1f} %; "
         f"L1-L2 … L5-S1 complete at the estimate {complete[0]}/{len(r)} (true size {complete[1]}), "
         f"same labels {sum(x['same_labels'] for x in r)}/{len(r)}; estimate median {seconds:.2f} s"
+    )
+    otherwise = [x for x in r if not x["same_body_labels"]]
+    caught = sum(x["size_check_flag"] for x in otherwise)
+    flagged = sum(x["size_check_flag"] for x in r)
+    text += (
+        f"; a body labelled otherwise than at the true size: {len(otherwise)} "
+        f"({', '.join(x['id'] for x in otherwise)}), of them flagged by the size check {caught}; "
+        f"the others flagged {flagged - caught}"
     )
     unscaled = [x["id"] for x in r if x.get("no_column")]
     named = f" ({', '.join(unscaled)})" if unscaled else ""

@@ -229,6 +229,8 @@ def _look(
     if detection is not None:
         detection = _unscaled_picture(view, detection, state, first_flag)
     if detection is not None:
+        _labels_across_the_estimated_size(scan, detection, detector, state)
+    if detection is not None:
         from .grading.features import csf_over_body
         from .grading.intensity import without_black_level
 
@@ -740,9 +742,9 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
         )
     # the grader's crops and features are cut at this scale too: grades move with the estimate, not only lengths
     flag = (
-        f"pixel_spacing_estimated: {estimate.spacing_mm:.3f} mm per pixel, from the size and spacing of the "
-        "vertebral bodies (no pixel size given); grades may differ from those at the true pixel size, and positions "
-        "and lengths in mm carry its error (often 10 %, sometimes 30 % or more: docs/reading-scans.md)"
+        f"pixel_spacing_estimated: {estimate.spacing_mm:.3f} {ESTIMATED_FROM_BODIES} (no pixel size given); grades may "
+        "differ from those at the true pixel size, and positions and lengths in mm carry its error (often 10 %, "
+        "sometimes 30 % or more: docs/reading-scans.md)"
     )
     return with_pixel_size(scan, estimate.spacing_mm), flag
 
@@ -1017,6 +1019,12 @@ def _read_as_picture(scan: Scan) -> bool:
 
 # the flag of a picture whose pixel size could not be read off its anatomy (``--pixel-spacing auto``)
 UNSCALED = "pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried"
+ESTIMATED_FROM_BODIES = "mm per pixel, from the size and spacing of the vertebral bodies"
+# the detector reads the level from the anatomy at its scale, and an estimated pixel size is often 10 % off and
+# sometimes 30 % (docs/reading-scans.md): a picture is read again this factor larger and smaller than the estimate
+SIZE_CHECK_FACTOR = 1.1
+SAME_BODY_MM = 10.0  # a body found at another size is the same one where their centres lie this close
+LABELS_DEPEND_ON_SIZE = "labelling_ambiguous: the labels depend on the estimated pixel size"
 UNSCALED_WHY = "no column of three vertebral bodies scored 0.25 or more was found at any pixel size tried"
 
 
@@ -1050,6 +1058,44 @@ def _unscaled_picture(view: SagittalView, detection: Detection, state: _State, f
         "label; give its pixel size (--pixel-spacing) if it is a sagittal spine picture",
     )
     return None
+
+
+def _labels_across_the_estimated_size(scan: Scan, detection: Detection, detector: str | None, state: _State) -> None:
+    """A picture whose pixel size was read off its bodies (``--pixel-spacing auto``) is detected again
+    :data:`SIZE_CHECK_FACTOR` larger and smaller; where a body labelled at the estimate gets another label at either
+    size (the same body: centres within :data:`SAME_BODY_MM`), the labels rest on the estimate's error: flagged
+    ``labelling_ambiguous`` and no disc is graded (``state.labels_doubt``). The rule was chosen on the SPIDER train
+    pictures (docs/reading-scans.md: `spider-100`'s T1, labelled a level off at its estimate, had been graded)."""
+    estimated = any(f.startswith("pixel_spacing_estimated: ") and ESTIMATED_FROM_BODIES in f for f in state.flags)
+    if not estimated or not _read_as_picture(scan):
+        return
+    import numpy as np
+
+    from .detection import detect
+    from .detection.scale import with_pixel_size
+
+    size = float(scan.spacing[0])
+    here = [(v.label, np.asarray(v.centroid_voxel[:2], dtype=float)) for v in detection.vertebrae if v.label]
+    for factor in (SIZE_CHECK_FACTOR, 1 / SIZE_CHECK_FACTOR):
+        there = detect(with_pixel_size(scan, size * factor).to_sagittal(), model=detector).vertebrae
+        moved = [
+            (label, other.label)
+            for label, centre in here
+            for other in there
+            if other.label is not None
+            and other.label != label
+            and np.linalg.norm(np.asarray(other.centroid_voxel[:2]) - centre) * size < SAME_BODY_MM
+        ]
+        if moved:
+            (was, now), larger = moved[0], factor > 1
+            why = (
+                f"{LABELS_DEPEND_ON_SIZE.split(': ', 1)[1]}: read {abs(factor - 1) * 100:.0f} % "
+                f"{'larger' if larger else 'smaller'}, {len(moved)} of its bodies are labelled otherwise ({was.value} "
+                f"would be {now.value}); give the picture's pixel size (--pixel-spacing)"
+            )
+            state.flags.append(f"labelling_ambiguous: {why}")
+            state.labels_doubt = state.labels_doubt or f"{why}; so no disc is graded"
+            return
 
 
 def _label_scope(

@@ -122,3 +122,21 @@ def test_a_wide_short_picture_is_estimated_without_an_error() -> None:
     scan = openspine.Scan(rng.integers(0, 255, (67, 221), dtype=np.uint8), picture_affine(1.0, 1.0))
     estimate = estimate_pixel_size(scan)
     assert max(size for size, _ in estimate.tried) * 221 <= 2000.0
+
+
+def test_labels_that_change_with_the_estimated_pixel_size_are_flagged_and_not_graded(shared_data: Path) -> None:
+    """Val patient 73's slice read with ``auto``: at the estimate and 10 % larger its bodies carry other labels, so
+    the labels rest on the estimate's error; patient 32's do not, and it is graded as before."""
+    from openspine.analysis import LABELS_DEPEND_ON_SIZE
+
+    unsure = openspine.analyze(shared_data / "spider" / "73" / "image.png", pixel_spacing="auto")
+    (flag,) = [f for f in unsure.flags if f.startswith(LABELS_DEPEND_ON_SIZE)]
+    assert "--pixel-spacing" in flag and "10 % larger" in flag
+    assert unsure.discs and not any(g.available for d in unsure.discs for g in d.grades.values())
+    assert any(v.label is not None for v in unsure.vertebrae)  # the labels stay, flagged
+    sure = openspine.analyze(shared_data / "spider" / "32" / "image.png", pixel_spacing="auto")
+    assert not any(f.startswith(LABELS_DEPEND_ON_SIZE) for f in sure.flags)
+    assert any(d.grades and d.grades["pfirrmann"].available for d in sure.discs)
+    # with its pixel size given, nothing is read again
+    given = openspine.analyze(shared_data / "spider" / "73" / "image.png", pixel_spacing=(0.729, 0.729))
+    assert not any(f.startswith(LABELS_DEPEND_ON_SIZE) for f in given.flags)

@@ -37,7 +37,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 import openspine
-from openspine.analysis import LABELS_DEPEND_ON_SIZE, SAME_BODY_MM, UNSCALED, picture_with_pixel_size
+from openspine.analysis import (
+    LABELS_DEPEND_ON_SIZE,
+    UNSCALED,
+    bodies_labelled_otherwise,
+    picture_with_pixel_size,
+)
 from openspine.detection.scale import with_pixel_size
 from openspine.evaluation.detection import spider_sequence_ok
 from openspine.evaluation.recognition import split_pictures
@@ -67,19 +72,6 @@ def _pfirrmann(result: Any) -> dict[str, Any]:
     }
 
 
-def _labelled_otherwise(a: Any, b: Any, mm_per_pixel: float) -> bool:
-    """Whether a body labelled in result ``a`` is labelled otherwise in ``b`` (the same body: centres within
-    ``SAME_BODY_MM`` in the picture's pixels of ``mm_per_pixel``). Lists of labels cannot tell a spine labelled a
-    level off from top to bottom, whose names are the same."""
-    there = [(v.label, np.asarray(v.centroid_voxel[:2], dtype=float)) for v in b.vertebrae if v.label]
-    return any(
-        label != v.label and np.linalg.norm(np.asarray(v.centroid_voxel[:2]) - centre) * mm_per_pixel < SAME_BODY_MM
-        for v in a.vertebrae
-        if v.label
-        for label, centre in there
-    )
-
-
 def survey(data: Path, split: str) -> list[dict[str, Any]]:
     rows = []
     for item, png, true in _pictures(data, split):
@@ -103,7 +95,7 @@ def survey(data: Path, split: str) -> list[dict[str, Any]]:
                 "complete_at_estimate": spider_sequence_ok(at_estimate),
                 "complete_at_truth": spider_sequence_ok(at_truth),
                 "same_labels": labels[0] == labels[1],
-                "same_body_labels": not _labelled_otherwise(at_estimate, at_truth, true),
+                "same_body_labels": not bodies_labelled_otherwise(at_estimate.vertebrae, at_truth.vertebrae, true),
                 "size_check_flag": any(f.startswith(LABELS_DEPEND_ON_SIZE) for f in at_estimate.flags),
                 "pfirrmann_discs_both": len(both),
                 "pfirrmann_same": sum(grades[0][k] == grades[1][k] for k in both),

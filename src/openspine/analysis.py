@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # imported where used: a partial install may lack the recogni
     from .detection import Detection
     from .detection.scale import ScaleEstimate
     from .grading import SecondSeries
+    from .levels import Level
     from .recognition import ImageRecognition
     from .study import SeriesMatch
 
@@ -839,7 +840,7 @@ class _State:
     not_run: dict[str, str] = field(default_factory=dict)
     out_of_scope: str | None = None
     unfit: str | None = None  # why the image's intensities cannot be graded (its discs' gradings are withheld)
-    labels_doubt: str | None = None  # why the labels may run the wrong way (the image may be turned): no grade
+    labels_doubt: str | None = None  # why the labels may be wrong (turned image, estimated size): no grade
     midline: dict[str, Any] | None = None  # the midline recogniser's reading of a single slice (input.midline)
     bodies_seen: list[tuple[float, float]] = field(default_factory=list)  # (row, col) of every body the detector found
     refused_for_bodies: bool = False  # out of scope for what the bodies show (none, two columns, too few, unsure)
@@ -1060,42 +1061,64 @@ def _unscaled_picture(view: SagittalView, detection: Detection, state: _State, f
     return None
 
 
+def bodies_labelled_otherwise(
+    ours: Sequence[Vertebra], theirs: Sequence[Vertebra], mm_per_pixel: float
+) -> list[tuple[Level, Level]]:
+    """(our label, their label) of each labelled body of ``ours`` whose nearest body of ``theirs`` (two detections of
+    one picture, positions in its own pixels of ``mm_per_pixel``) lies within :data:`SAME_BODY_MM` and carries
+    another label."""
+    import numpy as np
+
+    out = []
+    for v in ours:
+        if v.label is None or not theirs:
+            continue
+        centre = np.asarray(v.centroid_voxel[:2], dtype=float)
+        near = min(theirs, key=lambda o: float(np.linalg.norm(np.asarray(o.centroid_voxel[:2]) - centre)))
+        far = float(np.linalg.norm(np.asarray(near.centroid_voxel[:2]) - centre)) * mm_per_pixel
+        if far < SAME_BODY_MM and near.label is not None and near.label != v.label:
+            out.append((v.label, near.label))
+    return out
+
+
 def _labels_across_the_estimated_size(scan: Scan, detection: Detection, detector: str | None, state: _State) -> None:
     """A picture whose pixel size was read off its bodies (``--pixel-spacing auto``) is detected again
-    :data:`SIZE_CHECK_FACTOR` larger and smaller; where a body labelled at the estimate gets another label at either
-    size (the same body: centres within :data:`SAME_BODY_MM`), the labels rest on the estimate's error: flagged
-    ``labelling_ambiguous`` and no disc is graded (``state.labels_doubt``). The rule was chosen on the SPIDER train
-    pictures (docs/reading-scans.md: `spider-100`'s T1, labelled a level off at its estimate, had been graded)."""
+    :data:`SIZE_CHECK_FACTOR` larger and smaller (within the largest size the detector reads); where a body labelled
+    at the estimate is labelled otherwise at either size (:func:`bodies_labelled_otherwise`), the labels rest on the
+    estimate's error: flagged ``labelling_ambiguous`` (with the ``labelling_alternative`` it points to) and no disc
+    is graded (``state.labels_doubt``). Chosen on the SPIDER train pictures (docs/reading-scans.md); the T2 slice of
+    val patient 100, a level off at its estimate and graded (user test), is not caught by it."""
     estimated = any(f.startswith("pixel_spacing_estimated: ") and ESTIMATED_FROM_BODIES in f for f in state.flags)
     if not estimated or not _read_as_picture(scan):
         return
     import numpy as np
 
     from .detection import detect
-    from .detection.scale import with_pixel_size
+    from .detection.flags import alternative_flags
+    from .detection.scale import largest_size, with_pixel_size
 
     size = float(scan.spacing[0])
-    here = [(v.label, np.asarray(v.centroid_voxel[:2], dtype=float)) for v in detection.vertebrae if v.label]
+    labelled = [v for v in detection.vertebrae if v.label is not None]
     for factor in (SIZE_CHECK_FACTOR, 1 / SIZE_CHECK_FACTOR):
+        if size * factor > largest_size(*scan.shape[:2]):
+            continue  # the estimate sits at the largest size the detector reads
         there = detect(with_pixel_size(scan, size * factor).to_sagittal(), model=detector).vertebrae
-        moved = [
-            (label, other.label)
-            for label, centre in here
-            for other in there
-            if other.label is not None
-            and other.label != label
-            and np.linalg.norm(np.asarray(other.centroid_voxel[:2]) - centre) * size < SAME_BODY_MM
-        ]
-        if moved:
-            (was, now), larger = moved[0], factor > 1
-            why = (
-                f"{LABELS_DEPEND_ON_SIZE.split(': ', 1)[1]}: read {abs(factor - 1) * 100:.0f} % "
-                f"{'larger' if larger else 'smaller'}, {len(moved)} of its bodies are labelled otherwise ({was.value} "
-                f"would be {now.value}); give the picture's pixel size (--pixel-spacing)"
-            )
-            state.flags.append(f"labelling_ambiguous: {why}")
-            state.labels_doubt = state.labels_doubt or f"{why}; so no disc is graded"
-            return
+        moved = bodies_labelled_otherwise(labelled, there, size)
+        if not moved:
+            continue
+        (was, now), larger = moved[0], factor > 1
+        why = (
+            f"{LABELS_DEPEND_ON_SIZE.split(': ', 1)[1]}: read {abs(factor - 1) * 100:.0f} % "
+            f"{'larger' if larger else 'smaller'}, {len(moved)} of its {len(labelled)} labelled bodies are labelled "
+            f"otherwise ({was.value} would be {now.value}); give the picture's pixel size (--pixel-spacing)"
+        )
+        state.flags.append(f"labelling_ambiguous: {why}")
+        steps = [b.ordinal - a.ordinal for a, b in moved if not (a.is_transitional or b.is_transitional)]
+        if steps and len(set(np.sign(steps))) == 1 and abs(int(np.median(steps))) == 1:
+            ordinals = np.array([v.label.ordinal for v in labelled if v.label and not v.label.is_transitional])
+            state.flags.extend(alternative_flags(int(np.median(steps)), ordinals))
+        state.labels_doubt = state.labels_doubt or f"{why}; so no disc is graded"
+        return
 
 
 def _label_scope(

@@ -131,7 +131,9 @@ def test_labels_that_change_with_the_estimated_pixel_size_are_flagged_and_not_gr
 
     unsure = openspine.analyze(shared_data / "spider" / "73" / "image.png", pixel_spacing="auto")
     (flag,) = [f for f in unsure.flags if f.startswith(LABELS_DEPEND_ON_SIZE)]
-    assert "--pixel-spacing" in flag and "10 % larger" in flag
+    assert "--pixel-spacing" in flag and "10 % larger" in flag and "labelled bodies" in flag
+    (alternative,) = [f for f in unsure.flags if f.startswith("labelling_alternative: ")]
+    assert "further from the sacrum" in alternative  # read larger, T11 would be T10
     assert unsure.discs and not any(g.available for d in unsure.discs for g in d.grades.values())
     assert any(v.label is not None for v in unsure.vertebrae)  # the labels stay, flagged
     sure = openspine.analyze(shared_data / "spider" / "32" / "image.png", pixel_spacing="auto")
@@ -140,3 +142,16 @@ def test_labels_that_change_with_the_estimated_pixel_size_are_flagged_and_not_gr
     # with its pixel size given, nothing is read again
     given = openspine.analyze(shared_data / "spider" / "73" / "image.png", pixel_spacing=(0.729, 0.729))
     assert not any(f.startswith(LABELS_DEPEND_ON_SIZE) for f in given.flags)
+
+
+def test_a_picture_estimated_at_the_largest_size_is_not_read_larger(shared_data: Path, tmp_path: Path) -> None:
+    """Val patient 73's slice padded to 2 800 pixels wide: its estimate read 10 % larger would exceed the largest
+    picture the detector reads (2 000 mm on the longer side), which had failed the whole run (code review)."""
+    image = np.asarray(Image.open(shared_data / "spider" / "73" / "image.png").convert("L"))
+    wide = np.random.default_rng(0).integers(0, 4, size=(image.shape[0], 2800)).astype(np.uint8)
+    wide[:, : image.shape[1]] = image
+    png = tmp_path / "wide.png"
+    Image.fromarray(wide).save(png)
+    result = openspine.analyze(png, pixel_spacing="auto")
+    assert result.input.spacing_mm[0] * 2800 * 1.1 > 2000.0  # the size that is not tried
+    assert result.out_of_scope is None and any(v.label is not None for v in result.vertebrae)

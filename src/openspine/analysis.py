@@ -1114,7 +1114,8 @@ def _labels_across_the_estimated_size(scan: Scan, detection: Detection, detector
         )
         state.flags.append(f"labelling_ambiguous: {why}")
         steps = [b.ordinal - a.ordinal for a, b in moved if not (a.is_transitional or b.is_transitional)]
-        if steps and len(set(np.sign(steps))) == 1 and abs(int(np.median(steps))) == 1:
+        named = any(f.startswith("labelling_alternative: ") for f in state.flags)  # the labelling's own says it
+        if not named and steps and len(set(np.sign(steps))) == 1 and abs(int(np.median(steps))) == 1:
             ordinals = np.array([v.label.ordinal for v in labelled if v.label and not v.label.is_transitional])
             state.flags.extend(alternative_flags(int(np.median(steps)), ordinals))
         state.labels_doubt = state.labels_doubt or f"{why}; so no disc is graded"

@@ -10,11 +10,14 @@ of the scope rules; a T1 slice graded here is a miss.
     python scripts/scope_survey.py --data ../shared/data --header truth     # as if a DICOM header named the sequence
     python scripts/scope_survey.py --data ../shared/data --header swapped   # … named T1 for T2 and T2 for T1
     python scripts/scope_survey.py --data ../shared/data --header t2        # … named T2 whatever the scan is
+    python scripts/scope_survey.py --data ../shared/data --header swapped --tilt 15   # … each scan tilted 15°
 
 ``--header`` gives every T1 and T2 scan the header word (``ScanSource.sequence_hint``) its DICOM series would carry:
 the right one (a header set aside here is a false alarm of ``scope.check_named_sequence``) or the other one (a T1
 scan graded here is a header error that got through). ``--header t2`` describes every scan as T2, the water-fat
-and mixed-sequence volumes too (a series exported as "T2_TSE_SAG" whatever it holds).
+and mixed-sequence volumes too (a series exported as "T2_TSE_SAG" whatever it holds). ``--tilt DEG`` turns every
+scan by DEG degrees in its sagittal plane first (resampled, affine kept: a spine imaged at a slant), which makes the
+image's sequence call less sure; the image's reading of each scan is printed per group as quartiles.
 """
 
 from __future__ import annotations
@@ -80,13 +83,28 @@ def items(data: Path, split: str | None) -> list[dict[str, str]]:
 SWAPPED = {"T1": "T2", "T2": "T1"}
 
 
-def survey(row: dict[str, str], header: str | None = None) -> dict[str, Any]:
+def tilted(scan: Any, degrees: float) -> Any:
+    """``scan`` turned by ``degrees`` in its sagittal plane (resampled about the middle, affine kept)."""
+    import numpy as np
+    from scipy import ndimage
+
+    from openspine import geometry
+
+    codes = geometry.axcodes(scan.affine)
+    axes = tuple(next(i for i, c in enumerate(codes) if c in pair) for pair in ("SI", "AP"))
+    array = ndimage.rotate(np.asarray(scan.array, np.float32), degrees, axes=axes, reshape=False, order=1)
+    return replace(scan, array=array)
+
+
+def survey(row: dict[str, str], header: str | None = None, tilt: float = 0.0) -> dict[str, Any]:
     px = float(row["pixel_mm"]) if row.get("pixel_mm") else None
     source: Any = row["path"]
-    if header == "t2" or (header and row["truth"] in SWAPPED):
+    if tilt or header == "t2" or (header and row["truth"] in SWAPPED):
         scan = openspine.load_scan(row["path"], pixel_spacing=(px, px) if px else None)
+        source = tilted(scan, tilt) if tilt else scan
+    if header == "t2" or (header and row["truth"] in SWAPPED):
         said = "T2" if header == "t2" else row["truth"] if header == "truth" else SWAPPED[row["truth"]]
-        source = replace(scan, source=replace(scan.source, sequence_hint=said))
+        source = replace(source, source=replace(source.source, sequence_hint=said))
     r = openspine.analyze(source, pixel_spacing=(px, px) if px and isinstance(source, str) else None)
     levels = {d.level.value for d in r.discs if d.level is not None}
     seq = r.input.sequence or {}
@@ -97,6 +115,8 @@ def survey(row: dict[str, str], header: str | None = None) -> dict[str, Any]:
         **row,
         "sequence": seq.get("value") or "",
         "sequence_source": seq.get("source") or "",
+        "image_reading": _reading(seq),
+        "csf_over_body": seq.get("csf_over_body", ""),
         "header_set_aside": seq.get("contradicted_by") == "image",
         "all_bodies_unsure": bool(r.vertebrae) and all(v.score < 0.25 for v in r.vertebrae),
         "field_of_view": fov.get("value", ""),
@@ -111,6 +131,17 @@ def survey(row: dict[str, str], header: str | None = None) -> dict[str, Any]:
     }
 
 
+def _reading(seq: dict[str, Any]) -> str:
+    """The image recogniser's call as ``T1 0.83`` (whichever source decided the sequence), or ''."""
+    reading = seq.get("image_reading") or seq.get("image_disagrees")
+    if reading:
+        return f"{reading['value']} {reading['probability']:.2f}"
+    if seq.get("source") == "image":
+        value = seq.get("value") or seq.get("best_guess")
+        return f"{value} {seq.get('probability', 0):.2f}" if value else ""
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -123,11 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="give each T1/T2 scan the header word its DICOM series would carry: right, or swapped; or every scan T2",
     )
+    ap.add_argument("--tilt", type=float, default=0.0, help="turn each scan by this many degrees in its sagittal plane")
     args = ap.parse_args(argv)
     logging.getLogger("openspine").setLevel(logging.ERROR)
     rows, t0 = [], time.perf_counter()
     for row in (picture_items if args.pictures else items)(args.data, args.split):
-        rows.append(survey(row, args.header))
+        rows.append(survey(row, args.header, args.tilt))
     if args.out:
         with args.out.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))

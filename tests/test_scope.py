@@ -237,15 +237,28 @@ def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_i
     assert kept["value"] == "T2" and kept["source"] == "header"
     # the image's reading and the fluid are kept beside the header's word, for audit
     assert kept["image_reading"] == {"value": "T1", "probability": 0.99} and kept["csf_over_body"] == 2.0
-    assert check_named_sequence(header_t2, {"T1": 0.85, "T2": 0.15}, None)["value"] == "T2"
+    assert check_named_sequence(header_t2, {"T1": 0.65, "T2": 0.35}, None)["value"] == "T2"  # a lean below 0.7
     assert check_named_sequence(header_t2, None, 0.6) == header_t2
-    # two witnesses below the bar: the image leans T1 and the fluid is dark (a T1 slice under a T2 series' header,
-    # read T1 at 0.89, had been graded); either alone leaves the header's word
-    leans_t1 = {"T1": 0.89, "T2": 0.10, "other": 0.01}
-    both = check_named_sequence(header_t2, leans_t1, 0.52)
-    assert both["value"] is None and both["best_guess"] == "T1" and both["contradicted_by"] == "image"
-    assert check_named_sequence(header_t2, leans_t1, 1.2)["value"] == "T2"  # the fluid says nothing
-    assert check_named_sequence(header_t2, {"T1": 0.45, "T2": 0.55}, 0.52)["value"] == "T2"  # the image leans T2
+    # the image leaning to the other one (its likeliest class) at 0.7 or more, the fluid not siding with the header
+    # (a T1 slice under a T2 series' header, tilted 15°, read T1 at 0.78-0.88 and had been graded)
+    leans_t1 = {"T1": 0.78, "T2": 0.21, "other": 0.01}
+    lean = check_named_sequence(header_t2, leans_t1, 1.2)  # the fluid between its bars says nothing
+    assert lean["value"] is None and lean["best_guess"] == "T1" and lean["contradicted_by"] == "image"
+    assert lean["probability"] == 0.78 and "fluid_says" not in lean
+    assert check_named_sequence(header_t2, leans_t1, 2.0)["value"] == "T2"  # bright fluid sides with the header
+    # a weaker lean stands alone, not with dark fluid beside it (two witnesses)
+    weak_t1 = {"T1": 0.6, "T2": 0.38, "other": 0.02}
+    assert check_named_sequence(header_t2, weak_t1, 1.2)["value"] == "T2"
+    both = check_named_sequence(header_t2, weak_t1, 0.52)
+    assert both["value"] is None and both["best_guess"] == "T1" and both["fluid_says"] == "T1"
+    # dark fluid sets the header aside where the image is not sure of its word either (a T1 slice read T2 at 0.84,
+    # fluid at 0.62 of bone, had been graded under a T2 header), and the flag says the fluid decided it
+    fluid_t1 = check_named_sequence(header_t2, {"T1": 0.16, "T2": 0.84}, 0.62)
+    assert fluid_t1["value"] is None and fluid_t1["best_guess"] == "T1" and fluid_t1["fluid_says"] == "T1"
+    said = uncertain_sequence_flag(fluid_t1)
+    assert said is not None and "the spinal fluid's signal (x0.62 of bone) says T1" in said
+    assert "the image reads T2 only with probability 0.84" in said
+    assert check_named_sequence(header_t2, {"T1": 0.05, "T2": 0.95}, 0.52)["value"] == "T2"  # a sure image: kept
     assert check_named_sequence({"value": "T1", "source": "header"}, {"T1": 0.3, "T2": 0.7}, 2.0)["value"] is None
     # fluid between the thresholds (no say) does not save the header from a sure image
     assert check_named_sequence(header_t2, looks_t1, 1.2)["value"] is None
@@ -256,7 +269,9 @@ def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_i
         set_aside = check_named_sequence({"value": named, "source": "header"}, gre, fluid)
         assert set_aside["value"] is None and set_aside["best_guess"] == "other" and set_aside["header"] == named
         assert set_aside["probability"] == 0.98
-    assert check_named_sequence(header_t2, {"T1": 0.0, "T2": 0.15, "other": 0.85}, None)["value"] == "T2"
+    leans_other = check_named_sequence(header_t2, {"T1": 0.0, "T2": 0.15, "other": 0.85}, 2.0)  # likeliest, ≥ 0.7
+    assert leans_other["value"] is None and leans_other["best_guess"] == "other"
+    assert check_named_sequence(header_t2, {"T1": 0.0, "T2": 0.4, "other": 0.6}, None)["value"] == "T2"
     # STIR and "other" are not checked (the image knows T1 and T2 apart, not STIR from T2)
     stir = {"value": "STIR", "source": "header"}
     assert check_named_sequence(stir, looks_t1, 0.6)["value"] == "STIR"

@@ -27,6 +27,22 @@ def score_text(score: float) -> str:
     return f"{nearest:.2f}"
 
 
+def against_header_text(item: Mapping[str, Any]) -> str:
+    """What set a header's sequence aside (``scope.check_named_sequence``): 'the image reads as T1 (probability
+    0.78; spinal fluid x1.16 of bone)', or where the fluid's signal decided it against an image call that leant to
+    the header 'the spinal fluid's signal (x0.62 of bone) says T1, and the image reads T2 only with probability
+    0.84'."""
+    guess, reading = item.get("best_guess"), item.get("image_reading") or {}
+    fluid = item.get("csf_over_body")
+    if item.get("fluid_says") and reading.get("value") not in (None, guess):
+        return (
+            f"the spinal fluid's signal (x{fluid} of bone) says {guess}, and the image reads {reading['value']} "
+            f"only with probability {float(reading['probability']):.2f}"
+        )
+    also = f"; spinal fluid x{fluid} of bone" if fluid else ""
+    return f"the image reads as {guess} (probability {float(item.get('probability') or 0):.2f}{also})"
+
+
 def describe_source(item: Mapping[str, Any] | None) -> str:
     """'from the header', 'from the image, probability 0.97', 'given by the user'."""
     if not item:
@@ -37,9 +53,7 @@ def describe_source(item: Mapping[str, Any] | None) -> str:
     p = item.get("probability")
     said_by = item.get("header_is") or "header"  # a BIDS file name's word is no header's
     if item.get("contradicted_by") == "image":  # a header's word set aside (scope.check_named_sequence)
-        return (
-            f"the {said_by} says {item.get('header')}, the image reads otherwise with probability {float(p or 0):.2f}"
-        )
+        return f"the {said_by} says {item.get('header')}, but {against_header_text(item)}"
     text = f"from the {said_by if src == 'header' else src}" + (
         f", probability {float(p):.2f}" if p is not None else ""
     )

@@ -98,6 +98,37 @@ def test_real_water_fat_volume_whose_header_says_t2_is_not_graded_and_the_confli
     assert any(f.startswith("sequence_conflict: the header says T2 but the image reads as other") for f in result.flags)
 
 
+def _turned(scan: openspine.Scan, degrees: float, header: str) -> openspine.Scan:
+    """``scan`` turned in its sagittal plane (a slanted spine; resampled, affine kept), described by ``header``."""
+    from dataclasses import replace
+
+    from scipy import ndimage
+
+    from openspine import geometry
+
+    codes = geometry.axcodes(scan.affine)
+    axes = tuple(next(i for i, c in enumerate(codes) if c in pair) for pair in ("SI", "AP"))
+    array = ndimage.rotate(np.asarray(scan.array, np.float32), degrees, axes=axes, reshape=False, order=1)
+    return replace(scan, array=array, source=replace(scan.source, sequence_hint=header))
+
+
+def test_a_slanted_t1_slice_whose_header_says_t2_is_not_graded_its_t2_partner_is() -> None:
+    """Turned 15°, a T1 slice reads T1 less surely (0.79, spinal fluid between the bars) and its T2 header had stood:
+    graded by the T2 heads. A lean of 0.7 to the other sequence now sets the header aside; the same patient's T2
+    slice, turned alike, keeps its header and its grades."""
+    data = shared_data_or_skip()
+    t1 = _turned(openspine.load_scan(data / "spider/18/t1.nii.gz"), 15, "T2")  # train
+    result = openspine.analyze(t1)
+    seq = result.input.sequence or {}
+    assert seq["value"] is None and seq["header"] == "T2" and seq["best_guess"] == "T1", seq
+    assert 0.7 <= seq["probability"] < 0.9, seq
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert any(f.startswith("sequence_conflict: the header says T2 but the image reads as T1") for f in result.flags)
+    t2 = openspine.analyze(_turned(openspine.load_scan(data / "spider/18/image.nii.gz"), 15, "T2"))
+    assert (t2.input.sequence or {})["value"] == "T2"
+    assert any(g.available for d in t2.discs for g in d.grades.values())
+
+
 def test_a_real_view_cut_above_the_sacrum_keeps_its_flagged_labels_but_no_grade(tmp_path: Path) -> None:
     """Without a sacrum in view the labels rest on the bodies' appearance alone (one level off on about a quarter
     of such val views): grades under them would sit at the wrong level in a cohort table, so none is given, and

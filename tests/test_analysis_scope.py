@@ -129,6 +129,25 @@ def test_a_slanted_t1_slice_whose_header_says_t2_is_not_graded_its_t2_partner_is
     assert any(g.available for d in t2.discs for g in d.grades.values())
 
 
+def test_a_slanted_t1_slice_read_t2_under_a_t2_header_is_set_aside_by_its_dark_fluid(tmp_path: Path) -> None:
+    """Turned 25°, a T1 slice reads T2 at 0.84 while its spinal fluid is dark (0.62 of bone, T1 below 0.85): under a
+    T2 header it had been graded. The fluid sets the header aside, and every text names the fluid, not the image."""
+    from openspine.commands import summary_line
+
+    data = shared_data_or_skip()
+    result = openspine.analyze(_turned(openspine.load_scan(data / "spider/184/t1.nii.gz"), 25, "T2"))  # train
+    seq = result.input.sequence or {}
+    assert seq["value"] is None and seq["best_guess"] == "T1" and seq["fluid_says"] == "T1", seq
+    assert seq["image_reading"]["value"] == "T2", seq
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    conflict = next(f for f in result.flags if f.startswith("sequence_conflict:"))
+    assert "the spinal fluid's signal" in conflict and "says T1" in conflict and "image reads as T1" not in conflict
+    notes = {g.note for d in result.discs for g in d.grades.values() if g.note}
+    assert notes and not any("looks more like T1" in n for n in notes), notes
+    assert "the spinal fluid reads T1" in summary_line(Path("t1.nii.gz"), result)
+    validate_result(json.loads(result.to_json()))
+
+
 def test_a_real_view_cut_above_the_sacrum_keeps_its_flagged_labels_but_no_grade(tmp_path: Path) -> None:
     """Without a sacrum in view the labels rest on the bodies' appearance alone (one level off on about a quarter
     of such val views): grades under them would sit at the wrong level in a cohort table, so none is given, and

@@ -824,6 +824,18 @@ def test_a_refused_command_line_is_one_json_record_under_log_format_json(
             {"value": None, "source": "header", "header": "T2", "best_guess": "T1", "contradicted_by": "image"},
             "sequence unsure (the header says T2, the image reads T1)",
         ),
+        (  # the fluid's signal set it aside against an image call that leant to the header's own word
+            {
+                "value": None,
+                "source": "header",
+                "header": "T2",
+                "best_guess": "T1",
+                "contradicted_by": "image",
+                "fluid_says": "T1",
+                "image_reading": {"value": "T2", "probability": 0.84},
+            },
+            "sequence unsure (the header says T2, the spinal fluid reads T1)",
+        ),
     ],
 )
 def test_the_summary_line_names_the_sequence_also_when_unsure(sequence: dict, says: str) -> None:

@@ -259,6 +259,23 @@ def test_a_header_the_image_and_the_fluid_contradict_is_set_aside_and_the_user_i
     assert said is not None and "the spinal fluid's signal (x0.62 of bone) says T1" in said
     assert "the image reads T2 only with probability 0.84" in said
     assert check_named_sequence(header_t2, {"T1": 0.05, "T2": 0.95}, 0.52)["value"] == "T2"  # a sure image: kept
+    # the grades' reason says the same, not "the image looks more like T1" for an image that read T2
+    why = ModelScope("grader", sequences=frozenset({"T2"})).why_not_sequence(fluid_t1)
+    assert why is not None and why.startswith("the header says T2 but the spinal fluid's signal (x0.62 of bone)")
+    # the lean's bar is 0.7 exactly, and no fluid measured leaves the image's lean to decide
+    assert check_named_sequence(header_t2, {"T1": 0.7, "T2": 0.3}, None)["value"] is None
+    assert check_named_sequence(header_t2, {"T1": 0.69, "T2": 0.31}, None)["value"] == "T2"
+    # the same rules under a T1 header: a lean to T2, bright fluid beside a T1 call not sure, dark fluid keeping it
+    header_t1 = {"value": "T1", "source": "header"}
+    assert check_named_sequence(header_t1, {"T1": 0.25, "T2": 0.75}, 1.2)["best_guess"] == "T2"
+    assert check_named_sequence(header_t1, {"T1": 0.25, "T2": 0.75}, 0.6)["value"] == "T1"
+    by_fluid = check_named_sequence(header_t1, {"T1": 0.8, "T2": 0.2}, 2.0)
+    assert by_fluid["value"] is None and by_fluid["best_guess"] == "T2" and by_fluid["fluid_says"] == "T2"
+    assert check_named_sequence(header_t1, {"T1": 0.95, "T2": 0.05}, 2.0)["value"] == "T1"
+    # a lean to other under a T1 header stands aside for dark fluid (fluid is bright on a water-fat GRE), not a sure
+    # call of other
+    assert check_named_sequence(header_t1, {"T1": 0.2, "T2": 0.0, "other": 0.8}, 0.6)["value"] == "T1"
+    assert check_named_sequence(header_t1, {"T1": 0.2, "T2": 0.0, "other": 0.8}, 1.2)["best_guess"] == "other"
     assert check_named_sequence({"value": "T1", "source": "header"}, {"T1": 0.3, "T2": 0.7}, 2.0)["value"] is None
     # fluid between the thresholds (no say) does not save the header from a sure image
     assert check_named_sequence(header_t2, looks_t1, 1.2)["value"] is None
@@ -651,3 +668,21 @@ def test_a_refusal_s_reason_is_logged_once_for_every_step_it_stopped(caplog) -> 
         _say_not_run({"labelling": "why", "grading": "why", "orientation": "other"})
     said = [r.getMessage() for r in caplog.records]
     assert said == ["labelling and grading not run: why", "orientation not run: other"]
+
+
+def test_a_header_standing_against_an_image_that_leans_elsewhere_is_said() -> None:
+    # a T1 slice under a T2 header, read T1 at 0.67 with fluid between the bars, had been graded without a word
+    from openspine.scope import check_named_sequence, uncertain_sequence_flag
+
+    kept = check_named_sequence({"value": "T2", "source": "header"}, {"T1": 0.67, "T2": 0.33}, 0.899)
+    assert kept["value"] == "T2"
+    note = uncertain_sequence_flag(kept)
+    assert note == (
+        "sequence_note: read as T2 as the header says, though the image leans to T1 (probability 0.67; spinal fluid "
+        "x0.899 of bone); give --sequence if the header is wrong"
+    )
+    # a weaker lean, an image that agrees, or a STIR header over a T2-looking image: no note
+    assert uncertain_sequence_flag(check_named_sequence(kept | {"value": "T2"}, {"T1": 0.45, "T2": 0.4}, 1.0)) is None
+    assert uncertain_sequence_flag(check_named_sequence({"value": "T2", "source": "header"}, {"T2": 0.9}, 1.0)) is None
+    stir = check_named_sequence({"value": "STIR", "source": "header"}, {"T1": 0.1, "T2": 0.9}, 2.0)
+    assert uncertain_sequence_flag(stir) is None

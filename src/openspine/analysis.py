@@ -458,7 +458,8 @@ def _said_of_beside(own: _State) -> list[str]:
 
 
 def _reads_as(sequence: Mapping[str, Any]) -> str | None:
-    """The sequence an image positively reads as: its value, or the image's call where it overruled a header."""
+    """The sequence a scan positively reads as: its value, or the reading (the image's call, or the spinal fluid's
+    signal) that set a header's word aside."""
     value = sequence.get("value")
     if value is None and sequence.get("contradicted_by") == "image":
         value = sequence.get("best_guess")

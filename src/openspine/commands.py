@@ -14,7 +14,7 @@ from typing import Any
 from ._logging import get_logger, held_back, say_last
 from .config import AUTO, MODEL_OPTIONS, AnalysisConfig, PixelSpacing, parse_pixel_spacing, reading_spacing
 from .errors import ConfigError, OpenSpineError, ScanReadError, UsageError
-from .vocabulary import T1_NOT_USED
+from .vocabulary import T1_NOT_USED, set_aside_by
 from .writers import parse_formats, require_for_formats
 
 log = get_logger("cli")
@@ -345,7 +345,8 @@ def summary_line(path: Path, result: Any) -> str:
     elif seq.get("contradicted_by") == "image":  # the header's word set aside: the header itself was sure
         said_by = seq.get("header_is") or "header"
         parts.append(
-            f"sequence unsure (the {said_by} says {seq.get('header')}, the image reads {seq.get('best_guess')})"
+            f"sequence unsure (the {said_by} says {seq.get('header')}, the {set_aside_by(seq)} reads "
+            f"{seq.get('best_guess')})"
         )
     elif seq:  # the line names the sequence always: an unsure reading says so (its flag follows)
         guess = f", {seq['best_guess']} likeliest" if seq.get("best_guess") else ""

@@ -27,6 +27,18 @@ def score_text(score: float) -> str:
     return f"{nearest:.2f}"
 
 
+def fluid_decided(item: Mapping[str, Any]) -> bool:
+    """Whether a header's word was set aside by the spinal fluid's signal against an image call that leant to the
+    header's own word (``best_guess`` is then the fluid's word, not the image's)."""
+    reading = item.get("image_reading") or {}
+    return bool(item.get("fluid_says")) and reading.get("value") not in (None, item.get("best_guess"))
+
+
+def set_aside_by(item: Mapping[str, Any]) -> str:
+    """What set a header's word aside, for short texts: 'image' or, where it decided, 'spinal fluid'."""
+    return "spinal fluid" if fluid_decided(item) else "image"
+
+
 def against_header_text(item: Mapping[str, Any]) -> str:
     """What set a header's sequence aside (``scope.check_named_sequence``): 'the image reads as T1 (probability
     0.78; spinal fluid x1.16 of bone)', or where the fluid's signal decided it against an image call that leant to
@@ -34,7 +46,7 @@ def against_header_text(item: Mapping[str, Any]) -> str:
     0.84'."""
     guess, reading = item.get("best_guess"), item.get("image_reading") or {}
     fluid = item.get("csf_over_body")
-    if item.get("fluid_says") and reading.get("value") not in (None, guess):
+    if fluid_decided(item):
         return (
             f"the spinal fluid's signal (x{fluid} of bone) says {guess}, and the image reads {reading['value']} "
             f"only with probability {float(reading['probability']):.2f}"

@@ -224,6 +224,8 @@ def test_the_title_names_an_unsure_sequence_rather_than_a_bare_main() -> None:
     assert overlay._role(unsure, "main") == "sequence unsure (T1 likeliest)"
     conflict = {"value": None, "source": "header", "header": "T1", "best_guess": "T2", "contradicted_by": "image"}
     assert overlay._role(conflict, "main") == "sequence unsure (header T1, image T2)"
+    by_fluid = {**conflict, "fluid_says": "T2", "image_reading": {"value": "T1", "probability": 0.8}}
+    assert overlay._role(by_fluid, "main") == "sequence unsure (header T1, spinal fluid T2)"
     assert overlay._role({"value": None, "source": None}, "main") == "main"
     # a series offered as T1 is titled by what it reads as too, and as what it was offered (user test, code review)
     offered = types.SimpleNamespace(role="T1", input=types.SimpleNamespace(sequence={"value": "T2", "source": "image"}))

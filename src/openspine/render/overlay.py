@@ -19,7 +19,7 @@ from PIL.PngImagePlugin import PngInfo
 from .._version import __version__
 from ..levels import Grading, GradingName, grading_name
 from ..scan import SagittalView
-from ..vocabulary import DISCLAIMER, LOW_SCORE, T1_NOT_USED, score_text
+from ..vocabulary import DISCLAIMER, LOW_SCORE, T1_NOT_USED, score_text, set_aside_by
 from .labelmap import drawable
 from .report import LOW_CONFIDENCE, grading_columns, series_text
 
@@ -278,7 +278,8 @@ def _role(sequence: Any, fallback: str) -> str:
     if seq.get("value"):
         return str(seq["value"])
     if seq.get("header") and seq.get("best_guess"):  # a header's word set aside
-        return f"sequence unsure ({seq.get('header_is') or 'header'} {seq['header']}, image {seq['best_guess']})"
+        said_by, read_by = seq.get("header_is") or "header", set_aside_by(seq)
+        return f"sequence unsure ({said_by} {seq['header']}, {read_by} {seq['best_guess']})"
     if seq.get("best_guess"):
         return f"sequence unsure ({seq['best_guess']} likeliest)"
     return fallback

@@ -15,6 +15,12 @@ withheld when none of them carries a label; printed per view: the labels and whe
 lumbar or sacral label (each such label is wrong), flagged or not, and graded or not:
 
     python scripts/thoracic_view_survey.py --data ../shared/data --upper-windows
+
+``--coarse MM …`` first resamples that volume as a clinical scanner might have stored it: 3 mm thick sagittal slices
+(the mean of the stored 1 mm ones) and MM mm in-plane pixels (smoothed, then sampled), one pass per MM:
+
+    python scripts/thoracic_view_survey.py --data ../shared/data --upper-windows --coarse 1.2 1.4 1.6 \
+        --heights 60 70 80 90 100 110 120 130 140 150 160 170
 """
 
 from __future__ import annotations
@@ -49,20 +55,56 @@ UPPER_SPINE = "sct/sct-example-t2/image.nii.gz"  # skull base to about T5
 WINDOWS_MM = (60, 80, 110, 140, 170)
 
 
-def upper_windows(data: Path, step_mm: float = 10.0) -> int:
+def coarse(image: np.ndarray, affine: np.ndarray, slice_mm: float, pixel_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` with ``slice_mm`` thick sagittal slices (the mean of as many stored ones) and ``pixel_mm`` in-plane
+    pixels (smoothed against aliasing, then sampled at the new pixel centres), and its affine."""
+    from scipy import ndimage
+
+    from openspine import geometry
+
+    arr, aff = np.asarray(image, np.float32), np.asarray(affine, float)
+    lr = next(i for i, c in enumerate(geometry.axcodes(aff)) if c in "LR")
+    k = max(1, round(slice_mm / float(np.linalg.norm(aff[:3, lr]))))
+    moved = np.moveaxis(arr, lr, 0)
+    n = moved.shape[0] // k
+    arr = np.moveaxis(moved[: n * k].reshape(n, k, *moved.shape[1:]).mean(axis=1), 0, lr)
+    scale = np.eye(4)
+    scale[lr, lr], scale[lr, 3] = k, (k - 1) / 2  # new slice j: the mean of old k*j ... k*j+k-1
+    aff = aff @ scale
+    for ax in (a for a in range(3) if a != lr):
+        f = pixel_mm / float(np.linalg.norm(aff[:3, ax]))
+        sigma = [0.0, 0.0, 0.0]
+        sigma[ax] = 0.5 * float(np.sqrt(max(f * f - 1.0, 0.0)))
+        arr = ndimage.gaussian_filter(arr, sigma)
+        centres = (np.arange(round(arr.shape[ax] / f)) + 0.5) * f - 0.5
+        grid = np.meshgrid(*[centres if i == ax else np.arange(arr.shape[i]) for i in range(3)], indexing="ij")
+        arr = ndimage.map_coordinates(arr, grid, order=1, mode="nearest")
+        scale = np.eye(4)
+        scale[ax, ax], scale[ax, 3] = f, 0.5 * f - 0.5
+        aff = aff @ scale
+    return arr, aff
+
+
+def upper_windows(
+    data: Path, step_mm: float = 10.0, pixel_mm: float | None = None, heights: tuple[int, ...] = WINDOWS_MM
+) -> int:
     """Windows of a cervical and upper thoracic volume: how many get lumbar or sacral labels, flagged, graded."""
     img = nib.load(data / UPPER_SPINE)
-    image = np.asarray(img.dataobj)
-    ax, _ = ev.si_axis(img.affine)
-    step = float(np.linalg.norm(img.affine[:3, ax]))
+    image, affine = np.asarray(img.dataobj), np.asarray(img.affine)
+    if pixel_mm is not None:
+        image, affine = coarse(image, affine, 3.0, pixel_mm)
+        print(f"3 mm slices, {pixel_mm:g} mm pixels: {image.shape}")
+    ax, superior_first = ev.si_axis(affine)
+    step = float(np.linalg.norm(affine[:3, ax]))
     n = image.shape[ax]
     tally: Counter[str] = Counter()
-    for height in WINDOWS_MM:
+    for height in heights:
         rows = max(1, round(height / step))
         for start in range(0, max(1, n - rows + 1), max(1, round(step_mm / step))):
             for mirrored in (False, True):
-                variant = ev.Variant(f"{height} mm from {start}", keep=(start, min(n, start + rows)), mirrored=mirrored)
-                (img_v,), aff_v = ev.apply_variant([image], img.affine, variant)
+                name = f"{height} mm, {start * step:.0f} mm from the {'top' if superior_first else 'bottom'}"
+                variant = ev.Variant(name, keep=(start, min(n, start + rows)), mirrored=mirrored)
+                (img_v,), aff_v = ev.apply_variant([image], affine, variant)
                 result = openspine.analyze(Scan(img_v, aff_v))
                 labels = [v.label.value for v in result.vertebrae if v.label is not None]
                 lumbar = any(label.startswith(("L", "S")) for label in labels)
@@ -85,9 +127,13 @@ def main() -> int:
     ap = survey_parser(__doc__)
     ap.add_argument("--upper-windows", action="store_true", help="windows of a cervical/upper thoracic volume")
     ap.add_argument("--step-mm", type=float, default=10.0, help="how far apart the upper windows start (mm)")
+    ap.add_argument("--coarse", type=float, nargs="+", default=None, help="3 mm slices and these pixel sizes (mm)")
+    ap.add_argument("--heights", type=int, nargs="+", default=WINDOWS_MM, help="window heights (mm)")
     args = ap.parse_args()
     if args.upper_windows:
-        return upper_windows(args.data, args.step_mm)
+        for pixel_mm in args.coarse or [None]:
+            upper_windows(args.data, args.step_mm, pixel_mm, tuple(args.heights))
+        return 0
     tally: Counter[tuple[str, str]] = Counter()
     for row in labelled_volumes(args.data, args.split):
         item, folder = row["id"], args.data / row["path"]

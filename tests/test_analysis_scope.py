@@ -481,6 +481,21 @@ def test_upper_thoracic_windows_read_as_lumbar_get_no_label_for_their_small_bodi
     assert "mm deep (front to back), smaller than lumbar bodies are" in withheld
 
 
+def test_an_upper_thoracic_window_whose_bodies_are_shallower_than_any_lumbar_ones_seen_is_flagged_not_graded() -> None:
+    """An 80 mm window of sct-example-t2 from 55 mm above its lower edge (upper thoracic spine) is read as L3 … S1,
+    its bodies 13.9 mm deep: labelled (above the 13 mm bound), but with no flag it had looked like a lumbar view.
+    Shallower than on any shared scan the detector labels (15.7 mm and more), it is flagged and not graded."""
+    data = shared_data_or_skip()
+    img = nib.load(data / "sct/sct-example-t2/image.nii.gz")  # axis 1 runs to the head, 1 mm rows
+    (window,), affine = apply_variant([np.asarray(img.dataobj)], img.affine, Variant("window", keep=(55, 135)))
+    result = openspine.analyze(openspine.Scan(window, affine))
+    assert any(v.label is not None and v.label.region == "lumbar" for v in result.vertebrae)
+    flag = next(f for f in result.flags if f.startswith("labelling_ambiguous: the bodies labelled lumbar are"))
+    assert "shallower than on any scan the detector was trained and validated on (15.7 mm and more)" in flag
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+    assert any(f.startswith("grades_withheld:") and "shallower" in f for f in result.flags)
+
+
 @pytest.mark.parametrize("rows", [55, 70])
 def test_an_upper_thoracic_view_reaching_l5_only_through_doubtful_bodies_is_not_graded(rows: int) -> None:
     """The lowest 55 or 70 rows of sct-example-t2 (down to about T5; a user test) had been labelled L3 … L5 or

@@ -1152,10 +1152,10 @@ def _label_scope(
 
 
 def _unseen_spacing_withheld(detection: Detection) -> str | None:
-    """Why no grade is given where the bodies' spacing lies outside what the detector was trained on
-    (:func:`openspine.scope.unseen_spacing_reason`): a grade under a level one off is a wrong row in a cohort
-    table, and the grader's crops are cut at the scale the pixel size gives."""
-    why = scope.unseen_spacing_reason(detection.vertebrae)
+    """Why no grade is given where the bodies' spacing or depth lies outside what the detector was trained on
+    (:func:`openspine.scope.unseen_size_reasons`): a grade under a level one off is a wrong row in a cohort table,
+    and the grader's crops are cut at the scale the pixel size gives."""
+    why = "; ".join(scope.unseen_size_reasons(detection.vertebrae))
     return f"{why}, and the grader's crops cut at a wrong scale; so no grade is given" if why else None
 
 

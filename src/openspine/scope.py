@@ -927,6 +927,32 @@ def body_depth_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     )
 
 
+def unseen_depth_reason(vertebrae: Sequence[Vertebra]) -> str | None:
+    """Why labels are flagged, and no grade given under them, where the bodies labelled lumbar are shallower than on
+    any shared scan the detector was trained and validated on (:data:`LUMBAR_BODY_DEPTH_SEEN_MM`, less
+    :data:`UNSEEN_SPACING_MARGIN`), though not so small that no label is given (:func:`body_depth_reason`); None
+    otherwise. Windows of the upper thoracic spine resampled to 3 mm slices and 1.2-1.6 mm pixels, their bodies
+    13.1-14.7 mm deep, had been labelled L3 ... S1 with no flag (the detector missed a body between, which brought the
+    spacing back into its seen range)."""
+    depth = lumbar_body_depth_mm(vertebrae)
+    if depth is None or depth < MIN_LUMBAR_BODY_DEPTH_MM:
+        return None
+    if depth >= LUMBAR_BODY_DEPTH_SEEN_MM * (1 - UNSEEN_SPACING_MARGIN):
+        return None
+    shown = math.floor(depth * 10.0) / 10.0  # never rounded into the seen range
+    return (
+        f"the bodies labelled lumbar are {shown:.1f} mm deep (front to back), shallower than on any scan the detector "
+        f"was trained and validated on ({LUMBAR_BODY_DEPTH_SEEN_MM:g} mm and more): the upper thoracic spine?, or the "
+        "voxel or pixel size given is too small (or the spine a child's), so the labels may be wrong (a level off or "
+        "more)"
+    )
+
+
+def unseen_size_reasons(vertebrae: Sequence[Vertebra]) -> list[str]:
+    """The reasons of :func:`unseen_spacing_reason` and :func:`unseen_depth_reason` that apply."""
+    return [why for why in (unseen_spacing_reason(vertebrae), unseen_depth_reason(vertebrae)) if why]
+
+
 def labels_in_scope(
     vertebrae: Sequence[Vertebra], discs: Sequence[Disc], card: Mapping[str, Any], cervical_probability: float | None
 ) -> tuple[list[Vertebra], list[Disc], list[str], str | None]:
@@ -948,8 +974,8 @@ def labels_in_scope(
         new_v, new_d, flags = withhold_every_label(vertebrae, discs, nothing)
     else:
         new_v, new_d, flags = withhold_labels(vertebrae, discs, detector_label_reason(model_scope, False))
-        unseen = unseen_spacing_reason(new_v)  # the labels given, as the seen range was measured
-        flags += [f"labelling_ambiguous: {unseen}"] if unseen else []
+        # the labels given, as the seen ranges were measured
+        flags += [f"labelling_ambiguous: {why}" for why in unseen_size_reasons(new_v)]
     if cervical:
         flags.insert(
             0, f"cervical_field_of_view: the image shows the cervical spine (probability {cervical_probability:.2f})"

@@ -686,3 +686,37 @@ def test_a_header_standing_against_an_image_that_leans_elsewhere_is_said() -> No
     assert uncertain_sequence_flag(check_named_sequence({"value": "T2", "source": "header"}, {"T2": 0.9}, 1.0)) is None
     stir = check_named_sequence({"value": "STIR", "source": "header"}, {"T1": 0.1, "T2": 0.9}, 2.0)
     assert uncertain_sequence_flag(stir) is None
+
+
+def test_bodies_labelled_lumbar_shallower_than_any_seen_are_flagged_at_the_scale_said() -> None:
+    from openspine.scope import (
+        LABELS_MAY_BE_WRONG,
+        SIZE_ESTIMATED,
+        labels_in_scope,
+        unseen_depth_reason,
+        unseen_size_reasons,
+    )
+
+    labels = ["L3", "L4", "L5", "S1"]
+
+    def column(depth: float, gap: float = 35.0) -> list[Vertebra]:
+        return [_sized(lab, depth, -gap * i) for i, lab in enumerate(labels)]
+
+    # the seen range starts at 15.7 mm less 2 % (15.386 mm): flagged below it, and told to a tenth rounded down
+    assert unseen_depth_reason(column(15.3861)) is None and unseen_depth_reason(column(30.0)) is None
+    edge = unseen_depth_reason(column(15.385))
+    assert edge is not None and edge.startswith("the bodies labelled lumbar are 15.3 mm deep (front to back)")
+    assert "shallower than on any scan the detector was trained and validated on (15.7 mm and more)" in edge
+    assert edge.endswith("the voxel or pixel size given may be too small (or the spine a child's)")
+    # under 13 mm the detector's labels are all withheld; labels a card lets through that shallow are flagged here
+    assert unseen_depth_reason(column(13.0)) is not None and unseen_depth_reason(column(12.99)) is not None
+    # a picture's estimated scale is named as such, with how to give the picture's own
+    estimated = unseen_depth_reason(column(15.0), SIZE_ESTIMATED)
+    assert estimated is not None and "the pixel size estimated from the bodies (--pixel-spacing gives" in estimated
+    # with the spacing unseen too, both reasons are given, each flag once with what follows from it
+    both = column(14.0, gap=20.5)
+    assert len(unseen_size_reasons(both)) == 2
+    card = {"scope": {"levels": ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"]}}
+    _, _, flags, nothing = labels_in_scope(both, [], card, None)
+    ambiguous = [f for f in flags if f.startswith("labelling_ambiguous:")]
+    assert nothing is None and len(ambiguous) == 2 and all(f.endswith(LABELS_MAY_BE_WRONG) for f in ambiguous)

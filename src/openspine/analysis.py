@@ -1089,8 +1089,7 @@ def _labels_across_the_estimated_size(scan: Scan, detection: Detection, detector
     estimate's error: flagged ``labelling_ambiguous`` (with the ``labelling_alternative`` it points to) and no disc
     is graded (``state.labels_doubt``). Chosen on the SPIDER train pictures (docs/reading-scans.md); the T2 slice of
     val patient 100, a level off at its estimate and graded (user test), is not caught by it."""
-    estimated = any(f.startswith("pixel_spacing_estimated: ") and ESTIMATED_FROM_BODIES in f for f in state.flags)
-    if not estimated or not _read_as_picture(scan):
+    if _size_said(state) != scope.SIZE_ESTIMATED or not _read_as_picture(scan):
         return
     import numpy as np
 
@@ -1134,7 +1133,9 @@ def _label_scope(
 
     card = load_model(detector or BUILTIN_MODEL).card.data
     unsure = scope.unsure_spine_reason(detection.vertebrae)
-    vertebrae, discs, flags, nothing = scope.labels_in_scope(detection.vertebrae, detection.discs, card, cervical_p)
+    vertebrae, discs, flags, nothing = scope.labels_in_scope(
+        detection.vertebrae, detection.discs, card, cervical_p, _size_said(state)
+    )
     if nothing is not None:  # the detector's flags speak of labels that are not given (sacrum, T12 … L5)
         own = set(detection.flags)
         state.flags[:] = [f for f in state.flags if f not in own]
@@ -1151,12 +1152,21 @@ def _label_scope(
     return replace(detection, vertebrae=tuple(vertebrae), discs=tuple(discs))
 
 
-def _unseen_spacing_withheld(detection: Detection) -> str | None:
+def _size_said(state: _State) -> str:
+    """How the unseen-size reasons name the scale: a picture's estimate (``--pixel-spacing auto``), or the size
+    given (a header's, or the user's)."""
+    estimated = any(f.startswith("pixel_spacing_estimated: ") and ESTIMATED_FROM_BODIES in f for f in state.flags)
+    return scope.SIZE_ESTIMATED if estimated else scope.SIZE_GIVEN
+
+
+def _unseen_spacing_withheld(detection: Detection, state: _State) -> str | None:
     """Why no grade is given where the bodies' spacing or depth lies outside what the detector was trained on
     (:func:`openspine.scope.unseen_size_reasons`): a grade under a level one off is a wrong row in a cohort table,
     and the grader's crops are cut at the scale the pixel size gives."""
-    why = "; ".join(scope.unseen_size_reasons(detection.vertebrae))
-    return f"{why}, and the grader's crops cut at a wrong scale; so no grade is given" if why else None
+    why = "; ".join(scope.unseen_size_reasons(detection.vertebrae, _size_said(state)))
+    if not why:
+        return None
+    return f"{why}; {scope.LABELS_MAY_BE_WRONG}, and the grader's crops cut at a wrong scale; so no grade is given"
 
 
 def _grade(
@@ -1181,7 +1191,7 @@ def _grade(
             withhold=state.unfit
             or state.labels_doubt
             or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae)
-            or _unseen_spacing_withheld(detection),
+            or _unseen_spacing_withheld(detection, state),
         )
     except ModelError as exc:
         if cfg.grader is not None:

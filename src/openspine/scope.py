@@ -862,15 +862,21 @@ def body_spacing_reason(vertebrae: Sequence[Vertebra]) -> str | None:
 # the seen range is widened by this share before a spacing counts as unseen: its ends are single scans, measured to
 # the rounding of the figures above
 UNSEEN_SPACING_MARGIN = 0.02
+# what the unseen-size reasons name as the scale that may be wrong, and what they conclude
+SIZE_GIVEN = "the voxel or pixel size given"
+SIZE_ESTIMATED = "the pixel size estimated from the bodies (--pixel-spacing gives the picture's own)"
+LABELS_MAY_BE_WRONG = "so the labels may be wrong (a level off or more)"
 
 
-def unseen_spacing_reason(vertebrae: Sequence[Vertebra]) -> str | None:
+def unseen_spacing_reason(vertebrae: Sequence[Vertebra], size_said: str = SIZE_GIVEN) -> str | None:
     """Why labels are flagged, and no grade given under them, where the bodies lie closer together or farther apart
     than on any shared scan the detector was trained and validated on (:data:`BODY_SPACING_SEEN_MM`), though not so
     far outside that no label is given (:func:`body_spacing_reason`); None inside that range. The network reads the
     level from the anatomy at the scale it was trained on: given a pixel size 10-40 % too small, SPIDER val slices
     and val volumes had been labelled one level off from top to bottom, with no flag (user test, 14 of 55 views at
-    a pixel size 0.6 times the true one), and the grader's crops are cut at the wrong scale too."""
+    a pixel size 0.6 times the true one), and the grader's crops are cut at the wrong scale too. ``size_said`` names
+    the scale (:data:`SIZE_GIVEN`, or :data:`SIZE_ESTIMATED` for a picture's estimate); the reason stops before what
+    follows from it (:data:`LABELS_MAY_BE_WRONG`)."""
     gap = body_spacing_mm(vertebrae)
     lo, hi = BODY_SPACING_SEEN_MM
     if gap is None or lo * (1 - UNSEEN_SPACING_MARGIN) <= gap <= hi * (1 + UNSEEN_SPACING_MARGIN):
@@ -880,9 +886,8 @@ def unseen_spacing_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     how, size, whose = ("closer together", "too small", "a child's") if below else ("farther apart", "too large", "")
     return (
         f"the vertebral bodies lie {shown:.1f} mm apart (centre to centre), {how} than on any scan the detector was "
-        f"trained and validated on ({lo:g}-{hi:g} mm): the voxel or pixel size given may be {size}"
+        f"trained and validated on ({lo:g}-{hi:g} mm): {size_said} may be {size}"
         + (f" (or the spine {whose})" if whose else "")
-        + ", so the labels may be wrong (a level off or more)"
     )
 
 
@@ -927,34 +932,37 @@ def body_depth_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     )
 
 
-def unseen_depth_reason(vertebrae: Sequence[Vertebra]) -> str | None:
+def unseen_depth_reason(vertebrae: Sequence[Vertebra], size_said: str = SIZE_GIVEN) -> str | None:
     """Why labels are flagged, and no grade given under them, where the bodies labelled lumbar are shallower than on
     any shared scan the detector was trained and validated on (:data:`LUMBAR_BODY_DEPTH_SEEN_MM`, less
-    :data:`UNSEEN_SPACING_MARGIN`), though not so small that no label is given (:func:`body_depth_reason`); None
-    otherwise. Windows of the upper thoracic spine resampled to 3 mm slices and 1.2-1.6 mm pixels, their bodies
-    13.1-14.7 mm deep, had been labelled L3 ... S1 with no flag (the detector missed a body between, which brought the
-    spacing back into its seen range)."""
+    :data:`UNSEEN_SPACING_MARGIN`); None otherwise. Windows of the upper thoracic spine resampled to 3 mm slices and
+    1.2-1.6 mm pixels, their bodies 13.1-14.1 mm deep, had been labelled L3 ... S1 with no flag (the detector missed
+    a body between, which brought the spacing back into its seen range). Below :data:`MIN_LUMBAR_BODY_DEPTH_MM` no
+    label is given at all (:func:`body_depth_reason`, on the detector's labels); measured on the labels a card lets
+    through, such bodies are flagged here too. ``size_said`` as for :func:`unseen_spacing_reason`."""
     depth = lumbar_body_depth_mm(vertebrae)
-    if depth is None or depth < MIN_LUMBAR_BODY_DEPTH_MM:
-        return None
-    if depth >= LUMBAR_BODY_DEPTH_SEEN_MM * (1 - UNSEEN_SPACING_MARGIN):
+    if depth is None or depth >= LUMBAR_BODY_DEPTH_SEEN_MM * (1 - UNSEEN_SPACING_MARGIN):
         return None
     shown = math.floor(depth * 10.0) / 10.0  # never rounded into the seen range
     return (
         f"the bodies labelled lumbar are {shown:.1f} mm deep (front to back), shallower than on any scan the detector "
-        f"was trained and validated on ({LUMBAR_BODY_DEPTH_SEEN_MM:g} mm and more): the upper thoracic spine?, or the "
-        "voxel or pixel size given is too small (or the spine a child's), so the labels may be wrong (a level off or "
-        "more)"
+        f"was trained and validated on ({LUMBAR_BODY_DEPTH_SEEN_MM:g} mm and more): the upper thoracic spine?, or "
+        f"{size_said} may be too small (or the spine a child's)"
     )
 
 
-def unseen_size_reasons(vertebrae: Sequence[Vertebra]) -> list[str]:
+def unseen_size_reasons(vertebrae: Sequence[Vertebra], size_said: str = SIZE_GIVEN) -> list[str]:
     """The reasons of :func:`unseen_spacing_reason` and :func:`unseen_depth_reason` that apply."""
-    return [why for why in (unseen_spacing_reason(vertebrae), unseen_depth_reason(vertebrae)) if why]
+    reasons = (unseen_spacing_reason(vertebrae, size_said), unseen_depth_reason(vertebrae, size_said))
+    return [why for why in reasons if why]
 
 
 def labels_in_scope(
-    vertebrae: Sequence[Vertebra], discs: Sequence[Disc], card: Mapping[str, Any], cervical_probability: float | None
+    vertebrae: Sequence[Vertebra],
+    discs: Sequence[Disc],
+    card: Mapping[str, Any],
+    cervical_probability: float | None,
+    size_said: str = SIZE_GIVEN,
 ) -> tuple[list[Vertebra], list[Disc], list[str], str | None]:
     """The detector's labels that its ``card`` can back, given the recogniser's cervical probability (None: not
     read), the flags that say what was withheld, and the reason when nothing could be labelled (a cervical field of
@@ -975,7 +983,7 @@ def labels_in_scope(
     else:
         new_v, new_d, flags = withhold_labels(vertebrae, discs, detector_label_reason(model_scope, False))
         # the labels given, as the seen ranges were measured
-        flags += [f"labelling_ambiguous: {why}" for why in unseen_size_reasons(new_v)]
+        flags += [f"labelling_ambiguous: {why}, {LABELS_MAY_BE_WRONG}" for why in unseen_size_reasons(new_v, size_said)]
     if cervical:
         flags.insert(
             0, f"cervical_field_of_view: the image shows the cervical spine (probability {cervical_probability:.2f})"

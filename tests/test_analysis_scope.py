@@ -1172,6 +1172,8 @@ def test_discs_cut_by_the_front_edge_of_a_cropped_field_of_view_are_not_graded(p
     assert cut_flags and cut_flags[0].startswith("not graded: ")
     graded = [d for d in result.discs if any(g.available and g.grade is not None for g in d.grades.values())]
     assert graded and len(graded) < len(result.discs)
+    # bodies cut by the front edge show only part of their depth: no depth rule on them (it had withheld every grade)
+    assert not any("mm deep (front to back)" in f for f in result.flags), result.flags
 
 
 def test_a_scan_built_with_an_identity_affine_is_flagged() -> None:

@@ -217,7 +217,7 @@ def _look(
         detection = _one_spine(view, detection, state, first_flag, cervical_p)
     if detection is not None:
         # the scope comes next: labels it withholds (a cervical field of view) cannot vouch for the orientation
-        detection = _label_scope(detection, detector, cervical_p, state)
+        detection = _label_scope(detection, detector, cervical_p, state, front_or_back_cut(view))
     if detection is not None:
         detection = _few_bodies_in_a_picture(view, detection, state, first_flag)
     if detection is not None:
@@ -1123,7 +1123,7 @@ def _labels_across_the_estimated_size(scan: Scan, detection: Detection, detector
 
 
 def _label_scope(
-    detection: Detection, detector: str | None, cervical_p: float | None, state: _State
+    detection: Detection, detector: str | None, cervical_p: float | None, state: _State, cut: scope.BodyCut
 ) -> Detection | None:
     """Withhold the labels the detector's card cannot back (cervical field of view, levels outside its scope); None
     with the scan out of scope where every body is too unsure to be a spine
@@ -1134,7 +1134,7 @@ def _label_scope(
     card = load_model(detector or BUILTIN_MODEL).card.data
     unsure = scope.unsure_spine_reason(detection.vertebrae)
     vertebrae, discs, flags, nothing = scope.labels_in_scope(
-        detection.vertebrae, detection.discs, card, cervical_p, _size_said(state)
+        detection.vertebrae, detection.discs, card, cervical_p, _size_said(state), cut
     )
     if nothing is not None:  # the detector's flags speak of labels that are not given (sacrum, T12 … L5)
         own = set(detection.flags)
@@ -1159,11 +1159,29 @@ def _size_said(state: _State) -> str:
     return scope.SIZE_ESTIMATED if estimated else scope.SIZE_GIVEN
 
 
-def _unseen_spacing_withheld(detection: Detection, state: _State) -> str | None:
+def front_or_back_cut(view: SagittalView) -> scope.BodyCut:
+    """Whether a body's outline reaches the front or back edge of the analysed image (within a voxel): a field of
+    view cut through the bodies shows only part of their depth (a crop of a val volume through the front of its
+    bodies read them 15 mm deep and had lost every grade to the depth rule)."""
+    import numpy as np
+
+    cols = view.scan.shape[1]  # the internal layout's front-to-back axis
+
+    def cut(v: Vertebra) -> bool:
+        for outline in v.outlines:
+            ap = view.from_input_voxel(np.asarray(outline.corners_voxel, dtype=float))[:, 1]
+            if float(ap.min()) < 1.0 or float(ap.max()) > cols - 2.0:
+                return True
+        return False
+
+    return cut
+
+
+def _unseen_spacing_withheld(detection: Detection, state: _State, view: SagittalView) -> str | None:
     """Why no grade is given where the bodies' spacing or depth lies outside what the detector was trained on
     (:func:`openspine.scope.unseen_size_reasons`): a grade under a level one off is a wrong row in a cohort table,
     and the grader's crops are cut at the scale the pixel size gives."""
-    why = "; ".join(scope.unseen_size_reasons(detection.vertebrae, _size_said(state)))
+    why = "; ".join(scope.unseen_size_reasons(detection.vertebrae, _size_said(state), front_or_back_cut(view)))
     if not why:
         return None
     return f"{why}; {scope.LABELS_MAY_BE_WRONG}, and the grader's crops cut at a wrong scale; so no grade is given"
@@ -1191,7 +1209,7 @@ def _grade(
             withhold=state.unfit
             or state.labels_doubt
             or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae)
-            or _unseen_spacing_withheld(detection, state),
+            or _unseen_spacing_withheld(detection, state, view),
         )
     except ModelError as exc:
         if cfg.grader is not None:

@@ -899,16 +899,20 @@ def unseen_spacing_reason(vertebrae: Sequence[Vertebra], size_said: str = SIZE_G
 # voxel or pixel size that is too small
 MIN_LUMBAR_BODY_DEPTH_MM = 13.0
 LUMBAR_BODY_DEPTH_SEEN_MM = 15.7
+# whether a body is cut by the front or back edge of the image (analysis.front_or_back_cut): its depth is not seen
+BodyCut = Callable[[Vertebra], bool]
 
 
-def lumbar_body_depth_mm(vertebrae: Sequence[Vertebra]) -> float | None:
+def lumbar_body_depth_mm(vertebrae: Sequence[Vertebra], cut: BodyCut | None = None) -> float | None:
     """The median front-to-back depth (mm) of the bodies labelled L1 … L5: the mean length of the upper and lower
-    edges of each one's outline on its mid slice (or its first outline). None where no such body has an outline."""
+    edges of each one's outline on its mid slice (or its first outline). None where no such body has an outline.
+    Bodies for which ``cut`` says True (their outline reaches the front or back edge of the image: a field of view
+    cut through them shows only part of their depth) are left out."""
     import numpy as np
 
     depths = []
     for v in vertebrae:
-        if v.label is None or v.label.region != "lumbar" or not v.outlines:
+        if v.label is None or v.label.region != "lumbar" or not v.outlines or (cut is not None and cut(v)):
             continue
         outline = next((o for o in v.outlines if o.slice_index == v.mid_slice), v.outlines[0])
         c = np.asarray(outline.corners_mm, dtype=float)  # anterior/posterior-superior, posterior/anterior-inferior
@@ -916,11 +920,11 @@ def lumbar_body_depth_mm(vertebrae: Sequence[Vertebra]) -> float | None:
     return float(np.median(depths)) if depths else None
 
 
-def body_depth_reason(vertebrae: Sequence[Vertebra]) -> str | None:
+def body_depth_reason(vertebrae: Sequence[Vertebra], cut: BodyCut | None = None) -> str | None:
     """Why no label is given to bodies labelled lumbar that are too small to be lumbar ones
     (:data:`MIN_LUMBAR_BODY_DEPTH_MM`), or None: windows of the upper thoracic spine, which the detector never saw,
     had been labelled L2 … S1 and graded, some without any flag."""
-    depth = lumbar_body_depth_mm(vertebrae)
+    depth = lumbar_body_depth_mm(vertebrae, cut)
     if depth is None or depth >= MIN_LUMBAR_BODY_DEPTH_MM:
         return None
     shown = math.floor(depth * 10.0) / 10.0  # rounded down: 12.96 mm must not read as the 13 mm bound
@@ -932,15 +936,18 @@ def body_depth_reason(vertebrae: Sequence[Vertebra]) -> str | None:
     )
 
 
-def unseen_depth_reason(vertebrae: Sequence[Vertebra], size_said: str = SIZE_GIVEN) -> str | None:
+def unseen_depth_reason(
+    vertebrae: Sequence[Vertebra], size_said: str = SIZE_GIVEN, cut: BodyCut | None = None
+) -> str | None:
     """Why labels are flagged, and no grade given under them, where the bodies labelled lumbar are shallower than on
     any shared scan the detector was trained and validated on (:data:`LUMBAR_BODY_DEPTH_SEEN_MM`, less
     :data:`UNSEEN_SPACING_MARGIN`); None otherwise. Windows of the upper thoracic spine resampled to 3 mm slices and
     1.2-1.6 mm pixels, their bodies 13.1-14.1 mm deep, had been labelled L3 ... S1 with no flag (the detector missed
     a body between, which brought the spacing back into its seen range). Below :data:`MIN_LUMBAR_BODY_DEPTH_MM` no
     label is given at all (:func:`body_depth_reason`, on the detector's labels); measured on the labels a card lets
-    through, such bodies are flagged here too. ``size_said`` as for :func:`unseen_spacing_reason`."""
-    depth = lumbar_body_depth_mm(vertebrae)
+    through, such bodies are flagged here too. ``size_said`` as for :func:`unseen_spacing_reason`; ``cut`` as for
+    :func:`lumbar_body_depth_mm`."""
+    depth = lumbar_body_depth_mm(vertebrae, cut)
     if depth is None or depth >= LUMBAR_BODY_DEPTH_SEEN_MM * (1 - UNSEEN_SPACING_MARGIN):
         return None
     shown = math.floor(depth * 10.0) / 10.0  # never rounded into the seen range
@@ -951,9 +958,11 @@ def unseen_depth_reason(vertebrae: Sequence[Vertebra], size_said: str = SIZE_GIV
     )
 
 
-def unseen_size_reasons(vertebrae: Sequence[Vertebra], size_said: str = SIZE_GIVEN) -> list[str]:
+def unseen_size_reasons(
+    vertebrae: Sequence[Vertebra], size_said: str = SIZE_GIVEN, cut: BodyCut | None = None
+) -> list[str]:
     """The reasons of :func:`unseen_spacing_reason` and :func:`unseen_depth_reason` that apply."""
-    reasons = (unseen_spacing_reason(vertebrae, size_said), unseen_depth_reason(vertebrae, size_said))
+    reasons = (unseen_spacing_reason(vertebrae, size_said), unseen_depth_reason(vertebrae, size_said, cut))
     return [why for why in reasons if why]
 
 
@@ -963,6 +972,7 @@ def labels_in_scope(
     card: Mapping[str, Any],
     cervical_probability: float | None,
     size_said: str = SIZE_GIVEN,
+    cut: BodyCut | None = None,
 ) -> tuple[list[Vertebra], list[Disc], list[str], str | None]:
     """The detector's labels that its ``card`` can back, given the recogniser's cervical probability (None: not
     read), the flags that say what was withheld, and the reason when nothing could be labelled (a cervical field of
@@ -976,14 +986,16 @@ def labels_in_scope(
         or too_few_bodies_reason(len(vertebrae))
         or unsure_spine_reason(vertebrae)
         or body_spacing_reason(vertebrae)
-        or body_depth_reason(vertebrae)
+        or body_depth_reason(vertebrae, cut)
     )
     if nothing is not None:
         new_v, new_d, flags = withhold_every_label(vertebrae, discs, nothing)
     else:
         new_v, new_d, flags = withhold_labels(vertebrae, discs, detector_label_reason(model_scope, False))
         # the labels given, as the seen ranges were measured
-        flags += [f"labelling_ambiguous: {why}, {LABELS_MAY_BE_WRONG}" for why in unseen_size_reasons(new_v, size_said)]
+        flags += [
+            f"labelling_ambiguous: {why}, {LABELS_MAY_BE_WRONG}" for why in unseen_size_reasons(new_v, size_said, cut)
+        ]
     if cervical:
         flags.insert(
             0, f"cervical_field_of_view: the image shows the cervical spine (probability {cervical_probability:.2f})"

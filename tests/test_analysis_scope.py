@@ -1185,3 +1185,25 @@ def test_a_scan_built_with_an_identity_affine_is_flagged() -> None:
     placed = np.diag([1.0, 1.0, 1.0, 1.0])
     placed[:3, 3] = (-30.0, -30.0, -2.0)
     assert not any(f.startswith("default_affine") for f in openspine.analyze(openspine.Scan(arr, placed)).flags)
+
+
+@pytest.mark.parametrize("pixel_mm", [1.0, 0.3])
+def test_a_body_within_2_mm_of_the_front_or_back_edge_counts_as_cut(pixel_mm: float) -> None:
+    """The detector places outline corners on a 1.25 mm grid: a body cut by the edge stops about half a cell inside
+    it (a strict one-voxel test had missed a cropped picture's bodies and withheld every label for their depth)."""
+    from openspine.analysis import BODY_EDGE_MARGIN_MM, front_or_back_cut
+    from openspine.results import SliceOutline, Vertebra
+
+    # rows run to the feet, columns to the back, one slice: the internal layout as stored
+    affine = np.array([[0, 0, 1, 0], [0, -pixel_mm, 0, 0], [-pixel_mm, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+    view = openspine.Scan(np.zeros((200, 160, 1), np.float32), affine).to_sagittal()
+    cut = front_or_back_cut(view)
+    edge = BODY_EDGE_MARGIN_MM / pixel_mm  # in columns
+
+    def body(front_col: float, back_col: float) -> Vertebra:
+        corners = ((50.0, front_col, 0.0), (50.0, back_col, 0.0), (70.0, back_col, 0.0), (70.0, front_col, 0.0))
+        outline = SliceOutline(0, corners, corners)
+        return Vertebra(Level.L3, 0.9, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (outline,), mid_slice=0)
+
+    assert cut(body(0.6 * edge, 60.0)) and cut(body(50.0, 159.0 - 0.6 * edge))  # front, back
+    assert not cut(body(1.5 * edge, 60.0)) and not cut(body(50.0, 159.0 - 1.5 * edge))

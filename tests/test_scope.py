@@ -720,3 +720,23 @@ def test_bodies_labelled_lumbar_shallower_than_any_seen_are_flagged_at_the_scale
     _, _, flags, nothing = labels_in_scope(both, [], card, None)
     ambiguous = [f for f in flags if f.startswith("labelling_ambiguous:")]
     assert nothing is None and len(ambiguous) == 2 and all(f.endswith(LABELS_MAY_BE_WRONG) for f in ambiguous)
+
+
+def test_bright_fluid_against_a_t1_header_where_the_image_leans_to_other_guesses_other() -> None:
+    # bright fluid says "not T1", and cannot tell T2 from other: where the image leans to other, other is the guess
+    from openspine.scope import check_named_sequence, uncertain_sequence_flag
+
+    header_t1 = {"value": "T1", "source": "header"}
+    leans_other = check_named_sequence(header_t1, {"T1": 0.35, "T2": 0.05, "other": 0.6}, 2.0)
+    assert leans_other["value"] is None and leans_other["best_guess"] == "other" and "fluid_says" not in leans_other
+    flag = uncertain_sequence_flag(leans_other)
+    assert flag is not None and "the image reads as other (probability 0.60; spinal fluid x2.0 of bone)" in flag
+    # dark fluid under a T2 header where the image leans to other: the fluid's T1, the image's reading beside it
+    header_t2 = {"value": "T2", "source": "header"}
+    dark = check_named_sequence(header_t2, {"T1": 0.05, "T2": 0.35, "other": 0.6}, 0.6)
+    assert dark["best_guess"] == "T1" and dark["fluid_says"] == "T1"
+    said = uncertain_sequence_flag(dark)
+    assert said is not None and "says T1, and the image reads other (probability 0.60)" in said
+    # a header standing while the image leans to other at 0.5 or more is said too
+    note = uncertain_sequence_flag(check_named_sequence(header_t2, {"T1": 0.0, "T2": 0.45, "other": 0.55}, 2.0))
+    assert note is not None and note.startswith("sequence_note: read as T2 as the header says, though the image leans")

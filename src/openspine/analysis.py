@@ -1159,32 +1159,42 @@ def _size_said(state: _State) -> str:
     return scope.SIZE_ESTIMATED if estimated else scope.SIZE_GIVEN
 
 
+# a body outline this close to the front or back edge of the image (mm) is cut by it: the detector places corners on
+# a 1.25 mm grid, so a cut body's corners stop about half a cell inside the edge; a lumbar body lies centimetres from
+# either edge of any field of view that shows it whole (the belly in front, the canal and the back muscles behind)
+BODY_EDGE_MARGIN_MM = 2.0
+
+
 def front_or_back_cut(view: SagittalView) -> scope.BodyCut:
-    """Whether a body's outline reaches the front or back edge of the analysed image (within a voxel): a field of
-    view cut through the bodies shows only part of their depth (a crop of a val volume through the front of its
-    bodies read them 15 mm deep and had lost every grade to the depth rule)."""
+    """Whether a body's outline comes within :data:`BODY_EDGE_MARGIN_MM` of the front or back edge of the analysed
+    image: a field of view cut through the bodies shows only part of their depth (a crop of a val volume through the
+    front of its bodies read them 15 mm deep and had lost every grade to the depth rule). A blank canvas around a
+    picture or a reslice's wedges are not taken for an edge here."""
     import numpy as np
 
     cols = view.scan.shape[1]  # the internal layout's front-to-back axis
+    margin = BODY_EDGE_MARGIN_MM / float(view.scan.spacing[1])
 
     def cut(v: Vertebra) -> bool:
         for outline in v.outlines:
             ap = view.from_input_voxel(np.asarray(outline.corners_voxel, dtype=float))[:, 1]
-            if float(ap.min()) < 1.0 or float(ap.max()) > cols - 2.0:
+            if float(ap.min()) < margin or float(ap.max()) > cols - 1 - margin:
                 return True
         return False
 
     return cut
 
 
-def _unseen_spacing_withheld(detection: Detection, state: _State, view: SagittalView) -> str | None:
+def _unseen_size_withheld(detection: Detection, state: _State, view: SagittalView) -> str | None:
     """Why no grade is given where the bodies' spacing or depth lies outside what the detector was trained on
     (:func:`openspine.scope.unseen_size_reasons`): a grade under a level one off is a wrong row in a cohort table,
     and the grader's crops are cut at the scale the pixel size gives."""
     why = "; ".join(scope.unseen_size_reasons(detection.vertebrae, _size_said(state), front_or_back_cut(view)))
     if not why:
         return None
-    return f"{why}; {scope.LABELS_MAY_BE_WRONG}, and the grader's crops cut at a wrong scale; so no grade is given"
+    return (
+        f"{why}; {scope.LABELS_MAY_BE_WRONG}, and the grader's crops may be cut at a wrong scale; so no grade is given"
+    )
 
 
 def _grade(
@@ -1209,7 +1219,7 @@ def _grade(
             withhold=state.unfit
             or state.labels_doubt
             or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae)
-            or _unseen_spacing_withheld(detection, state, view),
+            or _unseen_size_withheld(detection, state, view),
         )
     except ModelError as exc:
         if cfg.grader is not None:

@@ -347,7 +347,8 @@ def _image_against_header(named: str, image: Mapping[str, float], csf_over_body:
     if leans and fluid != named:
         return other
     if fluid == other and float(image.get(named, 0.0)) < MIN_IMAGE_CONFLICT_PROBABILITY:
-        return other
+        # bright fluid against a T1 header says "not T1", not T2 rather than other, where the image leans to other
+        return "other" if other == "T2" and best == "other" else other
     return None
 
 
@@ -953,8 +954,8 @@ def unseen_depth_reason(
     shown = math.floor(depth * 10.0) / 10.0  # never rounded into the seen range
     return (
         f"the bodies labelled lumbar are {shown:.1f} mm deep (front to back), shallower than on any scan the detector "
-        f"was trained and validated on ({LUMBAR_BODY_DEPTH_SEEN_MM:g} mm and more): the upper thoracic spine?, or "
-        f"{size_said} may be too small (or the spine a child's)"
+        f"was trained and validated on ({LUMBAR_BODY_DEPTH_SEEN_MM:g} mm and more): the view may show the upper "
+        f"thoracic spine, or {size_said} may be too small (or the spine a child's)"
     )
 
 

@@ -28,8 +28,9 @@ def score_text(score: float) -> str:
 
 
 def fluid_decided(item: Mapping[str, Any]) -> bool:
-    """Whether a header's word was set aside by the spinal fluid's signal against an image call that leant to the
-    header's own word (``best_guess`` is then the fluid's word, not the image's)."""
+    """Whether a header's word was set aside by the spinal fluid's signal against an image call that leant
+    elsewhere (to the header's own word, or to neither T1 nor T2): ``best_guess`` is then the fluid's word, not the
+    image's."""
     reading = item.get("image_reading") or {}
     return bool(item.get("fluid_says")) and reading.get("value") not in (None, item.get("best_guess"))
 
@@ -47,10 +48,9 @@ def against_header_text(item: Mapping[str, Any]) -> str:
     guess, reading = item.get("best_guess"), item.get("image_reading") or {}
     fluid = item.get("csf_over_body")
     if fluid_decided(item):
-        return (
-            f"the spinal fluid's signal (x{fluid} of bone) says {guess}, and the image reads {reading['value']} "
-            f"only with probability {float(reading['probability']):.2f}"
-        )
+        p, read = float(reading["probability"]), reading["value"]
+        how = f"only with probability {p:.2f}" if read == item.get("header") else f"(probability {p:.2f})"
+        return f"the spinal fluid's signal (x{fluid} of bone) says {guess}, and the image reads {read} {how}"
     also = f"; spinal fluid x{fluid} of bone" if fluid else ""
     return f"the image reads as {guess} (probability {float(item.get('probability') or 0):.2f}{also})"
 

@@ -21,6 +21,18 @@ lumbar or sacral label (each such label is wrong), flagged or not, and graded or
 
     python scripts/thoracic_view_survey.py --data ../shared/data --upper-windows --coarse 1.2 1.4 1.6 \
         --heights 60 70 80 90 100 110 120 130 140 150 160 170
+
+``--picture-windows`` cuts windows 60 to 200 mm tall, 10 mm apart, from three sagittal slices of that volume (the
+middle one and 2 mm to either side), saves each as an 8-bit picture and reads it with ``--pixel-spacing auto``, as a
+picture from a paper or a teaching file comes. ``--unknown-neck`` reads every image as one whose cervical field of
+view the image recogniser does not know (its cervical probability taken as 0): the recogniser was trained on this
+volume, and left out of its training each of the two cervical patients was recognised in only 3 of 42 crops, so a
+new patient's neck must be caught by what the bodies show:
+
+    python scripts/thoracic_view_survey.py --data ../shared/data --picture-windows --unknown-neck [--upscale 2]
+
+``--upscale F`` enlarges each window F times (bicubic) before it is saved: the volume's 1 mm pixels make small
+pictures, whose estimated pixels are coarser than the grader reads; pictures in papers and teaching files are larger.
 """
 
 from __future__ import annotations
@@ -123,13 +135,79 @@ def upper_windows(
     return 0
 
 
+PICTURE_WINDOWS_MM = (60, 80, 100, 120, 140, 170, 200)
+
+
+def picture_windows(data: Path, upscale: float = 1.0) -> int:
+    """Windows of the cervical and upper thoracic volume's middle slices as pictures read at an estimated pixel
+    size: how many get lumbar or sacral labels, flagged, graded."""
+    import tempfile
+
+    from PIL import Image
+
+    img = nib.as_closest_canonical(nib.load(data / UPPER_SPINE))  # RAS: arr[x] is a sagittal slice
+    volume = np.asarray(img.dataobj, dtype=np.float32)
+    row_mm = float(img.header.get_zooms()[2])
+    tally: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "window.png"
+        for dx in (-2, 0, 2):
+            plane = np.rot90(volume[volume.shape[0] // 2 + dx])  # head up
+            plane = (255 * np.clip(plane / np.percentile(plane, 99.5), 0, 1)).astype(np.uint8)
+            for height in PICTURE_WINDOWS_MM:
+                rows = round(height / row_mm)
+                for start in range(0, max(1, plane.shape[0] - rows + 1), round(10 / row_mm)):
+                    window = Image.fromarray(plane[start : start + rows])
+                    if upscale != 1.0:
+                        size = (round(window.size[0] * upscale), round(window.size[1] * upscale))
+                        window = window.resize(size, Image.Resampling.BICUBIC)
+                    window.save(path)
+                    result = openspine.analyze(path, pixel_spacing="auto")
+                    labels = [v.label.value for v in result.vertebrae if v.label is not None]
+                    lumbar = any(label.startswith(("L", "S")) for label in labels)
+                    graded = any(g.available for d in result.discs for g in d.grades.values())
+                    flagged = ev.labelling_flagged(result.flags)
+                    tally["windows"] += 1
+                    tally["lumbar or sacral labels"] += lumbar
+                    tally["... flagged"] += lumbar and flagged
+                    tally["... not flagged"] += lumbar and not flagged
+                    tally["... graded"] += lumbar and graded
+                    tally["refused (out of scope)"] += result.out_of_scope is not None
+                    if lumbar and (graded or not flagged):
+                        print(f"slice {dx:+d}, {height} mm, {start * row_mm:.0f} mm from the top: [{' '.join(labels)}]"
+                              f"{', flagged' if flagged else ''}{', graded' if graded else ''}")  # fmt: skip
+    print(", ".join(f"{k} {v}" for k, v in tally.items()))
+    return 0
+
+
+def unknown_neck() -> None:
+    """Take every image's cervical probability as 0 (a neck the image recogniser was not trained on)."""
+    from dataclasses import replace
+
+    from openspine.recognition import model
+
+    run = model._run
+
+    def without_the_neck(*args: object, **kwargs: object) -> model.ImageRecognition:
+        return replace(run(*args, **kwargs), cervical_probability=0.0)  # type: ignore[arg-type]
+
+    model._run = without_the_neck  # type: ignore[assignment]
+
+
 def main() -> int:
     ap = survey_parser(__doc__)
     ap.add_argument("--upper-windows", action="store_true", help="windows of a cervical/upper thoracic volume")
     ap.add_argument("--step-mm", type=float, default=10.0, help="how far apart the upper windows start (mm)")
     ap.add_argument("--coarse", type=float, nargs="+", default=None, help="3 mm slices and these pixel sizes (mm)")
     ap.add_argument("--heights", type=int, nargs="+", default=WINDOWS_MM, help="window heights (mm)")
+    ap.add_argument("--picture-windows", action="store_true", help="windows of it as pictures, pixel size auto")
+    ap.add_argument("--upscale", type=float, default=1.0, help="picture windows enlarged this many times")
+    ap.add_argument("--unknown-neck", action="store_true", help="take every cervical probability as 0")
     args = ap.parse_args()
+    if args.unknown_neck:
+        unknown_neck()
+    if args.picture_windows:
+        return picture_windows(args.data, args.upscale)
     if args.upper_windows:
         for pixel_mm in args.coarse or [None]:
             upper_windows(args.data, args.step_mm, pixel_mm, tuple(args.heights))

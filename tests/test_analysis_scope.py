@@ -790,6 +790,44 @@ def test_an_unsure_call_that_looks_like_t1_withholds_and_sequence_t2_grades(monk
     assert any(d.grades[Grading.PFIRRMANN].available for d in told.discs if d.grades)
 
 
+def test_a_neck_picture_with_flagged_labels_at_an_estimated_size_is_not_graded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A window of the cervical spine as a picture (enlarged twice, as pictures in papers are larger than 1 mm pixels
+    make them), read with --pixel-spacing auto as a neck the image recogniser does not know (its cervical call taken
+    as 0): the estimate makes its bodies lumbar-sized, it is labelled L1 ... S1, flagged, and had been graded at
+    every level."""
+    from dataclasses import replace
+
+    from openspine.detection.flags import labelling_flagged
+    from openspine.recognition import model
+    from openspine.scope import FLAGGED_AT_AN_ESTIMATED_SIZE
+
+    data = shared_data_or_skip()
+    run = model._run
+    monkeypatch.setattr(model, "_run", lambda *a, **k: replace(run(*a, **k), cervical_probability=0.0))
+    img = nib.as_closest_canonical(nib.load(data / "sct/sct-example-t2/image.nii.gz"))  # RAS, 1 mm
+    volume = np.asarray(img.dataobj, dtype=np.float32)
+    plane = np.rot90(volume[volume.shape[0] // 2])  # head up; rows 40-160: about C3 to T2
+    plane = (255 * np.clip(plane / np.percentile(plane, 99.5), 0, 1)).astype(np.uint8)[40:160]
+    window = Image.fromarray(plane)
+    window.resize((window.size[0] * 2, window.size[1] * 2), Image.Resampling.BICUBIC).save(tmp_path / "neck.png")
+
+    result = openspine.analyze(tmp_path / "neck.png", pixel_spacing="auto")
+    assert any(v.label is not None and v.label.region == "lumbar" for v in result.vertebrae)
+    assert labelling_flagged(result.flags)
+    assert result.discs and not any(g.available for d in result.discs for g in d.grades.values())
+    assert any(f.startswith("grades_withheld") and FLAGGED_AT_AN_ESTIMATED_SIZE in f for f in result.flags)
+    # at its own pixel size the bodies' depth says they are no lumbar ones (scope.unseen_depth_reason)
+    own = openspine.analyze(tmp_path / "neck.png", pixel_spacing=(0.5, 0.5))
+    assert not any(g.available for d in own.discs for g in d.grades.values())
+    assert any("shallower than on any scan" in f for f in own.flags if f.startswith("labelling_ambiguous"))
+    # a lumbar picture read at an estimated size whose labels carry no flag keeps its grades
+    lumbar = openspine.analyze(data / "spider/32/image.png", pixel_spacing="auto")
+    assert not labelling_flagged(lumbar.flags)
+    assert any(d.grades[Grading.PFIRRMANN].available for d in lumbar.discs if d.grades)
+
+
 def test_an_upside_down_volume_without_sacrum_read_below_the_refusal_is_flagged_and_not_graded() -> None:
     # the thoraco-lumbar SCT volume stored upside down, header kept: the recogniser reads upside down at 0.62, below
     # the refusal, and it had been labelled upside down with no word (user test)

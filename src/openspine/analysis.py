@@ -1197,6 +1197,21 @@ def _unseen_size_withheld(detection: Detection, state: _State, view: SagittalVie
     )
 
 
+def _flagged_at_an_estimated_size(state: _State) -> str | None:
+    """Why no grade is given to a picture read at a pixel size estimated from its own bodies whose labels are
+    flagged (:func:`openspine.detection.flags.labelling_flagged`): the estimate makes any spine's bodies lumbar-sized,
+    so neither their size nor their spacing can tell a neck or an upper back from a lumbar spine, and the flag is all
+    that says the labels may not be lumbar. Windows of the shared cervical volume cut as pictures (enlarged twice,
+    as pictures in papers and teaching files are larger than 1 mm pixels make them) and read as a neck the image
+    recogniser does not know had been labelled T11 ... S1 and graded, 31 of 32 of them flagged
+    (``python scripts/thoracic_view_survey.py --data ../shared/data --picture-windows --unknown-neck --upscale 2``)."""
+    from .detection.flags import labelling_flagged
+
+    if _size_said(state) != scope.SIZE_ESTIMATED or not labelling_flagged(state.flags):
+        return None
+    return scope.FLAGGED_AT_AN_ESTIMATED_SIZE
+
+
 def _grade(
     view: SagittalView,
     detection: Detection,
@@ -1219,7 +1234,8 @@ def _grade(
             withhold=state.unfit
             or state.labels_doubt
             or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae)
-            or _unseen_size_withheld(detection, state, view),
+            or _unseen_size_withheld(detection, state, view)
+            or _flagged_at_an_estimated_size(state),
         )
     except ModelError as exc:
         if cfg.grader is not None:

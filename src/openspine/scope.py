@@ -869,6 +869,14 @@ SIZE_ESTIMATED = "the pixel size estimated from the bodies (--pixel-spacing give
 LABELS_MAY_BE_WRONG = "so the labels may be wrong (a level off or more)"
 
 
+# why a picture whose labels are flagged gets no grade at a pixel size estimated from its bodies
+FLAGGED_AT_AN_ESTIMATED_SIZE = (
+    "the labels are flagged and the pixel size was estimated from the bodies themselves, which makes any spine's "
+    "bodies lumbar-sized: nothing in the picture then shows that these are lumbar levels (a neck or an upper back "
+    "reads alike), so no grade is given; give the picture's pixel size (--pixel-spacing) to have it graded"
+)
+
+
 def unseen_spacing_reason(vertebrae: Sequence[Vertebra], size_said: str = SIZE_GIVEN) -> str | None:
     """Why labels are flagged, and no grade given under them, where the bodies lie closer together or farther apart
     than on any shared scan the detector was trained and validated on (:data:`BODY_SPACING_SEEN_MM`), though not so

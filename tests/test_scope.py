@@ -740,3 +740,19 @@ def test_bright_fluid_against_a_t1_header_where_the_image_leans_to_other_guesses
     # a header standing while the image leans to other at 0.5 or more is said too
     note = uncertain_sequence_flag(check_named_sequence(header_t2, {"T1": 0.0, "T2": 0.45, "other": 0.55}, 2.0))
     assert note is not None and note.startswith("sequence_note: read as T2 as the header says, though the image leans")
+
+
+def test_flagged_labels_at_an_estimated_pixel_size_withhold_the_grades() -> None:
+    # the estimate makes any spine's bodies lumbar-sized: a neck picture read so had been labelled L1 ... S1 and graded
+    from openspine.analysis import ESTIMATED_FROM_BODIES, _flagged_at_an_estimated_size, _State
+    from openspine.scope import FLAGGED_AT_AN_ESTIMATED_SIZE
+
+    estimated = f"pixel_spacing_estimated: 1.137 {ESTIMATED_FROM_BODIES} (no pixel size given)"
+    flagged = "labelling_ambiguous: the level fit is uncertain (margin 0.16 levels)"
+    assert _flagged_at_an_estimated_size(_State(flags=[estimated, flagged])) == FLAGGED_AT_AN_ESTIMATED_SIZE
+    assert _flagged_at_an_estimated_size(_State(flags=[estimated, "vertebra_not_detected: between L2 and L4"]))
+    assert _flagged_at_an_estimated_size(_State(flags=[estimated])) is None  # unflagged labels: graded
+    assert _flagged_at_an_estimated_size(_State(flags=[flagged])) is None  # a size given: the size rules judge
+    # a T1 picture's estimate beside the main series is not the main picture's
+    t1 = f"pixel_spacing_estimated (T1): 0.5 {ESTIMATED_FROM_BODIES}"
+    assert _flagged_at_an_estimated_size(_State(flags=[t1, flagged])) is None

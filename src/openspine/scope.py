@@ -871,9 +871,9 @@ LABELS_MAY_BE_WRONG = "so the labels may be wrong (a level off or more)"
 
 # why a picture whose labels are flagged gets no grade at a pixel size estimated from its bodies
 FLAGGED_AT_AN_ESTIMATED_SIZE = (
-    "the labels are flagged and the pixel size was estimated from the bodies themselves, which makes any spine's "
-    "bodies lumbar-sized: nothing in the picture then shows that these are lumbar levels (a neck or an upper back "
-    "reads alike), so no grade is given; give the picture's pixel size (--pixel-spacing) to have it graded"
+    "the labels are flagged and the pixel size was estimated from the bodies, which makes any spine's bodies "
+    "lumbar-sized (a neck reads alike), so their size cannot back lumbar levels; --pixel-spacing gives the "
+    "picture's own"
 )
 
 
@@ -1048,7 +1048,8 @@ def unanchored_levels_reason(sacrum_seen: bool | None, vertebrae: Sequence[Verte
     L5: a thoracic or thoraco-lumbar station, a view cut high. Its labels rest on the bodies' appearance alone, far
     from the lumbosacral junction where that reading is surest, and a grade under a level one off is a wrong row in a
     cohort table read by level. A view that reaches L5 (the sacrum just out of view, or only its top in view) is
-    graded, flagged: on the cut val views of ``openspine evaluate detection`` its labels were all right in 14 of 16
+    graded, flagged (not so a picture read at an estimated pixel size: ``analysis._flagged_at_an_estimated_size``):
+    on the cut val views of ``openspine evaluate detection`` its labels were all right in 14 of 16
     cases, against 34 of 46 for views that end above L5. The view reaches L5 only through a body the detector is sure
     of (:func:`lowest_sure_level`): crops of an upper thoracic view had been labelled L2 … L5 and graded, their L4 and
     L5 scored 0.00. Likewise a sacrum anchors the labels only where the body labelled S1 is one the detector is sure

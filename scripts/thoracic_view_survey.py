@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -97,6 +98,22 @@ def coarse(image: np.ndarray, affine: np.ndarray, slice_mm: float, pixel_mm: flo
     return arr, aff
 
 
+def count_window(result: Any, tally: Counter[str]) -> tuple[list[str], bool, bool, bool]:
+    """Add one window's analysis to ``tally``; its labels, and whether any is lumbar or sacral (each such label is
+    wrong here), whether the labelling is flagged, whether any disc is graded."""
+    labels = [v.label.value for v in result.vertebrae if v.label is not None]
+    lumbar = any(label.startswith(("L", "S")) for label in labels)
+    graded = any(g.available for d in result.discs for g in d.grades.values())
+    flagged = ev.labelling_flagged(result.flags)
+    tally["windows"] += 1
+    tally["lumbar or sacral labels"] += lumbar
+    tally["... flagged"] += lumbar and flagged
+    tally["... not flagged"] += lumbar and not flagged
+    tally["... graded"] += lumbar and graded
+    tally["refused (out of scope)"] += result.out_of_scope is not None
+    return labels, lumbar, flagged, graded
+
+
 def upper_windows(
     data: Path, step_mm: float = 10.0, pixel_mm: float | None = None, heights: tuple[int, ...] = WINDOWS_MM
 ) -> int:
@@ -117,17 +134,7 @@ def upper_windows(
                 name = f"{height} mm, {start * step:.0f} mm from the {'top' if superior_first else 'bottom'}"
                 variant = ev.Variant(name, keep=(start, min(n, start + rows)), mirrored=mirrored)
                 (img_v,), aff_v = ev.apply_variant([image], affine, variant)
-                result = openspine.analyze(Scan(img_v, aff_v))
-                labels = [v.label.value for v in result.vertebrae if v.label is not None]
-                lumbar = any(label.startswith(("L", "S")) for label in labels)
-                graded = any(g.available for d in result.discs for g in d.grades.values())
-                flagged = ev.labelling_flagged(result.flags)
-                tally["windows"] += 1
-                tally["lumbar or sacral labels"] += lumbar
-                tally["... flagged"] += lumbar and flagged
-                tally["... not flagged"] += lumbar and not flagged
-                tally["... graded"] += lumbar and graded
-                tally["refused (out of scope)"] += result.out_of_scope is not None
+                labels, lumbar, flagged, graded = count_window(openspine.analyze(Scan(img_v, aff_v)), tally)
                 if lumbar:
                     print(f"{variant.name}{' mirrored' if mirrored else ''}: [{' '.join(labels)}]"
                           f"{', flagged' if flagged else ''}{', graded' if graded else ''}")  # fmt: skip
@@ -162,17 +169,7 @@ def picture_windows(data: Path, upscale: float = 1.0) -> int:
                         size = (round(window.size[0] * upscale), round(window.size[1] * upscale))
                         window = window.resize(size, Image.Resampling.BICUBIC)
                     window.save(path)
-                    result = openspine.analyze(path, pixel_spacing="auto")
-                    labels = [v.label.value for v in result.vertebrae if v.label is not None]
-                    lumbar = any(label.startswith(("L", "S")) for label in labels)
-                    graded = any(g.available for d in result.discs for g in d.grades.values())
-                    flagged = ev.labelling_flagged(result.flags)
-                    tally["windows"] += 1
-                    tally["lumbar or sacral labels"] += lumbar
-                    tally["... flagged"] += lumbar and flagged
-                    tally["... not flagged"] += lumbar and not flagged
-                    tally["... graded"] += lumbar and graded
-                    tally["refused (out of scope)"] += result.out_of_scope is not None
+                    labels, lumbar, flagged, graded = count_window(openspine.analyze(path, pixel_spacing="auto"), tally)
                     if lumbar and (graded or not flagged):
                         print(f"slice {dx:+d}, {height} mm, {start * row_mm:.0f} mm from the top: [{' '.join(labels)}]"
                               f"{', flagged' if flagged else ''}{', graded' if graded else ''}")  # fmt: skip

@@ -910,10 +910,33 @@ def test_the_summary_line_counts_one_body_and_one_disc_in_the_singular() -> None
     from openspine.commands import summary_line
 
     result = SimpleNamespace(
-        vertebrae=[SimpleNamespace(label=None)], discs=[object()], flags=[],
+        vertebrae=[SimpleNamespace(label=None)], discs=[SimpleNamespace(grades={})], flags=[],
         input=SimpleNamespace(sequence={}, field_of_view={}),
     )  # fmt: skip
-    assert summary_line(Path("scan.png"), result) == "scan.png: 1 vertebra (1 unlabelled), 1 disc; no flags"
+    line = summary_line(Path("scan.png"), result)
+    assert line == "scan.png: 1 vertebra (1 unlabelled), 1 disc (none graded); no flags", line
+
+
+def test_the_summary_line_says_how_many_discs_were_graded() -> None:
+    """A scan whose every grade was withheld read '5 discs' like a graded one; the flags said why, the line nothing."""
+    from types import SimpleNamespace
+
+    from openspine.commands import summary_line
+    from openspine.results import Grade
+
+    graded, withheld = Grade(2, {"2": 0.9}), Grade(None, None, available=False, note="withheld")
+
+    def line(*discs: dict) -> str:
+        result = SimpleNamespace(
+            vertebrae=[], discs=[SimpleNamespace(grades=g) for g in discs], flags=[],
+            input=SimpleNamespace(sequence={}, field_of_view={}),
+        )  # fmt: skip
+        return summary_line(Path("scan.png"), result)
+
+    assert "2 discs (all graded);" in line({"pfirrmann": graded}, {"pfirrmann": graded})
+    assert "2 discs (1 graded);" in line({"pfirrmann": graded, "modic": withheld}, {"pfirrmann": withheld})
+    assert "2 discs (none graded);" in line({"pfirrmann": withheld}, {})
+    assert "0 discs;" in line()
 
 
 def test_a_failed_run_leaves_no_earlier_run_s_result_in_its_folder(
@@ -957,3 +980,37 @@ def test_an_output_folder_name_too_long_is_one_line(tmp_path: Path, capsys: pyte
     assert main(["demo", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "cannot be used" in err and "Traceback" not in err
+
+
+def test_a_batch_at_estimated_sizes_names_the_pixel_spacing_table_where_pictures_were_not_all_graded(
+    tmp_path: Path,
+) -> None:
+    """Each result's reason names --pixel-spacing, which a batch gives every picture alike; the run's last lines name
+    the table that gives each picture its own size, and only where such a picture lost grades."""
+    import csv
+
+    from openspine.commands import estimated_size_hint
+
+    def hint(*rows: dict[str, str]) -> str | None:
+        path = tmp_path / "cases.csv"
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=["case", "format", "withheld", "all_flags"])
+            w.writeheader()
+            w.writerows(rows)
+        return estimated_size_hint(path)
+
+    estimated = "pixel_spacing_estimated: 0.600 mm per pixel ... | labelling_ambiguous: no sacrum visible"
+    for_it = "grades_withheld: L1-L2 (the labels are flagged and the pixel size was estimated from the bodies ...)"
+    graded = {"case": "a", "format": "image", "withheld": "", "all_flags": estimated}
+    withheld = {"case": "b", "format": "image", "withheld": for_it, "all_flags": estimated}
+    other = {"case": "c", "format": "image", "withheld": "grades_withheld: L1 (a void)", "all_flags": estimated}
+    given = {"case": "d", "format": "image", "withheld": for_it, "all_flags": "grades_withheld: ..."}
+    volume = {"case": "e", "format": "nifti", "withheld": for_it, "all_flags": estimated}
+    assert hint(graded, other, given, volume) is None
+    said = hint(graded, withheld, given)
+    assert (
+        said is not None
+        and said.startswith("1 picture(s) read at an estimated pixel size")
+        and ("--pixel-spacing-table" in said)
+    ), said
+    assert estimated_size_hint(tmp_path / "none.csv") is None

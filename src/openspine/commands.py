@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -332,14 +332,24 @@ def _discs(n: int) -> str:
     return f"{n} disc{'' if n == 1 else 's'}"
 
 
+def _graded(discs: Sequence[Any]) -> str:
+    """' (all graded)', ' (3 graded)', ' (none graded)' after the disc count; '' where there is no disc. A line that
+    named only the discs found read the same for a scan whose every grade was withheld."""
+    if not discs:
+        return ""
+    n = sum(any(g.available and g.grade is not None for g in d.grades.values()) for d in discs)
+    said = "all" if n == len(discs) else str(n) if n else "none"
+    return f" ({said} graded)"
+
+
 def summary_line(path: Path, result: Any) -> str:
-    """'scan: 6 vertebrae (1 unlabelled), 5 discs, T2 (header), lumbar; 2 flags'."""
+    """'scan: 6 vertebrae (1 unlabelled), 5 discs (all graded), T2 (header), lumbar; 2 flags'."""
     n_v, n_d = len(result.vertebrae), len(result.discs)
     unlabelled = sum(v.label is None for v in result.vertebrae)
     seq = result.input.sequence or {}
     fov = result.input.field_of_view or {}
     bodies = f"{n_v} vertebra{'' if n_v == 1 else 'e'}"
-    parts = [bodies + (f" ({unlabelled} unlabelled)" if unlabelled else ""), _discs(n_d)]
+    parts = [bodies + (f" ({unlabelled} unlabelled)" if unlabelled else ""), _discs(n_d) + _graded(result.discs)]
     if seq.get("value"):
         parts.append(f"{seq['value']} ({seq.get('header_is') or seq.get('source')})")  # 'BIDS file name', not header
     elif seq.get("contradicted_by") == "image":  # the header's word set aside: the header itself was sure
@@ -507,4 +517,32 @@ def run_batch(args: argparse.Namespace) -> int:
     print(f"  cohort tables: {tables}")
     if summary.failed or summary.out_of_scope:  # both are listed there (stage 'scope' for the latter)
         print(f"  failures: {Path(args.out) / 'failures.csv'}")
+    if config.pixel_spacing == AUTO and (hint := estimated_size_hint(Path(args.out) / "cases.csv")):
+        print(f"  {hint}")
     return summary.exit_code
+
+
+def estimated_size_hint(cases_csv: Path) -> str | None:
+    """What a batch run with ``--pixel-spacing auto`` says where pictures read at an estimated pixel size were not
+    all graded: each result's reason names ``--pixel-spacing``, which a batch gives every picture alike, so the line
+    names the table that gives each its own. None where there is no such picture (or no cases.csv)."""
+    import csv
+
+    try:
+        with open(cases_csv, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return None
+
+    def for_the_estimate(row: dict[str, str]) -> bool:  # the reasons that rest on the estimate say "estimated"
+        estimated = row.get("format") == "image" and "pixel_spacing_estimated" in (row.get("all_flags") or "")
+        return estimated and "estimated" in (row.get("withheld") or "")
+
+    n = sum(for_the_estimate(r) for r in rows)
+    if not n:
+        return None
+    return (
+        f"{n} picture(s) read at an estimated pixel size have grades withheld for a reason that names the estimate "
+        "(cases.csv, column withheld); list each one's own pixel size in --pixel-spacing-table (a CSV with the "
+        "columns path,row_mm,col_mm) and run again"
+    )

@@ -908,9 +908,10 @@ def test_the_summary_line_counts_one_body_and_one_disc_in_the_singular() -> None
     from types import SimpleNamespace
 
     from openspine.commands import summary_line
+    from openspine.results import Disc
 
     result = SimpleNamespace(
-        vertebrae=[SimpleNamespace(label=None)], discs=[SimpleNamespace(grades={})], flags=[],
+        vertebrae=[SimpleNamespace(label=None)], discs=[Disc(None, (0, 0, 0), (0, 0, 0))], flags=[],
         input=SimpleNamespace(sequence={}, field_of_view={}),
     )  # fmt: skip
     line = summary_line(Path("scan.png"), result)
@@ -922,13 +923,13 @@ def test_the_summary_line_says_how_many_discs_were_graded() -> None:
     from types import SimpleNamespace
 
     from openspine.commands import summary_line
-    from openspine.results import Grade
+    from openspine.results import Disc, Grade
 
     graded, withheld = Grade(2, {"2": 0.9}), Grade(None, None, available=False, note="withheld")
 
     def line(*discs: dict) -> str:
         result = SimpleNamespace(
-            vertebrae=[], discs=[SimpleNamespace(grades=g) for g in discs], flags=[],
+            vertebrae=[], discs=[Disc(None, (0, 0, 0), (0, 0, 0), grades=g) for g in discs], flags=[],
             input=SimpleNamespace(sequence={}, field_of_view={}),
         )  # fmt: skip
         return summary_line(Path("scan.png"), result)

@@ -337,7 +337,7 @@ def _graded(discs: Sequence[Any]) -> str:
     named only the discs found read the same for a scan whose every grade was withheld."""
     if not discs:
         return ""
-    n = sum(any(g.available and g.grade is not None for g in d.grades.values()) for d in discs)
+    n = sum(d.graded for d in discs)
     said = "all" if n == len(discs) else str(n) if n else "none"
     return f" ({said} graded)"
 

@@ -185,6 +185,11 @@ class Disc:
     grades: Mapping[GradingName, Grade] = field(default_factory=dict)  # built-in Grading or a user's name
     note: str | None = None  # why a disc without grades was not graded
 
+    @property
+    def graded(self) -> bool:
+        """Whether any grading of the disc was made (a grade given, not withheld)."""
+        return any(g.available and g.grade is not None for g in self.grades.values())
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "level": self.level.value if self.level else None,
@@ -466,7 +471,7 @@ class AnalysisResult:
         """One line of what was found, as a notebook shows a bare result (the field-by-field repr ran to 23 000
         characters; a notebook user test): the records are its attributes, and :meth:`to_dataframe` tabulates them."""
         labelled = sum(v.label is not None for v in self.vertebrae)
-        graded = sum(any(g.available for g in d.grades.values()) for d in self.discs)
+        graded = sum(d.graded for d in self.discs)
         scope = f", out_of_scope={self.out_of_scope!r}" if self.out_of_scope else ""
         return (
             f"AnalysisResult(input={self.input.path!r}, vertebrae={len(self.vertebrae)} ({labelled} labelled), "

@@ -522,7 +522,7 @@ def disc_labels(result: AnalysisResult) -> list[tuple[str, tuple[int, int, int]]
         g = d.grades.get(shown) if shown is not None else None
         if g is not None and g.available and g.grade is not None:
             colour = colours.get(g.grade, TEXT_COLOUR)
-        elif any(x.available and x.grade is not None for x in d.grades.values()):
+        elif d.graded:
             colour = TEXT_COLOUR
         else:
             colour = UNGRADED_COLOUR

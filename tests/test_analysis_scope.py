@@ -1245,3 +1245,14 @@ def test_a_body_within_2_mm_of_the_front_or_back_edge_counts_as_cut(pixel_mm: fl
 
     assert cut(body(0.6 * edge, 60.0)) and cut(body(50.0, 159.0 - 0.6 * edge))  # front, back
     assert not cut(body(1.5 * edge, 60.0)) and not cut(body(50.0, 159.0 - 1.5 * edge))
+
+
+def test_an_unsure_sequence_on_a_picture_given_a_wrong_pixel_size_names_the_size_as_a_suspect() -> None:
+    """Given 0.5 mm (its own: 0.73), a val T2 picture read T2 at 0.75 only and its grades were withheld with "give
+    --sequence", which would have graded it at the wrong scale (user test); the flag now names the size given."""
+    data = shared_data_or_skip()
+    result = openspine.analyze(data / "spider" / "31" / "image.png", pixel_spacing=0.5)
+    unsure = [f for f in result.flags if f.startswith("sequence_uncertain:")]
+    assert unsure and "check the pixel size given, 0.500 mm" in unsure[0], result.flags
+    own = openspine.analyze(data / "spider" / "31" / "image.png", pixel_spacing="auto")  # no size given: no hint
+    assert not any("check the pixel size given" in f for f in own.flags), own.flags

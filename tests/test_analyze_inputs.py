@@ -104,3 +104,21 @@ def test_nan_outside_a_resampled_field_of_view_is_read_as_blank_and_flagged(tmp_
     nib.save(nib.Nifti1Image(np.full((8, 8, 2), np.nan, np.float32), img.affine), tmp_path / "nan.nii.gz")
     with pytest.raises(OpenSpineError, match="NaN or infinite"):
         openspine.analyze(tmp_path / "nan.nii.gz")
+
+
+def test_a_picture_refused_before_its_pixel_size_was_estimated_says_its_sizes_are_a_placeholder(
+    tmp_path: Path,
+) -> None:
+    """A mask saved as a picture, read with --pixel-spacing auto, is refused as read; its result had recorded the
+    reader's placeholder, 0.01 mm per pixel, as the picture's size, and the report showed it unmarked (user test)."""
+    from PIL import Image
+
+    path = tmp_path / "mask.png"
+    Image.fromarray((np.random.default_rng(0).integers(0, 8, (200, 150)) * 30).astype(np.uint8)).save(path)
+    result = openspine.analyze(path, pixel_spacing="auto")
+    assert result.out_of_scope is not None
+    said = [f for f in result.flags if f.startswith("pixel_spacing_estimated:")]
+    assert said and "not estimated" in said[0] and "placeholder" in said[0], result.flags
+    from openspine.render.report import render_report
+
+    assert "estimated, not from the file" in render_report(result, None)

@@ -306,7 +306,7 @@ AXIAL_PLANE = {"value": "axial", "source": "geometry"}
         (_dicom_axial, [], "this is an axial acquisition (6 slices, 4.0 mm apart)", AXIAL_PLANE),
         (_dicom_study_without_sagittal, [], "this is an axial acquisition (6 slices, 4.0 mm apart)", AXIAL_PLANE),
         (lambda d: _nifti(d, "axial.nii.gz", np.arange(64, dtype=np.float32).reshape(8, 8, 1), AXIAL), [],
-         "axial acquisition (a single slice", AXIAL_PLANE),
+         "this is a single axial slice, which shows no sagittal plane of the spine", AXIAL_PLANE),
         (lambda d: _nifti(d, "zeros.nii.gz", np.zeros((8, 8, 3), np.int16), SAG), [],
          "the image has no contrast: every voxel equals 0; this is not a spine image", None),
         (lambda d: _picture(d, "black.png", np.zeros((64, 48), np.uint8)), ["--pixel-spacing", "0.7", "0.7"],

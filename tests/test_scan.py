@@ -105,7 +105,7 @@ def test_nearly_perpendicular_and_oblique_affines_are_accepted() -> None:
 
 def test_lone_axial_slice_is_refused_with_the_reason() -> None:
     axial = np.diag([0.5, 0.5, 5.0, 1.0])  # R, A, S: one slice along S
-    with pytest.raises(UnsupportedScanError, match="axial acquisition \\(a single slice"):
+    with pytest.raises(UnsupportedScanError, match="a single axial slice, which shows no sagittal plane"):
         Scan(np.ones((64, 64, 1)), axial).to_sagittal()
 
 

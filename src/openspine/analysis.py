@@ -140,6 +140,8 @@ def analyze(
     else:
         state.not_run.setdefault("grading", "grading needs detected discs")
     unsure = None if state.out_of_scope else scope.uncertain_sequence_flag(sequence)  # nothing was graded anyway
+    if unsure and unsure.startswith("sequence_uncertain:") and _size_given_for_picture(scan, cfg):
+        unsure += f" ({scope.CHECK_PICTURE_SIZE.format(size=float(scan.spacing[0]))})"
     state.flags.extend(f for f in (unsure, scope.low_score_flag(state.vertebrae)) if f)
     fov = scope.field_of_view((v.label for v in state.vertebrae), seen.cervical_probability)
     if unread and "sacral" not in fov["regions"]:  # no lumbar spine seen down to the sacrum: another may show it
@@ -692,6 +694,9 @@ def _picture_size(
     try:
         refuse_unseen(scan)
     except OutOfScopeError:  # refused as read (a label map, no contrast): no pixel size to measure
+        # its sizes are the reader's placeholder, which the result and report must not pass off as the picture's
+        if scan.source.format == "image":
+            flags.append(_of_series(NOT_MEASURED.format(size=float(scan.spacing[0])), which))
         return scan
     scan, flag = picture_with_pixel_size(scan, detector)
     flags.extend([_of_series(flag, which)] if flag else [])
@@ -1013,6 +1018,11 @@ def _one_spine(
     return None
 
 
+def _size_given_for_picture(scan: Scan, cfg: AnalysisConfig) -> bool:
+    """Whether the user gave the picture its pixel size (``--pixel-spacing ROW COL``), which nothing checks."""
+    return scan.source.format == "image" and cfg.pixel_spacing is not None and cfg.pixel_spacing != AUTO
+
+
 def _read_as_picture(scan: Scan) -> bool:
     """Whether nothing but the image says how a scan lies: a picture, or a NIfTI whose header gives no orientation
     (read as displayed)."""
@@ -1021,6 +1031,10 @@ def _read_as_picture(scan: Scan) -> bool:
 
 # the flag of a picture whose pixel size could not be read off its anatomy (``--pixel-spacing auto``)
 UNSCALED = "pixel_spacing_estimated: no column of vertebral bodies at any pixel size tried"
+NOT_MEASURED = (
+    "pixel_spacing_estimated: not estimated, the picture was refused as read; its sizes in mm ({size:g} mm per pixel) "
+    "are a placeholder"
+)
 ESTIMATED_FROM_BODIES = "mm per pixel, from the size and spacing of the vertebral bodies"
 # the detector reads the level from the anatomy at its scale, and an estimated pixel size is often 10 % off and
 # sometimes 30 % (docs/reading-scans.md): a picture is read again this factor larger and smaller than the estimate

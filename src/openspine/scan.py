@@ -229,11 +229,16 @@ class Scan:
             normal = geometry.axis_directions(self.affine)[:, axis]
             if abs(normal[0]) < max(abs(normal[1]), abs(normal[2])):
                 plane = "axial" if abs(normal[2]) >= abs(normal[1]) else "coronal"
-                what = "a single slice" if self.shape[axis] == 1 else f"{self.shape[axis]} slices"
                 article = "an" if plane == "axial" else "a"
+                # a single slice has no resolution along the spine to speak of: its plane is the reason
+                what = (
+                    f"a single {plane} slice, which shows no sagittal plane of the spine"
+                    if self.shape[axis] == 1
+                    else f"{article} {plane} acquisition ({self.shape[axis]} slices, {self.spacing[axis]:.1f} mm "
+                    f"apart): a sagittal view would have {self.spacing[axis]:.1f} mm resolution along the spine"
+                )
                 raise NotSagittalError(
-                    f"this is {article} {plane} acquisition ({what}, {self.spacing[axis]:.1f} mm apart): a sagittal "
-                    f"view would have {self.spacing[axis]:.1f} mm resolution along the spine. openspine needs a "
+                    f"this is {what}. openspine needs a "
                     "sagittal series or a near-isotropic 3D volume; pick the sagittal series of the study."
                     + (self._converted_picture_hint() if self._looks_like_a_converted_picture() else ""),
                     plane={"value": plane, "source": "geometry"},

@@ -1084,6 +1084,14 @@ def unanchored_levels_reason(sacrum_seen: bool | None, vertebrae: Sequence[Verte
     )
 
 
+# what an unsure sequence call adds for a picture read at the pixel size its user gave: the recogniser reads the
+# image at that size, and a wrong one makes its call less sure (a val T2 picture given 0.5 mm, true 0.73: T2 at 0.75,
+# at its own size 0.98; user test), so --sequence alone would grade it at the wrong scale
+CHECK_PICTURE_SIZE = (
+    "or check the pixel size given, {size:.3f} mm: read at a wrong size, an image is recognised less surely"
+)
+
+
 def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
     """A flag when the sequence rests on an unsure image call."""
     if sequence.get("contradicted_by") == "image":

@@ -192,7 +192,10 @@ IMAGE = Reader(
     ".png, .jpg, .tif, .bmp",
     PICTURE_SUFFIXES,
     _load_image,
-    batch_skip="2D picture: give batch --pixel-spacing (ROW_MM COL_MM, or auto) to analyse the pictures too",
+    batch_skip=(
+        "2D picture: give batch --pixel-spacing (ROW_MM COL_MM, or auto), or each picture its own in "
+        "--pixel-spacing-table, to analyse the pictures too"
+    ),
 )
 DICOM_ZIP = Reader(
     "dicom-zip",

@@ -1054,6 +1054,22 @@ def test_duplicate_positions(tmp_path: Path) -> None:
     with pytest.raises(GeometryError, match="duplicate slice positions") as err:
         read_folder(tmp_path)
     assert "echo2.dcm" in str(err.value) and files[1].name in str(err.value) and "both lie at" in str(err.value)
+    assert "echoes, time points" in str(err.value)
+
+
+def test_two_stacks_at_different_heights_under_one_series_are_called_so(tmp_path: Path) -> None:
+    """A whole-spine study's two stations saved under one series UID, images of one size, had been refused as
+    "several images per position (echoes, time points …)" though their images lie 290 mm apart (user test)."""
+    arr, affine = real_crop(shape=(16, 16, 4))
+    ids, _ = write_series(tmp_path, arr, affine, prefix="LO")
+    upper = affine.copy()
+    upper[:3, 3] += (0.0, 0.0, 290.0)  # the same slices 290 mm higher
+    write_series(tmp_path, arr, upper, ids=ids, prefix="UP")
+    with pytest.raises(GeometryError, match="duplicate slice positions") as err:
+        read_folder(tmp_path)
+    assert "290 mm apart within the plane" in str(err.value) and "several stacks at different heights" in str(
+        err.value
+    ), str(err.value)
     # slices 0.1 mm apart: too close to tell apart, and not said to lie at one position (they had been)
     close = tmp_path / "close"
     step = affine.copy()
@@ -1175,9 +1191,13 @@ def _gradient_volume() -> np.ndarray:
     return (40 + 30 * k + 7 * i + 3 * j + (i * j) % 11).astype(np.uint16)
 
 
-def _as_monochrome1(folder: Path, stored: np.ndarray, affine: np.ndarray, **options: object) -> None:
-    """The volume written as MONOCHROME1 stores it: ``max + min - value``, shown low-is-white by viewers."""
-    flipped = (int(stored.max()) + int(stored.min()) - stored.astype(np.int64)).astype(stored.dtype)
+def _as_monochrome1(
+    folder: Path, stored: np.ndarray, affine: np.ndarray, top: int | None = None, **options: object
+) -> None:
+    """The volume written as MONOCHROME1 stores it: ``top - value``, shown low-is-white by viewers; ``top`` the
+    writer's constant (by default its maximum plus minimum)."""
+    top = int(stored.max()) + int(stored.min()) if top is None else top
+    flipped = (top - stored.astype(np.int64)).astype(stored.dtype)
     _, files = write_series(folder, flipped, affine, **options)  # type: ignore[arg-type]
     for f in files:
         ds = pydicom.dcmread(f)
@@ -1185,19 +1205,24 @@ def _as_monochrome1(folder: Path, stored: np.ndarray, affine: np.ndarray, **opti
         ds.save_as(f, enforce_file_format=True)
 
 
+@pytest.mark.parametrize("top", [None, 4095], ids=["max+min", "12 bits"])
 @pytest.mark.parametrize("rescale", [{}, {"slope": 0.5, "intercept": -100.0}], ids=["stored", "rescaled"])
-def test_monochrome1_reads_as_its_monochrome2_copy(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, rescale: dict[str, float]
+def test_monochrome1_reads_as_its_monochrome2_copy_its_black_at_0(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, rescale: dict[str, float], top: int | None
 ) -> None:
+    """Whatever constant the writer inverted with, what a viewer shows black reads 0: inverted as ``max + min -
+    value``, a series written as ``4095 - value`` had read thousands above 0 and was flagged as lying on an offset
+    (user test)."""
     stored = _gradient_volume()
     affine = make_affine(SAG, (0.7, 0.7, 3.5), ORIGIN)
     write_series(tmp_path / "mono2", stored, affine, **rescale)  # type: ignore[arg-type]
-    _as_monochrome1(tmp_path / "mono1", stored, affine, **rescale)
+    _as_monochrome1(tmp_path / "mono1", stored, affine, top, **rescale)
     mono2 = read_folder(tmp_path / "mono2")
     with caplog.at_level(logging.INFO, logger="openspine"):
         mono1 = read_folder(tmp_path / "mono1")
     assert mono1.array.dtype == mono2.array.dtype
-    np.testing.assert_array_equal(mono1.array, mono2.array)  # high values bright, as in the MONOCHROME2 copy
+    # high values bright, as in the MONOCHROME2 copy, its darkest at 0
+    np.testing.assert_array_equal(mono1.array, mono2.array - mono2.array.min())
     assert_allclose(mono1.affine, mono2.affine, atol=1e-9)
     assert any("MONOCHROME1" in r.getMessage() and "inverted" in r.getMessage() for r in caplog.records)
     assert mono1.source.extra["photometric_interpretation"] == "MONOCHROME1 (read inverted)"

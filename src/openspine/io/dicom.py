@@ -75,6 +75,9 @@ PIXEL_SPACING_TOL_MM = 1e-4
 # 3.4 mm gaps) can move a gap along the slice normal (more for an oblique stack: each coordinate rounds on its own).
 # A missing slice (a 100 % jump) is always caught.
 GAP_TOL_MM = 0.01
+# two images at one position along the slice normal whose positions lie this far apart within the plane belong to
+# stacks at different heights (a whole-spine study's stations under one series UID), not to echoes or repeats
+STACKS_APART_MM = 20.0
 GAP_TOL_REL = 0.01
 POSITION_ROUNDING_MM = 0.1
 # A slice normal whose largest component is at least this (within ~37° of a main axis) names a plane;
@@ -1387,6 +1390,14 @@ def _regular_step(
                 f"than openspine tells positions apart (it reads them to {POSITION_ROUNDING_MM:g} mm); no MR series "
                 "is sliced so finely: check the positions (ImagePositionPatient) in the headers"
             )
+        apart = float(np.linalg.norm(ordered[k].position - ordered[k + 1].position))
+        if apart > STACKS_APART_MM:  # one position along the normal, far apart within the plane: two stacks
+            raise GeometryError(
+                f"duplicate slice positions ({dup.size} repeated): {pair} both lie at {dist[k]:.3f} mm along the "
+                f"slice normal but {apart:.0f} mm apart within the plane. The series holds several stacks at "
+                "different heights (the stations of a whole-spine study saved as one series?), which form no one "
+                "volume; export each station as its own series, or give the lumbar station's files alone."
+            )
         raise GeometryError(
             f"duplicate slice positions ({dup.size} repeated): {pair} both lie at {dist[k]:.3f} mm along the slice "
             "normal. The series holds several images per position (echoes, time points or a repeated "
@@ -1605,13 +1616,19 @@ def _monochrome1_frames(ordered: list[_Frame], datasets: list[Dataset]) -> NDArr
 
 
 def _invert(array: NDArray[Any], which: NDArray[np.bool_]) -> NDArray[Any]:
-    """The slices ``which`` (the last axis) as displayed: ``max + min - value`` after rescale, max and min over all
-    of those slices, so one tissue keeps one value across the series and the values keep their range and dtype."""
-    part = array[:, :, which]
-    lo, hi = float(np.min(part)), float(np.max(part))
-    out = array.copy()
-    # float64 arithmetic: hi + lo can overflow the stored integer type, the result never leaves [lo, hi]
-    out[:, :, which] = (hi + lo - part.astype(np.float64)).astype(array.dtype)
+    """The slices ``which`` (the last axis) as displayed: ``max - value`` after rescale, the max over all of those
+    slices, so one tissue keeps one value across the series and what is shown black reads 0, as air does in a
+    magnitude image. Writers invert with different constants (their maximum plus minimum, ``2**BitsStored - 1``);
+    ``max + min - value`` had read the second kind thousands above 0, flagged as an offset under the scan. The dtype
+    is kept where the range fits it."""
+    part = array[:, :, which].astype(np.float64)  # float64: the difference can leave the stored integer type
+    hi = float(np.max(part))
+    flipped = hi - part
+    dtype = array.dtype
+    if np.issubdtype(dtype, np.integer) and float(flipped.max()) > np.iinfo(dtype).max:
+        dtype = np.dtype(np.float32)  # a signed range wider than its type holds from 0 up
+    out = array.astype(dtype, copy=True)
+    out[:, :, which] = flipped.astype(dtype)
     return out
 
 

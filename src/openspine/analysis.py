@@ -91,13 +91,84 @@ def analyze(
     cfg = AnalysisConfig.from_mapping({**base, **options}) if options or config is None else config
     if cfg.engine == "spinenet":
         return _with_spinenet(source, cfg, progress, t1)
+    unread: list[tuple[str, str]] = []  # the study's sagittal series not read: (in words, SeriesInstanceUID)
+    result = _analyze_configured(source, cfg, progress, t1, unread)
+    return _lumbar_series_instead(result, unread, source, cfg, progress, t1)
+
+
+# what a result's field of view shows of what the models read: the sacrum (levels anchored), the lumbar spine, neither
+def _lumbar_reach(result: AnalysisResult) -> int:
+    if result.out_of_scope is not None:
+        return -1
+    regions = (result.input.field_of_view or {}).get("regions") or ()
+    return 2 if "sacral" in regions else 1 if "lumbar" in regions else 0
+
+
+def _lumbar_series_instead(
+    result: AnalysisResult,
+    unread: list[tuple[str, str]],
+    source: Scan | str | os.PathLike[str],
+    cfg: AnalysisConfig,
+    progress: Callable[[str], None] | None,
+    t1: Scan | str | os.PathLike[str] | None,
+) -> AnalysisResult:
+    """Where the series a study's rules chose shows no lumbar spine down to the sacrum (flag ``other_series_unread``)
+    and the user named no series, the study's other sagittal series that may show it are analysed in turn, and the
+    first that shows more of it (the sacrum, or lumbar vertebrae where the first showed none) is the result, flagged
+    ``series_switched``. The stations of a whole-spine study in frames of reference of their own cannot be told
+    apart by their headers: the cervical one, with more slices, had been read and nothing graded (user test)."""
+    if not any(f.startswith(OTHER_SERIES_UNREAD) for f in result.flags):
+        return result
+    from .io.dicom import ChosenSeries
+
+    if cfg.series is not None and not isinstance(cfg.series, ChosenSeries):  # the user's choice stands
+        return result
+    first = _series_words(result)
+    for words, uid in unread:
+        why = (
+            f"the series chosen first, {first}, shows {_reach_words(result)}; {words} shows more of the lumbar spine "
+            "and was read instead"
+        )
+        try:
+            other = _analyze_configured(source, replace(cfg, series=ChosenSeries(uid, why)), progress, t1, [])
+        except OpenSpineError as exc:  # a series that cannot be read stays unread, as it was
+            log.info("the study's other series %s was not read instead: %s", words, exc)
+            continue
+        if _lumbar_reach(other) > _lumbar_reach(result):
+            log.warning("%s", why)
+            flags = [f for f in other.flags if not f.startswith(OTHER_SERIES_UNREAD)]
+            # the options stay those given (no series named): the same call reads the same series again
+            return replace(other, flags=(f"series_switched: {why}", *flags), parameters=result.parameters)
+    return result
+
+
+def _series_words(result: AnalysisResult) -> str:
+    series = result.input.series or {}
+    name = series.get("series_description") or "series"
+    number = series.get("series_number")
+    return f"{name} (series {number})" if number is not None else name
+
+
+def _reach_words(result: AnalysisResult) -> str:
+    fov = (result.input.field_of_view or {}).get("value")
+    seen = "no sacrum" if _lumbar_reach(result) == 1 else "no lumbar vertebra"
+    return f"{seen} (field of view: {fov})" if fov else seen
+
+
+def _analyze_configured(
+    source: Scan | str | os.PathLike[str],
+    cfg: AnalysisConfig,
+    progress: Callable[[str], None] | None,
+    t1: Scan | str | os.PathLike[str] | None,
+    unread: list[tuple[str, str]],
+) -> AnalysisResult:
+    """:func:`analyze` with its options checked, the study's sagittal series left unread collected in ``unread``."""
     detector = cfg.detector
     timings: dict[str, float] = {}
     step = progress or (lambda stage: None)
     t0 = time.perf_counter()
     step("read")
     read_flags: list[str] = []
-    unread: list[str] = []  # the study's sagittal series not read
     scan, t1_scan = _read(source, cfg, read_flags, unread)
     if t1 is not None and cfg.use_t1:
         if t1_scan is not None:  # the user's choice, but the study's own T1 must not vanish without a word
@@ -145,7 +216,7 @@ def analyze(
     state.flags.extend(f for f in (unsure, scope.low_score_flag(state.vertebrae)) if f)
     fov = scope.field_of_view((v.label for v in state.vertebrae), seen.cervical_probability)
     if unread and "sacral" not in fov["regions"]:  # no lumbar spine seen down to the sacrum: another may show it
-        state.flags.append(_other_series_flag(unread, fov))
+        state.flags.append(_other_series_flag([words for words, _ in unread], fov))
 
     timings["total"] = time.perf_counter() - t0
     _say_not_run(state.not_run)
@@ -510,7 +581,10 @@ def _with_spinenet(
 
 
 def _read(
-    source: Scan | str | os.PathLike[str], cfg: AnalysisConfig, flags: list[str], unread: list[str] | None = None
+    source: Scan | str | os.PathLike[str],
+    cfg: AnalysisConfig,
+    flags: list[str],
+    unread: list[tuple[str, str]] | None = None,
 ) -> tuple[Scan, Scan | None]:
     """The main series, and the study's T1 series when the input holds one (a DICOM study); a flag in ``flags``
     when a picture's pixel size was estimated or the main series was chosen among several studies; in ``unread``
@@ -533,7 +607,11 @@ def _read(
         # read, or a lower station of any sequence (a whole-spine study's lumbar T1 station below a cervical T2 one:
         # its bodies can be labelled); not another study's, nor a station above the main one
         unread.extend(
-            f"{r.description or 'series'} ({'' if r.sequence in ('T2', None) else f'{r.sequence}, '}--series {r.pick})"
+            (
+                f"{r.description or 'series'} ({'' if r.sequence in ('T2', None) else f'{r.sequence}, '}--series "
+                f"{r.pick})",
+                r.series_uid,
+            )
             for r in study.roles
             if r.role == ROLE_NOT_USED
             and r.plane == "sagittal"
@@ -555,13 +633,16 @@ def with_series_choice(scan: Scan, reason: str) -> Scan:
     return replace(scan, source=replace(scan.source, extra={**scan.source.extra, SERIES_CHOICE: reason}))
 
 
+OTHER_SERIES_UNREAD = "other_series_unread:"
+
+
 def _other_series_flag(unread: list[str], field_of_view: Mapping[str, Any]) -> str:
     """Said where the series analysed shows no lumbar spine down to the sacrum while the study holds other sagittal
     T2 series (or series naming no sequence): one of them may (the other station of a whole-spine study whose heights
     the headers cannot compare, a second T2)."""
     seen = "no sacrum" if "lumbar" in field_of_view["regions"] else "no lumbar vertebra"
     return (
-        f"other_series_unread: the series analysed shows {seen} (field of view: {field_of_view['value']}); the "
+        f"{OTHER_SERIES_UNREAD} the series analysed shows {seen} (field of view: {field_of_view['value']}); the "
         f"study's other sagittal series, not analysed: {', '.join(unread)}; one may show the lumbar spine (openspine "
         "info lists them)"
     )

@@ -473,25 +473,35 @@ def test_a_real_whole_spine_study_grades_its_lumbar_station(shared_data: Path, t
     assert not any(f.startswith("other_series_unread") for f in result.flags)
 
 
-def test_stations_whose_heights_cannot_be_compared_say_the_lumbar_one_may_be_unread(
+def test_stations_whose_heights_cannot_be_compared_read_the_one_that_shows_the_lumbar_spine(
     shared_data: Path, tmp_path: Path
 ) -> None:
     """Each station in its own frame of reference: the heights cannot be compared, so the series with the most
-    slices (the cervical one) is read as before, and the result says that another sagittal series was left."""
+    slices (the cervical one) is chosen first; it shows no lumbar vertebra, so the other sagittal series is read
+    instead, and the result says so (it had read the cervical station and graded nothing: user test)."""
     import openspine
 
     _whole_spine_study(tmp_path / "study", one_frame=False)
     result = openspine.analyze(tmp_path / "study")
-    assert not any(v.label is not None and v.label.region == "lumbar" for v in result.vertebrae)
-    flag = next(f for f in result.flags if f.startswith("other_series_unread"))
+    assert {"L1", "L2", "L3", "L4", "L5"} <= {v.label.value for v in result.vertebrae if v.label is not None}
+    assert [d for d in result.discs if d.graded]
+    said = (
+        "the series chosen first, T2_TSE_SAG_1 (series 1), shows no lumbar vertebra (field of view: cervical); "
+        "T2_TSE_SAG_2 (--series 2) shows more of the lumbar spine and was read instead"
+    )
+    assert result.flags[0] == f"series_switched: {said}", result.flags
+    assert result.input.series["chosen_because"] == said and result.input.series["series_number"] == 2
+    assert not any(f.startswith("other_series_unread") for f in result.flags)
+    assert result.parameters["series"] is None  # the options as given: the same call reads the same series
+    # a series the user names is read whatever it shows, with the flag that names the others
+    neck = openspine.analyze(tmp_path / "study", series="1")
+    assert not any(f.startswith("series_switched") for f in neck.flags)
+    flag = next(f for f in neck.flags if f.startswith("other_series_unread"))
     assert flag == (
         "other_series_unread: the series analysed shows no lumbar vertebra (field of view: cervical); the study's "
         "other sagittal series, not analysed: T2_TSE_SAG_2 (--series 2); one may show the lumbar spine (openspine "
         "info lists them)"
     )
-    # asked for as the flag says, the lumbar station is graded
-    lumbar = openspine.analyze(tmp_path / "study", series="2")
-    assert [d for d in lumbar.discs if any(g.available and g.grade is not None for g in d.grades.values())]
 
 
 def test_a_lower_t1_station_is_named_where_the_t2_read_shows_no_lumbar_spine(shared_data: Path, tmp_path: Path) -> None:
@@ -502,9 +512,14 @@ def test_a_lower_t1_station_is_named_where_the_t2_read_shows_no_lumbar_spine(sha
     _whole_spine_study(tmp_path / "study", lumbar="T1_TSE_SAG")
     study = load_study(tmp_path / "study")
     assert study.roles[1].sequence == "T1" and study.roles[1].reason.startswith("another station: it images a lower")
-    result = openspine.analyze(tmp_path / "study")
-    flag = next(f for f in result.flags if f.startswith("other_series_unread"))
+    neck = openspine.analyze(tmp_path / "study", series="1")
+    flag = next(f for f in neck.flags if f.startswith("other_series_unread"))
     assert "not analysed: T1_TSE_SAG (T1, --series 2); one may show the lumbar spine" in flag
+    # chosen by the study's rules, the T2 station shows no lumbar spine: the T1 station is read instead, labelled
+    # down to the sacrum, and not graded (the grader reads T2 only)
+    result = openspine.analyze(tmp_path / "study")
+    assert any(f.startswith("series_switched: ") and "T1_TSE_SAG (T1, --series 2)" in f for f in result.flags)
+    assert "sacral" in result.input.field_of_view["regions"] and not any(d.graded for d in result.discs)
 
 
 def test_a_higher_station_is_not_offered_for_the_lumbar_spine(shared_data: Path, tmp_path: Path) -> None:

@@ -203,7 +203,7 @@ fig = turned.plot(width=500)
 #
 # | scan | labels | grades | what to do |
 # |---|---|---|---|
-# | lumbar / thoraco-lumbar T2 | T11 … S1; higher bodies kept unlabelled; without a sacrum in view flagged, and may be one level off | lumbar discs, where a sacrum (or a sure body at L5) anchors the levels; none otherwise | give `--sequence` when the header does not say it; check flagged labels by counting from the sacrum on another series |
+# | lumbar / thoraco-lumbar T2 | T11 … S1; higher bodies kept unlabelled; without a sacrum in view flagged, and may be a level off or more | lumbar discs, where a sacrum (or a sure body at L5) anchors the levels; none otherwise | give `--sequence` when the header does not say it; check flagged labels by counting from the sacrum on another series |
 # | cervical | withheld (bodies kept) | none | not covered yet: no cervical training masks |
 # | lumbar T1, STIR, other | T11 … S1 | withheld | a T2 series of the same study |
 # | stored upside down, backwards or turned | none (refused) | none | fix the header, or turn the picture |

@@ -1079,8 +1079,8 @@ def unanchored_levels_reason(sacrum_seen: bool | None, vertebrae: Sequence[Verte
     )
     ends = "does not surely reach L5" if doubted else "ends above L5"
     return (
-        f"{no_sacrum} and the view {ends} ({where}): the labels rest on the bodies' appearance alone and may be one "
-        "level off, so no grade is given under them"
+        f"{no_sacrum} and the view {ends} ({where}): the labels rest on the bodies' appearance alone and may be a "
+        "level off or more, so no grade is given under them"
     )
 
 

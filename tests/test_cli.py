@@ -938,6 +938,20 @@ def test_the_summary_line_says_how_many_discs_were_graded() -> None:
     assert "2 discs (1 graded);" in line({"pfirrmann": graded, "modic": withheld}, {"pfirrmann": withheld})
     assert "2 discs (none graded);" in line({"pfirrmann": withheld}, {})
     assert "0 discs;" in line()
+    # discs left out of the levels asked are not counted against the grading (T11-T12 of a lumbar scan)
+    from openspine.results import NOT_ASKED
+
+    def with_left_out(*discs: dict) -> str:
+        result = SimpleNamespace(
+            vertebrae=[], flags=[], input=SimpleNamespace(sequence={}, field_of_view={}),
+            discs=[Disc(None, (0, 0, 0), (0, 0, 0), note=f"{NOT_ASKED} (lumbar)"),
+                   *(Disc(None, (0, 0, 0), (0, 0, 0), grades=g) for g in discs)],
+        )  # fmt: skip
+        return summary_line(Path("scan.png"), result)
+
+    assert "3 discs (all 2 at the levels asked graded);" in with_left_out({"p": graded}, {"p": graded})
+    assert "3 discs (1 of 2 at the levels asked graded);" in with_left_out({"p": graded}, {"p": withheld})
+    assert "2 discs (none of 1 at the levels asked graded);" in with_left_out({"p": withheld})
 
 
 def test_a_failed_run_leaves_no_earlier_run_s_result_in_its_folder(

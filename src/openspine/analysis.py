@@ -104,6 +104,12 @@ def _lumbar_reach(result: AnalysisResult) -> int:
     return 2 if "sacral" in regions else 1 if "lumbar" in regions else 0
 
 
+def _worth(result: AnalysisResult) -> tuple[int, int]:
+    """What a series' analysis gives of what the models answer: its graded discs first, then how far down the lumbar
+    spine it reaches (:func:`_lumbar_reach`)."""
+    return sum(d.graded for d in result.discs), _lumbar_reach(result)
+
+
 def _lumbar_series_instead(
     result: AnalysisResult,
     unread: list[tuple[str, str]],
@@ -112,47 +118,65 @@ def _lumbar_series_instead(
     progress: Callable[[str], None] | None,
     t1: Scan | str | os.PathLike[str] | None,
 ) -> AnalysisResult:
-    """Where the series a study's rules chose shows no lumbar spine down to the sacrum (flag ``other_series_unread``)
-    and the user named no series, the study's other sagittal series that may show it are analysed in turn, and the
-    first that shows more of it (the sacrum, or lumbar vertebrae where the first showed none) is the result, flagged
-    ``series_switched``. The stations of a whole-spine study in frames of reference of their own cannot be told
-    apart by their headers: the cervical one, with more slices, had been read and nothing graded (user test)."""
-    if not any(f.startswith(OTHER_SERIES_UNREAD) for f in result.flags):
+    """Where the series a study's rules chose grades no disc and shows no lumbar spine down to the sacrum (flag
+    ``other_series_unread``), and the user named no series, the study's other sagittal series that may show it are
+    analysed, and the one that grades the most discs (then reaches furthest down) becomes the result, flagged
+    ``series_switched``, if it shows lumbar vertebrae and gives more than the first. The stations of a whole-spine
+    study in frames of reference of their own cannot be told apart by their headers: the cervical one, with more
+    slices, had been read and nothing graded (user test). A first series that grades discs stays (the flag names the
+    others): a series that shows the sacrum may grade fewer."""
+    if not any(f.startswith(OTHER_SERIES_UNREAD) for f in result.flags) or any(d.graded for d in result.discs):
         return result
     from .io.dicom import ChosenSeries
 
     if cfg.series is not None and not isinstance(cfg.series, ChosenSeries):  # the user's choice stands
         return result
-    first = _series_words(result)
+    first, best, best_words = _series_words(result), result, ""
+    tried = time.perf_counter()
     for words, uid in unread:
-        why = (
-            f"the series chosen first, {first}, shows {_reach_words(result)}; {words} shows more of the lumbar spine "
-            "and was read instead"
-        )
-        try:
-            other = _analyze_configured(source, replace(cfg, series=ChosenSeries(uid, why)), progress, t1, [])
-        except OpenSpineError as exc:  # a series that cannot be read stays unread, as it was
-            log.info("the study's other series %s was not read instead: %s", words, exc)
+        why = f"the series chosen first, {first}, shows {_reach_words(result)}; {words} was read instead"
+        try:  # quietly: the progress of the analysis the user waits for was shown once
+            other = _analyze_configured(source, replace(cfg, series=ChosenSeries(uid, why)), None, t1, [])
+        except Exception as exc:  # a series that cannot be analysed stays unread, as it was
+            log.info("the study's other series %s was not analysed instead: %s", words, exc)
             continue
-        if _lumbar_reach(other) > _lumbar_reach(result):
-            log.warning("%s", why)
-            flags = [f for f in other.flags if not f.startswith(OTHER_SERIES_UNREAD)]
-            # the options stay those given (no series named): the same call reads the same series again
-            return replace(other, flags=(f"series_switched: {why}", *flags), parameters=result.parameters)
-    return result
+        if _lumbar_reach(other) >= 1 and _worth(other) > _worth(best):
+            best, best_words = other, words
+            if _worth(other) >= (1, 2):  # graded, down to the sacrum: no other station shows more
+                break
+    if best is result:
+        return result
+    why = f"the series chosen first, {first}, shows {_reach_words(result)}; {best_words} was read instead"
+    log.warning("%s", why)
+    left = [w for w, _ in unread if w != best_words]
+    study = [f for f in result.flags if f.startswith(SEVERAL_STUDIES)]  # the study's, said of the first choice only
+    flags = [f for f in best.flags if not f.startswith(OTHER_SERIES_UNREAD)]
+    if _lumbar_reach(best) < 2 and left:  # the others stay named, as they were
+        flags.append(_other_series_flag(left, best.input.field_of_view or {"value": None, "regions": ()}))
+    timings = {**best.timings_s, "series_tried": time.perf_counter() - tried}
+    timings["total"] = result.timings_s.get("total", 0.0) + timings["series_tried"]
+    # the options stay those given (no series named): the same call reads the same series again
+    return replace(
+        best, flags=(f"series_switched: {why}", *study, *flags), parameters=result.parameters, timings_s=timings
+    )
 
 
 def _series_words(result: AnalysisResult) -> str:
+    """'T2_TSE_SAG_1 (--series 1)': a series as the flags name it, with what --series takes."""
     series = result.input.series or {}
     name = series.get("series_description") or "series"
     number = series.get("series_number")
-    return f"{name} (series {number})" if number is not None else name
+    return f"{name} (--series {number})" if number is not None else name
 
 
 def _reach_words(result: AnalysisResult) -> str:
     fov = (result.input.field_of_view or {}).get("value")
-    seen = "no sacrum" if _lumbar_reach(result) == 1 else "no lumbar vertebra"
-    return f"{seen} (field of view: {fov})" if fov else seen
+    return f"{_lacks(result.input.field_of_view or {})} (field of view: {fov})" if fov else "no lumbar vertebra"
+
+
+def _lacks(field_of_view: Mapping[str, Any]) -> str:
+    """What a field of view lacks of the lumbar spine down to the sacrum, in words."""
+    return "no sacrum" if "lumbar" in (field_of_view.get("regions") or ()) else "no lumbar vertebra"
 
 
 def _analyze_configured(
@@ -634,15 +658,16 @@ def with_series_choice(scan: Scan, reason: str) -> Scan:
 
 
 OTHER_SERIES_UNREAD = "other_series_unread:"
+SEVERAL_STUDIES = "several_studies:"
 
 
 def _other_series_flag(unread: list[str], field_of_view: Mapping[str, Any]) -> str:
     """Said where the series analysed shows no lumbar spine down to the sacrum while the study holds other sagittal
     T2 series (or series naming no sequence): one of them may (the other station of a whole-spine study whose heights
     the headers cannot compare, a second T2)."""
-    seen = "no sacrum" if "lumbar" in field_of_view["regions"] else "no lumbar vertebra"
     return (
-        f"{OTHER_SERIES_UNREAD} the series analysed shows {seen} (field of view: {field_of_view['value']}); the "
+        f"{OTHER_SERIES_UNREAD} the series analysed shows {_lacks(field_of_view)} (field of view: "
+        f"{field_of_view['value']}); the "
         f"study's other sagittal series, not analysed: {', '.join(unread)}; one may show the lumbar spine (openspine "
         "info lists them)"
     )

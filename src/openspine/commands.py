@@ -333,13 +333,17 @@ def _discs(n: int) -> str:
 
 
 def _graded(discs: Sequence[Any]) -> str:
-    """' (all graded)', ' (3 graded)', ' (none graded)' after the disc count; '' where there is no disc. A line that
-    named only the discs found read the same for a scan whose every grade was withheld."""
+    """' (all graded)', ' (3 graded)', ' (none graded)' after the disc count, counted among the discs at the levels
+    asked (' (all 6 at the levels asked graded)'); '' where there is no disc. A line that named only the discs found
+    read the same for a scan whose every grade was withheld."""
     if not discs:
         return ""
-    n = sum(d.graded for d in discs)
-    said = "all" if n == len(discs) else str(n) if n else "none"
-    return f" ({said} graded)"
+    asked = [d for d in discs if d.asked]
+    n = sum(d.graded for d in asked)
+    if len(asked) == len(discs):
+        return f" ({'all' if n == len(discs) else n or 'none'} graded)"
+    said = f"all {n}" if n == len(asked) and n else f"{n} of {len(asked)}" if n else f"none of {len(asked)}"
+    return f" ({said} at the levels asked graded)"
 
 
 def summary_line(path: Path, result: Any) -> str:
@@ -528,6 +532,8 @@ def estimated_size_hint(cases_csv: Path) -> str | None:
     names the table that gives each its own. None where there is no such picture (or no cases.csv)."""
     import csv
 
+    from .batch.spacing import COLUMNS
+
     try:
         with open(cases_csv, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -543,6 +549,6 @@ def estimated_size_hint(cases_csv: Path) -> str | None:
         return None
     return (
         f"{n} picture(s) read at an estimated pixel size have grades withheld for a reason that names the estimate "
-        "(cases.csv, column withheld); list each one's own pixel size in --pixel-spacing-table (a CSV with the "
-        "columns path,row_mm,col_mm) and run again"
+        f"(cases.csv, column withheld); list each one's own pixel size in --pixel-spacing-table (a CSV with the "
+        f"columns {','.join(COLUMNS)}) and run again"
     )

@@ -163,6 +163,10 @@ class Grade:
         )
 
 
+# the note of a disc whose level lies outside the levels asked for (``grade_levels``): left out, not withheld
+NOT_ASKED = "not graded: outside the levels asked for"
+
+
 @dataclass(frozen=True)
 class Disc:
     """One intervertebral disc.
@@ -189,6 +193,11 @@ class Disc:
     def graded(self) -> bool:
         """Whether any grading of the disc was made (a grade given, not withheld)."""
         return any(g.available and g.grade is not None for g in self.grades.values())
+
+    @property
+    def asked(self) -> bool:
+        """Whether the disc was to be graded: False for a level left out of the levels asked (``grade_levels``)."""
+        return not (self.note or "").startswith(NOT_ASKED)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

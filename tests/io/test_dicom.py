@@ -1055,6 +1055,13 @@ def test_duplicate_positions(tmp_path: Path) -> None:
         read_folder(tmp_path)
     assert "echo2.dcm" in str(err.value) and files[1].name in str(err.value) and "both lie at" in str(err.value)
     assert "echoes, time points" in str(err.value)
+    # slices 0.1 mm apart: too close to tell apart, and not said to lie at one position (they had been)
+    close = tmp_path / "close"
+    step = affine.copy()
+    step[:3, 2] = step[:3, 2] / np.linalg.norm(step[:3, 2]) * 0.1
+    write_series(close, arr, step)
+    with pytest.raises(GeometryError, match=r"slices too close together \(3 of 3 steps.*lie 0\.100 mm apart along"):
+        read_folder(close)
 
 
 def test_two_stacks_at_different_heights_under_one_series_are_called_so(tmp_path: Path) -> None:
@@ -1070,13 +1077,6 @@ def test_two_stacks_at_different_heights_under_one_series_are_called_so(tmp_path
     assert "290 mm apart within the plane" in str(err.value) and "several stacks at different heights" in str(
         err.value
     ), str(err.value)
-    # slices 0.1 mm apart: too close to tell apart, and not said to lie at one position (they had been)
-    close = tmp_path / "close"
-    step = affine.copy()
-    step[:3, 2] = step[:3, 2] / np.linalg.norm(step[:3, 2]) * 0.1
-    write_series(close, arr, step)
-    with pytest.raises(GeometryError, match=r"slices too close together \(3 of 3 steps.*lie 0\.100 mm apart along"):
-        read_folder(close)
 
 
 def test_mixed_image_sizes(tmp_path: Path) -> None:

@@ -486,13 +486,14 @@ def test_stations_whose_heights_cannot_be_compared_read_the_one_that_shows_the_l
     assert {"L1", "L2", "L3", "L4", "L5"} <= {v.label.value for v in result.vertebrae if v.label is not None}
     assert [d for d in result.discs if d.graded]
     said = (
-        "the series chosen first, T2_TSE_SAG_1 (series 1), shows no lumbar vertebra (field of view: cervical); "
-        "T2_TSE_SAG_2 (--series 2) shows more of the lumbar spine and was read instead"
+        "the series chosen first, T2_TSE_SAG_1 (--series 1), shows no lumbar vertebra (field of view: cervical); "
+        "T2_TSE_SAG_2 (--series 2) was read instead"
     )
     assert result.flags[0] == f"series_switched: {said}", result.flags
     assert result.input.series["chosen_because"] == said and result.input.series["series_number"] == 2
     assert not any(f.startswith("other_series_unread") for f in result.flags)
     assert result.parameters["series"] is None  # the options as given: the same call reads the same series
+    assert result.timings_s["total"] > result.timings_s["series_tried"] > 0  # both analyses' time
     # a series the user names is read whatever it shows, with the flag that names the others
     neck = openspine.analyze(tmp_path / "study", series="1")
     assert not any(f.startswith("series_switched") for f in neck.flags)
@@ -546,3 +547,55 @@ def test_the_flag_names_what_the_series_read_lacks() -> None:
     )
     neck = {"value": "cervical", "regions": ["cervical"]}
     assert "shows no lumbar vertebra (field of view: cervical)" in _other_series_flag(["x (--series 2)"], neck)
+
+
+def test_the_series_read_instead_is_the_one_that_gives_most_and_a_series_that_grades_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rules of the switch, on results made up for them: a first series that grades discs stays (one showing the
+    sacrum had replaced a series that graded 5 discs by one grading 3; review); of the others, the one that grades
+    the most discs is read, a station reaching no lumbar vertebra never (a refused first series had been replaced by
+    a cervical one); the series not read stay named; the study's own flags stay."""
+    import numpy as np
+
+    from openspine import analysis
+    from openspine.config import AnalysisConfig
+    from openspine.results import AnalysisResult, Disc, Grade, InputInfo
+    from openspine.scan import Scan
+
+    base = InputInfo.from_scan(Scan(np.zeros((4, 4, 1), np.float32), np.eye(4)))
+
+    def made(number: int, regions: tuple[str, ...], graded: int, out: str | None = None) -> AnalysisResult:
+        discs = tuple(
+            Disc(None, (0, 0, 0), (0, 0, 0), grades={"pfirrmann": Grade(2, {"2": 1.0})}) for _ in range(graded)
+        )
+        fov = {"value": "+".join(regions) or "none", "regions": list(regions)}
+        series = {"series_number": number, "series_description": f"S{number}"}
+        return AnalysisResult(
+            input=dataclasses.replace(base, field_of_view=fov, series=series), discs=discs, out_of_scope=out,
+            flags=("other_series_unread: …",) if "sacral" not in regions else (), timings_s={"total": 1.0},
+        )  # fmt: skip
+
+    def switched(first: AnalysisResult, others: dict[str, AnalysisResult]) -> AnalysisResult:
+        def analysed(source: object, cfg: AnalysisConfig, *args: object) -> AnalysisResult:
+            return others[str(cfg.series)]
+
+        monkeypatch.setattr(analysis, "_analyze_configured", analysed)
+        unread = [(f"S{k} (--series {k})", k) for k in others]
+        return analysis._lumbar_series_instead(first, unread, "study", AnalysisConfig(), None, None)
+
+    upper = made(1, ("thoracic", "lumbar"), 5)
+    assert switched(upper, {"2": made(2, ("lumbar", "sacral"), 3)}) is upper  # it grades: it stays
+    neck = made(1, ("cervical",), 0)
+    neck = dataclasses.replace(neck, flags=("several_studies: the folder holds 2 studies", *neck.flags))
+    thoraco_lumbar, lumbar = made(2, ("thoracic", "lumbar"), 0), made(3, ("lumbar", "sacral"), 5)
+    best = switched(neck, {"2": thoraco_lumbar, "3": lumbar})
+    assert best.input.series["series_number"] == 3, best.flags
+    assert best.flags[0].startswith("series_switched: the series chosen first, S1 (--series 1), shows no lumbar")
+    assert "several_studies: the folder holds 2 studies" in best.flags
+    # no sacrum anywhere: the thoraco-lumbar station is read instead of the neck, and the series not read is named
+    only = switched(neck, {"2": thoraco_lumbar, "4": made(4, ("cervical",), 0)})
+    assert only.input.series["series_number"] == 2
+    assert any(f.startswith("other_series_unread:") and "S4 (--series 4)" in f for f in only.flags), only.flags
+    refused = made(1, (), 0, out="no spine")
+    assert switched(refused, {"2": made(2, ("cervical",), 0)}) is refused  # no lumbar vertebra: no better

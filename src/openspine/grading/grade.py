@@ -21,7 +21,7 @@ from .._logging import get_logger
 from ..detection.types import Detection, DiscGeometry
 from ..errors import GeometryError, ModelError
 from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
-from ..results import Disc, Grade, ModelInfo
+from ..results import NOT_ASKED, Disc, Grade, ModelInfo
 from ..scan import SagittalView
 from ..scope import GroupedFlags, ModelScope, never_evaluated
 from .colour import ColourCheck
@@ -215,7 +215,7 @@ def grade(
             discs[i] = replace(d, note=not_graded_unlabelled(name))
             continue
         if wanted is not None and d.level not in wanted:  # left out as asked: not a warning, so no flag, a note
-            discs[i] = replace(d, note=f"not graded: outside the levels asked for ({_levels_text(levels or ())})")
+            discs[i] = replace(d, note=f"{NOT_ASKED} ({_levels_text(levels or ())})")
             continue
         # every reason that holds for the whole image (its sequence, its pixels, its intensities), else the level's
         outside = whole_image or model_scope.why_not_level(d.level)

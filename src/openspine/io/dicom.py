@@ -922,8 +922,12 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
     ]
     # a T1 whose images do not form one volume would fail to be read: another is read beside the main series
     candidates = _readable_stand_ins(candidates)
-    # a T1 of another station (the cervical T1 of a whole-spine study) shows other vertebrae than the main series
+    # a T1 of another station (the cervical T1 of a whole-spine study) shows other vertebrae than the main series;
+    # where the stations lie in frames of reference of their own, which no height compares, the T1 of the main
+    # series' frame is of its station (the cervical T1, of more slices, had been read beside a lumbar T2; review)
     same_part = [s for s in candidates if not other_station(s, main)]
+    same_frame = [s for s in same_part if s.frame_of_reference_uid == main.frame_of_reference_uid]
+    same_part = same_frame if main.frame_of_reference_uid is not None and same_frame else same_part
     # a T1 before contrast agent is the one the T1 models read (gadolinium brightens marrow and endplates)
     plain = [s for s in same_part if not s.after_contrast]
     t1 = _most_slices(plain or same_part) if same_part else None

@@ -599,3 +599,25 @@ def test_the_series_read_instead_is_the_one_that_gives_most_and_a_series_that_gr
     assert any(f.startswith("other_series_unread:") and "S4 (--series 4)" in f for f in only.flags), only.flags
     refused = made(1, (), 0, out="no spine")
     assert switched(refused, {"2": made(2, ("cervical",), 0)}) is refused  # no lumbar vertebra: no better
+
+
+def test_the_t1_read_beside_is_of_the_main_series_frame_of_reference() -> None:
+    """Stations in frames of reference of their own, which no height compares: the T1 of the lumbar T2's frame is
+    read beside it, not the cervical T1 of more slices (review: read after a series switch)."""
+    neck_t2, lumbar_t2 = _info(1, "sagittal", 52, "T2"), _info(2, "sagittal", 40, "T2")
+    neck_t1, lumbar_t1 = _info(11, "sagittal", 52, "T1"), _info(12, "sagittal", 30, "T1")
+    neck, lumbar = "1.2.9.1", "1.2.9.2"
+    found = [
+        dataclasses.replace(neck_t2, frame_of_reference_uid=neck),
+        dataclasses.replace(lumbar_t2, frame_of_reference_uid=lumbar),
+        dataclasses.replace(neck_t1, frame_of_reference_uid=neck),
+        dataclasses.replace(lumbar_t1, frame_of_reference_uid=lumbar),
+    ]
+    roles = series_roles(found, 2)
+    assert [r.role for r in roles] == ["not used", "main", "not used", "T1"], [r.reason for r in roles]
+    assert (
+        roles[2].reason == "a second sagittal T1 series (the one read is [3], in the main series' frame of reference)"
+    )
+    # one frame for all (or none known): the T1 of more slices, as before
+    same = [dataclasses.replace(s, frame_of_reference_uid=None) for s in found]
+    assert [r.role for r in series_roles(same, 2)] == ["not used", "main", "T1", "not used"]

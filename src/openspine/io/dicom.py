@@ -1002,7 +1002,12 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
     if seq == "T1" and s.after_contrast and t1 is not None and not t1.after_contrast:
         return ROLE_NOT_USED, f"a T1 after contrast agent by its header (the one read is [{t1_index}], before it)"
     if seq == "T1":
-        why = "as many slices, a later series" if t1 is not None and t1.n_slices == s.n_slices else "with more slices"
+        if t1 is not None and s.frame_of_reference_uid != t1.frame_of_reference_uid == main.frame_of_reference_uid:
+            why = "in the main series' frame of reference"  # the station's own T1, not the one of more slices
+        elif t1 is not None and t1.n_slices == s.n_slices:
+            why = "as many slices, a later series"
+        else:
+            why = "with more slices"
         return ROLE_NOT_USED, f"a second sagittal T1 series (the one read is [{t1_index}], {why})"
     if seq == "T2" and named_below_lumbar(s) and not named_below_lumbar(main):
         return ROLE_NOT_USED, "its name says sacrum, coccyx or pelvis: not the lumbar spine the models read"

@@ -216,6 +216,8 @@ def _analyze_configured(
     step("detect")
     seen = _look(scan, view, cfg.sequence, detector, state, timings, cfg.check_orientation)
     detection, sequence, scan, view = seen.detection, seen.sequence, seen.scan, seen.view
+    if sequence.get("value") is None and _size_given_for_picture(scan, cfg):  # a suspect the messages name
+        sequence["pixel_size_given_mm"] = round(float(scan.spacing[0]), 4)
     others: tuple[OtherSeries, ...] = ()
     second = None
     if detection is not None and t1_scan is not None and cfg.use_t1:
@@ -235,8 +237,6 @@ def _analyze_configured(
     else:
         state.not_run.setdefault("grading", "grading needs detected discs")
     unsure = None if state.out_of_scope else scope.uncertain_sequence_flag(sequence)  # nothing was graded anyway
-    if unsure and unsure.startswith("sequence_uncertain:") and _size_given_for_picture(scan, cfg):
-        unsure += f" ({scope.CHECK_PICTURE_SIZE.format(size=float(scan.spacing[0]))})"
     state.flags.extend(f for f in (unsure, scope.low_score_flag(state.vertebrae)) if f)
     fov = scope.field_of_view((v.label for v in state.vertebrae), seen.cervical_probability)
     if unread and "sacral" not in fov["regions"]:  # no lumbar spine seen down to the sacrum: another may show it

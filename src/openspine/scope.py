@@ -182,7 +182,7 @@ class ModelScope:
             return (
                 f"the sequence is uncertain: the image looks more like {guess} but not surely "
                 f"({describe_source(seq)}), and the {self.model} answers only on {trained}; give --sequence if you "
-                "know it"
+                f"know it{_size_hint(seq)}"
             )
         return None
 
@@ -1084,12 +1084,20 @@ def unanchored_levels_reason(sacrum_seen: bool | None, vertebrae: Sequence[Verte
     )
 
 
-# what an unsure sequence call adds for a picture read at the pixel size its user gave: the recogniser reads the
-# image at that size, and a wrong one makes its call less sure (a val T2 picture given 0.5 mm, true 0.73: T2 at 0.75,
-# at its own size 0.98; user test), so --sequence alone would grade it at the wrong scale
+# what an unsure sequence call adds for a picture read at the pixel size its user gave (``pixel_size_given_mm`` in
+# the sequence's record): the recogniser reads the image at that size, and a wrong one makes its call less sure (a val
+# T2 picture given 0.5 mm, true 0.73: T2 at 0.75, at its own size 0.98; user test), so --sequence alone would grade
+# it at the wrong scale
 CHECK_PICTURE_SIZE = (
     "or check the pixel size given, {size:.3f} mm: read at a wrong size, an image is recognised less surely"
 )
+
+
+def _size_hint(sequence: Mapping[str, Any]) -> str:
+    """' (or check the pixel size given, …)' after "give --sequence if you know it", where the sequence's record
+    holds the pixel size a user gave a picture; '' otherwise."""
+    size = sequence.get("pixel_size_given_mm")
+    return f" ({CHECK_PICTURE_SIZE.format(size=float(size))})" if size is not None else ""
 
 
 def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
@@ -1119,7 +1127,7 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
                 f"the image looks most like {sequence['best_guess']} "
                 f"(probability {float(sequence.get('probability') or 0):.2f})"
             )
-        return f"sequence_uncertain: {why}; give --sequence if you know it"
+        return f"sequence_uncertain: {why}; give --sequence if you know it{_size_hint(sequence)}"
     return _header_doubt_note(sequence)
 
 

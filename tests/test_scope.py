@@ -190,6 +190,11 @@ def test_low_score_flag_names_the_bodies() -> None:
     assert low_score_flag([_v("L4", 0.9)]) is None
     flag = low_score_flag([_v("L4", 0.9), _v("L5", 0.1)])
     assert flag is not None and "L5 (0.10)" in flag and "1 of 2" in flag
+    # an unlabelled body by its place from the top ('?' had said nothing outside the overlay's legend)
+    flag = low_score_flag([_v(None, 0.0), _v(None, 0.9), _v(None, 0.17)])
+    assert (
+        flag == "low_confidence: 2 of 3 bodies scored below 0.25: unlabelled body #1 (0.00), unlabelled body #3 (0.17)"
+    )
 
 
 def test_fluid_signal_settles_an_unsure_image_call_and_questions_a_contradicted_one() -> None:

@@ -1013,10 +1013,14 @@ def labels_in_scope(
 
 
 def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
-    low = [v for v in vertebrae if v.score < LOW_SCORE]
+    low = [(i, v) for i, v in enumerate(vertebrae, 1) if v.score < LOW_SCORE]
     if not low:
         return None
-    names = ", ".join(f"{v.label.value if v.label else '?'} ({score_text(v.score)})" for v in low)
+    # an unlabelled body by its place from the top, as the grading's flags name an unlabelled disc ('?' had said
+    # nothing outside the overlay's legend)
+    names = ", ".join(
+        f"{v.label.value if v.label else f'unlabelled body #{i}'} ({score_text(v.score)})" for i, v in low
+    )
     return f"low_confidence: {len(low)} of {len(vertebrae)} bodies scored below {LOW_SCORE}: {names}"
 
 

@@ -109,7 +109,8 @@ def test_banner_report_and_flags_list_the_same_flags_and_steps_not_run_stand_apa
     flags = (
         "cervical_field_of_view: the image shows the cervical spine (probability 0.95)",
         "labels_withheld: every body (7) and disc (6) (the image shows the cervical spine; …)",
-        "low_confidence: 3 of 7 bodies scored below 0.25: ? (0.00), ? (0.00), ? (0.17)",
+        "low_confidence: 3 of 7 bodies scored below 0.25: unlabelled body #1 (0.00), unlabelled body #2 (0.00), "
+        "unlabelled body #7 (0.17)",
     )
     result = dataclasses.replace(demo, flags=flags, steps_not_run={"grading": NOT_RUN})
     result.overlay()

@@ -149,7 +149,8 @@ def _lumbar_series_instead(
     why = f"the series chosen first, {first}, shows {_reach_words(result)}; {best_words} was read instead"
     log.warning("%s", why)
     left = [w for w, _ in unread if w != best_words]
-    study = [f for f in result.flags if f.startswith(SEVERAL_STUDIES)]  # the study's, said of the first choice only
+    # the study's own flag, said of the first choice only: it names the series analysed first
+    study = [f"{f} (read instead: see series_switched)" for f in result.flags if f.startswith(SEVERAL_STUDIES)]
     flags = [f for f in best.flags if not f.startswith(OTHER_SERIES_UNREAD)]
     if _lumbar_reach(best) < 2 and left:  # the others stay named, as they were
         flags.append(_other_series_flag(left, best.input.field_of_view or {"value": None, "regions": ()}))

@@ -592,7 +592,7 @@ def test_the_series_read_instead_is_the_one_that_gives_most_and_a_series_that_gr
     best = switched(neck, {"2": thoraco_lumbar, "3": lumbar})
     assert best.input.series["series_number"] == 3, best.flags
     assert best.flags[0].startswith("series_switched: the series chosen first, S1 (--series 1), shows no lumbar")
-    assert "several_studies: the folder holds 2 studies" in best.flags
+    assert "several_studies: the folder holds 2 studies (read instead: see series_switched)" in best.flags
     # no sacrum anywhere: the thoraco-lumbar station is read instead of the neck, and the series not read is named
     only = switched(neck, {"2": thoraco_lumbar, "4": made(4, ("cervical",), 0)})
     assert only.input.series["series_number"] == 2

@@ -175,3 +175,22 @@ def test_analyze_with_seg_output_and_no_highdicom_fails_before_the_analysis(
     line = _one_error_line(capsys.readouterr().err)
     assert "openspine[dicom]" in line
     assert not (tmp_path / "out").exists()  # nothing written, no analysis run
+
+
+def test_a_package_installed_but_broken_fails_the_check_before_long_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package found on the path that raises on import had passed the check (it only looked the package up): a
+    broken onnx let a 10-minute training start and fail at its ONNX export (user test)."""
+    from openspine._optional import require_optional
+    from openspine.errors import MissingDependencyError
+
+    (tmp_path / "brokenpkg_for_test").mkdir()
+    (tmp_path / "brokenpkg_for_test" / "__init__.py").write_text("raise ImportError('libfoo.so: cannot open')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(MissingDependencyError) as err:
+        require_optional(["json", "brokenpkg_for_test"], "openspine train grader")
+    said = str(err.value)
+    assert "'brokenpkg_for_test' (ImportError: libfoo.so: cannot open)" in said and "do not import" in said, said
+    assert "\n" not in said
+    require_optional(["json"], "anything")  # installed and importing: nothing said

@@ -67,6 +67,15 @@ def import_optional(module: str, purpose: str) -> ModuleType:
         ) from exc
 
 
+def _import_error(module: str) -> str | None:
+    """Why ``module`` fails to import (its exception, in one line), or None when it imports."""
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # an installed package can fail in any way on import (a broken build, an ABI clash)
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    return None
+
+
 def is_installed(module: str) -> bool:
     """True when ``module`` can be imported (found on the path and not blocked), without importing it."""
     try:
@@ -77,10 +86,20 @@ def is_installed(module: str) -> bool:
 
 def require_optional(modules: Iterable[str], purpose: str) -> None:
     """Raise :class:`MissingDependencyError` in one line naming every missing module of ``modules`` and the extra
-    that installs them; do nothing when all are installed. Imports nothing (fast: call it before long work)."""
-    missing = [m for m in dict.fromkeys(modules) if not is_installed(m)]
-    if not missing:
-        return
+    that installs them; do nothing when all are installed and import. Call it before long work: the modules found are
+    imported (as the work will import them), so that one installed but broken fails here, not at the end (a broken
+    onnx had let a 10-minute training start, to fail at its ONNX export; user test)."""
+    wanted = list(dict.fromkeys(modules))
+    missing = [m for m in wanted if not is_installed(m)]
+    if not missing:  # a missing one is named first: another may fail to import for want of it
+        broken = [(m, why) for m in wanted if (why := _import_error(m)) is not None]
+        if not broken:
+            return
+        said = "; ".join(f"'{m}' ({why})" for m, why in broken)
+        raise MissingDependencyError(
+            f"{purpose} needs the optional packages {said}, which are installed but do not import. Reinstall with: "
+            f"{install_hint([m.split('.')[0] for m, _ in broken])}"
+        )
     names = ", ".join(f"'{m}'" for m in missing)
     noun = "package" if len(missing) == 1 else "packages"
     verb = "is" if len(missing) == 1 else "are"

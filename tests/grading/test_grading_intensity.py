@@ -218,3 +218,18 @@ def test_a_picture_whose_window_clipped_the_bright_tissue_is_not_graded():
     from openspine.grading.intensity import clipped_white
 
     assert clipped_white(openspine.Scan(framed, img.affine).to_sagittal()) < 0.25
+
+
+def test_a_blank_middle_slice_of_a_volume_is_not_read_as_clipped() -> None:
+    """A volume whose middle slice is blank (NaN, read as its lowest value, or 0) had had every grade withheld as
+    clipped at white, 100 % of that slice being at its own brightest value (user test); the nearest slice with
+    contrast is read, and a slice windowed at white still is."""
+    from openspine.grading.intensity import clipped_white
+
+    rng = np.random.default_rng(0)
+    view = Scan(rng.uniform(0, 1000, (9, 64, 64)).astype(np.float32), np.eye(4)).to_sagittal()
+    blank = np.array(view.scan.array)  # the analysis layout: slices left to right on the last axis
+    blank[:, :, blank.shape[2] // 2] = 0.0
+    assert clipped_white(Scan(blank, view.scan.affine).to_sagittal()) < 0.05
+    clipped = np.minimum(blank, 300.0)  # windowed: the slices beside it are mostly white
+    assert clipped_white(Scan(clipped, view.scan.affine).to_sagittal()) > 0.5

@@ -166,7 +166,7 @@ def clipped_white(view: SagittalView) -> float:
     """The share of the middle of the view's middle sagittal slice (:data:`_MIDDLE` of each side, within any frame of
     its brightest value) at the slice's brightest value."""
     arr = view.scan.array
-    plane = np.asarray(arr[:, :, arr.shape[2] // 2])
+    plane = _middle_slice_with_contrast(arr)
     arr_max = float(plane.max())
     page = within_border(plane, arr_max)  # a picture on a white page or in a white frame: read within it
     plane = page[2] if page is not None else plane
@@ -175,6 +175,18 @@ def clipped_white(view: SagittalView) -> float:
     if middle.size == 0:
         return 0.0
     return float(np.count_nonzero(middle >= arr_max) / middle.size)
+
+
+def _middle_slice_with_contrast(arr: NDArray[Any]) -> NDArray[Any]:
+    """The middle sagittal slice of ``arr``, or the slice nearest it that holds more than one value: a blank slice
+    (a NaN or zero slice in a volume) is all at its brightest value, and had withheld every grade of a volume as
+    clipped (user test)."""
+    mid = arr.shape[2] // 2
+    for k in sorted(range(arr.shape[2]), key=lambda k: abs(k - mid)):
+        plane = np.asarray(arr[:, :, k])
+        if plane.size and float(plane.max()) > float(plane.min()):
+            return plane
+    return np.asarray(arr[:, :, mid])
 
 
 def clipped_white_reason(view: SagittalView) -> str | None:

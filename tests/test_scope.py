@@ -761,3 +761,17 @@ def test_flagged_labels_at_an_estimated_pixel_size_withhold_the_grades() -> None
     # a T1 picture's estimate beside the main series is not the main picture's
     t1 = f"pixel_spacing_estimated (T1): 0.5 {ESTIMATED_FROM_BODIES}"
     assert _flagged_at_an_estimated_size(_State(flags=[t1, flagged])) is None
+
+
+def test_no_body_in_a_tiny_image_names_its_voxel_size() -> None:
+    """An image of 0.007 mm pixels (a few mm across) had been told only that it did not look like a spine (user
+    test); an image of a spine's size is told nothing more."""
+    from openspine.scope import no_body_reason
+
+    assert no_body_reason({}, None, (2.0, 3.0)).endswith(
+        "at its voxel size it is only 2 × 3 mm: if it is a spine image, check its voxel size (the header, or "
+        "--pixel-spacing)"
+    )
+    assert no_body_reason({}, None, (300.0, 250.0)) == (
+        "no vertebral body detected: this does not look like a sagittal spine image"
+    )

@@ -1015,7 +1015,9 @@ def _detect(view: SagittalView, detector: str | None, state: _State, cervical_p:
     state.bodies_seen = [(g.centre[0], g.centre[1]) for g in detection.vertebra_geometry]
     if not detection.vertebrae:  # the reason says it: the detector's own "no vertebral body" flag would repeat it
         state.flags.extend(f for f in detection.flags if f != scope.NO_BODY)
-        state.out_of_scope = scope.no_body_reason(load_model(detector or BUILTIN_MODEL).card.data, cervical_p)
+        rows, cols = view.scan.shape[:2]
+        extent = (rows * float(view.scan.spacing[0]), cols * float(view.scan.spacing[1]))
+        state.out_of_scope = scope.no_body_reason(load_model(detector or BUILTIN_MODEL).card.data, cervical_p, extent)
         state.refused_for_bodies = True
         return None
     state.flags.extend(detection.flags)

@@ -775,15 +775,30 @@ def cervical_reason(scope: ModelScope, probability: float | None = None) -> str 
 NO_BODY = "no vertebral body detected"
 
 
-def no_body_reason(card: Mapping[str, Any], cervical_probability: float | None) -> str:
+# an image smaller than this (mm, each side) at its voxel size holds no two vertebral bodies: a size in the wrong unit
+SMALL_IMAGE_MM = 60.0
+
+
+def no_body_reason(
+    card: Mapping[str, Any], cervical_probability: float | None, extent_mm: tuple[float, float] | None = None
+) -> str:
     """Why a scan in which the detector finds no body is out of scope: the image recogniser's cervical reading, where
     it sees the cervical spine and the detector's card lacks it (a cervical crop is a spine, just not one the detector
-    knows), else that the image does not look like a sagittal spine."""
+    knows), else that the image does not look like a sagittal spine; where its sagittal plane (``extent_mm``) is
+    smaller than :data:`SMALL_IMAGE_MM` each way, that its voxel size may be wrong (0.007 mm pixels had been told
+    only that the image did not look like a spine; user test)."""
     cervical = cervical_probability is not None and cervical_probability >= MIN_CERVICAL_PROBABILITY
     why = cervical_reason(ModelScope.from_card(card), cervical_probability) if cervical else None
     if why is not None:
         return f"{NO_BODY}: {why}"
-    return f"{NO_BODY}: this does not look like a sagittal spine image"
+    small = extent_mm is not None and max(extent_mm) < SMALL_IMAGE_MM
+    size = (
+        f"; at its voxel size it is only {extent_mm[0]:.0f} × {extent_mm[1]:.0f} mm: if it is a spine image, check "
+        "its voxel size (the header, or --pixel-spacing)"
+        if small and extent_mm is not None
+        else ""
+    )
+    return f"{NO_BODY}: this does not look like a sagittal spine image{size}"
 
 
 def withhold_every_label(

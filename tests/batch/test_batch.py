@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 import signal
@@ -716,3 +717,19 @@ def test_a_dry_run_refuses_an_output_folder_inside_the_input_as_the_run_does(
     for dry in (["--dry-run"], []):
         assert main(["batch", str(tmp_path), "--out", str(tmp_path / "out"), *dry]) == 1
         assert "lies inside the input folder" in capsys.readouterr().err
+
+
+def test_a_batch_without_pyarrow_says_so_before_the_first_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without pyarrow the Parquet tables are not written; that was said only once every case was done (user test)."""
+    import openspine._optional as optional
+    from openspine.batch.runner import run_batch
+    from openspine.errors import OpenSpineError
+
+    installed = optional.is_installed
+    monkeypatch.setattr(optional, "is_installed", lambda m: m != "pyarrow" and installed(m))
+    (tmp_path / "in").mkdir()
+    with caplog.at_level(logging.WARNING, logger="openspine"), pytest.raises(OpenSpineError, match="no inputs"):
+        run_batch(tmp_path / "in", tmp_path / "out")  # an empty root: stopped at discovery, after the warning
+    assert any("Parquet tables will not be written: install pyarrow" in r.getMessage() for r in caplog.records)

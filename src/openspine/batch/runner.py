@@ -796,7 +796,7 @@ def run_batch(
     no case at all is found under ``input_root`` (skipped.csv says why each entry there was passed over).
     ``pixel_spacing_table``: a CSV giving pictures their own pixel size (:mod:`.spacing`); ``config.pixel_spacing``
     then applies to the pictures it does not list (without it they are skipped)."""
-    from .._optional import DISTRIBUTED_MODULES, require_optional
+    from .._optional import DISTRIBUTED_MODULES, install_hint, is_installed, require_optional
     from ..writers import parse_formats, prepare_output_dir
 
     if _in_a_workers_import_of_the_script():
@@ -819,6 +819,8 @@ def run_batch(
         raise ConfigError("--scheduler is empty: give the Dask scheduler's address (tcp://HOST:8786)")
     if scheduler or cluster:
         require_optional(DISTRIBUTED_MODULES, "batch --scheduler/--cluster")
+    if not is_installed("pyarrow"):  # said at the start too: the tables come after every case (user test)
+        log.warning("Parquet tables will not be written: install pyarrow (%s)", install_hint(["pyarrow"]))
     if not str(os.fspath(input_root)).strip():  # Path("") is the working folder
         raise ConfigError("the batch input is an empty path: give the folder that holds the scans")
     root = Path(input_root)

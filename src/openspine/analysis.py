@@ -131,10 +131,11 @@ def _lumbar_series_instead(
 
     if cfg.series is not None and not isinstance(cfg.series, ChosenSeries):  # the user's choice stands
         return result
-    first, best, best_words = _series_words(result), result, ""
+    first = f"the series chosen first, {_series_words(result)}, shows {_reach_words(result)}"
+    best, best_words = result, ""
     tried = time.perf_counter()
     for words, uid in unread:
-        why = f"the series chosen first, {first}, shows {_reach_words(result)}; {words} was read instead"
+        why = f"{first}; {words} was read instead"
         try:  # quietly: the progress of the analysis the user waits for was shown once
             other = _analyze_configured(source, replace(cfg, series=ChosenSeries(uid, why)), None, t1, [])
         except Exception as exc:  # a series that cannot be analysed stays unread, as it was
@@ -146,7 +147,7 @@ def _lumbar_series_instead(
                 break
     if best is result:
         return result
-    why = f"the series chosen first, {first}, shows {_reach_words(result)}; {best_words} was read instead"
+    why = f"{first}; {best_words} was read instead"
     log.warning("%s", why)
     left = [w for w, _ in unread if w != best_words]
     # the study's own flag, said of the first choice only: it names the series analysed first

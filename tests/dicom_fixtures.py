@@ -440,3 +440,31 @@ def series_info(
         files=(),
         sequence_hint=seq,
     )
+
+
+def whole_spine_study(
+    folder: Path, one_frame: bool = True, lumbar: str = "T2_TSE_SAG_2", lumbar_rows: slice = slice(None)
+) -> SeriesIds:
+    """A cervico-thoracic T2 (sct-example-t2, 52 slices) written as the upper station above a lumbar T2
+    (fcs-vb2-13, its middle 40 slices), overlapping by 40 mm, as a whole-spine study is exported: in one frame of
+    reference, or (``one_frame`` False) each station in its own. Returns the lumbar station's ids."""
+
+    def height(arr: np.ndarray, aff: np.ndarray) -> tuple[float, float]:
+        ends = [(0, n - 1) for n in arr.shape[:2]]
+        corners = np.array([[i, j, 0.0, 1.0] for i in ends[0] for j in ends[1]])
+        z = (aff @ corners.T)[2]
+        return float(z.min()), float(z.max())
+
+    description = lumbar
+    lumbar, lumbar_aff = _load_nifti("fastcleverseg/fcs-vb2-13/image.nii.gz")
+    lumbar, shift = np.array(lumbar[lumbar_rows, :, 18:58]), np.eye(4)
+    shift[0, 3], shift[2, 3] = lumbar_rows.start or 0, 18
+    lumbar_aff = lumbar_aff @ shift
+    neck, neck_aff = _load_nifti("sct/sct-example-t2/image.nii.gz")
+    neck_aff = neck_aff.copy()
+    neck_aff[2, 3] += height(lumbar, lumbar_aff)[1] - 40.0 - height(neck, neck_aff)[0]
+    ids = new_ids()
+    upper = SeriesIds(generate_uid(), ids.study_uid, ids.frame_of_reference_uid if one_frame else generate_uid())
+    write_series(folder, np.array(neck), neck_aff, ids=upper, series_number=1, description="T2_TSE_SAG_1")
+    write_series(folder, lumbar, lumbar_aff, ids=ids, series_number=2, description=description, prefix="L")
+    return ids

@@ -16,12 +16,12 @@ from numpy.testing import assert_allclose
 from pydicom.uid import generate_uid
 
 from dicom_fixtures import (
-    SeriesIds,
     T1T2Study,
     make_affine,
     new_ids,
     real_crop,
     series_info,
+    whole_spine_study,
     write_series,
     write_t1_t2_study,
     zip_folder,
@@ -426,40 +426,11 @@ def test_series_of_one_part_of_the_spine_keep_the_most_slices_rule() -> None:
     assert [r.pick for r in series_roles(found)] == ["2", "4", "5"]
 
 
-def _whole_spine_study(
-    folder: Path, one_frame: bool = True, lumbar: str = "T2_TSE_SAG_2", lumbar_rows: slice = slice(None)
-) -> SeriesIds:
-    """A cervico-thoracic T2 (sct-example-t2, 52 slices) written as the upper station above a lumbar T2
-    (fcs-vb2-13, its middle 40 slices), overlapping by 40 mm, as a whole-spine study is exported: in one frame of
-    reference, or (``one_frame`` False) each station in its own. Returns the lumbar station's ids."""
-    from dicom_fixtures import _load_nifti
-
-    def height(arr: np.ndarray, aff: np.ndarray) -> tuple[float, float]:
-        ends = [(0, n - 1) for n in arr.shape[:2]]
-        corners = np.array([[i, j, 0.0, 1.0] for i in ends[0] for j in ends[1]])
-        z = (aff @ corners.T)[2]
-        return float(z.min()), float(z.max())
-
-    description = lumbar
-    lumbar, lumbar_aff = _load_nifti("fastcleverseg/fcs-vb2-13/image.nii.gz")
-    lumbar, shift = np.array(lumbar[lumbar_rows, :, 18:58]), np.eye(4)
-    shift[0, 3], shift[2, 3] = lumbar_rows.start or 0, 18
-    lumbar_aff = lumbar_aff @ shift
-    neck, neck_aff = _load_nifti("sct/sct-example-t2/image.nii.gz")
-    neck_aff = neck_aff.copy()
-    neck_aff[2, 3] += height(lumbar, lumbar_aff)[1] - 40.0 - height(neck, neck_aff)[0]
-    ids = new_ids()
-    upper = SeriesIds(generate_uid(), ids.study_uid, ids.frame_of_reference_uid if one_frame else generate_uid())
-    write_series(folder, np.array(neck), neck_aff, ids=upper, series_number=1, description="T2_TSE_SAG_1")
-    write_series(folder, lumbar, lumbar_aff, ids=ids, series_number=2, description=description, prefix="L")
-    return ids
-
-
 def test_a_real_whole_spine_study_grades_its_lumbar_station(shared_data: Path, tmp_path: Path) -> None:
     """The lumbar station is analysed and graded; the cervical one is listed as another station."""
     import openspine
 
-    ids = _whole_spine_study(tmp_path / "study")
+    ids = whole_spine_study(tmp_path / "study")
     study = load_study(tmp_path / "study")
     assert study.main.source.series_uid == ids.series_uid
     assert [r.role for r in study.roles] == ["not used", "main"]
@@ -481,7 +452,7 @@ def test_stations_whose_heights_cannot_be_compared_read_the_one_that_shows_the_l
     instead, and the result says so (it had read the cervical station and graded nothing: user test)."""
     import openspine
 
-    _whole_spine_study(tmp_path / "study", one_frame=False)
+    whole_spine_study(tmp_path / "study", one_frame=False)
     result = openspine.analyze(tmp_path / "study")
     assert {"L1", "L2", "L3", "L4", "L5"} <= {v.label.value for v in result.vertebrae if v.label is not None}
     assert [d for d in result.discs if d.graded]
@@ -510,7 +481,7 @@ def test_a_lower_t1_station_is_named_where_the_t2_read_shows_no_lumbar_spine(sha
     only series showing the lumbar spine was named nowhere but in a log line)."""
     import openspine
 
-    _whole_spine_study(tmp_path / "study", lumbar="T1_TSE_SAG")
+    whole_spine_study(tmp_path / "study", lumbar="T1_TSE_SAG")
     study = load_study(tmp_path / "study")
     assert study.roles[1].sequence == "T1" and study.roles[1].reason.startswith("another station: it images a lower")
     neck = openspine.analyze(tmp_path / "study", series="1")
@@ -528,7 +499,7 @@ def test_a_higher_station_is_not_offered_for_the_lumbar_spine(shared_data: Path,
     the flag offered it)."""
     import openspine
 
-    _whole_spine_study(tmp_path / "study", lumbar_rows=slice(0, 230))  # the lower station's top: no sacrum
+    whole_spine_study(tmp_path / "study", lumbar_rows=slice(0, 230))  # the lower station's top: no sacrum
     result = openspine.analyze(tmp_path / "study")
     assert result.input.series["chosen_because"].startswith("the lowest of 2 stations")
     assert "sacral" not in result.input.field_of_view["regions"]

@@ -19,7 +19,7 @@ import hashlib
 import os
 import re
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,6 +77,9 @@ class Case:
 class Skipped:
     path: str
     reason: str
+    # the SeriesInstanceUID of a study's series its case does not read: the case may read it instead
+    # (``series_switched``), which the run amends in skipped.csv (:func:`openspine.batch.tables.switched_series`)
+    series_uid: str | None = field(default=None, compare=False)
 
 
 def _not_an_image_reason(path: Path) -> str:
@@ -458,8 +461,8 @@ def _other_series(root: Path, series: SeriesInfo, case_id: str, files: list[Path
     members = set(series.files)
     folder = Path(os.path.commonpath([str(p.parent) for p in members]))
     if folder != root and {f for f in files if f.is_relative_to(folder)} <= members:
-        return [Skipped(str(folder.relative_to(root)) + os.sep, reason)]
-    return [Skipped(str(p.relative_to(root)), reason) for p in sorted(members)]
+        return [Skipped(str(folder.relative_to(root)) + os.sep, reason, series.series_uid)]
+    return [Skipped(str(p.relative_to(root)), reason, series.series_uid) for p in sorted(members)]
 
 
 def _why_no_series(path: Path) -> str:

@@ -50,6 +50,7 @@ from .tables import (
     find_stale_cases,
     parquet_writer_loaded,
     prefetch_parquet_writer,
+    switched_series,
     write_failures,
     write_skipped,
     write_stale,
@@ -908,6 +909,7 @@ def run_batch(
                             stale = find_stale_cases(out, found, skipped_files, root)
                             write_stale(out, stale)
                             summary.stale = len(stale)
+                            write_skipped(out, switched_series(out, found, skipped_files))
                             write_failures(out, failure_rows(out, found, summary.failures), found, root)
                             summary.tables = build_cohort_tables(out, found, root)
                             _tables_built(out, _state_count(state, "finished"), cohort, summary.tables, len(stale))

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -431,6 +432,33 @@ def write_skipped(out_root: Path, skipped: list[Skipped]) -> Path:
     path = out_root / "skipped.csv"
     _write_table(path, [{"path": s.path, "reason": s.reason} for s in skipped], SKIPPED_COLUMNS)
     return path
+
+
+SWITCHED = "series_switched: "  # the flag of a case that read another series of its study than discovery chose
+
+
+def switched_series(out_root: Path, cases: Sequence[Case], skipped: list[Skipped]) -> list[Skipped]:
+    """``skipped`` with the series that a case read instead of the one chosen first (flag ``series_switched``) said
+    so: skipped.csv is written before the analysis, and had listed the series read as one the case does not read
+    (review)."""
+    read_instead: dict[str, str] = {}
+    for case in cases:
+        folder = case_dir(out_root, case.case_id)
+        if case.series is None or not holds_case(case, folder) or not is_finished(folder):
+            continue
+        try:
+            doc = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # unreadable: the tables leave its rows out and say so
+            continue
+        flags, source = doc.get("flags"), doc.get("input")
+        why = next((f for f in flags if isinstance(f, str) and f.startswith(SWITCHED)), None) if flags else None
+        series = source.get("series") if isinstance(source, dict) else None
+        uid = series.get("series_uid") if isinstance(series, dict) else None
+        if why and isinstance(uid, str):
+            read_instead[uid] = (
+                f"read by case {case.case_id} instead of the series chosen first: {why[len(SWITCHED) :]}"
+            )
+    return [replace(s, reason=read_instead[s.series_uid]) if s.series_uid in read_instead else s for s in skipped]
 
 
 def failure_rows(out_root: Path, cases: list[Case], this_run: list[CaseStatus]) -> list[CaseStatus]:

@@ -143,7 +143,9 @@ def run_info(args: argparse.Namespace) -> int:
     lines = [f"{summary['path']}  ({summary['format']})", *_series_lines(series_list)]
     lines += [
         f"shape        {tuple(scan.shape)}",
-        f"spacing (mm) {tuple(round(s, 4) for s in scan.spacing)}",
+        f"spacing (mm) {tuple(round(s, 4) for s in scan.spacing)}"
+        # the estimate marked where the figure is read, not in a log line above it (user test)
+        + (" (estimated from the vertebral bodies: --pixel-spacing auto)" if estimated else ""),
         f"orientation  {summary['orientation']} (direction each array axis points to, RAS+ world"
         + ("; assumed: the header gives none, sform and qform codes 0)" if scan.source.orientation_unknown else ")"),
         f"data type    {summary['dtype']}"

@@ -119,10 +119,13 @@ def test_an_empty_root_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture
     root.mkdir()
     with pytest.raises(ScanReadError, match="no inputs found under .*: it is empty"):
         run_batch(root, tmp_path / "out", formats=("json",))
+    assert not (tmp_path / "out").exists()  # the folder it made is removed: nothing in it to read (user test)
     (root / "notes.txt").write_text("no scan here")
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out2")]) == 1
     err = capsys.readouterr().err
-    assert "no inputs found under" in err and "skipped.csv" in err and len(err.strip().splitlines()) == 1
+    assert "no inputs found under" in err and "the 1 entry there is listed in" in err
+    assert len(err.strip().splitlines()) == 1
+    assert {p.name for p in (tmp_path / "out2").iterdir()} == {"skipped.csv", ".openspine-batch-1-of-1.lock"}
     # pointed at the output folder of an earlier run, it says that the tables there are not this run's
     (tmp_path / "out2" / "cases.csv").write_text("case\n")
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out2")]) == 1

@@ -101,6 +101,10 @@ def test_info_shows_the_estimated_pixel_size(tmp_path: Path, capsys: pytest.Capt
     summary = json.loads(capsys.readouterr().out)
     assert 1 / 1.5 < summary["spacing_mm"][0] / true_mm < 1.5
     assert summary["pixel_spacing_estimated"].startswith("pixel_spacing_estimated: ")
+    # the text form marks the estimate on the line that gives it (it had been said in a log line only)
+    assert main(["-q", "info", str(png), "--pixel-spacing", "auto"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("spacing (mm)"))
+    assert line.endswith("(estimated from the vertebral bodies: --pixel-spacing auto)"), line
 
 
 def test_sizes_tried_keep_a_wide_short_picture_within_what_the_detector_reads() -> None:

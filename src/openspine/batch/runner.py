@@ -833,8 +833,9 @@ def run_batch(
     spacings = read_spacing_table(pixel_spacing_table, root) if pixel_spacing_table is not None else None
     _require_for_formats(formats, root, config)
     refuse_output_inside(root, out_root)  # before the folder is made: it would be a case
+    made = not Path(out_root).exists()
     out = prepare_output_dir(out_root)
-    with OutputLock(out, part):
+    with OutputLock(out, part) as lock:
         (out / "cases").mkdir(exist_ok=True)
         removed = remove_stale_temporaries(out)
         if removed:
@@ -846,9 +847,12 @@ def run_batch(
         write_skipped(out, skipped_files)
         if not found:  # a wrong or empty root must not pass as a successful run
             n = len(skipped_files)
-            why = f"the {n} entries there are listed in {out / 'skipped.csv'} with the reason" if n else "it is empty"
+            listed = "the 1 entry there is" if n == 1 else f"the {n} entries there are"
+            why = f"{listed} listed in {out / 'skipped.csv'} with the reason" if n else "it is empty"
             # a wrong root given with an earlier run's output folder: its tables are that run's, not this one's
             earlier = f"; the cohort tables in '{out}' are an earlier run's" if (out / "cases.csv").exists() else ""
+            if made:  # a mistyped root leaves no output folder of empty files behind, nor one with nothing to read
+                _unmake(out, lock.path, keep_skipped=n > 0)
             raise ScanReadError(f"no inputs found under '{root}': {why}{earlier}")
         cases = select_part(found, part)
         adopt_moved_folders(out, cases, found)
@@ -928,6 +932,18 @@ def run_batch(
                 raise BatchInterrupted(len(seen), len(todo), len(cases) - len(todo), building_tables) from exc
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _unmake(out: Path, lock_file: Path, keep_skipped: bool) -> None:
+    """Remove what a run that found no case made in the output folder it created: the empty ``cases/``, and, where
+    skipped.csv has no entry to read, the folder itself."""
+    (out / "cases").rmdir()
+    if keep_skipped:
+        return
+    for made in ("skipped.csv", lock_file.name):
+        (out / made).unlink(missing_ok=True)
+    with suppress(OSError):  # a file put there meanwhile: the folder stays
+        out.rmdir()
 
 
 def say_unlisted(spacings: PictureSpacings, found: list[Case]) -> None:

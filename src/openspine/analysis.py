@@ -165,9 +165,14 @@ def _lumbar_series_instead(
 
 def _series_words(result: AnalysisResult) -> str:
     """'T2_TSE_SAG_1 (--series 1)': a series as the flags name it, with what --series takes."""
+    from .io.dicom import stack_words
+
     series = result.input.series or {}
-    name = series.get("series_description") or "series"
+    stack = stack_words(str(series.get("series_uid") or ""))
+    name = (series.get("series_description") or "series") + stack
     number = series.get("series_number")
+    if stack:  # the stacks of one series share its number: their UID with the stack names them
+        return f"{name} (--series '{series['series_uid']}')"
     return f"{name} (--series {number})" if number is not None else name
 
 

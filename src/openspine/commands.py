@@ -51,11 +51,13 @@ def _spacing_arg(values: list[str] | None, what: str = "--pixel-spacing") -> Pix
 def _series_lines(series_list: list[dict[str, Any]]) -> list[str]:
     """``openspine info``'s lines of a study's DICOM series: index, number, description, plane, sequence, size and
     role (a NIfTI's one entry names no series: no line)."""
+    from .io.dicom import stack_words
+
     rows = [s for s in series_list if "series_uid" in s]
     lines = []
     for s in rows:
         mark = "*" if s.get("chosen") else " "
-        desc = s.get("description") or ""
+        desc = (s.get("description") or "") + stack_words(s["series_uid"])
         lines.append(
             f" {mark} [{s['index']}] series {s.get('series_number', '')} {desc!s:30.30}  {s.get('plane', '')}"
             f"  {s.get('sequence_hint') or 'sequence ?'}  {s.get('n_slices', '')} slices"

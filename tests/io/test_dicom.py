@@ -1064,19 +1064,33 @@ def test_duplicate_positions(tmp_path: Path) -> None:
         read_folder(close)
 
 
-def test_two_stacks_at_different_heights_under_one_series_are_called_so(tmp_path: Path) -> None:
-    """A whole-spine study's two stations saved under one series UID, images of one size, had been refused as
-    "several images per position (echoes, time points …)" though their images lie 290 mm apart (user test)."""
+def test_two_stacks_at_different_heights_under_one_series_are_read_apart(tmp_path: Path) -> None:
+    """A whole-spine study's two stations saved under one series UID had been refused as duplicate slice positions
+    (and before that as "echoes, time points"), though their images lie 290 mm apart (user test): each stack is a
+    series of its own (a real one: tests/io/test_study.py)."""
     arr, affine = real_crop(shape=(16, 16, 4))
     ids, _ = write_series(tmp_path, arr, affine, prefix="LO")
     upper = affine.copy()
     upper[:3, 3] += (0.0, 0.0, 290.0)  # the same slices 290 mm higher
     write_series(tmp_path, arr, upper, ids=ids, prefix="UP")
-    with pytest.raises(GeometryError, match="duplicate slice positions") as err:
-        read_folder(tmp_path)
-    assert "290 mm apart within the plane" in str(err.value) and "several stacks at different heights" in str(
-        err.value
-    ), str(err.value)
+    found = list_series(tmp_path)
+    assert [s["series_uid"] for s in found] == [f"{ids.series_uid} (stack 1 of 2)", f"{ids.series_uid} (stack 2 of 2)"]
+    assert [s["n_files"] for s in found] == [4, 4] and found[0]["height_mm"][0] > found[1]["height_mm"][1]
+    lower = read_folder(tmp_path, f"{ids.series_uid} (stack 2 of 2)")
+    assert lower.shape == arr.shape and lower.source.series_uid == f"{ids.series_uid} (stack 2 of 2)"
+    assert read_folder(tmp_path, f"{ids.series_uid} (stack 1 of 2)").affine[2, 3] == lower.affine[2, 3] + 290
+    # an image 290 mm off its stack's others, alone: no station, so the series stays whole and is refused
+    stray = tmp_path / "stray"
+    write_series(stray, arr, affine, ids=(one := new_ids()), prefix="LO")
+    ds = pydicom.dcmread(next(stray.glob("LO*.dcm")))
+    ds.ImagePositionPatient = [float(v) for v in ds.ImagePositionPatient[:2]] + [
+        float(ds.ImagePositionPatient[2]) + 290
+    ]
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(stray / "UP.dcm")
+    assert [s["series_uid"] for s in list_series(stray)] == [one.series_uid]
+    with pytest.raises(GeometryError, match="290 mm apart within the plane.*several stacks at different heights"):
+        read_folder(stray)
 
 
 def test_mixed_image_sizes(tmp_path: Path) -> None:

@@ -476,6 +476,30 @@ def test_stations_whose_heights_cannot_be_compared_read_the_one_that_shows_the_l
     )
 
 
+def test_stations_saved_as_one_series_are_read_as_stations(shared_data: Path, tmp_path: Path) -> None:
+    """Two stations of a lumbar volume (fcs-vb2-13: rows 0–249 and 120–380, overlapping) saved under one series UID
+    and number: read as one they had failed the study as duplicate slice positions (user test); now each stack is a
+    series of its own, the lower station is read and graded, and the upper one is named with its stack."""
+    import openspine
+    from dicom_fixtures import _load_nifti
+
+    arr, affine = _load_nifti("fastcleverseg/fcs-vb2-13/image.nii.gz")
+    shift = np.eye(4)
+    shift[2, 3] = 18
+    arr, affine = np.array(arr[:, :, 18:58]), affine @ shift
+    ids, _ = write_series(tmp_path, np.array(arr[:250]), affine, prefix="UP")
+    shift = np.eye(4)
+    shift[0, 3] = 120
+    write_series(tmp_path, np.array(arr[120:]), affine @ shift, ids=ids, prefix="LO")
+    result = openspine.analyze(tmp_path)
+    assert result.input.series["series_uid"] == f"{ids.series_uid} (stack 2 of 2)"
+    assert result.input.series["chosen_because"].startswith("the lowest of 2 stations")
+    assert "S1" in {v.label.value for v in result.vertebrae if v.label is not None}
+    assert sum(d.graded for d in result.discs) >= 4
+    upper = openspine.analyze(tmp_path, series=f"{ids.series_uid} (stack 1 of 2)")
+    assert upper.input.series["series_uid"].endswith("(stack 1 of 2)")
+
+
 def test_a_lower_t1_station_is_named_where_the_t2_read_shows_no_lumbar_spine(shared_data: Path, tmp_path: Path) -> None:
     """A cervical T2 station above a lumbar T1 station (user test: the T2 was read, every label withheld, and the
     only series showing the lumbar spine was named nowhere but in a log line)."""

@@ -302,7 +302,8 @@ class SeriesInfo:
         size = f" of {self.rows}×{self.columns}" if self.rows and self.columns else ""
         unit = "frame" if self.multiframe else "slice"
         plural = "" if self.n_slices == 1 else "s"
-        return f"{num} {desc} {self.modality or '?'} {self.plane}, {self.n_slices} {unit}{plural}{size}"
+        stack = stack_words(self.series_uid)
+        return f"{num} {desc}{stack} {self.modality or '?'} {self.plane}, {self.n_slices} {unit}{plural}{size}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary: no file list, no paths, no patient names or IDs."""
@@ -469,7 +470,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     # a broken link may be the slice a series misses: a read error names it with the damaged files
     damaged = tuple(f"{_rel_name(p, root)} ({why})" for p, why in [*unreadable, *left_out])
     found = []
-    for uid, items in _localizers_apart(groups).items():
+    for uid, items in _stacks_apart(_localizers_apart(groups)).items():
         own = {p for p, _ in items}
         series_copies = tuple((c, f) for c, f in copies if f in own)
         own_damage = tuple(
@@ -511,6 +512,72 @@ def _localizers_apart(groups: dict[str, list[tuple[Path, Dataset]]]) -> dict[str
         out[uid + LOCALIZER_APART] = scouts
         log.info("%d localizer image(s) filed under series %s are read as a series of their own", len(scouts), uid)
     return out
+
+
+def _stacks_apart(groups: dict[str, list[tuple[Path, Dataset]]]) -> dict[str, list[tuple[Path, Dataset]]]:
+    """The stacks of single-frame images filed under one SeriesInstanceUID at different heights (a whole-spine study's
+    stations saved as one series: images far apart within the plane, most often at the same positions along the slice
+    normal)
+    as series of their own, under the UID with `` (stack K of N)`` appended, K counted from the head: read as one,
+    they had failed as duplicate slice positions (user test); apart, the study's rules choose the lowest station, as
+    they do for stations saved as series of their own. Images are one stack where a chain of them lies within
+    :data:`STACKS_APART_MM` of each other within the plane (a sheared stack drifts, slice by slice, but stays one)."""
+    out: dict[str, list[tuple[Path, Dataset]]] = {}
+    for uid, items in groups.items():
+        stacks = _stacks_within_the_plane(items)
+        if len(stacks) < 2:
+            out[uid] = items
+            continue
+        for k, stack in enumerate(stacks, 1):
+            out[f"{uid}{STACK_WORDS.format(k=k, n=len(stacks))}"] = stack
+        log.debug(
+            "series %s holds %d stacks at different heights: each is read as a series of its own", uid, len(stacks)
+        )
+    return out
+
+
+STACK_WORDS = " (stack {k} of {n})"  # appended to the UID of a stack set apart from the others of its series
+
+
+def stack_words(series_uid: str) -> str:
+    """' (stack 2 of 3)' for a stack set apart from its series (:func:`_stacks_apart`), else ''."""
+    found = re.search(r" \(stack \d+ of \d+\)$", series_uid)
+    return found.group(0) if found else ""
+
+
+def _stacks_within_the_plane(items: list[tuple[Path, Dataset]]) -> list[list[tuple[Path, Dataset]]]:
+    """``items`` split into stacks (:func:`_stacks_apart`), highest first, or ``[items]`` where they form one: a
+    series with a multi-frame file, or images without geometry or of several orientations, is left whole."""
+    if len(items) < 4 or any(_is_enhanced(ds) or _n_frames(ds) > 1 for _, ds in items):
+        return [items]
+    positions, orientations = [], []
+    for _, ds in items:
+        pos, iop = _try_floats(ds.get("ImagePositionPatient"), 3), _try_floats(ds.get("ImageOrientationPatient"), 6)
+        if pos is None or iop is None:
+            return [items]
+        positions.append(pos)
+        orientations.append(iop)
+    if np.abs(np.stack(orientations) - orientations[0]).max() > ORIENTATION_TOL:
+        return [items]
+    normal = np.cross(orientations[0][:3], orientations[0][3:])
+    along = np.stack(positions) @ normal
+    within = np.stack(positions) - along[:, None] * normal
+    # single linkage over the distinct places (a stack's images share one, or drift by a little where sheared): a
+    # place joins every stack holding one within STACKS_APART_MM of it
+    places, place_of = np.unique(np.round(within), axis=0, return_inverse=True)
+    group = np.arange(len(places))
+    close = np.linalg.norm(places[:, None] - places[None], axis=2) <= STACKS_APART_MM
+    for _ in range(len(places)):
+        joined = np.array([group[close[i]].min() for i in range(len(places))])
+        if (joined == group).all():
+            break
+        group = joined
+    label = group[place_of.reshape(-1)]
+    names = np.unique(label)
+    if len(names) < 2 or min(int((label == n).sum()) for n in names) < 3:  # a stray image is no station
+        return [items]
+    height = {n: float(within[label == n, 2].mean()) for n in names}  # LPS z: larger is nearer the head
+    return [[items[i] for i in np.flatnonzero(label == n)] for n in sorted(names, key=lambda n: -height[n])]
 
 
 # echo times of one acquisition's images; a pair further apart (PD and T2 echoes of one dual-echo series) are two

@@ -941,17 +941,23 @@ def test_the_summary_line_says_how_many_discs_were_graded() -> None:
     # discs left out of the levels asked are not counted against the grading (T11-T12 of a lumbar scan)
     from openspine.results import NOT_ASKED
 
+    from openspine.grading.grade import not_graded_unlabelled
+    from openspine.levels import DiscLevel
+
     def with_left_out(*discs: dict) -> str:
+        levels = [DiscLevel.parse(x) for x in ("L3-L4", "L4-L5", "L5-S1")]
         result = SimpleNamespace(
             vertebrae=[], flags=[], input=SimpleNamespace(sequence={}, field_of_view={}),
-            discs=[Disc(None, (0, 0, 0), (0, 0, 0), note=f"{NOT_ASKED} (lumbar)"),
-                   *(Disc(None, (0, 0, 0), (0, 0, 0), grades=g) for g in discs)],
+            discs=[Disc(DiscLevel.parse("T11-T12"), (0, 0, 0), (0, 0, 0), note=f"{NOT_ASKED} (lumbar)"),
+                   Disc(None, (0, 0, 0), (0, 0, 0), note=not_graded_unlabelled("unlabelled disc #2")),
+                   *(Disc(lv, (0, 0, 0), (0, 0, 0), grades=g) for lv, g in zip(levels, discs))],
         )  # fmt: skip
         return summary_line(Path("scan.png"), result)
 
-    assert "3 discs (all 2 at the levels asked graded);" in with_left_out({"p": graded}, {"p": graded})
-    assert "3 discs (1 of 2 at the levels asked graded);" in with_left_out({"p": graded}, {"p": withheld})
-    assert "2 discs (none of 1 at the levels asked graded);" in with_left_out({"p": withheld})
+    # an unlabelled disc is at no level asked (it had been counted: "2 of 3" with two levels asked; user test)
+    assert "4 discs (all 2 at the levels asked graded);" in with_left_out({"p": graded}, {"p": graded})
+    assert "4 discs (1 of 2 at the levels asked graded);" in with_left_out({"p": graded}, {"p": withheld})
+    assert "3 discs (none of 1 at the levels asked graded);" in with_left_out({"p": withheld})
 
 
 def test_a_failed_run_leaves_no_earlier_run_s_result_in_its_folder(

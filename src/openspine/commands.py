@@ -342,8 +342,12 @@ def _graded(discs: Sequence[Any]) -> str:
     read the same for a scan whose every grade was withheld."""
     if not discs:
         return ""
-    asked = [d for d in discs if d.asked]
+    # an unlabelled disc is at no level asked (it had been counted as one: "2 of 3" with two levels asked; user test)
+    asked = [d for d in discs if d.asked and d.level is not None]
     n = sum(d.graded for d in asked)
+    if not asked:  # no disc labelled at a level asked (labels withheld): what was graded of all
+        n = sum(d.graded for d in discs)
+        return f" ({'all' if n == len(discs) else n or 'none'} graded)"
     if len(asked) == len(discs):
         return f" ({'all' if n == len(discs) else n or 'none'} graded)"
     said = f"all {n}" if n == len(asked) and n else f"{n} of {len(asked)}" if n else f"none of {len(asked)}"

@@ -939,10 +939,9 @@ def test_the_summary_line_says_how_many_discs_were_graded() -> None:
     assert "2 discs (none graded);" in line({"pfirrmann": withheld}, {})
     assert "0 discs;" in line()
     # discs left out of the levels asked are not counted against the grading (T11-T12 of a lumbar scan)
-    from openspine.results import NOT_ASKED
-
     from openspine.grading.grade import not_graded_unlabelled
     from openspine.levels import DiscLevel
+    from openspine.results import NOT_ASKED
 
     def with_left_out(*discs: dict) -> str:
         levels = [DiscLevel.parse(x) for x in ("L3-L4", "L4-L5", "L5-S1")]

@@ -208,6 +208,15 @@ def test_fluid_signal_settles_an_unsure_image_call_and_questions_a_contradicted_
     assert questioned["value"] is None and questioned["best_guess"] == "T1"
     flag = uncertain_sequence_flag(questioned)
     assert flag is not None and "fluid" in flag and "T1" in flag
+    # the image's own call is kept apart: its probability had been quoted for the fluid's guess (user test)
+    assert questioned["image_reading"] == {"value": "T2", "probability": 0.9} and "probability" not in questioned
+    from openspine.scope import ModelScope
+    from openspine.vocabulary import describe_source
+
+    said = "the image reads T2, probability 0.90, but the spinal fluid's signal, x0.50 of bone, says T1"
+    assert describe_source(questioned) == said
+    why = ModelScope("grader", sequences=frozenset({"T2"})).why_not_sequence(questioned)
+    assert why is not None and why.startswith(f"the sequence is uncertain: {said}, and the grader answers only on T2")
     assert check_sequence_by_fluid(sure_t2, 1.2)["value"] == "T2"  # between the thresholds: no say
     header = {"value": "T2", "source": "header"}
     assert check_sequence_by_fluid(header, 0.3) == header  # the header is checked by check_named_sequence

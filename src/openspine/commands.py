@@ -370,6 +370,11 @@ def summary_line(path: Path, result: Any) -> str:
             f"sequence unsure (the {said_by} says {seq.get('header')}, the {set_aside_by(seq)} reads "
             f"{seq.get('best_guess')})"
         )
+    elif seq.get("contradicted_by") == "csf_over_body":  # two witnesses that disagree, both named
+        reading = seq.get("image_reading") or {}
+        parts.append(
+            f"sequence unsure (the image reads {reading.get('value')}, the spinal fluid {seq.get('best_guess')})"
+        )
     elif seq:  # the line names the sequence always: an unsure reading says so (its flag follows)
         guess = f", {seq['best_guess']} likeliest" if seq.get("best_guess") else ""
         parts.append(f"sequence unsure ({seq.get('source') or 'not read'}{guess})")

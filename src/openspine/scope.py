@@ -171,6 +171,11 @@ class ModelScope:
                 f"and the {self.model} answers only on a sequence both agree is {trained}; give --sequence if you "
                 "know it"
             )
+        if value is None and guess is not None and seq.get("contradicted_by") == "csf_over_body":
+            return (
+                f"the sequence is uncertain: {describe_source(seq)}, and the {self.model} answers only on "
+                f"{trained}; give --sequence if you know it{_size_hint(seq)}"
+            )
         if value is None and guess is not None and guess not in self.sequences:
             return (
                 f"the {self.model} was {self.learnt} {trained} only; the sequence is uncertain and the image looks "
@@ -267,7 +272,10 @@ def check_sequence_by_fluid(
         seq.update(value=measured, settled_by="csf_over_body")
         seq.pop("best_guess", None)
     elif value != measured:
-        seq.update(value=None, best_guess=measured, contradicted_by="csf_over_body")
+        # the image's own reading kept apart: its probability had been quoted for the fluid's guess ("looks more
+        # like T2 but not surely, probability 0.93" where the image read T1 at 0.93; user test)
+        image_reading = {"value": value, "probability": seq.pop("probability", None)}
+        seq.update(value=None, best_guess=measured, contradicted_by="csf_over_body", image_reading=image_reading)
     return seq
 
 
@@ -1140,7 +1148,7 @@ def uncertain_sequence_flag(sequence: Mapping[str, Any]) -> str | None:
                 f"it stands it looks most like {sequence['best_guess']})"
             )
         elif sequence.get("contradicted_by"):
-            why = f"the spinal fluid's signal (x{sequence['csf_over_body']} of bone) says {sequence['best_guess']}"
+            why = describe_source(sequence)  # both witnesses: the image's reading and the fluid's
         else:
             why = (
                 f"the image looks most like {sequence['best_guess']} "

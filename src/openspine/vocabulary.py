@@ -66,6 +66,13 @@ def describe_source(item: Mapping[str, Any] | None) -> str:
     said_by = item.get("header_is") or "header"  # a BIDS file name's word is no header's
     if item.get("contradicted_by") == "image":  # a header's word set aside (scope.check_named_sequence)
         return f"the {said_by} says {item.get('header')}, but {against_header_text(item)}"
+    reading = item.get("image_reading")
+    if item.get("contradicted_by") == "csf_over_body" and isinstance(reading, Mapping):  # scope.check_sequence_by_fluid
+        sure = f", probability {float(reading['probability']):.2f}" if reading.get("probability") is not None else ""
+        return (
+            f"the image reads {reading.get('value')}{sure}, but the spinal fluid's signal, "
+            f"x{float(item['csf_over_body']):.2f} of bone, says {item.get('best_guess')}"
+        )
     text = f"from the {said_by if src == 'header' else src}" + (
         f", probability {float(p):.2f}" if p is not None else ""
     )

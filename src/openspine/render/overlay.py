@@ -280,6 +280,9 @@ def _role(sequence: Any, fallback: str) -> str:
     if seq.get("header") and seq.get("best_guess"):  # a header's word set aside
         said_by, read_by = seq.get("header_is") or "header", set_aside_by(seq)
         return f"sequence unsure ({said_by} {seq['header']}, {read_by} {seq['best_guess']})"
+    reading = seq.get("image_reading")
+    if seq.get("contradicted_by") == "csf_over_body" and isinstance(reading, dict):  # both witnesses named
+        return f"sequence unsure (image {reading.get('value')}, spinal fluid {seq.get('best_guess')})"
     if seq.get("best_guess"):
         return f"sequence unsure ({seq['best_guess']} likeliest)"
     return fallback

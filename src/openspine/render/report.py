@@ -134,6 +134,8 @@ def _recognised(item: Any) -> str:
     """'T2 (from the header)', 'lumbar (from the detection)', 'unknown'."""
     if not item or item.get("value") is None:
         guess = f"; best guess {item['best_guess']}" if item and item.get("best_guess") else ""
+        if item and item.get("contradicted_by") == "csf_over_body":  # the two witnesses, as the flag names them
+            guess = f": {describe_source(item)}"
         return f"unknown{guess}"
     read_as = "; read mirrored" if item.get("read_mirrored") else ""  # a picture shown with the front on the right
     return f"{item['value']} ({describe_source(item)}{read_as})"

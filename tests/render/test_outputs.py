@@ -11,6 +11,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -105,6 +106,36 @@ def test_dicom_seg_and_sr_reference_the_source_series(dicom_result, tmp_path: Pa
     made_by = {item.ManufacturerModelName: item.ContributionDescription for item in sr.ContributingEquipmentSequence}
     assert set(made_by) == {m.name for m in result.models}
     assert all(f"sha256 {m.sha256}" in made_by[m.name] for m in result.models)
+
+
+def test_the_sr_says_why_a_label_or_grade_is_withheld_and_carries_the_flags(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A withheld grade or label was an empty group in the SR, and no flag was in it: a PACS reader saw silent gaps
+    where result.json, the CSVs and the report say why (user test)."""
+    pytest.importorskip("highdicom")
+    result, _, _, _ = dicom_result
+    disc = result.discs[0]
+    withheld = Grade(None, None, available=False, note="withheld: the sequence is uncertain")
+    grades = {Grading.PFIRRMANN: withheld, Grading.MARROW_CHANGE: withheld, Grading.HERNIATION: Grade(0, {"0": 0.9})}
+    body = dataclasses.replace(result.vertebrae[0], label=None, note="label withheld: cervical spine in view")
+    flags = ("sequence_uncertain: the image looks most like T2 (probability 0.70)",)
+    result = dataclasses.replace(
+        result, vertebrae=(body,), discs=(dataclasses.replace(disc, grades=grades),), flags=flags
+    )
+    files = write_result(result, tmp_path / "out", "sr")
+    comments: list[str] = []
+
+    def walk(items: Any) -> None:
+        for item in items:
+            if item.get("ValueType") == "TEXT" and item.ConceptNameCodeSequence[0].CodeMeaning == "Comment":
+                comments.append(str(item.TextValue))
+            walk(item.get("ContentSequence", []))
+
+    walk(pydicom.dcmread(files["measurements_sr.dcm"]).ContentSequence)
+    assert comments == [
+        "label withheld: cervical spine in view",
+        "pfirrmann, marrow_change: withheld: the sequence is uncertain",
+        flags[0],
+    ], comments
 
 
 def test_the_seg_holds_the_label_map_voxel_for_voxel(dicom_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -162,6 +162,18 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
             uid=hd.UID(), name="openspine", manufacturer_name="openspine", model_name=__version__
         ),
     )
+
+    def commented(group: Any, notes: list[str]) -> Any:
+        """``group`` with each note as a TEXT "Comment" item: why a label or grade is withheld, which a PACS reader
+        had seen as a silent gap (user test)."""
+        for note in dict.fromkeys(n for n in notes if n):
+            group[0].ContentSequence.append(
+                hd.sr.TextContentItem(
+                    name=codes.DCM.Comment, value=note, relationship_type=hd.sr.RelationshipTypeValues.HAS_PROPERTIES
+                )
+            )
+        return group
+
     groups = []
     for v in result.vertebrae:
         label = v.label.value if v.label else "unknown"
@@ -181,11 +193,14 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
                 else None,
             )
         )
+        commented(groups[-1], [v.note or ""])
     for d in result.discs:
         level = d.level.value if d.level else "unknown"
         evaluations, measurements = [], []
+        why_not: dict[str, list[str]] = {}  # a note → the gradings it applies to (one reason withholds most)
         for key, g in d.grades.items():
             if not g.available or g.grade is None:
+                why_not.setdefault(g.note or "", []).append(grading_name(key))
                 continue
             grading = grading_name(key)
             name = private(grading, grading.replace("_", " "))
@@ -210,6 +225,7 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
                 measurements=measurements or None,
             )
         )
+        commented(groups[-1], [d.note or "", *(f"{', '.join(g)}: {n}" for n, g in why_not.items() if n)])
     if not groups:
         raise OutputError("nothing was detected, so there are no measurements to report")
     report = hd.sr.MeasurementReport(
@@ -218,6 +234,13 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
         imaging_measurements=groups or None,
         referenced_images=sources,
     )
+    # the result's flags, as result.json, the report and the overlay give them
+    for flag in result.flags:
+        report[0].ContentSequence.append(
+            hd.sr.TextContentItem(
+                name=codes.DCM.Comment, value=flag, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+            )
+        )
     sr = hd.sr.Comprehensive3DSR(
         evidence=sources,
         content=report,

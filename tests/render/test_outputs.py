@@ -288,6 +288,12 @@ def test_the_report_names_a_pictures_frame_and_reads_no_orientation_of_a_refused
     header = "centroid (mm from the picture's top-left corner, axes RAS+)"
     assert header in render_report(_one_disc_result(0.9, format="image"), None)
     assert "centroid (mm, RAS+)" in render_report(_one_disc_result(0.9, format="nifti"), None)
+    # read mirrored (front on the right), its positions count from the top-right corner (user test: "top-left")
+    mirrored = _one_disc_result(0.9, format="image")
+    mirrored = dataclasses.replace(
+        mirrored, input=dataclasses.replace(mirrored.input, way_round={"value": "x", "read_mirrored": True})
+    )
+    assert "centroid (mm from the picture's top-right corner, axes RAS+)" in render_report(mirrored, None)
     refused = dataclasses.replace(
         _one_disc_result(0.9, plane={"value": "axial", "source": "image"}), out_of_scope="the image looks axial"
     )

@@ -173,7 +173,9 @@ def _vertebrae_section(result: AnalysisResult) -> list[str]:
     parts: list[str] = []
     parts.append(f"<h2>Vertebrae ({len(result.vertebrae)})</h2>")
     if result.vertebrae:
-        frame = "mm from the picture's top-left corner, axes RAS+" if result.input.format == "image" else "mm, RAS+"
+        # a picture read mirrored (its front on the right) is counted from its top-right corner (user test)
+        corner = "top-right" if (result.input.way_round or {}).get("read_mirrored") else "top-left"
+        frame = f"mm from the picture's {corner} corner, axes RAS+" if result.input.format == "image" else "mm, RAS+"
         parts.append(f"<table><tr><th>level</th><th>score</th><th>centroid ({frame})</th><th>note</th></tr>")
         for v in result.vertebrae:
             mm = ", ".join(f"{c:.1f}" for c in v.centroid_mm)

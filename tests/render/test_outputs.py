@@ -288,6 +288,12 @@ def test_the_report_names_a_pictures_frame_and_reads_no_orientation_of_a_refused
     header = "centroid (mm from the picture's top-left corner, axes RAS+)"
     assert header in render_report(_one_disc_result(0.9, format="image"), None)
     assert "centroid (mm, RAS+)" in render_report(_one_disc_result(0.9, format="nifti"), None)
+    # the levels asked, as given: the paragraph had named the default under --levels (user test)
+    default = render_report(_one_disc_result(0.9), None)
+    assert "Discs outside the levels asked for (default T12-L1 … L5-S1;" in default
+    asked = _one_disc_result(0.9)
+    asked = dataclasses.replace(asked, parameters={**asked.parameters, "grade_levels": ["L4-L5", "L5-S1"]})
+    assert "Discs outside the levels asked for (here L4-L5, L5-S1;" in render_report(asked, None)
     # read mirrored (front on the right), its positions count from the top-right corner (user test: "top-left")
     mirrored = _one_disc_result(0.9, format="image")
     mirrored = dataclasses.replace(

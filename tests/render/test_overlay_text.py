@@ -252,6 +252,10 @@ def test_a_narrow_overlay_wraps_its_legend_and_disclaimer_rather_than_cut_them(d
         assert words(marks) == words(MARKS) and words(disclaimer) == words([DISCLAIMER])  # nothing lost or cut
         assert all(measure(line) <= width - 20 for line in marks + disclaimer)
     assert len(marks_lines(400, measure)) > 1 and len(marks_lines(2000, measure)) == 1
+    # --levels names the levels graded: the discs outside them are "not graded" with no flag to say why (user test)
+    asked = " ".join(marks_lines(1000, measure, ["L4-L5", "L5-S1"]))
+    assert asked.endswith("graded only at the levels asked: L4-L5, L5-S1")
+    assert marks_lines(1000, measure, "all") == marks_lines(1000, measure)
     narrow, wide = demo.overlay(width=500), demo.overlay(width=1000)
     assert narrow.width == 500 and wide.width == 1000
 

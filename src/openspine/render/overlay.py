@@ -339,7 +339,7 @@ def _render_series(
     font, small = _font(max(14, width // 55)), _font(small_px)
     banner = banner_lines(result, width, lambda text: small.getlength(printable(text)))
     banner_h = (len(banner) * (small_px + 4) + 8) if banner else 0
-    marks = marks_lines(width, lambda text: small.getlength(printable(text)))
+    marks = marks_lines(width, lambda text: small.getlength(printable(text)), result.parameters.get("grade_levels"))
     disclaimer = disclaimer_lines(width, lambda text: small.getlength(printable(text)))
     title_h = 44 + banner_h
     # the colour scale's row, then the marks and the disclaimer, and a margin below: all grow with the font
@@ -580,10 +580,16 @@ MARKS = (
 )
 
 
-def marks_lines(width: int, measure: Callable[[str], float]) -> list[str]:
+def marks_lines(width: int, measure: Callable[[str], float], levels_asked: Any = None) -> list[str]:
     """What the marks mean (:data:`MARKS`), joined by '; ' on as few lines as fit ``width`` pixels: a narrow overlay
-    wraps the legend rather than cut it at its right edge."""
-    return _joined(MARKS, "; ", width, measure)
+    wraps the legend rather than cut it at its right edge. ``levels_asked``, a list (``--levels``), is named: the
+    discs outside it are marked "not graded" (with no flag, the overlay had not said why; user test)."""
+    asked = (
+        [f"graded only at the levels asked: {', '.join(map(str, levels_asked))}"]
+        if isinstance(levels_asked, list) and levels_asked
+        else []
+    )
+    return _joined((*MARKS, *asked), "; ", width, measure)
 
 
 def disclaimer_lines(width: int, measure: Callable[[str], float]) -> list[str]:

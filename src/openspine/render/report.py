@@ -167,6 +167,16 @@ def estimated_spacing(flags: tuple[str, ...] | list[str], which: str = "") -> bo
     return any(f.startswith(f"pixel_spacing_estimated{which}:") for f in flags)
 
 
+def _levels_asked(asked: Any) -> str:
+    """The levels asked for, as the run gave them: 'here L4-L5, L5-S1' for a list (--levels), else the default (the
+    paragraph had named the default under --levels; user test)."""
+    if isinstance(asked, list) and asked:
+        return f"here {', '.join(str(a) for a in asked)}"
+    if asked == "all":
+        return "here all"
+    return "default T12-L1 … L5-S1"
+
+
 def _vertebrae_section(result: AnalysisResult) -> list[str]:
     """The table of vertebrae: level, score (low ones highlighted), centroid, note."""
     e = html.escape
@@ -202,8 +212,8 @@ def _discs_section(result: AnalysisResult, meaning: Mapping[str, str]) -> list[s
             "differs (it favours rare findings: more found, more false alarms), it follows as 'balanced: k'. "
             f"Cells below {LOW_CONFIDENCE:.0%} are highlighted; 'n/a' = not available from the model used; "
             "'withheld' = outside the model's scope (hover for why); '+T1' = read from the T1 series too. Discs "
-            "outside the levels asked for (default T12-L1 … L5-S1; --levels all grades every labelled one), and "
-            "discs whose level is unknown ('?'), are not graded ('—').</p>"
+            f"outside the levels asked for ({e(_levels_asked(result.parameters.get('grade_levels')))}; --levels all "
+            "grades every labelled one), and discs whose level is unknown ('?'), are not graded ('—').</p>"
         )
         if estimated_spacing(result.flags):  # the grader's crops are cut at the estimated scale
             parts.append(

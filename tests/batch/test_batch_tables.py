@@ -68,3 +68,16 @@ def test_the_spool_gives_back_its_rows_in_order(tmp_path: Path) -> None:
     assert list(spool.stats) == ["case", "grade", "name"]
     spool.close()
     assert list(tmp_path.iterdir()) == []  # nothing left in the output folder
+
+
+def test_cases_csv_gives_the_likeliest_sequence_where_it_is_unknown() -> None:
+    """A header's word set aside had shown an empty sequence beside source "header", as if the header had said
+    nothing (user test); the likeliest sequence is in its own column."""
+    from openspine.batch.tables import CASE_COLUMNS, _case_row
+
+    sequence = {"value": None, "source": "header", "header": "T2", "best_guess": "other", "contradicted_by": "image"}
+    row = _case_row({"flags": []}, {"sequence": sequence})
+    assert (row["sequence"], row["sequence_source"], row["sequence_best_guess"]) == (None, "header", "other")
+    assert list(row) == CASE_COLUMNS
+    sure = _case_row({"flags": []}, {"sequence": {"value": "T2", "source": "header"}})
+    assert sure["sequence_best_guess"] is None

@@ -53,6 +53,7 @@ CASE_COLUMNS = [
     "chosen_because",
     "sequence",
     "sequence_source",
+    "sequence_best_guess",
     "field_of_view",
     "vertebrae",
     "labelled",
@@ -141,6 +142,9 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
         "chosen_because": series.get("chosen_because"),
         "sequence": reading("sequence").get("value"),
         "sequence_source": reading("sequence").get("source"),
+        # where the sequence is unknown: the likeliest one (a header's word set aside had shown an empty sequence
+        # beside source "header", as if the header had said nothing; user test)
+        "sequence_best_guess": reading("sequence").get("best_guess"),
         "field_of_view": reading("field_of_view").get("value"),
         "vertebrae": len(vertebrae),
         "labelled": sum(1 for v in vertebrae if v.get("label")),
@@ -285,7 +289,8 @@ def _valid_text(text: str) -> str:
 _TEXT_COLUMNS = frozenset(
     {"case", "input", "subject", "session", "acquisition", "run"}
     | {"label", "level", "grading", "probabilities", "series", "note"}
-    | {"format", "series_description", "chosen_because", "sequence", "sequence_source", "field_of_view"}
+    | {"format", "series_description", "chosen_because", "sequence", "sequence_source", "sequence_best_guess"}
+    | {"field_of_view"}
     | {"t1", "t1_not_used", "out_of_scope", "withheld", "all_flags", "models"}
 )  # a subject 01 stays 01; a column of cases.csv empty in one cohort is still text
 

@@ -289,8 +289,10 @@ def test_the_report_names_a_pictures_frame_and_reads_no_orientation_of_a_refused
     assert header in render_report(_one_disc_result(0.9, format="image"), None)
     assert "centroid (mm, RAS+)" in render_report(_one_disc_result(0.9, format="nifti"), None)
     # the levels asked, as given: the paragraph had named the default under --levels (user test)
-    default = render_report(_one_disc_result(0.9), None)
-    assert "Discs outside the levels asked for (default T12-L1 … L5-S1;" in default
+    default = _one_disc_result(0.9)
+    levels = ["T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    default = dataclasses.replace(default, parameters={**default.parameters, "grade_levels": levels})
+    assert "Discs outside the levels asked for (default T12-L1 … L5-S1;" in render_report(default, None)
     asked = _one_disc_result(0.9)
     asked = dataclasses.replace(asked, parameters={**asked.parameters, "grade_levels": ["L4-L5", "L5-S1"]})
     assert "Discs outside the levels asked for (here L4-L5, L5-S1;" in render_report(asked, None)

@@ -256,6 +256,8 @@ def test_a_narrow_overlay_wraps_its_legend_and_disclaimer_rather_than_cut_them(d
     asked = " ".join(marks_lines(1000, measure, ["L4-L5", "L5-S1"]))
     assert asked.endswith("graded only at the levels asked: L4-L5, L5-S1")
     assert marks_lines(1000, measure, "all") == marks_lines(1000, measure)
+    default = ["T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]  # result.json's parameters hold the default so
+    assert marks_lines(1000, measure, default) == marks_lines(1000, measure)
     narrow, wide = demo.overlay(width=500), demo.overlay(width=1000)
     assert narrow.width == 500 and wide.width == 1000
 

@@ -170,7 +170,9 @@ def estimated_spacing(flags: tuple[str, ...] | list[str], which: str = "") -> bo
 def _levels_asked(asked: Any) -> str:
     """The levels asked for, as the run gave them: 'here L4-L5, L5-S1' for a list (--levels), else the default (the
     paragraph had named the default under --levels; user test)."""
-    if isinstance(asked, list) and asked:
+    from ..levels import LUMBAR_DISCS
+
+    if isinstance(asked, list) and asked and asked != [lv.value for lv in LUMBAR_DISCS]:  # not the default
         return f"here {', '.join(str(a) for a in asked)}"
     if asked == "all":
         return "here all"

@@ -122,3 +122,38 @@ def test_a_picture_refused_before_its_pixel_size_was_estimated_says_its_sizes_ar
     from openspine.render.report import render_report
 
     assert "estimated, not from the file" in render_report(result, None)
+
+
+def test_an_oblique_volume_is_read_where_its_spine_reads_more_surely(tmp_path: Path) -> None:
+    """A 1 mm volume turned 30° about the front-to-back axis: whose affine alone is turned (the spine lies along its
+    grid, as a slab planned along it) had been resliced onto the world axes and lost its labels and grades (user
+    test); it is now read on its own grid. The same anatomy resampled onto a turned grid (the spine along the world
+    axes) is still resliced. Each keeps the lumbar labels of the volume as stored (a train volume).
+    Each reading of an oblique volume costs one more detection of each layout."""
+    from scipy import ndimage
+
+    from .conftest import shared_data_or_skip
+
+    data = shared_data_or_skip()
+    img = nib.load(data / "fastcleverseg/fcs-vb2-07/image.nii.gz")
+    arr, aff = np.asarray(img.dataobj).astype(np.float32), np.asarray(img.affine, float)
+    a = np.radians(30.0)
+    turn = np.eye(4)
+    turn[0, 0], turn[0, 2], turn[2, 0], turn[2, 2] = np.cos(a), -np.sin(a), np.sin(a), np.cos(a)  # about A-P (y)
+    centre = aff @ np.r_[(np.array(arr.shape) - 1) / 2, 1.0]
+    to_origin, back = np.eye(4), np.eye(4)
+    to_origin[:3, 3], back[:3, 3] = -centre[:3], centre[:3]
+    turned = back @ turn @ to_origin @ aff
+    nib.save(nib.Nifti1Image(arr, turned), tmp_path / "grid.nii.gz")  # the affine alone turned
+    m = np.linalg.inv(aff) @ turned  # the anatomy kept where it was, sampled on the turned grid
+    world = ndimage.affine_transform(arr, m[:3, :3], offset=m[:3, 3], order=1)
+    nib.save(nib.Nifti1Image(world, turned), tmp_path / "world.nii.gz")
+    stored = [v.label for v in openspine.analyze(data / "fastcleverseg/fcs-vb2-07/image.nii.gz").vertebrae]
+    for name, how in (("grid", "read on its own grid"), ("world", "resliced onto the scanner's axes")):
+        result = openspine.analyze(tmp_path / f"{name}.nii.gz")
+        (flag,) = [f for f in result.flags if f.startswith("oblique_volume: ")]
+        assert f"lie 30° off the scanner's; it was {how}" in flag, flag
+        # the turned grid of the resampled one cuts the volume's corners: some bodies at its ends are lost
+        labels = {v.label.value for v in result.vertebrae if v.label is not None}
+        assert {"L1", "L2", "L3", "L4", "L5"} <= labels <= {lv.value for lv in stored if lv is not None}, name
+        assert sum(d.graded for d in result.discs) >= 4, name

@@ -255,6 +255,36 @@ def test_oblique_isotropic_volume_is_resliced_to_sagittal() -> None:
         assert index == min(max(round(float(expected_index)), 0), arr.shape[ax] - 1)
 
 
+def test_an_oblique_volume_reads_two_ways_only_where_its_grid_is_near_sagittal() -> None:
+    """A near-isotropic volume turned more than 20° can be resliced onto world axes or read on its own grid (its axis
+    nearest left-right within 45° of it); a stack, or a volume turned less, reads one way."""
+
+    def rotation(axis: int, degrees: float) -> np.ndarray:
+        c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        i, j = [(1, 2), (0, 2), (0, 1)][axis]
+        rot = np.eye(3)
+        rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
+        return rot
+
+    def turned(
+        axis: int, degrees: float, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0), then: float = 0.0
+    ) -> Scan:
+        rot = rotation(1, then) @ rotation(axis, degrees)
+        aff = np.eye(4)
+        ipr = SAGITTAL_IPR[:3, :3] / np.linalg.norm(SAGITTAL_IPR[:3, :3], axis=0)  # unit axes: rows I, cols P, R
+        aff[:3, :3] = rot @ ipr @ np.diag(spacing)
+        return Scan(np.zeros((20, 20, 20), np.float32), aff)
+
+    assert turned(1, 30).reads_two_ways and turned(2, 40).reads_two_ways and turned(0, 35).reads_two_ways
+    assert not turned(1, 15).reads_two_ways  # permuted, as before
+    assert turned(2, 50).reads_two_ways  # another of its axes now lies within 45° of left-right
+    # turned about two axes so that every axis lies 55° off left-right: no grid slice is sagittal, resliced only
+    assert not turned(2, 45, then=35.26).reads_two_ways
+    assert not turned(1, 30, (1.0, 1.0, 4.0)).reads_two_ways  # a stack: read on its own grid always
+    grid, world = turned(1, 30).to_sagittal(reslice=False), turned(1, 30).to_sagittal()
+    assert not grid.resliced and world.resliced and grid.scan.shape == (20, 20, 20)
+
+
 def test_a_picture_read_mirrored_keeps_its_voxels_and_shows_the_front_on_the_other_side() -> None:
     from openspine.io.image2d import picture_affine
 

@@ -217,8 +217,26 @@ class Scan:
         return Scan(self.array, geometry.reversed_axis(self.affine, ax, self.shape[ax]), self.source)
 
     # --- analysis layout --------------------------------------------------------------------------
-    def to_sagittal(self) -> SagittalView:
-        """The scan in the internal sagittal layout, or a clear refusal for a non-sagittal stack."""
+    @property
+    def reads_two_ways(self) -> bool:
+        """Whether the scan is a near-isotropic 3D volume turned more than :data:`OBLIQUE_RESLICE_DEGREES` off the
+        world axes whose axis nearest left-right still lies within 45° of it: it can be resliced onto world axes
+        (the default of :meth:`to_sagittal`) or read on its own grid, as a stack so turned is. Which shows the spine
+        better depends on whether the anatomy lies along the grid (a slab planned along the spine) or along the
+        world; the analysis reads both (user test: a volume whose affine alone was turned 30° had been resliced,
+        its labels and grades lost)."""
+        if len(self.shape) != 3 or self.slice_axis is not None:
+            return False
+        if geometry.obliquity_degrees(self.affine) <= OBLIQUE_RESLICE_DEGREES:
+            return False
+        dirs = np.abs(geometry.axis_directions(self.affine))  # columns: each array axis's world direction
+        nearest = int(np.argmax(dirs[0]))  # the axis nearest left-right
+        return float(dirs[0, nearest]) >= float(dirs[1:, nearest].max())
+
+    def to_sagittal(self, reslice: bool | None = None) -> SagittalView:
+        """The scan in the internal sagittal layout, or a clear refusal for a non-sagittal stack. A near-isotropic
+        volume turned more than :data:`OBLIQUE_RESLICE_DEGREES` off the world axes is resliced onto them, unless
+        ``reslice`` is False (read on its own grid, :attr:`reads_two_ways`)."""
         if sum(n == 1 for n in self.shape) >= 2:  # a line of pixels: no plane, nothing to call axial or sagittal
             raise OutOfScopeError(
                 f"the image is a line of pixels ({' × '.join(str(n) for n in self.shape)}): a spine needs a plane of "
@@ -244,7 +262,8 @@ class Scan:
                     plane={"value": plane, "source": "geometry"},
                 )
         arr: NDArray[Any]
-        if axis is None and geometry.obliquity_degrees(self.affine) > OBLIQUE_RESLICE_DEGREES:
+        oblique = geometry.obliquity_degrees(self.affine) > OBLIQUE_RESLICE_DEGREES
+        if axis is None and (oblique if reslice is None else reslice and oblique):
             # an oblique 3D volume: no permutation gives sagittal slices, so reslice (interpolating)
             arr, aff = geometry.resample_to_internal(self.array, self.affine, min(self.spacing))
         else:

@@ -213,3 +213,24 @@ def test_a_sequence_outside_the_cards_scope_withholds_every_requested_disc(grade
     assert any(f.startswith("grades_withheld: L4-L5, L5-S1 (") and "T2 only" in f for f in out.flags), out.flags
     t2 = grade(view, fake_detection(view, geoms), grader=scoped, sequence={"value": "T2", "source": "header"})
     assert any(g.available for d in t2.discs for g in d.grades.values())
+
+
+def test_a_disc_between_two_bodies_the_network_barely_sees_is_not_graded() -> None:
+    """A picture turned 5° had a body split in two, both scored 0.00, and a disc "T12-L1" graded inside it (user
+    test): a disc whose two neighbours both score below 0.25 gets a reason instead; one sure neighbour suffices."""
+    from openspine.detection.types import Detection
+    from openspine.errors import GeometryError
+    from openspine.grading.grade import _sure_neighbours
+    from openspine.levels import DiscLevel, Level
+    from openspine.results import Vertebra
+
+    def detection(*scores: float) -> Detection:
+        bodies = tuple(
+            Vertebra(lv, s, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)) for lv, s in zip((Level.T12, Level.L1, Level.L2), scores)
+        )
+        return Detection(vertebrae=bodies, discs=(), flags=(), models=())
+
+    with pytest.raises(GeometryError, match=r"scored below 0.25 \(T12 0.00, L1 0.01\)"):
+        _sure_neighbours(detection(0.0, 0.01, 0.9), DiscLevel.T12_L1)
+    _sure_neighbours(detection(0.0, 0.01, 0.9), DiscLevel.L1_L2)  # L2 is sure
+    _sure_neighbours(detection(0.0, 0.01), DiscLevel.L2_L3)  # a neighbour not found: geometry decides

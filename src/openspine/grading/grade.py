@@ -24,6 +24,7 @@ from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import NOT_ASKED, Disc, Grade, ModelInfo
 from ..scan import SagittalView
 from ..scope import GroupedFlags, ModelScope, never_evaluated
+from ..vocabulary import LOW_SCORE
 from .colour import ColourCheck
 from .crop import BlankCheck, CropSpec, check_corners_in_view, disc_crop, slice_indices
 from .features import FEATURE_NAMES, disc_features
@@ -72,6 +73,22 @@ class GradingOutput:
     flags: tuple[str, ...]  # e.g. "not graded: T12-L1 (not detected)"
     # why no disc of the image was graded (its sequence, its pixel size, the caller's ``withhold``), or None
     withheld: str | None = None
+
+
+def _sure_neighbours(detection: Detection, level: DiscLevel) -> None:
+    """GeometryError where both bodies beside the disc scored below :data:`~openspine.vocabulary.LOW_SCORE`: the
+    network barely sees a body there, so the disc's place between them, and its level, are unsure. A picture turned
+    5° had one body split in two, both scored 0.00, with a disc "T12-L1" graded inside it (user test). On the SPIDER
+    train T2 slices as stored 7 of 687 graded discs lay so, with 4 of 7 Pfirrmann grades as the radiologists'
+    (554 of 687 over all)."""
+    scores = {v.label: float(v.score) for v in detection.vertebrae if v.label is not None}
+    up, low = scores.get(level.upper_vertebra), scores.get(level.lower_vertebra)
+    if up is not None and low is not None and max(up, low) < LOW_SCORE:
+        raise GeometryError(
+            f"the bodies beside it scored below {LOW_SCORE} ({level.upper_vertebra.value} {up:.2f}, "
+            f"{level.lower_vertebra.value} {low:.2f}): the network barely sees a body there, so the disc's place and "
+            "level are unsure"
+        )
 
 
 def not_graded_unlabelled(name: str) -> str:
@@ -166,6 +183,7 @@ def grade(
     second: SecondSeries | None = None,
     paired_grader: str | os.PathLike[str] | None = None,
     withhold: str | None = None,
+    sure_neighbours: bool = False,
 ) -> GradingOutput:
     """Grade the detected discs of one scan.
 
@@ -185,6 +203,8 @@ def grade(
         withhold: why no disc of this image may be graded (an image whose intensities the grader cannot trust, e.g.
             a negative): every requested disc's gradings are then withheld with that note (after the card's
             sequence reason, where there is one too); nothing is cropped or run.
+        sure_neighbours: leave a disc whose two neighbouring bodies both score below 0.25 ungraded, with the reason
+            (the analysis's rule, :func:`_sure_neighbours`; the grader's own evaluation grades every disc found).
 
     Returns:
         The discs (all of them, in the detection's order) with ``.grades`` filled for the graded ones, the grader's
@@ -223,6 +243,8 @@ def grade(
         if outside is None:  # the card's sequences and levels: no grade the model cannot back
             # one disc's odd geometry drops that disc, never the scan
             try:
+                if sure_neighbours:
+                    _sure_neighbours(detection, d.level)
                 todo.append(_prepare(model, view, detection, i, d.level, checks))
                 continue
             except _Withheld as exc:  # an image the grader was never trained on at this disc (a signal void)

@@ -57,7 +57,8 @@ def _series_lines(series_list: list[dict[str, Any]]) -> list[str]:
     lines = []
     for s in rows:
         mark = "*" if s.get("chosen") else " "
-        desc = (s.get("description") or "") + stack_words(s["series_uid"])
+        stack = stack_words(s["series_uid"])  # kept whole: the descriptions of a series' stacks are alike
+        desc = (s.get("description") or "")[: 30 - len(stack)] + stack
         lines.append(
             f" {mark} [{s['index']}] series {s.get('series_number', '')} {desc!s:30.30}  {s.get('plane', '')}"
             f"  {s.get('sequence_hint') or 'sequence ?'}  {s.get('n_slices', '')} slices"

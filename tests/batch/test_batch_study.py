@@ -221,25 +221,25 @@ def test_the_log_gives_discoverys_reason_for_a_studys_series_not_as_asked(
     assert doc["input"]["series"]["chosen_because"].endswith("(chosen by batch discovery)")
 
 
-def test_skipped_csv_says_which_series_a_case_read_instead(tmp_path: Path, shared_data: Path) -> None:
+def test_skipped_csv_lists_the_series_a_case_set_aside_not_the_one_it_read(tmp_path: Path, shared_data: Path) -> None:
     """A whole-spine study whose stations lie in frames of reference of their own: discovery chooses the cervical
     station, the analysis reads the lumbar one instead (``series_switched``); skipped.csv, written before the
-    analysis, had listed the lumbar station's files as a series the case does not read (review)."""
+    analysis, had listed the lumbar station's files as a series the case does not read (review): it now lists the
+    cervical station's, read first and set aside, and the run's count of files not analysed says so."""
     import pandas as pd
 
     from dicom_fixtures import whole_spine_study
     from openspine.batch.runner import run_batch
 
     whole_spine_study(tmp_path / "in" / "study", one_frame=False)
-    run_batch(tmp_path / "in", tmp_path / "out", formats="json")
+    summary = run_batch(tmp_path / "in", tmp_path / "out", formats="json")
     doc = json.loads((tmp_path / "out" / "cases" / "study" / "result.json").read_text())
     assert doc["flags"][0].startswith("series_switched: ") and doc["input"]["series"]["series_number"] == 2
     skipped = pd.read_csv(tmp_path / "out" / "skipped.csv", dtype=str)
-    lumbar = skipped[skipped["path"].str.contains("L")]  # the lumbar station's files (prefix "L")
-    assert len(lumbar) == 40, skipped
-    said = "read by case study instead of the series chosen first: the series chosen first, T2_TSE_SAG_1"
-    assert all(r.startswith(said) for r in lumbar["reason"]), lumbar["reason"].iloc[0]
-    assert len(skipped) == len(lumbar)  # the first station's files are the case's, as discovery said
+    assert not skipped["path"].str.contains("L").any(), skipped  # the lumbar station's files (prefix "L"): read
+    assert len(skipped) == 52 == summary.files_skipped  # the cervical station's 52 slices
+    said = "read first and set aside: the series chosen first, T2_TSE_SAG_1 (--series 1), shows no lumbar vertebra"
+    assert all(r.startswith("another series of case study (") and said in r for r in skipped["reason"])
 
 
 def test_bids_runs_share_the_session_s_t1w_and_a_name_of_the_suffix_alone_is_a_case(tmp_path: Path) -> None:

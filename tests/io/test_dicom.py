@@ -1093,6 +1093,44 @@ def test_two_stacks_at_different_heights_under_one_series_are_read_apart(tmp_pat
         read_folder(stray)
 
 
+def test_a_series_stacks_are_named_by_its_uid_or_number_and_scouts_or_a_sheared_stack_stay_whole(
+    tmp_path: Path,
+) -> None:
+    """Review of the stack split: the UID a viewer shows, or the SeriesNumber, read the lowest stack (they had found
+    "no series" and "2 series have SeriesNumber 1 (several studies?)"); localizer images at two heights filed under a
+    series' UID stay its localizers (split into stacks, the number had become ambiguous); a stack drifting 1.5 mm a
+    slice within the plane, 60 mm over its length, is one stack."""
+    arr, affine = real_crop(shape=(16, 16, 4))
+    two = tmp_path / "two"
+    ids, _ = write_series(two, arr, affine, prefix="LO")
+    upper = affine.copy()
+    upper[:3, 3] += (0.0, 0.0, 290.0)
+    write_series(two, arr, upper, ids=ids, prefix="UP")
+    for wanted in (ids.series_uid, 1):
+        scan = read_folder(two, wanted)
+        assert scan.source.series_uid == f"{ids.series_uid} (stack 2 of 2)", wanted
+    _, why = choose_series_why(discover_series(two), ids.series_uid)
+    assert "its 2 stacks at different heights are read apart, and the lowest is read" in why, why
+    # scouts at two heights under the series' UID: the series is still picked by its number
+    scouted = tmp_path / "scouted"
+    ids, _ = write_series(scouted / "t2", *real_crop(shape=(32, 32, 8)), series_number=5)
+    for k, lift in enumerate((0.0, 300.0)):
+        shifted = affine.copy()
+        shifted[:3, 3] += (0.0, 0.0, lift)
+        files = write_series(scouted / f"loc{k}", arr[:, :, :3], shifted, ids=ids, series_number=5, prefix=f"S{k}")[1]
+        for f in files:
+            ds = pydicom.dcmread(f)
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+            ds.save_as(f)
+    assert load_scan(scouted, series=5).shape[2] == 8
+    # a sheared stack: each slice 1.5 mm further within the plane than the last
+    sheared = affine.copy()
+    sheared[:3, 2] += sheared[:3, 0] / np.linalg.norm(sheared[:3, 0]) * 1.5
+    drift = tmp_path / "drift"
+    write_series(drift, np.repeat(arr, 10, axis=2), sheared)
+    assert len(discover_series(drift)) == 1
+
+
 def test_mixed_image_sizes(tmp_path: Path) -> None:
     arr, affine = real_crop(shape=(16, 16, 3))
     ids, _ = write_series(tmp_path, arr, affine)

@@ -17,7 +17,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -442,11 +441,16 @@ def write_skipped(out_root: Path, skipped: list[Skipped]) -> Path:
 SWITCHED = "series_switched: "  # the flag of a case that read another series of its study than discovery chose
 
 
-def switched_series(out_root: Path, cases: Sequence[Case], skipped: list[Skipped]) -> list[Skipped]:
-    """``skipped`` with the series that a case read instead of the one chosen first (flag ``series_switched``) said
-    so: skipped.csv is written before the analysis, and had listed the series read as one the case does not read
-    (review)."""
-    read_instead: dict[str, str] = {}
+def switched_series(out_root: Path, root: Path, cases: Sequence[Case], skipped: list[Skipped]) -> list[Skipped]:
+    """``skipped`` as the analysis left it: where a case read another series of its study than the one discovery
+    chose (flag ``series_switched``), the series read leaves the list and the one chosen first, read and set aside,
+    joins it. skipped.csv is written before the analysis, and had listed the series read as one the case does not
+    read (review)."""
+    from ..io.dicom import discover_series
+    from .discover import _other_series
+
+    read: set[str] = set()
+    set_aside: list[Skipped] = []
     for case in cases:
         folder = case_dir(out_root, case.case_id)
         if case.series is None or not holds_case(case, folder) or not is_finished(folder):
@@ -459,11 +463,23 @@ def switched_series(out_root: Path, cases: Sequence[Case], skipped: list[Skipped
         why = next((f for f in flags if isinstance(f, str) and f.startswith(SWITCHED)), None) if flags else None
         series = source.get("series") if isinstance(source, dict) else None
         uid = series.get("series_uid") if isinstance(series, dict) else None
-        if why and isinstance(uid, str):
-            read_instead[uid] = (
-                f"read by case {case.case_id} instead of the series chosen first: {why[len(SWITCHED) :]}"
-            )
-    return [replace(s, reason=read_instead[s.series_uid]) if s.series_uid in read_instead else s for s in skipped]
+        if not why or not isinstance(uid, str) or uid == case.series:
+            continue
+        try:
+            study = discover_series(Path(case.path))
+        except Exception as exc:  # moved or unreadable since: the list stays as discovery wrote it
+            log.warning("case %s: its series could not be listed again for skipped.csv (%s)", case.case_id, exc)
+            continue
+        first = next((s for s in study if s.series_uid == case.series), None)
+        if first is None:
+            continue
+        read.add(uid)
+        files = [p for p in Path(case.path).rglob("*") if p.is_file()]
+        set_aside += _other_series(
+            root, first, case.case_id, files, f"read first and set aside: {why[len(SWITCHED) :]}"
+        )
+    kept = [s for s in skipped if s.series_uid not in read]
+    return sorted(kept + set_aside, key=lambda s: s.path) if read else skipped
 
 
 def failure_rows(out_root: Path, cases: list[Case], this_run: list[CaseStatus]) -> list[CaseStatus]:

@@ -478,7 +478,15 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
         )
         info = _series_info(uid, items, root)
         found.append(replace(info, unreadable=damaged, damaged_own=own_damage, copies=series_copies))
-    found.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.description or "", s.series_uid))
+    found.sort(
+        key=lambda s: (
+            s.series_number is None,
+            s.series_number or 0,
+            s.description or "",
+            s.series_uid.removesuffix(stack_words(s.series_uid)),
+            _stack_number(s.series_uid),  # stack 2 before stack 10
+        )
+    )
     if not any(s.is_image for s in found):
         kinds = "; ".join(f"{s.describe()}: {s.not_image}" for s in found)
         raise ScanReadError(
@@ -524,7 +532,8 @@ def _stacks_apart(groups: dict[str, list[tuple[Path, Dataset]]]) -> dict[str, li
     :data:`STACKS_APART_MM` of each other within the plane (a sheared stack drifts, slice by slice, but stays one)."""
     out: dict[str, list[tuple[Path, Dataset]]] = {}
     for uid, items in groups.items():
-        stacks = _stacks_within_the_plane(items)
+        # a series' own localizer images, set apart already, stay one series: the series is picked by its number
+        stacks = [items] if uid.endswith(LOCALIZER_APART) else _stacks_within_the_plane(items)
         if len(stacks) < 2:
             out[uid] = items
             continue
@@ -563,15 +572,16 @@ def _stacks_within_the_plane(items: list[tuple[Path, Dataset]]) -> list[list[tup
     along = np.stack(positions) @ normal
     within = np.stack(positions) - along[:, None] * normal
     # single linkage over the distinct places (a stack's images share one, or drift by a little where sheared): a
-    # place joins every stack holding one within STACKS_APART_MM of it
+    # place joins every stack holding one within STACKS_APART_MM of it; pairs found by a k-d tree, so that a long
+    # drifting stack costs no all-pairs table (3 000 images had taken 700 MB; review)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
     places, place_of = np.unique(np.round(within), axis=0, return_inverse=True)
-    group = np.arange(len(places))
-    close = np.linalg.norm(places[:, None] - places[None], axis=2) <= STACKS_APART_MM
-    for _ in range(len(places)):
-        joined = np.array([group[close[i]].min() for i in range(len(places))])
-        if (joined == group).all():
-            break
-        group = joined
+    pairs = cKDTree(places).query_pairs(STACKS_APART_MM, output_type="ndarray")
+    linked = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(places), len(places)))
+    _, group = connected_components(linked, directed=False)
     label = group[place_of.reshape(-1)]
     names = np.unique(label)
     if len(names) < 2 or min(int((label == n).sum()) for n in names) < 3:  # a stray image is no station
@@ -1109,6 +1119,9 @@ def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInf
     by_uid = [s for s in found if s.series_uid == text]
     if by_uid:
         return by_uid[0], wanted.reason if isinstance(wanted, ChosenSeries) else f"SeriesInstanceUID {text} as asked"
+    stacks = _stacks_of(found, text)
+    if stacks:  # the UID a viewer shows, of a series whose stacks were set apart: its lowest (review)
+        return stacks[-1], f"SeriesInstanceUID {text} as asked{_lowest_stack_words(stacks)}"
     if re.fullmatch(r"[+-]?\d+", text):
         number = int(text)
         by_number = [s for s in found if s.series_number == number]
@@ -1116,6 +1129,10 @@ def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInf
         # the series' own localizer images set apart (:func:`_localizers_apart`)
         by_number = [s for s in by_number if s.is_image] or by_number
         by_number = [s for s in by_number if not _localizers_of_a_series(s)] or by_number
+        base = by_number[0].series_uid.removesuffix(stack_words(by_number[0].series_uid)) if by_number else ""
+        stacks = _stacks_of(by_number, base)
+        if len(by_number) > 1 and len(stacks) == len(by_number):  # one series, its stacks set apart: its lowest
+            return stacks[-1], f"SeriesNumber {number} as asked{_lowest_stack_words(stacks)}"
         if len(by_number) == 1:
             clash = 0 <= number < len(found) and found[number] is not by_number[0]
             other = f"[{number}] {found[number].describe()}" if clash else ""
@@ -1130,6 +1147,27 @@ def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInf
             return found[number], f"index {number} of the series list as asked"
     raise SeriesSelectionError(
         f"no series matches {wanted!r} (as SeriesInstanceUID, SeriesNumber or index); found: {_listing(found)}"
+    )
+
+
+def _stacks_of(found: list[SeriesInfo], uid: str) -> list[SeriesInfo]:
+    """The stacks set apart from the series of SeriesInstanceUID ``uid`` (:func:`_stacks_apart`), highest first."""
+    stacks = [
+        s for s in found if stack_words(s.series_uid) and s.series_uid.removesuffix(stack_words(s.series_uid)) == uid
+    ]
+    return sorted(stacks, key=lambda s: _stack_number(s.series_uid))
+
+
+def _stack_number(series_uid: str) -> int:
+    """K of a stack's ' (stack K of N)', 0 for a series that is no stack."""
+    found = re.search(r" \(stack (\d+) of \d+\)$", series_uid)
+    return int(found.group(1)) if found else 0
+
+
+def _lowest_stack_words(stacks: list[SeriesInfo]) -> str:
+    return (
+        f": its {len(stacks)} stacks at different heights are read apart, and the lowest is read (stack "
+        f"{len(stacks)} of {len(stacks)}; --series '{stacks[0].series_uid}' or its index reads another)"
     )
 
 

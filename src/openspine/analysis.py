@@ -480,7 +480,9 @@ def _read_beside(
         t1_scan, non_finite = t1_scan.with_finite_voxels()
         state.flags.extend([_of_series(non_finite, f" ({role})")] if non_finite else [])
         refuse_unseen(t1_scan)  # what the main series is refused as read (a label map, no contrast) sets it aside
-        t1_view = t1_scan.to_sagittal()
+        oblique: list[str] = []  # an oblique T1 volume is read as the main one is, the surer way (review)
+        t1_view = _oblique_view(t1_scan, detector, oblique) if t1_scan.reads_two_ways else t1_scan.to_sagittal()
+        state.flags.extend(_of_series(f, f" ({role})") for f in oblique)
         seen = _look(t1_scan, t1_view, None, detector, own, {}, True)
         t1_scan, t1_view = seen.scan, seen.view
     except OpenSpineError as exc:

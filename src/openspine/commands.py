@@ -136,6 +136,12 @@ def run_info(args: argparse.Namespace) -> int:
         refuse_unseen(scan)
         view = scan.to_sagittal()
         summary["analysis_layout"] = {"shape": list(view.scan.shape), "orientation": "".join(view.scan.orientation)}
+        if scan.reads_two_ways:  # analyze detects both and reads the surer (info detects nothing)
+            grid = scan.to_sagittal(reslice=False).scan
+            summary["analysis_layout"]["or_on_its_own_grid"] = {
+                "shape": list(grid.shape),
+                "orientation": "".join(grid.orientation),
+            }
         summary["analysable"] = True
     except Exception as exc:  # the reason is shown, not raised: info describes, analyze refuses
         summary["analysable"] = False
@@ -167,8 +173,16 @@ def run_info(args: argparse.Namespace) -> int:
     t1 = next((s for s in series_list if s.get("role") == "T1"), None)
     if t1 is not None:
         lines.append(f"T1 series    [{t1['index']}] series {t1.get('series_number', '')} read beside the main one")
+    layout = summary.get("analysis_layout") or {}
+    on_grid = layout.get("or_on_its_own_grid")
+    either = (
+        f" resliced, or {'x'.join(str(n) for n in on_grid['shape'])} on its own grid (an oblique volume: analyze reads "
+        "the one whose spine reads more surely)"
+        if on_grid
+        else ""
+    )
     lines.append(
-        "analysable   yes, as sagittal " + "x".join(str(n) for n in summary["analysis_layout"]["shape"])
+        "analysable   yes, as sagittal " + "x".join(str(n) for n in layout["shape"]) + either
         if summary["analysable"]
         else f"analysable   no: {summary['why_not']}"
     )

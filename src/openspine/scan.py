@@ -220,7 +220,8 @@ class Scan:
     @property
     def reads_two_ways(self) -> bool:
         """Whether the scan is a near-isotropic 3D volume turned more than :data:`OBLIQUE_RESLICE_DEGREES` off the
-        world axes whose axis nearest left-right still lies within 45° of it: it can be resliced onto world axes
+        world axes whose axis nearest left-right still points more left-right than any other way (the rule that
+        calls a stack sagittal, :meth:`to_sagittal`): it can be resliced onto world axes
         (the default of :meth:`to_sagittal`) or read on its own grid, as a stack so turned is. Which shows the spine
         better depends on whether the anatomy lies along the grid (a slab planned along the spine) or along the
         world; the analysis reads both (user test: a volume whose affine alone was turned 30° had been resliced,

@@ -120,6 +120,9 @@ def test_an_empty_root_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(ScanReadError, match="no inputs found under .*: it is empty"):
         run_batch(root, tmp_path / "out", formats=("json",))
     assert not (tmp_path / "out").exists()  # the folder it made is removed: nothing in it to read (user test)
+    with pytest.raises(ScanReadError, match="it is empty"):
+        run_batch(root, tmp_path / "nx" / "y" / "z", formats=("json",))
+    assert not (tmp_path / "nx").exists()  # and the parents it made for it (review)
     (root / "notes.txt").write_text("no scan here")
     assert main(["-q", "batch", str(root), "--out", str(tmp_path / "out2")]) == 1
     err = capsys.readouterr().err

@@ -833,7 +833,7 @@ def run_batch(
     spacings = read_spacing_table(pixel_spacing_table, root) if pixel_spacing_table is not None else None
     _require_for_formats(formats, root, config)
     refuse_output_inside(root, out_root)  # before the folder is made: it would be a case
-    made = not Path(out_root).exists()
+    made = _first_missing(Path(out_root))  # the highest folder this run makes, None where the output folder exists
     out = prepare_output_dir(out_root)
     with OutputLock(out, part) as lock:
         (out / "cases").mkdir(exist_ok=True)
@@ -851,8 +851,8 @@ def run_batch(
             why = f"{listed} listed in {out / 'skipped.csv'} with the reason" if n else "it is empty"
             # a wrong root given with an earlier run's output folder: its tables are that run's, not this one's
             earlier = f"; the cohort tables in '{out}' are an earlier run's" if (out / "cases.csv").exists() else ""
-            if made:  # a mistyped root leaves no output folder of empty files behind, nor one with nothing to read
-                _unmake(out, lock.path, keep_skipped=n > 0)
+            if made is not None:  # a mistyped root leaves no output folder of empty files behind
+                _unmake(out, lock.path, made, keep_skipped=n > 0)
             raise ScanReadError(f"no inputs found under '{root}': {why}{earlier}")
         cases = select_part(found, part)
         adopt_moved_folders(out, cases, found)
@@ -913,9 +913,9 @@ def run_batch(
                             stale = find_stale_cases(out, found, skipped_files, root)
                             write_stale(out, stale)
                             summary.stale = len(stale)
-                            listed = switched_series(out, root, found, skipped_files)
-                            write_skipped(out, listed)
-                            summary.files_skipped = len(listed)
+                            amended = switched_series(out, root, found, skipped_files)
+                            write_skipped(out, amended)
+                            summary.files_skipped = len(amended)
                             write_failures(out, failure_rows(out, found, summary.failures), found, root)
                             summary.tables = build_cohort_tables(out, found, root)
                             _tables_built(out, _state_count(state, "finished"), cohort, summary.tables, len(stale))
@@ -936,16 +936,32 @@ def run_batch(
     return summary
 
 
-def _unmake(out: Path, lock_file: Path, keep_skipped: bool) -> None:
+def _first_missing(path: Path) -> Path | None:
+    """The highest folder of ``path`` (itself or a parent) that does not exist yet, None where ``path`` exists."""
+    if path.exists():
+        return None
+    highest = path
+    while not highest.parent.exists() and highest.parent != highest:
+        highest = highest.parent
+    return highest
+
+
+def _unmake(out: Path, lock_file: Path, made: Path, keep_skipped: bool) -> None:
     """Remove what a run that found no case made in the output folder it created: the empty ``cases/``, and, where
-    skipped.csv has no entry to read, the folder itself."""
+    skipped.csv has no entry to read, the folder itself and the parents the run made for it (up to ``made``)."""
     (out / "cases").rmdir()
     if keep_skipped:
         return
-    for made in ("skipped.csv", lock_file.name):
-        (out / made).unlink(missing_ok=True)
+    for name in ("skipped.csv", lock_file.name):
+        (out / name).unlink(missing_ok=True)
+    folder = out.absolute()
+    top = made.absolute()
     with suppress(OSError):  # a file put there meanwhile: the folder stays
-        out.rmdir()
+        while True:
+            folder.rmdir()
+            if folder == top:
+                break
+            folder = folder.parent
 
 
 def say_unlisted(spacings: PictureSpacings, found: list[Case]) -> None:

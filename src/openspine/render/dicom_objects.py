@@ -169,7 +169,7 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
         for note in dict.fromkeys(n for n in notes if n):
             group[0].ContentSequence.append(
                 hd.sr.TextContentItem(
-                    name=codes.DCM.Comment, value=note, relationship_type=hd.sr.RelationshipTypeValues.HAS_PROPERTIES
+                    name=codes.DCM.Comment, value=note, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
                 )
             )
         return group
@@ -234,13 +234,20 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
         imaging_measurements=groups or None,
         referenced_images=sources,
     )
-    # the result's flags, as result.json, the report and the overlay give them
-    for flag in result.flags:
-        report[0].ContentSequence.append(
+    # the result's flags, as result.json, the report and the overlay give them: TEXT items of the report's
+    # "Qualitative Evaluations" container (TID 1500), as the groups' reasons are TEXT evaluations of theirs (TID 1501)
+    if result.flags:
+        container = hd.sr.ContainerContentItem(
+            name=hd.sr.CodedConcept(value="126010", scheme_designator="DCM", meaning="Qualitative Evaluations"),
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        )
+        container.ContentSequence = [
             hd.sr.TextContentItem(
                 name=codes.DCM.Comment, value=flag, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
             )
-        )
+            for flag in result.flags
+        ]
+        report[0].ContentSequence.append(container)
     sr = hd.sr.Comprehensive3DSR(
         evidence=sources,
         content=report,

@@ -1450,8 +1450,9 @@ def _oblique_view(scan: Scan, detector: str | None, flags: list[str]) -> Sagitta
     where the detector reads its spine more surely: resliced onto the world axes (the anatomy lies along them, the
     grid was turned) or on its own grid (a slab planned along the spine). Each is detected; the one whose labelling
     carries no labelling flag, then whose bodies score higher on average, is kept, and the flag says which. Chosen on
-    the train volumes turned 25° and 35° about each axis, both ways (docs/reading-scans.md): either reading alone lost
-    a third of the turns about the front-to-back axis of the other kind."""
+    the train volumes turned 25° and 35° about each axis, both ways (``python scripts/oblique_survey.py``,
+    docs/detection.md): either reading alone lost half or more of the turns about the front-to-back axis of the
+    other kind."""
     from . import geometry
     from .detection import detect
 

@@ -235,6 +235,14 @@ LUMBAR_DISCS: tuple[DiscLevel, ...] = (
 )
 
 
+def levels_given(asked: object) -> list[str] | None:
+    """The disc levels a run was asked to grade, as result.json's ``parameters.grade_levels`` holds them, where they
+    are a list other than the default (:data:`LUMBAR_DISCS`: --levels named them); else None ("all", the default)."""
+    if not isinstance(asked, list) or not asked or asked == [lv.value for lv in LUMBAR_DISCS]:
+        return None
+    return [str(a) for a in asked]
+
+
 class Grading(_NamedByValue):
     """Names of disc gradings as written in result.json."""
 

@@ -483,8 +483,7 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
             s.series_number is None,
             s.series_number or 0,
             s.description or "",
-            s.series_uid.removesuffix(stack_words(s.series_uid)),
-            _stack_number(s.series_uid),  # stack 2 before stack 10
+            _series_and_stack(s.series_uid),  # stack 2 before stack 10
         )
     )
     if not any(s.is_image for s in found):
@@ -548,10 +547,19 @@ def _stacks_apart(groups: dict[str, list[tuple[Path, Dataset]]]) -> dict[str, li
 STACK_WORDS = " (stack {k} of {n})"  # appended to the UID of a stack set apart from the others of its series
 
 
+_STACK_SUFFIX = re.compile(r" \(stack (\d+) of \d+\)$")
+
+
 def stack_words(series_uid: str) -> str:
     """' (stack 2 of 3)' for a stack set apart from its series (:func:`_stacks_apart`), else ''."""
-    found = re.search(r" \(stack \d+ of \d+\)$", series_uid)
+    found = _STACK_SUFFIX.search(series_uid)
     return found.group(0) if found else ""
+
+
+def _series_and_stack(series_uid: str) -> tuple[str, int]:
+    """The SeriesInstanceUID of a stack set apart and its K (from the head), or ``(series_uid, 0)`` for no stack."""
+    found = _STACK_SUFFIX.search(series_uid)
+    return (series_uid[: found.start()], int(found.group(1))) if found else (series_uid, 0)
 
 
 def _stacks_within_the_plane(items: list[tuple[Path, Dataset]]) -> list[list[tuple[Path, Dataset]]]:
@@ -1129,8 +1137,7 @@ def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInf
         # the series' own localizer images set apart (:func:`_localizers_apart`)
         by_number = [s for s in by_number if s.is_image] or by_number
         by_number = [s for s in by_number if not _localizers_of_a_series(s)] or by_number
-        base = by_number[0].series_uid.removesuffix(stack_words(by_number[0].series_uid)) if by_number else ""
-        stacks = _stacks_of(by_number, base)
+        stacks = _stacks_of(by_number, _series_and_stack(by_number[0].series_uid)[0]) if by_number else []
         if len(by_number) > 1 and len(stacks) == len(by_number):  # one series, its stacks set apart: its lowest
             return stacks[-1], f"SeriesNumber {number} as asked{_lowest_stack_words(stacks)}"
         if len(by_number) == 1:
@@ -1152,16 +1159,8 @@ def _match_wanted(found: list[SeriesInfo], wanted: str | int) -> tuple[SeriesInf
 
 def _stacks_of(found: list[SeriesInfo], uid: str) -> list[SeriesInfo]:
     """The stacks set apart from the series of SeriesInstanceUID ``uid`` (:func:`_stacks_apart`), highest first."""
-    stacks = [
-        s for s in found if stack_words(s.series_uid) and s.series_uid.removesuffix(stack_words(s.series_uid)) == uid
-    ]
-    return sorted(stacks, key=lambda s: _stack_number(s.series_uid))
-
-
-def _stack_number(series_uid: str) -> int:
-    """K of a stack's ' (stack K of N)', 0 for a series that is no stack."""
-    found = re.search(r" \(stack (\d+) of \d+\)$", series_uid)
-    return int(found.group(1)) if found else 0
+    stacks = [(k, s) for s in found for base, k in [_series_and_stack(s.series_uid)] if k and base == uid]
+    return [s for _, s in sorted(stacks, key=lambda ks: ks[0])]
 
 
 def _lowest_stack_words(stacks: list[SeriesInfo]) -> str:

@@ -163,15 +163,16 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
         ),
     )
 
+    def comment(text: str) -> Any:
+        return hd.sr.TextContentItem(
+            name=codes.DCM.Comment, value=text, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+        )
+
     def commented(group: Any, notes: list[str]) -> Any:
         """``group`` with each note as a TEXT "Comment" item: why a label or grade is withheld, which a PACS reader
         had seen as a silent gap (user test)."""
         for note in dict.fromkeys(n for n in notes if n):
-            group[0].ContentSequence.append(
-                hd.sr.TextContentItem(
-                    name=codes.DCM.Comment, value=note, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
-                )
-            )
+            group[0].ContentSequence.append(comment(note))
         return group
 
     groups = []
@@ -241,12 +242,7 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
             name=hd.sr.CodedConcept(value="126010", scheme_designator="DCM", meaning="Qualitative Evaluations"),
             relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
         )
-        container.ContentSequence = [
-            hd.sr.TextContentItem(
-                name=codes.DCM.Comment, value=flag, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
-            )
-            for flag in result.flags
-        ]
+        container.ContentSequence = [comment(flag) for flag in result.flags]
         report[0].ContentSequence.append(container)
     sr = hd.sr.Comprehensive3DSR(
         evidence=sources,

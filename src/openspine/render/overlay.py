@@ -584,10 +584,10 @@ def marks_lines(width: int, measure: Callable[[str], float], levels_asked: Any =
     """What the marks mean (:data:`MARKS`), joined by '; ' on as few lines as fit ``width`` pixels: a narrow overlay
     wraps the legend rather than cut it at its right edge. ``levels_asked``, a list (``--levels``), is named: the
     discs outside it are marked "not graded" (with no flag, the overlay had not said why; user test)."""
-    from ..levels import LUMBAR_DISCS
+    from ..levels import levels_given
 
-    given = isinstance(levels_asked, list) and levels_asked != [lv.value for lv in LUMBAR_DISCS]  # not the default
-    asked = [f"graded only at the levels asked: {', '.join(map(str, levels_asked))}"] if given and levels_asked else []
+    given = levels_given(levels_asked)
+    asked = [f"graded only at the levels asked: {', '.join(given)}"] if given else []
     return _joined((*MARKS, *asked), "; ", width, measure)
 
 

@@ -170,10 +170,11 @@ def estimated_spacing(flags: tuple[str, ...] | list[str], which: str = "") -> bo
 def _levels_asked(asked: Any) -> str:
     """The levels asked for, as the run gave them: 'here L4-L5, L5-S1' for a list (--levels), else the default (the
     paragraph had named the default under --levels; user test)."""
-    from ..levels import LUMBAR_DISCS
+    from ..levels import levels_given
 
-    if isinstance(asked, list) and asked and asked != [lv.value for lv in LUMBAR_DISCS]:  # not the default
-        return f"here {', '.join(str(a) for a in asked)}"
+    given = levels_given(asked)
+    if given:
+        return f"here {', '.join(given)}"
     if asked == "all":
         return "here all"
     return "default T12-L1 … L5-S1"

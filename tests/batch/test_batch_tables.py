@@ -81,3 +81,14 @@ def test_cases_csv_gives_the_likeliest_sequence_where_it_is_unknown() -> None:
     assert list(row) == CASE_COLUMNS
     sure = _case_row({"flags": []}, {"sequence": {"value": "T2", "source": "header"}})
     assert sure["sequence_best_guess"] is None
+
+
+def test_cases_csv_names_the_levels_each_case_was_asked_to_grade() -> None:
+    from openspine.batch.tables import _case_row
+
+    def asked(parameters: object) -> str:
+        return str(_case_row({"flags": [], "parameters": parameters}, {})["levels_asked"])
+
+    assert asked({"grade_levels": ["L4-L5", "L5-S1"]}) == "L4-L5;L5-S1"
+    assert asked({"grade_levels": None}) == "all"  # --levels all: every disc found
+    assert asked({}) == asked(None) == ""  # a result.json written without its parameters

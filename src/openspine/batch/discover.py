@@ -425,7 +425,7 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
         for r in roles:
             member = members[r.index]
             if r.role not in (ROLE_MAIN, ROLE_T1):
-                skipped.extend(_other_series(root, member, case_id, files, r.text()))
+                skipped.extend(series_entries(root, member, case_id, files, r.text()))
             accounted.update(member.files)
         for member in members:  # the same image twice under the root: the copy is listed, the case reads one
             for copy, first in member.copies:
@@ -454,7 +454,7 @@ def _why_not_dicom(path: Path) -> str:
     return f"not a DICOM, NIfTI or known file type{convert_hint(path)}"
 
 
-def _other_series(root: Path, series: SeriesInfo, case_id: str, files: list[Path], role: str) -> list[Skipped]:
+def series_entries(root: Path, series: SeriesInfo, case_id: str, files: list[Path], role: str) -> list[Skipped]:
     """A study's series that its case does not read (``role``: its role in words): one entry for a folder holding
     only that series, else one per file."""
     reason = f"another series of case {case_id} ({series.describe()}): {role}"

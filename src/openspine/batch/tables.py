@@ -58,6 +58,7 @@ CASE_COLUMNS = [
     "labelled",
     "discs",
     "graded",
+    "levels_asked",
     "labelling_flagged",
     "t1",
     "t1_discs_matched",
@@ -149,6 +150,7 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
         "labelled": sum(1 for v in vertebrae if v.get("label")),
         "discs": len(discs),
         "graded": sum(1 for d in discs if _graded(d)),
+        "levels_asked": _levels_asked(doc.get("parameters")),
         "labelling_flagged": labelling_flagged(flags),
         **_t1_columns(doc, flags),
         "out_of_scope": doc.get("out_of_scope") or "",
@@ -156,6 +158,15 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
         "all_flags": FLAG_SEPARATOR.join(flags),  # not "flags": a DataFrame's .flags is pandas' own
         "models": _models_text(doc.get("models")),
     }
+
+
+def _levels_asked(parameters: Any) -> str:
+    """The disc levels the case was asked to grade (``parameters.grade_levels``), ``;``-joined, or ``all``: a cohort
+    analysed with ``--levels`` in some runs had shown discs left ungraded with no column saying why (user test)."""
+    if not isinstance(parameters, dict) or "grade_levels" not in parameters:
+        return ""
+    asked = parameters["grade_levels"]
+    return ";".join(str(a) for a in asked) if isinstance(asked, list) else "all" if asked is None else str(asked)
 
 
 def _models_text(models: Any) -> str:
@@ -289,7 +300,7 @@ _TEXT_COLUMNS = frozenset(
     {"case", "input", "subject", "session", "acquisition", "run"}
     | {"label", "level", "grading", "probabilities", "series", "note"}
     | {"format", "series_description", "chosen_because", "sequence", "sequence_source", "sequence_best_guess"}
-    | {"field_of_view"}
+    | {"field_of_view", "levels_asked"}
     | {"t1", "t1_not_used", "out_of_scope", "withheld", "all_flags", "models"}
 )  # a subject 01 stays 01; a column of cases.csv empty in one cohort is still text
 
@@ -447,7 +458,7 @@ def switched_series(out_root: Path, root: Path, cases: Sequence[Case], skipped: 
     joins it. skipped.csv is written before the analysis, and had listed the series read as one the case does not
     read (review)."""
     from ..io.dicom import discover_series
-    from .discover import _other_series
+    from .discover import series_entries
 
     read: set[str] = set()
     set_aside: list[Skipped] = []
@@ -475,7 +486,7 @@ def switched_series(out_root: Path, root: Path, cases: Sequence[Case], skipped: 
             continue
         read.add(uid)
         files = [p for p in Path(case.path).rglob("*") if p.is_file()]
-        set_aside += _other_series(
+        set_aside += series_entries(
             root, first, case.case_id, files, f"read first and set aside: {why[len(SWITCHED) :]}"
         )
     kept = [s for s in skipped if s.series_uid not in read]

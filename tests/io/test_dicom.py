@@ -1045,11 +1045,28 @@ def test_irregular_gap_is_named(tmp_path: Path) -> None:
     assert "between slices 4 and 5" in msg
 
 
+def test_an_image_sent_again_under_a_new_uid_is_read_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The same position, pixels and scaling as an image of the series: it had failed the series as "several images
+    per position (echoes, time points …)" (user test)."""
+    arr, affine = real_crop(shape=(16, 16, 4))
+    _, files = write_series(tmp_path, arr, affine)
+    ds = pydicom.dcmread(files[1])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(tmp_path / "zz-resent.dcm")
+    with caplog.at_level("WARNING", logger="openspine"):
+        scan = read_folder(tmp_path)
+    assert scan.array.shape[2] == 4 and np.array_equal(scan.array, read_folder(tmp_path).array)
+    assert "'zz-resent.dcm' repeats" in caplog.text and "new SOPInstanceUID" in caplog.text
+
+
 def test_duplicate_positions(tmp_path: Path) -> None:
     arr, affine = real_crop(shape=(16, 16, 4))
     _, files = write_series(tmp_path, arr, affine)
     ds = pydicom.dcmread(files[1])
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    pixels = ds.pixel_array.copy()
+    pixels[0, 0] += 1  # a second echo at the same position: other pixels
+    ds.PixelData = pixels.tobytes()
     ds.save_as(tmp_path / "echo2.dcm")
     with pytest.raises(GeometryError, match="duplicate slice positions") as err:
         read_folder(tmp_path)

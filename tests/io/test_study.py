@@ -333,6 +333,35 @@ def test_a_folder_of_two_patients_is_read_with_a_flag(tmp_path: Path) -> None:
     assert load_study(tmp_path / "mix").flags == ()
 
 
+def test_of_a_patients_prior_and_current_studies_the_current_is_read(tmp_path: Path) -> None:
+    """A folder holding one patient's prior study (more slices) and current one: the prior had been read by the
+    most-slices rule, with a flag that named neither (user test). The dates themselves are never written out."""
+    arr, aff = _synthetic(6)
+    _, prior = write_series(tmp_path / "visits", arr, aff, series_number=3, description="T2 TSE SAG", prefix="A")
+    current_uid, current = write_series(
+        tmp_path / "visits", arr[:, :, :5], aff, series_number=3, description="T2 TSE SAG", prefix="B"
+    )
+    for files, date in ((prior, "20230101"), (current, "20240101")):
+        for f in files:
+            ds = pydicom.dcmread(f)
+            ds.StudyDate, ds.StudyTime = date, "093000"
+            ds.save_as(f)
+    study = load_study(tmp_path / "visits")
+    assert study.main.source.series_uid == current_uid.series_uid and study.main.array.shape[2] == 5
+    assert study.flags[0].startswith(
+        "several_studies: the folder holds 2 studies (StudyInstanceUID) of one patient; the latest (StudyDate) is read"
+    )
+    assert "2024" not in study.flags[0]
+    main = next(r for r in study.roles if r.role == "main")
+    assert "of the latest of 2 studies of one patient (StudyDate)" in main.reason
+    for f in current:  # the same day and time: no order, the most slices as before
+        ds = pydicom.dcmread(f)
+        ds.StudyDate = "20230101"
+        ds.save_as(f)
+    study = load_study(tmp_path / "visits")
+    assert study.main.array.shape[2] == 6 and "latest" not in study.flags[0]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # whole-spine studies: one sagittal series per station (cervical, thoracic, lumbar) in one frame of reference
 # --------------------------------------------------------------------------------------------------------------

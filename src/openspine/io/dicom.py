@@ -289,6 +289,9 @@ class SeriesInfo:
     # another series where there is one; None where they form one
     problem: str | None = None
     derived: bool = False  # ImageType DERIVED: a reformat or a composed image, not an acquired series
+    # StudyDate and StudyTime as one sortable text (``20240101`` + ``093000``), to tell a patient's current study from
+    # a prior one in one folder; never written out (a date identifies)
+    study_when: str | None = None
 
     @property
     def is_image(self) -> bool:
@@ -719,7 +722,37 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         patient_key=_patient_key(first),
         height_mm=(min(heights), max(heights)) if heights else None,
         frame_of_reference_uid=_str_or_none(first.get("FrameOfReferenceUID")),
+        study_when=_study_when(first),
     )
+
+
+def _study_when(ds: Dataset) -> str | None:
+    """StudyDate (YYYYMMDD) and StudyTime (HHMMSS…) as one sortable text, None without a valid StudyDate."""
+    date = str(ds.get("StudyDate", "") or "").strip()
+    if not re.fullmatch(r"\d{8}", date):
+        return None
+    time_ = re.sub(r"[^0-9]", "", str(ds.get("StudyTime", "") or ""))[:6]
+    return date + time_.ljust(6, "0")
+
+
+def latest_study(images: list[SeriesInfo]) -> str | None:
+    """The StudyInstanceUID of the latest of several studies of one patient among ``images`` (by StudyDate and
+    StudyTime), where every study is dated, one is later than all others and it holds a sagittal series; else None. A
+    folder holding a patient's prior and current studies had its prior read, with a flag naming neither (user
+    test): the current one is what a reader of the folder expects. Studies of several patients have no such order."""
+    studies: dict[str | None, set[str | None]] = {}
+    for s in images:
+        studies.setdefault(s.study_uid, set()).add(s.study_when)
+    if len(studies) < 2 or len({s.patient_key for s in images if s.patient_key}) > 1:
+        return None
+    when = {uid: dates.pop() for uid, dates in studies.items() if len(dates) == 1 and None not in dates}
+    if len(when) < len(studies):
+        return None
+    ordered = sorted(when, key=lambda uid: str(when[uid]))
+    last = ordered[-1]
+    if when[last] == when[ordered[-2]] or not any(s.study_uid == last and s.plane == "sagittal" for s in images):
+        return None
+    return last
 
 
 def _frame_heights(ds: Dataset, enhanced: bool, frames: int) -> list[float]:
@@ -850,6 +883,8 @@ def several_studies(found: list[SeriesInfo]) -> str | None:
     what = f"{len(studies)} studies (StudyInstanceUID)" if len(studies) > 1 else "one study"
     if len(patients) > 1:
         what += f" of {len(patients)} patients (PatientID)"
+    elif latest_study(images) is not None:
+        what += " of one patient; the latest (StudyDate) is read"
     return f"the folder holds {what}"
 
 
@@ -904,6 +939,9 @@ def _readable_stand_ins(series: list[SeriesInfo]) -> list[SeriesInfo]:
 def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
     """The default main series among the image series of ``listed`` (the objects that are no image never count)."""
     found = [s for s in listed if s.is_image]
+    latest = latest_study(found)
+    if latest is not None:  # a patient's prior and current studies: the current one
+        found = [s for s in found if s.study_uid == latest]
     # an MR series (or one that names no modality) beats one no model reads: a sagittal CT reformat in the same study
     sagittal = [s for s in found if s.plane == "sagittal"]
     sagittal = [s for s in sagittal if scope.modality_reason(s.modality) is None] or sagittal
@@ -955,6 +993,9 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
                 f"; {len(broken)} sagittal series whose images cannot be read as one volume left aside "
                 f"({', '.join(s.describe() for s in broken[:2])}{' …' if len(broken) > 2 else ''})"
             )
+        if latest is not None:
+            studies = len({s.study_uid for s in listed if s.is_image})
+            why += f"; of the latest of {studies} studies of one patient (StudyDate)"
         return best, why + _tie_note(best, [s for s in pool if not other_station(s, best)])
     if len(found) == 1:
         return found[0], "the only series"
@@ -1198,6 +1239,8 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
     datasets = [_read_full(p, name) for p, name in zip(info.files, names)]
     frames = [fr for idx, ds in enumerate(datasets) for fr in _frames_of(ds, idx, names[idx])]
     unit = "frames" if info.multiframe else "files"
+    if not info.multiframe:
+        frames = _without_resent_images(frames, datasets, names)
     try:
         ordered, affine_lps = _stack_geometry(frames, names, unit)
     except GeometryError as exc:
@@ -1395,6 +1438,37 @@ def _frames_of(ds: Dataset, idx: int, name: str) -> list[_Frame]:
                 frame_of_reference=for_uid,
             )
         )
+    return out
+
+
+def _without_resent_images(frames: list[_Frame], datasets: list[Dataset], names: list[str]) -> list[_Frame]:
+    """``frames`` less the images sent again under a new SOPInstanceUID: the same position, pixels and scaling as an
+    image kept (the first by file name). They had failed the series as "several images per position (echoes, time
+    points …)", a wrong cause with no way on but deleting files by hand (user test); images that differ at one
+    position still fail it."""
+    kept: dict[tuple[Any, ...], int] = {}
+    out: list[_Frame] = []
+    resent: list[tuple[str, str]] = []
+    for fr in sorted(frames, key=lambda f: names[f.file]):
+        pixel_data = datasets[fr.file].get("PixelData")
+        if pixel_data is None:
+            out.append(fr)
+            continue
+        key = (
+            *np.round(fr.position / POSITION_ROUNDING_MM).astype(int).tolist(),
+            *np.round(fr.orientation, 4).tolist(), fr.slope, fr.intercept, hashlib.sha256(pixel_data).hexdigest(),
+        )  # fmt: skip
+        if key in kept:
+            resent.append((names[fr.file], names[kept[key]]))
+            continue
+        kept[key] = fr.file
+        out.append(fr)
+    if resent:
+        more = f" and {len(resent) - 1} more" if len(resent) > 1 else ""
+        log.warning(
+            "skipping %d DICOM file(s) that repeat another image of the series under a new SOPInstanceUID (same "
+            "position and pixels): '%s' repeats '%s'%s", len(resent), *resent[0], more,
+        )  # fmt: skip
     return out
 
 

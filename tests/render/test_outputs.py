@@ -116,7 +116,8 @@ def test_the_sr_says_why_a_label_or_grade_is_withheld_and_carries_the_flags(dico
     disc = result.discs[0]
     withheld = Grade(None, None, available=False, note="withheld: the sequence is uncertain")
     grades = {Grading.PFIRRMANN: withheld, Grading.MARROW_CHANGE: withheld, Grading.HERNIATION: Grade(0, {"0": 0.9})}
-    body = dataclasses.replace(result.vertebrae[0], label=None, note="label withheld: cervical spine in view")
+    # '…' as the flags write it: without a character set the SR had '?' in its place (user test)
+    body = dataclasses.replace(result.vertebrae[0], label=None, note="label withheld: outside T11 … S1")
     flags = ("sequence_uncertain: the image looks most like T2 (probability 0.70)",)
     result = dataclasses.replace(
         result, vertebrae=(body,), discs=(dataclasses.replace(disc, grades=grades),), flags=flags
@@ -132,7 +133,7 @@ def test_the_sr_says_why_a_label_or_grade_is_withheld_and_carries_the_flags(dico
 
     walk(pydicom.dcmread(files["measurements_sr.dcm"]).ContentSequence)
     assert comments == [
-        "label withheld: cervical spine in view",
+        "label withheld: outside T11 … S1",
         "pfirrmann, marrow_change: withheld: the sequence is uncertain",
         flags[0],
     ], comments

@@ -253,6 +253,8 @@ def _structured_report(result: AnalysisResult, sources: list[Any]) -> bytes:
         instance_number=1,
         manufacturer="openspine",
         series_description="openspine levels and gradings",
+        # UTF-8: the reasons and flags say "T11 … S1"; without a character set pydicom wrote '?' for '…' (user test)
+        specific_character_set="ISO_IR 192",
     )
     sr.ContributingEquipmentSequence = _contributing_models(result)
     return _to_bytes(sr)

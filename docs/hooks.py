@@ -388,7 +388,9 @@ def tutorial_markdown(path: Path) -> str:
                 parts.append(
                     f'!!! info "Run it yourself"\n'
                     f"    This page is the notebook `docs/tutorials/{path.name}` (jupytext percent format); the test "
-                    "suite executes it on the shared data (`tests/docs/test_docs.py`). Run it as a script from the "
+                    "suite executes it on the shared data (`tests/docs/test_docs.py`). The page shows its code, not "
+                    "its outputs: the tables and pictures the text speaks of appear as you run it. Run it as a "
+                    "script from the "
                     f"repository root (`python docs/tutorials/{path.name}`), where its default data folder "
                     "`../shared/data` is found; or open it as a notebook with "
                     f"`jupytext --to ipynb docs/tutorials/{path.name}`, after setting `OPENSPINE_DATA` to the data "

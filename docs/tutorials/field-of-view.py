@@ -99,7 +99,7 @@ discs = tl.to_dataframe("discs")
 assert not any(g.available for d in tl.discs for g in d.grades.values())  # what the text above says
 assert any(f.startswith("grades_withheld: T12-L1") and "no sacrum in view" in f for f in tl.flags)
 assert any(f.startswith("not graded: L4-L5, L5-S1 (below the lowest vertebra found") for f in tl.flags)
-discs[discs.grading.isin(["", "pfirrmann"])][["level", "grading", "grade", "probability", "note"]]
+discs[discs.grading.isna() | (discs.grading == "pfirrmann")][["level", "grading", "grade", "probability", "note"]]
 
 # %% [markdown]
 # Saying the sequence removes the guess (its source becomes `user`); the labels and grades stay the same:

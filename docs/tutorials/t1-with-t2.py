@@ -58,7 +58,7 @@ for flag in result.flags:
 
 # %%
 discs = result.to_dataframe("discs")
-graded = discs[discs["grade"] != ""]
+graded = discs[discs["grade"].notna()]
 graded.pivot(index="level", columns="grading", values="series")
 
 # %% [markdown]

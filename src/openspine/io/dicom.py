@@ -720,7 +720,7 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
         not_image=(not_image := not_an_image(first)),
         problem=None if not_image else mixed_acquisitions(items) or _stack_problem(items, root, multiframe),
         patient_key=_patient_key(first),
-        height_mm=(min(heights), max(heights)) if heights else None,
+        height_mm=(float(min(heights)), float(max(heights))) if heights else None,
         frame_of_reference_uid=_str_or_none(first.get("FrameOfReferenceUID")),
         study_when=_study_when(first),
     )

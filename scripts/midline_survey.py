@@ -12,6 +12,13 @@ Each call at or above ``p`` is off the midline; on a SPIDER slice it is a false 
     python scripts/midline_survey.py --data ../shared/data --split val
     python scripts/midline_survey.py --data ../shared/data --split val --model runs/midline --step 1
     python scripts/midline_survey.py --data ../shared/data --split val --card   # into the built-in card's metrics
+    python scripts/midline_survey.py --data ../shared/data --split train --scales   # as for an estimated pixel size
+
+``--scales`` reads every slice as the analysis reads a picture whose pixel size is estimated (``--pixel-spacing
+auto``): at its size and 1.15 times smaller and larger (``openspine.scope.ESTIMATE_SCALES``), the calls averaged.
+``--size-error F`` first gives every slice a pixel size F times its true one, as an estimate off by that much would:
+
+    python scripts/midline_survey.py --data ../shared/data --split val --size-error 1.12 [--scales]
 
 The model is trained on the train split: score it on val.
 """
@@ -28,11 +35,18 @@ import numpy as np
 
 from openspine.evaluation import detection as ev
 from openspine.io import load_scan
-from openspine.recognition.midline import AT_MM, OFF_MM, off_midline_probability
-from openspine.scan import Scan
+from openspine.recognition.midline import AT_MM, OFF_MM, _at_scale, off_midline_probability
+from openspine.scan import SagittalView, Scan
+from openspine.scope import ESTIMATE_SCALES
 
 THRESHOLDS = (0.5, 0.7, 0.9)
 SHIPPED = 0.5  # openspine.scope.OFF_MIDLINE_PROBABILITY
+SCALES: tuple[float, ...] = (1.0,)  # ESTIMATE_SCALES with --scales
+SIZE_ERROR = 1.0  # --size-error: each slice read as if its pixels were this many times their true size
+
+
+def _probability(view: SagittalView, model: str | None) -> float:
+    return off_midline_probability(_at_scale(view, SIZE_ERROR), model, scales=SCALES)
 
 
 def _rows(data: Path, split: str) -> tuple[list[dict[str, str]], list[tuple[str, Path]]]:
@@ -69,7 +83,7 @@ def volume_offsets(row: dict[str, str], data: Path, step: float, model: str | No
         if not 0 <= k < arr.shape[ax]:
             continue
         one, aff1 = ev.crop_axis(arr, aff, ax, k, k + 1)
-        out.append((float(d), off_midline_probability(Scan(one, aff1).to_sagittal(), model)))
+        out.append((float(d), _probability(Scan(one, aff1).to_sagittal(), model)))
     return out
 
 
@@ -114,11 +128,11 @@ def slice_probabilities(path: Path, model: str | None) -> dict[str, float]:
     for name, img in presentations(np.take(arr, 0, axis=ax)).items():
         stored = np.expand_dims(np.ascontiguousarray(img), ax)
         aff = np.asarray(scan.affine, float)
-        out[name] = off_midline_probability(Scan(stored, aff).to_sagittal(), model)
+        out[name] = _probability(Scan(stored, aff).to_sagittal(), model)
     view = scan.to_sagittal().scan  # rows head → feet, columns front → back: where a coil's shading falls
     for name, gain in shadings(view.array.shape[:2]).items():
         shaded = np.asarray(view.array, np.float32) * gain[:, :, None]
-        out[name] = off_midline_probability(Scan(shaded, view.affine).to_sagittal(), model)
+        out[name] = _probability(Scan(shaded, view.affine).to_sagittal(), model)
     return out
 
 
@@ -140,7 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", type=float, default=3.0, help="mm between the cuts of a volume")
     p.add_argument("--card", action="store_true", help="write the figures at the shipped threshold into the model's "
                    "card.json (val split only)")  # fmt: skip
+    p.add_argument("--scales", action="store_true", help="read each slice as for an estimated pixel size: at it and "
+                   "1.15 times smaller and larger, the calls averaged")  # fmt: skip
+    p.add_argument("--size-error", type=float, default=1.0, help="read each slice as if its pixels were this many "
+                   "times their true size (an estimate's error, e.g. 1.12)")  # fmt: skip
     args = p.parse_args(argv)
+    global SCALES, SIZE_ERROR
+    SCALES, SIZE_ERROR = (ESTIMATE_SCALES if args.scales else (1.0,)), args.size_error
     if args.card and args.split != "val":
         raise SystemExit("--card writes val figures only: use --split val")
     volumes, slices = _rows(args.data, args.split)

@@ -1160,6 +1160,27 @@ def test_a_single_slice_cut_off_the_midline_keeps_its_labels_but_no_grade(tmp_pa
     assert not any(g.available for d in slab.discs for g in d.grades.values())
 
 
+def test_a_picture_cut_off_the_midline_is_not_graded_at_an_estimated_pixel_size(tmp_path: Path) -> None:
+    """A real val slice 25 mm off the midline as an 8-bit picture in a thin white frame, read with
+    ``--pixel-spacing auto``: the frame moved the estimate to 1.12 times the true size, where the midline recogniser
+    read 0.44, and every disc was graded (user test). The check reads an estimated size at it and 15 % either way."""
+    from PIL import Image
+
+    data = shared_data_or_skip()
+    folder = data / "fastcleverseg" / "fcs-vb1-15"  # val; stored [head → feet, front → back, left → right], 1 mm
+    whole = np.asarray(nib.load(str(folder / "image.nii.gz")).dataobj).astype(float)
+    labels = np.asarray(nib.load(str(folder / "mask.nii.gz")).dataobj)
+    mid = float(np.median([np.median(np.nonzero(labels == v)[2]) for v in np.unique(labels) if v]))
+    lo, hi = np.percentile(whole, [0.5, 99.5])  # the volume's window, as a viewer exports its slices
+    picture = np.full((whole.shape[0] + 8, whole.shape[1] + 8), 255, np.uint8)
+    picture[4:-4, 4:-4] = np.round(np.clip((whole[:, :, round(mid) + 25] - lo) / (hi - lo), 0, 1) * 255)
+    Image.fromarray(picture).save(tmp_path / "framed.png")
+    result = openspine.analyze(tmp_path / "framed.png", pixel_spacing="auto")
+    assert result.input.midline is not None and result.input.midline["off_midline_probability"] >= 0.5
+    assert any(f.startswith("off_midline:") for f in result.flags), result.flags
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+
+
 def test_the_midline_check_reads_single_slices_only(tmp_path: Path) -> None:
     """A real mid-sagittal SPIDER slice is not flagged; a volume is not read by the midline model at all (the
     analysis finds its middle slice from the bodies)."""

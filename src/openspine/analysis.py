@@ -413,7 +413,8 @@ def _off_midline_probability(view: SagittalView, detection: Detection, state: _S
     try:
         from .recognition.midline import MODEL_NAME, off_midline_probability
 
-        p = off_midline_probability(view)
+        # an estimated pixel size (--pixel-spacing auto) is read at it and 15 % either way, the calls averaged
+        p = off_midline_probability(view, scales=scope.ESTIMATE_SCALES if _size_estimated(state) else (1.0,))
     except (ImportError, ModelError) as exc:
         state.not_run["midline"] = f"no usable midline recogniser: {exc}"
         return None
@@ -1286,8 +1287,12 @@ def _label_scope(
 def _size_said(state: _State) -> str:
     """How the unseen-size reasons name the scale: a picture's estimate (``--pixel-spacing auto``), or the size
     given (a header's, or the user's)."""
-    estimated = any(f.startswith("pixel_spacing_estimated: ") and ESTIMATED_FROM_BODIES in f for f in state.flags)
-    return scope.SIZE_ESTIMATED if estimated else scope.SIZE_GIVEN
+    return scope.SIZE_ESTIMATED if _size_estimated(state) else scope.SIZE_GIVEN
+
+
+def _size_estimated(state: _State) -> bool:
+    """Whether the pixel size was estimated from the bodies (``--pixel-spacing auto``)."""
+    return any(f.startswith("pixel_spacing_estimated: ") and ESTIMATED_FROM_BODIES in f for f in state.flags)
 
 
 # a body outline this close to the front or back edge of the image (mm) is cut by it: the detector places corners on

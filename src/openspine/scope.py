@@ -662,6 +662,13 @@ AT_MIDLINE_MM = 5.0
 # a single sagittal slice that it reads as off the midline this likely or more is not graded (``python
 # scripts/midline_survey.py --data ../shared/data --split val``: docs/grading.md, Limits)
 OFF_MIDLINE_PROBABILITY = 0.5
+# a picture whose pixel size is estimated (--pixel-spacing auto) is read by the midline recogniser at the estimate and
+# 1.15 times smaller and larger, the probabilities averaged: the estimate's error runs to 15 % and more, and a val
+# slice 25 mm off the midline read 0.44 at 1.12 times its size (0.97 at it). Chosen on train against the highest of
+# the three (``python scripts/midline_survey.py --data ../shared/data --split train --scales``, runs of each rule):
+# the highest called 2 of 229 mid-sagittal SPIDER slices off (1 at one size) and 29 under a head-to-feet coil
+# shading (10); the average 0 and 8; every cut 14 mm or more off the midline is called off by each
+ESTIMATE_SCALES = (1 / 1.15, 1.0, 1.15)
 # ... nor a slab of slices spanning less than this from left to right: too thin to be sure it holds the midline (a
 # slab of three slices 18 mm to one side had been graded); a wider volume's middle slice is found from its bodies
 THIN_SLAB_MM = 20.0

@@ -195,6 +195,14 @@ def test_low_score_flag_names_the_bodies() -> None:
     assert (
         flag == "low_confidence: 2 of 3 bodies scored below 0.25: unlabelled body #1 (0.00), unlabelled body #3 (0.17)"
     )
+    # a body whose label the scope withheld says which, as labels_withheld names it (user test)
+    high, _, _ = withhold_labels(
+        [_v("T10", 0.01), _v("T11", 0.9)], [], lambda lv: "outside" if lv.value == "T10" else None
+    )
+    assert (
+        low_score_flag(high)
+        == "low_confidence: 1 of 2 bodies scored below 0.25: unlabelled body #1 (label T10 withheld, 0.01)"
+    )
 
 
 def test_fluid_signal_settles_an_unsure_image_call_and_questions_a_contradicted_one() -> None:

@@ -743,6 +743,9 @@ class GroupedFlags:
         return tuple(f"{kind}: {', '.join(names)} ({reason})" for (kind, reason), names in self._names.items())
 
 
+LABEL_WITHHELD_NOTE = "label withheld: "  # a body's note where its label is withheld, then the label and why
+
+
 def withhold_labels(
     vertebrae: Sequence[Vertebra], discs: Sequence[Disc], reason_of: LabelReason
 ) -> tuple[list[Vertebra], list[Disc], list[str]]:
@@ -758,7 +761,7 @@ def withhold_labels(
             continue
         withheld.add("labels_withheld", v.label.value, why)
         gone.add(v.label.value)
-        new_v.append(replace(v, label=None, note=f"label withheld: {v.label.value} ({why})"))
+        new_v.append(replace(v, label=None, note=f"{LABEL_WITHHELD_NOTE}{v.label.value} ({why})"))
 
     def loses_level(d: Disc) -> bool:
         return d.level is not None and bool({d.level.upper_vertebra.value, d.level.lower_vertebra.value} & gone)
@@ -1047,11 +1050,21 @@ def low_score_flag(vertebrae: Sequence[Vertebra]) -> str | None:
     if not low:
         return None
     # an unlabelled body by its place from the top, as the grading's flags name an unlabelled disc ('?' had said
-    # nothing outside the overlay's legend)
+    # nothing outside the overlay's legend), and the label withheld from it, which labels_withheld names (user test)
     names = ", ".join(
-        f"{v.label.value if v.label else f'unlabelled body #{i}'} ({score_text(v.score)})" for i, v in low
+        f"{v.label.value if v.label else f'unlabelled body #{i}'} ({_withheld_label_words(v)}{score_text(v.score)})"
+        for i, v in low
     )
     return f"low_confidence: {len(low)} of {len(vertebrae)} bodies scored below {LOW_SCORE}: {names}"
+
+
+def _withheld_label_words(v: Vertebra) -> str:
+    """'label T10 withheld, ' for a body whose label the scope withheld (its note, :func:`withhold_labels`), else
+    ''."""
+    note = v.note or ""
+    if not note.startswith(LABEL_WITHHELD_NOTE):
+        return ""
+    return f"label {note[len(LABEL_WITHHELD_NOTE) :].split(' (')[0]} withheld, "
 
 
 def unsure_spine_reason(vertebrae: Sequence[Vertebra]) -> str | None:

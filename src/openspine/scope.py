@@ -707,8 +707,9 @@ def plane_conflict_reason(plane: str, probability: float, sure_labelling: bool =
     labelling = "the spine's labelling is unsure as it stands" if not sure_labelling else "the image is clear about it"
     return (
         f"the image looks {plane} (probability {probability:.2f}) although its orientation header makes it sagittal, "
-        f"and {labelling}: the header may name the wrong axes, or the image shows no spine. Check the file's "
-        "orientation (NIfTI affine, DICOM ImageOrientationPatient), or give --trust-orientation (Python: "
+        f"and {labelling}: the header may name the wrong axes or the wrong voxel size (an image resampled to "
+        "another shape), or the image shows no spine. Check the file's orientation and spacing (NIfTI affine, "
+        "DICOM ImageOrientationPatient and PixelSpacing), or give --trust-orientation (Python: "
         "check_orientation=False)"
     )
 

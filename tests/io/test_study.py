@@ -360,6 +360,17 @@ def test_of_a_patients_prior_and_current_studies_the_current_is_read(tmp_path: P
         ds.save_as(f)
     study = load_study(tmp_path / "visits")
     assert study.main.array.shape[2] == 6 and "latest" not in study.flags[0]
+    # a current study with a sagittal T1 only: the prior T2 is read, which the grader reads, and the flag says so
+    for f in current:
+        ds = pydicom.dcmread(f)
+        ds.StudyDate, ds.SeriesDescription = "20240101", "T1 TSE SAG"
+        ds.save_as(f)
+    study = load_study(tmp_path / "visits")
+    assert study.main.array.shape[2] == 6
+    assert (
+        "of one patient; an earlier one (StudyDate) is read: the latest holds no series of the kind read"
+        in (study.flags[0])
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------

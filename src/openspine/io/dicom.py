@@ -846,7 +846,7 @@ def choose_series(found: list[SeriesInfo], wanted: str | int | None, quiet: bool
     """
     chosen, why = choose_series_why(found, wanted)
     if not quiet:
-        note = several_studies(found) if wanted is None else None
+        note = several_studies(found, chosen) if wanted is None else None
         if note:
             log.warning("chose DICOM series %s: %s; %s", chosen.describe(), why, note)
         elif INDEX_CLASH in why:  # --series 2 meant as the listing's [2] would silently read another series
@@ -871,7 +871,7 @@ def choose_series_why(found: list[SeriesInfo], wanted: str | int | None) -> tupl
     return chosen, why
 
 
-def several_studies(found: list[SeriesInfo]) -> str | None:
+def several_studies(found: list[SeriesInfo], chosen: SeriesInfo | None = None) -> str | None:
     """``"the folder holds 2 studies of 2 patients …"`` when the image series of ``found`` belong to more than one
     study (StudyInstanceUID) or patient (PatientID), else None: a default choice then picks one of them, which a
     PACS export mixing two patients would otherwise hide. Counts only: no identifier is named."""
@@ -883,8 +883,13 @@ def several_studies(found: list[SeriesInfo]) -> str | None:
     what = f"{len(studies)} studies (StudyInstanceUID)" if len(studies) > 1 else "one study"
     if len(patients) > 1:
         what += f" of {len(patients)} patients (PatientID)"
-    elif latest_study(images) is not None:
-        what += " of one patient; the latest (StudyDate) is read"
+    elif chosen is not None and (latest := latest_study(images)) is not None:
+        what += (
+            " of one patient; the latest (StudyDate) is read"
+            if chosen.study_uid == latest
+            else " of one patient; an earlier one (StudyDate) is read: the latest holds no series of the kind read "
+            "(a sagittal T2 comes first)"
+        )
     return f"the folder holds {what}"
 
 
@@ -939,9 +944,6 @@ def _readable_stand_ins(series: list[SeriesInfo]) -> list[SeriesInfo]:
 def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
     """The default main series among the image series of ``listed`` (the objects that are no image never count)."""
     found = [s for s in listed if s.is_image]
-    latest = latest_study(found)
-    if latest is not None:  # a patient's prior and current studies: the current one
-        found = [s for s in found if s.study_uid == latest]
     # an MR series (or one that names no modality) beats one no model reads: a sagittal CT reformat in the same study
     sagittal = [s for s in found if s.plane == "sagittal"]
     sagittal = [s for s in sagittal if scope.modality_reason(s.modality) is None] or sagittal
@@ -965,6 +967,11 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         lumbar_named = [s for s in pool if not named_below_lumbar(s)]
         below = len(pool) - len(lumbar_named)
         pool = lumbar_named or pool
+        # a patient's prior and current studies: the current one, among the series of the kind chosen (a prior T2
+        # still beats a current T1, which the grader does not read)
+        latest = latest_study(pool)
+        studies = len({s.study_uid for s in pool})
+        pool = [s for s in pool if latest is None or s.study_uid == latest]
         best, stations = lowest_station(pool, _most_slices(pool), _most_slices)
         # which series the choice was among, and how it was made within them
         rule = (
@@ -994,7 +1001,6 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
                 f"({', '.join(s.describe() for s in broken[:2])}{' …' if len(broken) > 2 else ''})"
             )
         if latest is not None:
-            studies = len({s.study_uid for s in listed if s.is_image})
             why += f"; of the latest of {studies} studies of one patient (StudyDate)"
         return best, why + _tie_note(best, [s for s in pool if not other_station(s, best)])
     if len(found) == 1:
@@ -1032,7 +1038,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
     Raises SeriesSelectionError when no main series can be chosen (as :func:`choose_series`).
     """
     main, why = choose_series_why(found, wanted)
-    note = several_studies(found) if wanted is None else None
+    note = several_studies(found, main) if wanted is None else None
     if note:
         why = f"{why}; {note}: choose with --series"
     candidates = [

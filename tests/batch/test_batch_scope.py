@@ -12,7 +12,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
+from pydicom.uid import generate_uid
 
 from openspine.batch.discover import discover_cases
 from openspine.cli import main
@@ -170,6 +172,21 @@ def test_a_study_exported_twice_is_one_case_and_the_copies_are_listed(tmp_path: 
     assert scan.shape[2] == 4 and np.array_equal(
         np.asarray(scan.array, dtype=float), np.asarray(load_scan(root / "export1").array, dtype=float)
     )
+
+
+def test_an_image_sent_again_under_a_new_uid_is_listed_and_the_case_reads_it_once(tmp_path: Path) -> None:
+    from dicom_fixtures import real_crop, write_series
+
+    arr, aff = real_crop(shape=(32, 32, 4))
+    root = tmp_path / "in"
+    _, files = write_series(root / "study", arr, aff)
+    ds = pydicom.dcmread(files[2])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.save_as(root / "study" / "zz-resent.dcm")
+    cases, skipped = discover_cases(root)
+    assert len(cases) == 1 and cases[0].problem is None
+    (entry,) = [s for s in skipped if "sent again" in s.reason]
+    assert entry.path == str(Path("study/zz-resent.dcm")) and str(Path("study") / files[2].name) in entry.reason
 
 
 def test_of_two_copies_of_an_image_the_one_cut_short_is_left_out(tmp_path: Path) -> None:

@@ -90,5 +90,5 @@ def test_cases_csv_names_the_levels_each_case_was_asked_to_grade() -> None:
         return str(_case_row({"flags": [], "parameters": parameters}, {})["levels_asked"])
 
     assert asked({"grade_levels": ["L4-L5", "L5-S1"]}) == "L4-L5;L5-S1"
-    assert asked({"grade_levels": None}) == "all"  # --levels all: every disc found
+    assert asked({"grade_levels": "all"}) == asked({"grade_levels": None}) == "all"  # --levels all: every disc found
     assert asked({}) == asked(None) == ""  # a result.json written without its parameters

@@ -1046,17 +1046,24 @@ def test_irregular_gap_is_named(tmp_path: Path) -> None:
 
 
 def test_an_image_sent_again_under_a_new_uid_is_read_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The same position, pixels and scaling as an image of the series: it had failed the series as "several images
-    per position (echoes, time points …)" (user test)."""
+    """The same position, header and pixels as an image of the series: it had failed the series as "several images
+    per position (echoes, time points …)" (user test), and discovery had counted it as a slice of its own (review)."""
     arr, affine = real_crop(shape=(16, 16, 4))
     _, files = write_series(tmp_path, arr, affine)
     ds = pydicom.dcmread(files[1])
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.save_as(tmp_path / "zz-resent.dcm")
     with caplog.at_level("WARNING", logger="openspine"):
-        scan = read_folder(tmp_path)
-    assert scan.array.shape[2] == 4 and np.array_equal(scan.array, read_folder(tmp_path).array)
+        (info,) = discover_series(tmp_path)
+    assert info.n_slices == 4 and info.problem is None
+    assert info.resent == ((tmp_path / "zz-resent.dcm", files[1]),)
     assert "'zz-resent.dcm' repeats" in caplog.text and "new SOPInstanceUID" in caplog.text
+    np.testing.assert_array_equal(read_folder(tmp_path).array, arr)
+    # sent again with a header set right (another pixel spacing): not the same image, the series still fails
+    ds.PixelSpacing = [0.6, 0.6]
+    ds.save_as(tmp_path / "zz-resent.dcm")
+    with pytest.raises(GeometryError, match="duplicate slice positions|pixel spacings"):
+        read_folder(tmp_path)
 
 
 def test_duplicate_positions(tmp_path: Path) -> None:

@@ -333,6 +333,22 @@ def test_a_folder_of_two_patients_is_read_with_a_flag(tmp_path: Path) -> None:
     assert load_study(tmp_path / "mix").flags == ()
 
 
+def test_a_current_study_of_key_images_only_does_not_displace_a_prior_series(tmp_path: Path) -> None:
+    """A latest study holding a 3-image sagittal series only (a localizer, key images) had been chosen over the
+    prior study's 6-slice series (review)."""
+    arr, aff = _synthetic(6)
+    # neither names a sequence: one tier, where the latest study would be read first
+    _, prior = write_series(tmp_path / "visits", arr, aff, series_number=3, description=None, prefix="A")
+    _, current = write_series(tmp_path / "visits", arr[:, :, :3], aff, series_number=1, description=None, prefix="B")
+    for files, date in ((prior, "20230101"), (current, "20240101")):
+        for f in files:
+            ds = pydicom.dcmread(f)
+            ds.StudyDate, ds.StudyTime = date, "093000"
+            ds.save_as(f)
+    study = load_study(tmp_path / "visits")
+    assert study.main.array.shape[2] == 6 and "latest" not in study.flags[0]
+
+
 def test_of_a_patients_prior_and_current_studies_the_current_is_read(tmp_path: Path) -> None:
     """A folder holding one patient's prior study (more slices) and current one: the prior had been read by the
     most-slices rule, with a flag that named neither (user test). The dates themselves are never written out."""
@@ -353,10 +369,28 @@ def test_of_a_patients_prior_and_current_studies_the_current_is_read(tmp_path: P
     )
     assert "2024" not in study.flags[0]
     main = next(r for r in study.roles if r.role == "main")
-    assert "of the latest of 2 studies of one patient (StudyDate)" in main.reason
-    for f in current:  # the same day and time: no order, the most slices as before
+    assert main.reason.count("the latest (StudyDate) is read") == 1  # said once (review: it had been twice)
+    # a study that names no patient: no order (review: it had been counted as the same patient's)
+    for f in prior:
+        ds = pydicom.dcmread(f)
+        del ds.PatientID
+        ds.save_as(f)
+    study = load_study(tmp_path / "visits")
+    assert study.main.array.shape[2] == 6 and "latest" not in study.flags[0]
+    for f in prior:
+        ds = pydicom.dcmread(f)
+        ds.PatientID = pydicom.dcmread(current[0]).PatientID
+        ds.save_as(f)
+    # the same day, one study without a time: no order (it had counted as midnight)
+    for f in current:
         ds = pydicom.dcmread(f)
         ds.StudyDate = "20230101"
+        del ds.StudyTime
+        ds.save_as(f)
+    assert load_study(tmp_path / "visits").main.array.shape[2] == 6
+    for f in current:  # the same day and time: no order, the most slices as before
+        ds = pydicom.dcmread(f)
+        ds.StudyDate, ds.StudyTime = "20230101", "093000"
         ds.save_as(f)
     study = load_study(tmp_path / "visits")
     assert study.main.array.shape[2] == 6 and "latest" not in study.flags[0]

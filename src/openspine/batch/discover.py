@@ -432,6 +432,13 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
                 why = f"a copy of {first.relative_to(root)} (the same SOPInstanceUID), read once in case {case_id}"
                 skipped.append(Skipped(str(copy.relative_to(root)), why))
                 accounted.add(copy)
+            for copy, first in member.resent:
+                why = (
+                    f"the image of {first.relative_to(root)} sent again under a new SOPInstanceUID (the same position, "
+                    f"header and pixels), read once in case {case_id}"
+                )
+                skipped.append(Skipped(str(copy.relative_to(root)), why))
+                accounted.add(copy)
     for f in dicom_files:
         if f not in accounted:
             skipped.append(Skipped(str(f.relative_to(root)), _why_no_series(f)))

@@ -274,6 +274,8 @@ class SeriesInfo:
     damaged_own: tuple[str, ...] = ()
     # files left out as copies of one of ``files`` (the same SOPInstanceUID): (the copy, the file it copies)
     copies: tuple[tuple[Path, Path], ...] = ()
+    # files left out as the same image sent again under a new SOPInstanceUID (:func:`_without_resent_images`)
+    resent: tuple[tuple[Path, Path], ...] = ()
     # why the series is no image to analyse (a Segmentation, an SR, ...: :func:`not_an_image`); None for an image
     # series
     not_image: str | None = None
@@ -474,13 +476,16 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
     damaged = tuple(f"{_rel_name(p, root)} ({why})" for p, why in [*unreadable, *left_out])
     found = []
     for uid, items in _stacks_apart(_localizers_apart(groups)).items():
+        items, resent = _without_resent_images(items, root)
         own = {p for p, _ in items}
         series_copies = tuple((c, f) for c, f in copies if f in own)
         own_damage = tuple(
             f"{_rel_name(p, root)} ({why})" for p, why in unreadable if damaged_in.get(p, uid) in (uid, "")
         )
         info = _series_info(uid, items, root)
-        found.append(replace(info, unreadable=damaged, damaged_own=own_damage, copies=series_copies))
+        found.append(
+            replace(info, unreadable=damaged, damaged_own=own_damage, copies=series_copies, resent=tuple(resent))
+        )
     found.sort(
         key=lambda s: (
             s.series_number is None,
@@ -495,6 +500,61 @@ def discover_series(root: Path, *, display_path: Path | None = None) -> list[Ser
             f"'{shown}' holds no image series to read, only {kinds}; point openspine at an image series"
         )
     return found
+
+
+def _without_resent_images(
+    items: list[tuple[Path, Dataset]], root: Path
+) -> tuple[list[tuple[Path, Dataset]], list[tuple[Path, Path]]]:
+    """``items`` less the images sent again under a new SOPInstanceUID, and (the copy, the file it repeats) for each:
+    single-frame images whose headers place and scale them alike (position, orientation, size, pixel spacing,
+    rescale, photometric interpretation, pixel representation and bits) and whose pixel data are the same bytes; the
+    first by file name is kept. They had failed the series as "several images per position (echoes, time points …)",
+    a wrong cause with no way on but deleting files by hand (user test). Only images that share a header key are read
+    for their pixels; images that differ at one position (an echo, a header corrected on the second sending) still
+    fail the series."""
+
+    def key(ds: Dataset) -> tuple[Any, ...] | None:
+        pos, iop = _try_floats(ds.get("ImagePositionPatient"), 3), _try_floats(ds.get("ImageOrientationPatient"), 6)
+        if pos is None or iop is None or _n_frames(ds) != 1 or _is_enhanced(ds):
+            return None
+        words = ("Rows", "Columns", "PixelSpacing", "RescaleSlope", "RescaleIntercept", "PhotometricInterpretation",
+                 "PixelRepresentation", "BitsAllocated", "BitsStored")  # fmt: skip
+        return (
+            *np.round(pos / POSITION_ROUNDING_MM).astype(int).tolist(),
+            *np.round(iop, 4).tolist(),
+            *(str(ds.get(w, "")) for w in words),
+        )
+
+    alike: dict[tuple[Any, ...], list[int]] = {}
+    for i, (_, ds) in enumerate(items):
+        k = key(ds)
+        if k is not None:
+            alike.setdefault(k, []).append(i)
+    resent: list[tuple[Path, Path]] = []
+    for members in alike.values():
+        if len(members) < 2:
+            continue
+        kept: dict[str, Path] = {}
+        for i in sorted(members, key=lambda m: _rel_name(items[m][0], root)):
+            path = items[i][0]
+            try:
+                digest = hashlib.sha256(pydicom.dcmread(path, force=True).PixelData).hexdigest()
+            except Exception:  # unreadable pixels: the read names the file
+                continue
+            if digest in kept:
+                resent.append((path, kept[digest]))
+            else:
+                kept[digest] = path
+    if not resent:
+        return items, []
+    gone = {c for c, _ in resent}
+    more = f" and {len(resent) - 1} more" if len(resent) > 1 else ""
+    log.warning(
+        "skipping %d DICOM file(s) that repeat another image of their series under a new SOPInstanceUID (the same "
+        "position, header and pixels): '%s' repeats '%s'%s",
+        len(resent), _rel_name(resent[0][0], root), _rel_name(resent[0][1], root), more,
+    )  # fmt: skip
+    return [it for it in items if it[0] not in gone], resent
 
 
 LOCALIZER_APART = " (its localizer images)"  # the key of a series' localizer images, set apart from its own
@@ -727,32 +787,39 @@ def _series_info(uid: str, items: list[tuple[Path, Dataset]], root: Path) -> Ser
 
 
 def _study_when(ds: Dataset) -> str | None:
-    """StudyDate (YYYYMMDD) and StudyTime (HHMMSS…) as one sortable text, None without a valid StudyDate."""
+    """StudyDate (YYYYMMDD), with StudyTime (HHMMSS, its digits) after a space where it gives one; None without a
+    valid StudyDate."""
     date = str(ds.get("StudyDate", "") or "").strip()
     if not re.fullmatch(r"\d{8}", date):
         return None
-    time_ = re.sub(r"[^0-9]", "", str(ds.get("StudyTime", "") or ""))[:6]
-    return date + time_.ljust(6, "0")
+    time_ = re.sub(r"[^0-9]", "", str(ds.get("StudyTime", "") or "").split(".")[0])[:6]
+    return f"{date} {time_.ljust(6, '0')}" if time_ else date
 
 
 def latest_study(images: list[SeriesInfo]) -> str | None:
-    """The StudyInstanceUID of the latest of several studies of one patient among ``images`` (by StudyDate and
-    StudyTime), where every study is dated, one is later than all others and it holds a sagittal series; else None. A
-    folder holding a patient's prior and current studies had its prior read, with a flag naming neither (user
-    test): the current one is what a reader of the folder expects. Studies of several patients have no such order."""
+    """The StudyInstanceUID of the latest of several studies of one patient among ``images`` (by StudyDate, and by
+    StudyTime within a day), where every series names its patient (one PatientID), every study is dated and one is
+    surely later than all others (a day later, or later the same day where both give a time), and that study holds a
+    sagittal series of more than :data:`KEY_IMAGE_SLICES` images (not a localizer or a few key images); else None. A
+    folder holding a patient's prior and current studies had its prior read, with a flag naming neither (user test):
+    the current one is what a reader of the folder expects. Studies of several patients, or of a series that names
+    none, have no such order (review)."""
     studies: dict[str | None, set[str | None]] = {}
     for s in images:
         studies.setdefault(s.study_uid, set()).add(s.study_when)
-    if len(studies) < 2 or len({s.patient_key for s in images if s.patient_key}) > 1:
+    if len(studies) < 2 or any(s.patient_key is None for s in images) or len({s.patient_key for s in images}) > 1:
         return None
     when = {uid: dates.pop() for uid, dates in studies.items() if len(dates) == 1 and None not in dates}
     if len(when) < len(studies):
         return None
     ordered = sorted(when, key=lambda uid: str(when[uid]))
-    last = ordered[-1]
-    if when[last] == when[ordered[-2]] or not any(s.study_uid == last and s.plane == "sagittal" for s in images):
+    last, before = str(when[ordered[-1]]), str(when[ordered[-2]])
+    same_day = last[:8] == before[:8]
+    if same_day and (len(last) == 8 or len(before) == 8 or last == before):
         return None
-    return last
+    if not any(s.study_uid == ordered[-1] and s.plane == "sagittal" and s.n_slices > KEY_IMAGE_SLICES for s in images):
+        return None
+    return ordered[-1]
 
 
 def _frame_heights(ds: Dataset, enhanced: bool, frames: int) -> list[float]:
@@ -970,7 +1037,6 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
         # a patient's prior and current studies: the current one, among the series of the kind chosen (a prior T2
         # still beats a current T1, which the grader does not read)
         latest = latest_study(pool)
-        studies = len({s.study_uid for s in pool})
         pool = [s for s in pool if latest is None or s.study_uid == latest]
         best, stations = lowest_station(pool, _most_slices(pool), _most_slices)
         # which series the choice was among, and how it was made within them
@@ -1000,8 +1066,6 @@ def _default_choice(listed: list[SeriesInfo]) -> tuple[SeriesInfo, str]:
                 f"; {len(broken)} sagittal series whose images cannot be read as one volume left aside "
                 f"({', '.join(s.describe() for s in broken[:2])}{' …' if len(broken) > 2 else ''})"
             )
-        if latest is not None:
-            why += f"; of the latest of {studies} studies of one patient (StudyDate)"
         return best, why + _tie_note(best, [s for s in pool if not other_station(s, best)])
     if len(found) == 1:
         return found[0], "the only series"
@@ -1245,8 +1309,6 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
     datasets = [_read_full(p, name) for p, name in zip(info.files, names)]
     frames = [fr for idx, ds in enumerate(datasets) for fr in _frames_of(ds, idx, names[idx])]
     unit = "frames" if info.multiframe else "files"
-    if not info.multiframe:
-        frames = _without_resent_images(frames, datasets, names)
     try:
         ordered, affine_lps = _stack_geometry(frames, names, unit)
     except GeometryError as exc:
@@ -1444,37 +1506,6 @@ def _frames_of(ds: Dataset, idx: int, name: str) -> list[_Frame]:
                 frame_of_reference=for_uid,
             )
         )
-    return out
-
-
-def _without_resent_images(frames: list[_Frame], datasets: list[Dataset], names: list[str]) -> list[_Frame]:
-    """``frames`` less the images sent again under a new SOPInstanceUID: the same position, pixels and scaling as an
-    image kept (the first by file name). They had failed the series as "several images per position (echoes, time
-    points …)", a wrong cause with no way on but deleting files by hand (user test); images that differ at one
-    position still fail it."""
-    kept: dict[tuple[Any, ...], int] = {}
-    out: list[_Frame] = []
-    resent: list[tuple[str, str]] = []
-    for fr in sorted(frames, key=lambda f: names[f.file]):
-        pixel_data = datasets[fr.file].get("PixelData")
-        if pixel_data is None:
-            out.append(fr)
-            continue
-        key = (
-            *np.round(fr.position / POSITION_ROUNDING_MM).astype(int).tolist(),
-            *np.round(fr.orientation, 4).tolist(), fr.slope, fr.intercept, hashlib.sha256(pixel_data).hexdigest(),
-        )  # fmt: skip
-        if key in kept:
-            resent.append((names[fr.file], names[kept[key]]))
-            continue
-        kept[key] = fr.file
-        out.append(fr)
-    if resent:
-        more = f" and {len(resent) - 1} more" if len(resent) > 1 else ""
-        log.warning(
-            "skipping %d DICOM file(s) that repeat another image of the series under a new SOPInstanceUID (same "
-            "position and pixels): '%s' repeats '%s'%s", len(resent), *resent[0], more,
-        )  # fmt: skip
     return out
 
 

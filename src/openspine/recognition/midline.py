@@ -33,9 +33,9 @@ def off_midline_probability(
     """The probability that a scan's central sagittal slices lie off the midline (averaged over them). With
     ``scales``, the slices are read as if their pixels were each of those times the size the view gives, and the
     probabilities are averaged: for a pixel size estimated from the anatomy, whose error runs to 15 % and more, a val
-    slice 25 mm off the midline read 0.97 at its true size but 0.44 at 1.12 times it (user test); averaged over the
-    estimate and 15 % either way it reads 0.68, while a mid-sagittal slice is not called off more often than at one
-    size (``python scripts/midline_survey.py --scales``).
+    slice 25 mm off the midline read 0.97 at its true size but 0.44 at an estimate 1.12 times it (user test); averaged
+    over the estimate and 15 % either way it reads 0.69, while a mid-sagittal slice is not called off more often
+    than at one size (``python scripts/midline_survey.py --scales``).
 
     Raises:
         ModelError: the model is missing or damaged.

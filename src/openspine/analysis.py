@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1009,12 +1011,27 @@ def _recognise(view: SagittalView, state: _State) -> ImageRecognition | None:
     return rec
 
 
+# the detection of an oblique volume's chosen reading (:func:`_oblique_view`), taken by :func:`_detect` for that view
+_detected = threading.local()
+
+
+def _detection_of(view: SagittalView, detector: str | None) -> Detection:
+    """``detect(view)``, or the one :func:`_oblique_view` made of this very view with this detector."""
+    from .detection import detect
+
+    kept = getattr(_detected, "entry", None)
+    _detected.entry = None
+    if kept is not None and kept[0]() is view and kept[1] == detector:
+        return kept[2]  # type: ignore[no-any-return]
+    return detect(view, model=detector)
+
+
 def _detect(view: SagittalView, detector: str | None, state: _State, cervical_p: float | None) -> Detection | None:
-    from .detection import BUILTIN_MODEL, detect
+    from .detection import BUILTIN_MODEL
     from .models import load_model
 
     try:
-        detection = detect(view, model=detector)
+        detection = _detection_of(view, detector)
     except ModelError as exc:
         if detector is not None:
             raise
@@ -1467,14 +1484,19 @@ def _oblique_view(scan: Scan, detector: str | None, flags: list[str]) -> Sagitta
         "read on its own grid": scan.to_sagittal(reslice=False),
     }
 
-    def sureness(view: SagittalView) -> tuple[bool, float]:
+    detections: dict[str, Detection] = {}
+
+    def sureness(how: str, view: SagittalView) -> tuple[bool, float]:
         try:
-            return reading_sureness(detect(view, model=detector))
+            detections[how] = detect(view, model=detector)
         except ModelError:
             return False, 0.0
+        return reading_sureness(detections[how])
 
-    rated = {how: sureness(view) for how, view in views.items()}
+    rated = {how: sureness(how, view) for how, view in views.items()}
     how = max(rated, key=lambda h: rated[h])
+    if how in detections:  # the analysis detects the chosen reading again: it takes this one (review)
+        _detected.entry = (weakref.ref(views[how]), detector, detections[how])
     other = next(h for h in views if h != how)
     flags.append(
         f"{OBLIQUE_VOLUME}: the volume's axes lie {degrees:.0f}° off the scanner's; it was {how}, where the spine "

@@ -790,6 +790,23 @@ def test_an_unsure_call_that_looks_like_t1_withholds_and_sequence_t2_grades(monk
     assert any(d.grades[Grading.PFIRRMANN].available for d in told.discs if d.grades)
 
 
+def test_a_neck_window_that_reads_cervical_at_half_its_estimated_size_gets_flagged_labels(tmp_path: Path) -> None:
+    """A 90 mm window of the cervical volume cut close around the spine (about C3 to T1), enlarged twice: the
+    estimate took its bodies for lumbar ones, it was labelled L1 ... S1 with no labelling flag and five discs were
+    graded (user test). At the size cervical bodies give it reads cervical with 0.62, below the 0.9 that reads it as a
+    neck, but above any lumbar picture: its labels are flagged and not graded."""
+    data = shared_data_or_skip()
+    img = nib.as_closest_canonical(nib.load(data / "sct/sct-example-t2/image.nii.gz"))  # RAS, 1 mm
+    volume = np.asarray(img.dataobj, dtype=np.float32)
+    plane = volume[volume.shape[0] // 2].T[::-1, ::-1][52:142, 120:320]  # rows head → feet, columns front → back
+    window = Image.fromarray((255 * np.clip(plane / np.percentile(plane, 99.5), 0, 1)).astype(np.uint8))
+    window.resize((window.size[0] * 2, window.size[1] * 2), Image.Resampling.BICUBIC).save(tmp_path / "neck.png")
+    result = openspine.analyze(tmp_path / "neck.png", pixel_spacing="auto")
+    (doubt,) = [f for f in result.flags if f.startswith("labelling_ambiguous: the picture may show a cervical spine")]
+    assert "read at twice its size" in doubt and "--pixel-spacing gives the picture's own" in doubt
+    assert not any(g.available for d in result.discs for g in d.grades.values())
+
+
 def test_a_neck_picture_with_flagged_labels_at_an_estimated_size_is_not_graded(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -816,8 +816,8 @@ def _picture_size(
         if scan.source.format == "image":
             flags.append(_of_series(NOT_MEASURED.format(size=float(scan.spacing[0])), which))
         return scan
-    scan, flag = picture_with_pixel_size(scan, detector)
-    flags.extend([_of_series(flag, which)] if flag else [])
+    scan, said = picture_at_estimated_size(scan, detector)
+    flags.extend(_of_series(flag, which) for flag in said)
     return scan
 
 
@@ -829,9 +829,16 @@ def _of_series(flag: str, which: str) -> str:
 def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Scan, str | None]:
     """A picture (PNG/JPEG, read with any pixel size) rescaled to the pixel size its anatomy suggests
     (:mod:`openspine.detection.scale`), and a ``pixel_spacing_estimated`` flag saying so; a scan with geometry of
-    its own (DICOM, NIfTI) as it is, without a flag."""
+    its own (DICOM, NIfTI) as it is, without a flag. :func:`picture_at_estimated_size` gives every flag."""
+    scan, flags = picture_at_estimated_size(scan, detector)
+    return scan, flags[0] if flags else None
+
+
+def picture_at_estimated_size(scan: Scan, detector: str | None = None) -> tuple[Scan, list[str]]:
+    """:func:`picture_with_pixel_size` with all its flags: the ``pixel_spacing_estimated`` one, and a
+    ``labelling_ambiguous`` one where the picture may show a cervical spine read at twice its size."""
     if scan.source.format != "image":
-        return scan, None
+        return scan, []
     from .detection.scale import (
         BODY_PITCH_MM,
         CERVICAL_BODY_PITCH_MM,
@@ -847,12 +854,12 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
     # picture must not carry it past the plane check (the analysis then refuses it at this same size)
     not_sagittal = _not_sagittal_plane(_recognise_picture(fallback))
     if not_sagittal is not None:
-        return fallback, f"pixel_spacing_estimated: not estimated, the picture looks {not_sagittal}; {read_as}"
+        return fallback, [f"pixel_spacing_estimated: not estimated, the picture looks {not_sagittal}; {read_as}"]
     # the detector reads the front of the body on the left: a picture shown the other way is measured mirrored
     measured = scan.mirrored_front_to_back() if _shows_front_right(fallback) else scan
     estimate = _estimate_with_panels(measured, detector)
     if estimate.spacing_mm is None:
-        return fallback, f"{UNSCALED}; {read_as}"
+        return fallback, [f"{UNSCALED}; {read_as}"]
     # the estimate takes the bodies for lumbar ones: a cervical spine (bodies half as far apart) comes out twice its
     # size and then looks lumbar. Read at the size cervical bodies would give, it looks cervical again: then it is
     # read so, and the analysis withholds its labels. A lumbar spine shrunk so can look cervical too, hence the
@@ -860,18 +867,27 @@ def picture_with_pixel_size(scan: Scan, detector: str | None = None) -> tuple[Sc
     as_cervical = estimate.spacing_mm * CERVICAL_BODY_PITCH_MM / BODY_PITCH_MM
     seen = _recognise_picture(with_pixel_size(measured, as_cervical))
     if seen is not None and seen.cervical_probability >= MIN_CERVICAL_AT_CERVICAL_SIZE:
-        return with_pixel_size(scan, as_cervical), (
+        return with_pixel_size(scan, as_cervical), [
             f"pixel_spacing_estimated: {as_cervical:.3f} mm per pixel, read as a cervical spine (no pixel size "
             f"given; at the size cervical bodies give, the image looks cervical with probability "
             f"{seen.cervical_probability:.2f}); positions and lengths in mm are rough"
-        )
+        ]
     # the grader's crops and features are cut at this scale too: grades move with the estimate, not only lengths
     flag = (
         f"pixel_spacing_estimated: {estimate.spacing_mm:.3f} {ESTIMATED_FROM_BODIES} (no pixel size given); grades may "
         "differ from those at the true pixel size, and positions and lengths in mm carry its error (often 10 %, "
         "sometimes 30 % or more: docs/reading-scans.md)"
     )
-    return with_pixel_size(scan, estimate.spacing_mm), flag
+    flags = [flag]
+    if seen is not None and seen.cervical_probability >= CERVICAL_DOUBT_AT_CERVICAL_SIZE:
+        # read as lumbar, but at the size cervical bodies give the image looks more cervical than any shared lumbar
+        # picture or crop: the labels are flagged, which withholds the grades (:func:`_flagged_at_an_estimated_size`)
+        flags.append(
+            f"labelling_ambiguous: the picture may show a cervical spine read at twice its size (no pixel size given; "
+            f"at the size cervical bodies give, the image looks cervical with probability "
+            f"{seen.cervical_probability:.2f}), {scope.LABELS_MAY_BE_WRONG}; --pixel-spacing gives the picture's own"
+        )
+    return with_pixel_size(scan, estimate.spacing_mm), flags
 
 
 def _estimate_with_panels(picture: Scan, detector: str | None) -> ScaleEstimate:
@@ -917,6 +933,10 @@ def _shows_front_right(picture: Scan) -> bool:
 
 # a picture read at the size cervical bodies would give is taken as cervical from this probability (see above)
 MIN_CERVICAL_AT_CERVICAL_SIZE = 0.9
+# ... and its lumbar labels are flagged from this one: the SPIDER train T2 and T1 pictures read at most 0.26 there,
+# windows of the cervical volume the recogniser was trained on mostly 0.6-0.9 (it had labelled some L1 ... S1 and
+# graded them, no flag; user test). A neck it does not know reads lower (docs/accuracy.md): this catches only some
+CERVICAL_DOUBT_AT_CERVICAL_SIZE = 0.5
 
 
 def _recognise_picture(picture: Scan) -> ImageRecognition | None:

@@ -31,6 +31,14 @@ new patient's neck must be caught by what the bodies show:
 
     python scripts/thoracic_view_survey.py --data ../shared/data --picture-windows --unknown-neck [--upscale 2]
 
+``--columns FIRST END`` cuts each picture window to those columns (the front of the body is on the right; ``64 264``
+keeps the spine and little else, as a figure is often cut):
+
+    python scripts/thoracic_view_survey.py --data ../shared/data --picture-windows --upscale 2 --columns 64 264 \
+        --own-contrast
+
+``--own-contrast`` exports each window at its own contrast (its 99.5th percentile white) rather than the slice's.
+
 ``--upscale F`` enlarges each window F times (bicubic) before it is saved: the volume's 1 mm pixels make small
 pictures, whose estimated pixels are coarser than the grader reads; pictures in papers and teaching files are larger.
 """
@@ -145,7 +153,9 @@ def upper_windows(
 PICTURE_WINDOWS_MM = (60, 80, 100, 120, 140, 170, 200)
 
 
-def picture_windows(data: Path, upscale: float = 1.0) -> int:
+def picture_windows(
+    data: Path, upscale: float = 1.0, columns: tuple[int, int] | None = None, own_contrast: bool = False
+) -> int:
     """Windows of the cervical and upper thoracic volume's middle slices as pictures read at an estimated pixel
     size: how many get lumbar or sacral labels, flagged, graded."""
     import tempfile
@@ -161,10 +171,16 @@ def picture_windows(data: Path, upscale: float = 1.0) -> int:
         for dx in (-2, 0, 2):
             plane = np.rot90(volume[volume.shape[0] // 2 + dx])  # head up
             plane = (255 * np.clip(plane / np.percentile(plane, 99.5), 0, 1)).astype(np.uint8)
+            if columns is not None:  # cut close around the spine, as a figure is
+                plane = plane[:, columns[0] : columns[1]]
             for height in PICTURE_WINDOWS_MM:
                 rows = round(height / row_mm)
                 for start in range(0, max(1, plane.shape[0] - rows + 1), round(10 / row_mm)):
-                    window = Image.fromarray(plane[start : start + rows])
+                    cut = plane[start : start + rows]
+                    if own_contrast:  # each window exported at its own contrast (its 99.5th percentile white)
+                        high = max(float(np.percentile(cut, 99.5)), 1.0)
+                        cut = (255 * np.clip(cut / high, 0, 1)).astype(np.uint8)
+                    window = Image.fromarray(cut)
                     if upscale != 1.0:
                         size = (round(window.size[0] * upscale), round(window.size[1] * upscale))
                         window = window.resize(size, Image.Resampling.BICUBIC)
@@ -200,11 +216,15 @@ def main() -> int:
     ap.add_argument("--picture-windows", action="store_true", help="windows of it as pictures, pixel size auto")
     ap.add_argument("--upscale", type=float, default=1.0, help="picture windows enlarged this many times")
     ap.add_argument("--unknown-neck", action="store_true", help="take every cervical probability as 0")
+    ap.add_argument("--own-contrast", action="store_true", help="each picture window at its own contrast")
+    ap.add_argument("--columns", type=int, nargs=2, default=None, metavar=("FIRST", "END"),
+                    help="picture windows cut to these columns (front on the right)")  # fmt: skip
     args = ap.parse_args()
     if args.unknown_neck:
         unknown_neck()
     if args.picture_windows:
-        return picture_windows(args.data, args.upscale)
+        columns = (args.columns[0], args.columns[1]) if args.columns else None
+        return picture_windows(args.data, args.upscale, columns, args.own_contrast)
     if args.upper_windows:
         for pixel_mm in args.coarse or [None]:
             upper_windows(args.data, args.step_mm, pixel_mm, tuple(args.heights))

@@ -333,6 +333,15 @@ def test_a_folder_of_two_patients_is_read_with_a_flag(tmp_path: Path) -> None:
     assert load_study(tmp_path / "mix").flags == ()
 
 
+def _date_visits(prior: list[Path], current: list[Path]) -> None:
+    """A prior study on 2023-01-01 and a current one on 2024-01-01, both at 09:30."""
+    for files, date in ((prior, "20230101"), (current, "20240101")):
+        for f in files:
+            ds = pydicom.dcmread(f)
+            ds.StudyDate, ds.StudyTime = date, "093000"
+            ds.save_as(f)
+
+
 def test_a_current_study_of_key_images_only_does_not_displace_a_prior_series(tmp_path: Path) -> None:
     """A latest study holding a 3-image sagittal series only (a localizer, key images) had been chosen over the
     prior study's 6-slice series (review)."""
@@ -340,11 +349,7 @@ def test_a_current_study_of_key_images_only_does_not_displace_a_prior_series(tmp
     # neither names a sequence: one tier, where the latest study would be read first
     _, prior = write_series(tmp_path / "visits", arr, aff, series_number=3, description=None, prefix="A")
     _, current = write_series(tmp_path / "visits", arr[:, :, :3], aff, series_number=1, description=None, prefix="B")
-    for files, date in ((prior, "20230101"), (current, "20240101")):
-        for f in files:
-            ds = pydicom.dcmread(f)
-            ds.StudyDate, ds.StudyTime = date, "093000"
-            ds.save_as(f)
+    _date_visits(prior, current)
     study = load_study(tmp_path / "visits")
     assert study.main.array.shape[2] == 6 and "latest" not in study.flags[0]
 
@@ -357,11 +362,7 @@ def test_of_a_patients_prior_and_current_studies_the_current_is_read(tmp_path: P
     current_uid, current = write_series(
         tmp_path / "visits", arr[:, :, :5], aff, series_number=3, description="T2 TSE SAG", prefix="B"
     )
-    for files, date in ((prior, "20230101"), (current, "20240101")):
-        for f in files:
-            ds = pydicom.dcmread(f)
-            ds.StudyDate, ds.StudyTime = date, "093000"
-            ds.save_as(f)
+    _date_visits(prior, current)
     study = load_study(tmp_path / "visits")
     assert study.main.source.series_uid == current_uid.series_uid and study.main.array.shape[2] == 5
     assert study.flags[0].startswith(

@@ -291,8 +291,9 @@ class SeriesInfo:
     # another series where there is one; None where they form one
     problem: str | None = None
     derived: bool = False  # ImageType DERIVED: a reformat or a composed image, not an acquired series
-    # StudyDate and StudyTime as one sortable text (``20240101`` + ``093000``), to tell a patient's current study from
-    # a prior one in one folder; never written out (a date identifies)
+    # StudyDate, and StudyTime after a space where given (``20240101 093000``; :func:`_study_when`), to tell a
+    # patient's current study from a prior one in one folder (:func:`latest_study`); never written out (a date
+    # identifies)
     study_when: str | None = None
 
     @property

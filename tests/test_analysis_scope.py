@@ -171,6 +171,33 @@ def test_a_real_view_cut_above_the_sacrum_keeps_its_flagged_labels_but_no_grade(
     assert any(f.startswith("grades_withheld:") and "no sacrum in view" in f for f in doc["flags"])
 
 
+def test_a_void_over_two_bodies_that_breaks_the_count_leaves_every_disc_ungraded(tmp_path: Path) -> None:
+    """A metal implant's void over L4 and L5 of a real picture (a user test's): two bodies were found on its rim and
+    every body above labelled one level too high, flagged only ``vertebra_not_detected``, and four discs graded
+    under the wrong levels. A body missed between two labelled ones now withholds every grade, and says why."""
+    data = shared_data_or_skip()
+    source = data / "spider/40/image.png"
+    whole = openspine.analyze(source, pixel_spacing=(0.625, 0.625))
+    corners = {
+        v.label.value: np.asarray(v.outlines[0].corners_voxel)[:, :2]
+        for v in whole.vertebrae
+        if v.label is not None and v.outlines
+    }
+    image = np.asarray(Image.open(source).convert("L")).astype(np.float32)
+    rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
+    both = np.concatenate([corners["L4"], corners["L5"]])
+    centre, half_height = both.mean(axis=0), (both[:, 0].max() - both[:, 0].min()) / 2 + 4
+    ellipse = ((rows - centre[0]) / half_height) ** 2 + ((cols - centre[1]) / (22 / 0.625)) ** 2
+    image[ellipse < 1] = np.random.default_rng(1).normal(2, 1, int((ellipse < 1).sum()))  # the void
+    image[(ellipse >= 1) & (ellipse < 1.3)] = 255  # its bright rim
+    Image.fromarray(np.clip(image, 0, 255).round().astype(np.uint8)).save(tmp_path / "metal.png")
+    result = openspine.analyze(tmp_path / "metal.png", pixel_spacing=(0.625, 0.625))
+    assert any(f.startswith("vertebra_not_detected: ") for f in result.flags)
+    assert not any(g.available for d in result.discs for g in (d.grades or {}).values())
+    withheld = next(f for f in result.flags if f.startswith("grades_withheld:"))
+    assert "a vertebral body was missed (between " in withheld and "counted across the gap" in withheld
+
+
 def test_an_offset_removed_for_the_fluid_check_alone_is_flagged_too() -> None:
     """A T1 slice is not graded, but its sequence check reads the fluid without the offset: the flag says so."""
     from openspine.scan import Scan

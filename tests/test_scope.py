@@ -792,3 +792,11 @@ def test_no_body_in_a_tiny_image_names_its_voxel_size() -> None:
     assert no_body_reason({}, None, (300.0, 250.0)) == (
         "no vertebral body detected: this does not look like a sagittal spine image"
     )
+
+
+def test_a_body_missed_between_two_labelled_ones_withholds_the_grades_and_names_the_gap() -> None:
+    from openspine.scope import missed_body_reason
+
+    assert missed_body_reason(["labelling_ambiguous: no sacrum visible; …", "low_confidence: …"]) is None
+    why = missed_body_reason(["vertebra_not_detected: between L3 and L5", "vertebra_not_detected: between T12 and L2"])
+    assert why is not None and "(between L3 and L5; between T12 and L2)" in why and "a level off" in why

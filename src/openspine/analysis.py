@@ -1407,6 +1407,7 @@ def _grade(
             withhold=state.unfit
             or state.labels_doubt
             or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae)
+            or scope.missed_body_reason(detection.flags)
             or _unseen_size_withheld(detection, state, view)
             or _flagged_at_an_estimated_size(state),
             sure_neighbours=True,

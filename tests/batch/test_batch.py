@@ -121,6 +121,8 @@ def test_bad_cases_are_isolated_and_reported(
     assert set(rows) == {k for k, v in expected.items() if v != "failed"}
     assert "axial" in rows["dicom__axial"]["out_of_scope"] and rows["dicom__axial"]["labelled"] == "0"
     assert rows["dicom__good"]["format"] == "dicom" and rows["dicom__good"]["chosen_because"].startswith("the only")
+    dicom_doc = json.loads((out / "cases" / "dicom__good" / "result.json").read_text())
+    assert rows["dicom__good"]["series_uid"] == dicom_doc["input"]["series"]["series_uid"] != ""
     case = f"nifti__patient{SPIDER_IDS[0]}"
     good = rows[case]
     assert good["format"] == "nifti" and good["chosen_because"] == "" and int(good["labelled"]) >= 3

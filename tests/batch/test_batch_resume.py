@@ -70,6 +70,25 @@ def test_clashing_ids_get_suffixes_that_do_not_move_when_files_are_added(tmp_pat
     }
 
 
+def test_a_path_too_long_for_a_folder_name_gets_a_shortened_id_of_its_own(tmp_path: Path) -> None:
+    """A 230-character file name in a folder had given a case id longer than a file name may be: the case failed
+    at its end ("File name too long") and was in no list after the next run (user test)."""
+    from openspine.batch.discover import MAX_ID_CHARS
+
+    root, out = tmp_path / "in", tmp_path / "out"
+    long_a, long_b = "sub-01_" + "x" * 220 + "a_T2w", "sub-01_" + "x" * 220 + "b_T2w"
+    _tiny(root / "site01" / f"{long_a}.nii.gz", 1)
+    _tiny(root / "site01" / f"{long_b}.nii.gz", 2)
+    ids = _ids(root)
+    assert len(ids) == 2 and all(len(k) <= MAX_ID_CHARS and k.startswith("site01__sub-01_xxx") for k in ids)
+    assert ids == _ids(root)  # the same each time: a resume finds its folders
+    assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 3  # noise: out of scope
+    assert sorted(p.name for p in (out / "cases").iterdir()) == sorted(ids)
+    assert {r["case"] for r in _read_csv(out / "failures.csv")} == set(ids)
+    assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 3  # and listed again
+    assert {r["case"] for r in _read_csv(out / "failures.csv")} == set(ids)
+
+
 def test_a_case_whose_folder_holds_another_scans_result_is_analysed_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -132,6 +151,8 @@ def test_adding_a_clashing_file_analyses_the_new_scan_and_keeps_the_old_result(
     assert _input_of(old) == first.resolve() and _input_of(new) == second.resolve()
     assert json.loads((old / "result.json").read_text())["created"] == made  # kept, not analysed again
     assert sorted(p.name for p in (out / "cases").iterdir()) == sorted(ids)
+    for folder in (out / "cases").iterdir():  # the moved folder's records name its new id (they kept the old one)
+        assert json.loads((folder / "case.json").read_text())["case"] == folder.name
     assert {r["case"] for r in _read_csv(out / "failures.csv")} == set(ids)  # both out of scope, each once
     assert _read_csv(out / "stale_cases.csv") == []
 

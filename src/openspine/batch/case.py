@@ -479,6 +479,7 @@ def adopt_moved_folders(out_root: Path, cases: list[Case], found: list[Case]) ->
         except OSError as exc:  # another run took it first, or the file system refuses: analysed again instead
             log.debug("case folder %s not renamed to %s: %s", old.name, final.name, exc)
             continue
+        _record_new_id(final, case.case_id)
         log.info("case folder %s renamed %s: its input's case id changed", old.name, final.name)
         moved += 1
     return moved
@@ -493,6 +494,15 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
+
+
+def _record_new_id(folder: Path, case_id: str) -> None:
+    """Write ``case_id`` into the case.json (and failure.json) of a folder renamed to it: the records had kept the
+    old id (user test)."""
+    for name, key in ((CASE_RECORD, "case"), (FAILURE_RECORD, "case_id")):
+        doc = _read_json(folder / name)
+        if isinstance(doc, dict) and key in doc and doc[key] != case_id:
+            atomic_write_text(folder / name, json.dumps({**doc, key: case_id}, indent=2) + "\n")
 
 
 def _last_frame(exc: BaseException) -> str:

@@ -95,8 +95,20 @@ def _not_an_image_reason(path: Path) -> str:
     return "not an image file"
 
 
+# the longest case id a path gives as it is: a case folder's name may be 255 bytes at most, and a suffix that tells
+# apart paths giving the same id (:func:`_unique_ids`) must still fit (an id from a 248-byte file name in a folder had
+# failed the case at its very end, "File name too long", and left it in no list; user test)
+MAX_ID_CHARS = 200
+
+
 def _safe_id(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._\-]+", "_", text).strip("._") or "case"
+    """A case id from a path: characters a file name may hold everywhere; one longer than :data:`MAX_ID_CHARS` is
+    cut and ends in a digest of the whole, so that it stays one path's own id."""
+    safe = re.sub(r"[^A-Za-z0-9._\-]+", "_", text).strip("._") or "case"
+    if len(safe) <= MAX_ID_CHARS:
+        return safe
+    digest = hashlib.sha1(safe.encode(), usedforsecurity=False).hexdigest()[:12]
+    return f"{safe[: MAX_ID_CHARS - len(digest) - 2]}__{digest}"
 
 
 def _is_bids(rel: Path) -> bool:

@@ -49,6 +49,7 @@ log = get_logger("batch")
 CASE_COLUMNS = [
     "format",
     "series_description",
+    "series_uid",
     "chosen_because",
     "sequence",
     "sequence_source",
@@ -139,6 +140,8 @@ def _case_row(doc: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": source.get("format"),
         "series_description": series.get("series_description"),
+        # several studies in one folder give cases of one input and series name; the series told apart (user test)
+        "series_uid": series.get("series_uid"),
         "chosen_because": series.get("chosen_because"),
         "sequence": reading("sequence").get("value"),
         "sequence_source": reading("sequence").get("source"),
@@ -299,7 +302,7 @@ def _valid_text(text: str) -> str:
 _TEXT_COLUMNS = frozenset(
     {"case", "input", "subject", "session", "acquisition", "run"}
     | {"label", "level", "grading", "probabilities", "series", "note"}
-    | {"format", "series_description", "chosen_because", "sequence", "sequence_source", "sequence_best_guess"}
+    | {"format", "series_description", "series_uid", "chosen_because", "sequence", "sequence_source", "sequence_best_guess"}
     | {"field_of_view", "levels_asked"}
     | {"t1", "t1_not_used", "out_of_scope", "withheld", "all_flags", "models"}
 )  # a subject 01 stays 01; a column of cases.csv empty in one cohort is still text

@@ -957,6 +957,15 @@ def test_the_summary_line_says_how_many_discs_were_graded() -> None:
     assert "4 discs (all 2 at the levels asked graded);" in with_left_out({"p": graded}, {"p": graded})
     assert "4 discs (1 of 2 at the levels asked graded);" in with_left_out({"p": graded}, {"p": withheld})
     assert "3 discs (none of 1 at the levels asked graded);" in with_left_out({"p": withheld})
+    # levels asked where no disc was found count too (a void over L4 and L5 had read 'all 3 … graded'; user test)
+    result = SimpleNamespace(
+        vertebrae=[], flags=[], input=SimpleNamespace(sequence={}, field_of_view={}),
+        parameters={"grade_levels": ["L1-L2", "L2-L3", "L3-L4", "L4-L5"]},
+        discs=[Disc(DiscLevel.parse(x), (0, 0, 0), (0, 0, 0), grades={"p": graded}) for x in ("L1-L2", "L2-L3")],
+    )  # fmt: skip
+    assert "2 discs (2 of 4 at the levels asked graded; L3-L4, L4-L5 not found);" in summary_line(
+        Path("scan.png"), result
+    )
 
 
 def test_a_failed_run_leaves_no_earlier_run_s_result_in_its_folder(

@@ -351,10 +351,13 @@ def _discs(n: int) -> str:
     return f"{n} disc{'' if n == 1 else 's'}"
 
 
-def _graded(discs: Sequence[Any]) -> str:
+def _graded(discs: Sequence[Any], levels_asked: Any = None) -> str:
     """' (all graded)', ' (3 graded)', ' (none graded)' after the disc count, counted among the discs at the levels
-    asked (' (all 6 at the levels asked graded)'); '' where there is no disc. A line that named only the discs found
-    read the same for a scan whose every grade was withheld."""
+    asked (' (all 6 at the levels asked graded)'), and the levels asked (``levels_asked``: the analysis's
+    ``grade_levels``, a list of names) where no disc was found (' (3 of 6 at the levels asked graded; L3-L4, L4-L5,
+    L5-S1 not found)'); '' where there is no disc. A line that named only the discs found read the same for a scan
+    whose every grade was withheld, and counted only the levels found (a void over L4 and L5: 'all 3 at the levels
+    asked graded'; user test)."""
     if not discs:
         return ""
     # an unlabelled disc is at no level asked (it had been counted as one: "2 of 3" with two levels asked; user test)
@@ -363,10 +366,18 @@ def _graded(discs: Sequence[Any]) -> str:
     if not asked:  # no disc labelled at a level asked (labels withheld): what was graded of all
         n = sum(d.graded for d in discs)
         return f" ({'all' if n == len(discs) else n or 'none'} graded)"
-    if len(asked) == len(discs):
+    found = {d.level.value for d in asked}
+    missing = [str(lv) for lv in levels_asked if str(lv) not in found] if isinstance(levels_asked, list) else []
+    if len(asked) == len(discs) and not missing:
         return f" ({'all' if n == len(discs) else n or 'none'} graded)"
-    said = f"all {n}" if n == len(asked) and n else f"{n} of {len(asked)}" if n else f"none of {len(asked)}"
-    return f" ({said} at the levels asked graded)"
+    total = len(asked) + len(missing)
+    said = f"all {n}" if n == total and n else f"{n} of {total}" if n else f"none of {total}"
+    return f" ({said} at the levels asked graded{'; ' + ', '.join(missing) + ' not found' if missing else ''})"
+
+
+def _levels_asked(result: Any) -> Any:
+    parameters = getattr(result, "parameters", None)
+    return parameters.get("grade_levels") if isinstance(parameters, dict) else None
 
 
 def summary_line(path: Path, result: Any) -> str:
@@ -376,7 +387,7 @@ def summary_line(path: Path, result: Any) -> str:
     seq = result.input.sequence or {}
     fov = result.input.field_of_view or {}
     bodies = f"{n_v} vertebra{'' if n_v == 1 else 'e'}"
-    parts = [bodies + (f" ({unlabelled} unlabelled)" if unlabelled else ""), _discs(n_d) + _graded(result.discs)]
+    parts = [bodies + (f" ({unlabelled} unlabelled)" if unlabelled else ""), _discs(n_d) + _graded(result.discs, _levels_asked(result))]
     if seq.get("value"):
         parts.append(f"{seq['value']} ({seq.get('header_is') or seq.get('source')})")  # 'BIDS file name', not header
     elif seq.get("contradicted_by") == "image":  # the header's word set aside: the header itself was sure

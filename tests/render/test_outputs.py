@@ -331,3 +331,22 @@ def test_an_empty_disc_table_under_levels_that_name_no_disc_found_says_so() -> N
     disc = Disc(DiscLevel.L4_L5, vec3((1, 1, 0)), vec3((1, 1, 0)), (), {})
     result = AnalysisResult(input=InputInfo.from_scan(scan), discs=(disc,), parameters={"grade_levels": ["T1-T2"]})
     assert "No disc was graded: no disc found is among the levels asked for (T1-T2)" in render_report(result, None)
+
+
+def test_a_disc_not_graded_for_what_was_seen_reads_not_graded_not_n_a() -> None:
+    """'n/a' is a grading the model lacks; a disc not graded because the bodies beside it are unsure had read 'n/a'
+    too (user test)."""
+    from openspine.render.report import render_report
+    from openspine.results import Grade, InputInfo
+    from openspine.scan import Scan
+
+    scan = Scan(np.ones((8, 8, 1)), np.diag([0.5, 0.5, 1.0, 1.0]))
+    unsure = "not graded: the bodies beside it scored below 0.25 (L3 0.06, L4 0.18)"
+    grades = {
+        "pfirrmann": Grade(None, None, available=False, note=unsure),
+        "central_canal_stenosis": Grade(None, None, available=False, note="not available from the built-in grader"),
+    }
+    disc = Disc(DiscLevel.L3_L4, vec3((1, 1, 0)), vec3((1, 1, 0)), (), grades)
+    html = render_report(AnalysisResult(input=InputInfo.from_scan(scan), discs=(disc,)), None)
+    assert f"title='{unsure}'>not graded</td>" in html
+    assert ">n/a</td>" in html and "'not graded' = not graded for what was seen at the disc" in html

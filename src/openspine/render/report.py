@@ -214,7 +214,8 @@ def _discs_section(result: AnalysisResult, meaning: Mapping[str, str]) -> list[s
             "<p>Each cell: grade (its probability) = the most probable class. Where a head's class-balanced decision "
             "differs (it favours rare findings: more found, more false alarms), it follows as 'balanced: k'. "
             f"Cells below {LOW_CONFIDENCE:.0%} are highlighted; 'n/a' = not available from the model used; "
-            "'withheld' = outside the model's scope (hover for why); '+T1' = read from the T1 series too. Discs "
+            "'withheld' = outside the model's scope; 'not graded' = not graded for what was seen at the disc (hover "
+            "for why); '+T1' = read from the T1 series too. Discs "
             f"outside the levels asked for ({e(_levels_asked(result.parameters.get('grade_levels')))}; --levels all "
             "grades every labelled one), and discs whose level is unknown ('?'), are not graded ('—').</p>"
         )
@@ -244,7 +245,16 @@ def _discs_section(result: AnalysisResult, meaning: Mapping[str, str]) -> list[s
                 if r is None:
                     cells.append("<td class='na'>—</td>")
                 elif not r.available or r.grade is None:
-                    word = "withheld" if (r.note or "").startswith("withheld") else "n/a"
+                    note = r.note or ""
+                    # a disc not graded for what was seen there (unsure bodies beside it) had read 'n/a', which the
+                    # legend gives to a grading the model lacks (user test)
+                    word = (
+                        "withheld"
+                        if note.startswith("withheld")
+                        else "not graded"
+                        if note.startswith("not graded")
+                        else "n/a"
+                    )
                     cells.append(f"<td class='na' title='{e(r.note or '')}'>{word}</td>")
                 else:
                     p = r.probability or 0.0

@@ -387,7 +387,8 @@ def summary_line(path: Path, result: Any) -> str:
     seq = result.input.sequence or {}
     fov = result.input.field_of_view or {}
     bodies = f"{n_v} vertebra{'' if n_v == 1 else 'e'}"
-    parts = [bodies + (f" ({unlabelled} unlabelled)" if unlabelled else ""), _discs(n_d) + _graded(result.discs, _levels_asked(result))]
+    discs = _discs(n_d) + _graded(result.discs, _levels_asked(result))
+    parts = [bodies + (f" ({unlabelled} unlabelled)" if unlabelled else ""), discs]
     if seq.get("value"):
         parts.append(f"{seq['value']} ({seq.get('header_is') or seq.get('source')})")  # 'BIDS file name', not header
     elif seq.get("contradicted_by") == "image":  # the header's word set aside: the header itself was sure

@@ -302,8 +302,8 @@ def _valid_text(text: str) -> str:
 _TEXT_COLUMNS = frozenset(
     {"case", "input", "subject", "session", "acquisition", "run"}
     | {"label", "level", "grading", "probabilities", "series", "note"}
-    | {"format", "series_description", "series_uid", "chosen_because", "sequence", "sequence_source", "sequence_best_guess"}
-    | {"field_of_view", "levels_asked"}
+    | {"format", "series_description", "series_uid", "chosen_because", "sequence", "sequence_source"}
+    | {"sequence_best_guess", "field_of_view", "levels_asked"}
     | {"t1", "t1_not_used", "out_of_scope", "withheld", "all_flags", "models"}
 )  # a subject 01 stays 01; a column of cases.csv empty in one cohort is still text
 

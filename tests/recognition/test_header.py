@@ -216,6 +216,27 @@ def test_a_reason_is_given_only_where_a_t2_name_was_set_aside() -> None:
     assert demoted_t2_reason(_ds(SeriesDescription="Sag PD", ProtocolName="t2_tse_sag", ScanOptions=["FS"])) is None
     assert demoted_t2_reason(_ds(SeriesDescription="DWI", ProtocolName="t2_sag", ScanningSequence=["SE", "IR"])) is None
     assert demoted_t2_reason(_ds(SeriesDescription="Sag T2 localizer", ScanningSequence="GR")) is None
-    assert demoted_t2_reason(_ds(SeriesDescription="T2 FLAIR sag")) is None  # named other: no T2 to set aside
+    # a T2 name beside a word of another sequence is read as other at once, and now says why (it had said nothing,
+    # and the image's T2 call beside it pointed the user to --sequence T2; user test)
+    flair = demoted_t2_reason(_ds(SeriesDescription="T2 FLAIR sag"))
+    assert flair is not None and flair.startswith("named T2, but ") and "'flair'" in flair
+    assert "'fs'" in (demoted_t2_reason(_ds(SeriesDescription="T2 FS")) or "")
+    assert demoted_t2_reason(_ds(SeriesDescription="SAG T2*")) is None  # a T2* of its own: no T2 name set aside
     named = demoted_t2_reason(_ds(SeriesDescription="t2_sag", SequenceName="*fl2d1"))
     assert named == "named T2, but a gradient echo (its name says 'fl2d')"
+
+
+def test_an_unnamed_gradient_echo_is_other_whatever_its_timing_and_says_why() -> None:
+    """A gradient echo's TR and TE say nothing of its weighting by the spin-echo rules: unnamed, it had been read
+    T2 by the image and graded, and at TR 700 ms, TE 25 ms (a T2* gradient echo) read as T1 by its timing and
+    paired with a T2 as its T1 (user test). A name still places it (a T1 FLASH is T1)."""
+    from openspine.recognition.header import demoted_t2_reason, sequence_from_header
+
+    for timing in ({}, {"RepetitionTime": 700, "EchoTime": 25}, {"RepetitionTime": 600, "EchoTime": 15}):
+        ds = _ds(ScanningSequence="GR", **timing)
+        assert sequence_from_header(ds) == "other"
+        assert "a gradient echo (ScanningSequence GR) that no name places" in (demoted_t2_reason(ds) or "")
+    assert sequence_from_header(_ds(SeriesDescription="T1 FLASH sag", ScanningSequence="GR")) == "T1"
+    assert demoted_t2_reason(_ds(SeriesDescription="T1 FLASH sag", ScanningSequence="GR")) is None
+    spin = _ds(ScanningSequence="SE", RepetitionTime=700, EchoTime=15)
+    assert sequence_from_header(spin) == "T1" and demoted_t2_reason(spin) is None  # a spin echo's timing still reads

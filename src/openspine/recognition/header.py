@@ -14,10 +14,13 @@ Rules, first match wins:
    a range of vertebrae in a name (``C2-T1``, ``T1-T12``) names no contrast;
 2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence or ``IR_GEMS`` in ScanOptions, or an
    InversionTime) with a short inversion time (≤ 250 ms) → STIR;
-3. TR < 1000 ms and TE < 30 ms → T1; TE > 60 ms and TR > 1500 ms → T2;
+3. TR < 1000 ms and TE < 30 ms → T1; TE > 60 ms and TR > 1500 ms → T2 (spin echoes only: a gradient echo, ``GR``
+   without ``SE`` in ScanningSequence, is T2*-weighted at TR 700 ms and TE 25 ms, which read as T1; its weighting
+   rests on the flip angle, which these rules do not read);
 4. an inversion recovery (``IR`` in ScanningSequence or ScanOptions, a Siemens sequence name ``*tir…``, ``*spcir…``)
-   that neither names nor timing place → other: a STIR, a FLAIR or a T1 inversion recovery, which the header cannot
-   tell apart and the image cannot either (a STIR reads as T2);
+   or a gradient echo that neither names nor timing place → other: a STIR, a FLAIR or a T1 inversion recovery, which
+   the header cannot tell apart and the image cannot either (a STIR reads as T2), or a T2* or T1 gradient echo (a
+   T2* reads as T2; an unnamed gradient echo had been graded so, user test);
 5. otherwise ``None`` (not known).
 
 A T2 from any rule is ``other`` when the header shows a gradient echo (``GR`` without ``SE`` in ScanningSequence, or
@@ -209,11 +212,17 @@ def not_t2_spin_echo(ds: _HeaderLike) -> bool:
     return not_t2_reason(ds) is not None
 
 
+def gradient_echo(ds: _HeaderLike) -> bool:
+    """Whether ScanningSequence shows a gradient echo: ``GR`` without ``SE`` (GRASE, SE and GR, is a spin echo
+    train)."""
+    scanning = header_tokens(ds.get("ScanningSequence"))
+    return "GR" in scanning and "SE" not in scanning
+
+
 def not_t2_reason(ds: _HeaderLike) -> str | None:
     """What in the header shows it is no T2 spin echo without fat suppression (:func:`not_t2_spin_echo`), in words;
     None where nothing does."""
-    scanning = header_tokens(ds.get("ScanningSequence"))
-    if "GR" in scanning and "SE" not in scanning:  # GRASE (SE and GR) is a spin echo train
+    if gradient_echo(ds):
         return "a gradient echo (ScanningSequence GR)"
     if inversion_recovery(ds):  # an inversion recovery (a STIR or FLAIR whose TI the header omits) is no plain T2
         return "an inversion recovery (a STIR or a FLAIR)"
@@ -237,11 +246,29 @@ def not_t2_reason(ds: _HeaderLike) -> str | None:
 
 
 def demoted_t2_reason(ds: _HeaderLike) -> str | None:
-    """Why a header whose name says T2 is read as ``other`` (for the sequence's record and the withheld grades: a
-    cohort that loses its grades to a header's detail sees which); None for any other header."""
-    # only where the demotion of a T2 decided it: not a PD, a localiser or a DWI that a protocol name calls T2
-    why = not_t2_reason(ds) if _t2_to_check(ds, _sequence_named(ds)) else None
-    return f"named T2, but {why}" if why else None
+    """Why a header whose name says T2, or an unnamed gradient echo, is read as ``other`` (for the sequence's record
+    and the withheld grades: a cohort that loses its grades to a header's detail sees which); None for any other
+    header."""
+    # only where the demotion of a T2 decided it: not a PD, a localiser or a DWI that a protocol name calls T2; and
+    # where a name says T2 beside a word of fat suppression, a Dixon or T2* sequence ("T2 FS", "T2 SPAIR SAG"), which
+    # the text rules read as other at once (they had given no reason; user test)
+    found = _sequence_named(ds)
+    beside = found == "other" and not is_localiser(ds) and any(_T2_BESIDE_OTHER(name) for name in _names(ds))
+    why = not_t2_reason(ds) if _t2_to_check(ds, found) or beside else None
+    if why:
+        return f"named T2, but {why}"
+    unnamed = not is_localiser(ds) and not any(sequence_from_text(name) for name in _names(ds))
+    if found == "other" and gradient_echo(ds) and unnamed:  # rule 4: read as other, said why
+        return "a gradient echo (ScanningSequence GR) that no name places: a T2* or T1 gradient echo, no T2 spin echo"
+    return None
+
+
+def _T2_BESIDE_OTHER(name: str) -> bool:  # noqa: N802 - reads as the rule it is
+    """Whether one name says T2 and a word of :data:`_NOT_T2_NAMES` (not a T2* of its own, ``t2*``, ``t2star``)."""
+    low = _LEVEL_RANGE.sub(" ", name)
+    t2 = next(p for n, p in _TEXT_RULES if n == "T2")
+    other = _NOT_T2_NAMES.search(low)
+    return bool(t2.search(low)) and other is not None and not other.group(0).startswith("t2")
 
 
 def sequence_from_header(ds: _HeaderLike) -> str | None:
@@ -280,8 +307,10 @@ def _sequence_named(ds: _HeaderLike) -> str | None:
     if is_localiser(ds):
         return "other"
     ir = inversion_recovery(ds)
+    gradient = gradient_echo(ds)
     tr, te, ti = (number_or_none(ds.get(k)) for k in ("RepetitionTime", "EchoTime", "InversionTime"))
-    timed = sequence_from_timing(tr, te, ti, ir)
+    # a gradient echo's timing says nothing of its weighting by the spin-echo rules (TR 700, TE 25: a T2*, read T1)
+    timed = None if gradient else sequence_from_timing(tr, te, ti, ir)
     for keyword in TEXT_KEYWORDS:
         value = ds.get(keyword)
         if value is None:
@@ -292,5 +321,6 @@ def _sequence_named(ds: _HeaderLike) -> str | None:
                 return "STIR"
             # a description copied from another protocol: T1 timing under a "T2" name (or the reverse)
             return None if {found, timed} in ({"T1", "T2"}, {"T1", "STIR"}) else found
-    # an inversion recovery nothing places: the image would take a STIR for the T2 it looks like (rule 4)
-    return "other" if timed is None and ir else timed
+    # an inversion recovery or a gradient echo nothing places: the image would take a STIR or a T2* gradient echo
+    # for the T2 it looks like (rule 4)
+    return "other" if timed is None and (ir or gradient) else timed

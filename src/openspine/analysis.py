@@ -507,15 +507,12 @@ def _read_beside(
         main_name = f"main ({role})"
     tied_by = ties(scan.source, t1_scan.source)
     foreign = why_other_subject(scan.source, t1_scan.source)
-    # never paired: another subject's (two lumbar spines' levels match whoever's they are), or one whose image reads
-    # as the main series' sequence (a T2 filed as the T1 had been matched with the T2 itself, "7 discs matched", and
-    # drawn as the T1; user test). One whose sequence is merely unclear is still matched, as a check of the levels
+    # never paired: another subject's (two lumbar spines' levels match whoever's they are), or one that reads as
+    # another sequence (a T2 filed as the T1 had been matched with the T2 itself, "7 discs matched", and drawn as the
+    # T1; a water image given as the T1 had the T2's grades drawn on it; user tests). One whose sequence is merely
+    # unclear is still matched, as a check of the levels
     why = f"it is of {foreign}" if foreign is not None else None
-    if (
-        why is None
-        and _reads_as(seen.sequence) not in (None, role)
-        and _reads_as(seen.sequence) == _reads_as(sequence)  # the main's own reading, its header set aside too
-    ):
+    if why is None and _reads_as(seen.sequence) not in (None, role):
         why = scope.why_not_second_series(seen.sequence, role)
     if why is not None:
         state.flags.append(f"{T1_NOT_USED}: {why}")

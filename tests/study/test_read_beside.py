@@ -112,7 +112,19 @@ def test_a_t2_given_as_t1_is_not_read_as_t1() -> None:
     assert not any(f.startswith("series_") for f in doc["flags"])
 
 
-def test_a_t1_is_set_aside_unmatched_only_where_its_image_reads_as_the_main_series_sequence() -> None:
+def test_a_t1_is_set_aside_unmatched_where_its_image_reads_as_another_sequence() -> None:
+    """A water image (FastCleverSeg VB3, read as other) given as the T1 had been matched and the T2's grades drawn
+    on it, though the docs say a series that does not read as T1 is set aside unmatched (user test)."""
+    data = shared_data_or_skip()
+    t2, _ = _pair(AGREEING)
+    doc = openspine.analyze(t2, t1=data / "fastcleverseg/fcs-vb3-08/image.nii.gz").to_dict()
+    other = doc["other_series"][0]
+    assert other["input"]["sequence"]["value"] == "other"
+    assert other["match"]["discs"] == [] and other["match"]["vertebrae"] == [] and not other["used_for_grading"]
+    assert any(f.startswith("t1_not_used: it reads as other") for f in doc["flags"])
+
+
+def test_a_t1_whose_sequence_is_merely_unclear_is_still_matched() -> None:
     # a T2 filed as the T1 was matched with the T2 itself; one whose sequence is merely unclear is still a check
     from openspine.analysis import _reads_as
 

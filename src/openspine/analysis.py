@@ -133,7 +133,13 @@ def _lumbar_series_instead(
 
     if cfg.series is not None and not isinstance(cfg.series, ChosenSeries):  # the user's choice stands
         return result
-    first = f"the series chosen first, {_series_words(result)}, shows {_reach_words(result)}"
+    seq = result.input.sequence or {}
+    shows = (
+        _not_t2_words(seq)
+        if seq.get("value") != "T2" and _lumbar_reach(result) == 2
+        else f"shows {_reach_words(result)}"
+    )
+    first = f"the series chosen first, {_series_words(result)}, {shows}"
     best, best_words = result, ""
     tried = time.perf_counter()
     for words, uid in unread:
@@ -250,6 +256,10 @@ def _analyze_configured(
     fov = scope.field_of_view((v.label for v in state.vertebrae), seen.cervical_probability)
     if unread and "sacral" not in fov["regions"]:  # no lumbar spine seen down to the sacrum: another may show it
         state.flags.append(_other_series_flag([words for words, _ in unread], fov))
+    elif unread and sequence.get("value") != "T2" and not state.out_of_scope and not any(d.graded for d in state.discs):
+        # not graded for its sequence, while the study's other series name none: one may be the T2 (two unnamed
+        # series of an anonymised export, the T1 with more slices read and the T2 left unsaid; user test)
+        state.flags.append(_other_series_flag([words for words, _ in unread], fov, sequence))
 
     timings["total"] = time.perf_counter() - t0
     _say_not_run(state.not_run)
@@ -670,16 +680,31 @@ OTHER_SERIES_UNREAD = "other_series_unread:"
 SEVERAL_STUDIES = "several_studies:"
 
 
-def _other_series_flag(unread: list[str], field_of_view: Mapping[str, Any]) -> str:
+def _other_series_flag(
+    unread: list[str], field_of_view: Mapping[str, Any], sequence: Mapping[str, Any] | None = None
+) -> str:
     """Said where the series analysed shows no lumbar spine down to the sacrum while the study holds other sagittal
     T2 series (or series naming no sequence): one of them may (the other station of a whole-spine study whose heights
-    the headers cannot compare, a second T2)."""
+    the headers cannot compare, a second T2); or, given its ``sequence``, where it reads as no T2 and no disc was
+    graded: one of them may be the T2."""
+    if sequence is not None:
+        return (
+            f"{OTHER_SERIES_UNREAD} the series analysed {_not_t2_words(sequence)}; the study's other sagittal series, "
+            f"not analysed: {', '.join(unread)}; one may be a T2 (openspine info lists them)"
+        )
     return (
         f"{OTHER_SERIES_UNREAD} the series analysed shows {_lacks(field_of_view)} (field of view: "
         f"{field_of_view['value']}); the "
         f"study's other sagittal series, not analysed: {', '.join(unread)}; one may show the lumbar spine (openspine "
         "info lists them)"
     )
+
+
+def _not_t2_words(sequence: Mapping[str, Any]) -> str:
+    """'reads as T1 (image), which the grader does not read': a series not graded for its sequence, in words."""
+    value = sequence.get("value")
+    said = f"reads as {value} ({sequence.get('source')})" if value else "reads as no clear sequence"
+    return f"{said}, which the grader does not read"
 
 
 def _spacing_unused(scan: Scan, requested: PixelSpacing | None) -> str | None:

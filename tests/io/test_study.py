@@ -691,3 +691,22 @@ def test_the_t1_read_beside_is_of_the_main_series_frame_of_reference() -> None:
     # one frame for all (or none known): the T1 of more slices, as before
     same = [dataclasses.replace(s, frame_of_reference_uid=None) for s in found]
     assert [r.role for r in series_roles(same, 2)] == ["not used", "main", "T1", "not used"]
+
+
+def test_two_unnamed_series_whose_first_choice_reads_t1_read_the_other_one(shared_data: Path, tmp_path: Path) -> None:
+    """An anonymised export without descriptions: a T2 (series 3) and a T1 (series 4) of one patient, the same
+    number of slices; the later series, the T1, is chosen by the header rules and graded nothing, and the T2 had been
+    left unsaid (user test). The T1's image reads T1, so the other series is read instead, and the flag says so."""
+    import openspine
+    from dicom_fixtures import T1_VOLUME, T2_VOLUME, _load_nifti
+
+    study, frame = generate_uid(), generate_uid()
+    for number, volume in ((3, T2_VOLUME), (4, T1_VOLUME)):
+        arr, affine = _load_nifti(volume)
+        write_series(tmp_path / f"s{number}", np.array(arr), affine, ids=new_ids(study, frame),
+                     series_number=number, description=None)  # fmt: skip
+    result = openspine.analyze(tmp_path)
+    assert result.input.series["series_number"] == 3 and result.input.sequence["value"] == "T2"
+    assert [d for d in result.discs if d.graded]
+    switched = next(f for f in result.flags if f.startswith("series_switched: "))
+    assert "(--series 4), reads as T1 (image), which the grader does not read; series (--series 3) was read" in switched

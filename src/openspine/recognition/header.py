@@ -253,7 +253,7 @@ def demoted_t2_reason(ds: _HeaderLike) -> str | None:
     # where a name says T2 beside a word of fat suppression, a Dixon or T2* sequence ("T2 FS", "T2 SPAIR SAG"), which
     # the text rules read as other at once (they had given no reason; user test)
     found = _sequence_named(ds)
-    beside = found == "other" and not is_localiser(ds) and any(_T2_BESIDE_OTHER(name) for name in _names(ds))
+    beside = found == "other" and not is_localiser(ds) and any(_t2_beside_other(name) for name in _names(ds))
     why = not_t2_reason(ds) if _t2_to_check(ds, found) or beside else None
     if why:
         return f"named T2, but {why}"
@@ -263,7 +263,7 @@ def demoted_t2_reason(ds: _HeaderLike) -> str | None:
     return None
 
 
-def _T2_BESIDE_OTHER(name: str) -> bool:  # noqa: N802 - reads as the rule it is
+def _t2_beside_other(name: str) -> bool:
     """Whether one name says T2 and a word of :data:`_NOT_T2_NAMES` (not a T2* of its own, ``t2*``, ``t2star``)."""
     low = _LEVEL_RANGE.sub(" ", name)
     t2 = next(p for n, p in _TEXT_RULES if n == "T2")

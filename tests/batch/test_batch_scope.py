@@ -204,6 +204,10 @@ def test_of_two_copies_of_an_image_the_one_cut_short_is_left_out(tmp_path: Path)
     assert len(cases) == 1 and cases[0].problem is None
     copies = {s.path: s.reason for s in skipped if "a copy of" in s.reason}
     assert list(copies) == [str(Path("a-cut/cut.dcm"))], skipped
+    assert (
+        "; this copy is shorter (" in copies[str(Path("a-cut/cut.dcm"))]
+        and "truncated" in copies[str(Path("a-cut/cut.dcm"))]
+    )
     scan = load_scan(root)
     assert np.array_equal(np.asarray(scan.array), np.asarray(load_scan(root / "study").array))
 
@@ -289,3 +293,21 @@ def test_scans_refused_as_read_are_out_of_scope_cases_and_errors_stay_one_line(
     assert "\n" not in bad["message"] and len((out / "failures.csv").read_text().splitlines()) == 1 + len(failures)
     skipped = {r["path"]: r["reason"] for r in _read_csv(out / "skipped.csv")}
     assert skipped["sub-01_T2w_seg.nii.gz"] == LABEL_MAP
+
+
+def test_a_file_cut_inside_its_sop_class_uid_is_listed_as_truncated_not_as_a_report(tmp_path: Path) -> None:
+    """Cut inside the SOPClassUID, the class read '1.2.840.10', no image class, and the file was listed as 'a report
+    or similar' (user test): the file meta header's class names the image it was."""
+    from dicom_fixtures import real_crop, write_series
+
+    arr, aff = real_crop(shape=(32, 32, 2))
+    _, files = write_series(tmp_path / "tmp-series", arr, aff)
+    data = files[0].read_bytes()
+    sop_class = b"1.2.840.10008.5.1.4.1.1.4"  # MR Image Storage, in the data set after the file meta header
+    at = data.index(sop_class, data.index(sop_class) + 1) + len("1.2.840.10")
+    root = tmp_path / "in"
+    (root / "cut").mkdir(parents=True)
+    (root / "cut" / "IM0001.dcm").write_bytes(data[:at])
+    _, skipped = discover_cases(root)
+    assert [s.path for s in skipped] == [str(Path("cut/IM0001.dcm"))]
+    assert skipped[0].reason.startswith("truncated or incomplete DICOM file"), skipped

@@ -442,6 +442,7 @@ def _dicom_cases(root: Path, files: list[Path], skipped: list[Skipped]) -> list[
         for member in members:  # the same image twice under the root: the copy is listed, the case reads one
             for copy, first in member.copies:
                 why = f"a copy of {first.relative_to(root)} (the same SOPInstanceUID), read once in case {case_id}"
+                why += _shorter_words(copy, first)
                 skipped.append(Skipped(str(copy.relative_to(root)), why))
                 accounted.add(copy)
             for copy, first in member.resent:
@@ -482,6 +483,16 @@ def series_entries(root: Path, series: SeriesInfo, case_id: str, files: list[Pat
     if folder != root and {f for f in files if f.is_relative_to(folder)} <= members:
         return [Skipped(str(folder.relative_to(root)) + os.sep, reason, series.series_uid)]
     return [Skipped(str(p.relative_to(root)), reason, series.series_uid) for p in sorted(members)]
+
+
+def _shorter_words(copy: Path, first: Path) -> str:
+    """'; this copy is shorter (400 of 148 230 bytes): truncated' where ``copy`` is shorter than the file read in
+    its place (the longer of the two is read): a truncated copy had been listed as a plain copy (user test)."""
+    try:
+        mine, theirs = copy.stat().st_size, first.stat().st_size
+    except OSError:
+        return ""
+    return f"; this copy is shorter ({mine} of {theirs} bytes): truncated" if mine < theirs else ""
 
 
 def _why_no_series(path: Path) -> str:

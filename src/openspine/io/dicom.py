@@ -198,8 +198,20 @@ def cut_short(ds: Dataset) -> bool:
         image_class = False
     modality = str(ds.get("Modality", "") or "")
     if sop and not image_class:  # a class that is no image (a vendor's private report, Modality MR): none is cut
-        return "Rows" in ds
+        # unless the file's meta header names an image class: the SOPClassUID itself was cut ('1.2.840.10' of an MR
+        # image's first 400 bytes had been listed as a report; user test)
+        return "Rows" in ds or _media_image_class(ds, str(sop))
     return image_class or "Rows" in ds or modality in _IMAGE_MODALITIES or not modality
+
+
+def _media_image_class(ds: Dataset, sop: str) -> bool:
+    """Whether the file meta header's MediaStorageSOPClassUID names an image class that ``sop`` (the data set's
+    SOPClassUID) is the start of: the class value cut short with the file."""
+    media = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "") or "")
+    try:
+        return media != sop and media.startswith(sop) and _is_image_class(UID(media).name)
+    except Exception:  # an unparseable UID names nothing
+        return False
 
 
 class _UnreadableHeader(Exception):

@@ -198,6 +198,33 @@ def test_a_void_over_two_bodies_that_breaks_the_count_leaves_every_disc_ungraded
     assert "a vertebral body was missed (between " in withheld and "counted across the gap" in withheld
 
 
+def test_a_display_gamma_that_makes_fluid_brighter_than_any_t2_seen_withholds_the_grades(tmp_path: Path) -> None:
+    """A val T2 picture under a display gamma of 2 (a user test's) read T2 at 0.99 and five of its six Pfirrmann
+    grades moved, unflagged; its fluid is 6 times as bright as bone, above any T2 the grader was trained on."""
+    data = shared_data_or_skip()
+    stored = np.asarray(Image.open(data / "spider/34/image.png").convert("L")).astype(np.float64)
+    Image.fromarray(((stored / 255) ** 2 * 255).round().astype(np.uint8)).save(tmp_path / "gamma2.png")
+    as_stored = openspine.analyze(data / "spider/34/image.png", pixel_spacing=(0.585938, 0.585938))
+    assert any(g.available for d in as_stored.discs for g in (d.grades or {}).values())
+    assert not any(f.startswith("intensity_unusual") for f in as_stored.flags)
+    result = openspine.analyze(tmp_path / "gamma2.png", pixel_spacing=(0.585938, 0.585938))
+    assert any(f.startswith("intensity_unusual: the spinal fluid is 6.0 times as bright") for f in result.flags)
+    assert not any(g.available for d in result.discs for g in (d.grades or {}).values())
+    assert all(v.label is not None for v in result.vertebrae if v.score >= 0.25)  # bodies and labels stay
+
+
+def test_labels_whose_s1_the_level_fit_placed_alone_get_no_grade() -> None:
+    """A train T2 slice (patient 188) whose sacrum the labelling did not identify: its S1 is the level fit's, and a
+    cut volume of the same kind had its S2 labelled S1 and graded under wrong levels (user test)."""
+    data = shared_data_or_skip()
+    result = openspine.analyze(data / "spider/188/image.nii.gz")
+    assert any(f.startswith("labelling_ambiguous: the sacrum was not identified") for f in result.flags)
+    assert any(v.label is not None for v in result.vertebrae)  # the labels stay, flagged
+    withheld = next(f for f in result.flags if f.startswith("grades_withheld:"))
+    assert "the body labelled S1 was placed by the level fit alone" in withheld
+    assert not any(g.available for d in result.discs for g in (d.grades or {}).values())
+
+
 def test_an_offset_removed_for_the_fluid_check_alone_is_flagged_too() -> None:
     """A T1 slice is not graded, but its sequence check reads the fluid without the offset: the flag says so."""
     from openspine.scan import Scan

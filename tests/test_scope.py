@@ -800,3 +800,25 @@ def test_a_body_missed_between_two_labelled_ones_withholds_the_grades_and_names_
     assert missed_body_reason(["labelling_ambiguous: no sacrum visible; …", "low_confidence: …"]) is None
     why = missed_body_reason(["vertebra_not_detected: between L3 and L5", "vertebra_not_detected: between T12 and L2"])
     assert why is not None and "(between L3 and L5; between T12 and L2)" in why and "a level off" in why
+
+
+def test_a_level_fit_without_a_sacrum_anchor_or_a_near_tie_withholds_the_grades() -> None:
+    from openspine.detection.flags import MIN_MARGIN
+    from openspine.scope import FIT_MARGIN, NEAR_TIE_MARGIN, S1_BY_FIT, unsure_fit_reason
+
+    assert NEAR_TIE_MARGIN < MIN_MARGIN  # a near tie is a flagged margin, not every flagged one
+    assert unsure_fit_reason([f"{FIT_MARGIN}0.10 levels)", "labelling_alternative: …"]) is None
+    tie = unsure_fit_reason([f"{FIT_MARGIN}0.01 levels)"])
+    assert tie is not None and "near tie (margin 0.01 levels)" in tie and "a level off" in tie
+    anchorless = unsure_fit_reason([f"{S1_BY_FIT}; the lowest body is S1 by the level fit alone"])
+    assert anchorless is not None and "placed by the level fit alone" in anchorless
+    assert unsure_fit_reason([]) is None
+
+
+def test_fluid_brighter_than_on_any_t2_seen_is_a_reason_to_withhold_grades() -> None:
+    from openspine.scope import CSF_T2_SEEN_MAX, CSF_UNSEEN_ABOVE, fluid_too_bright_reason
+
+    assert CSF_UNSEEN_ABOVE > CSF_T2_SEEN_MAX
+    assert fluid_too_bright_reason(None) is None and fluid_too_bright_reason(CSF_T2_SEEN_MAX) is None
+    why = fluid_too_bright_reason(6.04)
+    assert why is not None and "6.0 times as bright" in why and "a display gamma" in why

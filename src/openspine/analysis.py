@@ -355,6 +355,7 @@ def _look(
         state.flags.extend([offset] if offset else [])
         _withhold_grades_of_an_unfit_image(view, detection, state)
         csf = csf_over_body(view, detection)
+        _withhold_grades_of_unseen_contrast(csf, state)
         image_seq = recognition.sequence_probabilities if recognition is not None else None
         sequence = scope.check_sequence_by_fluid(sequence, csf, image_seq)
         sequence = scope.check_named_sequence(sequence, image_seq, csf)  # a header or the user against the image
@@ -410,6 +411,18 @@ def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection,
         if "grading" not in state.not_run:
             state.not_run["grading"] = why
             state.unfit = why  # each disc's gradings are withheld with it (:func:`_grade`)
+
+
+def _withhold_grades_of_unseen_contrast(csf: float | None, state: _State) -> None:
+    """No grade where the spinal fluid is brighter over bone than on any T2 the grader learnt from
+    (:func:`openspine.scope.fluid_too_bright_reason`), flagged ``intensity_unusual``; bodies and labels stay."""
+    why = scope.fluid_too_bright_reason(csf)
+    if why is None:
+        return
+    state.flags.append(f"intensity_unusual: {why}")
+    if "grading" not in state.not_run:
+        state.not_run["grading"] = why
+        state.unfit = why
 
 
 def _off_midline_probability(view: SagittalView, detection: Detection, state: _State) -> float | None:
@@ -1430,6 +1443,7 @@ def _grade(
             or state.labels_doubt
             or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae)
             or scope.missed_body_reason(detection.flags)
+            or scope.unsure_fit_reason(detection.flags)
             or _unseen_size_withheld(detection, state, view)
             or _flagged_at_an_estimated_size(state),
             sure_neighbours=True,

@@ -240,6 +240,27 @@ CSF_T1_BELOW = 0.85
 CSF_T2_ABOVE = 1.45
 
 
+# the fluid-over-bone signal above which an image's contrast is none the grader saw: on the shared train T2 scans it
+# is at most 4.17 (119 SPIDER slices and 14 FastCleverSeg and SCT volumes; `python scripts/fluid_signal.py --data
+# ../shared/data --split train --volumes`), a fifth more than that is the bar. A display gamma of 2 on a val T2
+# picture made it 6.0 and moved five of six Pfirrmann grades, unflagged; a STIR, its marrow dark, reads so too
+CSF_T2_SEEN_MAX = 4.17
+CSF_UNSEEN_ABOVE = 5.0
+
+
+def fluid_too_bright_reason(csf_over_body: float | None) -> str | None:
+    """Why no disc is graded where the spinal fluid is brighter over bone than on any T2 scan the grader learnt
+    from (:data:`CSF_UNSEEN_ABOVE`): the image's grey levels were changed (a display gamma, a narrow window) or it
+    is another sequence whose bone is dark (a STIR, a fat-suppressed T2); None within the range."""
+    if csf_over_body is None or csf_over_body <= CSF_UNSEEN_ABOVE:
+        return None
+    return (
+        f"the spinal fluid is {csf_over_body:.1f} times as bright as the vertebral bodies, more than on any T2 scan "
+        f"the grader was trained on (at most {CSF_T2_SEEN_MAX:.1f}): the image's contrast may have been changed (a "
+        "display gamma, a narrow window) or it is another sequence (a STIR, a fat-suppressed T2)"
+    )
+
+
 def fluid_says(csf_over_body: float | None) -> str | None:
     """``"T1"`` or ``"T2"`` where the measured fluid-over-bone signal is clear, else None."""
     if csf_over_body is None:
@@ -1149,6 +1170,47 @@ def missed_body_reason(flags: Iterable[str]) -> str | None:
         f"a vertebral body was missed ({'; '.join(gaps)}): the levels are counted across the gap, so the labels may "
         "be a level off, and no grade is given under them"
     )
+
+
+# the labelling flags of a level fit that no sacrum anchors (the body labelled S1 placed by the fit alone) and of a
+# fit whose runner-up, one level off, lies close (detection.flags writes them; their margin follows the second)
+S1_BY_FIT = "labelling_ambiguous: the sacrum was not identified"
+FIT_MARGIN = "labelling_ambiguous: the level fit is uncertain (margin "
+# a fit margin below this is a near tie between two labellings a level apart. In the cut and mirrored train views of
+# `openspine evaluate detection` with a labelled S1, both such cases were labelled wrong (margins 0.01 and 0.02; the
+# next, 0.06, right), and a held-out-style cut of a train volume (its S2 taken for S1, margin 0.01) had been graded
+NEAR_TIE_MARGIN = 0.05
+
+
+def unsure_fit_reason(flags: Iterable[str]) -> str | None:
+    """Why no disc is graded where the labels rest on a level fit that no sacrum anchors (flag ``labelling_ambiguous:
+    the sacrum was not identified …``) or on a near tie with the labelling one level off (margin below
+    :data:`NEAR_TIE_MARGIN`): a view cut at the thoraco-lumbar junction had its S2 labelled S1 by the fit alone, every
+    body one level off, and five discs graded under the wrong levels (user test). In the cut and mirrored train views
+    of ``openspine evaluate detection`` with a sacrum seen, 4 of 1 918 cases carried either, 2 of them labelled wrong
+    (T1 slices); of the T2 slices as stored one (spider-188, labelled right) loses its grades. None otherwise."""
+    for f in flags:
+        if f.startswith(S1_BY_FIT):
+            return (
+                "the sacrum was not identified and the body labelled S1 was placed by the level fit alone: the labels "
+                "may be a level off, so no grade is given under them"
+            )
+        if f.startswith(FIT_MARGIN):
+            margin = _leading_number(f[len(FIT_MARGIN) :])
+            if margin is not None and margin < NEAR_TIE_MARGIN:
+                return (
+                    f"the level fit is a near tie (margin {margin:.2f} levels) with the labelling one level off: the "
+                    "labels may be a level off, so no grade is given under them"
+                )
+    return None
+
+
+def _leading_number(text: str) -> float | None:
+    head = text.split(" ", 1)[0]
+    try:
+        return float(head)
+    except ValueError:
+        return None
 
 
 # what an unsure sequence call adds for a picture read at the pixel size its user gave (``pixel_size_given_mm`` in

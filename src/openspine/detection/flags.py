@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from ..scope import FIT_MARGIN, S1_BY_FIT
 from . import decode as _decode
 from .labelling import MIN_ORDINAL, S1_ORDINAL, SequenceLabels, ordinal_to_level, step_in_residuals
 
@@ -48,9 +49,9 @@ def labelling_flags(
     if not lab.sacrum:
         flags.append("labelling_ambiguous: no sacrum visible; levels rest on the bodies' appearance alone")
     elif lab.s1 is None:  # S1 given by the uniform fit, not by the sacrum anchor's checks
-        flags.append("labelling_ambiguous: the sacrum was not identified; the lowest body is S1 by the level fit alone")
+        flags.append(f"{S1_BY_FIT}; the lowest body is S1 by the level fit alone")
     if lab.margin < MIN_MARGIN:
-        flags.append(f"labelling_ambiguous: the level fit is uncertain (margin {lab.margin:.2f} levels)")
+        flags.append(f"{FIT_MARGIN}{lab.margin:.2f} levels)")
     flags.extend(_sacrum_flags(lab, groups_all, rows))
     flags.extend(context_flags(lab, groups_all, context_limit))
     split = step_in_residuals(residuals[np.isfinite(residuals)])

@@ -234,3 +234,6 @@ def test_a_disc_between_two_bodies_the_network_barely_sees_is_not_graded() -> No
         _sure_neighbours(detection(0.0, 0.01, 0.9), DiscLevel.T12_L1)
     _sure_neighbours(detection(0.0, 0.01, 0.9), DiscLevel.L1_L2)  # L2 is sure
     _sure_neighbours(detection(0.0, 0.01), DiscLevel.L2_L3)  # a neighbour not found: geometry decides
+    # a score just under the bar reads under it, as low_confidence writes it (0.2478 had read 0.25; user test)
+    with pytest.raises(GeometryError, match=r"scored below 0.25 \(T12 0.24, L1 0.14\)"):
+        _sure_neighbours(detection(0.2478, 0.14, 0.9), DiscLevel.T12_L1)

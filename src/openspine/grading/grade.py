@@ -24,7 +24,7 @@ from ..levels import LUMBAR_DISCS, DiscLevel, Grading, GradingName, grading_key
 from ..results import NOT_ASKED, Disc, Grade, ModelInfo
 from ..scan import SagittalView
 from ..scope import GroupedFlags, ModelScope, never_evaluated
-from ..vocabulary import LOW_SCORE
+from ..vocabulary import LOW_SCORE, score_text
 from .colour import ColourCheck
 from .crop import BlankCheck, CropSpec, check_corners_in_view, disc_crop, slice_indices
 from .features import FEATURE_NAMES, disc_features
@@ -85,9 +85,9 @@ def _sure_neighbours(detection: Detection, level: DiscLevel) -> None:
     up, low = scores.get(level.upper_vertebra), scores.get(level.lower_vertebra)
     if up is not None and low is not None and max(up, low) < LOW_SCORE:
         raise GeometryError(
-            f"the bodies beside it scored below {LOW_SCORE} ({level.upper_vertebra.value} {up:.2f}, "
-            f"{level.lower_vertebra.value} {low:.2f}): the network barely sees a body there, so the disc's place and "
-            "level are unsure"
+            f"the bodies beside it scored below {LOW_SCORE} ({level.upper_vertebra.value} {score_text(up)}, "
+            f"{level.lower_vertebra.value} {score_text(low)}): the network barely sees a body there, so the disc's "
+            "place and level are unsure"
         )
 
 

@@ -417,12 +417,9 @@ def _withhold_grades_of_unseen_contrast(csf: float | None, state: _State) -> Non
     """No grade where the spinal fluid is brighter over bone than on any T2 the grader learnt from
     (:func:`openspine.scope.fluid_too_bright_reason`), flagged ``intensity_unusual``; bodies and labels stay."""
     why = scope.fluid_too_bright_reason(csf)
-    if why is None:
-        return
-    state.flags.append(f"intensity_unusual: {why}")
-    if "grading" not in state.not_run:
-        state.not_run["grading"] = why
-        state.unfit = why
+    if why is not None:
+        state.flags.append(f"intensity_unusual: {why}")
+        state.contrast_unseen = why
 
 
 def _off_midline_probability(view: SagittalView, detection: Detection, state: _State) -> float | None:
@@ -1020,6 +1017,9 @@ class _State:
     out_of_scope: str | None = None
     unfit: str | None = None  # why the image's intensities cannot be graded (its discs' gradings are withheld)
     labels_doubt: str | None = None  # why the labels may be wrong (turned image, estimated size): no grade
+    # why the image's contrast is none the grader saw (fluid brighter over bone than on any T2): no grade, after the
+    # reasons of scope and size, which say more of what the image is
+    contrast_unseen: str | None = None
     midline: dict[str, Any] | None = None  # the midline recogniser's reading of a single slice (input.midline)
     bodies_seen: list[tuple[float, float]] = field(default_factory=list)  # (row, col) of every body the detector found
     refused_for_bodies: bool = False  # out of scope for what the bodies show (none, two columns, too few, unsure)
@@ -1442,10 +1442,12 @@ def _grade(
             withhold=state.unfit
             or state.labels_doubt
             or scope.unanchored_levels_reason(detection.sacrum_seen, detection.vertebrae)
-            or scope.missed_body_reason(detection.flags)
-            or scope.unsure_fit_reason(detection.flags)
             or _unseen_size_withheld(detection, state, view)
-            or _flagged_at_an_estimated_size(state),
+            or _flagged_at_an_estimated_size(state)
+            # after the rules of scope and size, whose reasons say more of what the image is
+            or state.contrast_unseen
+            or scope.missed_body_reason(detection.flags)
+            or scope.unsure_fit_reason(detection.flags),
             sure_neighbours=True,
         )
     except ModelError as exc:

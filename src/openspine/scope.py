@@ -250,14 +250,16 @@ CSF_UNSEEN_ABOVE = 5.0
 
 def fluid_too_bright_reason(csf_over_body: float | None) -> str | None:
     """Why no disc is graded where the spinal fluid is brighter over bone than on any T2 scan the grader learnt
-    from (:data:`CSF_UNSEEN_ABOVE`): the image's grey levels were changed (a display gamma, a narrow window) or it
-    is another sequence whose bone is dark (a STIR, a fat-suppressed T2); None within the range."""
+    from (:data:`CSF_UNSEEN_ABOVE`): the image's grey levels were changed (a display gamma, a narrow window), it is
+    another sequence whose bone is dark (a STIR, a fat-suppressed T2), or it shows a region the grader never saw (an
+    upper thoracic window read 8.2); None within the range."""
     if csf_over_body is None or csf_over_body <= CSF_UNSEEN_ABOVE:
         return None
     return (
         f"the spinal fluid is {csf_over_body:.1f} times as bright as the vertebral bodies, more than on any T2 scan "
         f"the grader was trained on (at most {CSF_T2_SEEN_MAX:.1f}): the image's contrast may have been changed (a "
-        "display gamma, a narrow window) or it is another sequence (a STIR, a fat-suppressed T2)"
+        "display gamma, a narrow window), it is another sequence (a STIR, a fat-suppressed T2), or it shows a part of "
+        "the spine the grader never saw"
     )
 
 

@@ -710,3 +710,16 @@ def test_two_unnamed_series_whose_first_choice_reads_t1_read_the_other_one(share
     assert [d for d in result.discs if d.graded]
     switched = next(f for f in result.flags if f.startswith("series_switched: "))
     assert "(--series 4), reads as T1 (image), which the grader does not read; series (--series 3) was read" in switched
+
+
+def test_a_t1_of_another_patient_in_the_same_study_is_not_read_beside_and_info_says_why() -> None:
+    """One StudyInstanceUID, two PatientIDs (a merged export): analyze set the T1 aside as another patient's while
+    info listed it as read beside the main series (user test). The roles now agree."""
+    t2 = dataclasses.replace(_info(3, "sagittal", 15, "T2"), patient_key="a")
+    t1 = dataclasses.replace(_info(4, "sagittal", 15, "T1"), patient_key="b")
+    roles = series_roles([t2, t1])
+    assert roles[1].role == "not used" and "another patient's (its PatientID differs" in roles[1].reason
+    same = series_roles([t2, dataclasses.replace(t1, patient_key="a")])
+    assert same[1].role == "T1"
+    unknown = series_roles([t2, dataclasses.replace(t1, patient_key=None)])  # no PatientID: not told apart
+    assert unknown[1].role == "T1"

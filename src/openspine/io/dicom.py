@@ -1124,6 +1124,9 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
         if s is not main
         and s.is_image
         and s.study_uid == main.study_uid
+        # another PatientID under the same study UID (a merged export) is another patient's: analyze sets it aside,
+        # and info had listed it as read beside (user test)
+        and (s.patient_key == main.patient_key or None in (s.patient_key, main.patient_key))
         and s.plane == "sagittal"
         and s.sequence_hint == "T1"
         and main.sequence_hint != "T1"
@@ -1191,6 +1194,8 @@ def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_inde
         return ROLE_NOT_USED, s.not_image
     if s.study_uid != main.study_uid:
         return ROLE_NOT_USED, f"{OTHER_STUDY} (its StudyInstanceUID differs from the main series')"
+    if None not in (s.patient_key, main.patient_key) and s.patient_key != main.patient_key:
+        return ROLE_NOT_USED, "another patient's (its PatientID differs from the main series', in the same study)"
     if s.plane != "sagittal":
         return ROLE_NOT_USED, f"not sagittal ({s.plane})"
     if main.plane != "sagittal":

@@ -135,9 +135,7 @@ def _lumbar_series_instead(
         return result
     seq = result.input.sequence or {}
     shows = (
-        _not_t2_words(seq)
-        if seq.get("value") != "T2" and _lumbar_reach(result) == 2
-        else f"shows {_reach_words(result)}"
+        _not_t2_words(seq) if _reads_as_no_t2(seq) and _lumbar_reach(result) == 2 else f"shows {_reach_words(result)}"
     )
     first = f"the series chosen first, {_series_words(result)}, {shows}"
     best, best_words = result, ""
@@ -256,7 +254,7 @@ def _analyze_configured(
     fov = scope.field_of_view((v.label for v in state.vertebrae), seen.cervical_probability)
     if unread and "sacral" not in fov["regions"]:  # no lumbar spine seen down to the sacrum: another may show it
         state.flags.append(_other_series_flag([words for words, _ in unread], fov))
-    elif unread and sequence.get("value") != "T2" and not state.out_of_scope and not any(d.graded for d in state.discs):
+    elif unread and _reads_as_no_t2(sequence) and not state.out_of_scope and not any(d.graded for d in state.discs):
         # not graded for its sequence, while the study's other series name none: one may be the T2 (two unnamed
         # series of an anonymised export, the T1 with more slices read and the T2 left unsaid; user test)
         state.flags.append(_other_series_flag([words for words, _ in unread], fov, sequence))
@@ -355,7 +353,7 @@ def _look(
         state.flags.extend([offset] if offset else [])
         _withhold_grades_of_an_unfit_image(view, detection, state)
         csf = csf_over_body(view, detection)
-        _withhold_grades_of_unseen_contrast(csf, state)
+        _withhold_grades_of_unseen_contrast(csf, sequence, state)
         image_seq = recognition.sequence_probabilities if recognition is not None else None
         sequence = scope.check_sequence_by_fluid(sequence, csf, image_seq)
         sequence = scope.check_named_sequence(sequence, image_seq, csf)  # a header or the user against the image
@@ -413,9 +411,12 @@ def _withhold_grades_of_an_unfit_image(view: SagittalView, detection: Detection,
             state.unfit = why  # each disc's gradings are withheld with it (:func:`_grade`)
 
 
-def _withhold_grades_of_unseen_contrast(csf: float | None, state: _State) -> None:
+def _withhold_grades_of_unseen_contrast(csf: float | None, sequence: Mapping[str, Any], state: _State) -> None:
     """No grade where the spinal fluid is brighter over bone than on any T2 the grader learnt from
-    (:func:`openspine.scope.fluid_too_bright_reason`), flagged ``intensity_unusual``; bodies and labels stay."""
+    (:func:`openspine.scope.fluid_too_bright_reason`), flagged ``intensity_unusual``; bodies and labels stay. Not said
+    of a scan named another sequence (a header's STIR), which is not graded anyway."""
+    if sequence.get("value") in ("T1", "STIR", "other"):
+        return
     why = scope.fluid_too_bright_reason(csf)
     if why is not None:
         state.flags.append(f"intensity_unusual: {why}")
@@ -708,6 +709,12 @@ def _other_series_flag(
         f"study's other sagittal series, not analysed: {', '.join(unread)}; one may show the lumbar spine (openspine "
         "info lists them)"
     )
+
+
+def _reads_as_no_t2(sequence: Mapping[str, Any]) -> bool:
+    """Whether a series surely reads as a sequence the grader does not read (T1, STIR, other), by its header or image:
+    not an unsure call (it may be the T2), nor the user's word (which the series read instead would be given too)."""
+    return sequence.get("value") in ("T1", "STIR", "other") and sequence.get("source") != "user"
 
 
 def _not_t2_words(sequence: Mapping[str, Any]) -> str:

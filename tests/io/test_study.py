@@ -723,3 +723,26 @@ def test_a_t1_of_another_patient_in_the_same_study_is_not_read_beside_and_info_s
     assert same[1].role == "T1"
     unknown = series_roles([t2, dataclasses.replace(t1, patient_key=None)])  # no PatientID: not told apart
     assert unknown[1].role == "T1"
+
+
+def test_only_a_sure_non_t2_reading_that_is_not_the_users_sends_for_the_studys_other_series() -> None:
+    """An unsure call may be the T2 itself, and the user's --sequence would be given to the other series too: neither
+    flags the unnamed series as maybe the T2 (review)."""
+    from openspine.analysis import _reads_as_no_t2
+
+    assert _reads_as_no_t2({"value": "T1", "source": "image"}) and _reads_as_no_t2(
+        {"value": "other", "source": "header"}
+    )
+    assert not _reads_as_no_t2({"value": "T2", "source": "image"})
+    assert not _reads_as_no_t2({"value": None, "source": "image", "best_guess": "T1"})
+    assert not _reads_as_no_t2({"value": "T1", "source": "user"})
+
+
+def test_fluid_beyond_any_t2_is_not_flagged_on_a_scan_named_another_sequence() -> None:
+    from openspine.analysis import _State, _withhold_grades_of_unseen_contrast
+
+    for value, flagged in (("STIR", False), ("other", False), ("T2", True), (None, True)):
+        state = _State()
+        _withhold_grades_of_unseen_contrast(7.3, {"value": value, "source": "header"}, state)
+        assert any(f.startswith("intensity_unusual:") for f in state.flags) is flagged, value
+        assert (state.contrast_unseen is not None) is flagged

@@ -124,7 +124,7 @@ def test_a_t1_is_set_aside_unmatched_where_its_image_reads_as_another_sequence()
     assert any(f.startswith("t1_not_used: it reads as other") for f in doc["flags"])
 
 
-def test_a_t1_whose_sequence_is_merely_unclear_is_still_matched() -> None:
+def test_a_sequence_reads_as_its_value_or_the_reading_that_set_a_header_aside() -> None:
     # a T2 filed as the T1 was matched with the T2 itself; one whose sequence is merely unclear is still a check
     from openspine.analysis import _reads_as
 

@@ -486,13 +486,18 @@ def series_entries(root: Path, series: SeriesInfo, case_id: str, files: list[Pat
 
 
 def _shorter_words(copy: Path, first: Path) -> str:
-    """'; this copy is shorter (400 of 148 230 bytes): truncated' where ``copy`` is shorter than the file read in
-    its place (the longer of the two is read): a truncated copy had been listed as a plain copy (user test)."""
+    """'; this copy is shorter (400 of 148 230 bytes): truncated, or stripped of header elements' where ``copy`` is
+    shorter than the file read in its place (the longer of the two is read): a truncated copy had been listed as a
+    plain copy (user test); an anonymised copy is shorter too, so its size alone does not say which."""
     try:
         mine, theirs = copy.stat().st_size, first.stat().st_size
     except OSError:
         return ""
-    return f"; this copy is shorter ({mine} of {theirs} bytes): truncated" if mine < theirs else ""
+    return (
+        f"; this copy is shorter ({mine} of {theirs} bytes): truncated, or stripped of header elements"
+        if mine < theirs
+        else ""
+    )
 
 
 def _why_no_series(path: Path) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..scope import FIT_MARGIN, S1_BY_FIT
+from ..scope import FIT_MARGIN, MISSED_BODY, S1_BY_FIT
 from . import decode as _decode
 from .labelling import MIN_ORDINAL, S1_ORDINAL, SequenceLabels, ordinal_to_level, step_in_residuals
 
@@ -20,7 +20,7 @@ from .labelling import MIN_ORDINAL, S1_ORDINAL, SequenceLabels, ordinal_to_level
 LABELLING_FLAG_PREFIXES = (
     "labelling_ambiguous",
     "transitional_vertebra_suspected",
-    "vertebra_not_detected",
+    MISSED_BODY,
     "no vertebral body detected",
     "vertebra_at_volume_side",  # the spine leaves the imaged volume: its count may break at the side
 )
@@ -63,7 +63,7 @@ def labelling_flags(
     if np.any(np.diff(index) > 1):
         for i in np.nonzero(np.diff(index) > 1)[0].tolist():
             flags.append(
-                f"vertebra_not_detected: between {ordinal_to_level(int(ordinals[i])).value} and "
+                f"{MISSED_BODY}: between {ordinal_to_level(int(ordinals[i])).value} and "
                 f"{ordinal_to_level(int(ordinals[i + 1])).value}"
             )
     if any(f.startswith("labelling_ambiguous") for f in flags):

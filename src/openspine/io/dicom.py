@@ -1370,7 +1370,7 @@ def read_series(info: SeriesInfo, display_path: Path | None = None) -> Scan:
     if thick is not None:
         extra["slice_thickness_mm"] = _number(thick, 0.0, "SliceThickness", names[ordered[0].file]) or None
     demoted = demoted_t2_reason(_EnhancedHeader(first) if _is_enhanced(first) else first)
-    if demoted:  # why a series named T2 is no T2 to grade: said with the withheld grades
+    if demoted:  # why a series named T2, or an unnamed gradient echo, is no T2 to grade: said with the withheld grades
         extra["sequence_why"] = demoted
     root = info.root if info.root is not None else (info.files[0].parent if info.files else None)
     source = ScanSource(

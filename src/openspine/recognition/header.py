@@ -13,7 +13,8 @@ Rules, first match wins:
    text saying T2 under STIR timing (IR in ScanningSequence with a short inversion time) → STIR, whatever the name;
    a range of vertebrae in a name (``C2-T1``, ``T1-T12``) names no contrast;
 2. timing: an inversion-recovery sequence (``IR`` in ScanningSequence or ``IR_GEMS`` in ScanOptions, or an
-   InversionTime) with a short inversion time (≤ 250 ms) → STIR;
+   InversionTime) with a short inversion time (≤ 250 ms) → STIR (not a gradient echo, whose timing no rule reads:
+   rule 4);
 3. TR < 1000 ms and TE < 30 ms → T1; TE > 60 ms and TR > 1500 ms → T2 (spin echoes only: a gradient echo, ``GR``
    without ``SE`` in ScanningSequence, is T2*-weighted at TR 700 ms and TE 25 ms, which read as T1; its weighting
    rests on the flip angle, which these rules do not read);

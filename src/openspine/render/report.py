@@ -215,7 +215,7 @@ def _discs_section(result: AnalysisResult, meaning: Mapping[str, str]) -> list[s
             "differs (it favours rare findings: more found, more false alarms), it follows as 'balanced: k'. "
             f"Cells below {LOW_CONFIDENCE:.0%} are highlighted; 'n/a' = not available from the model used; "
             "'withheld' = outside the model's scope; 'not graded' = not graded for what was seen at the disc (hover "
-            "for why); '+T1' = read from the T1 series too. Discs "
+            "over either for why); '+T1' = read from the T1 series too. Discs "
             f"outside the levels asked for ({e(_levels_asked(result.parameters.get('grade_levels')))}; --levels all "
             "grades every labelled one), and discs whose level is unknown ('?'), are not graded ('—').</p>"
         )

@@ -8,7 +8,8 @@ detected discs), and how many slices fall below ``CSF_T1_BELOW``, between, and a
 highest, with how many lie above ``CSF_UNSEEN_ABOVE`` (fluid brighter than on any T2 the grader saw). ``--volumes``
 adds the split's other scans that index.csv calls T2 (FastCleverSeg, SCT) as "T2 volumes". ``--gamma G`` reads
 each scan under a display gamma of G first (its grey levels scaled to 0–1 between the 0.5th and 99.5th percentile,
-raised to the power G): what the ``intensity_unusual`` rule catches of a changed contrast.
+raised to the power G): what the ``intensity_unusual`` rule catches of a changed contrast. ``--black-percentile P``
+windows each scan first so that its darkest P % are black (a narrow display window): what the rule costs there.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ def slices(data: Path, split: str, volumes: bool = False) -> list[tuple[str, Pat
     return out
 
 
-def with_gamma(scan, gamma: float):  # type: ignore[no-untyped-def]
-    """``scan`` with its grey levels under a display gamma (0.5th-99.5th percentile to 0-1, to the power ``gamma``)."""
+def with_gamma(scan, gamma: float, black: float = 0.5):  # type: ignore[no-untyped-def]
+    """``scan`` with its grey levels under a display gamma (``black``-th to 99.5th percentile to 0-1, to the power
+    ``gamma``)."""
     from dataclasses import replace
 
     a = np.asarray(scan.array, dtype=np.float32)
-    lo, hi = np.percentile(a, [0.5, 99.5])
+    lo, hi = np.percentile(a, [black, 99.5])
     return replace(scan, array=(np.clip((a - lo) / max(hi - lo, 1e-6), 0, 1) ** gamma * 1000).astype(np.float32))
 
 
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="train", choices=("train", "val"))
     ap.add_argument("--volumes", action="store_true", help="add the split's other T2 scans (FastCleverSeg, SCT)")
     ap.add_argument("--gamma", type=float, default=None, help="read each scan under this display gamma")
+    ap.add_argument("--black-percentile", type=float, default=None, help="window each scan: its darkest P %% black")
     args = ap.parse_args(argv)
     logging.getLogger("openspine").setLevel(logging.ERROR)
     from openspine import load_scan
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     values: dict[str, list[float]] = {"T1": [], "T2": [], "T2 volumes": []}
     for seq, path in slices(args.data, args.split, args.volumes):
         scan = load_scan(path)
+        if args.black_percentile is not None:
+            scan = with_gamma(scan, 1.0, args.black_percentile)
         if args.gamma is not None:
             scan = with_gamma(scan, args.gamma)
         view = scan.to_sagittal()

@@ -175,7 +175,7 @@ def _series_words(result: AnalysisResult) -> str:
 
     series = result.input.series or {}
     stack = stack_words(str(series.get("series_uid") or ""))
-    name = (series.get("series_description") or "series") + stack
+    name = (series.get("series_description") or "unnamed series") + stack
     number = series.get("series_number")
     if stack:  # the stacks of one series share its number: their UID with the stack names them
         return f"{name} (--series '{series['series_uid']}')"
@@ -662,8 +662,8 @@ def _read(
         # its bodies can be labelled); not another study's, nor a station above the main one
         unread.extend(
             (
-                f"{r.description or 'series'} ({'' if r.sequence in ('T2', None) else f'{r.sequence}, '}--series "
-                f"{r.pick})",
+                f"{r.description or 'unnamed series'} "
+                f"({'' if r.sequence in ('T2', None) else f'{r.sequence}, '}--series {r.pick})",
                 r.series_uid,
             )
             for r in study.roles

@@ -81,6 +81,10 @@ def test_a_path_too_long_for_a_folder_name_gets_a_shortened_id_of_its_own(tmp_pa
     _tiny(root / "site01" / f"{long_b}.nii.gz", 2)
     ids = _ids(root)
     assert len(ids) == 2 and all(len(k) <= MAX_ID_CHARS and k.startswith("site01__sub-01_xxx") for k in ids)
+    from openspine.batch.discover import _safe_id
+
+    cut = _safe_id("a" * 185 + "__" + "b" * 50)  # cut inside the "__" that joins two folders: no run of separators
+    assert len(cut) <= MAX_ID_CHARS and "___" not in cut
     assert ids == _ids(root)  # the same each time: a resume finds its folders
     assert main(["-q", "batch", str(root), "--out", str(out), "--formats", "json"]) == 3  # noise: out of scope
     assert sorted(p.name for p in (out / "cases").iterdir()) == sorted(ids)

@@ -709,7 +709,10 @@ def test_two_unnamed_series_whose_first_choice_reads_t1_read_the_other_one(share
     assert result.input.series["series_number"] == 3 and result.input.sequence["value"] == "T2"
     assert [d for d in result.discs if d.graded]
     switched = next(f for f in result.flags if f.startswith("series_switched: "))
-    assert "(--series 4), reads as T1 (image), which the grader does not read; series (--series 3) was read" in switched
+    assert (
+        "unnamed series (--series 4), reads as T1 (image), which the grader does not read; unnamed series (--series 3) "
+        "was read instead" in switched
+    )
 
 
 def test_a_t1_of_another_patient_in_the_same_study_is_not_read_beside_and_info_says_why() -> None:

@@ -108,7 +108,7 @@ def _safe_id(text: str) -> str:
     if len(safe) <= MAX_ID_CHARS:
         return safe
     digest = hashlib.sha1(safe.encode(), usedforsecurity=False).hexdigest()[:12]
-    return f"{safe[: MAX_ID_CHARS - len(digest) - 2]}__{digest}"
+    return f"{safe[: MAX_ID_CHARS - len(digest) - 2].rstrip('._-')}__{digest}"
 
 
 def _is_bids(rel: Path) -> bool:

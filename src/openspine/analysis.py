@@ -415,7 +415,7 @@ def _withhold_grades_of_unseen_contrast(csf: float | None, sequence: Mapping[str
     """No grade where the spinal fluid is brighter over bone than on any T2 the grader learnt from
     (:func:`openspine.scope.fluid_too_bright_reason`), flagged ``intensity_unusual``; bodies and labels stay. Not said
     of a scan named another sequence (a header's STIR), which is not graded anyway."""
-    if sequence.get("value") in ("T1", "STIR", "other"):
+    if sequence.get("value") in _NOT_GRADED_SEQUENCES:
         return
     why = scope.fluid_too_bright_reason(csf)
     if why is not None:
@@ -711,10 +711,14 @@ def _other_series_flag(
     )
 
 
+# the sequences the grader does not read (it was trained on T2): a scan surely of one gets no grade whatever else holds
+_NOT_GRADED_SEQUENCES = ("T1", "STIR", "other")
+
+
 def _reads_as_no_t2(sequence: Mapping[str, Any]) -> bool:
     """Whether a series surely reads as a sequence the grader does not read (T1, STIR, other), by its header or image:
     not an unsure call (it may be the T2), nor the user's word (which the series read instead would be given too)."""
-    return sequence.get("value") in ("T1", "STIR", "other") and sequence.get("source") != "user"
+    return sequence.get("value") in _NOT_GRADED_SEQUENCES and sequence.get("source") != "user"
 
 
 def _not_t2_words(sequence: Mapping[str, Any]) -> str:

@@ -1126,7 +1126,7 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
         and s.study_uid == main.study_uid
         # another PatientID under the same study UID (a merged export) is another patient's: analyze sets it aside,
         # and info had listed it as read beside (user test)
-        and (s.patient_key == main.patient_key or None in (s.patient_key, main.patient_key))
+        and not _other_patient(s, main)
         and s.plane == "sagittal"
         and s.sequence_hint == "T1"
         and main.sequence_hint != "T1"
@@ -1188,13 +1188,18 @@ def series_roles(found: list[SeriesInfo], wanted: str | int | None = None) -> tu
     return tuple(out)
 
 
+def _other_patient(s: SeriesInfo, main: SeriesInfo) -> bool:
+    """Whether two series carry different PatientIDs (a series without one is not told apart)."""
+    return None not in (s.patient_key, main.patient_key) and s.patient_key != main.patient_key
+
+
 def _unused_role(s: SeriesInfo, main: SeriesInfo, t1: SeriesInfo | None, t1_index: int | None) -> tuple[str, str]:
     """The role and reason of a series that is neither the main series nor the T1 series read beside it."""
     if s.not_image is not None:
         return ROLE_NOT_USED, s.not_image
     if s.study_uid != main.study_uid:
         return ROLE_NOT_USED, f"{OTHER_STUDY} (its StudyInstanceUID differs from the main series')"
-    if None not in (s.patient_key, main.patient_key) and s.patient_key != main.patient_key:
+    if _other_patient(s, main):
         return ROLE_NOT_USED, "another patient's (its PatientID differs from the main series', in the same study)"
     if s.plane != "sagittal":
         return ROLE_NOT_USED, f"not sagittal ({s.plane})"

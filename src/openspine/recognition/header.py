@@ -107,6 +107,9 @@ _TEXT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+_T2_NAME = next(pattern for name, pattern in _TEXT_RULES if name == "T2")
+
+
 class _HeaderLike(Protocol):
     def get(self, key: str, default: Any = ...) -> Any: ...
 
@@ -267,9 +270,8 @@ def demoted_t2_reason(ds: _HeaderLike) -> str | None:
 def _t2_beside_other(name: str) -> bool:
     """Whether one name says T2 and a word of :data:`_NOT_T2_NAMES` (not a T2* of its own, ``t2*``, ``t2star``)."""
     low = _LEVEL_RANGE.sub(" ", name)
-    t2 = next(p for n, p in _TEXT_RULES if n == "T2")
     other = _NOT_T2_NAMES.search(low)
-    return bool(t2.search(low)) and other is not None and not other.group(0).startswith("t2")
+    return bool(_T2_NAME.search(low)) and other is not None and not other.group(0).startswith("t2")
 
 
 def sequence_from_header(ds: _HeaderLike) -> str | None:

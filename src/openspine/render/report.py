@@ -248,13 +248,7 @@ def _discs_section(result: AnalysisResult, meaning: Mapping[str, str]) -> list[s
                     note = r.note or ""
                     # a disc not graded for what was seen there (unsure bodies beside it) had read 'n/a', which the
                     # legend gives to a grading the model lacks (user test)
-                    word = (
-                        "withheld"
-                        if note.startswith("withheld")
-                        else "not graded"
-                        if note.startswith("not graded")
-                        else "n/a"
-                    )
+                    word = next((w for w in ("withheld", "not graded") if note.startswith(w)), "n/a")
                     cells.append(f"<td class='na' title='{e(r.note or '')}'>{word}</td>")
                 else:
                     p = r.probability or 0.0
